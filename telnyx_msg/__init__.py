@@ -1,0 +1,1 @@
+from telnyx_msg._version import __version__

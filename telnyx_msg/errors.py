@@ -1,0 +1,282 @@
+"""Every exception ``telnyx_msg`` raises.
+
+::
+
+    TelnyxError
+    ├── ConfigurationError            bad client settings (missing key, bad base_url); also a ValueError
+    ├── ValidationError               bad arguments caught before any I/O; also a ValueError
+    ├── APIConnectionError            no HTTP response; .outcome_unknown tells if it may have reached Telnyx
+    │   └── APITimeoutError
+    ├── APIStatusError                .status .errors .request_id .body .outcome_unknown
+    │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
+    │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
+    │   ├── RateLimitError 429        .retry_after (seconds or None), .code ("10011" or "40318")
+    │   │   └── QueueFullError        429 with error code 40318 (the sender's queue is full)
+    │   └── InternalServerError 5xx
+    └── WebhookVerificationError      everything webhook verification raises is one of these:
+        ├── InvalidSignatureError
+        ├── TimestampError
+        ├── MissingHeaderError
+        ├── WebhookPayloadError
+        └── DuplicateWebhookError
+
+The API key never appears in any message or attribute here: errors are built from the response,
+the method and the path only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "DuplicateWebhookError",
+    "ErrorDetail",
+    "InternalServerError",
+    "InvalidSignatureError",
+    "MissingHeaderError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QueueFullError",
+    "RateLimitError",
+    "TelnyxError",
+    "TimestampError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+]
+
+
+class TelnyxError(Exception):
+    """Base class of every error raised by ``telnyx_msg``."""
+
+
+class ConfigurationError(TelnyxError, ValueError):
+    """The client or verifier was configured wrongly (missing API key, bad base URL, bad key)."""
+
+
+class ValidationError(TelnyxError, ValueError):
+    """An argument was rejected before any I/O; ``field`` names it (wire name, e.g. ``from``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class APIConnectionError(TelnyxError):
+    """No HTTP response was received.
+
+    ``outcome_unknown`` is True when the request may have reached Telnyx (the connection broke or
+    timed out after the request was sent). Such a send is never retried without an idempotency key,
+    because retrying could deliver the message twice.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "",
+                 outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.outcome_unknown = outcome_unknown
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out (connect or total timeout)."""
+
+
+@attrs.frozen
+class ErrorDetail:
+    """One entry of Telnyx's ``{"errors": [...]}`` body."""
+
+    code: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    source: Mapping[str, Any] | None = None
+    meta: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ErrorDetail:
+        """Build from one decoded error object, tolerating odd types (codes sent as numbers)."""
+        if not isinstance(obj, Mapping):
+            return cls(detail=str(obj))
+        code = obj.get("code")
+        source = obj.get("source")
+        meta = obj.get("meta")
+        return cls(
+            code=None if code is None else str(code),
+            title=_opt_str(obj.get("title")),
+            detail=_opt_str(obj.get("detail", obj.get("description"))),
+            source=source if isinstance(source, Mapping) else None,
+            meta=meta if isinstance(meta, Mapping) else None,
+        )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class APIStatusError(TelnyxError):
+    """Telnyx answered with an error status (4xx/5xx).
+
+    ``errors`` holds Telnyx's error objects, ``code`` the first one's code, ``request_id`` the
+    response's request id header when present, and ``body`` the decoded body (or raw text).
+    ``outcome_unknown`` is True for a 5xx answer to a send that may still have been accepted.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        errors: Sequence[ErrorDetail] = (),
+        request_id: str | None = None,
+        body: Any = None,
+        method: str = "",
+        path: str = "",
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        self.status = status
+        self.errors = list(errors)
+        self.request_id = request_id
+        self.body = body
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+        super().__init__(self._describe())
+
+    @property
+    def status_code(self) -> int:
+        """Alias of ``status`` (the official SDK's name)."""
+        return self.status
+
+    @property
+    def code(self) -> str | None:
+        """The first Telnyx error code (e.g. ``"10011"``), if any."""
+        return self.errors[0].code if self.errors else None
+
+    @property
+    def title(self) -> str | None:
+        """The first Telnyx error title, if any."""
+        return self.errors[0].title if self.errors else None
+
+    def _describe(self) -> str:
+        parts = [str(self.status)]
+        if self.errors:
+            first = self.errors[0]
+            if first.code:
+                parts.append(f"[{first.code}]")
+            text = first.title or ""
+            if first.detail and first.detail != first.title:
+                text = f"{text}: {first.detail}" if text else first.detail
+            if text:
+                parts.append(text)
+            if len(self.errors) > 1:
+                parts.append(f"(+{len(self.errors) - 1} more)")
+        elif isinstance(self.body, str) and self.body:
+            parts.append(self.body[:200])
+        if self.method:
+            parts.append(f"on {self.method} {self.path}")
+        if self.retry_after is not None:
+            parts.append(f"(retry after {self.retry_after:g} s)")
+        if self.outcome_unknown:
+            parts.append("(outcome unknown: the request may have been accepted; not retried)")
+        if self.request_id:
+            parts.append(f"(request_id={self.request_id})")
+        return " ".join(parts)
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404."""
+
+
+class ConflictError(APIStatusError):
+    """HTTP 409."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422: Telnyx rejected a field; see ``errors[i].source``."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429. ``retry_after`` is the server's wait hint in seconds (or None)."""
+
+
+class QueueFullError(RateLimitError):
+    """HTTP 429 with code 40318: the sender's queue is full; wait for it to drain."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 5xx."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+QUEUE_FULL_CODE = "40318"
+
+
+def status_error_class(status: int, code: str | None) -> type[APIStatusError]:
+    """The exception class for an HTTP error status and first Telnyx error code."""
+    if status == 429 and code == QUEUE_FULL_CODE:
+        return QueueFullError
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+class WebhookVerificationError(TelnyxError):
+    """A webhook could not be verified or parsed; the subclass says which check failed."""
+
+
+class InvalidSignatureError(WebhookVerificationError):
+    """The signature does not verify, or is not valid base64 of 64 bytes."""
+
+
+class TimestampError(WebhookVerificationError):
+    """The timestamp is malformed, too old or too far in the future."""
+
+
+class MissingHeaderError(WebhookVerificationError):
+    """A required header is absent or repeated."""
+
+
+class WebhookPayloadError(WebhookVerificationError):
+    """The signature is valid but the body is not a webhook JSON document."""
+
+
+class DuplicateWebhookError(WebhookVerificationError):
+    """The event id was already seen (replay store enabled); answer 2xx and skip it."""
+
+    def __init__(self, message: str, *, event_id: str = "") -> None:
+        super().__init__(message)
+        self.event_id = event_id
