@@ -1,1 +1,124 @@
+"""telnyx_msg: an asyncio-first client for the Telnyx Messaging API, with a blocking facade.
+
+::
+
+    async with telnyx_msg.AsyncClient() as client:          # key from $TELNYX_API_KEY
+        msg = await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+
+    with telnyx_msg.Client() as client:                      # same tree, blocking
+        msg = client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+
+What only some programs need (webhook verification, Redis, the fake server, the CLI) is
+imported on first use, so ``import telnyx_msg`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telnyx_msg._client import AsyncClient
+from telnyx_msg._config import RequestOptions, Timeout
+from telnyx_msg._retry import Backoff
+from telnyx_msg._sync import Client
 from telnyx_msg._version import __version__
+from telnyx_msg.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    DuplicateWebhookError,
+    ErrorDetail,
+    InternalServerError,
+    InvalidSignatureError,
+    MissingHeaderError,
+    NotFoundError,
+    PermissionDeniedError,
+    QueueFullError,
+    RateLimitError,
+    TelnyxError,
+    TimestampError,
+    UnprocessableEntityError,
+    ValidationError,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from telnyx_msg.models import Message, Page, PageMeta, Recipient, Sender, WebhookEvent, WhatsAppMessage
+
+if TYPE_CHECKING:
+    from telnyx_msg._ratelimit import RateLimits
+    from telnyx_msg._redis_limits import RedisRateLimits
+    from telnyx_msg._segments import Segments, segments
+    from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "DuplicateWebhookError",
+    "ErrorDetail",
+    "InternalServerError",
+    "InvalidSignatureError",
+    "MemoryReplayStore",
+    "Message",
+    "MissingHeaderError",
+    "NotFoundError",
+    "Page",
+    "PageMeta",
+    "PermissionDeniedError",
+    "QueueFullError",
+    "RateLimitError",
+    "RateLimits",
+    "Recipient",
+    "RedisRateLimits",
+    "RedisReplayStore",
+    "RequestOptions",
+    "Segments",
+    "Sender",
+    "TelnyxError",
+    "Timeout",
+    "TimestampError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "WebhookEvent",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+    "WebhookVerifier",
+    "WhatsAppMessage",
+    "__version__",
+    "segments",
+]
+
+_LAZY = {
+    "RateLimits": "telnyx_msg._ratelimit",
+    "RedisRateLimits": "telnyx_msg._redis_limits",
+    "Segments": "telnyx_msg._segments",
+    "segments": "telnyx_msg._segments",
+    "MemoryReplayStore": "telnyx_msg.webhooks",
+    "RedisReplayStore": "telnyx_msg.webhooks",
+    "WebhookVerifier": "telnyx_msg.webhooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'telnyx_msg' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

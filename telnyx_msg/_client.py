@@ -1,0 +1,464 @@
+"""``AsyncClient``: build → rate-limit → send with safe retries → parse, for every endpoint.
+
+The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request mapping is in
+:mod:`telnyx_msg._spec`; the network is in :mod:`telnyx_msg._transport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import attrs
+
+from telnyx_msg._config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    Timeout,
+    resolve_api_key,
+    resolve_base_url,
+    to_timeout,
+)
+from telnyx_msg._convert import converter
+from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._resources import AsyncMode, ResourceTree
+from telnyx_msg._retry import (
+    Backoff,
+    parse_seconds,
+    server_hint,
+    status_outcome_unknown,
+    status_retryable,
+)
+from telnyx_msg._spec import Endpoint
+from telnyx_msg._transport import USER_AGENT, AiohttpTransport, HttpResponse, TransportError
+from telnyx_msg.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ConfigurationError,
+    ErrorDetail,
+    TelnyxError,
+    ValidationError,
+    status_error_class,
+)
+from telnyx_msg.models import Page, PageMeta, WebhookEvent
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from telnyx_msg.webhooks import WebhookVerifier
+
+__all__ = ["AsyncClient", "Limiter", "Webhooks"]
+
+log = logging.getLogger("telnyx_msg")
+T = TypeVar("T")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
+_JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class Limiter(Protocol):
+    """What the client needs from a rate limiter (``RateLimits`` or ``RedisRateLimits``)."""
+
+    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None: ...
+
+    def on_response(self, sender: str | None, *, status: int, code: str | None,
+                    reset_after: float | None) -> None: ...
+
+
+class _Default:
+    """Sentinel: "use the documented default" (distinct from an explicit None)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+class Webhooks:
+    """``client.webhooks``: verify and parse webhooks with the client's public key.
+
+    The key is ``webhook_public_key=`` or ``$TELNYX_PUBLIC_KEY``; the verifier is built on first
+    use (so ``cryptography`` is imported only by code that receives webhooks).
+    """
+
+    def __init__(self, public_key: str | bytes | None) -> None:
+        self._public_key = public_key
+        self._verifier: WebhookVerifier | None = None
+
+    @property
+    def verifier(self) -> WebhookVerifier:
+        """The :class:`~telnyx_msg.WebhookVerifier` for the configured key."""
+        if self._verifier is None:
+            from telnyx_msg.webhooks import WebhookVerifier
+
+            key = self._public_key or os.environ.get("TELNYX_PUBLIC_KEY")
+            if not key:
+                raise ConfigurationError(
+                    "no webhook public key: pass webhook_public_key=... to the client or set "
+                    "TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials > Public Key)"
+                )
+            self._verifier = WebhookVerifier(key)
+        return self._verifier
+
+    def unwrap(self, raw_body: bytes | bytearray | memoryview | str,
+               headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the signature and timestamp, then parse the event. No I/O."""
+        return self.verifier.unwrap(raw_body, headers)
+
+    async def aunwrap(self, raw_body: bytes | bytearray | memoryview | str,
+                      headers: Mapping[str, str]) -> WebhookEvent:
+        """Same as :meth:`unwrap`, for symmetry in async code."""
+        return await self.verifier.aunwrap(raw_body, headers)
+
+
+@attrs.define
+class _Shared:
+    """State shared by a client and its ``with_options`` views."""
+
+    api_key: str
+    base_url: str
+    headers: dict[str, str]
+    transport: AiohttpTransport
+    limiter: Limiter | None
+    webhooks: Webhooks
+    closed: bool = False
+
+
+class AsyncClient(ResourceTree[AsyncMode]):
+    """The asyncio client for the Telnyx Messaging API.
+
+    ``api_key`` falls back to ``$TELNYX_API_KEY`` and ``base_url`` to ``$TELNYX_BASE_URL``, then
+    ``https://api.telnyx.com/v2``. ``timeout`` is seconds (total per attempt, with a 5 s connect
+    limit) or a :class:`Timeout`. ``max_retries`` (default 2) and ``backoff`` follow the retry
+    policy in ``docs/errors.md``: sends are never retried when they may have reached Telnyx,
+    unless the call carries an idempotency key. ``rate_limits`` defaults to ``RateLimits()``;
+    ``None`` turns client-side limiting off. ``session`` reuses your ``aiohttp.ClientSession``
+    (then the client never closes it). Use as ``async with`` or call ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff: Backoff | None = None,
+        rate_limits: Limiter | None = DEFAULT,
+        webhook_public_key: str | bytes | None = None,
+        session: aiohttp.ClientSession | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        key = resolve_api_key(api_key)
+        url = resolve_base_url(base_url)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        if rate_limits is DEFAULT:
+            from telnyx_msg._ratelimit import RateLimits
+
+            rate_limits = RateLimits()
+        self._shared = _Shared(
+            api_key=key,
+            base_url=url,
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            transport=AiohttpTransport(session, pool_size=pool_size),
+            limiter=rate_limits,
+            webhooks=Webhooks(webhook_public_key),
+        )
+        self._configure(to_timeout(timeout), _check_retries(max_retries), backoff or Backoff())
+
+    def _configure(self, timeout: Timeout, max_retries: int, backoff: Backoff) -> None:
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._is_view = False
+        self.webhooks = self._shared.webhooks
+        self._attach_resources(self)
+
+    # --- public ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to."""
+        return self._shared.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeout of this client (or view)."""
+        return self._timeout
+
+    @property
+    def max_retries(self) -> int:
+        """The default number of retries of this client (or view)."""
+        return self._max_retries
+
+    @property
+    def rate_limits(self) -> Limiter | None:
+        """The client-side rate limiter (None when limiting is off)."""
+        return self._shared.limiter
+
+    def with_options(self, *, timeout: float | Timeout = DEFAULT, max_retries: int = DEFAULT,
+                     backoff: Backoff = DEFAULT) -> AsyncClient:
+        """A cheap view with other defaults, sharing this client's session and rate limiter.
+
+        Closing a view does nothing; close the client it came from.
+        """
+        view = AsyncClient.__new__(AsyncClient)
+        view._shared = self._shared
+        view._configure(
+            self._timeout if timeout is DEFAULT else to_timeout(timeout),
+            self._max_retries if max_retries is DEFAULT else _check_retries(max_retries),
+            self._backoff if backoff is DEFAULT else backoff,
+        )
+        view._is_view = True
+        return view
+
+    async def aclose(self) -> None:
+        """Close the HTTP session this client created (a session you passed in stays open)."""
+        if self._is_view:
+            return
+        self._shared.closed = True
+        await self._shared.transport.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        # Never the API key.
+        return (f"AsyncClient(base_url={self._shared.base_url!r}, "
+                f"timeout={self._timeout.total:g}, max_retries={self._max_retries})")
+
+    # --- binding endpoint specs to methods (see _resources.Op) --------------------------------
+
+    def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
+        make = endpoint.request
+        if endpoint.paged:
+            pager = self._pager_factory(endpoint)
+
+            def list_method(*args: Any, **kwargs: Any) -> AsyncPager[Any]:
+                return AsyncPager(pager(make(*args, **kwargs)))
+
+            method: Callable[..., Any] = list_method
+        else:
+            run = self._runner(endpoint)
+
+            async def call_method(*args: Any, **kwargs: Any) -> Any:
+                return await run(make(*args, **kwargs))
+
+            method = call_method
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = getattr(make, "__doc__", None)
+        return method
+
+    def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
+        """``run(request) -> result`` for one endpoint (the blocking facade calls this too)."""
+        call = self._call
+        envelope = endpoint.envelope
+        if envelope == "none":
+            async def run_none(request: Any) -> Any:
+                await call(endpoint, request)
+                return None
+
+            return run_none
+        item_type = endpoint.response
+        hook = converter.get_structure_hook(item_type)
+        many = endpoint.many
+
+        async def run(request: Any) -> Any:
+            doc = _decode(await call(endpoint, request), endpoint)
+            data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
+            try:
+                if many:
+                    return [hook(x, item_type) for x in (data or ())]
+                return hook(data, item_type)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise TelnyxError(
+                    f"unexpected response shape from {endpoint.method} {endpoint.path}: {exc}"
+                ) from exc
+
+        return run
+
+    def _pager_factory(
+        self, endpoint: Endpoint[Any, T]
+    ) -> Callable[[Any], Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]]:
+        """``fetcher(request)`` → ``fetch(page_number)`` for a paged endpoint."""
+        call = self._call
+        item_type = endpoint.response
+        hook = converter.get_structure_hook(item_type)
+        meta_hook = converter.get_structure_hook(PageMeta)
+
+        def fetcher(request: Any) -> Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]:
+            first = request.page_number or 1
+
+            async def fetch(number: int | None) -> tuple[Page[T], list[Any]]:
+                req = request if number is None else attrs.evolve(request, page_number=number)
+                doc = _decode(await call(endpoint, req), endpoint)
+                raw = doc.get("data") if isinstance(doc, dict) else None
+                raw_list: list[Any] = raw if isinstance(raw, list) else []
+                meta_raw = doc.get("meta") if isinstance(doc, dict) else None
+                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else None
+                items = [hook(x, item_type) for x in raw_list]
+                return Page(items, meta, number or first), raw_list
+
+            return fetch
+
+        return fetcher
+
+    # --- the request pipeline --------------------------------------------------------------
+
+    async def _call(self, endpoint: Endpoint[Any, Any], request: Any) -> HttpResponse:
+        """Send one validated request with the retry policy; return the 2xx response."""
+        shared = self._shared
+        if shared.closed:
+            raise TelnyxError("this client is closed; create a new one")
+        timeout = self._timeout
+        max_retries = self._max_retries
+        headers = shared.headers
+        key: str | None = None
+        options = request.options
+        if options is not None:
+            if options.timeout is not None:
+                timeout = to_timeout(options.timeout)
+            if options.max_retries is not None:
+                max_retries = options.max_retries
+            key = options.idempotency_key
+            if key is not None and not endpoint.accepts_idempotency_key:
+                raise ValidationError(
+                    "idempotency_key",
+                    f"{endpoint.method} {endpoint.path} does not accept an Idempotency-Key",
+                )
+            if key is not None or options.extra_headers:
+                headers = {**headers, **(options.extra_headers or {})}
+                if key is not None:
+                    headers["Idempotency-Key"] = key
+        path, query, body = endpoint.build(request)
+        url = shared.base_url + path + ("?" + query if query else "")
+        data = _JSON_DUMPS(body).encode() if body else None
+        retry_safe = endpoint.idempotent or key is not None
+        limiter = shared.limiter if endpoint.send else None
+        lane: str | None = None
+        message_type = "SMS"
+        if limiter is not None and body is not None:
+            lane = body.get("from") or body.get("messaging_profile_id")
+            if body.get("media_urls") or endpoint.path.endswith("group_mms"):
+                message_type = "MMS"
+        method = endpoint.method
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await limiter.acquire(lane, message_type)
+            started = time.perf_counter()
+            try:
+                response = await shared.transport.send(method, url, headers, data, timeout)
+            except TransportError as exc:
+                may_retry = (not exc.reached or retry_safe) and attempt < max_retries
+                _log_attempt(method, path, None, attempt, started, None, exc)
+                if may_retry:
+                    await asyncio.sleep(self._backoff.delay(attempt))
+                    attempt += 1
+                    continue
+                error_cls = APITimeoutError if exc.timeout else APIConnectionError
+                note = (" The request may have reached Telnyx, so it was not retried; pass "
+                        "options=RequestOptions(idempotency_key=...) to make it retryable."
+                        if exc.reached and not retry_safe else "")
+                raise error_cls(f"{method} {path}: {exc}.{note}", method=method, path=path,
+                                outcome_unknown=exc.reached) from exc
+            status = response.status
+            if status < 400:
+                if limiter is not None:
+                    limiter.on_response(lane, status=status, code=None, reset_after=None)
+                _log_attempt(method, path, status, attempt, started, response, None)
+                return response
+            error = _status_error(response, method, path, retry_safe)
+            _log_attempt(method, path, status, attempt, started, response, None)
+            if limiter is not None:
+                reset = response.headers.get("x-ratelimit-reset")
+                limiter.on_response(lane, status=status, code=error.code,
+                                    reset_after=None if reset is None else parse_seconds(reset))
+            if attempt >= max_retries or not status_retryable(status, error.code, retry_safe):
+                raise error
+            hint = error.retry_after
+            if hint is not None and hint > self._backoff.max_wait:
+                raise error  # a long server hint is reported, never cut short (retry_after set)
+            delay = hint if hint else self._backoff.delay(attempt)
+            log.info("retrying %s %s after %s in %.2f s (retry %d of %d)", method, path,
+                     status, delay, attempt + 1, max_retries)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+def _check_retries(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
+    return value
+
+
+def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
+    if not response.body:
+        return {}
+    try:
+        return json.loads(response.body)
+    except ValueError as exc:
+        raise TelnyxError(
+            f"{endpoint.method} {endpoint.path} answered {response.status} with a body that is "
+            f"not JSON: {response.body[:200]!r}"
+        ) from exc
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _status_error(response: HttpResponse, method: str, path: str,
+                  retry_safe: bool) -> APIStatusError:
+    body: Any
+    try:
+        body = json.loads(response.body) if response.body else None
+    except ValueError:
+        body = response.body.decode("utf-8", "replace")
+    raw_errors = body.get("errors") if isinstance(body, dict) else None
+    errors = ([ErrorDetail.from_json(e) for e in raw_errors]
+              if isinstance(raw_errors, list) else [])
+    status = response.status
+    code = errors[0].code if errors else None
+    error_cls = status_error_class(status, code)
+    return error_cls(
+        status,
+        errors=errors,
+        request_id=_request_id(response.headers),
+        body=body,
+        method=method,
+        path=path,
+        retry_after=server_hint(response.headers, status),
+        outcome_unknown=status_outcome_unknown(status, retry_safe),
+    )
+
+
+def _log_attempt(method: str, path: str, status: int | None, attempt: int, started: float,
+                 response: HttpResponse | None, exc: Exception | None) -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    request_id = _request_id(response.headers) if response is not None else None
+    log.debug("%s %s -> %s attempt=%d elapsed=%.1fms request_id=%s", method, path,
+              status if exc is None else type(exc).__name__, attempt, elapsed_ms, request_id)

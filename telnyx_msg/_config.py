@@ -1,0 +1,129 @@
+"""Client settings as small immutable values: timeouts, per-call options, client config."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from telnyx_msg.errors import ConfigurationError, ValidationError
+
+DEFAULT_BASE_URL = "https://api.telnyx.com/v2"
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_RETRY_WAIT = 60.0
+#: Connection pool size: matches the official SDK's 100 and bounds send_many's concurrency.
+DEFAULT_POOL_SIZE = 100
+
+_IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_:-]{1,255}")
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+
+
+@frozen
+class Timeout:
+    """Request timeouts in seconds: ``total`` for the whole attempt, ``connect`` for the socket.
+
+    ``math.inf`` disables one explicitly; ``None`` is not accepted anywhere, because a silent
+    "wait forever" is how clients hang in production.
+    """
+
+    total: float = 60.0
+    connect: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        _check_seconds("timeout.total", self.total)
+        _check_seconds("timeout.connect", self.connect)
+
+
+DEFAULT_TIMEOUT = Timeout()
+
+
+def to_timeout(value: float | Timeout, *, connect: float = DEFAULT_TIMEOUT.connect) -> Timeout:
+    """Normalise a ``timeout=`` argument: a number is the total, with the default connect time."""
+    if isinstance(value, Timeout):
+        return value
+    if value is None:
+        raise ConfigurationError(
+            "timeout=None would wait forever; pass seconds (e.g. 30.0), "
+            "telnyx_msg.Timeout(total=..., connect=...), or math.inf to opt out explicitly"
+        )
+    _check_seconds("timeout", value)
+    return Timeout(total=float(value), connect=min(connect, float(value)))
+
+
+def validate_idempotency_key(key: str) -> str:
+    """Check Telnyx's documented key format ``^[A-Za-z0-9_:-]{1,255}$`` before any I/O."""
+    if not isinstance(key, str) or _IDEMPOTENCY_KEY_RE.fullmatch(key) is None:
+        raise ValidationError(
+            "idempotency_key",
+            f"{key!r} must be 1-255 characters of A-Z, a-z, 0-9, '_', ':' or '-' (a UUID4 works)",
+        )
+    return key
+
+
+def _check_key(_: Any, __: Any, value: str | None) -> None:
+    if value is not None:
+        validate_idempotency_key(value)
+
+
+def _check_retries(_: Any, __: Any, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
+
+
+def _check_timeout(_: Any, __: Any, value: float | Timeout | None) -> None:
+    if value is not None:
+        to_timeout(value)
+
+
+def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
+    if value is None:
+        return
+    for name in value:
+        if name.lower() == "authorization":
+            raise ConfigurationError("extra_headers must not set Authorization; use api_key")
+
+
+@frozen(kw_only=True)
+class RequestOptions:
+    """How one call is made (not what it sends): pass as ``options=`` to any method.
+
+    ``idempotency_key`` is sent as the ``Idempotency-Key`` header, identically on every attempt,
+    and makes a send safe to retry after an ambiguous failure (timeout, dropped connection,
+    500/502/504). Fields left ``None`` use the client's settings.
+    """
+
+    timeout: float | Timeout | None = attrs.field(default=None, validator=_check_timeout)
+    max_retries: int | None = attrs.field(default=None, validator=_check_retries)
+    idempotency_key: str | None = attrs.field(default=None, validator=_check_key)
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, validator=_check_headers)
+
+
+def resolve_api_key(api_key: str | None) -> str:
+    """The explicit key, else ``$TELNYX_API_KEY``; raise ConfigurationError if neither is set."""
+    key = api_key if api_key is not None else os.environ.get("TELNYX_API_KEY")
+    if not key or not isinstance(key, str) or not key.strip():
+        raise ConfigurationError(
+            "no API key: pass api_key=... or set the TELNYX_API_KEY environment variable"
+        )
+    if any(c in key for c in "\r\n"):
+        raise ConfigurationError("api_key must not contain line breaks")
+    return key.strip()
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The explicit URL, else ``$TELNYX_BASE_URL``, else Telnyx's; validated, no trailing slash."""
+    url = base_url or os.environ.get("TELNYX_BASE_URL") or DEFAULT_BASE_URL
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise ConfigurationError(f"base_url must be an http(s) URL without query, got {url!r}")
+    return url.rstrip("/")

@@ -1,0 +1,307 @@
+"""The single cattrs converter: every wire rule for response models lives here.
+
+Rules, applied to every attrs model in :mod:`telnyx_msg.models`:
+
+- a trailing ``_`` is dropped on the wire (``from_`` <-> ``"from"``);
+- JSON keys the model does not declare are kept on ``model.extra`` (never an error);
+- ``Enum | str`` fields take the enum member when known, else keep the string;
+- date-times accept ``T`` or a space, ``Z`` or an offset, any fraction digits, and become
+  timezone-aware (naive values are UTC); money (``Decimal``) accepts strings and numbers;
+- ``null`` for a list field gives an empty tuple; an inbound WhatsApp ``to`` string becomes one
+  recipient (WIRE.md §4.2).
+
+Structure functions are generated once per class (cattrs' code generation) and cached.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from telnyx_msg import models
+from telnyx_msg.models import LinkClick, Message, WebhookEvent, WebhookMeta
+
+__all__ = ["converter", "parse_datetime", "structure", "structure_event"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse an ISO 8601 date-time as Telnyx sends it into an aware ``datetime`` (UTC if naive)."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = _parse_datetime_slow(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _parse_datetime_slow(text: str) -> datetime:
+    # Python 3.10's fromisoformat rejects "Z" and fractions that are not 3 or 6 digits.
+    match = _ISO_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 date-time: {text!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    tz: timezone = timezone.utc
+    if offset and offset not in ("Z", "z"):
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return datetime(int(year), int(month), int(day), int(hour), int(minute),
+                    int(second or 0), micro, tzinfo=tz)
+
+
+def _structure_decimal(value: Any, _: type) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"not a decimal amount: {value!r}") from exc
+
+
+converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
+converter.register_unstructure_hook(datetime, lambda v: v.isoformat())
+converter.register_structure_hook(Decimal, _structure_decimal)
+converter.register_unstructure_hook(Decimal, str)
+converter.register_structure_hook_func(
+    lambda t: get_origin(t) is Mapping, lambda v, _: v
+)
+
+
+# --- open enums -------------------------------------------------------------------------------
+
+
+def _open_enum(tp: Any) -> type[enum.Enum] | None:
+    """The enum class of an ``Enum | str`` (optionally ``| None``) union, else None."""
+    if get_origin(tp) not in (Union, types.UnionType):
+        return None
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if len(args) != 2 or str not in args:
+        return None
+    other = args[0] if args[1] is str else args[1]
+    return other if isinstance(other, type) and issubclass(other, enum.Enum) else None
+
+
+def _open_enum_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    enum_cls = _open_enum(tp)
+    assert enum_cls is not None
+    lookup: dict[Any, Any] = {member.value: member for member in enum_cls}
+
+    def structure_open_enum(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        return lookup.get(value, value)
+
+    return structure_open_enum
+
+
+def _open_enum_unstructure(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+converter.register_structure_hook_factory(lambda t: _open_enum(t) is not None, _open_enum_hook)
+converter.register_unstructure_hook_factory(
+    lambda t: _open_enum(t) is not None, lambda _: _open_enum_unstructure
+)
+converter.register_unstructure_hook_factory(
+    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda _: lambda v: v.value
+)
+
+
+# --- lists: null -> () ------------------------------------------------------------------------
+
+
+def _is_tuple(tp: Any) -> bool:
+    return get_origin(tp) is tuple
+
+
+def _tuple_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    item_type = get_args(tp)[0]
+    if item_type is str:
+        return lambda v, _: () if v is None else tuple(v)
+    item = converter.get_structure_hook(item_type)
+    if item_type is models.Recipient:
+        return _recipients_hook(item)
+
+    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        return tuple([item(x, item_type) for x in value])
+
+    return structure_tuple
+
+
+def _recipients_hook(item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def structure_recipients(value: Any, _: Any) -> tuple[models.Recipient, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):  # inbound WhatsApp: "to" is a plain string (WIRE.md §4.2)
+            return (models.Recipient(phone_number=value),)
+        return tuple([item(x, models.Recipient) for x in value])
+
+    return structure_recipients
+
+
+converter.register_structure_hook_factory(_is_tuple, _tuple_hook)
+
+
+# --- attrs models: renames + extra ------------------------------------------------------------
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, models._Model) and attrs.has(tp)
+
+
+def _wire_name(name: str) -> str:
+    return name[:-1] if name.endswith("_") else name
+
+
+def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
+    fields = attrs.fields(cls)
+    overrides: dict[str, Any] = {}
+    for field in fields:
+        if field.name == "extra":
+            overrides["extra"] = override(omit=True)
+        elif field.name.endswith("_"):
+            overrides[field.name] = override(rename=_wire_name(field.name))
+    base = make_dict_structure_fn(cls, converter, **overrides)
+    known = frozenset(_wire_name(f.name) for f in fields if f.name != "extra")
+
+    def structure_model(data: Any, _: Any) -> T:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+        obj = base(data, cls)
+        if len(data) and not known.issuperset(data):
+            extra = {k: v for k, v in data.items() if k not in known}
+            # The object has not escaped yet: setting the frozen slot here is construction.
+            object.__setattr__(obj, "extra", types.MappingProxyType(extra))
+        return obj
+
+    return structure_model
+
+
+def _model_unstructure_hook(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    overrides: dict[str, Any] = {"extra": override(omit=True)}
+    for field in attrs.fields(cls):
+        if field.name.endswith("_"):
+            overrides[field.name] = override(rename=_wire_name(field.name))
+    base = make_dict_unstructure_fn(cls, converter, **overrides)
+
+    def unstructure_model(obj: Any) -> dict[str, Any]:
+        raw = base(obj)
+        out = {k: v for k, v in raw.items() if v is not None}
+        if obj.extra:
+            out.update(obj.extra)
+        return out
+
+    return unstructure_model
+
+
+converter.register_structure_hook_factory(_is_model, _model_structure_hook)
+converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
+
+
+def _metrics_hook(cls: type[T]) -> Callable[[Any, Any], T]:
+    base = _model_structure_hook(cls)
+
+    def structure_metrics(data: Any, _: Any) -> T:
+        # Legacy name of the outbound error ratio (WIRE.md §8.1).
+        if isinstance(data, Mapping) and "errors" not in data:
+            for legacy in ("error_ratio", "outbound_error_ratio"):
+                if legacy in data:
+                    data = {**data, "errors": data[legacy]}
+                    break
+        return base(data, cls)
+
+    return structure_metrics
+
+
+for _metrics_cls in (models.OutboundMetrics, models.MessageTypeMetrics):
+    converter.register_structure_hook(_metrics_cls, _metrics_hook(_metrics_cls))
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Structure decoded JSON into ``cls`` with the package converter."""
+    return converter.structure(data, cls)
+
+
+# --- webhook events (WIRE.md §10.4) -----------------------------------------------------------
+
+_event_types: dict[str, models.WebhookEventType] = {e.value: e for e in models.WebhookEventType}
+_structure_message = converter.get_structure_hook(Message)
+_structure_link_click = converter.get_structure_hook(LinkClick)
+_structure_meta = converter.get_structure_hook(WebhookMeta)
+
+
+def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
+    """Turn a decoded webhook document into a typed :class:`WebhookEvent`.
+
+    Raises ``TypeError``/``ValueError`` (wrapped by the verifier) when the shape is not an event.
+    """
+    data = document.get("data")
+    if not isinstance(data, Mapping):
+        raise TypeError('webhook document has no "data" object')
+    meta_raw = document.get("meta")
+    meta = _structure_meta(meta_raw, WebhookMeta) if isinstance(meta_raw, Mapping) else None
+    if data.get("record_type") == "link_clicked" and "payload" not in data:
+        click = _structure_link_click(data, LinkClick)
+        return WebhookEvent(
+            event_type=models.WebhookEventType.MESSAGE_LINK_CLICK,
+            id=data.get("id") if isinstance(data.get("id"), str) else None,
+            occurred_at=click.time_clicked,
+            payload=click,
+            record_type="link_clicked",
+            meta=meta,
+            raw=document,
+        )
+    raw_type = data.get("event_type")
+    event_type: models.WebhookEventType | str | None = (
+        _event_types.get(raw_type, raw_type) if isinstance(raw_type, str) else None
+    )
+    payload_raw = data.get("payload")
+    payload: Message | LinkClick | Mapping[str, Any] | None
+    if event_type in (
+        models.WebhookEventType.MESSAGE_SENT,
+        models.WebhookEventType.MESSAGE_FINALIZED,
+        models.WebhookEventType.MESSAGE_RECEIVED,
+    ):
+        payload = _structure_message(payload_raw, Message)
+    elif isinstance(payload_raw, Mapping):
+        payload = payload_raw
+    else:
+        payload = None
+    occurred = data.get("occurred_at")
+    event_id = data.get("id")
+    record_type = data.get("record_type")
+    return WebhookEvent(
+        event_type=event_type,
+        id=event_id if isinstance(event_id, str) else None,
+        occurred_at=None if occurred is None else parse_datetime(occurred),
+        payload=payload,
+        record_type=record_type if isinstance(record_type, str) else None,
+        meta=meta,
+        raw=document,
+    )
+

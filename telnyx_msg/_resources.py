@@ -1,0 +1,189 @@
+"""The resource tree (``client.messages``, ``client.messaging_profiles.autoresp_configs`` …).
+
+Written once for both clients. A resource is generic in its mode (:class:`AsyncMode` or
+:class:`SyncMode`); each method is an :class:`Op` descriptor over an endpoint spec whose
+signature is the request model's ``__init__``, so ``await client.messages.send(...)`` and
+``client.messages.send(...)`` are both fully typed from one declaration. The client (the
+"runner") turns a spec into the bound callable: a coroutine function for :class:`AsyncClient`,
+a blocking function for :class:`Client`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from telnyx_msg import endpoints as ep
+from telnyx_msg._spec import Endpoint, PagedEndpoint
+
+if TYPE_CHECKING:
+    from telnyx_msg._pagination import AsyncPager
+    from telnyx_msg._sync import SyncPager
+
+P = ParamSpec("P")
+R = TypeVar("R")
+M = TypeVar("M", "AsyncMode", "SyncMode")
+
+
+class AsyncMode:
+    """Marker: methods return awaitables and async page iterators."""
+
+
+class SyncMode:
+    """Marker: methods block and return values and plain page iterators."""
+
+
+class Runner(Protocol):
+    """What a client provides to its resources."""
+
+    def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]: ...
+
+
+class Resource(Generic[M]):
+    """Base of every resource: holds the runner; bound methods are cached per instance."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class Op(Generic[P, R]):
+    """A method backed by one endpoint spec."""
+
+    def __init__(self, endpoint: Endpoint[P, R]) -> None:
+        self.endpoint = endpoint
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Op[P, R]: ...
+    @overload
+    def __get__(self, obj: Resource[AsyncMode], owner: type[Any]) -> Callable[P, Awaitable[R]]: ...
+    @overload
+    def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        bound = obj._runner._bind(self.endpoint, self.name)
+        obj.__dict__[self.name] = bound  # later lookups skip the descriptor
+        return bound
+
+
+class PagedOp(Generic[P, R]):
+    """A list method backed by a paginated endpoint spec; returns a lazy page iterator."""
+
+    def __init__(self, endpoint: PagedEndpoint[P, R]) -> None:
+        self.endpoint = endpoint
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> PagedOp[P, R]: ...
+    @overload
+    def __get__(self, obj: Resource[AsyncMode], owner: type[Any]) -> Callable[P, AsyncPager[R]]: ...
+    @overload
+    def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, SyncPager[R]]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        bound = obj._runner._bind(self.endpoint, self.name)
+        obj.__dict__[self.name] = bound
+        return bound
+
+
+class Messages(Resource[M]):
+    """Send, schedule, retrieve and cancel messages."""
+
+    send = Op(ep.send_message)
+    send_with_alphanumeric_sender = Op(ep.send_alphanumeric)
+    send_group_mms = Op(ep.send_group_mms)
+    send_long_code = Op(ep.send_long_code)
+    send_number_pool = Op(ep.send_number_pool)
+    send_short_code = Op(ep.send_short_code)
+    schedule = Op(ep.schedule_message)
+    send_whatsapp = Op(ep.send_whatsapp)
+    retrieve = Op(ep.retrieve_message)
+    cancel_scheduled = Op(ep.cancel_scheduled_message)
+    retrieve_group_messages = Op(ep.retrieve_group_messages)
+
+
+class AlphanumericSenderIds(Resource[M]):
+    """Alphanumeric sender IDs of the account."""
+
+    list = PagedOp(ep.list_alphanumeric_sender_ids)
+    create = Op(ep.create_alphanumeric_sender_id)
+    retrieve = Op(ep.retrieve_alphanumeric_sender_id)
+    delete = Op(ep.delete_alphanumeric_sender_id)
+
+
+class MessagingHostedNumbers(Resource[M]):
+    """Phone numbers and their messaging settings."""
+
+    list = PagedOp(ep.list_hosted_numbers)
+    retrieve = Op(ep.retrieve_hosted_number)
+    update = Op(ep.update_hosted_number)
+
+
+class MessagingOptouts(Resource[M]):
+    """Recipients who opted out (STOP)."""
+
+    list = PagedOp(ep.list_optouts)
+
+
+class MessagingProfileMetrics(Resource[M]):
+    """High-level metrics of all messaging profiles."""
+
+    list = Op(ep.list_profile_metrics)
+
+
+class MessagingProfileActions(Resource[M]):
+    """Actions on a messaging profile."""
+
+    regenerate_secret = Op(ep.regenerate_profile_secret)
+
+
+class AutorespConfigs(Resource[M]):
+    """Auto-response settings of a messaging profile."""
+
+    list = Op(ep.list_autoresp_configs)
+    create = Op(ep.create_autoresp_config)
+    retrieve = Op(ep.retrieve_autoresp_config)
+    update = Op(ep.update_autoresp_config)
+    delete = Op(ep.delete_autoresp_config)
+
+
+class MessagingProfiles(Resource[M]):
+    """Messaging profiles: sender IDs, metrics, actions and auto-response configs."""
+
+    list_alphanumeric_sender_ids = PagedOp(ep.list_profile_alphanumeric_sender_ids)
+    retrieve_metrics = Op(ep.retrieve_profile_metrics)
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(runner)
+        self.actions: MessagingProfileActions[M] = MessagingProfileActions(runner)
+        self.autoresp_configs: AutorespConfigs[M] = AutorespConfigs(runner)
+
+
+class ResourceTree(Generic[M]):
+    """The resources both clients expose, built over one runner."""
+
+    messages: Messages[M]
+    alphanumeric_sender_ids: AlphanumericSenderIds[M]
+    messaging_hosted_numbers: MessagingHostedNumbers[M]
+    messaging_optouts: MessagingOptouts[M]
+    messaging_profile_metrics: MessagingProfileMetrics[M]
+    messaging_profiles: MessagingProfiles[M]
+
+    def _attach_resources(self, runner: Runner) -> None:
+        self.messages = Messages(runner)
+        self.alphanumeric_sender_ids = AlphanumericSenderIds(runner)
+        self.messaging_hosted_numbers = MessagingHostedNumbers(runner)
+        self.messaging_optouts = MessagingOptouts(runner)
+        self.messaging_profile_metrics = MessagingProfileMetrics(runner)
+        self.messaging_profiles = MessagingProfiles(runner)

@@ -1,0 +1,129 @@
+"""The retry policy as pure functions: what may be retried, and how long to wait.
+
+A retry must never send a message twice. So a request is retried only when it provably did not
+reach Telnyx, when Telnyx said it did not process it, or when repeating it is harmless:
+
+=============================================  ==========================  ======================
+failure                                        GET / PUT / DELETE (and     POST without
+                                               hosted-number PATCH), or    Idempotency-Key
+                                               any call with an
+                                               Idempotency-Key
+=============================================  ==========================  ======================
+connection refused / DNS / connect timeout     retried                     retried
+read timeout, connection reset after sending   retried                     raised, outcome_unknown
+429 code 10011 (or no code)                    retried, honouring hints    retried, honouring hints
+429 code 40318 (queue full)                    QueueFullError, no retry    QueueFullError, no retry
+408, 503                                       retried                     retried
+500, 502, 504 and other 5xx                    retried                     raised, outcome_unknown
+other 4xx                                      raised                      raised
+=============================================  ==========================  ======================
+
+Waits: the server's hint when it sends one (``retry-after-ms``, then ``Retry-After`` as seconds or
+an HTTP date, then Telnyx's ``x-ratelimit-reset`` on a 429), else exponential backoff
+``min(initial * 2**n, max) * (1 - jitter * U[0,1))`` (0.5 s doubling to 8 s by default). A hint
+longer than ``max_wait`` (60 s by default) is not slept through and not ignored either: the error
+is raised at once with ``retry_after`` set.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import timezone
+
+import attrs
+from attrs import frozen
+
+from telnyx_msg.errors import ConfigurationError
+
+QUEUE_FULL = "40318"
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigurationError(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
+@frozen
+class Backoff:
+    """Exponential backoff between retries: ``initial`` doubling up to ``max``, minus jitter.
+
+    ``jitter`` is the largest fraction taken off a delay at random (0.25 → 75-100 % of it), so
+    many clients retrying together spread out. ``max_wait`` caps how long a server hint may make
+    the client wait before it raises instead.
+    """
+
+    initial: float = attrs.field(default=0.5, validator=_non_negative)
+    max: float = attrs.field(default=8.0, validator=_non_negative)
+    jitter: float = attrs.field(default=0.25, validator=_non_negative)
+    max_wait: float = attrs.field(default=60.0, validator=_non_negative)
+
+    def delay(self, retries_taken: int, rand: Callable[[], float] = random.random) -> float:
+        """The backoff before retry number ``retries_taken + 1``."""
+        base = min(self.initial * (2.0 ** min(retries_taken, 62)), self.max)
+        return base * (1.0 - min(self.jitter, 1.0) * rand())
+
+
+def status_retryable(status: int, code: str | None, retry_safe: bool) -> bool:
+    """Whether an HTTP error status may be retried (see the module table)."""
+    if status == 429:
+        return code != QUEUE_FULL
+    if status in (408, 503):
+        return True
+    if status >= 500:
+        return retry_safe
+    return False
+
+
+def status_outcome_unknown(status: int, retry_safe: bool) -> bool:
+    """A 5xx other than 503 to a non-repeatable call: Telnyx may still have accepted it."""
+    return status >= 500 and status != 503 and not retry_safe
+
+
+def server_hint(headers: Mapping[str, str], status: int,
+                now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the server asked us to wait, if it said so; ``None`` otherwise."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        parsed = parse_seconds(value)
+        if parsed is not None:
+            return parsed / 1000.0
+    value = headers.get("retry-after")
+    if value is not None:
+        parsed = parse_seconds(value)
+        if parsed is None:
+            parsed = _http_date_delay(value, now)
+        if parsed is not None:
+            return parsed
+    if status == 429:
+        # Telnyx documents x-ratelimit-reset (seconds until the window resets) and no Retry-After.
+        value = headers.get("x-ratelimit-reset")
+        if value is not None:
+            return parse_seconds(value)
+    return None
+
+
+def parse_seconds(value: str) -> float | None:
+    """A header value in seconds (>= 0), or None when it is not a finite number."""
+    try:
+        parsed = float(value.strip())
+    except ValueError:
+        return None
+    if math.isnan(parsed) or math.isinf(parsed):
+        return None
+    return max(parsed, 0.0)
+
+
+def _http_date_delay(value: str, now: Callable[[], float]) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 5322)
+        when = when.replace(tzinfo=timezone.utc)
+    return max(when.timestamp() - now(), 0.0)

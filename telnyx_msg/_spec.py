@@ -1,0 +1,162 @@
+"""Endpoint specs as data, and the one rule that maps request fields onto HTTP.
+
+The rule (documented once, here): a field named in the path template fills the path; every
+other field that is not ``None`` goes to the query string for GET and DELETE, and to the JSON body
+otherwise. Query values are encoded the way Telnyx expects (WIRE.md §1.4): nested mappings become
+bracket keys (``filter[from]=…``), lists are comma-joined, booleans are ``true``/``false``, and
+date-times are ISO 8601.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
+from urllib.parse import quote
+
+import attrs
+from attrs import frozen
+
+from telnyx_msg._validate import wire_name
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Envelope = Literal["data", "bare", "none"]
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+@frozen
+class FieldPlan:
+    """Where one request field goes."""
+
+    name: str
+    wire: str
+    location: Literal["path", "query", "body"]
+
+
+@frozen
+class Endpoint(Generic[P, R]):
+    """One API operation: HTTP method, path template, request model and response handling.
+
+    ``envelope`` says where the result is: ``"data"`` (``{"data": …}``), ``"bare"`` (the body
+    itself) or ``"none"`` (no result, e.g. the ``"OK"`` string of a delete). ``send`` marks a
+    message send (rate limited per sender, accepts an Idempotency-Key). ``idempotent`` says a
+    retry after an ambiguous failure cannot duplicate anything (default: by HTTP method).
+    """
+
+    method: str
+    path: str
+    request: Callable[P, Any]
+    response: Any
+    envelope: Envelope = "data"
+    many: bool = False
+    paged: bool = False
+    send: bool = False
+    accepts_idempotency_key: bool = False
+    idempotent: bool = attrs.field()
+    fields: tuple[FieldPlan, ...] = attrs.field(init=False)
+
+    @idempotent.default
+    def _idempotent_by_method(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS
+
+    @fields.default
+    def _plan(self) -> tuple[FieldPlan, ...]:
+        in_path = set(re.findall(r"\{(\w+)\}", self.path))
+        in_query = self.method in ("GET", "DELETE")
+        plans = []
+        assert isinstance(self.request, type) and attrs.has(self.request)
+        for field in attrs.fields(self.request):
+            if field.name == "options":
+                continue
+            if field.name in in_path:
+                location: Literal["path", "query", "body"] = "path"
+            else:
+                location = "query" if in_query else "body"
+            plans.append(FieldPlan(field.name, wire_name(field), location))
+        missing = in_path - {p.name for p in plans}
+        assert not missing, f"{self.path}: no request field for {missing}"
+        return tuple(plans)
+
+    def build(self, request: Any) -> tuple[str, str, dict[str, Any] | None]:
+        """Return ``(path_with_query, query_string, body)`` for a validated request model."""
+        path = self.path
+        query: list[tuple[str, str]] = []
+        body: dict[str, Any] | None = None if self.method in ("GET", "DELETE") else {}
+        for plan in self.fields:
+            value = getattr(request, plan.name)
+            if value is None:
+                continue
+            if plan.location == "path":
+                path = path.replace("{" + plan.name + "}", quote(value, safe=""))
+            elif plan.location == "query":
+                _encode_query(plan.wire, value, query)
+            else:
+                assert body is not None
+                body[plan.wire] = _json_value(value)
+        qs = "&".join(f"{quote(k, safe='')}={quote(val, safe='')}" for k, val in query)
+        return path, qs, body
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _json_value(x) for k, x in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(x) for x in value]
+    return value
+
+
+def _encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for sub, item in value.items():
+            _encode_query(f"{key}[{sub}]", item, out)
+    elif isinstance(value, bool):
+        out.append((key, "true" if value else "false"))
+    elif isinstance(value, datetime):
+        out.append((key, value.isoformat()))
+    elif isinstance(value, enum.Enum):
+        out.append((key, str(value.value)))
+    elif isinstance(value, (list, tuple)):
+        out.append((key, ",".join(str(x) for x in value)))
+    else:
+        out.append((key, str(value)))
+
+
+def endpoint(method: str, path: str, request: Callable[P, Any], response: type[R], *,
+             envelope: Envelope = "data", send: bool = False,
+             accepts_idempotency_key: bool = False,
+             idempotent: bool | None = None) -> Endpoint[P, R]:
+    """An operation returning one ``response`` model."""
+    extra = {} if idempotent is None else {"idempotent": idempotent}
+    return Endpoint(method, path, request, response, envelope=envelope, send=send,
+                    accepts_idempotency_key=accepts_idempotency_key, **extra)
+
+
+def list_endpoint(method: str, path: str, request: Callable[P, Any],
+                  item: type[R]) -> Endpoint[P, list[R]]:
+    """An operation returning ``{"data": [item, …]}`` in one response (not paged)."""
+    return Endpoint(method, path, request, item, many=True)
+
+
+def none_endpoint(method: str, path: str, request: Callable[P, Any]) -> Endpoint[P, None]:
+    """An operation whose response body carries nothing to return."""
+    return Endpoint(method, path, request, type(None), envelope="none")
+
+
+@frozen
+class PagedEndpoint(Endpoint[P, R]):
+    """A page-number paginated list (``page[number]``/``page[size]``, ``meta``); R is the item."""
+
+
+def paged_endpoint(path: str, request: Callable[P, Any], item: type[R]) -> PagedEndpoint[P, R]:
+    """A ``GET`` list paginated by page number (every in-scope list, WIRE.md §2)."""
+    return PagedEndpoint("GET", path, request, item, many=True, paged=True)

@@ -1,0 +1,203 @@
+"""``Client``: the blocking facade. One event loop thread per client, running the async core.
+
+Nothing here re-implements an operation: each method validates its arguments in the caller's
+thread (so bad input fails before any hop), then runs the :class:`AsyncClient`'s coroutine on
+the client's own loop through an anyio ``BlockingPortal``. Because that loop lives in its own
+thread, the facade also works where a loop is already running (Jupyter, async frameworks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from telnyx_msg._client import DEFAULT, AsyncClient, Limiter
+from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
+from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._resources import ResourceTree, SyncMode
+from telnyx_msg._retry import Backoff
+from telnyx_msg._spec import Endpoint
+from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.models import Page
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["Client", "SyncPager"]
+
+T = TypeVar("T")
+
+
+class SyncPager(Generic[T]):
+    """A plain iterator over every item of a list (the blocking form of ``AsyncPager``)."""
+
+    def __init__(self, pager: AsyncPager[T], portal: BlockingPortal) -> None:
+        self._pager = pager
+        self._portal = portal
+
+    def first_page(self) -> Page[T]:
+        """Fetch the first page only."""
+        return self._portal.call(self._pager.first_page)
+
+    def pages(self) -> Iterator[Page[T]]:
+        """Yield each page in order, one request per page."""
+        return _iterate(self._portal, self._pager.pages())
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.items
+
+
+def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
+    async def step() -> tuple[bool, Any]:
+        try:
+            return True, await agen.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    try:
+        while True:
+            more, value = portal.call(step)
+            if not more:
+                return
+            yield value
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            portal.call(aclose)
+
+
+class _Portal:
+    """Owns the portal thread; stopped by ``close()`` or, as a last resort, at collection."""
+
+    def __init__(self) -> None:
+        self._cm = start_blocking_portal(name="telnyx_msg-client")
+        self.portal = self._cm.__enter__()
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self._cm.__exit__(None, None, None)
+
+
+def _finalize(portal: _Portal, client: AsyncClient) -> None:
+    if portal.stopped:
+        return
+    warnings.warn("telnyx_msg.Client was not closed; use `with Client() as client:` or "
+                  "client.close()", ResourceWarning, stacklevel=1)
+    with contextlib.suppress(Exception):
+        portal.portal.call(client.aclose)
+    with contextlib.suppress(Exception):
+        portal.stop()
+
+
+class Client(ResourceTree[SyncMode]):
+    """The blocking client: same arguments, resources and method names as :class:`AsyncClient`.
+
+    Runs its own event loop in a background thread for its whole life; use ``with Client() as
+    client:`` or call ``close()``. Page iterators are plain iterators. ``session=`` is not
+    accepted, because an aiohttp session belongs to the loop that created it.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff: Backoff | None = None,
+        rate_limits: Limiter | None = DEFAULT,
+        webhook_public_key: str | bytes | None = None,
+        session: aiohttp.ClientSession | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        if session is not None:
+            raise ConfigurationError(
+                "Client runs its own event loop and cannot use an aiohttp session from another "
+                "loop; use AsyncClient(session=...) in async code"
+            )
+        # Built here, in the caller's thread, so configuration errors surface directly; the
+        # aiohttp session itself is created lazily inside the portal's loop.
+        async_client = AsyncClient(
+            api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
+            backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
+            pool_size=pool_size,
+        )
+        self._owner = _Portal()
+        self._setup(async_client, self._owner)
+        self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)
+
+    def _setup(self, async_client: AsyncClient, owner: _Portal) -> None:
+        self._async = async_client
+        self._portal = owner.portal
+        self.webhooks = async_client.webhooks
+        self._attach_resources(self)
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The :class:`AsyncClient` this facade drives (its loop runs in the facade's thread)."""
+        return self._async
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to."""
+        return self._async.base_url
+
+    def with_options(self, *, timeout: float | Timeout = DEFAULT, max_retries: int = DEFAULT,
+                     backoff: Backoff = DEFAULT) -> Client:
+        """A cheap view with other defaults sharing this client's thread, session and limits."""
+        view = Client.__new__(Client)
+        view._setup(self._async.with_options(timeout=timeout, max_retries=max_retries,
+                                              backoff=backoff), self._owner)
+        return view
+
+    def close(self) -> None:
+        """Close the HTTP session and stop the loop thread (a view's close does nothing)."""
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is None or not finalizer.alive:
+            return
+        finalizer.detach()
+        try:
+            if not self._owner.stopped:
+                self._portal.call(self._async.aclose)
+        finally:
+            self._owner.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self._async.base_url!r})"
+
+    # --- binding (see _resources.Op): validate here, run the async core in the portal ---------
+
+    def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
+        make = endpoint.request
+        portal = self._portal
+        if endpoint.paged:
+            fetcher = self._async._pager_factory(endpoint)
+
+            def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
+                return SyncPager(AsyncPager(fetcher(make(*args, **kwargs))), portal)
+
+            method: Callable[..., Any] = list_method
+        else:
+            run: Callable[[Any], Awaitable[Any]] = self._async._runner(endpoint)
+
+            def call_method(*args: Any, **kwargs: Any) -> Any:
+                return portal.call(run, make(*args, **kwargs))
+
+            method = call_method
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = getattr(make, "__doc__", None)
+        return method

@@ -1,0 +1,168 @@
+"""Client-side argument checks, run by the request models' attrs validators before any I/O.
+
+Every failure is a :class:`~telnyx_msg.errors.ValidationError` naming the wire field.
+
+Address rules (seeds: "E.164 format ... Include the + prefix and country code. No spaces, dashes,
+or parentheses"):
+
+- E.164: ``+``, a non-zero digit, then 1-14 more digits (``^\\+[1-9][0-9]{1,14}$``).
+- Short code: 3-8 digits, no ``+`` (our decision; national short codes are 3-8 digits long).
+- Alphanumeric sender ID: 1-11 letters, digits or spaces with at least one letter (our decision,
+  the common carrier rule).
+- WhatsApp recipients may also be a business-scoped user id such as ``US.13491208655302741918``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from telnyx_msg.errors import ValidationError
+
+E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
+SHORT_CODE_RE = re.compile(r"[0-9]{3,8}")
+ALPHANUMERIC_RE = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+WHATSAPP_USER_RE = re.compile(r"[A-Z]{2}\.[0-9]{5,40}")
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def wire_name(attribute: attrs.Attribute[Any]) -> str:
+    """The JSON name of a request field (trailing ``_`` dropped, or its ``wire`` metadata)."""
+    wire = attribute.metadata.get("wire")
+    if wire:
+        return str(wire)
+    name = attribute.name
+    return name[:-1] if name.endswith("_") else name
+
+
+def _fail(attribute: attrs.Attribute[Any], message: str) -> ValidationError:
+    return ValidationError(wire_name(attribute), message)
+
+
+def _address(kinds: tuple[str, ...]) -> Validator:
+    patterns = {
+        "E.164 number": E164_RE,
+        "short code": SHORT_CODE_RE,
+        "alphanumeric sender ID": ALPHANUMERIC_RE,
+        "WhatsApp user id": WHATSAPP_USER_RE,
+    }
+    checks = [patterns[k] for k in kinds]
+    expected = " or ".join(kinds)
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise _fail(attribute, f"must be a string ({expected}), got {type(value).__name__}")
+        for pattern in checks:
+            if pattern.fullmatch(value):
+                return
+        hint = ""
+        if any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
+            hint = "; remove spaces, dashes and parentheses"
+        elif value[:1].isdigit() and "E.164 number" in kinds:
+            hint = "; E.164 numbers start with '+' and the country code, e.g. '+13125550001'"
+        raise _fail(attribute, f"{value!r} is not a valid {expected}{hint}")
+
+    return check
+
+
+e164 = _address(("E.164 number",))
+recipient = _address(("E.164 number", "short code"))
+any_sender = _address(("E.164 number", "short code", "alphanumeric sender ID"))
+alphanumeric_sender = _address(("alphanumeric sender ID",))
+whatsapp_recipient = _address(("E.164 number", "WhatsApp user id"))
+
+
+def non_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A string with at least one non-whitespace character (``None`` = not sent)."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise _fail(attribute, "must be a non-empty string")
+
+
+def str_list(min_len: int = 0, max_len: int | None = None,
+             item: Validator | None = None) -> Validator:
+    """A list/tuple of strings (not a bare string) with a length range and per-item check."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise _fail(attribute, f"must be a list of strings, got {type(value).__name__}")
+        if len(value) < min_len:
+            raise _fail(attribute, f"needs at least {min_len} item(s)")
+        if max_len is not None and len(value) > max_len:
+            raise _fail(attribute, f"allows at most {max_len} items, got {len(value)}")
+        for entry in value:
+            if not isinstance(entry, str):
+                raise _fail(attribute, f"items must be strings, got {type(entry).__name__}")
+            if item is not None:
+                item(instance, attribute, entry)
+
+    return check
+
+
+def one_of(*values: str) -> Validator:
+    """One of the documented enum values (``None`` = not sent)."""
+    allowed = frozenset(values)
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and value not in allowed:
+            raise _fail(attribute, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+
+    return check
+
+
+def boolean(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A real bool (``None`` = not sent)."""
+    if value is not None and not isinstance(value, bool):
+        raise _fail(attribute, f"must be true or false, got {value!r}")
+
+
+def mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A JSON object (``None`` = not sent)."""
+    if value is not None and not isinstance(value, Mapping):
+        raise _fail(attribute, f"must be a mapping (JSON object), got {type(value).__name__}")
+
+
+def date_time(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An aware ``datetime`` or an ISO 8601 string with a UTC offset or ``Z``."""
+    if value is None:
+        return
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _fail(attribute, "datetime must be timezone-aware (e.g. tzinfo=timezone.utc)")
+        return
+    if isinstance(value, str):
+        from telnyx_msg._convert import parse_datetime
+
+        stripped = value.strip()
+        try:
+            parse_datetime(stripped)
+        except ValueError:
+            raise _fail(attribute, f"{value!r} is not an ISO 8601 date-time") from None
+        if not (stripped.endswith(("Z", "z")) or re.search(r"[+-]\d{2}:?\d{2}$", stripped)):
+            raise _fail(attribute, f"{value!r} has no UTC offset; add 'Z' or '+00:00'")
+        return
+    raise _fail(attribute, f"must be an aware datetime or ISO 8601 string, got {value!r}")
+
+
+def positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An int >= 1 (``None`` = not sent)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _fail(attribute, f"must be an integer >= 1, got {value!r}")
+
+
+def path_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A non-empty id for a URL path segment."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(attribute, f"must be a non-empty string id, got {value!r}")

@@ -1,0 +1,621 @@
+"""Typed response models of the Telnyx Messaging API.
+
+Frozen attrs classes. Field names are the JSON names (``from_`` for ``from``); every field the
+API may omit defaults to ``None`` (or an empty tuple for lists). Date-times are timezone-aware,
+money is :class:`~decimal.Decimal`, and enum-like fields hold a ``str`` enum member when the
+value is known and the plain string otherwise, so a value Telnyx adds later never breaks
+parsing. JSON keys the model does not know are kept on ``model.extra``; ``model.to_dict()``
+gives the JSON shape back.
+
+Sources: ``shared/seeds`` (the Telnyx messaging reference) and ``shared/WIRE.md`` (cited by §).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+import attrs
+from attrs import frozen
+
+__all__ = [
+    "AlphanumericSenderId",
+    "AutorespConfig",
+    "AutorespOp",
+    "Cost",
+    "CostBreakdown",
+    "DetailedMetric",
+    "Direction",
+    "ErrorSource",
+    "HostedNumber",
+    "HostedNumberFeatures",
+    "InboundMetrics",
+    "LineType",
+    "LinkClick",
+    "Media",
+    "Message",
+    "MessageError",
+    "MessageStatus",
+    "MessageType",
+    "MessageTypeMetrics",
+    "MessagingFeatureSet",
+    "MessagingProfile",
+    "MetricsTimeFrame",
+    "NumberHealth",
+    "NumberPoolSettings",
+    "OptOut",
+    "OutboundMetrics",
+    "Page",
+    "PageMeta",
+    "ProfileMetrics",
+    "ProfileMetricsOverview",
+    "ProfileMetricsSummary",
+    "Recipient",
+    "Sender",
+    "UrlShortenerSettings",
+    "WebhookEvent",
+    "WebhookEventType",
+    "WebhookMeta",
+    "WhatsAppMessage",
+]
+
+#: Shared, read-only default for ``extra`` (no per-object allocation).
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+T = TypeVar("T")
+
+
+class _Model:
+    """Mixin: ``to_dict()`` through the package's single converter."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-shaped dict of this model (wire names, ISO date-times, ``extra`` merged)."""
+        from telnyx_msg._convert import converter
+
+        result: dict[str, Any] = converter.unstructure(self)
+        return result
+
+
+def _extra() -> Any:
+    return attrs.field(default=NO_EXTRA, kw_only=True, repr=False)
+
+
+# --- open enums: members for the documented values; unknown values stay plain strings ---------
+
+
+class MessageStatus(str, enum.Enum):
+    """Recipient status (union of the values in WIRE.md §4.1 and §3.11)."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    SENDING_FAILED = "sending_failed"
+    DELIVERY_UNCONFIRMED = "delivery_unconfirmed"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    READ = "read"
+    WEBHOOK_DELIVERED = "webhook_delivered"
+    RECEIVED = "received"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class MessageType(str, enum.Enum):
+    """Message protocol."""
+
+    SMS = "SMS"
+    MMS = "MMS"
+    RCS = "RCS"
+    WHATSAPP = "WHATSAPP"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Direction(str, enum.Enum):
+    """Message direction."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LineType(str, enum.Enum):
+    """Carrier line type; the empty string is a documented value (WIRE.md §4.1)."""
+
+    WIRELINE = "Wireline"
+    WIRELESS = "Wireless"
+    VOWIFI = "VoWiFi"
+    VOIP = "VoIP"
+    PRE_PAID_WIRELESS = "Pre-Paid Wireless"
+    LONG_CODE = "long_code"
+    EMPTY = ""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AutorespOp(str, enum.Enum):
+    """Auto-response operation."""
+
+    START = "start"
+    STOP = "stop"
+    INFO = "info"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class MetricsTimeFrame(str, enum.Enum):
+    """``time_frame`` of the metrics endpoints (WIRE.md §8)."""
+
+    H1 = "1h"
+    H3 = "3h"
+    H24 = "24h"
+    D3 = "3d"
+    D7 = "7d"
+    D30 = "30d"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class WebhookEventType(str, enum.Enum):
+    """Messaging webhook event types (WIRE.md §10.1)."""
+
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_FINALIZED = "message.finalized"
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_LINK_CLICK = "message.link_click"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# --- messages (WIRE.md §4) --------------------------------------------------------------------
+
+
+@frozen
+class Sender(_Model):
+    """The ``from`` object of a message."""
+
+    phone_number: str | None = None
+    carrier: str | None = None
+    line_type: LineType | str | None = None
+    status: MessageStatus | str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class Recipient(_Model):
+    """One entry of a message's ``to`` or ``cc`` list."""
+
+    phone_number: str | None = None
+    status: MessageStatus | str | None = None
+    carrier: str | None = None
+    line_type: LineType | str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class Cost(_Model):
+    """An amount of money; ``amount`` arrives as a string or a number and becomes a Decimal."""
+
+    amount: Decimal | None = None
+    currency: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class CostBreakdown(_Model):
+    """Carrier fee and rate parts of a message's cost."""
+
+    carrier_fee: Cost | None = None
+    rate: Cost | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class Media(_Model):
+    """A media item; outbound messages carry ``sha256``, inbound ones ``hash_sha256``."""
+
+    url: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    hash_sha256: str | None = None
+    size: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class ErrorSource(_Model):
+    """Where an error points: a JSON pointer into the request, or a query parameter."""
+
+    pointer: str | None = None
+    parameter: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class MessageError(_Model):
+    """An error attached to a message (e.g. why delivery failed)."""
+
+    code: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    source: ErrorSource | None = None
+    meta: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class Message(_Model):
+    """A message, outbound or inbound (``direction`` tells which).
+
+    Returned by every send, ``retrieve``, ``cancel_scheduled`` and carried by delivery and
+    inbound webhooks. An inbound WhatsApp ``to`` that arrives as a plain string becomes one
+    :class:`Recipient`.
+    """
+
+    id: str | None = None
+    record_type: str | None = None
+    direction: Direction | str | None = None
+    type: MessageType | str | None = None
+    messaging_profile_id: str | None = None
+    organization_id: str | None = None
+    from_: Sender | None = None
+    to: tuple[Recipient, ...] = ()
+    cc: tuple[Recipient, ...] = ()
+    text: str | None = None
+    subject: str | None = None
+    media: tuple[Media, ...] = ()
+    body: Mapping[str, Any] | None = None
+    encoding: str | None = None
+    parts: int | None = None
+    num_chars: int | None = None
+    smart_encoding_applied: bool | None = None
+    autoresponse_type: str | None = None
+    tags: tuple[str, ...] = ()
+    cost: Cost | None = None
+    cost_breakdown: CostBreakdown | None = None
+    tcr_campaign_id: str | None = None
+    tcr_campaign_billable: bool | None = None
+    tcr_campaign_registered: str | None = None
+    template_id: str | None = None
+    template_name: str | None = None
+    received_at: datetime | None = None
+    sent_at: datetime | None = None
+    completed_at: datetime | None = None
+    valid_until: datetime | None = None
+    webhook_url: str | None = None
+    webhook_failover_url: str | None = None
+    errors: tuple[MessageError, ...] = ()
+    wait_seconds: float | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class WhatsAppMessage(_Model):
+    """The response of ``messages.send_whatsapp`` (a different shape from :class:`Message`)."""
+
+    id: str | None = None
+    record_type: str | None = None
+    direction: Direction | str | None = None
+    type: MessageType | str | None = None
+    body: Mapping[str, Any] | None = None
+    encoding: str | None = None
+    from_: Sender | None = None
+    to: tuple[Recipient, ...] = ()
+    messaging_profile_id: str | None = None
+    organization_id: str | None = None
+    received_at: datetime | None = None
+    wait_seconds: float | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+# --- numbers and senders (WIRE.md §5, §6, §7) -------------------------------------------------
+
+
+@frozen
+class AlphanumericSenderId(_Model):
+    """An alphanumeric sender ID attached to a messaging profile."""
+
+    id: str | None = None
+    alphanumeric_sender_id: str | None = None
+    messaging_profile_id: str | None = None
+    organization_id: str | None = None
+    record_type: str | None = None
+    us_long_code_fallback: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class MessagingFeatureSet(_Model):
+    """Which directions a number supports for one protocol."""
+
+    domestic_two_way: bool | None = None
+    international_inbound: bool | None = None
+    international_outbound: bool | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class HostedNumberFeatures(_Model):
+    """SMS and MMS feature sets of a number."""
+
+    sms: MessagingFeatureSet | None = None
+    mms: MessagingFeatureSet | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class NumberHealth(_Model):
+    """Health metrics of a number."""
+
+    inbound_outbound_ratio: float | None = None
+    message_count: int | None = None
+    spam_ratio: float | None = None
+    success_ratio: float | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class HostedNumber(_Model):
+    """A phone number with its messaging settings (``messaging_hosted_numbers``)."""
+
+    id: str | None = None
+    record_type: str | None = None
+    phone_number: str | None = None
+    country_code: str | None = None
+    type: str | None = None
+    messaging_profile_id: str | None = None
+    messaging_product: str | None = None
+    eligible_messaging_products: tuple[str, ...] = ()
+    traffic_type: str | None = None
+    organization_id: str | None = None
+    tags: tuple[str, ...] = ()
+    features: HostedNumberFeatures | None = None
+    health: NumberHealth | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class OptOut(_Model):
+    """A recipient who opted out of messages from a sender."""
+
+    from_: str | None = None
+    to: str | None = None
+    keyword: str | None = None
+    messaging_profile_id: str | None = None
+    created_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+# --- messaging profiles (WIRE.md §9) ----------------------------------------------------------
+
+
+@frozen
+class NumberPoolSettings(_Model):
+    """How a messaging profile's number pool picks senders."""
+
+    long_code_weight: float | None = None
+    toll_free_weight: float | None = None
+    skip_unhealthy: bool | None = None
+    sticky_sender: bool | None = None
+    geomatch: bool | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class UrlShortenerSettings(_Model):
+    """Link shortening settings of a messaging profile."""
+
+    domain: str | None = None
+    prefix: str | None = None
+    replace_blacklist_only: bool | None = None
+    send_webhooks: bool | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class MessagingProfile(_Model):
+    """A messaging profile (returned by ``actions.regenerate_secret``)."""
+
+    id: str | None = None
+    record_type: str | None = None
+    name: str | None = None
+    enabled: bool | None = None
+    v1_secret: str | None = None
+    webhook_url: str | None = None
+    webhook_failover_url: str | None = None
+    webhook_api_version: str | None = None
+    whitelisted_destinations: tuple[str, ...] = ()
+    number_pool_settings: NumberPoolSettings | None = None
+    url_shortener_settings: UrlShortenerSettings | None = None
+    alpha_sender: str | None = None
+    daily_spend_limit: str | None = None
+    daily_spend_limit_enabled: bool | None = None
+    mms_fall_back_to_sms: bool | None = None
+    mms_transcoding: bool | None = None
+    mobile_only: bool | None = None
+    smart_encoding: bool | None = None
+    redaction_enabled: bool | None = None
+    redaction_level: int | None = None
+    features: Mapping[str, Any] | None = None
+    ai_assistant_id: str | None = None
+    resource_group_id: str | None = None
+    health_webhook_url: str | None = None
+    organization_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class AutorespConfig(_Model):
+    """An auto-response setting of a messaging profile."""
+
+    id: str | None = None
+    op: AutorespOp | str | None = None
+    keywords: tuple[str, ...] = ()
+    country_code: str | None = None
+    resp_text: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+# --- metrics (WIRE.md §8): lenient, every field optional --------------------------------------
+
+
+@frozen
+class OutboundMetrics(_Model):
+    """Outbound counters; ``errors`` is a ratio (legacy key ``error_ratio`` is accepted)."""
+
+    sent: int | None = None
+    delivered: int | None = None
+    errors: float | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class InboundMetrics(_Model):
+    """Inbound counters."""
+
+    received: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class ProfileMetricsSummary(_Model):
+    """High-level metrics of one messaging profile."""
+
+    record_type: str | None = None
+    messaging_profile_id: str | None = None
+    phone_numbers: int | None = None
+    outbound: OutboundMetrics | None = None
+    inbound: InboundMetrics | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class PageMeta(_Model):
+    """Pagination metadata of a list response."""
+
+    page_number: int | None = None
+    page_size: int | None = None
+    total_pages: int | None = None
+    total_results: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class ProfileMetricsOverview(_Model):
+    """The response of ``messaging_profile_metrics.list``: one summary per profile."""
+
+    data: tuple[ProfileMetricsSummary, ...] = ()
+    meta: PageMeta | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class MessageTypeMetrics(_Model):
+    """Counters of one message type (``label``, e.g. ``"longcode"``) in one time bucket."""
+
+    label: str | None = None
+    sent: int | None = None
+    delivered: int | None = None
+    errors: float | None = None
+    received: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class DetailedMetric(_Model):
+    """Metrics of one time bucket."""
+
+    timestamp: str | None = None
+    metrics: tuple[MessageTypeMetrics, ...] = ()
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class ProfileMetrics(_Model):
+    """The response of ``messaging_profiles.retrieve_metrics``."""
+
+    overview: ProfileMetricsSummary | None = None
+    detailed: tuple[DetailedMetric, ...] = ()
+    extra: Mapping[str, Any] = _extra()
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+@frozen
+class Page(Generic[T]):
+    """One page of a list: ``items`` and the server's ``meta``."""
+
+    items: list[T]
+    meta: PageMeta | None = None
+    page_number: int = 1
+
+
+# --- webhooks (WIRE.md §10.4) -----------------------------------------------------------------
+
+
+@frozen
+class LinkClick(_Model):
+    """A click on a shortened link (``record_type == "link_clicked"``)."""
+
+    record_type: str | None = None
+    url: str | None = None
+    to: str | None = None
+    message_id: str | None = None
+    time_clicked: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class WebhookMeta(_Model):
+    """Delivery metadata Telnyx adds to an event."""
+
+    attempt: int | None = None
+    delivered_to: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen
+class WebhookEvent:
+    """A verified webhook event.
+
+    ``payload`` is a :class:`Message` for ``message.sent`` / ``message.finalized`` /
+    ``message.received``, a :class:`LinkClick` for ``message.link_click`` (which carries no
+    ``event_type``, ``id`` or ``payload`` on the wire), and the raw mapping for event types this
+    library does not know. ``raw`` is the whole decoded JSON document.
+    """
+
+    event_type: WebhookEventType | str | None
+    id: str | None
+    occurred_at: datetime | None
+    payload: Message | LinkClick | Mapping[str, Any] | None
+    record_type: str | None = None
+    meta: WebhookMeta | None = None
+    raw: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False, eq=False)
