@@ -45,7 +45,15 @@ from telnyx_msg.errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
-from telnyx_msg.models import Message, Page, PageMeta, Recipient, Sender, WebhookEvent, WhatsAppMessage
+from telnyx_msg.models import (
+    Message,
+    Page,
+    PageMeta,
+    Recipient,
+    Sender,
+    WebhookEvent,
+    WhatsAppMessage,
+)
 
 if TYPE_CHECKING:
     from telnyx_msg._ratelimit import RateLimits

@@ -111,12 +111,14 @@ class Webhooks:
     def unwrap(self, raw_body: bytes | bytearray | memoryview | str,
                headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the signature and timestamp, then parse the event. No I/O."""
-        return self.verifier.unwrap(raw_body, headers)
+        event: WebhookEvent = self.verifier.unwrap(raw_body, headers)
+        return event
 
     async def aunwrap(self, raw_body: bytes | bytearray | memoryview | str,
                       headers: Mapping[str, str]) -> WebhookEvent:
         """Same as :meth:`unwrap`, for symmetry in async code."""
-        return await self.verifier.aunwrap(raw_body, headers)
+        event: WebhookEvent = await self.verifier.aunwrap(raw_body, headers)
+        return event
 
 
 @attrs.define

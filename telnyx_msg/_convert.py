@@ -85,9 +85,11 @@ converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
 converter.register_unstructure_hook(datetime, lambda v: v.isoformat())
 converter.register_structure_hook(Decimal, _structure_decimal)
 converter.register_unstructure_hook(Decimal, str)
-converter.register_structure_hook_func(
-    lambda t: get_origin(t) is Mapping, lambda v, _: v
-)
+def _is_mapping(tp: Any) -> bool:
+    return get_origin(tp) is Mapping
+
+
+converter.register_structure_hook_func(_is_mapping, lambda v, _: v)
 
 
 # --- open enums -------------------------------------------------------------------------------
@@ -179,7 +181,7 @@ def _wire_name(name: str) -> str:
 
 
 def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
-    fields = attrs.fields(cls)
+    fields = attrs.fields(cls)  # type: ignore[arg-type]  # only called for attrs classes
     overrides: dict[str, Any] = {}
     for field in fields:
         if field.name == "extra":

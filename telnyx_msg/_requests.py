@@ -25,18 +25,19 @@ Encoding = Literal["auto", "gsm7", "ucs2"]
 TimeFrame = Literal["1h", "3h", "24h", "3d", "7d", "30d"]
 Op = Literal["start", "stop", "info"]
 
-AlphanumericSenderIdFilter = TypedDict(
-    "AlphanumericSenderIdFilter", {"messaging_profile_id": str}, total=False
-)
-PhoneNumberContains = TypedDict("PhoneNumberContains", {"contains": str}, total=False)
-HostedNumberFilter = TypedDict(
-    "HostedNumberFilter",
-    {"messaging_profile_id": str, "phone_number": "str | PhoneNumberContains"},
-    total=False,
-)
-HostedNumberSort = TypedDict("HostedNumberSort", {"phone_number": Literal["asc", "desc"]})
+class AlphanumericSenderIdFilter(TypedDict, total=False):
+    messaging_profile_id: str
+class PhoneNumberContains(TypedDict, total=False):
+    contains: str
+class HostedNumberFilter(TypedDict, total=False):
+    messaging_profile_id: str
+    phone_number: str | PhoneNumberContains
+class HostedNumberSort(TypedDict):
+    phone_number: Literal["asc", "desc"]
 OptOutFilter = TypedDict("OptOutFilter", {"messaging_profile_id": str, "from": str}, total=False)
-DateRange = TypedDict("DateRange", {"gte": "str | datetime", "lte": "str | datetime"}, total=False)
+class DateRange(TypedDict, total=False):
+    gte: str | datetime
+    lte: str | datetime
 
 
 def _opt(validator: v.Validator | None = None, **metadata: str) -> Any:
@@ -241,7 +242,7 @@ class ListHostedNumbers(_Paged):
 
 @frozen
 class UpdateHostedNumber(Request):
-    """``PATCH /messaging_hosted_numbers/{id}``: ``messaging_profile_id=""`` unassigns the number."""
+    """``PATCH /messaging_hosted_numbers/{id}``; ``messaging_profile_id=""`` unassigns it."""
 
     id: str = _path()
     messaging_product: str | None = _opt()

@@ -122,8 +122,6 @@ def _http_date_delay(value: str, now: Callable[[], float]) -> float | None:
         when = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     if when.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 5322)
         when = when.replace(tzinfo=timezone.utc)
     return max(when.timestamp() - now(), 0.0)

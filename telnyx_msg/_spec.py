@@ -68,7 +68,8 @@ class Endpoint(Generic[P, R]):
         in_path = set(re.findall(r"\{(\w+)\}", self.path))
         in_query = self.method in ("GET", "DELETE")
         plans = []
-        assert isinstance(self.request, type) and attrs.has(self.request)
+        assert isinstance(self.request, type)
+        assert attrs.has(self.request)
         for field in attrs.fields(self.request):
             if field.name == "options":
                 continue

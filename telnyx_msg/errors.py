@@ -3,9 +3,9 @@
 ::
 
     TelnyxError
-    ├── ConfigurationError            bad client settings (missing key, bad base_url); also a ValueError
-    ├── ValidationError               bad arguments caught before any I/O; also a ValueError
-    ├── APIConnectionError            no HTTP response; .outcome_unknown tells if it may have reached Telnyx
+    ├── ConfigurationError            bad settings (missing key, bad base_url); a ValueError
+    ├── ValidationError               bad arguments caught before any I/O; a ValueError
+    ├── APIConnectionError            no HTTP response; .outcome_unknown: may it have been sent?
     │   └── APITimeoutError
     ├── APIStatusError                .status .errors .request_id .body .outcome_unknown
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,

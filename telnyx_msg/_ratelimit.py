@@ -1,0 +1,511 @@
+"""Client-side rate limiting: hierarchical, fair, adaptive token buckets (one event loop).
+
+How it works (the public contract is in :class:`RateLimits` and ``docs/rate-limits.md``):
+
+- Every ``acquire`` becomes a ``_Waiter`` appended to its sender lane (FIFO). A lane whose head
+  could take the lane's token now sits in the round-robin ring of the head's account lane
+  ("ready"); otherwise it sits in a heap keyed by the time its own bucket will have a token
+  ("timed"). A waiter therefore never holds an account token while it waits for its lane.
+- ``_pump(now)`` moves due lanes from the heap to the rings, then serves each ring round-robin
+  while its account bucket has a token: it takes one token from both buckets, marks the head
+  granted and resolves its future. It leaves ``_next_event``: the earliest time more could be
+  granted.
+- There are no background tasks. Waiters take turns as the timer: a waiter that cannot be
+  granted either parks on a future, or, if no waiter is already sleeping until ``_next_event``,
+  sleeps (with the injected ``sleep``) until then and pumps when it wakes. A waiter that leaves
+  (granted or cancelled) hands the timer role to a parked waiter when it is needed.
+
+Amortised cost per acquire: O(log L) heap work for L lanes with waiters, O(1) otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from heapq import heappop, heappush
+
+from telnyx_msg._bucket import (
+    BETA,
+    DECREASE_COOLDOWN,
+    DEFAULT_QUEUE_FRACTION,
+    DRAIN_FRACTION,
+    MAX_RESET_AFTER,
+    MIN_RATE,
+    QUEUE_SECONDS,
+    AccountSpec,
+    LimitConfig,
+    TokenBucket,
+    cubic_rate,
+    drain_tokens,
+    resolve_config,
+    sender_kind,
+)
+
+__all__ = ["RateLimits", "sender_kind"]
+
+_IDLE, _READY, _TIMED = 0, 1, 2
+_TIME_EPS = 1e-9
+# A lane without a rate of its own that reports a full queue pauses for 1 % of the 4 h window.
+_UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
+
+
+class _Account:
+    """The account lane of one message type: adaptive bucket plus the ring of ready lanes."""
+
+    __slots__ = ("bucket", "burst", "configured", "cooldown_until", "decreased_at", "ring", "wmax")
+
+    def __init__(self, spec: AccountSpec | None, now: float) -> None:
+        self.bucket = None if spec is None else TokenBucket(spec.rate, spec.burst, now)
+        self.configured = 0.0 if spec is None else spec.rate
+        self.burst = 0.0 if spec is None else spec.burst
+        self.ring: collections.deque[_Lane] = collections.deque()
+        self.wmax = 0.0
+        self.decreased_at: float | None = None
+        self.cooldown_until = -math.inf
+
+    def capacity_for(self, rate: float) -> float:
+        """The bucket size at ``rate``: the configured burst, scaled down with the rate."""
+        return max(1.0, self.burst * rate / self.configured)
+
+
+class _Lane:
+    """One sender's FIFO of waiters and its bucket (None: no rate of its own)."""
+
+    __slots__ = ("bucket", "key", "paused_until", "seq", "waiters", "where")
+
+    def __init__(self, key: str | None, bucket: TokenBucket | None) -> None:
+        self.key = key
+        self.bucket = bucket
+        self.waiters: collections.deque[_Waiter] = collections.deque()
+        self.where = _IDLE
+        self.seq = 0
+        self.paused_until = -math.inf
+
+
+class _Waiter:
+    """One pending ``acquire`` call."""
+
+    __slots__ = ("account", "cancelled", "future", "granted", "lane", "sleep_until")
+
+    def __init__(self, lane: _Lane, account: _Account) -> None:
+        self.lane = lane
+        self.account = account
+        self.granted = False
+        self.cancelled = False
+        self.future: asyncio.Future[None] | None = None
+        self.sleep_until: float | None = None
+
+
+class RateLimits:
+    """Client-side rate limits for sends: account lanes per message type, one lane per sender.
+
+    ``await acquire(sender, message_type)`` returns when one message may be sent. Each send
+    takes one token from the account lane of its message type (``"SMS"``, ``"MMS"``) and one
+    from the lane of its sender (the ``from`` value, or the messaging profile id of a
+    number-pool send; ``sender=None`` uses only the account lane).
+
+    **Account lanes** are token buckets: ``account_mps`` messages/s (SMS; MMS defaults to
+    ``min(account_mps, 15)``; pass a mapping such as ``{"SMS": 200, "MMS": 50}`` to set each
+    type) and ``burst`` tokens (``None``: the rate rounded up, at least 1). ``account_mps=None``
+    removes the account lanes.
+
+    **Sender lanes model Telnyx's queue.** Telnyx queues a sender's messages beyond its rate
+    for up to 4 hours (queue depth = 4 h x rate: 1,440 messages for a 0.1 MPS long code) and
+    answers 429/40318 only when that queue is full. So a lane whose rate comes from its kind
+    (``per_kind_mps``, defaults below) lets sends through at once while the estimated server
+    backlog ``B(t) = max(0, B(t0) + sends - rate x (t - t0))`` would stay at or under
+    ``H = queue_fraction x 4 h x rate`` (at least 1), and paces at ``rate`` beyond that.
+    This is exactly a token bucket of rate ``rate`` and capacity ``H``, with
+    ``tokens = H - B``. With the defaults a long code sends 720 messages at once, then one
+    every 10 s. **A rate set for one sender in** ``per_sender_mps`` **is a strict token bucket**
+    (capacity ``burst``, default the rate rounded up), for senders that must not be queued.
+
+    ============  ===============  ===================  =====================
+    kind          default msg/s    Telnyx queue depth   sent at once (H)
+    ============  ===============  ===================  =====================
+    long_code     0.1              1,440                720
+    toll_free     20               288,000              144,000
+    short_code    1,000            14,400,000           7,200,000
+    alphanumeric  0.1              1,440                720
+    number_pool   none (no lane limit; keyed by messaging profile id)
+    ============  ===============  ===================  =====================
+
+    :func:`sender_kind` classifies senders. A kind or sender mapped to ``None`` has no lane
+    limit.
+
+    **Feedback** (``on_response`` after each response):
+
+    - 2xx: the account rate recovers (CUBIC) towards its configured value:
+      ``rate = min(configured, 0.4 (t - K)^3 + W_max)``, ``K = cbrt(W_max x 0.3 / 0.4)``,
+      ``t`` = seconds since the last decrease.
+    - 429 code ``10011`` (or no code): every account lane's rate is multiplied by 0.7
+      (not below ``min(0.5, configured)``; at most once per ``max(1 s, reset_after)``),
+      ``W_max`` = the rate before, its bucket is emptied and blocked for ``reset_after``
+      seconds (from ``x-ratelimit-reset``; capped at 300 s).
+    - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server
+      has drained ``m = max(1, 1 % x 4 h x rate)`` messages, i.e. for ``m / rate`` seconds
+      (``max(1/rate, 144 s)``), then paces at ``rate``; a lane without a rate pauses 144 s.
+
+    ``acquire`` waits instead of failing, is FIFO within a lane, serves ready lanes round-robin
+    so a slow lane never blocks another, and is cancellation-safe: a cancelled call gives back
+    tokens only if it had been granted them. It uses ``clock`` (default ``time.monotonic``)
+    and ``sleep`` (default ``asyncio.sleep``) and starts no tasks. One instance serves one
+    event loop at a time.
+    """
+
+    def __init__(
+        self,
+        account_mps: float | Mapping[str, float | None] | None = 50.0,
+        per_kind_mps: Mapping[str, float | None] | None = None,
+        per_sender_mps: Mapping[str, float | None] | None = None,
+        burst: float | None = None,
+        *,
+        queue_fraction: float = DEFAULT_QUEUE_FRACTION,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+    ) -> None:
+        self._config: LimitConfig = resolve_config(
+            account_mps, per_kind_mps, per_sender_mps, burst, queue_fraction
+        )
+        self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self._sleep: Callable[[float], Awaitable[object]] = (
+            sleep if sleep is not None else asyncio.sleep
+        )
+        self._unlimited = False
+        now = self._clock()
+        self._accounts = {
+            key: _Account(spec, now) for key, spec in self._config.accounts.items()
+        }
+        self._account_list = list(self._accounts.values())
+        self._lanes: dict[str | None, _Lane] = {}
+        self._prune_at = 1024
+        self._timed: list[tuple[float, int, _Lane]] = []
+        self._sleepers: list[tuple[float, int, _Waiter]] = []
+        self._parked: dict[_Waiter, None] = {}
+        self._seq = itertools.count(1)
+        self._next_event: float | None = None
+
+    @classmethod
+    def unlimited(cls) -> RateLimits:
+        """Limits that never wait: ``acquire`` returns at once and feedback is ignored."""
+        limits = cls(account_mps=None)
+        limits._unlimited = True
+        return limits
+
+    def __repr__(self) -> str:
+        if self._unlimited:
+            return "RateLimits.unlimited()"
+        accounts = {k: None if s is None else s.rate for k, s in self._config.accounts.items()}
+        return (
+            f"RateLimits(account_mps={accounts!r}, per_kind_mps={dict(self._config.kind_mps)!r}, "
+            f"per_sender_mps={dict(self._config.sender_mps)!r}, burst={self._config.burst!r}, "
+            f"queue_fraction={self._config.queue_fraction!r})"
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
+        """Wait until one message of ``message_type`` may be sent from ``sender``.
+
+        ``sender`` is the ``from`` value, or the messaging profile id for number-pool sends;
+        ``None`` uses only the account lane. Call once before every attempt.
+        """
+        if self._unlimited:
+            return
+        lane = self._lanes.get(sender)
+        if lane is None:
+            lane = self._new_lane(sender)
+        account = self._accounts[self._config.account_key(message_type)]
+        if (
+            lane.bucket is None
+            and account.bucket is None
+            and not lane.waiters
+            and self._clock() >= lane.paused_until
+        ):
+            return
+        waiter = _Waiter(lane, account)
+        lane.waiters.append(waiter)
+        now = self._clock()
+        if lane.where == _IDLE:
+            self._place(lane, now)
+        self._pump(now)
+        if waiter.granted:
+            self._cover()
+            return
+        await self._wait(waiter)
+
+    def on_response(
+        self,
+        sender: str | None,
+        *,
+        status: int,
+        code: str | None,
+        reset_after: float | None,
+    ) -> None:
+        """Feed back one response: 2xx recovers, 429 ``10011`` slows the account, ``40318``
+        pauses ``sender``'s lane. Other statuses are ignored."""
+        if self._unlimited:
+            return
+        now = self._clock()
+        if 200 <= status < 300:
+            if not self._recover(now):
+                return
+        elif status == 429 and code == "40318":
+            if sender is None:
+                return
+            self._queue_full(sender, now)
+        elif status == 429:
+            self._throttle(now, reset_after)
+        else:
+            return
+        self._pump(now)
+        self._cover()
+
+    # ------------------------------------------------------------------ feedback
+
+    def _recover(self, now: float) -> bool:
+        changed = False
+        for account in self._account_list:
+            bucket = account.bucket
+            if bucket is None or account.decreased_at is None:
+                continue
+            rate = cubic_rate(account.wmax, now - account.decreased_at)
+            if rate >= account.configured:
+                rate = account.configured
+                account.decreased_at = None
+            if rate > bucket.rate:
+                bucket.set_rate(now, rate, account.capacity_for(rate))
+                changed = True
+        return changed
+
+    def _throttle(self, now: float, reset_after: float | None) -> None:
+        pause = 0.0
+        if reset_after is not None and reset_after > 0:  # also drops NaN
+            pause = min(float(reset_after), MAX_RESET_AFTER)
+        for account in self._account_list:
+            bucket = account.bucket
+            if bucket is None:
+                continue
+            if now >= account.cooldown_until:
+                current = bucket.rate
+                floor = min(MIN_RATE, account.configured)
+                rate = max(floor, current * BETA)
+                account.wmax = current
+                account.decreased_at = now
+                account.cooldown_until = now + max(DECREASE_COOLDOWN, pause)
+                bucket.set_rate(now, rate, account.capacity_for(rate))
+            bucket.block(now, now + pause)
+
+    def _queue_full(self, sender: str, now: float) -> None:
+        lane = self._lanes.get(sender)
+        if lane is None:
+            lane = self._new_lane(sender)
+        if lane.bucket is not None:
+            lane.bucket.limit_tokens(now, 1.0 - drain_tokens(lane.bucket.rate))
+        else:
+            lane.paused_until = max(lane.paused_until, now + _UNRATED_PAUSE)
+        if lane.where == _TIMED:  # its heap entry is now too early: re-place it
+            lane.where = _IDLE
+            self._place(lane, now)
+
+    # ------------------------------------------------------------------ lanes
+
+    def _new_lane(self, sender: str | None) -> _Lane:
+        if len(self._lanes) >= self._prune_at:
+            self._prune()
+        bucket = None
+        if sender is not None:
+            spec = self._config.lane_spec(sender)
+            if spec is not None:
+                bucket = TokenBucket(spec.rate, spec.capacity, self._clock())
+        lane = _Lane(sender, bucket)
+        self._lanes[sender] = lane
+        return lane
+
+    def _prune(self) -> None:
+        """Forget idle lanes that are indistinguishable from new ones (amortised O(1))."""
+        now = self._clock()
+        for key, lane in list(self._lanes.items()):
+            if lane.where != _IDLE or lane.waiters or now < lane.paused_until:
+                continue
+            bucket = lane.bucket
+            if bucket is not None:
+                bucket.refill(now)
+                if bucket.stamp > now or bucket.tokens < bucket.capacity:
+                    continue
+            del self._lanes[key]
+        self._prune_at = max(1024, 2 * len(self._lanes))
+
+    @staticmethod
+    def _head(lane: _Lane) -> _Waiter | None:
+        waiters = lane.waiters
+        while waiters and waiters[0].cancelled:
+            waiters.popleft()
+        return waiters[0] if waiters else None
+
+    def _place(self, lane: _Lane, now: float) -> None:
+        """Put an idle lane where its head belongs: a ring if the lane can grant, else the heap."""
+        head = self._head(lane)
+        if head is None:
+            lane.where = _IDLE
+            return
+        bucket = lane.bucket
+        if now < lane.paused_until:
+            ready: float | None = lane.paused_until
+        elif bucket is None or bucket.available(now):
+            ready = None
+        else:
+            ready = bucket.ready_at(now)
+        if ready is None:
+            head.account.ring.append(lane)
+            lane.where = _READY
+        else:
+            lane.seq = next(self._seq)
+            heappush(self._timed, (ready, lane.seq, lane))
+            lane.where = _TIMED
+
+    # ------------------------------------------------------------------ granting
+
+    def _pump(self, now: float) -> None:
+        """Grant everything that can be granted at ``now``; set ``_next_event``."""
+        timed = self._timed
+        due: list[_Lane] = []
+        while timed and timed[0][0] <= now:
+            _, seq, lane = heappop(timed)
+            if lane.seq == seq and lane.where == _TIMED:
+                lane.where = _IDLE
+                due.append(lane)
+        for lane in due:
+            self._place(lane, now)
+
+        progress = True
+        while progress:
+            progress = False
+            for account in self._account_list:
+                ring = account.ring
+                bucket = account.bucket
+                while ring and (bucket is None or bucket.available(now)):
+                    lane = ring.popleft()
+                    lane.where = _IDLE
+                    head = self._head(lane)
+                    if head is None:
+                        continue
+                    lane_bucket = lane.bucket
+                    if (
+                        head.account is not account
+                        or now < lane.paused_until
+                        or (lane_bucket is not None and not lane_bucket.available(now))
+                    ):
+                        self._place(lane, now)
+                        # It may have joined a ring this loop has already served.
+                        progress = progress or lane.where == _READY
+                        continue
+                    lane.waiters.popleft()
+                    if lane_bucket is not None:
+                        lane_bucket.take(now)
+                    if bucket is not None:
+                        bucket.take(now)
+                    self._grant(head)
+                    self._place(lane, now)
+
+        next_event: float | None = None
+        while timed and (timed[0][2].seq != timed[0][1] or timed[0][2].where != _TIMED):
+            heappop(timed)
+        if timed:
+            next_event = timed[0][0]
+        for account in self._account_list:
+            if account.ring and account.bucket is not None:
+                at = account.bucket.ready_at(now)
+                if next_event is None or at < next_event:
+                    next_event = at
+        self._next_event = next_event
+
+    def _grant(self, waiter: _Waiter) -> None:
+        waiter.granted = True
+        future = waiter.future
+        if future is not None and not future.done():
+            future.set_result(None)
+        self._parked.pop(waiter, None)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _covered(self, at: float) -> bool:
+        """True when some waiter sleeps until ``at`` or earlier (stale heap entries dropped)."""
+        sleepers = self._sleepers
+        while sleepers and sleepers[0][2].sleep_until != sleepers[0][0]:
+            heappop(sleepers)
+        return bool(sleepers) and sleepers[0][0] <= at + _TIME_EPS
+
+    def _cover(self) -> None:
+        """Make sure a waiter will wake at ``_next_event``: wake a parked one to sleep."""
+        at = self._next_event
+        if at is None or self._covered(at):
+            return
+        while self._parked:
+            waiter, _ = self._parked.popitem()
+            future = waiter.future
+            if future is None or future.done():
+                continue
+            waiter.sleep_until = at  # reserve the role until it runs
+            heappush(self._sleepers, (at, next(self._seq), waiter))
+            future.set_result(None)
+            return
+
+    def _role(self, waiter: _Waiter) -> float | None:
+        """Pump, then say until when ``waiter`` must sleep (None: park, or done if granted)."""
+        self._pump(self._clock())
+        if waiter.granted:
+            self._cover()
+            return None
+        at = self._next_event
+        if at is None or self._covered(at):
+            return None
+        return at
+
+    async def _wait(self, waiter: _Waiter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                waiter.sleep_until = None
+                until = self._role(waiter)
+                if waiter.granted:
+                    return
+                if until is None:
+                    future: asyncio.Future[None] = loop.create_future()
+                    waiter.future = future
+                    self._parked[waiter] = None
+                    try:
+                        await future
+                    finally:
+                        waiter.future = None
+                        self._parked.pop(waiter, None)
+                else:
+                    waiter.sleep_until = until
+                    heappush(self._sleepers, (until, next(self._seq), waiter))
+                    await self._sleep(max(0.0, until - self._clock()))
+        except BaseException:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter leaves by an exception (cancellation): undo exactly what it took."""
+        waiter.sleep_until = None
+        self._parked.pop(waiter, None)
+        now = self._clock()
+        if waiter.granted:
+            lane = waiter.lane
+            if lane.bucket is not None:
+                lane.bucket.give_back(now)
+            if waiter.account.bucket is not None:
+                waiter.account.bucket.give_back(now)
+            if lane.where == _TIMED:
+                lane.where = _IDLE
+                self._place(lane, now)
+        else:
+            waiter.cancelled = True
+        self._pump(now)
+        self._cover()
