@@ -1,0 +1,127 @@
+"""Shared fixtures: a scriptable aiohttp server on 127.0.0.1 that records every request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run async tests on asyncio (the SDK is asyncio-first)."""
+    return "asyncio"
+
+
+@attrs.define
+class Recorded:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def json(self) -> Any:
+        """The decoded JSON body (None when empty)."""
+        return json.loads(self.body) if self.body else None
+
+
+@attrs.define
+class ApiServer:
+    """A real aiohttp server; ``handler`` answers, ``requests`` records what arrived."""
+
+    handler: Handler
+    requests: list[Recorded] = attrs.Factory(list)
+    base_url: str = ""
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        loop = asyncio.get_running_loop()
+        self.requests.append(Recorded(request.method, request.path, dict(request.query),
+                                      dict(request.headers), body, loop.time()))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self.handler(request)
+        finally:
+            self.in_flight -= 1
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    """A JSON response (``payload`` may be any JSON value)."""
+    return web.Response(status=status, body=json.dumps(payload).encode(),
+                        content_type="application/json", headers=headers)
+
+
+def telnyx_error(status: int, code: str, title: str = "Error", detail: str = "",
+                 headers: dict[str, str] | None = None) -> web.Response:
+    """A Telnyx-shaped error response."""
+    return json_response({"errors": [{"code": code, "title": title, "detail": detail}]},
+                         status=status, headers=headers)
+
+
+@pytest.fixture
+async def api_server() -> AsyncIterator[Callable[[Handler], Awaitable[ApiServer]]]:
+    """Start ``await api_server(handler)`` servers on 127.0.0.1; all stopped after the test."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> ApiServer:
+        server = ApiServer(handler)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", server.dispatch)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        server.base_url = f"http://127.0.0.1:{port}/v2"
+        return server
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def message_json(**overrides: Any) -> dict[str, Any]:
+    """A realistic outbound message payload (WIRE.md §4.1)."""
+    payload: dict[str, Any] = {
+        "record_type": "message",
+        "id": "40385f64-5717-4562-b3fc-2c963f66afa6",
+        "direction": "outbound",
+        "type": "SMS",
+        "messaging_profile_id": "4000eba1-a0c0-4563-9925-b25e842a7cb6",
+        "organization_id": "b448f9cc-a842-4784-98e9-03c1a5872950",
+        "from": {"phone_number": "+18005550101", "carrier": "Telnyx", "line_type": "VoIP"},
+        "to": [{"phone_number": "+18445550001", "status": "queued", "carrier": "T-Mobile USA",
+                "line_type": "Wireless"}],
+        "cc": [],
+        "text": "Hello",
+        "media": [],
+        "encoding": "GSM-7",
+        "parts": 1,
+        "tags": [],
+        "cost": None,
+        "received_at": "2025-07-01T15:00:00.000+00:00",
+        "sent_at": None,
+        "completed_at": None,
+        "valid_until": "2025-07-01T19:00:00.000+00:00",
+        "errors": [],
+        "wait_seconds": 0.0,
+    }
+    payload.update(overrides)
+    return payload
