@@ -22,7 +22,7 @@ from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Page
 
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
     finally:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
-            portal.call(aclose)
+            with contextlib.suppress(RuntimeError):  # the client was closed first
+                portal.call(aclose)
 
 
 class _Portal:
@@ -130,11 +131,11 @@ class Client(ResourceTree[SyncMode]):
             backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
             pool_size=pool_size,
         )
-        self._owner = _Portal()
-        self._setup(async_client, self._owner)
+        self._setup(async_client, _Portal())
         self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)
 
     def _setup(self, async_client: AsyncClient, owner: _Portal) -> None:
+        self._owner = owner
         self._async = async_client
         self._portal = owner.portal
         self.webhooks = async_client.webhooks
@@ -179,6 +180,10 @@ class Client(ResourceTree[SyncMode]):
     def __repr__(self) -> str:
         return f"Client(base_url={self._async.base_url!r})"
 
+    def _check_open(self) -> None:
+        if self._owner.stopped:
+            raise TelnyxError("this client is closed; create a new one")
+
     # --- binding (see _resources.Op): validate here, run the async core in the portal ---------
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
@@ -188,14 +193,18 @@ class Client(ResourceTree[SyncMode]):
             fetcher = self._async._pager_factory(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
-                return SyncPager(AsyncPager(fetcher(make(*args, **kwargs))), portal)
+                request = make(*args, **kwargs)
+                self._check_open()
+                return SyncPager(AsyncPager(fetcher(request)), portal)
 
             method: Callable[..., Any] = list_method
         else:
             run: Callable[[Any], Awaitable[Any]] = self._async._runner(endpoint)
 
             def call_method(*args: Any, **kwargs: Any) -> Any:
-                return portal.call(run, make(*args, **kwargs))
+                request = make(*args, **kwargs)
+                self._check_open()
+                return portal.call(run, request)
 
             method = call_method
         method.__name__ = method.__qualname__ = name

@@ -30,6 +30,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: Any = None
 
     @property
     def json(self) -> Any:
@@ -50,8 +51,9 @@ class ApiServer:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         loop = asyncio.get_running_loop()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(Recorded(request.method, request.path, dict(request.query),
-                                      dict(request.headers), body, loop.time()))
+                                      dict(request.headers), body, loop.time(), peer))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

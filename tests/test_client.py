@@ -1,0 +1,189 @@
+"""AsyncClient configuration, timeouts, sessions, headers and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg import RequestOptions, Timeout
+from tests.conftest import json_response, message_json
+
+
+async def ok(request: web.Request) -> web.Response:
+    return json_response({"data": message_json()})
+
+
+def test_missing_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No argument and no TELNYX_API_KEY: ConfigurationError at construction."""
+    monkeypatch.delenv("TELNYX_API_KEY", raising=False)
+    with pytest.raises(telnyx_msg.ConfigurationError, match="TELNYX_API_KEY"):
+        telnyx_msg.AsyncClient()
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.Client()
+
+
+@pytest.mark.anyio
+async def test_environment_configuration(api_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TELNYX_API_KEY and TELNYX_BASE_URL configure a client built with no arguments."""
+    server = await api_server(ok)
+    monkeypatch.setenv("TELNYX_API_KEY", "env-key")
+    monkeypatch.setenv("TELNYX_BASE_URL", server.base_url + "/")
+    async with telnyx_msg.AsyncClient(rate_limits=None) as client:
+        assert client.base_url == server.base_url
+        await client.messages.retrieve("m")
+    assert server.requests[0].headers["Authorization"] == "Bearer env-key"
+
+
+def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without TELNYX_BASE_URL the client talks to https://api.telnyx.com/v2."""
+    monkeypatch.delenv("TELNYX_BASE_URL", raising=False)
+    client = telnyx_msg.AsyncClient("k", rate_limits=None)
+    assert client.base_url == "https://api.telnyx.com/v2"
+
+
+@pytest.mark.parametrize("url", ["api.telnyx.com", "ftp://x/v2", "http://x/v2?a=1", "http:// x"])
+def test_bad_base_url(url: str) -> None:
+    """A base_url that is not an http(s) URL is a ConfigurationError."""
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient("k", base_url=url)
+
+
+@pytest.mark.parametrize("timeout", [None, 0, -1, float("nan"), "5", True])
+def test_bad_timeouts_rejected(timeout: Any) -> None:
+    """timeout=None (wait forever), zero, negative or non-numbers are rejected."""
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient("k", timeout=timeout, rate_limits=None)
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient("k", rate_limits=None).with_options(timeout=timeout)
+
+
+def test_timeout_values() -> None:
+    """A number is the total with a 5 s connect limit; math.inf opts out explicitly."""
+    client = telnyx_msg.AsyncClient("k", timeout=30, rate_limits=None)
+    assert client.timeout == Timeout(total=30.0, connect=5.0)
+    assert client.with_options(timeout=2).timeout == Timeout(total=2.0, connect=2.0)
+    assert telnyx_msg.AsyncClient("k").timeout == Timeout(60.0, 5.0)
+    assert telnyx_msg.AsyncClient("k", timeout=Timeout(total=math.inf)).timeout.total == math.inf
+
+
+@pytest.mark.parametrize("retries", [-1, None, 1.5, True])
+def test_bad_max_retries(retries: Any) -> None:
+    """max_retries must be an int >= 0."""
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient("k", max_retries=retries)
+
+
+@pytest.mark.anyio
+async def test_timeout_per_client_view_and_call(api_server: Any) -> None:
+    """The shortest applicable timeout wins per call: client, with_options view, options."""
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    try:
+        async with telnyx_msg.AsyncClient("k", base_url=server.base_url, timeout=30,
+                                          max_retries=0, rate_limits=None) as client:
+            with pytest.raises(telnyx_msg.APITimeoutError):
+                await client.with_options(timeout=0.1).messages.retrieve("m")
+            with pytest.raises(telnyx_msg.APITimeoutError):
+                await client.messages.retrieve("m", options=RequestOptions(timeout=0.1))
+    finally:
+        release.set()
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_borrowed_session_stays_open(api_server: Any) -> None:
+    """A session passed in is used for requests and left open by aclose()."""
+    server = await api_server(ok)
+    async with aiohttp.ClientSession() as session:
+        client = telnyx_msg.AsyncClient("k", base_url=server.base_url, session=session,
+                                        rate_limits=None)
+        await client.messages.retrieve("m")
+        await client.aclose()
+        assert not session.closed
+        async with session.get(server.base_url + "/messages/x") as resp:
+            assert resp.status == 200
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_views_share_the_session(api_server: Any) -> None:
+    """with_options views reuse the parent's connection pool; closing a view is a no-op."""
+    server = await api_server(ok)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        view = client.with_options(max_retries=0)
+        await view.messages.retrieve("m")
+        await view.aclose()
+        await client.messages.retrieve("m")
+    # Both calls arrived on the same keep-alive connection: one pool.
+    assert server.requests[0].peer == server.requests[1].peer
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_closed_client_raises(api_server: Any) -> None:
+    """After aclose() (twice is fine) a call raises TelnyxError instead of hanging."""
+    server = await api_server(ok)
+    client = telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None)
+    await client.messages.retrieve("m")
+    await client.aclose()
+    await client.aclose()
+    with pytest.raises(telnyx_msg.TelnyxError, match="closed"):
+        await client.messages.retrieve("m")
+
+
+@pytest.mark.anyio
+async def test_headers(api_server: Any) -> None:
+    """JSON in and out, a versioned User-Agent, and per-call extra headers."""
+    server = await api_server(ok)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        await client.messages.retrieve("m", options=RequestOptions(extra_headers={"X-Trace": "t1"}))
+        await client.messages.retrieve("m")
+    first, second = server.requests
+    assert first.headers["Accept"] == "application/json"
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["User-Agent"].startswith(f"telnyx_msg/{telnyx_msg.__version__} python/")
+    assert "aiohttp/" in first.headers["User-Agent"]
+    assert first.headers["X-Trace"] == "t1"
+    assert "X-Trace" not in second.headers
+    assert "Idempotency-Key" not in second.headers
+
+
+def test_authorization_cannot_be_overridden() -> None:
+    """extra_headers may not replace the Authorization header."""
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        RequestOptions(extra_headers={"authorization": "Bearer other"})
+
+
+@pytest.mark.anyio
+async def test_non_json_success_body(api_server: Any) -> None:
+    """A 2xx with a non-JSON body raises TelnyxError naming the endpoint, not a JSON error."""
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>maintenance</html>")
+
+    server = await api_server(html)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.TelnyxError, match="GET /messages/"):
+            await client.messages.retrieve("m")
+
+
+@pytest.mark.anyio
+async def test_many_clients_close_cleanly(api_server: Any) -> None:
+    """Creating and closing clients repeatedly leaks no session (ResourceWarning is an error)."""
+    server = await api_server(ok)
+    for _ in range(50):
+        async with telnyx_msg.AsyncClient("k", base_url=server.base_url,
+                                          rate_limits=None) as client:
+            await client.messages.retrieve("m")
+    assert len(server.requests) == 50

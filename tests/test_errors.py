@@ -1,0 +1,136 @@
+"""Error mapping: status → exception class, Telnyx error details, request ids, no key leaks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg._retry import Backoff
+from tests.conftest import json_response, telnyx_error
+
+pytestmark = pytest.mark.anyio
+
+KEY = "KEYsuper-secret-0123456789"
+
+STATUS_CLASSES = [
+    (400, "10015", telnyx_msg.BadRequestError),
+    (401, "10009", telnyx_msg.AuthenticationError),
+    (403, "10010", telnyx_msg.PermissionDeniedError),
+    (404, "10005", telnyx_msg.NotFoundError),
+    (409, "10001", telnyx_msg.ConflictError),
+    (410, "10001", telnyx_msg.APIStatusError),
+    (422, "40305", telnyx_msg.UnprocessableEntityError),
+    (429, "10011", telnyx_msg.RateLimitError),
+    (429, "40318", telnyx_msg.QueueFullError),
+    (500, "10001", telnyx_msg.InternalServerError),
+    (501, "10001", telnyx_msg.InternalServerError),
+    (502, "10001", telnyx_msg.InternalServerError),
+    (503, "10001", telnyx_msg.InternalServerError),
+    (504, "10001", telnyx_msg.InternalServerError),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "error_cls"), STATUS_CLASSES)
+async def test_status_maps_to_exception(api_server: Any, status: int, code: str,
+                                        error_cls: type[telnyx_msg.APIStatusError]) -> None:
+    """Each HTTP status raises its documented class with Telnyx's details and request id."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response(
+            {"errors": [{"code": code, "title": "Something failed", "detail": "Because.",
+                         "source": {"pointer": "/to"}, "meta": {"url": "https://d/" + code}}]},
+            status=status, headers={"x-request-id": "req-123"})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, max_retries=0,
+                                      rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
+    error = caught.value
+    assert type(error) is error_cls
+    assert isinstance(error, telnyx_msg.TelnyxError)
+    assert error.status == status
+    assert error.request_id == "req-123"
+    assert error.code == code
+    detail = error.errors[0]
+    assert (detail.code, detail.title, detail.detail) == (code, "Something failed", "Because.")
+    assert detail.source == {"pointer": "/to"}
+    assert isinstance(error.body, dict)
+    text = str(error)
+    assert str(status) in text
+    assert f"[{code}]" in text
+    assert "Something failed" in text
+    assert "request_id=req-123" in text
+    assert "POST /messages" in text
+
+
+async def test_non_json_error_body(api_server: Any) -> None:
+    """An HTML error page still raises the status class, with the text as body."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>Bad gateway</html>")
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, max_retries=0,
+                                      rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.InternalServerError) as caught:
+            await client.messages.retrieve("m")
+    assert caught.value.errors == []
+    assert caught.value.body == "<html>Bad gateway</html>"
+    assert "Bad gateway" in str(caught.value)
+
+
+async def test_numeric_error_code_is_a_string(api_server: Any) -> None:
+    """A code sent as a JSON number is still exposed as a string."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"errors": [{"code": 40318, "title": "Queue full"}]}, status=429)
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.QueueFullError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
+    assert caught.value.code == "40318"
+    assert len(caught.value.errors) == 1
+
+
+async def test_api_key_never_leaks(api_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The API key is in no repr, exception text, or log line, even at DEBUG with retries."""
+    caplog.set_level(logging.DEBUG, logger="telnyx_msg")
+
+    async def handler(request: web.Request) -> web.Response:
+        return telnyx_error(503, "10001", "Unavailable", headers={"x-request-id": "r1"})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
+                                      backoff=Backoff(initial=0.001, max=0.001)) as client:
+        with pytest.raises(telnyx_msg.InternalServerError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
+        texts = [repr(client), str(client), repr(client.with_options(timeout=3)),
+                 str(caught.value), repr(caught.value), repr(caught.value.__dict__), caplog.text]
+    assert len(server.requests) == 3
+    assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    for text in texts:
+        assert KEY not in text
+    assert "attempt=2" in caplog.text
+
+
+def test_blocking_client_repr_hides_key() -> None:
+    """The blocking client's repr does not show the key either."""
+    with telnyx_msg.Client(KEY, base_url="http://127.0.0.1:9/v2", rate_limits=None) as client:
+        assert KEY not in repr(client)
+
+
+def test_configuration_and_validation_errors_are_value_errors() -> None:
+    """ConfigurationError and ValidationError are ValueErrors, per API.md."""
+    assert issubclass(telnyx_msg.ConfigurationError, ValueError)
+    assert issubclass(telnyx_msg.ValidationError, ValueError)
+    assert issubclass(telnyx_msg.APITimeoutError, telnyx_msg.APIConnectionError)
+    assert issubclass(telnyx_msg.QueueFullError, telnyx_msg.RateLimitError)
+    for name in ("InvalidSignatureError", "TimestampError", "MissingHeaderError",
+                 "WebhookPayloadError", "DuplicateWebhookError"):
+        assert issubclass(getattr(telnyx_msg, name), telnyx_msg.WebhookVerificationError)

@@ -1,0 +1,131 @@
+"""Page iterators: every record once, one request per page, and always an end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from tests.conftest import json_response
+
+pytestmark = pytest.mark.anyio
+
+
+def optout(n: int) -> dict[str, Any]:
+    return {"from": "+18005550101", "to": f"+1844555{n:04d}", "keyword": "STOP",
+            "created_at": "2025-04-28T12:00:38Z"}
+
+
+def paged_server(total: int, *, size: int = 3, meta: str = "full") -> Any:
+    """Serve ``total`` opt-outs by page[number]/page[size]; ``meta`` full, partial or none."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        page_size = int(request.query.get("page[size]", str(size)))
+        start = (number - 1) * page_size
+        data = [optout(n) for n in range(start, min(start + page_size, total))]
+        body: dict[str, Any] = {"data": data}
+        pages = -(-total // page_size)
+        if meta == "full":
+            body["meta"] = {"page_number": number, "page_size": page_size,
+                            "total_pages": pages, "total_results": total}
+        elif meta == "partial":
+            body["meta"] = {"page_number": number}
+        return json_response(body)
+
+    return handler
+
+
+@pytest.mark.parametrize(("total", "pages"), [(0, 0), (2, 1), (3, 1), (20, 7)])
+async def test_items_once_one_request_per_page(api_server: Any, total: int, pages: int) -> None:
+    """0, 1 and 7 pages (partial last page): every record once, exactly one request per page."""
+    server = await api_server(paged_server(total))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = [item.to async for item in c.messaging_optouts.list(page_size=3)]
+    assert items == [optout(n)["to"] for n in range(total)]
+    assert len(server.requests) == max(pages, 1)
+    numbers = [r.query.get("page[number]") for r in server.requests]
+    assert numbers == [None] + [str(n) for n in range(2, pages + 1)]
+    assert all(r.query["page[size]"] == "3" for r in server.requests)
+
+
+@pytest.mark.parametrize("meta", ["partial", "none"])
+async def test_without_total_pages_stops_on_empty_page(api_server: Any, meta: str) -> None:
+    """Without total_pages the iterator walks until the first empty page, then stops."""
+    server = await api_server(paged_server(7, meta=meta))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = [item async for item in c.messaging_optouts.list(page_size=3)]
+    assert len(items) == 7
+    assert [r.query.get("page[number]") for r in server.requests] == [None, "2", "3", "4"]
+
+
+async def test_repeated_page_stops(api_server: Any) -> None:
+    """A server that ignores page[number] (same page forever) is read once, not forever."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"data": [optout(1), optout(2)]})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = [item async for item in c.messaging_optouts.list()]
+    assert len(items) == 2
+    assert len(server.requests) == 2
+
+
+async def test_pages_and_first_page(api_server: Any) -> None:
+    """pages() yields Page objects with meta; first_page() makes exactly one request."""
+    server = await api_server(paged_server(8))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        pages = [page async for page in c.messaging_optouts.list(page_size=3).pages()]
+        assert [len(p.items) for p in pages] == [3, 3, 2]
+        assert [p.page_number for p in pages] == [1, 2, 3]
+        assert pages[0].meta is not None
+        assert pages[0].meta.total_results == 8
+        server.requests.clear()
+        first = await c.messaging_optouts.list(page_size=3, page_number=2).first_page()
+    assert len(server.requests) == 1
+    assert first.page_number == 2
+    assert first.items[0].to == optout(3)["to"]
+
+
+async def test_start_page_is_respected(api_server: Any) -> None:
+    """Listing from page_number=3 continues 3, 4, … and never re-reads earlier pages."""
+    server = await api_server(paged_server(12))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = [item async for item in c.messaging_optouts.list(page_size=3, page_number=3)]
+    assert len(items) == 6
+    assert [r.query.get("page[number]") for r in server.requests] == ["3", "4"]
+
+
+async def test_blocking_pager_is_a_plain_iterator(api_server: Any) -> None:
+    """The blocking facade's list() is a plain iterator with the same rules."""
+    server = await api_server(paged_server(20))
+
+    def run() -> tuple[list[str | None], int, int]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            items = [o.to for o in client.messaging_optouts.list(page_size=3)]
+            pages = list(client.messaging_optouts.list(page_size=10).pages())
+            first = client.messaging_optouts.list(page_size=5).first_page()
+            return items, len(pages), len(first.items)
+
+    items, page_count, first_len = await anyio.to_thread.run_sync(run)
+    assert items == [optout(n)["to"] for n in range(20)]
+    assert page_count == 2
+    assert first_len == 5
+
+
+async def test_abandoned_blocking_iteration_is_clean(api_server: Any) -> None:
+    """Breaking out of a blocking iteration early leaves nothing running."""
+    server = await api_server(paged_server(20))
+
+    def run() -> str | None:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            for item in client.messaging_optouts.list(page_size=3):
+                return item.to
+        return None
+
+    assert await anyio.to_thread.run_sync(run) == optout(0)["to"]
+    assert len(server.requests) == 1
