@@ -14,6 +14,11 @@ How it works (the public contract is in :class:`RateLimits` and ``docs/rate-limi
   granted either parks on a future, or, if no waiter is already sleeping until ``_next_event``,
   sleeps (with the injected ``sleep``) until then and pumps when it wakes. A waiter that leaves
   (granted or cancelled) hands the timer role to a parked waiter when it is needed.
+- Callers of one lane proceed in grant order: a pump grants other heads only while they are
+  parked on their futures (futures wake tasks in the order they were resolved); a head whose
+  task is busy (asleep, or already woken) holds its lane until that task pumps itself; and a
+  task granted by its own pump yields once if it granted earlier waiters too, while its lane
+  waits ("passing") so that later waiters cannot overtake it.
 
 Amortised cost per acquire: O(log L) heap work for L lanes with waiters, O(1) otherwise.
 """
@@ -38,6 +43,7 @@ from telnyx_msg._bucket import (
     QUEUE_SECONDS,
     AccountSpec,
     LimitConfig,
+    RateMeter,
     TokenBucket,
     cubic_rate,
     drain_tokens,
@@ -47,7 +53,11 @@ from telnyx_msg._bucket import (
 
 __all__ = ["RateLimits", "sender_kind"]
 
-_IDLE, _READY, _TIMED = 0, 1, 2
+# Where a lane is: no live waiter / in its head's account ring / in the heap of lanes waiting
+# for their own bucket / held: grantable, but its head's task is busy (asleep, or woken and
+# not yet run), so only that task may grant it / passing: its last grant went to the running
+# task, which releases the lane once it is sure to resume before the lane's next grantee.
+_IDLE, _READY, _TIMED, _HELD, _PASSING = 0, 1, 2, 3, 4
 _TIME_EPS = 1e-9
 # A lane without a rate of its own that reports a full queue pauses for 1 % of the 4 h window.
 _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
@@ -75,7 +85,7 @@ class _Account:
 class _Lane:
     """One sender's FIFO of waiters and its bucket (None: no rate of its own)."""
 
-    __slots__ = ("bucket", "key", "paused_until", "seq", "waiters", "where")
+    __slots__ = ("bucket", "key", "passer", "paused_until", "seq", "waiters", "where")
 
     def __init__(self, key: str | None, bucket: TokenBucket | None) -> None:
         self.key = key
@@ -84,17 +94,19 @@ class _Lane:
         self.where = _IDLE
         self.seq = 0
         self.paused_until = -math.inf
+        self.passer: _Waiter | None = None
 
 
 class _Waiter:
     """One pending ``acquire`` call."""
 
-    __slots__ = ("account", "cancelled", "future", "granted", "lane", "sleep_until")
+    __slots__ = ("account", "cancelled", "future", "granted", "lane", "order", "sleep_until")
 
     def __init__(self, lane: _Lane, account: _Account) -> None:
         self.lane = lane
         self.account = account
         self.granted = False
+        self.order = 0  # the grant's sequence number
         self.cancelled = False
         self.future: asyncio.Future[None] | None = None
         self.sleep_until: float | None = None
@@ -135,7 +147,9 @@ class RateLimits:
     ============  ===============  ===================  =====================
 
     :func:`sender_kind` classifies senders. A kind or sender mapped to ``None`` has no lane
-    limit.
+    limit. ``per_kind_mps`` entries replace the defaults of their kinds (and so their queue
+    allowance); ``queue_fraction`` (default 0.5, in (0, 1]) sets ``H``. Bad values raise
+    :class:`~telnyx_msg.errors.ConfigurationError`.
 
     **Feedback** (``on_response`` after each response):
 
@@ -144,8 +158,9 @@ class RateLimits:
       ``t`` = seconds since the last decrease.
     - 429 code ``10011`` (or no code): every account lane's rate is multiplied by 0.7
       (not below ``min(0.5, configured)``; at most once per ``max(1 s, reset_after)``),
-      ``W_max`` = the rate before, its bucket is emptied and blocked for ``reset_after``
-      seconds (from ``x-ratelimit-reset``; capped at 300 s).
+      ``W_max`` = the rate before, or the measured success rate if lower (EWMA over 0.5 s
+      slots, weight 0.8), and the bucket is emptied and blocked for ``reset_after`` seconds
+      (from ``x-ratelimit-reset``; capped at 300 s). The bucket size scales with the rate.
     - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server
       has drained ``m = max(1, 1 % x 4 h x rate)`` messages, i.e. for ``m / rate`` seconds
       (``max(1/rate, 144 s)``), then paces at ``rate``; a lane without a rate pauses 144 s.
@@ -177,9 +192,7 @@ class RateLimits:
         )
         self._unlimited = False
         now = self._clock()
-        self._accounts = {
-            key: _Account(spec, now) for key, spec in self._config.accounts.items()
-        }
+        self._accounts = {key: _Account(spec, now) for key, spec in self._config.accounts.items()}
         self._account_list = list(self._accounts.values())
         self._lanes: dict[str | None, _Lane] = {}
         self._prune_at = 1024
@@ -188,6 +201,8 @@ class RateLimits:
         self._parked: dict[_Waiter, None] = {}
         self._seq = itertools.count(1)
         self._next_event: float | None = None
+        self._goodput = RateMeter()
+        self._grants = 0
 
     @classmethod
     def unlimited(cls) -> RateLimits:
@@ -232,11 +247,14 @@ class RateLimits:
         now = self._clock()
         if lane.where == _IDLE:
             self._place(lane, now)
-        self._pump(now)
-        if waiter.granted:
-            self._cover()
+        before = self._grants
+        self._pump(now, waiter)
+        if not waiter.granted:
+            await self._wait(waiter)
             return
-        await self._wait(waiter)
+        if waiter.order > before + 1:
+            await self._let_earlier_go_first(waiter)
+        self._release(waiter)
 
     def on_response(
         self,
@@ -252,6 +270,7 @@ class RateLimits:
             return
         now = self._clock()
         if 200 <= status < 300:
+            self._goodput.add(now)
             if not self._recover(now):
                 return
         elif status == 429 and code == "40318":
@@ -286,12 +305,15 @@ class RateLimits:
         pause = 0.0
         if reset_after is not None and reset_after > 0:  # also drops NaN
             pause = min(float(reset_after), MAX_RESET_AFTER)
+        goodput = self._goodput.measure(now)
         for account in self._account_list:
             bucket = account.bucket
             if bucket is None:
                 continue
             if now >= account.cooldown_until:
                 current = bucket.rate
+                if goodput > 0:
+                    current = min(current, goodput)
                 floor = min(MIN_RATE, account.configured)
                 rate = max(floor, current * BETA)
                 account.wmax = current
@@ -347,12 +369,15 @@ class RateLimits:
             waiters.popleft()
         return waiters[0] if waiters else None
 
-    def _place(self, lane: _Lane, now: float) -> None:
-        """Put an idle lane where its head belongs: a ring if the lane can grant, else the heap."""
+    def _place(self, lane: _Lane, now: float) -> _Account | None:
+        """Put an idle lane where its head belongs: a ring if the lane can grant, else the heap.
+
+        Returns the account whose ring the lane joined, if it joined one.
+        """
         head = self._head(lane)
         if head is None:
             lane.where = _IDLE
-            return
+            return None
         bucket = lane.bucket
         if now < lane.paused_until:
             ready: float | None = lane.paused_until
@@ -363,15 +388,21 @@ class RateLimits:
         if ready is None:
             head.account.ring.append(lane)
             lane.where = _READY
-        else:
-            lane.seq = next(self._seq)
-            heappush(self._timed, (ready, lane.seq, lane))
-            lane.where = _TIMED
+            return head.account
+        lane.seq = next(self._seq)
+        heappush(self._timed, (ready, lane.seq, lane))
+        lane.where = _TIMED
+        return None
 
     # ------------------------------------------------------------------ granting
 
-    def _pump(self, now: float) -> None:
-        """Grant everything that can be granted at ``now``; set ``_next_event``."""
+    def _pump(self, now: float, me: _Waiter | None = None) -> None:
+        """Grant everything that can be granted at ``now``; set ``_next_event``.
+
+        ``me`` is the waiter of the running task, if any. Any other head is granted only while
+        it is parked on its future, so that tasks resume in the order they were granted: a
+        head that is asleep or already woken holds its lane until its own task pumps.
+        """
         timed = self._timed
         due: list[_Lane] = []
         while timed and timed[0][0] <= now:
@@ -400,9 +431,11 @@ class RateLimits:
                         or now < lane.paused_until
                         or (lane_bucket is not None and not lane_bucket.available(now))
                     ):
-                        self._place(lane, now)
-                        # It may have joined a ring this loop has already served.
-                        progress = progress or lane.where == _READY
+                        # It may join a ring this pass has already served: pass again.
+                        progress = self._place(lane, now) is not None or progress
+                        continue
+                    if head is not me and (head.future is None or head.future.done()):
+                        lane.where = _HELD
                         continue
                     lane.waiters.popleft()
                     if lane_bucket is not None:
@@ -410,7 +443,12 @@ class RateLimits:
                     if bucket is not None:
                         bucket.take(now)
                     self._grant(head)
-                    self._place(lane, now)
+                    if head is me:
+                        lane.where = _PASSING
+                        lane.passer = head
+                    else:
+                        joined = self._place(lane, now)
+                        progress = progress or (joined is not None and joined is not account)
 
         next_event: float | None = None
         while timed and (timed[0][2].seq != timed[0][1] or timed[0][2].where != _TIMED):
@@ -425,6 +463,8 @@ class RateLimits:
         self._next_event = next_event
 
     def _grant(self, waiter: _Waiter) -> None:
+        self._grants += 1
+        waiter.order = self._grants
         waiter.granted = True
         future = waiter.future
         if future is not None and not future.done():
@@ -457,9 +497,10 @@ class RateLimits:
 
     def _role(self, waiter: _Waiter) -> float | None:
         """Pump, then say until when ``waiter`` must sleep (None: park, or done if granted)."""
-        self._pump(self._clock())
+        now = self._clock()
+        self._unhold(waiter.lane, now)
+        self._pump(now, waiter)
         if waiter.granted:
-            self._cover()
             return None
         at = self._next_event
         if at is None or self._covered(at):
@@ -471,9 +512,10 @@ class RateLimits:
         try:
             while True:
                 waiter.sleep_until = None
+                before = self._grants
                 until = self._role(waiter)
                 if waiter.granted:
-                    return
+                    break
                 if until is None:
                     future: asyncio.Future[None] = loop.create_future()
                     waiter.future = future
@@ -487,25 +529,64 @@ class RateLimits:
                     waiter.sleep_until = until
                     heappush(self._sleepers, (until, next(self._seq), waiter))
                     await self._sleep(max(0.0, until - self._clock()))
+            if waiter.order > before + 1:
+                await asyncio.sleep(0)  # see _let_earlier_go_first
         except BaseException:
             self._abandon(waiter)
             raise
+        self._release(waiter)
+
+    async def _let_earlier_go_first(self, waiter: _Waiter) -> None:
+        """Yield once when the pump that granted this waiter granted others before it.
+
+        Their tasks resume in grant order (FIFO); without the yield this caller, which is
+        running, would proceed before them. Its lane is ``_PASSING`` meanwhile, so none of
+        the waiters behind it is granted (and resumed) before it.
+        """
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            self._abandon(waiter)
+            raise
+
+    def _release(self, waiter: _Waiter) -> None:
+        """A granted waiter returns: let its lane serve the next waiter."""
+        lane = waiter.lane
+        if lane.where == _PASSING and lane.passer is waiter:
+            lane.passer = None
+            lane.where = _IDLE
+            now = self._clock()
+            self._place(lane, now)
+            if lane.where != _IDLE:
+                self._pump(now)
+        self._cover()
 
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter leaves by an exception (cancellation): undo exactly what it took."""
         waiter.sleep_until = None
         self._parked.pop(waiter, None)
         now = self._clock()
+        lane = waiter.lane
         if waiter.granted:
-            lane = waiter.lane
             if lane.bucket is not None:
                 lane.bucket.give_back(now)
             if waiter.account.bucket is not None:
                 waiter.account.bucket.give_back(now)
-            if lane.where == _TIMED:
+            if lane.where == _PASSING and lane.passer is waiter:
+                lane.passer = None
+                lane.where = _IDLE
+                self._place(lane, now)
+            elif lane.where == _TIMED:  # the refund may make it ready sooner
                 lane.where = _IDLE
                 self._place(lane, now)
         else:
             waiter.cancelled = True
+            self._unhold(lane, now)
         self._pump(now)
         self._cover()
+
+    def _unhold(self, lane: _Lane, now: float) -> None:
+        """Put a held lane back in play (its head's task is running now, or gone)."""
+        if lane.where == _HELD:
+            lane.where = _IDLE
+            self._place(lane, now)

@@ -1,0 +1,358 @@
+"""Rate limits shared by many processes or machines through Redis.
+
+Each limit is a Redis hash updated by an atomic Lua script (``EVALSHA``, loaded with
+``SCRIPT LOAD`` on ``NOSCRIPT``) that reads the Redis server's ``TIME``, so the clocks of the
+client machines play no part. ``redis`` is imported only when a :class:`RedisRateLimits` is
+built (``pip install 'telnyx_msg[redis]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from telnyx_msg._bucket import (
+    DEFAULT_QUEUE_FRACTION,
+    DRAIN_FRACTION,
+    MAX_RESET_AFTER,
+    QUEUE_SECONDS,
+    LimitConfig,
+    drain_tokens,
+    resolve_config,
+)
+from telnyx_msg.errors import ConfigurationError
+
+__all__ = ["RedisRateLimits"]
+
+# Shared by both scripts: server time, the bucket refill and the adaptive (CUBIC) account rate.
+# Numbers are stored with %.17g: Lua's default conversion keeps only 14 digits.
+_PRELUDE = """
+local BETA, C, EPS, MIN_DT, MIN_RATE, COOLDOWN = 0.7, 0.4, 1e-6, 1e-6, 0.5, 1.0
+local MARGIN, MAX_TTL = 60.0, 2592000.0
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+
+local function fmt(x) return string.format('%.17g', x) end
+
+local function account_rate(key, cfg)
+  local v = redis.call('HMGET', key, 'wmax', 'tdec')
+  local wmax, tdec = tonumber(v[1]), tonumber(v[2])
+  if wmax == nil or tdec == nil then return cfg end
+  local k = (wmax * (1 - BETA) / C) ^ (1 / 3)
+  local rate = C * (now - tdec - k) ^ 3 + wmax
+  return math.max(math.min(MIN_RATE, cfg), math.min(cfg, rate))
+end
+
+local function load(key, rate, cap)
+  local v = redis.call('HMGET', key, 'tok', 'ts')
+  local tok, ts = tonumber(v[1]), tonumber(v[2])
+  if tok == nil or ts == nil then return cap, now end
+  if now > ts then
+    tok = math.min(cap, tok + (now - ts) * rate)
+    ts = now
+  end
+  return tok, ts
+end
+
+local function wait_for(tok, ts, rate)
+  if ts <= now and tok >= 1 - EPS then return 0 end
+  return math.max(MIN_DT, math.max(now, ts) - now + math.max(0, 1 - tok) / rate)
+end
+
+local function expire(key, seconds)
+  redis.call('PEXPIRE', key, math.ceil(math.min(MAX_TTL, seconds + MARGIN) * 1000))
+end
+
+local function store(key, tok, ts, rate, cap)
+  redis.call('HSET', key, 'tok', fmt(tok), 'ts', fmt(ts))
+  expire(key, math.max(0, ts - now) + math.max(0, cap - tok) / rate)
+end
+"""
+
+# KEYS: [account hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1']
+# ARGV: has_account, account rate, account burst, has_lane, lane rate (0: none), lane capacity
+# Returns {1, '0'} after taking a token from each bucket, else {0, seconds to wait}: nothing
+# is taken while waiting.
+_TAKE = (
+    _PRELUDE
+    + """
+local i, wait = 1, 0
+local akey, atok, ats, arate, acap
+if ARGV[1] == '1' then
+  akey = KEYS[i]
+  i = i + 1
+  local cfg, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
+  arate = account_rate(akey, cfg)
+  acap = math.max(1, burst * arate / cfg)
+  atok, ats = load(akey, arate, acap)
+  wait = math.max(wait, wait_for(atok, ats, arate))
+end
+local lkey, ltok, lts, lrate, lcap
+if ARGV[4] == '1' then
+  lkey = KEYS[i]
+  lrate, lcap = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if lrate > 0 then
+    ltok, lts = load(lkey, lrate, lcap)
+    wait = math.max(wait, wait_for(ltok, lts, lrate))
+  else
+    local pause = tonumber(redis.call('HGET', lkey, 'pause'))
+    if pause ~= nil and pause > now then wait = math.max(wait, pause - now) end
+  end
+end
+if wait > 0 then return {0, fmt(wait)} end
+if akey then store(akey, atok - 1, ats, arate, acap) end
+if lkey and lrate > 0 then store(lkey, ltok - 1, lts, lrate, lcap) end
+return {1, '0'}
+"""
+)
+
+# ARGV[1] == 'throttle': KEYS = account hashes; ARGV[2] = block seconds; then rate, burst per key.
+# ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
+#   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
+_FEEDBACK = (
+    _PRELUDE
+    + """
+if ARGV[1] == 'throttle' then
+  local pause = tonumber(ARGV[2])
+  for j = 1, #KEYS do
+    local key = KEYS[j]
+    local cfg, burst = tonumber(ARGV[1 + 2 * j]), tonumber(ARGV[2 + 2 * j])
+    local rate = account_rate(key, cfg)
+    local cap = math.max(1, burst * rate / cfg)
+    local tok, ts = load(key, rate, cap)
+    local cool = tonumber(redis.call('HGET', key, 'cool'))
+    if cool == nil or now >= cool then
+      redis.call('HSET', key, 'wmax', fmt(rate), 'tdec', fmt(now),
+                 'cool', fmt(now + math.max(COOLDOWN, pause)))
+      rate = math.max(math.min(MIN_RATE, cfg), rate * BETA)
+      cap = math.max(1, burst * rate / cfg)
+    end
+    store(key, math.min(tok, 0, cap), math.max(ts, now + pause), rate, cap)
+  end
+  return 1
+end
+local key = KEYS[1]
+local rate, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+if rate > 0 then
+  local tok, ts = load(key, rate, cap)
+  store(key, math.min(tok, 1 - tonumber(ARGV[4])), ts, rate, cap)
+else
+  local until_ = now + tonumber(ARGV[5])
+  local old = tonumber(redis.call('HGET', key, 'pause'))
+  if old == nil or old < until_ then
+    redis.call('HSET', key, 'pause', fmt(until_))
+    expire(key, until_ - now)
+  end
+end
+return 1
+"""
+)
+
+
+class _Script:
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+_TAKE_SCRIPT = _Script(_TAKE)
+_FEEDBACK_SCRIPT = _Script(_FEEDBACK)
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisRateLimits:
+    """:class:`~telnyx_msg.RateLimits` whose buckets live in Redis, shared by every process
+    that uses the same ``key_prefix``.
+
+    Same arguments, lanes, defaults and feedback formulas as ``RateLimits`` (give every
+    process the same settings). Differences, all because the state is remote:
+
+    - Each ``acquire`` runs one atomic script that takes a token from the account lane and the
+      sender lane together, or takes nothing and returns how long to wait; the caller sleeps
+      that long and asks again. Within a process, calls for one lane are FIFO; across
+      processes there is no FIFO (whoever asks first after a refill wins).
+    - The account rate after a 429 ``10011`` recovers with time (the CUBIC curve is evaluated
+      at each ``acquire``), not per success, and ``W_max`` is the rate before the decrease.
+    - ``on_response`` does no I/O: the feedback is written by the next ``acquire`` of this
+      process, before it takes a token (the ``reset_after`` block is shortened by the time
+      elapsed meanwhile).
+    - Errors from Redis (e.g. ``redis.exceptions.ConnectionError``) propagate from ``acquire``.
+
+    ``url`` is a ``redis://`` URL; or pass ``client`` (a ``redis.asyncio.Redis``), which is
+    then not closed by :meth:`aclose`. ``clock`` (default ``time.monotonic``) only ages a
+    recorded ``reset_after``; ``sleep`` (default ``asyncio.sleep``) waits between attempts.
+    Keys: ``{key_prefix}acct:{SMS|MMS}`` and ``{key_prefix}lane:{sender}``; each expires a
+    minute after its bucket would be full again.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        account_mps: float | Mapping[str, float | None] | None = 50.0,
+        per_kind_mps: Mapping[str, float | None] | None = None,
+        per_sender_mps: Mapping[str, float | None] | None = None,
+        burst: float | None = None,
+        queue_fraction: float = DEFAULT_QUEUE_FRACTION,
+        key_prefix: str = "telnyx_msg:rl:",
+        client: Any = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+    ) -> None:
+        try:
+            import redis.asyncio as redis_asyncio
+            from redis.exceptions import NoScriptError
+        except ImportError as exc:
+            raise ConfigurationError(
+                "RedisRateLimits needs the redis package: pip install 'telnyx_msg[redis]'"
+            ) from exc
+        self._config: LimitConfig = resolve_config(
+            account_mps, per_kind_mps, per_sender_mps, burst, queue_fraction
+        )
+        if client is None:
+            if not url:
+                raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
+            try:
+                client = redis_asyncio.from_url(url)
+            except ValueError as exc:
+                raise ConfigurationError(f"invalid Redis URL: {exc}") from exc
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._redis: Any = client
+        self._no_script: type[Exception] = NoScriptError
+        self._prefix = key_prefix
+        self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self._sleep: Callable[[float], Awaitable[object]] = (
+            sleep if sleep is not None else asyncio.sleep
+        )
+        self._local: dict[str | None, tuple[asyncio.Lock, list[int]]] = {}
+        self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
+        self._queue_full: dict[str, None] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimits(key_prefix={self._prefix!r})"
+
+    async def __aenter__(self) -> RedisRateLimits:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis connection pool, if this object created it."""
+        if self._owns_client:
+            close = getattr(self._redis, "aclose", None) or self._redis.close
+            await close()
+
+    # ------------------------------------------------------------------ public API
+
+    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
+        """Wait until one message of ``message_type`` may be sent from ``sender``."""
+        account_key = self._config.account_key(message_type)
+        account = self._config.accounts[account_key]
+        keys: list[str] = []
+        args: list[str] = []
+        if account is None:
+            args += ["0", "0", "0"]
+        else:
+            keys.append(f"{self._prefix}acct:{account_key}")
+            args += ["1", _num(account.rate), _num(account.burst)]
+        if sender is None:
+            args += ["0", "0", "0"]
+        else:
+            spec = self._config.lane_spec(sender)
+            keys.append(f"{self._prefix}lane:{sender}")
+            args += ["1", "0", "0"] if spec is None else ["1", _num(spec.rate), _num(spec.capacity)]
+        if not keys:
+            return
+        local = self._local.get(sender)
+        if local is None:
+            local = self._local[sender] = (asyncio.Lock(), [0])
+        lock, users = local
+        users[0] += 1
+        try:
+            async with lock:
+                while True:
+                    await self._flush()
+                    granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
+                    if granted:
+                        return
+                    await self._sleep(wait)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._local[sender]
+
+    def on_response(
+        self,
+        sender: str | None,
+        *,
+        status: int,
+        code: str | None,
+        reset_after: float | None,
+    ) -> None:
+        """Record one response; the next ``acquire`` writes it to Redis (see the class doc)."""
+        if status != 429:
+            return
+        if code == "40318":
+            if sender is not None:
+                self._queue_full[sender] = None
+            return
+        pause = 0.0
+        if reset_after is not None and reset_after > 0:
+            pause = min(float(reset_after), MAX_RESET_AFTER)
+        now = self._clock()
+        if self._throttle is None or now + pause > sum(self._throttle):
+            self._throttle = (now, pause)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _flush(self) -> None:
+        """Write the feedback recorded by ``on_response`` since the last ``acquire``."""
+        if self._throttle is not None:
+            at, pause = self._throttle
+            keys: list[str] = []
+            args = ["throttle", _num(max(0.0, pause - (self._clock() - at)))]
+            for key, spec in self._config.accounts.items():
+                if spec is not None:
+                    keys.append(f"{self._prefix}acct:{key}")
+                    args += [_num(spec.rate), _num(spec.burst)]
+            if keys:
+                await self._run(_FEEDBACK_SCRIPT, keys, args)
+            self._throttle = None
+        while self._queue_full:
+            sender = next(iter(self._queue_full))
+            lane = self._config.lane_spec(sender)
+            if lane is None:
+                args = ["queue_full", "0", "0", "0", _num(DRAIN_FRACTION * QUEUE_SECONDS)]
+            else:
+                drain = drain_tokens(lane.rate)
+                args = ["queue_full", _num(lane.rate), _num(lane.capacity), _num(drain), "0"]
+            await self._run(_FEEDBACK_SCRIPT, [f"{self._prefix}lane:{sender}"], args)
+            del self._queue_full[sender]
+
+    async def _run(
+        self, script: _Script, keys: Sequence[str], args: Sequence[str]
+    ) -> tuple[bool, float]:
+        try:
+            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        except self._no_script:
+            await self._redis.script_load(script.source)
+            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        if isinstance(reply, list):
+            return int(reply[0]) == 1, float(_text(reply[1]))
+        return True, 0.0

@@ -1,0 +1,748 @@
+"""RateLimits and sender_kind, on a virtual clock (no real sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+import math
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telnyx_msg._bucket import QUEUE_SECONDS, cubic_rate, drain_tokens
+from telnyx_msg._ratelimit import RateLimits, sender_kind
+from telnyx_msg.errors import ConfigurationError
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------- virtual clock
+# Time moves only when every task is blocked: ``clock.sleep(d)`` parks the caller on a timer;
+# ``await clock.run(coro)`` jumps to the earliest timer whenever the loop has nothing to run.
+
+
+class DeadlockError(RuntimeError):
+    """Every task is blocked and no virtual timer is pending."""
+
+
+class VirtualClock:
+    """Virtual ``time()`` and ``sleep()`` driven by :meth:`run`."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self.sleeps = 0
+
+    def time(self) -> float:
+        """The current virtual time in seconds."""
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep ``delay`` virtual seconds."""
+        self.sleeps += 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.now + max(0.0, delay), next(self._seq), future))
+        await future
+
+    async def _settle(self) -> None:
+        """Yield until the loop has no ready callbacks (CPython's ``BaseEventLoop._ready``)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(100_000):
+            await asyncio.sleep(0)
+            if not getattr(loop, "_ready", None):
+                return
+        raise RuntimeError("the event loop never settled")
+
+    async def advance(self) -> bool:
+        """Settle, then jump to the earliest timer and wake the due ones; False if none."""
+        await self._settle()
+        timers = self._timers
+        while timers and timers[0][2].done():
+            heapq.heappop(timers)
+        if not timers:
+            return False
+        self.now = max(self.now, timers[0][0])
+        while timers and timers[0][0] <= self.now:
+            _, _, future = heapq.heappop(timers)
+            if not future.done():
+                future.set_result(None)
+        await self._settle()
+        return True
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion on virtual time."""
+        task = asyncio.ensure_future(coro)
+        try:
+            while not task.done():
+                if not await self.advance() and not task.done():
+                    raise DeadlockError("all tasks are blocked and no virtual timer is pending")
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+T0 = 1000.0
+TOLL_FREE = "+18005550101"
+TOLL_FREE_2 = "+18445550002"
+LONG_CODE = "+447700900123"
+PROFILE_ID = "16fd2706-8baf-433b-82eb-8c7fada847da"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run the async tests on asyncio only."""
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """A virtual clock starting at T0."""
+    return VirtualClock(T0)
+
+
+def limits(clock: VirtualClock, *args: object, **kwargs: object) -> RateLimits:
+    """RateLimits on the virtual clock."""
+    return RateLimits(*args, clock=clock.time, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
+
+
+def window_max(times: list[float], width: float, *, after: float = -math.inf) -> int:
+    """The most grants in any closed window [t, t + width] with t a grant time > ``after``."""
+    times = sorted(times)
+    best = 0
+    for i, start in enumerate(times):
+        if start > after:
+            best = max(best, bisect.bisect_right(times, start + width + 1e-9) - i)
+    return best
+
+
+async def demand(
+    clock: VirtualClock, lim: RateLimits, until: float, sender: str | None = None
+) -> list[float]:
+    """Keep 30 callers acquiring until ``until``; return the grant times up to ``until``."""
+    grants: list[float] = []
+
+    async def worker() -> None:
+        while clock.now <= until:
+            await lim.acquire(sender)
+            if clock.now <= until + 1e-9:
+                grants.append(clock.now)
+
+    await asyncio.gather(*(worker() for _ in range(30)))
+    return grants
+
+
+# ---------------------------------------------------------------------- sender_kind and config
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind"),
+    [
+        ("12345", "short_code"),
+        ("123", "short_code"),
+        ("12345678", "short_code"),
+        ("+18005550101", "toll_free"),
+        ("+18335550101", "toll_free"),
+        ("+18885550101", "toll_free"),
+        ("18775550101", "toll_free"),
+        ("+18015550101", "long_code"),
+        ("+447700900123", "long_code"),
+        ("+12", "long_code"),
+        ("+1800555010", "long_code"),
+        ("16fd2706-8baf-433b-82eb-8c7fada847da", "number_pool"),
+        ("MyBrand", "alphanumeric"),
+        ("12", "alphanumeric"),
+        ("+0123456", "alphanumeric"),
+        ("١٢٣٤٥", "alphanumeric"),
+    ],
+)
+def test_sender_kind(sender: str, kind: str) -> None:
+    """Senders are classified by the documented rules."""
+    assert sender_kind(sender) == kind
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"account_mps": 0},
+        {"account_mps": -1.0},
+        {"account_mps": math.inf},
+        {"account_mps": True},
+        {"per_kind_mps": {"longcode": 1.0}},
+        {"per_kind_mps": {"long_code": math.nan}},
+        {"per_sender_mps": {"+18005550101": 0}},
+        {"per_sender_mps": {"": 1.0}},
+        {"burst": 0.5},
+        {"queue_fraction": 0},
+        {"queue_fraction": 1.5},
+    ],
+)
+def test_bad_settings_raise_configuration_error(kwargs: dict[str, object]) -> None:
+    """Invalid rates, unknown kinds, burst < 1 and bad fractions fail at construction."""
+    with pytest.raises(ConfigurationError):
+        RateLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_formulas() -> None:
+    """CUBIC starts at 0.7 x W_max and is back at W_max after K; drain is 1 % of 4 h x rate."""
+    assert cubic_rate(50.0, 0.0) == pytest.approx(35.0)
+    assert cubic_rate(50.0, (50.0 * 0.3 / 0.4) ** (1 / 3)) == pytest.approx(50.0)
+    assert drain_tokens(0.1) == pytest.approx(14.4)
+    assert drain_tokens(1e-6) == 1.0
+    assert QUEUE_SECONDS == 14_400
+
+
+# ---------------------------------------------------------------------- accuracy (G11)
+
+
+@pytest.mark.anyio
+async def test_ten_per_second_for_ten_seconds(clock: VirtualClock) -> None:
+    """10/s, burst 10, 10 s of demand: at most 110 grants, at most 11 in any later 1 s window."""
+    lim = limits(clock, account_mps=10.0, burst=10)
+    grants = await clock.run(demand(clock, lim, T0 + 10))
+    assert 105 <= len(grants) <= 110
+    assert grants.count(T0) == 10
+    assert window_max(grants, 1.0, after=T0) <= 11
+    assert window_max(grants, 1.0) <= 10 + 10
+
+
+@pytest.mark.anyio
+async def test_rate_over_sixty_seconds_within_two_percent(clock: VirtualClock) -> None:
+    """Over 60 s of demand the rate after the initial burst is 10/s within 2 %."""
+    lim = limits(clock, account_mps=10.0, burst=10)
+    grants = await clock.run(demand(clock, lim, T0 + 60))
+    after_burst = [t for t in grants if t > T0]
+    assert len(after_burst) / 60 == pytest.approx(10.0, rel=0.02)
+
+
+@pytest.mark.anyio
+async def test_fairness_across_three_lanes(clock: VirtualClock) -> None:
+    """Lanes of 0.1, 20 and 1,000/s under a 50/s account get min(lane, fair share), FIFO each."""
+    rates = {"A": 0.1, "B": 20.0, "C": 1000.0}
+    counts = {"A": 10, "B": 900, "C": 1090}  # 2,000 queued messages
+    lim = limits(clock, account_mps=50.0, per_sender_mps=rates)
+    log: list[tuple[float, str, int]] = []
+
+    async def send(sender: str, index: int) -> None:
+        await lim.acquire(sender)
+        log.append((clock.now, sender, index))
+
+    async def body() -> None:
+        await asyncio.gather(*(send(s, i) for s, n in counts.items() for i in range(n)))
+
+    await clock.run(body())
+    assert len(log) == 2000
+    for sender in rates:
+        assert [i for _, s, i in log if s == sender] == list(range(counts[sender]))
+    # A is always below its fair share: 1 at once, then one per 10 s.
+    a_times = [t for t, s, _ in log if s == "A"]
+    assert (len(a_times) - 1) / (a_times[-1] - a_times[0]) == pytest.approx(0.1, rel=0.05)
+    # While all three lanes are backlogged (2 s .. 30 s): B gets 20/s, C the rest of 50/s.
+    window = [(t, s) for t, s, _ in log if T0 + 2 <= t < T0 + 30]
+    assert sum(1 for _, s in window if s == "B") / 28 == pytest.approx(20.0, rel=0.05)
+    assert sum(1 for _, s in window if s == "C") / 28 == pytest.approx(29.9, rel=0.05)
+    assert window_max([t for t, _, _ in log], 1.0, after=T0) <= 51
+
+
+@pytest.mark.anyio
+async def test_slow_lane_does_not_delay_fast_lane(clock: VirtualClock) -> None:
+    """Waiters queued on a 0.1/s lane do not hold account tokens other lanes need."""
+    lim = limits(clock, account_mps=10.0, burst=1, per_sender_mps={"slow": 0.1, "fast": 10.0})
+    fast: list[float] = []
+
+    async def body() -> None:
+        slow = [asyncio.ensure_future(lim.acquire("slow")) for _ in range(5)]
+        await clock.sleep(0.05)
+        for _ in range(10):
+            await lim.acquire("fast")
+            fast.append(clock.now)
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+
+    await clock.run(body())
+    # The account's only token went to the first slow waiter at T0; fast then gets 10/s.
+    assert fast == pytest.approx([T0 + 0.1 * k for k in range(1, 11)])
+
+
+@pytest.mark.anyio
+async def test_fifo_within_a_lane(clock: VirtualClock) -> None:
+    """Waiters of one lane are granted in arrival order."""
+    lim = limits(clock, account_mps=5.0)
+    order: list[int] = []
+
+    async def send(index: int) -> None:
+        await lim.acquire(TOLL_FREE)
+        order.append(index)
+
+    async def body() -> None:
+        await asyncio.gather(*(send(i) for i in range(40)))
+
+    await clock.run(body())
+    assert order == list(range(40))
+
+
+# ---------------------------------------------------------------------- sender lanes
+
+
+@pytest.mark.anyio
+async def test_long_code_lane_models_the_server_queue(clock: VirtualClock) -> None:
+    """A 0.1/s long code sends half its 1,440 queue at once, then paces at 0.1/s."""
+    lim = limits(clock, account_mps=None)
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(722):
+            await lim.acquire(LONG_CODE)
+            times.append(clock.now)
+
+    await clock.run(body())
+    assert times[:720] == [T0] * 720
+    assert times[720:] == pytest.approx([T0 + 10, T0 + 20])
+
+
+@pytest.mark.anyio
+async def test_server_queue_estimate_drains_at_the_lane_rate(clock: VirtualClock) -> None:
+    """After 100 s idle the estimated backlog is 10 lower: 10 more sends go through at once."""
+    lim = limits(clock, account_mps=None, queue_fraction=0.01)  # H = 14.4 for 0.1/s
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(14):
+            await lim.acquire(LONG_CODE)
+        await clock.sleep(100)
+        for _ in range(11):
+            await lim.acquire(LONG_CODE)
+            times.append(clock.now)
+
+    await clock.run(body())
+    assert times[:10] == [T0 + 100] * 10
+    assert times[10] > T0 + 100
+
+
+@pytest.mark.anyio
+async def test_explicit_sender_rate_is_a_strict_bucket(clock: VirtualClock) -> None:
+    """per_sender_mps makes a strict token bucket (burst = rate rounded up)."""
+    lim = limits(clock, account_mps=None, per_sender_mps={LONG_CODE: 2.0})
+    grants = await clock.run(demand(clock, lim, T0 + 5, sender=LONG_CODE))
+    assert grants.count(T0) == 2
+    assert len(grants) == 2 + 10
+
+
+@pytest.mark.anyio
+async def test_per_kind_override_keeps_the_queue_model(clock: VirtualClock) -> None:
+    """per_kind_mps changes the kind's rate and so its queue allowance (0.5 x 4 h x rate)."""
+    lim = limits(clock, account_mps=None, per_kind_mps={"long_code": 0.01})
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(73):
+            await lim.acquire(LONG_CODE)
+            times.append(clock.now)
+
+    await clock.run(body())
+    assert times[:72] == [T0] * 72
+    assert times[72] == pytest.approx(T0 + 100)
+
+
+@pytest.mark.anyio
+async def test_mms_account_lane_defaults_to_fifteen(clock: VirtualClock) -> None:
+    """MMS uses its own 15/s account lane; SMS keeps its 50/s."""
+    lim = limits(clock)
+    mms: list[float] = []
+    sms: list[float] = []
+
+    async def body() -> None:
+        for _ in range(16):
+            await lim.acquire(None, "MMS")
+            mms.append(clock.now)
+        for _ in range(50):
+            await lim.acquire(None, "SMS")
+            sms.append(clock.now)
+
+    await clock.run(body())
+    assert mms[:15] == [T0] * 15
+    assert mms[15] == pytest.approx(T0 + 1 / 15)
+    assert sms == [mms[15]] * 50
+
+
+@pytest.mark.anyio
+async def test_unknown_message_type_uses_the_sms_lane(clock: VirtualClock) -> None:
+    """A message type without its own lane shares the SMS account lane."""
+    lim = limits(clock, account_mps=2.0)
+
+    async def body() -> float:
+        await lim.acquire(None, "SMS")
+        await lim.acquire(None, "WHATSAPP")
+        await lim.acquire(None, "sms")
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 0.5)
+
+
+@pytest.mark.anyio
+async def test_account_mapping_sets_each_type(clock: VirtualClock) -> None:
+    """account_mps may map message types to rates; None removes that lane."""
+    lim = limits(clock, account_mps={"SMS": None, "MMS": 1.0})
+
+    async def body() -> float:
+        for _ in range(500):
+            await lim.acquire(None, "SMS")
+        assert clock.now == T0
+        await lim.acquire(None, "MMS")
+        await lim.acquire(None, "MMS")
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1)
+
+
+# ---------------------------------------------------------------------- cancellation
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_sleeping_waiter_hands_over(clock: VirtualClock) -> None:
+    """Cancelling the waiter that sleeps for the others lets the next one in on time."""
+    lim = limits(clock, account_mps=1.0)
+    times: dict[str, float] = {}
+
+    async def get(name: str) -> None:
+        await lim.acquire(None)
+        times[name] = clock.now
+
+    async def body() -> None:
+        await lim.acquire(None)
+        tasks = {n: asyncio.ensure_future(get(n)) for n in "bcd"}
+        await clock.sleep(0.5)
+        tasks["b"].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    await clock.run(body())
+    assert times == pytest.approx({"c": T0 + 1, "d": T0 + 2})
+    assert not lim._parked
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiter_gives_back_nothing_it_did_not_take(clock: VirtualClock) -> None:
+    """A waiter cancelled before its grant takes no token and returns none."""
+    lim = limits(clock, account_mps=1.0)
+    times: dict[str, float] = {}
+
+    async def get(name: str) -> None:
+        await lim.acquire(None)
+        times[name] = clock.now
+
+    async def body() -> None:
+        await lim.acquire(None)
+        tasks = {n: asyncio.ensure_future(get(n)) for n in "bcd"}
+        await clock.sleep(0.5)
+        tasks["c"].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    await clock.run(body())
+    assert times == pytest.approx({"b": T0 + 1, "d": T0 + 2})
+
+
+@pytest.mark.anyio
+async def test_cancelled_after_grant_returns_its_tokens(clock: VirtualClock) -> None:
+    """A waiter granted but cancelled before it resumed gives its lane token back."""
+    lim = limits(clock, account_mps=None, per_sender_mps={"S": 1.0, "T": 1.0})
+    times: dict[str, float] = {}
+    c_task: asyncio.Future[None] | None = None
+
+    async def get_c() -> None:
+        await lim.acquire("T")
+        times["c"] = clock.now
+
+    async def get_b() -> None:
+        await lim.acquire("S")
+        times["b"] = clock.now
+        assert c_task is not None
+        c_task.cancel()  # c was granted in the same pump; it has not resumed yet
+
+    async def body() -> None:
+        nonlocal c_task
+        await lim.acquire("S")
+        await lim.acquire("T")
+        b_task = asyncio.ensure_future(get_b())
+        await clock.sleep(0)
+        c_task = asyncio.ensure_future(get_c())
+        await asyncio.gather(b_task, c_task, return_exceptions=True)
+        await lim.acquire("T")
+        times["d"] = clock.now
+
+    await clock.run(body())
+    assert times == pytest.approx({"b": T0 + 1, "d": T0 + 1})
+
+
+# ---------------------------------------------------------------------- adaptive
+
+
+@pytest.mark.anyio
+async def test_10011_decreases_rate_and_blocks_until_reset(clock: VirtualClock) -> None:
+    """429 10011 with x-ratelimit-reset 2: no grant for 2 s, then 0.7 x the rate."""
+    lim = limits(clock, account_mps=10.0)
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(10):
+            await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=2.0)
+        for _ in range(3):
+            await lim.acquire(None)
+            times.append(clock.now)
+
+    await clock.run(body())
+    assert times == pytest.approx([T0 + 2 + k / 7 for k in (1, 2, 3)])
+
+
+@pytest.mark.anyio
+async def test_repeated_10011_within_cooldown_decreases_once(clock: VirtualClock) -> None:
+    """Throttles answered to requests already in flight do not compound the decrease."""
+    lim = limits(clock, account_mps=10.0, burst=1)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        for _ in range(5):
+            lim.on_response(None, status=429, code="10011", reset_after=None)
+        await lim.acquire(None)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1 / 7)
+
+
+@pytest.mark.anyio
+async def test_rate_recovers_on_successes(clock: VirtualClock) -> None:
+    """After a decrease, successes bring the rate back to 10/s along the CUBIC curve."""
+    lim = limits(clock, account_mps=10.0, burst=1)
+    times: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        while clock.now < T0 + 6:
+            await lim.acquire(None)
+            times.append(clock.now)
+            lim.on_response(None, status=201, code=None, reset_after=None)
+
+    await clock.run(body())
+    gaps = [(a, b - a) for a, b in itertools.pairwise(times)]
+    assert times[0] == pytest.approx(T0 + 1 / 7)
+    assert gaps[0][1] > 0.12  # ~7/s right after the decrease
+    late = [gap for start, gap in gaps if start > T0 + 2.5]
+    assert len(late) >= 30
+    assert late == pytest.approx([0.1] * len(late), rel=1e-6)
+
+
+@pytest.mark.anyio
+async def test_40318_pauses_only_that_sender(clock: VirtualClock) -> None:
+    """A full queue pauses its lane for max(1/rate, 144 s); other lanes go on at once."""
+    lim = limits(clock)
+    times: dict[str, float] = {}
+
+    async def other() -> None:
+        await lim.acquire(TOLL_FREE_2)
+        times["other"] = clock.now
+
+    async def body() -> None:
+        await lim.acquire(TOLL_FREE)
+        lim.on_response(TOLL_FREE, status=429, code="40318", reset_after=None)
+        paused = asyncio.ensure_future(lim.acquire(TOLL_FREE))
+        await other()
+        await paused
+        times["paused"] = clock.now
+        await lim.acquire(TOLL_FREE)
+        times["next"] = clock.now
+
+    await clock.run(body())
+    assert times == pytest.approx({"other": T0, "paused": T0 + 144, "next": T0 + 144 + 1 / 20})
+
+
+@pytest.mark.anyio
+async def test_40318_on_a_lane_without_rate_pauses_144_seconds(clock: VirtualClock) -> None:
+    """A number-pool lane (no rate of its own) pauses 144 s after a full queue."""
+    lim = limits(clock, account_mps=None)
+
+    async def body() -> float:
+        await lim.acquire(PROFILE_ID)
+        lim.on_response(PROFILE_ID, status=429, code="40318", reset_after=None)
+        await lim.acquire(PROFILE_ID)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 144)
+
+
+@pytest.mark.anyio
+async def test_other_statuses_change_nothing(clock: VirtualClock) -> None:
+    """400, 500 and a 2xx before any decrease leave the buckets alone."""
+    lim = limits(clock, account_mps=1.0)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        for status in (400, 500, 503, 200):
+            lim.on_response(TOLL_FREE, status=status, code=None, reset_after=5.0)
+        await lim.acquire(None)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1)
+
+
+@pytest.mark.anyio
+async def test_adaptive_converges_under_a_20_per_second_server(clock: VirtualClock) -> None:
+    """Against a server allowing 20 req/s, 2,000 sends: < 5 % throttled, >= 85 % of 20/s."""
+    lim = limits(clock, account_mps=50.0)
+    window = {"start": T0, "used": 0}
+    sent = throttled = 0
+    remaining = 2000
+
+    def server(now: float) -> float | None:
+        start = T0 + math.floor(now - T0)
+        if start != window["start"]:
+            window["start"], window["used"] = start, 0
+        if window["used"] < 20:
+            window["used"] += 1
+            return None
+        return start + 1 - now
+
+    async def worker() -> None:
+        nonlocal sent, throttled, remaining
+        while remaining > 0:
+            remaining -= 1
+            while True:
+                await lim.acquire(None)
+                await clock.sleep(0.025)
+                reset = server(clock.now)
+                await clock.sleep(0.025)
+                sent += 1
+                if reset is None:
+                    lim.on_response(None, status=200, code=None, reset_after=None)
+                    break
+                throttled += 1
+                lim.on_response(None, status=429, code="10011", reset_after=reset)
+
+    async def body() -> None:
+        await asyncio.gather(*(worker() for _ in range(50)))
+
+    await clock.run(body())
+    assert throttled / sent < 0.05
+    assert 2000 / (clock.now - T0) >= 0.85 * 20
+
+
+# ---------------------------------------------------------------------- unlimited and upkeep
+
+
+@pytest.mark.anyio
+async def test_unlimited_never_waits(clock: VirtualClock) -> None:
+    """RateLimits.unlimited() grants at once and ignores feedback."""
+    lim = RateLimits.unlimited()
+
+    async def body() -> None:
+        for _ in range(10_000):
+            await lim.acquire(TOLL_FREE)
+        lim.on_response(TOLL_FREE, status=429, code="40318", reset_after=None)
+        lim.on_response(None, status=429, code="10011", reset_after=9.0)
+        await lim.acquire(TOLL_FREE)
+
+    await clock.run(body())
+    assert clock.now == T0
+    assert clock.sleeps == 0
+    assert repr(lim) == "RateLimits.unlimited()"
+
+
+@pytest.mark.anyio
+async def test_idle_lanes_are_forgotten(clock: VirtualClock) -> None:
+    """Lanes that are back to their initial state are pruned: memory stays bounded."""
+    lim = limits(clock, account_mps=None)
+
+    async def body() -> None:
+        for i in range(5000):
+            await lim.acquire(f"{i:08x}-8baf-433b-82eb-8c7fada847da")
+
+    await clock.run(body())
+    assert len(lim._lanes) <= 1024
+
+
+def test_default_clock_and_sleep() -> None:
+    """Without injection it uses time.monotonic and asyncio.sleep (smoke test, no timing)."""
+
+    async def main() -> None:
+        lim = RateLimits(account_mps=1000.0)
+        for _ in range(1003):  # the last two wait about 1 ms each
+            await lim.acquire(TOLL_FREE)
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------- properties
+
+Op = tuple[str | None, float, str, str]
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", None]),
+        st.sampled_from([0.0, 0.0, 0.05, 0.3, 1.0]),
+        st.sampled_from(["send", "send", "send", "cancel0", "cancel", "ok", "10011", "40318"]),
+        st.sampled_from(["SMS", "MMS"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _run_schedule(ops: list[Op]) -> None:
+    clock = VirtualClock(T0)
+    rates = {"a": 2.0, "b": 0.5, "c": 5.0}
+    lim = RateLimits(
+        account_mps={"SMS": 3.0, "MMS": 1.0},
+        per_sender_mps=rates,
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+    granted: list[tuple[float, str | None, str, int]] = []
+    sends: set[int] = set()
+
+    async def send(index: int, sender: str | None, kind: str) -> None:
+        await lim.acquire(sender, kind)
+        granted.append((clock.now, sender, kind, index))
+
+    async def body() -> None:
+        tasks: list[Awaitable[None]] = []
+        for index, (sender, delay, action, kind) in enumerate(ops):
+            await clock.sleep(delay)
+            if action in {"ok", "10011", "40318"}:
+                status, code = (200, None) if action == "ok" else (429, action)
+                lim.on_response(sender, status=status, code=code, reset_after=delay or None)
+                continue
+            task = asyncio.ensure_future(send(index, sender, kind))
+            tasks.append(task)
+            if action == "send":
+                sends.add(index)
+            else:
+                if action == "cancel":
+                    await clock.sleep(0.01)
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(clock.run(body()))
+    assert {g[3] for g in granted} >= sends  # nobody starves
+    assert not lim._parked
+    for sender, rate in [*rates.items(), (None, math.inf)]:
+        times = [t for t, s, _, _ in granted if s == sender]
+        indexes = [i for _, s, _, i in granted if s == sender]
+        assert indexes == sorted(indexes)  # FIFO per lane
+        if rate < math.inf:
+            assert window_max(times, 2.0) <= math.ceil(rate) + 2.0 * rate + 1e-9
+    for kind, rate in (("SMS", 3.0), ("MMS", 1.0)):
+        times = [t for t, _, k, _ in granted if k == kind]
+        assert window_max(times, 2.0) <= math.ceil(rate) + 2.0 * rate + 1e-9
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS)
+def test_random_schedules_keep_fifo_rates_and_progress(ops: list[Op]) -> None:
+    """Random arrivals, cancellations and feedback: FIFO per lane, rates kept, none starves."""
+    _run_schedule(ops)

@@ -1,0 +1,335 @@
+"""RedisRateLimits against a real redis-server started by the fixture (skipped without one)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telnyx_msg import _redis_limits
+from telnyx_msg._redis_limits import RedisRateLimits
+from telnyx_msg.errors import ConfigurationError
+
+TOLL_FREE = "+18005550101"
+TOLL_FREE_2 = "+18445550002"
+PROFILE_ID = "16fd2706-8baf-433b-82eb-8c7fada847da"
+
+
+class Stop(Exception):
+    """Raised by the recording sleep to end an acquire instead of waiting."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run the async tests on asyncio only."""
+    return "asyncio"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server on a free 127.0.0.1 port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found (apt-get install -y redis-server)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [binary, *args, "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _ping(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of its own for each test."""
+    return f"test:{uuid.uuid4().hex}:"
+
+
+class Sleeps:
+    """A sleep that records the delay, then waits for real or raises Stop."""
+
+    def __init__(self, *, stop: bool) -> None:
+        self.delays: list[float] = []
+        self.stop = stop
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        if self.stop:
+            raise Stop
+        await asyncio.sleep(delay)
+
+
+@pytest.fixture
+async def make(redis_url: str, prefix: str) -> AsyncIterator[Any]:
+    """Build RedisRateLimits on the test server; all are closed at the end."""
+    made: list[RedisRateLimits] = []
+
+    def factory(**kwargs: Any) -> RedisRateLimits:
+        kwargs.setdefault("key_prefix", prefix)
+        limits = RedisRateLimits(redis_url, **kwargs)
+        made.append(limits)
+        return limits
+
+    yield factory
+    for limits in made:
+        await limits.aclose()
+
+
+def test_missing_redis_package_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the redis package the constructor says how to install the extra."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ConfigurationError, match=r"telnyx_msg\[redis\]"):
+        RedisRateLimits("redis://127.0.0.1:1/0")
+
+
+def test_url_or_client_is_required() -> None:
+    """A missing or malformed URL is a configuration error."""
+    with pytest.raises(ConfigurationError):
+        RedisRateLimits(None)
+    with pytest.raises(ConfigurationError):
+        RedisRateLimits("http://example.invalid/")
+    with pytest.raises(ConfigurationError):
+        RedisRateLimits("redis://127.0.0.1:1/0", per_kind_mps={"nope": 1.0})
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_burst_then_wait(make: Any) -> None:
+    """A 20/s strict lane grants its burst of 20 at once, then asks to wait about 1/20 s."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=None, per_sender_mps={TOLL_FREE: 20.0}, sleep=sleeps)
+    for _ in range(20):
+        await limits.acquire(TOLL_FREE)
+    assert sleeps.delays == []
+    with pytest.raises(Stop):
+        await limits.acquire(TOLL_FREE)
+    assert 0 < sleeps.delays[0] <= 0.05 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_account_lane_is_shared_between_instances(make: Any) -> None:
+    """Two limiters with one key prefix share the account bucket."""
+    sleeps = Sleeps(stop=True)
+    first = make(account_mps=5.0, sleep=sleeps)
+    second = make(account_mps=5.0, sleep=sleeps)
+    for _ in range(3):
+        await first.acquire(None)
+    for _ in range(2):
+        await second.acquire(None)
+    with pytest.raises(Stop):
+        await second.acquire(None)
+    assert 0 < sleeps.delays[0] <= 0.2 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_10011_blocks_all_processes_until_reset(make: Any) -> None:
+    """A 10011 with reset 5 s recorded by one limiter blocks the account lane of another."""
+    sleeps = Sleeps(stop=True)
+    first = make(account_mps=10.0, sleep=sleeps)
+    second = make(account_mps=10.0, sleep=sleeps)
+    await first.acquire(None)
+    first.on_response(None, status=429, code="10011", reset_after=5.0)
+    with pytest.raises(Stop):
+        await first.acquire(None)  # writes the feedback, then must wait
+    with pytest.raises(Stop):
+        await second.acquire(None)
+    # 5 s block, then one token at 0.7 x 10/s.
+    assert all(4.5 < delay <= 5.0 + 1 / 7 + 1e-6 for delay in sleeps.delays)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_10011_decreases_the_rate(make: Any) -> None:
+    """Without a reset time, a throttle leaves the next token 1/(0.7 x rate) away."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=10.0, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    limits.on_response(None, status=429, code=None, reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert 0.1 < sleeps.delays[0] <= 1 / 7 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_40318_pauses_only_that_lane(make: Any) -> None:
+    """A full queue pauses its sender for 144 s; another sender is not delayed."""
+    sleeps = Sleeps(stop=True)
+    limits = make(sleep=sleeps)
+    await limits.acquire(TOLL_FREE)
+    limits.on_response(TOLL_FREE, status=429, code="40318", reset_after=None)
+    limits.on_response(TOLL_FREE, status=200, code=None, reset_after=None)
+    await limits.acquire(TOLL_FREE_2)
+    assert sleeps.delays == []
+    with pytest.raises(Stop):
+        await limits.acquire(TOLL_FREE)
+    assert 143 < sleeps.delays[0] <= 144 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_40318_pauses_a_lane_without_rate(make: Any) -> None:
+    """A number-pool lane has no rate, but a full queue still pauses it 144 s."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=None, sleep=sleeps)
+    await limits.acquire(PROFILE_ID)
+    limits.on_response(PROFILE_ID, status=429, code="40318", reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(PROFILE_ID)
+    assert 143 < sleeps.delays[0] <= 144 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_scripts_are_reloaded_after_a_flush(make: Any, redis_url: str) -> None:
+    """After SCRIPT FLUSH (or a server restart) EVALSHA falls back to SCRIPT LOAD."""
+    limits = make(account_mps=100.0)
+    await limits.acquire(TOLL_FREE)
+    await limits._redis.script_flush()
+    await limits.acquire(TOLL_FREE)
+    assert await limits._redis.script_exists(_redis_limits._TAKE_SCRIPT.sha) == [True]
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_keys_expire_when_idle(make: Any, prefix: str) -> None:
+    """Bucket keys carry a TTL of about the time to refill plus a minute."""
+    limits = make(account_mps=10.0, per_sender_mps={TOLL_FREE: 1.0})
+    await limits.acquire(TOLL_FREE)
+    account_ttl = await limits._redis.pttl(f"{prefix}acct:SMS")
+    lane_ttl = await limits._redis.pttl(f"{prefix}lane:{TOLL_FREE}")
+    assert 60_000 < account_ttl <= 60_100
+    assert 60_900 < lane_ttl <= 61_000
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_fifo_within_a_process_and_cancellation(make: Any) -> None:
+    """Callers of one lane are served in order; a cancelled caller leaves nothing behind."""
+    limits = make(account_mps=None, per_sender_mps={TOLL_FREE: 50.0}, burst=1)
+    order: list[int] = []
+
+    async def send(index: int) -> None:
+        await limits.acquire(TOLL_FREE)
+        order.append(index)
+
+    tasks = [asyncio.ensure_future(send(i)) for i in range(6)]
+    await asyncio.sleep(0.01)
+    tasks[-1].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == list(range(5))
+    assert limits._local == {}
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_borrowed_client_is_not_closed(redis_url: str, prefix: str) -> None:
+    """A client passed in stays open after aclose()."""
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        async with RedisRateLimits(client=client, key_prefix=prefix) as limits:
+            await limits.acquire(TOLL_FREE)
+        assert await client.ping()
+    finally:
+        await client.aclose()
+
+
+_WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from telnyx_msg._redis_limits import RedisRateLimits
+
+    async def main():
+        url, prefix = sys.argv[1], sys.argv[2]
+        start, duration = float(sys.argv[3]), float(sys.argv[4])
+        limits = RedisRateLimits(url, account_mps=None, per_sender_mps={"+18005550101": 20.0},
+                                 key_prefix=prefix)
+        await asyncio.sleep(max(0.0, start - time.time()))
+        grants = []
+
+        async def worker():
+            while time.time() < start + duration:
+                await limits.acquire("+18005550101")
+                grants.append(time.time())
+
+        await asyncio.gather(*(worker() for _ in range(4)))
+        await limits.aclose()
+        print(json.dumps(grants))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_two_processes_share_one_lane(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    """Two OS processes on one 20/s lane (burst 20) for 2 s get at most 20 + 20 x 2 together."""
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    start, duration = time.time() + 1.5, 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), redis_url, prefix, repr(start), repr(duration)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    grants: list[list[float]] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        grants.append(json.loads(out))
+    combined = sorted(t for times in grants for t in times if t <= start + duration)
+    assert all(len(times) >= 5 for times in grants)  # both processes got a share
+    assert 30 <= len(combined) <= 20 + 20 * duration + 1
