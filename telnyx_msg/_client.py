@@ -11,11 +11,19 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from telnyx_msg._bulk import (
+    SEND_METHODS,
+    NotSentError,
+    SendMethod,
+    SendOutcome,
+    run_send_many,
+    send_gate,
+)
 from telnyx_msg._config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
@@ -248,24 +256,29 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     # --- binding endpoint specs to methods (see _resources.Op) --------------------------------
 
+    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
+                   on_stop: Callable[[SendOutcome], None] | None) -> AsyncIterator[SendOutcome]:
+        senders = check_send_many(self, concurrency, method)
+        return run_send_many(senders, requests, concurrency=concurrency, method=method,
+                             on_stop=on_stop)
+
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
-        make = endpoint.request
         if endpoint.paged:
             pager = self._pager_factory(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> AsyncPager[Any]:
-                return AsyncPager(pager(make(*args, **kwargs)))
+                return AsyncPager(pager(make_request(endpoint, args, kwargs)))
 
             method: Callable[..., Any] = list_method
         else:
             run = self._runner(endpoint)
 
             async def call_method(*args: Any, **kwargs: Any) -> Any:
-                return await run(make(*args, **kwargs))
+                return await run(make_request(endpoint, args, kwargs))
 
             method = call_method
         method.__name__ = method.__qualname__ = name
-        method.__doc__ = getattr(make, "__doc__", None)
+        method.__doc__ = endpoint.request.__doc__
         return method
 
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
@@ -340,11 +353,6 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if options.max_retries is not None:
                 max_retries = options.max_retries
             key = options.idempotency_key
-            if key is not None and not endpoint.accepts_idempotency_key:
-                raise ValidationError(
-                    "idempotency_key",
-                    f"{endpoint.method} {endpoint.path} does not accept an Idempotency-Key",
-                )
             if key is not None or options.extra_headers:
                 headers = {**headers, **(options.extra_headers or {})}
                 if key is not None:
@@ -365,6 +373,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
         while True:
             if limiter is not None:
                 await limiter.acquire(lane, message_type)
+            gate = send_gate.get()
+            if gate is not None:
+                if gate.stopped:
+                    raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
+                gate.written = True
             started = time.perf_counter()
             try:
                 response = await shared.transport.send(method, url, headers, data, timeout)
@@ -403,6 +416,37 @@ class AsyncClient(ResourceTree[AsyncMode]):
                      status, delay, attempt + 1, max_retries)
             await asyncio.sleep(delay)
             attempt += 1
+
+
+def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
+    """Build and validate an endpoint's request model from call arguments (no I/O)."""
+    request = endpoint.request(*args, **kwargs)
+    options = request.options
+    if (options is not None and options.idempotency_key is not None
+            and not endpoint.accepts_idempotency_key):
+        raise ValidationError(
+            "idempotency_key",
+            f"{endpoint.method} {endpoint.path} does not accept an Idempotency-Key",
+        )
+    return request
+
+
+def check_send_many(client: AsyncClient, concurrency: int,
+                    method: str) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """Validate ``send_many`` settings before any I/O; return the send methods by name."""
+    pool = client._shared.transport.pool_size
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
+    if concurrency > pool:
+        # More sends than pooled connections would queue inside aiohttp, where a timeout could
+        # no longer tell "never sent" from "maybe sent".
+        raise ValidationError("concurrency", f"{concurrency} exceeds the client's pool_size "
+                              f"({pool}); pass AsyncClient(pool_size=...) to raise it")
+    if method != "auto" and method not in SEND_METHODS:
+        raise ValidationError("method", f"{method!r} is not 'auto' or one of "
+                              f"{', '.join(sorted(SEND_METHODS))}")
+    return {name: getattr(client.messages, name) for name in SEND_METHODS}
 
 
 def _check_retries(value: int) -> int:

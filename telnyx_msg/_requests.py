@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
-import attrs
-from attrs import frozen
+from attrs import field, frozen
 
 from telnyx_msg import _validate as v
 from telnyx_msg._config import RequestOptions
@@ -40,18 +39,6 @@ class DateRange(TypedDict, total=False):
     lte: str | datetime
 
 
-def _opt(validator: v.Validator | None = None, **metadata: str) -> Any:
-    return attrs.field(default=None, kw_only=True, validator=validator, metadata=metadata)
-
-
-def _req(validator: v.Validator) -> Any:
-    return attrs.field(kw_only=True, validator=validator)
-
-
-def _path() -> Any:
-    return attrs.field(validator=v.path_id)
-
-
 def _check_options(_: Any, __: Any, value: Any) -> None:
     if value is not None and not isinstance(value, RequestOptions):
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
@@ -61,9 +48,7 @@ def _check_options(_: Any, __: Any, value: Any) -> None:
 class Request:
     """Base of every request: carries per-call ``options``."""
 
-    options: RequestOptions | None = attrs.field(
-        default=None, kw_only=True, validator=_check_options
-    )
+    options: RequestOptions | None = field(default=None, kw_only=True, validator=_check_options)
 
 
 _KIND = v.one_of("SMS", "MMS")
@@ -78,16 +63,16 @@ _MEDIA = v.str_list()
 
 @frozen
 class _Webhooks(Request):
-    webhook_url: str | None = _opt(v.non_empty)
-    webhook_failover_url: str | None = _opt(v.non_empty)
-    use_profile_webhooks: bool | None = _opt(v.boolean)
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    use_profile_webhooks: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
 @frozen
 class _Content(_Webhooks):
-    text: str | None = _opt(v.non_empty)
-    media_urls: Sequence[str] | None = _opt(_MEDIA)
-    subject: str | None = _opt()
+    text: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    media_urls: Sequence[str] | None = field(default=None, kw_only=True, validator=_MEDIA)
+    subject: str | None = field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.text is None and not self.media_urls:
@@ -96,19 +81,19 @@ class _Content(_Webhooks):
 
 @frozen
 class _Formatted(_Content):
-    type: MessageKind | None = _opt(_KIND)
-    auto_detect: bool | None = _opt(v.boolean)
+    type: MessageKind | None = field(default=None, kw_only=True, validator=_KIND)
+    auto_detect: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
 @frozen
 class SendMessage(_Formatted):
     """``POST /messages`` (§3.2): long code, short code, alphanumeric or number-pool sender."""
 
-    to: str = _req(v.recipient)
-    from_: str | None = _opt(v.any_sender)
-    messaging_profile_id: str | None = _opt(v.non_empty)
-    encoding: Encoding | None = _opt(_ENCODING)
-    send_at: datetime | str | None = _opt(v.date_time)
+    to: str = field(kw_only=True, validator=v.recipient)
+    from_: str | None = field(default=None, kw_only=True, validator=v.any_sender)
+    messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
+    send_at: datetime | str | None = field(default=None, kw_only=True, validator=v.date_time)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -120,67 +105,68 @@ class SendMessage(_Formatted):
 class SendAlphanumeric(_Webhooks):
     """``POST /messages/alphanumeric_sender_id`` (§3.3): SMS only."""
 
-    from_: str = _req(v.alphanumeric_sender)
-    to: str = _req(v.recipient)
-    text: str = _req(v.non_empty)
-    messaging_profile_id: str = _req(v.non_empty)
+    from_: str = field(kw_only=True, validator=v.alphanumeric_sender)
+    to: str = field(kw_only=True, validator=v.recipient)
+    text: str = field(kw_only=True, validator=v.non_empty)
+    messaging_profile_id: str = field(kw_only=True, validator=v.non_empty)
 
 
 @frozen
 class SendGroupMms(_Content):
     """``POST /messages/group_mms`` (§3.4): up to 8 recipients."""
 
-    from_: str = _req(v.e164)
-    to: Sequence[str] = _req(v.str_list(1, 8, v.e164))
+    from_: str = field(kw_only=True, validator=v.e164)
+    to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.e164))
 
 
 @frozen
 class SendLongCode(_Formatted):
     """``POST /messages/long_code`` (§3.5)."""
 
-    from_: str = _req(v.e164)
-    to: str = _req(v.recipient)
-    encoding: Encoding | None = _opt(_ENCODING)
+    from_: str = field(kw_only=True, validator=v.e164)
+    to: str = field(kw_only=True, validator=v.recipient)
+    encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
 @frozen
 class SendNumberPool(_Formatted):
     """``POST /messages/number_pool`` (§3.6): the profile's pool picks the sender."""
 
-    messaging_profile_id: str = _req(v.non_empty)
-    to: str = _req(v.recipient)
-    encoding: Encoding | None = _opt(_ENCODING)
+    messaging_profile_id: str = field(kw_only=True, validator=v.non_empty)
+    to: str = field(kw_only=True, validator=v.recipient)
+    encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
 @frozen
 class SendShortCode(_Formatted):
     """``POST /messages/short_code`` (§3.7)."""
 
-    from_: str = _req(v.recipient)
-    to: str = _req(v.recipient)
-    encoding: Encoding | None = _opt(_ENCODING)
+    from_: str = field(kw_only=True, validator=v.recipient)
+    to: str = field(kw_only=True, validator=v.recipient)
+    encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
 @frozen
 class ScheduleMessage(_Formatted):
     """``POST /messages/schedule`` (§3.8): no ``encoding``, no Idempotency-Key."""
 
-    to: str = _req(v.recipient)
-    from_: str | None = _opt(v.any_sender)
-    messaging_profile_id: str | None = _opt(v.non_empty)
-    send_at: datetime | str | None = _opt(v.date_time)
+    to: str = field(kw_only=True, validator=v.recipient)
+    from_: str | None = field(default=None, kw_only=True, validator=v.any_sender)
+    messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    send_at: datetime | str | None = field(default=None, kw_only=True, validator=v.date_time)
 
 
 @frozen
 class SendWhatsApp(Request):
     """``POST /messages/whatsapp`` (§3.9): ``whatsapp_message`` is passed through as given."""
 
-    from_: str = _req(v.e164)
-    to: str = _req(v.whatsapp_recipient)
-    whatsapp_message: Mapping[str, Any] = _req(v.mapping)
-    type: Literal["WHATSAPP"] | None = _opt(v.one_of("WHATSAPP"))
-    messaging_profile_id: str | None = _opt(v.non_empty)
-    webhook_url: str | None = _opt(v.non_empty)
+    from_: str = field(kw_only=True, validator=v.e164)
+    to: str = field(kw_only=True, validator=v.whatsapp_recipient)
+    whatsapp_message: Mapping[str, Any] = field(kw_only=True, validator=v.mapping)
+    type: Literal["WHATSAPP"] | None = field(default=None, kw_only=True,
+                                             validator=v.one_of("WHATSAPP"))
+    messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
 
 # --- ids --------------------------------------------------------------------------------------
@@ -190,14 +176,14 @@ class SendWhatsApp(Request):
 class ById(Request):
     """An operation addressed by ``{id}`` only."""
 
-    id: str = _path()
+    id: str = field(validator=v.path_id)
 
 
 @frozen
 class ByMessageId(Request):
     """``GET /messages/group/{message_id}``."""
 
-    message_id: str = _path()
+    message_id: str = field(validator=v.path_id)
 
 
 # --- lists (WIRE.md §2) -----------------------------------------------------------------------
@@ -205,74 +191,79 @@ class ByMessageId(Request):
 
 @frozen
 class _Paged(Request):
-    page_number: int | None = _opt(v.positive_int, wire="page[number]")
-    page_size: int | None = _opt(v.positive_int, wire="page[size]")
+    page_number: int | None = field(default=None, kw_only=True, validator=v.positive_int,
+                               metadata={"wire": "page[number]"})
+    page_size: int | None = field(default=None, kw_only=True, validator=v.positive_int,
+                               metadata={"wire": "page[size]"})
 
 
 @frozen
 class ListAlphanumericSenderIds(_Paged):
     """``GET /alphanumeric_sender_ids``."""
 
-    filter: AlphanumericSenderIdFilter | None = _opt(v.mapping)
+    filter: AlphanumericSenderIdFilter | None = field(default=None, kw_only=True,
+                                                      validator=v.mapping)
 
 
 @frozen
 class ListProfileAlphanumericSenderIds(_Paged):
     """``GET /messaging_profiles/{id}/alphanumeric_sender_ids``."""
 
-    id: str = _path()
+    id: str = field(validator=v.path_id)
 
 
 @frozen
 class CreateAlphanumericSenderId(Request):
     """``POST /alphanumeric_sender_ids`` (§5)."""
 
-    alphanumeric_sender_id: str = _req(v.alphanumeric_sender)
-    messaging_profile_id: str = _req(v.non_empty)
-    us_long_code_fallback: str | None = _opt(v.e164)
+    alphanumeric_sender_id: str = field(kw_only=True, validator=v.alphanumeric_sender)
+    messaging_profile_id: str = field(kw_only=True, validator=v.non_empty)
+    us_long_code_fallback: str | None = field(default=None, kw_only=True, validator=v.e164)
 
 
 @frozen
 class ListHostedNumbers(_Paged):
     """``GET /messaging_hosted_numbers`` (§6)."""
 
-    filter: HostedNumberFilter | None = _opt(v.mapping)
-    sort: HostedNumberSort | None = _opt(v.mapping)
+    filter: HostedNumberFilter | None = field(default=None, kw_only=True, validator=v.mapping)
+    sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
 @frozen
 class UpdateHostedNumber(Request):
     """``PATCH /messaging_hosted_numbers/{id}``; ``messaging_profile_id=""`` unassigns it."""
 
-    id: str = _path()
-    messaging_product: str | None = _opt()
-    messaging_profile_id: str | None = _opt()
-    tags: Sequence[str] | None = _opt(v.str_list())
+    id: str = field(validator=v.path_id)
+    messaging_product: str | None = field(default=None, kw_only=True)
+    messaging_profile_id: str | None = field(default=None, kw_only=True)
+    tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
 @frozen
 class ListOptOuts(_Paged):
     """``GET /messaging_optouts`` (§7); ``redaction_enabled`` hides recipient numbers."""
 
-    filter: OptOutFilter | None = _opt(v.mapping)
-    created_at: DateRange | None = _opt(v.mapping)
-    redaction_enabled: bool | None = _opt(v.boolean)
+    filter: OptOutFilter | None = field(default=None, kw_only=True, validator=v.mapping)
+    created_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
+    redaction_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
 @frozen
 class ListProfileMetrics(_Paged):
     """``GET /messaging_profile_metrics`` (§8.1); ``id`` filters to one profile."""
 
-    time_frame: TimeFrame | MetricsTimeFrame | None = _opt(_TIME_FRAME)
-    id: str | None = _opt(v.non_empty)
+    time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
+                                                            validator=_TIME_FRAME)
+    id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
 
 @frozen
 class RetrieveProfileMetrics(Request):
     """``GET /messaging_profiles/{id}/metrics`` (§8.2)."""
 
-    id: str = _path()
-    time_frame: TimeFrame | MetricsTimeFrame | None = _opt(_TIME_FRAME)
+    id: str = field(validator=v.path_id)
+    time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
+                                                            validator=_TIME_FRAME)
 
 
 # --- auto-response configs (WIRE.md §9.4) -----------------------------------------------------
@@ -282,38 +273,38 @@ class RetrieveProfileMetrics(Request):
 class ListAutorespConfigs(Request):
     """``GET /messaging_profiles/{profile_id}/autoresp_configs``."""
 
-    profile_id: str = _path()
-    country_code: str | None = _opt(v.non_empty)
-    created_at: DateRange | None = _opt(v.mapping)
-    updated_at: DateRange | None = _opt(v.mapping)
+    profile_id: str = field(validator=v.path_id)
+    country_code: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    created_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
+    updated_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
 @frozen
 class _AutorespBody(Request):
-    op: Op | AutorespOp = _req(_OP)
-    keywords: Sequence[str] = _req(v.str_list(1))
-    country_code: str = _req(v.non_empty)
-    resp_text: str | None = _opt()
+    op: Op | AutorespOp = field(kw_only=True, validator=_OP)
+    keywords: Sequence[str] = field(kw_only=True, validator=v.str_list(1))
+    country_code: str = field(kw_only=True, validator=v.non_empty)
+    resp_text: str | None = field(default=None, kw_only=True)
 
 
 @frozen
 class CreateAutorespConfig(_AutorespBody):
     """``POST /messaging_profiles/{profile_id}/autoresp_configs``."""
 
-    profile_id: str = _path()
+    profile_id: str = field(validator=v.path_id)
 
 
 @frozen
 class AutorespConfigRef(Request):
     """An auto-response config addressed by its id and its profile's id."""
 
-    autoresp_cfg_id: str = _path()
-    profile_id: str = attrs.field(kw_only=True, validator=v.path_id)
+    autoresp_cfg_id: str = field(validator=v.path_id)
+    profile_id: str = field(kw_only=True, validator=v.path_id)
 
 
 @frozen
 class UpdateAutorespConfig(_AutorespBody):
     """``PUT …/autoresp_configs/{autoresp_cfg_id}``: a full replacement, same body as create."""
 
-    autoresp_cfg_id: str = _path()
-    profile_id: str = attrs.field(kw_only=True, validator=v.path_id)
+    autoresp_cfg_id: str = field(validator=v.path_id)
+    profile_id: str = field(kw_only=True, validator=v.path_id)

@@ -10,10 +10,19 @@ a blocking function for :class:`Client`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from telnyx_msg import endpoints as ep
+from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._spec import Endpoint, PagedEndpoint
 
 if TYPE_CHECKING:
@@ -37,6 +46,9 @@ class Runner(Protocol):
     """What a client provides to its resources."""
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]: ...
+
+    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
+                   on_stop: Callable[[SendOutcome], None] | None) -> Any: ...
 
 
 class Resource(Generic[M]):
@@ -111,6 +123,37 @@ class Messages(Resource[M]):
     retrieve = Op(ep.retrieve_message)
     cancel_scheduled = Op(ep.cancel_scheduled_message)
     retrieve_group_messages = Op(ep.retrieve_group_messages)
+
+    @overload
+    def send_many(
+        self: Messages[AsyncMode],
+        requests: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 50,
+        method: SendMethod = "auto",
+        on_stop: Callable[[SendOutcome], None] | None = None,
+    ) -> AsyncIterator[SendOutcome]: ...
+    @overload
+    def send_many(
+        self: Messages[SyncMode],
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 50,
+        method: SendMethod = "auto",
+        on_stop: Callable[[SendOutcome], None] | None = None,
+    ) -> Iterator[SendOutcome]: ...
+    def send_many(self, requests: Any, *, concurrency: int = 50, method: SendMethod = "auto",
+                  on_stop: Callable[[SendOutcome], None] | None = None) -> Any:
+        """Send many messages concurrently; yield one :class:`SendOutcome` per item.
+
+        ``requests`` is any iterable (or, async, any async iterable) of mappings of the keyword
+        arguments of a send method; it is consumed lazily. ``method="auto"`` picks
+        ``send_whatsapp`` for items with ``whatsapp_message``, ``send_group_mms`` when ``to``
+        is a list, else ``send``. At most ``concurrency`` sends are in flight (it may not exceed
+        the client's ``pool_size``). Outcomes come in completion order; see
+        ``docs/bulk-sending.md`` for the statuses and how stopping works.
+        """
+        return self._runner._send_many(requests, concurrency, method, on_stop)
 
 
 class AlphanumericSenderIds(Resource[M]):

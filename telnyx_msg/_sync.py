@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from telnyx_msg._client import DEFAULT, AsyncClient, Limiter
+from telnyx_msg._bulk import SendMethod, SendOutcome, run_send_many
+from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, check_send_many, make_request
 from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
@@ -180,6 +181,14 @@ class Client(ResourceTree[SyncMode]):
     def __repr__(self) -> str:
         return f"Client(base_url={self._async.base_url!r})"
 
+    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
+                   on_stop: Callable[[SendOutcome], None] | None) -> Iterator[SendOutcome]:
+        senders = check_send_many(self._async, concurrency, method)
+        self._check_open()
+        agen = run_send_many(senders, requests, concurrency=concurrency, method=method,
+                             on_stop=on_stop)
+        return _iterate(self._portal, agen)
+
     def _check_open(self) -> None:
         if self._owner.stopped:
             raise TelnyxError("this client is closed; create a new one")
@@ -187,13 +196,12 @@ class Client(ResourceTree[SyncMode]):
     # --- binding (see _resources.Op): validate here, run the async core in the portal ---------
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
-        make = endpoint.request
         portal = self._portal
         if endpoint.paged:
             fetcher = self._async._pager_factory(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
-                request = make(*args, **kwargs)
+                request = make_request(endpoint, args, kwargs)
                 self._check_open()
                 return SyncPager(AsyncPager(fetcher(request)), portal)
 
@@ -202,11 +210,11 @@ class Client(ResourceTree[SyncMode]):
             run: Callable[[Any], Awaitable[Any]] = self._async._runner(endpoint)
 
             def call_method(*args: Any, **kwargs: Any) -> Any:
-                request = make(*args, **kwargs)
+                request = make_request(endpoint, args, kwargs)
                 self._check_open()
                 return portal.call(run, request)
 
             method = call_method
         method.__name__ = method.__qualname__ = name
-        method.__doc__ = getattr(make, "__doc__", None)
+        method.__doc__ = endpoint.request.__doc__
         return method

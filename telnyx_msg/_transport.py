@@ -57,6 +57,13 @@ class AiohttpTransport:
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
 
     @property
+    def pool_size(self) -> int:
+        """Maximum simultaneous connections (aiohttp's connector limit)."""
+        if self._session is not None and not self._owns_session:
+            return self._session.connector.limit if self._session.connector else self._pool_size
+        return self._pool_size
+
+    @property
     def closed(self) -> bool:
         """True once an owned session was closed (a given session reports its own state)."""
         return self._session is not None and self._session.closed

@@ -1,0 +1,43 @@
+"""Developer and CI tasks. `nox -s tests` is the test command the README gives."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests", "slow"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "tests")
+TYPING_DEPS = nox.project.dependency_groups(PYPROJECT, "typing")
+LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The fast suite (everything not marked slow), warnings as errors."""
+    session.install("-e", ".[redis]", *TEST_DEPS)
+    session.run("pytest", "-m", "not slow", "-q", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Long-running tests (Hypothesis at full strength, multi-process Redis, big runs)."""
+    session.install("-e", ".[redis]", *TEST_DEPS)
+    session.run("pytest", "-m", "slow", "-q", *session.posargs,
+                success_codes=[0, 5])  # 5: nothing collected is not a failure here
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and tooling."""
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", "telnyx_msg", "tests", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and the public-API typing checks."""
+    session.install("-e", ".[redis]", *TYPING_DEPS)
+    session.run("mypy", "--strict", "telnyx_msg", "tests")

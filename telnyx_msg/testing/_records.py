@@ -1,0 +1,88 @@
+"""What the fake records for tests: requests, webhook attempts and counters (all bounded)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One API request as the fake saw it (``status`` is None when the fake dropped it)."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+    json: Any
+    status: int | None
+    request_id: str
+
+
+@attrs.frozen
+class WebhookAttempt:
+    """One webhook POST: ``status`` is the receiver's HTTP status, None on a connection error
+    or timeout (then ``error`` says which). ``event_id`` is None for link clicks."""
+
+    event_id: str | None
+    event_type: str
+    url: str
+    attempt: int
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the receiver answered 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+@attrs.define
+class Stats:
+    """Counters for tests. Reset them with :meth:`reset`; the logs are bounded deques.
+
+    - ``request_counts``: requests per ``(method, route)``, route as the path template without
+      ``/v2`` (e.g. ``("GET", "/messages/{id}")``).
+    - ``in_flight`` / ``max_in_flight``: API requests being handled now / at most so far.
+    - ``requests``: the latest requests (``FakeConfig.request_log_size``).
+    - ``webhook_attempts``: the latest webhook POSTs (``FakeConfig.webhook_log_size``).
+    - ``messages_sent``: messages accepted by the send endpoints (idempotent replays excluded).
+    - ``rate_limited`` (10011), ``queue_full`` (40318), ``faults`` (injected faults),
+      ``idempotent_replays``, ``webhooks_delivered``, ``webhooks_failed`` (events whose every
+      URL and attempt failed).
+    """
+
+    request_log_size: int = 1_000
+    webhook_log_size: int = 1_000
+    request_counts: Counter[tuple[str, str]] = attrs.field(factory=Counter, repr=False)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    requests: deque[RecordedRequest] = attrs.field(init=False, repr=False)
+    webhook_attempts: deque[WebhookAttempt] = attrs.field(init=False, repr=False)
+    messages_sent: int = 0
+    rate_limited: int = 0
+    queue_full: int = 0
+    faults: int = 0
+    idempotent_replays: int = 0
+    webhooks_delivered: int = 0
+    webhooks_failed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.requests = deque(maxlen=self.request_log_size)
+        self.webhook_attempts = deque(maxlen=self.webhook_log_size)
+
+    def count(self, method: str, route: str) -> int:
+        """Requests seen for ``method`` and ``route`` (e.g. ``count("POST", "/messages")``)."""
+        return self.request_counts[(method.upper(), route)]
+
+    def reset(self) -> None:
+        """Zero every counter and clear the logs (``in_flight`` is left alone)."""
+        self.request_counts.clear()
+        self.requests.clear()
+        self.webhook_attempts.clear()
+        self.max_in_flight = self.in_flight
+        self.messages_sent = self.rate_limited = self.queue_full = self.faults = 0
+        self.idempotent_replays = self.webhooks_delivered = self.webhooks_failed = 0

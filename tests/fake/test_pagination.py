@@ -1,0 +1,80 @@
+"""Page-number pagination of the fake's list endpoints (WIRE.md §2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from telnyx_msg.testing import DEFAULT_PROFILE_ID
+
+from .helpers import Api
+
+pytestmark = pytest.mark.anyio
+
+
+async def _create_sender_ids(api: Api, count: int) -> list[str]:
+    ids = []
+    for index in range(count):
+        reply = await api.post("/alphanumeric_sender_ids", {
+            "alphanumeric_sender_id": f"S{index:03d}", "messaging_profile_id": DEFAULT_PROFILE_ID})
+        ids.append(reply.body["data"]["id"])
+    return ids
+
+
+@pytest.mark.parametrize(("count", "pages"), [(0, 0), (1, 1), (2, 1), (13, 7), (14, 7)])
+async def test_walking_pages_yields_every_record_once(api: Api, count: int, pages: int) -> None:
+    """Following page[number] until page_number >= total_pages yields each record once."""
+    expected = await _create_sender_ids(api, count)
+    seen: list[str] = []
+    requests = 0
+    number = 1
+    while True:
+        reply = await api.get("/alphanumeric_sender_ids",
+                              params={"page[number]": str(number), "page[size]": "2"})
+        requests += 1
+        meta = reply.body["meta"]
+        assert meta == {"page_number": number, "page_size": 2, "total_pages": pages,
+                        "total_results": count}
+        seen += [r["id"] for r in reply.body["data"]]
+        if not reply.body["data"] or meta["page_number"] >= meta["total_pages"]:
+            break
+        number += 1
+    assert seen == expected
+    assert requests == max(pages, 1)
+
+
+async def test_page_past_the_end_is_empty(api: Api) -> None:
+    """A page number past the last page answers an empty data list with the real totals."""
+    await _create_sender_ids(api, 3)
+    reply = await api.get("/alphanumeric_sender_ids",
+                          params={"page[number]": "5", "page[size]": "2"})
+    assert reply.body == {"data": [], "meta": {"page_number": 5, "page_size": 2,
+                                               "total_pages": 2, "total_results": 3}}
+
+
+async def test_default_page_size_is_20(api: Api) -> None:
+    """Without page parameters a page holds 20 records."""
+    await _create_sender_ids(api, 21)
+    reply = await api.get("/alphanumeric_sender_ids")
+    assert len(reply.body["data"]) == 20
+    assert reply.body["meta"]["total_pages"] == 2
+
+
+@pytest.mark.parametrize("params", [{"page[size]": "0"}, {"page[size]": "251"},
+                                    {"page[number]": "0"}, {"page[number]": "x"}])
+async def test_out_of_range_paging_is_400(api: Api, params: dict[str, str]) -> None:
+    """page[size] outside 1..250 or a bad page[number] is a 400."""
+    reply = await api.get("/messaging_hosted_numbers", params=params)
+    assert reply.status == 400
+    assert reply.body["errors"][0]["source"]["parameter"] in params
+
+
+async def test_percent_encoded_bracket_keys_are_decoded(api: Api) -> None:
+    """page%5Bsize%5D (how SDKs send it) is read as page[size]."""
+    await _create_sender_ids(api, 3)
+    async with api.session.get(
+        api.fake.base_url + "/alphanumeric_sender_ids?page%5Bsize%5D=1&page%5Bnumber%5D=2",
+        headers={"Authorization": f"Bearer {api.fake.api_key}"},
+    ) as response:
+        body = await response.json()
+    assert body["meta"]["page_size"] == 1
+    assert body["meta"]["page_number"] == 2

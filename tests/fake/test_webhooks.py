@@ -1,0 +1,275 @@
+"""Webhooks of the fake: Ed25519 signatures, envelopes (WIRE.md §10.4), retries, failover,
+inbound messages, opt-outs and link clicks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+
+from telnyx_msg.testing import (
+    DEFAULT_LONG_CODE,
+    DEFAULT_PROFILE_ID,
+    DEFAULT_TOLL_FREE,
+    FAILING_NUMBER,
+    FakeConfig,
+    FakeTelnyx,
+    SeedProfile,
+    WebhookSettings,
+)
+from telnyx_msg.testing._webhooks import Signer
+
+from .helpers import Api, Received, Receiver, connect, verify_signature
+
+pytestmark = pytest.mark.anyio
+
+TO = "+18445550001"
+FAST = WebhookSettings(attempts=3, retry_delay=0.0, timeout=1.0)
+
+
+def _events(deliveries: list[Received]) -> list[str]:
+    return [d.json()["data"]["event_type"] for d in deliveries]
+
+
+async def test_sent_and_finalized_are_signed_and_shaped(api: Api, receiver: Receiver) -> None:
+    """message.sent and message.finalized reach webhook_url, signed, in the event envelope."""
+    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hook",
+                          webhook_url=receiver.url())
+    message_id = sent.body["data"]["id"]
+    deliveries = await receiver.wait_for(2)
+    assert _events(deliveries) == ["message.sent", "message.finalized"]
+    for delivery in deliveries:
+        verify_signature(api.fake.public_key, delivery)
+        assert delivery.headers["content-type"] == "application/json"
+        assert abs(int(delivery.headers["telnyx-timestamp"]) - time.time()) < 10
+        body = delivery.json()
+        assert set(body) == {"data", "meta"}
+        assert set(body["data"]) == {"record_type", "id", "event_type", "occurred_at", "payload"}
+        assert body["data"]["record_type"] == "event"
+        assert body["meta"] == {"attempt": 1, "delivered_to": receiver.url()}
+        assert body["data"]["payload"]["id"] == message_id
+    first, final = (d.json()["data"] for d in deliveries)
+    assert first["id"] != final["id"]
+    assert first["payload"]["to"][0]["status"] == "sent"
+    assert first["payload"]["completed_at"] is None
+    assert final["payload"]["to"][0]["status"] == "delivered"
+    assert final["payload"]["completed_at"] is not None
+    await api.fake.settle()
+    assert [a.ok for a in api.fake.stats.webhook_attempts] == [True, True]
+
+
+async def test_tampered_body_does_not_verify(api: Api, receiver: Receiver) -> None:
+    """Changing one byte of a delivered body breaks the signature."""
+    await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hook", webhook_url=receiver.url())
+    delivery = (await receiver.wait_for(1))[0]
+    tampered = Received(delivery.path, delivery.headers, delivery.body.replace(b"hook", b"hoop"))
+    with pytest.raises(InvalidSignature):
+        verify_signature(api.fake.public_key, tampered)
+
+
+async def test_failed_delivery_reports_the_error(api: Api, receiver: Receiver) -> None:
+    """message.finalized for a failing number carries delivery_failed and error 40008."""
+    await api.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER, text="x",
+                   webhook_url=receiver.url())
+    final = (await receiver.wait_for(2))[1].json()["data"]
+    assert final["event_type"] == "message.finalized"
+    assert final["payload"]["to"][0]["status"] == "delivery_failed"
+    assert final["payload"]["errors"][0]["code"] == "40008"
+
+
+async def test_profile_webhook_url_is_the_fallback(api: Api, receiver: Receiver) -> None:
+    """Without a per-message URL the profile's webhook_url receives the events."""
+    api.fake.set_webhook_url(receiver.url("profile"))
+    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")
+    assert sent.body["data"]["webhook_url"] == receiver.url("profile")
+    deliveries = await receiver.wait_for(2)
+    assert {d.path for d in deliveries} == {"profile"}
+
+
+async def test_no_url_means_no_webhooks(api: Api) -> None:
+    """Without message or profile URLs no webhook is attempted."""
+    await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="quiet")
+    await api.fake.settle()
+    assert list(api.fake.stats.webhook_attempts) == []
+
+
+async def test_use_profile_webhooks_false_skips_the_profile(api: Api,
+                                                            receiver: Receiver) -> None:
+    """use_profile_webhooks=false ignores the profile's URL."""
+    api.fake.set_webhook_url(receiver.url())
+    await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", use_profile_webhooks=False)
+    await api.fake.settle()
+    assert receiver.received == []
+
+
+async def test_non_2xx_is_retried(receiver: Receiver) -> None:
+    """A 500 from the receiver is retried; meta.attempt counts the tries."""
+    receiver.statuses["hook"] = [500]
+    async with FakeTelnyx(config=FakeConfig(webhooks=FAST)) as fake, connect(fake) as api:
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=receiver.url())
+        await fake.settle()
+        attempts = [d.json()["meta"]["attempt"] for d in receiver.received
+                    if d.json()["data"]["event_type"] == "message.sent"]
+        assert attempts == [1, 2]
+        first = [a for a in fake.stats.webhook_attempts if a.event_type == "message.sent"]
+        assert [(a.status, a.attempt) for a in first] == [(500, 1), (200, 2)]
+
+
+async def test_failover_after_all_attempts_fail(receiver: Receiver) -> None:
+    """After `attempts` failures on the primary URL the failover URL gets the event."""
+    receiver.statuses["primary"] = [503] * 6
+    async with FakeTelnyx(config=FakeConfig(webhooks=FAST)) as fake, connect(fake) as api:
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x",
+                       webhook_url=receiver.url("primary"),
+                       webhook_failover_url=receiver.url("failover"))
+        await fake.settle()
+        sent = [d for d in receiver.received if d.json()["data"]["event_type"] == "message.sent"]
+        assert [d.path for d in sent] == ["primary"] * 3 + ["failover"]
+        assert sent[-1].json()["meta"] == {"attempt": 4, "delivered_to": receiver.url("failover")}
+        verify_signature(fake.public_key, sent[-1])
+
+
+async def test_connection_errors_go_to_failover(receiver: Receiver) -> None:
+    """A primary URL nobody listens on fails over; attempts record the error."""
+    dead = "http://127.0.0.1:9/hook"  # discard port: connection refused
+    config = FakeConfig(webhooks=WebhookSettings(attempts=2, retry_delay=0.0))
+    async with FakeTelnyx(config=config) as fake, connect(fake) as api:
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=dead,
+                       webhook_failover_url=receiver.url())
+        await fake.settle()
+        sent = [a for a in fake.stats.webhook_attempts if a.event_type == "message.sent"]
+        assert [(a.url, a.status is None, a.error is not None) for a in sent] == [
+            (dead, True, True), (dead, True, True), (receiver.url(), False, False)]
+
+
+async def test_slow_receiver_times_out(receiver: Receiver) -> None:
+    """An answer slower than WebhookSettings.timeout counts as a failed attempt."""
+    receiver.delay = 0.3
+    config = FakeConfig(webhooks=WebhookSettings(attempts=1, timeout=0.1))
+    async with FakeTelnyx(config=config) as fake:
+        fake.set_webhook_url(receiver.url())
+        await fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="hi")
+        [attempt] = fake.stats.webhook_attempts
+        assert (attempt.status, attempt.error) == (None, "timeout")
+        assert fake.stats.webhooks_failed == 1
+
+
+async def test_inbound_message_is_delivered_and_retrievable(api: Api,
+                                                            receiver: Receiver) -> None:
+    """inject_inbound sends message.received to the profile URL; GET returns it as inbound."""
+    api.fake.set_webhook_url(receiver.url())
+    message = await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="hello",
+                                            media_urls=["https://example.com/a.png"])
+    [delivery] = receiver.received
+    verify_signature(api.fake.public_key, delivery)
+    data = delivery.json()["data"]
+    assert data["event_type"] == "message.received"
+    payload = data["payload"]
+    assert payload == message
+    assert payload["direction"] == "inbound"
+    assert payload["type"] == "MMS"
+    assert payload["from"]["phone_number"] == TO
+    assert payload["to"][0] == {"phone_number": DEFAULT_LONG_CODE, "status": "webhook_delivered",
+                                "carrier": "Telnyx", "line_type": "VoIP"}
+    assert set(payload["media"][0]) == {"url", "content_type", "hash_sha256", "size"}
+    assert payload["messaging_profile_id"] == DEFAULT_PROFILE_ID
+    retrieved = await api.get(f"/messages/{message['id']}")
+    assert retrieved.body == {"data": message}
+
+
+async def test_stop_opts_out_and_start_opts_back_in(api: Api) -> None:
+    """STOP blocks sends from that number to that recipient (409 40300); START lifts it."""
+    await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="Stop")
+    blocked = await api.post("/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO,
+                                                     "text": "more?"})
+    assert blocked.status == 409
+    error = blocked.body["errors"][0]
+    assert (error["code"], error["title"]) == ("40300", "Blocked due to STOP message")
+    other_sender = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="fine")
+    assert other_sender.status == 200
+    await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="START")
+    allowed = await api.post("/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO,
+                                                     "text": "welcome back"})
+    assert allowed.status == 200
+    assert api.fake.opt_outs() == []
+    await api.fake.settle()
+
+
+async def test_autoresp_stop_keywords_opt_out(api: Api) -> None:
+    """A profile's stop-op auto-response keywords also opt the sender out."""
+    await api.post(f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
+                   {"op": "stop", "keywords": ["ARRET"], "country_code": "FR"})
+    message = await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="arret")
+    assert message["autoresponse_type"] == "STOP"
+    assert [o["keyword"] for o in api.fake.opt_outs()] == ["ARRET"]
+
+
+async def test_link_click_has_its_own_shape(api: Api, receiver: Receiver) -> None:
+    """A link click is {"data": {record_type: link_clicked, ...}} without event_type/payload/id."""
+    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="see https://x.example",
+                          webhook_url=receiver.url())
+    message_id = sent.body["data"]["id"]
+    await api.fake.settle()
+    receiver.received.clear()
+    click = await api.fake.inject_link_click(message_id=message_id, url="https://x.example")
+    [delivery] = receiver.received
+    verify_signature(api.fake.public_key, delivery)
+    assert delivery.json() == {"data": click}
+    assert set(click) == {"record_type", "url", "to", "message_id", "time_clicked"}
+    assert click["record_type"] == "link_clicked"
+    assert click["to"] == TO.lstrip("+")
+    assert click["message_id"] == message_id
+
+
+async def test_link_click_for_unknown_message_is_refused(api: Api) -> None:
+    """inject_link_click needs a stored message."""
+    with pytest.raises(KeyError):
+        await api.fake.inject_link_click(message_id="nope", url="https://x.example")
+
+
+async def test_seeded_profile_webhook(receiver: Receiver) -> None:
+    """SeedProfile(webhook_url=...) configures the profile before start."""
+    profile = SeedProfile(webhook_url=receiver.url("seeded"))
+    async with FakeTelnyx(config=FakeConfig(profiles=[profile])) as fake, connect(fake) as api:
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")
+        await fake.settle()
+        assert [d.path for d in receiver.received] == ["seeded", "seeded"]
+
+
+async def test_close_cancels_pending_deliveries(receiver: Receiver) -> None:
+    """close() cancels webhook deliveries still waiting on a slow receiver."""
+    receiver.delay = 1.0
+    fake = FakeTelnyx(config=FakeConfig(delivery_delay=0.0))
+    await fake.start()
+    async with connect(fake) as api:
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=receiver.url())
+    for _ in range(200):
+        if receiver.arrivals:
+            break
+        await asyncio.sleep(0.005)
+    assert receiver.arrivals >= 1
+    started = time.monotonic()
+    await fake.close()
+    assert time.monotonic() - started < 0.9
+    assert receiver.received == []
+
+
+def test_signer_matches_the_wire_md_vector() -> None:
+    """The WIRE.md §10.5 seed gives its public key and signature."""
+    signer = Signer(bytes(range(32)))
+    assert signer.public_key_b64 == "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+    body = (b'{"data":{"event_type":"message.received","id":"e1","occurred_at":'
+            b'"2024-01-01T00:00:00.000+00:00","payload":{"id":"m1","direction":"inbound",'
+            b'"text":"hi","to":[{"phone_number":"+15550001111","status":"webhook_delivered"}],'
+            b'"from":{"phone_number":"+15550002222"}},"record_type":"event"},"meta":'
+            b'{"attempt":1,"delivered_to":"https://example.com/hooks"}}')
+    headers = signer.headers(body, timestamp=1700000000)
+    assert headers == {
+        "telnyx-timestamp": "1700000000",
+        "telnyx-signature-ed25519": "//yej8CO+03p0vw2FWWWbuA3kNOesCqkQdvgmG4WshC3WKwak5Aie+49IYig"
+                                    "X5x4rqhdcjwmyPJ+dbTi6Kf+Bg==",
+    }
+    assert len(base64.b64decode(headers["telnyx-signature-ed25519"])) == 64

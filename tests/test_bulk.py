@@ -1,0 +1,187 @@
+"""send_many: bounded, lazy, one outcome per item, never a resend, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg._bulk import SendOutcome
+from telnyx_msg._retry import Backoff
+from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+
+pytestmark = pytest.mark.anyio
+FAST = Backoff(initial=0.001, max=0.002)
+
+
+async def scripted(request: web.Request) -> web.Response:
+    """Answers by recipient suffix: 1 → 422, 2 → 500, 3 → 429/40318, else 200 (after a beat)."""
+    body = await request.json()
+    to = body["to"] if isinstance(body["to"], str) else body["to"][0]
+    await asyncio.sleep(0.005)
+    if to.endswith("1"):
+        return telnyx_error(422, "40305", "Invalid 'from' address")
+    if to.endswith("2"):
+        return telnyx_error(500, "10001", "Internal")
+    if to.endswith("3"):
+        return telnyx_error(429, "40318", "Message queue full")
+    return json_response({"data": message_json(to=[{"phone_number": to, "status": "queued"}])})
+
+
+def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:
+    kwargs.setdefault("rate_limits", None)
+    return telnyx_msg.AsyncClient("k", base_url=server.base_url, backoff=FAST, **kwargs)
+
+
+def numbers(count: int) -> Iterator[dict[str, Any]]:
+    for n in range(count):
+        yield {"from_": "+18005550101", "to": f"+1844555{n:04d}", "text": f"hi {n}"}
+
+
+async def test_outcomes_one_per_item_with_statuses(api_server: Any) -> None:
+    """200 items, concurrency 10: ≤ 10 in flight, each index once, statuses by response."""
+    server = await api_server(scripted)
+    items = list(numbers(200))
+    items[7] = {"from_": "+18005550101", "to": "555-0101", "text": "bad number"}
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many(items, concurrency=10)]
+    assert server.max_in_flight <= 10
+    assert sorted(o.index for o in outcomes) == list(range(200))
+    by_index = {o.index: o for o in outcomes}
+    for index, outcome in by_index.items():
+        assert outcome.request is items[index]
+        to = items[index]["to"]
+        if index == 7:
+            assert outcome.status == "rejected"
+            assert isinstance(outcome.error, telnyx_msg.ValidationError)
+        elif to.endswith("1"):
+            assert outcome.status == "rejected"
+            assert isinstance(outcome.error, telnyx_msg.UnprocessableEntityError)
+        elif to.endswith("2"):
+            assert outcome.status == "unknown"
+        elif to.endswith("3"):
+            assert outcome.status == "not_sent"
+            assert isinstance(outcome.error, telnyx_msg.QueueFullError)
+        else:
+            assert outcome.status == "sent"
+            assert outcome.message is not None
+            assert outcome.message.to[0].phone_number == to
+    # never resent: one request per item except the invalid one (no I/O at all)
+    sent_to = [r.json["to"] for r in server.requests]
+    assert len(sent_to) == 199
+    assert len(set(sent_to)) == 199
+
+
+async def test_input_is_consumed_lazily(api_server: Any) -> None:
+    """Only as many items are pulled as the window needs; stopping pulls no more."""
+    server = await api_server(scripted)
+    pulled = 0
+
+    def counting() -> Iterator[dict[str, Any]]:
+        nonlocal pulled
+        for item in numbers(10_000):
+            pulled += 1
+            yield item
+
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(counting(), concurrency=5)
+        async with contextlib.aclosing(outcomes):  # type: ignore[type-var]
+            seen = 0
+            async for _ in outcomes:
+                seen += 1
+                if seen == 20:
+                    break
+    assert pulled <= 20 + 5
+    assert len(server.requests) <= 20 + 5
+
+
+async def test_async_iterable_input_and_group_mms_and_whatsapp(api_server: Any) -> None:
+    """Async iterables work, and 'auto' routes list recipients and WhatsApp items correctly."""
+    server = await api_server(scripted)
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        yield {"from_": "+18005550101", "to": ["+18445550004", "+18445550005"], "text": "g"}
+        yield {"from_": "+18005550101", "to": "+18445550006",
+               "whatsapp_message": {"type": "text", "text": {"body": "w"}}}
+        yield {"messaging_profile_id": "p1", "to": "+18445550008", "text": "pool"}
+
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many(source(), concurrency=2)]
+    assert {o.status for o in outcomes} == {"sent"}
+    assert sorted(r.path for r in server.requests) == [
+        "/v2/messages", "/v2/messages/group_mms", "/v2/messages/whatsapp"]
+
+
+async def test_explicit_method_and_bad_keywords(api_server: Any) -> None:
+    """method= forces an endpoint; an unknown keyword is rejected before any I/O."""
+    server = await api_server(scripted)
+    items = [{"from_": "+18005550101", "to": "+18445550004", "text": "a"},
+             {"from_": "+18005550101", "to": "+18445550005", "txt": "typo"}]
+    async with client_for(server) as client:
+        outcomes = sorted([o async for o in client.messages.send_many(
+            items, method="send_long_code")], key=lambda o: o.index)
+    assert [o.status for o in outcomes] == ["sent", "rejected"]
+    assert isinstance(outcomes[1].error, telnyx_msg.ValidationError)
+    assert [r.path for r in server.requests] == ["/v2/messages/long_code"]
+
+
+async def test_settings_validated_before_io(api_server: Any) -> None:
+    """concurrency above the pool size, or an unknown method, fail before any request."""
+    server = await api_server(scripted)
+    async with client_for(server, pool_size=8) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="pool_size"):
+            client.messages.send_many(numbers(3), concurrency=9)
+        with pytest.raises(telnyx_msg.ValidationError):
+            client.messages.send_many(numbers(3), method="send_fax")  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
+    """Closing the iterator leaves nothing in flight; stalled sends are reported unknown."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    stopped: list[SendOutcome] = []
+    try:
+        async with client_for(server) as client:
+            outcomes = client.messages.send_many(numbers(100), concurrency=4,
+                                                 on_stop=stopped.append)
+            task = asyncio.ensure_future(outcomes.__anext__())
+            while server.in_flight < 4:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await outcomes.aclose()  # type: ignore[attr-defined]
+            assert len(server.requests) == 4
+            await asyncio.sleep(0.05)
+            assert len(server.requests) == 4  # nothing new started after the stop
+    finally:
+        release.set()
+    assert sorted(o.index for o in stopped) == [0, 1, 2, 3]
+    assert {o.status for o in stopped} == {"unknown"}
+
+
+async def test_blocking_send_many(api_server: Any) -> None:
+    """The blocking facade's send_many is a plain iterator over the same outcomes."""
+    server = await api_server(scripted)
+
+    def run() -> list[str]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None,
+                               backoff=FAST) as client:
+            return [o.status for o in client.messages.send_many(numbers(30), concurrency=5)]
+
+    statuses = await anyio.to_thread.run_sync(run)
+    assert len(statuses) == 30
+    assert statuses.count("sent") == 30 - 3 * 3

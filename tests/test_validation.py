@@ -1,0 +1,412 @@
+"""Client-side validation: bad arguments raise ValidationError naming the wire field, before I/O."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import anyio.to_thread
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg import RequestOptions, ValidationError
+from telnyx_msg._convert import parse_datetime
+
+pytestmark = pytest.mark.anyio
+
+FROM = "+18005550101"
+TO = "+18445550001"
+PROFILE = "4000eba1-a0c0-4563-9925-b25e842a7cb6"
+BAD_NUMBERS = ["3125550001", "+1 312 555 0001", "+1-312-555-0001", "(312) 555-0001", "+0123"]
+MESSAGE = {"record_type": "message", "id": "40385f64-5717-4562-b3fc-2c963f66afa6",
+           "direction": "outbound", "type": "SMS",
+           "to": [{"phone_number": TO, "status": "queued"}], "text": "Hello"}
+
+
+class Recorded(Protocol):
+    """What the test server recorded about one request."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+
+    @property
+    def json(self) -> Any: ...
+
+
+class Server(Protocol):
+    """The ``api_server`` fixture's server."""
+
+    base_url: str
+    requests: list[Recorded]
+
+
+StartServer = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]],
+                       Awaitable[Server]]
+Call = Callable[[], Awaitable[object]]
+
+
+async def answer(request: web.Request) -> web.Response:
+    """Answer every request with a queued message (used only by the accepted cases)."""
+    return web.json_response({"data": MESSAGE})
+
+
+@pytest.fixture
+async def server(api_server: StartServer) -> Server:
+    """A recording server on 127.0.0.1."""
+    return await api_server(answer)
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[telnyx_msg.AsyncClient]:
+    """An AsyncClient pointed at the recording server, without client-side rate limits."""
+    async with telnyx_msg.AsyncClient("test-key", base_url=server.base_url,
+                                      rate_limits=None) as c:
+        yield c
+
+
+async def rejected(server: Server, call: Call, field: str) -> ValidationError:
+    """Await ``call``, expect ValidationError on ``field``, and check nothing was sent."""
+    with pytest.raises(ValidationError) as info:
+        await call()
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+    assert server.requests == []
+    return info.value
+
+
+async def accepted(server: Server, call: Call) -> Any:
+    """Await ``call`` and return the JSON body of the one request it sent."""
+    await call()
+    assert len(server.requests) == 1
+    return server.requests[0].json
+
+
+def headers_of(recorded: Recorded) -> dict[str, str]:
+    """Request headers with lower-cased names."""
+    return {k.lower(): v for k, v in recorded.headers.items()}
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", BAD_NUMBERS)
+async def test_send_rejects_bad_to(client: telnyx_msg.AsyncClient, server: Server,
+                                   number: str) -> None:
+    """messages.send rejects a `to` that is neither E.164 nor a short code."""
+    await rejected(server, lambda: client.messages.send(to=number, from_=FROM, text="Hi"), "to")
+
+
+@pytest.mark.parametrize("number", BAD_NUMBERS)
+@pytest.mark.parametrize("method", ["send", "send_long_code"])
+async def test_send_rejects_bad_from(client: telnyx_msg.AsyncClient, server: Server,
+                                     method: str, number: str) -> None:
+    """A non-E.164 `from` is rejected by messages.send and messages.send_long_code."""
+    send = getattr(client.messages, method)
+    await rejected(server, lambda: send(to=TO, from_=number, text="Hi"), "from")
+
+
+@pytest.mark.parametrize("number", BAD_NUMBERS)
+async def test_group_mms_rejects_bad_recipient(client: telnyx_msg.AsyncClient, server: Server,
+                                               number: str) -> None:
+    """send_group_mms rejects a list holding one non-E.164 recipient."""
+    await rejected(server, lambda: client.messages.send_group_mms(
+        from_=FROM, to=[TO, number], text="Hi"), "to")
+
+
+async def test_send_accepts_short_code_to(client: telnyx_msg.AsyncClient,
+                                          server: Server) -> None:
+    """messages.send accepts a short code `to` and sends it as given."""
+    body = await accepted(server, lambda: client.messages.send(to="12345", from_=FROM,
+                                                               text="Hi"))
+    assert body == {"to": "12345", "from": FROM, "text": "Hi"}
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "field"),
+    [
+        ("send_group_mms", {"from_": FROM, "to": ["12345"], "text": "Hi"}, "to"),
+        ("send_long_code", {"from_": "12345", "to": TO, "text": "Hi"}, "from"),
+        ("send_whatsapp", {"from_": FROM, "to": "12345",
+                           "whatsapp_message": {"type": "text", "text": {"body": "Hi"}}}, "to"),
+    ],
+    ids=["group_mms-to", "long_code-from", "whatsapp-to"],
+)
+async def test_short_code_rejected_where_e164_only(client: telnyx_msg.AsyncClient,
+                                                   server: Server, method: str,
+                                                   kwargs: dict[str, Any], field: str) -> None:
+    """Endpoints that take only E.164 numbers reject a short code."""
+    send = getattr(client.messages, method)
+    await rejected(server, lambda: send(**kwargs), field)
+
+
+async def test_alphanumeric_sender_accepted(client: telnyx_msg.AsyncClient,
+                                            server: Server) -> None:
+    """A valid alphanumeric sender id ("MyCompany") is sent."""
+    body = await accepted(server, lambda: client.messages.send_with_alphanumeric_sender(
+        from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE))
+    assert body == {"from": "MyCompany", "to": TO, "text": "Hi", "messaging_profile_id": PROFILE}
+
+
+async def test_send_accepts_alphanumeric_from(client: telnyx_msg.AsyncClient,
+                                              server: Server) -> None:
+    """messages.send also accepts an alphanumeric `from`."""
+    body = await accepted(server, lambda: client.messages.send(to=TO, from_="MyCompany",
+                                                               text="Hi"))
+    assert body["from"] == "MyCompany"
+
+
+@pytest.mark.parametrize("sender", ["TooLongSenderName", "!!!", ""])
+async def test_alphanumeric_sender_rejected(client: telnyx_msg.AsyncClient, server: Server,
+                                            sender: str) -> None:
+    """An over-long or symbol-only alphanumeric sender id is rejected as `from`."""
+    await rejected(server, lambda: client.messages.send_with_alphanumeric_sender(
+        from_=sender, to=TO, text="Hi", messaging_profile_id=PROFILE), "from")
+
+
+@pytest.mark.parametrize("sender", ["TooLongSenderName", "!!!"])
+async def test_create_alphanumeric_sender_id_rejected(client: telnyx_msg.AsyncClient,
+                                                      server: Server, sender: str) -> None:
+    """alphanumeric_sender_ids.create checks the sender id format too."""
+    await rejected(server, lambda: client.alphanumeric_sender_ids.create(
+        alphanumeric_sender_id=sender, messaging_profile_id=PROFILE), "alphanumeric_sender_id")
+
+
+# --- content --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"], ids=["empty", "spaces", "whitespace"])
+async def test_empty_text_rejected(client: telnyx_msg.AsyncClient, server: Server,
+                                   text: str) -> None:
+    """Empty or whitespace-only `text` is rejected."""
+    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text=text), "text")
+
+
+async def test_empty_text_rejected_alphanumeric(client: telnyx_msg.AsyncClient,
+                                                server: Server) -> None:
+    """The alphanumeric send rejects empty `text` as well."""
+    await rejected(server, lambda: client.messages.send_with_alphanumeric_sender(
+        from_="MyCompany", to=TO, text=" ", messaging_profile_id=PROFILE), "text")
+
+
+@pytest.mark.parametrize("extra", [{}, {"media_urls": []}], ids=["nothing", "empty-media"])
+async def test_send_needs_text_or_media(client: telnyx_msg.AsyncClient, server: Server,
+                                        extra: dict[str, Any]) -> None:
+    """A send with neither text nor media_urls is rejected (field `text`)."""
+    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, **extra), "text")
+
+
+async def test_media_only_send_accepted(client: telnyx_msg.AsyncClient, server: Server) -> None:
+    """A send with media_urls and no text is valid."""
+    urls = ["https://example.com/a.jpg"]
+    body = await accepted(server, lambda: client.messages.send(to=TO, from_=FROM,
+                                                               media_urls=urls))
+    assert body == {"to": TO, "from": FROM, "media_urls": urls}
+
+
+async def test_media_urls_bare_string_rejected(client: telnyx_msg.AsyncClient,
+                                               server: Server) -> None:
+    """media_urls="http://x" (a bare string, not a list) is rejected."""
+    await rejected(server, lambda: client.messages.send(
+        to=TO, from_=FROM, text="Hi", media_urls="http://x"), "media_urls")
+
+
+@pytest.mark.parametrize("count", [0, 9])
+async def test_group_mms_recipient_count(client: telnyx_msg.AsyncClient, server: Server,
+                                         count: int) -> None:
+    """Group MMS needs 1 to 8 recipients."""
+    to = [f"+1844555{i:04d}" for i in range(count)]
+    await rejected(server, lambda: client.messages.send_group_mms(from_=FROM, to=to, text="Hi"),
+                   "to")
+
+
+async def test_group_mms_eight_recipients_accepted(client: telnyx_msg.AsyncClient,
+                                                   server: Server) -> None:
+    """Group MMS with 8 recipients is sent as a JSON list."""
+    to = [f"+1844555{i:04d}" for i in range(8)]
+    body = await accepted(server, lambda: client.messages.send_group_mms(from_=FROM, to=to,
+                                                                         text="Hi"))
+    assert body["to"] == to
+
+
+# --- send_at ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "send_at",
+    [datetime(2030, 1, 1, 12), "2030-01-01T12:00:00", "garbage", "2030-13-01T12:00:00Z", 5],
+    ids=["naive-datetime", "no-offset", "garbage", "bad-month", "int"],
+)
+@pytest.mark.parametrize("method", ["send", "schedule"])
+async def test_send_at_rejected(client: telnyx_msg.AsyncClient, server: Server, method: str,
+                                send_at: Any) -> None:
+    """send_at must be an aware datetime or an ISO 8601 string with an offset."""
+    send = getattr(client.messages, method)
+    await rejected(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at),
+                   "send_at")
+
+
+@pytest.mark.parametrize(
+    "send_at",
+    [datetime(2030, 1, 1, 12, tzinfo=timezone.utc), "2030-01-01T12:00:00Z"],
+    ids=["aware-datetime", "z-string"],
+)
+@pytest.mark.parametrize("method", ["send", "schedule"])
+async def test_send_at_accepted(client: telnyx_msg.AsyncClient, server: Server, method: str,
+                                send_at: datetime | str) -> None:
+    """An aware datetime or a Z string is accepted and sent as an ISO 8601 string."""
+    send = getattr(client.messages, method)
+    body = await accepted(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at))
+    assert isinstance(body["send_at"], str)
+    assert parse_datetime(body["send_at"]) == datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    if isinstance(send_at, datetime):
+        assert body["send_at"] == "2030-01-01T12:00:00+00:00"
+
+
+# --- enums ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"type": "TEXT"}, "type"), ({"type": "RCS"}, "type"), ({"encoding": "utf8"}, "encoding"),
+     ({"encoding": "GSM-7"}, "encoding")],
+    ids=["type-TEXT", "type-RCS", "encoding-utf8", "encoding-GSM-7"],
+)
+async def test_bad_enum_values(client: telnyx_msg.AsyncClient, server: Server,
+                               kwargs: dict[str, Any], field: str) -> None:
+    """`type` and `encoding` accept only their documented values."""
+    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs),
+                   field)
+
+
+async def test_good_enum_values(client: telnyx_msg.AsyncClient, server: Server) -> None:
+    """Documented `type` and `encoding` values are sent."""
+    body = await accepted(server, lambda: client.messages.send(
+        to=TO, from_=FROM, text="Hi", type="SMS", encoding="ucs2"))
+    assert body["type"] == "SMS"
+    assert body["encoding"] == "ucs2"
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "has space", "ключ", "new\nline"],
+                         ids=["empty", "256-chars", "space", "cyrillic", "newline"])
+async def test_idempotency_key_format_rejected(client: telnyx_msg.AsyncClient, server: Server,
+                                               key: str) -> None:
+    """An idempotency key outside ^[A-Za-z0-9_:-]{1,255}$ is rejected."""
+    await rejected(server, lambda: client.messages.send(
+        to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)),
+        "idempotency_key")
+
+
+@pytest.mark.parametrize("key", ["abc_123:XYZ-9", "k" * 255])
+async def test_idempotency_key_sent(client: telnyx_msg.AsyncClient, server: Server,
+                                    key: str) -> None:
+    """A valid idempotency key is sent as the Idempotency-Key header."""
+    await accepted(server, lambda: client.messages.send(
+        to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)))
+    assert headers_of(server.requests[0])["idempotency-key"] == key
+
+
+async def test_schedule_rejects_idempotency_key(client: telnyx_msg.AsyncClient,
+                                                server: Server) -> None:
+    """messages.schedule does not accept an Idempotency-Key: ValidationError, nothing sent."""
+    await rejected(server, lambda: client.messages.schedule(
+        to=TO, from_=FROM, text="Hi", send_at="2030-01-01T12:00:00Z",
+        options=RequestOptions(idempotency_key="abc_123")), "idempotency_key")
+
+
+async def test_options_must_be_request_options(client: telnyx_msg.AsyncClient,
+                                               server: Server) -> None:
+    """options= must be a RequestOptions, not a dict."""
+    options: Any = {"idempotency_key": "abc"}
+    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi",
+                                                        options=options), "options")
+
+
+async def test_validation_error_is_value_error(client: telnyx_msg.AsyncClient,
+                                               server: Server) -> None:
+    """ValidationError is both a TelnyxError and a ValueError."""
+    with pytest.raises(ValueError) as info:
+        await client.messages.send(to="3125550001", from_=FROM, text="Hi")
+    assert isinstance(info.value, ValidationError)
+    assert isinstance(info.value, telnyx_msg.TelnyxError)
+    assert server.requests == []
+
+
+# --- the blocking facade ----------------------------------------------------------------------
+
+
+def _raised_in_caller_thread(error: BaseException) -> bool:
+    """True when no frame of the traceback ran through the portal (another thread)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return not any(f.filename.replace("\\", "/").endswith(("anyio/from_thread.py",
+                                                          "concurrent/futures/_base.py"))
+                   for f in frames)
+
+
+SYNC_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("send", {"to": "+1 312 555 0001", "from_": FROM, "text": "Hi"}, "to"),
+    ("send", {"to": TO, "from_": FROM, "text": "  "}, "text"),
+    ("send", {"to": TO, "from_": FROM, "text": "Hi", "send_at": "2030-01-01T12:00:00"},
+     "send_at"),
+    ("send_group_mms", {"from_": FROM, "to": [], "text": "Hi"}, "to"),
+    ("send_with_alphanumeric_sender", {"from_": "!!!", "to": TO, "text": "Hi",
+                                       "messaging_profile_id": PROFILE}, "from"),
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs", "field"), SYNC_CASES,
+                         ids=[f"{c[0]}-{c[2]}" for c in SYNC_CASES])
+async def test_sync_client_rejects_in_caller_thread(server: Server, method: str,
+                                                    kwargs: dict[str, Any], field: str) -> None:
+    """The blocking Client raises the same ValidationError in the caller's thread, sends nothing."""
+
+    def run() -> ValidationError:
+        with telnyx_msg.Client("test-key", base_url=server.base_url, rate_limits=None) as client:
+            with pytest.raises(ValidationError) as info:
+                getattr(client.messages, method)(**kwargs)
+            client.messages.send(to=TO, from_=FROM, text="Hi")  # the client does reach the server
+            return info.value
+
+    error = await anyio.to_thread.run_sync(run)
+    assert error.field == field
+    assert _raised_in_caller_thread(error)
+    assert [r.json for r in server.requests] == [{"to": TO, "from": FROM, "text": "Hi"}]
+
+
+async def test_sync_client_rejects_bad_idempotency_key(server: Server) -> None:
+    """A malformed idempotency key fails in the caller's thread with the blocking Client."""
+
+    def run() -> ValidationError:
+        with telnyx_msg.Client("test-key", base_url=server.base_url, rate_limits=None) as client:
+            with pytest.raises(ValidationError) as info:
+                client.messages.send(to=TO, from_=FROM, text="Hi",
+                                     options=RequestOptions(idempotency_key="has space"))
+            return info.value
+
+    error = await anyio.to_thread.run_sync(run)
+    assert error.field == "idempotency_key"
+    assert _raised_in_caller_thread(error)
+    assert server.requests == []
+
+
+async def test_sync_client_schedule_idempotency_key(server: Server) -> None:
+    """Blocking messages.schedule with an idempotency key fails in the caller's thread, no I/O."""
+
+    def run() -> ValidationError:
+        with telnyx_msg.Client("test-key", base_url=server.base_url, rate_limits=None) as client:
+            with pytest.raises(ValidationError) as info:
+                client.messages.schedule(to=TO, from_=FROM, text="Hi",
+                                         send_at="2030-01-01T12:00:00Z",
+                                         options=RequestOptions(idempotency_key="abc_123"))
+            return info.value
+
+    error = await anyio.to_thread.run_sync(run)
+    assert error.field == "idempotency_key"
+    assert server.requests == []
+    assert _raised_in_caller_thread(error)

@@ -1,0 +1,140 @@
+"""Static checks of the public API's types: run ``mypy --strict tests/typing/api.py``.
+
+Never executed (pytest collects only ``test_*.py``). ``assert_type`` pins the inferred return
+types; each ``# type: ignore[call-arg]`` marks a misspelled keyword, and because mypy runs with
+``warn_unused_ignores`` (part of ``--strict``) an ignore that were not needed would itself be an
+error, which proves the typo is caught.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+import telnyx_msg
+from telnyx_msg import RequestOptions
+from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._sync import SyncPager
+from telnyx_msg.models import (
+    AlphanumericSenderId,
+    AutorespConfig,
+    HostedNumber,
+    Message,
+    MessagingProfile,
+    OptOut,
+    Page,
+    ProfileMetrics,
+    ProfileMetricsOverview,
+    WhatsAppMessage,
+)
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:
+    from typing_extensions import assert_type
+
+FROM = "+18005550101"
+TO = "+18445550001"
+PROFILE = "4000eba1-a0c0-4563-9925-b25e842a7cb6"
+WHATSAPP = {"type": "text", "text": {"body": "Hi"}}
+
+
+async def async_api(client: telnyx_msg.AsyncClient) -> None:
+    """The AsyncClient: awaited methods return models, list methods return AsyncPager."""
+    assert_type(await client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
+    assert_type(
+        await client.messages.send(
+            to=TO, from_=FROM, text="Hi", send_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
+            options=RequestOptions(idempotency_key="abc_123", timeout=5.0),
+        ),
+        Message,
+    )
+    assert_type(await client.messages.send_long_code(from_=FROM, to=TO, text="Hi"), Message)
+    assert_type(await client.messages.send_group_mms(from_=FROM, to=[TO], text="Hi"), Message)
+    assert_type(await client.messages.schedule(to=TO, from_=FROM, text="Hi",
+                                               send_at="2030-01-01T12:00:00Z"), Message)
+    assert_type(
+        await client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_message=WHATSAPP),
+        WhatsAppMessage,
+    )
+    assert_type(await client.messages.retrieve("m1"), Message)
+    assert_type(await client.messages.cancel_scheduled("m1"), Message)
+    assert_type(await client.messages.retrieve_group_messages("m1"), list[Message])
+
+    numbers = client.messaging_hosted_numbers.list(page_size=250)
+    assert_type(numbers, AsyncPager[HostedNumber])
+    async for number in numbers:
+        assert_type(number, HostedNumber)
+    assert_type(await numbers.first_page(), Page[HostedNumber])
+    assert_type(client.messaging_optouts.list(), AsyncPager[OptOut])
+    assert_type(client.alphanumeric_sender_ids.list(), AsyncPager[AlphanumericSenderId])
+    assert_type(await client.messaging_hosted_numbers.update("n1", tags=["a"]), HostedNumber)
+
+    assert_type(await client.messaging_profile_metrics.list(time_frame="24h"),
+                ProfileMetricsOverview)
+    assert_type(await client.messaging_profiles.retrieve_metrics(PROFILE), ProfileMetrics)
+    assert_type(await client.messaging_profiles.actions.regenerate_secret(PROFILE),
+                MessagingProfile)
+
+    configs = client.messaging_profiles.autoresp_configs
+    assert_type(await configs.list(PROFILE), list[AutorespConfig])
+    assert_type(
+        await configs.create(PROFILE, op="stop", keywords=["STOP"], country_code="US"),
+        AutorespConfig,
+    )
+    assert_type(
+        await configs.update("cfg1", profile_id=PROFILE, op="stop", keywords=["STOP"],
+                             country_code="US"),
+        AutorespConfig,
+    )
+    assert_type(await configs.delete("cfg1", profile_id=PROFILE), None)
+
+    # Misspelled keywords are errors (each ignore would be "unused" otherwise).
+    await client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
+    await client.messages.send(to=TO, frm=FROM, text="Hi")  # type: ignore[call-arg]
+    await client.messages.send_whatsapp(  # type: ignore[call-arg]
+        from_=FROM, to=TO, whatsapp_msg=WHATSAPP)
+    client.messaging_hosted_numbers.list(pagesize=10)  # type: ignore[call-arg]
+    await configs.delete("cfg1", profileid=PROFILE)  # type: ignore[call-arg]
+
+    # Required keyword arguments are required for the type checker too.
+    await client.messages.send(from_=FROM, text="Hi")  # type: ignore[call-arg]
+    await client.messages.send_whatsapp(from_=FROM, to=TO)  # type: ignore[call-arg]
+
+
+def sync_api(client: telnyx_msg.Client) -> None:
+    """The blocking Client: same names, plain values and SyncPager."""
+    assert_type(client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
+    assert_type(
+        client.messages.send_with_alphanumeric_sender(
+            from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE),
+        Message,
+    )
+    assert_type(client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_message=WHATSAPP),
+                WhatsAppMessage)
+    assert_type(client.messages.retrieve_group_messages("m1"), list[Message])
+
+    numbers = client.messaging_hosted_numbers.list()
+    assert_type(numbers, SyncPager[HostedNumber])
+    for number in numbers:
+        assert_type(number, HostedNumber)
+    for page in numbers.pages():
+        assert_type(page, Page[HostedNumber])
+    assert_type(client.messaging_optouts.list(), SyncPager[OptOut])
+
+    assert_type(client.messaging_profiles.autoresp_configs.delete("cfg1", profile_id=PROFILE),
+                None)
+
+    client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
+    client.messages.send_long_code(from_=FROM, to=TO, test="Hi")  # type: ignore[call-arg]
+    client.messaging_profiles.autoresp_configs.delete(  # type: ignore[call-arg]
+        "cfg1", profile=PROFILE)
+    client.messages.send_long_code(from_=FROM, text="Hi")  # type: ignore[call-arg]
+
+
+async def clients() -> None:
+    """Both clients are context managers yielding themselves."""
+    async with telnyx_msg.AsyncClient("key") as client:
+        assert_type(client, telnyx_msg.AsyncClient)
+    with telnyx_msg.Client("key") as sync_client:
+        assert_type(sync_client, telnyx_msg.Client)
