@@ -68,7 +68,7 @@ def msg(**kw: Any) -> dict[str, Any]:
     return {"data": message_json(**kw)}
 
 
-SEND_KW = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
+SEND_KW: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
 SEND_BODY = {"from": "+18005550101", "to": "+18445550001", "text": "Hello"}
 
 
@@ -91,7 +91,8 @@ CASES = [
               "messaging_profile_id": PROFILE, "send_at": "2030-01-01T12:00:00+00:00"}),
     Case("messages.send minimal", lambda c: c.messages.send(**SEND_KW),
          "POST", "/v2/messages", msg(), is_message, body=SEND_BODY),
-    Case("messages.send_with_alphanumeric_sender", lambda c: c.messages.send_with_alphanumeric_sender(
+    Case("messages.send_with_alphanumeric_sender",
+         lambda c: c.messages.send_with_alphanumeric_sender(
         from_="MyCompany", to="+18445550001", text="Hi", messaging_profile_id=PROFILE,
         webhook_url="https://h/1"),
         "POST", "/v2/messages/alphanumeric_sender_id", msg(), is_message,

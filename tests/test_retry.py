@@ -19,7 +19,7 @@ from telnyx_msg._retry import Backoff, server_hint
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
 
 FAST = Backoff(initial=0.001, max=0.002)
-SEND = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
+SEND: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
 
 
 def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:

@@ -1,0 +1,182 @@
+"""The ``telnyx-msg`` command (also ``python -m telnyx_msg``).
+
+Commands: ``send``, ``bulk FILE.csv``, ``mock-server``, ``webhook verify``, ``demo``. Every
+command that talks to Telnyx reads ``TELNYX_API_KEY`` / ``TELNYX_BASE_URL`` (or ``--api-key`` /
+``--base-url``); point ``--base-url`` at ``telnyx-msg mock-server`` to try it without an account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from telnyx_msg._version import __version__
+from telnyx_msg.errors import TelnyxError
+
+
+def _client_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-key", help="API key (default: $TELNYX_API_KEY)")
+    parser.add_argument("--base-url", help="API root (default: $TELNYX_BASE_URL or Telnyx)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``telnyx-msg``."""
+    parser = argparse.ArgumentParser(
+        prog="telnyx-msg",
+        description="Send and receive messages with the Telnyx Messaging API.",
+        epilog="Try it with no account: telnyx-msg demo",
+    )
+    parser.add_argument("--version", action="version", version=f"telnyx_msg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    send = commands.add_parser("send", help="send one message",
+                               description="Send one SMS/MMS and print the accepted message.")
+    send.add_argument("--from", dest="from_", help="sender: E.164 number, short code or "
+                      "alphanumeric sender ID")
+    send.add_argument("--to", required=True, help="recipient, E.164 (e.g. +13125550001)")
+    send.add_argument("--text", help="message body")
+    send.add_argument("--media-url", action="append", dest="media_urls", help="repeatable")
+    send.add_argument("--messaging-profile-id", help="send from the profile's number pool")
+    send.add_argument("--webhook-url", help="delivery webhooks for this message")
+    send.add_argument("--idempotency-key", help="makes the send safe to retry")
+    send.add_argument("--json", action="store_true", help="print the full message as JSON")
+    _client_args(send)
+
+    bulk = commands.add_parser(
+        "bulk", help="send every row of a CSV file",
+        description="Send one message per CSV row. Columns are send fields (from, to, text, "
+                    "media_urls separated by '|', messaging_profile_id, subject, webhook_url, "
+                    "...). Writes one result row per input row; --resume skips rows already "
+                    "sent or of unknown outcome.")
+    bulk.add_argument("file", type=Path, help="CSV file with a header row")
+    bulk.add_argument("--out", type=Path, help="results file, .csv or .jsonl "
+                      "(default: FILE.results.csv)")
+    bulk.add_argument("--concurrency", type=int, default=50)
+    bulk.add_argument("--resume", action="store_true",
+                      help="skip rows whose result is sent, unknown or rejected in --out")
+    bulk.add_argument("--account-mps", type=float, default=None,
+                      help="client-side account rate limit, messages/s (default 50)")
+    bulk.add_argument("--no-progress", action="store_true")
+    _client_args(bulk)
+
+    mock = commands.add_parser("mock-server", help="run the embedded fake Telnyx API",
+                               description="Serve FakeTelnyx until interrupted; prints the base "
+                                           "URL, the API key it accepts and its webhook key.")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    mock.add_argument("--api-key", default=None, help="key the fake accepts (default test-key)")
+
+    webhook = commands.add_parser("webhook", help="webhook tools")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True,
+                                              metavar="COMMAND")
+    verify = webhook_commands.add_parser(
+        "verify", help="verify a saved webhook", description="Verify a saved webhook body "
+        "against its telnyx-timestamp and telnyx-signature-ed25519 headers; exit 0 if valid.")
+    verify.add_argument("body_file", type=Path, help="the raw request body, byte for byte")
+    verify.add_argument("--timestamp", required=True, help="telnyx-timestamp header")
+    verify.add_argument("--signature", required=True, help="telnyx-signature-ed25519 header")
+    verify.add_argument("--public-key", help="base64 key (default: $TELNYX_PUBLIC_KEY)")
+    verify.add_argument("--tolerance", type=int, default=300,
+                        help="max clock skew in seconds (use a large value for old payloads)")
+
+    demo = commands.add_parser("demo", help="the whole flow against a local fake, no account",
+                               description="Start the embedded fake Telnyx, send messages "
+                                           "concurrently, verify delivery webhooks, summarise.")
+    demo.add_argument("--count", type=int, default=300)
+    demo.add_argument("--concurrency", type=int, default=50)
+    demo.add_argument("--account-mps", type=float, default=100.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``telnyx-msg`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "send":
+            return asyncio.run(_send(args))
+        if args.command == "bulk":
+            from telnyx_msg._bulk_csv import run_bulk_file
+
+            return asyncio.run(run_bulk_file(args))
+        if args.command == "mock-server":
+            return asyncio.run(_mock_server(args))
+        if args.command == "webhook":
+            return _webhook_verify(args)
+        if args.command == "demo":
+            return asyncio.run(_demo(args))
+    except TelnyxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+async def _send(args: argparse.Namespace) -> int:
+    from telnyx_msg._client import AsyncClient
+    from telnyx_msg._config import RequestOptions
+
+    fields: dict[str, Any] = {
+        k: v for k, v in {
+            "from_": args.from_, "to": args.to, "text": args.text, "media_urls": args.media_urls,
+            "messaging_profile_id": args.messaging_profile_id, "webhook_url": args.webhook_url,
+        }.items() if v is not None
+    }
+    if args.idempotency_key:
+        fields["options"] = RequestOptions(idempotency_key=args.idempotency_key)
+    async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout) as client:
+        message = await client.messages.send(**fields)
+    if args.json:
+        print(json.dumps(message.to_dict(), indent=2, default=str))
+    else:
+        statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
+        print(f"{message.id}  {statuses}")
+    return 0
+
+
+async def _mock_server(args: argparse.Namespace) -> int:
+    from telnyx_msg.testing import DEFAULT_API_KEY, FakeTelnyx
+
+    async with FakeTelnyx(host=args.host, port=args.port,
+                          api_key=args.api_key or DEFAULT_API_KEY) as fake:
+        print(f"TELNYX_BASE_URL={fake.base_url}")
+        print(f"TELNYX_API_KEY={fake.api_key}")
+        print(f"TELNYX_PUBLIC_KEY={fake.public_key}")
+        print("Serving the fake Telnyx Messaging API; Ctrl-C to stop.", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C ends the serve loop
+            await asyncio.Event().wait()
+    return 0
+
+
+def _webhook_verify(args: argparse.Namespace) -> int:
+    from telnyx_msg.errors import ConfigurationError
+    from telnyx_msg.webhooks import WebhookVerifier
+
+    key = args.public_key or os.environ.get("TELNYX_PUBLIC_KEY")
+    if not key:
+        raise ConfigurationError("give --public-key or set TELNYX_PUBLIC_KEY")
+    verifier = WebhookVerifier(key, tolerance=args.tolerance)
+    body = args.body_file.read_bytes()
+    event = verifier.unwrap(body, {"telnyx-timestamp": args.timestamp,
+                                   "telnyx-signature-ed25519": args.signature})
+    print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from telnyx_msg._demo import render, run_demo
+
+    report = await run_demo(count=args.count, concurrency=args.concurrency,
+                            account_mps=args.account_mps, out=sys.stdout)
+    print(render(report))
+    complete = (report.accepted > 0 and report.pending == 0 and report.webhooks_rejected == 0
+                and report.outcomes["unknown"] == 0)
+    return 0 if complete else 1

@@ -1,0 +1,199 @@
+"""The telnyx-msg command: demo, send, bulk (with resume), mock-server, webhook verify."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio.to_thread
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import telnyx_msg
+from telnyx_msg._demo import OPTED_OUT, render, run_demo
+from telnyx_msg.cli import main
+from telnyx_msg.testing import FakeTelnyx
+
+SENDER = "+18005550101"
+
+
+@pytest.mark.anyio
+async def test_demo_report_adds_up() -> None:
+    """Every requested message is accounted for, and every accepted one got its webhook."""
+    report = await run_demo(count=60, concurrency=10, account_mps=200.0)
+    assert sum(report.outcomes.values()) == 60
+    assert report.outcomes["rejected"] == len(OPTED_OUT)
+    assert report.outcomes["unknown"] == 0
+    assert report.pending == 0
+    assert sum(report.final.values()) == report.accepted
+    assert report.final["delivery_failed"] == 1  # the fake's failing number is in the list
+    assert report.webhooks_verified >= 2 * report.accepted  # message.sent + message.finalized
+    assert report.webhooks_rejected == 0
+    text = render(report)
+    assert f"sent (accepted)       {report.accepted:>6}" in text
+    assert "messages/s" in text
+
+
+def test_demo_command_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """`telnyx-msg demo` prints the summary and exits 0 when every message is accounted for."""
+    assert main(["demo", "--count", "30", "--concurrency", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "telnyx-msg demo: 30 messages" in out
+    assert "webhooks verified" in out
+
+
+@pytest.mark.anyio
+async def test_send_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`send` sends one message with the given key and prints its id and status."""
+    async with FakeTelnyx() as fake:
+        code = await anyio.to_thread.run_sync(main, [
+            "send", "--api-key", fake.api_key, "--base-url", fake.base_url,
+            "--from", SENDER, "--to", "+13125550001", "--text", "hello", "--json"])
+        assert code == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["to"][0]["phone_number"] == "+13125550001"
+        assert fake.message(printed["id"]) is not None
+
+
+@pytest.mark.anyio
+async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong key exits 1 with the API error on stderr, not a traceback."""
+    async with FakeTelnyx() as fake:
+        code = await anyio.to_thread.run_sync(main, [
+            "send", "--api-key", "wrong", "--base-url", fake.base_url,
+            "--from", SENDER, "--to", "+13125550001", "--text", "hello"])
+    assert code == 1
+    assert "401" in capsys.readouterr().err
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["from", "to", "text", "media_urls"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_results(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.anyio
+async def test_bulk_csv_results_and_resume(tmp_path: Path) -> None:
+    """`bulk` writes one result per row; `--resume` resends only unattempted/not_sent rows."""
+    rows = [{"from": SENDER, "to": f"+1312555{n:04d}", "text": f"hi {n}", "media_urls": ""}
+            for n in range(12)]
+    rows[3]["to"] = "312-555-0003"  # invalid: rejected before any I/O
+    rows[5]["media_urls"] = "https://example.com/a.png|https://example.com/b.png"
+    source = tmp_path / "in.csv"
+    _write_csv(source, rows)
+    out = tmp_path / "results.csv"
+    async with FakeTelnyx() as fake:
+        args = ["bulk", str(source), "--out", str(out), "--api-key", fake.api_key,
+                "--base-url", fake.base_url, "--concurrency", "4", "--no-progress"]
+        code = await anyio.to_thread.run_sync(main, args)
+        assert code == 1  # one row was rejected
+        results = _read_results(out)
+        assert sorted(int(r["row"]) for r in results) == list(range(1, 13))
+        by_row = {int(r["row"]): r for r in results}
+        assert by_row[4]["status"] == "rejected"
+        assert by_row[6]["status"] == "sent"
+        assert fake.stats.count("POST", "/messages") == 11
+        media_request = [r for r in fake.stats.requests if r.json and r.json.get("media_urls")]
+        assert media_request[0].json is not None
+        assert media_request[0].json["media_urls"] == ["https://example.com/a.png",
+                                                       "https://example.com/b.png"]
+
+        # Pretend rows 8 and 9 were interrupted: 8 never attempted, 9 not_sent, 10 unknown.
+        kept = [r for r in results if int(r["row"]) not in (8, 9, 10)]
+        kept.append({**by_row[9], "status": "not_sent"})
+        kept.append({**by_row[10], "status": "unknown"})
+        with out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, list(results[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+        fake.stats.reset()
+        code = await anyio.to_thread.run_sync(main, [*args, "--resume"])
+    assert code == 0
+    resent = sorted(r.json["to"] for r in fake.stats.requests if r.json)
+    assert resent == [rows[7]["to"], rows[8]["to"]]
+    latest = {int(r["row"]): r["status"] for r in _read_results(out)}
+    assert latest[8] == latest[9] == "sent"
+    assert latest[10] == "unknown"
+
+
+def test_mock_server_serves_both_clients() -> None:
+    """`mock-server` prints a base URL, key and public key that the blocking client works with."""
+    proc = subprocess.Popen([sys.executable, "-m", "telnyx_msg", "mock-server"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        settings: dict[str, str] = {}
+        deadline = time.monotonic() + 20
+        while len(settings) < 3 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "=" in line:
+                name, value = line.strip().split("=", 1)
+                settings[name] = value
+        assert settings["TELNYX_BASE_URL"].startswith("http://127.0.0.1:")
+        assert len(base64.b64decode(settings["TELNYX_PUBLIC_KEY"])) == 32
+        with telnyx_msg.Client(settings["TELNYX_API_KEY"],
+                               base_url=settings["TELNYX_BASE_URL"]) as client:
+            message = client.messages.send(from_=SENDER, to="+13125550001", text="hi")
+            assert client.messages.retrieve(str(message.id)).id == message.id
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _signed(tmp_path: Path, body: bytes, *, tamper: bool = False) -> tuple[list[str], str]:
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw,
+                                                            PublicFormat.Raw)).decode()
+    timestamp = str(int(time.time()))
+    signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
+    path = tmp_path / "body.json"
+    path.write_bytes(body + (b" " if tamper else b""))
+    return ["webhook", "verify", str(path), "--timestamp", timestamp, "--signature",
+            signature, "--public-key", public], public
+
+
+def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`webhook verify` exits 0 for a valid signature and 1 for a tampered body."""
+    body = json.dumps({"data": {"record_type": "event", "id": "e1",
+                                "event_type": "message.received",
+                                "occurred_at": "2024-01-01T00:00:00Z",
+                                "payload": {"id": "m1", "direction": "inbound"}}}).encode()
+    args, _ = _signed(tmp_path, body)
+    assert main(args) == 0
+    assert "message.received" in capsys.readouterr().out
+    tampered, _ = _signed(tmp_path, body, tamper=True)
+    assert main(tampered) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command answers --help."""
+    for command in (["--help"], ["send", "--help"], ["bulk", "--help"], ["mock-server", "--help"],
+                    ["webhook", "verify", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
+        assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    """`python -m telnyx_msg --version` runs the same command."""
+    result = subprocess.run([sys.executable, "-m", "telnyx_msg", "--version"],
+                            capture_output=True, text=True, check=True)
+    assert telnyx_msg.__version__ in result.stdout
+
+
