@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._client import AsyncClient
 from telnyx_msg._config import RequestOptions, Timeout
 from telnyx_msg._retry import Backoff
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from telnyx_msg._ratelimit import RateLimits
     from telnyx_msg._redis_limits import RedisRateLimits
     from telnyx_msg._segments import Segments, segments
+    from telnyx_msg._tracker import DeliveryTracker
     from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "ConflictError",
+    "DeliveryTracker",
     "DuplicateWebhookError",
     "ErrorDetail",
     "InternalServerError",
@@ -91,6 +94,7 @@ __all__ = [
     "RedisReplayStore",
     "RequestOptions",
     "Segments",
+    "SendOutcome",
     "Sender",
     "TelnyxError",
     "Timeout",
@@ -107,6 +111,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "DeliveryTracker": "telnyx_msg._tracker",
     "RateLimits": "telnyx_msg._ratelimit",
     "RedisRateLimits": "telnyx_msg._redis_limits",
     "Segments": "telnyx_msg._segments",

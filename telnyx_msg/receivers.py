@@ -1,0 +1,406 @@
+"""Ready-made webhook endpoints: an aiohttp handler and a pure ASGI 3 app.
+
+Both verify each delivery (:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), answer
+at once, and run the handler for ``event.event_type`` afterwards in a background task that the
+receiver tracks; the event id is marked seen only once its handler returned without raising,
+so a redelivery after a failure is processed again. Answers:
+
+- 200: accepted (handler scheduled), duplicate (skipped), or no handler for the event type;
+- 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
+- 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
+- 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
+- 503: the receiver is closed, ``max_pending`` handlers are already running, or the replay
+  store failed, so Telnyx should retry later.
+
+Call ``await receiver.aclose()`` on shutdown: it stops accepting deliveries and waits for the
+running handlers (cancelling them after ``timeout``). Handler exceptions are logged on the
+``telnyx_msg.webhooks`` logger. Tasks use asyncio, so run the ASGI app on an asyncio server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from telnyx_msg.errors import (
+    DuplicateWebhookError,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from telnyx_msg.models import WebhookEvent
+from telnyx_msg.webhooks import WebhookVerifier
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "AiohttpWebhookHandler",
+    "AsgiWebhookApp",
+    "Handler",
+    "WebhookReceiver",
+    "aiohttp_handler",
+    "asgi_app",
+]
+
+Handler = Callable[[WebhookEvent], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("telnyx_msg.webhooks")
+
+DEFAULT_MAX_PENDING = 1000
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+
+class _Reply(NamedTuple):
+    status: int
+    text: str
+    job: tuple[Handler, WebhookEvent] | None = None
+
+
+class WebhookReceiver:
+    """Verification, deduplication and background dispatch shared by both receivers."""
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        handlers: Mapping[str, Handler],
+        *,
+        default: Handler | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
+        self.verifier = verifier
+        # WebhookEventType members hash by name, not value: normalise keys to plain strings.
+        self._handlers: dict[str, Handler] = {
+            (key.value if isinstance(key, enum.Enum) else str(key)): value
+            for key, value in handlers.items()
+        }
+        self._default = default
+        self.max_pending = max_pending
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()
+        self._pending = 0  # accepted jobs, started or about to start
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self._cancel_new = False  # set once aclose() timed out: late jobs are cancelled too
+
+    @property
+    def pending(self) -> int:
+        """Number of accepted deliveries whose handler has not finished."""
+        return self._pending
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called; new deliveries get 503."""
+        return self._closed
+
+    async def drain(self) -> None:
+        """Wait until every accepted delivery's handler has finished."""
+        await self._idle.wait()
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Refuse new deliveries (503), then wait for running handlers.
+
+        After ``timeout`` seconds the remaining handlers are cancelled (their events are not
+        marked seen, so a redelivery is processed).
+        """
+        self._closed = True
+        if timeout is None:
+            await self._idle.wait()
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            self._cancel_new = True
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _handler_for(self, event: WebhookEvent) -> Handler | None:
+        event_type = event.event_type
+        if event_type is None:
+            return self._default
+        key = event_type.value if isinstance(event_type, enum.Enum) else event_type
+        return self._handlers.get(key, self._default)
+
+    async def _decide(self, body: bytes, headers: Mapping[str, str]) -> _Reply:
+        """Verify a delivery and decide the answer; reserves a job slot when accepting."""
+        if self._closed:
+            return _Reply(503, "receiver is shutting down")
+        try:
+            event = await self.verifier.aunwrap(body, headers, mark_seen=False)
+        except DuplicateWebhookError:
+            return _Reply(200, "duplicate, skipped")
+        except WebhookPayloadError as exc:
+            return _Reply(400, str(exc))
+        except WebhookVerificationError as exc:
+            return _Reply(401, str(exc))
+        except Exception:  # the replay store is down: let Telnyx retry later
+            logger.exception("telnyx webhook: replay store check failed")
+            return _Reply(503, "replay store unavailable")
+        handler = self._handler_for(event)
+        if handler is None:
+            return _Reply(200, "no handler for this event type")
+        if event.id is not None and event.id in self._in_flight:
+            # A redelivery while the first copy is still being handled.
+            return _Reply(200, "duplicate, in progress")
+        if self._pending >= self.max_pending:
+            return _Reply(503, "too many webhook handlers running")
+        if event.id is not None:
+            self._in_flight.add(event.id)
+        self._pending += 1
+        self._idle.clear()
+        return _Reply(200, "accepted", (handler, event))
+
+    def _start(self, job: tuple[Handler, WebhookEvent]) -> None:
+        """Run a reserved job in a tracked background task (called once the answer is out)."""
+        handler, event = job
+        task = asyncio.get_running_loop().create_task(
+            self._run(handler, event), name=f"telnyx_msg webhook {event.id}"
+        )
+        self._tasks.add(task)
+        # Bookkeeping lives in a done callback, not in `finally`: a task cancelled before its
+        # first step never enters the coroutine body.
+        task.add_done_callback(lambda done: self._finished(done, event.id))
+        if self._cancel_new:
+            task.cancel()
+
+    def _finished(self, task: asyncio.Task[None], event_id: str | None) -> None:
+        self._tasks.discard(task)
+        # Only now (after marking) may a redelivery of this id pass the in-flight check.
+        if event_id is not None:
+            self._in_flight.discard(event_id)
+        self._pending -= 1
+        if self._pending == 0:
+            self._idle.set()
+
+    async def _run(self, handler: Handler, event: WebhookEvent) -> None:
+        try:
+            await handler(event)
+        except Exception:
+            logger.exception(
+                "telnyx webhook handler failed for %s event %s; not marked seen",
+                event.event_type, event.id,
+            )
+            return
+        try:
+            await self.verifier.amark_seen(event)
+        except Exception:
+            logger.exception("telnyx webhook: could not mark event %s seen", event.id)
+
+
+# --- aiohttp ----------------------------------------------------------------------------------
+
+
+class AiohttpWebhookHandler(WebhookReceiver):
+    """An ``aiohttp.web`` request handler: ``app.router.add_post(path, handler)``.
+
+    Add ``app.on_cleanup.append(handler.on_cleanup)`` so shutdown waits for running handlers.
+    """
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        handlers: Mapping[str, Handler],
+        *,
+        default: Handler | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
+        super().__init__(verifier, handlers, default=default, max_pending=max_pending)
+        import aiohttp.web  # noqa: F401  # fail here, not on the first delivery, if missing
+
+        # aiohttp warns (DeprecationWarning) about handlers it does not see as coroutine
+        # functions; mark this instance the way asgiref does.
+        if sys.version_info >= (3, 12):
+            inspect.markcoroutinefunction(self)
+        else:
+            self._is_coroutine = getattr(asyncio.coroutines, "_is_coroutine", None)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Handle one delivery; the handler runs after the answer has been written."""
+        from aiohttp import web  # lazily: the ASGI path must not need aiohttp
+
+        if request.method != "POST":
+            return web.Response(status=405, text="POST only", headers={"Allow": "POST"})
+        body = await request.read()
+        reply = await self._decide(body, request.headers)
+        response = web.Response(status=reply.status, text=reply.text)
+        if reply.job is None:
+            return response
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        finally:
+            # Run it even if the client went away: it is verified, and dedup covers a retry.
+            self._start(reply.job)
+        return response
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        """``aiohttp`` cleanup signal: close this receiver and wait for its handlers."""
+        await self.aclose()
+
+
+def aiohttp_handler(
+    verifier: WebhookVerifier,
+    handlers: Mapping[str, Handler],
+    *,
+    default: Handler | None = None,
+    max_pending: int = DEFAULT_MAX_PENDING,
+) -> AiohttpWebhookHandler:
+    """An aiohttp handler that verifies deliveries and dispatches ``handlers[event_type]``.
+
+    ``default`` handles event types missing from ``handlers`` (otherwise they get 200 and are
+    ignored). Route it with ``app.router.add_post("/webhooks/telnyx", handler)``.
+    """
+    return AiohttpWebhookHandler(verifier, handlers, default=default, max_pending=max_pending)
+
+
+# --- ASGI -------------------------------------------------------------------------------------
+
+
+class _AsgiHeaders(Mapping[str, str]):
+    """Read-only, case-insensitive view of ASGI raw headers that keeps repeated values."""
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        values: dict[str, list[str]] = {}
+        for name, value in raw:
+            values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        self._values = values
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key.lower()][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def getall(self, key: str, default: list[str]) -> list[str]:
+        """Every value of ``key`` (the verifier rejects a repeated signature or timestamp)."""
+        return self._values.get(key.lower(), default)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class AsgiWebhookApp(WebhookReceiver):
+    """A pure ASGI 3 app that receives Telnyx webhooks on any path it is routed to.
+
+    Starlette/FastAPI: ``app.add_route("/webhooks/telnyx", receiver, methods=["POST"])`` (a
+    non-function endpoint is served as an ASGI app) or ``app.mount(...)``; call
+    ``await receiver.aclose()`` in the application's lifespan. Served on its own, it handles
+    the ASGI ``lifespan`` protocol and closes itself on shutdown.
+    """
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        handlers: Mapping[str, Handler],
+        *,
+        default: Handler | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        super().__init__(verifier, handlers, default=default, max_pending=max_pending)
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if kind != "http":
+            raise ValueError(f"unsupported ASGI scope type {kind!r}")
+        if scope.get("method") != "POST":
+            await _respond(send, _Reply(405, "POST only"), [(b"allow", b"POST")])
+            return
+        headers = _AsgiHeaders(scope.get("headers") or ())
+        try:
+            body = await self._read_body(headers, receive)
+        except _BodyTooLarge:
+            await _respond(send, _Reply(413, "body too large"))
+            return
+        if body is None:  # client disconnected before sending the whole body
+            return
+        reply = await self._decide(body, headers)
+        try:
+            await _respond(send, reply)
+        finally:
+            if reply.job is not None:
+                self._start(reply.job)
+
+    async def _read_body(self, headers: _AsgiHeaders, receive: Receive) -> bytes | None:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            raise _BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(
+    send: Send, reply: _Reply, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = reply.text.encode("utf-8")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        *(extra or ()),
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def asgi_app(
+    verifier: WebhookVerifier,
+    handlers: Mapping[str, Handler],
+    *,
+    default: Handler | None = None,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> AsgiWebhookApp:
+    """A pure ASGI 3 app that verifies deliveries and dispatches ``handlers[event_type]``.
+
+    No Starlette/FastAPI dependency; see :class:`AsgiWebhookApp` for mounting.
+    """
+    return AsgiWebhookApp(
+        verifier, handlers, default=default, max_pending=max_pending, max_body_size=max_body_size
+    )

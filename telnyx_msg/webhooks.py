@@ -1,0 +1,555 @@
+"""Verify and parse Telnyx webhooks (sans-I/O), with optional replay protection.
+
+Telnyx signs every delivery with Ed25519 (WIRE.md §10.2): ``telnyx-signature-ed25519`` is the
+base64 of a 64-byte signature over ``telnyx-timestamp + b"|" + raw body``, and the timestamp
+(Unix seconds) must be within ``tolerance`` seconds of now, in either direction::
+
+    verifier = WebhookVerifier(public_key_b64, replay_store=MemoryReplayStore())
+    event = verifier.unwrap(raw_body, headers)          # or: await verifier.aunwrap(...)
+
+Checks run in this order, and each failure raises a ``WebhookVerificationError`` subclass
+naming the check: headers (``MissingHeaderError``) -> timestamp format and window
+(``TimestampError``) -> signature decoding and verification (``InvalidSignatureError``) ->
+UTF-8 + JSON + event shape (``WebhookPayloadError``) -> replay (``DuplicateWebhookError``).
+No other exception escapes for any body bytes or header values. Errors raised by a replay store
+itself (e.g. Redis being down) propagate unchanged: they are outages, not forgeries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from telnyx_msg._convert import structure_event
+from telnyx_msg.errors import (
+    ConfigurationError,
+    DuplicateWebhookError,
+    InvalidSignatureError,
+    MissingHeaderError,
+    TimestampError,
+    WebhookPayloadError,
+)
+from telnyx_msg.models import WebhookEvent
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "AsyncReplayStore",
+    "MemoryReplayStore",
+    "RawBody",
+    "RedisReplayStore",
+    "SyncReplayStore",
+    "WebhookVerifier",
+    "headers_from_environ",
+]
+
+SIGNATURE_HEADER = "telnyx-signature-ed25519"
+TIMESTAMP_HEADER = "telnyx-timestamp"
+DEFAULT_TOLERANCE = 300
+
+RawBody: TypeAlias = bytes | bytearray | memoryview | str
+
+_SIGNATURE_B64_LEN = 88  # base64 of 64 bytes, with "==" padding
+_MAX_TIMESTAMP_DIGITS = 12
+
+
+# --- replay stores ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class AsyncReplayStore(Protocol):
+    """Remembers event ids for ``ttl`` seconds; what ``aunwrap`` and the receivers need.
+
+    ``amark_if_new`` must be atomic (check and mark in one step); ``aseen`` + ``amark`` are the
+    two phases receivers use so an event is marked only after its handler succeeded.
+    """
+
+    async def aseen(self, event_id: str) -> bool:
+        """True if ``event_id`` was marked and has not expired."""
+        ...
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        """Remember ``event_id`` for ``ttl`` seconds."""
+        ...
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Atomically remember ``event_id``; False if it was already remembered."""
+        ...
+
+
+@runtime_checkable
+class SyncReplayStore(AsyncReplayStore, Protocol):
+    """A store that also works without an event loop (usable by ``WebhookVerifier.unwrap``)."""
+
+    def seen(self, event_id: str) -> bool:
+        """True if ``event_id`` was marked and has not expired."""
+        ...
+
+    def mark(self, event_id: str, ttl: float) -> None:
+        """Remember ``event_id`` for ``ttl`` seconds."""
+        ...
+
+    def mark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Atomically remember ``event_id``; False if it was already remembered."""
+        ...
+
+
+class MemoryReplayStore:
+    """In-process replay store: event id -> expiry, bounded to ``max_size`` ids.
+
+    ``ttl`` (seconds) overrides how long ids are remembered; ``None`` uses what the verifier
+    asks for (``2 * tolerance + 1``: long enough that a captured delivery cannot be replayed
+    while its timestamp is still accepted). When full, the oldest id is evicted first (FIFO,
+    O(1)); a replay of an evicted id inside its window would then be accepted, so size
+    ``max_size`` above the number of events you receive per ``ttl``. Thread-safe; the async
+    methods are thin wrappers for use with ``aunwrap`` and the receivers.
+    """
+
+    def __init__(
+        self,
+        max_size: int = 100_000,
+        ttl: float | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ConfigurationError(f"max_size must be a positive int, got {max_size!r}")
+        if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
+            raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        self.max_size = max_size
+        self.ttl = ttl
+        self._clock = clock or time.monotonic
+        # Insertion order == expiry order when every entry has the same ttl, which lets
+        # expired entries be dropped from the front without scanning.
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def seen(self, event_id: str) -> bool:
+        """True if ``event_id`` was marked and has not expired."""
+        with self._lock:
+            return self._live(event_id, self._clock())
+
+    def mark(self, event_id: str, ttl: float) -> None:
+        """Remember ``event_id`` for ``ttl`` seconds (the store's own ``ttl`` wins if set)."""
+        with self._lock:
+            now = self._clock()
+            self._expiry.pop(event_id, None)
+            self._insert(event_id, now, ttl)
+
+    def mark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Atomically remember ``event_id``; False if it was already remembered."""
+        with self._lock:
+            now = self._clock()
+            if self._live(event_id, now):
+                return False
+            self._insert(event_id, now, ttl)
+            return True
+
+    async def aseen(self, event_id: str) -> bool:
+        """Async form of :meth:`seen`."""
+        return self.seen(event_id)
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        """Async form of :meth:`mark`."""
+        self.mark(event_id, ttl)
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Async form of :meth:`mark_if_new`."""
+        return self.mark_if_new(event_id, ttl)
+
+    def _live(self, event_id: str, now: float) -> bool:
+        expiry = self._expiry.get(event_id)
+        if expiry is None:
+            return False
+        if expiry <= now:
+            del self._expiry[event_id]
+            return False
+        return True
+
+    def _insert(self, event_id: str, now: float, ttl: float) -> None:
+        expiry_map = self._expiry
+        while expiry_map:
+            oldest_id, oldest_expiry = next(iter(expiry_map.items()))
+            if oldest_expiry > now and len(expiry_map) < self.max_size:
+                break
+            del expiry_map[oldest_id]
+        expiry_map[event_id] = now + (self.ttl if self.ttl is not None else ttl)
+
+
+class RedisReplayStore:
+    """Replay store shared by processes through Redis (``SET key 1 NX EX ttl``).
+
+    Needs the ``redis`` extra (``pip install 'telnyx_msg[redis]'``); ``redis.asyncio`` is
+    imported only when this class is built without a ``client``. Async only: use it with
+    ``aunwrap`` or the receivers. ``aclose()`` closes the client it created (never a borrowed
+    ``client``). ``ttl`` overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        key_prefix: str = "telnyx_msg:wh:",
+        client: Any = None,
+        ttl: float | None = None,
+    ) -> None:
+        if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
+            raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        self.key_prefix = key_prefix
+        self.ttl = ttl
+        self._owns_client = client is None
+        if client is None:
+            if not url:
+                raise ConfigurationError("RedisReplayStore needs a redis URL or a client")
+            try:
+                import redis.asyncio as aioredis
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "RedisReplayStore needs the redis package: pip install 'telnyx_msg[redis]'"
+                ) from exc
+            try:
+                client = aioredis.from_url(url)
+            except ValueError as exc:
+                raise ConfigurationError(f"bad redis URL: {exc}") from exc
+        self._client: Any = client
+
+    def _key(self, event_id: str) -> str:
+        return self.key_prefix + event_id
+
+    def _seconds(self, ttl: float) -> int:
+        # EX takes whole seconds >= 1; rounding up never shortens the protection.
+        return max(1, math.ceil(self.ttl if self.ttl is not None else ttl))
+
+    async def aseen(self, event_id: str) -> bool:
+        """True if ``event_id`` is stored."""
+        return bool(await self._client.exists(self._key(event_id)))
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        """Store ``event_id`` for ``ttl`` seconds."""
+        await self._client.set(self._key(event_id), b"1", ex=self._seconds(ttl))
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Atomically store ``event_id`` unless present; False if it was already stored."""
+        created = await self._client.set(
+            self._key(event_id), b"1", nx=True, ex=self._seconds(ttl)
+        )
+        return bool(created)
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this store created it."""
+        if self._owns_client:
+            closer = getattr(self._client, "aclose", None) or self._client.close
+            await closer()
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+def headers_from_environ(environ: Mapping[str, Any]) -> dict[str, str]:
+    """HTTP headers of a WSGI environ (or Django's ``request.META``) as a lower-case dict.
+
+    ``HTTP_TELNYX_SIGNATURE_ED25519`` becomes ``telnyx-signature-ed25519``; ``CONTENT_TYPE``
+    and ``CONTENT_LENGTH`` are included too. Non-string values are skipped.
+    """
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            headers[key.replace("_", "-").lower()] = value
+    return headers
+
+
+def _as_text(value: Any, name: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, bytearray)):
+        return [bytes(value).decode("latin-1")]  # HTTP header bytes are opaque octets
+    if isinstance(value, (list, tuple)):  # multi-value maps (e.g. AWS multiValueHeaders)
+        out: list[str] = []
+        for item in value:
+            out.extend(_as_text(item, name))
+        return out
+    raise MissingHeaderError(f"{name} header has a non-text value ({type(value).__name__})")
+
+
+def _header_values(headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """All values of the signature and timestamp headers, matched case-insensitively."""
+    multi = getattr(headers, "getall", None)  # multidict (aiohttp)
+    if multi is not None:
+        return (_as_text(multi(SIGNATURE_HEADER, []), SIGNATURE_HEADER),
+                _as_text(multi(TIMESTAMP_HEADER, []), TIMESTAMP_HEADER))
+    multi = getattr(headers, "getlist", None)  # Starlette / Werkzeug
+    if multi is not None:
+        return (_as_text(multi(SIGNATURE_HEADER), SIGNATURE_HEADER),
+                _as_text(multi(TIMESTAMP_HEADER), TIMESTAMP_HEADER))
+    signatures: list[str] = []
+    timestamps: list[str] = []
+    # One pass over a plain mapping: two keys differing only in case count as a repeat.
+    for key, value in headers.items():
+        if not isinstance(key, str) or len(key) not in (16, 24) or not key.isascii():
+            continue
+        lowered = key.lower()
+        if lowered == SIGNATURE_HEADER:
+            signatures.extend(_as_text(value, SIGNATURE_HEADER))
+        elif lowered == TIMESTAMP_HEADER:
+            timestamps.extend(_as_text(value, TIMESTAMP_HEADER))
+    return signatures, timestamps
+
+
+def _single(values: list[str], name: str) -> str:
+    if len(values) == 1:
+        return values[0]
+    if not values:
+        raise MissingHeaderError(f"missing required header {name}")
+    raise MissingHeaderError(f"header {name} is repeated ({len(values)} values)")
+
+
+# --- verifier ---------------------------------------------------------------------------------
+
+
+def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    if isinstance(public_key, str):
+        text = public_key.strip()  # tolerate a trailing newline from env files / secrets
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigurationError(f"webhook public key is not valid base64: {exc}") from None
+        if base64.b64encode(raw).decode("ascii") != text:
+            raise ConfigurationError("webhook public key is not canonical base64")
+    elif isinstance(public_key, (bytes, bytearray, memoryview)):
+        raw = bytes(public_key)
+    else:
+        raise ConfigurationError(
+            "webhook public key must be base64 str or 32 raw bytes, "
+            f"not {type(public_key).__name__}"
+        )
+    if len(raw) != 32:
+        raise ConfigurationError(f"webhook public key must be 32 bytes, got {len(raw)}")
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"webhook public key is not an Ed25519 key: {exc}") from None
+
+
+class WebhookVerifier:
+    """Verifies Telnyx webhook signatures and turns deliveries into :class:`WebhookEvent`.
+
+    ``public_key``: the account's public key (Mission Control -> Keys & Credentials), base64 of
+    32 raw bytes, or the raw bytes; a bad key raises ``ConfigurationError`` here. ``tolerance``:
+    accepted ``|now - timestamp|`` in seconds. ``clock``: returns Unix seconds (default
+    ``time.time``). ``replay_store``: remembers event ids for :attr:`replay_ttl` seconds and
+    rejects repeats with ``DuplicateWebhookError``; off when ``None``. Events without an id
+    (link clicks) are never deduplicated.
+    """
+
+    __slots__ = ("_clock", "_key", "_store", "_sync_store", "replay_ttl", "tolerance")
+
+    def __init__(
+        self,
+        public_key: str | bytes | Ed25519PublicKey,
+        *,
+        tolerance: float = DEFAULT_TOLERANCE,
+        clock: Callable[[], float] | None = None,
+        replay_store: AsyncReplayStore | None = None,
+    ) -> None:
+        self._key = _load_public_key(public_key)
+        if (
+            isinstance(tolerance, bool)
+            or not isinstance(tolerance, (int, float))
+            or not math.isfinite(tolerance)
+            or tolerance < 0
+        ):
+            raise ConfigurationError(
+                f"tolerance must be a number of seconds >= 0, got {tolerance!r}"
+            )
+        self.tolerance = tolerance
+        #: Seconds an event id is remembered: a delivery first seen at ``t`` can still pass the
+        #: timestamp check until ``t + 2 * tolerance``; one second more absorbs rounding.
+        self.replay_ttl: float = 2 * tolerance + 1
+        self._clock = clock or time.time
+        self._store = replay_store
+        self._sync_store = replay_store if isinstance(replay_store, SyncReplayStore) else None
+
+    @property
+    def replay_store(self) -> AsyncReplayStore | None:
+        """The replay store given at construction, if any."""
+        return self._store
+
+    def verify(self, raw_body: RawBody, headers: Mapping[str, str]) -> None:
+        """Check headers, timestamp window and signature; raise on the first failure."""
+        self._verified_bytes(raw_body, headers)
+
+    def unwrap(
+        self, raw_body: RawBody, headers: Mapping[str, str], *, mark_seen: bool = True
+    ) -> WebhookEvent:
+        """Verify and parse a delivery; no I/O.
+
+        With a replay store, a seen event id raises ``DuplicateWebhookError``; the id is
+        marked seen now unless ``mark_seen=False`` (then call :meth:`mark_seen` once the event
+        was handled). Needs a sync store (``MemoryReplayStore``): with an async-only store
+        (``RedisReplayStore``) this raises ``ConfigurationError``; use :meth:`aunwrap`.
+        """
+        if self._store is not None and self._sync_store is None:
+            raise ConfigurationError(
+                f"{type(self._store).__name__} is async-only: use `await verifier.aunwrap(...)`"
+            )
+        event = self._parse(self._verified_bytes(raw_body, headers))
+        store = self._sync_store
+        if store is not None and event.id is not None:
+            if mark_seen:
+                if not store.mark_if_new(event.id, self.replay_ttl):
+                    raise _duplicate(event.id)
+            elif store.seen(event.id):
+                raise _duplicate(event.id)
+        return event
+
+    async def aunwrap(
+        self, raw_body: RawBody, headers: Mapping[str, str], *, mark_seen: bool = True
+    ) -> WebhookEvent:
+        """Like :meth:`unwrap`, awaiting the replay store (works with any store)."""
+        event = self._parse(self._verified_bytes(raw_body, headers))
+        store = self._store
+        if store is not None and event.id is not None:
+            if mark_seen:
+                if not await store.amark_if_new(event.id, self.replay_ttl):
+                    raise _duplicate(event.id)
+            elif await store.aseen(event.id):
+                raise _duplicate(event.id)
+        return event
+
+    def mark_seen(self, event: WebhookEvent) -> None:
+        """Record ``event`` as handled in a sync store (second phase of ``mark_seen=False``)."""
+        if self._store is None or event.id is None:
+            return
+        if self._sync_store is None:
+            raise ConfigurationError(
+                f"{type(self._store).__name__} is async-only: use `await verifier.amark_seen(...)`"
+            )
+        self._sync_store.mark(event.id, self.replay_ttl)
+
+    async def amark_seen(self, event: WebhookEvent) -> None:
+        """Record ``event`` as handled in the replay store (any store)."""
+        if self._store is not None and event.id is not None:
+            await self._store.amark(event.id, self.replay_ttl)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _verified_bytes(self, raw_body: RawBody, headers: Mapping[str, str]) -> bytes:
+        """Run every check up to the signature; return the body as bytes."""
+        try:
+            signatures, timestamps = _header_values(headers)
+        except MissingHeaderError:
+            raise
+        except Exception as exc:  # a broken user mapping must not leak foreign errors
+            raise MissingHeaderError(f"could not read headers: {exc!r}") from None
+        signature = _single(signatures, SIGNATURE_HEADER)
+        timestamp = _single(timestamps, TIMESTAMP_HEADER)
+
+        # ASCII digits only: int() would accept " 1", "1_0", "+1" and non-ASCII digits.
+        if not (
+            0 < len(timestamp) <= _MAX_TIMESTAMP_DIGITS
+            and timestamp.isascii()
+            and timestamp.isdigit()
+        ):
+            raise TimestampError(
+                f"{TIMESTAMP_HEADER} must be 1-{_MAX_TIMESTAMP_DIGITS} ASCII digits, "
+                f"got {timestamp[:40]!r}"
+            )
+        skew = self._clock() - int(timestamp)
+        if not -self.tolerance <= skew <= self.tolerance:  # written so that NaN fails closed
+            direction = "too old" if skew > 0 else "in the future"
+            raise TimestampError(
+                f"{TIMESTAMP_HEADER} is {direction}: {abs(skew):g} s from now "
+                f"(tolerance {self.tolerance:g} s)"
+            )
+
+        if len(signature) != _SIGNATURE_B64_LEN or not signature.isascii():
+            raise InvalidSignatureError(
+                f"{SIGNATURE_HEADER} must be base64 of 64 bytes ({_SIGNATURE_B64_LEN} chars)"
+            )
+        try:
+            sig = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidSignatureError(f"{SIGNATURE_HEADER} is not valid base64") from None
+        # Reject non-canonical encodings (unused low bits set), so each signature has exactly
+        # one accepted spelling.
+        if len(sig) != 64 or base64.b64encode(sig) != signature.encode("ascii"):
+            raise InvalidSignatureError(f"{SIGNATURE_HEADER} is not canonical base64 of 64 bytes")
+
+        body = _body_bytes(raw_body)
+        try:
+            self._key.verify(sig, timestamp.encode("ascii") + b"|" + body)
+        except InvalidSignature:
+            raise InvalidSignatureError(
+                "signature does not match the body and timestamp (wrong public key, "
+                "or the body was altered/re-serialised?)"
+            ) from None
+        return body
+
+    @staticmethod
+    def _parse(body: bytes) -> WebhookEvent:
+        # JSON must be UTF-8 (RFC 8259 §8.1); json.loads(bytes) would also guess UTF-16/32.
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WebhookPayloadError(f"body is not UTF-8 (byte {exc.start})") from None
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise WebhookPayloadError(f"body is not JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise WebhookPayloadError(
+                f"body is JSON {type(document).__name__}, not an object"
+            )
+        try:
+            return structure_event(document)
+        except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
+                RecursionError) as exc:
+            raise WebhookPayloadError(f"body is not a Telnyx webhook event: {exc}") from None
+
+
+def _body_bytes(raw_body: RawBody) -> bytes:
+    if type(raw_body) is bytes:
+        return raw_body
+    if isinstance(raw_body, (bytearray, memoryview)):
+        return bytes(raw_body)  # the only copy
+    if isinstance(raw_body, str):
+        try:
+            return raw_body.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        try:  # a body decoded with errors="surrogateescape" maps back to its exact bytes
+            return raw_body.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise InvalidSignatureError(
+                "str body holds lone surrogates and cannot be the signed bytes; pass raw bytes"
+            ) from None
+    if isinstance(raw_body, bytes):  # bytes subclasses
+        return bytes(raw_body)
+    raise TypeError(
+        f"raw_body must be bytes, bytearray, memoryview or str, not {type(raw_body).__name__}"
+    )
+
+
+def _duplicate(event_id: str) -> DuplicateWebhookError:
+    return DuplicateWebhookError(f"webhook event {event_id!r} was already received",
+                                 event_id=event_id)

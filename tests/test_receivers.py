@@ -1,0 +1,736 @@
+"""Webhook receivers (a real aiohttp server on 127.0.0.1, the ASGI app called directly) and
+DeliveryTracker."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from telnyx_msg._tracker import DeliveryTracker
+from telnyx_msg.models import (
+    LinkClick,
+    Message,
+    MessageStatus,
+    Recipient,
+    WebhookEvent,
+    WebhookEventType,
+)
+from telnyx_msg.receivers import (
+    AiohttpWebhookHandler,
+    AsgiWebhookApp,
+    Handler,
+    aiohttp_handler,
+    asgi_app,
+)
+from telnyx_msg.webhooks import MemoryReplayStore, WebhookVerifier
+
+NOW = 1_700_000_000
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run async tests on asyncio."""
+    return "asyncio"
+
+
+def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
+    signature = KEY.sign(f"{timestamp}|".encode() + body)
+    return {"Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
+            "Telnyx-Timestamp": str(timestamp), "Content-Type": "application/json"}
+
+
+def event_body(event_type: str = "message.finalized", event_id: str = "evt-1", *,
+               message_id: str = "msg-1", status: str = "delivered") -> bytes:
+    return json.dumps({
+        "data": {
+            "record_type": "event", "id": event_id, "event_type": event_type,
+            "occurred_at": "2024-01-01T00:00:00Z",
+            "payload": {"id": message_id, "direction": "outbound",
+                        "to": [{"phone_number": "+15550001111", "status": status}]},
+        },
+        "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+    }).encode()
+
+
+LINK_CLICK = json.dumps({"data": {"record_type": "link_clicked", "url": "https://x.test",
+                                  "to": "15550001111", "message_id": "msg-1",
+                                  "time_clicked": "2024-01-01T00:00:00Z"}}).encode()
+
+
+class Recorder:
+    """A handler that records events, can be held at a gate, and can fail on purpose."""
+
+    def __init__(self, *, failures: int = 0, gated: bool = False) -> None:
+        self.events: list[WebhookEvent] = []
+        self.started = 0
+        self.failures = failures
+        self.gate = asyncio.Event()
+        if not gated:
+            self.gate.set()
+        self.log: list[str] | None = None
+
+    async def __call__(self, event: WebhookEvent) -> None:
+        self.started += 1
+        if self.log is not None:
+            self.log.append("handler")
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("handler failed on purpose")
+        self.events.append(event)
+
+
+def make_verifier(store: Any = None) -> WebhookVerifier:
+    return WebhookVerifier(PUBLIC, clock=lambda: NOW,
+                           replay_store=MemoryReplayStore() if store is None else store)
+
+
+# --- aiohttp -----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve(handler: AiohttpWebhookHandler) -> AsyncIterator[str]:
+    """Serve ``handler`` on a real TCP port of 127.0.0.1; yields the webhook URL."""
+    app = web.Application()
+    app.router.add_route("*", "/hooks", handler)
+    app.on_cleanup.append(handler.on_cleanup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/hooks"
+    finally:
+        await runner.cleanup()
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: bytes,
+               headers: dict[str, str]) -> tuple[int, str]:
+    async with session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.text()
+
+
+@pytest.mark.anyio
+async def test_aiohttp_accepts_and_dispatches() -> None:
+    """A signed delivery gets 200 and its handler receives the typed event."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (200, "accepted")
+        await handler.drain()
+    assert [e.id for e in recorder.events] == ["evt-1"]
+    assert isinstance(recorder.events[0].payload, Message)
+
+
+@pytest.mark.anyio
+async def test_aiohttp_answers_before_handler_finishes() -> None:
+    """The 2xx arrives while the handler is still blocked; the handler finishes afterwards."""
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        status, _ = await asyncio.wait_for(post(session, url, body, sign(body)), 5)
+        assert status == 200
+        assert handler.pending == 1
+        assert recorder.events == []
+        recorder.gate.set()
+        await handler.drain()
+    assert len(recorder.events) == 1
+    assert handler.pending == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("mutate", "status", "text"),
+    [
+        (lambda h: h.pop("Telnyx-Timestamp"), 401, "missing"),
+        (lambda h: h.update({"Telnyx-Timestamp": str(NOW - 301)}), 401, "too old"),
+        (lambda h: h.update({"Telnyx-Signature-Ed25519": "A" * 86 + "=="}), 401, "signature"),
+    ],
+)
+async def test_aiohttp_rejects_unverified(mutate: Any, status: int, text: str) -> None:
+    """Missing headers, stale timestamps and bad signatures get 401; no handler runs."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    headers = sign(body)
+    mutate(headers)
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        got_status, got_text = await post(session, url, body, headers)
+    assert got_status == status
+    assert text in got_text
+    assert recorder.started == 0
+
+
+@pytest.mark.anyio
+async def test_aiohttp_bad_payload_is_400() -> None:
+    """A correctly signed body that is not a webhook document gets 400."""
+    handler = aiohttp_handler(make_verifier(), {})
+    body = b"[1, 2, 3]"
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        status, text = await post(session, url, body, sign(body))
+    assert status == 400
+    assert "not an object" in text
+
+
+@pytest.mark.anyio
+async def test_aiohttp_duplicate_gets_200_and_is_skipped() -> None:
+    """A second delivery of a handled event id gets 200 without running the handler."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, body, sign(body)))[0] == 200
+        await handler.drain()
+        assert await post(session, url, body, sign(body, NOW - 10)) == (200, "duplicate, skipped")
+        await handler.drain()
+    assert recorder.started == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_handler_failure_not_marked_seen_and_retry_processed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a handler failure the event stays unseen, so the redelivery is processed."""
+    store = MemoryReplayStore()
+    recorder = Recorder(failures=1)
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, body, sign(body)))[0] == 200
+        await handler.drain()
+        assert not store.seen("evt-1")
+        assert "not marked seen" in caplog.text
+        assert await post(session, url, body, sign(body)) == (200, "accepted")
+        await handler.drain()
+    assert store.seen("evt-1")
+    assert recorder.started == 2
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_redelivery_while_in_flight_is_skipped() -> None:
+    """A redelivery that arrives while the first copy is being handled is answered 200."""
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, body, sign(body)))[0] == 200
+        assert await post(session, url, body, sign(body)) == (200, "duplicate, in progress")
+        recorder.gate.set()
+        await handler.drain()
+    assert recorder.started == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_unknown_type_and_default_handler() -> None:
+    """Unknown types get 200 and are ignored, or go to ``default`` when given."""
+    body = json.dumps({"data": {"event_type": "call.initiated", "id": "c1",
+                                "payload": {}}}).encode()
+    ignored = aiohttp_handler(make_verifier(), {})
+    fallback = Recorder()
+    defaulted = aiohttp_handler(make_verifier(), {}, default=fallback)
+    async with aiohttp.ClientSession() as session:
+        async with serve(ignored) as url:
+            assert await post(session, url, body, sign(body)) == (200,
+                                                                  "no handler for this event type")
+        async with serve(defaulted) as url:
+            assert await post(session, url, body, sign(body)) == (200, "accepted")
+            await defaulted.drain()
+    assert [e.event_type for e in fallback.events] == ["call.initiated"]
+
+
+@pytest.mark.anyio
+async def test_aiohttp_enum_keys_and_link_clicks() -> None:
+    """WebhookEventType keys work, and link clicks (no id) are dispatched every time."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(),
+                              {WebhookEventType.MESSAGE_LINK_CLICK: recorder})
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        for _ in range(2):
+            assert (await post(session, url, LINK_CLICK, sign(LINK_CLICK)))[0] == 200
+        await handler.drain()
+    assert len(recorder.events) == 2
+    assert isinstance(recorder.events[0].payload, LinkClick)
+
+
+@pytest.mark.anyio
+async def test_aiohttp_get_is_405() -> None:
+    """Only POST is accepted."""
+    handler = aiohttp_handler(make_verifier(), {})
+    async with (
+        serve(handler) as url,
+        aiohttp.ClientSession() as session,
+        session.get(url) as response,
+    ):
+        assert response.status == 405
+        assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.anyio
+async def test_aiohttp_cleanup_waits_for_handlers() -> None:
+    """Shutting the app down (on_cleanup) waits for running handlers; no task is left."""
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, body, sign(body)))[0] == 200
+        asyncio.get_running_loop().call_later(0.05, recorder.gate.set)
+    assert handler.closed
+    assert handler.pending == 0
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_closed_receiver_is_503() -> None:
+    """After aclose() deliveries get 503 so Telnyx retries elsewhere or later."""
+    handler = aiohttp_handler(make_verifier(), {})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        await handler.aclose()
+        status, text = await post(session, url, body, sign(body))
+    assert (status, text) == (503, "receiver is shutting down")
+
+
+@pytest.mark.anyio
+async def test_aclose_timeout_cancels_stuck_handlers() -> None:
+    """aclose(timeout) cancels handlers that do not finish; their events stay unseen."""
+    store = MemoryReplayStore()
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, body, sign(body)))[0] == 200
+        await asyncio.sleep(0.01)
+        await handler.aclose(timeout=0.05)
+    assert handler.pending == 0
+    assert recorder.events == []
+    assert not store.seen("evt-1")
+
+
+
+@pytest.mark.anyio
+async def test_aclose_timeout_cancels_job_not_yet_started() -> None:
+    """A job whose response was still being sent when aclose timed out never runs."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    release = asyncio.Event()
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def slow_send(message: MutableMapping[str, Any]) -> None:
+        await release.wait()
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in sign(body).items()]
+    call = asyncio.ensure_future(app({"type": "http", "method": "POST", "headers": headers},
+                                     receive, slow_send))
+    await asyncio.sleep(0.01)
+    assert app.pending == 1
+    await app.aclose(timeout=0.01)
+    release.set()
+    await call
+    await app.drain()
+    assert app.pending == 0
+    assert recorder.started == 0
+
+@pytest.mark.anyio
+async def test_aiohttp_max_pending_is_503() -> None:
+    """With max_pending handlers running, further deliveries get 503."""
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder}, max_pending=1)
+    first, second = event_body(event_id="a"), event_body(event_id="b")
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert (await post(session, url, first, sign(first)))[0] == 200
+        assert (await post(session, url, second, sign(second)))[0] == 503
+        recorder.gate.set()
+        await handler.drain()
+        assert (await post(session, url, second, sign(second)))[0] == 200
+        await handler.drain()
+    assert [e.id for e in recorder.events] == ["a", "b"]
+
+
+class BrokenStore:
+    """A replay store whose backend is down."""
+
+    def __init__(self, *, check_fails: bool) -> None:
+        self.check_fails = check_fails
+
+    async def aseen(self, event_id: str) -> bool:
+        if self.check_fails:
+            raise ConnectionError("store down")
+        return False
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        raise ConnectionError("store down")
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        raise ConnectionError("store down")
+
+
+@pytest.mark.anyio
+async def test_replay_store_outage_is_503(caplog: pytest.LogCaptureFixture) -> None:
+    """If the replay store cannot be checked the answer is 503 (Telnyx retries)."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(BrokenStore(check_fails=True)),
+                              {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (503, "replay store unavailable")
+    assert recorder.started == 0
+    assert "replay store check failed" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_mark_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A failure to mark a handled event seen is logged, not raised from a task."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(BrokenStore(check_fails=False)), {"message.finalized": recorder})
+    body = event_body()
+    status, _, _ = await call_asgi(app, body, sign(body))
+    await app.aclose()
+    assert status == 200
+    assert len(recorder.events) == 1
+    assert "could not mark event evt-1 seen" in caplog.text
+
+
+# --- ASGI --------------------------------------------------------------------------------------
+
+
+def http_scope(headers: dict[str, str] | list[tuple[str, str]], method: str = "POST"
+               ) -> dict[str, Any]:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1", "method": method, "scheme": "http", "path": "/hooks",
+        "raw_path": b"/hooks", "query_string": b"", "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }
+
+
+async def call_asgi(
+    app: AsgiWebhookApp,
+    body: bytes,
+    headers: dict[str, str] | list[tuple[str, str]],
+    *,
+    method: str = "POST",
+    chunks: list[bytes] | None = None,
+    log: list[str] | None = None,
+    disconnect: bool = False,
+) -> tuple[int | None, bytes, list[MutableMapping[str, Any]]]:
+    """Invoke the ASGI app once; returns (status, body, sent messages)."""
+    parts = chunks if chunks is not None else [body]
+    incoming: list[dict[str, Any]] = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+    if disconnect:
+        incoming = [{"type": "http.disconnect"}]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        await asyncio.sleep(0)  # let any prematurely started task run, so order shows it
+        if log is not None:
+            log.append(message["type"])
+        sent.append(message)
+
+    await app(http_scope(headers, method), receive, send)
+    status = sent[0]["status"] if sent else None
+    return status, b"".join(m.get("body", b"") for m in sent[1:]), sent
+
+
+@pytest.mark.anyio
+async def test_asgi_accepts_and_runs_handler_after_response() -> None:
+    """The ASGI app sends the full 200 response before the handler starts."""
+    log: list[str] = []
+    recorder = Recorder()
+    recorder.log = log
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    status, text, sent = await call_asgi(app, body, sign(body), log=log)
+    await app.drain()
+    assert (status, text) == (200, b"accepted")
+    assert log == ["http.response.start", "http.response.body", "handler"]
+    assert (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
+    assert len(recorder.events) == 1
+    await app.aclose()
+
+
+@pytest.mark.anyio
+async def test_asgi_chunked_body() -> None:
+    """A body streamed in several receive() messages is reassembled before verification."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    chunks = [body[:10], body[10:50], b"", body[50:]]
+    status, _, _ = await call_asgi(app, body, sign(body), chunks=chunks)
+    await app.aclose()
+    assert status == 200
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_asgi_status_codes() -> None:
+    """ASGI answers 401 for bad signatures, 400 for bad payloads and 200 for duplicates."""
+    app = asgi_app(make_verifier(), {"message.finalized": Recorder()})
+    body = event_body()
+    bad = {**sign(body), "Telnyx-Signature-Ed25519": sign(b"other")["Telnyx-Signature-Ed25519"]}
+    assert (await call_asgi(app, body, bad))[0] == 401
+    junk = b"not json"
+    assert (await call_asgi(app, junk, sign(junk)))[0] == 400
+    assert (await call_asgi(app, body, sign(body)))[0] == 200
+    await app.drain()
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"duplicate, skipped")
+    await app.aclose()
+
+
+@pytest.mark.anyio
+async def test_asgi_repeated_header_is_401() -> None:
+    """A repeated timestamp header in the raw ASGI headers is rejected as repeated."""
+    app = asgi_app(make_verifier(), {})
+    body = event_body()
+    headers = [*sign(body).items(), ("telnyx-timestamp", str(NOW))]
+    status, text, _ = await call_asgi(app, body, headers)
+    assert status == 401
+    assert b"repeated" in text
+
+
+@pytest.mark.anyio
+async def test_asgi_method_not_allowed() -> None:
+    """A GET gets 405 with an Allow header."""
+    app = asgi_app(make_verifier(), {})
+    status, _, sent = await call_asgi(app, b"", {}, method="GET")
+    assert status == 405
+    assert (b"allow", b"POST") in sent[0]["headers"]
+
+
+@pytest.mark.anyio
+async def test_asgi_body_too_large() -> None:
+    """Bodies above max_body_size get 413, by declared length or while streaming."""
+    app = asgi_app(make_verifier(), {}, max_body_size=100)
+    body = b"x" * 101
+    declared = {**sign(body), "Content-Length": "101"}
+    assert (await call_asgi(app, body, declared))[0] == 413
+    streamed = await call_asgi(app, body, sign(body), chunks=[body[:60], body[60:]])
+    assert streamed[0] == 413
+
+
+@pytest.mark.anyio
+async def test_asgi_client_disconnect_sends_nothing() -> None:
+    """If the client disconnects before the body arrives nothing is sent or run."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    status, _, sent = await call_asgi(app, b"", {}, disconnect=True)
+    assert status is None
+    assert sent == []
+    assert app.pending == 0
+
+
+@pytest.mark.anyio
+async def test_asgi_handler_failure_then_retry() -> None:
+    """Through ASGI too, a failed handler leaves the event unseen and the retry is handled."""
+    store = MemoryReplayStore()
+    recorder = Recorder(failures=1)
+    app = asgi_app(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    await call_asgi(app, body, sign(body))
+    await app.drain()
+    assert not store.seen("evt-1")
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"accepted")
+    await app.aclose()
+    assert store.seen("evt-1")
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
+    """The ASGI lifespan shutdown closes the receiver after its handlers finish."""
+    recorder = Recorder(gated=True)
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    await call_asgi(app, body, sign(body))
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message["type"])
+        if message["type"] == "lifespan.startup.complete":
+            asyncio.get_running_loop().call_later(0.02, recorder.gate.set)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert len(recorder.events) == 1
+    assert app.closed
+
+
+@pytest.mark.anyio
+async def test_asgi_websocket_is_closed() -> None:
+    """A websocket connection is refused with a close message."""
+    app = asgi_app(make_verifier(), {})
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app({"type": "websocket", "path": "/hooks", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.anyio
+async def test_asgi_unknown_scope_type_raises() -> None:
+    """An unknown ASGI scope type is an error, as the ASGI spec allows."""
+    app = asgi_app(make_verifier(), {})
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("not called")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="scope type"):
+        await app({"type": "mystery"}, receive, send)
+
+
+def test_bad_max_pending_rejected() -> None:
+    """max_pending must be at least 1."""
+    with pytest.raises(ValueError, match="max_pending"):
+        asgi_app(make_verifier(), {}, max_pending=0)
+
+
+# --- DeliveryTracker ---------------------------------------------------------------------------
+
+
+def delivery(message_id: str, status: str, event_type: str = "message.finalized") -> WebhookEvent:
+    message = Message(id=message_id, to=(Recipient(phone_number="+15550001111", status=status),))
+    known = {e.value: e for e in WebhookEventType}
+    return WebhookEvent(event_type=known.get(event_type, event_type), id=f"evt-{message_id}",
+                        occurred_at=None, payload=message)
+
+
+@pytest.mark.anyio
+async def test_tracker_resolves_when_finalized_arrives_later() -> None:
+    """final_status waits for the message.finalized event and returns its Message."""
+    tracker = DeliveryTracker()
+    waiter = asyncio.ensure_future(tracker.final_status("m1", timeout=5))
+    await asyncio.sleep(0)
+    await tracker.handle(delivery("m1", "sent", "message.sent"))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await tracker.handle(delivery("m1", "delivered"))
+    message = await waiter
+    assert message.to[0].status == MessageStatus.DELIVERED
+    assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_tracker_finalized_before_call_returns_at_once() -> None:
+    """A final status recorded before final_status is called is returned immediately."""
+    tracker = DeliveryTracker()
+    await tracker.handle(delivery("m1", "delivery_failed"))
+    message = await tracker.final_status("m1", timeout=0)
+    assert message.to[0].status == "delivery_failed"
+    assert tracker.result("m1") is message
+
+
+@pytest.mark.anyio
+async def test_tracker_timeout_raises_builtin_timeout_error() -> None:
+    """Without a final event, final_status raises TimeoutError and forgets the waiter."""
+    tracker = DeliveryTracker()
+    with pytest.raises(TimeoutError, match="m1"):
+        await tracker.final_status("m1", timeout=0.01)
+    assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_tracker_sent_with_terminal_status_is_final() -> None:
+    """A message.sent whose recipients are all terminal (sending_failed) resolves too."""
+    tracker = DeliveryTracker()
+    await tracker.handle(delivery("m1", "sending_failed", "message.sent"))
+    assert (await tracker.final_status("m1", timeout=0)).to[0].status == "sending_failed"
+
+
+@pytest.mark.anyio
+async def test_tracker_several_waiters_and_first_final_wins() -> None:
+    """All waiters of one id get the first final Message; later repeats are ignored."""
+    tracker = DeliveryTracker()
+    waiters = [asyncio.ensure_future(tracker.final_status("m1", timeout=5)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert tracker.waiting == 3
+    tracker.record(delivery("m1", "delivered"))
+    tracker.record(delivery("m1", "expired"))
+    results = await asyncio.gather(*waiters)
+    assert {r.to[0].status for r in results} == {MessageStatus.DELIVERED}
+    assert (await tracker.final_status("m1")).to[0].status == MessageStatus.DELIVERED
+
+
+@pytest.mark.anyio
+async def test_tracker_bounded_memory() -> None:
+    """Un-awaited final results are bounded by max_size, oldest evicted first."""
+    tracker = DeliveryTracker(max_size=2)
+    for message_id in ("a", "b", "c"):
+        tracker.record(delivery(message_id, "delivered"))
+    assert tracker.result("a") is None
+    assert tracker.result("b") is not None
+    assert tracker.result("c") is not None
+
+
+@pytest.mark.anyio
+async def test_tracker_ignores_other_payloads() -> None:
+    """Events without a Message payload (link clicks, unknown types) are ignored."""
+    tracker = DeliveryTracker()
+    click = WebhookEvent(event_type=WebhookEventType.MESSAGE_LINK_CLICK, id=None,
+                         occurred_at=None, payload=LinkClick(message_id="m1"))
+    tracker.record(click)
+    tracker.record(WebhookEvent(event_type="x", id="1", occurred_at=None, payload={"id": "m1"}))
+    assert tracker.result("m1") is None
+
+
+@pytest.mark.anyio
+async def test_tracker_behind_asgi_receiver() -> None:
+    """End to end: deliveries through the ASGI app resolve final_status."""
+    tracker = DeliveryTracker()
+    handlers: dict[str, Handler] = {"message.sent": tracker.handle,
+                                    "message.finalized": tracker.handle}
+    app = asgi_app(make_verifier(), handlers)
+    waiter = asyncio.ensure_future(tracker.final_status("msg-7", timeout=5))
+    sent = event_body("message.sent", "e1", message_id="msg-7", status="sent")
+    final = event_body("message.finalized", "e2", message_id="msg-7", status="delivered")
+    for body in (sent, final):
+        assert (await call_asgi(app, body, sign(body)))[0] == 200
+    message = await waiter
+    await app.aclose()
+    assert message.id == "msg-7"
+    assert message.to[0].status == MessageStatus.DELIVERED
+
+
+def test_tracker_bad_max_size() -> None:
+    """max_size must be at least 1."""
+    with pytest.raises(ValueError, match="max_size"):
+        DeliveryTracker(max_size=0)
+

@@ -1,0 +1,253 @@
+"""RedisReplayStore against a real redis-server started on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from telnyx_msg.errors import ConfigurationError, DuplicateWebhookError
+from telnyx_msg.receivers import asgi_app
+from telnyx_msg.webhooks import RedisReplayStore, WebhookVerifier
+
+NOW = 1_700_000_000
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run async tests on asyncio."""
+    return "asyncio"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server (no persistence) on a free port; skips if not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found (apt-get install redis-server); "
+                    "Redis replay store tests skipped")
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _ping(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisReplayStore]:
+    """A store with a unique key prefix, closed after the test."""
+    replay_store = RedisReplayStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    yield replay_store
+    await replay_store.aclose()
+
+
+def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
+    signature = KEY.sign(f"{timestamp}|".encode() + body)
+    return {"telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+            "telnyx-timestamp": str(timestamp)}
+
+
+def event_body(event_id: str = "evt-1") -> bytes:
+    return json.dumps({"data": {"record_type": "event", "id": event_id,
+                                "event_type": "message.finalized",
+                                "payload": {"id": "msg-1", "to": []}}}).encode()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_mark_if_new_is_atomic_set_nx(store: RedisReplayStore) -> None:
+    """amark_if_new stores a new id once and reports repeats."""
+    assert await store.amark_if_new("a", 601)
+    assert not await store.amark_if_new("a", 601)
+    assert await store.aseen("a")
+    assert not await store.aseen("b")
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_keys_carry_prefix_and_expiry(store: RedisReplayStore) -> None:
+    """Keys are key_prefix + id with an EX of the ttl rounded up."""
+    await store.amark_if_new("a", 600.2)
+    await store.amark("b", 0.1)
+    client: Any = store._client
+    assert await client.ttl(store.key_prefix + "a") in (600, 601)
+    assert await client.ttl(store.key_prefix + "b") == 1
+    assert await client.get(store.key_prefix + "a") == b"1"
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_ids_expire(store: RedisReplayStore) -> None:
+    """An id is forgotten after its ttl."""
+    await store.amark("short", 1)
+    assert await store.aseen("short")
+    client: Any = store._client
+    await client.pexpire(store.key_prefix + "short", 50)
+    deadline = time.monotonic() + 2
+    while await store.aseen("short"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_store_ttl_override(redis_url: str) -> None:
+    """RedisReplayStore(ttl=...) wins over the verifier's ttl."""
+    replay_store = RedisReplayStore(redis_url, key_prefix=f"t:{uuid.uuid4().hex}:", ttl=86_400)
+    try:
+        await replay_store.amark_if_new("a", 601)
+        client: Any = replay_store._client
+        assert await client.ttl(replay_store.key_prefix + "a") > 86_000
+    finally:
+        await replay_store.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_aunwrap_detects_duplicates_across_verifiers(store: RedisReplayStore) -> None:
+    """Two verifiers (think: two processes) sharing Redis see each other's event ids."""
+    first = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    second = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    body = event_body()
+    await first.aunwrap(body, sign(body))
+    with pytest.raises(DuplicateWebhookError) as info:
+        await second.aunwrap(body, sign(body, NOW - 3))
+    assert info.value.event_id == "evt-1"
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_two_phase_with_redis(store: RedisReplayStore) -> None:
+    """mark_seen=False leaves the id free until amark_seen records it."""
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    body = event_body()
+    event = await verifier.aunwrap(body, sign(body), mark_seen=False)
+    await verifier.aunwrap(body, sign(body), mark_seen=False)
+    await verifier.amark_seen(event)
+    with pytest.raises(DuplicateWebhookError):
+        await verifier.aunwrap(body, sign(body), mark_seen=False)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_unwrap_with_redis_store_says_use_aunwrap(store: RedisReplayStore) -> None:
+    """The blocking unwrap refuses an async-only store with a pointer to aunwrap."""
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    body = event_body()
+    with pytest.raises(ConfigurationError, match="aunwrap"):
+        verifier.unwrap(body, sign(body))
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_receiver_with_redis_store(store: RedisReplayStore) -> None:
+    """The ASGI receiver marks the event in Redis only after the handler succeeded."""
+    seen: list[str | None] = []
+
+    async def handler(event: Any) -> None:
+        assert not await store.aseen("evt-1")  # still unmarked while the handler runs
+        seen.append(event.id)
+
+    app = asgi_app(WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store),
+                   {"message.finalized": handler})
+    body = event_body()
+    statuses = []
+    for _ in range(2):
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any, sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        headers = [(k.encode(), v.encode()) for k, v in sign(body).items()]
+        await app({"type": "http", "method": "POST", "headers": headers}, receive, send)
+        statuses.append(sent[0]["status"])
+        await app.drain()
+    await app.aclose()
+    assert statuses == [200, 200]
+    assert seen == ["evt-1"]
+    assert await store.aseen("evt-1")
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_borrowed_client_is_not_closed(redis_url: str) -> None:
+    """aclose() leaves a client passed in by the caller open."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        replay_store = RedisReplayStore(client=client, key_prefix=f"b:{uuid.uuid4().hex}:")
+        assert await replay_store.amark_if_new("a", 10)
+        await replay_store.aclose()
+        assert await client.ping()
+    finally:
+        await client.aclose()
+
+
+def test_needs_url_or_client() -> None:
+    """Without a URL or a client the store cannot be built."""
+    with pytest.raises(ConfigurationError, match="URL or a client"):
+        RedisReplayStore()
+
+
+def test_bad_url_is_configuration_error() -> None:
+    """A URL redis-py cannot parse raises ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="redis URL"):
+        RedisReplayStore("http://not-redis")
+
+
+def test_missing_redis_package_is_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the redis extra installed the error says how to install it."""
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ConfigurationError, match=r"telnyx_msg\[redis\]"):
+        RedisReplayStore("redis://127.0.0.1:1/0")
