@@ -11,7 +11,9 @@ completion order. Every input item the run pulled gets exactly one outcome:
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
 - ``not_sent``: provably not accepted: connection refused, 429/503 after retries, queue full,
-  or the run was stopped before the request was written.
+  the recipient opted out of this sender (with ``skip_optouts=True``: the account's opt-outs
+  are listed once, page by page, before the first send), or the run was stopped before the
+  request was written.
 
 Stopping: no new item is pulled once the consumer stops iterating. Closing the iterator
 (``await outcomes.aclose()``, ``contextlib.aclosing``, or cancelling the consuming task) cancels
@@ -71,6 +73,10 @@ class NotSentError(TelnyxError):
     """The request was not written because the bulk run was stopped first."""
 
 
+class OptedOutError(TelnyxError):
+    """Skipped: the recipient opted out (STOP) of messages from this sender."""
+
+
 class SendGate:
     """Per-send flag the client checks just before writing a request (see ``send_gate``)."""
 
@@ -123,8 +129,13 @@ async def run_send_many(
     concurrency: int,
     method: SendMethod,
     on_stop: Callable[[SendOutcome], None] | None,
+    load_optouts: Callable[[], Awaitable[set[tuple[str, str]]]] | None = None,
 ) -> AsyncIterator[SendOutcome]:
-    """The engine behind ``messages.send_many`` (see the module docstring)."""
+    """The engine behind ``messages.send_many`` (see the module docstring).
+
+    ``load_optouts`` (when skipping opted-out recipients) returns ``(from, to)`` pairs; it is
+    awaited once, before the first send.
+    """
     if isinstance(requests, AsyncIterable):
         source: Any = requests.__aiter__()
         is_async = True
@@ -145,12 +156,17 @@ async def run_send_many(
         else:
             done.put_nowait(task.result())
 
+    optouts: set[tuple[str, str]] = set()
+
     async def send_one(idx: int, item: Mapping[str, Any], gate: SendGate) -> SendOutcome:
         send_gate.set(gate)  # this task runs in its own copy of the context
         try:
             if not isinstance(item, Mapping):
                 raise ValidationError("request", f"must be a mapping of send arguments, "
                                       f"got {type(item).__name__}")
+            if optouts and (item.get("from_"), item.get("to")) in optouts:
+                return SendOutcome(idx, item, "not_sent", error=OptedOutError(
+                    f"{item.get('to')} opted out of messages from {item.get('from_')}; skipped"))
             name = pick_method(item, method)
             result = await senders[name](**item)
         except TypeError as exc:
@@ -165,6 +181,8 @@ async def run_send_many(
             outcome = SendOutcome(idx, item, "sent", message=result)
         return outcome
 
+    if load_optouts is not None:
+        optouts.update(await load_optouts())
     try:
         while True:
             while not exhausted and len(running) < concurrency:

@@ -257,10 +257,17 @@ class AsyncClient(ResourceTree[AsyncMode]):
     # --- binding endpoint specs to methods (see _resources.Op) --------------------------------
 
     def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None) -> AsyncIterator[SendOutcome]:
+                   on_stop: Callable[[SendOutcome], None] | None,
+                   skip_optouts: bool) -> AsyncIterator[SendOutcome]:
         senders = check_send_many(self, concurrency, method)
         return run_send_many(senders, requests, concurrency=concurrency, method=method,
-                             on_stop=on_stop)
+                             on_stop=on_stop,
+                             load_optouts=self._load_optouts if skip_optouts else None)
+
+    async def _load_optouts(self) -> set[tuple[str, str]]:
+        """Every ``(from, to)`` opt-out pair of the account (one request per page)."""
+        return {(o.from_ or "", o.to or "")
+                async for o in self.messaging_optouts.list(page_size=250)}
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         if endpoint.paged:

@@ -48,7 +48,8 @@ class Runner(Protocol):
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]: ...
 
     def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None) -> Any: ...
+                   on_stop: Callable[[SendOutcome], None] | None,
+                   skip_optouts: bool) -> Any: ...
 
 
 class Resource(Generic[M]):
@@ -132,6 +133,7 @@ class Messages(Resource[M]):
         concurrency: int = 50,
         method: SendMethod = "auto",
         on_stop: Callable[[SendOutcome], None] | None = None,
+        skip_optouts: bool = False,
     ) -> AsyncIterator[SendOutcome]: ...
     @overload
     def send_many(
@@ -141,19 +143,22 @@ class Messages(Resource[M]):
         concurrency: int = 50,
         method: SendMethod = "auto",
         on_stop: Callable[[SendOutcome], None] | None = None,
+        skip_optouts: bool = False,
     ) -> Iterator[SendOutcome]: ...
     def send_many(self, requests: Any, *, concurrency: int = 50, method: SendMethod = "auto",
-                  on_stop: Callable[[SendOutcome], None] | None = None) -> Any:
+                  on_stop: Callable[[SendOutcome], None] | None = None,
+                  skip_optouts: bool = False) -> Any:
         """Send many messages concurrently; yield one :class:`SendOutcome` per item.
 
         ``requests`` is any iterable (or, async, any async iterable) of mappings of the keyword
         arguments of a send method; it is consumed lazily. ``method="auto"`` picks
         ``send_whatsapp`` for items with ``whatsapp_message``, ``send_group_mms`` when ``to``
         is a list, else ``send``. At most ``concurrency`` sends are in flight (it may not exceed
-        the client's ``pool_size``). Outcomes come in completion order; see
-        ``docs/bulk-sending.md`` for the statuses and how stopping works.
+        the client's ``pool_size``). ``skip_optouts=True`` lists the account's opt-outs once
+        and reports items to opted-out recipients as ``not_sent`` without sending. Outcomes
+        come in completion order; see ``docs/bulk-sending.md`` for the statuses and stopping.
         """
-        return self._runner._send_many(requests, concurrency, method, on_stop)
+        return self._runner._send_many(requests, concurrency, method, on_stop, skip_optouts)
 
 
 class AlphanumericSenderIds(Resource[M]):

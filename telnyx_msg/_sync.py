@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from telnyx_msg._bulk import SendMethod, SendOutcome, run_send_many
-from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, check_send_many, make_request
+from telnyx_msg._bulk import SendMethod, SendOutcome
+from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, make_request
 from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
@@ -182,12 +182,11 @@ class Client(ResourceTree[SyncMode]):
         return f"Client(base_url={self._async.base_url!r})"
 
     def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None) -> Iterator[SendOutcome]:
-        senders = check_send_many(self._async, concurrency, method)
+                   on_stop: Callable[[SendOutcome], None] | None,
+                   skip_optouts: bool) -> Iterator[SendOutcome]:
         self._check_open()
-        agen = run_send_many(senders, requests, concurrency=concurrency, method=method,
-                             on_stop=on_stop)
-        return _iterate(self._portal, agen)
+        return _iterate(self._portal, self._async._send_many(requests, concurrency, method,
+                                                             on_stop, skip_optouts))
 
     def _check_open(self) -> None:
         if self._owner.stopped:

@@ -185,3 +185,25 @@ async def test_blocking_send_many(api_server: Any) -> None:
     statuses = await anyio.to_thread.run_sync(run)
     assert len(statuses) == 30
     assert statuses.count("sent") == 30 - 3 * 3
+
+
+async def test_skip_optouts_with_fake_telnyx() -> None:
+    """Opted-out recipients are skipped as not_sent with skip_optouts, rejected (40300) without."""
+    from telnyx_msg.testing import FakeTelnyx
+
+    sender = "+18005550101"
+    async with FakeTelnyx() as fake:
+        await fake.inject_inbound(from_="+13125550042", to=sender, text="STOP")
+        items = [{"from_": sender, "to": f"+131255500{n:02d}", "text": "hi"} for n in (41, 42)]
+        async with fake.client(rate_limits=None) as client:
+            skipped = {o.request["to"]: o async for o in client.messages.send_many(
+                items, skip_optouts=True)}
+            assert skipped["+13125550041"].status == "sent"
+            assert skipped["+13125550042"].status == "not_sent"
+            assert "opted out" in skipped["+13125550042"].reason
+            assert fake.stats.count("GET", "/messaging_optouts") == 1
+            sent = {o.request["to"]: o async for o in client.messages.send_many(items)}
+    assert sent["+13125550042"].status == "rejected"
+    error = sent["+13125550042"].error
+    assert isinstance(error, telnyx_msg.APIStatusError)
+    assert error.code == "40300"
