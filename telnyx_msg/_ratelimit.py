@@ -58,6 +58,7 @@ __all__ = ["RateLimits", "sender_kind"]
 # not yet run), so only that task may grant it / passing: its last grant went to the running
 # task, which releases the lane once it is sure to resume before the lane's next grantee.
 _IDLE, _READY, _TIMED, _HELD, _PASSING = 0, 1, 2, 3, 4
+RESET_SLACK = 0.75
 _TIME_EPS = 1e-9
 # A lane without a rate of its own that reports a full queue pauses for 1 % of the 4 h window.
 _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
@@ -160,7 +161,9 @@ class RateLimits:
       (not below ``min(0.5, configured)``; at most once per ``max(1 s, reset_after)``),
       ``W_max`` = the rate before, or the measured success rate if lower (EWMA over 0.5 s
       slots, weight 0.8), and the bucket is emptied and blocked for ``reset_after`` seconds
-      (from ``x-ratelimit-reset``; capped at 300 s). The bucket size scales with the rate.
+      (``x-ratelimit-reset``; capped at 300 s), less 0.75 s when it is a whole number, since
+      whole seconds are rounded up and the window resets within the last second before the
+      stated time. The bucket size scales with the rate.
     - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server
       has drained ``m = max(1, 1 % x 4 h x rate)`` messages, i.e. for ``m / rate`` seconds
       (``max(1/rate, 144 s)``), then paces at ``rate``; a lane without a rate pauses 144 s.
@@ -304,7 +307,12 @@ class RateLimits:
     def _throttle(self, now: float, reset_after: float | None) -> None:
         pause = 0.0
         if reset_after is not None and reset_after > 0:  # also drops NaN
-            pause = min(float(reset_after), MAX_RESET_AFTER)
+            pause = float(reset_after)
+            if pause.is_integer():
+                # Whole seconds are rounded up: the window resets within the last second
+                # before the stated time, so waiting it all out wastes most of a second.
+                pause -= RESET_SLACK
+            pause = min(pause, MAX_RESET_AFTER)
         goodput = self._goodput.measure(now)
         for account in self._account_list:
             bucket = account.bucket

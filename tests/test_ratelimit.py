@@ -484,21 +484,25 @@ async def test_cancelled_after_grant_returns_its_tokens(clock: VirtualClock) -> 
 
 
 @pytest.mark.anyio
-async def test_10011_decreases_rate_and_blocks_until_reset(clock: VirtualClock) -> None:
-    """429 10011 with x-ratelimit-reset 2: no grant for 2 s, then 0.7 x the rate."""
+@pytest.mark.parametrize(("reset", "blocked"), [(2.5, 2.5), (2.0, 1.25)])
+async def test_10011_decreases_rate_and_blocks_until_reset(
+    clock: VirtualClock, reset: float, blocked: float
+) -> None:
+    """429 10011: no grant until the reset (a whole-second value less its 0.75 s rounding
+    slack), then 0.7 x the rate."""
     lim = limits(clock, account_mps=10.0)
     times: list[float] = []
 
     async def body() -> None:
         for _ in range(10):
             await lim.acquire(None)
-        lim.on_response(None, status=429, code="10011", reset_after=2.0)
+        lim.on_response(None, status=429, code="10011", reset_after=reset)
         for _ in range(3):
             await lim.acquire(None)
             times.append(clock.now)
 
     await clock.run(body())
-    assert times == pytest.approx([T0 + 2 + k / 7 for k in (1, 2, 3)])
+    assert times == pytest.approx([T0 + blocked + k / 7 for k in (1, 2, 3)])
 
 
 @pytest.mark.anyio
