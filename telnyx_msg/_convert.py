@@ -132,6 +132,31 @@ converter.register_unstructure_hook_factory(
 )
 
 
+# --- optional primitives: the hot path of every response -------------------------------------
+# cattrs' generic Optional handling dispatches per value; these pass JSON values of the right
+# type straight through and convert the rest the way cattrs would.
+
+_PRIMITIVES: dict[Any, type] = {str | None: str, int | None: int, float | None: float,
+                                bool | None: bool}
+
+
+def _optional_primitive_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    target = _PRIMITIVES[tp]
+    if target is float:
+        def structure_float(value: Any, _: Any) -> Any:
+            return value if value is None or type(value) is float else float(value)
+
+        return structure_float
+
+    def structure_primitive(value: Any, _: Any) -> Any:
+        return value if value is None or type(value) is target else target(value)
+
+    return structure_primitive
+
+
+converter.register_structure_hook_factory(lambda t: t in _PRIMITIVES, _optional_primitive_hook)
+
+
 # --- lists: null -> () ------------------------------------------------------------------------
 
 

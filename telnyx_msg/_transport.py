@@ -24,6 +24,9 @@ USER_AGENT = (
 )
 
 
+_URL_CACHE_SIZE = 256
+
+
 @frozen
 class HttpResponse:
     """A complete response: status, case-insensitive headers and the raw body."""
@@ -55,6 +58,7 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._pool_size = pool_size
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}
 
     @property
     def pool_size(self) -> int:
@@ -93,9 +97,14 @@ class AiohttpTransport:
         session = self._session
         if session is None:
             session = self._session = self._new_session()
+        target = self._urls.get(url)
+        if target is None:
+            target = URL(url, encoded=True)
+            if len(self._urls) < _URL_CACHE_SIZE:  # send paths repeat; ids mostly do not
+                self._urls[url] = target
         try:
             async with session.request(
-                method, URL(url, encoded=True), data=body, headers=headers,
+                method, target, data=body, headers=headers,
                 timeout=self._client_timeout(timeout), allow_redirects=False,
             ) as resp:
                 payload = await resp.read()
