@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -82,7 +82,7 @@ async def test_asgi_receiver_rejects_forgeries_and_accepts_fake(fake: FakeTelnyx
     async def bridge(request: web.Request) -> web.Response:
         """Serve the ASGI app from aiohttp: a real HTTP hop, then a real ASGI call."""
         body = await request.read()
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": request.method, "path": request.path, "raw_path": b"/hooks",
                  "query_string": b"", "root_path": "", "scheme": "http",
@@ -93,7 +93,7 @@ async def test_asgi_receiver_rejects_forgeries_and_accepts_fake(fake: FakeTelnyx
         async def receive() -> dict[str, Any]:
             return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         await app(scope, receive, send)
