@@ -57,6 +57,7 @@ from telnyx_msg.models import (
 )
 
 if TYPE_CHECKING:
+    from telnyx_msg._plan import BulkPlan, plan_bulk
     from telnyx_msg._ratelimit import RateLimits
     from telnyx_msg._redis_limits import RedisRateLimits
     from telnyx_msg._segments import Segments, segments
@@ -71,6 +72,7 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
+    "BulkPlan",
     "Client",
     "ConfigurationError",
     "ConflictError",
@@ -107,10 +109,13 @@ __all__ = [
     "WebhookVerifier",
     "WhatsAppMessage",
     "__version__",
+    "plan_bulk",
     "segments",
 ]
 
 _LAZY = {
+    "BulkPlan": "telnyx_msg._plan",
+    "plan_bulk": "telnyx_msg._plan",
     "DeliveryTracker": "telnyx_msg._tracker",
     "RateLimits": "telnyx_msg._ratelimit",
     "RedisRateLimits": "telnyx_msg._redis_limits",

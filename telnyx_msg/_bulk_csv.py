@@ -12,6 +12,7 @@ resend) or ``rejected`` (it would fail again), so only ``not_sent`` and unattemp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -140,6 +141,24 @@ class Progress:
         sys.stderr.flush()
 
 
+def _print_plan(source: Path, done_rows: set[int], limits: Any) -> None:
+    """Estimate the run per sender lane before sending; warn when a lane outlives the queue."""
+    from telnyx_msg._plan import plan_bulk
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with source.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=1):
+                if number not in done_rows:
+                    with contextlib.suppress(ValidationError):
+                        yield row_to_request(row)
+
+    plan = plan_bulk(rows(), limits)
+    print(f"plan: {plan.messages} messages ({plan.segments} segments) over {len(plan.lanes)} "
+          f"sender lane(s), about {plan.seconds:.0f} s at the client's limits", file=sys.stderr)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 async def run_bulk_file(args: argparse.Namespace) -> int:
     """The ``bulk`` command."""
     from telnyx_msg._client import AsyncClient
@@ -148,12 +167,13 @@ async def run_bulk_file(args: argparse.Namespace) -> int:
     source: Path = args.file
     out: Path = args.out or source.with_name(source.stem + ".results.csv")
     done_rows = load_done_rows(out) if args.resume else set()
+    limits = RateLimits() if args.account_mps is None else RateLimits(account_mps=args.account_mps)
     with source.open(newline="", encoding="utf-8") as handle:
         total = max(sum(1 for _ in handle) - 1, 0) - len(done_rows)
+    _print_plan(source, done_rows, limits)
     progress = Progress(max(total, 0), enabled=not args.no_progress)
     writer = ResultWriter(out, append=args.resume)
     rows_by_index: dict[int, int] = {}
-    limits = RateLimits() if args.account_mps is None else RateLimits(account_mps=args.account_mps)
 
     def requests() -> Iterator[dict[str, Any]]:
         index = 0

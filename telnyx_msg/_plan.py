@@ -1,0 +1,94 @@
+"""``plan_bulk``: how long a bulk send will take per lane, and whether Telnyx can queue it.
+
+Telnyx queues a sender's messages beyond its rate for at most 4 hours; anything still queued
+then fails with 40014 ("expired in queue"). A plan computed before sending shows, per sender
+lane, how many messages and segments it carries, how long the lane needs at its rate (or at its
+share of the account rate, whichever is slower), and flags a lane whose backlog would outlive
+the 4-hour queue validity, so the run can be split or spread over more senders first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from telnyx_msg._bucket import QUEUE_SECONDS, sender_kind
+from telnyx_msg._ratelimit import RateLimits
+from telnyx_msg._segments import segments
+
+__all__ = ["BulkPlan", "LanePlan", "plan_bulk"]
+
+
+@frozen
+class LanePlan:
+    """One sender lane of a bulk send.
+
+    ``seconds`` is the time the lane needs at ``rate`` (None: the lane has no rate of its
+    own); ``exceeds_queue`` is True when its messages cannot all leave Telnyx's queue within
+    the 4-hour validity.
+    """
+
+    sender: str | None
+    kind: str | None
+    messages: int
+    segments: int
+    rate: float | None
+    seconds: float | None
+    exceeds_queue: bool
+
+
+@frozen
+class BulkPlan:
+    """The estimate for a whole bulk send: lanes, account-limited duration and warnings."""
+
+    lanes: tuple[LanePlan, ...]
+    messages: int
+    segments: int
+    account_rate: float | None
+    seconds: float
+    warnings: tuple[str, ...]
+
+
+def plan_bulk(requests: Iterable[Mapping[str, Any]],
+              rate_limits: RateLimits | None = None) -> BulkPlan:
+    """Estimate a ``send_many`` run over ``requests`` under ``rate_limits`` (default limits).
+
+    Reads every request once (pass a list, or a fresh iterable); does no I/O.
+    """
+    limits = rate_limits if rate_limits is not None else RateLimits()
+    config = limits._config
+    counts: Counter[str | None] = Counter()
+    parts: Counter[str | None] = Counter()
+    total_parts = 0
+    for request in requests:
+        sender = request.get("from_") or request.get("messaging_profile_id")
+        text = request.get("text")
+        part_count = segments(text).parts if isinstance(text, str) else 1
+        counts[sender] += 1
+        parts[sender] += part_count
+        total_parts += part_count
+    account_spec = config.accounts.get("SMS")
+    account_rate = None if account_spec is None else account_spec.rate
+    total = sum(counts.values())
+    seconds = total / account_rate if account_rate else 0.0
+    lanes: list[LanePlan] = []
+    warnings: list[str] = []
+    for sender, messages in counts.most_common():
+        spec = config.lane_spec(sender) if sender is not None else None
+        rate = None if spec is None else spec.rate
+        lane_seconds = None if rate is None else messages / rate
+        exceeds = lane_seconds is not None and lane_seconds > QUEUE_SECONDS
+        lanes.append(LanePlan(sender, None if sender is None else sender_kind(sender),
+                              messages, parts[sender], rate, lane_seconds, exceeds))
+        if lane_seconds is not None:
+            seconds = max(seconds, lane_seconds)
+        if exceeds and rate is not None and lane_seconds is not None:
+            warnings.append(
+                f"{sender}: {messages} messages at {rate:g} msg/s need "
+                f"{lane_seconds / 3600:.1f} h, more than Telnyx's 4 h queue validity; about "
+                f"{messages - int(rate * QUEUE_SECONDS)} would expire (40014). Split the run or "
+                f"use more senders.")
+    return BulkPlan(tuple(lanes), total, total_parts, account_rate, seconds, tuple(warnings))
