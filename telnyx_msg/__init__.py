@@ -8,8 +8,8 @@
     with telnyx_msg.Client() as client:                      # same tree, blocking
         msg = client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
 
-What only some programs need (webhook verification, Redis, the fake server, the CLI) is
-imported on first use, so ``import telnyx_msg`` stays cheap.
+What only some programs need (the blocking facade, webhook verification, Redis, the fake
+server, the CLI) is imported on first use, so ``import telnyx_msg`` stays cheap.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._client import AsyncClient
 from telnyx_msg._config import RequestOptions, Timeout
 from telnyx_msg._retry import Backoff
-from telnyx_msg._sync import Client
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
     APIConnectionError,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from telnyx_msg._ratelimit import RateLimits
     from telnyx_msg._redis_limits import RedisRateLimits
     from telnyx_msg._segments import Segments, segments
+    from telnyx_msg._sync import Client
     from telnyx_msg._tracker import DeliveryTracker
     from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 
@@ -114,6 +114,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Client": "telnyx_msg._sync",
     "BulkPlan": "telnyx_msg._plan",
     "plan_bulk": "telnyx_msg._plan",
     "DeliveryTracker": "telnyx_msg._tracker",

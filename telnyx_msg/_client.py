@@ -33,7 +33,6 @@ from telnyx_msg._config import (
     resolve_base_url,
     to_timeout,
 )
-from telnyx_msg._convert import converter
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import AsyncMode, ResourceTree
 from telnyx_msg._retry import (
@@ -298,6 +297,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 return None
 
             return run_none
+        from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
+
         item_type = endpoint.response
         hook = converter.get_structure_hook(item_type)
         many = endpoint.many
@@ -320,6 +321,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
         self, endpoint: Endpoint[Any, T]
     ) -> Callable[[Any], Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]]:
         """``fetcher(request)`` → ``fetch(page_number)`` for a paged endpoint."""
+        from telnyx_msg._convert import converter
+
         call = self._call
         item_type = endpoint.response
         hook = converter.get_structure_hook(item_type)
