@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._client import AsyncClient
 from telnyx_msg._config import RequestOptions, Timeout
+from telnyx_msg._events import RequestEvent, ResponseEvent
 from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
@@ -94,7 +95,9 @@ __all__ = [
     "Recipient",
     "RedisRateLimits",
     "RedisReplayStore",
+    "RequestEvent",
     "RequestOptions",
+    "ResponseEvent",
     "Segments",
     "SendOutcome",
     "Sender",

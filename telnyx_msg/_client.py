@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -33,6 +33,7 @@ from telnyx_msg._config import (
     resolve_base_url,
     to_timeout,
 )
+from telnyx_msg._events import EventHooks, Hook, RequestEvent, ResponseEvent, call_hooks
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import AsyncMode, ResourceTree
 from telnyx_msg._retry import (
@@ -138,6 +139,7 @@ class _Shared:
     transport: AiohttpTransport
     limiter: Limiter | None
     webhooks: Webhooks
+    hooks: EventHooks
     closed: bool = False
 
 
@@ -150,7 +152,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
     policy in ``docs/errors.md``: sends are never retried when they may have reached Telnyx,
     unless the call carries an idempotency key. ``rate_limits`` defaults to ``RateLimits()``;
     ``None`` turns client-side limiting off. ``session`` reuses your ``aiohttp.ClientSession``
-    (then the client never closes it). Use as ``async with`` or call ``aclose()``.
+    (then the client never closes it). ``event_hooks`` (``{"request": [...], "response":
+    [...]}``) observe every attempt, see :mod:`telnyx_msg._events`. Use as ``async with`` or
+    call ``aclose()``.
     """
 
     def __init__(
@@ -165,6 +169,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         webhook_public_key: str | bytes | None = None,
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        event_hooks: Mapping[str, Sequence[Hook]] | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url)
@@ -186,6 +191,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             transport=AiohttpTransport(session, pool_size=pool_size),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
+            hooks=EventHooks.from_mapping(event_hooks),
         )
         self._configure(to_timeout(timeout), _check_retries(max_retries), backoff or Backoff())
 
@@ -388,12 +394,19 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if gate.stopped:
                     raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
                 gate.written = True
+            hooks = shared.hooks
+            if hooks.request or hooks.response:
+                event = RequestEvent(method, path, url, attempt, key)
+                await call_hooks(hooks.request, event)
             started = time.perf_counter()
             try:
                 response = await shared.transport.send(method, url, headers, data, timeout)
             except TransportError as exc:
                 may_retry = (not exc.reached or retry_safe) and attempt < max_retries
                 _log_attempt(method, path, None, attempt, started, None, exc)
+                if hooks.response:
+                    await call_hooks(hooks.response, ResponseEvent(
+                        event, None, time.perf_counter() - started, None, exc))
                 if may_retry:
                     await asyncio.sleep(self._backoff.delay(attempt))
                     attempt += 1
@@ -405,6 +418,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 raise error_cls(f"{method} {path}: {exc}.{note}", method=method, path=path,
                                 outcome_unknown=exc.reached) from exc
             status = response.status
+            if hooks.response:
+                await call_hooks(hooks.response, ResponseEvent(
+                    event, status, time.perf_counter() - started,
+                    _request_id(response.headers)))
             if status < 400:
                 if limiter is not None:
                     limiter.on_response(lane, status=status, code=None, reset_after=None)

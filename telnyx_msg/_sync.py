@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -19,6 +19,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, make_request
 from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
+from telnyx_msg._events import Hook
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
@@ -104,7 +105,8 @@ class Client(ResourceTree[SyncMode]):
 
     Runs its own event loop in a background thread for its whole life; use ``with Client() as
     client:`` or call ``close()``. Page iterators are plain iterators. ``session=`` is not
-    accepted, because an aiohttp session belongs to the loop that created it.
+    accepted, because an aiohttp session belongs to the loop that created it. Event hooks run
+    in the client's loop thread.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class Client(ResourceTree[SyncMode]):
         webhook_public_key: str | bytes | None = None,
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        event_hooks: Mapping[str, Sequence[Hook]] | None = None,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -130,7 +133,7 @@ class Client(ResourceTree[SyncMode]):
         async_client = AsyncClient(
             api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
             backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
-            pool_size=pool_size,
+            pool_size=pool_size, event_hooks=event_hooks,
         )
         self._setup(async_client, _Portal())
         self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)

@@ -170,6 +170,11 @@ class APIStatusError(TelnyxError):
         """The first Telnyx error title, if any."""
         return self.errors[0].title if self.errors else None
 
+    @property
+    def hint(self) -> str | None:
+        """One line on the likely cause and fix, for the errors users hit most."""
+        return HINTS.get(self.code or "") or _STATUS_HINTS.get(self.status)
+
     def _describe(self) -> str:
         parts = [str(self.status)]
         if self.errors:
@@ -193,7 +198,9 @@ class APIStatusError(TelnyxError):
             parts.append("(outcome unknown: the request may have been accepted; not retried)")
         if self.request_id:
             parts.append(f"(request_id={self.request_id})")
-        return " ".join(parts)
+        text = " ".join(parts)
+        hint = self.hint
+        return f"{text}\n  hint: {hint}" if hint else text
 
 
 class BadRequestError(APIStatusError):
@@ -243,6 +250,28 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 }
 
 QUEUE_FULL_CODE = "40318"
+
+#: Likely cause and fix for the Telnyx error codes users hit most (codes from Telnyx's docs as
+#: cited in WIRE.md §1.7 and reliability.md §1.5).
+HINTS: dict[str, str] = {
+    "10011": "too many API requests; the client waited and retried. Lower concurrency or "
+             "RateLimits(account_mps=...), or raise max_retries.",
+    "40318": "this sender's queue is full (Telnyx queues 4 h of its rate). Slow this sender "
+             "down or spread the traffic over more senders; see telnyx_msg.plan_bulk.",
+    "40300": "the recipient replied STOP to this sender. Do not resend; "
+             "send_many(skip_optouts=True) skips opted-out recipients.",
+    "40305": "invalid 'from' address: the number must be on your account, assigned to the "
+             "messaging profile, and (US long codes) registered for 10DLC.",
+    "10015": "a field was rejected; errors[0].source.pointer names it.",
+    "40014": "the message expired in the sender's queue (over 4 h of backlog); split the run "
+             "or use more senders (telnyx_msg.plan_bulk warns before sending).",
+}
+_STATUS_HINTS: dict[int, str] = {
+    401: "check the API key (api_key= or TELNYX_API_KEY); keys can be revoked in Mission "
+         "Control.",
+    403: "the key lacks permission for this resource, or (US long codes) the number has no "
+         "approved 10DLC campaign.",
+}
 
 
 def status_error_class(status: int, code: str | None) -> type[APIStatusError]:

@@ -1,0 +1,76 @@
+"""Request/response event hooks (like httpx's ``event_hooks``), for metrics and tracing.
+
+``AsyncClient(event_hooks={"request": [on_request], "response": [on_response]})``: each hook is
+called with a :class:`RequestEvent` before every attempt is sent, and with a
+:class:`ResponseEvent` after every attempt (a response or a transport failure). Hooks may be
+plain functions or coroutine functions; an exception in a hook propagates to the caller. With
+no hooks the cost is one empty-tuple check per attempt. Events never carry the API key.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from attrs import frozen
+
+from telnyx_msg.errors import ConfigurationError
+
+__all__ = ["EventHooks", "RequestEvent", "ResponseEvent"]
+
+
+@frozen
+class RequestEvent:
+    """One attempt about to be sent: ``attempt`` counts from 0."""
+
+    method: str
+    path: str
+    url: str
+    attempt: int
+    idempotency_key: str | None = None
+
+
+@frozen
+class ResponseEvent:
+    """The end of one attempt: ``status`` (None when no response came), time taken, request id,
+    and the transport ``error`` when there was no response."""
+
+    request: RequestEvent
+    status: int | None
+    elapsed: float
+    request_id: str | None = None
+    error: BaseException | None = None
+
+
+Hook = Callable[[Any], Awaitable[None] | None]
+
+
+@frozen
+class EventHooks:
+    """The validated hooks of a client."""
+
+    request: tuple[Hook, ...] = ()
+    response: tuple[Hook, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, hooks: Mapping[str, Sequence[Hook]] | None) -> EventHooks:
+        """Validate ``{"request": [...], "response": [...]}``."""
+        if not hooks:
+            return cls()
+        unknown = set(hooks) - {"request", "response"}
+        if unknown:
+            raise ConfigurationError(f"event_hooks keys are 'request' and 'response', "
+                                     f"not {sorted(unknown)}")
+        for name, entries in hooks.items():
+            if not all(callable(hook) for hook in entries):
+                raise ConfigurationError(f"event_hooks[{name!r}] must be a list of callables")
+        return cls(tuple(hooks.get("request", ())), tuple(hooks.get("response", ())))
+
+
+async def call_hooks(hooks: tuple[Hook, ...], event: Any) -> None:
+    """Call each hook with ``event``, awaiting the ones that return an awaitable."""
+    for hook in hooks:
+        result = hook(event)
+        if inspect.isawaitable(result):
+            await result

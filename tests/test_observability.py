@@ -1,0 +1,111 @@
+"""Observability: event hooks, logging, and error hints a user can act on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg._retry import Backoff
+from tests.conftest import json_response, message_json, telnyx_error
+
+pytestmark = pytest.mark.anyio
+KEY = "hook-secret-key-123"
+
+
+async def test_event_hooks_see_every_attempt(api_server: Any) -> None:
+    """Sync and async hooks get one request and one response event per attempt."""
+    calls = {"n": 0}
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return telnyx_error(503, "10001", "Unavailable", headers={"x-request-id": "r-1"})
+        return json_response({"data": message_json()}, headers={"x-request-id": "r-2"})
+
+    server = await api_server(flaky)
+    requests: list[telnyx_msg.RequestEvent] = []
+    responses: list[telnyx_msg.ResponseEvent] = []
+
+    async def on_response(event: telnyx_msg.ResponseEvent) -> None:
+        responses.append(event)
+
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, backoff=Backoff(0.001, 0.001),
+        event_hooks={"request": [requests.append], "response": [on_response]},
+    ) as client:
+        await client.messages.send(from_="+18005550101", to="+18445550001", text="hi",
+                                   options=telnyx_msg.RequestOptions(idempotency_key="k1"))
+    assert [(e.method, e.path, e.attempt, e.idempotency_key) for e in requests] == [
+        ("POST", "/messages", 0, "k1"), ("POST", "/messages", 1, "k1")]
+    assert [(e.status, e.request_id) for e in responses] == [(503, "r-1"), (200, "r-2")]
+    assert all(e.elapsed >= 0 for e in responses)
+    assert KEY not in repr(requests) + repr(responses)
+
+
+async def test_response_hook_sees_transport_errors() -> None:
+    """A refused connection still produces a response event, with the error and no status."""
+    responses: list[telnyx_msg.ResponseEvent] = []
+    async with telnyx_msg.AsyncClient(KEY, base_url="http://127.0.0.1:9/v2", rate_limits=None,
+                                      max_retries=0,
+                                      event_hooks={"response": [responses.append]}) as client:
+        with pytest.raises(telnyx_msg.APIConnectionError):
+            await client.messages.retrieve("m")
+    assert len(responses) == 1
+    assert responses[0].status is None
+    assert responses[0].error is not None
+
+
+def test_bad_event_hooks() -> None:
+    """Unknown hook names or non-callables are configuration errors."""
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient(KEY, event_hooks={"reqest": [print]})
+    with pytest.raises(telnyx_msg.ConfigurationError):
+        telnyx_msg.AsyncClient(KEY, event_hooks={"request": ["not callable"]})  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("status", "code", "needle"), [
+    (429, "40318", "queue is full"),
+    (422, "40300", "replied STOP"),
+    (422, "40305", "10DLC"),
+    (429, "10011", "RateLimits"),
+    (401, "10009", "API key"),
+])
+async def test_error_hints(api_server: Any, status: int, code: str, needle: str) -> None:
+    """Common Telnyx errors carry a one-line hint on the likely cause and fix."""
+
+    async def fail(request: web.Request) -> web.Response:
+        return telnyx_error(status, code, "Failure")
+
+    server = await api_server(fail)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
+                                      max_retries=0) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
+    assert caught.value.hint is not None
+    assert needle in caught.value.hint
+    assert f"hint: {caught.value.hint}" in str(caught.value)
+
+
+async def test_failing_bulk_run_logs_explain(api_server: Any,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A bulk run hitting 503s logs each retry (INFO) and each attempt (DEBUG) with ids."""
+    caplog.set_level(logging.DEBUG, logger="telnyx_msg")
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return telnyx_error(503, "10001", "Unavailable", headers={"x-request-id": "req-9"})
+
+    server = await api_server(unavailable)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
+                                      backoff=Backoff(0.001, 0.001)) as client:
+        items = [{"from_": "+18005550101", "to": "+18445550001", "text": "hi"}]
+        outcomes = [o async for o in client.messages.send_many(items)]
+    assert outcomes[0].status == "not_sent"
+    retries = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(retries) == 2
+    assert "503" in retries[0].getMessage()
+    assert "request_id=req-9" in caplog.text
+    assert KEY not in caplog.text
