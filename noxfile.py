@@ -6,7 +6,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "slow"]
+nox.options.sessions = ["lint", "typecheck", "tests", "slow", "package"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "tests")
@@ -41,3 +41,25 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the public-API typing checks."""
     session.install("-e", ".[redis]", *TYPING_DEPS)
     session.run("mypy", "--strict", "telnyx_msg", "tests")
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the wheel and sdist, then install each in a clean venv and import it."""
+    import glob
+    import shutil
+    import tempfile
+
+    session.install("build")
+    dist = tempfile.mkdtemp(prefix="telnyx_msg-dist-")
+    session.run("python", "-m", "build", "--outdir", dist)
+    for artifact in sorted(glob.glob(f"{dist}/*")):
+        venv = tempfile.mkdtemp(prefix="telnyx_msg-venv-")
+        session.run("python", "-m", "venv", venv, external=True)
+        session.run(f"{venv}/bin/pip", "install", "-q", artifact, external=True)
+        session.run(f"{venv}/bin/python", "-c",
+                    "import telnyx_msg, telnyx_msg.testing, telnyx_msg.webhooks; "
+                    "print('ok', telnyx_msg.__version__)", external=True)
+        session.run(f"{venv}/bin/telnyx-msg", "--version", external=True)
+        shutil.rmtree(venv)
+    shutil.rmtree(dist)
