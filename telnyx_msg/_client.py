@@ -133,9 +133,9 @@ class Webhooks:
 class _Shared:
     """State shared by a client and its ``with_options`` views."""
 
-    api_key: str
+    api_key: str = attrs.field(repr=False)  # never in a repr
     base_url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = attrs.field(repr=False)  # carries the Authorization header
     transport: AiohttpTransport
     limiter: Limiter | None
     webhooks: Webhooks

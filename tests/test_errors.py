@@ -111,6 +111,7 @@ async def test_api_key_never_leaks(api_server: Any, caplog: pytest.LogCaptureFix
         with pytest.raises(telnyx_msg.InternalServerError) as caught:
             await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
         texts = [repr(client), str(client), repr(client.with_options(timeout=3)),
+                 repr(vars(client)), repr(client._shared),
                  str(caught.value), repr(caught.value), repr(caught.value.__dict__), caplog.text]
     assert len(server.requests) == 3
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
