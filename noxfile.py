@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "slow", "package"]
+nox.options.sessions = ["lint", "typecheck", "tests", "slow", "package", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "tests")
 TYPING_DEPS = nox.project.dependency_groups(PYPROJECT, "typing")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+DOCS_DEPS = nox.project.dependency_groups(PYPROJECT, "docs")
 
 
 @nox.session
@@ -33,14 +36,14 @@ def slow(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and tooling."""
     session.install(*LINT_DEPS)
-    session.run("ruff", "check", "telnyx_msg", "tests", "noxfile.py")
+    session.run("ruff", "check", "telnyx_msg", "tests", "examples", "docs/_ext", "noxfile.py")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the public-API typing checks."""
     session.install("-e", ".[redis]", *TYPING_DEPS)
-    session.run("mypy", "--strict", "telnyx_msg", "tests")
+    session.run("mypy", "--strict", "telnyx_msg", "tests", "examples")
 
 
 @nox.session
@@ -63,3 +66,12 @@ def package(session: nox.Session) -> None:
         session.run(f"{venv}/bin/telnyx-msg", "--version", external=True)
         shutil.rmtree(venv)
     shutil.rmtree(dist)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs-material + mkdocstrings) with warnings as errors."""
+    session.install("-e", ".", *DOCS_DEPS)
+    site_dir = os.path.join(session.create_tmp(), "site")
+    session.run("mkdocs", "build", "--strict", "--site-dir", site_dir, *session.posargs,
+                env={"NO_MKDOCS_2_WARNING": "1"})

@@ -153,8 +153,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
     unless the call carries an idempotency key. ``rate_limits`` defaults to ``RateLimits()``;
     ``None`` turns client-side limiting off. ``session`` reuses your ``aiohttp.ClientSession``
     (then the client never closes it). ``event_hooks`` (``{"request": [...], "response":
-    [...]}``) observe every attempt, see :mod:`telnyx_msg._events`. Use as ``async with`` or
-    call ``aclose()``.
+    [...]}``) observe every attempt, see :class:`RequestEvent` and :class:`ResponseEvent`
+    (docs/configuration.md). Use as ``async with`` or call ``aclose()``.
     """
 
     def __init__(

@@ -1,0 +1,1 @@
+"""Runnable examples (``python examples/NAME.py``), each run by ``tests/test_examples.py``."""

@@ -1,0 +1,311 @@
+"""Every script in examples/ runs against FakeTelnyx, and does what its docstring says.
+
+Scripts that finish on their own run as real subprocesses (``python -W error examples/X.py``)
+with ``TELNYX_BASE_URL`` / ``TELNYX_API_KEY`` / ``TELNYX_PUBLIC_KEY`` pointing at a fake on
+127.0.0.1, so their ``__main__`` path is covered and any warning (an unclosed session) fails them.
+The webhook servers are built in-process and served on 127.0.0.1 ports; the FastAPI example's
+receiver is driven through ASGI directly, so FastAPI itself is not needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import importlib.util
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from examples import (
+    bulk_from_csv,
+    delivery_tracking,
+    send_one_async,
+    webhooks_aiohttp,
+    webhooks_fastapi,
+)
+from telnyx_msg.receivers import AsgiWebhookApp
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FAILING_NUMBER, FakeTelnyx
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TIMEOUT = 20.0
+RECIPIENT = "+18445550001"
+InboundHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelnyx]:
+    """A started FakeTelnyx on 127.0.0.1."""
+    async with FakeTelnyx() as server:
+        yield server
+
+
+async def run_script(fake: FakeTelnyx, name: str, *args: str) -> tuple[int, str, str]:
+    """Run ``examples/<name>`` against ``fake``; return exit code, stdout and stderr."""
+    env = {**os.environ, "TELNYX_BASE_URL": fake.base_url, "TELNYX_API_KEY": fake.api_key,
+           "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONDONTWRITEBYTECODE": "1"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "error", str(EXAMPLES / name), *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free 127.0.0.1 port; return the runner and the base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+def test_every_example_is_tested() -> None:
+    """Each script in examples/ is imported by this module (so none is left untested)."""
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"__init__"}
+    tested = {"send_one_blocking"} | {m.__name__.rsplit(".", 1)[1] for m in (
+        bulk_from_csv, delivery_tracking, send_one_async, webhooks_aiohttp, webhooks_fastapi)}
+    assert scripts == tested
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+async def test_send_one_async_script(fake: FakeTelnyx) -> None:
+    """The async script sends one message, reads it back, and exits cleanly."""
+    code, out, err = await run_script(fake, "send_one_async.py", "--to", RECIPIENT,
+                                      "--text", "Hello from the tests")
+    assert (code, err) == (0, "")
+    message_id = out.split()[1].rstrip(":")
+    stored = fake.message(message_id)
+    assert stored["text"] == "Hello from the tests"
+    assert stored["to"][0]["phone_number"] == RECIPIENT
+    assert "1 part(s), GSM-7" in out.splitlines()[1]
+    assert fake.stats.count("POST", "/messages") == 1
+    assert fake.stats.count("GET", "/messages/{id}") == 1
+
+
+async def test_send_one_async_reports_an_opt_out(fake: FakeTelnyx,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A refused send surfaces Telnyx's status, code and request id, and is not retried."""
+    await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="STOP")
+    with pytest.raises(telnyx_msg.ConflictError) as caught:
+        await send_one_async.main(DEFAULT_TOLL_FREE, RECIPIENT, "Hi",
+                                  api_key=fake.api_key, base_url=fake.base_url)
+    assert caught.value.code == "40300"
+    assert caught.value.request_id is not None
+    assert "not sent: 409 [40300]" in capsys.readouterr().out
+    assert fake.stats.count("POST", "/messages") == 1
+    assert fake.stats.messages_sent == 0
+
+
+async def test_send_one_blocking_script(fake: FakeTelnyx) -> None:
+    """The blocking script sends once with an idempotency key; a bad number exits 1 unsent."""
+    code, out, err = await run_script(fake, "send_one_blocking.py", "--to", RECIPIENT)
+    assert (code, err) == (0, "")
+    message_id = out.split()[1].rstrip(":")
+    assert fake.message(message_id)["text"] == "Hello from telnyx_msg"
+    (request,) = [r for r in fake.stats.requests if r.method == "POST"]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert len(headers["idempotency-key"]) == 36  # a UUID4
+
+    code, out, err = await run_script(fake, "send_one_blocking.py", "--to", "555-0100")
+    assert (code, err) == (1, "")
+    assert out.startswith("invalid to:")
+    assert fake.stats.messages_sent == 1
+
+
+# --- bulk ---------------------------------------------------------------------------------------
+
+
+async def test_bulk_from_csv_script(fake: FakeTelnyx) -> None:
+    """Every valid row of recipients.csv is sent once; the malformed one is rejected unsent."""
+    code, out, err = await run_script(fake, "bulk_from_csv.py")
+    assert (code, err) == (0, "")
+    with (EXAMPLES / "recipients.csv").open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    valid = {row["to"] for row in rows if row["to"].startswith("+")}
+    assert len(valid) == len(rows) - 1
+    sent_to = {r.json["to"] for r in fake.stats.requests
+               if r.method == "POST" and isinstance(r.json, dict)}
+    assert sent_to == valid
+    assert fake.stats.messages_sent == len(valid)
+    assert out.splitlines()[-1] == f"rejected 1, sent {len(valid)}"
+    assert "line 6: rejected: to: '555-0105'" in out
+
+
+async def test_bulk_from_csv_counts_not_sent(fake: FakeTelnyx, tmp_path: Path) -> None:
+    """Rows refused by Telnyx after the retries are counted as such, not as sent."""
+    source = tmp_path / "optout.csv"
+    source.write_text(f"from,to,text\n{DEFAULT_TOLL_FREE},{RECIPIENT},Hi\n", encoding="utf-8")
+    await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="STOP")
+    counts = await bulk_from_csv.main(source, api_key=fake.api_key, base_url=fake.base_url)
+    assert counts == {"rejected": 1}
+    assert fake.stats.messages_sent == 0
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+async def test_webhooks_aiohttp_receives_verified_events(
+    fake: FakeTelnyx, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The aiohttp app verifies and handles delivery and inbound webhooks; forgeries get 401."""
+    app = webhooks_aiohttp.create_app(fake.public_key)
+    runner, url = await serve(app)
+    try:
+        fake.set_webhook_url(url + webhooks_aiohttp.PATH)
+        async with fake.client() as client:
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=RECIPIENT, text="Hi")
+        await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="hello back")
+        await fake.settle()
+        await app[webhooks_aiohttp.RECEIVER].drain()
+        async with aiohttp.ClientSession() as session, session.post(
+            url + webhooks_aiohttp.PATH, data=b'{"data": {}}',
+            headers={"telnyx-timestamp": "1", "telnyx-signature-ed25519": "x"},
+        ) as forged:
+            assert forged.status == 401
+    finally:
+        await runner.cleanup()
+    events = app[webhooks_aiohttp.EVENTS]
+    kinds = sorted(str(e.event_type) for e in events)
+    assert kinds == ["message.finalized", "message.received", "message.sent"]
+    final = next(e for e in events if e.event_type == "message.finalized")
+    assert isinstance(final.payload, telnyx_msg.Message)
+    assert final.payload.id == sent.id
+    assert final.payload.to[0].status == "delivered"
+    assert all(attempt.ok for attempt in fake.stats.webhook_attempts)
+    assert f"inbound from {RECIPIENT}: 'hello back'" in capsys.readouterr().out
+
+
+def asgi_bridge(app: AsgiWebhookApp) -> InboundHandler:
+    """An aiohttp handler that passes each request to an ASGI app (an ASGI server in small)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        scope: dict[str, Any] = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": request.method, "scheme": "http", "path": request.path,
+            "raw_path": request.raw_path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.raw_headers],
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        answer: dict[str, Any] = {"body": b""}
+
+        async def receive() -> MutableMapping[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+
+        await app(scope, receive, send)
+        return web.Response(status=answer["status"], body=answer["body"])
+
+    return handle
+
+
+async def test_webhooks_fastapi_receiver_over_asgi(fake: FakeTelnyx) -> None:
+    """The FastAPI example's receiver handles the fake's signed webhooks through ASGI."""
+    events: list[telnyx_msg.WebhookEvent] = []
+    receiver = webhooks_fastapi.create_receiver(fake.public_key, events)
+    app = web.Application()
+    app.router.add_route("*", webhooks_fastapi.PATH, asgi_bridge(receiver))
+    runner, url = await serve(app)
+    try:
+        fake.set_webhook_url(url + webhooks_fastapi.PATH)
+        async with fake.client() as client:
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER,
+                                              text="Hi")
+        await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="inbound")
+        await fake.settle()
+        await receiver.drain()
+        async with aiohttp.ClientSession() as session, session.get(
+            url + webhooks_fastapi.PATH
+        ) as wrong_method:
+            assert wrong_method.status == 405
+    finally:
+        await runner.cleanup()
+    # The ASGI lifespan protocol closes the receiver on shutdown, as a server would.
+    lifespan = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    replies: list[str] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return lifespan.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        replies.append(message["type"])
+
+    await receiver({"type": "lifespan"}, receive, send)
+    assert replies == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert receiver.closed
+    by_type = {str(e.event_type): e for e in events}
+    assert sorted(by_type) == ["message.finalized", "message.received", "message.sent"]
+    final = by_type["message.finalized"].payload
+    assert isinstance(final, telnyx_msg.Message)
+    assert (final.id, final.to[0].status) == (sent.id, "delivery_failed")
+    inbound = by_type["message.received"].payload
+    assert isinstance(inbound, telnyx_msg.Message)
+    assert inbound.text == "inbound"
+
+
+def test_webhooks_fastapi_without_fastapi_explains() -> None:
+    """Without FastAPI installed, building the app exits with an install hint."""
+    receiver = webhooks_fastapi.create_receiver("A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=")
+    if importlib.util.find_spec("fastapi") is not None:
+        assert callable(webhooks_fastapi.create_app(receiver))
+        return
+    with pytest.raises(SystemExit, match="pip install fastapi"):
+        webhooks_fastapi.create_app(receiver)
+
+
+def test_webhook_examples_need_a_public_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a key (argument or TELNYX_PUBLIC_KEY) the receivers say where to find one."""
+    monkeypatch.delenv("TELNYX_PUBLIC_KEY", raising=False)
+    with pytest.raises(SystemExit, match="TELNYX_PUBLIC_KEY"):
+        webhooks_aiohttp.create_app()
+    with pytest.raises(SystemExit, match="TELNYX_PUBLIC_KEY"):
+        webhooks_fastapi.create_receiver()
+
+
+# --- delivery tracking --------------------------------------------------------------------------
+
+
+async def test_delivery_tracking_script(fake: FakeTelnyx) -> None:
+    """The script waits for the verified final status: a failing number ends delivery_failed."""
+    code, out, err = await run_script(fake, "delivery_tracking.py", "--to", FAILING_NUMBER,
+                                      "--port", "0", "--timeout", "10")
+    assert (code, err) == (0, "")
+    assert f"{FAILING_NUMBER}: delivery_failed" in out
+    assert "error 40008" in out
+    assert [a.event_type for a in fake.stats.webhook_attempts] == [
+        "message.sent", "message.finalized"]
+    assert all(a.ok for a in fake.stats.webhook_attempts)
+
+
+async def test_delivery_tracking_delivered(fake: FakeTelnyx) -> None:
+    """In-process, the returned message is final and delivered, as Telnyx stores it."""
+    final = await delivery_tracking.main(
+        DEFAULT_TOLL_FREE, RECIPIENT, "Hi", port=0, timeout=10,
+        api_key=fake.api_key, base_url=fake.base_url, public_key=fake.public_key,
+    )
+    assert final.to[0].status == "delivered"
+    assert final.completed_at is not None
+    assert fake.message(final.id or "")["to"][0]["status"] == "delivered"
