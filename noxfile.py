@@ -36,14 +36,15 @@ def slow(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and tooling."""
     session.install(*LINT_DEPS)
-    session.run("ruff", "check", "telnyx_msg", "tests", "examples", "docs/_ext", "noxfile.py")
+    session.run("ruff", "check", "telnyx_msg", "tests", "examples", "benchmarks", "docs/_ext",
+                "noxfile.py")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the public-API typing checks."""
     session.install("-e", ".[redis]", *TYPING_DEPS)
-    session.run("mypy", "--strict", "telnyx_msg", "tests", "examples")
+    session.run("mypy", "--strict", "telnyx_msg", "tests", "examples", "benchmarks")
 
 
 @nox.session
@@ -75,3 +76,17 @@ def docs(session: nox.Session) -> None:
     site_dir = os.path.join(session.create_tmp(), "site")
     session.run("mkdocs", "build", "--strict", "--site-dir", site_dir, *session.posargs,
                 env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw aiohttp on a local server (`-- --quick` for CI).
+
+    Informational only: prints the ratios and the performance targets, writes
+    bench-results.json, and never fails on numbers. `-- --with-official` also measures the
+    official SDK, pinned to an exact known-good version.
+    """
+    session.install("-e", ".")
+    if "--with-official" in session.posargs:
+        session.install("telnyx[aiohttp]==4.189.0")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
