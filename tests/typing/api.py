@@ -41,6 +41,8 @@ WHATSAPP = {"type": "text", "text": {"body": "Hi"}}
 
 async def async_api(client: telnyx_msg.AsyncClient) -> None:
     """The AsyncClient: awaited methods return models, list methods return AsyncPager."""
+    async for outcome in client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}]):
+        assert_type(outcome, telnyx_msg.SendOutcome)
     assert_type(await client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         await client.messages.send(
@@ -104,6 +106,8 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
 
 def sync_api(client: telnyx_msg.Client) -> None:
     """The blocking Client: same names, plain values and SyncPager."""
+    for outcome in client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}]):
+        assert_type(outcome, telnyx_msg.SendOutcome)
     assert_type(client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         client.messages.send_with_alphanumeric_sender(
