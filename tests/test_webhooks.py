@@ -297,7 +297,7 @@ def _sig(private_key: Ed25519PrivateKey, body: bytes) -> str:
         lambda s: " " + s,  # leading space
         lambda s: s.rstrip("="),  # missing padding
         lambda s: s.replace("+", "-").replace("/", "_"),  # urlsafe alphabet
-        lambda s: s[:-4] + "AA==",  # last byte changed
+        lambda s: s[:-4] + ("AQ==" if s.endswith("AA==") else "AA=="),  # last byte changed
         lambda s: base64.b64encode(base64.b64decode(s) + b"\x00").decode(),  # 65 bytes
         lambda s: base64.b64encode(base64.b64decode(s)[:63]).decode(),  # 63 bytes
         lambda s: "",  # empty
