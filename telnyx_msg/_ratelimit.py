@@ -58,7 +58,7 @@ __all__ = ["RateLimits", "sender_kind"]
 # not yet run), so only that task may grant it / passing: its last grant went to the running
 # task, which releases the lane once it is sure to resume before the lane's next grantee.
 _IDLE, _READY, _TIMED, _HELD, _PASSING = 0, 1, 2, 3, 4
-RESET_SLACK = 0.75
+RESET_SLACK = 0.9
 _TIME_EPS = 1e-9
 # A lane without a rate of its own that reports a full queue pauses for 1 % of the 4 h window.
 _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
@@ -161,7 +161,7 @@ class RateLimits:
       (not below ``min(0.5, configured)``; at most once per ``max(1 s, reset_after)``),
       ``W_max`` = the rate before, or the measured success rate if lower (EWMA over 0.5 s
       slots, weight 0.8), and the bucket is emptied and blocked for ``reset_after`` seconds
-      (``x-ratelimit-reset``; capped at 300 s), less 0.75 s when it is a whole number, since
+      (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number, since
       whole seconds are rounded up and the window resets within the last second before the
       stated time. The bucket size scales with the rate.
     - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server

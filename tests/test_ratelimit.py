@@ -484,11 +484,11 @@ async def test_cancelled_after_grant_returns_its_tokens(clock: VirtualClock) -> 
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("reset", "blocked"), [(2.5, 2.5), (2.0, 1.25)])
+@pytest.mark.parametrize(("reset", "blocked"), [(2.5, 2.5), (2.0, 1.1)])
 async def test_10011_decreases_rate_and_blocks_until_reset(
     clock: VirtualClock, reset: float, blocked: float
 ) -> None:
-    """429 10011: no grant until the reset (a whole-second value less its 0.75 s rounding
+    """429 10011: no grant until the reset (a whole-second value less its 0.9 s rounding
     slack), then 0.7 x the rate."""
     lim = limits(clock, account_mps=10.0)
     times: list[float] = []
