@@ -158,7 +158,9 @@ async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
             outcomes = client.messages.send_many(numbers(100), concurrency=4,
                                                  on_stop=stopped.append)
             task = asyncio.ensure_future(outcomes.__anext__())
-            while server.in_flight < 4:  # noqa: ASYNC110 - polling a plain counter
+            for _ in range(1000):  # bounded wait (10 s) for the 4 sends to reach the server
+                if server.in_flight >= 4:
+                    break
                 await asyncio.sleep(0.01)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
