@@ -15,7 +15,6 @@ from telnyx_msg.errors import ConfigurationError, ValidationError
 
 DEFAULT_BASE_URL = "https://api.telnyx.com/v2"
 DEFAULT_MAX_RETRIES = 2
-DEFAULT_MAX_RETRY_WAIT = 60.0
 #: Connection pool size: matches the official SDK's 100 and bounds send_many's concurrency.
 DEFAULT_POOL_SIZE = 100
 
