@@ -247,9 +247,16 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         assert field.default in (None, ()), f"{name}.{field.name}: default must be None/()"
         key = _wire_name(field.name)
         primitive = _PRIMITIVES.get(field.type)
+        enum_cls = _open_enum(field.type)
         if primitive is not None:
             namespace[f"t{i}"] = primitive
             value = f"(v if (v := g({key!r})) is None or type(v) is t{i} else t{i}(v))"
+        elif enum_cls is not None:  # known value -> member, unknown string kept as is
+            namespace[f"e{i}"] = {member.value: member for member in enum_cls}
+            value = f"(None if (v := g({key!r})) is None else e{i}.get(v, v))"
+        elif field.type == datetime | None:
+            namespace["__dt"] = parse_datetime
+            value = f"(None if (v := g({key!r})) is None else __dt(v))"
         elif _is_optional(field.type):
             inner = next(a for a in get_args(field.type) if a is not type(None))
             namespace[f"h{i}"] = converter.get_structure_hook(inner)
