@@ -141,14 +141,21 @@ class Progress:
         sys.stderr.flush()
 
 
-def _print_plan(source: Path, done_rows: set[int], limits: Any) -> None:
-    """Estimate the run per sender lane before sending; warn when a lane outlives the queue."""
+def _print_plan(source: Path, done_rows: set[int], limits: Any) -> int:
+    """Estimate the run per sender lane before sending; warn when a lane outlives the queue.
+
+    Returns the number of rows the run will attempt (valid or not), for the progress line.
+    """
     from telnyx_msg._plan import plan_bulk
 
+    pending = 0
+
     def rows() -> Iterator[dict[str, Any]]:
+        nonlocal pending
         with source.open(newline="", encoding="utf-8") as handle:
             for number, row in enumerate(csv.DictReader(handle), start=1):
                 if number not in done_rows:
+                    pending += 1
                     with contextlib.suppress(ValidationError):
                         yield row_to_request(row)
 
@@ -157,6 +164,7 @@ def _print_plan(source: Path, done_rows: set[int], limits: Any) -> None:
           f"sender lane(s), about {plan.seconds:.0f} s at the client's limits", file=sys.stderr)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return pending
 
 
 async def run_bulk_file(args: argparse.Namespace) -> int:
@@ -168,10 +176,8 @@ async def run_bulk_file(args: argparse.Namespace) -> int:
     out: Path = args.out or source.with_name(source.stem + ".results.csv")
     done_rows = load_done_rows(out) if args.resume else set()
     limits = RateLimits() if args.account_mps is None else RateLimits(account_mps=args.account_mps)
-    with source.open(newline="", encoding="utf-8") as handle:
-        total = max(sum(1 for _ in handle) - 1, 0) - len(done_rows)
-    _print_plan(source, done_rows, limits)
-    progress = Progress(max(total, 0), enabled=not args.no_progress)
+    total = _print_plan(source, done_rows, limits)  # one read plans and counts the rows
+    progress = Progress(total, enabled=not args.no_progress)
     writer = ResultWriter(out, append=args.resume)
     rows_by_index: dict[int, int] = {}
 

@@ -82,6 +82,7 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
     async with FakeTelnyx(config=config) as fake:
         client = fake.client(rate_limits=RateLimits(account_mps=account_mps),
                              max_retries=4)
+        sending_done = asyncio.Event()
 
         async def receive(request: web.Request) -> web.Response:
             body = await request.read()
@@ -99,7 +100,6 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
                     all_final.set()
             return web.Response(status=200)
 
-        sending_done = asyncio.Event()
         app = web.Application()
         app.router.add_post("/webhooks", receive)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)

@@ -83,7 +83,7 @@ class Endpoint(Generic[P, R]):
         return tuple(plans)
 
     def build(self, request: Any) -> tuple[str, str, dict[str, Any] | None]:
-        """Return ``(path_with_query, query_string, body)`` for a validated request model."""
+        """Return ``(path, query_string, body)`` for a validated request model."""
         path = self.path
         query: list[tuple[str, str]] = []
         body: dict[str, Any] | None = None if self.method in ("GET", "DELETE") else {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
@@ -16,7 +15,7 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg import RequestOptions
 from telnyx_msg._retry import Backoff, server_hint
-from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+from tests.conftest import ApiServer, _free_port, json_response, message_json, telnyx_error
 
 FAST = Backoff(initial=0.001, max=0.002)
 SEND: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
@@ -306,19 +305,11 @@ async def test_post_connection_drop_retried_with_key(api_server: Any) -> None:
     assert {r.headers["Idempotency-Key"] for r in server.requests} == {"k-1"}
 
 
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.mark.anyio
 async def test_connection_refused_is_retried_for_sends(caplog: pytest.LogCaptureFixture) -> None:
     """A refused connection never reached Telnyx: even a send is retried (3 attempts)."""
     caplog.set_level(logging.DEBUG, logger="telnyx_msg")
-    base = f"http://127.0.0.1:{_closed_port()}/v2"
+    base = f"http://127.0.0.1:{_free_port()}/v2"  # nothing listens there
     async with telnyx_msg.AsyncClient("secret-key", base_url=base, backoff=FAST,
                                       rate_limits=None) as client:
         with pytest.raises(telnyx_msg.APIConnectionError) as caught:
