@@ -62,7 +62,11 @@ def package(session: nox.Session) -> None:
         session.run("python", "-m", "venv", venv, external=True)
         session.run(f"{venv}/bin/pip", "install", "-q", artifact, external=True)
         session.run(f"{venv}/bin/python", "-c",
-                    "import telnyx_msg, telnyx_msg.testing, telnyx_msg.webhooks; "
+                    "import importlib.metadata as m, telnyx_msg, telnyx_msg.testing, "
+                    "telnyx_msg.webhooks; md = m.metadata('telnyx_msg'); "
+                    "assert md['Version'] == telnyx_msg.__version__, md['Version']; "
+                    "assert md.get_all('Project-URL'), 'no project URLs'; "
+                    "assert 'Typing :: Typed' in md.get_all('Classifier'); "
                     "print('ok', telnyx_msg.__version__)", external=True)
         session.run(f"{venv}/bin/telnyx-msg", "--version", external=True)
         shutil.rmtree(venv)

@@ -43,7 +43,7 @@ from telnyx_msg._retry import (
     status_outcome_unknown,
     status_retryable,
 )
-from telnyx_msg._spec import Endpoint
+from telnyx_msg._spec import Endpoint, describe
 from telnyx_msg._transport import USER_AGENT, AiohttpTransport, HttpResponse, TransportError
 from telnyx_msg.errors import (
     APIConnectionError,
@@ -289,8 +289,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 return await run(make_request(endpoint, args, kwargs))
 
             method = call_method
-        method.__name__ = method.__qualname__ = name
-        method.__doc__ = endpoint.request.__doc__
+        describe(method, endpoint, name, "AsyncPager")
         return method
 
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
@@ -433,7 +432,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 reset = response.headers.get("x-ratelimit-reset")
                 limiter.on_response(lane, status=status, code=error.code,
                                     reset_after=None if reset is None else parse_seconds(reset))
-            if attempt >= max_retries or not status_retryable(status, error.code, retry_safe):
+            if attempt >= max_retries or not status_retryable(
+                    status, error.code, retry_safe, response.headers.get("x-should-retry")):
                 raise error
             hint = error.retry_after
             if hint is not None and hint > self._backoff.max_wait:

@@ -18,6 +18,10 @@ read timeout, connection reset after sending   retried                     raise
 other 4xx                                      raised                      raised
 =============================================  ==========================  ======================
 
+A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
+transport rows): the server that saw the request knows whether repeating it is safe. This is the
+directive the official SDK also checks first (WIRE.md §1.6); any other value is ignored.
+
 Waits: the server's hint when it sends one (``retry-after-ms``, then ``Retry-After`` as seconds or
 an HTTP date, then Telnyx's ``x-ratelimit-reset`` on a 429), else exponential backoff
 ``min(initial * 2**n, max) * (1 - jitter * U[0,1))`` (0.5 s doubling to 8 s by default). A hint
@@ -67,8 +71,17 @@ class Backoff:
         return base * (1.0 - min(self.jitter, 1.0) * rand())
 
 
-def status_retryable(status: int, code: str | None, retry_safe: bool) -> bool:
-    """Whether an HTTP error status may be retried (see the module table)."""
+def status_retryable(status: int, code: str | None, retry_safe: bool,
+                     should_retry: str | None = None) -> bool:
+    """Whether an HTTP error status may be retried (see the module table).
+
+    ``should_retry`` is the response's ``x-should-retry`` header, which wins when it is
+    ``true`` or ``false``.
+    """
+    if should_retry is not None:
+        directive = should_retry.strip().lower()
+        if directive in ("true", "false"):
+            return directive == "true"
     if status == 429:
         return code != QUEUE_FULL
     if status in (408, 503):

@@ -10,6 +10,7 @@ date-times are ISO 8601.
 from __future__ import annotations
 
 import enum
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -161,3 +162,30 @@ class PagedEndpoint(Endpoint[P, R]):
 def paged_endpoint(path: str, request: Callable[P, Any], item: type[R]) -> PagedEndpoint[P, R]:
     """A ``GET`` list paginated by page number (every in-scope list, WIRE.md §2)."""
     return PagedEndpoint("GET", path, request, item, many=True, paged=True)
+
+
+def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str,
+             pager: str) -> None:
+    """Give a bound method its name, docstring and real signature.
+
+    The bound callables take ``*args, **kwargs`` (the request model validates them), so without
+    ``__signature__`` ``help()``, IDEs and ``inspect.signature`` would show nothing useful.
+    Required arguments come first and ``options`` last; ``pager`` names the page-iterator class
+    a list method returns.
+    """
+    params = sorted(
+        inspect.signature(endpoint.request).parameters.values(),
+        key=lambda p: (p.kind, p.name == "options", p.default is not p.empty),
+    )
+    if endpoint.paged:
+        returns: Any = f"{pager}[{endpoint.response.__name__}]"
+    elif endpoint.envelope == "none":
+        returns = None
+    elif endpoint.many:
+        returns = list[endpoint.response]  # type: ignore[name-defined]
+    else:
+        returns = endpoint.response
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = endpoint.request.__doc__
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        params, return_annotation=returns)

@@ -23,7 +23,7 @@ from telnyx_msg._events import Hook
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
-from telnyx_msg._spec import Endpoint
+from telnyx_msg._spec import Endpoint, describe
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Page
 
@@ -217,6 +217,5 @@ class Client(ResourceTree[SyncMode]):
                 return portal.call(run, request)
 
             method = call_method
-        method.__name__ = method.__qualname__ = name
-        method.__doc__ = endpoint.request.__doc__
+        describe(method, endpoint, name, "SyncPager")
         return method

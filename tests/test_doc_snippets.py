@@ -172,7 +172,10 @@ DOTTED = re.compile(r"\btelnyx_msg(?:\.[A-Za-z_]\w*)+")
 CLIENT_CHAIN = re.compile(r"(?<![\w.])client((?:\.[A-Za-z_]\w*)+)")
 FAKE_ATTR = re.compile(r"(?<![\w.])(?:fake|telnyx_fake)\.([A-Za-z_]\w*)")
 #: Calls of the official ``telnyx`` SDK that migration.md quotes next to ours.
-OFFICIAL_ONLY = {("migration.md", ".messages.whatsapp")}
+#: Official-SDK methods the migration page names as having no telnyx_msg counterpart.
+OFFICIAL_ONLY = {("migration.md", chain) for chain in (
+    ".messages.whatsapp", ".messages.rcs", ".messaging_hosted_numbers.delete",
+    ".messaging_profiles.create")}
 
 
 def _resolve(dotted: str) -> object:

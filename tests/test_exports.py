@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -293,3 +294,54 @@ def test_import_is_cheap() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=60)
     assert json.loads(result.stdout) == []
+
+
+def _bound_methods(client: object) -> list[tuple[str, Any]]:
+    from telnyx_msg._resources import Op, PagedOp, Resource
+
+    found = []
+
+    def walk(resource: object, prefix: str) -> None:
+        for name, attr in vars(type(resource)).items():
+            if isinstance(attr, (Op, PagedOp)):
+                found.append((prefix + name, getattr(resource, name)))
+        for name, child in vars(resource).items():
+            if isinstance(child, Resource):
+                walk(child, f"{prefix}{name}.")
+
+    for name, child in vars(client).items():
+        if isinstance(child, Resource):
+            walk(child, f"{name}.")
+    return found
+
+
+@pytest.mark.parametrize("cls", ["AsyncClient", "Client"])
+def test_methods_show_their_real_signature(cls: str) -> None:
+    """help(), IDEs and inspect see the documented arguments, not ``*args, **kwargs``."""
+    client = getattr(telnyx_msg, cls)(api_key="k", base_url="http://127.0.0.1:9")
+    try:
+        methods = _bound_methods(client)
+        assert {"messages.send", "messaging_optouts.list",
+                "messaging_profiles.autoresp_configs.retrieve"} <= {n for n, _ in methods}
+        for name, method in methods:
+            sig = inspect.signature(method)
+            params = list(sig.parameters.values())
+            assert params[-1].name == "options", name
+            assert all(p.kind is not p.VAR_POSITIONAL and p.kind is not p.VAR_KEYWORD
+                       for p in params), name
+            assert method.__name__ == name.rsplit(".", 1)[1]
+            assert method.__doc__
+        send = dict(methods)["messages.send"]
+        sig = inspect.signature(send)
+        assert sig.return_annotation is models.Message
+        assert sig.parameters["to"].kind is inspect.Parameter.KEYWORD_ONLY
+        with pytest.raises(TypeError):
+            sig.bind("+15550001111")  # keyword-only, as the request model enforces
+        retrieve = inspect.signature(dict(methods)["messaging_profiles.autoresp_configs.retrieve"])
+        assert list(retrieve.parameters)[:2] == ["autoresp_cfg_id", "profile_id"]
+        pager = "AsyncPager" if cls == "AsyncClient" else "SyncPager"
+        assert (inspect.signature(dict(methods)["messaging_optouts.list"]).return_annotation
+                == f"{pager}[OptOut]")
+    finally:
+        if cls == "Client":
+            client.close()

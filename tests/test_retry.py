@@ -136,6 +136,26 @@ async def test_status_attempts(api_server: Any, status: int, code: str, get_atte
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(("status", "directive", "attempts"), [
+    (500, "true", 3),     # a send Telnyx says it did not process: safe to repeat
+    (409, "True", 3),
+    (503, "false", 1),    # normally retried; the server says no
+    (429, "false", 1),
+    (500, "maybe", 1),    # anything else: the policy table decides
+    (503, "maybe", 3),
+])
+async def test_x_should_retry_overrides_the_status_rule(
+        api_server: Any, status: int, directive: str, attempts: int) -> None:
+    """``x-should-retry`` is the server's explicit word on a send; it wins over the table."""
+    server = await api_server(failing(status, headers={"x-should-retry": directive}))
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as error:
+            await client.messages.send(**SEND)
+    assert len(server.requests) == attempts
+    assert error.value.status == status
+
+
+@pytest.mark.anyio
 async def test_retry_then_success(api_server: Any) -> None:
     """Two 503s then a 200: the call succeeds after exactly three requests."""
     server = await api_server(failing(503, times=2))
