@@ -44,7 +44,13 @@ from telnyx_msg._retry import (
     status_retryable,
 )
 from telnyx_msg._spec import Endpoint, describe
-from telnyx_msg._transport import USER_AGENT, AiohttpTransport, HttpResponse, TransportError
+from telnyx_msg._transport import (
+    USER_AGENT,
+    AiohttpTransport,
+    HttpResponse,
+    TransportError,
+    fixed_headers,
+)
 from telnyx_msg.errors import (
     APIConnectionError,
     APIStatusError,
@@ -135,7 +141,7 @@ class _Shared:
 
     api_key: str = attrs.field(repr=False)  # never in a repr
     base_url: str
-    headers: dict[str, str] = attrs.field(repr=False)  # carries the Authorization header
+    headers: Mapping[str, str] = attrs.field(repr=False)  # carries the Authorization header
     transport: AiohttpTransport
     limiter: Limiter | None
     webhooks: Webhooks
@@ -182,12 +188,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         self._shared = _Shared(
             api_key=key,
             base_url=url,
-            headers={
+            headers=fixed_headers({
                 "Authorization": f"Bearer {key}",
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
-            },
+            }),
             transport=AiohttpTransport(session, pool_size=pool_size),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
@@ -283,42 +289,25 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
             method: Callable[..., Any] = list_method
         else:
-            run = self._runner(endpoint)
+            call = self._call
+            finish = _finisher(endpoint)
 
+            # One coroutine per call on top of _call: each layer is an object the garbage
+            # collector must track for the whole round trip.
             async def call_method(*args: Any, **kwargs: Any) -> Any:
-                return await run(make_request(endpoint, args, kwargs))
+                return finish(await call(endpoint, make_request(endpoint, args, kwargs)))
 
             method = call_method
         describe(method, endpoint, name, "AsyncPager")
         return method
 
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
-        """``run(request) -> result`` for one endpoint (the blocking facade calls this too)."""
+        """``run(request) -> result`` for one endpoint (the blocking facade calls this)."""
         call = self._call
-        envelope = endpoint.envelope
-        if envelope == "none":
-            async def run_none(request: Any) -> Any:
-                await call(endpoint, request)
-                return None
+        finish = _finisher(endpoint)
 
-            return run_none
-        from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
-
-        item_type = endpoint.response
-        hook = converter.get_structure_hook(item_type)
-        many = endpoint.many
-
-        async def run(request: Any) -> Any:
-            doc = _decode(await call(endpoint, request), endpoint)
-            data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
-            try:
-                if many:
-                    return [hook(x, item_type) for x in (data or ())]
-                return hook(data, item_type)
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                raise TelnyxError(
-                    f"unexpected response shape from {endpoint.method} {endpoint.path}: {exc}"
-                ) from exc
+        async def run(request: Any) -> T:
+            return finish(await call(endpoint, request))
 
         return run
 
@@ -480,6 +469,32 @@ def _check_retries(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
     return value
+
+
+def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
+    """``finish(response) -> result``: decode and structure one endpoint's 2xx response."""
+    envelope = endpoint.envelope
+    if envelope == "none":
+        return lambda _: None  # type: ignore[return-value]  # T is None for these endpoints
+    from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
+
+    item_type = endpoint.response
+    hook = converter.get_structure_hook(item_type)
+    many = endpoint.many
+
+    def finish(response: HttpResponse) -> Any:
+        doc = _decode(response, endpoint)
+        data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
+        try:
+            if many:
+                return [hook(x, item_type) for x in (data or ())]
+            return hook(data, item_type)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise TelnyxError(
+                f"unexpected response shape from {endpoint.method} {endpoint.path}: {exc}"
+            ) from exc
+
+    return finish
 
 
 def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:

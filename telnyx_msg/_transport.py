@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import aiohttp
 from attrs import frozen
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from telnyx_msg._config import DEFAULT_POOL_SIZE, Timeout
@@ -25,6 +25,11 @@ USER_AGENT = (
 
 
 _URL_CACHE_SIZE = 256
+
+
+def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """Headers sent on every request, read-only and in the form aiohttp merges without a copy."""
+    return CIMultiDictProxy(CIMultiDict(headers))
 
 
 @frozen

@@ -272,6 +272,35 @@ async def test_slow_lane_does_not_delay_fast_lane(clock: VirtualClock) -> None:
 
 
 @pytest.mark.anyio
+async def test_newcomer_lane_queues_behind_lanes_waiting_for_the_account(
+        clock: VirtualClock) -> None:
+    """An acquire from an idle lane never takes an account token a waiting lane is owed."""
+    lim = limits(clock, account_mps=1.0, burst=1,
+                 per_sender_mps={"a": None, "b": None, "c": None, "d": None})
+    order: list[str] = []
+
+    async def send(sender: str) -> None:
+        await lim.acquire(sender)
+        order.append(f"{sender}@{clock.now - T0:g}")
+
+    async def newcomer() -> None:
+        await clock.sleep(1.0)  # wakes at 1 s before the limiter's own timer does
+        await send("b")
+
+    async def body() -> None:
+        late = asyncio.ensure_future(newcomer())
+        await asyncio.sleep(0)
+        await asyncio.gather(late, *(send(s) for s in "acd"))
+
+    await clock.run(body())
+    # c and d waited for the account since 0 s; b arrives at 1 s, when a token is free, and
+    # must not take it from them.
+    assert order[:2] == ["a@0", "d@1"]
+    assert len(order) == 4
+    assert "b@1" not in order
+
+
+@pytest.mark.anyio
 async def test_fifo_within_a_lane(clock: VirtualClock) -> None:
     """Waiters of one lane are granted in arrival order."""
     lim = limits(clock, account_mps=5.0)
