@@ -438,6 +438,9 @@ def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> Any:
     """Build and validate an endpoint's request model from call arguments (no I/O)."""
     request = endpoint.request(*args, **kwargs)
+    for plan in endpoint.required:
+        if getattr(request, plan.name) is None:
+            raise ValidationError(plan.wire, "is required")
     options = request.options
     if (options is not None and options.idempotency_key is not None
             and not endpoint.accepts_idempotency_key):

@@ -59,6 +59,8 @@ class Endpoint(Generic[P, R]):
     accepts_idempotency_key: bool = False
     idempotent: bool = attrs.field()
     fields: tuple[FieldPlan, ...] = attrs.field(init=False)
+    #: Request fields without a default; attrs accepts None for them, the API does not.
+    required: tuple[FieldPlan, ...] = attrs.field(init=False, repr=False)
 
     @idempotent.default
     def _idempotent_by_method(self) -> bool:
@@ -82,6 +84,12 @@ class Endpoint(Generic[P, R]):
         missing = in_path - {p.name for p in plans}
         assert not missing, f"{self.path}: no request field for {missing}"
         return tuple(plans)
+
+    @required.default
+    def _required(self) -> tuple[FieldPlan, ...]:
+        assert isinstance(self.request, type)
+        names = {f.name for f in attrs.fields(self.request) if f.default is attrs.NOTHING}
+        return tuple(plan for plan in self.fields if plan.name in names)
 
     def build(self, request: Any) -> tuple[str, str, dict[str, Any] | None]:
         """Return ``(path, query_string, body)`` for a validated request model."""

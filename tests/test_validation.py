@@ -100,6 +100,31 @@ async def test_send_rejects_bad_to(client: telnyx_msg.AsyncClient, server: Serve
     await rejected(server, lambda: client.messages.send(to=number, from_=FROM, text="Hi"), "to")
 
 
+@pytest.mark.parametrize(("method", "kwargs", "field"), [
+    ("send", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
+    ("send_long_code", {"to": TO, "from_": None, "text": "Hi"}, "from"),
+    ("send_number_pool", {"to": TO, "messaging_profile_id": None, "text": "Hi"},
+     "messaging_profile_id"),
+    ("send_group_mms", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
+    ("send_with_alphanumeric_sender", {"to": TO, "from_": "Acme", "text": None,
+                                       "messaging_profile_id": PROFILE}, "text"),
+])
+async def test_required_argument_given_as_none(client: telnyx_msg.AsyncClient, server: Server,
+                                               method: str, kwargs: dict[str, Any],
+                                               field: str) -> None:
+    """None for a required argument is not "omit it": it is rejected before any request."""
+    send = getattr(client.messages, method)
+    error = await rejected(server, lambda: send(**kwargs), field)
+    assert "required" in str(error)
+
+
+async def test_required_path_id_given_as_none(client: telnyx_msg.AsyncClient,
+                                              server: Server) -> None:
+    """Keyword path ids are required too (autoresp configs take profile_id by keyword)."""
+    await rejected(server, lambda: client.messaging_profiles.autoresp_configs.retrieve(
+        "cfg-1", profile_id=None), "profile_id")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("number", BAD_NUMBERS)
 @pytest.mark.parametrize("method", ["send", "send_long_code"])
 async def test_send_rejects_bad_from(client: telnyx_msg.AsyncClient, server: Server,
