@@ -249,6 +249,16 @@ def _fast_construct(cls: type[Any]) -> bool:
             and all(f.validator is None and f.converter is None and f.init for f in fields))
 
 
+#: Models whose values repeat across messages (the sending number, the price of a segment):
+#: parsing returns one shared instance per distinct value instead of a new one per response.
+#: They are frozen, so sharing is invisible, and it saves both the parsing and the allocations
+#: the garbage collector would otherwise trace. Only objects without unknown keys whose wire
+#: values are all strings are shared (so equal keys always mean equal results); each cache
+#: holds at most _INTERN_SIZE entries and starts over when full.
+_INTERNED = (models.Cost, models.CostBreakdown, models.Sender)
+_INTERN_SIZE = 512
+
+
 def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     # Generated once per class, like cattrs' own, but with optional primitives, enums,
     # date-times, money and empty lists inlined, and (for plain models) the slots set directly
@@ -307,6 +317,9 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     ]
     extra = "__noextra if __known.issuperset(d) else " \
             "__proxy({k: v for k, v in d.items() if k not in __known})"
+    interned = fast and cls in _INTERNED
+    if interned:
+        values, parts = _intern_prologue(cls, fields, values, namespace, lines)
     if fast:
         # Slot descriptors' __set__ is how attrs' own __init__ stores a frozen value, minus
         # the per-call setattr lookup.
@@ -314,7 +327,16 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
             namespace[f"s_{field_name}"] = getattr(cls, field_name).__set__
         lines.append("    o = __new(__cl)")
         lines += [f"    s_{field_name}(o, {value})" for field_name, value in values]
-        lines += [f"    s_extra(o, {extra})", "    return o", ""]
+        lines.append(f"    s_extra(o, {extra})")
+        if interned:
+            lines += [
+                "    if key is not None:",
+                f"        if len(__cache) >= {_INTERN_SIZE}:",
+                "            __cache.clear()",
+                # The entry keeps the children alive, so the ids in its key stay theirs.
+                f"        __cache[key] = (o, {parts})",
+            ]
+        lines += ["    return o", ""]
     else:
         arguments = ", ".join(f"{field_name}={value}" for field_name, value in values)
         lines += [
@@ -328,6 +350,42 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     exec(compile("\n".join(lines), f"<telnyx_msg structure {name}>", "exec"), namespace)
     structure_model: Callable[[Any, Any], T] = namespace[f"structure_{name}"]
     return structure_model
+
+
+def _intern_prologue(cls: type[Any], fields: list[Any], values: list[tuple[str, str]],
+                     namespace: dict[str, Any], lines: list[str]
+                     ) -> tuple[list[tuple[str, str]], str]:
+    """Emit the cache lookup of an interned model; return its field values and kept children.
+
+    The key is the raw string (or None) of each scalar field and the identity of each nested
+    interned model, which the cache entry keeps alive.
+    """
+    namespace["__cache"] = {}
+    checks, key, children, rewritten = [], [], [], []
+    for i, (field, (field_name, value)) in enumerate(zip(fields, values, strict=True)):
+        wire = f"g({_wire_name(field.name)!r})"
+        if _is_model(get_args(field.type)[0] if _is_optional(field.type) else field.type):
+            lines.append(f"    c{i} = {value}")
+            key.append(f"id(c{i})")
+            children.append(f"c{i}")
+            rewritten.append((field_name, f"c{i}"))
+        else:
+            assert field.type in (str | None, Decimal | None) or _open_enum(field.type), \
+                f"{cls.__name__}.{field.name}: only string-valued fields can be interned"
+            lines.append(f"    r{i} = {wire}")
+            checks.append(f"(type(r{i}) is str or r{i} is None)")
+            key.append(f"r{i}")
+            rewritten.append((field_name, value.replace(wire, f"r{i}")))
+    lines += [
+        f"    if {' and '.join([*checks, '__known.issuperset(d)'])}:",
+        f"        key = ({', '.join(key)},)",
+        "        hit = __cache.get(key)",
+        "        if hit is not None:",
+        "            return hit[0]",
+        "    else:",
+        "        key = None",
+    ]
+    return rewritten, ", ".join(children)
 
 
 def _model_unstructure_hook(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:

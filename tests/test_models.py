@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import string
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -517,6 +519,40 @@ def test_event_unknown_type_keeps_mapping() -> None:
 
 
 # --- specific wire quirks ---------------------------------------------------------------------
+
+
+def test_repeated_costs_and_senders_are_shared() -> None:
+    """Equal prices and senders parse to one shared frozen object; anything else does not."""
+    def message(amount: str, sender: str, **cost_extra: Any) -> m.Message:
+        cost = {"amount": amount, "currency": "USD", **cost_extra}
+        return structure({"id": "x", "from": {"phone_number": sender, "carrier": "Telnyx"},
+                          "cost": cost, "cost_breakdown": {"rate": cost}}, m.Message)
+
+    first, second = message("0.0040", "+18005550101"), message("0.0040", "+18005550101")
+    assert first.cost is second.cost
+    assert first.from_ is second.from_
+    assert first.cost_breakdown is second.cost_breakdown
+    assert first.cost_breakdown is not None
+    assert first.cost_breakdown.rate is first.cost
+    other = message("0.0050", "+18005550199")
+    assert other.cost is not first.cost
+    assert other.from_ is not first.from_
+    assert other.cost == m.Cost(amount=Decimal("0.0050"), currency="USD")
+    odd = message("0.0040", "+18005550101", discount="0.001")  # unknown key: its own object
+    assert odd.cost is not first.cost
+    assert odd.cost is not None
+    assert odd.cost.extra == {"discount": "0.001"}
+    number = structure({"amount": 1, "currency": "USD"}, m.Cost)  # not a string: not shared
+    assert number is not structure({"amount": 1, "currency": "USD"}, m.Cost)
+    assert number.amount == Decimal(1)
+
+
+def test_shared_objects_are_bounded() -> None:
+    """The sharing caches hold a bounded number of objects, however many prices appear."""
+    refs = [weakref.ref(structure({"amount": f"0.{i:06d}", "currency": "USD"}, m.Cost))
+            for i in range(3000)]
+    gc.collect()
+    assert sum(ref() is not None for ref in refs) <= 512
 
 
 @pytest.mark.parametrize("amount", ["0.0051", 0.0051], ids=["string", "number"])
