@@ -25,6 +25,7 @@ the sends still waiting for a rate-limit token (they were never written, so they
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -142,33 +143,38 @@ async def run_send_many(
     else:
         source = iter(requests)
         is_async = False
-    done: asyncio.Queue[SendOutcome] = asyncio.Queue()
-    running: dict[asyncio.Task[SendOutcome], tuple[int, Mapping[str, Any], SendGate]] = {}
+    loop = asyncio.get_running_loop()
+    # Outcomes in completion order, and the consumer's wake-up future while it waits for one.
+    ready: collections.deque[SendOutcome] = collections.deque()
+    wake: list[asyncio.Future[None]] = []
+    running: dict[int, tuple[Mapping[str, Any], SendGate, asyncio.Task[None]]] = {}
     index = 0
     exhausted = False
 
-    def finished(task: asyncio.Task[SendOutcome]) -> None:
+    def report(idx: int, outcome: SendOutcome) -> None:
         # Leaving `running` and queueing the outcome happen together, so a consumer woken by
         # an outcome always finds a free slot to refill.
-        idx, item, _ = running.pop(task)
-        if task.cancelled():  # cancelled before it ever ran: nothing was written
-            done.put_nowait(SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
-        else:
-            done.put_nowait(task.result())
+        del running[idx]
+        ready.append(outcome)
+        if wake:
+            waiter = wake.pop()
+            if not waiter.done():
+                waiter.set_result(None)
 
     optouts: set[tuple[str, str]] = set()
 
-    async def send_one(idx: int, item: Mapping[str, Any], gate: SendGate) -> SendOutcome:
+    async def send_one(idx: int, item: Mapping[str, Any], gate: SendGate) -> None:
         send_gate.set(gate)  # this task runs in its own copy of the context
         try:
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise ValidationError("request", f"must be a mapping of send arguments, "
                                       f"got {type(item).__name__}")
             if optouts and (item.get("from_"), item.get("to")) in optouts:
-                return SendOutcome(idx, item, "not_sent", error=OptedOutError(
+                outcome = SendOutcome(idx, item, "not_sent", error=OptedOutError(
                     f"{item.get('to')} opted out of messages from {item.get('from_')}; skipped"))
-            name = pick_method(item, method)
-            result = await senders[name](**item)
+            else:
+                result = await senders[pick_method(item, method)](**item)
+                outcome = SendOutcome(idx, item, "sent", message=result)
         except TypeError as exc:
             if gate.written:
                 outcome = SendOutcome(idx, item, "unknown", error=exc)
@@ -177,9 +183,7 @@ async def run_send_many(
                 outcome = SendOutcome(idx, item, "rejected", error=error)
         except (Exception, asyncio.CancelledError) as exc:
             outcome = SendOutcome(idx, item, classify(exc, gate), error=exc)
-        else:
-            outcome = SendOutcome(idx, item, "sent", message=result)
-        return outcome
+        report(idx, outcome)
 
     if load_optouts is not None:
         optouts.update(await load_optouts())
@@ -192,23 +196,29 @@ async def run_send_many(
                     exhausted = True
                     break
                 gate = SendGate()
-                task = asyncio.ensure_future(send_one(index, item, gate))
-                running[task] = (index, item, gate)
-                task.add_done_callback(finished)
+                # A task per send (not a worker pool): the pull above happens only when the
+                # consumer asks for more, which is what bounds a stalled run.
+                running[index] = (item, gate, loop.create_task(send_one(index, item, gate)))
                 index += 1
-            if not running and done.empty():
-                return
-            yield await done.get()
+            if not ready:
+                if not running:
+                    return
+                waiter = loop.create_future()
+                wake.append(waiter)
+                await waiter
+            yield ready.popleft()
     finally:
-        for _idx, _item, gate in running.values():
+        for _item, gate, _task in running.values():
             gate.stopped = True
-        tasks = list(running)
+        tasks = [task for _item, _gate, task in running.values()]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(0)  # let their done-callbacks queue the outcomes
-        while not done.empty():
-            outcome = done.get_nowait()
+        # A task cancelled before it first ran never reported: nothing was written.
+        for idx, (item, _gate, _task) in list(running.items()):
+            report(idx, SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
+        while ready:
+            outcome = ready.popleft()
             if on_stop is not None:
                 on_stop(outcome)
