@@ -215,6 +215,8 @@ def _recipients_hook(item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], An
             return ()
         if isinstance(value, str):  # inbound WhatsApp: "to" is a plain string (WIRE.md §4.2)
             return (models.Recipient(phone_number=value),)
+        if type(value) is list and len(value) == 1:  # the usual single recipient
+            return (item(value[0], models.Recipient),)
         return tuple([item(x, models.Recipient) for x in value])
 
     return structure_recipients

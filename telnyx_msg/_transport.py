@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import platform
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import aiohttp
-from attrs import frozen
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -32,8 +32,7 @@ def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
     return CIMultiDictProxy(CIMultiDict(headers))
 
 
-@frozen
-class HttpResponse:
+class HttpResponse(NamedTuple):
     """A complete response: status, case-insensitive headers and the raw body."""
 
     status: int
@@ -63,6 +62,8 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._pool_size = pool_size
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._last_timeout: Timeout | None = None
+        self._last_client_timeout = aiohttp.ClientTimeout()
         self._urls: dict[str, URL] = {}
 
     @property
@@ -87,6 +88,8 @@ class AiohttpTransport:
                                      raise_for_status=False)
 
     def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        if timeout is self._last_timeout:  # the client's own, on almost every call
+            return self._last_client_timeout
         cached = self._timeouts.get(timeout)
         if cached is None:
             cached = aiohttp.ClientTimeout(
@@ -94,6 +97,7 @@ class AiohttpTransport:
                 sock_connect=None if timeout.connect == float("inf") else timeout.connect,
             )
             self._timeouts[timeout] = cached
+        self._last_timeout, self._last_client_timeout = timeout, cached
         return cached
 
     async def send(self, method: str, url: str, headers: Mapping[str, str],
