@@ -56,7 +56,7 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile("full", reps=5,
+    "full": Profile("full", reps=7,
                     sends={(0, 1): 2000, (0, 50): 5000, (0, 200): 5000,
                            (20, 1): 100, (20, 50): 3000, (20, 200): 4000},
                     records=10_000, paging_reps=7, webhook_n=5000, import_runs=7,
