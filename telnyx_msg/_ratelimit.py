@@ -197,6 +197,7 @@ class RateLimits:
         now = self._clock()
         self._accounts = {key: _Account(spec, now) for key, spec in self._config.accounts.items()}
         self._account_list = list(self._accounts.values())
+        self._by_type: dict[str, _Account] = {}  # message type as given -> its account lane
         self._lanes: dict[str | None, _Lane] = {}
         self._prune_at = 1024
         self._timed: list[tuple[float, int, _Lane]] = []
@@ -237,7 +238,10 @@ class RateLimits:
         lane = self._lanes.get(sender)
         if lane is None:
             lane = self._new_lane(sender)
-        account = self._accounts[self._config.account_key(message_type)]
+        account = self._by_type.get(message_type)
+        if account is None:
+            account = self._by_type[message_type] = self._accounts[
+                self._config.account_key(message_type)]
         now = self._clock()
         if (
             lane.bucket is None
@@ -260,10 +264,11 @@ class RateLimits:
             bucket = account.bucket
             if (lane_bucket is None or lane_bucket.available(now)) and (
                     bucket is None or bucket.available(now)):
+                # available() brought both up to date at `now`: taking is a subtraction.
                 if lane_bucket is not None:
-                    lane_bucket.take(now)
+                    lane_bucket.tokens -= 1.0
                 if bucket is not None:
-                    bucket.take(now)
+                    bucket.tokens -= 1.0
                 self._grants += 1
                 return
         waiter = _Waiter(lane, account)
