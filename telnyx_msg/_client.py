@@ -75,6 +75,7 @@ T = TypeVar("T")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
 _JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_JSON_DECODE = json.JSONDecoder().decode
 
 
 class Limiter(Protocol):
@@ -504,7 +505,14 @@ def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
     if not response.body:
         return {}
     try:
-        return json.loads(response.body)
+        # Telnyx answers UTF-8 JSON objects; json.loads would first sniff every body's encoding.
+        body = response.body
+        if body[:1] in (b"{", b"["):
+            try:
+                return _JSON_DECODE(body.decode("utf-8"))
+            except ValueError:
+                pass  # e.g. UTF-16 without a BOM: json.loads below knows those
+        return json.loads(body)
     except ValueError as exc:
         raise TelnyxError(
             f"{endpoint.method} {endpoint.path} answered {response.status} with a body that is "

@@ -101,7 +101,9 @@ class Endpoint(Generic[P, R]):
         namespace: dict[str, Any] = {"__quote": quote, "__json": _json_value,
                                      "__query": _encode_query, "__template": self.path}
         has_body = self.method not in ("GET", "DELETE")
-        lines = ["def build(request):", "    path = __template", "    query = []",
+        has_query = any(plan.location == "query" for plan in self.fields)
+        lines = ["def build(request):", "    path = __template",
+                 "    query = []" if has_query else "",
                  f"    body = {'{}' if has_body else 'None'}"]
         for plan in self.fields:
             lines.append(f"    value = request.{plan.name}")
@@ -114,13 +116,16 @@ class Endpoint(Generic[P, R]):
             else:
                 lines.append(f"        body[{plan.wire!r}] = value if type(value) is str "
                              "else __json(value)")
-        lines += [
-            "    if not query:",
-            "        return path, '', body",
-            "    return path, '&'.join(__quote(k, safe='') + '=' + __quote(v, safe='')"
-            " for k, v in query), body",
-            "",
-        ]
+        if not has_query:
+            lines += ["    return path, '', body", ""]
+        else:
+            lines += [
+                "    if not query:",
+                "        return path, '', body",
+                "    return path, '&'.join(__quote(k, safe='') + '=' + __quote(v, safe='')"
+                " for k, v in query), body",
+                "",
+            ]
         exec(compile("\n".join(lines), f"<telnyx_msg build {self.method} {self.path}>", "exec"),
              namespace)
         build: Callable[[Any], tuple[str, str, dict[str, Any] | None]] = namespace["build"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any
 
@@ -176,6 +177,22 @@ async def test_non_json_success_body(api_server: Any) -> None:
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
         with pytest.raises(telnyx_msg.TelnyxError, match="GET /messages/"):
             await client.messages.retrieve("m")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16"])
+async def test_success_body_in_any_json_encoding(api_server: Any, encoding: str) -> None:
+    """UTF-8 takes the fast path; the other encodings JSON allows are still understood."""
+    message = {**message_json(), "text": "Café ✓"}
+
+    async def encoded(request: web.Request) -> web.Response:
+        return web.Response(body=json.dumps({"data": message}).encode(encoding),
+                            content_type="application/json")
+
+    server = await api_server(encoded)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        result = await client.messages.retrieve("m")
+    assert result.text == "Café ✓"
 
 
 @pytest.mark.anyio
