@@ -95,6 +95,15 @@ class Endpoint(Generic[P, R]):
         return tuple(plan for plan in self.fields if plan.name in names)
 
     @build.default
+    def _lazy_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
+        # Compiled on first use, not at import: most programs call a handful of endpoints.
+        def build_first(request: Any) -> tuple[str, str, dict[str, Any] | None]:
+            compiled = self._compile_build()
+            object.__setattr__(self, "build", compiled)  # later calls go straight to it
+            return compiled(request)
+
+        return build_first
+
     def _compile_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
         # The rule of the module docstring, unrolled per endpoint into straight-line code:
         # a loop over the field plans costs more than the rest of a send's request building.
