@@ -44,7 +44,7 @@ def _check_options(_: Any, __: Any, value: Any) -> None:
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
 
 
-@frozen
+@frozen(eq=False)
 class Request:
     """Base of every request: carries per-call ``options``."""
 
@@ -61,14 +61,14 @@ _MEDIA = v.str_list()
 # --- sends (WIRE.md §3) -----------------------------------------------------------------------
 
 
-@frozen
+@frozen(eq=False)
 class _Webhooks(Request):
     webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     use_profile_webhooks: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen
+@frozen(eq=False)
 class _Content(_Webhooks):
     text: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     media_urls: Sequence[str] | None = field(default=None, kw_only=True, validator=_MEDIA)
@@ -79,13 +79,13 @@ class _Content(_Webhooks):
             raise ValidationError("text", "a message needs text or media_urls")
 
 
-@frozen
+@frozen(eq=False)
 class _Formatted(_Content):
     type: MessageKind | None = field(default=None, kw_only=True, validator=_KIND)
     auto_detect: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen
+@frozen(eq=False)
 class SendMessage(_Formatted):
     """``POST /messages`` (§3.2): long code, short code, alphanumeric or number-pool sender."""
 
@@ -101,7 +101,7 @@ class SendMessage(_Formatted):
             raise ValidationError("from", "give from_ (a sender) or messaging_profile_id")
 
 
-@frozen
+@frozen(eq=False)
 class SendAlphanumeric(_Webhooks):
     """``POST /messages/alphanumeric_sender_id`` (§3.3): SMS only."""
 
@@ -111,7 +111,7 @@ class SendAlphanumeric(_Webhooks):
     messaging_profile_id: str = field(kw_only=True, validator=v.non_empty)
 
 
-@frozen
+@frozen(eq=False)
 class SendGroupMms(_Content):
     """``POST /messages/group_mms`` (§3.4): up to 8 recipients."""
 
@@ -119,7 +119,7 @@ class SendGroupMms(_Content):
     to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.e164))
 
 
-@frozen
+@frozen(eq=False)
 class SendLongCode(_Formatted):
     """``POST /messages/long_code`` (§3.5)."""
 
@@ -128,7 +128,7 @@ class SendLongCode(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen
+@frozen(eq=False)
 class SendNumberPool(_Formatted):
     """``POST /messages/number_pool`` (§3.6): the profile's pool picks the sender."""
 
@@ -137,7 +137,7 @@ class SendNumberPool(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen
+@frozen(eq=False)
 class SendShortCode(_Formatted):
     """``POST /messages/short_code`` (§3.7)."""
 
@@ -146,7 +146,7 @@ class SendShortCode(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen
+@frozen(eq=False)
 class ScheduleMessage(_Formatted):
     """``POST /messages/schedule`` (§3.8): no ``encoding``, no Idempotency-Key."""
 
@@ -156,7 +156,7 @@ class ScheduleMessage(_Formatted):
     send_at: datetime | str | None = field(default=None, kw_only=True, validator=v.date_time)
 
 
-@frozen
+@frozen(eq=False)
 class SendWhatsApp(Request):
     """``POST /messages/whatsapp`` (§3.9): ``whatsapp_message`` is passed through as given."""
 
@@ -172,14 +172,14 @@ class SendWhatsApp(Request):
 # --- ids --------------------------------------------------------------------------------------
 
 
-@frozen
+@frozen(eq=False)
 class ById(Request):
     """An operation addressed by ``{id}`` only."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen
+@frozen(eq=False)
 class ByMessageId(Request):
     """``GET /messages/group/{message_id}``."""
 
@@ -189,7 +189,7 @@ class ByMessageId(Request):
 # --- lists (WIRE.md §2) -----------------------------------------------------------------------
 
 
-@frozen
+@frozen(eq=False)
 class _Paged(Request):
     page_number: int | None = field(default=None, kw_only=True, validator=v.positive_int,
                                metadata={"wire": "page[number]"})
@@ -197,7 +197,7 @@ class _Paged(Request):
                                metadata={"wire": "page[size]"})
 
 
-@frozen
+@frozen(eq=False)
 class ListAlphanumericSenderIds(_Paged):
     """``GET /alphanumeric_sender_ids``."""
 
@@ -205,14 +205,14 @@ class ListAlphanumericSenderIds(_Paged):
                                                       validator=v.mapping)
 
 
-@frozen
+@frozen(eq=False)
 class ListProfileAlphanumericSenderIds(_Paged):
     """``GET /messaging_profiles/{id}/alphanumeric_sender_ids``."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen
+@frozen(eq=False)
 class CreateAlphanumericSenderId(Request):
     """``POST /alphanumeric_sender_ids`` (§5)."""
 
@@ -221,7 +221,7 @@ class CreateAlphanumericSenderId(Request):
     us_long_code_fallback: str | None = field(default=None, kw_only=True, validator=v.e164)
 
 
-@frozen
+@frozen(eq=False)
 class ListHostedNumbers(_Paged):
     """``GET /messaging_hosted_numbers`` (§6)."""
 
@@ -229,7 +229,7 @@ class ListHostedNumbers(_Paged):
     sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
-@frozen
+@frozen(eq=False)
 class UpdateHostedNumber(Request):
     """``PATCH /messaging_hosted_numbers/{id}``; ``messaging_profile_id=""`` unassigns it."""
 
@@ -239,7 +239,7 @@ class UpdateHostedNumber(Request):
     tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
-@frozen
+@frozen(eq=False)
 class ListOptOuts(_Paged):
     """``GET /messaging_optouts`` (§7); ``redaction_enabled`` hides recipient numbers."""
 
@@ -248,7 +248,7 @@ class ListOptOuts(_Paged):
     redaction_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen
+@frozen(eq=False)
 class ListProfileMetrics(_Paged):
     """``GET /messaging_profile_metrics`` (§8.1); ``id`` filters to one profile."""
 
@@ -257,7 +257,7 @@ class ListProfileMetrics(_Paged):
     id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
 
-@frozen
+@frozen(eq=False)
 class RetrieveProfileMetrics(Request):
     """``GET /messaging_profiles/{id}/metrics`` (§8.2)."""
 
@@ -269,7 +269,7 @@ class RetrieveProfileMetrics(Request):
 # --- auto-response configs (WIRE.md §9.4) -----------------------------------------------------
 
 
-@frozen
+@frozen(eq=False)
 class ListAutorespConfigs(Request):
     """``GET /messaging_profiles/{profile_id}/autoresp_configs``."""
 
@@ -279,7 +279,7 @@ class ListAutorespConfigs(Request):
     updated_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
-@frozen
+@frozen(eq=False)
 class _AutorespBody(Request):
     op: Op | AutorespOp = field(kw_only=True, validator=_OP)
     keywords: Sequence[str] = field(kw_only=True, validator=v.str_list(1))
@@ -287,14 +287,14 @@ class _AutorespBody(Request):
     resp_text: str | None = field(default=None, kw_only=True)
 
 
-@frozen
+@frozen(eq=False)
 class CreateAutorespConfig(_AutorespBody):
     """``POST /messaging_profiles/{profile_id}/autoresp_configs``."""
 
     profile_id: str = field(validator=v.path_id)
 
 
-@frozen
+@frozen(eq=False)
 class AutorespConfigRef(Request):
     """An auto-response config addressed by its id and its profile's id."""
 
@@ -302,7 +302,7 @@ class AutorespConfigRef(Request):
     profile_id: str = field(kw_only=True, validator=v.path_id)
 
 
-@frozen
+@frozen(eq=False)
 class UpdateAutorespConfig(_AutorespBody):
     """``PUT …/autoresp_configs/{autoresp_cfg_id}``: a full replacement, same body as create."""
 

@@ -5,7 +5,8 @@ API may omit defaults to ``None`` (or an empty tuple for lists). Date-times are 
 money is :class:`~decimal.Decimal`, and enum-like fields hold a ``str`` enum member when the
 value is known and the plain string otherwise, so a value Telnyx adds later never breaks
 parsing. JSON keys the model does not know are kept on ``model.extra``; ``model.to_dict()``
-gives the JSON shape back.
+gives the JSON shape back. Models compare by value and are not hashable (``extra`` is a
+mapping); key dicts by ``model.id`` instead.
 
 Sources: ``shared/seeds`` (the Telnyx messaging reference) and ``shared/WIRE.md`` (cited by §).
 """
@@ -187,7 +188,7 @@ class WebhookEventType(str, enum.Enum):
 # --- messages (WIRE.md §4) --------------------------------------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Sender(_Model):
     """The ``from`` object of a message."""
 
@@ -200,7 +201,7 @@ class Sender(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Recipient(_Model):
     """One entry of a message's ``to`` or ``cc`` list."""
 
@@ -213,7 +214,7 @@ class Recipient(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Cost(_Model):
     """An amount of money; ``amount`` arrives as a string or a number and becomes a Decimal."""
 
@@ -222,7 +223,7 @@ class Cost(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class CostBreakdown(_Model):
     """Carrier fee and rate parts of a message's cost."""
 
@@ -231,7 +232,7 @@ class CostBreakdown(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Media(_Model):
     """A media item; outbound messages carry ``sha256``, inbound ones ``hash_sha256``."""
 
@@ -243,7 +244,7 @@ class Media(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class ErrorSource(_Model):
     """Where an error points: a JSON pointer into the request, or a query parameter."""
 
@@ -252,7 +253,7 @@ class ErrorSource(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class MessageError(_Model):
     """An error attached to a message (e.g. why delivery failed)."""
 
@@ -264,7 +265,7 @@ class MessageError(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Message(_Model):
     """A message, outbound or inbound (``direction`` tells which).
 
@@ -310,7 +311,7 @@ class Message(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class WhatsAppMessage(_Model):
     """The response of ``messages.send_whatsapp`` (a different shape from :class:`Message`)."""
 
@@ -332,7 +333,7 @@ class WhatsAppMessage(_Model):
 # --- numbers and senders (WIRE.md §5, §6, §7) -------------------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class AlphanumericSenderId(_Model):
     """An alphanumeric sender ID attached to a messaging profile."""
 
@@ -345,7 +346,7 @@ class AlphanumericSenderId(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class MessagingFeatureSet(_Model):
     """Which directions a number supports for one protocol."""
 
@@ -355,7 +356,7 @@ class MessagingFeatureSet(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class HostedNumberFeatures(_Model):
     """SMS and MMS feature sets of a number."""
 
@@ -364,7 +365,7 @@ class HostedNumberFeatures(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class NumberHealth(_Model):
     """Health metrics of a number."""
 
@@ -375,7 +376,7 @@ class NumberHealth(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class HostedNumber(_Model):
     """A phone number with its messaging settings (``messaging_hosted_numbers``)."""
 
@@ -397,7 +398,7 @@ class HostedNumber(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class OptOut(_Model):
     """A recipient who opted out of messages from a sender."""
 
@@ -412,7 +413,7 @@ class OptOut(_Model):
 # --- messaging profiles (WIRE.md §9) ----------------------------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class NumberPoolSettings(_Model):
     """How a messaging profile's number pool picks senders."""
 
@@ -424,7 +425,7 @@ class NumberPoolSettings(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class UrlShortenerSettings(_Model):
     """Link shortening settings of a messaging profile."""
 
@@ -435,7 +436,7 @@ class UrlShortenerSettings(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class MessagingProfile(_Model):
     """A messaging profile (returned by ``actions.regenerate_secret``)."""
 
@@ -469,7 +470,7 @@ class MessagingProfile(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class AutorespConfig(_Model):
     """An auto-response setting of a messaging profile."""
 
@@ -486,7 +487,7 @@ class AutorespConfig(_Model):
 # --- metrics (WIRE.md §8): lenient, every field optional --------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class OutboundMetrics(_Model):
     """Outbound counters; ``errors`` is a ratio (legacy key ``error_ratio`` is accepted)."""
 
@@ -496,7 +497,7 @@ class OutboundMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class InboundMetrics(_Model):
     """Inbound counters."""
 
@@ -504,7 +505,7 @@ class InboundMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class ProfileMetricsSummary(_Model):
     """High-level metrics of one messaging profile."""
 
@@ -516,7 +517,7 @@ class ProfileMetricsSummary(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class PageMeta(_Model):
     """Pagination metadata of a list response."""
 
@@ -527,7 +528,7 @@ class PageMeta(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class ProfileMetricsOverview(_Model):
     """The response of ``messaging_profile_metrics.list``: one summary per profile."""
 
@@ -536,7 +537,7 @@ class ProfileMetricsOverview(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class MessageTypeMetrics(_Model):
     """Counters of one message type (``label``, e.g. ``"longcode"``) in one time bucket."""
 
@@ -548,7 +549,7 @@ class MessageTypeMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class DetailedMetric(_Model):
     """Metrics of one time bucket."""
 
@@ -557,7 +558,7 @@ class DetailedMetric(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class ProfileMetrics(_Model):
     """The response of ``messaging_profiles.retrieve_metrics``."""
 
@@ -569,7 +570,7 @@ class ProfileMetrics(_Model):
 # --- pages ------------------------------------------------------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class Page(Generic[T]):
     """One page of a list: ``items`` and the server's ``meta``."""
 
@@ -581,7 +582,7 @@ class Page(Generic[T]):
 # --- webhooks (WIRE.md §10.4) -----------------------------------------------------------------
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class LinkClick(_Model):
     """A click on a shortened link (``record_type == "link_clicked"``)."""
 
@@ -593,7 +594,7 @@ class LinkClick(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class WebhookMeta(_Model):
     """Delivery metadata Telnyx adds to an event."""
 
@@ -602,7 +603,7 @@ class WebhookMeta(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen
+@frozen(unsafe_hash=False)
 class WebhookEvent:
     """A verified webhook event.
 

@@ -378,6 +378,8 @@ def test_parsed_model_is_what_init_builds(cls: type[Any], wire: st.SearchStrateg
     assert rebuilt.extra == model.extra
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         model.extra = {}
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(model)
 
 
 @pytest.mark.parametrize(("cls", "wire"), MODELS, ids=MODEL_IDS)
