@@ -175,6 +175,32 @@ async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
     assert {o.status for o in stopped} == {"unknown"}
 
 
+async def test_stop_before_sends_start_reports_them_not_sent(api_server: Any) -> None:
+    """Sends scheduled but not yet started when the run stops are not_sent, never written."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    stopped: list[SendOutcome] = []
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(numbers(10), concurrency=2, on_stop=stopped.append)
+        first = await outcomes.__anext__()
+        for _ in range(200):  # bounded (2 s): let the second send finish too
+            if len(server.requests) == 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        # The refill schedules sends 2 and 3; the finished send 1 is returned before they run.
+        second = await outcomes.__anext__()
+        await outcomes.aclose()  # type: ignore[attr-defined]
+    assert {first.index, second.index} == {0, 1}
+    assert {first.status, second.status} == {"sent"}
+    assert sorted((o.index, o.status) for o in stopped) == [(2, "not_sent"), (3, "not_sent")]
+    assert len(server.requests) == 2
+
+
 async def test_blocking_send_many(api_server: Any) -> None:
     """The blocking facade's send_many is a plain iterator over the same outcomes."""
     server = await api_server(scripted)
