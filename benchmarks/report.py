@@ -176,6 +176,11 @@ def render(results: dict[str, Any]) -> str:
                        f"| {row['failed']:,} | {runs} |")
         out.append("")
     out.append("### Targets (issue 7)\n")
+    if results["meta"]["profile"] != "full":
+        # Quick and smoke runs use a few small samples on a shared machine: a regression
+        # signal to read over several CI runs, not a verdict. The full run judges the targets.
+        out.append(f"_{results['meta']['profile']} profile: small samples, indicative only; "
+                   "run `python -m benchmarks.run` (full) to judge the targets._\n")
     out.append("| target | bound | measured | met |")
     out.append("|---|---:|---:|:---:|")
     for target in results["targets"]:
