@@ -28,7 +28,7 @@ def _check_seconds(name: str, value: float) -> None:
         raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
 
 
-@frozen
+@frozen(cache_hash=True)  # looked up per request by the transport
 class Timeout:
     """Request timeouts in seconds: ``total`` for the whole attempt, ``connect`` for the socket.
 

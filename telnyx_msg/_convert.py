@@ -236,19 +236,21 @@ def _wire_name(name: str) -> str:
     return name[:-1] if name.endswith("_") else name
 
 
-def _fast_construct(cls: type[Any]) -> bool:
-    """Whether instances may be built by setting slots directly, skipping ``__init__``.
+def _check_plain(cls: type[Any]) -> None:
+    """Assert that instances may be built by setting slots directly, skipping ``__init__``.
 
-    True for the plain response models: slotted, no validators, converters or init hooks, so
-    ``__init__`` would only assign the values this code already computed.
+    Response models are slotted, without validators, converters or init hooks, so ``__init__``
+    would only assign the values the generated code already computed.
     """
-    if "__slots__" not in cls.__dict__ or any(
-            hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
-        return False
-    fields = attrs.fields(cls)
     slots = {s for klass in cls.__mro__ for s in getattr(klass, "__slots__", ())}
-    return (slots - {"__weakref__"} == {f.name for f in fields}
-            and all(f.validator is None and f.converter is None and f.init for f in fields))
+    fields = attrs.fields(cls)
+    name = cls.__name__
+    assert "__slots__" in cls.__dict__, f"{name}: response models must be slotted"
+    assert slots - {"__weakref__"} == {f.name for f in fields}, f"{name}: unexpected slots"
+    assert not any(hasattr(cls, h) for h in ("__attrs_pre_init__", "__attrs_post_init__")), \
+        f"{name}: response models take no init hooks"
+    assert all(f.validator is None and f.converter is None and f.init for f in fields), \
+        f"{name}: response models take no validators or converters"
 
 
 #: Models whose values repeat across messages (the sending number, the price of a segment):
@@ -263,18 +265,17 @@ _INTERN_SIZE = 512
 
 def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     # Generated once per class, like cattrs' own, but with optional primitives, enums,
-    # date-times, money and empty lists inlined, and (for plain models) the slots set directly
-    # instead of through attrs' __init__: parsing responses is the SDK's main per-request cost,
+    # date-times, money and empty lists inlined, and the slots set directly instead of through
+    # attrs' __init__: parsing responses is the SDK's main per-request cost,
     # and this halves it.
     attrs.resolve_types(cls)  # type: ignore[type-var]  # only called for attrs classes
     fields = [f for f in attrs.fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
     name = cls.__name__
-    fast = _fast_construct(cls)
+    _check_plain(cls)
     namespace: dict[str, Any] = {
         "__cl": cls, "__known": frozenset(_wire_name(f.name) for f in fields),
-        "__mapping": Mapping, "__proxy": types.MappingProxyType, "__set": object.__setattr__,
-        "__new": object.__new__, "__noextra": models.NO_EXTRA, "__dt": parse_datetime,
-        "__dec": _decimal,
+        "__mapping": Mapping, "__proxy": types.MappingProxyType, "__new": object.__new__,
+        "__noextra": models.NO_EXTRA, "__dt": parse_datetime, "__dec": _decimal,
     }
     values = []
     for i, field in enumerate(fields):
@@ -319,36 +320,25 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     ]
     extra = "__noextra if __known.issuperset(d) else " \
             "__proxy({k: v for k, v in d.items() if k not in __known})"
-    interned = fast and cls in _INTERNED
+    interned = cls in _INTERNED
     if interned:
         values, parts = _intern_prologue(cls, fields, values, namespace, lines)
-    if fast:
-        # Slot descriptors' __set__ is how attrs' own __init__ stores a frozen value, minus
-        # the per-call setattr lookup.
-        for field_name in [*(f for f, _ in values), "extra"]:
-            namespace[f"s_{field_name}"] = getattr(cls, field_name).__set__
-        lines.append("    o = __new(__cl)")
-        lines += [f"    s_{field_name}(o, {value})" for field_name, value in values]
-        lines.append(f"    s_extra(o, {extra})")
-        if interned:
-            lines += [
-                "    if key is not None:",
-                f"        if len(__cache) >= {_INTERN_SIZE}:",
-                "            __cache.clear()",
-                # The entry keeps the children alive, so the ids in its key stay theirs.
-                f"        __cache[key] = (o, {parts})",
-            ]
-        lines += ["    return o", ""]
-    else:
-        arguments = ", ".join(f"{field_name}={value}" for field_name, value in values)
+    # Slot descriptors' __set__ is how attrs' own __init__ stores a frozen value, minus the
+    # per-call setattr lookup.
+    for field_name in [*(f for f, _ in values), "extra"]:
+        namespace[f"s_{field_name}"] = getattr(cls, field_name).__set__
+    lines.append("    o = __new(__cl)")
+    lines += [f"    s_{field_name}(o, {value})" for field_name, value in values]
+    lines.append(f"    s_extra(o, {extra})")
+    if interned:
         lines += [
-            f"    obj = __cl({arguments})",
-            "    if not __known.issuperset(d):",
-            # The object has not escaped yet: setting the frozen slot here is construction.
-            f"        __set(obj, 'extra', {extra.split(' else ')[1]})",
-            "    return obj",
-            "",
+            "    if key is not None:",
+            f"        if len(__cache) >= {_INTERN_SIZE}:",
+            "            __cache.clear()",
+            # The entry keeps the children alive, so the ids in its key stay theirs.
+            f"        __cache[key] = (o, {parts})",
         ]
+    lines += ["    return o", ""]
     exec(compile("\n".join(lines), f"<telnyx_msg structure {name}>", "exec"), namespace)
     structure_model: Callable[[Any, Any], T] = namespace[f"structure_{name}"]
     return structure_model

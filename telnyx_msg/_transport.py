@@ -62,8 +62,6 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._pool_size = pool_size
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
-        self._last_timeout: Timeout | None = None
-        self._last_client_timeout = aiohttp.ClientTimeout()
         self._urls: dict[str, URL] = {}
 
     @property
@@ -88,8 +86,6 @@ class AiohttpTransport:
                                      raise_for_status=False)
 
     def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
-        if timeout is self._last_timeout:  # the client's own, on almost every call
-            return self._last_client_timeout
         cached = self._timeouts.get(timeout)
         if cached is None:
             cached = aiohttp.ClientTimeout(
@@ -97,7 +93,6 @@ class AiohttpTransport:
                 sock_connect=None if timeout.connect == float("inf") else timeout.connect,
             )
             self._timeouts[timeout] = cached
-        self._last_timeout, self._last_client_timeout = timeout, cached
         return cached
 
     async def send(self, method: str, url: str, headers: Mapping[str, str],
