@@ -26,9 +26,9 @@ __all__ = ["BulkPlan", "LanePlan", "plan_bulk"]
 class LanePlan:
     """One sender lane of a bulk send.
 
-    ``seconds`` is the time the lane needs at ``rate`` (None: the lane has no rate of its
-    own); ``exceeds_queue`` is True when its messages cannot all leave Telnyx's queue within
-    the 4-hour validity.
+    ``seconds`` is the time Telnyx needs to send the lane's messages at ``rate`` (None: the lane
+    has no rate of its own); ``exceeds_queue`` is True when they cannot all leave Telnyx's queue
+    within the 4-hour validity.
     """
 
     sender: str | None
@@ -42,7 +42,14 @@ class LanePlan:
 
 @frozen
 class BulkPlan:
-    """The estimate for a whole bulk send: lanes, account-limited duration and warnings."""
+    """The estimate for a whole bulk send.
+
+    ``seconds`` is how long the run itself takes at the client's limits: the account lanes
+    (after their burst) and each sender lane beyond what Telnyx queues for it (the limiter lets
+    a lane's queue allowance through at once). ``delivery_seconds`` is when Telnyx will have
+    sent the last message at the lanes' rates (it drains its sender queues after the run).
+    Neither counts network latency, which bounds a run at ``concurrency / latency`` msg/s.
+    """
 
     lanes: tuple[LanePlan, ...]
     messages: int
@@ -50,6 +57,7 @@ class BulkPlan:
     account_rate: float | None
     seconds: float
     warnings: tuple[str, ...]
+    delivery_seconds: float = 0.0
 
 
 def plan_bulk(requests: Iterable[Mapping[str, Any]],
@@ -62,6 +70,7 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
     config = limits._config
     counts: Counter[str | None] = Counter()
     parts: Counter[str | None] = Counter()
+    by_type: Counter[str] = Counter()
     total_parts = 0
     for request in requests:
         sender = request.get("from_") or request.get("messaging_profile_id")
@@ -70,10 +79,18 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
         counts[sender] += 1
         parts[sender] += part_count
         total_parts += part_count
+        # The client's account lanes are per message type, as in the request pipeline.
+        by_type["MMS" if request.get("media_urls") or isinstance(request.get("to"), list)
+                else "SMS"] += 1
     account_spec = config.accounts.get("SMS")
     account_rate = None if account_spec is None else account_spec.rate
     total = sum(counts.values())
-    seconds = total / account_rate if account_rate else 0.0
+    seconds = 0.0
+    for message_type, messages in by_type.items():
+        account = config.accounts.get(config.account_key(message_type))
+        if account is not None:
+            seconds = max(seconds, max(0.0, messages - account.burst) / account.rate)
+    delivery = 0.0
     lanes: list[LanePlan] = []
     warnings: list[str] = []
     for sender, messages in counts.most_common():
@@ -83,12 +100,14 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
         exceeds = lane_seconds is not None and lane_seconds > QUEUE_SECONDS
         lanes.append(LanePlan(sender, None if sender is None else sender_kind(sender),
                               messages, parts[sender], rate, lane_seconds, exceeds))
-        if lane_seconds is not None:
-            seconds = max(seconds, lane_seconds)
+        if spec is not None and lane_seconds is not None:
+            seconds = max(seconds, max(0.0, messages - spec.capacity) / spec.rate)
+            delivery = max(delivery, lane_seconds)
         if exceeds and rate is not None and lane_seconds is not None:
             warnings.append(
                 f"{sender}: {messages} messages at {rate:g} msg/s need "
                 f"{lane_seconds / 3600:.1f} h, more than Telnyx's 4 h queue validity; about "
                 f"{messages - int(rate * QUEUE_SECONDS)} would expire (40014). Split the run or "
                 f"use more senders.")
-    return BulkPlan(tuple(lanes), total, total_parts, account_rate, seconds, tuple(warnings))
+    return BulkPlan(tuple(lanes), total, total_parts, account_rate, seconds, tuple(warnings),
+                    max(delivery, seconds))

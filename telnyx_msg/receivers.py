@@ -1,20 +1,28 @@
 """Ready-made webhook endpoints: an aiohttp handler and a pure ASGI 3 app.
 
-Both verify each delivery (:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), answer
-at once, and run the handler for ``event.event_type`` afterwards in a background task that the
-receiver tracks; the event id is marked seen only once its handler returned without raising,
-so a redelivery after a failure is processed again. Answers:
+They never lose an event. Telnyx redelivers only what was not answered 2xx, so a receiver
+answers 2xx only once the event is safe: after its handler returned. Each delivery is verified
+(:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), then the handler for
+``event.event_type`` runs (in a task the receiver tracks), and the answer says how it went:
 
-- 200: accepted (handler scheduled), duplicate (skipped), or no handler for the event type;
+- 200: handled (the event id is then marked seen in the replay store), a duplicate of an event
+  already handled, or no handler for the event type;
 - 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
-- 503: the receiver is closed, ``max_pending`` handlers are already running, or the replay
-  store failed, so Telnyx should retry later.
+- 500: the handler raised (logged on ``telnyx_msg.webhooks``; not marked seen, so Telnyx's
+  redelivery runs it again);
+- 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen), the
+  receiver is closed, ``max_pending`` handlers are already running, or the replay store failed.
+
+A redelivery that arrives while the same event is still being handled waits for that outcome:
+200 if the first copy's handler succeeded, else it runs the handler itself. Telnyx expects an
+answer within about 2 seconds and retries otherwise, so keep handlers short (hand slow work to
+a queue); a slow handler costs a redelivery, never an event.
 
 Call ``await receiver.aclose()`` on shutdown: it stops accepting deliveries and waits for the
-running handlers (cancelling them after ``timeout``). Handler exceptions are logged on the
-``telnyx_msg.webhooks`` logger. Tasks use asyncio, so run the ASGI app on an asyncio server.
+running handlers (cancelling them after ``timeout``). Tasks use asyncio, so run the ASGI app on
+an asyncio server.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telnyx_msg.errors import (
+    ConfigurationError,
     DuplicateWebhookError,
     WebhookPayloadError,
     WebhookVerificationError,
@@ -57,16 +66,17 @@ logger = logging.getLogger("telnyx_msg.webhooks")
 
 DEFAULT_MAX_PENDING = 1000
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+#: Seconds a handler may run before the delivery is answered 503 (Telnyx then redelivers).
+DEFAULT_HANDLER_TIMEOUT = 10.0
 
 
 class _Reply(NamedTuple):
     status: int
     text: str
-    job: tuple[Handler, WebhookEvent] | None = None
 
 
 class WebhookReceiver:
-    """Verification, deduplication and background dispatch shared by both receivers."""
+    """Verification, deduplication and handler dispatch shared by both receivers."""
 
     def __init__(
         self,
@@ -75,9 +85,14 @@ class WebhookReceiver:
         *,
         default: Handler | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
     ) -> None:
-        if max_pending < 1:
-            raise ValueError("max_pending must be >= 1")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ConfigurationError(f"max_pending must be an int >= 1, got {max_pending!r}")
+        if (isinstance(handler_timeout, bool) or not isinstance(handler_timeout, (int, float))
+                or not handler_timeout > 0):
+            raise ConfigurationError(
+                f"handler_timeout must be a number of seconds > 0, got {handler_timeout!r}")
         self.verifier = verifier
         # WebhookEventType members hash by name, not value: normalise keys to plain strings.
         self._handlers: dict[str, Handler] = {
@@ -86,18 +101,18 @@ class WebhookReceiver:
         }
         self._default = default
         self.max_pending = max_pending
+        self.handler_timeout = float(handler_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight: set[str] = set()
-        self._pending = 0  # accepted jobs, started or about to start
+        # Event id -> the outcome (handled or not) of the delivery now running its handler.
+        self._in_flight: dict[str, asyncio.Future[bool]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
-        self._cancel_new = False  # set once aclose() timed out: late jobs are cancelled too
 
     @property
     def pending(self) -> int:
-        """Number of accepted deliveries whose handler has not finished."""
-        return self._pending
+        """Number of handlers running now."""
+        return len(self._tasks)
 
     @property
     def closed(self) -> bool:
@@ -105,14 +120,14 @@ class WebhookReceiver:
         return self._closed
 
     async def drain(self) -> None:
-        """Wait until every accepted delivery's handler has finished."""
+        """Wait until every running handler has finished."""
         await self._idle.wait()
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Refuse new deliveries (503), then wait for running handlers.
 
-        After ``timeout`` seconds the remaining handlers are cancelled (their events are not
-        marked seen, so a redelivery is processed).
+        After ``timeout`` seconds the remaining handlers are cancelled: their deliveries are
+        answered 503 and not marked seen, so Telnyx redelivers them.
         """
         self._closed = True
         if timeout is None:
@@ -121,7 +136,6 @@ class WebhookReceiver:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except asyncio.TimeoutError:
-            self._cancel_new = True
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -134,8 +148,8 @@ class WebhookReceiver:
         key = event_type.value if isinstance(event_type, enum.Enum) else event_type
         return self._handlers.get(key, self._default)
 
-    async def _decide(self, body: bytes, headers: Mapping[str, str]) -> _Reply:
-        """Verify a delivery and decide the answer; reserves a job slot when accepting."""
+    async def _answer(self, body: bytes, headers: Mapping[str, str]) -> _Reply:
+        """Verify a delivery, run its handler, and say what to answer."""
         if self._closed:
             return _Reply(503, "receiver is shutting down")
         try:
@@ -152,37 +166,51 @@ class WebhookReceiver:
         handler = self._handler_for(event)
         if handler is None:
             return _Reply(200, "no handler for this event type")
-        if event.id is not None and event.id in self._in_flight:
-            # A redelivery while the first copy is still being handled.
-            return _Reply(200, "duplicate, in progress")
-        if self._pending >= self.max_pending:
+        return await self._dispatch(handler, event)
+
+    async def _dispatch(self, handler: Handler, event: WebhookEvent) -> _Reply:
+        """Run ``handler`` for ``event`` (one delivery per event id at a time)."""
+        event_id = event.id
+        while event_id is not None and event_id in self._in_flight:
+            # A redelivery while the first copy is being handled: its outcome decides.
+            if await asyncio.shield(self._in_flight[event_id]):
+                return _Reply(200, "duplicate, handled by an earlier delivery")
+            if self._closed:
+                return _Reply(503, "receiver is shutting down")
+        if len(self._tasks) >= self.max_pending:
             return _Reply(503, "too many webhook handlers running")
-        if event.id is not None:
-            self._in_flight.add(event.id)
-        self._pending += 1
-        self._idle.clear()
-        return _Reply(200, "accepted", (handler, event))
-
-    def _start(self, job: tuple[Handler, WebhookEvent]) -> None:
-        """Run a reserved job in a tracked background task (called once the answer is out)."""
-        handler, event = job
-        task = asyncio.get_running_loop().create_task(
-            self._run(handler, event), name=f"telnyx_msg webhook {event.id}"
-        )
-        self._tasks.add(task)
-        # Bookkeeping lives in a done callback, not in `finally`: a task cancelled before its
-        # first step never enters the coroutine body.
-        task.add_done_callback(lambda done: self._finished(done, event.id))
-        if self._cancel_new:
-            task.cancel()
-
-    def _finished(self, task: asyncio.Task[None], event_id: str | None) -> None:
-        self._tasks.discard(task)
-        # Only now (after marking) may a redelivery of this id pass the in-flight check.
+        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if event_id is not None:
-            self._in_flight.discard(event_id)
-        self._pending -= 1
-        if self._pending == 0:
+            self._in_flight[event_id] = outcome
+        # Its own task: a client that hangs up cannot cancel a handler half-way, and the
+        # receiver can still wait for it on shutdown.
+        task = asyncio.get_running_loop().create_task(
+            self._run(handler, event), name=f"telnyx_msg webhook {event_id}")
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(lambda done: self._finished(done, event_id, outcome))
+        # asyncio.wait neither cancels the handler if this delivery is cancelled nor re-raises
+        # its exception (a handler's own TimeoutError is not the receiver's timeout).
+        done, _ = await asyncio.wait({task}, timeout=self.handler_timeout)
+        if not done:
+            task.cancel()
+            logger.error("telnyx webhook handler for %s event %s exceeded %g s; cancelled, "
+                         "not marked seen", event.event_type, event_id, self.handler_timeout)
+            return _Reply(503, f"handler timed out after {self.handler_timeout:g} s")
+        if task.cancelled():  # by aclose(timeout)
+            return _Reply(503, "receiver is shutting down")
+        if task.exception() is not None:
+            return _Reply(500, "handler failed")
+        return _Reply(200, "handled")
+
+    def _finished(self, task: asyncio.Task[None], event_id: str | None,
+                  outcome: asyncio.Future[bool]) -> None:
+        self._tasks.discard(task)
+        if event_id is not None and self._in_flight.get(event_id) is outcome:
+            del self._in_flight[event_id]
+        if not outcome.done():
+            outcome.set_result(not task.cancelled() and task.exception() is None)
+        if not self._tasks:
             self._idle.set()
 
     async def _run(self, handler: Handler, event: WebhookEvent) -> None:
@@ -193,10 +221,11 @@ class WebhookReceiver:
                 "telnyx webhook handler failed for %s event %s; not marked seen",
                 event.event_type, event.id,
             )
-            return
+            raise
         try:
             await self.verifier.amark_seen(event)
         except Exception:
+            # Handled is handled: answering 5xx now would only make Telnyx redeliver it.
             logger.exception("telnyx webhook: could not mark event %s seen", event.id)
 
 
@@ -216,8 +245,10 @@ class AiohttpWebhookHandler(WebhookReceiver):
         *,
         default: Handler | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
     ) -> None:
-        super().__init__(verifier, handlers, default=default, max_pending=max_pending)
+        super().__init__(verifier, handlers, default=default, max_pending=max_pending,
+                         handler_timeout=handler_timeout)
         import aiohttp.web  # noqa: F401  # fail here, not on the first delivery, if missing
 
         # aiohttp warns (DeprecationWarning) about handlers it does not see as coroutine
@@ -228,23 +259,14 @@ class AiohttpWebhookHandler(WebhookReceiver):
             self._is_coroutine = getattr(asyncio.coroutines, "_is_coroutine", None)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        """Handle one delivery; the handler runs after the answer has been written."""
+        """Handle one delivery: verify, run the handler, then answer."""
         from aiohttp import web  # lazily: the ASGI path must not need aiohttp
 
         if request.method != "POST":
             return web.Response(status=405, text="POST only", headers={"Allow": "POST"})
         body = await request.read()
-        reply = await self._decide(body, request.headers)
-        response = web.Response(status=reply.status, text=reply.text)
-        if reply.job is None:
-            return response
-        try:
-            await response.prepare(request)
-            await response.write_eof()
-        finally:
-            # Run it even if the client went away: it is verified, and dedup covers a retry.
-            self._start(reply.job)
-        return response
+        reply = await self._answer(body, request.headers)
+        return web.Response(status=reply.status, text=reply.text)
 
     async def on_cleanup(self, app: web.Application) -> None:
         """``aiohttp`` cleanup signal: close this receiver and wait for its handlers."""
@@ -257,13 +279,16 @@ def aiohttp_handler(
     *,
     default: Handler | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
+    handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
 ) -> AiohttpWebhookHandler:
-    """An aiohttp handler that verifies deliveries and dispatches ``handlers[event_type]``.
+    """An aiohttp handler that verifies deliveries and runs ``handlers[event_type]``.
 
     ``default`` handles event types missing from ``handlers`` (otherwise they get 200 and are
-    ignored). Route it with ``app.router.add_post("/webhooks/telnyx", handler)``.
+    ignored). The answer comes after the handler (see the module docs for every status).
+    Route it with ``app.router.add_post("/webhooks/telnyx", handler)``.
     """
-    return AiohttpWebhookHandler(verifier, handlers, default=default, max_pending=max_pending)
+    return AiohttpWebhookHandler(verifier, handlers, default=default, max_pending=max_pending,
+                                 handler_timeout=handler_timeout)
 
 
 # --- ASGI -------------------------------------------------------------------------------------
@@ -313,8 +338,10 @@ class AsgiWebhookApp(WebhookReceiver):
         default: Handler | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
     ) -> None:
-        super().__init__(verifier, handlers, default=default, max_pending=max_pending)
+        super().__init__(verifier, handlers, default=default, max_pending=max_pending,
+                         handler_timeout=handler_timeout)
         self.max_body_size = max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -340,12 +367,7 @@ class AsgiWebhookApp(WebhookReceiver):
             return
         if body is None:  # client disconnected before sending the whole body
             return
-        reply = await self._decide(body, headers)
-        try:
-            await _respond(send, reply)
-        finally:
-            if reply.job is not None:
-                self._start(reply.job)
+        await _respond(send, await self._answer(body, headers))
 
     async def _read_body(self, headers: _AsgiHeaders, receive: Receive) -> bytes | None:
         declared = headers.get("content-length")
@@ -396,11 +418,12 @@ def asgi_app(
     default: Handler | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
 ) -> AsgiWebhookApp:
-    """A pure ASGI 3 app that verifies deliveries and dispatches ``handlers[event_type]``.
+    """A pure ASGI 3 app that verifies deliveries and runs ``handlers[event_type]``.
 
-    No Starlette/FastAPI dependency; see :class:`AsgiWebhookApp` for mounting.
+    The answer comes after the handler (see the module docs for every status). No
+    Starlette/FastAPI dependency; see :class:`AsgiWebhookApp` for mounting.
     """
-    return AsgiWebhookApp(
-        verifier, handlers, default=default, max_pending=max_pending, max_body_size=max_body_size
-    )
+    return AsgiWebhookApp(verifier, handlers, default=default, max_pending=max_pending,
+                          max_body_size=max_body_size, handler_timeout=handler_timeout)

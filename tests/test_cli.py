@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import telnyx_msg
-from telnyx_msg._demo import OPTED_OUT, render, run_demo
 from telnyx_msg.cli import main
+from telnyx_msg.cli._demo import OPTED_OUT, render, run_demo
 from telnyx_msg.testing import FakeTelnyx
 
 SENDER = "+18005550101"
@@ -70,62 +69,6 @@ async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -
             "--from", SENDER, "--to", "+13125550001", "--text", "hello"])
     assert code == 1
     assert "401" in capsys.readouterr().err
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["from", "to", "text", "media_urls"])
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _read_results(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.mark.anyio
-async def test_bulk_csv_results_and_resume(tmp_path: Path) -> None:
-    """`bulk` writes one result per row; `--resume` resends only unattempted/not_sent rows."""
-    rows = [{"from": SENDER, "to": f"+1312555{n:04d}", "text": f"hi {n}", "media_urls": ""}
-            for n in range(12)]
-    rows[3]["to"] = "312-555-0003"  # invalid: rejected before any I/O
-    rows[5]["media_urls"] = "https://example.com/a.png|https://example.com/b.png"
-    source = tmp_path / "in.csv"
-    _write_csv(source, rows)
-    out = tmp_path / "results.csv"
-    async with FakeTelnyx() as fake:
-        args = ["bulk", str(source), "--out", str(out), "--api-key", fake.api_key,
-                "--base-url", fake.base_url, "--concurrency", "4", "--no-progress"]
-        code = await anyio.to_thread.run_sync(main, args)
-        assert code == 1  # one row was rejected
-        results = _read_results(out)
-        assert sorted(int(r["row"]) for r in results) == list(range(1, 13))
-        by_row = {int(r["row"]): r for r in results}
-        assert by_row[4]["status"] == "rejected"
-        assert by_row[6]["status"] == "sent"
-        assert fake.stats.count("POST", "/messages") == 11
-        media_request = [r for r in fake.stats.requests if r.json and r.json.get("media_urls")]
-        assert media_request[0].json is not None
-        assert media_request[0].json["media_urls"] == ["https://example.com/a.png",
-                                                       "https://example.com/b.png"]
-
-        # Pretend rows 8 and 9 were interrupted: 8 never attempted, 9 not_sent, 10 unknown.
-        kept = [r for r in results if int(r["row"]) not in (8, 9, 10)]
-        kept.append({**by_row[9], "status": "not_sent"})
-        kept.append({**by_row[10], "status": "unknown"})
-        with out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, list(results[0]))
-            writer.writeheader()
-            writer.writerows(kept)
-        fake.stats.reset()
-        code = await anyio.to_thread.run_sync(main, [*args, "--resume"])
-    assert code == 0
-    resent = sorted(r.json["to"] for r in fake.stats.requests if r.json)
-    assert resent == [rows[7]["to"], rows[8]["to"]]
-    latest = {int(r["row"]): r["status"] for r in _read_results(out)}
-    assert latest[8] == latest[9] == "sent"
-    assert latest[10] == "unknown"
 
 
 def test_mock_server_serves_both_clients() -> None:

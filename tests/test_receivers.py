@@ -130,26 +130,29 @@ async def test_aiohttp_accepts_and_dispatches() -> None:
     handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert await post(session, url, body, sign(body)) == (200, "accepted")
+        assert await post(session, url, body, sign(body)) == (200, "handled")
         await handler.drain()
     assert [e.id for e in recorder.events] == ["evt-1"]
     assert isinstance(recorder.events[0].payload, Message)
 
 
 @pytest.mark.anyio
-async def test_aiohttp_answers_before_handler_finishes() -> None:
-    """The 2xx arrives while the handler is still blocked; the handler finishes afterwards."""
+async def test_aiohttp_answers_after_the_handler_returned() -> None:
+    """No answer while the handler runs; the 200 comes once it returned (and marked seen)."""
+    store = MemoryReplayStore()
     recorder = Recorder(gated=True)
-    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        status, _ = await asyncio.wait_for(post(session, url, body, sign(body)), 5)
-        assert status == 200
+        answer = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await _started(recorder)
+        await asyncio.sleep(0.05)
+        assert not answer.done()
         assert handler.pending == 1
-        assert recorder.events == []
         recorder.gate.set()
-        await handler.drain()
-    assert len(recorder.events) == 1
+        assert await asyncio.wait_for(answer, 5) == (200, "handled")
+        assert len(recorder.events) == 1
+        assert store.seen("evt-1")
     assert handler.pending == 0
 
 
@@ -202,38 +205,79 @@ async def test_aiohttp_duplicate_gets_200_and_is_skipped() -> None:
 
 
 @pytest.mark.anyio
-async def test_aiohttp_handler_failure_not_marked_seen_and_retry_processed(
+async def test_aiohttp_handler_failure_is_500_and_the_redelivery_is_handled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """After a handler failure the event stays unseen, so the redelivery is processed."""
+    """A handler that raises gets 500 and stays unseen, so Telnyx's redelivery runs it again."""
     store = MemoryReplayStore()
     recorder = Recorder(failures=1)
     handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert (await post(session, url, body, sign(body)))[0] == 200
-        await handler.drain()
+        assert await post(session, url, body, sign(body)) == (500, "handler failed")
         assert not store.seen("evt-1")
         assert "not marked seen" in caplog.text
-        assert await post(session, url, body, sign(body)) == (200, "accepted")
-        await handler.drain()
+        assert await post(session, url, body, sign(body)) == (200, "handled")
     assert store.seen("evt-1")
     assert recorder.started == 2
     assert len(recorder.events) == 1
 
 
 @pytest.mark.anyio
-async def test_aiohttp_redelivery_while_in_flight_is_skipped() -> None:
-    """A redelivery that arrives while the first copy is being handled is answered 200."""
+async def test_aiohttp_handler_timeout_is_503_and_cancels_it() -> None:
+    """A handler over handler_timeout is cancelled and answered 503; the retry is handled."""
+    store = MemoryReplayStore()
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder},
+                              handler_timeout=0.1)
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (503, "handler timed out after 0.1 s")
+        await handler.drain()
+        assert handler.pending == 0
+        assert not store.seen("evt-1")
+        recorder.gate.set()
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+    assert recorder.started == 2
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_redelivery_during_handling_waits_for_success() -> None:
+    """A redelivery during handling waits; the first copy succeeded, so it gets 200 unrun."""
     recorder = Recorder(gated=True)
     handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert (await post(session, url, body, sign(body)))[0] == 200
-        assert await post(session, url, body, sign(body)) == (200, "duplicate, in progress")
+        first = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await _started(recorder)
+        second = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await asyncio.sleep(0.05)
+        assert not second.done()
         recorder.gate.set()
-        await handler.drain()
+        assert await first == (200, "handled")
+        assert await second == (200, "duplicate, handled by an earlier delivery")
     assert recorder.started == 1
+
+
+@pytest.mark.anyio
+async def test_aiohttp_redelivery_during_handling_runs_it_when_the_first_fails() -> None:
+    """If the first copy's handler fails, the waiting redelivery runs the handler itself."""
+    store = MemoryReplayStore()
+    recorder = Recorder(gated=True, failures=1)
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        first = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await _started(recorder)
+        second = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await asyncio.sleep(0.05)
+        recorder.gate.set()
+        assert await first == (500, "handler failed")
+        assert await second == (200, "handled")
+    assert recorder.started == 2
+    assert len(recorder.events) == 1
+    assert store.seen("evt-1")
 
 
 @pytest.mark.anyio
@@ -249,7 +293,7 @@ async def test_aiohttp_unknown_type_and_default_handler() -> None:
             assert await post(session, url, body, sign(body)) == (200,
                                                                   "no handler for this event type")
         async with serve(defaulted) as url:
-            assert await post(session, url, body, sign(body)) == (200, "accepted")
+            assert await post(session, url, body, sign(body)) == (200, "handled")
             await defaulted.drain()
     assert [e.event_type for e in fallback.events] == ["call.initiated"]
 
@@ -283,13 +327,16 @@ async def test_aiohttp_get_is_405() -> None:
 
 @pytest.mark.anyio
 async def test_aiohttp_cleanup_waits_for_handlers() -> None:
-    """Shutting the app down (on_cleanup) waits for running handlers; no task is left."""
+    """Shutting the app down waits for a running handler, whose delivery still gets 200."""
     recorder = Recorder(gated=True)
     handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
     body = event_body()
-    async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert (await post(session, url, body, sign(body)))[0] == 200
-        asyncio.get_running_loop().call_later(0.05, recorder.gate.set)
+    async with aiohttp.ClientSession() as session:
+        async with serve(handler) as url:
+            answer = asyncio.ensure_future(post(session, url, body, sign(body)))
+            await _started(recorder)
+            asyncio.get_running_loop().call_later(0.05, recorder.gate.set)
+        assert await answer == (200, "handled")
     assert handler.closed
     assert handler.pending == 0
     assert len(recorder.events) == 1
@@ -308,47 +355,29 @@ async def test_aiohttp_closed_receiver_is_503() -> None:
 
 @pytest.mark.anyio
 async def test_aclose_timeout_cancels_stuck_handlers() -> None:
-    """aclose(timeout) cancels handlers that do not finish; their events stay unseen."""
+    """aclose(timeout) cancels handlers that do not finish: 503, and the event stays unseen."""
     store = MemoryReplayStore()
     recorder = Recorder(gated=True)
     handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert (await post(session, url, body, sign(body)))[0] == 200
-        await asyncio.sleep(0.01)
+        answer = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await _started(recorder)
         await handler.aclose(timeout=0.05)
+        assert await answer == (503, "receiver is shutting down")
     assert handler.pending == 0
     assert recorder.events == []
     assert not store.seen("evt-1")
 
 
+async def _started(recorder: Recorder, count: int = 1) -> None:
+    """Wait (bounded) until the handler has started ``count`` times."""
+    for _ in range(500):
+        if recorder.started >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the handler did not start")
 
-@pytest.mark.anyio
-async def test_aclose_timeout_cancels_job_not_yet_started() -> None:
-    """A job whose response was still being sent when aclose timed out never runs."""
-    recorder = Recorder()
-    app = asgi_app(make_verifier(), {"message.finalized": recorder})
-    body = event_body()
-    release = asyncio.Event()
-    incoming = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return incoming.pop(0)
-
-    async def slow_send(message: MutableMapping[str, Any]) -> None:
-        await release.wait()
-
-    headers = [(k.lower().encode(), v.encode()) for k, v in sign(body).items()]
-    call = asyncio.ensure_future(app({"type": "http", "method": "POST", "headers": headers},
-                                     receive, slow_send))
-    await asyncio.sleep(0.01)
-    assert app.pending == 1
-    await app.aclose(timeout=0.01)
-    release.set()
-    await call
-    await app.drain()
-    assert app.pending == 0
-    assert recorder.started == 0
 
 @pytest.mark.anyio
 async def test_aiohttp_max_pending_is_503() -> None:
@@ -357,12 +386,12 @@ async def test_aiohttp_max_pending_is_503() -> None:
     handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder}, max_pending=1)
     first, second = event_body(event_id="a"), event_body(event_id="b")
     async with serve(handler) as url, aiohttp.ClientSession() as session:
-        assert (await post(session, url, first, sign(first)))[0] == 200
+        running = asyncio.ensure_future(post(session, url, first, sign(first)))
+        await _started(recorder)
         assert (await post(session, url, second, sign(second)))[0] == 503
         recorder.gate.set()
-        await handler.drain()
+        assert (await running)[0] == 200
         assert (await post(session, url, second, sign(second)))[0] == 200
-        await handler.drain()
     assert [e.id for e in recorder.events] == ["a", "b"]
 
 
@@ -460,17 +489,16 @@ async def call_asgi(
 
 
 @pytest.mark.anyio
-async def test_asgi_accepts_and_runs_handler_after_response() -> None:
-    """The ASGI app sends the full 200 response before the handler starts."""
+async def test_asgi_runs_the_handler_before_the_response() -> None:
+    """The ASGI app runs the handler to completion, then sends the 200 response."""
     log: list[str] = []
     recorder = Recorder()
     recorder.log = log
     app = asgi_app(make_verifier(), {"message.finalized": recorder})
     body = event_body()
     status, text, sent = await call_asgi(app, body, sign(body), log=log)
-    await app.drain()
-    assert (status, text) == (200, b"accepted")
-    assert log == ["http.response.start", "http.response.body", "handler"]
+    assert (status, text) == (200, b"handled")
+    assert log == ["handler", "http.response.start", "http.response.body"]
     assert (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
     assert len(recorder.events) == 1
     await app.aclose()
@@ -499,7 +527,6 @@ async def test_asgi_status_codes() -> None:
     junk = b"not json"
     assert (await call_asgi(app, junk, sign(junk)))[0] == 400
     assert (await call_asgi(app, body, sign(body)))[0] == 200
-    await app.drain()
     assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"duplicate, skipped")
     await app.aclose()
 
@@ -553,10 +580,9 @@ async def test_asgi_handler_failure_then_retry() -> None:
     recorder = Recorder(failures=1)
     app = asgi_app(make_verifier(store), {"message.finalized": recorder})
     body = event_body()
-    await call_asgi(app, body, sign(body))
-    await app.drain()
+    assert (await call_asgi(app, body, sign(body)))[:2] == (500, b"handler failed")
     assert not store.seen("evt-1")
-    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"accepted")
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
     await app.aclose()
     assert store.seen("evt-1")
     assert len(recorder.events) == 1
@@ -568,7 +594,8 @@ async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
     recorder = Recorder(gated=True)
     app = asgi_app(make_verifier(), {"message.finalized": recorder})
     body = event_body()
-    await call_asgi(app, body, sign(body))
+    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    await _started(recorder)
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[str] = []
 
@@ -582,6 +609,7 @@ async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert (await delivery)[0] == 200
     assert len(recorder.events) == 1
     assert app.closed
 

@@ -232,6 +232,13 @@ class FakeTelnyx:
         """A copy of a stored message's JSON (``KeyError`` if unknown or evicted)."""
         return copy.deepcopy(self._outbox.messages[message_id].data)
 
+    def messages(self) -> list[dict[str, Any]]:
+        """Copies of every stored message's JSON, oldest first (at most ``max_messages``).
+
+        Count what really went out, e.g. that no recipient got a message twice.
+        """
+        return [copy.deepcopy(m.data) for m in self._outbox.messages.values()]
+
     def opt_outs(self) -> list[dict[str, Any]]:
         """Copies of the current opt-out records."""
         return [dict(r) for r in self._account.opt_outs.values()]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,20 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(send)
 
     bulk = commands.add_parser(
-        "bulk", help="send every row of a CSV file",
-        description="Send one message per CSV row. Columns are send fields (from, to, text, "
-                    "media_urls separated by '|', messaging_profile_id, subject, webhook_url, "
-                    "...). Writes one result row per input row; --resume skips rows already "
-                    "sent or of unknown outcome.")
+        "bulk", help="send every row of a CSV file, resumably",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Send one message per row of a CSV file (header row of send fields: from, "
+                    "to, text, media_urls separated by '|', messaging_profile_id, subject, "
+                    "type, webhook_url, ...; ',' ';' or tab). Every row gets exactly one "
+                    "outcome in RESULTS (sent, rejected, unknown, not_sent), whatever happens "
+                    "to the process; nothing is ever sent twice.")
     bulk.add_argument("file", type=Path, help="CSV file with a header row")
-    bulk.add_argument("--out", type=Path, help="results file, .csv or .jsonl "
-                      "(default: FILE.results.csv)")
-    bulk.add_argument("--concurrency", type=int, default=50)
+    bulk.add_argument("--out", type=Path, metavar="RESULTS",
+                      help="results file, .csv or .jsonl (default: FILE.results.csv)")
+    bulk.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
     bulk.add_argument("--resume", action="store_true",
-                      help="skip rows whose result is sent, unknown or rejected in --out")
-    bulk.add_argument("--account-mps", type=float, default=None,
-                      help="client-side account rate limit, messages/s (default 50)")
-    bulk.add_argument("--no-progress", action="store_true")
+                      help="continue the run recorded in RESULTS: rows sent, unknown or "
+                           "rejected are never sent again")
+    bulk.add_argument("--retry-unknown", action="store_true",
+                      help="with --resume: resend unknown rows with their original "
+                           "Idempotency-Key, so Telnyx does not send them twice")
+    bulk.add_argument("--overwrite", action="store_true",
+                      help="discard an existing RESULTS and start a new run")
+    bulk.add_argument("--encoding", default="utf-8",
+                      help="text encoding of FILE (a BOM is recognised), e.g. cp1252")
+    bulk.add_argument("--ignore-unknown-columns", action="store_true",
+                      help="send without the columns that are not send fields")
+    bulk.add_argument("--account-mps", type=float, default=None, metavar="MPS",
+                      help="client-side account rate limit in messages/s (default: 50)")
+    bulk.add_argument("--no-progress", action="store_true",
+                      help="no progress line (it is drawn only on a terminal anyway)")
     _client_args(bulk)
 
     mock = commands.add_parser("mock-server", help="run the embedded fake Telnyx API",
@@ -73,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=0, help="0 picks a free port")
     mock.add_argument("--api-key", default=None, help="key the fake accepts (default test-key)")
+    mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                      help="added to every response, to try interrupting and resuming a bulk run")
 
     webhook = commands.add_parser("webhook", help="webhook tools")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True,
@@ -96,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside the bulk run's own handling (e.g. while starting up)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``telnyx-msg`` console script."""
     args = build_parser().parse_args(argv)
@@ -103,20 +127,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "send":
             return asyncio.run(_send(args))
         if args.command == "bulk":
-            from telnyx_msg._bulk_csv import run_bulk_file
+            from telnyx_msg.cli._bulk import run_bulk
 
-            return asyncio.run(run_bulk_file(args))
+            if args.retry_unknown and not args.resume:
+                print("error: --retry-unknown needs --resume", file=sys.stderr)
+                return 2
+            if args.resume and args.overwrite:
+                print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+                return 2
+            # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signal.SIGTERM, _terminated)
+            return asyncio.run(run_bulk(args))
         if args.command == "mock-server":
             return asyncio.run(_mock_server(args))
         if args.command == "webhook":
             return _webhook_verify(args)
         if args.command == "demo":
-            return asyncio.run(_demo(args))
+            return asyncio.run(_demo_command(args))
     except TelnyxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("\nterminated", file=sys.stderr)
+        return 143
     return 2  # pragma: no cover - argparse enforces a command
 
 
@@ -143,9 +180,10 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
-    from telnyx_msg.testing import DEFAULT_API_KEY, FakeTelnyx
+    from telnyx_msg.testing import DEFAULT_API_KEY, FakeConfig, FakeTelnyx, Faults
 
-    async with FakeTelnyx(host=args.host, port=args.port,
+    config = FakeConfig(faults=Faults(latency=args.latency), max_messages=1_000_000)
+    async with FakeTelnyx(host=args.host, port=args.port, config=config,
                           api_key=args.api_key or DEFAULT_API_KEY) as fake:
         print(f"TELNYX_BASE_URL={fake.base_url}")
         print(f"TELNYX_API_KEY={fake.api_key}")
@@ -171,8 +209,8 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(args: argparse.Namespace) -> int:
-    from telnyx_msg._demo import render, run_demo
+async def _demo_command(args: argparse.Namespace) -> int:
+    from telnyx_msg.cli._demo import render, run_demo
 
     report = await run_demo(count=args.count, concurrency=args.concurrency,
                             account_mps=args.account_mps, out=sys.stdout)

@@ -1,0 +1,389 @@
+"""``telnyx-msg bulk FILE --out RESULTS``: one message per row, never twice, never lost.
+
+Guarantees (``docs/cli.md`` states them for users):
+
+- Every row gets exactly one final outcome in RESULTS (``sent``, ``rejected``, ``unknown``,
+  ``not_sent``): outcomes are appended as they arrive; Ctrl-C or SIGTERM stops the run, records
+  the rows in flight (``unknown`` if their request may have been written, else ``not_sent``)
+  and exits 130 / 143; after a crash, ``--resume`` records the journaled rows that have no
+  outcome as ``unknown`` (see :mod:`telnyx_msg.cli._journal`).
+- Nothing is sent twice: ``--resume`` never resends a ``sent``, ``unknown`` or ``rejected`` row.
+  Each row carries the ``Idempotency-Key`` ``telnyx-msg:RUN:ROW``; ``--retry-unknown`` resends
+  ``unknown`` rows with their original key, so Telnyx answers with the message it already has
+  instead of sending it again (within its 24 h idempotency window).
+- An existing RESULTS is never overwritten without ``--overwrite``; a resumed run must read the
+  same file (size and SHA-256 are checked), since rows are identified by their row numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from telnyx_msg._bulk import SendOutcome
+from telnyx_msg._config import RequestOptions
+from telnyx_msg._events import RequestEvent
+from telnyx_msg.cli._journal import (
+    Journal,
+    JournalError,
+    Results,
+    RunHeader,
+    StatusTable,
+    idempotency_key,
+)
+from telnyx_msg.cli._progress import Progress
+from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
+from telnyx_msg.errors import APIStatusError, TelnyxError
+
+__all__ = ["UsageError", "run_bulk"]
+
+_DONE = frozenset({"sent", "unknown", "rejected"})
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files: exit 2 before anything is sent."""
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _record(row: int, outcome: SendOutcome | None, *, status: str, to: str = "",
+            key: str = "", error: BaseException | str | None = None) -> dict[str, Any]:
+    err = outcome.error if outcome is not None else error
+    message = outcome.message if outcome is not None else None
+    return {
+        "row": row,
+        "to": " ".join(to.split()),
+        "status": status,
+        "message_id": message.id if message is not None and message.id else "",
+        "code": (err.code or "") if isinstance(err, APIStatusError) else "",
+        "error": "" if err is None else " ".join(str(err).split()),
+        "idempotency_key": key,
+    }
+
+
+class BulkRun:
+    """One invocation of the bulk command over a checked table."""
+
+    def __init__(self, args: argparse.Namespace, table: Table) -> None:
+        self.args = args
+        self.table = table
+        self.out: Path = args.out or table.path.with_name(table.path.stem + ".results.csv")
+        self.results = Results(self.out)
+        self.journal = Journal(self.out.with_name(self.out.name + ".journal"))
+        self.statuses = StatusTable()
+        self.counts: Counter[str] = Counter()
+        self.blank = 0
+        self.header = RunHeader("", "")
+        self.run_id = ""
+        self.recovered: list[int] = []
+        self.in_flight: Counter[str] = Counter()
+        self.stopped: list[int] = []
+        self.sending = False
+
+    # -- before anything is sent ---------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Check --resume / --overwrite against the files on disk (nothing is written yet)."""
+        args = self.args
+        existing = self.results.exists() or self.journal.exists()
+        if existing and not (args.resume or args.overwrite):
+            raise UsageError(
+                f"{self.out} already holds results of a run; pass --resume to continue it "
+                "(rows already sent or of unknown outcome are never sent again) or --overwrite "
+                "to start a new run")
+        source = fingerprint(self.table.path)
+        if not existing or args.overwrite:
+            self.header = RunHeader.new(source)
+            self.run_id = self.header.run_id
+            return
+        header, journaled = self.journal.read()
+        self.statuses, recorded_run = self.results.load()
+        if header is None:
+            if recorded_run is None:
+                raise UsageError(f"cannot resume: {self.journal.path} is missing and {self.out} "
+                                 "records no run id; use --overwrite with a new results file")
+            header = RunHeader(recorded_run, source)
+        if header.source != source:
+            raise UsageError(
+                f"{self.table.path} changed since this run began (rows are identified by their "
+                f"row numbers, so resuming could send the wrong rows); restore the file, or "
+                f"start a new run with a new --out")
+        self.header = header
+        self.run_id = header.run_id
+        # Journaled before its request could be written, and no outcome since: the process
+        # died with it in flight, so it may have reached Telnyx.
+        self.recovered = [row for row in journaled if self.statuses.get(row) is None]
+        for row in self.recovered:
+            self.statuses.set(row, "unknown")
+
+    def begin(self) -> None:
+        """Write what ``prepare`` decided: a fresh run's files, or a crash's unknown rows."""
+        if self.args.overwrite:
+            self.results.remove()
+            self.journal.remove()
+        for row in self.recovered:
+            self._write(_record(row, None, status="unknown", key=self._key(row),
+                                error="the run stopped while this request may have been "
+                                      "written (found in the journal by --resume)"))
+        if self.recovered:
+            _say(f"resume: {len(self.recovered)} row(s) were in flight when the last run "
+                 "stopped; recorded as unknown" + (
+                     "" if self.args.retry_unknown else " (--retry-unknown resends them safely)"))
+        # RESULTS must be on disk before the journal that covered those rows is emptied.
+        self.results.close()
+        self.journal.start(self.header)
+
+    def _key(self, row: int) -> str:
+        return idempotency_key(self.run_id, row)
+
+    def _pending(self, row: int) -> bool:
+        status = self.statuses.get(row)
+        if status == "unknown" and self.args.retry_unknown:
+            return True
+        return status not in _DONE
+
+    def plan(self) -> int:
+        """Read the whole file once (decoding errors stop here), print the plan, count rows."""
+        from telnyx_msg._plan import plan_bulk
+
+        pending = 0
+
+        def requests() -> Iterator[dict[str, Any]]:
+            nonlocal pending
+            for row, cells in self.table.rows():
+                if not self._pending(row):
+                    continue
+                try:
+                    request = self.table.request(cells)
+                except ValueError:
+                    pending += 1
+                    continue
+                if request is not None:
+                    pending += 1
+                    yield request
+
+        plan = plan_bulk(requests(), self.limits())
+        lanes = len(plan.lanes)
+        text = (f"plan: {plan.messages:,} messages ({plan.segments:,} segments) over {lanes} "
+                f"sender lane{'s' if lanes != 1 else ''}, about {_duration(plan.seconds)} at the "
+                "client's rate limits")
+        if plan.delivery_seconds > plan.seconds + 1:
+            text += ("; Telnyx's sender queues deliver the last after "
+                     f"{_duration(plan.delivery_seconds)}")
+        _say(text)
+        for warning in plan.warnings:
+            _say(f"warning: {warning}")
+        if self.table.ignored:
+            _say(f"ignoring column(s): {', '.join(self.table.ignored)}")
+        return pending
+
+    def limits(self) -> Any:
+        from telnyx_msg._ratelimit import RateLimits
+
+        mps = self.args.account_mps
+        return RateLimits() if mps is None else RateLimits(account_mps=mps)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.results.append(record)
+        self.statuses.set(int(record["row"]), record["status"])
+
+    def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> None:
+        self._write(_record(row, outcome, status=outcome.status,
+                            to=str(outcome.request.get("to", "")), key=self._key(row)))
+        self.counts[outcome.status] += 1
+        progress.update(outcome.status)
+
+    def catch_signals(self) -> list[int]:
+        """Turn SIGINT/SIGTERM into a graceful stop (in the main thread); returns the handled."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+
+        def on_signal(signum: int) -> None:
+            if self.stopped:  # a second signal: leave now; the journal covers what is in flight
+                os._exit(_SIGNAL_EXIT.get(signal.Signals(signum), 1))
+            self.stopped.append(signum)
+            _say(f"\n{signal.Signals(signum).name}: stopping; recording the rows in flight ...")
+            if self.sending and main is not None:
+                main.cancel()
+
+        handled: list[int] = []
+        for signum in _SIGNAL_EXIT:
+            # Only the main thread can handle signals (not, e.g., a caller's worker thread).
+            with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                handled.append(signum)
+        return handled
+
+    async def send(self, progress: Progress) -> int | None:
+        """Send every pending row; return the signal number that stopped the run, if any."""
+        from telnyx_msg._client import AsyncClient
+
+        if self.stopped:  # a signal arrived while planning: nothing was sent
+            return self.stopped[0]
+        self.sending = True
+
+        rows_by_index: dict[int, int] = {}
+        rows_by_key: dict[str, int] = {}
+        journal = self.journal
+
+        async def journal_first(event: RequestEvent) -> None:
+            # A request hook runs after the rate limiter and before the request is written.
+            row = rows_by_key.get(event.idempotency_key or "")
+            if row is not None and event.attempt == 0:
+                await journal.record(row)
+
+        def requests() -> Iterator[dict[str, Any]]:
+            index = 0
+            for row, cells in self.table.rows():
+                if not self._pending(row):
+                    continue
+                try:
+                    request = self.table.request(cells)
+                except ValueError as exc:  # a bad cell: rejected without any I/O
+                    self._write(_record(row, None, status="rejected", to=self.table.cell(
+                        cells, "to"), error=f"row {row}: {exc}"))
+                    self.counts["rejected"] += 1
+                    progress.update("rejected")
+                    continue
+                if request is None:
+                    self.blank += 1
+                    continue
+                key = self._key(row)
+                request["options"] = RequestOptions(idempotency_key=key)
+                rows_by_index[index] = row
+                rows_by_key[key] = row
+                index += 1
+                yield request
+
+        def finished(outcome: SendOutcome) -> None:
+            row = rows_by_index.pop(outcome.index)
+            rows_by_key.pop(self._key(row), None)
+            self._outcome(row, outcome, progress)
+
+        def stopped_in_flight(outcome: SendOutcome) -> None:
+            self.in_flight[outcome.status] += 1
+            finished(outcome)
+
+        args = self.args
+        try:
+            async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout,
+                                   rate_limits=self.limits(),
+                                   event_hooks={"request": [journal_first]}) as client:
+                outcomes = client.messages.send_many(requests(), concurrency=args.concurrency,
+                                                     on_stop=stopped_in_flight)
+                try:
+                    async for outcome in outcomes:
+                        finished(outcome)
+                        if journal.failed is not None:
+                            raise JournalError(f"cannot write the journal {journal.path}: "
+                                               f"{journal.failed}")
+                finally:
+                    # Stops the sends in flight now; their outcomes reach on_stop.
+                    await outcomes.aclose()  # type: ignore[attr-defined]
+        except asyncio.CancelledError:
+            if not self.stopped:
+                raise
+            task = asyncio.current_task()
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: the stop is handled
+            if uncancel is not None:
+                uncancel()
+        finally:
+            self.sending = False
+        return self.stopped[0] if self.stopped else None
+
+    def finish(self) -> None:
+        """Leave the files clean: one line per row in RESULTS (synced), an empty journal."""
+        self.results.compact()
+        self.journal.start(self.header)
+        self.journal.close()
+
+    def unfinished(self) -> int:
+        """Rows of the file whose outcome is not ``sent`` after this run."""
+        return sum(self.statuses.count(s) for s in ("rejected", "unknown", "not_sent"))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+async def run_bulk(args: argparse.Namespace) -> int:
+    """The ``bulk`` command; returns the exit status."""
+    try:
+        table = open_table(args.file, args.encoding,
+                           ignore_unknown_columns=args.ignore_unknown_columns)
+        run = BulkRun(args, table)
+        run.prepare()
+    except (TableError, UsageError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    handled = run.catch_signals()
+    try:
+        return await _run(run)
+    finally:
+        loop = asyncio.get_running_loop()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+async def _run(run: BulkRun) -> int:
+    args = run.args
+    try:
+        total = run.plan()
+        run.begin()
+    except (TableError, UsageError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    progress = Progress(total, enabled=not args.no_progress and sys.stderr.isatty())
+    stopped: int | None = None
+    failure: BaseException | None = None
+    try:
+        stopped = await run.send(progress)
+    except (TelnyxError, JournalError, TableError) as exc:
+        failure = exc
+    finally:
+        progress.finish()
+        run.finish()
+    stopped = stopped if stopped is not None else (run.stopped[0] if run.stopped else None)
+    counts = run.counts
+    done = sum(counts.values())
+    summary = (f"{done:,} row{'s' if done != 1 else ''}: " + ", ".join(
+        f"{counts[s]:,} {s}" for s in ("sent", "rejected", "unknown", "not_sent")))
+    if run.blank:
+        summary += f"; {run.blank} blank row(s) skipped"
+    print(f"{summary}; results in {run.out}", flush=True)
+    resume = f"telnyx-msg bulk {args.file} --out {run.out} --resume"
+    if failure is not None:
+        _say(f"error: {failure}")
+        _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
+        return 1
+    if stopped is not None:
+        flight = run.in_flight
+        _say(f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
+             f"({flight['unknown']} unknown, {flight['not_sent']} not sent); "
+             f"{max(total - done, 0):,} row(s) not attempted yet")
+        _say(f"resume with: {resume}" + (
+            " (add --retry-unknown to resend the unknown rows with their original "
+            "Idempotency-Key)" if run.statuses.count("unknown") else ""))
+        return _SIGNAL_EXIT.get(signal.Signals(stopped), 1)
+    unknown = run.statuses.count("unknown")
+    if unknown:
+        _say(f"{unknown} row(s) have an unknown outcome (they may have been sent); resend them "
+             f"safely with: {resume} --retry-unknown")
+    return 1 if run.unfinished() else 0

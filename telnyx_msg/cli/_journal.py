@@ -1,0 +1,321 @@
+"""The bulk command's state on disk: the RESULTS file and its write-ahead journal.
+
+RESULTS (CSV, or JSON Lines for a ``.jsonl`` name) gets one line per final outcome, appended and
+flushed as outcomes arrive; at the end of every invocation it is compacted (atomically) to one
+line per row. The journal, ``RESULTS.journal``, says which rows may have reached Telnyx: its
+first line names the run (the id every ``Idempotency-Key`` derives from) and the input file's
+fingerprint, then one ``w ROW`` line per row, written and ``fdatasync``-ed *before* that row's
+request can be written. After a crash (``kill -9``, power loss) a journaled row without an outcome
+in RESULTS may have been sent, so ``--resume`` records it ``unknown``.
+
+Journal writes are grouped: every request waiting for the journal is covered by the next sync,
+so a run at concurrency 50 costs one sync per batch of rows, not one per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import uuid
+from array import array
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from attrs import frozen
+
+__all__ = ["RESULT_FIELDS", "STATUSES", "Journal", "JournalError", "Results", "RunHeader",
+           "StatusTable", "idempotency_key"]
+
+RESULT_FIELDS = ("row", "to", "status", "message_id", "code", "error", "idempotency_key")
+STATUSES = ("sent", "rejected", "unknown", "not_sent")
+_MAGIC = "telnyx-msg bulk journal v1"
+
+
+def idempotency_key(run_id: str, row: int) -> str:
+    """The ``Idempotency-Key`` of one row of one run (Telnyx's format ``[A-Za-z0-9_:-]``)."""
+    return f"telnyx-msg:{run_id}:{row}"
+
+
+class JournalError(Exception):
+    """The journal could not be written: nothing more may be sent."""
+
+
+@frozen
+class RunHeader:
+    """What identifies a run: its id and the fingerprint of the file it reads."""
+
+    run_id: str
+    source: str
+
+    @classmethod
+    def new(cls, source: str) -> RunHeader:
+        """A fresh run over a file with fingerprint ``source``."""
+        return cls(uuid.uuid4().hex[:16], source)
+
+    def line(self) -> bytes:
+        """The journal's first line."""
+        return f"{_MAGIC} run={self.run_id} source={self.source}\n".encode()
+
+    @classmethod
+    def parse(cls, line: str) -> RunHeader | None:
+        """The header in ``line``, or None if it is not one."""
+        if not line.startswith(_MAGIC + " "):
+            return None
+        fields = dict(part.split("=", 1) for part in line.split()[4:] if "=" in part)
+        if "run" not in fields or "source" not in fields:
+            return None
+        return cls(fields["run"], fields["source"])
+
+
+class StatusTable:
+    """The latest status of each row, one byte per row (bounded memory for big files)."""
+
+    def __init__(self) -> None:
+        self._codes = bytearray()
+
+    def get(self, row: int) -> str | None:
+        """The row's latest status, or None."""
+        code = self._codes[row] if row < len(self._codes) else 0
+        return STATUSES[code - 1] if code else None
+
+    def set(self, row: int, status: str) -> None:
+        """Record the row's latest status."""
+        if row >= len(self._codes):
+            self._codes.extend(bytes(row + 1 - len(self._codes) + 1024))
+        self._codes[row] = STATUSES.index(status) + 1
+
+    def count(self, status: str) -> int:
+        """How many rows have ``status`` now."""
+        return self._codes.count(STATUSES.index(status) + 1)
+
+
+class Results:
+    """The RESULTS file: appended as outcomes arrive, compacted to one line per row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jsonl = path.suffix.lower() == ".jsonl"
+        self._handle: IO[str] | None = None
+        self._writer: Any = None
+
+    def exists(self) -> bool:
+        """True when the file holds anything (a header alone counts as empty)."""
+        return any(True for _ in self.records())
+
+    def records(self) -> Iterator[dict[str, str]]:
+        """Every valid line in file order; a torn or foreign line (a crash mid-write) is skipped."""
+        for _offset, record in self._scan():
+            yield record
+
+    def _scan(self) -> Iterator[tuple[int, dict[str, str]]]:
+        # Line by line with byte offsets (every record is one line: values hold no newlines).
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            header: list[str] | None = None
+            offset = 0
+            for raw in handle:
+                start, offset = offset, offset + len(raw)
+                line = raw.decode("utf-8", "replace")
+                if not line.strip():
+                    continue
+                if self._jsonl:
+                    record = _json_or_none(line)
+                else:
+                    cells = next(csv.reader([line]), [])
+                    if header is None:
+                        header = cells
+                        continue
+                    record = dict(zip(header, cells, strict=False))
+                if (isinstance(record, dict) and record.get("status") in STATUSES
+                        and str(record.get("row", "")).isdigit()):
+                    yield start, {k: str(record.get(k) or "") for k in RESULT_FIELDS}
+
+    def load(self) -> tuple[StatusTable, str | None]:
+        """The latest status per row, and the run id found in the recorded keys (if any)."""
+        table = StatusTable()
+        run_id = None
+        for record in self.records():
+            table.set(int(record["row"]), record["status"])
+            key = record["idempotency_key"]
+            if run_id is None and key.count(":") == 2:
+                run_id = key.split(":")[1]
+        return table, run_id
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write one outcome line and flush it to the OS."""
+        if self._handle is None:
+            fresh = not self.path.exists() or self.path.stat().st_size == 0
+            self._handle = self.path.open("a", newline="", encoding="utf-8")
+            if not self._jsonl:
+                self._writer = csv.DictWriter(self._handle, RESULT_FIELDS)
+                if fresh:
+                    self._writer.writeheader()
+        line = {k: record.get(k, "") for k in RESULT_FIELDS}
+        if self._jsonl:
+            self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        else:
+            self._writer.writerow(line)
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Flush, sync and close the file."""
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+
+    def compact(self) -> None:
+        """Rewrite the file with the latest line of each row, in row order (atomic replace)."""
+        self.close()
+        latest = array("q")
+        for offset, record in self._scan():
+            row = int(record["row"])
+            if row >= len(latest):
+                latest.extend([-1] * (row + 1 - len(latest) + 1024))
+            latest[row] = offset
+        if not latest:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self.path.open("rb") as source, tmp.open("wb") as out:
+            if not self._jsonl:
+                out.write((",".join(RESULT_FIELDS) + "\r\n").encode())
+            for offset in latest:
+                if offset >= 0:
+                    source.seek(offset)
+                    line = source.readline()
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        _sync_dir(self.path)
+
+    def remove(self) -> None:
+        """Delete the file (``--overwrite``)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+class Journal:
+    """``RESULTS.journal``: the run header, then one durable ``w ROW`` line per row sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pending: list[bytes] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    def exists(self) -> bool:
+        """True when a journal is on disk."""
+        return self.path.exists()
+
+    def read(self) -> tuple[RunHeader | None, Iterator[int]]:
+        """The header and the journaled rows (a torn last line is ignored)."""
+        if not self.path.exists():
+            return None, iter(())
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            header = RunHeader.parse(handle.readline())
+
+        def rows() -> Iterator[int]:
+            with self.path.open(encoding="utf-8", errors="replace") as handle:
+                handle.readline()
+                for line in handle:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == "w" and parts[1].isdigit():
+                        yield int(parts[1])
+
+        return header, rows()
+
+    def start(self, header: RunHeader) -> None:
+        """Write a journal holding only ``header`` (atomically), then open it for appending."""
+        self.close()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(header.line())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        _sync_dir(self.path)
+        self.open()
+
+    def open(self) -> None:
+        """Open the journal for appending."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    async def record(self, row: int) -> None:
+        """Return once the line for ``row`` is on stable storage (shared with other rows)."""
+        if self.failed is not None:
+            raise JournalError(f"the journal {self.path} cannot be written: {self.failed}")
+        loop = asyncio.get_running_loop()
+        self._pending.append(b"w %d\n" % row)
+        if self._batch is None:
+            self._batch = loop.create_future()
+        batch = self._batch
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        # Shielded: a send cancelled while it waits must not cancel the others' sync.
+        await asyncio.shield(batch)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                data, self._pending = b"".join(self._pending), []
+                batch, self._batch = self._batch, None
+                assert batch is not None
+                try:
+                    await asyncio.to_thread(self._write, data)
+                except Exception as exc:
+                    self.failed = exc
+                    batch.set_exception(JournalError(f"cannot write the journal {self.path}: "
+                                                     f"{exc}"))
+                    batch.exception()  # retrieved here: waiters may all be gone
+                    return
+                batch.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        getattr(os, "fdatasync", os.fsync)(self._fd)
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> None:
+        """Delete the journal (``--overwrite``)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _sync_dir(path: Path) -> None:
+    # The rename itself must survive a power loss, not just the file's contents.
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,67 @@
+"""The bulk command's progress line: drawn on a terminal only, fitted to its width."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """One line on stderr, redrawn at most 4 times a second: bar, counts, rate and ETA.
+
+    Disabled (nothing is written) when stderr is not a terminal, so a redirected log gets the
+    plan and the final summary only, not carriage-return frames.
+    """
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.counts: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self._shown = 0.0
+        self._drawn = False
+
+    def update(self, status: str) -> None:
+        """Count one outcome; redraw if due."""
+        self.counts[status] += 1
+        if self.enabled:
+            now = time.monotonic()
+            if now - self._shown >= 0.25:
+                self._shown = now
+                self._draw(now)
+
+    def finish(self) -> None:
+        """Draw the final state and end the line."""
+        if self.enabled and (self._drawn or self.counts):
+            self._draw(time.monotonic())
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def line(self, now: float, width: int) -> str:
+        """The progress text for a terminal ``width`` columns wide."""
+        done = sum(self.counts.values())
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        left = max(self.total - done, 0)
+        eta = f"{left / rate:.0f}s" if rate > 0 and left else "-"
+        counts = " ".join(f"{k} {self.counts[k]}" for k in ("sent", "rejected", "unknown",
+                                                            "not_sent") if self.counts[k])
+        tail = f" {done}/{self.total} {counts}  {rate:.1f}/s  ETA {eta}"
+        bar_width = max(0, min(30, width - len(tail) - 3))
+        if bar_width >= 5:
+            filled = int(bar_width * done / self.total) if self.total else bar_width
+            text = f"[{'#' * filled}{'.' * (bar_width - filled)}]{tail}"
+        else:
+            text = tail.strip()
+        return text[: max(width - 1, 0)]
+
+    def _draw(self, now: float) -> None:
+        width = shutil.get_terminal_size((80, 24)).columns
+        # \r returns to the line start; \x1b[K clears what a longer previous frame left.
+        sys.stderr.write("\r" + self.line(now, width) + "\x1b[K")
+        sys.stderr.flush()
+        self._drawn = True

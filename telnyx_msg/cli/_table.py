@@ -1,0 +1,239 @@
+"""Bulk input files as people have them: BOMs, delimiters, encodings, ragged and blank rows.
+
+Rows are numbered the way a spreadsheet shows them: the header is row 1, the first data row is
+row 2, and a quoted cell that spans several lines is still one row. Every message and the
+RESULTS file use these numbers (a decoding error also gives the physical file line when it
+differs).
+
+Decisions, for files the contract leaves open:
+
+- The header is matched case-insensitively after trimming spaces (``From`` is ``from``).
+- A UTF-8 BOM is skipped; a UTF-16 BOM (Excel's "Unicode Text") switches to UTF-16 whatever
+  ``--encoding`` says, since such a file cannot be anything else.
+- The delimiter is the one of ``,``, ``;`` and tab that splits the header into the most known
+  column names.
+- A short row is read as a spreadsheet shows it: the missing trailing cells are empty. A long row
+  is rejected unless its extra cells are empty (an unquoted delimiter inside a text would
+  otherwise shift every later cell into the wrong column).
+- A row whose cells are all empty is skipped (it is not a message) and counted in the summary.
+- A column with an empty header is ignored while its cells are empty; a value under it rejects
+  the row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+__all__ = ["BOOL_COLUMNS", "COLUMNS", "Table", "TableError", "fingerprint", "open_table"]
+
+#: Column name -> send keyword argument.
+COLUMNS: dict[str, str] = {
+    "from": "from_", "to": "to", "text": "text", "media_urls": "media_urls",
+    "messaging_profile_id": "messaging_profile_id", "subject": "subject", "type": "type",
+    "webhook_url": "webhook_url", "webhook_failover_url": "webhook_failover_url",
+    "use_profile_webhooks": "use_profile_webhooks", "auto_detect": "auto_detect",
+    "encoding": "encoding",
+}
+BOOL_COLUMNS = frozenset({"use_profile_webhooks", "auto_detect"})
+_ALIASES = {"from_": "from"}
+_DELIMITERS = (",", ";", "\t")
+_UTF8_BOM = codecs.BOM_UTF8
+_UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
+
+
+class TableError(Exception):
+    """The file cannot be read as a bulk table (the message names the row and the fix)."""
+
+
+class _DecodeError(Exception):
+    def __init__(self, line: int, byte: int, codec: str) -> None:
+        super().__init__(line, byte, codec)
+        self.line, self.byte, self.codec = line, byte, codec
+
+
+@frozen
+class Table:
+    """A checked bulk file: how to decode and split it, and what each column means."""
+
+    path: Path
+    codec: str
+    skip: int  # BOM bytes before the header
+    delimiter: str
+    #: Per column: its known name, ``""`` for an empty header (a value there rejects the row),
+    #: or None for an unknown column ignored with ``--ignore-unknown-columns``.
+    columns: tuple[str | None, ...]
+    ignored: tuple[str, ...]  # unknown column names ignored with --ignore-unknown-columns
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """``(row number, cells)`` for every data row, in file order (blank rows included)."""
+        lines = _PhysicalLines(self.path, self.codec, self.skip)
+        reader = csv.reader(lines, delimiter=self.delimiter)
+        row = 0
+        try:
+            for cells in reader:
+                row += 1
+                if row > 1:
+                    yield row, cells
+        except _DecodeError as exc:
+            where = f"row {row + 1}" + (f" (file line {exc.line})" if exc.line != row + 1 else "")
+            hint = ("; pass --encoding (spreadsheets on Windows often save cp1252)"
+                    if exc.codec == "utf-8" else "; check --encoding")
+            raise TableError(f"{self.path}: {where}: byte 0x{exc.byte:02x} is not valid "
+                             f"{exc.codec}{hint}") from None
+        except csv.Error as exc:
+            raise TableError(f"{self.path}: row {row + 1}: {exc}") from None
+
+    def cell(self, cells: list[str], name: str) -> str:
+        """The raw value of column ``name`` in ``cells`` (empty if absent)."""
+        if name in self.columns:
+            position = self.columns.index(name)
+            if position < len(cells):
+                return cells[position].strip()
+        return ""
+
+    def request(self, cells: list[str]) -> dict[str, Any] | None:
+        """Send keyword arguments of one row; None for a blank row; ValueError for a bad cell."""
+        if not any(cell.strip() for cell in cells):
+            return None
+        width = len(self.columns)
+        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+            raise ValueError(f"row has {len(cells)} cells but the header has {width} "
+                             "(an unquoted delimiter inside a text?)")
+        request: dict[str, Any] = {}
+        for position, (name, raw) in enumerate(zip(self.columns, cells, strict=False)):
+            value = raw.strip()
+            if not value:
+                continue
+            if name is None:
+                continue
+            if not name:
+                raise ValueError(f"a value in column {position + 1}, which has no header")
+            if name == "media_urls":
+                request["media_urls"] = [u.strip() for u in value.split("|") if u.strip()]
+            elif name in BOOL_COLUMNS:
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"{name}: {value!r} must be true or false")
+                request[name] = value.lower() == "true"
+            else:
+                request[COLUMNS[name]] = value
+        return request
+
+    def _first_line(self) -> str:
+        return next(iter(_PhysicalLines(self.path, self.codec, self.skip)), "")
+
+
+class _PhysicalLines:
+    """Decoded lines of the file (endings kept, as csv wants), counting physical lines.
+
+    ASCII-compatible encodings are split on the newline byte and decoded line by line, so a
+    decoding error names its exact line; UTF-16 is decoded as a stream.
+    """
+
+    def __init__(self, path: Path, codec: str, skip: int) -> None:
+        self.path, self.codec, self.skip = path, codec, skip
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        with self.path.open("rb") as handle:
+            handle.seek(self.skip)
+            if self.codec.startswith("utf-16"):
+                text = io.TextIOWrapper(handle, encoding=self.codec, newline="")
+                try:
+                    for line in text:
+                        self.line += 1
+                        yield line
+                except UnicodeDecodeError as exc:
+                    raise _DecodeError(self.line + 1, exc.object[exc.start], self.codec) from None
+                return
+            decode = codecs.getdecoder(self.codec)
+            for raw in handle:
+                self.line += 1
+                try:
+                    yield decode(raw)[0]
+                except UnicodeDecodeError as exc:
+                    raise _DecodeError(self.line, raw[exc.start], self.codec) from None
+
+
+def _normalise(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        key = name.strip().lower()
+        out.append(_ALIASES.get(key, key))
+    return out
+
+
+def open_table(path: Path, encoding: str = "utf-8", *,
+               ignore_unknown_columns: bool = False) -> Table:
+    """Check the header of ``path`` before anything is sent; raise :class:`TableError`."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise TableError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)") from None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise TableError(f"cannot read {path}: {exc.strerror or exc}") from None
+    skip = 0
+    if head.startswith(_UTF8_BOM):
+        skip = len(_UTF8_BOM)
+        codec = "utf-8" if codec in ("utf-8", "utf-8-sig") else codec
+    else:
+        for bom, wide in _UTF16_BOMS.items():
+            if head.startswith(bom):
+                skip, codec = len(bom), wide
+    if codec == "utf-8-sig":
+        codec = "utf-8"
+    probe = Table(path, codec, skip, ",", (), ())
+    try:
+        first = probe._first_line()
+    except _DecodeError as exc:
+        raise TableError(f"{path}: row 1 (the header): byte 0x{exc.byte:02x} is not valid "
+                         f"{exc.codec}; pass --encoding") from None
+    if not first.strip():
+        raise TableError(f"{path}: the first line must be a header row (from,to,text,...)")
+    delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
+    names = _normalise(next(csv.reader([first], delimiter=delimiter)))
+    known = sorted(COLUMNS)
+    unknown = [n for n in names if n and n not in COLUMNS]
+    if unknown and not ignore_unknown_columns:
+        raise TableError(
+            f"{path}: unknown column(s) {', '.join(repr(n) for n in unknown)}; known columns: "
+            f"{', '.join(known)} (pass --ignore-unknown-columns to send without them)")
+    seen: set[str] = set()
+    for name in names:
+        if name in COLUMNS and name in seen:
+            raise TableError(f"{path}: column {name!r} appears twice in the header")
+        seen.add(name)
+    if "to" not in seen:
+        raise TableError(f"{path}: no 'to' column (header: {first.strip()!r})")
+    if not seen & {"from", "messaging_profile_id"}:
+        raise TableError(f"{path}: needs a 'from' or a 'messaging_profile_id' column")
+    if not seen & {"text", "media_urls"}:
+        raise TableError(f"{path}: needs a 'text' or a 'media_urls' column")
+    columns = tuple(n if n in COLUMNS or not n else None for n in names)
+    return Table(path, codec, skip, delimiter, columns, tuple(unknown))
+
+
+def _score(line: str, delimiter: str) -> tuple[int, int]:
+    cells = _normalise(next(csv.reader([line], delimiter=delimiter), []))
+    return sum(1 for c in cells if c in COLUMNS), len(cells)
+
+
+def fingerprint(path: Path) -> str:
+    """``size:sha256`` of the file: a resumed run must read the very rows it started with."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            size += len(chunk)
+            digest.update(chunk)
+    return f"{size}:{digest.hexdigest()}"
