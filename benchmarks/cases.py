@@ -24,6 +24,8 @@ from benchmarks.payloads import FROM, TEXT, TO, webhook_body
 
 __all__ = [
     "ASYNC_CLIENTS",
+    "MockServer",
+    "bulk_case",
     "OFFICIAL_PIN",
     "blocking_case",
     "generous_limits",
@@ -424,3 +426,89 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
         "r429_per_100": 100.0 * limited / posts if posts else float("nan"),
         "failed": failed,
     }
+
+
+# --- the bulk command vs plain send_many ----------------------------------------------------------
+
+
+class MockServer:
+    """``telnyx-msg mock-server`` (FakeTelnyx) in a child process, with per-request latency."""
+
+    def __init__(self, latency: float) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0",
+             "--latency", str(latency)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=child_env(),
+            cwd=REPO)
+        settings: dict[str, str] = {}
+        assert self._proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while len(settings) < 3 and time.monotonic() < deadline:
+            line = self._proc.stdout.readline()
+            if not line:
+                break
+            if "=" in line:
+                name, value = line.strip().removeprefix("export ").split("=", 1)
+                settings[name] = value
+        if len(settings) < 3:
+            self.close()
+            raise RuntimeError("telnyx-msg mock-server did not start")
+        self.base_url = settings["TELNYX_BASE_URL"]
+        self.api_key = settings["TELNYX_API_KEY"]
+
+    def close(self) -> None:
+        """Stop the server (SIGTERM, then kill)."""
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdir: str,
+              first_number: int) -> Sample:
+    """Rows/s of ``telnyx-msg bulk`` (journal, results, keys) or of plain ``send_many``."""
+    import argparse
+    import os
+    from pathlib import Path
+
+    import telnyx_msg
+    from telnyx_msg.cli._bulk import run_bulk
+
+    numbers = [f"+1312{first_number + i:07d}" for i in range(rows)]
+    source = Path(workdir) / f"in-{first_number}.csv"
+    source.write_text("from,to,text\n" + "".join(f"{FROM},{n},{TEXT}\n" for n in numbers))
+    fast = 1e6
+
+    sink = open(os.devnull, "w")  # noqa: SIM115  # closed below, after the run
+
+    async def bulk() -> int:
+        args = argparse.Namespace(
+            file=source, out=Path(workdir) / f"out-{first_number}.csv", resume=False,
+            overwrite=False, retry_unknown=False, encoding="utf-8",
+            ignore_unknown_columns=False, account_mps=fast, concurrency=concurrency,
+            no_progress=True, api_key=server.api_key, base_url=server.base_url, timeout=60.0)
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            code = await run_bulk(args)
+        return rows if code == 0 else 0
+
+    async def many() -> int:
+        sent = 0
+        async with telnyx_msg.AsyncClient(server.api_key, base_url=server.base_url,
+                                          rate_limits=telnyx_msg.RateLimits(account_mps=fast),
+                                          pool_size=POOL) as client:
+            requests = ({"from_": FROM, "to": n, "text": TEXT} for n in numbers)
+            async for outcome in client.messages.send_many(requests, concurrency=concurrency):
+                sent += outcome.status == "sent"
+        return sent
+
+    started, cpu = time.perf_counter(), cpu_seconds()
+    try:
+        done = asyncio.run(bulk() if name == "bulk" else many())
+    finally:
+        sink.close()
+    return Sample(done, time.perf_counter() - started, cpu_seconds() - cpu,
+                  errors=rows - done)

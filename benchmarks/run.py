@@ -31,7 +31,7 @@ from benchmarks import cases
 from benchmarks.harness import REPO, Sample, ServerProcess, pick_cores
 from benchmarks.report import evaluate_targets, render
 
-SECTIONS = ("sends", "blocking", "paging", "webhook", "import", "rss", "goodput")
+SECTIONS = ("sends", "blocking", "paging", "webhook", "import", "rss", "goodput", "bulk")
 RATE_LIMIT = 200
 OFFICIAL_REPS = 2  # the official SDK is slow: fewer repetitions keep the full run short
 PAGE_SIZE = 250
@@ -53,6 +53,7 @@ class Profile:
     goodput_reps: int
     time_limit: float
     official_scale: float = 0.25
+    bulk_rows: int = 2000
 
 
 PROFILES = {
@@ -65,12 +66,14 @@ PROFILES = {
                      sends={(0, 1): 300, (0, 50): 1000, (0, 200): 1000,
                             (20, 1): 40, (20, 50): 600, (20, 200): 1000},
                      records=10_000, paging_reps=2, webhook_n=1000, import_runs=3,
-                     rss_n=5_000, goodput_s=3.0, goodput_reps=1, time_limit=10.0),
+                     rss_n=5_000, goodput_s=3.0, goodput_reps=1, time_limit=10.0,
+                     bulk_rows=1000),
     "smoke": Profile("smoke", reps=1,
                      sends={(0, 1): 20, (0, 50): 60, (0, 200): 200,
                             (20, 1): 5, (20, 50): 60, (20, 200): 200},
                      records=1_000, paging_reps=1, webhook_n=50, import_runs=1,
-                     rss_n=200, goodput_s=1.0, goodput_reps=1, time_limit=5.0),
+                     rss_n=200, goodput_s=1.0, goodput_reps=1, time_limit=5.0,
+                     bulk_rows=60),
 }
 
 
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "server": {"core": server_core, "client_core": client_core},
         "sends": [], "blocking": [], "paging": None, "webhook": None, "import": None,
-        "rss": None, "goodput": None,
+        "rss": None, "goodput": None, "bulk": None,
     }
 
     with ServerProcess(cpu=server_core, records=profile.records, rate_limit=RATE_LIMIT,
@@ -312,11 +315,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                           "r429_per_100": r["r429_per_100"]} for r in runs]
             results["goodput"] = goodput
 
+    if "bulk" in only:
+        results["bulk"] = _bulk_section(profile, started)
+
     results["targets"] = evaluate_targets(results)
     measured = [t["met"] for t in results["targets"] if t["met"] is not None]
     results["all_met"] = bool(measured) and all(measured)
     results["meta"]["duration_s"] = time.perf_counter() - started
     return results
+
+
+def _bulk_section(profile: Profile, started: float) -> dict[str, Any]:
+    """``telnyx-msg bulk`` against FakeTelnyx (10 ms latency) vs ``send_many`` of the same rows."""
+    import tempfile
+
+    samples: dict[str, list[Sample]] = {"bulk": [], "send_many": []}
+    server = cases.MockServer(latency=0.01)
+    try:
+        with tempfile.TemporaryDirectory(prefix="telnyx_msg-bench-") as workdir:
+            first = 0
+            for rep in range(profile.reps):
+                for name in (("bulk", "send_many") if rep % 2 == 0 else ("send_many", "bulk")):
+                    samples[name].append(cases.bulk_case(server, name, profile.bulk_rows, 50,
+                                                         workdir, first))
+                    first += profile.bulk_rows
+                    _log(started, f"rep {rep + 1} bulk {name}: {samples[name][-1].rate:,.0f} "
+                                  "rows/s")
+    finally:
+        server.close()
+    section: dict[str, Any] = {"rows": profile.bulk_rows, "concurrency": 50, "latency_ms": 10,
+                               "reps": profile.reps}
+    for name, runs in samples.items():
+        section[name] = {"per_s": _median([s.rate for s in runs]),
+                         "errors": sum(s.errors for s in runs)}
+    section["ratio"] = _paired(samples["bulk"], samples["send_many"], lambda s: s.rate)
+    return section
 
 
 def _clean(value: Any) -> Any:

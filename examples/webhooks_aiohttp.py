@@ -5,7 +5,8 @@
 
 Point your messaging profile's webhook URL (or a message's ``webhook_url``) at that path, through
 a tunnel if Telnyx cannot reach this machine. Every delivery is verified (Ed25519, timestamp
-window, replayed event ids), answered at once, and handled afterwards in a background task.
+window, replayed event ids) and handled; the answer (200, or 5xx so that Telnyx redelivers)
+comes after the handler returned, so no event is lost.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def test_mock_server_serves_both_clients() -> None:
         while len(settings) < 3 and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if "=" in line:
-                name, value = line.strip().split("=", 1)
+                name, value = line.strip().removeprefix("export ").split("=", 1)
                 settings[name] = value
         assert settings["TELNYX_BASE_URL"].startswith("http://127.0.0.1:")
         assert len(base64.b64decode(settings["TELNYX_PUBLIC_KEY"])) == 32

@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from telnyx_msg.cli import main
 from telnyx_msg.cli._journal import Journal, Results, idempotency_key
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
+from tests.conftest import ApiServer, Handler, json_response, message_json
 
 SENDER = "+18005550101"
 
@@ -152,6 +154,31 @@ async def test_crash_recovery_marks_journaled_rows_unknown(tmp_path: Path) -> No
         assert fake.stats.idempotent_replays == 2
         assert max(per_recipient(fake).values()) == 1
         assert {r["status"] for r in results(out)} == {"sent"}
+
+
+@pytest.mark.anyio
+async def test_each_row_is_journaled_before_its_request_arrives(
+        tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]) -> None:
+    """When a request reaches the server, its row is already in the journal on disk."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 30)
+    journal = Journal(tmp_path / "out.csv.journal")
+    missing: list[str] = []
+
+    async def handler(request: Any) -> Any:
+        key = request.headers["Idempotency-Key"]
+        row = int(key.rsplit(":", 1)[1])
+        if row not in set(journal.read()[1]):
+            missing.append(key)
+        return json_response({"data": message_json(id=key.replace(":", "-"))})
+
+    server = await api_server(handler)
+    code = await anyio.to_thread.run_sync(main, [
+        "bulk", str(source), "--out", str(out), "--api-key", "k", "--base-url", server.base_url,
+        "--concurrency", "8", "--no-progress"])
+    assert code == 0
+    assert len(server.requests) == 30
+    assert missing == []
 
 
 @pytest.mark.anyio

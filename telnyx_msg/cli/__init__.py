@@ -185,9 +185,9 @@ async def _mock_server(args: argparse.Namespace) -> int:
     config = FakeConfig(faults=Faults(latency=args.latency), max_messages=1_000_000)
     async with FakeTelnyx(host=args.host, port=args.port, config=config,
                           api_key=args.api_key or DEFAULT_API_KEY) as fake:
-        print(f"TELNYX_BASE_URL={fake.base_url}")
-        print(f"TELNYX_API_KEY={fake.api_key}")
-        print(f"TELNYX_PUBLIC_KEY={fake.public_key}")
+        print(f"export TELNYX_BASE_URL={fake.base_url}")
+        print(f"export TELNYX_API_KEY={fake.api_key}")
+        print(f"export TELNYX_PUBLIC_KEY={fake.public_key}")
         print("Serving the fake Telnyx Messaging API; Ctrl-C to stop.", flush=True)
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C ends the serve loop
             await asyncio.Event().wait()
