@@ -31,6 +31,7 @@ from telnyx_msg.testing._config import (
 )
 from telnyx_msg.testing._fake import FakeTelnyx
 from telnyx_msg.testing._records import RecordedRequest, Stats, WebhookAttempt
+from telnyx_msg.testing._thread import serve_in_thread
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -52,4 +53,5 @@ __all__ = [
     "Throughput",
     "WebhookAttempt",
     "WebhookSettings",
+    "serve_in_thread",
 ]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import fnmatch
+import functools
 import json
 import random
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 from aiohttp import web
@@ -38,6 +40,28 @@ _FIXED_FIELDS = frozenset({
 # A scheduled message further away than this gets no timer: it stays "scheduled" (and
 # cancellable) for the fake's whole life.
 _MAX_TIMER = 86_400.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _at_home(method: Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]]
+             ) -> Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]]:
+    """Run a coroutine method on the fake's own loop, whichever loop awaits it.
+
+    A fake served in a thread (``serve_in_thread``, the pytest fixtures) is awaited from the
+    test's loop; its state and timers belong to its own loop.
+    """
+
+    async def hop(self: FakeTelnyx, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        home = self._home_elsewhere()
+        if home is None:
+            return await method(self, *args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), home)
+        return await asyncio.wrap_future(future)
+
+    functools.update_wrapper(hop, method)
+    return hop
 
 
 class FakeTelnyx:
@@ -90,6 +114,8 @@ class FakeTelnyx:
         self._closing: asyncio.Event | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._state = "new"
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._home_thread: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -98,6 +124,8 @@ class FakeTelnyx:
         if self._state != "new":
             raise RuntimeError("a FakeTelnyx can only be started once")
         self._state = "starting"
+        self._home = asyncio.get_running_loop()
+        self._home_thread = threading.get_ident()
         self._closing = asyncio.Event()
         await self._dispatcher.start()
         # shutdown_timeout only matters for handlers still running at close(); ours return
@@ -199,6 +227,9 @@ class FakeTelnyx:
         fixed = _FIXED_FIELDS.intersection(changes)
         if fixed:
             raise ValueError(f"cannot change {sorted(fixed)} after construction")
+        return self._home_call(lambda: self._configure(changes))
+
+    def _configure(self, changes: dict[str, Any]) -> FakeConfig:
         old = self._config
         new = attrs.evolve(old, **changes)
         self._config = self._account.config = self._outbox.config = new
@@ -222,27 +253,72 @@ class FakeTelnyx:
 
         Applies to messages sent afterwards; a message keeps the URLs it was sent with.
         """
-        record = self._account.profile(profile_id or self.default_profile_id or "")
-        record["webhook_url"] = url
-        record["webhook_failover_url"] = failover_url
+        def change() -> None:
+            record = self._account.profile(profile_id or self.default_profile_id or "")
+            record["webhook_url"] = url
+            record["webhook_failover_url"] = failover_url
+
+        self._home_call(change)
 
     # -- inspection --------------------------------------------------------------------------
 
     def message(self, message_id: str) -> dict[str, Any]:
         """A copy of a stored message's JSON (``KeyError`` if unknown or evicted)."""
-        return copy.deepcopy(self._outbox.messages[message_id].data)
+        return self._home_call(lambda: copy.deepcopy(self._outbox.messages[message_id].data))
 
     def messages(self) -> list[dict[str, Any]]:
         """Copies of every stored message's JSON, oldest first (at most ``max_messages``).
 
         Count what really went out, e.g. that no recipient got a message twice.
         """
-        return [copy.deepcopy(m.data) for m in self._outbox.messages.values()]
+        return self._home_call(
+            lambda: [copy.deepcopy(m.data) for m in self._outbox.messages.values()])
 
     def opt_outs(self) -> list[dict[str, Any]]:
         """Copies of the current opt-out records."""
-        return [dict(r) for r in self._account.opt_outs.values()]
+        return self._home_call(lambda: [dict(r) for r in self._account.opt_outs.values()])
 
+    def run(self, awaitable: Awaitable[R], timeout: float | None = 60.0) -> R:
+        """Run one of the fake's coroutines to completion from synchronous code.
+
+        For a fake served in a thread (``serve_in_thread``, the ``telnyx_fake_sync``
+        fixture): ``fake.run(fake.settle())``, ``fake.run(fake.inject_inbound(...))``.
+        """
+        home = self._home_elsewhere()
+        if home is None:
+            raise RuntimeError("fake.run() is for synchronous code while the fake serves in "
+                               "another thread; in async code, await the coroutine")
+
+        async def wrapper() -> R:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), home).result(timeout)
+
+    def _home_elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """The fake's loop if the caller runs elsewhere (another loop or thread), else None."""
+        home = self._home
+        if home is None or home.is_closed() or not home.is_running():
+            return None
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is home or (current is None and threading.get_ident() == self._home_thread):
+            return None
+        return home
+
+    def _home_call(self, read: Callable[[], R]) -> R:
+        # State changes on the fake's loop; another thread reads it there, not mid-change.
+        home = self._home_elsewhere()
+        if home is None:
+            return read()
+
+        async def on_home() -> R:
+            return read()
+
+        return asyncio.run_coroutine_threadsafe(on_home(), home).result(30)
+
+    @_at_home
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until no message is between statuses and no webhook delivery is running.
 
@@ -256,6 +332,7 @@ class FakeTelnyx:
 
     # -- injection ---------------------------------------------------------------------------
 
+    @_at_home
     async def inject_inbound(
         self,
         *,
@@ -281,6 +358,7 @@ class FakeTelnyx:
             await self._dispatcher.deliver(event)
         return copy.deepcopy(message.data)
 
+    @_at_home
     async def inject_link_click(self, *, message_id: str, url: str,
                                 to: str | None = None) -> dict[str, Any]:
         """Simulate a recipient clicking a shortened link of an outbound message.

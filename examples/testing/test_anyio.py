@@ -1,0 +1,18 @@
+"""An async test under anyio's pytest plugin (asyncio backend)."""
+
+import pytest
+
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_message_is_delivered(telnyx_fake: FakeTelnyx) -> None:
+    async with telnyx_fake.client() as client:
+        msg = await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+        await telnyx_fake.settle()
+        assert (await client.messages.retrieve(str(msg.id))).to[0].status == "delivered"

@@ -1,0 +1,13 @@
+"""An async test under pytest-asyncio (strict mode shown; auto mode needs no marker)."""
+
+import pytest
+
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx
+
+
+@pytest.mark.asyncio
+async def test_message_is_delivered(telnyx_fake: FakeTelnyx) -> None:
+    async with telnyx_fake.client() as client:
+        msg = await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+        await telnyx_fake.settle()  # queued -> sent -> delivered
+        assert (await client.messages.retrieve(str(msg.id))).to[0].status == "delivered"
