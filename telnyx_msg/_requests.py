@@ -116,7 +116,8 @@ class SendGroupMms(_Content):
     """``POST /messages/group_mms`` (§3.4): up to 8 recipients."""
 
     from_: str = field(kw_only=True, validator=v.e164)
-    to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.e164))
+    # The definition's ``to`` items are ``ToNumber`` (an address: +E.164 or a short code).
+    to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.recipient))
 
 
 @frozen(eq=False)
@@ -249,12 +250,15 @@ class ListOptOuts(_Paged):
 
 
 @frozen(eq=False)
-class ListProfileMetrics(_Paged):
-    """``GET /messaging_profile_metrics`` (§8.1); ``id`` filters to one profile."""
+class ListProfileMetrics(Request):
+    """``GET /messaging_profile_metrics``: one summary per profile over ``time_frame``.
+
+    The OpenAPI definition documents ``time_frame`` as this operation's only parameter (no
+    paging, no profile filter), so nothing else is accepted.
+    """
 
     time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
                                                             validator=_TIME_FRAME)
-    id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
 
 @frozen(eq=False)

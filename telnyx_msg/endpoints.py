@@ -92,8 +92,9 @@ retrieve_profile_metrics = endpoint("GET", "/messaging_profiles/{id}/metrics",
                                     rq.RetrieveProfileMetrics, m.ProfileMetrics)
 
 # Messaging profiles (§9).
+# The definition documents no request body for this POST, so none is sent.
 regenerate_profile_secret = endpoint("POST", "/messaging_profiles/{id}/actions/regenerate_secret",
-                                     rq.ById, m.MessagingProfile)
+                                     rq.ById, m.MessagingProfile, json_body=False)
 list_profile_alphanumeric_sender_ids = paged_endpoint(
     "/messaging_profiles/{id}/alphanumeric_sender_ids", rq.ListProfileAlphanumericSenderIds,
     m.AlphanumericSenderId)

@@ -272,9 +272,9 @@ class Api:
         return _json(self.fake._account.list_alphanumeric(request.query))
 
     async def create_alphanumeric(self, request: web.Request) -> web.Response:
-        """``POST /alphanumeric_sender_ids``."""
+        """``POST /alphanumeric_sender_ids``: 201 Created, as the definition documents."""
         account = self.fake._account
-        return _json({"data": account.create_alphanumeric(_body())})
+        return _json({"data": account.create_alphanumeric(_body())}, 201)
 
     async def retrieve_alphanumeric(self, request: web.Request) -> web.Response:
         """``GET /alphanumeric_sender_ids/{id}``."""

@@ -245,8 +245,10 @@ class Account:
             "alphanumeric_sender_id": sender,
             "messaging_profile_id": profile_id,
             "organization_id": self.config.organization_id,
-            "us_long_code_fallback": fallback,
         }
+        # The definition types us_long_code_fallback as a non-null string: omit it when unset.
+        if fallback is not None:
+            record["us_long_code_fallback"] = fallback
         self.alphanumeric[record_id] = record
         return record
 
@@ -458,12 +460,14 @@ class Account:
         }
 
     def list_profile_metrics(self, query: Mapping[str, str]) -> JSON:
-        """``GET /messaging_profile_metrics``: one overview per profile (or ``id``)."""
+        """``GET /messaging_profile_metrics``: one overview per profile, all on one page.
+
+        The definition documents ``time_frame`` as the only parameter; other query
+        parameters are ignored, like any the fake does not know.
+        """
         since = self._time_frame(query)
-        wanted = query.get("id")
-        items = [self._overview(pid, since) for pid in self.profiles
-                 if wanted is None or pid == wanted]
-        return paged(items, query)
+        items = [self._overview(pid, since) for pid in self.profiles]
+        return paged(items, {}, default_size=max(20, len(items)))
 
     def profile_metrics(self, profile_id: str, query: Mapping[str, str]) -> JSON:
         """``GET /messaging_profiles/{id}/metrics``: overview plus hourly detail by label."""
