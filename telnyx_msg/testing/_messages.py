@@ -300,6 +300,10 @@ class Outbox:
                               "/messaging_profile_id")
             if message_type != "SMS":
                 raise invalid("Alphanumeric sender IDs can only send SMS.", "/media_urls")
+        if number is not None and not number["messaging_profile_id"]:
+            # Telnyx refuses a number of the account that has no messaging profile as a sender.
+            raise invalid_from(f"'{raw}' is not assigned to a messaging profile; assign it "
+                               "with phone_numbers.messaging.update first.")
         if self.config.strict_senders and not (
             (number is not None and number["messaging_profile_id"])
             or (kind == "alphanumeric" and self.account.alphanumeric_registered(raw, profile_id))
