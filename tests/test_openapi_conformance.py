@@ -17,6 +17,7 @@ erratum to a copy of it; nothing else is loosened.
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import re
 import types
@@ -127,7 +128,7 @@ def test_request_fields_match_the_definition(method: str, path: str) -> None:
     endpoint = CATALOGUE[(method, path)]
     in_path, query, body, required = _definition_request(method, path)
     omitted = OMITTED_REQUEST_FIELDS.get((method, path), {})
-    ours = {"path": set(), "query": set(), "body": set()}  # type: dict[str, set[str]]
+    ours: dict[str, set[str]] = {"path": set(), "query": set(), "body": set()}
     for plan in endpoint.fields:
         ours[plan.location].add(plan.wire.split("[")[0] if plan.location == "query" else plan.wire)
     assert ours["path"] == in_path
@@ -138,6 +139,61 @@ def test_request_fields_match_the_definition(method: str, path: str) -> None:
     # A documented request body is always sent (an update without fields sends {}).
     operation = DEFINITION["paths"][path][method.lower()]
     assert endpoint.json_body == ("requestBody" in operation)
+
+
+def _documented_enums(method: str, path: str) -> Iterator[tuple[list[str], list[Any]]]:
+    """(wire name split at brackets, enum) of each enum-typed parameter and body property."""
+    operation = DEFINITION["paths"][path][method.lower()]
+    for parameter in map(_deref, operation.get("parameters", [])):
+        schema = _deref(parameter.get("schema", {}))
+        parts = parameter["name"].replace("]", "").split("[")
+        if "enum" in schema:
+            yield parts, schema["enum"]
+        for key, prop in schema.get("properties", {}).items():  # deepObject parameters
+            if "enum" in _deref(prop):
+                yield [*parts, key], _deref(prop)["enum"]
+    request_body = operation.get("requestBody")
+    if request_body is not None:
+        schema = _deref(_deref(request_body)["content"]["application/json"]["schema"])
+        for key, prop in schema.get("properties", {}).items():
+            prop = _deref(prop)
+            if "enum" in prop and not prop.get("readOnly"):
+                yield [key], prop["enum"]
+
+
+def _literal_values(annotation: Any, keys: list[str]) -> set[Any] | None:
+    """The Literal (or enum) values an annotation allows at ``keys`` inside TypedDicts."""
+    values: set[Any] = set()
+    found = False
+    stack = [(annotation, keys)]
+    while stack:
+        tp, rest = stack.pop()
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            stack += [(arg, rest) for arg in typing.get_args(tp)]
+        elif origin is typing.Literal and not rest:
+            values |= set(typing.get_args(tp))
+            found = True
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum) and not rest:
+            values |= {member.value for member in tp}
+            found = True
+        elif rest and typing.is_typeddict(tp):
+            hints = typing.get_type_hints(tp)
+            if rest[0] in hints:
+                stack.append((hints[rest[0]], rest[1:]))
+    return values if found else None
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=lambda x: str(x))
+def test_request_enums_match_the_definition(method: str, path: str) -> None:
+    """Every documented enum is typed as exactly those values (Literal or str enum)."""
+    endpoint = CATALOGUE[(method, path)]
+    assert isinstance(endpoint.request, type)
+    hints = typing.get_type_hints(endpoint.request)
+    by_head = {plan.wire.split("[")[0]: plan.name for plan in endpoint.fields}
+    for parts, documented in _documented_enums(method, path):
+        name = by_head[parts[0]]
+        assert _literal_values(hints[name], parts[1:]) == set(documented), (parts, documented)
 
 
 def _model_in(annotation: Any) -> type[Any] | None:
