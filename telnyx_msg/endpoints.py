@@ -1,4 +1,4 @@
-"""The catalogue: one declarative spec per Telnyx Messaging operation (43 in all).
+"""The catalogue: one declarative spec per Telnyx Messaging operation (44 in all).
 
 Adding an endpoint = one line here + its request model in ``_requests.py`` (+ a response model
 in ``models.py`` if it returns a new shape) + one line on its resource in ``_resources.py``.

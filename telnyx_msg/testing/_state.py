@@ -17,7 +17,14 @@ from typing import Any
 from telnyx_msg.testing._config import FakeConfig, SeedNumber, SeedProfile
 from telnyx_msg.testing._errors import bad_parameter, invalid, not_found
 from telnyx_msg.testing._paging import datetime_param, in_range, paged
-from telnyx_msg.testing._sms import ALPHANUMERIC, KIND_LABEL, iso, parse_datetime, sender_kind
+from telnyx_msg.testing._sms import (
+    ALPHANUMERIC,
+    KIND_LABEL,
+    is_e164,
+    iso,
+    parse_datetime,
+    sender_kind,
+)
 
 JSON = dict[str, Any]
 
@@ -434,7 +441,7 @@ class Account:
         if profile_id:
             self._known_profile(profile_id)
         numbers = body.get("numbers")
-        if not (isinstance(numbers, list) and all(isinstance(n, str) for n in numbers)):
+        if not (isinstance(numbers, list) and all(is_e164(n) for n in numbers)):
             raise invalid("'numbers' must be a list of +E.164 phone numbers.", "/numbers")
         assign_only = body.get("assign_only", False)
         if not isinstance(assign_only, bool):

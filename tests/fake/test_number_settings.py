@@ -73,6 +73,10 @@ async def test_profile_create_and_update_bodies_are_checked(api: Api) -> None:
                                    json_body={"enabled": "yes"})
     assert wrong_type.status == 422
     assert wrong_type.body["errors"][0]["source"]["pointer"] == "/enabled"
+    not_e164 = await api.post("/messaging_numbers_bulk_updates",
+                              {"messaging_profile_id": "", "numbers": ["3125550100"]})
+    assert not_e164.status == 422
+    assert not_e164.body["errors"][0]["source"]["pointer"] == "/numbers"
 
 
 async def test_unassigned_number_cannot_send_until_assigned() -> None:
