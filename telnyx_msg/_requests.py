@@ -41,7 +41,8 @@ class NameMatch(TypedDict, total=False):
     eq: str
     contains: str
 class MessagingProfileFilter(TypedDict, total=False):
-    # N3 of the definition's errata: filter[name] is a string, or eq/contains (alternatives).
+    # The definition documents both the deepObject filter[name] (a string) and
+    # filter[name][eq] / filter[name][contains]; one request can carry only one of the forms.
     name: str | NameMatch
 class PhoneNumberFilter(TypedDict, total=False):
     messaging_profile_id: str
@@ -354,6 +355,7 @@ _SPEND_LIMIT = v.pattern(r"[0-9]+(?:\.[0-9]+)?", "a decimal amount such as '269.
 _POOL = v.object_with(("long_code_weight", "toll_free_weight", "skip_unhealthy"))
 _SHORTENER = v.object_with(("domain",))
 _API_VERSION = v.one_of("1", "2", "2010-04-01")
+_MAX_64 = v.pattern(r"(?s).{0,64}", "at most 64 characters")
 _PROFILE_FILTER = v.mapping
 _PHONE_FILTER = v.object_with(type=("tollfree", "longcode", "shortcode"))
 _SORT = v.object_with(phone_number=("asc", "desc"))
@@ -397,10 +399,8 @@ class CreateMessagingProfile(_ProfileSettings):
 
     name: str = field(kw_only=True, validator=v.string)
     whitelisted_destinations: Sequence[str] = field(kw_only=True, validator=_DESTINATIONS)
-    ai_assistant_id: str | None = field(default=None, kw_only=True,
-                                        validator=v.pattern(r".*", "a string", max_len=64))
-    resource_group_id: str | None = field(default=None, kw_only=True,
-                                          validator=v.pattern(r".*", "a string", max_len=64))
+    ai_assistant_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
+    resource_group_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
     health_webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
 
 

@@ -11,7 +11,8 @@ next to it). Two checks:
   valid against the definition's webhook schemas.
 
 Where the definition contradicts itself, ``_patched`` applies one named, commented patch per
-erratum to a copy of it; nothing else is loosened.
+erratum (labels E1-E8 and N2/N7 as listed in ``tests/openapi/README.md``) to a copy of it;
+nothing else is loosened.
 """
 
 from __future__ import annotations

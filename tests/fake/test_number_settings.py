@@ -217,3 +217,20 @@ async def test_blocking_client_drives_the_new_operations(telnyx_fake: FakeTelnyx
     assert profile.name == "Sync"
     assert [c.short_code for c in codes] == [DEFAULT_SHORT_CODE]
     assert number.messaging_profile_id == profile.id
+
+
+async def test_null_keeps_number_settings_and_unbinds_short_codes(
+        telnyx_fake: FakeTelnyx, api: Api) -> None:
+    """null keeps a number's profile (like an absent key); on a short code it unbinds."""
+    kept = await api.request("PATCH", f"/phone_numbers/{DEFAULT_LONG_CODE}/messaging",
+                             json_body={"messaging_profile_id": None, "tags": ["x"]})
+    assert kept.status == 200
+    assert kept.body["data"]["messaging_profile_id"] == DEFAULT_PROFILE_ID
+    assert kept.body["data"]["tags"] == ["x"]
+    codes = await api.get("/short_codes")
+    code_id = codes.body["data"][0]["id"]
+    unbound = await api.request("PATCH", f"/short_codes/{code_id}",
+                                json_body={"messaging_profile_id": None})
+    assert unbound.body["data"]["messaging_profile_id"] is None
+    missing = await api.request("PATCH", f"/short_codes/{code_id}", json_body={"tags": []})
+    assert missing.status == 422
