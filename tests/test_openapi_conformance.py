@@ -559,9 +559,11 @@ async def test_fake_webhooks_match_the_definition(receiver: Receiver) -> None:
         assert sent.id is not None
         await fake.inject_link_click(message_id=sent.id, url="https://example.com/x")
         deliveries = await receiver.wait_for(6)
+        verifier = telnyx_msg.WebhookVerifier(fake.public_key)
     hooks = PATCHED["webhooks"]
     seen = set()
     for delivery in deliveries:
+        verifier.unwrap(delivery.body, delivery.headers)  # signed by the fake
         document = delivery.json()
         data = document["data"]
         if data.get("record_type") == "link_clicked":
