@@ -364,7 +364,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                     headers["Idempotency-Key"] = key
         path, query, body = endpoint.build(request)
         url = shared.base_url + path + ("?" + query if query else "")
-        data = _JSON_DUMPS(body).encode() if body else None
+        data = _JSON_DUMPS(body).encode() if body is not None else None
         retry_safe = endpoint.idempotent or key is not None
         limiter = shared.limiter if endpoint.send else None
         lane: str | None = None

@@ -37,6 +37,33 @@ OptOutFilter = TypedDict("OptOutFilter", {"messaging_profile_id": str, "from": s
 class DateRange(TypedDict, total=False):
     gte: str | datetime
     lte: str | datetime
+class NameMatch(TypedDict, total=False):
+    eq: str
+    contains: str
+class MessagingProfileFilter(TypedDict, total=False):
+    # The definition documents both the deepObject filter[name] (a string) and
+    # filter[name][eq] / filter[name][contains]; one request can carry only one of the forms.
+    name: str | NameMatch
+class PhoneNumberFilter(TypedDict, total=False):
+    messaging_profile_id: str
+    phone_number: str | PhoneNumberContains
+    type: Literal["tollfree", "longcode", "shortcode"]
+class ShortCodeFilter(TypedDict, total=False):
+    messaging_profile_id: str
+class _NumberPoolRequired(TypedDict):
+    long_code_weight: float
+    toll_free_weight: float
+    skip_unhealthy: bool
+class NumberPoolSettingsParam(_NumberPoolRequired, total=False):
+    sticky_sender: bool
+    geomatch: bool
+class _UrlShortenerRequired(TypedDict):
+    domain: str
+class UrlShortenerSettingsParam(_UrlShortenerRequired, total=False):
+    prefix: str
+    replace_blacklist_only: bool
+    send_webhooks: bool
+WebhookApiVersion = Literal["1", "2", "2010-04-01"]
 
 
 def _check_options(_: Any, __: Any, value: Any) -> None:
@@ -116,7 +143,8 @@ class SendGroupMms(_Content):
     """``POST /messages/group_mms`` (§3.4): up to 8 recipients."""
 
     from_: str = field(kw_only=True, validator=v.e164)
-    to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.e164))
+    # The definition's ``to`` items are ``ToNumber`` (an address: +E.164 or a short code).
+    to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.recipient))
 
 
 @frozen(eq=False)
@@ -234,8 +262,8 @@ class UpdateHostedNumber(Request):
     """``PATCH /messaging_hosted_numbers/{id}``; ``messaging_profile_id=""`` unassigns it."""
 
     id: str = field(validator=v.path_id)
-    messaging_product: str | None = field(default=None, kw_only=True)
-    messaging_profile_id: str | None = field(default=None, kw_only=True)
+    messaging_product: str | None = field(default=None, kw_only=True, validator=v.string)
+    messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.string)
     tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
@@ -249,12 +277,15 @@ class ListOptOuts(_Paged):
 
 
 @frozen(eq=False)
-class ListProfileMetrics(_Paged):
-    """``GET /messaging_profile_metrics`` (§8.1); ``id`` filters to one profile."""
+class ListProfileMetrics(Request):
+    """``GET /messaging_profile_metrics``: one summary per profile over ``time_frame``.
+
+    The OpenAPI definition documents ``time_frame`` as this operation's only parameter (no
+    paging, no profile filter), so nothing else is accepted.
+    """
 
     time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
                                                             validator=_TIME_FRAME)
-    id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
 
 @frozen(eq=False)
@@ -308,3 +339,166 @@ class UpdateAutorespConfig(_AutorespBody):
 
     autoresp_cfg_id: str = field(validator=v.path_id)
     profile_id: str = field(kw_only=True, validator=v.path_id)
+
+
+# --- messaging profiles, numbers, short codes, bulk updates ----------------------------------
+# Fields as the OpenAPI definition shows them (team-telnyx/openapi, openapi/spec3.yml at
+# 12de4dd039fd867f7a81c8ec415e6fb6477d5687): CreateMessagingProfileRequest,
+# UpdateMessagingProfileRequest, UpdatePhoneNumberMessagingSettingsRequest,
+# UpdateShortCodeRequest, BulkMessagingSettingsUpdatePhoneNumbersRequest.
+
+# The definition gives whitelisted_destinations items the pattern ^[A-Z]{2}$, but the
+# property's description says ["*"] allows every destination; we accept both.
+_DESTINATIONS = v.str_list(item=v.pattern(r"[A-Z]{2}|\*", "an ISO 3166-1 alpha-2 code or '*'"))
+_ALPHA_SENDER = v.pattern(r"[A-Za-z0-9 ]{1,11}", "1-11 letters, digits or spaces")
+_SPEND_LIMIT = v.pattern(r"[0-9]+(?:\.[0-9]+)?", "a decimal amount such as '269.00'")
+_POOL = v.object_with(("long_code_weight", "toll_free_weight", "skip_unhealthy"))
+_SHORTENER = v.object_with(("domain",))
+_API_VERSION = v.one_of("1", "2", "2010-04-01")
+_MAX_64 = v.pattern(r"(?s).{0,64}", "at most 64 characters")
+_PROFILE_FILTER = v.mapping
+_PHONE_FILTER = v.object_with(type=("tollfree", "longcode", "shortcode"))
+_SORT = v.object_with(phone_number=("asc", "desc"))
+
+
+@frozen(eq=False)
+class ListMessagingProfiles(_Paged):
+    """``GET /messaging_profiles``: ``filter={"name": "Acme"}`` or ``{"name": {"contains": …}}``."""
+
+    filter: MessagingProfileFilter | None = field(default=None, kw_only=True,
+                                                  validator=_PROFILE_FILTER)
+
+
+@frozen(eq=False)
+class _ProfileSettings(Request):
+    enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+    # The definition's webhook URLs are format "url" yet default to "" (and a profile
+    # created without them answers ""), so "" is accepted besides an http(s) URL.
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+    webhook_failover_url: str | None = field(default=None, kw_only=True,
+                                             validator=v.url_or_empty)
+    webhook_api_version: WebhookApiVersion | None = field(default=None, kw_only=True,
+                                                          validator=_API_VERSION)
+    number_pool_settings: NumberPoolSettingsParam | None = field(default=None, kw_only=True,
+                                                                 validator=_POOL)
+    url_shortener_settings: UrlShortenerSettingsParam | None = field(
+        default=None, kw_only=True, validator=_SHORTENER)
+    alpha_sender: str | None = field(default=None, kw_only=True, validator=_ALPHA_SENDER)
+    daily_spend_limit: str | None = field(default=None, kw_only=True, validator=_SPEND_LIMIT)
+    daily_spend_limit_enabled: bool | None = field(default=None, kw_only=True,
+                                                   validator=v.boolean)
+    mms_fall_back_to_sms: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+    mms_transcoding: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+    mobile_only: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+    smart_encoding: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+
+
+@frozen(eq=False)
+class CreateMessagingProfile(_ProfileSettings):
+    """``POST /messaging_profiles``: ``whitelisted_destinations=["*"]`` allows every country."""
+
+    name: str = field(kw_only=True, validator=v.string)
+    whitelisted_destinations: Sequence[str] = field(kw_only=True, validator=_DESTINATIONS)
+    ai_assistant_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
+    resource_group_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
+    health_webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+
+
+@frozen(eq=False)
+class UpdateMessagingProfile(_ProfileSettings):
+    """``PATCH /messaging_profiles/{id}``: only the fields given change.
+
+    The definition's body also lists ``id``, ``record_type``, ``created_at`` and ``updated_at``,
+    all read-only, so they are not arguments. Its ``default: false`` on four booleans describes
+    a new profile; an omitted field keeps its value.
+    """
+
+    id: str = field(validator=v.path_id)
+    name: str | None = field(default=None, kw_only=True, validator=v.string)
+    whitelisted_destinations: Sequence[str] | None = field(default=None, kw_only=True,
+                                                           validator=_DESTINATIONS)
+    ai_assistant_id: str | None = field(default=None, kw_only=True, validator=v.string)
+    v1_secret: str | None = field(default=None, kw_only=True, validator=v.string)
+
+
+@frozen(eq=False)
+class ListProfilePhoneNumbers(_Paged):
+    """``GET /messaging_profiles/{id}/phone_numbers``: the profile's numbers."""
+
+    id: str = field(validator=v.path_id)
+
+
+@frozen(eq=False)
+class ListProfileShortCodes(_Paged):
+    """``GET /messaging_profiles/{id}/short_codes``: the profile's short codes."""
+
+    id: str = field(validator=v.path_id)
+
+
+@frozen(eq=False)
+class ListPhoneNumbersMessaging(_Paged):
+    """``GET /phone_numbers/messaging``: numbers with their messaging settings.
+
+    ``filter`` keys: ``messaging_profile_id``, ``phone_number`` (exact; a comma-separated list
+    is allowed) or ``{"contains": …}``, ``type`` (``tollfree``, ``longcode``, ``shortcode``);
+    ``sort={"phone_number": "asc" | "desc"}``.
+    """
+
+    filter: PhoneNumberFilter | None = field(default=None, kw_only=True,
+                                             validator=_PHONE_FILTER)
+    sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=_SORT)
+
+
+@frozen(eq=False)
+class UpdatePhoneNumberMessaging(Request):
+    """``PATCH /phone_numbers/{id}/messaging``; ``messaging_profile_id=""`` unassigns.
+
+    ``id`` is any non-empty string (an E.164 number works; it is percent-encoded in the path).
+    The definition says ``null`` keeps a value like omitting it does; leave an argument out
+    to keep it.
+    """
+
+    id: str = field(validator=v.path_id)
+    messaging_product: str | None = field(default=None, kw_only=True, validator=v.string)
+    messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.string)
+    tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
+
+
+@frozen(eq=False)
+class ListShortCodes(_Paged):
+    """``GET /short_codes``: ``filter={"messaging_profile_id": "null"}`` lists unassigned ones."""
+
+    filter: ShortCodeFilter | None = field(default=None, kw_only=True, validator=v.mapping)
+
+
+@frozen(eq=False)
+class UpdateShortCode(Request):
+    """``PATCH /short_codes/{id}``: bind it to a profile; ``messaging_profile_id=""`` unbinds.
+
+    The definition's operation text says ``null`` or ``""`` unbinds while its body schema
+    requires a non-null string, so the key is always sent and ``""`` is how to unbind.
+    """
+
+    id: str = field(validator=v.path_id)
+    messaging_profile_id: str = field(kw_only=True, validator=v.string)
+    tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
+
+
+@frozen(eq=False)
+class CreateBulkUpdate(Request):
+    """``POST /messaging_numbers_bulk_updates``: set (or with ``""`` clear) many numbers' profile.
+
+    ``assign_only=True`` assigns the profile without changing the numbers' other settings.
+    Poll ``retrieve(order_id)`` until ``pending`` is empty.
+    """
+
+    messaging_profile_id: str = field(kw_only=True, validator=v.string)
+    numbers: Sequence[str] = field(kw_only=True, validator=v.str_list(item=v.e164))
+    assign_only: bool | None = field(default=None, kw_only=True, validator=v.boolean)
+
+
+@frozen(eq=False)
+class ByOrderId(Request):
+    """An operation addressed by ``{order_id}`` only."""
+
+    order_id: str = field(validator=v.path_id)

@@ -176,6 +176,7 @@ class MessagingHostedNumbers(Resource[M]):
     list = PagedOp(ep.list_hosted_numbers)
     retrieve = Op(ep.retrieve_hosted_number)
     update = Op(ep.update_hosted_number)
+    delete = Op(ep.delete_hosted_number)
 
 
 class MessagingOptouts(Resource[M]):
@@ -207,8 +208,15 @@ class AutorespConfigs(Resource[M]):
 
 
 class MessagingProfiles(Resource[M]):
-    """Messaging profiles: sender IDs, metrics, actions and auto-response configs."""
+    """Messaging profiles: CRUD, their numbers, sender IDs, metrics, actions, auto-responses."""
 
+    list = PagedOp(ep.list_messaging_profiles)
+    create = Op(ep.create_messaging_profile)
+    retrieve = Op(ep.retrieve_messaging_profile)
+    update = Op(ep.update_messaging_profile)
+    delete = Op(ep.delete_messaging_profile)
+    list_phone_numbers = PagedOp(ep.list_profile_phone_numbers)
+    list_short_codes = PagedOp(ep.list_profile_short_codes)
     list_alphanumeric_sender_ids = PagedOp(ep.list_profile_alphanumeric_sender_ids)
     retrieve_metrics = Op(ep.retrieve_profile_metrics)
 
@@ -216,6 +224,37 @@ class MessagingProfiles(Resource[M]):
         super().__init__(runner)
         self.actions: MessagingProfileActions[M] = MessagingProfileActions(runner)
         self.autoresp_configs: AutorespConfigs[M] = AutorespConfigs(runner)
+
+
+class PhoneNumberMessaging(Resource[M]):
+    """Messaging settings of the account's phone numbers."""
+
+    list = PagedOp(ep.list_phone_numbers_messaging)
+    retrieve = Op(ep.retrieve_phone_number_messaging)
+    update = Op(ep.update_phone_number_messaging)
+
+
+class PhoneNumbers(Resource[M]):
+    """Phone numbers (only their ``messaging`` settings are in scope)."""
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(runner)
+        self.messaging: PhoneNumberMessaging[M] = PhoneNumberMessaging(runner)
+
+
+class ShortCodes(Resource[M]):
+    """Short codes of the account and the profiles they are bound to."""
+
+    list = PagedOp(ep.list_short_codes)
+    retrieve = Op(ep.retrieve_short_code)
+    update = Op(ep.update_short_code)
+
+
+class MessagingNumbersBulkUpdates(Resource[M]):
+    """Orders that set the messaging profile of many numbers at once."""
+
+    create = Op(ep.create_bulk_update)
+    retrieve = Op(ep.retrieve_bulk_update)
 
 
 class ResourceTree(Generic[M]):
@@ -227,6 +266,9 @@ class ResourceTree(Generic[M]):
     messaging_optouts: MessagingOptouts[M]
     messaging_profile_metrics: MessagingProfileMetrics[M]
     messaging_profiles: MessagingProfiles[M]
+    phone_numbers: PhoneNumbers[M]
+    short_codes: ShortCodes[M]
+    messaging_numbers_bulk_updates: MessagingNumbersBulkUpdates[M]
 
     def _attach_resources(self, runner: Runner) -> None:
         self.messages = Messages(runner)
@@ -235,3 +277,6 @@ class ResourceTree(Generic[M]):
         self.messaging_optouts = MessagingOptouts(runner)
         self.messaging_profile_metrics = MessagingProfileMetrics(runner)
         self.messaging_profiles = MessagingProfiles(runner)
+        self.phone_numbers = PhoneNumbers(runner)
+        self.short_codes = ShortCodes(runner)
+        self.messaging_numbers_bulk_updates = MessagingNumbersBulkUpdates(runner)

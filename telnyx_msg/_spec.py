@@ -46,6 +46,9 @@ class Endpoint(Generic[P, R]):
     itself) or ``"none"`` (no result, e.g. the ``"OK"`` string of a delete). ``send`` marks a
     message send (rate limited per sender, accepts an Idempotency-Key). ``idempotent`` says a
     retry after an ambiguous failure cannot duplicate anything (default: by HTTP method).
+    ``json_body`` says the operation takes a JSON request body (default: POST, PUT and PATCH);
+    such a body is sent even when no field is set (``{}``), because the OpenAPI definition marks
+    these request bodies ``required: true``.
     """
 
     method: str
@@ -58,6 +61,7 @@ class Endpoint(Generic[P, R]):
     send: bool = False
     accepts_idempotency_key: bool = False
     idempotent: bool = attrs.field()
+    json_body: bool = attrs.field()
     fields: tuple[FieldPlan, ...] = attrs.field(init=False)
     #: Request fields without a default; attrs accepts None for them, the API does not.
     required: tuple[FieldPlan, ...] = attrs.field(init=False, repr=False)
@@ -68,6 +72,10 @@ class Endpoint(Generic[P, R]):
     @idempotent.default
     def _idempotent_by_method(self) -> bool:
         return self.method in IDEMPOTENT_METHODS
+
+    @json_body.default
+    def _json_body_by_method(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH")
 
     @fields.default
     def _plan(self) -> tuple[FieldPlan, ...]:
@@ -86,6 +94,8 @@ class Endpoint(Generic[P, R]):
             plans.append(FieldPlan(field.name, wire_name(field), location))
         missing = in_path - {p.name for p in plans}
         assert not missing, f"{self.path}: no request field for {missing}"
+        assert self.json_body or in_query or all(p.location == "path" for p in plans), \
+            f"{self.path}: body fields on an operation without a JSON body"
         return tuple(plans)
 
     @required.default
@@ -109,7 +119,7 @@ class Endpoint(Generic[P, R]):
         # a loop over the field plans costs more than the rest of a send's request building.
         namespace: dict[str, Any] = {"__quote": quote, "__json": _json_value,
                                      "__query": _encode_query, "__template": self.path}
-        has_body = self.method not in ("GET", "DELETE")
+        has_body = self.json_body
         has_query = any(plan.location == "query" for plan in self.fields)
         lines = ["def build(request):", "    path = __template",
                  "    query = []" if has_query else "",
@@ -174,9 +184,11 @@ def _encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
 def endpoint(method: str, path: str, request: Callable[P, Any], response: type[R], *,
              envelope: Envelope = "data", send: bool = False,
              accepts_idempotency_key: bool = False,
-             idempotent: bool | None = None) -> Endpoint[P, R]:
+             idempotent: bool | None = None, json_body: bool | None = None) -> Endpoint[P, R]:
     """An operation returning one ``response`` model."""
-    extra = {} if idempotent is None else {"idempotent": idempotent}
+    extra: dict[str, Any] = {} if idempotent is None else {"idempotent": idempotent}
+    if json_body is not None:
+        extra["json_body"] = json_body
     return Endpoint(method, path, request, response, envelope=envelope, send=send,
                     accepts_idempotency_key=accepts_idempotency_key, **extra)
 

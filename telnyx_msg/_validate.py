@@ -166,3 +166,53 @@ def path_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A non-empty id for a URL path segment."""
     if not isinstance(value, str) or not value.strip():
         raise _fail(attribute, f"must be a non-empty string id, got {value!r}")
+
+
+def string(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """Any string, the empty one included (``None`` = not sent)."""
+    if value is not None and not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, got {type(value).__name__}")
+
+
+def pattern(regex: str, description: str, *, max_len: int | None = None) -> Validator:
+    """A string matching ``regex`` in full (``None`` = not sent)."""
+    compiled = re.compile(regex)
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        string(instance, attribute, value)
+        if value is None:
+            return
+        if max_len is not None and len(value) > max_len:
+            raise _fail(attribute, f"allows at most {max_len} characters, got {len(value)}")
+        if not compiled.fullmatch(value):
+            raise _fail(attribute, f"{value!r} is not {description}")
+
+    return check
+
+
+def url_or_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An http(s) URL, or ``""`` (no URL); ``None`` = not sent."""
+    if value is None or value == "":
+        return
+    if not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, got {type(value).__name__}")
+    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+        raise _fail(attribute, f"{value!r} is not an http(s) URL (or \"\" for none)")
+
+
+def object_with(required: tuple[str, ...] = (), **enums: tuple[str, ...]) -> Validator:
+    """A JSON object holding the ``required`` keys, whose ``enums`` keys take listed values."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        mapping(instance, attribute, value)
+        if value is None:
+            return
+        missing = [key for key in required if value.get(key) is None]
+        if missing:
+            raise _fail(attribute, f"needs the key(s) {', '.join(missing)}")
+        for key, allowed in enums.items():
+            item = value.get(key)
+            if item is not None and item not in allowed:
+                raise _fail(attribute, f"[{key}] {item!r} is not one of {', '.join(allowed)}")
+
+    return check

@@ -34,6 +34,8 @@ __all__ = [
     "ErrorSource",
     "HostedNumber",
     "HostedNumberFeatures",
+    "HostedNumberOrder",
+    "HostedOrderNumber",
     "InboundMetrics",
     "LineType",
     "LinkClick",
@@ -44,6 +46,7 @@ __all__ = [
     "MessageType",
     "MessageTypeMetrics",
     "MessagingFeatureSet",
+    "MessagingNumbersBulkUpdate",
     "MessagingProfile",
     "MetricsTimeFrame",
     "NumberHealth",
@@ -57,6 +60,7 @@ __all__ = [
     "ProfileMetricsSummary",
     "Recipient",
     "Sender",
+    "ShortCode",
     "UrlShortenerSettings",
     "WebhookEvent",
     "WebhookEventType",
@@ -378,7 +382,13 @@ class NumberHealth(_Model):
 
 @frozen(unsafe_hash=False)
 class HostedNumber(_Model):
-    """A phone number with its messaging settings (``messaging_hosted_numbers``)."""
+    """A phone number with its messaging settings (the definition's
+    ``PhoneNumberWithMessagingSettings``): returned by ``messaging_hosted_numbers``,
+    ``phone_numbers.messaging`` and ``messaging_profiles.list_phone_numbers``.
+
+    ``type`` is ``long-code``, ``toll-free``, ``short-code`` or the unhyphenated spellings;
+    for a short code ``phone_number`` holds the short code itself.
+    """
 
     id: str | None = None
     record_type: str | None = None
@@ -395,6 +405,63 @@ class HostedNumber(_Model):
     health: NumberHealth | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen(unsafe_hash=False)
+class ShortCode(_Model):
+    """A short code and the messaging profile it is bound to (``short_codes``)."""
+
+    id: str | None = None
+    record_type: str | None = None
+    short_code: str | None = None
+    country_code: str | None = None
+    messaging_profile_id: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen(unsafe_hash=False)
+class HostedOrderNumber(_Model):
+    """One number of a hosted-number order (the definition's ``HostedNumber``)."""
+
+    id: str | None = None
+    record_type: str | None = None
+    phone_number: str | None = None
+    status: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen(unsafe_hash=False)
+class HostedNumberOrder(_Model):
+    """A hosted-number order (``MessagingHostedNumberOrder``), as a hosted-number delete returns.
+
+    ``status`` is one of ``carrier_rejected``, ``compliance_review_failed``, ``deleted``,
+    ``failed``, ``incomplete_documentation``, ``incorrect_billing_information``,
+    ``ineligible_carrier``, ``loa_file_invalid``, ``loa_file_successful``, ``pending``,
+    ``provisioning``, ``successful`` (kept as a string: later values must not fail parsing).
+    """
+
+    id: str | None = None
+    record_type: str | None = None
+    messaging_profile_id: str | None = None
+    status: str | None = None
+    phone_numbers: tuple[HostedOrderNumber, ...] = ()
+    extra: Mapping[str, Any] = _extra()
+
+
+@frozen(unsafe_hash=False)
+class MessagingNumbersBulkUpdate(_Model):
+    """A bulk update of numbers' messaging profile: numbers move from ``pending`` to
+    ``success`` or ``failed`` as the order is processed."""
+
+    order_id: str | None = None
+    record_type: str | None = None
+    success: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
     extra: Mapping[str, Any] = _extra()
 
 
@@ -438,7 +505,7 @@ class UrlShortenerSettings(_Model):
 
 @frozen(unsafe_hash=False)
 class MessagingProfile(_Model):
-    """A messaging profile (returned by ``actions.regenerate_secret``)."""
+    """A messaging profile (``messaging_profiles`` and ``actions.regenerate_secret``)."""
 
     id: str | None = None
     record_type: str | None = None

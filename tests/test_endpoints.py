@@ -44,6 +44,15 @@ SUMMARY = {"record_type": "messaging_profile_metrics", "messaging_profile_id": P
            "phone_numbers": 3, "outbound": {"sent": 10, "delivered": 9, "errors": 0.1},
            "inbound": {"received": 4}}
 META = {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": 1}
+SHORT_CODE = {"id": "s1", "record_type": "short_code", "short_code": "55501",
+              "country_code": "US", "messaging_profile_id": PROFILE, "tags": ["t"],
+              "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z"}
+ORDER = {"id": "o1", "record_type": "messaging_hosted_number_order",
+         "messaging_profile_id": PROFILE, "status": "deleted",
+         "phone_numbers": [{"id": "h1", "record_type": "messaging_hosted_number",
+                            "phone_number": "+18005550101", "status": "deleted"}]}
+BULK = {"order_id": "b1", "record_type": "messaging_numbers_bulk_update",
+        "success": ["+18005550101"], "pending": [], "failed": ["+13125550100"]}
 WHATSAPP = {"id": "w1", "body": {"text": {"body": "hi"}}, "direction": "outbound",
             "encoding": "utf-8", "from": {"phone_number": "+13125551234", "status": "received"},
             "to": [{"phone_number": "+13125550000", "status": "queued"}], "type": "WHATSAPP",
@@ -195,6 +204,69 @@ CASES = [
          lambda r: isinstance(r, m.ProfileMetrics) and r.overview is not None
          and r.detailed[0].metrics[0].errors == 0.3,
          query={"time_frame": "24h"}),
+    Case("messaging_profiles.create", lambda c: c.messaging_profiles.create(
+        name="Acme", whitelisted_destinations=["US", "CA"], webhook_url="https://h.example/w",
+        number_pool_settings={"long_code_weight": 1, "toll_free_weight": 2,
+                              "skip_unhealthy": True},
+        url_shortener_settings={"domain": "acme.link"}, daily_spend_limit="10.50",
+        mobile_only=False, resource_group_id="rg1"),
+        "POST", "/v2/messaging_profiles", {"data": PROFILE_JSON},
+        lambda r: isinstance(r, m.MessagingProfile) and r.id == PROFILE,
+        body={"name": "Acme", "whitelisted_destinations": ["US", "CA"],
+              "webhook_url": "https://h.example/w",
+              "number_pool_settings": {"long_code_weight": 1, "toll_free_weight": 2,
+                                       "skip_unhealthy": True},
+              "url_shortener_settings": {"domain": "acme.link"}, "daily_spend_limit": "10.50",
+              "mobile_only": False, "resource_group_id": "rg1"}),
+    Case("messaging_profiles.retrieve", lambda c: c.messaging_profiles.retrieve(PROFILE),
+         "GET", f"/v2/messaging_profiles/{PROFILE}", {"data": PROFILE_JSON},
+         lambda r: isinstance(r, m.MessagingProfile) and r.whitelisted_destinations == ("US",)),
+    Case("messaging_profiles.update", lambda c: c.messaging_profiles.update(
+        PROFILE, name="Renamed", webhook_url="", whitelisted_destinations=["*"],
+        v1_secret="s3"),
+        "PATCH", f"/v2/messaging_profiles/{PROFILE}", {"data": PROFILE_JSON},
+        lambda r: isinstance(r, m.MessagingProfile),
+        body={"name": "Renamed", "webhook_url": "", "whitelisted_destinations": ["*"],
+              "v1_secret": "s3"}),
+    Case("messaging_profiles.delete", lambda c: c.messaging_profiles.delete(PROFILE),
+         "DELETE", f"/v2/messaging_profiles/{PROFILE}", {"data": PROFILE_JSON},
+         lambda r: isinstance(r, m.MessagingProfile) and r.id == PROFILE),
+    Case("phone_numbers.messaging.retrieve",
+         lambda c: c.phone_numbers.messaging.retrieve("1293384261075731499"),
+         "GET", "/v2/phone_numbers/1293384261075731499/messaging", {"data": HOSTED},
+         lambda r: isinstance(r, m.HostedNumber) and r.phone_number == "+18005550101"),
+    Case("phone_numbers.messaging.update", lambda c: c.phone_numbers.messaging.update(
+        "h1", messaging_profile_id="", messaging_product="P2P", tags=[]),
+        "PATCH", "/v2/phone_numbers/h1/messaging", {"data": HOSTED},
+        lambda r: isinstance(r, m.HostedNumber),
+        body={"messaging_profile_id": "", "messaging_product": "P2P", "tags": []}),
+    Case("short_codes.retrieve", lambda c: c.short_codes.retrieve("s1"),
+         "GET", "/v2/short_codes/s1", {"data": SHORT_CODE},
+         lambda r: isinstance(r, m.ShortCode) and r.short_code == "55501"
+         and r.tags == ("t",) and r.updated_at == datetime(2024, 1, 2, tzinfo=timezone.utc)),
+    Case("short_codes.update", lambda c: c.short_codes.update(
+        "s1", messaging_profile_id="", tags=["a"]),
+        "PATCH", "/v2/short_codes/s1", {"data": SHORT_CODE},
+        lambda r: isinstance(r, m.ShortCode) and r.messaging_profile_id == PROFILE,
+        body={"messaging_profile_id": "", "tags": ["a"]}),
+    Case("messaging_hosted_numbers.delete",
+         lambda c: c.messaging_hosted_numbers.delete("h1"),
+         "DELETE", "/v2/messaging_hosted_numbers/h1", {"data": ORDER},
+         lambda r: isinstance(r, m.HostedNumberOrder) and r.status == "deleted"
+         and r.phone_numbers[0].phone_number == "+18005550101"),
+    Case("messaging_numbers_bulk_updates.create",
+         lambda c: c.messaging_numbers_bulk_updates.create(
+             messaging_profile_id=PROFILE, numbers=["+18005550101", "+13125550100"],
+             assign_only=True),
+         "POST", "/v2/messaging_numbers_bulk_updates", {"data": BULK},
+         lambda r: isinstance(r, m.MessagingNumbersBulkUpdate) and r.order_id == "b1",
+         body={"messaging_profile_id": PROFILE, "numbers": ["+18005550101", "+13125550100"],
+               "assign_only": True}),
+    Case("messaging_numbers_bulk_updates.retrieve",
+         lambda c: c.messaging_numbers_bulk_updates.retrieve("b1"),
+         "GET", "/v2/messaging_numbers_bulk_updates/b1", {"data": BULK},
+         lambda r: isinstance(r, m.MessagingNumbersBulkUpdate)
+         and r.success == ("+18005550101",) and r.failed == ("+13125550100",)),
     Case("messaging_profiles.autoresp_configs.list",
          lambda c: c.messaging_profiles.autoresp_configs.list(
              PROFILE, country_code="US", created_at={"gte": "a", "lte": "b"}),
@@ -243,6 +315,34 @@ PAGED = [
         lambda r: isinstance(r, m.HostedNumber),
         query={"filter[messaging_profile_id]": PROFILE, "filter[phone_number][contains]": "555",
                "sort[phone_number]": "desc"}),
+    Case("messaging_profiles.list", lambda c: c.messaging_profiles.list(
+        filter={"name": {"contains": "Acme"}}, page_number=2, page_size=10),
+        "GET", "/v2/messaging_profiles", {"data": [PROFILE_JSON], "meta": META},
+        lambda r: isinstance(r, m.MessagingProfile),
+        query={"filter[name][contains]": "Acme", "page[number]": "2", "page[size]": "10"}),
+    Case("messaging_profiles.list_phone_numbers",
+         lambda c: c.messaging_profiles.list_phone_numbers(PROFILE, page_size=250),
+         "GET", f"/v2/messaging_profiles/{PROFILE}/phone_numbers",
+         {"data": [HOSTED], "meta": META}, lambda r: isinstance(r, m.HostedNumber),
+         query={"page[size]": "250"}),
+    Case("messaging_profiles.list_short_codes",
+         lambda c: c.messaging_profiles.list_short_codes(PROFILE),
+         "GET", f"/v2/messaging_profiles/{PROFILE}/short_codes",
+         {"data": [SHORT_CODE], "meta": META}, lambda r: isinstance(r, m.ShortCode)),
+    Case("phone_numbers.messaging.list", lambda c: c.phone_numbers.messaging.list(
+        filter={"type": "shortcode", "messaging_profile_id": PROFILE,
+                "phone_number": "+18005550101,+13125550100"},
+        sort={"phone_number": "asc"}),
+        "GET", "/v2/phone_numbers/messaging", {"data": [HOSTED], "meta": META},
+        lambda r: isinstance(r, m.HostedNumber),
+        query={"filter[type]": "shortcode", "filter[messaging_profile_id]": PROFILE,
+               "filter[phone_number]": "+18005550101,+13125550100",
+               "sort[phone_number]": "asc"}),
+    Case("short_codes.list", lambda c: c.short_codes.list(
+        filter={"messaging_profile_id": "null"}),
+        "GET", "/v2/short_codes", {"data": [SHORT_CODE], "meta": META},
+        lambda r: isinstance(r, m.ShortCode),
+        query={"filter[messaging_profile_id]": "null"}),
     Case("messaging_optouts.list", lambda c: c.messaging_optouts.list(
         filter={"messaging_profile_id": PROFILE, "from": "+18005550101"},
         created_at={"gte": datetime(2024, 1, 1, tzinfo=timezone.utc)},
@@ -257,13 +357,14 @@ PAGED = [
 
 
 def test_every_operation_is_covered() -> None:
-    """The tables below exercise every resource method the client exposes (28 operations)."""
+    """The tables below exercise every resource method the client exposes (44 operations)."""
     names = {c.name.split(" ")[0] for c in CASES + PAGED}
     client = telnyx_msg.AsyncClient("k", base_url="http://127.0.0.1:9/v2", rate_limits=None)
     exposed = set()
     for attr in ("messages", "alphanumeric_sender_ids", "messaging_hosted_numbers",
                  "messaging_optouts", "messaging_profile_metrics", "messaging_profiles",
-                 "messaging_profiles.actions", "messaging_profiles.autoresp_configs"):
+                 "messaging_profiles.actions", "messaging_profiles.autoresp_configs",
+                 "phone_numbers.messaging", "short_codes", "messaging_numbers_bulk_updates"):
         resource: Any = client
         for part in attr.split("."):
             resource = getattr(resource, part)
@@ -271,7 +372,7 @@ def test_every_operation_is_covered() -> None:
             if not method.startswith("_") and method != "send_many":  # composite, test_bulk
                 exposed.add(f"{attr}.{method}")
     assert names == exposed
-    assert len(exposed) == 28
+    assert len(exposed) == 44
 
 
 def _serve(response: Any) -> Callable[[web.Request], Awaitable[web.Response]]:

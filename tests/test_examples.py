@@ -27,11 +27,18 @@ from examples import (
     bulk_from_csv,
     delivery_tracking,
     send_one_async,
+    setup_sender,
     webhooks_aiohttp,
     webhooks_fastapi,
 )
 from telnyx_msg.receivers import AsgiWebhookApp
-from telnyx_msg.testing import DEFAULT_TOLL_FREE, FAILING_NUMBER, FakeTelnyx
+from telnyx_msg.testing import (
+    DEFAULT_LONG_CODE,
+    DEFAULT_PROFILE_ID,
+    DEFAULT_TOLL_FREE,
+    FAILING_NUMBER,
+    FakeTelnyx,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +86,8 @@ def test_every_example_is_tested() -> None:
     """Each script in examples/ is imported by this module (so none is left untested)."""
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"__init__"}
     tested = {"send_one_blocking"} | {m.__name__.rsplit(".", 1)[1] for m in (
-        bulk_from_csv, delivery_tracking, send_one_async, webhooks_aiohttp, webhooks_fastapi)}
+        bulk_from_csv, delivery_tracking, send_one_async, setup_sender, webhooks_aiohttp,
+        webhooks_fastapi)}
     assert scripts == tested
 
 
@@ -309,3 +317,33 @@ async def test_delivery_tracking_delivered(fake: FakeTelnyx) -> None:
     assert final.to[0].status == "delivered"
     assert final.completed_at is not None
     assert fake.message(final.id or "")["to"][0]["status"] == "delivered"
+
+
+async def test_setup_sender_script(fake: FakeTelnyx) -> None:
+    """The script creates a profile, assigns the number and gets its webhooks at the profile URL."""
+    code, out, err = await run_script(fake, "setup_sender.py", "--number", DEFAULT_LONG_CODE,
+                                      "--to", RECIPIENT, "--port", "0", "--timeout", "10")
+    assert (code, err) == (0, "")
+    assert f"{DEFAULT_LONG_CODE} assigned to " in out
+    assert f"{RECIPIENT}: delivered" in out
+    assert fake.stats.count("POST", "/messaging_profiles") == 1
+    assert fake.stats.count("PATCH", "/phone_numbers/{id}/messaging") == 1
+    attempts = list(fake.stats.webhook_attempts)
+    assert [a.event_type for a in attempts] == ["message.sent", "message.finalized"]
+    assert all(a.ok and a.url.endswith("/webhooks/telnyx") for a in attempts)
+
+
+async def test_setup_sender_moves_the_number_to_the_new_profile(fake: FakeTelnyx) -> None:
+    """In-process: the number belongs to the new profile, which owns the delivered message."""
+    profile, final = await setup_sender.main(
+        DEFAULT_TOLL_FREE, RECIPIENT, "Hi", name="Alerts", destinations=("*",), port=0,
+        timeout=10, api_key=fake.api_key, base_url=fake.base_url, public_key=fake.public_key,
+    )
+    assert profile.name == "Alerts"
+    assert profile.whitelisted_destinations == ("*",)
+    assert profile.id != DEFAULT_PROFILE_ID
+    assert final.to[0].status == "delivered"
+    assert final.messaging_profile_id == profile.id
+    async with fake.client() as client:
+        number = await client.phone_numbers.messaging.retrieve(DEFAULT_TOLL_FREE)
+    assert number.messaging_profile_id == profile.id

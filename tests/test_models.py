@@ -314,6 +314,35 @@ profile_metrics = obj({
         })),
     })),
 })
+short_codes = obj({
+    "id": uuids,
+    "record_type": st.just("short_code"),
+    "short_code": st.from_regex(r"[0-9]{3,8}", fullmatch=True),
+    "country_code": st.sampled_from(["US", "CA"]),
+    "messaging_profile_id": nullable(uuids),
+    "tags": json_lists(words),
+    "created_at": iso_datetimes,
+    "updated_at": iso_datetimes,
+})
+hosted_number_orders = obj({
+    "id": uuids,
+    "record_type": st.just("messaging_hosted_number_order"),
+    "messaging_profile_id": nullable(uuids),
+    "status": st.sampled_from(["deleted", "pending", "successful", "carrier_rejected"]),
+    "phone_numbers": json_lists(obj({
+        "id": uuids,
+        "record_type": st.just("messaging_hosted_number"),
+        "phone_number": e164,
+        "status": st.sampled_from(["deleted", "failed_timeout", "provisioning"]),
+    })),
+})
+bulk_updates = obj({
+    "order_id": uuids,
+    "record_type": st.just("messaging_numbers_bulk_update"),
+    "success": json_lists(e164),
+    "pending": json_lists(e164),
+    "failed": json_lists(e164),
+})
 link_clicks = obj({
     "record_type": st.just("link_clicked"),
     "url": texts,
@@ -333,6 +362,9 @@ MODELS: list[tuple[type[Any], st.SearchStrategy[JSON]]] = [
     (m.ProfileMetrics, profile_metrics),
     (m.ProfileMetricsOverview, profile_metrics_overviews),
     (m.LinkClick, link_clicks),
+    (m.ShortCode, short_codes),
+    (m.HostedNumberOrder, hosted_number_orders),
+    (m.MessagingNumbersBulkUpdate, bulk_updates),
 ]
 MODEL_IDS = [cls.__name__ for cls, _ in MODELS]
 

@@ -87,7 +87,23 @@ class Api:
             web.get(f"{p}/messaging_hosted_numbers", self.list_numbers),
             web.get(f"{p}/messaging_hosted_numbers/{{id}}", self.retrieve_number),
             web.patch(f"{p}/messaging_hosted_numbers/{{id}}", self.update_number),
+            web.delete(f"{p}/messaging_hosted_numbers/{{id}}", self.delete_number),
             web.get(f"{p}/messaging_optouts", self.list_opt_outs),
+            web.get(f"{p}/messaging_profiles", self.list_profiles),
+            web.post(f"{p}/messaging_profiles", self.create_profile),
+            web.get(f"{p}/messaging_profiles/{{id}}", self.retrieve_profile),
+            web.patch(f"{p}/messaging_profiles/{{id}}", self.update_profile),
+            web.delete(f"{p}/messaging_profiles/{{id}}", self.delete_profile),
+            web.get(f"{p}/messaging_profiles/{{id}}/phone_numbers", self.list_profile_numbers),
+            web.get(f"{p}/messaging_profiles/{{id}}/short_codes", self.list_profile_short_codes),
+            web.get(f"{p}/phone_numbers/messaging", self.list_phone_numbers),
+            web.get(f"{p}/phone_numbers/{{id}}/messaging", self.retrieve_number),
+            web.patch(f"{p}/phone_numbers/{{id}}/messaging", self.update_number),
+            web.get(f"{p}/short_codes", self.list_short_codes),
+            web.get(f"{p}/short_codes/{{id}}", self.retrieve_short_code),
+            web.patch(f"{p}/short_codes/{{id}}", self.update_short_code),
+            web.post(f"{p}/messaging_numbers_bulk_updates", self.create_bulk_update),
+            web.get(f"{p}/messaging_numbers_bulk_updates/{{order_id}}", self.bulk_update),
             web.get(f"{p}/messaging_profile_metrics", self.list_profile_metrics),
             web.post(f"{p}/messaging_profiles/{{id}}/actions/regenerate_secret",
                      self.regenerate_secret),
@@ -272,9 +288,9 @@ class Api:
         return _json(self.fake._account.list_alphanumeric(request.query))
 
     async def create_alphanumeric(self, request: web.Request) -> web.Response:
-        """``POST /alphanumeric_sender_ids``."""
+        """``POST /alphanumeric_sender_ids``: 201 Created, as the definition documents."""
         account = self.fake._account
-        return _json({"data": account.create_alphanumeric(_body())})
+        return _json({"data": account.create_alphanumeric(_body())}, 201)
 
     async def retrieve_alphanumeric(self, request: web.Request) -> web.Response:
         """``GET /alphanumeric_sender_ids/{id}``."""
@@ -311,7 +327,73 @@ class Api:
         """``GET /messaging_optouts``."""
         return _json(self.fake._account.list_opt_outs(request.query))
 
+    async def delete_number(self, request: web.Request) -> web.Response:
+        """``DELETE /messaging_hosted_numbers/{id}``: the order that removed it."""
+        return _json({"data": self.fake._account.delete_number(request.match_info["id"])})
+
+    async def list_phone_numbers(self, request: web.Request) -> web.Response:
+        """``GET /phone_numbers/messaging``."""
+        return _json(self.fake._account.list_phone_numbers(request.query))
+
+    # -- short codes, bulk updates -----------------------------------------------------------
+
+    async def list_short_codes(self, request: web.Request) -> web.Response:
+        """``GET /short_codes``."""
+        return _json(self.fake._account.list_short_codes(request.query))
+
+    async def retrieve_short_code(self, request: web.Request) -> web.Response:
+        """``GET /short_codes/{id}``."""
+        account = self.fake._account
+        record = account.short_code(request.match_info["id"])
+        return _json({"data": account.render_short_code(record)})
+
+    async def update_short_code(self, request: web.Request) -> web.Response:
+        """``PATCH /short_codes/{id}``."""
+        account = self.fake._account
+        return _json({"data": account.update_short_code(request.match_info["id"], _body())})
+
+    async def create_bulk_update(self, request: web.Request) -> web.Response:
+        """``POST /messaging_numbers_bulk_updates``: answered pending, applied shortly after."""
+        order = self.fake._account.create_bulk_update(_body())
+        self.fake._schedule_bulk_update(order["order_id"])
+        return _json({"data": order})
+
+    async def bulk_update(self, request: web.Request) -> web.Response:
+        """``GET /messaging_numbers_bulk_updates/{order_id}``."""
+        return _json({"data": self.fake._account.bulk_update(request.match_info["order_id"])})
+
     # -- messaging profiles ------------------------------------------------------------------
+
+    async def list_profiles(self, request: web.Request) -> web.Response:
+        """``GET /messaging_profiles``."""
+        return _json(self.fake._account.list_profiles(request.query))
+
+    async def create_profile(self, request: web.Request) -> web.Response:
+        """``POST /messaging_profiles``: 200, as the definition documents."""
+        return _json({"data": self.fake._account.create_profile(_body())})
+
+    async def retrieve_profile(self, request: web.Request) -> web.Response:
+        """``GET /messaging_profiles/{id}``."""
+        return _json({"data": self.fake._account.profile(request.match_info["id"])})
+
+    async def update_profile(self, request: web.Request) -> web.Response:
+        """``PATCH /messaging_profiles/{id}``."""
+        account = self.fake._account
+        return _json({"data": account.update_profile(request.match_info["id"], _body())})
+
+    async def delete_profile(self, request: web.Request) -> web.Response:
+        """``DELETE /messaging_profiles/{id}``: the deleted profile."""
+        return _json({"data": self.fake._account.delete_profile(request.match_info["id"])})
+
+    async def list_profile_numbers(self, request: web.Request) -> web.Response:
+        """``GET /messaging_profiles/{id}/phone_numbers``."""
+        account = self.fake._account
+        return _json(account.list_profile_numbers(request.match_info["id"], request.query))
+
+    async def list_profile_short_codes(self, request: web.Request) -> web.Response:
+        """``GET /messaging_profiles/{id}/short_codes``."""
+        account = self.fake._account
+        return _json(account.list_short_codes(request.query, request.match_info["id"]))
 
     async def list_profile_metrics(self, request: web.Request) -> web.Response:
         """``GET /messaging_profile_metrics``."""

@@ -109,6 +109,7 @@ class FakeTelnyx:
         self._idempotency: OrderedDict[str, tuple[bytes, int, bytes]] = OrderedDict()
         self._progressing: set[Message] = set()
         self._releases: set[Message] = set()
+        self._bulk_timers: dict[str, asyncio.TimerHandle] = {}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing: asyncio.Event | None = None
@@ -159,6 +160,9 @@ class FakeTelnyx:
                 message.timer = None
         self._progressing.clear()
         self._releases.clear()
+        for timer in self._bulk_timers.values():
+            timer.cancel()
+        self._bulk_timers.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -320,12 +324,13 @@ class FakeTelnyx:
 
     @_at_home
     async def settle(self, timeout: float = 5.0) -> None:
-        """Wait until no message is between statuses and no webhook delivery is running.
+        """Wait until no message is between statuses, no webhook delivery is running and
+        every bulk update order is applied.
 
         Scheduled messages waiting for ``send_at`` do not count. Raises ``TimeoutError``.
         """
         deadline = self._clock() + timeout
-        while self._progressing or self._dispatcher.pending:
+        while self._progressing or self._dispatcher.pending or self._bulk_timers:
             if self._clock() >= deadline:
                 raise TimeoutError("the fake did not settle in time")
             await asyncio.sleep(0.005)
@@ -444,6 +449,15 @@ class FakeTelnyx:
         throughput = self._config.throughput
         scale = throughput.wait_scale if throughput is not None else 0.0
         self._later(message, self._config.delivery_delay + wait * scale, self._sent)
+
+    def _schedule_bulk_update(self, order_id: str) -> None:
+        """Apply a bulk update order ``delivery_delay`` seconds from now (or on its next read)."""
+        def apply() -> None:
+            self._bulk_timers.pop(order_id, None)
+            self._account.process_bulk_update(order_id)
+
+        loop = asyncio.get_running_loop()
+        self._bulk_timers[order_id] = loop.call_later(self._config.delivery_delay, apply)
 
     def _later(self, message: Message, delay: float, callback: Any) -> None:
         self._progressing.add(message)

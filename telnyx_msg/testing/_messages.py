@@ -109,6 +109,16 @@ def _optional_url(body: JSON, field: str) -> str | None:
     return value
 
 
+def _inbound_media(url: str) -> JSON:
+    # The definition types an inbound item's content_type, hash_sha256 and size as non-null;
+    # the fake never downloads the media, so it leaves out what it cannot know.
+    item: JSON = {"url": url}
+    content_type = mimetypes.guess_type(url)[0]
+    if content_type is not None:
+        item["content_type"] = content_type
+    return item
+
+
 class Outbox:
     """All messages of the account and the rules for sending them."""
 
@@ -290,6 +300,10 @@ class Outbox:
                               "/messaging_profile_id")
             if message_type != "SMS":
                 raise invalid("Alphanumeric sender IDs can only send SMS.", "/media_urls")
+        if number is not None and not number["messaging_profile_id"]:
+            # Telnyx refuses a number of the account that has no messaging profile as a sender.
+            raise invalid_from(f"'{raw}' is not assigned to a messaging profile; assign it "
+                               "with phone_numbers.messaging.update first.")
         if self.config.strict_senders and not (
             (number is not None and number["messaging_profile_id"])
             or (kind == "alphanumeric" and self.account.alphanumeric_registered(raw, profile_id))
@@ -483,8 +497,7 @@ class Outbox:
             "cc": [],
             "text": text,
             "subject": subject,
-            "media": [{"url": u, "content_type": mimetypes.guess_type(u)[0],
-                       "hash_sha256": None, "size": None} for u in media_urls],
+            "media": [_inbound_media(u) for u in media_urls],
             "encoding": encoding,
             "parts": 1 if media_urls else parts,
             "tags": [],

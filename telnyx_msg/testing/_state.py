@@ -7,6 +7,7 @@ Records are stored as the JSON objects the API returns (WIRE.md §5-§9), so ren
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,7 +17,14 @@ from typing import Any
 from telnyx_msg.testing._config import FakeConfig, SeedNumber, SeedProfile
 from telnyx_msg.testing._errors import bad_parameter, invalid, not_found
 from telnyx_msg.testing._paging import datetime_param, in_range, paged
-from telnyx_msg.testing._sms import ALPHANUMERIC, KIND_LABEL, iso, parse_datetime, sender_kind
+from telnyx_msg.testing._sms import (
+    ALPHANUMERIC,
+    KIND_LABEL,
+    is_e164,
+    iso,
+    parse_datetime,
+    sender_kind,
+)
 
 JSON = dict[str, Any]
 
@@ -27,6 +35,35 @@ START_WORDS = frozenset({"START"})
 _AUTORESP_OPS = ("start", "stop", "info")
 # Indexes of the metric counters.
 SENT, DELIVERED, FAILED, RECEIVED = range(4)
+# Profile fields as the definition's CreateMessagingProfileRequest and
+# UpdateMessagingProfileRequest type them: JSON types accepted, and whether null is allowed.
+_PROFILE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "name": (str, False),
+    "enabled": (bool, False),
+    "webhook_url": (str, True),
+    "webhook_failover_url": (str, True),
+    "webhook_api_version": (str, False),
+    "whitelisted_destinations": (list, False),
+    "number_pool_settings": (dict, True),
+    "url_shortener_settings": (dict, True),
+    "alpha_sender": (str, True),
+    "daily_spend_limit": (str, False),
+    "daily_spend_limit_enabled": (bool, False),
+    "mms_fall_back_to_sms": (bool, False),
+    "mms_transcoding": (bool, False),
+    "mobile_only": (bool, False),
+    "smart_encoding": (bool, False),
+    "ai_assistant_id": (str, True),
+}
+_CREATE_ONLY = {"resource_group_id": (str, True), "health_webhook_url": (str, True)}
+_UPDATE_ONLY = {"v1_secret": (str, False)}
+_DESTINATION = re.compile(r"[A-Z]{2}|\*")  # "*" = every destination (the description's reading)
+_ALPHA_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
+_SPEND_LIMIT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_API_VERSIONS = ("1", "2", "2010-04-01")
+# filter[type] of GET /phone_numbers/messaging -> the spellings a number's type may have.
+_TYPE_FILTER = {"longcode": ("long-code", "longcode"), "tollfree": ("toll-free", "tollfree"),
+                "shortcode": ("short-code", "shortcode")}
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -57,6 +94,8 @@ class Account:
         # phone number -> [sent, delivered, failed, received], for hosted-number health
         self._number_counts: dict[str, list[int]] = {}
         self._pool_cursor: dict[str, int] = {}
+        # order id -> (order JSON, assign_only, profile id to set)
+        self.bulk_orders: dict[str, tuple[JSON, bool, str]] = {}
 
     # -- messaging profiles ------------------------------------------------------------------
 
@@ -111,11 +150,102 @@ class Account:
         return record
 
     def webhook_targets(self, profile_id: str | None) -> tuple[str | None, str | None]:
-        """The profile's ``(webhook_url, webhook_failover_url)``."""
+        """The profile's ``(webhook_url, webhook_failover_url)`` (``""`` means none)."""
         record = self.profiles.get(profile_id) if profile_id else None
         if record is None:
             return None, None
-        return record["webhook_url"], record["webhook_failover_url"]
+        return record["webhook_url"] or None, record["webhook_failover_url"] or None
+
+    @staticmethod
+    def _profile_fields(body: JSON, allowed: Mapping[str, tuple[type | tuple[type, ...], bool]]
+                        ) -> JSON:
+        """Check the known fields of a profile body; unknown and read-only keys are ignored."""
+        fields: JSON = {}
+        for key, (kind, nullable) in allowed.items():
+            if key not in body:
+                continue
+            value = body[key]
+            if value is None:
+                if not nullable:
+                    raise invalid(f"'{key}' must not be null.", f"/{key}")
+            elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                raise invalid(f"'{key}' has the wrong type.", f"/{key}")
+            fields[key] = value
+        destinations = fields.get("whitelisted_destinations")
+        if destinations is not None and not all(
+            isinstance(d, str) and _DESTINATION.fullmatch(d) for d in destinations
+        ):
+            raise invalid("'whitelisted_destinations' takes ISO 3166-1 alpha-2 codes or '*'.",
+                          "/whitelisted_destinations")
+        checks = (("alpha_sender", _ALPHA_SENDER), ("daily_spend_limit", _SPEND_LIMIT))
+        for key, pattern in checks:
+            value = fields.get(key)
+            if value is not None and not pattern.fullmatch(value):
+                raise invalid(f"'{key}' does not match {pattern.pattern}.", f"/{key}")
+        if fields.get("webhook_api_version", "2") not in _API_VERSIONS:
+            raise invalid("'webhook_api_version' must be 1, 2 or 2010-04-01.",
+                          "/webhook_api_version")
+        for key in ("webhook_url", "webhook_failover_url", "health_webhook_url"):
+            url = fields.get(key)
+            if url and not url.startswith(("http://", "https://")):
+                raise invalid(f"'{key}' must be an http(s) URL or \"\".", f"/{key}")
+        pool = fields.get("number_pool_settings")
+        if pool is not None and any(
+            pool.get(k) is None for k in ("long_code_weight", "toll_free_weight", "skip_unhealthy")
+        ):
+            raise invalid("'number_pool_settings' needs long_code_weight, toll_free_weight and "
+                          "skip_unhealthy.", "/number_pool_settings")
+        shortener = fields.get("url_shortener_settings")
+        if shortener is not None and not isinstance(shortener.get("domain"), str):
+            raise invalid("'url_shortener_settings' needs a domain.", "/url_shortener_settings")
+        return fields
+
+    def create_profile(self, body: JSON) -> JSON:
+        """``POST /messaging_profiles``: ``name`` and ``whitelisted_destinations`` required."""
+        for key in ("name", "whitelisted_destinations"):
+            if body.get(key) is None:
+                raise invalid(f"The '{key}' parameter is required.", f"/{key}")
+        fields = self._profile_fields(body, {**_PROFILE_FIELDS, **_CREATE_ONLY})
+        created = iso(self.wall())
+        record = self._profile_record(SeedProfile(id=str(uuid.uuid4()), name=fields["name"]),
+                                      created)
+        # A profile created without webhook URLs answers "" for them (the definition's default).
+        record["webhook_url"] = record["webhook_failover_url"] = ""
+        record.update(fields)
+        self.profiles[record["id"]] = record
+        self.autoresp[record["id"]] = {}
+        return record
+
+    def update_profile(self, profile_id: str, body: JSON) -> JSON:
+        """``PATCH /messaging_profiles/{id}``: only the keys present change."""
+        record = self.profile(profile_id)
+        fields = self._profile_fields(body, {**_PROFILE_FIELDS, **_UPDATE_ONLY})
+        record.update(fields)
+        record["updated_at"] = iso(self.wall())
+        return record
+
+    def delete_profile(self, profile_id: str) -> JSON:
+        """``DELETE /messaging_profiles/{id}``: its numbers and short codes become unassigned
+        and its alphanumeric sender ids and auto-response configs go with it."""
+        record = self.profile(profile_id)
+        del self.profiles[profile_id]
+        self.autoresp.pop(profile_id, None)
+        for number in self.numbers.values():
+            if number["messaging_profile_id"] == profile_id:
+                number["messaging_profile_id"] = None
+        for sender_id in [k for k, r in self.alphanumeric.items()
+                          if r["messaging_profile_id"] == profile_id]:
+            del self.alphanumeric[sender_id]
+        return record
+
+    def list_profiles(self, query: Mapping[str, str]) -> JSON:
+        """``GET /messaging_profiles`` with ``filter[name]``, ``[eq]`` or ``[contains]``."""
+        exact = query.get("filter[name]", query.get("filter[name][eq]"))
+        contains = query.get("filter[name][contains]")
+        items = [r for r in self.profiles.values()
+                 if (exact is None or r["name"] == exact)
+                 and (contains is None or contains in r["name"])]
+        return paged(items, query)
 
     # -- hosted numbers ----------------------------------------------------------------------
 
@@ -166,8 +296,9 @@ class Account:
             raise not_found("Messaging hosted number")
         return record
 
-    def list_numbers(self, query: Mapping[str, str]) -> JSON:
-        """``GET /messaging_hosted_numbers`` with its filters and ``sort[phone_number]``."""
+    def list_numbers(self, query: Mapping[str, str], *, paginate: bool = True) -> Any:
+        """``GET /messaging_hosted_numbers`` with its filters and ``sort[phone_number]``
+        (``paginate=False``: the rendered numbers, unpaged)."""
         profile = query.get("filter[messaging_profile_id]")
         exact = query.get("filter[phone_number]")
         contains = query.get("filter[phone_number][contains]")
@@ -183,7 +314,8 @@ class Account:
                 raise bad_parameter("'sort[phone_number]' must be 'asc' or 'desc'.",
                                     "sort[phone_number]")
             items.sort(key=lambda r: r["phone_number"], reverse=sort == "desc")
-        return paged([self.render_number(r) for r in items], query)
+        rendered = [self.render_number(r) for r in items]
+        return paged(rendered, query) if paginate else rendered
 
     def update_number(self, key: str, body: JSON) -> JSON:
         """``PATCH``: absent or null keeps a field; ``messaging_profile_id: ""`` unassigns."""
@@ -210,6 +342,143 @@ class Account:
             record["tags"] = list(tags)
         record["updated_at"] = iso(self.wall())
         return self.render_number(record)
+
+    def list_phone_numbers(self, query: Mapping[str, str]) -> JSON:
+        """``GET /phone_numbers/messaging``: like the hosted-number list, plus ``filter[type]``;
+        ``filter[phone_number]`` may list several numbers separated by commas."""
+        wanted_type = query.get("filter[type]")
+        if wanted_type is not None and wanted_type not in _TYPE_FILTER:
+            raise bad_parameter("'filter[type]' must be tollfree, longcode or shortcode.",
+                                "filter[type]")
+        exact = query.get("filter[phone_number]")
+        numbers = None if exact is None else set(exact.split(","))
+        rest = {k: v for k, v in query.items() if k != "filter[phone_number]"}
+        listed = self.list_numbers(rest, paginate=False)
+        items = [r for r in listed
+                 if (wanted_type is None or r["type"] in _TYPE_FILTER[wanted_type])
+                 and (numbers is None or r["phone_number"] in numbers)]
+        return paged(items, query)
+
+    def list_profile_numbers(self, profile_id: str, query: Mapping[str, str]) -> JSON:
+        """``GET /messaging_profiles/{id}/phone_numbers``: its numbers other than short codes
+        (those are listed by ``/messaging_profiles/{id}/short_codes``)."""
+        self.profile(profile_id)
+        items = [self.render_number(r) for r in self.numbers.values()
+                 if r["messaging_profile_id"] == profile_id and r["type"] != "short-code"]
+        return paged(items, query)
+
+    def delete_number(self, key: str) -> JSON:
+        """``DELETE /messaging_hosted_numbers/{id}``: remove it; answer a ``deleted`` order."""
+        record = self.number(key)
+        del self.numbers[record["id"]]
+        del self.numbers_by_phone[record["phone_number"]]
+        return {
+            "record_type": "messaging_hosted_number_order",
+            "id": str(uuid.uuid4()),
+            "messaging_profile_id": record["messaging_profile_id"],
+            "status": "deleted",
+            "phone_numbers": [{"record_type": "messaging_hosted_number", "id": record["id"],
+                               "phone_number": record["phone_number"], "status": "deleted"}],
+        }
+
+    # -- short codes (the account's numbers of type short-code, seen as ShortCode) ---------
+
+    @staticmethod
+    def render_short_code(record: JSON) -> JSON:
+        """The ``ShortCode`` view of a short-code number."""
+        return {
+            "record_type": "short_code",
+            "id": record["id"],
+            "short_code": record["phone_number"],
+            "country_code": record["country_code"],
+            "messaging_profile_id": record["messaging_profile_id"],
+            "tags": list(record["tags"]),
+            "created_at": record["created_at"],
+            "updated_at": record["updated_at"],
+        }
+
+    def short_code(self, short_code_id: str) -> JSON:
+        """A short code by id, or a 404."""
+        record = self.numbers.get(short_code_id)
+        if record is None or record["type"] != "short-code":
+            raise not_found("Short code")
+        return record
+
+    def list_short_codes(self, query: Mapping[str, str],
+                         profile_id: str | None = None) -> JSON:
+        """``GET /short_codes`` (``filter[messaging_profile_id]``, ``"null"`` = unassigned) or
+        ``GET /messaging_profiles/{id}/short_codes``."""
+        if profile_id is not None:
+            self.profile(profile_id)
+        wanted = profile_id or query.get("filter[messaging_profile_id]")
+        items = [self.render_short_code(r) for r in self.numbers.values()
+                 if r["type"] == "short-code" and (
+                     wanted is None
+                     or (wanted == "null" and r["messaging_profile_id"] is None)
+                     or r["messaging_profile_id"] == wanted)]
+        return paged(items, query)
+
+    def update_short_code(self, short_code_id: str, body: JSON) -> JSON:
+        """``PATCH /short_codes/{id}``: ``messaging_profile_id`` is required; null or ``""``
+        unbinds (the operation's description)."""
+        record = self.short_code(short_code_id)
+        if "messaging_profile_id" not in body:
+            raise invalid("The 'messaging_profile_id' parameter is required.",
+                          "/messaging_profile_id")
+        self.update_number(record["id"], {"messaging_profile_id":
+                                          body["messaging_profile_id"] or "",
+                                          "tags": body.get("tags")})
+        return self.render_short_code(record)
+
+    # -- bulk updates ------------------------------------------------------------------------
+
+    def create_bulk_update(self, body: JSON) -> JSON:
+        """``POST /messaging_numbers_bulk_updates``: every number starts ``pending``."""
+        profile_id = body.get("messaging_profile_id")
+        if not isinstance(profile_id, str):
+            raise invalid("The 'messaging_profile_id' parameter is required (\"\" unassigns).",
+                          "/messaging_profile_id")
+        if profile_id:
+            self._known_profile(profile_id)
+        numbers = body.get("numbers")
+        if not (isinstance(numbers, list) and all(is_e164(n) for n in numbers)):
+            raise invalid("'numbers' must be a list of +E.164 phone numbers.", "/numbers")
+        assign_only = body.get("assign_only", False)
+        if not isinstance(assign_only, bool):
+            raise invalid("'assign_only' must be a boolean.", "/assign_only")
+        order: JSON = {"record_type": "messaging_numbers_bulk_update",
+                       "order_id": str(uuid.uuid4()), "success": [],
+                       "pending": list(dict.fromkeys(numbers)), "failed": []}
+        self.bulk_orders[order["order_id"]] = (order, assign_only, profile_id)
+        return order
+
+    def process_bulk_update(self, order_id: str) -> None:
+        """Apply a pending order: numbers on the account succeed, the others fail."""
+        entry = self.bulk_orders.get(order_id)
+        if entry is None:
+            return
+        order, _assign_only, profile_id = entry
+        if profile_id and profile_id not in self.profiles:  # deleted since the order
+            order["failed"] += order["pending"]
+            order["pending"] = []
+        for number in order["pending"]:
+            if number in self.numbers_by_phone:
+                self.update_number(number, {"messaging_profile_id": profile_id})
+                order["success"].append(number)
+            else:
+                order["failed"].append(number)
+        order["pending"] = []
+
+    def bulk_update(self, order_id: str) -> JSON:
+        """``GET /messaging_numbers_bulk_updates/{order_id}``: reading it completes it."""
+        if order_id not in self.bulk_orders:
+            raise not_found("Bulk update order")
+        self.process_bulk_update(order_id)
+        return self.bulk_orders[order_id][0]
+
+    def _known_profile(self, profile_id: str) -> None:
+        if profile_id not in self.profiles:
+            raise invalid("Messaging profile not found.", "/messaging_profile_id")
 
     def pool_number(self, profile_id: str) -> JSON:
         """Round-robin over the profile's long-code and toll-free numbers (number pool)."""
@@ -245,8 +514,10 @@ class Account:
             "alphanumeric_sender_id": sender,
             "messaging_profile_id": profile_id,
             "organization_id": self.config.organization_id,
-            "us_long_code_fallback": fallback,
         }
+        # The definition types us_long_code_fallback as a non-null string: omit it when unset.
+        if fallback is not None:
+            record["us_long_code_fallback"] = fallback
         self.alphanumeric[record_id] = record
         return record
 
@@ -458,12 +729,14 @@ class Account:
         }
 
     def list_profile_metrics(self, query: Mapping[str, str]) -> JSON:
-        """``GET /messaging_profile_metrics``: one overview per profile (or ``id``)."""
+        """``GET /messaging_profile_metrics``: one overview per profile, all on one page.
+
+        The definition documents ``time_frame`` as the only parameter; other query
+        parameters are ignored, like any the fake does not know.
+        """
         since = self._time_frame(query)
-        wanted = query.get("id")
-        items = [self._overview(pid, since) for pid in self.profiles
-                 if wanted is None or pid == wanted]
-        return paged(items, query)
+        items = [self._overview(pid, since) for pid in self.profiles]
+        return paged(items, {}, default_size=max(20, len(items)))
 
     def profile_metrics(self, profile_id: str, query: Mapping[str, str]) -> JSON:
         """``GET /messaging_profiles/{id}/metrics``: overview plus hourly detail by label."""

@@ -19,12 +19,15 @@ from telnyx_msg.models import (
     AlphanumericSenderId,
     AutorespConfig,
     HostedNumber,
+    HostedNumberOrder,
     Message,
+    MessagingNumbersBulkUpdate,
     MessagingProfile,
     OptOut,
     Page,
     ProfileMetrics,
     ProfileMetricsOverview,
+    ShortCode,
     WhatsAppMessage,
 )
 
@@ -78,6 +81,34 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     assert_type(await client.messaging_profiles.actions.regenerate_secret(PROFILE),
                 MessagingProfile)
 
+    profiles = client.messaging_profiles
+    assert_type(profiles.list(filter={"name": {"contains": "Acme"}}),
+                AsyncPager[MessagingProfile])
+    assert_type(await profiles.create(name="Acme", whitelisted_destinations=["US"]),
+                MessagingProfile)
+    assert_type(await profiles.retrieve(PROFILE), MessagingProfile)
+    assert_type(await profiles.update(PROFILE, webhook_url=""), MessagingProfile)
+    assert_type(await profiles.delete(PROFILE), MessagingProfile)
+    assert_type(profiles.list_phone_numbers(PROFILE), AsyncPager[HostedNumber])
+    assert_type(profiles.list_short_codes(PROFILE), AsyncPager[ShortCode])
+    assert_type(client.phone_numbers.messaging.list(filter={"type": "longcode"}),
+                AsyncPager[HostedNumber])
+    assert_type(await client.phone_numbers.messaging.retrieve(FROM), HostedNumber)
+    assert_type(await client.phone_numbers.messaging.update(FROM, messaging_profile_id=""),
+                HostedNumber)
+    assert_type(client.short_codes.list(), AsyncPager[ShortCode])
+    assert_type(await client.short_codes.retrieve("s1"), ShortCode)
+    assert_type(await client.short_codes.update("s1", messaging_profile_id=PROFILE), ShortCode)
+    assert_type(await client.messaging_hosted_numbers.delete("n1"), HostedNumberOrder)
+    bulk = client.messaging_numbers_bulk_updates
+    assert_type(await bulk.create(messaging_profile_id=PROFILE, numbers=[FROM]),
+                MessagingNumbersBulkUpdate)
+    assert_type(await bulk.retrieve("o1"), MessagingNumbersBulkUpdate)
+    await profiles.create(name="Acme")  # type: ignore[call-arg]
+    await client.short_codes.update("s1")  # type: ignore[call-arg]
+    await profiles.update(PROFILE, created_at="x")  # type: ignore[call-arg]
+    client.phone_numbers.messaging.list(filter={"type": "long-code"})  # type: ignore[arg-type]
+
     configs = client.messaging_profiles.autoresp_configs
     assert_type(await configs.list(PROFILE), list[AutorespConfig])
     assert_type(
@@ -125,6 +156,13 @@ def sync_api(client: telnyx_msg.Client) -> None:
     for page in numbers.pages():
         assert_type(page, Page[HostedNumber])
     assert_type(client.messaging_optouts.list(), SyncPager[OptOut])
+    assert_type(client.messaging_profiles.list(), SyncPager[MessagingProfile])
+    assert_type(client.messaging_profiles.create(name="A", whitelisted_destinations=["*"]),
+                MessagingProfile)
+    assert_type(client.phone_numbers.messaging.update(FROM, tags=[]), HostedNumber)
+    assert_type(client.short_codes.list(), SyncPager[ShortCode])
+    assert_type(client.messaging_numbers_bulk_updates.retrieve("o1"),
+                MessagingNumbersBulkUpdate)
 
     assert_type(client.messaging_profiles.autoresp_configs.delete("cfg1", profile_id=PROFILE),
                 None)
