@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import telnyx_msg
-from telnyx_msg.cli import main
+from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._demo import OPTED_OUT, render, run_demo
 from telnyx_msg.testing import FakeTelnyx
 
@@ -73,8 +75,8 @@ async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -
 
 def test_mock_server_serves_both_clients() -> None:
     """`mock-server` prints a base URL, key and public key that the blocking client works with."""
-    proc = subprocess.Popen([sys.executable, "-m", "telnyx_msg", "mock-server"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         settings: dict[str, str] = {}
@@ -92,9 +94,9 @@ def test_mock_server_serves_both_clients() -> None:
             assert client.messages.retrieve(str(message.id)).id == message.id
     finally:
         proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _, log = proc.communicate(timeout=10)
+    assert '"POST /v2/messages HTTP/1.1" 200' in log  # the access log, one line per request
+    assert f'"GET /v2/messages/{message.id} HTTP/1.1" 200' in log
 
 
 def _signed(tmp_path: Path, body: bytes, *, tamper: bool = False) -> tuple[list[str], str]:
@@ -140,3 +142,45 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert telnyx_msg.__version__ in result.stdout
 
 
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _subparsers(sub)
+    return found
+
+
+def test_every_option_has_help_and_a_cli_name() -> None:
+    """Every option of every command has help text, and none shows a Python name."""
+    for parser in _subparsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help, (parser.prog, action.option_strings or action.dest)
+            assert not str(action.metavar or "").endswith("_"), action.metavar
+        usage = parser.format_help()
+        assert "FROM_" not in usage, parser.prog
+        assert "(default: None)" not in usage, parser.prog
+
+
+def test_send_errors_name_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad or missing send argument is reported with its option name, exit 2, no I/O."""
+    dead = ["--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]
+    assert main(["send", "--to", "+13125550001", "--text", "hi", *dead]) == 2
+    assert "error: --from: give a sender (--from) or --messaging-profile-id" in (
+        capsys.readouterr().err)
+    assert main(["send", "--from", SENDER, "--to", "312-555-0001", "--text", "hi", *dead]) == 2
+    assert "error: --to: '312-555-0001' is not a valid" in capsys.readouterr().err
+
+
+def test_mock_server_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A taken port is reported with the way out (--port 0), not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["mock-server", "--port", str(port), "--quiet"]) == 1
+    assert "pass --port 0" in capsys.readouterr().err

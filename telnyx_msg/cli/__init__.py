@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -19,13 +20,39 @@ from pathlib import Path
 from typing import Any
 
 from telnyx_msg._version import __version__
-from telnyx_msg.errors import TelnyxError
+from telnyx_msg.errors import TelnyxError, ValidationError
+
+#: Mock-server's default port: stable, so a second terminal's exports keep working.
+MOCK_PORT = 8765
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Shows an option's default when it has a real one (not for flags and unset options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and "%(default)" not in text
+                and action.default is not None and action.default is not False
+                and action.default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+_FORMATTER = _Formatter
+#: Request fields (as ValidationError names them) -> the send command's options.
+_SEND_FLAGS = {"from": "--from", "to": "--to", "text": "--text", "media_urls": "--media-url",
+               "messaging_profile_id": "--messaging-profile-id",
+               "webhook_url": "--webhook-url", "idempotency_key": "--idempotency-key"}
 
 
 def _client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-key", help="API key (default: $TELNYX_API_KEY)")
-    parser.add_argument("--base-url", help="API root (default: $TELNYX_BASE_URL or Telnyx)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    parser.add_argument("--api-key", metavar="KEY",
+                        help="API key (default: $TELNYX_API_KEY)")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="API root (default: $TELNYX_BASE_URL, else "
+                             "https://api.telnyx.com/v2)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds per attempt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,22 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"telnyx_msg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    send = commands.add_parser("send", help="send one message",
-                               description="Send one SMS/MMS and print the accepted message.")
-    send.add_argument("--from", dest="from_", help="sender: E.164 number, short code or "
-                      "alphanumeric sender ID")
-    send.add_argument("--to", required=True, help="recipient, E.164 (e.g. +13125550001)")
-    send.add_argument("--text", help="message body")
-    send.add_argument("--media-url", action="append", dest="media_urls", help="repeatable")
-    send.add_argument("--messaging-profile-id", help="send from the profile's number pool")
-    send.add_argument("--webhook-url", help="delivery webhooks for this message")
-    send.add_argument("--idempotency-key", help="makes the send safe to retry")
-    send.add_argument("--json", action="store_true", help="print the full message as JSON")
+    send = commands.add_parser("send", help="send one message", formatter_class=_FORMATTER,
+                               description="Send one SMS/MMS and print the accepted message. "
+                                           "Give --from, or --messaging-profile-id to let the "
+                                           "profile's number pool pick the sender.")
+    send.add_argument("--from", dest="from_", metavar="SENDER",
+                      help="E.164 number, short code or alphanumeric sender ID")
+    send.add_argument("--to", required=True, metavar="NUMBER",
+                      help="recipient: E.164 (e.g. +13125550001) or a short code")
+    send.add_argument("--text", help="message body (--text or --media-url is needed)")
+    send.add_argument("--media-url", action="append", dest="media_urls", metavar="URL",
+                      help="media to attach (makes it an MMS); repeat for several")
+    send.add_argument("--messaging-profile-id", metavar="ID",
+                      help="send from this profile's number pool")
+    send.add_argument("--webhook-url", metavar="URL",
+                      help="where Telnyx posts this message's delivery webhooks")
+    send.add_argument("--idempotency-key", metavar="KEY",
+                      help="makes the send safe to retry: the same key is never sent twice")
+    send.add_argument("--json", action="store_true", help="print the whole message as JSON")
     _client_args(send)
 
     bulk = commands.add_parser(
         "bulk", help="send every row of a CSV file, resumably",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_FORMATTER,
         description="Send one message per row of a CSV file (header row of send fields: from, "
                     "to, text, media_urls separated by '|', messaging_profile_id, subject, "
                     "type, webhook_url, ...; ',' ';' or tab). Every row gets exactly one "
@@ -75,40 +109,53 @@ def build_parser() -> argparse.ArgumentParser:
                       help="text encoding of FILE (a BOM is recognised), e.g. cp1252")
     bulk.add_argument("--ignore-unknown-columns", action="store_true",
                       help="send without the columns that are not send fields")
-    bulk.add_argument("--account-mps", type=float, default=None, metavar="MPS",
-                      help="client-side account rate limit in messages/s (default: 50)")
+    bulk.add_argument("--account-mps", type=float, default=50.0, metavar="MPS",
+                      help="client-side account rate limit in messages/s")
     bulk.add_argument("--no-progress", action="store_true",
                       help="no progress line (it is drawn only on a terminal anyway)")
     _client_args(bulk)
 
     mock = commands.add_parser("mock-server", help="run the embedded fake Telnyx API",
-                               description="Serve FakeTelnyx until interrupted; prints the base "
-                                           "URL, the API key it accepts and its webhook key.")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    mock.add_argument("--api-key", default=None, help="key the fake accepts (default test-key)")
+                               formatter_class=_FORMATTER,
+                               description="Serve FakeTelnyx until interrupted. Prints export "
+                                           "lines (base URL, the API key it accepts, its webhook "
+                                           "public key) to paste in another terminal, then one "
+                                           "access-log line per request on stderr.")
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    mock.add_argument("--port", type=int, default=MOCK_PORT, help="port; 0 picks a free one")
+    mock.add_argument("--api-key", default="test-key", metavar="KEY",
+                      help="the only API key the fake accepts")
     mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
                       help="added to every response, to try interrupting and resuming a bulk run")
+    mock.add_argument("--quiet", action="store_true", help="no access log")
 
-    webhook = commands.add_parser("webhook", help="webhook tools")
+    webhook = commands.add_parser("webhook", help="webhook tools",
+                                  description="Tools for Telnyx webhooks.")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True,
                                               metavar="COMMAND")
     verify = webhook_commands.add_parser(
-        "verify", help="verify a saved webhook", description="Verify a saved webhook body "
-        "against its telnyx-timestamp and telnyx-signature-ed25519 headers; exit 0 if valid.")
-    verify.add_argument("body_file", type=Path, help="the raw request body, byte for byte")
-    verify.add_argument("--timestamp", required=True, help="telnyx-timestamp header")
-    verify.add_argument("--signature", required=True, help="telnyx-signature-ed25519 header")
-    verify.add_argument("--public-key", help="base64 key (default: $TELNYX_PUBLIC_KEY)")
-    verify.add_argument("--tolerance", type=int, default=300,
-                        help="max clock skew in seconds (use a large value for old payloads)")
+        "verify", help="verify a saved webhook", formatter_class=_FORMATTER,
+        description="Verify a saved webhook body against its telnyx-timestamp and "
+                    "telnyx-signature-ed25519 headers; exit 0 if valid.")
+    verify.add_argument("body_file", type=Path, metavar="BODY_FILE",
+                        help="the raw request body, byte for byte")
+    verify.add_argument("--timestamp", required=True, metavar="TS",
+                        help="the telnyx-timestamp header (Unix seconds)")
+    verify.add_argument("--signature", required=True, metavar="SIG",
+                        help="the telnyx-signature-ed25519 header (base64)")
+    verify.add_argument("--public-key", metavar="KEY",
+                        help="base64 public key (default: $TELNYX_PUBLIC_KEY)")
+    verify.add_argument("--tolerance", type=int, default=300, metavar="SECONDS",
+                        help="max clock skew (raise it to check a delivery saved long ago)")
 
     demo = commands.add_parser("demo", help="the whole flow against a local fake, no account",
+                               formatter_class=_FORMATTER,
                                description="Start the embedded fake Telnyx, send messages "
                                            "concurrently, verify delivery webhooks, summarise.")
-    demo.add_argument("--count", type=int, default=300)
-    demo.add_argument("--concurrency", type=int, default=50)
-    demo.add_argument("--account-mps", type=float, default=100.0)
+    demo.add_argument("--count", type=int, default=300, help="messages to send")
+    demo.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
+    demo.add_argument("--account-mps", type=float, default=100.0, metavar="MPS",
+                      help="client-side account rate limit, messages/s")
     return parser
 
 
@@ -145,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _webhook_verify(args)
         if args.command == "demo":
             return asyncio.run(_demo_command(args))
+    except ValidationError as exc:
+        flag = _SEND_FLAGS.get(exc.field, exc.field) if args.command == "send" else exc.field
+        print(f"error: {flag}: {exc.message}", file=sys.stderr)
+        return 2
     except TelnyxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -160,6 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _send(args: argparse.Namespace) -> int:
     from telnyx_msg._client import AsyncClient
     from telnyx_msg._config import RequestOptions
+
+    if args.from_ is None and args.messaging_profile_id is None:
+        raise ValidationError("from", "give a sender (--from) or --messaging-profile-id")
+    if args.text is None and not args.media_urls:
+        raise ValidationError("text", "give --text or --media-url")
 
     fields: dict[str, Any] = {
         k: v for k, v in {
@@ -180,17 +236,34 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
+    from telnyx_msg.errors import ConfigurationError
     from telnyx_msg.testing import DEFAULT_API_KEY, FakeConfig, FakeTelnyx, Faults
 
     config = FakeConfig(faults=Faults(latency=args.latency), max_messages=1_000_000)
-    async with FakeTelnyx(host=args.host, port=args.port, config=config,
-                          api_key=args.api_key or DEFAULT_API_KEY) as fake:
+    access = None
+    if not args.quiet:
+        access = logging.getLogger("telnyx_msg.mock_server")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+    fake = FakeTelnyx(host=args.host, port=args.port, config=config,
+                      api_key=args.api_key or DEFAULT_API_KEY, access_log=access)
+    try:
+        await fake.start()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                                 "pass --port 0 for any free port") from None
+    try:
         print(f"export TELNYX_BASE_URL={fake.base_url}")
         print(f"export TELNYX_API_KEY={fake.api_key}")
         print(f"export TELNYX_PUBLIC_KEY={fake.public_key}")
-        print("Serving the fake Telnyx Messaging API; Ctrl-C to stop.", flush=True)
+        print("# serving the fake Telnyx Messaging API; Ctrl-C to stop", flush=True)
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C ends the serve loop
             await asyncio.Event().wait()
+    finally:
+        await fake.close()
     return 0
 
 
