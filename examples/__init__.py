@@ -1,1 +1,3 @@
-"""Runnable examples (``python examples/NAME.py``), each run by ``tests/test_examples.py``."""
+"""Runnable examples (``python examples/NAME.py``), each run by
+``tests/test_examples.py``.
+"""

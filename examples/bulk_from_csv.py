@@ -1,12 +1,13 @@
-"""Send one message per row of a CSV file with ``send_many``, and report every outcome.
+"""Send one message per row of a CSV file with ``send_many``; report each outcome.
 
-    export TELNYX_API_KEY=KEY...          # or: telnyx-msg mock-server, and export what it prints
+    export TELNYX_API_KEY=KEY...   # or paste what telnyx-msg mock-server prints
     python examples/bulk_from_csv.py examples/recipients.csv
 
-Columns: ``from``, ``to``, ``text`` (and optionally ``media_urls``, separated by ``|``). The
-sample file's fifth row has a malformed number, to show a ``rejected`` outcome: it is refused
-before any request is made. The rows are read lazily, so the file may be any size.
-``telnyx-msg bulk FILE.csv`` does the same with a progress line and a resumable results file.
+Columns: ``from``, ``to``, ``text`` (and optionally ``media_urls``, separated by
+``|``). The sample file's fifth row has a malformed number, to show a ``rejected``
+outcome: it is refused before any request is made. The rows are read lazily, so the
+file may be any size. ``telnyx-msg bulk FILE.csv`` does the same with a progress
+line and a resumable results file.
 """
 
 from __future__ import annotations
@@ -41,22 +42,26 @@ async def main(
     api_key: str | None = None,
     base_url: str | None = None,
 ) -> Counter[str]:
-    """Send every row of ``path``; print one line per outcome; return the count per status."""
+    """Send every row of ``path``; print one line per outcome; return the count per
+    status.
+    """
     plan = telnyx_msg.plan_bulk(read_rows(path))
-    print(f"{plan.messages} messages, {plan.segments} segments, about {plan.seconds:.0f} s")
+    print(f"{plan.messages} messages, {plan.segments} parts, ~{plan.seconds:.0f} s")
     for warning in plan.warnings:
         print(f"warning: {warning}")
 
     counts: Counter[str] = Counter()
     async with telnyx_msg.AsyncClient(api_key, base_url=base_url) as client:
-        outcomes = client.messages.send_many(read_rows(path), concurrency=concurrency)
+        outcomes = client.messages.send_many(
+            read_rows(path), concurrency=concurrency
+        )
         async for outcome in outcomes:
             counts[outcome.status] += 1
             row = outcome.index + 2  # the header is line 1
             if outcome.status == "sent" and outcome.message is not None:
                 print(f"line {row}: sent {outcome.message.id}")
             else:
-                # "unknown" may have reached Telnyx: reconcile before sending it again.
+                # "unknown" may have reached Telnyx: reconcile before resending it.
                 print(f"line {row}: {outcome.status}: {outcome.reason}")
     print(", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
     return counts
@@ -64,8 +69,12 @@ async def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", type=Path, nargs="?",
-                        default=Path(__file__).with_name("recipients.csv"))
+    parser.add_argument(
+        "csv",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).with_name("recipients.csv"),
+    )
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     asyncio.run(main(args.csv, concurrency=args.concurrency))

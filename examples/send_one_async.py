@@ -1,10 +1,11 @@
 """Send one SMS with the asyncio client, then read it back.
 
-    export TELNYX_API_KEY=KEY...          # or: telnyx-msg mock-server, and export what it prints
-    python examples/send_one_async.py --from +18005550101 --to +18445550001 --text "Hello"
+    export TELNYX_API_KEY=KEY...   # or paste what telnyx-msg mock-server prints
+    python examples/send_one_async.py --from +18005550101 --to +18445550001 \\
+        --text "Hello"
 
-The key comes from ``$TELNYX_API_KEY`` and the API root from ``$TELNYX_BASE_URL`` (default
-``https://api.telnyx.com/v2``), unless passed explicitly.
+The key comes from ``$TELNYX_API_KEY`` and the API root from ``$TELNYX_BASE_URL``
+(default ``https://api.telnyx.com/v2``), unless passed explicitly.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ async def main(
     api_key: str | None = None,
     base_url: str | None = None,
 ) -> telnyx_msg.Message:
-    """Send ``text`` from ``from_`` to ``to``; return the message as Telnyx reports it now."""
+    """Send ``text`` from ``from_`` to ``to``; return it as Telnyx has it now."""
     async with telnyx_msg.AsyncClient(api_key, base_url=base_url) as client:
         try:
             message = await client.messages.send(from_=from_, to=to, text=text)
         except telnyx_msg.APIStatusError as exc:
-            # e.g. "409 [40300] ... (request_id=...)": status, Telnyx code, title, request id
+            # "409 [40300] ... (request_id=...)": status, code, title, request id
             print(f"not sent: {exc}")
             raise
-        print(f"accepted {message.id}: {message.to[0].phone_number} {message.to[0].status}")
+        recipient = message.to[0]
+        print(f"accepted {message.id}: {recipient.phone_number} {recipient.status}")
         message = await client.messages.retrieve(message.id or "")
-        print(f"now {message.to[0].status}, {message.parts} part(s), {message.encoding}")
+        status = message.to[0].status
+        print(f"now {status}, {message.parts} part(s), {message.encoding}")
         return message
 
 

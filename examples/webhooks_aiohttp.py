@@ -1,12 +1,15 @@
 """Receive verified Telnyx webhooks with aiohttp.
 
-    export TELNYX_PUBLIC_KEY=...          # Mission Control > Keys & Credentials > Public Key
-    python examples/webhooks_aiohttp.py   # serves POST http://127.0.0.1:8080/webhooks/telnyx
+    export TELNYX_PUBLIC_KEY=...
+      # Mission Control > Keys & Credentials > Public Key
+    python examples/webhooks_aiohttp.py
+      # serves POST http://127.0.0.1:8080/webhooks/telnyx
 
-Point your messaging profile's webhook URL (or a message's ``webhook_url``) at that path, through
-a tunnel if Telnyx cannot reach this machine. Every delivery is verified (Ed25519, timestamp
-window, replayed event ids) and handled; the answer (200, or 5xx so that Telnyx redelivers)
-comes after the handler returned, so no event is lost.
+Point your messaging profile's webhook URL (or a message's ``webhook_url``) at that
+path, through a tunnel if Telnyx cannot reach this machine. Every delivery is
+verified (Ed25519, timestamp window, replayed event ids) and handled; the answer
+(200, or 5xx so that Telnyx redelivers) comes after the handler returned, so no
+event is lost.
 """
 
 from __future__ import annotations
@@ -40,11 +43,15 @@ async def on_delivery(event: telnyx_msg.WebhookEvent) -> None:
 
 
 def create_app(public_key: str | None = None) -> web.Application:
-    """The aiohttp application; ``public_key`` defaults to ``$TELNYX_PUBLIC_KEY``."""
+    """The aiohttp app; ``public_key`` defaults to ``$TELNYX_PUBLIC_KEY``."""
     key = public_key or os.environ.get("TELNYX_PUBLIC_KEY")
     if not key:
-        raise SystemExit("set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)")
-    verifier = telnyx_msg.WebhookVerifier(key, replay_store=telnyx_msg.MemoryReplayStore())
+        raise SystemExit(
+            "set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)"
+        )
+    verifier = telnyx_msg.WebhookVerifier(
+        key, replay_store=telnyx_msg.MemoryReplayStore()
+    )
     events: list[telnyx_msg.WebhookEvent] = []
 
     async def record(event: telnyx_msg.WebhookEvent) -> None:
@@ -58,11 +65,14 @@ def create_app(public_key: str | None = None) -> web.Application:
         await on_delivery(event)
         await record(event)
 
-    handler = aiohttp_handler(verifier, {
-        "message.received": received,
-        "message.sent": delivery,
-        "message.finalized": delivery,
-    })
+    handler = aiohttp_handler(
+        verifier,
+        {
+            "message.received": received,
+            "message.sent": delivery,
+            "message.finalized": delivery,
+        },
+    )
     app = web.Application()
     app[EVENTS] = events
     app[RECEIVER] = handler

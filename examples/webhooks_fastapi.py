@@ -1,12 +1,14 @@
 """Receive verified Telnyx webhooks in a FastAPI (or any ASGI) application.
 
     pip install fastapi uvicorn           # not dependencies of telnyx_msg
-    export TELNYX_PUBLIC_KEY=...          # Mission Control > Keys & Credentials > Public Key
-    python examples/webhooks_fastapi.py   # serves POST http://127.0.0.1:8000/webhooks/telnyx
+    export TELNYX_PUBLIC_KEY=...
+      # Mission Control > Keys & Credentials > Public Key
+    python examples/webhooks_fastapi.py
+      # serves POST http://127.0.0.1:8000/webhooks/telnyx
 
-``telnyx_msg.receivers.asgi_app`` is a plain ASGI 3 application with no Starlette dependency:
-FastAPI serves it as a route, and any ASGI server can serve it on its own
-(``uvicorn module:receiver``).
+``telnyx_msg.receivers.asgi_app`` is a plain ASGI 3 application with no Starlette
+dependency: FastAPI serves it as a route, and any ASGI server can serve it on its
+own (``uvicorn module:receiver``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ def create_receiver(
     """The ASGI receiver; handled events are appended to ``events`` (if given)."""
     key = public_key or os.environ.get("TELNYX_PUBLIC_KEY")
     if not key:
-        raise SystemExit("set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)")
-    verifier = telnyx_msg.WebhookVerifier(key, replay_store=telnyx_msg.MemoryReplayStore())
+        raise SystemExit(
+            "set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)"
+        )
+    verifier = telnyx_msg.WebhookVerifier(
+        key, replay_store=telnyx_msg.MemoryReplayStore()
+    )
     seen = events if events is not None else []
 
     async def on_event(event: telnyx_msg.WebhookEvent) -> None:
@@ -41,11 +47,14 @@ def create_receiver(
             print(f"{event.event_type} {message.id}: {message.text!r} {statuses}")
         seen.append(event)  # your own processing goes here; keep it idempotent
 
-    return asgi_app(verifier, {
-        "message.received": on_event,
-        "message.sent": on_event,
-        "message.finalized": on_event,
-    })
+    return asgi_app(
+        verifier,
+        {
+            "message.received": on_event,
+            "message.sent": on_event,
+            "message.finalized": on_event,
+        },
+    )
 
 
 def create_app(receiver: AsgiWebhookApp) -> Any:
@@ -53,7 +62,9 @@ def create_app(receiver: AsgiWebhookApp) -> Any:
     try:
         from fastapi import FastAPI  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        raise SystemExit("this example needs FastAPI: pip install fastapi uvicorn") from None
+        raise SystemExit(
+            "this example needs FastAPI: pip install fastapi uvicorn"
+        ) from None
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -61,7 +72,9 @@ def create_app(receiver: AsgiWebhookApp) -> Any:
         await receiver.aclose()  # wait for running handlers on shutdown
 
     app = FastAPI(lifespan=lifespan)
-    app.add_route(PATH, receiver, methods=["POST"])  # a non-function endpoint is served as ASGI
+    app.add_route(
+        PATH, receiver, methods=["POST"]
+    )  # a non-function endpoint is served as ASGI
     return app
 
 
@@ -73,5 +86,7 @@ if __name__ == "__main__":
     try:
         import uvicorn  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        raise SystemExit("this example needs uvicorn: pip install fastapi uvicorn") from None
+        raise SystemExit(
+            "this example needs uvicorn: pip install fastapi uvicorn"
+        ) from None
     uvicorn.run(create_app(create_receiver()), host=args.host, port=args.port)

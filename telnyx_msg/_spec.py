@@ -48,13 +48,15 @@ class Endpoint(Generic[P, R]):
     retry after an ambiguous failure cannot duplicate anything (default: by HTTP method).
     ``json_body`` says the operation takes a JSON request body (default: POST, PUT and PATCH);
     such a body is sent even when no field is set (``{}``), because the OpenAPI definition marks
-    these request bodies ``required: true``.
+    these request bodies ``required: true``. ``doc`` is the method's docstring (what it does,
+    in a line or two).
     """
 
     method: str
     path: str
     request: Callable[P, Any]
     response: Any
+    doc: str = attrs.field(default="", kw_only=True, eq=False, repr=False)
     envelope: Envelope = "data"
     many: bool = False
     paged: bool = False
@@ -182,26 +184,27 @@ def _encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
 
 
 def endpoint(method: str, path: str, request: Callable[P, Any], response: type[R], *,
-             envelope: Envelope = "data", send: bool = False,
+             doc: str, envelope: Envelope = "data", send: bool = False,
              accepts_idempotency_key: bool = False,
              idempotent: bool | None = None, json_body: bool | None = None) -> Endpoint[P, R]:
     """An operation returning one ``response`` model."""
     extra: dict[str, Any] = {} if idempotent is None else {"idempotent": idempotent}
     if json_body is not None:
         extra["json_body"] = json_body
-    return Endpoint(method, path, request, response, envelope=envelope, send=send,
+    return Endpoint(method, path, request, response, doc=doc, envelope=envelope, send=send,
                     accepts_idempotency_key=accepts_idempotency_key, **extra)
 
 
-def list_endpoint(method: str, path: str, request: Callable[P, Any],
-                  item: type[R]) -> Endpoint[P, list[R]]:
+def list_endpoint(method: str, path: str, request: Callable[P, Any], item: type[R], *,
+                  doc: str) -> Endpoint[P, list[R]]:
     """An operation returning ``{"data": [item, …]}`` in one response (not paged)."""
-    return Endpoint(method, path, request, item, many=True)
+    return Endpoint(method, path, request, item, doc=doc, many=True)
 
 
-def none_endpoint(method: str, path: str, request: Callable[P, Any]) -> Endpoint[P, None]:
+def none_endpoint(method: str, path: str, request: Callable[P, Any], *,
+                  doc: str) -> Endpoint[P, None]:
     """An operation whose response body carries nothing to return."""
-    return Endpoint(method, path, request, type(None), envelope="none")
+    return Endpoint(method, path, request, type(None), doc=doc, envelope="none")
 
 
 @frozen
@@ -209,9 +212,10 @@ class PagedEndpoint(Endpoint[P, R]):
     """A page-number paginated list (``page[number]``/``page[size]``, ``meta``); R is the item."""
 
 
-def paged_endpoint(path: str, request: Callable[P, Any], item: type[R]) -> PagedEndpoint[P, R]:
-    """A ``GET`` list paginated by page number (every in-scope list, WIRE.md §2)."""
-    return PagedEndpoint("GET", path, request, item, many=True, paged=True)
+def paged_endpoint(path: str, request: Callable[P, Any], item: type[R], *,
+                   doc: str) -> PagedEndpoint[P, R]:
+    """A ``GET`` list paginated by page number (``page[number]``, ``page[size]``, ``meta``)."""
+    return PagedEndpoint("GET", path, request, item, doc=doc, many=True, paged=True)
 
 
 def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str,
@@ -236,6 +240,6 @@ def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str
     else:
         returns = endpoint.response
     method.__name__ = method.__qualname__ = name
-    method.__doc__ = endpoint.request.__doc__
+    method.__doc__ = endpoint.doc or endpoint.request.__doc__
     method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         params, return_annotation=returns)

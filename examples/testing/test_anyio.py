@@ -13,6 +13,10 @@ def anyio_backend() -> str:
 @pytest.mark.anyio
 async def test_message_is_delivered(telnyx_fake: FakeTelnyx) -> None:
     async with telnyx_fake.client() as client:
-        msg = await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+        msg = await client.messages.send(
+            from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi"
+        )
         await telnyx_fake.settle()
-        assert (await client.messages.retrieve(str(msg.id))).to[0].status == "delivered"
+        assert (await client.messages.retrieve(str(msg.id))).to[
+            0
+        ].status == "delivered"

@@ -1,4 +1,4 @@
-"""An async test under pytest-asyncio (strict mode shown; auto mode needs no marker)."""
+"""An async test under pytest-asyncio (strict mode; in auto mode, no marker)."""
 
 import pytest
 
@@ -8,6 +8,10 @@ from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx
 @pytest.mark.asyncio
 async def test_message_is_delivered(telnyx_fake: FakeTelnyx) -> None:
     async with telnyx_fake.client() as client:
-        msg = await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+        msg = await client.messages.send(
+            from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi"
+        )
         await telnyx_fake.settle()  # queued -> sent -> delivered
-        assert (await client.messages.retrieve(str(msg.id))).to[0].status == "delivered"
+        assert (await client.messages.retrieve(str(msg.id))).to[
+            0
+        ].status == "delivered"
