@@ -21,6 +21,7 @@ import aiohttp
 
 from benchmarks.harness import REPO, Sample, ServerProcess, child_env, cpu_seconds, drive, timed
 from benchmarks.payloads import FROM, TEXT, TO, webhook_body
+from telnyx_msg import SendItem, SendMessageItem
 
 __all__ = [
     "ASYNC_CLIENTS",
@@ -97,7 +98,7 @@ async def _sdk(url: str, key: str, *, bulk: bool) -> AsyncIterator[Runner]:
             await send(from_=FROM, to=TO, text=TEXT)
 
         async def many(n: int, concurrency: int, deadline: float) -> tuple[int, int]:
-            def requests() -> Iterator[dict[str, Any]]:
+            def requests() -> Iterator[SendItem]:
                 for _ in range(n):
                     if time.perf_counter() > deadline:
                         return
@@ -340,7 +341,7 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
         in_window = failed = 0
         async with telnyx_msg.AsyncClient(key, base_url=url, rate_limits=limits,
                                           pool_size=concurrency) as client:
-            def requests() -> Iterator[dict[str, Any]]:
+            def requests() -> Iterator[SendItem]:
                 for _ in range(cap):
                     if time.perf_counter() > deadline:
                         return
@@ -500,7 +501,7 @@ def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdi
         async with telnyx_msg.AsyncClient(server.api_key, base_url=server.base_url,
                                           rate_limits=telnyx_msg.RateLimits(account_mps=fast),
                                           pool_size=POOL) as client:
-            requests = ({"from_": FROM, "to": n, "text": TEXT} for n in numbers)
+            requests = (SendMessageItem(from_=FROM, to=n, text=TEXT) for n in numbers)
             async for outcome in client.messages.send_many(requests, concurrency=concurrency):
                 sent += outcome.status == "sent"
         return sent

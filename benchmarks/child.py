@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from benchmarks.payloads import FROM, TEXT, TO
+from telnyx_msg import SendItem
 
 
 def peak_rss_kb() -> int:
@@ -53,7 +54,7 @@ async def _telnyx_msg(args: argparse.Namespace) -> dict[str, Any]:
         deadline = t0 + args.time_limit
         cpu0 = _cpu()
 
-        def requests() -> Iterator[dict[str, Any]]:
+        def requests() -> Iterator[SendItem]:
             for _ in range(args.n):
                 if time.perf_counter() > deadline:
                     return

@@ -27,6 +27,7 @@ if not __package__:
 from benchmarks import cases
 from benchmarks.harness import ServerProcess, drive, pick_cores
 from benchmarks.payloads import FROM, TEXT, TO
+from telnyx_msg import SendMessageItem
 
 WORKLOADS = ("send", "send_many", "paging", "webhook", "raw")
 
@@ -56,7 +57,7 @@ def _workload(name: str, server: ServerProcess, n: int, concurrency: int) -> Cal
 
                 await drive(op, n, concurrency, time.perf_counter() + 600)
                 return
-            requests = ({"from_": FROM, "to": TO, "text": TEXT} for _ in range(n))
+            requests = (SendMessageItem(from_=FROM, to=TO, text=TEXT) for _ in range(n))
             async for _outcome in client.messages.send_many(requests, concurrency=concurrency):
                 pass
 

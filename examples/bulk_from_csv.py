@@ -18,16 +18,18 @@ import csv
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import telnyx_msg
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+def read_rows(path: Path) -> Iterator[telnyx_msg.SendMessageItem]:
     """Yield one ``send`` request per CSV row (``from`` becomes ``from_``)."""
     with path.open(newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
-            request: dict[str, Any] = {"from_": row["from"], "to": row["to"]}
+            request: telnyx_msg.SendMessageItem = {
+                "from_": row["from"],
+                "to": row["to"],
+            }
             if row.get("text"):
                 request["text"] = row["text"]
             if row.get("media_urls"):

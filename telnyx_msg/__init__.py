@@ -20,6 +20,16 @@ from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._client import AsyncClient
 from telnyx_msg._config import RequestOptions, Timeout
 from telnyx_msg._events import RequestEvent, ResponseEvent
+from telnyx_msg._items import (
+    SendAlphanumericItem,
+    SendGroupMmsItem,
+    SendItem,
+    SendLongCodeItem,
+    SendMessageItem,
+    SendNumberPoolItem,
+    SendShortCodeItem,
+    SendWhatsAppItem,
+)
 from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
@@ -99,7 +109,15 @@ __all__ = [
     "RequestOptions",
     "ResponseEvent",
     "Segments",
+    "SendAlphanumericItem",
+    "SendGroupMmsItem",
+    "SendItem",
+    "SendLongCodeItem",
+    "SendMessageItem",
+    "SendNumberPoolItem",
     "SendOutcome",
+    "SendShortCodeItem",
+    "SendWhatsAppItem",
     "Sender",
     "TelnyxError",
     "Timeout",

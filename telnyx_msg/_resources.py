@@ -17,12 +17,12 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
-    Mapping,
 )
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from telnyx_msg import endpoints as ep
 from telnyx_msg._bulk import SendMethod, SendOutcome
+from telnyx_msg._items import SendItem
 from telnyx_msg._spec import Endpoint, PagedEndpoint
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Messages(Resource[M]):
     @overload
     def send_many(
         self: Messages[AsyncMode],
-        requests: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        requests: Iterable[SendItem] | AsyncIterable[SendItem],
         *,
         concurrency: int = 50,
         method: SendMethod = "auto",
@@ -138,7 +138,7 @@ class Messages(Resource[M]):
     @overload
     def send_many(
         self: Messages[SyncMode],
-        requests: Iterable[Mapping[str, Any]],
+        requests: Iterable[SendItem],
         *,
         concurrency: int = 50,
         method: SendMethod = "auto",
@@ -150,8 +150,9 @@ class Messages(Resource[M]):
                   skip_optouts: bool = False) -> Any:
         """Send many messages concurrently; yield one :class:`SendOutcome` per item.
 
-        ``requests`` is any iterable (or, async, any async iterable) of mappings of the keyword
-        arguments of a send method; it is consumed lazily. ``method="auto"`` picks
+        ``requests`` is any iterable (or, async, any async iterable) of dicts of the keyword
+        arguments of a send method (typed as :data:`telnyx_msg.SendItem`, so a checker catches a
+        misspelled key); it is consumed lazily. ``method="auto"`` picks
         ``send_whatsapp`` for items with ``whatsapp_message``, ``send_group_mms`` when ``to``
         is a list, else ``send``. At most ``concurrency`` sends are in flight (it may not exceed
         the client's ``pool_size``). ``skip_optouts=True`` lists the account's opt-outs once

@@ -10,13 +10,12 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aiohttp
 import pytest
 
 import telnyx_msg
-from telnyx_msg import RateLimits
+from telnyx_msg import RateLimits, SendItem
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -78,7 +77,7 @@ async def test_send_many_100k_bounded(server_process: str) -> None:
     """100,000 lazy requests at concurrency 50: ≤ 50 in flight, < 50 MB peak, all sent once."""
     count = 100_000
 
-    async def requests() -> AsyncIterator[dict[str, Any]]:
+    async def requests() -> AsyncIterator[SendItem]:
         for n in range(count):
             yield {"from_": "+18005550101", "to": f"+1844{n:07d}", "text": "hi"}
 
@@ -114,7 +113,7 @@ async def test_adaptive_throttling_against_fake_limit() -> None:
     config = FakeConfig(api_rate_limit=ApiRateLimit(limit=20, window=1.0), throughput=None,
                         delivery_delay=0.0)
 
-    def items(start: int, count: int) -> Iterator[dict[str, Any]]:
+    def items(start: int, count: int) -> Iterator[SendItem]:
         for n in range(start, start + count):
             yield {"from_": "+18005550101", "to": f"+1312555{n:04d}", "text": "hi"}
 

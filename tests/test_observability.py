@@ -101,7 +101,8 @@ async def test_failing_bulk_run_logs_explain(api_server: Any,
     server = await api_server(unavailable)
     async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
                                       backoff=Backoff(0.001, 0.001)) as client:
-        items = [{"from_": "+18005550101", "to": "+18445550001", "text": "hi"}]
+        items: list[telnyx_msg.SendItem] = [
+            {"from_": "+18005550101", "to": "+18445550001", "text": "hi"}]
         outcomes = [o async for o in client.messages.send_many(items)]
     assert outcomes[0].status == "not_sent"
     retries = [r for r in caplog.records if r.levelno == logging.INFO]

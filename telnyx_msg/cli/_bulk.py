@@ -26,11 +26,12 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
+from telnyx_msg._items import SendItem
 from telnyx_msg.cli._journal import (
     Journal,
     JournalError,
@@ -245,7 +246,7 @@ class BulkRun:
             if row is not None and event.attempt == 0:
                 await journal.record(row)
 
-        def requests() -> Iterator[dict[str, Any]]:
+        def requests() -> Iterator[SendItem]:
             index = 0
             for row, cells in self.table.rows():
                 if not self._pending(row):
@@ -266,7 +267,8 @@ class BulkRun:
                 rows_by_index[index] = row
                 rows_by_key[key] = row
                 index += 1
-                yield request
+                # The keys come from the checked header (send fields), as the type says.
+                yield cast(SendItem, request)
 
         def finished(outcome: SendOutcome) -> None:
             row = rows_by_index.pop(outcome.index)

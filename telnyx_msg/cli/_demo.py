@@ -19,6 +19,7 @@ from typing import TextIO
 import attrs
 from aiohttp import web
 
+from telnyx_msg._items import SendMessageItem
 from telnyx_msg._ratelimit import RateLimits
 from telnyx_msg.errors import WebhookVerificationError
 from telnyx_msg.models import Message, WebhookEventType
@@ -118,8 +119,9 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
             accepted_ids: list[str] = []
             send_started = time.perf_counter()
             async with client:
-                requests = ({"from_": SENDER, "to": to, "text": f"Demo message {i}",
-                             "webhook_url": hook_url} for i, to in enumerate(recipients(count)))
+                requests = (SendMessageItem(from_=SENDER, to=to, text=f"Demo message {i}",
+                                            webhook_url=hook_url)
+                            for i, to in enumerate(recipients(count)))
                 async for outcome in client.messages.send_many(requests,
                                                                concurrency=concurrency):
                     report.outcomes[outcome.status] += 1

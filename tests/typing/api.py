@@ -180,3 +180,18 @@ async def clients() -> None:
         assert_type(client, telnyx_msg.AsyncClient)
     with telnyx_msg.Client("key") as sync_client:
         assert_type(sync_client, telnyx_msg.Client)
+
+
+async def send_many_items_are_checked(client: telnyx_msg.AsyncClient) -> None:
+    """send_many items are TypedDicts: a misspelled key is a type error."""
+    numbers = ["+18445550001", "+18445550002"]
+    requests = (telnyx_msg.SendMessageItem(from_=FROM, to=n, text="Hi") for n in numbers)
+    async for outcome in client.messages.send_many(requests):
+        assert_type(outcome, telnyx_msg.SendOutcome)
+    async for _ in client.messages.send_many(
+        {"from_": FROM, "to": n, "txt": "Hi"} for n in numbers  # type: ignore[misc]
+    ):
+        pass
+    group: telnyx_msg.SendGroupMmsItem = {"from_": FROM, "to": [TO, TO], "text": "g"}
+    async for _ in client.messages.send_many([group]):
+        pass
