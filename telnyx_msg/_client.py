@@ -332,7 +332,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 raw = doc.get("data") if isinstance(doc, dict) else None
                 raw_list: list[Any] = raw if isinstance(raw, list) else []
                 meta_raw = doc.get("meta") if isinstance(doc, dict) else None
-                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else None
+                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
                 items = [hook(x, item_type) for x in raw_list]
                 return Page(items, meta, number or first), raw_list
 

@@ -16,6 +16,7 @@ Structure functions are generated once per class (cattrs' code generation) and c
 from __future__ import annotations
 
 import enum
+import linecache
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -30,11 +31,24 @@ from cattrs.gen import make_dict_unstructure_fn, override
 from telnyx_msg import models
 from telnyx_msg.models import LinkClick, Message, WebhookEvent, WebhookMeta
 
-__all__ = ["converter", "parse_datetime", "structure", "structure_event"]
+__all__ = ["ResponseShapeError", "converter", "parse_datetime", "structure", "structure_event"]
 
 T = TypeVar("T")
 
 converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+
+
+class ResponseShapeError(ValueError):
+    """A response does not have the documented shape; ``path`` names the field.
+
+    ``path`` reads like ``Message.to[0].phone_number``; the client turns this into its
+    response-validation error with the status and request id.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 _ISO_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
@@ -276,13 +290,18 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         "__cl": cls, "__known": frozenset(_wire_name(f.name) for f in fields),
         "__mapping": Mapping, "__proxy": types.MappingProxyType, "__new": object.__new__,
         "__noextra": models.NO_EXTRA, "__dt": parse_datetime, "__dec": _decimal,
+        "__need": _need(name),
     }
     values = []
     for i, field in enumerate(fields):
-        # A missing key is passed as None, which every hook maps to these defaults.
-        assert field.default in (None, ()), f"{name}.{field.name}: default must be None/()"
+        # A missing key is passed as None, which every hook maps to these defaults; a field
+        # without a default is one Telnyx always returns, so its absence is an error.
+        required = field.default is attrs.NOTHING
+        assert required or field.default in (None, ()), \
+            f"{name}.{field.name}: default must be None/() or none"
         key = _wire_name(field.name)
-        primitive = _PRIMITIVES.get(field.type)
+        primitive = _PRIMITIVES.get(field.type) or (
+            field.type if field.type in (str, int, float, bool) else None)
         enum_cls = _open_enum(field.type)
         if primitive is not None:
             namespace[f"t{i}"] = primitive
@@ -311,6 +330,8 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
             namespace[f"h{i}"] = converter.get_structure_hook(field.type)
             namespace[f"y{i}"] = field.type
             value = f"h{i}(g({key!r}), y{i})"
+        if required:
+            value = value.replace(f"g({key!r})", f"__need(d, {key!r})")
         values.append((field.name, value))
     lines = [
         f"def structure_{name}(d, _=None):",
@@ -338,10 +359,52 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
             # The entry keeps the children alive, so the ids in its key stay theirs.
             f"        __cache[key] = (o, {parts})",
         ]
-    lines += ["    return o", ""]
-    exec(compile("\n".join(lines), f"<telnyx_msg structure {name}>", "exec"), namespace)
+    lines += ["    return o"]
+    named = [(f.name, _wire_name(f.name), f.type) for f in fields]
+    namespace["__blame"] = lambda data, exc: _blame(name, named, data, exc)
+    # Zero-cost unless it fails: then find the field to blame, for an error that names it.
+    lines = [lines[0], "    try:", *("    " + line for line in lines[1:]),
+             "    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)"
+             " as exc:",
+             "        raise __blame(d, exc) from exc", ""]
+    filename = f"<telnyx_msg structure {name}>"
+    source = "\n".join(lines)
+    # Registered with linecache, so a traceback through generated code shows its lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
     structure_model: Callable[[Any, Any], T] = namespace[f"structure_{name}"]
     return structure_model
+
+
+def _need(model: str) -> Callable[[Any, str], Any]:
+    def need(data: Any, key: str) -> Any:
+        value = data.get(key)
+        if value is None:
+            raise ResponseShapeError(f"{model}.{key}", "missing (Telnyx always sends it)")
+        return value
+
+    return need
+
+
+def _blame(model: str, fields: list[tuple[str, str, Any]], data: Any,
+           exc: BaseException) -> ResponseShapeError:
+    """The error naming the field of ``data`` that failed, prefixed with this model."""
+    if isinstance(exc, ResponseShapeError) and exc.path.startswith(f"{model}."):
+        return exc
+    if not isinstance(data, Mapping):
+        return ResponseShapeError(model, str(exc))
+    for _name, key, tp in fields:
+        value = data.get(key)
+        if value is None:
+            continue
+        try:
+            converter.get_structure_hook(tp)(value, tp)
+        except ResponseShapeError as inner:
+            return ResponseShapeError(f"{model}.{key}.{inner.path.split('.', 1)[-1]}"
+                                      if "." in inner.path else f"{model}.{key}", inner.reason)
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as inner:
+            return ResponseShapeError(f"{model}.{key}", f"{value!r}: {inner}")
+    return ResponseShapeError(model, str(exc))
 
 
 def _intern_prologue(cls: type[Any], fields: list[Any], values: list[tuple[str, str]],

@@ -1,14 +1,18 @@
 """Typed response models of the Telnyx Messaging API.
 
-Frozen attrs classes. Field names are the JSON names (``from_`` for ``from``); every field the
-API may omit defaults to ``None`` (or an empty tuple for lists). Date-times are timezone-aware,
+Frozen attrs classes. Field names are the JSON names (``from_`` for ``from``). A field Telnyx
+always sends (a message's ``id``, a recipient's ``phone_number``, a resource's ``id``, ...) has
+no default and no ``None`` in its type: a response without it raises an error naming the field.
+Every field the API may omit defaults to ``None`` (or an empty tuple for lists). Date-times are
+timezone-aware,
 money is :class:`~decimal.Decimal`, and enum-like fields hold a ``str`` enum member when the
 value is known and the plain string otherwise, so a value Telnyx adds later never breaks
 parsing. JSON keys the model does not know are kept on ``model.extra``; ``model.to_dict()``
 gives the JSON shape back. Models compare by value and are not hashable (``extra`` is a
 mapping); key dicts by ``model.id`` instead.
 
-Sources: ``shared/seeds`` (the Telnyx messaging reference) and ``shared/WIRE.md`` (cited by §).
+Sources: Telnyx's messaging API reference and its OpenAPI definition (vendored in
+``tests/openapi/``, which the conformance tests check these models against).
 """
 
 from __future__ import annotations
@@ -209,7 +213,7 @@ class Sender(_Model):
 class Recipient(_Model):
     """One entry of a message's ``to`` or ``cc`` list."""
 
-    phone_number: str | None = None
+    phone_number: str
     status: MessageStatus | str | None = None
     carrier: str | None = None
     line_type: LineType | str | None = None
@@ -278,7 +282,7 @@ class Message(_Model):
     :class:`Recipient`.
     """
 
-    id: str | None = None
+    id: str
     record_type: str | None = None
     direction: Direction | str | None = None
     type: MessageType | str | None = None
@@ -319,7 +323,7 @@ class Message(_Model):
 class WhatsAppMessage(_Model):
     """The response of ``messages.send_whatsapp`` (a different shape from :class:`Message`)."""
 
-    id: str | None = None
+    id: str
     record_type: str | None = None
     direction: Direction | str | None = None
     type: MessageType | str | None = None
@@ -341,7 +345,7 @@ class WhatsAppMessage(_Model):
 class AlphanumericSenderId(_Model):
     """An alphanumeric sender ID attached to a messaging profile."""
 
-    id: str | None = None
+    id: str
     alphanumeric_sender_id: str | None = None
     messaging_profile_id: str | None = None
     organization_id: str | None = None
@@ -390,9 +394,9 @@ class HostedNumber(_Model):
     for a short code ``phone_number`` holds the short code itself.
     """
 
-    id: str | None = None
+    id: str
+    phone_number: str
     record_type: str | None = None
-    phone_number: str | None = None
     country_code: str | None = None
     type: str | None = None
     messaging_profile_id: str | None = None
@@ -412,7 +416,7 @@ class HostedNumber(_Model):
 class ShortCode(_Model):
     """A short code and the messaging profile it is bound to (``short_codes``)."""
 
-    id: str | None = None
+    id: str
     record_type: str | None = None
     short_code: str | None = None
     country_code: str | None = None
@@ -444,7 +448,7 @@ class HostedNumberOrder(_Model):
     ``provisioning``, ``successful`` (kept as a string: later values must not fail parsing).
     """
 
-    id: str | None = None
+    id: str
     record_type: str | None = None
     messaging_profile_id: str | None = None
     status: str | None = None
@@ -457,7 +461,7 @@ class MessagingNumbersBulkUpdate(_Model):
     """A bulk update of numbers' messaging profile: numbers move from ``pending`` to
     ``success`` or ``failed`` as the order is processed."""
 
-    order_id: str | None = None
+    order_id: str
     record_type: str | None = None
     success: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
@@ -507,7 +511,7 @@ class UrlShortenerSettings(_Model):
 class MessagingProfile(_Model):
     """A messaging profile (``messaging_profiles`` and ``actions.regenerate_secret``)."""
 
-    id: str | None = None
+    id: str
     record_type: str | None = None
     name: str | None = None
     enabled: bool | None = None
@@ -541,13 +545,13 @@ class MessagingProfile(_Model):
 class AutorespConfig(_Model):
     """An auto-response setting of a messaging profile."""
 
-    id: str | None = None
-    op: AutorespOp | str | None = None
-    keywords: tuple[str, ...] = ()
-    country_code: str | None = None
+    id: str
+    op: AutorespOp | str
+    keywords: tuple[str, ...]
+    country_code: str
+    created_at: datetime
+    updated_at: datetime
     resp_text: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     extra: Mapping[str, Any] = _extra()
 
 
@@ -639,10 +643,13 @@ class ProfileMetrics(_Model):
 
 @frozen(unsafe_hash=False)
 class Page(Generic[T]):
-    """One page of a list: ``items`` and the server's ``meta``."""
+    """One page of a list: ``items`` and the server's ``meta``.
+
+    ``meta`` is always there; its fields are ``None`` when the response carried none.
+    """
 
     items: list[T]
-    meta: PageMeta | None = None
+    meta: PageMeta = attrs.Factory(lambda: PageMeta())
     page_number: int = 1
 
 

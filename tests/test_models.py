@@ -96,9 +96,13 @@ free_objects = st.dictionaries(words, json_values, max_size=3)
 extra_keys = st.dictionaries(unknown_words.map(lambda k: "x_" + k), json_values, max_size=3)
 
 
-def obj(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[JSON]:
-    """A JSON object where every field is optional, plus unknown future keys."""
-    return st.tuples(st.fixed_dictionaries({}, optional=fields), extra_keys).map(
+def obj(fields: dict[str, st.SearchStrategy[Any]],
+        required: tuple[str, ...] = ()) -> st.SearchStrategy[JSON]:
+    """A JSON object: the ``required`` fields (those Telnyx always sends), any of the others,
+    plus unknown future keys."""
+    always = {k: fields[k] for k in required}
+    optional = {k: v for k, v in fields.items() if k not in always}
+    return st.tuples(st.fixed_dictionaries(always, optional=optional), extra_keys).map(
         lambda pair: {**pair[0], **pair[1]}
     )
 
@@ -121,7 +125,7 @@ recipients = obj({
     "line_type": nullable(open_enum(m.LineType)),
     "agent_id": texts,
     "agent_name": texts,
-})
+}, required=('phone_number',))
 media_items = obj({
     "url": texts,
     "content_type": st.sampled_from(["image/jpeg", "image/png", "video/mp4"]),
@@ -171,7 +175,7 @@ messages = obj({
     "webhook_failover_url": nullable(texts),
     "errors": json_lists(message_errors),
     "wait_seconds": nullable(st.floats(0, 1e4, allow_nan=False) | counts),
-})
+}, required=('id',))
 whatsapp_messages = obj({
     "id": uuids,
     "record_type": st.just("message"),
@@ -185,7 +189,7 @@ whatsapp_messages = obj({
     "organization_id": uuids,
     "received_at": nullable(iso_datetimes),
     "wait_seconds": st.floats(0, 1e4, allow_nan=False),
-})
+}, required=('id',))
 alphanumeric_sender_ids = obj({
     "id": uuids,
     "alphanumeric_sender_id": words,
@@ -193,7 +197,7 @@ alphanumeric_sender_ids = obj({
     "organization_id": uuids,
     "record_type": st.just("alphanumeric_sender_id"),
     "us_long_code_fallback": nullable(e164),
-})
+}, required=('id',))
 feature_sets = obj({
     "domestic_two_way": st.booleans(),
     "international_inbound": st.booleans(),
@@ -220,7 +224,7 @@ hosted_numbers = obj({
     })),
     "created_at": iso_datetimes,
     "updated_at": nullable(iso_datetimes),
-})
+}, required=('id', 'phone_number'))
 opt_outs = obj({
     "from": e164,
     "to": e164,
@@ -267,16 +271,16 @@ messaging_profiles = obj({
     "organization_id": uuids,
     "created_at": iso_datetimes,
     "updated_at": iso_datetimes,
-})
+}, required=('id',))
 autoresp_configs = obj({
     "id": uuids,
     "op": open_enum(m.AutorespOp),
-    "keywords": json_lists(words),
+    "keywords": st.lists(words, max_size=3),
     "country_code": st.sampled_from(["US", "CA"]),
     "resp_text": nullable(texts),
     "created_at": iso_datetimes,
     "updated_at": iso_datetimes,
-})
+}, required=('id', 'op', 'keywords', 'country_code', 'created_at', 'updated_at'))
 #: The outbound error ratio arrives as ``errors`` or under a legacy name (WIRE.md §8).
 error_ratio_keys = st.sampled_from(["errors", "error_ratio", "outbound_error_ratio"])
 
@@ -323,7 +327,7 @@ short_codes = obj({
     "tags": json_lists(words),
     "created_at": iso_datetimes,
     "updated_at": iso_datetimes,
-})
+}, required=('id',))
 hosted_number_orders = obj({
     "id": uuids,
     "record_type": st.just("messaging_hosted_number_order"),
@@ -335,14 +339,14 @@ hosted_number_orders = obj({
         "phone_number": e164,
         "status": st.sampled_from(["deleted", "failed_timeout", "provisioning"]),
     })),
-})
+}, required=('id',))
 bulk_updates = obj({
     "order_id": uuids,
     "record_type": st.just("messaging_numbers_bulk_update"),
     "success": json_lists(e164),
     "pending": json_lists(e164),
     "failed": json_lists(e164),
-})
+}, required=('order_id',))
 link_clicks = obj({
     "record_type": st.just("link_clicked"),
     "url": texts,
@@ -449,7 +453,7 @@ def test_parse_datetime_formats(pair: tuple[str, datetime]) -> None:
 def test_message_datetimes_aware(pair: tuple[str, datetime]) -> None:
     """Every date-time field of a Message is timezone-aware and equals the wire instant."""
     text, expected = pair
-    msg = structure({"sent_at": text, "received_at": text, "completed_at": text,
+    msg = structure({"id": "m", "sent_at": text, "received_at": text, "completed_at": text,
                      "valid_until": text}, m.Message)
     for value in (msg.sent_at, msg.received_at, msg.completed_at, msg.valid_until):
         assert value is not None
@@ -592,7 +596,7 @@ def test_shared_objects_are_bounded() -> None:
 @pytest.mark.parametrize("amount", ["0.0051", 0.0051], ids=["string", "number"])
 def test_cost_amount_decimal(amount: str | float) -> None:
     """cost.amount as a string or a JSON number becomes Decimal("0.0051") (never a float)."""
-    msg = structure({"cost": {"amount": amount, "currency": "USD"}}, m.Message)
+    msg = structure({"id": "m", "cost": {"amount": amount, "currency": "USD"}}, m.Message)
     assert msg.cost is not None
     assert isinstance(msg.cost.amount, Decimal)
     assert msg.cost.amount == Decimal("0.0051")
@@ -630,6 +634,7 @@ def test_naive_datetime_object_is_utc() -> None:
 def test_empty_line_type_and_unknown_values() -> None:
     """line_type "" and unknown statuses/types/directions parse without error."""
     msg = structure({
+        "id": "m",
         "direction": "sideways",
         "type": "CARRIER_PIGEON",
         "from": {"phone_number": "+18005550101", "line_type": "", "status": "weird_new_status"},
@@ -649,7 +654,8 @@ def test_empty_line_type_and_unknown_values() -> None:
 
 def test_inbound_whatsapp_to_string() -> None:
     """An inbound WhatsApp "to" given as a plain string becomes one Recipient."""
-    msg = structure({"direction": "inbound", "type": "WHATSAPP", "to": "+18445550001"}, m.Message)
+    msg = structure({"id": "m", "direction": "inbound", "type": "WHATSAPP", "to": "+18445550001"},
+                    m.Message)
     assert msg.to == (m.Recipient(phone_number="+18445550001"),)
     assert msg.type is m.MessageType.WHATSAPP
 
@@ -657,19 +663,21 @@ def test_inbound_whatsapp_to_string() -> None:
 @pytest.mark.parametrize(
     ("cls", "doc", "fields"),
     [
-        (m.Message, {"to": None, "cc": None, "media": None, "tags": None, "errors": None},
-         ["to", "cc", "media", "tags", "errors"]),
-        (m.WhatsAppMessage, {"to": None}, ["to"]),
-        (m.HostedNumber, {"eligible_messaging_products": None, "tags": None},
+        (m.Message, {"id": "m", "to": None, "cc": None, "media": None, "tags": None,
+                     "errors": None}, ["to", "cc", "media", "tags", "errors"]),
+        (m.WhatsAppMessage, {"id": "w", "to": None}, ["to"]),
+        (m.HostedNumber, {"id": "n", "phone_number": "+13125550100",
+                          "eligible_messaging_products": None, "tags": None},
          ["eligible_messaging_products", "tags"]),
-        (m.MessagingProfile, {"whitelisted_destinations": None}, ["whitelisted_destinations"]),
-        (m.AutorespConfig, {"keywords": None}, ["keywords"]),
+        (m.MessagingProfile, {"id": "p", "whitelisted_destinations": None},
+         ["whitelisted_destinations"]),
         (m.ProfileMetricsOverview, {"data": None}, ["data"]),
         (m.ProfileMetrics, {"detailed": None}, ["detailed"]),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else None,
 )
 def test_null_lists_become_empty(cls: type[Any], doc: JSON, fields: list[str]) -> None:
+    # (AutorespConfig.keywords is always sent: a null there is an error, tested below.)
     """A JSON null for a list field gives an empty tuple."""
     model = structure(doc, cls)
     for name in fields:
@@ -709,3 +717,39 @@ def test_enum_equals_string(member: enum.Enum) -> None:
     assert str(member) == value
     assert f"{member}" == value
     assert {value: 1}[member] == 1
+
+
+@pytest.mark.parametrize(("cls", "doc", "path"), [
+    (m.Message, {"to": [{"phone_number": "+18445550001"}]}, "Message.id: missing"),
+    (m.Message, {"id": "m", "to": [{"status": "sent"}]}, "Message.to.phone_number: missing"),
+    (m.AutorespConfig, {"id": "a", "op": "stop", "keywords": None, "country_code": "US",
+                        "created_at": "2024-01-01T00:00:00Z",
+                        "updated_at": "2024-01-01T00:00:00Z"}, "AutorespConfig.keywords: missing"),
+    (m.Message, {"id": "m", "parts": "one"}, "Message.parts: 'one'"),
+    (m.Message, {"id": "m", "sent_at": "yesterday"}, "Message.sent_at: 'yesterday'"),
+    (m.Message, {"id": "m", "cost": {"amount": "lots"}}, "Message.cost.amount: 'lots'"),
+])
+def test_malformed_response_names_the_field(cls: type[Any], doc: JSON, path: str) -> None:
+    """A missing always-sent field or a malformed value is an error naming the field."""
+    from telnyx_msg._convert import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError) as caught:
+        structure(doc, cls)
+    assert str(caught.value).startswith(path)
+
+
+def test_generated_code_shows_in_tracebacks() -> None:
+    """The generated structuring code is registered with linecache (debuggable)."""
+    import linecache
+    import traceback
+
+    try:
+        structure({"id": "m", "parts": "one"}, m.Message)
+    except ValueError as exc:
+        cause = exc.__cause__
+        assert cause is not None
+        text = "".join(traceback.format_exception(cause))
+    assert "<telnyx_msg structure Message>" in text
+    assert linecache.getline("<telnyx_msg structure Message>", 1).startswith(
+        "def structure_Message")
+    assert "parts" in text
