@@ -221,7 +221,7 @@ class ByMessageId(Request):
 class _Paged(Request):
     page_number: int | None = field(default=None, kw_only=True, validator=v.positive_int,
                                metadata={"wire": "page[number]"})
-    page_size: int | None = field(default=None, kw_only=True, validator=v.positive_int,
+    page_size: int | None = field(default=None, kw_only=True, validator=v.page_size,
                                metadata={"wire": "page[size]"})
 
 

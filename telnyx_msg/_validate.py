@@ -27,6 +27,8 @@ E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 SHORT_CODE_RE = re.compile(r"[0-9]{3,8}")
 ALPHANUMERIC_RE = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 WHATSAPP_USER_RE = re.compile(r"[A-Z]{2}\.[0-9]{5,40}")
+#: ``page[size]`` is 1-250 on every paged list of Telnyx's API definition.
+MAX_PAGE_SIZE = 250
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -160,6 +162,14 @@ def positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An int >= 1 (``None`` = not sent)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise _fail(attribute, f"must be an integer >= 1, got {value!r}")
+
+
+def page_size(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A page size Telnyx accepts: 1 to 250 (``None`` = not sent, the server's 20)."""
+    positive_int(_, attribute, value)
+    if value is not None and value > MAX_PAGE_SIZE:
+        raise _fail(attribute, f"must be at most {MAX_PAGE_SIZE} (Telnyx's largest page), "
+                               f"got {value!r}")
 
 
 def path_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

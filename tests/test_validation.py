@@ -442,3 +442,15 @@ async def test_sync_client_schedule_idempotency_key(server: Server) -> None:
     assert error.field == "idempotency_key"
     assert server.requests == []
     assert _raised_in_caller_thread(error)
+
+
+@pytest.mark.anyio
+async def test_page_size_over_250_fails_before_io() -> None:
+    """page_size is 1-250 (Telnyx's limit): 500 is a ValidationError naming page[size]."""
+    client = telnyx_msg.AsyncClient("k", base_url="http://127.0.0.1:9/v2", rate_limits=None)
+    try:
+        with pytest.raises(telnyx_msg.ValidationError, match=r"page\[size\].*at most 250"):
+            client.messaging_hosted_numbers.list(page_size=500)
+        client.messaging_hosted_numbers.list(page_size=250)  # the largest is fine
+    finally:
+        await client.aclose()
