@@ -491,7 +491,8 @@ def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdi
             file=source, out=Path(workdir) / f"out-{first_number}.csv", resume=False,
             overwrite=False, retry_unknown=False, encoding="utf-8",
             ignore_unknown_columns=False, account_mps=fast, concurrency=concurrency,
-            no_progress=True, api_key=server.api_key, base_url=server.base_url, timeout=60.0)
+            no_progress=True, api_key=server.api_key, base_url=server.base_url, timeout=60.0,
+            shard=(1, 1), redis=None)
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             code = await run_bulk(args)
         return rows if code == 0 else 0

@@ -465,3 +465,64 @@ async def test_chaos_random_signals_never_twice_then_exactly_once(tmp_path: Path
     counts = per_recipient(fake)
     assert len(counts) == rows
     assert set(counts.values()) == {1}
+
+
+# --- shards sharing limits through Redis ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_shards_send_every_row_once_and_resume_alone(tmp_path: Path, redis_url: str,
+                                                           capsys: Any) -> None:
+    """N shards together send each row exactly once; a shard resumes only as itself."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 31)
+    outs = [tmp_path / f"out_{i}.csv" for i in (1, 2, 3)]
+    async with FakeTelnyx() as fake:
+        codes = [await bulk(fake, str(source), "--out", str(outs[i - 1]), "--shard", f"{i}/3",
+                            "--redis", redis_url) for i in (1, 2, 3)]
+        assert codes == [0, 0, 0]
+        rows = sorted(int(r["row"]) for out in outs for r in results(out))
+        assert rows == list(range(2, 33))
+        assert [int(r["row"]) for r in results(outs[1])] == list(range(3, 33, 3))
+        assert max(per_recipient(fake).values()) == 1
+        assert len(per_recipient(fake)) == 31
+        assert await bulk(fake, str(source), "--out", str(outs[0]), "--shard", "2/3",
+                          "--redis", redis_url, "--resume") == 2
+        assert "records shard 1/3" in capsys.readouterr().err
+    assert main(["bulk", str(source), "--shard", "1/3", "--api-key", "k"]) == 2
+    assert "--shard needs --redis" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_shards_share_the_account_limit(tmp_path: Path, redis_url: str,
+                                              api_server: Callable[[Handler],
+                                                                   Awaitable[ApiServer]]) -> None:
+    """Three shards at once stay under one account limit (20/s, burst 20) at the server."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 120)
+
+    async def ok(request: Any) -> Any:
+        return json_response({"data": message_json(id=request.headers["Idempotency-Key"])})
+
+    server = await api_server(ok)
+
+    def shard(index: int) -> int:
+        return main(["bulk", str(source), "--out", str(tmp_path / f"o{index}.csv"),
+                     "--shard", f"{index}/3", "--redis", redis_url, "--account-mps", "20",
+                     "--api-key", "k", "--base-url", server.base_url, "--no-progress",
+                     "--concurrency", "10"])
+
+    async with anyio.create_task_group() as group:
+        codes: list[int] = []
+
+        async def run(index: int) -> None:
+            codes.append(await anyio.to_thread.run_sync(shard, index))
+
+        for index in (1, 2, 3):
+            group.start_soon(run, index)
+    assert codes == [0, 0, 0]
+    times = sorted(r.at for r in server.requests)
+    assert len(times) == 120
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 20 + 20 + 2  # the rate plus the burst (+2 for clock granularity)

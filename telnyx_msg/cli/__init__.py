@@ -45,6 +45,14 @@ _SEND_FLAGS = {"from": "--from", "to": "--to", "text": "--text", "media_urls": "
                "webhook_url": "--webhook-url", "idempotency_key": "--idempotency-key"}
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N`` with 1 <= I <= N."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 1 <= I <= N (e.g. 2/3)")
+    return int(index), int(count)
+
+
 def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", metavar="KEY",
                         help="API key (default: $TELNYX_API_KEY)")
@@ -111,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="send without the columns that are not send fields")
     bulk.add_argument("--account-mps", type=float, default=50.0, metavar="MPS",
                       help="client-side account rate limit in messages/s")
+    bulk.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N",
+                      help="send only shard I of N (rows spread round-robin); run N such "
+                           "processes, each with its own --out, sharing limits via --redis")
+    bulk.add_argument("--redis", metavar="URL",
+                      help="share the rate limits with other processes through this Redis "
+                           "(needed with --shard)")
     bulk.add_argument("--no-progress", action="store_true",
                       help="no progress line (it is drawn only on a terminal anyway)")
     _client_args(bulk)
@@ -181,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             if args.resume and args.overwrite:
                 print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+                return 2
+            if args.shard[1] > 1 and not args.redis:
+                print("error: --shard needs --redis URL: shards must share one account's rate "
+                      "limits", file=sys.stderr)
                 return 2
             # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
             with contextlib.suppress(ValueError):  # not the main thread

@@ -13,6 +13,10 @@ Guarantees (``docs/cli.md`` states them for users):
   instead of sending it again (within its 24 h idempotency window).
 - An existing RESULTS is never overwritten without ``--overwrite``; a resumed run must read the
   same file (size and SHA-256 are checked), since rows are identified by their row numbers.
+- ``--shard I/N --redis URL``: this process sends only the rows whose position among the data
+  rows is ``I`` modulo ``N`` (row 2 is shard 1's, row 3 shard 2's, ...), under rate limits shared
+  through Redis with the other shards. Each shard has its own RESULTS, journal and run id, and
+  resumes on its own (with the same ``--shard``).
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class BulkRun:
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
         self.sending = False
+        self.shard_index, self.shard_count = args.shard
 
     # -- before anything is sent ---------------------------------------------------------------
 
@@ -104,8 +109,9 @@ class BulkRun:
                 "(rows already sent or of unknown outcome are never sent again) or --overwrite "
                 "to start a new run")
         source = fingerprint(self.table.path)
+        shard = f"{self.shard_index}/{self.shard_count}"
         if not existing or args.overwrite:
-            self.header = RunHeader.new(source)
+            self.header = RunHeader.new(source, shard)
             self.run_id = self.header.run_id
             return
         header, journaled = self.journal.read()
@@ -114,7 +120,10 @@ class BulkRun:
             if recorded_run is None:
                 raise UsageError(f"cannot resume: {self.journal.path} is missing and {self.out} "
                                  "records no run id; use --overwrite with a new results file")
-            header = RunHeader(recorded_run, source)
+            header = RunHeader(recorded_run, source, shard)
+        if header.shard != shard:
+            raise UsageError(f"{self.out} records shard {header.shard}; resume it with "
+                             f"--shard {header.shard}")
         if header.source != source:
             raise UsageError(
                 f"{self.table.path} changed since this run began (rows are identified by their "
@@ -149,6 +158,8 @@ class BulkRun:
         return idempotency_key(self.run_id, row)
 
     def _pending(self, row: int) -> bool:
+        if (row - 2) % self.shard_count != self.shard_index - 1:
+            return False  # another shard's row
         status = self.statuses.get(row)
         if status == "unknown" and self.args.retry_unknown:
             return True
@@ -174,7 +185,9 @@ class BulkRun:
                     pending += 1
                     yield request
 
-        plan = plan_bulk(requests(), self.limits())
+        from telnyx_msg._ratelimit import RateLimits
+
+        plan = plan_bulk(requests(), RateLimits(account_mps=self.args.account_mps))
         lanes = len(plan.lanes)
         text = (f"plan: {plan.messages:,} messages ({plan.segments:,} segments) over {lanes} "
                 f"sender lane{'s' if lanes != 1 else ''}, about {_duration(plan.seconds)} at the "
@@ -190,10 +203,15 @@ class BulkRun:
         return pending
 
     def limits(self) -> Any:
+        """The client's rate limits: shared through Redis with ``--redis``, else local."""
+        mps = self.args.account_mps
+        if self.args.redis:
+            from telnyx_msg._redis_limits import RedisRateLimits
+
+            return RedisRateLimits(self.args.redis, account_mps=mps)
         from telnyx_msg._ratelimit import RateLimits
 
-        mps = self.args.account_mps
-        return RateLimits() if mps is None else RateLimits(account_mps=mps)
+        return RateLimits(account_mps=mps)
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -280,9 +298,10 @@ class BulkRun:
             finished(outcome)
 
         args = self.args
+        limits = self.limits()
         try:
             async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout,
-                                   rate_limits=self.limits(),
+                                   rate_limits=limits,
                                    event_hooks={"request": [journal_first]}) as client:
                 outcomes = client.messages.send_many(requests(), concurrency=args.concurrency,
                                                      on_stop=stopped_in_flight)
@@ -304,6 +323,9 @@ class BulkRun:
                 uncancel()
         finally:
             self.sending = False
+            closer = getattr(limits, "aclose", None)
+            if closer is not None:
+                await closer()
         return self.stopped[0] if self.stopped else None
 
     def finish(self) -> None:
@@ -370,7 +392,9 @@ async def _run(run: BulkRun) -> int:
     if run.blank:
         summary += f"; {run.blank} blank row(s) skipped"
     print(f"{summary}; results in {run.out}", flush=True)
-    resume = f"telnyx-msg bulk {args.file} --out {run.out} --resume"
+    shard = (f" --shard {run.shard_index}/{run.shard_count} --redis {args.redis}"
+             if run.shard_count > 1 else "")
+    resume = f"telnyx-msg bulk {args.file} --out {run.out}{shard} --resume"
     if failure is not None:
         _say(f"error: {failure}")
         _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")

@@ -49,19 +49,20 @@ class JournalError(Exception):
 
 @frozen
 class RunHeader:
-    """What identifies a run: its id and the fingerprint of the file it reads."""
+    """What identifies a run: its id, the fingerprint of the file it reads, and its shard."""
 
     run_id: str
     source: str
+    shard: str = "1/1"
 
     @classmethod
-    def new(cls, source: str) -> RunHeader:
+    def new(cls, source: str, shard: str = "1/1") -> RunHeader:
         """A fresh run over a file with fingerprint ``source``."""
-        return cls(uuid.uuid4().hex[:16], source)
+        return cls(uuid.uuid4().hex[:16], source, shard)
 
     def line(self) -> bytes:
         """The journal's first line."""
-        return f"{_MAGIC} run={self.run_id} source={self.source}\n".encode()
+        return f"{_MAGIC} run={self.run_id} source={self.source} shard={self.shard}\n".encode()
 
     @classmethod
     def parse(cls, line: str) -> RunHeader | None:
@@ -71,7 +72,7 @@ class RunHeader:
         fields = dict(part.split("=", 1) for part in line.split()[4:] if "=" in part)
         if "run" not in fields or "source" not in fields:
             return None
-        return cls(fields["run"], fields["source"])
+        return cls(fields["run"], fields["source"], fields.get("shard", "1/1"))
 
 
 class StatusTable:
