@@ -24,10 +24,12 @@ from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ConflictError,
     DuplicateWebhookError,
@@ -39,6 +41,7 @@ from telnyx_msg.errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    RateLimiterUnavailableError,
     TelnyxError,
     TimestampError,
     UnprocessableEntityError,
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
@@ -75,6 +79,7 @@ __all__ = [
     "BadRequestError",
     "BulkPlan",
     "Client",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "DeliveryTracker",
@@ -91,6 +96,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RateLimiterUnavailableError",
     "RateLimits",
     "Recipient",
     "RedisRateLimits",

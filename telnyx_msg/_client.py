@@ -25,6 +25,7 @@ from telnyx_msg._bulk import (
     send_gate,
 )
 from telnyx_msg._config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
     DEFAULT_TIMEOUT,
@@ -53,11 +54,12 @@ from telnyx_msg._transport import (
 )
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     ConfigurationError,
     ErrorDetail,
-    TelnyxError,
     ValidationError,
     status_error_class,
 )
@@ -81,7 +83,10 @@ _JSON_DECODE = json.JSONDecoder().decode
 class Limiter(Protocol):
     """What the client needs from a rate limiter (``RateLimits`` or ``RedisRateLimits``)."""
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None: ...
+    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
+                      timeout: float | None = None) -> None:
+        """Wait for a token; raise ``RateLimitError`` (with ``retry_after``) at once when the
+        wait would exceed ``timeout`` seconds (None: no bound)."""
 
     def on_response(self, sender: str | None, *, status: int, code: str | None,
                     reset_after: float | None) -> None: ...
@@ -161,7 +166,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
     ``None`` turns client-side limiting off. ``session`` reuses your ``aiohttp.ClientSession``
     (then the client never closes it). ``event_hooks`` (``{"request": [...], "response":
     [...]}``) observe every attempt, see :class:`RequestEvent` and :class:`ResponseEvent`
-    (docs/configuration.md). Use as ``async with`` or call ``aclose()``.
+    (docs/configuration.md). ``max_response_size`` (bytes, default 10 MB, after
+    decompression) caps a response body; a bigger 2xx raises
+    :class:`~telnyx_msg.APIResponseValidationError`. Use as ``async with`` or call
+    ``aclose()``; a closed client raises :class:`~telnyx_msg.ClientClosedError`.
     """
 
     def __init__(
@@ -177,11 +185,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url)
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        if (isinstance(max_response_size, bool) or not isinstance(max_response_size, int)
+                or max_response_size < 1):
+            raise ConfigurationError(
+                f"max_response_size must be an int >= 1 (bytes), got {max_response_size!r}")
         if rate_limits is DEFAULT:
             from telnyx_msg._ratelimit import RateLimits
 
@@ -195,7 +208,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
             }),
-            transport=AiohttpTransport(session, pool_size=pool_size),
+            transport=AiohttpTransport(session, pool_size=pool_size,
+                                       max_response_size=max_response_size),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
@@ -346,7 +360,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """Send one validated request with the retry policy; return the 2xx response."""
         shared = self._shared
         if shared.closed:
-            raise TelnyxError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one",
+                                    method=endpoint.method, path=endpoint.path)
         timeout = self._timeout
         max_retries = self._max_retries
         headers = shared.headers
@@ -377,7 +392,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
         attempt = 0
         while True:
             if limiter is not None:
-                await limiter.acquire(lane, message_type)
+                await limiter.acquire(lane, message_type, timeout=timeout.total)
+            if shared.closed:  # closed while this call waited for the limiter or a backoff
+                raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
+                                        method=method, path=path)
             gate = send_gate.get()
             if gate is not None:
                 if gate.stopped:
@@ -396,6 +414,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if hooks.response:
                     await call_hooks(hooks.response, ResponseEvent(
                         event, None, time.perf_counter() - started, None, exc))
+                if exc.closed:
+                    raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
+                                            method=method, path=path) from exc
                 if may_retry:
                     await asyncio.sleep(self._backoff.delay(attempt))
                     attempt += 1
@@ -415,6 +436,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if limiter is not None:
                     limiter.on_response(lane, status=status, code=None, reset_after=None)
                 _log_attempt(method, path, status, attempt, started, response, None)
+                if response.too_large:
+                    raise APIResponseValidationError(
+                        f"the body exceeds max_response_size "
+                        f"({shared.transport.max_response_size} bytes) and was not read",
+                        status=status, request_id=_request_id(response.headers),
+                        method=method, path=path)
                 return response
             error = _status_error(response, method, path, retry_safe)
             _log_attempt(method, path, status, attempt, started, response, None)
@@ -494,9 +521,7 @@ def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
                 return [hook(x, item_type) for x in (data or ())]
             return hook(data, item_type)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise TelnyxError(
-                f"unexpected response shape from {endpoint.method} {endpoint.path}: {exc}"
-            ) from exc
+            raise _invalid(response, endpoint, f"unexpected response shape: {exc}") from exc
 
     return finish
 
@@ -514,10 +539,17 @@ def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
                 pass  # e.g. UTF-16 without a BOM: json.loads below knows those
         return json.loads(body)
     except ValueError as exc:
-        raise TelnyxError(
-            f"{endpoint.method} {endpoint.path} answered {response.status} with a body that is "
-            f"not JSON: {response.body[:200]!r}"
-        ) from exc
+        raise _invalid(response, endpoint,
+                       f"the body is not JSON: {response.body[:200]!r}") from exc
+
+
+def _invalid(response: HttpResponse, endpoint: Endpoint[Any, Any],
+             message: str) -> APIResponseValidationError:
+    """The error for a 2xx whose body cannot be read (the request was accepted)."""
+    return APIResponseValidationError(
+        message, status=response.status, request_id=_request_id(response.headers),
+        body=response.body[:1000].decode("utf-8", "replace"), method=endpoint.method,
+        path=endpoint.path)
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:

@@ -23,9 +23,14 @@ from telnyx_msg._bucket import (
     drain_tokens,
     resolve_config,
 )
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg._ratelimit import LoopOwner, wait_too_long
+from telnyx_msg.errors import ConfigurationError, RateLimiterUnavailableError
 
-__all__ = ["RedisRateLimits"]
+__all__ = ["DEFAULT_REDIS_TIMEOUT", "RedisRateLimits"]
+
+#: Seconds one Redis round trip (or connecting) may take before the limiter reports Redis
+#: unavailable. A healthy Redis answers in about a millisecond.
+DEFAULT_REDIS_TIMEOUT = 1.0
 
 # Shared by both scripts: server time, the bucket refill and the adaptive (CUBIC) account rate.
 # Numbers are stored with %.17g: Lua's default conversion keeps only 14 digits.
@@ -189,7 +194,14 @@ class RedisRateLimits:
     - ``on_response`` does no I/O: the feedback is written by the next ``acquire`` of this
       process, before it takes a token (the ``reset_after`` block is shortened by the time
       elapsed meanwhile).
-    - Errors from Redis (e.g. ``redis.exceptions.ConnectionError``) propagate from ``acquire``.
+    - Every Redis round trip is bounded by ``redis_timeout`` seconds (default 1; also the
+      socket and connect timeouts of a client built from ``url``). A Redis error or a round
+      trip that takes longer raises :class:`~telnyx_msg.RateLimiterUnavailableError` from
+      ``acquire`` (the redis exception is its ``__cause__``); nothing is sent then.
+    - ``acquire(timeout=...)`` (the client passes the call's timeout) raises
+      :class:`~telnyx_msg.RateLimitError` at once when Redis says the wait is longer.
+    - One instance may be shared by clients on several event loops (blocking ``Client``
+      objects): calls are forwarded to the loop that used it first, as for ``RateLimits``.
 
     ``url`` is a ``redis://`` URL; or pass ``client`` (a ``redis.asyncio.Redis``), which is
     then not closed by :meth:`aclose`. ``clock`` (default ``time.monotonic``) only ages a
@@ -211,10 +223,15 @@ class RedisRateLimits:
         client: Any = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[object]] | None = None,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
+        if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, (int, float)) or \
+                not 0 < redis_timeout < float("inf"):
+            raise ConfigurationError(
+                f"redis_timeout must be a positive number of seconds, got {redis_timeout!r}")
         try:
             import redis.asyncio as redis_asyncio
-            from redis.exceptions import NoScriptError
+            from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:
             raise ConfigurationError(
                 "RedisRateLimits needs the redis package: pip install 'telnyx_msg[redis]'"
@@ -226,7 +243,8 @@ class RedisRateLimits:
             if not url:
                 raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
             try:
-                client = redis_asyncio.from_url(url)
+                client = redis_asyncio.from_url(url, socket_timeout=redis_timeout,
+                                                socket_connect_timeout=redis_timeout)
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL: {exc}") from exc
             self._owns_client = True
@@ -234,6 +252,9 @@ class RedisRateLimits:
             self._owns_client = False
         self._redis: Any = client
         self._no_script: type[Exception] = NoScriptError
+        self._redis_error: type[Exception] = RedisError
+        self._redis_timeout = float(redis_timeout)
+        self._owner = LoopOwner(self._drop_local)
         self._prefix = key_prefix
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
         self._sleep: Callable[[float], Awaitable[object]] = (
@@ -260,8 +281,18 @@ class RedisRateLimits:
 
     # ------------------------------------------------------------------ public API
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
-        """Wait until one message of ``message_type`` may be sent from ``sender``."""
+    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
+                      timeout: float | None = None) -> None:
+        """Wait until one message of ``message_type`` may be sent from ``sender``.
+
+        Raises :class:`~telnyx_msg.RateLimitError` when the wait would exceed ``timeout``
+        seconds, :class:`~telnyx_msg.RateLimiterUnavailableError` when Redis fails.
+        """
+        owner = self._owner.other()
+        if owner is not None:
+            await LoopOwner.forward(
+                owner, self.acquire(sender, message_type, timeout=timeout), timeout)
+            return
         account_key = self._config.account_key(message_type)
         account = self._config.accounts[account_key]
         keys: list[str] = []
@@ -284,14 +315,26 @@ class RedisRateLimits:
             local = self._local[sender] = (asyncio.Lock(), [0])
         lock, users = local
         users[0] += 1
+        deadline = None if timeout is None else self._clock() + timeout
         try:
-            async with lock:
+            if deadline is None:
+                await lock.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(lock.acquire(), max(0.0, deadline - self._clock()))
+                except asyncio.TimeoutError:
+                    raise wait_too_long(None, timeout or 0.0) from None
+            try:
                 while True:
                     await self._flush()
                     granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
                     if granted:
                         return
+                    if deadline is not None and self._clock() + wait > deadline:
+                        raise wait_too_long(wait, timeout or 0.0)
                     await self._sleep(wait)
+            finally:
+                lock.release()
         finally:
             users[0] -= 1
             if not users[0]:
@@ -308,6 +351,9 @@ class RedisRateLimits:
         """Record one response; the next ``acquire`` writes it to Redis (see the class doc)."""
         if status != 429:
             return
+        self._owner.post(lambda: self._record(sender, code, reset_after))
+
+    def _record(self, sender: str | None, code: str | None, reset_after: float | None) -> None:
         if code == "40318":
             if sender is not None:
                 self._queue_full[sender] = None
@@ -345,14 +391,32 @@ class RedisRateLimits:
             await self._run(_FEEDBACK_SCRIPT, [f"{self._prefix}lane:{sender}"], args)
             del self._queue_full[sender]
 
+    def _drop_local(self) -> None:
+        """Forget the per-sender locks of a loop that stopped (see ``LoopOwner``)."""
+        self._local.clear()
+
     async def _run(
         self, script: _Script, keys: Sequence[str], args: Sequence[str]
     ) -> tuple[bool, float]:
         try:
-            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-        except self._no_script:
-            await self._redis.script_load(script.source)
-            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                reply = await asyncio.wait_for(
+                    self._redis.evalsha(script.sha, len(keys), *keys, *args),
+                    self._redis_timeout)
+            except self._no_script:
+                await asyncio.wait_for(self._redis.script_load(script.source),
+                                       self._redis_timeout)
+                reply = await asyncio.wait_for(
+                    self._redis.evalsha(script.sha, len(keys), *keys, *args),
+                    self._redis_timeout)
+        except asyncio.TimeoutError as exc:
+            raise RateLimiterUnavailableError(
+                f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
+                f"nothing was sent") from exc
+        except (self._redis_error, OSError) as exc:
+            raise RateLimiterUnavailableError(
+                f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); nothing was sent"
+            ) from exc
         if isinstance(reply, list):
             return int(reply[0]) == 1, float(_text(reply[1]))
         return True, 0.0

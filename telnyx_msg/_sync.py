@@ -18,7 +18,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, make_request
-from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
+from telnyx_msg._config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    Timeout,
+)
 from telnyx_msg._events import Hook
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
@@ -122,6 +128,7 @@ class Client(ResourceTree[SyncMode]):
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -133,7 +140,7 @@ class Client(ResourceTree[SyncMode]):
         async_client = AsyncClient(
             api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
             backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
-            pool_size=pool_size, event_hooks=event_hooks,
+            pool_size=pool_size, event_hooks=event_hooks, max_response_size=max_response_size,
         )
         self._setup(async_client, _Portal())
         self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)
