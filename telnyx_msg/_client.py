@@ -486,8 +486,8 @@ def check_send_many(client: AsyncClient, concurrency: int,
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
     if concurrency > pool:
-        # More sends than pooled connections would queue inside aiohttp, where a timeout could
-        # no longer tell "never sent" from "maybe sent".
+        # More sends than pooled connections would queue for a connection, and a wait longer
+        # than the connect timeout ends a send not_sent for no reason of Telnyx's.
         raise ValidationError("concurrency", f"{concurrency} exceeds the client's pool_size "
                               f"({pool}); pass AsyncClient(pool_size=...) to raise it")
     if method != "auto" and method not in SEND_METHODS:
