@@ -64,6 +64,17 @@ T = TypeVar("T")
 _FORWARD_GRACE = 1.0
 
 
+_HANDOVERS = 3
+
+
+def _cancelled_elsewhere() -> bool:
+    """True when a CancelledError came from the owner loop's side, not from our own task."""
+    if sys.version_info >= (3, 11):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    return False  # Python 3.10 cannot tell: treat it as ours
+
+
 def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
     """The error for a client-side rate-limit wait longer than the call's timeout."""
     when = "" if retry_after is None else f" (about {retry_after:.3g} s)"
@@ -119,17 +130,38 @@ class LoopOwner:
         else:
             owner.call_soon_threadsafe(callback)
 
-    @staticmethod
-    async def forward(owner: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T],
-                      timeout: float | None) -> T:
-        """Run ``coro`` on ``owner`` and wait for it here (cancelling it if this call is)."""
-        future = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, owner))
-        if timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, timeout + _FORWARD_GRACE)
-        except asyncio.TimeoutError:
-            raise wait_too_long(None, timeout) from None
+    async def forward(self, owner: asyncio.AbstractEventLoop,
+                      make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None) -> T:
+        """Run ``make()`` on ``owner`` and wait for it here (cancelling it if this call is).
+
+        When the owner loop stops meanwhile (its client closed), its tasks are cancelled: the
+        call then waits for that loop to stop and runs again under the next owner.
+        """
+        for _ in range(_HANDOVERS):
+            coro = make()
+            try:
+                future = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, owner))
+            except RuntimeError:  # the owner loop closed just now
+                coro.close()
+            else:
+                try:
+                    if timeout is None:
+                        return await future
+                    return await asyncio.wait_for(future, timeout + _FORWARD_GRACE)
+                except asyncio.TimeoutError:
+                    raise wait_too_long(None, timeout or 0.0) from None
+                except asyncio.CancelledError:
+                    if not _cancelled_elsewhere():
+                        raise
+            for _ in range(500):  # bounded (5 s): the owner loop is shutting down
+                if not owner.is_running():
+                    break
+                await asyncio.sleep(0.01)
+            next_owner = self.other()
+            if next_owner is None:
+                return await make()
+            owner = next_owner
+        raise RuntimeError("rate limiter: its event loop kept changing; giving up")
 
 # Where a lane is: no live waiter / in its head's account ring / in the heap of lanes waiting
 # for their own bucket / held: grantable, but its head's task is busy (asleep, or woken and
@@ -323,8 +355,8 @@ class RateLimits:
             return
         owner = self._owner.other()
         if owner is not None:
-            await LoopOwner.forward(
-                owner, self.acquire(sender, message_type, timeout=timeout), timeout)
+            await self._owner.forward(
+                owner, lambda: self.acquire(sender, message_type, timeout=timeout), timeout)
             return
         lane = self._lanes.get(sender)
         if lane is None:

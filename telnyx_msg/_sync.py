@@ -102,8 +102,17 @@ def _finalize(portal: _Portal, client: AsyncClient) -> None:
                   "client.close()", ResourceWarning, stacklevel=1)
     with contextlib.suppress(Exception):
         portal.portal.call(client.aclose)
+        _release_limiter(portal.portal, client)
     with contextlib.suppress(Exception):
         portal.stop()
+
+
+def _release_limiter(portal: BlockingPortal, client: AsyncClient) -> None:
+    """Let a shared limiter close what it opened in this client's loop before the loop stops
+    (``RedisRateLimits`` keeps one Redis pool per loop)."""
+    release = getattr(client.rate_limits, "_release_loop", None)
+    if release is not None:
+        portal.call(release)
 
 
 class Client(ResourceTree[SyncMode]):
@@ -179,6 +188,7 @@ class Client(ResourceTree[SyncMode]):
         try:
             if not self._owner.stopped:
                 self._portal.call(self._async.aclose)
+                _release_limiter(self._portal, self._async)
         finally:
             self._owner.stop()
 

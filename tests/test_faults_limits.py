@@ -314,3 +314,60 @@ async def test_frozen_replay_store_answers_503_quickly(silent_server: str) -> No
     finally:
         await store.aclose()
     assert sent[0]["status"] == 503
+
+
+@pytest.mark.redis
+async def test_redis_limits_shared_by_blocking_clients(api_server: Any, redis_url: str) -> None:
+    """RedisRateLimits shared by two blocking Clients at once, then by a third after both
+    closed (its loop takes over the Redis connections)."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RedisRateLimits(redis_url, account_mps=100.0,
+                                        key_prefix=f"t:{uuid.uuid4().hex}:")
+
+    def run() -> None:
+        first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        second = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        with first, second:
+            threads = [threading.Thread(target=lambda c=c: [c.messages.send(**SEND)
+                                                            for _ in range(5)])
+                       for c in (first, second, first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as third:
+            third.messages.send(**SEND)
+
+    try:
+        with anyio.fail_after(30):
+            await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    finally:
+        await limits.aclose()
+    assert len(server.requests) == 21
+
+
+async def test_ratelimits_owner_client_closes_while_another_waits(api_server: Any) -> None:
+    """The blocking client whose loop owns a shared RateLimits closes while another client's
+    sends wait for tokens: those sends carry on under the other loop."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=10.0, burst=1)
+
+    def run() -> list[str]:
+        first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        first.messages.send(**SEND)  # first's loop owns the limiter now
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as second:
+            ids: list[str] = []
+            threads = [threading.Thread(target=lambda: ids.extend(
+                str(second.messages.send(**SEND).id) for _ in range(5))) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3)
+            first.close()
+            for thread in threads:
+                thread.join(20)
+            return ids
+
+    with anyio.fail_after(30):
+        ids = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert len(ids) == 10
+    assert len(server.requests) == 11
