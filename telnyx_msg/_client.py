@@ -7,6 +7,7 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -153,6 +154,9 @@ class _Shared:
     webhooks: Webhooks
     hooks: EventHooks
     closed: bool = False
+    #: Whether ``limiter.acquire`` takes ``timeout=`` (limiters written before it was added
+    #: still work, with unbounded waits).
+    limiter_timeout: bool = True
 
 
 class AsyncClient(ResourceTree[AsyncMode]):
@@ -213,6 +217,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
+            limiter_timeout=_takes_timeout(rate_limits),
         )
         self._configure(to_timeout(timeout), _check_retries(max_retries), backoff or Backoff())
 
@@ -392,7 +397,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
         attempt = 0
         while True:
             if limiter is not None:
-                await limiter.acquire(lane, message_type, timeout=timeout.total)
+                if shared.limiter_timeout:
+                    await limiter.acquire(lane, message_type, timeout=timeout.total)
+                else:
+                    await limiter.acquire(lane, message_type)
             if shared.closed:  # closed while this call waited for the limiter or a backoff
                 raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
                                         method=method, path=path)
@@ -494,6 +502,17 @@ def check_send_many(client: AsyncClient, concurrency: int,
         raise ValidationError("method", f"{method!r} is not 'auto' or one of "
                               f"{', '.join(sorted(SEND_METHODS))}")
     return {name: getattr(client.messages, name) for name in SEND_METHODS}
+
+
+def _takes_timeout(limiter: Limiter | None) -> bool:
+    if limiter is None:
+        return False
+    try:
+        parameters = inspect.signature(limiter.acquire).parameters
+    except (TypeError, ValueError):
+        return False
+    return "timeout" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _check_retries(value: int) -> int:

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 
@@ -330,3 +331,62 @@ async def test_deflate_body_within_cap_is_read(api_server: Any) -> None:
     async with client_for(server, max_response_size=len(payload)) as client:
         message = await client.messages.retrieve("m")
     assert message.id
+
+
+async def test_blocking_client_shared_by_threads_reports_unknown_only_if_reached(
+        api_server: Any) -> None:
+    """A blocking Client (pool 2) shared by 12 threads and a slow server: sends that never
+    got a connection are not "may have been sent"."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.3)
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    results: list[object] = []
+
+    def run() -> None:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None, pool_size=2,
+                               max_retries=0, timeout=Timeout(total=0.5, connect=0.4)) as client:
+            def one() -> None:
+                try:
+                    results.append(client.messages.send(**SEND))
+                except telnyx_msg.TelnyxError as exc:
+                    results.append(exc)
+
+            threads = [threading.Thread(target=one) for _ in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+
+    await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert len(results) == 12
+    sent = sum(isinstance(r, telnyx_msg.Message) for r in results)
+    unknown = sum(getattr(r, "outcome_unknown", False) for r in results)
+    assert sent + unknown <= len(server.requests)
+
+
+async def test_limiter_without_timeout_keyword_still_works(api_server: Any) -> None:
+    """A limiter written before acquire(timeout=) existed is still called (without it)."""
+
+    class Legacy:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
+            self.calls += 1
+
+        def on_response(self, sender: str | None, *, status: int, code: str | None,
+                        reset_after: float | None) -> None:
+            return None
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    legacy = Legacy()
+    async with client_for(server, rate_limits=legacy) as client:
+        await client.messages.send(**SEND)
+    assert legacy.calls == 1
