@@ -10,7 +10,9 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -154,6 +156,9 @@ class _Shared:
     webhooks: Webhooks
     hooks: EventHooks
     closed: bool = False
+    #: Tasks waiting in the rate limiter: ``aclose`` cancels them (they raise ClientClosedError).
+    waiting: dict[asyncio.Task[Any], None] = attrs.Factory(dict)
+    closing: set[asyncio.Task[Any]] = attrs.Factory(set)
     #: Whether ``limiter.acquire`` takes ``timeout=`` (limiters written before it was added
     #: still work, with unbounded waits).
     limiter_timeout: bool = True
@@ -271,8 +276,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """Close the HTTP session this client created (a session you passed in stays open)."""
         if self._is_view:
             return
-        self._shared.closed = True
-        await self._shared.transport.aclose()
+        shared = self._shared
+        shared.closed = True
+        for task in list(shared.waiting):  # nothing written yet: stop waiting for a token
+            shared.closing.add(task)
+            task.cancel()
+        await shared.transport.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -361,6 +370,31 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     # --- the request pipeline --------------------------------------------------------------
 
+    async def _acquire(self, limiter: Limiter, lane: str | None, message_type: str,
+                       timeout: Timeout) -> None:
+        """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``."""
+        shared = self._shared
+        task = asyncio.current_task()
+        if task is not None:
+            shared.waiting[task] = None
+        try:
+            if shared.limiter_timeout:
+                await limiter.acquire(lane, message_type, timeout=None if timeout.total == math.inf
+                                      else timeout.total)
+            else:
+                await limiter.acquire(lane, message_type)
+        except asyncio.CancelledError:
+            if task is None or task not in shared.closing:
+                raise
+            shared.closing.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            raise ClientClosedError("not sent: the client was closed while this call waited "
+                                    "for the rate limiter") from None
+        finally:
+            if task is not None:
+                shared.waiting.pop(task, None)
+
     async def _call(self, endpoint: Endpoint[Any, Any], request: Any) -> HttpResponse:
         """Send one validated request with the retry policy; return the 2xx response."""
         shared = self._shared
@@ -397,10 +431,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         attempt = 0
         while True:
             if limiter is not None:
-                if shared.limiter_timeout:
-                    await limiter.acquire(lane, message_type, timeout=timeout.total)
-                else:
-                    await limiter.acquire(lane, message_type)
+                await self._acquire(limiter, lane, message_type, timeout)
             if shared.closed:  # closed while this call waited for the limiter or a backoff
                 raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
                                         method=method, path=path)

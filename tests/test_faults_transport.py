@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 import threading
 import time
 import tracemalloc
@@ -191,6 +192,26 @@ async def test_close_while_waiting_for_a_token(api_server: Any) -> None:
     with pytest.raises(telnyx_msg.ClientClosedError):
         await client.messages.send(**SEND)
     assert client._shared.transport.closed
+
+
+async def test_close_wakes_a_long_rate_limit_wait(api_server: Any) -> None:
+    """A send waiting (unbounded timeout) for a token due in 100 s raises ClientClosedError as
+    soon as the client is closed, instead of waiting for the token."""
+    server = await api_server(ok_handler)
+    client = client_for(server, rate_limits=telnyx_msg.RateLimits(account_mps=0.01, burst=1),
+                        timeout=math.inf)
+    await client.messages.send(**SEND)
+    waiting = asyncio.ensure_future(client.messages.send(**SEND))
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await asyncio.wait_for(waiting, 10)
+    assert len(server.requests) == 1
+
+
+async def ok_handler(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
 
 
 async def test_send_many_stops_when_the_client_is_closed(api_server: Any) -> None:
