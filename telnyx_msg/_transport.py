@@ -131,24 +131,41 @@ class _Connector(aiohttp.TCPConnector):
     it a pooled connection the server has already closed."""
 
     async def connect(self, *args: Any, **kwargs: Any) -> aiohttp.connector.Connection:
-        # Bounded: each extra pass closed one pooled connection.
+        # Bounded: each extra pass closed one pooled connection; then a fresh one is made.
         for _ in range(self.limit or 100):
             conn = await super().connect(*args, **kwargs)
-            protocol = conn.protocol
-            if protocol is None or not _readable(protocol):
-                break
-            if protocol.transport is not None \
-                    and protocol.transport.get_extra_info("sslcontext") is not None:
-                await asyncio.sleep(0)  # let the TLS layer consume what is pending
-                if protocol.is_connected():
+            try:
+                if await _usable(conn.protocol):
                     break
+            except BaseException:
+                conn.close()
+                raise
             # Closed by the server while idle, and nothing written to it yet: drop it and
             # take another (safe for any method, a send included).
             conn.close()
+        else:
+            conn = await super().connect(*args, **kwargs)
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()
         return conn
+
+
+async def _usable(protocol: Any) -> bool:
+    """Whether a connection just taken from the pool (or made) can carry a request."""
+    if protocol is None or not _readable(protocol):
+        return True
+    transport = protocol.transport
+    if transport is not None and transport.get_extra_info("sslcontext") is not None:
+        # TLS: the bytes may be a session ticket (TLS 1.3 sends them after the handshake) or
+        # the server's close_notify. Let the TLS layer read them, a few loop turns at most.
+        for _ in range(5):
+            await asyncio.sleep(0)
+            if not protocol.is_connected():
+                return False
+            if not _readable(protocol):
+                return True
+    return False
 
 
 class AiohttpTransport:

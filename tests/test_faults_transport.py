@@ -7,22 +7,32 @@ connections or answers with odd bodies.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
 import math
+import ssl
 import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import telnyx_msg
 from telnyx_msg import RequestOptions, Timeout
 from telnyx_msg._retry import Backoff
+from telnyx_msg._transport import _Connector
 from tests.conftest import ApiServer, json_response, message_json
 
 pytestmark = pytest.mark.anyio
@@ -411,3 +421,79 @@ async def test_limiter_without_timeout_keyword_still_works(api_server: Any) -> N
     async with client_for(server, rate_limits=legacy) as client:
         await client.messages.send(**SEND)
     assert legacy.calls == 1
+
+
+# --- TLS: pooled connections are reused, and replaced once the server closed them --------------
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: (server context, client context)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) -> None:
+    """Over TLS (1.3 session tickets arrive after the handshake) the client's connector reuses
+    a live pooled connection, and replaces one the server closed while idle."""
+    server_ctx, client_ctx = _tls_contexts(tmp_path)
+    peers: list[Any] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return json_response({"data": message_json()})
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: list[Any] = []
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", ok)
+        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=0.3)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+        box.extend([runner, runner.addresses[0][1]])
+        ready.set()
+
+    def run() -> None:
+        loop.run_until_complete(start())
+        loop.run_forever()
+        loop.run_until_complete(box[0].cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"https://127.0.0.1:{box[1]}/v2/messages/m"
+    try:
+        connector = _Connector(ssl=client_ctx, limit=4)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for pause in (0.0, 0.05, 0.8):
+                # 0.8 s: the server (0.3 s idle timeout) has closed the pooled connection
+                time.sleep(pause)  # noqa: ASYNC251  (the loop must not see the close first)
+                async with session.post(url, data=b"{}") as resp:
+                    assert resp.status == 200
+                    await resp.read()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    assert peers[0] == peers[1]
+    assert peers[2] != peers[1]
