@@ -168,6 +168,13 @@ async def _usable(protocol: Any) -> bool:
     return False
 
 
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``task`` itself was asked to cancel (unknown before Python 3.11: assume not)."""
+    if sys.version_info >= (3, 11) and task is not None:
+        return task.cancelling() > 0
+    return False
+
+
 class AiohttpTransport:
     """Sends requests through one ``aiohttp.ClientSession``: its own, or one it was given.
 
@@ -266,6 +273,11 @@ class AiohttpTransport:
                 return HttpResponse(resp.status, resp.headers, payload, too_large)
         except asyncio.CancelledError:
             if attempt is None or not attempt.expired:
+                if self.closed and not (attempt is not None and attempt.acquired) \
+                        and not _cancelling(task):
+                    # aclose() closed the pool: aiohttp cancels the waits for a connection.
+                    raise TransportError("the client is closed", reached=False, timeout=False,
+                                         closed=True) from None
                 raise
             if sys.version_info >= (3, 11) and task is not None:
                 task.uncancel()

@@ -219,6 +219,37 @@ async def test_close_wakes_a_long_rate_limit_wait(api_server: Any) -> None:
     assert len(server.requests) == 1
 
 
+async def test_close_while_waiting_for_a_pooled_connection(api_server: Any) -> None:
+    """aclose() while a send waits for a pooled connection: ClientClosedError (not sent), not
+    a bare CancelledError; the send on the wire is "may have been sent"."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    client = client_for(server, pool_size=1, max_retries=0)
+    try:
+        first = asyncio.ensure_future(client.messages.send(**SEND))
+        for _ in range(200):  # bounded (2 s)
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(client.messages.send(**SEND))
+        await asyncio.sleep(0.05)
+        await client.aclose()
+        results = await asyncio.wait_for(
+            asyncio.gather(first, second, return_exceptions=True), 10)
+    finally:
+        release.set()
+    assert isinstance(results[0], telnyx_msg.APIConnectionError)
+    assert results[0].outcome_unknown is True
+    assert isinstance(results[1], telnyx_msg.ClientClosedError)
+    assert len(server.requests) == 1
+
+
 async def ok_handler(request: web.Request) -> web.Response:
     await request.read()
     return json_response({"data": message_json()})
