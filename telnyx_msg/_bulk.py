@@ -225,12 +225,10 @@ async def run_send_many(
                 running[index] = (item, gate, loop.create_task(send_one(index, item, gate)))
                 index += 1
             if not ready:
-                if not running:
-                    if fatal:
-                        raise fatal[0]
-                    return
                 if fatal:
                     raise fatal[0]
+                if not running:
+                    return
                 waiter = loop.create_future()
                 wake.append(waiter)
                 await waiter

@@ -62,8 +62,7 @@ T = TypeVar("T")
 # the caller stops waiting (the owner enforces the timeout itself; this only guards against an
 # owner loop that is blocked).
 _FORWARD_GRACE = 1.0
-
-
+# How many times a forwarded call follows the ownership when owner loops stop under it.
 _HANDOVERS = 3
 
 
