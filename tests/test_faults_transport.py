@@ -498,7 +498,7 @@ async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path
     async def start() -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", ok)
-        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=0.3)
+        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
         box.extend([runner, runner.addresses[0][1]])
@@ -517,8 +517,9 @@ async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path
     try:
         connector = _Connector(ssl=client_ctx, limit=4)
         async with aiohttp.ClientSession(connector=connector) as session:
-            for pause in (0.0, 0.05, 0.8):
-                # 0.8 s: the server (0.3 s idle timeout) has closed the pooled connection
+            for pause in (0.0, 0.05, 1.0):
+                # 1 s: the server (0.5 s idle timeout) has closed the pooled connection; the
+                # client (1.5 s) would still use it
                 time.sleep(pause)  # noqa: ASYNC251  (the loop must not see the close first)
                 async with session.post(url, data=b"{}") as resp:
                     assert resp.status == 200
