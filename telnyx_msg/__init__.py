@@ -34,10 +34,12 @@ from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ConflictError,
     DuplicateWebhookError,
@@ -49,6 +51,7 @@ from telnyx_msg.errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    RateLimiterUnavailableError,
     TelnyxError,
     TimestampError,
     UnprocessableEntityError,
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
@@ -85,6 +89,7 @@ __all__ = [
     "BadRequestError",
     "BulkPlan",
     "Client",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "DeliveryTracker",
@@ -101,6 +106,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RateLimiterUnavailableError",
     "RateLimits",
     "Recipient",
     "RedisRateLimits",

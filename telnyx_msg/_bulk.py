@@ -1,12 +1,16 @@
 """``messages.send_many``: bounded, lazy, rate-limited bulk sending that never double-sends.
 
 Shape of a run: the input (any iterable or async iterable of keyword mappings) is pulled one item
-at a time, only when fewer than ``concurrency`` sends are in flight, so memory stays bounded by
-``concurrency`` whatever the input size. Each item becomes one send task (rate limited by the
-client's limiter, retried by the client's safe-retry policy) and outcomes are yielded in
-completion order. Every input item the run pulled gets exactly one outcome:
+at a time, only while fewer than ``concurrency`` items sit between the input and the consumer
+(sends in flight plus outcomes not yet consumed), so memory stays bounded by ``concurrency``
+whatever the input size and however slowly the outcomes are consumed. Each item becomes one
+send task (rate limited by the client's limiter, retried by the client's safe-retry policy)
+and outcomes are yielded in completion order. Every input item the run pulled gets exactly
+one outcome:
 
-- ``sent``: Telnyx accepted it (2xx); ``message`` is the result.
+- ``sent``: Telnyx accepted it (2xx); ``message`` is the result. When the 2xx body could not be
+  read (``APIResponseValidationError``) the message was still accepted: ``sent`` with
+  ``message=None`` and that error in ``error``.
 - ``rejected``: refused for good: a 4xx (after retries) or a ``ValidationError`` before I/O.
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
@@ -20,6 +24,12 @@ Stopping: no new item is pulled once the consumer stops iterating. Closing the i
 the sends still waiting for a rate-limit token (they were never written, so they are
 ``not_sent``) and the ones on the wire (``unknown``); their outcomes can be read with
 ``on_stop=`` since the iteration itself has ended.
+
+Outages stop the run: when the client is closed (``ClientClosedError``) or the rate limiter's
+Redis is unavailable (``RateLimiterUnavailableError``), the item that hit it is yielded
+``not_sent``, the iteration then raises that error, no further item is pulled, and the sends
+still in flight are stopped as above (``on_stop``). Items not pulled were never touched: resume
+with the rest of the input once the dependency is back.
 """
 
 from __future__ import annotations
@@ -34,8 +44,11 @@ from attrs import frozen
 
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
+    ClientClosedError,
     RateLimitError,
+    RateLimiterUnavailableError,
     TelnyxError,
     ValidationError,
 )
@@ -94,10 +107,17 @@ send_gate: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
     "telnyx_msg_send_gate", default=None)
 
 
+_STOPS_THE_RUN = (ClientClosedError, RateLimiterUnavailableError)
+
+
 def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     """Map a send's exception to an outcome status (see the module docstring)."""
     if isinstance(error, ValidationError):
         return "rejected"
+    if isinstance(error, APIResponseValidationError):
+        return "sent"  # Telnyx answered 2xx: accepted, only its answer was unreadable
+    if isinstance(error, RateLimiterUnavailableError):
+        return "not_sent"  # the limiter is consulted before anything is written
     if isinstance(error, (NotSentError, asyncio.CancelledError)):
         return "unknown" if gate.written else "not_sent"
     if isinstance(error, APIConnectionError):
@@ -108,7 +128,7 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
         if isinstance(error, RateLimitError) or error.status >= 500:
             return "not_sent"
         return "rejected"
-    # Anything else (e.g. an unparseable 2xx body) happened after the request was written.
+    # Anything else happened after the request may have been written, or before.
     return "unknown" if gate.written else "not_sent"
 
 
@@ -150,6 +170,7 @@ async def run_send_many(
     running: dict[int, tuple[Mapping[str, Any], SendGate, asyncio.Task[None]]] = {}
     index = 0
     exhausted = False
+    fatal: list[BaseException] = []  # an outage that stops the run (see the module docstring)
 
     def report(idx: int, outcome: SendOutcome) -> None:
         # Leaving `running` and queueing the outcome happen together, so a consumer woken by
@@ -182,6 +203,8 @@ async def run_send_many(
                 error = ValidationError("request", str(exc))
                 outcome = SendOutcome(idx, item, "rejected", error=error)
         except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, _STOPS_THE_RUN) and not fatal:
+                fatal.append(exc)
             outcome = SendOutcome(idx, item, classify(exc, gate), error=exc)
         report(idx, outcome)
 
@@ -189,7 +212,8 @@ async def run_send_many(
         optouts.update(await load_optouts())
     try:
         while True:
-            while not exhausted and len(running) < concurrency:
+            # Finished outcomes count against the window too: a slow consumer slows the input.
+            while not exhausted and not fatal and len(running) + len(ready) < concurrency:
                 try:
                     item = await source.__anext__() if is_async else next(source)
                 except (StopIteration, StopAsyncIteration):
@@ -201,12 +225,17 @@ async def run_send_many(
                 running[index] = (item, gate, loop.create_task(send_one(index, item, gate)))
                 index += 1
             if not ready:
+                if fatal:
+                    raise fatal[0]
                 if not running:
                     return
                 waiter = loop.create_future()
                 wake.append(waiter)
                 await waiter
-            yield ready.popleft()
+            outcome = ready.popleft()
+            yield outcome
+            if fatal and outcome.error is fatal[0]:
+                raise fatal[0]
     finally:
         for _item, gate, _task in running.values():
             gate.stopped = True

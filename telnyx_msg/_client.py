@@ -7,9 +7,12 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import math
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -25,6 +28,7 @@ from telnyx_msg._bulk import (
     send_gate,
 )
 from telnyx_msg._config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
     DEFAULT_TIMEOUT,
@@ -53,11 +57,12 @@ from telnyx_msg._transport import (
 )
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     ConfigurationError,
     ErrorDetail,
-    TelnyxError,
     ValidationError,
     status_error_class,
 )
@@ -81,7 +86,10 @@ _JSON_DECODE = json.JSONDecoder().decode
 class Limiter(Protocol):
     """What the client needs from a rate limiter (``RateLimits`` or ``RedisRateLimits``)."""
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None: ...
+    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
+                      timeout: float | None = None) -> None:
+        """Wait for a token; raise ``RateLimitError`` (with ``retry_after``) at once when the
+        wait would exceed ``timeout`` seconds (None: no bound)."""
 
     def on_response(self, sender: str | None, *, status: int, code: str | None,
                     reset_after: float | None) -> None: ...
@@ -148,6 +156,12 @@ class _Shared:
     webhooks: Webhooks
     hooks: EventHooks
     closed: bool = False
+    #: Tasks waiting in the rate limiter: ``aclose`` cancels them (they raise ClientClosedError).
+    waiting: dict[asyncio.Task[Any], None] = attrs.Factory(dict)
+    closing: set[asyncio.Task[Any]] = attrs.Factory(set)
+    #: Whether ``limiter.acquire`` takes ``timeout=`` (limiters written before it was added
+    #: still work, with unbounded waits).
+    limiter_timeout: bool = True
 
 
 class AsyncClient(ResourceTree[AsyncMode]):
@@ -161,7 +175,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
     ``None`` turns client-side limiting off. ``session`` reuses your ``aiohttp.ClientSession``
     (then the client never closes it). ``event_hooks`` (``{"request": [...], "response":
     [...]}``) observe every attempt, see :class:`RequestEvent` and :class:`ResponseEvent`
-    (docs/configuration.md). Use as ``async with`` or call ``aclose()``.
+    (docs/configuration.md). ``max_response_size`` (bytes, default 10 MB, after
+    decompression) caps a response body; a bigger 2xx raises
+    :class:`~telnyx_msg.APIResponseValidationError`. Use as ``async with`` or call
+    ``aclose()``; a closed client raises :class:`~telnyx_msg.ClientClosedError`.
     """
 
     def __init__(
@@ -177,11 +194,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url)
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        if (isinstance(max_response_size, bool) or not isinstance(max_response_size, int)
+                or max_response_size < 1):
+            raise ConfigurationError(
+                f"max_response_size must be an int >= 1 (bytes), got {max_response_size!r}")
         if rate_limits is DEFAULT:
             from telnyx_msg._ratelimit import RateLimits
 
@@ -195,10 +217,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
             }),
-            transport=AiohttpTransport(session, pool_size=pool_size),
+            transport=AiohttpTransport(session, pool_size=pool_size,
+                                       max_response_size=max_response_size),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
+            limiter_timeout=_takes_timeout(rate_limits),
         )
         self._configure(to_timeout(timeout), _check_retries(max_retries), backoff or Backoff())
 
@@ -252,8 +276,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """Close the HTTP session this client created (a session you passed in stays open)."""
         if self._is_view:
             return
-        self._shared.closed = True
-        await self._shared.transport.aclose()
+        shared = self._shared
+        shared.closed = True
+        for task in list(shared.waiting):  # nothing written yet: stop waiting for a token
+            shared.closing.add(task)
+            task.cancel()
+        await shared.transport.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -328,12 +356,18 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
             async def fetch(number: int | None) -> tuple[Page[T], list[Any]]:
                 req = request if number is None else attrs.evolve(request, page_number=number)
-                doc = _decode(await call(endpoint, req), endpoint)
+                response = await call(endpoint, req)
+                doc = _decode(response, endpoint)
                 raw = doc.get("data") if isinstance(doc, dict) else None
                 raw_list: list[Any] = raw if isinstance(raw, list) else []
                 meta_raw = doc.get("meta") if isinstance(doc, dict) else None
-                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
-                items = [hook(x, item_type) for x in raw_list]
+                try:
+                    meta = (meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict)
+                            else PageMeta())
+                    items = [hook(x, item_type) for x in raw_list]
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
+                                   field=getattr(exc, "path", None)) from exc
                 return Page(items, meta, number or first), raw_list
 
             return fetch
@@ -342,11 +376,37 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     # --- the request pipeline --------------------------------------------------------------
 
+    async def _acquire(self, limiter: Limiter, lane: str | None, message_type: str,
+                       timeout: Timeout) -> None:
+        """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``."""
+        shared = self._shared
+        task = asyncio.current_task()
+        if task is not None:
+            shared.waiting[task] = None
+        try:
+            if shared.limiter_timeout:
+                await limiter.acquire(lane, message_type, timeout=None if timeout.total == math.inf
+                                      else timeout.total)
+            else:
+                await limiter.acquire(lane, message_type)
+        except asyncio.CancelledError:
+            if task is None or task not in shared.closing:
+                raise
+            shared.closing.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            raise ClientClosedError("not sent: the client was closed while this call waited "
+                                    "for the rate limiter") from None
+        finally:
+            if task is not None:
+                shared.waiting.pop(task, None)
+
     async def _call(self, endpoint: Endpoint[Any, Any], request: Any) -> HttpResponse:
         """Send one validated request with the retry policy; return the 2xx response."""
         shared = self._shared
         if shared.closed:
-            raise TelnyxError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one",
+                                    method=endpoint.method, path=endpoint.path)
         timeout = self._timeout
         max_retries = self._max_retries
         headers = shared.headers
@@ -377,7 +437,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
         attempt = 0
         while True:
             if limiter is not None:
-                await limiter.acquire(lane, message_type)
+                await self._acquire(limiter, lane, message_type, timeout)
+            if shared.closed:  # closed while this call waited for the limiter or a backoff
+                raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
+                                        method=method, path=path)
             gate = send_gate.get()
             if gate is not None:
                 if gate.stopped:
@@ -396,6 +459,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if hooks.response:
                     await call_hooks(hooks.response, ResponseEvent(
                         event, None, time.perf_counter() - started, None, exc))
+                if exc.closed:
+                    raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
+                                            method=method, path=path) from exc
                 if may_retry:
                     await asyncio.sleep(self._backoff.delay(attempt))
                     attempt += 1
@@ -415,6 +481,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if limiter is not None:
                     limiter.on_response(lane, status=status, code=None, reset_after=None)
                 _log_attempt(method, path, status, attempt, started, response, None)
+                if response.too_large:
+                    raise APIResponseValidationError(
+                        f"the body exceeds max_response_size "
+                        f"({shared.transport.max_response_size} bytes) and was not read",
+                        status=status, request_id=_request_id(response.headers),
+                        method=method, path=path)
                 return response
             error = _status_error(response, method, path, retry_safe)
             _log_attempt(method, path, status, attempt, started, response, None)
@@ -459,14 +531,25 @@ def check_send_many(client: AsyncClient, concurrency: int,
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
     if concurrency > pool:
-        # More sends than pooled connections would queue inside aiohttp, where a timeout could
-        # no longer tell "never sent" from "maybe sent".
+        # More sends than pooled connections would queue for a connection, and a wait longer
+        # than the connect timeout ends a send not_sent for no reason of Telnyx's.
         raise ValidationError("concurrency", f"{concurrency} exceeds the client's pool_size "
                               f"({pool}); pass AsyncClient(pool_size=...) to raise it")
     if method != "auto" and method not in SEND_METHODS:
         raise ValidationError("method", f"{method!r} is not 'auto' or one of "
                               f"{', '.join(sorted(SEND_METHODS))}")
     return {name: getattr(client.messages, name) for name in SEND_METHODS}
+
+
+def _takes_timeout(limiter: Limiter | None) -> bool:
+    if limiter is None:
+        return False
+    try:
+        parameters = inspect.signature(limiter.acquire).parameters
+    except (TypeError, ValueError):
+        return False
+    return "timeout" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _check_retries(value: int) -> int:
@@ -494,9 +577,8 @@ def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
                 return [hook(x, item_type) for x in (data or ())]
             return hook(data, item_type)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise TelnyxError(
-                f"unexpected response shape from {endpoint.method} {endpoint.path}: {exc}"
-            ) from exc
+            raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
+                           field=getattr(exc, "path", None)) from exc
 
     return finish
 
@@ -514,10 +596,20 @@ def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
                 pass  # e.g. UTF-16 without a BOM: json.loads below knows those
         return json.loads(body)
     except ValueError as exc:
-        raise TelnyxError(
-            f"{endpoint.method} {endpoint.path} answered {response.status} with a body that is "
-            f"not JSON: {response.body[:200]!r}"
-        ) from exc
+        raise _invalid(response, endpoint,
+                       f"the body is not JSON: {response.body[:200]!r}") from exc
+
+
+def _invalid(response: HttpResponse, endpoint: Endpoint[Any, Any], message: str,
+             field: str | None = None) -> APIResponseValidationError:
+    """The error for a 2xx whose body cannot be read (the request was accepted).
+
+    ``field`` is the model path the structuring blamed (``Message.to.phone_number``).
+    """
+    return APIResponseValidationError(
+        message, status=response.status, request_id=_request_id(response.headers),
+        body=response.body[:1000].decode("utf-8", "replace"), method=endpoint.method,
+        path=endpoint.path, field=field)
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:

@@ -17,6 +17,9 @@ DEFAULT_BASE_URL = "https://api.telnyx.com/v2"
 DEFAULT_MAX_RETRIES = 2
 #: Connection pool size: matches the official SDK's 100 and bounds send_many's concurrency.
 DEFAULT_POOL_SIZE = 100
+#: Largest response body read (after decompression): Telnyx's largest documented answers (a
+#: page of 250 records) are well under 1 MB, so 10 MB is generous yet bounds memory.
+DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 
 _IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_:-]{1,255}")
 

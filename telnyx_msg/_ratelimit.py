@@ -29,9 +29,12 @@ import asyncio
 import collections
 import itertools
 import math
+import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from heapq import heappop, heappush
+from typing import Any, TypeVar
 
 from telnyx_msg._bucket import (
     BETA,
@@ -50,8 +53,114 @@ from telnyx_msg._bucket import (
     resolve_config,
     sender_kind,
 )
+from telnyx_msg.errors import ErrorDetail, RateLimitError
 
-__all__ = ["RateLimits", "sender_kind"]
+__all__ = ["LoopOwner", "RateLimits", "sender_kind", "wait_too_long"]
+
+T = TypeVar("T")
+# How much longer than the caller's timeout a call forwarded to the owner loop may take before
+# the caller stops waiting (the owner enforces the timeout itself; this only guards against an
+# owner loop that is blocked).
+_FORWARD_GRACE = 1.0
+# How many times a forwarded call follows the ownership when owner loops stop under it.
+_HANDOVERS = 3
+
+
+def _cancelled_elsewhere() -> bool:
+    """True when a CancelledError came from the owner loop's side, not from our own task."""
+    if sys.version_info >= (3, 11):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    return False  # Python 3.10 cannot tell: treat it as ours
+
+
+def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
+    """The error for a client-side rate-limit wait longer than the call's timeout."""
+    when = "" if retry_after is None else f" (about {retry_after:.3g} s)"
+    detail = (f"the client-side rate limit would hold this request longer than its timeout "
+              f"({timeout:g} s){when}; nothing was sent")
+    return RateLimitError(429, errors=[ErrorDetail(title="Client-side rate limit",
+                                                   detail=detail)],
+                          retry_after=retry_after)
+
+
+class LoopOwner:
+    """Pins a limiter's state to one event loop, so several loops (threads) can share it.
+
+    The first loop that uses the limiter owns it; a call from another loop is forwarded to
+    the owner with ``run_coroutine_threadsafe`` and awaited from the caller's loop, so all
+    state changes and future wake-ups happen in the owner's thread. When the owner loop has
+    stopped or closed (its client was closed), the next caller's loop takes over after
+    ``on_switch`` drops the waiters the old loop left behind.
+    """
+
+    def __init__(self, on_switch: Callable[[], None] | None = None) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._on_switch = on_switch
+
+    def other(self) -> asyncio.AbstractEventLoop | None:
+        """The owner loop when it is not the caller's (forward to it), else None."""
+        loop = asyncio.get_running_loop()
+        owner = self._loop
+        if owner is loop:
+            return None
+        with self._lock:
+            owner = self._loop
+            if owner is None or owner is loop or owner.is_closed() or not owner.is_running():
+                if owner is not None and owner is not loop and self._on_switch is not None:
+                    self._on_switch()
+                self._loop = loop
+                return None
+            return owner
+
+    def post(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` in the owner's thread (now, when the caller is the owner)."""
+        try:
+            owner = self.other()
+        except RuntimeError:  # no running loop: called from plain code
+            owner = self._loop
+            if owner is None or owner.is_closed() or not owner.is_running():
+                with self._lock:
+                    callback()
+                return
+        if owner is None:
+            callback()
+        else:
+            owner.call_soon_threadsafe(callback)
+
+    async def forward(self, owner: asyncio.AbstractEventLoop,
+                      make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None) -> T:
+        """Run ``make()`` on ``owner`` and wait for it here (cancelling it if this call is).
+
+        When the owner loop stops meanwhile (its client closed), its tasks are cancelled: the
+        call then waits for that loop to stop and runs again under the next owner.
+        """
+        for _ in range(_HANDOVERS):
+            coro = make()
+            try:
+                future = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, owner))
+            except RuntimeError:  # the owner loop closed just now
+                coro.close()
+            else:
+                try:
+                    if timeout is None:
+                        return await future
+                    return await asyncio.wait_for(future, timeout + _FORWARD_GRACE)
+                except asyncio.TimeoutError:
+                    raise wait_too_long(None, timeout or 0.0) from None
+                except asyncio.CancelledError:
+                    if not _cancelled_elsewhere():
+                        raise
+            for _ in range(500):  # bounded (5 s): the owner loop is shutting down
+                if not owner.is_running():
+                    break
+                await asyncio.sleep(0.01)
+            next_owner = self.other()
+            if next_owner is None:
+                return await make()
+            owner = next_owner
+        raise RuntimeError("rate limiter: its event loop kept changing; giving up")
 
 # Where a lane is: no live waiter / in its head's account ring / in the heap of lanes waiting
 # for their own bucket / held: grantable, but its head's task is busy (asleep, or woken and
@@ -171,8 +280,10 @@ class RateLimits:
     ``acquire`` waits instead of failing, is FIFO within a lane, serves ready lanes round-robin
     so a slow lane never blocks another, and is cancellation-safe: a cancelled call gives back
     tokens only if it had been granted them. It uses ``clock`` (default ``time.monotonic``)
-    and ``sleep`` (default ``asyncio.sleep``) and starts no tasks. One instance serves one
-    event loop at a time.
+    and ``sleep`` (default ``asyncio.sleep``) and starts no tasks. One instance may be shared
+    by several clients, also blocking ``Client`` objects whose loops run in other threads: the
+    first loop that uses it owns its state and the others forward their calls to that loop
+    (when the owner loop stops, the next one takes over).
     """
 
     def __init__(
@@ -207,6 +318,7 @@ class RateLimits:
         self._next_event: float | None = None
         self._goodput = RateMeter()
         self._grants = 0
+        self._owner = LoopOwner(self._drop_waiters)
 
     @classmethod
     def unlimited(cls) -> RateLimits:
@@ -227,13 +339,23 @@ class RateLimits:
 
     # ------------------------------------------------------------------ public API
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
+    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
+                      timeout: float | None = None) -> None:
         """Wait until one message of ``message_type`` may be sent from ``sender``.
 
         ``sender`` is the ``from`` value, or the messaging profile id for number-pool sends;
-        ``None`` uses only the account lane. Call once before every attempt.
+        ``None`` uses only the account lane. Call once before every attempt. With ``timeout``
+        (seconds), a wait that would be longer raises
+        :class:`~telnyx_msg.RateLimitError` (``retry_after``: the expected wait, when known)
+        at once when the buckets already show it, else when ``timeout`` has passed; nothing
+        is taken then.
         """
         if self._unlimited:
+            return
+        owner = self._owner.other()
+        if owner is not None:
+            await self._owner.forward(
+                owner, lambda: self.acquire(sender, message_type, timeout=timeout), timeout)
             return
         lane = self._lanes.get(sender)
         if lane is None:
@@ -278,7 +400,14 @@ class RateLimits:
         before = self._grants
         self._pump(now, waiter)
         if not waiter.granted:
-            await self._wait(waiter)
+            if timeout is None:
+                await self._wait(waiter)
+                return
+            eta = self._eta(lane, account, now)
+            if eta > timeout:
+                self._abandon(waiter)
+                raise wait_too_long(eta, timeout)
+            await self._wait_at_most(waiter, timeout)
             return
         if waiter.order > before + 1:
             await self._let_earlier_go_first(waiter)
@@ -294,8 +423,13 @@ class RateLimits:
     ) -> None:
         """Feed back one response: 2xx recovers, 429 ``10011`` slows the account, ``40318``
         pauses ``sender``'s lane. Other statuses are ignored."""
-        if self._unlimited:
+        if self._unlimited or (200 <= status < 300 and not self._account_list) or (
+                status >= 300 and status != 429):
             return
+        self._owner.post(lambda: self._feedback(sender, status, code, reset_after))
+
+    def _feedback(self, sender: str | None, status: int, code: str | None,
+                  reset_after: float | None) -> None:
         now = self._clock()
         if 200 <= status < 300:
             self._goodput.add(now)
@@ -311,6 +445,50 @@ class RateLimits:
             return
         self._pump(now)
         self._cover()
+
+    async def _wait_at_most(self, waiter: _Waiter, timeout: float) -> None:
+        """``_wait``, cancelled (and undone) after ``timeout`` seconds, in the caller's task."""
+        task = asyncio.current_task()
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            if task is not None:
+                task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            await self._wait(waiter)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if sys.version_info >= (3, 11) and task is not None:
+                task.uncancel()
+            raise wait_too_long(None, timeout) from None
+        finally:
+            handle.cancel()
+
+    def _eta(self, lane: _Lane, account: _Account, now: float) -> float:
+        """Seconds until both buckets of a waiter could grant: a lower bound of its wait."""
+        at = max(now, lane.paused_until)
+        for bucket in (lane.bucket, account.bucket):
+            if bucket is not None and not bucket.available(now):
+                at = max(at, bucket.ready_at(now))
+        return at - now
+
+    def _drop_waiters(self) -> None:
+        """Forget the waiters of a loop that stopped (see :class:`LoopOwner`)."""
+        for lane in self._lanes.values():
+            for waiter in lane.waiters:
+                waiter.cancelled = True
+            lane.waiters.clear()
+            lane.where = _IDLE
+            lane.passer = None
+        for account in self._account_list:
+            account.ring.clear()
+        self._timed.clear()
+        self._sleepers.clear()
+        self._parked.clear()
 
     # ------------------------------------------------------------------ feedback
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -23,9 +24,14 @@ from telnyx_msg._bucket import (
     drain_tokens,
     resolve_config,
 )
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg._ratelimit import wait_too_long
+from telnyx_msg.errors import ConfigurationError, RateLimiterUnavailableError
 
-__all__ = ["RedisRateLimits"]
+__all__ = ["DEFAULT_REDIS_TIMEOUT", "RedisRateLimits"]
+
+#: Seconds one Redis round trip (or connecting) may take before the limiter reports Redis
+#: unavailable. A healthy Redis answers in about a millisecond.
+DEFAULT_REDIS_TIMEOUT = 1.0
 
 # Shared by both scripts: server time, the bucket refill and the adaptive (CUBIC) account rate.
 # Numbers are stored with %.17g: Lua's default conversion keeps only 14 digits.
@@ -189,7 +195,16 @@ class RedisRateLimits:
     - ``on_response`` does no I/O: the feedback is written by the next ``acquire`` of this
       process, before it takes a token (the ``reset_after`` block is shortened by the time
       elapsed meanwhile).
-    - Errors from Redis (e.g. ``redis.exceptions.ConnectionError``) propagate from ``acquire``.
+    - Every Redis round trip is bounded by ``redis_timeout`` seconds (default 1; also the
+      socket and connect timeouts of a client built from ``url``). A Redis error or a round
+      trip that takes longer raises :class:`~telnyx_msg.RateLimiterUnavailableError` from
+      ``acquire`` (the redis exception is its ``__cause__``); nothing is sent then.
+    - ``acquire(timeout=...)`` (the client passes the call's timeout) raises
+      :class:`~telnyx_msg.RateLimitError` at once when Redis says the wait is longer.
+    - One instance may be shared by clients on several event loops (blocking ``Client``
+      objects): with ``url``, each loop gets its own Redis connection pool (the state is in
+      Redis anyway); a blocking ``Client`` closes its loop's pool when it closes. A
+      ``client=`` you pass is used as it is, so it must belong to the one loop that uses it.
 
     ``url`` is a ``redis://`` URL; or pass ``client`` (a ``redis.asyncio.Redis``), which is
     then not closed by :meth:`aclose`. ``clock`` (default ``time.monotonic``) only ages a
@@ -211,10 +226,15 @@ class RedisRateLimits:
         client: Any = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[object]] | None = None,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
+        if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, (int, float)) or \
+                not 0 < redis_timeout < float("inf"):
+            raise ConfigurationError(
+                f"redis_timeout must be a positive number of seconds, got {redis_timeout!r}")
         try:
             import redis.asyncio as redis_asyncio
-            from redis.exceptions import NoScriptError
+            from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:
             raise ConfigurationError(
                 "RedisRateLimits needs the redis package: pip install 'telnyx_msg[redis]'"
@@ -225,21 +245,34 @@ class RedisRateLimits:
         if client is None:
             if not url:
                 raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
+            def make() -> Any:
+                return redis_asyncio.from_url(url, socket_timeout=redis_timeout,
+                                              socket_connect_timeout=redis_timeout)
+
             try:
-                client = redis_asyncio.from_url(url)
+                client = make()
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL: {exc}") from exc
             self._owns_client = True
+            self._make: Callable[[], Any] | None = make
         else:
             self._owns_client = False
-        self._redis: Any = client
+            self._make = None
+        # The client built here goes to the first loop that asks; other loops get their own
+        # (redis.asyncio connections belong to the loop that opened them).
+        self._unbound: Any = client
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._state_lock = threading.Lock()
         self._no_script: type[Exception] = NoScriptError
+        self._redis_error: type[Exception] = RedisError
+        self._redis_timeout = float(redis_timeout)
         self._prefix = key_prefix
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
         self._sleep: Callable[[float], Awaitable[object]] = (
             sleep if sleep is not None else asyncio.sleep
         )
-        self._local: dict[str | None, tuple[asyncio.Lock, list[int]]] = {}
+        self._local: dict[tuple[asyncio.AbstractEventLoop, str | None],
+                          tuple[asyncio.Lock, list[int]]] = {}
         self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
         self._queue_full: dict[str, None] = {}
 
@@ -253,15 +286,63 @@ class RedisRateLimits:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the Redis connection pool, if this object created it."""
-        if self._owns_client:
-            close = getattr(self._redis, "aclose", None) or self._redis.close
-            await close()
+        """Close the Redis connection pools, if this object created them."""
+        if not self._owns_client:
+            return
+        here = asyncio.get_running_loop()
+        with self._state_lock:
+            clients = dict(self._clients)
+            self._clients.clear()
+            unbound, self._unbound = self._unbound, None
+        if unbound is not None:
+            await _close(unbound)
+        for loop, client in clients.items():
+            if loop is here:
+                await _close(client)
+            elif loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_close(client), loop))
+            # A client of a closed loop cannot be closed any more; its loop's client closed
+            # it (see _release_loop) if it was a blocking Client.
+
+    async def _release_loop(self) -> None:
+        """Close the running loop's Redis pool: its loop is about to stop (blocking Client)."""
+        if not self._owns_client:
+            return
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            client = self._clients.pop(loop, None)
+            for key in [k for k in self._local if k[0] is loop]:
+                del self._local[key]
+        if client is not None:
+            await _close(client)
+
+    @property
+    def _redis(self) -> Any:
+        """The Redis client of the running loop."""
+        if self._make is None:
+            return self._unbound
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            with self._state_lock:
+                client = self._clients.get(loop)
+                if client is None:
+                    if self._unbound is not None:
+                        client, self._unbound = self._unbound, None
+                    else:
+                        client = self._make()
+                    self._clients[loop] = client
+        return client
 
     # ------------------------------------------------------------------ public API
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
-        """Wait until one message of ``message_type`` may be sent from ``sender``."""
+    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
+                      timeout: float | None = None) -> None:
+        """Wait until one message of ``message_type`` may be sent from ``sender``.
+
+        Raises :class:`~telnyx_msg.RateLimitError` when the wait would exceed ``timeout``
+        seconds, :class:`~telnyx_msg.RateLimiterUnavailableError` when Redis fails.
+        """
         account_key = self._config.account_key(message_type)
         account = self._config.accounts[account_key]
         keys: list[str] = []
@@ -279,23 +360,36 @@ class RedisRateLimits:
             args += ["1", "0", "0"] if spec is None else ["1", _num(spec.rate), _num(spec.capacity)]
         if not keys:
             return
-        local = self._local.get(sender)
+        local_key = (asyncio.get_running_loop(), sender)
+        local = self._local.get(local_key)
         if local is None:
-            local = self._local[sender] = (asyncio.Lock(), [0])
+            local = self._local[local_key] = (asyncio.Lock(), [0])
         lock, users = local
         users[0] += 1
+        deadline = None if timeout is None else self._clock() + timeout
         try:
-            async with lock:
+            if deadline is None:
+                await lock.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(lock.acquire(), max(0.0, deadline - self._clock()))
+                except asyncio.TimeoutError:
+                    raise wait_too_long(None, timeout or 0.0) from None
+            try:
                 while True:
                     await self._flush()
                     granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
                     if granted:
                         return
+                    if deadline is not None and self._clock() + wait > deadline:
+                        raise wait_too_long(wait, timeout or 0.0)
                     await self._sleep(wait)
+            finally:
+                lock.release()
         finally:
             users[0] -= 1
             if not users[0]:
-                del self._local[sender]
+                self._local.pop(local_key, None)
 
     def on_response(
         self,
@@ -308,6 +402,10 @@ class RedisRateLimits:
         """Record one response; the next ``acquire`` writes it to Redis (see the class doc)."""
         if status != 429:
             return
+        with self._state_lock:  # clients on other loops (threads) may report at the same time
+            self._record(sender, code, reset_after)
+
+    def _record(self, sender: str | None, code: str | None, reset_after: float | None) -> None:
         if code == "40318":
             if sender is not None:
                 self._queue_full[sender] = None
@@ -324,18 +422,27 @@ class RedisRateLimits:
     async def _flush(self) -> None:
         """Write the feedback recorded by ``on_response`` since the last ``acquire``."""
         if self._throttle is not None:
-            at, pause = self._throttle
-            keys: list[str] = []
-            args = ["throttle", _num(max(0.0, pause - (self._clock() - at)))]
-            for key, spec in self._config.accounts.items():
-                if spec is not None:
-                    keys.append(f"{self._prefix}acct:{key}")
-                    args += [_num(spec.rate), _num(spec.burst)]
-            if keys:
-                await self._run(_FEEDBACK_SCRIPT, keys, args)
-            self._throttle = None
+            with self._state_lock:  # taken, so a report from another thread is not lost
+                throttle, self._throttle = self._throttle, None
+            if throttle is not None:
+                at, pause = throttle
+                keys: list[str] = []
+                args = ["throttle", _num(max(0.0, pause - (self._clock() - at)))]
+                for key, spec in self._config.accounts.items():
+                    if spec is not None:
+                        keys.append(f"{self._prefix}acct:{key}")
+                        args += [_num(spec.rate), _num(spec.burst)]
+                if keys:
+                    try:
+                        await self._run(_FEEDBACK_SCRIPT, keys, args)
+                    except BaseException:
+                        self._keep_throttle(throttle)
+                        raise
         while self._queue_full:
-            sender = next(iter(self._queue_full))
+            with self._state_lock:
+                if not self._queue_full:
+                    break
+                sender = next(iter(self._queue_full))
             lane = self._config.lane_spec(sender)
             if lane is None:
                 args = ["queue_full", "0", "0", "0", _num(DRAIN_FRACTION * QUEUE_SECONDS)]
@@ -343,16 +450,46 @@ class RedisRateLimits:
                 drain = drain_tokens(lane.rate)
                 args = ["queue_full", _num(lane.rate), _num(lane.capacity), _num(drain), "0"]
             await self._run(_FEEDBACK_SCRIPT, [f"{self._prefix}lane:{sender}"], args)
-            del self._queue_full[sender]
+            with self._state_lock:
+                self._queue_full.pop(sender, None)
+
+    def _keep_throttle(self, throttle: tuple[float, float]) -> None:
+        """A throttle that could not be written stays for the next ``acquire``."""
+        with self._state_lock:
+            current = self._throttle
+            if current is None or sum(throttle) > sum(current):
+                self._throttle = throttle
 
     async def _run(
         self, script: _Script, keys: Sequence[str], args: Sequence[str]
     ) -> tuple[bool, float]:
+        redis = self._redis
         try:
-            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-        except self._no_script:
-            await self._redis.script_load(script.source)
-            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                reply = await asyncio.wait_for(
+                    redis.evalsha(script.sha, len(keys), *keys, *args),
+                    self._redis_timeout)
+            except self._no_script:
+                await asyncio.wait_for(redis.script_load(script.source),
+                                       self._redis_timeout)
+                reply = await asyncio.wait_for(
+                    redis.evalsha(script.sha, len(keys), *keys, *args),
+                    self._redis_timeout)
+        except asyncio.TimeoutError as exc:
+            raise RateLimiterUnavailableError(
+                f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
+                f"nothing was sent") from exc
+        except (self._redis_error, OSError) as exc:
+            raise RateLimiterUnavailableError(
+                f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); nothing was sent"
+            ) from exc
         if isinstance(reply, list):
             return int(reply[0]) == 1, float(_text(reply[1]))
         return True, 0.0
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "aclose", None)
+    if close is None:  # redis-py before 5.0.1
+        close = client.close
+    await close()

@@ -18,7 +18,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, make_request
-from telnyx_msg._config import DEFAULT_MAX_RETRIES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout
+from telnyx_msg._config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    Timeout,
+)
 from telnyx_msg._events import Hook
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
@@ -96,8 +102,17 @@ def _finalize(portal: _Portal, client: AsyncClient) -> None:
                   "client.close()", ResourceWarning, stacklevel=1)
     with contextlib.suppress(Exception):
         portal.portal.call(client.aclose)
+        _release_limiter(portal.portal, client)
     with contextlib.suppress(Exception):
         portal.stop()
+
+
+def _release_limiter(portal: BlockingPortal, client: AsyncClient) -> None:
+    """Let a shared limiter close what it opened in this client's loop before the loop stops
+    (``RedisRateLimits`` keeps one Redis pool per loop)."""
+    release = getattr(client.rate_limits, "_release_loop", None)
+    if release is not None:
+        portal.call(release)
 
 
 class Client(ResourceTree[SyncMode]):
@@ -122,6 +137,7 @@ class Client(ResourceTree[SyncMode]):
         session: aiohttp.ClientSession | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -133,7 +149,7 @@ class Client(ResourceTree[SyncMode]):
         async_client = AsyncClient(
             api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
             backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
-            pool_size=pool_size, event_hooks=event_hooks,
+            pool_size=pool_size, event_hooks=event_hooks, max_response_size=max_response_size,
         )
         self._setup(async_client, _Portal())
         self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)
@@ -172,6 +188,7 @@ class Client(ResourceTree[SyncMode]):
         try:
             if not self._owner.stopped:
                 self._portal.call(self._async.aclose)
+                _release_limiter(self._portal, self._async)
         finally:
             self._owner.stop()
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import OrderedDict
 
 from telnyx_msg.models import Message, MessageStatus, WebhookEvent, WebhookEventType
 
-__all__ = ["TERMINAL_STATUSES", "DeliveryTracker"]
+__all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "TERMINAL_STATUSES", "DeliveryTracker"]
+
+#: Seconds ``final_status`` waits by default. Most delivery receipts arrive within seconds to
+#: minutes; a wait that must be longer says so with ``timeout=`` (``None``: no bound).
+DEFAULT_FINAL_STATUS_TIMEOUT = 600.0
 
 #: Recipient statuses after which Telnyx sends no further delivery update (WIRE.md §10.4).
 TERMINAL_STATUSES: frozenset[str] = frozenset(
@@ -38,7 +43,10 @@ class DeliveryTracker:
 
     Register :meth:`handle` for ``message.sent`` and ``message.finalized`` (e.g. in a receiver's
     handlers). A final status that arrives before anyone awaits it is kept, up to ``max_size``
-    messages (oldest dropped first), so ``final_status`` called late still returns it.
+    messages (oldest dropped first), so ``final_status`` called late still returns it; the ids
+    of dropped ones are remembered (another ``max_size``), so awaiting one raises ``LookupError``
+    at once instead of waiting. :meth:`record` may be called from any thread (e.g. a WSGI
+    receiver) and wakes waiters in their own event loops.
     """
 
     def __init__(self, *, max_size: int = 10_000) -> None:
@@ -46,7 +54,9 @@ class DeliveryTracker:
             raise ValueError("max_size must be >= 1")
         self.max_size = max_size
         self._final: OrderedDict[str, Message] = OrderedDict()
+        self._evicted: OrderedDict[str, None] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
+        self._lock = threading.Lock()
 
     async def handle(self, event: WebhookEvent) -> None:
         """Webhook handler: record ``event`` (see :meth:`record`)."""
@@ -61,29 +71,47 @@ class DeliveryTracker:
         message = event.payload
         if not isinstance(message, Message) or message.id is None:
             return
-        if message.id in self._final or not _is_final(event.event_type, message):
+        if not _is_final(event.event_type, message):
             return
-        self._final[message.id] = message
-        while len(self._final) > self.max_size:
-            self._final.popitem(last=False)
-        for waiter in self._waiters.pop(message.id, ()):
-            if not waiter.done():
-                waiter.set_result(message)
+        with self._lock:
+            if message.id in self._final:
+                return
+            self._final[message.id] = message
+            self._evicted.pop(message.id, None)
+            while len(self._final) > self.max_size:
+                old, _ = self._final.popitem(last=False)
+                self._evicted[old] = None
+                if len(self._evicted) > self.max_size:
+                    self._evicted.popitem(last=False)
+            waiters = self._waiters.pop(message.id, ())
+        for waiter in waiters:
+            # The waiter's loop may run in another thread: resolve it there.
+            loop = waiter.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, waiter, message)
 
     def result(self, message_id: str) -> Message | None:
         """The final :class:`Message` if already known (and not evicted), else None."""
-        return self._final.get(message_id)
+        with self._lock:
+            return self._final.get(message_id)
 
-    async def final_status(self, message_id: str, *, timeout: float | None = None) -> Message:
+    async def final_status(self, message_id: str, *,
+                           timeout: float | None = DEFAULT_FINAL_STATUS_TIMEOUT) -> Message:
         """Wait for the final :class:`Message` of ``message_id`` (terminal ``to[].status``).
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait indefinitely).
+        Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound),
+        and ``LookupError`` at once when that status arrived but was dropped by ``max_size``.
         """
-        known = self._final.get(message_id)
-        if known is not None:
-            return known
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(message_id, []).append(waiter)
+        with self._lock:
+            known = self._final.get(message_id)
+            if known is not None:
+                return known
+            if message_id in self._evicted:
+                raise LookupError(
+                    f"the final status of message {message_id} arrived but was dropped to stay "
+                    f"within max_size={self.max_size}; raise max_size or await it sooner")
+            self._waiters.setdefault(message_id, []).append(waiter)
         try:
             return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
@@ -92,12 +120,19 @@ class DeliveryTracker:
                 f"no final status for message {message_id} within {timeout} s"
             ) from None
         finally:
-            _discard(self._waiters, message_id, waiter)
+            with self._lock:
+                _discard(self._waiters, message_id, waiter)
 
     @property
     def waiting(self) -> int:
         """Number of ``final_status`` calls currently waiting."""
-        return sum(len(w) for w in self._waiters.values())
+        with self._lock:
+            return sum(len(w) for w in self._waiters.values())
+
+
+def _resolve(waiter: asyncio.Future[Message], message: Message) -> None:
+    if not waiter.done():
+        waiter.set_result(message)
 
 
 def _discard(

@@ -1,30 +1,45 @@
 """The only module that talks to the network: one aiohttp session, errors mapped once.
 
-Failures are classified for the retry policy by whether the request can have reached Telnyx:
-a refused connection, a DNS failure or a connect timeout cannot (``reached=False``); a timeout or
-a dropped connection after the request was handed to the socket can (``reached=True``).
+Failures are classified for the retry policy by whether the request can have reached Telnyx.
+The client's own connector reports the moment a connection is handed to a request: before it
+(waiting for a free pooled connection, DNS, TCP/TLS set-up) nothing was written, so a failure
+or timeout there is ``reached=False`` and follows the *connect* timeout; from then on the
+request may be on the wire (``reached=True``) and the *total* timeout runs. A pooled keep-alive
+connection the server closed while idle is detected before anything is written to it and
+replaced by a fresh one. With a session passed in by the caller (whose connector is not ours)
+every failure after DNS/connect errors is conservatively ``reached=True``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import platform
+import select
+import sys
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from telnyx_msg._config import DEFAULT_POOL_SIZE, Timeout
+from telnyx_msg._config import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_POOL_SIZE, Timeout
 from telnyx_msg._version import __version__
 
 USER_AGENT = (
     f"telnyx_msg/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
 
+#: Seconds an idle pooled connection is kept. Servers close idle keep-alive connections after
+#: a few seconds (nginx and most load balancers: 5 s or more; some 2 s); a client that keeps
+#: them longer than the server writes requests into connections the server is closing, and a
+#: POST that fails that way cannot be told apart from one the server received. aiohttp's
+#: default is 15 s.
+KEEPALIVE_TIMEOUT = 1.5
 
 _URL_CACHE_SIZE = 256
+_READ_CHUNK = 64 * 1024
 
 
 def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
@@ -33,34 +48,150 @@ def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 
 class HttpResponse(NamedTuple):
-    """A complete response: status, case-insensitive headers and the raw body."""
+    """A response: status, case-insensitive headers and the raw body.
+
+    ``too_large`` is True when the body exceeded the size cap; ``body`` is then empty.
+    """
 
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    too_large: bool = False
 
 
 class TransportError(Exception):
     """No response. ``reached`` tells whether the request may have reached the server."""
 
-    def __init__(self, message: str, *, reached: bool, timeout: bool) -> None:
+    def __init__(self, message: str, *, reached: bool, timeout: bool,
+                 closed: bool = False) -> None:
         super().__init__(message)
         self.reached = reached
         self.timeout = timeout
+        self.closed = closed  # the client was closed before the request got a connection
+
+
+class _Attempt:
+    """One request in flight: whether it got a connection, and its total-timeout timer."""
+
+    __slots__ = ("acquired", "expired", "handle", "task", "total")
+
+    def __init__(self, task: asyncio.Task[Any] | None, total: float) -> None:
+        self.task = task
+        self.total = total
+        self.acquired = False
+        self.expired = False
+        self.handle: asyncio.TimerHandle | None = None
+
+    def on_acquired(self) -> None:
+        """The connection is ours: from now on bytes may reach the server; start the clock."""
+        self.acquired = True
+        if self.task is not None and self.total != float("inf") and self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(self.total, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "telnyx_msg_attempt", default=None)
+
+
+def _readable(protocol: Any) -> bool:
+    """True when an idle pooled connection has something to read: the server's FIN or RST.
+
+    An idle HTTP/1.1 connection carries nothing until we send a request, so readable means
+    the server closed it (for TLS it may also be a session ticket; the caller checks again).
+    """
+    transport = getattr(protocol, "transport", None)
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        fd = sock.fileno()
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that tells the request when it got its connection, and never hands
+    it a pooled connection the server has already closed."""
+
+    async def connect(self, *args: Any, **kwargs: Any) -> aiohttp.connector.Connection:
+        # Bounded: each extra pass closed one pooled connection; then a fresh one is made.
+        for _ in range(self.limit or 100):
+            conn = await super().connect(*args, **kwargs)
+            try:
+                if await _usable(conn.protocol):
+                    break
+            except BaseException:
+                conn.close()
+                raise
+            # Closed by the server while idle, and nothing written to it yet: drop it and
+            # take another (safe for any method, a send included).
+            conn.close()
+        else:
+            conn = await super().connect(*args, **kwargs)
+        attempt = _ATTEMPT.get()
+        if attempt is not None:
+            attempt.on_acquired()
+        return conn
+
+
+async def _usable(protocol: Any) -> bool:
+    """Whether a connection just taken from the pool (or made) can carry a request."""
+    if protocol is None or not _readable(protocol):
+        return True
+    transport = protocol.transport
+    if transport is not None and transport.get_extra_info("sslcontext") is not None:
+        # TLS: the bytes may be a session ticket (TLS 1.3 sends them after the handshake) or
+        # the server's close_notify. Let the TLS layer read them, a few loop turns at most.
+        for _ in range(5):
+            await asyncio.sleep(0)
+            if not protocol.is_connected():
+                return False
+            if not _readable(protocol):
+                return True
+    return False
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``task`` itself was asked to cancel (unknown before Python 3.11: assume not)."""
+    if sys.version_info >= (3, 11) and task is not None:
+        return task.cancelling() > 0
+    return False
 
 
 class AiohttpTransport:
     """Sends requests through one ``aiohttp.ClientSession``: its own, or one it was given.
 
     A session it creates is created lazily inside the running loop and closed by ``aclose``;
-    a given session is never closed here.
+    a given session is never closed here. Once closed, it refuses to send (and never opens a
+    new session). Response bodies are read incrementally up to ``max_response_size`` bytes
+    (after decompression).
     """
 
     def __init__(self, session: aiohttp.ClientSession | None = None, *,
-                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
+                 pool_size: int = DEFAULT_POOL_SIZE,
+                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE) -> None:
         self._session = session
         self._owns_session = session is None
         self._pool_size = pool_size
+        self._max_response_size = max_response_size
+        self._closed = False
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
 
@@ -72,62 +203,135 @@ class AiohttpTransport:
         return self._pool_size
 
     @property
+    def max_response_size(self) -> int:
+        """The largest response body read, in bytes (after decompression)."""
+        return self._max_response_size
+
+    @property
     def closed(self) -> bool:
-        """True once an owned session was closed (a given session reports its own state)."""
-        return self._session is not None and self._session.closed
+        """True once ``aclose`` ran, or a given session was closed by its owner."""
+        return self._closed or (self._session is not None and self._session.closed)
 
     def _new_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
+        connector = _Connector(
             limit=self._pool_size,
             limit_per_host=0,
             ttl_dns_cache=300,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
-        return aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                     raise_for_status=False)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                        raise_for_status=False)
+        # aiohttp silently repeats a GET/PUT/DELETE once when a pooled connection fails; our
+        # retry loop already does that (and counts it), and the connector above replaces
+        # closed pooled connections before writing. Off, so every wire request is an attempt.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        return session
 
     def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
         cached = self._timeouts.get(timeout)
         if cached is None:
-            cached = aiohttp.ClientTimeout(
-                total=None if timeout.total == float("inf") else timeout.total,
-                sock_connect=None if timeout.connect == float("inf") else timeout.connect,
-            )
+            connect = None if timeout.connect == float("inf") else timeout.connect
+            total = None if timeout.total == float("inf") else timeout.total
+            if self._owns_session:
+                # Our connector starts the total clock once the request has a connection;
+                # waiting for one (pool, DNS, TCP, TLS) is bounded by the connect timeout.
+                cached = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
+            else:
+                cached = aiohttp.ClientTimeout(total=total, sock_connect=connect)
             self._timeouts[timeout] = cached
         return cached
 
     async def send(self, method: str, url: str, headers: Mapping[str, str],
                    body: bytes | None, timeout: Timeout) -> HttpResponse:
-        """Send one request and read the whole response, or raise :class:`TransportError`."""
+        """Send one request and read the response, or raise :class:`TransportError`."""
+        if self._closed:
+            raise TransportError("the client is closed", reached=False, timeout=False,
+                                 closed=True)
         session = self._session
         if session is None:
             session = self._session = self._new_session()
+        elif session.closed:  # a given session its owner closed (aiohttp: RuntimeError)
+            raise TransportError("the session is closed", reached=False, timeout=False,
+                                 closed=True)
         target = self._urls.get(url)
         if target is None:
             target = URL(url, encoded=True)
             if len(self._urls) < _URL_CACHE_SIZE:  # send paths repeat; ids mostly do not
                 self._urls[url] = target
+        task = asyncio.current_task()
+        attempt = _Attempt(task, timeout.total) if self._owns_session else None
+        token = _ATTEMPT.set(attempt)
         try:
             async with session.request(
                 method, target, data=body, headers=headers,
                 timeout=self._client_timeout(timeout), allow_redirects=False,
             ) as resp:
-                payload = await resp.read()
-                return HttpResponse(resp.status, resp.headers, payload)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise TransportError(f"connect timeout: {exc}", reached=False, timeout=True) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise TransportError(f"cannot connect: {exc}", reached=False, timeout=False) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                payload, too_large = await self._read(resp)
+                if attempt is not None:
+                    attempt.stop()
+                return HttpResponse(resp.status, resp.headers, payload, too_large)
+        except asyncio.CancelledError:
+            if attempt is None or not attempt.expired:
+                if self.closed and not (attempt is not None and attempt.acquired) \
+                        and not _cancelling(task):
+                    # aclose() closed the pool: aiohttp cancels the waits for a connection.
+                    raise TransportError("the client is closed", reached=False, timeout=False,
+                                         closed=True) from None
+                raise
+            if sys.version_info >= (3, 11) and task is not None:
+                task.uncancel()
             raise TransportError(
                 f"timed out after {timeout.total:g} s waiting for the response",
                 reached=True, timeout=True,
+            ) from None
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise TransportError(
+                f"no connection within {timeout.connect:g} s (connection pool full, or the "
+                f"server did not accept): {exc}", reached=False, timeout=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(f"cannot connect: {exc}", reached=False, timeout=False) from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            reached = attempt is None or attempt.acquired
+            raise TransportError(
+                f"timed out after {timeout.total:g} s waiting for the response" if reached
+                else f"no connection within {timeout.connect:g} s",
+                reached=reached, timeout=True,
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
+            reached = attempt is None or attempt.acquired
+            if (self._closed or session.closed) and not reached:
+                raise TransportError("the client is closed", reached=False, timeout=False,
+                                     closed=True) from exc
             raise TransportError(
-                f"connection lost: {exc or type(exc).__name__}", reached=True, timeout=False
+                f"connection lost: {exc or type(exc).__name__}", reached=reached, timeout=False
             ) from exc
+        finally:
+            if attempt is not None:
+                attempt.stop()
+            _ATTEMPT.reset(token)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        """The body, read in chunks so an oversized (or decompression-bomb) body is cut off."""
+        limit = self._max_response_size
+        length = resp.content_length
+        if length is not None and length > limit and resp.headers.get("Content-Encoding") is None:
+            resp.close()
+            return b"", True
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await resp.content.read(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks), False
+            size += len(chunk)
+            if size > limit:
+                resp.close()  # drops the connection instead of reading the rest
+                return b"", True
+            chunks.append(chunk)
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it."""
+        """Refuse new requests and close the session if this transport created it."""
+        self._closed = True
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()

@@ -6,13 +6,18 @@
     ├── ConfigurationError            bad settings (missing key, bad base_url); a ValueError
     ├── ValidationError               bad arguments caught before any I/O; a ValueError
     ├── APIConnectionError            no HTTP response; .outcome_unknown: may it have been sent?
-    │   └── APITimeoutError
+    │   ├── APITimeoutError
+    │   └── ClientClosedError         the client was closed before the request was written
     ├── APIStatusError                .status .errors .request_id .body .outcome_unknown
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
     │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
     │   ├── RateLimitError 429        .retry_after (seconds or None), .code ("10011" or "40318")
     │   │   └── QueueFullError        429 with error code 40318 (the sender's queue is full)
     │   └── InternalServerError 5xx
+    ├── APIResponseValidationError    a 2xx (accepted) whose body is unreadable or not the
+    │                                 documented shape; .status .request_id .body
+    ├── RateLimiterUnavailableError   the rate limiter's backend (Redis) failed or did not
+    │                                 answer in time; nothing was sent
     └── WebhookVerificationError      everything webhook verification raises is one of these:
         ├── InvalidSignatureError
         ├── TimestampError
@@ -33,10 +38,12 @@ import attrs
 
 __all__ = [
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "DuplicateWebhookError",
@@ -48,6 +55,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RateLimiterUnavailableError",
     "TelnyxError",
     "TimestampError",
     "UnprocessableEntityError",
@@ -92,6 +100,51 @@ class APIConnectionError(TelnyxError):
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect or total timeout)."""
+
+
+class ClientClosedError(APIConnectionError):
+    """The client was closed before this request was written (``outcome_unknown`` is False).
+
+    Raised for calls made after ``aclose()``/``close()`` and for calls that were still waiting
+    (for a rate-limit token or a connection) when the client was closed. A closed client never
+    opens a new connection; create a new client.
+    """
+
+
+class APIResponseValidationError(TelnyxError):
+    """Telnyx answered 2xx, but the body is unreadable or not the documented shape.
+
+    The request was **accepted** (``accepted`` is always True; ``outcome_unknown`` is False): a
+    send was taken by Telnyx even though its answer could not be parsed, so do not resend it;
+    look the message up (``messages.retrieve``, delivery webhooks) if you need it. ``status``,
+    ``request_id``, ``body`` (raw text, possibly cut short), ``method``, ``path`` and ``field``
+    (the missing or malformed field, when known) describe what arrived.
+    """
+
+    accepted = True
+    outcome_unknown = False
+
+    def __init__(self, message: str, *, status: int, request_id: str | None = None,
+                 body: Any = None, method: str = "", path: str = "",
+                 field: str | None = None) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.body = body
+        self.method = method
+        self.path = path
+        self.field = field
+        where = f"{method} {path} answered {status}: " if method else ""
+        rid = f" (request_id={request_id})" if request_id else ""
+        super().__init__(f"{where}{message}; the request was accepted{rid}")
+
+
+class RateLimiterUnavailableError(TelnyxError):
+    """The rate limiter could not be consulted (its Redis failed or did not answer in time).
+
+    Nothing was sent: the request waits for the limiter before it is written. ``send_many``
+    stops its run with this error rather than report the rest of its input ``not_sent``.
+    The original Redis exception is the ``__cause__``.
+    """
 
 
 @attrs.frozen

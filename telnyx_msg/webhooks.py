@@ -17,6 +17,7 @@ itself (e.g. Redis being down) propagate unchanged: they are outages, not forger
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -24,7 +25,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
@@ -197,6 +198,11 @@ class RedisReplayStore:
     imported only when this class is built without a ``client``. Async only: use it with
     ``aunwrap`` or the receivers. ``aclose()`` closes the client it created (never a borrowed
     ``client``). ``ttl`` overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
+
+    Every Redis round trip is bounded by ``timeout`` seconds (default 1; also the socket and
+    connect timeouts of a client built from ``url``): Telnyx waits only about 2 s for a
+    webhook answer, so a frozen Redis raises ``TimeoutError`` in time for the receivers to
+    answer 503 (Telnyx then delivers again later). Redis errors propagate unchanged.
     """
 
     def __init__(
@@ -206,9 +212,15 @@ class RedisReplayStore:
         key_prefix: str = "telnyx_msg:wh:",
         client: Any = None,
         ttl: float | None = None,
+        timeout: float = 1.0,
     ) -> None:
         if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
             raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not (timeout > 0 and math.isfinite(timeout)):
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
         self.key_prefix = key_prefix
         self.ttl = ttl
         self._owns_client = client is None
@@ -222,10 +234,18 @@ class RedisReplayStore:
                     "RedisReplayStore needs the redis package: pip install 'telnyx_msg[redis]'"
                 ) from exc
             try:
-                client = aioredis.from_url(url)
+                client = aioredis.from_url(url, socket_timeout=timeout,
+                                           socket_connect_timeout=timeout)
             except ValueError as exc:
                 raise ConfigurationError(f"bad redis URL: {exc}") from exc
         self._client: Any = client
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"replay store: Redis did not answer within {self.timeout:g} s") from None
 
     def _key(self, event_id: str) -> str:
         return self.key_prefix + event_id
@@ -236,17 +256,17 @@ class RedisReplayStore:
 
     async def aseen(self, event_id: str) -> bool:
         """True if ``event_id`` is stored."""
-        return bool(await self._client.exists(self._key(event_id)))
+        return bool(await self._bounded(self._client.exists(self._key(event_id))))
 
     async def amark(self, event_id: str, ttl: float) -> None:
         """Store ``event_id`` for ``ttl`` seconds."""
-        await self._client.set(self._key(event_id), b"1", ex=self._seconds(ttl))
+        await self._bounded(self._client.set(self._key(event_id), b"1", ex=self._seconds(ttl)))
 
     async def amark_if_new(self, event_id: str, ttl: float) -> bool:
         """Atomically store ``event_id`` unless present; False if it was already stored."""
-        created = await self._client.set(
+        created = await self._bounded(self._client.set(
             self._key(event_id), b"1", nx=True, ex=self._seconds(ttl)
-        )
+        ))
         return bool(created)
 
     async def aclose(self) -> None:

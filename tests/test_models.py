@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import telnyx_msg
 from telnyx_msg import models as m
 from telnyx_msg._convert import parse_datetime, structure, structure_event
 
@@ -753,3 +754,25 @@ def test_generated_code_shows_in_tracebacks() -> None:
     assert linecache.getline("<telnyx_msg structure Message>", 1).startswith(
         "def structure_Message")
     assert "parts" in text
+
+
+@pytest.mark.anyio
+async def test_client_reports_the_missing_field(api_server: Any) -> None:
+    """Through the client, a 2xx lacking an always-sent field is APIResponseValidationError
+    naming it, for a single result and for a page of a list."""
+    from tests.conftest import json_response
+
+    async def answer(request: Any) -> Any:
+        if request.method == "GET" and request.path.endswith("/messaging_profiles"):
+            return json_response({"data": [{"name": "no id"}], "meta": {"page_number": 1}})
+        return json_response({"data": {"direction": "outbound", "to": []}})
+
+    server = await api_server(answer)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as one:
+            await client.messages.retrieve("m")
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as page:
+            await client.messaging_profiles.list().first_page()
+    assert one.value.field == "Message.id"
+    assert "Message.id: missing" in str(one.value)
+    assert page.value.field == "MessagingProfile.id"

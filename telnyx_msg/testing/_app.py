@@ -163,6 +163,8 @@ class Api:
                 request.method, request.path, tuple(request.query.items()),
                 request.headers.copy(), _JSON.get(),
                 None if response is None else response.status, request_id,
+                response.body if isinstance(response, web.Response)
+                and isinstance(response.body, bytes) else None,
             ))
         if response is None:
             # The connection was aborted on purpose; aiohttp discards whatever we return.

@@ -11,7 +11,11 @@ import attrs
 
 @attrs.frozen
 class RecordedRequest:
-    """One API request as the fake saw it (``status`` is None when the fake dropped it)."""
+    """One API request as the fake saw it, and the fake's answer.
+
+    ``status`` is None when the fake dropped the request; ``answer`` is the response body it
+    sent (None when it sent none).
+    """
 
     method: str
     path: str
@@ -20,6 +24,7 @@ class RecordedRequest:
     json: Any
     status: int | None
     request_id: str
+    answer: bytes | None = None
 
 
 @attrs.frozen

@@ -1,0 +1,374 @@
+"""Waits that must end: rate limits, Redis, delivery tracking; and send_many's bounded window.
+
+Real servers on 127.0.0.1 (aiohttp, redis-server, a TCP server that never answers), real
+threads. Every wait is bounded by ``asyncio.wait_for`` so a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import telnyx_msg
+from telnyx_msg._retry import Backoff
+from telnyx_msg._tracker import DeliveryTracker
+from telnyx_msg.models import Message, WebhookEvent
+from telnyx_msg.receivers import asgi_app
+from telnyx_msg.webhooks import RedisReplayStore, WebhookVerifier
+from tests.conftest import ApiServer, _free_port, json_response, message_json, telnyx_error
+
+pytestmark = pytest.mark.anyio
+
+FAST = Backoff(initial=0.001, max=0.002)
+SEND: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
+ITEM = telnyx_msg.SendMessageItem(from_="+18005550101", to="+18445550001", text="Hello")
+
+
+async def ok(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
+
+
+def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:
+    kwargs.setdefault("backoff", FAST)
+    kwargs.setdefault("rate_limits", None)
+    return telnyx_msg.AsyncClient("secret-key", base_url=server.base_url, **kwargs)
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers (a frozen Redis)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+# --- 4: send_many's window ---------------------------------------------------------------------
+
+
+async def test_slow_consumer_bounds_what_send_many_pulls(api_server: Any) -> None:
+    """Items pulled from the input never exceed outcomes consumed + concurrency."""
+    server = await api_server(ok)
+    pulled = 0
+
+    def source() -> Iterator[telnyx_msg.SendItem]:
+        nonlocal pulled
+        for _ in range(10_000):
+            pulled += 1
+            yield ITEM.copy()
+
+    excess: list[int] = []
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(source(), concurrency=5)
+        for consumed in range(1, 41):
+            await asyncio.wait_for(outcomes.__anext__(), 10)
+            excess.append(pulled - consumed)
+            await asyncio.sleep(0.005)  # a slow consumer: the sends finish meanwhile
+        await outcomes.aclose()  # type: ignore[attr-defined]
+    assert max(excess) <= 5
+    assert len(server.requests) <= 45
+
+
+# --- 8: rate-limit waits are bounded by the call's timeout -------------------------------------
+
+
+async def test_long_rate_limit_wait_raises_at_once(api_server: Any) -> None:
+    """After a 429 with x-ratelimit-reset: 120, send(timeout=2) raises RateLimitError at once
+    (retry_after about 119 s) instead of waiting two minutes."""
+    calls = {"n": 0}
+
+    async def limited(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return telnyx_error(429, "10011", "Too many requests",
+                                headers={"x-ratelimit-reset": "120"})
+        return json_response({"data": message_json()})
+
+    server = await api_server(limited)
+    async with client_for(server, rate_limits=telnyx_msg.RateLimits(),
+                          max_retries=0) as client:
+        with pytest.raises(telnyx_msg.RateLimitError):
+            await client.messages.send(**SEND)
+        with pytest.raises(telnyx_msg.RateLimitError) as caught:
+            await asyncio.wait_for(client.messages.send(
+                **SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10)
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 100
+    assert "nothing was sent" in str(caught.value)
+    assert len(server.requests) == 1
+
+
+async def test_queued_limiter_wait_ends_at_the_timeout() -> None:
+    """A wait behind other waiters (not visible in the buckets) ends at the timeout with
+    RateLimitError, and gives nothing back it did not take."""
+    limits = telnyx_msg.RateLimits(account_mps=2.0, burst=1)
+    await limits.acquire(None)
+    ahead = [asyncio.ensure_future(limits.acquire(None)) for _ in range(4)]
+    await asyncio.sleep(0)
+    with pytest.raises(telnyx_msg.RateLimitError):
+        await asyncio.wait_for(limits.acquire(None, timeout=0.7), 10)
+    await asyncio.wait_for(asyncio.gather(*ahead), 10)
+
+
+# --- 6: one RateLimits shared by two blocking clients ------------------------------------------
+
+
+async def test_ratelimits_shared_by_two_blocking_clients(api_server: Any) -> None:
+    """Two blocking Clients (two loops) and four threads share one RateLimits: all finish."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=40.0, burst=1)
+    clients = [telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits,
+                                 backoff=FAST) for _ in range(2)]
+    try:
+        def work(client: telnyx_msg.Client) -> int:
+            return sum(1 for _ in range(8) if client.messages.send(**SEND).id)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for n in range(4):
+                    group.start_soon(partial(anyio.to_thread.run_sync, work, clients[n % 2],
+                                             abandon_on_cancel=True))
+    finally:
+        for client in clients:
+            await anyio.to_thread.run_sync(client.close)
+    assert len(server.requests) == 32
+
+
+async def test_ratelimits_survive_the_owner_loop_closing(api_server: Any) -> None:
+    """When the client whose loop owned the limiter closes, another client's loop takes over."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=50.0, burst=1)
+
+    def run() -> None:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as first:
+            first.messages.send(**SEND)
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as second:
+            for _ in range(5):
+                second.messages.send(**SEND)
+
+    with anyio.fail_after(20):
+        await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert len(server.requests) == 6
+
+
+# --- 7 and 10: DeliveryTracker -----------------------------------------------------------------
+
+
+def finalized(message_id: str) -> WebhookEvent:
+    payload = message_json(id=message_id, to=[{"phone_number": "+18445550001",
+                                               "status": "delivered"}])
+    body = {"data": {"record_type": "event", "id": str(uuid.uuid4()),
+                     "event_type": "message.finalized",
+                     "occurred_at": "2025-07-01T15:00:01.000+00:00", "payload": payload}}
+    from telnyx_msg._convert import structure_event
+
+    return structure_event(body)
+
+
+async def test_tracker_woken_by_record_from_another_thread() -> None:
+    """record() from a plain thread resolves a final_status awaited in the loop."""
+    tracker = DeliveryTracker()
+    event = finalized("m-1")
+    recorded: list[float] = []
+
+    def record() -> None:
+        recorded.append(time.monotonic())
+        tracker.record(event)
+
+    # The loop sleeps in select() (nothing else to do) when the thread records the event: it
+    # must be woken, not left asleep until the 10 s timeout of final_status fires.
+    timer = threading.Timer(0.2, record)
+    timer.start()
+    try:
+        message = await tracker.final_status("m-1", timeout=10)
+    finally:
+        timer.join(5)
+    assert time.monotonic() - recorded[0] < 5
+    assert isinstance(message, Message)
+    assert message.id == "m-1"
+
+
+async def test_evicted_final_status_raises_instead_of_waiting() -> None:
+    """A final status dropped by max_size raises LookupError at once; the default timeout is
+    finite."""
+    import inspect
+
+    tracker = DeliveryTracker(max_size=1)
+    tracker.record(finalized("old"))
+    tracker.record(finalized("new"))
+    with pytest.raises(LookupError, match="max_size"):
+        await asyncio.wait_for(tracker.final_status("old"), 5)
+    assert (await tracker.final_status("new")).id == "new"
+    default = inspect.signature(DeliveryTracker.final_status).parameters["timeout"].default
+    assert default is not None
+    assert 0 < default < float("inf")
+
+
+# --- 9 and 11: Redis down or frozen ------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_frozen_redis_limiter_fails_fast(api_server: Any, silent_server: str) -> None:
+    """A Redis that accepts but never answers: send(timeout=2) raises
+    RateLimiterUnavailableError within the bound, nothing is sent."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RedisRateLimits(silent_server, redis_timeout=0.5)
+    try:
+        async with client_for(server, rate_limits=limits) as client:
+            with pytest.raises(telnyx_msg.RateLimiterUnavailableError, match="Redis"):
+                await asyncio.wait_for(client.messages.send(
+                    **SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10)
+    finally:
+        await limits.aclose()
+    assert server.requests == []
+
+
+@pytest.mark.redis
+async def test_redis_down_stops_send_many(api_server: Any) -> None:
+    """With the limiter's Redis refusing connections, send_many stops with
+    RateLimiterUnavailableError instead of draining its input as not_sent."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RedisRateLimits(f"redis://127.0.0.1:{_free_port()}/0")
+    pulled = 0
+
+    def source() -> Iterator[telnyx_msg.SendItem]:
+        nonlocal pulled
+        for _ in range(1000):
+            pulled += 1
+            yield ITEM.copy()
+
+    seen: list[telnyx_msg.SendOutcome] = []
+
+    async def consume() -> None:
+        async for outcome in client.messages.send_many(source(), concurrency=10):
+            seen.append(outcome)
+
+    try:
+        async with client_for(server, rate_limits=limits) as client:
+            with pytest.raises(telnyx_msg.RateLimiterUnavailableError) as caught:
+                await asyncio.wait_for(consume(), 20)
+    finally:
+        await limits.aclose()
+    assert isinstance(caught.value.__cause__, Exception)
+    assert pulled <= 10
+    assert seen
+    assert {o.status for o in seen} == {"not_sent"}
+    assert server.requests == []
+
+
+@pytest.mark.redis
+async def test_frozen_replay_store_answers_503_quickly(silent_server: str) -> None:
+    """A receiver whose Redis replay store is frozen answers 503 within the store's timeout."""
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw,
+                                                            PublicFormat.Raw)).decode()
+    store = RedisReplayStore(silent_server, timeout=0.5)
+    now = 1_700_000_000
+    body = json.dumps({"data": {"record_type": "event", "id": "evt-1",
+                                "event_type": "message.finalized",
+                                "payload": {"id": "msg-1", "to": []}}}).encode()
+    signature = base64.b64encode(key.sign(f"{now}|".encode() + body)).decode()
+    headers = [(b"telnyx-signature-ed25519", signature.encode()),
+               (b"telnyx-timestamp", str(now).encode())]
+
+    async def handler(event: Any) -> None:
+        return None
+
+    app = asgi_app(WebhookVerifier(public, clock=lambda: now, replay_store=store),
+                   {"message.finalized": handler})
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    try:
+        await asyncio.wait_for(app({"type": "http", "method": "POST", "headers": headers},
+                                   receive, send), 1.9)
+        await app.aclose()
+    finally:
+        await store.aclose()
+    assert sent[0]["status"] == 503
+
+
+@pytest.mark.redis
+async def test_redis_limits_shared_by_blocking_clients(api_server: Any, redis_url: str) -> None:
+    """RedisRateLimits shared by two blocking Clients at once, then by a third after both
+    closed (its loop takes over the Redis connections)."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RedisRateLimits(redis_url, account_mps=100.0,
+                                        key_prefix=f"t:{uuid.uuid4().hex}:")
+
+    def run() -> None:
+        first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        second = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        with first, second:
+            threads = [threading.Thread(target=lambda c=c: [c.messages.send(**SEND)
+                                                            for _ in range(5)])
+                       for c in (first, second, first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as third:
+            third.messages.send(**SEND)
+
+    try:
+        with anyio.fail_after(30):
+            await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    finally:
+        await limits.aclose()
+    assert len(server.requests) == 21
+
+
+async def test_ratelimits_owner_client_closes_while_another_waits(api_server: Any) -> None:
+    """The blocking client whose loop owns a shared RateLimits closes while another client's
+    sends wait for tokens: those sends carry on under the other loop."""
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=10.0, burst=1)
+
+    def run() -> list[str]:
+        first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        first.messages.send(**SEND)  # first's loop owns the limiter now
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as second:
+            ids: list[str] = []
+            threads = [threading.Thread(target=lambda: ids.extend(
+                str(second.messages.send(**SEND).id) for _ in range(5))) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3)
+            first.close()
+            for thread in threads:
+                thread.join(20)
+            return ids
+
+    with anyio.fail_after(30):
+        ids = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert len(ids) == 10
+    assert len(server.requests) == 11

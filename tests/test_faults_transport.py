@@ -1,0 +1,532 @@
+"""The core under transport faults: honest outcome_unknown, bounded bodies, counted attempts.
+
+Every test runs a real aiohttp server on 127.0.0.1 that stalls, drops, closes idle keep-alive
+connections or answers with odd bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gzip
+import ipaddress
+import math
+import ssl
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import telnyx_msg
+from telnyx_msg import RequestOptions, Timeout
+from telnyx_msg._retry import Backoff
+from telnyx_msg._transport import _Connector
+from tests.conftest import ApiServer, json_response, message_json
+
+pytestmark = pytest.mark.anyio
+
+FAST = Backoff(initial=0.001, max=0.002)
+SEND: telnyx_msg.SendMessageItem = {
+    "from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
+
+
+def client_for(server: ApiServer | str, **kwargs: Any) -> telnyx_msg.AsyncClient:
+    kwargs.setdefault("backoff", FAST)
+    kwargs.setdefault("rate_limits", None)
+    base = server if isinstance(server, str) else server.base_url
+    return telnyx_msg.AsyncClient("secret-key", base_url=base, **kwargs)
+
+
+# --- 1: waiting for a pooled connection is "not sent" ------------------------------------------
+
+
+async def test_pool_wait_timeout_is_not_sent(api_server: Any) -> None:
+    """A send that never got a pooled connection times out on the connect timeout, not sent."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    try:
+        async with client_for(server, pool_size=1, max_retries=0,
+                              timeout=Timeout(total=3.0, connect=0.3)) as client:
+            first = asyncio.ensure_future(client.messages.send(**SEND))
+            for _ in range(200):  # bounded (2 s): the first send holds the only connection
+                if server.requests:
+                    break
+                await asyncio.sleep(0.01)
+            with pytest.raises(telnyx_msg.APITimeoutError) as caught:
+                await asyncio.wait_for(client.messages.send(**SEND), 10)
+            release.set()
+            await asyncio.wait_for(first, 10)
+    finally:
+        release.set()
+    assert caught.value.outcome_unknown is False
+    assert len(server.requests) == 1
+
+
+async def test_unknown_only_when_the_server_saw_it(api_server: Any) -> None:
+    """40 sends through a pool of 4 to a slow server: every "may have been sent" reached it."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.3)
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    async with client_for(server, pool_size=4, max_retries=0,
+                          timeout=Timeout(total=0.5, connect=0.4)) as client:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(client.messages.send(**SEND) for _ in range(40)), return_exceptions=True), 30)
+    sent = sum(isinstance(r, telnyx_msg.Message) for r in results)
+    unknown = sum(getattr(r, "outcome_unknown", False) for r in results)
+    assert sent + unknown <= len(server.requests)
+    assert sent + unknown + sum(isinstance(r, telnyx_msg.APITimeoutError)
+                                and not r.outcome_unknown for r in results) == 40
+
+
+# --- 2: a keep-alive connection the server closed while idle -----------------------------------
+
+
+@pytest.fixture
+def idle_closing_server() -> Iterator[ApiServer]:
+    """A server in its own thread and loop that closes keep-alive connections after 0.1 s idle.
+
+    Its own loop, so it closes connections while the client's loop is busy.
+    """
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = ApiServer(ok)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runner_box: list[web.AppRunner] = []
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", server.dispatch)
+        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        server.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2"
+        runner_box.append(runner)
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+        loop.run_until_complete(runner_box[0].cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+async def test_stale_keepalive_connection_is_replaced_for_sends(
+        idle_closing_server: ApiServer) -> None:
+    """A send on a connection the server closed while idle goes out on a fresh one."""
+    server = idle_closing_server
+    async with client_for(server, max_retries=0) as client:
+        await client.messages.send(**SEND)
+        # Block the loop: the server's FIN arrives but the client has not processed it yet,
+        # the moment a busy client picks the pooled connection.
+        time.sleep(0.4)  # noqa: ASYNC251  (blocking on purpose, see above)
+        message = await client.messages.send(**SEND)
+    assert message.id
+    assert len(server.requests) == 2
+    assert server.requests[0].peer != server.requests[1].peer
+
+
+async def test_idle_connections_are_dropped_before_common_server_timeouts(
+        api_server: Any) -> None:
+    """A connection idle for 2 s is not reused (servers commonly close them after 2-5 s)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    async with client_for(server) as client:
+        await client.messages.retrieve("m")
+        await client.messages.retrieve("m")
+        await asyncio.sleep(2.0)
+        await client.messages.retrieve("m")
+    peers = [r.peer for r in server.requests]
+    assert peers[0] == peers[1]
+    assert peers[2] != peers[1]
+
+
+# --- 3: closing the client while a send waits --------------------------------------------------
+
+
+async def test_close_while_waiting_for_a_token(api_server: Any) -> None:
+    """aclose() during a rate-limit wait: the send raises ClientClosedError, nothing is written
+    and no new session is opened."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=2.0, burst=1)
+    client = client_for(server, rate_limits=limits)
+    await client.messages.send(**SEND)
+    waiting = asyncio.ensure_future(client.messages.send(**SEND))
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError) as caught:
+        await asyncio.wait_for(waiting, 10)
+    assert caught.value.outcome_unknown is False
+    assert len(server.requests) == 1
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await client.messages.send(**SEND)
+    assert client._shared.transport.closed
+
+
+async def test_close_wakes_a_long_rate_limit_wait(api_server: Any) -> None:
+    """A send waiting (unbounded timeout) for a token due in 100 s raises ClientClosedError as
+    soon as the client is closed, instead of waiting for the token."""
+    server = await api_server(ok_handler)
+    client = client_for(server, rate_limits=telnyx_msg.RateLimits(account_mps=0.01, burst=1),
+                        timeout=math.inf)
+    await client.messages.send(**SEND)
+    waiting = asyncio.ensure_future(client.messages.send(**SEND))
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await asyncio.wait_for(waiting, 10)
+    assert len(server.requests) == 1
+
+
+async def test_close_while_waiting_for_a_pooled_connection(api_server: Any) -> None:
+    """aclose() while a send waits for a pooled connection: ClientClosedError (not sent), not
+    a bare CancelledError; the send on the wire is "may have been sent"."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    client = client_for(server, pool_size=1, max_retries=0)
+    try:
+        first = asyncio.ensure_future(client.messages.send(**SEND))
+        for _ in range(200):  # bounded (2 s)
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(client.messages.send(**SEND))
+        await asyncio.sleep(0.05)
+        await client.aclose()
+        results = await asyncio.wait_for(
+            asyncio.gather(first, second, return_exceptions=True), 10)
+    finally:
+        release.set()
+    assert isinstance(results[0], telnyx_msg.APIConnectionError)
+    assert results[0].outcome_unknown is True
+    assert isinstance(results[1], telnyx_msg.ClientClosedError)
+    assert len(server.requests) == 1
+
+
+async def ok_handler(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
+
+
+async def test_send_many_stops_when_the_client_is_closed(api_server: Any) -> None:
+    """Closing the client mid-run stops send_many with ClientClosedError; waiting items are
+    not_sent, never unknown."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    limits = telnyx_msg.RateLimits(account_mps=5.0, burst=1)
+    client = client_for(server, rate_limits=limits)
+    items = [SEND.copy() for _ in range(100)]
+    seen: list[str] = []
+    stopped: list[str] = []
+
+    async def consume() -> None:
+        async for outcome in client.messages.send_many(
+                items, concurrency=10, on_stop=lambda o: stopped.append(o.status)):
+            seen.append(outcome.status)
+            if len(seen) == 2:
+                await client.aclose()
+
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await asyncio.wait_for(consume(), 20)
+    assert "unknown" not in seen + stopped
+    assert seen.count("sent") + stopped.count("sent") == len(server.requests)
+    assert len(seen) + len(stopped) <= 12
+
+
+# --- 5 and 12: bodies that cannot be read ------------------------------------------------------
+
+
+async def test_gzip_bomb_is_cut_off(api_server: Any) -> None:
+    """A 2xx whose body inflates past max_response_size raises APIResponseValidationError
+    (accepted) without inflating it in memory."""
+    bomb = gzip.compress(b"{" + b" " * (200 * 1024 * 1024), compresslevel=9)
+
+    async def gzipped(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip",
+                                                "Content-Type": "application/json",
+                                                "x-request-id": "req-9"})
+
+    server = await api_server(gzipped)
+    async with client_for(server, max_response_size=1024 * 1024) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+                await client.messages.send(**SEND)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024
+    assert caught.value.accepted is True
+    assert caught.value.status == 200
+    assert caught.value.request_id == "req-9"
+    assert "max_response_size" in str(caught.value)
+
+
+async def test_oversized_plain_body_is_cut_off(api_server: Any) -> None:
+    """A plain body longer than the cap is not read; the error says the request was accepted."""
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * (3 * 1024 * 1024))
+
+    server = await api_server(big)
+    async with client_for(server, max_response_size=1024 * 1024) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError):
+            await client.messages.retrieve("m")
+
+
+@pytest.mark.parametrize("body", [b'{"data": {"id": "abc", "to": [', b"<html>oops</html>", b"",
+                                  b'{"data": null}'])
+async def test_unreadable_2xx_is_response_validation_error(api_server: Any, body: bytes) -> None:
+    """A 2xx send answer that cannot be parsed: APIResponseValidationError with status,
+    request id, body and method/path; send_many reports it sent (accepted)."""
+
+    async def odd(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200, body=body, content_type="application/json",
+                            headers={"x-request-id": "req-1"})
+
+    server = await api_server(odd)
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.send(**SEND)
+        outcomes = [o async for o in client.messages.send_many([SEND.copy()])]
+    error = caught.value
+    assert isinstance(error, telnyx_msg.TelnyxError)
+    assert (error.status, error.request_id, error.method, error.path) == (
+        200, "req-1", "POST", "/messages")
+    assert error.accepted is True
+    assert error.outcome_unknown is False
+    assert error.body == body.decode()
+    assert [(o.status, o.message) for o in outcomes] == [("sent", None)]
+    assert isinstance(outcomes[0].error, telnyx_msg.APIResponseValidationError)
+    assert len(server.requests) == 2
+
+
+# --- 13: attempts are wire requests ------------------------------------------------------------
+
+
+async def _drop(request: web.Request) -> web.Response:
+    await request.read()
+    assert request.transport is not None
+    request.transport.close()
+    await asyncio.sleep(0.05)
+    return json_response({"data": message_json()})
+
+
+async def test_attempts_are_wire_requests(api_server: Any) -> None:
+    """max_retries=2 on a GET whose connection drops: 3 requests on the wire, 3 hook calls."""
+    server = await api_server(_drop)
+    attempts: list[int] = []
+
+    async def on_request(event: Any) -> None:
+        attempts.append(event.attempt)
+
+    async with client_for(server, event_hooks={"request": [on_request]}) as client:
+        with pytest.raises(telnyx_msg.APIConnectionError):
+            await client.messages.retrieve("m", options=RequestOptions(max_retries=2))
+    assert attempts == [0, 1, 2]
+    assert len(server.requests) == 3
+
+
+async def test_deflate_body_within_cap_is_read(api_server: Any) -> None:
+    """Compressed answers under the cap still parse (the cap applies after decompression)."""
+    payload = json_response({"data": message_json()}).body
+    assert isinstance(payload, bytes)
+
+    async def deflated(request: web.Request) -> web.Response:
+        return web.Response(body=zlib.compress(payload), headers={
+            "Content-Encoding": "deflate", "Content-Type": "application/json"})
+
+    server = await api_server(deflated)
+    async with client_for(server, max_response_size=len(payload)) as client:
+        message = await client.messages.retrieve("m")
+    assert message.id
+
+
+async def test_blocking_client_shared_by_threads_reports_unknown_only_if_reached(
+        api_server: Any) -> None:
+    """A blocking Client (pool 2) shared by 12 threads and a slow server: sends that never
+    got a connection are not "may have been sent"."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.3)
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    results: list[object] = []
+
+    def run() -> None:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None, pool_size=2,
+                               max_retries=0, timeout=Timeout(total=0.5, connect=0.4)) as client:
+            def one() -> None:
+                try:
+                    results.append(client.messages.send(**SEND))
+                except telnyx_msg.TelnyxError as exc:
+                    results.append(exc)
+
+            threads = [threading.Thread(target=one) for _ in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+
+    await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert len(results) == 12
+    sent = sum(isinstance(r, telnyx_msg.Message) for r in results)
+    unknown = sum(getattr(r, "outcome_unknown", False) for r in results)
+    assert sent + unknown <= len(server.requests)
+
+
+async def test_limiter_without_timeout_keyword_still_works(api_server: Any) -> None:
+    """A limiter written before acquire(timeout=) existed is still called (without it)."""
+
+    class Legacy:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
+            self.calls += 1
+
+        def on_response(self, sender: str | None, *, status: int, code: str | None,
+                        reset_after: float | None) -> None:
+            return None
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    legacy = Legacy()
+    async with client_for(server, rate_limits=legacy) as client:
+        await client.messages.send(**SEND)
+    assert legacy.calls == 1
+
+
+# --- TLS: pooled connections are reused, and replaced once the server closed them --------------
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: (server context, client context)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) -> None:
+    """Over TLS (1.3 session tickets arrive after the handshake) the client's connector reuses
+    a live pooled connection, and replaces one the server closed while idle."""
+    server_ctx, client_ctx = _tls_contexts(tmp_path)
+    peers: list[Any] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return json_response({"data": message_json()})
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: list[Any] = []
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", ok)
+        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+        box.extend([runner, runner.addresses[0][1]])
+        ready.set()
+
+    def run() -> None:
+        loop.run_until_complete(start())
+        loop.run_forever()
+        loop.run_until_complete(box[0].cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"https://127.0.0.1:{box[1]}/v2/messages/m"
+    try:
+        connector = _Connector(ssl=client_ctx, limit=4)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for pause in (0.0, 0.05, 1.0):
+                # 1 s: the server (0.5 s idle timeout) has closed the pooled connection; the
+                # client (1.5 s) would still use it
+                time.sleep(pause)  # noqa: ASYNC251  (the loop must not see the close first)
+                async with session.post(url, data=b"{}") as resp:
+                    assert resp.status == 200
+                    await resp.read()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    assert peers[0] == peers[1]
+    assert peers[2] != peers[1]
