@@ -135,8 +135,8 @@ class RedisWebhookQueue:
         self._redis: Any = make_client(url, client, owner="RedisWebhookQueue",
                                        socket_timeout=self.block + self.timeout)
         self._group_ready = False
-        self._stopping = False
-        self._wake = asyncio.Event()
+        self._workers: set[_Worker] = set()
+        self._stop_next = False  # stop() before any run: the next run returns at once
 
     def __repr__(self) -> str:
         return f"RedisWebhookQueue(stream={self.stream!r}, group={self.group!r})"
@@ -205,9 +205,12 @@ class RedisWebhookQueue:
     # -- workers ----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the handler in flight (at most ``block`` s later)."""
-        self._stopping = True
-        self._wake.set()
+        """Ask every :meth:`run` of this queue to return after its handler in flight (at most
+        ``block`` s later); called before any ``run``, the next one returns at once."""
+        if not self._workers:
+            self._stop_next = True
+        for worker in self._workers:
+            worker.stop()
 
     async def run(
         self,
@@ -227,18 +230,14 @@ class RedisWebhookQueue:
         """
         table = {(k.value if isinstance(k, enum.Enum) else str(k)): v for k, v in handlers.items()}
         worker = _Worker(self, table, default, consumer or default_consumer())
+        if self._stop_next:
+            self._stop_next = False
+            return
+        self._workers.add(worker)
         try:
             await worker.loop()
-        finally:  # a stop() applies to one run (or to the next, if called before it)
-            self._stopping = False
-            self._wake.clear()
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake early on :meth:`stop`."""
-        if self._stopping:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        finally:
+            self._workers.discard(worker)
 
 
 class _Worker:
@@ -255,10 +254,21 @@ class _Worker:
         self.claim_cursor = "0-0"
         self.next_claim = 0.0
         self.failures = 0
+        self.stopping = False
+        self.wake = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake early on :meth:`stop`."""
+        if not self.stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), seconds)
 
     async def loop(self) -> None:
-        q = self.q
-        while not q._stopping:
+        while not self.stopping:
             try:
                 entry = await self._next()
             except WebhookQueueUnavailableError as exc:
@@ -266,7 +276,7 @@ class _Worker:
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
                 logger.warning("telnyx webhook worker %s: %s; retrying in %.1f s",
                                self.consumer, exc, delay)
-                await q._pause(delay)
+                await self._pause(delay)
                 continue
             self.failures = 0
             if entry is not None:
