@@ -416,14 +416,14 @@ async def _enqueued(q: RedisWebhookQueue, event_id: str) -> bool:
 # --- worker processes -------------------------------------------------------------------------
 
 
-def worker_process(url: str, stream: str, prefix: str, *extra: str,
-                   slow: float = 1.0) -> subprocess.Popen[bytes]:
-    """``telnyx-msg webhook worker`` in a subprocess, with the recording test handler."""
+def worker_process(url: str, stream: str, prefix: str, *extra: str, slow: float = 1.0,
+                   jitter: float = 0.0, handler: str = "record") -> subprocess.Popen[bytes]:
+    """``telnyx-msg webhook worker`` in a subprocess, with a recording test handler."""
     env = {**os.environ, "TNX_TEST_REDIS": url, "TNX_TEST_PREFIX": prefix,
-           "TNX_TEST_SLOW": str(slow)}
+           "TNX_TEST_SLOW": str(slow), "TNX_TEST_JITTER": str(jitter)}
     return subprocess.Popen(
         [sys.executable, "-m", "telnyx_msg", "webhook", "worker", "--redis", url,
-         "--handler", "tests.webhook_worker_handlers:record", "--stream", stream, *extra],
+         "--handler", f"tests.webhook_worker_handlers:{handler}", "--stream", stream, *extra],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
