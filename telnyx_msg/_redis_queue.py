@@ -341,27 +341,33 @@ class _Worker:
         q = self.q
         event_id = _text(fields.get("event_id", b"")) or None
         try:
-            if event_id is not None and await q._call(
-                    self.redis.exists(self._key("done", event_id)), "EXISTS"):
-                await self._finish(entry_id, None)
-                logger.info("telnyx webhook event %s already handled; entry %s skipped",
-                            event_id, entry_id)
-                return
             try:
                 event = _parse(fields.get("body"))
             except ValueError as exc:
-                await self._dead(entry_id, fields, attempts, f"not a webhook event: {exc}")
+                await self._dead(entry_id, fields, attempts, f"not a webhook event: {exc}",
+                                 leased=False)
+                return
+            done, leased = False, True
+            if event_id is not None:
+                # One round trip: already handled? and take the lease on this event id.
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.exists(self._key("done", event_id))
+                pipe.set(self._key("lease", event_id), self.consumer, nx=True,
+                         px=int(q.claim_after * 1000))
+                done, leased = (bool(x) for x in await q._call(pipe.execute(), "EXISTS + SET NX"))
+            if done:
+                await self._finish(entry_id, None, release=event_id if leased else None)
+                logger.info("telnyx webhook event %s already handled; entry %s skipped",
+                            event_id, entry_id)
+                return
+            if not leased:
+                # Another copy of this event is being handled now: once it is done, this entry
+                # is taken over after claim_after and skipped.
                 return
             if attempts > q.max_attempts:
                 await self._dead(entry_id, fields, attempts,
                                  f"delivered {attempts} times without finishing (the worker "
-                                 "died or lost Redis each time)")
-                return
-            if event_id is not None and not await q._call(self.redis.set(
-                    self._key("lease", event_id), self.consumer, nx=True,
-                    px=int(q.claim_after * 1000)), "SET NX lease"):
-                # Another copy of this event is being handled now: once it is done, this entry
-                # is taken over after claim_after and skipped.
+                                 "died or lost Redis each time)", leased=True)
                 return
         except WebhookQueueUnavailableError as exc:
             logger.warning("telnyx webhook worker %s: %s; entry %s left pending",
@@ -394,7 +400,8 @@ class _Worker:
                      exc_info=error)
         try:
             if attempts >= q.max_attempts:
-                await self._dead(entry_id, fields, attempts, f"handler failed: {error!r}")
+                await self._dead(entry_id, fields, attempts, f"handler failed: {error!r}",
+                                 leased=True)
             elif event.id is not None:
                 await q._call(self.redis.delete(self._key("lease", event.id)), "DEL lease")
         except WebhookQueueUnavailableError as exc:
@@ -423,7 +430,7 @@ class _Worker:
         delay = 0.05
         while True:
             try:
-                await self._finish(entry_id, event_id)
+                await self._finish(entry_id, event_id, release=event_id)
                 return
             except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # a retry loop
                 if asyncio.get_running_loop().time() + delay > deadline:
@@ -434,26 +441,29 @@ class _Worker:
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
 
-    async def _finish(self, entry_id: str, event_id: str | None) -> None:
-        """Mark handled (if an id), acknowledge and delete, in one transaction."""
+    async def _finish(self, entry_id: str, event_id: str | None, *,
+                      release: str | None) -> None:
+        """Mark ``event_id`` handled (if given), release the lease we hold on ``release`` (if
+        given), acknowledge and delete the entry, in one transaction."""
         q = self.q
         pipe = self.redis.pipeline(transaction=True)
         if event_id is not None:
             pipe.set(self._key("done", event_id), b"1", ex=max(1, round(q.handled_ttl)))
-            pipe.delete(self._key("lease", event_id))
+        if release is not None:
+            pipe.delete(self._key("lease", release))
         pipe.xack(q.stream, q.group, entry_id)
         pipe.xdel(q.stream, entry_id)
         await q._call(pipe.execute(), "MULTI ack")
 
     async def _dead(self, entry_id: str, fields: dict[str, Any], attempts: int,
-                    reason: str) -> None:
+                    reason: str, *, leased: bool) -> None:
         q = self.q
         letter = {**fields, "reason": reason, "attempts": str(attempts), "entry_id": entry_id,
                   "failed_at": repr(time.time())}
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(q.dead_stream, letter, maxlen=q.dead_maxlen, approximate=True)
         event_id = _text(fields.get("event_id", b""))
-        if event_id:
+        if event_id and leased:
             pipe.delete(self._key("lease", event_id))
         pipe.xack(q.stream, q.group, entry_id)
         pipe.xdel(q.stream, entry_id)
