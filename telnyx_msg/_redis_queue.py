@@ -272,6 +272,9 @@ class _Worker:
             try:
                 entry = await self._next()
             except WebhookQueueUnavailableError as exc:
+                # A Redis that restarted without persistence has lost the group (NOGROUP):
+                # create it again before the next read.
+                self.q._group_ready = False
                 self.failures += 1
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
                 logger.warning("telnyx webhook worker %s: %s; retrying in %.1f s",

@@ -5,15 +5,16 @@ answers 2xx only once the event is safe: after its handler returned. Each delive
 (:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), then the handler for
 ``event.event_type`` runs (in a task the receiver tracks), and the answer says how it went:
 
-- 200: handled (the event id is then marked seen in the replay store), a duplicate of an event
-  already handled, or no handler for the event type;
+- 200: handled (the event id is then marked seen in the replay store), queued (with
+  ``queue=``, below), a duplicate of an event already handled, or no handler for the event type;
 - 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
 - 500: the handler raised (logged on ``telnyx_msg.webhooks``; not marked seen, so Telnyx's
   redelivery runs it again);
 - 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen), the
-  receiver is closed, ``max_pending`` handlers are already running, or the replay store failed.
+  receiver is closed, ``max_pending`` handlers are already running, the replay store failed,
+  or (with ``queue=``) Redis did not store the event in time.
 
 A redelivery that arrives while the same event is still being handled waits for that outcome:
 200 if the first copy's handler succeeded, else it runs the handler itself. Telnyx expects an
@@ -23,7 +24,9 @@ a queue); a slow handler costs a redelivery, never an event.
 With ``queue=`` (a :class:`~telnyx_msg.RedisWebhookQueue`) the receiver runs no handler: it
 appends each verified delivery to the queue and answers 200 once Redis has stored it, or 503
 when Redis did not within the queue's ``timeout`` (fail closed: Telnyx retries, nothing is
-acknowledged unstored). Workers (``await queue.run(handlers)``) run the handlers.
+acknowledged unstored). Workers (``await queue.run(handlers)``) run the handlers and skip
+events already handled; the verifier's replay store, if any, still rejects ids marked seen but is
+not updated by the queue path.
 
 Call ``await receiver.aclose()`` on shutdown: it stops accepting deliveries and waits for the
 running handlers (cancelling them after ``timeout``). Tasks use asyncio, so run the ASGI app on

@@ -396,8 +396,7 @@ async def test_worker_backs_off_and_resumes_when_redis_restarts(
             redis_process.kill()
             await asyncio.sleep(1.0)
             assert not task.done()
-            redis_process.start()
-            q._group_ready = False  # the restarted server is empty; intake recreates the group
+            redis_process.start()  # empty: the worker recreates the group it lost
             await wait_until(lambda: _enqueued(q, "evt-after"))
             await wait_until(lambda: len(recorder.events) == 2)
         assert [e.id for e in recorder.events] == ["evt-before", "evt-after"]
