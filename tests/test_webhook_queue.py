@@ -493,6 +493,37 @@ async def test_worker_killed_mid_handler_is_taken_over_once(queue: RedisWebhookQ
     assert await recorded(redis, f"{prefix}:handled") == ["slow-k"]
 
 
+async def test_cli_worker_runs_a_plain_function(queue: RedisWebhookQueue, redis_url: str) -> None:
+    """--handler may name a plain (blocking) function; the worker runs it and acks."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("evt-sync"), parsed("evt-sync"))
+    proc = worker_process(redis_url, queue.stream, prefix, handler="record_sync")
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:handled", "sync:evt-sync"), timeout=30)
+        await wait_until(lambda: _zero_pending(queue))
+    finally:
+        stderr = await finish(proc, signal.SIGTERM)
+    assert proc.returncode == 0, stderr
+
+
+async def test_receiver_answers_503_when_redis_is_out_of_memory(
+        redis_process: RedisProcess) -> None:
+    """maxmemory reached with noeviction: XADD is refused, the receiver answers 503."""
+    q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}")
+    try:
+        app = asgi_app(verifier(), {}, queue=q)
+        body = event_body()
+        assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+        await q._redis.config_set("maxmemory-policy", "noeviction")
+        await q._redis.config_set("maxmemory", "1")
+        assert await call_asgi(app, body, sign(body)) == (503, b"webhook queue unavailable")
+        with pytest.raises(WebhookQueueUnavailableError, match="maxmemory"):
+            await q.enqueue(body, parsed("evt-1"))
+    finally:
+        await q.aclose()
+
+
 def test_cli_worker_rejects_a_bad_handler_spec() -> None:
     """--handler without ':' or naming nothing importable exits 1 with a clear error."""
     for spec in ("nocolon", "tests.webhook_worker_handlers:missing"):

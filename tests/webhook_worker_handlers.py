@@ -56,3 +56,14 @@ async def record_and_track(event: WebhookEvent) -> None:
                                         key_prefix=os.environ["TNX_TEST_PREFIX"] + ":dt:")
     await _tracker.handle(event)
     await record(event)
+
+
+def record_sync(event: WebhookEvent) -> None:
+    """A plain (blocking) handler: the worker runs it in a thread."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["TNX_TEST_REDIS"])
+    try:
+        client.rpush(os.environ["TNX_TEST_PREFIX"] + ":handled", f"sync:{event.id}")
+    finally:
+        client.close()

@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Handle the webhooks that receivers queued with RedisWebhookQueue: every "
         "event is passed to the --handler function (an async function taking a WebhookEvent; "
-        "dispatch on event.event_type inside it). Run as many workers as you like; SIGINT or "
-        "SIGTERM finishes the handler in flight, then exits.")
+        "dispatch on event.event_type inside it; a plain function runs in a thread). Run as "
+        "many workers as you like; SIGINT or SIGTERM finishes the handler in flight, then "
+        "exits.")
     worker.add_argument("--redis", required=True, metavar="URL", help="redis:// URL")
     worker.add_argument("--handler", required=True, metavar="MODULE:FUNCTION",
                         help="handler to import, e.g. myapp.hooks:handle (the current "
@@ -257,14 +258,20 @@ def _import_handler(spec: str) -> Any:
 
 async def _webhook_worker(args: argparse.Namespace) -> int:
     import inspect
+    import logging
 
     from telnyx_msg._redis_queue import RedisWebhookQueue
     from telnyx_msg.models import WebhookEvent
 
+    # Operators see takeovers, retries and dead letters (logged on telnyx_msg.webhooks).
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     function = _import_handler(args.handler)
+    is_async = inspect.iscoroutinefunction(function)
 
     async def handler(event: WebhookEvent) -> None:
-        result = function(event)
+        # A plain function runs in a thread, so the claim heartbeat keeps running meanwhile.
+        result = await function(event) if is_async else await asyncio.to_thread(function, event)
         if inspect.isawaitable(result):
             await result
 
