@@ -319,17 +319,25 @@ class _Worker:
         return None
 
     async def _claim(self) -> tuple[str, dict[str, Any], int] | None:
+        """Take over one entry idle for ``claim_after``, scanning on from the last cursor.
+
+        One XAUTOCLAIM with COUNT 1 looks at up to 10 pending entries; up to 100 calls here
+        cover 1000 before the read of new entries gets its turn.
+        """
         q = self.q
-        reply = await q._call(self.redis.xautoclaim(
-            q.stream, q.group, self.consumer, int(q.claim_after * 1000), self.claim_cursor,
-            count=1), "XAUTOCLAIM")
-        self.claim_cursor = _text(reply[0])
-        for entry_id, fields in reply[1]:
-            if fields:
-                entry_id = _text(entry_id)
-                logger.info("telnyx webhook worker %s took over entry %s", self.consumer,
-                            entry_id)
-                return entry_id, _fields(fields), await self._deliveries(entry_id)
+        for _ in range(100):
+            reply = await q._call(self.redis.xautoclaim(
+                q.stream, q.group, self.consumer, int(q.claim_after * 1000), self.claim_cursor,
+                count=1), "XAUTOCLAIM")
+            self.claim_cursor = _text(reply[0])
+            for entry_id, fields in reply[1]:
+                if fields:
+                    entry_id = _text(entry_id)
+                    logger.info("telnyx webhook worker %s took over entry %s", self.consumer,
+                                entry_id)
+                    return entry_id, _fields(fields), await self._deliveries(entry_id)
+            if self.claim_cursor == "0-0":  # the whole pending list was scanned
+                break
         return None
 
     async def _deliveries(self, entry_id: str) -> int:

@@ -367,6 +367,21 @@ async def test_cancelled_worker_leaves_its_entry_for_another(queue: RedisWebhook
     assert [e.id for e in second.events] == ["evt-c"]
 
 
+async def test_all_entries_of_a_dead_consumer_are_taken_over(queue: RedisWebhookQueue) -> None:
+    """A consumer that read 40 entries and died: a worker takes every one of them over."""
+    ids = [f"evt-ghost-{i}" for i in range(40)]
+    for event_id in ids:
+        await queue.enqueue(event_body(event_id), parsed(event_id))
+    redis = await raw(queue)
+    read = await redis.xreadgroup(queue.group, "ghost", {queue.stream: ">"}, count=40)
+    assert len(read[0][1]) == 40
+    recorder = Recorder()
+    async with running(queue, recorder):
+        await wait_until(lambda: len(recorder.events) == 40, timeout=20)
+        await wait_until(lambda: _zero_pending(queue))
+    assert sorted(e.id or "" for e in recorder.events) == sorted(ids)
+
+
 async def test_long_handler_is_not_taken_over(queue: RedisWebhookQueue) -> None:
     """A handler running for several claim_after periods keeps its entry (heartbeat)."""
     slow = Recorder()
