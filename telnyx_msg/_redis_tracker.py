@@ -196,13 +196,13 @@ class RedisDeliveryTracker:
         pubsub = self._redis.pubsub()
         try:
             try:
-                await pubsub.subscribe(self.channel)
-                # Wait for the subscribe confirmation: from then on no publish is missed.
-                while (await pubsub.get_message(timeout=self.timeout)) is None:
-                    pass
+                await bounded(self._confirm(pubsub), self.timeout,
+                              DeliveryTrackerUnavailableError, "SUBSCRIBE")
             except Exception as exc:
-                error = DeliveryTrackerUnavailableError(f"Redis SUBSCRIBE failed: {exc}")
-                error.__cause__ = exc
+                error = (exc if isinstance(exc, DeliveryTrackerUnavailableError) else
+                         DeliveryTrackerUnavailableError(f"Redis SUBSCRIBE failed: {exc}"))
+                if error is not exc:
+                    error.__cause__ = exc
                 if not subscribed.done():
                     subscribed.set_exception(error)
                     subscribed.exception()  # retrieved here; the waiters raise it
@@ -230,6 +230,12 @@ class RedisDeliveryTracker:
                 self._fail_waiters(error)
         finally:
             await asyncio.shield(_close_pubsub(pubsub))
+
+    async def _confirm(self, pubsub: Any) -> None:
+        """Subscribe and wait for Redis's confirmation: from then on no publish is missed."""
+        await pubsub.subscribe(self.channel)
+        while (await pubsub.get_message(timeout=self.timeout)) is None:
+            pass  # each read waits up to timeout; the caller bounds the whole wait
 
     def _fail_waiters(self, error: BaseException) -> None:
         for waiters in self._waiters.values():

@@ -307,6 +307,32 @@ async def test_handler_failing_max_attempts_goes_to_dead_letters(
     assert await (await raw(queue)).xlen(queue.stream) == 0
 
 
+async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) -> None:
+    """A handler over handler_timeout is cancelled and counts as a failed attempt."""
+    q = RedisWebhookQueue(redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3,
+                          max_attempts=2, block=0.2, handler_timeout=0.2)
+    cancelled = 0
+
+    async def stuck(event: WebhookEvent) -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+
+    try:
+        await q.enqueue(event_body("evt-stuck"), parsed("evt-stuck"))
+        async with running(q, stuck):
+            await wait_until(q.dead_letters)
+        [letter] = await q.dead_letters()
+        assert letter["reason"] == (
+            "handler failed: TimeoutError('handler exceeded handler_timeout=0.2 s')")
+        assert cancelled == 2
+    finally:
+        await q.aclose()
+
+
 async def test_unparseable_entry_goes_to_dead_letters(queue: RedisWebhookQueue) -> None:
     """An entry whose body is not a webhook event is dead-lettered without running handlers."""
     recorder = Recorder()
