@@ -364,7 +364,7 @@ class _Worker:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.exists(self._key("done", event_id))
                 pipe.set(self._key("lease", event_id), self.consumer, nx=True,
-                         px=int(q.claim_after * 1000))
+                         px=self._lease_ms())
                 done, leased = (bool(x) for x in await q._call(pipe.execute(), "EXISTS + SET NX"))
             if done:
                 await self._finish(entry_id, None, release=event_id if leased else None)
@@ -429,7 +429,7 @@ class _Worker:
                                                 justid=True), "XCLAIM heartbeat")
                 if event_id is not None:
                     await q._call(self.redis.pexpire(self._key("lease", event_id),
-                                                     int(q.claim_after * 1000)), "PEXPIRE")
+                                                     self._lease_ms()), "PEXPIRE")
             except WebhookQueueUnavailableError as exc:
                 logger.warning("telnyx webhook worker %s: heartbeat failed: %s",
                                self.consumer, exc)
@@ -481,6 +481,11 @@ class _Worker:
         await q._call(pipe.execute(), "MULTI dead letter")
         logger.error("telnyx webhook entry %s (event %s) moved to %s after %d attempt(s): %s",
                      entry_id, event_id or "-", q.dead_stream, attempts, reason)
+
+    def _lease_ms(self) -> int:
+        # Shorter than claim_after: the lease of a dead worker has expired by the time its entry
+        # can be taken over (the heartbeat renews both every claim_after / 3).
+        return max(1, int(self.q.claim_after * 900))
 
     def _key(self, kind: str, event_id: str) -> str:
         return f"{self.q.stream}:{kind}:{event_id}"

@@ -359,6 +359,25 @@ async def test_duplicate_event_is_handled_once(queue: RedisWebhookQueue) -> None
     assert await (await raw(queue)).xlen(queue.stream) == 0
 
 
+async def test_link_click_without_id_is_handled(queue: RedisWebhookQueue) -> None:
+    """A link click (no event id on the wire) goes through the queue to the default handler."""
+    body = json.dumps({"data": {"record_type": "link_clicked", "url": "https://x.test",
+                                "to": "15550001111", "message_id": "msg-1",
+                                "time_clicked": "2024-01-01T00:00:00Z"}}).encode()
+    app = asgi_app(verifier(), {}, queue=queue)
+    assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+    recorder = Recorder()
+    task = asyncio.get_running_loop().create_task(queue.run({}, default=recorder))
+    try:
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    finally:
+        queue.stop()
+        await asyncio.wait_for(task, 10)
+    [clicked] = recorder.events
+    assert (clicked.id, clicked.event_type) == (None, "message.link_click")
+
+
 async def test_stop_finishes_the_handler_in_flight(queue: RedisWebhookQueue) -> None:
     """stop() during a handler: run returns after it, and its entry is acknowledged."""
     recorder = Recorder()
