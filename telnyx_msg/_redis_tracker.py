@@ -84,11 +84,15 @@ class RedisDeliveryTracker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop listening and close the Redis client if this tracker created it."""
+        """Stop listening and close the Redis client if this tracker created it.
+
+        ``final_status`` calls still waiting raise :class:`DeliveryTrackerUnavailableError`.
+        """
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+        self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
             await close_client(self._redis)
 

@@ -196,3 +196,13 @@ async def test_lost_subscription_fails_waiters(redis_process: RedisProcess) -> N
             await asyncio.wait_for(waiting, 10)
     finally:
         await tracker.aclose()
+
+
+async def test_aclose_releases_waiters(redis_url: str) -> None:
+    """Closing the tracker ends its waiting final_status calls with a clear error."""
+    tracker = RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    waiting = asyncio.get_running_loop().create_task(tracker.final_status("m11", timeout=60))
+    await asyncio.sleep(0.2)
+    await tracker.aclose()
+    with pytest.raises(DeliveryTrackerUnavailableError, match="closed"):
+        await asyncio.wait_for(waiting, 5)
