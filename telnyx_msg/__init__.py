@@ -72,7 +72,14 @@ from telnyx_msg.models import (
 if TYPE_CHECKING:
     from telnyx_msg._plan import BulkPlan, plan_bulk
     from telnyx_msg._ratelimit import RateLimits
+    from telnyx_msg._redis_common import (
+        DeliveryTrackerUnavailableError,
+        RedisUnavailableError,
+        WebhookQueueUnavailableError,
+    )
     from telnyx_msg._redis_limits import RedisRateLimits
+    from telnyx_msg._redis_queue import RedisWebhookQueue
+    from telnyx_msg._redis_tracker import RedisDeliveryTracker
     from telnyx_msg._segments import Segments, segments
     from telnyx_msg._sync import Client
     from telnyx_msg._tracker import DeliveryTracker
@@ -93,6 +100,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DeliveryTracker",
+    "DeliveryTrackerUnavailableError",
     "DuplicateWebhookError",
     "ErrorDetail",
     "InternalServerError",
@@ -109,8 +117,11 @@ __all__ = [
     "RateLimiterUnavailableError",
     "RateLimits",
     "Recipient",
+    "RedisDeliveryTracker",
     "RedisRateLimits",
     "RedisReplayStore",
+    "RedisUnavailableError",
+    "RedisWebhookQueue",
     "RequestEvent",
     "RequestOptions",
     "ResponseEvent",
@@ -132,6 +143,7 @@ __all__ = [
     "ValidationError",
     "WebhookEvent",
     "WebhookPayloadError",
+    "WebhookQueueUnavailableError",
     "WebhookVerificationError",
     "WebhookVerifier",
     "WhatsAppMessage",
@@ -147,6 +159,11 @@ _LAZY = {
     "DeliveryTracker": "telnyx_msg._tracker",
     "RateLimits": "telnyx_msg._ratelimit",
     "RedisRateLimits": "telnyx_msg._redis_limits",
+    "RedisWebhookQueue": "telnyx_msg._redis_queue",
+    "RedisDeliveryTracker": "telnyx_msg._redis_tracker",
+    "RedisUnavailableError": "telnyx_msg._redis_common",
+    "WebhookQueueUnavailableError": "telnyx_msg._redis_common",
+    "DeliveryTrackerUnavailableError": "telnyx_msg._redis_common",
     "Segments": "telnyx_msg._segments",
     "segments": "telnyx_msg._segments",
     "MemoryReplayStore": "telnyx_msg.webhooks",

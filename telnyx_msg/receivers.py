@@ -5,20 +5,28 @@ answers 2xx only once the event is safe: after its handler returned. Each delive
 (:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), then the handler for
 ``event.event_type`` runs (in a task the receiver tracks), and the answer says how it went:
 
-- 200: handled (the event id is then marked seen in the replay store), a duplicate of an event
-  already handled, or no handler for the event type;
+- 200: handled (the event id is then marked seen in the replay store), queued (with
+  ``queue=``, below), a duplicate of an event already handled, or no handler for the event type;
 - 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
 - 500: the handler raised (logged on ``telnyx_msg.webhooks``; not marked seen, so Telnyx's
   redelivery runs it again);
 - 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen), the
-  receiver is closed, ``max_pending`` handlers are already running, or the replay store failed.
+  receiver is closed, ``max_pending`` handlers are already running, the replay store failed,
+  or (with ``queue=``) Redis did not store the event in time.
 
 A redelivery that arrives while the same event is still being handled waits for that outcome:
 200 if the first copy's handler succeeded, else it runs the handler itself. Telnyx expects an
 answer within about 2 seconds and retries otherwise, so keep handlers short (hand slow work to
 a queue); a slow handler costs a redelivery, never an event.
+
+With ``queue=`` (a :class:`~telnyx_msg.RedisWebhookQueue`) the receiver runs no handler: it
+appends each verified delivery to the queue and answers 200 once Redis has stored it, or 503
+when Redis did not within the queue's ``timeout`` (fail closed: Telnyx retries, nothing is
+acknowledged unstored). Workers (``await queue.run(handlers)``) run the handlers and skip
+events already handled; the verifier's replay store, if any, still rejects ids marked seen but is
+not updated by the queue path.
 
 Call ``await receiver.aclose()`` on shutdown: it stops accepting deliveries and waits for the
 running handlers (cancelling them after ``timeout``). Tasks use asyncio, so run the ASGI app on
@@ -46,6 +54,8 @@ from telnyx_msg.webhooks import WebhookVerifier
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from telnyx_msg._redis_queue import RedisWebhookQueue
 
 __all__ = [
     "AiohttpWebhookHandler",
@@ -86,7 +96,11 @@ class WebhookReceiver:
         default: Handler | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
+        queue: RedisWebhookQueue | None = None,
     ) -> None:
+        if queue is not None and (handlers or default is not None):
+            raise ConfigurationError(
+                "with queue=, workers run the handlers (queue.run(handlers)): pass handlers={}")
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ConfigurationError(f"max_pending must be an int >= 1, got {max_pending!r}")
         if (isinstance(handler_timeout, bool) or not isinstance(handler_timeout, (int, float))
@@ -100,6 +114,7 @@ class WebhookReceiver:
             for key, value in handlers.items()
         }
         self._default = default
+        self.queue = queue
         self.max_pending = max_pending
         self.handler_timeout = float(handler_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,10 +178,23 @@ class WebhookReceiver:
         except Exception:  # the replay store is down: let Telnyx retry later
             logger.exception("telnyx webhook: replay store check failed")
             return _Reply(503, "replay store unavailable")
+        if self.queue is not None:
+            return await self._enqueue(self.queue, body, event)
         handler = self._handler_for(event)
         if handler is None:
             return _Reply(200, "no handler for this event type")
         return await self._dispatch(handler, event)
+
+    async def _enqueue(self, queue: RedisWebhookQueue, body: bytes,
+                       event: WebhookEvent) -> _Reply:
+        """Store the verified delivery for the workers; 2xx only once it is stored."""
+        try:
+            await queue.enqueue(body, event)
+        except Exception:
+            logger.exception("telnyx webhook: could not queue event %s; answering 503",
+                             event.id)
+            return _Reply(503, "webhook queue unavailable")
+        return _Reply(200, "queued")
 
     async def _dispatch(self, handler: Handler, event: WebhookEvent) -> _Reply:
         """Run ``handler`` for ``event`` (one delivery per event id at a time)."""
@@ -246,9 +274,10 @@ class AiohttpWebhookHandler(WebhookReceiver):
         default: Handler | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
+        queue: RedisWebhookQueue | None = None,
     ) -> None:
         super().__init__(verifier, handlers, default=default, max_pending=max_pending,
-                         handler_timeout=handler_timeout)
+                         handler_timeout=handler_timeout, queue=queue)
         import aiohttp.web  # noqa: F401  # fail here, not on the first delivery, if missing
 
         # aiohttp warns (DeprecationWarning) about handlers it does not see as coroutine
@@ -280,15 +309,17 @@ def aiohttp_handler(
     default: Handler | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
     handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
+    queue: RedisWebhookQueue | None = None,
 ) -> AiohttpWebhookHandler:
     """An aiohttp handler that verifies deliveries and runs ``handlers[event_type]``.
 
     ``default`` handles event types missing from ``handlers`` (otherwise they get 200 and are
     ignored). The answer comes after the handler (see the module docs for every status).
+    With ``queue=``, ``handlers`` must be empty: deliveries are queued for workers instead.
     Route it with ``app.router.add_post("/webhooks/telnyx", handler)``.
     """
     return AiohttpWebhookHandler(verifier, handlers, default=default, max_pending=max_pending,
-                                 handler_timeout=handler_timeout)
+                                 handler_timeout=handler_timeout, queue=queue)
 
 
 # --- ASGI -------------------------------------------------------------------------------------
@@ -339,9 +370,10 @@ class AsgiWebhookApp(WebhookReceiver):
         max_pending: int = DEFAULT_MAX_PENDING,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
+        queue: RedisWebhookQueue | None = None,
     ) -> None:
         super().__init__(verifier, handlers, default=default, max_pending=max_pending,
-                         handler_timeout=handler_timeout)
+                         handler_timeout=handler_timeout, queue=queue)
         self.max_body_size = max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -419,11 +451,14 @@ def asgi_app(
     max_pending: int = DEFAULT_MAX_PENDING,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
+    queue: RedisWebhookQueue | None = None,
 ) -> AsgiWebhookApp:
     """A pure ASGI 3 app that verifies deliveries and runs ``handlers[event_type]``.
 
-    The answer comes after the handler (see the module docs for every status). No
+    The answer comes after the handler (see the module docs for every status); with
+    ``queue=`` (and empty ``handlers``), after the delivery was queued for workers. No
     Starlette/FastAPI dependency; see :class:`AsgiWebhookApp` for mounting.
     """
     return AsgiWebhookApp(verifier, handlers, default=default, max_pending=max_pending,
-                          max_body_size=max_body_size, handler_timeout=handler_timeout)
+                          max_body_size=max_body_size, handler_timeout=handler_timeout,
+                          queue=queue)

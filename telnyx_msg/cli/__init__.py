@@ -1,6 +1,7 @@
 """The ``telnyx-msg`` command (also ``python -m telnyx_msg``).
 
-Commands: ``send``, ``bulk FILE.csv``, ``mock-server``, ``webhook verify``, ``demo``. Every
+Commands: ``send``, ``bulk FILE.csv``, ``mock-server``, ``webhook verify``, ``webhook worker``,
+``demo``. Every
 command that talks to Telnyx reads ``TELNYX_API_KEY`` / ``TELNYX_BASE_URL`` (or ``--api-key`` /
 ``--base-url``); point ``--base-url`` at ``telnyx-msg mock-server`` to try it without an account.
 """
@@ -162,6 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--tolerance", type=int, default=300, metavar="SECONDS",
                         help="max clock skew (raise it to check a delivery saved long ago)")
 
+    worker = webhook_commands.add_parser(
+        "worker", help="run webhook handlers from a Redis queue",
+        formatter_class=_FORMATTER,
+        description="Handle the webhooks that receivers queued with RedisWebhookQueue: every "
+        "event is passed to the --handler function (an async function taking a WebhookEvent; "
+        "dispatch on event.event_type inside it; a plain function runs in a thread). Run as "
+        "many workers as you like; SIGINT or SIGTERM finishes the handler in flight, then "
+        "exits.")
+    worker.add_argument("--redis", required=True, metavar="URL", help="redis:// URL")
+    worker.add_argument("--handler", required=True, metavar="MODULE:FUNCTION",
+                        help="handler to import, e.g. myapp.hooks:handle (the current "
+                             "directory is importable)")
+    worker.add_argument("--stream", default="telnyx_msg:webhooks", help="stream key")
+    worker.add_argument("--group", default="telnyx_msg", help="consumer group")
+    worker.add_argument("--consumer", default=None,
+                        help="this worker's name in the group (default: host-pid-random)")
+    worker.add_argument("--claim-after", type=float, default=30.0, metavar="SECONDS",
+                        help="take over entries left unacknowledged this long")
+    worker.add_argument("--max-attempts", type=int, default=5,
+                        help="deliveries before an entry moves to STREAM:dead")
+    worker.add_argument("--handler-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="a handler running longer is cancelled and counts as failed")
+
     demo = commands.add_parser("demo", help="the whole flow against a local fake, no account",
                                formatter_class=_FORMATTER,
                                description="Start the embedded fake Telnyx, send messages "
@@ -206,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_bulk(args))
         if args.command == "mock-server":
             return asyncio.run(_mock_server(args))
+        if args.command == "webhook" and args.webhook_command == "worker":
+            return asyncio.run(_webhook_worker(args))
         if args.command == "webhook":
             return _webhook_verify(args)
         if args.command == "demo":
@@ -297,6 +323,79 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     event = verifier.unwrap(body, {"telnyx-timestamp": args.timestamp,
                                    "telnyx-signature-ed25519": args.signature})
     print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
+    return 0
+
+
+def _import_handler(spec: str) -> Any:
+    import importlib
+
+    from telnyx_msg.errors import ConfigurationError
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"--handler must be MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:  # as uvicorn and gunicorn do: the app's own directory
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot import handler {spec!r}: {exc}") from exc
+    if not callable(target):
+        raise ConfigurationError(f"handler {spec!r} is not callable")
+    return target
+
+
+async def _webhook_worker(args: argparse.Namespace) -> int:
+    import inspect
+    import logging
+
+    from telnyx_msg._redis_queue import RedisWebhookQueue
+    from telnyx_msg.models import WebhookEvent
+
+    # Operators see takeovers, retries and dead letters (logged on telnyx_msg.webhooks).
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    function = _import_handler(args.handler)
+    is_async = inspect.iscoroutinefunction(function)
+
+    async def handler(event: WebhookEvent) -> None:
+        # A plain function runs in a thread, so the claim heartbeat keeps running meanwhile.
+        result = await function(event) if is_async else await asyncio.to_thread(function, event)
+        if inspect.isawaitable(result):
+            await result
+
+    queue = RedisWebhookQueue(args.redis, stream=args.stream, group=args.group,
+                              claim_after=args.claim_after, max_attempts=args.max_attempts,
+                              handler_timeout=args.handler_timeout)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stops = 0
+
+    def on_signal() -> None:
+        nonlocal stops
+        stops += 1
+        if stops == 1:
+            print("stopping after the handler in flight (signal again to abort it)",
+                  file=sys.stderr, flush=True)
+            queue.stop()
+        else:  # the entry in flight stays pending: another worker takes it over
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    print(f"worker handling {args.stream} (group {args.group}) with {args.handler}",
+          file=sys.stderr, flush=True)
+    try:
+        await queue.run({}, consumer=args.consumer, default=handler)
+    except asyncio.CancelledError:
+        return 130
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await queue.aclose()
     return 0
 
 

@@ -1,0 +1,91 @@
+"""What the Redis webhook queue and the Redis delivery tracker share: their errors, how they
+build a client, and one bounded way to make a Redis call.
+
+Every call is bounded twice: by the client's socket timeouts (a dead peer) and by
+``asyncio.wait_for`` (a frozen server whose socket still accepts bytes). Any failure becomes
+the caller's ``TelnyxError`` subclass, with the Redis exception as its ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from telnyx_msg.errors import ConfigurationError, TelnyxError
+
+__all__ = [
+    "DeliveryTrackerUnavailableError",
+    "RedisUnavailableError",
+    "WebhookQueueUnavailableError",
+    "bounded",
+    "close_client",
+    "make_client",
+]
+
+T = TypeVar("T")
+
+_timeout: Callable[[float], AbstractAsyncContextManager[object]] | None = getattr(
+    asyncio, "timeout", None)
+
+
+class RedisUnavailableError(TelnyxError):
+    """Redis did not answer in time or refused a command (down, frozen, out of memory)."""
+
+
+class WebhookQueueUnavailableError(RedisUnavailableError):
+    """The webhook queue's Redis could not store or hand out an event; nothing was lost.
+
+    A receiver answers Telnyx 503 (Telnyx retries the delivery); a worker backs off and retries.
+    """
+
+
+class DeliveryTrackerUnavailableError(RedisUnavailableError):
+    """The delivery tracker's Redis could not record or look up a final status."""
+
+
+def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:
+    """``client`` as given, or a new ``redis.asyncio.Redis`` for ``url`` with socket timeouts."""
+    if client is not None:
+        return client
+    if not url:
+        raise ConfigurationError(f"{owner} needs a redis:// URL or a client")
+    try:
+        import redis.asyncio as aioredis
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{owner} needs the redis package: pip install 'telnyx_msg[redis]'"
+        ) from exc
+    try:
+        # Socket timeouts bound what wait_for cannot see (a half-open TCP connection).
+        return aioredis.from_url(url, socket_timeout=socket_timeout,
+                                 socket_connect_timeout=socket_timeout)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL for {owner}: {exc}") from exc
+
+
+async def close_client(client: Any) -> None:
+    """Close a client this package created (redis-py 5 names it ``aclose``)."""
+    close = getattr(client, "aclose", None) or client.close
+    await close()
+
+
+async def bounded(call: Awaitable[T], timeout: float, error: type[RedisUnavailableError],
+                  what: str) -> T:
+    """Await one Redis call for at most ``timeout`` seconds; failures raise ``error``."""
+    try:
+        if _timeout is not None:  # Python 3.11+: no extra task per call, unlike wait_for
+            async with _timeout(timeout):
+                return await call
+        return await asyncio.wait_for(call, timeout)
+    except asyncio.TimeoutError:
+        raise error(f"Redis did not answer {what} within {timeout:g} s") from None
+    except OSError as exc:
+        raise error(f"Redis unreachable during {what}: {exc}") from exc
+    except Exception as exc:
+        from redis.exceptions import RedisError  # imported already by any client we were given
+
+        if isinstance(exc, RedisError):
+            raise error(f"Redis failed {what}: {exc}") from exc
+        raise

@@ -1,0 +1,234 @@
+"""RedisWebhookQueue: durable webhook intake on a Redis Stream, handled by worker processes.
+
+Receivers given ``queue=`` append each verified delivery (``XADD``) before answering 2xx;
+``await queue.run(handlers)`` in any number of processes reads the stream through one
+consumer group (``XREADGROUP ... BLOCK``). Redis docs: https://redis.io/docs/latest/develop/data-types/streams/
+
+Per entry, a worker (``_redis_worker.py``):
+
+1. skips it (``XACK``) when its event id is already recorded as handled
+   (``{stream}:done:{event id}``, kept ``handled_ttl`` seconds): a redelivery Telnyx made
+   because our 2xx was lost, or an entry a dead worker finished but did not acknowledge;
+2. moves it to ``{stream}:dead`` when it was delivered more than ``max_attempts`` times, or its
+   body is not a webhook event;
+3. takes a short lease on the event id (``SET NX``) so two copies of one event never run at
+   once, runs the handler, then records the id as handled and acknowledges and deletes the entry
+   in one ``MULTI`` transaction. A handler that raises leaves the entry pending; after
+   ``claim_after`` seconds a worker takes it over (``XAUTOCLAIM``, which counts the delivery)
+   and runs it again, and the attempt that reaches ``max_attempts`` moves it to the dead stream
+   with the reason. While a handler runs, a heartbeat (``XCLAIM ... JUSTID``) keeps its entry
+   from looking idle, so only the entries of a dead or stuck worker are taken over.
+
+Handlers see each event at least once. They see it twice only if a worker dies between the
+handler's return and the acknowledgement (milliseconds), so make side effects idempotent on
+``event.id`` if that matters.
+
+Memory: an entry is deleted once handled (``XDEL`` with its ``XACK``), so the stream holds only
+the backlog; nothing trims unacknowledged entries. The stream and group are this queue's own:
+do not attach other consumer groups. Each handled event id costs one small key for
+``handled_ttl`` seconds; the dead stream is trimmed to about ``dead_maxlen`` entries.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from telnyx_msg._redis_common import (
+    WebhookQueueUnavailableError,
+    bounded,
+    close_client,
+    make_client,
+)
+from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.models import WebhookEvent
+
+if TYPE_CHECKING:
+    from telnyx_msg._redis_worker import Worker
+
+__all__ = ["RedisWebhookQueue", "WebhookQueueUnavailableError"]
+
+Handler = Callable[[WebhookEvent], Awaitable[None]]
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    return {_text(k): v for k, v in raw.items()}
+
+
+def default_consumer() -> str:
+    """A consumer name unique to this process: ``host-pid-random``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class RedisWebhookQueue:
+    """Durable webhook intake on a Redis Stream; workers run the handlers.
+
+    ``url``: a ``redis://`` URL (or pass ``client``, a ``redis.asyncio.Redis`` this object does
+    not close). ``stream``/``group``: the stream key and its consumer group (created with
+    ``MKSTREAM`` on first use); the dead letters go to ``stream + ":dead"``. ``claim_after``:
+    seconds an entry may sit unacknowledged with a worker before another takes it over (also the
+    pause before a failed handler is retried). ``max_attempts``: deliveries before an entry is
+    dead-lettered.
+
+    ``timeout`` bounds each Redis call (receivers answer 503 within it when Redis stalls);
+    ``block``: seconds one ``XREADGROUP`` waits for new entries (also the longest a ``stop()``
+    waits for it); ``handler_timeout``: a handler running longer is cancelled and counts as a
+    failure; ``handled_ttl``: how long handled event ids are remembered; ``dead_maxlen``:
+    approximate cap of the dead stream. See the module docs for the full protocol.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        stream: str = "telnyx_msg:webhooks",
+        group: str = "telnyx_msg",
+        claim_after: float = 30.0,
+        max_attempts: int = 5,
+        client: Any = None,
+        timeout: float = 1.0,
+        block: float = 1.0,
+        handler_timeout: float = 300.0,
+        handled_ttl: float = 86_400.0,
+        dead_maxlen: int = 100_000,
+    ) -> None:
+        self.claim_after = _positive("claim_after", claim_after)
+        self.timeout = _positive("timeout", timeout)
+        self.block = _positive("block", block)
+        self.handler_timeout = _positive("handler_timeout", handler_timeout)
+        self.handled_ttl = _positive("handled_ttl", handled_ttl)
+        for name, number in (("max_attempts", max_attempts), ("dead_maxlen", dead_maxlen)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise ConfigurationError(f"{name} must be an int >= 1, got {number!r}")
+        if not stream or not group:
+            raise ConfigurationError("stream and group must be non-empty")
+        self.max_attempts = max_attempts
+        self.dead_maxlen = dead_maxlen
+        self.stream = stream
+        self.group = group
+        self.dead_stream = stream + ":dead"
+        self._owns_client = client is None
+        # The socket timeout must outlast a blocking XREADGROUP.
+        self._redis: Any = make_client(url, client, owner="RedisWebhookQueue",
+                                       socket_timeout=self.block + self.timeout)
+        self._group_ready = False
+        self._workers: set[Worker] = set()
+        self._stop_next = False  # stop() before any run: the next run returns at once
+
+    def __repr__(self) -> str:
+        return f"RedisWebhookQueue(stream={self.stream!r}, group={self.group!r})"
+
+    async def __aenter__(self) -> RedisWebhookQueue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this queue created it."""
+        if self._owns_client:
+            await close_client(self._redis)
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    async def enqueue(self, body: bytes, event: WebhookEvent) -> str:
+        """Append a verified delivery; return its stream entry id.
+
+        Raises :class:`WebhookQueueUnavailableError` when Redis did not store it within
+        ``timeout`` seconds (it may still have been stored: workers skip a duplicate).
+        """
+        return await bounded(self._append(body, event), self.timeout,
+                             WebhookQueueUnavailableError, "XADD of a webhook")
+
+    async def _append(self, body: bytes, event: WebhookEvent) -> str:
+        if not self._group_ready:
+            await self._create_group()
+        entry_id = await self._redis.xadd(self.stream, {
+            "body": body,
+            "event_id": event.id or "",
+            "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
+            "received_at": repr(time.time()),
+        })
+        return _text(entry_id)
+
+    async def _create_group(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            # From id 0: entries appended before the group existed are delivered too.
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _call(self, call: Awaitable[Any], what: str, extra: float = 0.0) -> Any:
+        return await bounded(call, self.timeout + extra, WebhookQueueUnavailableError, what)
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    async def pending(self) -> int:
+        """Entries delivered to a worker and not yet acknowledged."""
+        summary = await self._call(self._redis.xpending(self.stream, self.group), "XPENDING")
+        return int(summary["pending"])
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        """The oldest ``count`` dead letters: the entry's fields plus ``reason``, ``attempts``,
+        ``entry_id`` and ``failed_at`` (all as text; ``body`` is the raw webhook JSON)."""
+        entries = await self._call(
+            self._redis.xrange(self.dead_stream, count=count), "XRANGE of dead letters")
+        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask every :meth:`run` of this queue to return after its handler in flight (at most
+        ``block`` s later); called before any ``run``, the next one returns at once."""
+        if not self._workers:
+            self._stop_next = True
+        for worker in self._workers:
+            worker.stop()
+
+    async def run(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        consumer: str | None = None,
+        default: Handler | None = None,
+    ) -> None:
+        """Handle entries until :meth:`stop` (or cancellation).
+
+        ``handlers`` maps event types to async handlers; ``default`` gets the other types (with
+        neither, the entry is acknowledged unhandled). ``consumer`` names this worker in the
+        group (default: host, pid and a random suffix); a worker restarted under the same name
+        first finishes its own pending entries. When Redis is unreachable the worker logs, backs
+        off (up to 5 s) and retries. Cancelling ``run`` cancels the handler in flight: its entry
+        stays pending and is taken over after ``claim_after``. It is never acknowledged unfinished.
+        """
+        from telnyx_msg._redis_worker import Worker
+
+        table = {(k.value if isinstance(k, enum.Enum) else str(k)): v for k, v in handlers.items()}
+        worker = Worker(self, table, default, consumer or default_consumer())
+        if self._stop_next:
+            self._stop_next = False
+            return
+        self._workers.add(worker)
+        try:
+            await worker.loop()
+        finally:
+            self._workers.discard(worker)

@@ -1,0 +1,256 @@
+"""RedisDeliveryTracker: the DeliveryTracker interface with its state in Redis.
+
+A final status is stored as the message's JSON under ``{key_prefix}final:{message id}``
+(``SET NX EX ttl``: the first final status wins, as in :class:`DeliveryTracker`), and its id is
+published on one channel, ``{key_prefix}final``. Each tracker keeps one pub/sub connection and
+fans the notifications out to its local waiters, so ``await final_status(id)`` in a sender
+process resolves when any receiver or worker process records the webhook. A waiter subscribes
+before it reads the stored value, so a status recorded in between is never missed. Redis docs:
+https://redis.io/docs/latest/develop/interact/pubsub/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from telnyx_msg._convert import structure
+from telnyx_msg._redis_common import (
+    DeliveryTrackerUnavailableError,
+    bounded,
+    close_client,
+    make_client,
+)
+from telnyx_msg._tracker import _is_final
+from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.models import Message, WebhookEvent
+
+__all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "RedisDeliveryTracker"]
+
+logger = logging.getLogger("telnyx_msg.webhooks")
+
+#: Seconds ``final_status`` waits unless told otherwise. Carriers usually confirm delivery
+#: within seconds to minutes; a message that stays unconfirmed longer is better polled with
+#: ``messages.retrieve`` than waited on.
+DEFAULT_FINAL_STATUS_TIMEOUT = 600.0
+
+
+class RedisDeliveryTracker:
+    """Resolves ``await tracker.final_status(message_id)`` from webhooks recorded in any process.
+
+    Register :meth:`handle` for ``message.sent`` and ``message.finalized`` (in a receiver's
+    handlers or a :class:`~telnyx_msg.RedisWebhookQueue` worker's). What counts as final is the
+    same as for :class:`~telnyx_msg.DeliveryTracker`: ``message.finalized``, or a
+    ``message.sent`` whose recipients are all in a terminal status.
+
+    ``url``: a ``redis://`` URL (or ``client``, a ``redis.asyncio.Redis`` this object does not
+    close). ``ttl``: seconds a final status is kept. ``timeout``: bound of each Redis call;
+    a call that fails or takes longer raises :class:`DeliveryTrackerUnavailableError`. Call
+    :meth:`aclose` when done (it also ends the pub/sub listener).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        key_prefix: str = "telnyx_msg:dt:",
+        ttl: float = 86_400.0,
+        timeout: float = 2.0,
+        client: Any = None,
+    ) -> None:
+        for name, value in (("ttl", ttl), ("timeout", timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+        self.key_prefix = key_prefix
+        self.ttl = float(ttl)
+        self.timeout = float(timeout)
+        self.channel = key_prefix + "final"
+        self._owns_client = client is None
+        self._redis: Any = make_client(url, client, owner="RedisDeliveryTracker",
+                                       socket_timeout=self.timeout)
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisDeliveryTracker(key_prefix={self.key_prefix!r})"
+
+    async def __aenter__(self) -> RedisDeliveryTracker:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening and close the Redis client if this tracker created it.
+
+        ``final_status`` calls still waiting raise :class:`DeliveryTrackerUnavailableError`.
+        """
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
+        if self._owns_client:
+            await close_client(self._redis)
+
+    def _key(self, message_id: str) -> str:
+        return f"{self.key_prefix}final:{message_id}"
+
+    async def _call(self, call: Any, what: str) -> Any:
+        return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
+
+    async def handle(self, event: WebhookEvent) -> None:
+        """Webhook handler: store a final status and wake every process waiting for it.
+
+        Events without a :class:`Message` payload, non-final updates and repeats of an
+        already-final message are ignored. Raises :class:`DeliveryTrackerUnavailableError`
+        when Redis fails (a receiver then answers 5xx, a queue worker retries).
+        """
+        message = event.payload
+        if not isinstance(message, Message) or message.id is None:
+            return
+        if not _is_final(event.event_type, message):
+            return
+        body = json.dumps(message.to_dict(), separators=(",", ":"))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._key(message.id), body, nx=True, ex=max(1, round(self.ttl)))
+        pipe.publish(self.channel, message.id)
+        await self._call(pipe.execute(), "SET + PUBLISH of a final status")
+
+    async def result(self, message_id: str) -> Message | None:
+        """The final :class:`Message` if recorded (and not expired), else None."""
+        raw = await self._call(self._redis.get(self._key(message_id)), "GET of a final status")
+        if raw is None:
+            return None
+        return structure(json.loads(raw), Message)
+
+    async def final_status(
+        self, message_id: str, *, timeout: float = DEFAULT_FINAL_STATUS_TIMEOUT
+    ) -> Message:
+        """Wait for the final :class:`Message` of ``message_id``.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (default 600; it never waits
+        forever), and :class:`DeliveryTrackerUnavailableError` when Redis fails or the
+        notification connection is lost while waiting.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ConfigurationError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self._subscribe(timeout)
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.setdefault(message_id, set()).add(waiter)
+        try:
+            # Subscribed and registered first: a status stored after this read still wakes us.
+            while True:
+                known = await self.result(message_id)
+                if known is not None:
+                    return known
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"no final status for message {message_id} within {timeout:g} s")
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), remaining)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(
+                        f"no final status for message {message_id} within {timeout:g} s"
+                    ) from None
+                waiter = self._rearm(message_id, waiter)
+        finally:
+            pending = self._waiters.get(message_id)
+            if pending is not None:
+                pending.discard(waiter)
+                if not pending:
+                    del self._waiters[message_id]
+
+    @property
+    def waiting(self) -> int:
+        """Number of ``final_status`` calls of this tracker currently waiting."""
+        return sum(len(w) for w in self._waiters.values())
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def _rearm(self, message_id: str, used: asyncio.Future[None]) -> asyncio.Future[None]:
+        used.result()  # raises the listener's failure, if that is what woke us
+        fresh: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = self._waiters.setdefault(message_id, set())
+        pending.discard(used)
+        pending.add(fresh)
+        return fresh
+
+    async def _subscribe(self, timeout: float) -> None:
+        """Start the listener (once) and wait until its SUBSCRIBE is confirmed."""
+        if self._listener is None or self._listener.done():
+            self._subscribed = asyncio.get_running_loop().create_future()
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(self._subscribed), name="telnyx_msg delivery tracker")
+        assert self._subscribed is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._subscribed),
+                                   min(timeout, self.timeout) or self.timeout)
+        except asyncio.TimeoutError:
+            raise DeliveryTrackerUnavailableError(
+                f"Redis did not confirm SUBSCRIBE within {self.timeout:g} s") from None
+
+    async def _listen(self, subscribed: asyncio.Future[None]) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            try:
+                await bounded(self._confirm(pubsub), self.timeout,
+                              DeliveryTrackerUnavailableError, "SUBSCRIBE")
+            except Exception as exc:
+                error = (exc if isinstance(exc, DeliveryTrackerUnavailableError) else
+                         DeliveryTrackerUnavailableError(f"Redis SUBSCRIBE failed: {exc}"))
+                if error is not exc:
+                    error.__cause__ = exc
+                if not subscribed.done():
+                    subscribed.set_exception(error)
+                    subscribed.exception()  # retrieved here; the waiters raise it
+                self._fail_waiters(error)
+                return
+            subscribed.set_result(None)
+            try:
+                while True:
+                    # A read bounded below the socket timeout, so an idle channel is not
+                    # mistaken for a dead connection; this is a blocking read, not a poll.
+                    item = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                    timeout=self.timeout / 2)
+                    if item is None or item.get("type") != "message":
+                        continue
+                    data = item["data"]
+                    message_id = data.decode() if isinstance(data, bytes) else str(data)
+                    for waiter in self._waiters.get(message_id, ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
+            except Exception as exc:
+                logger.warning("telnyx delivery tracker lost its Redis subscription: %s", exc)
+                error = DeliveryTrackerUnavailableError(
+                    f"lost the Redis subscription while waiting: {exc}")
+                error.__cause__ = exc
+                self._fail_waiters(error)
+        finally:
+            await asyncio.shield(_close_pubsub(pubsub))
+
+    async def _confirm(self, pubsub: Any) -> None:
+        """Subscribe and wait for Redis's confirmation: from then on no publish is missed."""
+        await pubsub.subscribe(self.channel)
+        while (await pubsub.get_message(timeout=self.timeout)) is None:
+            pass  # each read waits up to timeout; the caller bounds the whole wait
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+
+
+async def _close_pubsub(pubsub: Any) -> None:
+    close = getattr(pubsub, "aclose", None) or pubsub.close
+    try:
+        await close()
+    except Exception:  # closing a broken connection may fail again; nothing is left to free
+        logger.debug("telnyx delivery tracker: pub/sub close failed", exc_info=True)

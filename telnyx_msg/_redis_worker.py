@@ -1,0 +1,304 @@
+"""The worker loop of :class:`~telnyx_msg.RedisWebhookQueue` (see that module for the protocol):
+read, take over, skip, run, acknowledge or dead-letter one entry at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from telnyx_msg._convert import structure_event
+from telnyx_msg._redis_common import WebhookQueueUnavailableError
+from telnyx_msg._redis_queue import Handler, _fields, _text
+from telnyx_msg.models import WebhookEvent
+
+if TYPE_CHECKING:
+    from telnyx_msg._redis_queue import RedisWebhookQueue
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("telnyx_msg.webhooks")
+
+#: Longest pause between attempts while Redis is unreachable.
+MAX_BACKOFF = 5.0
+
+
+class Worker:
+    """One ``run``: the read/claim loop and the handling of each entry."""
+
+    def __init__(self, queue: RedisWebhookQueue, handlers: dict[str, Handler],
+                 default: Handler | None, consumer: str) -> None:
+        self.q = queue
+        self.redis = queue._redis
+        self.handlers = handlers
+        self.default = default
+        self.consumer = consumer
+        self.history: str | None = "0"  # own pending entries first (restart under one name)
+        self.claim_cursor = "0-0"
+        self.next_claim = 0.0
+        self.failures = 0
+        self.stopping = False
+        self.wake = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake early on :meth:`stop`."""
+        if not self.stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), seconds)
+
+    async def loop(self) -> None:
+        while not self.stopping:
+            try:
+                entry = await self._next()
+            except WebhookQueueUnavailableError as exc:
+                # A Redis that restarted without persistence has lost the group (NOGROUP):
+                # create it again before the next read.
+                self.q._group_ready = False
+                self.failures += 1
+                delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
+                logger.warning("telnyx webhook worker %s: %s; retrying in %.1f s",
+                               self.consumer, exc, delay)
+                await self._pause(delay)
+                continue
+            self.failures = 0
+            if entry is not None:
+                await self._handle_entry(*entry)
+
+    async def _next(self) -> tuple[str, dict[str, Any], int] | None:
+        """The next entry and its delivery count: own history, then taken over, then new."""
+        q = self.q
+        if not q._group_ready:
+            await q._call(q._create_group(), "XGROUP CREATE")
+        if self.history is not None:
+            found = await self._read(self.history, block=None)
+            if found is not None:
+                self.history = found[0]
+                return found[0], found[1], await self._deliveries(found[0])
+            self.history = None
+        now = asyncio.get_running_loop().time()
+        if now >= self.next_claim:
+            claimed = await self._claim()
+            if claimed is not None:
+                return claimed
+            self.next_claim = now + max(0.05, q.claim_after / 4)
+        found = await self._read(">", block=q.block)
+        return None if found is None else (found[0], found[1], 1)
+
+    async def _read(self, start: str, block: float | None) -> tuple[str, dict[str, Any]] | None:
+        q = self.q
+        reply = await q._call(
+            self.redis.xreadgroup(q.group, self.consumer, {q.stream: start}, count=1,
+                                  block=None if block is None else int(block * 1000)),
+            "XREADGROUP", extra=block or 0.0)
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                if fields:  # an id whose entry was deleted comes back without fields
+                    return _text(entry_id), _fields(fields)
+                await q._call(self.redis.xack(q.stream, q.group, entry_id), "XACK")
+        return None
+
+    async def _claim(self) -> tuple[str, dict[str, Any], int] | None:
+        """Take over one entry idle for ``claim_after``, scanning on from the last cursor.
+
+        One XAUTOCLAIM with COUNT 1 looks at up to 10 pending entries; up to 100 calls here
+        cover 1000 before the read of new entries gets its turn.
+        """
+        q = self.q
+        for _ in range(100):
+            reply = await q._call(self.redis.xautoclaim(
+                q.stream, q.group, self.consumer, int(q.claim_after * 1000), self.claim_cursor,
+                count=1), "XAUTOCLAIM")
+            self.claim_cursor = _text(reply[0])
+            for entry_id, fields in reply[1]:
+                if fields:
+                    entry_id = _text(entry_id)
+                    logger.info("telnyx webhook worker %s took over entry %s", self.consumer,
+                                entry_id)
+                    return entry_id, _fields(fields), await self._deliveries(entry_id)
+            if self.claim_cursor == "0-0":  # the whole pending list was scanned
+                break
+        return None
+
+    async def _deliveries(self, entry_id: str) -> int:
+        q = self.q
+        rows = await q._call(self.redis.xpending_range(q.stream, q.group, entry_id, entry_id, 1),
+                             "XPENDING")
+        return int(rows[0]["times_delivered"]) if rows else 1
+
+    # -- one entry ------------------------------------------------------------------------------
+
+    async def _handle_entry(self, entry_id: str, fields: dict[str, Any], attempts: int) -> None:
+        q = self.q
+        event_id = _text(fields.get("event_id", b"")) or None
+        try:
+            try:
+                event = _parse(fields.get("body"))
+            except ValueError as exc:
+                await self._dead(entry_id, fields, attempts, f"not a webhook event: {exc}",
+                                 leased=False)
+                return
+            done, leased = False, True
+            if event_id is not None:
+                # One round trip: already handled? and take the lease on this event id.
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.exists(self._key("done", event_id))
+                pipe.set(self._key("lease", event_id), self.consumer, nx=True,
+                         px=self._lease_ms())
+                done, leased = (bool(x) for x in await q._call(pipe.execute(), "EXISTS + SET NX"))
+            if done:
+                await self._finish(entry_id, None, release=event_id if leased else None)
+                logger.info("telnyx webhook event %s already handled; entry %s skipped",
+                            event_id, entry_id)
+                return
+            if not leased:
+                # Another copy of this event is being handled now: once it is done, this entry
+                # is taken over after claim_after and skipped.
+                return
+            if attempts > q.max_attempts:
+                await self._dead(entry_id, fields, attempts,
+                                 f"delivered {attempts} times without finishing (the worker "
+                                 "died or lost Redis each time)", leased=True)
+                return
+        except WebhookQueueUnavailableError as exc:
+            logger.warning("telnyx webhook worker %s: %s; entry %s left pending",
+                           self.consumer, exc, entry_id)
+            return
+        await self._run_handler(entry_id, fields, attempts, event)
+
+    async def _run_handler(self, entry_id: str, fields: dict[str, Any], attempts: int,
+                           event: WebhookEvent) -> None:
+        q = self.q
+        key = getattr(event.event_type, "value", event.event_type)
+        handler = self.handlers.get(key, self.default) if key is not None else self.default
+        error: BaseException | None = None
+        if handler is not None:
+            done = asyncio.Event()
+            beat = asyncio.get_running_loop().create_task(
+                self._heartbeat(entry_id, event.id, done))
+            try:
+                await asyncio.wait_for(handler(event), q.handler_timeout)
+            except asyncio.TimeoutError:
+                error = TimeoutError(f"handler exceeded handler_timeout={q.handler_timeout:g} s")
+            except Exception as exc:
+                error = exc
+            finally:
+                # Stopped between calls, never cancelled in one: a Redis command cancelled
+                # mid-reply can leave its pooled connection out of step for the next command.
+                done.set()
+                await asyncio.wait({beat}, timeout=2 * q.timeout)
+                beat.cancel()
+        if error is None:
+            await self._finish_handled(entry_id, event.id)
+            return
+        logger.error("telnyx webhook handler failed for %s event %s (entry %s, attempt %d of %d)",
+                     event.event_type, event.id, entry_id, attempts, q.max_attempts,
+                     exc_info=error)
+        try:
+            if attempts >= q.max_attempts:
+                await self._dead(entry_id, fields, attempts, f"handler failed: {error!r}",
+                                 leased=True)
+            elif event.id is not None:
+                await q._call(self.redis.delete(self._key("lease", event.id)), "DEL lease")
+        except WebhookQueueUnavailableError as exc:
+            logger.warning("telnyx webhook worker %s: %s", self.consumer, exc)
+
+    async def _heartbeat(self, entry_id: str, event_id: str | None,
+                         done: asyncio.Event) -> None:
+        """Keep a running entry from looking idle (and its lease alive) until ``done``."""
+        q = self.q
+        interval = q.claim_after / 3
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), interval)
+            if done.is_set():
+                return
+            try:
+                await q._call(self.redis.xclaim(q.stream, q.group, self.consumer, 0, [entry_id],
+                                                justid=True), "XCLAIM heartbeat")
+                if event_id is not None:
+                    await q._call(self.redis.pexpire(self._key("lease", event_id),
+                                                     self._lease_ms()), "PEXPIRE")
+            except WebhookQueueUnavailableError as exc:
+                logger.warning("telnyx webhook worker %s: heartbeat failed: %s",
+                               self.consumer, exc)
+
+    async def _finish_handled(self, entry_id: str, event_id: str | None) -> None:
+        """Record success; keeps trying (bounded) so a Redis blip does not cause a rerun."""
+        q = self.q
+        deadline = asyncio.get_running_loop().time() + q.claim_after
+        delay = 0.05
+        while True:
+            try:
+                await self._finish(entry_id, event_id, release=event_id)
+                return
+            except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # a retry loop
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    logger.error("telnyx webhook worker %s: could not acknowledge handled entry "
+                                 "%s (%s); another worker will take it over", self.consumer,
+                                 entry_id, exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+
+    async def _finish(self, entry_id: str, event_id: str | None, *,
+                      release: str | None) -> None:
+        """Mark ``event_id`` handled (if given), release the lease we hold on ``release`` (if
+        given), acknowledge and delete the entry, in one transaction."""
+        q = self.q
+        pipe = self.redis.pipeline(transaction=True)
+        if event_id is not None:
+            pipe.set(self._key("done", event_id), b"1", ex=max(1, round(q.handled_ttl)))
+        if release is not None:
+            pipe.delete(self._key("lease", release))
+        pipe.xack(q.stream, q.group, entry_id)
+        pipe.xdel(q.stream, entry_id)
+        await q._call(pipe.execute(), "MULTI ack")
+
+    async def _dead(self, entry_id: str, fields: dict[str, Any], attempts: int,
+                    reason: str, *, leased: bool) -> None:
+        q = self.q
+        letter = {**fields, "reason": reason, "attempts": str(attempts), "entry_id": entry_id,
+                  "failed_at": repr(time.time())}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(q.dead_stream, letter, maxlen=q.dead_maxlen, approximate=True)
+        event_id = _text(fields.get("event_id", b""))
+        if event_id and leased:
+            pipe.delete(self._key("lease", event_id))
+        pipe.xack(q.stream, q.group, entry_id)
+        pipe.xdel(q.stream, entry_id)
+        await q._call(pipe.execute(), "MULTI dead letter")
+        logger.error("telnyx webhook entry %s (event %s) moved to %s after %d attempt(s): %s",
+                     entry_id, event_id or "-", q.dead_stream, attempts, reason)
+
+    def _lease_ms(self) -> int:
+        # Shorter than claim_after: the lease of a dead worker has expired by the time its entry
+        # can be taken over (the heartbeat renews both every claim_after / 3).
+        return max(1, int(self.q.claim_after * 900))
+
+    def _key(self, kind: str, event_id: str) -> str:
+        return f"{self.q.stream}:{kind}:{event_id}"
+
+
+def _parse(body: Any) -> WebhookEvent:
+    """The typed event of a stored body (verified at intake, so not verified again: its
+    timestamp may be older than the verifier's tolerance by the time a worker runs it)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, bytes):
+        raise ValueError("entry has no body")
+    try:
+        document = json.loads(body.decode("utf-8"))
+        if not isinstance(document, dict):
+            raise TypeError("body is not a JSON object")
+        return structure_event(document)
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
+            RecursionError) as exc:
+        raise ValueError(str(exc)) from exc

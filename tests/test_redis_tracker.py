@@ -1,0 +1,208 @@
+"""RedisDeliveryTracker against a real redis-server, across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telnyx_msg import (
+    DeliveryTrackerUnavailableError,
+    Message,
+    RedisDeliveryTracker,
+    TelnyxError,
+)
+from telnyx_msg.models import Recipient, WebhookEvent, WebhookEventType
+from tests.redis_proc import RedisProcess, unused_url
+
+pytestmark = [pytest.mark.redis, pytest.mark.anyio]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def event(event_type: str, message_id: str, *statuses: str, text: str = "hi") -> WebhookEvent:
+    message = Message(id=message_id, text=text,
+                      to=tuple(Recipient(phone_number=f"+1555000{i:04d}", status=s)
+                               for i, s in enumerate(statuses)))
+    return WebhookEvent(event_type=WebhookEventType(event_type), id=f"evt-{uuid.uuid4().hex}",
+                        occurred_at=None, payload=message)
+
+
+@pytest.fixture
+async def tracker(redis_url: str) -> AsyncIterator[RedisDeliveryTracker]:
+    """A tracker with a key prefix of its own."""
+    t = RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    yield t
+    await t.aclose()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server this test may freeze."""
+    proc = RedisProcess(tmp_path)
+    yield proc
+    proc.close()
+
+
+async def test_final_status_returns_the_typed_message(tracker: RedisDeliveryTracker) -> None:
+    """A finalized event stored by handle() comes back as a Message from result/final_status."""
+    await tracker.handle(event("message.finalized", "m1", "delivered", text="héllo"))
+    message = await tracker.final_status("m1", timeout=5)
+    assert isinstance(message, Message)
+    assert (message.id, message.text, message.to[0].status) == ("m1", "héllo", "delivered")
+    assert await tracker.result("m1") == message
+    assert await tracker.result("unknown") is None
+
+
+async def test_non_final_updates_are_ignored(tracker: RedisDeliveryTracker) -> None:
+    """message.sent with a recipient still queued is not final; all terminal is."""
+    await tracker.handle(event("message.sent", "m2", "sent", "delivered"))
+    assert await tracker.result("m2") is None
+    await tracker.handle(event("message.sent", "m2", "delivery_failed", "delivered"))
+    result = await tracker.result("m2")
+    assert result is not None
+    assert [r.status for r in result.to] == ["delivery_failed", "delivered"]
+
+
+async def test_first_final_status_wins(tracker: RedisDeliveryTracker) -> None:
+    """A repeat of an already-final message does not overwrite it (as DeliveryTracker)."""
+    await tracker.handle(event("message.finalized", "m3", "delivered", text="first"))
+    await tracker.handle(event("message.finalized", "m3", "delivery_failed", text="second"))
+    result = await tracker.result("m3")
+    assert result is not None
+    assert result.text == "first"
+
+
+async def test_waiter_is_woken_by_another_tracker(redis_url: str,
+                                                  tracker: RedisDeliveryTracker) -> None:
+    """A final_status waiting before the webhook arrives resolves when another tracker (on its
+    own connections) records it."""
+    other = RedisDeliveryTracker(redis_url, key_prefix=tracker.key_prefix)
+    try:
+        waiting = asyncio.get_running_loop().create_task(tracker.final_status("m4", timeout=10))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        started = time.monotonic()
+        await other.handle(event("message.finalized", "m4", "delivered"))
+        message = await asyncio.wait_for(waiting, 5)
+        assert message.id == "m4"
+        assert time.monotonic() - started < 1.0
+        assert tracker.waiting == 0
+    finally:
+        await other.aclose()
+
+
+WAITER = """
+import asyncio, sys
+from telnyx_msg import RedisDeliveryTracker
+
+async def main():
+    async with RedisDeliveryTracker(sys.argv[1], key_prefix=sys.argv[2]) as tracker:
+        message = await tracker.final_status(sys.argv[3], timeout=20)
+        print(message.id, message.to[0].status, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def waiter_process(url: str, key_prefix: str, message_id: str) -> subprocess.Popen[bytes]:
+    """A subprocess that prints the final status of ``message_id`` once it has it."""
+    return subprocess.Popen([sys.executable, "-c", WAITER, url, key_prefix, message_id],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def test_waiter_in_another_process_is_woken(tracker: RedisDeliveryTracker,
+                                                  redis_url: str) -> None:
+    """A final_status awaited in a subprocess resolves when this process records the webhook."""
+    proc = waiter_process(redis_url, tracker.key_prefix, "m5")
+    try:
+        redis: Any = tracker._redis
+        deadline = time.monotonic() + 20
+        # The subprocess is subscribed once the channel has a subscriber.
+        while (await redis.pubsub_numsub(tracker.channel))[0][1] < 1:
+            assert time.monotonic() < deadline, "subprocess never subscribed"
+            await asyncio.sleep(0.05)
+        await tracker.handle(event("message.finalized", "m5", "delivered"))
+        stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=20)
+        assert proc.returncode == 0, stderr.decode()
+        assert stdout.decode().split() == ["m5", "delivered"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+async def test_final_status_times_out(tracker: RedisDeliveryTracker) -> None:
+    """No final status: TimeoutError after the given timeout, and no waiter is left."""
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"no final status for message m6 within 0\.3 s"):
+        await tracker.final_status("m6", timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert tracker.waiting == 0
+
+
+async def test_redis_down_raises_a_clear_error() -> None:
+    """Nothing listens on the Redis port: handle/result/final_status raise
+    DeliveryTrackerUnavailableError (a TelnyxError) quickly."""
+    tracker = RedisDeliveryTracker(unused_url(), timeout=0.5)
+    try:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: tracker.handle(event("message.finalized", "m7", "delivered")),
+            lambda: tracker.result("m7"),
+            lambda: tracker.final_status("m7", timeout=30)]
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(DeliveryTrackerUnavailableError) as info:
+                await call()
+            assert time.monotonic() - started < 2.0
+            assert "Redis" in str(info.value)
+            assert isinstance(info.value, TelnyxError)
+    finally:
+        await tracker.aclose()
+
+
+async def test_frozen_redis_does_not_hang(redis_process: RedisProcess) -> None:
+    """A SIGSTOPped Redis: calls fail with DeliveryTrackerUnavailableError within the timeout."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    try:
+        await tracker.handle(event("message.finalized", "m8", "delivered"))
+        redis_process.freeze()
+        started = time.monotonic()
+        with pytest.raises(DeliveryTrackerUnavailableError):
+            await tracker.result("m8")
+        with pytest.raises(DeliveryTrackerUnavailableError):
+            await tracker.final_status("m9", timeout=30)
+        assert time.monotonic() - started < 3.0
+    finally:
+        redis_process.thaw()
+        await tracker.aclose()
+
+
+async def test_lost_subscription_fails_waiters(redis_process: RedisProcess) -> None:
+    """Redis dies while a final_status waits: it raises instead of waiting out its timeout."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    try:
+        waiting = asyncio.get_running_loop().create_task(tracker.final_status("m10", timeout=60))
+        await asyncio.sleep(0.3)
+        redis_process.kill()
+        with pytest.raises(DeliveryTrackerUnavailableError):
+            await asyncio.wait_for(waiting, 10)
+    finally:
+        await tracker.aclose()
+
+
+async def test_aclose_releases_waiters(redis_url: str) -> None:
+    """Closing the tracker ends its waiting final_status calls with a clear error."""
+    tracker = RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    waiting = asyncio.get_running_loop().create_task(tracker.final_status("m11", timeout=60))
+    await asyncio.sleep(0.2)
+    await tracker.aclose()
+    with pytest.raises(DeliveryTrackerUnavailableError, match="closed"):
+        await asyncio.wait_for(waiting, 5)

@@ -1,0 +1,595 @@
+"""RedisWebhookQueue against a real redis-server: receivers with ``queue=``, workers, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from telnyx_msg import RedisWebhookQueue, WebhookQueueUnavailableError
+from telnyx_msg.errors import ConfigurationError, TelnyxError
+from telnyx_msg.models import Message, WebhookEvent
+from telnyx_msg.receivers import AiohttpWebhookHandler, aiohttp_handler, asgi_app
+from telnyx_msg.webhooks import WebhookVerifier
+from tests.redis_proc import RedisProcess, unused_url
+
+pytestmark = [pytest.mark.redis, pytest.mark.anyio]
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = 1_700_000_000
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
+    signature = KEY.sign(f"{timestamp}|".encode() + body)
+    return {"Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
+            "Telnyx-Timestamp": str(timestamp), "Content-Type": "application/json"}
+
+
+def event_body(event_id: str = "evt-1", event_type: str = "message.finalized") -> bytes:
+    return json.dumps({
+        "data": {
+            "record_type": "event", "id": event_id, "event_type": event_type,
+            "occurred_at": "2024-01-01T00:00:00Z",
+            "payload": {"id": f"msg-{event_id}", "direction": "outbound",
+                        "to": [{"phone_number": "+15550001111", "status": "delivered"}]},
+        },
+        "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+    }).encode()
+
+
+def verifier() -> WebhookVerifier:
+    return WebhookVerifier(PUBLIC, clock=lambda: NOW)
+
+
+def parsed(event_id: str) -> WebhookEvent:
+    body = event_body(event_id)
+    return verifier().unwrap(body, sign(body))
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[RedisWebhookQueue]:
+    """A queue on a stream of its own, with short timings."""
+    q = RedisWebhookQueue(redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3,
+                          max_attempts=3, block=0.2)
+    yield q
+    await q.aclose()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server this test may kill or freeze."""
+    proc = RedisProcess(tmp_path)
+    yield proc
+    proc.close()
+
+
+async def raw(q: RedisWebhookQueue) -> Any:
+    return q._redis
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    """Await ``predicate()`` (sync or async) until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def serve(handler: AiohttpWebhookHandler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/hooks", handler)
+    app.on_cleanup.append(handler.on_cleanup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    finally:
+        await runner.cleanup()
+
+
+class Recorder:
+    """An async handler that records events, can be held, and can fail a number of times."""
+
+    def __init__(self, *, failures: int = 0) -> None:
+        self.events: list[WebhookEvent] = []
+        self.calls = 0
+        self.failures = failures
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.entered = asyncio.Event()
+
+    async def __call__(self, event: WebhookEvent) -> None:
+        self.calls += 1
+        self.entered.set()
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise ValueError(f"boom {self.calls}")
+        self.events.append(event)
+
+
+@asynccontextmanager
+async def running(q: RedisWebhookQueue, handler: Any, consumer: str | None = None
+                  ) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a worker in a task; stop it (bounded) on exit."""
+    task = asyncio.get_running_loop().create_task(
+        q.run({"message.finalized": handler}, consumer=consumer))
+    try:
+        yield task
+    finally:
+        q.stop()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+
+
+# --- receivers ---------------------------------------------------------------------------------
+
+
+async def test_receiver_appends_before_answering_2xx(queue: RedisWebhookQueue) -> None:
+    """The 200 comes after XADD: the stream already holds the raw body when the answer arrives."""
+    handler = aiohttp_handler(verifier(), {}, queue=queue)
+    body = event_body("evt-q1")
+    async with serve(handler) as url, aiohttp.ClientSession() as session, \
+            session.post(url, data=body, headers=sign(body)) as response:
+        assert (response.status, await response.text()) == (200, "queued")
+        entries = await (await raw(queue)).xrange(queue.stream)
+    assert len(entries) == 1
+    fields = entries[0][1]
+    assert fields[b"body"] == body
+    assert fields[b"event_id"] == b"evt-q1"
+    assert fields[b"event_type"] == b"message.finalized"
+
+
+async def test_receiver_rejects_bad_signature_without_queueing(queue: RedisWebhookQueue) -> None:
+    """A forged delivery gets 401 and nothing reaches the stream."""
+    app = asgi_app(verifier(), {}, queue=queue)
+    body = event_body()
+    status, _ = await call_asgi(app, body, sign(body + b" "))
+    assert status == 401
+    assert await (await raw(queue)).exists(queue.stream) == 0
+
+
+async def call_asgi(app: Any, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "method": "POST", "path": "/hooks",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], sent[1]["body"]
+
+
+async def test_asgi_receiver_queues(queue: RedisWebhookQueue) -> None:
+    """The ASGI app with queue= answers 200 "queued" and the entry is in the stream."""
+    app = asgi_app(verifier(), {}, queue=queue)
+    body = event_body("evt-asgi")
+    assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+    assert await (await raw(queue)).xlen(queue.stream) == 1
+
+
+async def test_receiver_answers_503_when_redis_is_down() -> None:
+    """Nothing listens on the Redis port: 503 (Telnyx retries) within about a second."""
+    q = RedisWebhookQueue(unused_url(), timeout=0.5)
+    try:
+        app = asgi_app(verifier(), {}, queue=q)
+        body = event_body()
+        started = time.monotonic()
+        status, text = await call_asgi(app, body, sign(body))
+        assert (status, text) == (503, b"webhook queue unavailable")
+        assert time.monotonic() - started < 1.5
+    finally:
+        await q.aclose()
+
+
+async def test_receiver_answers_503_quickly_when_redis_is_frozen(
+        redis_process: RedisProcess) -> None:
+    """A SIGSTOPped Redis (accepts, never answers): 503 within the queue's 1 s timeout."""
+    q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}")
+    try:
+        app = asgi_app(verifier(), {}, queue=q)
+        body = event_body()
+        assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+        redis_process.freeze()
+        started = time.monotonic()
+        assert (await call_asgi(app, body, sign(body)))[0] == 503
+        assert time.monotonic() - started < 1.6
+        redis_process.thaw()
+    finally:
+        redis_process.thaw()
+        await q.aclose()
+
+
+async def test_queue_with_handlers_is_a_configuration_error(queue: RedisWebhookQueue) -> None:
+    """With queue=, handlers belong to the workers: passing some is refused."""
+    with pytest.raises(ConfigurationError, match="workers run the handlers"):
+        aiohttp_handler(verifier(), {"message.finalized": Recorder()}, queue=queue)
+
+
+def test_enqueue_error_is_a_telnyx_error() -> None:
+    """WebhookQueueUnavailableError is a TelnyxError (callers catch one base class)."""
+    assert issubclass(WebhookQueueUnavailableError, TelnyxError)
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    """Nonsense timings and counts fail at construction."""
+    with pytest.raises(ConfigurationError):
+        RedisWebhookQueue("redis://127.0.0.1:1/0", claim_after=0)
+    with pytest.raises(ConfigurationError):
+        RedisWebhookQueue("redis://127.0.0.1:1/0", max_attempts=0)
+    with pytest.raises(ConfigurationError):
+        RedisWebhookQueue(None)
+
+
+# --- workers ----------------------------------------------------------------------------------
+
+
+async def test_worker_acks_only_after_the_handler_succeeded(queue: RedisWebhookQueue) -> None:
+    """While the handler runs the entry is pending; after it returns it is acked and deleted."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    await queue.enqueue(event_body("evt-a"), parsed("evt-a"))
+    async with running(queue, recorder):
+        await asyncio.wait_for(recorder.entered.wait(), 10)
+        assert await queue.pending() == 1
+        assert await (await raw(queue)).xlen(queue.stream) == 1
+        recorder.gate.set()
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    assert await (await raw(queue)).xlen(queue.stream) == 0
+    assert [e.id for e in recorder.events] == ["evt-a"]
+    assert isinstance(recorder.events[0].payload, Message)
+
+
+async def _zero_pending(queue: RedisWebhookQueue) -> bool:
+    return await queue.pending() == 0
+
+
+async def test_failing_handler_is_retried_after_claim_after(queue: RedisWebhookQueue) -> None:
+    """A handler that fails once runs again (after claim_after) and the entry is then acked."""
+    recorder = Recorder(failures=1)
+    await queue.enqueue(event_body("evt-r"), parsed("evt-r"))
+    started = time.monotonic()
+    async with running(queue, recorder):
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    assert recorder.calls == 2
+    assert time.monotonic() - started >= queue.claim_after
+    assert await queue.dead_letters() == []
+
+
+async def test_handler_failing_max_attempts_goes_to_dead_letters(
+        queue: RedisWebhookQueue) -> None:
+    """After max_attempts failures the entry moves to stream:dead with the reason."""
+    recorder = Recorder(failures=100)
+    body = event_body("evt-dead")
+    await queue.enqueue(body, parsed("evt-dead"))
+    async with running(queue, recorder):
+        await wait_until(queue.dead_letters)
+    assert recorder.calls == queue.max_attempts
+    [letter] = await queue.dead_letters()
+    assert letter["reason"] == "handler failed: ValueError('boom 3')"
+    assert letter["attempts"] == "3"
+    assert letter["event_id"] == "evt-dead"
+    assert letter["body"] == body.decode()
+    assert await queue.pending() == 0
+    assert await (await raw(queue)).xlen(queue.stream) == 0
+
+
+async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) -> None:
+    """A handler over handler_timeout is cancelled and counts as a failed attempt."""
+    q = RedisWebhookQueue(redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3,
+                          max_attempts=2, block=0.2, handler_timeout=0.2)
+    cancelled = 0
+
+    async def stuck(event: WebhookEvent) -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+
+    try:
+        await q.enqueue(event_body("evt-stuck"), parsed("evt-stuck"))
+        async with running(q, stuck):
+            await wait_until(q.dead_letters)
+        [letter] = await q.dead_letters()
+        assert letter["reason"] == (
+            "handler failed: TimeoutError('handler exceeded handler_timeout=0.2 s')")
+        assert cancelled == 2
+    finally:
+        await q.aclose()
+
+
+async def test_unparseable_entry_goes_to_dead_letters(queue: RedisWebhookQueue) -> None:
+    """An entry whose body is not a webhook event is dead-lettered without running handlers."""
+    recorder = Recorder()
+    await queue.enqueue(event_body("evt-ok"), parsed("evt-ok"))  # creates the group
+    await (await raw(queue)).xadd(queue.stream, {"body": b"not json", "event_id": b"x"})
+    async with running(queue, recorder):
+        await wait_until(queue.dead_letters)
+        await wait_until(lambda: recorder.events)
+    [letter] = await queue.dead_letters()
+    assert letter["reason"].startswith("not a webhook event:")
+    assert [e.id for e in recorder.events] == ["evt-ok"]
+
+
+async def test_duplicate_event_is_handled_once(queue: RedisWebhookQueue) -> None:
+    """Two entries of one event id (a redelivery) run the handler once; both are acked."""
+    recorder = Recorder()
+    for _ in range(2):
+        await queue.enqueue(event_body("evt-dup"), parsed("evt-dup"))
+    await queue.enqueue(event_body("evt-last"), parsed("evt-last"))
+    async with running(queue, recorder):
+        await wait_until(lambda: len(recorder.events) == 2)
+        await wait_until(lambda: _zero_pending(queue))
+    assert [e.id for e in recorder.events] == ["evt-dup", "evt-last"]
+    assert await (await raw(queue)).xlen(queue.stream) == 0
+
+
+async def test_link_click_without_id_is_handled(queue: RedisWebhookQueue) -> None:
+    """A link click (no event id on the wire) goes through the queue to the default handler."""
+    body = json.dumps({"data": {"record_type": "link_clicked", "url": "https://x.test",
+                                "to": "15550001111", "message_id": "msg-1",
+                                "time_clicked": "2024-01-01T00:00:00Z"}}).encode()
+    app = asgi_app(verifier(), {}, queue=queue)
+    assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+    recorder = Recorder()
+    task = asyncio.get_running_loop().create_task(queue.run({}, default=recorder))
+    try:
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    finally:
+        queue.stop()
+        await asyncio.wait_for(task, 10)
+    [clicked] = recorder.events
+    assert (clicked.id, clicked.event_type) == (None, "message.link_click")
+
+
+async def test_stop_finishes_the_handler_in_flight(queue: RedisWebhookQueue) -> None:
+    """stop() during a handler: run returns after it, and its entry is acknowledged."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    await queue.enqueue(event_body("evt-s"), parsed("evt-s"))
+    task = asyncio.get_running_loop().create_task(queue.run({}, default=recorder))
+    await asyncio.wait_for(recorder.entered.wait(), 10)
+    queue.stop()
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    recorder.gate.set()
+    await asyncio.wait_for(task, 10)
+    assert [e.id for e in recorder.events] == ["evt-s"]
+    assert await queue.pending() == 0
+
+
+async def test_cancelled_worker_leaves_its_entry_for_another(queue: RedisWebhookQueue) -> None:
+    """Cancelling run mid-handler never acks: another worker takes the entry over."""
+    first = Recorder()
+    first.gate.clear()
+    await queue.enqueue(event_body("evt-c"), parsed("evt-c"))
+    task = asyncio.get_running_loop().create_task(queue.run({}, default=first, consumer="one"))
+    await asyncio.wait_for(first.entered.wait(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await queue.pending() == 1
+    second = Recorder()
+    async with running(queue, second, consumer="two"):
+        await wait_until(lambda: second.events)
+        await wait_until(lambda: _zero_pending(queue))
+    assert first.events == []
+    assert [e.id for e in second.events] == ["evt-c"]
+
+
+async def test_all_entries_of_a_dead_consumer_are_taken_over(queue: RedisWebhookQueue) -> None:
+    """A consumer that read 40 entries and died: a worker takes every one of them over."""
+    ids = [f"evt-ghost-{i}" for i in range(40)]
+    for event_id in ids:
+        await queue.enqueue(event_body(event_id), parsed(event_id))
+    redis = await raw(queue)
+    read = await redis.xreadgroup(queue.group, "ghost", {queue.stream: ">"}, count=40)
+    assert len(read[0][1]) == 40
+    recorder = Recorder()
+    async with running(queue, recorder):
+        await wait_until(lambda: len(recorder.events) == 40, timeout=20)
+        await wait_until(lambda: _zero_pending(queue))
+    assert sorted(e.id or "" for e in recorder.events) == sorted(ids)
+
+
+async def test_long_handler_is_not_taken_over(queue: RedisWebhookQueue) -> None:
+    """A handler running for several claim_after periods keeps its entry (heartbeat)."""
+    slow = Recorder()
+    slow.gate.clear()
+    other = Recorder()
+    await queue.enqueue(event_body("evt-long"), parsed("evt-long"))
+    async with running(queue, slow, consumer="slow"):
+        await asyncio.wait_for(slow.entered.wait(), 10)
+        async with running(queue, other, consumer="other"):
+            await asyncio.sleep(queue.claim_after * 4)
+            assert other.calls == 0
+            slow.gate.set()
+            await wait_until(lambda: _zero_pending(queue))
+    assert [e.id for e in slow.events] == ["evt-long"]
+
+
+async def test_worker_backs_off_and_resumes_when_redis_restarts(
+        redis_process: RedisProcess) -> None:
+    """Redis killed under a running worker: it keeps retrying, then handles new entries."""
+    q = RedisWebhookQueue(redis_process.url, stream="resume", claim_after=0.3, block=0.2,
+                          timeout=0.5)
+    recorder = Recorder()
+    try:
+        async with running(q, recorder) as task:
+            await q.enqueue(event_body("evt-before"), parsed("evt-before"))
+            await wait_until(lambda: recorder.events)
+            redis_process.kill()
+            await asyncio.sleep(1.0)
+            assert not task.done()
+            redis_process.start()  # empty: the worker recreates the group it lost
+            await wait_until(lambda: _enqueued(q, "evt-after"))
+            await wait_until(lambda: len(recorder.events) == 2)
+        assert [e.id for e in recorder.events] == ["evt-before", "evt-after"]
+    finally:
+        await q.aclose()
+
+
+async def _enqueued(q: RedisWebhookQueue, event_id: str) -> bool:
+    try:
+        await q.enqueue(event_body(event_id), parsed(event_id))
+    except WebhookQueueUnavailableError:
+        return False
+    return True
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+
+def worker_process(url: str, stream: str, prefix: str, *extra: str, slow: float = 1.0,
+                   jitter: float = 0.0, handler: str = "record") -> subprocess.Popen[bytes]:
+    """``telnyx-msg webhook worker`` in a subprocess, with a recording test handler."""
+    env = {**os.environ, "TNX_TEST_REDIS": url, "TNX_TEST_PREFIX": prefix,
+           "TNX_TEST_SLOW": str(slow), "TNX_TEST_JITTER": str(jitter)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "telnyx_msg", "webhook", "worker", "--redis", url,
+         "--handler", f"tests.webhook_worker_handlers:{handler}", "--stream", stream, *extra],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def finish(proc: subprocess.Popen[bytes], signum: int = signal.SIGKILL) -> str:
+    """Send ``signum`` (if still running), wait (bounded) and return its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signum)
+    try:
+        _, stderr = await asyncio.to_thread(proc.communicate, timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+    return stderr.decode(errors="replace")
+
+
+async def recorded(redis: Any, key: str) -> list[str]:
+    return [v.decode() for v in await redis.lrange(key, 0, -1)]
+
+
+async def test_cli_worker_handles_then_stops_on_sigterm(queue: RedisWebhookQueue,
+                                                      redis_url: str) -> None:
+    """The CLI worker runs module:function; SIGTERM finishes the handler in flight, acks it,
+    exits 0, and leaves no entry pending."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("evt-1"), parsed("evt-1"))
+    proc = worker_process(redis_url, queue.stream, prefix, slow=1.0)
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:handled", "evt-1"), timeout=30)
+        await queue.enqueue(event_body("slow-1"), parsed("slow-1"))
+        await wait_until(lambda: _has(redis, f"{prefix}:started", "slow-1"))
+        stderr = await finish(proc, signal.SIGTERM)
+        assert proc.returncode == 0, stderr
+    finally:
+        await finish(proc)
+    assert await recorded(redis, f"{prefix}:handled") == ["evt-1", "slow-1"]
+    assert await queue.pending() == 0
+    assert await redis.xlen(queue.stream) == 0
+
+
+async def _has(redis: Any, key: str, value: str) -> bool:
+    return value in await recorded(redis, key)
+
+
+async def test_worker_killed_mid_handler_is_taken_over_once(queue: RedisWebhookQueue,
+                                                             redis_url: str) -> None:
+    """kill -9 of a worker mid-handler: after claim_after another worker takes the entry over
+    and the handler completes exactly once."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("slow-k"), parsed("slow-k"))
+    victim = worker_process(redis_url, queue.stream, prefix,
+                            "--claim-after", "0.5", slow=30.0)
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:started", "slow-k"), timeout=30)
+    finally:
+        await finish(victim)
+    assert await queue.pending() == 1
+    rescuer = worker_process(redis_url, queue.stream, prefix,
+                             "--claim-after", "0.5", slow=0.1)
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:handled", "slow-k"), timeout=30)
+        await wait_until(lambda: _zero_pending(queue))
+        await asyncio.sleep(1.0)  # time for a wrong second run to show up
+    finally:
+        await finish(rescuer, signal.SIGTERM)
+    assert await recorded(redis, f"{prefix}:started") == ["slow-k", "slow-k"]
+    assert await recorded(redis, f"{prefix}:handled") == ["slow-k"]
+
+
+async def test_cli_worker_runs_a_plain_function(queue: RedisWebhookQueue, redis_url: str) -> None:
+    """--handler may name a plain (blocking) function; the worker runs it and acks."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("evt-sync"), parsed("evt-sync"))
+    proc = worker_process(redis_url, queue.stream, prefix, handler="record_sync")
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:handled", "sync:evt-sync"), timeout=30)
+        await wait_until(lambda: _zero_pending(queue))
+    finally:
+        stderr = await finish(proc, signal.SIGTERM)
+    assert proc.returncode == 0, stderr
+
+
+async def test_receiver_answers_503_when_redis_is_out_of_memory(
+        redis_process: RedisProcess) -> None:
+    """maxmemory reached with noeviction: XADD is refused, the receiver answers 503."""
+    q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}")
+    try:
+        app = asgi_app(verifier(), {}, queue=q)
+        body = event_body()
+        assert await call_asgi(app, body, sign(body)) == (200, b"queued")
+        await q._redis.config_set("maxmemory-policy", "noeviction")
+        await q._redis.config_set("maxmemory", "1")
+        assert await call_asgi(app, body, sign(body)) == (503, b"webhook queue unavailable")
+        with pytest.raises(WebhookQueueUnavailableError, match="maxmemory"):
+            await q.enqueue(body, parsed("evt-1"))
+    finally:
+        await q.aclose()
+
+
+def test_cli_worker_rejects_a_bad_handler_spec() -> None:
+    """--handler without ':' or naming nothing importable exits 1 with a clear error."""
+    for spec in ("nocolon", "tests.webhook_worker_handlers:missing"):
+        result = subprocess.run(
+            [sys.executable, "-m", "telnyx_msg", "webhook", "worker", "--redis",
+             "redis://127.0.0.1:1/0", "--handler", spec],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "handler" in result.stderr
