@@ -7,11 +7,13 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -314,7 +316,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             pager = self._pager_factory(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> AsyncPager[Any]:
-                return AsyncPager(pager(make_request(endpoint, args, kwargs)))
+                return AsyncPager(pager(make_request(endpoint, args, kwargs, name)))
 
             method: Callable[..., Any] = list_method
         else:
@@ -324,7 +326,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             # One coroutine per call on top of _call: each layer is an object the garbage
             # collector must track for the whole round trip.
             async def call_method(*args: Any, **kwargs: Any) -> Any:
-                return finish(await call(endpoint, make_request(endpoint, args, kwargs)))
+                return finish(await call(endpoint, make_request(endpoint, args, kwargs, name)))
 
             method = call_method
         describe(method, endpoint, name, "AsyncPager")
@@ -508,9 +510,15 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
 
 def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> Any:
-    """Build and validate an endpoint's request model from call arguments (no I/O)."""
-    request = endpoint.request(*args, **kwargs)
+                 kwargs: dict[str, Any], name: str = "") -> Any:
+    """Build and validate an endpoint's request model from call arguments (no I/O).
+
+    ``name`` is the public method (``messages.send``) that errors name.
+    """
+    try:
+        request = endpoint.request(*args, **kwargs)
+    except TypeError as exc:
+        raise _bad_arguments(endpoint, name, exc) from None
     for plan in endpoint.required:
         if getattr(request, plan.name) is None:
             raise ValidationError(plan.wire, "is required")
@@ -522,6 +530,38 @@ def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
             f"{endpoint.method} {endpoint.path} does not accept an Idempotency-Key",
         )
     return request
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+_MISSING = re.compile(r"missing \d+ required (?:keyword-only |positional )?arguments?: (.+)")
+
+
+def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
+                   exc: TypeError) -> ValidationError:
+    """A call's TypeError as a ValidationError naming the method and suggesting the fix."""
+    method = f"{name or endpoint.method + ' ' + endpoint.path}()"
+    known = [f.name for f in attrs.fields(endpoint.request)]  # type: ignore[misc]
+    text = str(exc)
+    unexpected = _UNEXPECTED.search(text)
+    if unexpected is not None:
+        word = unexpected.group(1)
+        close = difflib.get_close_matches(word, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (
+            f"; it takes {', '.join(k for k in known if k != 'options')} and options")
+        return ValidationError(word, f"{method} got an unexpected keyword argument {word!r}"
+                                     f"{hint}")
+    missing = _MISSING.search(text)
+    if missing is not None:
+        names = re.findall(r"'(\w+)'", missing.group(1))
+        return ValidationError(names[0] if names else "arguments",
+                               f"{method} needs {', '.join(n + '=' for n in names)}")
+    if "positional argument" in text:
+        positional = [f.name for f in attrs.fields(endpoint.request)  # type: ignore[misc]
+                      if not f.kw_only]
+        return ValidationError("arguments", f"{method} takes {len(positional)} positional "
+                               f"argument(s) ({', '.join(positional) or 'none'}); pass the "
+                               "others by keyword")
+    return ValidationError("arguments", f"{method}: {text.split(') ', 1)[-1]}")
 
 
 def check_send_many(client: AsyncClient, concurrency: int,

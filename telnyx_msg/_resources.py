@@ -34,6 +34,12 @@ R = TypeVar("R")
 M = TypeVar("M", "AsyncMode", "SyncMode")
 
 
+def _snake(name: str) -> str:
+    """``MessagingProfiles`` -> ``messaging_profiles`` (the resource's attribute name)."""
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
+                   for i, c in enumerate(name))
+
+
 class AsyncMode:
     """Marker: methods return awaitables and async page iterators."""
 
@@ -70,7 +76,8 @@ class Op(Generic[P, R]):
         self.name = ""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
+        # "messages.send": how errors and help() name the method.
+        self.name = f"{getattr(owner, '_path', None) or _snake(owner.__name__)}.{name}"
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Op[P, R]: ...
@@ -82,7 +89,7 @@ class Op(Generic[P, R]):
         if obj is None:
             return self
         bound = obj._runner._bind(self.endpoint, self.name)
-        obj.__dict__[self.name] = bound  # later lookups skip the descriptor
+        obj.__dict__[self.name.rsplit(".", 1)[-1]] = bound  # later lookups skip the descriptor
         return bound
 
 
@@ -94,7 +101,8 @@ class PagedOp(Generic[P, R]):
         self.name = ""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
+        # "messages.send": how errors and help() name the method.
+        self.name = f"{getattr(owner, '_path', None) or _snake(owner.__name__)}.{name}"
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> PagedOp[P, R]: ...
@@ -106,7 +114,7 @@ class PagedOp(Generic[P, R]):
         if obj is None:
             return self
         bound = obj._runner._bind(self.endpoint, self.name)
-        obj.__dict__[self.name] = bound
+        obj.__dict__[self.name.rsplit(".", 1)[-1]] = bound
         return bound
 
 
@@ -195,11 +203,15 @@ class MessagingProfileMetrics(Resource[M]):
 class MessagingProfileActions(Resource[M]):
     """Actions on a messaging profile."""
 
+    _path = 'messaging_profiles.actions'
+
     regenerate_secret = Op(ep.regenerate_profile_secret)
 
 
 class AutorespConfigs(Resource[M]):
     """Auto-response settings of a messaging profile."""
+
+    _path = 'messaging_profiles.autoresp_configs'
 
     list = Op(ep.list_autoresp_configs)
     create = Op(ep.create_autoresp_config)
@@ -229,6 +241,8 @@ class MessagingProfiles(Resource[M]):
 
 class PhoneNumberMessaging(Resource[M]):
     """Messaging settings of the account's phone numbers."""
+
+    _path = 'phone_numbers.messaging'
 
     list = PagedOp(ep.list_phone_numbers_messaging)
     retrieve = Op(ep.retrieve_phone_number_messaging)

@@ -239,7 +239,8 @@ def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str
         returns = list[endpoint.response]  # type: ignore[name-defined]
     else:
         returns = endpoint.response
-    method.__name__ = method.__qualname__ = name
+    method.__name__ = name.rsplit(".", 1)[-1]
+    method.__qualname__ = name
     method.__doc__ = endpoint.doc or endpoint.request.__doc__
     method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         params, return_annotation=returns)

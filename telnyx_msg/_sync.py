@@ -220,7 +220,7 @@ class Client(ResourceTree[SyncMode]):
             fetcher = self._async._pager_factory(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
-                request = make_request(endpoint, args, kwargs)
+                request = make_request(endpoint, args, kwargs, name)
                 self._check_open()
                 return SyncPager(AsyncPager(fetcher(request)), portal)
 
@@ -229,7 +229,7 @@ class Client(ResourceTree[SyncMode]):
             run: Callable[[Any], Awaitable[Any]] = self._async._runner(endpoint)
 
             def call_method(*args: Any, **kwargs: Any) -> Any:
-                request = make_request(endpoint, args, kwargs)
+                request = make_request(endpoint, args, kwargs, name)
                 self._check_open()
                 return portal.call(run, request)
 

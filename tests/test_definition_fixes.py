@@ -47,7 +47,7 @@ async def client(server: ApiServer) -> AsyncIterator[telnyx_msg.AsyncClient]:
 async def test_profile_metrics_list_takes_only_time_frame(
         client: telnyx_msg.AsyncClient, server: ApiServer, kwargs: dict[str, Any]) -> None:
     """messaging_profile_metrics.list refuses page_number, page_size and id before any I/O."""
-    with pytest.raises(TypeError):
+    with pytest.raises(telnyx_msg.ValidationError, match="unexpected keyword argument"):
         await client.messaging_profile_metrics.list(**kwargs)
     assert server.requests == []
 

@@ -132,7 +132,7 @@ async def test_bad_arguments_fail_before_io(client: telnyx_msg.AsyncClient, serv
 async def test_profile_update_takes_no_read_only_or_create_only_fields(
         client: telnyx_msg.AsyncClient, server: ApiServer, kwargs: dict[str, Any]) -> None:
     """Read-only fields and create-only fields are not arguments of update."""
-    with pytest.raises(TypeError):
+    with pytest.raises(telnyx_msg.ValidationError):
         await client.messaging_profiles.update(PROFILE, **kwargs)
     assert server.requests == []
 
@@ -141,9 +141,9 @@ async def test_create_profile_requires_name_and_destinations(client: telnyx_msg.
                                                              server: ApiServer) -> None:
     """name and whitelisted_destinations are required arguments of create."""
     create: Any = client.messaging_profiles.create
-    with pytest.raises(TypeError):
+    with pytest.raises(telnyx_msg.ValidationError, match="whitelisted_destinations="):
         await create(name="A")
-    with pytest.raises(TypeError):
+    with pytest.raises(telnyx_msg.ValidationError, match="name="):
         await create(whitelisted_destinations=["US"])
     assert server.requests == []
 

@@ -454,3 +454,42 @@ async def test_page_size_over_250_fails_before_io() -> None:
         client.messaging_hosted_numbers.list(page_size=250)  # the largest is fine
     finally:
         await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_argument_mistakes_name_the_method_and_the_fix() -> None:
+    """A misspelled, missing or extra argument is a ValidationError (a TelnyxError) naming the
+    public method and suggesting the fix, before any I/O, in both clients."""
+    base = "http://127.0.0.1:9/v2"
+    async with telnyx_msg.AsyncClient("k", base_url=base, rate_limits=None) as typed:
+        client: Any = typed  # the mistakes below are ones mypy would catch; these run them
+        with pytest.raises(ValidationError) as typo:
+            await client.messages.send(from_="+18005550101", to="+18445550001", txt="hi")
+        with pytest.raises(ValidationError) as missing:
+            await client.messages.send(text="hi")
+        with pytest.raises(ValidationError) as nested:
+            await client.messaging_profiles.autoresp_configs.create(
+                "p", op="stop", keywords=["X"], country="US")
+        with pytest.raises(ValidationError) as extra:
+            await client.messages.retrieve("a", "b")
+        with pytest.raises(ValidationError) as listed:
+            client.messaging_optouts.list(page_sise=10)
+    assert str(typo.value) == ("txt: messages.send() got an unexpected keyword argument 'txt'; "
+                               "did you mean 'text'?")
+    assert typo.value.field == "txt"
+    assert str(missing.value) == "to: messages.send() needs to="
+    assert "messaging_profiles.autoresp_configs.create()" in str(nested.value)
+    assert "did you mean 'country_code'?" in str(nested.value)
+    assert "messages.retrieve() takes 1 positional argument(s) (id)" in str(extra.value)
+    assert "did you mean 'page_size'?" in str(listed.value)
+
+    def blocking() -> str:
+        with telnyx_msg.Client("k", base_url=base, rate_limits=None) as typed_sync:
+            sync: Any = typed_sync
+            try:
+                sync.messages.send(from_="+18005550101", to="+18445550001", txt="hi")
+            except ValidationError as exc:
+                return str(exc)
+        return ""
+
+    assert "did you mean 'text'?" in await anyio.to_thread.run_sync(blocking)
