@@ -33,7 +33,6 @@ from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
-    DEFAULT_TIMEOUT,
     Timeout,
     resolve_api_key,
     resolve_base_url,
@@ -188,7 +187,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | Timeout = DEFAULT_TIMEOUT,
+        timeout: float | Timeout = 60.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
         backoff: Backoff | None = None,
         rate_limits: Limiter | None = DEFAULT,
@@ -409,6 +408,13 @@ class AsyncClient(ResourceTree[AsyncMode]):
         if shared.closed:
             raise ClientClosedError("this client is closed; create a new one",
                                     method=endpoint.method, path=endpoint.path)
+        if shared.transport.other_loop():
+            raise ConfigurationError(
+                f"{endpoint.method} {endpoint.path}: this AsyncClient was first used in another "
+                "event loop (e.g. an earlier asyncio.run() that has ended); its connections "
+                "belong to that loop. Create the client inside the loop that uses it (in "
+                "your async main()), or use the blocking telnyx_msg.Client, which keeps its "
+                "own loop")
         timeout = self._timeout
         max_retries = self._max_retries
         headers = shared.headers
@@ -540,7 +546,8 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
                    exc: TypeError) -> ValidationError:
     """A call's TypeError as a ValidationError naming the method and suggesting the fix."""
     method = f"{name or endpoint.method + ' ' + endpoint.path}()"
-    known = [f.name for f in attrs.fields(endpoint.request)]  # type: ignore[misc]
+    parameters = inspect.signature(endpoint.request).parameters.values()
+    known = [p.name for p in parameters]
     text = str(exc)
     unexpected = _UNEXPECTED.search(text)
     if unexpected is not None:
@@ -556,8 +563,7 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
         return ValidationError(names[0] if names else "arguments",
                                f"{method} needs {', '.join(n + '=' for n in names)}")
     if "positional argument" in text:
-        positional = [f.name for f in attrs.fields(endpoint.request)  # type: ignore[misc]
-                      if not f.kw_only]
+        positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
         return ValidationError("arguments", f"{method} takes {len(positional)} positional "
                                f"argument(s) ({', '.join(positional) or 'none'}); pass the "
                                "others by keyword")

@@ -22,7 +22,6 @@ from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
-    DEFAULT_TIMEOUT,
     Timeout,
 )
 from telnyx_msg._events import Hook
@@ -129,7 +128,7 @@ class Client(ResourceTree[SyncMode]):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | Timeout = DEFAULT_TIMEOUT,
+        timeout: float | Timeout = 60.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
         backoff: Backoff | None = None,
         rate_limits: Limiter | None = DEFAULT,

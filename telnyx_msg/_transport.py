@@ -242,6 +242,18 @@ class AiohttpTransport:
             self._timeouts[timeout] = cached
         return cached
 
+    def other_loop(self) -> bool:
+        """True when the session belongs to an event loop other than the running one.
+
+        An aiohttp session (and its pooled connections) lives and dies with the loop that made
+        it: a client used again from a second ``asyncio.run`` would fail deep inside aiohttp.
+        """
+        session = self._session
+        if session is None:
+            return False
+        loop = getattr(session, "_loop", None)
+        return loop is not None and loop is not asyncio.get_running_loop()
+
     async def send(self, method: str, url: str, headers: Mapping[str, str],
                    body: bytes | None, timeout: Timeout) -> HttpResponse:
         """Send one request and read the response, or raise :class:`TransportError`."""

@@ -226,6 +226,15 @@ class APIStatusError(TelnyxError):
     @property
     def hint(self) -> str | None:
         """One line on the likely cause and fix, for the errors users hit most."""
+        source = self.errors[0].source if self.errors else None
+        if source and (self.code == "10015" or self.status in (400, 422)):
+            # Name what this error points at: a body field (pointer) or a query parameter.
+            for key, what in (("pointer", "field"), ("parameter", "parameter")):
+                if source.get(key):
+                    return f"the {what} {source[key]} was rejected (errors[0].source.{key})."
+        if self.status == 404 and self.method == "GET" and self.path.startswith("/messages/"):
+            return ("no message with that id: check it, and note that Telnyx keeps message "
+                    "records for a limited time, so an old message can be gone.")
         return HINTS.get(self.code or "") or _STATUS_HINTS.get(self.status)
 
     def _describe(self) -> str:
@@ -315,7 +324,7 @@ HINTS: dict[str, str] = {
              "send_many(skip_optouts=True) skips opted-out recipients.",
     "40305": "invalid 'from' address: the number must be on your account, assigned to the "
              "messaging profile, and (US long codes) registered for 10DLC.",
-    "10015": "a field was rejected; errors[0].source.pointer names it.",
+    "10015": "a field or parameter was rejected; errors[0].source names it.",
     "40014": "the message expired in the sender's queue (over 4 h of backlog); split the run "
              "or use more senders (telnyx_msg.plan_bulk warns before sending).",
 }

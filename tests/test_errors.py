@@ -135,3 +135,26 @@ def test_configuration_and_validation_errors_are_value_errors() -> None:
     for name in ("InvalidSignatureError", "TimestampError", "MissingHeaderError",
                  "WebhookPayloadError", "DuplicateWebhookError"):
         assert issubclass(getattr(telnyx_msg, name), telnyx_msg.WebhookVerificationError)
+
+
+def test_hint_names_the_source_the_error_has() -> None:
+    """The hint names source.parameter or source.pointer, whichever the error carries."""
+    from telnyx_msg.errors import ErrorDetail, UnprocessableEntityError
+
+    by_parameter = UnprocessableEntityError(422, errors=[ErrorDetail(
+        code="10015", title="Bad Request", source={"parameter": "page[size]"})])
+    by_pointer = UnprocessableEntityError(422, errors=[ErrorDetail(
+        code="10015", title="Bad Request", source={"pointer": "/to"})])
+    assert by_parameter.hint == ("the parameter page[size] was rejected "
+                                 "(errors[0].source.parameter).")
+    assert by_pointer.hint == "the field /to was rejected (errors[0].source.pointer)."
+
+
+def test_404_on_a_message_hints_at_retention() -> None:
+    """A 404 retrieving a message says old messages can be gone."""
+    from telnyx_msg.errors import NotFoundError
+
+    error = NotFoundError(404, method="GET", path="/messages/{id}")
+    assert error.hint is not None
+    assert "limited time" in error.hint
+    assert "hint: no message with that id" in str(error)

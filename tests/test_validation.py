@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -493,3 +495,30 @@ async def test_argument_mistakes_name_the_method_and_the_fix() -> None:
         return ""
 
     assert "did you mean 'text'?" in await anyio.to_thread.run_sync(blocking)
+
+
+def test_client_reused_from_a_second_event_loop_says_how_to_fix_it() -> None:
+    """A module-level AsyncClient used from a second asyncio.run gets a ConfigurationError
+    (a TelnyxError) explaining the fix, not aiohttp's 'Event loop is closed'."""
+    import asyncio
+
+    from telnyx_msg.testing import serve_in_thread
+
+    with serve_in_thread() as fake:
+        clients = [telnyx_msg.AsyncClient(fake.api_key, base_url=fake.base_url)]
+
+        async def send() -> str:
+            sent = await clients[0].messages.send(from_="+18005550101", to="+18445550001",
+                                                  text="hi")
+            return sent.id
+
+        assert asyncio.run(send())
+        with pytest.raises(telnyx_msg.ConfigurationError, match="another event loop"):
+            asyncio.run(send())
+        assert len(fake.messages()) == 1
+        # The mistake under test: the first loop ended without closing the client, so its
+        # pooled socket is left to the garbage collector (which warns about it).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            clients.clear()
+            gc.collect()
