@@ -437,7 +437,7 @@ class MockServer:
 
     def __init__(self, latency: float) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0",
+            [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0", "--quiet",
              "--latency", str(latency)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=child_env(),
             cwd=REPO)
