@@ -69,7 +69,7 @@ def send_body_parts() -> tuple[bytes, bytes]:
 
 
 def optout_pages(records: int, page_size: int) -> dict[int, bytes]:
-    """``GET /messaging_optouts`` bodies by page number (shape as in WIRE.md §7)."""
+    """``GET /messaging_optouts`` bodies by page number (shape as in docs/wire.md §7)."""
     total_pages = max(1, -(-records // page_size))
     pages: dict[int, bytes] = {}
     for number in range(1, total_pages + 1):

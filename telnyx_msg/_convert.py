@@ -8,7 +8,7 @@ Rules, applied to every attrs model in :mod:`telnyx_msg.models`:
 - date-times accept ``T`` or a space, ``Z`` or an offset, any fraction digits, and become
   timezone-aware (naive values are UTC); money (``Decimal``) accepts strings and numbers;
 - ``null`` for a list field gives an empty tuple; an inbound WhatsApp ``to`` string becomes one
-  recipient (WIRE.md §4.2).
+  recipient (docs/wire.md §4.2).
 
 Structure functions are generated once per class (cattrs' code generation) and cached.
 """
@@ -227,7 +227,7 @@ def _recipients_hook(item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], An
     def structure_recipients(value: Any, _: Any) -> tuple[models.Recipient, ...]:
         if value is None:
             return ()
-        if isinstance(value, str):  # inbound WhatsApp: "to" is a plain string (WIRE.md §4.2)
+        if isinstance(value, str):  # inbound WhatsApp: "to" is a plain string (docs/wire.md §4.2)
             return (models.Recipient(phone_number=value),)
         if type(value) is list and len(value) == 1:  # the usual single recipient
             return (item(value[0], models.Recipient),)
@@ -468,7 +468,7 @@ def _metrics_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     base = _model_structure_hook(cls)
 
     def structure_metrics(data: Any, _: Any) -> T:
-        # Legacy name of the outbound error ratio (WIRE.md §8.1).
+        # Legacy name of the outbound error ratio (docs/wire.md §8.1).
         if isinstance(data, Mapping) and "errors" not in data:
             for legacy in ("error_ratio", "outbound_error_ratio"):
                 if legacy in data:
@@ -488,7 +488,7 @@ def structure(data: Any, cls: type[T]) -> T:
     return converter.structure(data, cls)
 
 
-# --- webhook events (WIRE.md §10.4) -----------------------------------------------------------
+# --- webhook events (docs/wire.md §10.4) ----------------------------------------------------------
 
 _event_types: dict[str, models.WebhookEventType] = {e.value: e for e in models.WebhookEventType}
 _structure_message = converter.get_structure_hook(Message)

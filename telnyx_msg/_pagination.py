@@ -1,6 +1,6 @@
 """Page iterators: lazy, one request per page (the blocking facade wraps these).
 
-Every in-scope list is page-number paginated (WIRE.md §2). The next page is the server's
+Every in-scope list is page-number paginated (docs/wire.md §2). The next page is the server's
 ``meta.page_number + 1``, falling back to the requested number + 1 when ``meta`` is missing (the
 official SDK re-requests page 2 forever in that case). Iteration stops on an empty page, when
 ``page_number >= total_pages``, or when a page repeats the previous one (a server ignoring

@@ -3,7 +3,8 @@
 One frozen attrs class per request shape. A field's name is its JSON/query name (trailing ``_``
 dropped, or the ``wire`` metadata such as ``page[number]``); ``None`` means "not sent". Path ids
 are the only positional fields; ``options`` (how to call, not what to send) is on every request.
-Fields come from the seeds and WIRE.md (sections cited per class).
+Fields come from Telnyx's API reference and OpenAPI definition (see docs/wire.md, sections
+cited per class as §N).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ _OP = v.one_of(*(o.value for o in AutorespOp))
 _MEDIA = v.str_list()
 
 
-# --- sends (WIRE.md §3) -----------------------------------------------------------------------
+# --- sends (docs/wire.md §3) ----------------------------------------------------------------------
 
 
 @frozen(eq=False)
@@ -214,7 +215,7 @@ class ByMessageId(Request):
     message_id: str = field(validator=v.path_id)
 
 
-# --- lists (WIRE.md §2) -----------------------------------------------------------------------
+# --- lists (docs/wire.md §2) ----------------------------------------------------------------------
 
 
 @frozen(eq=False)
@@ -297,7 +298,7 @@ class RetrieveProfileMetrics(Request):
                                                             validator=_TIME_FRAME)
 
 
-# --- auto-response configs (WIRE.md §9.4) -----------------------------------------------------
+# --- auto-response configs (docs/wire.md §9.4) ----------------------------------------------------
 
 
 @frozen(eq=False)

@@ -20,7 +20,7 @@ other 4xx                                      raised                      raise
 
 A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
 transport rows): the server that saw the request knows whether repeating it is safe. This is the
-directive the official SDK also checks first (WIRE.md §1.6); any other value is ignored.
+directive the official SDK also checks first (docs/wire.md §1.6); any other value is ignored.
 
 Waits: the server's hint when it sends one (``retry-after-ms``, then ``Retry-After`` as seconds or
 an HTTP date, then Telnyx's ``x-ratelimit-reset`` on a 429), else exponential backoff

@@ -2,9 +2,9 @@
 
 The rule (documented once, here): a field named in the path template fills the path; every
 other field that is not ``None`` goes to the query string for GET and DELETE, and to the JSON body
-otherwise. Query values are encoded the way Telnyx expects (WIRE.md §1.4): nested mappings become
-bracket keys (``filter[from]=…``), lists are comma-joined, booleans are ``true``/``false``, and
-date-times are ISO 8601.
+otherwise. Query values are encoded the way Telnyx expects (docs/wire.md §1.4): nested mappings
+become bracket keys (``filter[from]=…``), lists are comma-joined, booleans are ``true`` or
+``false``, and date-times are ISO 8601.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "TERMINAL_STATUSES", "DeliveryTracker
 #: minutes; a wait that must be longer says so with ``timeout=`` (``None``: no bound).
 DEFAULT_FINAL_STATUS_TIMEOUT = 600.0
 
-#: Recipient statuses after which Telnyx sends no further delivery update (WIRE.md §10.4).
+#: Recipient statuses after which Telnyx sends no further delivery update (docs/wire.md §10.4).
 TERMINAL_STATUSES: frozenset[str] = frozenset(
     s.value
     for s in (

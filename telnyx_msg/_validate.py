@@ -2,8 +2,8 @@
 
 Every failure is a :class:`~telnyx_msg.errors.ValidationError` naming the wire field.
 
-Address rules (seeds: "E.164 format ... Include the + prefix and country code. No spaces, dashes,
-or parentheses"):
+Address rules (Telnyx's messaging reference: "E.164 format ... Include the + prefix and country
+code. No spaces, dashes, or parentheses"):
 
 - E.164: ``+``, a non-zero digit, then 1-14 more digits (``^\\+[1-9][0-9]{1,14}$``).
 - Short code: 3-8 digits, no ``+`` (our decision; national short codes are 3-8 digits long).

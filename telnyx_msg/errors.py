@@ -314,7 +314,7 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 QUEUE_FULL_CODE = "40318"
 
 #: Likely cause and fix for the Telnyx error codes users hit most (codes from Telnyx's docs as
-#: cited in WIRE.md §1.7 and reliability.md §1.5).
+#: collected in docs/wire.md §1.7 and Telnyx's error pages, https://developers.telnyx.com/api/errors).
 HINTS: dict[str, str] = {
     "10011": "too many API requests; the client waited and retried. Lower concurrency or "
              "RateLimits(account_mps=...), or raise max_retries.",

@@ -99,7 +99,7 @@ def _extra() -> Any:
 
 
 class MessageStatus(str, enum.Enum):
-    """Recipient status (union of the values in WIRE.md §4.1 and §3.11)."""
+    """Recipient status (union of the values in docs/wire.md §4.1 and §3.11)."""
 
     SCHEDULED = "scheduled"
     QUEUED = "queued"
@@ -142,7 +142,7 @@ class Direction(str, enum.Enum):
 
 
 class LineType(str, enum.Enum):
-    """Carrier line type; the empty string is a documented value (WIRE.md §4.1)."""
+    """Carrier line type; the empty string is a documented value (docs/wire.md §4.1)."""
 
     WIRELINE = "Wireline"
     WIRELESS = "Wireless"
@@ -168,7 +168,7 @@ class AutorespOp(str, enum.Enum):
 
 
 class MetricsTimeFrame(str, enum.Enum):
-    """``time_frame`` of the metrics endpoints (WIRE.md §8)."""
+    """``time_frame`` of the metrics endpoints (docs/wire.md §8)."""
 
     H1 = "1h"
     H3 = "3h"
@@ -182,7 +182,7 @@ class MetricsTimeFrame(str, enum.Enum):
 
 
 class WebhookEventType(str, enum.Enum):
-    """Messaging webhook event types (WIRE.md §10.1)."""
+    """Messaging webhook event types (docs/wire.md §10.1)."""
 
     MESSAGE_SENT = "message.sent"
     MESSAGE_FINALIZED = "message.finalized"
@@ -193,7 +193,7 @@ class WebhookEventType(str, enum.Enum):
         return self.value
 
 
-# --- messages (WIRE.md §4) --------------------------------------------------------------------
+# --- messages (docs/wire.md §4) -------------------------------------------------------------------
 
 
 @frozen(unsafe_hash=False)
@@ -338,7 +338,7 @@ class WhatsAppMessage(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-# --- numbers and senders (WIRE.md §5, §6, §7) -------------------------------------------------
+# --- numbers and senders (docs/wire.md §5, §6, §7) ------------------------------------------------
 
 
 @frozen(unsafe_hash=False)
@@ -481,7 +481,7 @@ class OptOut(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-# --- messaging profiles (WIRE.md §9) ----------------------------------------------------------
+# --- messaging profiles (docs/wire.md §9) ---------------------------------------------------------
 
 
 @frozen(unsafe_hash=False)
@@ -555,7 +555,7 @@ class AutorespConfig(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-# --- metrics (WIRE.md §8): lenient, every field optional --------------------------------------
+# --- metrics (docs/wire.md §8): lenient, every field optional -------------------------------------
 
 
 @frozen(unsafe_hash=False)
@@ -653,7 +653,7 @@ class Page(Generic[T]):
     page_number: int = 1
 
 
-# --- webhooks (WIRE.md §10.4) -----------------------------------------------------------------
+# --- webhooks (docs/wire.md §10.4) ----------------------------------------------------------------
 
 
 @frozen(unsafe_hash=False)

@@ -1,6 +1,6 @@
 """Verify and parse Telnyx webhooks (sans-I/O), with optional replay protection.
 
-Telnyx signs every delivery with Ed25519 (WIRE.md §10.2): ``telnyx-signature-ed25519`` is the
+Telnyx signs every delivery with Ed25519 (docs/wire.md §10.2): ``telnyx-signature-ed25519`` is the
 base64 of a 64-byte signature over ``telnyx-timestamp + b"|" + raw body``, and the timestamp
 (Unix seconds) must be within ``tolerance`` seconds of now, in either direction::
 

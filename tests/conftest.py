@@ -105,7 +105,7 @@ async def api_server() -> AsyncIterator[Callable[[Handler], Awaitable[ApiServer]
 
 
 def message_json(**overrides: Any) -> dict[str, Any]:
-    """A realistic outbound message payload (WIRE.md §4.1)."""
+    """A realistic outbound message payload (docs/wire.md §4.1)."""
     payload: dict[str, Any] = {
         "record_type": "message",
         "id": "40385f64-5717-4562-b3fc-2c963f66afa6",

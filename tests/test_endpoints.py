@@ -1,4 +1,4 @@
-"""Every operation in API.md: HTTP method, path, query, JSON body, auth, and the parsed result."""
+"""Every operation of the SDK: HTTP method, path, query, JSON body, auth, and the parsed result."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def test_blocking_client_repr_hides_key() -> None:
 
 
 def test_configuration_and_validation_errors_are_value_errors() -> None:
-    """ConfigurationError and ValidationError are ValueErrors, per API.md."""
+    """ConfigurationError and ValidationError are ValueErrors, as documented."""
     assert issubclass(telnyx_msg.ConfigurationError, ValueError)
     assert issubclass(telnyx_msg.ValidationError, ValueError)
     assert issubclass(telnyx_msg.APITimeoutError, telnyx_msg.APIConnectionError)

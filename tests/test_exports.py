@@ -31,7 +31,7 @@ LAZY = {
     "WebhookVerifier": "telnyx_msg.webhooks",
 }
 
-#: The error tree of API.md: class -> its parent.
+#: The documented error tree (docs/errors.md): class -> its parent.
 ERROR_TREE = {
     "ConfigurationError": "TelnyxError",
     "ValidationError": "TelnyxError",
@@ -62,7 +62,7 @@ REQUIRED = sorted({
     "__version__",
 })
 
-#: Model names API.md requires from ``telnyx_msg.models``.
+#: Model names the public API promises from ``telnyx_msg.models``.
 REQUIRED_MODELS = [
     "AlphanumericSenderId", "AutorespConfig", "Cost", "HostedNumber", "HostedNumberOrder",
     "LinkClick", "Media", "Message", "MessageError", "MessagingNumbersBulkUpdate",
@@ -120,7 +120,7 @@ def test_unknown_attribute_raises() -> None:
 
 @pytest.mark.parametrize("name", REQUIRED)
 def test_api_md_names_exported(name: str) -> None:
-    """Every name API.md requires is in telnyx_msg.__all__ and resolves."""
+    """Every name the public API promises is in telnyx_msg.__all__ and resolves."""
     assert name in telnyx_msg.__all__
     assert _resolve(name) is not None
 
@@ -133,7 +133,7 @@ def test_version_is_string() -> None:
 
 @pytest.mark.parametrize(("name", "parent"), sorted(ERROR_TREE.items()))
 def test_error_tree(name: str, parent: str) -> None:
-    """Each exported error subclasses its parent in the API.md tree."""
+    """Each exported error subclasses its parent in the documented tree."""
     cls = getattr(telnyx_msg, name)
     assert issubclass(cls, getattr(telnyx_msg, parent))
     assert issubclass(cls, telnyx_msg.TelnyxError)
@@ -349,3 +349,20 @@ def test_methods_show_their_real_signature(cls: str) -> None:
     finally:
         if cls == "Client":
             client.close()
+
+
+def test_the_project_stands_alone() -> None:
+    """No code, test or doc cites notes outside the repository (a maintainer has only it)."""
+    root = PACKAGE_DIR.parent
+    outside = ("WIRE.md", "API.md", "shared/", "reliability.md", "STYLE.md")
+    offenders = []
+    for folder, pattern in (("telnyx_msg", "**/*.py"), ("tests", "**/*.py"),
+                            ("benchmarks", "*.py"), ("examples", "**/*.py"), ("docs", "*.md")):
+        for path in sorted((root / folder).glob(pattern)):
+            text = path.read_text(encoding="utf-8")
+            offenders += [f"{path.relative_to(root)}: {name}" for name in outside
+                          if name in text and path.name != "test_exports.py"]
+    for name in ("README.md", "CHANGELOG.md", "mkdocs.yml", "pyproject.toml"):
+        text = (root / name).read_text(encoding="utf-8")
+        offenders += [f"{name}: {word}" for word in outside if word in text]
+    assert offenders == []

@@ -108,7 +108,7 @@ def obj(fields: dict[str, st.SearchStrategy[Any]],
     )
 
 
-# --- model strategies (field lists from WIRE.md) --------------------------------------------
+# --- model strategies (field lists from docs/wire.md) --------------------------------------------
 
 costs = obj({"amount": nullable(amounts), "currency": st.sampled_from(["USD", "EUR"])})
 senders = obj({
@@ -282,7 +282,7 @@ autoresp_configs = obj({
     "created_at": iso_datetimes,
     "updated_at": iso_datetimes,
 }, required=('id', 'op', 'keywords', 'country_code', 'created_at', 'updated_at'))
-#: The outbound error ratio arrives as ``errors`` or under a legacy name (WIRE.md §8).
+#: The outbound error ratio arrives as ``errors`` or under a legacy name (docs/wire.md §8).
 error_ratio_keys = st.sampled_from(["errors", "error_ratio", "outbound_error_ratio"])
 
 
@@ -473,7 +473,7 @@ def test_status_open_enum(raw: str) -> None:
     assert recipient.to_dict()["status"] == raw
 
 
-# --- webhook events (WIRE.md §10) -------------------------------------------------------------
+# --- webhook events (docs/wire.md §10) ------------------------------------------------------------
 
 VECTOR_BODY = (
     '{"data":{"event_type":"message.received","id":"e1","occurred_at":'
@@ -485,7 +485,8 @@ VECTOR_BODY = (
 
 
 def test_event_vector_received() -> None:
-    """The WIRE.md §10.5 body parses to a typed message.received event with a Message payload."""
+    """The docs/wire.md §10.5 body parses to a typed message.received event with a Message
+    payload."""
     event = structure_event(json.loads(VECTOR_BODY))
     assert isinstance(event, m.WebhookEvent)
     assert event.event_type == "message.received"

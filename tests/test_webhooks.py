@@ -35,7 +35,7 @@ from telnyx_msg.webhooks import (
 
 NOW = 1_700_000_000
 
-# WIRE.md §10.5 (generated with cryptography, accepted by the official SDK).
+# docs/wire.md §10.5 (generated with cryptography, accepted by the official SDK).
 VECTOR_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
 VECTOR_SEED = bytes(range(32))
 VECTOR_BODY = (
@@ -168,7 +168,7 @@ def test_rfc8032_test_vector_1() -> None:
 
 
 def test_telnyx_vector_verifies_with_frozen_clock() -> None:
-    """The WIRE.md §10.5 vector verifies and parses into a typed message.received event."""
+    """The docs/wire.md §10.5 vector verifies and parses into a typed message.received event."""
     assert public_b64(Ed25519PrivateKey.from_private_bytes(VECTOR_SEED)) == VECTOR_KEY
     verifier = WebhookVerifier(VECTOR_KEY, clock=lambda: 1_700_000_000)
     event = verifier.unwrap(VECTOR_BODY, VECTOR_HEADERS)

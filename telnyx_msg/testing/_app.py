@@ -1,5 +1,5 @@
 """The aiohttp.web application of the fake: one middleware (request id, counters, faults, auth,
-rate limit, error bodies) and one small handler per operation of API.md's table.
+rate limit, error bodies) and one small handler per operation the SDK wraps.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ _log = logging.getLogger("telnyx_msg.testing")
 
 PREFIX = "/v2"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Telnyx's documented Idempotency-Key format (reliability.md §1.5).
+# Telnyx's documented Idempotency-Key format
+# (https://developers.telnyx.com/docs/development/api-fundamentals/idempotency).
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:-]{1,255}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The current request's raw body and parsed JSON. aiohttp runs a request's middleware and

@@ -2,7 +2,7 @@
 
 Every default here is documented in ``docs/testing.md``; the throughput defaults come from
 https://developers.telnyx.com/docs/messaging/messages/rate-limiting (see
-``shared/research/reliability.md`` §3.1).
+Telnyx's rate-limiting page, https://developers.telnyx.com/docs/messaging/messages/rate-limiting).
 """
 
 from __future__ import annotations

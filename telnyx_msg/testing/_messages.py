@@ -2,7 +2,7 @@
 machine (scheduled -> queued -> sent -> delivered | delivery_failed; scheduled -> cancelled).
 
 Pure: no I/O, no asyncio. The server calls :meth:`Outbox.release`, :meth:`Outbox.mark_sent` and
-:meth:`Outbox.finalize` from its timers. Message shapes follow WIRE.md §3-§4.
+:meth:`Outbox.finalize` from its timers. Message shapes follow docs/wire.md §3-§4.
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ class Outbox:
                 "rate": {"amount": cost["amount"], "currency": "USD"}}
 
     def send_whatsapp(self, body: JSON) -> Message:
-        """``POST /messages/whatsapp``: stored and returned in its own shape (WIRE.md §3.9)."""
+        """``POST /messages/whatsapp``: stored and returned in its own shape (docs/wire.md §3.9)."""
         sender = body.get("from")
         if sender in (None, ""):
             raise invalid("The 'from' parameter is required.", "/from")
@@ -446,7 +446,7 @@ class Outbox:
         """``DELETE /messages/{id}``: cancel a scheduled message at least a minute away.
 
         Returns the message and the response body (the message without ``data`` wrapper and
-        without ``wait_seconds``, WIRE.md §3.11).
+        without ``wait_seconds``, docs/wire.md §3.11).
         """
         message = self.get(message_id)
         data = message.data
@@ -467,7 +467,7 @@ class Outbox:
 
     def receive(self, *, sender: str, to: str, text: str, media_urls: list[str],
                 subject: str | None, profile_id: str | None) -> Message:
-        """Create an inbound message (WIRE.md §4.2); STOP/START words change opt-outs."""
+        """Create an inbound message (docs/wire.md §4.2); STOP/START words change opt-outs."""
         if not is_address(sender):
             raise ValueError(f"from_ {sender!r} is not +E.164 or a short code")
         if not is_address(to):

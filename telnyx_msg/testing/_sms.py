@@ -10,7 +10,7 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 SHORT_CODE = re.compile(r"[0-9]{3,8}")
 # Alphanumeric sender ids: up to 11 letters, digits or spaces, at least one letter.
 ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-# WhatsApp business-scoped user ids look like "US.13491208655302741918" (WIRE.md §3.9).
+# WhatsApp business-scoped user ids look like "US.13491208655302741918" (docs/wire.md §3.9).
 WHATSAPP_BSUID = re.compile(r"[A-Z]{2}\.[0-9]+")
 # North American toll-free area codes.
 _TOLL_FREE = re.compile(r"\+18(00|33|44|55|66|77|88)[0-9]{7}")
@@ -28,7 +28,7 @@ _NUMBER_TYPE_KIND = {
     "toll-free": "toll_free", "tollfree": "toll_free",
     "short-code": "short_code", "shortcode": "short_code",
 }
-# Labels of the detailed profile metrics (WIRE.md §8.2 shows "longcode").
+# Labels of the detailed profile metrics (docs/wire.md §8.2 shows "longcode").
 KIND_LABEL = {
     "long_code": "longcode", "toll_free": "tollfree",
     "short_code": "shortcode", "alphanumeric": "alphanumeric",

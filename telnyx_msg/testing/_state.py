@@ -1,7 +1,7 @@
 """In-memory account resources of the fake: profiles, hosted numbers, alphanumeric sender ids,
 opt-outs, auto-response configs and metrics. Pure: no I/O, no asyncio; time is injected.
 
-Records are stored as the JSON objects the API returns (WIRE.md §5-§9), so rendering is a
+Records are stored as the JSON objects the API returns (docs/wire.md §5-§9), so rendering is a
 ``json.dumps`` away. Message sending lives in ``_messages.py``.
 """
 
@@ -28,7 +28,7 @@ from telnyx_msg.testing._sms import (
 
 JSON = dict[str, Any]
 
-# Hours covered by each ``time_frame`` value (WIRE.md §8.1).
+# Hours covered by each ``time_frame`` value (docs/wire.md §8.1).
 TIME_FRAMES = {"1h": 1, "3h": 3, "24h": 24, "3d": 72, "7d": 168, "30d": 720}
 STOP_WORDS = frozenset({"STOP", "END", "QUIT"})  # developers.telnyx.com/api/errors/40300
 START_WORDS = frozenset({"START"})
@@ -100,7 +100,7 @@ class Account:
     # -- messaging profiles ------------------------------------------------------------------
 
     def _profile_record(self, seed: SeedProfile, created: str) -> JSON:
-        # Fields per WIRE.md §9.1 (MessagingMessagingProfile).
+        # Fields per docs/wire.md §9.1 (MessagingMessagingProfile).
         return {
             "record_type": "messaging_profile",
             "id": seed.id,
@@ -250,7 +250,8 @@ class Account:
     # -- hosted numbers ----------------------------------------------------------------------
 
     def _number_record(self, seed: SeedNumber, created: str) -> JSON:
-        # Fields per WIRE.md §6 (PhoneNumberWithMessagingSettings); "health" is added on render.
+        # Fields per docs/wire.md §6 (PhoneNumberWithMessagingSettings); "health" is added on
+        # render.
         mms = None if seed.type == "short-code" else {
             "domestic_two_way": True, "international_inbound": False,
             "international_outbound": False,
@@ -575,7 +576,7 @@ class Account:
             "to": recipient,
             "keyword": keyword,
             "messaging_profile_id": profile_id,
-            # Telnyx writes this one with a space separator (WIRE.md §7).
+            # Telnyx writes this one with a space separator (docs/wire.md §7).
             "created_at": str(self.wall()),
         }
 

@@ -1,4 +1,4 @@
-"""Webhook signing and delivery, exactly as Telnyx does it (WIRE.md §10).
+"""Webhook signing and delivery, exactly as Telnyx does it (docs/wire.md §10).
 
 Signature: ``telnyx-signature-ed25519`` = base64(Ed25519 signature over
 ``f"{timestamp}|".encode() + raw_body``), ``telnyx-timestamp`` = Unix seconds.

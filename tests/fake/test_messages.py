@@ -1,4 +1,4 @@
-"""Message endpoints of the fake: shapes (WIRE.md §3-§4), statuses, scheduling, groups."""
+"""Message endpoints of the fake: shapes (docs/wire.md §3-§4), statuses, scheduling, groups."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ async def test_group_endpoint_404s_for_a_plain_message(api: Api) -> None:
 
 
 async def test_whatsapp_has_its_own_response_shape(api: Api) -> None:
-    """POST /messages/whatsapp answers the WhatsApp shape of WIRE.md §3.9."""
+    """POST /messages/whatsapp answers the WhatsApp shape of docs/wire.md §3.9."""
     content = {"type": "text", "text": {"body": "hello"}}
     reply = await api.post("/messages/whatsapp", {"from": DEFAULT_LONG_CODE,
                                                   "to": "US.13491208655302741918",

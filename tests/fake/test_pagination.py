@@ -1,4 +1,4 @@
-"""Page-number pagination of the fake's list endpoints (WIRE.md §2)."""
+"""Page-number pagination of the fake's list endpoints (docs/wire.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Account resources of the fake: alphanumeric ids, hosted numbers, opt-outs, profiles,
-auto-response configs and metrics (WIRE.md §5-§9)."""
+auto-response configs and metrics (docs/wire.md §5-§9)."""
 
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ async def test_opt_outs_list_shape_and_filters(api: Api) -> None:
     assert item["from"] == DEFAULT_LONG_CODE
     assert item["to"] == "+18445550001"
     assert item["keyword"] == "STOP"
-    # Telnyx writes this timestamp with a space, not "T" (WIRE.md §7).
+    # Telnyx writes this timestamp with a space, not "T" (docs/wire.md §7).
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00", item["created_at"])
     only = await api.get("/messaging_optouts", params={"filter[from]": DEFAULT_TOLL_FREE})
     assert [r["to"] for r in only.body["data"]] == ["+18445550002"]

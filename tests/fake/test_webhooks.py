@@ -1,4 +1,4 @@
-"""Webhooks of the fake: Ed25519 signatures, envelopes (WIRE.md §10.4), retries, failover,
+"""Webhooks of the fake: Ed25519 signatures, envelopes (docs/wire.md §10.4), retries, failover,
 inbound messages, opt-outs and link clicks."""
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ async def test_close_cancels_pending_deliveries(receiver: Receiver) -> None:
 
 
 def test_signer_matches_the_wire_md_vector() -> None:
-    """The WIRE.md §10.5 seed gives its public key and signature."""
+    """The docs/wire.md §10.5 seed gives its public key and signature."""
     signer = Signer(bytes(range(32)))
     assert signer.public_key_b64 == "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
     body = (b'{"data":{"event_type":"message.received","id":"e1","occurred_at":'
