@@ -28,7 +28,8 @@ from telnyx_msg._tracker import DeliveryTracker
 from telnyx_msg.models import Message, WebhookEvent
 from telnyx_msg.receivers import asgi_app
 from telnyx_msg.webhooks import RedisReplayStore, WebhookVerifier
-from tests.conftest import ApiServer, _free_port, json_response, message_json, telnyx_error
+from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+from tests.redis_proc import _free_port
 
 pytestmark = pytest.mark.anyio
 

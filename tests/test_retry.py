@@ -15,7 +15,8 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg import RequestOptions
 from telnyx_msg._retry import Backoff, server_hint
-from tests.conftest import ApiServer, _free_port, json_response, message_json, telnyx_error
+from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+from tests.redis_proc import _free_port
 
 FAST = Backoff(initial=0.001, max=0.002)
 SEND: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
