@@ -573,14 +573,15 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
 def check_send_many(client: AsyncClient, concurrency: int,
                     method: str) -> dict[str, Callable[..., Awaitable[Any]]]:
     """Validate ``send_many`` settings before any I/O; return the send methods by name."""
-    pool = client._shared.transport.pool_size
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
+    # The client's own pool grows to the concurrency: more sends than pooled connections would
+    # queue for a connection, and a wait longer than the connect timeout ends a send not_sent
+    # for no fault of Telnyx's.
+    pool = client._shared.transport.grow_pool(concurrency)
     if concurrency > pool:
-        # More sends than pooled connections would queue for a connection, and a wait longer
-        # than the connect timeout ends a send not_sent for no reason of Telnyx's.
-        raise ValidationError("concurrency", f"{concurrency} exceeds the client's pool_size "
-                              f"({pool}); pass AsyncClient(pool_size=...) to raise it")
+        raise ValidationError("concurrency", f"{concurrency} exceeds the {pool} connections of "
+                              "the aiohttp session you passed in (its connector's limit)")
     if method != "auto" and method not in SEND_METHODS:
         raise ValidationError("method", f"{method!r} is not 'auto' or one of "
                               f"{', '.join(sorted(SEND_METHODS))}")

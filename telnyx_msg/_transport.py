@@ -151,6 +151,11 @@ class _Connector(aiohttp.TCPConnector):
         return conn
 
 
+    def grow(self, limit: int) -> None:
+        """Allow ``limit`` simultaneous connections from now on (never fewer than before)."""
+        self._limit = max(self._limit, limit)
+
+
 async def _usable(protocol: Any) -> bool:
     """Whether a connection just taken from the pool (or made) can carry a request."""
     if protocol is None or not _readable(protocol):
@@ -201,6 +206,20 @@ class AiohttpTransport:
         if self._session is not None and not self._owns_session:
             return self._session.connector.limit if self._session.connector else self._pool_size
         return self._pool_size
+
+    def grow_pool(self, size: int) -> int:
+        """Raise the pool of a session this transport owns to ``size``; return the pool size.
+
+        ``send_many(concurrency=N)`` calls this, so N sends never wait for a connection (a wait
+        longer than the connect timeout would end a send ``not_sent`` for no fault of
+        Telnyx's). A session you passed in keeps its own connector's limit.
+        """
+        if self._owns_session and size > self._pool_size:
+            self._pool_size = size
+            connector = None if self._session is None else self._session.connector
+            if isinstance(connector, _Connector):
+                connector.grow(size)
+        return self.pool_size
 
     @property
     def max_response_size(self) -> int:

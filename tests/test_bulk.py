@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import anyio.to_thread
 import pytest
 from aiohttp import web
@@ -136,14 +137,45 @@ async def test_explicit_method_and_bad_keywords(api_server: Any) -> None:
 
 
 async def test_settings_validated_before_io(api_server: Any) -> None:
-    """concurrency above the pool size, or an unknown method, fail before any request."""
+    """A bad concurrency or an unknown method fails before any request."""
     server = await api_server(scripted)
-    async with client_for(server, pool_size=8) as client:
-        with pytest.raises(telnyx_msg.ValidationError, match="pool_size"):
-            client.messages.send_many(numbers(3), concurrency=9)
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="concurrency"):
+            client.messages.send_many(numbers(3), concurrency=0)
         with pytest.raises(telnyx_msg.ValidationError):
             client.messages.send_many(numbers(3), method="send_fax")  # type: ignore[arg-type]
     assert server.requests == []
+
+
+async def test_concurrency_above_the_pool_grows_the_clients_own_pool(api_server: Any) -> None:
+    """concurrency=N above pool_size grows the client's own pool to N, so N sends are on the
+    wire at once; a borrowed session's connector limit is refused before any request."""
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(held)
+    async with client_for(server, pool_size=4) as client:
+        release.set()
+        await client.messages.send(from_="+18005550101", to="+18445550001", text="first")
+        release.clear()  # the session and its pool of 4 exist now: the pool must grow anyway
+        outcomes = client.messages.send_many(numbers(12), concurrency=12)
+        first = asyncio.ensure_future(outcomes.__anext__())
+        for _ in range(500):  # bounded (5 s)
+            if server.in_flight == 12:
+                break
+            await asyncio.sleep(0.01)
+        assert server.in_flight == 12
+        release.set()
+        statuses = [(await first).status] + [o.status async for o in outcomes]
+    assert statuses == ["sent"] * 12
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
+        borrowed = telnyx_msg.AsyncClient("k", base_url=server.base_url, session=session)
+        with pytest.raises(telnyx_msg.ValidationError, match="4 connections"):
+            borrowed.messages.send_many(numbers(3), concurrency=5)
 
 
 async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
