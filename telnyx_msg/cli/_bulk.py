@@ -90,7 +90,6 @@ class BulkRun:
         self.counts: Counter[str] = Counter()
         self.blank = 0
         self.header = RunHeader("", "")
-        self.run_id = ""
         self.recovered: list[int] = []
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
@@ -112,7 +111,6 @@ class BulkRun:
         shard = f"{self.shard_index}/{self.shard_count}"
         if not existing or args.overwrite:
             self.header = RunHeader.new(source, shard)
-            self.run_id = self.header.run_id
             return
         header, journaled = self.journal.read()
         self.statuses, recorded_run = self.results.load()
@@ -130,12 +128,16 @@ class BulkRun:
                 f"row numbers, so resuming could send the wrong rows); restore the file, or "
                 f"start a new run with a new --out")
         self.header = header
-        self.run_id = header.run_id
         # Journaled before its request could be written, and no outcome since: the process
         # died with it in flight, so it may have reached Telnyx.
         self.recovered = [row for row in journaled if self.statuses.get(row) is None]
         for row in self.recovered:
             self.statuses.set(row, "unknown")
+
+    @property
+    def run_id(self) -> str:
+        """The id every row's Idempotency-Key derives from (kept across resumes)."""
+        return self.header.run_id
 
     def begin(self) -> None:
         """Write what ``prepare`` decided: a fresh run's files, or a crash's unknown rows."""
