@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import attrs
 
@@ -33,6 +34,7 @@ from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
+    RequestOptions,
     Timeout,
     resolve_api_key,
     resolve_base_url,
@@ -48,7 +50,7 @@ from telnyx_msg._retry import (
     status_outcome_unknown,
     status_retryable,
 )
-from telnyx_msg._spec import Endpoint, describe
+from telnyx_msg._spec import IDEMPOTENT_METHODS, Endpoint, describe, encode_query, json_value
 from telnyx_msg._transport import (
     USER_AGENT,
     AiohttpTransport,
@@ -94,6 +96,21 @@ class Limiter(Protocol):
 
     def on_response(self, sender: str | None, *, status: int, code: str | None,
                     reset_after: float | None) -> None: ...
+
+
+class _Operation(Protocol):
+    """What the request pipeline needs of an operation (an :class:`Endpoint`, or the ad-hoc
+    one of :meth:`AsyncClient.request`)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def send(self) -> bool: ...
+    @property
+    def idempotent(self) -> bool: ...
+    def build(self, request: Any, /) -> tuple[str, str, dict[str, Any] | None]: ...
 
 
 class _Default:
@@ -284,6 +301,20 @@ class AsyncClient(ResourceTree[AsyncMode]):
             task.cancel()
         await shared.transport.aclose()
 
+    async def request(self, method: str, path: str, *, json: Any = None,
+                      params: Mapping[str, Any] | None = None,
+                      options: RequestOptions | None = None) -> Any:
+        """Call any Telnyx path (relative to ``base_url``) and return the decoded JSON body.
+
+        For what this SDK does not model yet. The call goes through the same pipeline as the
+        methods: auth, retries (by method; a POST only with an idempotency key), the rate limits
+        when ``path`` is a send endpoint, the error mapping. ``params`` are encoded like the
+        methods' query arguments (``{"filter": {"from": ...}}`` -> ``filter[from]=...``).
+        """
+        call = _raw_call(method, path, json, params, options)
+        response = await self._call(call.endpoint, call)
+        return _decode(response, call.endpoint)
+
     async def __aenter__(self) -> AsyncClient:
         return self
 
@@ -402,7 +433,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if task is not None:
                 shared.waiting.pop(task, None)
 
-    async def _call(self, endpoint: Endpoint[Any, Any], request: Any) -> HttpResponse:
+    async def _call(self, endpoint: _Operation, request: Any) -> HttpResponse:
         """Send one validated request with the retry policy; return the 2xx response."""
         shared = self._shared
         if shared.closed:
@@ -431,6 +462,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if key is not None:
                     headers["Idempotency-Key"] = key
         path, query, body = endpoint.build(request)
+        if options is not None and (options.extra_body or options.extra_query):
+            query, body = _with_extras(options, query, body)
         url = shared.base_url + path + ("?" + query if query else "")
         data = _JSON_DUMPS(body).encode() if body is not None else None
         retry_safe = endpoint.idempotent or key is not None
@@ -513,6 +546,74 @@ class AsyncClient(ResourceTree[AsyncMode]):
                      status, delay, attempt + 1, max_retries)
             await asyncio.sleep(delay)
             attempt += 1
+
+
+@attrs.frozen
+class _RawEndpoint:
+    """Enough of an :class:`Endpoint` for ``_call`` to send a ``client.request``."""
+
+    method: str
+    path: str
+    query: str
+    body: dict[str, Any] | None
+    send: bool
+    idempotent: bool
+
+    def build(self, _: Any) -> tuple[str, str, dict[str, Any] | None]:
+        return self.path, self.query, self.body
+
+
+@attrs.frozen
+class _RawCall:
+    endpoint: _RawEndpoint
+    options: RequestOptions | None
+
+
+_RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def _raw_call(method: str, path: str, json: Any, params: Mapping[str, Any] | None,
+              options: RequestOptions | None) -> _RawCall:
+    """Check and encode ``client.request`` arguments before any I/O."""
+    from telnyx_msg import endpoints
+
+    verb = method.upper() if isinstance(method, str) else ""
+    if verb not in _RAW_METHODS:
+        raise ValidationError("method", f"must be one of {', '.join(sorted(_RAW_METHODS))}, "
+                                        f"got {method!r}")
+    if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+        raise ValidationError("path", f"must start with '/' and have no query (use params=), "
+                                      f"got {path!r}")
+    if json is not None and not isinstance(json, Mapping):
+        raise ValidationError("json", f"must be a JSON object (a mapping), got "
+                                      f"{type(json).__name__}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ValidationError("params", f"must be a mapping, got {type(params).__name__}")
+    if options is not None and not isinstance(options, RequestOptions):
+        raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
+    pairs: list[tuple[str, str]] = []
+    for name, value in (params or {}).items():
+        encode_query(name, value, pairs)
+    query = "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
+    # A send endpoint's path takes the account's and the sender's rate limits, as its method.
+    send = any(e.send and e.method == verb and e.path == path
+               for e in vars(endpoints).values() if isinstance(e, Endpoint))
+    return _RawCall(_RawEndpoint(verb, path, query, None if json is None else json_value(
+        dict(json)), send, verb in IDEMPOTENT_METHODS), options)
+
+
+def _with_extras(options: RequestOptions, query: str, body: dict[str, Any] | None
+                 ) -> tuple[str, dict[str, Any] | None]:
+    """Merge ``extra_query`` / ``extra_body`` into a built request (the same encoding rules)."""
+    if options.extra_body:
+        body = {**(body or {}), **json_value(dict(options.extra_body))}
+    if options.extra_query:
+        pairs: list[tuple[str, str]] = []
+        for name, value in options.extra_query.items():
+            encode_query(name, value, pairs)
+        extra = "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
+        query = f"{query}&{extra}" if query and extra else (query or extra)
+    return query, body
 
 
 def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
@@ -630,7 +731,7 @@ def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
     return finish
 
 
-def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
+def _decode(response: HttpResponse, endpoint: _Operation) -> Any:
     if not response.body:
         return {}
     try:
@@ -647,7 +748,7 @@ def _decode(response: HttpResponse, endpoint: Endpoint[Any, Any]) -> Any:
                        f"the body is not JSON: {response.body[:200]!r}") from exc
 
 
-def _invalid(response: HttpResponse, endpoint: Endpoint[Any, Any], message: str,
+def _invalid(response: HttpResponse, endpoint: _Operation, message: str,
              field: str | None = None) -> APIResponseValidationError:
     """The error for a 2xx whose body cannot be read (the request was accepted).
 

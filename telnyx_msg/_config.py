@@ -96,19 +96,28 @@ def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
             raise ConfigurationError("extra_headers must not set Authorization; use api_key")
 
 
+def _check_mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValidationError(attribute.name, f"must be a mapping, got {type(value).__name__}")
+
+
 @frozen(kw_only=True)
 class RequestOptions:
     """How one call is made (not what it sends): pass as ``options=`` to any method.
 
     ``idempotency_key`` is sent as the ``Idempotency-Key`` header, identically on every attempt,
     and makes a send safe to retry after an ambiguous failure (timeout, dropped connection,
-    500/502/504). Fields left ``None`` use the client's settings.
+    500/502/504). ``extra_body`` and ``extra_query`` merge fields this SDK does not model yet
+    into the call's JSON body and query string, unvalidated (they win over the arguments of the
+    same name). Fields left ``None`` use the client's settings.
     """
 
     timeout: float | Timeout | None = attrs.field(default=None, validator=_check_timeout)
     max_retries: int | None = attrs.field(default=None, validator=_check_retries)
     idempotency_key: str | None = attrs.field(default=None, validator=_check_key)
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, validator=_check_headers)
+    extra_body: Mapping[str, Any] | None = attrs.field(default=None, validator=_check_mapping)
+    extra_query: Mapping[str, Any] | None = attrs.field(default=None, validator=_check_mapping)
 
 
 def resolve_api_key(api_key: str | None) -> str:

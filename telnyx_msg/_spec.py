@@ -119,8 +119,8 @@ class Endpoint(Generic[P, R]):
     def _compile_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
         # The rule of the module docstring, unrolled per endpoint into straight-line code:
         # a loop over the field plans costs more than the rest of a send's request building.
-        namespace: dict[str, Any] = {"__quote": quote, "__json": _json_value,
-                                     "__query": _encode_query, "__template": self.path}
+        namespace: dict[str, Any] = {"__quote": quote, "__json": json_value,
+                                     "__query": encode_query, "__template": self.path}
         has_body = self.json_body
         has_query = any(plan.location == "query" for plan in self.fields)
         lines = ["def build(request):", "    path = __template",
@@ -153,24 +153,24 @@ class Endpoint(Generic[P, R]):
         return build
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {k: _json_value(x) for k, x in value.items()}
+        return {k: json_value(x) for k, x in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_value(x) for x in value]
+        return [json_value(x) for x in value]
     return value
 
 
-def _encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
+def encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
     if value is None:
         return
     if isinstance(value, Mapping):
         for sub, item in value.items():
-            _encode_query(f"{key}[{sub}]", item, out)
+            encode_query(f"{key}[{sub}]", item, out)
     elif isinstance(value, bool):
         out.append((key, "true" if value else "false"))
     elif isinstance(value, datetime):

@@ -9,6 +9,7 @@ thread, the facade also works where a loop is already running (Jupyter, async fr
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
+    RequestOptions,
     Timeout,
 )
 from telnyx_msg._events import Hook
@@ -177,6 +179,14 @@ class Client(ResourceTree[SyncMode]):
         view._setup(self._async.with_options(timeout=timeout, max_retries=max_retries,
                                               backoff=backoff), self._owner)
         return view
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None,
+                options: RequestOptions | None = None) -> Any:
+        """Call any Telnyx path and return the decoded JSON (see ``AsyncClient.request``)."""
+        self._check_open()
+        return self._portal.call(functools.partial(
+            self._async.request, method, path, json=json, params=params, options=options))
 
     def close(self) -> None:
         """Close the HTTP session and stop the loop thread (a view's close does nothing)."""
