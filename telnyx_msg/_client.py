@@ -55,6 +55,7 @@ from telnyx_msg._transport import (
     USER_AGENT,
     AiohttpTransport,
     HttpResponse,
+    Transport,
     TransportError,
     fixed_headers,
 )
@@ -169,7 +170,7 @@ class _Shared:
     api_key: str = attrs.field(repr=False)  # never in a repr
     base_url: str
     headers: Mapping[str, str] = attrs.field(repr=False)  # carries the Authorization header
-    transport: AiohttpTransport
+    transport: Transport
     limiter: Limiter | None
     webhooks: Webhooks
     hooks: EventHooks
@@ -195,8 +196,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
     [...]}``) observe every attempt, see :class:`RequestEvent` and :class:`ResponseEvent`
     (docs/configuration.md). ``max_response_size`` (bytes, default 10 MB, after
     decompression) caps a response body; a bigger 2xx raises
-    :class:`~telnyx_msg.APIResponseValidationError`. Use as ``async with`` or call
-    ``aclose()``; a closed client raises :class:`~telnyx_msg.ClientClosedError`.
+    :class:`~telnyx_msg.APIResponseValidationError`. ``transport`` replaces the network (the
+    I/O seam; e.g. ``telnyx_msg.testing.MockTransport(handler)`` in unit tests): everything
+    else (validation, rate limits, retries, parsing, errors) runs as in production. Use as
+    ``async with`` or call ``aclose()``; a closed client raises
+    :class:`~telnyx_msg.ClientClosedError`.
     """
 
     def __init__(
@@ -213,8 +217,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        transport: Transport | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
+        if transport is not None and session is not None:
+            raise ConfigurationError("pass session= or transport=, not both (a transport owns "
+                                     "its connections)")
         url = resolve_base_url(base_url)
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
@@ -235,8 +243,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
             }),
-            transport=AiohttpTransport(session, pool_size=pool_size,
-                                       max_response_size=max_response_size),
+            transport=transport if transport is not None else AiohttpTransport(
+                session, pool_size=pool_size, max_response_size=max_response_size),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),

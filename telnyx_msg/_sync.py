@@ -31,6 +31,7 @@ from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe
+from telnyx_msg._transport import Transport
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Page
 
@@ -139,6 +140,7 @@ class Client(ResourceTree[SyncMode]):
         pool_size: int = DEFAULT_POOL_SIZE,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        transport: Transport | None = None,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -151,6 +153,7 @@ class Client(ResourceTree[SyncMode]):
             api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
             backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
             pool_size=pool_size, event_hooks=event_hooks, max_response_size=max_response_size,
+            transport=transport,
         )
         self._setup(async_client, _Portal())
         self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)

@@ -18,7 +18,7 @@ import platform
 import select
 import sys
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -57,6 +57,27 @@ class HttpResponse(NamedTuple):
     headers: CIMultiDictProxy[str]
     body: bytes
     too_large: bool = False
+
+
+class Transport(Protocol):
+    """The client's only I/O seam: send one request, return the whole response.
+
+    :class:`AiohttpTransport` is the default; ``telnyx_msg.testing.MockTransport`` answers
+    in-process. ``send`` raises :class:`TransportError` when no response came, saying whether
+    the request may have reached the server.
+    """
+
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def max_response_size(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def other_loop(self) -> bool: ...
+    def grow_pool(self, size: int) -> int: ...
+    async def send(self, method: str, url: str, headers: Mapping[str, str],
+                   body: bytes | None, timeout: Timeout) -> HttpResponse: ...
+    async def aclose(self) -> None: ...
 
 
 class TransportError(Exception):

@@ -30,6 +30,7 @@ from telnyx_msg.testing._config import (
     WebhookSettings,
 )
 from telnyx_msg.testing._fake import FakeTelnyx
+from telnyx_msg.testing._mock import MockRequest, MockResponse, MockTransport, MockTransportError
 from telnyx_msg.testing._records import RecordedRequest, Stats, WebhookAttempt
 from telnyx_msg.testing._thread import serve_in_thread
 
@@ -46,6 +47,10 @@ __all__ = [
     "FakeTelnyx",
     "FaultStep",
     "Faults",
+    "MockRequest",
+    "MockResponse",
+    "MockTransport",
+    "MockTransportError",
     "RecordedRequest",
     "SeedNumber",
     "SeedProfile",

@@ -1,0 +1,125 @@
+"""``MockTransport``: answer the client's requests in-process, with no server (httpx-style)."""
+
+from __future__ import annotations
+
+import inspect
+import json as jsonlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from attrs import field, frozen
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from telnyx_msg._config import DEFAULT_MAX_RESPONSE_SIZE, Timeout
+from telnyx_msg._transport import HttpResponse, TransportError
+
+__all__ = ["MockRequest", "MockResponse", "MockTransport", "MockTransportError"]
+
+
+@frozen
+class MockRequest:
+    """One request as the client would send it: ``method``, full ``url``, ``path`` (without
+    the query), decoded ``query``, ``headers`` and the raw ``body``; ``json()`` decodes it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The URL's path, e.g. ``/v2/messages``."""
+        return urlsplit(self.url).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The decoded query string (``{"page[size]": "5"}``)."""
+        return dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True))
+
+    def json(self) -> Any:
+        """The decoded JSON body (None without one)."""
+        return jsonlib.loads(self.body) if self.body else None
+
+
+@frozen
+class MockResponse:
+    """What a handler answers: ``status``, a ``json`` document (or raw ``body``), ``headers``."""
+
+    status: int = 200
+    json: Any = None
+    body: bytes = b""
+    headers: Mapping[str, str] = field(factory=dict)
+
+
+class MockTransportError(Exception):
+    """Raise from a handler to simulate no response: ``reached`` says whether the request got to
+    the server (a timeout or a dropped connection after writing) or not (refused)."""
+
+    def __init__(self, message: str = "simulated failure", *, reached: bool = False,
+                 timeout: bool = False) -> None:
+        super().__init__(message)
+        self.reached = reached
+        self.timeout = timeout
+
+
+Handler = Callable[[MockRequest], "MockResponse | Awaitable[MockResponse]"]
+
+
+class MockTransport:
+    """A transport whose ``handler(request) -> MockResponse`` (sync or async) answers every
+    request: ``AsyncClient(transport=MockTransport(handler))``. Validation, rate limits,
+    retries, parsing and errors run exactly as with the network."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[MockRequest] = []  # every request, in order
+        self._closed = False
+
+    @property
+    def pool_size(self) -> int:
+        """No pool: any number of requests at once."""
+        return 1 << 30
+
+    @property
+    def max_response_size(self) -> int:
+        """The response size cap (not applied: the handler's answer is taken as is)."""
+        return DEFAULT_MAX_RESPONSE_SIZE
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._closed
+
+    def other_loop(self) -> bool:
+        """Never bound to a loop."""
+        return False
+
+    def grow_pool(self, size: int) -> int:
+        """No pool to grow."""
+        return self.pool_size
+
+    async def send(self, method: str, url: str, headers: Mapping[str, str],
+                   body: bytes | None, timeout: Timeout) -> HttpResponse:
+        """Ask the handler; turn a :class:`MockTransportError` into a transport failure."""
+        if self._closed:
+            raise TransportError("the client is closed", reached=False, timeout=False,
+                                 closed=True)
+        request = MockRequest(method, url, dict(headers), body or b"")
+        self.requests.append(request)
+        try:
+            answer = self.handler(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except MockTransportError as exc:
+            raise TransportError(str(exc), reached=exc.reached, timeout=exc.timeout) from exc
+        if not isinstance(answer, MockResponse):
+            raise TypeError(f"the MockTransport handler must return a MockResponse, "
+                            f"got {type(answer).__name__}")
+        payload = answer.body if answer.json is None else jsonlib.dumps(answer.json).encode()
+        return HttpResponse(answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)),
+                            payload)
+
+    async def aclose(self) -> None:
+        """Refuse later requests."""
+        self._closed = True

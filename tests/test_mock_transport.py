@@ -1,0 +1,111 @@
+"""MockTransport: user unit tests without a server, the whole pipeline still running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import pytest
+
+import telnyx_msg
+from telnyx_msg.testing import MockRequest, MockResponse, MockTransport, MockTransportError
+from tests.conftest import message_json
+
+pytestmark = pytest.mark.anyio
+
+SEND: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550001", "text": "Hi"}
+
+
+def client(transport: MockTransport, **kwargs: Any) -> telnyx_msg.AsyncClient:
+    return telnyx_msg.AsyncClient("k", transport=transport, rate_limits=None, **kwargs)
+
+
+async def test_handler_answers_and_the_result_is_typed() -> None:
+    """A sync handler sees the built request; its JSON becomes the typed result."""
+    seen: list[MockRequest] = []
+
+    def handler(request: MockRequest) -> MockResponse:
+        seen.append(request)
+        return MockResponse(json={"data": message_json(id="m-1")})
+
+    async with client(MockTransport(handler)) as c:
+        message = await c.messages.send(**SEND)
+    assert message.id == "m-1"
+    [request] = seen
+    assert (request.method, request.path) == ("POST", "/v2/messages")
+    assert request.json() == {"from": "+18005550101", "to": "+18445550001", "text": "Hi"}
+    assert request.headers["Authorization"] == "Bearer k"
+
+
+async def test_retries_and_errors_run_as_in_production() -> None:
+    """An async handler answering 503 then 200 is retried; a 422 maps to its error."""
+    answers = [MockResponse(status=503), MockResponse(json={"data": message_json()})]
+
+    async def handler(request: MockRequest) -> MockResponse:
+        return answers.pop(0)
+
+    transport = MockTransport(handler)
+    async with client(transport, backoff=telnyx_msg.Backoff(initial=0.0)) as c:
+        await c.messages.send(**SEND)
+        assert len(transport.requests) == 2
+        transport.handler = lambda request: MockResponse(status=422, json={"errors": [
+            {"code": "10015", "title": "Bad Request", "source": {"pointer": "/to"}}]})
+        with pytest.raises(telnyx_msg.UnprocessableEntityError) as caught:
+            await c.messages.send(**SEND)
+    assert caught.value.code == "10015"
+
+
+async def test_simulated_failures_keep_the_outcome_rules() -> None:
+    """A failure after the request was written is outcome_unknown and not retried for a send;
+    a refused connection is retried."""
+    calls = 0
+
+    def dropped(request: MockRequest) -> MockResponse:
+        nonlocal calls
+        calls += 1
+        raise MockTransportError("dropped", reached=True)
+
+    async with client(MockTransport(dropped)) as c:
+        with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+            await c.messages.send(**SEND)
+    assert caught.value.outcome_unknown
+    assert calls == 1
+
+    def refused(request: MockRequest) -> MockResponse:
+        raise MockTransportError("refused", reached=False)
+
+    transport = MockTransport(refused)
+    async with client(transport, backoff=telnyx_msg.Backoff(initial=0.0)) as c:
+        with pytest.raises(telnyx_msg.APIConnectionError) as refused_error:
+            await c.messages.send(**SEND)
+    assert not refused_error.value.outcome_unknown
+    assert len(transport.requests) == 3  # 1 + max_retries
+
+
+async def test_validation_happens_before_the_transport() -> None:
+    """Bad arguments never reach the handler."""
+    transport = MockTransport(lambda request: MockResponse())
+    async with client(transport) as c:
+        with pytest.raises(telnyx_msg.ValidationError):
+            await c.messages.send(from_="+18005550101", to="12", text="Hi")
+    assert transport.requests == []
+
+
+async def test_blocking_client_takes_a_transport_too() -> None:
+    """Client(transport=...) runs the same pipeline from sync code."""
+    transport = MockTransport(lambda request: MockResponse(json={"data": message_json()}))
+
+    def run() -> str:
+        with telnyx_msg.Client("k", transport=transport, rate_limits=None) as c:
+            return c.messages.send(**SEND).id
+
+    assert await anyio.to_thread.run_sync(run) == message_json()["id"]
+
+
+def test_session_and_transport_exclude_each_other() -> None:
+    """Passing both is a configuration error."""
+    import aiohttp
+
+    with pytest.raises(telnyx_msg.ConfigurationError, match="not both"):
+        telnyx_msg.AsyncClient("k", transport=MockTransport(lambda r: MockResponse()),
+                               session=aiohttp.ClientSession.__new__(aiohttp.ClientSession))
