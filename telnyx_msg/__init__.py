@@ -42,6 +42,7 @@ from telnyx_msg.errors import (
     ClientClosedError,
     ConfigurationError,
     ConflictError,
+    DeliveryTrackerUnavailableError,
     DuplicateWebhookError,
     ErrorDetail,
     InternalServerError,
@@ -52,11 +53,13 @@ from telnyx_msg.errors import (
     QueueFullError,
     RateLimitError,
     RateLimiterUnavailableError,
+    RedisUnavailableError,
     TelnyxError,
     TimestampError,
     UnprocessableEntityError,
     ValidationError,
     WebhookPayloadError,
+    WebhookQueueUnavailableError,
     WebhookVerificationError,
 )
 from telnyx_msg.models import (
@@ -72,11 +75,6 @@ from telnyx_msg.models import (
 if TYPE_CHECKING:
     from telnyx_msg._plan import BulkPlan, plan_bulk
     from telnyx_msg._ratelimit import RateLimits
-    from telnyx_msg._redis_common import (
-        DeliveryTrackerUnavailableError,
-        RedisUnavailableError,
-        WebhookQueueUnavailableError,
-    )
     from telnyx_msg._redis_limits import RedisRateLimits
     from telnyx_msg._redis_queue import RedisWebhookQueue
     from telnyx_msg._redis_tracker import RedisDeliveryTracker
@@ -161,9 +159,6 @@ _LAZY = {
     "RedisRateLimits": "telnyx_msg._redis_limits",
     "RedisWebhookQueue": "telnyx_msg._redis_queue",
     "RedisDeliveryTracker": "telnyx_msg._redis_tracker",
-    "RedisUnavailableError": "telnyx_msg._redis_common",
-    "WebhookQueueUnavailableError": "telnyx_msg._redis_common",
-    "DeliveryTrackerUnavailableError": "telnyx_msg._redis_common",
     "Segments": "telnyx_msg._segments",
     "segments": "telnyx_msg._segments",
     "MemoryReplayStore": "telnyx_msg.webhooks",

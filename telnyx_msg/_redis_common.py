@@ -1,9 +1,9 @@
-"""What the Redis webhook queue and the Redis delivery tracker share: their errors, how they
+"""What the Redis webhook queue and the Redis delivery tracker share: how they
 build a client, and one bounded way to make a Redis call.
 
 Every call is bounded twice: by the client's socket timeouts (a dead peer) and by
 ``asyncio.wait_for`` (a frozen server whose socket still accepts bytes). Any failure becomes
-the caller's ``TelnyxError`` subclass, with the Redis exception as its ``__cause__``.
+the caller's ``RedisUnavailableError`` subclass, with the Redis exception as its ``__cause__``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from telnyx_msg.errors import ConfigurationError, TelnyxError
+from telnyx_msg.errors import ConfigurationError, RedisUnavailableError
 
 __all__ = [
-    "DeliveryTrackerUnavailableError",
-    "RedisUnavailableError",
-    "WebhookQueueUnavailableError",
     "bounded",
     "close_client",
     "make_client",
@@ -28,21 +25,6 @@ T = TypeVar("T")
 
 _timeout: Callable[[float], AbstractAsyncContextManager[object]] | None = getattr(
     asyncio, "timeout", None)
-
-
-class RedisUnavailableError(TelnyxError):
-    """Redis did not answer in time or refused a command (down, frozen, out of memory)."""
-
-
-class WebhookQueueUnavailableError(RedisUnavailableError):
-    """The webhook queue's Redis could not store or hand out an event; nothing was lost.
-
-    A receiver answers Telnyx 503 (Telnyx retries the delivery); a worker backs off and retries.
-    """
-
-
-class DeliveryTrackerUnavailableError(RedisUnavailableError):
-    """The delivery tracker's Redis could not record or look up a final status."""
 
 
 def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:

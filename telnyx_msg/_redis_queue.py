@@ -39,13 +39,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from telnyx_msg._redis_common import (
-    WebhookQueueUnavailableError,
-    bounded,
-    close_client,
-    make_client,
-)
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg._redis_common import bounded, close_client, make_client
+from telnyx_msg.errors import ConfigurationError, WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
 
 if TYPE_CHECKING:

@@ -18,13 +18,12 @@ from typing import Any
 
 from telnyx_msg._convert import structure
 from telnyx_msg._redis_common import (
-    DeliveryTrackerUnavailableError,
     bounded,
     close_client,
     make_client,
 )
 from telnyx_msg._tracker import _is_final
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableError
 from telnyx_msg.models import Message, WebhookEvent
 
 __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "RedisDeliveryTracker"]

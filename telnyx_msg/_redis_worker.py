@@ -12,8 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._convert import structure_event
-from telnyx_msg._redis_common import WebhookQueueUnavailableError
 from telnyx_msg._redis_queue import Handler, _fields, _text
+from telnyx_msg.errors import WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
 
 if TYPE_CHECKING:

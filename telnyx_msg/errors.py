@@ -16,8 +16,10 @@
     │   └── InternalServerError 5xx
     ├── APIResponseValidationError    a 2xx (accepted) whose body is unreadable or not the
     │                                 documented shape; .status .request_id .body
-    ├── RateLimiterUnavailableError   the rate limiter's backend (Redis) failed or did not
-    │                                 answer in time; nothing was sent
+    ├── RedisUnavailableError         a Redis the SDK relies on failed or did not answer in time
+    │   ├── RateLimiterUnavailableError   the shared rate limiter's; nothing was sent
+    │   ├── WebhookQueueUnavailableError  the webhook queue's; nothing was lost
+    │   └── DeliveryTrackerUnavailableError  the delivery tracker's
     └── WebhookVerificationError      everything webhook verification raises is one of these:
         ├── InvalidSignatureError
         ├── TimestampError
@@ -46,6 +48,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "DeliveryTrackerUnavailableError",
     "DuplicateWebhookError",
     "ErrorDetail",
     "InternalServerError",
@@ -56,11 +59,13 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RateLimiterUnavailableError",
+    "RedisUnavailableError",
     "TelnyxError",
     "TimestampError",
     "UnprocessableEntityError",
     "ValidationError",
     "WebhookPayloadError",
+    "WebhookQueueUnavailableError",
     "WebhookVerificationError",
 ]
 
@@ -138,7 +143,22 @@ class APIResponseValidationError(TelnyxError):
         super().__init__(f"{where}{message}; the request was accepted{rid}")
 
 
-class RateLimiterUnavailableError(TelnyxError):
+class RedisUnavailableError(TelnyxError):
+    """Redis did not answer in time or refused a command (down, frozen, out of memory)."""
+
+
+class WebhookQueueUnavailableError(RedisUnavailableError):
+    """The webhook queue's Redis could not store or hand out an event; nothing was lost.
+
+    A receiver answers Telnyx 503 (Telnyx retries the delivery); a worker backs off and retries.
+    """
+
+
+class DeliveryTrackerUnavailableError(RedisUnavailableError):
+    """The delivery tracker's Redis could not record or look up a final status."""
+
+
+class RateLimiterUnavailableError(RedisUnavailableError):
     """The rate limiter could not be consulted (its Redis failed or did not answer in time).
 
     Nothing was sent: the request waits for the limiter before it is written. ``send_many``

@@ -158,3 +158,17 @@ def test_404_on_a_message_hints_at_retention() -> None:
     assert error.hint is not None
     assert "limited time" in error.hint
     assert "hint: no message with that id" in str(error)
+
+
+def test_every_redis_outage_is_one_catchable_family() -> None:
+    """A service that shares Redis across the limiter, queue and tracker can catch one class."""
+    import telnyx_msg.errors as errors
+
+    family = (telnyx_msg.RateLimiterUnavailableError, telnyx_msg.WebhookQueueUnavailableError,
+              telnyx_msg.DeliveryTrackerUnavailableError)
+    for cls in family:
+        assert issubclass(cls, telnyx_msg.RedisUnavailableError)
+        assert issubclass(cls, telnyx_msg.TelnyxError)
+        # Importable without redis installed: they live with the other errors.
+        assert getattr(errors, cls.__name__) is cls
+    assert not issubclass(telnyx_msg.RedisUnavailableError, telnyx_msg.APIConnectionError)
