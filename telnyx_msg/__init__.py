@@ -30,6 +30,7 @@ from telnyx_msg._items import (
     SendShortCodeItem,
     SendWhatsAppItem,
 )
+from telnyx_msg._raw import RawResponse
 from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
@@ -114,6 +115,7 @@ __all__ = [
     "RateLimitError",
     "RateLimiterUnavailableError",
     "RateLimits",
+    "RawResponse",
     "Recipient",
     "RedisDeliveryTracker",
     "RedisRateLimits",

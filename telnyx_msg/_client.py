@@ -42,6 +42,7 @@ from telnyx_msg._config import (
 )
 from telnyx_msg._events import EventHooks, Hook, RequestEvent, ResponseEvent, call_hooks
 from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
 from telnyx_msg._retry import (
     Backoff,
@@ -370,6 +371,45 @@ class AsyncClient(ResourceTree[AsyncMode]):
         describe(method, endpoint, name, "AsyncPager")
         return method
 
+    def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
+        """The ``with_raw_response`` form of a method: same pipeline, a :class:`RawResponse`."""
+        call = self._call
+        if endpoint.paged:
+            fetcher = self._pager_factory(endpoint)
+            parse_page = self._page_parser(endpoint)
+
+            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
+                def parse() -> AsyncPager[Any]:
+                    fetch = fetcher(request)
+                    first = parse_page(request, response, None)  # the page already fetched
+
+                    async def seeded(number: int | None) -> tuple[Page[Any], list[Any]]:
+                        return first if number is None else await fetch(number)
+
+                    return AsyncPager(seeded)
+                return parse
+        else:
+            finish_one = _finisher(endpoint)
+
+            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
+                return lambda: finish_one(response)
+
+        async def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
+            request = make_request(endpoint, args, kwargs, name)
+            started = time.perf_counter()
+            attempts: list[int] = []
+            response = await call(endpoint, request, attempts)
+            return RawResponse(status=response.status, headers=response.headers,
+                               body=response.body, request_id=_request_id(response.headers),
+                               retries_taken=attempts[0],
+                               elapsed=time.perf_counter() - started,
+                               parse=finish(request, response))
+
+        describe(raw_method, endpoint, name, "AsyncPager")
+        raw_method.__signature__ = raw_method.__signature__.replace(  # type: ignore[attr-defined]
+            return_annotation=f"RawResponse[{_annotation(raw_method)}]")
+        return raw_method
+
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
         """``run(request) -> result`` for one endpoint (the blocking facade calls this)."""
         call = self._call
@@ -384,35 +424,45 @@ class AsyncClient(ResourceTree[AsyncMode]):
         self, endpoint: Endpoint[Any, T]
     ) -> Callable[[Any], Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]]:
         """``fetcher(request)`` → ``fetch(page_number)`` for a paged endpoint."""
-        from telnyx_msg._convert import converter
 
         call = self._call
-        item_type = endpoint.response
-        hook = converter.get_structure_hook(item_type)
-        meta_hook = converter.get_structure_hook(PageMeta)
+        parse_page = self._page_parser(endpoint)
 
         def fetcher(request: Any) -> Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]:
-            first = request.page_number or 1
-
             async def fetch(number: int | None) -> tuple[Page[T], list[Any]]:
                 req = request if number is None else attrs.evolve(request, page_number=number)
-                response = await call(endpoint, req)
-                doc = _decode(response, endpoint)
-                raw = doc.get("data") if isinstance(doc, dict) else None
-                raw_list: list[Any] = raw if isinstance(raw, list) else []
-                meta_raw = doc.get("meta") if isinstance(doc, dict) else None
-                try:
-                    meta = (meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict)
-                            else PageMeta())
-                    items = [hook(x, item_type) for x in raw_list]
-                except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                    raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
-                                   field=getattr(exc, "path", None)) from exc
-                return Page(items, meta, number or first), raw_list
+                return parse_page(request, await call(endpoint, req), number)
 
             return fetch
 
         return fetcher
+
+    @staticmethod
+    def _page_parser(endpoint: Endpoint[Any, T]
+                     ) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
+        """``parse(request, response, page_number) -> (page, raw data)`` for a paged endpoint."""
+        from telnyx_msg._convert import converter
+
+        item_type = endpoint.response
+        hook = converter.get_structure_hook(item_type)
+        meta_hook = converter.get_structure_hook(PageMeta)
+
+        def parse(request: Any, response: HttpResponse,
+                  number: int | None) -> tuple[Page[T], list[Any]]:
+            doc = _decode(response, endpoint)
+            raw = doc.get("data") if isinstance(doc, dict) else None
+            raw_list: list[Any] = raw if isinstance(raw, list) else []
+            meta_raw = doc.get("meta") if isinstance(doc, dict) else None
+            try:
+                meta = (meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict)
+                        else PageMeta())
+                items = [hook(x, item_type) for x in raw_list]
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
+                               field=getattr(exc, "path", None)) from exc
+            return Page(items, meta, number or request.page_number or 1), raw_list
+
+        return parse
 
     # --- the request pipeline --------------------------------------------------------------
 
@@ -441,8 +491,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if task is not None:
                 shared.waiting.pop(task, None)
 
-    async def _call(self, endpoint: _Operation, request: Any) -> HttpResponse:
-        """Send one validated request with the retry policy; return the 2xx response."""
+    async def _call(self, endpoint: _Operation, request: Any,
+                    attempts: list[int] | None = None) -> HttpResponse:
+        """Send one validated request with the retry policy; return the 2xx response.
+
+        ``attempts``, when given, receives the number of retries the call took.
+        """
         shared = self._shared
         if shared.closed:
             raise ClientClosedError("this client is closed; create a new one",
@@ -536,6 +590,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                         f"({shared.transport.max_response_size} bytes) and was not read",
                         status=status, request_id=_request_id(response.headers),
                         method=method, path=path)
+                if attempts is not None:
+                    attempts.append(attempt)
                 return response
             error = _status_error(response, method, path, retry_safe)
             _log_attempt(method, path, status, attempt, started, response, None)
@@ -706,6 +762,12 @@ def _takes_timeout(limiter: Limiter | None) -> bool:
         return False
     return "timeout" in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _annotation(method: Callable[..., Any]) -> str:
+    """The return annotation ``describe`` gave ``method``, as text."""
+    ret = inspect.signature(method).return_annotation
+    return ret if isinstance(ret, str) else getattr(ret, "__name__", repr(ret))
 
 
 def _check_retries(value: int) -> int:

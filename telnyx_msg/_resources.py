@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 from telnyx_msg import endpoints as ep
 from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._items import SendItem
+from telnyx_msg._raw import RawResponse, RawRunner
 from telnyx_msg._spec import Endpoint, PagedEndpoint
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-M = TypeVar("M", "AsyncMode", "SyncMode")
+M = TypeVar("M")
+B = TypeVar("B")
 
 
 def _snake(name: str) -> str:
@@ -46,6 +48,10 @@ class AsyncMode:
 
 class SyncMode:
     """Marker: methods block and return values and plain page iterators."""
+
+
+class Raw(Generic[B]):
+    """Marker: the ``with_raw_response`` form of mode ``B``; methods return RawResponse."""
 
 
 class Runner(Protocol):
@@ -67,6 +73,14 @@ class Resource(Generic[M]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
+    if not TYPE_CHECKING:  # each resource declares its typed ``with_raw_response``
+        def __getattr__(self, name: str) -> Any:
+            if name != "with_raw_response":
+                raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+            raw = type(self)(RawRunner(self._runner))
+            self.__dict__[name] = raw  # built once, on first use
+            return raw
+
 
 class Op(Generic[P, R]):
     """A method backed by one endpoint spec."""
@@ -85,6 +99,12 @@ class Op(Generic[P, R]):
     def __get__(self, obj: Resource[AsyncMode], owner: type[Any]) -> Callable[P, Awaitable[R]]: ...
     @overload
     def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, R]: ...
+    @overload
+    def __get__(self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
+                ) -> Callable[P, Awaitable[RawResponse[R]]]: ...
+    @overload
+    def __get__(self, obj: Resource[Raw[SyncMode]], owner: type[Any]
+                ) -> Callable[P, RawResponse[R]]: ...
     def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
             return self
@@ -110,6 +130,12 @@ class PagedOp(Generic[P, R]):
     def __get__(self, obj: Resource[AsyncMode], owner: type[Any]) -> Callable[P, AsyncPager[R]]: ...
     @overload
     def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, SyncPager[R]]: ...
+    @overload
+    def __get__(self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
+                ) -> Callable[P, Awaitable[RawResponse[AsyncPager[R]]]]: ...
+    @overload
+    def __get__(self, obj: Resource[Raw[SyncMode]], owner: type[Any]
+                ) -> Callable[P, RawResponse[SyncPager[R]]]: ...
     def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
             return self
@@ -120,6 +146,8 @@ class PagedOp(Generic[P, R]):
 
 class Messages(Resource[M]):
     """Send, schedule, retrieve and cancel messages."""
+
+    with_raw_response: Messages[Raw[M]]
 
     send = Op(ep.send_message)
     send_with_alphanumeric_sender = Op(ep.send_alphanumeric)
@@ -173,6 +201,8 @@ class Messages(Resource[M]):
 class AlphanumericSenderIds(Resource[M]):
     """Alphanumeric sender IDs of the account."""
 
+    with_raw_response: AlphanumericSenderIds[Raw[M]]
+
     list = PagedOp(ep.list_alphanumeric_sender_ids)
     create = Op(ep.create_alphanumeric_sender_id)
     retrieve = Op(ep.retrieve_alphanumeric_sender_id)
@@ -181,6 +211,8 @@ class AlphanumericSenderIds(Resource[M]):
 
 class MessagingHostedNumbers(Resource[M]):
     """Phone numbers and their messaging settings."""
+
+    with_raw_response: MessagingHostedNumbers[Raw[M]]
 
     list = PagedOp(ep.list_hosted_numbers)
     retrieve = Op(ep.retrieve_hosted_number)
@@ -191,17 +223,23 @@ class MessagingHostedNumbers(Resource[M]):
 class MessagingOptouts(Resource[M]):
     """Recipients who opted out (STOP)."""
 
+    with_raw_response: MessagingOptouts[Raw[M]]
+
     list = PagedOp(ep.list_optouts)
 
 
 class MessagingProfileMetrics(Resource[M]):
     """High-level metrics of all messaging profiles."""
 
+    with_raw_response: MessagingProfileMetrics[Raw[M]]
+
     list = Op(ep.list_profile_metrics)
 
 
 class MessagingProfileActions(Resource[M]):
     """Actions on a messaging profile."""
+
+    with_raw_response: MessagingProfileActions[Raw[M]]
 
     _path = 'messaging_profiles.actions'
 
@@ -210,6 +248,8 @@ class MessagingProfileActions(Resource[M]):
 
 class AutorespConfigs(Resource[M]):
     """Auto-response settings of a messaging profile."""
+
+    with_raw_response: AutorespConfigs[Raw[M]]
 
     _path = 'messaging_profiles.autoresp_configs'
 
@@ -222,6 +262,8 @@ class AutorespConfigs(Resource[M]):
 
 class MessagingProfiles(Resource[M]):
     """Messaging profiles: CRUD, their numbers, sender IDs, metrics, actions, auto-responses."""
+
+    with_raw_response: MessagingProfiles[Raw[M]]
 
     list = PagedOp(ep.list_messaging_profiles)
     create = Op(ep.create_messaging_profile)
@@ -242,6 +284,8 @@ class MessagingProfiles(Resource[M]):
 class PhoneNumberMessaging(Resource[M]):
     """Messaging settings of the account's phone numbers."""
 
+    with_raw_response: PhoneNumberMessaging[Raw[M]]
+
     _path = 'phone_numbers.messaging'
 
     list = PagedOp(ep.list_phone_numbers_messaging)
@@ -252,6 +296,8 @@ class PhoneNumberMessaging(Resource[M]):
 class PhoneNumbers(Resource[M]):
     """Phone numbers (only their ``messaging`` settings are in scope)."""
 
+    with_raw_response: PhoneNumbers[Raw[M]]
+
     def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
         self.messaging: PhoneNumberMessaging[M] = PhoneNumberMessaging(runner)
@@ -260,6 +306,8 @@ class PhoneNumbers(Resource[M]):
 class ShortCodes(Resource[M]):
     """Short codes of the account and the profiles they are bound to."""
 
+    with_raw_response: ShortCodes[Raw[M]]
+
     list = PagedOp(ep.list_short_codes)
     retrieve = Op(ep.retrieve_short_code)
     update = Op(ep.update_short_code)
@@ -267,6 +315,8 @@ class ShortCodes(Resource[M]):
 
 class MessagingNumbersBulkUpdates(Resource[M]):
     """Orders that set the messaging profile of many numbers at once."""
+
+    with_raw_response: MessagingNumbersBulkUpdates[Raw[M]]
 
     create = Op(ep.create_bulk_update)
     retrieve = Op(ep.retrieve_bulk_update)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from telnyx_msg._config import (
 )
 from telnyx_msg._events import Hook
 from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe
@@ -225,6 +227,27 @@ class Client(ResourceTree[SyncMode]):
             raise TelnyxError("this client is closed; create a new one")
 
     # --- binding (see _resources.Op): validate here, run the async core in the portal ---------
+
+    def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
+        portal = self._portal
+        raw_async = self._async._bind_raw(endpoint, name)
+
+        def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
+            make_request(endpoint, args, kwargs, name)  # bad input raises here, before the portal
+            self._check_open()
+            raw: RawResponse[Any] = portal.call(lambda: raw_async(*args, **kwargs))
+            if endpoint.paged:
+                pager = raw.parse
+                return raw._with_parse(lambda: SyncPager(pager(), portal))
+            return raw
+
+        raw_method.__name__ = raw_async.__name__
+        raw_method.__qualname__ = raw_async.__qualname__
+        raw_method.__doc__ = raw_async.__doc__
+        raw_method.__signature__ = inspect.signature(raw_async).replace(  # type: ignore[attr-defined]
+            return_annotation=inspect.signature(raw_async).return_annotation.replace(
+                "AsyncPager", "SyncPager"))
+        return raw_method
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         portal = self._portal
