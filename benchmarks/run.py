@@ -274,7 +274,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _log(started, f"webhook: ratio {webhook['ratio']:.2f}")
 
         if "import" in only:
-            modules = ["(none)", "aiohttp", "telnyx_msg"] + (["telnyx"] if official else [])
+            modules = (["(none)", "aiohttp", "telnyx_msg", "telnyx_msg.webhooks"]
+                       + (["telnyx"] if official else []))
             seconds = cases.import_case(modules, profile.import_runs)
             results["import"] = {"runs": profile.import_runs, "seconds": seconds,
                                  "ratio": _ratio(seconds["telnyx_msg"], seconds["aiohttp"])}

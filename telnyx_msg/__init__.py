@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._bulk import SendOutcome
-from telnyx_msg._client import AsyncClient
 from telnyx_msg._config import RequestOptions, Timeout
 from telnyx_msg._events import RequestEvent, ResponseEvent
 from telnyx_msg._items import (
@@ -74,6 +73,7 @@ from telnyx_msg.models import (
 )
 
 if TYPE_CHECKING:
+    from telnyx_msg._client import AsyncClient
     from telnyx_msg._plan import BulkPlan, plan_bulk
     from telnyx_msg._ratelimit import RateLimits
     from telnyx_msg._redis_limits import RedisRateLimits
@@ -152,7 +152,10 @@ __all__ = [
     "segments",
 ]
 
+# Loaded on first use, so `import telnyx_msg.webhooks` (a webhook-only service) and the CLI's
+# start-up do not pay for aiohttp.
 _LAZY = {
+    "AsyncClient": "telnyx_msg._client",
     "Client": "telnyx_msg._sync",
     "BulkPlan": "telnyx_msg._plan",
     "plan_bulk": "telnyx_msg._plan",

@@ -1,4 +1,5 @@
-"""Page iterators: lazy, one request per page (the blocking facade wraps these).
+"""Page iterators: lazy, one request per page. ``AsyncPager`` is the core's; ``SyncPager`` is
+its blocking form, driving it through the facade's portal.
 
 Every in-scope list is page-number paginated (docs/wire.md §2). The next page is the server's
 ``meta.page_number + 1``, falling back to the requested number + 1 when ``meta`` is missing (the
@@ -9,10 +10,14 @@ official SDK re-requests page 2 forever in that case). Iteration stops on an emp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telnyx_msg.models import Page
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
 
@@ -67,3 +72,43 @@ class AsyncPager(Generic[T]):
         async for page in self.pages():
             for item in page.items:
                 yield item
+
+
+class SyncPager(Generic[T]):
+    """A plain iterator over every item of a list (the blocking form of ``AsyncPager``)."""
+
+    def __init__(self, pager: AsyncPager[T], portal: BlockingPortal) -> None:
+        self._pager = pager
+        self._portal = portal
+
+    def first_page(self) -> Page[T]:
+        """Fetch the first page only."""
+        return self._portal.call(self._pager.first_page)
+
+    def pages(self) -> Iterator[Page[T]]:
+        """Yield each page in order, one request per page."""
+        return _iterate(self._portal, self._pager.pages())
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.items
+
+
+def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
+    async def step() -> tuple[bool, Any]:
+        try:
+            return True, await agen.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    try:
+        while True:
+            more, value = portal.call(step)
+            if not more:
+                return
+            yield value
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(RuntimeError):  # the client was closed first
+                portal.call(aclose)

@@ -27,8 +27,7 @@ from telnyx_msg._raw import RawResponse, RawRunner
 from telnyx_msg._spec import Endpoint, PagedEndpoint
 
 if TYPE_CHECKING:
-    from telnyx_msg._pagination import AsyncPager
-    from telnyx_msg._sync import SyncPager
+    from telnyx_msg._pagination import AsyncPager, SyncPager
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,8 +13,8 @@ import functools
 import inspect
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -28,14 +28,13 @@ from telnyx_msg._config import (
     Timeout,
 )
 from telnyx_msg._events import Hook
-from telnyx_msg._pagination import AsyncPager
+from telnyx_msg._pagination import AsyncPager, SyncPager, _iterate
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe
 from telnyx_msg._transport import Transport
 from telnyx_msg.errors import ConfigurationError, TelnyxError
-from telnyx_msg.models import Page
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,46 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Client", "SyncPager"]
 
 T = TypeVar("T")
-
-
-class SyncPager(Generic[T]):
-    """A plain iterator over every item of a list (the blocking form of ``AsyncPager``)."""
-
-    def __init__(self, pager: AsyncPager[T], portal: BlockingPortal) -> None:
-        self._pager = pager
-        self._portal = portal
-
-    def first_page(self) -> Page[T]:
-        """Fetch the first page only."""
-        return self._portal.call(self._pager.first_page)
-
-    def pages(self) -> Iterator[Page[T]]:
-        """Yield each page in order, one request per page."""
-        return _iterate(self._portal, self._pager.pages())
-
-    def __iter__(self) -> Iterator[T]:
-        for page in self.pages():
-            yield from page.items
-
-
-def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
-    async def step() -> tuple[bool, Any]:
-        try:
-            return True, await agen.__anext__()
-        except StopAsyncIteration:
-            return False, None
-
-    try:
-        while True:
-            more, value = portal.call(step)
-            if not more:
-                return
-            yield value
-    finally:
-        aclose = getattr(agen, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(RuntimeError):  # the client was closed first
-                portal.call(aclose)
 
 
 class _Portal:

@@ -265,10 +265,66 @@ def test_client_imports_aiohttp_only_for_typing() -> None:
 
 
 def test_anyio_from_thread_boundary() -> None:
-    """Only _sync.py imports anyio.from_thread."""
-    offenders = [rel for rel, imports in _package_imports().items()
-                 if rel != "_sync.py" and _uses(imports, "anyio.from_thread")]
+    """Only _sync.py imports anyio.from_thread (SyncPager names its portal type for typing)."""
+    imports = _package_imports()
+    offenders = [rel for rel, found in imports.items()
+                 if rel != "_sync.py" and _uses(found, "anyio.from_thread")]
+    assert offenders == ["_pagination.py"]
+    assert not _uses(imports["_pagination.py"], "anyio", {"module-level", "local"})
+
+
+# The layers, bottom up. Below the client, nothing touches I/O: the wire-free modules never
+# import the transport, the client or aiohttp, even under TYPE_CHECKING.
+WIRE_FREE = {"models.py", "errors.py", "webhooks.py", "_convert.py", "_spec.py",
+             "endpoints.py", "_requests.py", "_validate.py", "_segments.py", "_items.py",
+             "_raw.py", "_pagination.py", "_retry.py", "_config.py", "_bucket.py",
+             "_ratelimit.py", "_plan.py", "_events.py", "_bulk.py", "_tracker.py"}
+IO_MODULES = ("aiohttp", "multidict", "telnyx_msg._transport", "telnyx_msg._client",
+              "telnyx_msg._sync", "telnyx_msg.receivers")
+
+
+def test_layering_wire_free_modules_never_reach_the_transport() -> None:
+    imports = _package_imports()
+    assert set(imports) >= WIRE_FREE
+    offenders = sorted(f"{rel} imports {top}" for rel in WIRE_FREE for top in IO_MODULES
+                       if _uses(imports[rel], top))
     assert offenders == []
+
+
+def test_layering_the_core_never_imports_the_facade_testing_or_the_cli() -> None:
+    """Only the package root (lazy exports) and __main__ may name the facade, testing or CLI."""
+    tops = ("telnyx_msg._sync", "telnyx_msg.testing", "telnyx_msg.cli")
+    offenders = sorted(f"{rel} imports {top}"
+                       for rel, found in _package_imports().items()
+                       if "/" not in rel and rel not in {"__init__.py", "__main__.py"}
+                       and rel != "_sync.py"
+                       for top in tops if _uses(found, top))
+    assert offenders == []
+    root = _package_imports()["__init__.py"]
+    assert not _uses(root, "telnyx_msg._sync", {"module-level"})  # Client loads on first use
+
+
+def test_webhook_only_services_do_not_load_aiohttp() -> None:
+    """Verifying and parsing a webhook loads neither aiohttp nor the client."""
+    code = (
+        "import base64, json, sys, time\n"
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+        "import telnyx_msg.webhooks as w\n"
+        "key = Ed25519PrivateKey.generate()\n"
+        "pub = base64.b64encode(key.public_key().public_bytes_raw()).decode()\n"
+        "body = json.dumps({'data': {'id': 'e1', 'event_type': 'message.sent',\n"
+        "    'occurred_at': '2025-07-01T15:00:00Z', 'record_type': 'event',\n"
+        "    'payload': {'id': 'm1', 'record_type': 'message'}}}).encode()\n"
+        "ts = str(int(time.time()))\n"
+        "sig = base64.b64encode(key.sign(ts.encode() + b'|' + body)).decode()\n"
+        "event = w.WebhookVerifier(pub).unwrap(body, {w.SIGNATURE_HEADER: sig,\n"
+        "    w.TIMESTAMP_HEADER: ts})\n"
+        "print(json.dumps([event.id, sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "    ('aiohttp', 'multidict') or m in ('telnyx_msg._client', 'telnyx_msg._transport'))]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert json.loads(result.stdout) == ["e1", []]
 
 
 def test_cattrs_boundary() -> None:

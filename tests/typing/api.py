@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 
 import telnyx_msg
 from telnyx_msg import RequestOptions
-from telnyx_msg._pagination import AsyncPager
-from telnyx_msg._sync import SyncPager
+from telnyx_msg._pagination import AsyncPager, SyncPager
 from telnyx_msg.models import (
     AlphanumericSenderId,
     AutorespConfig,
