@@ -53,7 +53,7 @@ from telnyx_msg._bucket import (
     resolve_config,
     sender_kind,
 )
-from telnyx_msg.errors import ErrorDetail, RateLimitError
+from telnyx_msg.errors import QUEUE_FULL_CODE, ErrorDetail, RateLimitError
 
 __all__ = ["LoopOwner", "RateLimits", "sender_kind", "wait_too_long"]
 
@@ -435,7 +435,7 @@ class RateLimits:
             self._goodput.add(now)
             if not self._recover(now):
                 return
-        elif status == 429 and code == "40318":
+        elif status == 429 and code == QUEUE_FULL_CODE:
             if sender is None:
                 return
             self._queue_full(sender, now)

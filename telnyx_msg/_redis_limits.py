@@ -25,7 +25,11 @@ from telnyx_msg._bucket import (
     resolve_config,
 )
 from telnyx_msg._ratelimit import wait_too_long
-from telnyx_msg.errors import ConfigurationError, RateLimiterUnavailableError
+from telnyx_msg.errors import (
+    QUEUE_FULL_CODE,
+    ConfigurationError,
+    RateLimiterUnavailableError,
+)
 
 __all__ = ["DEFAULT_REDIS_TIMEOUT", "RedisRateLimits"]
 
@@ -406,7 +410,7 @@ class RedisRateLimits:
             self._record(sender, code, reset_after)
 
     def _record(self, sender: str | None, code: str | None, reset_after: float | None) -> None:
-        if code == "40318":
+        if code == QUEUE_FULL_CODE:
             if sender is not None:
                 self._queue_full[sender] = None
             return

@@ -41,9 +41,7 @@ from datetime import timezone
 import attrs
 from attrs import frozen
 
-from telnyx_msg.errors import ConfigurationError
-
-QUEUE_FULL = "40318"
+from telnyx_msg.errors import QUEUE_FULL_CODE, ConfigurationError
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -83,7 +81,7 @@ def status_retryable(status: int, code: str | None, retry_safe: bool,
         if directive in ("true", "false"):
             return directive == "true"
     if status == 429:
-        return code != QUEUE_FULL
+        return code != QUEUE_FULL_CODE
     if status in (408, 503):
         return True
     if status >= 500:

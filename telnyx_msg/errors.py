@@ -331,6 +331,8 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     429: RateLimitError,
 }
 
+#: Telnyx's error code for "the sender's message queue is full" (HTTP 429). The one home of this
+#: fact: the retry policy, both rate limiters and the fake server compare against it.
 QUEUE_FULL_CODE = "40318"
 
 #: Likely cause and fix for the Telnyx error codes users hit most (codes from Telnyx's docs as
@@ -338,8 +340,9 @@ QUEUE_FULL_CODE = "40318"
 HINTS: dict[str, str] = {
     "10011": "too many API requests; the client waited and retried. Lower concurrency or "
              "RateLimits(account_mps=...), or raise max_retries.",
-    "40318": "this sender's queue is full (Telnyx queues 4 h of its rate). Slow this sender "
-             "down or spread the traffic over more senders; see telnyx_msg.plan_bulk.",
+    QUEUE_FULL_CODE: "this sender's queue is full (Telnyx queues 4 h of its rate). Slow this "
+                     "sender down or spread the traffic over more senders; see "
+                     "telnyx_msg.plan_bulk.",
     "40300": "the recipient replied STOP to this sender. Do not resend; "
              "send_many(skip_optouts=True) skips opted-out recipients.",
     "40305": "invalid 'from' address: the number must be on your account, assigned to the "

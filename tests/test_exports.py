@@ -422,3 +422,15 @@ def test_the_project_stands_alone() -> None:
         text = (root / name).read_text(encoding="utf-8")
         offenders += [f"{name}: {word}" for word in outside if word in text]
     assert offenders == []
+
+
+def test_the_queue_full_code_has_one_home() -> None:
+    """Retry policy, both limiters and the fake compare against errors.QUEUE_FULL_CODE."""
+    from telnyx_msg.errors import QUEUE_FULL_CODE
+
+    homes = sorted(
+        path.relative_to(PACKAGE_DIR).as_posix()
+        for path in PACKAGE_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value == QUEUE_FULL_CODE)
+    assert homes == ["errors.py"]

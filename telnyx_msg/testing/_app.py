@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from telnyx_msg.errors import QUEUE_FULL_CODE
 from telnyx_msg.testing._errors import (
     ApiError,
     injected,
@@ -233,7 +234,7 @@ class Api:
             headers["Retry-After"] = (
                 retry_after if isinstance(retry_after, str) else f"{retry_after:g}"
             )
-        if error.code == "40318":
+        if error.code == QUEUE_FULL_CODE:
             self.fake.stats.queue_full += 1
         return response
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from telnyx_msg.errors import QUEUE_FULL_CODE
+
 
 class ApiError(Exception):
     """One error response: HTTP ``status`` and a single Telnyx error object."""
@@ -93,7 +95,7 @@ def queue_full(sender: str) -> ApiError:
     """The sender's message queue is full: 429 ``40318``."""
     return ApiError(
         429,
-        "40318",
+        QUEUE_FULL_CODE,
         "Message queue full",
         f"The message queue for {sender} is full. Wait before resending.",
         pointer="/from",
