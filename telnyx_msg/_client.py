@@ -36,6 +36,7 @@ from telnyx_msg._config import (
     DEFAULT_POOL_SIZE,
     RequestOptions,
     Timeout,
+    check_retries,
     resolve_api_key,
     resolve_base_url,
     to_timeout,
@@ -251,7 +252,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             hooks=EventHooks.from_mapping(event_hooks),
             limiter_timeout=_takes_timeout(rate_limits),
         )
-        self._configure(to_timeout(timeout), _check_retries(max_retries), backoff or Backoff())
+        self._configure(to_timeout(timeout), check_retries(max_retries), backoff or Backoff())
 
     def _configure(self, timeout: Timeout, max_retries: int, backoff: Backoff) -> None:
         self._timeout = timeout
@@ -293,7 +294,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         view._shared = self._shared
         view._configure(
             self._timeout if timeout is DEFAULT else to_timeout(timeout),
-            self._max_retries if max_retries is DEFAULT else _check_retries(max_retries),
+            self._max_retries if max_retries is DEFAULT else check_retries(max_retries),
             self._backoff if backoff is DEFAULT else backoff,
         )
         view._is_view = True
@@ -768,12 +769,6 @@ def _annotation(method: Callable[..., Any]) -> str:
     """The return annotation ``describe`` gave ``method``, as text."""
     ret = inspect.signature(method).return_annotation
     return ret if isinstance(ret, str) else getattr(ret, "__name__", repr(ret))
-
-
-def _check_retries(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
-    return value
 
 
 def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:

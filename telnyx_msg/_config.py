@@ -78,9 +78,16 @@ def _check_key(_: Any, __: Any, value: str | None) -> None:
         validate_idempotency_key(value)
 
 
-def _check_retries(_: Any, __: Any, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+def check_retries(value: int) -> int:
+    """``value`` if it is a valid ``max_retries`` (an int >= 0), else ConfigurationError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
+    return value
+
+
+def _check_retries(_: Any, __: Any, value: int | None) -> None:
+    if value is not None:
+        check_retries(value)
 
 
 def _check_timeout(_: Any, __: Any, value: float | Timeout | None) -> None:
