@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 import attrs
 
+from telnyx_msg._validate import E164_RE, SHORT_CODE_RE
 from telnyx_msg.errors import ConfigurationError
 
 __all__ = [
@@ -83,10 +84,8 @@ DRAIN_FRACTION = 0.01  # a full queue pauses the lane until 1 % of it (144 s of 
 TOKEN_EPS = 1e-6  # a bucket holding >= 1 - TOKEN_EPS tokens can grant (float round-off)
 MIN_DT = 1e-6  # the shortest wait a bucket reports, so a virtual clock always moves forward
 
-_SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _DIGITS = re.compile(r"[0-9]{9,15}")
 _TOLL_FREE = re.compile(r"\+1(?:800|833|844|855|866|877|888)[0-9]{7}")
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
 
@@ -101,13 +100,13 @@ def sender_kind(sender: str) -> str:
 
     9 to 15 bare digits are classified as the E.164 number with a ``+`` in front.
     """
-    if _SHORT_CODE.fullmatch(sender):
+    if SHORT_CODE_RE.fullmatch(sender):
         return "short_code"
     if _DIGITS.fullmatch(sender):
         sender = "+" + sender
     if _TOLL_FREE.fullmatch(sender):
         return "toll_free"
-    if _E164.fullmatch(sender):
+    if E164_RE.fullmatch(sender):
         return "long_code"
     if _UUID.fullmatch(sender):
         return "number_pool"
