@@ -44,6 +44,7 @@ __all__ = [
     "TokenBucket",
     "cubic_rate",
     "drain_tokens",
+    "reset_pause",
     "resolve_config",
     "sender_kind",
 ]
@@ -79,6 +80,7 @@ DECREASE_COOLDOWN = 1.0  # at most one decrease per second (once per round trip,
 METER_SLOT = 0.5  # the measured success rate is an EWMA over 0.5 s slots ...
 METER_SMOOTHING = 0.8  # ... weighting the newest slot 0.8 (botocore adaptive mode)
 MAX_RESET_AFTER = 300.0  # an x-ratelimit-reset beyond this is treated as this
+RESET_SLACK = 0.9  # of an integral x-ratelimit-reset, not waited out (see reset_pause)
 DRAIN_FRACTION = 0.01  # a full queue pauses the lane until 1 % of it (144 s of sending) drained
 
 TOKEN_EPS = 1e-6  # a bucket holding >= 1 - TOKEN_EPS tokens can grant (float round-off)
@@ -120,6 +122,21 @@ def cubic_rate(wmax: float, elapsed: float) -> float:
     """
     k: float = math.pow(wmax * (1.0 - BETA) / CUBIC_C, 1.0 / 3.0)
     return CUBIC_C * (elapsed - k) ** 3 + wmax
+
+
+def reset_pause(reset_after: float | None) -> float:
+    """Seconds to block every account bucket after a 429 carrying ``x-ratelimit-reset``.
+
+    Shared by the local and the Redis limiter. Whole seconds are rounded up by the server (the
+    window resets within the last second before the stated time), so 0.9 s of an integral hint
+    is not waited out; a hint beyond ``MAX_RESET_AFTER`` is capped; none, <= 0 or NaN is 0.
+    """
+    if reset_after is None or not reset_after > 0:  # also drops NaN
+        return 0.0
+    pause = float(reset_after)
+    if pause.is_integer():
+        pause -= RESET_SLACK
+    return min(pause, MAX_RESET_AFTER)
 
 
 def drain_tokens(rate: float) -> float:

@@ -41,7 +41,6 @@ from telnyx_msg._bucket import (
     DECREASE_COOLDOWN,
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
-    MAX_RESET_AFTER,
     MIN_RATE,
     QUEUE_SECONDS,
     AccountSpec,
@@ -50,6 +49,7 @@ from telnyx_msg._bucket import (
     TokenBucket,
     cubic_rate,
     drain_tokens,
+    reset_pause,
     resolve_config,
     sender_kind,
 )
@@ -167,7 +167,6 @@ class LoopOwner:
 # not yet run), so only that task may grant it / passing: its last grant went to the running
 # task, which releases the lane once it is sure to resume before the lane's next grantee.
 _IDLE, _READY, _TIMED, _HELD, _PASSING = 0, 1, 2, 3, 4
-RESET_SLACK = 0.9
 _TIME_EPS = 1e-9
 # A lane without a rate of its own that reports a full queue pauses for 1 % of the 4 h window.
 _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
@@ -508,14 +507,7 @@ class RateLimits:
         return changed
 
     def _throttle(self, now: float, reset_after: float | None) -> None:
-        pause = 0.0
-        if reset_after is not None and reset_after > 0:  # also drops NaN
-            pause = float(reset_after)
-            if pause.is_integer():
-                # Whole seconds are rounded up: the window resets within the last second
-                # before the stated time, so waiting it all out wastes most of a second.
-                pause -= RESET_SLACK
-            pause = min(pause, MAX_RESET_AFTER)
+        pause = reset_pause(reset_after)
         goodput = self._goodput.measure(now)
         for account in self._account_list:
             bucket = account.bucket

@@ -18,10 +18,10 @@ from typing import Any
 from telnyx_msg._bucket import (
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
-    MAX_RESET_AFTER,
     QUEUE_SECONDS,
     LimitConfig,
     drain_tokens,
+    reset_pause,
     resolve_config,
 )
 from telnyx_msg._ratelimit import wait_too_long
@@ -414,9 +414,7 @@ class RedisRateLimits:
             if sender is not None:
                 self._queue_full[sender] = None
             return
-        pause = 0.0
-        if reset_after is not None and reset_after > 0:
-            pause = min(float(reset_after), MAX_RESET_AFTER)
+        pause = reset_pause(reset_after)
         now = self._clock()
         if self._throttle is None or now + pause > sum(self._throttle):
             self._throttle = (now, pause)

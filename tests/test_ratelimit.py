@@ -779,3 +779,24 @@ def _run_schedule(ops: list[Op]) -> None:
 def test_random_schedules_keep_fifo_rates_and_progress(ops: list[Op]) -> None:
     """Random arrivals, cancellations and feedback: FIFO per lane, rates kept, none starves."""
     _run_schedule(ops)
+
+
+@pytest.mark.parametrize(("reset_after", "pause"), [
+    (None, 0.0), (0, 0.0), (-3, 0.0), (math.nan, 0.0),
+    (2, 1.1), (2.0, 1.1), (1.5, 1.5), (1e9, 300.0), (math.inf, 300.0),
+])
+def test_reset_pause_is_one_formula_for_both_limiters(reset_after: float | None,
+                                                      pause: float) -> None:
+    """x-ratelimit-reset → the account block, as the local and the Redis limiter compute it."""
+    pytest.importorskip("redis")
+    from telnyx_msg import _bucket
+    from telnyx_msg._redis_limits import RedisRateLimits
+
+    assert _bucket.reset_pause(reset_after) == pytest.approx(pause)
+    assert RateLimits._throttle.__globals__["reset_pause"] is _bucket.reset_pause
+    # The Redis limiter records the same pause (written to Redis at its next acquire).
+    limits = RedisRateLimits("redis://127.0.0.1:9", clock=lambda: 100.0)  # no I/O here
+    limits.on_response(None, status=429, code="10011", reset_after=reset_after)
+    assert limits._throttle is not None
+    assert limits._throttle[0] == 100.0
+    assert limits._throttle[1] == pytest.approx(pause)
