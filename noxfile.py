@@ -28,16 +28,18 @@ def tests(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Long-running tests (Hypothesis at full strength, multi-process Redis, big runs)."""
     session.install("-e", ".[redis]", *TEST_DEPS)
-    session.run("pytest", "-m", "slow", "-q", *session.posargs,
-                success_codes=[0, 5])  # 5: nothing collected is not a failure here
+    session.run(
+        "pytest", "-m", "slow", "-q", *session.posargs, success_codes=[0, 5]
+    )  # 5: nothing collected is not a failure here
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests and tooling."""
+    """ruff (lint and format check) over the package, tests and tooling."""
     session.install(*LINT_DEPS)
-    session.run("ruff", "check", "telnyx_msg", "tests", "examples", "benchmarks", "docs/_ext",
-                "noxfile.py")
+    paths = ("telnyx_msg", "tests", "examples", "benchmarks", "docs/_ext", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
@@ -61,13 +63,17 @@ def package(session: nox.Session) -> None:
         venv = tempfile.mkdtemp(prefix="telnyx_msg-venv-")
         session.run("python", "-m", "venv", venv, external=True)
         session.run(f"{venv}/bin/pip", "install", "-q", artifact, external=True)
-        session.run(f"{venv}/bin/python", "-c",
-                    "import importlib.metadata as m, telnyx_msg, telnyx_msg.testing, "
-                    "telnyx_msg.webhooks; md = m.metadata('telnyx_msg'); "
-                    "assert md['Version'] == telnyx_msg.__version__, md['Version']; "
-                    "assert md.get_all('Project-URL'), 'no project URLs'; "
-                    "assert 'Typing :: Typed' in md.get_all('Classifier'); "
-                    "print('ok', telnyx_msg.__version__)", external=True)
+        session.run(
+            f"{venv}/bin/python",
+            "-c",
+            "import importlib.metadata as m, telnyx_msg, telnyx_msg.testing, "
+            "telnyx_msg.webhooks; md = m.metadata('telnyx_msg'); "
+            "assert md['Version'] == telnyx_msg.__version__, md['Version']; "
+            "assert md.get_all('Project-URL'), 'no project URLs'; "
+            "assert 'Typing :: Typed' in md.get_all('Classifier'); "
+            "print('ok', telnyx_msg.__version__)",
+            external=True,
+        )
         session.run(f"{venv}/bin/telnyx-msg", "--version", external=True)
         shutil.rmtree(venv)
     shutil.rmtree(dist)
@@ -78,8 +84,15 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site (mkdocs-material + mkdocstrings) with warnings as errors."""
     session.install("-e", ".", *DOCS_DEPS)
     site_dir = os.path.join(session.create_tmp(), "site")
-    session.run("mkdocs", "build", "--strict", "--site-dir", site_dir, *session.posargs,
-                env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        site_dir,
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session

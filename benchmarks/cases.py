@@ -52,8 +52,15 @@ def generous_limits() -> Any:
     from telnyx_msg import RateLimits
 
     fast = 1e6
-    return RateLimits(account_mps=fast, per_kind_mps={"long_code": fast, "toll_free": fast,
-                                                      "short_code": fast, "alphanumeric": fast})
+    return RateLimits(
+        account_mps=fast,
+        per_kind_mps={
+            "long_code": fast,
+            "toll_free": fast,
+            "short_code": fast,
+            "alphanumeric": fast,
+        },
+    )
 
 
 def official_sdk() -> Any | None:
@@ -90,8 +97,9 @@ async def _sdk(url: str, key: str, *, bulk: bool) -> AsyncIterator[Runner]:
     import telnyx_msg
 
     limits = generous_limits() if bulk else None
-    async with telnyx_msg.AsyncClient(key, base_url=url, rate_limits=limits,
-                                      pool_size=POOL) as client:
+    async with telnyx_msg.AsyncClient(
+        key, base_url=url, rate_limits=limits, pool_size=POOL
+    ) as client:
         send = client.messages.send
 
         async def op() -> None:
@@ -122,10 +130,12 @@ async def _official(url: str, key: str, *, transport: str) -> AsyncIterator[Runn
         raise RuntimeError("the official telnyx package is not importable")
     httpx = importlib.import_module("httpx")
     limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
-    factory = telnyx.DefaultAioHttpClient if transport == "aiohttp" else (
-        telnyx.DefaultAsyncHttpxClient)
+    factory = (
+        telnyx.DefaultAioHttpClient if transport == "aiohttp" else (telnyx.DefaultAsyncHttpxClient)
+    )
     client = telnyx.AsyncTelnyx(api_key=key, base_url=url, http_client=factory(limits=limits))
     try:
+
         async def op() -> None:
             await client.messages.send(from_=FROM, to=TO, text=TEXT)
 
@@ -144,8 +154,9 @@ def _client(name: str, url: str, key: str) -> contextlib.AbstractAsyncContextMan
     raise ValueError(f"unknown client {name!r}")
 
 
-def send_case(server: ServerProcess, name: str, latency_ms: int, concurrency: int, n: int,
-              time_limit: float) -> Sample:
+def send_case(
+    server: ServerProcess, name: str, latency_ms: int, concurrency: int, n: int, time_limit: float
+) -> Sample:
     """Client CPU and sends/s of ``n`` sends through client ``name`` (after a warm-up)."""
 
     async def main() -> Sample:
@@ -153,7 +164,8 @@ def send_case(server: ServerProcess, name: str, latency_ms: int, concurrency: in
             warm = min(n, max(2 * concurrency, 20))
             await runner(warm, concurrency, time.perf_counter() + time_limit)
             return await timed(
-                server, lambda: runner(n, concurrency, time.perf_counter() + time_limit))
+                server, lambda: runner(n, concurrency, time.perf_counter() + time_limit)
+            )
 
     return asyncio.run(main())
 
@@ -162,8 +174,9 @@ def blocking_case(server: ServerProcess, latency_ms: int, n: int, time_limit: fl
     """The blocking facade ``telnyx_msg.Client``: sequential sends (concurrency 1)."""
     import telnyx_msg
 
-    with telnyx_msg.Client(server.api_key, base_url=server.fast_url(latency_ms),
-                           rate_limits=None, pool_size=POOL) as client:
+    with telnyx_msg.Client(
+        server.api_key, base_url=server.fast_url(latency_ms), rate_limits=None, pool_size=POOL
+    ) as client:
         send = client.messages.send
 
         def run(count: int, deadline: float) -> tuple[int, int]:
@@ -205,8 +218,9 @@ def paging_case(server: ServerProcess, name: str, page_size: int) -> Sample:
             number = 1
             for _ in range(100_000):  # bounded: stops on the last page long before
                 params = {"page[number]": str(number), "page[size]": str(page_size)}
-                async with session.get(url + "/messaging_optouts", params=params,
-                                       headers=headers) as resp:
+                async with session.get(
+                    url + "/messaging_optouts", params=params, headers=headers
+                ) as resp:
                     doc = json.loads(await resp.read())
                 for _record in doc["data"]:
                     count += 1
@@ -255,8 +269,10 @@ def webhook_case(name: str, n: int, time_limit: float) -> Sample:
         key = Ed25519PublicKey.from_public_bytes(public_raw)
 
         def raw_once() -> object:
-            key.verify(base64.b64decode(headers["telnyx-signature-ed25519"]),
-                       headers["telnyx-timestamp"].encode() + b"|" + body)
+            key.verify(
+                base64.b64decode(headers["telnyx-signature-ed25519"]),
+                headers["telnyx-timestamp"].encode() + b"|" + body,
+            )
             return json.loads(body)
 
         once = raw_once
@@ -265,8 +281,9 @@ def webhook_case(name: str, n: int, time_limit: float) -> Sample:
 
         verifier = telnyx_msg.WebhookVerifier(base64.b64encode(public_raw).decode())
         event = verifier.unwrap(body, headers)
-        if event.event_type != "message.finalized" or not isinstance(event.payload,
-                                                                     telnyx_msg.Message):
+        if event.event_type != "message.finalized" or not isinstance(
+            event.payload, telnyx_msg.Message
+        ):
             raise RuntimeError(f"unexpected event: {event!r}")
 
         def sdk_once() -> object:
@@ -285,8 +302,9 @@ def webhook_case(name: str, n: int, time_limit: float) -> Sample:
         done += 1
         if time.perf_counter() > deadline:
             break
-    return Sample(done, time.perf_counter() - t0, cpu_seconds() - cpu0,
-                  extra={"body_bytes": len(body)})
+    return Sample(
+        done, time.perf_counter() - t0, cpu_seconds() - cpu0, extra={"body_bytes": len(body)}
+    )
 
 
 # --- subprocess cases -----------------------------------------------------------------------------
@@ -294,8 +312,11 @@ def webhook_case(name: str, n: int, time_limit: float) -> Sample:
 
 # What a user pays: the package loads the client (and aiohttp) on first use of AsyncClient, so
 # "telnyx_msg" is measured as the import a sending service does.
-IMPORT_CODE = {"(none)": "pass", "telnyx_msg": "from telnyx_msg import AsyncClient",
-               "telnyx_msg.webhooks": "import telnyx_msg.webhooks"}
+IMPORT_CODE = {
+    "(none)": "pass",
+    "telnyx_msg": "from telnyx_msg import AsyncClient",
+    "telnyx_msg.webhooks": "import telnyx_msg.webhooks",
+}
 
 
 def import_case(modules: list[str], runs: int) -> dict[str, float]:
@@ -306,21 +327,47 @@ def import_case(modules: list[str], runs: int) -> dict[str, float]:
         for module in modules:
             code = IMPORT_CODE.get(module, f"import {module}")
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-c", code],
+                check=True,
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+            )
             if round_:
                 best[module] = min(best[module], time.perf_counter() - t0)
     return best
 
 
-def rss_case(server: ServerProcess, mode: str, n: int, concurrency: int,
-             time_limit: float) -> dict[str, Any]:
+def rss_case(
+    server: ServerProcess, mode: str, n: int, concurrency: int, time_limit: float
+) -> dict[str, Any]:
     """Run ``benchmarks.child`` in a fresh interpreter; return its JSON report."""
-    cmd = [sys.executable, "-m", "benchmarks.child", mode, "--url", server.fast_url(0),
-           "--key", server.api_key, "-n", str(n), "--concurrency", str(concurrency),
-           "--time-limit", str(time_limit)]
-    proc = subprocess.run(cmd, check=True, env=child_env(), cwd=REPO, capture_output=True,
-                          text=True, timeout=time_limit + 120)
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.child",
+        mode,
+        "--url",
+        server.fast_url(0),
+        "--key",
+        server.api_key,
+        "-n",
+        str(n),
+        "--concurrency",
+        str(concurrency),
+        "--time-limit",
+        str(time_limit),
+    ]
+    proc = subprocess.run(
+        cmd,
+        check=True,
+        env=child_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=time_limit + 120,
+    )
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return report
 
@@ -328,8 +375,14 @@ def rss_case(server: ServerProcess, mode: str, n: int, concurrency: int,
 # --- rate-limited goodput -------------------------------------------------------------------------
 
 
-def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
-                 duration: float, concurrency: int = 50) -> dict[str, Any]:
+def goodput_case(
+    server: ServerProcess,
+    name: str,
+    fake_index: int,
+    limit: int,
+    duration: float,
+    concurrency: int = 50,
+) -> dict[str, Any]:
     """Sends accepted per second within ``duration`` against a fake limiting at ``limit``/s.
 
     ``send_many`` uses ``RateLimits(account_mps=limit)`` (the account's limit, as documented;
@@ -345,8 +398,10 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
 
         limits = telnyx_msg.RateLimits(account_mps=float(limit), burst=burst)
         in_window = failed = 0
-        async with telnyx_msg.AsyncClient(key, base_url=url, rate_limits=limits,
-                                          pool_size=concurrency) as client:
+        async with telnyx_msg.AsyncClient(
+            key, base_url=url, rate_limits=limits, pool_size=concurrency
+        ) as client:
+
             def requests() -> Iterator[SendItem]:
                 for _ in range(cap):
                     if time.perf_counter() > deadline:
@@ -382,10 +437,12 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
         payload = {"from": FROM, "to": TO, "text": TEXT}
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
+
             async def op() -> bool:
                 for _ in range(1_000):  # resend a 429 at once, as a loop without a limiter does
-                    async with session.post(url + "/messages", json=payload,
-                                            headers=headers) as resp:
+                    async with session.post(
+                        url + "/messages", json=payload, headers=headers
+                    ) as resp:
                         await resp.read()
                     if resp.status != 429 or time.perf_counter() > deadline:
                         return resp.status == 200
@@ -398,6 +455,7 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
         assert telnyx is not None
         client = telnyx.AsyncTelnyx(api_key=key, base_url=url)
         try:
+
             async def op() -> bool:
                 try:
                     await client.messages.send(from_=FROM, to=TO, text=TEXT)
@@ -410,8 +468,11 @@ def goodput_case(server: ServerProcess, name: str, fake_index: int, limit: int,
             await client.close()
 
     runs: dict[str, Callable[[float], Coroutine[Any, Any, tuple[int, int]]]] = {
-        "send_many": sdk_run, "send_many_burst1": lambda d: sdk_run(d, 1.0), "raw": raw_run,
-        "official_httpx": official_run}
+        "send_many": sdk_run,
+        "send_many_burst1": lambda d: sdk_run(d, 1.0),
+        "raw": raw_run,
+        "official_httpx": official_run,
+    }
     before = server.stats()["fakes"][fake_index]
     t0 = time.perf_counter()
     in_window, failed = asyncio.run(runs[name](t0 + duration))
@@ -443,10 +504,23 @@ class MockServer:
 
     def __init__(self, latency: float) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0", "--quiet",
-             "--latency", str(latency)],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=child_env(),
-            cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "telnyx_msg",
+                "mock-server",
+                "--port",
+                "0",
+                "--quiet",
+                "--latency",
+                str(latency),
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=child_env(),
+            cwd=REPO,
+        )
         settings: dict[str, str] = {}
         assert self._proc.stdout is not None
         deadline = time.monotonic() + 60
@@ -475,8 +549,9 @@ class MockServer:
             self._proc.stdout.close()
 
 
-def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdir: str,
-              first_number: int) -> Sample:
+def bulk_case(
+    server: MockServer, name: str, rows: int, concurrency: int, workdir: str, first_number: int
+) -> Sample:
     """Rows/s of ``telnyx-msg bulk`` (journal, results, keys) or of plain ``send_many``."""
     import argparse
     import os
@@ -494,20 +569,34 @@ def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdi
 
     async def bulk() -> int:
         args = argparse.Namespace(
-            file=source, out=Path(workdir) / f"out-{first_number}.csv", resume=False,
-            overwrite=False, retry_unknown=False, encoding="utf-8",
-            ignore_unknown_columns=False, account_mps=fast, concurrency=concurrency,
-            no_progress=True, api_key=server.api_key, base_url=server.base_url, timeout=60.0,
-            shard=(1, 1), redis=None)
+            file=source,
+            out=Path(workdir) / f"out-{first_number}.csv",
+            resume=False,
+            overwrite=False,
+            retry_unknown=False,
+            encoding="utf-8",
+            ignore_unknown_columns=False,
+            account_mps=fast,
+            concurrency=concurrency,
+            no_progress=True,
+            api_key=server.api_key,
+            base_url=server.base_url,
+            timeout=60.0,
+            shard=(1, 1),
+            redis=None,
+        )
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             code = await run_bulk(args)
         return rows if code == 0 else 0
 
     async def many() -> int:
         sent = 0
-        async with telnyx_msg.AsyncClient(server.api_key, base_url=server.base_url,
-                                          rate_limits=telnyx_msg.RateLimits(account_mps=fast),
-                                          pool_size=POOL) as client:
+        async with telnyx_msg.AsyncClient(
+            server.api_key,
+            base_url=server.base_url,
+            rate_limits=telnyx_msg.RateLimits(account_mps=fast),
+            pool_size=POOL,
+        ) as client:
             requests = (SendMessageItem(from_=FROM, to=n, text=TEXT) for n in numbers)
             async for outcome in client.messages.send_many(requests, concurrency=concurrency):
                 sent += outcome.status == "sent"
@@ -518,5 +607,4 @@ def bulk_case(server: MockServer, name: str, rows: int, concurrency: int, workdi
         done = asyncio.run(bulk() if name == "bulk" else many())
     finally:
         sink.close()
-    return Sample(done, time.perf_counter() - started, cpu_seconds() - cpu,
-                  errors=rows - done)
+    return Sample(done, time.perf_counter() - started, cpu_seconds() - cpu, errors=rows - done)

@@ -45,8 +45,9 @@ async def _telnyx_msg(args: argparse.Namespace) -> dict[str, Any]:
     import telnyx_msg
     from benchmarks.cases import generous_limits
 
-    async with telnyx_msg.AsyncClient(args.key, base_url=args.url, rate_limits=generous_limits(),
-                                      pool_size=200) as client:
+    async with telnyx_msg.AsyncClient(
+        args.key, base_url=args.url, rate_limits=generous_limits(), pool_size=200
+    ) as client:
         await client.messages.send(from_=FROM, to=TO, text=TEXT)
         if args.mode == "idle":
             return {"sent": 1}
@@ -66,17 +67,25 @@ async def _telnyx_msg(args: argparse.Namespace) -> dict[str, Any]:
                 sent += 1
             else:
                 other += 1
-        return {"sent": sent, "errors": other, "wall": time.perf_counter() - t0,
-                "cpu": _cpu() - cpu0}
+        return {
+            "sent": sent,
+            "errors": other,
+            "wall": time.perf_counter() - t0,
+            "cpu": _cpu() - cpu0,
+        }
 
 
 async def _raw(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session, session.post(
-        args.url + "/messages", json={"from": FROM, "to": TO, "text": TEXT},
-        headers={"Authorization": f"Bearer {args.key}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            args.url + "/messages",
+            json={"from": FROM, "to": TO, "text": TEXT},
+            headers={"Authorization": f"Bearer {args.key}"},
+        ) as resp,
+    ):
         json.loads(await resp.read())
     return {"sent": 1}
 

@@ -87,15 +87,33 @@ class Sample:
 class ServerProcess:
     """``python -m benchmarks.server`` in a child process, pinned to its own core."""
 
-    def __init__(self, *, cpu: int | None, records: int, rate_limit: int, fakes: int = 4,
-                 latencies_ms: Sequence[int] = (0, 20)) -> None:
-        cmd = [sys.executable, "-m", "benchmarks.server", "--records", str(records),
-               "--rate-limit", str(rate_limit), "--fakes", str(fakes),
-               "--latency-ms", *map(str, latencies_ms)]
+    def __init__(
+        self,
+        *,
+        cpu: int | None,
+        records: int,
+        rate_limit: int,
+        fakes: int = 4,
+        latencies_ms: Sequence[int] = (0, 20),
+    ) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.server",
+            "--records",
+            str(records),
+            "--rate-limit",
+            str(rate_limit),
+            "--fakes",
+            str(fakes),
+            "--latency-ms",
+            *map(str, latencies_ms),
+        ]
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=child_env(), cwd=REPO)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(), cwd=REPO
+        )
         assert self._proc.stdout is not None
         ready, _, _ = select.select([self._proc.stdout], [], [], 60.0)
         line = self._proc.stdout.readline() if ready else b""
@@ -138,13 +156,18 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
-async def drive(op: Callable[[], Awaitable[object]], n: int, concurrency: int,
-                deadline: float) -> tuple[int, int]:
+async def drive(
+    op: Callable[[], Awaitable[object]], n: int, concurrency: int, deadline: float
+) -> tuple[int, int]:
     """Run ``op`` ``n`` times, at most ``concurrency`` at once; none starts after ``deadline``.
 
     The usual semaphore pattern, with tasks created as permits free up: at most
@@ -181,8 +204,9 @@ async def drive(op: Callable[[], Awaitable[object]], n: int, concurrency: int,
     return done, errors
 
 
-async def timed(server: ServerProcess | None, body: Callable[[], Awaitable[tuple[int, int]]]
-                ) -> Sample:
+async def timed(
+    server: ServerProcess | None, body: Callable[[], Awaitable[tuple[int, int]]]
+) -> Sample:
     """Run ``body`` (returning ``(done, errors)``) between client and server CPU readings."""
     gc.collect()  # start every measurement from the same collector state
     server_before = server.cpu() if server is not None else None

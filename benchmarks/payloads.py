@@ -34,8 +34,14 @@ def message_json(message_id: str, *, status: str = "queued", final: bool = False
         "messaging_profile_id": PROFILE_ID,
         "organization_id": _ORG_ID,
         "from": {"phone_number": FROM, "carrier": "Telnyx", "line_type": "VoIP"},
-        "to": [{"phone_number": TO, "status": status, "carrier": "T-Mobile USA",
-                "line_type": "Wireless"}],
+        "to": [
+            {
+                "phone_number": TO,
+                "status": status,
+                "carrier": "T-Mobile USA",
+                "line_type": "Wireless",
+            }
+        ],
         "cc": [],
         "text": TEXT,
         "subject": None,
@@ -44,8 +50,10 @@ def message_json(message_id: str, *, status: str = "queued", final: bool = False
         "parts": 1,
         "tags": [],
         "cost": {"amount": "0.0040", "currency": "USD"},
-        "cost_breakdown": {"carrier_fee": {"amount": "0.0000", "currency": "USD"},
-                           "rate": {"amount": "0.0040", "currency": "USD"}},
+        "cost_breakdown": {
+            "carrier_fee": {"amount": "0.0000", "currency": "USD"},
+            "rate": {"amount": "0.0040", "currency": "USD"},
+        },
         "tcr_campaign_id": None,
         "tcr_campaign_billable": False,
         "tcr_campaign_registered": None,
@@ -84,8 +92,12 @@ def optout_pages(records: int, page_size: int) -> dict[int, bytes]:
             }
             for i in range(start, min(records, start + page_size))
         ]
-        meta = {"page_number": number, "page_size": page_size, "total_pages": total_pages,
-                "total_results": records}
+        meta = {
+            "page_number": number,
+            "page_size": page_size,
+            "total_pages": total_pages,
+            "total_results": records,
+        }
         pages[number] = json.dumps({"data": data, "meta": meta}).encode()
     return pages
 
@@ -97,8 +109,9 @@ def webhook_body() -> bytes:
             "event_type": "message.finalized",
             "id": "b301ed3f-1490-491f-995f-6e64e69674d4",
             "occurred_at": "2026-03-02T18:10:05.207+00:00",
-            "payload": message_json("40318d5e-3d53-4b8e-a3b8-7c5e9a1f0c2d", status="delivered",
-                                    final=True),
+            "payload": message_json(
+                "40318d5e-3d53-4b8e-a3b8-7c5e9a1f0c2d", status="delivered", final=True
+            ),
             "record_type": "event",
         },
         "meta": {"attempt": 1, "delivered_to": "https://example.com/webhooks/telnyx"},

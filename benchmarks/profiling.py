@@ -44,14 +44,16 @@ def _workload(name: str, server: ServerProcess, n: int, concurrency: int) -> Cal
 
     async def main() -> None:
         limits = cases.generous_limits() if name == "send_many" else None
-        async with telnyx_msg.AsyncClient(key, base_url=url, rate_limits=limits,
-                                          pool_size=cases.POOL) as client:
+        async with telnyx_msg.AsyncClient(
+            key, base_url=url, rate_limits=limits, pool_size=cases.POOL
+        ) as client:
             if name == "paging":
                 for _ in range(max(1, n // 10_000)):
                     async for _record in client.messaging_optouts.list(page_size=250):
                         pass
                 return
             if name == "send":
+
                 async def op() -> None:
                     await client.messages.send(from_=FROM, to=TO, text=TEXT)
 
@@ -68,8 +70,20 @@ def _package(filename: str) -> str:
     if filename.startswith(("~", "<")):
         return "builtins/C"
     parts = Path(filename).parts
-    for marker in ("telnyx_msg", "aiohttp", "asyncio", "cattrs", "attr", "attrs", "yarl",
-                   "multidict", "json", "benchmarks", "anyio", "cryptography"):
+    for marker in (
+        "telnyx_msg",
+        "aiohttp",
+        "asyncio",
+        "cattrs",
+        "attr",
+        "attrs",
+        "yarl",
+        "multidict",
+        "json",
+        "benchmarks",
+        "anyio",
+        "cryptography",
+    ):
         if marker in parts:
             return marker
     return parts[-2] if len(parts) > 1 else filename
@@ -88,14 +102,23 @@ def report(profile: cProfile.Profile, top: int) -> None:
     shares: dict[str, float] = defaultdict(float)
     for (filename, _line, _func), value in entries.items():
         shares[_package(filename)] += value[2]
-    print("\nown time by package: " + ", ".join(
-        f"{k} {100 * v / total:.1f} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
-    telnyx = sorted(((k, v) for k, v in entries.items() if "telnyx_msg" in k[0]),
-                    key=lambda kv: kv[1][3], reverse=True)
+    print(
+        "\nown time by package: "
+        + ", ".join(
+            f"{k} {100 * v / total:.1f} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])
+        )
+    )
+    telnyx = sorted(
+        ((k, v) for k, v in entries.items() if "telnyx_msg" in k[0]),
+        key=lambda kv: kv[1][3],
+        reverse=True,
+    )
     print("\ntelnyx_msg functions by cumulative time:")
     for (filename, line, func), (_cc, calls, own, cum, _callers) in telnyx[:top]:
-        print(f"{100 * own / total:6.1f} {100 * cum / total:6.1f} {calls:9d}  "
-              f"{func} ({_short(filename)}:{line})")
+        print(
+            f"{100 * own / total:6.1f} {100 * cum / total:6.1f} {calls:9d}  "
+            f"{func} ({_short(filename)}:{line})"
+        )
 
 
 def _short(filename: str) -> str:

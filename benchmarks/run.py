@@ -57,23 +57,61 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile("full", reps=7,
-                    sends={(0, 1): 2000, (0, 50): 5000, (0, 200): 5000,
-                           (20, 1): 100, (20, 50): 3000, (20, 200): 4000},
-                    records=10_000, paging_reps=7, webhook_n=5000, import_runs=7,
-                    rss_n=100_000, goodput_s=10.0, goodput_reps=3, time_limit=20.0),
-    "quick": Profile("quick", reps=2,
-                     sends={(0, 1): 300, (0, 50): 1000, (0, 200): 1000,
-                            (20, 1): 40, (20, 50): 600, (20, 200): 1000},
-                     records=10_000, paging_reps=2, webhook_n=1000, import_runs=3,
-                     rss_n=5_000, goodput_s=3.0, goodput_reps=1, time_limit=10.0,
-                     bulk_rows=1000),
-    "smoke": Profile("smoke", reps=1,
-                     sends={(0, 1): 20, (0, 50): 60, (0, 200): 200,
-                            (20, 1): 5, (20, 50): 60, (20, 200): 200},
-                     records=1_000, paging_reps=1, webhook_n=50, import_runs=1,
-                     rss_n=200, goodput_s=1.0, goodput_reps=1, time_limit=5.0,
-                     bulk_rows=60),
+    "full": Profile(
+        "full",
+        reps=7,
+        sends={
+            (0, 1): 2000,
+            (0, 50): 5000,
+            (0, 200): 5000,
+            (20, 1): 100,
+            (20, 50): 3000,
+            (20, 200): 4000,
+        },
+        records=10_000,
+        paging_reps=7,
+        webhook_n=5000,
+        import_runs=7,
+        rss_n=100_000,
+        goodput_s=10.0,
+        goodput_reps=3,
+        time_limit=20.0,
+    ),
+    "quick": Profile(
+        "quick",
+        reps=2,
+        sends={
+            (0, 1): 300,
+            (0, 50): 1000,
+            (0, 200): 1000,
+            (20, 1): 40,
+            (20, 50): 600,
+            (20, 200): 1000,
+        },
+        records=10_000,
+        paging_reps=2,
+        webhook_n=1000,
+        import_runs=3,
+        rss_n=5_000,
+        goodput_s=3.0,
+        goodput_reps=1,
+        time_limit=10.0,
+        bulk_rows=1000,
+    ),
+    "smoke": Profile(
+        "smoke",
+        reps=1,
+        sends={(0, 1): 20, (0, 50): 60, (0, 200): 200, (20, 1): 5, (20, 50): 60, (20, 200): 200},
+        records=1_000,
+        paging_reps=1,
+        webhook_n=50,
+        import_runs=1,
+        rss_n=200,
+        goodput_s=1.0,
+        goodput_reps=1,
+        time_limit=5.0,
+        bulk_rows=60,
+    ),
 }
 
 
@@ -86,14 +124,20 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(clean) if clean else None
 
 
-def _paired(samples: list[Sample], baseline: list[Sample],
-            metric: Callable[[Sample], float]) -> float | None:
+def _paired(
+    samples: list[Sample], baseline: list[Sample], metric: Callable[[Sample], float]
+) -> float | None:
     """Median over repetitions of ``metric(sample) / metric(baseline)`` of the same repetition.
 
     Each pair was measured back to back, so the ratio cancels most of the machine's drift.
     """
-    return _median([metric(a) / metric(b) for a, b in zip(samples, baseline, strict=False)
-                    if a.n and b.n and metric(b)])
+    return _median(
+        [
+            metric(a) / metric(b)
+            for a, b in zip(samples, baseline, strict=False)
+            if a.n and b.n and metric(b)
+        ]
+    )
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -121,8 +165,9 @@ def _cpu_model() -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                             timeout=10, check=False)
+        out = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -141,8 +186,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         os.sched_setaffinity(0, {client_core})
     official = cases.official_sdk() if args.with_official else None
     if args.with_official and official is None:
-        print(f"--with-official: `telnyx` is not importable; install it first with "
-              f"`pip install '{cases.OFFICIAL_PIN}'` (skipped)", file=sys.stderr)
+        print(
+            f"--with-official: `telnyx` is not importable; install it first with "
+            f"`pip install '{cases.OFFICIAL_PIN}'` (skipped)",
+            file=sys.stderr,
+        )
     clients = ["raw", "send", "send_many"]
     if official is not None:
         clients += ["official_httpx", "official_aiohttp"]
@@ -158,18 +206,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "git_rev": _git("rev-parse", "--short", "HEAD"),
             "git_dirty": bool(_git("status", "--porcelain", "--", "telnyx_msg")),
-            "versions": {d: _version(d) for d in ("telnyx_msg", "aiohttp", "cattrs", "attrs",
-                                                  "cryptography", "anyio", "telnyx", "httpx")},
+            "versions": {
+                d: _version(d)
+                for d in (
+                    "telnyx_msg",
+                    "aiohttp",
+                    "cattrs",
+                    "attrs",
+                    "cryptography",
+                    "anyio",
+                    "telnyx",
+                    "httpx",
+                )
+            },
             "reps": profile.reps,
             "sections": sorted(only),
         },
         "server": {"core": server_core, "client_core": client_core},
-        "sends": [], "blocking": [], "paging": None, "webhook": None, "import": None,
-        "rss": None, "goodput": None, "bulk": None,
+        "sends": [],
+        "blocking": [],
+        "paging": None,
+        "webhook": None,
+        "import": None,
+        "rss": None,
+        "goodput": None,
+        "bulk": None,
     }
 
-    with ServerProcess(cpu=server_core, records=profile.records, rate_limit=RATE_LIMIT,
-                       fakes=profile.goodput_reps + 3) as server:
+    with ServerProcess(
+        cpu=server_core,
+        records=profile.records,
+        rate_limit=RATE_LIMIT,
+        fakes=profile.goodput_reps + 3,
+    ) as server:
         results["server"]["pid"] = server.pid
         send_samples: dict[tuple[str, int, int], list[Sample]] = {}
         blocking_samples: dict[int, list[Sample]] = {}
@@ -186,56 +255,79 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         if rep >= OFFICIAL_REPS:
                             continue
                         count = max(10, int(n * profile.official_scale))
-                    sample = cases.send_case(server, name, latency, conc, count,
-                                             profile.time_limit)
+                    sample = cases.send_case(server, name, latency, conc, count, profile.time_limit)
                     send_samples.setdefault((name, latency, conc), []).append(sample)
-                    _log(started, f"rep {rep + 1} sends {latency} ms c={conc} {name}: "
-                                  f"{sample.cpu_ms_per_1000:.0f} ms/1k, {sample.rate:,.0f}/s"
-                                  + (f", {sample.errors} errors" if sample.errors else ""))
+                    _log(
+                        started,
+                        f"rep {rep + 1} sends {latency} ms c={conc} {name}: "
+                        f"{sample.cpu_ms_per_1000:.0f} ms/1k, {sample.rate:,.0f}/s"
+                        + (f", {sample.errors} errors" if sample.errors else ""),
+                    )
             if "blocking" in only:
                 for latency in (0, 20):
                     n = profile.sends[(latency, 1)]
                     sample = cases.blocking_case(server, latency, n, profile.time_limit)
                     blocking_samples.setdefault(latency, []).append(sample)
-                    _log(started, f"rep {rep + 1} blocking {latency} ms: "
-                                  f"{sample.cpu_ms_per_1000 / 1000:.3f} ms/call")
+                    _log(
+                        started,
+                        f"rep {rep + 1} blocking {latency} ms: "
+                        f"{sample.cpu_ms_per_1000 / 1000:.3f} ms/call",
+                    )
 
         rows = []
         for (name, latency, conc), samples in send_samples.items():
             raw = send_samples.get(("raw", latency, conc), [])
-            rows.append({
-                "client": name, "latency_ms": latency, "concurrency": conc,
-                "n": int(statistics.median([s.n for s in samples])),
-                "errors": sum(s.errors for s in samples),
-                "cpu_ms_per_1000": _median([s.cpu_ms_per_1000 for s in samples]),
-                "sends_per_s": _median([s.rate for s in samples]),
-                "cpu_ratio_vs_raw": _paired(samples, raw, lambda s: s.cpu_ms_per_1000),
-                "cpu_ratio_reps": [a.cpu_ms_per_1000 / b.cpu_ms_per_1000
-                                   for a, b in zip(samples, raw, strict=False) if a.n and b.n],
-                "rate_ratio_vs_raw": _paired(samples, raw, lambda s: s.rate),
-                "client_cpu_util": _median([s.cpu / s.wall for s in samples if s.wall]),
-                "server_cpu_util": _median([u for s in samples if (u := s.server_util)]),
-                "reps": [{"n": s.n, "wall_s": s.wall, "cpu_s": s.cpu, "server_cpu_s": s.server_cpu}
-                         for s in samples],
-            })
+            rows.append(
+                {
+                    "client": name,
+                    "latency_ms": latency,
+                    "concurrency": conc,
+                    "n": int(statistics.median([s.n for s in samples])),
+                    "errors": sum(s.errors for s in samples),
+                    "cpu_ms_per_1000": _median([s.cpu_ms_per_1000 for s in samples]),
+                    "sends_per_s": _median([s.rate for s in samples]),
+                    "cpu_ratio_vs_raw": _paired(samples, raw, lambda s: s.cpu_ms_per_1000),
+                    "cpu_ratio_reps": [
+                        a.cpu_ms_per_1000 / b.cpu_ms_per_1000
+                        for a, b in zip(samples, raw, strict=False)
+                        if a.n and b.n
+                    ],
+                    "rate_ratio_vs_raw": _paired(samples, raw, lambda s: s.rate),
+                    "client_cpu_util": _median([s.cpu / s.wall for s in samples if s.wall]),
+                    "server_cpu_util": _median([u for s in samples if (u := s.server_util)]),
+                    "reps": [
+                        {"n": s.n, "wall_s": s.wall, "cpu_s": s.cpu, "server_cpu_s": s.server_cpu}
+                        for s in samples
+                    ],
+                }
+            )
         if "sends" in only:
-            rows.sort(key=lambda r: (r["latency_ms"], r["concurrency"],
-                                     clients.index(str(r["client"]))))
+            rows.sort(
+                key=lambda r: (r["latency_ms"], r["concurrency"], clients.index(str(r["client"])))
+            )
             results["sends"] = rows
         for latency, samples in blocking_samples.items():
             async_samples = send_samples.get(("send", latency, 1), [])
-            results["blocking"].append({
-                "latency_ms": latency, "n": int(statistics.median([s.n for s in samples])),
-                "errors": sum(s.errors for s in samples),
-                "cpu_ms_per_call": _median([s.cpu_ms_per_1000 / 1000 for s in samples]),
-                "async_cpu_ms_per_call": _median([s.cpu_ms_per_1000 / 1000
-                                                  for s in async_samples]),
-                "ratio_vs_async": _paired(samples, async_samples, lambda s: s.cpu_ms_per_1000),
-                "calls_per_s": _median([s.rate for s in samples]),
-                "server_cpu_util": _median([u for s in samples if (u := s.server_util)]),
-            })
-        utils = [u for s in [*send_samples.values(), *blocking_samples.values()] for x in s
-                 if (u := x.server_util) is not None]
+            results["blocking"].append(
+                {
+                    "latency_ms": latency,
+                    "n": int(statistics.median([s.n for s in samples])),
+                    "errors": sum(s.errors for s in samples),
+                    "cpu_ms_per_call": _median([s.cpu_ms_per_1000 / 1000 for s in samples]),
+                    "async_cpu_ms_per_call": _median(
+                        [s.cpu_ms_per_1000 / 1000 for s in async_samples]
+                    ),
+                    "ratio_vs_async": _paired(samples, async_samples, lambda s: s.cpu_ms_per_1000),
+                    "calls_per_s": _median([s.rate for s in samples]),
+                    "server_cpu_util": _median([u for s in samples if (u := s.server_util)]),
+                }
+            )
+        utils = [
+            u
+            for s in [*send_samples.values(), *blocking_samples.values()]
+            for x in s
+            if (u := x.server_util) is not None
+        ]
         results["server"]["max_cpu_util"] = max(utils) if utils else None
         results["server"]["bottleneck"] = (max(utils) > 0.9) if utils else None
 
@@ -244,15 +336,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(profile.paging_reps):
                 for name in page_samples:
                     page_samples[name].append(cases.paging_case(server, name, PAGE_SIZE))
-            paging: dict[str, Any] = {"records": profile.records, "page_size": PAGE_SIZE,
-                                      "reps": profile.paging_reps}
+            paging: dict[str, Any] = {
+                "records": profile.records,
+                "page_size": PAGE_SIZE,
+                "reps": profile.paging_reps,
+            }
             for name, samples in page_samples.items():
                 paging[name] = {
-                    "n": samples[0].n, "per_s": _median([s.rate for s in samples]),
+                    "n": samples[0].n,
+                    "per_s": _median([s.rate for s in samples]),
                     "cpu_us_per_record": _median([s.cpu / s.n * 1e6 for s in samples if s.n]),
-                    "server_cpu_util": _median([u for s in samples if (u := s.server_util)])}
-            paging["ratio"] = _paired(page_samples["telnyx_msg"], page_samples["raw"],
-                                      lambda s: s.rate)
+                    "server_cpu_util": _median([u for s in samples if (u := s.server_util)]),
+                }
+            paging["ratio"] = _paired(
+                page_samples["telnyx_msg"], page_samples["raw"], lambda s: s.rate
+            )
             results["paging"] = paging
             _log(started, f"paging: ratio {paging['ratio']:.2f}")
 
@@ -261,24 +359,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(profile.reps):
                 for name in hook_samples:
                     hook_samples[name].append(
-                        cases.webhook_case(name, profile.webhook_n, profile.time_limit))
-            webhook: dict[str, Any] = {"body_bytes": hook_samples["raw"][0].extra["body_bytes"],
-                                       "reps": profile.reps}
+                        cases.webhook_case(name, profile.webhook_n, profile.time_limit)
+                    )
+            webhook: dict[str, Any] = {
+                "body_bytes": hook_samples["raw"][0].extra["body_bytes"],
+                "reps": profile.reps,
+            }
             for name, samples in hook_samples.items():
-                webhook[name] = {"n": samples[0].n, "per_s": _median([s.rate for s in samples]),
-                                 "cpu_us_per_event": _median([s.cpu / s.n * 1e6
-                                                              for s in samples])}
-            webhook["ratio"] = _paired(hook_samples["telnyx_msg"], hook_samples["raw"],
-                                       lambda s: s.rate)
+                webhook[name] = {
+                    "n": samples[0].n,
+                    "per_s": _median([s.rate for s in samples]),
+                    "cpu_us_per_event": _median([s.cpu / s.n * 1e6 for s in samples]),
+                }
+            webhook["ratio"] = _paired(
+                hook_samples["telnyx_msg"], hook_samples["raw"], lambda s: s.rate
+            )
             results["webhook"] = webhook
             _log(started, f"webhook: ratio {webhook['ratio']:.2f}")
 
         if "import" in only:
-            modules = (["(none)", "aiohttp", "telnyx_msg", "telnyx_msg.webhooks"]
-                       + (["telnyx"] if official else []))
+            modules = ["(none)", "aiohttp", "telnyx_msg", "telnyx_msg.webhooks"] + (
+                ["telnyx"] if official else []
+            )
             seconds = cases.import_case(modules, profile.import_runs)
-            results["import"] = {"runs": profile.import_runs, "seconds": seconds,
-                                 "ratio": _ratio(seconds["telnyx_msg"], seconds["aiohttp"])}
+            results["import"] = {
+                "runs": profile.import_runs,
+                "seconds": seconds,
+                "ratio": _ratio(seconds["telnyx_msg"], seconds["aiohttp"]),
+            }
             _log(started, f"import: ratio {results['import']['ratio']:.2f}")
 
         if "rss" in only:
@@ -287,12 +395,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bulk = cases.rss_case(server, "send_many", profile.rss_n, 50, limit)
             raw_idle = cases.rss_case(server, "raw_idle", 1, 50, limit)
             results["rss"] = {
-                "n": profile.rss_n, "concurrency": 50, "sent": bulk["sent"],
-                "idle_kb": idle["maxrss_kb"], "send_many_kb": bulk["maxrss_kb"],
+                "n": profile.rss_n,
+                "concurrency": 50,
+                "sent": bulk["sent"],
+                "idle_kb": idle["maxrss_kb"],
+                "send_many_kb": bulk["maxrss_kb"],
                 "raw_idle_kb": raw_idle["maxrss_kb"],
                 "ratio": _ratio(bulk["maxrss_kb"], idle["maxrss_kb"]),
                 "send_many_cpu_ms_per_1000": bulk["cpu"] / bulk["sent"] * 1e6
-                if bulk["sent"] else None,
+                if bulk["sent"]
+                else None,
                 "send_many_per_s": bulk["sent"] / bulk["wall"] if bulk["wall"] else None,
             }
             _log(started, f"rss: ratio {results['rss']['ratio']:.2f}")
@@ -300,20 +412,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "goodput" in only:
             goodput: dict[str, Any] = {}
             names = ["send_many", "send_many_burst1", "raw"] + (
-                ["official_httpx"] if official else [])
+                ["official_httpx"] if official else []
+            )
             fake = 0
             for name in names:
                 runs = []
                 for _ in range(profile.goodput_reps if name == "send_many" else 1):
-                    runs.append(cases.goodput_case(server, name, fake, RATE_LIMIT,
-                                                   profile.goodput_s))
+                    runs.append(
+                        cases.goodput_case(server, name, fake, RATE_LIMIT, profile.goodput_s)
+                    )
                     fake += 1  # a fresh fake (and rate window) for every run
-                    _log(started, f"goodput {name}: {runs[-1]['goodput_ratio']:.2f} of the "
-                                  f"limit, {runs[-1]['r429_per_100']:.1f} 429s/100")
+                    _log(
+                        started,
+                        f"goodput {name}: {runs[-1]['goodput_ratio']:.2f} of the "
+                        f"limit, {runs[-1]['r429_per_100']:.1f} 429s/100",
+                    )
                 runs.sort(key=lambda r: float(r["goodput_ratio"]))
                 goodput[name] = dict(runs[len(runs) // 2])  # the median run
-                goodput[name]["runs"] = [{"goodput_ratio": r["goodput_ratio"],
-                                          "r429_per_100": r["r429_per_100"]} for r in runs]
+                goodput[name]["runs"] = [
+                    {"goodput_ratio": r["goodput_ratio"], "r429_per_100": r["r429_per_100"]}
+                    for r in runs
+                ]
             results["goodput"] = goodput
 
     if "bulk" in only:
@@ -336,19 +455,27 @@ def _bulk_section(profile: Profile, started: float) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="telnyx_msg-bench-") as workdir:
             first = 0
             for rep in range(profile.reps):
-                for name in (("bulk", "send_many") if rep % 2 == 0 else ("send_many", "bulk")):
-                    samples[name].append(cases.bulk_case(server, name, profile.bulk_rows, 50,
-                                                         workdir, first))
+                for name in ("bulk", "send_many") if rep % 2 == 0 else ("send_many", "bulk"):
+                    samples[name].append(
+                        cases.bulk_case(server, name, profile.bulk_rows, 50, workdir, first)
+                    )
                     first += profile.bulk_rows
-                    _log(started, f"rep {rep + 1} bulk {name}: {samples[name][-1].rate:,.0f} "
-                                  "rows/s")
+                    _log(
+                        started, f"rep {rep + 1} bulk {name}: {samples[name][-1].rate:,.0f} rows/s"
+                    )
     finally:
         server.close()
-    section: dict[str, Any] = {"rows": profile.bulk_rows, "concurrency": 50, "latency_ms": 10,
-                               "reps": profile.reps}
+    section: dict[str, Any] = {
+        "rows": profile.bulk_rows,
+        "concurrency": 50,
+        "latency_ms": 10,
+        "reps": profile.reps,
+    }
     for name, runs in samples.items():
-        section[name] = {"per_s": _median([s.rate for s in runs]),
-                         "errors": sum(s.errors for s in runs)}
+        section[name] = {
+            "per_s": _median([s.rate for s in runs]),
+            "errors": sum(s.errors for s in runs),
+        }
     section["ratio"] = _paired(samples["bulk"], samples["send_many"], lambda s: s.rate)
     return section
 
@@ -366,21 +493,42 @@ def _clean(value: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (0 even when targets are missed)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
+    )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="profile", action="store_const", const="quick",
-                      help="CI-sized counts (well under 2 minutes)")
-    size.add_argument("--smoke", dest="profile", action="store_const", const="smoke",
-                      help="the smallest counts (for the harness's own test; numbers are noise)")
+    size.add_argument(
+        "--quick",
+        dest="profile",
+        action="store_const",
+        const="quick",
+        help="CI-sized counts (well under 2 minutes)",
+    )
+    size.add_argument(
+        "--smoke",
+        dest="profile",
+        action="store_const",
+        const="smoke",
+        help="the smallest counts (for the harness's own test; numbers are noise)",
+    )
     parser.set_defaults(profile="full")
-    parser.add_argument("--out", type=Path, default=Path("bench-results.json"),
-                        help="where to write the JSON results (default: bench-results.json)")
-    parser.add_argument("--with-official", action="store_true",
-                        help=f"also measure the official SDK if importable (it is never "
-                             f"installed by this script: `pip install '{cases.OFFICIAL_PIN}'`)")
-    parser.add_argument("--only", default="",
-                        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="where to write the JSON results (default: bench-results.json)",
+    )
+    parser.add_argument(
+        "--with-official",
+        action="store_true",
+        help=f"also measure the official SDK if importable (it is never "
+        f"installed by this script: `pip install '{cases.OFFICIAL_PIN}'`)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
     args = parser.parse_args(argv)
     results = _clean(run(args))
     print(render(results))

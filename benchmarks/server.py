@@ -49,10 +49,17 @@ class FastApi:
         self._pages = optout_pages(records, page_size)
         self._page_size = page_size
         self._ids = itertools.count()
-        self._empty = json.dumps({"data": [], "meta": {"page_number": len(self._pages) + 1,
-                                                       "page_size": page_size,
-                                                       "total_pages": len(self._pages),
-                                                       "total_results": records}}).encode()
+        self._empty = json.dumps(
+            {
+                "data": [],
+                "meta": {
+                    "page_number": len(self._pages) + 1,
+                    "page_size": page_size,
+                    "total_pages": len(self._pages),
+                    "total_results": records,
+                },
+            }
+        ).encode()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         self.requests += 1
@@ -61,9 +68,10 @@ class FastApi:
         if request.method == "POST" and request.path.startswith("/v2/messages"):
             await request.read()
             ident = f"{next(self._ids):08x}-5f0e-4c3a-9d2b-7a1e3c5b9d0f"
-            return web.Response(body=self._head + ident.encode() + self._tail,
-                                headers={"Content-Type": "application/json",
-                                         "X-Request-ID": ident})
+            return web.Response(
+                body=self._head + ident.encode() + self._tail,
+                headers={"Content-Type": "application/json", "X-Request-ID": ident},
+            )
         if request.method == "GET" and request.path == "/v2/messaging_optouts":
             query = request.query
             size = int(query.get("page[size]", "20"))
@@ -105,28 +113,38 @@ async def _serve(args: argparse.Namespace) -> None:
         fast[str(ms)] = api
         urls[str(ms)] = await listen(api) + "/v2"
 
-    config = FakeConfig(throughput=None, api_rate_limit=ApiRateLimit(limit=args.rate_limit,
-                                                                     window=1.0))
+    config = FakeConfig(
+        throughput=None, api_rate_limit=ApiRateLimit(limit=args.rate_limit, window=1.0)
+    )
     fakes = [FakeTelnyx(api_key=API_KEY, config=config) for _ in range(args.fakes)]
     for fake in fakes:
         await fake.start()
 
     async def stats(request: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response({
-            "cpu": process_cpu(),
-            "fast": {ms: api.requests for ms, api in fast.items()},
-            "fakes": [
-                {"posts": fake.stats.count("POST", "/messages"),
-                 "sent": fake.stats.messages_sent,
-                 "rate_limited": fake.stats.rate_limited}
-                for fake in fakes
-            ],
-        })
+        return web.json_response(
+            {
+                "cpu": process_cpu(),
+                "fast": {ms: api.requests for ms, api in fast.items()},
+                "fakes": [
+                    {
+                        "posts": fake.stats.count("POST", "/messages"),
+                        "sent": fake.stats.messages_sent,
+                        "rate_limited": fake.stats.rate_limited,
+                    }
+                    for fake in fakes
+                ],
+            }
+        )
 
     control = await listen(stats)
-    info = {"pid": os.getpid(), "fast": urls, "fakes": [f.base_url for f in fakes],
-            "control": control, "api_key": API_KEY,
-            "cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+    info = {
+        "pid": os.getpid(),
+        "fast": urls,
+        "fakes": [f.base_url for f in fakes],
+        "control": control,
+        "api_key": API_KEY,
+        "cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
     print(json.dumps(info), flush=True)
     threading.Thread(target=wait_for_eof, daemon=True).start()
     try:

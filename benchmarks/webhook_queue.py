@@ -52,27 +52,45 @@ NOW = 1_700_000_000
 
 
 def _body(i: int) -> bytes:
-    return json.dumps({
-        "data": {"record_type": "event", "id": f"evt-{uuid.uuid4().hex}-{i}",
-                 "event_type": "message.finalized", "occurred_at": "2024-01-01T00:00:00Z",
-                 "payload": {"id": f"msg-{i}", "direction": "outbound", "type": "SMS",
-                             "text": "Hello from the benchmark",
-                             "from": {"phone_number": "+18005550101"},
-                             "to": [{"phone_number": "+15550001111", "status": "delivered"}]}},
-        "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
-    }).encode()
+    return json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": f"evt-{uuid.uuid4().hex}-{i}",
+                "event_type": "message.finalized",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {
+                    "id": f"msg-{i}",
+                    "direction": "outbound",
+                    "type": "SMS",
+                    "text": "Hello from the benchmark",
+                    "from": {"phone_number": "+18005550101"},
+                    "to": [{"phone_number": "+15550001111", "status": "delivered"}],
+                },
+            },
+            "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+        }
+    ).encode()
 
 
 def _deliveries(n: int) -> tuple[str, list[tuple[bytes, list[tuple[bytes, bytes]]]]]:
     key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw,
-                                                            PublicFormat.Raw)).decode()
+    public = base64.b64encode(
+        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
     out = []
     for i in range(n):
         body = _body(i)
         signature = base64.b64encode(key.sign(f"{NOW}|".encode() + body))
-        out.append((body, [(b"telnyx-signature-ed25519", signature),
-                           (b"telnyx-timestamp", str(NOW).encode())]))
+        out.append(
+            (
+                body,
+                [
+                    (b"telnyx-signature-ed25519", signature),
+                    (b"telnyx-timestamp", str(NOW).encode()),
+                ],
+            )
+        )
     return public, out
 
 
@@ -110,8 +128,13 @@ async def _measure(label: str, n: int, step: Callable[[int], Any]) -> dict[str, 
         if result not in (None, 200):
             raise RuntimeError(f"{label}: delivery {i} answered {result}")
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-    return {"case": label, "n": n, "per_s": n / wall, "us_per_event": 1e6 * wall / n,
-            "cpu_us_per_event": 1e6 * cpu / n}
+    return {
+        "case": label,
+        "n": n,
+        "per_s": n / wall,
+        "us_per_event": 1e6 * wall / n,
+        "cpu_us_per_event": 1e6 * cpu / n,
+    }
 
 
 async def run(n: int, url: str, reps: int = 3) -> list[dict[str, Any]]:
@@ -137,19 +160,24 @@ async def run(n: int, url: str, reps: int = 3) -> list[dict[str, Any]]:
         keep(await _measure("inline", n, _caller(inline, deliveries)))
         await inline.aclose()
         async with RedisWebhookQueue(url, stream=f"bench:{uuid.uuid4().hex}") as queue:
-            keep(await _measure("enqueue", n,
-                                lambda i: _none(queue.enqueue(plain[i][0], events[i]))))
+            keep(
+                await _measure("enqueue", n, lambda i: _none(queue.enqueue(plain[i][0], events[i])))
+            )
             await queue._redis.delete(queue.stream)
         async with RedisWebhookQueue(url, stream=f"bench:{uuid.uuid4().hex}") as queue:
-            keep(await _measure("queued", n, _caller(asgi_app(verifier, {}, queue=queue),
-                                                    deliveries)))
+            keep(
+                await _measure(
+                    "queued", n, _caller(asgi_app(verifier, {}, queue=queue), deliveries)
+                )
+            )
             keep(await _drain(queue, n))
             await queue._redis.delete(queue.stream)
     return [best[c] for c in ("verify", "inline", "enqueue", "queued", "worker")]
 
 
-def _caller(app: AsgiWebhookApp, deliveries: list[tuple[bytes, list[tuple[bytes, bytes]]]]
-            ) -> Callable[[int], Awaitable[int]]:
+def _caller(
+    app: AsgiWebhookApp, deliveries: list[tuple[bytes, list[tuple[bytes, bytes]]]]
+) -> Callable[[int], Awaitable[int]]:
     return lambda i: _call(app, *deliveries[i])
 
 
@@ -170,8 +198,13 @@ async def _drain(queue: RedisWebhookQueue, n: int) -> dict[str, Any]:
     wall, cpu = time.perf_counter(), _cpu()
     await asyncio.wait_for(queue.run({}, default=count), 300)
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-    return {"case": "worker", "n": n, "per_s": n / wall, "us_per_event": 1e6 * wall / n,
-            "cpu_us_per_event": 1e6 * cpu / n}
+    return {
+        "case": "worker",
+        "n": n,
+        "per_s": n / wall,
+        "us_per_event": 1e6 * wall / n,
+        "cpu_us_per_event": 1e6 * cpu / n,
+    }
 
 
 @contextmanager
@@ -183,9 +216,23 @@ def _redis_server() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", workdir],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 10
             while True:
@@ -205,12 +252,17 @@ def _redis_server() -> Iterator[str]:
 def render(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of the rows, plus the queue's cost next to verification's."""
     lines = ["| case | events/s | µs/event (wall) | CPU µs/event |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['case']} | {r['per_s']:,.0f} | {r['us_per_event']:.0f} | "
-              f"{r['cpu_us_per_event']:.0f} |" for r in rows]
+    lines += [
+        f"| {r['case']} | {r['per_s']:,.0f} | {r['us_per_event']:.0f} | "
+        f"{r['cpu_us_per_event']:.0f} |"
+        for r in rows
+    ]
     by = {r["case"]: r for r in rows}
-    lines.append(f"\nqueue CPU cost per event (enqueue, one XADD): "
-                 f"{by['enqueue']['cpu_us_per_event']:.0f} µs; Ed25519 verify + parse: "
-                 f"{by['verify']['cpu_us_per_event']:.0f} µs")
+    lines.append(
+        f"\nqueue CPU cost per event (enqueue, one XADD): "
+        f"{by['enqueue']['cpu_us_per_event']:.0f} µs; Ed25519 verify + parse: "
+        f"{by['verify']['cpu_us_per_event']:.0f} µs"
+    )
     return "\n".join(lines)
 
 

@@ -57,8 +57,16 @@ from telnyx_msg.models import Message, WhatsAppMessage
 __all__ = ["SendGate", "SendOutcome", "run_send_many", "send_gate"]
 
 OutcomeStatus = Literal["sent", "rejected", "unknown", "not_sent"]
-SendMethod = Literal["auto", "send", "send_long_code", "send_short_code", "send_number_pool",
-                     "send_with_alphanumeric_sender", "send_group_mms", "send_whatsapp"]
+SendMethod = Literal[
+    "auto",
+    "send",
+    "send_long_code",
+    "send_short_code",
+    "send_number_pool",
+    "send_with_alphanumeric_sender",
+    "send_group_mms",
+    "send_whatsapp",
+]
 SEND_METHODS = frozenset(SendMethod.__args__) - {"auto"}  # type: ignore[attr-defined]
 
 
@@ -104,7 +112,8 @@ class SendGate:
 #: Set inside each send task: the client's request pipeline checks it after the rate limiter
 #: and before the network, so a stopped run never writes a request it has not written yet.
 send_gate: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
-    "telnyx_msg_send_gate", default=None)
+    "telnyx_msg_send_gate", default=None
+)
 
 
 _STOPS_THE_RUN = (ClientClosedError, RateLimiterUnavailableError)
@@ -188,11 +197,18 @@ async def run_send_many(
         send_gate.set(gate)  # this task runs in its own copy of the context
         try:
             if type(item) is not dict and not isinstance(item, Mapping):
-                raise ValidationError("request", f"must be a mapping of send arguments, "
-                                      f"got {type(item).__name__}")
+                raise ValidationError(
+                    "request", f"must be a mapping of send arguments, got {type(item).__name__}"
+                )
             if optouts and (item.get("from_"), item.get("to")) in optouts:
-                outcome = SendOutcome(idx, item, "not_sent", error=OptedOutError(
-                    f"{item.get('to')} opted out of messages from {item.get('from_')}; skipped"))
+                outcome = SendOutcome(
+                    idx,
+                    item,
+                    "not_sent",
+                    error=OptedOutError(
+                        f"{item.get('to')} opted out of messages from {item.get('from_')}; skipped"
+                    ),
+                )
             else:
                 result = await senders[pick_method(item, method)](**item)
                 outcome = SendOutcome(idx, item, "sent", message=result)

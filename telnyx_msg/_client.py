@@ -92,13 +92,15 @@ _JSON_DECODE = json.JSONDecoder().decode
 class Limiter(Protocol):
     """What the client needs from a rate limiter (``RateLimits`` or ``RedisRateLimits``)."""
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
-                      timeout: float | None = None) -> None:
+    async def acquire(
+        self, sender: str | None, message_type: str = "SMS", *, timeout: float | None = None
+    ) -> None:
         """Wait for a token; raise ``RateLimitError`` (with ``retry_after``) at once when the
         wait would exceed ``timeout`` seconds (None: no bound)."""
 
-    def on_response(self, sender: str | None, *, status: int, code: str | None,
-                    reset_after: float | None) -> None: ...
+    def on_response(
+        self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
+    ) -> None: ...
 
 
 class _Operation(Protocol):
@@ -152,14 +154,16 @@ class Webhooks:
             self._verifier = WebhookVerifier(key)
         return self._verifier
 
-    def unwrap(self, raw_body: bytes | bytearray | memoryview | str,
-               headers: Mapping[str, str]) -> WebhookEvent:
+    def unwrap(
+        self, raw_body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
+    ) -> WebhookEvent:
         """Verify the signature and timestamp, then parse the event. No I/O."""
         event: WebhookEvent = self.verifier.unwrap(raw_body, headers)
         return event
 
-    async def aunwrap(self, raw_body: bytes | bytearray | memoryview | str,
-                      headers: Mapping[str, str]) -> WebhookEvent:
+    async def aunwrap(
+        self, raw_body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
+    ) -> WebhookEvent:
         """Same as :meth:`unwrap`, for symmetry in async code."""
         event: WebhookEvent = await self.verifier.aunwrap(raw_body, headers)
         return event
@@ -223,15 +227,20 @@ class AsyncClient(ResourceTree[AsyncMode]):
     ) -> None:
         key = resolve_api_key(api_key)
         if transport is not None and session is not None:
-            raise ConfigurationError("pass session= or transport=, not both (a transport owns "
-                                     "its connections)")
+            raise ConfigurationError(
+                "pass session= or transport=, not both (a transport owns its connections)"
+            )
         url = resolve_base_url(base_url)
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
-        if (isinstance(max_response_size, bool) or not isinstance(max_response_size, int)
-                or max_response_size < 1):
+        if (
+            isinstance(max_response_size, bool)
+            or not isinstance(max_response_size, int)
+            or max_response_size < 1
+        ):
             raise ConfigurationError(
-                f"max_response_size must be an int >= 1 (bytes), got {max_response_size!r}")
+                f"max_response_size must be an int >= 1 (bytes), got {max_response_size!r}"
+            )
         if rate_limits is DEFAULT:
             from telnyx_msg._ratelimit import RateLimits
 
@@ -239,14 +248,19 @@ class AsyncClient(ResourceTree[AsyncMode]):
         self._shared = _Shared(
             api_key=key,
             base_url=url,
-            headers=fixed_headers({
-                "Authorization": f"Bearer {key}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-            }),
-            transport=transport if transport is not None else AiohttpTransport(
-                session, pool_size=pool_size, max_response_size=max_response_size),
+            headers=fixed_headers(
+                {
+                    "Authorization": f"Bearer {key}",
+                    "Accept": "application/json",
+                    "Content-Type": "application/json",
+                    "User-Agent": USER_AGENT,
+                }
+            ),
+            transport=transport
+            if transport is not None
+            else AiohttpTransport(
+                session, pool_size=pool_size, max_response_size=max_response_size
+            ),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
@@ -284,8 +298,13 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """The client-side rate limiter (None when limiting is off)."""
         return self._shared.limiter
 
-    def with_options(self, *, timeout: float | Timeout = DEFAULT, max_retries: int = DEFAULT,
-                     backoff: Backoff = DEFAULT) -> AsyncClient:
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout = DEFAULT,
+        max_retries: int = DEFAULT,
+        backoff: Backoff = DEFAULT,
+    ) -> AsyncClient:
         """A cheap view with other defaults, sharing this client's session and rate limiter.
 
         Closing a view does nothing; close the client it came from.
@@ -311,9 +330,15 @@ class AsyncClient(ResourceTree[AsyncMode]):
             task.cancel()
         await shared.transport.aclose()
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      params: Mapping[str, Any] | None = None,
-                      options: RequestOptions | None = None) -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        options: RequestOptions | None = None,
+    ) -> Any:
         """Call any Telnyx path (relative to ``base_url``) and return the decoded JSON body.
 
         For what this SDK does not model yet. The call goes through the same pipeline as the
@@ -333,23 +358,36 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     def __repr__(self) -> str:
         # Never the API key.
-        return (f"AsyncClient(base_url={self._shared.base_url!r}, "
-                f"timeout={self._timeout.total:g}, max_retries={self._max_retries})")
+        return (
+            f"AsyncClient(base_url={self._shared.base_url!r}, "
+            f"timeout={self._timeout.total:g}, max_retries={self._max_retries})"
+        )
 
     # --- binding endpoint specs to methods (see _resources.Op) --------------------------------
 
-    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None,
-                   skip_optouts: bool) -> AsyncIterator[SendOutcome]:
+    def _send_many(
+        self,
+        requests: Any,
+        concurrency: int,
+        method: SendMethod,
+        on_stop: Callable[[SendOutcome], None] | None,
+        skip_optouts: bool,
+    ) -> AsyncIterator[SendOutcome]:
         senders = check_send_many(self, concurrency, method)
-        return run_send_many(senders, requests, concurrency=concurrency, method=method,
-                             on_stop=on_stop,
-                             load_optouts=self._load_optouts if skip_optouts else None)
+        return run_send_many(
+            senders,
+            requests,
+            concurrency=concurrency,
+            method=method,
+            on_stop=on_stop,
+            load_optouts=self._load_optouts if skip_optouts else None,
+        )
 
     async def _load_optouts(self) -> set[tuple[str, str]]:
         """Every ``(from, to)`` opt-out pair of the account (one request per page)."""
-        return {(o.from_ or "", o.to or "")
-                async for o in self.messaging_optouts.list(page_size=250)}
+        return {
+            (o.from_ or "", o.to or "") async for o in self.messaging_optouts.list(page_size=250)
+        }
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         if endpoint.paged:
@@ -388,6 +426,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                         return first if number is None else await fetch(number)
 
                     return AsyncPager(seeded)
+
                 return parse
         else:
             finish_one = _finisher(endpoint)
@@ -400,15 +439,20 @@ class AsyncClient(ResourceTree[AsyncMode]):
             started = time.perf_counter()
             attempts: list[int] = []
             response = await call(endpoint, request, attempts)
-            return RawResponse(status=response.status, headers=response.headers,
-                               body=response.body, request_id=_request_id(response.headers),
-                               retries_taken=attempts[0],
-                               elapsed=time.perf_counter() - started,
-                               parse=finish(request, response))
+            return RawResponse(
+                status=response.status,
+                headers=response.headers,
+                body=response.body,
+                request_id=_request_id(response.headers),
+                retries_taken=attempts[0],
+                elapsed=time.perf_counter() - started,
+                parse=finish(request, response),
+            )
 
         describe(raw_method, endpoint, name, "AsyncPager")
         raw_method.__signature__ = raw_method.__signature__.replace(  # type: ignore[attr-defined]
-            return_annotation=f"RawResponse[{_annotation(raw_method)}]")
+            return_annotation=f"RawResponse[{_annotation(raw_method)}]"
+        )
         return raw_method
 
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
@@ -439,8 +483,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
         return fetcher
 
     @staticmethod
-    def _page_parser(endpoint: Endpoint[Any, T]
-                     ) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
+    def _page_parser(
+        endpoint: Endpoint[Any, T],
+    ) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
         """``parse(request, response, page_number) -> (page, raw data)`` for a paged endpoint."""
         from telnyx_msg._convert import converter
 
@@ -448,27 +493,32 @@ class AsyncClient(ResourceTree[AsyncMode]):
         hook = converter.get_structure_hook(item_type)
         meta_hook = converter.get_structure_hook(PageMeta)
 
-        def parse(request: Any, response: HttpResponse,
-                  number: int | None) -> tuple[Page[T], list[Any]]:
+        def parse(
+            request: Any, response: HttpResponse, number: int | None
+        ) -> tuple[Page[T], list[Any]]:
             doc = _decode(response, endpoint)
             raw = doc.get("data") if isinstance(doc, dict) else None
             raw_list: list[Any] = raw if isinstance(raw, list) else []
             meta_raw = doc.get("meta") if isinstance(doc, dict) else None
             try:
-                meta = (meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict)
-                        else PageMeta())
+                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
                 items = [hook(x, item_type) for x in raw_list]
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
-                               field=getattr(exc, "path", None)) from exc
+                raise _invalid(
+                    response,
+                    endpoint,
+                    f"unexpected response shape: {exc}",
+                    field=getattr(exc, "path", None),
+                ) from exc
             return Page(items, meta, number or request.page_number or 1), raw_list
 
         return parse
 
     # --- the request pipeline --------------------------------------------------------------
 
-    async def _acquire(self, limiter: Limiter, lane: str | None, message_type: str,
-                       timeout: Timeout) -> None:
+    async def _acquire(
+        self, limiter: Limiter, lane: str | None, message_type: str, timeout: Timeout
+    ) -> None:
         """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``."""
         shared = self._shared
         task = asyncio.current_task()
@@ -476,8 +526,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
             shared.waiting[task] = None
         try:
             if shared.limiter_timeout:
-                await limiter.acquire(lane, message_type, timeout=None if timeout.total == math.inf
-                                      else timeout.total)
+                await limiter.acquire(
+                    lane, message_type, timeout=None if timeout.total == math.inf else timeout.total
+                )
             else:
                 await limiter.acquire(lane, message_type)
         except asyncio.CancelledError:
@@ -486,29 +537,35 @@ class AsyncClient(ResourceTree[AsyncMode]):
             shared.closing.discard(task)
             if sys.version_info >= (3, 11):
                 task.uncancel()
-            raise ClientClosedError("not sent: the client was closed while this call waited "
-                                    "for the rate limiter") from None
+            raise ClientClosedError(
+                "not sent: the client was closed while this call waited for the rate limiter"
+            ) from None
         finally:
             if task is not None:
                 shared.waiting.pop(task, None)
 
-    async def _call(self, endpoint: _Operation, request: Any,
-                    attempts: list[int] | None = None) -> HttpResponse:
+    async def _call(
+        self, endpoint: _Operation, request: Any, attempts: list[int] | None = None
+    ) -> HttpResponse:
         """Send one validated request with the retry policy; return the 2xx response.
 
         ``attempts``, when given, receives the number of retries the call took.
         """
         shared = self._shared
         if shared.closed:
-            raise ClientClosedError("this client is closed; create a new one",
-                                    method=endpoint.method, path=endpoint.path)
+            raise ClientClosedError(
+                "this client is closed; create a new one",
+                method=endpoint.method,
+                path=endpoint.path,
+            )
         if shared.transport.other_loop():
             raise ConfigurationError(
                 f"{endpoint.method} {endpoint.path}: this AsyncClient was first used in another "
                 "event loop (e.g. an earlier asyncio.run() that has ended); its connections "
                 "belong to that loop. Create the client inside the loop that uses it (in "
                 "your async main()), or use the blocking telnyx_msg.Client, which keeps its "
-                "own loop")
+                "own loop"
+            )
         timeout = self._timeout
         max_retries = self._max_retries
         headers = shared.headers
@@ -543,8 +600,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if limiter is not None:
                 await self._acquire(limiter, lane, message_type, timeout)
             if shared.closed:  # closed while this call waited for the limiter or a backoff
-                raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
-                                        method=method, path=path)
+                raise ClientClosedError(
+                    f"{method} {path}: not sent, the client was closed", method=method, path=path
+                )
             gate = send_gate.get()
             if gate is not None:
                 if gate.stopped:
@@ -561,26 +619,41 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 may_retry = (not exc.reached or retry_safe) and attempt < max_retries
                 _log_attempt(method, path, None, attempt, started, None, exc)
                 if hooks.response:
-                    await call_hooks(hooks.response, ResponseEvent(
-                        event, None, time.perf_counter() - started, None, exc))
+                    await call_hooks(
+                        hooks.response,
+                        ResponseEvent(event, None, time.perf_counter() - started, None, exc),
+                    )
                 if exc.closed:
-                    raise ClientClosedError(f"{method} {path}: not sent, the client was closed",
-                                            method=method, path=path) from exc
+                    raise ClientClosedError(
+                        f"{method} {path}: not sent, the client was closed",
+                        method=method,
+                        path=path,
+                    ) from exc
                 if may_retry:
                     await asyncio.sleep(self._backoff.delay(attempt))
                     attempt += 1
                     continue
                 error_cls = APITimeoutError if exc.timeout else APIConnectionError
-                note = (" The request may have reached Telnyx, so it was not retried; pass "
-                        "options=RequestOptions(idempotency_key=...) to make it retryable."
-                        if exc.reached and not retry_safe else "")
-                raise error_cls(f"{method} {path}: {exc}.{note}", method=method, path=path,
-                                outcome_unknown=exc.reached) from exc
+                note = (
+                    " The request may have reached Telnyx, so it was not retried; pass "
+                    "options=RequestOptions(idempotency_key=...) to make it retryable."
+                    if exc.reached and not retry_safe
+                    else ""
+                )
+                raise error_cls(
+                    f"{method} {path}: {exc}.{note}",
+                    method=method,
+                    path=path,
+                    outcome_unknown=exc.reached,
+                ) from exc
             status = response.status
             if hooks.response:
-                await call_hooks(hooks.response, ResponseEvent(
-                    event, status, time.perf_counter() - started,
-                    _request_id(response.headers)))
+                await call_hooks(
+                    hooks.response,
+                    ResponseEvent(
+                        event, status, time.perf_counter() - started, _request_id(response.headers)
+                    ),
+                )
             if status < 400:
                 if limiter is not None:
                     limiter.on_response(lane, status=status, code=None, reset_after=None)
@@ -589,8 +662,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
                     raise APIResponseValidationError(
                         f"the body exceeds max_response_size "
                         f"({shared.transport.max_response_size} bytes) and was not read",
-                        status=status, request_id=_request_id(response.headers),
-                        method=method, path=path)
+                        status=status,
+                        request_id=_request_id(response.headers),
+                        method=method,
+                        path=path,
+                    )
                 if attempts is not None:
                     attempts.append(attempt)
                 return response
@@ -598,17 +674,29 @@ class AsyncClient(ResourceTree[AsyncMode]):
             _log_attempt(method, path, status, attempt, started, response, None)
             if limiter is not None:
                 reset = response.headers.get("x-ratelimit-reset")
-                limiter.on_response(lane, status=status, code=error.code,
-                                    reset_after=None if reset is None else parse_seconds(reset))
+                limiter.on_response(
+                    lane,
+                    status=status,
+                    code=error.code,
+                    reset_after=None if reset is None else parse_seconds(reset),
+                )
             if attempt >= max_retries or not status_retryable(
-                    status, error.code, retry_safe, response.headers.get("x-should-retry")):
+                status, error.code, retry_safe, response.headers.get("x-should-retry")
+            ):
                 raise error
             hint = error.retry_after
             if hint is not None and hint > self._backoff.max_wait:
                 raise error  # a long server hint is reported, never cut short (retry_after set)
             delay = hint if hint else self._backoff.delay(attempt)
-            log.info("retrying %s %s after %s in %.2f s (retry %d of %d)", method, path,
-                     status, delay, attempt + 1, max_retries)
+            log.info(
+                "retrying %s %s after %s in %.2f s (retry %d of %d)",
+                method,
+                path,
+                status,
+                delay,
+                attempt + 1,
+                max_retries,
+            )
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -637,21 +725,29 @@ class _RawCall:
 _RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
-def _raw_call(method: str, path: str, json: Any, params: Mapping[str, Any] | None,
-              options: RequestOptions | None) -> _RawCall:
+def _raw_call(
+    method: str,
+    path: str,
+    json: Any,
+    params: Mapping[str, Any] | None,
+    options: RequestOptions | None,
+) -> _RawCall:
     """Check and encode ``client.request`` arguments before any I/O."""
     from telnyx_msg import endpoints
 
     verb = method.upper() if isinstance(method, str) else ""
     if verb not in _RAW_METHODS:
-        raise ValidationError("method", f"must be one of {', '.join(sorted(_RAW_METHODS))}, "
-                                        f"got {method!r}")
+        raise ValidationError(
+            "method", f"must be one of {', '.join(sorted(_RAW_METHODS))}, got {method!r}"
+        )
     if not isinstance(path, str) or not path.startswith("/") or "?" in path:
-        raise ValidationError("path", f"must start with '/' and have no query (use params=), "
-                                      f"got {path!r}")
+        raise ValidationError(
+            "path", f"must start with '/' and have no query (use params=), got {path!r}"
+        )
     if json is not None and not isinstance(json, Mapping):
-        raise ValidationError("json", f"must be a JSON object (a mapping), got "
-                                      f"{type(json).__name__}")
+        raise ValidationError(
+            "json", f"must be a JSON object (a mapping), got {type(json).__name__}"
+        )
     if params is not None and not isinstance(params, Mapping):
         raise ValidationError("params", f"must be a mapping, got {type(params).__name__}")
     if options is not None and not isinstance(options, RequestOptions):
@@ -661,14 +757,27 @@ def _raw_call(method: str, path: str, json: Any, params: Mapping[str, Any] | Non
         encode_query(name, value, pairs)
     query = "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
     # A send endpoint's path takes the account's and the sender's rate limits, as its method.
-    send = any(e.send and e.method == verb and e.path == path
-               for e in vars(endpoints).values() if isinstance(e, Endpoint))
-    return _RawCall(_RawEndpoint(verb, path, query, None if json is None else json_value(
-        dict(json)), send, verb in IDEMPOTENT_METHODS), options)
+    send = any(
+        e.send and e.method == verb and e.path == path
+        for e in vars(endpoints).values()
+        if isinstance(e, Endpoint)
+    )
+    return _RawCall(
+        _RawEndpoint(
+            verb,
+            path,
+            query,
+            None if json is None else json_value(dict(json)),
+            send,
+            verb in IDEMPOTENT_METHODS,
+        ),
+        options,
+    )
 
 
-def _with_extras(options: RequestOptions, query: str, body: dict[str, Any] | None
-                 ) -> tuple[str, dict[str, Any] | None]:
+def _with_extras(
+    options: RequestOptions, query: str, body: dict[str, Any] | None
+) -> tuple[str, dict[str, Any] | None]:
     """Merge ``extra_query`` / ``extra_body`` into a built request (the same encoding rules)."""
     if options.extra_body:
         body = {**(body or {}), **json_value(dict(options.extra_body))}
@@ -681,8 +790,9 @@ def _with_extras(options: RequestOptions, query: str, body: dict[str, Any] | Non
     return query, body
 
 
-def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], name: str = "") -> Any:
+def make_request(
+    endpoint: Endpoint[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str = ""
+) -> Any:
     """Build and validate an endpoint's request model from call arguments (no I/O).
 
     ``name`` is the public method (``messages.send``) that errors name.
@@ -695,8 +805,11 @@ def make_request(endpoint: Endpoint[Any, Any], args: tuple[Any, ...],
         if getattr(request, plan.name) is None:
             raise ValidationError(plan.wire, "is required")
     options = request.options
-    if (options is not None and options.idempotency_key is not None
-            and not endpoint.accepts_idempotency_key):
+    if (
+        options is not None
+        and options.idempotency_key is not None
+        and not endpoint.accepts_idempotency_key
+    ):
         raise ValidationError(
             "idempotency_key",
             f"{endpoint.method} {endpoint.path} does not accept an Idempotency-Key",
@@ -708,8 +821,7 @@ _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 _MISSING = re.compile(r"missing \d+ required (?:keyword-only |positional )?arguments?: (.+)")
 
 
-def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
-                   exc: TypeError) -> ValidationError:
+def _bad_arguments(endpoint: Endpoint[Any, Any], name: str, exc: TypeError) -> ValidationError:
     """A call's TypeError as a ValidationError naming the method and suggesting the fix."""
     method = f"{name or endpoint.method + ' ' + endpoint.path}()"
     parameters = inspect.signature(endpoint.request).parameters.values()
@@ -719,25 +831,33 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str,
     if unexpected is not None:
         word = unexpected.group(1)
         close = difflib.get_close_matches(word, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else (
-            f"; it takes {', '.join(k for k in known if k != 'options')} and options")
-        return ValidationError(word, f"{method} got an unexpected keyword argument {word!r}"
-                                     f"{hint}")
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else (f"; it takes {', '.join(k for k in known if k != 'options')} and options")
+        )
+        return ValidationError(word, f"{method} got an unexpected keyword argument {word!r}{hint}")
     missing = _MISSING.search(text)
     if missing is not None:
         names = re.findall(r"'(\w+)'", missing.group(1))
-        return ValidationError(names[0] if names else "arguments",
-                               f"{method} needs {', '.join(n + '=' for n in names)}")
+        return ValidationError(
+            names[0] if names else "arguments",
+            f"{method} needs {', '.join(n + '=' for n in names)}",
+        )
     if "positional argument" in text:
         positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
-        return ValidationError("arguments", f"{method} takes {len(positional)} positional "
-                               f"argument(s) ({', '.join(positional) or 'none'}); pass the "
-                               "others by keyword")
+        return ValidationError(
+            "arguments",
+            f"{method} takes {len(positional)} positional "
+            f"argument(s) ({', '.join(positional) or 'none'}); pass the "
+            "others by keyword",
+        )
     return ValidationError("arguments", f"{method}: {text.split(') ', 1)[-1]}")
 
 
-def check_send_many(client: AsyncClient, concurrency: int,
-                    method: str) -> dict[str, Callable[..., Awaitable[Any]]]:
+def check_send_many(
+    client: AsyncClient, concurrency: int, method: str
+) -> dict[str, Callable[..., Awaitable[Any]]]:
     """Validate ``send_many`` settings before any I/O; return the send methods by name."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
@@ -746,11 +866,15 @@ def check_send_many(client: AsyncClient, concurrency: int,
     # for no fault of Telnyx's.
     pool = client._shared.transport.grow_pool(concurrency)
     if concurrency > pool:
-        raise ValidationError("concurrency", f"{concurrency} exceeds the {pool} connections of "
-                              "the aiohttp session you passed in (its connector's limit)")
+        raise ValidationError(
+            "concurrency",
+            f"{concurrency} exceeds the {pool} connections of "
+            "the aiohttp session you passed in (its connector's limit)",
+        )
     if method != "auto" and method not in SEND_METHODS:
-        raise ValidationError("method", f"{method!r} is not 'auto' or one of "
-                              f"{', '.join(sorted(SEND_METHODS))}")
+        raise ValidationError(
+            "method", f"{method!r} is not 'auto' or one of {', '.join(sorted(SEND_METHODS))}"
+        )
     return {name: getattr(client.messages, name) for name in SEND_METHODS}
 
 
@@ -762,7 +886,8 @@ def _takes_timeout(limiter: Limiter | None) -> bool:
     except (TypeError, ValueError):
         return False
     return "timeout" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _annotation(method: Callable[..., Any]) -> str:
@@ -790,8 +915,12 @@ def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
                 return [hook(x, item_type) for x in (data or ())]
             return hook(data, item_type)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise _invalid(response, endpoint, f"unexpected response shape: {exc}",
-                           field=getattr(exc, "path", None)) from exc
+            raise _invalid(
+                response,
+                endpoint,
+                f"unexpected response shape: {exc}",
+                field=getattr(exc, "path", None),
+            ) from exc
 
     return finish
 
@@ -809,20 +938,27 @@ def _decode(response: HttpResponse, endpoint: _Operation) -> Any:
                 pass  # e.g. UTF-16 without a BOM: json.loads below knows those
         return json.loads(body)
     except ValueError as exc:
-        raise _invalid(response, endpoint,
-                       f"the body is not JSON: {response.body[:200]!r}") from exc
+        raise _invalid(
+            response, endpoint, f"the body is not JSON: {response.body[:200]!r}"
+        ) from exc
 
 
-def _invalid(response: HttpResponse, endpoint: _Operation, message: str,
-             field: str | None = None) -> APIResponseValidationError:
+def _invalid(
+    response: HttpResponse, endpoint: _Operation, message: str, field: str | None = None
+) -> APIResponseValidationError:
     """The error for a 2xx whose body cannot be read (the request was accepted).
 
     ``field`` is the model path the structuring blamed (``Message.to.phone_number``).
     """
     return APIResponseValidationError(
-        message, status=response.status, request_id=_request_id(response.headers),
-        body=response.body[:1000].decode("utf-8", "replace"), method=endpoint.method,
-        path=endpoint.path, field=field)
+        message,
+        status=response.status,
+        request_id=_request_id(response.headers),
+        body=response.body[:1000].decode("utf-8", "replace"),
+        method=endpoint.method,
+        path=endpoint.path,
+        field=field,
+    )
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -833,16 +969,16 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _status_error(response: HttpResponse, method: str, path: str,
-                  retry_safe: bool) -> APIStatusError:
+def _status_error(
+    response: HttpResponse, method: str, path: str, retry_safe: bool
+) -> APIStatusError:
     body: Any
     try:
         body = json.loads(response.body) if response.body else None
     except ValueError:
         body = response.body.decode("utf-8", "replace")
     raw_errors = body.get("errors") if isinstance(body, dict) else None
-    errors = ([ErrorDetail.from_json(e) for e in raw_errors]
-              if isinstance(raw_errors, list) else [])
+    errors = [ErrorDetail.from_json(e) for e in raw_errors] if isinstance(raw_errors, list) else []
     status = response.status
     code = errors[0].code if errors else None
     error_cls = status_error_class(status, code)
@@ -858,11 +994,25 @@ def _status_error(response: HttpResponse, method: str, path: str,
     )
 
 
-def _log_attempt(method: str, path: str, status: int | None, attempt: int, started: float,
-                 response: HttpResponse | None, exc: Exception | None) -> None:
+def _log_attempt(
+    method: str,
+    path: str,
+    status: int | None,
+    attempt: int,
+    started: float,
+    response: HttpResponse | None,
+    exc: Exception | None,
+) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
     elapsed_ms = (time.perf_counter() - started) * 1000
     request_id = _request_id(response.headers) if response is not None else None
-    log.debug("%s %s -> %s attempt=%d elapsed=%.1fms request_id=%s", method, path,
-              status if exc is None else type(exc).__name__, attempt, elapsed_ms, request_id)
+    log.debug(
+        "%s %s -> %s attempt=%d elapsed=%.1fms request_id=%s",
+        method,
+        path,
+        status if exc is None else type(exc).__name__,
+        attempt,
+        elapsed_ms,
+        request_id,
+    )

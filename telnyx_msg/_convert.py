@@ -50,6 +50,7 @@ class ResponseShapeError(ValueError):
         self.path = path
         self.reason = reason
 
+
 _ISO_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
     r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
@@ -89,8 +90,9 @@ def _parse_datetime_slow(text: str) -> datetime:
         digits = offset[1:].replace(":", "")
         hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
-    return datetime(int(year), int(month), int(day), int(hour), int(minute),
-                    int(second or 0), micro, tzinfo=tz)
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tzinfo=tz
+    )
 
 
 def _decimal(value: Any) -> Decimal:
@@ -108,6 +110,8 @@ converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
 converter.register_unstructure_hook(datetime, lambda v: v.isoformat())
 converter.register_structure_hook(Decimal, _structure_decimal)
 converter.register_unstructure_hook(Decimal, str)
+
+
 def _is_mapping(tp: Any) -> bool:
     return get_origin(tp) is Mapping
 
@@ -159,13 +163,18 @@ converter.register_unstructure_hook_factory(
 # cattrs' generic Optional handling dispatches per value; these pass JSON values of the right
 # type straight through and convert the rest the way cattrs would.
 
-_PRIMITIVES: dict[Any, type] = {str | None: str, int | None: int, float | None: float,
-                                bool | None: bool}
+_PRIMITIVES: dict[Any, type] = {
+    str | None: str,
+    int | None: int,
+    float | None: float,
+    bool | None: bool,
+}
 
 
 def _optional_primitive_hook(tp: Any) -> Callable[[Any, Any], Any]:
     target = _PRIMITIVES[tp]
     if target is float:
+
         def structure_float(value: Any, _: Any) -> Any:
             return value if value is None or type(value) is float else float(value)
 
@@ -261,10 +270,12 @@ def _check_plain(cls: type[Any]) -> None:
     name = cls.__name__
     assert "__slots__" in cls.__dict__, f"{name}: response models must be slotted"
     assert slots - {"__weakref__"} == {f.name for f in fields}, f"{name}: unexpected slots"
-    assert not any(hasattr(cls, h) for h in ("__attrs_pre_init__", "__attrs_post_init__")), \
+    assert not any(hasattr(cls, h) for h in ("__attrs_pre_init__", "__attrs_post_init__")), (
         f"{name}: response models take no init hooks"
-    assert all(f.validator is None and f.converter is None and f.init for f in fields), \
+    )
+    assert all(f.validator is None and f.converter is None and f.init for f in fields), (
         f"{name}: response models take no validators or converters"
+    )
 
 
 #: Models whose values repeat across messages (the sending number, the price of a segment):
@@ -287,9 +298,14 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     name = cls.__name__
     _check_plain(cls)
     namespace: dict[str, Any] = {
-        "__cl": cls, "__known": frozenset(_wire_name(f.name) for f in fields),
-        "__mapping": Mapping, "__proxy": types.MappingProxyType, "__new": object.__new__,
-        "__noextra": models.NO_EXTRA, "__dt": parse_datetime, "__dec": _decimal,
+        "__cl": cls,
+        "__known": frozenset(_wire_name(f.name) for f in fields),
+        "__mapping": Mapping,
+        "__proxy": types.MappingProxyType,
+        "__new": object.__new__,
+        "__noextra": models.NO_EXTRA,
+        "__dt": parse_datetime,
+        "__dec": _decimal,
         "__need": _need(name),
     }
     values = []
@@ -297,11 +313,13 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         # A missing key is passed as None, which every hook maps to these defaults; a field
         # without a default is one Telnyx always returns, so its absence is an error.
         required = field.default is attrs.NOTHING
-        assert required or field.default in (None, ()), \
+        assert required or field.default in (None, ()), (
             f"{name}.{field.name}: default must be None/() or none"
+        )
         key = _wire_name(field.name)
         primitive = _PRIMITIVES.get(field.type) or (
-            field.type if field.type in (str, int, float, bool) else None)
+            field.type if field.type in (str, int, float, bool) else None
+        )
         enum_cls = _open_enum(field.type)
         if primitive is not None:
             namespace[f"t{i}"] = primitive
@@ -339,8 +357,10 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         f"        raise TypeError('expected a JSON object for {name}, got ' + type(d).__name__)",
         "    g = d.get",
     ]
-    extra = "__noextra if __known.issuperset(d) else " \
-            "__proxy({k: v for k, v in d.items() if k not in __known})"
+    extra = (
+        "__noextra if __known.issuperset(d) else "
+        "__proxy({k: v for k, v in d.items() if k not in __known})"
+    )
     interned = cls in _INTERNED
     if interned:
         values, parts = _intern_prologue(cls, fields, values, namespace, lines)
@@ -363,10 +383,14 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     named = [(f.name, _wire_name(f.name), f.type) for f in fields]
     namespace["__blame"] = lambda data, exc: _blame(name, named, data, exc)
     # Zero-cost unless it fails: then find the field to blame, for an error that names it.
-    lines = [lines[0], "    try:", *("    " + line for line in lines[1:]),
-             "    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)"
-             " as exc:",
-             "        raise __blame(d, exc) from exc", ""]
+    lines = [
+        lines[0],
+        "    try:",
+        *("    " + line for line in lines[1:]),
+        "    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as exc:",
+        "        raise __blame(d, exc) from exc",
+        "",
+    ]
     filename = f"<telnyx_msg structure {name}>"
     source = "\n".join(lines)
     # Registered with linecache, so a traceback through generated code shows its lines.
@@ -386,8 +410,9 @@ def _need(model: str) -> Callable[[Any, str], Any]:
     return need
 
 
-def _blame(model: str, fields: list[tuple[str, str, Any]], data: Any,
-           exc: BaseException) -> ResponseShapeError:
+def _blame(
+    model: str, fields: list[tuple[str, str, Any]], data: Any, exc: BaseException
+) -> ResponseShapeError:
     """The error naming the field of ``data`` that failed, prefixed with this model."""
     if isinstance(exc, ResponseShapeError) and exc.path.startswith(f"{model}."):
         return exc
@@ -400,16 +425,24 @@ def _blame(model: str, fields: list[tuple[str, str, Any]], data: Any,
         try:
             converter.get_structure_hook(tp)(value, tp)
         except ResponseShapeError as inner:
-            return ResponseShapeError(f"{model}.{key}.{inner.path.split('.', 1)[-1]}"
-                                      if "." in inner.path else f"{model}.{key}", inner.reason)
+            return ResponseShapeError(
+                f"{model}.{key}.{inner.path.split('.', 1)[-1]}"
+                if "." in inner.path
+                else f"{model}.{key}",
+                inner.reason,
+            )
         except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as inner:
             return ResponseShapeError(f"{model}.{key}", f"{value!r}: {inner}")
     return ResponseShapeError(model, str(exc))
 
 
-def _intern_prologue(cls: type[Any], fields: list[Any], values: list[tuple[str, str]],
-                     namespace: dict[str, Any], lines: list[str]
-                     ) -> tuple[list[tuple[str, str]], str]:
+def _intern_prologue(
+    cls: type[Any],
+    fields: list[Any],
+    values: list[tuple[str, str]],
+    namespace: dict[str, Any],
+    lines: list[str],
+) -> tuple[list[tuple[str, str]], str]:
     """Emit the cache lookup of an interned model; return its field values and kept children.
 
     The key is the raw string (or None) of each scalar field and the identity of each nested
@@ -425,8 +458,9 @@ def _intern_prologue(cls: type[Any], fields: list[Any], values: list[tuple[str, 
             children.append(f"c{i}")
             rewritten.append((field_name, f"c{i}"))
         else:
-            assert field.type in (str | None, Decimal | None) or _open_enum(field.type), \
+            assert field.type in (str | None, Decimal | None) or _open_enum(field.type), (
                 f"{cls.__name__}.{field.name}: only string-valued fields can be interned"
+            )
             lines.append(f"    r{i} = {wire}")
             checks.append(f"(type(r{i}) is str or r{i} is None)")
             key.append(f"r{i}")
@@ -545,4 +579,3 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
         meta=meta,
         raw=document,
     )
-

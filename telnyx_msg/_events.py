@@ -60,8 +60,9 @@ class EventHooks:
             return cls()
         unknown = set(hooks) - {"request", "response"}
         if unknown:
-            raise ConfigurationError(f"event_hooks keys are 'request' and 'response', "
-                                     f"not {sorted(unknown)}")
+            raise ConfigurationError(
+                f"event_hooks keys are 'request' and 'response', not {sorted(unknown)}"
+            )
         for name, entries in hooks.items():
             if not all(callable(hook) for hook in entries):
                 raise ConfigurationError(f"event_hooks[{name!r}] must be a list of callables")

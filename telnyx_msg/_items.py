@@ -115,6 +115,11 @@ class SendWhatsAppItem(_WhatsAppBase, total=False):
 
 #: Any ``send_many`` item.
 SendItem = Union[  # noqa: UP007  # a runtime alias: `X | Y` of TypedDicts fails on 3.10
-    SendMessageItem, SendLongCodeItem, SendShortCodeItem, SendNumberPoolItem,
-    SendAlphanumericItem, SendGroupMmsItem, SendWhatsAppItem,
+    SendMessageItem,
+    SendLongCodeItem,
+    SendShortCodeItem,
+    SendNumberPoolItem,
+    SendAlphanumericItem,
+    SendGroupMmsItem,
+    SendWhatsAppItem,
 ]

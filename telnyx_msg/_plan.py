@@ -60,8 +60,9 @@ class BulkPlan:
     delivery_seconds: float = 0.0
 
 
-def plan_bulk(requests: Iterable[Mapping[str, Any]],
-              rate_limits: RateLimits | None = None) -> BulkPlan:
+def plan_bulk(
+    requests: Iterable[Mapping[str, Any]], rate_limits: RateLimits | None = None
+) -> BulkPlan:
     """Estimate a ``send_many`` run over ``requests`` under ``rate_limits`` (default limits).
 
     Reads every request once (pass a list, or a fresh iterable); does no I/O.
@@ -80,8 +81,9 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
         parts[sender] += part_count
         total_parts += part_count
         # The client's account lanes are per message type, as in the request pipeline.
-        by_type["MMS" if request.get("media_urls") or isinstance(request.get("to"), list)
-                else "SMS"] += 1
+        by_type[
+            "MMS" if request.get("media_urls") or isinstance(request.get("to"), list) else "SMS"
+        ] += 1
     account_spec = config.accounts.get("SMS")
     account_rate = None if account_spec is None else account_spec.rate
     total = sum(counts.values())
@@ -98,8 +100,17 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
         rate = None if spec is None else spec.rate
         lane_seconds = None if rate is None else messages / rate
         exceeds = lane_seconds is not None and lane_seconds > QUEUE_SECONDS
-        lanes.append(LanePlan(sender, None if sender is None else sender_kind(sender),
-                              messages, parts[sender], rate, lane_seconds, exceeds))
+        lanes.append(
+            LanePlan(
+                sender,
+                None if sender is None else sender_kind(sender),
+                messages,
+                parts[sender],
+                rate,
+                lane_seconds,
+                exceeds,
+            )
+        )
         if spec is not None and lane_seconds is not None:
             seconds = max(seconds, max(0.0, messages - spec.capacity) / spec.rate)
             delivery = max(delivery, lane_seconds)
@@ -108,6 +119,14 @@ def plan_bulk(requests: Iterable[Mapping[str, Any]],
                 f"{sender}: {messages} messages at {rate:g} msg/s need "
                 f"{lane_seconds / 3600:.1f} h, more than Telnyx's 4 h queue validity; about "
                 f"{messages - int(rate * QUEUE_SECONDS)} would expire (40014). Split the run or "
-                f"use more senders.")
-    return BulkPlan(tuple(lanes), total, total_parts, account_rate, seconds, tuple(warnings),
-                    max(delivery, seconds))
+                f"use more senders."
+            )
+    return BulkPlan(
+        tuple(lanes),
+        total,
+        total_parts,
+        account_rate,
+        seconds,
+        tuple(warnings),
+        max(delivery, seconds),
+    )

@@ -77,11 +77,15 @@ def _cancelled_elsewhere() -> bool:
 def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
     """The error for a client-side rate-limit wait longer than the call's timeout."""
     when = "" if retry_after is None else f" (about {retry_after:.3g} s)"
-    detail = (f"the client-side rate limit would hold this request longer than its timeout "
-              f"({timeout:g} s){when}; nothing was sent")
-    return RateLimitError(429, errors=[ErrorDetail(title="Client-side rate limit",
-                                                   detail=detail)],
-                          retry_after=retry_after)
+    detail = (
+        f"the client-side rate limit would hold this request longer than its timeout "
+        f"({timeout:g} s){when}; nothing was sent"
+    )
+    return RateLimitError(
+        429,
+        errors=[ErrorDetail(title="Client-side rate limit", detail=detail)],
+        retry_after=retry_after,
+    )
 
 
 class LoopOwner:
@@ -129,8 +133,12 @@ class LoopOwner:
         else:
             owner.call_soon_threadsafe(callback)
 
-    async def forward(self, owner: asyncio.AbstractEventLoop,
-                      make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None) -> T:
+    async def forward(
+        self,
+        owner: asyncio.AbstractEventLoop,
+        make: Callable[[], Coroutine[Any, Any, T]],
+        timeout: float | None,
+    ) -> T:
         """Run ``make()`` on ``owner`` and wait for it here (cancelling it if this call is).
 
         When the owner loop stops meanwhile (its client closed), its tasks are cancelled: the
@@ -161,6 +169,7 @@ class LoopOwner:
                 return await make()
             owner = next_owner
         raise RuntimeError("rate limiter: its event loop kept changing; giving up")
+
 
 # Where a lane is: no live waiter / in its head's account ring / in the heap of lanes waiting
 # for their own bucket / held: grantable, but its head's task is busy (asleep, or woken and
@@ -338,8 +347,9 @@ class RateLimits:
 
     # ------------------------------------------------------------------ public API
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
-                      timeout: float | None = None) -> None:
+    async def acquire(
+        self, sender: str | None, message_type: str = "SMS", *, timeout: float | None = None
+    ) -> None:
         """Wait until one message of ``message_type`` may be sent from ``sender``.
 
         ``sender`` is the ``from`` value, or the messaging profile id for number-pool sends;
@@ -354,7 +364,8 @@ class RateLimits:
         owner = self._owner.other()
         if owner is not None:
             await self._owner.forward(
-                owner, lambda: self.acquire(sender, message_type, timeout=timeout), timeout)
+                owner, lambda: self.acquire(sender, message_type, timeout=timeout), timeout
+            )
             return
         lane = self._lanes.get(sender)
         if lane is None:
@@ -362,7 +373,8 @@ class RateLimits:
         account = self._by_type.get(message_type)
         if account is None:
             account = self._by_type[message_type] = self._accounts[
-                self._config.account_key(message_type)]
+                self._config.account_key(message_type)
+            ]
         now = self._clock()
         if (
             lane.bucket is None
@@ -384,7 +396,8 @@ class RateLimits:
             lane_bucket = lane.bucket
             bucket = account.bucket
             if (lane_bucket is None or lane_bucket.available(now)) and (
-                    bucket is None or bucket.available(now)):
+                bucket is None or bucket.available(now)
+            ):
                 # available() brought both up to date at `now`: taking is a subtraction.
                 if lane_bucket is not None:
                     lane_bucket.tokens -= 1.0
@@ -422,13 +435,17 @@ class RateLimits:
     ) -> None:
         """Feed back one response: 2xx recovers, 429 ``10011`` slows the account, ``40318``
         pauses ``sender``'s lane. Other statuses are ignored."""
-        if self._unlimited or (200 <= status < 300 and not self._account_list) or (
-                status >= 300 and status != 429):
+        if (
+            self._unlimited
+            or (200 <= status < 300 and not self._account_list)
+            or (status >= 300 and status != 429)
+        ):
             return
         self._owner.post(lambda: self._feedback(sender, status, code, reset_after))
 
-    def _feedback(self, sender: str | None, status: int, code: str | None,
-                  reset_after: float | None) -> None:
+    def _feedback(
+        self, sender: str | None, status: int, code: str | None, reset_after: float | None
+    ) -> None:
         now = self._clock()
         if 200 <= status < 300:
             self._goodput.add(now)

@@ -24,12 +24,28 @@ class RawResponse(Generic[T]):
     that is not the documented shape.
     """
 
-    __slots__ = ("_parse", "_parsed", "body", "elapsed", "headers", "request_id",
-                 "retries_taken", "status")
+    __slots__ = (
+        "_parse",
+        "_parsed",
+        "body",
+        "elapsed",
+        "headers",
+        "request_id",
+        "retries_taken",
+        "status",
+    )
 
-    def __init__(self, *, status: int, headers: Mapping[str, str], body: bytes,
-                 request_id: str | None, retries_taken: int, elapsed: float,
-                 parse: Callable[[], T]) -> None:
+    def __init__(
+        self,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        request_id: str | None,
+        retries_taken: int,
+        elapsed: float,
+        parse: Callable[[], T],
+    ) -> None:
         self.status = status
         """The HTTP status of the final attempt (2xx)."""
         self.headers = headers
@@ -54,13 +70,21 @@ class RawResponse(Generic[T]):
 
     def _with_parse(self, parse: Callable[[], Any]) -> RawResponse[Any]:
         """The same response with another parser (the blocking facade wraps page iterators)."""
-        return RawResponse(status=self.status, headers=self.headers, body=self.body,
-                           request_id=self.request_id, retries_taken=self.retries_taken,
-                           elapsed=self.elapsed, parse=parse)
+        return RawResponse(
+            status=self.status,
+            headers=self.headers,
+            body=self.body,
+            request_id=self.request_id,
+            retries_taken=self.retries_taken,
+            elapsed=self.elapsed,
+            parse=parse,
+        )
 
     def __repr__(self) -> str:
-        return (f"<RawResponse status={self.status} request_id={self.request_id!r} "
-                f"retries_taken={self.retries_taken} elapsed={self.elapsed:.3f}s>")
+        return (
+            f"<RawResponse status={self.status} request_id={self.request_id!r} "
+            f"retries_taken={self.retries_taken} elapsed={self.elapsed:.3f}s>"
+        )
 
 
 _UNPARSED: Any = object()
@@ -77,5 +101,7 @@ class RawRunner:
         return bound
 
     def _send_many(self, *_: Any) -> Any:
-        raise TypeError("send_many has no raw form; it reports each message's outcome (with "
-                        "its request id) in the SendOutcome it yields")
+        raise TypeError(
+            "send_many has no raw form; it reports each message's outcome (with "
+            "its request id) in the SendOutcome it yields"
+        )

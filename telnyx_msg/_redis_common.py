@@ -24,7 +24,8 @@ __all__ = [
 T = TypeVar("T")
 
 _timeout: Callable[[float], AbstractAsyncContextManager[object]] | None = getattr(
-    asyncio, "timeout", None)
+    asyncio, "timeout", None
+)
 
 
 def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:
@@ -41,8 +42,9 @@ def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: flo
         ) from exc
     try:
         # Socket timeouts bound what wait_for cannot see (a half-open TCP connection).
-        return aioredis.from_url(url, socket_timeout=socket_timeout,
-                                 socket_connect_timeout=socket_timeout)
+        return aioredis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL for {owner}: {exc}") from exc
 
@@ -53,8 +55,9 @@ async def close_client(client: Any) -> None:
     await close()
 
 
-async def bounded(call: Awaitable[T], timeout: float, error: type[RedisUnavailableError],
-                  what: str) -> T:
+async def bounded(
+    call: Awaitable[T], timeout: float, error: type[RedisUnavailableError], what: str
+) -> T:
     """Await one Redis call for at most ``timeout`` seconds; failures raise ``error``."""
     try:
         if _timeout is not None:  # Python 3.11+: no extra task per call, unlike wait_for

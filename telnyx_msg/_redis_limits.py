@@ -232,10 +232,14 @@ class RedisRateLimits:
         sleep: Callable[[float], Awaitable[object]] | None = None,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
-        if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, (int, float)) or \
-                not 0 < redis_timeout < float("inf"):
+        if (
+            isinstance(redis_timeout, bool)
+            or not isinstance(redis_timeout, (int, float))
+            or not 0 < redis_timeout < float("inf")
+        ):
             raise ConfigurationError(
-                f"redis_timeout must be a positive number of seconds, got {redis_timeout!r}")
+                f"redis_timeout must be a positive number of seconds, got {redis_timeout!r}"
+            )
         try:
             import redis.asyncio as redis_asyncio
             from redis.exceptions import NoScriptError, RedisError
@@ -249,9 +253,11 @@ class RedisRateLimits:
         if client is None:
             if not url:
                 raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
+
             def make() -> Any:
-                return redis_asyncio.from_url(url, socket_timeout=redis_timeout,
-                                              socket_connect_timeout=redis_timeout)
+                return redis_asyncio.from_url(
+                    url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
+                )
 
             try:
                 client = make()
@@ -275,8 +281,9 @@ class RedisRateLimits:
         self._sleep: Callable[[float], Awaitable[object]] = (
             sleep if sleep is not None else asyncio.sleep
         )
-        self._local: dict[tuple[asyncio.AbstractEventLoop, str | None],
-                          tuple[asyncio.Lock, list[int]]] = {}
+        self._local: dict[
+            tuple[asyncio.AbstractEventLoop, str | None], tuple[asyncio.Lock, list[int]]
+        ] = {}
         self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
         self._queue_full: dict[str, None] = {}
 
@@ -340,8 +347,9 @@ class RedisRateLimits:
 
     # ------------------------------------------------------------------ public API
 
-    async def acquire(self, sender: str | None, message_type: str = "SMS", *,
-                      timeout: float | None = None) -> None:
+    async def acquire(
+        self, sender: str | None, message_type: str = "SMS", *, timeout: float | None = None
+    ) -> None:
         """Wait until one message of ``message_type`` may be sent from ``sender``.
 
         Raises :class:`~telnyx_msg.RateLimitError` when the wait would exceed ``timeout``
@@ -469,18 +477,18 @@ class RedisRateLimits:
         try:
             try:
                 reply = await asyncio.wait_for(
-                    redis.evalsha(script.sha, len(keys), *keys, *args),
-                    self._redis_timeout)
+                    redis.evalsha(script.sha, len(keys), *keys, *args), self._redis_timeout
+                )
             except self._no_script:
-                await asyncio.wait_for(redis.script_load(script.source),
-                                       self._redis_timeout)
+                await asyncio.wait_for(redis.script_load(script.source), self._redis_timeout)
                 reply = await asyncio.wait_for(
-                    redis.evalsha(script.sha, len(keys), *keys, *args),
-                    self._redis_timeout)
+                    redis.evalsha(script.sha, len(keys), *keys, *args), self._redis_timeout
+                )
         except asyncio.TimeoutError as exc:
             raise RateLimiterUnavailableError(
                 f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
-                f"nothing was sent") from exc
+                f"nothing was sent"
+            ) from exc
         except (self._redis_error, OSError) as exc:
             raise RateLimiterUnavailableError(
                 f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); nothing was sent"

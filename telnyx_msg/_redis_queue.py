@@ -119,8 +119,9 @@ class RedisWebhookQueue:
         self.dead_stream = stream + ":dead"
         self._owns_client = client is None
         # The socket timeout must outlast a blocking XREADGROUP.
-        self._redis: Any = make_client(url, client, owner="RedisWebhookQueue",
-                                       socket_timeout=self.block + self.timeout)
+        self._redis: Any = make_client(
+            url, client, owner="RedisWebhookQueue", socket_timeout=self.block + self.timeout
+        )
         self._group_ready = False
         self._workers: set[Worker] = set()
         self._stop_next = False  # stop() before any run: the next run returns at once
@@ -147,18 +148,25 @@ class RedisWebhookQueue:
         Raises :class:`WebhookQueueUnavailableError` when Redis did not store it within
         ``timeout`` seconds (it may still have been stored: workers skip a duplicate).
         """
-        return await bounded(self._append(body, event), self.timeout,
-                             WebhookQueueUnavailableError, "XADD of a webhook")
+        return await bounded(
+            self._append(body, event),
+            self.timeout,
+            WebhookQueueUnavailableError,
+            "XADD of a webhook",
+        )
 
     async def _append(self, body: bytes, event: WebhookEvent) -> str:
         if not self._group_ready:
             await self._create_group()
-        entry_id = await self._redis.xadd(self.stream, {
-            "body": body,
-            "event_id": event.id or "",
-            "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
-            "received_at": repr(time.time()),
-        })
+        entry_id = await self._redis.xadd(
+            self.stream,
+            {
+                "body": body,
+                "event_id": event.id or "",
+                "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
+                "received_at": repr(time.time()),
+            },
+        )
         return _text(entry_id)
 
     async def _create_group(self) -> None:
@@ -186,7 +194,8 @@ class RedisWebhookQueue:
         """The oldest ``count`` dead letters: the entry's fields plus ``reason``, ``attempts``,
         ``entry_id`` and ``failed_at`` (all as text; ``body`` is the raw webhook JSON)."""
         entries = await self._call(
-            self._redis.xrange(self.dead_stream, count=count), "XRANGE of dead letters")
+            self._redis.xrange(self.dead_stream, count=count), "XRANGE of dead letters"
+        )
         return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
 
     # -- workers ----------------------------------------------------------------------------------

@@ -67,8 +67,9 @@ class RedisDeliveryTracker:
         self.timeout = float(timeout)
         self.channel = key_prefix + "final"
         self._owns_client = client is None
-        self._redis: Any = make_client(url, client, owner="RedisDeliveryTracker",
-                                       socket_timeout=self.timeout)
+        self._redis: Any = make_client(
+            url, client, owner="RedisDeliveryTracker", socket_timeout=self.timeout
+        )
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Future[None] | None = None
@@ -151,7 +152,8 @@ class RedisDeliveryTracker:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise TimeoutError(
-                        f"no final status for message {message_id} within {timeout:g} s")
+                        f"no final status for message {message_id} within {timeout:g} s"
+                    )
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), remaining)
                 except asyncio.TimeoutError:
@@ -186,24 +188,34 @@ class RedisDeliveryTracker:
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.get_running_loop().create_future()
             self._listener = asyncio.get_running_loop().create_task(
-                self._listen(self._subscribed), name="telnyx_msg delivery tracker")
+                self._listen(self._subscribed), name="telnyx_msg delivery tracker"
+            )
         assert self._subscribed is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._subscribed),
-                                   min(timeout, self.timeout) or self.timeout)
+            await asyncio.wait_for(
+                asyncio.shield(self._subscribed), min(timeout, self.timeout) or self.timeout
+            )
         except asyncio.TimeoutError:
             raise DeliveryTrackerUnavailableError(
-                f"Redis did not confirm SUBSCRIBE within {self.timeout:g} s") from None
+                f"Redis did not confirm SUBSCRIBE within {self.timeout:g} s"
+            ) from None
 
     async def _listen(self, subscribed: asyncio.Future[None]) -> None:
         pubsub = self._redis.pubsub()
         try:
             try:
-                await bounded(self._confirm(pubsub), self.timeout,
-                              DeliveryTrackerUnavailableError, "SUBSCRIBE")
+                await bounded(
+                    self._confirm(pubsub),
+                    self.timeout,
+                    DeliveryTrackerUnavailableError,
+                    "SUBSCRIBE",
+                )
             except Exception as exc:
-                error = (exc if isinstance(exc, DeliveryTrackerUnavailableError) else
-                         DeliveryTrackerUnavailableError(f"Redis SUBSCRIBE failed: {exc}"))
+                error = (
+                    exc
+                    if isinstance(exc, DeliveryTrackerUnavailableError)
+                    else DeliveryTrackerUnavailableError(f"Redis SUBSCRIBE failed: {exc}")
+                )
                 if error is not exc:
                     error.__cause__ = exc
                 if not subscribed.done():
@@ -216,8 +228,9 @@ class RedisDeliveryTracker:
                 while True:
                     # A read bounded below the socket timeout, so an idle channel is not
                     # mistaken for a dead connection; this is a blocking read, not a poll.
-                    item = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                    timeout=self.timeout / 2)
+                    item = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self.timeout / 2
+                    )
                     if item is None or item.get("type") != "message":
                         continue
                     data = item["data"]
@@ -228,7 +241,8 @@ class RedisDeliveryTracker:
             except Exception as exc:
                 logger.warning("telnyx delivery tracker lost its Redis subscription: %s", exc)
                 error = DeliveryTrackerUnavailableError(
-                    f"lost the Redis subscription while waiting: {exc}")
+                    f"lost the Redis subscription while waiting: {exc}"
+                )
                 error.__cause__ = exc
                 self._fail_waiters(error)
         finally:

@@ -30,8 +30,13 @@ MAX_BACKOFF = 5.0
 class Worker:
     """One ``run``: the read/claim loop and the handling of each entry."""
 
-    def __init__(self, queue: RedisWebhookQueue, handlers: dict[str, Handler],
-                 default: Handler | None, consumer: str) -> None:
+    def __init__(
+        self,
+        queue: RedisWebhookQueue,
+        handlers: dict[str, Handler],
+        default: Handler | None,
+        consumer: str,
+    ) -> None:
         self.q = queue
         self.redis = queue._redis
         self.handlers = handlers
@@ -64,8 +69,9 @@ class Worker:
                 self.q._group_ready = False
                 self.failures += 1
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
-                logger.warning("telnyx webhook worker %s: %s; retrying in %.1f s",
-                               self.consumer, exc, delay)
+                logger.warning(
+                    "telnyx webhook worker %s: %s; retrying in %.1f s", self.consumer, exc, delay
+                )
                 await self._pause(delay)
                 continue
             self.failures = 0
@@ -95,9 +101,16 @@ class Worker:
     async def _read(self, start: str, block: float | None) -> tuple[str, dict[str, Any]] | None:
         q = self.q
         reply = await q._call(
-            self.redis.xreadgroup(q.group, self.consumer, {q.stream: start}, count=1,
-                                  block=None if block is None else int(block * 1000)),
-            "XREADGROUP", extra=block or 0.0)
+            self.redis.xreadgroup(
+                q.group,
+                self.consumer,
+                {q.stream: start},
+                count=1,
+                block=None if block is None else int(block * 1000),
+            ),
+            "XREADGROUP",
+            extra=block or 0.0,
+        )
         for _, entries in reply or ():
             for entry_id, fields in entries:
                 if fields:  # an id whose entry was deleted comes back without fields
@@ -113,15 +126,24 @@ class Worker:
         """
         q = self.q
         for _ in range(100):
-            reply = await q._call(self.redis.xautoclaim(
-                q.stream, q.group, self.consumer, int(q.claim_after * 1000), self.claim_cursor,
-                count=1), "XAUTOCLAIM")
+            reply = await q._call(
+                self.redis.xautoclaim(
+                    q.stream,
+                    q.group,
+                    self.consumer,
+                    int(q.claim_after * 1000),
+                    self.claim_cursor,
+                    count=1,
+                ),
+                "XAUTOCLAIM",
+            )
             self.claim_cursor = _text(reply[0])
             for entry_id, fields in reply[1]:
                 if fields:
                     entry_id = _text(entry_id)
-                    logger.info("telnyx webhook worker %s took over entry %s", self.consumer,
-                                entry_id)
+                    logger.info(
+                        "telnyx webhook worker %s took over entry %s", self.consumer, entry_id
+                    )
                     return entry_id, _fields(fields), await self._deliveries(entry_id)
             if self.claim_cursor == "0-0":  # the whole pending list was scanned
                 break
@@ -129,8 +151,9 @@ class Worker:
 
     async def _deliveries(self, entry_id: str) -> int:
         q = self.q
-        rows = await q._call(self.redis.xpending_range(q.stream, q.group, entry_id, entry_id, 1),
-                             "XPENDING")
+        rows = await q._call(
+            self.redis.xpending_range(q.stream, q.group, entry_id, entry_id, 1), "XPENDING"
+        )
         return int(rows[0]["times_delivered"]) if rows else 1
 
     # -- one entry ------------------------------------------------------------------------------
@@ -142,47 +165,54 @@ class Worker:
             try:
                 event = _parse(fields.get("body"))
             except ValueError as exc:
-                await self._dead(entry_id, fields, attempts, f"not a webhook event: {exc}",
-                                 leased=False)
+                await self._dead(
+                    entry_id, fields, attempts, f"not a webhook event: {exc}", leased=False
+                )
                 return
             done, leased = False, True
             if event_id is not None:
                 # One round trip: already handled? and take the lease on this event id.
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.exists(self._key("done", event_id))
-                pipe.set(self._key("lease", event_id), self.consumer, nx=True,
-                         px=self._lease_ms())
+                pipe.set(self._key("lease", event_id), self.consumer, nx=True, px=self._lease_ms())
                 done, leased = (bool(x) for x in await q._call(pipe.execute(), "EXISTS + SET NX"))
             if done:
                 await self._finish(entry_id, None, release=event_id if leased else None)
-                logger.info("telnyx webhook event %s already handled; entry %s skipped",
-                            event_id, entry_id)
+                logger.info(
+                    "telnyx webhook event %s already handled; entry %s skipped", event_id, entry_id
+                )
                 return
             if not leased:
                 # Another copy of this event is being handled now: once it is done, this entry
                 # is taken over after claim_after and skipped.
                 return
             if attempts > q.max_attempts:
-                await self._dead(entry_id, fields, attempts,
-                                 f"delivered {attempts} times without finishing (the worker "
-                                 "died or lost Redis each time)", leased=True)
+                await self._dead(
+                    entry_id,
+                    fields,
+                    attempts,
+                    f"delivered {attempts} times without finishing (the worker "
+                    "died or lost Redis each time)",
+                    leased=True,
+                )
                 return
         except WebhookQueueUnavailableError as exc:
-            logger.warning("telnyx webhook worker %s: %s; entry %s left pending",
-                           self.consumer, exc, entry_id)
+            logger.warning(
+                "telnyx webhook worker %s: %s; entry %s left pending", self.consumer, exc, entry_id
+            )
             return
         await self._run_handler(entry_id, fields, attempts, event)
 
-    async def _run_handler(self, entry_id: str, fields: dict[str, Any], attempts: int,
-                           event: WebhookEvent) -> None:
+    async def _run_handler(
+        self, entry_id: str, fields: dict[str, Any], attempts: int, event: WebhookEvent
+    ) -> None:
         q = self.q
         key = getattr(event.event_type, "value", event.event_type)
         handler = self.handlers.get(key, self.default) if key is not None else self.default
         error: BaseException | None = None
         if handler is not None:
             done = asyncio.Event()
-            beat = asyncio.get_running_loop().create_task(
-                self._heartbeat(entry_id, event.id, done))
+            beat = asyncio.get_running_loop().create_task(self._heartbeat(entry_id, event.id, done))
             try:
                 await asyncio.wait_for(handler(event), q.handler_timeout)
             except asyncio.TimeoutError:
@@ -198,20 +228,26 @@ class Worker:
         if error is None:
             await self._finish_handled(entry_id, event.id)
             return
-        logger.error("telnyx webhook handler failed for %s event %s (entry %s, attempt %d of %d)",
-                     event.event_type, event.id, entry_id, attempts, q.max_attempts,
-                     exc_info=error)
+        logger.error(
+            "telnyx webhook handler failed for %s event %s (entry %s, attempt %d of %d)",
+            event.event_type,
+            event.id,
+            entry_id,
+            attempts,
+            q.max_attempts,
+            exc_info=error,
+        )
         try:
             if attempts >= q.max_attempts:
-                await self._dead(entry_id, fields, attempts, f"handler failed: {error!r}",
-                                 leased=True)
+                await self._dead(
+                    entry_id, fields, attempts, f"handler failed: {error!r}", leased=True
+                )
             elif event.id is not None:
                 await q._call(self.redis.delete(self._key("lease", event.id)), "DEL lease")
         except WebhookQueueUnavailableError as exc:
             logger.warning("telnyx webhook worker %s: %s", self.consumer, exc)
 
-    async def _heartbeat(self, entry_id: str, event_id: str | None,
-                         done: asyncio.Event) -> None:
+    async def _heartbeat(self, entry_id: str, event_id: str | None, done: asyncio.Event) -> None:
         """Keep a running entry from looking idle (and its lease alive) until ``done``."""
         q = self.q
         interval = q.claim_after / 3
@@ -221,14 +257,17 @@ class Worker:
             if done.is_set():
                 return
             try:
-                await q._call(self.redis.xclaim(q.stream, q.group, self.consumer, 0, [entry_id],
-                                                justid=True), "XCLAIM heartbeat")
+                await q._call(
+                    self.redis.xclaim(q.stream, q.group, self.consumer, 0, [entry_id], justid=True),
+                    "XCLAIM heartbeat",
+                )
                 if event_id is not None:
-                    await q._call(self.redis.pexpire(self._key("lease", event_id),
-                                                     self._lease_ms()), "PEXPIRE")
+                    await q._call(
+                        self.redis.pexpire(self._key("lease", event_id), self._lease_ms()),
+                        "PEXPIRE",
+                    )
             except WebhookQueueUnavailableError as exc:
-                logger.warning("telnyx webhook worker %s: heartbeat failed: %s",
-                               self.consumer, exc)
+                logger.warning("telnyx webhook worker %s: heartbeat failed: %s", self.consumer, exc)
 
     async def _finish_handled(self, entry_id: str, event_id: str | None) -> None:
         """Record success; keeps trying (bounded) so a Redis blip does not cause a rerun."""
@@ -241,15 +280,18 @@ class Worker:
                 return
             except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # a retry loop
                 if asyncio.get_running_loop().time() + delay > deadline:
-                    logger.error("telnyx webhook worker %s: could not acknowledge handled entry "
-                                 "%s (%s); another worker will take it over", self.consumer,
-                                 entry_id, exc)
+                    logger.error(
+                        "telnyx webhook worker %s: could not acknowledge handled entry "
+                        "%s (%s); another worker will take it over",
+                        self.consumer,
+                        entry_id,
+                        exc,
+                    )
                     return
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
 
-    async def _finish(self, entry_id: str, event_id: str | None, *,
-                      release: str | None) -> None:
+    async def _finish(self, entry_id: str, event_id: str | None, *, release: str | None) -> None:
         """Mark ``event_id`` handled (if given), release the lease we hold on ``release`` (if
         given), acknowledge and delete the entry, in one transaction."""
         q = self.q
@@ -262,11 +304,17 @@ class Worker:
         pipe.xdel(q.stream, entry_id)
         await q._call(pipe.execute(), "MULTI ack")
 
-    async def _dead(self, entry_id: str, fields: dict[str, Any], attempts: int,
-                    reason: str, *, leased: bool) -> None:
+    async def _dead(
+        self, entry_id: str, fields: dict[str, Any], attempts: int, reason: str, *, leased: bool
+    ) -> None:
         q = self.q
-        letter = {**fields, "reason": reason, "attempts": str(attempts), "entry_id": entry_id,
-                  "failed_at": repr(time.time())}
+        letter = {
+            **fields,
+            "reason": reason,
+            "attempts": str(attempts),
+            "entry_id": entry_id,
+            "failed_at": repr(time.time()),
+        }
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(q.dead_stream, letter, maxlen=q.dead_maxlen, approximate=True)
         event_id = _text(fields.get("event_id", b""))
@@ -275,8 +323,14 @@ class Worker:
         pipe.xack(q.stream, q.group, entry_id)
         pipe.xdel(q.stream, entry_id)
         await q._call(pipe.execute(), "MULTI dead letter")
-        logger.error("telnyx webhook entry %s (event %s) moved to %s after %d attempt(s): %s",
-                     entry_id, event_id or "-", q.dead_stream, attempts, reason)
+        logger.error(
+            "telnyx webhook entry %s (event %s) moved to %s after %d attempt(s): %s",
+            entry_id,
+            event_id or "-",
+            q.dead_stream,
+            attempts,
+            reason,
+        )
 
     def _lease_ms(self) -> int:
         # Shorter than claim_after: the lease of a dead worker has expired by the time its entry
@@ -299,6 +353,12 @@ def _parse(body: Any) -> WebhookEvent:
         if not isinstance(document, dict):
             raise TypeError("body is not a JSON object")
         return structure_event(document)
-    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
-            RecursionError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as exc:
         raise ValueError(str(exc)) from exc

@@ -25,45 +25,74 @@ Encoding = Literal["auto", "gsm7", "ucs2"]
 TimeFrame = Literal["1h", "3h", "24h", "3d", "7d", "30d"]
 Op = Literal["start", "stop", "info"]
 
+
 class AlphanumericSenderIdFilter(TypedDict, total=False):
     messaging_profile_id: str
+
+
 class PhoneNumberContains(TypedDict, total=False):
     contains: str
+
+
 class HostedNumberFilter(TypedDict, total=False):
     messaging_profile_id: str
     phone_number: str | PhoneNumberContains
+
+
 class HostedNumberSort(TypedDict):
     phone_number: Literal["asc", "desc"]
+
+
 OptOutFilter = TypedDict("OptOutFilter", {"messaging_profile_id": str, "from": str}, total=False)
+
+
 class DateRange(TypedDict, total=False):
     gte: str | datetime
     lte: str | datetime
+
+
 class NameMatch(TypedDict, total=False):
     eq: str
     contains: str
+
+
 class MessagingProfileFilter(TypedDict, total=False):
     # The definition documents both the deepObject filter[name] (a string) and
     # filter[name][eq] / filter[name][contains]; one request can carry only one of the forms.
     name: str | NameMatch
+
+
 class PhoneNumberFilter(TypedDict, total=False):
     messaging_profile_id: str
     phone_number: str | PhoneNumberContains
     type: Literal["tollfree", "longcode", "shortcode"]
+
+
 class ShortCodeFilter(TypedDict, total=False):
     messaging_profile_id: str
+
+
 class _NumberPoolRequired(TypedDict):
     long_code_weight: float
     toll_free_weight: float
     skip_unhealthy: bool
+
+
 class NumberPoolSettingsParam(_NumberPoolRequired, total=False):
     sticky_sender: bool
     geomatch: bool
+
+
 class _UrlShortenerRequired(TypedDict):
     domain: str
+
+
 class UrlShortenerSettingsParam(_UrlShortenerRequired, total=False):
     prefix: str
     replace_blacklist_only: bool
     send_webhooks: bool
+
+
 WebhookApiVersion = Literal["1", "2", "2010-04-01"]
 
 
@@ -192,8 +221,9 @@ class SendWhatsApp(Request):
     from_: str = field(kw_only=True, validator=v.e164)
     to: str = field(kw_only=True, validator=v.whatsapp_recipient)
     whatsapp_message: Mapping[str, Any] = field(kw_only=True, validator=v.mapping)
-    type: Literal["WHATSAPP"] | None = field(default=None, kw_only=True,
-                                             validator=v.one_of("WHATSAPP"))
+    type: Literal["WHATSAPP"] | None = field(
+        default=None, kw_only=True, validator=v.one_of("WHATSAPP")
+    )
     messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
 
@@ -220,18 +250,21 @@ class ByMessageId(Request):
 
 @frozen(eq=False)
 class _Paged(Request):
-    page_number: int | None = field(default=None, kw_only=True, validator=v.positive_int,
-                               metadata={"wire": "page[number]"})
-    page_size: int | None = field(default=None, kw_only=True, validator=v.page_size,
-                               metadata={"wire": "page[size]"})
+    page_number: int | None = field(
+        default=None, kw_only=True, validator=v.positive_int, metadata={"wire": "page[number]"}
+    )
+    page_size: int | None = field(
+        default=None, kw_only=True, validator=v.page_size, metadata={"wire": "page[size]"}
+    )
 
 
 @frozen(eq=False)
 class ListAlphanumericSenderIds(_Paged):
     """``GET /alphanumeric_sender_ids``."""
 
-    filter: AlphanumericSenderIdFilter | None = field(default=None, kw_only=True,
-                                                      validator=v.mapping)
+    filter: AlphanumericSenderIdFilter | None = field(
+        default=None, kw_only=True, validator=v.mapping
+    )
 
 
 @frozen(eq=False)
@@ -285,8 +318,9 @@ class ListProfileMetrics(Request):
     paging, no profile filter), so nothing else is accepted.
     """
 
-    time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
-                                                            validator=_TIME_FRAME)
+    time_frame: TimeFrame | MetricsTimeFrame | None = field(
+        default=None, kw_only=True, validator=_TIME_FRAME
+    )
 
 
 @frozen(eq=False)
@@ -294,8 +328,9 @@ class RetrieveProfileMetrics(Request):
     """``GET /messaging_profiles/{id}/metrics`` (§8.2)."""
 
     id: str = field(validator=v.path_id)
-    time_frame: TimeFrame | MetricsTimeFrame | None = field(default=None, kw_only=True,
-                                                            validator=_TIME_FRAME)
+    time_frame: TimeFrame | MetricsTimeFrame | None = field(
+        default=None, kw_only=True, validator=_TIME_FRAME
+    )
 
 
 # --- auto-response configs (docs/wire.md §9.4) ----------------------------------------------------
@@ -366,8 +401,9 @@ _SORT = v.object_with(phone_number=("asc", "desc"))
 class ListMessagingProfiles(_Paged):
     """``GET /messaging_profiles``: ``filter={"name": "Acme"}`` or ``{"name": {"contains": …}}``."""
 
-    filter: MessagingProfileFilter | None = field(default=None, kw_only=True,
-                                                  validator=_PROFILE_FILTER)
+    filter: MessagingProfileFilter | None = field(
+        default=None, kw_only=True, validator=_PROFILE_FILTER
+    )
 
 
 @frozen(eq=False)
@@ -376,18 +412,19 @@ class _ProfileSettings(Request):
     # The definition's webhook URLs are format "url" yet default to "" (and a profile
     # created without them answers ""), so "" is accepted besides an http(s) URL.
     webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
-    webhook_failover_url: str | None = field(default=None, kw_only=True,
-                                             validator=v.url_or_empty)
-    webhook_api_version: WebhookApiVersion | None = field(default=None, kw_only=True,
-                                                          validator=_API_VERSION)
-    number_pool_settings: NumberPoolSettingsParam | None = field(default=None, kw_only=True,
-                                                                 validator=_POOL)
+    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+    webhook_api_version: WebhookApiVersion | None = field(
+        default=None, kw_only=True, validator=_API_VERSION
+    )
+    number_pool_settings: NumberPoolSettingsParam | None = field(
+        default=None, kw_only=True, validator=_POOL
+    )
     url_shortener_settings: UrlShortenerSettingsParam | None = field(
-        default=None, kw_only=True, validator=_SHORTENER)
+        default=None, kw_only=True, validator=_SHORTENER
+    )
     alpha_sender: str | None = field(default=None, kw_only=True, validator=_ALPHA_SENDER)
     daily_spend_limit: str | None = field(default=None, kw_only=True, validator=_SPEND_LIMIT)
-    daily_spend_limit_enabled: bool | None = field(default=None, kw_only=True,
-                                                   validator=v.boolean)
+    daily_spend_limit_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     mms_fall_back_to_sms: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     mms_transcoding: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     mobile_only: bool | None = field(default=None, kw_only=True, validator=v.boolean)
@@ -416,8 +453,9 @@ class UpdateMessagingProfile(_ProfileSettings):
 
     id: str = field(validator=v.path_id)
     name: str | None = field(default=None, kw_only=True, validator=v.string)
-    whitelisted_destinations: Sequence[str] | None = field(default=None, kw_only=True,
-                                                           validator=_DESTINATIONS)
+    whitelisted_destinations: Sequence[str] | None = field(
+        default=None, kw_only=True, validator=_DESTINATIONS
+    )
     ai_assistant_id: str | None = field(default=None, kw_only=True, validator=v.string)
     v1_secret: str | None = field(default=None, kw_only=True, validator=v.string)
 
@@ -445,8 +483,7 @@ class ListPhoneNumbersMessaging(_Paged):
     ``sort={"phone_number": "asc" | "desc"}``.
     """
 
-    filter: PhoneNumberFilter | None = field(default=None, kw_only=True,
-                                             validator=_PHONE_FILTER)
+    filter: PhoneNumberFilter | None = field(default=None, kw_only=True, validator=_PHONE_FILTER)
     sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=_SORT)
 
 

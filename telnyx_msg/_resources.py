@@ -37,8 +37,7 @@ B = TypeVar("B")
 
 def _snake(name: str) -> str:
     """``MessagingProfiles`` -> ``messaging_profiles`` (the resource's attribute name)."""
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
-                   for i, c in enumerate(name))
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 class AsyncMode:
@@ -58,9 +57,14 @@ class Runner(Protocol):
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]: ...
 
-    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None,
-                   skip_optouts: bool) -> Any: ...
+    def _send_many(
+        self,
+        requests: Any,
+        concurrency: int,
+        method: SendMethod,
+        on_stop: Callable[[SendOutcome], None] | None,
+        skip_optouts: bool,
+    ) -> Any: ...
 
 
 class Resource(Generic[M]):
@@ -73,6 +77,7 @@ class Resource(Generic[M]):
         return f"<{type(self).__name__}>"
 
     if not TYPE_CHECKING:  # each resource declares its typed ``with_raw_response``
+
         def __getattr__(self, name: str) -> Any:
             if name != "with_raw_response":
                 raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
@@ -99,11 +104,13 @@ class Op(Generic[P, R]):
     @overload
     def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, R]: ...
     @overload
-    def __get__(self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
-                ) -> Callable[P, Awaitable[RawResponse[R]]]: ...
+    def __get__(
+        self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
+    ) -> Callable[P, Awaitable[RawResponse[R]]]: ...
     @overload
-    def __get__(self, obj: Resource[Raw[SyncMode]], owner: type[Any]
-                ) -> Callable[P, RawResponse[R]]: ...
+    def __get__(
+        self, obj: Resource[Raw[SyncMode]], owner: type[Any]
+    ) -> Callable[P, RawResponse[R]]: ...
     def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
             return self
@@ -130,11 +137,13 @@ class PagedOp(Generic[P, R]):
     @overload
     def __get__(self, obj: Resource[SyncMode], owner: type[Any]) -> Callable[P, SyncPager[R]]: ...
     @overload
-    def __get__(self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
-                ) -> Callable[P, Awaitable[RawResponse[AsyncPager[R]]]]: ...
+    def __get__(
+        self, obj: Resource[Raw[AsyncMode]], owner: type[Any]
+    ) -> Callable[P, Awaitable[RawResponse[AsyncPager[R]]]]: ...
     @overload
-    def __get__(self, obj: Resource[Raw[SyncMode]], owner: type[Any]
-                ) -> Callable[P, RawResponse[SyncPager[R]]]: ...
+    def __get__(
+        self, obj: Resource[Raw[SyncMode]], owner: type[Any]
+    ) -> Callable[P, RawResponse[SyncPager[R]]]: ...
     def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
             return self
@@ -180,9 +189,15 @@ class Messages(Resource[M]):
         on_stop: Callable[[SendOutcome], None] | None = None,
         skip_optouts: bool = False,
     ) -> Iterator[SendOutcome]: ...
-    def send_many(self, requests: Any, *, concurrency: int = 50, method: SendMethod = "auto",
-                  on_stop: Callable[[SendOutcome], None] | None = None,
-                  skip_optouts: bool = False) -> Any:
+    def send_many(
+        self,
+        requests: Any,
+        *,
+        concurrency: int = 50,
+        method: SendMethod = "auto",
+        on_stop: Callable[[SendOutcome], None] | None = None,
+        skip_optouts: bool = False,
+    ) -> Any:
         """Send many messages concurrently; yield one :class:`SendOutcome` per item.
 
         ``requests`` is any iterable (or, async, any async iterable) of dicts of the keyword
@@ -240,7 +255,7 @@ class MessagingProfileActions(Resource[M]):
 
     with_raw_response: MessagingProfileActions[Raw[M]]
 
-    _path = 'messaging_profiles.actions'
+    _path = "messaging_profiles.actions"
 
     regenerate_secret = Op(ep.regenerate_profile_secret)
 
@@ -250,7 +265,7 @@ class AutorespConfigs(Resource[M]):
 
     with_raw_response: AutorespConfigs[Raw[M]]
 
-    _path = 'messaging_profiles.autoresp_configs'
+    _path = "messaging_profiles.autoresp_configs"
 
     list = Op(ep.list_autoresp_configs)
     create = Op(ep.create_autoresp_config)
@@ -285,7 +300,7 @@ class PhoneNumberMessaging(Resource[M]):
 
     with_raw_response: PhoneNumberMessaging[Raw[M]]
 
-    _path = 'phone_numbers.messaging'
+    _path = "phone_numbers.messaging"
 
     list = PagedOp(ep.list_phone_numbers_messaging)
     retrieve = Op(ep.retrieve_phone_number_messaging)

@@ -69,8 +69,9 @@ class Backoff:
         return base * (1.0 - min(self.jitter, 1.0) * rand())
 
 
-def status_retryable(status: int, code: str | None, retry_safe: bool,
-                     should_retry: str | None = None) -> bool:
+def status_retryable(
+    status: int, code: str | None, retry_safe: bool, should_retry: str | None = None
+) -> bool:
     """Whether an HTTP error status may be retried (see the module table).
 
     ``should_retry`` is the response's ``x-should-retry`` header, which wins when it is
@@ -94,8 +95,9 @@ def status_outcome_unknown(status: int, retry_safe: bool) -> bool:
     return status >= 500 and status != 503 and not retry_safe
 
 
-def server_hint(headers: Mapping[str, str], status: int,
-                now: Callable[[], float] = time.time) -> float | None:
+def server_hint(
+    headers: Mapping[str, str], status: int, now: Callable[[], float] = time.time
+) -> float | None:
     """Seconds the server asked us to wait, if it said so; ``None`` otherwise."""
     value = headers.get("retry-after-ms")
     if value is not None:

@@ -69,7 +69,8 @@ class Endpoint(Generic[P, R]):
     required: tuple[FieldPlan, ...] = attrs.field(init=False, repr=False)
     #: ``build(request) -> (path, query_string, body)`` for a validated request model.
     build: Callable[[Any], tuple[str, str, dict[str, Any] | None]] = attrs.field(
-        init=False, repr=False, eq=False)
+        init=False, repr=False, eq=False
+    )
 
     @idempotent.default
     def _idempotent_by_method(self) -> bool:
@@ -96,8 +97,9 @@ class Endpoint(Generic[P, R]):
             plans.append(FieldPlan(field.name, wire_name(field), location))
         missing = in_path - {p.name for p in plans}
         assert not missing, f"{self.path}: no request field for {missing}"
-        assert self.json_body or in_query or all(p.location == "path" for p in plans), \
+        assert self.json_body or in_query or all(p.location == "path" for p in plans), (
             f"{self.path}: body fields on an operation without a JSON body"
+        )
         return tuple(plans)
 
     @required.default
@@ -119,24 +121,34 @@ class Endpoint(Generic[P, R]):
     def _compile_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
         # The rule of the module docstring, unrolled per endpoint into straight-line code:
         # a loop over the field plans costs more than the rest of a send's request building.
-        namespace: dict[str, Any] = {"__quote": quote, "__json": json_value,
-                                     "__query": encode_query, "__template": self.path}
+        namespace: dict[str, Any] = {
+            "__quote": quote,
+            "__json": json_value,
+            "__query": encode_query,
+            "__template": self.path,
+        }
         has_body = self.json_body
         has_query = any(plan.location == "query" for plan in self.fields)
-        lines = ["def build(request):", "    path = __template",
-                 "    query = []" if has_query else "",
-                 f"    body = {'{}' if has_body else 'None'}"]
+        lines = [
+            "def build(request):",
+            "    path = __template",
+            "    query = []" if has_query else "",
+            f"    body = {'{}' if has_body else 'None'}",
+        ]
         for plan in self.fields:
             lines.append(f"    value = request.{plan.name}")
             lines.append("    if value is not None:")
             if plan.location == "path":
-                lines.append(f"        path = path.replace({'{' + plan.name + '}'!r}, "
-                             "__quote(value, safe=''))")
+                lines.append(
+                    f"        path = path.replace({'{' + plan.name + '}'!r}, "
+                    "__quote(value, safe=''))"
+                )
             elif plan.location == "query":
                 lines.append(f"        __query({plan.wire!r}, value, query)")
             else:
-                lines.append(f"        body[{plan.wire!r}] = value if type(value) is str "
-                             "else __json(value)")
+                lines.append(
+                    f"        body[{plan.wire!r}] = value if type(value) is str else __json(value)"
+                )
         if not has_query:
             lines += ["    return path, '', body", ""]
         else:
@@ -147,8 +159,10 @@ class Endpoint(Generic[P, R]):
                 " for k, v in query), body",
                 "",
             ]
-        exec(compile("\n".join(lines), f"<telnyx_msg build {self.method} {self.path}>", "exec"),
-             namespace)
+        exec(
+            compile("\n".join(lines), f"<telnyx_msg build {self.method} {self.path}>", "exec"),
+            namespace,
+        )
         build: Callable[[Any], tuple[str, str, dict[str, Any] | None]] = namespace["build"]
         return build
 
@@ -183,26 +197,46 @@ def encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:
         out.append((key, str(value)))
 
 
-def endpoint(method: str, path: str, request: Callable[P, Any], response: type[R], *,
-             doc: str, envelope: Envelope = "data", send: bool = False,
-             accepts_idempotency_key: bool = False,
-             idempotent: bool | None = None, json_body: bool | None = None) -> Endpoint[P, R]:
+def endpoint(
+    method: str,
+    path: str,
+    request: Callable[P, Any],
+    response: type[R],
+    *,
+    doc: str,
+    envelope: Envelope = "data",
+    send: bool = False,
+    accepts_idempotency_key: bool = False,
+    idempotent: bool | None = None,
+    json_body: bool | None = None,
+) -> Endpoint[P, R]:
     """An operation returning one ``response`` model."""
     extra: dict[str, Any] = {} if idempotent is None else {"idempotent": idempotent}
     if json_body is not None:
         extra["json_body"] = json_body
-    return Endpoint(method, path, request, response, doc=doc, envelope=envelope, send=send,
-                    accepts_idempotency_key=accepts_idempotency_key, **extra)
+    return Endpoint(
+        method,
+        path,
+        request,
+        response,
+        doc=doc,
+        envelope=envelope,
+        send=send,
+        accepts_idempotency_key=accepts_idempotency_key,
+        **extra,
+    )
 
 
-def list_endpoint(method: str, path: str, request: Callable[P, Any], item: type[R], *,
-                  doc: str) -> Endpoint[P, list[R]]:
+def list_endpoint(
+    method: str, path: str, request: Callable[P, Any], item: type[R], *, doc: str
+) -> Endpoint[P, list[R]]:
     """An operation returning ``{"data": [item, …]}`` in one response (not paged)."""
     return Endpoint(method, path, request, item, doc=doc, many=True)
 
 
-def none_endpoint(method: str, path: str, request: Callable[P, Any], *,
-                  doc: str) -> Endpoint[P, None]:
+def none_endpoint(
+    method: str, path: str, request: Callable[P, Any], *, doc: str
+) -> Endpoint[P, None]:
     """An operation whose response body carries nothing to return."""
     return Endpoint(method, path, request, type(None), doc=doc, envelope="none")
 
@@ -212,14 +246,16 @@ class PagedEndpoint(Endpoint[P, R]):
     """A page-number paginated list (``page[number]``/``page[size]``, ``meta``); R is the item."""
 
 
-def paged_endpoint(path: str, request: Callable[P, Any], item: type[R], *,
-                   doc: str) -> PagedEndpoint[P, R]:
+def paged_endpoint(
+    path: str, request: Callable[P, Any], item: type[R], *, doc: str
+) -> PagedEndpoint[P, R]:
     """A ``GET`` list paginated by page number (``page[number]``, ``page[size]``, ``meta``)."""
     return PagedEndpoint("GET", path, request, item, doc=doc, many=True, paged=True)
 
 
-def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str,
-             pager: str) -> None:
+def describe(
+    method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str, pager: str
+) -> None:
     """Give a bound method its name, docstring and real signature.
 
     The bound callables take ``*args, **kwargs`` (the request model validates them), so without
@@ -243,4 +279,5 @@ def describe(method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str
     method.__qualname__ = name
     method.__doc__ = endpoint.doc or endpoint.request.__doc__
     method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        params, return_annotation=returns)
+        params, return_annotation=returns
+    )

@@ -61,8 +61,11 @@ class _Portal:
 def _finalize(portal: _Portal, client: AsyncClient) -> None:
     if portal.stopped:
         return
-    warnings.warn("telnyx_msg.Client was not closed; use `with Client() as client:` or "
-                  "client.close()", ResourceWarning, stacklevel=1)
+    warnings.warn(
+        "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close()",
+        ResourceWarning,
+        stacklevel=1,
+    )
     with contextlib.suppress(Exception):
         portal.portal.call(client.aclose)
         _release_limiter(portal.portal, client)
@@ -111,9 +114,16 @@ class Client(ResourceTree[SyncMode]):
         # Built here, in the caller's thread, so configuration errors surface directly; the
         # aiohttp session itself is created lazily inside the portal's loop.
         async_client = AsyncClient(
-            api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, rate_limits=rate_limits, webhook_public_key=webhook_public_key,
-            pool_size=pool_size, event_hooks=event_hooks, max_response_size=max_response_size,
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            rate_limits=rate_limits,
+            webhook_public_key=webhook_public_key,
+            pool_size=pool_size,
+            event_hooks=event_hooks,
+            max_response_size=max_response_size,
             transport=transport,
         )
         self._setup(async_client, _Portal())
@@ -136,21 +146,37 @@ class Client(ResourceTree[SyncMode]):
         """The API root every path is joined to."""
         return self._async.base_url
 
-    def with_options(self, *, timeout: float | Timeout = DEFAULT, max_retries: int = DEFAULT,
-                     backoff: Backoff = DEFAULT) -> Client:
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout = DEFAULT,
+        max_retries: int = DEFAULT,
+        backoff: Backoff = DEFAULT,
+    ) -> Client:
         """A cheap view with other defaults sharing this client's thread, session and limits."""
         view = Client.__new__(Client)
-        view._setup(self._async.with_options(timeout=timeout, max_retries=max_retries,
-                                              backoff=backoff), self._owner)
+        view._setup(
+            self._async.with_options(timeout=timeout, max_retries=max_retries, backoff=backoff),
+            self._owner,
+        )
         return view
 
-    def request(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None,
-                options: RequestOptions | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        options: RequestOptions | None = None,
+    ) -> Any:
         """Call any Telnyx path and return the decoded JSON (see ``AsyncClient.request``)."""
         self._check_open()
-        return self._portal.call(functools.partial(
-            self._async.request, method, path, json=json, params=params, options=options))
+        return self._portal.call(
+            functools.partial(
+                self._async.request, method, path, json=json, params=params, options=options
+            )
+        )
 
     def close(self) -> None:
         """Close the HTTP session and stop the loop thread (a view's close does nothing)."""
@@ -174,12 +200,19 @@ class Client(ResourceTree[SyncMode]):
     def __repr__(self) -> str:
         return f"Client(base_url={self._async.base_url!r})"
 
-    def _send_many(self, requests: Any, concurrency: int, method: SendMethod,
-                   on_stop: Callable[[SendOutcome], None] | None,
-                   skip_optouts: bool) -> Iterator[SendOutcome]:
+    def _send_many(
+        self,
+        requests: Any,
+        concurrency: int,
+        method: SendMethod,
+        on_stop: Callable[[SendOutcome], None] | None,
+        skip_optouts: bool,
+    ) -> Iterator[SendOutcome]:
         self._check_open()
-        return _iterate(self._portal, self._async._send_many(requests, concurrency, method,
-                                                             on_stop, skip_optouts))
+        return _iterate(
+            self._portal,
+            self._async._send_many(requests, concurrency, method, on_stop, skip_optouts),
+        )
 
     def _check_open(self) -> None:
         if self._owner.stopped:
@@ -205,7 +238,9 @@ class Client(ResourceTree[SyncMode]):
         raw_method.__doc__ = raw_async.__doc__
         raw_method.__signature__ = inspect.signature(raw_async).replace(  # type: ignore[attr-defined]
             return_annotation=inspect.signature(raw_async).return_annotation.replace(
-                "AsyncPager", "SyncPager"))
+                "AsyncPager", "SyncPager"
+            )
+        )
         return raw_method
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:

@@ -33,8 +33,10 @@ def _is_final(event_type: object, message: Message) -> bool:
         return True
     # A message.sent whose recipients are all terminal already (e.g. sending_failed).
     statuses = [str(r.status) for r in message.to if r.status is not None]
-    return bool(statuses) and len(statuses) == len(message.to) and all(
-        s in TERMINAL_STATUSES for s in statuses
+    return (
+        bool(statuses)
+        and len(statuses) == len(message.to)
+        and all(s in TERMINAL_STATUSES for s in statuses)
     )
 
 
@@ -95,8 +97,9 @@ class DeliveryTracker:
         with self._lock:
             return self._final.get(message_id)
 
-    async def final_status(self, message_id: str, *,
-                           timeout: float | None = DEFAULT_FINAL_STATUS_TIMEOUT) -> Message:
+    async def final_status(
+        self, message_id: str, *, timeout: float | None = DEFAULT_FINAL_STATUS_TIMEOUT
+    ) -> Message:
         """Wait for the final :class:`Message` of ``message_id`` (terminal ``to[].status``).
 
         Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound),
@@ -110,7 +113,8 @@ class DeliveryTracker:
             if message_id in self._evicted:
                 raise LookupError(
                     f"the final status of message {message_id} arrived but was dropped to stay "
-                    f"within max_size={self.max_size}; raise max_size or await it sooner")
+                    f"within max_size={self.max_size}; raise max_size or await it sooner"
+                )
             self._waiters.setdefault(message_id, []).append(waiter)
         try:
             return await asyncio.wait_for(waiter, timeout)

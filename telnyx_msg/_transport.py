@@ -75,16 +75,21 @@ class Transport(Protocol):
     def closed(self) -> bool: ...
     def other_loop(self) -> bool: ...
     def grow_pool(self, size: int) -> int: ...
-    async def send(self, method: str, url: str, headers: Mapping[str, str],
-                   body: bytes | None, timeout: Timeout) -> HttpResponse: ...
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
+    ) -> HttpResponse: ...
     async def aclose(self) -> None: ...
 
 
 class TransportError(Exception):
     """No response. ``reached`` tells whether the request may have reached the server."""
 
-    def __init__(self, message: str, *, reached: bool, timeout: bool,
-                 closed: bool = False) -> None:
+    def __init__(self, message: str, *, reached: bool, timeout: bool, closed: bool = False) -> None:
         super().__init__(message)
         self.reached = reached
         self.timeout = timeout
@@ -121,7 +126,8 @@ class _Attempt:
 
 
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
-    "telnyx_msg_attempt", default=None)
+    "telnyx_msg_attempt", default=None
+)
 
 
 def _readable(protocol: Any) -> bool:
@@ -171,7 +177,6 @@ class _Connector(aiohttp.TCPConnector):
             attempt.on_acquired()
         return conn
 
-
     def grow(self, limit: int) -> None:
         """Allow ``limit`` simultaneous connections from now on (never fewer than before)."""
         self._limit = max(self._limit, limit)
@@ -210,9 +215,13 @@ class AiohttpTransport:
     (after decompression).
     """
 
-    def __init__(self, session: aiohttp.ClientSession | None = None, *,
-                 pool_size: int = DEFAULT_POOL_SIZE,
-                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
         self._session = session
         self._owns_session = session is None
         self._pool_size = pool_size
@@ -259,8 +268,9 @@ class AiohttpTransport:
             ttl_dns_cache=300,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                        raise_for_status=False)
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, raise_for_status=False
+        )
         # aiohttp silently repeats a GET/PUT/DELETE once when a pooled connection fails; our
         # retry loop already does that (and counts it), and the connector above replaces
         # closed pooled connections before writing. Off, so every wire request is an attempt.
@@ -294,18 +304,22 @@ class AiohttpTransport:
         loop = getattr(session, "_loop", None)
         return loop is not None and loop is not asyncio.get_running_loop()
 
-    async def send(self, method: str, url: str, headers: Mapping[str, str],
-                   body: bytes | None, timeout: Timeout) -> HttpResponse:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
+    ) -> HttpResponse:
         """Send one request and read the response, or raise :class:`TransportError`."""
         if self._closed:
-            raise TransportError("the client is closed", reached=False, timeout=False,
-                                 closed=True)
+            raise TransportError("the client is closed", reached=False, timeout=False, closed=True)
         session = self._session
         if session is None:
             session = self._session = self._new_session()
         elif session.closed:  # a given session its owner closed (aiohttp: RuntimeError)
-            raise TransportError("the session is closed", reached=False, timeout=False,
-                                 closed=True)
+            raise TransportError("the session is closed", reached=False, timeout=False, closed=True)
         target = self._urls.get(url)
         if target is None:
             target = URL(url, encoded=True)
@@ -316,8 +330,12 @@ class AiohttpTransport:
         token = _ATTEMPT.set(attempt)
         try:
             async with session.request(
-                method, target, data=body, headers=headers,
-                timeout=self._client_timeout(timeout), allow_redirects=False,
+                method,
+                target,
+                data=body,
+                headers=headers,
+                timeout=self._client_timeout(timeout),
+                allow_redirects=False,
             ) as resp:
                 payload, too_large = await self._read(resp)
                 if attempt is not None:
@@ -325,36 +343,47 @@ class AiohttpTransport:
                 return HttpResponse(resp.status, resp.headers, payload, too_large)
         except asyncio.CancelledError:
             if attempt is None or not attempt.expired:
-                if self.closed and not (attempt is not None and attempt.acquired) \
-                        and not _cancelling(task):
+                if (
+                    self.closed
+                    and not (attempt is not None and attempt.acquired)
+                    and not _cancelling(task)
+                ):
                     # aclose() closed the pool: aiohttp cancels the waits for a connection.
-                    raise TransportError("the client is closed", reached=False, timeout=False,
-                                         closed=True) from None
+                    raise TransportError(
+                        "the client is closed", reached=False, timeout=False, closed=True
+                    ) from None
                 raise
             if sys.version_info >= (3, 11) and task is not None:
                 task.uncancel()
             raise TransportError(
                 f"timed out after {timeout.total:g} s waiting for the response",
-                reached=True, timeout=True,
+                reached=True,
+                timeout=True,
             ) from None
         except aiohttp.ConnectionTimeoutError as exc:
             raise TransportError(
                 f"no connection within {timeout.connect:g} s (connection pool full, or the "
-                f"server did not accept): {exc}", reached=False, timeout=True) from exc
+                f"server did not accept): {exc}",
+                reached=False,
+                timeout=True,
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect: {exc}", reached=False, timeout=False) from exc
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             reached = attempt is None or attempt.acquired
             raise TransportError(
-                f"timed out after {timeout.total:g} s waiting for the response" if reached
+                f"timed out after {timeout.total:g} s waiting for the response"
+                if reached
                 else f"no connection within {timeout.connect:g} s",
-                reached=reached, timeout=True,
+                reached=reached,
+                timeout=True,
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             reached = attempt is None or attempt.acquired
             if (self._closed or session.closed) and not reached:
-                raise TransportError("the client is closed", reached=False, timeout=False,
-                                     closed=True) from exc
+                raise TransportError(
+                    "the client is closed", reached=False, timeout=False, closed=True
+                ) from exc
             raise TransportError(
                 f"connection lost: {exc or type(exc).__name__}", reached=reached, timeout=False
             ) from exc

@@ -91,8 +91,9 @@ def non_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _fail(attribute, "must be a non-empty string")
 
 
-def str_list(min_len: int = 0, max_len: int | None = None,
-             item: Validator | None = None) -> Validator:
+def str_list(
+    min_len: int = 0, max_len: int | None = None, item: Validator | None = None
+) -> Validator:
     """A list/tuple of strings (not a bare string) with a length range and per-item check."""
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -168,8 +169,9 @@ def page_size(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A page size Telnyx accepts: 1 to 250 (``None`` = not sent, the server's 20)."""
     positive_int(_, attribute, value)
     if value is not None and value > MAX_PAGE_SIZE:
-        raise _fail(attribute, f"must be at most {MAX_PAGE_SIZE} (Telnyx's largest page), "
-                               f"got {value!r}")
+        raise _fail(
+            attribute, f"must be at most {MAX_PAGE_SIZE} (Telnyx's largest page), got {value!r}"
+        )
 
 
 def path_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -207,7 +209,7 @@ def url_or_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise _fail(attribute, f"must be a string, got {type(value).__name__}")
     if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-        raise _fail(attribute, f"{value!r} is not an http(s) URL (or \"\" for none)")
+        raise _fail(attribute, f'{value!r} is not an http(s) URL (or "" for none)')
 
 
 def object_with(required: tuple[str, ...] = (), **enums: tuple[str, ...]) -> Validator:

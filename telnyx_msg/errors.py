@@ -95,8 +95,9 @@ class APIConnectionError(TelnyxError):
     because retrying could deliver the message twice.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "",
-                 outcome_unknown: bool = False) -> None:
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", outcome_unknown: bool = False
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
@@ -129,9 +130,17 @@ class APIResponseValidationError(TelnyxError):
     accepted = True
     outcome_unknown = False
 
-    def __init__(self, message: str, *, status: int, request_id: str | None = None,
-                 body: Any = None, method: str = "", path: str = "",
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        request_id: str | None = None,
+        body: Any = None,
+        method: str = "",
+        path: str = "",
+        field: str | None = None,
+    ) -> None:
         self.status = status
         self.request_id = request_id
         self.body = body
@@ -253,8 +262,10 @@ class APIStatusError(TelnyxError):
                 if source.get(key):
                     return f"the {what} {source[key]} was rejected (errors[0].source.{key})."
         if self.status == 404 and self.method == "GET" and self.path.startswith("/messages/"):
-            return ("no message with that id: check it, and note that Telnyx keeps message "
-                    "records for a limited time, so an old message can be gone.")
+            return (
+                "no message with that id: check it, and note that Telnyx keeps message "
+                "records for a limited time, so an old message can be gone."
+            )
         return HINTS.get(self.code or "") or _STATUS_HINTS.get(self.status)
 
     def _describe(self) -> str:
@@ -339,23 +350,22 @@ QUEUE_FULL_CODE = "40318"
 #: collected in docs/wire.md §1.7 and Telnyx's error pages, https://developers.telnyx.com/api/errors).
 HINTS: dict[str, str] = {
     "10011": "too many API requests; the client waited and retried. Lower concurrency or "
-             "RateLimits(account_mps=...), or raise max_retries.",
+    "RateLimits(account_mps=...), or raise max_retries.",
     QUEUE_FULL_CODE: "this sender's queue is full (Telnyx queues 4 h of its rate). Slow this "
-                     "sender down or spread the traffic over more senders; see "
-                     "telnyx_msg.plan_bulk.",
+    "sender down or spread the traffic over more senders; see "
+    "telnyx_msg.plan_bulk.",
     "40300": "the recipient replied STOP to this sender. Do not resend; "
-             "send_many(skip_optouts=True) skips opted-out recipients.",
+    "send_many(skip_optouts=True) skips opted-out recipients.",
     "40305": "invalid 'from' address: the number must be on your account, assigned to the "
-             "messaging profile, and (US long codes) registered for 10DLC.",
+    "messaging profile, and (US long codes) registered for 10DLC.",
     "10015": "a field or parameter was rejected; errors[0].source names it.",
     "40014": "the message expired in the sender's queue (over 4 h of backlog); split the run "
-             "or use more senders (telnyx_msg.plan_bulk warns before sending).",
+    "or use more senders (telnyx_msg.plan_bulk warns before sending).",
 }
 _STATUS_HINTS: dict[int, str] = {
-    401: "check the API key (api_key= or TELNYX_API_KEY); keys can be revoked in Mission "
-         "Control.",
+    401: "check the API key (api_key= or TELNYX_API_KEY); keys can be revoked in Mission Control.",
     403: "the key lacks permission for this resource, or (US long codes) the number has no "
-         "approved 10DLC campaign.",
+    "approved 10DLC campaign.",
 }
 
 

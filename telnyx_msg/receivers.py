@@ -100,13 +100,18 @@ class WebhookReceiver:
     ) -> None:
         if queue is not None and (handlers or default is not None):
             raise ConfigurationError(
-                "with queue=, workers run the handlers (queue.run(handlers)): pass handlers={}")
+                "with queue=, workers run the handlers (queue.run(handlers)): pass handlers={}"
+            )
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ConfigurationError(f"max_pending must be an int >= 1, got {max_pending!r}")
-        if (isinstance(handler_timeout, bool) or not isinstance(handler_timeout, (int, float))
-                or not handler_timeout > 0):
+        if (
+            isinstance(handler_timeout, bool)
+            or not isinstance(handler_timeout, (int, float))
+            or not handler_timeout > 0
+        ):
             raise ConfigurationError(
-                f"handler_timeout must be a number of seconds > 0, got {handler_timeout!r}")
+                f"handler_timeout must be a number of seconds > 0, got {handler_timeout!r}"
+            )
         self.verifier = verifier
         # WebhookEventType members hash by name, not value: normalise keys to plain strings.
         self._handlers: dict[str, Handler] = {
@@ -185,14 +190,12 @@ class WebhookReceiver:
             return _Reply(200, "no handler for this event type")
         return await self._dispatch(handler, event)
 
-    async def _enqueue(self, queue: RedisWebhookQueue, body: bytes,
-                       event: WebhookEvent) -> _Reply:
+    async def _enqueue(self, queue: RedisWebhookQueue, body: bytes, event: WebhookEvent) -> _Reply:
         """Store the verified delivery for the workers; 2xx only once it is stored."""
         try:
             await queue.enqueue(body, event)
         except Exception:
-            logger.exception("telnyx webhook: could not queue event %s; answering 503",
-                             event.id)
+            logger.exception("telnyx webhook: could not queue event %s; answering 503", event.id)
             return _Reply(503, "webhook queue unavailable")
         return _Reply(200, "queued")
 
@@ -213,7 +216,8 @@ class WebhookReceiver:
         # Its own task: a client that hangs up cannot cancel a handler half-way, and the
         # receiver can still wait for it on shutdown.
         task = asyncio.get_running_loop().create_task(
-            self._run(handler, event), name=f"telnyx_msg webhook {event_id}")
+            self._run(handler, event), name=f"telnyx_msg webhook {event_id}"
+        )
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(lambda done: self._finished(done, event_id, outcome))
@@ -222,8 +226,12 @@ class WebhookReceiver:
         done, _ = await asyncio.wait({task}, timeout=self.handler_timeout)
         if not done:
             task.cancel()
-            logger.error("telnyx webhook handler for %s event %s exceeded %g s; cancelled, "
-                         "not marked seen", event.event_type, event_id, self.handler_timeout)
+            logger.error(
+                "telnyx webhook handler for %s event %s exceeded %g s; cancelled, not marked seen",
+                event.event_type,
+                event_id,
+                self.handler_timeout,
+            )
             return _Reply(503, f"handler timed out after {self.handler_timeout:g} s")
         if task.cancelled():  # by aclose(timeout)
             return _Reply(503, "receiver is shutting down")
@@ -231,8 +239,9 @@ class WebhookReceiver:
             return _Reply(500, "handler failed")
         return _Reply(200, "handled")
 
-    def _finished(self, task: asyncio.Task[None], event_id: str | None,
-                  outcome: asyncio.Future[bool]) -> None:
+    def _finished(
+        self, task: asyncio.Task[None], event_id: str | None, outcome: asyncio.Future[bool]
+    ) -> None:
         self._tasks.discard(task)
         if event_id is not None and self._in_flight.get(event_id) is outcome:
             del self._in_flight[event_id]
@@ -247,7 +256,8 @@ class WebhookReceiver:
         except Exception:
             logger.exception(
                 "telnyx webhook handler failed for %s event %s; not marked seen",
-                event.event_type, event.id,
+                event.event_type,
+                event.id,
             )
             raise
         try:
@@ -276,8 +286,14 @@ class AiohttpWebhookHandler(WebhookReceiver):
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
         queue: RedisWebhookQueue | None = None,
     ) -> None:
-        super().__init__(verifier, handlers, default=default, max_pending=max_pending,
-                         handler_timeout=handler_timeout, queue=queue)
+        super().__init__(
+            verifier,
+            handlers,
+            default=default,
+            max_pending=max_pending,
+            handler_timeout=handler_timeout,
+            queue=queue,
+        )
         import aiohttp.web  # noqa: F401  # fail here, not on the first delivery, if missing
 
         # aiohttp warns (DeprecationWarning) about handlers it does not see as coroutine
@@ -318,8 +334,14 @@ def aiohttp_handler(
     With ``queue=``, ``handlers`` must be empty: deliveries are queued for workers instead.
     Route it with ``app.router.add_post("/webhooks/telnyx", handler)``.
     """
-    return AiohttpWebhookHandler(verifier, handlers, default=default, max_pending=max_pending,
-                                 handler_timeout=handler_timeout, queue=queue)
+    return AiohttpWebhookHandler(
+        verifier,
+        handlers,
+        default=default,
+        max_pending=max_pending,
+        handler_timeout=handler_timeout,
+        queue=queue,
+    )
 
 
 # --- ASGI -------------------------------------------------------------------------------------
@@ -372,8 +394,14 @@ class AsgiWebhookApp(WebhookReceiver):
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT,
         queue: RedisWebhookQueue | None = None,
     ) -> None:
-        super().__init__(verifier, handlers, default=default, max_pending=max_pending,
-                         handler_timeout=handler_timeout, queue=queue)
+        super().__init__(
+            verifier,
+            handlers,
+            default=default,
+            max_pending=max_pending,
+            handler_timeout=handler_timeout,
+            queue=queue,
+        )
         self.max_body_size = max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -459,6 +487,12 @@ def asgi_app(
     ``queue=`` (and empty ``handlers``), after the delivery was queued for workers. No
     Starlette/FastAPI dependency; see :class:`AsgiWebhookApp` for mounting.
     """
-    return AsgiWebhookApp(verifier, handlers, default=default, max_pending=max_pending,
-                          max_body_size=max_body_size, handler_timeout=handler_timeout,
-                          queue=queue)
+    return AsgiWebhookApp(
+        verifier,
+        handlers,
+        default=default,
+        max_pending=max_pending,
+        max_body_size=max_body_size,
+        handler_timeout=handler_timeout,
+        queue=queue,
+    )

@@ -216,10 +216,14 @@ class RedisReplayStore:
     ) -> None:
         if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
             raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
-                not (timeout > 0 and math.isfinite(timeout)):
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not (timeout > 0 and math.isfinite(timeout))
+        ):
             raise ConfigurationError(
-                f"timeout must be a positive number of seconds, got {timeout!r}")
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
         self.timeout = float(timeout)
         self.key_prefix = key_prefix
         self.ttl = ttl
@@ -234,8 +238,9 @@ class RedisReplayStore:
                     "RedisReplayStore needs the redis package: pip install 'telnyx_msg[redis]'"
                 ) from exc
             try:
-                client = aioredis.from_url(url, socket_timeout=timeout,
-                                           socket_connect_timeout=timeout)
+                client = aioredis.from_url(
+                    url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
             except ValueError as exc:
                 raise ConfigurationError(f"bad redis URL: {exc}") from exc
         self._client: Any = client
@@ -245,7 +250,8 @@ class RedisReplayStore:
             return await asyncio.wait_for(call, self.timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
-                f"replay store: Redis did not answer within {self.timeout:g} s") from None
+                f"replay store: Redis did not answer within {self.timeout:g} s"
+            ) from None
 
     def _key(self, event_id: str) -> str:
         return self.key_prefix + event_id
@@ -264,9 +270,9 @@ class RedisReplayStore:
 
     async def amark_if_new(self, event_id: str, ttl: float) -> bool:
         """Atomically store ``event_id`` unless present; False if it was already stored."""
-        created = await self._bounded(self._client.set(
-            self._key(event_id), b"1", nx=True, ex=self._seconds(ttl)
-        ))
+        created = await self._bounded(
+            self._client.set(self._key(event_id), b"1", nx=True, ex=self._seconds(ttl))
+        )
         return bool(created)
 
     async def aclose(self) -> None:
@@ -313,12 +319,16 @@ def _header_values(headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """All values of the signature and timestamp headers, matched case-insensitively."""
     multi = getattr(headers, "getall", None)  # multidict (aiohttp)
     if multi is not None:
-        return (_as_text(multi(SIGNATURE_HEADER, []), SIGNATURE_HEADER),
-                _as_text(multi(TIMESTAMP_HEADER, []), TIMESTAMP_HEADER))
+        return (
+            _as_text(multi(SIGNATURE_HEADER, []), SIGNATURE_HEADER),
+            _as_text(multi(TIMESTAMP_HEADER, []), TIMESTAMP_HEADER),
+        )
     multi = getattr(headers, "getlist", None)  # Starlette / Werkzeug
     if multi is not None:
-        return (_as_text(multi(SIGNATURE_HEADER), SIGNATURE_HEADER),
-                _as_text(multi(TIMESTAMP_HEADER), TIMESTAMP_HEADER))
+        return (
+            _as_text(multi(SIGNATURE_HEADER), SIGNATURE_HEADER),
+            _as_text(multi(TIMESTAMP_HEADER), TIMESTAMP_HEADER),
+        )
     signatures: list[str] = []
     timestamps: list[str] = []
     # One pass over a plain mapping: two keys differing only in case count as a repeat.
@@ -537,13 +547,17 @@ class WebhookVerifier:
         except (ValueError, RecursionError) as exc:
             raise WebhookPayloadError(f"body is not JSON: {exc}") from None
         if not isinstance(document, dict):
-            raise WebhookPayloadError(
-                f"body is JSON {type(document).__name__}, not an object"
-            )
+            raise WebhookPayloadError(f"body is JSON {type(document).__name__}, not an object")
         try:
             return structure_event(document)
-        except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
-                RecursionError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
             raise WebhookPayloadError(f"body is not a Telnyx webhook event: {exc}") from None
 
 
@@ -571,5 +585,6 @@ def _body_bytes(raw_body: RawBody) -> bytes:
 
 
 def _duplicate(event_id: str) -> DuplicateWebhookError:
-    return DuplicateWebhookError(f"webhook event {event_id!r} was already received",
-                                 event_id=event_id)
+    return DuplicateWebhookError(
+        f"webhook event {event_id!r} was already received", event_id=event_id
+    )

@@ -58,8 +58,17 @@ class ApiServer:
         body = await request.read()
         loop = asyncio.get_running_loop()
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.requests.append(Recorded(request.method, request.path, dict(request.query),
-                                      dict(request.headers), body, loop.time(), peer))
+        self.requests.append(
+            Recorded(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                body,
+                loop.time(),
+                peer,
+            )
+        )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -68,18 +77,31 @@ class ApiServer:
             self.in_flight -= 1
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON response (``payload`` may be any JSON value)."""
-    return web.Response(status=status, body=json.dumps(payload).encode(),
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        status=status,
+        body=json.dumps(payload).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
-def telnyx_error(status: int, code: str, title: str = "Error", detail: str = "",
-                 headers: dict[str, str] | None = None) -> web.Response:
+def telnyx_error(
+    status: int,
+    code: str,
+    title: str = "Error",
+    detail: str = "",
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """A Telnyx-shaped error response."""
-    return json_response({"errors": [{"code": code, "title": title, "detail": detail}]},
-                         status=status, headers=headers)
+    return json_response(
+        {"errors": [{"code": code, "title": title, "detail": detail}]},
+        status=status,
+        headers=headers,
+    )
 
 
 @pytest.fixture
@@ -115,8 +137,14 @@ def message_json(**overrides: Any) -> dict[str, Any]:
         "messaging_profile_id": "4000eba1-a0c0-4563-9925-b25e842a7cb6",
         "organization_id": "b448f9cc-a842-4784-98e9-03c1a5872950",
         "from": {"phone_number": "+18005550101", "carrier": "Telnyx", "line_type": "VoIP"},
-        "to": [{"phone_number": "+18445550001", "status": "queued", "carrier": "T-Mobile USA",
-                "line_type": "Wireless"}],
+        "to": [
+            {
+                "phone_number": "+18445550001",
+                "status": "queued",
+                "carrier": "T-Mobile USA",
+                "line_type": "Wireless",
+            }
+        ],
         "cc": [],
         "text": "Hello",
         "media": [],
@@ -151,8 +179,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("redis")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

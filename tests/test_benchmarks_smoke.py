@@ -14,25 +14,72 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-TOP_KEYS = {"schema", "meta", "server", "sends", "blocking", "paging", "webhook", "import", "rss",
-            "goodput", "bulk", "targets", "all_met"}
-TARGET_IDS = {"send_cpu_c50", "send_many_cpu_c50", "blocking_cpu_c1", "webhook_unwrap", "paging",
-              "goodput", "goodput_429", "import_time", "rss_send_many", "bulk_rate"}
-SEND_KEYS = {"client", "latency_ms", "concurrency", "n", "errors", "cpu_ms_per_1000",
-             "sends_per_s", "cpu_ratio_vs_raw", "rate_ratio_vs_raw", "client_cpu_util",
-             "server_cpu_util", "reps"}
-GOODPUT_KEYS = {"limit_rps", "duration_s", "goodput_rps", "goodput_ratio", "requests",
-                "rate_limited", "r429_per_100", "failed"}
+TOP_KEYS = {
+    "schema",
+    "meta",
+    "server",
+    "sends",
+    "blocking",
+    "paging",
+    "webhook",
+    "import",
+    "rss",
+    "goodput",
+    "bulk",
+    "targets",
+    "all_met",
+}
+TARGET_IDS = {
+    "send_cpu_c50",
+    "send_many_cpu_c50",
+    "blocking_cpu_c1",
+    "webhook_unwrap",
+    "paging",
+    "goodput",
+    "goodput_429",
+    "import_time",
+    "rss_send_many",
+    "bulk_rate",
+}
+SEND_KEYS = {
+    "client",
+    "latency_ms",
+    "concurrency",
+    "n",
+    "errors",
+    "cpu_ms_per_1000",
+    "sends_per_s",
+    "cpu_ratio_vs_raw",
+    "rate_ratio_vs_raw",
+    "client_cpu_util",
+    "server_cpu_util",
+    "reps",
+}
+GOODPUT_KEYS = {
+    "limit_rps",
+    "duration_s",
+    "goodput_rps",
+    "goodput_ratio",
+    "requests",
+    "rate_limited",
+    "r429_per_100",
+    "failed",
+}
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REPO / "benchmarks" / "run.py").exists(),
-                    reason="benchmarks/ is not shipped in the sdist")
+@pytest.mark.skipif(
+    not (REPO / "benchmarks" / "run.py").exists(), reason="benchmarks/ is not shipped in the sdist"
+)
 def test_smoke_run_writes_every_key(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "### Targets" in proc.stdout

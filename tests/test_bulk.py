@@ -109,15 +109,21 @@ async def test_async_iterable_input_and_group_mms_and_whatsapp(api_server: Any) 
 
     async def source() -> AsyncIterator[SendItem]:
         yield {"from_": "+18005550101", "to": ["+18445550004", "+18445550005"], "text": "g"}
-        yield {"from_": "+18005550101", "to": "+18445550006",
-               "whatsapp_message": {"type": "text", "text": {"body": "w"}}}
+        yield {
+            "from_": "+18005550101",
+            "to": "+18445550006",
+            "whatsapp_message": {"type": "text", "text": {"body": "w"}},
+        }
         yield {"messaging_profile_id": "p1", "to": "+18445550008", "text": "pool"}
 
     async with client_for(server) as client:
         outcomes = [o async for o in client.messages.send_many(source(), concurrency=2)]
     assert {o.status for o in outcomes} == {"sent"}
     assert sorted(r.path for r in server.requests) == [
-        "/v2/messages", "/v2/messages/group_mms", "/v2/messages/whatsapp"]
+        "/v2/messages",
+        "/v2/messages/group_mms",
+        "/v2/messages/whatsapp",
+    ]
 
 
 async def test_explicit_method_and_bad_keywords(api_server: Any) -> None:
@@ -129,8 +135,10 @@ async def test_explicit_method_and_bad_keywords(api_server: Any) -> None:
         {"from_": "+18005550101", "to": "+18445550005", "txt": "typo"},  # type: ignore[list-item]
     ]
     async with client_for(server) as client:
-        outcomes = sorted([o async for o in client.messages.send_many(
-            items, method="send_long_code")], key=lambda o: o.index)
+        outcomes = sorted(
+            [o async for o in client.messages.send_many(items, method="send_long_code")],
+            key=lambda o: o.index,
+        )
     assert [o.status for o in outcomes] == ["sent", "rejected"]
     assert isinstance(outcomes[1].error, telnyx_msg.ValidationError)
     assert [r.path for r in server.requests] == ["/v2/messages/long_code"]
@@ -191,8 +199,9 @@ async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
     stopped: list[SendOutcome] = []
     try:
         async with client_for(server) as client:
-            outcomes = client.messages.send_many(numbers(100), concurrency=4,
-                                                 on_stop=stopped.append)
+            outcomes = client.messages.send_many(
+                numbers(100), concurrency=4, on_stop=stopped.append
+            )
             task = asyncio.ensure_future(outcomes.__anext__())
             for _ in range(1000):  # bounded wait (10 s) for the 4 sends to reach the server
                 if server.in_flight >= 4:
@@ -243,8 +252,9 @@ async def test_blocking_send_many(api_server: Any) -> None:
     server = await api_server(scripted)
 
     def run() -> list[str]:
-        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None,
-                               backoff=FAST) as client:
+        with telnyx_msg.Client(
+            "k", base_url=server.base_url, rate_limits=None, backoff=FAST
+        ) as client:
             return [o.status for o in client.messages.send_many(numbers(30), concurrency=5)]
 
     statuses = await anyio.to_thread.run_sync(run)
@@ -260,10 +270,13 @@ async def test_skip_optouts_with_fake_telnyx() -> None:
     async with FakeTelnyx() as fake:
         await fake.inject_inbound(from_="+13125550042", to=sender, text="STOP")
         items: list[SendItem] = [
-            {"from_": sender, "to": f"+131255500{n:02d}", "text": "hi"} for n in (41, 42)]
+            {"from_": sender, "to": f"+131255500{n:02d}", "text": "hi"} for n in (41, 42)
+        ]
         async with fake.client(rate_limits=None) as client:
-            skipped = {o.request["to"]: o async for o in client.messages.send_many(
-                items, skip_optouts=True)}
+            skipped = {
+                o.request["to"]: o
+                async for o in client.messages.send_many(items, skip_optouts=True)
+            }
             assert skipped["+13125550041"].status == "sent"
             assert skipped["+13125550042"].status == "not_sent"
             assert "opted out" in skipped["+13125550042"].reason

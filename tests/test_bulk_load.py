@@ -19,8 +19,10 @@ from telnyx_msg import RateLimits, SendItem
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
-GENEROUS = RateLimits(account_mps=1e6, per_kind_mps={"long_code": 1e6, "toll_free": 1e6,
-                                                     "short_code": 1e6, "alphanumeric": 1e6})
+GENEROUS = RateLimits(
+    account_mps=1e6,
+    per_kind_mps={"long_code": 1e6, "toll_free": 1e6, "short_code": 1e6, "alphanumeric": 1e6},
+)
 
 # A minimal Telnyx-shaped server in its own process: it counts in-flight requests and keeps
 # nothing per request, so the client's memory is measured alone.
@@ -84,8 +86,10 @@ async def test_send_many_100k_bounded(server_process: str) -> None:
     statuses: dict[str, int] = {}
     tracemalloc.start()
     try:
-        async with telnyx_msg.AsyncClient("k", base_url=server_process + "/v2",
-                                          rate_limits=GENEROUS) as client:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server_process + "/v2", rate_limits=GENEROUS
+        ) as client:
+
             async def run() -> None:
                 async for outcome in client.messages.send_many(requests(), concurrency=50):
                     statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
@@ -110,8 +114,9 @@ async def test_adaptive_throttling_against_fake_limit() -> None:
     """
     from telnyx_msg.testing import ApiRateLimit, FakeConfig, FakeTelnyx
 
-    config = FakeConfig(api_rate_limit=ApiRateLimit(limit=20, window=1.0), throughput=None,
-                        delivery_delay=0.0)
+    config = FakeConfig(
+        api_rate_limit=ApiRateLimit(limit=20, window=1.0), throughput=None, delivery_delay=0.0
+    )
 
     def items(start: int, count: int) -> Iterator[SendItem]:
         for n in range(start, start + count):
@@ -125,8 +130,7 @@ async def test_adaptive_throttling_against_fake_limit() -> None:
             assert time.monotonic() - started < 10 + 100 / 20
             fake.stats.reset()
             started = time.monotonic()
-            outcomes = [o async for o in client.messages.send_many(items(100, 300),
-                                                                   concurrency=20)]
+            outcomes = [o async for o in client.messages.send_many(items(100, 300), concurrency=20)]
             elapsed = time.monotonic() - started
     assert {o.status for o in warm + outcomes} == {"sent"}
     throttled = fake.stats.rate_limited

@@ -53,9 +53,23 @@ def test_demo_command_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_send_command(capsys: pytest.CaptureFixture[str]) -> None:
     """`send` sends one message with the given key and prints its id and status."""
     async with FakeTelnyx() as fake:
-        code = await anyio.to_thread.run_sync(main, [
-            "send", "--api-key", fake.api_key, "--base-url", fake.base_url,
-            "--from", SENDER, "--to", "+13125550001", "--text", "hello", "--json"])
+        code = await anyio.to_thread.run_sync(
+            main,
+            [
+                "send",
+                "--api-key",
+                fake.api_key,
+                "--base-url",
+                fake.base_url,
+                "--from",
+                SENDER,
+                "--to",
+                "+13125550001",
+                "--text",
+                "hello",
+                "--json",
+            ],
+        )
         assert code == 0
         printed = json.loads(capsys.readouterr().out)
         assert printed["to"][0]["phone_number"] == "+13125550001"
@@ -66,17 +80,34 @@ async def test_send_command(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
     """A wrong key exits 1 with the API error on stderr, not a traceback."""
     async with FakeTelnyx() as fake:
-        code = await anyio.to_thread.run_sync(main, [
-            "send", "--api-key", "wrong", "--base-url", fake.base_url,
-            "--from", SENDER, "--to", "+13125550001", "--text", "hello"])
+        code = await anyio.to_thread.run_sync(
+            main,
+            [
+                "send",
+                "--api-key",
+                "wrong",
+                "--base-url",
+                fake.base_url,
+                "--from",
+                SENDER,
+                "--to",
+                "+13125550001",
+                "--text",
+                "hello",
+            ],
+        )
     assert code == 1
     assert "401" in capsys.readouterr().err
 
 
 def test_mock_server_serves_both_clients() -> None:
     """`mock-server` prints a base URL, key and public key that the blocking client works with."""
-    proc = subprocess.Popen([sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         settings: dict[str, str] = {}
@@ -88,8 +119,9 @@ def test_mock_server_serves_both_clients() -> None:
                 settings[name] = value
         assert settings["TELNYX_BASE_URL"].startswith("http://127.0.0.1:")
         assert len(base64.b64decode(settings["TELNYX_PUBLIC_KEY"])) == 32
-        with telnyx_msg.Client(settings["TELNYX_API_KEY"],
-                               base_url=settings["TELNYX_BASE_URL"]) as client:
+        with telnyx_msg.Client(
+            settings["TELNYX_API_KEY"], base_url=settings["TELNYX_BASE_URL"]
+        ) as client:
             message = client.messages.send(from_=SENDER, to="+13125550001", text="hi")
             assert client.messages.retrieve(str(message.id)).id == message.id
     finally:
@@ -101,22 +133,39 @@ def test_mock_server_serves_both_clients() -> None:
 
 def _signed(tmp_path: Path, body: bytes, *, tamper: bool = False) -> tuple[list[str], str]:
     key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw,
-                                                            PublicFormat.Raw)).decode()
+    public = base64.b64encode(
+        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
     timestamp = str(int(time.time()))
     signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
     path = tmp_path / "body.json"
     path.write_bytes(body + (b" " if tamper else b""))
-    return ["webhook", "verify", str(path), "--timestamp", timestamp, "--signature",
-            signature, "--public-key", public], public
+    return [
+        "webhook",
+        "verify",
+        str(path),
+        "--timestamp",
+        timestamp,
+        "--signature",
+        signature,
+        "--public-key",
+        public,
+    ], public
 
 
 def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`webhook verify` exits 0 for a valid signature and 1 for a tampered body."""
-    body = json.dumps({"data": {"record_type": "event", "id": "e1",
-                                "event_type": "message.received",
-                                "occurred_at": "2024-01-01T00:00:00Z",
-                                "payload": {"id": "m1", "direction": "inbound"}}}).encode()
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": "e1",
+                "event_type": "message.received",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {"id": "m1", "direction": "inbound"},
+            }
+        }
+    ).encode()
     args, _ = _signed(tmp_path, body)
     assert main(args) == 0
     assert "message.received" in capsys.readouterr().out
@@ -127,8 +176,14 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     """Every command answers --help."""
-    for command in (["--help"], ["send", "--help"], ["bulk", "--help"], ["mock-server", "--help"],
-                    ["webhook", "verify", "--help"], ["demo", "--help"]):
+    for command in (
+        ["--help"],
+        ["send", "--help"],
+        ["bulk", "--help"],
+        ["mock-server", "--help"],
+        ["webhook", "verify", "--help"],
+        ["demo", "--help"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(command)
         assert exit_info.value.code == 0
@@ -137,11 +192,13 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_python_dash_m(tmp_path: Path) -> None:
     """`python -m telnyx_msg --version` runs the same command."""
-    result = subprocess.run([sys.executable, "-m", "telnyx_msg", "--version"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "telnyx_msg", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert telnyx_msg.__version__ in result.stdout
-
-
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -171,7 +228,8 @@ def test_send_errors_name_the_options(capsys: pytest.CaptureFixture[str]) -> Non
     dead = ["--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]
     assert main(["send", "--to", "+13125550001", "--text", "hi", *dead]) == 2
     assert "error: --from: give a sender (--from) or --messaging-profile-id" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert main(["send", "--from", SENDER, "--to", "312-555-0001", "--text", "hi", *dead]) == 2
     assert "error: --to: '312-555-0001' is not a valid" in capsys.readouterr().err
 

@@ -32,8 +32,7 @@ SENDER = "+18005550101"
 
 
 def write_rows(path: Path, count: int, *, start: int = 0, header: str = "from,to,text") -> None:
-    lines = [header] + [f"{SENDER},+1312555{n:04d},hello {n}" for n in range(start,
-                                                                             start + count)]
+    lines = [header] + [f"{SENDER},+1312555{n:04d},hello {n}" for n in range(start, start + count)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -47,8 +46,7 @@ def per_recipient(fake: FakeTelnyx) -> Counter[str]:
 
 
 async def bulk(fake: FakeTelnyx, *args: str) -> int:
-    argv = ["bulk", *args, "--api-key", fake.api_key, "--base-url", fake.base_url,
-            "--no-progress"]
+    argv = ["bulk", *args, "--api-key", fake.api_key, "--base-url", fake.base_url, "--no-progress"]
     code: int = await anyio.to_thread.run_sync(main, argv)
     return code
 
@@ -68,15 +66,20 @@ async def test_one_result_per_row_numbered_as_a_spreadsheet(tmp_path: Path) -> N
         assert {r["status"] for r in records} == {"sent"}
         run_id = records[0]["idempotency_key"].split(":")[1]
         assert [r["idempotency_key"] for r in records] == [
-            idempotency_key(run_id, row) for row in range(2, 14)]
-        keys = [r.headers.get("Idempotency-Key", "") for r in fake.stats.requests
-                if r.path.endswith("/messages")]
+            idempotency_key(run_id, row) for row in range(2, 14)
+        ]
+        keys = [
+            r.headers.get("Idempotency-Key", "")
+            for r in fake.stats.requests
+            if r.path.endswith("/messages")
+        ]
         assert sorted(keys) == sorted(r["idempotency_key"] for r in records)
 
 
 @pytest.mark.anyio
-async def test_existing_results_are_never_overwritten_without_a_flag(tmp_path: Path,
-                                                                     capsys: Any) -> None:
+async def test_existing_results_are_never_overwritten_without_a_flag(
+    tmp_path: Path, capsys: Any
+) -> None:
     """A second run without --resume/--overwrite exits 2 and sends nothing."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 3)
@@ -120,8 +123,7 @@ async def test_resume_sends_only_what_is_left_and_never_twice(tmp_path: Path) ->
         assert latest[8] == latest[9] == "sent"
         assert latest[10] == "unknown"
         assert len(results(out)) == 10
-        assert await bulk(fake, str(source), "--out", str(out), "--resume",
-                          "--retry-unknown") == 0
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
         assert fake.stats.idempotent_replays == 3
         assert max(per_recipient(fake).values()) == 1
 
@@ -149,8 +151,7 @@ async def test_crash_recovery_marks_journaled_rows_unknown(tmp_path: Path) -> No
         latest = {int(r["row"]): r for r in results(out)}
         assert latest[6]["status"] == latest[7]["status"] == "unknown"
         assert latest[6]["idempotency_key"] == idempotency_key(run_id, 6)
-        assert await bulk(fake, str(source), "--out", str(out), "--resume",
-                          "--retry-unknown") == 0
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
         assert fake.stats.idempotent_replays == 2
         assert max(per_recipient(fake).values()) == 1
         assert {r["status"] for r in results(out)} == {"sent"}
@@ -158,7 +159,8 @@ async def test_crash_recovery_marks_journaled_rows_unknown(tmp_path: Path) -> No
 
 @pytest.mark.anyio
 async def test_each_row_is_journaled_before_its_request_arrives(
-        tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]) -> None:
+    tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
+) -> None:
     """When a request reaches the server, its row is already in the journal on disk."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 30)
@@ -173,9 +175,22 @@ async def test_each_row_is_journaled_before_its_request_arrives(
         return json_response({"data": message_json(id=key.replace(":", "-"))})
 
     server = await api_server(handler)
-    code = await anyio.to_thread.run_sync(main, [
-        "bulk", str(source), "--out", str(out), "--api-key", "k", "--base-url", server.base_url,
-        "--concurrency", "8", "--no-progress"])
+    code = await anyio.to_thread.run_sync(
+        main,
+        [
+            "bulk",
+            str(source),
+            "--out",
+            str(out),
+            "--api-key",
+            "k",
+            "--base-url",
+            server.base_url,
+            "--concurrency",
+            "8",
+            "--no-progress",
+        ],
+    )
     assert code == 0
     assert len(server.requests) == 30
     assert missing == []
@@ -232,14 +247,18 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("name", "content", "encoding_args"), [
-    ("bom.csv", "\ufefffrom,to,text\r\n{s},+13125550001,Caf\u00e9\r\n", ()),
-    ("semicolon.csv", "From;To;Text\n{s};+13125550001;hello, world\n", ()),
-    ("tab.tsv", "from\tto\ttext\n{s}\t+13125550001\thello\n", ()),
-    ("cp1252.csv", "from,to,text\n{s},+13125550001,Caf\u00e9\n", ("--encoding", "cp1252")),
-])
-async def test_spreadsheet_variants_are_read(tmp_path: Path, name: str, content: str,
-                                             encoding_args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "encoding_args"),
+    [
+        ("bom.csv", "\ufefffrom,to,text\r\n{s},+13125550001,Caf\u00e9\r\n", ()),
+        ("semicolon.csv", "From;To;Text\n{s};+13125550001;hello, world\n", ()),
+        ("tab.tsv", "from\tto\ttext\n{s}\t+13125550001\thello\n", ()),
+        ("cp1252.csv", "from,to,text\n{s},+13125550001,Caf\u00e9\n", ("--encoding", "cp1252")),
+    ],
+)
+async def test_spreadsheet_variants_are_read(
+    tmp_path: Path, name: str, content: str, encoding_args: tuple[str, ...]
+) -> None:
     """BOM, ';' and tab delimiters, header case and other encodings all just work."""
     source, out = tmp_path / name, tmp_path / "out.csv"
     encoding = encoding_args[1] if encoding_args else "utf-8"
@@ -266,9 +285,11 @@ async def test_utf16_unicode_text_from_excel(tmp_path: Path) -> None:
 async def test_undecodable_byte_stops_before_any_send(tmp_path: Path, capsys: Any) -> None:
     """A cp1252 byte in a UTF-8 run names its row and the fix; nothing is sent."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    source.write_bytes(f"from,to,text\n{SENDER},+13125550001,ok\n"
-                       f"{SENDER},+13125550002,\"two\nlines\"\n"
-                       f"{SENDER},+13125550003,Caf\u00e9\n".encode("cp1252"))
+    source.write_bytes(
+        f"from,to,text\n{SENDER},+13125550001,ok\n"
+        f'{SENDER},+13125550002,"two\nlines"\n'
+        f"{SENDER},+13125550003,Caf\u00e9\n".encode("cp1252")
+    )
     async with FakeTelnyx() as fake:
         assert await bulk(fake, str(source), "--out", str(out)) == 2
         assert fake.stats.count("POST", "/messages") == 0
@@ -289,25 +310,26 @@ async def test_unknown_column_stops_the_run_unless_ignored(tmp_path: Path, capsy
         assert "unknown column(s) 'name'" in err
         assert "messaging_profile_id" in err
         assert fake.stats.count("POST", "/messages") == 0
-        assert await bulk(fake, str(source), "--out", str(out),
-                          "--ignore-unknown-columns") == 0
-        assert [sorted(r.json) for r in fake.stats.requests if r.json] == [
-            ["from", "text", "to"]]
+        assert await bulk(fake, str(source), "--out", str(out), "--ignore-unknown-columns") == 0
+        assert [sorted(r.json) for r in fake.stats.requests if r.json] == [["from", "text", "to"]]
 
 
-@pytest.mark.parametrize(("header", "message"), [
-    ("from,text", "no 'to' column"),
-    ("to,text", "'from' or a 'messaging_profile_id'"),
-    ("from,to,to,text", "appears twice"),
-    ("", "header row"),
-])
-def test_header_problems_are_usage_errors(tmp_path: Path, capsys: Any, header: str,
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("from,text", "no 'to' column"),
+        ("to,text", "'from' or a 'messaging_profile_id'"),
+        ("from,to,to,text", "appears twice"),
+        ("", "header row"),
+    ],
+)
+def test_header_problems_are_usage_errors(
+    tmp_path: Path, capsys: Any, header: str, message: str
+) -> None:
     """A header that cannot work exits 2 with a reason, before any connection."""
     source = tmp_path / "in.csv"
     source.write_text(header + "\n")
-    assert main(["bulk", str(source), "--api-key", "k",
-                 "--base-url", "http://127.0.0.1:9/v2"]) == 2
+    assert main(["bulk", str(source), "--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -318,11 +340,11 @@ async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     source.write_text(
         "from,to,text,media_urls\n"
-        f'{SENDER},+13125550001,"line one\nline two"\n'       # row 2: short (no media_urls)
+        f'{SENDER},+13125550001,"line one\nline two"\n'  # row 2: short (no media_urls)
         f"{SENDER},+13125550002,a,https://x.test/a.png,extra\n"  # row 3: one cell too many
-        ",,,\n"                                                # row 4: blank
-        f"{SENDER},+13125550003\n"                             # row 5: no text, no media
-        f"{SENDER},+13125550004,ok,,\n"                        # row 6: empty extra cell: fine
+        ",,,\n"  # row 4: blank
+        f"{SENDER},+13125550003\n"  # row 5: no text, no media
+        f"{SENDER},+13125550004,ok,,\n"  # row 6: empty extra cell: fine
     )
     async with FakeTelnyx() as fake:
         assert await bulk(fake, str(source), "--out", str(out)) == 1
@@ -359,9 +381,20 @@ async def test_redirected_output_has_no_progress_frames(tmp_path: Path) -> None:
     write_rows(source, 40)
     async with FakeTelnyx() as fake:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out),
-            "--api-key", fake.api_key, "--base-url", fake.base_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "telnyx_msg",
+            "bulk",
+            str(source),
+            "--out",
+            str(out),
+            "--api-key",
+            fake.api_key,
+            "--base-url",
+            fake.base_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0
     assert b"\r" not in stderr
@@ -373,12 +406,27 @@ async def test_redirected_output_has_no_progress_frames(tmp_path: Path) -> None:
 # --- interrupted by signals (real processes) ----------------------------------------------------
 
 
-async def start_bulk(fake: FakeTelnyx, source: Path, out: Path, *extra: str
-                     ) -> asyncio.subprocess.Process:
+async def start_bulk(
+    fake: FakeTelnyx, source: Path, out: Path, *extra: str
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out),
-        "--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20", *extra,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "telnyx_msg",
+        "bulk",
+        str(source),
+        "--out",
+        str(out),
+        "--api-key",
+        fake.api_key,
+        "--base-url",
+        fake.base_url,
+        "--concurrency",
+        "20",
+        *extra,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def wait_for_journal(out: Path, rows: int, proc: asyncio.subprocess.Process) -> None:
@@ -394,14 +442,20 @@ async def wait_for_journal(out: Path, rows: int, proc: asyncio.subprocess.Proces
 
 
 def slow_fake(latency: float) -> FakeTelnyx:
-    return FakeTelnyx(config=FakeConfig(faults=Faults(latency=latency, match=("POST *",)),
-                                        request_log_size=20_000, max_messages=20_000))
+    return FakeTelnyx(
+        config=FakeConfig(
+            faults=Faults(latency=latency, match=("POST *",)),
+            request_log_size=20_000,
+            max_messages=20_000,
+        )
+    )
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
-        tmp_path: Path, signum: signal.Signals, code: int) -> None:
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
     """Ctrl-C / SIGTERM: in-flight rows recorded, exit 130/143, resume finishes exactly once."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 150)
@@ -471,23 +525,47 @@ async def test_chaos_random_signals_never_twice_then_exactly_once(tmp_path: Path
 
 
 @pytest.mark.anyio
-async def test_shards_send_every_row_once_and_resume_alone(tmp_path: Path, redis_url: str,
-                                                           capsys: Any) -> None:
+async def test_shards_send_every_row_once_and_resume_alone(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
     """N shards together send each row exactly once; a shard resumes only as itself."""
     source = tmp_path / "in.csv"
     write_rows(source, 31)
     outs = [tmp_path / f"out_{i}.csv" for i in (1, 2, 3)]
     async with FakeTelnyx() as fake:
-        codes = [await bulk(fake, str(source), "--out", str(outs[i - 1]), "--shard", f"{i}/3",
-                            "--redis", redis_url) for i in (1, 2, 3)]
+        codes = [
+            await bulk(
+                fake,
+                str(source),
+                "--out",
+                str(outs[i - 1]),
+                "--shard",
+                f"{i}/3",
+                "--redis",
+                redis_url,
+            )
+            for i in (1, 2, 3)
+        ]
         assert codes == [0, 0, 0]
         rows = sorted(int(r["row"]) for out in outs for r in results(out))
         assert rows == list(range(2, 33))
         assert [int(r["row"]) for r in results(outs[1])] == list(range(3, 33, 3))
         assert max(per_recipient(fake).values()) == 1
         assert len(per_recipient(fake)) == 31
-        assert await bulk(fake, str(source), "--out", str(outs[0]), "--shard", "2/3",
-                          "--redis", redis_url, "--resume") == 2
+        assert (
+            await bulk(
+                fake,
+                str(source),
+                "--out",
+                str(outs[0]),
+                "--shard",
+                "2/3",
+                "--redis",
+                redis_url,
+                "--resume",
+            )
+            == 2
+        )
         assert "records shard 1/3" in capsys.readouterr().err
     assert main(["bulk", str(source), "--shard", "1/3", "--api-key", "k"]) == 2
     assert "--shard needs --redis" in capsys.readouterr().err
@@ -495,9 +573,9 @@ async def test_shards_send_every_row_once_and_resume_alone(tmp_path: Path, redis
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_shards_share_the_account_limit(tmp_path: Path, redis_url: str,
-                                              api_server: Callable[[Handler],
-                                                                   Awaitable[ApiServer]]) -> None:
+async def test_shards_share_the_account_limit(
+    tmp_path: Path, redis_url: str, api_server: Callable[[Handler], Awaitable[ApiServer]]
+) -> None:
     """Three shards at once stay under one account limit (20/s, burst 20) at the server."""
     source = tmp_path / "in.csv"
     write_rows(source, 120)
@@ -508,10 +586,27 @@ async def test_shards_share_the_account_limit(tmp_path: Path, redis_url: str,
     server = await api_server(ok)
 
     def shard(index: int) -> int:
-        return main(["bulk", str(source), "--out", str(tmp_path / f"o{index}.csv"),
-                     "--shard", f"{index}/3", "--redis", redis_url, "--account-mps", "20",
-                     "--api-key", "k", "--base-url", server.base_url, "--no-progress",
-                     "--concurrency", "10"])
+        return main(
+            [
+                "bulk",
+                str(source),
+                "--out",
+                str(tmp_path / f"o{index}.csv"),
+                "--shard",
+                f"{index}/3",
+                "--redis",
+                redis_url,
+                "--account-mps",
+                "20",
+                "--api-key",
+                "k",
+                "--base-url",
+                server.base_url,
+                "--no-progress",
+                "--concurrency",
+                "10",
+            ]
+        )
 
     async with anyio.create_task_group() as group:
         codes: list[int] = []

@@ -91,8 +91,9 @@ async def test_timeout_per_client_view_and_call(api_server: Any) -> None:
 
     server = await api_server(slow)
     try:
-        async with telnyx_msg.AsyncClient("k", base_url=server.base_url, timeout=30,
-                                          max_retries=0, rate_limits=None) as client:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, timeout=30, max_retries=0, rate_limits=None
+        ) as client:
             with pytest.raises(telnyx_msg.APITimeoutError):
                 await client.with_options(timeout=0.1).messages.retrieve("m")
             with pytest.raises(telnyx_msg.APITimeoutError):
@@ -107,8 +108,9 @@ async def test_borrowed_session_stays_open(api_server: Any) -> None:
     """A session passed in is used for requests and left open by aclose()."""
     server = await api_server(ok)
     async with aiohttp.ClientSession() as session:
-        client = telnyx_msg.AsyncClient("k", base_url=server.base_url, session=session,
-                                        rate_limits=None)
+        client = telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, session=session, rate_limits=None
+        )
         await client.messages.retrieve("m")
         await client.aclose()
         assert not session.closed
@@ -186,8 +188,9 @@ async def test_success_body_in_any_json_encoding(api_server: Any, encoding: str)
     message = {**message_json(), "text": "Café ✓"}
 
     async def encoded(request: web.Request) -> web.Response:
-        return web.Response(body=json.dumps({"data": message}).encode(encoding),
-                            content_type="application/json")
+        return web.Response(
+            body=json.dumps({"data": message}).encode(encoding), content_type="application/json"
+        )
 
     server = await api_server(encoded)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
@@ -200,7 +203,8 @@ async def test_many_clients_close_cleanly(api_server: Any) -> None:
     """Creating and closing clients repeatedly leaks no session (ResourceWarning is an error)."""
     server = await api_server(ok)
     for _ in range(50):
-        async with telnyx_msg.AsyncClient("k", base_url=server.base_url,
-                                          rate_limits=None) as client:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, rate_limits=None
+        ) as client:
             await client.messages.retrieve("m")
     assert len(server.requests) == 50

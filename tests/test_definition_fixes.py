@@ -45,22 +45,25 @@ async def client(server: ApiServer) -> AsyncIterator[telnyx_msg.AsyncClient]:
 
 @pytest.mark.parametrize("kwargs", [{"page_number": 2}, {"page_size": 5}, {"id": PROFILE}])
 async def test_profile_metrics_list_takes_only_time_frame(
-        client: telnyx_msg.AsyncClient, server: ApiServer, kwargs: dict[str, Any]) -> None:
+    client: telnyx_msg.AsyncClient, server: ApiServer, kwargs: dict[str, Any]
+) -> None:
     """messaging_profile_metrics.list refuses page_number, page_size and id before any I/O."""
     with pytest.raises(telnyx_msg.ValidationError, match="unexpected keyword argument"):
         await client.messaging_profile_metrics.list(**kwargs)
     assert server.requests == []
 
 
-async def test_profile_metrics_list_sends_time_frame(client: telnyx_msg.AsyncClient,
-                                                     server: ApiServer) -> None:
+async def test_profile_metrics_list_sends_time_frame(
+    client: telnyx_msg.AsyncClient, server: ApiServer
+) -> None:
     """time_frame is still sent as the one query parameter."""
     await client.messaging_profile_metrics.list(time_frame="3d")
     assert server.requests[0].query == {"time_frame": "3d"}
 
 
 async def test_hosted_number_update_without_fields_sends_empty_object(
-        client: telnyx_msg.AsyncClient, server: ApiServer) -> None:
+    client: telnyx_msg.AsyncClient, server: ApiServer
+) -> None:
     """An update given no fields still sends the required JSON body: {}."""
     await client.messaging_hosted_numbers.update("h1")
     recorded = server.requests[0]
@@ -69,8 +72,9 @@ async def test_hosted_number_update_without_fields_sends_empty_object(
     assert recorded.headers["Content-Type"].startswith("application/json")
 
 
-async def test_regenerate_secret_sends_no_body(client: telnyx_msg.AsyncClient,
-                                               server: ApiServer) -> None:
+async def test_regenerate_secret_sends_no_body(
+    client: telnyx_msg.AsyncClient, server: ApiServer
+) -> None:
     """The definition documents no request body for regenerate_secret: none is sent."""
     await client.messaging_profiles.actions.regenerate_secret(PROFILE)
     assert server.requests[0].body == b""

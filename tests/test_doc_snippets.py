@@ -86,7 +86,7 @@ def blocks(page: Path) -> Iterator[Block]:
         body: list[str] = []
         index += 1
         while index < len(lines) and not lines[index].strip().startswith(opening["fence"]):
-            body.append(lines[index][len(opening["indent"]):])
+            body.append(lines[index][len(opening["indent"]) :])
             index += 1
         index += 1
         if opening["lang"] not in ("python", "py", "pycon"):
@@ -159,8 +159,12 @@ async def test_async_block_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -
     """A ``<!-- run: async -->`` block runs with ``client`` and ``fake`` predefined."""
     async with FakeTelnyx() as fake, fake.client() as client:
         _export(monkeypatch, fake)
-        namespace: dict[str, Any] = {"__name__": "__snippet__", "telnyx_msg": telnyx_msg,
-                                     "fake": fake, "client": client}
+        namespace: dict[str, Any] = {
+            "__name__": "__snippet__",
+            "telnyx_msg": telnyx_msg,
+            "fake": fake,
+            "client": client,
+        }
         result = eval(block.compile(), namespace)  # a coroutine when the block awaits
         if inspect.iscoroutine(result):
             await asyncio.wait_for(result, RUN_TIMEOUT)
@@ -173,9 +177,15 @@ CLIENT_CHAIN = re.compile(r"(?<![\w.])client((?:\.[A-Za-z_]\w*)+)")
 FAKE_ATTR = re.compile(r"(?<![\w.])(?:fake|telnyx_fake)\.([A-Za-z_]\w*)")
 #: Calls of the official ``telnyx`` SDK that migration.md quotes next to ours.
 #: Official-SDK methods the migration page names as having no telnyx_msg counterpart.
-OFFICIAL_ONLY = {("migration.md", chain) for chain in (
-    ".messages.whatsapp", ".messages.rcs", ".messaging_hosted_numbers.delete",
-    ".messaging_profiles.create")}
+OFFICIAL_ONLY = {
+    ("migration.md", chain)
+    for chain in (
+        ".messages.whatsapp",
+        ".messages.rcs",
+        ".messaging_hosted_numbers.delete",
+        ".messaging_profiles.create",
+    )
+}
 
 
 def _resolve(dotted: str) -> object:
@@ -235,8 +245,11 @@ def _has_chain(obj: Any, names: list[str]) -> bool:
 def test_fake_attributes_exist() -> None:
     """Every ``fake.x`` / ``telnyx_fake.x`` the pages mention is a FakeTelnyx attribute."""
     fake = FakeTelnyx()  # never started: no I/O
-    missing = sorted(f"{p}: {a}" for p, a in _mentions(FAKE_ATTR)
-                     if not hasattr(FakeTelnyx, a) and a not in vars(fake))
+    missing = sorted(
+        f"{p}: {a}"
+        for p, a in _mentions(FAKE_ATTR)
+        if not hasattr(FakeTelnyx, a) and a not in vars(fake)
+    )
     assert not missing
 
 
@@ -297,14 +310,14 @@ def test_code_blocks_fit_the_page() -> None:
 
 # --- the documented code type-checks as written ------------------------------------------------
 
-ASYNC_PRELUDE = '''from __future__ import annotations
+ASYNC_PRELUDE = """from __future__ import annotations
 
 import telnyx_msg
 from telnyx_msg.testing import FakeTelnyx
 
 
 async def _block(client: telnyx_msg.AsyncClient, fake: FakeTelnyx) -> None:
-'''
+"""
 
 
 def test_runnable_blocks_pass_mypy_strict(tmp_path: Path) -> None:
@@ -316,16 +329,26 @@ def test_runnable_blocks_pass_mypy_strict(tmp_path: Path) -> None:
     for number, block in enumerate(b for b in ALL_BLOCKS if b.mode != "compile"):
         path = tmp_path / f"block_{number}.py"
         if block.mode == "async":
-            body = "".join(f"    {line}\n" if line.strip() else "\n"
-                           for line in block.source.splitlines())
+            body = "".join(
+                f"    {line}\n" if line.strip() else "\n" for line in block.source.splitlines()
+            )
             path.write_text(ASYNC_PRELUDE + body, encoding="utf-8")
         else:
             path.write_text(block.source, encoding="utf-8")
         names[path.name] = block.name
-    out, err, status = api.run(["--strict", "--no-error-summary", "--cache-dir",
-                                str(tmp_path / ".mypy_cache"), *map(str, sorted(
-                                    tmp_path.glob("block_*.py")))])
-    problems = [f"{names.get(Path(line.split(':')[0]).name, '?')}: {line}"
-                for line in out.splitlines() if ": error:" in line]
+    out, err, status = api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            *map(str, sorted(tmp_path.glob("block_*.py"))),
+        ]
+    )
+    problems = [
+        f"{names.get(Path(line.split(':')[0]).name, '?')}: {line}"
+        for line in out.splitlines()
+        if ": error:" in line
+    ]
     assert problems == [], "\n".join(problems) + err
     assert status == 0

@@ -39,11 +39,17 @@ async def test_aiohttp_receiver_tracks_final_delivery(fake: FakeTelnyx) -> None:
     async def on_received(event: telnyx_msg.WebhookEvent) -> None:
         inbound.append(event)
 
-    verifier = telnyx_msg.WebhookVerifier(fake.public_key,
-                                          replay_store=telnyx_msg.MemoryReplayStore())
-    receiver = aiohttp_handler(verifier, {"message.sent": tracker.handle,
-                                          "message.finalized": tracker.handle,
-                                          "message.received": on_received})
+    verifier = telnyx_msg.WebhookVerifier(
+        fake.public_key, replay_store=telnyx_msg.MemoryReplayStore()
+    )
+    receiver = aiohttp_handler(
+        verifier,
+        {
+            "message.sent": tracker.handle,
+            "message.finalized": tracker.handle,
+            "message.received": on_received,
+        },
+    )
     app = web.Application()
     app.router.add_post("/hooks", receiver)
     runner, url = await _serve(app)
@@ -62,8 +68,9 @@ async def test_aiohttp_receiver_tracks_final_delivery(fake: FakeTelnyx) -> None:
         assert delivered.to[0].status == "delivered"
         assert failed.to[0].status == "delivery_failed"
         assert failed.errors
-        assert [e.payload.text for e in inbound if isinstance(e.payload, telnyx_msg.Message)] \
-            == ["hello back"]
+        assert [e.payload.text for e in inbound if isinstance(e.payload, telnyx_msg.Message)] == [
+            "hello back"
+        ]
         assert all(a.ok for a in fake.stats.webhook_attempts)
     finally:
         await receiver.aclose()
@@ -83,11 +90,20 @@ async def test_asgi_receiver_rejects_forgeries_and_accepts_fake(fake: FakeTelnyx
         """Serve the ASGI app from aiohttp: a real HTTP hop, then a real ASGI call."""
         body = await request.read()
         sent: list[MutableMapping[str, Any]] = []
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": request.method, "path": request.path, "raw_path": b"/hooks",
-                 "query_string": b"", "root_path": "", "scheme": "http",
-                 "headers": [(k.lower().encode(), v.encode()) for k, v in request.headers.items()],
-                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "path": request.path,
+            "raw_path": b"/hooks",
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in request.headers.items()],
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+        }
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> dict[str, Any]:
@@ -129,8 +145,15 @@ async def _post_forged(url: str) -> int:
 
     body = b'{"data":{"record_type":"event","id":"x","event_type":"message.sent","payload":{}}}'
     timestamp = str(int(time.time()))
-    signature = base64.b64encode(Ed25519PrivateKey.generate().sign(
-        timestamp.encode() + b"|" + body)).decode()
-    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers={
-            "telnyx-timestamp": timestamp, "telnyx-signature-ed25519": signature}) as resp:
+    signature = base64.b64encode(
+        Ed25519PrivateKey.generate().sign(timestamp.encode() + b"|" + body)
+    ).decode()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            data=body,
+            headers={"telnyx-timestamp": timestamp, "telnyx-signature-ed25519": signature},
+        ) as resp,
+    ):
         return resp.status

@@ -35,19 +35,32 @@ STATUS_CLASSES = [
 
 
 @pytest.mark.parametrize(("status", "code", "error_cls"), STATUS_CLASSES)
-async def test_status_maps_to_exception(api_server: Any, status: int, code: str,
-                                        error_cls: type[telnyx_msg.APIStatusError]) -> None:
+async def test_status_maps_to_exception(
+    api_server: Any, status: int, code: str, error_cls: type[telnyx_msg.APIStatusError]
+) -> None:
     """Each HTTP status raises its documented class with Telnyx's details and request id."""
 
     async def handler(request: web.Request) -> web.Response:
         return json_response(
-            {"errors": [{"code": code, "title": "Something failed", "detail": "Because.",
-                         "source": {"pointer": "/to"}, "meta": {"url": "https://d/" + code}}]},
-            status=status, headers={"x-request-id": "req-123"})
+            {
+                "errors": [
+                    {
+                        "code": code,
+                        "title": "Something failed",
+                        "detail": "Because.",
+                        "source": {"pointer": "/to"},
+                        "meta": {"url": "https://d/" + code},
+                    }
+                ]
+            },
+            status=status,
+            headers={"x-request-id": "req-123"},
+        )
 
     server = await api_server(handler)
-    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, max_retries=0,
-                                      rate_limits=None) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, max_retries=0, rate_limits=None
+    ) as client:
         with pytest.raises(telnyx_msg.APIStatusError) as caught:
             await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
     error = caught.value
@@ -75,8 +88,9 @@ async def test_non_json_error_body(api_server: Any) -> None:
         return web.Response(status=502, text="<html>Bad gateway</html>")
 
     server = await api_server(handler)
-    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, max_retries=0,
-                                      rate_limits=None) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, max_retries=0, rate_limits=None
+    ) as client:
         with pytest.raises(telnyx_msg.InternalServerError) as caught:
             await client.messages.retrieve("m")
     assert caught.value.errors == []
@@ -106,13 +120,22 @@ async def test_api_key_never_leaks(api_server: Any, caplog: pytest.LogCaptureFix
         return telnyx_error(503, "10001", "Unavailable", headers={"x-request-id": "r1"})
 
     server = await api_server(handler)
-    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
-                                      backoff=Backoff(initial=0.001, max=0.001)) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, backoff=Backoff(initial=0.001, max=0.001)
+    ) as client:
         with pytest.raises(telnyx_msg.InternalServerError) as caught:
             await client.messages.send(from_="+18005550101", to="+18445550001", text="x")
-        texts = [repr(client), str(client), repr(client.with_options(timeout=3)),
-                 repr(vars(client)), repr(client._shared),
-                 str(caught.value), repr(caught.value), repr(caught.value.__dict__), caplog.text]
+        texts = [
+            repr(client),
+            str(client),
+            repr(client.with_options(timeout=3)),
+            repr(vars(client)),
+            repr(client._shared),
+            str(caught.value),
+            repr(caught.value),
+            repr(caught.value.__dict__),
+            caplog.text,
+        ]
     assert len(server.requests) == 3
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
     for text in texts:
@@ -132,8 +155,13 @@ def test_configuration_and_validation_errors_are_value_errors() -> None:
     assert issubclass(telnyx_msg.ValidationError, ValueError)
     assert issubclass(telnyx_msg.APITimeoutError, telnyx_msg.APIConnectionError)
     assert issubclass(telnyx_msg.QueueFullError, telnyx_msg.RateLimitError)
-    for name in ("InvalidSignatureError", "TimestampError", "MissingHeaderError",
-                 "WebhookPayloadError", "DuplicateWebhookError"):
+    for name in (
+        "InvalidSignatureError",
+        "TimestampError",
+        "MissingHeaderError",
+        "WebhookPayloadError",
+        "DuplicateWebhookError",
+    ):
         assert issubclass(getattr(telnyx_msg, name), telnyx_msg.WebhookVerificationError)
 
 
@@ -141,12 +169,16 @@ def test_hint_names_the_source_the_error_has() -> None:
     """The hint names source.parameter or source.pointer, whichever the error carries."""
     from telnyx_msg.errors import ErrorDetail, UnprocessableEntityError
 
-    by_parameter = UnprocessableEntityError(422, errors=[ErrorDetail(
-        code="10015", title="Bad Request", source={"parameter": "page[size]"})])
-    by_pointer = UnprocessableEntityError(422, errors=[ErrorDetail(
-        code="10015", title="Bad Request", source={"pointer": "/to"})])
-    assert by_parameter.hint == ("the parameter page[size] was rejected "
-                                 "(errors[0].source.parameter).")
+    by_parameter = UnprocessableEntityError(
+        422,
+        errors=[ErrorDetail(code="10015", title="Bad Request", source={"parameter": "page[size]"})],
+    )
+    by_pointer = UnprocessableEntityError(
+        422, errors=[ErrorDetail(code="10015", title="Bad Request", source={"pointer": "/to"})]
+    )
+    assert by_parameter.hint == (
+        "the parameter page[size] was rejected (errors[0].source.parameter)."
+    )
     assert by_pointer.hint == "the field /to was rejected (errors[0].source.pointer)."
 
 
@@ -164,8 +196,11 @@ def test_every_redis_outage_is_one_catchable_family() -> None:
     """A service that shares Redis across the limiter, queue and tracker can catch one class."""
     import telnyx_msg.errors as errors
 
-    family = (telnyx_msg.RateLimiterUnavailableError, telnyx_msg.WebhookQueueUnavailableError,
-              telnyx_msg.DeliveryTrackerUnavailableError)
+    family = (
+        telnyx_msg.RateLimiterUnavailableError,
+        telnyx_msg.WebhookQueueUnavailableError,
+        telnyx_msg.DeliveryTrackerUnavailableError,
+    )
     for cls in family:
         assert issubclass(cls, telnyx_msg.RedisUnavailableError)
         assert issubclass(cls, telnyx_msg.TelnyxError)

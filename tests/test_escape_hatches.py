@@ -30,15 +30,22 @@ def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:
 async def test_extra_body_and_extra_query_are_merged(api_server: Any) -> None:
     """extra_body joins the JSON body and extra_query the query string, unvalidated."""
     server = await api_server(answer)
-    options = RequestOptions(extra_body={"new_field": {"a": 1}, "text": "overridden"},
-                             extra_query={"filter": {"new": "x"}, "flag": True})
+    options = RequestOptions(
+        extra_body={"new_field": {"a": 1}, "text": "overridden"},
+        extra_query={"filter": {"new": "x"}, "flag": True},
+    )
     async with client_for(server) as client:
-        await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi",
-                                   options=options)
+        await client.messages.send(
+            from_="+18005550101", to="+18445550001", text="Hi", options=options
+        )
         await client.messaging_optouts.list(page_size=5, options=options).first_page()
     sent, listed = server.requests
-    assert sent.json == {"from": "+18005550101", "to": "+18445550001", "text": "overridden",
-                         "new_field": {"a": 1}}
+    assert sent.json == {
+        "from": "+18005550101",
+        "to": "+18445550001",
+        "text": "overridden",
+        "new_field": {"a": 1},
+    }
     assert sent.query == {"filter[new]": "x", "flag": "true"}
     assert listed.query == {"page[size]": "5", "filter[new]": "x", "flag": "true"}
 
@@ -47,8 +54,9 @@ async def test_request_calls_any_path_through_the_pipeline(api_server: Any) -> N
     """client.request sends auth, encodes params, returns the JSON, maps errors."""
     server = await api_server(answer)
     async with client_for(server) as client:
-        doc = await client.request("GET", "/messaging_optouts",
-                                   params={"filter": {"from": "+18005550101"}, "page": 2})
+        doc = await client.request(
+            "GET", "/messaging_optouts", params={"filter": {"from": "+18005550101"}, "page": 2}
+        )
         created = await client.request("post", "/something_new", json={"name": "x"})
         with pytest.raises(telnyx_msg.NotFoundError) as missing:
             await client.request("GET", "/teapot")
@@ -64,25 +72,26 @@ async def test_request_calls_any_path_through_the_pipeline(api_server: Any) -> N
 async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any) -> None:
     """client.request('POST', '/messages', ...) waits for the sender's lane like send()."""
     server = await api_server(answer)
-    limits = telnyx_msg.RateLimits(account_mps=None,
-                                   per_sender_mps={"+18005550101": 1.0}, burst=1)
-    async with telnyx_msg.AsyncClient("k", base_url=server.base_url,
-                                      rate_limits=limits) as client:
+    limits = telnyx_msg.RateLimits(account_mps=None, per_sender_mps={"+18005550101": 1.0}, burst=1)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limits) as client:
         body = {"from": "+18005550101", "to": "+18445550001", "text": "Hi"}
         await client.request("POST", "/messages", json=body)
         with pytest.raises(telnyx_msg.RateLimitError):  # the lane's next token is 1 s away
-            await client.request("POST", "/messages", json=body,
-                                 options=RequestOptions(timeout=0.2))
+            await client.request(
+                "POST", "/messages", json=body, options=RequestOptions(timeout=0.2)
+            )
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (("FETCH", "/messages"), "method"),
-    (("GET", "messages"), "path"),
-    (("GET", "/messages?x=1"), "path"),
-])
-async def test_request_arguments_are_checked_before_io(args: tuple[str, str],
-                                                       field: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("FETCH", "/messages"), "method"),
+        (("GET", "messages"), "path"),
+        (("GET", "/messages?x=1"), "path"),
+    ],
+)
+async def test_request_arguments_are_checked_before_io(args: tuple[str, str], field: str) -> None:
     """A bad method or path is a ValidationError before any request."""
     async with telnyx_msg.AsyncClient("k", base_url="http://127.0.0.1:9/v2") as client:
         with pytest.raises(ValidationError) as caught:

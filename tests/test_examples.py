@@ -58,11 +58,23 @@ async def fake() -> AsyncIterator[FakeTelnyx]:
 
 async def run_script(fake: FakeTelnyx, name: str, *args: str) -> tuple[int, str, str]:
     """Run ``examples/<name>`` against ``fake``; return exit code, stdout and stderr."""
-    env = {**os.environ, "TELNYX_BASE_URL": fake.base_url, "TELNYX_API_KEY": fake.api_key,
-           "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "TELNYX_BASE_URL": fake.base_url,
+        "TELNYX_API_KEY": fake.api_key,
+        "TELNYX_PUBLIC_KEY": fake.public_key,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-W", "error", str(EXAMPLES / name), *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-W",
+        "error",
+        str(EXAMPLES / name),
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
@@ -85,9 +97,17 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 def test_every_example_is_tested() -> None:
     """Each script in examples/ is imported by this module (so none is left untested)."""
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"__init__"}
-    tested = {"send_one_blocking"} | {m.__name__.rsplit(".", 1)[1] for m in (
-        bulk_from_csv, delivery_tracking, send_one_async, setup_sender, webhooks_aiohttp,
-        webhooks_fastapi)}
+    tested = {"send_one_blocking"} | {
+        m.__name__.rsplit(".", 1)[1]
+        for m in (
+            bulk_from_csv,
+            delivery_tracking,
+            send_one_async,
+            setup_sender,
+            webhooks_aiohttp,
+            webhooks_fastapi,
+        )
+    }
     assert scripts == tested
 
 
@@ -96,8 +116,9 @@ def test_every_example_is_tested() -> None:
 
 async def test_send_one_async_script(fake: FakeTelnyx) -> None:
     """The async script sends one message, reads it back, and exits cleanly."""
-    code, out, err = await run_script(fake, "send_one_async.py", "--to", RECIPIENT,
-                                      "--text", "Hello from the tests")
+    code, out, err = await run_script(
+        fake, "send_one_async.py", "--to", RECIPIENT, "--text", "Hello from the tests"
+    )
     assert (code, err) == (0, "")
     message_id = out.split()[1].rstrip(":")
     stored = fake.message(message_id)
@@ -108,13 +129,15 @@ async def test_send_one_async_script(fake: FakeTelnyx) -> None:
     assert fake.stats.count("GET", "/messages/{id}") == 1
 
 
-async def test_send_one_async_reports_an_opt_out(fake: FakeTelnyx,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+async def test_send_one_async_reports_an_opt_out(
+    fake: FakeTelnyx, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A refused send surfaces Telnyx's status, code and request id, and is not retried."""
     await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="STOP")
     with pytest.raises(telnyx_msg.ConflictError) as caught:
-        await send_one_async.main(DEFAULT_TOLL_FREE, RECIPIENT, "Hi",
-                                  api_key=fake.api_key, base_url=fake.base_url)
+        await send_one_async.main(
+            DEFAULT_TOLL_FREE, RECIPIENT, "Hi", api_key=fake.api_key, base_url=fake.base_url
+        )
     assert caught.value.code == "40300"
     assert caught.value.request_id is not None
     assert "not sent: 409 [40300]" in capsys.readouterr().out
@@ -149,8 +172,9 @@ async def test_bulk_from_csv_script(fake: FakeTelnyx) -> None:
         rows = list(csv.DictReader(file))
     valid = {row["to"] for row in rows if row["to"].startswith("+")}
     assert len(valid) == len(rows) - 1
-    sent_to = {r.json["to"] for r in fake.stats.requests
-               if r.method == "POST" and isinstance(r.json, dict)}
+    sent_to = {
+        r.json["to"] for r in fake.stats.requests if r.method == "POST" and isinstance(r.json, dict)
+    }
     assert sent_to == valid
     assert fake.stats.messages_sent == len(valid)
     assert out.splitlines()[-1] == f"rejected 1, sent {len(valid)}"
@@ -183,10 +207,14 @@ async def test_webhooks_aiohttp_receives_verified_events(
         await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="hello back")
         await fake.settle()
         await app[webhooks_aiohttp.RECEIVER].drain()
-        async with aiohttp.ClientSession() as session, session.post(
-            url + webhooks_aiohttp.PATH, data=b'{"data": {}}',
-            headers={"telnyx-timestamp": "1", "telnyx-signature-ed25519": "x"},
-        ) as forged:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url + webhooks_aiohttp.PATH,
+                data=b'{"data": {}}',
+                headers={"telnyx-timestamp": "1", "telnyx-signature-ed25519": "x"},
+            ) as forged,
+        ):
             assert forged.status == 401
     finally:
         await runner.cleanup()
@@ -207,9 +235,15 @@ def asgi_bridge(app: AsgiWebhookApp) -> InboundHandler:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": request.method, "scheme": "http", "path": request.path,
-            "raw_path": request.raw_path.encode(), "query_string": b"", "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": "http",
+            "path": request.path,
+            "raw_path": request.raw_path.encode(),
+            "query_string": b"",
+            "root_path": "",
             "headers": [(k.lower(), v) for k, v in request.raw_headers],
         }
         messages = [{"type": "http.request", "body": body, "more_body": False}]
@@ -240,14 +274,14 @@ async def test_webhooks_fastapi_receiver_over_asgi(fake: FakeTelnyx) -> None:
     try:
         fake.set_webhook_url(url + webhooks_fastapi.PATH)
         async with fake.client() as client:
-            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER,
-                                              text="Hi")
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER, text="Hi")
         await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="inbound")
         await fake.settle()
         await receiver.drain()
-        async with aiohttp.ClientSession() as session, session.get(
-            url + webhooks_fastapi.PATH
-        ) as wrong_method:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url + webhooks_fastapi.PATH) as wrong_method,
+        ):
             assert wrong_method.status == 405
     finally:
         await runner.cleanup()
@@ -298,21 +332,30 @@ def test_webhook_examples_need_a_public_key(monkeypatch: pytest.MonkeyPatch) -> 
 
 async def test_delivery_tracking_script(fake: FakeTelnyx) -> None:
     """The script waits for the verified final status: a failing number ends delivery_failed."""
-    code, out, err = await run_script(fake, "delivery_tracking.py", "--to", FAILING_NUMBER,
-                                      "--port", "0", "--timeout", "10")
+    code, out, err = await run_script(
+        fake, "delivery_tracking.py", "--to", FAILING_NUMBER, "--port", "0", "--timeout", "10"
+    )
     assert (code, err) == (0, "")
     assert f"{FAILING_NUMBER}: delivery_failed" in out
     assert "error 40008" in out
     assert [a.event_type for a in fake.stats.webhook_attempts] == [
-        "message.sent", "message.finalized"]
+        "message.sent",
+        "message.finalized",
+    ]
     assert all(a.ok for a in fake.stats.webhook_attempts)
 
 
 async def test_delivery_tracking_delivered(fake: FakeTelnyx) -> None:
     """In-process, the returned message is final and delivered, as Telnyx stores it."""
     final = await delivery_tracking.main(
-        DEFAULT_TOLL_FREE, RECIPIENT, "Hi", port=0, timeout=10,
-        api_key=fake.api_key, base_url=fake.base_url, public_key=fake.public_key,
+        DEFAULT_TOLL_FREE,
+        RECIPIENT,
+        "Hi",
+        port=0,
+        timeout=10,
+        api_key=fake.api_key,
+        base_url=fake.base_url,
+        public_key=fake.public_key,
     )
     assert final.to[0].status == "delivered"
     assert final.completed_at is not None
@@ -321,8 +364,18 @@ async def test_delivery_tracking_delivered(fake: FakeTelnyx) -> None:
 
 async def test_setup_sender_script(fake: FakeTelnyx) -> None:
     """The script creates a profile, assigns the number and gets its webhooks at the profile URL."""
-    code, out, err = await run_script(fake, "setup_sender.py", "--number", DEFAULT_LONG_CODE,
-                                      "--to", RECIPIENT, "--port", "0", "--timeout", "10")
+    code, out, err = await run_script(
+        fake,
+        "setup_sender.py",
+        "--number",
+        DEFAULT_LONG_CODE,
+        "--to",
+        RECIPIENT,
+        "--port",
+        "0",
+        "--timeout",
+        "10",
+    )
     assert (code, err) == (0, "")
     assert f"{DEFAULT_LONG_CODE} assigned to " in out
     assert f"{RECIPIENT}: delivered" in out
@@ -336,8 +389,16 @@ async def test_setup_sender_script(fake: FakeTelnyx) -> None:
 async def test_setup_sender_moves_the_number_to_the_new_profile(fake: FakeTelnyx) -> None:
     """In-process: the number belongs to the new profile, which owns the delivered message."""
     profile, final = await setup_sender.main(
-        DEFAULT_TOLL_FREE, RECIPIENT, "Hi", name="Alerts", destinations=("*",), port=0,
-        timeout=10, api_key=fake.api_key, base_url=fake.base_url, public_key=fake.public_key,
+        DEFAULT_TOLL_FREE,
+        RECIPIENT,
+        "Hi",
+        name="Alerts",
+        destinations=("*",),
+        port=0,
+        timeout=10,
+        api_key=fake.api_key,
+        base_url=fake.base_url,
+        public_key=fake.public_key,
     )
     assert profile.name == "Alerts"
     assert profile.whitelisted_destinations == ("*",)

@@ -55,19 +55,48 @@ ERROR_TREE = {
     "DuplicateWebhookError": "WebhookVerificationError",
 }
 
-REQUIRED = sorted({
-    "AsyncClient", "Client", "RequestOptions", "TelnyxError", *ERROR_TREE,
-    "Message", "WhatsAppMessage", "Recipient", "Sender", "WebhookEvent",
-    "RateLimits", "RedisRateLimits", "WebhookVerifier", "MemoryReplayStore", "RedisReplayStore",
-    "__version__",
-})
+REQUIRED = sorted(
+    {
+        "AsyncClient",
+        "Client",
+        "RequestOptions",
+        "TelnyxError",
+        *ERROR_TREE,
+        "Message",
+        "WhatsAppMessage",
+        "Recipient",
+        "Sender",
+        "WebhookEvent",
+        "RateLimits",
+        "RedisRateLimits",
+        "WebhookVerifier",
+        "MemoryReplayStore",
+        "RedisReplayStore",
+        "__version__",
+    }
+)
 
 #: Model names the public API promises from ``telnyx_msg.models``.
 REQUIRED_MODELS = [
-    "AlphanumericSenderId", "AutorespConfig", "Cost", "HostedNumber", "HostedNumberOrder",
-    "LinkClick", "Media", "Message", "MessageError", "MessagingNumbersBulkUpdate",
-    "MessagingProfile", "OptOut", "ProfileMetrics", "ProfileMetricsOverview", "Recipient",
-    "Sender", "ShortCode", "WebhookEvent", "WhatsAppMessage",
+    "AlphanumericSenderId",
+    "AutorespConfig",
+    "Cost",
+    "HostedNumber",
+    "HostedNumberOrder",
+    "LinkClick",
+    "Media",
+    "Message",
+    "MessageError",
+    "MessagingNumbersBulkUpdate",
+    "MessagingProfile",
+    "OptOut",
+    "ProfileMetrics",
+    "ProfileMetricsOverview",
+    "Recipient",
+    "Sender",
+    "ShortCode",
+    "WebhookEvent",
+    "WhatsAppMessage",
 ]
 
 
@@ -162,8 +191,10 @@ def test_models_all_sorted_unique() -> None:
 def test_models_all_lists_every_model() -> None:
     """Every public class defined in telnyx_msg.models is in its __all__, and each resolves."""
     defined = {
-        name for name, value in vars(models).items()
-        if inspect.isclass(value) and value.__module__ == models.__name__
+        name
+        for name, value in vars(models).items()
+        if inspect.isclass(value)
+        and value.__module__ == models.__name__
         and not name.startswith("_")
     }
     assert defined - set(models.__all__) == set()
@@ -189,7 +220,8 @@ def test_models_are_frozen_attrs() -> None:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imported(node: ast.AST) -> list[str]:
@@ -234,8 +266,10 @@ def _package_imports() -> dict[str, list[tuple[str, str]]]:
 
 
 def _uses(imports: list[tuple[str, str]], top: str, where: set[str] | None = None) -> bool:
-    return any((name == top or name.startswith(top + ".")) and (where is None or w in where)
-               for name, w in imports)
+    return any(
+        (name == top or name.startswith(top + ".")) and (where is None or w in where)
+        for name, w in imports
+    )
 
 
 def _in_testing(rel: str) -> bool:
@@ -248,13 +282,21 @@ def test_aiohttp_boundary() -> None:
     _client and _sync may name it under TYPE_CHECKING (for the ``session`` annotation) only.
     """
     allowed = {"_transport.py", "receivers.py", "cli/__init__.py", "cli/_demo.py"}
-    offenders = [rel for rel, imports in _package_imports().items()
-                 if rel not in allowed and not _in_testing(rel)
-                 and _uses(imports, "aiohttp", {"module-level"})]
+    offenders = [
+        rel
+        for rel, imports in _package_imports().items()
+        if rel not in allowed
+        and not _in_testing(rel)
+        and _uses(imports, "aiohttp", {"module-level"})
+    ]
     assert offenders == []
-    type_checking = [rel for rel, imports in _package_imports().items()
-                     if rel not in allowed and not _in_testing(rel)
-                     and _uses(imports, "aiohttp", {"type-checking"})]
+    type_checking = [
+        rel
+        for rel, imports in _package_imports().items()
+        if rel not in allowed
+        and not _in_testing(rel)
+        and _uses(imports, "aiohttp", {"type-checking"})
+    ]
     assert set(type_checking) <= {"_client.py", "_sync.py"}
 
 
@@ -267,38 +309,71 @@ def test_client_imports_aiohttp_only_for_typing() -> None:
 def test_anyio_from_thread_boundary() -> None:
     """Only _sync.py imports anyio.from_thread (SyncPager names its portal type for typing)."""
     imports = _package_imports()
-    offenders = [rel for rel, found in imports.items()
-                 if rel != "_sync.py" and _uses(found, "anyio.from_thread")]
+    offenders = [
+        rel
+        for rel, found in imports.items()
+        if rel != "_sync.py" and _uses(found, "anyio.from_thread")
+    ]
     assert offenders == ["_pagination.py"]
     assert not _uses(imports["_pagination.py"], "anyio", {"module-level", "local"})
 
 
 # The layers, bottom up. Below the client, nothing touches I/O: the wire-free modules never
 # import the transport, the client or aiohttp, even under TYPE_CHECKING.
-WIRE_FREE = {"models.py", "errors.py", "webhooks.py", "_convert.py", "_spec.py",
-             "endpoints.py", "_requests.py", "_validate.py", "_segments.py", "_items.py",
-             "_raw.py", "_pagination.py", "_retry.py", "_config.py", "_bucket.py",
-             "_ratelimit.py", "_plan.py", "_events.py", "_bulk.py", "_tracker.py"}
-IO_MODULES = ("aiohttp", "multidict", "telnyx_msg._transport", "telnyx_msg._client",
-              "telnyx_msg._sync", "telnyx_msg.receivers")
+WIRE_FREE = {
+    "models.py",
+    "errors.py",
+    "webhooks.py",
+    "_convert.py",
+    "_spec.py",
+    "endpoints.py",
+    "_requests.py",
+    "_validate.py",
+    "_segments.py",
+    "_items.py",
+    "_raw.py",
+    "_pagination.py",
+    "_retry.py",
+    "_config.py",
+    "_bucket.py",
+    "_ratelimit.py",
+    "_plan.py",
+    "_events.py",
+    "_bulk.py",
+    "_tracker.py",
+}
+IO_MODULES = (
+    "aiohttp",
+    "multidict",
+    "telnyx_msg._transport",
+    "telnyx_msg._client",
+    "telnyx_msg._sync",
+    "telnyx_msg.receivers",
+)
 
 
 def test_layering_wire_free_modules_never_reach_the_transport() -> None:
     imports = _package_imports()
     assert set(imports) >= WIRE_FREE
-    offenders = sorted(f"{rel} imports {top}" for rel in WIRE_FREE for top in IO_MODULES
-                       if _uses(imports[rel], top))
+    offenders = sorted(
+        f"{rel} imports {top}"
+        for rel in WIRE_FREE
+        for top in IO_MODULES
+        if _uses(imports[rel], top)
+    )
     assert offenders == []
 
 
 def test_layering_the_core_never_imports_the_facade_testing_or_the_cli() -> None:
     """Only the package root (lazy exports) and __main__ may name the facade, testing or CLI."""
     tops = ("telnyx_msg._sync", "telnyx_msg.testing", "telnyx_msg.cli")
-    offenders = sorted(f"{rel} imports {top}"
-                       for rel, found in _package_imports().items()
-                       if "/" not in rel and rel not in {"__init__.py", "__main__.py"}
-                       and rel != "_sync.py"
-                       for top in tops if _uses(found, top))
+    offenders = sorted(
+        f"{rel} imports {top}"
+        for rel, found in _package_imports().items()
+        if "/" not in rel and rel not in {"__init__.py", "__main__.py"} and rel != "_sync.py"
+        for top in tops
+        if _uses(found, top)
+    )
     assert offenders == []
     root = _package_imports()["__init__.py"]
     assert not _uses(root, "telnyx_msg._sync", {"module-level"})  # Client loads on first use
@@ -322,34 +397,43 @@ def test_webhook_only_services_do_not_load_aiohttp() -> None:
         "print(json.dumps([event.id, sorted(m for m in sys.modules if m.split('.')[0] in\n"
         "    ('aiohttp', 'multidict') or m in ('telnyx_msg._client', 'telnyx_msg._transport'))]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(result.stdout) == ["e1", []]
 
 
 def test_cattrs_boundary() -> None:
     """Only _convert.py imports cattrs."""
-    offenders = [rel for rel, imports in _package_imports().items()
-                 if rel != "_convert.py" and _uses(imports, "cattrs")]
+    offenders = [
+        rel
+        for rel, imports in _package_imports().items()
+        if rel != "_convert.py" and _uses(imports, "cattrs")
+    ]
     assert offenders == []
 
 
 def test_cryptography_boundary() -> None:
     """Only webhooks.py and testing/ import cryptography."""
-    offenders = [rel for rel, imports in _package_imports().items()
-                 if rel != "webhooks.py" and not _in_testing(rel)
-                 and _uses(imports, "cryptography")]
+    offenders = [
+        rel
+        for rel, imports in _package_imports().items()
+        if rel != "webhooks.py" and not _in_testing(rel) and _uses(imports, "cryptography")
+    ]
     assert offenders == []
 
 
 def test_import_is_cheap() -> None:
     """`import telnyx_msg` loads neither cryptography, redis, telnyx_msg.testing nor the CLI."""
-    code = ("import json, sys, telnyx_msg; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('cryptography', 'redis') or m.startswith(('telnyx_msg.testing', "
-            "'telnyx_msg.cli')))))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
+    code = (
+        "import json, sys, telnyx_msg; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('cryptography', 'redis') or m.startswith(('telnyx_msg.testing', "
+        "'telnyx_msg.cli')))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(result.stdout) == []
 
 
@@ -378,17 +462,23 @@ def test_methods_show_their_real_signature(cls: str) -> None:
     client = getattr(telnyx_msg, cls)(api_key="k", base_url="http://127.0.0.1:9")
     try:
         methods = _bound_methods(client)
-        assert {"messages.send", "messaging_optouts.list",
-                "messaging_profiles.autoresp_configs.retrieve", "messaging_profiles.create",
-                "phone_numbers.messaging.update", "short_codes.list",
-                "messaging_numbers_bulk_updates.retrieve"} <= {n for n, _ in methods}
+        assert {
+            "messages.send",
+            "messaging_optouts.list",
+            "messaging_profiles.autoresp_configs.retrieve",
+            "messaging_profiles.create",
+            "phone_numbers.messaging.update",
+            "short_codes.list",
+            "messaging_numbers_bulk_updates.retrieve",
+        } <= {n for n, _ in methods}
         assert len(methods) == 44
         for name, method in methods:
             sig = inspect.signature(method)
             params = list(sig.parameters.values())
             assert params[-1].name == "options", name
-            assert all(p.kind is not p.VAR_POSITIONAL and p.kind is not p.VAR_KEYWORD
-                       for p in params), name
+            assert all(
+                p.kind is not p.VAR_POSITIONAL and p.kind is not p.VAR_KEYWORD for p in params
+            ), name
             assert method.__name__ == name.rsplit(".", 1)[1]
             assert method.__doc__
         send = dict(methods)["messages.send"]
@@ -400,8 +490,10 @@ def test_methods_show_their_real_signature(cls: str) -> None:
         retrieve = inspect.signature(dict(methods)["messaging_profiles.autoresp_configs.retrieve"])
         assert list(retrieve.parameters)[:2] == ["autoresp_cfg_id", "profile_id"]
         pager = "AsyncPager" if cls == "AsyncClient" else "SyncPager"
-        assert (inspect.signature(dict(methods)["messaging_optouts.list"]).return_annotation
-                == f"{pager}[OptOut]")
+        assert (
+            inspect.signature(dict(methods)["messaging_optouts.list"]).return_annotation
+            == f"{pager}[OptOut]"
+        )
     finally:
         if cls == "Client":
             client.close()
@@ -412,12 +504,20 @@ def test_the_project_stands_alone() -> None:
     root = PACKAGE_DIR.parent
     outside = ("WIRE.md", "API.md", "shared/", "reliability.md", "STYLE.md")
     offenders = []
-    for folder, pattern in (("telnyx_msg", "**/*.py"), ("tests", "**/*.py"),
-                            ("benchmarks", "*.py"), ("examples", "**/*.py"), ("docs", "*.md")):
+    for folder, pattern in (
+        ("telnyx_msg", "**/*.py"),
+        ("tests", "**/*.py"),
+        ("benchmarks", "*.py"),
+        ("examples", "**/*.py"),
+        ("docs", "*.md"),
+    ):
         for path in sorted((root / folder).glob(pattern)):
             text = path.read_text(encoding="utf-8")
-            offenders += [f"{path.relative_to(root)}: {name}" for name in outside
-                          if name in text and path.name != "test_exports.py"]
+            offenders += [
+                f"{path.relative_to(root)}: {name}"
+                for name in outside
+                if name in text and path.name != "test_exports.py"
+            ]
     for name in ("README.md", "CHANGELOG.md", "mkdocs.yml", "pyproject.toml"):
         text = (root / name).read_text(encoding="utf-8")
         offenders += [f"{name}: {word}" for word in outside if word in text]
@@ -432,5 +532,6 @@ def test_the_queue_full_code_has_one_home() -> None:
         path.relative_to(PACKAGE_DIR).as_posix()
         for path in PACKAGE_DIR.rglob("*.py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Constant) and node.value == QUEUE_FULL_CODE)
+        if isinstance(node, ast.Constant) and node.value == QUEUE_FULL_CODE
+    )
     assert homes == ["errors.py"]

@@ -105,18 +105,19 @@ async def test_long_rate_limit_wait_raises_at_once(api_server: Any) -> None:
     async def limited(request: web.Request) -> web.Response:
         calls["n"] += 1
         if calls["n"] == 1:
-            return telnyx_error(429, "10011", "Too many requests",
-                                headers={"x-ratelimit-reset": "120"})
+            return telnyx_error(
+                429, "10011", "Too many requests", headers={"x-ratelimit-reset": "120"}
+            )
         return json_response({"data": message_json()})
 
     server = await api_server(limited)
-    async with client_for(server, rate_limits=telnyx_msg.RateLimits(),
-                          max_retries=0) as client:
+    async with client_for(server, rate_limits=telnyx_msg.RateLimits(), max_retries=0) as client:
         with pytest.raises(telnyx_msg.RateLimitError):
             await client.messages.send(**SEND)
         with pytest.raises(telnyx_msg.RateLimitError) as caught:
-            await asyncio.wait_for(client.messages.send(
-                **SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10)
+            await asyncio.wait_for(
+                client.messages.send(**SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10
+            )
     assert caught.value.retry_after is not None
     assert caught.value.retry_after > 100
     assert "nothing was sent" in str(caught.value)
@@ -142,17 +143,23 @@ async def test_ratelimits_shared_by_two_blocking_clients(api_server: Any) -> Non
     """Two blocking Clients (two loops) and four threads share one RateLimits: all finish."""
     server = await api_server(ok)
     limits = telnyx_msg.RateLimits(account_mps=40.0, burst=1)
-    clients = [telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits,
-                                 backoff=FAST) for _ in range(2)]
+    clients = [
+        telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits, backoff=FAST)
+        for _ in range(2)
+    ]
     try:
+
         def work(client: telnyx_msg.Client) -> int:
             return sum(1 for _ in range(8) if client.messages.send(**SEND).id)
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as group:
                 for n in range(4):
-                    group.start_soon(partial(anyio.to_thread.run_sync, work, clients[n % 2],
-                                             abandon_on_cancel=True))
+                    group.start_soon(
+                        partial(
+                            anyio.to_thread.run_sync, work, clients[n % 2], abandon_on_cancel=True
+                        )
+                    )
     finally:
         for client in clients:
             await anyio.to_thread.run_sync(client.close)
@@ -180,11 +187,18 @@ async def test_ratelimits_survive_the_owner_loop_closing(api_server: Any) -> Non
 
 
 def finalized(message_id: str) -> WebhookEvent:
-    payload = message_json(id=message_id, to=[{"phone_number": "+18445550001",
-                                               "status": "delivered"}])
-    body = {"data": {"record_type": "event", "id": str(uuid.uuid4()),
-                     "event_type": "message.finalized",
-                     "occurred_at": "2025-07-01T15:00:01.000+00:00", "payload": payload}}
+    payload = message_json(
+        id=message_id, to=[{"phone_number": "+18445550001", "status": "delivered"}]
+    )
+    body = {
+        "data": {
+            "record_type": "event",
+            "id": str(uuid.uuid4()),
+            "event_type": "message.finalized",
+            "occurred_at": "2025-07-01T15:00:01.000+00:00",
+            "payload": payload,
+        }
+    }
     from telnyx_msg._convert import structure_event
 
     return structure_event(body)
@@ -241,8 +255,9 @@ async def test_frozen_redis_limiter_fails_fast(api_server: Any, silent_server: s
     try:
         async with client_for(server, rate_limits=limits) as client:
             with pytest.raises(telnyx_msg.RateLimiterUnavailableError, match="Redis"):
-                await asyncio.wait_for(client.messages.send(
-                    **SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10)
+                await asyncio.wait_for(
+                    client.messages.send(**SEND, options=telnyx_msg.RequestOptions(timeout=2.0)), 10
+                )
     finally:
         await limits.aclose()
     assert server.requests == []
@@ -285,22 +300,34 @@ async def test_redis_down_stops_send_many(api_server: Any) -> None:
 async def test_frozen_replay_store_answers_503_quickly(silent_server: str) -> None:
     """A receiver whose Redis replay store is frozen answers 503 within the store's timeout."""
     key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw,
-                                                            PublicFormat.Raw)).decode()
+    public = base64.b64encode(
+        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
     store = RedisReplayStore(silent_server, timeout=0.5)
     now = 1_700_000_000
-    body = json.dumps({"data": {"record_type": "event", "id": "evt-1",
-                                "event_type": "message.finalized",
-                                "payload": {"id": "msg-1", "to": []}}}).encode()
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": "evt-1",
+                "event_type": "message.finalized",
+                "payload": {"id": "msg-1", "to": []},
+            }
+        }
+    ).encode()
     signature = base64.b64encode(key.sign(f"{now}|".encode() + body)).decode()
-    headers = [(b"telnyx-signature-ed25519", signature.encode()),
-               (b"telnyx-timestamp", str(now).encode())]
+    headers = [
+        (b"telnyx-signature-ed25519", signature.encode()),
+        (b"telnyx-timestamp", str(now).encode()),
+    ]
 
     async def handler(event: Any) -> None:
         return None
 
-    app = asgi_app(WebhookVerifier(public, clock=lambda: now, replay_store=store),
-                   {"message.finalized": handler})
+    app = asgi_app(
+        WebhookVerifier(public, clock=lambda: now, replay_store=store),
+        {"message.finalized": handler},
+    )
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:
@@ -310,8 +337,9 @@ async def test_frozen_replay_store_answers_503_quickly(silent_server: str) -> No
         sent.append(message)
 
     try:
-        await asyncio.wait_for(app({"type": "http", "method": "POST", "headers": headers},
-                                   receive, send), 1.9)
+        await asyncio.wait_for(
+            app({"type": "http", "method": "POST", "headers": headers}, receive, send), 1.9
+        )
         await app.aclose()
     finally:
         await store.aclose()
@@ -323,16 +351,18 @@ async def test_redis_limits_shared_by_blocking_clients(api_server: Any, redis_ur
     """RedisRateLimits shared by two blocking Clients at once, then by a third after both
     closed (its loop takes over the Redis connections)."""
     server = await api_server(ok)
-    limits = telnyx_msg.RedisRateLimits(redis_url, account_mps=100.0,
-                                        key_prefix=f"t:{uuid.uuid4().hex}:")
+    limits = telnyx_msg.RedisRateLimits(
+        redis_url, account_mps=100.0, key_prefix=f"t:{uuid.uuid4().hex}:"
+    )
 
     def run() -> None:
         first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
         second = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
         with first, second:
-            threads = [threading.Thread(target=lambda c=c: [c.messages.send(**SEND)
-                                                            for _ in range(5)])
-                       for c in (first, second, first, second)]
+            threads = [
+                threading.Thread(target=lambda c=c: [c.messages.send(**SEND) for _ in range(5)])
+                for c in (first, second, first, second)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -359,8 +389,14 @@ async def test_ratelimits_owner_client_closes_while_another_waits(api_server: An
         first.messages.send(**SEND)  # first's loop owns the limiter now
         with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as second:
             ids: list[str] = []
-            threads = [threading.Thread(target=lambda: ids.extend(
-                str(second.messages.send(**SEND).id) for _ in range(5))) for _ in range(2)]
+            threads = [
+                threading.Thread(
+                    target=lambda: ids.extend(
+                        str(second.messages.send(**SEND).id) for _ in range(5)
+                    )
+                )
+                for _ in range(2)
+            ]
             for thread in threads:
                 thread.start()
             time.sleep(0.3)

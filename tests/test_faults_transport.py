@@ -38,8 +38,7 @@ from tests.conftest import ApiServer, json_response, message_json
 pytestmark = pytest.mark.anyio
 
 FAST = Backoff(initial=0.001, max=0.002)
-SEND: telnyx_msg.SendMessageItem = {
-    "from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
+SEND: telnyx_msg.SendMessageItem = {"from_": "+18005550101", "to": "+18445550001", "text": "Hello"}
 
 
 def client_for(server: ApiServer | str, **kwargs: Any) -> telnyx_msg.AsyncClient:
@@ -63,8 +62,9 @@ async def test_pool_wait_timeout_is_not_sent(api_server: Any) -> None:
 
     server = await api_server(stall)
     try:
-        async with client_for(server, pool_size=1, max_retries=0,
-                              timeout=Timeout(total=3.0, connect=0.3)) as client:
+        async with client_for(
+            server, pool_size=1, max_retries=0, timeout=Timeout(total=3.0, connect=0.3)
+        ) as client:
             first = asyncio.ensure_future(client.messages.send(**SEND))
             for _ in range(200):  # bounded (2 s): the first send holds the only connection
                 if server.requests:
@@ -89,15 +89,24 @@ async def test_unknown_only_when_the_server_saw_it(api_server: Any) -> None:
         return json_response({"data": message_json()})
 
     server = await api_server(slow)
-    async with client_for(server, pool_size=4, max_retries=0,
-                          timeout=Timeout(total=0.5, connect=0.4)) as client:
-        results = await asyncio.wait_for(asyncio.gather(
-            *(client.messages.send(**SEND) for _ in range(40)), return_exceptions=True), 30)
+    async with client_for(
+        server, pool_size=4, max_retries=0, timeout=Timeout(total=0.5, connect=0.4)
+    ) as client:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(client.messages.send(**SEND) for _ in range(40)), return_exceptions=True
+            ),
+            30,
+        )
     sent = sum(isinstance(r, telnyx_msg.Message) for r in results)
     unknown = sum(getattr(r, "outcome_unknown", False) for r in results)
     assert sent + unknown <= len(server.requests)
-    assert sent + unknown + sum(isinstance(r, telnyx_msg.APITimeoutError)
-                                and not r.outcome_unknown for r in results) == 40
+    assert (
+        sent
+        + unknown
+        + sum(isinstance(r, telnyx_msg.APITimeoutError) and not r.outcome_unknown for r in results)
+        == 40
+    )
 
 
 # --- 2: a keep-alive connection the server closed while idle -----------------------------------
@@ -146,7 +155,8 @@ def idle_closing_server() -> Iterator[ApiServer]:
 
 
 async def test_stale_keepalive_connection_is_replaced_for_sends(
-        idle_closing_server: ApiServer) -> None:
+    idle_closing_server: ApiServer,
+) -> None:
     """A send on a connection the server closed while idle goes out on a fresh one."""
     server = idle_closing_server
     async with client_for(server, max_retries=0) as client:
@@ -160,8 +170,7 @@ async def test_stale_keepalive_connection_is_replaced_for_sends(
     assert server.requests[0].peer != server.requests[1].peer
 
 
-async def test_idle_connections_are_dropped_before_common_server_timeouts(
-        api_server: Any) -> None:
+async def test_idle_connections_are_dropped_before_common_server_timeouts(api_server: Any) -> None:
     """A connection idle for 2 s is not reused (servers commonly close them after 2-5 s)."""
 
     async def ok(request: web.Request) -> web.Response:
@@ -209,8 +218,9 @@ async def test_close_wakes_a_long_rate_limit_wait(api_server: Any) -> None:
     """A send waiting (unbounded timeout) for a token due in 100 s raises ClientClosedError as
     soon as the client is closed, instead of waiting for the token."""
     server = await api_server(ok_handler)
-    client = client_for(server, rate_limits=telnyx_msg.RateLimits(account_mps=0.01, burst=1),
-                        timeout=math.inf)
+    client = client_for(
+        server, rate_limits=telnyx_msg.RateLimits(account_mps=0.01, burst=1), timeout=math.inf
+    )
     await client.messages.send(**SEND)
     waiting = asyncio.ensure_future(client.messages.send(**SEND))
     await asyncio.sleep(0.05)
@@ -241,8 +251,7 @@ async def test_close_while_waiting_for_a_pooled_connection(api_server: Any) -> N
         second = asyncio.ensure_future(client.messages.send(**SEND))
         await asyncio.sleep(0.05)
         await client.aclose()
-        results = await asyncio.wait_for(
-            asyncio.gather(first, second, return_exceptions=True), 10)
+        results = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 10)
     finally:
         release.set()
     assert isinstance(results[0], telnyx_msg.APIConnectionError)
@@ -273,7 +282,8 @@ async def test_send_many_stops_when_the_client_is_closed(api_server: Any) -> Non
 
     async def consume() -> None:
         async for outcome in client.messages.send_many(
-                items, concurrency=10, on_stop=lambda o: stopped.append(o.status)):
+            items, concurrency=10, on_stop=lambda o: stopped.append(o.status)
+        ):
             seen.append(outcome.status)
             if len(seen) == 2:
                 await client.aclose()
@@ -295,9 +305,14 @@ async def test_gzip_bomb_is_cut_off(api_server: Any) -> None:
 
     async def gzipped(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(body=bomb, headers={"Content-Encoding": "gzip",
-                                                "Content-Type": "application/json",
-                                                "x-request-id": "req-9"})
+        return web.Response(
+            body=bomb,
+            headers={
+                "Content-Encoding": "gzip",
+                "Content-Type": "application/json",
+                "x-request-id": "req-9",
+            },
+        )
 
     server = await api_server(gzipped)
     async with client_for(server, max_response_size=1024 * 1024) as client:
@@ -327,16 +342,21 @@ async def test_oversized_plain_body_is_cut_off(api_server: Any) -> None:
             await client.messages.retrieve("m")
 
 
-@pytest.mark.parametrize("body", [b'{"data": {"id": "abc", "to": [', b"<html>oops</html>", b"",
-                                  b'{"data": null}'])
+@pytest.mark.parametrize(
+    "body", [b'{"data": {"id": "abc", "to": [', b"<html>oops</html>", b"", b'{"data": null}']
+)
 async def test_unreadable_2xx_is_response_validation_error(api_server: Any, body: bytes) -> None:
     """A 2xx send answer that cannot be parsed: APIResponseValidationError with status,
     request id, body and method/path; send_many reports it sent (accepted)."""
 
     async def odd(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(status=200, body=body, content_type="application/json",
-                            headers={"x-request-id": "req-1"})
+        return web.Response(
+            status=200,
+            body=body,
+            content_type="application/json",
+            headers={"x-request-id": "req-1"},
+        )
 
     server = await api_server(odd)
     async with client_for(server) as client:
@@ -346,7 +366,11 @@ async def test_unreadable_2xx_is_response_validation_error(api_server: Any, body
     error = caught.value
     assert isinstance(error, telnyx_msg.TelnyxError)
     assert (error.status, error.request_id, error.method, error.path) == (
-        200, "req-1", "POST", "/messages")
+        200,
+        "req-1",
+        "POST",
+        "/messages",
+    )
     assert error.accepted is True
     assert error.outcome_unknown is False
     assert error.body == body.decode()
@@ -387,8 +411,10 @@ async def test_deflate_body_within_cap_is_read(api_server: Any) -> None:
     assert isinstance(payload, bytes)
 
     async def deflated(request: web.Request) -> web.Response:
-        return web.Response(body=zlib.compress(payload), headers={
-            "Content-Encoding": "deflate", "Content-Type": "application/json"})
+        return web.Response(
+            body=zlib.compress(payload),
+            headers={"Content-Encoding": "deflate", "Content-Type": "application/json"},
+        )
 
     server = await api_server(deflated)
     async with client_for(server, max_response_size=len(payload)) as client:
@@ -397,7 +423,8 @@ async def test_deflate_body_within_cap_is_read(api_server: Any) -> None:
 
 
 async def test_blocking_client_shared_by_threads_reports_unknown_only_if_reached(
-        api_server: Any) -> None:
+    api_server: Any,
+) -> None:
     """A blocking Client (pool 2) shared by 12 threads and a slow server: sends that never
     got a connection are not "may have been sent"."""
 
@@ -410,8 +437,15 @@ async def test_blocking_client_shared_by_threads_reports_unknown_only_if_reached
     results: list[object] = []
 
     def run() -> None:
-        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None, pool_size=2,
-                               max_retries=0, timeout=Timeout(total=0.5, connect=0.4)) as client:
+        with telnyx_msg.Client(
+            "k",
+            base_url=server.base_url,
+            rate_limits=None,
+            pool_size=2,
+            max_retries=0,
+            timeout=Timeout(total=0.5, connect=0.4),
+        ) as client:
+
             def one() -> None:
                 try:
                     results.append(client.messages.send(**SEND))
@@ -441,8 +475,9 @@ async def test_limiter_without_timeout_keyword_still_works(api_server: Any) -> N
         async def acquire(self, sender: str | None, message_type: str = "SMS") -> None:
             self.calls += 1
 
-        def on_response(self, sender: str | None, *, status: int, code: str | None,
-                        reset_after: float | None) -> None:
+        def on_response(
+            self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
+        ) -> None:
             return None
 
     async def ok(request: web.Request) -> web.Response:
@@ -463,19 +498,30 @@ def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_file = tmp_path / "cert.pem"
     key_file = tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))

@@ -48,8 +48,12 @@ async def test_retries_and_errors_run_as_in_production() -> None:
     async with client(transport, backoff=telnyx_msg.Backoff(initial=0.0)) as c:
         await c.messages.send(**SEND)
         assert len(transport.requests) == 2
-        transport.handler = lambda request: MockResponse(status=422, json={"errors": [
-            {"code": "10015", "title": "Bad Request", "source": {"pointer": "/to"}}]})
+        transport.handler = lambda request: MockResponse(
+            status=422,
+            json={
+                "errors": [{"code": "10015", "title": "Bad Request", "source": {"pointer": "/to"}}]
+            },
+        )
         with pytest.raises(telnyx_msg.UnprocessableEntityError) as caught:
             await c.messages.send(**SEND)
     assert caught.value.code == "10015"
@@ -107,5 +111,8 @@ def test_session_and_transport_exclude_each_other() -> None:
     import aiohttp
 
     with pytest.raises(telnyx_msg.ConfigurationError, match="not both"):
-        telnyx_msg.AsyncClient("k", transport=MockTransport(lambda r: MockResponse()),
-                               session=aiohttp.ClientSession.__new__(aiohttp.ClientSession))
+        telnyx_msg.AsyncClient(
+            "k",
+            transport=MockTransport(lambda r: MockResponse()),
+            session=aiohttp.ClientSession.__new__(aiohttp.ClientSession),
+        )

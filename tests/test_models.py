@@ -84,8 +84,12 @@ def json_lists(item: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 amounts = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False).flatmap(
     lambda d: st.sampled_from([str(d), float(d), format(d, "f")])
 )
-json_leaves = st.none() | st.booleans() | st.integers(-1000, 1000) | texts | st.floats(
-    allow_nan=False, allow_infinity=False
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | texts
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
 json_values = st.recursive(
     json_leaves,
@@ -97,8 +101,9 @@ free_objects = st.dictionaries(words, json_values, max_size=3)
 extra_keys = st.dictionaries(unknown_words.map(lambda k: "x_" + k), json_values, max_size=3)
 
 
-def obj(fields: dict[str, st.SearchStrategy[Any]],
-        required: tuple[str, ...] = ()) -> st.SearchStrategy[JSON]:
+def obj(
+    fields: dict[str, st.SearchStrategy[Any]], required: tuple[str, ...] = ()
+) -> st.SearchStrategy[JSON]:
     """A JSON object: the ``required`` fields (those Telnyx always sends), any of the others,
     plus unknown future keys."""
     always = {k: fields[k] for k in required}
@@ -111,177 +116,220 @@ def obj(fields: dict[str, st.SearchStrategy[Any]],
 # --- model strategies (field lists from docs/wire.md) --------------------------------------------
 
 costs = obj({"amount": nullable(amounts), "currency": st.sampled_from(["USD", "EUR"])})
-senders = obj({
-    "phone_number": e164,
-    "carrier": texts,
-    "line_type": nullable(open_enum(m.LineType)),
-    "status": nullable(open_enum(m.MessageStatus)),
-    "agent_id": texts,
-    "agent_name": texts,
-})
-recipients = obj({
-    "phone_number": e164,
-    "status": nullable(open_enum(m.MessageStatus)),
-    "carrier": nullable(texts),
-    "line_type": nullable(open_enum(m.LineType)),
-    "agent_id": texts,
-    "agent_name": texts,
-}, required=('phone_number',))
-media_items = obj({
-    "url": texts,
-    "content_type": st.sampled_from(["image/jpeg", "image/png", "video/mp4"]),
-    "sha256": nullable(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)),
-    "hash_sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-    "size": nullable(counts),
-})
-message_errors = obj({
-    "code": st.from_regex(r"[0-9]{5}", fullmatch=True),
-    "title": texts,
-    "detail": nullable(texts),
-    "source": nullable(obj({"pointer": st.just("/to"), "parameter": texts})),
-    "meta": nullable(free_objects),
-})
-messages = obj({
-    "id": uuids,
-    "record_type": st.just("message"),
-    "direction": nullable(open_enum(m.Direction)),
-    "type": nullable(open_enum(m.MessageType)),
-    "messaging_profile_id": nullable(uuids),
-    "organization_id": uuids,
-    "from": nullable(senders),
-    "to": json_lists(recipients) | e164,  # a plain string for inbound WhatsApp
-    "cc": json_lists(recipients),
-    "text": nullable(texts),
-    "subject": nullable(texts),
-    "media": json_lists(media_items),
-    "body": nullable(free_objects),
-    "encoding": st.sampled_from(["GSM-7", "UCS-2"]),
-    "parts": counts,
-    "num_chars": counts,
-    "smart_encoding_applied": st.booleans(),
-    "autoresponse_type": nullable(st.sampled_from(["START", "STOP", "HELP"])),
-    "tags": json_lists(words),
-    "cost": nullable(costs),
-    "cost_breakdown": nullable(obj({"carrier_fee": nullable(costs), "rate": nullable(costs)})),
-    "tcr_campaign_id": nullable(texts),
-    "tcr_campaign_billable": st.booleans(),
-    "tcr_campaign_registered": st.just("REGISTERED"),
-    "template_id": texts,
-    "template_name": texts,
-    "received_at": nullable(iso_datetimes),
-    "sent_at": nullable(iso_datetimes),
-    "completed_at": nullable(iso_datetimes),
-    "valid_until": nullable(iso_datetimes),
-    "webhook_url": nullable(texts),
-    "webhook_failover_url": nullable(texts),
-    "errors": json_lists(message_errors),
-    "wait_seconds": nullable(st.floats(0, 1e4, allow_nan=False) | counts),
-}, required=('id',))
-whatsapp_messages = obj({
-    "id": uuids,
-    "record_type": st.just("message"),
-    "direction": open_enum(m.Direction),
-    "type": open_enum(m.MessageType),
-    "body": nullable(free_objects),
-    "encoding": texts,
-    "from": nullable(senders),
-    "to": json_lists(recipients),
-    "messaging_profile_id": uuids,
-    "organization_id": uuids,
-    "received_at": nullable(iso_datetimes),
-    "wait_seconds": st.floats(0, 1e4, allow_nan=False),
-}, required=('id',))
-alphanumeric_sender_ids = obj({
-    "id": uuids,
-    "alphanumeric_sender_id": words,
-    "messaging_profile_id": uuids,
-    "organization_id": uuids,
-    "record_type": st.just("alphanumeric_sender_id"),
-    "us_long_code_fallback": nullable(e164),
-}, required=('id',))
-feature_sets = obj({
-    "domestic_two_way": st.booleans(),
-    "international_inbound": st.booleans(),
-    "international_outbound": st.booleans(),
-})
-hosted_numbers = obj({
-    "id": uuids,
-    "record_type": st.sampled_from(["messaging_phone_number", "messaging_settings"]),
-    "phone_number": e164,
-    "country_code": st.sampled_from(["US", "CA", "GB"]),
-    "type": st.sampled_from(["long-code", "toll-free", "short-code", "longcode", "tollfree"]),
-    "messaging_profile_id": nullable(uuids),
-    "messaging_product": texts,
-    "eligible_messaging_products": json_lists(words),
-    "traffic_type": texts,
-    "organization_id": uuids,
-    "tags": json_lists(words),
-    "features": nullable(obj({"sms": nullable(feature_sets), "mms": nullable(feature_sets)})),
-    "health": nullable(obj({
-        "inbound_outbound_ratio": ratios,
-        "message_count": counts,
-        "spam_ratio": ratios,
-        "success_ratio": ratios,
-    })),
-    "created_at": iso_datetimes,
-    "updated_at": nullable(iso_datetimes),
-}, required=('id', 'phone_number'))
-opt_outs = obj({
-    "from": e164,
-    "to": e164,
-    "keyword": nullable(st.sampled_from(["STOP", "UNSUBSCRIBE"])),
-    "messaging_profile_id": nullable(uuids),
-    "created_at": iso_datetimes,
-})
-messaging_profiles = obj({
-    "id": uuids,
-    "record_type": st.just("messaging_profile"),
-    "name": texts,
-    "enabled": st.booleans(),
-    "v1_secret": texts,
-    "webhook_url": nullable(texts),
-    "webhook_failover_url": nullable(texts),
-    "webhook_api_version": st.sampled_from(["1", "2", "2010-04-01"]),
-    "whitelisted_destinations": json_lists(st.sampled_from(["US", "CA", "*"])),
-    "number_pool_settings": nullable(obj({
-        "long_code_weight": ratios,
-        "toll_free_weight": ratios,
-        "skip_unhealthy": st.booleans(),
-        "sticky_sender": st.booleans(),
-        "geomatch": st.booleans(),
-    })),
-    "url_shortener_settings": nullable(obj({
-        "domain": texts,
-        "prefix": texts,
-        "replace_blacklist_only": st.booleans(),
-        "send_webhooks": st.booleans(),
-    })),
-    "alpha_sender": nullable(words),
-    "daily_spend_limit": st.sampled_from(["100.00", "0"]),
-    "daily_spend_limit_enabled": st.booleans(),
-    "mms_fall_back_to_sms": st.booleans(),
-    "mms_transcoding": st.booleans(),
-    "mobile_only": st.booleans(),
-    "smart_encoding": st.booleans(),
-    "redaction_enabled": st.booleans(),
-    "redaction_level": st.integers(0, 2),
-    "features": nullable(free_objects),
-    "ai_assistant_id": nullable(texts),
-    "resource_group_id": nullable(texts),
-    "health_webhook_url": nullable(texts),
-    "organization_id": uuids,
-    "created_at": iso_datetimes,
-    "updated_at": iso_datetimes,
-}, required=('id',))
-autoresp_configs = obj({
-    "id": uuids,
-    "op": open_enum(m.AutorespOp),
-    "keywords": st.lists(words, max_size=3),
-    "country_code": st.sampled_from(["US", "CA"]),
-    "resp_text": nullable(texts),
-    "created_at": iso_datetimes,
-    "updated_at": iso_datetimes,
-}, required=('id', 'op', 'keywords', 'country_code', 'created_at', 'updated_at'))
+senders = obj(
+    {
+        "phone_number": e164,
+        "carrier": texts,
+        "line_type": nullable(open_enum(m.LineType)),
+        "status": nullable(open_enum(m.MessageStatus)),
+        "agent_id": texts,
+        "agent_name": texts,
+    }
+)
+recipients = obj(
+    {
+        "phone_number": e164,
+        "status": nullable(open_enum(m.MessageStatus)),
+        "carrier": nullable(texts),
+        "line_type": nullable(open_enum(m.LineType)),
+        "agent_id": texts,
+        "agent_name": texts,
+    },
+    required=("phone_number",),
+)
+media_items = obj(
+    {
+        "url": texts,
+        "content_type": st.sampled_from(["image/jpeg", "image/png", "video/mp4"]),
+        "sha256": nullable(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)),
+        "hash_sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        "size": nullable(counts),
+    }
+)
+message_errors = obj(
+    {
+        "code": st.from_regex(r"[0-9]{5}", fullmatch=True),
+        "title": texts,
+        "detail": nullable(texts),
+        "source": nullable(obj({"pointer": st.just("/to"), "parameter": texts})),
+        "meta": nullable(free_objects),
+    }
+)
+messages = obj(
+    {
+        "id": uuids,
+        "record_type": st.just("message"),
+        "direction": nullable(open_enum(m.Direction)),
+        "type": nullable(open_enum(m.MessageType)),
+        "messaging_profile_id": nullable(uuids),
+        "organization_id": uuids,
+        "from": nullable(senders),
+        "to": json_lists(recipients) | e164,  # a plain string for inbound WhatsApp
+        "cc": json_lists(recipients),
+        "text": nullable(texts),
+        "subject": nullable(texts),
+        "media": json_lists(media_items),
+        "body": nullable(free_objects),
+        "encoding": st.sampled_from(["GSM-7", "UCS-2"]),
+        "parts": counts,
+        "num_chars": counts,
+        "smart_encoding_applied": st.booleans(),
+        "autoresponse_type": nullable(st.sampled_from(["START", "STOP", "HELP"])),
+        "tags": json_lists(words),
+        "cost": nullable(costs),
+        "cost_breakdown": nullable(obj({"carrier_fee": nullable(costs), "rate": nullable(costs)})),
+        "tcr_campaign_id": nullable(texts),
+        "tcr_campaign_billable": st.booleans(),
+        "tcr_campaign_registered": st.just("REGISTERED"),
+        "template_id": texts,
+        "template_name": texts,
+        "received_at": nullable(iso_datetimes),
+        "sent_at": nullable(iso_datetimes),
+        "completed_at": nullable(iso_datetimes),
+        "valid_until": nullable(iso_datetimes),
+        "webhook_url": nullable(texts),
+        "webhook_failover_url": nullable(texts),
+        "errors": json_lists(message_errors),
+        "wait_seconds": nullable(st.floats(0, 1e4, allow_nan=False) | counts),
+    },
+    required=("id",),
+)
+whatsapp_messages = obj(
+    {
+        "id": uuids,
+        "record_type": st.just("message"),
+        "direction": open_enum(m.Direction),
+        "type": open_enum(m.MessageType),
+        "body": nullable(free_objects),
+        "encoding": texts,
+        "from": nullable(senders),
+        "to": json_lists(recipients),
+        "messaging_profile_id": uuids,
+        "organization_id": uuids,
+        "received_at": nullable(iso_datetimes),
+        "wait_seconds": st.floats(0, 1e4, allow_nan=False),
+    },
+    required=("id",),
+)
+alphanumeric_sender_ids = obj(
+    {
+        "id": uuids,
+        "alphanumeric_sender_id": words,
+        "messaging_profile_id": uuids,
+        "organization_id": uuids,
+        "record_type": st.just("alphanumeric_sender_id"),
+        "us_long_code_fallback": nullable(e164),
+    },
+    required=("id",),
+)
+feature_sets = obj(
+    {
+        "domestic_two_way": st.booleans(),
+        "international_inbound": st.booleans(),
+        "international_outbound": st.booleans(),
+    }
+)
+hosted_numbers = obj(
+    {
+        "id": uuids,
+        "record_type": st.sampled_from(["messaging_phone_number", "messaging_settings"]),
+        "phone_number": e164,
+        "country_code": st.sampled_from(["US", "CA", "GB"]),
+        "type": st.sampled_from(["long-code", "toll-free", "short-code", "longcode", "tollfree"]),
+        "messaging_profile_id": nullable(uuids),
+        "messaging_product": texts,
+        "eligible_messaging_products": json_lists(words),
+        "traffic_type": texts,
+        "organization_id": uuids,
+        "tags": json_lists(words),
+        "features": nullable(obj({"sms": nullable(feature_sets), "mms": nullable(feature_sets)})),
+        "health": nullable(
+            obj(
+                {
+                    "inbound_outbound_ratio": ratios,
+                    "message_count": counts,
+                    "spam_ratio": ratios,
+                    "success_ratio": ratios,
+                }
+            )
+        ),
+        "created_at": iso_datetimes,
+        "updated_at": nullable(iso_datetimes),
+    },
+    required=("id", "phone_number"),
+)
+opt_outs = obj(
+    {
+        "from": e164,
+        "to": e164,
+        "keyword": nullable(st.sampled_from(["STOP", "UNSUBSCRIBE"])),
+        "messaging_profile_id": nullable(uuids),
+        "created_at": iso_datetimes,
+    }
+)
+messaging_profiles = obj(
+    {
+        "id": uuids,
+        "record_type": st.just("messaging_profile"),
+        "name": texts,
+        "enabled": st.booleans(),
+        "v1_secret": texts,
+        "webhook_url": nullable(texts),
+        "webhook_failover_url": nullable(texts),
+        "webhook_api_version": st.sampled_from(["1", "2", "2010-04-01"]),
+        "whitelisted_destinations": json_lists(st.sampled_from(["US", "CA", "*"])),
+        "number_pool_settings": nullable(
+            obj(
+                {
+                    "long_code_weight": ratios,
+                    "toll_free_weight": ratios,
+                    "skip_unhealthy": st.booleans(),
+                    "sticky_sender": st.booleans(),
+                    "geomatch": st.booleans(),
+                }
+            )
+        ),
+        "url_shortener_settings": nullable(
+            obj(
+                {
+                    "domain": texts,
+                    "prefix": texts,
+                    "replace_blacklist_only": st.booleans(),
+                    "send_webhooks": st.booleans(),
+                }
+            )
+        ),
+        "alpha_sender": nullable(words),
+        "daily_spend_limit": st.sampled_from(["100.00", "0"]),
+        "daily_spend_limit_enabled": st.booleans(),
+        "mms_fall_back_to_sms": st.booleans(),
+        "mms_transcoding": st.booleans(),
+        "mobile_only": st.booleans(),
+        "smart_encoding": st.booleans(),
+        "redaction_enabled": st.booleans(),
+        "redaction_level": st.integers(0, 2),
+        "features": nullable(free_objects),
+        "ai_assistant_id": nullable(texts),
+        "resource_group_id": nullable(texts),
+        "health_webhook_url": nullable(texts),
+        "organization_id": uuids,
+        "created_at": iso_datetimes,
+        "updated_at": iso_datetimes,
+    },
+    required=("id",),
+)
+autoresp_configs = obj(
+    {
+        "id": uuids,
+        "op": open_enum(m.AutorespOp),
+        "keywords": st.lists(words, max_size=3),
+        "country_code": st.sampled_from(["US", "CA"]),
+        "resp_text": nullable(texts),
+        "created_at": iso_datetimes,
+        "updated_at": iso_datetimes,
+    },
+    required=("id", "op", "keywords", "country_code", "created_at", "updated_at"),
+)
 #: The outbound error ratio arrives as ``errors`` or under a legacy name (docs/wire.md §8).
 error_ratio_keys = st.sampled_from(["errors", "error_ratio", "outbound_error_ratio"])
 
@@ -293,68 +341,97 @@ def with_error_ratio(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStra
     )
 
 
-summaries = obj({
-    "record_type": st.just("messaging_profile_metrics"),
-    "messaging_profile_id": uuids,
-    "phone_numbers": counts,
-    "outbound": nullable(with_error_ratio({"sent": counts, "delivered": counts})),
-    "inbound": nullable(obj({"received": counts})),
-})
-page_metas = obj({
-    "page_number": st.integers(1, 9),
-    "page_size": st.integers(1, 250),
-    "total_pages": st.integers(0, 9),
-    "total_results": counts,
-})
+summaries = obj(
+    {
+        "record_type": st.just("messaging_profile_metrics"),
+        "messaging_profile_id": uuids,
+        "phone_numbers": counts,
+        "outbound": nullable(with_error_ratio({"sent": counts, "delivered": counts})),
+        "inbound": nullable(obj({"received": counts})),
+    }
+)
+page_metas = obj(
+    {
+        "page_number": st.integers(1, 9),
+        "page_size": st.integers(1, 250),
+        "total_pages": st.integers(0, 9),
+        "total_results": counts,
+    }
+)
 profile_metrics_overviews = obj({"data": json_lists(summaries), "meta": nullable(page_metas)})
-profile_metrics = obj({
-    "overview": nullable(summaries),
-    "detailed": json_lists(obj({
-        "timestamp": iso_datetimes,
-        "metrics": json_lists(with_error_ratio({
-            "label": st.sampled_from(["longcode", "tollfree", "shortcode"]),
-            "sent": counts,
-            "delivered": counts,
-            "received": counts,
-        })),
-    })),
-})
-short_codes = obj({
-    "id": uuids,
-    "record_type": st.just("short_code"),
-    "short_code": st.from_regex(r"[0-9]{3,8}", fullmatch=True),
-    "country_code": st.sampled_from(["US", "CA"]),
-    "messaging_profile_id": nullable(uuids),
-    "tags": json_lists(words),
-    "created_at": iso_datetimes,
-    "updated_at": iso_datetimes,
-}, required=('id',))
-hosted_number_orders = obj({
-    "id": uuids,
-    "record_type": st.just("messaging_hosted_number_order"),
-    "messaging_profile_id": nullable(uuids),
-    "status": st.sampled_from(["deleted", "pending", "successful", "carrier_rejected"]),
-    "phone_numbers": json_lists(obj({
+profile_metrics = obj(
+    {
+        "overview": nullable(summaries),
+        "detailed": json_lists(
+            obj(
+                {
+                    "timestamp": iso_datetimes,
+                    "metrics": json_lists(
+                        with_error_ratio(
+                            {
+                                "label": st.sampled_from(["longcode", "tollfree", "shortcode"]),
+                                "sent": counts,
+                                "delivered": counts,
+                                "received": counts,
+                            }
+                        )
+                    ),
+                }
+            )
+        ),
+    }
+)
+short_codes = obj(
+    {
         "id": uuids,
-        "record_type": st.just("messaging_hosted_number"),
-        "phone_number": e164,
-        "status": st.sampled_from(["deleted", "failed_timeout", "provisioning"]),
-    })),
-}, required=('id',))
-bulk_updates = obj({
-    "order_id": uuids,
-    "record_type": st.just("messaging_numbers_bulk_update"),
-    "success": json_lists(e164),
-    "pending": json_lists(e164),
-    "failed": json_lists(e164),
-}, required=('order_id',))
-link_clicks = obj({
-    "record_type": st.just("link_clicked"),
-    "url": texts,
-    "to": st.from_regex(r"1[0-9]{10}", fullmatch=True),
-    "message_id": uuids,
-    "time_clicked": iso_datetimes,
-})
+        "record_type": st.just("short_code"),
+        "short_code": st.from_regex(r"[0-9]{3,8}", fullmatch=True),
+        "country_code": st.sampled_from(["US", "CA"]),
+        "messaging_profile_id": nullable(uuids),
+        "tags": json_lists(words),
+        "created_at": iso_datetimes,
+        "updated_at": iso_datetimes,
+    },
+    required=("id",),
+)
+hosted_number_orders = obj(
+    {
+        "id": uuids,
+        "record_type": st.just("messaging_hosted_number_order"),
+        "messaging_profile_id": nullable(uuids),
+        "status": st.sampled_from(["deleted", "pending", "successful", "carrier_rejected"]),
+        "phone_numbers": json_lists(
+            obj(
+                {
+                    "id": uuids,
+                    "record_type": st.just("messaging_hosted_number"),
+                    "phone_number": e164,
+                    "status": st.sampled_from(["deleted", "failed_timeout", "provisioning"]),
+                }
+            )
+        ),
+    },
+    required=("id",),
+)
+bulk_updates = obj(
+    {
+        "order_id": uuids,
+        "record_type": st.just("messaging_numbers_bulk_update"),
+        "success": json_lists(e164),
+        "pending": json_lists(e164),
+        "failed": json_lists(e164),
+    },
+    required=("order_id",),
+)
+link_clicks = obj(
+    {
+        "record_type": st.just("link_clicked"),
+        "url": texts,
+        "to": st.from_regex(r"1[0-9]{10}", fullmatch=True),
+        "message_id": uuids,
+        "time_clicked": iso_datetimes,
+    }
+)
 
 MODELS: list[tuple[type[Any], st.SearchStrategy[JSON]]] = [
     (m.Message, messages),
@@ -405,8 +482,9 @@ def test_round_trip(cls: type[Any], wire: st.SearchStrategy[JSON], data: st.Data
 @pytest.mark.parametrize(("cls", "wire"), MODELS, ids=MODEL_IDS)
 @PROPERTY
 @given(data=st.data())
-def test_parsed_model_is_what_init_builds(cls: type[Any], wire: st.SearchStrategy[JSON],
-                                          data: st.DataObject) -> None:
+def test_parsed_model_is_what_init_builds(
+    cls: type[Any], wire: st.SearchStrategy[JSON], data: st.DataObject
+) -> None:
     """Parsing sets slots directly; the result must be the object ``cls(**fields)`` gives."""
     model = structure(data.draw(wire, label="wire"), cls)
     rebuilt = attrs.evolve(model)  # through attrs' own __init__
@@ -422,8 +500,9 @@ def test_parsed_model_is_what_init_builds(cls: type[Any], wire: st.SearchStrateg
 @pytest.mark.parametrize(("cls", "wire"), MODELS, ids=MODEL_IDS)
 @PROPERTY
 @given(data=st.data())
-def test_unknown_keys_kept(cls: type[Any], wire: st.SearchStrategy[JSON],
-                           data: st.DataObject) -> None:
+def test_unknown_keys_kept(
+    cls: type[Any], wire: st.SearchStrategy[JSON], data: st.DataObject
+) -> None:
     """Unknown keys land on .extra (top level and nested) and reappear in to_dict()."""
     doc = data.draw(wire, label="wire")
     future = data.draw(extra_keys, label="future")
@@ -454,8 +533,16 @@ def test_parse_datetime_formats(pair: tuple[str, datetime]) -> None:
 def test_message_datetimes_aware(pair: tuple[str, datetime]) -> None:
     """Every date-time field of a Message is timezone-aware and equals the wire instant."""
     text, expected = pair
-    msg = structure({"id": "m", "sent_at": text, "received_at": text, "completed_at": text,
-                     "valid_until": text}, m.Message)
+    msg = structure(
+        {
+            "id": "m",
+            "sent_at": text,
+            "received_at": text,
+            "completed_at": text,
+            "valid_until": text,
+        },
+        m.Message,
+    )
     for value in (msg.sent_at, msg.received_at, msg.completed_at, msg.valid_until):
         assert value is not None
         assert value.tzinfo is not None
@@ -503,20 +590,30 @@ def test_event_vector_received() -> None:
     assert payload.direction is m.Direction.INBOUND
     assert payload.id == "m1"
     assert payload.text == "hi"
-    assert payload.to == (m.Recipient(phone_number="+15550001111",
-                                      status=m.MessageStatus.WEBHOOK_DELIVERED),)
+    assert payload.to == (
+        m.Recipient(phone_number="+15550001111", status=m.MessageStatus.WEBHOOK_DELIVERED),
+    )
     assert payload.from_ == m.Sender(phone_number="+15550002222")
 
 
 @pytest.mark.parametrize("event_type", ["message.sent", "message.finalized"])
 def test_event_delivery_update(event_type: str) -> None:
     """message.sent and message.finalized carry an outbound Message payload."""
-    doc = {"data": {"record_type": "event", "id": "e2", "event_type": event_type,
-                    "occurred_at": "2025-07-01T15:00:01.5Z",
-                    "payload": {"id": "m2", "direction": "outbound",
-                                "cost": {"amount": 0.0051, "currency": "USD"},
-                                "to": [{"phone_number": "+18445550001", "status": "delivered"}]}},
-           "meta": {"attempt": 2, "delivered_to": "https://example.com/hooks"}}
+    doc = {
+        "data": {
+            "record_type": "event",
+            "id": "e2",
+            "event_type": event_type,
+            "occurred_at": "2025-07-01T15:00:01.5Z",
+            "payload": {
+                "id": "m2",
+                "direction": "outbound",
+                "cost": {"amount": 0.0051, "currency": "USD"},
+                "to": [{"phone_number": "+18445550001", "status": "delivered"}],
+            },
+        },
+        "meta": {"attempt": 2, "delivered_to": "https://example.com/hooks"},
+    }
     event = structure_event(doc)
     assert event.event_type == event_type
     assert isinstance(event.event_type, m.WebhookEventType)
@@ -528,9 +625,15 @@ def test_event_delivery_update(event_type: str) -> None:
 
 def test_event_link_click() -> None:
     """A link click (no event_type/id/payload) is message.link_click with a LinkClick payload."""
-    doc = {"data": {"record_type": "link_clicked", "url": "https://example.com/offer",
-                    "to": "18445550001", "message_id": "40385f64-5717-4562-b3fc-2c963f66afa6",
-                    "time_clicked": "2025-07-01 15:00:00.123+00:00"}}
+    doc = {
+        "data": {
+            "record_type": "link_clicked",
+            "url": "https://example.com/offer",
+            "to": "18445550001",
+            "message_id": "40385f64-5717-4562-b3fc-2c963f66afa6",
+            "time_clicked": "2025-07-01 15:00:00.123+00:00",
+        }
+    }
     event = structure_event(doc)
     assert event.event_type == "message.link_click"
     assert event.event_type is m.WebhookEventType.MESSAGE_LINK_CLICK
@@ -538,16 +641,27 @@ def test_event_link_click() -> None:
     assert event.record_type == "link_clicked"
     clicked = datetime(2025, 7, 1, 15, 0, 0, 123000, tzinfo=UTC)
     assert event.payload == m.LinkClick(
-        record_type="link_clicked", url="https://example.com/offer", to="18445550001",
-        message_id="40385f64-5717-4562-b3fc-2c963f66afa6", time_clicked=clicked)
+        record_type="link_clicked",
+        url="https://example.com/offer",
+        to="18445550001",
+        message_id="40385f64-5717-4562-b3fc-2c963f66afa6",
+        time_clicked=clicked,
+    )
     assert event.occurred_at == clicked
 
 
 def test_event_unknown_type_keeps_mapping() -> None:
     """An unknown event type still parses; its payload stays the raw mapping."""
     payload = {"id": "m3", "direction": "outbound", "read_at": "2025-07-01T15:00:00Z"}
-    doc = {"data": {"record_type": "event", "id": "e3", "event_type": "message.read",
-                    "occurred_at": "2025-07-01T15:00:00Z", "payload": payload}}
+    doc = {
+        "data": {
+            "record_type": "event",
+            "id": "e3",
+            "event_type": "message.read",
+            "occurred_at": "2025-07-01T15:00:00Z",
+            "payload": payload,
+        }
+    }
     event = structure_event(doc)
     assert event.event_type == "message.read"
     assert not isinstance(event.event_type, m.WebhookEventType)
@@ -563,10 +677,18 @@ def test_event_unknown_type_keeps_mapping() -> None:
 
 def test_repeated_costs_and_senders_are_shared() -> None:
     """Equal prices and senders parse to one shared frozen object; anything else does not."""
+
     def message(amount: str, sender: str, **cost_extra: Any) -> m.Message:
         cost = {"amount": amount, "currency": "USD", **cost_extra}
-        return structure({"id": "x", "from": {"phone_number": sender, "carrier": "Telnyx"},
-                          "cost": cost, "cost_breakdown": {"rate": cost}}, m.Message)
+        return structure(
+            {
+                "id": "x",
+                "from": {"phone_number": sender, "carrier": "Telnyx"},
+                "cost": cost,
+                "cost_breakdown": {"rate": cost},
+            },
+            m.Message,
+        )
 
     first, second = message("0.0040", "+18005550101"), message("0.0040", "+18005550101")
     assert first.cost is second.cost
@@ -589,8 +711,10 @@ def test_repeated_costs_and_senders_are_shared() -> None:
 
 def test_shared_objects_are_bounded() -> None:
     """The sharing caches hold a bounded number of objects, however many prices appear."""
-    refs = [weakref.ref(structure({"amount": f"0.{i:06d}", "currency": "USD"}, m.Cost))
-            for i in range(3000)]
+    refs = [
+        weakref.ref(structure({"amount": f"0.{i:06d}", "currency": "USD"}, m.Cost))
+        for i in range(3000)
+    ]
     gc.collect()
     assert sum(ref() is not None for ref in refs) <= 512
 
@@ -607,8 +731,14 @@ def test_cost_amount_decimal(amount: str | float) -> None:
 
 def test_created_at_space_separator() -> None:
     """An opt-out created_at with a space instead of T parses to an aware datetime."""
-    opt_out = structure({"from": "+18005550101", "to": "+18445550001",
-                         "created_at": "2025-04-28 12:00:38.631252+00:00"}, m.OptOut)
+    opt_out = structure(
+        {
+            "from": "+18005550101",
+            "to": "+18445550001",
+            "created_at": "2025-04-28 12:00:38.631252+00:00",
+        },
+        m.OptOut,
+    )
     assert opt_out.created_at == datetime(2025, 4, 28, 12, 0, 38, 631252, tzinfo=UTC)
     assert opt_out.created_at is not None
     assert opt_out.created_at.utcoffset() == timedelta(0)
@@ -617,8 +747,10 @@ def test_created_at_space_separator() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2025-04-28T12:00:38", datetime(2025, 4, 28, 12, 0, 38, tzinfo=UTC)),
-     ("2025-04-28 12:00:38.5", datetime(2025, 4, 28, 12, 0, 38, 500000, tzinfo=UTC))],
+    [
+        ("2025-04-28T12:00:38", datetime(2025, 4, 28, 12, 0, 38, tzinfo=UTC)),
+        ("2025-04-28 12:00:38.5", datetime(2025, 4, 28, 12, 0, 38, 500000, tzinfo=UTC)),
+    ],
 )
 def test_naive_datetime_is_utc(text: str, expected: datetime) -> None:
     """A date-time without an offset is read as UTC."""
@@ -635,13 +767,16 @@ def test_naive_datetime_object_is_utc() -> None:
 
 def test_empty_line_type_and_unknown_values() -> None:
     """line_type "" and unknown statuses/types/directions parse without error."""
-    msg = structure({
-        "id": "m",
-        "direction": "sideways",
-        "type": "CARRIER_PIGEON",
-        "from": {"phone_number": "+18005550101", "line_type": "", "status": "weird_new_status"},
-        "to": [{"phone_number": "+18445550001", "status": "weird_new_status", "line_type": ""}],
-    }, m.Message)
+    msg = structure(
+        {
+            "id": "m",
+            "direction": "sideways",
+            "type": "CARRIER_PIGEON",
+            "from": {"phone_number": "+18005550101", "line_type": "", "status": "weird_new_status"},
+            "to": [{"phone_number": "+18445550001", "status": "weird_new_status", "line_type": ""}],
+        },
+        m.Message,
+    )
     assert msg.from_ is not None
     assert msg.from_.line_type == ""
     assert msg.from_.line_type is m.LineType.EMPTY
@@ -650,14 +785,18 @@ def test_empty_line_type_and_unknown_values() -> None:
     assert msg.to[0].line_type == ""
     assert msg.direction == "sideways"
     assert msg.type == "CARRIER_PIGEON"
-    assert msg.to_dict()["to"][0] == {"phone_number": "+18445550001",
-                                      "status": "weird_new_status", "line_type": ""}
+    assert msg.to_dict()["to"][0] == {
+        "phone_number": "+18445550001",
+        "status": "weird_new_status",
+        "line_type": "",
+    }
 
 
 def test_inbound_whatsapp_to_string() -> None:
     """An inbound WhatsApp "to" given as a plain string becomes one Recipient."""
-    msg = structure({"id": "m", "direction": "inbound", "type": "WHATSAPP", "to": "+18445550001"},
-                    m.Message)
+    msg = structure(
+        {"id": "m", "direction": "inbound", "type": "WHATSAPP", "to": "+18445550001"}, m.Message
+    )
     assert msg.to == (m.Recipient(phone_number="+18445550001"),)
     assert msg.type is m.MessageType.WHATSAPP
 
@@ -665,14 +804,27 @@ def test_inbound_whatsapp_to_string() -> None:
 @pytest.mark.parametrize(
     ("cls", "doc", "fields"),
     [
-        (m.Message, {"id": "m", "to": None, "cc": None, "media": None, "tags": None,
-                     "errors": None}, ["to", "cc", "media", "tags", "errors"]),
+        (
+            m.Message,
+            {"id": "m", "to": None, "cc": None, "media": None, "tags": None, "errors": None},
+            ["to", "cc", "media", "tags", "errors"],
+        ),
         (m.WhatsAppMessage, {"id": "w", "to": None}, ["to"]),
-        (m.HostedNumber, {"id": "n", "phone_number": "+13125550100",
-                          "eligible_messaging_products": None, "tags": None},
-         ["eligible_messaging_products", "tags"]),
-        (m.MessagingProfile, {"id": "p", "whitelisted_destinations": None},
-         ["whitelisted_destinations"]),
+        (
+            m.HostedNumber,
+            {
+                "id": "n",
+                "phone_number": "+13125550100",
+                "eligible_messaging_products": None,
+                "tags": None,
+            },
+            ["eligible_messaging_products", "tags"],
+        ),
+        (
+            m.MessagingProfile,
+            {"id": "p", "whitelisted_destinations": None},
+            ["whitelisted_destinations"],
+        ),
         (m.ProfileMetricsOverview, {"data": None}, ["data"]),
         (m.ProfileMetrics, {"detailed": None}, ["detailed"]),
     ],
@@ -688,25 +840,49 @@ def test_null_lists_become_empty(cls: type[Any], doc: JSON, fields: list[str]) -
 
 def test_metrics_legacy_error_ratio() -> None:
     """Legacy error_ratio / outbound_error_ratio fill `errors`; `errors` wins when both exist."""
-    overview = structure({"data": [
-        {"messaging_profile_id": "p1", "outbound": {"sent": 10, "error_ratio": 0.25}},
-        {"messaging_profile_id": "p2", "outbound": {"errors": 0.5, "error_ratio": 0.9}},
-    ], "meta": {"page_number": 1, "total_pages": 1}}, m.ProfileMetricsOverview)
+    overview = structure(
+        {
+            "data": [
+                {"messaging_profile_id": "p1", "outbound": {"sent": 10, "error_ratio": 0.25}},
+                {"messaging_profile_id": "p2", "outbound": {"errors": 0.5, "error_ratio": 0.9}},
+            ],
+            "meta": {"page_number": 1, "total_pages": 1},
+        },
+        m.ProfileMetricsOverview,
+    )
     first, second = overview.data
     assert first.outbound is not None
     assert first.outbound.errors == 0.25
     assert first.outbound.sent == 10
     assert second.outbound is not None
     assert second.outbound.errors == 0.5
-    detailed = structure({"detailed": [{"timestamp": "2025-07-01T00:00:00Z", "metrics": [
-        {"label": "longcode", "outbound_error_ratio": 0.125}]}]}, m.ProfileMetrics)
+    detailed = structure(
+        {
+            "detailed": [
+                {
+                    "timestamp": "2025-07-01T00:00:00Z",
+                    "metrics": [{"label": "longcode", "outbound_error_ratio": 0.125}],
+                }
+            ]
+        },
+        m.ProfileMetrics,
+    )
     assert detailed.detailed[0].metrics[0].errors == 0.125
 
 
-ENUM_MEMBERS = [member for cls in (
-    m.MessageStatus, m.MessageType, m.Direction, m.LineType, m.AutorespOp,
-    m.MetricsTimeFrame, m.WebhookEventType,
-) for member in cls]
+ENUM_MEMBERS = [
+    member
+    for cls in (
+        m.MessageStatus,
+        m.MessageType,
+        m.Direction,
+        m.LineType,
+        m.AutorespOp,
+        m.MetricsTimeFrame,
+        m.WebhookEventType,
+    )
+    for member in cls
+]
 
 
 @pytest.mark.parametrize("member", ENUM_MEMBERS, ids=lambda e: f"{type(e).__name__}.{e.name}")
@@ -721,16 +897,28 @@ def test_enum_equals_string(member: enum.Enum) -> None:
     assert {value: 1}[member] == 1
 
 
-@pytest.mark.parametrize(("cls", "doc", "path"), [
-    (m.Message, {"to": [{"phone_number": "+18445550001"}]}, "Message.id: missing"),
-    (m.Message, {"id": "m", "to": [{"status": "sent"}]}, "Message.to.phone_number: missing"),
-    (m.AutorespConfig, {"id": "a", "op": "stop", "keywords": None, "country_code": "US",
-                        "created_at": "2024-01-01T00:00:00Z",
-                        "updated_at": "2024-01-01T00:00:00Z"}, "AutorespConfig.keywords: missing"),
-    (m.Message, {"id": "m", "parts": "one"}, "Message.parts: 'one'"),
-    (m.Message, {"id": "m", "sent_at": "yesterday"}, "Message.sent_at: 'yesterday'"),
-    (m.Message, {"id": "m", "cost": {"amount": "lots"}}, "Message.cost.amount: 'lots'"),
-])
+@pytest.mark.parametrize(
+    ("cls", "doc", "path"),
+    [
+        (m.Message, {"to": [{"phone_number": "+18445550001"}]}, "Message.id: missing"),
+        (m.Message, {"id": "m", "to": [{"status": "sent"}]}, "Message.to.phone_number: missing"),
+        (
+            m.AutorespConfig,
+            {
+                "id": "a",
+                "op": "stop",
+                "keywords": None,
+                "country_code": "US",
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00Z",
+            },
+            "AutorespConfig.keywords: missing",
+        ),
+        (m.Message, {"id": "m", "parts": "one"}, "Message.parts: 'one'"),
+        (m.Message, {"id": "m", "sent_at": "yesterday"}, "Message.sent_at: 'yesterday'"),
+        (m.Message, {"id": "m", "cost": {"amount": "lots"}}, "Message.cost.amount: 'lots'"),
+    ],
+)
 def test_malformed_response_names_the_field(cls: type[Any], doc: JSON, path: str) -> None:
     """A missing always-sent field or a malformed value is an error naming the field."""
     from telnyx_msg._convert import ResponseShapeError
@@ -753,7 +941,8 @@ def test_generated_code_shows_in_tracebacks() -> None:
         text = "".join(traceback.format_exception(cause))
     assert "<telnyx_msg structure Message>" in text
     assert linecache.getline("<telnyx_msg structure Message>", 1).startswith(
-        "def structure_Message")
+        "def structure_Message"
+    )
     assert "parts" in text
 
 

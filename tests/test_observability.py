@@ -34,13 +34,22 @@ async def test_event_hooks_see_every_attempt(api_server: Any) -> None:
         responses.append(event)
 
     async with telnyx_msg.AsyncClient(
-        KEY, base_url=server.base_url, rate_limits=None, backoff=Backoff(0.001, 0.001),
+        KEY,
+        base_url=server.base_url,
+        rate_limits=None,
+        backoff=Backoff(0.001, 0.001),
         event_hooks={"request": [requests.append], "response": [on_response]},
     ) as client:
-        await client.messages.send(from_="+18005550101", to="+18445550001", text="hi",
-                                   options=telnyx_msg.RequestOptions(idempotency_key="k1"))
+        await client.messages.send(
+            from_="+18005550101",
+            to="+18445550001",
+            text="hi",
+            options=telnyx_msg.RequestOptions(idempotency_key="k1"),
+        )
     assert [(e.method, e.path, e.attempt, e.idempotency_key) for e in requests] == [
-        ("POST", "/messages", 0, "k1"), ("POST", "/messages", 1, "k1")]
+        ("POST", "/messages", 0, "k1"),
+        ("POST", "/messages", 1, "k1"),
+    ]
     assert [(e.status, e.request_id) for e in responses] == [(503, "r-1"), (200, "r-2")]
     assert all(e.elapsed >= 0 for e in responses)
     assert KEY not in repr(requests) + repr(responses)
@@ -49,9 +58,13 @@ async def test_event_hooks_see_every_attempt(api_server: Any) -> None:
 async def test_response_hook_sees_transport_errors() -> None:
     """A refused connection still produces a response event, with the error and no status."""
     responses: list[telnyx_msg.ResponseEvent] = []
-    async with telnyx_msg.AsyncClient(KEY, base_url="http://127.0.0.1:9/v2", rate_limits=None,
-                                      max_retries=0,
-                                      event_hooks={"response": [responses.append]}) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY,
+        base_url="http://127.0.0.1:9/v2",
+        rate_limits=None,
+        max_retries=0,
+        event_hooks={"response": [responses.append]},
+    ) as client:
         with pytest.raises(telnyx_msg.APIConnectionError):
             await client.messages.retrieve("m")
     assert len(responses) == 1
@@ -67,13 +80,16 @@ def test_bad_event_hooks() -> None:
         telnyx_msg.AsyncClient(KEY, event_hooks={"request": ["not callable"]})  # type: ignore[list-item]
 
 
-@pytest.mark.parametrize(("status", "code", "needle"), [
-    (429, "40318", "queue is full"),
-    (422, "40300", "replied STOP"),
-    (422, "40305", "10DLC"),
-    (429, "10011", "RateLimits"),
-    (401, "10009", "API key"),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "needle"),
+    [
+        (429, "40318", "queue is full"),
+        (422, "40300", "replied STOP"),
+        (422, "40305", "10DLC"),
+        (429, "10011", "RateLimits"),
+        (401, "10009", "API key"),
+    ],
+)
 async def test_error_hints(api_server: Any, status: int, code: str, needle: str) -> None:
     """Common Telnyx errors carry a one-line hint on the likely cause and fix."""
 
@@ -81,8 +97,9 @@ async def test_error_hints(api_server: Any, status: int, code: str, needle: str)
         return telnyx_error(status, code, "Failure")
 
     server = await api_server(fail)
-    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
-                                      max_retries=0) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
         with pytest.raises(telnyx_msg.APIStatusError) as caught:
             await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
     assert caught.value.hint is not None
@@ -90,8 +107,9 @@ async def test_error_hints(api_server: Any, status: int, code: str, needle: str)
     assert f"hint: {caught.value.hint}" in str(caught.value)
 
 
-async def test_failing_bulk_run_logs_explain(api_server: Any,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_failing_bulk_run_logs_explain(
+    api_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """A bulk run hitting 503s logs each retry (INFO) and each attempt (DEBUG) with ids."""
     caplog.set_level(logging.DEBUG, logger="telnyx_msg")
 
@@ -99,10 +117,12 @@ async def test_failing_bulk_run_logs_explain(api_server: Any,
         return telnyx_error(503, "10001", "Unavailable", headers={"x-request-id": "req-9"})
 
     server = await api_server(unavailable)
-    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None,
-                                      backoff=Backoff(0.001, 0.001)) as client:
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, backoff=Backoff(0.001, 0.001)
+    ) as client:
         items: list[telnyx_msg.SendItem] = [
-            {"from_": "+18005550101", "to": "+18445550001", "text": "hi"}]
+            {"from_": "+18005550101", "to": "+18445550001", "text": "hi"}
+        ]
         outcomes = [o async for o in client.messages.send_many(items)]
     assert outcomes[0].status == "not_sent"
     retries = [r for r in caplog.records if r.levelno == logging.INFO]

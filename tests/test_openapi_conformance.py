@@ -54,11 +54,14 @@ DEFINITION: dict[str, Any] = json.loads(DEFINITION_PATH.read_text(encoding="utf-
 BASE_URI = "urn:telnyx:openapi:messaging"
 METHODS = ("get", "post", "put", "patch", "delete")
 
-OPERATIONS = [(method.upper(), path) for path, item in DEFINITION["paths"].items()
-              for method in item if method in METHODS]
+OPERATIONS = [
+    (method.upper(), path)
+    for path, item in DEFINITION["paths"].items()
+    for method in item
+    if method in METHODS
+]
 CATALOGUE: dict[tuple[str, str], Endpoint[Any, Any]] = {
-    (e.method, e.path): e for name in ep.__all__
-    if isinstance(e := getattr(ep, name), Endpoint)
+    (e.method, e.path): e for name in ep.__all__ if isinstance(e := getattr(ep, name), Endpoint)
 }
 
 # --- (a) the catalogue against the definition -------------------------------------------------
@@ -71,16 +74,23 @@ OMITTED_REQUEST_FIELDS: dict[tuple[str, str], dict[str, str]] = {}
 _LATER = "in the later definition the official SDK 4.189 was generated from"
 SHARED_MODEL_FIELDS: dict[str, dict[str, str]] = {
     "Message": {
-        "body": _LATER, "template_id": _LATER, "template_name": _LATER,
+        "body": _LATER,
+        "template_id": _LATER,
+        "template_name": _LATER,
         "autoresponse_type": "inbound messages carry it; one model for both directions",
         "wait_seconds": "outbound sends carry it; one model for every message answer",
         "smart_encoding_applied": "outbound messages carry it; one model for both directions",
     },
     "Recipient": {"agent_id": _LATER, "agent_name": _LATER},
-    "Sender": {"agent_id": _LATER, "agent_name": _LATER,
-               "status": "inbound senders carry it; one model for both directions"},
-    "Media": {"sha256": "outbound media carry it; one model for both directions",
-              "hash_sha256": "inbound media carry it; one model for both directions"},
+    "Sender": {
+        "agent_id": _LATER,
+        "agent_name": _LATER,
+        "status": "inbound senders carry it; one model for both directions",
+    },
+    "Media": {
+        "sha256": "outbound media carry it; one model for both directions",
+        "hash_sha256": "inbound media carry it; one model for both directions",
+    },
     "MessagingProfile": {"features": _LATER},
 }
 
@@ -109,8 +119,11 @@ def _definition_request(method: str, path: str) -> tuple[set[str], set[str], set
     request_body = operation.get("requestBody")
     if request_body is not None:
         schema = _deref(_deref(request_body)["content"]["application/json"]["schema"])
-        writable = {name for name, prop in schema.get("properties", {}).items()
-                    if not _deref(prop).get("readOnly")}  # read-only: never sent (N2)
+        writable = {
+            name
+            for name, prop in schema.get("properties", {}).items()
+            if not _deref(prop).get("readOnly")
+        }  # read-only: never sent (N2)
         body |= writable
         required |= set(schema.get("required", ())) & writable
     return in_path, query, body, required
@@ -217,8 +230,9 @@ def _compare_model(schema: Any, cls: type[Any], where: str) -> Iterator[str]:
     fields = {f.name.rstrip("_"): f for f in attrs.fields(cls) if f.name != "extra"}
     for name in sorted(set(properties) - set(fields)):
         yield f"{where}: {cls.__name__} lacks {name!r}"
-    for name in sorted(set(fields) - set(properties) - set(SHARED_MODEL_FIELDS.get(
-            cls.__name__, {}))):
+    for name in sorted(
+        set(fields) - set(properties) - set(SHARED_MODEL_FIELDS.get(cls.__name__, {}))
+    ):
         yield f"{where}: {cls.__name__}.{name} is not in the definition"
     hints = typing.get_type_hints(cls)
     for name, prop in properties.items():
@@ -284,13 +298,18 @@ def _patched() -> dict[str, Any]:
 
     # E4: four error answers are documented as a bare messaging_Error while every other error
     # (the same operations' 4XX included) is messaging_Errors; errors come as {"errors": [...]}.
-    for path, method, statuses in (("/messages/{id}", "delete", ("403", "404")),
-                                   ("/messaging_optouts", "get", ("400", "401"))):
+    for path, method, statuses in (
+        ("/messages/{id}", "delete", ("403", "404")),
+        ("/messaging_optouts", "get", ("400", "401")),
+    ):
         for code in statuses:
             content = doc["paths"][path][method]["responses"][code]["content"]
-            content["application/json"]["schema"] = {"anyOf": [
-                {"$ref": "#/components/schemas/messaging_Error"},
-                {"$ref": "#/components/schemas/messaging_Errors"}]}
+            content["application/json"]["schema"] = {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/messaging_Error"},
+                    {"$ref": "#/components/schemas/messaging_Errors"},
+                ]
+            }
 
     # E5: whitelisted_destinations items match ^[A-Z]{2}$, but the property's description says
     # ["*"] allows every destination: "*" is valid too.
@@ -315,18 +334,22 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 def _format_checker() -> FormatChecker:
     """uuid (jsonschema's), RFC 3339 date-time, http(s) url and +E.164 (the x-formats)."""
     checker = FormatChecker(formats=("uuid",))
-    checker.checks("date-time")(lambda value: not isinstance(value, str)
-                                or _DATE_TIME.fullmatch(value) is not None)
-    checker.checks("url")(lambda value: not isinstance(value, str)
-                          or _URL.fullmatch(value) is not None)
-    checker.checks("e164")(lambda value: not isinstance(value, str)
-                           or _E164.fullmatch(value) is not None)
+    checker.checks("date-time")(
+        lambda value: not isinstance(value, str) or _DATE_TIME.fullmatch(value) is not None
+    )
+    checker.checks("url")(
+        lambda value: not isinstance(value, str) or _URL.fullmatch(value) is not None
+    )
+    checker.checks("e164")(
+        lambda value: not isinstance(value, str) or _E164.fullmatch(value) is not None
+    )
     return checker
 
 
 PATCHED = _patched()
 REGISTRY: Registry[Any] = Registry().with_resource(
-    BASE_URI, Resource.from_contents(PATCHED, default_specification=DRAFT202012))
+    BASE_URI, Resource.from_contents(PATCHED, default_specification=DRAFT202012)
+)
 FORMATS = _format_checker()
 
 
@@ -336,11 +359,13 @@ def _pointer(*parts: str) -> str:
 
 def _validate(pointer: str, instance: Any) -> None:
     """Validate ``instance`` against the schema at ``pointer`` of the patched definition."""
-    validator = Draft202012Validator({"$ref": f"{BASE_URI}#/{pointer}"}, registry=REGISTRY,
-                                     format_checker=FORMATS)
+    validator = Draft202012Validator(
+        {"$ref": f"{BASE_URI}#/{pointer}"}, registry=REGISTRY, format_checker=FORMATS
+    )
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+    )
 
 
 def _route(method: str, path: str) -> tuple[str, str]:
@@ -354,8 +379,7 @@ def _route(method: str, path: str) -> tuple[str, str]:
 
 def _response_pointer(method: str, template: str, status: int) -> str:
     responses = PATCHED["paths"][template][method.lower()]["responses"]
-    key = next((k for k in (str(status), f"{str(status)[0]}XX", "default") if k in responses),
-               None)
+    key = next((k for k in (str(status), f"{str(status)[0]}XX", "default") if k in responses), None)
     assert key is not None, f"{method} {template} does not document status {status}"
     response = responses[key]
     base = ["paths", template, method.lower(), "responses", key]
@@ -390,25 +414,31 @@ async def _drive_every_operation(client: telnyx_msg.AsyncClient, fake: FakeTelny
     messages = client.messages
     profile = DEFAULT_PROFILE_ID
     sent = await messages.send(from_=DEFAULT_LONG_CODE, to=TO, text="Hello")
-    await messages.send_with_alphanumeric_sender(from_="ACME", to=TO, text="Hi",
-                                                 messaging_profile_id=profile)
-    group = await messages.send_group_mms(from_=DEFAULT_LONG_CODE, to=[TO, "+13125550002"],
-                                          text="Hi", media_urls=["https://example.com/a.png"])
+    await messages.send_with_alphanumeric_sender(
+        from_="ACME", to=TO, text="Hi", messaging_profile_id=profile
+    )
+    group = await messages.send_group_mms(
+        from_=DEFAULT_LONG_CODE,
+        to=[TO, "+13125550002"],
+        text="Hi",
+        media_urls=["https://example.com/a.png"],
+    )
     await messages.send_long_code(from_=DEFAULT_LONG_CODE, to=TO, text="Hi")
     await messages.send_number_pool(messaging_profile_id=profile, to=TO, text="Hi")
     await messages.send_short_code(from_=DEFAULT_SHORT_CODE, to=TO, text="Hi")
     later = datetime.now(timezone.utc) + timedelta(hours=1)
-    scheduled = await messages.schedule(from_=DEFAULT_LONG_CODE, to=TO, text="Later",
-                                        send_at=later)
-    await messages.send_whatsapp(from_=DEFAULT_LONG_CODE, to=TO,
-                                 whatsapp_message={"type": "text", "text": {"body": "Hi"}})
+    scheduled = await messages.schedule(from_=DEFAULT_LONG_CODE, to=TO, text="Later", send_at=later)
+    await messages.send_whatsapp(
+        from_=DEFAULT_LONG_CODE, to=TO, whatsapp_message={"type": "text", "text": {"body": "Hi"}}
+    )
     await fake.settle()
     assert sent.id is not None
     assert group.id is not None
     assert scheduled.id is not None
     await messages.retrieve(sent.id)
-    inbound = await fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="Look",
-                                        media_urls=["https://example.com/cat.jpg"])
+    inbound = await fake.inject_inbound(
+        from_=TO, to=DEFAULT_LONG_CODE, text="Look", media_urls=["https://example.com/cat.jpg"]
+    )
     await messages.retrieve(inbound["id"])  # inbound MMS
     await messages.retrieve(scheduled.id)  # scheduled (E1)
     await messages.cancel_scheduled(scheduled.id)
@@ -417,7 +447,8 @@ async def _drive_every_operation(client: telnyx_msg.AsyncClient, fake: FakeTelny
     await _errors_are_raised(lambda: messages.retrieve("00000000-0000-4000-8000-000000000000"))
     await _errors_are_raised(lambda: messages.cancel_scheduled(sent.id or ""))
     await _errors_are_raised(
-        lambda: messages.cancel_scheduled("00000000-0000-4000-8000-000000000000"))  # E4
+        lambda: messages.cancel_scheduled("00000000-0000-4000-8000-000000000000")
+    )  # E4
 
     senders = client.alphanumeric_sender_ids
     alnum = await senders.create(alphanumeric_sender_id="ACME", messaging_profile_id=profile)
@@ -442,20 +473,27 @@ async def _drive_every_operation(client: telnyx_msg.AsyncClient, fake: FakeTelny
     await profiles.retrieve_metrics(profile)
     await profiles.actions.regenerate_secret(profile)
     configs = profiles.autoresp_configs
-    config = await configs.create(profile, op="info", keywords=["HELP"], country_code="US",
-                                  resp_text="Reply STOP to stop")
+    config = await configs.create(
+        profile, op="info", keywords=["HELP"], country_code="US", resp_text="Reply STOP to stop"
+    )
     assert config.id is not None
     await configs.list(profile)
     await configs.retrieve(config.id, profile_id=profile)
-    await configs.update(config.id, profile_id=profile, op="info", keywords=["INFO"],
-                         country_code="US")
+    await configs.update(
+        config.id, profile_id=profile, op="info", keywords=["INFO"], country_code="US"
+    )
     await configs.delete(config.id, profile_id=profile)
 
-    created = await profiles.create(name="Acme", whitelisted_destinations=["*"],
-                                    number_pool_settings={"long_code_weight": 1,
-                                                          "toll_free_weight": 2,
-                                                          "skip_unhealthy": False},
-                                    url_shortener_settings={"domain": "acme.link"})
+    created = await profiles.create(
+        name="Acme",
+        whitelisted_destinations=["*"],
+        number_pool_settings={
+            "long_code_weight": 1,
+            "toll_free_weight": 2,
+            "skip_unhealthy": False,
+        },
+        url_shortener_settings={"domain": "acme.link"},
+    )
     assert created.id is not None
     [_ async for _ in profiles.list(filter={"name": {"contains": "Ac"}})]
     await profiles.retrieve(created.id)
@@ -478,7 +516,8 @@ async def _drive_every_operation(client: telnyx_msg.AsyncClient, fake: FakeTelny
     [_ async for _ in client.short_codes.list(filter={"messaging_profile_id": "null"})]
 
     order = await client.messaging_numbers_bulk_updates.create(
-        messaging_profile_id=created.id, numbers=[SPARE, "+19995550000"])
+        messaging_profile_id=created.id, numbers=[SPARE, "+19995550000"]
+    )
     assert order.order_id is not None
     await client.messaging_numbers_bulk_updates.retrieve(order.order_id)
 
@@ -487,14 +526,17 @@ async def _drive_every_operation(client: telnyx_msg.AsyncClient, fake: FakeTelny
     await _errors_are_raised(lambda: profiles.retrieve(created.id or ""))
 
 
-async def test_fake_answers_every_operation_as_the_definition_documents(
-        receiver: Receiver) -> None:
+async def test_fake_answers_every_operation_as_the_definition_documents(receiver: Receiver) -> None:
     """Every answer of the fake, success or error, is valid against its response schema."""
-    config = FakeConfig(numbers=[*FakeConfig().numbers,
-                                 SeedNumber(phone_number=SPARE, messaging_profile_id=None)])
-    async with FakeTelnyx(config=config) as fake, \
-            telnyx_msg.AsyncClient(fake.api_key, base_url=fake.base_url,
-                                   rate_limits=None, max_retries=0) as client:
+    config = FakeConfig(
+        numbers=[*FakeConfig().numbers, SeedNumber(phone_number=SPARE, messaging_profile_id=None)]
+    )
+    async with (
+        FakeTelnyx(config=config) as fake,
+        telnyx_msg.AsyncClient(
+            fake.api_key, base_url=fake.base_url, rate_limits=None, max_retries=0
+        ) as client,
+    ):
         fake.set_webhook_url(receiver.url())
         await _drive_every_operation(client, fake)
         await fake.settle()
@@ -516,12 +558,14 @@ async def test_fake_webhooks_match_the_definition(receiver: Receiver) -> None:
     """Signed message.sent/finalized, message.received and link-click webhooks are valid."""
     async with FakeTelnyx() as fake, fake.client(rate_limits=None) as client:
         fake.set_webhook_url(receiver.url())
-        sent = await client.messages.send(from_=DEFAULT_LONG_CODE, to=TO, text="Hello",
-                                          media_urls=["https://example.com/a.png"])
+        sent = await client.messages.send(
+            from_=DEFAULT_LONG_CODE, to=TO, text="Hello", media_urls=["https://example.com/a.png"]
+        )
         await client.messages.send(from_=DEFAULT_LONG_CODE, to="+13125550666", text="Fails")
         await fake.settle()
-        await fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="Hi",
-                                  media_urls=["https://example.com/cat.jpg"])
+        await fake.inject_inbound(
+            from_=TO, to=DEFAULT_LONG_CODE, text="Hi", media_urls=["https://example.com/cat.jpg"]
+        )
         assert sent.id is not None
         await fake.inject_link_click(message_id=sent.id, url="https://example.com/x")
         deliveries = await receiver.wait_for(6)
@@ -539,27 +583,35 @@ async def test_fake_webhooks_match_the_definition(receiver: Receiver) -> None:
         else:
             name = "deliveryUpdate"
         assert hooks[name]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        _validate(_pointer("webhooks", name, "post", "requestBody", "content",
-                           "application/json", "schema"), document)
+        _validate(
+            _pointer(
+                "webhooks", name, "post", "requestBody", "content", "application/json", "schema"
+            ),
+            document,
+        )
         seen.add(data.get("event_type", "message.link_click"))
-    assert seen == {"message.sent", "message.finalized", "message.received",
-                    "message.link_click"}
+    assert seen == {"message.sent", "message.finalized", "message.received", "message.link_click"}
 
 
 def test_patches_are_needed() -> None:
     """Each erratum patch changes a value the fake really answers (so none is dead)."""
     unpatched = Registry().with_resource(
-        BASE_URI, Resource.from_contents(DEFINITION, default_specification=DRAFT202012))
+        BASE_URI, Resource.from_contents(DEFINITION, default_specification=DRAFT202012)
+    )
 
     def valid(schema: str, instance: Any, registry: Registry[Any]) -> bool:
         validator = Draft202012Validator(
-            {"$ref": f"{BASE_URI}#/components/schemas/{schema}"}, registry=registry,
-            format_checker=FORMATS)
+            {"$ref": f"{BASE_URI}#/components/schemas/{schema}"},
+            registry=registry,
+            format_checker=FORMATS,
+        )
         return validator.is_valid(instance)
 
     samples = [
-        ("OptOutItem", {"from": DEFAULT_LONG_CODE, "to": TO,
-                        "created_at": "2025-04-28 12:00:38.631252+00:00"}),  # E2
+        (
+            "OptOutItem",
+            {"from": DEFAULT_LONG_CODE, "to": TO, "created_at": "2025-04-28 12:00:38.631252+00:00"},
+        ),  # E2
         ("MessagingProfile", {"whitelisted_destinations": ["*"]}),  # E5
         ("MessagingProfile", {"webhook_url": ""}),  # E8
         ("OutboundMessagePayload", {"to": [{"phone_number": TO, "status": "scheduled"}]}),  # E1

@@ -15,8 +15,12 @@ pytestmark = pytest.mark.anyio
 
 
 def optout(n: int) -> dict[str, Any]:
-    return {"from": "+18005550101", "to": f"+1844555{n:04d}", "keyword": "STOP",
-            "created_at": "2025-04-28T12:00:38Z"}
+    return {
+        "from": "+18005550101",
+        "to": f"+1844555{n:04d}",
+        "keyword": "STOP",
+        "created_at": "2025-04-28T12:00:38Z",
+    }
 
 
 def paged_server(total: int, *, size: int = 3, meta: str = "full") -> Any:
@@ -30,8 +34,12 @@ def paged_server(total: int, *, size: int = 3, meta: str = "full") -> Any:
         body: dict[str, Any] = {"data": data}
         pages = -(-total // page_size)
         if meta == "full":
-            body["meta"] = {"page_number": number, "page_size": page_size,
-                            "total_pages": pages, "total_results": total}
+            body["meta"] = {
+                "page_number": number,
+                "page_size": page_size,
+                "total_pages": pages,
+                "total_results": total,
+            }
         elif meta == "partial":
             body["meta"] = {"page_number": number}
         return json_response(body)

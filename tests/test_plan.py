@@ -16,8 +16,9 @@ TOLL_FREE = "+18005550101"
 
 def test_lane_estimates_and_queue_warning() -> None:
     """A long code with 2,000 messages (0.1/s) outlives the 4 h queue; toll-free does not."""
-    requests = ([{"from_": LONG_CODE, "to": "+13125550001", "text": "hi"}] * 2000
-                + [{"from_": TOLL_FREE, "to": "+13125550002", "text": "x" * 161}] * 2000)
+    requests = [{"from_": LONG_CODE, "to": "+13125550001", "text": "hi"}] * 2000 + [
+        {"from_": TOLL_FREE, "to": "+13125550002", "text": "x" * 161}
+    ] * 2000
     plan = plan_bulk(requests)
     assert plan.messages == 4000
     assert plan.segments == 2000 + 2 * 2000
@@ -50,12 +51,22 @@ def test_exported() -> None:
     assert isinstance(plan_bulk([]), telnyx_msg.BulkPlan)
 
 
-@pytest.mark.parametrize("rows", [
-    [{"from_": TOLL_FREE, "to": "+13125550002", "text": "hi"}] * 1962,
-    [{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * 800
-    + [{"from_": TOLL_FREE, "to": "+13125550003", "text": "hi", "media_urls": ["https://x/y.png"]}]
-    * 300,
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"from_": TOLL_FREE, "to": "+13125550002", "text": "hi"}] * 1962,
+        [{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * 800
+        + [
+            {
+                "from_": TOLL_FREE,
+                "to": "+13125550003",
+                "text": "hi",
+                "media_urls": ["https://x/y.png"],
+            }
+        ]
+        * 300,
+    ],
+)
 @pytest.mark.anyio
 async def test_estimate_matches_the_limiter(rows: list[dict[str, object]]) -> None:
     """The plan's seconds are what the client's own limiter then takes (virtual clock)."""

@@ -273,10 +273,12 @@ async def test_slow_lane_does_not_delay_fast_lane(clock: VirtualClock) -> None:
 
 @pytest.mark.anyio
 async def test_newcomer_lane_queues_behind_lanes_waiting_for_the_account(
-        clock: VirtualClock) -> None:
+    clock: VirtualClock,
+) -> None:
     """An acquire from an idle lane never takes an account token a waiting lane is owed."""
-    lim = limits(clock, account_mps=1.0, burst=1,
-                 per_sender_mps={"a": None, "b": None, "c": None, "d": None})
+    lim = limits(
+        clock, account_mps=1.0, burst=1, per_sender_mps={"a": None, "b": None, "c": None, "d": None}
+    )
     order: list[str] = []
 
     async def send(sender: str) -> None:
@@ -781,12 +783,23 @@ def test_random_schedules_keep_fifo_rates_and_progress(ops: list[Op]) -> None:
     _run_schedule(ops)
 
 
-@pytest.mark.parametrize(("reset_after", "pause"), [
-    (None, 0.0), (0, 0.0), (-3, 0.0), (math.nan, 0.0),
-    (2, 1.1), (2.0, 1.1), (1.5, 1.5), (1e9, 300.0), (math.inf, 300.0),
-])
-def test_reset_pause_is_one_formula_for_both_limiters(reset_after: float | None,
-                                                      pause: float) -> None:
+@pytest.mark.parametrize(
+    ("reset_after", "pause"),
+    [
+        (None, 0.0),
+        (0, 0.0),
+        (-3, 0.0),
+        (math.nan, 0.0),
+        (2, 1.1),
+        (2.0, 1.1),
+        (1.5, 1.5),
+        (1e9, 300.0),
+        (math.inf, 300.0),
+    ],
+)
+def test_reset_pause_is_one_formula_for_both_limiters(
+    reset_after: float | None, pause: float
+) -> None:
     """x-ratelimit-reset → the account block, as the local and the Redis limiter compute it."""
     pytest.importorskip("redis")
     from telnyx_msg import _bucket

@@ -18,10 +18,12 @@ FAST = Backoff(initial=0.001, max=0.001)
 
 
 def optouts(page: int, total: int) -> dict[str, Any]:
-    return {"data": [{"record_type": "messaging_optout", "from": "+18005550101",
-                      "to": f"+1844555{page:04d}"}],
-            "meta": {"page_number": page, "page_size": 1, "total_pages": total,
-                     "total_results": total}}
+    return {
+        "data": [
+            {"record_type": "messaging_optout", "from": "+18005550101", "to": f"+1844555{page:04d}"}
+        ],
+        "meta": {"page_number": page, "page_size": 1, "total_pages": total, "total_results": total},
+    }
 
 
 async def test_retrieve_reports_status_headers_request_id_and_retries(api_server: Any) -> None:
@@ -33,13 +35,15 @@ async def test_retrieve_reports_status_headers_request_id_and_retries(api_server
         calls += 1
         if calls == 1:
             return json_response({"errors": []}, status=503)
-        return json_response({"data": message_json(id="m-7")},
-                             headers={"x-request-id": "req-42", "x-extra": "yes"})
+        return json_response(
+            {"data": message_json(id="m-7")}, headers={"x-request-id": "req-42", "x-extra": "yes"}
+        )
 
     server = await api_server(handler)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, backoff=FAST) as client:
-        raw: telnyx_msg.RawResponse[telnyx_msg.Message] = (
-            await client.messages.with_raw_response.retrieve("m-7"))
+        raw: telnyx_msg.RawResponse[
+            telnyx_msg.Message
+        ] = await client.messages.with_raw_response.retrieve("m-7")
         assert (raw.status, raw.request_id, raw.retries_taken) == (200, "req-42", 1)
         assert raw.headers["X-Extra"] == "yes"  # case-insensitive
         assert raw.elapsed > 0
@@ -53,14 +57,20 @@ async def test_retrieve_reports_status_headers_request_id_and_retries(api_server
 
 
 async def test_errors_still_raise_and_bad_input_fails_before_io(api_server: Any) -> None:
-    server = await api_server(lambda r: _answer(json_response(
-        {"errors": [{"code": "10005", "title": "Resource not found"}]}, status=404)))
+    server = await api_server(
+        lambda r: _answer(
+            json_response(
+                {"errors": [{"code": "10005", "title": "Resource not found"}]}, status=404
+            )
+        )
+    )
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, backoff=FAST) as client:
         with pytest.raises(telnyx_msg.NotFoundError):
             await client.messages.with_raw_response.retrieve("nope")
         with pytest.raises(telnyx_msg.ValidationError, match=r"messages\.send"):
             await client.messages.with_raw_response.send(  # type: ignore[call-arg]
-                from_="+18005550101", to="+18445550001", txt="typo")
+                from_="+18005550101", to="+18445550001", txt="typo"
+            )
         with pytest.raises(TypeError, match="no raw form"):
             client.messages.with_raw_response.send_many([])  # type: ignore[misc]
     assert len(server.requests) == 1
@@ -72,11 +82,11 @@ async def _answer(response: web.Response) -> web.Response:
 
 async def test_a_malformed_body_raises_only_on_parse(api_server: Any) -> None:
     """The raw call succeeded (the message was accepted); parse() names the bad field."""
-    server = await api_server(lambda r: _answer(json_response(
-        {"data": message_json(parts="one")})))
+    server = await api_server(lambda r: _answer(json_response({"data": message_json(parts="one")})))
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
         raw = await client.messages.with_raw_response.send(
-            from_="+18005550101", to="+18445550001", text="Hi")
+            from_="+18005550101", to="+18445550001", text="Hi"
+        )
         assert raw.status == 200
         assert b'"parts": "one"' in raw.body
         with pytest.raises(telnyx_msg.APIResponseValidationError) as info:
@@ -87,8 +97,10 @@ async def test_a_malformed_body_raises_only_on_parse(api_server: Any) -> None:
 
 async def test_raw_list_keeps_the_first_page_and_fetches_the_rest(api_server: Any) -> None:
     async def handler(request: web.Request) -> web.Response:
-        return json_response(optouts(int(request.query.get("page[number]", "1")), 3),
-                             headers={"x-request-id": "list-1"})
+        return json_response(
+            optouts(int(request.query.get("page[number]", "1")), 3),
+            headers={"x-request-id": "list-1"},
+        )
 
     server = await api_server(handler)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
@@ -101,11 +113,11 @@ async def test_raw_list_keeps_the_first_page_and_fetches_the_rest(api_server: An
 
 async def test_nested_resources_and_the_blocking_client(api_server: Any) -> None:
     """Sync facade: the same RawResponse; a list's parse() is a plain iterator."""
+
     async def handler(request: web.Request) -> web.Response:
         if request.path.endswith("/messaging_optouts"):
             return json_response(optouts(int(request.query.get("page[number]", "1")), 2))
-        return json_response({"data": message_json(id="m-9")},
-                             headers={"x-request-id": "sync-1"})
+        return json_response({"data": message_json(id="m-9")}, headers={"x-request-id": "sync-1"})
 
     server = await api_server(handler)
 
@@ -120,7 +132,12 @@ async def test_nested_resources_and_the_blocking_client(api_server: Any) -> None
             return raw.status, raw.request_id, raw.retries_taken, raw.parse().id, tos
 
     assert await anyio.to_thread.run_sync(blocking) == (
-        200, "sync-1", 0, "m-9", ["+18445550001", "+18445550002"])
+        200,
+        "sync-1",
+        0,
+        "m-9",
+        ["+18445550001", "+18445550002"],
+    )
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
         nested = client.messaging_profiles.with_raw_response.autoresp_configs
         assert type(nested).__name__ == "AutorespConfigs"

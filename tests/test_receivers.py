@@ -47,26 +47,49 @@ def anyio_backend() -> str:
 
 def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
     signature = KEY.sign(f"{timestamp}|".encode() + body)
-    return {"Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
-            "Telnyx-Timestamp": str(timestamp), "Content-Type": "application/json"}
+    return {
+        "Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
+        "Telnyx-Timestamp": str(timestamp),
+        "Content-Type": "application/json",
+    }
 
 
-def event_body(event_type: str = "message.finalized", event_id: str = "evt-1", *,
-               message_id: str = "msg-1", status: str = "delivered") -> bytes:
-    return json.dumps({
+def event_body(
+    event_type: str = "message.finalized",
+    event_id: str = "evt-1",
+    *,
+    message_id: str = "msg-1",
+    status: str = "delivered",
+) -> bytes:
+    return json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": event_id,
+                "event_type": event_type,
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {
+                    "id": message_id,
+                    "direction": "outbound",
+                    "to": [{"phone_number": "+15550001111", "status": status}],
+                },
+            },
+            "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+        }
+    ).encode()
+
+
+LINK_CLICK = json.dumps(
+    {
         "data": {
-            "record_type": "event", "id": event_id, "event_type": event_type,
-            "occurred_at": "2024-01-01T00:00:00Z",
-            "payload": {"id": message_id, "direction": "outbound",
-                        "to": [{"phone_number": "+15550001111", "status": status}]},
-        },
-        "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
-    }).encode()
-
-
-LINK_CLICK = json.dumps({"data": {"record_type": "link_clicked", "url": "https://x.test",
-                                  "to": "15550001111", "message_id": "msg-1",
-                                  "time_clicked": "2024-01-01T00:00:00Z"}}).encode()
+            "record_type": "link_clicked",
+            "url": "https://x.test",
+            "to": "15550001111",
+            "message_id": "msg-1",
+            "time_clicked": "2024-01-01T00:00:00Z",
+        }
+    }
+).encode()
 
 
 class Recorder:
@@ -93,8 +116,9 @@ class Recorder:
 
 
 def make_verifier(store: Any = None) -> WebhookVerifier:
-    return WebhookVerifier(PUBLIC, clock=lambda: NOW,
-                           replay_store=MemoryReplayStore() if store is None else store)
+    return WebhookVerifier(
+        PUBLIC, clock=lambda: NOW, replay_store=MemoryReplayStore() if store is None else store
+    )
 
 
 # --- aiohttp -----------------------------------------------------------------------------------
@@ -117,8 +141,9 @@ async def serve(handler: AiohttpWebhookHandler) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes,
-               headers: dict[str, str]) -> tuple[int, str]:
+async def post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str]:
     async with session.post(url, data=body, headers=headers) as response:
         return response.status, await response.text()
 
@@ -228,8 +253,9 @@ async def test_aiohttp_handler_timeout_is_503_and_cancels_it() -> None:
     """A handler over handler_timeout is cancelled and answered 503; the retry is handled."""
     store = MemoryReplayStore()
     recorder = Recorder(gated=True)
-    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder},
-                              handler_timeout=0.1)
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.1
+    )
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
         assert await post(session, url, body, sign(body)) == (503, "handler timed out after 0.1 s")
@@ -283,15 +309,18 @@ async def test_aiohttp_redelivery_during_handling_runs_it_when_the_first_fails()
 @pytest.mark.anyio
 async def test_aiohttp_unknown_type_and_default_handler() -> None:
     """Unknown types get 200 and are ignored, or go to ``default`` when given."""
-    body = json.dumps({"data": {"event_type": "call.initiated", "id": "c1",
-                                "payload": {}}}).encode()
+    body = json.dumps(
+        {"data": {"event_type": "call.initiated", "id": "c1", "payload": {}}}
+    ).encode()
     ignored = aiohttp_handler(make_verifier(), {})
     fallback = Recorder()
     defaulted = aiohttp_handler(make_verifier(), {}, default=fallback)
     async with aiohttp.ClientSession() as session:
         async with serve(ignored) as url:
-            assert await post(session, url, body, sign(body)) == (200,
-                                                                  "no handler for this event type")
+            assert await post(session, url, body, sign(body)) == (
+                200,
+                "no handler for this event type",
+            )
         async with serve(defaulted) as url:
             assert await post(session, url, body, sign(body)) == (200, "handled")
             await defaulted.drain()
@@ -302,8 +331,7 @@ async def test_aiohttp_unknown_type_and_default_handler() -> None:
 async def test_aiohttp_enum_keys_and_link_clicks() -> None:
     """WebhookEventType keys work, and link clicks (no id) are dispatched every time."""
     recorder = Recorder()
-    handler = aiohttp_handler(make_verifier(),
-                              {WebhookEventType.MESSAGE_LINK_CLICK: recorder})
+    handler = aiohttp_handler(make_verifier(), {WebhookEventType.MESSAGE_LINK_CLICK: recorder})
     async with serve(handler) as url, aiohttp.ClientSession() as session:
         for _ in range(2):
             assert (await post(session, url, LINK_CLICK, sign(LINK_CLICK)))[0] == 200
@@ -417,8 +445,9 @@ class BrokenStore:
 async def test_replay_store_outage_is_503(caplog: pytest.LogCaptureFixture) -> None:
     """If the replay store cannot be checked the answer is 503 (Telnyx retries)."""
     recorder = Recorder()
-    handler = aiohttp_handler(make_verifier(BrokenStore(check_fails=True)),
-                              {"message.finalized": recorder})
+    handler = aiohttp_handler(
+        make_verifier(BrokenStore(check_fails=True)), {"message.finalized": recorder}
+    )
     body = event_body()
     async with serve(handler) as url, aiohttp.ClientSession() as session:
         assert await post(session, url, body, sign(body)) == (503, "replay store unavailable")
@@ -442,15 +471,23 @@ async def test_mark_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 # --- ASGI --------------------------------------------------------------------------------------
 
 
-def http_scope(headers: dict[str, str] | list[tuple[str, str]], method: str = "POST"
-               ) -> dict[str, Any]:
+def http_scope(
+    headers: dict[str, str] | list[tuple[str, str]], method: str = "POST"
+) -> dict[str, Any]:
     items = headers.items() if isinstance(headers, dict) else headers
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1", "method": method, "scheme": "http", "path": "/hooks",
-        "raw_path": b"/hooks", "query_string": b"", "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/hooks",
+        "raw_path": b"/hooks",
+        "query_string": b"",
+        "root_path": "",
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
     }
 
 
@@ -657,8 +694,12 @@ def test_bad_max_pending_rejected() -> None:
 def delivery(message_id: str, status: str, event_type: str = "message.finalized") -> WebhookEvent:
     message = Message(id=message_id, to=(Recipient(phone_number="+15550001111", status=status),))
     known = {e.value: e for e in WebhookEventType}
-    return WebhookEvent(event_type=known.get(event_type, event_type), id=f"evt-{message_id}",
-                        occurred_at=None, payload=message)
+    return WebhookEvent(
+        event_type=known.get(event_type, event_type),
+        id=f"evt-{message_id}",
+        occurred_at=None,
+        payload=message,
+    )
 
 
 @pytest.mark.anyio
@@ -732,8 +773,12 @@ async def test_tracker_bounded_memory() -> None:
 async def test_tracker_ignores_other_payloads() -> None:
     """Events without a Message payload (link clicks, unknown types) are ignored."""
     tracker = DeliveryTracker()
-    click = WebhookEvent(event_type=WebhookEventType.MESSAGE_LINK_CLICK, id=None,
-                         occurred_at=None, payload=LinkClick(message_id="m1"))
+    click = WebhookEvent(
+        event_type=WebhookEventType.MESSAGE_LINK_CLICK,
+        id=None,
+        occurred_at=None,
+        payload=LinkClick(message_id="m1"),
+    )
     tracker.record(click)
     tracker.record(WebhookEvent(event_type="x", id="1", occurred_at=None, payload={"id": "m1"}))
     assert tracker.result("m1") is None
@@ -743,8 +788,10 @@ async def test_tracker_ignores_other_payloads() -> None:
 async def test_tracker_behind_asgi_receiver() -> None:
     """End to end: deliveries through the ASGI app resolve final_status."""
     tracker = DeliveryTracker()
-    handlers: dict[str, Handler] = {"message.sent": tracker.handle,
-                                    "message.finalized": tracker.handle}
+    handlers: dict[str, Handler] = {
+        "message.sent": tracker.handle,
+        "message.finalized": tracker.handle,
+    }
     app = asgi_app(make_verifier(), handlers)
     waiter = asyncio.ensure_future(tracker.final_status("msg-7", timeout=5))
     sent = event_body("message.sent", "e1", message_id="msg-7", status="sent")
@@ -761,4 +808,3 @@ def test_tracker_bad_max_size() -> None:
     """max_size must be at least 1."""
     with pytest.raises(ValueError, match="max_size"):
         DeliveryTracker(max_size=0)
-

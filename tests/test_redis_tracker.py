@@ -28,11 +28,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def event(event_type: str, message_id: str, *statuses: str, text: str = "hi") -> WebhookEvent:
-    message = Message(id=message_id, text=text,
-                      to=tuple(Recipient(phone_number=f"+1555000{i:04d}", status=s)
-                               for i, s in enumerate(statuses)))
-    return WebhookEvent(event_type=WebhookEventType(event_type), id=f"evt-{uuid.uuid4().hex}",
-                        occurred_at=None, payload=message)
+    message = Message(
+        id=message_id,
+        text=text,
+        to=tuple(
+            Recipient(phone_number=f"+1555000{i:04d}", status=s) for i, s in enumerate(statuses)
+        ),
+    )
+    return WebhookEvent(
+        event_type=WebhookEventType(event_type),
+        id=f"evt-{uuid.uuid4().hex}",
+        occurred_at=None,
+        payload=message,
+    )
 
 
 @pytest.fixture
@@ -80,8 +88,9 @@ async def test_first_final_status_wins(tracker: RedisDeliveryTracker) -> None:
     assert result.text == "first"
 
 
-async def test_waiter_is_woken_by_another_tracker(redis_url: str,
-                                                  tracker: RedisDeliveryTracker) -> None:
+async def test_waiter_is_woken_by_another_tracker(
+    redis_url: str, tracker: RedisDeliveryTracker
+) -> None:
     """A final_status waiting before the webhook arrives resolves when another tracker (on its
     own connections) records it."""
     other = RedisDeliveryTracker(redis_url, key_prefix=tracker.key_prefix)
@@ -114,12 +123,17 @@ asyncio.run(main())
 
 def waiter_process(url: str, key_prefix: str, message_id: str) -> subprocess.Popen[bytes]:
     """A subprocess that prints the final status of ``message_id`` once it has it."""
-    return subprocess.Popen([sys.executable, "-c", WAITER, url, key_prefix, message_id],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", WAITER, url, key_prefix, message_id],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
-async def test_waiter_in_another_process_is_woken(tracker: RedisDeliveryTracker,
-                                                  redis_url: str) -> None:
+async def test_waiter_in_another_process_is_woken(
+    tracker: RedisDeliveryTracker, redis_url: str
+) -> None:
     """A final_status awaited in a subprocess resolves when this process records the webhook."""
     proc = waiter_process(redis_url, tracker.key_prefix, "m5")
     try:
@@ -156,7 +170,8 @@ async def test_redis_down_raises_a_clear_error() -> None:
         calls: list[Callable[[], Awaitable[object]]] = [
             lambda: tracker.handle(event("message.finalized", "m7", "delivered")),
             lambda: tracker.result("m7"),
-            lambda: tracker.final_status("m7", timeout=30)]
+            lambda: tracker.final_status("m7", timeout=30),
+        ]
         for call in calls:
             started = time.monotonic()
             with pytest.raises(DeliveryTrackerUnavailableError) as info:

@@ -40,14 +40,23 @@ async def store(redis_url: str) -> AsyncIterator[RedisReplayStore]:
 
 def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
     signature = KEY.sign(f"{timestamp}|".encode() + body)
-    return {"telnyx-signature-ed25519": base64.b64encode(signature).decode(),
-            "telnyx-timestamp": str(timestamp)}
+    return {
+        "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+        "telnyx-timestamp": str(timestamp),
+    }
 
 
 def event_body(event_id: str = "evt-1") -> bytes:
-    return json.dumps({"data": {"record_type": "event", "id": event_id,
-                                "event_type": "message.finalized",
-                                "payload": {"id": "msg-1", "to": []}}}).encode()
+    return json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": event_id,
+                "event_type": "message.finalized",
+                "payload": {"id": "msg-1", "to": []},
+            }
+        }
+    ).encode()
 
 
 @pytest.mark.redis
@@ -145,8 +154,10 @@ async def test_receiver_with_redis_store(store: RedisReplayStore) -> None:
         assert not await store.aseen("evt-1")  # still unmarked while the handler runs
         seen.append(event.id)
 
-    app = asgi_app(WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store),
-                   {"message.finalized": handler})
+    app = asgi_app(
+        WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store),
+        {"message.finalized": handler},
+    )
     body = event_body()
     statuses = []
     for _ in range(2):

@@ -28,8 +28,9 @@ def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:
     return telnyx_msg.AsyncClient("secret-key", base_url=server.base_url, **kwargs)
 
 
-def failing(status: int, code: str = "10001", times: int = 1_000_000,
-            headers: dict[str, str] | None = None) -> Callable[[web.Request], Any]:
+def failing(
+    status: int, code: str = "10001", times: int = 1_000_000, headers: dict[str, str] | None = None
+) -> Callable[[web.Request], Any]:
     """A handler that fails ``times`` times with ``status`` and then succeeds."""
     state = {"n": 0}
 
@@ -86,10 +87,10 @@ def test_server_hint_table(headers: dict[str, str], status: int, expected: float
 def test_server_hint_http_date() -> None:
     """An HTTP-date Retry-After is converted to seconds from now (past dates mean 0)."""
     now = 1_700_000_000.0
-    assert server_hint({"retry-after": formatdate(now + 30, usegmt=True)}, 429,
-                       lambda: now) == pytest.approx(30.0)
-    assert server_hint({"retry-after": formatdate(now - 30, usegmt=True)}, 429,
-                       lambda: now) == 0.0
+    assert server_hint(
+        {"retry-after": formatdate(now + 30, usegmt=True)}, 429, lambda: now
+    ) == pytest.approx(30.0)
+    assert server_hint({"retry-after": formatdate(now - 30, usegmt=True)}, 429, lambda: now) == 0.0
 
 
 # --- the status table (G5) --------------------------------------------------------------------
@@ -114,10 +115,12 @@ STATUS_TABLE = [
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("status", "code", "get_attempts", "post_attempts", "unknown"),
-                         STATUS_TABLE)
-async def test_status_attempts(api_server: Any, status: int, code: str, get_attempts: int,
-                               post_attempts: int, unknown: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "get_attempts", "post_attempts", "unknown"), STATUS_TABLE
+)
+async def test_status_attempts(
+    api_server: Any, status: int, code: str, get_attempts: int, post_attempts: int, unknown: bool
+) -> None:
     """Each status is retried exactly as the policy table says, for GET and for a send."""
     server = await api_server(failing(status, code))
     async with client_for(server) as client:
@@ -137,16 +140,20 @@ async def test_status_attempts(api_server: Any, status: int, code: str, get_atte
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("status", "directive", "attempts"), [
-    (500, "true", 3),     # a send Telnyx says it did not process: safe to repeat
-    (409, "True", 3),
-    (503, "false", 1),    # normally retried; the server says no
-    (429, "false", 1),
-    (500, "maybe", 1),    # anything else: the policy table decides
-    (503, "maybe", 3),
-])
+@pytest.mark.parametrize(
+    ("status", "directive", "attempts"),
+    [
+        (500, "true", 3),  # a send Telnyx says it did not process: safe to repeat
+        (409, "True", 3),
+        (503, "false", 1),  # normally retried; the server says no
+        (429, "false", 1),
+        (500, "maybe", 1),  # anything else: the policy table decides
+        (503, "maybe", 3),
+    ],
+)
 async def test_x_should_retry_overrides_the_status_rule(
-        api_server: Any, status: int, directive: str, attempts: int) -> None:
+    api_server: Any, status: int, directive: str, attempts: int
+) -> None:
     """``x-should-retry`` is the server's explicit word on a send; it wins over the table."""
     server = await api_server(failing(status, headers={"x-should-retry": directive}))
     async with client_for(server) as client:
@@ -190,7 +197,8 @@ async def test_idempotency_key_makes_send_retryable(api_server: Any) -> None:
     server = await api_server(failing(500, times=2))
     async with client_for(server) as client:
         message = await client.messages.send(
-            **SEND, options=RequestOptions(idempotency_key="order-42:sms"))
+            **SEND, options=RequestOptions(idempotency_key="order-42:sms")
+        )
     assert message.id is not None
     assert [r.headers.get("Idempotency-Key") for r in server.requests] == ["order-42:sms"] * 3
     assert len({r.body for r in server.requests}) == 1
@@ -200,11 +208,17 @@ async def test_idempotency_key_makes_send_retryable(api_server: Any) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("headers", "wait"), [
-    ({"Retry-After": "0.3"}, 0.3),
-    ({"retry-after-ms": "250"}, 0.25),
-    ({"x-ratelimit-reset": "0.3", "x-ratelimit-limit": "10", "x-ratelimit-remaining": "0"}, 0.3),
-])
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"Retry-After": "0.3"}, 0.3),
+        ({"retry-after-ms": "250"}, 0.25),
+        (
+            {"x-ratelimit-reset": "0.3", "x-ratelimit-limit": "10", "x-ratelimit-remaining": "0"},
+            0.3,
+        ),
+    ],
+)
 async def test_hint_is_honoured(api_server: Any, headers: dict[str, str], wait: float) -> None:
     """A 429 hint is slept through before the retry (backoff alone would wait ~1 ms)."""
     server = await api_server(failing(429, "10011", times=1, headers=headers))
@@ -331,8 +345,9 @@ async def test_connection_refused_is_retried_for_sends(caplog: pytest.LogCapture
     """A refused connection never reached Telnyx: even a send is retried (3 attempts)."""
     caplog.set_level(logging.DEBUG, logger="telnyx_msg")
     base = f"http://127.0.0.1:{_free_port()}/v2"  # nothing listens there
-    async with telnyx_msg.AsyncClient("secret-key", base_url=base, backoff=FAST,
-                                      rate_limits=None) as client:
+    async with telnyx_msg.AsyncClient(
+        "secret-key", base_url=base, backoff=FAST, rate_limits=None
+    ) as client:
         with pytest.raises(telnyx_msg.APIConnectionError) as caught:
             await client.messages.send(**SEND)
     assert caught.value.outcome_unknown is False

@@ -24,8 +24,12 @@ def threaded_server() -> Iterator[str]:
 
     async def handler(request: web.Request) -> web.Response:
         if request.method == "GET" and request.path.endswith("/messaging_optouts"):
-            return json_response({"data": [{"from": "+1800", "to": "+1844"}],
-                                  "meta": {"page_number": 1, "total_pages": 1}})
+            return json_response(
+                {
+                    "data": [{"from": "+1800", "to": "+1844"}],
+                    "meta": {"page_number": 1, "total_pages": 1},
+                }
+            )
         return json_response({"data": message_json()})
 
     async def start() -> None:
@@ -91,8 +95,10 @@ def test_close_is_idempotent_and_final(threaded_server: str) -> None:
 
 def test_validation_happens_in_caller_thread() -> None:
     """Bad arguments raise ValidationError directly, before any thread hop or I/O."""
-    with (telnyx_msg.Client("k", base_url="http://127.0.0.1:9/v2", rate_limits=None) as client,
-          pytest.raises(telnyx_msg.ValidationError) as caught):
+    with (
+        telnyx_msg.Client("k", base_url="http://127.0.0.1:9/v2", rate_limits=None) as client,
+        pytest.raises(telnyx_msg.ValidationError) as caught,
+    ):
         client.messages.send(from_="+18005550101", to="555-0001", text="Hi")
     assert caught.value.field == "to"
 

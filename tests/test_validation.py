@@ -23,9 +23,14 @@ FROM = "+18005550101"
 TO = "+18445550001"
 PROFILE = "4000eba1-a0c0-4563-9925-b25e842a7cb6"
 BAD_NUMBERS = ["3125550001", "+1 312 555 0001", "+1-312-555-0001", "(312) 555-0001", "+0123"]
-MESSAGE = {"record_type": "message", "id": "40385f64-5717-4562-b3fc-2c963f66afa6",
-           "direction": "outbound", "type": "SMS",
-           "to": [{"phone_number": TO, "status": "queued"}], "text": "Hello"}
+MESSAGE = {
+    "record_type": "message",
+    "id": "40385f64-5717-4562-b3fc-2c963f66afa6",
+    "direction": "outbound",
+    "type": "SMS",
+    "to": [{"phone_number": TO, "status": "queued"}],
+    "text": "Hello",
+}
 
 
 class Recorded(Protocol):
@@ -46,8 +51,7 @@ class Server(Protocol):
     requests: list[Recorded]
 
 
-StartServer = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]],
-                       Awaitable[Server]]
+StartServer = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[Server]]
 Call = Callable[[], Awaitable[object]]
 
 
@@ -65,8 +69,7 @@ async def server(api_server: StartServer) -> Server:
 @pytest.fixture
 async def client(server: Server) -> AsyncIterator[telnyx_msg.AsyncClient]:
     """An AsyncClient pointed at the recording server, without client-side rate limits."""
-    async with telnyx_msg.AsyncClient("test-key", base_url=server.base_url,
-                                      rate_limits=None) as c:
+    async with telnyx_msg.AsyncClient("test-key", base_url=server.base_url, rate_limits=None) as c:
         yield c
 
 
@@ -96,67 +99,87 @@ def headers_of(recorded: Recorded) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("number", BAD_NUMBERS)
-async def test_send_rejects_bad_to(client: telnyx_msg.AsyncClient, server: Server,
-                                   number: str) -> None:
+async def test_send_rejects_bad_to(
+    client: telnyx_msg.AsyncClient, server: Server, number: str
+) -> None:
     """messages.send rejects a `to` that is neither E.164 nor a short code."""
     await rejected(server, lambda: client.messages.send(to=number, from_=FROM, text="Hi"), "to")
 
 
-@pytest.mark.parametrize(("method", "kwargs", "field"), [
-    ("send", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
-    ("send_long_code", {"to": TO, "from_": None, "text": "Hi"}, "from"),
-    ("send_number_pool", {"to": TO, "messaging_profile_id": None, "text": "Hi"},
-     "messaging_profile_id"),
-    ("send_group_mms", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
-    ("send_with_alphanumeric_sender", {"to": TO, "from_": "Acme", "text": None,
-                                       "messaging_profile_id": PROFILE}, "text"),
-])
-async def test_required_argument_given_as_none(client: telnyx_msg.AsyncClient, server: Server,
-                                               method: str, kwargs: dict[str, Any],
-                                               field: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "kwargs", "field"),
+    [
+        ("send", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
+        ("send_long_code", {"to": TO, "from_": None, "text": "Hi"}, "from"),
+        (
+            "send_number_pool",
+            {"to": TO, "messaging_profile_id": None, "text": "Hi"},
+            "messaging_profile_id",
+        ),
+        ("send_group_mms", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
+        (
+            "send_with_alphanumeric_sender",
+            {"to": TO, "from_": "Acme", "text": None, "messaging_profile_id": PROFILE},
+            "text",
+        ),
+    ],
+)
+async def test_required_argument_given_as_none(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, kwargs: dict[str, Any], field: str
+) -> None:
     """None for a required argument is not "omit it": it is rejected before any request."""
     send = getattr(client.messages, method)
     error = await rejected(server, lambda: send(**kwargs), field)
     assert "required" in str(error)
 
 
-async def test_required_path_id_given_as_none(client: telnyx_msg.AsyncClient,
-                                              server: Server) -> None:
+async def test_required_path_id_given_as_none(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """Keyword path ids are required too (autoresp configs take profile_id by keyword)."""
-    await rejected(server, lambda: client.messaging_profiles.autoresp_configs.retrieve(
-        "cfg-1", profile_id=None), "profile_id")  # type: ignore[arg-type]
+    await rejected(
+        server,
+        lambda: client.messaging_profiles.autoresp_configs.retrieve(
+            "cfg-1",
+            profile_id=None,  # type: ignore[arg-type]
+        ),
+        "profile_id",
+    )
 
 
 @pytest.mark.parametrize("number", BAD_NUMBERS)
 @pytest.mark.parametrize("method", ["send", "send_long_code"])
-async def test_send_rejects_bad_from(client: telnyx_msg.AsyncClient, server: Server,
-                                     method: str, number: str) -> None:
+async def test_send_rejects_bad_from(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, number: str
+) -> None:
     """A non-E.164 `from` is rejected by messages.send and messages.send_long_code."""
     send = getattr(client.messages, method)
     await rejected(server, lambda: send(to=TO, from_=number, text="Hi"), "from")
 
 
 @pytest.mark.parametrize("number", BAD_NUMBERS)
-async def test_group_mms_rejects_bad_recipient(client: telnyx_msg.AsyncClient, server: Server,
-                                               number: str) -> None:
+async def test_group_mms_rejects_bad_recipient(
+    client: telnyx_msg.AsyncClient, server: Server, number: str
+) -> None:
     """send_group_mms rejects a list holding one non-E.164 recipient."""
-    await rejected(server, lambda: client.messages.send_group_mms(
-        from_=FROM, to=[TO, number], text="Hi"), "to")
+    await rejected(
+        server, lambda: client.messages.send_group_mms(from_=FROM, to=[TO, number], text="Hi"), "to"
+    )
 
 
-async def test_group_mms_accepts_short_code_recipients(client: telnyx_msg.AsyncClient,
-                                                       server: Server) -> None:
+async def test_group_mms_accepts_short_code_recipients(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """send_group_mms takes short codes among its recipients (the definition's ToNumber)."""
-    body = await accepted(server, lambda: client.messages.send_group_mms(
-        from_=FROM, to=[TO, "12345"], text="Hi"))
+    body = await accepted(
+        server, lambda: client.messages.send_group_mms(from_=FROM, to=[TO, "12345"], text="Hi")
+    )
     assert body == {"from": FROM, "to": [TO, "12345"], "text": "Hi"}
 
 
-async def test_send_accepts_short_code_to(client: telnyx_msg.AsyncClient,
-                                          server: Server) -> None:
+async def test_send_accepts_short_code_to(client: telnyx_msg.AsyncClient, server: Server) -> None:
     """messages.send accepts a short code `to` and sends it as given."""
-    body = await accepted(server, lambda: client.messages.send(to="12345", from_=FROM,
-                                                               text="Hi"))
+    body = await accepted(server, lambda: client.messages.send(to="12345", from_=FROM, text="Hi"))
     assert body == {"to": "12345", "from": FROM, "text": "Hi"}
 
 
@@ -164,71 +187,101 @@ async def test_send_accepts_short_code_to(client: telnyx_msg.AsyncClient,
     ("method", "kwargs", "field"),
     [
         ("send_long_code", {"from_": "12345", "to": TO, "text": "Hi"}, "from"),
-        ("send_whatsapp", {"from_": FROM, "to": "12345",
-                           "whatsapp_message": {"type": "text", "text": {"body": "Hi"}}}, "to"),
+        (
+            "send_whatsapp",
+            {
+                "from_": FROM,
+                "to": "12345",
+                "whatsapp_message": {"type": "text", "text": {"body": "Hi"}},
+            },
+            "to",
+        ),
     ],
     ids=["long_code-from", "whatsapp-to"],
 )
-async def test_short_code_rejected_where_e164_only(client: telnyx_msg.AsyncClient,
-                                                   server: Server, method: str,
-                                                   kwargs: dict[str, Any], field: str) -> None:
+async def test_short_code_rejected_where_e164_only(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, kwargs: dict[str, Any], field: str
+) -> None:
     """Endpoints that take only E.164 numbers reject a short code."""
     send = getattr(client.messages, method)
     await rejected(server, lambda: send(**kwargs), field)
 
 
-async def test_alphanumeric_sender_accepted(client: telnyx_msg.AsyncClient,
-                                            server: Server) -> None:
+async def test_alphanumeric_sender_accepted(client: telnyx_msg.AsyncClient, server: Server) -> None:
     """A valid alphanumeric sender id ("MyCompany") is sent."""
-    body = await accepted(server, lambda: client.messages.send_with_alphanumeric_sender(
-        from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE))
+    body = await accepted(
+        server,
+        lambda: client.messages.send_with_alphanumeric_sender(
+            from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE
+        ),
+    )
     assert body == {"from": "MyCompany", "to": TO, "text": "Hi", "messaging_profile_id": PROFILE}
 
 
-async def test_send_accepts_alphanumeric_from(client: telnyx_msg.AsyncClient,
-                                              server: Server) -> None:
+async def test_send_accepts_alphanumeric_from(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """messages.send also accepts an alphanumeric `from`."""
-    body = await accepted(server, lambda: client.messages.send(to=TO, from_="MyCompany",
-                                                               text="Hi"))
+    body = await accepted(server, lambda: client.messages.send(to=TO, from_="MyCompany", text="Hi"))
     assert body["from"] == "MyCompany"
 
 
 @pytest.mark.parametrize("sender", ["TooLongSenderName", "!!!", ""])
-async def test_alphanumeric_sender_rejected(client: telnyx_msg.AsyncClient, server: Server,
-                                            sender: str) -> None:
+async def test_alphanumeric_sender_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, sender: str
+) -> None:
     """An over-long or symbol-only alphanumeric sender id is rejected as `from`."""
-    await rejected(server, lambda: client.messages.send_with_alphanumeric_sender(
-        from_=sender, to=TO, text="Hi", messaging_profile_id=PROFILE), "from")
+    await rejected(
+        server,
+        lambda: client.messages.send_with_alphanumeric_sender(
+            from_=sender, to=TO, text="Hi", messaging_profile_id=PROFILE
+        ),
+        "from",
+    )
 
 
 @pytest.mark.parametrize("sender", ["TooLongSenderName", "!!!"])
-async def test_create_alphanumeric_sender_id_rejected(client: telnyx_msg.AsyncClient,
-                                                      server: Server, sender: str) -> None:
+async def test_create_alphanumeric_sender_id_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, sender: str
+) -> None:
     """alphanumeric_sender_ids.create checks the sender id format too."""
-    await rejected(server, lambda: client.alphanumeric_sender_ids.create(
-        alphanumeric_sender_id=sender, messaging_profile_id=PROFILE), "alphanumeric_sender_id")
+    await rejected(
+        server,
+        lambda: client.alphanumeric_sender_ids.create(
+            alphanumeric_sender_id=sender, messaging_profile_id=PROFILE
+        ),
+        "alphanumeric_sender_id",
+    )
 
 
 # --- content --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"], ids=["empty", "spaces", "whitespace"])
-async def test_empty_text_rejected(client: telnyx_msg.AsyncClient, server: Server,
-                                   text: str) -> None:
+async def test_empty_text_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, text: str
+) -> None:
     """Empty or whitespace-only `text` is rejected."""
     await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text=text), "text")
 
 
-async def test_empty_text_rejected_alphanumeric(client: telnyx_msg.AsyncClient,
-                                                server: Server) -> None:
+async def test_empty_text_rejected_alphanumeric(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """The alphanumeric send rejects empty `text` as well."""
-    await rejected(server, lambda: client.messages.send_with_alphanumeric_sender(
-        from_="MyCompany", to=TO, text=" ", messaging_profile_id=PROFILE), "text")
+    await rejected(
+        server,
+        lambda: client.messages.send_with_alphanumeric_sender(
+            from_="MyCompany", to=TO, text=" ", messaging_profile_id=PROFILE
+        ),
+        "text",
+    )
 
 
 @pytest.mark.parametrize("extra", [{}, {"media_urls": []}], ids=["nothing", "empty-media"])
-async def test_send_needs_text_or_media(client: telnyx_msg.AsyncClient, server: Server,
-                                        extra: dict[str, Any]) -> None:
+async def test_send_needs_text_or_media(
+    client: telnyx_msg.AsyncClient, server: Server, extra: dict[str, Any]
+) -> None:
     """A send with neither text nor media_urls is rejected (field `text`)."""
     await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, **extra), "text")
 
@@ -236,33 +289,40 @@ async def test_send_needs_text_or_media(client: telnyx_msg.AsyncClient, server: 
 async def test_media_only_send_accepted(client: telnyx_msg.AsyncClient, server: Server) -> None:
     """A send with media_urls and no text is valid."""
     urls = ["https://example.com/a.jpg"]
-    body = await accepted(server, lambda: client.messages.send(to=TO, from_=FROM,
-                                                               media_urls=urls))
+    body = await accepted(server, lambda: client.messages.send(to=TO, from_=FROM, media_urls=urls))
     assert body == {"to": TO, "from": FROM, "media_urls": urls}
 
 
-async def test_media_urls_bare_string_rejected(client: telnyx_msg.AsyncClient,
-                                               server: Server) -> None:
+async def test_media_urls_bare_string_rejected(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """media_urls="http://x" (a bare string, not a list) is rejected."""
-    await rejected(server, lambda: client.messages.send(
-        to=TO, from_=FROM, text="Hi", media_urls="http://x"), "media_urls")
+    await rejected(
+        server,
+        lambda: client.messages.send(to=TO, from_=FROM, text="Hi", media_urls="http://x"),
+        "media_urls",
+    )
 
 
 @pytest.mark.parametrize("count", [0, 9])
-async def test_group_mms_recipient_count(client: telnyx_msg.AsyncClient, server: Server,
-                                         count: int) -> None:
+async def test_group_mms_recipient_count(
+    client: telnyx_msg.AsyncClient, server: Server, count: int
+) -> None:
     """Group MMS needs 1 to 8 recipients."""
     to = [f"+1844555{i:04d}" for i in range(count)]
-    await rejected(server, lambda: client.messages.send_group_mms(from_=FROM, to=to, text="Hi"),
-                   "to")
+    await rejected(
+        server, lambda: client.messages.send_group_mms(from_=FROM, to=to, text="Hi"), "to"
+    )
 
 
-async def test_group_mms_eight_recipients_accepted(client: telnyx_msg.AsyncClient,
-                                                   server: Server) -> None:
+async def test_group_mms_eight_recipients_accepted(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """Group MMS with 8 recipients is sent as a JSON list."""
     to = [f"+1844555{i:04d}" for i in range(8)]
-    body = await accepted(server, lambda: client.messages.send_group_mms(from_=FROM, to=to,
-                                                                         text="Hi"))
+    body = await accepted(
+        server, lambda: client.messages.send_group_mms(from_=FROM, to=to, text="Hi")
+    )
     assert body["to"] == to
 
 
@@ -275,12 +335,12 @@ async def test_group_mms_eight_recipients_accepted(client: telnyx_msg.AsyncClien
     ids=["naive-datetime", "no-offset", "garbage", "bad-month", "int"],
 )
 @pytest.mark.parametrize("method", ["send", "schedule"])
-async def test_send_at_rejected(client: telnyx_msg.AsyncClient, server: Server, method: str,
-                                send_at: Any) -> None:
+async def test_send_at_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, send_at: Any
+) -> None:
     """send_at must be an aware datetime or an ISO 8601 string with an offset."""
     send = getattr(client.messages, method)
-    await rejected(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at),
-                   "send_at")
+    await rejected(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at), "send_at")
 
 
 @pytest.mark.parametrize(
@@ -289,8 +349,9 @@ async def test_send_at_rejected(client: telnyx_msg.AsyncClient, server: Server, 
     ids=["aware-datetime", "z-string"],
 )
 @pytest.mark.parametrize("method", ["send", "schedule"])
-async def test_send_at_accepted(client: telnyx_msg.AsyncClient, server: Server, method: str,
-                                send_at: datetime | str) -> None:
+async def test_send_at_accepted(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, send_at: datetime | str
+) -> None:
     """An aware datetime or a Z string is accepted and sent as an ISO 8601 string."""
     send = getattr(client.messages, method)
     body = await accepted(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at))
@@ -305,21 +366,29 @@ async def test_send_at_accepted(client: telnyx_msg.AsyncClient, server: Server, 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"type": "TEXT"}, "type"), ({"type": "RCS"}, "type"), ({"encoding": "utf8"}, "encoding"),
-     ({"encoding": "GSM-7"}, "encoding")],
+    [
+        ({"type": "TEXT"}, "type"),
+        ({"type": "RCS"}, "type"),
+        ({"encoding": "utf8"}, "encoding"),
+        ({"encoding": "GSM-7"}, "encoding"),
+    ],
     ids=["type-TEXT", "type-RCS", "encoding-utf8", "encoding-GSM-7"],
 )
-async def test_bad_enum_values(client: telnyx_msg.AsyncClient, server: Server,
-                               kwargs: dict[str, Any], field: str) -> None:
+async def test_bad_enum_values(
+    client: telnyx_msg.AsyncClient, server: Server, kwargs: dict[str, Any], field: str
+) -> None:
     """`type` and `encoding` accept only their documented values."""
-    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs),
-                   field)
+    await rejected(
+        server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs), field
+    )
 
 
 async def test_good_enum_values(client: telnyx_msg.AsyncClient, server: Server) -> None:
     """Documented `type` and `encoding` values are sent."""
-    body = await accepted(server, lambda: client.messages.send(
-        to=TO, from_=FROM, text="Hi", type="SMS", encoding="ucs2"))
+    body = await accepted(
+        server,
+        lambda: client.messages.send(to=TO, from_=FROM, text="Hi", type="SMS", encoding="ucs2"),
+    )
     assert body["type"] == "SMS"
     assert body["encoding"] == "ucs2"
 
@@ -327,43 +396,70 @@ async def test_good_enum_values(client: telnyx_msg.AsyncClient, server: Server) 
 # --- idempotency keys -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, "has space", "ключ", "new\nline"],
-                         ids=["empty", "256-chars", "space", "cyrillic", "newline"])
-async def test_idempotency_key_format_rejected(client: telnyx_msg.AsyncClient, server: Server,
-                                               key: str) -> None:
+@pytest.mark.parametrize(
+    "key",
+    ["", "k" * 256, "has space", "ключ", "new\nline"],
+    ids=["empty", "256-chars", "space", "cyrillic", "newline"],
+)
+async def test_idempotency_key_format_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, key: str
+) -> None:
     """An idempotency key outside ^[A-Za-z0-9_:-]{1,255}$ is rejected."""
-    await rejected(server, lambda: client.messages.send(
-        to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)),
-        "idempotency_key")
+    await rejected(
+        server,
+        lambda: client.messages.send(
+            to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)
+        ),
+        "idempotency_key",
+    )
 
 
 @pytest.mark.parametrize("key", ["abc_123:XYZ-9", "k" * 255])
-async def test_idempotency_key_sent(client: telnyx_msg.AsyncClient, server: Server,
-                                    key: str) -> None:
+async def test_idempotency_key_sent(
+    client: telnyx_msg.AsyncClient, server: Server, key: str
+) -> None:
     """A valid idempotency key is sent as the Idempotency-Key header."""
-    await accepted(server, lambda: client.messages.send(
-        to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)))
+    await accepted(
+        server,
+        lambda: client.messages.send(
+            to=TO, from_=FROM, text="Hi", options=RequestOptions(idempotency_key=key)
+        ),
+    )
     assert headers_of(server.requests[0])["idempotency-key"] == key
 
 
-async def test_schedule_rejects_idempotency_key(client: telnyx_msg.AsyncClient,
-                                                server: Server) -> None:
+async def test_schedule_rejects_idempotency_key(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """messages.schedule does not accept an Idempotency-Key: ValidationError, nothing sent."""
-    await rejected(server, lambda: client.messages.schedule(
-        to=TO, from_=FROM, text="Hi", send_at="2030-01-01T12:00:00Z",
-        options=RequestOptions(idempotency_key="abc_123")), "idempotency_key")
+    await rejected(
+        server,
+        lambda: client.messages.schedule(
+            to=TO,
+            from_=FROM,
+            text="Hi",
+            send_at="2030-01-01T12:00:00Z",
+            options=RequestOptions(idempotency_key="abc_123"),
+        ),
+        "idempotency_key",
+    )
 
 
-async def test_options_must_be_request_options(client: telnyx_msg.AsyncClient,
-                                               server: Server) -> None:
+async def test_options_must_be_request_options(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """options= must be a RequestOptions, not a dict."""
     options: Any = {"idempotency_key": "abc"}
-    await rejected(server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi",
-                                                        options=options), "options")
+    await rejected(
+        server,
+        lambda: client.messages.send(to=TO, from_=FROM, text="Hi", options=options),
+        "options",
+    )
 
 
-async def test_validation_error_is_value_error(client: telnyx_msg.AsyncClient,
-                                               server: Server) -> None:
+async def test_validation_error_is_value_error(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
     """ValidationError is both a TelnyxError and a ValueError."""
     with pytest.raises(ValueError) as info:
         await client.messages.send(to="3125550001", from_=FROM, text="Hi")
@@ -378,26 +474,33 @@ async def test_validation_error_is_value_error(client: telnyx_msg.AsyncClient,
 def _raised_in_caller_thread(error: BaseException) -> bool:
     """True when no frame of the traceback ran through the portal (another thread)."""
     frames = traceback.extract_tb(error.__traceback__)
-    return not any(f.filename.replace("\\", "/").endswith(("anyio/from_thread.py",
-                                                          "concurrent/futures/_base.py"))
-                   for f in frames)
+    return not any(
+        f.filename.replace("\\", "/").endswith(
+            ("anyio/from_thread.py", "concurrent/futures/_base.py")
+        )
+        for f in frames
+    )
 
 
 SYNC_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("send", {"to": "+1 312 555 0001", "from_": FROM, "text": "Hi"}, "to"),
     ("send", {"to": TO, "from_": FROM, "text": "  "}, "text"),
-    ("send", {"to": TO, "from_": FROM, "text": "Hi", "send_at": "2030-01-01T12:00:00"},
-     "send_at"),
+    ("send", {"to": TO, "from_": FROM, "text": "Hi", "send_at": "2030-01-01T12:00:00"}, "send_at"),
     ("send_group_mms", {"from_": FROM, "to": [], "text": "Hi"}, "to"),
-    ("send_with_alphanumeric_sender", {"from_": "!!!", "to": TO, "text": "Hi",
-                                       "messaging_profile_id": PROFILE}, "from"),
+    (
+        "send_with_alphanumeric_sender",
+        {"from_": "!!!", "to": TO, "text": "Hi", "messaging_profile_id": PROFILE},
+        "from",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "kwargs", "field"), SYNC_CASES,
-                         ids=[f"{c[0]}-{c[2]}" for c in SYNC_CASES])
-async def test_sync_client_rejects_in_caller_thread(server: Server, method: str,
-                                                    kwargs: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "kwargs", "field"), SYNC_CASES, ids=[f"{c[0]}-{c[2]}" for c in SYNC_CASES]
+)
+async def test_sync_client_rejects_in_caller_thread(
+    server: Server, method: str, kwargs: dict[str, Any], field: str
+) -> None:
     """The blocking Client raises the same ValidationError in the caller's thread, sends nothing."""
 
     def run() -> ValidationError:
@@ -419,8 +522,12 @@ async def test_sync_client_rejects_bad_idempotency_key(server: Server) -> None:
     def run() -> ValidationError:
         with telnyx_msg.Client("test-key", base_url=server.base_url, rate_limits=None) as client:
             with pytest.raises(ValidationError) as info:
-                client.messages.send(to=TO, from_=FROM, text="Hi",
-                                     options=RequestOptions(idempotency_key="has space"))
+                client.messages.send(
+                    to=TO,
+                    from_=FROM,
+                    text="Hi",
+                    options=RequestOptions(idempotency_key="has space"),
+                )
             return info.value
 
     error = await anyio.to_thread.run_sync(run)
@@ -435,9 +542,13 @@ async def test_sync_client_schedule_idempotency_key(server: Server) -> None:
     def run() -> ValidationError:
         with telnyx_msg.Client("test-key", base_url=server.base_url, rate_limits=None) as client:
             with pytest.raises(ValidationError) as info:
-                client.messages.schedule(to=TO, from_=FROM, text="Hi",
-                                         send_at="2030-01-01T12:00:00Z",
-                                         options=RequestOptions(idempotency_key="abc_123"))
+                client.messages.schedule(
+                    to=TO,
+                    from_=FROM,
+                    text="Hi",
+                    send_at="2030-01-01T12:00:00Z",
+                    options=RequestOptions(idempotency_key="abc_123"),
+                )
             return info.value
 
     error = await anyio.to_thread.run_sync(run)
@@ -471,13 +582,15 @@ async def test_argument_mistakes_name_the_method_and_the_fix() -> None:
             await client.messages.send(text="hi")
         with pytest.raises(ValidationError) as nested:
             await client.messaging_profiles.autoresp_configs.create(
-                "p", op="stop", keywords=["X"], country="US")
+                "p", op="stop", keywords=["X"], country="US"
+            )
         with pytest.raises(ValidationError) as extra:
             await client.messages.retrieve("a", "b")
         with pytest.raises(ValidationError) as listed:
             client.messaging_optouts.list(page_sise=10)
-    assert str(typo.value) == ("txt: messages.send() got an unexpected keyword argument 'txt'; "
-                               "did you mean 'text'?")
+    assert str(typo.value) == (
+        "txt: messages.send() got an unexpected keyword argument 'txt'; did you mean 'text'?"
+    )
     assert typo.value.field == "txt"
     assert str(missing.value) == "to: messages.send() needs to="
     assert "messaging_profiles.autoresp_configs.create()" in str(nested.value)
@@ -508,8 +621,9 @@ def test_client_reused_from_a_second_event_loop_says_how_to_fix_it() -> None:
         clients = [telnyx_msg.AsyncClient(fake.api_key, base_url=fake.base_url)]
 
         async def send() -> str:
-            sent = await clients[0].messages.send(from_="+18005550101", to="+18445550001",
-                                                  text="hi")
+            sent = await clients[0].messages.send(
+                from_="+18005550101", to="+18445550001", text="hi"
+            )
             return sent.id
 
         assert asyncio.run(send())

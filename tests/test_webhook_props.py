@@ -51,9 +51,12 @@ def flip(data: bytes, bit: int) -> bytes:
     return bytes(out)
 
 
-def both(strategy: Callable[[Callable[..., None]], Callable[..., None]],
-         prop: Callable[..., None], *, fast: settings = FAST,
-         ) -> tuple[Callable[..., None], Callable[..., None]]:
+def both(
+    strategy: Callable[[Callable[..., None]], Callable[..., None]],
+    prop: Callable[..., None],
+    *,
+    fast: settings = FAST,
+) -> tuple[Callable[..., None], Callable[..., None]]:
     """The property at 2,000 examples, and a slow-marked copy at 10,000."""
     return fast(strategy(prop)), pytest.mark.slow(SLOW(strategy(prop)))
 
@@ -118,8 +121,9 @@ test_signature_text_bit_flip_rejected, test_signature_text_bit_flip_rejected_10k
 
 # --- robustness: only the library's own errors -------------------------------------------------
 
-_name_variants = st.sampled_from([SIG, TS, SIG.upper(), TS.title(), "Telnyx-Signature-Ed25519",
-                                  "content-type", "x"])
+_name_variants = st.sampled_from(
+    [SIG, TS, SIG.upper(), TS.title(), "Telnyx-Signature-Ed25519", "content-type", "x"]
+)
 _header_values: st.SearchStrategy[Any] = st.one_of(
     st.text(max_size=100),
     st.sampled_from([str(NOW), str(NOW - 301), "A" * 88, "A" * 86 + "==", sign(b"")[SIG]]),
@@ -150,29 +154,83 @@ def _signed_arbitrary_bytes(body: bytes) -> None:
 
 
 _robust = given(body=st.binary(max_size=2000), headers=_header_maps)
-test_arbitrary_input_raises_only_own_errors, test_arbitrary_input_raises_only_own_errors_10k = (
-    both(_robust, _arbitrary_input)
+test_arbitrary_input_raises_only_own_errors, test_arbitrary_input_raises_only_own_errors_10k = both(
+    _robust, _arbitrary_input
 )
 test_signed_arbitrary_bytes_verify, test_signed_arbitrary_bytes_verify_10k = both(
     given(body=st.binary(max_size=2000)), _signed_arbitrary_bytes
 )
 
 _json: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-    | st.sampled_from(["message.sent", "message.finalized", "message.received", "link_clicked",
-                       "2024-01-01T00:00:00Z", "delivered", "event"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(
-        st.sampled_from(["id", "to", "from", "cost", "amount", "status", "payload", "event_type",
-                         "record_type", "occurred_at", "time_clicked", "meta", "attempt", "media",
-                         "errors", "tags", "completed_at", "parts", "text", "url", "message_id"])
-        | st.text(max_size=5),
-        children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(
+        [
+            "message.sent",
+            "message.finalized",
+            "message.received",
+            "link_clicked",
+            "2024-01-01T00:00:00Z",
+            "delivered",
+            "event",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "to",
+                    "from",
+                    "cost",
+                    "amount",
+                    "status",
+                    "payload",
+                    "event_type",
+                    "record_type",
+                    "occurred_at",
+                    "time_clicked",
+                    "meta",
+                    "attempt",
+                    "media",
+                    "errors",
+                    "tags",
+                    "completed_at",
+                    "parts",
+                    "text",
+                    "url",
+                    "message_id",
+                ]
+            )
+            | st.text(max_size=5),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=8,
 )
 _documents = st.fixed_dictionaries(
-    {"data": st.dictionaries(st.sampled_from(["id", "event_type", "record_type", "occurred_at",
-                                              "payload", "url", "time_clicked", "message_id"]),
-                             _json)},
+    {
+        "data": st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "event_type",
+                    "record_type",
+                    "occurred_at",
+                    "payload",
+                    "url",
+                    "time_clicked",
+                    "message_id",
+                ]
+            ),
+            _json,
+        )
+    },
     optional={"meta": _json},
 )
 
@@ -258,12 +316,17 @@ def _signature_text(signature: str) -> None:
 
 
 test_arbitrary_signature_text_rejected, test_arbitrary_signature_text_rejected_10k = both(
-    given(signature=st.one_of(
-        st.text(max_size=100),
-        st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
-                min_size=86, max_size=90),
-        st.just(sign(b"{}")[SIG]),
-    )),
+    given(
+        signature=st.one_of(
+            st.text(max_size=100),
+            st.text(
+                alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+                min_size=86,
+                max_size=90,
+            ),
+            st.just(sign(b"{}")[SIG]),
+        )
+    ),
     _signature_text,
 )
 

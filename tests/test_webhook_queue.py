@@ -39,20 +39,30 @@ PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicForm
 
 def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
     signature = KEY.sign(f"{timestamp}|".encode() + body)
-    return {"Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
-            "Telnyx-Timestamp": str(timestamp), "Content-Type": "application/json"}
+    return {
+        "Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
+        "Telnyx-Timestamp": str(timestamp),
+        "Content-Type": "application/json",
+    }
 
 
 def event_body(event_id: str = "evt-1", event_type: str = "message.finalized") -> bytes:
-    return json.dumps({
-        "data": {
-            "record_type": "event", "id": event_id, "event_type": event_type,
-            "occurred_at": "2024-01-01T00:00:00Z",
-            "payload": {"id": f"msg-{event_id}", "direction": "outbound",
-                        "to": [{"phone_number": "+15550001111", "status": "delivered"}]},
-        },
-        "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
-    }).encode()
+    return json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": event_id,
+                "event_type": event_type,
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {
+                    "id": f"msg-{event_id}",
+                    "direction": "outbound",
+                    "to": [{"phone_number": "+15550001111", "status": "delivered"}],
+                },
+            },
+            "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+        }
+    ).encode()
 
 
 def verifier() -> WebhookVerifier:
@@ -67,8 +77,9 @@ def parsed(event_id: str) -> WebhookEvent:
 @pytest.fixture
 async def queue(redis_url: str) -> AsyncIterator[RedisWebhookQueue]:
     """A queue on a stream of its own, with short timings."""
-    q = RedisWebhookQueue(redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3,
-                          max_attempts=3, block=0.2)
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3, max_attempts=3, block=0.2
+    )
     yield q
     await q.aclose()
 
@@ -136,11 +147,13 @@ class Recorder:
 
 
 @asynccontextmanager
-async def running(q: RedisWebhookQueue, handler: Any, consumer: str | None = None
-                  ) -> AsyncIterator[asyncio.Task[None]]:
+async def running(
+    q: RedisWebhookQueue, handler: Any, consumer: str | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
     """Run a worker in a task; stop it (bounded) on exit."""
     task = asyncio.get_running_loop().create_task(
-        q.run({"message.finalized": handler}, consumer=consumer))
+        q.run({"message.finalized": handler}, consumer=consumer)
+    )
     try:
         yield task
     finally:
@@ -155,8 +168,11 @@ async def test_receiver_appends_before_answering_2xx(queue: RedisWebhookQueue) -
     """The 200 comes after XADD: the stream already holds the raw body when the answer arrives."""
     handler = aiohttp_handler(verifier(), {}, queue=queue)
     body = event_body("evt-q1")
-    async with serve(handler) as url, aiohttp.ClientSession() as session, \
-            session.post(url, data=body, headers=sign(body)) as response:
+    async with (
+        serve(handler) as url,
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=sign(body)) as response,
+    ):
         assert (response.status, await response.text()) == (200, "queued")
         entries = await (await raw(queue)).xrange(queue.stream)
     assert len(entries) == 1
@@ -177,8 +193,12 @@ async def test_receiver_rejects_bad_signature_without_queueing(queue: RedisWebho
 
 async def call_asgi(app: Any, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
-    scope = {"type": "http", "method": "POST", "path": "/hooks",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/hooks",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
@@ -214,7 +234,8 @@ async def test_receiver_answers_503_when_redis_is_down() -> None:
 
 
 async def test_receiver_answers_503_quickly_when_redis_is_frozen(
-        redis_process: RedisProcess) -> None:
+    redis_process: RedisProcess,
+) -> None:
     """A SIGSTOPped Redis (accepts, never answers): 503 within the queue's 1 s timeout."""
     q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}")
     try:
@@ -289,8 +310,7 @@ async def test_failing_handler_is_retried_after_claim_after(queue: RedisWebhookQ
     assert await queue.dead_letters() == []
 
 
-async def test_handler_failing_max_attempts_goes_to_dead_letters(
-        queue: RedisWebhookQueue) -> None:
+async def test_handler_failing_max_attempts_goes_to_dead_letters(queue: RedisWebhookQueue) -> None:
     """After max_attempts failures the entry moves to stream:dead with the reason."""
     recorder = Recorder(failures=100)
     body = event_body("evt-dead")
@@ -309,8 +329,14 @@ async def test_handler_failing_max_attempts_goes_to_dead_letters(
 
 async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) -> None:
     """A handler over handler_timeout is cancelled and counts as a failed attempt."""
-    q = RedisWebhookQueue(redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3,
-                          max_attempts=2, block=0.2, handler_timeout=0.2)
+    q = RedisWebhookQueue(
+        redis_url,
+        stream=f"test:{uuid.uuid4().hex}",
+        claim_after=0.3,
+        max_attempts=2,
+        block=0.2,
+        handler_timeout=0.2,
+    )
     cancelled = 0
 
     async def stuck(event: WebhookEvent) -> None:
@@ -327,7 +353,8 @@ async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) 
             await wait_until(q.dead_letters)
         [letter] = await q.dead_letters()
         assert letter["reason"] == (
-            "handler failed: TimeoutError('handler exceeded handler_timeout=0.2 s')")
+            "handler failed: TimeoutError('handler exceeded handler_timeout=0.2 s')"
+        )
         assert cancelled == 2
     finally:
         await q.aclose()
@@ -361,9 +388,17 @@ async def test_duplicate_event_is_handled_once(queue: RedisWebhookQueue) -> None
 
 async def test_link_click_without_id_is_handled(queue: RedisWebhookQueue) -> None:
     """A link click (no event id on the wire) goes through the queue to the default handler."""
-    body = json.dumps({"data": {"record_type": "link_clicked", "url": "https://x.test",
-                                "to": "15550001111", "message_id": "msg-1",
-                                "time_clicked": "2024-01-01T00:00:00Z"}}).encode()
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "link_clicked",
+                "url": "https://x.test",
+                "to": "15550001111",
+                "message_id": "msg-1",
+                "time_clicked": "2024-01-01T00:00:00Z",
+            }
+        }
+    ).encode()
     app = asgi_app(verifier(), {}, queue=queue)
     assert await call_asgi(app, body, sign(body)) == (200, b"queued")
     recorder = Recorder()
@@ -444,10 +479,12 @@ async def test_long_handler_is_not_taken_over(queue: RedisWebhookQueue) -> None:
 
 
 async def test_worker_backs_off_and_resumes_when_redis_restarts(
-        redis_process: RedisProcess) -> None:
+    redis_process: RedisProcess,
+) -> None:
     """Redis killed under a running worker: it keeps retrying, then handles new entries."""
-    q = RedisWebhookQueue(redis_process.url, stream="resume", claim_after=0.3, block=0.2,
-                          timeout=0.5)
+    q = RedisWebhookQueue(
+        redis_process.url, stream="resume", claim_after=0.3, block=0.2, timeout=0.5
+    )
     recorder = Recorder()
     try:
         async with running(q, recorder) as task:
@@ -475,15 +512,43 @@ async def _enqueued(q: RedisWebhookQueue, event_id: str) -> bool:
 # --- worker processes -------------------------------------------------------------------------
 
 
-def worker_process(url: str, stream: str, prefix: str, *extra: str, slow: float = 1.0,
-                   jitter: float = 0.0, handler: str = "record") -> subprocess.Popen[bytes]:
+def worker_process(
+    url: str,
+    stream: str,
+    prefix: str,
+    *extra: str,
+    slow: float = 1.0,
+    jitter: float = 0.0,
+    handler: str = "record",
+) -> subprocess.Popen[bytes]:
     """``telnyx-msg webhook worker`` in a subprocess, with a recording test handler."""
-    env = {**os.environ, "TNX_TEST_REDIS": url, "TNX_TEST_PREFIX": prefix,
-           "TNX_TEST_SLOW": str(slow), "TNX_TEST_JITTER": str(jitter)}
+    env = {
+        **os.environ,
+        "TNX_TEST_REDIS": url,
+        "TNX_TEST_PREFIX": prefix,
+        "TNX_TEST_SLOW": str(slow),
+        "TNX_TEST_JITTER": str(jitter),
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "telnyx_msg", "webhook", "worker", "--redis", url,
-         "--handler", f"tests.webhook_worker_handlers:{handler}", "--stream", stream, *extra],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "telnyx_msg",
+            "webhook",
+            "worker",
+            "--redis",
+            url,
+            "--handler",
+            f"tests.webhook_worker_handlers:{handler}",
+            "--stream",
+            stream,
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 async def finish(proc: subprocess.Popen[bytes], signum: int = signal.SIGKILL) -> str:
@@ -502,8 +567,9 @@ async def recorded(redis: Any, key: str) -> list[str]:
     return [v.decode() for v in await redis.lrange(key, 0, -1)]
 
 
-async def test_cli_worker_handles_then_stops_on_sigterm(queue: RedisWebhookQueue,
-                                                      redis_url: str) -> None:
+async def test_cli_worker_handles_then_stops_on_sigterm(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
     """The CLI worker runs module:function; SIGTERM finishes the handler in flight, acks it,
     exits 0, and leaves no entry pending."""
     redis = await raw(queue)
@@ -527,22 +593,21 @@ async def _has(redis: Any, key: str, value: str) -> bool:
     return value in await recorded(redis, key)
 
 
-async def test_worker_killed_mid_handler_is_taken_over_once(queue: RedisWebhookQueue,
-                                                             redis_url: str) -> None:
+async def test_worker_killed_mid_handler_is_taken_over_once(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
     """kill -9 of a worker mid-handler: after claim_after another worker takes the entry over
     and the handler completes exactly once."""
     redis = await raw(queue)
     prefix = f"rec:{uuid.uuid4().hex}"
     await queue.enqueue(event_body("slow-k"), parsed("slow-k"))
-    victim = worker_process(redis_url, queue.stream, prefix,
-                            "--claim-after", "0.5", slow=30.0)
+    victim = worker_process(redis_url, queue.stream, prefix, "--claim-after", "0.5", slow=30.0)
     try:
         await wait_until(lambda: _has(redis, f"{prefix}:started", "slow-k"), timeout=30)
     finally:
         await finish(victim)
     assert await queue.pending() == 1
-    rescuer = worker_process(redis_url, queue.stream, prefix,
-                             "--claim-after", "0.5", slow=0.1)
+    rescuer = worker_process(redis_url, queue.stream, prefix, "--claim-after", "0.5", slow=0.1)
     try:
         await wait_until(lambda: _has(redis, f"{prefix}:handled", "slow-k"), timeout=30)
         await wait_until(lambda: _zero_pending(queue))
@@ -568,7 +633,8 @@ async def test_cli_worker_runs_a_plain_function(queue: RedisWebhookQueue, redis_
 
 
 async def test_receiver_answers_503_when_redis_is_out_of_memory(
-        redis_process: RedisProcess) -> None:
+    redis_process: RedisProcess,
+) -> None:
     """maxmemory reached with noeviction: XADD is refused, the receiver answers 503."""
     q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}")
     try:
@@ -588,8 +654,21 @@ def test_cli_worker_rejects_a_bad_handler_spec() -> None:
     """--handler without ':' or naming nothing importable exits 1 with a clear error."""
     for spec in ("nocolon", "tests.webhook_worker_handlers:missing"):
         result = subprocess.run(
-            [sys.executable, "-m", "telnyx_msg", "webhook", "worker", "--redis",
-             "redis://127.0.0.1:1/0", "--handler", spec],
-            cwd=REPO, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "telnyx_msg",
+                "webhook",
+                "worker",
+                "--redis",
+                "redis://127.0.0.1:1/0",
+                "--handler",
+                spec,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 1
         assert "handler" in result.stderr

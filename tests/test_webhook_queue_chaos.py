@@ -42,16 +42,19 @@ async def post_all(urls: list[str], bodies: list[tuple[str, bytes]]) -> dict[str
 
     async def one(i: int, event_id: str, body: bytes, session: aiohttp.ClientSession) -> None:
         for attempt in range(5):
-            async with limit, session.post(urls[(i + attempt) % len(urls)], data=body,
-                                           headers=sign(body)) as response:
+            async with (
+                limit,
+                session.post(
+                    urls[(i + attempt) % len(urls)], data=body, headers=sign(body)
+                ) as response,
+            ):
                 statuses.setdefault(event_id, []).append(response.status)
                 if response.status == 200:
                     return
             await asyncio.sleep(0.2)
 
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(one(i, eid, body, session)
-                               for i, (eid, body) in enumerate(bodies)))
+        await asyncio.gather(*(one(i, eid, body, session) for i, (eid, body) in enumerate(bodies)))
     return statuses
 
 
@@ -66,8 +69,10 @@ async def test_chaos_every_accepted_webhook_is_handled(redis_url: str) -> None:
     receivers = [aiohttp_handler(verifier(), {}, queue=q) for q in queues]
     tracker = RedisDeliveryTracker(redis_url, key_prefix=prefix + ":dt:")
     extra = ("--claim-after", CLAIM_AFTER, "--max-attempts", "3")
-    workers = [worker_process(redis_url, stream, prefix, *extra, jitter=0.02,
-                              handler="record_and_track") for _ in range(3)]
+    workers = [
+        worker_process(redis_url, stream, prefix, *extra, jitter=0.02, handler="record_and_track")
+        for _ in range(3)
+    ]
     rng = random.Random(17)
     killed = 0
     try:
@@ -77,8 +82,10 @@ async def test_chaos_every_accepted_webhook_is_handled(redis_url: str) -> None:
             bodies += [bodies[rng.randrange(EVENTS)] for _ in range(DUPLICATES)]
             rng.shuffle(bodies)
             watched = [f"msg-evt-{i}" for i in rng.sample(range(EVENTS), 5)]
-            waits = [asyncio.get_running_loop().create_task(
-                tracker.final_status(m, timeout=120)) for m in watched]
+            waits = [
+                asyncio.get_running_loop().create_task(tracker.final_status(m, timeout=120))
+                for m in watched
+            ]
 
             async def chaos() -> None:
                 nonlocal killed
@@ -87,8 +94,9 @@ async def test_chaos_every_accepted_webhook_is_handled(redis_url: str) -> None:
                     victim = rng.randrange(len(workers))
                     await finish(workers[victim], signal.SIGKILL)
                     killed += 1
-                    workers[victim] = worker_process(redis_url, stream, prefix, *extra,
-                                                     jitter=0.02, handler="record_and_track")
+                    workers[victim] = worker_process(
+                        redis_url, stream, prefix, *extra, jitter=0.02, handler="record_and_track"
+                    )
 
             chaos_task = asyncio.get_running_loop().create_task(chaos())
             statuses = await post_all([url_a, url_b], bodies)
@@ -105,7 +113,8 @@ async def test_chaos_every_accepted_webhook_is_handled(redis_url: str) -> None:
             if expected <= set(handled) and letters and await queues[0].pending() == 0:
                 break
             assert time.monotonic() < deadline, (
-                f"missing {sorted(expected - set(handled))[:10]}, dead {len(letters)}")
+                f"missing {sorted(expected - set(handled))[:10]}, dead {len(letters)}"
+            )
             await asyncio.sleep(0.2)
 
         counts = Counter(handled)
@@ -125,4 +134,3 @@ async def test_chaos_every_accepted_webhook_is_handled(redis_url: str) -> None:
         await tracker.aclose()
         for q in queues:
             await q.aclose()
-

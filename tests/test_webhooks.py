@@ -339,9 +339,20 @@ def test_non_canonical_base64_signature_rejected(
 
 @pytest.mark.parametrize(
     "timestamp",
-    [" 1700000000", "1700000000 ", "1_700_000_000", "+1700000000", "-1",
-     "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660", "1700000000.0", "",
-     "1" * 13, "0x65", "1e9", "\uff11\uff17"],
+    [
+        " 1700000000",
+        "1700000000 ",
+        "1_700_000_000",
+        "+1700000000",
+        "-1",
+        "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+        "1700000000.0",
+        "",
+        "1" * 13,
+        "0x65",
+        "1e9",
+        "\uff11\uff17",
+    ],
 )
 def test_malformed_timestamp_rejected(
     private_key: Ed25519PrivateKey, verifier: WebhookVerifier, timestamp: str
@@ -376,8 +387,10 @@ def test_skew_within_tolerance_accepted(private_key: Ed25519PrivateKey, skew: in
     verifier.verify(body, sign(private_key, body))
 
 
-@pytest.mark.parametrize(("skew", "word"), [(301, "too old"), (-301, "in the future"),
-                                            (300.5, "too old"), (10**6, "too old")])
+@pytest.mark.parametrize(
+    ("skew", "word"),
+    [(301, "too old"), (-301, "in the future"), (300.5, "too old"), (10**6, "too old")],
+)
 def test_skew_beyond_tolerance_rejected(
     private_key: Ed25519PrivateKey, skew: float, word: str
 ) -> None:
@@ -393,8 +406,9 @@ def test_custom_tolerance(private_key: Ed25519PrivateKey) -> None:
     body = event_body()
     headers = sign(private_key, body)
     for skew, ok in [(10, True), (-10, True), (11, False), (-11, False)]:
-        verifier = WebhookVerifier(public_b64(private_key), tolerance=10,
-                                   clock=FakeClock(NOW + skew))
+        verifier = WebhookVerifier(
+            public_b64(private_key), tolerance=10, clock=FakeClock(NOW + skew)
+        )
         if ok:
             verifier.verify(body, headers)
         else:
@@ -408,8 +422,9 @@ def test_zero_tolerance_needs_exact_second(private_key: Ed25519PrivateKey) -> No
     headers = sign(private_key, body)
     WebhookVerifier(public_b64(private_key), tolerance=0, clock=lambda: NOW).verify(body, headers)
     with pytest.raises(TimestampError):
-        WebhookVerifier(public_b64(private_key), tolerance=0,
-                        clock=lambda: NOW + 1).verify(body, headers)
+        WebhookVerifier(public_b64(private_key), tolerance=0, clock=lambda: NOW + 1).verify(
+            body, headers
+        )
 
 
 def test_nan_clock_fails_closed(private_key: Ed25519PrivateKey) -> None:
@@ -515,8 +530,10 @@ def test_multidict_headers(private_key: Ed25519PrivateKey, verifier: WebhookVeri
     body = event_body()
     signed = sign(private_key, body)
     headers = CIMultiDict(
-        [("Telnyx-Signature-Ed25519", signed["telnyx-signature-ed25519"]),
-         ("Telnyx-Timestamp", signed["telnyx-timestamp"])]
+        [
+            ("Telnyx-Signature-Ed25519", signed["telnyx-signature-ed25519"]),
+            ("Telnyx-Timestamp", signed["telnyx-timestamp"]),
+        ]
     )
     verifier.verify(body, CIMultiDictProxy(headers))
     headers.add("telnyx-timestamp", signed["telnyx-timestamp"])
@@ -528,8 +545,10 @@ def test_getlist_headers(private_key: Ed25519PrivateKey, verifier: WebhookVerifi
     """Starlette/Werkzeug-style headers (getlist) work; a repeated signature is rejected."""
     body = event_body()
     signed = sign(private_key, body)
-    items = [("telnyx-signature-ed25519", signed["telnyx-signature-ed25519"]),
-             ("telnyx-timestamp", signed["telnyx-timestamp"])]
+    items = [
+        ("telnyx-signature-ed25519", signed["telnyx-signature-ed25519"]),
+        ("telnyx-timestamp", signed["telnyx-timestamp"]),
+    ]
     verifier.verify(body, GetlistHeaders(items))
     with pytest.raises(MissingHeaderError, match="repeated"):
         verifier.verify(body, GetlistHeaders([*items, items[0]]))
@@ -625,8 +644,10 @@ def test_checks_run_in_documented_order(
         ({"telnyx-timestamp": "x", "telnyx-signature-ed25519": "!"}, TimestampError),
         ({"telnyx-timestamp": "1", "telnyx-signature-ed25519": "!"}, TimestampError),
         ({"telnyx-timestamp": str(NOW), "telnyx-signature-ed25519": "!"}, InvalidSignatureError),
-        ({"telnyx-timestamp": str(NOW), "telnyx-signature-ed25519": bad_sig},
-         InvalidSignatureError),
+        (
+            {"telnyx-timestamp": str(NOW), "telnyx-signature-ed25519": bad_sig},
+            InvalidSignatureError,
+        ),
         (good, WebhookPayloadError),
     ]
     for headers, expected in cases:
@@ -647,8 +668,10 @@ def test_checks_run_in_documented_order(
         (b"{}", "not a Telnyx webhook"),
         (b'{"data": 1}', "not a Telnyx webhook"),
         (b'{"data": {"event_type": "message.sent", "payload": 5}}', "not a Telnyx webhook"),
-        (b'{"data": {"event_type": "message.sent", "occurred_at": "yesterday"}}',
-         "not a Telnyx webhook"),
+        (
+            b'{"data": {"event_type": "message.sent", "occurred_at": "yesterday"}}',
+            "not a Telnyx webhook",
+        ),
         (b"\xef\xbb\xbf{}", "not JSON"),  # UTF-8 BOM
         (b"[" * 100_000 + b"]" * 100_000, "not JSON"),  # RecursionError
         (b"1" * 5000, "not JSON"),  # int() digit limit
@@ -697,8 +720,9 @@ def test_unknown_event_type_keeps_raw_payload(
     private_key: Ed25519PrivateKey, verifier: WebhookVerifier
 ) -> None:
     """An unknown event type parses, with the raw payload mapping."""
-    body = json.dumps({"data": {"event_type": "call.initiated", "id": "c1",
-                                "payload": {"call_control_id": "x"}}}).encode()
+    body = json.dumps(
+        {"data": {"event_type": "call.initiated", "id": "c1", "payload": {"call_control_id": "x"}}}
+    ).encode()
     event = verifier.unwrap(body, sign(private_key, body))
     assert event.event_type == "call.initiated"
     assert event.payload == {"call_control_id": "x"}
@@ -710,8 +734,9 @@ def test_unknown_event_type_keeps_raw_payload(
 def _replay_verifier(
     private_key: Ed25519PrivateKey, store: Any, *, tolerance: float = 300
 ) -> WebhookVerifier:
-    return WebhookVerifier(public_b64(private_key), tolerance=tolerance, clock=lambda: NOW,
-                           replay_store=store)
+    return WebhookVerifier(
+        public_b64(private_key), tolerance=tolerance, clock=lambda: NOW, replay_store=store
+    )
 
 
 def test_duplicate_event_rejected(private_key: Ed25519PrivateKey) -> None:
@@ -924,10 +949,15 @@ def test_memory_store_stays_bounded_under_1m_ids() -> None:
     assert len(store) == 100_000
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"max_size": 0}, "max_size"), ({"max_size": True}, "max_size"),
-    ({"ttl": 0}, "ttl"), ({"ttl": float("nan")}, "ttl"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_size": 0}, "max_size"),
+        ({"max_size": True}, "max_size"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": float("nan")}, "ttl"),
+    ],
+)
 def test_memory_store_rejects_bad_settings(kwargs: dict[str, Any], match: str) -> None:
     """Non-positive sizes and ttls are configuration errors."""
     with pytest.raises(ConfigurationError, match=match):

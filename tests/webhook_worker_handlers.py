@@ -46,14 +46,14 @@ async def record(event: WebhookEvent) -> None:
     await _redis().rpush(f"{prefix}:handled", event_id)
 
 
-
 async def record_and_track(event: WebhookEvent) -> None:
     """The delivery tracker's ``handle``, then :func:`record` (whose last step, the
     ``handled`` record, is then the handler's last step too)."""
     global _tracker
     if _tracker is None:
-        _tracker = RedisDeliveryTracker(os.environ["TNX_TEST_REDIS"],
-                                        key_prefix=os.environ["TNX_TEST_PREFIX"] + ":dt:")
+        _tracker = RedisDeliveryTracker(
+            os.environ["TNX_TEST_REDIS"], key_prefix=os.environ["TNX_TEST_PREFIX"] + ":dt:"
+        )
     await _tracker.handle(event)
     await record(event)
 

@@ -95,16 +95,29 @@ def render_resources() -> tuple[str, set[str]]:
         summary = _first_line(method.__doc__)
         if endpoint is not None:
             summary = f"`{endpoint.method} {endpoint.path}`: {summary}"
-        out += [f"#### `{path}.{name}`", "", "```python", _signature(f"{path}.{name}", method),
-                "```", "", summary, ""]
+        out += [
+            f"#### `{path}.{name}`",
+            "",
+            "```python",
+            _signature(f"{path}.{name}", method),
+            "```",
+            "",
+            summary,
+            "",
+        ]
         seen.add(f"{path}.{name}")
     return "\n".join(out), seen
 
 
 def _type_name(tp: Any) -> str:
     text = inspect.formatannotation(tp)
-    return text.replace("collections.abc.", "").replace("typing.", "").replace(
-        "telnyx_msg.models.", "").replace("decimal.", "").replace("datetime.", "")
+    return (
+        text.replace("collections.abc.", "")
+        .replace("typing.", "")
+        .replace("telnyx_msg.models.", "")
+        .replace("decimal.", "")
+        .replace("datetime.", "")
+    )
 
 
 def render_models() -> tuple[str, set[str]]:
@@ -165,11 +178,18 @@ def check(resources: set[str], models_seen: set[str], errors_seen: set[str]) -> 
         if name not in models_seen:
             missing.append(f"models.{name}")
         elif attrs.has(cls) and not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-            missing += [f"models.{name}.{f.name}" for f in attrs.fields(cls)
-                        if f"{name}.{f.name}" not in models_seen]
-    missing += [f"errors.{n}" for n in errors.__all__
-                if isinstance(getattr(errors, n), type)
-                and issubclass(getattr(errors, n), BaseException) and n not in errors_seen]
+            missing += [
+                f"models.{name}.{f.name}"
+                for f in attrs.fields(cls)
+                if f"{name}.{f.name}" not in models_seen
+            ]
+    missing += [
+        f"errors.{n}"
+        for n in errors.__all__
+        if isinstance(getattr(errors, n), type)
+        and issubclass(getattr(errors, n), BaseException)
+        and n not in errors_seen
+    ]
     return missing
 
 
@@ -179,8 +199,7 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
         return markdown
     from mkdocs.exceptions import PluginError
 
-    parts = {"resources": render_resources(), "models": render_models(),
-             "errors": render_errors()}
+    parts = {"resources": render_resources(), "models": render_models(), "errors": render_errors()}
     missing = check(parts["resources"][1], parts["models"][1], parts["errors"][1])
     for marker in _MARKER.findall(markdown):
         if marker not in parts:

@@ -32,18 +32,28 @@ class _Formatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if (action.option_strings and "%(default)" not in text
-                and action.default is not None and action.default is not False
-                and action.default is not argparse.SUPPRESS):
+        if (
+            action.option_strings
+            and "%(default)" not in text
+            and action.default is not None
+            and action.default is not False
+            and action.default is not argparse.SUPPRESS
+        ):
             text += " (default: %(default)s)"
         return text
 
 
 _FORMATTER = _Formatter
 #: Request fields (as ValidationError names them) -> the send command's options.
-_SEND_FLAGS = {"from": "--from", "to": "--to", "text": "--text", "media_urls": "--media-url",
-               "messaging_profile_id": "--messaging-profile-id",
-               "webhook_url": "--webhook-url", "idempotency_key": "--idempotency-key"}
+_SEND_FLAGS = {
+    "from": "--from",
+    "to": "--to",
+    "text": "--text",
+    "media_urls": "--media-url",
+    "messaging_profile_id": "--messaging-profile-id",
+    "webhook_url": "--webhook-url",
+    "idempotency_key": "--idempotency-key",
+}
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -55,13 +65,15 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-key", metavar="KEY",
-                        help="API key (default: $TELNYX_API_KEY)")
-    parser.add_argument("--base-url", metavar="URL",
-                        help="API root (default: $TELNYX_BASE_URL, else "
-                             "https://api.telnyx.com/v2)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds per attempt")
+    parser.add_argument("--api-key", metavar="KEY", help="API key (default: $TELNYX_API_KEY)")
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API root (default: $TELNYX_BASE_URL, else https://api.telnyx.com/v2)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="seconds per attempt"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,126 +86,241 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"telnyx_msg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    send = commands.add_parser("send", help="send one message", formatter_class=_FORMATTER,
-                               description="Send one SMS/MMS and print the accepted message. "
-                                           "Give --from, or --messaging-profile-id to let the "
-                                           "profile's number pool pick the sender.")
-    send.add_argument("--from", dest="from_", metavar="SENDER",
-                      help="E.164 number, short code or alphanumeric sender ID")
-    send.add_argument("--to", required=True, metavar="NUMBER",
-                      help="recipient: E.164 (e.g. +13125550001) or a short code")
+    send = commands.add_parser(
+        "send",
+        help="send one message",
+        formatter_class=_FORMATTER,
+        description="Send one SMS/MMS and print the accepted message. "
+        "Give --from, or --messaging-profile-id to let the "
+        "profile's number pool pick the sender.",
+    )
+    send.add_argument(
+        "--from",
+        dest="from_",
+        metavar="SENDER",
+        help="E.164 number, short code or alphanumeric sender ID",
+    )
+    send.add_argument(
+        "--to",
+        required=True,
+        metavar="NUMBER",
+        help="recipient: E.164 (e.g. +13125550001) or a short code",
+    )
     send.add_argument("--text", help="message body (--text or --media-url is needed)")
-    send.add_argument("--media-url", action="append", dest="media_urls", metavar="URL",
-                      help="media to attach (makes it an MMS); repeat for several")
-    send.add_argument("--messaging-profile-id", metavar="ID",
-                      help="send from this profile's number pool")
-    send.add_argument("--webhook-url", metavar="URL",
-                      help="where Telnyx posts this message's delivery webhooks")
-    send.add_argument("--idempotency-key", metavar="KEY",
-                      help="makes the send safe to retry: the same key is never sent twice")
+    send.add_argument(
+        "--media-url",
+        action="append",
+        dest="media_urls",
+        metavar="URL",
+        help="media to attach (makes it an MMS); repeat for several",
+    )
+    send.add_argument(
+        "--messaging-profile-id", metavar="ID", help="send from this profile's number pool"
+    )
+    send.add_argument(
+        "--webhook-url", metavar="URL", help="where Telnyx posts this message's delivery webhooks"
+    )
+    send.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="makes the send safe to retry: the same key is never sent twice",
+    )
     send.add_argument("--json", action="store_true", help="print the whole message as JSON")
     _client_args(send)
 
     bulk = commands.add_parser(
-        "bulk", help="send every row of a CSV file, resumably",
+        "bulk",
+        help="send every row of a CSV file, resumably",
         formatter_class=_FORMATTER,
         description="Send one message per row of a CSV file (header row of send fields: from, "
-                    "to, text, media_urls separated by '|', messaging_profile_id, subject, "
-                    "type, webhook_url, ...; ',' ';' or tab). Every row gets exactly one "
-                    "outcome in RESULTS (sent, rejected, unknown, not_sent), whatever happens "
-                    "to the process; nothing is ever sent twice.")
+        "to, text, media_urls separated by '|', messaging_profile_id, subject, "
+        "type, webhook_url, ...; ',' ';' or tab). Every row gets exactly one "
+        "outcome in RESULTS (sent, rejected, unknown, not_sent), whatever happens "
+        "to the process; nothing is ever sent twice.",
+    )
     bulk.add_argument("file", type=Path, help="CSV file with a header row")
-    bulk.add_argument("--out", type=Path, metavar="RESULTS",
-                      help="results file, .csv or .jsonl (default: FILE.results.csv)")
+    bulk.add_argument(
+        "--out",
+        type=Path,
+        metavar="RESULTS",
+        help="results file, .csv or .jsonl (default: FILE.results.csv)",
+    )
     bulk.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
-    bulk.add_argument("--resume", action="store_true",
-                      help="continue the run recorded in RESULTS: rows sent, unknown or "
-                           "rejected are never sent again")
-    bulk.add_argument("--retry-unknown", action="store_true",
-                      help="with --resume: resend unknown rows with their original "
-                           "Idempotency-Key, so Telnyx does not send them twice")
-    bulk.add_argument("--overwrite", action="store_true",
-                      help="discard an existing RESULTS and start a new run")
-    bulk.add_argument("--encoding", default="utf-8",
-                      help="text encoding of FILE (a BOM is recognised), e.g. cp1252")
-    bulk.add_argument("--ignore-unknown-columns", action="store_true",
-                      help="send without the columns that are not send fields")
-    bulk.add_argument("--account-mps", type=float, default=50.0, metavar="MPS",
-                      help="client-side account rate limit in messages/s")
-    bulk.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N",
-                      help="send only shard I of N (rows spread round-robin); run N such "
-                           "processes, each with its own --out, sharing limits via --redis")
-    bulk.add_argument("--redis", metavar="URL",
-                      help="share the rate limits with other processes through this Redis "
-                           "(needed with --shard)")
-    bulk.add_argument("--no-progress", action="store_true",
-                      help="no progress line (it is drawn only on a terminal anyway)")
+    bulk.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run recorded in RESULTS: rows sent, unknown or "
+        "rejected are never sent again",
+    )
+    bulk.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="with --resume: resend unknown rows with their original "
+        "Idempotency-Key, so Telnyx does not send them twice",
+    )
+    bulk.add_argument(
+        "--overwrite", action="store_true", help="discard an existing RESULTS and start a new run"
+    )
+    bulk.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="text encoding of FILE (a BOM is recognised), e.g. cp1252",
+    )
+    bulk.add_argument(
+        "--ignore-unknown-columns",
+        action="store_true",
+        help="send without the columns that are not send fields",
+    )
+    bulk.add_argument(
+        "--account-mps",
+        type=float,
+        default=50.0,
+        metavar="MPS",
+        help="client-side account rate limit in messages/s",
+    )
+    bulk.add_argument(
+        "--shard",
+        type=_shard,
+        default=(1, 1),
+        metavar="I/N",
+        help="send only shard I of N (rows spread round-robin); run N such "
+        "processes, each with its own --out, sharing limits via --redis",
+    )
+    bulk.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the rate limits with other processes through this Redis (needed with --shard)",
+    )
+    bulk.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress line (it is drawn only on a terminal anyway)",
+    )
     _client_args(bulk)
 
-    mock = commands.add_parser("mock-server", help="run the embedded fake Telnyx API",
-                               formatter_class=_FORMATTER,
-                               description="Serve FakeTelnyx until interrupted. Prints export "
-                                           "lines (base URL, the API key it accepts, its webhook "
-                                           "public key) to paste in another terminal, then one "
-                                           "access-log line per request on stderr.")
+    mock = commands.add_parser(
+        "mock-server",
+        help="run the embedded fake Telnyx API",
+        formatter_class=_FORMATTER,
+        description="Serve FakeTelnyx until interrupted. Prints export "
+        "lines (base URL, the API key it accepts, its webhook "
+        "public key) to paste in another terminal, then one "
+        "access-log line per request on stderr.",
+    )
     mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
     mock.add_argument("--port", type=int, default=MOCK_PORT, help="port; 0 picks a free one")
-    mock.add_argument("--api-key", default="test-key", metavar="KEY",
-                      help="the only API key the fake accepts")
-    mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
-                      help="added to every response, to try interrupting and resuming a bulk run")
+    mock.add_argument(
+        "--api-key", default="test-key", metavar="KEY", help="the only API key the fake accepts"
+    )
+    mock.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="added to every response, to try interrupting and resuming a bulk run",
+    )
     mock.add_argument("--quiet", action="store_true", help="no access log")
 
-    webhook = commands.add_parser("webhook", help="webhook tools",
-                                  description="Tools for Telnyx webhooks.")
-    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True,
-                                              metavar="COMMAND")
+    webhook = commands.add_parser(
+        "webhook", help="webhook tools", description="Tools for Telnyx webhooks."
+    )
+    webhook_commands = webhook.add_subparsers(
+        dest="webhook_command", required=True, metavar="COMMAND"
+    )
     verify = webhook_commands.add_parser(
-        "verify", help="verify a saved webhook", formatter_class=_FORMATTER,
+        "verify",
+        help="verify a saved webhook",
+        formatter_class=_FORMATTER,
         description="Verify a saved webhook body against its telnyx-timestamp and "
-                    "telnyx-signature-ed25519 headers; exit 0 if valid.")
-    verify.add_argument("body_file", type=Path, metavar="BODY_FILE",
-                        help="the raw request body, byte for byte")
-    verify.add_argument("--timestamp", required=True, metavar="TS",
-                        help="the telnyx-timestamp header (Unix seconds)")
-    verify.add_argument("--signature", required=True, metavar="SIG",
-                        help="the telnyx-signature-ed25519 header (base64)")
-    verify.add_argument("--public-key", metavar="KEY",
-                        help="base64 public key (default: $TELNYX_PUBLIC_KEY)")
-    verify.add_argument("--tolerance", type=int, default=300, metavar="SECONDS",
-                        help="max clock skew (raise it to check a delivery saved long ago)")
+        "telnyx-signature-ed25519 headers; exit 0 if valid.",
+    )
+    verify.add_argument(
+        "body_file", type=Path, metavar="BODY_FILE", help="the raw request body, byte for byte"
+    )
+    verify.add_argument(
+        "--timestamp",
+        required=True,
+        metavar="TS",
+        help="the telnyx-timestamp header (Unix seconds)",
+    )
+    verify.add_argument(
+        "--signature",
+        required=True,
+        metavar="SIG",
+        help="the telnyx-signature-ed25519 header (base64)",
+    )
+    verify.add_argument(
+        "--public-key", metavar="KEY", help="base64 public key (default: $TELNYX_PUBLIC_KEY)"
+    )
+    verify.add_argument(
+        "--tolerance",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="max clock skew (raise it to check a delivery saved long ago)",
+    )
 
     worker = webhook_commands.add_parser(
-        "worker", help="run webhook handlers from a Redis queue",
+        "worker",
+        help="run webhook handlers from a Redis queue",
         formatter_class=_FORMATTER,
         description="Handle the webhooks that receivers queued with RedisWebhookQueue: every "
         "event is passed to the --handler function (an async function taking a WebhookEvent; "
         "dispatch on event.event_type inside it; a plain function runs in a thread). Run as "
         "many workers as you like; SIGINT or SIGTERM finishes the handler in flight, then "
-        "exits.")
+        "exits.",
+    )
     worker.add_argument("--redis", required=True, metavar="URL", help="redis:// URL")
-    worker.add_argument("--handler", required=True, metavar="MODULE:FUNCTION",
-                        help="handler to import, e.g. myapp.hooks:handle (the current "
-                             "directory is importable)")
+    worker.add_argument(
+        "--handler",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="handler to import, e.g. myapp.hooks:handle (the current directory is importable)",
+    )
     worker.add_argument("--stream", default="telnyx_msg:webhooks", help="stream key")
     worker.add_argument("--group", default="telnyx_msg", help="consumer group")
-    worker.add_argument("--consumer", default=None,
-                        help="this worker's name in the group (default: host-pid-random)")
-    worker.add_argument("--claim-after", type=float, default=30.0, metavar="SECONDS",
-                        help="take over entries left unacknowledged this long")
-    worker.add_argument("--max-attempts", type=int, default=5,
-                        help="deliveries before an entry moves to STREAM:dead")
-    worker.add_argument("--handler-timeout", type=float, default=300.0, metavar="SECONDS",
-                        help="a handler running longer is cancelled and counts as failed")
+    worker.add_argument(
+        "--consumer",
+        default=None,
+        help="this worker's name in the group (default: host-pid-random)",
+    )
+    worker.add_argument(
+        "--claim-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="take over entries left unacknowledged this long",
+    )
+    worker.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        help="deliveries before an entry moves to STREAM:dead",
+    )
+    worker.add_argument(
+        "--handler-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a handler running longer is cancelled and counts as failed",
+    )
 
-    demo = commands.add_parser("demo", help="the whole flow against a local fake, no account",
-                               formatter_class=_FORMATTER,
-                               description="Start the embedded fake Telnyx, send messages "
-                                           "concurrently, verify delivery webhooks, summarise.")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole flow against a local fake, no account",
+        formatter_class=_FORMATTER,
+        description="Start the embedded fake Telnyx, send messages "
+        "concurrently, verify delivery webhooks, summarise.",
+    )
     demo.add_argument("--count", type=int, default=300, help="messages to send")
     demo.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
-    demo.add_argument("--account-mps", type=float, default=100.0, metavar="MPS",
-                      help="client-side account rate limit, messages/s")
+    demo.add_argument(
+        "--account-mps",
+        type=float,
+        default=100.0,
+        metavar="MPS",
+        help="client-side account rate limit, messages/s",
+    )
     return parser
 
 
@@ -221,8 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("error: --resume and --overwrite exclude each other", file=sys.stderr)
                 return 2
             if args.shard[1] > 1 and not args.redis:
-                print("error: --shard needs --redis URL: shards must share one account's rate "
-                      "limits", file=sys.stderr)
+                print(
+                    "error: --shard needs --redis URL: shards must share one account's rate limits",
+                    file=sys.stderr,
+                )
                 return 2
             # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
             with contextlib.suppress(ValueError):  # not the main thread
@@ -262,10 +391,16 @@ async def _send(args: argparse.Namespace) -> int:
         raise ValidationError("text", "give --text or --media-url")
 
     fields: dict[str, Any] = {
-        k: v for k, v in {
-            "from_": args.from_, "to": args.to, "text": args.text, "media_urls": args.media_urls,
-            "messaging_profile_id": args.messaging_profile_id, "webhook_url": args.webhook_url,
-        }.items() if v is not None
+        k: v
+        for k, v in {
+            "from_": args.from_,
+            "to": args.to,
+            "text": args.text,
+            "media_urls": args.media_urls,
+            "messaging_profile_id": args.messaging_profile_id,
+            "webhook_url": args.webhook_url,
+        }.items()
+        if v is not None
     }
     if args.idempotency_key:
         fields["options"] = RequestOptions(idempotency_key=args.idempotency_key)
@@ -292,13 +427,20 @@ async def _mock_server(args: argparse.Namespace) -> int:
         access.addHandler(handler)
         access.setLevel(logging.INFO)
         access.propagate = False
-    fake = FakeTelnyx(host=args.host, port=args.port, config=config,
-                      api_key=args.api_key or DEFAULT_API_KEY, access_log=access)
+    fake = FakeTelnyx(
+        host=args.host,
+        port=args.port,
+        config=config,
+        api_key=args.api_key or DEFAULT_API_KEY,
+        access_log=access,
+    )
     try:
         await fake.start()
     except OSError as exc:
-        raise ConfigurationError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-                                 "pass --port 0 for any free port") from None
+        raise ConfigurationError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "pass --port 0 for any free port"
+        ) from None
     try:
         print(f"export TELNYX_BASE_URL={fake.base_url}")
         print(f"export TELNYX_API_KEY={fake.api_key}")
@@ -320,8 +462,9 @@ def _webhook_verify(args: argparse.Namespace) -> int:
         raise ConfigurationError("give --public-key or set TELNYX_PUBLIC_KEY")
     verifier = WebhookVerifier(key, tolerance=args.tolerance)
     body = args.body_file.read_bytes()
-    event = verifier.unwrap(body, {"telnyx-timestamp": args.timestamp,
-                                   "telnyx-signature-ed25519": args.signature})
+    event = verifier.unwrap(
+        body, {"telnyx-timestamp": args.timestamp, "telnyx-signature-ed25519": args.signature}
+    )
     print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
     return 0
 
@@ -355,8 +498,9 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
     from telnyx_msg.models import WebhookEvent
 
     # Operators see takeovers, retries and dead letters (logged on telnyx_msg.webhooks).
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     function = _import_handler(args.handler)
     is_async = inspect.iscoroutinefunction(function)
 
@@ -366,9 +510,14 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
         if inspect.isawaitable(result):
             await result
 
-    queue = RedisWebhookQueue(args.redis, stream=args.stream, group=args.group,
-                              claim_after=args.claim_after, max_attempts=args.max_attempts,
-                              handler_timeout=args.handler_timeout)
+    queue = RedisWebhookQueue(
+        args.redis,
+        stream=args.stream,
+        group=args.group,
+        claim_after=args.claim_after,
+        max_attempts=args.max_attempts,
+        handler_timeout=args.handler_timeout,
+    )
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -378,16 +527,22 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
         nonlocal stops
         stops += 1
         if stops == 1:
-            print("stopping after the handler in flight (signal again to abort it)",
-                  file=sys.stderr, flush=True)
+            print(
+                "stopping after the handler in flight (signal again to abort it)",
+                file=sys.stderr,
+                flush=True,
+            )
             queue.stop()
         else:  # the entry in flight stays pending: another worker takes it over
             task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
-    print(f"worker handling {args.stream} (group {args.group}) with {args.handler}",
-          file=sys.stderr, flush=True)
+    print(
+        f"worker handling {args.stream} (group {args.group}) with {args.handler}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         await queue.run({}, consumer=args.consumer, default=handler)
     except asyncio.CancelledError:
@@ -402,9 +557,14 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
 async def _demo_command(args: argparse.Namespace) -> int:
     from telnyx_msg.cli._demo import render, run_demo
 
-    report = await run_demo(count=args.count, concurrency=args.concurrency,
-                            account_mps=args.account_mps, out=sys.stdout)
+    report = await run_demo(
+        count=args.count, concurrency=args.concurrency, account_mps=args.account_mps, out=sys.stdout
+    )
     print(render(report))
-    complete = (report.accepted > 0 and report.pending == 0 and report.webhooks_rejected == 0
-                and report.outcomes["unknown"] == 0)
+    complete = (
+        report.accepted > 0
+        and report.pending == 0
+        and report.webhooks_rejected == 0
+        and report.outcomes["unknown"] == 0
+    )
     return 0 if complete else 1

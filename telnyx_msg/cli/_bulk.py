@@ -62,8 +62,15 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _record(row: int, outcome: SendOutcome | None, *, status: str, to: str = "",
-            key: str = "", error: BaseException | str | None = None) -> dict[str, Any]:
+def _record(
+    row: int,
+    outcome: SendOutcome | None,
+    *,
+    status: str,
+    to: str = "",
+    key: str = "",
+    error: BaseException | str | None = None,
+) -> dict[str, Any]:
     err = outcome.error if outcome is not None else error
     message = outcome.message if outcome is not None else None
     return {
@@ -106,7 +113,8 @@ class BulkRun:
             raise UsageError(
                 f"{self.out} already holds results of a run; pass --resume to continue it "
                 "(rows already sent or of unknown outcome are never sent again) or --overwrite "
-                "to start a new run")
+                "to start a new run"
+            )
         source = fingerprint(self.table.path)
         shard = f"{self.shard_index}/{self.shard_count}"
         if not existing or args.overwrite:
@@ -116,17 +124,21 @@ class BulkRun:
         self.statuses, recorded_run = self.results.load()
         if header is None:
             if recorded_run is None:
-                raise UsageError(f"cannot resume: {self.journal.path} is missing and {self.out} "
-                                 "records no run id; use --overwrite with a new results file")
+                raise UsageError(
+                    f"cannot resume: {self.journal.path} is missing and {self.out} "
+                    "records no run id; use --overwrite with a new results file"
+                )
             header = RunHeader(recorded_run, source, shard)
         if header.shard != shard:
-            raise UsageError(f"{self.out} records shard {header.shard}; resume it with "
-                             f"--shard {header.shard}")
+            raise UsageError(
+                f"{self.out} records shard {header.shard}; resume it with --shard {header.shard}"
+            )
         if header.source != source:
             raise UsageError(
                 f"{self.table.path} changed since this run began (rows are identified by their "
                 f"row numbers, so resuming could send the wrong rows); restore the file, or "
-                f"start a new run with a new --out")
+                f"start a new run with a new --out"
+            )
         self.header = header
         # Journaled before its request could be written, and no outcome since: the process
         # died with it in flight, so it may have reached Telnyx.
@@ -145,13 +157,22 @@ class BulkRun:
             self.results.remove()
             self.journal.remove()
         for row in self.recovered:
-            self._write(_record(row, None, status="unknown", key=self._key(row),
-                                error="the run stopped while this request may have been "
-                                      "written (found in the journal by --resume)"))
+            self._write(
+                _record(
+                    row,
+                    None,
+                    status="unknown",
+                    key=self._key(row),
+                    error="the run stopped while this request may have been "
+                    "written (found in the journal by --resume)",
+                )
+            )
         if self.recovered:
-            _say(f"resume: {len(self.recovered)} row(s) were in flight when the last run "
-                 "stopped; recorded as unknown" + (
-                     "" if self.args.retry_unknown else " (--retry-unknown resends them safely)"))
+            _say(
+                f"resume: {len(self.recovered)} row(s) were in flight when the last run "
+                "stopped; recorded as unknown"
+                + ("" if self.args.retry_unknown else " (--retry-unknown resends them safely)")
+            )
         # RESULTS must be on disk before the journal that covered those rows is emptied.
         self.results.close()
         self.journal.start(self.header)
@@ -191,12 +212,16 @@ class BulkRun:
 
         plan = plan_bulk(requests(), RateLimits(account_mps=self.args.account_mps))
         lanes = len(plan.lanes)
-        text = (f"plan: {plan.messages:,} messages ({plan.segments:,} segments) over {lanes} "
-                f"sender lane{'s' if lanes != 1 else ''}, about {_duration(plan.seconds)} at the "
-                "client's rate limits")
+        text = (
+            f"plan: {plan.messages:,} messages ({plan.segments:,} segments) over {lanes} "
+            f"sender lane{'s' if lanes != 1 else ''}, about {_duration(plan.seconds)} at the "
+            "client's rate limits"
+        )
         if plan.delivery_seconds > plan.seconds + 1:
-            text += ("; Telnyx's sender queues deliver the last after "
-                     f"{_duration(plan.delivery_seconds)}")
+            text += (
+                "; Telnyx's sender queues deliver the last after "
+                f"{_duration(plan.delivery_seconds)}"
+            )
         _say(text)
         for warning in plan.warnings:
             _say(f"warning: {warning}")
@@ -222,8 +247,15 @@ class BulkRun:
         self.statuses.set(int(record["row"]), record["status"])
 
     def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> None:
-        self._write(_record(row, outcome, status=outcome.status,
-                            to=str(outcome.request.get("to", "")), key=self._key(row)))
+        self._write(
+            _record(
+                row,
+                outcome,
+                status=outcome.status,
+                to=str(outcome.request.get("to", "")),
+                key=self._key(row),
+            )
+        )
         self.counts[outcome.status] += 1
         progress.update(outcome.status)
 
@@ -274,8 +306,15 @@ class BulkRun:
                 try:
                     request = self.table.request(cells)
                 except ValueError as exc:  # a bad cell: rejected without any I/O
-                    self._write(_record(row, None, status="rejected", to=self.table.cell(
-                        cells, "to"), error=f"row {row}: {exc}"))
+                    self._write(
+                        _record(
+                            row,
+                            None,
+                            status="rejected",
+                            to=self.table.cell(cells, "to"),
+                            error=f"row {row}: {exc}",
+                        )
+                    )
                     self.counts["rejected"] += 1
                     progress.update("rejected")
                     continue
@@ -302,17 +341,23 @@ class BulkRun:
         args = self.args
         limits = self.limits()
         try:
-            async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout,
-                                   rate_limits=limits,
-                                   event_hooks={"request": [journal_first]}) as client:
-                outcomes = client.messages.send_many(requests(), concurrency=args.concurrency,
-                                                     on_stop=stopped_in_flight)
+            async with AsyncClient(
+                args.api_key,
+                base_url=args.base_url,
+                timeout=args.timeout,
+                rate_limits=limits,
+                event_hooks={"request": [journal_first]},
+            ) as client:
+                outcomes = client.messages.send_many(
+                    requests(), concurrency=args.concurrency, on_stop=stopped_in_flight
+                )
                 try:
                     async for outcome in outcomes:
                         finished(outcome)
                         if journal.failed is not None:
-                            raise JournalError(f"cannot write the journal {journal.path}: "
-                                               f"{journal.failed}")
+                            raise JournalError(
+                                f"cannot write the journal {journal.path}: {journal.failed}"
+                            )
                 finally:
                     # Stops the sends in flight now; their outcomes reach on_stop.
                     await outcomes.aclose()  # type: ignore[attr-defined]
@@ -352,8 +397,9 @@ def _duration(seconds: float) -> str:
 async def run_bulk(args: argparse.Namespace) -> int:
     """The ``bulk`` command; returns the exit status."""
     try:
-        table = open_table(args.file, args.encoding,
-                           ignore_unknown_columns=args.ignore_unknown_columns)
+        table = open_table(
+            args.file, args.encoding, ignore_unknown_columns=args.ignore_unknown_columns
+        )
         run = BulkRun(args, table)
         run.prepare()
     except (TableError, UsageError) as exc:
@@ -389,13 +435,17 @@ async def _run(run: BulkRun) -> int:
     stopped = stopped if stopped is not None else (run.stopped[0] if run.stopped else None)
     counts = run.counts
     done = sum(counts.values())
-    summary = (f"{done:,} row{'s' if done != 1 else ''}: " + ", ".join(
-        f"{counts[s]:,} {s}" for s in ("sent", "rejected", "unknown", "not_sent")))
+    summary = f"{done:,} row{'s' if done != 1 else ''}: " + ", ".join(
+        f"{counts[s]:,} {s}" for s in ("sent", "rejected", "unknown", "not_sent")
+    )
     if run.blank:
         summary += f"; {run.blank} blank row(s) skipped"
     print(f"{summary}; results in {run.out}", flush=True)
-    shard = (f" --shard {run.shard_index}/{run.shard_count} --redis {args.redis}"
-             if run.shard_count > 1 else "")
+    shard = (
+        f" --shard {run.shard_index}/{run.shard_count} --redis {args.redis}"
+        if run.shard_count > 1
+        else ""
+    )
     resume = f"telnyx-msg bulk {args.file} --out {run.out}{shard} --resume"
     if failure is not None:
         _say(f"error: {failure}")
@@ -403,15 +453,25 @@ async def _run(run: BulkRun) -> int:
         return 1
     if stopped is not None:
         flight = run.in_flight
-        _say(f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
-             f"({flight['unknown']} unknown, {flight['not_sent']} not sent); "
-             f"{max(total - done, 0):,} row(s) not attempted yet")
-        _say(f"resume with: {resume}" + (
-            " (add --retry-unknown to resend the unknown rows with their original "
-            "Idempotency-Key)" if run.statuses.count("unknown") else ""))
+        _say(
+            f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
+            f"({flight['unknown']} unknown, {flight['not_sent']} not sent); "
+            f"{max(total - done, 0):,} row(s) not attempted yet"
+        )
+        _say(
+            f"resume with: {resume}"
+            + (
+                " (add --retry-unknown to resend the unknown rows with their original "
+                "Idempotency-Key)"
+                if run.statuses.count("unknown")
+                else ""
+            )
+        )
         return _SIGNAL_EXIT.get(signal.Signals(stopped), 1)
     unknown = run.statuses.count("unknown")
     if unknown:
-        _say(f"{unknown} row(s) have an unknown outcome (they may have been sent); resend them "
-             f"safely with: {resume} --retry-unknown")
+        _say(
+            f"{unknown} row(s) have an unknown outcome (they may have been sent); resend them "
+            f"safely with: {resume} --retry-unknown"
+        )
     return 1 if run.unfinished() else 0

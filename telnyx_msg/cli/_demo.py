@@ -60,8 +60,9 @@ def recipients(count: int) -> list[str]:
     return numbers
 
 
-async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float = 100.0,
-                   out: TextIO | None = None) -> DemoReport:
+async def run_demo(
+    count: int = 300, concurrency: int = 50, account_mps: float = 100.0, out: TextIO | None = None
+) -> DemoReport:
     """Run the demo flow and return its report (progress lines go to ``out``)."""
     from telnyx_msg.testing import ApiRateLimit, FakeConfig, FakeTelnyx, Faults
 
@@ -81,8 +82,7 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
         faults=Faults(error_rate=0.02, error_statuses=(503,), match=("POST /messages",), seed=7),
     )
     async with FakeTelnyx(config=config) as fake:
-        client = fake.client(rate_limits=RateLimits(account_mps=account_mps),
-                             max_retries=4)
+        client = fake.client(rate_limits=RateLimits(account_mps=account_mps), max_retries=4)
         sending_done = asyncio.Event()
 
         async def receive(request: web.Request) -> web.Response:
@@ -93,8 +93,11 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
                 report.webhooks_rejected += 1
                 return web.Response(status=400)
             report.webhooks_verified += 1
-            if event.event_type == WebhookEventType.MESSAGE_FINALIZED and isinstance(
-                    event.payload, Message) and event.payload.id:
+            if (
+                event.event_type == WebhookEventType.MESSAGE_FINALIZED
+                and isinstance(event.payload, Message)
+                and event.payload.id
+            ):
                 status = str(event.payload.to[0].status) if event.payload.to else "unknown"
                 finalized.setdefault(event.payload.id, status)
                 if len(finalized) >= report.accepted > 0 and sending_done.is_set():
@@ -114,16 +117,20 @@ async def run_demo(count: int = 300, concurrency: int = 50, account_mps: float =
             say(f"webhook receiver  {hook_url}  (Ed25519 key {fake.public_key})")
             for number in OPTED_OUT:
                 await fake.inject_inbound(from_=number, to=SENDER, text="STOP")
-            say(f"sending {count} messages from {SENDER}, concurrency {concurrency}, "
-                f"client limit {account_mps:g} msg/s ...")
+            say(
+                f"sending {count} messages from {SENDER}, concurrency {concurrency}, "
+                f"client limit {account_mps:g} msg/s ..."
+            )
             accepted_ids: list[str] = []
             send_started = time.perf_counter()
             async with client:
-                requests = (SendMessageItem(from_=SENDER, to=to, text=f"Demo message {i}",
-                                            webhook_url=hook_url)
-                            for i, to in enumerate(recipients(count)))
-                async for outcome in client.messages.send_many(requests,
-                                                               concurrency=concurrency):
+                requests = (
+                    SendMessageItem(
+                        from_=SENDER, to=to, text=f"Demo message {i}", webhook_url=hook_url
+                    )
+                    for i, to in enumerate(recipients(count))
+                )
+                async for outcome in client.messages.send_many(requests, concurrency=concurrency):
                     report.outcomes[outcome.status] += 1
                     if outcome.message is not None and outcome.message.id:
                         accepted_ids.append(outcome.message.id)

@@ -29,8 +29,16 @@ from typing import IO, Any
 
 from attrs import frozen
 
-__all__ = ["RESULT_FIELDS", "STATUSES", "Journal", "JournalError", "Results", "RunHeader",
-           "StatusTable", "idempotency_key"]
+__all__ = [
+    "RESULT_FIELDS",
+    "STATUSES",
+    "Journal",
+    "JournalError",
+    "Results",
+    "RunHeader",
+    "StatusTable",
+    "idempotency_key",
+]
 
 RESULT_FIELDS = ("row", "to", "status", "message_id", "code", "error", "idempotency_key")
 STATUSES = ("sent", "rejected", "unknown", "not_sent")
@@ -135,8 +143,11 @@ class Results:
                         header = cells
                         continue
                     record = dict(zip(header, cells, strict=False))
-                if (isinstance(record, dict) and record.get("status") in STATUSES
-                        and str(record.get("row", "")).isdigit()):
+                if (
+                    isinstance(record, dict)
+                    and record.get("status") in STATUSES
+                    and str(record.get("row", "")).isdigit()
+                ):
                     yield start, {k: str(record.get(k) or "") for k in RESULT_FIELDS}
 
     def load(self) -> tuple[StatusTable, str | None]:
@@ -291,8 +302,9 @@ class Journal:
                         self._write(data)
                 except Exception as exc:
                     self.failed = exc
-                    batch.set_exception(JournalError(f"cannot write the journal {self.path}: "
-                                                     f"{exc}"))
+                    batch.set_exception(
+                        JournalError(f"cannot write the journal {self.path}: {exc}")
+                    )
                     batch.exception()  # retrieved here: waiters may all be gone
                     return
                 batch.set_result(None)

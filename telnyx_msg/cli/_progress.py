@@ -48,8 +48,11 @@ class Progress:
         rate = done / elapsed
         left = max(self.total - done, 0)
         eta = f"{left / rate:.0f}s" if rate > 0 and left else "-"
-        counts = " ".join(f"{k} {self.counts[k]}" for k in ("sent", "rejected", "unknown",
-                                                            "not_sent") if self.counts[k])
+        counts = " ".join(
+            f"{k} {self.counts[k]}"
+            for k in ("sent", "rejected", "unknown", "not_sent")
+            if self.counts[k]
+        )
         tail = f" {done}/{self.total} {counts}  {rate:.1f}/s  ETA {eta}"
         bar_width = max(0, min(30, width - len(tail) - 3))
         if bar_width >= 5:

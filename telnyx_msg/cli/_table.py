@@ -36,10 +36,17 @@ __all__ = ["BOOL_COLUMNS", "COLUMNS", "Table", "TableError", "fingerprint", "ope
 
 #: Column name -> send keyword argument.
 COLUMNS: dict[str, str] = {
-    "from": "from_", "to": "to", "text": "text", "media_urls": "media_urls",
-    "messaging_profile_id": "messaging_profile_id", "subject": "subject", "type": "type",
-    "webhook_url": "webhook_url", "webhook_failover_url": "webhook_failover_url",
-    "use_profile_webhooks": "use_profile_webhooks", "auto_detect": "auto_detect",
+    "from": "from_",
+    "to": "to",
+    "text": "text",
+    "media_urls": "media_urls",
+    "messaging_profile_id": "messaging_profile_id",
+    "subject": "subject",
+    "type": "type",
+    "webhook_url": "webhook_url",
+    "webhook_failover_url": "webhook_failover_url",
+    "use_profile_webhooks": "use_profile_webhooks",
+    "auto_detect": "auto_detect",
     "encoding": "encoding",
 }
 BOOL_COLUMNS = frozenset({"use_profile_webhooks", "auto_detect"})
@@ -84,10 +91,14 @@ class Table:
                     yield row, cells
         except _DecodeError as exc:
             where = f"row {row + 1}" + (f" (file line {exc.line})" if exc.line != row + 1 else "")
-            hint = ("; pass --encoding (spreadsheets on Windows often save cp1252)"
-                    if exc.codec == "utf-8" else "; check --encoding")
-            raise TableError(f"{self.path}: {where}: byte 0x{exc.byte:02x} is not valid "
-                             f"{exc.codec}{hint}") from None
+            hint = (
+                "; pass --encoding (spreadsheets on Windows often save cp1252)"
+                if exc.codec == "utf-8"
+                else "; check --encoding"
+            )
+            raise TableError(
+                f"{self.path}: {where}: byte 0x{exc.byte:02x} is not valid {exc.codec}{hint}"
+            ) from None
         except csv.Error as exc:
             raise TableError(f"{self.path}: row {row + 1}: {exc}") from None
 
@@ -105,8 +116,10 @@ class Table:
             return None
         width = len(self.columns)
         if len(cells) > width and any(cell.strip() for cell in cells[width:]):
-            raise ValueError(f"row has {len(cells)} cells but the header has {width} "
-                             "(an unquoted delimiter inside a text?)")
+            raise ValueError(
+                f"row has {len(cells)} cells but the header has {width} "
+                "(an unquoted delimiter inside a text?)"
+            )
         request: dict[str, Any] = {}
         for position, (name, raw) in enumerate(zip(self.columns, cells, strict=False)):
             value = raw.strip()
@@ -170,8 +183,9 @@ def _normalise(names: list[str]) -> list[str]:
     return out
 
 
-def open_table(path: Path, encoding: str = "utf-8", *,
-               ignore_unknown_columns: bool = False) -> Table:
+def open_table(
+    path: Path, encoding: str = "utf-8", *, ignore_unknown_columns: bool = False
+) -> Table:
     """Check the header of ``path`` before anything is sent; raise :class:`TableError`."""
     try:
         codec = codecs.lookup(encoding).name
@@ -196,8 +210,10 @@ def open_table(path: Path, encoding: str = "utf-8", *,
     try:
         first = probe._first_line()
     except _DecodeError as exc:
-        raise TableError(f"{path}: row 1 (the header): byte 0x{exc.byte:02x} is not valid "
-                         f"{exc.codec}; pass --encoding") from None
+        raise TableError(
+            f"{path}: row 1 (the header): byte 0x{exc.byte:02x} is not valid "
+            f"{exc.codec}; pass --encoding"
+        ) from None
     if not first.strip():
         raise TableError(f"{path}: the first line must be a header row (from,to,text,...)")
     delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
@@ -207,7 +223,8 @@ def open_table(path: Path, encoding: str = "utf-8", *,
     if unknown and not ignore_unknown_columns:
         raise TableError(
             f"{path}: unknown column(s) {', '.join(repr(n) for n in unknown)}; known columns: "
-            f"{', '.join(known)} (pass --ignore-unknown-columns to send without them)")
+            f"{', '.join(known)} (pass --ignore-unknown-columns to send without them)"
+        )
     seen: set[str] = set()
     for name in names:
         if name in COLUMNS and name in seen:

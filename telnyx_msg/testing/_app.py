@@ -46,8 +46,9 @@ _JSON: ContextVar[Any] = ContextVar("telnyx_fake_json", default=None)
 
 
 def _json(document: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(document).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(document).encode(), status=status, content_type="application/json"
+    )
 
 
 def _body() -> JSON:
@@ -70,59 +71,75 @@ class Api:
         app = web.Application(middlewares=[self.middleware])
         p = PREFIX
         send = self.send
-        app.add_routes([
-            web.post(f"{p}/messages", send),
-            web.post(f"{p}/messages/alphanumeric_sender_id", send),
-            web.post(f"{p}/messages/group_mms", send),
-            web.post(f"{p}/messages/long_code", send),
-            web.post(f"{p}/messages/number_pool", send),
-            web.post(f"{p}/messages/short_code", send),
-            web.post(f"{p}/messages/schedule", send),
-            web.post(f"{p}/messages/whatsapp", send),
-            web.get(f"{p}/messages/group/{{message_id}}", self.group_messages),
-            web.get(f"{p}/messages/{{id}}", self.retrieve_message),
-            web.delete(f"{p}/messages/{{id}}", self.cancel_message),
-            web.get(f"{p}/alphanumeric_sender_ids", self.list_alphanumeric),
-            web.post(f"{p}/alphanumeric_sender_ids", self.create_alphanumeric),
-            web.get(f"{p}/alphanumeric_sender_ids/{{id}}", self.retrieve_alphanumeric),
-            web.delete(f"{p}/alphanumeric_sender_ids/{{id}}", self.delete_alphanumeric),
-            web.get(f"{p}/messaging_hosted_numbers", self.list_numbers),
-            web.get(f"{p}/messaging_hosted_numbers/{{id}}", self.retrieve_number),
-            web.patch(f"{p}/messaging_hosted_numbers/{{id}}", self.update_number),
-            web.delete(f"{p}/messaging_hosted_numbers/{{id}}", self.delete_number),
-            web.get(f"{p}/messaging_optouts", self.list_opt_outs),
-            web.get(f"{p}/messaging_profiles", self.list_profiles),
-            web.post(f"{p}/messaging_profiles", self.create_profile),
-            web.get(f"{p}/messaging_profiles/{{id}}", self.retrieve_profile),
-            web.patch(f"{p}/messaging_profiles/{{id}}", self.update_profile),
-            web.delete(f"{p}/messaging_profiles/{{id}}", self.delete_profile),
-            web.get(f"{p}/messaging_profiles/{{id}}/phone_numbers", self.list_profile_numbers),
-            web.get(f"{p}/messaging_profiles/{{id}}/short_codes", self.list_profile_short_codes),
-            web.get(f"{p}/phone_numbers/messaging", self.list_phone_numbers),
-            web.get(f"{p}/phone_numbers/{{id}}/messaging", self.retrieve_number),
-            web.patch(f"{p}/phone_numbers/{{id}}/messaging", self.update_number),
-            web.get(f"{p}/short_codes", self.list_short_codes),
-            web.get(f"{p}/short_codes/{{id}}", self.retrieve_short_code),
-            web.patch(f"{p}/short_codes/{{id}}", self.update_short_code),
-            web.post(f"{p}/messaging_numbers_bulk_updates", self.create_bulk_update),
-            web.get(f"{p}/messaging_numbers_bulk_updates/{{order_id}}", self.bulk_update),
-            web.get(f"{p}/messaging_profile_metrics", self.list_profile_metrics),
-            web.post(f"{p}/messaging_profiles/{{id}}/actions/regenerate_secret",
-                     self.regenerate_secret),
-            web.get(f"{p}/messaging_profiles/{{id}}/alphanumeric_sender_ids",
-                    self.list_profile_alphanumeric),
-            web.get(f"{p}/messaging_profiles/{{id}}/metrics", self.profile_metrics),
-            web.get(f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs",
-                    self.list_autoresp),
-            web.post(f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs",
-                     self.create_autoresp),
-            web.get(f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
-                    self.retrieve_autoresp),
-            web.put(f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
-                    self.update_autoresp),
-            web.delete(f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
-                       self.delete_autoresp),
-        ])
+        app.add_routes(
+            [
+                web.post(f"{p}/messages", send),
+                web.post(f"{p}/messages/alphanumeric_sender_id", send),
+                web.post(f"{p}/messages/group_mms", send),
+                web.post(f"{p}/messages/long_code", send),
+                web.post(f"{p}/messages/number_pool", send),
+                web.post(f"{p}/messages/short_code", send),
+                web.post(f"{p}/messages/schedule", send),
+                web.post(f"{p}/messages/whatsapp", send),
+                web.get(f"{p}/messages/group/{{message_id}}", self.group_messages),
+                web.get(f"{p}/messages/{{id}}", self.retrieve_message),
+                web.delete(f"{p}/messages/{{id}}", self.cancel_message),
+                web.get(f"{p}/alphanumeric_sender_ids", self.list_alphanumeric),
+                web.post(f"{p}/alphanumeric_sender_ids", self.create_alphanumeric),
+                web.get(f"{p}/alphanumeric_sender_ids/{{id}}", self.retrieve_alphanumeric),
+                web.delete(f"{p}/alphanumeric_sender_ids/{{id}}", self.delete_alphanumeric),
+                web.get(f"{p}/messaging_hosted_numbers", self.list_numbers),
+                web.get(f"{p}/messaging_hosted_numbers/{{id}}", self.retrieve_number),
+                web.patch(f"{p}/messaging_hosted_numbers/{{id}}", self.update_number),
+                web.delete(f"{p}/messaging_hosted_numbers/{{id}}", self.delete_number),
+                web.get(f"{p}/messaging_optouts", self.list_opt_outs),
+                web.get(f"{p}/messaging_profiles", self.list_profiles),
+                web.post(f"{p}/messaging_profiles", self.create_profile),
+                web.get(f"{p}/messaging_profiles/{{id}}", self.retrieve_profile),
+                web.patch(f"{p}/messaging_profiles/{{id}}", self.update_profile),
+                web.delete(f"{p}/messaging_profiles/{{id}}", self.delete_profile),
+                web.get(f"{p}/messaging_profiles/{{id}}/phone_numbers", self.list_profile_numbers),
+                web.get(
+                    f"{p}/messaging_profiles/{{id}}/short_codes", self.list_profile_short_codes
+                ),
+                web.get(f"{p}/phone_numbers/messaging", self.list_phone_numbers),
+                web.get(f"{p}/phone_numbers/{{id}}/messaging", self.retrieve_number),
+                web.patch(f"{p}/phone_numbers/{{id}}/messaging", self.update_number),
+                web.get(f"{p}/short_codes", self.list_short_codes),
+                web.get(f"{p}/short_codes/{{id}}", self.retrieve_short_code),
+                web.patch(f"{p}/short_codes/{{id}}", self.update_short_code),
+                web.post(f"{p}/messaging_numbers_bulk_updates", self.create_bulk_update),
+                web.get(f"{p}/messaging_numbers_bulk_updates/{{order_id}}", self.bulk_update),
+                web.get(f"{p}/messaging_profile_metrics", self.list_profile_metrics),
+                web.post(
+                    f"{p}/messaging_profiles/{{id}}/actions/regenerate_secret",
+                    self.regenerate_secret,
+                ),
+                web.get(
+                    f"{p}/messaging_profiles/{{id}}/alphanumeric_sender_ids",
+                    self.list_profile_alphanumeric,
+                ),
+                web.get(f"{p}/messaging_profiles/{{id}}/metrics", self.profile_metrics),
+                web.get(
+                    f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs", self.list_autoresp
+                ),
+                web.post(
+                    f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs", self.create_autoresp
+                ),
+                web.get(
+                    f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
+                    self.retrieve_autoresp,
+                ),
+                web.put(
+                    f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
+                    self.update_autoresp,
+                ),
+                web.delete(
+                    f"{p}/messaging_profiles/{{profile_id}}/autoresp_configs/{{cfg_id}}",
+                    self.delete_autoresp,
+                ),
+            ]
+        )
         return app
 
     # -- middleware --------------------------------------------------------------------------
@@ -148,8 +165,11 @@ class Api:
         except ApiError as exc:
             response = self._error(exc, headers)
         except web.HTTPException as exc:
-            error = not_found("The requested URL") if exc.status == 404 else ApiError(
-                exc.status, "10015", "Bad Request", exc.reason)
+            error = (
+                not_found("The requested URL")
+                if exc.status == 404
+                else ApiError(exc.status, "10015", "Bad Request", exc.reason)
+            )
             response = self._error(error, headers)
         except Exception:
             _log.exception("fake Telnyx handler failed")
@@ -161,25 +181,33 @@ class Api:
         if response is not None:
             response.headers.update(headers)
         if stats.requests.maxlen:
-            stats.requests.append(RecordedRequest(
-                request.method, request.path, tuple(request.query.items()),
-                request.headers.copy(), _JSON.get(),
-                None if response is None else response.status, request_id,
-                response.body if isinstance(response, web.Response)
-                and isinstance(response.body, bytes) else None,
-            ))
+            stats.requests.append(
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    tuple(request.query.items()),
+                    request.headers.copy(),
+                    _JSON.get(),
+                    None if response is None else response.status,
+                    request_id,
+                    response.body
+                    if isinstance(response, web.Response) and isinstance(response.body, bytes)
+                    else None,
+                )
+            )
         if response is None:
             # The connection was aborted on purpose; aiohttp discards whatever we return.
             return web.Response(status=499)
         return response
 
-    async def _guarded(self, request: web.Request, handler: Handler,
-                       headers: dict[str, str]) -> web.StreamResponse | None:
+    async def _guarded(
+        self, request: web.Request, handler: Handler, headers: dict[str, str]
+    ) -> web.StreamResponse | None:
         fake = self.fake
         method = request.method
         resource = request.match_info.route.resource
-        path = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
-        route = resource.canonical[len(PREFIX):] if resource is not None else path
+        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
+        route = resource.canonical[len(PREFIX) :] if resource is not None else path
         fake.stats.request_counts[(method, route)] += 1
         raw = await request.read() if request.body_exists else b""
         _RAW.set(raw)
@@ -243,23 +271,31 @@ class Api:
     async def send(self, request: web.Request) -> web.Response:
         """The eight send endpoints (``/messages/schedule`` ignores ``Idempotency-Key``)."""
         fake = self.fake
-        endpoint = request.path[len(PREFIX):]
+        endpoint = request.path[len(PREFIX) :]
         body = _body()
         key = request.headers.get("Idempotency-Key")
         cache_key = None
         if key is not None and fake.config.idempotency and endpoint != "/messages/schedule":
             if not _IDEMPOTENCY_KEY.fullmatch(key):
-                raise ApiError(422, "10015", "Bad Request",
-                               "Idempotency-Key must match ^[A-Za-z0-9_:-]{1,255}$.",
-                               parameter="Idempotency-Key")
+                raise ApiError(
+                    422,
+                    "10015",
+                    "Bad Request",
+                    "Idempotency-Key must match ^[A-Za-z0-9_:-]{1,255}$.",
+                    parameter="Idempotency-Key",
+                )
             cache_key = f"POST {endpoint} {key}"
             stored = fake._idempotency.get(cache_key)
             if stored is not None:
                 raw, status, answer = stored
                 if raw != _RAW.get():
-                    raise ApiError(422, "10015", "Bad Request",
-                                   "This Idempotency-Key was used with a different request body.",
-                                   parameter="Idempotency-Key")
+                    raise ApiError(
+                        422,
+                        "10015",
+                        "Bad Request",
+                        "This Idempotency-Key was used with a different request body.",
+                        parameter="Idempotency-Key",
+                    )
                 fake.stats.idempotent_replays += 1
                 return web.Response(body=answer, status=status, content_type="application/json")
         if endpoint == "/messages/whatsapp":
@@ -442,4 +478,3 @@ class Api:
         info = request.match_info
         self.fake._account.delete_autoresp(info["profile_id"], info["cfg_id"])
         return _json("OK")
-

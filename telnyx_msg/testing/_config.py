@@ -113,8 +113,12 @@ class Throughput:
     """
 
     per_kind_mps: Mapping[str, float] = attrs.field(
-        factory=lambda: {"long_code": 0.1, "toll_free": 20.0, "short_code": 1000.0,
-                         "alphanumeric": 0.1},
+        factory=lambda: {
+            "long_code": 0.1,
+            "toll_free": 20.0,
+            "short_code": 1000.0,
+            "alphanumeric": 0.1,
+        },
         converter=_frozen_mapping,
     )
     per_sender_mps: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_mapping)
@@ -126,9 +130,11 @@ class Throughput:
     wait_scale: float = attrs.field(default=0.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
-        for name, rates in (("per_kind_mps", self.per_kind_mps),
-                            ("per_sender_mps", self.per_sender_mps),
-                            ("account_mps", self.account_mps)):
+        for name, rates in (
+            ("per_kind_mps", self.per_kind_mps),
+            ("per_sender_mps", self.per_sender_mps),
+            ("account_mps", self.account_mps),
+        ):
             for key, rate in rates.items():
                 if rate <= 0:
                     raise ValueError(f"{name}[{key!r}] must be > 0, got {rate!r}")
@@ -304,9 +310,7 @@ class FakeConfig:
     failing_numbers: frozenset[str] = attrs.field(
         default=frozenset({FAILING_NUMBER}), converter=_strings
     )
-    profiles: tuple[SeedProfile, ...] = attrs.field(
-        default=(SeedProfile(),), converter=_profiles
-    )
+    profiles: tuple[SeedProfile, ...] = attrs.field(default=(SeedProfile(),), converter=_profiles)
     numbers: tuple[SeedNumber, ...] = attrs.field(default=DEFAULT_NUMBERS, converter=_numbers)
     strict_senders: bool = False
     throughput: Throughput | None = attrs.field(factory=Throughput)

@@ -34,10 +34,16 @@ if TYPE_CHECKING:
     from telnyx_msg import AsyncClient
 
 # Fields that shape the seeded state or the logs; they cannot change once the fake exists.
-_FIXED_FIELDS = frozenset({
-    "profiles", "numbers", "max_messages", "request_log_size", "webhook_log_size",
-    "organization_id",
-})
+_FIXED_FIELDS = frozenset(
+    {
+        "profiles",
+        "numbers",
+        "max_messages",
+        "request_log_size",
+        "webhook_log_size",
+        "organization_id",
+    }
+)
 # A scheduled message further away than this gets no timer: it stays "scheduled" (and
 # cancellable) for the fake's whole life.
 _MAX_TIMER = 86_400.0
@@ -46,8 +52,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _at_home(method: Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]]
-             ) -> Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]]:
+def _at_home(
+    method: Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[FakeTelnyx, P], Coroutine[Any, Any, R]]:
     """Run a coroutine method on the fake's own loop, whichever loop awaits it.
 
     A fake served in a thread (``serve_in_thread``, the pytest fixtures) is awaited from the
@@ -99,14 +106,16 @@ class FakeTelnyx:
         self._signer = Signer(signing_key)
         self._clock = time.monotonic
         self._auth_header = f"Bearer {api_key}"
-        self.stats = Stats(request_log_size=self._config.request_log_size,
-                           webhook_log_size=self._config.webhook_log_size)
+        self.stats = Stats(
+            request_log_size=self._config.request_log_size,
+            webhook_log_size=self._config.webhook_log_size,
+        )
         self._account = Account(self._config, wall=utcnow)
         self._outbox = Outbox(self._config, self._account, clock=self._clock, wall=utcnow)
         self._dispatcher = Dispatcher(self._signer, self.stats, lambda: self._config.webhooks)
-        self._window = RequestWindow(self._config.api_rate_limit) if (
-            self._config.api_rate_limit
-        ) else None
+        self._window = (
+            RequestWindow(self._config.api_rate_limit) if (self._config.api_rate_limit) else None
+        )
         self._random = random.Random(self._config.faults.seed)
         self._script_position = 0
         self._idempotency: OrderedDict[str, tuple[bytes, int, bytes]] = OrderedDict()
@@ -135,8 +144,12 @@ class FakeTelnyx:
         await self._dispatcher.start()
         # shutdown_timeout only matters for handlers still running at close(); ours return
         # promptly once ``_closing`` is set.
-        runner = web.AppRunner(Api(self).application(), access_log=self._access_log,
-                               access_log_format='"%r" %s %Tfs', shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            Api(self).application(),
+            access_log=self._access_log,
+            access_log_format='"%r" %s %Tfs',
+            shutdown_timeout=1.0,
+        )
         await runner.setup()
         self._runner = runner
         try:
@@ -184,8 +197,12 @@ class FakeTelnyx:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     # -- addresses and keys ------------------------------------------------------------------
@@ -216,8 +233,12 @@ class FakeTelnyx:
         # Imported on use: the fake itself needs nothing from the client side.
         from telnyx_msg import AsyncClient
 
-        return AsyncClient(api_key=self.api_key, base_url=self.base_url,
-                           webhook_public_key=self.public_key, **kwargs)
+        return AsyncClient(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            webhook_public_key=self.public_key,
+            **kwargs,
+        )
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -256,12 +277,14 @@ class FakeTelnyx:
         """Id of the first seeded messaging profile."""
         return self._account.default_profile_id
 
-    def set_webhook_url(self, url: str | None, failover_url: str | None = None, *,
-                        profile_id: str | None = None) -> None:
+    def set_webhook_url(
+        self, url: str | None, failover_url: str | None = None, *, profile_id: str | None = None
+    ) -> None:
         """Point a profile's webhooks (default: the first profile) at ``url``.
 
         Applies to messages sent afterwards; a message keeps the URLs it was sent with.
         """
+
         def change() -> None:
             record = self._account.profile(profile_id or self.default_profile_id or "")
             record["webhook_url"] = url
@@ -281,7 +304,8 @@ class FakeTelnyx:
         Count what really went out, e.g. that no recipient got a message twice.
         """
         return self._home_call(
-            lambda: [copy.deepcopy(m.data) for m in self._outbox.messages.values()])
+            lambda: [copy.deepcopy(m.data) for m in self._outbox.messages.values()]
+        )
 
     def opt_outs(self) -> list[dict[str, Any]]:
         """Copies of the current opt-out records."""
@@ -295,8 +319,10 @@ class FakeTelnyx:
         """
         home = self._home_elsewhere()
         if home is None:
-            raise RuntimeError("fake.run() is for synchronous code while the fake serves in "
-                               "another thread; in async code, await the coroutine")
+            raise RuntimeError(
+                "fake.run() is for synchronous code while the fake serves in "
+                "another thread; in async code, await the coroutine"
+            )
 
         async def wrapper() -> R:
             return await awaitable
@@ -360,7 +386,11 @@ class FakeTelnyx:
         retries and failover included) and returns a copy of the message JSON.
         """
         message = self._outbox.receive(
-            sender=from_, to=to, text=text, media_urls=list(media_urls), subject=subject,
+            sender=from_,
+            to=to,
+            text=text,
+            media_urls=list(media_urls),
+            subject=subject,
             profile_id=messaging_profile_id,
         )
         event = self._event(message, "message.received")
@@ -369,8 +399,9 @@ class FakeTelnyx:
         return copy.deepcopy(message.data)
 
     @_at_home
-    async def inject_link_click(self, *, message_id: str, url: str,
-                                to: str | None = None) -> dict[str, Any]:
+    async def inject_link_click(
+        self, *, message_id: str, url: str, to: str | None = None
+    ) -> dict[str, Any]:
         """Simulate a recipient clicking a shortened link of an outbound message.
 
         Delivers the link-click webhook (``data.record_type == "link_clicked"``, no
@@ -381,12 +412,18 @@ class FakeTelnyx:
         if message is None:
             raise KeyError(f"unknown message {message_id!r}")
         recipient = to or str(message.data["to"][0]["phone_number"]).lstrip("+")
-        data = {"record_type": "link_clicked", "url": url, "to": recipient,
-                "message_id": message_id, "time_clicked": iso(utcnow())}
+        data = {
+            "record_type": "link_clicked",
+            "url": url,
+            "to": recipient,
+            "message_id": message_id,
+            "time_clicked": iso(utcnow()),
+        }
         targets = self._targets(message)
         if targets:
-            await self._dispatcher.deliver(Event(None, "message.link_click", targets,
-                                                 json.dumps(data), with_meta=False))
+            await self._dispatcher.deliver(
+                Event(None, "message.link_click", targets, json.dumps(data), with_meta=False)
+            )
         return data
 
     # -- used by the HTTP layer --------------------------------------------------------------
@@ -446,7 +483,8 @@ class FakeTelnyx:
             if delay <= _MAX_TIMER:
                 self._releases.add(message)
                 message.timer = asyncio.get_running_loop().call_later(
-                    max(0.0, delay), self._release, message)
+                    max(0.0, delay), self._release, message
+                )
             return
         self._start(message, float(message.data["wait_seconds"]))
 
@@ -457,6 +495,7 @@ class FakeTelnyx:
 
     def _schedule_bulk_update(self, order_id: str) -> None:
         """Apply a bulk update order ``delivery_delay`` seconds from now (or on its next read)."""
+
         def apply() -> None:
             self._bulk_timers.pop(order_id, None)
             self._account.process_bulk_update(order_id)
@@ -503,8 +542,13 @@ class FakeTelnyx:
         if not targets:
             return None
         event_id = str(uuid.uuid4())
-        data = {"event_type": event_type, "id": event_id, "occurred_at": iso(utcnow()),
-                "payload": message.data, "record_type": "event"}
+        data = {
+            "event_type": event_type,
+            "id": event_id,
+            "occurred_at": iso(utcnow()),
+            "payload": message.data,
+            "record_type": "event",
+        }
         return Event(event_id, event_type, targets, json.dumps(data))
 
     def _emit(self, message: Message, event_type: str) -> None:

@@ -49,11 +49,11 @@ class _Rules:
     """What one send endpoint requires and allows."""
 
     required: tuple[str, ...]
-    pool: bool = False          # the sender comes from the profile's number pool
+    pool: bool = False  # the sender comes from the profile's number pool
     pool_fallback: bool = False  # no ``from`` but a profile: use the pool
     group: bool = False
     alphanumeric: bool = False
-    schedule: bool = False      # ``send_at`` is honoured
+    schedule: bool = False  # ``send_at`` is honoured
 
 
 SEND_ENDPOINTS: dict[str, _Rules] = {
@@ -74,8 +74,16 @@ class Message:
 
     __slots__ = ("data", "failing", "kind", "profile_id", "send_at", "sender", "timer")
 
-    def __init__(self, data: JSON, *, profile_id: str | None, sender: str, kind: str,
-                 failing: frozenset[str] = frozenset(), send_at: datetime | None = None) -> None:
+    def __init__(
+        self,
+        data: JSON,
+        *,
+        profile_id: str | None,
+        sender: str,
+        kind: str,
+        failing: frozenset[str] = frozenset(),
+        send_at: datetime | None = None,
+    ) -> None:
         self.data = data
         self.profile_id = profile_id
         self.sender = sender
@@ -122,9 +130,14 @@ def _inbound_media(url: str) -> JSON:
 class Outbox:
     """All messages of the account and the rules for sending them."""
 
-    def __init__(self, config: FakeConfig, account: Account, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: FakeConfig,
+        account: Account,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime],
+    ) -> None:
         self.config = config
         self.account = account
         self.clock = clock
@@ -212,8 +225,9 @@ class Outbox:
         for recipient in recipients:
             if (sender, recipient) in self.account.opt_outs:
                 raise opted_out(sender, recipient)
-        wait = 0.0 if send_at is not None else self._admit(sender, kind, message_type,
-                                                             len(recipients))
+        wait = (
+            0.0 if send_at is not None else self._admit(sender, kind, message_type, len(recipients))
+        )
         status = "scheduled" if send_at is not None else "queued"
         cost = None if send_at is not None else self._cost(message_type, parts, len(recipients))
         data: JSON = {
@@ -223,16 +237,27 @@ class Outbox:
             "type": message_type,
             "messaging_profile_id": profile_id,
             "organization_id": self.config.organization_id,
-            "from": {"phone_number": sender,
-                     "carrier": "" if kind == "alphanumeric" else "Telnyx",
-                     "line_type": "" if kind == "alphanumeric" else "VoIP"},
-            "to": [{"phone_number": r, "status": status, "carrier": _TO_CARRIER,
-                    "line_type": "Wireless"} for r in recipients],
+            "from": {
+                "phone_number": sender,
+                "carrier": "" if kind == "alphanumeric" else "Telnyx",
+                "line_type": "" if kind == "alphanumeric" else "VoIP",
+            },
+            "to": [
+                {
+                    "phone_number": r,
+                    "status": status,
+                    "carrier": _TO_CARRIER,
+                    "line_type": "Wireless",
+                }
+                for r in recipients
+            ],
             "cc": [],
             "text": text,
             "subject": subject,
-            "media": [{"url": u, "content_type": mimetypes.guess_type(u)[0], "sha256": None,
-                       "size": None} for u in media],
+            "media": [
+                {"url": u, "content_type": mimetypes.guess_type(u)[0], "sha256": None, "size": None}
+                for u in media
+            ],
             "encoding": encoding,
             "parts": parts,
             "tags": [],
@@ -252,8 +277,9 @@ class Outbox:
             "wait_seconds": wait,
         }
         failing = frozenset(r for r in recipients if r in self.config.failing_numbers)
-        message = Message(data, profile_id=profile_id, sender=sender, kind=kind,
-                          failing=failing, send_at=send_at)
+        message = Message(
+            data, profile_id=profile_id, sender=sender, kind=kind, failing=failing, send_at=send_at
+        )
         self._store(message)
         return message
 
@@ -269,12 +295,14 @@ class Outbox:
         for index, recipient in enumerate(recipients):
             if not is_address(recipient):
                 pointer = f"/to/{index}" if rules.group else "/to"
-                raise invalid(f"'{recipient}' is not a valid +E.164 phone number or short code.",
-                              pointer)
+                raise invalid(
+                    f"'{recipient}' is not a valid +E.164 phone number or short code.", pointer
+                )
         return [str(r) for r in recipients]
 
-    def _sender(self, body: JSON, rules: _Rules, profile_id: str | None,
-                message_type: str) -> tuple[str, str, str | None]:
+    def _sender(
+        self, body: JSON, rules: _Rules, profile_id: str | None, message_type: str
+    ) -> tuple[str, str, str | None]:
         """Resolve ``(from, kind, messaging_profile_id)`` for a send."""
         raw = body.get("from")
         if rules.pool or (rules.pool_fallback and raw in (None, "")):
@@ -288,28 +316,34 @@ class Outbox:
         number = self.account.numbers_by_phone.get(raw)
         kind = sender_kind(raw, number["type"] if number else None)
         if kind is None:
-            raise invalid_from(f"'{raw}' is not a phone number, short code or alphanumeric "
-                               "sender ID.")
+            raise invalid_from(
+                f"'{raw}' is not a phone number, short code or alphanumeric sender ID."
+            )
         if rules.alphanumeric and kind != "alphanumeric":
             raise invalid_from(f"'{raw}' is not an alphanumeric sender ID.")
         if rules.group and not is_e164(raw):
             raise invalid_from("A group MMS must be sent from a +E.164 phone number.")
         if kind == "alphanumeric":
             if profile_id is None:
-                raise invalid("'messaging_profile_id' is required with an alphanumeric sender.",
-                              "/messaging_profile_id")
+                raise invalid(
+                    "'messaging_profile_id' is required with an alphanumeric sender.",
+                    "/messaging_profile_id",
+                )
             if message_type != "SMS":
                 raise invalid("Alphanumeric sender IDs can only send SMS.", "/media_urls")
         if number is not None and not number["messaging_profile_id"]:
             # Telnyx refuses a number of the account that has no messaging profile as a sender.
-            raise invalid_from(f"'{raw}' is not assigned to a messaging profile; assign it "
-                               "with phone_numbers.messaging.update first.")
+            raise invalid_from(
+                f"'{raw}' is not assigned to a messaging profile; assign it "
+                "with phone_numbers.messaging.update first."
+            )
         if self.config.strict_senders and not (
             (number is not None and number["messaging_profile_id"])
             or (kind == "alphanumeric" and self.account.alphanumeric_registered(raw, profile_id))
         ):
-            raise invalid_from(f"'{raw}' is not a messaging-enabled number or sender ID on "
-                               "this account.")
+            raise invalid_from(
+                f"'{raw}' is not a messaging-enabled number or sender ID on this account."
+            )
         if profile_id is None:
             profile_id = (number["messaging_profile_id"] if number else None) or (
                 self.account.default_profile_id
@@ -350,8 +384,10 @@ class Outbox:
     def _breakdown(cost: JSON | None) -> JSON | None:
         if cost is None:
             return None
-        return {"carrier_fee": {"amount": "0.0000", "currency": "USD"},
-                "rate": {"amount": cost["amount"], "currency": "USD"}}
+        return {
+            "carrier_fee": {"amount": "0.0000", "currency": "USD"},
+            "rate": {"amount": cost["amount"], "currency": "USD"},
+        }
 
     def send_whatsapp(self, body: JSON) -> Message:
         """``POST /messages/whatsapp``: stored and returned in its own shape (docs/wire.md §3.9)."""
@@ -374,8 +410,10 @@ class Outbox:
         if profile_id is not None and profile_id not in self.account.profiles:
             raise invalid("Messaging profile not found.", "/messaging_profile_id")
         number = self.account.numbers_by_phone.get(str(sender))
-        profile_id = profile_id or (number["messaging_profile_id"] if number else None) or (
-            self.account.default_profile_id
+        profile_id = (
+            profile_id
+            or (number["messaging_profile_id"] if number else None)
+            or (self.account.default_profile_id)
         )
         data: JSON = {
             "record_type": "message",
@@ -384,10 +422,20 @@ class Outbox:
             "type": "WHATSAPP",
             "body": content,
             "encoding": "utf-8",
-            "from": {"phone_number": sender, "carrier": "Telnyx", "line_type": "VoIP",
-                     "status": "received"},
-            "to": [{"phone_number": to, "status": "queued", "carrier": _TO_CARRIER,
-                    "line_type": "Wireless"}],
+            "from": {
+                "phone_number": sender,
+                "carrier": "Telnyx",
+                "line_type": "VoIP",
+                "status": "received",
+            },
+            "to": [
+                {
+                    "phone_number": to,
+                    "status": "queued",
+                    "carrier": _TO_CARRIER,
+                    "line_type": "Wireless",
+                }
+            ],
             "messaging_profile_id": profile_id,
             "organization_id": self.config.organization_id,
             "received_at": iso(self.wall()),
@@ -430,12 +478,14 @@ class Outbox:
             if recipient["phone_number"] in message.failing:
                 recipient["status"] = "delivery_failed"
                 failed += 1
-                data["errors"].append({
-                    "code": "40008",
-                    "title": "Undeliverable",
-                    "detail": f"The carrier did not accept the message to "
-                              f"{recipient['phone_number']}.",
-                })
+                data["errors"].append(
+                    {
+                        "code": "40008",
+                        "title": "Undeliverable",
+                        "detail": f"The carrier did not accept the message to "
+                        f"{recipient['phone_number']}.",
+                    }
+                )
             else:
                 recipient["status"] = "delivered"
         count = self.account.count_message
@@ -451,12 +501,16 @@ class Outbox:
         message = self.get(message_id)
         data = message.data
         if not message.outbound or any(r["status"] != "scheduled" for r in data["to"]):
-            raise ApiError(422, "10015", "Bad Request",
-                           "Only messages with status=scheduled can be cancelled.")
+            raise ApiError(
+                422, "10015", "Bad Request", "Only messages with status=scheduled can be cancelled."
+            )
         if message.send_at is not None and message.send_at - self.wall() < _CANCEL_MARGIN:
-            raise ApiError(422, "10015", "Bad Request",
-                           "Only messages with send_at more than a minute from now can be "
-                           "cancelled.")
+            raise ApiError(
+                422,
+                "10015",
+                "Bad Request",
+                "Only messages with send_at more than a minute from now can be cancelled.",
+            )
         for recipient in data["to"]:
             recipient["status"] = "cancelled"
         data["cost"] = {"amount": "0.0", "currency": "USD"}
@@ -465,8 +519,16 @@ class Outbox:
 
     # -- inbound -----------------------------------------------------------------------------
 
-    def receive(self, *, sender: str, to: str, text: str, media_urls: list[str],
-                subject: str | None, profile_id: str | None) -> Message:
+    def receive(
+        self,
+        *,
+        sender: str,
+        to: str,
+        text: str,
+        media_urls: list[str],
+        subject: str | None,
+        profile_id: str | None,
+    ) -> Message:
         """Create an inbound message (docs/wire.md §4.2); STOP/START words change opt-outs."""
         if not is_address(sender):
             raise ValueError(f"from_ {sender!r} is not +E.164 or a short code")
@@ -490,10 +552,20 @@ class Outbox:
             "type": "MMS" if media_urls else "SMS",
             "messaging_profile_id": profile_id,
             "organization_id": self.config.organization_id,
-            "from": {"phone_number": sender, "carrier": _TO_CARRIER, "line_type": "Wireless",
-                     "status": "received"},
-            "to": [{"phone_number": to, "status": "webhook_delivered", "carrier": "Telnyx",
-                    "line_type": "VoIP"}],
+            "from": {
+                "phone_number": sender,
+                "carrier": _TO_CARRIER,
+                "line_type": "Wireless",
+                "status": "received",
+            },
+            "to": [
+                {
+                    "phone_number": to,
+                    "status": "webhook_delivered",
+                    "carrier": "Telnyx",
+                    "line_type": "VoIP",
+                }
+            ],
             "cc": [],
             "text": text,
             "subject": subject,

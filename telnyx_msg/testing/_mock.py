@@ -56,8 +56,9 @@ class MockTransportError(Exception):
     """Raise from a handler to simulate no response: ``reached`` says whether the request got to
     the server (a timeout or a dropped connection after writing) or not (refused)."""
 
-    def __init__(self, message: str = "simulated failure", *, reached: bool = False,
-                 timeout: bool = False) -> None:
+    def __init__(
+        self, message: str = "simulated failure", *, reached: bool = False, timeout: bool = False
+    ) -> None:
         super().__init__(message)
         self.reached = reached
         self.timeout = timeout
@@ -99,12 +100,17 @@ class MockTransport:
         """No pool to grow."""
         return self.pool_size
 
-    async def send(self, method: str, url: str, headers: Mapping[str, str],
-                   body: bytes | None, timeout: Timeout) -> HttpResponse:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
+    ) -> HttpResponse:
         """Ask the handler; turn a :class:`MockTransportError` into a transport failure."""
         if self._closed:
-            raise TransportError("the client is closed", reached=False, timeout=False,
-                                 closed=True)
+            raise TransportError("the client is closed", reached=False, timeout=False, closed=True)
         request = MockRequest(method, url, dict(headers), body or b"")
         self.requests.append(request)
         try:
@@ -114,11 +120,11 @@ class MockTransport:
         except MockTransportError as exc:
             raise TransportError(str(exc), reached=exc.reached, timeout=exc.timeout) from exc
         if not isinstance(answer, MockResponse):
-            raise TypeError(f"the MockTransport handler must return a MockResponse, "
-                            f"got {type(answer).__name__}")
+            raise TypeError(
+                f"the MockTransport handler must return a MockResponse, got {type(answer).__name__}"
+            )
         payload = answer.body if answer.json is None else jsonlib.dumps(answer.json).encode()
-        return HttpResponse(answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)),
-                            payload)
+        return HttpResponse(answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), payload)
 
     async def aclose(self) -> None:
         """Refuse later requests."""

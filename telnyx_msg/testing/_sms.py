@@ -24,14 +24,19 @@ _GSM_BASIC = frozenset(
 _GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 _NUMBER_TYPE_KIND = {
-    "long-code": "long_code", "longcode": "long_code",
-    "toll-free": "toll_free", "tollfree": "toll_free",
-    "short-code": "short_code", "shortcode": "short_code",
+    "long-code": "long_code",
+    "longcode": "long_code",
+    "toll-free": "toll_free",
+    "tollfree": "toll_free",
+    "short-code": "short_code",
+    "shortcode": "short_code",
 }
 # Labels of the detailed profile metrics (docs/wire.md §8.2 shows "longcode").
 KIND_LABEL = {
-    "long_code": "longcode", "toll_free": "tollfree",
-    "short_code": "shortcode", "alphanumeric": "alphanumeric",
+    "long_code": "longcode",
+    "toll_free": "tollfree",
+    "short_code": "shortcode",
+    "alphanumeric": "alphanumeric",
 }
 
 

@@ -62,8 +62,11 @@ _ALPHA_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _SPEND_LIMIT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _API_VERSIONS = ("1", "2", "2010-04-01")
 # filter[type] of GET /phone_numbers/messaging -> the spellings a number's type may have.
-_TYPE_FILTER = {"longcode": ("long-code", "longcode"), "tollfree": ("toll-free", "tollfree"),
-                "shortcode": ("short-code", "shortcode")}
+_TYPE_FILTER = {
+    "longcode": ("long-code", "longcode"),
+    "tollfree": ("toll-free", "tollfree"),
+    "shortcode": ("short-code", "shortcode"),
+}
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -157,8 +160,9 @@ class Account:
         return record["webhook_url"] or None, record["webhook_failover_url"] or None
 
     @staticmethod
-    def _profile_fields(body: JSON, allowed: Mapping[str, tuple[type | tuple[type, ...], bool]]
-                        ) -> JSON:
+    def _profile_fields(
+        body: JSON, allowed: Mapping[str, tuple[type | tuple[type, ...], bool]]
+    ) -> JSON:
         """Check the known fields of a profile body; unknown and read-only keys are ignored."""
         fields: JSON = {}
         for key, (kind, nullable) in allowed.items():
@@ -175,16 +179,19 @@ class Account:
         if destinations is not None and not all(
             isinstance(d, str) and _DESTINATION.fullmatch(d) for d in destinations
         ):
-            raise invalid("'whitelisted_destinations' takes ISO 3166-1 alpha-2 codes or '*'.",
-                          "/whitelisted_destinations")
+            raise invalid(
+                "'whitelisted_destinations' takes ISO 3166-1 alpha-2 codes or '*'.",
+                "/whitelisted_destinations",
+            )
         checks = (("alpha_sender", _ALPHA_SENDER), ("daily_spend_limit", _SPEND_LIMIT))
         for key, pattern in checks:
             value = fields.get(key)
             if value is not None and not pattern.fullmatch(value):
                 raise invalid(f"'{key}' does not match {pattern.pattern}.", f"/{key}")
         if fields.get("webhook_api_version", "2") not in _API_VERSIONS:
-            raise invalid("'webhook_api_version' must be 1, 2 or 2010-04-01.",
-                          "/webhook_api_version")
+            raise invalid(
+                "'webhook_api_version' must be 1, 2 or 2010-04-01.", "/webhook_api_version"
+            )
         for key in ("webhook_url", "webhook_failover_url", "health_webhook_url"):
             url = fields.get(key)
             if url and not url.startswith(("http://", "https://")):
@@ -193,8 +200,11 @@ class Account:
         if pool is not None and any(
             pool.get(k) is None for k in ("long_code_weight", "toll_free_weight", "skip_unhealthy")
         ):
-            raise invalid("'number_pool_settings' needs long_code_weight, toll_free_weight and "
-                          "skip_unhealthy.", "/number_pool_settings")
+            raise invalid(
+                "'number_pool_settings' needs long_code_weight, toll_free_weight and "
+                "skip_unhealthy.",
+                "/number_pool_settings",
+            )
         shortener = fields.get("url_shortener_settings")
         if shortener is not None and not isinstance(shortener.get("domain"), str):
             raise invalid("'url_shortener_settings' needs a domain.", "/url_shortener_settings")
@@ -207,8 +217,9 @@ class Account:
                 raise invalid(f"The '{key}' parameter is required.", f"/{key}")
         fields = self._profile_fields(body, {**_PROFILE_FIELDS, **_CREATE_ONLY})
         created = iso(self.wall())
-        record = self._profile_record(SeedProfile(id=str(uuid.uuid4()), name=fields["name"]),
-                                      created)
+        record = self._profile_record(
+            SeedProfile(id=str(uuid.uuid4()), name=fields["name"]), created
+        )
         # A profile created without webhook URLs answers "" for them (the definition's default).
         record["webhook_url"] = record["webhook_failover_url"] = ""
         record.update(fields)
@@ -233,8 +244,9 @@ class Account:
         for number in self.numbers.values():
             if number["messaging_profile_id"] == profile_id:
                 number["messaging_profile_id"] = None
-        for sender_id in [k for k, r in self.alphanumeric.items()
-                          if r["messaging_profile_id"] == profile_id]:
+        for sender_id in [
+            k for k, r in self.alphanumeric.items() if r["messaging_profile_id"] == profile_id
+        ]:
             del self.alphanumeric[sender_id]
         return record
 
@@ -242,9 +254,11 @@ class Account:
         """``GET /messaging_profiles`` with ``filter[name]``, ``[eq]`` or ``[contains]``."""
         exact = query.get("filter[name]", query.get("filter[name][eq]"))
         contains = query.get("filter[name][contains]")
-        items = [r for r in self.profiles.values()
-                 if (exact is None or r["name"] == exact)
-                 and (contains is None or contains in r["name"])]
+        items = [
+            r
+            for r in self.profiles.values()
+            if (exact is None or r["name"] == exact) and (contains is None or contains in r["name"])
+        ]
         return paged(items, query)
 
     # -- hosted numbers ----------------------------------------------------------------------
@@ -252,10 +266,15 @@ class Account:
     def _number_record(self, seed: SeedNumber, created: str) -> JSON:
         # Fields per docs/wire.md §6 (PhoneNumberWithMessagingSettings); "health" is added on
         # render.
-        mms = None if seed.type == "short-code" else {
-            "domestic_two_way": True, "international_inbound": False,
-            "international_outbound": False,
-        }
+        mms = (
+            None
+            if seed.type == "short-code"
+            else {
+                "domestic_two_way": True,
+                "international_inbound": False,
+                "international_outbound": False,
+            }
+        )
         return {
             "record_type": "messaging_phone_number",
             "id": seed.id,
@@ -269,8 +288,11 @@ class Account:
             "organization_id": self.config.organization_id,
             "tags": list(seed.tags),
             "features": {
-                "sms": {"domestic_two_way": True, "international_inbound": True,
-                        "international_outbound": True},
+                "sms": {
+                    "domestic_two_way": True,
+                    "international_inbound": True,
+                    "international_outbound": True,
+                },
                 "mms": mms,
             },
             "created_at": created,
@@ -304,7 +326,8 @@ class Account:
         exact = query.get("filter[phone_number]")
         contains = query.get("filter[phone_number][contains]")
         items = [
-            r for r in self.numbers.values()
+            r
+            for r in self.numbers.values()
             if (profile is None or r["messaging_profile_id"] == profile)
             and (exact is None or r["phone_number"] == exact)
             and (contains is None or contains in r["phone_number"])
@@ -312,8 +335,9 @@ class Account:
         sort = query.get("sort[phone_number]")
         if sort is not None:
             if sort not in ("asc", "desc"):
-                raise bad_parameter("'sort[phone_number]' must be 'asc' or 'desc'.",
-                                    "sort[phone_number]")
+                raise bad_parameter(
+                    "'sort[phone_number]' must be 'asc' or 'desc'.", "sort[phone_number]"
+                )
             items.sort(key=lambda r: r["phone_number"], reverse=sort == "desc")
         rendered = [self.render_number(r) for r in items]
         return paged(rendered, query) if paginate else rendered
@@ -349,23 +373,30 @@ class Account:
         ``filter[phone_number]`` may list several numbers separated by commas."""
         wanted_type = query.get("filter[type]")
         if wanted_type is not None and wanted_type not in _TYPE_FILTER:
-            raise bad_parameter("'filter[type]' must be tollfree, longcode or shortcode.",
-                                "filter[type]")
+            raise bad_parameter(
+                "'filter[type]' must be tollfree, longcode or shortcode.", "filter[type]"
+            )
         exact = query.get("filter[phone_number]")
         numbers = None if exact is None else set(exact.split(","))
         rest = {k: v for k, v in query.items() if k != "filter[phone_number]"}
         listed = self.list_numbers(rest, paginate=False)
-        items = [r for r in listed
-                 if (wanted_type is None or r["type"] in _TYPE_FILTER[wanted_type])
-                 and (numbers is None or r["phone_number"] in numbers)]
+        items = [
+            r
+            for r in listed
+            if (wanted_type is None or r["type"] in _TYPE_FILTER[wanted_type])
+            and (numbers is None or r["phone_number"] in numbers)
+        ]
         return paged(items, query)
 
     def list_profile_numbers(self, profile_id: str, query: Mapping[str, str]) -> JSON:
         """``GET /messaging_profiles/{id}/phone_numbers``: its numbers other than short codes
         (those are listed by ``/messaging_profiles/{id}/short_codes``)."""
         self.profile(profile_id)
-        items = [self.render_number(r) for r in self.numbers.values()
-                 if r["messaging_profile_id"] == profile_id and r["type"] != "short-code"]
+        items = [
+            self.render_number(r)
+            for r in self.numbers.values()
+            if r["messaging_profile_id"] == profile_id and r["type"] != "short-code"
+        ]
         return paged(items, query)
 
     def delete_number(self, key: str) -> JSON:
@@ -378,8 +409,14 @@ class Account:
             "id": str(uuid.uuid4()),
             "messaging_profile_id": record["messaging_profile_id"],
             "status": "deleted",
-            "phone_numbers": [{"record_type": "messaging_hosted_number", "id": record["id"],
-                               "phone_number": record["phone_number"], "status": "deleted"}],
+            "phone_numbers": [
+                {
+                    "record_type": "messaging_hosted_number",
+                    "id": record["id"],
+                    "phone_number": record["phone_number"],
+                    "status": "deleted",
+                }
+            ],
         }
 
     # -- short codes (the account's numbers of type short-code, seen as ShortCode) ---------
@@ -405,18 +442,22 @@ class Account:
             raise not_found("Short code")
         return record
 
-    def list_short_codes(self, query: Mapping[str, str],
-                         profile_id: str | None = None) -> JSON:
+    def list_short_codes(self, query: Mapping[str, str], profile_id: str | None = None) -> JSON:
         """``GET /short_codes`` (``filter[messaging_profile_id]``, ``"null"`` = unassigned) or
         ``GET /messaging_profiles/{id}/short_codes``."""
         if profile_id is not None:
             self.profile(profile_id)
         wanted = profile_id or query.get("filter[messaging_profile_id]")
-        items = [self.render_short_code(r) for r in self.numbers.values()
-                 if r["type"] == "short-code" and (
-                     wanted is None
-                     or (wanted == "null" and r["messaging_profile_id"] is None)
-                     or r["messaging_profile_id"] == wanted)]
+        items = [
+            self.render_short_code(r)
+            for r in self.numbers.values()
+            if r["type"] == "short-code"
+            and (
+                wanted is None
+                or (wanted == "null" and r["messaging_profile_id"] is None)
+                or r["messaging_profile_id"] == wanted
+            )
+        ]
         return paged(items, query)
 
     def update_short_code(self, short_code_id: str, body: JSON) -> JSON:
@@ -424,11 +465,13 @@ class Account:
         unbinds (the operation's description)."""
         record = self.short_code(short_code_id)
         if "messaging_profile_id" not in body:
-            raise invalid("The 'messaging_profile_id' parameter is required.",
-                          "/messaging_profile_id")
-        self.update_number(record["id"], {"messaging_profile_id":
-                                          body["messaging_profile_id"] or "",
-                                          "tags": body.get("tags")})
+            raise invalid(
+                "The 'messaging_profile_id' parameter is required.", "/messaging_profile_id"
+            )
+        self.update_number(
+            record["id"],
+            {"messaging_profile_id": body["messaging_profile_id"] or "", "tags": body.get("tags")},
+        )
         return self.render_short_code(record)
 
     # -- bulk updates ------------------------------------------------------------------------
@@ -437,8 +480,10 @@ class Account:
         """``POST /messaging_numbers_bulk_updates``: every number starts ``pending``."""
         profile_id = body.get("messaging_profile_id")
         if not isinstance(profile_id, str):
-            raise invalid("The 'messaging_profile_id' parameter is required (\"\" unassigns).",
-                          "/messaging_profile_id")
+            raise invalid(
+                "The 'messaging_profile_id' parameter is required (\"\" unassigns).",
+                "/messaging_profile_id",
+            )
         if profile_id:
             self._known_profile(profile_id)
         numbers = body.get("numbers")
@@ -447,9 +492,13 @@ class Account:
         assign_only = body.get("assign_only", False)
         if not isinstance(assign_only, bool):
             raise invalid("'assign_only' must be a boolean.", "/assign_only")
-        order: JSON = {"record_type": "messaging_numbers_bulk_update",
-                       "order_id": str(uuid.uuid4()), "success": [],
-                       "pending": list(dict.fromkeys(numbers)), "failed": []}
+        order: JSON = {
+            "record_type": "messaging_numbers_bulk_update",
+            "order_id": str(uuid.uuid4()),
+            "success": [],
+            "pending": list(dict.fromkeys(numbers)),
+            "failed": [],
+        }
         self.bulk_orders[order["order_id"]] = (order, assign_only, profile_id)
         return order
 
@@ -484,12 +533,14 @@ class Account:
     def pool_number(self, profile_id: str) -> JSON:
         """Round-robin over the profile's long-code and toll-free numbers (number pool)."""
         candidates = [
-            r for r in self.numbers.values()
+            r
+            for r in self.numbers.values()
             if r["messaging_profile_id"] == profile_id and r["type"] in ("long-code", "toll-free")
         ]
         if not candidates:
-            raise invalid("The messaging profile has no numbers for the number pool.",
-                          "/messaging_profile_id")
+            raise invalid(
+                "The messaging profile has no numbers for the number pool.", "/messaging_profile_id"
+            )
         cursor = self._pool_cursor.get(profile_id, 0)
         self._pool_cursor[profile_id] = cursor + 1
         return candidates[cursor % len(candidates)]
@@ -500,8 +551,11 @@ class Account:
         """``POST /alphanumeric_sender_ids``."""
         sender = body.get("alphanumeric_sender_id")
         if not isinstance(sender, str) or not ALPHANUMERIC.fullmatch(sender):
-            raise invalid("'alphanumeric_sender_id' must be 1-11 letters, digits or spaces, "
-                          "with at least one letter.", "/alphanumeric_sender_id")
+            raise invalid(
+                "'alphanumeric_sender_id' must be 1-11 letters, digits or spaces, "
+                "with at least one letter.",
+                "/alphanumeric_sender_id",
+            )
         profile_id = body.get("messaging_profile_id")
         if not isinstance(profile_id, str) or profile_id not in self.profiles:
             raise invalid("Messaging profile not found.", "/messaging_profile_id")
@@ -540,8 +594,11 @@ class Account:
         if profile_id is not None:
             self.profile(profile_id)
         wanted = profile_id or query.get("filter[messaging_profile_id]")
-        items = [r for r in self.alphanumeric.values()
-                 if wanted is None or r["messaging_profile_id"] == wanted]
+        items = [
+            r
+            for r in self.alphanumeric.values()
+            if wanted is None or r["messaging_profile_id"] == wanted
+        ]
         return paged(items, query)
 
     def alphanumeric_registered(self, sender: str, profile_id: str | None) -> bool:
@@ -592,14 +649,17 @@ class Account:
         high = datetime_param(query, "created_at[lte]")
         redact = query.get("redaction_enabled", "false").lower()
         if redact not in ("true", "false"):
-            raise bad_parameter("'redaction_enabled' must be 'true' or 'false'.",
-                                "redaction_enabled")
+            raise bad_parameter(
+                "'redaction_enabled' must be 'true' or 'false'.", "redaction_enabled"
+            )
         items = []
         for record in self.opt_outs.values():
             created = parse_datetime(record["created_at"])
-            if (profile is not None and record["messaging_profile_id"] != profile) or (
-                sender is not None and record["from"] != sender
-            ) or (created is not None and not in_range(created, low, high)):
+            if (
+                (profile is not None and record["messaging_profile_id"] != profile)
+                or (sender is not None and record["from"] != sender)
+                or (created is not None and not in_range(created, low, high))
+            ):
                 continue
             if redact == "true":
                 record = {**record, "to": record["to"][:-4] + "****"}
@@ -618,8 +678,11 @@ class Account:
         if op not in _AUTORESP_OPS:
             raise invalid("'op' must be one of start, stop, info.", "/op")
         keywords = body.get("keywords")
-        if not (isinstance(keywords, list) and keywords
-                and all(isinstance(k, str) and k for k in keywords)):
+        if not (
+            isinstance(keywords, list)
+            and keywords
+            and all(isinstance(k, str) and k for k in keywords)
+        ):
             raise invalid("'keywords' must be a non-empty list of strings.", "/keywords")
         country = body.get("country_code")
         if not isinstance(country, str) or len(country) != 2 or not country.isalpha():
@@ -637,8 +700,12 @@ class Account:
         configs = self._autoresp_configs(profile_id)
         now = self.wall().isoformat()
         record_id = str(uuid.uuid4())
-        record = {"id": record_id, **self._autoresp_fields(body),
-                  "created_at": now, "updated_at": now}
+        record = {
+            "id": record_id,
+            **self._autoresp_fields(body),
+            "created_at": now,
+            "updated_at": now,
+        }
         configs[record_id] = record
         return record
 
@@ -652,8 +719,12 @@ class Account:
     def update_autoresp(self, profile_id: str, config_id: str, body: JSON) -> JSON:
         """``PUT``: a full replacement (an absent ``resp_text`` is removed)."""
         old = self.autoresp_record(profile_id, config_id)
-        record = {"id": config_id, **self._autoresp_fields(body),
-                  "created_at": old["created_at"], "updated_at": self.wall().isoformat()}
+        record = {
+            "id": config_id,
+            **self._autoresp_fields(body),
+            "created_at": old["created_at"],
+            "updated_at": self.wall().isoformat(),
+        }
         self.autoresp[profile_id][config_id] = record
         return record
 
@@ -665,8 +736,11 @@ class Account:
     def list_autoresp(self, profile_id: str, query: Mapping[str, str]) -> JSON:
         """All configs of a profile (not paginated by the SDK, but ``meta`` is required)."""
         country = query.get("country_code")
-        bounds = [datetime_param(query, f"{field}[{op}]")
-                  for field in ("created_at", "updated_at") for op in ("gte", "lte")]
+        bounds = [
+            datetime_param(query, f"{field}[{op}]")
+            for field in ("created_at", "updated_at")
+            for op in ("gte", "lte")
+        ]
         items = []
         for record in self._autoresp_configs(profile_id).values():
             created = parse_datetime(record["created_at"])
@@ -674,9 +748,11 @@ class Account:
             # Both were written by us, so they always parse.
             assert created is not None
             assert updated is not None
-            if (country is None or record["country_code"] == country) and in_range(
-                created, bounds[0], bounds[1]
-            ) and in_range(updated, bounds[2], bounds[3]):
+            if (
+                (country is None or record["country_code"] == country)
+                and in_range(created, bounds[0], bounds[1])
+                and in_range(updated, bounds[2], bounds[3])
+            ):
                 items.append(record)
         return paged(items, query, default_size=max(20, len(items)))
 
@@ -704,8 +780,9 @@ class Account:
     def _time_frame(self, query: Mapping[str, str]) -> int:
         frame = query.get("time_frame", "24h")
         if frame not in TIME_FRAMES:
-            raise bad_parameter(f"'time_frame' must be one of {', '.join(TIME_FRAMES)}.",
-                                "time_frame")
+            raise bad_parameter(
+                f"'time_frame' must be one of {', '.join(TIME_FRAMES)}.", "time_frame"
+            )
         now = int(self.wall().timestamp()) // 3600 * 3600
         return now - (TIME_FRAMES[frame] - 1) * 3600
 
@@ -715,8 +792,9 @@ class Account:
             if pid == profile_id and hour >= since:
                 for i in range(4):
                     totals[i] += bucket[i]
-        phone_numbers = sum(1 for r in self.numbers.values()
-                            if r["messaging_profile_id"] == profile_id)
+        phone_numbers = sum(
+            1 for r in self.numbers.values() if r["messaging_profile_id"] == profile_id
+        )
         return {
             "record_type": "messaging_profile_metrics",
             "messaging_profile_id": profile_id,
@@ -746,16 +824,17 @@ class Account:
         hours: dict[int, list[JSON]] = {}
         for (pid, hour, label), bucket in sorted(self._buckets.items()):
             if pid == profile_id and hour >= since:
-                hours.setdefault(hour, []).append({
-                    "label": label,
-                    "sent": bucket[SENT],
-                    "delivered": bucket[DELIVERED],
-                    "errors": _ratio(bucket[FAILED], bucket[SENT]),
-                    "received": bucket[RECEIVED],
-                })
+                hours.setdefault(hour, []).append(
+                    {
+                        "label": label,
+                        "sent": bucket[SENT],
+                        "delivered": bucket[DELIVERED],
+                        "errors": _ratio(bucket[FAILED], bucket[SENT]),
+                        "received": bucket[RECEIVED],
+                    }
+                )
         detailed = [
             {"timestamp": iso(datetime.fromtimestamp(hour, timezone.utc)), "metrics": metrics}
             for hour, metrics in sorted(hours.items())
         ]
         return {"overview": self._overview(profile_id, since), "detailed": detailed}
-

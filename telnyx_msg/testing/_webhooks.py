@@ -74,8 +74,9 @@ class Event:
 class Dispatcher:
     """Delivers events with retries and failover on its own ``aiohttp.ClientSession``."""
 
-    def __init__(self, signer: Signer, stats: Stats,
-                 settings: Callable[[], WebhookSettings]) -> None:
+    def __init__(
+        self, signer: Signer, stats: Stats, settings: Callable[[], WebhookSettings]
+    ) -> None:
         self.signer = signer
         self.stats = stats
         self._settings = settings
@@ -127,7 +128,9 @@ class Dispatcher:
                 error: str | None = None
                 try:
                     async with session.post(
-                        url, data=body, headers=headers,
+                        url,
+                        data=body,
+                        headers=headers,
                         timeout=aiohttp.ClientTimeout(total=settings.timeout),
                     ) as response:
                         status = response.status
@@ -136,8 +139,9 @@ class Dispatcher:
                     error = "timeout"
                 except (aiohttp.ClientError, OSError) as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                attempt = WebhookAttempt(event.event_id, event.event_type, url, number, status,
-                                         error)
+                attempt = WebhookAttempt(
+                    event.event_id, event.event_type, url, number, status, error
+                )
                 self.stats.webhook_attempts.append(attempt)
                 if attempt.ok:
                     self.stats.webhooks_delivered += 1

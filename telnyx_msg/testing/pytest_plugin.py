@@ -50,6 +50,9 @@ def telnyx_client(telnyx_fake: FakeTelnyx) -> Iterator[Client]:
     """A blocking :class:`telnyx_msg.Client` for ``telnyx_fake``, closed after the test."""
     from telnyx_msg import Client
 
-    with Client(telnyx_fake.api_key, base_url=telnyx_fake.base_url,
-                webhook_public_key=telnyx_fake.public_key) as client:
+    with Client(
+        telnyx_fake.api_key,
+        base_url=telnyx_fake.base_url,
+        webhook_public_key=telnyx_fake.public_key,
+    ) as client:
         yield client

@@ -58,13 +58,16 @@ class Api:
         if api_key is not None:
             all_headers["Authorization"] = f"Bearer {api_key}"
         async with self.session.request(
-            method, self.fake.base_url + path, json=json_body, data=data, params=params,
+            method,
+            self.fake.base_url + path,
+            json=json_body,
+            data=data,
+            params=params,
             headers=all_headers,
             timeout=aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.ClientTimeout(),
         ) as response:
             raw = await response.read()
-            return Reply(response.status, response.headers.copy(),
-                         json.loads(raw) if raw else None)
+            return Reply(response.status, response.headers.copy(), json.loads(raw) if raw else None)
 
     async def get(self, path: str, **kwargs: Any) -> Reply:
         """``GET``."""
@@ -147,8 +150,9 @@ class Receiver:
         if self.gate is not None:
             await self.gate.wait()
         async with self._changed:
-            self.received.append(Received(
-                path, {k.lower(): v for k, v in request.headers.items()}, body))
+            self.received.append(
+                Received(path, {k.lower(): v for k, v in request.headers.items()}, body)
+            )
             self._changed.notify_all()
         pending = self.statuses.get(path)
         status = pending.pop(0) if pending else 200
@@ -156,6 +160,7 @@ class Receiver:
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         """Wait until at least ``count`` deliveries arrived; return them all."""
+
         async def _wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: len(self.received) >= count)

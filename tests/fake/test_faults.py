@@ -20,8 +20,10 @@ TO = "+18445550001"
 
 async def test_latency_delays_every_answer() -> None:
     """Faults(latency=...) delays answers by at least that long."""
-    async with FakeTelnyx(config=FakeConfig(faults=Faults(latency=0.1))) as fake, \
-            connect(fake) as api:
+    async with (
+        FakeTelnyx(config=FakeConfig(faults=Faults(latency=0.1))) as fake,
+        connect(fake) as api,
+    ):
         started = time.monotonic()
         reply = await api.get("/messaging_optouts")
         assert reply.status == 200
@@ -39,8 +41,10 @@ async def test_scripted_errors_then_normal_answers() -> None:
 
 async def test_injected_5xx_has_telnyx_body_and_request_id() -> None:
     """An injected 500 has a Telnyx error body (code 10007) and an x-request-id."""
-    async with FakeTelnyx(config=FakeConfig(faults=Faults(script=[500]))) as fake, \
-            connect(fake) as api:
+    async with (
+        FakeTelnyx(config=FakeConfig(faults=Faults(script=[500]))) as fake,
+        connect(fake) as api,
+    ):
         reply = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")
         assert reply.status == 500
         assert reply.error_code == "10007"
@@ -50,8 +54,10 @@ async def test_injected_5xx_has_telnyx_body_and_request_id() -> None:
 
 async def test_injected_429_is_a_10011() -> None:
     """A scripted 429 answers like the account limit (code 10011)."""
-    async with FakeTelnyx(config=FakeConfig(faults=Faults(script=[429]))) as fake, \
-            connect(fake) as api:
+    async with (
+        FakeTelnyx(config=FakeConfig(faults=Faults(script=[429]))) as fake,
+        connect(fake) as api,
+    ):
         reply = await api.get("/messaging_optouts")
         assert (reply.status, reply.error_code) == (429, "10011")
 
@@ -76,14 +82,15 @@ async def test_retry_after_may_be_an_http_date() -> None:
 
 async def test_drop_aborts_without_processing() -> None:
     """A "drop" step reads the body, then closes the connection; no message is created."""
-    async with FakeTelnyx(config=FakeConfig(faults=Faults(script=["drop"]))) as fake, \
-            connect(fake) as api:
+    async with (
+        FakeTelnyx(config=FakeConfig(faults=Faults(script=["drop"]))) as fake,
+        connect(fake) as api,
+    ):
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="lost")
         assert fake.stats.messages_sent == 0
         assert fake.stats.requests[-1].status is None
-        assert fake.stats.requests[-1].json == {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                                "text": "lost"}
+        assert fake.stats.requests[-1].json == {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "lost"}
 
 
 async def test_drop_after_processing_creates_the_message() -> None:
@@ -102,8 +109,9 @@ async def test_stall_outlasts_the_client_timeout() -> None:
     async with FakeTelnyx(config=FakeConfig(faults=faults)) as fake, connect(fake) as api:
         started = time.monotonic()
         with pytest.raises(asyncio.TimeoutError):
-            await api.post("/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "slow"},
-                           timeout=0.2)
+            await api.post(
+                "/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "slow"}, timeout=0.2
+            )
         assert time.monotonic() - started < 2.0
         assert fake.stats.messages_sent == 1
         await fake.settle()
@@ -173,8 +181,9 @@ async def test_match_limits_faults_to_some_requests() -> None:
     faults = Faults(error_rate=1.0, match=("POST /messages",))
     async with FakeTelnyx(config=FakeConfig(faults=faults)) as fake, connect(fake) as api:
         assert (await api.get("/messaging_optouts")).status == 200
-        assert (await api.post("/messages/long_code", {"from": "+13125550100", "to": TO,
-                                                       "text": "x"})).status == 200
+        assert (
+            await api.post("/messages/long_code", {"from": "+13125550100", "to": TO, "text": "x"})
+        ).status == 200
         assert (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")).status in (500, 503)
         await fake.settle()
 

@@ -101,8 +101,10 @@ async def test_close_leaves_no_tasks_timers_or_sessions() -> None:
         for _ in range(5):
             await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=receiver.url())
         send_at = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
-        await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                              "text": "later", "send_at": send_at})
+        await api.post(
+            "/messages/schedule",
+            {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "later", "send_at": send_at},
+        )
         await asyncio.sleep(0.05)
     assert receiver.arrivals > 0  # webhook deliveries are in flight
     await fake.close()

@@ -60,8 +60,9 @@ async def test_unauthenticated_requests_do_not_use_the_limit() -> None:
 
 async def test_retry_after_option_applies_to_rate_limits() -> None:
     """Faults(retry_after=...) adds Retry-After to real 429 answers."""
-    config = FakeConfig(api_rate_limit=ApiRateLimit(limit=1, window=60),
-                        faults=Faults(retry_after=2))
+    config = FakeConfig(
+        api_rate_limit=ApiRateLimit(limit=1, window=60), faults=Faults(retry_after=2)
+    )
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
         await api.get("/messaging_optouts")
         reply = await api.get("/messaging_optouts")
@@ -71,8 +72,9 @@ async def test_retry_after_option_applies_to_rate_limits() -> None:
 
 async def test_tiny_sender_queue_fills_with_40318() -> None:
     """With rate 1/s and depth 2, three sends queue (wait 0, 1, 2 s) and the fourth gets 40318."""
-    config = FakeConfig(throughput=Throughput(per_sender_mps={DEFAULT_TOLL_FREE: 1.0},
-                                              queue_depth=2))
+    config = FakeConfig(
+        throughput=Throughput(per_sender_mps={DEFAULT_TOLL_FREE: 1.0}, queue_depth=2)
+    )
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
         replies = [await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="q") for _ in range(4)]
         assert [r.status for r in replies] == [200, 200, 200, 429]
@@ -97,8 +99,10 @@ async def test_long_code_default_rate_reports_wait_seconds(api: Api) -> None:
 async def test_no_throughput_means_no_wait() -> None:
     """throughput=None turns sender queues off."""
     async with FakeTelnyx(config=FakeConfig(throughput=None)) as fake, connect(fake) as api:
-        waits = [(await api.send(from_=DEFAULT_LONG_CODE, to=TO, text="x")).body["data"][
-            "wait_seconds"] for _ in range(3)]
+        waits = [
+            (await api.send(from_=DEFAULT_LONG_CODE, to=TO, text="x")).body["data"]["wait_seconds"]
+            for _ in range(3)
+        ]
         assert waits == [0.0, 0.0, 0.0]
         await fake.settle()
 
@@ -149,9 +153,15 @@ def test_sender_queues_drain_over_time() -> None:
 
 def test_account_lane_caps_all_senders() -> None:
     """The account lane queues messages across senders at its own rate."""
-    throughput = Throughput(per_kind_mps={"long_code": 100.0, "toll_free": 100.0,
-                                          "short_code": 100.0, "alphanumeric": 100.0},
-                            account_mps={"SMS": 1.0})
+    throughput = Throughput(
+        per_kind_mps={
+            "long_code": 100.0,
+            "toll_free": 100.0,
+            "short_code": 100.0,
+            "alphanumeric": 100.0,
+        },
+        account_mps={"SMS": 1.0},
+    )
     queues = SenderQueues(throughput)
     waits = [queues.admit(f"+1{i}", "long_code", "SMS", 1, now=0.0) for i in range(3)]
     assert waits == [0.0, 1.0, 2.0]

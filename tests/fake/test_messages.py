@@ -26,11 +26,35 @@ pytestmark = pytest.mark.anyio
 TO = "+18445550001"
 # Every field the seed documents for OutboundMessagePayload ("Returns:" of POST /messages).
 OUTBOUND_FIELDS = {
-    "cc", "completed_at", "cost", "cost_breakdown", "direction", "encoding", "errors", "from",
-    "id", "media", "messaging_profile_id", "organization_id", "parts", "received_at",
-    "record_type", "sent_at", "smart_encoding_applied", "subject", "tags",
-    "tcr_campaign_billable", "tcr_campaign_id", "tcr_campaign_registered", "text", "to", "type",
-    "valid_until", "wait_seconds", "webhook_failover_url", "webhook_url",
+    "cc",
+    "completed_at",
+    "cost",
+    "cost_breakdown",
+    "direction",
+    "encoding",
+    "errors",
+    "from",
+    "id",
+    "media",
+    "messaging_profile_id",
+    "organization_id",
+    "parts",
+    "received_at",
+    "record_type",
+    "sent_at",
+    "smart_encoding_applied",
+    "subject",
+    "tags",
+    "tcr_campaign_billable",
+    "tcr_campaign_id",
+    "tcr_campaign_registered",
+    "text",
+    "to",
+    "type",
+    "valid_until",
+    "wait_seconds",
+    "webhook_failover_url",
+    "webhook_url",
 }
 
 
@@ -47,8 +71,11 @@ async def test_send_returns_outbound_message_shape(api: Api) -> None:
     assert data["record_type"] == "message"
     assert data["direction"] == "outbound"
     assert data["type"] == "SMS"
-    assert data["from"] == {"phone_number": DEFAULT_TOLL_FREE, "carrier": "Telnyx",
-                            "line_type": "VoIP"}
+    assert data["from"] == {
+        "phone_number": DEFAULT_TOLL_FREE,
+        "carrier": "Telnyx",
+        "line_type": "VoIP",
+    }
     assert [(r["phone_number"], r["status"]) for r in data["to"]] == [(TO, "queued")]
     assert set(data["to"][0]) == {"phone_number", "status", "carrier", "line_type"}
     assert data["cost"] == {"amount": "0.0040", "currency": "USD"}
@@ -65,17 +92,24 @@ async def test_send_returns_outbound_message_shape(api: Api) -> None:
     [
         ("/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO, "text": "hi"}),
         ("/messages/short_code", {"from": DEFAULT_SHORT_CODE, "to": TO, "text": "hi"}),
-        ("/messages/number_pool", {"messaging_profile_id": DEFAULT_PROFILE_ID, "to": TO,
-                                   "text": "hi"}),
-        ("/messages/alphanumeric_sender_id", {"from": "ACME", "to": TO, "text": "hi",
-                                              "messaging_profile_id": DEFAULT_PROFILE_ID}),
-        ("/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": [TO, "+18445550002"],
-                                 "text": "hi"}),
+        (
+            "/messages/number_pool",
+            {"messaging_profile_id": DEFAULT_PROFILE_ID, "to": TO, "text": "hi"},
+        ),
+        (
+            "/messages/alphanumeric_sender_id",
+            {"from": "ACME", "to": TO, "text": "hi", "messaging_profile_id": DEFAULT_PROFILE_ID},
+        ),
+        (
+            "/messages/group_mms",
+            {"from": DEFAULT_LONG_CODE, "to": [TO, "+18445550002"], "text": "hi"},
+        ),
         ("/messages", {"messaging_profile_id": DEFAULT_PROFILE_ID, "to": TO, "text": "hi"}),
     ],
 )
-async def test_every_send_endpoint_returns_a_message(api: Api, path: str,
-                                                     body: dict[str, Any]) -> None:
+async def test_every_send_endpoint_returns_a_message(
+    api: Api, path: str, body: dict[str, Any]
+) -> None:
     """Each send endpoint answers 200 with one outbound message in the common shape."""
     reply = await api.post(path, body)
     assert reply.status == 200, reply.body
@@ -88,8 +122,9 @@ async def test_every_send_endpoint_returns_a_message(api: Api, path: str,
 async def test_group_mms_is_one_message_with_all_recipients(api: Api) -> None:
     """A group MMS is one MMS message whose to[] lists every recipient; group GET returns it."""
     recipients = [f"+1844555000{i}" for i in range(1, 4)]
-    reply = await api.post("/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": recipients,
-                                                   "text": "hi all"})
+    reply = await api.post(
+        "/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": recipients, "text": "hi all"}
+    )
     data = reply.body["data"]
     assert data["type"] == "MMS"
     assert [r["phone_number"] for r in data["to"]] == recipients
@@ -103,8 +138,9 @@ async def test_group_mms_is_one_message_with_all_recipients(api: Api) -> None:
 async def test_group_mms_rejects_more_than_eight_recipients(api: Api) -> None:
     """Nine recipients on /messages/group_mms give 422 pointing at /to."""
     recipients = [f"+184455500{i:02d}" for i in range(9)]
-    reply = await api.post("/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": recipients,
-                                                   "text": "hi"})
+    reply = await api.post(
+        "/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": recipients, "text": "hi"}
+    )
     assert reply.status == 422
     assert reply.body["errors"][0]["source"] == {"pointer": "/to"}
 
@@ -119,14 +155,26 @@ async def test_group_endpoint_404s_for_a_plain_message(api: Api) -> None:
 async def test_whatsapp_has_its_own_response_shape(api: Api) -> None:
     """POST /messages/whatsapp answers the WhatsApp shape of docs/wire.md §3.9."""
     content = {"type": "text", "text": {"body": "hello"}}
-    reply = await api.post("/messages/whatsapp", {"from": DEFAULT_LONG_CODE,
-                                                  "to": "US.13491208655302741918",
-                                                  "whatsapp_message": content})
+    reply = await api.post(
+        "/messages/whatsapp",
+        {"from": DEFAULT_LONG_CODE, "to": "US.13491208655302741918", "whatsapp_message": content},
+    )
     assert reply.status == 200, reply.body
     data = reply.body["data"]
-    assert set(data) == {"id", "body", "direction", "encoding", "from", "messaging_profile_id",
-                         "organization_id", "received_at", "record_type", "to", "type",
-                         "wait_seconds"}
+    assert set(data) == {
+        "id",
+        "body",
+        "direction",
+        "encoding",
+        "from",
+        "messaging_profile_id",
+        "organization_id",
+        "received_at",
+        "record_type",
+        "to",
+        "type",
+        "wait_seconds",
+    }
     assert data["body"] == content
     assert data["type"] == "WHATSAPP"
     assert set(data["from"]) == {"carrier", "line_type", "phone_number", "status"}
@@ -173,8 +221,9 @@ async def test_failing_number_ends_delivery_failed(api: Api) -> None:
 
 async def test_group_mms_fails_only_the_failing_recipient(api: Api) -> None:
     """In a group MMS only the failing recipient ends delivery_failed."""
-    sent = await api.post("/messages/group_mms", {"from": DEFAULT_LONG_CODE,
-                                                  "to": [TO, FAILING_NUMBER], "text": "x"})
+    sent = await api.post(
+        "/messages/group_mms", {"from": DEFAULT_LONG_CODE, "to": [TO, FAILING_NUMBER], "text": "x"}
+    )
     await api.fake.settle()
     data = (await api.get(f"/messages/{sent.body['data']['id']}")).body["data"]
     assert [r["status"] for r in data["to"]] == ["delivered", "delivery_failed"]
@@ -205,8 +254,7 @@ async def test_encoding_and_parts(api: Api, text: str, encoding: str, parts: int
 
 async def test_ucs2_can_be_forced(api: Api) -> None:
     """encoding=ucs2 encodes plain ASCII as UCS-2."""
-    data = (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hi",
-                           encoding="ucs2")).body["data"]
+    data = (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hi", encoding="ucs2")).body["data"]
     assert data["encoding"] == "UCS-2"
 
 
@@ -219,12 +267,19 @@ async def test_gsm7_forced_on_unencodable_text_is_400(api: Api) -> None:
 
 async def test_media_makes_an_mms(api: Api) -> None:
     """media_urls make the message an MMS with media[] entries and one part."""
-    data = (await api.send(from_=DEFAULT_TOLL_FREE, to=TO,
-                           media_urls=["https://example.com/cat.jpg"])).body["data"]
+    data = (
+        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, media_urls=["https://example.com/cat.jpg"])
+    ).body["data"]
     assert data["type"] == "MMS"
     assert data["parts"] == 1
-    assert data["media"] == [{"url": "https://example.com/cat.jpg", "content_type": "image/jpeg",
-                              "sha256": None, "size": None}]
+    assert data["media"] == [
+        {
+            "url": "https://example.com/cat.jpg",
+            "content_type": "image/jpeg",
+            "sha256": None,
+            "size": None,
+        }
+    ]
     assert data["cost"] == {"amount": "0.0150", "currency": "USD"}
 
 
@@ -237,8 +292,10 @@ async def test_retrieve_unknown_message_is_404(api: Api) -> None:
 
 async def test_schedule_then_cancel(api: Api) -> None:
     """A scheduled message has status scheduled; DELETE answers it unwrapped and cancelled."""
-    reply = await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                                  "text": "later", "send_at": _in(60)})
+    reply = await api.post(
+        "/messages/schedule",
+        {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "later", "send_at": _in(60)},
+    )
     assert reply.status == 200
     data = reply.body["data"]
     assert data["to"][0]["status"] == "scheduled"
@@ -257,8 +314,7 @@ async def test_schedule_then_cancel(api: Api) -> None:
 
 async def test_send_at_on_messages_schedules_too(api: Api) -> None:
     """POST /messages with send_at creates a scheduled message."""
-    data = (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x",
-                           send_at=_in(30))).body["data"]
+    data = (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", send_at=_in(30))).body["data"]
     assert data["to"][0]["status"] == "scheduled"
     assert data["cost"] is None
 
@@ -273,16 +329,20 @@ async def test_cancel_of_a_queued_message_is_422(api: Api) -> None:
 
 async def test_cancel_within_a_minute_of_send_at_is_422(api: Api) -> None:
     """A scheduled message less than a minute from send_at cannot be cancelled."""
-    sent = await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                                 "text": "soon", "send_at": _in(0.5)})
+    sent = await api.post(
+        "/messages/schedule",
+        {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "soon", "send_at": _in(0.5)},
+    )
     reply = await api.request("DELETE", f"/messages/{sent.body['data']['id']}")
     assert reply.status == 422
 
 
 async def test_scheduled_message_is_sent_at_send_at(api: Api) -> None:
     """When send_at arrives a scheduled message is queued, sent and delivered."""
-    sent = await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                                 "text": "soon", "send_at": _in(0.3 / 60)})
+    sent = await api.post(
+        "/messages/schedule",
+        {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "soon", "send_at": _in(0.3 / 60)},
+    )
     message_id = sent.body["data"]["id"]
     for _ in range(400):
         data = (await api.get(f"/messages/{message_id}")).body["data"]
@@ -295,8 +355,7 @@ async def test_scheduled_message_is_sent_at_send_at(api: Api) -> None:
 
 async def test_schedule_requires_send_at(api: Api) -> None:
     """POST /messages/schedule without send_at is a 422 pointing at /send_at."""
-    reply = await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO,
-                                                  "text": "x"})
+    reply = await api.post("/messages/schedule", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "x"})
     assert reply.status == 422
     assert reply.body["errors"][0]["source"]["pointer"] == "/send_at"
 
@@ -305,8 +364,10 @@ async def test_number_pool_rotates_over_profile_numbers(api: Api) -> None:
     """Number-pool sends alternate between the profile's long-code and toll-free numbers."""
     senders = []
     for _ in range(4):
-        reply = await api.post("/messages/number_pool", {
-            "messaging_profile_id": DEFAULT_PROFILE_ID, "to": TO, "text": "pool"})
+        reply = await api.post(
+            "/messages/number_pool",
+            {"messaging_profile_id": DEFAULT_PROFILE_ID, "to": TO, "text": "pool"},
+        )
         senders.append(reply.body["data"]["from"]["phone_number"])
     assert senders == [DEFAULT_LONG_CODE, DEFAULT_TOLL_FREE] * 2
 
@@ -326,10 +387,10 @@ async def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
 async def test_idempotency_key_with_another_body_is_422(api: Api) -> None:
     """Reusing an Idempotency-Key with a different body is a 422."""
     headers = {"Idempotency-Key": "key-2"}
-    await api.post("/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "a"},
-                   headers=headers)
-    reply = await api.post("/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "b"},
-                           headers=headers)
+    await api.post("/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "a"}, headers=headers)
+    reply = await api.post(
+        "/messages", {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "b"}, headers=headers
+    )
     assert reply.status == 422
     assert reply.body["errors"][0]["source"] == {"parameter": "Idempotency-Key"}
 
@@ -337,8 +398,10 @@ async def test_idempotency_key_with_another_body_is_422(api: Api) -> None:
 async def test_messages_beyond_max_messages_are_forgotten() -> None:
     """Only the newest max_messages messages stay retrievable."""
     async with FakeTelnyx(config=FakeConfig(max_messages=2)) as fake, connect(fake) as api:
-        ids = [(await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")).body["data"]["id"]
-               for _ in range(3)]
+        ids = [
+            (await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x")).body["data"]["id"]
+            for _ in range(3)
+        ]
         statuses = [(await api.get(f"/messages/{i}")).status for i in ids]
         assert statuses == [404, 200, 200]
         await fake.settle()
@@ -352,8 +415,7 @@ async def test_unknown_sender_belongs_to_the_default_profile(api: Api) -> None:
 
 async def test_strict_senders_refuse_unknown_numbers() -> None:
     """With strict_senders, a from that is not on the account gets 422 40305."""
-    config = FakeConfig(strict_senders=True,
-                        numbers=[SeedNumber(phone_number="+13125550100")])
+    config = FakeConfig(strict_senders=True, numbers=[SeedNumber(phone_number="+13125550100")])
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
         refused = await api.send(from_="+13125559999", to=TO, text="x")
         accepted = await api.send(from_="+13125550100", to=TO, text="x")

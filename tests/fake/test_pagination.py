@@ -14,8 +14,10 @@ pytestmark = pytest.mark.anyio
 async def _create_sender_ids(api: Api, count: int) -> list[str]:
     ids = []
     for index in range(count):
-        reply = await api.post("/alphanumeric_sender_ids", {
-            "alphanumeric_sender_id": f"S{index:03d}", "messaging_profile_id": DEFAULT_PROFILE_ID})
+        reply = await api.post(
+            "/alphanumeric_sender_ids",
+            {"alphanumeric_sender_id": f"S{index:03d}", "messaging_profile_id": DEFAULT_PROFILE_ID},
+        )
         ids.append(reply.body["data"]["id"])
     return ids
 
@@ -28,12 +30,17 @@ async def test_walking_pages_yields_every_record_once(api: Api, count: int, page
     requests = 0
     number = 1
     while True:
-        reply = await api.get("/alphanumeric_sender_ids",
-                              params={"page[number]": str(number), "page[size]": "2"})
+        reply = await api.get(
+            "/alphanumeric_sender_ids", params={"page[number]": str(number), "page[size]": "2"}
+        )
         requests += 1
         meta = reply.body["meta"]
-        assert meta == {"page_number": number, "page_size": 2, "total_pages": pages,
-                        "total_results": count}
+        assert meta == {
+            "page_number": number,
+            "page_size": 2,
+            "total_pages": pages,
+            "total_results": count,
+        }
         seen += [r["id"] for r in reply.body["data"]]
         if not reply.body["data"] or meta["page_number"] >= meta["total_pages"]:
             break
@@ -45,10 +52,13 @@ async def test_walking_pages_yields_every_record_once(api: Api, count: int, page
 async def test_page_past_the_end_is_empty(api: Api) -> None:
     """A page number past the last page answers an empty data list with the real totals."""
     await _create_sender_ids(api, 3)
-    reply = await api.get("/alphanumeric_sender_ids",
-                          params={"page[number]": "5", "page[size]": "2"})
-    assert reply.body == {"data": [], "meta": {"page_number": 5, "page_size": 2,
-                                               "total_pages": 2, "total_results": 3}}
+    reply = await api.get(
+        "/alphanumeric_sender_ids", params={"page[number]": "5", "page[size]": "2"}
+    )
+    assert reply.body == {
+        "data": [],
+        "meta": {"page_number": 5, "page_size": 2, "total_pages": 2, "total_results": 3},
+    }
 
 
 async def test_default_page_size_is_20(api: Api) -> None:
@@ -59,8 +69,10 @@ async def test_default_page_size_is_20(api: Api) -> None:
     assert reply.body["meta"]["total_pages"] == 2
 
 
-@pytest.mark.parametrize("params", [{"page[size]": "0"}, {"page[size]": "251"},
-                                    {"page[number]": "0"}, {"page[number]": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"page[size]": "0"}, {"page[size]": "251"}, {"page[number]": "0"}, {"page[number]": "x"}],
+)
 async def test_out_of_range_paging_is_400(api: Api, params: dict[str, str]) -> None:
     """page[size] outside 1..250 or a bad page[number] is a 400."""
     reply = await api.get("/messaging_hosted_numbers", params=params)

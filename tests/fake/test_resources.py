@@ -30,13 +30,20 @@ META_KEYS = {"page_number", "page_size", "total_pages", "total_results"}
 
 async def test_alphanumeric_sender_id_lifecycle(api: Api) -> None:
     """Create, retrieve, list and delete an alphanumeric sender id, all wrapped in data."""
-    created = await api.post("/alphanumeric_sender_ids", {
-        "alphanumeric_sender_id": "ACME", "messaging_profile_id": DEFAULT_PROFILE_ID})
+    created = await api.post(
+        "/alphanumeric_sender_ids",
+        {"alphanumeric_sender_id": "ACME", "messaging_profile_id": DEFAULT_PROFILE_ID},
+    )
     assert created.status == 201  # the definition documents 201 for this POST
     record = created.body["data"]
     # No fallback was given: the key is left out (the definition types it as a plain string).
-    assert set(record) == {"id", "alphanumeric_sender_id", "messaging_profile_id",
-                           "organization_id", "record_type"}
+    assert set(record) == {
+        "id",
+        "alphanumeric_sender_id",
+        "messaging_profile_id",
+        "organization_id",
+        "record_type",
+    }
     assert record["record_type"] == "alphanumeric_sender_id"
     assert record["organization_id"] == DEFAULT_ORGANIZATION_ID
     retrieved = await api.get(f"/alphanumeric_sender_ids/{record['id']}")
@@ -57,10 +64,13 @@ async def test_alphanumeric_list_filters_by_profile() -> None:
     config = FakeConfig(profiles=[SeedProfile(), SeedProfile(id=OTHER_PROFILE, name="Other")])
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
         for sender, profile in (("ONE", DEFAULT_PROFILE_ID), ("TWO", OTHER_PROFILE)):
-            await api.post("/alphanumeric_sender_ids", {"alphanumeric_sender_id": sender,
-                                                        "messaging_profile_id": profile})
-        reply = await api.get("/alphanumeric_sender_ids",
-                              params={"filter[messaging_profile_id]": OTHER_PROFILE})
+            await api.post(
+                "/alphanumeric_sender_ids",
+                {"alphanumeric_sender_id": sender, "messaging_profile_id": profile},
+            )
+        reply = await api.get(
+            "/alphanumeric_sender_ids", params={"filter[messaging_profile_id]": OTHER_PROFILE}
+        )
         assert [r["alphanumeric_sender_id"] for r in reply.body["data"]] == ["TWO"]
         nested = await api.get(f"/messaging_profiles/{OTHER_PROFILE}/alphanumeric_sender_ids")
         assert [r["alphanumeric_sender_id"] for r in nested.body["data"]] == ["TWO"]
@@ -69,17 +79,25 @@ async def test_alphanumeric_list_filters_by_profile() -> None:
 @pytest.mark.parametrize(
     ("body", "pointer"),
     [
-        ({"alphanumeric_sender_id": "WAYTOOLONGNAME", "messaging_profile_id": DEFAULT_PROFILE_ID},
-         "/alphanumeric_sender_id"),
-        ({"alphanumeric_sender_id": "12345", "messaging_profile_id": DEFAULT_PROFILE_ID},
-         "/alphanumeric_sender_id"),
-        ({"alphanumeric_sender_id": "ACME", "messaging_profile_id": "nope"},
-         "/messaging_profile_id"),
+        (
+            {
+                "alphanumeric_sender_id": "WAYTOOLONGNAME",
+                "messaging_profile_id": DEFAULT_PROFILE_ID,
+            },
+            "/alphanumeric_sender_id",
+        ),
+        (
+            {"alphanumeric_sender_id": "12345", "messaging_profile_id": DEFAULT_PROFILE_ID},
+            "/alphanumeric_sender_id",
+        ),
+        (
+            {"alphanumeric_sender_id": "ACME", "messaging_profile_id": "nope"},
+            "/messaging_profile_id",
+        ),
         ({"messaging_profile_id": DEFAULT_PROFILE_ID}, "/alphanumeric_sender_id"),
     ],
 )
-async def test_alphanumeric_create_validation(api: Api, body: dict[str, str],
-                                              pointer: str) -> None:
+async def test_alphanumeric_create_validation(api: Api, body: dict[str, str], pointer: str) -> None:
     """Bad alphanumeric sender ids or profiles give 422 pointing at the field."""
     reply = await api.post("/alphanumeric_sender_ids", body)
     assert reply.status == 422
@@ -91,28 +109,45 @@ async def test_hosted_numbers_are_seeded(api: Api) -> None:
     reply = await api.get("/messaging_hosted_numbers")
     numbers = {r["phone_number"]: r for r in reply.body["data"]}
     assert {k: v["type"] for k, v in numbers.items()} == {
-        DEFAULT_LONG_CODE: "long-code", DEFAULT_TOLL_FREE: "toll-free",
-        DEFAULT_SHORT_CODE: "short-code"}
+        DEFAULT_LONG_CODE: "long-code",
+        DEFAULT_TOLL_FREE: "toll-free",
+        DEFAULT_SHORT_CODE: "short-code",
+    }
     record = numbers[DEFAULT_LONG_CODE]
     assert record["record_type"] == "messaging_phone_number"
     assert record["messaging_profile_id"] == DEFAULT_PROFILE_ID
     assert set(record["features"]) == {"sms", "mms"}
-    assert set(record["features"]["sms"]) == {"domestic_two_way", "international_inbound",
-                                              "international_outbound"}
-    assert set(record["health"]) == {"inbound_outbound_ratio", "message_count", "spam_ratio",
-                                     "success_ratio"}
-    assert reply.body["meta"] == {"page_number": 1, "page_size": 20, "total_pages": 1,
-                                  "total_results": 3}
+    assert set(record["features"]["sms"]) == {
+        "domestic_two_way",
+        "international_inbound",
+        "international_outbound",
+    }
+    assert set(record["health"]) == {
+        "inbound_outbound_ratio",
+        "message_count",
+        "spam_ratio",
+        "success_ratio",
+    }
+    assert reply.body["meta"] == {
+        "page_number": 1,
+        "page_size": 20,
+        "total_pages": 1,
+        "total_results": 3,
+    }
 
 
 async def test_hosted_number_filters_and_sort(api: Api) -> None:
     """phone_number filters (exact and contains) and sort[phone_number] work."""
-    contains = await api.get("/messaging_hosted_numbers",
-                             params={"filter[phone_number][contains]": "555010"})
-    assert {r["phone_number"] for r in contains.body["data"]} == {DEFAULT_LONG_CODE,
-                                                                  DEFAULT_TOLL_FREE}
-    exact = await api.get("/messaging_hosted_numbers",
-                          params={"filter[phone_number]": DEFAULT_SHORT_CODE})
+    contains = await api.get(
+        "/messaging_hosted_numbers", params={"filter[phone_number][contains]": "555010"}
+    )
+    assert {r["phone_number"] for r in contains.body["data"]} == {
+        DEFAULT_LONG_CODE,
+        DEFAULT_TOLL_FREE,
+    }
+    exact = await api.get(
+        "/messaging_hosted_numbers", params={"filter[phone_number]": DEFAULT_SHORT_CODE}
+    )
     assert [r["phone_number"] for r in exact.body["data"]] == [DEFAULT_SHORT_CODE]
     desc = await api.get("/messaging_hosted_numbers", params={"sort[phone_number]": "desc"})
     phones = [r["phone_number"] for r in desc.body["data"]]
@@ -135,8 +170,9 @@ async def test_hosted_number_patch_semantics(api: Api) -> None:
     tagged = await api.request("PATCH", path, json_body={"tags": ["a", "b"]})
     assert tagged.body["data"]["tags"] == ["a", "b"]
     assert tagged.body["data"]["messaging_profile_id"] == DEFAULT_PROFILE_ID
-    kept = await api.request("PATCH", path, json_body={"messaging_profile_id": None,
-                                                       "messaging_product": None})
+    kept = await api.request(
+        "PATCH", path, json_body={"messaging_profile_id": None, "messaging_product": None}
+    )
     assert kept.body["data"]["messaging_profile_id"] == DEFAULT_PROFILE_ID
     assert kept.body["data"]["messaging_product"] == "A2P"
     cleared = await api.request("PATCH", path, json_body={"messaging_profile_id": ""})
@@ -151,7 +187,8 @@ async def test_hosted_number_health_reflects_traffic(api: Api) -> None:
     await api.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER, text="fails")
     await api.fake.settle()
     health = (await api.get(f"/messaging_hosted_numbers/{DEFAULT_TOLL_FREE}")).body["data"][
-        "health"]
+        "health"
+    ]
     assert health["message_count"] == 2
     assert health["success_ratio"] == 0.5
 
@@ -174,18 +211,29 @@ async def test_regenerate_secret_changes_v1_secret(api: Api) -> None:
 async def test_autoresp_config_crud(api: Api) -> None:
     """Auto-response configs: create, list (data+meta), retrieve, PUT, delete answers "OK"."""
     base = f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs"
-    created = await api.post(base, {"op": "info", "keywords": ["HELP"], "country_code": "US",
-                                    "resp_text": "Call us"})
+    created = await api.post(
+        base, {"op": "info", "keywords": ["HELP"], "country_code": "US", "resp_text": "Call us"}
+    )
     assert created.status == 200
     record = created.body["data"]
-    assert set(record) == {"id", "op", "keywords", "country_code", "resp_text", "created_at",
-                           "updated_at"}
+    assert set(record) == {
+        "id",
+        "op",
+        "keywords",
+        "country_code",
+        "resp_text",
+        "created_at",
+        "updated_at",
+    }
     listed = await api.get(base)
     assert listed.body["data"] == [record]
     assert listed.body["meta"]["total_results"] == 1
     assert (await api.get(f"{base}/{record['id']}")).body == {"data": record}
-    updated = await api.request("PUT", f"{base}/{record['id']}", json_body={
-        "op": "stop", "keywords": ["ARRET"], "country_code": "FR"})
+    updated = await api.request(
+        "PUT",
+        f"{base}/{record['id']}",
+        json_body={"op": "stop", "keywords": ["ARRET"], "country_code": "FR"},
+    )
     assert updated.body["data"]["keywords"] == ["ARRET"]
     assert "resp_text" not in updated.body["data"]
     assert updated.body["data"]["created_at"] == record["created_at"]
@@ -199,8 +247,10 @@ async def test_autoresp_config_crud(api: Api) -> None:
 
 async def test_autoresp_validation(api: Api) -> None:
     """A config with an unknown op is a 422 pointing at /op."""
-    reply = await api.post(f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
-                           {"op": "shout", "keywords": ["X"], "country_code": "US"})
+    reply = await api.post(
+        f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
+        {"op": "shout", "keywords": ["X"], "country_code": "US"},
+    )
     assert reply.status == 422
     assert reply.body["errors"][0]["source"]["pointer"] == "/op"
 
@@ -225,8 +275,9 @@ async def test_opt_outs_list_shape_and_filters(api: Api) -> None:
     assert all(r["to"].endswith("****") for r in redacted.body["data"])
     later = await api.get("/messaging_optouts", params={"created_at[gte]": "2999-01-01T00:00:00Z"})
     assert later.body["data"] == []
-    earlier = await api.get("/messaging_optouts",
-                            params={"created_at[lte]": "2999-01-01T00:00:00Z"})
+    earlier = await api.get(
+        "/messaging_optouts", params={"created_at[lte]": "2999-01-01T00:00:00Z"}
+    )
     assert len(earlier.body["data"]) == 2
 
 
@@ -250,8 +301,9 @@ async def test_metrics_count_messages_actually_sent(api: Api) -> None:
     detail = await api.get(f"/messaging_profiles/{DEFAULT_PROFILE_ID}/metrics")
     assert detail.body["data"]["overview"] == overview
     [hour] = detail.body["data"]["detailed"]
-    assert hour["metrics"] == [{"label": "tollfree", "sent": 4, "delivered": 3, "errors": 0.25,
-                                "received": 1}]
+    assert hour["metrics"] == [
+        {"label": "tollfree", "sent": 4, "delivered": 3, "errors": 0.25, "received": 1}
+    ]
 
 
 async def test_metrics_reject_unknown_time_frame(api: Api) -> None:
@@ -263,10 +315,18 @@ async def test_metrics_reject_unknown_time_frame(api: Api) -> None:
 
 async def test_seeded_numbers_are_configurable() -> None:
     """FakeConfig.numbers replaces the default hosted numbers."""
-    config = FakeConfig(numbers=[SeedNumber(phone_number="+447700900123", type="long-code",
-                                            country_code="GB", tags=["uk"])])
+    config = FakeConfig(
+        numbers=[
+            SeedNumber(
+                phone_number="+447700900123", type="long-code", country_code="GB", tags=["uk"]
+            )
+        ]
+    )
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
         reply = await api.get("/messaging_hosted_numbers")
         [record] = reply.body["data"]
         assert (record["phone_number"], record["country_code"], record["tags"]) == (
-            "+447700900123", "GB", ["uk"])
+            "+447700900123",
+            "GB",
+            ["uk"],
+        )

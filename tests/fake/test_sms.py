@@ -35,8 +35,15 @@ def test_encode_refuses_forced_gsm7() -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("+18445550001", True), ("55501", True), ("+0123", False), ("18445550001x", False),
-     ("+1234567890123456", False), (None, False), (12345, False)],
+    [
+        ("+18445550001", True),
+        ("55501", True),
+        ("+0123", False),
+        ("18445550001x", False),
+        ("+1234567890123456", False),
+        (None, False),
+        (12345, False),
+    ],
 )
 def test_is_address(value: object, ok: bool) -> None:
     """Recipients are E.164 numbers or 3-8 digit short codes."""

@@ -36,8 +36,7 @@ def _events(deliveries: list[Received]) -> list[str]:
 
 async def test_sent_and_finalized_are_signed_and_shaped(api: Api, receiver: Receiver) -> None:
     """message.sent and message.finalized reach webhook_url, signed, in the event envelope."""
-    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hook",
-                          webhook_url=receiver.url())
+    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="hook", webhook_url=receiver.url())
     message_id = sent.body["data"]["id"]
     deliveries = await receiver.wait_for(2)
     assert _events(deliveries) == ["message.sent", "message.finalized"]
@@ -72,8 +71,7 @@ async def test_tampered_body_does_not_verify(api: Api, receiver: Receiver) -> No
 
 async def test_failed_delivery_reports_the_error(api: Api, receiver: Receiver) -> None:
     """message.finalized for a failing number carries delivery_failed and error 40008."""
-    await api.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER, text="x",
-                   webhook_url=receiver.url())
+    await api.send(from_=DEFAULT_TOLL_FREE, to=FAILING_NUMBER, text="x", webhook_url=receiver.url())
     final = (await receiver.wait_for(2))[1].json()["data"]
     assert final["event_type"] == "message.finalized"
     assert final["payload"]["to"][0]["status"] == "delivery_failed"
@@ -96,8 +94,7 @@ async def test_no_url_means_no_webhooks(api: Api) -> None:
     assert list(api.fake.stats.webhook_attempts) == []
 
 
-async def test_use_profile_webhooks_false_skips_the_profile(api: Api,
-                                                            receiver: Receiver) -> None:
+async def test_use_profile_webhooks_false_skips_the_profile(api: Api, receiver: Receiver) -> None:
     """use_profile_webhooks=false ignores the profile's URL."""
     api.fake.set_webhook_url(receiver.url())
     await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", use_profile_webhooks=False)
@@ -111,8 +108,11 @@ async def test_non_2xx_is_retried(receiver: Receiver) -> None:
     async with FakeTelnyx(config=FakeConfig(webhooks=FAST)) as fake, connect(fake) as api:
         await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=receiver.url())
         await fake.settle()
-        attempts = [d.json()["meta"]["attempt"] for d in receiver.received
-                    if d.json()["data"]["event_type"] == "message.sent"]
+        attempts = [
+            d.json()["meta"]["attempt"]
+            for d in receiver.received
+            if d.json()["data"]["event_type"] == "message.sent"
+        ]
         assert attempts == [1, 2]
         first = [a for a in fake.stats.webhook_attempts if a.event_type == "message.sent"]
         assert [(a.status, a.attempt) for a in first] == [(500, 1), (200, 2)]
@@ -122,9 +122,13 @@ async def test_failover_after_all_attempts_fail(receiver: Receiver) -> None:
     """After `attempts` failures on the primary URL the failover URL gets the event."""
     receiver.statuses["primary"] = [503] * 6
     async with FakeTelnyx(config=FakeConfig(webhooks=FAST)) as fake, connect(fake) as api:
-        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x",
-                       webhook_url=receiver.url("primary"),
-                       webhook_failover_url=receiver.url("failover"))
+        await api.send(
+            from_=DEFAULT_TOLL_FREE,
+            to=TO,
+            text="x",
+            webhook_url=receiver.url("primary"),
+            webhook_failover_url=receiver.url("failover"),
+        )
         await fake.settle()
         sent = [d for d in receiver.received if d.json()["data"]["event_type"] == "message.sent"]
         assert [d.path for d in sent] == ["primary"] * 3 + ["failover"]
@@ -137,12 +141,20 @@ async def test_connection_errors_go_to_failover(receiver: Receiver) -> None:
     dead = "http://127.0.0.1:9/hook"  # discard port: connection refused
     config = FakeConfig(webhooks=WebhookSettings(attempts=2, retry_delay=0.0))
     async with FakeTelnyx(config=config) as fake, connect(fake) as api:
-        await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="x", webhook_url=dead,
-                       webhook_failover_url=receiver.url())
+        await api.send(
+            from_=DEFAULT_TOLL_FREE,
+            to=TO,
+            text="x",
+            webhook_url=dead,
+            webhook_failover_url=receiver.url(),
+        )
         await fake.settle()
         sent = [a for a in fake.stats.webhook_attempts if a.event_type == "message.sent"]
         assert [(a.url, a.status is None, a.error is not None) for a in sent] == [
-            (dead, True, True), (dead, True, True), (receiver.url(), False, False)]
+            (dead, True, True),
+            (dead, True, True),
+            (receiver.url(), False, False),
+        ]
 
 
 async def test_slow_receiver_times_out(receiver: Receiver) -> None:
@@ -157,12 +169,12 @@ async def test_slow_receiver_times_out(receiver: Receiver) -> None:
         assert fake.stats.webhooks_failed == 1
 
 
-async def test_inbound_message_is_delivered_and_retrievable(api: Api,
-                                                            receiver: Receiver) -> None:
+async def test_inbound_message_is_delivered_and_retrievable(api: Api, receiver: Receiver) -> None:
     """inject_inbound sends message.received to the profile URL; GET returns it as inbound."""
     api.fake.set_webhook_url(receiver.url())
-    message = await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="hello",
-                                            media_urls=["https://example.com/a.png"])
+    message = await api.fake.inject_inbound(
+        from_=TO, to=DEFAULT_LONG_CODE, text="hello", media_urls=["https://example.com/a.png"]
+    )
     [delivery] = receiver.received
     verify_signature(api.fake.public_key, delivery)
     data = delivery.json()["data"]
@@ -172,8 +184,12 @@ async def test_inbound_message_is_delivered_and_retrievable(api: Api,
     assert payload["direction"] == "inbound"
     assert payload["type"] == "MMS"
     assert payload["from"]["phone_number"] == TO
-    assert payload["to"][0] == {"phone_number": DEFAULT_LONG_CODE, "status": "webhook_delivered",
-                                "carrier": "Telnyx", "line_type": "VoIP"}
+    assert payload["to"][0] == {
+        "phone_number": DEFAULT_LONG_CODE,
+        "status": "webhook_delivered",
+        "carrier": "Telnyx",
+        "line_type": "VoIP",
+    }
     assert set(payload["media"][0]) == {"url", "content_type"}  # nothing null, nothing unknown
     assert payload["messaging_profile_id"] == DEFAULT_PROFILE_ID
     retrieved = await api.get(f"/messages/{message['id']}")
@@ -183,16 +199,18 @@ async def test_inbound_message_is_delivered_and_retrievable(api: Api,
 async def test_stop_opts_out_and_start_opts_back_in(api: Api) -> None:
     """STOP blocks sends from that number to that recipient (409 40300); START lifts it."""
     await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="Stop")
-    blocked = await api.post("/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO,
-                                                     "text": "more?"})
+    blocked = await api.post(
+        "/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO, "text": "more?"}
+    )
     assert blocked.status == 409
     error = blocked.body["errors"][0]
     assert (error["code"], error["title"]) == ("40300", "Blocked due to STOP message")
     other_sender = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="fine")
     assert other_sender.status == 200
     await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="START")
-    allowed = await api.post("/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO,
-                                                     "text": "welcome back"})
+    allowed = await api.post(
+        "/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO, "text": "welcome back"}
+    )
     assert allowed.status == 200
     assert api.fake.opt_outs() == []
     await api.fake.settle()
@@ -200,8 +218,10 @@ async def test_stop_opts_out_and_start_opts_back_in(api: Api) -> None:
 
 async def test_autoresp_stop_keywords_opt_out(api: Api) -> None:
     """A profile's stop-op auto-response keywords also opt the sender out."""
-    await api.post(f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
-                   {"op": "stop", "keywords": ["ARRET"], "country_code": "FR"})
+    await api.post(
+        f"/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
+        {"op": "stop", "keywords": ["ARRET"], "country_code": "FR"},
+    )
     message = await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="arret")
     assert message["autoresponse_type"] == "STOP"
     assert [o["keyword"] for o in api.fake.opt_outs()] == ["ARRET"]
@@ -209,8 +229,9 @@ async def test_autoresp_stop_keywords_opt_out(api: Api) -> None:
 
 async def test_link_click_has_its_own_shape(api: Api, receiver: Receiver) -> None:
     """A link click is {"data": {record_type: link_clicked, ...}} without event_type/payload/id."""
-    sent = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="see https://x.example",
-                          webhook_url=receiver.url())
+    sent = await api.send(
+        from_=DEFAULT_TOLL_FREE, to=TO, text="see https://x.example", webhook_url=receiver.url()
+    )
     message_id = sent.body["data"]["id"]
     await api.fake.settle()
     receiver.received.clear()
@@ -261,15 +282,17 @@ def test_signer_matches_the_wire_md_vector() -> None:
     """The docs/wire.md §10.5 seed gives its public key and signature."""
     signer = Signer(bytes(range(32)))
     assert signer.public_key_b64 == "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
-    body = (b'{"data":{"event_type":"message.received","id":"e1","occurred_at":'
-            b'"2024-01-01T00:00:00.000+00:00","payload":{"id":"m1","direction":"inbound",'
-            b'"text":"hi","to":[{"phone_number":"+15550001111","status":"webhook_delivered"}],'
-            b'"from":{"phone_number":"+15550002222"}},"record_type":"event"},"meta":'
-            b'{"attempt":1,"delivered_to":"https://example.com/hooks"}}')
+    body = (
+        b'{"data":{"event_type":"message.received","id":"e1","occurred_at":'
+        b'"2024-01-01T00:00:00.000+00:00","payload":{"id":"m1","direction":"inbound",'
+        b'"text":"hi","to":[{"phone_number":"+15550001111","status":"webhook_delivered"}],'
+        b'"from":{"phone_number":"+15550002222"}},"record_type":"event"},"meta":'
+        b'{"attempt":1,"delivered_to":"https://example.com/hooks"}}'
+    )
     headers = signer.headers(body, timestamp=1700000000)
     assert headers == {
         "telnyx-timestamp": "1700000000",
         "telnyx-signature-ed25519": "//yej8CO+03p0vw2FWWWbuA3kNOesCqkQdvgmG4WshC3WKwak5Aie+49IYig"
-                                    "X5x4rqhdcjwmyPJ+dbTi6Kf+Bg==",
+        "X5x4rqhdcjwmyPJ+dbTi6Kf+Bg==",
     }
     assert len(base64.b64decode(headers["telnyx-signature-ed25519"])) == 64

@@ -48,15 +48,22 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     assert_type(await client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         await client.messages.send(
-            to=TO, from_=FROM, text="Hi", send_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
+            to=TO,
+            from_=FROM,
+            text="Hi",
+            send_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
             options=RequestOptions(idempotency_key="abc_123", timeout=5.0),
         ),
         Message,
     )
     assert_type(await client.messages.send_long_code(from_=FROM, to=TO, text="Hi"), Message)
     assert_type(await client.messages.send_group_mms(from_=FROM, to=[TO], text="Hi"), Message)
-    assert_type(await client.messages.schedule(to=TO, from_=FROM, text="Hi",
-                                               send_at="2030-01-01T12:00:00Z"), Message)
+    assert_type(
+        await client.messages.schedule(
+            to=TO, from_=FROM, text="Hi", send_at="2030-01-01T12:00:00Z"
+        ),
+        Message,
+    )
     assert_type(
         await client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_message=WHATSAPP),
         WhatsAppMessage,
@@ -74,34 +81,39 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     assert_type(client.alphanumeric_sender_ids.list(), AsyncPager[AlphanumericSenderId])
     assert_type(await client.messaging_hosted_numbers.update("n1", tags=["a"]), HostedNumber)
 
-    assert_type(await client.messaging_profile_metrics.list(time_frame="24h"),
-                ProfileMetricsOverview)
+    assert_type(
+        await client.messaging_profile_metrics.list(time_frame="24h"), ProfileMetricsOverview
+    )
     assert_type(await client.messaging_profiles.retrieve_metrics(PROFILE), ProfileMetrics)
-    assert_type(await client.messaging_profiles.actions.regenerate_secret(PROFILE),
-                MessagingProfile)
+    assert_type(
+        await client.messaging_profiles.actions.regenerate_secret(PROFILE), MessagingProfile
+    )
 
     profiles = client.messaging_profiles
-    assert_type(profiles.list(filter={"name": {"contains": "Acme"}}),
-                AsyncPager[MessagingProfile])
-    assert_type(await profiles.create(name="Acme", whitelisted_destinations=["US"]),
-                MessagingProfile)
+    assert_type(profiles.list(filter={"name": {"contains": "Acme"}}), AsyncPager[MessagingProfile])
+    assert_type(
+        await profiles.create(name="Acme", whitelisted_destinations=["US"]), MessagingProfile
+    )
     assert_type(await profiles.retrieve(PROFILE), MessagingProfile)
     assert_type(await profiles.update(PROFILE, webhook_url=""), MessagingProfile)
     assert_type(await profiles.delete(PROFILE), MessagingProfile)
     assert_type(profiles.list_phone_numbers(PROFILE), AsyncPager[HostedNumber])
     assert_type(profiles.list_short_codes(PROFILE), AsyncPager[ShortCode])
-    assert_type(client.phone_numbers.messaging.list(filter={"type": "longcode"}),
-                AsyncPager[HostedNumber])
+    assert_type(
+        client.phone_numbers.messaging.list(filter={"type": "longcode"}), AsyncPager[HostedNumber]
+    )
     assert_type(await client.phone_numbers.messaging.retrieve(FROM), HostedNumber)
-    assert_type(await client.phone_numbers.messaging.update(FROM, messaging_profile_id=""),
-                HostedNumber)
+    assert_type(
+        await client.phone_numbers.messaging.update(FROM, messaging_profile_id=""), HostedNumber
+    )
     assert_type(client.short_codes.list(), AsyncPager[ShortCode])
     assert_type(await client.short_codes.retrieve("s1"), ShortCode)
     assert_type(await client.short_codes.update("s1", messaging_profile_id=PROFILE), ShortCode)
     assert_type(await client.messaging_hosted_numbers.delete("n1"), HostedNumberOrder)
     bulk = client.messaging_numbers_bulk_updates
-    assert_type(await bulk.create(messaging_profile_id=PROFILE, numbers=[FROM]),
-                MessagingNumbersBulkUpdate)
+    assert_type(
+        await bulk.create(messaging_profile_id=PROFILE, numbers=[FROM]), MessagingNumbersBulkUpdate
+    )
     assert_type(await bulk.retrieve("o1"), MessagingNumbersBulkUpdate)
     await profiles.create(name="Acme")  # type: ignore[call-arg]
     await client.short_codes.update("s1")  # type: ignore[call-arg]
@@ -115,8 +127,9 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
         AutorespConfig,
     )
     assert_type(
-        await configs.update("cfg1", profile_id=PROFILE, op="stop", keywords=["STOP"],
-                             country_code="US"),
+        await configs.update(
+            "cfg1", profile_id=PROFILE, op="stop", keywords=["STOP"], country_code="US"
+        ),
         AutorespConfig,
     )
     assert_type(await configs.delete("cfg1", profile_id=PROFILE), None)
@@ -125,7 +138,8 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     await client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
     await client.messages.send(to=TO, frm=FROM, text="Hi")  # type: ignore[call-arg]
     await client.messages.send_whatsapp(  # type: ignore[call-arg]
-        from_=FROM, to=TO, whatsapp_msg=WHATSAPP)
+        from_=FROM, to=TO, whatsapp_msg=WHATSAPP
+    )
     client.messaging_hosted_numbers.list(pagesize=10)  # type: ignore[call-arg]
     await configs.delete("cfg1", profileid=PROFILE)  # type: ignore[call-arg]
 
@@ -141,11 +155,13 @@ def sync_api(client: telnyx_msg.Client) -> None:
     assert_type(client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         client.messages.send_with_alphanumeric_sender(
-            from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE),
+            from_="MyCompany", to=TO, text="Hi", messaging_profile_id=PROFILE
+        ),
         Message,
     )
-    assert_type(client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_message=WHATSAPP),
-                WhatsAppMessage)
+    assert_type(
+        client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_message=WHATSAPP), WhatsAppMessage
+    )
     assert_type(client.messages.retrieve_group_messages("m1"), list[Message])
 
     numbers = client.messaging_hosted_numbers.list()
@@ -156,20 +172,20 @@ def sync_api(client: telnyx_msg.Client) -> None:
         assert_type(page, Page[HostedNumber])
     assert_type(client.messaging_optouts.list(), SyncPager[OptOut])
     assert_type(client.messaging_profiles.list(), SyncPager[MessagingProfile])
-    assert_type(client.messaging_profiles.create(name="A", whitelisted_destinations=["*"]),
-                MessagingProfile)
+    assert_type(
+        client.messaging_profiles.create(name="A", whitelisted_destinations=["*"]), MessagingProfile
+    )
     assert_type(client.phone_numbers.messaging.update(FROM, tags=[]), HostedNumber)
     assert_type(client.short_codes.list(), SyncPager[ShortCode])
-    assert_type(client.messaging_numbers_bulk_updates.retrieve("o1"),
-                MessagingNumbersBulkUpdate)
+    assert_type(client.messaging_numbers_bulk_updates.retrieve("o1"), MessagingNumbersBulkUpdate)
 
-    assert_type(client.messaging_profiles.autoresp_configs.delete("cfg1", profile_id=PROFILE),
-                None)
+    assert_type(client.messaging_profiles.autoresp_configs.delete("cfg1", profile_id=PROFILE), None)
 
     client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
     client.messages.send_long_code(from_=FROM, to=TO, test="Hi")  # type: ignore[call-arg]
     client.messaging_profiles.autoresp_configs.delete(  # type: ignore[call-arg]
-        "cfg1", profile=PROFILE)
+        "cfg1", profile=PROFILE
+    )
     client.messages.send_long_code(from_=FROM, text="Hi")  # type: ignore[call-arg]
 
 
@@ -188,7 +204,8 @@ async def send_many_items_are_checked(client: telnyx_msg.AsyncClient) -> None:
     async for outcome in client.messages.send_many(requests):
         assert_type(outcome, telnyx_msg.SendOutcome)
     async for _ in client.messages.send_many(
-        {"from_": FROM, "to": n, "txt": "Hi"} for n in numbers  # type: ignore[misc]
+        {"from_": FROM, "to": n, "txt": "Hi"}  # type: ignore[misc]
+        for n in numbers
     ):
         pass
     group: telnyx_msg.SendGroupMmsItem = {"from_": FROM, "to": [TO, TO], "text": "g"}
