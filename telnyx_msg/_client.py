@@ -412,6 +412,21 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         """The ``with_raw_response`` form of a method: same pipeline, a :class:`RawResponse`."""
+        run = self._raw_runner(endpoint)
+
+        async def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
+            return await run(make_request(endpoint, args, kwargs, name))
+
+        describe(raw_method, endpoint, name, "AsyncPager")
+        raw_method.__signature__ = raw_method.__signature__.replace(  # type: ignore[attr-defined]
+            return_annotation=f"RawResponse[{_annotation(raw_method)}]"
+        )
+        return raw_method
+
+    def _raw_runner(
+        self, endpoint: Endpoint[Any, Any]
+    ) -> Callable[[Any], Awaitable[RawResponse[Any]]]:
+        """``run(request) -> RawResponse`` for one endpoint (the blocking facade calls this)."""
         call = self._call
         if endpoint.paged:
             fetcher = self._pager_factory(endpoint)
@@ -434,8 +449,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
                 return lambda: finish_one(response)
 
-        async def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
-            request = make_request(endpoint, args, kwargs, name)
+        async def run(request: Any) -> RawResponse[Any]:
             started = time.perf_counter()
             attempts: list[int] = []
             response = await call(endpoint, request, attempts)
@@ -449,11 +463,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 parse=finish(request, response),
             )
 
-        describe(raw_method, endpoint, name, "AsyncPager")
-        raw_method.__signature__ = raw_method.__signature__.replace(  # type: ignore[attr-defined]
-            return_annotation=f"RawResponse[{_annotation(raw_method)}]"
-        )
-        return raw_method
+        return run
 
     def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
         """``run(request) -> result`` for one endpoint (the blocking facade calls this)."""

@@ -222,12 +222,13 @@ class Client(ResourceTree[SyncMode]):
 
     def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         portal = self._portal
-        raw_async = self._async._bind_raw(endpoint, name)
+        run = self._async._raw_runner(endpoint)
+        raw_async = self._async._bind_raw(endpoint, name)  # for its name, doc and signature
 
         def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
-            make_request(endpoint, args, kwargs, name)  # bad input raises here, before the portal
+            request = make_request(endpoint, args, kwargs, name)  # bad input: no portal hop
             self._check_open()
-            raw: RawResponse[Any] = portal.call(lambda: raw_async(*args, **kwargs))
+            raw: RawResponse[Any] = portal.call(run, request)
             if endpoint.paged:
                 pager = raw.parse
                 return raw._with_parse(lambda: SyncPager(pager(), portal))
