@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import itertools
 import math
 import sys
@@ -64,14 +65,8 @@ T = TypeVar("T")
 _FORWARD_GRACE = 1.0
 # How many times a forwarded call follows the ownership when owner loops stop under it.
 _HANDOVERS = 3
-
-
-def _cancelled_elsewhere() -> bool:
-    """True when a CancelledError came from the owner loop's side, not from our own task."""
-    if sys.version_info >= (3, 11):
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() == 0
-    return False  # Python 3.10 cannot tell: treat it as ours
+# How often a caller waiting on the owner loop checks that the loop still runs.
+_OWNER_POLL = 0.25
 
 
 def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
@@ -86,6 +81,47 @@ def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
         errors=[ErrorDetail(title="Client-side rate limit", detail=detail)],
         retry_after=retry_after,
     )
+
+
+async def _await_owner(
+    handle: concurrent.futures.Future[T],
+    owner: asyncio.AbstractEventLoop,
+    deadline: float | None,
+    timeout: float | None,
+) -> tuple[T] | None:
+    """Wait for a call forwarded to ``owner``: ``(result,)``, or None when the owner loop
+    stopped without running it to the end (hand it over).
+
+    Polls the owner while waiting because a call scheduled while that loop shuts down may
+    never run: its future would stay pending forever.
+    """
+    here = asyncio.get_running_loop()
+    future = asyncio.wrap_future(handle)
+    try:
+        while True:
+            wait = _OWNER_POLL
+            if deadline is not None:
+                wait = min(wait, deadline - here.time())
+                if wait <= 0:
+                    _cancel(handle, owner)
+                    raise wait_too_long(None, timeout or 0.0)
+            await asyncio.wait((future,), timeout=wait)
+            if future.done():
+                if future.cancelled():  # the owner loop cancelled it while stopping
+                    return None
+                return (future.result(),)
+            if owner.is_closed() or not owner.is_running():
+                _cancel(handle, owner)
+                return None
+    except asyncio.CancelledError:  # our caller was cancelled: so is the forwarded call
+        _cancel(handle, owner)
+        raise
+
+
+def _cancel(handle: concurrent.futures.Future[Any], owner: asyncio.AbstractEventLoop) -> None:
+    # Cancelling posts the cancel to the owner loop, which raises (logged) once it is closed.
+    if not owner.is_closed():
+        handle.cancel()
 
 
 class LoopOwner:
@@ -144,22 +180,18 @@ class LoopOwner:
         When the owner loop stops meanwhile (its client closed), its tasks are cancelled: the
         call then waits for that loop to stop and runs again under the next owner.
         """
+        here = asyncio.get_running_loop()
+        deadline = None if timeout is None else here.time() + timeout + _FORWARD_GRACE
         for _ in range(_HANDOVERS):
             coro = make()
             try:
-                future = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, owner))
+                handle = asyncio.run_coroutine_threadsafe(coro, owner)
             except RuntimeError:  # the owner loop closed just now
                 coro.close()
             else:
-                try:
-                    if timeout is None:
-                        return await future
-                    return await asyncio.wait_for(future, timeout + _FORWARD_GRACE)
-                except asyncio.TimeoutError:
-                    raise wait_too_long(None, timeout or 0.0) from None
-                except asyncio.CancelledError:
-                    if not _cancelled_elsewhere():
-                        raise
+                outcome = await _await_owner(handle, owner, deadline, timeout)
+                if outcome is not None:
+                    return outcome[0]
             for _ in range(500):  # bounded (5 s): the owner loop is shutting down
                 if not owner.is_running():
                     break

@@ -409,3 +409,38 @@ async def test_ratelimits_owner_client_closes_while_another_waits(api_server: An
         ids = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
     assert len(ids) == 10
     assert len(server.requests) == 11
+
+
+@pytest.mark.slow
+async def test_ratelimits_owner_handover_repeated(api_server: Any) -> None:
+    """The owner loop closing at any moment (even while it shuts down, when a call posted to it
+    may never run) never strands another client's waiters: 40 rounds, each closing the owner
+    at a different point of the other client's sends."""
+    server = await api_server(ok)
+
+    def round_(delay: float) -> int:
+        limits = telnyx_msg.RateLimits(account_mps=400.0, burst=1)
+        first = telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits)
+        first.messages.send(**SEND)
+        sent: list[str] = []
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=limits) as second:
+
+            def work() -> None:
+                sent.extend(str(second.messages.send(**SEND).id) for _ in range(8))
+
+            threads = [threading.Thread(target=work) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            time.sleep(delay)
+            first.close()
+            for thread in threads:
+                thread.join(15)
+            assert not any(thread.is_alive() for thread in threads), "a waiter was stranded"
+        return len(sent)
+
+    def run() -> list[int]:
+        return [round_(0.002 * (i % 20)) for i in range(40)]
+
+    with anyio.fail_after(300):
+        counts = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    assert counts == [24] * 40
