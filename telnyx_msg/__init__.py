@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._config import RequestOptions, Timeout
 from telnyx_msg._events import RequestEvent, ResponseEvent
 from telnyx_msg._items import (
@@ -29,6 +28,7 @@ from telnyx_msg._items import (
     SendShortCodeItem,
     SendWhatsAppItem,
 )
+from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._retry import Backoff
 from telnyx_msg._version import __version__

@@ -36,12 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from attrs import frozen
-
+from telnyx_msg._outcome import (
+    SEND_METHODS,
+    NotSentError,
+    OutcomeStatus,
+    SendGate,
+    SendMethod,
+    SendOutcome,
+    send_gate,
+)
 from telnyx_msg.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -52,68 +58,57 @@ from telnyx_msg.errors import (
     TelnyxError,
     ValidationError,
 )
-from telnyx_msg.models import Message, WhatsAppMessage
 
-__all__ = ["SendGate", "SendOutcome", "run_send_many", "send_gate"]
-
-OutcomeStatus = Literal["sent", "rejected", "unknown", "not_sent"]
-SendMethod = Literal[
-    "auto",
-    "send",
-    "send_long_code",
-    "send_short_code",
-    "send_number_pool",
-    "send_with_alphanumeric_sender",
-    "send_group_mms",
-    "send_whatsapp",
-]
-SEND_METHODS = frozenset(SendMethod.__args__) - {"auto"}  # type: ignore[attr-defined]
-
-
-@frozen
-class SendOutcome:
-    """The fate of one input item of ``send_many``.
-
-    ``index`` is its position in the input, ``request`` the mapping as given, ``status`` one of
-    ``sent`` / ``rejected`` / ``unknown`` / ``not_sent``, ``message`` the accepted message (for
-    ``sent``), ``error`` the exception behind any other status.
-    """
-
-    index: int
-    request: Mapping[str, Any]
-    status: OutcomeStatus
-    message: Message | WhatsAppMessage | None = None
-    error: BaseException | None = None
-
-    @property
-    def reason(self) -> str:
-        """A one-line explanation (the error text, or ``"accepted"``)."""
-        return "accepted" if self.error is None else str(self.error)
-
-
-class NotSentError(TelnyxError):
-    """The request was not written because the bulk run was stopped first."""
+__all__ = ["run_send_many", "send_many"]
 
 
 class OptedOutError(TelnyxError):
     """Skipped: the recipient opted out (STOP) of messages from this sender."""
 
 
-class SendGate:
-    """Per-send flag the client checks just before writing a request (see ``send_gate``)."""
+def send_many(
+    client: Any,
+    grow_pool: Callable[[int], int],
+    requests: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+    *,
+    concurrency: int,
+    method: SendMethod,
+    on_stop: Callable[[SendOutcome], None] | None,
+    skip_optouts: bool,
+) -> AsyncIterator[SendOutcome]:
+    """``client.messages.send_many`` for an ``AsyncClient``: check the settings before any
+    I/O, size the pool (``grow_pool(n)`` returns the connections available), then run."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
+    if method != "auto" and method not in SEND_METHODS:
+        raise ValidationError(
+            "method", f"{method!r} is not 'auto' or one of {', '.join(sorted(SEND_METHODS))}"
+        )
+    # The client's own pool grows to the concurrency: more sends than pooled connections would
+    # queue for a connection, and a wait longer than the connect timeout ends a send not_sent
+    # for no fault of Telnyx's.
+    pool = grow_pool(concurrency)
+    if concurrency > pool:
+        raise ValidationError(
+            "concurrency",
+            f"{concurrency} exceeds the {pool} connections of "
+            "the aiohttp session you passed in (its connector's limit)",
+        )
 
-    __slots__ = ("stopped", "written")
+    async def load_optouts() -> set[tuple[str, str]]:
+        # Every (from, to) opt-out pair of the account, one request per page.
+        return {
+            (o.from_ or "", o.to or "") async for o in client.messaging_optouts.list(page_size=250)
+        }
 
-    def __init__(self) -> None:
-        self.stopped = False
-        self.written = False
-
-
-#: Set inside each send task: the client's request pipeline checks it after the rate limiter
-#: and before the network, so a stopped run never writes a request it has not written yet.
-send_gate: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
-    "telnyx_msg_send_gate", default=None
-)
+    return run_send_many(
+        {name: getattr(client.messages, name) for name in SEND_METHODS},
+        requests,
+        concurrency=concurrency,
+        method=method,
+        on_stop=on_stop,
+        load_optouts=load_optouts if skip_optouts else None,
+    )
 
 
 _STOPS_THE_RUN = (ClientClosedError, RateLimiterUnavailableError)

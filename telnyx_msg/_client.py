@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
-import json
 import logging
 import math
 import os
@@ -18,18 +17,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from urllib.parse import quote
 
 import attrs
 
-from telnyx_msg._bulk import (
-    SEND_METHODS,
-    NotSentError,
-    SendMethod,
-    SendOutcome,
-    run_send_many,
-    send_gate,
-)
 from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
@@ -42,51 +32,54 @@ from telnyx_msg._config import (
     to_timeout,
 )
 from telnyx_msg._events import EventHooks, Hook, RequestEvent, ResponseEvent, call_hooks
+from telnyx_msg._outcome import NotSentError, SendMethod, SendOutcome, send_gate
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
-from telnyx_msg._retry import (
-    Backoff,
-    parse_seconds,
-    server_hint,
-    status_outcome_unknown,
-    status_retryable,
+from telnyx_msg._retry import Backoff, next_delay, parse_seconds
+from telnyx_msg._spec import (
+    IDEMPOTENT_METHODS,
+    Endpoint,
+    Lane,
+    describe,
+    describe_raw,
+    json_value,
 )
-from telnyx_msg._spec import IDEMPOTENT_METHODS, Endpoint, describe, encode_query, json_value
-from telnyx_msg._transport import (
-    USER_AGENT,
-    AiohttpTransport,
+from telnyx_msg._transport import USER_AGENT, AiohttpTransport, Transport, fixed_headers
+from telnyx_msg._wire import (
     HttpResponse,
-    Transport,
+    Operation,
     TransportError,
-    fixed_headers,
+    WireRequest,
+    build_request,
+    decode,
+    encode_pairs,
+    failure,
+    finisher,
+    page_parser,
+    request_id,
+    status_error,
+    too_large,
+    transport_error,
 )
 from telnyx_msg.errors import (
-    APIConnectionError,
-    APIResponseValidationError,
     APIStatusError,
-    APITimeoutError,
     ClientClosedError,
     ConfigurationError,
-    ErrorDetail,
+    TelnyxError,
     ValidationError,
-    status_error_class,
 )
-from telnyx_msg.models import Page, PageMeta, WebhookEvent
+from telnyx_msg.models import Page, WebhookEvent
 
 if TYPE_CHECKING:
     import aiohttp
 
     from telnyx_msg.webhooks import WebhookVerifier
 
-__all__ = ["AsyncClient", "Limiter", "Webhooks"]
+__all__ = ["AsyncClient", "Core", "Limiter", "Webhooks"]
 
 log = logging.getLogger("telnyx_msg")
 T = TypeVar("T")
-
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
-_JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_JSON_DECODE = json.JSONDecoder().decode
 
 
 class Limiter(Protocol):
@@ -101,21 +94,6 @@ class Limiter(Protocol):
     def on_response(
         self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
     ) -> None: ...
-
-
-class _Operation(Protocol):
-    """What the request pipeline needs of an operation (an :class:`Endpoint`, or the ad-hoc
-    one of :meth:`AsyncClient.request`)."""
-
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def send(self) -> bool: ...
-    @property
-    def idempotent(self) -> bool: ...
-    def build(self, request: Any, /) -> tuple[str, str, dict[str, Any] | None]: ...
 
 
 class _Default:
@@ -348,7 +326,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """
         call = _raw_call(method, path, json, params, options)
         response = await self._call(call.endpoint, call)
-        return _decode(response, call.endpoint)
+        return decode(response, call.endpoint)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -373,25 +351,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
         on_stop: Callable[[SendOutcome], None] | None,
         skip_optouts: bool,
     ) -> AsyncIterator[SendOutcome]:
-        senders = check_send_many(self, concurrency, method)
-        return run_send_many(
-            senders,
-            requests,
-            concurrency=concurrency,
-            method=method,
-            on_stop=on_stop,
-            load_optouts=self._load_optouts if skip_optouts else None,
-        )
-
-    async def _load_optouts(self) -> set[tuple[str, str]]:
-        """Every ``(from, to)`` opt-out pair of the account (one request per page)."""
-        return {
-            (o.from_ or "", o.to or "") async for o in self.messaging_optouts.list(page_size=250)
-        }
+        return Core(self).send_many(requests, concurrency, method, on_stop, skip_optouts)
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         if endpoint.paged:
-            pager = self._pager_factory(endpoint)
+            pager = Core(self).pager(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> AsyncPager[Any]:
                 return AsyncPager(pager(make_request(endpoint, args, kwargs, name)))
@@ -399,7 +363,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             method: Callable[..., Any] = list_method
         else:
             call = self._call
-            finish = _finisher(endpoint)
+            finish = finisher(endpoint)
 
             # One coroutine per call on top of _call: each layer is an object the garbage
             # collector must track for the whole round trip.
@@ -412,119 +376,110 @@ class AsyncClient(ResourceTree[AsyncMode]):
 
     def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         """The ``with_raw_response`` form of a method: same pipeline, a :class:`RawResponse`."""
-        run = self._raw_runner(endpoint)
+        run = Core(self).raw_runner(endpoint)
 
         async def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
             return await run(make_request(endpoint, args, kwargs, name))
 
-        describe(raw_method, endpoint, name, "AsyncPager")
-        raw_method.__signature__ = raw_method.__signature__.replace(  # type: ignore[attr-defined]
-            return_annotation=f"RawResponse[{_annotation(raw_method)}]"
-        )
+        describe_raw(raw_method, endpoint, name, "AsyncPager")
         return raw_method
 
-    def _raw_runner(
-        self, endpoint: Endpoint[Any, Any]
-    ) -> Callable[[Any], Awaitable[RawResponse[Any]]]:
-        """``run(request) -> RawResponse`` for one endpoint (the blocking facade calls this)."""
-        call = self._call
-        if endpoint.paged:
-            fetcher = self._pager_factory(endpoint)
-            parse_page = self._page_parser(endpoint)
+    # --- the request pipeline: build (_wire) -> limit -> send (transport) -> retry (_retry) ----
 
-            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
-                def parse() -> AsyncPager[Any]:
-                    fetch = fetcher(request)
-                    first = parse_page(request, response, None)  # the page already fetched
+    async def _call(
+        self, op: Operation, request: Any, attempts: list[int] | None = None
+    ) -> HttpResponse:
+        """Send one validated request with the retry policy; return the 2xx response.
 
-                    async def seeded(number: int | None) -> tuple[Page[Any], list[Any]]:
-                        return first if number is None else await fetch(number)
-
-                    return AsyncPager(seeded)
-
-                return parse
-        else:
-            finish_one = _finisher(endpoint)
-
-            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
-                return lambda: finish_one(response)
-
-        async def run(request: Any) -> RawResponse[Any]:
-            started = time.perf_counter()
-            attempts: list[int] = []
-            response = await call(endpoint, request, attempts)
-            return RawResponse(
-                status=response.status,
-                headers=response.headers,
-                body=response.body,
-                request_id=_request_id(response.headers),
-                retries_taken=attempts[0],
-                elapsed=time.perf_counter() - started,
-                parse=finish(request, response),
+        ``attempts``, when given, receives the number of retries the call took.
+        """
+        shared = self._usable(op)
+        timeout, max_retries = self._timeout, self._max_retries
+        options = request.options
+        if options is not None:
+            if options.timeout is not None:
+                timeout = to_timeout(options.timeout)
+            if options.max_retries is not None:
+                max_retries = options.max_retries
+        wire = build_request(op, request, shared.base_url, shared.headers)
+        limiter = shared.limiter if wire.message_type is not None else None
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await self._acquire(limiter, wire.sender, wire.message_type or "SMS", timeout)
+            _check_writable(shared, wire)
+            response, error = await self._attempt(wire, attempt, timeout)
+            if limiter is not None:
+                _report(limiter, wire, response, error)
+            if error is None:
+                if attempts is not None:
+                    attempts.append(attempt)
+                return response  # type: ignore[return-value]  # no error: a 2xx response
+            delay = next_delay(
+                failure(response, error), attempt, max_retries, wire.retry_safe, self._backoff
             )
+            if delay is None:
+                raise error
+            what = type(error).__name__ if response is None else response.status
+            log.info(
+                "retrying %s %s after %s in %.2f s (retry %d of %d)",
+                *(wire.method, wire.path, what, delay, attempt + 1, max_retries),
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
 
-        return run
+    async def _attempt(
+        self, wire: WireRequest, attempt: int, timeout: Timeout
+    ) -> tuple[HttpResponse | None, TelnyxError | None]:
+        """One round trip, observed by the event hooks and the debug log: the response and,
+        unless it is a readable 2xx, the mapped error."""
+        shared = self._shared
+        hooks = shared.hooks
+        event = None
+        if hooks.request or hooks.response:
+            event = RequestEvent(wire.method, wire.path, wire.url, attempt, wire.idempotency_key)
+            await call_hooks(hooks.request, event)
+        started = time.perf_counter()
+        response: HttpResponse | None = None
+        error: TelnyxError | None = None
+        try:
+            response = await shared.transport.send(
+                wire.method, wire.url, wire.headers, wire.data, timeout
+            )
+        except TransportError as exc:
+            error = transport_error(exc, wire)
+            error.__cause__ = exc
+            failure: Exception | None = exc
+        else:
+            failure = None
+            if response.status >= 400:
+                error = status_error(response, wire)
+            elif response.too_large:
+                error = too_large(response, wire, shared.transport.max_response_size)
+        if log.isEnabledFor(logging.DEBUG):
+            _log_attempt(wire, response, attempt, started, failure)
+        if event is not None and hooks.response:
+            status = None if response is None else response.status
+            rid = None if response is None else request_id(response.headers)
+            elapsed = time.perf_counter() - started
+            await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, failure))
+        return response, error
 
-    def _runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
-        """``run(request) -> result`` for one endpoint (the blocking facade calls this)."""
-        call = self._call
-        finish = _finisher(endpoint)
-
-        async def run(request: Any) -> T:
-            return finish(await call(endpoint, request))
-
-        return run
-
-    def _pager_factory(
-        self, endpoint: Endpoint[Any, T]
-    ) -> Callable[[Any], Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]]:
-        """``fetcher(request)`` → ``fetch(page_number)`` for a paged endpoint."""
-
-        call = self._call
-        parse_page = self._page_parser(endpoint)
-
-        def fetcher(request: Any) -> Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]:
-            async def fetch(number: int | None) -> tuple[Page[T], list[Any]]:
-                req = request if number is None else attrs.evolve(request, page_number=number)
-                return parse_page(request, await call(endpoint, req), number)
-
-            return fetch
-
-        return fetcher
-
-    @staticmethod
-    def _page_parser(
-        endpoint: Endpoint[Any, T],
-    ) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
-        """``parse(request, response, page_number) -> (page, raw data)`` for a paged endpoint."""
-        from telnyx_msg._convert import converter
-
-        item_type = endpoint.response
-        hook = converter.get_structure_hook(item_type)
-        meta_hook = converter.get_structure_hook(PageMeta)
-
-        def parse(
-            request: Any, response: HttpResponse, number: int | None
-        ) -> tuple[Page[T], list[Any]]:
-            doc = _decode(response, endpoint)
-            raw = doc.get("data") if isinstance(doc, dict) else None
-            raw_list: list[Any] = raw if isinstance(raw, list) else []
-            meta_raw = doc.get("meta") if isinstance(doc, dict) else None
-            try:
-                meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
-                items = [hook(x, item_type) for x in raw_list]
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                raise _invalid(
-                    response,
-                    endpoint,
-                    f"unexpected response shape: {exc}",
-                    field=getattr(exc, "path", None),
-                ) from exc
-            return Page(items, meta, number or request.page_number or 1), raw_list
-
-        return parse
-
-    # --- the request pipeline --------------------------------------------------------------
+    def _usable(self, op: Operation) -> _Shared:
+        shared = self._shared
+        if shared.closed:
+            raise ClientClosedError(
+                "this client is closed; create a new one", method=op.method, path=op.path
+            )
+        if shared.transport.other_loop():
+            raise ConfigurationError(
+                f"{op.method} {op.path}: this AsyncClient was first used in another "
+                "event loop (e.g. an earlier asyncio.run() that has ended); its connections "
+                "belong to that loop. Create the client inside the loop that uses it (in "
+                "your async main()), or use the blocking telnyx_msg.Client, which keeps its "
+                "own loop"
+            )
+        return shared
 
     async def _acquire(
         self, limiter: Limiter, lane: str | None, message_type: str, timeout: Timeout
@@ -554,161 +509,140 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if task is not None:
                 shared.waiting.pop(task, None)
 
-    async def _call(
-        self, endpoint: _Operation, request: Any, attempts: list[int] | None = None
-    ) -> HttpResponse:
-        """Send one validated request with the retry policy; return the 2xx response.
 
-        ``attempts``, when given, receives the number of retries the call took.
-        """
-        shared = self._shared
-        if shared.closed:
-            raise ClientClosedError(
-                "this client is closed; create a new one",
-                method=endpoint.method,
-                path=endpoint.path,
-            )
-        if shared.transport.other_loop():
-            raise ConfigurationError(
-                f"{endpoint.method} {endpoint.path}: this AsyncClient was first used in another "
-                "event loop (e.g. an earlier asyncio.run() that has ended); its connections "
-                "belong to that loop. Create the client inside the loop that uses it (in "
-                "your async main()), or use the blocking telnyx_msg.Client, which keeps its "
-                "own loop"
-            )
-        timeout = self._timeout
-        max_retries = self._max_retries
-        headers = shared.headers
-        key: str | None = None
-        options = request.options
-        if options is not None:
-            if options.timeout is not None:
-                timeout = to_timeout(options.timeout)
-            if options.max_retries is not None:
-                max_retries = options.max_retries
-            key = options.idempotency_key
-            if key is not None or options.extra_headers:
-                headers = {**headers, **(options.extra_headers or {})}
-                if key is not None:
-                    headers["Idempotency-Key"] = key
-        path, query, body = endpoint.build(request)
-        if options is not None and (options.extra_body or options.extra_query):
-            query, body = _with_extras(options, query, body)
-        url = shared.base_url + path + ("?" + query if query else "")
-        data = _JSON_DUMPS(body).encode() if body is not None else None
-        retry_safe = endpoint.idempotent or key is not None
-        limiter = shared.limiter if endpoint.send else None
-        lane: str | None = None
-        message_type = "SMS"
-        if limiter is not None and body is not None:
-            lane = body.get("from") or body.get("messaging_profile_id")
-            if body.get("media_urls") or endpoint.path.endswith("group_mms"):
-                message_type = "MMS"
-        method = endpoint.method
-        attempt = 0
-        while True:
-            if limiter is not None:
-                await self._acquire(limiter, lane, message_type, timeout)
-            if shared.closed:  # closed while this call waited for the limiter or a backoff
-                raise ClientClosedError(
-                    f"{method} {path}: not sent, the client was closed", method=method, path=path
-                )
-            gate = send_gate.get()
-            if gate is not None:
-                if gate.stopped:
-                    raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
-                gate.written = True
-            hooks = shared.hooks
-            if hooks.request or hooks.response:
-                event = RequestEvent(method, path, url, attempt, key)
-                await call_hooks(hooks.request, event)
+def _check_writable(shared: _Shared, wire: WireRequest) -> None:
+    """Last check before the request is written: the client may have closed, or a bulk run
+    stopped, while this call waited for the limiter or a backoff."""
+    method, path = wire.method, wire.path
+    if shared.closed:
+        raise ClientClosedError(
+            f"{method} {path}: not sent, the client was closed", method=method, path=path
+        )
+    gate = send_gate.get()
+    if gate is not None:
+        if gate.stopped:
+            raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
+        gate.written = True
+
+
+def _report(
+    limiter: Limiter, wire: WireRequest, response: HttpResponse | None, error: TelnyxError | None
+) -> None:
+    """Tell the limiter what Telnyx answered (a 429 pauses the lane; see ``_ratelimit``)."""
+    if response is None:
+        return
+    if response.status < 400:
+        limiter.on_response(wire.sender, status=response.status, code=None, reset_after=None)
+        return
+    reset = response.headers.get("x-ratelimit-reset")
+    limiter.on_response(
+        wire.sender,
+        status=response.status,
+        code=error.code if isinstance(error, APIStatusError) else None,
+        reset_after=None if reset is None else parse_seconds(reset),
+    )
+
+
+class Core:
+    """The async core as the blocking facade and the resources use it (the one internal
+    interface to a client's pipeline): per endpoint, a coroutine function that runs a
+    validated request model through ``AsyncClient._call`` and parses the result."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
+        """``run(request) -> result`` for a non-paged endpoint."""
+        call = self._client._call
+        finish = finisher(endpoint)
+
+        async def run(request: Any) -> T:
+            return finish(await call(endpoint, request))
+
+        return run
+
+    def pager(
+        self, endpoint: Endpoint[Any, T]
+    ) -> Callable[[Any], Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]]:
+        """``fetcher(request)`` -> ``fetch(page_number)`` for a paged endpoint."""
+        call = self._client._call
+        parse_page = page_parser(endpoint)
+
+        def fetcher(request: Any) -> Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]:
+            async def fetch(number: int | None) -> tuple[Page[T], list[Any]]:
+                req = request if number is None else attrs.evolve(request, page_number=number)
+                return parse_page(request, await call(endpoint, req), number)
+
+            return fetch
+
+        return fetcher
+
+    def raw_runner(
+        self, endpoint: Endpoint[Any, Any]
+    ) -> Callable[[Any], Awaitable[RawResponse[Any]]]:
+        """``run(request) -> RawResponse``; its ``parse()`` gives what ``runner`` returns (for
+        a paged endpoint, an AsyncPager seeded with the page already fetched)."""
+        call = self._client._call
+        if endpoint.paged:
+            fetcher = self.pager(endpoint)
+            parse_page = page_parser(endpoint)
+
+            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
+                def parse() -> AsyncPager[Any]:
+                    fetch = fetcher(request)
+                    first = parse_page(request, response, None)
+
+                    async def seeded(number: int | None) -> tuple[Page[Any], list[Any]]:
+                        return first if number is None else await fetch(number)
+
+                    return AsyncPager(seeded)
+
+                return parse
+        else:
+            finish_one = finisher(endpoint)
+
+            def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
+                return lambda: finish_one(response)
+
+        async def run(request: Any) -> RawResponse[Any]:
             started = time.perf_counter()
-            try:
-                response = await shared.transport.send(method, url, headers, data, timeout)
-            except TransportError as exc:
-                may_retry = (not exc.reached or retry_safe) and attempt < max_retries
-                _log_attempt(method, path, None, attempt, started, None, exc)
-                if hooks.response:
-                    await call_hooks(
-                        hooks.response,
-                        ResponseEvent(event, None, time.perf_counter() - started, None, exc),
-                    )
-                if exc.closed:
-                    raise ClientClosedError(
-                        f"{method} {path}: not sent, the client was closed",
-                        method=method,
-                        path=path,
-                    ) from exc
-                if may_retry:
-                    await asyncio.sleep(self._backoff.delay(attempt))
-                    attempt += 1
-                    continue
-                error_cls = APITimeoutError if exc.timeout else APIConnectionError
-                note = (
-                    " The request may have reached Telnyx, so it was not retried; pass "
-                    "options=RequestOptions(idempotency_key=...) to make it retryable."
-                    if exc.reached and not retry_safe
-                    else ""
-                )
-                raise error_cls(
-                    f"{method} {path}: {exc}.{note}",
-                    method=method,
-                    path=path,
-                    outcome_unknown=exc.reached,
-                ) from exc
-            status = response.status
-            if hooks.response:
-                await call_hooks(
-                    hooks.response,
-                    ResponseEvent(
-                        event, status, time.perf_counter() - started, _request_id(response.headers)
-                    ),
-                )
-            if status < 400:
-                if limiter is not None:
-                    limiter.on_response(lane, status=status, code=None, reset_after=None)
-                _log_attempt(method, path, status, attempt, started, response, None)
-                if response.too_large:
-                    raise APIResponseValidationError(
-                        f"the body exceeds max_response_size "
-                        f"({shared.transport.max_response_size} bytes) and was not read",
-                        status=status,
-                        request_id=_request_id(response.headers),
-                        method=method,
-                        path=path,
-                    )
-                if attempts is not None:
-                    attempts.append(attempt)
-                return response
-            error = _status_error(response, method, path, retry_safe)
-            _log_attempt(method, path, status, attempt, started, response, None)
-            if limiter is not None:
-                reset = response.headers.get("x-ratelimit-reset")
-                limiter.on_response(
-                    lane,
-                    status=status,
-                    code=error.code,
-                    reset_after=None if reset is None else parse_seconds(reset),
-                )
-            if attempt >= max_retries or not status_retryable(
-                status, error.code, retry_safe, response.headers.get("x-should-retry")
-            ):
-                raise error
-            hint = error.retry_after
-            if hint is not None and hint > self._backoff.max_wait:
-                raise error  # a long server hint is reported, never cut short (retry_after set)
-            delay = hint if hint else self._backoff.delay(attempt)
-            log.info(
-                "retrying %s %s after %s in %.2f s (retry %d of %d)",
-                method,
-                path,
-                status,
-                delay,
-                attempt + 1,
-                max_retries,
+            attempts: list[int] = []
+            response = await call(endpoint, request, attempts)
+            return RawResponse(
+                status=response.status,
+                headers=response.headers,
+                body=response.body,
+                request_id=request_id(response.headers),
+                retries_taken=attempts[0],
+                elapsed=time.perf_counter() - started,
+                parse=finish(request, response),
             )
-            await asyncio.sleep(delay)
-            attempt += 1
+
+        return run
+
+    def send_many(
+        self,
+        requests: Any,
+        concurrency: int,
+        method: SendMethod,
+        on_stop: Callable[[SendOutcome], None] | None,
+        skip_optouts: bool,
+    ) -> AsyncIterator[SendOutcome]:
+        """``messages.send_many``: the bulk engine (``_bulk``, loaded on first use) over this
+        client."""
+        from telnyx_msg import _bulk  # the engine sits on top of the client, not under it
+
+        return _bulk.send_many(
+            self._client,
+            self._client._shared.transport.grow_pool,
+            requests,
+            concurrency=concurrency,
+            method=method,
+            on_stop=on_stop,
+            skip_optouts=skip_optouts,
+        )
 
 
 @attrs.frozen
@@ -719,7 +653,7 @@ class _RawEndpoint:
     path: str
     query: str
     body: dict[str, Any] | None
-    send: bool
+    lane: Lane | None
     idempotent: bool
 
     def build(self, _: Any) -> tuple[str, str, dict[str, Any] | None]:
@@ -762,42 +696,26 @@ def _raw_call(
         raise ValidationError("params", f"must be a mapping, got {type(params).__name__}")
     if options is not None and not isinstance(options, RequestOptions):
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
-    pairs: list[tuple[str, str]] = []
-    for name, value in (params or {}).items():
-        encode_query(name, value, pairs)
-    query = "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
     # A send endpoint's path takes the account's and the sender's rate limits, as its method.
-    send = any(
-        e.send and e.method == verb and e.path == path
-        for e in vars(endpoints).values()
-        if isinstance(e, Endpoint)
+    lane = next(
+        (
+            e.lane
+            for e in vars(endpoints).values()
+            if isinstance(e, Endpoint) and e.method == verb and e.path == path
+        ),
+        None,
     )
     return _RawCall(
         _RawEndpoint(
             verb,
             path,
-            query,
+            encode_pairs(params or {}),
             None if json is None else json_value(dict(json)),
-            send,
+            lane,
             verb in IDEMPOTENT_METHODS,
         ),
         options,
     )
-
-
-def _with_extras(
-    options: RequestOptions, query: str, body: dict[str, Any] | None
-) -> tuple[str, dict[str, Any] | None]:
-    """Merge ``extra_query`` / ``extra_body`` into a built request (the same encoding rules)."""
-    if options.extra_body:
-        body = {**(body or {}), **json_value(dict(options.extra_body))}
-    if options.extra_query:
-        pairs: list[tuple[str, str]] = []
-        for name, value in options.extra_query.items():
-            encode_query(name, value, pairs)
-        extra = "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
-        query = f"{query}&{extra}" if query and extra else (query or extra)
-    return query, body
 
 
 def make_request(
@@ -865,29 +783,6 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str, exc: TypeError) -> V
     return ValidationError("arguments", f"{method}: {text.split(') ', 1)[-1]}")
 
 
-def check_send_many(
-    client: AsyncClient, concurrency: int, method: str
-) -> dict[str, Callable[..., Awaitable[Any]]]:
-    """Validate ``send_many`` settings before any I/O; return the send methods by name."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
-    # The client's own pool grows to the concurrency: more sends than pooled connections would
-    # queue for a connection, and a wait longer than the connect timeout ends a send not_sent
-    # for no fault of Telnyx's.
-    pool = client._shared.transport.grow_pool(concurrency)
-    if concurrency > pool:
-        raise ValidationError(
-            "concurrency",
-            f"{concurrency} exceeds the {pool} connections of "
-            "the aiohttp session you passed in (its connector's limit)",
-        )
-    if method != "auto" and method not in SEND_METHODS:
-        raise ValidationError(
-            "method", f"{method!r} is not 'auto' or one of {', '.join(sorted(SEND_METHODS))}"
-        )
-    return {name: getattr(client.messages, name) for name in SEND_METHODS}
-
-
 def _takes_timeout(limiter: Limiter | None) -> bool:
     if limiter is None:
         return False
@@ -900,129 +795,19 @@ def _takes_timeout(limiter: Limiter | None) -> bool:
     )
 
 
-def _annotation(method: Callable[..., Any]) -> str:
-    """The return annotation ``describe`` gave ``method``, as text."""
-    ret = inspect.signature(method).return_annotation
-    return ret if isinstance(ret, str) else getattr(ret, "__name__", repr(ret))
-
-
-def _finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
-    """``finish(response) -> result``: decode and structure one endpoint's 2xx response."""
-    envelope = endpoint.envelope
-    if envelope == "none":
-        return lambda _: None  # type: ignore[return-value]  # T is None for these endpoints
-    from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
-
-    item_type = endpoint.response
-    hook = converter.get_structure_hook(item_type)
-    many = endpoint.many
-
-    def finish(response: HttpResponse) -> Any:
-        doc = _decode(response, endpoint)
-        data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
-        try:
-            if many:
-                return [hook(x, item_type) for x in (data or ())]
-            return hook(data, item_type)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise _invalid(
-                response,
-                endpoint,
-                f"unexpected response shape: {exc}",
-                field=getattr(exc, "path", None),
-            ) from exc
-
-    return finish
-
-
-def _decode(response: HttpResponse, endpoint: _Operation) -> Any:
-    if not response.body:
-        return {}
-    try:
-        # Telnyx answers UTF-8 JSON objects; json.loads would first sniff every body's encoding.
-        body = response.body
-        if body[:1] in (b"{", b"["):
-            try:
-                return _JSON_DECODE(body.decode("utf-8"))
-            except ValueError:
-                pass  # e.g. UTF-16 without a BOM: json.loads below knows those
-        return json.loads(body)
-    except ValueError as exc:
-        raise _invalid(
-            response, endpoint, f"the body is not JSON: {response.body[:200]!r}"
-        ) from exc
-
-
-def _invalid(
-    response: HttpResponse, endpoint: _Operation, message: str, field: str | None = None
-) -> APIResponseValidationError:
-    """The error for a 2xx whose body cannot be read (the request was accepted).
-
-    ``field`` is the model path the structuring blamed (``Message.to.phone_number``).
-    """
-    return APIResponseValidationError(
-        message,
-        status=response.status,
-        request_id=_request_id(response.headers),
-        body=response.body[:1000].decode("utf-8", "replace"),
-        method=endpoint.method,
-        path=endpoint.path,
-        field=field,
-    )
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value
-    return None
-
-
-def _status_error(
-    response: HttpResponse, method: str, path: str, retry_safe: bool
-) -> APIStatusError:
-    body: Any
-    try:
-        body = json.loads(response.body) if response.body else None
-    except ValueError:
-        body = response.body.decode("utf-8", "replace")
-    raw_errors = body.get("errors") if isinstance(body, dict) else None
-    errors = [ErrorDetail.from_json(e) for e in raw_errors] if isinstance(raw_errors, list) else []
-    status = response.status
-    code = errors[0].code if errors else None
-    error_cls = status_error_class(status, code)
-    return error_cls(
-        status,
-        errors=errors,
-        request_id=_request_id(response.headers),
-        body=body,
-        method=method,
-        path=path,
-        retry_after=server_hint(response.headers, status),
-        outcome_unknown=status_outcome_unknown(status, retry_safe),
-    )
-
-
 def _log_attempt(
-    method: str,
-    path: str,
-    status: int | None,
+    wire: WireRequest,
+    response: HttpResponse | None,
     attempt: int,
     started: float,
-    response: HttpResponse | None,
     exc: Exception | None,
 ) -> None:
-    if not log.isEnabledFor(logging.DEBUG):
-        return
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    request_id = _request_id(response.headers) if response is not None else None
     log.debug(
         "%s %s -> %s attempt=%d elapsed=%.1fms request_id=%s",
-        method,
-        path,
-        status if exc is None else type(exc).__name__,
+        wire.method,
+        wire.path,
+        type(exc).__name__ if response is None else response.status,
         attempt,
-        elapsed_ms,
-        request_id,
+        (time.perf_counter() - started) * 1000,
+        None if response is None else request_id(response.headers),
     )

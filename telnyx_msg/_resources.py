@@ -21,8 +21,8 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from telnyx_msg import endpoints as ep
-from telnyx_msg._bulk import SendMethod, SendOutcome
 from telnyx_msg._items import SendItem
+from telnyx_msg._outcome import SendMethod, SendOutcome
 from telnyx_msg._raw import RawResponse, RawRunner
 from telnyx_msg._spec import Endpoint, PagedEndpoint
 

@@ -37,6 +37,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import timezone
+from typing import NamedTuple
 
 import attrs
 from attrs import frozen
@@ -67,6 +68,43 @@ class Backoff:
         """The backoff before retry number ``retries_taken + 1``."""
         base = min(self.initial * (2.0 ** min(retries_taken, 62)), self.max)
         return base * (1.0 - min(self.jitter, 1.0) * rand())
+
+
+class Failure(NamedTuple):
+    """One failed attempt, as the policy sees it.
+
+    ``status`` is None when no response came; ``reached`` then says whether the request may
+    have reached Telnyx. ``code`` is the first Telnyx error code, ``hint`` the server's requested
+    wait (:func:`server_hint`), ``should_retry`` the ``x-should-retry`` header. ``final`` marks
+    a failure no retry can help (the client closed; a 2xx whose body was too large to read).
+    """
+
+    status: int | None
+    reached: bool = True
+    code: str | None = None
+    hint: float | None = None
+    should_retry: str | None = None
+    final: bool = False
+
+
+def next_delay(
+    failure: Failure, attempt: int, max_retries: int, retry_safe: bool, backoff: Backoff
+) -> float | None:
+    """Seconds to wait before retrying attempt number ``attempt`` (0-based), or None: give up.
+
+    The module table decides whether the failure may be retried at all; the wait is the
+    server's hint when it gave one, else ``backoff``. A hint longer than ``backoff.max_wait``
+    gives up (the error carries ``retry_after``), never cut short.
+    """
+    if failure.final or attempt >= max_retries:
+        return None
+    if failure.status is None:
+        return backoff.delay(attempt) if retry_safe or not failure.reached else None
+    if not status_retryable(failure.status, failure.code, retry_safe, failure.should_retry):
+        return None
+    if failure.hint is not None and failure.hint > backoff.max_wait:
+        return None
+    return failure.hint or backoff.delay(attempt)
 
 
 def status_retryable(

@@ -30,6 +30,29 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
 @frozen
+class Lane:
+    """How a send is rate limited: its message type and the body fields naming its sender.
+
+    ``message_type`` is ``"SMS"``, ``"MMS"``, or None for "MMS when ``media_urls`` is set, else
+    SMS". The sender lane is the first non-empty of ``sender_fields`` (the ``from`` number, or
+    the messaging profile of a number-pool send).
+    """
+
+    message_type: Literal["SMS", "MMS"] | None = None
+    sender_fields: tuple[str, ...] = ("from", "messaging_profile_id")
+
+    def of(self, body: Mapping[str, Any]) -> tuple[str, str | None]:
+        """``(message_type, sender)`` of a send's JSON body."""
+        sender = None
+        for name in self.sender_fields:
+            sender = body.get(name)
+            if sender:
+                break
+        message_type = self.message_type or ("MMS" if body.get("media_urls") else "SMS")
+        return message_type, sender
+
+
+@frozen
 class FieldPlan:
     """Where one request field goes."""
 
@@ -44,7 +67,8 @@ class Endpoint(Generic[P, R]):
 
     ``envelope`` says where the result is: ``"data"`` (``{"data": …}``), ``"bare"`` (the body
     itself) or ``"none"`` (no result, e.g. the ``"OK"`` string of a delete). ``send`` marks a
-    message send (rate limited per sender, accepts an Idempotency-Key). ``idempotent`` says a
+    message send, rate limited as its ``lane`` says (default :class:`Lane`: by media, per
+    ``from``). ``idempotent`` says a
     retry after an ambiguous failure cannot duplicate anything (default: by HTTP method).
     ``json_body`` says the operation takes a JSON request body (default: POST, PUT and PATCH);
     such a body is sent even when no field is set (``{}``), because the OpenAPI definition marks
@@ -62,15 +86,16 @@ class Endpoint(Generic[P, R]):
     paged: bool = False
     send: bool = False
     accepts_idempotency_key: bool = False
+    lane: Lane | None = attrs.field()
     idempotent: bool = attrs.field()
     json_body: bool = attrs.field()
     fields: tuple[FieldPlan, ...] = attrs.field(init=False)
     #: Request fields without a default; attrs accepts None for them, the API does not.
     required: tuple[FieldPlan, ...] = attrs.field(init=False, repr=False)
-    #: ``build(request) -> (path, query_string, body)`` for a validated request model.
-    build: Callable[[Any], tuple[str, str, dict[str, Any] | None]] = attrs.field(
-        init=False, repr=False, eq=False
-    )
+
+    @lane.default
+    def _lane_of_sends(self) -> Lane | None:
+        return Lane() if self.send else None
 
     @idempotent.default
     def _idempotent_by_method(self) -> bool:
@@ -108,63 +133,24 @@ class Endpoint(Generic[P, R]):
         names = {f.name for f in attrs.fields(self.request) if f.default is attrs.NOTHING}
         return tuple(plan for plan in self.fields if plan.name in names)
 
-    @build.default
-    def _lazy_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
-        # Compiled on first use, not at import: most programs call a handful of endpoints.
-        def build_first(request: Any) -> tuple[str, str, dict[str, Any] | None]:
-            compiled = self._compile_build()
-            object.__setattr__(self, "build", compiled)  # later calls go straight to it
-            return compiled(request)
-
-        return build_first
-
-    def _compile_build(self) -> Callable[[Any], tuple[str, str, dict[str, Any] | None]]:
-        # The rule of the module docstring, unrolled per endpoint into straight-line code:
-        # a loop over the field plans costs more than the rest of a send's request building.
-        namespace: dict[str, Any] = {
-            "__quote": quote,
-            "__json": json_value,
-            "__query": encode_query,
-            "__template": self.path,
-        }
-        has_body = self.json_body
-        has_query = any(plan.location == "query" for plan in self.fields)
-        lines = [
-            "def build(request):",
-            "    path = __template",
-            "    query = []" if has_query else "",
-            f"    body = {'{}' if has_body else 'None'}",
-        ]
+    def build(self, request: Any) -> tuple[str, str, dict[str, Any] | None]:
+        """``(path, query_string, body)`` for a validated request model (the module's rule)."""
+        path = self.path
+        pairs: list[tuple[str, str]] = []
+        body: dict[str, Any] | None = {} if self.json_body else None
         for plan in self.fields:
-            lines.append(f"    value = request.{plan.name}")
-            lines.append("    if value is not None:")
-            if plan.location == "path":
-                lines.append(
-                    f"        path = path.replace({'{' + plan.name + '}'!r}, "
-                    "__quote(value, safe=''))"
-                )
-            elif plan.location == "query":
-                lines.append(f"        __query({plan.wire!r}, value, query)")
+            value = getattr(request, plan.name)
+            if value is None:
+                continue
+            if plan.location == "body":
+                body[plan.wire] = value if type(value) is str else json_value(value)  # type: ignore[index]
+            elif plan.location == "path":
+                path = path.replace("{" + plan.name + "}", quote(value, safe=""))
             else:
-                lines.append(
-                    f"        body[{plan.wire!r}] = value if type(value) is str else __json(value)"
-                )
-        if not has_query:
-            lines += ["    return path, '', body", ""]
-        else:
-            lines += [
-                "    if not query:",
-                "        return path, '', body",
-                "    return path, '&'.join(__quote(k, safe='') + '=' + __quote(v, safe='')"
-                " for k, v in query), body",
-                "",
-            ]
-        exec(
-            compile("\n".join(lines), f"<telnyx_msg build {self.method} {self.path}>", "exec"),
-            namespace,
-        )
-        build: Callable[[Any], tuple[str, str, dict[str, Any] | None]] = namespace["build"]
-        return build
+                encode_query(plan.wire, value, pairs)
+        if not pairs:
+            return path, "", body
+        return path, "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs), body
 
 
 def json_value(value: Any) -> Any:
@@ -207,11 +193,14 @@ def endpoint(
     envelope: Envelope = "data",
     send: bool = False,
     accepts_idempotency_key: bool = False,
+    lane: Lane | None = None,
     idempotent: bool | None = None,
     json_body: bool | None = None,
 ) -> Endpoint[P, R]:
     """An operation returning one ``response`` model."""
     extra: dict[str, Any] = {} if idempotent is None else {"idempotent": idempotent}
+    if lane is not None:
+        extra["lane"] = lane
     if json_body is not None:
         extra["json_body"] = json_body
     return Endpoint(
@@ -280,4 +269,16 @@ def describe(
     method.__doc__ = endpoint.doc or endpoint.request.__doc__
     method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         params, return_annotation=returns
+    )
+
+
+def describe_raw(
+    method: Callable[..., Any], endpoint: Endpoint[Any, Any], name: str, pager: str
+) -> None:
+    """:func:`describe` for a ``with_raw_response`` method: it returns ``RawResponse[...]``."""
+    describe(method, endpoint, name, pager)
+    returns = inspect.signature(method).return_annotation
+    text = returns if isinstance(returns, str) else getattr(returns, "__name__", repr(returns))
+    method.__signature__ = method.__signature__.replace(  # type: ignore[attr-defined]
+        return_annotation=f"RawResponse[{text}]"
     )

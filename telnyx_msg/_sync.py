@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -18,8 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from telnyx_msg._bulk import SendMethod, SendOutcome
-from telnyx_msg._client import DEFAULT, AsyncClient, Limiter, make_request
+from telnyx_msg._client import DEFAULT, AsyncClient, Core, Limiter, make_request
 from telnyx_msg._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
@@ -28,11 +26,12 @@ from telnyx_msg._config import (
     Timeout,
 )
 from telnyx_msg._events import Hook
+from telnyx_msg._outcome import SendMethod, SendOutcome
 from telnyx_msg._pagination import AsyncPager, SyncPager, _iterate
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
-from telnyx_msg._spec import Endpoint, describe
+from telnyx_msg._spec import Endpoint, describe, describe_raw
 from telnyx_msg._transport import Transport
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 
@@ -132,6 +131,7 @@ class Client(ResourceTree[SyncMode]):
     def _setup(self, async_client: AsyncClient, owner: _Portal) -> None:
         self._owner = owner
         self._async = async_client
+        self._core = Core(async_client)
         self._portal = owner.portal
         self.webhooks = async_client.webhooks
         self._attach_resources(self)
@@ -211,7 +211,7 @@ class Client(ResourceTree[SyncMode]):
         self._check_open()
         return _iterate(
             self._portal,
-            self._async._send_many(requests, concurrency, method, on_stop, skip_optouts),
+            self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
         )
 
     def _check_open(self) -> None:
@@ -222,8 +222,7 @@ class Client(ResourceTree[SyncMode]):
 
     def _bind_raw(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         portal = self._portal
-        run = self._async._raw_runner(endpoint)
-        raw_async = self._async._bind_raw(endpoint, name)  # for its name, doc and signature
+        run = self._core.raw_runner(endpoint)
 
         def raw_method(*args: Any, **kwargs: Any) -> RawResponse[Any]:
             request = make_request(endpoint, args, kwargs, name)  # bad input: no portal hop
@@ -234,20 +233,13 @@ class Client(ResourceTree[SyncMode]):
                 return raw._with_parse(lambda: SyncPager(pager(), portal))
             return raw
 
-        raw_method.__name__ = raw_async.__name__
-        raw_method.__qualname__ = raw_async.__qualname__
-        raw_method.__doc__ = raw_async.__doc__
-        raw_method.__signature__ = inspect.signature(raw_async).replace(  # type: ignore[attr-defined]
-            return_annotation=inspect.signature(raw_async).return_annotation.replace(
-                "AsyncPager", "SyncPager"
-            )
-        )
+        describe_raw(raw_method, endpoint, name, "SyncPager")
         return raw_method
 
     def _bind(self, endpoint: Endpoint[Any, Any], name: str) -> Callable[..., Any]:
         portal = self._portal
         if endpoint.paged:
-            fetcher = self._async._pager_factory(endpoint)
+            fetcher = self._core.pager(endpoint)
 
             def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
                 request = make_request(endpoint, args, kwargs, name)
@@ -256,7 +248,7 @@ class Client(ResourceTree[SyncMode]):
 
             method: Callable[..., Any] = list_method
         else:
-            run: Callable[[Any], Awaitable[Any]] = self._async._runner(endpoint)
+            run: Callable[[Any], Awaitable[Any]] = self._core.runner(endpoint)
 
             def call_method(*args: Any, **kwargs: Any) -> Any:
                 request = make_request(endpoint, args, kwargs, name)

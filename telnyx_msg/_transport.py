@@ -18,7 +18,7 @@ import platform
 import select
 import sys
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -26,6 +26,7 @@ from yarl import URL
 
 from telnyx_msg._config import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_POOL_SIZE, Timeout
 from telnyx_msg._version import __version__
+from telnyx_msg._wire import HttpResponse, TransportError
 
 USER_AGENT = (
     f"telnyx_msg/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
@@ -45,18 +46,6 @@ _READ_CHUNK = 64 * 1024
 def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
     """Headers sent on every request, read-only and in the form aiohttp merges without a copy."""
     return CIMultiDictProxy(CIMultiDict(headers))
-
-
-class HttpResponse(NamedTuple):
-    """A response: status, case-insensitive headers and the raw body.
-
-    ``too_large`` is True when the body exceeded the size cap; ``body`` is then empty.
-    """
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    too_large: bool = False
 
 
 class Transport(Protocol):
@@ -84,16 +73,6 @@ class Transport(Protocol):
         timeout: Timeout,
     ) -> HttpResponse: ...
     async def aclose(self) -> None: ...
-
-
-class TransportError(Exception):
-    """No response. ``reached`` tells whether the request may have reached the server."""
-
-    def __init__(self, message: str, *, reached: bool, timeout: bool, closed: bool = False) -> None:
-        super().__init__(message)
-        self.reached = reached
-        self.timeout = timeout
-        self.closed = closed  # the client was closed before the request got a connection
 
 
 class _Attempt:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from telnyx_msg import _requests as rq
 from telnyx_msg import models as m
-from telnyx_msg._spec import endpoint, list_endpoint, none_endpoint, paged_endpoint
+from telnyx_msg._spec import Lane, endpoint, list_endpoint, none_endpoint, paged_endpoint
 
 __all__ = [
     "cancel_scheduled_message",
@@ -90,6 +90,7 @@ send_group_mms = endpoint(
     rq.SendGroupMms,
     m.Message,
     send=True,
+    lane=Lane(message_type="MMS"),
     accepts_idempotency_key=True,
     doc="Send one MMS to a group of up to 8 recipients.",
 )
@@ -136,6 +137,7 @@ send_whatsapp = endpoint(
     rq.SendWhatsApp,
     m.WhatsAppMessage,
     send=True,
+    lane=Lane(message_type="SMS"),  # never media_urls: always the SMS account lane
     accepts_idempotency_key=True,
     doc="Send a WhatsApp message; whatsapp_message is passed through as given.",
 )

@@ -14,7 +14,7 @@ from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg import SendItem
-from telnyx_msg._bulk import SendOutcome
+from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
 

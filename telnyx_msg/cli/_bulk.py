@@ -32,10 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from telnyx_msg._bulk import SendOutcome
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
+from telnyx_msg._outcome import SendOutcome
 from telnyx_msg.cli._journal import (
     Journal,
     JournalError,

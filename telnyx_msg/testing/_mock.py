@@ -12,7 +12,7 @@ from attrs import field, frozen
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from telnyx_msg._config import DEFAULT_MAX_RESPONSE_SIZE, Timeout
-from telnyx_msg._transport import HttpResponse, TransportError
+from telnyx_msg._wire import HttpResponse, TransportError
 
 __all__ = ["MockRequest", "MockResponse", "MockTransport", "MockTransportError"]
 

@@ -1,0 +1,343 @@
+"""The HTTP side of an operation, without I/O: build a request, read a response or its error.
+
+Everything here is a pure function of its arguments, so it is tested on recorded response
+bodies (``tests/wire/``) with no server: :func:`build_request` turns an endpoint and a validated
+request model into the bytes and headers to send; :func:`finisher` and :func:`page_parser` turn
+a 2xx body into models (a malformed one raises :class:`APIResponseValidationError` naming the
+field); :func:`status_error` and :func:`transport_error` turn a failed attempt into the mapped
+exception. The client (``_client._call``) only sequences these with the limiter, the
+transport and the retry decision (``_retry.next_delay``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol, TypeVar
+from urllib.parse import quote
+
+from telnyx_msg._config import RequestOptions
+from telnyx_msg._retry import Failure, server_hint, status_outcome_unknown
+from telnyx_msg._spec import Endpoint, Lane, encode_query, json_value
+from telnyx_msg.errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    ClientClosedError,
+    ErrorDetail,
+    status_error_class,
+)
+from telnyx_msg.models import Page, PageMeta
+
+__all__ = [
+    "HttpResponse",
+    "Operation",
+    "TransportError",
+    "WireRequest",
+    "build_request",
+    "decode",
+    "failure",
+    "finisher",
+    "page_parser",
+    "request_id",
+    "status_error",
+    "transport_error",
+]
+
+T = TypeVar("T")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
+_JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_JSON_DECODE = json.JSONDecoder().decode
+
+
+class HttpResponse(NamedTuple):
+    """A response: status, case-insensitive headers and the raw body.
+
+    ``too_large`` is True when the body exceeded the size cap; ``body`` is then empty.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    too_large: bool = False
+
+
+class TransportError(Exception):
+    """No response. ``reached`` tells whether the request may have reached the server."""
+
+    def __init__(self, message: str, *, reached: bool, timeout: bool, closed: bool = False) -> None:
+        super().__init__(message)
+        self.reached = reached
+        self.timeout = timeout
+        self.closed = closed  # the client was closed before the request got a connection
+
+
+class Operation(Protocol):
+    """What the pipeline needs of an operation: an :class:`Endpoint`, or the ad-hoc one of
+    ``client.request``."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def lane(self) -> Lane | None: ...
+    @property
+    def idempotent(self) -> bool: ...
+    def build(self, request: Any, /) -> tuple[str, str, dict[str, Any] | None]: ...
+
+
+class Located(Protocol):
+    """Anything that names a call's method and path (for error messages)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+
+
+class WireRequest(NamedTuple):
+    """One request, ready for the transport, with what the pipeline decides on.
+
+    ``message_type`` is the rate-limit type of a send (``"SMS"``/``"MMS"``) and None for any
+    other call (not rate limited); ``sender`` is the send's sender lane.
+    """
+
+    method: str
+    path: str
+    url: str
+    headers: Mapping[str, str]
+    data: bytes | None
+    retry_safe: bool
+    idempotency_key: str | None
+    message_type: str | None
+    sender: str | None
+
+
+def build_request(
+    op: Operation, request: Any, base_url: str, headers: Mapping[str, str]
+) -> WireRequest:
+    """The HTTP request for a validated request model (its ``options`` applied)."""
+    path, query, body = op.build(request)
+    options: RequestOptions | None = request.options
+    key = None
+    if options is not None:
+        key = options.idempotency_key
+        if key is not None or options.extra_headers:
+            headers = {**headers, **(options.extra_headers or {})}
+            if key is not None:
+                headers["Idempotency-Key"] = key
+        if options.extra_body or options.extra_query:
+            query, body = _with_extras(options, query, body)
+    lane = op.lane
+    message_type = sender = None
+    if lane is not None and body is not None:
+        message_type, sender = lane.of(body)
+    return WireRequest(
+        op.method,
+        path,
+        base_url + path + ("?" + query if query else ""),
+        headers,
+        None if body is None else _JSON_DUMPS(body).encode(),
+        op.idempotent or key is not None,
+        key,
+        message_type,
+        sender,
+    )
+
+
+def encode_pairs(params: Mapping[str, Any]) -> str:
+    """A query string from parameters, with the methods' encoding rules (``_spec``)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in params.items():
+        encode_query(name, value, pairs)
+    return "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
+
+
+def _with_extras(
+    options: RequestOptions, query: str, body: dict[str, Any] | None
+) -> tuple[str, dict[str, Any] | None]:
+    """Merge ``extra_query`` / ``extra_body`` into a built request (the same encoding rules)."""
+    if options.extra_body:
+        body = {**(body or {}), **json_value(dict(options.extra_body))}
+    if options.extra_query:
+        extra = encode_pairs(options.extra_query)
+        query = f"{query}&{extra}" if query and extra else (query or extra)
+    return query, body
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """Telnyx's id of the request, from whichever header carries it."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def decode(response: HttpResponse, op: Located) -> Any:
+    """The JSON body of a 2xx (``{}`` when empty); not JSON raises APIResponseValidationError."""
+    if not response.body:
+        return {}
+    try:
+        # Telnyx answers UTF-8 JSON objects; json.loads would first sniff every body's encoding.
+        body = response.body
+        if body[:1] in (b"{", b"["):
+            try:
+                return _JSON_DECODE(body.decode("utf-8"))
+            except ValueError:
+                pass  # e.g. UTF-16 without a BOM: json.loads below knows those
+        return json.loads(body)
+    except ValueError as exc:
+        raise invalid(response, op, f"the body is not JSON: {response.body[:200]!r}") from exc
+
+
+def invalid(
+    response: HttpResponse, op: Located, message: str, field: str | None = None
+) -> APIResponseValidationError:
+    """The error for a 2xx whose body cannot be read (the request was accepted).
+
+    ``field`` is the model path the structuring blamed (``Message.to.phone_number``).
+    """
+    return APIResponseValidationError(
+        message,
+        status=response.status,
+        request_id=request_id(response.headers),
+        body=response.body[:1000].decode("utf-8", "replace"),
+        method=op.method,
+        path=op.path,
+        field=field,
+    )
+
+
+def too_large(response: HttpResponse, op: Located, limit: int) -> APIResponseValidationError:
+    """The error for a 2xx whose body exceeded ``max_response_size`` (it was not read)."""
+    return APIResponseValidationError(
+        f"the body exceeds max_response_size ({limit} bytes) and was not read",
+        status=response.status,
+        request_id=request_id(response.headers),
+        method=op.method,
+        path=op.path,
+    )
+
+
+_SHAPE_ERRORS = (TypeError, ValueError, KeyError, AttributeError)
+
+
+def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
+    """``finish(response) -> result``: decode and structure one endpoint's 2xx response."""
+    envelope = endpoint.envelope
+    if envelope == "none":
+        return lambda _: None  # type: ignore[return-value]  # T is None for these endpoints
+    from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
+
+    item_type = endpoint.response
+    hook = converter.get_structure_hook(item_type)
+    many = endpoint.many
+
+    def finish(response: HttpResponse) -> Any:
+        doc = decode(response, endpoint)
+        data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
+        try:
+            if many:
+                return [hook(x, item_type) for x in (data or ())]
+            return hook(data, item_type)
+        except _SHAPE_ERRORS as exc:
+            raise _shape_error(response, endpoint, exc) from exc
+
+    return finish
+
+
+def page_parser(
+    endpoint: Endpoint[Any, T],
+) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
+    """``parse(request, response, page_number) -> (page, raw data)`` for a paged endpoint."""
+    from telnyx_msg._convert import converter
+
+    item_type = endpoint.response
+    hook = converter.get_structure_hook(item_type)
+    meta_hook = converter.get_structure_hook(PageMeta)
+
+    def parse(
+        request: Any, response: HttpResponse, number: int | None
+    ) -> tuple[Page[T], list[Any]]:
+        doc = decode(response, endpoint)
+        raw = doc.get("data") if isinstance(doc, dict) else None
+        raw_list: list[Any] = raw if isinstance(raw, list) else []
+        meta_raw = doc.get("meta") if isinstance(doc, dict) else None
+        try:
+            meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
+            items = [hook(x, item_type) for x in raw_list]
+        except _SHAPE_ERRORS as exc:
+            raise _shape_error(response, endpoint, exc) from exc
+        return Page(items, meta, number or request.page_number or 1), raw_list
+
+    return parse
+
+
+def _shape_error(response: HttpResponse, op: Located, exc: Exception) -> APIResponseValidationError:
+    return invalid(
+        response, op, f"unexpected response shape: {exc}", field=getattr(exc, "path", None)
+    )
+
+
+def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
+    """The typed error for a non-2xx response (see ``errors.status_error_class``)."""
+    body: Any
+    try:
+        body = json.loads(response.body) if response.body else None
+    except ValueError:
+        body = response.body.decode("utf-8", "replace")
+    raw_errors = body.get("errors") if isinstance(body, dict) else None
+    errors = [ErrorDetail.from_json(e) for e in raw_errors] if isinstance(raw_errors, list) else []
+    status = response.status
+    code = errors[0].code if errors else None
+    return status_error_class(status, code)(
+        status,
+        errors=errors,
+        request_id=request_id(response.headers),
+        body=body,
+        method=wire.method,
+        path=wire.path,
+        retry_after=server_hint(response.headers, status),
+        outcome_unknown=status_outcome_unknown(status, wire.retry_safe),
+    )
+
+
+def transport_error(
+    exc: TransportError, wire: WireRequest
+) -> APIConnectionError | ClientClosedError:
+    """The typed error for an attempt that got no response (after the retries it allowed)."""
+    method, path = wire.method, wire.path
+    if exc.closed:
+        return ClientClosedError(
+            f"{method} {path}: not sent, the client was closed", method=method, path=path
+        )
+    note = (
+        " The request may have reached Telnyx, so it was not retried; pass "
+        "options=RequestOptions(idempotency_key=...) to make it retryable."
+        if exc.reached and not wire.retry_safe
+        else ""
+    )
+    error_cls = APITimeoutError if exc.timeout else APIConnectionError
+    return error_cls(
+        f"{method} {path}: {exc}.{note}", method=method, path=path, outcome_unknown=exc.reached
+    )
+
+
+def failure(response: HttpResponse | None, error: Exception) -> Failure:
+    """What the retry policy (``_retry.next_delay``) needs to know of a failed attempt."""
+    if response is None:
+        if isinstance(error, ClientClosedError):
+            return Failure(None, final=True)
+        return Failure(None, reached=getattr(error, "outcome_unknown", True))
+    if not isinstance(error, APIStatusError):  # a 2xx that could not be read
+        return Failure(response.status, final=True)
+    return Failure(
+        response.status,
+        code=error.code,
+        hint=error.retry_after,
+        should_retry=response.headers.get("x-should-retry"),
+    )
