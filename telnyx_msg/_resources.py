@@ -204,10 +204,11 @@ class Messages(Resource[M]):
         arguments of a send method (typed as :data:`telnyx_msg.SendItem`, so a checker catches a
         misspelled key); it is consumed lazily. ``method="auto"`` picks
         ``send_whatsapp`` for items with ``whatsapp_message``, ``send_group_mms`` when ``to``
-        is a list, else ``send``. At most ``concurrency`` sends are in flight (it may not exceed
-        the client's ``pool_size``). ``skip_optouts=True`` lists the account's opt-outs once
-        and reports items to opted-out recipients as ``not_sent`` without sending. Outcomes
-        come in completion order; see ``docs/bulk-sending.md`` for the statuses and stopping.
+        is a list, else ``send``. At most ``concurrency`` sends are in flight; the client's
+        connection pool grows to it (a session you passed in limits it to its connector's).
+        ``skip_optouts=True`` lists the account's opt-outs once and reports items to opted-out
+        recipients as ``not_sent`` without sending. Outcomes come in completion order; see
+        ``docs/bulk-sending.md`` for the statuses and stopping.
         """
         return self._runner._send_many(requests, concurrency, method, on_stop, skip_optouts)
 

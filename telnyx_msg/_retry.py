@@ -22,8 +22,8 @@ A response header ``x-should-retry: true`` or ``false`` overrides the status row
 transport rows): the server that saw the request knows whether repeating it is safe. This is the
 directive the official SDK also checks first (docs/wire.md §1.6); any other value is ignored.
 
-Waits: the server's hint when it sends one (``retry-after-ms``, then ``Retry-After`` as seconds or
-an HTTP date, then Telnyx's ``x-ratelimit-reset`` on a 429), else exponential backoff
+Waits: the server's hint when it sends a positive one (``retry-after-ms``, then ``Retry-After``
+as seconds or an HTTP date, then Telnyx's ``x-ratelimit-reset`` on a 429), else exponential backoff
 ``min(initial * 2**n, max) * (1 - jitter * U[0,1))`` (0.5 s doubling to 8 s by default). A hint
 longer than ``max_wait`` (60 s by default) is not slept through and not ignored either: the error
 is raised at once with ``retry_after`` set.
@@ -31,7 +31,6 @@ is raised at once with ``retry_after`` set.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 import time
@@ -93,7 +92,8 @@ def next_delay(
     """Seconds to wait before retrying attempt number ``attempt`` (0-based), or None: give up.
 
     The module table decides whether the failure may be retried at all; the wait is the
-    server's hint when it gave one, else ``backoff``. A hint longer than ``backoff.max_wait``
+    server's hint when it gave a positive one (a hint of 0 gets the backoff, so a server
+    saying "now" is not hammered), else ``backoff``. A hint longer than ``backoff.max_wait``
     gives up (the error carries ``retry_after``), never cut short.
     """
     if failure.final or attempt >= max_retries:
@@ -169,6 +169,8 @@ def parse_seconds(value: str) -> float | None:
 
 
 def _http_date_delay(value: str, now: Callable[[], float]) -> float | None:
+    import email.utils  # rare (Retry-After as a date), and ~10 ms to import
+
     try:
         when = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):

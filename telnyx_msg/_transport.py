@@ -140,8 +140,11 @@ class _Connector(aiohttp.TCPConnector):
         # Bounded: each extra pass closed one pooled connection; then a fresh one is made.
         for _ in range(self.limit or 100):
             conn = await super().connect(*args, **kwargs)
+            protocol = conn.protocol
+            if protocol is None or not _readable(protocol):
+                break  # the usual case, checked without a coroutine
             try:
-                if await _usable(conn.protocol):
+                if await _usable(protocol):
                     break
             except BaseException:
                 conn.close()
@@ -162,9 +165,8 @@ class _Connector(aiohttp.TCPConnector):
 
 
 async def _usable(protocol: Any) -> bool:
-    """Whether a connection just taken from the pool (or made) can carry a request."""
-    if protocol is None or not _readable(protocol):
-        return True
+    """Whether a connection that has something to read (see ``_readable``) can still carry a
+    request."""
     transport = protocol.transport
     if transport is not None and transport.get_extra_info("sslcontext") is not None:
         # TLS: the bytes may be a session ticket (TLS 1.3 sends them after the handshake) or
@@ -375,9 +377,11 @@ class AiohttpTransport:
         """The body, read in chunks so an oversized (or decompression-bomb) body is cut off."""
         limit = self._max_response_size
         length = resp.content_length
-        if length is not None and length > limit and resp.headers.get("Content-Encoding") is None:
-            resp.close()
-            return b"", True
+        if length is not None and resp.headers.get("Content-Encoding") is None:
+            if length > limit:
+                resp.close()
+                return b"", True
+            return await resp.read(), False  # the declared size is the size read
         chunks: list[bytes] = []
         size = 0
         while True:

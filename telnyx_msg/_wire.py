@@ -126,9 +126,10 @@ def build_request(
     if options is not None:
         key = options.idempotency_key
         if key is not None or options.extra_headers:
-            headers = {**headers, **(options.extra_headers or {})}
+            extra = dict(options.extra_headers or {})
             if key is not None:
-                headers["Idempotency-Key"] = key
+                extra["Idempotency-Key"] = key
+            headers = merge_headers(headers, extra)
         if options.extra_body or options.extra_query:
             query, body = _with_extras(options, query, body)
     lane = op.lane
@@ -148,6 +149,14 @@ def build_request(
     )
 
 
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with ``extra`` on top; header names compare case-insensitively (one value each)."""
+    spelled = {name.lower(): (name, value) for name, value in extra.items()}  # last one wins
+    merged = {name: value for name, value in base.items() if name.lower() not in spelled}
+    merged.update(spelled.values())
+    return merged
+
+
 def encode_pairs(params: Mapping[str, Any]) -> str:
     """A query string from parameters, with the methods' encoding rules (``_spec``)."""
     pairs: list[tuple[str, str]] = []
@@ -164,7 +173,10 @@ def _with_extras(
         body = {**(body or {}), **json_value(dict(options.extra_body))}
     if options.extra_query:
         extra = encode_pairs(options.extra_query)
-        query = f"{query}&{extra}" if query and extra else (query or extra)
+        # An extra parameter replaces an argument of the same name (never sent twice).
+        names = {part.split("=", 1)[0] for part in extra.split("&")}
+        kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in names]
+        query = "&".join([*kept, extra] if extra else kept)
     return query, body
 
 
@@ -264,11 +276,13 @@ def page_parser(
         request: Any, response: HttpResponse, number: int | None
     ) -> tuple[Page[T], list[Any]]:
         doc = decode(response, endpoint)
-        raw = doc.get("data") if isinstance(doc, dict) else None
-        raw_list: list[Any] = raw if isinstance(raw, list) else []
+        raw_list = doc.get("data") if isinstance(doc, dict) else None
         meta_raw = doc.get("meta") if isinstance(doc, dict) else None
+        if not isinstance(raw_list, list) or not isinstance(meta_raw, (dict, type(None))):
+            # Read as an empty page, it would silently end the iteration.
+            raise invalid(response, endpoint, "unexpected page shape: expected {'data': [...]}")
         try:
-            meta = meta_hook(meta_raw, PageMeta) if isinstance(meta_raw, dict) else PageMeta()
+            meta = PageMeta() if meta_raw is None else meta_hook(meta_raw, PageMeta)
             items = [hook(x, item_type) for x in raw_list]
         except _SHAPE_ERRORS as exc:
             raise _shape_error(response, endpoint, exc) from exc
@@ -291,7 +305,12 @@ def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
     except ValueError:
         body = response.body.decode("utf-8", "replace")
     raw_errors = body.get("errors") if isinstance(body, dict) else None
-    errors = [ErrorDetail.from_json(e) for e in raw_errors] if isinstance(raw_errors, list) else []
+    if isinstance(raw_errors, list):
+        errors = [ErrorDetail.from_json(e) for e in raw_errors]
+    elif isinstance(body, dict) and ("code" in body or "title" in body):
+        errors = [ErrorDetail.from_json(body)]  # the bare form of some opt-out/cancel errors
+    else:
+        errors = []
     status = response.status
     code = errors[0].code if errors else None
     return status_error_class(status, code)(

@@ -20,7 +20,9 @@ async def answer(request: web.Request) -> web.Response:
     await request.read()
     if request.path.endswith("/teapot"):
         return telnyx_error(404, "10005", "Not found")
-    return json_response({"data": message_json(), "meta": {"page_number": 1}})
+    if request.path.endswith("/messaging_optouts"):
+        return json_response({"data": [], "meta": {"page_number": 1}})
+    return json_response({"data": message_json()})
 
 
 def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:

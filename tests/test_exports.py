@@ -340,7 +340,9 @@ WIRE_FREE = {
     "_plan.py",
     "_events.py",
     "_bulk.py",
+    "_outcome.py",
     "_tracker.py",
+    "_wire.py",
 }
 IO_MODULES = (
     "aiohttp",
@@ -377,6 +379,41 @@ def test_layering_the_core_never_imports_the_facade_testing_or_the_cli() -> None
     assert offenders == []
     root = _package_imports()["__init__.py"]
     assert not _uses(root, "telnyx_msg._sync", {"module-level"})  # Client loads on first use
+
+
+def test_layering_the_bulk_engine_sits_on_top_of_the_client() -> None:
+    """The client, resources, facade and wire never import the bulk engine when they load (not
+    even for typing: the shared types are in _outcome); the engine never imports the client."""
+    imports = _package_imports()
+    for rel in ("_client.py", "_resources.py", "_sync.py", "_transport.py", "_wire.py"):
+        assert not _uses(imports[rel], "telnyx_msg._bulk", {"module-level", "type-checking"}), rel
+    assert not _uses(imports["_bulk.py"], "telnyx_msg._client")
+
+
+def test_layering_the_facade_uses_only_the_core_interface() -> None:
+    """_sync.py touches no private attribute of its AsyncClient: it runs endpoints through
+    ``_client.Core`` (runner, pager, raw_runner, send_many)."""
+    tree = ast.parse((PACKAGE_DIR / "_sync.py").read_text(encoding="utf-8"))
+    offenders = sorted(
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and (
+            (isinstance(node.value, ast.Attribute) and node.value.attr == "_async")
+            or (isinstance(node.value, ast.Name) and node.value.id in {"client", "async_client"})
+        )
+    )
+    assert offenders == []
+
+
+def test_layering_the_send_path_is_sans_io_below_the_client() -> None:
+    """_wire and _retry import nothing that does I/O or sleeps (they are pure functions)."""
+    imports = _package_imports()
+    for rel in ("_wire.py", "_retry.py"):
+        for top in ("asyncio", "aiohttp", "telnyx_msg._transport", "telnyx_msg._ratelimit"):
+            assert not _uses(imports[rel], top), f"{rel} imports {top}"
 
 
 def test_webhook_only_services_do_not_load_aiohttp() -> None:
