@@ -16,10 +16,17 @@ from typing import Any, TypeVar
 from telnyx_msg.errors import ConfigurationError, RedisUnavailableError
 
 __all__ = [
+    "MAX_CONNECTIONS",
     "bounded",
+    "client_from_url",
     "close_client",
     "make_client",
 ]
+
+#: Connections one Redis client of ours opens at most. More simultaneous calls (a burst of
+#: webhooks, a send_many at concurrency 200) wait for a free one, within the call's timeout;
+#: redis-py's default pool would fail them at once ("Too many connections").
+MAX_CONNECTIONS = 100
 
 T = TypeVar("T")
 
@@ -41,12 +48,25 @@ def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: flo
             f"{owner} needs the redis package: pip install 'telnyx_msg[redis]'"
         ) from exc
     try:
-        # Socket timeouts bound what wait_for cannot see (a half-open TCP connection).
-        return aioredis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
+        return client_from_url(aioredis, url, socket_timeout)
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL for {owner}: {exc}") from exc
+
+
+def client_from_url(aioredis: Any, url: str, timeout: float) -> Any:
+    """A ``redis.asyncio.Redis`` for ``url`` whose pool waits (``timeout`` at most) for a free
+    connection; socket timeouts bound what ``wait_for`` cannot see (a half-open connection)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    from_pool = getattr(aioredis.Redis, "from_pool", None)  # redis-py >= 5.0.1
+    if from_pool is not None:
+        return from_pool(pool)  # closing the client closes the pool
+    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
 
 
 async def close_client(client: Any) -> None:

@@ -25,6 +25,7 @@ from telnyx_msg._bucket import (
     resolve_config,
 )
 from telnyx_msg._ratelimit import wait_too_long
+from telnyx_msg._redis_common import client_from_url
 from telnyx_msg.errors import (
     QUEUE_FULL_CODE,
     ConfigurationError,
@@ -255,9 +256,7 @@ class RedisRateLimits:
                 raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
 
             def make() -> Any:
-                return redis_asyncio.from_url(
-                    url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
-                )
+                return client_from_url(redis_asyncio, url, redis_timeout)
 
             try:
                 client = make()

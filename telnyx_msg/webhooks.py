@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from telnyx_msg._convert import structure_event
+from telnyx_msg._redis_common import client_from_url
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -238,9 +239,7 @@ class RedisReplayStore:
                     "RedisReplayStore needs the redis package: pip install 'telnyx_msg[redis]'"
                 ) from exc
             try:
-                client = aioredis.from_url(
-                    url, socket_timeout=timeout, socket_connect_timeout=timeout
-                )
+                client = client_from_url(aioredis, url, timeout)
             except ValueError as exc:
                 raise ConfigurationError(f"bad redis URL: {exc}") from exc
         self._client: Any = client

@@ -672,3 +672,27 @@ def test_cli_worker_rejects_a_bad_handler_spec() -> None:
         )
         assert result.returncode == 1
         assert "handler" in result.stderr
+
+
+async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """300 webhooks at once (3x the 100 connections one client opens): every one is queued
+    (a receiver would otherwise answer 503 to 200 of them); the same for a replay store and a
+    tracker shared by that many tasks."""
+    from telnyx_msg import RedisDeliveryTracker
+    from telnyx_msg.webhooks import RedisReplayStore
+
+    names = [f"burst-{i}" for i in range(300)]
+    ids = await asyncio.gather(*(queue.enqueue(event_body(n), parsed(n)) for n in names))
+    assert len(set(ids)) == 300
+    assert await (await raw(queue)).xlen(queue.stream) == 300
+    store = RedisReplayStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        new = await asyncio.gather(*(store.amark_if_new(n, 60) for n in names))
+        assert new == [True] * 300
+    finally:
+        await store.aclose()
+    async with RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:") as tracker:
+        results = await asyncio.gather(*(tracker.result(f"m-{i}") for i in range(300)))
+        assert results == [None] * 300
