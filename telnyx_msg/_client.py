@@ -401,8 +401,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 timeout = to_timeout(options.timeout)
             if options.max_retries is not None:
                 max_retries = options.max_retries
-        wire = build_request(op, request, shared.base_url, shared.headers)
-        limiter = shared.limiter if wire.message_type is not None else None
+        limiter = shared.limiter
+        wire = build_request(op, request, shared.base_url, shared.headers, limiter is not None)
+        if wire.message_type is None:  # not a send: not rate limited
+            limiter = None
         attempt = 0
         while True:
             if limiter is not None:
@@ -449,20 +451,20 @@ class AsyncClient(ResourceTree[AsyncMode]):
         except TransportError as exc:
             error = transport_error(exc, wire)
             error.__cause__ = exc
-            failure: Exception | None = exc
+            cause: Exception | None = exc
         else:
-            failure = None
+            cause = None
             if response.status >= 400:
                 error = status_error(response, wire)
             elif response.too_large:
                 error = too_large(response, wire, shared.transport.max_response_size)
         if log.isEnabledFor(logging.DEBUG):
-            _log_attempt(wire, response, attempt, started, failure)
+            _log_attempt(wire, response, attempt, started, cause)
         if event is not None and hooks.response:
             status = None if response is None else response.status
             rid = None if response is None else request_id(response.headers)
             elapsed = time.perf_counter() - started
-            await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, failure))
+            await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, cause))
         return response, error
 
     def _usable(self, op: Operation) -> _Shared:

@@ -117,9 +117,12 @@ class WireRequest(NamedTuple):
 
 
 def build_request(
-    op: Operation, request: Any, base_url: str, headers: Mapping[str, str]
+    op: Operation, request: Any, base_url: str, headers: Mapping[str, str], limited: bool = True
 ) -> WireRequest:
-    """The HTTP request for a validated request model (its ``options`` applied)."""
+    """The HTTP request for a validated request model (its ``options`` applied).
+
+    ``limited=False`` (the client has no rate limiter) skips reading the send's lane.
+    """
     path, query, body = op.build(request)
     options: RequestOptions | None = request.options
     key = None
@@ -134,7 +137,7 @@ def build_request(
             query, body = _with_extras(options, query, body)
     lane = op.lane
     message_type = sender = None
-    if lane is not None and body is not None:
+    if limited and lane is not None and body is not None:
         message_type, sender = lane.of(body)
     return WireRequest(
         op.method,
