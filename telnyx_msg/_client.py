@@ -394,13 +394,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         ``attempts``, when given, receives the number of retries the call took.
         """
         shared = self._usable(op)
-        timeout, max_retries = self._timeout, self._max_retries
-        options = request.options
-        if options is not None:
-            if options.timeout is not None:
-                timeout = to_timeout(options.timeout)
-            if options.max_retries is not None:
-                max_retries = options.max_retries
+        timeout, max_retries = self._settings(request.options)
         limiter = shared.limiter
         wire = build_request(op, request, shared.base_url, shared.headers, limiter is not None)
         if wire.message_type is None:  # not a send: not rate limited
@@ -466,6 +460,14 @@ class AsyncClient(ResourceTree[AsyncMode]):
             elapsed = time.perf_counter() - started
             await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, cause))
         return response, error
+
+    def _settings(self, options: RequestOptions | None) -> tuple[Timeout, int]:
+        """The call's timeout and retries: its options', else this client's."""
+        if options is None:
+            return self._timeout, self._max_retries
+        timeout = self._timeout if options.timeout is None else to_timeout(options.timeout)
+        retries = self._max_retries if options.max_retries is None else options.max_retries
+        return timeout, retries
 
     def _usable(self, op: Operation) -> _Shared:
         shared = self._shared
