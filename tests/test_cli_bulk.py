@@ -158,6 +158,37 @@ async def test_crash_recovery_marks_journaled_rows_unknown(tmp_path: Path) -> No
 
 
 @pytest.mark.anyio
+async def test_crash_recovery_records_the_recipient_of_unknown_rows(tmp_path: Path) -> None:
+    """A journaled row without an outcome is recorded unknown with its row's ``to`` (as every
+    other outcome is), read from the input file the resume checked is unchanged. The journal
+    is the one a run writes (``w ROW`` lines): nothing more is needed in it."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 6)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        sent = {int(r["row"]): r for r in results(out)}
+        # The crash: rows 4 and 6 were journaled, no outcome recorded; 7 was not reached.
+        kept = [r for row, r in sent.items() if row not in (4, 6, 7)]
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, list(kept[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+        with (tmp_path / "out.csv.journal").open("a") as journal:
+            journal.write("w 4\nw 6\n")
+        fake.stats.reset()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 1
+        latest = {int(r["row"]): r for r in results(out)}
+        assert latest[4]["status"] == latest[6]["status"] == "unknown"
+        assert latest[7]["status"] == "sent"
+        # Every row, whatever its status, names its recipient as the first run did.
+        assert {row: r["to"] for row, r in latest.items()} == {
+            row: r["to"] for row, r in sent.items()
+        }
+        assert latest[4]["to"] == "+13125550002"
+        assert latest[4]["idempotency_key"] == sent[4]["idempotency_key"]
+
+
+@pytest.mark.anyio
 async def test_each_row_is_journaled_before_its_request_arrives(
     tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
 ) -> None:
@@ -483,6 +514,33 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
     counts = per_recipient(fake)
     assert len(counts) == 150
     assert set(counts.values()) == {1}
+
+
+@pytest.mark.anyio
+async def test_kill_9_then_resume_records_unknown_rows_with_their_recipient(
+    tmp_path: Path,
+) -> None:
+    """kill -9 mid-run: --resume records the rows in flight unknown, each with its ``to``."""
+    rows = 60
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, rows)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out)
+        await wait_for_journal(out, 30, proc)
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == -signal.SIGKILL  # not a run that had ended on its own
+        resume = await start_bulk(fake, source, out, "--resume")
+        _, stderr = await asyncio.wait_for(resume.communicate(), 60)
+        assert resume.returncode == 1, stderr  # the unknown rows are left for --retry-unknown
+        assert b"recorded as unknown" in stderr
+    records = results(out)
+    assert sorted(int(r["row"]) for r in records) == list(range(2, rows + 2))
+    unknown = [r for r in records if r["status"] == "unknown"]
+    assert unknown, "no row was in flight at the kill"
+    assert {r["status"] for r in records} == {"sent", "unknown"}
+    # write_rows: row N goes to +1312555 followed by N - 2 on four digits.
+    assert [r["to"] for r in records] == [f"+1312555{int(r['row']) - 2:04d}" for r in records]
 
 
 @pytest.mark.slow

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,8 @@ def threaded_server() -> Iterator[str]:
     state: dict[str, Any] = {}
 
     async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/messages/slow"):
+            await asyncio.sleep(5)
         if request.method == "GET" and request.path.endswith("/messaging_optouts"):
             return json_response(
                 {
@@ -117,3 +121,50 @@ def test_session_argument_rejected() -> None:
     """A foreign aiohttp session cannot serve the facade's own loop: clear error."""
     with pytest.raises(telnyx_msg.ConfigurationError, match="session"):
         telnyx_msg.Client("k", session=object())  # type: ignore[arg-type]
+
+
+def test_a_blocking_call_from_an_event_hook_raises_instead_of_deadlocking(
+    threaded_server: str,
+) -> None:
+    """Hooks run in the client's loop thread: a blocking call there cannot wait for that loop,
+    so it raises at once and the outer call completes."""
+    errors: list[BaseException] = []
+
+    def hook(_: object) -> None:
+        try:
+            client.messages.retrieve("m1")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    client = telnyx_msg.Client(
+        "k", base_url=threaded_server, rate_limits=None, event_hooks={"request": [hook]}
+    )
+    with client:
+        assert client.messages.retrieve("m0").id
+    assert len(errors) == 1
+    assert "own event loop thread" in str(errors[0])
+
+
+def test_ctrl_c_while_waiting_cancels_the_call(threaded_server: str) -> None:
+    """KeyboardInterrupt in the waiting thread reaches the caller at once and cancels the
+    request on the client's loop; the client stays usable."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("interrupt_main targets the main thread")
+
+    def tasks() -> int:  # every task on the client's loop but this one
+        return len(asyncio.all_tasks()) - 1
+
+    with telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None) as client:
+        idle = client._owner.portal.call(tasks)
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            client.messages.retrieve("slow")  # the server takes 5 s
+        assert time.monotonic() - started < 2.5
+        for _ in range(100):
+            if client._owner.portal.call(tasks) == idle:
+                break
+            time.sleep(0.02)
+        assert client._owner.portal.call(tasks) == idle  # the request was cancelled
+        assert client.messages.retrieve("m1").id

@@ -156,12 +156,14 @@ class BulkRun:
         if self.args.overwrite:
             self.results.remove()
             self.journal.remove()
+        recipients = self._recipients(self.recovered)
         for row in self.recovered:
             self._write(
                 _record(
                     row,
                     None,
                     status="unknown",
+                    to=recipients.get(row, ""),
                     key=self._key(row),
                     error="the run stopped while this request may have been "
                     "written (found in the journal by --resume)",
@@ -176,6 +178,24 @@ class BulkRun:
         # RESULTS must be on disk before the journal that covered those rows is emptied.
         self.results.close()
         self.journal.start(self.header)
+
+    def _recipients(self, rows: list[int]) -> dict[int, str]:
+        """The ``to`` cell of each of ``rows``, read from the input file.
+
+        The journal names rows only; ``prepare`` checked that the file is the one the run
+        began with, so a row's cells are those its request was built from (``to`` as sent).
+        """
+        wanted = set(rows)
+        found: dict[int, str] = {}
+        if not wanted:
+            return found
+        last = max(wanted)
+        for row, cells in self.table.rows():
+            if row in wanted:
+                found[row] = self.table.cell(cells, "to")
+            if row >= last:
+                break
+        return found
 
     def _key(self, row: int) -> str:
         return idempotency_key(self.run_id, row)

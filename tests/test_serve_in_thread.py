@@ -1,0 +1,72 @@
+"""``serve_in_thread`` entered and left from plain code and from inside a running event loop.
+
+The fake serves on its own loop in its own thread; leaving the block must only talk to that
+thread (never run a loop in the caller's thread), so it works the same from an ``async def``
+test, and an error raised in the block is the one the caller sees.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx, serve_in_thread
+
+THREAD_NAME = "telnyx_msg-fake"
+
+
+def fake_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
+
+
+def assert_stopped(fake: FakeTelnyx, port: int) -> None:
+    """The fake's thread ended and nothing listens on its port any more."""
+    assert fake_threads() == []
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 5):
+        pass
+
+
+@pytest.mark.anyio
+async def test_entered_and_left_inside_a_running_loop() -> None:
+    """From an async test: the fake answers the test's client, and leaving the block inside
+    the test's loop closes it and stops its thread."""
+    assert fake_threads() == []
+    with serve_in_thread() as fake:
+        port = fake.port
+        assert len(fake_threads()) == 1
+        async with fake.client() as client:
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+            await fake.settle()
+            assert (await client.messages.retrieve(str(sent.id))).to[0].status == "delivered"
+        assert [m["id"] for m in fake.messages()] == [sent.id]
+    assert_stopped(fake, port)
+
+
+@pytest.mark.anyio
+async def test_an_error_in_the_block_is_not_hidden_inside_a_running_loop() -> None:
+    """The block's own exception reaches the async test, and the fake still stops."""
+    served: list[FakeTelnyx] = []
+
+    def fail_inside() -> None:
+        with serve_in_thread() as fake:
+            served.append(fake)
+            raise ZeroDivisionError("the test's own error")
+
+    with pytest.raises(ZeroDivisionError, match="the test's own error"):
+        fail_inside()
+    assert_stopped(served[0], served[0].port)
+
+
+def test_entered_and_left_from_plain_code() -> None:
+    """From synchronous code (no loop running): the same, with ``fake.run`` for coroutines."""
+    from telnyx_msg import Client
+
+    with serve_in_thread() as fake:
+        port = fake.port
+        with Client(fake.api_key, base_url=fake.base_url) as client:
+            sent = client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+        fake.run(fake.settle())
+        assert [m["id"] for m in fake.messages()] == [sent.id]
+    assert_stopped(fake, port)
