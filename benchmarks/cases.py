@@ -13,6 +13,7 @@ import importlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
@@ -170,8 +171,11 @@ def send_case(
     return asyncio.run(main())
 
 
-def blocking_case(server: ServerProcess, latency_ms: int, n: int, time_limit: float) -> Sample:
-    """The blocking facade ``telnyx_msg.Client``: sequential sends (concurrency 1)."""
+def blocking_case(
+    server: ServerProcess, latency_ms: int, n: int, time_limit: float, threads: int = 1
+) -> Sample:
+    """The blocking facade ``telnyx_msg.Client``: ``n`` sends from ``threads`` threads sharing
+    one client (sequential sends when 1)."""
     import telnyx_msg
 
     with telnyx_msg.Client(
@@ -180,17 +184,34 @@ def blocking_case(server: ServerProcess, latency_ms: int, n: int, time_limit: fl
         send = client.messages.send
 
         def run(count: int, deadline: float) -> tuple[int, int]:
-            done = errors = 0
-            for _ in range(count):
-                if time.perf_counter() > deadline:
-                    break
-                try:
-                    send(from_=FROM, to=TO, text=TEXT)
-                except Exception:
-                    errors += 1
-                else:
-                    done += 1
-            return done, errors
+            tickets = iter(range(count))
+            lock = threading.Lock()
+            tally = [0, 0]  # done, errors
+
+            def worker() -> None:
+                while True:
+                    with lock:
+                        if next(tickets, None) is None:
+                            return
+                    if time.perf_counter() > deadline:
+                        return
+                    try:
+                        send(from_=FROM, to=TO, text=TEXT)
+                        ok = True
+                    except Exception:
+                        ok = False
+                    with lock:
+                        tally[0 if ok else 1] += 1
+
+            if threads == 1:
+                worker()
+            else:
+                pool = [threading.Thread(target=worker) for _ in range(threads)]
+                for thread in pool:
+                    thread.start()
+                for thread in pool:
+                    thread.join()
+            return tally[0], tally[1]
 
         run(min(n, 20), time.perf_counter() + time_limit)
         gc.collect()

@@ -241,14 +241,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ) as server:
         results["server"]["pid"] = server.pid
         send_samples: dict[tuple[str, int, int], list[Sample]] = {}
-        blocking_samples: dict[int, list[Sample]] = {}
+        blocking_samples: dict[tuple[int, int], list[Sample]] = {}
         for rep in range(profile.reps if only & {"sends", "blocking"} else 0):
             order = clients if rep % 2 == 0 else clients[::-1]  # cancel out order effects
             for (latency, conc), n in profile.sends.items():
-                if "sends" not in only and conc != 1:
+                # Without "sends", only the baselines of the blocking cases (1 and 50 threads).
+                if "sends" not in only and (latency, conc) not in ((0, 1), (20, 1), (0, 50)):
                     continue
                 for name in order:
-                    if "sends" not in only and name != "send":
+                    if "sends" not in only and name not in ("send", "raw"):
                         continue
                     count = n
                     if name.startswith("official"):
@@ -264,13 +265,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         + (f", {sample.errors} errors" if sample.errors else ""),
                     )
             if "blocking" in only:
-                for latency in (0, 20):
-                    n = profile.sends[(latency, 1)]
-                    sample = cases.blocking_case(server, latency, n, profile.time_limit)
-                    blocking_samples.setdefault(latency, []).append(sample)
+                for latency, threads in ((0, 1), (20, 1), (0, 50)):
+                    n = profile.sends[(latency, threads)]
+                    sample = cases.blocking_case(server, latency, n, profile.time_limit, threads)
+                    blocking_samples.setdefault((latency, threads), []).append(sample)
                     _log(
                         started,
-                        f"rep {rep + 1} blocking {latency} ms: "
+                        f"rep {rep + 1} blocking {latency} ms, {threads} thread(s): "
                         f"{sample.cpu_ms_per_1000 / 1000:.3f} ms/call",
                     )
 
@@ -306,11 +307,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 key=lambda r: (r["latency_ms"], r["concurrency"], clients.index(str(r["client"])))
             )
             results["sends"] = rows
-        for latency, samples in blocking_samples.items():
-            async_samples = send_samples.get(("send", latency, 1), [])
+        for (latency, threads), samples in blocking_samples.items():
+            async_samples = send_samples.get(("send", latency, threads), [])
+            raw_samples = send_samples.get(("raw", latency, threads), [])
             results["blocking"].append(
                 {
                     "latency_ms": latency,
+                    "threads": threads,
+                    "ratio_vs_raw": _paired(samples, raw_samples, lambda s: s.cpu_ms_per_1000),
                     "n": int(statistics.median([s.n for s in samples])),
                     "errors": sum(s.errors for s in samples),
                     "cpu_ms_per_call": _median([s.cpu_ms_per_1000 / 1000 for s in samples]),

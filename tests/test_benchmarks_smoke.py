@@ -33,6 +33,7 @@ TARGET_IDS = {
     "send_cpu_c50",
     "send_many_cpu_c50",
     "blocking_cpu_c1",
+    "blocking_cpu_threads",
     "webhook_unwrap",
     "paging",
     "goodput",
@@ -102,7 +103,11 @@ def test_smoke_run_writes_every_key(tmp_path: Path) -> None:
         assert set(row) >= SEND_KEYS
         assert row["n"] > 0, row
         assert row["errors"] == 0, row
-    assert {b["latency_ms"] for b in results["blocking"]} == {0, 20}
+    assert {(b["latency_ms"], b["threads"]) for b in results["blocking"]} == {
+        (0, 1),
+        (20, 1),
+        (0, 50),
+    }
     assert {"ratio", "raw", "telnyx_msg"} <= set(results["paging"])
     assert {"ratio", "raw", "telnyx_msg", "body_bytes"} <= set(results["webhook"])
     assert {"aiohttp", "telnyx_msg", "(none)"} <= set(results["import"]["seconds"])
