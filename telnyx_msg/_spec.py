@@ -68,8 +68,8 @@ class Endpoint(Generic[P, R]):
     ``envelope`` says where the result is: ``"data"`` (``{"data": …}``), ``"bare"`` (the body
     itself) or ``"none"`` (no result, e.g. the ``"OK"`` string of a delete). ``send`` marks a
     message send, rate limited as its ``lane`` says (default :class:`Lane`: by media, per
-    ``from``). ``idempotent`` says a
-    retry after an ambiguous failure cannot duplicate anything (default: by HTTP method).
+    ``from``). ``idempotent`` says a retry after an ambiguous failure cannot duplicate anything
+    (default: by HTTP method).
     ``json_body`` says the operation takes a JSON request body (default: POST, PUT and PATCH);
     such a body is sent even when no field is set (``{}``), because the OpenAPI definition marks
     these request bodies ``required: true``. ``doc`` is the method's docstring (what it does,
@@ -148,9 +148,7 @@ class Endpoint(Generic[P, R]):
                 path = path.replace("{" + plan.name + "}", quote(value, safe=""))
             else:
                 encode_query(plan.wire, value, pairs)
-        if not pairs:
-            return path, "", body
-        return path, "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs), body
+        return path, query_string(pairs), body
 
 
 def json_value(value: Any) -> Any:
@@ -163,6 +161,11 @@ def json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_value(x) for x in value]
     return value
+
+
+def query_string(pairs: list[tuple[str, str]]) -> str:
+    """``k=v&...`` from encoded pairs, each part percent-encoded."""
+    return "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
 
 
 def encode_query(key: str, value: Any, out: list[tuple[str, str]]) -> None:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
-from urllib.parse import quote
 
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._retry import Failure, server_hint, status_outcome_unknown
-from telnyx_msg._spec import Endpoint, Lane, encode_query, json_value
+from telnyx_msg._spec import Endpoint, Lane, encode_query, json_value, query_string
 from telnyx_msg.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -101,8 +100,8 @@ class Located(Protocol):
 class WireRequest(NamedTuple):
     """One request, ready for the transport, with what the pipeline decides on.
 
-    ``message_type`` is the rate-limit type of a send (``"SMS"``/``"MMS"``) and None for any
-    other call (not rate limited); ``sender`` is the send's sender lane.
+    ``message_type`` is the rate-limit type of a send (``"SMS"``/``"MMS"``), None when the call
+    is not rate limited (not a send, or no limiter); ``sender`` is the send's sender lane.
     """
 
     method: str
@@ -165,7 +164,7 @@ def encode_pairs(params: Mapping[str, Any]) -> str:
     pairs: list[tuple[str, str]] = []
     for name, value in params.items():
         encode_query(name, value, pairs)
-    return "&".join(quote(k, safe="") + "=" + quote(v, safe="") for k, v in pairs)
+    return query_string(pairs)
 
 
 def _with_extras(
