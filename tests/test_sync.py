@@ -168,3 +168,45 @@ def test_ctrl_c_while_waiting_cancels_the_call(threaded_server: str) -> None:
             time.sleep(0.02)
         assert client._owner.portal.call(tasks) == idle  # the request was cancelled
         assert client.messages.retrieve("m1").id
+
+
+def test_close_while_threads_call_never_strands_a_caller(threaded_server: str) -> None:
+    """Closing a shared Client while other threads are calling it: every call returns or raises
+    a TelnyxError (a call posted as the loop stops is never left waiting), 20 rounds."""
+    for round_ in range(20):
+        client = telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None)
+        runs: list[list[str]] = [[] for _ in range(4)]
+
+        def caller(mine: list[str], client: telnyx_msg.Client = client) -> None:
+            for _ in range(50):
+                try:
+                    client.messages.retrieve("m1")
+                except telnyx_msg.TelnyxError:
+                    mine.append("closed")
+                    return
+                mine.append("ok")
+
+        threads = [threading.Thread(target=caller, args=(run,)) for run in runs]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.002 * round_)
+        client.close()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads), f"round {round_}: a caller hung"
+        for run in runs:  # all 50 answered, or answered until the close stopped it
+            assert run == ["ok"] * 50 or run == ["ok"] * (len(run) - 1) + ["closed"], run
+
+
+def test_a_call_reaching_a_closed_loop_raises_client_closed(threaded_server: str) -> None:
+    """The loop-thread entry itself refuses work once the loop is gone (the race the public
+    check cannot close: a thread that passed it just before another thread closed)."""
+    client = telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None)
+    entry = client._owner
+    client.close()
+
+    async def work() -> int:
+        return 1
+
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        entry.call(work)
