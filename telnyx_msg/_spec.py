@@ -148,7 +148,7 @@ class Endpoint(Generic[P, R]):
                 path = path.replace("{" + plan.name + "}", quote(value, safe=""))
             else:
                 encode_query(plan.wire, value, pairs)
-        return path, query_string(pairs), body
+        return path, query_string(pairs) if pairs else "", body
 
 
 def json_value(value: Any) -> Any:
