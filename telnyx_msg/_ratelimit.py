@@ -177,7 +177,8 @@ class LoopOwner:
     ) -> T:
         """Run ``make()`` on ``owner`` and wait for it here (cancelling it if this call is).
 
-        When the owner loop stops meanwhile (its client closed), its tasks are cancelled: the
+        When the owner loop stops meanwhile (its client closed), its tasks are cancelled, or
+        a call posted while it shut down never runs (the wait polls the owner to notice): the
         call then waits for that loop to stop and runs again under the next owner.
         """
         here = asyncio.get_running_loop()
