@@ -36,7 +36,12 @@ from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe, describe_raw
 from telnyx_msg._transport import Transport
-from telnyx_msg.errors import ClientClosedError, ConfigurationError, TelnyxError
+from telnyx_msg.errors import (
+    APIConnectionError,
+    ClientClosedError,
+    ConfigurationError,
+    TelnyxError,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -94,8 +99,9 @@ class _Portal:
         try:
             while not done.acquire(timeout=1.0):
                 if loop.is_closed() or (self.stopped and not loop.is_running()):
-                    # Queued as the loop stopped: it will never run.
-                    raise ClientClosedError("not sent: the client was closed")
+                    if not tasks:  # queued as the loop stopped: it never ran
+                        raise ClientClosedError("not sent: the client was closed")
+                    raise _closed_during_call()
         except BaseException:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
@@ -104,11 +110,19 @@ class _Portal:
         if ok:
             return cast(T, value)
         if isinstance(value, asyncio.CancelledError):  # the loop stopped under the call
-            raise ClientClosedError("the client was closed during this call") from None
+            raise _closed_during_call() from None
         try:
             raise value
         finally:
             del value  # no reference cycle through the traceback
+
+
+def _closed_during_call() -> APIConnectionError:
+    # Not ClientClosedError: that one promises nothing was written.
+    return APIConnectionError(
+        "the client was closed while this call ran; it may have reached Telnyx",
+        outcome_unknown=True,
+    )
 
 
 def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
