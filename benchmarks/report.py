@@ -34,6 +34,7 @@ TARGET_IDS = (
     "goodput_429",
     "import_time",
     "rss_send_many",
+    "bulk_rate",
 )
 
 CLIENT_LABELS = {
