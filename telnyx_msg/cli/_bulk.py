@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+from attrs import evolve
+
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
@@ -98,6 +100,7 @@ class BulkRun:
         self.blank = 0
         self.header = RunHeader("", "")
         self.recovered: list[int] = []
+        self.recorded = StatusTable()  # outcomes written by this invocation
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
         self.sending = False
@@ -121,7 +124,8 @@ class BulkRun:
             self.header = RunHeader.new(source, shard)
             return
         header, journaled = self.journal.read()
-        self.statuses, recorded_run = self.results.load()
+        since = header.results_at if header is not None else None
+        self.statuses, recent, recorded_run = self.results.load(since)
         if header is None:
             if recorded_run is None:
                 raise UsageError(
@@ -140,9 +144,16 @@ class BulkRun:
                 f"start a new run with a new --out"
             )
         self.header = header
-        # Journaled before its request could be written, and no outcome since: the process
-        # died with it in flight, so it may have reached Telnyx.
-        self.recovered = [row for row in journaled if self.statuses.get(row) is None]
+        # Journaled before its request could be written, and no outcome recorded since the
+        # journal began: the process died with it in flight, so it may have reached Telnyx.
+        # A journal without its start offset (written by an older version) cannot tell a
+        # not_sent line of an earlier run from one of the run that died, so it counts neither.
+        exact = since is not None
+        self.recovered = [
+            row
+            for row in journaled
+            if (status := recent.get(row)) is None or (status == "not_sent" and not exact)
+        ]
         for row in self.recovered:
             self.statuses.set(row, "unknown")
 
@@ -156,27 +167,32 @@ class BulkRun:
         if self.args.overwrite:
             self.results.remove()
             self.journal.remove()
-        recipients = self._recipients(self.recovered)
-        for row in self.recovered:
-            self._write(
-                _record(
-                    row,
-                    None,
-                    status="unknown",
-                    to=recipients.get(row, ""),
-                    key=self._key(row),
-                    error="the run stopped while this request may have been "
-                    "written (found in the journal by --resume)",
-                )
-            )
+        self._record_unknown(
+            self.recovered,
+            "the run stopped while this request may have been written (found in the journal "
+            "by --resume)",
+        )
         if self.recovered:
             _say(
                 f"resume: {len(self.recovered)} row(s) were in flight when the last run "
                 "stopped; recorded as unknown"
                 + ("" if self.args.retry_unknown else " (--retry-unknown resends them safely)")
             )
-        # RESULTS must be on disk before the journal that covered those rows is emptied.
+        self._restart_journal()
+
+    def _record_unknown(self, rows: list[int], why: str) -> None:
+        recipients = self._recipients(rows)
+        for row in rows:
+            record = _record(
+                row, None, status="unknown", to=recipients.get(row, ""), key=self._key(row)
+            )
+            self._write(record | {"error": why})
+
+    def _restart_journal(self) -> None:
+        # RESULTS must be on disk before the journal that covered its rows is emptied; the
+        # new journal notes where this invocation's outcomes begin.
         self.results.close()
+        self.header = evolve(self.header, results_at=self.results.size())
         self.journal.start(self.header)
 
     def _recipients(self, rows: list[int]) -> dict[int, str]:
@@ -265,6 +281,7 @@ class BulkRun:
     def _write(self, record: dict[str, Any]) -> None:
         self.results.append(record)
         self.statuses.set(int(record["row"]), record["status"])
+        self.recorded.set(int(record["row"]), record["status"])
 
     def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> None:
         self._write(
@@ -396,9 +413,22 @@ class BulkRun:
         return self.stopped[0] if self.stopped else None
 
     def finish(self) -> None:
-        """Leave the files clean: one line per row in RESULTS (synced), an empty journal."""
+        """Leave the files clean: an outcome for every journaled row, an empty journal, and
+        RESULTS synced and compacted to one line per row."""
+        # A stop reports the rows in flight, so normally each journaled row has its outcome.
+        # If an error cut that short, the journal is about to be emptied: record them here
+        # (and if that fails too, the journal stays for --resume).
+        _, journaled = self.journal.read()
+        missing = [row for row in journaled if self.recorded.get(row) is None]
+        self._record_unknown(
+            missing, "the run ended while this request may have been written (an error stopped it)"
+        )
+        self.counts["unknown"] += len(missing)
+        self._restart_journal()
+        # Compacted after the journal is emptied: a journal's start offset must stay true
+        # while it lists rows.
         self.results.compact()
-        self.journal.start(self.header)
+        self._restart_journal()
         self.journal.close()
 
     def unfinished(self) -> int:
@@ -445,13 +475,18 @@ async def _run(run: BulkRun) -> int:
     progress = Progress(total, enabled=not args.no_progress and sys.stderr.isatty())
     stopped: int | None = None
     failure: BaseException | None = None
+    finished = False
     try:
         stopped = await run.send(progress)
-    except (TelnyxError, JournalError, TableError) as exc:
-        failure = exc
+    except (TelnyxError, JournalError, TableError, OSError) as exc:
+        failure = exc  # OSError: RESULTS (or FILE) cannot be written (read); e.g. a full disk
     finally:
         progress.finish()
-        run.finish()
+        try:
+            run.finish()
+            finished = True
+        except OSError as exc:  # RESULTS cannot be written: the journal keeps what is in flight
+            failure = failure or exc
     stopped = stopped if stopped is not None else (run.stopped[0] if run.stopped else None)
     counts = run.counts
     done = sum(counts.values())
@@ -469,7 +504,13 @@ async def _run(run: BulkRun) -> int:
     resume = f"telnyx-msg bulk {args.file} --out {run.out}{shard} --resume"
     if failure is not None:
         _say(f"error: {failure}")
-        _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
+        if finished:
+            _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
+        else:
+            _say(
+                f"stopped; {run.out} could not be finished: the rows in flight are in the "
+                f"journal, and --resume records them once it can write. Resume with: {resume}"
+            )
         return 1
     if stopped is not None:
         flight = run.in_flight

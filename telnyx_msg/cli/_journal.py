@@ -4,9 +4,11 @@ RESULTS (CSV, or JSON Lines for a ``.jsonl`` name) gets one line per final outco
 flushed as outcomes arrive; at the end of every invocation it is compacted (atomically) to one
 line per row. The journal, ``RESULTS.journal``, says which rows may have reached Telnyx: its
 first line names the run (the id every ``Idempotency-Key`` derives from) and the input file's
-fingerprint, then one ``w ROW`` line per row, written and ``fdatasync``-ed *before* that row's
-request can be written. After a crash (``kill -9``, power loss) a journaled row without an outcome
-in RESULTS may have been sent, so ``--resume`` records it ``unknown``.
+fingerprint, and RESULTS's size when the journal began, then one ``w ROW`` line per row, written
+and ``fdatasync``-ed *before* that row's request can be written. After a crash (``kill -9``, power
+loss) a journaled row without an outcome recorded *since the journal began* may have been sent,
+so ``--resume`` records it ``unknown``. An older line does not count: a row an earlier run left
+``not_sent`` is pending again, and the crashed run may have written it.
 
 Journal writes are grouped: every request waiting for the journal is covered by the next sync,
 so a run at concurrency 50 costs one sync per batch of rows, not one per row. A sync that takes
@@ -57,11 +59,16 @@ class JournalError(Exception):
 
 @frozen
 class RunHeader:
-    """What identifies a run: its id, the fingerprint of the file it reads, and its shard."""
+    """What identifies a run: its id, the fingerprint of the file it reads, and its shard.
+
+    ``results_at`` is RESULTS's size in bytes when the journal began: lines from that offset on
+    are outcomes of the invocation the journal covers (None in a journal written without it).
+    """
 
     run_id: str
     source: str
     shard: str = "1/1"
+    results_at: int | None = None
 
     @classmethod
     def new(cls, source: str, shard: str = "1/1") -> RunHeader:
@@ -70,7 +77,8 @@ class RunHeader:
 
     def line(self) -> bytes:
         """The journal's first line."""
-        return f"{_MAGIC} run={self.run_id} source={self.source} shard={self.shard}\n".encode()
+        at = "" if self.results_at is None else f" results={self.results_at}"
+        return f"{_MAGIC} run={self.run_id} source={self.source} shard={self.shard}{at}\n".encode()
 
     @classmethod
     def parse(cls, line: str) -> RunHeader | None:
@@ -80,7 +88,9 @@ class RunHeader:
         fields = dict(part.split("=", 1) for part in line.split()[4:] if "=" in part)
         if "run" not in fields or "source" not in fields:
             return None
-        return cls(fields["run"], fields["source"], fields.get("shard", "1/1"))
+        at = fields.get("results", "")
+        results_at = int(at) if at.isdigit() else None
+        return cls(fields["run"], fields["source"], fields.get("shard", "1/1"), results_at)
 
 
 class StatusTable:
@@ -150,22 +160,34 @@ class Results:
                 ):
                     yield start, {k: str(record.get(k) or "") for k in RESULT_FIELDS}
 
-    def load(self) -> tuple[StatusTable, str | None]:
-        """The latest status per row, and the run id found in the recorded keys (if any)."""
-        table = StatusTable()
+    def load(self, since: int | None = None) -> tuple[StatusTable, StatusTable, str | None]:
+        """The latest status per row; the latest per row among the lines from byte offset
+        ``since`` on (every line when None); and the run id found in the recorded keys."""
+        table, recent = StatusTable(), StatusTable()
         run_id = None
-        for record in self.records():
-            table.set(int(record["row"]), record["status"])
+        for offset, record in self._scan():
+            row, status = int(record["row"]), record["status"]
+            table.set(row, status)
+            if since is None or offset >= since:
+                recent.set(row, status)
             key = record["idempotency_key"]
             if run_id is None and key.count(":") == 2:
                 run_id = key.split(":")[1]
-        return table, run_id
+        return table, recent, run_id
+
+    def size(self) -> int:
+        """The file's size in bytes (0 when it does not exist)."""
+        return self.path.stat().st_size if self.path.exists() else 0
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Write one outcome line and flush it to the OS."""
         if self._handle is None:
-            fresh = not self.path.exists() or self.path.stat().st_size == 0
+            size = self.size()
+            fresh = size == 0
+            torn = not fresh and _last_byte(self.path) != b"\n"
             self._handle = self.path.open("a", newline="", encoding="utf-8")
+            if torn:  # a crash cut the last line short: it must not swallow this one
+                self._handle.write("\n")
             if not self._jsonl:
                 self._writer = csv.DictWriter(self._handle, RESULT_FIELDS)
                 if fresh:
@@ -214,6 +236,12 @@ class Results:
         """Delete the file (``--overwrite``)."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
 
 
 def _json_or_none(line: str) -> Any:
