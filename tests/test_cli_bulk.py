@@ -24,7 +24,7 @@ import pytest
 
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun
-from telnyx_msg.cli._journal import Journal, Results, idempotency_key
+from telnyx_msg.cli._journal import Journal, Results, RunHeader, idempotency_key
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import open_table
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
@@ -261,6 +261,31 @@ async def test_jsonl_results(tmp_path: Path) -> None:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["row"] for r in records] == [2, 3, 4]
     assert {r["status"] for r in records} == {"sent"}
+
+
+@pytest.mark.anyio
+async def test_a_sync_left_running_by_a_stopped_send_is_drained_before_the_journal_is_reset(
+    tmp_path: Path,
+) -> None:
+    """A send stopped while it waits for the journal leaves that sync running; the journal
+    refuses to be closed or replaced under it (its write could land in another file) until
+    ``drain()``, after which the new journal holds none of the old rows."""
+    journal = Journal(tmp_path / "out.csv.journal")
+    header = RunHeader("ab", "src", results_at=0)
+    journal.start(header)
+    waiting = asyncio.ensure_future(journal.record(7))
+    await asyncio.sleep(0)  # the flush task exists, it has not written yet
+    waiting.cancel()
+    with pytest.raises(RuntimeError, match="drain"):
+        journal.start(header)
+    await journal.drain()
+    assert list(journal.read()[1]) == [7]
+    journal.start(header)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert journal.read()[0] == header
+    assert list(journal.read()[1]) == []
+    journal.close()
 
 
 def test_torn_last_line_is_ignored(tmp_path: Path) -> None:

@@ -407,6 +407,7 @@ class BulkRun:
                 uncancel()
         finally:
             self.sending = False
+            await journal.drain()
             closer = getattr(limits, "aclose", None)
             if closer is not None:
                 await closer()

@@ -317,6 +317,12 @@ class Journal:
         # Shielded: a send cancelled while it waits must not cancel the others' sync.
         await asyncio.shield(batch)
 
+    async def drain(self) -> None:
+        """Wait for the sync in progress (sends stopped while waiting for it leave it running)."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(Exception):  # a failure is kept in ``failed``
+                await asyncio.shield(self._flusher)
+
     async def _flush(self) -> None:
         try:
             while self._pending:
@@ -353,6 +359,9 @@ class Journal:
 
     def close(self) -> None:
         """Close the file descriptor."""
+        if self._flushing:
+            # Its write would land in whatever file reuses the descriptor's number next.
+            raise RuntimeError(f"{self.path} is being synced: await drain() first")
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
