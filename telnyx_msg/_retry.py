@@ -18,6 +18,10 @@ read timeout, connection reset after sending   retried                     raise
 other 4xx                                      raised                      raised
 =============================================  ==========================  ======================
 
+When the retries run out, the last error is raised. ``outcome_unknown`` says whether the call
+may have taken effect, whatever its retry safety: True after a 5xx other than 503 to anything but
+a GET, and after a connection lost once the request was written (see ``errors``).
+
 A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
 transport rows): the server that saw the request knows whether repeating it is safe. This is the
 directive the official SDK also checks first (docs/wire.md §1.6); any other value is ignored.
@@ -128,9 +132,13 @@ def status_retryable(
     return False
 
 
-def status_outcome_unknown(status: int, retry_safe: bool) -> bool:
-    """A 5xx other than 503 to a non-repeatable call: Telnyx may still have accepted it."""
-    return status >= 500 and status != 503 and not retry_safe
+def status_outcome_unknown(status: int, method: str) -> bool:
+    """A 5xx other than 503 to a call that changes something: Telnyx may have acted on it.
+
+    Retry safety does not enter into it: an idempotency key makes a retry harmless, but when
+    the last retry also failed the message may still have been accepted by an earlier attempt.
+    """
+    return status >= 500 and status != 503 and method != "GET"
 
 
 def server_hint(

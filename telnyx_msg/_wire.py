@@ -323,7 +323,7 @@ def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
         method=wire.method,
         path=wire.path,
         retry_after=server_hint(response.headers, status),
-        outcome_unknown=status_outcome_unknown(status, wire.retry_safe),
+        outcome_unknown=status_outcome_unknown(status, wire.method),
     )
 
 

@@ -212,7 +212,9 @@ class APIStatusError(TelnyxError):
 
     ``errors`` holds Telnyx's error objects, ``code`` the first one's code, ``request_id`` the
     response's request id header when present, and ``body`` the decoded body (or raw text).
-    ``outcome_unknown`` is True for a 5xx answer to a send that may still have been accepted.
+    ``outcome_unknown`` is True when the call may have taken effect anyway: a 5xx other than 503
+    to anything but a GET, also after retries with an idempotency key (an earlier attempt may
+    have been accepted; resending with the same key within 24 h is safe).
     """
 
     def __init__(
@@ -288,7 +290,7 @@ class APIStatusError(TelnyxError):
         if self.retry_after is not None:
             parts.append(f"(retry after {self.retry_after:g} s)")
         if self.outcome_unknown:
-            parts.append("(outcome unknown: the request may have been accepted; not retried)")
+            parts.append("(outcome unknown: the request may have been accepted)")
         if self.request_id:
             parts.append(f"(request_id={self.request_id})")
         text = " ".join(parts)

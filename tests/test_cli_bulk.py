@@ -639,6 +639,54 @@ async def test_kill_9_while_a_not_sent_row_is_resent_records_it_unknown(
 
 
 @pytest.mark.anyio
+async def test_an_unknown_row_whose_resend_is_not_sent_stays_unknown(
+    tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
+) -> None:
+    """A 500 leaves a row unknown (it may have been accepted, key or not). If the
+    --retry-unknown resend is refused unprocessed (503), the row is still unknown: a plain
+    --resume must not send it, since the first attempt may have gone out."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 4)
+    answer = [500]
+    row_4: list[int] = []
+
+    async def handler(request: Any) -> Any:
+        key = request.headers["Idempotency-Key"]
+        if key.endswith(":4"):
+            row_4.append(answer[0])
+            if answer[0] != 200:
+                error = {"errors": [{"code": "10001", "title": "Server error"}]}
+                return json_response(error, status=answer[0])
+        return json_response({"data": message_json(id=key.replace(":", "-"))})
+
+    server = await api_server(handler)
+
+    async def run(*extra: str) -> int:
+        argv = ["bulk", str(source), "--out", str(out), "--api-key", "k"]
+        argv += ["--base-url", server.base_url, "--no-progress", *extra]
+        code: int = await anyio.to_thread.run_sync(main, argv)
+        return code
+
+    def status_of_row_4() -> dict[str, str]:
+        return {r["row"]: r for r in results(out)}["4"]
+
+    assert await run() == 1
+    assert status_of_row_4()["status"] == "unknown"  # a 500 after the retries
+    answer[0] = 503
+    assert await run("--resume", "--retry-unknown") == 1
+    record = status_of_row_4()
+    assert record["status"] == "unknown"
+    assert "an earlier attempt may have been" in record["error"]
+    asked = len(row_4)
+    assert await run("--resume") == 1
+    assert len(row_4) == asked  # not sent again without --retry-unknown
+    answer[0] = 200
+    assert await run("--resume", "--retry-unknown") == 0
+    assert status_of_row_4()["status"] == "sent"
+    assert row_4[-1] == 200
+
+
+@pytest.mark.anyio
 async def test_a_run_never_empties_a_journal_listing_a_row_without_outcome(tmp_path: Path) -> None:
     """Whatever cut a run short, its end records a journaled row that got no outcome as
     unknown before the journal is emptied (else the next --resume would send it again)."""

@@ -135,6 +135,15 @@ async def test_status_attempts(
         assert post_error.value.outcome_unknown is unknown
         assert post_error.value.status == status
         assert post_error.value.code == code
+        server.requests.clear()
+        # With an idempotency key a send is retried like a GET; a 5xx that may have been
+        # accepted still leaves its outcome unknown once the retries run out.
+        keyed = RequestOptions(idempotency_key="order-42")
+        with pytest.raises(telnyx_msg.APIStatusError) as keyed_error:
+            await client.messages.send(**SEND, options=keyed)
+        assert len(server.requests) == get_attempts
+        assert {r.headers["Idempotency-Key"] for r in server.requests} == {"order-42"}
+        assert keyed_error.value.outcome_unknown is unknown
     if code == "40318":
         assert isinstance(post_error.value, telnyx_msg.QueueFullError)
 

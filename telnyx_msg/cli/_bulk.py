@@ -283,18 +283,21 @@ class BulkRun:
         self.statuses.set(int(record["row"]), record["status"])
         self.recorded.set(int(record["row"]), record["status"])
 
-    def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> None:
-        self._write(
-            _record(
-                row,
-                outcome,
-                status=outcome.status,
-                to=str(outcome.request.get("to", "")),
-                key=self._key(row),
-            )
-        )
-        self.counts[outcome.status] += 1
-        progress.update(outcome.status)
+    def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> str:
+        status = outcome.status
+        if status == "not_sent" and self.statuses.get(row) == "unknown":
+            # A --retry-unknown resend that did not go out says nothing of the first attempt,
+            # which may have been accepted: still unknown, or a later plain --resume (past the
+            # key's 24 h) could send it twice.
+            status = "unknown"
+        to = str(outcome.request.get("to", ""))
+        record = _record(row, outcome, status=status, to=to, key=self._key(row))
+        if status != outcome.status:
+            record["error"] += " (this resend was not sent; an earlier attempt may have been)"
+        self._write(record)
+        self.counts[status] += 1
+        progress.update(status)
+        return status
 
     def catch_signals(self) -> list[int]:
         """Turn SIGINT/SIGTERM into a graceful stop (in the main thread); returns the handled."""
@@ -366,14 +369,13 @@ class BulkRun:
                 # The keys come from the checked header (send fields), as the type says.
                 yield cast(SendItem, request)
 
-        def finished(outcome: SendOutcome) -> None:
+        def finished(outcome: SendOutcome) -> str:
             row = rows_by_index.pop(outcome.index)
             rows_by_key.pop(self._key(row), None)
-            self._outcome(row, outcome, progress)
+            return self._outcome(row, outcome, progress)
 
         def stopped_in_flight(outcome: SendOutcome) -> None:
-            self.in_flight[outcome.status] += 1
-            finished(outcome)
+            self.in_flight[finished(outcome)] += 1
 
         args = self.args
         limits = self.limits()
