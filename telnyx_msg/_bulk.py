@@ -14,7 +14,7 @@ one outcome:
 - ``rejected``: refused for good: a 4xx (after retries) or a ``ValidationError`` before I/O.
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
-- ``not_sent``: provably not accepted: connection refused, 429/503 after retries, queue full,
+- ``not_sent``: provably not accepted: connection refused, 408/429/503 after retries, queue full,
   the recipient opted out of this sender (with ``skip_optouts=True``: the account's opt-outs
   are listed once, page by page, before the first send), or the run was stopped before the
   request was written.
@@ -129,8 +129,8 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     if isinstance(error, APIStatusError):
         if error.outcome_unknown:
             return "unknown"
-        if isinstance(error, RateLimitError) or error.status >= 500:
-            return "not_sent"
+        if isinstance(error, RateLimitError) or error.status >= 500 or error.status == 408:
+            return "not_sent"  # Telnyx said it did not process it (or it is a 503)
         return "rejected"
     # Anything else happened after the request may have been written, or before.
     return "unknown" if gate.written else "not_sent"

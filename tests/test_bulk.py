@@ -82,16 +82,18 @@ async def test_outcomes_one_per_item_with_statuses(api_server: Any) -> None:
 
 async def test_keyed_sends_retry_a_500_and_stay_unknown(api_server: Any) -> None:
     """With idempotency keys a 500 is retried (same key), and when every attempt failed the
-    item is ``unknown``, not ``not_sent``: an earlier attempt may have been accepted. A 503
-    (not processed) after the same retries is ``not_sent``."""
+    item is ``unknown``, not ``not_sent``: an earlier attempt may have been accepted. A 503 or
+    408 (not processed) after the same retries is ``not_sent``, to be sent again."""
     server = await api_server(scripted)
 
     def keyed(to: str) -> SendItem:
         options = telnyx_msg.RequestOptions(idempotency_key=f"k-{to[-4:]}")
         return {"from_": "+18005550101", "to": to, "text": "hi", "options": options}
 
+    unprocessed = [503]
+
     async def unavailable(request: web.Request) -> web.Response:
-        return telnyx_error(503, "10001", "Unavailable")
+        return telnyx_error(unprocessed[0], "10001", "Not processed")
 
     async with client_for(server) as client:
         (outcome,) = [o async for o in client.messages.send_many([keyed("+18445550002")])]
@@ -99,9 +101,11 @@ async def test_keyed_sends_retry_a_500_and_stay_unknown(api_server: Any) -> None
     assert isinstance(outcome.error, telnyx_msg.InternalServerError)
     assert [r.headers["Idempotency-Key"] for r in server.requests] == ["k-0002"] * 3
     server.handler = unavailable
-    async with client_for(server) as client:
-        (outcome,) = [o async for o in client.messages.send_many([keyed("+18445550009")])]
-    assert outcome.status == "not_sent"
+    for status in (503, 408):
+        unprocessed[0] = status
+        async with client_for(server) as client:
+            (outcome,) = [o async for o in client.messages.send_many([keyed("+18445550009")])]
+        assert outcome.status == "not_sent", status
 
 
 async def test_input_is_consumed_lazily(api_server: Any) -> None:
