@@ -550,6 +550,31 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
 
 
 @pytest.mark.anyio
+async def test_a_second_invocation_on_the_same_results_is_refused_while_one_runs(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """An overlapping --resume (a cron job, a second terminal) stops with exit 2 before
+    sending anything; once the first has ended (or been killed -9) the lock is free."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 80)
+    async with slow_fake(0.2) as fake:
+        proc = await start_bulk(fake, source, out)
+        await wait_for_journal(out, 10, proc)
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 2
+        err = capsys.readouterr().err
+        assert f"{out} is in use by another telnyx-msg bulk (pid {proc.pid})" in err
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 30)
+        # The refused run asked nothing: no row was requested twice (same run, same keys).
+        assert fake.stats.idempotent_replays == 0
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
+    assert {r["status"] for r in results(out)} == {"sent"}
+    counts = per_recipient(fake)
+    assert len(counts) == 80
+    assert set(counts.values()) == {1}
+
+
+@pytest.mark.anyio
 async def test_kill_9_then_resume_records_unknown_rows_with_their_recipient(
     tmp_path: Path,
 ) -> None:
@@ -698,6 +723,7 @@ async def test_a_run_never_empties_a_journal_listing_a_row_without_outcome(tmp_p
     run.begin()
     await run.journal.record(4)  # its request may have been written; no outcome came back
     run.finish()
+    run.lock.release()
     assert list(run.journal.read()[1]) == []
     (record,) = results(out)
     assert record["row"] == "4"

@@ -43,6 +43,7 @@ from telnyx_msg.cli._journal import (
     JournalError,
     Results,
     RunHeader,
+    RunLock,
     StatusTable,
     idempotency_key,
 )
@@ -95,6 +96,7 @@ class BulkRun:
         self.out: Path = args.out or table.path.with_name(table.path.stem + ".results.csv")
         self.results = Results(self.out)
         self.journal = Journal(self.out.with_name(self.out.name + ".journal"))
+        self.lock = RunLock(self.out.with_name(self.out.name + ".lock"))
         self.statuses = StatusTable()
         self.counts: Counter[str] = Counter()
         self.blank = 0
@@ -109,8 +111,15 @@ class BulkRun:
     # -- before anything is sent ---------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Check --resume / --overwrite against the files on disk (nothing is written yet)."""
+        """Lock RESULTS, then check --resume / --overwrite against the files on disk (nothing
+        else is written yet)."""
         args = self.args
+        holder = self.lock.acquire()
+        if holder is not None:
+            raise UsageError(
+                f"{self.out} is in use by another telnyx-msg bulk ({holder}); wait for it to "
+                "end (or stop it) before resuming, so no row is sent by both"
+            )
         existing = self.results.exists() or self.journal.exists()
         if existing and not (args.resume or args.overwrite):
             raise UsageError(
@@ -454,14 +463,20 @@ async def run_bulk(args: argparse.Namespace) -> int:
             args.file, args.encoding, ignore_unknown_columns=args.ignore_unknown_columns
         )
         run = BulkRun(args, table)
+    except (TableError, UsageError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    try:
         run.prepare()
     except (TableError, UsageError) as exc:
+        run.lock.release()
         _say(f"error: {exc}")
         return 2
     handled = run.catch_signals()
     try:
         return await _run(run)
     finally:
+        run.lock.release()
         loop = asyncio.get_running_loop()
         for signum in handled:
             loop.remove_signal_handler(signum)

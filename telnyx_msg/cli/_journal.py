@@ -38,6 +38,7 @@ __all__ = [
     "JournalError",
     "Results",
     "RunHeader",
+    "RunLock",
     "StatusTable",
     "idempotency_key",
 ]
@@ -370,6 +371,44 @@ class Journal:
         """Delete the journal (``--overwrite``)."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+class RunLock:
+    """``RESULTS.lock``: held while a process works on RESULTS, so two invocations (an
+    overlapping cron job, a second terminal) cannot both send its pending rows.
+
+    An advisory ``flock``: the kernel drops it when the process ends, however it ends, so a
+    ``kill -9`` leaves no stale lock. The file itself stays (deleting it would race).
+    Where ``fcntl`` is missing (Windows) nothing is locked.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; return None, or what the holder wrote (its pid) when it is taken."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip()
+            os.close(fd)
+            return holder or "another process"
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        self._fd = fd
+        return None
+
+    def release(self) -> None:
+        """Let another invocation take RESULTS."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _sync_dir(path: Path) -> None:
