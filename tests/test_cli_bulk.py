@@ -251,6 +251,21 @@ def test_flag_combinations_are_usage_errors(tmp_path: Path) -> None:
     assert main(["bulk", str(source), "--resume", "--overwrite", "--api-key", "k"]) == 2
 
 
+def test_results_path_problems_stop_before_anything(tmp_path: Path, capsys: Any) -> None:
+    """RESULTS in a missing folder, or RESULTS being FILE itself: exit 2, no file touched."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 1)
+    before = source.read_bytes()
+    base = ["--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]
+    assert main(["bulk", str(source), "--out", str(tmp_path / "no" / "r.csv"), *base]) == 2
+    assert "the folder of" in capsys.readouterr().err
+    same = str(tmp_path / "." / "in.csv")
+    assert main(["bulk", str(source), "--out", same, *base]) == 2
+    assert "is FILE itself" in capsys.readouterr().err
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 @pytest.mark.anyio
 async def test_jsonl_results(tmp_path: Path) -> None:
     """A .jsonl RESULTS gets one JSON object per row."""

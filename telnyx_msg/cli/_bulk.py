@@ -114,6 +114,10 @@ class BulkRun:
         """Lock RESULTS, then check --resume / --overwrite against the files on disk (nothing
         else is written yet)."""
         args = self.args
+        if not self.out.parent.is_dir():
+            raise UsageError(f"the folder of {self.out} does not exist")
+        if self.out.resolve() == self.table.path.resolve():
+            raise UsageError(f"--out {self.out} is FILE itself; results need a file of their own")
         holder = self.lock.acquire()
         if holder is not None:
             raise UsageError(
@@ -468,7 +472,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return 2
     try:
         run.prepare()
-    except (TableError, UsageError) as exc:
+    except (TableError, UsageError, OSError) as exc:  # OSError: RESULTS's folder is unwritable
         run.lock.release()
         _say(f"error: {exc}")
         return 2
@@ -487,7 +491,7 @@ async def _run(run: BulkRun) -> int:
     try:
         total = run.plan()
         run.begin()
-    except (TableError, UsageError) as exc:
+    except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")
         return 2
     progress = Progress(total, enabled=not args.no_progress and sys.stderr.isatty())
