@@ -26,7 +26,7 @@ from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun
 from telnyx_msg.cli._journal import Journal, Results, RunHeader, idempotency_key
 from telnyx_msg.cli._progress import Progress
-from telnyx_msg.cli._table import open_table
+from telnyx_msg.cli._table import fingerprint, open_table
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
 from tests.conftest import ApiServer, Handler, json_response, message_json
 
@@ -745,6 +745,32 @@ async def test_a_run_never_empties_a_journal_listing_a_row_without_outcome(tmp_p
     assert record["status"] == "unknown"
     assert record["to"] == "+13125550002"
     assert record["idempotency_key"] == idempotency_key(run.run_id, 4)
+
+
+def test_resume_of_a_journal_without_its_start_offset_counts_not_sent_as_unsettled(
+    tmp_path: Path,
+) -> None:
+    """A journal written before the header recorded where RESULTS stood cannot tell an older
+    ``not_sent`` line from one of the run that died: such a journaled row is recovered as
+    unknown (it may have been resent), while sent/rejected/unknown lines settle theirs."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 6)
+    results_file = Results(out)
+    for row, status in ((2, "sent"), (3, "not_sent"), (5, "rejected"), (6, "not_sent")):
+        key = idempotency_key("ab", row)
+        results_file.append({"row": row, "to": "+1", "status": status, "idempotency_key": key})
+    results_file.close()
+    table = open_table(source)
+    header = RunHeader("ab", fingerprint(table.path))
+    assert b"results=" not in header.line()
+    journal = out.with_name(out.name + ".journal")
+    journal.write_bytes(header.line() + b"w 2\nw 3\nw 4\nw 5\n")
+    args = build_parser().parse_args(["bulk", str(source), "--out", str(out), "--resume"])
+    run = BulkRun(args, table)
+    run.prepare()
+    run.lock.release()
+    assert run.recovered == [3, 4]
+    assert run.run_id == "ab"
 
 
 @pytest.mark.anyio
