@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import itertools
 import math
 import sys
@@ -35,7 +36,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from heapq import heappop, heappush
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from telnyx_msg._bucket import (
     BETA,
@@ -83,27 +84,79 @@ def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
     )
 
 
+class _Forwarded(Generic[T]):
+    """A call run as a task on the owner loop (``run_coroutine_threadsafe``, keeping the task).
+
+    The coroutine is made in the owner's thread, so a start the owner never runs leaves no
+    coroutine behind; the task is kept so an abandoned one can be let go quietly.
+    """
+
+    def __init__(
+        self, owner: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, T]]
+    ) -> None:
+        self.owner = owner
+        self.result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._task: asyncio.Task[T] | None = None
+        owner.call_soon_threadsafe(self._start, make)  # RuntimeError once the owner closed
+
+    def _start(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        if not self.result.cancelled():
+            self._task = self.owner.create_task(make())
+            self._task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Task[T]) -> None:
+        try:
+            if task.cancelled():
+                self.result.cancel()
+            elif (error := task.exception()) is not None:
+                self.result.set_exception(error)
+            else:
+                self.result.set_result(task.result())
+        except concurrent.futures.InvalidStateError:  # cancelled by the caller meanwhile
+            pass
+
+    def cancel(self) -> None:
+        """Cancel it from the caller's thread: before it starts, or its task."""
+        self.result.cancel()
+        if not self.owner.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed just now
+                self.owner.call_soon_threadsafe(self._cancel_task)
+
+    def _cancel_task(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def abandon(self) -> None:
+        """The owner loop stopped with the task unfinished, and the call goes to the next
+        owner. A task started while that loop shut down is never cancelled by it, so it would
+        be garbage-collected pending, and logged as lost; it is not lost, only superseded."""
+        task = self._task
+        if task is not None and not task.done():
+            # asyncio's own flag, which run_until_complete clears the same way for the future
+            # of a loop stopped early.
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+        self.cancel()
+
+
 async def _await_owner(
-    handle: concurrent.futures.Future[T],
-    owner: asyncio.AbstractEventLoop,
-    deadline: float | None,
-    timeout: float | None,
+    call: _Forwarded[T], deadline: float | None, timeout: float | None
 ) -> tuple[T] | None:
-    """Wait for a call forwarded to ``owner``: ``(result,)``, or None when the owner loop
+    """Wait for a call forwarded to its owner loop: ``(result,)``, or None when the owner loop
     stopped without running it to the end (hand it over).
 
     Polls the owner while waiting because a call scheduled while that loop shuts down may
     never run: its future would stay pending forever.
     """
     here = asyncio.get_running_loop()
-    future = asyncio.wrap_future(handle)
+    owner = call.owner
+    future = asyncio.wrap_future(call.result)
     try:
         while True:
             wait = _OWNER_POLL
             if deadline is not None:
                 wait = min(wait, deadline - here.time())
                 if wait <= 0:
-                    _cancel(handle, owner)
+                    call.cancel()
                     raise wait_too_long(None, timeout or 0.0)
             await asyncio.wait((future,), timeout=wait)
             if future.done():
@@ -111,24 +164,18 @@ async def _await_owner(
                     return None
                 return (future.result(),)
             if owner.is_closed() or not owner.is_running():
-                _cancel(handle, owner)
+                call.abandon()
                 return None
     except asyncio.CancelledError:  # our caller was cancelled: so is the forwarded call
-        _cancel(handle, owner)
+        call.cancel()
         raise
-
-
-def _cancel(handle: concurrent.futures.Future[Any], owner: asyncio.AbstractEventLoop) -> None:
-    # Cancelling posts the cancel to the owner loop, which raises (logged) once it is closed.
-    if not owner.is_closed():
-        handle.cancel()
 
 
 class LoopOwner:
     """Pins a limiter's state to one event loop, so several loops (threads) can share it.
 
     The first loop that uses the limiter owns it; a call from another loop is forwarded to
-    the owner with ``run_coroutine_threadsafe`` and awaited from the caller's loop, so all
+    the owner (as ``run_coroutine_threadsafe`` does) and awaited from the caller's loop, so all
     state changes and future wake-ups happen in the owner's thread. When the owner loop has
     stopped or closed (its client was closed), the next caller's loop takes over after
     ``on_switch`` drops the waiters the old loop left behind.
@@ -184,13 +231,12 @@ class LoopOwner:
         here = asyncio.get_running_loop()
         deadline = None if timeout is None else here.time() + timeout + _FORWARD_GRACE
         for _ in range(_HANDOVERS):
-            coro = make()
             try:
-                handle = asyncio.run_coroutine_threadsafe(coro, owner)
+                call = _Forwarded(owner, make)
             except RuntimeError:  # the owner loop closed just now
-                coro.close()
+                pass
             else:
-                outcome = await _await_owner(handle, owner, deadline, timeout)
+                outcome = await _await_owner(call, deadline, timeout)
                 if outcome is not None:
                     return outcome[0]
             for _ in range(500):  # bounded (5 s): the owner loop is shutting down

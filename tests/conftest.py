@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +20,40 @@ from aiohttp import web
 from tests.redis_proc import _free_port, _ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _AsyncioLeaks(logging.Handler):
+    """What asyncio reports only in its log, never as a warning: a task garbage-collected while
+    still pending, a task's exception nobody retrieved. Either means the SDK lost track of
+    work; the suite fails on any (see ``pytest_sessionfinish``)."""
+
+    PHRASES = ("Task was destroyed but it is pending", "exception was never retrieved")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(phrase in message for phrase in self.PHRASES):
+            during = os.environ.get("PYTEST_CURRENT_TEST", "outside a test")
+            self.found.append(f"{' '.join(message.split())[:400]} (seen during {during})")
+
+
+_LEAKS = _AsyncioLeaks()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger("asyncio").addHandler(_LEAKS)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    gc.collect()  # a pending task is reported when it is collected
+    if _LEAKS.found:
+        print(f"\nasyncio reported {len(_LEAKS.found)} lost task(s) or exception(s):")
+        for message in _LEAKS.found[:20]:
+            print(f"  {message}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
