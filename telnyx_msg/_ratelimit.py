@@ -138,6 +138,11 @@ class _Forwarded(Generic[T]):
         self.cancel()
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 async def _await_owner(
     call: _Forwarded[T], deadline: float | None, timeout: float | None
 ) -> tuple[T] | None:
@@ -150,6 +155,8 @@ async def _await_owner(
     here = asyncio.get_running_loop()
     owner = call.owner
     future = asyncio.wrap_future(call.result)
+    # Given up on (deadline, owner gone), it may still end with an error nobody reads.
+    future.add_done_callback(_retrieved)
     try:
         while True:
             wait = _OWNER_POLL
