@@ -555,6 +555,7 @@ async def _run(run: BulkRun) -> int:
     if unknown:
         _say(
             f"{unknown} row(s) have an unknown outcome (they may have been sent); resend them "
-            f"safely with: {resume} --retry-unknown"
+            f"safely with: {resume} --retry-unknown (within 24 h of their first attempt: "
+            "Telnyx keeps Idempotency-Keys that long; later, check them first)"
         )
     return 1 if run.unfinished() else 0
