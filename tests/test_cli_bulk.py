@@ -571,8 +571,8 @@ async def test_a_second_invocation_on_the_same_results_is_refused_while_one_runs
     """An overlapping --resume (a cron job, a second terminal) stops with exit 2 before
     sending anything; once the first has ended (or been killed -9) the lock is free."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    write_rows(source, 80)
-    async with slow_fake(0.2) as fake:
+    write_rows(source, 150)  # at 0.5 s a request: the first run lasts > 3 s
+    async with slow_fake(0.5) as fake:
         proc = await start_bulk(fake, source, out)
         await wait_for_journal(out, 10, proc)
         assert await bulk(fake, str(source), "--out", str(out), "--resume") == 2
@@ -585,7 +585,7 @@ async def test_a_second_invocation_on_the_same_results_is_refused_while_one_runs
         assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
     assert {r["status"] for r in results(out)} == {"sent"}
     counts = per_recipient(fake)
-    assert len(counts) == 80
+    assert len(counts) == 150
     assert set(counts.values()) == {1}
 
 
