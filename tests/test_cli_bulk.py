@@ -780,23 +780,24 @@ async def test_results_that_cannot_be_written_lose_no_row_and_send_none_twice(
     """RESULTS stops taking writes mid-run (a full disk: here a file-size limit, EFBIG): the
     run stops with exit 1 and a message, the rows in flight stay journaled, and --resume
     records them unknown instead of sending them again."""
-    import resource
-
     rows = 120
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, rows)
 
-    def small_disk() -> None:  # in the child, before exec
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
-
+    # The child limits itself, then runs the command (no preexec_fn in a threaded parent).
+    # SIGXFSZ ignored: a write past the limit fails with EFBIG instead of killing the process.
+    small_disk = (
+        "import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000)); "
+        "sys.argv = ['telnyx-msg', *sys.argv[1:]]; "
+        "runpy.run_module('telnyx_msg', run_name='__main__')"
+    )
     async with slow_fake(0.05) as fake:
         proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)),
+            *(sys.executable, "-c", small_disk, "bulk", str(source), "--out", str(out)),
             *("--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20"),
             stderr=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
-            preexec_fn=small_disk,
         )
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 1, stderr
