@@ -33,7 +33,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -51,7 +50,7 @@ from telnyx_msg.receivers import aiohttp_handler
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults, Throughput, serve_in_thread
 from telnyx_msg.webhooks import WebhookVerifier
 from tests.test_cli_bulk import SENDER, per_recipient, results, start_bulk, wait_for_journal
-from tests.test_webhook_queue import KEY, REPO, event_body, finish, serve, sign
+from tests.test_webhook_queue import KEY, event_body, finish, serve, sign, webhook_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio, pytest.mark.slow]
 
@@ -152,31 +151,13 @@ def write_table(path: Path, urls: list[str]) -> None:
 
 def start_worker(redis_url: str, stream: str, prefix: str, name: str) -> subprocess.Popen[bytes]:
     """``telnyx-msg webhook worker`` with :func:`chaos_handler`, as consumer ``name``."""
-    env = {**os.environ, "TNX_CHAOS_REDIS": redis_url, "TNX_CHAOS_PREFIX": prefix}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "telnyx_msg",
-            "webhook",
-            "worker",
-            "--redis",
-            redis_url,
-            "--handler",
-            "tests.test_chaos_combined:chaos_handler",
-            "--stream",
-            stream,
-            "--consumer",
-            name,
-            "--claim-after",
-            str(CLAIM_AFTER),
-            "--max-attempts",
-            str(MAX_ATTEMPTS),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    return webhook_worker(
+        redis_url,
+        stream,
+        "tests.test_chaos_combined:chaos_handler",
+        {"TNX_CHAOS_REDIS": redis_url, "TNX_CHAOS_PREFIX": prefix},
+        *("--consumer", name, "--claim-after", str(CLAIM_AFTER)),
+        *("--max-attempts", str(MAX_ATTEMPTS)),
     )
 
 

@@ -43,6 +43,17 @@ def results(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def crash_after(out: Path, kept: list[dict[str, str]], journaled: tuple[int, ...]) -> None:
+    """Leave the files as a kill -9 would: RESULTS holding only ``kept``, and ``journaled``
+    rows in the journal without an outcome."""
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, list(kept[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    with out.with_name(out.name + ".journal").open("a") as journal:
+        journal.write("".join(f"w {row}\n" for row in journaled))
+
+
 def per_recipient(fake: FakeTelnyx) -> Counter[str]:
     return Counter(m["to"][0]["phone_number"] for m in fake.messages())
 
@@ -140,13 +151,7 @@ async def test_crash_recovery_marks_journaled_rows_unknown(tmp_path: Path) -> No
         assert await bulk(fake, str(source), "--out", str(out)) == 0
         run_id = results(out)[0]["idempotency_key"].split(":")[1]
         # The crash: rows 6 and 7 were journaled (maybe sent: row 6 was), no outcome recorded.
-        kept = [r for r in results(out) if int(r["row"]) < 6]
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, list(kept[0]))
-            writer.writeheader()
-            writer.writerows(kept)
-        with (tmp_path / "out.csv.journal").open("a") as journal:
-            journal.write("w 6\nw 7\n")
+        crash_after(out, [r for r in results(out) if int(r["row"]) < 6], journaled=(6, 7))
         fake.stats.reset()
         assert await bulk(fake, str(source), "--out", str(out), "--resume") == 1
         assert fake.stats.count("POST", "/messages") == 0
@@ -171,12 +176,7 @@ async def test_crash_recovery_records_the_recipient_of_unknown_rows(tmp_path: Pa
         sent = {int(r["row"]): r for r in results(out)}
         # The crash: rows 4 and 6 were journaled, no outcome recorded; 7 was not reached.
         kept = [r for row, r in sent.items() if row not in (4, 6, 7)]
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, list(kept[0]))
-            writer.writeheader()
-            writer.writerows(kept)
-        with (tmp_path / "out.csv.journal").open("a") as journal:
-            journal.write("w 4\nw 6\n")
+        crash_after(out, kept, journaled=(4, 6))
         fake.stats.reset()
         assert await bulk(fake, str(source), "--out", str(out), "--resume") == 1
         latest = {int(r["row"]): r for r in results(out)}

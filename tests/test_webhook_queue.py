@@ -523,29 +523,24 @@ def worker_process(
 ) -> subprocess.Popen[bytes]:
     """``telnyx-msg webhook worker`` in a subprocess, with a recording test handler."""
     env = {
-        **os.environ,
         "TNX_TEST_REDIS": url,
         "TNX_TEST_PREFIX": prefix,
         "TNX_TEST_SLOW": str(slow),
         "TNX_TEST_JITTER": str(jitter),
     }
+    return webhook_worker(url, stream, f"tests.webhook_worker_handlers:{handler}", env, *extra)
+
+
+def webhook_worker(
+    url: str, stream: str, handler: str, env: dict[str, str], *extra: str
+) -> subprocess.Popen[bytes]:
+    """``telnyx-msg webhook worker --handler HANDLER`` in a subprocess (``env`` added to ours);
+    stderr is piped for :func:`finish`."""
+    command = ["webhook", "worker", "--redis", url, "--handler", handler, "--stream", stream]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "telnyx_msg",
-            "webhook",
-            "worker",
-            "--redis",
-            url,
-            "--handler",
-            f"tests.webhook_worker_handlers:{handler}",
-            "--stream",
-            stream,
-            *extra,
-        ],
+        [sys.executable, "-m", "telnyx_msg", *command, *extra],
         cwd=REPO,
-        env=env,
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
