@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -101,9 +102,17 @@ def bench(session: nox.Session) -> None:
 
     Informational only: prints the ratios and the performance targets, writes
     bench-results.json, and never fails on numbers. `-- --with-official` also measures the
-    official SDK, pinned to an exact known-good version.
+    official SDK, pinned to an exact known-good version. Then, when `redis-server` is
+    installed, webhook intake with and without `RedisWebhookQueue` and one worker's throughput
+    (`benchmarks.webhook_queue`, smaller with `--quick`).
     """
-    session.install("-e", ".")
+    session.install("-e", ".[redis]")
     if "--with-official" in session.posargs:
         session.install("telnyx[aiohttp]==4.189.0")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+    if shutil.which("redis-server") is None:
+        session.warn("redis-server not found: webhook queue benchmark skipped")
+        return
+    quick = "--quick" in session.posargs or "--smoke" in session.posargs
+    size = ["-n", "500", "--reps", "1"] if quick else []
+    session.run("python", "-m", "benchmarks.webhook_queue", *size)
