@@ -12,8 +12,11 @@ import csv
 import json
 import os
 import random
+import re
+import shlex
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,13 +27,21 @@ import pytest
 
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun
-from telnyx_msg.cli._journal import Journal, Results, RunHeader, idempotency_key
+from telnyx_msg.cli._journal import (
+    Journal,
+    Results,
+    RunHeader,
+    idempotency_key,
+    stamp,
+    unstamp,
+)
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import fingerprint, open_table
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
 from tests.conftest import ApiServer, Handler, json_response, message_json
 
 SENDER = "+18005550101"
+HOUR = 3600.0
 
 
 def write_rows(path: Path, count: int, *, start: int = 0, header: str = "from,to,text") -> None:
@@ -190,6 +201,94 @@ async def test_crash_recovery_records_the_recipient_of_unknown_rows(tmp_path: Pa
         assert latest[4]["idempotency_key"] == sent[4]["idempotency_key"]
 
 
+def sent_keys(fake: FakeTelnyx) -> list[str]:
+    return [
+        r.headers.get("Idempotency-Key", "")
+        for r in fake.stats.requests
+        if r.path.endswith("/messages")
+    ]
+
+
+@pytest.mark.anyio
+async def test_retry_unknown_never_resends_a_row_past_the_idempotency_window(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """Telnyx keeps an Idempotency-Key 24 h. --retry-unknown resends an unknown row first
+    attempted within 23 h (Telnyx answers with the message it has) but not one attempted
+    earlier, which a resend could send twice: that row stays unknown and says why and when."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 4)
+    async with FakeTelnyx() as fake:
+        before = time.time()
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        after = time.time()
+        records = {int(r["row"]): r for r in results(out)}
+        for record in records.values():
+            at = unstamp(record["first_attempt"])
+            assert at is not None, record
+            assert int(before) <= at <= after, record
+        # Rows 3-5 accepted but recorded unknown: row 3 by an older telnyx-msg (no time),
+        # row 4 first attempted 25 h ago, row 5 one hour ago.
+        old, recent = time.time() - 25 * HOUR, time.time() - HOUR
+        for row, when in ((3, ""), (4, stamp(old)), (5, stamp(recent))):
+            records[row] |= {"status": "unknown", "message_id": "", "first_attempt": when}
+        crash_after(out, list(records.values()), journaled=())
+        fake.stats.reset()
+        capsys.readouterr()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
+        assert sorted(sent_keys(fake)) == [
+            records[3]["idempotency_key"],
+            records[5]["idempotency_key"],
+        ]
+        assert fake.stats.idempotent_replays == 2
+        assert max(per_recipient(fake).values()) == 1
+        latest = {int(r["row"]): r for r in results(out)}
+        assert latest[5]["status"] == "sent"
+        assert latest[5]["first_attempt"] == stamp(recent)  # the key's 24 h run from then
+        assert latest[4]["status"] == "unknown"
+        assert latest[4]["first_attempt"] == stamp(old)
+        assert latest[4]["error"].startswith(f"not resent: first attempted {stamp(old)}")
+        assert latest[3]["status"] == "sent"
+        err = capsys.readouterr().err
+        assert "1 unknown row(s) were first attempted more than 23 h ago" in err
+        assert "1 unknown row(s) resent had no first-attempt time" in err
+        assert "1 unknown row(s) are past Telnyx's 24 h" in err
+        assert "--retry-unknown (within" not in err  # no "resend safely" hint for row 4
+        # Asked again, it is still not resent.
+        fake.stats.reset()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
+        assert sent_keys(fake) == []
+        assert {int(r["row"]): r["status"] for r in results(out)}[4] == "unknown"
+
+
+@pytest.mark.anyio
+async def test_first_attempt_comes_from_the_journal_and_a_resend_keeps_the_first(
+    tmp_path: Path,
+) -> None:
+    """After a crash, a journaled row's first attempt is the time its journal line was
+    written; a crashed --retry-unknown resend of an unknown row keeps that row's first time
+    (the key's 24 h run from the first attempt, not the resend)."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        records = {int(r["row"]): r for r in results(out)}
+        old, recent = time.time() - 30 * HOUR, time.time() - 2 * HOUR
+        # Row 3: unknown since 2 h ago, its resend journaled just now; row 4: journaled 30 h
+        # ago (a run killed then); neither has an outcome since.
+        records[3] |= {"status": "unknown", "message_id": "", "first_attempt": stamp(recent)}
+        crash_after(out, [records[2], records[3]], journaled=())
+        with out.with_name(out.name + ".journal").open("a") as journal:
+            journal.write(f"t {int(old)}\nw 4\nt {int(time.time())}\nw 3\n")
+        fake.stats.reset()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
+        assert sent_keys(fake) == [records[3]["idempotency_key"]]
+        latest = {int(r["row"]): r for r in results(out)}
+        assert (latest[3]["status"], latest[3]["first_attempt"]) == ("sent", stamp(recent))
+        assert (latest[4]["status"], latest[4]["first_attempt"]) == ("unknown", stamp(int(old)))
+        assert "not resent" in latest[4]["error"]
+
+
 @pytest.mark.anyio
 async def test_each_row_is_journaled_before_its_request_arrives(
     tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
@@ -203,7 +302,7 @@ async def test_each_row_is_journaled_before_its_request_arrives(
     async def handler(request: Any) -> Any:
         key = request.headers["Idempotency-Key"]
         row = int(key.rsplit(":", 1)[1])
-        if row not in set(journal.read()[1]):
+        if row not in {journaled for journaled, _ in journal.read()[1]}:
             missing.append(key)
         return json_response({"data": message_json(id=key.replace(":", "-"))})
 
@@ -294,7 +393,7 @@ async def test_a_sync_left_running_by_a_stopped_send_is_drained_before_the_journ
     with pytest.raises(RuntimeError, match="drain"):
         journal.start(header)
     await journal.drain()
-    assert list(journal.read()[1]) == [7]
+    assert [row for row, _ in journal.read()[1]] == [7]
     journal.start(header)
     for _ in range(3):
         await asyncio.sleep(0)
@@ -310,14 +409,14 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     out.close()
     with (tmp_path / "out.csv").open("a") as handle:
         handle.write("3,+13125550001,se")
-    table, _, run_id = out.load()
+    table, _, run_id, _ = out.load()
     assert table.get(2) == "sent"
     assert table.get(3) is None
     assert run_id == "ab"
     # The next outcome starts on a line of its own, not glued to the torn one.
     out.append({"row": 4, "to": "+1", "status": "sent", "idempotency_key": "telnyx-msg:ab:4"})
     out.close()
-    table, _, _ = out.load()
+    table = out.load().statuses
     assert table.get(4) == "sent"
     assert table.get(3) is None
 
@@ -535,27 +634,39 @@ def slow_fake(latency: float) -> FakeTelnyx:
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
     tmp_path: Path, signum: signal.Signals, code: int
 ) -> None:
-    """Ctrl-C / SIGTERM: in-flight rows recorded, exit 130/143, resume finishes exactly once."""
-    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    """Ctrl-C / SIGTERM: in-flight rows recorded, exit 130/143, and the resume command it
+    prints (quoted, with the options that read the file) finishes the run exactly once."""
+    source, out = tmp_path / "my campaign.csv", tmp_path / "out.csv"
     write_rows(source, 150)
+    source.write_bytes(source.read_text().replace("hello", "h\u00e9llo").encode("cp1252"))
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out)
+        proc = await start_bulk(fake, source, out, "--encoding", "cp1252")
         await wait_for_journal(out, 40, proc)
         proc.send_signal(signum)
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == code, stderr
         text = stderr.decode()
         assert "in flight were recorded" in text
-        assert f"--out {out} --resume" in text
+        printed = re.search(r"resume with: (.*?)(?: \(add --retry-unknown|$)", text, re.M)
+        assert printed is not None, text
+        command = shlex.split(printed[1])
+        assert command[:3] == ["telnyx-msg", "bulk", str(source)]
+        assert command[-5:] == ["--encoding", "cp1252", "--concurrency", "20", "--resume"]
         records = results(out)
         assert len({r["row"] for r in records}) == len(records)
         assert max(per_recipient(fake).values()) == 1
         assert {r["status"] for r in records} <= {"sent", "unknown", "not_sent"}
         assert len(records) >= 40
         assert fake.stats.idempotent_replays == 0
-        resume = await start_bulk(fake, source, out, "--resume", "--retry-unknown")
+        credentials = ["--api-key", fake.api_key, "--base-url", fake.base_url]
+        resume = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "telnyx_msg", *command[1:], "--retry-unknown", *credentials],
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, stderr = await asyncio.wait_for(resume.communicate(), 60)
         assert resume.returncode == 0, stderr
+        assert fake.messages()[0]["text"].startswith("h\u00e9llo")
     final = results(out)
     assert sorted(int(r["row"]) for r in final) == list(range(2, 152))
     assert {r["status"] for r in final} == {"sent"}
@@ -597,6 +708,7 @@ async def test_kill_9_then_resume_records_unknown_rows_with_their_recipient(
     rows = 60
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, rows)
+    started = time.time()
     async with slow_fake(0.3) as fake:
         proc = await start_bulk(fake, source, out)
         await wait_for_journal(out, 30, proc)
@@ -607,11 +719,17 @@ async def test_kill_9_then_resume_records_unknown_rows_with_their_recipient(
         _, stderr = await asyncio.wait_for(resume.communicate(), 60)
         assert resume.returncode == 1, stderr  # the unknown rows are left for --retry-unknown
         assert b"recorded as unknown" in stderr
+    ended = time.time()
     records = results(out)
     assert sorted(int(r["row"]) for r in records) == list(range(2, rows + 2))
     unknown = [r for r in records if r["status"] == "unknown"]
     assert unknown, "no row was in flight at the kill"
     assert {r["status"] for r in records} == {"sent", "unknown"}
+    # Each row says when it was first attempted; for the unknown ones the journal's times.
+    for record in records:
+        at = unstamp(record["first_attempt"])
+        assert at is not None, record
+        assert started - 1 <= at <= ended, record
     # write_rows: row N goes to +1312555 followed by N - 2 on four digits.
     assert [r["to"] for r in records] == [f"+1312555{int(r['row']) - 2:04d}" for r in records]
 

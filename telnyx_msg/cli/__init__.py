@@ -23,6 +23,9 @@ from typing import Any
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import TelnyxError, ValidationError
 
+BULK_CONCURRENCY = 50  # bulk's default --concurrency
+BULK_ACCOUNT_MPS = 50.0  # bulk's default --account-mps
+
 #: Mock-server's default port: stable, so a second terminal's exports keep working.
 MOCK_PORT = 8765
 
@@ -145,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RESULTS",
         help="results file, .csv or .jsonl (default: FILE.results.csv)",
     )
-    bulk.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
+    bulk.add_argument(
+        "--concurrency", type=int, default=BULK_CONCURRENCY, help="sends in flight at most"
+    )
     bulk.add_argument(
         "--resume",
         action="store_true",
@@ -156,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-unknown",
         action="store_true",
         help="with --resume: resend unknown rows with their original "
-        "Idempotency-Key, so Telnyx does not send them twice",
+        "Idempotency-Key, so Telnyx does not send them twice (only rows first attempted "
+        "less than 23 h ago: Telnyx keeps a key 24 h)",
     )
     bulk.add_argument(
         "--overwrite", action="store_true", help="discard an existing RESULTS and start a new run"
@@ -174,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument(
         "--account-mps",
         type=float,
-        default=50.0,
+        default=BULK_ACCOUNT_MPS,
         metavar="MPS",
         help="client-side account rate limit in messages/s",
     )

@@ -10,7 +10,8 @@ Guarantees (``docs/cli.md`` states them for users):
 - Nothing is sent twice: ``--resume`` never resends a ``sent``, ``unknown`` or ``rejected`` row.
   Each row carries the ``Idempotency-Key`` ``telnyx-msg:RUN:ROW``; ``--retry-unknown`` resends
   ``unknown`` rows with their original key, so Telnyx answers with the message it already has
-  instead of sending it again (within its 24 h idempotency window).
+  instead of sending it again. Telnyx keeps a key 24 h, so a row first attempted longer ago than
+  ``RESEND_WINDOW`` (23 h) is not resent: it stays ``unknown``, and the run says so.
 - An existing RESULTS is never overwritten without ``--overwrite``; a resumed run must read the
   same file (size and SHA-256 are checked), since rows are identified by their row numbers.
 - ``--shard I/N --redis URL``: this process sends only the rows whose position among the data
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import os
+import shlex
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +42,9 @@ from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
 from telnyx_msg._outcome import SendOutcome
+from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
 from telnyx_msg.cli._journal import (
+    RESEND_WINDOW,
     Journal,
     JournalError,
     Results,
@@ -46,6 +52,7 @@ from telnyx_msg.cli._journal import (
     RunLock,
     StatusTable,
     idempotency_key,
+    stamp,
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
@@ -73,6 +80,7 @@ def _record(
     to: str = "",
     key: str = "",
     error: BaseException | str | None = None,
+    first_attempt: float | None = None,
 ) -> dict[str, Any]:
     err = outcome.error if outcome is not None else error
     message = outcome.message if outcome is not None else None
@@ -84,6 +92,7 @@ def _record(
         "code": (err.code or "") if isinstance(err, APIStatusError) else "",
         "error": "" if err is None else " ".join(str(err).split()),
         "idempotency_key": key,
+        "first_attempt": "" if first_attempt is None else stamp(first_attempt),
     }
 
 
@@ -102,11 +111,17 @@ class BulkRun:
         self.blank = 0
         self.header = RunHeader("", "")
         self.recovered: list[int] = []
+        # The first attempt of each unknown row (Unix time), and of each row sent now.
+        self.unknown_since: dict[int, float] = {}
+        self.attempted: dict[int, float] = {}
+        self.expired: set[int] = set()  # unknown rows too old to resend with their key
+        self.undated = 0  # unknown rows resent whose first attempt RESULTS does not say
         self.recorded = StatusTable()  # outcomes written by this invocation
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
         self.sending = False
-        self.shard_index, self.shard_count = args.shard
+        self.shard_index: int = args.shard[0]
+        self.shard_count: int = args.shard[1]
 
     # -- before anything is sent ---------------------------------------------------------------
 
@@ -138,7 +153,13 @@ class BulkRun:
             return
         header, journaled = self.journal.read()
         since = header.results_at if header is not None else None
-        self.statuses, recent, recorded_run = self.results.load(since)
+        loaded = self.results.load(since)
+        self.statuses, recent, self.unknown_since = (
+            loaded.statuses,
+            loaded.recent,
+            loaded.unknown_since,
+        )
+        recorded_run = loaded.run_id
         if header is None:
             if recorded_run is None:
                 raise UsageError(
@@ -162,13 +183,24 @@ class BulkRun:
         # A journal without its start offset (written by an older version) cannot tell a
         # not_sent line of an earlier run from one of the run that died, so it counts neither.
         exact = since is not None
-        self.recovered = [
-            row
-            for row in journaled
-            if (status := recent.get(row)) is None or (status == "not_sent" and not exact)
-        ]
-        for row in self.recovered:
+        for row, at in journaled:
+            status = recent.get(row)
+            if not (status is None or (status == "not_sent" and not exact)):
+                continue
+            self.recovered.append(row)
+            if self.statuses.get(row) == "unknown":  # an unknown row's resend: the first counts
+                at = self.unknown_since.get(row)
+            if at is not None:
+                self.unknown_since[row] = at
             self.statuses.set(row, "unknown")
+        # Past Telnyx's 24 h the original key no longer protects a resend: an unknown row
+        # that had in fact been accepted would go out twice. It stays unknown.
+        now = time.time()
+        self.expired = {
+            row
+            for row, at in self.unknown_since.items()
+            if now - at > RESEND_WINDOW and self.statuses.get(row) == "unknown" and self._mine(row)
+        }
 
     @property
     def run_id(self) -> str:
@@ -191,15 +223,53 @@ class BulkRun:
                 "stopped; recorded as unknown"
                 + ("" if self.args.retry_unknown else " (--retry-unknown resends them safely)")
             )
+        if self.args.retry_unknown:
+            self._record_expired()
         self._restart_journal()
+
+    def _record_expired(self) -> None:
+        if not self.expired:
+            return
+        rows = sorted(self.expired)
+        recipients = self._recipients(rows)
+        for row in rows:
+            at = self.unknown_since[row]
+            why = (
+                f"not resent: first attempted {stamp(at)}, more than "
+                f"{RESEND_WINDOW / 3600:.0f} h ago, and Telnyx keeps an Idempotency-Key 24 h, "
+                "so a resend could send it twice; look it up in Telnyx's message records and "
+                "send it again yourself only if it was not sent"
+            )
+            record = _record(
+                row,
+                None,
+                status="unknown",
+                to=recipients.get(row, ""),
+                key=self._key(row),
+                error=why,
+                first_attempt=at,
+            )
+            self._write(record)
+        _say(
+            f"resume: {len(rows)} unknown row(s) were first attempted more than "
+            f"{RESEND_WINDOW / 3600:.0f} h ago, outside Telnyx's 24 h Idempotency-Key window, "
+            f"so --retry-unknown does not resend them (first: row {rows[0]}); their lines in "
+            f"{self.out} say when, check them in Telnyx's message records"
+        )
 
     def _record_unknown(self, rows: list[int], why: str) -> None:
         recipients = self._recipients(rows)
         for row in rows:
             record = _record(
-                row, None, status="unknown", to=recipients.get(row, ""), key=self._key(row)
+                row,
+                None,
+                status="unknown",
+                to=recipients.get(row, ""),
+                key=self._key(row),
+                error=why,
+                first_attempt=self.unknown_since.get(row),
             )
-            self._write(record | {"error": why})
+            self._write(record)
 
     def _restart_journal(self) -> None:
         # RESULTS must be on disk before the journal that covered its rows is emptied; the
@@ -229,12 +299,15 @@ class BulkRun:
     def _key(self, row: int) -> str:
         return idempotency_key(self.run_id, row)
 
+    def _mine(self, row: int) -> bool:
+        return (row - 2) % self.shard_count == self.shard_index - 1
+
     def _pending(self, row: int) -> bool:
-        if (row - 2) % self.shard_count != self.shard_index - 1:
+        if not self._mine(row):
             return False  # another shard's row
         status = self.statuses.get(row)
         if status == "unknown" and self.args.retry_unknown:
-            return True
+            return row not in self.expired
         return status not in _DONE
 
     def plan(self) -> int:
@@ -298,13 +371,22 @@ class BulkRun:
 
     def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> str:
         status = outcome.status
-        if status == "not_sent" and self.statuses.get(row) == "unknown":
+        resent = self.statuses.get(row) == "unknown"
+        if status == "not_sent" and resent:
             # A --retry-unknown resend that did not go out says nothing of the first attempt,
             # which may have been accepted: still unknown, or a later plain --resume (past the
             # key's 24 h) could send it twice.
             status = "unknown"
+        # The key's 24 h run from the first attempt that may have reached Telnyx.
+        at = self.attempted.pop(row, None)
+        if resent:
+            at = self.unknown_since.pop(row, None)
+            if at is None:
+                self.undated += 1
+        elif status == "not_sent":
+            at = None
         to = str(outcome.request.get("to", ""))
-        record = _record(row, outcome, status=status, to=to, key=self._key(row))
+        record = _record(row, outcome, status=status, to=to, key=self._key(row), first_attempt=at)
         if status != outcome.status:
             record["error"] += " (this resend was not sent; an earlier attempt may have been)"
         self._write(record)
@@ -349,6 +431,7 @@ class BulkRun:
             # A request hook runs after the rate limiter and before the request is written.
             row = rows_by_key.get(event.idempotency_key or "")
             if row is not None and event.attempt == 0:
+                self.attempted[row] = time.time()
                 await journal.record(row)
 
         def requests() -> Iterator[SendItem]:
@@ -435,7 +518,11 @@ class BulkRun:
         # If an error cut that short, the journal is about to be emptied: record them here
         # (and if that fails too, the journal stays for --resume).
         _, journaled = self.journal.read()
-        missing = [row for row in journaled if self.recorded.get(row) is None]
+        missing = [row for row, _ in journaled if self.recorded.get(row) is None]
+        for row in missing:
+            at = self.attempted.get(row)
+            if at is not None and self.statuses.get(row) != "unknown":  # else: its first try
+                self.unknown_since[row] = at
         self._record_unknown(
             missing, "the run ended while this request may have been written (an error stopped it)"
         )
@@ -450,6 +537,24 @@ class BulkRun:
     def unfinished(self) -> int:
         """Rows of the file whose outcome is not ``sent`` after this run."""
         return sum(self.statuses.count(s) for s in ("rejected", "unknown", "not_sent"))
+
+
+def _resume_command(run: BulkRun) -> str:
+    """The command that continues ``run``, with the options that decide which rows are read
+    and how fast they go (quoted for a POSIX shell); the API key stays in the environment."""
+    args = run.args
+    words = ["telnyx-msg", "bulk", str(args.file), "--out", str(run.out)]
+    if codecs.lookup(args.encoding).name != "utf-8":
+        words += ["--encoding", args.encoding]
+    if args.ignore_unknown_columns:
+        words.append("--ignore-unknown-columns")
+    if args.account_mps != BULK_ACCOUNT_MPS:
+        words += ["--account-mps", f"{args.account_mps:g}"]
+    if args.concurrency != BULK_CONCURRENCY:
+        words += ["--concurrency", str(args.concurrency)]
+    if run.shard_count > 1:
+        words += ["--shard", f"{run.shard_index}/{run.shard_count}", "--redis", args.redis]
+    return shlex.join([*words, "--resume"])
 
 
 def _duration(seconds: float) -> str:
@@ -518,12 +623,7 @@ async def _run(run: BulkRun) -> int:
     if run.blank:
         summary += f"; {run.blank} blank row(s) skipped"
     print(f"{summary}; results in {run.out}", flush=True)
-    shard = (
-        f" --shard {run.shard_index}/{run.shard_count} --redis {args.redis}"
-        if run.shard_count > 1
-        else ""
-    )
-    resume = f"telnyx-msg bulk {args.file} --out {run.out}{shard} --resume"
+    resume = _resume_command(run)
     if failure is not None:
         _say(f"error: {failure}")
         if finished:
@@ -551,11 +651,24 @@ async def _run(run: BulkRun) -> int:
             )
         )
         return _SIGNAL_EXIT.get(signal.Signals(stopped), 1)
-    unknown = run.statuses.count("unknown")
-    if unknown:
+    if run.undated:
         _say(
-            f"{unknown} row(s) have an unknown outcome (they may have been sent); resend them "
-            f"safely with: {resume} --retry-unknown (within 24 h of their first attempt: "
-            "Telnyx keeps Idempotency-Keys that long; later, check them first)"
+            f"warning: {run.undated} unknown row(s) resent had no first-attempt time in "
+            f"{run.out} (written by an older telnyx-msg): they were resent on the assumption "
+            "that their first attempt was within Telnyx's 24 h Idempotency-Key window"
+        )
+    unknown = run.statuses.count("unknown")
+    expired = len(run.expired)
+    if unknown > expired:
+        _say(
+            f"{unknown - expired} row(s) have an unknown outcome (they may have been sent); "
+            f"resend them safely with: {resume} --retry-unknown (within 24 h of their first "
+            "attempt, recorded in first_attempt: Telnyx keeps Idempotency-Keys that long)"
+        )
+    if expired:
+        _say(
+            f"{expired} unknown row(s) are past Telnyx's 24 h Idempotency-Key window, so "
+            "--retry-unknown does not resend them; check them in Telnyx's message records "
+            f"(their lines in {run.out} say when they were first attempted)"
         )
     return 1 if run.unfinished() else 0

@@ -5,10 +5,16 @@ flushed as outcomes arrive; at the end of every invocation it is compacted (atom
 line per row. The journal, ``RESULTS.journal``, says which rows may have reached Telnyx: its
 first line names the run (the id every ``Idempotency-Key`` derives from) and the input file's
 fingerprint, and RESULTS's size when the journal began, then one ``w ROW`` line per row, written
-and ``fdatasync``-ed *before* that row's request can be written. After a crash (``kill -9``, power
+and ``fdatasync``-ed *before* that row's request can be written (each batch of them after a
+``t SECONDS`` line: the Unix time it was written). After a crash (``kill -9``, power
 loss) a journaled row without an outcome recorded *since the journal began* may have been sent,
 so ``--resume`` records it ``unknown``. An older line does not count: a row an earlier run left
 ``not_sent`` is pending again, and the crashed run may have written it.
+
+Each outcome line carries ``first_attempt``: when the first request for the row that may have
+reached Telnyx was about to be written (UTC). Telnyx keeps an ``Idempotency-Key`` for 24 hours,
+so an ``unknown`` row is resent with its key (``--retry-unknown``) only within
+:data:`RESEND_WINDOW` of that time: later, the resend could be a second message.
 
 Journal writes are grouped: every request waiting for the journal is covered by the next sync,
 so a run at concurrency 50 costs one sync per batch of rows, not one per row. A sync that takes
@@ -26,8 +32,9 @@ import time
 import uuid
 from array import array
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from attrs import frozen
 
@@ -36,17 +43,48 @@ __all__ = [
     "STATUSES",
     "Journal",
     "JournalError",
+    "Loaded",
     "Results",
     "RunHeader",
     "RunLock",
     "StatusTable",
+    "RESEND_WINDOW",
     "idempotency_key",
+    "stamp",
+    "unstamp",
 ]
 
-RESULT_FIELDS = ("row", "to", "status", "message_id", "code", "error", "idempotency_key")
+RESULT_FIELDS = (
+    "row",
+    "to",
+    "status",
+    "message_id",
+    "code",
+    "error",
+    "idempotency_key",
+    "first_attempt",
+)
 STATUSES = ("sent", "rejected", "unknown", "not_sent")
 _MAGIC = "telnyx-msg bulk journal v1"
 _INLINE_SYNC_LIMIT = 0.002  # seconds
+# Telnyx keeps an Idempotency-Key 24 h; an hour less leaves room for clock error between this
+# machine and Telnyx's (docs/cli.md).
+RESEND_WINDOW = 23 * 3600.0
+
+
+def stamp(at: float) -> str:
+    """``at`` (Unix time) as RESULTS writes it: ISO 8601 UTC to the second."""
+    return datetime.fromtimestamp(int(at), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unstamp(text: str) -> float | None:
+    """The Unix time of a ``first_attempt`` cell, or None when empty or unreadable."""
+    try:
+        return (
+            datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        )
+    except ValueError:
+        return None
 
 
 def idempotency_key(run_id: str, row: int) -> str:
@@ -116,6 +154,19 @@ class StatusTable:
         return self._codes.count(STATUSES.index(status) + 1)
 
 
+class Loaded(NamedTuple):
+    """What RESULTS records (:meth:`Results.load`)."""
+
+    statuses: StatusTable
+    """The latest status of each row."""
+    recent: StatusTable
+    """The latest status of each row among the lines from the given offset on."""
+    run_id: str | None
+    """The run id found in the recorded keys."""
+    unknown_since: dict[int, float]
+    """The first attempt (Unix time) of each row whose latest line is ``unknown`` with one."""
+
+
 class Results:
     """The RESULTS file: appended as outcomes arrive, compacted to one line per row."""
 
@@ -161,20 +212,26 @@ class Results:
                 ):
                     yield start, {k: str(record.get(k) or "") for k in RESULT_FIELDS}
 
-    def load(self, since: int | None = None) -> tuple[StatusTable, StatusTable, str | None]:
-        """The latest status per row; the latest per row among the lines from byte offset
-        ``since`` on (every line when None); and the run id found in the recorded keys."""
+    def load(self, since: int | None = None) -> Loaded:
+        """What the file records; ``recent`` counts the lines from byte offset ``since`` on
+        (every line when None). Memory: a byte per row, plus an entry per ``unknown`` row."""
         table, recent = StatusTable(), StatusTable()
+        unknown_since: dict[int, float] = {}
         run_id = None
         for offset, record in self._scan():
             row, status = int(record["row"]), record["status"]
             table.set(row, status)
             if since is None or offset >= since:
                 recent.set(row, status)
+            at = unstamp(record["first_attempt"]) if status == "unknown" else None
+            if at is None:
+                unknown_since.pop(row, None)
+            else:
+                unknown_since[row] = at
             key = record["idempotency_key"]
             if run_id is None and key.count(":") == 2:
                 run_id = key.split(":")[1]
-        return table, recent, run_id
+        return Loaded(table, recent, run_id, unknown_since)
 
     def size(self) -> int:
         """The file's size in bytes (0 when it does not exist)."""
@@ -269,20 +326,26 @@ class Journal:
         """True when a journal is on disk."""
         return self.path.exists()
 
-    def read(self) -> tuple[RunHeader | None, Iterator[int]]:
-        """The header and the journaled rows (a torn last line is ignored)."""
+    def read(self) -> tuple[RunHeader | None, Iterator[tuple[int, float | None]]]:
+        """The header, and each journaled row with the time it was journaled (None in a journal
+        written without times); a torn last line is ignored."""
         if not self.path.exists():
             return None, iter(())
         with self.path.open(encoding="utf-8", errors="replace") as handle:
             header = RunHeader.parse(handle.readline())
 
-        def rows() -> Iterator[int]:
+        def rows() -> Iterator[tuple[int, float | None]]:
+            at: float | None = None
             with self.path.open(encoding="utf-8", errors="replace") as handle:
                 handle.readline()
                 for line in handle:
                     parts = line.split()
-                    if len(parts) == 2 and parts[0] == "w" and parts[1].isdigit():
-                        yield int(parts[1])
+                    if len(parts) != 2 or not parts[1].isdigit():
+                        continue
+                    if parts[0] == "w":
+                        yield int(parts[1]), at
+                    elif parts[0] == "t":
+                        at = float(parts[1])
 
         return header, rows()
 
@@ -327,7 +390,9 @@ class Journal:
     async def _flush(self) -> None:
         try:
             while self._pending:
-                data, self._pending = b"".join(self._pending), []
+                # An older reader skips the time line and still finds every row.
+                data = b"t %d\n" % time.time() + b"".join(self._pending)
+                self._pending = []
                 batch, self._batch = self._batch, None
                 assert batch is not None
                 try:
