@@ -658,6 +658,10 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
         assert {r["status"] for r in records} <= {"sent", "unknown", "not_sent"}
         assert len(records) >= 40
         assert fake.stats.idempotent_replays == 0
+        stopped = [r for r in records if r["status"] != "sent"]
+        assert stopped, "no row was in flight at the signal"
+        for record in stopped:  # each says why it is not sent
+            assert record["error"].startswith("the run was stopped "), record
         credentials = ["--api-key", fake.api_key, "--base-url", fake.base_url]
         resume = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "telnyx_msg", *command[1:], "--retry-unknown", *credentials],

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument(
         "--shard",
         type=_shard,
-        default=(1, 1),
+        default="1/1",  # argparse passes a string default through type=
         metavar="I/N",
         help="send only shard I of N (rows spread round-robin); run N such "
         "processes, each with its own --out, sharing limits via --redis",

@@ -62,6 +62,12 @@ __all__ = ["UsageError", "run_bulk"]
 
 _DONE = frozenset({"sent", "unknown", "rejected"})
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_STOPPED = {  # the error cell of a row the run stopped in flight
+    "unknown": "the run was stopped while this request may have been written",
+    "not_sent": "the run was stopped before this request was written",
+    "sent": "",
+    "rejected": "",
+}
 
 
 class UsageError(Exception):
@@ -369,7 +375,9 @@ class BulkRun:
         self.statuses.set(int(record["row"]), record["status"])
         self.recorded.set(int(record["row"]), record["status"])
 
-    def _outcome(self, row: int, outcome: SendOutcome, progress: Progress) -> str:
+    def _outcome(
+        self, row: int, outcome: SendOutcome, progress: Progress, stopped: bool = False
+    ) -> str:
         status = outcome.status
         resent = self.statuses.get(row) == "unknown"
         if status == "not_sent" and resent:
@@ -387,6 +395,8 @@ class BulkRun:
             at = None
         to = str(outcome.request.get("to", ""))
         record = _record(row, outcome, status=status, to=to, key=self._key(row), first_attempt=at)
+        if stopped and not record["error"]:
+            record["error"] = _STOPPED[outcome.status]
         if status != outcome.status:
             record["error"] += " (this resend was not sent; an earlier attempt may have been)"
         self._write(record)
@@ -465,13 +475,13 @@ class BulkRun:
                 # The keys come from the checked header (send fields), as the type says.
                 yield cast(SendItem, request)
 
-        def finished(outcome: SendOutcome) -> str:
+        def finished(outcome: SendOutcome, stopped: bool = False) -> str:
             row = rows_by_index.pop(outcome.index)
             rows_by_key.pop(self._key(row), None)
-            return self._outcome(row, outcome, progress)
+            return self._outcome(row, outcome, progress, stopped)
 
         def stopped_in_flight(outcome: SendOutcome) -> None:
-            self.in_flight[finished(outcome)] += 1
+            self.in_flight[finished(outcome, stopped=True)] += 1
 
         args = self.args
         limits = self.limits()
