@@ -18,7 +18,7 @@ from attrs import field, frozen
 from telnyx_msg import _validate as v
 from telnyx_msg._config import RequestOptions
 from telnyx_msg.errors import ValidationError
-from telnyx_msg.models import AutorespOp, MetricsTimeFrame
+from telnyx_msg.models import AutorespOp, MetricsTimeFrame, _fields_repr
 
 MessageKind = Literal["SMS", "MMS"]
 Encoding = Literal["auto", "gsm7", "ucs2"]
@@ -101,11 +101,13 @@ def _check_options(_: Any, __: Any, value: Any) -> None:
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class Request:
     """Base of every request: carries per-call ``options``."""
 
     options: RequestOptions | None = field(default=None, kw_only=True, validator=_check_options)
+
+    __repr__ = _fields_repr
 
 
 _KIND = v.one_of("SMS", "MMS")
@@ -118,14 +120,14 @@ _MEDIA = v.str_list()
 # --- sends (docs/wire.md §3) ----------------------------------------------------------------------
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _Webhooks(Request):
     webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     use_profile_webhooks: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _Content(_Webhooks):
     text: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     media_urls: Sequence[str] | None = field(default=None, kw_only=True, validator=_MEDIA)
@@ -136,13 +138,13 @@ class _Content(_Webhooks):
             raise ValidationError("text", "a message needs text or media_urls")
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _Formatted(_Content):
     type: MessageKind | None = field(default=None, kw_only=True, validator=_KIND)
     auto_detect: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendMessage(_Formatted):
     """``POST /messages`` (§3.2): long code, short code, alphanumeric or number-pool sender."""
 
@@ -158,7 +160,7 @@ class SendMessage(_Formatted):
             raise ValidationError("from", "give from_ (a sender) or messaging_profile_id")
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendAlphanumeric(_Webhooks):
     """``POST /messages/alphanumeric_sender_id`` (§3.3): SMS only."""
 
@@ -168,7 +170,7 @@ class SendAlphanumeric(_Webhooks):
     messaging_profile_id: str = field(kw_only=True, validator=v.non_empty)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendGroupMms(_Content):
     """``POST /messages/group_mms`` (§3.4): up to 8 recipients."""
 
@@ -177,7 +179,7 @@ class SendGroupMms(_Content):
     to: Sequence[str] = field(kw_only=True, validator=v.str_list(1, 8, v.recipient))
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendLongCode(_Formatted):
     """``POST /messages/long_code`` (§3.5)."""
 
@@ -186,7 +188,7 @@ class SendLongCode(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendNumberPool(_Formatted):
     """``POST /messages/number_pool`` (§3.6): the profile's pool picks the sender."""
 
@@ -195,7 +197,7 @@ class SendNumberPool(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendShortCode(_Formatted):
     """``POST /messages/short_code`` (§3.7)."""
 
@@ -204,7 +206,7 @@ class SendShortCode(_Formatted):
     encoding: Encoding | None = field(default=None, kw_only=True, validator=_ENCODING)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ScheduleMessage(_Formatted):
     """``POST /messages/schedule`` (§3.8): no ``encoding``, no Idempotency-Key."""
 
@@ -214,7 +216,7 @@ class ScheduleMessage(_Formatted):
     send_at: datetime | str | None = field(default=None, kw_only=True, validator=v.date_time)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class SendWhatsApp(Request):
     """``POST /messages/whatsapp`` (§3.9): ``whatsapp_message`` is passed through as given."""
 
@@ -231,14 +233,14 @@ class SendWhatsApp(Request):
 # --- ids --------------------------------------------------------------------------------------
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ById(Request):
     """An operation addressed by ``{id}`` only."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ByMessageId(Request):
     """``GET /messages/group/{message_id}``."""
 
@@ -248,7 +250,7 @@ class ByMessageId(Request):
 # --- lists (docs/wire.md §2) ----------------------------------------------------------------------
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _Paged(Request):
     page_number: int | None = field(
         default=None, kw_only=True, validator=v.positive_int, metadata={"wire": "page[number]"}
@@ -258,7 +260,7 @@ class _Paged(Request):
     )
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListAlphanumericSenderIds(_Paged):
     """``GET /alphanumeric_sender_ids``."""
 
@@ -267,14 +269,14 @@ class ListAlphanumericSenderIds(_Paged):
     )
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListProfileAlphanumericSenderIds(_Paged):
     """``GET /messaging_profiles/{id}/alphanumeric_sender_ids``."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class CreateAlphanumericSenderId(Request):
     """``POST /alphanumeric_sender_ids`` (§5)."""
 
@@ -283,7 +285,7 @@ class CreateAlphanumericSenderId(Request):
     us_long_code_fallback: str | None = field(default=None, kw_only=True, validator=v.e164)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListHostedNumbers(_Paged):
     """``GET /messaging_hosted_numbers`` (§6)."""
 
@@ -291,7 +293,7 @@ class ListHostedNumbers(_Paged):
     sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class UpdateHostedNumber(Request):
     """``PATCH /messaging_hosted_numbers/{id}``; ``messaging_profile_id=""`` unassigns it."""
 
@@ -301,7 +303,7 @@ class UpdateHostedNumber(Request):
     tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListOptOuts(_Paged):
     """``GET /messaging_optouts`` (§7); ``redaction_enabled`` hides recipient numbers."""
 
@@ -310,7 +312,7 @@ class ListOptOuts(_Paged):
     redaction_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListProfileMetrics(Request):
     """``GET /messaging_profile_metrics``: one summary per profile over ``time_frame``.
 
@@ -323,7 +325,7 @@ class ListProfileMetrics(Request):
     )
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class RetrieveProfileMetrics(Request):
     """``GET /messaging_profiles/{id}/metrics`` (§8.2)."""
 
@@ -336,7 +338,7 @@ class RetrieveProfileMetrics(Request):
 # --- auto-response configs (docs/wire.md §9.4) ----------------------------------------------------
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListAutorespConfigs(Request):
     """``GET /messaging_profiles/{profile_id}/autoresp_configs``."""
 
@@ -346,7 +348,7 @@ class ListAutorespConfigs(Request):
     updated_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _AutorespBody(Request):
     op: Op | AutorespOp = field(kw_only=True, validator=_OP)
     keywords: Sequence[str] = field(kw_only=True, validator=v.str_list(1))
@@ -354,14 +356,14 @@ class _AutorespBody(Request):
     resp_text: str | None = field(default=None, kw_only=True)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class CreateAutorespConfig(_AutorespBody):
     """``POST /messaging_profiles/{profile_id}/autoresp_configs``."""
 
     profile_id: str = field(validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class AutorespConfigRef(Request):
     """An auto-response config addressed by its id and its profile's id."""
 
@@ -369,7 +371,7 @@ class AutorespConfigRef(Request):
     profile_id: str = field(kw_only=True, validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class UpdateAutorespConfig(_AutorespBody):
     """``PUT …/autoresp_configs/{autoresp_cfg_id}``: a full replacement, same body as create."""
 
@@ -397,7 +399,7 @@ _PHONE_FILTER = v.object_with(type=("tollfree", "longcode", "shortcode"))
 _SORT = v.object_with(phone_number=("asc", "desc"))
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListMessagingProfiles(_Paged):
     """``GET /messaging_profiles``: ``filter={"name": "Acme"}`` or ``{"name": {"contains": …}}``."""
 
@@ -406,7 +408,7 @@ class ListMessagingProfiles(_Paged):
     )
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class _ProfileSettings(Request):
     enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     # The definition's webhook URLs are format "url" yet default to "" (and a profile
@@ -431,7 +433,7 @@ class _ProfileSettings(Request):
     smart_encoding: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class CreateMessagingProfile(_ProfileSettings):
     """``POST /messaging_profiles``: ``whitelisted_destinations=["*"]`` allows every country."""
 
@@ -442,7 +444,7 @@ class CreateMessagingProfile(_ProfileSettings):
     health_webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class UpdateMessagingProfile(_ProfileSettings):
     """``PATCH /messaging_profiles/{id}``: only the fields given change.
 
@@ -460,21 +462,21 @@ class UpdateMessagingProfile(_ProfileSettings):
     v1_secret: str | None = field(default=None, kw_only=True, validator=v.string)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListProfilePhoneNumbers(_Paged):
     """``GET /messaging_profiles/{id}/phone_numbers``: the profile's numbers."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListProfileShortCodes(_Paged):
     """``GET /messaging_profiles/{id}/short_codes``: the profile's short codes."""
 
     id: str = field(validator=v.path_id)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListPhoneNumbersMessaging(_Paged):
     """``GET /phone_numbers/messaging``: numbers with their messaging settings.
 
@@ -487,7 +489,7 @@ class ListPhoneNumbersMessaging(_Paged):
     sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=_SORT)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class UpdatePhoneNumberMessaging(Request):
     """``PATCH /phone_numbers/{id}/messaging``; ``messaging_profile_id=""`` unassigns.
 
@@ -502,14 +504,14 @@ class UpdatePhoneNumberMessaging(Request):
     tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ListShortCodes(_Paged):
     """``GET /short_codes``: ``filter={"messaging_profile_id": "null"}`` lists unassigned ones."""
 
     filter: ShortCodeFilter | None = field(default=None, kw_only=True, validator=v.mapping)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class UpdateShortCode(Request):
     """``PATCH /short_codes/{id}``: bind it to a profile; ``messaging_profile_id=""`` unbinds.
 
@@ -522,7 +524,7 @@ class UpdateShortCode(Request):
     tags: Sequence[str] | None = field(default=None, kw_only=True, validator=v.str_list())
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class CreateBulkUpdate(Request):
     """``POST /messaging_numbers_bulk_updates``: set (or with ``""`` clear) many numbers' profile.
 
@@ -535,7 +537,7 @@ class CreateBulkUpdate(Request):
     assign_only: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
-@frozen(eq=False)
+@frozen(repr=False, eq=False)
 class ByOrderId(Request):
     """An operation addressed by ``{order_id}`` only."""
 

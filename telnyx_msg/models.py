@@ -78,10 +78,43 @@ NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 T = TypeVar("T")
 
 
+def _names(cls: type[Any], which: str) -> tuple[str, ...]:
+    names = _NAMES.get((cls, which))
+    if names is None:
+        fields = attrs.fields(cls)
+        names = _NAMES[cls, which] = tuple(f.name for f in fields if getattr(f, which))
+    return names
+
+
+_NAMES: dict[tuple[type[Any], str], tuple[str, ...]] = {}
+
+
+def _fields_repr(self: Any) -> str:
+    """attrs' repr (``Name(field=value, ...)``), written once for every model and request.
+
+    The classes are declared ``repr=False`` (and models ``eq=False``): attrs compiles these
+    methods per class, about a third of the package's import time.
+    """
+    cls = type(self)
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(cls, "repr"))
+    return f"{cls.__qualname__}({shown})"
+
+
 class _Model:
-    """Mixin: ``to_dict()`` through the package's single converter."""
+    """Mixin: value equality, attrs' repr, and ``to_dict()`` through the package's single
+    converter. Not hashable (``extra`` is a mapping)."""
 
     __slots__ = ()
+    __repr__ = _fields_repr
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        names = _names(type(self), "eq")
+        # Lists compare as attrs' tuples do: an identical value is equal without __eq__.
+        return [getattr(self, n) for n in names] == [getattr(other, n) for n in names]
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-shaped dict of this model (wire names, ISO date-times, ``extra`` merged)."""
@@ -196,7 +229,7 @@ class WebhookEventType(str, enum.Enum):
 # --- messages (docs/wire.md §4) -------------------------------------------------------------------
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class Sender(_Model):
     """The ``from`` object of a message."""
 
@@ -209,7 +242,7 @@ class Sender(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class Recipient(_Model):
     """One entry of a message's ``to`` or ``cc`` list."""
 
@@ -222,7 +255,7 @@ class Recipient(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class Cost(_Model):
     """An amount of money; ``amount`` arrives as a string or a number and becomes a Decimal."""
 
@@ -231,7 +264,7 @@ class Cost(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class CostBreakdown(_Model):
     """Carrier fee and rate parts of a message's cost."""
 
@@ -240,7 +273,7 @@ class CostBreakdown(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class Media(_Model):
     """A media item; outbound messages carry ``sha256``, inbound ones ``hash_sha256``."""
 
@@ -252,7 +285,7 @@ class Media(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class ErrorSource(_Model):
     """Where an error points: a JSON pointer into the request, or a query parameter."""
 
@@ -261,7 +294,7 @@ class ErrorSource(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class MessageError(_Model):
     """An error attached to a message (e.g. why delivery failed)."""
 
@@ -273,7 +306,7 @@ class MessageError(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class Message(_Model):
     """A message, outbound or inbound (``direction`` tells which).
 
@@ -319,7 +352,7 @@ class Message(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class WhatsAppMessage(_Model):
     """The response of ``messages.send_whatsapp`` (a different shape from :class:`Message`)."""
 
@@ -341,7 +374,7 @@ class WhatsAppMessage(_Model):
 # --- numbers and senders (docs/wire.md §5, §6, §7) ------------------------------------------------
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class AlphanumericSenderId(_Model):
     """An alphanumeric sender ID attached to a messaging profile."""
 
@@ -354,7 +387,7 @@ class AlphanumericSenderId(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class MessagingFeatureSet(_Model):
     """Which directions a number supports for one protocol."""
 
@@ -364,7 +397,7 @@ class MessagingFeatureSet(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class HostedNumberFeatures(_Model):
     """SMS and MMS feature sets of a number."""
 
@@ -373,7 +406,7 @@ class HostedNumberFeatures(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class NumberHealth(_Model):
     """Health metrics of a number."""
 
@@ -384,7 +417,7 @@ class NumberHealth(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class HostedNumber(_Model):
     """A phone number with its messaging settings (the definition's
     ``PhoneNumberWithMessagingSettings``): returned by ``messaging_hosted_numbers``,
@@ -412,7 +445,7 @@ class HostedNumber(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class ShortCode(_Model):
     """A short code and the messaging profile it is bound to (``short_codes``)."""
 
@@ -427,7 +460,7 @@ class ShortCode(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class HostedOrderNumber(_Model):
     """One number of a hosted-number order (the definition's ``HostedNumber``)."""
 
@@ -438,7 +471,7 @@ class HostedOrderNumber(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class HostedNumberOrder(_Model):
     """A hosted-number order (``MessagingHostedNumberOrder``), as a hosted-number delete returns.
 
@@ -456,7 +489,7 @@ class HostedNumberOrder(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class MessagingNumbersBulkUpdate(_Model):
     """A bulk update of numbers' messaging profile: numbers move from ``pending`` to
     ``success`` or ``failed`` as the order is processed."""
@@ -469,7 +502,7 @@ class MessagingNumbersBulkUpdate(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class OptOut(_Model):
     """A recipient who opted out of messages from a sender."""
 
@@ -484,7 +517,7 @@ class OptOut(_Model):
 # --- messaging profiles (docs/wire.md §9) ---------------------------------------------------------
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class NumberPoolSettings(_Model):
     """How a messaging profile's number pool picks senders."""
 
@@ -496,7 +529,7 @@ class NumberPoolSettings(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class UrlShortenerSettings(_Model):
     """Link shortening settings of a messaging profile."""
 
@@ -507,7 +540,7 @@ class UrlShortenerSettings(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class MessagingProfile(_Model):
     """A messaging profile (``messaging_profiles`` and ``actions.regenerate_secret``)."""
 
@@ -541,7 +574,7 @@ class MessagingProfile(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class AutorespConfig(_Model):
     """An auto-response setting of a messaging profile."""
 
@@ -558,7 +591,7 @@ class AutorespConfig(_Model):
 # --- metrics (docs/wire.md §8): lenient, every field optional -------------------------------------
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class OutboundMetrics(_Model):
     """Outbound counters; ``errors`` is a ratio (legacy key ``error_ratio`` is accepted)."""
 
@@ -568,7 +601,7 @@ class OutboundMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class InboundMetrics(_Model):
     """Inbound counters."""
 
@@ -576,7 +609,7 @@ class InboundMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class ProfileMetricsSummary(_Model):
     """High-level metrics of one messaging profile."""
 
@@ -588,7 +621,7 @@ class ProfileMetricsSummary(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class PageMeta(_Model):
     """Pagination metadata of a list response."""
 
@@ -599,7 +632,7 @@ class PageMeta(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class ProfileMetricsOverview(_Model):
     """The response of ``messaging_profile_metrics.list``: one summary per profile."""
 
@@ -608,7 +641,7 @@ class ProfileMetricsOverview(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class MessageTypeMetrics(_Model):
     """Counters of one message type (``label``, e.g. ``"longcode"``) in one time bucket."""
 
@@ -620,7 +653,7 @@ class MessageTypeMetrics(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class DetailedMetric(_Model):
     """Metrics of one time bucket."""
 
@@ -629,7 +662,7 @@ class DetailedMetric(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class ProfileMetrics(_Model):
     """The response of ``messaging_profiles.retrieve_metrics``."""
 
@@ -656,7 +689,7 @@ class Page(Generic[T]):
 # --- webhooks (docs/wire.md §10.4) ----------------------------------------------------------------
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class LinkClick(_Model):
     """A click on a shortened link (``record_type == "link_clicked"``)."""
 
@@ -668,7 +701,7 @@ class LinkClick(_Model):
     extra: Mapping[str, Any] = _extra()
 
 
-@frozen(unsafe_hash=False)
+@frozen(repr=False, eq=False)
 class WebhookMeta(_Model):
     """Delivery metadata Telnyx adds to an event."""
 

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 import telnyx_msg
 from telnyx_msg import models as m
 from telnyx_msg._convert import parse_datetime, structure, structure_event
+from telnyx_msg._requests import SendMessage
+from telnyx_msg.models import Cost, Message, Recipient, Sender
 
 UTC = timezone.utc
 JSON = dict[str, Any]
@@ -966,3 +968,28 @@ async def test_client_reports_the_missing_field(api_server: Any) -> None:
     assert one.value.field == "Message.id"
     assert "Message.id: missing" in str(one.value)
     assert page.value.field == "MessagingProfile.id"
+
+
+def test_models_compare_and_print_by_value() -> None:
+    """Equal when the class and every field are equal (``extra`` included), printed as attrs
+    prints (fields in order, ``extra`` left out), and not hashable (``extra`` is a mapping)."""
+    cost = Cost(amount=Decimal("0.0040"), currency="USD")
+    assert cost == Cost(amount=Decimal("0.004"), currency="USD")
+    assert cost != Cost(amount=Decimal("0.0040"), currency="EUR")
+    assert cost != Cost(amount=Decimal("0.0040"), currency="USD", extra={"fx": 1})
+    assert Sender(phone_number="+1") != Recipient(phone_number="+1")  # other class
+    assert (cost == "0.0040") is False
+    assert repr(cost) == "Cost(amount=Decimal('0.0040'), currency='USD')"
+    message = Message(id="m1", to=(Recipient(phone_number="+13125550001"),))
+    assert repr(message).startswith("Message(id='m1', record_type=None, direction=None, type=None,")
+    assert "to=(Recipient(phone_number='+13125550001', status=None," in repr(message)
+    assert "extra" not in repr(message)
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(cost)
+    request = SendMessage(from_="+13125550000", to="+13125550001", text="hi")
+    assert repr(request) == (
+        "SendMessage(options=None, webhook_url=None, webhook_failover_url=None, "
+        "use_profile_webhooks=None, text='hi', media_urls=None, subject=None, type=None, "
+        "auto_detect=None, to='+13125550001', from_='+13125550000', "
+        "messaging_profile_id=None, encoding=None, send_at=None)"
+    )
