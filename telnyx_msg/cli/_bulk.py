@@ -65,8 +65,6 @@ _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _STOPPED = {  # the error cell of a row the run stopped in flight
     "unknown": "the run was stopped while this request may have been written",
     "not_sent": "the run was stopped before this request was written",
-    "sent": "",
-    "rejected": "",
 }
 
 
@@ -396,7 +394,7 @@ class BulkRun:
         to = str(outcome.request.get("to", ""))
         record = _record(row, outcome, status=status, to=to, key=self._key(row), first_attempt=at)
         if stopped and not record["error"]:
-            record["error"] = _STOPPED[outcome.status]
+            record["error"] = _STOPPED.get(outcome.status, "")
         if status != outcome.status:
             record["error"] += " (this resend was not sent; an earlier attempt may have been)"
         self._write(record)
