@@ -26,7 +26,7 @@ import anyio.to_thread
 import pytest
 
 from telnyx_msg.cli import build_parser, main
-from telnyx_msg.cli._bulk import BulkRun
+from telnyx_msg.cli._bulk import BulkRun, _resume_command
 from telnyx_msg.cli._journal import (
     Journal,
     Results,
@@ -867,6 +867,23 @@ async def test_a_run_never_empties_a_journal_listing_a_row_without_outcome(tmp_p
     assert record["status"] == "unknown"
     assert record["to"] == "+13125550002"
     assert record["idempotency_key"] == idempotency_key(run.run_id, 4)
+
+
+def test_the_printed_resume_command_hides_a_redis_password(tmp_path: Path) -> None:
+    """The resume command goes to stderr (and logs): a password in --redis is masked."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 3)
+    url = "redis://:s3cret@127.0.0.1:6379/0"
+    argv = ["bulk", str(source), "--shard", "2/3", "--redis", url, "--api-key", "k"]
+    command = _resume_command(BulkRun(build_parser().parse_args(argv), open_table(source)))
+    assert "s3cret" not in command
+    assert shlex.split(command)[-5:] == [
+        "--shard",
+        "2/3",
+        "--redis",
+        "redis://:***@127.0.0.1:6379/0",
+        "--resume",
+    ]
 
 
 def test_resume_of_a_journal_without_its_start_offset_counts_not_sent_as_unsettled(

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from attrs import evolve
 
@@ -561,8 +562,18 @@ def _resume_command(run: BulkRun) -> str:
     if args.concurrency != BULK_CONCURRENCY:
         words += ["--concurrency", str(args.concurrency)]
     if run.shard_count > 1:
-        words += ["--shard", f"{run.shard_index}/{run.shard_count}", "--redis", args.redis]
+        redis = _masked(args.redis)
+        words += ["--shard", f"{run.shard_index}/{run.shard_count}", "--redis", redis]
     return shlex.join([*words, "--resume"])
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``: the command goes to logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def _duration(seconds: float) -> str:
