@@ -215,9 +215,10 @@ async def test_retry_unknown_never_resends_a_row_past_the_idempotency_window(
 ) -> None:
     """Telnyx keeps an Idempotency-Key 24 h. --retry-unknown resends an unknown row first
     attempted within 23 h (Telnyx answers with the message it has) but not one attempted
-    earlier, which a resend could send twice: that row stays unknown and says why and when."""
+    earlier, which a resend could send twice: that row stays unknown and says why and when. A
+    time a spreadsheet rewrote counts as too old."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    write_rows(source, 4)
+    write_rows(source, 5)
     async with FakeTelnyx() as fake:
         before = time.time()
         assert await bulk(fake, str(source), "--out", str(out)) == 0
@@ -227,10 +228,11 @@ async def test_retry_unknown_never_resends_a_row_past_the_idempotency_window(
             at = unstamp(record["first_attempt"])
             assert at is not None, record
             assert int(before) <= at <= after, record
-        # Rows 3-5 accepted but recorded unknown: row 3 by an older telnyx-msg (no time),
-        # row 4 first attempted 25 h ago, row 5 one hour ago.
+        # Rows 3-6 accepted but recorded unknown: row 3 by an older telnyx-msg (no time),
+        # row 4 first attempted 25 h ago, row 5 one hour ago, row 6 saved by Excel.
         old, recent = time.time() - 25 * HOUR, time.time() - HOUR
-        for row, when in ((3, ""), (4, stamp(old)), (5, stamp(recent))):
+        excel = "12/5/2026 10:00"
+        for row, when in ((3, ""), (4, stamp(old)), (5, stamp(recent)), (6, excel)):
             records[row] |= {"status": "unknown", "message_id": "", "first_attempt": when}
         crash_after(out, list(records.values()), journaled=())
         fake.stats.reset()
@@ -249,16 +251,19 @@ async def test_retry_unknown_never_resends_a_row_past_the_idempotency_window(
         assert latest[4]["first_attempt"] == stamp(old)
         assert latest[4]["error"].startswith(f"not resent: first attempted {stamp(old)}")
         assert latest[3]["status"] == "sent"
+        assert latest[6]["status"] == "unknown"
+        assert latest[6]["first_attempt"] == "unknown"
+        assert latest[6]["error"].startswith("not resent: first attempted at an unknown time")
         err = capsys.readouterr().err
-        assert "1 unknown row(s) were first attempted more than 23 h ago" in err
         assert "1 unknown row(s) resent had no first-attempt time" in err
-        assert "1 unknown row(s) are past Telnyx's 24 h" in err
-        assert "--retry-unknown (within" not in err  # no "resend safely" hint for row 4
-        # Asked again, it is still not resent.
+        assert err.count("2 unknown row(s) may be past Telnyx's 24 h") == 2
+        assert "--retry-unknown (within" not in err  # no "resend safely" hint for rows 4, 6
+        # Asked again, they are still not resent.
         fake.stats.reset()
         assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
         assert sent_keys(fake) == []
-        assert {int(r["row"]): r["status"] for r in results(out)}[4] == "unknown"
+        latest = {int(r["row"]): r for r in results(out)}
+        assert (latest[4]["status"], latest[6]["status"]) == ("unknown", "unknown")
 
 
 @pytest.mark.anyio

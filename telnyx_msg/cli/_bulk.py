@@ -46,6 +46,7 @@ from telnyx_msg._outcome import SendOutcome
 from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
+    UNREADABLE,
     Journal,
     JournalError,
     Results,
@@ -97,8 +98,15 @@ def _record(
         "code": (err.code or "") if isinstance(err, APIStatusError) else "",
         "error": "" if err is None else " ".join(str(err).split()),
         "idempotency_key": key,
-        "first_attempt": "" if first_attempt is None else stamp(first_attempt),
+        "first_attempt": _first_attempt_cell(first_attempt),
     }
+
+
+def _first_attempt_cell(at: float | None) -> str:
+    if at is None:
+        return ""
+    # Kept unreadable (not empty, which means "not recorded"), so it is never resent.
+    return "unknown" if at == UNREADABLE else stamp(at)
 
 
 class BulkRun:
@@ -239,11 +247,16 @@ class BulkRun:
         recipients = self._recipients(rows)
         for row in rows:
             at = self.unknown_since[row]
+            when = (
+                "at an unknown time (its first_attempt cell is not in the format "
+                "telnyx-msg writes, e.g. 2026-12-05T12:40:18Z)"
+                if at == UNREADABLE
+                else f"{stamp(at)}, more than {RESEND_WINDOW / 3600:.0f} h ago"
+            )
             why = (
-                f"not resent: first attempted {stamp(at)}, more than "
-                f"{RESEND_WINDOW / 3600:.0f} h ago, and Telnyx keeps an Idempotency-Key 24 h, "
-                "so a resend could send it twice; look it up in Telnyx's message records and "
-                "send it again yourself only if it was not sent"
+                f"not resent: first attempted {when}, and Telnyx keeps an Idempotency-Key "
+                "24 h, so a resend could send it twice; look it up in Telnyx's message records "
+                "and send it again yourself only if it was not sent"
             )
             record = _record(
                 row,
@@ -256,10 +269,11 @@ class BulkRun:
             )
             self._write(record)
         _say(
-            f"resume: {len(rows)} unknown row(s) were first attempted more than "
-            f"{RESEND_WINDOW / 3600:.0f} h ago, outside Telnyx's 24 h Idempotency-Key window, "
-            f"so --retry-unknown does not resend them (first: row {rows[0]}); their lines in "
-            f"{self.out} say when, check them in Telnyx's message records"
+            f"resume: {len(rows)} unknown row(s) may be past Telnyx's 24 h Idempotency-Key "
+            f"window (first attempted more than {RESEND_WINDOW / 3600:.0f} h ago, or at a time "
+            f"RESULTS no longer shows), so --retry-unknown does not resend them (first: row "
+            f"{rows[0]}); their lines in {self.out} say why, check them in Telnyx's message "
+            "records"
         )
 
     def _record_unknown(self, rows: list[int], why: str) -> None:
@@ -686,7 +700,7 @@ async def _run(run: BulkRun) -> int:
         )
     if expired:
         _say(
-            f"{expired} unknown row(s) are past Telnyx's 24 h Idempotency-Key window, so "
+            f"{expired} unknown row(s) may be past Telnyx's 24 h Idempotency-Key window, so "
             "--retry-unknown does not resend them; check them in Telnyx's message records "
             f"(their lines in {run.out} say when they were first attempted)"
         )

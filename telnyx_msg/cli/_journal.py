@@ -39,8 +39,10 @@ from typing import IO, Any, NamedTuple
 from attrs import frozen
 
 __all__ = [
+    "RESEND_WINDOW",
     "RESULT_FIELDS",
     "STATUSES",
+    "UNREADABLE",
     "Journal",
     "JournalError",
     "Loaded",
@@ -48,7 +50,6 @@ __all__ = [
     "RunHeader",
     "RunLock",
     "StatusTable",
-    "RESEND_WINDOW",
     "idempotency_key",
     "stamp",
     "unstamp",
@@ -70,6 +71,7 @@ _INLINE_SYNC_LIMIT = 0.002  # seconds
 # Telnyx keeps an Idempotency-Key 24 h; an hour less leaves room for clock error between this
 # machine and Telnyx's (docs/cli.md).
 RESEND_WINDOW = 23 * 3600.0
+UNREADABLE = 0.0  # the first attempt of a row whose first_attempt cell cannot be read
 
 
 def stamp(at: float) -> str:
@@ -164,7 +166,8 @@ class Loaded(NamedTuple):
     run_id: str | None
     """The run id found in the recorded keys."""
     unknown_since: dict[int, float]
-    """The first attempt (Unix time) of each row whose latest line is ``unknown`` with one."""
+    """The first attempt (Unix time) of each row whose latest line is ``unknown`` with one
+    (:data:`UNREADABLE` when the cell is not in the format RESULTS writes)."""
 
 
 class Results:
@@ -223,11 +226,12 @@ class Results:
             table.set(row, status)
             if since is None or offset >= since:
                 recent.set(row, status)
-            at = unstamp(record["first_attempt"]) if status == "unknown" else None
-            if at is None:
-                unknown_since.pop(row, None)
+            cell = record["first_attempt"] if status == "unknown" else ""
+            if cell:
+                # A cell a spreadsheet rewrote says nothing of the age: older than any window.
+                unknown_since[row] = unstamp(cell) or UNREADABLE
             else:
-                unknown_since[row] = at
+                unknown_since.pop(row, None)
             key = record["idempotency_key"]
             if run_id is None and key.count(":") == 2:
                 run_id = key.split(":")[1]
