@@ -267,6 +267,40 @@ async def test_retry_unknown_never_resends_a_row_past_the_idempotency_window(
 
 
 @pytest.mark.anyio
+async def test_results_saved_by_a_spreadsheet_resume_or_stop_never_resend(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """RESULTS opened and saved by Excel: as "CSV UTF-8" (a BOM) it is read as before; with
+    ';' between columns (European locales) it cannot be read, so --resume stops (exit 2)
+    instead of taking every row for unsent. A file of someone else's is never appended to."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 4)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        written = out.read_text(encoding="utf-8")
+        fake.stats.reset()
+        out.write_text("\ufeff" + written, encoding="utf-8")
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+        assert sent_keys(fake) == []
+        assert {r["status"] for r in results(out)} == {"sent"}
+        semicolons = written.replace(",", ";")
+        out.write_text(semicolons, encoding="utf-8")
+        capsys.readouterr()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 2
+        assert "its columns are separated by ';'" in capsys.readouterr().err
+        assert sent_keys(fake) == []
+        assert out.read_text(encoding="utf-8") == semicolons
+        foreign = "name,phone\nAda,+13125550000\n"
+        other = tmp_path / "contacts.csv"
+        other.write_text(foreign, encoding="utf-8")
+        assert await bulk(fake, str(source), "--out", str(other)) == 2
+        assert await bulk(fake, str(source), "--out", str(other), "--resume") == 2
+        assert "not telnyx-msg's header" in capsys.readouterr().err
+        assert other.read_text(encoding="utf-8") == foreign
+        assert sent_keys(fake) == []
+
+
+@pytest.mark.anyio
 async def test_first_attempt_comes_from_the_journal_and_a_resend_keeps_the_first(
     tmp_path: Path,
 ) -> None:

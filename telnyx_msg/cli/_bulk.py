@@ -50,6 +50,7 @@ from telnyx_msg.cli._journal import (
     Journal,
     JournalError,
     Results,
+    ResultsError,
     RunHeader,
     RunLock,
     StatusTable,
@@ -610,7 +611,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return 2
     try:
         run.prepare()
-    except (TableError, UsageError, OSError) as exc:  # OSError: RESULTS's folder is unwritable
+    except (TableError, UsageError, ResultsError, OSError) as exc:  # OSError: folder unwritable
         run.lock.release()
         _say(f"error: {exc}")
         return 2

@@ -47,6 +47,7 @@ __all__ = [
     "JournalError",
     "Loaded",
     "Results",
+    "ResultsError",
     "RunHeader",
     "RunLock",
     "StatusTable",
@@ -92,6 +93,10 @@ def unstamp(text: str) -> float | None:
 def idempotency_key(run_id: str, row: int) -> str:
     """The ``Idempotency-Key`` of one row of one run (Telnyx's format ``[A-Za-z0-9_:-]``)."""
     return f"telnyx-msg:{run_id}:{row}"
+
+
+class ResultsError(Exception):
+    """RESULTS is not in the format this command writes: nothing may be sent."""
 
 
 class JournalError(Exception):
@@ -180,8 +185,12 @@ class Results:
         self._writer: Any = None
 
     def exists(self) -> bool:
-        """True when the file holds anything (a header alone counts as empty)."""
-        return any(True for _ in self.records())
+        """True when the file holds anything (a header alone counts as empty); a file in
+        another format counts as holding something, so it is never appended to."""
+        try:
+            return any(True for _ in self.records())
+        except ResultsError:
+            return True
 
     def records(self) -> Iterator[dict[str, str]]:
         """Every valid line in file order; a torn or foreign line (a crash mid-write) is skipped."""
@@ -205,7 +214,7 @@ class Results:
                 else:
                     cells = next(csv.reader([line]), [])
                     if header is None:
-                        header = cells
+                        header = _header(line, cells, self.path)
                         continue
                     record = dict(zip(header, cells, strict=False))
                 if (
@@ -298,6 +307,26 @@ class Results:
         """Delete the file (``--overwrite``)."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+def _header(line: str, cells: list[str], path: Path) -> list[str]:
+    """The column names of RESULTS's first line, or ResultsError if they are not ours."""
+    text = line.strip().lstrip("\ufeff")  # a BOM: saved by a spreadsheet as "CSV UTF-8"
+    cells = [cell.lstrip("\ufeff") for cell in cells]
+    if {"row", "status"} <= set(cells):
+        return cells
+    if ",".join(RESULT_FIELDS).startswith(text):  # cut short by a crash while first written
+        return list(RESULT_FIELDS)
+    found = next((d for d in ";\t" if {"row", "status"} <= set(text.split(d))), None)
+    how = (
+        f"its columns are separated by {found!r}, not ','"
+        if found
+        else "its first line is not telnyx-msg's header (row,to,status,...)"
+    )
+    raise ResultsError(
+        f"cannot read {path}: {how}. Was it saved by a spreadsheet? Restore the file telnyx-msg "
+        "wrote (or save it as comma-separated CSV) before resuming, so no row is sent twice"
+    )
 
 
 def _last_byte(path: Path) -> bytes:
