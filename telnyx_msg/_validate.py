@@ -25,6 +25,7 @@ from telnyx_msg.errors import ValidationError
 
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 SHORT_CODE_RE = re.compile(r"[0-9]{3,8}")
+_SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[Ee]\+?[0-9]{1,2}")
 ALPHANUMERIC_RE = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 WHATSAPP_USER_RE = re.compile(r"[A-Z]{2}\.[0-9]{5,40}")
 #: ``page[size]`` is 1-250 on every paged list of Telnyx's API definition.
@@ -65,10 +66,18 @@ def _address(kinds: tuple[str, ...]) -> Validator:
             if pattern.fullmatch(value):
                 return
         hint = ""
-        if any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
+        if _SCIENTIFIC.fullmatch(value):
+            # What Excel shows (and saves) for a long number in a column not formatted as text.
+            hint = (
+                "; a spreadsheet turned the number into scientific notation: format that "
+                "column as text and type the number again"
+            )
+        elif any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
             hint = "; remove spaces, dashes and parentheses"
         elif value[:1].isdigit() and "E.164 number" in kinds:
             hint = "; E.164 numbers start with '+' and the country code, e.g. '+13125550001'"
+            if value.isdigit() and len(value) > 8:
+                hint += " (a spreadsheet drops the '+' of a column not formatted as text)"
         raise _fail(attribute, f"{value!r} is not a valid {expected}{hint}")
 
     return check

@@ -107,6 +107,26 @@ async def test_send_rejects_bad_to(
 
 
 @pytest.mark.parametrize(
+    ("number", "hint"),
+    [
+        ("1.3125550002E+10", "scientific notation: format that column as text"),
+        ("1,31256E+10", "scientific notation"),
+        ("13125550000", "a spreadsheet drops the '+' of a column not formatted as text"),
+        ("+1 (312) 555-0000", "remove spaces, dashes and parentheses"),
+    ],
+)
+async def test_a_number_a_spreadsheet_mangled_gets_a_hint(
+    client: telnyx_msg.AsyncClient, server: Server, number: str, hint: str
+) -> None:
+    """What Excel does to phone numbers (scientific notation, a dropped '+') is named in the
+    error, so a bulk user knows what to fix in the file."""
+    error = await rejected(
+        server, lambda: client.messages.send(to=number, from_=FROM, text="Hi"), "to"
+    )
+    assert hint in str(error)
+
+
+@pytest.mark.parametrize(
     ("method", "kwargs", "field"),
     [
         ("send", {"to": None, "from_": FROM, "text": "Hi"}, "to"),
