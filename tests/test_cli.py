@@ -240,5 +240,5 @@ def test_mock_server_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["mock-server", "--port", str(port), "--quiet"]) == 1
+        assert main(["mock-server", "--port", str(port), "--quiet"]) == 2  # pick another --port
     assert "pass --port 0" in capsys.readouterr().err

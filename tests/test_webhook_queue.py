@@ -665,7 +665,7 @@ def test_cli_worker_rejects_a_bad_handler_spec() -> None:
             text=True,
             timeout=60,
         )
-        assert result.returncode == 1
+        assert result.returncode == 2  # a usage error, before Redis is contacted
         assert "handler" in result.stderr
 
 

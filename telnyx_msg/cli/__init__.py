@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from telnyx_msg._version import __version__
-from telnyx_msg.errors import TelnyxError, ValidationError
+from telnyx_msg.errors import ConfigurationError, TelnyxError, ValidationError
 
 BULK_CONCURRENCY = 50  # bulk's default --concurrency
 BULK_ACCOUNT_MPS = 50.0  # bulk's default --account-mps
@@ -375,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = _SEND_FLAGS.get(exc.field, exc.field) if args.command == "send" else exc.field
         print(f"error: {flag}: {exc.message}", file=sys.stderr)
         return 2
+    except ConfigurationError as exc:  # a missing key, a bad --handler: a usage error
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except TelnyxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -421,7 +424,6 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
-    from telnyx_msg.errors import ConfigurationError
     from telnyx_msg.testing import DEFAULT_API_KEY, FakeConfig, FakeTelnyx, Faults
 
     config = FakeConfig(faults=Faults(latency=args.latency), max_messages=1_000_000)
@@ -460,7 +462,6 @@ async def _mock_server(args: argparse.Namespace) -> int:
 
 
 def _webhook_verify(args: argparse.Namespace) -> int:
-    from telnyx_msg.errors import ConfigurationError
     from telnyx_msg.webhooks import WebhookVerifier
 
     key = args.public_key or os.environ.get("TELNYX_PUBLIC_KEY")
@@ -477,8 +478,6 @@ def _webhook_verify(args: argparse.Namespace) -> int:
 
 def _import_handler(spec: str) -> Any:
     import importlib
-
-    from telnyx_msg.errors import ConfigurationError
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
