@@ -9,6 +9,8 @@ One process, no HTTP: the ASGI receiver is called directly with real Ed25519-sig
 - ``inline``: the receiver without a queue, running a no-op handler before it answers;
 - ``enqueue``: ``queue.enqueue`` alone (one ``XADD`` round trip to Redis on 127.0.0.1): the
   queue's cost per event, which should stay below ``verify``'s;
+- ``xadd``: the same ``XADD`` through a plain ``redis.asyncio`` client (its default pool, no
+  timeout): the floor ``enqueue`` is measured against;
 - ``queued``: the receiver with a queue (verify + enqueue, no handler);
 - ``worker``: one ``queue.run`` worker with a no-op handler draining the stream
   (``XREADGROUP``, a pipeline of ``EXISTS`` + ``SET NX``, one ``MULTI``: three round trips).
@@ -164,6 +166,7 @@ async def run(n: int, url: str, reps: int = 3) -> list[dict[str, Any]]:
                 await _measure("enqueue", n, lambda i: _none(queue.enqueue(plain[i][0], events[i])))
             )
             await queue._redis.delete(queue.stream)
+        keep(await _plain_xadd(url, n, [(body, events[i]) for i, (body, _) in enumerate(plain)]))
         async with RedisWebhookQueue(url, stream=f"bench:{uuid.uuid4().hex}") as queue:
             keep(
                 await _measure(
@@ -172,7 +175,31 @@ async def run(n: int, url: str, reps: int = 3) -> list[dict[str, Any]]:
             )
             keep(await _drain(queue, n))
             await queue._redis.delete(queue.stream)
-    return [best[c] for c in ("verify", "inline", "enqueue", "queued", "worker")]
+    return [best[c] for c in ("verify", "inline", "enqueue", "xadd", "queued", "worker")]
+
+
+async def _plain_xadd(url: str, n: int, items: list[tuple[bytes, WebhookEvent]]) -> dict[str, Any]:
+    """The fields ``enqueue`` writes, through redis-py alone."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    stream = f"bench:{uuid.uuid4().hex}"
+
+    async def add(i: int) -> None:
+        body, event = items[i]
+        fields = {
+            "body": body,
+            "event_id": event.id or "",
+            "event_type": str(event.event_type or ""),
+            "received_at": repr(time.time()),
+        }
+        await client.xadd(stream, fields)  # type: ignore[arg-type]
+
+    try:
+        return await _measure("xadd", n, add)
+    finally:
+        await client.delete(stream)
+        await client.aclose()
 
 
 def _caller(
@@ -260,7 +287,8 @@ def render(rows: list[dict[str, Any]]) -> str:
     by = {r["case"]: r for r in rows}
     lines.append(
         f"\nqueue CPU cost per event (enqueue, one XADD): "
-        f"{by['enqueue']['cpu_us_per_event']:.0f} µs; Ed25519 verify + parse: "
+        f"{by['enqueue']['cpu_us_per_event']:.0f} µs (redis-py's own XADD: "
+        f"{by['xadd']['cpu_us_per_event']:.0f} µs); Ed25519 verify + parse: "
         f"{by['verify']['cpu_us_per_event']:.0f} µs"
     )
     return "\n".join(lines)
