@@ -12,6 +12,8 @@ One process, no HTTP: the ASGI receiver is called directly with real Ed25519-sig
 - ``xadd``: the same ``XADD`` through a plain ``redis.asyncio`` client (its default pool, no
   timeout): the floor ``enqueue`` is measured against;
 - ``queued``: the receiver with a queue (verify + enqueue, no handler);
+- ``burst``: the same, ``BURST`` deliveries at a time (``asyncio.gather``), as Telnyx sends them
+  during a campaign: appends waiting together share a pipelined round trip;
 - ``worker``: one ``queue.run`` worker with a no-op handler draining the stream
   (``XREADGROUP``, a pipeline of ``EXISTS`` + ``SET NX``, one ``MULTI``: three round trips).
 
@@ -51,6 +53,7 @@ from telnyx_msg.receivers import AsgiWebhookApp, asgi_app
 from telnyx_msg.webhooks import WebhookVerifier
 
 NOW = 1_700_000_000
+BURST = 50  # deliveries in flight at once in the burst case
 
 
 def _body(i: int) -> bytes:
@@ -175,7 +178,31 @@ async def run(n: int, url: str, reps: int = 3) -> list[dict[str, Any]]:
             )
             keep(await _drain(queue, n))
             await queue._redis.delete(queue.stream)
-    return [best[c] for c in ("verify", "inline", "enqueue", "xadd", "queued", "worker")]
+        async with RedisWebhookQueue(url, stream=f"bench:{uuid.uuid4().hex}") as queue:
+            app = asgi_app(verifier, {}, queue=queue)
+            keep(await _measure_bursts("burst", n, _caller(app, deliveries)))
+            await queue._redis.delete(queue.stream)
+    cases = ("verify", "inline", "enqueue", "xadd", "queued", "burst", "worker")
+    return [best[c] for c in cases]
+
+
+async def _measure_bursts(
+    label: str, n: int, call: Callable[[int], Awaitable[int]]
+) -> dict[str, Any]:
+    async def burst(start: int) -> None:
+        statuses = await asyncio.gather(*(call(i) for i in range(start, min(start + BURST, n))))
+        if set(statuses) != {200}:
+            raise RuntimeError(f"{label}: answers {sorted(set(statuses))}")
+
+    row = await _measure(label, (n + BURST - 1) // BURST, lambda k: burst(k * BURST))
+    bursts = row["n"]
+    row.update(
+        n=n,
+        per_s=row["per_s"] * n / bursts,
+        us_per_event=row["us_per_event"] * bursts / n,
+        cpu_us_per_event=row["cpu_us_per_event"] * bursts / n,
+    )
+    return row
 
 
 async def _plain_xadd(url: str, n: int, items: list[tuple[bytes, WebhookEvent]]) -> dict[str, Any]:
@@ -286,9 +313,10 @@ def render(rows: list[dict[str, Any]]) -> str:
     ]
     by = {r["case"]: r for r in rows}
     lines.append(
-        f"\nqueue CPU cost per event (enqueue, one XADD): "
-        f"{by['enqueue']['cpu_us_per_event']:.0f} µs (redis-py's own XADD: "
-        f"{by['xadd']['cpu_us_per_event']:.0f} µs); Ed25519 verify + parse: "
+        f"\nqueue CPU cost per event: {by['enqueue']['cpu_us_per_event']:.0f} µs alone "
+        f"(enqueue; redis-py's own XADD: {by['xadd']['cpu_us_per_event']:.0f} µs), "
+        f"{by['burst']['cpu_us_per_event'] - by['inline']['cpu_us_per_event']:.0f} µs in "
+        f"bursts of {BURST} (burst - inline); Ed25519 verify + parse: "
         f"{by['verify']['cpu_us_per_event']:.0f} µs"
     )
     return "\n".join(lines)

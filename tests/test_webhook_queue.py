@@ -691,3 +691,76 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
     async with RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:") as tracker:
         results = await asyncio.gather(*(tracker.result(f"m-{i}") for i in range(300)))
         assert results == [None] * 300
+
+
+async def test_a_burst_is_pipelined_and_each_receiver_gets_its_own_entry(
+    queue: RedisWebhookQueue,
+) -> None:
+    """Deliveries arriving together are appended in shared round trips; each caller still gets
+    the id of the entry holding its own event."""
+    await queue.enqueue(event_body("first"), parsed("first"))  # the group exists
+    names = [f"pipe-{i}" for i in range(250)]
+    ids = await asyncio.gather(*(queue.enqueue(event_body(n), parsed(n)) for n in names))
+    client = await raw(queue)
+    stored = {i.decode(): f[b"event_id"].decode() for i, f in await client.xrange(queue.stream)}
+    assert [stored[entry_id] for entry_id in ids] == names
+    assert len(stored) == 251
+
+
+async def test_a_failed_pipelined_append_fails_every_caller_in_it(
+    queue: RedisWebhookQueue,
+) -> None:
+    """Redis refusing a batch (here the stream key holds a string: WRONGTYPE) fails each of its
+    callers (their receivers answer 503); the next append works once the key is fixed."""
+    await queue.enqueue(event_body("first"), parsed("first"))
+    client = await raw(queue)
+    await client.delete(queue.stream)
+    await client.set(queue.stream, "not a stream")
+    names = [f"refused-{i}" for i in range(20)]
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(queue.enqueue(event_body(n), parsed(n)) for n in names), return_exceptions=True
+        ),
+        10,
+    )
+    assert all(isinstance(r, WebhookQueueUnavailableError) for r in results), results
+    assert all("WRONGTYPE" in str(r) for r in results)
+    await client.delete(queue.stream)
+    assert await queue.enqueue(event_body("after"), parsed("after"))
+
+
+async def test_a_receiver_that_gave_up_is_not_appended_later(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis frozen: an append goes out and hangs, the next waits its turn and its caller gives
+    up (its delivery dropped). After the thaw the one on the wire is stored (it had been
+    written; workers skip the copy Telnyx sends again), the one never sent is not."""
+    q = RedisWebhookQueue(redis_process.url, stream=f"test:{uuid.uuid4().hex}", timeout=0.5)
+    try:
+        await q.enqueue(event_body("before"), parsed("before"))
+        redis_process.freeze()
+        try:
+            on_wire = asyncio.ensure_future(q.enqueue(event_body("on-wire"), parsed("on-wire")))
+            await asyncio.sleep(0.1)
+            waiting = asyncio.ensure_future(q.enqueue(event_body("waiting"), parsed("waiting")))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            with pytest.raises(WebhookQueueUnavailableError):
+                await on_wire
+        finally:
+            redis_process.thaw()
+        client = await raw(q)
+        for _ in range(100):
+            entries = await client.xrange(q.stream)
+            if len(entries) > 1:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # time enough for a wrong append of "waiting" to land
+        stored = [f[b"event_id"].decode() for _, f in await client.xrange(q.stream)]
+        assert stored == ["before", "on-wire"]
+        assert await q.enqueue(event_body("after"), parsed("after"))
+    finally:
+        redis_process.thaw()
+        await q.aclose()

@@ -43,5 +43,13 @@ def test_benchmark_runs_every_case(redis_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "queue CPU cost per event" in proc.stdout
     rows = json.loads(out.read_text())
-    assert [r["case"] for r in rows] == ["verify", "inline", "enqueue", "xadd", "queued", "worker"]
+    assert [r["case"] for r in rows] == [
+        "verify",
+        "inline",
+        "enqueue",
+        "xadd",
+        "queued",
+        "burst",
+        "worker",
+    ]
     assert all(r["n"] == 20 and r["per_s"] > 0 for r in rows)
