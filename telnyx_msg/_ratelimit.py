@@ -29,11 +29,13 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import inspect
 import itertools
 import math
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from heapq import heappop, heappush
 from typing import Any, Generic, TypeVar
@@ -135,7 +137,16 @@ class _Forwarded(Generic[T]):
             # asyncio's own flag, which run_until_complete clears the same way for the future
             # of a loop stopped early.
             task._log_destroy_pending = False  # type: ignore[attr-defined]
+            # A task that never ran would also warn "coroutine ... was never awaited" when
+            # collected. Once collected nothing can run it, so closing it then is safe from
+            # any thread (closing a never-started coroutine runs none of its code).
+            weakref.finalize(task, _close_unstarted, task.get_coro())
         self.cancel()
+
+
+def _close_unstarted(coro: Any) -> None:
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        coro.close()
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
