@@ -294,6 +294,9 @@ async def test_results_saved_by_a_spreadsheet_resume_or_stop_never_resend(
         other = tmp_path / "contacts.csv"
         other.write_text(foreign, encoding="utf-8")
         assert await bulk(fake, str(source), "--out", str(other)) == 2
+        err = capsys.readouterr().err
+        assert "not telnyx-msg's header" in err
+        assert "pass --overwrite to replace it" in err
         assert await bulk(fake, str(source), "--out", str(other), "--resume") == 2
         assert "not telnyx-msg's header" in capsys.readouterr().err
         assert other.read_text(encoding="utf-8") == foreign

@@ -154,6 +154,11 @@ class BulkRun:
                 "end (or stop it) before resuming, so no row is sent by both"
             )
         existing = self.results.exists() or self.journal.exists()
+        if existing and not args.overwrite:
+            try:
+                self.results.check()
+            except ResultsError as exc:
+                raise UsageError(f"{exc} (or pass --overwrite to replace it)") from None
         if existing and not (args.resume or args.overwrite):
             raise UsageError(
                 f"{self.out} already holds results of a run; pass --resume to continue it "

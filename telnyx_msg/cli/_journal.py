@@ -192,6 +192,11 @@ class Results:
         except ResultsError:
             return True
 
+    def check(self) -> None:
+        """Raise :class:`ResultsError` when the file is not in the format this command writes."""
+        for _ in self._scan():
+            return
+
     def records(self) -> Iterator[dict[str, str]]:
         """Every valid line in file order; a torn or foreign line (a crash mid-write) is skipped."""
         for _offset, record in self._scan():
