@@ -287,7 +287,9 @@ async def test_results_saved_by_a_spreadsheet_resume_or_stop_never_resend(
         out.write_text(semicolons, encoding="utf-8")
         capsys.readouterr()
         assert await bulk(fake, str(source), "--out", str(out), "--resume") == 2
-        assert "its columns are separated by ';'" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "its columns are separated by ';'" in err
+        assert "--overwrite" not in err  # it would start a new run: every row sent again
         assert sent_keys(fake) == []
         assert out.read_text(encoding="utf-8") == semicolons
         foreign = "name,phone\nAda,+13125550000\n"
@@ -296,7 +298,8 @@ async def test_results_saved_by_a_spreadsheet_resume_or_stop_never_resend(
         assert await bulk(fake, str(source), "--out", str(other)) == 2
         err = capsys.readouterr().err
         assert "not telnyx-msg's header" in err
-        assert "pass --overwrite to replace it" in err
+        assert "give --out another name" in err
+        assert "--overwrite" not in err  # a spreadsheet-saved RESULTS must not be overwritten
         assert await bulk(fake, str(source), "--out", str(other), "--resume") == 2
         assert "not telnyx-msg's header" in capsys.readouterr().err
         assert other.read_text(encoding="utf-8") == foreign

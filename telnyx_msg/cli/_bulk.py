@@ -158,7 +158,10 @@ class BulkRun:
             try:
                 self.results.check()
             except ResultsError as exc:
-                raise UsageError(f"{exc} (or pass --overwrite to replace it)") from None
+                # Not --overwrite: if this is a run's RESULTS, a new run would send every row again.
+                raise UsageError(
+                    f"{exc}; if it is not a results file, give --out another name"
+                ) from None
         if existing and not (args.resume or args.overwrite):
             raise UsageError(
                 f"{self.out} already holds results of a run; pass --resume to continue it "
