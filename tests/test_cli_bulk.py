@@ -69,6 +69,22 @@ def per_recipient(fake: FakeTelnyx) -> Counter[str]:
     return Counter(m["to"][0]["phone_number"] for m in fake.messages())
 
 
+def server_argv(source: Path, out: Path, base_url: str, *extra: str) -> list[str]:
+    """``telnyx-msg bulk`` arguments for a run against a per-test server (API key ``k``)."""
+    return [
+        "bulk",
+        str(source),
+        "--out",
+        str(out),
+        "--api-key",
+        "k",
+        "--base-url",
+        base_url,
+        "--no-progress",
+        *extra,
+    ]
+
+
 async def bulk(fake: FakeTelnyx, *args: str) -> int:
     argv = ["bulk", *args, "--api-key", fake.api_key, "--base-url", fake.base_url, "--no-progress"]
     code: int = await anyio.to_thread.run_sync(main, argv)
@@ -352,22 +368,8 @@ async def test_each_row_is_journaled_before_its_request_arrives(
         return json_response({"data": message_json(id=key.replace(":", "-"))})
 
     server = await api_server(handler)
-    code = await anyio.to_thread.run_sync(
-        main,
-        [
-            "bulk",
-            str(source),
-            "--out",
-            str(out),
-            "--api-key",
-            "k",
-            "--base-url",
-            server.base_url,
-            "--concurrency",
-            "8",
-            "--no-progress",
-        ],
-    )
+    argv = server_argv(source, out, server.base_url, "--concurrency", "8")
+    code = await anyio.to_thread.run_sync(main, argv)
     assert code == 0
     assert len(server.requests) == 30
     assert missing == []
@@ -812,18 +814,7 @@ async def test_kill_9_while_a_not_sent_row_is_resent_records_it_unknown(
     server = await api_server(handler)
 
     def cli(*extra: str) -> list[str]:
-        return [
-            "bulk",
-            str(source),
-            "--out",
-            str(out),
-            "--api-key",
-            "k",
-            "--base-url",
-            server.base_url,
-            "--no-progress",
-            *extra,
-        ]
+        return server_argv(source, out, server.base_url, *extra)
 
     assert await anyio.to_thread.run_sync(main, cli()) == 1
     assert {int(r["row"]): r["status"] for r in results(out)}[6] == "not_sent"
@@ -869,8 +860,7 @@ async def test_an_unknown_row_whose_resend_is_not_sent_stays_unknown(
     server = await api_server(handler)
 
     async def run(*extra: str) -> int:
-        argv = ["bulk", str(source), "--out", str(out), "--api-key", "k"]
-        argv += ["--base-url", server.base_url, "--no-progress", *extra]
+        argv = server_argv(source, out, server.base_url, *extra)
         code: int = await anyio.to_thread.run_sync(main, argv)
         return code
 

@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -176,19 +176,14 @@ class BulkRun:
         header, journaled = self.journal.read()
         since = header.results_at if header is not None else None
         loaded = self.results.load(since)
-        self.statuses, recent, self.unknown_since = (
-            loaded.statuses,
-            loaded.recent,
-            loaded.unknown_since,
-        )
-        recorded_run = loaded.run_id
+        self.statuses, self.unknown_since = loaded.statuses, loaded.unknown_since
         if header is None:
-            if recorded_run is None:
+            if loaded.run_id is None:
                 raise UsageError(
                     f"cannot resume: {self.journal.path} is missing and {self.out} "
                     "records no run id; use --overwrite with a new results file"
                 )
-            header = RunHeader(recorded_run, source, shard)
+            header = RunHeader(loaded.run_id, source, shard)
         if header.shard != shard:
             raise UsageError(
                 f"{self.out} records shard {header.shard}; resume it with --shard {header.shard}"
@@ -206,7 +201,7 @@ class BulkRun:
         # not_sent line of an earlier run from one of the run that died, so it counts neither.
         exact = since is not None
         for row, at in journaled:
-            status = recent.get(row)
+            status = loaded.recent.get(row)
             if not (status is None or (status == "not_sent" and not exact)):
                 continue
             self.recovered.append(row)
@@ -253,8 +248,8 @@ class BulkRun:
         if not self.expired:
             return
         rows = sorted(self.expired)
-        recipients = self._recipients(rows)
-        for row in rows:
+
+        def why(row: int) -> str:
             at = self.unknown_since[row]
             when = (
                 "at an unknown time (its first_attempt cell is not in the format "
@@ -262,21 +257,13 @@ class BulkRun:
                 if at == UNREADABLE
                 else f"{stamp(at)}, more than {RESEND_WINDOW / 3600:.0f} h ago"
             )
-            why = (
+            return (
                 f"not resent: first attempted {when}, and Telnyx keeps an Idempotency-Key "
                 "24 h, so a resend could send it twice; look it up in Telnyx's message records "
                 "and send it again yourself only if it was not sent"
             )
-            record = _record(
-                row,
-                None,
-                status="unknown",
-                to=recipients.get(row, ""),
-                key=self._key(row),
-                error=why,
-                first_attempt=at,
-            )
-            self._write(record)
+
+        self._record_unknown(rows, why)
         _say(
             f"resume: {len(rows)} unknown row(s) may be past Telnyx's 24 h Idempotency-Key "
             f"window (first attempted more than {RESEND_WINDOW / 3600:.0f} h ago, or at a time "
@@ -285,7 +272,7 @@ class BulkRun:
             "records"
         )
 
-    def _record_unknown(self, rows: list[int], why: str) -> None:
+    def _record_unknown(self, rows: list[int], why: str | Callable[[int], str]) -> None:
         recipients = self._recipients(rows)
         for row in rows:
             record = _record(
@@ -294,7 +281,7 @@ class BulkRun:
                 status="unknown",
                 to=recipients.get(row, ""),
                 key=self._key(row),
-                error=why,
+                error=why if isinstance(why, str) else why(row),
                 first_attempt=self.unknown_since.get(row),
             )
             self._write(record)

@@ -73,19 +73,18 @@ _INLINE_SYNC_LIMIT = 0.002  # seconds
 # machine and Telnyx's (docs/cli.md).
 RESEND_WINDOW = 23 * 3600.0
 UNREADABLE = 0.0  # the first attempt of a row whose first_attempt cell cannot be read
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def stamp(at: float) -> str:
     """``at`` (Unix time) as RESULTS writes it: ISO 8601 UTC to the second."""
-    return datetime.fromtimestamp(int(at), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(at), timezone.utc).strftime(_STAMP)
 
 
 def unstamp(text: str) -> float | None:
     """The Unix time of a ``first_attempt`` cell, or None when empty or unreadable."""
     try:
-        return (
-            datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-        )
+        return datetime.strptime(text, _STAMP).replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         return None
 
