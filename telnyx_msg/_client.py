@@ -7,7 +7,6 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import logging
 import math
@@ -761,6 +760,8 @@ def _bad_arguments(endpoint: Endpoint[Any, Any], name: str, exc: TypeError) -> V
     text = str(exc)
     unexpected = _UNEXPECTED.search(text)
     if unexpected is not None:
+        import difflib  # only on this error path: not worth its import time for every client
+
         word = unexpected.group(1)
         close = difflib.get_close_matches(word, known, n=1)
         hint = (
