@@ -251,10 +251,17 @@ def render(results: dict[str, Any]) -> str:
         if imp:
             sec = imp["seconds"]
             out.append(
-                f'| cold `python -c "import telnyx_msg"` (best of {imp["runs"]}) '
+                f'| cold `python -c "from telnyx_msg import AsyncClient"` (best of {imp["runs"]}) '
                 f"| {_f(sec['telnyx_msg'] * 1000)} ms | {_f(sec['aiohttp'] * 1000)} ms "
                 f"(aiohttp) | {_f(imp['ratio'], '.2f')} |"
             )
+            if "telnyx_msg.webhooks" in sec:
+                out.append(
+                    f'| cold `python -c "import telnyx_msg.webhooks"` '
+                    f"| {_f(sec['telnyx_msg.webhooks'] * 1000)} ms "
+                    f"| {_f(sec['aiohttp'] * 1000)} ms | "
+                    f"{_f(sec['telnyx_msg.webhooks'] / sec['aiohttp'], '.2f')} |"
+                )
             if "telnyx" in sec:
                 out.append(
                     f"| cold `import telnyx` (official) | {_f(sec['telnyx'] * 1000)} ms "
