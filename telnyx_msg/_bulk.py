@@ -19,6 +19,9 @@ one outcome:
   are listed once, page by page, before the first send), or the run was stopped before the
   request was written.
 
+An input that raises (a malformed row, a dropped database cursor) ends the pulling: the items
+already pulled are still sent and yielded, then the iteration raises the input's exception.
+
 Stopping: no new item is pulled once the consumer stops iterating. Closing the iterator
 (``await outcomes.aclose()``, ``contextlib.aclosing``, or cancelling the consuming task) cancels
 the sends still waiting for a rate-limit token (they were never written, so they are
@@ -175,6 +178,7 @@ async def run_send_many(
     index = 0
     exhausted = False
     fatal: list[BaseException] = []  # an outage that stops the run (see the module docstring)
+    broken: Exception | None = None  # what the input raised; raised once the pulled items end
 
     def report(idx: int, outcome: SendOutcome) -> None:
         # Leaving `running` and queueing the outcome happen together, so a consumer woken by
@@ -230,6 +234,12 @@ async def run_send_many(
                 except (StopIteration, StopAsyncIteration):
                     exhausted = True
                     break
+                except Exception as exc:
+                    # The input failed (a bad row, a lost database cursor): the sends already
+                    # started are healthy, so they finish and are yielded before this is raised.
+                    broken = exc
+                    exhausted = True
+                    break
                 gate = SendGate()
                 # A task per send (not a worker pool): the pull above happens only when the
                 # consumer asks for more, which is what bounds a stalled run.
@@ -239,6 +249,8 @@ async def run_send_many(
                 if fatal:
                     raise fatal[0]
                 if not running:
+                    if broken is not None:
+                        raise broken
                     return
                 waiter = loop.create_future()
                 wake.append(waiter)

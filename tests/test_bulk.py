@@ -131,6 +131,53 @@ async def test_input_is_consumed_lazily(api_server: Any) -> None:
     assert len(server.requests) <= 20 + 5
 
 
+async def slow_ok(request: web.Request) -> web.Response:
+    """Every send accepted, after long enough that many are in flight at once."""
+    body = await request.json()
+    await asyncio.sleep(0.1)
+    return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+
+class BadRow(Exception):
+    pass
+
+
+def failing_after(count: int) -> Iterator[SendItem]:
+    yield from numbers(count)
+    raise BadRow(f"row {count} is malformed")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_failing_input_finishes_what_it_pulled_then_raises(
+    api_server: Any, kind: str
+) -> None:
+    """The input raising mid-run: the sends already started are not abandoned (they finish and
+    are yielded), nothing more is pulled, then the input's own exception is raised."""
+    server = await api_server(slow_ok)
+
+    async def failing_async() -> AsyncIterator[SendItem]:
+        for item in failing_after(12):
+            yield item
+
+    source = failing_after(12) if kind == "sync" else failing_async()
+    stopped: list[SendOutcome] = []
+    outcomes: list[SendOutcome] = []
+
+    async def consume(client: telnyx_msg.AsyncClient) -> None:
+        async for outcome in client.messages.send_many(
+            source, concurrency=10, on_stop=stopped.append
+        ):
+            outcomes.append(outcome)
+
+    async with client_for(server) as client:
+        with pytest.raises(BadRow, match="row 12 is malformed"):
+            await consume(client)
+    assert sorted(o.index for o in outcomes) == list(range(12))
+    assert {o.status for o in outcomes} == {"sent"}
+    assert stopped == []
+    assert len(server.requests) == 12
+
+
 async def test_async_iterable_input_and_group_mms_and_whatsapp(api_server: Any) -> None:
     """Async iterables work, and 'auto' routes list recipients and WhatsApp items correctly."""
     server = await api_server(scripted)
@@ -288,6 +335,28 @@ async def test_blocking_send_many(api_server: Any) -> None:
     statuses = await anyio.to_thread.run_sync(run)
     assert len(statuses) == 30
     assert statuses.count("sent") == 30 - 3 * 3
+
+
+async def test_blocking_send_many_failing_input(api_server: Any) -> None:
+    """Through the blocking facade too: every pulled item's outcome, then the input's error."""
+    server = await api_server(slow_ok)
+
+    def run() -> tuple[list[str], BaseException | None]:
+        statuses: list[str] = []
+        with telnyx_msg.Client(
+            "k", base_url=server.base_url, rate_limits=None, backoff=FAST
+        ) as client:
+            try:
+                for outcome in client.messages.send_many(failing_after(7), concurrency=5):
+                    statuses.append(outcome.status)
+            except BadRow as exc:
+                return statuses, exc
+        return statuses, None
+
+    statuses, error = await anyio.to_thread.run_sync(run)
+    assert isinstance(error, BadRow)
+    assert statuses == ["sent"] * 7
+    assert len(server.requests) == 7
 
 
 async def test_skip_optouts_with_fake_telnyx() -> None:
