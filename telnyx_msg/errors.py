@@ -351,7 +351,8 @@ QUEUE_FULL_CODE = "40318"
 #: Likely cause and fix for the Telnyx error codes users hit most (codes from Telnyx's docs as
 #: collected in docs/wire.md §1.7 and Telnyx's error pages, https://developers.telnyx.com/api/errors).
 HINTS: dict[str, str] = {
-    "10011": "too many API requests; the client waited and retried. Lower concurrency or "
+    "10011": "too many API requests; the client retries these up to max_retries times when "
+    "Telnyx's Retry-After is at most Backoff.max_wait. Lower concurrency or "
     "RateLimits(account_mps=...), or raise max_retries.",
     QUEUE_FULL_CODE: "this sender's queue is full (Telnyx queues 4 h of its rate). Slow this "
     "sender down or spread the traffic over more senders; see "
