@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 import telnyx_msg
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._demo import OPTED_OUT, render, run_demo
-from telnyx_msg.testing import FakeTelnyx
+from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
 
 SENDER = "+18005550101"
 
@@ -98,6 +99,73 @@ async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -
         )
     assert code == 1
     assert "401" in capsys.readouterr().err
+
+
+def _send_argv(fake: FakeTelnyx, *extra: str) -> list[str]:
+    return [
+        "send",
+        "--api-key",
+        fake.api_key,
+        "--base-url",
+        fake.base_url,
+        "--from",
+        SENDER,
+        "--to",
+        "+13125550001",
+        "--text",
+        "hello",
+        "--json",
+        *extra,
+    ]
+
+
+@pytest.mark.anyio
+async def test_send_command_retries_a_lost_answer_without_sending_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Telnyx accepts the message but the answer is lost: `send` (no key given) retries with
+    its own key and gets the same message back; one message exists, exit 0."""
+    faults = Faults(script=("drop_after",), match=("POST /messages",))
+    async with FakeTelnyx(config=FakeConfig(faults=faults)) as fake:
+        code = await anyio.to_thread.run_sync(main, _send_argv(fake))
+        assert code == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert [m["id"] for m in fake.messages()] == [printed["id"]]
+
+
+@pytest.mark.anyio
+async def test_send_command_unknown_outcome_exits_3_with_a_key_that_settles_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every answer lost: exit 3 and the key to rerun with; the rerun returns the message
+    Telnyx accepted the first time instead of sending another."""
+    faults = Faults(script=("drop_after",) * 3, match=("POST /messages",))
+    async with FakeTelnyx(config=FakeConfig(faults=faults)) as fake:
+        code = await anyio.to_thread.run_sync(main, _send_argv(fake))
+        assert code == 3
+        err = capsys.readouterr().err
+        key = re.search(r"--idempotency-key (\S+)", err)
+        assert key is not None, err
+        [accepted] = fake.messages()
+        code = await anyio.to_thread.run_sync(
+            main, _send_argv(fake, "--idempotency-key", key.group(1))
+        )
+        assert code == 0
+        assert json.loads(capsys.readouterr().out)["id"] == accepted["id"]
+        assert len(fake.messages()) == 1
+
+
+@pytest.mark.anyio
+async def test_send_command_not_sent_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before anything was processed (connection refused): exit 1, not 3."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["send", "--api-key", "k", "--base-url", f"http://127.0.0.1:{port}/v2"]
+    argv += ["--from", SENDER, "--to", "+13125550001", "--text", "hello"]
+    code = await anyio.to_thread.run_sync(main, argv)
+    assert code == 1
+    assert "--idempotency-key" not in capsys.readouterr().err
 
 
 def test_mock_server_serves_both_clients() -> None:

@@ -16,15 +16,24 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from telnyx_msg._version import __version__
-from telnyx_msg.errors import ConfigurationError, TelnyxError, ValidationError
+from telnyx_msg.errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    TelnyxError,
+    ValidationError,
+)
 
 BULK_CONCURRENCY = 50  # bulk's default --concurrency
 BULK_ACCOUNT_MPS = 50.0  # bulk's default --account-mps
+#: `send`'s exit status when the message may or may not have been accepted.
+EXIT_UNKNOWN = 3
 
 #: Mock-server's default port: stable, so a second terminal's exports keep working.
 MOCK_PORT = 8765
@@ -126,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--idempotency-key",
         metavar="KEY",
-        help="makes the send safe to retry: the same key is never sent twice",
+        help="Telnyx sends a key's message at most once; default: a new key for this "
+        "command, so its own retries never send twice (exit 3 prints it for a rerun)",
     )
     send.add_argument("--json", action="store_true", help="print the whole message as JSON")
     _client_args(send)
@@ -411,10 +421,24 @@ async def _send(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    if args.idempotency_key:
-        fields["options"] = RequestOptions(idempotency_key=args.idempotency_key)
+    # Always keyed: the client then retries a timeout or a 5xx safely, and an outcome still
+    # unknown after that can be settled by running the command again with the same key.
+    key = args.idempotency_key or f"telnyx-msg:send:{uuid.uuid4()}"
+    fields["options"] = RequestOptions(idempotency_key=key)
     async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout) as client:
-        message = await client.messages.send(**fields)
+        try:
+            message = await client.messages.send(**fields)
+        except (APIConnectionError, APIStatusError) as exc:
+            if not exc.outcome_unknown:
+                raise
+            print(
+                f"error: {exc}\nThe message may have been accepted. To find out without sending "
+                f"it twice, run the same command again within 24 hours with\n"
+                f"  --idempotency-key {key}\n"
+                "(if Telnyx accepted it, it answers with that message instead of sending another).",
+                file=sys.stderr,
+            )
+            return EXIT_UNKNOWN
     if args.json:
         print(json.dumps(message.to_dict(), indent=2, default=str))
     else:
