@@ -199,7 +199,7 @@ def test_mock_server_serves_both_clients() -> None:
     assert f'"GET /v2/messages/{message.id} HTTP/1.1" 200' in log
 
 
-def _signed(tmp_path: Path, body: bytes, *, tamper: bool = False) -> tuple[list[str], str]:
+def _signed(tmp_path: Path, body: bytes, *, tamper: bytes = b"") -> tuple[list[str], str]:
     key = Ed25519PrivateKey.generate()
     public = base64.b64encode(
         key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -207,7 +207,7 @@ def _signed(tmp_path: Path, body: bytes, *, tamper: bool = False) -> tuple[list[
     timestamp = str(int(time.time()))
     signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
     path = tmp_path / "body.json"
-    path.write_bytes(body + (b" " if tamper else b""))
+    path.write_bytes(body + tamper)
     return [
         "webhook",
         "verify",
@@ -237,9 +237,17 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     args, _ = _signed(tmp_path, body)
     assert main(args) == 0
     assert "message.received" in capsys.readouterr().out
-    tampered, _ = _signed(tmp_path, body, tamper=True)
+    tampered, _ = _signed(tmp_path, body, tamper=b" ")
     assert main(tampered) == 1
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error:" in err
+    assert "newline" not in err
+    # An editor's final newline: still invalid (the signed bytes are what counts), but the
+    # command says what happened.
+    saved, _ = _signed(tmp_path, body, tamper=b"\n")
+    assert main(saved) == 1
+    err = capsys.readouterr().err
+    assert "verifies without the file's final newline" in err
 
 
 def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:

@@ -486,6 +486,7 @@ async def _mock_server(args: argparse.Namespace) -> int:
 
 
 def _webhook_verify(args: argparse.Namespace) -> int:
+    from telnyx_msg.errors import InvalidSignatureError
     from telnyx_msg.webhooks import WebhookVerifier
 
     key = args.public_key or os.environ.get("TELNYX_PUBLIC_KEY")
@@ -493,9 +494,23 @@ def _webhook_verify(args: argparse.Namespace) -> int:
         raise ConfigurationError("give --public-key or set TELNYX_PUBLIC_KEY")
     verifier = WebhookVerifier(key, tolerance=args.tolerance)
     body = args.body_file.read_bytes()
-    event = verifier.unwrap(
-        body, {"telnyx-timestamp": args.timestamp, "telnyx-signature-ed25519": args.signature}
-    )
+    headers = {"telnyx-timestamp": args.timestamp, "telnyx-signature-ed25519": args.signature}
+    try:
+        event = verifier.unwrap(body, headers)
+    except InvalidSignatureError:
+        # A saved body often gains a final newline (an editor, `echo`): say so, but stay
+        # strict: the signed bytes are what the file must hold.
+        stripped = body.rstrip(b"\r\n")
+        if stripped != body:
+            with contextlib.suppress(TelnyxError):
+                verifier.unwrap(stripped, headers)
+                print(
+                    "note: the body verifies without the file's final newline, which is not "
+                    "part of what Telnyx signed (an editor or `echo` adds one); save the exact "
+                    "bytes, e.g. with printf '%s'",
+                    file=sys.stderr,
+                )
+        raise
     print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
     return 0
 
