@@ -477,10 +477,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
         if shared.transport.other_loop():
             raise ConfigurationError(
                 f"{op.method} {op.path}: this AsyncClient was first used in another "
-                "event loop (e.g. an earlier asyncio.run() that has ended); its connections "
-                "belong to that loop. Create the client inside the loop that uses it (in "
-                "your async main()), or use the blocking telnyx_msg.Client, which keeps its "
-                "own loop"
+                "event loop (e.g. an earlier asyncio.run() that has ended, or the parent "
+                "process before a fork); its connections belong to that loop. Create the "
+                "client inside the loop that uses it (in your async main()), or use the "
+                "blocking telnyx_msg.Client, which keeps its own loop"
             )
         return shared
 

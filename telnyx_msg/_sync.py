@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
+import os
 import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from telnyx_msg._client import DEFAULT, AsyncClient, Core, Limiter, make_request
 from telnyx_msg._config import (
@@ -56,15 +59,44 @@ class _Portal:
     resort, at collection. ``call`` runs the client's coroutines on that loop."""
 
     def __init__(self) -> None:
-        self._cm = start_blocking_portal(name="telnyx_msg-client")
-        self.portal = self._cm.__enter__()
+        # Our own thread rather than anyio's start_blocking_portal: that is a generator context
+        # manager, and a forked child collecting it at exit would wait forever for the parent's
+        # loop (its cleanup calls into the portal).
+        started: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                started.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def run() -> None:
+            try:
+                anyio.run(serve)
+            except BaseException as exc:
+                if not started.done():
+                    started.set_exception(exc)
+                raise
+
+        self._thread_handle = threading.Thread(target=run, name="telnyx_msg-client", daemon=True)
+        self._thread_handle.start()
+        self.portal = started.result()
         self.stopped = False
+        self.pid = os.getpid()
         self._loop, self._thread = self.portal.call(_loop_and_thread)
+
+    @property
+    def forked(self) -> bool:
+        """True in a child process forked after this portal started: its loop thread (and
+        the connections it owns) stayed in the parent, so nothing here may wait for it."""
+        return os.getpid() != self.pid
 
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
-            self._cm.__exit__(None, None, None)
+            if not self.forked:  # in a forked child, waiting for the parent's thread would hang
+                with contextlib.suppress(RuntimeError):  # the portal already stopped
+                    self.portal.call(self.portal.stop)
+                self._thread_handle.join()
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop thread and wait for its result (or exception).
@@ -73,6 +105,13 @@ class _Portal:
         task-group hop and a ``concurrent.futures.Future``: about 100 µs less CPU per call.
         A caller interrupted while waiting (Ctrl-C) cancels the call.
         """
+        if self.forked:
+            raise ConfigurationError(
+                "this telnyx_msg.Client was created before the process forked; its event loop "
+                "thread is in the parent process. Create the Client in each process after the "
+                "fork (gunicorn --preload: in a post_fork hook or on first use; multiprocessing: "
+                "in the worker function)"
+            )
         if threading.get_ident() == self._thread:
             raise RuntimeError(
                 "the blocking Client was called from its own event loop thread (e.g. in an "
@@ -130,7 +169,7 @@ def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
 
 
 def _finalize(portal: _Portal, client: AsyncClient) -> None:
-    if portal.stopped:
+    if portal.stopped or portal.forked:  # a forked child has no loop thread to stop
         return
     warnings.warn(
         "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close()",
@@ -257,7 +296,7 @@ class Client(ResourceTree[SyncMode]):
             return
         finalizer.detach()
         try:
-            if not self._owner.stopped:
+            if not self._owner.stopped and not self._owner.forked:
                 self._owner.portal.call(self._async.aclose)
                 _release_limiter(self._owner.portal, self._async)
         finally:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import platform
 import select
 import sys
+import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -136,6 +138,11 @@ class _Connector(aiohttp.TCPConnector):
     """A ``TCPConnector`` that tells the request when it got its connection, and never hands
     it a pooled connection the server has already closed."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()  # every connection it made
+        _CONNECTORS.add(self)
+
     async def connect(self, *args: Any, **kwargs: Any) -> aiohttp.connector.Connection:
         # Bounded: each extra pass closed one pooled connection; then a fresh one is made.
         for _ in range(self.limit or 100):
@@ -154,6 +161,8 @@ class _Connector(aiohttp.TCPConnector):
             conn.close()
         else:
             conn = await super().connect(*args, **kwargs)
+        if conn.protocol is not None:
+            self.protocols.add(conn.protocol)
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()
@@ -162,6 +171,37 @@ class _Connector(aiohttp.TCPConnector):
     def grow(self, limit: int) -> None:
         """Allow ``limit`` simultaneous connections from now on (never fewer than before)."""
         self._limit = max(self._limit, limit)
+
+
+_CONNECTORS: weakref.WeakSet[_Connector] = weakref.WeakSet()
+
+
+def _disown_inherited_connections() -> None:
+    """In a child process just forked: point its copies of the parent's pooled sockets at
+    ``/dev/null``.
+
+    The sockets stay shared with the parent after ``fork``, and so does the event loop's epoll
+    set: the child collecting an inherited session at exit (aiohttp closes the pooled
+    connections then) would remove the parent's sockets from that set, or write a TLS
+    close_notify into the parent's streams, and the parent's next request on them would hang.
+    The child cannot use those connections anyway (the blocking client refuses to, and an
+    ``AsyncClient`` refuses a session from another loop).
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for connector in list(_CONNECTORS):
+            for protocol in list(connector.protocols):
+                transport = getattr(protocol, "transport", None)
+                sock = None if transport is None else transport.get_extra_info("socket")
+                fd = -1 if sock is None else sock.fileno()
+                if fd >= 0:
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_inherited_connections)
 
 
 async def _usable(protocol: Any) -> bool:

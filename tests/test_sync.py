@@ -5,9 +5,13 @@ from __future__ import annotations
 import _thread
 import asyncio
 import gc
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +214,66 @@ def test_a_call_reaching_a_closed_loop_raises_client_closed(threaded_server: str
 
     with pytest.raises(telnyx_msg.ClientClosedError):
         entry.call(work)
+
+
+FORK_SCRIPT = """
+import os, sys, time
+import telnyx_msg
+
+url, mode = sys.argv[1], sys.argv[2]
+client = telnyx_msg.Client("k", base_url=url, rate_limits=None)
+client.messages.send(from_="+18005550101", to="+18445550001", text="before the fork")
+pid = os.fork()
+if pid == 0:
+    for call in (
+        lambda: client.messages.send(from_="+18005550101", to="+18445550001", text="child"),
+        lambda: list(client.messaging_optouts.list()),
+    ):
+        try:
+            call()
+            print("child: call worked?!", flush=True)
+        except telnyx_msg.ConfigurationError as exc:
+            print("child: refused:", "before the process forked" in str(exc), flush=True)
+    if mode == "close":
+        client.close()
+    else:
+        del client
+    sys.exit(0)  # a normal exit: finalizers and interpreter teardown run
+deadline = time.monotonic() + 15
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        print("parent: the child hung at exit", flush=True)
+        sys.exit(3)
+    time.sleep(0.01)
+for n in range(5):
+    client.messages.send(from_="+18005550101", to="+18445550001", text=f"after {n}")
+client.close()
+print("parent: ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("mode", ["close", "drop"])
+def test_forked_child_refuses_the_parents_client_and_leaves_its_connections_alone(
+    threaded_server: str, tmp_path: Path, mode: str
+) -> None:
+    """A Client used, then inherited by a fork (multiprocessing, gunicorn --preload): the
+    child's calls raise ConfigurationError at once instead of waiting forever for a loop
+    thread that stayed in the parent; the child exits normally (closing the client or not);
+    and the parent's pooled connections keep working after the child cleaned up."""
+    script = tmp_path / "fork_client.py"
+    script.write_text(FORK_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), threaded_server, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.splitlines() == [
+        "child: refused: True",
+        "child: refused: True",
+        "parent: ok",
+    ], result.stderr
+    assert result.returncode == 0
