@@ -161,8 +161,9 @@ class _Connector(aiohttp.TCPConnector):
             conn.close()
         else:
             conn = await super().connect(*args, **kwargs)
-        if conn.protocol is not None:
-            self.protocols.add(conn.protocol)
+        protocol = conn.protocol
+        if protocol is not None and protocol not in self.protocols:  # most are pooled reuses
+            self.protocols.add(protocol)
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()

@@ -558,6 +558,19 @@ def test_header_problems_are_usage_errors(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_stdin_or_a_pipe_is_refused_before_reading(tmp_path: Path, capsys: Any) -> None:
+    """`-` and a named pipe (or bash's <(...)) can be read once; a run reads FILE again to send
+    and to resume, so it says to save the input to a file (it crashed with a traceback)."""
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    for source in ("-", str(fifo)):
+        argv = ["bulk", source, "--out", str(tmp_path / "out.csv")]
+        assert main([*argv, "--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.anyio
 async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     """Short rows read as a spreadsheet does, long rows are rejected with their row number,

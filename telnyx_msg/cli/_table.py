@@ -191,6 +191,13 @@ def open_table(
         codec = codecs.lookup(encoding).name
     except LookupError:
         raise TableError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)") from None
+    if str(path) == "-" or (path.exists() and not path.is_file()):
+        # A pipe or stdin can be read once; a run reads its FILE to check it, to send, and to
+        # resume after a crash (by row number, against the file's recorded SHA-256).
+        raise TableError(
+            f"{path} is not a regular file: bulk reads FILE more than once (to check it, to send "
+            "and to resume), so save the input to a file first"
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
