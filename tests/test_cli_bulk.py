@@ -571,6 +571,22 @@ def test_stdin_or_a_pipe_is_refused_before_reading(tmp_path: Path, capsys: Any) 
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_results_that_is_not_a_file_is_refused(tmp_path: Path, capsys: Any) -> None:
+    """--out /dev/stdout (a terminal or a pipe), `-`, a pipe or a folder: RESULTS is read back
+    to resume, so the run stops with exit 2 before anything (reading a terminal would wait for
+    input forever), and leaves no lock file next to it."""
+    source = tmp_path / "in.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    for out in ("-", str(fifo), str(tmp_path)):
+        argv = ["bulk", str(source), "--out", out, "--api-key", "k"]
+        assert main([*argv, "--base-url", "http://127.0.0.1:9/v2"]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.fifo"]
+
+
 @pytest.mark.anyio
 async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     """Short rows read as a spreadsheet does, long rows are rejected with their row number,

@@ -143,6 +143,13 @@ class BulkRun:
         """Lock RESULTS, then check --resume / --overwrite against the files on disk (nothing
         else is written yet)."""
         args = self.args
+        if str(self.out) == "-" or (self.out.exists() and not self.out.is_file()):
+            # /dev/stdout, a terminal or a pipe: RESULTS is read back (and locked, and
+            # journaled next to it) to resume, so it must be a file (reading a terminal waits).
+            raise UsageError(
+                f"--out {self.out} is not a regular file: RESULTS is read back to resume; give "
+                "a file name (the run prints its summary on the terminal)"
+            )
         if not self.out.parent.is_dir():
             raise UsageError(f"the folder of {self.out} does not exist")
         if self.out.resolve() == self.table.path.resolve():
