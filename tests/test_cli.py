@@ -250,6 +250,35 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "verifies without the file's final newline" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--count", "0"], "--count: must be at least 1, got 0"),
+        (["demo", "--concurrency", "0"], "--concurrency: must be at least 1"),
+        (["demo", "--account-mps", "nan"], "--account-mps: must be a finite number > 0"),
+        (["bulk", "in.csv", "--account-mps", "inf"], "--account-mps: must be a finite number"),
+        (["bulk", "in.csv", "--concurrency", "-3"], "--concurrency: must be at least 1"),
+        (["send", "--to", "+13125550001", "--timeout", "0"], "--timeout: must be a finite"),
+        (["mock-server", "--port", "70000"], "--port: must be 0-65535"),
+        (["mock-server", "--latency", "-1"], "--latency: must be a finite number >= 0"),
+        (
+            ["webhook", "worker", "--redis", "r", "--handler", "m:f", "--max-attempts", "0"],
+            "at least 1",
+        ),
+        (["demo", "--count", "many"], "--count: 'many' is not a whole number"),
+    ],
+)
+def test_numeric_options_are_checked_before_anything_runs(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A count of 0, a NaN rate or a negative delay is a usage error naming the option (the
+    demo ran with --count 0 and exited 1; --account-mps nan crashed with a traceback)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     """Every command answers --help."""
     for command in (

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -76,6 +77,44 @@ def _shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def _count(text: str) -> int:
+    """An int >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str, *, zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with ``zero``) (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if zero else '>'} 0, got {text}"
+        )
+    return value
+
+
+def _delay(text: str) -> float:
+    return _seconds(text, zero=True)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
 def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", metavar="KEY", help="API key (default: $TELNYX_API_KEY)")
     parser.add_argument(
@@ -84,7 +123,7 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
         help="API root (default: $TELNYX_BASE_URL, else https://api.telnyx.com/v2)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="seconds per attempt"
+        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="seconds per attempt"
     )
 
 
@@ -159,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="results file, .csv or .jsonl (default: FILE.results.csv)",
     )
     bulk.add_argument(
-        "--concurrency", type=int, default=BULK_CONCURRENCY, help="sends in flight at most"
+        "--concurrency", type=_count, default=BULK_CONCURRENCY, help="sends in flight at most"
     )
     bulk.add_argument(
         "--resume",
@@ -189,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--account-mps",
-        type=float,
+        type=_seconds,
         default=BULK_ACCOUNT_MPS,
         metavar="MPS",
         help="client-side account rate limit in messages/s",
@@ -224,13 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         "access-log line per request on stderr.",
     )
     mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    mock.add_argument("--port", type=int, default=MOCK_PORT, help="port; 0 picks a free one")
+    mock.add_argument("--port", type=_port, default=MOCK_PORT, help="port; 0 picks a free one")
     mock.add_argument(
         "--api-key", default="test-key", metavar="KEY", help="the only API key the fake accepts"
     )
     mock.add_argument(
         "--latency",
-        type=float,
+        type=_delay,
         default=0.0,
         metavar="SECONDS",
         help="added to every response, to try interrupting and resuming a bulk run",
@@ -270,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--tolerance",
-        type=int,
+        type=_delay,
         default=300,
         metavar="SECONDS",
         help="max clock skew (raise it to check a delivery saved long ago)",
@@ -302,20 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--claim-after",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="take over entries left unacknowledged this long",
     )
     worker.add_argument(
         "--max-attempts",
-        type=int,
+        type=_count,
         default=5,
         help="deliveries before an entry moves to STREAM:dead",
     )
     worker.add_argument(
         "--handler-timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
         metavar="SECONDS",
         help="a handler running longer is cancelled and counts as failed",
@@ -328,11 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded fake Telnyx, send messages "
         "concurrently, verify delivery webhooks, summarise.",
     )
-    demo.add_argument("--count", type=int, default=300, help="messages to send")
-    demo.add_argument("--concurrency", type=int, default=50, help="sends in flight at most")
+    demo.add_argument("--count", type=_count, default=300, help="messages to send")
+    demo.add_argument("--concurrency", type=_count, default=50, help="sends in flight at most")
     demo.add_argument(
         "--account-mps",
-        type=float,
+        type=_seconds,
         default=100.0,
         metavar="MPS",
         help="client-side account rate limit, messages/s",
