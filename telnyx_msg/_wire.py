@@ -25,6 +25,7 @@ from telnyx_msg.errors import (
     APITimeoutError,
     ClientClosedError,
     ErrorDetail,
+    ValidationError,
     status_error_class,
 )
 from telnyx_msg.models import Page, PageMeta
@@ -122,7 +123,10 @@ def build_request(
 
     ``limited=False`` (the client has no rate limiter) skips reading the send's lane.
     """
-    path, query, body = op.build(request)
+    try:
+        path, query, body = op.build(request)  # quotes the path and query parameters
+    except UnicodeEncodeError:
+        raise _not_unicode(request) from None
     options: RequestOptions | None = request.options
     key = None
     if options is not None:
@@ -138,17 +142,59 @@ def build_request(
     message_type = sender = None
     if limited and lane is not None and body is not None:
         message_type, sender = lane.of(body)
+    data = None
+    if body is not None:
+        try:
+            data = _JSON_DUMPS(body).encode()
+        except UnicodeEncodeError:
+            raise _not_unicode(body) from None
     return WireRequest(
         op.method,
         path,
         base_url + path + ("?" + query if query else ""),
         headers,
-        None if body is None else _JSON_DUMPS(body).encode(),
+        data,
         op.idempotent or key is not None,
         key,
         message_type,
         sender,
     )
+
+
+def _not_unicode(value: Any) -> ValidationError:
+    """The error for a string that cannot be sent: it holds a lone surrogate (text decoded
+    with ``errors="surrogateescape"``, or cut through a surrogate pair), which UTF-8 cannot
+    encode. Found by walking the arguments only once encoding failed."""
+    field = _unencodable(value, "") or "request"
+    return ValidationError(
+        field,
+        "is not valid Unicode text: it contains a lone surrogate (for example from bytes "
+        "decoded with errors='surrogateescape'); decode the source with its real encoding",
+    )
+
+
+def _unencodable(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "request"
+        return None
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = ((f"[{i}]", item) for i, item in enumerate(value))
+    elif hasattr(type(value), "__attrs_attrs__"):
+        items = ((a.name, getattr(value, a.name)) for a in type(value).__attrs_attrs__)
+    else:
+        return None
+    for key, item in items:
+        key = str(key)
+        name = key if not path else (f"{path}{key}" if key[:1] == "[" else f"{path}.{key}")
+        found = _unencodable(item, name)
+        if found is not None:
+            return found
+    return None
 
 
 def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg import RequestOptions, ValidationError
 from telnyx_msg._convert import parse_datetime
+from tests.conftest import message_json
 
 pytestmark = pytest.mark.anyio
 
@@ -656,3 +657,49 @@ def test_client_reused_from_a_second_event_loop_says_how_to_fix_it() -> None:
             warnings.simplefilter("ignore", ResourceWarning)
             clients.clear()
             gc.collect()
+
+
+@pytest.mark.anyio
+async def test_a_lone_surrogate_is_a_validation_error_naming_the_field() -> None:
+    """Text decoded with errors="surrogateescape" cannot be encoded as UTF-8: a ValidationError
+    naming the field, before any request (it was a bare UnicodeEncodeError), and send_many
+    reports the item rejected (it was not_sent, as if it could be retried)."""
+    from telnyx_msg.testing import MockResponse, MockTransport
+
+    transport = MockTransport(lambda request: MockResponse(json={"data": message_json()}))
+    bad = "caf\udce9"  # b"caf\xe9" decoded as UTF-8 with surrogateescape
+    async with telnyx_msg.AsyncClient("k", transport=transport, rate_limits=None) as client:
+        send = client.messages.send
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("text", lambda: send(from_="+18005550101", to="+18445550001", text=bad)),
+            (
+                "media_urls[1]",
+                lambda: send(
+                    from_="+18005550101",
+                    to="+18445550001",
+                    media_urls=["https://x.test/a.png", f"https://x.test/{bad}.png"],
+                ),
+            ),
+            ("id", lambda: client.messages.retrieve(f"id-{bad}")),
+            (
+                "note",
+                lambda: send(
+                    from_="+18005550101",
+                    to="+18445550001",
+                    text="hi",
+                    options=RequestOptions(extra_body={"note": bad}),
+                ),
+            ),
+        ]
+        for field, call in calls:
+            with pytest.raises(ValidationError, match="lone surrogate") as info:
+                await call()
+            assert info.value.field == field
+        outcomes = [
+            o
+            async for o in client.messages.send_many(
+                [{"from_": "+18005550101", "to": "+18445550001", "text": bad}], concurrency=1
+            )
+        ]
+    assert [o.status for o in outcomes] == ["rejected"]
+    assert transport.requests == []
