@@ -42,6 +42,7 @@ USER_AGENT = (
 KEEPALIVE_TIMEOUT = 1.5
 
 _URL_CACHE_SIZE = 256
+_UNBOUNDED = 1 << 30  # a pool size no concurrency reaches
 _READ_CHUNK = 64 * 1024
 
 
@@ -254,9 +255,13 @@ class AiohttpTransport:
 
     @property
     def pool_size(self) -> int:
-        """Maximum simultaneous connections (aiohttp's connector limit)."""
+        """Maximum simultaneous connections (aiohttp's connector limit; a given session whose
+        connector has ``limit=0``, aiohttp's "no limit", counts as unbounded)."""
         if self._session is not None and not self._owns_session:
-            return self._session.connector.limit if self._session.connector else self._pool_size
+            connector = self._session.connector
+            if connector is None:
+                return self._pool_size
+            return connector.limit or _UNBOUNDED
         return self._pool_size
 
     def grow_pool(self, size: int) -> int:

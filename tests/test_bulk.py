@@ -259,6 +259,13 @@ async def test_concurrency_above_the_pool_grows_the_clients_own_pool(api_server:
         borrowed = telnyx_msg.AsyncClient("k", base_url=server.base_url, session=session)
         with pytest.raises(telnyx_msg.ValidationError, match="4 connections"):
             borrowed.messages.send_many(numbers(3), concurrency=5)
+    # limit=0 is aiohttp's "no limit": any concurrency (it was refused as "0 connections")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        unlimited = telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, session=session, rate_limits=None
+        )
+        outcomes = [o async for o in unlimited.messages.send_many(numbers(6), concurrency=300)]
+        assert sorted(o.index for o in outcomes) == list(range(6))
 
 
 async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
