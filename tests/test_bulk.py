@@ -264,8 +264,8 @@ async def test_concurrency_above_the_pool_grows_the_clients_own_pool(api_server:
         unlimited = telnyx_msg.AsyncClient(
             "k", base_url=server.base_url, session=session, rate_limits=None
         )
-        outcomes = [o async for o in unlimited.messages.send_many(numbers(6), concurrency=300)]
-        assert sorted(o.index for o in outcomes) == list(range(6))
+        done = [o async for o in unlimited.messages.send_many(numbers(6), concurrency=300)]
+        assert sorted(o.index for o in done) == list(range(6))
 
 
 async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
