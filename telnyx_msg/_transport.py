@@ -363,6 +363,10 @@ class AiohttpTransport:
                 headers=headers,
                 timeout=self._client_timeout(timeout),
                 allow_redirects=False,
+                # A session passed in may raise on 4xx/5xx (read as a lost connection: a 422
+                # would look like an unknown outcome) or keep bodies compressed (unreadable).
+                raise_for_status=False,
+                auto_decompress=True,
             ) as resp:
                 payload, too_large = await self._read(resp)
                 if attempt is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 from typing import Any
@@ -117,6 +118,40 @@ async def test_borrowed_session_stays_open(api_server: Any) -> None:
         async with session.get(server.base_url + "/messages/x") as resp:
             assert resp.status == 200
     assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_borrowed_session_settings_cannot_change_what_a_response_means(
+    api_server: Any,
+) -> None:
+    """A session passed in with raise_for_status=True or auto_decompress=False: a 422 is still
+    an UnprocessableEntityError (aiohttp raised, and it read as a lost connection: an unknown
+    outcome for a send) and a gzip-encoded 2xx is still read (it was compressed bytes)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if body["to"].endswith("9"):
+            return web.json_response(
+                {"errors": [{"code": "40310", "title": "Invalid 'to' address"}]}, status=422
+            )
+        data = json.dumps({"data": message_json()}).encode()
+        return web.Response(
+            body=gzip.compress(data),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    server = await api_server(answer)
+    for settings in ({"raise_for_status": True}, {"auto_decompress": False}):
+        async with aiohttp.ClientSession(**settings) as session:  # type: ignore[arg-type]
+            client = telnyx_msg.AsyncClient(
+                "k", base_url=server.base_url, session=session, rate_limits=None
+            )
+            sent = await client.messages.send(from_="+18005550101", to="+18445550001", text="a")
+            assert sent.id == message_json()["id"]
+            with pytest.raises(telnyx_msg.UnprocessableEntityError) as info:
+                await client.messages.send(from_="+18005550101", to="+18445550009", text="b")
+            assert not info.value.outcome_unknown
+            await client.aclose()
 
 
 @pytest.mark.anyio
