@@ -13,6 +13,7 @@ every failure after DNS/connect errors is conservatively ``reached=True``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import platform
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -43,6 +45,9 @@ KEEPALIVE_TIMEOUT = 1.5
 
 _URL_CACHE_SIZE = 256
 _UNBOUNDED = 1 << 30  # a pool size no concurrency reaches
+# Never sent through a proxy: a proxy for this machine itself is a misconfiguration (a
+# corporate HTTPS_PROXY without NO_PROXY=localhost would break local fakes and tests).
+_LOOPBACK = frozenset({"localhost", "::1", "[::1]"})
 _READ_CHUNK = 64 * 1024
 
 
@@ -252,6 +257,8 @@ class AiohttpTransport:
         self._closed = False
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
+        # (scheme, host) -> (proxy, proxy_auth), read from the environment on first use.
+        self._proxies: dict[tuple[str, str], tuple[URL | None, aiohttp.BasicAuth | None]] = {}
 
     @property
     def pool_size(self) -> int:
@@ -352,6 +359,9 @@ class AiohttpTransport:
             target = URL(url, encoded=True)
             if len(self._urls) < _URL_CACHE_SIZE:  # send paths repeat; ids mostly do not
                 self._urls[url] = target
+        proxy = proxy_auth = None
+        if self._owns_session:
+            proxy, proxy_auth = self._proxy_for(target)
         task = asyncio.current_task()
         attempt = _Attempt(task, timeout.total) if self._owns_session else None
         token = _ATTEMPT.set(attempt)
@@ -363,6 +373,8 @@ class AiohttpTransport:
                 headers=headers,
                 timeout=self._client_timeout(timeout),
                 allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
                 # A session passed in may raise on 4xx/5xx (read as a lost connection: a 422
                 # would look like an unknown outcome) or keep bodies compressed (unreadable).
                 raise_for_status=False,
@@ -422,6 +434,20 @@ class AiohttpTransport:
             if attempt is not None:
                 attempt.stop()
             _ATTEMPT.reset(token)
+
+    def _proxy_for(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        """The proxy for ``url`` from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (as httpx
+        and the official SDK honour them), read once per host; never for a loopback host."""
+        host = url.host or ""
+        key = (url.scheme, host)
+        found = self._proxies.get(key)
+        if found is None:
+            found = None, None
+            if host and host not in _LOOPBACK and not host.startswith("127."):
+                with contextlib.suppress(LookupError):
+                    found = get_env_proxy_for_url(url)
+            self._proxies[key] = found
+        return found
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """The body, read in chunks so an oversized (or decompression-bomb) body is cut off."""

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import math
+import socket
 from typing import Any
 
 import aiohttp
@@ -152,6 +153,38 @@ async def test_borrowed_session_settings_cannot_change_what_a_response_means(
                 await client.messages.send(from_="+18005550101", to="+18445550009", text="b")
             assert not info.value.outcome_unknown
             await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_proxy_from_the_environment(api_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY is honoured as httpx and the official SDK do: the request goes to the
+    proxy in absolute form (the target host is never resolved here); loopback hosts are never
+    proxied, so a proxy without NO_PROXY=localhost cannot break a local fake."""
+    seen: list[tuple[str, str]] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append((request.host, request.path))
+        return json_response({"data": message_json()})
+
+    server = await api_server(proxy)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v2"))
+    async with telnyx_msg.AsyncClient(
+        "k", base_url="http://api.telnyx.invalid/v2", rate_limits=None, max_retries=0
+    ) as client:
+        await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
+    assert seen == [("api.telnyx.invalid", "/v2/messages")]
+
+    with socket.socket() as sock:  # a proxy address nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
+        await client.messages.retrieve("m")  # straight to 127.0.0.1
+    assert seen[-1] == (server.base_url.split("/")[2], "/v2/messages/m")
 
 
 @pytest.mark.anyio
