@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import attrs
 
@@ -691,6 +692,14 @@ def _raw_call(
         raise ValidationError(
             "path", f"must start with '/' and have no query (use params=), got {path!r}"
         )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise ValidationError("path", f"must not contain control characters, got {path!r}")
+    # Characters a path cannot carry as they are (a space, non-ASCII) are percent-encoded;
+    # existing %XX escapes and the path's own delimiters are kept.
+    try:
+        path = quote(path, safe="/%:@!$&'()*+,;=-._~")
+    except UnicodeEncodeError:
+        raise ValidationError("path", f"is not valid Unicode text, got {path!r}") from None
     if json is not None and not isinstance(json, Mapping):
         raise ValidationError(
             "json", f"must be a JSON object (a mapping), got {type(json).__name__}"

@@ -71,6 +71,26 @@ async def test_request_calls_any_path_through_the_pipeline(api_server: Any) -> N
     assert missing.value.status == 404
 
 
+async def test_request_path_is_percent_encoded(api_server: Any) -> None:
+    """A space or a non-ASCII character in client.request's path is percent-encoded (a raw
+    space made an invalid request line); existing escapes are kept as they are."""
+    raw_paths: list[str] = []
+
+    async def recording(request: web.Request) -> web.Response:
+        raw_paths.append(request.raw_path)
+        return await answer(request)
+
+    server = await api_server(recording)
+    async with client_for(server) as client:
+        for path in ("/messages/ab cd", "/messages/ü", "/messages/a%2Fb"):
+            await client.request("GET", path)
+    assert raw_paths == [
+        "/v2/messages/ab%20cd",
+        "/v2/messages/%C3%BC",
+        "/v2/messages/a%2Fb",
+    ]
+
+
 async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any) -> None:
     """client.request('POST', '/messages', ...) waits for the sender's lane like send()."""
     server = await api_server(answer)
@@ -91,6 +111,9 @@ async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any) -> 
         (("FETCH", "/messages"), "method"),
         (("GET", "messages"), "path"),
         (("GET", "/messages?x=1"), "path"),
+        (("GET", "/messages/x\r\nX-Injected: 1"), "path"),
+        (("GET", "/messages/\x00"), "path"),
+        (("GET", "/messages/caf\udce9"), "path"),
     ],
 )
 async def test_request_arguments_are_checked_before_io(args: tuple[str, str], field: str) -> None:
