@@ -410,6 +410,15 @@ class AiohttpTransport:
                 reached=False,
                 timeout=True,
             ) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TransportError(
+                f"cannot connect: {exc}. The server's TLS certificate did not verify against "
+                "this machine's trust store: install the system CA certificates (on a "
+                "python.org macOS build, run 'Install Certificates.command'), or point "
+                "SSL_CERT_FILE at a CA bundle",
+                reached=False,
+                timeout=False,
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect: {exc}", reached=False, timeout=False) from exc
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:

@@ -576,3 +576,32 @@ async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path
         thread.join(10)
     assert peers[0] == peers[1]
     assert peers[2] != peers[1]
+
+
+async def test_untrusted_tls_certificate_says_how_to_fix_the_trust_store(
+    tmp_path: Path,
+) -> None:
+    """A certificate the machine's trust store cannot verify (a python.org macOS build without
+    its CA bundle, a TLS-inspecting proxy) fails before anything is written, and the error says
+    what to do about it rather than only "certificate verify failed"."""
+    server_ctx, _ = _tls_contexts(tmp_path)
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+    port = runner.addresses[0][1]
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=f"https://127.0.0.1:{port}/v2", max_retries=0, rate_limits=None
+        ) as client:
+            with pytest.raises(telnyx_msg.APIConnectionError) as info:
+                await client.messages.send(**SEND)
+    finally:
+        await runner.cleanup()
+    assert not info.value.outcome_unknown
+    assert "SSL_CERT_FILE" in str(info.value)
