@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter
 from typing import TextIO
@@ -119,7 +120,8 @@ async def run_demo(
                 await fake.inject_inbound(from_=number, to=SENDER, text="STOP")
             say(
                 f"sending {count} messages from {SENDER}, concurrency {concurrency}, "
-                f"client limit {account_mps:g} msg/s ..."
+                f"client limit {account_mps:g} msg/s after a first burst of "
+                f"{math.ceil(account_mps)} ..."
             )
             accepted_ids: list[str] = []
             send_started = time.perf_counter()
@@ -175,6 +177,6 @@ def render(report: DemoReport) -> str:
         f"(Ed25519; {report.webhooks_rejected} rejected)",
         f"  time taken            {report.elapsed:>6.1f} s "
         f"(sending {report.send_elapsed:.1f} s, {rate:.0f} messages/s; "
-        f"client limit {report.account_mps:g}/s)",
+        f"client limit {report.account_mps:g}/s after a burst of {math.ceil(report.account_mps)})",
     ]
     return "\n".join(lines)
