@@ -257,8 +257,8 @@ class AiohttpTransport:
         self._closed = False
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
-        # (scheme, host) -> (proxy, proxy_auth), read from the environment on first use.
-        self._proxies: dict[tuple[str, str], tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+        # (scheme, host) -> (proxy, proxy headers), read from the environment on first use.
+        self._proxies: dict[tuple[str, str], tuple[URL | None, Mapping[str, str] | None]] = {}
 
     @property
     def pool_size(self) -> int:
@@ -359,9 +359,13 @@ class AiohttpTransport:
             target = URL(url, encoded=True)
             if len(self._urls) < _URL_CACHE_SIZE:  # send paths repeat; ids mostly do not
                 self._urls[url] = target
-        proxy = proxy_auth = None
+        proxy = proxy_headers = None
         if self._owns_session:
-            proxy, proxy_auth = self._proxy_for(target)
+            proxy, proxy_headers = self._proxy_for(target)
+            if proxy_headers and target.scheme == "http":
+                # aiohttp sends proxy_headers on the CONNECT of an https:// request only; a
+                # plain http:// request carries its proxy credentials itself.
+                headers = {**headers, **proxy_headers}
         task = asyncio.current_task()
         attempt = _Attempt(task, timeout.total) if self._owns_session else None
         token = _ATTEMPT.set(attempt)
@@ -374,7 +378,7 @@ class AiohttpTransport:
                 timeout=self._client_timeout(timeout),
                 allow_redirects=False,
                 proxy=proxy,
-                proxy_auth=proxy_auth,
+                proxy_headers=proxy_headers,
                 # A session passed in may raise on 4xx/5xx (read as a lost connection: a 422
                 # would look like an unknown outcome) or keep bodies compressed (unreadable).
                 raise_for_status=False,
@@ -444,9 +448,11 @@ class AiohttpTransport:
                 attempt.stop()
             _ATTEMPT.reset(token)
 
-    def _proxy_for(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    def _proxy_for(self, url: URL) -> tuple[URL | None, Mapping[str, str] | None]:
         """The proxy for ``url`` from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (as httpx
-        and the official SDK honour them), read once per host; never for a loopback host."""
+        and the official SDK honour them), read once per host; never for a loopback host.
+        Credentials (in the proxy URL or ``~/.netrc``) go in a ``Proxy-Authorization`` header
+        (aiohttp deprecates its ``proxy_auth`` argument)."""
         host = url.host or ""
         key = (url.scheme, host)
         found = self._proxies.get(key)
@@ -454,7 +460,8 @@ class AiohttpTransport:
             found = None, None
             if host and host not in _LOOPBACK and not host.startswith("127."):
                 with contextlib.suppress(LookupError):
-                    found = get_env_proxy_for_url(url)
+                    proxy, auth = get_env_proxy_for_url(url)
+                    found = proxy, None if auth is None else {"Proxy-Authorization": auth.encode()}
             self._proxies[key] = found
         return found
 

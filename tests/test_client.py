@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import math
@@ -161,20 +162,24 @@ async def test_proxy_from_the_environment(api_server: Any, monkeypatch: pytest.M
     proxy in absolute form (the target host is never resolved here); loopback hosts are never
     proxied, so a proxy without NO_PROXY=localhost cannot break a local fake."""
     seen: list[tuple[str, str]] = []
+    credentials: list[str | None] = []
 
     async def proxy(request: web.Request) -> web.Response:
         seen.append((request.host, request.path))
+        credentials.append(request.headers.get("Proxy-Authorization"))
         return json_response({"data": message_json()})
 
     server = await api_server(proxy)
     for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v2"))
+    address = server.base_url.removesuffix("/v2").removeprefix("http://")
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:s3cret@{address}")
     async with telnyx_msg.AsyncClient(
         "k", base_url="http://api.telnyx.invalid/v2", rate_limits=None, max_retries=0
     ) as client:
         await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
     assert seen == [("api.telnyx.invalid", "/v2/messages")]
+    assert credentials == ["Basic " + base64.b64encode(b"user:s3cret").decode()]
 
     with socket.socket() as sock:  # a proxy address nothing listens on
         sock.bind(("127.0.0.1", 0))
