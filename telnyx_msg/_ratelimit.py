@@ -32,6 +32,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import os
 import sys
 import threading
 import time
@@ -203,6 +204,7 @@ class LoopOwner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._on_switch = on_switch
+        self._pid = os.getpid()
 
     def other(self) -> asyncio.AbstractEventLoop | None:
         """The owner loop when it is not the caller's (forward to it), else None."""
@@ -210,6 +212,14 @@ class LoopOwner:
         owner = self._loop
         if owner is loop:
             return None
+        if self._pid != os.getpid():
+            # A forked child: the owner loop looks alive but its thread stayed in the parent
+            # (as may a thread that held the lock). Start over here, without its waiters.
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            if owner is not None and self._on_switch is not None:
+                self._on_switch()
+            self._loop = owner = None
         with self._lock:
             owner = self._loop
             if owner is None or owner is loop or owner.is_closed() or not owner.is_running():

@@ -9,10 +9,12 @@ the caller's ``RedisUnavailableError`` subclass, with the Redis exception as its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from telnyx_msg._fork import on_fork_disown
 from telnyx_msg.errors import ConfigurationError, RedisUnavailableError
 
 __all__ = [
@@ -63,10 +65,29 @@ def client_from_url(aioredis: Any, url: str, timeout: float) -> Any:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
+    _POOLS.add(pool)
     from_pool = getattr(aioredis.Redis, "from_pool", None)  # redis-py >= 5.0.1
     if from_pool is not None:
         return from_pool(pool)  # closing the client closes the pool
     return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
+
+
+_POOLS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _pool_sockets() -> Iterator[Any]:
+    """The sockets of the connections in the pools we made (see ``_fork``). redis-py keeps
+    them in private attributes; if those change, this finds none (no worse than without)."""
+    for pool in list(_POOLS):
+        for name in ("_available_connections", "_in_use_connections"):
+            for connection in list(getattr(pool, name, ())):
+                writer = getattr(connection, "_writer", None)
+                transport = getattr(writer, "transport", None)
+                if transport is not None:
+                    yield transport.get_extra_info("socket")
+
+
+on_fork_disown(_pool_sockets)
 
 
 async def close_client(client: Any) -> None:

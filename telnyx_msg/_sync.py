@@ -83,6 +83,7 @@ class _Portal:
         self.stopped = False
         self.pid = os.getpid()
         self._loop, self._thread = self.portal.call(_loop_and_thread)
+        _PORTALS.add(self)
 
     @property
     def forked(self) -> bool:
@@ -154,6 +155,21 @@ class _Portal:
             raise value
         finally:
             del value  # no reference cycle through the traceback
+
+
+_PORTALS: weakref.WeakSet[_Portal] = weakref.WeakSet()
+
+
+def _quiet_inherited_loops() -> None:
+    """In a forked child: the parent's client loops never run here, and what they own (an open
+    aiohttp session) is collected at exit. Their reports of it ("Unclosed client session") are
+    about the parent's resources, so they are not printed in the child."""
+    for portal in list(_PORTALS):
+        portal._loop.set_exception_handler(lambda loop, context: None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_quiet_inherited_loops)
 
 
 def _closed_during_call() -> APIConnectionError:

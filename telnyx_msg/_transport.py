@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import os
 import platform
 import select
 import sys
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -29,6 +28,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from telnyx_msg._config import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_POOL_SIZE, Timeout
+from telnyx_msg._fork import on_fork_disown
 from telnyx_msg._version import __version__
 from telnyx_msg._wire import HttpResponse, TransportError
 
@@ -183,32 +183,16 @@ class _Connector(aiohttp.TCPConnector):
 _CONNECTORS: weakref.WeakSet[_Connector] = weakref.WeakSet()
 
 
-def _disown_inherited_connections() -> None:
-    """In a child process just forked: point its copies of the parent's pooled sockets at
-    ``/dev/null``.
-
-    The sockets stay shared with the parent after ``fork``, and so does the event loop's epoll
-    set: the child collecting an inherited session at exit (aiohttp closes the pooled
-    connections then) would remove the parent's sockets from that set, or write a TLS
-    close_notify into the parent's streams, and the parent's next request on them would hang.
-    The child cannot use those connections anyway (the blocking client refuses to, and an
-    ``AsyncClient`` refuses a session from another loop).
-    """
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        for connector in list(_CONNECTORS):
-            for protocol in list(connector.protocols):
-                transport = getattr(protocol, "transport", None)
-                sock = None if transport is None else transport.get_extra_info("socket")
-                fd = -1 if sock is None else sock.fileno()
-                if fd >= 0:
-                    os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+def _connector_sockets() -> Iterator[Any]:
+    """The sockets of every connection our connectors made (see ``_fork``)."""
+    for connector in list(_CONNECTORS):
+        for protocol in list(connector.protocols):
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                yield transport.get_extra_info("socket")
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_disown_inherited_connections)
+on_fork_disown(_connector_sockets)
 
 
 async def _usable(protocol: Any) -> bool:

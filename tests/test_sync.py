@@ -277,3 +277,55 @@ def test_forked_child_refuses_the_parents_client_and_leaves_its_connections_alon
         "parent: ok",
     ], result.stderr
     assert result.returncode == 0
+
+
+FORK_LIMITS_SCRIPT = """
+import asyncio, os, sys, time
+import telnyx_msg
+
+url, redis_url = sys.argv[1], sys.argv[2]
+if redis_url == "memory":
+    limits = telnyx_msg.RateLimits()
+else:
+    limits = telnyx_msg.RedisRateLimits(redis_url, redis_timeout=1.0)
+client = telnyx_msg.Client("k", base_url=url, rate_limits=limits)
+client.messages.send(from_="+18005550101", to="+18445550001", text="before the fork")
+pid = os.fork()
+if pid == 0:
+    async def child() -> None:
+        async with telnyx_msg.AsyncClient("k", base_url=url, rate_limits=limits, timeout=5) as own:
+            await own.messages.send(from_="+18005550101", to="+18445550001", text="child")
+    asyncio.run(child())
+    print("child: sent", flush=True)
+    sys.exit(0)  # a normal exit: the inherited Redis and HTTP connections are collected
+os.waitpid(pid, 0)
+for n in range(3):
+    client.messages.send(from_="+18005550101", to="+18445550001", text=f"after {n}")
+client.close()
+print("parent: ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_forked_child_shares_the_limits_and_leaves_the_parents_connections_alone(
+    threaded_server: str, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A child forked after the parent used its limits can use the same limits object with a
+    client of its own: RateLimits forwarded the child's calls to the parent's loop, which never
+    runs in the child (RateLimitError after the timeout). And the child's normal exit does not
+    break the parent's pooled Redis connections (its cleanup unregistered them from the shared
+    epoll set: the parent's next acquire waited redis_timeout and raised
+    RateLimiterUnavailableError)."""
+    where = "memory" if kind == "memory" else request.getfixturevalue("redis_url")
+    script = tmp_path / "fork_limits.py"
+    script.write_text(FORK_LIMITS_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), threaded_server, where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.splitlines() == ["child: sent", "parent: ok"], result.stderr
+    assert result.returncode == 0
