@@ -88,8 +88,8 @@ def _count(text: str) -> int:
     return value
 
 
-def _seconds(text: str, *, zero: bool = False) -> float:
-    """A finite number > 0 (>= 0 with ``zero``) (argparse type)."""
+def _positive(text: str, *, zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with ``zero``): seconds or messages/s (argparse type)."""
     try:
         value = float(text)
     except ValueError:
@@ -101,11 +101,13 @@ def _seconds(text: str, *, zero: bool = False) -> float:
     return value
 
 
-def _delay(text: str) -> float:
-    return _seconds(text, zero=True)
+def _non_negative(text: str) -> float:
+    """A finite number >= 0 (argparse type)."""
+    return _positive(text, zero=True)
 
 
 def _port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535 (argparse type)."""
     try:
         value = int(text)
     except ValueError:
@@ -123,7 +125,7 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
         help="API root (default: $TELNYX_BASE_URL, else https://api.telnyx.com/v2)",
     )
     parser.add_argument(
-        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="seconds per attempt"
+        "--timeout", type=_positive, default=60.0, metavar="SECONDS", help="seconds per attempt"
     )
 
 
@@ -228,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument(
         "--account-mps",
-        type=_seconds,
+        type=_positive,
         default=BULK_ACCOUNT_MPS,
         metavar="MPS",
         help="client-side account rate limit in messages/s",
@@ -269,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument(
         "--latency",
-        type=_delay,
+        type=_non_negative,
         default=0.0,
         metavar="SECONDS",
         help="added to every response, to try interrupting and resuming a bulk run",
@@ -309,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--tolerance",
-        type=_delay,
+        type=_non_negative,
         default=300,
         metavar="SECONDS",
         help="max clock skew (raise it to check a delivery saved long ago)",
@@ -341,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--claim-after",
-        type=_seconds,
+        type=_positive,
         default=30.0,
         metavar="SECONDS",
         help="take over entries left unacknowledged this long",
@@ -354,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--handler-timeout",
-        type=_seconds,
+        type=_positive,
         default=300.0,
         metavar="SECONDS",
         help="a handler running longer is cancelled and counts as failed",
@@ -371,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=_count, default=50, help="sends in flight at most")
     demo.add_argument(
         "--account-mps",
-        type=_seconds,
+        type=_positive,
         default=100.0,
         metavar="MPS",
         help="client-side account rate limit, messages/s",
