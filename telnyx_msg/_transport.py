@@ -406,6 +406,7 @@ class AiohttpTransport:
                 "SSL_CERT_FILE at a CA bundle",
                 reached=False,
                 timeout=False,
+                final=True,  # the same certificate fails the same way on a retry
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"cannot connect: {exc}", reached=False, timeout=False) from exc

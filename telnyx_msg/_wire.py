@@ -65,13 +65,23 @@ class HttpResponse(NamedTuple):
 
 
 class TransportError(Exception):
-    """No response. ``reached`` tells whether the request may have reached the server."""
+    """No response. ``reached`` tells whether the request may have reached the server;
+    ``final`` that trying again cannot help (an untrusted TLS certificate)."""
 
-    def __init__(self, message: str, *, reached: bool, timeout: bool, closed: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reached: bool,
+        timeout: bool,
+        closed: bool = False,
+        final: bool = False,
+    ) -> None:
         super().__init__(message)
         self.reached = reached
         self.timeout = timeout
         self.closed = closed  # the client was closed before the request got a connection
+        self.final = final
 
 
 class Operation(Protocol):
@@ -397,7 +407,8 @@ def transport_error(
 def failure(response: HttpResponse | None, error: Exception) -> Failure:
     """What the retry policy (``_retry.next_delay``) needs to know of a failed attempt."""
     if response is None:
-        if isinstance(error, ClientClosedError):
+        cause = error.__cause__
+        if isinstance(error, ClientClosedError) or getattr(cause, "final", False):
             return Failure(None, final=True)
         return Failure(None, reached=getattr(error, "outcome_unknown", True))
     if not isinstance(error, APIStatusError):  # a 2xx that could not be read

@@ -595,13 +595,23 @@ async def test_untrusted_tls_certificate_says_how_to_fix_the_trust_store(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
     port = runner.addresses[0][1]
+    attempts: list[int] = []
+
+    async def count(event: Any) -> None:
+        attempts.append(event.attempt)
+
     try:
         async with telnyx_msg.AsyncClient(
-            "k", base_url=f"https://127.0.0.1:{port}/v2", max_retries=0, rate_limits=None
+            "k",
+            base_url=f"https://127.0.0.1:{port}/v2",
+            max_retries=2,
+            rate_limits=None,
+            event_hooks={"request": [count]},
         ) as client:
             with pytest.raises(telnyx_msg.APIConnectionError) as info:
-                await client.messages.send(**SEND)
+                await client.messages.retrieve("m")  # a GET: retried after a connect failure
     finally:
         await runner.cleanup()
     assert not info.value.outcome_unknown
     assert "SSL_CERT_FILE" in str(info.value)
+    assert attempts == [0]  # not retried: the same certificate fails the same way
