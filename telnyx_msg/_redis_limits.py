@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from telnyx_msg._bucket import (
@@ -271,6 +271,9 @@ class RedisRateLimits:
         # (redis.asyncio connections belong to the loop that opened them).
         self._unbound: Any = client
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._guards: dict[
+            asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None]]
+        ] = {}
         self._state_lock = threading.Lock()
         self._no_script: type[Exception] = NoScriptError
         self._redis_error: type[Exception] = RedisError
@@ -342,7 +345,30 @@ class RedisRateLimits:
                     else:
                         client = self._make()
                     self._clients[loop] = client
+                    guard = self._close_at_shutdown(loop, client)
+                    # Held here: the loop keeps only weak references to both.
+                    self._guards[loop] = (guard, asyncio.ensure_future(guard.__anext__()))
         return client
+
+    async def _close_at_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: Any
+    ) -> AsyncIterator[None]:
+        """Suspended for the loop's life. ``asyncio.run`` (and anyio) close the async
+        generators of a loop before closing it: this one then closes the loop's Redis client,
+        whose connections would otherwise outlive the loop (a sync app that calls
+        ``asyncio.run`` per request with one shared limiter leaked a connection per call)."""
+        try:
+            yield
+        finally:
+            with self._state_lock:
+                mine = self._clients.get(loop) is client
+                if mine:
+                    del self._clients[loop]
+                self._guards.pop(loop, None)
+                for key in [k for k in self._local if k[0] is loop]:
+                    del self._local[key]
+            if mine:
+                await _close(client)
 
     # ------------------------------------------------------------------ public API
 

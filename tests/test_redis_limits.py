@@ -285,3 +285,26 @@ def test_two_processes_share_one_lane(redis_url: str, prefix: str, tmp_path: Pat
     combined = sorted(t for times in grants for t in times if t <= start + duration)
     assert all(len(times) >= 5 for times in grants)  # both processes got a share
     assert 30 <= len(combined) <= 20 + 20 * duration + 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files via /proc")
+def test_one_shared_limiter_across_many_asyncio_runs_keeps_no_connection_open(
+    redis_url: str, prefix: str
+) -> None:
+    """A sync app calling asyncio.run per request with one module-level RedisRateLimits: each
+    run's Redis connections are closed when its loop shuts down (they stayed open, one more
+    per call, until the process ran out of file descriptors), and the limiter keeps working."""
+    limits = RedisRateLimits(redis_url, key_prefix=prefix, account_mps=1000.0)
+
+    async def one_send() -> None:
+        await limits.acquire("+18005550101")
+
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    asyncio.run(one_send())
+    before = open_files()
+    for _ in range(30):
+        asyncio.run(one_send())
+    assert open_files() <= before + 1
+    asyncio.run(limits.aclose())
