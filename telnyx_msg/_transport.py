@@ -44,6 +44,7 @@ USER_AGENT = (
 KEEPALIVE_TIMEOUT = 1.5
 
 _URL_CACHE_SIZE = 256
+_TIMEOUT_CACHE_SIZE = 64
 _UNBOUNDED = 1 << 30  # a pool size no concurrency reaches
 # Never sent through a proxy: a proxy for this machine itself is a misconfiguration (a
 # corporate HTTPS_PROXY without NO_PROXY=localhost would break local fakes and tests).
@@ -307,7 +308,8 @@ class AiohttpTransport:
                 cached = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
             else:
                 cached = aiohttp.ClientTimeout(total=total, sock_connect=connect)
-            self._timeouts[timeout] = cached
+            if len(self._timeouts) < _TIMEOUT_CACHE_SIZE:  # per-call deadlines never repeat
+                self._timeouts[timeout] = cached
         return cached
 
     def other_loop(self) -> bool:

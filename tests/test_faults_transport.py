@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import gzip
 import ipaddress
 import math
@@ -615,3 +616,35 @@ async def test_untrusted_tls_certificate_says_how_to_fix_the_trust_store(
     assert not info.value.outcome_unknown
     assert "SSL_CERT_FILE" in str(info.value)
     assert attempts == [0]  # not retried: the same certificate fails the same way
+
+
+async def test_per_call_timeouts_do_not_grow_memory(api_server: Any) -> None:
+    """A service passing each call its remaining deadline (a new timeout every call) keeps a
+    bounded transport: the per-timeout cache stopped growing (it kept one entry per value)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    async with client_for(server) as client:
+
+        async def calls(start: int, count: int) -> None:
+            for n in range(start, start + count):
+                options = RequestOptions(timeout=30.0 + n / 10_000)
+                await client.messages.retrieve("m", options=options)
+
+        await calls(0, 300)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            await calls(300, 3000)
+            gc.collect()
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+    # What the client's own code keeps (the test server records every request, by design).
+    ours = [tracemalloc.Filter(True, str(Path(telnyx_msg.__file__).parent / "*"))]
+    diff = after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
+    grown = sum(stat.size_diff for stat in diff)
+    assert grown < 50_000, f"{grown} bytes kept after 3,000 calls"
