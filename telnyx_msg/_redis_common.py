@@ -109,6 +109,14 @@ async def bounded(
         raise error(f"Redis did not answer {what} within {timeout:g} s") from None
     except OSError as exc:
         raise error(f"Redis unreachable during {what}: {exc}") from exc
+    except RuntimeError as exc:
+        if "loop" not in str(exc):  # "Event loop is closed", "... attached to a different loop"
+            raise
+        raise ConfigurationError(
+            f"{what}: its Redis connections belong to another event loop (e.g. an earlier "
+            "asyncio.run() that has ended); create the Redis queue or tracker inside the "
+            "loop that uses it"
+        ) from exc
     except Exception as exc:
         from redis.exceptions import RedisError  # imported already by any client we were given
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from telnyx_msg import (
+    ConfigurationError,
     DeliveryTrackerUnavailableError,
     Message,
     RedisDeliveryTracker,
@@ -221,3 +222,16 @@ async def test_aclose_releases_waiters(redis_url: str) -> None:
     await tracker.aclose()
     with pytest.raises(DeliveryTrackerUnavailableError, match="closed"):
         await asyncio.wait_for(waiting, 5)
+
+
+# The first run ends without closing the tracker (the mistake under test): its connection is
+# reported unclosed when collected.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_use_from_a_second_asyncio_run_is_a_configuration_error(redis_url: str) -> None:
+    """A tracker used again after its first asyncio.run() ended says what to do, instead of
+    a bare "RuntimeError: Event loop is closed" from redis-py."""
+    tracker = RedisDeliveryTracker(redis_url, key_prefix=f"t-{uuid.uuid4().hex}:")
+    assert asyncio.run(tracker.result("m-1")) is None
+    with pytest.raises(ConfigurationError, match="another event loop"):
+        asyncio.run(tracker.result("m-1"))
