@@ -645,9 +645,18 @@ async def test_receiver_answers_503_when_redis_is_out_of_memory(
         await q.aclose()
 
 
-def test_cli_worker_rejects_a_bad_handler_spec() -> None:
-    """--handler without ':' or naming nothing importable exits 1 with a clear error."""
-    for spec in ("nocolon", "tests.webhook_worker_handlers:missing"):
+def test_cli_worker_rejects_a_bad_handler_spec(tmp_path: Path) -> None:
+    """--handler without ':', naming nothing importable, or in a module that fails to import
+    (a SyntaxError, an exception at import: a bare traceback and exit 1 before) exits 2 with a
+    clear error."""
+    (tmp_path / "broken_syntax.py").write_text("def handle(event):\n    return 1 +\n")
+    (tmp_path / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
+    for spec, says in (
+        ("nocolon", "MODULE:FUNCTION"),
+        ("tests.webhook_worker_handlers:missing", "missing"),
+        ("broken_syntax:handle", "SyntaxError"),
+        ("broken_import:handle", "RuntimeError: boom at import"),
+    ):
         result = subprocess.run(
             [
                 sys.executable,
@@ -661,12 +670,14 @@ def test_cli_worker_rejects_a_bad_handler_spec() -> None:
                 spec,
             ],
             cwd=REPO,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert result.returncode == 2  # a usage error, before Redis is contacted
-        assert "handler" in result.stderr
+        assert "error: cannot import handler" in result.stderr or "MODULE:FUNCTION" in says
+        assert says in result.stderr
 
 
 async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(

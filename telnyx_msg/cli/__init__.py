@@ -570,6 +570,13 @@ def _import_handler(spec: str) -> Any:
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"cannot import handler {spec!r}: {exc}") from exc
+    except Exception as exc:  # the module itself failed (a SyntaxError, an error at import)
+        import traceback
+
+        traceback.print_exc()  # the user's own code: where it failed is the useful part
+        raise ConfigurationError(
+            f"cannot import handler {spec!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not callable(target):
         raise ConfigurationError(f"handler {spec!r} is not callable")
     return target
