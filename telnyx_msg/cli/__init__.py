@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -510,9 +511,9 @@ async def _mock_server(args: argparse.Namespace) -> int:
     try:
         await fake.start()
     except OSError as exc:
+        hint = "; pass --port 0 for any free port" if exc.errno == errno.EADDRINUSE else ""
         raise ConfigurationError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-            "pass --port 0 for any free port"
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}){hint}"
         ) from None
     try:
         print(f"export TELNYX_BASE_URL={fake.base_url}")
