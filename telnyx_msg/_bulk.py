@@ -32,7 +32,10 @@ Outages stop the run: when the client is closed (``ClientClosedError``) or the r
 Redis is unavailable (``RateLimiterUnavailableError``), the item that hit it is yielded
 ``not_sent``, the iteration then raises that error, no further item is pulled, and the sends
 still in flight are stopped as above (``on_stop``). Items not pulled were never touched: resume
-with the rest of the input once the dependency is back.
+with the rest of the input once the dependency is back. When Telnyx refuses the API key (401,
+``AuthenticationError``: every further send would be refused the same way), no further item is
+pulled either, but the sends in flight finish (each gets its 401: ``not_sent``) and are yielded
+before the iteration raises it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from telnyx_msg.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
+    AuthenticationError,
     ClientClosedError,
     RateLimitError,
     RateLimiterUnavailableError,
@@ -129,6 +133,8 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
         return "unknown" if gate.written else "not_sent"
     if isinstance(error, APIConnectionError):
         return "unknown" if error.outcome_unknown else "not_sent"
+    if isinstance(error, AuthenticationError):
+        return "not_sent"  # the key was refused, not the message: send it once the key works
     if isinstance(error, APIStatusError):
         if error.outcome_unknown:
             return "unknown"
@@ -178,7 +184,9 @@ async def run_send_many(
     index = 0
     exhausted = False
     fatal: list[BaseException] = []  # an outage that stops the run (see the module docstring)
-    broken: Exception | None = None  # what the input raised; raised once the pulled items end
+    # What ends the pulling but lets the pulled items finish, raised once they have: the input
+    # failing, or Telnyx refusing the API key (the sends in flight get the same 401: not_sent).
+    drain: list[Exception] = []
 
     def report(idx: int, outcome: SendOutcome) -> None:
         # Leaving `running` and queueing the outcome happen together, so a consumer woken by
@@ -220,6 +228,8 @@ async def run_send_many(
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, _STOPS_THE_RUN) and not fatal:
                 fatal.append(exc)
+            elif isinstance(exc, AuthenticationError) and not drain:
+                drain.append(exc)
             outcome = SendOutcome(idx, item, classify(exc, gate), error=exc)
         report(idx, outcome)
 
@@ -228,7 +238,7 @@ async def run_send_many(
     try:
         while True:
             # Finished outcomes count against the window too: a slow consumer slows the input.
-            while not exhausted and not fatal and len(running) + len(ready) < concurrency:
+            while not (exhausted or fatal or drain) and len(running) + len(ready) < concurrency:
                 try:
                     item = await source.__anext__() if is_async else next(source)
                 except (StopIteration, StopAsyncIteration):
@@ -237,7 +247,7 @@ async def run_send_many(
                 except Exception as exc:
                     # The input failed (a bad row, a lost database cursor): the sends already
                     # started are healthy, so they finish and are yielded before this is raised.
-                    broken = exc
+                    drain.append(exc)
                     exhausted = True
                     break
                 gate = SendGate()
@@ -249,8 +259,8 @@ async def run_send_many(
                 if fatal:
                     raise fatal[0]
                 if not running:
-                    if broken is not None:
-                        raise broken
+                    if drain:
+                        raise drain[0]
                     return
                 waiter = loop.create_future()
                 wake.append(waiter)

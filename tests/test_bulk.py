@@ -178,6 +178,37 @@ async def test_failing_input_finishes_what_it_pulled_then_raises(
     assert len(server.requests) == 12
 
 
+async def test_a_refused_api_key_stops_pulling_and_lets_the_sends_in_flight_finish(
+    api_server: Any,
+) -> None:
+    """Telnyx answers 401 (a wrong or revoked key): no further item is pulled (every one would
+    be refused the same way), the sends in flight finish with their 401 as `not_sent` (the key
+    was refused, not the message) and are yielded, then AuthenticationError is raised."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.05)
+        return telnyx_error(401, "10009", "Authentication failed")
+
+    server = await api_server(refuse)
+    stopped: list[SendOutcome] = []
+    outcomes: list[SendOutcome] = []
+
+    async def consume(client: telnyx_msg.AsyncClient) -> None:
+        async for outcome in client.messages.send_many(
+            numbers(100), concurrency=5, on_stop=stopped.append
+        ):
+            outcomes.append(outcome)
+
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.AuthenticationError):
+            await consume(client)
+    assert 0 < len(outcomes) <= 5
+    assert {o.status for o in outcomes} == {"not_sent"}
+    assert stopped == []
+    assert len(server.requests) == len(outcomes)
+
+
 async def test_async_iterable_input_and_group_mms_and_whatsapp(api_server: Any) -> None:
     """Async iterables work, and 'auto' routes list recipients and WhatsApp items correctly."""
     server = await api_server(scripted)

@@ -376,6 +376,30 @@ async def test_each_row_is_journaled_before_its_request_arrives(
 
 
 @pytest.mark.anyio
+async def test_a_refused_api_key_stops_the_run_and_resume_sends_every_row_once(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A wrong API key: the run stops at the first 401 (it sent every row to be refused and
+    recorded them all `rejected`, which --resume never resends), the rows in flight are
+    `not_sent`, and --resume with the right key sends every row exactly once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 60)
+    async with FakeTelnyx() as fake:
+        argv = ["bulk", str(source), "--out", str(out), "--concurrency", "5"]
+        argv += ["--api-key", "wrong", "--base-url", fake.base_url, "--no-progress"]
+        assert await anyio.to_thread.run_sync(main, argv) == 1
+        assert "check the API key" in capsys.readouterr().err
+        first = results(out)
+        assert 0 < len(first) <= 5
+        assert {r["status"] for r in first} == {"not_sent"}
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+        final = results(out)
+        assert sorted(int(r["row"]) for r in final) == list(range(2, 62))
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(fake.messages()) == 60
+
+
+@pytest.mark.anyio
 async def test_resume_refuses_a_changed_file(tmp_path: Path, capsys: Any) -> None:
     """Rows are identified by number, so resuming over an edited file stops (exit 2)."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
