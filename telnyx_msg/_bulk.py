@@ -15,9 +15,9 @@ one outcome:
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
 - ``not_sent``: provably not accepted: connection refused, 408/429/503 after retries, queue full,
-  the recipient opted out of this sender (with ``skip_optouts=True``: the account's opt-outs
-  are listed once, page by page, before the first send), or the run was stopped before the
-  request was written.
+  the API key refused (401, which also stops the run), the recipient opted out of this sender
+  (with ``skip_optouts=True``: the account's opt-outs are listed once, page by page, before the
+  first send), or the run was stopped before the request was written.
 
 An input that raises (a malformed row, a dropped database cursor) ends the pulling: the items
 already pulled are still sent and yielded, then the iteration raises the input's exception.
