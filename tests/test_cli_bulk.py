@@ -15,6 +15,7 @@ import random
 import re
 import shlex
 import signal
+import socket
 import sys
 import time
 from collections import Counter
@@ -397,6 +398,35 @@ async def test_a_refused_api_key_stops_the_run_and_resume_sends_every_row_once(
         assert sorted(int(r["row"]) for r in final) == list(range(2, 62))
         assert {r["status"] for r in final} == {"sent"}
         assert len(fake.messages()) == 60
+
+
+@pytest.mark.anyio
+async def test_unreachable_api_stops_the_run_and_resume_sends_every_row_once(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telnyx (or the network) down: after a run of sends that could not even connect, the run
+    stops instead of marking the whole file not_sent while hammering a dead endpoint; the rows
+    it tried are not_sent, the rest untouched, and --resume later sends every row once."""
+    from telnyx_msg.cli import _bulk
+
+    monkeypatch.setattr(_bulk, "UNREACHABLE_STOP", 4)  # 100 in production; each try is ~1.5 s
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 40)
+    with socket.socket() as sock:  # a port nothing listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    argv = ["bulk", str(source), "--out", str(out), "--concurrency", "1", "--api-key", "k"]
+    argv += ["--base-url", f"http://127.0.0.1:{dead}/v2", "--no-progress"]
+    assert await anyio.to_thread.run_sync(main, argv) == 1
+    assert "could not connect" in capsys.readouterr().err
+    tried = results(out)
+    assert 4 <= len(tried) <= 5
+    assert {r["status"] for r in tried} == {"not_sent"}
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+        final = results(out)
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(final) == len(fake.messages()) == 40
 
 
 @pytest.mark.anyio

@@ -59,11 +59,14 @@ from telnyx_msg.cli._journal import (
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
-from telnyx_msg.errors import APIStatusError, TelnyxError
+from telnyx_msg.errors import APIConnectionError, APIStatusError, TelnyxError
 
 __all__ = ["UsageError", "run_bulk"]
 
 _DONE = frozenset({"sent", "unknown", "rejected"})
+#: A run stops after this many sends in a row (or twice --concurrency, if more) could not
+#: connect at all, each after its retries: every row is then not_sent, which --resume resends.
+UNREACHABLE_STOP = 100
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _STOPPED = {  # the error cell of a row the run stopped in flight
     "unknown": "the run was stopped while this request may have been written",
@@ -460,9 +463,13 @@ class BulkRun:
                 self.attempted[row] = time.time()
                 await journal.record(row)
 
+        down: list[str] = []  # set when Telnyx looks unreachable: no further row is pulled
+
         def requests() -> Iterator[SendItem]:
             index = 0
             for row, cells in self.table.rows():
+                if down:
+                    return
                 if not self._pending(row):
                     continue
                 try:
@@ -512,6 +519,7 @@ class BulkRun:
                 outcomes = client.messages.send_many(
                     requests(), concurrency=args.concurrency, on_stop=stopped_in_flight
                 )
+                unreachable = 0  # outcomes in a row that could not even connect
                 try:
                     async for outcome in outcomes:
                         finished(outcome)
@@ -519,6 +527,18 @@ class BulkRun:
                             raise JournalError(
                                 f"cannot write the journal {journal.path}: {journal.failed}"
                             )
+                        error = outcome.error
+                        if isinstance(error, APIConnectionError) and not error.outcome_unknown:
+                            unreachable += 1
+                        else:
+                            unreachable = 0
+                        if not down and unreachable >= max(UNREACHABLE_STOP, 2 * args.concurrency):
+                            # Telnyx (or the network) is down: going on would only mark the rest
+                            # of the file not_sent, hammering a dead endpoint for hours. The rows
+                            # in flight finish (not_sent too, most likely); no more are pulled.
+                            down.append(f"{unreachable} sends in a row could not connect ({error})")
+                    if down:
+                        raise APIConnectionError(f"{down[0]}; Telnyx or the network looks down")
                 finally:
                     # Stops the sends in flight now; their outcomes reach on_stop.
                     await outcomes.aclose()  # type: ignore[attr-defined]
