@@ -13,18 +13,32 @@ them happens to ``/dev/null``, and the parent's connections stay as they were.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["on_fork_disown"]
+__all__ = ["in_forked_child", "on_fork_disown"]
 
 _PROVIDERS: list[Callable[[], Iterable[Any]]] = []
+_CALLBACKS: list[Callable[[], None]] = []
 
 
 def on_fork_disown(provider: Callable[[], Iterable[Any]]) -> None:
     """Register ``provider() -> sockets`` (objects with ``fileno()``) to disown after a fork."""
     _PROVIDERS.append(provider)
+
+
+def in_forked_child(callback: Callable[[], None]) -> None:
+    """Register ``callback()`` to run in a forked child, after the sockets are disowned."""
+    _CALLBACKS.append(callback)
+
+
+def _after_fork() -> None:
+    _disown()
+    for callback in _CALLBACKS:
+        with contextlib.suppress(Exception):  # best effort: never break the fork
+            callback()
 
 
 def _disown() -> None:
@@ -44,4 +58,4 @@ def _disown() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_disown)
+    os.register_at_fork(after_in_child=_after_fork)

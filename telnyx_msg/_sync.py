@@ -32,6 +32,7 @@ from telnyx_msg._config import (
     Timeout,
 )
 from telnyx_msg._events import Hook
+from telnyx_msg._fork import in_forked_child
 from telnyx_msg._outcome import SendMethod, SendOutcome
 from telnyx_msg._pagination import AsyncPager, SyncPager, _iterate
 from telnyx_msg._raw import RawResponse
@@ -168,8 +169,7 @@ def _quiet_inherited_loops() -> None:
         portal._loop.set_exception_handler(lambda loop, context: None)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_quiet_inherited_loops)
+in_forked_child(_quiet_inherited_loops)
 
 
 def _closed_during_call() -> APIConnectionError:

@@ -50,57 +50,6 @@ def test_demo_command_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert "webhooks verified" in out
 
 
-@pytest.mark.anyio
-async def test_send_command(capsys: pytest.CaptureFixture[str]) -> None:
-    """`send` sends one message with the given key and prints its id and status."""
-    async with FakeTelnyx() as fake:
-        code = await anyio.to_thread.run_sync(
-            main,
-            [
-                "send",
-                "--api-key",
-                fake.api_key,
-                "--base-url",
-                fake.base_url,
-                "--from",
-                SENDER,
-                "--to",
-                "+13125550001",
-                "--text",
-                "hello",
-                "--json",
-            ],
-        )
-        assert code == 0
-        printed = json.loads(capsys.readouterr().out)
-        assert printed["to"][0]["phone_number"] == "+13125550001"
-        assert fake.message(printed["id"]) is not None
-
-
-@pytest.mark.anyio
-async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    """A wrong key exits 1 with the API error on stderr, not a traceback."""
-    async with FakeTelnyx() as fake:
-        code = await anyio.to_thread.run_sync(
-            main,
-            [
-                "send",
-                "--api-key",
-                "wrong",
-                "--base-url",
-                fake.base_url,
-                "--from",
-                SENDER,
-                "--to",
-                "+13125550001",
-                "--text",
-                "hello",
-            ],
-        )
-    assert code == 1
-    assert "401" in capsys.readouterr().err
-
-
 def _send_argv(fake: FakeTelnyx, *extra: str) -> list[str]:
     return [
         "send",
@@ -117,6 +66,26 @@ def _send_argv(fake: FakeTelnyx, *extra: str) -> list[str]:
         "--json",
         *extra,
     ]
+
+
+@pytest.mark.anyio
+async def test_send_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`send` sends one message with the given key and prints its id and status."""
+    async with FakeTelnyx() as fake:
+        code = await anyio.to_thread.run_sync(main, _send_argv(fake))
+        assert code == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["to"][0]["phone_number"] == "+13125550001"
+        assert fake.message(printed["id"]) is not None
+
+
+@pytest.mark.anyio
+async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong key exits 1 with the API error on stderr, not a traceback."""
+    async with FakeTelnyx() as fake:
+        code = await anyio.to_thread.run_sync(main, _send_argv(fake, "--api-key", "wrong"))
+    assert code == 1
+    assert "401" in capsys.readouterr().err
 
 
 @pytest.mark.anyio

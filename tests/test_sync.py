@@ -216,6 +216,19 @@ def test_a_call_reaching_a_closed_loop_raises_client_closed(threaded_server: str
         entry.call(work)
 
 
+def _run_script(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a script in a fresh interpreter (a fork test's own process)."""
+    script = tmp_path / "script.py"
+    script.write_text(source)
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 FORK_SCRIPT = """
 import os, sys, time
 import telnyx_msg
@@ -262,15 +275,7 @@ def test_forked_child_refuses_the_parents_client_and_leaves_its_connections_alon
     child's calls raise ConfigurationError at once instead of waiting forever for a loop
     thread that stayed in the parent; the child exits normally (closing the client or not);
     and the parent's pooled connections keep working after the child cleaned up."""
-    script = tmp_path / "fork_client.py"
-    script.write_text(FORK_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), threaded_server, mode],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_script(tmp_path, FORK_SCRIPT, threaded_server, mode)
     assert result.stdout.splitlines() == [
         "child: refused: True",
         "child: refused: True",
@@ -318,14 +323,6 @@ def test_forked_child_shares_the_limits_and_leaves_the_parents_connections_alone
     epoll set: the parent's next acquire waited redis_timeout and raised
     RateLimiterUnavailableError)."""
     where = "memory" if kind == "memory" else request.getfixturevalue("redis_url")
-    script = tmp_path / "fork_limits.py"
-    script.write_text(FORK_LIMITS_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), threaded_server, where],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_script(tmp_path, FORK_LIMITS_SCRIPT, threaded_server, where)
     assert result.stdout.splitlines() == ["child: sent", "parent: ok"], result.stderr
     assert result.returncode == 0

@@ -520,6 +520,7 @@ class BulkRun:
                     requests(), concurrency=args.concurrency, on_stop=stopped_in_flight
                 )
                 unreachable = 0  # outcomes in a row that could not even connect
+                give_up_after = max(UNREACHABLE_STOP, 2 * args.concurrency)
                 try:
                     async for outcome in outcomes:
                         finished(outcome)
@@ -532,7 +533,7 @@ class BulkRun:
                             unreachable += 1
                         else:
                             unreachable = 0
-                        if not down and unreachable >= max(UNREACHABLE_STOP, 2 * args.concurrency):
+                        if not down and unreachable >= give_up_after:
                             # Telnyx (or the network) is down: going on would only mark the rest
                             # of the file not_sent, hammering a dead endpoint for hours. The rows
                             # in flight finish (not_sent too, most likely); no more are pulled.
