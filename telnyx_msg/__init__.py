@@ -62,15 +62,6 @@ from telnyx_msg.errors import (
     WebhookQueueUnavailableError,
     WebhookVerificationError,
 )
-from telnyx_msg.models import (
-    Message,
-    Page,
-    PageMeta,
-    Recipient,
-    Sender,
-    WebhookEvent,
-    WhatsAppMessage,
-)
 
 if TYPE_CHECKING:
     from telnyx_msg._client import AsyncClient
@@ -82,6 +73,15 @@ if TYPE_CHECKING:
     from telnyx_msg._segments import Segments, segments
     from telnyx_msg._sync import Client
     from telnyx_msg._tracker import DeliveryTracker
+    from telnyx_msg.models import (
+        Message,
+        Page,
+        PageMeta,
+        Recipient,
+        Sender,
+        WebhookEvent,
+        WhatsAppMessage,
+    )
     from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 
 __all__ = [
@@ -153,8 +153,15 @@ __all__ = [
 ]
 
 # Loaded on first use, so `import telnyx_msg.webhooks` (a webhook-only service) and the CLI's
-# start-up do not pay for aiohttp.
+# start-up do not pay for aiohttp, and the client's import does not build every model.
 _LAZY = {
+    "Message": "telnyx_msg.models",
+    "Page": "telnyx_msg.models",
+    "PageMeta": "telnyx_msg.models",
+    "Recipient": "telnyx_msg.models",
+    "Sender": "telnyx_msg.models",
+    "WebhookEvent": "telnyx_msg.models",
+    "WhatsAppMessage": "telnyx_msg.models",
     "AsyncClient": "telnyx_msg._client",
     "Client": "telnyx_msg._sync",
     "BulkPlan": "telnyx_msg._plan",

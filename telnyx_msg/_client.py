@@ -69,11 +69,11 @@ from telnyx_msg.errors import (
     TelnyxError,
     ValidationError,
 )
-from telnyx_msg.models import Page, WebhookEvent
 
 if TYPE_CHECKING:
     import aiohttp
 
+    from telnyx_msg.models import Page, WebhookEvent
     from telnyx_msg.webhooks import WebhookVerifier
 
 __all__ = ["AsyncClient", "Core", "Limiter", "Webhooks"]

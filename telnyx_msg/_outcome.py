@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
 
 from telnyx_msg.errors import TelnyxError
-from telnyx_msg.models import Message, WhatsAppMessage
+
+if TYPE_CHECKING:
+    from telnyx_msg.models import Message, WhatsAppMessage
 
 __all__ = ["SEND_METHODS", "NotSentError", "SendGate", "SendMethod", "SendOutcome", "send_gate"]
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from telnyx_msg.errors import ClientClosedError
-from telnyx_msg.models import Page
+
+if TYPE_CHECKING:
+    from telnyx_msg.models import Page
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Fetches page N (or the caller's first page for None): the typed page and its raw ``data``.
-PageFetcher = Callable[[int | None], Awaitable[tuple[Page[T], list[Any]]]]
+PageFetcher = Callable[[int | None], Awaitable[tuple["Page[T]", list[Any]]]]
 
 
 def next_page_number(page: Page[Any], raw: list[Any], previous_raw: list[Any] | None) -> int | None:

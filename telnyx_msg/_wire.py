@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._retry import Failure, server_hint, status_outcome_unknown
@@ -28,7 +28,9 @@ from telnyx_msg.errors import (
     ValidationError,
     status_error_class,
 )
-from telnyx_msg.models import Page, PageMeta
+
+if TYPE_CHECKING:
+    from telnyx_msg.models import Page
 
 __all__ = [
     "HttpResponse",
@@ -325,6 +327,7 @@ def page_parser(
 ) -> Callable[[Any, HttpResponse, int | None], tuple[Page[T], list[Any]]]:
     """``parse(request, response, page_number) -> (page, raw data)`` for a paged endpoint."""
     from telnyx_msg._convert import converter
+    from telnyx_msg.models import Page, PageMeta
 
     item_type = endpoint.response
     hook = converter.get_structure_hook(item_type)

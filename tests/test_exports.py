@@ -473,6 +473,33 @@ def test_import_is_cheap() -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_client_import_defers_the_catalogue() -> None:
+    """Importing the client builds no model class; its first call loads them and works.
+
+    The ~75 request and response classes cost more to build than the rest of the package, so
+    a CLI or a serverless cold start that only constructs a client must not pay for them.
+    """
+    code = (
+        "import json, sys\n"
+        "from telnyx_msg import AsyncClient, Client\n"
+        "deferred = ('telnyx_msg.models', 'telnyx_msg._requests', 'telnyx_msg.endpoints')\n"
+        "before = sorted(m for m in deferred if m in sys.modules)\n"
+        "client = Client(api_key='k', base_url='http://127.0.0.1:9')\n"
+        "send = client.messages.send\n"
+        "after = sorted(m for m in deferred if m in sys.modules)\n"
+        "client.close()\n"
+        "from telnyx_msg import Message\n"
+        "print(json.dumps([before, after, send.__name__, Message.__name__]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after, name, message = json.loads(result.stdout)
+    assert before == []
+    assert after == ["telnyx_msg._requests", "telnyx_msg.endpoints", "telnyx_msg.models"]
+    assert (name, message) == ("send", "Message")
+
+
 def _bound_methods(client: object) -> list[tuple[str, Any]]:
     from telnyx_msg._resources import Op, PagedOp, Resource
 
