@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -147,7 +147,7 @@ class Webhooks:
         return event
 
 
-@attrs.define
+@attrs.define(eq=False)  # mutable state: identity, like any service object
 class _Shared:
     """State shared by a client and its ``with_options`` views."""
 
@@ -649,8 +649,7 @@ class Core:
         )
 
 
-@attrs.frozen
-class _RawEndpoint:
+class _RawEndpoint(NamedTuple):
     """Enough of an :class:`Endpoint` for ``_call`` to send a ``client.request``."""
 
     method: str
@@ -664,8 +663,7 @@ class _RawEndpoint:
         return self.path, self.query, self.body
 
 
-@attrs.frozen
-class _RawCall:
+class _RawCall(NamedTuple):
     endpoint: _RawEndpoint
     options: RequestOptions | None
 

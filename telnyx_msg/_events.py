@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from attrs import frozen
 
@@ -46,8 +46,7 @@ class ResponseEvent:
 Hook = Callable[[Any], Awaitable[None] | None]
 
 
-@frozen
-class EventHooks:
+class EventHooks(NamedTuple):
     """The validated hooks of a client."""
 
     request: tuple[Hook, ...] = ()

@@ -14,7 +14,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Generic, Literal, ParamSpec, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -52,8 +52,7 @@ class Lane:
         return message_type, sender
 
 
-@frozen
-class FieldPlan:
+class FieldPlan(NamedTuple):
     """Where one request field goes."""
 
     name: str
@@ -61,7 +60,7 @@ class FieldPlan:
     location: Literal["path", "query", "body"]
 
 
-@frozen
+@frozen(eq=False)  # a spec is one operation: compared and hashed by identity
 class Endpoint(Generic[P, R]):
     """One API operation: HTTP method, path template, request model and response handling.
 
@@ -233,7 +232,7 @@ def none_endpoint(
     return Endpoint(method, path, request, type(None), doc=doc, envelope="none")
 
 
-@frozen
+@frozen(eq=False)
 class PagedEndpoint(Endpoint[P, R]):
     """A page-number paginated list (``page[number]``/``page[size]``, ``meta``); R is the item."""
 
