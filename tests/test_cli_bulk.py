@@ -561,6 +561,28 @@ async def test_utf16_unicode_text_from_excel(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_classic_mac_line_endings(tmp_path: Path) -> None:
+    """"CSV (Macintosh)" ends lines with a lone CR; rows (and a multi-line cell) are read.
+
+    It crashed with a csv traceback: split on LF only, the whole file was one line.
+    """
+    source, out = tmp_path / "mac.csv", tmp_path / "out.csv"
+    source.write_bytes(
+        f'from,to,text\r{SENDER},+13125550001,one\r{SENDER},+13125550002,"two\nlines"\r'
+        f"\r{SENDER},+13125550003,Caf\u00e9".encode("cp1252")
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), "--encoding", "cp1252") == 0
+        texts = sorted(r.json["text"] for r in fake.stats.requests if r.json)
+    assert texts == ["Caf\u00e9", "one", "two\nlines"]
+    assert sorted((r["row"], r["to"]) for r in results(out)) == [
+        ("2", "+13125550001"),
+        ("3", "+13125550002"),
+        ("5", "+13125550003"),
+    ]
+
+
+@pytest.mark.anyio
 async def test_undecodable_byte_stops_before_any_send(tmp_path: Path, capsys: Any) -> None:
     """A cp1252 byte in a UTF-8 run names its row and the fix; nothing is sent."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"

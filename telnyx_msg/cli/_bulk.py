@@ -360,8 +360,8 @@ class BulkRun:
         plan = plan_bulk(requests(), RateLimits(account_mps=self.args.account_mps))
         lanes = len(plan.lanes)
         text = (
-            f"plan: {plan.messages:,} messages ({plan.segments:,} segments) over {lanes} "
-            f"sender lane{'s' if lanes != 1 else ''}, about {_duration(plan.seconds)} at the "
+            f"plan: {_counted(plan.messages, 'message')} ({_counted(plan.segments, 'segment')}) "
+            f"over {_counted(lanes, 'sender lane')}, about {_duration(plan.seconds)} at the "
             "client's rate limits"
         )
         if plan.delivery_seconds > plan.seconds + 1:
@@ -614,6 +614,10 @@ def _masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -674,7 +678,7 @@ async def _run(run: BulkRun) -> int:
     stopped = stopped if stopped is not None else (run.stopped[0] if run.stopped else None)
     counts = run.counts
     done = sum(counts.values())
-    summary = f"{done:,} row{'s' if done != 1 else ''}: " + ", ".join(
+    summary = f"{_counted(done, 'row')}: " + ", ".join(
         f"{counts[s]:,} {s}" for s in ("sent", "rejected", "unknown", "not_sent")
     )
     if run.blank:

@@ -26,9 +26,10 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from attrs import frozen
 
@@ -167,12 +168,39 @@ class _PhysicalLines:
                     raise _DecodeError(self.line + 1, exc.object[exc.start], self.codec) from None
                 return
             decode = codecs.getdecoder(self.codec)
-            for raw in handle:
+            for raw in _byte_lines(handle):
                 self.line += 1
                 try:
                     yield decode(raw)[0]
                 except UnicodeDecodeError as exc:
                     raise _DecodeError(self.line, raw[exc.start], self.codec) from None
+
+
+_EOL = re.compile(rb"\r\n?|\n")
+_CHUNK = 1 << 16
+
+
+def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """Lines ending in ``\\n``, ``\\r\\n`` or a lone ``\\r``, read in bounded chunks.
+
+    A lone carriage return ends a line in files saved as "CSV (Macintosh)" by older Excel for
+    Mac; split on ``\\n`` only, such a file would be one line. No byte of a multi-byte
+    character is ``\\r`` or ``\\n`` in the ASCII-compatible encodings this path reads.
+    """
+    buffer = bytearray()
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        # What is buffered holds no line end, except perhaps a final \r: scan from there.
+        scan = max(len(buffer) - 1, 0)
+        buffer += chunk
+        start = 0
+        for match in _EOL.finditer(buffer, scan):
+            if match.end() == len(buffer) and buffer.endswith(b"\r"):
+                break  # the \r may be the first half of a \r\n split across chunks
+            yield bytes(buffer[start : match.end()])
+            start = match.end()
+        del buffer[:start]
+    if buffer:
+        yield bytes(buffer)
 
 
 def _normalise(names: list[str]) -> list[str]:
