@@ -562,7 +562,7 @@ async def test_utf16_unicode_text_from_excel(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_classic_mac_line_endings(tmp_path: Path) -> None:
-    """Files saved as "CSV (Macintosh)" end lines with a lone CR; rows (and a multi-line cell) are read.
+    """Files saved as "CSV (Macintosh)" end lines with a lone CR; rows and cells are read.
 
     It crashed with a csv traceback: split on LF only, the whole file was one line.
     """
