@@ -134,9 +134,14 @@ def resolve_api_key(api_key: str | None) -> str:
         raise ConfigurationError(
             "no API key: pass api_key=... or set the TELNYX_API_KEY environment variable"
         )
-    if any(c in key for c in "\r\n"):
-        raise ConfigurationError("api_key must not contain line breaks")
-    return key.strip()
+    # A key read from a file or a mounted secret often ends with a newline: never part of a key.
+    key = key.strip()
+    bad = next((c for c in key if not "!" <= c <= "~"), None)
+    if bad is not None:  # it would go out as a broken (or split) Authorization header
+        raise ConfigurationError(
+            f"api_key must be one word of printable ASCII characters; it contains {bad!r}"
+        )
+    return key
 
 
 def resolve_base_url(base_url: str | None) -> str:

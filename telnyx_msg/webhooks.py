@@ -356,6 +356,8 @@ def _single(values: list[str], name: str) -> str:
 def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
     if isinstance(public_key, Ed25519PublicKey):
         return public_key
+    if isinstance(public_key, str) and "-----BEGIN" in public_key:
+        return _load_pem(public_key)
     if isinstance(public_key, str):
         text = public_key.strip()  # tolerate a trailing newline from env files / secrets
         try:
@@ -379,11 +381,29 @@ def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519Publi
         raise ConfigurationError(f"webhook public key is not an Ed25519 key: {exc}") from None
 
 
+def _load_pem(text: str) -> Ed25519PublicKey:
+    """A PEM ``PUBLIC KEY`` block (what ``openssl pkey -pubout`` writes) holding an Ed25519 key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(text.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ConfigurationError(
+            f"webhook public key is not a valid PEM public key: {exc}"
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigurationError(
+            f"webhook public key must be an Ed25519 key, got {type(key).__name__}"
+        )
+    return key
+
+
 class WebhookVerifier:
     """Verifies Telnyx webhook signatures and turns deliveries into :class:`WebhookEvent`.
 
     ``public_key``: the account's public key (Mission Control -> Keys & Credentials), base64 of
-    32 raw bytes, or the raw bytes; a bad key raises ``ConfigurationError`` here. ``tolerance``:
+    32 raw bytes, the raw bytes, or a PEM ``PUBLIC KEY`` block; a bad key raises
+    ``ConfigurationError`` here. ``tolerance``:
     accepted ``|now - timestamp|`` in seconds. ``clock``: returns Unix seconds (default
     ``time.time``). ``replay_store``: remembers event ids for :attr:`replay_ttl` seconds and
     rejects repeats with ``DuplicateWebhookError``; off when ``None``. Events without an id

@@ -44,6 +44,30 @@ async def test_environment_configuration(api_server: Any, monkeypatch: pytest.Mo
     assert server.requests[0].headers["Authorization"] == "Bearer env-key"
 
 
+@pytest.mark.anyio
+async def test_key_from_a_secret_file_with_a_final_newline(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key read from a file or a mounted secret ends with a newline: it is dropped.
+
+    It was a ConfigurationError, so `TELNYX_API_KEY=$(cat key.txt)`-style setups that keep
+    the newline could not start.
+    """
+    server = await api_server(ok)
+    monkeypatch.setenv("TELNYX_API_KEY", "env-key\r\n")
+    async with telnyx_msg.AsyncClient(base_url=server.base_url, rate_limits=None) as client:
+        await client.messages.retrieve("m")
+    assert server.requests[0].headers["Authorization"] == "Bearer env-key"
+
+
+@pytest.mark.parametrize("key", ["KEY\nX-Injected: 1", "my key", "KEY\x00", "KEY\u00e9"])
+def test_key_that_is_not_one_token_is_refused(key: str) -> None:
+    """A key with a break, space or non-ASCII inside is refused before any I/O, not echoed."""
+    with pytest.raises(telnyx_msg.ConfigurationError, match="printable ASCII") as caught:
+        telnyx_msg.AsyncClient(key, rate_limits=None)
+    assert "KEY" not in str(caught.value)
+
+
 def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without TELNYX_BASE_URL the client talks to https://api.telnyx.com/v2."""
     monkeypatch.delenv("TELNYX_BASE_URL", raising=False)

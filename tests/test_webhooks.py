@@ -485,12 +485,34 @@ def test_public_key_of_wrong_type_is_configuration_error() -> None:
 
 
 def test_public_key_forms_are_equivalent(private_key: Ed25519PrivateKey) -> None:
-    """Base64 str (with a trailing newline), raw bytes and a key object all verify."""
-    raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    """Base64 str (with a trailing newline), raw bytes, a PEM block and a key object verify."""
+    public = private_key.public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
     body = event_body()
     headers = sign(private_key, body)
-    for key in (public_b64(private_key) + "\n", raw, private_key.public_key()):
+    for key in (public_b64(private_key) + "\n", raw, pem, "\n" + pem + "\n", public):
         WebhookVerifier(key, clock=lambda: NOW).verify(body, headers)
+    other = Ed25519PrivateKey.generate().public_key()
+    other_pem = other.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    with pytest.raises(InvalidSignatureError):
+        WebhookVerifier(other_pem, clock=lambda: NOW).verify(body, headers)
+
+
+def test_pem_key_that_is_not_ed25519_is_refused() -> None:
+    """A PEM of another key type, or a broken PEM, is a ConfigurationError naming the problem."""
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+
+    ec_pem = (
+        generate_private_key(SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ConfigurationError, match="must be an Ed25519 key"):
+        WebhookVerifier(ec_pem)
+    with pytest.raises(ConfigurationError, match="not a valid PEM"):
+        WebhookVerifier("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
 
 
 def test_configuration_error_is_value_error() -> None:
