@@ -85,6 +85,15 @@ def send_many(
 ) -> AsyncIterator[SendOutcome]:
     """``client.messages.send_many`` for an ``AsyncClient``: check the settings before any
     I/O, size the pool (``grow_pool(n)`` returns the connections available), then run."""
+    if isinstance(requests, (str, bytes, bytearray, Mapping)) or not isinstance(
+        requests, (Iterable, AsyncIterable)
+    ):
+        # A str or a dict is iterable too: each character or key would become a rejected item.
+        raise ValidationError(
+            "requests",
+            "must be an iterable of send-argument dicts (a list, a generator, ...), got "
+            f"{type(requests).__name__}; for a single message, pass [item]",
+        )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
     if method != "auto" and method not in SEND_METHODS:

@@ -459,7 +459,7 @@ class UpdateMessagingProfile(_ProfileSettings):
         default=None, kw_only=True, validator=_DESTINATIONS
     )
     ai_assistant_id: str | None = field(default=None, kw_only=True, validator=v.string)
-    v1_secret: str | None = field(default=None, kw_only=True, validator=v.string)
+    v1_secret: str | None = field(default=None, kw_only=True, validator=v.string, repr=False)
 
 
 @frozen(repr=False, eq=False)

@@ -548,7 +548,8 @@ class MessagingProfile(_Model):
     record_type: str | None = None
     name: str | None = None
     enabled: bool | None = None
-    v1_secret: str | None = None
+    #: A credential (it authenticates v1 API calls): kept out of ``repr``, so logs do not show it.
+    v1_secret: str | None = attrs.field(default=None, repr=False)
     webhook_url: str | None = None
     webhook_failover_url: str | None = None
     webhook_api_version: str | None = None

@@ -261,6 +261,30 @@ async def test_settings_validated_before_io(api_server: Any) -> None:
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    "requests", [{"from_": "+18005550101", "to": "+13125550001", "text": "hi"}, "+13125550001", 7]
+)
+async def test_one_item_instead_of_a_list_is_refused(api_server: Any, requests: Any) -> None:
+    """A dict or a str passed as ``requests`` is refused at the call (both clients).
+
+    Both are iterable: each key or character became a rejected item, and nothing was sent.
+    """
+    server = await api_server(scripted)
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match=r"requests: .*pass \[item\]"):
+            client.messages.send_many(requests)
+
+    def blocking() -> None:
+        with (
+            telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client,
+            pytest.raises(telnyx_msg.ValidationError, match="requests"),
+        ):
+            client.messages.send_many(requests)
+
+    await anyio.to_thread.run_sync(blocking)
+    assert server.requests == []
+
+
 async def test_concurrency_above_the_pool_grows_the_clients_own_pool(api_server: Any) -> None:
     """concurrency=N above pool_size grows the client's own pool to N, so N sends are on the
     wire at once; a borrowed session's connector limit is refused before any request."""

@@ -993,3 +993,28 @@ def test_models_compare_and_print_by_value() -> None:
         "auto_detect=None, to='+13125550001', from_='+13125550000', "
         "messaging_profile_id=None, encoding=None, send_at=None)"
     )
+
+
+@pytest.mark.anyio
+async def test_profile_secret_never_in_a_repr() -> None:
+    """A messaging profile's ``v1_secret`` (a credential) is readable but not in ``repr``.
+
+    Logging a profile, or an update request that sets the secret, must not write it out.
+    """
+    from telnyx_msg.testing import FakeTelnyx
+
+    async with (
+        FakeTelnyx() as fake,
+        telnyx_msg.AsyncClient(fake.api_key, base_url=fake.base_url) as client,
+    ):
+        profile = await client.messaging_profiles.create(name="p", whitelisted_destinations=["US"])
+        secret = profile.v1_secret
+        assert secret
+        assert secret not in repr(profile)
+        assert profile.to_dict()["v1_secret"] == secret  # the JSON shape keeps it
+        updated = await client.messaging_profiles.update(profile.id, v1_secret="s3cret-value")
+        assert updated.v1_secret == "s3cret-value"
+        assert "s3cret-value" not in repr(updated)
+    from telnyx_msg._requests import UpdateMessagingProfile
+
+    assert "s3cret" not in repr(UpdateMessagingProfile(profile.id, v1_secret="s3cret-value"))
