@@ -125,6 +125,33 @@ async def test_send_command_unknown_outcome_exits_3_with_a_key_that_settles_it(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+async def test_send_command_output_failure_names_the_sent_message(stdout: str) -> None:
+    """stdout on a full disk (or closed): exit 1 and the sent message's id on stderr.
+
+    It was a traceback, and the only record of the message's id was gone.
+    """
+    async with FakeTelnyx() as fake:
+        argv = [sys.executable, "-m", "telnyx_msg", *_send_argv(fake)]
+        if stdout == "closed":
+            # The shell's `>&-`: the interpreter starts without a file descriptor 1.
+            argv = ["sh", "-c", '"$@" >&-', "sh", *argv]
+            target: Any = None
+        else:
+            target = open(stdout, "w")  # noqa: SIM115 - closed below
+        try:
+            result = await anyio.run_process(argv, stdout=target, check=False)
+        finally:
+            if target is not None:
+                target.close()
+        (sent,) = fake.messages()
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert f"message {sent['id']} was sent, but writing it to stdout failed" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.anyio
 async def test_send_command_not_sent_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     """Refused before anything was processed (connection refused): exit 1, not 3."""
     with socket.socket() as sock:

@@ -482,10 +482,25 @@ async def _send(args: argparse.Namespace) -> int:
             )
             return EXIT_UNKNOWN
     if args.json:
-        print(json.dumps(message.to_dict(), indent=2, default=str))
+        text = json.dumps(message.to_dict(), indent=2, default=str)
     else:
         statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
-        print(f"{message.id}  {statuses}")
+        text = f"{message.id}  {statuses}"
+    out = sys.stdout
+    try:
+        if out is None:  # started with stdout closed
+            raise OSError("stdout is closed")
+        out.write(text + "\n")
+        out.flush()
+    except OSError as exc:  # a full disk, a closed pipe: the id must not be lost silently
+        if out is not None:
+            with contextlib.suppress(OSError):  # nothing more may reach it, not even at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        print(
+            f"error: message {message.id} was sent, but writing it to stdout failed: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
