@@ -125,25 +125,17 @@ async def test_send_command_unknown_outcome_exits_3_with_a_key_that_settles_it(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
-async def test_send_command_output_failure_names_the_sent_message(stdout: str) -> None:
-    """stdout on a full disk (or closed): exit 1 and the sent message's id on stderr.
+@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
+async def test_send_command_output_failure_names_the_sent_message(redirect: str) -> None:
+    """stdout on a full disk, or closed (the interpreter starts without file descriptor 1):
+    exit 1 and the sent message's id on stderr.
 
     It was a traceback, and the only record of the message's id was gone.
     """
     async with FakeTelnyx() as fake:
-        argv = [sys.executable, "-m", "telnyx_msg", *_send_argv(fake)]
-        if stdout == "closed":
-            # The shell's `>&-`: the interpreter starts without a file descriptor 1.
-            argv = ["sh", "-c", '"$@" >&-', "sh", *argv]
-            target: Any = None
-        else:
-            target = open(stdout, "w")  # noqa: SIM115 - closed below
-        try:
-            result = await anyio.run_process(argv, stdout=target, check=False)
-        finally:
-            if target is not None:
-                target.close()
+        command = [sys.executable, "-m", "telnyx_msg", *_send_argv(fake)]
+        argv = ["sh", "-c", f'"$@" {redirect}', "sh", *command]
+        result = await anyio.run_process(argv, check=False)
         (sent,) = fake.messages()
     err = result.stderr.decode()
     assert result.returncode == 1, err
