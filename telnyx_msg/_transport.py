@@ -202,14 +202,21 @@ async def _usable(protocol: Any) -> bool:
     transport = protocol.transport
     if transport is not None and transport.get_extra_info("sslcontext") is not None:
         # TLS: the bytes may be a session ticket (TLS 1.3 sends them after the handshake) or
-        # the server's close_notify. Let the TLS layer read them, a few loop turns at most.
-        for _ in range(5):
+        # the server's close_notify. Let the TLS layer read them: a close shows within a few
+        # loop turns. Every turn is watched, because the socket can look quiet before the
+        # connection is marked closed (Python 3.10's TLS layer takes 3 turns after reading).
+        for _ in range(_TLS_SETTLE_TURNS):
             await asyncio.sleep(0)
             if not protocol.is_connected():
+                # Closed by the peer; closing our end too marks it so (Python 3.10's TLS
+                # transport would otherwise warn "unclosed transport" when collected).
+                transport.close()
                 return False
-            if not _readable(protocol):
-                return True
+        return not _readable(protocol)
     return False
+
+
+_TLS_SETTLE_TURNS = 8
 
 
 def _cancelling(task: asyncio.Task[Any] | None) -> bool:
