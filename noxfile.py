@@ -25,6 +25,16 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-m", "not slow", "-q", *session.posargs)
 
 
+@nox.session(python=["3.10", "3.13"])
+def versions(session: nox.Session) -> None:
+    """The fast suite on the oldest and the newest supported Python (CI runs the oldest).
+
+    Skipped, with a warning, where that interpreter is not installed.
+    """
+    session.install("-e", ".[redis]", *TEST_DEPS)
+    session.run("pytest", "-m", "not slow", "-q", *session.posargs)
+
+
 @nox.session
 def slow(session: nox.Session) -> None:
     """Long-running tests (Hypothesis at full strength, multi-process Redis, big runs)."""

@@ -2,16 +2,16 @@
 build a client, and one bounded way to make a Redis call.
 
 Every call is bounded twice: by the client's socket timeouts (a dead peer) and by
-``asyncio.wait_for`` (a frozen server whose socket still accepts bytes). Any failure becomes
+:func:`time_limit` (a frozen server whose socket still accepts bytes). Any failure becomes
 the caller's ``RedisUnavailableError`` subclass, with the Redis exception as its ``__cause__``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import sys
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
 from telnyx_msg._fork import on_fork_disown
@@ -23,6 +23,7 @@ __all__ = [
     "client_from_url",
     "close_client",
     "make_client",
+    "time_limit",
 ]
 
 #: Connections one Redis client of ours opens at most. More simultaneous calls (a burst of
@@ -32,9 +33,22 @@ MAX_CONNECTIONS = 100
 
 T = TypeVar("T")
 
-_timeout: Callable[[float], AbstractAsyncContextManager[object]] | None = getattr(
-    asyncio, "timeout", None
-)
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as time_limit
+else:
+
+    @contextlib.asynccontextmanager
+    async def time_limit(seconds: float) -> AsyncIterator[None]:
+        """``asyncio.timeout`` for Python 3.10, from anyio's cancel scope; raises TimeoutError.
+
+        Not ``asyncio.wait_for``: it runs the call in a task of its own, whose failure is lost
+        ("Task exception was never retrieved") when the caller is cancelled, and it can drop a
+        result that lands together with the timeout (a lock acquired, then never released).
+        """
+        import anyio
+
+        with anyio.fail_after(seconds):
+            yield
 
 
 def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:
@@ -101,11 +115,9 @@ async def bounded(
 ) -> T:
     """Await one Redis call for at most ``timeout`` seconds; failures raise ``error``."""
     try:
-        if _timeout is not None:  # Python 3.11+: no extra task per call, unlike wait_for
-            async with _timeout(timeout):
-                return await call
-        return await asyncio.wait_for(call, timeout)
-    except asyncio.TimeoutError:
+        async with time_limit(timeout):
+            return await call
+    except TimeoutError:  # before OSError: on Python 3.10 the builtin TimeoutError is one
         raise error(f"Redis did not answer {what} within {timeout:g} s") from None
     except OSError as exc:
         raise error(f"Redis unreachable during {what}: {exc}") from exc

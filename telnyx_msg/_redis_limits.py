@@ -25,7 +25,7 @@ from telnyx_msg._bucket import (
     resolve_config,
 )
 from telnyx_msg._ratelimit import wait_too_long
-from telnyx_msg._redis_common import client_from_url
+from telnyx_msg._redis_common import client_from_url, close_client, time_limit
 from telnyx_msg.errors import (
     QUEUE_FULL_CODE,
     ConfigurationError,
@@ -308,12 +308,14 @@ class RedisRateLimits:
             self._clients.clear()
             unbound, self._unbound = self._unbound, None
         if unbound is not None:
-            await _close(unbound)
+            await close_client(unbound)
         for loop, client in clients.items():
             if loop is here:
-                await _close(client)
+                await close_client(client)
             elif loop.is_running():
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_close(client), loop))
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                )
             # A client of a closed loop cannot be closed any more; its loop's client closed
             # it (see _release_loop) if it was a blocking Client.
 
@@ -327,7 +329,7 @@ class RedisRateLimits:
             for key in [k for k in self._local if k[0] is loop]:
                 del self._local[key]
         if client is not None:
-            await _close(client)
+            await close_client(client)
 
     @property
     def _redis(self) -> Any:
@@ -368,7 +370,7 @@ class RedisRateLimits:
                 for key in [k for k in self._local if k[0] is loop]:
                     del self._local[key]
             if mine:
-                await _close(client)
+                await close_client(client)
 
     # ------------------------------------------------------------------ public API
 
@@ -409,8 +411,9 @@ class RedisRateLimits:
                 await lock.acquire()
             else:
                 try:
-                    await asyncio.wait_for(lock.acquire(), max(0.0, deadline - self._clock()))
-                except asyncio.TimeoutError:
+                    async with time_limit(max(0.0, deadline - self._clock())):
+                        await lock.acquire()
+                except TimeoutError:
                     raise wait_too_long(None, timeout or 0.0) from None
             try:
                 while True:
@@ -501,15 +504,14 @@ class RedisRateLimits:
         redis = self._redis
         try:
             try:
-                reply = await asyncio.wait_for(
-                    redis.evalsha(script.sha, len(keys), *keys, *args), self._redis_timeout
-                )
+                async with time_limit(self._redis_timeout):
+                    reply = await redis.evalsha(script.sha, len(keys), *keys, *args)
             except self._no_script:
-                await asyncio.wait_for(redis.script_load(script.source), self._redis_timeout)
-                reply = await asyncio.wait_for(
-                    redis.evalsha(script.sha, len(keys), *keys, *args), self._redis_timeout
-                )
-        except asyncio.TimeoutError as exc:
+                async with time_limit(self._redis_timeout):
+                    await redis.script_load(script.source)
+                async with time_limit(self._redis_timeout):
+                    reply = await redis.evalsha(script.sha, len(keys), *keys, *args)
+        except TimeoutError as exc:  # before OSError: on Python 3.10 the builtin one is one
             raise RateLimiterUnavailableError(
                 f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
                 f"nothing was sent"
@@ -521,10 +523,3 @@ class RedisRateLimits:
         if isinstance(reply, list):
             return int(reply[0]) == 1, float(_text(reply[1]))
         return True, 0.0
-
-
-async def _close(client: Any) -> None:
-    close = getattr(client, "aclose", None)
-    if close is None:  # redis-py before 5.0.1
-        close = client.close
-    await close()
