@@ -7,12 +7,15 @@ connections or answers with odd bodies.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import gc
 import gzip
 import ipaddress
 import math
+import os
 import ssl
+import sys
 import threading
 import time
 import tracemalloc
@@ -494,8 +497,11 @@ async def test_limiter_without_timeout_keyword_still_works(api_server: Any) -> N
 # --- TLS: pooled connections are reused, and replaced once the server closed them --------------
 
 
-def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A self-signed certificate for 127.0.0.1: (server context, client context)."""
+def _tls_contexts(
+    tmp_path: Path, dns_name: str | None = None
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1 (and ``dns_name``), written to
+    ``tmp_path/cert.pem``: (server context, client context)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -508,7 +514,12 @@ def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *([x509.DNSName(dns_name)] if dns_name else []),
+                ]
+            ),
             critical=False,
         )
         .sign(key, hashes.SHA256())
@@ -527,6 +538,77 @@ def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
     return server, client
+
+
+async def test_https_through_a_connect_proxy(tmp_path: Path) -> None:
+    """HTTPS_PROXY with credentials, end to end: the client tunnels through CONNECT (sending
+    Proxy-Authorization to the proxy only), verifies the server's certificate for the API's
+    host name (trusted through SSL_CERT_FILE, as docs/configuration.md says), and never
+    resolves that host itself: only the proxy knows where it is."""
+    server_ctx, _ = _tls_contexts(tmp_path, dns_name="api.telnyx.test")
+    seen: list[dict[str, str]] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return json_response({"data": message_json()})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    api_port = runner.addresses[0][1]
+    tunnels: list[tuple[str, str | None]] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        method, target, _ = head[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in head[1:] if line)
+        tunnels.append((f"{method} {target}", headers.get("Proxy-Authorization")))
+        # The one host this proxy serves: the name resolves here, not in the client.
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", api_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy_server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    proxy_port = proxy_server.sockets[0].getsockname()[1]
+    script = (
+        "import asyncio, telnyx_msg\n"
+        "async def main():\n"
+        f"    async with telnyx_msg.AsyncClient('secret-key', base_url='https://api.telnyx.test:{api_port}/v2', rate_limits=None, max_retries=0) as c:\n"  # noqa: E501
+        "        m = await c.messages.send(from_='+18005550101', to='+18445550001', text='hi')\n"
+        "        print(m.id)\n"
+        "asyncio.run(main())\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
+        "HTTPS_PROXY": f"http://user:s3cret@127.0.0.1:{proxy_port}",
+        "SSL_CERT_FILE": str(tmp_path / "cert.pem"),
+    }
+    try:
+        result = await anyio.run_process([sys.executable, "-c", script], env=env, check=False)
+    finally:
+        proxy_server.close()
+        await runner.cleanup()
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == message_json()["id"]
+    auth = "Basic " + base64.b64encode(b"user:s3cret").decode()
+    assert tunnels == [(f"CONNECT api.telnyx.test:{api_port}", auth)]
+    assert len(seen) == 1
+    assert seen[0]["Authorization"] == "Bearer secret-key"
+    assert "Proxy-Authorization" not in seen[0]  # the proxy's credentials stay with the proxy
 
 
 async def test_tls_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) -> None:
