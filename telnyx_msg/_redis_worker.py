@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._convert import structure_event
+from telnyx_msg._redis_common import time_limit
 from telnyx_msg._redis_queue import Handler, _fields, _text
 from telnyx_msg.errors import WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
@@ -213,10 +214,18 @@ class Worker:
         if handler is not None:
             done = asyncio.Event()
             beat = asyncio.get_running_loop().create_task(self._heartbeat(entry_id, event.id, done))
+            started = time.monotonic()
             try:
-                await asyncio.wait_for(handler(event), q.handler_timeout)
-            except asyncio.TimeoutError:
-                error = TimeoutError(f"handler exceeded handler_timeout={q.handler_timeout:g} s")
+                async with time_limit(q.handler_timeout):  # in this task: nothing is orphaned
+                    await handler(event)
+            except TimeoutError as exc:
+                # The limit, or a timeout of the handler's own (an API call of its): only the
+                # first is reported as the limit, so a dead letter names the real cause.
+                error = (
+                    TimeoutError(f"handler exceeded handler_timeout={q.handler_timeout:g} s")
+                    if time.monotonic() - started >= q.handler_timeout
+                    else exc
+                )
             except Exception as exc:
                 error = exc
             finally:

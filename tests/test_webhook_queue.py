@@ -360,6 +360,29 @@ async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) 
         await q.aclose()
 
 
+async def test_handlers_own_timeout_is_not_reported_as_the_limit(redis_url: str) -> None:
+    """A handler whose own call timed out fails with that error, not "exceeded handler_timeout".
+
+    Both are TimeoutError; the dead letter said the handler had run too long, sending its
+    reader to raise handler_timeout instead of fixing the call.
+    """
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", max_attempts=1, block=0.2, handler_timeout=5
+    )
+
+    async def upstream_times_out(event: WebhookEvent) -> None:
+        raise TimeoutError("CRM API did not answer in 1 s")
+
+    try:
+        await q.enqueue(event_body("evt-own-timeout"), parsed("evt-own-timeout"))
+        async with running(q, upstream_times_out):
+            await wait_until(q.dead_letters)
+        [letter] = await q.dead_letters()
+        assert letter["reason"] == "handler failed: TimeoutError('CRM API did not answer in 1 s')"
+    finally:
+        await q.aclose()
+
+
 async def test_unparseable_entry_goes_to_dead_letters(queue: RedisWebhookQueue) -> None:
     """An entry whose body is not a webhook event is dead-lettered without running handlers."""
     recorder = Recorder()
