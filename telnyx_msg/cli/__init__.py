@@ -308,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the telnyx-signature-ed25519 header (base64)",
     )
     verify.add_argument(
-        "--public-key", metavar="KEY", help="base64 public key (default: $TELNYX_PUBLIC_KEY)"
+        "--public-key",
+        metavar="KEY",
+        help="public key, base64 or PEM (default: $TELNYX_PUBLIC_KEY)",
     )
     verify.add_argument(
         "--tolerance",
