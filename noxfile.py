@@ -25,13 +25,25 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-m", "not slow", "-q", *session.posargs)
 
 
+# The lowest versions pyproject.toml allows: every ">=" bound of the runtime and redis deps.
+LOWEST = [
+    dep.replace(">=", "==").split(";")[0]
+    for dep in [
+        *PYPROJECT["project"]["dependencies"],
+        *PYPROJECT["project"]["optional-dependencies"]["redis"],
+    ]
+]
+
+
 @nox.session(python=["3.10", "3.13"])
 def versions(session: nox.Session) -> None:
-    """The fast suite on the oldest and the newest supported Python (CI runs the oldest).
+    """The fast suite at both ends of what pyproject.toml allows: Python 3.10 with the lowest
+    allowed dependency versions, Python 3.13 with the newest (CI runs 3.10).
 
     Skipped, with a warning, where that interpreter is not installed.
     """
-    session.install("-e", ".[redis]", *TEST_DEPS)
+    pins = LOWEST if session.python == "3.10" else []
+    session.install("-e", ".[redis]", *TEST_DEPS, *pins)
     session.run("pytest", "-m", "not slow", "-q", *session.posargs)
 
 

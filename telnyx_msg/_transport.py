@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -428,7 +429,9 @@ class AiohttpTransport:
                 reached=reached,
                 timeout=True,
             ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, HttpProcessingError, OSError) as exc:
+            # HttpProcessingError: a response aiohttp could not parse or decompress, which some
+            # versions raise as is instead of wrapping it in a ClientError.
             reached = attempt is None or attempt.acquired
             if (self._closed or session.closed) and not reached:
                 raise TransportError(
