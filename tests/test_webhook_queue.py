@@ -761,7 +761,11 @@ async def test_a_failed_pipelined_append_fails_every_caller_in_it(
     assert all(isinstance(r, WebhookQueueUnavailableError) for r in results), results
     # Each carries Redis's refusal; redis-py 6.x words it for the first command of the batch
     # only (the others read "... of pipeline caused error: {exception.args}").
-    assert all(isinstance(r.__cause__, redis.exceptions.ResponseError) for r in results)
+    assert all(
+        isinstance(r, WebhookQueueUnavailableError)
+        and isinstance(r.__cause__, redis.exceptions.ResponseError)
+        for r in results
+    )
     assert any("WRONGTYPE" in str(r) for r in results)
     await client.delete(queue.stream)
     assert await queue.enqueue(event_body("after"), parsed("after"))
