@@ -415,6 +415,14 @@ def test_layering_the_send_path_is_sans_io_below_the_client() -> None:
             assert not _uses(imports[rel], top), f"{rel} imports {top}"
 
 
+def _python_json(code: str) -> Any:
+    """Run ``code`` in a fresh interpreter (a clean ``sys.modules``); the JSON it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(result.stdout)
+
+
 def test_webhook_only_services_do_not_load_aiohttp() -> None:
     """Verifying and parsing a webhook loads neither aiohttp nor the client."""
     code = (
@@ -433,10 +441,7 @@ def test_webhook_only_services_do_not_load_aiohttp() -> None:
         "print(json.dumps([event.id, sorted(m for m in sys.modules if m.split('.')[0] in\n"
         "    ('aiohttp', 'multidict') or m in ('telnyx_msg._client', 'telnyx_msg._transport'))]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert json.loads(result.stdout) == ["e1", []]
+    assert _python_json(code) == ["e1", []]
 
 
 def test_cattrs_boundary() -> None:
@@ -467,10 +472,7 @@ def test_import_is_cheap() -> None:
         "('cryptography', 'redis') or m.startswith(('telnyx_msg.testing', "
         "'telnyx_msg.cli')))))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert json.loads(result.stdout) == []
+    assert _python_json(code) == []
 
 
 def test_client_import_defers_the_catalogue() -> None:
@@ -491,10 +493,7 @@ def test_client_import_defers_the_catalogue() -> None:
         "from telnyx_msg import Message\n"
         "print(json.dumps([before, after, send.__name__, Message.__name__]))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    before, after, name, message = json.loads(result.stdout)
+    before, after, name, message = _python_json(code)
     assert before == []
     assert after == ["telnyx_msg._requests", "telnyx_msg.endpoints", "telnyx_msg.models"]
     assert (name, message) == ("send", "Message")
