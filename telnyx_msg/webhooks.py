@@ -526,8 +526,9 @@ class WebhookVerifier:
         skew = self._clock() - int(timestamp)
         if not -self.tolerance <= skew <= self.tolerance:  # written so that NaN fails closed
             direction = "too old" if skew > 0 else "in the future"
+            when = "ago" if skew > 0 else "ahead"
             raise TimestampError(
-                f"{TIMESTAMP_HEADER} is {direction}: {abs(skew):g} s from now "
+                f"{TIMESTAMP_HEADER} is {direction}: {abs(skew):.0f} s {when} "
                 f"(tolerance {self.tolerance:g} s)"
             )
 

@@ -11,7 +11,7 @@ def test_message_is_delivered(
         from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi"
     )
     telnyx_fake.run(telnyx_fake.settle())  # the fake's coroutines, from sync code
-    assert telnyx_client.messages.retrieve(str(msg.id)).to[0].status == "delivered"
+    assert telnyx_client.messages.retrieve(msg.id).to[0].status == "delivered"
     assert [m["to"][0]["phone_number"] for m in telnyx_fake.messages()] == [
         "+18445550001"
     ]

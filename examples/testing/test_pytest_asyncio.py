@@ -12,6 +12,5 @@ async def test_message_is_delivered(telnyx_fake: FakeTelnyx) -> None:
             from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi"
         )
         await telnyx_fake.settle()  # queued -> sent -> delivered
-        assert (await client.messages.retrieve(str(msg.id))).to[
-            0
-        ].status == "delivered"
+        fetched = await client.messages.retrieve(msg.id)
+        assert fetched.to[0].status == "delivered"
