@@ -3,16 +3,16 @@
 Scripts that finish on their own run as real subprocesses (``python -W error examples/X.py``)
 with ``TELNYX_BASE_URL`` / ``TELNYX_API_KEY`` / ``TELNYX_PUBLIC_KEY`` pointing at a fake on
 127.0.0.1, so their ``__main__`` path is covered and any warning (an unclosed session) fails them.
-The webhook servers are built in-process and served on 127.0.0.1 ports; the FastAPI example's
-receiver is driven through ASGI directly, so FastAPI itself is not needed.
+The aiohttp webhook server is built in-process and served on a 127.0.0.1 port; the FastAPI
+example runs as a subprocess under uvicorn, and its receiver also through ASGI directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -39,6 +39,7 @@ from telnyx_msg.testing import (
     FAILING_NUMBER,
     FakeTelnyx,
 )
+from tests.redis_proc import _free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -308,12 +309,68 @@ async def test_webhooks_fastapi_receiver_over_asgi(fake: FakeTelnyx) -> None:
     assert inbound.text == "inbound"
 
 
-def test_webhooks_fastapi_without_fastapi_explains() -> None:
+async def test_webhooks_fastapi_example_under_uvicorn(fake: FakeTelnyx) -> None:
+    """``python examples/webhooks_fastapi.py``, as a user runs it (FastAPI under uvicorn),
+    answers every signed webhook of the fake 200 and prints it, refuses a GET (405) and an
+    unsigned POST (401), and shuts down cleanly on Ctrl-C."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}{webhooks_fastapi.PATH}"
+    env = {**os.environ, "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-W", "error", str(EXAMPLES / "webhooks_fastapi.py")),
+        *("--port", str(port)),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _until_listening(port)
+        fake.set_webhook_url(url)
+        async with fake.client() as client:
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=RECIPIENT, text="Hi")
+        await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="inbound")
+        await fake.settle()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as wrong_method:
+                assert wrong_method.status == 405
+            async with session.post(url, data=b"{}") as unsigned:
+                assert unsigned.status == 401
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    attempts = list(fake.stats.webhook_attempts)
+    assert len({a.event_id for a in attempts}) == 3  # sent, finalized, received
+    assert all(a.ok for a in attempts), attempts
+    printed = out.decode().splitlines()
+    assert f"message.sent {sent.id}: 'Hi' {RECIPIENT} sent" in printed
+    assert f"message.finalized {sent.id}: 'Hi' {RECIPIENT} delivered" in printed
+    assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
+    assert process.returncode == 0, err.decode()
+    assert "Application shutdown complete" in err.decode()
+
+
+async def _until_listening(port: int) -> None:
+    for _ in range(int(TIMEOUT / 0.05)):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_webhooks_fastapi_without_fastapi_explains(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without FastAPI installed, building the app exits with an install hint."""
     receiver = webhooks_fastapi.create_receiver("A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=")
-    if importlib.util.find_spec("fastapi") is not None:
-        assert callable(webhooks_fastapi.create_app(receiver))
-        return
+    assert callable(webhooks_fastapi.create_app(receiver))
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # what an uninstalled package looks like
     with pytest.raises(SystemExit, match="pip install fastapi"):
         webhooks_fastapi.create_app(receiver)
 
