@@ -24,10 +24,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class _AsyncioLeaks(logging.Handler):
     """What asyncio reports only in its log, never as a warning: a task garbage-collected while
-    still pending, a task's exception nobody retrieved. Either means the SDK lost track of
-    work; the suite fails on any (see ``pytest_sessionfinish``)."""
+    still pending, a task's exception nobody retrieved, an aiohttp session or connector nobody
+    closed, a callback on a closed loop. Each means the SDK lost track of work or connections;
+    the suite fails on any (see ``pytest_sessionfinish``)."""
 
-    PHRASES = ("Task was destroyed but it is pending", "exception was never retrieved")
+    PHRASES = (
+        "Task was destroyed but it is pending",
+        "exception was never retrieved",
+        "Unclosed client session",
+        "Unclosed connector",
+        "Event loop is closed",
+    )
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
