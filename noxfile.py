@@ -25,6 +25,39 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-m", "not slow", "-q", *session.posargs)
 
 
+# The tests of the parts that meet the event loop directly (transport and its timeouts, the
+# limiter, the blocking facade, the Redis consumers, webhook intake), run on uvloop by `uvloop`.
+UVLOOP_TESTS = [
+    f"tests/test_{name}.py"
+    for name in (
+        "client",
+        "faults_transport",
+        "faults_limits",
+        "sync",
+        "bulk",
+        "pagination",
+        "escape_hatches",
+        "raw_response",
+        "mock_transport",
+        "observability",
+        "e2e_webhooks",
+        "webhook_queue",
+        "redis_tracker",
+    )
+]
+
+
+@nox.session
+def uvloop(session: nox.Session) -> None:
+    """The event-loop-facing tests on uvloop's loop (what uvicorn serves on when it is
+    installed); pass test paths to run others."""
+    session.install("-e", ".[redis]", *TEST_DEPS, "uvloop")
+    session.run(
+        *("pytest", "-m", "not slow", "-q", *(session.posargs or UVLOOP_TESTS)),
+        env={"TELNYX_MSG_TEST_UVLOOP": "1"},
+    )
+
+
 # The lowest versions pyproject.toml allows: every ">=" bound of the runtime and redis deps.
 LOWEST = [
     dep.replace(">=", "==").split(";")[0]

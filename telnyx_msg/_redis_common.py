@@ -37,8 +37,20 @@ if sys.version_info >= (3, 11):
     from asyncio import timeout as time_limit
 else:
 
+    class _Expiry:
+        """What ``asyncio.timeout`` yields, as far as we use it: whether the limit fired."""
+
+        __slots__ = ("_scope",)
+
+        def __init__(self, scope: Any) -> None:
+            self._scope = scope
+
+        def expired(self) -> bool:
+            # The scope is only ever cancelled by its deadline.
+            return bool(self._scope.cancel_called)
+
     @contextlib.asynccontextmanager
-    async def time_limit(seconds: float) -> AsyncIterator[None]:
+    async def time_limit(seconds: float) -> AsyncIterator[_Expiry]:
         """``asyncio.timeout`` for Python 3.10, from anyio's cancel scope; raises TimeoutError.
 
         Not ``asyncio.wait_for``: it runs the call in a task of its own, whose failure is lost
@@ -47,8 +59,8 @@ else:
         """
         import anyio
 
-        with anyio.fail_after(seconds):
-            yield
+        with anyio.fail_after(seconds) as scope:
+            yield _Expiry(scope)
 
 
 def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:

@@ -214,16 +214,17 @@ class Worker:
         if handler is not None:
             done = asyncio.Event()
             beat = asyncio.get_running_loop().create_task(self._heartbeat(entry_id, event.id, done))
-            started = time.monotonic()
             try:
-                async with time_limit(q.handler_timeout):  # in this task: nothing is orphaned
+                async with time_limit(q.handler_timeout) as limit:  # in this task: no orphans
                     await handler(event)
             except TimeoutError as exc:
                 # The limit, or a timeout of the handler's own (an API call of its): only the
-                # first is reported as the limit, so a dead letter names the real cause.
+                # first is reported as the limit, so a dead letter names the real cause. Asked
+                # of the limit itself: a clock comparison misjudges a limit that fired a
+                # millisecond early (uvloop's timers have millisecond resolution).
                 error = (
                     TimeoutError(f"handler exceeded handler_timeout={q.handler_timeout:g} s")
-                    if time.monotonic() - started >= q.handler_timeout
+                    if limit.expired()
                     else exc
                 )
             except Exception as exc:

@@ -64,8 +64,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio (the SDK is asyncio-first)."""
+def anyio_backend() -> Any:
+    """Run async tests on asyncio (the SDK is asyncio-first), on uvloop's event loop when
+    ``TELNYX_MSG_TEST_UVLOOP=1`` (``nox -s uvloop``: uvicorn serves on uvloop when installed)."""
+    if os.environ.get("TELNYX_MSG_TEST_UVLOOP") == "1":
+        return ("asyncio", {"use_uvloop": True})
     return "asyncio"
 
 

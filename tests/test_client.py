@@ -7,6 +7,7 @@ import base64
 import gzip
 import json
 import math
+import os
 import socket
 from typing import Any
 
@@ -21,6 +22,13 @@ from tests.conftest import json_response, message_json
 
 async def ok(request: web.Request) -> web.Response:
     return json_response({"data": message_json()})
+
+
+@pytest.mark.anyio
+async def test_runs_on_the_event_loop_the_session_asks_for() -> None:
+    """Under ``nox -s uvloop`` the async tests really run on uvloop's loop, else on asyncio's."""
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    assert on_uvloop is (os.environ.get("TELNYX_MSG_TEST_UVLOOP") == "1")
 
 
 def test_missing_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
