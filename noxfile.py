@@ -41,8 +41,12 @@ UVLOOP_TESTS = [
         "mock_transport",
         "observability",
         "e2e_webhooks",
+        "receivers",
+        "webhooks",
         "webhook_queue",
         "redis_tracker",
+        "redis_limits",
+        "replay_redis",
     )
 ]
 

@@ -39,12 +39,6 @@ KEY = Ed25519PrivateKey.generate()
 PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio."""
-    return "asyncio"
-
-
 def sign(body: bytes, timestamp: int = NOW) -> dict[str, str]:
     signature = KEY.sign(f"{timestamp}|".encode() + body)
     return {

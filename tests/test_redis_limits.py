@@ -29,12 +29,6 @@ class Stop(Exception):
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run the async tests on asyncio only."""
-    return "asyncio"
-
-
-@pytest.fixture
 def prefix() -> str:
     """A key prefix of its own for each test."""
     return f"test:{uuid.uuid4().hex}:"

@@ -25,12 +25,6 @@ PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicForm
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio."""
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[RedisReplayStore]:
     """A store with a unique key prefix, closed after the test."""
     replay_store = RedisReplayStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")

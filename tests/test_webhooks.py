@@ -989,9 +989,3 @@ def test_memory_store_rejects_bad_settings(kwargs: dict[str, Any], match: str) -
     """Non-positive sizes and ttls are configuration errors."""
     with pytest.raises(ConfigurationError, match=match):
         MemoryReplayStore(**kwargs)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio."""
-    return "asyncio"
