@@ -377,9 +377,9 @@ class _BodyTooLarge(Exception):
 class AsgiWebhookApp(WebhookReceiver):
     """A pure ASGI 3 app that receives Telnyx webhooks on any path it is routed to.
 
-    Starlette/FastAPI: ``app.add_route("/webhooks/telnyx", receiver, methods=["POST"])`` (a
-    non-function endpoint is served as an ASGI app) or ``app.mount(...)``; call
-    ``await receiver.aclose()`` in the application's lifespan. Served on its own, it handles
+    Starlette/FastAPI: ``FastAPI(routes=[Route("/webhooks/telnyx", receiver,
+    methods=["POST"])])`` (``starlette.routing.Route`` serves an endpoint that is not a function
+    as an ASGI app); call ``await receiver.aclose()`` in the application's lifespan. Served on its own, it handles
     the ASGI ``lifespan`` protocol and closes itself on shutdown.
     """
 
