@@ -378,9 +378,9 @@ class AsgiWebhookApp(WebhookReceiver):
     """A pure ASGI 3 app that receives Telnyx webhooks on any path it is routed to.
 
     Starlette/FastAPI: ``FastAPI(routes=[Route("/webhooks/telnyx", receiver,
-    methods=["POST"])])`` (``starlette.routing.Route`` serves an endpoint that is not a function
-    as an ASGI app); call ``await receiver.aclose()`` in the application's lifespan. Served on its own, it handles
-    the ASGI ``lifespan`` protocol and closes itself on shutdown.
+    methods=["POST"])])`` (``starlette.routing.Route`` serves an endpoint that is not a
+    function as an ASGI app); call ``await receiver.aclose()`` in the application's lifespan.
+    Served on its own, it handles the ASGI ``lifespan`` protocol and closes itself on shutdown.
     """
 
     def __init__(
