@@ -28,14 +28,15 @@ the sends still waiting for a rate-limit token (they were never written, so they
 ``not_sent``) and the ones on the wire (``unknown``); their outcomes can be read with
 ``on_stop=`` since the iteration itself has ended.
 
-Outages stop the run: when the client is closed (``ClientClosedError``) or the rate limiter's
-Redis is unavailable (``RateLimiterUnavailableError``), the item that hit it is yielded
-``not_sent``, the iteration then raises that error, no further item is pulled, and the sends
-still in flight are stopped as above (``on_stop``). Items not pulled were never touched: resume
-with the rest of the input once the dependency is back. When Telnyx refuses the API key (401,
-``AuthenticationError``: every further send would be refused the same way), no further item is
-pulled either, but the sends in flight finish (each gets its 401: ``not_sent``) and are yielded
-before the iteration raises it.
+Closing the client stops the run: the item that met ``ClientClosedError`` is yielded
+``not_sent``, the iteration then raises it, no further item is pulled, and the sends still in
+flight are stopped as above (``on_stop``). When the rate limiter's Redis is unavailable
+(``RateLimiterUnavailableError``) or Telnyx refuses the API key (401, ``AuthenticationError``),
+every further send would fail the same way, so no further item is pulled either, but the sends
+in flight finish and are yielded before the iteration raises it: those already past the
+limiter get Telnyx's answer (a ``sent`` stays ``sent``, not ``unknown``), the others meet the
+same outage (``not_sent``). Items not pulled were never touched: resume with the rest of the
+input once the dependency is back.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ def send_many(
     )
 
 
-_STOPS_THE_RUN = (ClientClosedError, RateLimiterUnavailableError)
+# What stops the run at once (the sends in flight cannot finish), and what ends the pulling
+# but lets them finish (every further send would fail the same way).
+_STOPS_THE_RUN = (ClientClosedError,)
+_ENDS_THE_PULLING = (AuthenticationError, RateLimiterUnavailableError)
 
 
 def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
@@ -194,7 +198,7 @@ async def run_send_many(
     exhausted = False
     fatal: list[BaseException] = []  # an outage that stops the run (see the module docstring)
     # What ends the pulling but lets the pulled items finish, raised once they have: the input
-    # failing, or Telnyx refusing the API key (the sends in flight get the same 401: not_sent).
+    # failing, Telnyx refusing the API key, or the limiter's Redis failing.
     drain: list[Exception] = []
 
     def report(idx: int, outcome: SendOutcome) -> None:
@@ -237,7 +241,7 @@ async def run_send_many(
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, _STOPS_THE_RUN) and not fatal:
                 fatal.append(exc)
-            elif isinstance(exc, AuthenticationError) and not drain:
+            elif isinstance(exc, _ENDS_THE_PULLING) and not drain:
                 drain.append(exc)
             outcome = SendOutcome(idx, item, classify(exc, gate), error=exc)
         report(idx, outcome)

@@ -1026,6 +1026,20 @@ def test_the_printed_resume_command_hides_a_redis_password(tmp_path: Path) -> No
     ]
 
 
+def test_the_printed_resume_command_keeps_the_shared_limits_without_shards(
+    tmp_path: Path,
+) -> None:
+    """--redis without --shard shares the limits with other senders: resuming without it
+    would send at this process's limits alone, so the printed command keeps it."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 3)
+    argv = ["bulk", str(source), "--redis", "redis://127.0.0.1:6379/0", "--api-key", "k"]
+    command = _resume_command(BulkRun(build_parser().parse_args(argv), open_table(source)))
+    words = shlex.split(command)
+    assert "--shard" not in words
+    assert words[-3:] == ["--redis", "redis://127.0.0.1:6379/0", "--resume"]
+
+
 def test_resume_of_a_journal_without_its_start_offset_counts_not_sent_as_unsettled(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,7 +30,7 @@ from telnyx_msg.models import Message, WebhookEvent
 from telnyx_msg.receivers import asgi_app
 from telnyx_msg.webhooks import RedisReplayStore, WebhookVerifier
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
-from tests.redis_proc import _free_port
+from tests.redis_proc import RedisProcess, _free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -294,6 +295,64 @@ async def test_redis_down_stops_send_many(api_server: Any) -> None:
     assert seen
     assert {o.status for o in seen} == {"not_sent"}
     assert server.requests == []
+
+
+@pytest.mark.redis
+async def test_redis_going_down_lets_the_sends_on_the_wire_finish(
+    api_server: Any, tmp_path: Path
+) -> None:
+    """Redis dies while sends are on the wire: those still finish ``sent`` (not ``unknown``),
+    the send that meets the outage is ``not_sent``, nothing further is pulled, and the
+    iteration then raises RateLimiterUnavailableError."""
+    redis = RedisProcess(tmp_path)
+    arrived: list[int] = []
+    first, rest = asyncio.Event(), asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        arrived.append(len(arrived) + 1)
+        number = arrived[-1]
+        await (first if number == 1 else rest).wait()
+        return json_response({"data": message_json(id=f"m{number}")})
+
+    server = await api_server(handler)
+    limits = telnyx_msg.RedisRateLimits(redis.url)
+    pulled = 0
+
+    def source() -> Iterator[telnyx_msg.SendItem]:
+        nonlocal pulled
+        for _ in range(100):
+            pulled += 1
+            yield ITEM.copy()
+
+    seen: list[telnyx_msg.SendOutcome] = []
+
+    async def consume(client: telnyx_msg.AsyncClient) -> None:
+        async for outcome in client.messages.send_many(source(), concurrency=4):
+            seen.append(outcome)
+            if isinstance(outcome.error, telnyx_msg.RateLimiterUnavailableError):
+                rest.set()  # the outage is known now: let the other sends on the wire finish
+
+    try:
+        async with client_for(server, rate_limits=limits) as client:
+            task = asyncio.ensure_future(consume(client))
+            for _ in range(1000):  # bounded: 10 s
+                if len(arrived) == 4:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(arrived) == 4
+            redis.kill()
+            first.set()
+            with pytest.raises(telnyx_msg.RateLimiterUnavailableError):
+                await asyncio.wait_for(task, 20)
+    finally:
+        first.set()
+        rest.set()
+        await limits.aclose()
+        redis.close()
+    statuses = [o.status for o in seen]
+    assert statuses.count("sent") == len(arrived) == 4
+    assert statuses.count("not_sent") == 1
+    assert pulled == len(seen) == 5  # every pulled item yielded; nothing pulled after
 
 
 @pytest.mark.redis

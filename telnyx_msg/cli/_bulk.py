@@ -600,8 +600,9 @@ def _resume_command(run: BulkRun) -> str:
     if args.concurrency != BULK_CONCURRENCY:
         words += ["--concurrency", str(args.concurrency)]
     if run.shard_count > 1:
-        redis = _masked(args.redis)
-        words += ["--shard", f"{run.shard_index}/{run.shard_count}", "--redis", redis]
+        words += ["--shard", f"{run.shard_index}/{run.shard_count}"]
+    if args.redis:  # the limits it shares with other processes, sharded or not
+        words += ["--redis", _masked(args.redis)]
     return shlex.join([*words, "--resume"])
 
 
