@@ -184,6 +184,19 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class _Turns:
+    """The acquires of one sender in one event loop: they take turns (one Redis round trip
+    at a time), and a failed round trip answers the callers already waiting behind it."""
+
+    __slots__ = ("failure", "failures", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self.failures = 0
+        self.failure: RateLimiterUnavailableError | None = None
+
+
 class RedisRateLimits:
     """:class:`~telnyx_msg.RateLimits` whose buckets live in Redis, shared by every process
     that uses the same ``key_prefix``.
@@ -283,9 +296,7 @@ class RedisRateLimits:
         self._sleep: Callable[[float], Awaitable[object]] = (
             sleep if sleep is not None else asyncio.sleep
         )
-        self._local: dict[
-            tuple[asyncio.AbstractEventLoop, str | None], tuple[asyncio.Lock, list[int]]
-        ] = {}
+        self._local: dict[tuple[asyncio.AbstractEventLoop, str | None], _Turns] = {}
         self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
         self._queue_full: dict[str, None] = {}
 
@@ -400,11 +411,12 @@ class RedisRateLimits:
         if not keys:
             return
         local_key = (asyncio.get_running_loop(), sender)
-        local = self._local.get(local_key)
-        if local is None:
-            local = self._local[local_key] = (asyncio.Lock(), [0])
-        lock, users = local
-        users[0] += 1
+        turns = self._local.get(local_key)
+        if turns is None:
+            turns = self._local[local_key] = _Turns()
+        lock = turns.lock
+        turns.users += 1
+        failures = turns.failures
         deadline = None if timeout is None else self._clock() + timeout
         try:
             if deadline is None:
@@ -416,19 +428,31 @@ class RedisRateLimits:
                 except TimeoutError:
                     raise wait_too_long(None, timeout or 0.0) from None
             try:
-                while True:
-                    await self._flush()
-                    granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
-                    if granted:
-                        return
-                    if deadline is not None and self._clock() + wait > deadline:
-                        raise wait_too_long(wait, timeout or 0.0)
-                    await self._sleep(wait)
+                if turns.failures != failures and turns.failure is not None:
+                    # Redis failed a caller ahead of this one: answer now, not after another
+                    # redis_timeout (with 50 sends waiting on a frozen Redis, the last would
+                    # wait 50 of them). A call that starts waiting after it tries again.
+                    raise RateLimiterUnavailableError(str(turns.failure)) from (
+                        turns.failure.__cause__
+                    )
+                try:
+                    while True:
+                        await self._flush()
+                        granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
+                        if granted:
+                            return
+                        if deadline is not None and self._clock() + wait > deadline:
+                            raise wait_too_long(wait, timeout or 0.0)
+                        await self._sleep(wait)
+                except RateLimiterUnavailableError as exc:  # this caller's own round trip
+                    turns.failures += 1
+                    turns.failure = exc
+                    raise
             finally:
                 lock.release()
         finally:
-            users[0] -= 1
-            if not users[0]:
+            turns.users -= 1
+            if not turns.users:
                 self._local.pop(local_key, None)
 
     def on_response(

@@ -171,7 +171,8 @@ class RateLimiterUnavailableError(RedisUnavailableError):
     """The rate limiter could not be consulted (its Redis failed or did not answer in time).
 
     Nothing was sent: the request waits for the limiter before it is written. ``send_many``
-    stops its run with this error rather than report the rest of its input ``not_sent``.
+    stops pulling its input (the sends already on the wire finish), then raises this error
+    rather than report the rest of its input ``not_sent``.
     The original Redis exception is the ``__cause__``.
     """
 

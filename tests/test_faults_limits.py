@@ -265,6 +265,37 @@ async def test_frozen_redis_limiter_fails_fast(api_server: Any, silent_server: s
 
 
 @pytest.mark.redis
+async def test_frozen_redis_fails_every_waiting_send_at_once(api_server: Any) -> None:
+    """Twenty sends from one number wait their turn for the Redis limiter, which is frozen:
+    the first round trip's failure answers them all (one connection tried), instead of each
+    waiting its own redis_timeout in turn (ten seconds for the last)."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    frozen = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = frozen.sockets[0].getsockname()[1]
+    server = await api_server(ok)
+    limits = telnyx_msg.RedisRateLimits(f"redis://127.0.0.1:{port}/0", redis_timeout=0.5)
+    try:
+        async with client_for(server, rate_limits=limits) as client:
+            sends = [client.messages.send(**SEND) for _ in range(20)]
+            results = await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), 5)
+    finally:
+        await limits.aclose()
+        for writer in connections:
+            writer.close()
+        frozen.close()
+        await frozen.wait_closed()
+    for result in results:
+        assert isinstance(result, telnyx_msg.RateLimiterUnavailableError), result
+        assert isinstance(result.__cause__, Exception)  # the Redis-side cause
+    assert len(connections) == 1
+    assert server.requests == []
+
+
+@pytest.mark.redis
 async def test_redis_down_stops_send_many(api_server: Any) -> None:
     """With the limiter's Redis refusing connections, send_many stops with
     RateLimiterUnavailableError instead of draining its input as not_sent."""
