@@ -141,7 +141,9 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     if isinstance(error, APIResponseValidationError):
         return "sent"  # Telnyx answered 2xx: accepted, only its answer was unreadable
     if isinstance(error, RateLimiterUnavailableError):
-        return "not_sent"  # the limiter is consulted before anything is written
+        # The limiter is consulted before a request is written; a retry's earlier attempt
+        # may have reached Telnyx, though.
+        return "unknown" if error.outcome_unknown else "not_sent"
     if isinstance(error, (NotSentError, asyncio.CancelledError)):
         return "unknown" if gate.written else "not_sent"
     if isinstance(error, APIConnectionError):

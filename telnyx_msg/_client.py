@@ -57,6 +57,7 @@ from telnyx_msg._wire import (
     failure,
     finisher,
     page_parser,
+    reached_earlier,
     request_id,
     status_error,
     too_large,
@@ -400,10 +401,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
         if wire.message_type is None:  # not a send: not rate limited
             limiter = None
         attempt = 0
+        reached = False  # whether an attempt so far may have taken effect
         while True:
-            if limiter is not None:
-                await self._acquire(limiter, wire.sender, wire.message_type or "SMS", timeout)
-            _check_writable(shared, wire)
+            try:
+                if limiter is not None:
+                    await self._acquire(limiter, wire.sender, wire.message_type or "SMS", timeout)
+                _check_writable(shared, wire)
+            except TelnyxError as exc:  # the limiter failed, or the client closed meanwhile
+                if reached:
+                    reached_earlier(exc)
+                raise
             response, error = await self._attempt(wire, attempt, timeout)
             if limiter is not None:
                 _report(limiter, wire, response, error)
@@ -415,7 +422,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 failure(response, error), attempt, max_retries, wire.retry_safe, self._backoff
             )
             if delay is None:
-                raise error
+                raise reached_earlier(error) if reached else error
+            reached = reached or getattr(error, "outcome_unknown", False)
             what = type(error).__name__ if response is None else response.status
             log.info(
                 "retrying %s %s after %s in %.2f s (retry %d of %d)",

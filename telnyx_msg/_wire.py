@@ -25,6 +25,8 @@ from telnyx_msg.errors import (
     APITimeoutError,
     ClientClosedError,
     ErrorDetail,
+    RateLimiterUnavailableError,
+    TelnyxError,
     ValidationError,
     status_error_class,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "failure",
     "finisher",
     "page_parser",
+    "reached_earlier",
     "request_id",
     "status_error",
     "transport_error",
@@ -405,6 +408,24 @@ def transport_error(
     return error_cls(
         f"{method} {path}: {exc}.{note}", method=method, path=path, outcome_unknown=exc.reached
     )
+
+
+def reached_earlier(error: TelnyxError) -> TelnyxError:
+    """``error`` ended a call an earlier attempt of which may have taken effect (a connection
+    lost after sending, a 500): so may the call have, whatever the last attempt met (a refused
+    connection, a 429, the limiter or the client failing). Says so on it, and returns it."""
+    if (
+        not isinstance(error, (APIConnectionError, APIStatusError, RateLimiterUnavailableError))
+        or error.outcome_unknown
+    ):
+        return error
+    error.outcome_unknown = True
+    if isinstance(error, APIStatusError):
+        error.args = (error._describe(),)
+    else:
+        note = "an earlier attempt may have reached Telnyx (outcome unknown)"
+        error.args = (f"{str(error).rstrip('.')}; {note}",)
+    return error
 
 
 def failure(response: HttpResponse | None, error: Exception) -> Failure:

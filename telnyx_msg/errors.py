@@ -91,8 +91,9 @@ class APIConnectionError(TelnyxError):
     """No HTTP response was received.
 
     ``outcome_unknown`` is True when the request may have reached Telnyx (the connection broke or
-    timed out after the request was sent). Such a send is never retried without an idempotency key,
-    because retrying could deliver the message twice.
+    timed out after the request was sent, in this attempt or an earlier one of the same call).
+    Such a send is never retried without an idempotency key, because retrying could deliver the
+    message twice.
     """
 
     def __init__(
@@ -170,11 +171,14 @@ class DeliveryTrackerUnavailableError(RedisUnavailableError):
 class RateLimiterUnavailableError(RedisUnavailableError):
     """The rate limiter could not be consulted (its Redis failed or did not answer in time).
 
-    Nothing was sent: the request waits for the limiter before it is written. ``send_many``
-    stops pulling its input (the sends already on the wire finish), then raises this error
-    rather than report the rest of its input ``not_sent``.
-    The original Redis exception is the ``__cause__``.
+    This attempt was not sent: a request waits for the limiter before it is written. When it
+    was a retry, an earlier attempt may have reached Telnyx (a lost connection, a 500): then
+    ``outcome_unknown`` is True. ``send_many`` stops pulling its input (the sends already on
+    the wire finish), then raises this error rather than report the rest of its input
+    ``not_sent``. The original Redis exception is the ``__cause__``.
     """
+
+    outcome_unknown: bool = False
 
 
 @attrs.frozen

@@ -326,6 +326,86 @@ async def _drop(request: web.Request) -> web.Response:
     return json_response({"data": message_json()})
 
 
+def _drop_then(later: Callable[[], web.Response]) -> Callable[[web.Request], Any]:
+    """A handler that drops the first connection after reading the body, then answers
+    ``later()``: an attempt that may have been processed, then retries that were not."""
+    seen = {"n": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        seen["n"] += 1
+        if seen["n"] == 1:
+            return await _drop(request)
+        return later()
+
+    return handler
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("later", "error"),
+    [
+        (lambda: telnyx_error(429, "10011", "Too many requests"), telnyx_msg.RateLimitError),
+        (lambda: telnyx_error(503, "10001", "Service unavailable"), telnyx_msg.APIStatusError),
+    ],
+)
+async def test_a_retry_after_a_possibly_processed_attempt_stays_outcome_unknown(
+    api_server: Any, later: Callable[[], web.Response], error: type[Exception]
+) -> None:
+    """With an Idempotency-Key a send dropped after it was written is retried; when the
+    retries then run out on answers that say "not processed" (429, 503), the first attempt
+    may still have been accepted: the error says outcome_unknown, not that nothing was sent."""
+    server = await api_server(_drop_then(later))
+    options = RequestOptions(idempotency_key="k-1")
+    async with client_for(server, max_retries=2) as client:
+        with pytest.raises(error) as caught:
+            await client.messages.send(**SEND, options=options)
+    assert len(server.requests) == 3
+    assert getattr(caught.value, "outcome_unknown", None) is True
+    assert "outcome unknown" in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_retry_that_cannot_connect_after_a_possibly_processed_attempt() -> None:
+    """The first attempt is dropped after it was written, then the server is gone (connection
+    refused): the error is a connect error, yet outcome_unknown, since the first may have been
+    accepted; send_many reports such a send unknown, never not_sent."""
+    received: list[bytes] = []
+
+    async def read_then_vanish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received.append(await reader.readexactly(length))
+        server.close()  # nothing listens any more: every retry is refused
+        writer.transport.abort()
+
+    server = await asyncio.start_server(read_then_vanish, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/v2"
+    item = telnyx_msg.SendMessageItem(
+        from_="+18005550101",
+        to="+18445550001",
+        text="Hello",
+        options=RequestOptions(idempotency_key="k-2"),
+    )
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=base_url, backoff=FAST, rate_limits=None, max_retries=2
+        ) as client:
+            (outcome,) = [o async for o in client.messages.send_many([item])]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(received) == 1
+    assert outcome.status == "unknown"
+    assert isinstance(outcome.error, telnyx_msg.APIConnectionError)
+    assert "cannot connect" in str(outcome.error)
+    assert outcome.error.outcome_unknown is True
+
+
 @pytest.mark.anyio
 async def test_post_connection_drop_sent_once(api_server: Any) -> None:
     """A connection dropped after the body was written: the send is not repeated."""
