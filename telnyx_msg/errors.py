@@ -110,7 +110,8 @@ class APITimeoutError(APIConnectionError):
 
 
 class ClientClosedError(APIConnectionError):
-    """The client was closed before this request was written (``outcome_unknown`` is False).
+    """The client was closed before this request was written (``outcome_unknown`` is False,
+    unless an earlier attempt of the same call may have reached Telnyx).
 
     Raised for calls made after ``aclose()``/``close()`` and for calls that were still waiting
     (for a rate-limit token or a connection) when the client was closed. A closed client never
