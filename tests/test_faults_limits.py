@@ -50,6 +50,19 @@ def client_for(server: ApiServer, **kwargs: Any) -> telnyx_msg.AsyncClient:
     return telnyx_msg.AsyncClient("secret-key", base_url=server.base_url, **kwargs)
 
 
+class Counted:
+    """``n`` copies of ITEM as a lazy input that counts how many send_many pulled."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[telnyx_msg.SendItem]:
+        for _ in range(self.n):
+            self.pulled += 1
+            yield ITEM.copy()
+
+
 @pytest.fixture
 async def silent_server() -> AsyncIterator[str]:
     """A TCP server on 127.0.0.1 that accepts connections and never answers (a frozen Redis)."""
@@ -75,20 +88,14 @@ async def silent_server() -> AsyncIterator[str]:
 async def test_slow_consumer_bounds_what_send_many_pulls(api_server: Any) -> None:
     """Items pulled from the input never exceed outcomes consumed + concurrency."""
     server = await api_server(ok)
-    pulled = 0
-
-    def source() -> Iterator[telnyx_msg.SendItem]:
-        nonlocal pulled
-        for _ in range(10_000):
-            pulled += 1
-            yield ITEM.copy()
+    source = Counted(10_000)
 
     excess: list[int] = []
     async with client_for(server) as client:
-        outcomes = client.messages.send_many(source(), concurrency=5)
+        outcomes = client.messages.send_many(iter(source), concurrency=5)
         for consumed in range(1, 41):
             await asyncio.wait_for(outcomes.__anext__(), 10)
-            excess.append(pulled - consumed)
+            excess.append(source.pulled - consumed)
             await asyncio.sleep(0.005)  # a slow consumer: the sends finish meanwhile
         await outcomes.aclose()  # type: ignore[attr-defined]
     assert max(excess) <= 5
@@ -301,18 +308,12 @@ async def test_redis_down_stops_send_many(api_server: Any) -> None:
     RateLimiterUnavailableError instead of draining its input as not_sent."""
     server = await api_server(ok)
     limits = telnyx_msg.RedisRateLimits(f"redis://127.0.0.1:{_free_port()}/0")
-    pulled = 0
-
-    def source() -> Iterator[telnyx_msg.SendItem]:
-        nonlocal pulled
-        for _ in range(1000):
-            pulled += 1
-            yield ITEM.copy()
+    source = Counted(1000)
 
     seen: list[telnyx_msg.SendOutcome] = []
 
     async def consume() -> None:
-        async for outcome in client.messages.send_many(source(), concurrency=10):
+        async for outcome in client.messages.send_many(iter(source), concurrency=10):
             seen.append(outcome)
 
     try:
@@ -322,7 +323,7 @@ async def test_redis_down_stops_send_many(api_server: Any) -> None:
     finally:
         await limits.aclose()
     assert isinstance(caught.value.__cause__, Exception)
-    assert pulled <= 10
+    assert source.pulled <= 10
     assert seen
     assert {o.status for o in seen} == {"not_sent"}
     assert server.requests == []
@@ -347,18 +348,12 @@ async def test_redis_going_down_lets_the_sends_on_the_wire_finish(
 
     server = await api_server(handler)
     limits = telnyx_msg.RedisRateLimits(redis.url)
-    pulled = 0
-
-    def source() -> Iterator[telnyx_msg.SendItem]:
-        nonlocal pulled
-        for _ in range(100):
-            pulled += 1
-            yield ITEM.copy()
+    source = Counted(100)
 
     seen: list[telnyx_msg.SendOutcome] = []
 
     async def consume(client: telnyx_msg.AsyncClient) -> None:
-        async for outcome in client.messages.send_many(source(), concurrency=4):
+        async for outcome in client.messages.send_many(iter(source), concurrency=4):
             seen.append(outcome)
             if isinstance(outcome.error, telnyx_msg.RateLimiterUnavailableError):
                 rest.set()  # the outage is known now: let the other sends on the wire finish
@@ -383,7 +378,7 @@ async def test_redis_going_down_lets_the_sends_on_the_wire_finish(
     statuses = [o.status for o in seen]
     assert statuses.count("sent") == len(arrived) == 4
     assert statuses.count("not_sent") == 1
-    assert pulled == len(seen) == 5  # every pulled item yielded; nothing pulled after
+    assert source.pulled == len(seen) == 5  # every pulled item yielded; nothing pulled after
 
 
 @pytest.mark.redis
