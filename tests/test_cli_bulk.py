@@ -690,6 +690,59 @@ async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     assert "text" in by_row[5]["error"]
 
 
+_STRAY_QUOTES = {
+    "left open to the end of the file": (
+        'from,to,text\n{s},+13125550001,"hi there\n{s},+13125550002,second\n',
+        "never closed",
+    ),
+    "closed at the end of a later row": (
+        'from,to,text\n{s},+13125550001,"hi there\n{s},+13125550002,second"\n'
+        "{s},+13125550003,third\n",
+        "reads like a row of this file",
+    ),
+    "closed inside a later cell": (
+        'from,to,text\n{s},+13125550001,"hi there\n{s},+13125550002,she said "ok"\n',
+        "more text follows",
+    ),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", sorted(_STRAY_QUOTES))
+async def test_a_stray_quote_is_refused_before_anything_is_sent(
+    tmp_path: Path, capsys: Any, case: str
+) -> None:
+    """A quote that opens a cell and is not closed where the cell ends would make the rows after
+    it the text of one message, sent to the first row's recipient: the file is refused (exit 2,
+    naming the row) before anything is sent."""
+    template, complaint = _STRAY_QUOTES[case]
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(template.format(s=SENDER), encoding="utf-8")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+        assert fake.messages() == []
+    err = capsys.readouterr().err
+    assert "row 2:" in err
+    assert complaint in err
+    assert not out.exists()
+
+
+@pytest.mark.anyio
+async def test_quoted_cells_with_lines_commas_and_quotes_are_sent_as_written(
+    tmp_path: Path,
+) -> None:
+    """A well-quoted text over several lines, with commas and doubled quotes, is one message."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(
+        f'from,to,text\n{SENDER},+13125550001,"Hi,\nyour code is 1,2,3\n""Bye"""\n',
+        encoding="utf-8",
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        (message,) = fake.messages()
+    assert message["text"] == 'Hi,\nyour code is 1,2,3\n"Bye"'
+
+
 # --- output -------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,9 @@ Decisions, for files the contract leaves open:
 - A row whose cells are all empty is skipped (it is not a message) and counted in the summary.
 - A column with an empty header is ignored while its cells are empty; a value under it rejects
   the row.
+- Quoting is read strictly, and a multi-line cell holding a line that reads like a row of the
+  file (its columns, a phone number under ``to``) refuses the file: one stray quote would
+  otherwise make the rows after it the text of one message.
 """
 
 from __future__ import annotations
@@ -83,12 +86,15 @@ class Table:
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """``(row number, cells)`` for every data row, in file order (blank rows included)."""
         lines = _PhysicalLines(self.path, self.codec, self.skip)
-        reader = csv.reader(lines, delimiter=self.delimiter)
+        # strict: a quote left open at the end of the file is an error, not one cell holding
+        # every row after it (sent as one message, to the first row's recipient).
+        reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
         row = 0
         try:
             for cells in reader:
                 row += 1
                 if row > 1:
+                    self._check_swallowed(row, cells)
                     yield row, cells
         except _DecodeError as exc:
             where = f"row {row + 1}" + (f" (file line {exc.line})" if exc.line != row + 1 else "")
@@ -101,7 +107,33 @@ class Table:
                 f"{self.path}: {where}: byte 0x{exc.byte:02x} is not valid {exc.codec}{hint}"
             ) from None
         except csv.Error as exc:
-            raise TableError(f"{self.path}: row {row + 1}: {exc}") from None
+            raise TableError(f"{self.path}: row {row + 1}: {_csv_problem(exc)}") from None
+
+    def _check_swallowed(self, row: int, cells: list[str]) -> None:
+        """Refuse a quoted cell that runs over lines reading like rows of this file.
+
+        A stray quote opens a cell that the next quote in the file closes: the rows between
+        become text of one message. A line of a multi-line cell that splits into this file's
+        columns with a phone number under ``to`` is such a row, not text anyone writes.
+        """
+        if "to" not in self.columns:
+            return
+        at = self.columns.index("to")
+        for position, cell in enumerate(cells):
+            if "\n" not in cell and "\r" not in cell:
+                continue
+            for line in cell.splitlines()[1:]:
+                parts = next(csv.reader([line], delimiter=self.delimiter), [])
+                if len(parts) == len(self.columns) and _LOOKS_LIKE_NUMBER.fullmatch(
+                    parts[at].strip()
+                ):
+                    name = self.columns[position] or f"column {position + 1}"
+                    raise TableError(
+                        f"{self.path}: row {row}: the {name} cell runs over several lines, and "
+                        f"one of them reads like a row of this file ({line.strip()[:60]!r}): "
+                        "a quote opened in this row closes only in a later row. Close it, or "
+                        'write "" for a quote inside a quoted cell'
+                    )
 
     def cell(self, cells: list[str], name: str) -> str:
         """The raw value of column ``name`` in ``cells`` (empty if absent)."""
@@ -174,6 +206,25 @@ class _PhysicalLines:
                     yield decode(raw)[0]
                 except UnicodeDecodeError as exc:
                     raise _DecodeError(self.line, raw[exc.start], self.codec) from None
+
+
+_LOOKS_LIKE_NUMBER = re.compile(r"\+?[1-9]\d{5,14}")
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """The csv module's complaint, said in terms of the file."""
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return (
+            "a quoted cell that starts here is never closed (a stray quote?): the rest of the "
+            "file would be read as that one cell. Close it, or remove the quote"
+        )
+    if "expected after" in text:
+        return (
+            f"{text}: a quote closes a cell but more text follows in it. Put the whole cell "
+            'in quotes and write "" for each quote inside it'
+        )
+    return text
 
 
 _EOL = re.compile(rb"\r\n?|\n")
