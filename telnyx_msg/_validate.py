@@ -72,6 +72,9 @@ def _address(kinds: tuple[str, ...]) -> Validator:
                 "; a spreadsheet turned the number into scientific notation: format that "
                 "column as text and type the number again"
             )
+        elif value.startswith("="):
+            # ="+13125550001": how people keep a spreadsheet from changing a number.
+            hint = "; that is a spreadsheet formula: save the cell's value, not the formula"
         elif any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
             hint = "; remove spaces, dashes and parentheses"
         elif value[:1].isdigit() and "E.164 number" in kinds:

@@ -115,6 +115,7 @@ async def test_send_rejects_bad_to(
         ("1,31256E+10", "scientific notation"),
         ("13125550000", "a spreadsheet drops the '+' of a column not formatted as text"),
         ("+1 (312) 555-0000", "remove spaces, dashes and parentheses"),
+        ('="+13125550000"', "a spreadsheet formula: save the cell's value"),
     ],
 )
 async def test_a_number_a_spreadsheet_mangled_gets_a_hint(
