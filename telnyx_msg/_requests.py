@@ -114,7 +114,7 @@ _KIND = v.one_of("SMS", "MMS")
 _ENCODING = v.one_of("auto", "gsm7", "ucs2")
 _TIME_FRAME = v.one_of(*(t.value for t in MetricsTimeFrame))
 _OP = v.one_of(*(o.value for o in AutorespOp))
-_MEDIA = v.str_list()
+_MEDIA = v.str_list(item=v.http_url)
 
 
 # --- sends (docs/wire.md §3) ----------------------------------------------------------------------
@@ -122,8 +122,8 @@ _MEDIA = v.str_list()
 
 @frozen(repr=False, eq=False)
 class _Webhooks(Request):
-    webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
-    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.http_url)
+    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.http_url)
     use_profile_webhooks: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
@@ -227,7 +227,7 @@ class SendWhatsApp(Request):
         default=None, kw_only=True, validator=v.one_of("WHATSAPP")
     )
     messaging_profile_id: str | None = field(default=None, kw_only=True, validator=v.non_empty)
-    webhook_url: str | None = field(default=None, kw_only=True, validator=v.non_empty)
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.http_url)
 
 
 # --- ids --------------------------------------------------------------------------------------

@@ -214,6 +214,19 @@ def pattern(regex: str, description: str, *, max_len: int | None = None) -> Vali
     return check
 
 
+def http_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An absolute http(s) URL (``None`` = not sent): a media file or webhook Telnyx fetches
+    or posts to, so a local path or a bare host name can only fail later."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, got {type(value).__name__}")
+    if not value[:8].lower().startswith(("http://", "https://")) or len(value) <= len("https://"):
+        local = value and "://" not in value
+        hint = "; Telnyx needs a public URL (upload a local file first)" if local else ""
+        raise _fail(attribute, f"{value!r} is not an http(s) URL{hint}")
+
+
 def url_or_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An http(s) URL, or ``""`` (no URL); ``None`` = not sent."""
     if value is None or value == "":

@@ -327,6 +327,43 @@ async def test_media_urls_bare_string_rejected(
     )
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field", "says"),
+    [
+        ({"media_urls": ["./photo.jpg"]}, "media_urls", "upload a local file first"),
+        ({"media_urls": ["https://x.test/a.jpg", "ftp://x.test/b.jpg"]}, "media_urls", "ftp://"),
+        ({"webhook_url": "example.com/hooks"}, "webhook_url", "not an http(s) URL"),
+        ({"webhook_failover_url": ""}, "webhook_failover_url", "not an http(s) URL"),
+    ],
+)
+async def test_urls_telnyx_must_fetch_or_call_are_http_urls(
+    client: telnyx_msg.AsyncClient,
+    server: Server,
+    kwargs: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    """Media and webhook URLs are absolute http(s) URLs (the definition's format "url"): a
+    local path or a bare host name is refused before anything is sent."""
+    error = await rejected(
+        server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs), field
+    )
+    assert says in str(error)
+
+
+async def test_media_and_webhook_urls_with_upper_case_schemes_are_sent(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
+    """URL schemes are case-insensitive."""
+    urls = ["HTTPS://example.com/a.jpg"]
+    hook = "Http://example.com/hooks"
+    body = await accepted(
+        server,
+        lambda: client.messages.send(to=TO, from_=FROM, media_urls=urls, webhook_url=hook),
+    )
+    assert (body["media_urls"], body["webhook_url"]) == (urls, hook)
+
+
 @pytest.mark.parametrize("count", [0, 9])
 async def test_group_mms_recipient_count(
     client: telnyx_msg.AsyncClient, server: Server, count: int
