@@ -314,6 +314,14 @@ def _as_text(value: Any, name: str) -> list[str]:
     raise MissingHeaderError(f"{name} header has a non-text value ({type(value).__name__})")
 
 
+def _is_environ(headers: Any) -> bool:
+    """Whether ``headers`` is a WSGI environ (Django's ``request.META``) rather than headers."""
+    try:
+        return "HTTP_TELNYX_SIGNATURE_ED25519" in headers
+    except Exception:  # not a container: not an environ either
+        return False
+
+
 def _header_values(headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """All values of the signature and timestamp headers, matched case-insensitively."""
     multi = getattr(headers, "getall", None)  # multidict (aiohttp)
@@ -510,6 +518,12 @@ class WebhookVerifier:
             raise
         except Exception as exc:  # a broken user mapping must not leak foreign errors
             raise MissingHeaderError(f"could not read headers: {exc!r}") from None
+        if not signatures and _is_environ(headers):
+            raise MissingHeaderError(
+                f"missing required header {SIGNATURE_HEADER}: these look like WSGI environ "
+                "keys (HTTP_TELNYX_...); pass the request's headers instead (Django: "
+                "request.headers, not request.META)"
+            )
         signature = _single(signatures, SIGNATURE_HEADER)
         timestamp = _single(timestamps, TIMESTAMP_HEADER)
 

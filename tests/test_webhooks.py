@@ -568,6 +568,22 @@ def test_multidict_headers(private_key: Ed25519PrivateKey, verifier: WebhookVeri
         verifier.verify(body, CIMultiDictProxy(headers))
 
 
+def test_a_wsgi_environ_instead_of_headers_says_what_to_pass(
+    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
+) -> None:
+    """Django's request.META (WSGI environ keys) in place of the headers: the error says to pass
+    request.headers, instead of only that the signature header is missing."""
+    body = event_body()
+    signed = sign(private_key, body)
+    environ = {
+        "HTTP_TELNYX_SIGNATURE_ED25519": signed["telnyx-signature-ed25519"],
+        "HTTP_TELNYX_TIMESTAMP": signed["telnyx-timestamp"],
+        "REQUEST_METHOD": "POST",
+    }
+    with pytest.raises(MissingHeaderError, match=r"request\.headers, not request\.META"):
+        verifier.verify(body, environ)
+
+
 def test_getlist_headers(private_key: Ed25519PrivateKey, verifier: WebhookVerifier) -> None:
     """Starlette/Werkzeug-style headers (getlist) work; a repeated signature is rejected."""
     body = event_body()
