@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import io
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -688,6 +690,32 @@ async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     assert by_row[3]["to"] == "+13125550002"
     assert by_row[5]["status"] == "rejected"
     assert "text" in by_row[5]["error"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [("recipients.xlsx", "an Excel workbook (.xlsx)"), ("recipients.xls", "Excel 97-2003")],
+)
+async def test_a_workbook_given_as_the_csv_says_to_save_it_as_csv(
+    tmp_path: Path, capsys: Any, name: str, what: str
+) -> None:
+    """An Excel workbook passed as FILE is named as one (not "pass --encoding"), exit 2."""
+    source, out = tmp_path / name, tmp_path / "out.csv"
+    buffer = io.BytesIO()
+    if name.endswith(".xlsx"):
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("xl/worksheets/sheet1.xml", "<sheetData/>")
+    else:
+        buffer.write(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    source.write_bytes(buffer.getvalue())
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+        assert fake.messages() == []
+    err = capsys.readouterr().err
+    assert what in err
+    assert "CSV UTF-8" in err
+    assert "--encoding" not in err
 
 
 _STRAY_QUOTES = {

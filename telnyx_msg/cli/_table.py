@@ -56,6 +56,12 @@ COLUMNS: dict[str, str] = {
 BOOL_COLUMNS = frozenset({"use_profile_webhooks", "auto_detect"})
 _ALIASES = {"from_": "from"}
 _DELIMITERS = (",", ";", "\t")
+#: Files people pass for a CSV by mistake, by their first bytes.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another ZIP archive"),
+    (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF", "a PDF document"),
+)
 _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
 
@@ -282,6 +288,13 @@ def open_table(
             head = handle.read(4)
     except OSError as exc:
         raise TableError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            # "pass --encoding" would send the user chasing the wrong fix.
+            raise TableError(
+                f"{path} is {what}, not a CSV file: save it as CSV first (in Excel: File > "
+                'Save As > "CSV UTF-8")'
+            )
     skip = 0
     if head.startswith(_UTF8_BOM):
         skip = len(_UTF8_BOM)
