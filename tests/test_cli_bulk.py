@@ -718,6 +718,25 @@ async def test_a_workbook_given_as_the_csv_says_to_save_it_as_csv(
     assert "--encoding" not in err
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("where", ["header", "row"])
+async def test_a_line_no_csv_has_is_refused_without_reading_it_whole(
+    tmp_path: Path, capsys: Any, where: str
+) -> None:
+    """A file with a line over 4 MiB (a JSON export, a dump without line breaks) is refused,
+    exit 2, before anything is sent, instead of being read into memory whole."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    huge = "x" * (5 << 20)
+    if where == "header":
+        source.write_text(f"[{huge}]", encoding="utf-8")
+    else:
+        source.write_text(f"from,to,text\n{SENDER},+13125550001,{huge}\n", encoding="utf-8")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+        assert fake.messages() == []
+    assert "a line longer than 4 MiB" in capsys.readouterr().err
+
+
 _STRAY_QUOTES = {
     "left open to the end of the file": (
         'from,to,text\n{s},+13125550001,"hi there\n{s},+13125550002,second\n',

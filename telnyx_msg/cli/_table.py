@@ -114,6 +114,8 @@ class Table:
             ) from None
         except csv.Error as exc:
             raise TableError(f"{self.path}: row {row + 1}: {_csv_problem(exc)}") from None
+        except _LineTooLong:
+            raise TableError(f"{self.path}: row {row + 1}: {_TOO_LONG}") from None
 
     def _check_swallowed(self, row: int, cells: list[str]) -> None:
         """Refuse a quoted cell that runs over lines reading like rows of this file.
@@ -235,6 +237,13 @@ def _csv_problem(exc: csv.Error) -> str:
 
 _EOL = re.compile(rb"\r\n?|\n")
 _CHUNK = 1 << 16
+#: No CSV row has a physical line this long (csv's own limit is 128 K characters per cell).
+_MAX_LINE = 1 << 22
+_TOO_LONG = "a line longer than 4 MiB: is this a CSV file?"
+
+
+class _LineTooLong(Exception):
+    pass
 
 
 def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
@@ -256,6 +265,8 @@ def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
             yield bytes(buffer[start : match.end()])
             start = match.end()
         del buffer[:start]
+        if len(buffer) > _MAX_LINE:  # memory stays bounded whatever the file is
+            raise _LineTooLong
     if buffer:
         yield bytes(buffer)
 
@@ -313,6 +324,8 @@ def open_table(
             f"{path}: row 1 (the header): byte 0x{exc.byte:02x} is not valid "
             f"{exc.codec}; pass --encoding"
         ) from None
+    except _LineTooLong:
+        raise TableError(f"{path}: row 1 (the header): {_TOO_LONG}") from None
     if not first.strip():
         raise TableError(f"{path}: the first line must be a header row (from,to,text,...)")
     delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
