@@ -119,6 +119,23 @@ async def test_one_result_per_row_numbered_as_a_spreadsheet(tmp_path: Path) -> N
         assert sorted(keys) == sorted(r["idempotency_key"] for r in records)
 
 
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [((), "no API key"), (("--api-key", "k", "--base-url", "ftp://x"), "base_url must be")],
+)
+def test_a_run_that_cannot_send_stops_before_creating_results(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...], says: str
+) -> None:
+    """No API key (or an unusable --base-url): exit 2 before RESULTS exists, so the corrected
+    command runs as it is, without --resume."""
+    monkeypatch.delenv("TELNYX_API_KEY", raising=False)
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    assert main(["bulk", str(source), "--out", str(out), "--no-progress", *extra]) == 2
+    assert says in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 @pytest.mark.anyio
 async def test_existing_results_are_never_overwritten_without_a_flag(
     tmp_path: Path, capsys: Any

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from telnyx_msg._config import resolve_api_key, resolve_base_url
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
     APIConnectionError,
@@ -413,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
+            # Before RESULTS exists: a run that cannot send must not leave one behind (the
+            # next try would then need --resume).
+            resolve_api_key(args.api_key)
+            resolve_base_url(args.base_url)
             # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
             with contextlib.suppress(ValueError):  # not the main thread
                 signal.signal(signal.SIGTERM, _terminated)
