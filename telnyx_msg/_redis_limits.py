@@ -194,7 +194,9 @@ class _Turns:
         self.lock = asyncio.Lock()
         self.users = 0
         self.failures = 0
-        self.failure: RateLimiterUnavailableError | None = None
+        # The last failure's message and Redis cause, as raised (the caller's retry loop may
+        # add to that exception's message afterwards, about its own call).
+        self.failure: tuple[str, BaseException | None] | None = None
 
 
 class RedisRateLimits:
@@ -432,9 +434,8 @@ class RedisRateLimits:
                     # Redis failed a caller ahead of this one: answer now, not after another
                     # redis_timeout (with 50 sends waiting on a frozen Redis, the last would
                     # wait 50 of them). A call that starts waiting after it tries again.
-                    raise RateLimiterUnavailableError(str(turns.failure)) from (
-                        turns.failure.__cause__
-                    )
+                    message, cause = turns.failure
+                    raise RateLimiterUnavailableError(message) from cause
                 try:
                     while True:
                         await self._flush()
@@ -446,7 +447,7 @@ class RedisRateLimits:
                         await self._sleep(wait)
                 except RateLimiterUnavailableError as exc:  # this caller's own round trip
                     turns.failures += 1
-                    turns.failure = exc
+                    turns.failure = (str(exc), exc.__cause__)
                     raise
             finally:
                 lock.release()
