@@ -217,24 +217,23 @@ def pattern(regex: str, description: str, *, max_len: int | None = None) -> Vali
 def http_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An absolute http(s) URL (``None`` = not sent): a media file or webhook Telnyx fetches
     or posts to, so a local path or a bare host name can only fail later."""
-    if value is None:
-        return
+    if value is not None:
+        _check_http_url(attribute, value)
+
+
+def url_or_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An http(s) URL, or ``""`` (no URL); ``None`` = not sent."""
+    if value is not None and value != "":
+        _check_http_url(attribute, value, ' (or "" for none)')
+
+
+def _check_http_url(attribute: attrs.Attribute[Any], value: Any, alternative: str = "") -> None:
     if not isinstance(value, str):
         raise _fail(attribute, f"must be a string, got {type(value).__name__}")
     if not value[:8].lower().startswith(("http://", "https://")) or len(value) <= len("https://"):
         local = value and "://" not in value
         hint = "; Telnyx needs a public URL (upload a local file first)" if local else ""
-        raise _fail(attribute, f"{value!r} is not an http(s) URL{hint}")
-
-
-def url_or_empty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """An http(s) URL, or ``""`` (no URL); ``None`` = not sent."""
-    if value is None or value == "":
-        return
-    if not isinstance(value, str):
-        raise _fail(attribute, f"must be a string, got {type(value).__name__}")
-    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-        raise _fail(attribute, f'{value!r} is not an http(s) URL (or "" for none)')
+        raise _fail(attribute, f"{value!r} is not an http(s) URL{alternative}{hint}")
 
 
 def object_with(required: tuple[str, ...] = (), **enums: tuple[str, ...]) -> Validator:
