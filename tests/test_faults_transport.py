@@ -730,3 +730,87 @@ async def test_per_call_timeouts_do_not_grow_memory(api_server: Any) -> None:
     diff = after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
     grown = sum(stat.size_diff for stat in diff)
     assert grown < 50_000, f"{grown} bytes kept after 3,000 calls"
+
+
+async def test_total_timeouts_of_different_lengths_each_end_their_own_call(
+    api_server: Any,
+) -> None:
+    """Calls share one deadline timer: a short per-call timeout started after a long one still
+    ends its call first, and the long one still ends (both outcome unknown: the server had them)."""
+
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 30)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    async with client_for(server, max_retries=0) as client:
+        slow = asyncio.ensure_future(
+            client.messages.send(
+                from_="+18005550101",
+                to="+18445550001",
+                text="Hi",
+                options=RequestOptions(timeout=3.0),
+            )
+        )
+        for _ in range(200):  # bounded (2 s): the long call is on the wire first
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(telnyx_msg.APITimeoutError) as short:
+            await asyncio.wait_for(
+                client.messages.send(
+                    from_="+18005550101",
+                    to="+18445550001",
+                    text="Hi",
+                    options=RequestOptions(timeout=0.2),
+                ),
+                10,
+            )
+        assert short.value.outcome_unknown
+        assert not slow.done()
+        with pytest.raises(telnyx_msg.APITimeoutError) as long:
+            await asyncio.wait_for(slow, 10)
+        assert long.value.outcome_unknown
+        assert "3 s" in str(long.value)
+        release.set()
+
+
+async def test_a_stuck_call_does_not_make_finished_calls_pile_up(api_server: Any) -> None:
+    """While one call waits out a long timeout, thousands of others finish: what the transport
+    keeps for their deadlines stays bounded by the calls in flight, not by the calls made."""
+    release = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path.endswith("/stuck"):
+            await asyncio.wait_for(release.wait(), 30)
+        return json_response({"data": message_json()})
+
+    server = await api_server(answer)
+    async with client_for(server, max_retries=0) as client:
+        stuck = asyncio.ensure_future(client.messages.retrieve("stuck"))
+        for _ in range(200):  # bounded (2 s)
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(300):
+            await client.messages.retrieve("m")
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            for _ in range(4000):
+                await client.messages.retrieve("m")
+            gc.collect()
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        assert not stuck.done()
+        release.set()
+        await asyncio.wait_for(stuck, 10)
+    ours = [tracemalloc.Filter(True, str(Path(telnyx_msg.__file__).parent / "*"))]
+    diff = after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
+    grown = sum(stat.size_diff for stat in diff)
+    assert grown < 100_000, f"{grown} bytes kept after 4,000 calls"
