@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from telnyx_msg.models import Page, WebhookEvent
-    from telnyx_msg.webhooks import WebhookVerifier
+    from telnyx_msg.webhooks import WebhookHeaders, WebhookVerifier
 
 __all__ = ["AsyncClient", "Core", "Limiter", "Webhooks"]
 
@@ -134,14 +134,14 @@ class Webhooks:
         return self._verifier
 
     def unwrap(
-        self, raw_body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
+        self, raw_body: bytes | bytearray | memoryview | str, headers: WebhookHeaders
     ) -> WebhookEvent:
         """Verify the signature and timestamp, then parse the event. No I/O."""
         event: WebhookEvent = self.verifier.unwrap(raw_body, headers)
         return event
 
     async def aunwrap(
-        self, raw_body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
+        self, raw_body: bytes | bytearray | memoryview | str, headers: WebhookHeaders
     ) -> WebhookEvent:
         """Same as :meth:`unwrap`, for symmetry in async code."""
         event: WebhookEvent = await self.verifier.aunwrap(raw_body, headers)

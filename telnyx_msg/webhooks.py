@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -52,6 +52,7 @@ __all__ = [
     "RawBody",
     "RedisReplayStore",
     "SyncReplayStore",
+    "WebhookHeaders",
     "WebhookVerifier",
     "headers_from_environ",
 ]
@@ -61,6 +62,18 @@ TIMESTAMP_HEADER = "telnyx-timestamp"
 DEFAULT_TOLERANCE = 300
 
 RawBody: TypeAlias = bytes | bytearray | memoryview | str
+
+
+class _MultiValueHeaders(Protocol):
+    """A header object read by ``getlist`` (Werkzeug's, which Flask's ``request.headers`` is)."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+#: What ``unwrap`` reads the headers from: any ``Mapping[str, str]`` (a dict, aiohttp's,
+#: Starlette's or Django's ``request.headers``) or Flask's ``request.headers``. Names match
+#: case-insensitively; a name given twice is refused.
+WebhookHeaders: TypeAlias = "Mapping[str, str] | _MultiValueHeaders"
 
 _SIGNATURE_B64_LEN = 88  # base64 of 64 bytes, with "==" padding
 _MAX_TIMESTAMP_DIGITS = 12
@@ -322,7 +335,7 @@ def _is_environ(headers: Any) -> bool:
         return False
 
 
-def _header_values(headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def _header_values(headers: WebhookHeaders) -> tuple[list[str], list[str]]:
     """All values of the signature and timestamp headers, matched case-insensitively."""
     multi = getattr(headers, "getall", None)  # multidict (aiohttp)
     if multi is not None:
@@ -339,7 +352,7 @@ def _header_values(headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     signatures: list[str] = []
     timestamps: list[str] = []
     # One pass over a plain mapping: two keys differing only in case count as a repeat.
-    for key, value in headers.items():
+    for key, value in cast("Mapping[str, Any]", headers).items():
         if not isinstance(key, str) or len(key) not in (16, 24) or not key.isascii():
             continue
         lowered = key.lower()
@@ -451,12 +464,12 @@ class WebhookVerifier:
         """The replay store given at construction, if any."""
         return self._store
 
-    def verify(self, raw_body: RawBody, headers: Mapping[str, str]) -> None:
+    def verify(self, raw_body: RawBody, headers: WebhookHeaders) -> None:
         """Check headers, timestamp window and signature; raise on the first failure."""
         self._verified_bytes(raw_body, headers)
 
     def unwrap(
-        self, raw_body: RawBody, headers: Mapping[str, str], *, mark_seen: bool = True
+        self, raw_body: RawBody, headers: WebhookHeaders, *, mark_seen: bool = True
     ) -> WebhookEvent:
         """Verify and parse a delivery; no I/O.
 
@@ -480,7 +493,7 @@ class WebhookVerifier:
         return event
 
     async def aunwrap(
-        self, raw_body: RawBody, headers: Mapping[str, str], *, mark_seen: bool = True
+        self, raw_body: RawBody, headers: WebhookHeaders, *, mark_seen: bool = True
     ) -> WebhookEvent:
         """Like :meth:`unwrap`, awaiting the replay store (works with any store)."""
         event = self._parse(self._verified_bytes(raw_body, headers))
@@ -510,7 +523,7 @@ class WebhookVerifier:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _verified_bytes(self, raw_body: RawBody, headers: Mapping[str, str]) -> bytes:
+    def _verified_bytes(self, raw_body: RawBody, headers: WebhookHeaders) -> bytes:
         """Run every check up to the signature; return the body as bytes."""
         try:
             signatures, timestamps = _header_values(headers)

@@ -29,7 +29,9 @@ from examples import (
     send_one_async,
     setup_sender,
     webhooks_aiohttp,
+    webhooks_django,
     webhooks_fastapi,
+    webhooks_flask,
 )
 from telnyx_msg.receivers import AsgiWebhookApp
 from telnyx_msg.testing import (
@@ -106,7 +108,9 @@ def test_every_example_is_tested() -> None:
             send_one_async,
             setup_sender,
             webhooks_aiohttp,
+            webhooks_django,
             webhooks_fastapi,
+            webhooks_flask,
         )
     }
     assert scripts == tested
@@ -351,6 +355,93 @@ async def test_webhooks_fastapi_example_under_uvicorn(fake: FakeTelnyx) -> None:
     assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
     assert process.returncode == 0, err.decode()
     assert "Application shutdown complete" in err.decode()
+
+
+WSGI_PATHS = {"flask": webhooks_flask.PATH, "django": "/" + webhooks_django.PATH}
+
+
+async def _serve_and_deliver(
+    fake: FakeTelnyx, port: int, *command: str
+) -> tuple[telnyx_msg.Message, str, str]:
+    """Run a receiver ``command`` listening on ``port``, let the fake deliver its webhooks
+    to it (a send and an inbound message), check a GET (405) and an unsigned POST (401),
+    then Ctrl-C it; return the message sent and the receiver's stdout and stderr."""
+    framework = "flask" if "flask" in " ".join(command) else "django"
+    url = f"http://127.0.0.1:{port}{WSGI_PATHS[framework]}"
+    env = {**os.environ, "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _until_listening(port)
+        fake.set_webhook_url(url)
+        async with fake.client() as client:
+            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=RECIPIENT, text="Hi")
+        await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="inbound")
+        await fake.settle()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as wrong_method:
+                assert wrong_method.status == 405
+            async with session.post(url, data=b"{}") as unsigned:
+                assert unsigned.status == 401
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode in (0, -signal.SIGINT), err.decode()
+    return sent, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("webhooks_flask.py", "--port", "{port}"),
+        ("webhooks_django.py", "runserver", "127.0.0.1:{port}", "--noreload"),
+    ],
+    ids=["flask", "django"],
+)
+async def test_wsgi_webhook_examples_as_run(fake: FakeTelnyx, command: tuple[str, ...]) -> None:
+    """``python examples/webhooks_flask.py`` and ``python examples/webhooks_django.py
+    runserver``, as a user runs them: every signed webhook of the fake answered 200 and
+    printed, a GET refused (405), an unsigned POST refused (401), Ctrl-C ends them."""
+    port = _free_port()
+    script, *args = (part.format(port=port) for part in command)
+    sent, out, err = await _serve_and_deliver(
+        fake, port, sys.executable, "-W", "error", str(EXAMPLES / script), *args
+    )
+    attempts = list(fake.stats.webhook_attempts)
+    assert len({a.event_id for a in attempts}) == 3  # sent, finalized, received
+    assert all(a.ok for a in attempts), (attempts, err)
+    printed = out.splitlines()
+    assert f"message.sent {sent.id}: 'Hi' {RECIPIENT} sent" in printed
+    assert f"message.finalized {sent.id}: 'Hi' {RECIPIENT} delivered" in printed
+    assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
+
+
+@pytest.mark.parametrize("framework", ["flask", "django"])
+async def test_wsgi_webhook_examples_process_a_failed_delivery_again(
+    fake: FakeTelnyx, framework: str
+) -> None:
+    """When processing an event raises, the example answers 500 and has not marked the event
+    seen: Telnyx's redelivery is processed (once), not refused as a duplicate and lost."""
+    port = _free_port()
+    helper = str(ROOT / "tests" / "wsgi_receivers.py")
+    _, out, err = await _serve_and_deliver(fake, port, sys.executable, helper, framework, str(port))
+    attempts = list(fake.stats.webhook_attempts)
+    events = {a.event_id for a in attempts}
+    assert len(events) == 3, (attempts, err)
+    printed = out.splitlines()
+    for event_id in events:
+        statuses = [a.status for a in attempts if a.event_id == event_id]
+        assert statuses == [500, 200], (event_id, statuses, err)
+        assert printed.count(f"failed {event_id}") == 1
+        assert printed.count(f"processed {event_id}") == 1
 
 
 async def _until_listening(port: int) -> None:

@@ -597,6 +597,22 @@ def test_getlist_headers(private_key: Ed25519PrivateKey, verifier: WebhookVerifi
         verifier.verify(body, GetlistHeaders([*items, items[0]]))
 
 
+def test_werkzeug_headers_as_flask_gives_them(
+    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
+) -> None:
+    """Flask's ``request.headers`` (Werkzeug's ``Headers``, not a ``Mapping``) is accepted as it
+    is, at run time and by the type checker (this module is checked with ``mypy --strict``)."""
+    from werkzeug.datastructures import Headers
+
+    body = event_body()
+    signed = sign(private_key, body)
+    headers = Headers([("Content-Type", "application/json"), *signed.items()])
+    assert verifier.unwrap(body, headers).id is not None
+    headers.add("Telnyx-Timestamp", signed["telnyx-timestamp"])
+    with pytest.raises(MissingHeaderError, match="repeated"):
+        verifier.unwrap(body, headers)
+
+
 def test_two_casings_in_plain_dict_count_as_repeated(
     private_key: Ed25519PrivateKey, verifier: WebhookVerifier
 ) -> None:

@@ -1,0 +1,77 @@
+"""Receive verified Telnyx webhooks in a Flask (or any WSGI) application.
+
+    pip install flask                     # not a dependency of telnyx_msg
+    export TELNYX_PUBLIC_KEY=...
+      # Mission Control > Keys & Credentials > Public Key
+    python examples/webhooks_flask.py
+      # serves POST http://127.0.0.1:8000/webhooks/telnyx (Flask's development
+      # server; in production: gunicorn 'webhooks_flask:create_app()')
+
+The event is marked seen only once it was processed: if processing raises, Flask
+answers 500, Telnyx delivers it again, and the redelivery is processed (marking it
+seen first would answer the redelivery as a duplicate and lose the event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+import telnyx_msg
+
+PATH = "/webhooks/telnyx"
+
+
+def print_event(event: telnyx_msg.WebhookEvent) -> None:
+    """Stands for your processing: quick (Telnyx waits 2 s) and idempotent."""
+    message = event.payload
+    if isinstance(message, telnyx_msg.Message):
+        statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
+        print(f"{event.event_type} {message.id}: {message.text!r} {statuses}")
+
+
+def create_app(
+    public_key: str | None = None,
+    process: Callable[[telnyx_msg.WebhookEvent], None] = print_event,
+) -> Any:
+    """A Flask app that verifies each delivery and passes it to ``process``."""
+    try:
+        from flask import Flask, request
+    except ImportError:
+        raise SystemExit("this example needs Flask: pip install flask") from None
+    key = public_key or os.environ.get("TELNYX_PUBLIC_KEY")
+    if not key:
+        raise SystemExit(
+            "set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)"
+        )
+    # Built once; thread-safe, so one verifier serves every request thread.
+    verifier = telnyx_msg.WebhookVerifier(
+        key, replay_store=telnyx_msg.MemoryReplayStore()
+    )
+    app = Flask(__name__)
+
+    @app.post(PATH)
+    def telnyx_webhook() -> tuple[str, int]:
+        try:
+            event = verifier.unwrap(
+                request.get_data(), request.headers, mark_seen=False
+            )
+        except telnyx_msg.DuplicateWebhookError:
+            return "", 200  # processed before: answer 2xx so Telnyx stops
+        except telnyx_msg.WebhookVerificationError as exc:
+            return str(exc), 401
+        process(event)  # raises: Flask answers 500 and Telnyx delivers it again
+        verifier.mark_seen(event)
+        return "", 200
+
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    create_app().run(host=args.host, port=args.port)
