@@ -130,38 +130,42 @@ class _Deadlines:
     the earliest live deadline, and a request that finishes only marks itself done.
     """
 
-    __slots__ = ("handle", "loop", "queues", "when")
+    __slots__ = ("handle", "loop", "queues", "running", "when")
 
     def __init__(self) -> None:
         self.queues: dict[float, collections.deque[_Attempt]] = {}
         self.handle: asyncio.TimerHandle | None = None
         self.when = math.inf
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.running = 0  # requests in the queues not done yet
 
     def start(self, attempt: _Attempt) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self.loop:  # first use, or what an ended loop left behind
             self.loop, self.handle, self.when, self.queues = loop, None, math.inf, {}
+            self.running = 0
         deadline = attempt.deadline = loop.time() + attempt.total
         queue = self.queues.get(attempt.total)
         if queue is None:
             queue = self.queues[attempt.total] = collections.deque()
         queue.append(attempt)
         attempt.queue = queue
+        self.running += 1
         if deadline < self.when:
             self._arm(deadline)
 
     def forget(self, total: float, queue: collections.deque[_Attempt]) -> None:
-        """Drop finished requests from the front of ``queue`` (the usual case: all of it)."""
+        """A request of ``queue`` finished: drop finished ones from its front (usually all)."""
+        self.running -= 1
         while queue and queue[0].done:
             queue.popleft()
         if not queue:
             if len(self.queues) > _KEEP_QUEUES and self.queues.get(total) is queue:
                 del self.queues[total]  # per-call timeouts need not repeat
             return
-        if len(queue) > _COMPACT_AT and len(queue) > 2 * sum(not a.done for a in queue):
+        if len(queue) > _COMPACT_AT and len(queue) > 2 * self.running:
             # A slow request at the front holds finished ones behind it: keep memory bounded
-            # by the requests in flight.
+            # by the requests in flight (amortised: the queue has doubled since the last).
             live = [a for a in queue if not a.done]
             queue.clear()
             queue.extend(live)
@@ -184,6 +188,7 @@ class _Deadlines:
                 attempt = queue.popleft()
                 if not attempt.done:
                     attempt.queue = None
+                    self.running -= 1
                     attempt.expire()
             if queue:
                 earliest = min(earliest, queue[0].deadline)

@@ -814,3 +814,29 @@ async def test_a_stuck_call_does_not_make_finished_calls_pile_up(api_server: Any
     diff = after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
     grown = sum(stat.size_diff for stat in diff)
     assert grown < 100_000, f"{grown} bytes kept after 4,000 calls"
+
+
+async def test_calls_stuck_among_many_finished_ones_still_time_out(api_server: Any) -> None:
+    """Hundreds of calls stuck on the server while hundreds of others finish behind them (the
+    transport then drops the finished ones from its deadline bookkeeping): every stuck call
+    still ends at its timeout, as outcome unknown, and none is left hanging."""
+    release = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path.endswith("/stuck"):
+            await asyncio.wait_for(release.wait(), 30)
+        return json_response({"data": message_json()})
+
+    server = await api_server(answer)
+    async with client_for(server, max_retries=0, pool_size=400, timeout=4.0) as client:
+        stuck = [asyncio.ensure_future(client.messages.retrieve("stuck")) for _ in range(300)]
+        for _ in range(200):  # bounded (2 s): every stuck call is on the wire
+            if len(server.requests) >= 300:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(700):
+            await client.messages.retrieve("m")
+        outcomes = await asyncio.wait_for(asyncio.gather(*stuck, return_exceptions=True), 20)
+        release.set()
+    assert all(isinstance(o, telnyx_msg.APITimeoutError) for o in outcomes), outcomes[:3]
+    assert all(o.outcome_unknown for o in outcomes if isinstance(o, telnyx_msg.APITimeoutError))
