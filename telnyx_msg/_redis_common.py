@@ -147,3 +147,18 @@ async def bounded(
         if isinstance(exc, RedisError):
             raise error(f"Redis failed {what}: {exc}") from exc
         raise
+
+
+def refused_credentials(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is Redis refusing the connection's credentials or ACL
+    (a configuration error, unlike an outage)."""
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        NoPermissionError,
+    )
+
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(
+        cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
+    )

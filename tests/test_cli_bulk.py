@@ -1370,3 +1370,33 @@ async def test_shards_share_the_account_limit(
     assert len(times) == 120
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 20 + 20 + 2  # the rate plus the burst (+2 for clock granularity)
+
+
+@pytest.mark.redis
+def test_unusable_redis_stops_before_results_exist(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """A --redis that is down, refuses the password or is not a Redis URL exits 2 before
+    RESULTS exists (it made RESULTS, sent nothing and needed --resume), password masked."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser(
+        "bulk-user", enabled=True, passwords=["+right"], keys=["*"], commands=["+@all"]
+    )
+    admin.close()
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
+    host = redis_url.removeprefix("redis://")
+    argv = ["bulk", str(source), "--out", str(out), "--api-key", "k"]
+    argv += ["--base-url", "http://127.0.0.1:9/v2"]
+    for url, reason in [
+        (f"redis://bulk-user:wrong@{host}", "invalid username-password"),
+        ("redis://127.0.0.1:9/0", "PING failed"),
+        (host, "scheme"),
+    ]:
+        assert main([*argv, "--redis", url]) == 2
+        err = capsys.readouterr().err
+        assert reason in err
+        assert "wrong" not in err  # the password is masked
+        assert not out.exists()

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio
 import redis.exceptions
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -806,3 +807,33 @@ async def test_a_receiver_that_gave_up_is_not_appended_later(
     finally:
         redis_process.thaw()
         await q.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_worker_with_refused_credentials_stops(redis_url: str) -> None:
+    """A worker whose Redis refuses its credentials (a wrong password, or an ACL without the
+    stream commands) raises ConfigurationError at once (the CLI exits 2) instead of logging
+    retries forever while looking healthy to its supervisor."""
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    await admin.acl_setuser(
+        "worker-user",
+        enabled=True,
+        passwords=["+right"],
+        keys=["*"],
+        commands=["+@all", "-xgroup", "-xreadgroup"],
+    )
+    await admin.aclose()
+    host = redis_url.removeprefix("redis://")
+    stream = f"creds-{uuid.uuid4().hex}"
+    for url, reason in [
+        (f"redis://worker-user:wrong@{host}", "username-password"),
+        (f"redis://worker-user:right@{host}", "no permissions"),
+    ]:
+        queue = RedisWebhookQueue(url, stream=stream, timeout=1.0)
+        try:
+            with pytest.raises(ConfigurationError, match="refused this worker's credentials") as e:
+                await asyncio.wait_for(queue.run({}), 10)
+            assert reason in str(e.value)
+        finally:
+            await queue.aclose()

@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "send":
             return asyncio.run(_send(args))
         if args.command == "bulk":
-            from telnyx_msg.cli._bulk import run_bulk
+            from telnyx_msg.cli._bulk import check_redis, run_bulk
 
             if args.retry_unknown and not args.resume:
                 print("error: --retry-unknown needs --resume", file=sys.stderr)
@@ -418,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # next try would then need --resume).
             resolve_api_key(args.api_key)
             resolve_base_url(args.base_url)
+            if args.redis:
+                asyncio.run(check_redis(args.redis))
             # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
             with contextlib.suppress(ValueError):  # not the main thread
                 signal.signal(signal.SIGTERM, _terminated)

@@ -59,7 +59,7 @@ from telnyx_msg.cli._journal import (
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
-from telnyx_msg.errors import APIConnectionError, APIStatusError, TelnyxError
+from telnyx_msg.errors import APIConnectionError, APIStatusError, ConfigurationError, TelnyxError
 
 __all__ = ["UsageError", "run_bulk"]
 
@@ -604,6 +604,30 @@ def _resume_command(run: BulkRun) -> str:
     if args.redis:  # the limits it shares with other processes, sharded or not
         words += ["--redis", _masked(args.redis)]
     return shlex.join([*words, "--resume"])
+
+
+async def check_redis(url: str, timeout: float = 5.0) -> None:
+    """Raise ``ConfigurationError`` unless the Redis at ``url`` answers a PING: checked before
+    RESULTS exists, so a wrong URL or password does not leave a run that needs ``--resume``."""
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        raise ConfigurationError(
+            "--redis needs the redis package: pip install 'telnyx_msg[redis]'"
+        ) from None
+    try:
+        client = aioredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except ValueError as exc:
+        raise ConfigurationError(f"--redis {_masked(url)}: {exc}") from None
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except Exception as exc:
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
+        raise ConfigurationError(
+            f"--redis {_masked(url)}: Redis PING failed ({reason or type(exc).__name__})"
+        ) from None
+    finally:
+        await client.aclose()
 
 
 def _masked(url: str) -> str:
