@@ -318,56 +318,22 @@ async def test_webhooks_fastapi_example_under_uvicorn(fake: FakeTelnyx) -> None:
     answers every signed webhook of the fake 200 and prints it, refuses a GET (405) and an
     unsigned POST (401), and shuts down cleanly on Ctrl-C."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}{webhooks_fastapi.PATH}"
-    env = {**os.environ, "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONUNBUFFERED": "1"}
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-W", "error", str(EXAMPLES / "webhooks_fastapi.py")),
-        *("--port", str(port)),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    command = (sys.executable, "-W", "error", str(EXAMPLES / "webhooks_fastapi.py"))
+    sent, code, out, err = await _serve_and_deliver(
+        fake, port, webhooks_fastapi.PATH, *command, "--port", str(port)
     )
-    try:
-        await _until_listening(port)
-        fake.set_webhook_url(url)
-        async with fake.client() as client:
-            sent = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=RECIPIENT, text="Hi")
-        await fake.inject_inbound(from_=RECIPIENT, to=DEFAULT_TOLL_FREE, text="inbound")
-        await fake.settle()
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url) as wrong_method:
-                assert wrong_method.status == 405
-            async with session.post(url, data=b"{}") as unsigned:
-                assert unsigned.status == 401
-        process.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    attempts = list(fake.stats.webhook_attempts)
-    assert len({a.event_id for a in attempts}) == 3  # sent, finalized, received
-    assert all(a.ok for a in attempts), attempts
-    printed = out.decode().splitlines()
-    assert f"message.sent {sent.id}: 'Hi' {RECIPIENT} sent" in printed
-    assert f"message.finalized {sent.id}: 'Hi' {RECIPIENT} delivered" in printed
-    assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
-    assert process.returncode == 0, err.decode()
-    assert "Application shutdown complete" in err.decode()
-
-
-WSGI_PATHS = {"flask": webhooks_flask.PATH, "django": "/" + webhooks_django.PATH}
+    _assert_printed(fake, sent, out, err)
+    assert code == 0, err
+    assert "Application shutdown complete" in err
 
 
 async def _serve_and_deliver(
-    fake: FakeTelnyx, port: int, *command: str
-) -> tuple[telnyx_msg.Message, str, str]:
-    """Run a receiver ``command`` listening on ``port``, let the fake deliver its webhooks
-    to it (a send and an inbound message), check a GET (405) and an unsigned POST (401),
-    then Ctrl-C it; return the message sent and the receiver's stdout and stderr."""
-    framework = "flask" if "flask" in " ".join(command) else "django"
-    url = f"http://127.0.0.1:{port}{WSGI_PATHS[framework]}"
+    fake: FakeTelnyx, port: int, path: str, *command: str
+) -> tuple[telnyx_msg.Message, int | None, str, str]:
+    """Run a receiver ``command`` serving ``path`` on ``port``, let the fake deliver its
+    webhooks to it (a send and an inbound message), check a GET (405) and an unsigned POST
+    (401), then Ctrl-C it; return the message sent, the exit code, stdout and stderr."""
+    url = f"http://127.0.0.1:{port}{path}"
     env = {**os.environ, "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -394,8 +360,21 @@ async def _serve_and_deliver(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode in (0, -signal.SIGINT), err.decode()
-    return sent, out.decode(), err.decode()
+    return sent, process.returncode, out.decode(), err.decode()
+
+
+def _assert_printed(fake: FakeTelnyx, sent: telnyx_msg.Message, out: str, err: str) -> None:
+    """Every webhook of the fake was answered 2xx, and the example printed each event."""
+    attempts = list(fake.stats.webhook_attempts)
+    assert len({a.event_id for a in attempts}) == 3  # sent, finalized, received
+    assert all(a.ok for a in attempts), (attempts, err)
+    printed = out.splitlines()
+    assert f"message.sent {sent.id}: 'Hi' {RECIPIENT} sent" in printed
+    assert f"message.finalized {sent.id}: 'Hi' {RECIPIENT} delivered" in printed
+    assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
+
+
+WSGI_PATHS = {"flask": webhooks_flask.PATH, "django": "/" + webhooks_django.PATH}
 
 
 @pytest.mark.parametrize(
@@ -412,16 +391,11 @@ async def test_wsgi_webhook_examples_as_run(fake: FakeTelnyx, command: tuple[str
     printed, a GET refused (405), an unsigned POST refused (401), Ctrl-C ends them."""
     port = _free_port()
     script, *args = (part.format(port=port) for part in command)
-    sent, out, err = await _serve_and_deliver(
-        fake, port, sys.executable, "-W", "error", str(EXAMPLES / script), *args
-    )
-    attempts = list(fake.stats.webhook_attempts)
-    assert len({a.event_id for a in attempts}) == 3  # sent, finalized, received
-    assert all(a.ok for a in attempts), (attempts, err)
-    printed = out.splitlines()
-    assert f"message.sent {sent.id}: 'Hi' {RECIPIENT} sent" in printed
-    assert f"message.finalized {sent.id}: 'Hi' {RECIPIENT} delivered" in printed
-    assert any(line.startswith("message.received ") and "'inbound'" in line for line in printed)
+    path = WSGI_PATHS["flask" if "flask" in script else "django"]
+    run = (sys.executable, "-W", "error", str(EXAMPLES / script), *args)
+    sent, code, out, err = await _serve_and_deliver(fake, port, path, *run)
+    _assert_printed(fake, sent, out, err)
+    assert code in (0, -signal.SIGINT), err
 
 
 @pytest.mark.parametrize("framework", ["flask", "django"])
@@ -431,8 +405,9 @@ async def test_wsgi_webhook_examples_process_a_failed_delivery_again(
     """When processing an event raises, the example answers 500 and has not marked the event
     seen: Telnyx's redelivery is processed (once), not refused as a duplicate and lost."""
     port = _free_port()
-    helper = str(ROOT / "tests" / "wsgi_receivers.py")
-    _, out, err = await _serve_and_deliver(fake, port, sys.executable, helper, framework, str(port))
+    helper = (sys.executable, str(ROOT / "tests" / "wsgi_receivers.py"), framework, str(port))
+    _, code, out, err = await _serve_and_deliver(fake, port, WSGI_PATHS[framework], *helper)
+    assert code in (0, -signal.SIGINT), err
     attempts = list(fake.stats.webhook_attempts)
     events = {a.event_id for a in attempts}
     assert len(events) == 3, (attempts, err)
