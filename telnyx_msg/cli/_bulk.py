@@ -43,6 +43,7 @@ from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
 from telnyx_msg._outcome import SendOutcome
+from telnyx_msg._redis_common import bounded, client_from_url
 from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
@@ -59,7 +60,13 @@ from telnyx_msg.cli._journal import (
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
-from telnyx_msg.errors import APIConnectionError, APIStatusError, ConfigurationError, TelnyxError
+from telnyx_msg.errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    RedisUnavailableError,
+    TelnyxError,
+)
 
 __all__ = ["UsageError", "run_bulk"]
 
@@ -616,15 +623,14 @@ async def check_redis(url: str, timeout: float = 5.0) -> None:
             "--redis needs the redis package: pip install 'telnyx_msg[redis]'"
         ) from None
     try:
-        client = aioredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = client_from_url(aioredis, url, timeout)
     except ValueError as exc:
         raise ConfigurationError(f"--redis {_masked(url)}: {exc}") from None
     try:
-        await asyncio.wait_for(client.ping(), timeout)
-    except Exception as exc:
-        reason = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
+        await bounded(client.ping(), timeout, RedisUnavailableError, "PING")
+    except RedisUnavailableError as exc:
         raise ConfigurationError(
-            f"--redis {_masked(url)}: Redis PING failed ({reason or type(exc).__name__})"
+            f"--redis {_masked(url)}: Redis PING failed ({exc.__cause__ or exc})"
         ) from None
     finally:
         await client.aclose()
