@@ -3,6 +3,9 @@
     pip install flask                     # not a dependency of telnyx_msg
     export TELNYX_PUBLIC_KEY=...
       # Mission Control > Keys & Credentials > Public Key
+    export REDIS_URL=redis://localhost:6379/0
+      # optional: one replay window for every worker process (gunicorn -w 4);
+      # needs pip install 'telnyx_msg[redis]'
     python examples/webhooks_flask.py
       # serves POST http://127.0.0.1:8000/webhooks/telnyx (Flask's development
       # server; in production: gunicorn 'webhooks_flask:create_app()')
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import telnyx_msg
+from telnyx_msg.webhooks import SyncReplayStore
 
 PATH = "/webhooks/telnyx"
 
@@ -30,6 +34,15 @@ def print_event(event: telnyx_msg.WebhookEvent) -> None:
     if isinstance(message, telnyx_msg.Message):
         statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
         print(f"{event.event_type} {message.id}: {message.text!r} {statuses}")
+
+
+def replay_store() -> SyncReplayStore:
+    """Where event ids are remembered: Redis, shared by every worker process, when
+    REDIS_URL is set; else this process's memory (enough for one process)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return telnyx_msg.RedisReplayStore(url)
+    return telnyx_msg.MemoryReplayStore()
 
 
 def create_app(
@@ -47,9 +60,7 @@ def create_app(
             "set TELNYX_PUBLIC_KEY (Mission Control > Keys & Credentials)"
         )
     # Built once; thread-safe, so one verifier serves every request thread.
-    verifier = telnyx_msg.WebhookVerifier(
-        key, replay_store=telnyx_msg.MemoryReplayStore()
-    )
+    verifier = telnyx_msg.WebhookVerifier(key, replay_store=replay_store())
     app = Flask(__name__)
 
     @app.post(PATH)

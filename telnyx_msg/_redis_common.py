@@ -82,8 +82,9 @@ def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: flo
 
 
 def client_from_url(aioredis: Any, url: str, timeout: float) -> Any:
-    """A ``redis.asyncio.Redis`` for ``url`` whose pool waits (``timeout`` at most) for a free
-    connection; socket timeouts bound what ``wait_for`` cannot see (a half-open connection)."""
+    """A ``redis.asyncio.Redis`` (or, given the ``redis`` module, a blocking ``redis.Redis``)
+    for ``url`` whose pool waits (``timeout`` at most) for a free connection; socket timeouts
+    bound what ``wait_for`` cannot see (a half-open connection)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,

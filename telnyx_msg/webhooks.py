@@ -208,15 +208,19 @@ class MemoryReplayStore:
 class RedisReplayStore:
     """Replay store shared by processes through Redis (``SET key 1 NX EX ttl``).
 
-    Needs the ``redis`` extra (``pip install 'telnyx_msg[redis]'``); ``redis.asyncio`` is
-    imported only when this class is built without a ``client``. Async only: use it with
-    ``aunwrap`` or the receivers. ``aclose()`` closes the client it created (never a borrowed
-    ``client``). ``ttl`` overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
+    Needs the ``redis`` extra (``pip install 'telnyx_msg[redis]'``); redis-py is imported only
+    when this class is built without a ``client``. Built from a ``url``, it works with both
+    ``unwrap`` (Flask, Django, any blocking app: a ``redis.Redis`` client) and ``aunwrap`` or
+    the receivers (a ``redis.asyncio`` client); neither connects before its first use, and the
+    blocking one is thread-safe and reconnects in a forked worker (gunicorn ``--preload``).
+    Given a ``client`` (a ``redis.asyncio`` one), it is async only. ``close()`` closes the
+    blocking client it created, ``aclose()`` both (never a borrowed ``client``). ``ttl``
+    overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
 
     Every Redis round trip is bounded by ``timeout`` seconds (default 1; also the socket and
-    connect timeouts of a client built from ``url``): Telnyx waits only about 2 s for a
-    webhook answer, so a frozen Redis raises ``TimeoutError`` in time for the receivers to
-    answer 503 (Telnyx then delivers again later). Redis errors propagate unchanged.
+    connect timeouts of the clients built from ``url``): Telnyx waits only about 2 s for a
+    webhook answer, so a frozen Redis raises in time for the app to answer 5xx (Telnyx then
+    delivers again later). Redis errors propagate unchanged.
     """
 
     def __init__(
@@ -242,10 +246,12 @@ class RedisReplayStore:
         self.key_prefix = key_prefix
         self.ttl = ttl
         self._owns_client = client is None
+        self._sync_client: Any = None
         if client is None:
             if not url:
                 raise ConfigurationError("RedisReplayStore needs a redis URL or a client")
             try:
+                import redis
                 import redis.asyncio as aioredis
             except ImportError as exc:
                 raise ConfigurationError(
@@ -253,6 +259,7 @@ class RedisReplayStore:
                 ) from exc
             try:
                 client = client_from_url(aioredis, url, timeout)
+                self._sync_client = client_from_url(redis, url, timeout)
             except ValueError as exc:
                 raise ConfigurationError(f"bad redis URL: {exc}") from exc
         self._client: Any = client
@@ -287,9 +294,36 @@ class RedisReplayStore:
         )
         return bool(created)
 
+    def _blocking(self) -> Any:
+        if self._sync_client is None:
+            raise ConfigurationError(
+                "this RedisReplayStore was given an asyncio client, so it is async only: use "
+                "`await verifier.aunwrap(...)`, or build it from a URL to use it with unwrap"
+            )
+        return self._sync_client
+
+    def seen(self, event_id: str) -> bool:
+        """Blocking form of :meth:`aseen`."""
+        return bool(self._blocking().exists(self._key(event_id)))
+
+    def mark(self, event_id: str, ttl: float) -> None:
+        """Blocking form of :meth:`amark`."""
+        self._blocking().set(self._key(event_id), b"1", ex=self._seconds(ttl))
+
+    def mark_if_new(self, event_id: str, ttl: float) -> bool:
+        """Blocking form of :meth:`amark_if_new`."""
+        created = self._blocking().set(self._key(event_id), b"1", nx=True, ex=self._seconds(ttl))
+        return bool(created)
+
+    def close(self) -> None:
+        """Close the blocking Redis client if this store created it."""
+        if self._sync_client is not None:
+            self._sync_client.close()
+
     async def aclose(self) -> None:
-        """Close the Redis client if this store created it."""
+        """Close the Redis clients this store created."""
         if self._owns_client:
+            self.close()
             closer = getattr(self._client, "aclose", None) or self._client.close
             await closer()
 
@@ -475,8 +509,9 @@ class WebhookVerifier:
 
         With a replay store, a seen event id raises ``DuplicateWebhookError``; the id is
         marked seen now unless ``mark_seen=False`` (then call :meth:`mark_seen` once the event
-        was handled). Needs a sync store (``MemoryReplayStore``): with an async-only store
-        (``RedisReplayStore``) this raises ``ConfigurationError``; use :meth:`aunwrap`.
+        was handled). Needs a store with blocking methods (``MemoryReplayStore``, a
+        ``RedisReplayStore`` built from a URL): with an async-only store this raises
+        ``ConfigurationError``; use :meth:`aunwrap`.
         """
         if self._store is not None and self._sync_store is None:
             raise ConfigurationError(

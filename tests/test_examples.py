@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import signal
 import sys
@@ -417,6 +418,70 @@ async def test_wsgi_webhook_examples_process_a_failed_delivery_again(
         assert statuses == [500, 200], (event_id, statuses, err)
         assert printed.count(f"failed {event_id}") == 1
         assert printed.count(f"processed {event_id}") == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "memory"])
+@pytest.mark.parametrize("framework", ["flask", "django"])
+async def test_wsgi_webhook_examples_share_the_replay_window_through_redis(
+    redis_url: str, framework: str, shared: bool
+) -> None:
+    """Two processes of the example (think gunicorn -w 2) with REDIS_URL: an event processed by
+    one and delivered again to the other is answered 200 there and not processed twice.
+    Without REDIS_URL each process remembers only its own events (the second processes it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from telnyx_msg.testing._webhooks import Signer
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    env = {"TELNYX_PUBLIC_KEY": signer.public_key_b64, "PYTHONUNBUFFERED": "1"}
+    if shared:
+        env["REDIS_URL"] = redis_url
+    ports = [_free_port(), _free_port()]
+    script = "webhooks_flask.py" if framework == "flask" else "webhooks_django.py"
+    processes = []
+    for port in ports:
+        args = (
+            ["--port", str(port)]
+            if framework == "flask"
+            else ["runserver", f"127.0.0.1:{port}", "--noreload"]
+        )
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                *(sys.executable, "-W", "error", str(EXAMPLES / script), *args),
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+    event_id = f"evt-{os.urandom(8).hex()}"
+    payload = {"id": "msg-redelivered", "text": "once", "to": [], "direction": "inbound"}
+    data = {"record_type": "event", "id": event_id, "event_type": "message.received"}
+    body = json.dumps({"data": {**data, "payload": payload}}).encode()
+    statuses = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in (*ports, ports[0]):  # delivered, redelivered elsewhere, and again
+                await _until_listening(port)
+                url = f"http://127.0.0.1:{port}{WSGI_PATHS[framework]}"
+                async with session.post(url, data=body, headers=signer.headers(body)) as answer:
+                    statuses.append(answer.status)
+        outputs, errors = [], []
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+            outputs.append(out.decode())
+            errors.append(err.decode())
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert statuses == [200, 200, 200], errors
+    line = "message.received msg-redelivered: 'once' "
+    counts = [out.splitlines().count(line) for out in outputs]
+    assert counts == ([1, 0] if shared else [1, 1]), outputs
 
 
 async def _until_listening(port: int) -> None:

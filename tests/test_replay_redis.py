@@ -129,13 +129,143 @@ async def test_two_phase_with_redis(store: RedisReplayStore) -> None:
 
 
 @pytest.mark.redis
+def test_blocking_unwrap_shares_the_window_across_processes(redis_url: str) -> None:
+    """A Flask/Django app in several processes: each builds its own store from the URL, and a
+    redelivery reaching another process is a duplicate there (also for aunwrap: same keys)."""
+    prefix = f"sync:{uuid.uuid4().hex}:"
+    first = RedisReplayStore(redis_url, key_prefix=prefix)
+    second = RedisReplayStore(redis_url, key_prefix=prefix)
+    try:
+        body = event_body()
+        event = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=first).unwrap(
+            body, sign(body)
+        )
+        assert event.id == "evt-1"
+        other = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=second)
+        with pytest.raises(DuplicateWebhookError):
+            other.unwrap(body, sign(body, NOW - 3))
+
+        async def from_async_code() -> None:
+            with pytest.raises(DuplicateWebhookError):
+                await other.aunwrap(body, sign(body))
+            await second.aclose()
+
+        asyncio.run(from_async_code())
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.redis
+def test_blocking_two_phase_with_redis(redis_url: str) -> None:
+    """unwrap(mark_seen=False) only checks; mark_seen records the id for every process."""
+    replay_store = RedisReplayStore(redis_url, key_prefix=f"sync:{uuid.uuid4().hex}:", ttl=50)
+    try:
+        verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=replay_store)
+        body = event_body()
+        event = verifier.unwrap(body, sign(body), mark_seen=False)
+        verifier.unwrap(body, sign(body), mark_seen=False)  # processing failed: still new
+        assert not replay_store.seen("evt-1")
+        verifier.mark_seen(event)
+        assert replay_store.seen("evt-1")
+        with pytest.raises(DuplicateWebhookError):
+            verifier.unwrap(body, sign(body), mark_seen=False)
+        assert replay_store._sync_client.ttl(replay_store.key_prefix + "evt-1") in (49, 50)
+    finally:
+        replay_store.close()
+
+
+def _unwrap_in_child(url: str, prefix: str, inherited: RedisReplayStore, out: Any) -> None:
+    body = event_body("evt-child")
+    WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=inherited).unwrap(body, sign(body))
+    out.put(inherited.seen("evt-parent"))
+
+
+@pytest.mark.redis
+def test_blocking_store_survives_fork(redis_url: str) -> None:
+    """A store built and used before a fork (gunicorn --preload) works in the worker, and the
+    worker's use leaves the parent's connection working."""
+    import multiprocessing
+
+    prefix = f"fork:{uuid.uuid4().hex}:"
+    replay_store = RedisReplayStore(redis_url, key_prefix=prefix)
+    try:
+        assert replay_store.mark_if_new("evt-parent", 60)  # the parent holds a connection now
+        context = multiprocessing.get_context("fork")
+        out = context.Queue()
+        child = context.Process(
+            target=_unwrap_in_child, args=(redis_url, prefix, replay_store, out)
+        )
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        assert out.get(timeout=5) is True
+        assert replay_store.seen("evt-child")
+        assert not replay_store.mark_if_new("evt-parent", 60)
+    finally:
+        replay_store.close()
+
+
+@pytest.mark.redis
+def test_blocking_unwrap_with_redis_down_raises_and_marks_nothing(redis_url: str) -> None:
+    """Redis unreachable: unwrap raises Redis's own error (the app answers 5xx and Telnyx
+    delivers again), and the event is not lost: it is new once Redis answers."""
+    import redis
+
+    from tests.redis_proc import unused_url
+
+    prefix = f"down:{uuid.uuid4().hex}:"
+    down = RedisReplayStore(unused_url(), key_prefix=prefix, timeout=0.5)
+    up = RedisReplayStore(redis_url, key_prefix=prefix)
+    try:
+        body = event_body()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=down).unwrap(body, sign(body))
+        verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=up)
+        assert verifier.unwrap(body, sign(body)).id == "evt-1"
+    finally:
+        down.close()
+        up.close()
+
+
+@pytest.mark.redis
+def test_blocking_unwrap_with_frozen_redis_raises_within_timeout() -> None:
+    """A Redis that accepts connections and never answers: unwrap raises Redis's timeout error
+    (bounded by the store's timeout) instead of holding the request past Telnyx's 2 s."""
+    import socket
+
+    import redis
+
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(8)  # the kernel completes connections nobody ever reads from
+        port = frozen.getsockname()[1]
+        replay_store = RedisReplayStore(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+        try:
+            verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=replay_store)
+            body = event_body()
+            with pytest.raises(redis.exceptions.TimeoutError):
+                verifier.unwrap(body, sign(body))
+        finally:
+            replay_store.close()
+
+
+@pytest.mark.redis
 @pytest.mark.anyio
-async def test_unwrap_with_redis_store_says_use_aunwrap(store: RedisReplayStore) -> None:
-    """The blocking unwrap refuses an async-only store with a pointer to aunwrap."""
-    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
-    body = event_body()
-    with pytest.raises(ConfigurationError, match="aunwrap"):
-        verifier.unwrap(body, sign(body))
+async def test_unwrap_with_borrowed_async_client_says_use_aunwrap(redis_url: str) -> None:
+    """A store given a redis.asyncio client is async only: unwrap says what to do instead."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        replay_store = RedisReplayStore(client=client, key_prefix=f"b:{uuid.uuid4().hex}:")
+        verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=replay_store)
+        body = event_body()
+        with pytest.raises(ConfigurationError, match=r"aunwrap.*URL"):
+            verifier.unwrap(body, sign(body))
+        assert (await verifier.aunwrap(body, sign(body))).id == "evt-1"
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.redis
