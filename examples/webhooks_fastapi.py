@@ -69,6 +69,9 @@ def create_app(receiver: AsgiWebhookApp) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        await (
+            receiver.startup()
+        )  # with Redis (queue=, replay store): refused = no start
         yield
         await receiver.aclose()  # wait for running handlers on shutdown
 

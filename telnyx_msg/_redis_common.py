@@ -22,6 +22,7 @@ __all__ = [
     "bounded",
     "client_from_url",
     "close_client",
+    "credentials_error",
     "make_client",
     "time_limit",
 ]
@@ -153,13 +154,29 @@ async def bounded(
 def refused_credentials(exc: BaseException) -> bool:
     """Whether ``exc`` (or its cause) is Redis refusing the connection's credentials or ACL
     (a configuration error, unlike an outage)."""
-    from redis.exceptions import (
-        AuthenticationError,
-        AuthenticationWrongNumberOfArgsError,
-        NoPermissionError,
-    )
+    try:
+        from redis.exceptions import (
+            AuthenticationError,
+            AuthenticationWrongNumberOfArgsError,
+            NoPermissionError,
+        )
+    except ImportError:  # then nothing raised a redis-py error
+        return False
 
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     return isinstance(
         cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
     )
+
+
+def credentials_error(
+    exc: BaseException, who: str, commands: str = "the stream commands"
+) -> ConfigurationError:
+    """The error for Redis refusing ``who``'s credentials (see :func:`refused_credentials`):
+    no retry heals it, so it is a configuration error, raised from ``exc``."""
+    error = ConfigurationError(
+        f"Redis refused this {who}'s credentials ({str(exc).rstrip('.')}): check the user "
+        f"and password in the URL, and that the user's ACL allows {commands}"
+    )
+    error.__cause__ = exc
+    return error

@@ -153,6 +153,12 @@ class RedisWebhookQueue:
         if self._owns_client:
             await close_client(self._redis)
 
+    async def prepare(self) -> None:
+        """Create the stream and its consumer group now (otherwise on first use), in one
+        round trip bounded by ``timeout``: a startup check that Redis is reachable and takes
+        these credentials. Raises :class:`WebhookQueueUnavailableError` when it did not."""
+        await self._call(self._create_group(), "XGROUP CREATE")
+
     # -- intake ---------------------------------------------------------------------------------
 
     async def enqueue(self, body: bytes, event: WebhookEvent) -> str:

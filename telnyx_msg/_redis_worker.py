@@ -12,9 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._convert import structure_event
-from telnyx_msg._redis_common import refused_credentials, time_limit
+from telnyx_msg._redis_common import credentials_error, refused_credentials, time_limit
 from telnyx_msg._redis_queue import Handler, _fields, _text
-from telnyx_msg.errors import ConfigurationError, WebhookQueueUnavailableError
+from telnyx_msg.errors import WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
 
 if TYPE_CHECKING:
@@ -67,13 +67,8 @@ class Worker:
                 entry = await self._next()
             except WebhookQueueUnavailableError as exc:
                 if not reached and refused_credentials(exc):
-                    # A wrong password or an ACL without the stream commands: no retry heals
-                    # that, and a worker that only logs would look healthy to its supervisor.
-                    raise ConfigurationError(
-                        f"Redis refused this worker's credentials ({str(exc).rstrip('.')}): "
-                        "check the user and password in the URL, and that the user's ACL "
-                        "allows the stream commands"
-                    ) from exc
+                    # A worker that only logs would look healthy to its supervisor.
+                    raise credentials_error(exc, "worker") from exc
                 # A Redis that restarted without persistence has lost the group (NOGROUP):
                 # create it again before the next read.
                 self.q._group_ready = False

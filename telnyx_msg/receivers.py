@@ -43,6 +43,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from telnyx_msg._redis_common import credentials_error, refused_credentials
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -138,6 +139,26 @@ class WebhookReceiver:
     def closed(self) -> bool:
         """True once :meth:`aclose` was called; new deliveries get 503."""
         return self._closed
+
+    async def startup(self) -> None:
+        """Check, before the first delivery, the Redis this receiver depends on (the
+        ``queue=`` and a Redis replay store): one bounded round trip each.
+
+        Credentials Redis refuses raise ``ConfigurationError``, so the app fails to start
+        instead of answering every delivery 503 until Telnyx gives up on the events. An
+        unreachable Redis is only logged: Redis may start after the app, and deliveries are
+        answered 503 (Telnyx delivers them again) until it answers. The ASGI app runs this on
+        the ``lifespan`` startup; aiohttp: ``app.on_startup.append(handler.on_startup)``.
+        """
+        checks: list[tuple[str, str, Callable[[], Awaitable[object]]]] = []
+        if self.queue is not None:
+            checks.append(("webhook queue", "the stream commands", self.queue.prepare))
+        store = self.verifier.replay_store
+        if store is not None:
+            probe = "telnyx_msg-startup-check"
+            checks.append(("replay store", "SET and EXISTS", lambda: store.aseen(probe)))
+        for who, commands, check in checks:
+            await _startup_check(who, commands, check)
 
     async def drain(self) -> None:
         """Wait until every running handler has finished."""
@@ -267,13 +288,28 @@ class WebhookReceiver:
             logger.exception("telnyx webhook: could not mark event %s seen", event.id)
 
 
+async def _startup_check(who: str, commands: str, check: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await check()
+    except Exception as exc:
+        if refused_credentials(exc):
+            raise credentials_error(exc, who, commands) from exc
+        logger.warning(
+            "telnyx webhook receiver: the %s is unavailable at startup (%s); "
+            "deliveries are answered 503 until it answers",
+            *(who, exc),
+        )
+
+
 # --- aiohttp ----------------------------------------------------------------------------------
 
 
 class AiohttpWebhookHandler(WebhookReceiver):
     """An ``aiohttp.web`` request handler: ``app.router.add_post(path, handler)``.
 
-    Add ``app.on_cleanup.append(handler.on_cleanup)`` so shutdown waits for running handlers.
+    Add ``app.on_startup.append(handler.on_startup)`` so a Redis that refuses the receiver's
+    credentials stops the app at startup, and ``app.on_cleanup.append(handler.on_cleanup)`` so
+    shutdown waits for running handlers.
     """
 
     def __init__(
@@ -312,6 +348,10 @@ class AiohttpWebhookHandler(WebhookReceiver):
         body = await request.read()
         reply = await self._answer(body, request.headers)
         return web.Response(status=reply.status, text=reply.text)
+
+    async def on_startup(self, app: web.Application) -> None:
+        """``aiohttp`` startup signal: :meth:`startup` (a refused Redis stops the app)."""
+        await self.startup()
 
     async def on_cleanup(self, app: web.Application) -> None:
         """``aiohttp`` cleanup signal: close this receiver and wait for its handlers."""
@@ -379,8 +419,10 @@ class AsgiWebhookApp(WebhookReceiver):
 
     Starlette/FastAPI: ``FastAPI(routes=[Route("/webhooks/telnyx", receiver,
     methods=["POST"])])`` (``starlette.routing.Route`` serves an endpoint that is not a
-    function as an ASGI app); call ``await receiver.aclose()`` in the application's lifespan.
-    Served on its own, it handles the ASGI ``lifespan`` protocol and closes itself on shutdown.
+    function as an ASGI app); in the application's lifespan, call ``await receiver.startup()``
+    before it serves and ``await receiver.aclose()`` on shutdown. Served on its own, it handles
+    the ASGI ``lifespan`` protocol: startup checks (a refused Redis fails the startup) and
+    closes itself on shutdown.
     """
 
     def __init__(
@@ -451,6 +493,11 @@ class AsgiWebhookApp(WebhookReceiver):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except ConfigurationError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()

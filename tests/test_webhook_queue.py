@@ -837,3 +837,90 @@ async def test_worker_with_refused_credentials_stops(redis_url: str) -> None:
             assert reason in str(e.value)
         finally:
             await queue.aclose()
+
+
+async def lifespan_startup(app: Any) -> dict[str, Any]:
+    """Run the ASGI lifespan startup as a server does; return the app's answer."""
+    messages = [{"type": "lifespan.startup"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # a server sends shutdown only much later
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    task = asyncio.get_running_loop().create_task(app({"type": "lifespan"}, receive, send))
+    await wait_until(lambda: sent)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return sent[0]
+
+
+async def test_receiver_with_refused_credentials_fails_its_startup(redis_url: str) -> None:
+    """A receiver whose queue's Redis refuses the credentials does not start (ASGI: lifespan
+    startup failed; aiohttp: on_startup raises), instead of answering every delivery 503 until
+    Telnyx gives up on the events."""
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    await admin.acl_setuser(
+        "receiver-user", enabled=True, passwords=["+right"], keys=["*"], commands=["+@all"]
+    )
+    await admin.aclose()
+    host = redis_url.removeprefix("redis://")
+    q = RedisWebhookQueue(f"redis://receiver-user:wrong@{host}", stream=f"c-{uuid.uuid4().hex}")
+    try:
+        answer = await lifespan_startup(asgi_app(verifier(), {}, queue=q))
+        assert answer["type"] == "lifespan.startup.failed"
+        assert "refused this webhook queue's credentials" in answer["message"]
+        handler = aiohttp_handler(verifier(), {}, queue=q)
+        app = web.Application()
+        app.on_startup.append(handler.on_startup)
+        runner = web.AppRunner(app)
+        with pytest.raises(ConfigurationError, match="username-password"):
+            await runner.setup()
+        await runner.cleanup()
+    finally:
+        await q.aclose()
+
+
+async def test_receiver_with_refused_replay_store_fails_its_startup(redis_url: str) -> None:
+    """The same for a Redis replay store with a wrong password."""
+    from telnyx_msg.webhooks import RedisReplayStore
+
+    host = redis_url.removeprefix("redis://")
+    store = RedisReplayStore(f"redis://nobody:wrong@{host}")
+    try:
+        checked = WebhookVerifier(verifier()._key, replay_store=store)
+        answer = await lifespan_startup(asgi_app(checked, {"message.finalized": Recorder()}))
+        assert answer["type"] == "lifespan.startup.failed"
+        assert "refused this replay store's credentials" in answer["message"]
+    finally:
+        await store.aclose()
+
+
+async def test_receiver_starts_when_redis_is_down_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unreachable Redis does not stop the receiver (Redis may start later): the startup
+    completes with a warning, and deliveries are answered 503 meanwhile."""
+    q = RedisWebhookQueue(unused_url(), timeout=0.5)
+    try:
+        app = asgi_app(verifier(), {}, queue=q)
+        with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+            assert (await lifespan_startup(app))["type"] == "lifespan.startup.complete"
+        assert "webhook queue is unavailable at startup" in caplog.text
+        body = event_body()
+        assert (await call_asgi(app, body, sign(body)))[0] == 503
+    finally:
+        await q.aclose()
+
+
+async def test_receiver_startup_prepares_the_queue(queue: RedisWebhookQueue) -> None:
+    """A healthy Redis: the startup completes and has created the stream's consumer group."""
+    app = asgi_app(verifier(), {}, queue=queue)
+    assert (await lifespan_startup(app))["type"] == "lifespan.startup.complete"
+    groups = await (await raw(queue)).xinfo_groups(queue.stream)
+    assert [g["name"] for g in groups] == [queue.group.encode()]
