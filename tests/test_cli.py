@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import re
 import socket
@@ -236,6 +237,26 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(saved) == 1
     err = capsys.readouterr().err
     assert "verifies without the file's final newline" in err
+
+
+def test_webhook_verify_reads_stdin_and_names_an_unreadable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-` reads the body from stdin (a pasted or piped delivery); a file that cannot be read
+    is a usage error (exit 2) naming it, not a traceback."""
+    body = json.dumps(
+        {"data": {"id": "e2", "event_type": "message.sent", "payload": {"id": "m2"}}}
+    ).encode()
+    args, _ = _signed(tmp_path, body)
+    stdin = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main([*args[:2], "-", *args[3:]]) == 0
+    assert "valid: message.sent id=e2" in capsys.readouterr().out
+    missing = tmp_path / "missing.json"
+    assert main([*args[:2], str(missing), *args[3:]]) == 2
+    assert f"error: cannot read {missing}: No such file or directory" in capsys.readouterr().err
+    assert main([*args[:2], str(tmp_path), *args[3:]]) == 2
+    assert f"error: cannot read {tmp_path}: Is a directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -294,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         "telnyx-signature-ed25519 headers; exit 0 if valid.",
     )
     verify.add_argument(
-        "body_file", type=Path, metavar="BODY_FILE", help="the raw request body, byte for byte"
+        "body_file",
+        type=Path,
+        metavar="BODY_FILE",
+        help="the raw request body, byte for byte ('-' reads it from stdin)",
     )
     verify.add_argument(
         "--timestamp",
@@ -559,7 +562,15 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     if not key:
         raise ConfigurationError("give --public-key or set TELNYX_PUBLIC_KEY")
     verifier = WebhookVerifier(key, tolerance=args.tolerance)
-    body = args.body_file.read_bytes()
+    if str(args.body_file) == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = args.body_file.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read {args.body_file}: {exc.strerror or exc}"
+            ) from None
     headers = {"telnyx-timestamp": args.timestamp, "telnyx-signature-ed25519": args.signature}
     try:
         event = verifier.unwrap(body, headers)
