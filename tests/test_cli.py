@@ -51,6 +51,30 @@ def test_demo_command_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert "webhooks verified" in out
 
 
+def test_output_piped_into_a_reader_that_stops_early() -> None:
+    """`telnyx-msg demo | head -3`: once the reader is gone, the command stops quietly with
+    the status a SIGPIPE gives (141), no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telnyx_msg", "demo", "--count", "200", "--concurrency", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"fake Telnyx API")
+    proc.stdout.close()  # what `head -1` does once it has its line
+    try:
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141, err
+    finally:
+        proc.stderr.close()
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
+
+
 def _send_argv(fake: FakeTelnyx, *extra: str) -> list[str]:
     return [
         "send",
