@@ -27,6 +27,7 @@ from telnyx_msg._config import (
     RequestOptions,
     Timeout,
     check_retries,
+    positive_int,
     resolve_api_key,
     resolve_base_url,
     to_timeout,
@@ -210,16 +211,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "pass session= or transport=, not both (a transport owns its connections)"
             )
         url = resolve_base_url(base_url)
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise ConfigurationError(f"pool_size must be an int >= 1, got {pool_size!r}")
-        if (
-            isinstance(max_response_size, bool)
-            or not isinstance(max_response_size, int)
-            or max_response_size < 1
-        ):
-            raise ConfigurationError(
-                f"max_response_size must be an int >= 1 (bytes), got {max_response_size!r}"
-            )
+        positive_int("pool_size", pool_size)
+        positive_int("max_response_size", max_response_size)
         if rate_limits is DEFAULT:
             from telnyx_msg._ratelimit import RateLimits
 

@@ -24,11 +24,40 @@ DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 _IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_:-]{1,255}")
 
 
+def positive_seconds(name: str, value: object, *, infinite: bool = False) -> float:
+    """``value`` as a number of seconds > 0 (finite unless ``infinite``), else the
+    ``ConfigurationError`` naming ``name``: every duration setting is checked here."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0  # NaN too
+        or (value == math.inf and not infinite)
+    ):
+        kind = "number" if infinite else "finite number"
+        raise ConfigurationError(f"{name} must be a {kind} of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def wait_seconds(name: str, value: object) -> float:
+    """``value`` as how long to wait: a finite number of seconds >= 0 (0: do not wait)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < math.inf  # NaN too
+    ):
+        raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1 (a size or a count), else the ``ConfigurationError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
 def _check_seconds(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+    positive_seconds(name, value, infinite=True)  # math.inf opts out explicitly
 
 
 @frozen(cache_hash=True)  # looked up per request by the transport

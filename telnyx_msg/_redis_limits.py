@@ -24,6 +24,7 @@ from telnyx_msg._bucket import (
     reset_pause,
     resolve_config,
 )
+from telnyx_msg._config import positive_seconds
 from telnyx_msg._ratelimit import wait_too_long
 from telnyx_msg._redis_common import client_from_url, close_client, time_limit
 from telnyx_msg.errors import (
@@ -248,14 +249,7 @@ class RedisRateLimits:
         sleep: Callable[[float], Awaitable[object]] | None = None,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
-        if (
-            isinstance(redis_timeout, bool)
-            or not isinstance(redis_timeout, (int, float))
-            or not 0 < redis_timeout < float("inf")
-        ):
-            raise ConfigurationError(
-                f"redis_timeout must be a positive number of seconds, got {redis_timeout!r}"
-            )
+        positive_seconds("redis_timeout", redis_timeout)
         try:
             import redis.asyncio as redis_asyncio
             from redis.exceptions import NoScriptError, RedisError

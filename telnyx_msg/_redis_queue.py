@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._redis_common import bounded, close_client, make_client
 from telnyx_msg.errors import ConfigurationError, WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
@@ -53,12 +54,6 @@ __all__ = ["RedisWebhookQueue", "WebhookQueueUnavailableError"]
 
 Handler = Callable[[WebhookEvent], Awaitable[None]]
 _BATCH = 100  # appends per pipelined round trip at most
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return float(value)
 
 
 def _text(value: Any) -> str:
@@ -106,14 +101,14 @@ class RedisWebhookQueue:
         handled_ttl: float = 86_400.0,
         dead_maxlen: int = 100_000,
     ) -> None:
-        self.claim_after = _positive("claim_after", claim_after)
-        self.timeout = _positive("timeout", timeout)
-        self.block = _positive("block", block)
-        self.handler_timeout = _positive("handler_timeout", handler_timeout)
-        self.handled_ttl = _positive("handled_ttl", handled_ttl)
-        for name, number in (("max_attempts", max_attempts), ("dead_maxlen", dead_maxlen)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise ConfigurationError(f"{name} must be an int >= 1, got {number!r}")
+        # Finite: they become Redis milliseconds and expiries.
+        self.claim_after = positive_seconds("claim_after", claim_after)
+        self.timeout = positive_seconds("timeout", timeout)
+        self.block = positive_seconds("block", block)
+        self.handler_timeout = positive_seconds("handler_timeout", handler_timeout, infinite=True)
+        self.handled_ttl = positive_seconds("handled_ttl", handled_ttl)
+        positive_int("max_attempts", max_attempts)
+        positive_int("dead_maxlen", dead_maxlen)
         if not stream or not group:
             raise ConfigurationError("stream and group must be non-empty")
         self.max_attempts = max_attempts

@@ -16,6 +16,7 @@ import json
 import logging
 from typing import Any
 
+from telnyx_msg._config import positive_seconds, wait_seconds
 from telnyx_msg._convert import structure
 from telnyx_msg._redis_common import (
     bounded,
@@ -23,7 +24,7 @@ from telnyx_msg._redis_common import (
     make_client,
 )
 from telnyx_msg._tracker import _is_final
-from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableError
+from telnyx_msg.errors import DeliveryTrackerUnavailableError
 from telnyx_msg.models import Message, WebhookEvent
 
 __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "RedisDeliveryTracker"]
@@ -59,12 +60,9 @@ class RedisDeliveryTracker:
         timeout: float = 2.0,
         client: Any = None,
     ) -> None:
-        for name, value in (("ttl", ttl), ("timeout", timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+        self.ttl = positive_seconds("ttl", ttl)
+        self.timeout = positive_seconds("timeout", timeout)
         self.key_prefix = key_prefix
-        self.ttl = float(ttl)
-        self.timeout = float(timeout)
         self.channel = key_prefix + "final"
         self._owns_client = client is None
         self._redis: Any = make_client(
@@ -136,8 +134,7 @@ class RedisDeliveryTracker:
         forever), and :class:`DeliveryTrackerUnavailableError` when Redis fails or the
         notification connection is lost while waiting.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ConfigurationError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        timeout = wait_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self._subscribe(timeout)

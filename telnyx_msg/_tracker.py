@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 
+from telnyx_msg._config import positive_int, wait_seconds
 from telnyx_msg.models import Message, MessageStatus, WebhookEvent, WebhookEventType
 
 __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "TERMINAL_STATUSES", "DeliveryTracker"]
@@ -52,9 +53,7 @@ class DeliveryTracker:
     """
 
     def __init__(self, *, max_size: int = 10_000) -> None:
-        if max_size < 1:
-            raise ValueError("max_size must be >= 1")
-        self.max_size = max_size
+        self.max_size = positive_int("max_size", max_size)
         self._final: OrderedDict[str, Message] = OrderedDict()
         self._evicted: OrderedDict[str, None] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
@@ -105,6 +104,8 @@ class DeliveryTracker:
         Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound),
         and ``LookupError`` at once when that status arrived but was dropped by ``max_size``.
         """
+        if timeout is not None:
+            timeout = wait_seconds("timeout", timeout)
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         with self._lock:
             known = self._final.get(message_id)

@@ -43,6 +43,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._redis_common import credentials_error, refused_credentials
 from telnyx_msg.errors import (
     ConfigurationError,
@@ -103,16 +104,8 @@ class WebhookReceiver:
             raise ConfigurationError(
                 "with queue=, workers run the handlers (queue.run(handlers)): pass handlers={}"
             )
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
-            raise ConfigurationError(f"max_pending must be an int >= 1, got {max_pending!r}")
-        if (
-            isinstance(handler_timeout, bool)
-            or not isinstance(handler_timeout, (int, float))
-            or not handler_timeout > 0
-        ):
-            raise ConfigurationError(
-                f"handler_timeout must be a number of seconds > 0, got {handler_timeout!r}"
-            )
+        positive_int("max_pending", max_pending)
+        positive_seconds("handler_timeout", handler_timeout, infinite=True)
         self.verifier = verifier
         # WebhookEventType members hash by name, not value: normalise keys to plain strings.
         self._handlers: dict[str, Handler] = {

@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._convert import structure_event
 from telnyx_msg._redis_common import client_from_url
 from telnyx_msg.errors import (
@@ -138,12 +139,8 @@ class MemoryReplayStore:
         *,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ConfigurationError(f"max_size must be a positive int, got {max_size!r}")
-        if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
-            raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        self.max_size = max_size
-        self.ttl = ttl
+        self.max_size = positive_int("max_size", max_size)
+        self.ttl = None if ttl is None else positive_seconds("ttl", ttl)
         self._clock = clock or time.monotonic
         # Insertion order == expiry order when every entry has the same ttl, which lets
         # expired entries be dropped from the front without scanning.
@@ -232,19 +229,9 @@ class RedisReplayStore:
         ttl: float | None = None,
         timeout: float = 1.0,
     ) -> None:
-        if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
-            raise ConfigurationError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not (timeout > 0 and math.isfinite(timeout))
-        ):
-            raise ConfigurationError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
-            )
-        self.timeout = float(timeout)
+        self.ttl = None if ttl is None else positive_seconds("ttl", ttl)
+        self.timeout = positive_seconds("timeout", timeout)
         self.key_prefix = key_prefix
-        self.ttl = ttl
         self._owns_client = client is None
         self._sync_client: Any = None
         if client is None:

@@ -15,8 +15,16 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
-from telnyx_msg import RequestOptions, ValidationError
+from telnyx_msg import (
+    RedisDeliveryTracker,
+    RedisRateLimits,
+    RedisWebhookQueue,
+    RequestOptions,
+    ValidationError,
+)
 from telnyx_msg._convert import parse_datetime
+from telnyx_msg.receivers import asgi_app
+from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 from tests.conftest import message_json
 
 pytestmark = pytest.mark.anyio
@@ -748,3 +756,65 @@ async def test_a_lone_surrogate_is_a_validation_error_naming_the_field() -> None
         ]
     assert [o.status for o in outcomes] == ["rejected"]
     assert transport.requests == []
+
+
+# --- settings: every duration and size is checked where it is given --------------------------
+
+_NOT_SECONDS = [0, -1, float("nan"), float("inf"), "5", True, None]
+_NOT_A_COUNT = [0, -3, 1.5, "10", True, None]
+
+
+_URL = "redis://127.0.0.1:1/0"  # nothing connects at construction
+_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+_SETTINGS: list[tuple[str, Callable[[Any], object], list[Any]]] = [
+    ("DeliveryTracker.max_size", lambda v: telnyx_msg.DeliveryTracker(max_size=v), _NOT_A_COUNT),
+    ("MemoryReplayStore.max_size", lambda v: MemoryReplayStore(max_size=v), _NOT_A_COUNT),
+    ("MemoryReplayStore.ttl", lambda v: MemoryReplayStore(ttl=v), _NOT_SECONDS[:-1]),
+    ("RedisReplayStore.timeout", lambda v: RedisReplayStore(_URL, timeout=v), _NOT_SECONDS),
+    ("queue.claim_after", lambda v: RedisWebhookQueue(_URL, claim_after=v), _NOT_SECONDS),
+    ("queue.handled_ttl", lambda v: RedisWebhookQueue(_URL, handled_ttl=v), _NOT_SECONDS),
+    ("queue.max_attempts", lambda v: RedisWebhookQueue(_URL, max_attempts=v), _NOT_A_COUNT),
+    ("RedisDeliveryTracker.ttl", lambda v: RedisDeliveryTracker(_URL, ttl=v), _NOT_SECONDS),
+    (
+        "RedisRateLimits.redis_timeout",
+        lambda v: RedisRateLimits(_URL, redis_timeout=v),
+        _NOT_SECONDS,
+    ),
+    ("AsyncClient.pool_size", lambda v: telnyx_msg.AsyncClient("k", pool_size=v), _NOT_A_COUNT),
+    (
+        "receiver.max_pending",
+        lambda v: asgi_app(WebhookVerifier(_KEY), {}, max_pending=v),
+        _NOT_A_COUNT,
+    ),
+    # An infinite handler_timeout is allowed (never cancel the handler).
+    (
+        "receiver.handler_timeout",
+        lambda v: asgi_app(WebhookVerifier(_KEY), {}, handler_timeout=v),
+        [0, -1, float("nan"), "5", True, None],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "value"),
+    [(build, value) for _, build, values in _SETTINGS for value in values],
+    ids=[f"{what}={value!r}" for what, _, values in _SETTINGS for value in values],
+)
+def test_bad_settings_fail_where_they_are_given(build: Callable[[Any], object], value: Any) -> None:
+    """A nonsense duration or size (zero, negative, NaN, an infinite Redis expiry, a string, a
+    bool) raises ConfigurationError naming the setting when the object is built, never later
+    inside a request, a handler or a Redis call."""
+    with pytest.raises(telnyx_msg.ConfigurationError, match="must be"):
+        build(value)
+
+
+async def test_final_status_rejects_a_nonsense_timeout() -> None:
+    """DeliveryTracker.final_status(timeout=NaN or negative) is a ConfigurationError, not an
+    instant TimeoutError that reads like a lost webhook."""
+    tracker = telnyx_msg.DeliveryTracker()
+    values: list[Any] = [float("nan"), -1, "5"]
+    for value in values:
+        with pytest.raises(telnyx_msg.ConfigurationError, match="timeout"):
+            await tracker.final_status("msg-1", timeout=value)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("msg-1", timeout=0)
