@@ -77,6 +77,7 @@ def create_app(public_key: str | None = None) -> web.Application:
     app[EVENTS] = events
     app[RECEIVER] = handler
     app.router.add_post(PATH, handler)
+    app.on_startup.append(handler.on_startup)  # a Redis that refuses us: no start
     app.on_cleanup.append(handler.on_cleanup)  # shutdown waits for running handlers
     return app
 
