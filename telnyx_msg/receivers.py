@@ -284,6 +284,8 @@ class WebhookReceiver:
 async def _startup_check(who: str, commands: str, check: Callable[[], Awaitable[object]]) -> None:
     try:
         await check()
+    except ConfigurationError:
+        raise
     except Exception as exc:
         if refused_credentials(exc):
             raise credentials_error(exc, who, commands) from exc

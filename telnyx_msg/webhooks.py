@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import math
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -210,8 +211,9 @@ class RedisReplayStore:
     ``unwrap`` (Flask, Django, any blocking app: a ``redis.Redis`` client) and ``aunwrap`` or
     the receivers (a ``redis.asyncio`` client); neither connects before its first use, and the
     blocking one is thread-safe and reconnects in a forked worker (gunicorn ``--preload``).
-    Given a ``client`` (a ``redis.asyncio`` one), it is async only. ``close()`` closes the
-    blocking client it created, ``aclose()`` both (never a borrowed ``client``). ``ttl``
+    Given a ``client``, it works with what that client is: a ``redis.asyncio`` one with
+    ``aunwrap`` and the receivers, a blocking ``redis.Redis`` with ``unwrap``. ``close()``
+    closes the blocking client it created, ``aclose()`` both (never a borrowed ``client``). ``ttl``
     overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
 
     Every Redis round trip is bounded by ``timeout`` seconds (default 1; also the socket and
@@ -234,7 +236,9 @@ class RedisReplayStore:
         self.key_prefix = key_prefix
         self._owns_client = client is None
         self._sync_client: Any = None
-        if client is None:
+        if client is not None and _is_blocking_redis(client):
+            self._sync_client, client = client, None
+        elif client is None:
             if not url:
                 raise ConfigurationError("RedisReplayStore needs a redis URL or a client")
             try:
@@ -249,7 +253,15 @@ class RedisReplayStore:
                 self._sync_client = client_from_url(redis, url, timeout)
             except ValueError as exc:
                 raise ConfigurationError(f"bad redis URL: {exc}") from exc
-        self._client: Any = client
+        self._client: Any = client  # None when given a blocking client
+
+    def _asyncio(self) -> Any:
+        if self._client is None:
+            raise ConfigurationError(
+                "this RedisReplayStore was given a blocking redis.Redis client, so it works "
+                "with unwrap only: build it from a URL to use it with aunwrap and the receivers"
+            )
+        return self._client
 
     async def _bounded(self, call: Awaitable[Any]) -> Any:
         try:
@@ -268,16 +280,16 @@ class RedisReplayStore:
 
     async def aseen(self, event_id: str) -> bool:
         """True if ``event_id`` is stored."""
-        return bool(await self._bounded(self._client.exists(self._key(event_id))))
+        return bool(await self._bounded(self._asyncio().exists(self._key(event_id))))
 
     async def amark(self, event_id: str, ttl: float) -> None:
         """Store ``event_id`` for ``ttl`` seconds."""
-        await self._bounded(self._client.set(self._key(event_id), b"1", ex=self._seconds(ttl)))
+        await self._bounded(self._asyncio().set(self._key(event_id), b"1", ex=self._seconds(ttl)))
 
     async def amark_if_new(self, event_id: str, ttl: float) -> bool:
         """Atomically store ``event_id`` unless present; False if it was already stored."""
         created = await self._bounded(
-            self._client.set(self._key(event_id), b"1", nx=True, ex=self._seconds(ttl))
+            self._asyncio().set(self._key(event_id), b"1", nx=True, ex=self._seconds(ttl))
         )
         return bool(created)
 
@@ -304,7 +316,7 @@ class RedisReplayStore:
 
     def close(self) -> None:
         """Close the blocking Redis client if this store created it."""
-        if self._sync_client is not None:
+        if self._owns_client:
             self._sync_client.close()
 
     async def aclose(self) -> None:
@@ -313,6 +325,13 @@ class RedisReplayStore:
             self.close()
             closer = getattr(self._client, "aclose", None) or self._client.close
             await closer()
+
+
+def _is_blocking_redis(client: Any) -> bool:
+    """Whether ``client`` is redis-py's blocking client (not its ``redis.asyncio`` one)."""
+    redis = sys.modules.get("redis")  # such a client exists only once redis is imported
+    blocking = tuple(getattr(redis, name, None) for name in ("Redis", "RedisCluster"))
+    return isinstance(client, tuple(t for t in blocking if isinstance(t, type)))
 
 
 # --- headers ----------------------------------------------------------------------------------

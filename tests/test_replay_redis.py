@@ -336,3 +336,42 @@ def test_missing_redis_package_is_configuration_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ConfigurationError, match=r"telnyx_msg\[redis\]"):
         RedisReplayStore("redis://127.0.0.1:1/0")
+
+
+@pytest.mark.redis
+def test_borrowed_blocking_client_works_with_unwrap_and_stays_open(redis_url: str) -> None:
+    """Given a blocking redis.Redis (a Flask app's own client), the store works with unwrap,
+    says so clearly when awaited, and close() leaves the borrowed client open."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        replay_store = RedisReplayStore(client=client, key_prefix=f"bb:{uuid.uuid4().hex}:")
+        verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=replay_store)
+        body = event_body()
+        assert verifier.unwrap(body, sign(body)).id == "evt-1"
+        with pytest.raises(DuplicateWebhookError):
+            verifier.unwrap(body, sign(body))
+        with pytest.raises(ConfigurationError, match=r"blocking redis\.Redis client"):
+            asyncio.run(verifier.aunwrap(body, sign(body)))
+        replay_store.close()
+        asyncio.run(replay_store.aclose())
+        assert client.ping()
+    finally:
+        client.close()
+
+
+@pytest.mark.redis
+def test_receiver_startup_refuses_a_store_it_cannot_await(redis_url: str) -> None:
+    """A receiver (async) given a store built on a blocking client fails at startup with the
+    reason, rather than answering 503 to every delivery."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        replay_store = RedisReplayStore(client=client)
+        app = asgi_app(WebhookVerifier(PUBLIC, replay_store=replay_store), {})
+        with pytest.raises(ConfigurationError, match=r"blocking redis\.Redis client"):
+            asyncio.run(app.startup())
+    finally:
+        client.close()
