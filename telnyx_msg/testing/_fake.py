@@ -224,6 +224,15 @@ class FakeTelnyx:
         """Base64 of the raw 32-byte Ed25519 public key that verifies this fake's webhooks."""
         return self._signer.public_key_b64
 
+    def sign_webhook(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """The ``telnyx-timestamp`` and ``telnyx-signature-ed25519`` headers this fake would
+        send with ``body`` (``timestamp``: Unix seconds, default now).
+
+        For posting your own deliveries to a receiver under test, e.g. with Flask's or
+        Django's test client; no need to start the fake.
+        """
+        return self._signer.headers(body, timestamp)
+
     def client(self, **kwargs: Any) -> AsyncClient:
         """A ``telnyx_msg.AsyncClient`` wired to this fake (key, base URL, webhook key).
 
