@@ -9,6 +9,7 @@ the caller's ``RedisUnavailableError`` subclass, with the Redis exception as its
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -64,20 +65,23 @@ else:
             yield _Expiry(scope)
 
 
-def make_client(url: str | None, client: Any, *, owner: str, socket_timeout: float) -> Any:
-    """``client`` as given, or a new ``redis.asyncio.Redis`` for ``url`` with socket timeouts."""
+def make_client(
+    url: str | None, client: Any, *, owner: str, socket_timeout: float, blocking: bool = False
+) -> Any:
+    """``client`` as given, or a new ``redis.asyncio.Redis`` (``blocking``: ``redis.Redis``,
+    for Flask, Django and other threads) for ``url`` with socket timeouts."""
     if client is not None:
         return client
     if not url:
         raise ConfigurationError(f"{owner} needs a redis:// URL or a client")
     try:
-        import redis.asyncio as aioredis
+        module = importlib.import_module("redis" if blocking else "redis.asyncio")
     except ImportError as exc:
         raise ConfigurationError(
             f"{owner} needs the redis package: pip install 'telnyx_msg[redis]'"
         ) from exc
     try:
-        return client_from_url(aioredis, url, socket_timeout)
+        return client_from_url(module, url, socket_timeout)
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL for {owner}: {exc}") from exc
 

@@ -24,7 +24,7 @@ from telnyx_msg._redis_common import (
     make_client,
 )
 from telnyx_msg._tracker import _is_final
-from telnyx_msg.errors import DeliveryTrackerUnavailableError
+from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableError
 from telnyx_msg.models import Message, WebhookEvent
 
 __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "RedisDeliveryTracker"]
@@ -36,12 +36,15 @@ logger = logging.getLogger("telnyx_msg.webhooks")
 #: ``messages.retrieve`` than waited on.
 DEFAULT_FINAL_STATUS_TIMEOUT = 600.0
 
+_RECORD = "SET + PUBLISH of a final status"
+
 
 class RedisDeliveryTracker:
     """Resolves ``await tracker.final_status(message_id)`` from webhooks recorded in any process.
 
     Register :meth:`handle` for ``message.sent`` and ``message.finalized`` (in a receiver's
-    handlers or a :class:`~telnyx_msg.RedisWebhookQueue` worker's). What counts as final is the
+    handlers or a :class:`~telnyx_msg.RedisWebhookQueue` worker's), or call :meth:`record` from
+    a blocking view (Flask, Django). What counts as final is the
     same as for :class:`~telnyx_msg.DeliveryTracker`: ``message.finalized``, or a
     ``message.sent`` whose recipients are all in a terminal status.
 
@@ -68,6 +71,13 @@ class RedisDeliveryTracker:
         self._redis: Any = make_client(
             url, client, owner="RedisDeliveryTracker", socket_timeout=self.timeout
         )
+        # For record() from a blocking app; redis-py's blocking pool is thread-safe and
+        # reconnects in a forked worker. Connects on first use only.
+        self._blocking: Any = None
+        if client is None:
+            self._blocking = make_client(
+                url, None, owner="RedisDeliveryTracker", socket_timeout=self.timeout, blocking=True
+            )
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Future[None] | None = None
@@ -92,6 +102,7 @@ class RedisDeliveryTracker:
             await asyncio.gather(listener, return_exceptions=True)
         self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
+            self._blocking.close()
             await close_client(self._redis)
 
     def _key(self, message_id: str) -> str:
@@ -107,16 +118,45 @@ class RedisDeliveryTracker:
         already-final message are ignored. Raises :class:`DeliveryTrackerUnavailableError`
         when Redis fails (a receiver then answers 5xx, a queue worker retries).
         """
+        pipe = self._record(self._redis, event)
+        if pipe is not None:
+            await self._call(pipe.execute(), _RECORD)
+
+    def record(self, event: WebhookEvent) -> None:
+        """Blocking form of :meth:`handle`, for a Flask or Django view or any other thread
+        (a tracker built from a ``url``; with ``client=``, use :meth:`handle`).
+
+        Redis failures raise :class:`DeliveryTrackerUnavailableError` (the view then answers
+        5xx and Telnyx delivers the event again); each call is bounded by ``timeout``.
+        """
+        if self._blocking is None:
+            raise ConfigurationError(
+                "record() needs a RedisDeliveryTracker built from a URL (this one was given "
+                "an asyncio client): use `await tracker.handle(event)`"
+            )
+        pipe = self._record(self._blocking, event)
+        if pipe is None:
+            return
+        from redis.exceptions import RedisError
+
+        try:
+            pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise DeliveryTrackerUnavailableError(f"Redis failed {_RECORD}: {exc}") from exc
+
+    def _record(self, redis: Any, event: WebhookEvent) -> Any:
+        """The pipeline that stores a final status and announces it, or None when ``event``
+        does not carry one."""
         message = event.payload
         if not isinstance(message, Message) or message.id is None:
-            return
+            return None
         if not _is_final(event.event_type, message):
-            return
+            return None
         body = json.dumps(message.to_dict(), separators=(",", ":"))
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = redis.pipeline(transaction=True)
         pipe.set(self._key(message.id), body, nx=True, ex=max(1, round(self.ttl)))
         pipe.publish(self.channel, message.id)
-        await self._call(pipe.execute(), "SET + PUBLISH of a final status")
+        return pipe
 
     async def result(self, message_id: str) -> Message | None:
         """The final :class:`Message` if recorded (and not expired), else None."""

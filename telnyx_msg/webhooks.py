@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._convert import structure_event
-from telnyx_msg._redis_common import client_from_url
+from telnyx_msg._redis_common import make_client
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -239,20 +239,10 @@ class RedisReplayStore:
         if client is not None and _is_blocking_redis(client):
             self._sync_client, client = client, None
         elif client is None:
-            if not url:
-                raise ConfigurationError("RedisReplayStore needs a redis URL or a client")
-            try:
-                import redis
-                import redis.asyncio as aioredis
-            except ImportError as exc:
-                raise ConfigurationError(
-                    "RedisReplayStore needs the redis package: pip install 'telnyx_msg[redis]'"
-                ) from exc
-            try:
-                client = client_from_url(aioredis, url, timeout)
-                self._sync_client = client_from_url(redis, url, timeout)
-            except ValueError as exc:
-                raise ConfigurationError(f"bad redis URL: {exc}") from exc
+            client = make_client(url, None, owner="RedisReplayStore", socket_timeout=self.timeout)
+            self._sync_client = make_client(
+                url, None, owner="RedisReplayStore", socket_timeout=self.timeout, blocking=True
+            )
         self._client: Any = client  # None when given a blocking client
 
     def _asyncio(self) -> Any:

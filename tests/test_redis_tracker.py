@@ -238,3 +238,53 @@ def test_use_from_a_second_asyncio_run_is_a_configuration_error(redis_url: str) 
         asyncio.run(tracker.result("m-1"))
     del tracker
     gc.collect()  # its first loop's connection is reported here, under the filters above
+
+
+async def test_record_from_a_blocking_view_wakes_a_waiter_elsewhere(redis_url: str) -> None:
+    """A Flask or Django view records the webhook with the blocking record() (here in a
+    thread, with a tracker of its own, as another process would): a final_status awaited
+    through another tracker resolves with it; a non-final update records nothing."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    waiting = RedisDeliveryTracker(redis_url, key_prefix=prefix)
+    view = RedisDeliveryTracker(redis_url, key_prefix=prefix)
+    try:
+        waiter = asyncio.create_task(waiting.final_status("mb", timeout=10))
+        await asyncio.sleep(0.1)  # subscribed and waiting
+        await asyncio.to_thread(view.record, event("message.sent", "mb", "sent"))
+        assert await waiting.result("mb") is None
+        assert not waiter.done()
+        await asyncio.to_thread(view.record, event("message.finalized", "mb", "delivered"))
+        message = await asyncio.wait_for(waiter, 10)
+        assert (message.id, message.to[0].status) == ("mb", "delivered")
+    finally:
+        await waiting.aclose()
+        await view.aclose()
+
+
+async def test_record_with_redis_down_raises_unavailable() -> None:
+    """Redis unreachable: record() raises DeliveryTrackerUnavailableError (the view answers
+    5xx and Telnyx delivers the event again), a TelnyxError naming the command."""
+    tracker = RedisDeliveryTracker(unused_url(), timeout=0.5)
+    try:
+        with pytest.raises(DeliveryTrackerUnavailableError, match="SET \\+ PUBLISH") as info:
+            await asyncio.to_thread(tracker.record, event("message.finalized", "md", "delivered"))
+        assert isinstance(info.value, TelnyxError)
+    finally:
+        await tracker.aclose()
+
+
+async def test_record_needs_a_tracker_built_from_a_url(redis_url: str) -> None:
+    """With a borrowed asyncio client there is no blocking connection: record() says to use
+    handle() instead."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        tracker = RedisDeliveryTracker(client=client, key_prefix=f"test:{uuid.uuid4().hex}:")
+        with pytest.raises(ConfigurationError, match="handle"):
+            tracker.record(event("message.finalized", "mc", "delivered"))
+        await tracker.handle(event("message.finalized", "mc", "delivered"))
+        assert await tracker.result("mc") is not None
+        await tracker.aclose()
+    finally:
+        await client.aclose()

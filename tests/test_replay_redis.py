@@ -327,7 +327,7 @@ def test_needs_url_or_client() -> None:
 
 def test_bad_url_is_configuration_error() -> None:
     """A URL redis-py cannot parse raises ConfigurationError."""
-    with pytest.raises(ConfigurationError, match="redis URL"):
+    with pytest.raises(ConfigurationError, match="Redis URL"):
         RedisReplayStore("http://not-redis")
 
 
