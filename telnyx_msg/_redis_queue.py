@@ -43,7 +43,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._config import positive_int, positive_seconds
-from telnyx_msg._redis_common import bounded, close_client, make_client
+from telnyx_msg._redis_common import (
+    bounded,
+    close_client,
+    credentials_error,
+    make_client,
+    refused_credentials,
+)
 from telnyx_msg.errors import ConfigurationError, WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
 
@@ -54,6 +60,16 @@ __all__ = ["RedisWebhookQueue", "WebhookQueueUnavailableError"]
 
 Handler = Callable[[WebhookEvent], Awaitable[None]]
 _BATCH = 100  # appends per pipelined round trip at most
+
+
+def _entry(body: bytes, event: WebhookEvent) -> dict[str, Any]:
+    """The stream entry of one verified delivery."""
+    return {
+        "body": body,
+        "event_id": event.id or "",
+        "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
+        "received_at": repr(time.time()),
+    }
 
 
 def _text(value: Any) -> str:
@@ -121,6 +137,12 @@ class RedisWebhookQueue:
         self._redis: Any = make_client(
             url, client, owner="RedisWebhookQueue", socket_timeout=self.block + self.timeout
         )
+        # For append() from a blocking app; connects on first use only.
+        self._blocking: Any = None
+        if client is None:
+            self._blocking = make_client(
+                url, None, owner="RedisWebhookQueue", socket_timeout=self.timeout, blocking=True
+            )
         self._group_ready = False
         self._appends: list[tuple[dict[str, Any], asyncio.Future[str]]] = []
         self._appender: asyncio.Task[None] | None = None
@@ -146,7 +168,13 @@ class RedisWebhookQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await appender
         if self._owns_client:
+            self.close()
             await close_client(self._redis)
+
+    def close(self) -> None:
+        """Close the blocking Redis client of :meth:`append` if this queue created it."""
+        if self._owns_client:
+            self._blocking.close()
 
     async def prepare(self) -> None:
         """Create the stream and its consumer group now (otherwise on first use), in one
@@ -169,15 +197,40 @@ class RedisWebhookQueue:
             "XADD of a webhook",
         )
 
+    def append(self, body: bytes, event: WebhookEvent) -> str:
+        """Blocking form of :meth:`enqueue`, for a Flask or Django view or any other thread
+        (a queue built from a URL): append a verified delivery, return its entry id.
+
+        Raises :class:`WebhookQueueUnavailableError` when Redis fails or does not answer
+        within ``timeout`` (answer 503: Telnyx delivers again), and ``ConfigurationError``
+        when Redis refuses the credentials.
+        """
+        redis = self._blocking
+        if redis is None:
+            raise ConfigurationError(
+                "append() needs a RedisWebhookQueue built from a URL (this one was given an "
+                "asyncio client): use `await queue.enqueue(body, event)`"
+            )
+        from redis.exceptions import RedisError, ResponseError
+
+        try:
+            if not self._group_ready:
+                try:
+                    redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+                self._group_ready = True
+            return _text(redis.xadd(self.stream, _entry(body, event)))
+        except (RedisError, OSError) as exc:
+            if refused_credentials(exc):
+                raise credentials_error(exc, "webhook queue") from exc
+            raise WebhookQueueUnavailableError(f"Redis failed XADD of a webhook: {exc}") from exc
+
     async def _append(self, body: bytes, event: WebhookEvent) -> str:
         if not self._group_ready:
             await self._create_group()
-        fields = {
-            "body": body,
-            "event_id": event.id or "",
-            "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
-            "received_at": repr(time.time()),
-        }
+        fields = _entry(body, event)
         # Deliveries that arrive while an XADD is on the wire wait for the next one and go out
         # together, pipelined: a burst costs a fraction of a round trip each
         # (benchmarks/README.md). Each receiver still answers only once its own entry is stored.

@@ -924,3 +924,80 @@ async def test_receiver_startup_prepares_the_queue(queue: RedisWebhookQueue) -> 
     assert (await lifespan_startup(app))["type"] == "lifespan.startup.complete"
     groups = await (await raw(queue)).xinfo_groups(queue.stream)
     assert [g["name"] for g in groups] == [queue.group.encode()]
+
+
+def flask_intake(q: RedisWebhookQueue) -> Any:
+    """A Flask view that verifies each delivery and appends it to the queue (the pattern
+    docs/deployment.md shows)."""
+    from flask import Flask, request
+
+    from telnyx_msg import WebhookVerificationError
+
+    app = Flask(__name__)
+    checker = verifier()
+
+    @app.post("/hooks")
+    def intake() -> tuple[str, int]:
+        body = request.get_data()
+        try:
+            event = checker.unwrap(body, request.headers)
+        except WebhookVerificationError as exc:
+            return str(exc), 401
+        try:
+            q.append(body, event)
+        except WebhookQueueUnavailableError:
+            return "webhook queue unavailable", 503  # Telnyx delivers it again
+        return "queued", 200
+
+    return app
+
+
+async def test_blocking_view_appends_and_workers_handle_each_event_once(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A Flask view (blocking, in a thread as under gunicorn) appends verified deliveries with
+    append(); a worker runs the handler once per event, a redelivery included."""
+    http = flask_intake(queue).test_client()
+    bodies = [event_body(f"evt-f{i}") for i in range(3)]
+    for body in [*bodies, bodies[0]]:  # the last one: Telnyx's redelivery of the first
+        answer = await asyncio.to_thread(http.post, "/hooks", data=body, headers=sign(body))
+        assert (answer.status_code, answer.text) == (200, "queued")
+    tampered = bodies[1] + b" "
+    forged = await asyncio.to_thread(http.post, "/hooks", data=tampered, headers=sign(bodies[1]))
+    assert forged.status_code == 401
+    assert await (await raw(queue)).xlen(queue.stream) == 4
+    recorder = Recorder()
+    async with running(queue, recorder):
+        await wait_until(lambda: len(recorder.events) == 3)
+        await wait_until(lambda: _drained(queue))  # each entry acknowledged and deleted
+    assert sorted(e.id or "" for e in recorder.events) == ["evt-f0", "evt-f1", "evt-f2"]
+    assert recorder.calls == 3
+
+
+async def _drained(q: RedisWebhookQueue) -> bool:
+    return bool(await (await raw(q)).xlen(q.stream) == 0)
+
+
+async def test_blocking_append_failures_are_typed(redis_url: str) -> None:
+    """Redis unreachable: append raises WebhookQueueUnavailableError (the view answers 503).
+    Redis refusing the credentials: ConfigurationError. A queue given an asyncio client has no
+    blocking connection and says to use enqueue."""
+    body = event_body()
+    down = RedisWebhookQueue(unused_url(), timeout=0.5)
+    http = flask_intake(down).test_client()
+    answer = await asyncio.to_thread(http.post, "/hooks", data=body, headers=sign(body))
+    assert answer.status_code == 503
+    with pytest.raises(WebhookQueueUnavailableError, match="XADD"):
+        await asyncio.to_thread(down.append, body, parsed("evt-1"))
+    await down.aclose()
+    host = redis_url.removeprefix("redis://")
+    refused = RedisWebhookQueue(f"redis://nobody:wrong@{host}", stream=f"r-{uuid.uuid4().hex}")
+    with pytest.raises(ConfigurationError, match="refused this webhook queue's credentials"):
+        await asyncio.to_thread(refused.append, body, parsed("evt-1"))
+    await refused.aclose()
+    client = redis.asyncio.Redis.from_url(redis_url)
+    borrowed = RedisWebhookQueue(client=client, stream=f"b-{uuid.uuid4().hex}")
+    with pytest.raises(ConfigurationError, match="enqueue"):
+        borrowed.append(body, parsed("evt-1"))
+    await borrowed.aclose()
+    await client.aclose()
