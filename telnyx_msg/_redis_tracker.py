@@ -44,9 +44,9 @@ class RedisDeliveryTracker:
 
     Register :meth:`handle` for ``message.sent`` and ``message.finalized`` (in a receiver's
     handlers or a :class:`~telnyx_msg.RedisWebhookQueue` worker's), or call :meth:`record` from
-    a blocking view (Flask, Django). What counts as final is the
-    same as for :class:`~telnyx_msg.DeliveryTracker`: ``message.finalized``, or a
-    ``message.sent`` whose recipients are all in a terminal status.
+    a blocking view (Flask, Django). What counts as final is the same as for
+    :class:`~telnyx_msg.DeliveryTracker`: ``message.finalized``, or a ``message.sent`` whose
+    recipients are all in a terminal status.
 
     ``url``: a ``redis://`` URL (or ``client``, a ``redis.asyncio.Redis`` this object does not
     close). ``ttl``: seconds a final status is kept. ``timeout``: bound of each Redis call;
