@@ -1,7 +1,8 @@
 """RedisWebhookQueue: durable webhook intake on a Redis Stream, handled by worker processes.
 
 Receivers given ``queue=`` append each verified delivery (``XADD``) before answering 2xx
-(deliveries arriving while one is on the wire share the next, pipelined round trip);
+(deliveries arriving while one is on the wire share the next, pipelined round trip; a blocking
+Flask or Django view does the same with ``queue.append(body, event)``);
 ``await queue.run(handlers)`` in any number of processes reads the stream through one
 consumer group (``XREADGROUP ... BLOCK``). Redis docs: https://redis.io/docs/latest/develop/data-types/streams/
 
