@@ -57,9 +57,30 @@ T = TypeVar("T")
 
 class _Portal:
     """Owns the loop thread (an anyio blocking portal); stopped by ``close()`` or, as a last
-    resort, at collection. ``call`` runs the client's coroutines on that loop."""
+    resort, at collection. ``call`` runs the client's coroutines on that loop.
+
+    The thread starts with the first call, not before: a client created at import in a process
+    that forks before using it (``gunicorn --preload``, Celery's prefork pool) starts its
+    thread in each child that uses it.
+    """
 
     def __init__(self) -> None:
+        self.stopped = False
+        self.started = False
+        self.pid = os.getpid()
+        self._starting = threading.Lock()
+        _PORTALS.add(self)
+
+    def _start(self) -> None:
+        with self._starting:
+            if self.started:
+                return
+            if self.stopped:
+                raise ClientClosedError("this client is closed; create a new one")
+            self._spawn()
+            self.started = True
+
+    def _spawn(self) -> None:
         # Our own thread rather than anyio's start_blocking_portal: that is a generator context
         # manager, and a forked child collecting it at exit would wait forever for the parent's
         # loop (its cleanup calls into the portal).
@@ -81,21 +102,19 @@ class _Portal:
         self._thread_handle = threading.Thread(target=run, name="telnyx_msg-client", daemon=True)
         self._thread_handle.start()
         self.portal = started.result()
-        self.stopped = False
         self.pid = os.getpid()
         self._loop, self._thread = self.portal.call(_loop_and_thread)
-        _PORTALS.add(self)
 
     @property
     def forked(self) -> bool:
         """True in a child process forked after this portal started: its loop thread (and
         the connections it owns) stayed in the parent, so nothing here may wait for it."""
-        return os.getpid() != self.pid
+        return self.started and os.getpid() != self.pid
 
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
-            if not self.forked:  # in a forked child, waiting for the parent's thread would hang
+            if self.started and not self.forked:  # a forked child must not wait for the parent
                 with contextlib.suppress(RuntimeError):  # the portal already stopped
                     self.portal.call(self.portal.stop)
                 self._thread_handle.join()
@@ -107,12 +126,15 @@ class _Portal:
         task-group hop and a ``concurrent.futures.Future``: about 100 µs less CPU per call.
         A caller interrupted while waiting (Ctrl-C) cancels the call.
         """
-        if self.forked:
+        if not self.started:
+            self._start()
+        elif self.forked:
             raise ConfigurationError(
-                "this telnyx_msg.Client was created before the process forked; its event loop "
+                "this telnyx_msg.Client was used before the process forked; its event loop "
                 "thread is in the parent process. Create the Client in each process after the "
-                "fork (gunicorn --preload: in a post_fork hook or on first use; multiprocessing: "
-                "in the worker function)"
+                "fork, or at least use it there first (gunicorn --preload: create it at import "
+                "and use it only in requests, or in a post_fork hook; multiprocessing: in the "
+                "worker function)"
             )
         if threading.get_ident() == self._thread:
             raise RuntimeError(
@@ -166,7 +188,11 @@ def _quiet_inherited_loops() -> None:
     aiohttp session) is collected at exit. Their reports of it ("Unclosed client session") are
     about the parent's resources, so they are not printed in the child."""
     for portal in list(_PORTALS):
-        portal._loop.set_exception_handler(lambda loop, context: None)
+        if portal.started:
+            portal._loop.set_exception_handler(lambda loop, context: None)
+        else:  # another thread may have held the lock at the fork: it never releases it here
+            portal._starting = threading.Lock()
+            portal.pid = os.getpid()
 
 
 in_forked_child(_quiet_inherited_loops)
@@ -192,6 +218,9 @@ def _finalize(portal: _Portal, client: AsyncClient) -> None:
         ResourceWarning,
         stacklevel=1,
     )
+    if not portal.started:  # never used: no thread, no connections
+        portal.stopped = True
+        return
     with contextlib.suppress(Exception):
         portal.portal.call(client.aclose)
         _release_limiter(portal.portal, client)
@@ -312,7 +341,7 @@ class Client(ResourceTree[SyncMode]):
             return
         finalizer.detach()
         try:
-            if not self._owner.stopped and not self._owner.forked:
+            if self._owner.started and not self._owner.stopped and not self._owner.forked:
                 self._owner.portal.call(self._async.aclose)
                 _release_limiter(self._owner.portal, self._async)
         finally:

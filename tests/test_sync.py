@@ -113,7 +113,12 @@ def test_validation_happens_in_caller_thread() -> None:
 
 def test_unclosed_client_warns_and_cleans_up() -> None:
     """A Client dropped without close() emits ResourceWarning and stops its thread."""
-    client = telnyx_msg.Client("k", base_url="http://127.0.0.1:9/v2", rate_limits=None)
+    client = telnyx_msg.Client(
+        "k", base_url="http://127.0.0.1:9/v2", rate_limits=None, max_retries=0
+    )
+    assert _portal_threads() == []  # the thread starts with the first call
+    with pytest.raises(telnyx_msg.APIConnectionError):
+        client.messages.retrieve("m1")  # nothing listens on port 9
     assert len(_portal_threads()) == 1
     with pytest.warns(ResourceWarning, match="not closed"):  # noqa: PT031 - del may or may not
         del client  # collect it at once (cycles), so both steps belong in the block
@@ -159,6 +164,7 @@ def test_ctrl_c_while_waiting_cancels_the_call(threaded_server: str) -> None:
         return len(asyncio.all_tasks()) - 1
 
     with telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None) as client:
+        assert client.messages.retrieve("m0").id  # the loop thread runs from the first call
         idle = client._owner.portal.call(tasks)
         timer = threading.Timer(0.3, _thread.interrupt_main)
         timer.start()
@@ -282,6 +288,52 @@ def test_forked_child_refuses_the_parents_client_and_leaves_its_connections_alon
         "parent: ok",
     ], result.stderr
     assert result.returncode == 0
+
+
+FORK_UNUSED_SCRIPT = """
+import os, sys, time
+import telnyx_msg
+
+url, mode = sys.argv[1], sys.argv[2]
+client = telnyx_msg.Client("k", base_url=url)  # created at import, as under gunicorn --preload
+children = []
+for n in range(2):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(3):
+            client.messages.send(from_="+18005550101", to="+18445550001", text=f"child {i}")
+        print("child: sent 3", flush=True)
+        if mode == "close":
+            client.close()
+        sys.exit(0)  # a normal exit: finalizers and interpreter teardown run
+    children.append(pid)
+deadline = time.monotonic() + 30
+for pid in children:
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            print("parent: a child hung", flush=True)
+            sys.exit(3)
+        time.sleep(0.01)
+client.messages.send(from_="+18005550101", to="+18445550001", text="parent")
+client.close()
+print("parent: ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("mode", ["close", "drop"])
+def test_a_client_created_before_a_fork_and_used_after_it_works_in_each_process(
+    threaded_server: str, tmp_path: Path, mode: str
+) -> None:
+    """A Client created at import and first used after the fork (gunicorn --preload, Celery's
+    prefork pool): each child starts its own loop thread and sends; the parent still can."""
+    result = _run_script(tmp_path, FORK_UNUSED_SCRIPT, threaded_server, mode)
+    assert result.stdout.splitlines() == ["child: sent 3", "child: sent 3", "parent: ok"], (
+        result.stderr
+    )
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr
 
 
 FORK_LIMITS_SCRIPT = """
