@@ -302,7 +302,7 @@ for n in range(2):
     if pid == 0:
         for i in range(3):
             client.messages.send(from_="+18005550101", to="+18445550001", text=f"child {i}")
-        os.write(1, b"child: sent 3\n")  # one write: the two children's lines never interleave
+        os.write(1, b"child: sent 3\\n")  # one write: the two children's lines never interleave
         if mode == "close":
             client.close()
         sys.exit(0)  # a normal exit: finalizers and interpreter teardown run
