@@ -453,9 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except BrokenPipeError:  # stdout closed early (`telnyx-msg demo | head`): stop quietly
         # Point stdout at /dev/null, so the interpreter's last flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return 128 + signal.SIGPIPE
     return 2  # pragma: no cover - argparse enforces a command
 
