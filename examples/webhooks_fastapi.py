@@ -69,9 +69,8 @@ def create_app(receiver: AsgiWebhookApp) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        await (
-            receiver.startup()
-        )  # with Redis (queue=, replay store): refused = no start
+        # With Redis (queue=, a Redis replay store): refused credentials = no start.
+        await receiver.startup()
         yield
         await receiver.aclose()  # wait for running handlers on shutdown
 
