@@ -177,10 +177,8 @@ def credentials_error(
     exc: BaseException, who: str, commands: str = "the stream commands"
 ) -> ConfigurationError:
     """The error for Redis refusing ``who``'s credentials (see :func:`refused_credentials`):
-    no retry heals it, so it is a configuration error, raised from ``exc``."""
-    error = ConfigurationError(
+    no retry heals it, so it is a configuration error (callers raise it ``from exc``)."""
+    return ConfigurationError(
         f"Redis refused this {who}'s credentials ({str(exc).rstrip('.')}): check the user "
         f"and password in the URL, and that the user's ACL allows {commands}"
     )
-    error.__cause__ = exc
-    return error

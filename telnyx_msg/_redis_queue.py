@@ -73,6 +73,16 @@ def _entry(body: bytes, event: WebhookEvent) -> dict[str, Any]:
     }
 
 
+def _existing_group(exc: Exception) -> None:
+    """Re-raise an ``XGROUP CREATE`` failure unless the group already exists (BUSYGROUP).
+
+    The group starts at id 0 (``id="0"`` in both creators): entries appended before it existed
+    are delivered too.
+    """
+    if "BUSYGROUP" not in str(exc):
+        raise exc
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -219,8 +229,7 @@ class RedisWebhookQueue:
                 try:
                     redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
                 except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+                    _existing_group(exc)
                 self._group_ready = True
             return _text(redis.xadd(self.stream, _entry(body, event)))
         except (RedisError, OSError) as exc:
@@ -286,11 +295,9 @@ class RedisWebhookQueue:
         from redis.exceptions import ResponseError
 
         try:
-            # From id 0: entries appended before the group existed are delivered too.
             await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+            _existing_group(exc)
         self._group_ready = True
 
     async def _call(self, call: Awaitable[Any], what: str, extra: float = 0.0) -> Any:

@@ -43,7 +43,7 @@ from telnyx_msg._config import RequestOptions
 from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
 from telnyx_msg._outcome import SendOutcome
-from telnyx_msg._redis_common import bounded, client_from_url
+from telnyx_msg._redis_common import bounded, make_client
 from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
@@ -616,16 +616,7 @@ def _resume_command(run: BulkRun) -> str:
 async def check_redis(url: str, timeout: float = 5.0) -> None:
     """Raise ``ConfigurationError`` unless the Redis at ``url`` answers a PING: checked before
     RESULTS exists, so a wrong URL or password does not leave a run that needs ``--resume``."""
-    try:
-        import redis.asyncio as aioredis
-    except ImportError:
-        raise ConfigurationError(
-            "--redis needs the redis package: pip install 'telnyx_msg[redis]'"
-        ) from None
-    try:
-        client = client_from_url(aioredis, url, timeout)
-    except ValueError as exc:
-        raise ConfigurationError(f"--redis {_masked(url)}: {exc}") from None
+    client = make_client(url, None, owner=f"--redis {_masked(url)}", socket_timeout=timeout)
     try:
         await bounded(client.ping(), timeout, RedisUnavailableError, "PING")
     except RedisUnavailableError as exc:
