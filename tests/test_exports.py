@@ -476,7 +476,8 @@ def test_import_is_cheap() -> None:
 
 
 def test_client_import_defers_the_catalogue() -> None:
-    """Importing the client builds no model class; its first call loads them and works.
+    """Importing the client builds no model class; reading a method loads them and the
+    response parser (cattrs), which is how a service warms up before taking traffic.
 
     The ~75 request and response classes cost more to build than the rest of the package, so
     a CLI or a serverless cold start that only constructs a client must not pay for them.
@@ -484,7 +485,8 @@ def test_client_import_defers_the_catalogue() -> None:
     code = (
         "import json, sys\n"
         "from telnyx_msg import AsyncClient, Client\n"
-        "deferred = ('telnyx_msg.models', 'telnyx_msg._requests', 'telnyx_msg.endpoints')\n"
+        "deferred = ('telnyx_msg.models', 'telnyx_msg._requests', 'telnyx_msg.endpoints',\n"
+        "            'telnyx_msg._convert', 'cattrs')\n"
         "before = sorted(m for m in deferred if m in sys.modules)\n"
         "client = Client(api_key='k', base_url='http://127.0.0.1:9')\n"
         "send = client.messages.send\n"
@@ -495,7 +497,13 @@ def test_client_import_defers_the_catalogue() -> None:
     )
     before, after, name, message = _python_json(code)
     assert before == []
-    assert after == ["telnyx_msg._requests", "telnyx_msg.endpoints", "telnyx_msg.models"]
+    assert after == [
+        "cattrs",
+        "telnyx_msg._convert",
+        "telnyx_msg._requests",
+        "telnyx_msg.endpoints",
+        "telnyx_msg.models",
+    ]
     assert (name, message) == ("send", "Message")
 
 
