@@ -137,9 +137,7 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     # Misspelled keywords are errors (each ignore would be "unused" otherwise).
     await client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
     await client.messages.send(to=TO, frm=FROM, text="Hi")  # type: ignore[call-arg]
-    await client.messages.send_whatsapp(  # type: ignore[call-arg]
-        from_=FROM, to=TO, whatsapp_msg=WHATSAPP
-    )
+    await client.messages.send_whatsapp(from_=FROM, to=TO, whatsapp_msg=WHATSAPP)  # type: ignore[call-arg]
     client.messaging_hosted_numbers.list(pagesize=10)  # type: ignore[call-arg]
     await configs.delete("cfg1", profileid=PROFILE)  # type: ignore[call-arg]
 
@@ -183,9 +181,7 @@ def sync_api(client: telnyx_msg.Client) -> None:
 
     client.messages.send(to=TO, from_=FROM, txt="Hi")  # type: ignore[call-arg]
     client.messages.send_long_code(from_=FROM, to=TO, test="Hi")  # type: ignore[call-arg]
-    client.messaging_profiles.autoresp_configs.delete(  # type: ignore[call-arg]
-        "cfg1", profile=PROFILE
-    )
+    client.messaging_profiles.autoresp_configs.delete("cfg1", profile=PROFILE)  # type: ignore[call-arg]
     client.messages.send_long_code(from_=FROM, text="Hi")  # type: ignore[call-arg]
 
 
