@@ -9,16 +9,19 @@ error, which proves the typo is caught.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import telnyx_msg
-from telnyx_msg import RequestOptions
+from telnyx_msg import RequestOptions, receivers
 from telnyx_msg._pagination import AsyncPager, SyncPager
 from telnyx_msg.models import (
     AlphanumericSenderId,
     AutorespConfig,
     HostedNumber,
     HostedNumberOrder,
+    LinkClick,
     Message,
     MessagingNumbersBulkUpdate,
     MessagingProfile,
@@ -29,6 +32,7 @@ from telnyx_msg.models import (
     ShortCode,
     WhatsAppMessage,
 )
+from telnyx_msg.testing import MockRequest, MockResponse, MockTransport
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -207,3 +211,43 @@ async def send_many_items_are_checked(client: telnyx_msg.AsyncClient) -> None:
     group: telnyx_msg.SendGroupMmsItem = {"from_": FROM, "to": [TO, TO], "text": "g"}
     async for _ in client.messages.send_many([group]):
         pass
+
+
+async def webhooks_raw_responses_and_testing(
+    client: telnyx_msg.AsyncClient, sync_client: telnyx_msg.Client
+) -> None:
+    """Webhook events, receivers, raw responses and the mock transport, as callers see them."""
+    verifier = telnyx_msg.WebhookVerifier("public-key")
+    event = verifier.unwrap(b"{}", {"telnyx-signature-ed25519": "s"})
+    assert_type(event, telnyx_msg.WebhookEvent)
+    assert_type(await verifier.aunwrap("{}", {}), telnyx_msg.WebhookEvent)
+    assert_type(client.webhooks.unwrap(b"{}", {}), telnyx_msg.WebhookEvent)
+    assert_type(event.payload, Message | LinkClick | Mapping[str, Any] | None)
+    assert_type(event.occurred_at, datetime | None)
+
+    tracker = telnyx_msg.DeliveryTracker()
+    await tracker.handle(event)
+    assert_type(await tracker.final_status("id", timeout=5), Message)
+
+    async def on_received(event: telnyx_msg.WebhookEvent) -> None:
+        assert_type(event.id, str | None)
+
+    def blocking_handler(event: telnyx_msg.WebhookEvent) -> None:
+        pass
+
+    handlers = {"message.received": on_received}
+    assert_type(receivers.asgi_app(verifier, handlers), receivers.AsgiWebhookApp)
+    assert_type(receivers.aiohttp_handler(verifier, handlers), receivers.AiohttpWebhookHandler)
+    receivers.asgi_app(verifier, {"message.received": blocking_handler})  # type: ignore[dict-item]
+
+    raw = await client.messages.with_raw_response.send(to=TO, from_=FROM, text="Hi")
+    assert_type(raw, telnyx_msg.RawResponse[Message])
+    assert_type(raw.parse(), Message)
+    assert_type(raw.status, int)
+    assert_type(sync_client.messages.with_raw_response.retrieve("id").parse(), Message)
+
+    def answer(request: MockRequest) -> MockResponse:
+        return MockResponse(200, json={"data": {"id": "m1", "to": []}})
+
+    async with telnyx_msg.AsyncClient("key", transport=MockTransport(answer)) as mocked:
+        assert_type(mocked, telnyx_msg.AsyncClient)
