@@ -169,6 +169,25 @@ async def test_send_command_output_failure_names_the_sent_message(redirect: str)
 
 
 @pytest.mark.anyio
+async def test_send_command_reads_the_text_from_stdin() -> None:
+    """`--text -` sends what is piped in, without its final newlines; bytes that are not
+    UTF-8 exit 2 before anything is sent (it used to send the text "-")."""
+    async with FakeTelnyx() as fake:
+        command = [sys.executable, "-m", "telnyx_msg", *_send_argv(fake, "--text", "-")]
+        piped = "line one\nline two 😀\r\n\n".encode()
+        result = await anyio.run_process(command, input=piped, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        (sent,) = fake.messages()
+        assert sent["text"] == "line one\nline two 😀"
+        assert json.loads(result.stdout)["id"] == sent["id"]
+
+        result = await anyio.run_process(command, input=b"\xff\xfeh\x00i\x00", check=False)
+        assert result.returncode == 2
+        assert "stdin is not UTF-8 text (byte 0xff at offset 0)" in result.stderr.decode()
+        assert len(fake.messages()) == 1
+
+
+@pytest.mark.anyio
 async def test_send_command_not_sent_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     """Refused before anything was processed (connection refused): exit 1, not 3."""
     with socket.socket() as sock:

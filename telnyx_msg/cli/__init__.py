@@ -161,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NUMBER",
         help="recipient: E.164 (e.g. +13125550001) or a short code",
     )
-    send.add_argument("--text", help="message body (--text or --media-url is needed)")
+    send.add_argument(
+        "--text",
+        help="message body (--text or --media-url is needed); '-' reads it from stdin "
+        "(UTF-8, trailing newlines dropped)",
+    )
     send.add_argument(
         "--media-url",
         action="append",
@@ -469,6 +473,8 @@ async def _send(args: argparse.Namespace) -> int:
         raise ValidationError("from", "give a sender (--from) or --messaging-profile-id")
     if args.text is None and not args.media_urls:
         raise ValidationError("text", "give --text or --media-url")
+    if args.text == "-":
+        args.text = _stdin_text()
 
     fields: dict[str, Any] = {
         k: v
@@ -521,6 +527,20 @@ async def _send(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _stdin_text() -> str:
+    """``--text -``: the body piped in (``fortune | telnyx-msg send ...``), without the final
+    newlines ``echo`` and editors add, as a shell's ``$(...)`` drops them."""
+    if sys.stdin is None:  # started with stdin closed
+        raise ValidationError("text", "--text - reads stdin, which is closed")
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            "text", f"stdin is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+        ) from None
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
