@@ -17,11 +17,9 @@ import collections
 import contextlib
 import contextvars
 import math
-import os
 import platform
 import select
 import sys
-import warnings
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
@@ -341,7 +339,6 @@ class AiohttpTransport:
         self._pool_size = pool_size
         self._max_response_size = max_response_size
         self._closed = False
-        self._pid = os.getpid()
         self._deadlines = _Deadlines()
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
@@ -387,17 +384,6 @@ class AiohttpTransport:
     def left_open(self) -> bool:
         """True while a session this transport made is open (``aclose`` not called yet)."""
         return self._owns_session and self._session is not None and not self._session.closed
-
-    def __del__(self, _warn: Any = warnings.warn, _getpid: Any = os.getpid) -> None:
-        # aiohttp's own warnings follow ("Unclosed connector") without saying whose it was. A
-        # forked child cannot close its parent's connections: nothing to tell it.
-        if getattr(self, "_pid", None) == _getpid() and self.left_open:
-            _warn(
-                "telnyx_msg.AsyncClient was not closed; use `async with AsyncClient() as "
-                "client:` or `await client.aclose()`",
-                ResourceWarning,
-                source=self,
-            )
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = _Connector(
