@@ -14,8 +14,6 @@ import os
 import re
 import sys
 import time
-import warnings
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import quote
@@ -219,11 +217,6 @@ class AsyncClient(ResourceTree[AsyncMode]):
             from telnyx_msg._ratelimit import RateLimits
 
             rate_limits = RateLimits()
-        made = None
-        if transport is None:
-            transport = made = AiohttpTransport(
-                session, pool_size=pool_size, max_response_size=max_response_size
-            )
         self._shared = _Shared(
             api_key=key,
             base_url=url,
@@ -235,16 +228,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
                     "User-Agent": USER_AGENT,
                 }
             ),
-            transport=transport,
+            transport=transport
+            if transport is not None
+            else AiohttpTransport(
+                session, pool_size=pool_size, max_response_size=max_response_size
+            ),
             limiter=rate_limits,
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
             limiter_timeout=_takes_timeout(rate_limits),
         )
-        if made is not None:
-            # On the shared state, not the client: a with_options view may outlive its parent.
-            # Not at exit: a client kept for the process's life is not a leak.
-            weakref.finalize(self._shared, _warn_left_open, made).atexit = False
         self._configure(to_timeout(timeout), check_retries(max_retries), backoff or Backoff())
 
     def _configure(self, timeout: Timeout, max_retries: int, backoff: Backoff) -> None:
@@ -734,17 +727,6 @@ def _raw_call(
         ),
         options,
     )
-
-
-def _warn_left_open(transport: AiohttpTransport) -> None:
-    if transport.left_open:
-        # aiohttp's own warnings follow ("Unclosed connector"), without saying whose it was.
-        warnings.warn(
-            "telnyx_msg.AsyncClient was not closed; use `async with AsyncClient() as client:` "
-            "or `await client.aclose()`",
-            ResourceWarning,
-            stacklevel=1,
-        )
 
 
 def make_request(

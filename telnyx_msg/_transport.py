@@ -380,11 +380,6 @@ class AiohttpTransport:
         """True once ``aclose`` ran, or a given session was closed by its owner."""
         return self._closed or (self._session is not None and self._session.closed)
 
-    @property
-    def left_open(self) -> bool:
-        """True while a session this transport made is open (``aclose`` not called yet)."""
-        return self._owns_session and self._session is not None and not self._session.closed
-
     def _new_session(self) -> aiohttp.ClientSession:
         connector = _Connector(
             limit=self._pool_size,

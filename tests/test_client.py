@@ -304,52 +304,6 @@ async def test_success_body_in_any_json_encoding(api_server: Any, encoding: str)
 
 
 @pytest.mark.anyio
-async def test_a_client_dropped_open_says_so(api_server: Any) -> None:
-    """An AsyncClient whose connections were never closed warns, naming itself and the fix
-    (aiohttp alone says "Unclosed connector"); a closed one, one never used, one on a session
-    the caller owns, and a dropped parent whose with_options view lives on do not."""
-    import gc
-    import warnings
-
-    server = await api_server(ok)
-
-    async def dropped(**kwargs: Any) -> tuple[list[str], Any]:
-        client = telnyx_msg.AsyncClient("k", base_url=server.base_url, **kwargs)
-        await client.messages.retrieve("m")
-        transport = client._shared.transport  # kept, so the test can close it afterwards
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            del client
-            gc.collect()
-        return [str(w.message) for w in caught if w.category is ResourceWarning], transport
-
-    messages, transport = await dropped()
-    assert messages == [
-        "telnyx_msg.AsyncClient was not closed; use `async with AsyncClient() as client:` "
-        "or `await client.aclose()`"
-    ]
-    await transport.aclose()
-
-    async with aiohttp.ClientSession() as session:
-        messages, _ = await dropped(session=session)
-        assert messages == []
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
-            await client.messages.retrieve("m")
-        unused = telnyx_msg.AsyncClient("k", base_url=server.base_url)
-        parent = telnyx_msg.AsyncClient("k", base_url=server.base_url)
-        view = parent.with_options(timeout=5)
-        await view.messages.retrieve("m")
-        del client, unused, parent
-        gc.collect()
-        assert [w for w in caught if w.category is ResourceWarning] == []
-        await view.messages.retrieve("m")  # the view still works, on the parent's connections
-        await view._shared.transport.aclose()
-
-
-@pytest.mark.anyio
 async def test_many_clients_close_cleanly(api_server: Any) -> None:
     """Creating and closing clients repeatedly leaks no session (ResourceWarning is an error)."""
     server = await api_server(ok)
