@@ -105,7 +105,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the public-API typing checks; pyright
-    (strict) over the public-API typing checks."""
+    (strict) over the public-API typing checks and the examples."""
     session.install("-e", ".[redis]", *TYPING_DEPS)
     session.run("mypy", "--strict", "telnyx_msg", "tests", "examples", "benchmarks")
     session.run("pyright")

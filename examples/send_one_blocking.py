@@ -47,7 +47,7 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--from", dest="from_", default="+18005550101")
     parser.add_argument("--to", default="+18445550001")
     parser.add_argument("--text", default="Hello from telnyx_msg")
