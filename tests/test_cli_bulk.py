@@ -485,6 +485,34 @@ def test_results_path_problems_stop_before_anything(tmp_path: Path, capsys: Any)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
+def test_main_gives_the_callers_signal_handlers_back(tmp_path: Path) -> None:
+    """`main()` called from a program (here pytest's main thread) leaves SIGINT and SIGTERM as
+    it found them, after a run that stopped early and after a whole run. It used to leave its
+    SIGTERM handler in place (a later SIGTERM then raised inside whatever ran) or asyncio's
+    defaults (the caller's own handlers were gone)."""
+    from telnyx_msg.testing import serve_in_thread
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        sigint = signal.getsignal(signal.SIGINT)
+        base = ["--api-key", "k", "--base-url", "http://127.0.0.1:9/v2"]
+        assert main(["bulk", str(source), "--out", str(tmp_path / "no" / "r.csv"), *base]) == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with serve_in_thread() as fake:
+            argv = ["bulk", str(source), "--out", str(out), "--api-key", fake.api_key]
+            assert main([*argv, "--base-url", fake.base_url]) == 0
+        assert len(out.read_text().splitlines()) == 4  # the header and three rows
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is sigint
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.anyio
 async def test_jsonl_results(tmp_path: Path) -> None:
     """A .jsonl RESULTS gets one JSON object per row."""

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -400,45 +400,67 @@ def _terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+@contextlib.contextmanager
+def _signals_restored() -> Iterator[None]:
+    """Give SIGINT and SIGTERM back their handlers afterwards: ``main()`` called from a
+    program (a test, a notebook, a service's job) must not leave ours, or asyncio's defaults,
+    in charge of that program's signals."""
+    saved = [(signum, signal.getsignal(signum)) for signum in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for signum, handler in saved:
+            if handler is not None:  # None: set outside Python, cannot be put back
+                with contextlib.suppress(ValueError):  # not the main thread: never changed
+                    signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; its usage errors are raised for ``main`` to report."""
+    if args.command == "send":
+        return asyncio.run(_send(args))
+    if args.command == "bulk":
+        from telnyx_msg.cli._bulk import check_redis, run_bulk
+
+        if args.retry_unknown and not args.resume:
+            print("error: --retry-unknown needs --resume", file=sys.stderr)
+            return 2
+        if args.resume and args.overwrite:
+            print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+            return 2
+        if args.shard[1] > 1 and not args.redis:
+            print(
+                "error: --shard needs --redis URL: shards must share one account's rate limits",
+                file=sys.stderr,
+            )
+            return 2
+        # Before RESULTS exists: a run that cannot send must not leave one behind (the
+        # next try would then need --resume).
+        resolve_api_key(args.api_key)
+        resolve_base_url(args.base_url)
+        if args.redis:
+            asyncio.run(check_redis(args.redis))
+        # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, _terminated)
+        return asyncio.run(run_bulk(args))
+    if args.command == "mock-server":
+        return asyncio.run(_mock_server(args))
+    if args.command == "webhook" and args.webhook_command == "worker":
+        return asyncio.run(_webhook_worker(args))
+    if args.command == "webhook":
+        return _webhook_verify(args)
+    if args.command == "demo":
+        return asyncio.run(_demo_command(args))
+    return 2  # pragma: no cover - argparse enforces a command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``telnyx-msg`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "send":
-            return asyncio.run(_send(args))
-        if args.command == "bulk":
-            from telnyx_msg.cli._bulk import check_redis, run_bulk
-
-            if args.retry_unknown and not args.resume:
-                print("error: --retry-unknown needs --resume", file=sys.stderr)
-                return 2
-            if args.resume and args.overwrite:
-                print("error: --resume and --overwrite exclude each other", file=sys.stderr)
-                return 2
-            if args.shard[1] > 1 and not args.redis:
-                print(
-                    "error: --shard needs --redis URL: shards must share one account's rate limits",
-                    file=sys.stderr,
-                )
-                return 2
-            # Before RESULTS exists: a run that cannot send must not leave one behind (the
-            # next try would then need --resume).
-            resolve_api_key(args.api_key)
-            resolve_base_url(args.base_url)
-            if args.redis:
-                asyncio.run(check_redis(args.redis))
-            # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
-            with contextlib.suppress(ValueError):  # not the main thread
-                signal.signal(signal.SIGTERM, _terminated)
-            return asyncio.run(run_bulk(args))
-        if args.command == "mock-server":
-            return asyncio.run(_mock_server(args))
-        if args.command == "webhook" and args.webhook_command == "worker":
-            return asyncio.run(_webhook_worker(args))
-        if args.command == "webhook":
-            return _webhook_verify(args)
-        if args.command == "demo":
-            return asyncio.run(_demo_command(args))
+        with _signals_restored():
+            return _run(args)
     except ValidationError as exc:
         flag = _SEND_FLAGS.get(exc.field, exc.field) if args.command == "send" else exc.field
         print(f"error: {flag}: {exc.message}", file=sys.stderr)
@@ -462,7 +484,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
         return 128 + signal.SIGPIPE
-    return 2  # pragma: no cover - argparse enforces a command
 
 
 async def _send(args: argparse.Namespace) -> int:
