@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, Literal, NamedTuple, ParamSpec, TypeVar
@@ -263,7 +264,7 @@ def describe(
     elif endpoint.envelope == "none":
         returns = None
     elif endpoint.many:
-        returns = list[endpoint.response]  # type: ignore[name-defined]
+        returns = types.GenericAlias(list, (endpoint.response,))
     else:
         returns = endpoint.response
     method.__name__ = name.rsplit(".", 1)[-1]
