@@ -652,6 +652,33 @@ async def test_cli_worker_runs_a_plain_function(queue: RedisWebhookQueue, redis_
     assert proc.returncode == 0, stderr
 
 
+async def test_cli_worker_never_overlaps_a_plain_function_past_its_timeout(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """A plain function cannot be stopped: past --handler-timeout the worker holds the entry
+    until its thread returns, so the next attempt never starts while the last one runs; the
+    entry ends in the dead letters with the timeout as its reason."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("evt-thread"), parsed("evt-thread"))
+    options = ("--handler-timeout", "0.3", "--claim-after", "0.5", "--max-attempts", "2")
+    proc = worker_process(
+        redis_url, queue.stream, prefix, *options, slow=1.5, handler="record_sync_slow"
+    )
+    try:
+        await wait_until(lambda: _dead_count(queue, 1), timeout=30)
+    finally:
+        stderr = await finish(proc, signal.SIGTERM)
+    assert await recorded(redis, f"{prefix}:runs") == ["start:evt-thread", "end:evt-thread"] * 2
+    [letter] = await queue.dead_letters()
+    assert "handler_timeout=0.3 s" in letter["reason"], letter
+    assert "a thread cannot be stopped" in stderr
+
+
+async def _dead_count(queue: RedisWebhookQueue, count: int) -> bool:
+    return len(await queue.dead_letters()) == count
+
+
 async def test_receiver_answers_503_when_redis_is_out_of_memory(
     redis_process: RedisProcess,
 ) -> None:

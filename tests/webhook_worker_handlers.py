@@ -67,3 +67,20 @@ def record_sync(event: WebhookEvent) -> None:
         client.rpush(os.environ["TNX_TEST_PREFIX"] + ":handled", f"sync:{event.id}")
     finally:
         client.close()
+
+
+def record_sync_slow(event: WebhookEvent) -> None:
+    """A plain handler that records ``start:ID`` and ``end:ID`` in ``{prefix}:runs`` around a
+    blocking sleep of ``TNX_TEST_SLOW`` seconds."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ["TNX_TEST_REDIS"])
+    key = os.environ["TNX_TEST_PREFIX"] + ":runs"
+    try:
+        client.rpush(key, f"start:{event.id}")
+        time.sleep(float(os.environ.get("TNX_TEST_SLOW", "1")))
+        client.rpush(key, f"end:{event.id}")
+    finally:
+        client.close()

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=300.0,
         metavar="SECONDS",
-        help="a handler running longer is cancelled and counts as failed",
+        help="a handler running longer is cancelled and counts as failed (a plain "
+        "function's thread cannot be stopped: its entry is held until it returns)",
     )
 
     demo = commands.add_parser(
@@ -666,6 +667,30 @@ def _import_handler(spec: str) -> Any:
     return target
 
 
+async def _in_thread(function: Callable[[Any], object], event: Any) -> object:
+    """``function(event)`` in a thread; cancelled (the handler timeout, a second signal), it
+    still returns only once the thread has, so the entry and its lease stay held meanwhile.
+
+    A thread cannot be stopped: released earlier, the entry would run again in another worker
+    while this copy is still running.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(function, event))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        logging.getLogger("telnyx_msg.webhooks").warning(
+            "telnyx webhook handler %s for event %s is past its time; a thread cannot be "
+            "stopped, so the worker waits for it to return (the attempt then counts as failed)",
+            getattr(function, "__qualname__", function),
+            getattr(event, "id", None),
+        )
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({future})
+        future.exception()  # retrieved: the timeout is what the worker reports
+        raise
+
+
 async def _webhook_worker(args: argparse.Namespace) -> int:
     import inspect
     import logging
@@ -682,7 +707,7 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
 
     async def handler(event: WebhookEvent) -> None:
         # A plain function runs in a thread, so the claim heartbeat keeps running meanwhile.
-        result = await function(event) if is_async else await asyncio.to_thread(function, event)
+        result = await function(event) if is_async else await _in_thread(function, event)
         if inspect.isawaitable(result):
             await result
 
