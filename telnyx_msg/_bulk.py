@@ -15,7 +15,8 @@ one outcome:
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
 - ``not_sent``: provably not accepted: connection refused, 408/429/503 after retries, queue full,
-  the API key refused (401, which also stops the run), the recipient opted out of this sender
+  the API key refused (401, which also stops the run), a redirect (3xx: a wrong ``base_url``; a
+  303 is ``unknown``), the recipient opted out of this sender
   (with ``skip_optouts=True``: the account's opt-outs are listed once, page by page, before the
   first send), or the run was stopped before the request was written.
 
@@ -153,6 +154,8 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     if isinstance(error, APIStatusError):
         if error.outcome_unknown:
             return "unknown"
+        if error.status < 400:
+            return "not_sent"  # a redirect (not followed): the URL was refused, not the message
         if isinstance(error, RateLimitError) or error.status >= 500 or error.status == 408:
             return "not_sent"  # Telnyx said it did not process it (or it is a 503)
         return "rejected"

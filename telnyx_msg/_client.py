@@ -449,7 +449,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             cause: Exception | None = exc
         else:
             cause = None
-            if response.status >= 400:
+            if response.status >= 300:  # Telnyx does not redirect: a 3xx is not acceptance
                 error = status_error(response, wire)
             elif response.too_large:
                 error = too_large(response, wire, shared.transport.max_response_size)
@@ -536,7 +536,7 @@ def _report(
     """Tell the limiter what Telnyx answered (a 429 pauses the lane; see ``_ratelimit``)."""
     if response is None:
         return
-    if response.status < 400:
+    if response.status < 300:
         limiter.on_response(wire.sender, status=response.status, code=None, reset_after=None)
         return
     reset = response.headers.get("x-ratelimit-reset")

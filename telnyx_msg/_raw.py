@@ -47,7 +47,7 @@ class RawResponse(Generic[T]):
         parse: Callable[[], T],
     ) -> None:
         self.status = status
-        """The HTTP status of the final attempt (a success, below 400)."""
+        """The HTTP status of the final attempt (a success, 2xx)."""
         self.headers = headers
         """The response headers (case-insensitive)."""
         self.body = body

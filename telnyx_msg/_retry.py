@@ -16,12 +16,13 @@ read timeout, connection reset after sending   retried                     raise
 408, 503                                       retried                     retried
 500, 502, 504 and other 5xx                    retried                     raised, outcome_unknown
 other 4xx                                      raised                      raised
+3xx (redirects are not followed)               raised                      raised
 =============================================  ==========================  ======================
 
 When the retries run out, the last error is raised. ``outcome_unknown`` says whether the call
-may have taken effect, whatever its retry safety: True after a 5xx other than 503 to anything but
-a GET, and after a connection lost once the request was written (see ``errors``), in the last
-attempt or any earlier one (``_wire.reached_earlier``).
+may have taken effect, whatever its retry safety: True after a 5xx other than 503 (or a 303) to
+anything but a GET, and after a connection lost once the request was written (see ``errors``), in
+the last attempt or any earlier one (``_wire.reached_earlier``).
 
 A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
 transport rows): the server that saw the request knows whether repeating it is safe. This is the
@@ -135,11 +136,12 @@ def status_retryable(
 
 def status_outcome_unknown(status: int, method: str) -> bool:
     """A 5xx other than 503 to a call that changes something: Telnyx may have acted on it.
+    Also a 303 (See Other), which a server sends after it acted on a POST.
 
     Retry safety does not enter into it: an idempotency key makes a retry harmless, but when
     the last retry also failed the message may still have been accepted by an earlier attempt.
     """
-    return status >= 500 and status != 503 and method != "GET"
+    return ((status >= 500 and status != 503) or status == 303) and method != "GET"
 
 
 def server_hint(

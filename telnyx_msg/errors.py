@@ -214,7 +214,8 @@ def _opt_str(value: Any) -> str | None:
 
 
 class APIStatusError(TelnyxError):
-    """Telnyx answered with an error status (4xx/5xx).
+    """Telnyx answered with an error status (4xx/5xx), or something on the way answered a
+    redirect (3xx: the client does not follow redirects, see ``hint``).
 
     ``errors`` holds Telnyx's error objects, ``code`` the first one's code, ``request_id`` the
     response's request id header when present, and ``body`` the decoded body (or raw text).
@@ -273,6 +274,11 @@ class APIStatusError(TelnyxError):
             return (
                 "no message with that id: check it, and note that Telnyx keeps message "
                 "records for a limited time, so an old message can be gone."
+            )
+        if 300 <= self.status < 400:
+            return (
+                "Telnyx's API does not redirect: something in between (an http:// base_url, "
+                "a proxy) answered it, and the request was not followed. Check base_url."
             )
         return HINTS.get(self.code or "") or _STATUS_HINTS.get(self.status)
 

@@ -287,6 +287,42 @@ async def test_non_json_success_body(api_server: Any) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(301, "not_sent"), (307, "not_sent"), (303, "unknown")]
+)
+async def test_a_redirect_is_an_error_not_an_acceptance(
+    api_server: Any, status: int, outcome: str
+) -> None:
+    """A 3xx (an http:// base_url behind nginx, a proxy) is an APIStatusError whose hint names
+    base_url, never a sent message; it is not followed, nor retried. send_many reports it
+    not_sent (the URL was refused, not the message), but a 303, which a server sends after
+    acting on a POST, unknown."""
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(
+            status=status,
+            headers={"Location": "https://api.telnyx.com/v2/messages"},
+            text=f"<html>{status}</html>",
+        )
+
+    server = await api_server(moved)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+        assert caught.value.status == status
+        assert caught.value.outcome_unknown is (status == 303)
+        assert "base_url" in str(caught.value)
+        with pytest.raises(telnyx_msg.APIStatusError):
+            await client.request("DELETE", "/messages/m")
+        outcomes = client.messages.send_many(
+            [{"from_": "+18005550101", "to": "+18445550001", "text": "Hi"}]
+        )
+        [result] = [o async for o in outcomes]
+    assert result.status == outcome
+    assert [r.method for r in server.requests] == ["POST", "DELETE", "POST"]
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16"])
 async def test_success_body_in_any_json_encoding(api_server: Any, encoding: str) -> None:
     """UTF-8 takes the fast path; the other encodings JSON allows are still understood."""
