@@ -163,6 +163,16 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     return "unknown" if gate.written else "not_sent"
 
 
+def _opted_out(item: Mapping[str, Any], optouts: set[tuple[str, str]]) -> str | None:
+    """The item's opted-out recipients (a group MMS skips if any one has), or None."""
+    sender, to = item.get("from_"), item.get("to")
+    if not isinstance(sender, str):
+        return None
+    recipients = to if isinstance(to, (list, tuple)) else [to]
+    hits = [r for r in recipients if isinstance(r, str) and (sender, r) in optouts]
+    return ", ".join(hits) or None
+
+
 def pick_method(item: Mapping[str, Any], method: SendMethod) -> str:
     """The ``messages`` method for one item: explicit, or inferred from its keys."""
     if method != "auto":
@@ -225,15 +235,11 @@ async def run_send_many(
                 raise ValidationError(
                     "request", f"must be a mapping of send arguments, got {type(item).__name__}"
                 )
-            if optouts and (item.get("from_"), item.get("to")) in optouts:
-                outcome = SendOutcome(
-                    idx,
-                    item,
-                    "not_sent",
-                    error=OptedOutError(
-                        f"{item.get('to')} opted out of messages from {item.get('from_')}; skipped"
-                    ),
-                )
+            opted_out = _opted_out(item, optouts) if optouts else None
+            if opted_out:
+                sender = item.get("from_")
+                skipped = OptedOutError(f"{opted_out} opted out of messages from {sender}; skipped")
+                outcome = SendOutcome(idx, item, "not_sent", error=skipped)
             else:
                 result = await senders[pick_method(item, method)](**item)
                 outcome = SendOutcome(idx, item, "sent", message=result)
@@ -298,7 +304,13 @@ async def run_send_many(
         # A task cancelled before it first ran never reported: nothing was written.
         for idx, (item, _gate, _task) in list(running.items()):
             report(idx, SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
+        failed: list[Exception] = []
         while ready:
             outcome = ready.popleft()
             if on_stop is not None:
-                on_stop(outcome)
+                try:
+                    on_stop(outcome)
+                except Exception as exc:  # the rest are still owed their call
+                    failed.append(exc)
+        if failed:
+            raise failed[0]

@@ -226,8 +226,9 @@ class Messages(Resource[M]):
         is a list, else ``send``. At most ``concurrency`` sends are in flight; the client's
         connection pool grows to it (a session you passed in limits it to its connector's).
         ``skip_optouts=True`` lists the account's opt-outs once and reports items to opted-out
-        recipients as ``not_sent`` without sending. Outcomes come in completion order; see
-        ``docs/bulk-sending.md`` for the statuses and stopping.
+        recipients (for a group MMS, any one of them) as ``not_sent`` without sending.
+        Outcomes come in completion order; see ``docs/bulk-sending.md`` for the statuses and
+        stopping.
         """
         return self._runner._send_many(requests, concurrency, method, on_stop, skip_optouts)
 

@@ -357,6 +357,41 @@ async def test_stop_cancels_in_flight_and_reports_them(api_server: Any) -> None:
     assert {o.status for o in stopped} == {"unknown"}
 
 
+async def test_an_on_stop_that_raises_still_gets_every_stopped_outcome(api_server: Any) -> None:
+    """on_stop raising for one outcome does not lose the others: each gets its call, then
+    the first error is raised from the stop."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    stopped: list[SendOutcome] = []
+
+    def record(outcome: SendOutcome) -> None:
+        stopped.append(outcome)
+        if len(stopped) == 1:
+            raise RuntimeError("on_stop failed")
+
+    try:
+        async with client_for(server) as client:
+            outcomes = client.messages.send_many(numbers(100), concurrency=4, on_stop=record)
+            task = asyncio.ensure_future(outcomes.__anext__())
+            for _ in range(1000):  # bounded wait (10 s) for the 4 sends to reach the server
+                if server.in_flight >= 4:
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()  # the stop: the run's clean-up calls on_stop
+            with pytest.raises(RuntimeError, match="on_stop failed"):
+                await task
+            await outcomes.aclose()  # type: ignore[attr-defined]
+    finally:
+        release.set()
+    assert sorted(o.index for o in stopped) == [0, 1, 2, 3]
+
+
 async def test_stop_before_sends_start_reports_them_not_sent(api_server: Any) -> None:
     """Sends scheduled but not yet started when the run stops are not_sent, never written."""
 
@@ -445,3 +480,23 @@ async def test_skip_optouts_with_fake_telnyx() -> None:
     error = sent["+13125550042"].error
     assert isinstance(error, telnyx_msg.APIStatusError)
     assert error.code == "40300"
+
+
+async def test_skip_optouts_skips_a_group_mms_with_an_opted_out_recipient() -> None:
+    """A group MMS goes to every recipient in ``to``: one opted out skips the item (not_sent,
+    naming that recipient); a group without one is sent."""
+    from telnyx_msg.testing import FakeTelnyx
+
+    sender = "+18005550101"
+    async with FakeTelnyx() as fake:
+        await fake.inject_inbound(from_="+13125550042", to=sender, text="STOP")
+        items: list[SendItem] = [
+            {"from_": sender, "to": ["+13125550041", "+13125550042"], "text": "hi"},
+            {"from_": sender, "to": ["+13125550041", "+13125550043"], "text": "hi"},
+        ]
+        async with fake.client(rate_limits=None) as client:
+            outcomes = [o async for o in client.messages.send_many(items, skip_optouts=True)]
+    by_index = {o.index: o for o in outcomes}
+    assert by_index[0].status == "not_sent"
+    assert "+13125550042 opted out" in by_index[0].reason
+    assert by_index[1].status == "sent", by_index[1].error
