@@ -1,16 +1,18 @@
 """Page iterators: lazy, one request per page. ``AsyncPager`` is the core's; ``SyncPager`` is
 its blocking form, driving it through the facade's portal.
 
-Every in-scope list is page-number paginated (docs/wire.md §2). The next page is the server's
-``meta.page_number + 1``, falling back to the requested number + 1 when ``meta`` is missing (the
-official SDK re-requests page 2 forever in that case). Iteration stops on an empty page, when
-``page_number >= total_pages``, or when a page repeats the previous one (a server ignoring
-``page[number]``), so it always ends.
+Every in-scope list is page-number paginated (docs/wire.md §2). The next page is the number just
+requested + 1, whatever ``meta.page_number`` says (see :func:`next_page_number`). Iteration stops
+on an empty page, when the page just requested is ``>= meta.total_pages``, or when a page repeats
+any earlier one (a server ignoring ``page[number]``, or cycling through the same pages), so it
+always ends unless the server keeps inventing new records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -26,17 +28,26 @@ R = TypeVar("R")
 PageFetcher = Callable[[int | None], Awaitable[tuple["Page[T]", list[Any]]]]
 
 
-def next_page_number(page: Page[Any], raw: list[Any], previous_raw: list[Any] | None) -> int | None:
-    """The page number to fetch after ``page``, or None when the listing is complete."""
-    if not raw or raw == previous_raw:
+def next_page_number(page: Page[Any], raw: list[Any]) -> int | None:
+    """The page number to fetch after ``page``, or None when the listing is complete.
+
+    Counted from ``page.page_number``, the number this client requested, never from the
+    server's ``meta.page_number``: an echo that disagrees (0, stuck at 1, going backwards) made
+    the iterator re-read pages forever or skip them. So each request asks for a higher number
+    than the one before, and ``meta.total_pages`` or an empty page bounds the walk.
+    """
+    if not raw:
         return None
-    meta = page.meta
-    current = page.page_number
-    if meta is not None and meta.page_number is not None:
-        current = meta.page_number
-    if meta is not None and meta.total_pages is not None and current >= meta.total_pages:
+    total = page.meta.total_pages if page.meta is not None else None
+    if total is not None and page.page_number >= total:
         return None
-    return current + 1
+    return page.page_number + 1
+
+
+def _fingerprint(raw: list[Any]) -> bytes:
+    """A digest of a page's raw data, to spot a page served again (it is decoded JSON)."""
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class AsyncPager(Generic[T]):
@@ -57,17 +68,22 @@ class AsyncPager(Generic[T]):
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield each page in order (skipping a final empty page, stopping on a repeat)."""
         number: int | None = None
-        previous: list[Any] | None = None
+        # Digests, not the pages: a long listing must not keep every record alive. Any earlier
+        # page counts, not only the previous one: a server serving A, B, A, B... never repeats
+        # the page just before, and with no empty page or total_pages it would never end.
+        seen: set[bytes] = set()
         while True:
             page, raw = await self._fetch(number)
-            if raw == previous:
-                return
+            if raw:
+                digest = _fingerprint(raw)
+                if digest in seen:
+                    return
+                seen.add(digest)
             if page.items:
                 yield page
-            number = next_page_number(page, raw, previous)
+            number = next_page_number(page, raw)
             if number is None:
                 return
-            previous = raw
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
@@ -78,7 +94,7 @@ class AsyncPager(Generic[T]):
 class Portal(Protocol):
     """Runs a coroutine function on the blocking client's loop thread and waits for it."""
 
-    def call(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R: ...
+    def call(self, fn: Callable[..., Awaitable[R]], *args: Any, inbox: Any = None) -> R: ...
 
 
 class SyncPager(Generic[T]):
@@ -101,7 +117,9 @@ class SyncPager(Generic[T]):
             yield from page.items
 
 
-def _iterate(portal: Portal, agen: AsyncIterator[Any]) -> Iterator[Any]:
+def _iterate(portal: Portal, agen: AsyncIterator[Any], inbox: Any = None) -> Iterator[Any]:
+    """``agen`` as a plain iterator, each step a portal call (``inbox``: see ``_sync``)."""
+
     async def step() -> tuple[bool, Any]:
         try:
             return True, await agen.__anext__()
@@ -110,7 +128,7 @@ def _iterate(portal: Portal, agen: AsyncIterator[Any]) -> Iterator[Any]:
 
     try:
         while True:
-            more, value = portal.call(step)
+            more, value = portal.call(step, inbox=inbox)
             if not more:
                 return
             yield value
@@ -118,4 +136,4 @@ def _iterate(portal: Portal, agen: AsyncIterator[Any]) -> Iterator[Any]:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(RuntimeError, ClientClosedError):  # closed first
-                portal.call(aclose)
+                portal.call(aclose, inbox=inbox)

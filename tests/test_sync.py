@@ -97,8 +97,43 @@ def test_close_is_idempotent_and_final(threaded_server: str) -> None:
     client.close()
     client.close()
     assert _portal_threads() == []
-    with pytest.raises(telnyx_msg.TelnyxError, match="closed"):
+    # The same error as the AsyncClient's: nothing was written (an APIConnectionError too).
+    with pytest.raises(telnyx_msg.ClientClosedError, match="closed"):
         client.messages.retrieve("m")
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        client.messages.send_many([{"from_": "+18005550101", "to": "+18445550001", "text": "x"}])
+
+
+def test_send_many_pulls_its_input_in_the_callers_thread(threaded_server: str) -> None:
+    """The blocking send_many reads its input in the thread iterating the outcomes: a
+    sqlite3 cursor (which refuses other threads) works, a generator runs in that thread, and
+    a slow input does not hold up another thread's call on the same client."""
+    import sqlite3
+
+    database = sqlite3.connect(":memory:")
+    database.execute("CREATE TABLE r (sender TEXT, recipient TEXT)")
+    database.executemany(
+        "INSERT INTO r VALUES (?, ?)", [("+18005550101", f"+1844555{n:04d}") for n in range(20)]
+    )
+    pulled_in: set[int] = set()
+    other_call_finished: list[bool] = []
+
+    with telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None) as client:
+
+        def rows() -> Iterator[telnyx_msg.SendItem]:
+            for sender, recipient in database.execute("SELECT sender, recipient FROM r"):
+                pulled_in.add(threading.get_ident())
+                if recipient.endswith("0003"):  # a slow input while another thread calls
+                    worker = threading.Thread(target=client.messages.retrieve, args=("m",))
+                    worker.start()
+                    worker.join(10)
+                    other_call_finished.append(not worker.is_alive())
+                yield {"from_": sender, "to": recipient, "text": "hi"}
+
+        statuses = [o.status for o in client.messages.send_many(rows(), concurrency=4)]
+    assert statuses == ["sent"] * 20
+    assert pulled_in == {threading.get_ident()}
+    assert other_call_finished == [True]  # it completed while this thread held the input
 
 
 def test_validation_happens_in_caller_thread() -> None:
