@@ -22,7 +22,9 @@ name (the package's ``__all__`` and each public module's own).
 Type checks: runnable blocks pass ``mypy --strict`` as written. Fragments (the unmarked blocks)
 pass it too, except that names they leave to their context (``request``, ``queue_for_processing``,
 a framework not installed here) are allowed: a wrong keyword, attribute or type on a
-``telnyx_msg`` name still fails.
+``telnyx_msg`` name still fails. A fragment that uses a ``client`` it does not define is checked
+with a typed one (``AsyncClient`` for async code, else ``Client``), so what it does with the
+results is checked too (``event.payload.to`` without narrowing the payload fails).
 """
 
 from __future__ import annotations
@@ -359,10 +361,30 @@ def test_runnable_blocks_pass_mypy_strict(tmp_path: Path) -> None:
     assert status == 0
 
 
+USES_CLIENT = re.compile(r"(?<![\w.])client\b")
+DEFINES_CLIENT = re.compile(r"(?<![\w.])client\s*(?::[^=\n]*)?=(?!=)|\b(?:as|for)\s+client\b")
+ASYNC_CODE = re.compile(r"\bawait\b|\basync\s+(?:for|with|def)\b")
+
+
+def _client_context(source: str) -> str:
+    """``source`` with a typed ``client`` declared when it uses one it does not define, so the
+    type check sees real types rather than an undefined (``Any``) name: an ``AsyncClient`` for
+    async code, else a ``Client``. The declaration goes after a ``from __future__`` import."""
+    if not USES_CLIENT.search(source) or DEFINES_CLIENT.search(source):
+        return source
+    kind = "AsyncClient" if ASYNC_CODE.search(source) else "Client"
+    prelude = f"import telnyx_msg\n\nclient: telnyx_msg.{kind}\n"
+    future = re.match(r"(?:from __future__ import [^\n]+\n)+", source)
+    head, body = (future.group(0), source[future.end() :]) if future else ("", source)
+    return head + prelude + body
+
+
 def test_fragments_pass_mypy_strict_in_their_context(tmp_path: Path) -> None:
     """Unmarked blocks type-check (strict) with undefined context names and missing third-party
-    packages tolerated; a fragment that awaits is checked inside an async function given the
-    ``client`` and ``fake`` the async blocks have."""
+    packages tolerated. A fragment that awaits is checked inside an async function given the
+    ``client`` and ``fake`` the async blocks have; another that uses a ``client`` it does not
+    define gets a typed one (``Client``, or ``AsyncClient`` for async code), so what it does
+    with the results is checked against the real types."""
     from mypy import api
 
     names: dict[str, str] = {}
@@ -370,7 +392,7 @@ def test_fragments_pass_mypy_strict_in_their_context(tmp_path: Path) -> None:
         path = tmp_path / f"fragment_{number}.py"
         try:
             compile(block.source, block.name, "exec", dont_inherit=True)
-            path.write_text(block.source, encoding="utf-8")
+            path.write_text(_client_context(block.source), encoding="utf-8")
         except SyntaxError:  # top-level await: the body of an async function
             body = "".join(
                 f"    {line}\n" if line.strip() else "\n" for line in block.source.splitlines()

@@ -18,13 +18,16 @@ from typing import Any
 
 import attrs
 
+# mkdocs puts this file's folder on sys.path while it loads the hook: the reST roles and the
+# docs/PAGE.md (§N) links are converted exactly as in the docstrings mkdocstrings renders.
+from rst_roles import convert
+
 WIDTH = 88
 _MARKER = re.compile(r"<!-- reference:(\w+) -->")
 
 
 def _first_line(doc: str | None) -> str:
-    text = inspect.cleandoc(doc or "").split("\n\n")[0].replace("\n", " ")
-    return re.sub(r":(?:class|meth|attr|func|exc):`~?([^`]+)`", r"`\1`", text)
+    return convert(inspect.cleandoc(doc or "").split("\n\n")[0].replace("\n", " "))
 
 
 def _resources() -> Iterator[tuple[str, Any, str]]:
@@ -130,9 +133,10 @@ def render_models() -> tuple[str, set[str]]:
     seen: set[str] = set()
     for name in models.__all__:
         cls = getattr(models, name)
-        out += [f"### `{name}`", "", inspect.cleandoc(cls.__doc__ or ""), ""]
+        out += [f"### `{name}`", "", convert(inspect.cleandoc(cls.__doc__ or "")), ""]
         if isinstance(cls, type) and issubclass(cls, enum.Enum):
-            values = ", ".join(f"`{m.value}`" for m in cls)
+            # An empty code span would show as two stray backticks: show the literal "".
+            values = ", ".join(f"`{m.value}`" if m.value else '`""`' for m in cls)
             out += [f"Values: {values} (unknown values are kept as plain strings).", ""]
             seen.add(name)
         elif attrs.has(cls):
