@@ -44,7 +44,6 @@ from telnyx_msg._spec import (
     Lane,
     describe,
     describe_raw,
-    json_value,
 )
 from telnyx_msg._transport import USER_AGENT, AiohttpTransport, Transport, fixed_headers
 from telnyx_msg._wire import (
@@ -57,6 +56,7 @@ from telnyx_msg._wire import (
     encode_pairs,
     failure,
     finisher,
+    json_body,
     page_parser,
     reached_earlier,
     request_id,
@@ -721,7 +721,7 @@ def _raw_call(
             verb,
             path,
             encode_pairs(params or {}),
-            None if json is None else json_value(dict(json)),
+            None if json is None else json_body(json),
             lane,
             verb in IDEMPOTENT_METHODS,
         ),

@@ -22,6 +22,9 @@ DEFAULT_POOL_SIZE = 100
 DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 
 _IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_:-]{1,255}")
+#: An HTTP field name is a token (RFC 9110 §5.1); a value holds no control character but tab.
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def positive_seconds(name: str, value: object, *, infinite: bool = False) -> float:
@@ -125,11 +128,33 @@ def _check_timeout(_: Any, __: Any, value: float | Timeout | None) -> None:
 
 
 def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
+    """Checked when the options are built: aiohttp would refuse these only inside the request
+    (a bare TypeError or ValueError), and a name that is not a token costs a 400."""
     if value is None:
         return
-    for name in value:
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            "extra_headers", f"must be a mapping of names to values, got {type(value).__name__}"
+        )
+    for name, item in value.items():
+        if not isinstance(name, str) or _HEADER_NAME_RE.fullmatch(name) is None:
+            raise ValidationError(
+                "extra_headers",
+                f"{name!r} is not a header name: a non-empty str of letters, digits and "
+                "!#$%&'*+-.^_`|~",
+            )
         if name.lower() == "authorization":
             raise ConfigurationError("extra_headers must not set Authorization; use api_key")
+        field = f"extra_headers[{name}]"
+        if not isinstance(item, str):
+            raise ValidationError(field, f"must be a str, got {type(item).__name__}")
+        bad = _HEADER_VALUE_BAD_RE.search(item)
+        if bad is not None:  # a line break would end the header and start another
+            raise ValidationError(field, f"must be one line of text; it contains {bad.group()!r}")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(field, "contains a lone surrogate: not valid text") from None
 
 
 def _check_mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -144,8 +169,11 @@ class RequestOptions:
     ``idempotency_key`` is sent as the ``Idempotency-Key`` header, identically on every attempt,
     and makes a send safe to retry after an ambiguous failure (timeout, dropped connection,
     500/502/504). ``extra_body`` and ``extra_query`` merge fields this SDK does not model yet
-    into the call's JSON body and query string, unvalidated (they win over the arguments of the
-    same name). Fields left ``None`` use the client's settings.
+    into the call's JSON body and query string, unchecked against the API (they win over the
+    arguments of the same name); a value they cannot encode (NaN, a naive datetime, a set, an
+    object) is a ``ValidationError`` before any I/O. ``extra_headers`` must map header names
+    (HTTP tokens) to one-line str values, checked here. Fields left ``None`` use the client's
+    settings.
     """
 
     timeout: float | Timeout | None = attrs.field(default=None, validator=_check_timeout)

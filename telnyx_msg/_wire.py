@@ -11,13 +11,16 @@ transport and the retry decision (``_retry.next_delay``).
 
 from __future__ import annotations
 
+import enum
 import json
+import math
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._retry import Failure, server_hint, status_outcome_unknown
-from telnyx_msg._spec import Endpoint, Lane, encode_query, json_value, query_string
+from telnyx_msg._spec import Endpoint, Lane, encode_query, query_string
 from telnyx_msg.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -43,6 +46,7 @@ __all__ = [
     "decode",
     "failure",
     "finisher",
+    "json_body",
     "page_parser",
     "reached_earlier",
     "request_id",
@@ -53,8 +57,11 @@ __all__ = [
 T = TypeVar("T")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
-_JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# allow_nan=False: Python would write NaN and Infinity, which are not JSON (servers refuse them).
+_JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _JSON_DECODE = json.JSONDecoder().decode
+#: What json raises on a body it cannot read (RecursionError: nested too deep).
+_UNREADABLE = (ValueError, RecursionError)
 
 
 class HttpResponse(NamedTuple):
@@ -160,7 +167,13 @@ def build_request(
     data = None
     if body is not None:
         try:
-            data = _JSON_DUMPS(body).encode()
+            text = _JSON_DUMPS(body)
+        except (TypeError, ValueError, RecursionError):
+            # Only client.request's json= arrives unchecked (a set, a Decimal, NaN, a mapping
+            # that is not a dict): json_body names the field, or makes it encodable.
+            text = _JSON_DUMPS(json_body(body))
+        try:
+            data = text.encode()
         except UnicodeEncodeError:
             raise _not_unicode(body) from None
     return WireRequest(
@@ -180,12 +193,13 @@ def _not_unicode(value: Any) -> ValidationError:
     """The error for a string that cannot be sent: it holds a lone surrogate (text decoded
     with ``errors="surrogateescape"``, or cut through a surrogate pair), which UTF-8 cannot
     encode. Found by walking the arguments only once encoding failed."""
-    field = _unencodable(value, "") or "request"
-    return ValidationError(
-        field,
-        "is not valid Unicode text: it contains a lone surrogate (for example from bytes "
-        "decoded with errors='surrogateescape'); decode the source with its real encoding",
-    )
+    return ValidationError(_unencodable(value, "") or "request", _LONE_SURROGATE)
+
+
+_LONE_SURROGATE = (
+    "is not valid Unicode text: it contains a lone surrogate (for example from bytes "
+    "decoded with errors='surrogateescape'); decode the source with its real encoding"
+)
 
 
 def _unencodable(value: Any, path: str) -> str | None:
@@ -212,6 +226,72 @@ def _unencodable(value: Any, path: str) -> str | None:
     return None
 
 
+def json_body(body: Mapping[str, Any], name: str = "json") -> dict[str, Any]:
+    """An escape hatch's JSON object (``extra_body``, ``client.request(json=...)``), ready for
+    the encoder: aware datetimes as ISO 8601 text, tuples as lists. A value JSON cannot carry
+    as it is raises the :class:`ValidationError` naming its field, before any I/O.
+
+    Refused: NaN and the infinities (not JSON), a naive datetime (no zone: ``send_at`` refuses
+    it too), a key that is not a string, and any other type (a set, ``Decimal``, ``bytes``,
+    ``date``): convert those yourself, to the text or number the API expects. ``name`` (the
+    argument) is the field blamed for a fault of the object itself.
+    """
+    try:
+        return _json_object(body, "", [], name)
+    except RecursionError:
+        raise ValidationError(name, "is nested too deeply to encode") from None
+
+
+def _json_object(
+    value: Mapping[Any, Any], path: str, inside: list[int], name: str = ""
+) -> dict[str, Any]:
+    if id(value) in inside:  # the encoder's "Circular reference detected"
+        raise ValidationError(path or name, "contains itself")
+    inside.append(id(value))
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ValidationError(
+                path or name, f"has the key {key!r}: JSON object keys are strings"
+            )
+        out[key] = _json(item, f"{path}.{key}" if path else key, inside)
+    inside.pop()
+    return out
+
+
+def _json(value: Any, path: str, inside: list[int]) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(path, f"is {value!r}, which JSON cannot carry")
+        return value
+    if isinstance(value, datetime):
+        return _aware(value, path).isoformat()
+    if isinstance(value, Mapping):
+        return _json_object(value, path, inside)
+    if isinstance(value, (list, tuple)):
+        if id(value) in inside:
+            raise ValidationError(path, "contains itself")
+        inside.append(id(value))
+        items = [_json(item, f"{path}[{i}]", inside) for i, item in enumerate(value)]
+        inside.pop()
+        return items
+    raise ValidationError(
+        path,
+        f"is a {type(value).__name__}, which is not a JSON value; pass a str, int, float, "
+        "bool, None, an aware datetime, a list or a dict (a Decimal as str, a set as a list)",
+    )
+
+
+def _aware(value: datetime, path: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            path, f"{value!r} has no time zone; pass an aware datetime (tzinfo=timezone.utc)"
+        )
+    return value
+
+
 def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """``base`` with ``extra`` on top; header names compare case-insensitively (one value each)."""
     spelled = {name.lower(): (name, value) for name, value in extra.items()}  # last one wins
@@ -220,12 +300,61 @@ def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str
     return merged
 
 
-def encode_pairs(params: Mapping[str, Any]) -> str:
-    """A query string from parameters, with the methods' encoding rules (``_spec``)."""
+def encode_pairs(params: Mapping[str, Any], name: str = "params") -> str:
+    """A query string from an escape hatch's parameters (``extra_query``,
+    ``client.request(params=...)``), with the methods' encoding rules (``_spec``).
+
+    A value is a str, int, finite float, bool, enum, aware datetime or None (left out), a list
+    of those (joined with ``,``) or a mapping of them (``filter[from]=...``). Anything else
+    raises the :class:`ValidationError` naming the parameter, before any I/O: its ``repr``
+    went into the URL. ``name`` (the argument) is the field blamed for a key that is not text.
+    """
     pairs: list[tuple[str, str]] = []
-    for name, value in params.items():
-        encode_query(name, value, pairs)
+    for key, value in params.items():
+        if not isinstance(key, str):
+            raise ValidationError(name, f"has the key {key!r}: parameter names are strings")
+        encode_query(key, _query_value(key, value), pairs)
     return query_string(pairs)
+
+
+def _query_value(name: str, value: Any) -> Any:
+    """``value`` checked, its list items as the text to join (``_spec.encode_query`` joins
+    ``str(item)``, which spells a bool ``True`` and an enum ``MessageType.SMS``)."""
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for sub, item in value.items():
+            if isinstance(sub, bool) or not isinstance(sub, (str, int)):
+                raise ValidationError(name, f"has the key {sub!r}: keys are strings")
+            out[sub] = _query_value(f"{name}[{sub}]", item)
+        return out
+    if isinstance(value, (list, tuple)):
+        texts: list[str] = []
+        for i, item in enumerate(value):
+            if item is None or isinstance(item, (Mapping, list, tuple)):
+                raise ValidationError(
+                    f"{name}[{i}]", f"is {item!r}; a list parameter holds plain values"
+                )
+            one: list[tuple[str, str]] = []
+            encode_query(name, _query_value(f"{name}[{i}]", item), one)
+            texts.append(one[0][1])
+        return texts
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(name, f"is {value!r}, which is not a query value")
+    elif isinstance(value, datetime):
+        _aware(value, name)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(name, _LONE_SURROGATE) from None
+    elif value is not None and not isinstance(value, (str, int, enum.Enum)):
+        raise ValidationError(
+            name,
+            f"is a {type(value).__name__}, which is not a query value; pass a str, int, "
+            "float, bool, enum, aware datetime, a list or a mapping of them",
+        )
+    return value
 
 
 def _with_extras(
@@ -233,9 +362,9 @@ def _with_extras(
 ) -> tuple[str, dict[str, Any] | None]:
     """Merge ``extra_query`` / ``extra_body`` into a built request (the same encoding rules)."""
     if options.extra_body:
-        body = {**(body or {}), **json_value(dict(options.extra_body))}
+        body = {**(body or {}), **json_body(options.extra_body, "extra_body")}
     if options.extra_query:
-        extra = encode_pairs(options.extra_query)
+        extra = encode_pairs(options.extra_query, "extra_query")
         # An extra parameter replaces an argument of the same name (never sent twice).
         names = {part.split("=", 1)[0] for part in extra.split("&")}
         kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in names]
@@ -265,7 +394,9 @@ def decode(response: HttpResponse, op: Located) -> Any:
             except ValueError:
                 pass  # e.g. UTF-16 without a BOM: json.loads below knows those
         return json.loads(body)
-    except ValueError as exc:
+    # json recurses once per nesting level: a body nested deeper than the interpreter's
+    # recursion limit raises RecursionError, and is no more JSON we can read than any other.
+    except _UNREADABLE as exc:
         raise invalid(response, op, f"the body is not JSON: {response.body[:200]!r}") from exc
 
 
@@ -366,7 +497,7 @@ def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
     body: Any
     try:
         body = json.loads(response.body) if response.body else None
-    except ValueError:
+    except _UNREADABLE:
         body = response.body.decode("utf-8", "replace")
     raw_errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(raw_errors, list):

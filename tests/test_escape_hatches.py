@@ -3,6 +3,8 @@ client.request(), through the same pipeline as the methods, in both clients."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import anyio.to_thread
@@ -11,6 +13,7 @@ from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg import RequestOptions, ValidationError
+from telnyx_msg.models import MessageType
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
 
 pytestmark = pytest.mark.anyio
@@ -134,3 +137,121 @@ async def test_blocking_request(api_server: Any) -> None:
 
     doc = await anyio.to_thread.run_sync(run)
     assert doc["meta"] == {"page_number": 1}
+
+
+NAIVE = datetime(2030, 1, 1, 12)
+_SELF: dict[str, Any] = {}
+_SELF["self"] = _SELF
+
+
+def _send_with(**options: Any) -> Any:
+    def call(client: telnyx_msg.AsyncClient) -> Any:
+        return client.messages.send(
+            from_="+18005550101", to="+18445550001", text="Hi", options=RequestOptions(**options)
+        )
+
+    return call
+
+
+def _request_with(method: str = "POST", **kwargs: Any) -> Any:
+    return lambda client: client.request(method, "/something_new", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        # JSON has no NaN or Infinity: Python's encoder wrote them, and servers refuse the body
+        (_send_with(extra_body={"x": float("nan")}), "x"),
+        (_send_with(extra_body={"y": {"z": float("inf")}}), "y.z"),
+        (_request_with(json={"l": [1, float("-inf")]}), "l[1]"),
+        # not JSON types: a bare TypeError from json.dumps
+        (_request_with(json={"s": {1}}), "s"),
+        (_request_with(json={"d": Decimal("1.5")}), "d"),
+        (_send_with(extra_body={"b": b"bytes"}), "b"),
+        (_send_with(extra_body={"k": {1: "int key"}}), "k"),
+        # a naive datetime has no zone: refused, as send_at refuses it
+        (_send_with(extra_body={"n": {"when": NAIVE}}), "n.when"),
+        # not a query value: the object's repr went into the URL
+        (_request_with("GET", params={"o": object()}), "o"),
+        (_request_with("GET", params={"filter": {"o": {1, 2}}}), "filter[o]"),
+        (_request_with("GET", params={"ids": ["a", object()]}), "ids[1]"),
+        (_request_with("GET", params={"x": float("nan")}), "x"),
+        (_request_with("GET", params={"when": NAIVE}), "when"),
+        (_send_with(extra_query={"o": object()}), "o"),
+        (_send_with(extra_query={5: "x"}), "extra_query"),
+        # a lone surrogate cannot be percent-encoded: a bare UnicodeEncodeError
+        (_request_with("GET", params={"filter": {"from": "caf\udce9"}}), "filter[from]"),
+        (_send_with(extra_body=_SELF), "self"),
+    ],
+    ids=[
+        "extra_body-nan",
+        "extra_body-inf-nested",
+        "json-inf-in-list",
+        "json-set",
+        "json-decimal",
+        "extra_body-bytes",
+        "extra_body-int-key",
+        "extra_body-naive-datetime",
+        "params-object",
+        "params-set-nested",
+        "params-object-in-list",
+        "params-nan",
+        "params-naive-datetime",
+        "extra_query-object",
+        "extra_query-int-name",
+        "params-lone-surrogate",
+        "extra_body-contains-itself",
+    ],
+)
+async def test_values_that_cannot_be_encoded_are_refused_before_io(
+    api_server: Any, call: Any, field: str
+) -> None:
+    """An escape-hatch value JSON or a query string cannot carry as it is raises a
+    ValidationError naming the field, and nothing is sent (it was invalid JSON on the wire, a
+    repr in the URL, or a bare TypeError)."""
+    server = await api_server(answer)
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError) as caught:
+            await call(client)
+    assert caught.value.field == field
+    assert server.requests == []
+
+
+async def test_a_naive_datetime_in_request_json_is_refused(api_server: Any) -> None:
+    """client.request's json= refuses a naive datetime, as extra_body and send_at do."""
+    server = await api_server(answer)
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError) as caught:
+            await client.request("POST", "/something_new", json={"when": NAIVE})
+    assert caught.value.field == "when"
+    assert server.requests == []
+
+
+async def test_aware_datetimes_and_enums_are_encoded(api_server: Any) -> None:
+    """What the escape hatches do accept: aware datetimes as ISO 8601, enums by value, tuples
+    as lists, None as null in a body and left out of a query; in a query list too (a bool
+    was spelled True and an enum MessageType.MMS there)."""
+    server = await api_server(answer)
+    when = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    async with client_for(server) as client:
+        await client.request(
+            "POST",
+            "/something_new",
+            json={"at": when, "t": (1, 2.5, None)},
+            params={
+                "at": when,
+                "type": MessageType.SMS,
+                "none": None,
+                "list": [True, MessageType.MMS, 2, when],
+            },
+            options=RequestOptions(extra_body={"at2": when, "type": MessageType.MMS}),
+        )
+    (sent,) = server.requests
+    assert sent.json == {
+        "at": "2030-01-01T12:00:00+00:00",
+        "t": [1, 2.5, None],
+        "at2": "2030-01-01T12:00:00+00:00",
+        "type": "MMS",
+    }
+    at = "2030-01-01T12:00:00+00:00"
+    assert sent.query == {"at": at, "type": "SMS", "list": f"true,MMS,2,{at}"}

@@ -137,3 +137,73 @@ async def test_abandoned_blocking_iteration_is_clean(api_server: Any) -> None:
 
     assert await anyio.to_thread.run_sync(run) == optout(0)["to"]
     assert len(server.requests) == 1
+
+
+async def first_items(pager: Any, limit: int = 50) -> list[str]:
+    """Up to ``limit`` items: a pager that never ends fails the test instead of hanging it."""
+    items: list[str] = []
+    async for item in pager:
+        items.append(item.to)
+        if len(items) == limit:
+            break
+    return items
+
+
+def numbered_server(meta: Any, *, last: int | None = None) -> Any:
+    """One opt-out per page, numbered by the page[number] asked for; ``meta(n)`` is the meta
+    the server claims for page n; past ``last`` the pages are empty."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        data = [] if last is not None and number > last else [optout(number)]
+        return json_response({"data": data, "meta": meta(number)})
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("meta", "last", "expected"),
+    [
+        # page 3 claims to be page 1: the paginator asked 2, 3, 2, 3, ... forever
+        (lambda n: {"page_number": 1 if n == 3 else n, "total_pages": 4}, None, 4),
+        # meta.page_number stuck at 1: page 3 was asked twice and the listing cut short
+        (lambda n: {"page_number": 1, "total_pages": 3}, None, 3),
+        # meta.page_number 0: page 1 was asked again and read as a repeat, dropping pages 2-4
+        (lambda n: {"page_number": 0}, 4, 4),
+    ],
+    ids=["goes-backwards", "stuck-at-1", "zero"],
+)
+async def test_pages_are_counted_from_the_number_requested(
+    api_server: Any, meta: Any, last: int | None, expected: int
+) -> None:
+    """A meta.page_number that disagrees with the page asked for is not trusted: each request
+    asks for the page after the one just asked for, so every page is read once and it ends."""
+    server = await api_server(numbered_server(meta, last=last))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = await first_items(c.messaging_optouts.list())
+    assert items == [optout(n)["to"] for n in range(1, expected + 1)]
+    numbers = [r.query.get("page[number]") for r in server.requests]
+    requested = expected if last is None else last + 1  # the empty page past the last
+    assert numbers == [None] + [str(n) for n in range(2, requested + 1)]
+
+
+async def test_a_page_repeating_any_earlier_page_stops(api_server: Any) -> None:
+    """A server cycling through the same pages (A, B, A, B, ...), never empty and without
+    total_pages, is read once: a repeat of any earlier page ends the listing, not only a
+    repeat of the one just before."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        return json_response({"data": [optout(number % 2)], "meta": {"page_number": number}})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = await first_items(c.messaging_optouts.list())
+        pages: list[int] = []
+        async for page in c.messaging_optouts.list().pages():
+            pages.append(page.page_number)
+            if len(pages) == 50:
+                break
+    assert items == [optout(1)["to"], optout(0)["to"]]
+    assert pages == [1, 2]
+    assert len(server.requests) == 6  # the third page of each listing is the repeat

@@ -461,6 +461,77 @@ async def test_good_enum_values(client: telnyx_msg.AsyncClient, server: Server) 
     assert body["encoding"] == "ucs2"
 
 
+# --- extra headers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"X-N": 5}, "extra_headers[X-N]"),
+        ({"X-N": None}, "extra_headers[X-N]"),
+        ({"X-N": "a\r\nX-Evil: 1"}, "extra_headers[X-N]"),
+        ({"X-N": "a\nb"}, "extra_headers[X-N]"),
+        ({"X-N": "a\x00b"}, "extra_headers[X-N]"),
+        ({"X-N": "caf\udce9"}, "extra_headers[X-N]"),
+        ({5: "x"}, "extra_headers"),
+        ({"X N:": "1"}, "extra_headers"),
+        ({"": "1"}, "extra_headers"),
+    ],
+    ids=[
+        "int-value",
+        "none-value",
+        "crlf-value",
+        "lf-value",
+        "nul-value",
+        "lone-surrogate-value",
+        "int-name",
+        "not-a-token-name",
+        "empty-name",
+    ],
+)
+async def test_extra_headers_must_be_text_headers(
+    client: telnyx_msg.AsyncClient, server: Server, headers: Any, field: str
+) -> None:
+    """A header name is an HTTP token and a value is text on one line: anything else is a
+    ValidationError naming the header when RequestOptions is built (it was a bare TypeError,
+    ValueError or AttributeError from aiohttp or the check, or a 400 from the server)."""
+    with pytest.raises(ValidationError) as built:
+        RequestOptions(extra_headers=headers)
+    assert built.value.field == field
+    await rejected(
+        server,
+        lambda: client.messages.send(
+            to=TO, from_=FROM, text="Hi", options=RequestOptions(extra_headers=headers)
+        ),
+        field,
+    )
+
+
+async def test_extra_headers_must_be_a_mapping() -> None:
+    """A list of pairs is not read as headers (only its first items were checked)."""
+    pairs: Any = [("X-N", "1")]
+    with pytest.raises(ValidationError) as caught:
+        RequestOptions(extra_headers=pairs)
+    assert caught.value.field == "extra_headers"
+
+
+async def test_extra_headers_text_values_are_sent(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
+    """What a header value may hold: any text on one line, tabs and non-ASCII included."""
+    await accepted(
+        server,
+        lambda: client.messages.send(
+            to=TO,
+            from_=FROM,
+            text="Hi",
+            options=RequestOptions(extra_headers={"X-Trace-Id": "a\tb", "X-Name": "é"}),
+        ),
+    )
+    sent = headers_of(server.requests[0])
+    assert (sent["x-trace-id"], sent["x-name"]) == ("a\tb", "é")
+
+
 # --- idempotency keys -------------------------------------------------------------------------
 
 

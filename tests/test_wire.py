@@ -29,6 +29,7 @@ from telnyx_msg._wire import (
     TransportError,
     WireRequest,
     build_request,
+    decode,
     failure,
     finisher,
     page_parser,
@@ -582,6 +583,25 @@ def test_a_2xx_that_is_not_json(body: bytes) -> None:
     assert error.body == body[:1000].decode()  # the raw text, cut short
 
 
+#: JSON nested deeper than the decoder's recursion limit: json raises RecursionError on it.
+DEEP = b'{"data": {"id": "m", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+
+
+def test_a_2xx_nested_too_deep_is_not_json() -> None:
+    """A body too deeply nested to decode is read like any body that is not JSON (it was a
+    bare RecursionError, which send_many reported as an unknown outcome)."""
+    request = make_request(ep.list_optouts, (), {})
+    for read in (
+        finisher(ep.send_message),
+        lambda r: page_parser(ep.list_optouts)(request, r, None),
+        lambda r: decode(r, ep.send_message),
+    ):
+        with pytest.raises(APIResponseValidationError, match="the body is not JSON") as caught:
+            read(ok(DEEP))
+        assert caught.value.status == 200
+        assert caught.value.body == DEEP[:1000].decode()
+
+
 def test_paged_body_becomes_a_page_with_meta() -> None:
     request = make_request(ep.list_optouts, (), {"page_number": 2, "page_size": 2})
     response = ok(sample("optouts_page.json"))
@@ -735,6 +755,20 @@ def test_error_bodies_that_are_not_telnyx_errors(
     assert error.errors == []
     assert error.code is None
     assert error.body == (json.loads(body) if body[:1] == b"[" else body.decode() or None)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"), [(422, UnprocessableEntityError), (500, InternalServerError)]
+)
+def test_an_error_body_nested_too_deep_is_kept_as_text(
+    status: int, cls: type[APIStatusError]
+) -> None:
+    """A 4xx/5xx body too deeply nested to decode still maps to its status class, with the
+    body kept as text like any error body that is not JSON (it was a bare RecursionError)."""
+    error = status_error(HttpResponse(status, headers(X_Request_Id="req-3"), DEEP), send())
+    assert type(error) is cls
+    assert (error.status, error.request_id, error.errors) == (status, "req-3", [])
+    assert error.body == DEEP.decode()
 
 
 @pytest.mark.parametrize(
