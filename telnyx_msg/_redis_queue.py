@@ -13,8 +13,10 @@ Per entry, a worker (``_redis_worker.py``):
    because our 2xx was lost, or an entry a dead worker finished but did not acknowledge;
 2. moves it to ``{stream}:dead`` when it was delivered more than ``max_attempts`` times, or its
    body is not a webhook event;
-3. takes a short lease on the event id (``SET NX``) so two copies of one event never run at
-   once, runs the handler, then records the id as handled and acknowledges and deletes the entry
+3. takes a short lease on the event id (``SET NX``, holding the entry id) so two copies of one
+   event never run at once (a second entry of an event whose first entry runs is acknowledged
+   as a duplicate: the first stays pending until it succeeds or is dead-lettered), runs the
+   handler, then records the id as handled and acknowledges and deletes the entry
    in one ``MULTI`` transaction. A handler that raises leaves the entry pending; after
    ``claim_after`` seconds a worker takes it over (``XAUTOCLAIM``, which counts the delivery)
    and runs it again, and the attempt that reaches ``max_attempts`` moves it to the dead stream

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ logger = logging.getLogger("telnyx_msg.webhooks")
 
 #: Longest pause between attempts while Redis is unreachable.
 MAX_BACKOFF = 5.0
+
+_ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
 
 class Worker:
@@ -175,13 +178,18 @@ class Worker:
                     entry_id, fields, attempts, f"not a webhook event: {exc}", leased=False
                 )
                 return
-            done, leased = False, True
+            done, leased, holder = False, True, None
             if event_id is not None:
-                # One round trip: already handled? and take the lease on this event id.
+                # One round trip: already handled? take the lease on this event id, and read
+                # whose it is (the entry id in it tells a second copy from a takeover).
+                lease = self._key("lease", event_id)
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.exists(self._key("done", event_id))
-                pipe.set(self._key("lease", event_id), self.consumer, nx=True, px=self._lease_ms())
-                done, leased = (bool(x) for x in await q._call(pipe.execute(), "EXISTS + SET NX"))
+                pipe.set(lease, f"{self.consumer} {entry_id}", nx=True, px=self._lease_ms())
+                pipe.get(lease)
+                found, created, value = await q._call(pipe.execute(), "EXISTS + SET NX + GET")
+                done, leased = bool(found), bool(created)
+                holder = None if leased else _lease_entry(value)
             if done:
                 await self._finish(entry_id, None, release=event_id if leased else None)
                 logger.info(
@@ -189,8 +197,21 @@ class Worker:
                 )
                 return
             if not leased:
-                # Another copy of this event is being handled now: once it is done, this entry
-                # is taken over after claim_after and skipped.
+                if holder is not None and holder != entry_id:
+                    # A second copy of an event whose first copy is running: that copy stays
+                    # pending until it succeeds or is dead-lettered, so this one adds nothing.
+                    # Left pending, every takeover would count a delivery against it until it
+                    # was dead-lettered as never finishing.
+                    await self._finish(entry_id, None, release=None)
+                    logger.info(
+                        "telnyx webhook event %s is being handled from entry %s; duplicate "
+                        "entry %s acknowledged",
+                        event_id,
+                        holder,
+                        entry_id,
+                    )
+                # Otherwise another worker is running this very entry (or the lease was just
+                # released): it is taken over after claim_after if it is still pending.
                 return
             if attempts > q.max_attempts:
                 await self._dead(
@@ -354,6 +375,15 @@ class Worker:
 
     def _key(self, kind: str, event_id: str) -> str:
         return f"{self.q.stream}:{kind}:{event_id}"
+
+
+def _lease_entry(value: Any) -> str | None:
+    """The stream entry id in a lease value (``"{consumer} {entry id}"``), or None when there is
+    no lease or it carries no entry id (written by an older version: just the consumer)."""
+    if value is None:
+        return None
+    entry_id = _text(value).rpartition(" ")[2]
+    return entry_id if _ENTRY_ID.fullmatch(entry_id) else None
 
 
 def _parse(body: Any) -> WebhookEvent:

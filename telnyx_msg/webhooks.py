@@ -43,7 +43,7 @@ from telnyx_msg.errors import (
     TimestampError,
     WebhookPayloadError,
 )
-from telnyx_msg.models import WebhookEvent
+from telnyx_msg.models import Message, WebhookEvent
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -395,6 +395,12 @@ def _header_values(headers: WebhookHeaders) -> tuple[list[str], list[str]]:
 
 def _single(values: list[str], name: str) -> str:
     if len(values) == 1:
+        # Neither header can hold a comma (base64, digits): one is how WSGI servers (gunicorn,
+        # the CGI convention) pass a repeated header, so report it as ASGI servers do.
+        if "," in values[0]:
+            raise MissingHeaderError(
+                f"header {name} is repeated (its copies were joined with commas)"
+            )
         return values[0]
     if not values:
         raise MissingHeaderError(f"missing required header {name}")
@@ -404,11 +410,37 @@ def _single(values: list[str], name: str) -> str:
 # --- verifier ---------------------------------------------------------------------------------
 
 
+_P = 2**255 - 19
+_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+#: y of the 8 points of order dividing 8: identity, order 2, 4 (y = 0) and 8 (libsodium's list).
+_SMALL_ORDER_Y = frozenset({0, 1, _P - 1, _Y8, _P - _Y8})
+
+
+def _refuse_small_order(raw: bytes) -> None:
+    """Refuse a key whose point has small order: with one, R = identity and S = 0 verify any
+    message (OpenSSL checks neither at load nor at verify). y >= p is reduced as OpenSSL does."""
+    y = int.from_bytes(raw, "little") & (2**255 - 1)
+    if y % _P in _SMALL_ORDER_Y:
+        raise ConfigurationError(
+            "webhook public key is a point of small order, not a real Ed25519 key: with it "
+            "one constant signature, made without any private key, verifies every body"
+        )
+
+
 def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
     if isinstance(public_key, Ed25519PublicKey):
-        return public_key
-    if isinstance(public_key, str) and "-----BEGIN" in public_key:
-        return _load_pem(public_key)
+        key = public_key
+    elif isinstance(public_key, str) and "-----BEGIN" in public_key:
+        key = _load_pem(public_key)
+    else:
+        key = _load_raw_key(public_key)
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    _refuse_small_order(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return key
+
+
+def _load_raw_key(public_key: str | bytes) -> Ed25519PublicKey:
     if isinstance(public_key, str):
         text = public_key.strip()  # tolerate a trailing newline from env files / secrets
         try:
@@ -627,7 +659,7 @@ class WebhookVerifier:
         if not isinstance(document, dict):
             raise WebhookPayloadError(f"body is JSON {type(document).__name__}, not an object")
         try:
-            return structure_event(document)
+            event = structure_event(document)
         except (
             TypeError,
             ValueError,
@@ -637,6 +669,29 @@ class WebhookVerifier:
             RecursionError,
         ) as exc:
             raise WebhookPayloadError(f"body is not a Telnyx webhook event: {exc}") from None
+        _refuse_unencodable_ids(event)
+        return event
+
+
+def _refuse_unencodable_ids(event: WebhookEvent) -> None:
+    """Refuse ids holding a lone surrogate (JSON ``"\\ud800"``): they become Redis keys and
+    stream fields (replay store, queue, delivery trackers), which must be UTF-8, so such an event
+    would fail there on every redelivery instead of once here."""
+    message_id = event.payload.id if isinstance(event.payload, Message) else None
+    event_type = event.event_type if isinstance(event.event_type, str) else None
+    for what, value in (
+        ("event id", event.id),
+        ("event type", event_type),
+        ("message id", message_id),
+    ):
+        if value is None or value.isascii():
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WebhookPayloadError(
+                f"{what} {value!r} is not encodable as UTF-8 (it holds a lone surrogate)"
+            ) from None
 
 
 def _body_bytes(raw_body: RawBody) -> bytes:

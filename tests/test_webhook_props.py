@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 
 from telnyx_msg.errors import (
     InvalidSignatureError,
+    MissingHeaderError,
     TimestampError,
     WebhookPayloadError,
     WebhookVerificationError,
@@ -99,7 +100,8 @@ def _signature_text_flip(body: bytes, data: st.DataObject) -> None:
     text = headers[SIG].encode("ascii")
     bit = data.draw(st.integers(0, len(text) * 8 - 1))
     headers[SIG] = flip(text, bit).decode("latin-1")
-    with pytest.raises(InvalidSignatureError):
+    # "+" flips to ",": what WSGI servers join a repeated header with, so reported as repeated.
+    with pytest.raises(MissingHeaderError if "," in headers[SIG] else InvalidSignatureError):
         VERIFIER.verify(body, headers)
 
 
@@ -288,7 +290,8 @@ def _timestamp_grammar(timestamp: str) -> None:
     if valid:
         verifier.verify(body, headers)
     else:
-        with pytest.raises(TimestampError):
+        # A comma is how WSGI servers join a repeated header: reported as repeated.
+        with pytest.raises(MissingHeaderError if "," in timestamp else TimestampError):
             verifier.verify(body, headers)
 
 
@@ -311,7 +314,8 @@ def _signature_text(signature: str) -> None:
     if signature == real:
         VERIFIER.verify(body, headers)
     else:
-        with pytest.raises(InvalidSignatureError):
+        # A comma is how WSGI servers join a repeated header: reported as repeated.
+        with pytest.raises(MissingHeaderError if "," in signature else InvalidSignatureError):
             VERIFIER.verify(body, headers)
 
 

@@ -1028,3 +1028,77 @@ async def test_blocking_append_failures_are_typed(redis_url: str) -> None:
         borrowed.append(body, parsed("evt-1"))
     await borrowed.aclose()
     await client.aclose()
+
+
+async def test_second_copy_of_a_running_event_is_not_dead_lettered(
+    queue: RedisWebhookQueue,
+) -> None:
+    """Two entries of one event id (a Telnyx redelivery), the first failing once after running
+    longer than claim_after: the second copy is acknowledged as a duplicate instead of gathering
+    deliveries behind the lease until it was dead-lettered as "delivered N times without
+    finishing"; the first is retried and the handler succeeds once."""
+    calls = 0
+    handled: list[WebhookEvent] = []
+
+    async def slow_fail_once(event: WebhookEvent) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(queue.claim_after * 6)
+            raise ValueError("first attempt fails")
+        handled.append(event)
+
+    for _ in range(2):
+        await queue.enqueue(event_body("evt-twice"), parsed("evt-twice"))
+    async with (
+        running(queue, slow_fail_once, consumer="one"),
+        running(queue, slow_fail_once, consumer="two"),
+    ):
+        await wait_until(lambda: handled)
+        await wait_until(lambda: _zero_pending(queue))
+        await asyncio.sleep(queue.claim_after * 2)  # room for a wrong late dead letter
+    assert [e.id for e in handled] == ["evt-twice"]
+    assert calls == 2
+    assert await queue.dead_letters() == []
+    assert await queue.pending() == 0
+    assert await (await raw(queue)).xlen(queue.stream) == 0
+
+
+async def test_an_entry_whose_own_lease_is_held_stays_pending(queue: RedisWebhookQueue) -> None:
+    """A lease held for this very entry (a worker still running it, or one written by an older
+    version without an entry id) is not a duplicate: the entry stays pending, unhandled."""
+    entry_id = await queue.enqueue(event_body("evt-held"), parsed("evt-held"))
+    redis = await raw(queue)
+    lease = f"{queue.stream}:lease:evt-held"
+    recorder = Recorder()
+    for holder in (f"other worker {entry_id}", "old-worker"):
+        await redis.set(lease, holder, px=60_000)
+        async with running(queue, recorder):
+            await asyncio.sleep(queue.claim_after * 2)
+        assert recorder.calls == 0
+        assert await queue.pending() == 1
+        assert await queue.dead_letters() == []
+
+
+async def test_an_event_id_that_is_not_utf8_is_a_bad_payload(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """A signed body whose event id is a lone surrogate escape (JSON "ev\\ud800") cannot be a
+    Redis key or stream field: the receiver answers 400 (Telnyx does not retry it) instead of
+    503 "webhook queue unavailable" on every redelivery, and unwrap with a RedisReplayStore
+    raises WebhookPayloadError instead of UnicodeEncodeError."""
+    from telnyx_msg import RedisReplayStore, WebhookPayloadError
+
+    body = event_body("ev\ud800")
+    assert b'"ev\\ud800"' in body
+    app = asgi_app(verifier(), {}, queue=queue)
+    status, reply = await call_asgi(app, body, sign(body))
+    assert (status, b"event id" in reply) == (400, True)
+    assert await (await raw(queue)).exists(queue.stream) == 0
+    store = RedisReplayStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        checked = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+        with pytest.raises(WebhookPayloadError, match="event id"):
+            checked.unwrap(body, sign(body))
+    finally:
+        await store.aclose()

@@ -526,6 +526,108 @@ def test_configuration_error_is_value_error() -> None:
         WebhookVerifier("bad")
 
 
+# --- small-order keys ----------------------------------------------------------------------------
+
+# A small-order key A has 8*A = identity, so [S]B == R + [k]A holds for R = identity, S = 0 and
+# any k: one constant signature verifies every body. A pure-Python decoder checks the refused
+# list independently of the library (RFC 8032 §5.1.3, with y reduced mod p as OpenSSL does).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_IDENTITY = (0, 1)
+
+
+def _decode_point(encoded: bytes) -> tuple[int, int]:
+    n = int.from_bytes(encoded, "little")
+    y = (n & (2**255 - 1)) % _P
+    xx = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
+    x = pow(xx, (_P + 3) // 8, _P)
+    if (x * x - xx) % _P:
+        x = x * pow(2, (_P - 1) // 4, _P) % _P
+    assert (x * x - xx) % _P == 0, "not a curve point"
+    if x & 1 != n >> 255:
+        x = (_P - x) % _P
+    return x, y
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    # Complete twisted Edwards addition for -x^2 + y^2 = 1 + d x^2 y^2.
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    return (
+        (x1 * y2 + x2 * y1) * pow(1 + t, -1, _P) % _P,
+        (y1 * y2 + x1 * x2) * pow(1 - t, -1, _P) % _P,
+    )
+
+
+def _times_8(point: tuple[int, int]) -> tuple[int, int]:
+    for _ in range(3):
+        point = _add(point, point)
+    return point
+
+
+_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+SMALL_ORDER_KEYS = [
+    (value | sign << 255).to_bytes(32, "little")
+    for y in (0, 1, _P - 1, _Y8, _P - _Y8)
+    for value in (y, y + _P)  # y + p: the non-canonical spelling, where it fits in 255 bits
+    if value < 2**255
+    for sign in (0, 1)
+]
+
+
+def test_refused_keys_are_exactly_the_8_torsion() -> None:
+    """Every refused encoding decodes to a point P with 8P = identity, and together they are 8
+    distinct points: all of the 8-torsion (the curve group is Z/8 x Z/L). A real key is not."""
+    points = {_decode_point(encoded) for encoded in SMALL_ORDER_KEYS}
+    assert len(points) == 8
+    assert all(_times_8(point) == _IDENTITY for point in points)
+    real = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert _times_8(_decode_point(real)) != _IDENTITY
+    assert base64.b64encode(SMALL_ORDER_KEYS[4]) == b"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+@pytest.mark.parametrize("raw", SMALL_ORDER_KEYS, ids=lambda raw: raw.hex()[:8] + raw.hex()[-2:])
+def test_small_order_public_key_fails_at_construction(raw: bytes) -> None:
+    """A small-order key in every accepted form (base64, raw bytes, PEM, key object) raises
+    ConfigurationError: with it a constant signature would verify any body."""
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    for key in (base64.b64encode(raw).decode(), raw, pem, public):
+        with pytest.raises(ConfigurationError, match="small order"):
+            WebhookVerifier(key)
+
+
+def test_small_order_key_is_refused_on_every_construction_path(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """client.webhooks (webhook_public_key= or $TELNYX_PUBLIC_KEY) and `telnyx-msg webhook
+    verify --public-key` refuse the identity key instead of accepting a forged delivery."""
+    import telnyx_msg
+    from telnyx_msg.cli import main
+
+    identity = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    forged = base64.b64encode(bytes([1]) + bytes(63)).decode()
+    body = event_body()
+    headers = {"telnyx-signature-ed25519": forged, "telnyx-timestamp": str(int(time.time()))}
+    with (
+        telnyx_msg.Client("k", webhook_public_key=identity) as client,
+        pytest.raises(ConfigurationError, match="small order"),
+    ):
+        client.webhooks.unwrap(body, headers)
+    monkeypatch.setenv("TELNYX_PUBLIC_KEY", identity)
+    with (
+        telnyx_msg.Client("k") as client,
+        pytest.raises(ConfigurationError, match="small order"),
+    ):
+        client.webhooks.unwrap(body, headers)
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    args = ["webhook", "verify", str(path), "--public-key", identity]
+    args += ["--timestamp", headers["telnyx-timestamp"], "--signature", forged]
+    assert main(args) == 2
+    assert "small order" in capsys.readouterr().err
+
+
 # --- headers -----------------------------------------------------------------------------------
 
 
@@ -622,6 +724,24 @@ def test_two_casings_in_plain_dict_count_as_repeated(
     headers["Telnyx-Signature-Ed25519"] = headers["telnyx-signature-ed25519"]
     with pytest.raises(MissingHeaderError, match="repeated"):
         verifier.verify(body, headers)
+
+
+@pytest.mark.parametrize("name", ["telnyx-signature-ed25519", "telnyx-timestamp"])
+@pytest.mark.parametrize("separator", [", ", ","])
+def test_a_header_joined_with_commas_counts_as_repeated(
+    private_key: Ed25519PrivateKey, verifier: WebhookVerifier, name: str, separator: str
+) -> None:
+    """WSGI servers (gunicorn + Flask) join a repeated header's copies with commas; neither value
+    can hold a comma, so this is the same MissingHeaderError ASGI and aiohttp give, not a bad
+    signature or timestamp."""
+    body = event_body()
+    headers = sign(private_key, body)
+    headers[name] = separator.join([headers[name]] * 2)
+    with pytest.raises(MissingHeaderError, match=f"{name} is repeated"):
+        verifier.verify(body, headers)
+    environ = {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()}
+    with pytest.raises(MissingHeaderError, match=f"{name} is repeated"):
+        verifier.unwrap(body, headers_from_environ(environ))
 
 
 def test_list_and_bytes_header_values(
@@ -751,6 +871,27 @@ def test_utf16_json_is_not_accepted(
     body = '{"data": {}}'.encode("utf-16")
     with pytest.raises(WebhookPayloadError, match="UTF-8"):
         verifier.unwrap(body, sign(private_key, body))
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (event_body(event_id="ev\ud800"), "event id"),
+        (event_body(message_id="msg\udfff"), "message id"),
+        (event_body(event_type="message.\ud83d"), "event type"),
+    ],
+)
+def test_an_id_that_is_not_utf8_is_payload_error(
+    private_key: Ed25519PrivateKey, body: bytes, match: str
+) -> None:
+    """A signed body whose ids hold a lone surrogate escape (JSON "\\ud800") cannot name a Redis
+    key or stream field: it is a WebhookPayloadError, with or without a replay store, instead of
+    a UnicodeEncodeError from the store, the queue or a delivery tracker."""
+    assert b"\\ud" in body
+    for store in (None, MemoryReplayStore()):
+        verifier = WebhookVerifier(public_b64(private_key), clock=lambda: NOW, replay_store=store)
+        with pytest.raises(WebhookPayloadError, match=match):
+            verifier.unwrap(body, sign(private_key, body))
 
 
 @pytest.mark.parametrize("event_type", ["message.sent", "message.finalized", "message.received"])
