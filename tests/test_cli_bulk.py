@@ -7,6 +7,7 @@ loop; the interruption tests run the real command in a subprocess and signal it.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import csv
 import io
@@ -1428,3 +1429,201 @@ def test_unusable_redis_stops_before_results_exist(
         assert reason in err
         assert "wrong" not in err  # the password is masked
         assert not out.exists()
+
+
+# --- found by adversarial testing ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_stops_the_run_when_the_reader_of_its_output_has_gone(
+    tmp_path: Path,
+) -> None:
+    """`telnyx-msg bulk ... 2>&1 | tee log`, and Ctrl-C kills tee too: the stop message meets
+    a broken pipe. It raised before the stop, so every remaining row was sent (exit 141)."""
+    rows = 300
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, rows)
+    reader, writer = os.pipe()
+    async with slow_fake(0.5) as fake:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)],
+                *["--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20"],
+                stdout=writer,
+                stderr=writer,
+            )
+        finally:
+            os.close(writer)
+        await wait_for_journal(out, 40, proc)
+        os.close(reader)  # tee is gone
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 30)
+        assert proc.returncode == 130
+        sent = len(fake.messages())
+    assert sent < rows
+    records = results(out)
+    assert len({r["row"] for r in records}) == len(records) >= sent
+    assert {r["status"] for r in records} <= {"sent", "unknown", "not_sent"}
+    assert list(Journal(out.with_name(out.name + ".journal")).read()[1]) == []
+    recorded = {r["to"] for r in records if r["status"] in ("sent", "unknown")}
+    assert set(per_recipient(fake)) <= recorded
+
+
+@pytest.mark.anyio
+async def test_utf16_without_a_byte_order_mark_is_a_usage_error(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """--encoding utf-16 needs a BOM to know the byte order: a file without one crashed with
+    a traceback (UnicodeError, exit 1). It names the encodings that read it; they do."""
+    source, out = tmp_path / "in.txt", tmp_path / "out.csv"
+    source.write_bytes(f"from\tto\ttext\r\n{SENDER}\t+13125550001\tn\u00e4\r\n".encode("utf-16-le"))
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), "--encoding", "utf-16") == 2
+        err = capsys.readouterr().err
+        assert "byte order mark" in err
+        assert "--encoding utf-16-le" in err
+        assert "Traceback" not in err
+        assert not out.exists()
+        assert await bulk(fake, str(source), "--out", str(out), "--encoding", "utf-16-le") == 0
+        assert [r.json["text"] for r in fake.stats.requests if r.json] == ["n\u00e4"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("bom", "codec", "encoding_args"),
+    [
+        ("utf-8-sig", "utf-8", ("--encoding", "cp1252")),
+        ("utf-32", "utf-32-le", ()),
+        ("utf-32", "utf-32-le", ("--encoding", "utf-32")),
+        ("utf-32-be", "utf-32-be", ()),
+    ],
+)
+async def test_a_byte_order_mark_says_the_encoding_whatever_encoding_says(
+    tmp_path: Path, bom: str, codec: str, encoding_args: tuple[str, ...]
+) -> None:
+    """A UTF-8 BOM with --encoding cp1252 sent mojibake ("h\u00c3\u00a9llo"), and a UTF-32 LE
+    BOM was taken for UTF-16 LE (columns full of NULs): a BOM decides, as UTF-16's did."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    text = f"from,to,text\r\n{SENDER},+13125550001,h\u00e9llo \u2603\r\n"
+    data = text.encode(codec)
+    if bom == "utf-32-be":
+        data = codecs.BOM_UTF32_BE + data
+    elif bom == "utf-32":
+        data = codecs.BOM_UTF32_LE + data
+    else:
+        data = codecs.BOM_UTF8 + data
+    source.write_bytes(data)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), *encoding_args) == 0
+        assert [r.json["text"] for r in fake.stats.requests if r.json] == ["h\u00e9llo \u2603"]
+    assert results(out)[0]["row"] == "2"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+async def test_a_utf16_decoding_error_names_its_row(
+    tmp_path: Path, capsys: Any, codec: str
+) -> None:
+    """UTF-16 was decoded in 8 KiB chunks ahead of the line count: an error at row 300 was
+    reported at row 2xx."""
+    source, out = tmp_path / "in.txt", tmp_path / "out.csv"
+    lines = ["from\tto\ttext"] + [f"{SENDER}\t+1312555{n:04d}\thello {n}" for n in range(400)]
+    lines[299] += " \ud800!"  # row 300: a lone surrogate
+    bom = codecs.BOM_UTF16_LE if codec.endswith("le") else codecs.BOM_UTF16_BE
+    source.write_bytes(bom + "\r\n".join(lines).encode(codec, "surrogatepass"))
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+        assert fake.stats.count("POST", "/messages") == 0
+    err = capsys.readouterr().err
+    assert f"{source}: row 300: " in err, err
+    unit = " ".join(f"0x{b:02x}" for b in "\ud800".encode(codec, "surrogatepass"))
+    assert f"bytes {unit} are not valid {codec}" in err
+
+
+@pytest.mark.anyio
+async def test_results_are_locked_and_compacted_as_the_file_not_the_name(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A run via a symlink to the RESULTS another run holds ran alongside it (the lock was
+    the name's), and compaction replaced the symlink with a file, leaving its target stale."""
+    source, out, link = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "link.csv"
+    write_rows(source, 150)
+    link.symlink_to(out.name)
+    async with slow_fake(0.5) as fake:
+        proc = await start_bulk(fake, source, out)
+        await wait_for_journal(out, 10, proc)
+        assert await bulk(fake, str(source), "--out", str(link), "--resume") == 2
+        assert f"in use by another telnyx-msg bulk (pid {proc.pid})" in capsys.readouterr().err
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 30)
+        assert fake.stats.idempotent_replays == 0
+        argv = ("--out", str(link), "--resume", "--retry-unknown")
+        assert await bulk(fake, str(source), *argv) == 0
+    assert link.is_symlink()
+    assert {r["status"] for r in results(out)} == {"sent"}
+    assert len(results(out)) == 150
+    assert set(per_recipient(fake).values()) == {1}
+    assert sorted(os.listdir(tmp_path)) == [
+        "in.csv",
+        "link.csv",
+        "out.csv",
+        "out.csv.journal",
+        "out.csv.lock",
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_torn_outcome_line_leaves_its_row_unknown_not_sent(tmp_path: Path) -> None:
+    """A line a crash (or a full disk) cut short after its status cell was kept as the row's
+    outcome, through compaction: ``7,+13125550005,sent,33e4d08d`` (message id cut, no key). It
+    is skipped, so the journal makes the row unknown; --retry-unknown settles it with its key."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 6)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        sent = {int(r["row"]): r for r in results(out)}
+        run_id = sent[2]["idempotency_key"].split(":")[1]
+        # The crash: row 7 journaled, sent, and its line cut short while written.
+        crash_after(out, [r for row, r in sent.items() if row < 7], journaled=())
+        header = RunHeader(run_id, fingerprint(source), results_at=out.stat().st_size)
+        journal = Journal(out.with_name(out.name + ".journal"))
+        journal.start(header)
+        journal.close()
+        with journal.path.open("a") as handle:
+            handle.write(f"t {int(time.time())}\nw 7\n")
+        with out.open("a", newline="") as handle:
+            handle.write(f"7,+13125550005,sent,{sent[7]['message_id'][:8]}")
+        fake.stats.reset()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 1
+        assert fake.stats.count("POST", "/messages") == 0
+        latest = {int(r["row"]): r for r in results(out)}
+        assert len(results(out)) == 6
+        assert latest[7]["status"] == "unknown"
+        assert latest[7]["idempotency_key"] == idempotency_key(run_id, 7)
+        assert unstamp(latest[7]["first_attempt"]) is not None
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
+        assert fake.stats.idempotent_replays == 1
+        assert max(per_recipient(fake).values()) == 1
+    final = {int(r["row"]): r for r in results(out)}
+    assert final[7]["status"] == "sent"
+    assert final[7]["message_id"] == sent[7]["message_id"]
+
+
+def test_a_line_missing_cells_is_not_an_outcome(tmp_path: Path) -> None:
+    """Only a line with every cell of the header counts (a torn one has fewer); lines written
+    under an older header with fewer columns still count."""
+    out = tmp_path / "out.csv"
+    fields = "row,to,status,message_id,code,error,idempotency_key"
+    out.write_text(
+        f"{fields}\r\n2,+1,sent,m2,,,telnyx-msg:ab:2\r\n3,+1,sent,m3\r\n"
+        "4,+1,unknown,,,,telnyx-msg:ab:4,2026-12-05T12:40:18Z\r\n5,+1,sent,m5,,\r\n"
+    )
+    statuses = Results(out).load().statuses
+    assert [statuses.get(row) for row in (2, 3, 4, 5)] == ["sent", None, "unknown", None]
+    jsonl = Results(tmp_path / "out.jsonl")
+    jsonl.append({"row": 2, "status": "sent"})
+    jsonl.close()
+    with jsonl.path.open("a") as handle:
+        handle.write('{"row": 3, "to": "+1", "status": "sent", "message_id": "m')
+    statuses = jsonl.load().statuses
+    assert [statuses.get(2), statuses.get(3)] == ["sent", None]

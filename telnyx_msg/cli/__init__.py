@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument(
         "--encoding",
         default="utf-8",
-        help="text encoding of FILE (a BOM is recognised), e.g. cp1252",
+        help="text encoding of FILE, e.g. cp1252 (a byte-order mark overrides it)",
     )
     bulk.add_argument(
         "--ignore-unknown-columns",

@@ -86,7 +86,29 @@ class UsageError(Exception):
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    _emit(text, sys.stderr)
+
+
+def _emit(text: str, stream: Any) -> None:
+    """Print a line of the run's messages, never raising.
+
+    The reader may be gone (``2>&1 | tee log`` with tee killed by the same Ctrl-C) or the disk
+    full: RESULTS and the exit status say what happened, and a message that cannot be shown
+    must not turn a stop into a run that goes on, or an interrupted run into a crash.
+    """
+    if stream is None:  # started with the stream closed
+        return
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        # Pointed at /dev/null: the text left in the buffer and every later message (and the
+        # interpreter's last flush) then go nowhere instead of failing again.
+        with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())
+            finally:
+                os.close(devnull)
 
 
 def _record(
@@ -127,9 +149,12 @@ class BulkRun:
         self.args = args
         self.table = table
         self.out: Path = args.out or table.path.with_name(table.path.stem + ".results.csv")
-        self.results = Results(self.out)
-        self.journal = Journal(self.out.with_name(self.out.name + ".journal"))
-        self.lock = RunLock(self.out.with_name(self.out.name + ".lock"))
+        # The file, not its spelling: two names for one RESULTS (a symlink, ../dir/x) must
+        # share its lock and journal, and compaction replaces the file, not a symlink to it.
+        real = Path(os.path.realpath(self.out))
+        self.results = Results(real)
+        self.journal = Journal(real.with_name(real.name + ".journal"))
+        self.lock = RunLock(real.with_name(real.name + ".lock"))
         self.statuses = StatusTable()
         self.counts: Counter[str] = Counter()
         self.blank = 0
@@ -160,7 +185,7 @@ class BulkRun:
                 f"--out {self.out} is not a regular file: RESULTS is read back to resume; give "
                 "a file name (the run prints its summary on the terminal)"
             )
-        if not self.out.parent.is_dir():
+        if not self.results.path.parent.is_dir():
             raise UsageError(f"the folder of {self.out} does not exist")
         if self.out.resolve() == self.table.path.resolve():
             raise UsageError(f"--out {self.out} is FILE itself; results need a file of their own")
@@ -439,9 +464,10 @@ class BulkRun:
             if self.stopped:  # a second signal: leave now; the journal covers what is in flight
                 os._exit(_SIGNAL_EXIT.get(signal.Signals(signum), 1))
             self.stopped.append(signum)
-            _say(f"\n{signal.Signals(signum).name}: stopping; recording the rows in flight ...")
+            # The stop first: an exception here is lost in the event loop, and the run would go on.
             if self.sending and main is not None:
                 main.cancel()
+            _say(f"\n{signal.Signals(signum).name}: stopping; recording the rows in flight ...")
 
         handled: list[int] = []
         for signum in _SIGNAL_EXIT:
@@ -705,7 +731,7 @@ async def _run(run: BulkRun) -> int:
     )
     if run.blank:
         summary += f"; {run.blank} blank row(s) skipped"
-    print(f"{summary}; results in {run.out}", flush=True)
+    _emit(f"{summary}; results in {run.out}", sys.stdout)
     resume = _resume_command(run)
     if failure is not None:
         _say(f"error: {failure}")

@@ -197,7 +197,8 @@ class Results:
             return
 
     def records(self) -> Iterator[dict[str, str]]:
-        """Every valid line in file order; a torn or foreign line (a crash mid-write) is skipped."""
+        """Every valid line in file order; a torn line (a crash or a full disk mid-write: fewer
+        cells than the header, or JSON that does not parse) or a foreign one is skipped."""
         for _offset, record in self._scan():
             yield record
 
@@ -219,6 +220,12 @@ class Results:
                     cells = next(csv.reader([line]), [])
                     if header is None:
                         header = _header(line, cells, self.path)
+                        continue
+                    if len(cells) < len(header):
+                        # Cut short by a crash or a full disk: its status may be whole while its
+                        # key and message id are not. Skipped, the row has no outcome, and the
+                        # journal (which lists it until its outcome is synced) makes it unknown.
+                        # (A line written under an older, narrower header has more cells.)
                         continue
                     record = dict(zip(header, cells, strict=False))
                 if (

@@ -8,8 +8,10 @@ differs).
 Decisions, for files the contract leaves open:
 
 - The header is matched case-insensitively after trimming spaces (``From`` is ``from``).
-- A UTF-8 BOM is skipped; a UTF-16 BOM (Excel's "Unicode Text") switches to UTF-16 whatever
-  ``--encoding`` says, since such a file cannot be anything else.
+- A byte order mark decides the encoding whatever ``--encoding`` says, since such a file cannot
+  be anything else: a UTF-8 BOM ("CSV UTF-8") means UTF-8, a UTF-16 BOM (Excel's "Unicode
+  Text") UTF-16, a UTF-32 BOM UTF-32. ``--encoding utf-16`` (or ``utf-32``) without a BOM is
+  refused: the byte order is unknown (``utf-16-le`` and ``utf-16-be`` name it).
 - The delimiter is the one of ``,``, ``;`` and tab that splits the header into the most known
   column names.
 - A short row is read as a spreadsheet shows it: the missing trailing cells are empty. A long row
@@ -28,11 +30,10 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from attrs import frozen
 
@@ -63,7 +64,13 @@ _NOT_TEXT = (
     (b"%PDF", "a PDF document"),
 )
 _UTF8_BOM = codecs.BOM_UTF8
-_UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
+# UTF-32 first: the UTF-32 LE BOM begins with the UTF-16 LE one.
+_WIDE_BOMS = {
+    codecs.BOM_UTF32_LE: "utf-32-le",
+    codecs.BOM_UTF32_BE: "utf-32-be",
+    codecs.BOM_UTF16_LE: "utf-16-le",
+    codecs.BOM_UTF16_BE: "utf-16-be",
+}
 
 
 class TableError(Exception):
@@ -71,9 +78,18 @@ class TableError(Exception):
 
 
 class _DecodeError(Exception):
-    def __init__(self, line: int, byte: int, codec: str) -> None:
-        super().__init__(line, byte, codec)
-        self.line, self.byte, self.codec = line, byte, codec
+    def __init__(self, line: int, problem: str, codec: str) -> None:
+        super().__init__(line, problem, codec)
+        self.line, self.problem, self.codec = line, problem, codec
+
+    @classmethod
+    def of(cls, line: int, exc: UnicodeError, codec: str) -> _DecodeError:
+        if not isinstance(exc, UnicodeDecodeError):  # a codec's own complaint
+            return cls(line, str(exc), codec)
+        bad = exc.object[exc.start : max(exc.end, exc.start + 1)]
+        shown = " ".join(f"0x{b:02x}" for b in bad[:4])
+        what = "byte {} is" if len(bad) == 1 else "bytes {} are"
+        return cls(line, f"{what.format(shown)} not valid {codec}", codec)
 
 
 @frozen
@@ -109,9 +125,7 @@ class Table:
                 if exc.codec == "utf-8"
                 else "; check --encoding"
             )
-            raise TableError(
-                f"{self.path}: {where}: byte 0x{exc.byte:02x} is not valid {exc.codec}{hint}"
-            ) from None
+            raise TableError(f"{self.path}: {where}: {exc.problem}{hint}") from None
         except csv.Error as exc:
             raise TableError(f"{self.path}: row {row + 1}: {_csv_problem(exc)}") from None
         except _LineTooLong:
@@ -187,8 +201,8 @@ class Table:
 class _PhysicalLines:
     """Decoded lines of the file (endings kept, as csv wants), counting physical lines.
 
-    ASCII-compatible encodings are split on the newline byte and decoded line by line, so a
-    decoding error names its exact line; UTF-16 is decoded as a stream.
+    The bytes are split into lines first (on whole code units for UTF-16 and UTF-32) and
+    decoded line by line, so a decoding error names its exact line.
     """
 
     def __init__(self, path: Path, codec: str, skip: int) -> None:
@@ -198,22 +212,15 @@ class _PhysicalLines:
     def __iter__(self) -> Iterator[str]:
         with self.path.open("rb") as handle:
             handle.seek(self.skip)
-            if self.codec.startswith("utf-16"):
-                text = io.TextIOWrapper(handle, encoding=self.codec, newline="")
-                try:
-                    for line in text:
-                        self.line += 1
-                        yield line
-                except UnicodeDecodeError as exc:
-                    raise _DecodeError(self.line + 1, exc.object[exc.start], self.codec) from None
-                return
             decode = codecs.getdecoder(self.codec)
-            for raw in _byte_lines(handle):
+            wide = _WIDE_EOL.get(self.codec)
+            for raw in _byte_lines(handle) if wide is None else _wide_lines(handle, wide):
                 self.line += 1
                 try:
-                    yield decode(raw)[0]
-                except UnicodeDecodeError as exc:
-                    raise _DecodeError(self.line, raw[exc.start], self.codec) from None
+                    text = decode(raw)[0]
+                except UnicodeError as exc:
+                    raise _DecodeError.of(self.line, exc, self.codec) from None
+                yield text
 
 
 _LOOKS_LIKE_NUMBER = re.compile(r"\+?[1-9]\d{5,14}")
@@ -271,6 +278,45 @@ def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+class _WideEol(NamedTuple):
+    pattern: re.Pattern[bytes]
+    cr: bytes
+
+
+def _wide_eol(codec: str) -> _WideEol:
+    """A line of ``codec`` (UTF-16 or UTF-32 of known byte order) up to its end, matched from
+    a code unit's start over whole units: a byte 0x0a inside a character ends no line."""
+    unit = len("\n".encode(codec))
+    cr, lf = "\r".encode(codec), "\n".encode(codec)
+    ends = b"|".join(re.escape(end) for end in (cr + lf, cr, lf))
+    return _WideEol(re.compile(b"(?s)(?:" + b"." * unit + b")*?(?:" + ends + b")"), cr)
+
+
+_WIDE_EOL = {codec: _wide_eol(codec) for codec in _WIDE_BOMS.values()}
+
+
+def _wide_lines(handle: BinaryIO, eol: _WideEol) -> Iterator[bytes]:
+    """:func:`_byte_lines` for UTF-16 and UTF-32 (``handle`` at the start of a code unit)."""
+    unit = len(eol.cr)
+    buffer = bytearray()
+    scan = 0  # the first code unit of the buffer not yet known to end no line
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        buffer += chunk
+        start = 0
+        while (match := eol.pattern.match(buffer, scan)) is not None:
+            if len(buffer) - match.end() < unit and match[0].endswith(eol.cr):
+                break  # the CR may be the first half of a CR LF split across chunks
+            yield bytes(buffer[start : match.end()])
+            start = scan = match.end()
+        del buffer[:start]
+        # The last whole unit may be a CR whose LF comes next: looked at again.
+        scan = max(len(buffer) // unit - 1, 0) * unit
+        if len(buffer) > _MAX_LINE:  # memory stays bounded whatever the file is
+            raise _LineTooLong
+    if buffer:
+        yield bytes(buffer)
+
+
 def _normalise(names: list[str]) -> list[str]:
     out = []
     for name in names:
@@ -307,23 +353,23 @@ def open_table(
                 'Save As > "CSV UTF-8")'
             )
     skip = 0
-    if head.startswith(_UTF8_BOM):
-        skip = len(_UTF8_BOM)
-        codec = "utf-8" if codec in ("utf-8", "utf-8-sig") else codec
-    else:
-        for bom, wide in _UTF16_BOMS.items():
-            if head.startswith(bom):
-                skip, codec = len(bom), wide
+    for bom, marked in ((_UTF8_BOM, "utf-8"), *_WIDE_BOMS.items()):
+        if head.startswith(bom):
+            skip, codec = len(bom), marked
+            break
     if codec == "utf-8-sig":
         codec = "utf-8"
+    if codec in ("utf-16", "utf-32"):  # no BOM: Python's codec would fail on the first read
+        raise TableError(
+            f"{path} does not start with a byte order mark, which --encoding {codec} needs to "
+            f"tell the byte order: pass --encoding {codec}-le (what Windows writes) or "
+            f"--encoding {codec}-be"
+        )
     probe = Table(path, codec, skip, ",", (), ())
     try:
         first = probe._first_line()
     except _DecodeError as exc:
-        raise TableError(
-            f"{path}: row 1 (the header): byte 0x{exc.byte:02x} is not valid "
-            f"{exc.codec}; pass --encoding"
-        ) from None
+        raise TableError(f"{path}: row 1 (the header): {exc.problem}; pass --encoding") from None
     except _LineTooLong:
         raise TableError(f"{path}: row 1 (the header): {_TOO_LONG}") from None
     if not first.strip():
