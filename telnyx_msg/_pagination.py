@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from telnyx_msg.errors import ClientClosedError
@@ -65,7 +65,7 @@ class AsyncPager(Generic[T]):
         page, _ = await self._fetch(None)
         return page
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order (skipping a final empty page, stopping on a repeat)."""
         number: int | None = None
         # Digests, not the pages: a long listing must not keep every record alive. Any earlier
@@ -108,7 +108,7 @@ class SyncPager(Generic[T]):
         """Fetch the first page only."""
         return self._portal.call(self._pager.first_page)
 
-    def pages(self) -> Iterator[Page[T]]:
+    def pages(self) -> Generator[Page[T], None, None]:
         """Yield each page in order, one request per page."""
         return _iterate(self._portal, self._pager.pages())
 
@@ -117,7 +117,9 @@ class SyncPager(Generic[T]):
             yield from page.items
 
 
-def _iterate(portal: Portal, agen: AsyncIterator[Any], inbox: Any = None) -> Iterator[Any]:
+def _iterate(
+    portal: Portal, agen: AsyncIterator[Any], inbox: Any = None
+) -> Generator[Any, None, None]:
     """``agen`` as a plain iterator, each step a portal call (``inbox``: see ``_sync``)."""
 
     async def step() -> tuple[bool, Any]:

@@ -11,12 +11,12 @@ a blocking function for :class:`Client`.
 from __future__ import annotations
 
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
+    Generator,
     Iterable,
-    Iterator,
 )
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -197,7 +197,7 @@ class Messages(Resource[M]):
         method: SendMethod = "auto",
         on_stop: Callable[[SendOutcome], None] | None = None,
         skip_optouts: bool = False,
-    ) -> AsyncIterator[SendOutcome]: ...
+    ) -> AsyncGenerator[SendOutcome, None]: ...
     @overload
     def send_many(
         self: Messages[SyncMode],
@@ -207,7 +207,7 @@ class Messages(Resource[M]):
         method: SendMethod = "auto",
         on_stop: Callable[[SendOutcome], None] | None = None,
         skip_optouts: bool = False,
-    ) -> Iterator[SendOutcome]: ...
+    ) -> Generator[SendOutcome, None, None]: ...
     def send_many(
         self,
         requests: Any,

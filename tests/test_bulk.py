@@ -121,7 +121,7 @@ async def test_input_is_consumed_lazily(api_server: Any) -> None:
 
     async with client_for(server) as client:
         outcomes = client.messages.send_many(counting(), concurrency=5)
-        async with contextlib.aclosing(outcomes):  # type: ignore[type-var]
+        async with contextlib.aclosing(outcomes):
             seen = 0
             async for _ in outcomes:
                 seen += 1
@@ -360,7 +360,7 @@ async def test_stop_cancels_in_flight_and_reports_them(
             else:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await outcomes.aclose()  # type: ignore[attr-defined]
+            await outcomes.aclose()
             assert len(server.requests) == 4
             await asyncio.sleep(0.05)
             assert len(server.requests) == 4  # nothing new started after the stop
@@ -390,7 +390,7 @@ async def test_stop_before_sends_start_reports_them_not_sent(api_server: Any) ->
         # The refill schedules send 2 only (the finished, unconsumed send 1 still holds a slot
         # of the window); send 1 is returned before send 2 runs.
         second = await outcomes.__anext__()
-        await outcomes.aclose()  # type: ignore[attr-defined]
+        await outcomes.aclose()
     assert {first.index, second.index} == {0, 1}
     assert {first.status, second.status} == {"sent"}
     assert sorted((o.index, o.status) for o in stopped) == [(2, "not_sent")]

@@ -97,7 +97,7 @@ async def test_slow_consumer_bounds_what_send_many_pulls(api_server: Any) -> Non
             await asyncio.wait_for(outcomes.__anext__(), 10)
             excess.append(source.pulled - consumed)
             await asyncio.sleep(0.005)  # a slow consumer: the sends finish meanwhile
-        await outcomes.aclose()  # type: ignore[attr-defined]
+        await outcomes.aclose()
     assert max(excess) <= 5
     assert len(server.requests) <= 45
 

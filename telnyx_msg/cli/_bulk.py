@@ -575,7 +575,7 @@ class BulkRun:
                         raise APIConnectionError(f"{down[0]}; Telnyx or the network looks down")
                 finally:
                     # Stops the sends in flight now; their outcomes reach on_stop.
-                    await outcomes.aclose()  # type: ignore[attr-defined]
+                    await outcomes.aclose()
         except asyncio.CancelledError:
             if not self.stopped:
                 raise

@@ -8,6 +8,7 @@ error, which proves the typo is caught.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -49,6 +50,13 @@ async def async_api(client: telnyx_msg.AsyncClient) -> None:
     """The AsyncClient: awaited methods return models, list methods return AsyncPager."""
     async for outcome in client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}]):
         assert_type(outcome, telnyx_msg.SendOutcome)
+    # Stopping early as docs/bulk-sending.md shows: aclose(), or contextlib.aclosing.
+    outcomes = client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}])
+    await outcomes.aclose()
+    async with contextlib.aclosing(client.messages.send_many([])) as closing:
+        async for outcome in closing:
+            assert_type(outcome, telnyx_msg.SendOutcome)
+    await client.messaging_optouts.list().pages().aclose()
     assert_type(await client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         await client.messages.send(
@@ -154,6 +162,8 @@ def sync_api(client: telnyx_msg.Client) -> None:
     """The blocking Client: same names, plain values and SyncPager."""
     for outcome in client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}]):
         assert_type(outcome, telnyx_msg.SendOutcome)
+    client.messages.send_many([{"from_": FROM, "to": TO, "text": "Hi"}]).close()
+    client.messaging_optouts.list().pages().close()
     assert_type(client.messages.send(to=TO, from_=FROM, text="Hi"), Message)
     assert_type(
         client.messages.send_with_alphanumeric_sender(
