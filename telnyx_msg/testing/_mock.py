@@ -70,7 +70,9 @@ Handler = Callable[[MockRequest], "MockResponse | Awaitable[MockResponse]"]
 class MockTransport:
     """A transport whose ``handler(request) -> MockResponse`` (sync or async) answers every
     request: ``AsyncClient(transport=MockTransport(handler))``. Validation, rate limits,
-    retries, parsing and errors run exactly as with the network."""
+    retries, parsing and errors run exactly as with the network. No timeout fires (as with
+    httpx's ``MockTransport``: a slow handler is just slow); a handler simulates one by raising
+    ``MockTransportError(timeout=True, reached=...)``."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
