@@ -693,6 +693,10 @@ def _raw_call(
         )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise ValidationError("path", f"must not contain control characters, got {path!r}")
+    segments = path.split("/")
+    if "." in segments or ".." in segments:
+        # Sent as is, but a proxy that normalises paths would resolve it outside base_url.
+        raise ValidationError("path", f"must not have '.' or '..' segments, got {path!r}")
     # Characters a path cannot carry as they are (a space, non-ASCII) are percent-encoded;
     # existing %XX escapes and the path's own delimiters are kept.
     try:
@@ -707,12 +711,14 @@ def _raw_call(
         raise ValidationError("params", f"must be a mapping, got {type(params).__name__}")
     if options is not None and not isinstance(options, RequestOptions):
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
-    # A send endpoint's path takes the account's and the sender's rate limits, as its method.
+    # A send endpoint's path takes the account's and the sender's rate limits, as its method,
+    # however it is spelled ("/messages/", "//messages").
+    canonical = "/" + "/".join(segment for segment in segments if segment)
     lane = next(
         (
             e.lane
             for e in vars(endpoints).values()
-            if isinstance(e, Endpoint) and e.method == verb and e.path == path
+            if isinstance(e, Endpoint) and e.method == verb and e.path == canonical
         ),
         None,
     )

@@ -94,17 +94,17 @@ async def test_request_path_is_percent_encoded(api_server: Any) -> None:
     ]
 
 
-async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any) -> None:
-    """client.request('POST', '/messages', ...) waits for the sender's lane like send()."""
+@pytest.mark.parametrize("spelling", ["/messages", "/messages/", "//messages"])
+async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any, spelling: str) -> None:
+    """client.request('POST', '/messages', ...) waits for the sender's lane like send(),
+    however the path is spelled."""
     server = await api_server(answer)
     limits = telnyx_msg.RateLimits(account_mps=None, per_sender_mps={"+18005550101": 1.0}, burst=1)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limits) as client:
         body = {"from": "+18005550101", "to": "+18445550001", "text": "Hi"}
         await client.request("POST", "/messages", json=body)
         with pytest.raises(telnyx_msg.RateLimitError):  # the lane's next token is 1 s away
-            await client.request(
-                "POST", "/messages", json=body, options=RequestOptions(timeout=0.2)
-            )
+            await client.request("POST", spelling, json=body, options=RequestOptions(timeout=0.2))
     assert len(server.requests) == 1
 
 
@@ -117,6 +117,8 @@ async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any) -> 
         (("GET", "/messages/x\r\nX-Injected: 1"), "path"),
         (("GET", "/messages/\x00"), "path"),
         (("GET", "/messages/caf\udce9"), "path"),
+        (("GET", "/../admin"), "path"),
+        (("GET", "/messages/./x"), "path"),
     ],
 )
 async def test_request_arguments_are_checked_before_io(args: tuple[str, str], field: str) -> None:
