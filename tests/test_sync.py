@@ -104,13 +104,16 @@ def test_close_is_idempotent_and_final(threaded_server: str) -> None:
         client.messages.send_many([{"from_": "+18005550101", "to": "+18445550001", "text": "x"}])
 
 
-def test_send_many_pulls_its_input_in_the_callers_thread(threaded_server: str) -> None:
+def test_send_many_pulls_its_input_in_the_callers_thread(
+    threaded_server: str, request: pytest.FixtureRequest
+) -> None:
     """The blocking send_many reads its input in the thread iterating the outcomes: a
     sqlite3 cursor (which refuses other threads) works, a generator runs in that thread, and
     a slow input does not hold up another thread's call on the same client."""
     import sqlite3
 
     database = sqlite3.connect(":memory:")
+    request.addfinalizer(database.close)  # Python 3.13 warns about an unclosed connection
     database.execute("CREATE TABLE r (sender TEXT, recipient TEXT)")
     database.executemany(
         "INSERT INTO r VALUES (?, ?)", [("+18005550101", f"+1844555{n:04d}") for n in range(20)]
