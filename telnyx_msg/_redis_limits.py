@@ -83,16 +83,40 @@ local function store(key, tok, ts, rate, cap)
   redis.call('HSET', key, 'tok', fmt(tok), 'ts', fmt(ts))
   expire(key, math.max(0, ts - now) + math.max(0, cap - tok) / rate)
 end
+
+-- The shared success meter (RateMeter in _bucket): successes/s of every process, an EWMA over
+-- SLOT-second slots weighting the newest SMOOTH; the slot in progress is not counted. Adds
+-- ``add`` successes now and returns the rate.
+local SLOT, SMOOTH = 0.5, 0.8
+local function meter(key, add)
+  local v = redis.call('HMGET', key, 'slot', 'count', 'rate')
+  local slot, count, rate = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  local cur = math.floor(now / SLOT)
+  if slot == nil then
+    slot = cur
+  elseif cur > slot then
+    rate = SMOOTH * count / SLOT + (1 - SMOOTH) * rate
+    rate = rate * (1 - SMOOTH) ^ math.min(cur - slot - 1, 64)
+    slot, count = cur, 0
+  end
+  if add > 0 then
+    redis.call('HSET', key, 'slot', fmt(slot), 'count', fmt(count + add), 'rate', fmt(rate))
+    expire(key, SLOT)
+  end
+  return rate
+end
 """
 
-# KEYS: [account hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1']
-# ARGV: has_account, account rate, account burst, has_lane, lane rate (0: none), lane capacity
+# KEYS: [account hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1'] [the meter, last]
+# ARGV: has_account, account rate, account burst, has_lane, lane rate (0: none), lane capacity,
+#   successes to add to the meter
 # Returns {1, '0'} after taking a token from each bucket, else {0, seconds to wait}: nothing
-# is taken while waiting.
+# is taken while waiting. The successes are added either way.
 _TAKE = (
     _PRELUDE
     + """
 local i, wait = 1, 0
+if tonumber(ARGV[7]) > 0 then meter(KEYS[#KEYS], tonumber(ARGV[7])) end
 local akey, atok, ats, arate, acap
 if ARGV[1] == '1' then
   akey = KEYS[i]
@@ -122,7 +146,8 @@ return {1, '0'}
 """
 )
 
-# ARGV[1] == 'throttle': KEYS = account hashes; ARGV[2] = block seconds; then rate, burst per key.
+# ARGV[1] == 'throttle': KEYS = account hashes, then the meter; ARGV[2] = block seconds,
+#   ARGV[3] = successes to add to the meter first; then rate, burst per account hash.
 # ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
 #   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
 _FEEDBACK = (
@@ -130,17 +155,20 @@ _FEEDBACK = (
     + """
 if ARGV[1] == 'throttle' then
   local pause = tonumber(ARGV[2])
-  for j = 1, #KEYS do
+  local goodput = meter(KEYS[#KEYS], tonumber(ARGV[3]))
+  for j = 1, #KEYS - 1 do
     local key = KEYS[j]
-    local cfg, burst = tonumber(ARGV[1 + 2 * j]), tonumber(ARGV[2 + 2 * j])
+    local cfg, burst = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
     local rate = account_rate(key, cfg)
     local cap = math.max(1, burst * rate / cfg)
     local tok, ts = load(key, rate, cap)
     local cool = tonumber(redis.call('HGET', key, 'cool'))
     if cool == nil or now >= cool then
-      redis.call('HSET', key, 'wmax', fmt(rate), 'tdec', fmt(now),
+      local wmax = rate
+      if goodput > 0 then wmax = math.min(rate, goodput) end
+      redis.call('HSET', key, 'wmax', fmt(wmax), 'tdec', fmt(now),
                  'cool', fmt(now + math.max(COOLDOWN, pause)))
-      rate = math.max(math.min(MIN_RATE, cfg), rate * BETA)
+      rate = math.max(math.min(MIN_RATE, cfg), wmax * BETA)
       cap = math.max(1, burst * rate / cfg)
     end
     store(key, math.min(tok, 0, cap), math.max(ts, now + pause), rate, cap)
@@ -212,7 +240,9 @@ class RedisRateLimits:
       that long and asks again. Within a process, calls for one lane are FIFO; across
       processes there is no FIFO (whoever asks first after a refill wins).
     - The account rate after a 429 ``10011`` recovers with time (the CUBIC curve is evaluated
-      at each ``acquire``), not per success, and ``W_max`` is the rate before the decrease.
+      at each ``acquire``), not per success. The success meter that can lower ``W_max`` is
+      shared: each process counts its 2xx responses and adds them at its next round trip, so
+      the decrease uses the successes/s of all processes together.
     - ``on_response`` does no I/O: the feedback is written by the next ``acquire`` of this
       process, before it takes a token (the ``reset_after`` block is shortened by the time
       elapsed meanwhile).
@@ -230,8 +260,9 @@ class RedisRateLimits:
     ``url`` is a ``redis://`` URL; or pass ``client`` (a ``redis.asyncio.Redis``), which is
     then not closed by :meth:`aclose`. ``clock`` (default ``time.monotonic``) only ages a
     recorded ``reset_after``; ``sleep`` (default ``asyncio.sleep``) waits between attempts.
-    Keys: ``{key_prefix}acct:{SMS|MMS}`` and ``{key_prefix}lane:{sender}``; each expires a
-    minute after its bucket would be full again.
+    Keys: ``{key_prefix}acct:{SMS|MMS}``, ``{key_prefix}lane:{sender}`` and
+    ``{key_prefix}meter``; each expires a minute after its bucket would be full again (the
+    meter a minute after the last success was added).
     """
 
     def __init__(
@@ -295,6 +326,9 @@ class RedisRateLimits:
         self._local: dict[tuple[asyncio.AbstractEventLoop, str | None], _Turns] = {}
         self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
         self._queue_full: dict[str, None] = {}
+        # 2xx responses not yet added to the shared success meter (by the next round trip).
+        self._successes = 0
+        self._metered = any(spec is not None for spec in self._config.accounts.values())
 
     def __repr__(self) -> str:
         return f"RedisRateLimits(key_prefix={self._prefix!r})"
@@ -406,6 +440,8 @@ class RedisRateLimits:
             args += ["1", "0", "0"] if spec is None else ["1", _num(spec.rate), _num(spec.capacity)]
         if not keys:
             return
+        if self._metered:
+            keys.append(f"{self._prefix}meter")
         local_key = (asyncio.get_running_loop(), sender)
         turns = self._local.get(local_key)
         if turns is None:
@@ -433,7 +469,14 @@ class RedisRateLimits:
                 try:
                     while True:
                         await self._flush()
-                        granted, wait = await self._run(_TAKE_SCRIPT, keys, args)
+                        successes = self._take_successes()
+                        try:
+                            granted, wait = await self._run(
+                                _TAKE_SCRIPT, keys, [*args, str(successes)]
+                            )
+                        except BaseException:
+                            self._keep_successes(successes)
+                            raise
                         if granted:
                             return
                         if deadline is not None and self._clock() + wait > deadline:
@@ -460,6 +503,9 @@ class RedisRateLimits:
     ) -> None:
         """Record one response; the next ``acquire`` writes it to Redis (see the class doc)."""
         if status != 429:
+            if 200 <= status < 300 and self._metered:
+                with self._state_lock:
+                    self._successes += 1
             return
         with self._state_lock:  # clients on other loops (threads) may report at the same time
             self._record(sender, code, reset_after)
@@ -481,20 +527,22 @@ class RedisRateLimits:
         if self._throttle is not None:
             with self._state_lock:  # taken, so a report from another thread is not lost
                 throttle, self._throttle = self._throttle, None
-            if throttle is not None:
+            if throttle is not None and self._metered:
                 at, pause = throttle
+                successes = self._take_successes()
                 keys: list[str] = []
-                args = ["throttle", _num(max(0.0, pause - (self._clock() - at)))]
+                args = ["throttle", _num(max(0.0, pause - (self._clock() - at))), str(successes)]
                 for key, spec in self._config.accounts.items():
                     if spec is not None:
                         keys.append(f"{self._prefix}acct:{key}")
                         args += [_num(spec.rate), _num(spec.burst)]
-                if keys:
-                    try:
-                        await self._run(_FEEDBACK_SCRIPT, keys, args)
-                    except BaseException:
-                        self._keep_throttle(throttle)
-                        raise
+                keys.append(f"{self._prefix}meter")
+                try:
+                    await self._run(_FEEDBACK_SCRIPT, keys, args)
+                except BaseException:
+                    self._keep_throttle(throttle)
+                    self._keep_successes(successes)
+                    raise
         while self._queue_full:
             with self._state_lock:
                 if not self._queue_full:
@@ -509,6 +557,17 @@ class RedisRateLimits:
             await self._run(_FEEDBACK_SCRIPT, [f"{self._prefix}lane:{sender}"], args)
             with self._state_lock:
                 self._queue_full.pop(sender, None)
+
+    def _take_successes(self) -> int:
+        with self._state_lock:
+            successes, self._successes = self._successes, 0
+        return successes
+
+    def _keep_successes(self, successes: int) -> None:
+        """Successes that could not be written are added by the next round trip."""
+        if successes:
+            with self._state_lock:
+                self._successes += successes
 
     def _keep_throttle(self, throttle: tuple[float, float]) -> None:
         """A throttle that could not be written stays for the next ``acquire``."""

@@ -145,6 +145,37 @@ async def test_10011_decreases_the_rate(make: Any) -> None:
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_10011_decreases_from_the_successes_of_every_process(make: Any, prefix: str) -> None:
+    """Two processes succeeding at about 10/s each under a 100/s setting: a 429 sets W_max to
+    the shared success rate (about 20/s), not the 100/s the buckets allowed, as the local
+    limiter's meter does. Without a shared meter the rate only fell to 70/s, far above the
+    limit the server enforced, and every process tripped it again within seconds."""
+    first = make(account_mps=100.0)
+    second = make(account_mps=100.0)
+
+    async def succeed(limits: RedisRateLimits) -> None:
+        deadline = time.monotonic() + 2.2
+        while time.monotonic() < deadline:
+            await limits.acquire(None)
+            limits.on_response(None, status=200, code=None, reset_after=None)
+            await asyncio.sleep(0.1)
+
+    await asyncio.gather(succeed(first), succeed(second))
+    first.on_response(None, status=429, code="10011", reset_after=None)
+    await first.acquire(None)  # writes the throttle
+    wmax = float(await first._redis.hget(f"{prefix}acct:SMS", "wmax"))
+    assert 12.0 < wmax < 26.0
+    assert 59_000 < await first._redis.pttl(f"{prefix}meter") <= 60_500
+    # The new rate (0.7 x W_max) holds for every process: the next token is about 1/14 s away.
+    sleeps = Sleeps(stop=True)
+    third = make(account_mps=100.0, sleep=sleeps)
+    with pytest.raises(Stop):
+        await third.acquire(None)
+    assert 1 / (0.7 * 26.0) < sleeps.delays[0] <= 1 / (0.7 * 12.0)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_40318_pauses_only_that_lane(make: Any) -> None:
     """A full queue pauses its sender for 144 s; another sender is not delayed."""
     sleeps = Sleeps(stop=True)
