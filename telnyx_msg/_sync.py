@@ -428,13 +428,13 @@ class Client(ResourceTree[SyncMode]):
         if finalizer is None or not finalizer.alive:
             return
         finalizer.detach()
+        owner = self._owner
         try:
-            owner = self._owner
             if owner.begin_close() and not owner.stopped and not owner.forked:
-                self._owner.portal.call(self._async.aclose)
-                _release_limiter(self._owner.portal, self._async)
+                owner.portal.call(self._async.aclose)
+                _release_limiter(owner.portal, self._async)
         finally:
-            self._owner.stop()
+            owner.stop()
 
     def __enter__(self) -> Client:
         return self
