@@ -49,7 +49,8 @@ class _ToBase(TypedDict):
 
 
 class SendMessageItem(_ToBase, _Formatted, total=False):
-    """An item for ``messages.send`` (the default of ``method="auto"``)."""
+    """An item for ``messages.send`` (the default of ``method="auto"``); give ``from_`` or
+    ``messaging_profile_id``, or both."""
 
     from_: str
     messaging_profile_id: str

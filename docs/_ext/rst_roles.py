@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,31 @@ def _attrs_init(obj: griffe.Class) -> griffe.Function | None:
     )
 
 
+def _typed_dict_keys(obj: griffe.Class) -> str | None:
+    """A Markdown table of a ``TypedDict``'s keys (its own and inherited), or None.
+
+    The item types build theirs from private bases, which the reference would otherwise show
+    as the only clue to which keys an item takes (Python-Markdown keeps a ``|`` inside a code
+    span of a table as text)."""
+    import typing
+
+    cls = _runtime_class(obj)
+    if cls is None or not typing.is_typeddict(cls):
+        return None
+    hints = typing.get_type_hints(cls)
+    rows = ["| key | type | |", "|---|---|---|"]
+    required = cls.__required_keys__
+    for key, hint in sorted(hints.items(), key=lambda item: item[0] not in required):
+        text = re.sub(
+            r"\b(?:typing|collections\.abc|datetime|telnyx_msg(?:\.\w+)*)\.",
+            "",
+            inspect.formatannotation(hint),
+        )
+        needed = "required" if key in required else "optional"
+        rows.append(f"| `{key}` | `{text}` | {needed} |")
+    return "\n".join(rows)
+
+
 class RestRoles(griffe.Extension):
     """Rewrite each object's docstring once, as it is loaded; give attrs classes an __init__."""
 
@@ -177,6 +203,11 @@ class RestRoles(griffe.Extension):
                     continue
                 seen.add(member.path)
                 if isinstance(member, griffe.Class):
+                    keys = _typed_dict_keys(member)
+                    if keys is not None:
+                        member.bases = []  # private building blocks: the table says it all
+                        doc = member.docstring.value if member.docstring else ""
+                        member.docstring = griffe.Docstring(f"{doc}\n\n{keys}", parent=member)
                     if "__init__" not in member.members:
                         init = _attrs_init(member)
                         if init is not None:
