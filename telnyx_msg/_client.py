@@ -362,7 +362,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
             # One coroutine per call on top of _call: each layer is an object the garbage
             # collector must track for the whole round trip.
             async def call_method(*args: Any, **kwargs: Any) -> Any:
-                return finish(await call(endpoint, make_request(endpoint, args, kwargs, name)))
+                request = make_request(endpoint, args, kwargs, name)
+                return finish(await call(endpoint, request), request)
 
             method = call_method
         describe(method, endpoint, name, "AsyncPager")
@@ -564,7 +565,7 @@ class Core:
         finish = finisher(endpoint)
 
         async def run(request: Any) -> T:
-            return finish(await call(endpoint, request))
+            return finish(await call(endpoint, request), request)
 
         return run
 
@@ -609,7 +610,7 @@ class Core:
             finish_one = finisher(endpoint)
 
             def finish(request: Any, response: HttpResponse) -> Callable[[], Any]:
-                return lambda: finish_one(response)
+                return lambda: finish_one(response, request)
 
         async def run(request: Any) -> RawResponse[Any]:
             started = time.perf_counter()
@@ -659,6 +660,7 @@ class _RawEndpoint(NamedTuple):
     body: dict[str, Any] | None
     lane: Lane | None
     idempotent: bool
+    accepts_idempotency_key: bool
 
     def build(self, _: Any) -> tuple[str, str, dict[str, Any] | None]:
         return self.path, self.query, self.body
@@ -693,7 +695,8 @@ def _raw_call(
         )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise ValidationError("path", f"must not contain control characters, got {path!r}")
-    segments = path.split("/")
+    # %2e is a dot too (RFC 3986 section 2.3): normalising proxies decode it first.
+    segments = path.replace("%2e", ".").replace("%2E", ".").split("/")
     if "." in segments or ".." in segments:
         # Sent as is, but a proxy that normalises paths would resolve it outside base_url.
         raise ValidationError("path", f"must not have '.' or '..' segments, got {path!r}")
@@ -730,6 +733,7 @@ def _raw_call(
             None if json is None else json_body(json),
             lane,
             verb in IDEMPOTENT_METHODS,
+            lane is not None,  # a send path
         ),
         options,
     )

@@ -202,7 +202,17 @@ def resolve_api_key(api_key: str | None) -> str:
 
 
 def resolve_base_url(base_url: str | None) -> str:
-    """The explicit URL, else ``$TELNYX_BASE_URL``, else Telnyx's; validated, no trailing slash."""
+    """The explicit URL, else ``$TELNYX_BASE_URL``, else Telnyx's; validated, no trailing slash.
+
+    An explicit ``""`` is an error, not "the default": a test or staging setting that came out
+    empty must not send to production. An empty ``$TELNYX_BASE_URL`` counts as unset (as
+    shells and compose files leave variables).
+    """
+    if base_url is not None and not (isinstance(base_url, str) and base_url.strip()):
+        raise ConfigurationError(
+            f"base_url is {base_url!r}; pass an http(s) URL, or None for "
+            "$TELNYX_BASE_URL or Telnyx's API"
+        )
     url = base_url or os.environ.get("TELNYX_BASE_URL") or DEFAULT_BASE_URL
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
         raise ConfigurationError(f"base_url must be an http(s) URL without query, got {url!r}")

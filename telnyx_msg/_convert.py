@@ -161,7 +161,10 @@ converter.register_unstructure_hook_factory(
 
 # --- optional primitives: the hot path of every response -------------------------------------
 # cattrs' generic Optional handling dispatches per value; these pass JSON values of the right
-# type straight through and convert the rest the way cattrs would.
+# type straight through and convert only what means the same thing: a number where a string is
+# documented (its digits), an integral float or a numeric string where an int is, an int or a
+# numeric string where a float is. Anything else is a wrongly shaped response, not a value:
+# bool("false") is True, str({...}) a repr, tuple("US") two letters, int(1.9) one.
 
 _PRIMITIVES: dict[Any, type] = {
     str | None: str,
@@ -171,22 +174,75 @@ _PRIMITIVES: dict[Any, type] = {
 }
 
 
+def _to_str(value: Any) -> str:
+    if type(value) in (int, float):
+        return str(value)
+    raise TypeError("expected a string")
+
+
+def _to_int(value: Any) -> int:
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if type(value) is str:
+        return int(value)  # ValueError for anything but digits
+    raise TypeError("expected an integer")
+
+
+def _to_float(value: Any) -> float:
+    if type(value) in (int, str):
+        return float(value)  # ValueError for a string that is not a number
+    raise TypeError("expected a number")
+
+
+def _to_bool(value: Any) -> bool:
+    raise TypeError("expected true or false")
+
+
+#: The conversion of a JSON value whose type is not the field's (the exact type is passed
+#: through before these are called).
+CONVERT: dict[type, Callable[[Any], Any]] = {
+    str: _to_str,
+    int: _to_int,
+    float: _to_float,
+    bool: _to_bool,
+}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A JSON list of strings as a tuple (a number item as its digits)."""
+    if type(value) is not list and not isinstance(value, (list, tuple)):
+        raise TypeError("expected a list of strings")
+    return tuple([x if type(x) is str else _to_str(x) for x in value])
+
+
+def _mapping(value: Any) -> Any:
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    raise TypeError("expected a JSON object")
+
+
 def _optional_primitive_hook(tp: Any) -> Callable[[Any, Any], Any]:
     target = _PRIMITIVES[tp]
-    if target is float:
-
-        def structure_float(value: Any, _: Any) -> Any:
-            return value if value is None or type(value) is float else float(value)
-
-        return structure_float
+    convert = CONVERT[target]
 
     def structure_primitive(value: Any, _: Any) -> Any:
-        return value if value is None or type(value) is target else target(value)
+        return value if value is None or type(value) is target else convert(value)
+
+    return structure_primitive
+
+
+def _primitive_hook(target: type) -> Callable[[Any, Any], Any]:
+    convert = CONVERT[target]
+
+    def structure_primitive(value: Any, _: Any) -> Any:
+        return value if type(value) is target else convert(value)
 
     return structure_primitive
 
 
 converter.register_structure_hook_factory(lambda t: t in _PRIMITIVES, _optional_primitive_hook)
+for _target in CONVERT:
+    converter.register_structure_hook(_target, _primitive_hook(_target))
 
 
 def _is_optional(tp: Any) -> bool:
@@ -219,7 +275,7 @@ def _is_tuple(tp: Any) -> bool:
 def _tuple_hook(tp: Any) -> Callable[[Any, Any], Any]:
     item_type = get_args(tp)[0]
     if item_type is str:
-        return lambda v, _: () if v is None else tuple(v)
+        return lambda v, _: () if v is None else _strings(v)
     item = converter.get_structure_hook(item_type)
     if item_type is models.Recipient:
         return _recipients_hook(item)
@@ -307,6 +363,8 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         "__dt": parse_datetime,
         "__dec": _decimal,
         "__need": _need(name),
+        "__strs": _strings,
+        "__map": _mapping,
     }
     values = []
     for i, field in enumerate(fields):
@@ -323,7 +381,8 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         enum_cls = _open_enum(field.type)
         if primitive is not None:
             namespace[f"t{i}"] = primitive
-            value = f"(v if (v := g({key!r})) is None or type(v) is t{i} else t{i}(v))"
+            namespace[f"c{i}"] = CONVERT[primitive]
+            value = f"(v if (v := g({key!r})) is None or type(v) is t{i} else c{i}(v))"
         elif enum_cls is not None:  # known value -> member, unknown string kept as is
             namespace[f"e{i}"] = {member.value: member for member in enum_cls}
             value = f"(None if (v := g({key!r})) is None else e{i}.get(v, v))"
@@ -332,9 +391,9 @@ def _model_structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
         elif field.type == Decimal | None:
             value = f"(None if (v := g({key!r})) is None else __dec(v))"
         elif field.type == Mapping[str, Any] | None:
-            value = f"g({key!r})"
+            value = f"(v if (v := g({key!r})) is None or type(v) is dict else __map(v))"
         elif field.type == tuple[str, ...]:
-            value = f"(() if (v := g({key!r})) is None else tuple(v))"
+            value = f"(() if (v := g({key!r})) is None else __strs(v))"
         elif _is_optional(field.type):
             inner = next(a for a in get_args(field.type) if a is not type(None))
             namespace[f"h{i}"] = converter.get_structure_hook(inner)

@@ -51,10 +51,12 @@ def _fingerprint(raw: list[Any]) -> bytes:
 
 
 class AsyncPager(Generic[T]):
-    """An async iterator over every item of a list, fetching pages as needed.
+    """An async iterable over every item of a list, fetching pages as needed.
 
-    ``async for item in pager`` walks all items; ``pager.pages()`` yields :class:`Page` objects;
-    ``await pager.first_page()`` fetches only the first. Nothing is requested until iterated.
+    ``async for item in pager`` walks all items (each ``async for`` starts again at the first
+    page; ``anext()`` needs ``aiter(pager)`` first, as for a list); ``pager.pages()`` yields
+    :class:`Page` objects; ``await pager.first_page()`` fetches only the first. Nothing is
+    requested until iterated.
     """
 
     def __init__(self, fetch: PageFetcher[T]) -> None:
@@ -98,7 +100,8 @@ class Portal(Protocol):
 
 
 class SyncPager(Generic[T]):
-    """A plain iterator over every item of a list (the blocking form of ``AsyncPager``)."""
+    """A plain iterable over every item of a list (the blocking form of ``AsyncPager``): each
+    ``for`` starts again at the first page; ``next()`` needs ``iter(pager)`` first."""
 
     def __init__(self, pager: AsyncPager[T], portal: Portal) -> None:
         self._pager = pager

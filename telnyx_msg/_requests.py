@@ -101,6 +101,15 @@ def _check_options(_: Any, __: Any, value: Any) -> None:
         raise ValidationError("options", "must be telnyx_msg.RequestOptions(...)")
 
 
+_API_VERSION = v.one_of("1", "2", "2010-04-01")
+_MAX_64 = v.pattern(r"(?s).{0,64}", "at most 64 characters")
+_PROFILE_FILTER = v.query_object
+_PHONE_FILTER = v.object_with(type=("tollfree", "longcode", "shortcode"))
+_SORT = v.object_with(phone_number=("asc", "desc"))
+# The auto-response configs' created_at / updated_at bounds are plain strings in the definition.
+_TEXT_RANGE = v.bounds(date_times=False)
+
+
 @frozen(repr=False, eq=False)
 class Request:
     """Base of every request: carries per-call ``options``."""
@@ -265,7 +274,7 @@ class ListAlphanumericSenderIds(_Paged):
     """``GET /alphanumeric_sender_ids``."""
 
     filter: AlphanumericSenderIdFilter | None = field(
-        default=None, kw_only=True, validator=v.mapping
+        default=None, kw_only=True, validator=v.query_object
     )
 
 
@@ -289,8 +298,8 @@ class CreateAlphanumericSenderId(Request):
 class ListHostedNumbers(_Paged):
     """``GET /messaging_hosted_numbers`` (§6)."""
 
-    filter: HostedNumberFilter | None = field(default=None, kw_only=True, validator=v.mapping)
-    sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=v.mapping)
+    filter: HostedNumberFilter | None = field(default=None, kw_only=True, validator=v.query_object)
+    sort: HostedNumberSort | None = field(default=None, kw_only=True, validator=_SORT)
 
 
 @frozen(repr=False, eq=False)
@@ -307,8 +316,10 @@ class UpdateHostedNumber(Request):
 class ListOptOuts(_Paged):
     """``GET /messaging_optouts`` (§7); ``redaction_enabled`` hides recipient numbers."""
 
-    filter: OptOutFilter | None = field(default=None, kw_only=True, validator=v.mapping)
-    created_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
+    filter: OptOutFilter | None = field(default=None, kw_only=True, validator=v.query_object)
+    created_at: DateRange | None = field(
+        default=None, kw_only=True, validator=v.bounds(date_times=True)
+    )
     redaction_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
 
 
@@ -344,8 +355,8 @@ class ListAutorespConfigs(Request):
 
     profile_id: str = field(validator=v.path_id)
     country_code: str | None = field(default=None, kw_only=True, validator=v.non_empty)
-    created_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
-    updated_at: DateRange | None = field(default=None, kw_only=True, validator=v.mapping)
+    created_at: DateRange | None = field(default=None, kw_only=True, validator=_TEXT_RANGE)
+    updated_at: DateRange | None = field(default=None, kw_only=True, validator=_TEXT_RANGE)
 
 
 @frozen(repr=False, eq=False)
@@ -392,11 +403,6 @@ _ALPHA_SENDER = v.pattern(r"[A-Za-z0-9 ]{1,11}", "1-11 letters, digits or spaces
 _SPEND_LIMIT = v.pattern(r"[0-9]+(?:\.[0-9]+)?", "a decimal amount such as '269.00'")
 _POOL = v.object_with(("long_code_weight", "toll_free_weight", "skip_unhealthy"))
 _SHORTENER = v.object_with(("domain",))
-_API_VERSION = v.one_of("1", "2", "2010-04-01")
-_MAX_64 = v.pattern(r"(?s).{0,64}", "at most 64 characters")
-_PROFILE_FILTER = v.mapping
-_PHONE_FILTER = v.object_with(type=("tollfree", "longcode", "shortcode"))
-_SORT = v.object_with(phone_number=("asc", "desc"))
 
 
 @frozen(repr=False, eq=False)
@@ -508,7 +514,7 @@ class UpdatePhoneNumberMessaging(Request):
 class ListShortCodes(_Paged):
     """``GET /short_codes``: ``filter={"messaging_profile_id": "null"}`` lists unassigned ones."""
 
-    filter: ShortCodeFilter | None = field(default=None, kw_only=True, validator=v.mapping)
+    filter: ShortCodeFilter | None = field(default=None, kw_only=True, validator=v.query_object)
 
 
 @frozen(repr=False, eq=False)

@@ -151,12 +151,16 @@ def mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def date_time(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An aware ``datetime`` or an ISO 8601 string with a UTC offset or ``Z``."""
-    if value is None:
-        return
+    problem = None if value is None else _date_time_problem(value)
+    if problem is not None:
+        raise _fail(attribute, problem)
+
+
+def _date_time_problem(value: Any) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise _fail(attribute, "datetime must be timezone-aware (e.g. tzinfo=timezone.utc)")
-        return
+            return "datetime must be timezone-aware (e.g. tzinfo=timezone.utc)"
+        return None
     if isinstance(value, str):
         from telnyx_msg._convert import parse_datetime
 
@@ -164,11 +168,11 @@ def date_time(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         try:
             parse_datetime(stripped)
         except ValueError:
-            raise _fail(attribute, f"{value!r} is not an ISO 8601 date-time") from None
+            return f"{value!r} is not an ISO 8601 date-time"
         if not (stripped.endswith(("Z", "z")) or re.search(r"[+-]\d{2}:?\d{2}$", stripped)):
-            raise _fail(attribute, f"{value!r} has no UTC offset; add 'Z' or '+00:00'")
-        return
-    raise _fail(attribute, f"must be an aware datetime or ISO 8601 string, got {value!r}")
+            return f"{value!r} has no UTC offset; add 'Z' or '+00:00'"
+        return None
+    return f"must be an aware datetime or ISO 8601 string, got {value!r}"
 
 
 def positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -187,9 +191,13 @@ def page_size(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def path_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """A non-empty id for a URL path segment."""
+    """A non-empty id for a URL path segment, not ``.`` or ``..`` (a proxy that normalises
+    the path would resolve those to another resource: ``DELETE .../autoresp_configs/..``
+    deletes the profile)."""
     if not isinstance(value, str) or not value.strip():
         raise _fail(attribute, f"must be a non-empty string id, got {value!r}")
+    if value in (".", ".."):
+        raise _fail(attribute, f"{value!r} is a relative path segment, not an id")
 
 
 def string(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -236,11 +244,41 @@ def _check_http_url(attribute: attrs.Attribute[Any], value: Any, alternative: st
         raise _fail(attribute, f"{value!r} is not an http(s) URL{alternative}{hint}")
 
 
-def object_with(required: tuple[str, ...] = (), **enums: tuple[str, ...]) -> Validator:
-    """A JSON object holding the ``required`` keys, whose ``enums`` keys take listed values."""
+def query_object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A mapping of query parameters (``filter[...]``): plain values, as ``extra_query`` takes
+    (a bytes value or an object would go out as its repr, a naive datetime without a zone)."""
+    mapping(instance, attribute, value)
+    if value is not None:
+        from telnyx_msg._wire import query_value  # one rule for every query value
+
+        query_value(wire_name(attribute), value)
+
+
+def bounds(*, date_times: bool) -> Validator:
+    """``{"gte": ..., "lte": ...}`` (the definition's ``created_at[gte]`` / ``[lte]``): plain
+    query values, or with ``date_times`` each an aware ``datetime`` or an ISO 8601 string with
+    an offset (where the definition says ``format: date-time``)."""
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        mapping(instance, attribute, value)
+        query_object(instance, attribute, value)
+        if value is None:
+            return
+        for key, item in value.items():
+            if key not in ("gte", "lte"):
+                raise _fail(attribute, f"has the key {key!r}; a range takes 'gte' and 'lte'")
+            problem = _date_time_problem(item) if date_times else None
+            if problem is not None:
+                raise ValidationError(f"{wire_name(attribute)}[{key}]", problem)
+
+    return check
+
+
+def object_with(required: tuple[str, ...] = (), **enums: tuple[str, ...]) -> Validator:
+    """A query object (:func:`query_object`) holding the ``required`` keys, whose ``enums``
+    keys take listed values."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        query_object(instance, attribute, value)
         if value is None:
             return
         missing = [key for key in required if value.get(key) is None]

@@ -108,6 +108,8 @@ class Operation(Protocol):
     def lane(self) -> Lane | None: ...
     @property
     def idempotent(self) -> bool: ...
+    @property
+    def accepts_idempotency_key(self) -> bool: ...
     def build(self, request: Any, /) -> tuple[str, str, dict[str, Any] | None]: ...
 
 
@@ -124,7 +126,8 @@ class WireRequest(NamedTuple):
     """One request, ready for the transport, with what the pipeline decides on.
 
     ``message_type`` is the rate-limit type of a send (``"SMS"``/``"MMS"``), None when the call
-    is not rate limited (not a send, or no limiter); ``sender`` is the send's sender lane.
+    is not rate limited (not a send, or no limiter); ``sender`` is the send's sender lane;
+    ``key_accepted`` that the operation takes an ``Idempotency-Key`` (the sends).
     """
 
     method: str
@@ -136,6 +139,7 @@ class WireRequest(NamedTuple):
     idempotency_key: str | None
     message_type: str | None
     sender: str | None
+    key_accepted: bool = False
 
 
 def build_request(
@@ -186,6 +190,7 @@ def build_request(
         key,
         message_type,
         sender,
+        op.accepts_idempotency_key,
     )
 
 
@@ -313,11 +318,11 @@ def encode_pairs(params: Mapping[str, Any], name: str = "params") -> str:
     for key, value in params.items():
         if not isinstance(key, str):
             raise ValidationError(name, f"has the key {key!r}: parameter names are strings")
-        encode_query(key, _query_value(key, value), pairs)
+        encode_query(key, query_value(key, value), pairs)
     return query_string(pairs)
 
 
-def _query_value(name: str, value: Any) -> Any:
+def query_value(name: str, value: Any) -> Any:
     """``value`` checked, its list items as the text to join (``_spec.encode_query`` joins
     ``str(item)``, which spells a bool ``True`` and an enum ``MessageType.SMS``)."""
     if isinstance(value, Mapping):
@@ -325,7 +330,7 @@ def _query_value(name: str, value: Any) -> Any:
         for sub, item in value.items():
             if isinstance(sub, bool) or not isinstance(sub, (str, int)):
                 raise ValidationError(name, f"has the key {sub!r}: keys are strings")
-            out[sub] = _query_value(f"{name}[{sub}]", item)
+            out[sub] = query_value(f"{name}[{sub}]", item)
         return out
     if isinstance(value, (list, tuple)):
         texts: list[str] = []
@@ -335,7 +340,7 @@ def _query_value(name: str, value: Any) -> Any:
                     f"{name}[{i}]", f"is {item!r}; a list parameter holds plain values"
                 )
             one: list[tuple[str, str]] = []
-            encode_query(name, _query_value(f"{name}[{i}]", item), one)
+            encode_query(name, query_value(f"{name}[{i}]", item), one)
             texts.append(one[0][1])
         return texts
     if isinstance(value, float):
@@ -432,28 +437,48 @@ def too_large(response: HttpResponse, op: Located, limit: int) -> APIResponseVal
 _SHAPE_ERRORS = (TypeError, ValueError, KeyError, AttributeError)
 
 
-def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse], T]:
-    """``finish(response) -> result``: decode and structure one endpoint's 2xx response."""
+def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
+    """``finish(response, request) -> result``: decode and structure one endpoint's 2xx
+    response to ``request`` (its model, which gives errors the real path)."""
     envelope = endpoint.envelope
     if envelope == "none":
-        return lambda _: None  # type: ignore[return-value]  # T is None for these endpoints
+        return lambda _, __: None  # type: ignore[return-value]  # T is None for these endpoints
     from telnyx_msg._convert import converter  # cattrs loads on first use, not at import
 
     item_type = endpoint.response
     hook = converter.get_structure_hook(item_type)
     many = endpoint.many
 
-    def finish(response: HttpResponse) -> Any:
-        doc = decode(response, endpoint)
-        data = doc.get("data") if envelope == "data" and isinstance(doc, dict) else doc
+    def where(request: Any) -> At:
+        return At(endpoint.method, endpoint.build(request)[0])
+
+    def finish(response: HttpResponse, request: Any) -> Any:
         try:
+            doc = decode(response, endpoint)
+        except APIResponseValidationError:
+            decode(response, where(request))  # raises again, naming the real path
+            raise
+        try:
+            if not response.body:
+                raise TypeError("the body is empty")
+            if envelope == "data":
+                doc = doc.get("data") if type(doc) is dict else None  # None: the model says
             if many:
-                return [hook(x, item_type) for x in (data or ())]
-            return hook(data, item_type)
+                if type(doc) is not list:
+                    raise TypeError(f"expected a list under 'data', got {type(doc).__name__}")
+                return [hook(x, item_type) for x in doc]
+            return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, endpoint, exc) from exc
+            raise _shape_error(response, where(request), exc) from exc
 
     return finish
+
+
+class At(NamedTuple):
+    """Where a call went: its method and its real path (ids filled in), for error messages."""
+
+    method: str
+    path: str
 
 
 def page_parser(
@@ -470,17 +495,18 @@ def page_parser(
     def parse(
         request: Any, response: HttpResponse, number: int | None
     ) -> tuple[Page[T], list[Any]]:
-        doc = decode(response, endpoint)
+        where = At(endpoint.method, endpoint.build(request)[0])  # the path with its ids
+        doc = decode(response, where)
         raw_list = doc.get("data") if isinstance(doc, dict) else None
         meta_raw = doc.get("meta") if isinstance(doc, dict) else None
         if not isinstance(raw_list, list) or not isinstance(meta_raw, (dict, type(None))):
             # Read as an empty page, it would silently end the iteration.
-            raise invalid(response, endpoint, "unexpected page shape: expected {'data': [...]}")
+            raise invalid(response, where, "unexpected page shape: expected {'data': [...]}")
         try:
             meta = PageMeta() if meta_raw is None else meta_hook(meta_raw, PageMeta)
             items = [hook(x, item_type) for x in raw_list]
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, endpoint, exc) from exc
+            raise _shape_error(response, where, exc) from exc
         return Page(items, meta, number or request.page_number or 1), raw_list
 
     return parse
@@ -529,12 +555,13 @@ def transport_error(
         return ClientClosedError(
             f"{method} {path}: not sent, the client was closed", method=method, path=path
         )
-    note = (
-        " The request may have reached Telnyx, so it was not retried; pass "
-        "options=RequestOptions(idempotency_key=...) to make it retryable."
-        if exc.reached and not wire.retry_safe
-        else ""
-    )
+    note = ""
+    if exc.reached and not wire.retry_safe:
+        note = " The request may have reached Telnyx, so it was not retried" + (
+            "; pass options=RequestOptions(idempotency_key=...) to make it retryable."
+            if wire.key_accepted  # only the sends take one
+            else "."
+        )
     error_cls = APITimeoutError if exc.timeout else APIConnectionError
     return error_cls(
         f"{method} {path}: {exc}.{note}", method=method, path=path, outcome_unknown=exc.reached

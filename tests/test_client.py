@@ -83,6 +83,20 @@ def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client.base_url == "https://api.telnyx.com/v2"
 
 
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_base_url_is_not_production(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``base_url=""`` (a test or staging setting that came out empty) is a
+    ConfigurationError; it silently meant https://api.telnyx.com/v2. An empty
+    ``$TELNYX_BASE_URL`` still counts as unset."""
+    monkeypatch.delenv("TELNYX_BASE_URL", raising=False)
+    with pytest.raises(telnyx_msg.ConfigurationError, match="base_url"):
+        telnyx_msg.AsyncClient("k", base_url=url, rate_limits=None)
+    with pytest.raises(telnyx_msg.ConfigurationError, match="base_url"):
+        telnyx_msg.Client("k", base_url=url, rate_limits=None)
+    monkeypatch.setenv("TELNYX_BASE_URL", "")
+    assert telnyx_msg.AsyncClient("k", rate_limits=None).base_url == "https://api.telnyx.com/v2"
+
+
 @pytest.mark.parametrize("url", ["api.telnyx.com", "ftp://x/v2", "http://x/v2?a=1", "http:// x"])
 def test_bad_base_url(url: str) -> None:
     """A base_url that is not an http(s) URL is a ConfigurationError."""

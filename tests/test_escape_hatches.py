@@ -119,6 +119,8 @@ async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any, spe
         (("GET", "/messages/caf\udce9"), "path"),
         (("GET", "/../admin"), "path"),
         (("GET", "/messages/./x"), "path"),
+        (("GET", "/a/%2e%2e/b"), "path"),  # RFC 3986: %2e is a dot
+        (("GET", "/a/%2E/b"), "path"),
     ],
 )
 async def test_request_arguments_are_checked_before_io(args: tuple[str, str], field: str) -> None:

@@ -35,6 +35,9 @@ async def test_handler_answers_and_the_result_is_typed() -> None:
     assert (request.method, request.path) == ("POST", "/v2/messages")
     assert request.json() == {"from": "+18005550101", "to": "+18445550001", "text": "Hi"}
     assert request.headers["Authorization"] == "Bearer k"
+    # HTTP header names are case-insensitive, as in httpx's MockTransport and aiohttp.
+    assert request.headers["authorization"] == "Bearer k"
+    assert request.headers["CONTENT-TYPE"] == "application/json"
 
 
 async def test_retries_and_errors_run_as_in_production() -> None:

@@ -930,6 +930,54 @@ def test_malformed_response_names_the_field(cls: type[Any], doc: JSON, path: str
     assert str(caught.value).startswith(path)
 
 
+PROFILE = {
+    "id": "p",
+    "name": "n",
+    "created_at": "2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("enabled", "false", "expected true or false"),  # bool("false") would be True
+        ("enabled", 0, "expected true or false"),
+        ("whitelisted_destinations", "US", "expected a list of strings"),  # not ("U", "S")
+        ("whitelisted_destinations", ["US", {"a": 1}], "expected a string"),
+        ("webhook_url", {"url": "https://x"}, "expected a string"),  # not its repr
+        ("webhook_url", True, "expected a string"),
+        ("redaction_level", 1.9, "expected an integer"),  # not 1
+        ("redaction_level", True, "expected an integer"),
+        ("number_pool_settings", "on", "expected a JSON object"),
+        ("v1_secret", ["s"], "expected a string"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_an_error(key: str, value: Any, reason: str) -> None:
+    """A value that would only convert into a different value names its field; it is not
+    silently turned into True, a list of letters, a repr or a truncated number."""
+    from telnyx_msg._convert import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError) as caught:
+        structure({**PROFILE, key: value}, m.MessagingProfile)
+    assert caught.value.path == f"MessagingProfile.{key}"
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "parsed"),
+    [
+        ("redaction_level", 2.0, 2),
+        ("redaction_level", "3", 3),
+        ("v1_secret", 5, "5"),
+        ("whitelisted_destinations", ["US", 1], ("US", "1")),
+    ],
+)
+def test_a_value_meaning_the_same_is_converted(key: str, value: Any, parsed: Any) -> None:
+    """An integral float, a numeric string, a number where text is documented: same value."""
+    assert getattr(structure({**PROFILE, key: value}, m.MessagingProfile), key) == parsed
+
+
 def test_generated_code_shows_in_tracebacks() -> None:
     """The generated structuring code is registered with linecache (debuggable)."""
     import linecache

@@ -178,6 +178,26 @@ async def test_required_path_id_given_as_none(
     )
 
 
+@pytest.mark.parametrize("segment", [".", ".."])
+async def test_a_dot_segment_is_not_an_id(
+    client: telnyx_msg.AsyncClient, server: Server, segment: str
+) -> None:
+    """``.`` and ``..`` as ids are refused: a proxy normalising the path would turn
+    ``DELETE /messaging_profiles/p/autoresp_configs/..`` into deleting the profile."""
+    error = await rejected(
+        server,
+        lambda: client.messaging_profiles.autoresp_configs.delete(segment, profile_id="p"),
+        "autoresp_cfg_id",
+    )
+    assert "relative path segment" in str(error)
+    await rejected(
+        server,
+        lambda: client.messaging_profiles.autoresp_configs.delete("cfg", profile_id=segment),
+        "profile_id",
+    )
+    await rejected(server, lambda: client.messages.retrieve(segment), "id")
+
+
 @pytest.mark.parametrize("number", BAD_NUMBERS)
 @pytest.mark.parametrize("method", ["send", "send_long_code"])
 async def test_send_rejects_bad_from(
@@ -889,3 +909,59 @@ async def test_final_status_rejects_a_nonsense_timeout() -> None:
             await tracker.final_status("msg-1", timeout=value)
     with pytest.raises(TimeoutError):
         await tracker.final_status("msg-1", timeout=0)
+
+
+_LISTS: list[tuple[str, dict[str, Any], str]] = [
+    ("messaging_optouts", {"filter": {"from": b"+18005550101"}}, "filter[from]"),
+    ("messaging_optouts", {"filter": {"from": object()}}, "filter[from]"),
+    ("messaging_optouts", {"filter": {"from": float("nan")}}, "filter[from]"),
+    ("messaging_optouts", {"created_at": {"gte": datetime(2025, 1, 1)}}, "created_at[gte]"),
+    ("messaging_optouts", {"created_at": {"gte": "last week"}}, "created_at[gte]"),
+    ("messaging_optouts", {"created_at": {"since": "2025-01-01T00:00:00Z"}}, "created_at"),
+    ("messaging_hosted_numbers", {"sort": {"phone_number": "newest"}}, "sort"),
+    ("messaging_hosted_numbers", {"filter": {"phone_number": {"contains": b"555"}}}, "filter"),
+    ("short_codes", {"filter": {"messaging_profile_id": ["a", {"b": 1}]}}, "filter"),
+    ("messaging_profiles", {"filter": {"name": {"contains": object()}}}, "filter[name]"),
+]
+
+
+@pytest.mark.parametrize(("resource", "kwargs", "field"), _LISTS)
+async def test_list_filters_take_plain_values(
+    client: telnyx_msg.AsyncClient,
+    server: Server,
+    resource: str,
+    kwargs: dict[str, Any],
+    field: str,
+) -> None:
+    """A filter, sort or date range value that is not a plain query value is a ValidationError
+    when the method is called, as the same value in ``extra_query`` is: it went out as its
+    repr (``b'+1800...'``, ``<object object at 0x...>``), a naive datetime without its zone."""
+    with pytest.raises(ValidationError) as caught:
+        getattr(client, resource).list(**kwargs)
+    assert caught.value.field.startswith(field)
+    assert server.requests == []
+
+
+async def test_list_filters_still_send_what_they_document(api_server: Any) -> None:
+    """Aware datetimes, strings and nested ``contains`` go out as before."""
+
+    async def empty_page(request: web.Request) -> web.Response:
+        return web.json_response({"data": [], "meta": {"total_pages": 1}})
+
+    server = await api_server(empty_page)
+    since = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        pager = client.messaging_optouts.list(
+            filter={"from": FROM}, created_at={"gte": since, "lte": "2025-02-01T00:00:00Z"}
+        )
+        await pager.first_page()
+        hosted = client.messaging_hosted_numbers.list(
+            filter={"phone_number": {"contains": "555"}}, sort={"phone_number": "desc"}
+        )
+        await hosted.first_page()
+    first, second = (r.query for r in server.requests)
+    assert first["filter[from]"] == FROM
+    assert first["created_at[gte]"] == since.isoformat()
+    assert first["created_at[lte]"] == "2025-02-01T00:00:00Z"
+    assert second["filter[phone_number][contains]"] == "555"
+    assert second["sort[phone_number]"] == "desc"

@@ -466,8 +466,28 @@ def ok(body: bytes, **extra_headers: str) -> HttpResponse:
     return HttpResponse(200, headers(X_Request_Id="req-1", **extra_headers), body)
 
 
+#: A valid request of each endpoint these tests finish (its path names the id "m-1").
+REQUESTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+    "send_message": ((), {"from_": FROM, "to": TO, "text": "hi"}),
+    "send_long_code": ((), {"from_": FROM, "to": TO, "text": "hi"}),
+    "send_number_pool": ((), {"messaging_profile_id": "p-1", "to": TO, "text": "hi"}),
+    "retrieve_message": (("m-1",), {}),
+    "cancel_scheduled_message": (("m-1",), {}),
+    "retrieve_group_messages": (("m-1",), {}),
+    "delete_autoresp_config": (("a-1",), {"profile_id": "p-1"}),
+    "list_profile_metrics": ((), {}),
+}
+
+
+def finish(endpoint: Endpoint[Any, Any], response: HttpResponse) -> Any:
+    """``finisher(endpoint)`` applied to a response of a valid request."""
+    name = next(n for n, e in vars(ep).items() if e is endpoint)
+    args, kwargs = REQUESTS[name]
+    return finisher(endpoint)(response, make_request(endpoint, args, kwargs, name))
+
+
 def test_send_response_is_structured_into_a_message() -> None:
-    message: Message = finisher(ep.send_message)(ok(sample("message_send.json")))
+    message: Message = finish(ep.send_message, ok(sample("message_send.json")))
     assert isinstance(message, Message)
     assert message.id == MESSAGE_ID
     assert message.direction == "outbound"
@@ -491,14 +511,14 @@ def test_send_response_is_structured_into_a_message() -> None:
 def test_every_send_finishes_the_same_recorded_message() -> None:
     response = ok(sample("message_send.json"))
     ids = {
-        finisher(endpoint)(response).id
+        finish(endpoint, response).id
         for endpoint in (ep.send_long_code, ep.send_number_pool, ep.retrieve_message)
     }
     assert ids == {MESSAGE_ID}
 
 
 def test_cancel_response_is_a_bare_message() -> None:
-    message: Message = finisher(ep.cancel_scheduled_message)(ok(sample("message_cancelled.json")))
+    message: Message = finish(ep.cancel_scheduled_message, ok(sample("message_cancelled.json")))
     assert message.id == "4031938e-60e4-4235-a8dd-0b1c55a23e7a"
     assert message.to[0].status == MessageStatus.CANCELLED
     assert message.cost is not None
@@ -508,7 +528,7 @@ def test_cancel_response_is_a_bare_message() -> None:
 
 def test_a_bare_message_is_not_found_under_the_data_envelope() -> None:
     with pytest.raises(APIResponseValidationError) as caught:
-        finisher(ep.retrieve_message)(ok(sample("message_cancelled.json")))
+        finish(ep.retrieve_message, ok(sample("message_cancelled.json")))
     assert caught.value.field == "Message"
 
 
@@ -516,19 +536,55 @@ def test_group_messages_are_a_list() -> None:
     one = sample_json("message_send.json")["data"]
     two = {**one, "id": "4031938e-60e4-4235-a8dd-0b1c55a23e7a", "to": [{"phone_number": TO}]}
     body = json.dumps({"data": [one, two]}).encode()
-    messages: list[Message] = finisher(ep.retrieve_group_messages)(ok(body))
+    messages: list[Message] = finish(ep.retrieve_group_messages, ok(body))
     assert [m.id for m in messages] == [MESSAGE_ID, "4031938e-60e4-4235-a8dd-0b1c55a23e7a"]
     assert messages[1].to[0].status is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"data": null}', b"{}", b"", b'{"data": {}}', b'{"data": "none"}', b"[]"],
+    ids=["data-null", "no-data", "empty", "data-object", "data-string", "bare-list"],
+)
+def test_a_list_answer_that_is_not_a_list_is_an_error(body: bytes) -> None:
+    """A non-paged list (group messages) answered with no list raises; it read as ``[]``,
+    so a caller saw "no messages" instead of a broken answer."""
+    with pytest.raises(APIResponseValidationError):
+        finish(ep.retrieve_group_messages, ok(body))
+
+
+def test_an_empty_body_of_a_bare_answer_is_an_error() -> None:
+    """The metrics overview (no ``data`` envelope) from an empty 2xx body raises; it read as
+    an overview of no profiles."""
+    with pytest.raises(APIResponseValidationError, match="empty"):
+        finish(ep.list_profile_metrics, ok(b""))
+    assert finish(ep.list_profile_metrics, ok(b'{"data": []}')).data == ()
+
+
+def test_a_malformed_answer_names_the_path_that_was_called() -> None:
+    """The error's path has the ids of the call (which record answered badly), as a status
+    error's does, not the endpoint's template."""
+    with pytest.raises(APIResponseValidationError) as caught:
+        finish(ep.retrieve_message, ok(b'{"data": {"id": 5, "parts": "one"}}'))
+    assert caught.value.path == "/messages/m-1"
+    assert str(caught.value).startswith("GET /messages/m-1 answered 200: ")
+    with pytest.raises(APIResponseValidationError) as caught:
+        finish(ep.retrieve_message, ok(b"<html>"))
+    assert caught.value.path == "/messages/m-1"
+    request = make_request(ep.list_profile_short_codes, ("p-1",), {})
+    with pytest.raises(APIResponseValidationError) as caught:
+        page_parser(ep.list_profile_short_codes)(request, ok(b'{"data": null}'), None)
+    assert caught.value.path == "/messaging_profiles/p-1/short_codes"
+
+
 def test_ok_string_of_a_delete_is_nothing() -> None:
-    assert finisher(ep.delete_autoresp_config)(ok(b'"OK"')) is None
+    assert finish(ep.delete_autoresp_config, ok(b'"OK"')) is None
 
 
 def test_malformed_message_names_the_field() -> None:
     body = sample("message_send_malformed.json")
     with pytest.raises(APIResponseValidationError) as caught:
-        finisher(ep.send_message)(ok(body))
+        finish(ep.send_message, ok(body))
     error = caught.value
     assert error.field == "Message.parts"
     text = str(error)
@@ -561,7 +617,7 @@ def test_other_malformed_fields_are_named(field: str, value: Any, blamed: str) -
     doc = sample_json("message_send.json")
     doc["data"][field] = value
     with pytest.raises(APIResponseValidationError) as caught:
-        finisher(ep.send_message)(ok(json.dumps(doc).encode()))
+        finish(ep.send_message, ok(json.dumps(doc).encode()))
     assert caught.value.field == blamed
     assert blamed in str(caught.value)
 
@@ -573,7 +629,7 @@ def test_other_malformed_fields_are_named(field: str, value: Any, blamed: str) -
 )
 def test_a_2xx_that_is_not_json(body: bytes) -> None:
     with pytest.raises(APIResponseValidationError) as caught:
-        finisher(ep.send_message)(ok(body))
+        finish(ep.send_message, ok(body))
     error = caught.value
     assert error.field is None
     assert "the body is not JSON" in str(error)
@@ -592,7 +648,7 @@ def test_a_2xx_nested_too_deep_is_not_json() -> None:
     bare RecursionError, which send_many reported as an unknown outcome)."""
     request = make_request(ep.list_optouts, (), {})
     for read in (
-        finisher(ep.send_message),
+        lambda r: finish(ep.send_message, r),
         lambda r: page_parser(ep.list_optouts)(request, r, None),
         lambda r: decode(r, ep.send_message),
     ):
@@ -894,8 +950,13 @@ def test_closed_client_message() -> None:
         (True, lambda: send(idempotency_key="send-0005"), False),
         (False, send, False),
         (True, retrieve, False),
+        (
+            True,
+            lambda: build(ep.create_messaging_profile, name="n", whitelisted_destinations=["US"]),
+            False,
+        ),
     ],
-    ids=["reached-post", "reached-post-key", "not-reached-post", "reached-get"],
+    ids=["reached-post", "reached-post-key", "not-reached-post", "reached-get", "reached-create"],
 )
 def test_idempotency_hint_only_when_a_send_may_have_been_accepted(
     reached: bool, wire: Any, hinted: bool
@@ -904,6 +965,10 @@ def test_idempotency_hint_only_when_a_send_may_have_been_accepted(
     error = transport_error(TransportError("read timed out", reached=reached, timeout=True), built)
     assert (_HINT in str(error)) is hinted
     assert str(error).startswith(f"{built.method} {built.path}: read timed out.")
+    # A POST that takes no key (creating a profile) is not told to pass one: it would be a
+    # ValidationError. It is still told why it was not retried.
+    if reached and not built.retry_safe:
+        assert "so it was not retried" in str(error)
 
 
 # --- 5. failure + next_delay: the retry policy ----------------------------------------------
@@ -1066,6 +1131,6 @@ def test_an_unreadable_2xx_is_never_retried() -> None:
     """A 2xx whose body could not be structured was accepted: retrying could send twice."""
     response = ok(sample("message_send_malformed.json"))
     with pytest.raises(APIResponseValidationError) as caught:
-        finisher(ep.send_message)(response)
+        finish(ep.send_message, response)
     assert failure(response, caught.value) == Failure(200, final=True)
     assert next_delay(failure(response, caught.value), 0, 2, True, NO_JITTER) is None

@@ -113,7 +113,7 @@ class MockTransport:
         """Ask the handler; turn a :class:`MockTransportError` into a transport failure."""
         if self._closed:
             raise TransportError("the client is closed", reached=False, timeout=False, closed=True)
-        request = MockRequest(method, url, dict(headers), body or b"")
+        request = MockRequest(method, url, CIMultiDictProxy(CIMultiDict(headers)), body or b"")
         self.requests.append(request)
         try:
             answer = self.handler(request)
