@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from attrs import frozen
@@ -216,4 +217,11 @@ def resolve_base_url(base_url: str | None) -> str:
     url = base_url or os.environ.get("TELNYX_BASE_URL") or DEFAULT_BASE_URL
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
         raise ConfigurationError(f"base_url must be an http(s) URL without query, got {url!r}")
+    try:  # a port that is not a number (or > 65535), an unclosed "[": failed at the first call
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # parsing the port is the check
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url {url!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ConfigurationError(f"base_url {url!r} has no host")
     return url.rstrip("/")

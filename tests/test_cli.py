@@ -6,21 +6,25 @@ import argparse
 import base64
 import io
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import telnyx_msg
 from telnyx_msg.cli import build_parser, main
-from telnyx_msg.cli._demo import OPTED_OUT, render, run_demo
+from telnyx_msg.cli._demo import OPTED_OUT, DemoReport, render, run_demo
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
 
 SENDER = "+18005550101"
@@ -41,6 +45,19 @@ async def test_demo_report_adds_up() -> None:
     text = render(report)
     assert f"sent (accepted)       {report.accepted:>6}" in text
     assert "messages/s" in text
+
+
+def test_demo_with_messages_not_sent_is_not_complete() -> None:
+    """A demo whose own options left messages unsent (a client limit too low for the call
+    timeout) fails (exit 1) and says why; it exited 0 with "not sent 40" and no reason."""
+    report = DemoReport(requested=3)
+    report.outcomes.update(sent=2, not_sent=1)
+    report.not_sent_reason = "the client-side rate limit would hold this request longer"
+    assert not report.complete
+    assert "not sent                   1   (first: the client-side rate limit" in render(report)
+    report.outcomes["not_sent"] = 0
+    report.outcomes["sent"] = 3
+    assert report.complete
 
 
 def test_demo_command_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,6 +167,77 @@ async def test_send_command_unknown_outcome_exits_3_with_a_key_that_settles_it(
 
 
 @pytest.mark.anyio
+async def test_send_command_accepted_but_unreadable_exits_3_with_the_key(
+    api_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Telnyx answers 200 with a body that is not JSON: the message was accepted, so exit 3
+    with the key to get its answer, never 1 ("not accepted, a plain rerun is safe", which sent
+    it twice)."""
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>ok</html>", content_type="text/html")
+
+    server = await api_server(html)
+    argv = ["send", "--api-key", "k", "--base-url", server.base_url]
+    argv += ["--from", SENDER, "--to", "+13125550001", "--text", "hello"]
+    code = await anyio.to_thread.run_sync(main, argv)
+    err = capsys.readouterr().err
+    assert code == 3, err
+    key = re.search(r"--idempotency-key (\S+)", err)
+    assert key is not None, err
+    assert "Telnyx accepted the message" in err
+    assert [r.headers["Idempotency-Key"] for r in server.requests] == [key.group(1)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["", "  "])
+async def test_send_command_refuses_an_empty_key(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--idempotency-key "$KEY"`` with KEY unset: exit 2, nothing sent. A fresh key took its
+    place, so following the rerun advice sent the message twice."""
+    async with FakeTelnyx() as fake:
+        code = await anyio.to_thread.run_sync(main, _send_argv(fake, "--idempotency-key", key))
+        assert code == 2
+        assert "--idempotency-key: is empty" in capsys.readouterr().err
+        assert fake.messages() == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_send_command_ended_while_sending_prints_the_key(
+    api_server: Any, signum: signal.Signals, code: int
+) -> None:
+    """Ctrl-C or SIGTERM once the request is out: the outcome is unknown, so the key to settle
+    it is printed (it was only "interrupted"; SIGTERM printed nothing)."""
+    arrived, done = anyio.Event(), anyio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        arrived.set()
+        with anyio.move_on_after(30):
+            await done.wait()
+        return web.json_response({})
+
+    server = await api_server(stall)
+    command = [sys.executable, "-m", "telnyx_msg", "send", "--api-key", "k"]
+    command += ["--base-url", server.base_url, "--from", SENDER, "--to", "+13125550001"]
+    command += ["--text", "hello"]
+    async with await anyio.open_process(command) as proc:
+        with anyio.fail_after(20):
+            await arrived.wait()
+        proc.send_signal(signum)
+        with anyio.fail_after(20):
+            assert await proc.wait() == code
+        assert proc.stderr is not None
+        err = (await proc.stderr.receive()).decode()
+    done.set()
+    key = re.search(r"--idempotency-key (\S+)", err)
+    assert key is not None, err
+    assert [r.headers["Idempotency-Key"] for r in server.requests] == [key.group(1)]
+    assert "Traceback" not in err
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
 async def test_send_command_output_failure_names_the_sent_message(redirect: str) -> None:
     """stdout on a full disk, or closed (the interpreter starts without file descriptor 1):
@@ -253,6 +341,26 @@ def _signed(tmp_path: Path, body: bytes, *, tamper: bytes = b"") -> tuple[list[s
     ], public
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("host", "prefix"), [("::1", "http://[::1]:"), ("0.0.0.0", "http://127.0.0.1:")]
+)
+async def test_fake_base_url_is_usable_for_any_listening_host(host: str, prefix: str) -> None:
+    """`mock-server --host ::1` printed ``http://::1:PORT/v2`` (no brackets), and ``0.0.0.0``
+    an address a client cannot connect to on every system; the printed URL now works."""
+    if host == "::1":
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    async with FakeTelnyx(host=host) as fake:
+        assert fake.base_url.startswith(prefix)
+        async with telnyx_msg.AsyncClient(fake.api_key, base_url=fake.base_url) as client:
+            message = await client.messages.send(from_=SENDER, to="+13125550001", text="hi")
+        assert fake.message(message.id) is not None
+
+
 def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`webhook verify` exits 0 for a valid signature and 1 for a tampered body."""
     body = json.dumps(
@@ -300,6 +408,42 @@ def test_webhook_verify_reads_stdin_and_names_an_unreadable_file(
     assert f"error: cannot read {missing}: No such file or directory" in capsys.readouterr().err
     assert main([*args[:2], str(tmp_path), *args[3:]]) == 2
     assert f"error: cannot read {tmp_path}: Is a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("shell", "env", "code", "expected"),
+    [
+        # A terminal that cannot show the id's "é": an escape, exit 0 (it was a traceback and
+        # exit 1, which reads as "did not verify").
+        ('"$@"', {"PYTHONIOENCODING": "ascii"}, 0, "valid: message.received id=\\xe9vent-1"),
+        ('"$@" >/dev/full', {}, 1, "error: [Errno 28] No space left on device"),
+        ('"$@" <&-', {}, 2, "error: reading the body from stdin (-), which is closed"),
+    ],
+    ids=["ascii-terminal", "full-disk", "stdin-closed"],
+)
+def test_webhook_verify_output_problems_are_not_tracebacks(
+    tmp_path: Path, shell: str, env: dict[str, str], code: int, expected: str
+) -> None:
+    """What the terminal or the shell did to the streams ends in a status and one line."""
+    body = json.dumps(
+        {"data": {"id": "évent-1", "event_type": "message.received", "payload": {"id": "m"}}},
+        ensure_ascii=False,
+    ).encode()
+    args, _ = _signed(tmp_path, body)
+    if "<&-" in shell:
+        args[2] = "-"
+    command = [sys.executable, "-m", "telnyx_msg", *args]
+    result = subprocess.run(
+        ["sh", "-c", shell, "sh", *command],
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == code, output
+    assert expected in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize(

@@ -97,9 +97,24 @@ def test_an_empty_base_url_is_not_production(url: str, monkeypatch: pytest.Monke
     assert telnyx_msg.AsyncClient("k", rate_limits=None).base_url == "https://api.telnyx.com/v2"
 
 
-@pytest.mark.parametrize("url", ["api.telnyx.com", "ftp://x/v2", "http://x/v2?a=1", "http:// x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "api.telnyx.com",
+        "ftp://x/v2",
+        "http://x/v2?a=1",
+        "http:// x",
+        # These passed the check and failed at the first call (a bare ValueError from yarl).
+        "http://127.0.0.1:99999/v2",
+        "http://127.0.0.1:abc/v2",
+        "http://127.0.0.1:8765:1/v2",
+        "http://[::1/v2",
+        "http://:8765/v2",
+    ],
+)
 def test_bad_base_url(url: str) -> None:
-    """A base_url that is not an http(s) URL is a ConfigurationError."""
+    """A base_url that is not an http(s) URL with a host (and a valid port) is a
+    ConfigurationError when the client is built."""
     with pytest.raises(telnyx_msg.ConfigurationError):
         telnyx_msg.AsyncClient("k", base_url=url)
 

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import io
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from telnyx_msg._config import resolve_api_key, resolve_base_url
 from telnyx_msg._version import __version__
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     ConfigurationError,
     TelnyxError,
@@ -35,7 +37,8 @@ from telnyx_msg.errors import (
 
 BULK_CONCURRENCY = 50  # bulk's default --concurrency
 BULK_ACCOUNT_MPS = 50.0  # bulk's default --account-mps
-#: `send`'s exit status when the message may or may not have been accepted.
+#: `send`'s exit status when the message may or may not have been accepted (or was, but its
+#: answer could not be read): rerun with the printed key to settle it.
 EXIT_UNKNOWN = 3
 
 #: Mock-server's default port: stable, so a second terminal's exports keep working.
@@ -419,6 +422,8 @@ def _signals_restored() -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command; its usage errors are raised for ``main`` to report."""
     if args.command == "send":
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: print the key if sending
         return asyncio.run(_send(args))
     if args.command == "bulk":
         from telnyx_msg.cli._bulk import check_redis, run_bulk
@@ -458,6 +463,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``telnyx-msg`` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        # Ids, texts and numbers are printed as they are: a terminal or pipe that cannot show
+        # a character (LANG=C, PYTHONIOENCODING=ascii) gets an escape, not a traceback after
+        # the work is done (a valid webhook reported as failing, a sent message as an error).
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError):  # a closed stream
+                stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         with _signals_restored():
@@ -473,18 +485,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\ninterrupted{_in_flight(args)}", file=sys.stderr)
         return 130
     except _Terminated:
-        print("\nterminated", file=sys.stderr)
+        print(f"\nterminated{_in_flight(args)}", file=sys.stderr)
         return 143
     except BrokenPipeError:  # stdout closed early (`telnyx-msg demo | head`): stop quietly
-        # Point stdout at /dev/null, so the interpreter's last flush does not fail again.
-        with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+        _silence_stdout()
         return 128 + signal.SIGPIPE
+    except OSError as exc:  # writing the output failed (a full disk: `> /dev/full`)
+        _silence_stdout()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor, or no stdout
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _in_flight(args: argparse.Namespace) -> str:
+    """What a signal that ended ``send`` while its request was out leaves to do."""
+    key = getattr(args, "in_flight_key", None)
+    return "" if key is None else f" while sending.\n{_settle(key, accepted=False)}"
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -512,22 +538,25 @@ async def _send(args: argparse.Namespace) -> int:
     }
     # Always keyed: the client then retries a timeout or a 5xx safely, and an outcome still
     # unknown after that can be settled by running the command again with the same key.
+    if args.idempotency_key is not None and not args.idempotency_key.strip():
+        # An unset variable ($KEY) while following the rerun advice: a new key would send twice.
+        raise ValidationError("idempotency_key", "is empty; pass the key printed before")
     key = args.idempotency_key or f"telnyx-msg:send:{uuid.uuid4()}"
     fields["options"] = RequestOptions(idempotency_key=key)
     async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout) as client:
+        args.in_flight_key = key  # main() prints it if a signal ends the command meanwhile
         try:
             message = await client.messages.send(**fields)
-        except (APIConnectionError, APIStatusError) as exc:
+        except (APIConnectionError, APIStatusError, APIResponseValidationError) as exc:
+            args.in_flight_key = None
+            if isinstance(exc, APIResponseValidationError):
+                print(f"error: {exc}\n{_settle(key, accepted=True)}", file=sys.stderr)
+                return EXIT_UNKNOWN
             if not exc.outcome_unknown:
                 raise
-            print(
-                f"error: {exc}\nThe message may have been accepted. To find out without sending "
-                f"it twice, run the same command again within 24 hours with\n"
-                f"  --idempotency-key {key}\n"
-                "(if Telnyx accepted it, it answers with that message instead of sending another).",
-                file=sys.stderr,
-            )
+            print(f"error: {exc}\n{_settle(key, accepted=False)}", file=sys.stderr)
             return EXIT_UNKNOWN
+        args.in_flight_key = None
     if args.json:
         text = json.dumps(message.to_dict(), indent=2, default=str)
     else:
@@ -549,6 +578,19 @@ async def _send(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _settle(key: str, *, accepted: bool) -> str:
+    """How to learn a send's outcome (or, ``accepted``, its answer) without sending twice."""
+    if accepted:
+        first = "Telnyx accepted the message, but its answer could not be read. To get it"
+    else:
+        first = "The message may have been accepted. To find out"
+    return (
+        f"{first} without sending it twice, run the same command again within 24 hours with\n"
+        f"  --idempotency-key {key}\n"
+        "(if Telnyx accepted it, it answers with that message instead of sending another)."
+    )
 
 
 def _stdin_text() -> str:
@@ -612,6 +654,8 @@ def _webhook_verify(args: argparse.Namespace) -> int:
         raise ConfigurationError("give --public-key or set TELNYX_PUBLIC_KEY")
     verifier = WebhookVerifier(key, tolerance=args.tolerance)
     if str(args.body_file) == "-":
+        if sys.stdin is None:  # started with stdin closed
+            raise ConfigurationError("reading the body from stdin (-), which is closed")
         body = sys.stdin.buffer.read()
     else:
         try:
@@ -762,10 +806,4 @@ async def _demo_command(args: argparse.Namespace) -> int:
         count=args.count, concurrency=args.concurrency, account_mps=args.account_mps, out=sys.stdout
     )
     print(render(report))
-    complete = (
-        report.accepted > 0
-        and report.pending == 0
-        and report.webhooks_rejected == 0
-        and report.outcomes["unknown"] == 0
-    )
-    return 0 if complete else 1
+    return 0 if report.complete else 1

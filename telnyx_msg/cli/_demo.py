@@ -45,11 +45,24 @@ class DemoReport:
     send_elapsed: float = 0.0
     account_mps: float = 0.0
     pending: int = 0
+    not_sent_reason: str | None = None  # the first not_sent outcome's error
 
     @property
     def accepted(self) -> int:
         """Messages Telnyx (the fake) accepted."""
         return self.outcomes["sent"]
+
+    @property
+    def complete(self) -> bool:
+        """Every message sent or rejected, every accepted one finalized by a verified webhook
+        (the command's exit 0)."""
+        return (
+            self.accepted > 0
+            and self.pending == 0
+            and self.webhooks_rejected == 0
+            and self.outcomes["unknown"] == 0
+            and self.outcomes["not_sent"] == 0
+        )
 
 
 def recipients(count: int) -> list[str]:
@@ -134,6 +147,8 @@ async def run_demo(
                 )
                 async for outcome in client.messages.send_many(requests, concurrency=concurrency):
                     report.outcomes[outcome.status] += 1
+                    if outcome.status == "not_sent" and report.not_sent_reason is None:
+                        report.not_sent_reason = str(outcome.error)
                     if outcome.message is not None and outcome.message.id:
                         accepted_ids.append(outcome.message.id)
                 report.send_elapsed = time.perf_counter() - send_started
@@ -166,7 +181,8 @@ def render(report: DemoReport) -> str:
         f"  rejected              {report.outcomes['rejected']:>6}   "
         "(recipients who texted STOP: error 40300)",
         f"  outcome unknown       {report.outcomes['unknown']:>6}   (never resent)",
-        f"  not sent              {report.outcomes['not_sent']:>6}",
+        f"  not sent              {report.outcomes['not_sent']:>6}"
+        + (f"   (first: {report.not_sent_reason})" if report.not_sent_reason else ""),
         f"  delivered             {delivered:>6}   (from verified message.finalized webhooks)",
         f"  delivery failed       {failed:>6}",
         f"  awaiting webhook      {report.pending:>6}",

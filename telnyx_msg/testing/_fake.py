@@ -216,8 +216,14 @@ class FakeTelnyx:
 
     @property
     def base_url(self) -> str:
-        """The API base URL to give a client, e.g. ``http://127.0.0.1:54321/v2``."""
-        return f"http://{self.host}:{self.port}/v2"
+        """The API base URL to give a client, e.g. ``http://127.0.0.1:54321/v2``.
+
+        A fake listening on every interface (``""``, ``0.0.0.0``, ``::``) is reached on the
+        loopback address; an IPv6 address is bracketed, as URLs need."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v2"
 
     @property
     def public_key(self) -> str:
