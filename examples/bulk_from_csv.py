@@ -4,10 +4,12 @@
     python examples/bulk_from_csv.py examples/recipients.csv
 
 Columns: ``from``, ``to``, ``text`` (and optionally ``media_urls``, separated by
-``|``). The sample file's fifth row has a malformed number, to show a ``rejected``
-outcome: it is refused before any request is made. The rows are read lazily, so the
-file may be any size. ``telnyx-msg bulk FILE.csv`` does the same with a progress
-line and a resumable results file.
+``|``), in any letter case; Excel's "CSV UTF-8" (with a byte order mark) works.
+Outcomes name rows as a spreadsheet numbers them (the header is row 1), which stays
+right when a quoted cell spans several lines. The sample file's fifth row has a
+malformed number, to show a ``rejected`` outcome: it is refused before any request
+is made. The rows are read lazily, so the file may be any size. ``telnyx-msg bulk
+FILE.csv`` does the same with a progress line and a resumable results file.
 """
 
 from __future__ import annotations
@@ -24,8 +26,18 @@ import telnyx_msg
 
 def read_rows(path: Path) -> Iterator[telnyx_msg.SendMessageItem]:
     """Yield one ``send`` request per CSV row (``from`` becomes ``from_``)."""
-    with path.open(newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
+    # utf-8-sig: Excel starts a "CSV UTF-8" file with a byte order mark, which would
+    # otherwise become part of the first column's name.
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        reader = csv.DictReader(file)
+        columns = {
+            (name or "").strip().lower(): name for name in reader.fieldnames or ()
+        }
+        missing = {"from", "to"} - set(columns)
+        if missing:
+            raise SystemExit(f"{path}: no column {', '.join(sorted(missing))}")
+        for raw in reader:
+            row = {key: raw.get(name) or "" for key, name in columns.items()}
             request: telnyx_msg.SendMessageItem = {
                 "from_": row["from"],
                 "to": row["to"],
@@ -59,12 +71,12 @@ async def main(
         )
         async for outcome in outcomes:
             counts[outcome.status] += 1
-            row = outcome.index + 2  # the header is line 1
+            row = outcome.index + 2  # the header is row 1
             if outcome.status == "sent" and outcome.message is not None:
-                print(f"line {row}: sent {outcome.message.id}")
+                print(f"row {row}: sent {outcome.message.id}")
             else:
                 # "unknown" may have reached Telnyx: reconcile before resending it.
-                print(f"line {row}: {outcome.status}: {outcome.reason}")
+                print(f"row {row}: {outcome.status}: {outcome.reason}")
     print(", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
     return counts
 

@@ -31,7 +31,9 @@ async def on_received(event: telnyx_msg.WebhookEvent) -> None:
     """An inbound message (``message.received``)."""
     message = event.payload
     if isinstance(message, telnyx_msg.Message) and message.from_ is not None:
-        print(f"inbound from {message.from_.phone_number}: {message.text!r}")
+        # !a escapes non-ASCII: a print failing on the terminal's encoding would
+        # fail the delivery, and Telnyx would send it again and again.
+        print(f"inbound from {message.from_.phone_number}: {message.text!a}")
 
 
 async def on_delivery(event: telnyx_msg.WebhookEvent) -> None:

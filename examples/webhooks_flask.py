@@ -33,7 +33,9 @@ def print_event(event: telnyx_msg.WebhookEvent) -> None:
     message = event.payload
     if isinstance(message, telnyx_msg.Message):
         statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
-        print(f"{event.event_type} {message.id}: {message.text!r} {statuses}")
+        # !a escapes non-ASCII: a print failing on the terminal's encoding would
+        # fail the delivery, and Telnyx would send it again and again.
+        print(f"{event.event_type} {message.id}: {message.text!a} {statuses}")
 
 
 def replay_store() -> SyncReplayStore:
