@@ -240,7 +240,8 @@ def _check_http_url(attribute: attrs.Attribute[Any], value: Any, alternative: st
         raise _fail(attribute, f"must be a string, got {type(value).__name__}")
     if not value[:8].lower().startswith(("http://", "https://")) or len(value) <= len("https://"):
         local = value and "://" not in value
-        hint = "; Telnyx needs a public URL (upload a local file first)" if local else ""
+        upload = " (upload a local file first)" if "media" in attribute.name else ""
+        hint = f"; Telnyx needs a public URL{upload}" if local else ""
         raise _fail(attribute, f"{value!r} is not an http(s) URL{alternative}{hint}")
 
 

@@ -377,6 +377,8 @@ async def test_urls_telnyx_must_fetch_or_call_are_http_urls(
         server, lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs), field
     )
     assert says in str(error)
+    # Uploading a file is advice for media only (it followed a bad webhook URL too).
+    assert ("upload a local file" in str(error)) is (field == "media_urls" and "./" in str(error))
 
 
 async def test_media_and_webhook_urls_with_upper_case_schemes_are_sent(
