@@ -9,15 +9,16 @@ the 4-hour queue validity, so the run can be split or spread over more senders f
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from attrs import frozen
 
 from telnyx_msg._bucket import QUEUE_SECONDS, sender_kind
 from telnyx_msg._ratelimit import RateLimits
-from telnyx_msg._segments import segments
+from telnyx_msg._segments import MAX_PARTS, segments
 
 __all__ = ["BulkPlan", "LanePlan", "plan_bulk"]
 
@@ -73,17 +74,24 @@ def plan_bulk(
     parts: Counter[str | None] = Counter()
     by_type: Counter[str] = Counter()
     total_parts = 0
+    too_long = 0
     for request in requests:
         sender = request.get("from_") or request.get("messaging_profile_id")
         text = request.get("text")
-        part_count = segments(text).parts if isinstance(text, str) else 1
+        mms = bool(request.get("media_urls")) or isinstance(request.get("to"), list)
+        requested = request.get("encoding")
+        encoding: Literal["auto", "gsm7", "ucs2"] = (
+            requested if requested in ("gsm7", "ucs2") else "auto"
+        )
+        # MMS text is UTF-8 and not split into parts.
+        part_count = segments(text, encoding).parts if isinstance(text, str) and not mms else 1
+        if part_count > MAX_PARTS:
+            too_long += 1
         counts[sender] += 1
         parts[sender] += part_count
         total_parts += part_count
         # The client's account lanes are per message type, as in the request pipeline.
-        by_type[
-            "MMS" if request.get("media_urls") or isinstance(request.get("to"), list) else "SMS"
-        ] += 1
+        by_type["MMS" if mms else "SMS"] += 1
     account_spec = config.accounts.get("SMS")
     account_rate = None if account_spec is None else account_spec.rate
     total = sum(counts.values())
@@ -99,7 +107,10 @@ def plan_bulk(
         spec = config.lane_spec(sender) if sender is not None else None
         rate = None if spec is None else spec.rate
         lane_seconds = None if rate is None else messages / rate
-        exceeds = lane_seconds is not None and lane_seconds > QUEUE_SECONDS
+        # How many the queue holds, in whole messages: 0.7 msg/s x 4 h is 10,080 exactly,
+        # though the float product is 10079.999...
+        queued = 0 if rate is None else math.floor(rate * QUEUE_SECONDS + 1e-6)
+        exceeds = rate is not None and messages > queued
         lanes.append(
             LanePlan(
                 sender,
@@ -118,9 +129,15 @@ def plan_bulk(
             warnings.append(
                 f"{sender}: {messages} messages at {rate:g} msg/s need "
                 f"{lane_seconds / 3600:.1f} h, more than Telnyx's 4 h queue validity; about "
-                f"{messages - int(rate * QUEUE_SECONDS)} would expire (40014). Split the run or "
+                f"{messages - queued} would expire (40014). Split the run or "
                 f"use more senders."
             )
+    if too_long:
+        warnings.append(
+            f"{too_long} message(s) need more than {MAX_PARTS} parts, the most Telnyx sends as "
+            "one SMS (developers.telnyx.com/docs/messaging/messages/message-encoding): "
+            "shorten them or send them as MMS."
+        )
     return BulkPlan(
         tuple(lanes),
         total,

@@ -1,12 +1,21 @@
-"""How many SMS parts a text takes, counted as carriers count them (3GPP TS 23.038 / 23.040).
+"""How many SMS parts a text takes, as Telnyx counts (and bills) them.
 
-- GSM-7 when every character is in the GSM 03.38 default alphabet or its extension table
-  (``^ { } \\ [ ~ ] | €`` and form feed, which take 2 septets: escape + character). One part
-  holds 160 septets; a concatenated message holds 153 per part (7 septets go to the user data
-  header), and an escape pair is never split across parts.
-- UCS-2 otherwise, counted in UTF-16 code units: 70 in one part, 67 per part when concatenated,
-  and a surrogate pair (an emoji, say) is never split across parts.
+Source: https://developers.telnyx.com/docs/messaging/messages/message-encoding
+
+- GSM-7 when every character is in Telnyx's GSM 7-bit set: ASCII letters, digits, space, line
+  feed, carriage return, ``!"#$%&'()*+,-./:;<=>?@_``, ``£¥èéùìòØøÅåÆæßÉ¡ÄÖÑÜ§¿äöñüà``, and the
+  escaped ``~^|\\{}[]``, which take 2 septets (escape + character). Telnyx's set is narrower
+  than the 3GPP TS 23.038 default alphabet: it has no Greek capitals, ``Ç``, ``¤``, ``€`` or
+  form feed, so those make a text UTF-16. One part holds 160 septets; a concatenated message
+  holds 153 per part (the rest is the user data header), and an escape pair is never split.
+- UCS-2 (Telnyx: UTF-16) otherwise, in UTF-16 code units: 70 in one part, 67 per part when
+  concatenated; a surrogate pair (an emoji) is never split across parts.
+- ``encoding="ucs2"`` (the send's ``encoding`` field) forces UCS-2; ``"gsm7"`` counts GSM-7
+  when the text fits (Telnyx answers 400 when it cannot convert it).
 - An empty text is 1 part of 0 characters (carriers bill an empty SMS as one message).
+
+Telnyx sends at most 10 parts as one message (``MAX_PARTS``). MMS text is UTF-8 and not split
+into parts at all.
 """
 
 from __future__ import annotations
@@ -15,22 +24,19 @@ from typing import Literal
 
 import attrs
 
-__all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "Segments", "segments"]
+__all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "MAX_PARTS", "Segments", "segments"]
 
-# GSM 03.38 default alphabet, in code order 0x00-0x7F (0x1B is the escape to the extension table).
+# Telnyx's GSM 7-bit set, one septet each (see the module docstring for the source).
 GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./"
-    "0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmno"
-    "pqrstuvwxyzäöñüà"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    " \n\r!\"#$%&'()*+,-./:;<=>?@_"
+    "£¥èéùìòØøÅåÆæßÉ¡ÄÖÑÜ§¿äöñüà"
 )
 # Characters sent as escape + code: two septets each.
-GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_EXTENSION = frozenset("~^|\\{}[]")
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+#: The most parts Telnyx sends as one message.
+MAX_PARTS = 10
 
 _GSM_SINGLE, _GSM_MULTI = 160, 153
 _UCS2_SINGLE, _UCS2_MULTI = 70, 67
@@ -59,8 +65,11 @@ def _split(sizes: list[int], single: int, multi: int) -> int:
     return parts
 
 
-def segments(text: str) -> Segments:
-    """Count the SMS parts of ``text``: GSM-7 if it fits the GSM alphabet, else UCS-2."""
+def segments(text: str, encoding: Literal["auto", "gsm7", "ucs2"] = "auto") -> Segments:
+    """Count the SMS parts of ``text``: GSM-7 if it fits Telnyx's GSM 7-bit set (and
+    ``encoding`` is not ``"ucs2"``), else UCS-2."""
+    if encoding == "ucs2":
+        return _ucs2(text)
     if GSM7_BASIC.issuperset(text):
         length = len(text)
         parts = 1 if length <= _GSM_SINGLE else -(-length // _GSM_MULTI)
@@ -68,5 +77,9 @@ def segments(text: str) -> Segments:
     if _GSM7_ALL.issuperset(text):
         sizes = [2 if char in GSM7_EXTENSION else 1 for char in text]
         return Segments("GSM-7", _split(sizes, _GSM_SINGLE, _GSM_MULTI), sum(sizes))
+    return _ucs2(text)
+
+
+def _ucs2(text: str) -> Segments:
     sizes = [2 if ord(char) > 0xFFFF else 1 for char in text]
     return Segments("UCS-2", _split(sizes, _UCS2_SINGLE, _UCS2_MULTI), sum(sizes))

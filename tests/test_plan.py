@@ -83,3 +83,67 @@ async def test_estimate_matches_the_limiter(rows: list[dict[str, object]]) -> No
 
     await clock.run(run())
     assert clock.now == pytest.approx(plan.seconds, abs=0.2)
+
+
+def test_segments_follow_the_encoding_and_the_message_type() -> None:
+    """A forced UCS-2 text counts 70/67 per part; MMS text is one part whatever its length
+    (Telnyx does not split it); over 10 parts gets a warning. The plan counted 1 part for 100
+    letters sent as UCS-2, 4 parts for a 500-character MMS, and never warned."""
+    to = "+13125550002"
+    plan = plan_bulk(
+        [
+            {"from_": TOLL_FREE, "to": to, "text": "a" * 100, "encoding": "ucs2"},
+            {"from_": TOLL_FREE, "to": to, "text": "a" * 500, "media_urls": ["https://x.test/a"]},
+            {"from_": TOLL_FREE, "to": [to, "+13125550003"], "text": "a" * 500},
+            {"from_": TOLL_FREE, "to": to, "text": "a" * 1530},
+        ]
+    )
+    assert plan.segments == 2 + 1 + 1 + 10
+    assert plan.warnings == ()
+    plan = plan_bulk([{"from_": TOLL_FREE, "to": to, "text": "a" * 1531}] * 2)
+    assert plan.segments == 22
+    assert plan.warnings == (
+        "2 message(s) need more than 10 parts, the most Telnyx sends as one SMS "
+        "(developers.telnyx.com/docs/messaging/messages/message-encoding): shorten them or "
+        "send them as MMS.",
+    )
+
+
+@pytest.mark.parametrize(("messages", "exceeds"), [(10_080, False), (10_081, True)])
+def test_a_queue_filled_exactly_does_not_overflow(messages: int, exceeds: bool) -> None:
+    """0.7 msg/s for 4 h is 10,080 messages; the float product (10079.999...) flagged the
+    lane and warned that "about 0 would expire"."""
+    limits = RateLimits(per_sender_mps={LONG_CODE: 0.7})
+    plan = plan_bulk([{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * messages, limits)
+    assert plan.lanes[0].exceeds_queue is exceeds
+    assert plan.warnings == (() if not exceeds else plan.warnings)
+    if exceeds:
+        assert "about 1 would expire" in plan.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("a" * 152 + "[" + "a" * 152, "auto"),
+        ("ж" * 66 + "😀" + "ж" * 66, "auto"),
+        ("Price 5€" * 30, "auto"),
+        ("\x1b" * 3, "auto"),
+        ("a" * 100, "ucs2"),
+        ("a" * 1530, "gsm7"),
+    ],
+)
+@pytest.mark.anyio
+async def test_the_fake_counts_parts_as_segments_does(text: str, encoding: str) -> None:
+    """FakeTelnyx answers the parts and encoding ``telnyx_msg.segments`` computes (it had a
+    rule of its own that split escape pairs and emoji across parts)."""
+    from telnyx_msg.testing import FakeTelnyx
+
+    async with FakeTelnyx() as fake, fake.client() as client:
+        message = await client.messages.send(
+            from_=TOLL_FREE,
+            to="+13125550002",
+            text=text,
+            encoding=encoding,  # type: ignore[arg-type]
+        )
+    expected = telnyx_msg.segments(text, encoding)  # type: ignore[arg-type]
+    assert (message.parts, message.encoding) == (expected.parts, expected.encoding)

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from telnyx_msg._segments import GSM7_BASIC, GSM7_EXTENSION, Segments, segments
 
-BASIC_TABLE = (
-    "@£$¥èéùìòÇ\nØø\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+# Telnyx's GSM 7-bit set, transcribed from
+# https://developers.telnyx.com/docs/messaging/messages/message-encoding
+TELNYX_BASIC = (
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    "\n\r !\"#$%&'()*+,-./:;<=>?@_£¥èéùìòØøÅåÆæßÉ¡ÄÖÑÜ§¿äöñüà"
 )
+TELNYX_ESCAPED = "~^|\\{}[]"
 
 
 @pytest.mark.parametrize(
@@ -30,14 +30,14 @@ BASIC_TABLE = (
         ("a" * 307, Segments("GSM-7", 3, 307)),
         ("a" * 459, Segments("GSM-7", 3, 459)),
         ("a" * 460, Segments("GSM-7", 4, 460)),
-        ("€" * 80, Segments("GSM-7", 1, 160)),
-        ("€" * 81, Segments("GSM-7", 2, 162)),
-        ("a" * 159 + "€", Segments("GSM-7", 2, 161)),
+        ("a" * 1530, Segments("GSM-7", 10, 1530)),  # Telnyx's maximum of 10 parts
+        ("[" * 80, Segments("GSM-7", 1, 160)),
+        ("[" * 81, Segments("GSM-7", 2, 162)),
+        ("a" * 159 + "[", Segments("GSM-7", 2, 161)),
         ("a" * 158 + "{", Segments("GSM-7", 1, 160)),
         # 306 septets fit 2 x 153 only if the escape pair could be split: it cannot.
-        ("a" * 152 + "€" + "a" * 152, Segments("GSM-7", 3, 306)),
-        ("a" * 151 + "€" + "a" * 153, Segments("GSM-7", 2, 306)),
-        ("\f" * 3, Segments("GSM-7", 1, 6)),
+        ("a" * 152 + "[" + "a" * 152, Segments("GSM-7", 3, 306)),
+        ("a" * 151 + "[" + "a" * 153, Segments("GSM-7", 2, 306)),
         ("你" * 70, Segments("UCS-2", 1, 70)),
         ("你" * 71, Segments("UCS-2", 2, 71)),
         ("你" * 134, Segments("UCS-2", 2, 134)),
@@ -48,25 +48,39 @@ BASIC_TABLE = (
         ("你" * 66 + "😀" + "你" * 66, Segments("UCS-2", 3, 134)),
         ("你" * 65 + "😀" + "你" * 67, Segments("UCS-2", 2, 134)),
         ("Hello 😀", Segments("UCS-2", 1, 8)),
-        ("ç", Segments("UCS-2", 1, 1)),  # only the capital Ç is in GSM 03.38
-        ("\u03b1", Segments("UCS-2", 1, 1)),  # Greek small alpha: only capitals are GSM
-        ("€" * 70 + "ç", Segments("UCS-2", 2, 71)),  # UCS-2 counts € as one unit
+        ("ç", Segments("UCS-2", 1, 1)),
+        ("\u03b1", Segments("UCS-2", 1, 1)),
+        # In the 3GPP alphabet, not in Telnyx's set: the text is sent (and billed) as UTF-16.
+        ("Price 5€", Segments("UCS-2", 1, 8)),
+        ("€" * 80, Segments("UCS-2", 2, 80)),
+        ("Δ", Segments("UCS-2", 1, 1)),
+        ("Ç", Segments("UCS-2", 1, 1)),
+        ("\f", Segments("UCS-2", 1, 1)),
+        ("\x1b", Segments("UCS-2", 1, 1)),  # the escape code itself is not a character
+        ("`", Segments("UCS-2", 1, 1)),
     ],
 )
 def test_known_cases(text: str, expected: Segments) -> None:
-    """Encoding, parts and length match what carriers bill."""
+    """Encoding, parts and length match what Telnyx bills."""
     assert segments(text) == expected
 
 
-def test_basic_alphabet_is_exactly_gsm_03_38() -> None:
-    """The basic set has the 128 characters of the GSM 03.38 default alphabet."""
-    assert len(BASIC_TABLE) == 128
-    assert frozenset(BASIC_TABLE) == GSM7_BASIC
-    assert frozenset("\f^{}\\[~]|€") == GSM7_EXTENSION
-    for char in BASIC_TABLE:
+def test_the_character_set_is_telnyx_s() -> None:
+    """The sets are exactly Telnyx's published GSM 7-bit set and its escaped characters."""
+    assert frozenset(TELNYX_BASIC) == GSM7_BASIC
+    assert len(TELNYX_BASIC) == len(GSM7_BASIC)
+    assert frozenset(TELNYX_ESCAPED) == GSM7_EXTENSION
+    for char in TELNYX_BASIC:
         assert segments(char) == Segments("GSM-7", 1, 1)
-    for char in GSM7_EXTENSION:
+    for char in TELNYX_ESCAPED:
         assert segments(char) == Segments("GSM-7", 1, 2)
+
+
+def test_a_forced_encoding_is_counted() -> None:
+    """``encoding="ucs2"`` counts UCS-2 (100 plain letters: 2 parts, not 1); ``"gsm7"`` counts
+    as ``"auto"`` does (Telnyx converts what it can, or refuses the send)."""
+    assert segments("a" * 100, "ucs2") == Segments("UCS-2", 2, 100)
+    assert segments("a" * 100, "gsm7") == Segments("GSM-7", 1, 100)
 
 
 def test_segments_is_frozen() -> None:

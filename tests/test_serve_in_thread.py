@@ -7,6 +7,7 @@ test, and an error raised in the block is the one the caller sees.
 
 from __future__ import annotations
 
+import inspect
 import socket
 import threading
 
@@ -70,3 +71,15 @@ def test_entered_and_left_from_plain_code() -> None:
         fake.run(fake.settle())
         assert [m["id"] for m in fake.messages()] == [sent.id]
     assert_stopped(fake, port)
+
+
+@pytest.mark.anyio
+async def test_run_in_async_code_is_a_clear_error_and_nothing_else() -> None:
+    """``fake.run(...)`` from the fake's own loop raises, and closes the coroutine it was
+    given (the error came with a "coroutine ... was never awaited" warning)."""
+    async with FakeTelnyx() as fake:
+        coroutine = fake.settle()
+        with pytest.raises(RuntimeError, match="await the coroutine"):
+            fake.run(coroutine)
+        # Closed: nothing left to warn about when it is collected.
+        assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED

@@ -6,6 +6,7 @@ import asyncio
 import copy
 import fnmatch
 import functools
+import inspect
 import json
 import logging
 import random
@@ -329,11 +330,13 @@ class FakeTelnyx:
     def run(self, awaitable: Awaitable[R], timeout: float | None = 60.0) -> R:
         """Run one of the fake's coroutines to completion from synchronous code.
 
-        For a fake served in a thread (``serve_in_thread``, the ``telnyx_fake_sync``
-        fixture): ``fake.run(fake.settle())``, ``fake.run(fake.inject_inbound(...))``.
+        For a fake served in a thread (``serve_in_thread``, the ``telnyx_fake`` fixture):
+        ``fake.run(fake.settle())``, ``fake.run(fake.inject_inbound(...))``.
         """
         home = self._home_elsewhere()
         if home is None:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # not "never awaited" on top of the error below
             raise RuntimeError(
                 "fake.run() is for synchronous code while the fake serves in "
                 "another thread; in async code, await the coroutine"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timezone
+
+from telnyx_msg._segments import segments
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 SHORT_CODE = re.compile(r"[0-9]{3,8}")
@@ -14,14 +15,6 @@ ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 WHATSAPP_BSUID = re.compile(r"[A-Z]{2}\.[0-9]+")
 # North American toll-free area codes.
 _TOLL_FREE = re.compile(r"\+18(00|33|44|55|66|77|88)[0-9]{7}")
-
-# GSM 03.38 basic character set (without the escape code) and its extension table, whose
-# characters cost two septets.
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 _NUMBER_TYPE_KIND = {
     "long-code": "long_code",
@@ -68,29 +61,17 @@ def sender_kind(sender: str, number_type: str | None = None) -> str | None:
     return None
 
 
-def is_gsm7(text: str) -> bool:
-    """True when every character of ``text`` exists in the GSM 03.38 alphabet."""
-    return all(c in _GSM_BASIC or c in _GSM_EXTENSION for c in text)
-
-
 def encode(text: str, requested: str = "auto") -> tuple[str, int]:
-    """Return ``(encoding, parts)`` for ``text``: ``"GSM-7"`` or ``"UCS-2"``.
+    """Return ``(encoding, parts)`` for ``text``: ``"GSM-7"`` or ``"UCS-2"``, counted by the
+    SDK's own rules (:func:`telnyx_msg.segments`, Telnyx's documented character set).
 
-    GSM-7 fits 160 septets in one part and 153 per part when concatenated; UCS-2 fits 70 and
-    67 UTF-16 code units. ``requested`` is the API's ``encoding`` field; ``"gsm7"`` with a
-    character outside GSM-7 raises ``ValueError``.
+    ``requested`` is the API's ``encoding`` field; ``"gsm7"`` with a character outside GSM-7
+    raises ``ValueError``.
     """
-    gsm = requested != "ucs2" and is_gsm7(text)
-    if requested == "gsm7" and not gsm:
+    counted = segments(text, "ucs2" if requested == "ucs2" else "auto")
+    if requested == "gsm7" and counted.encoding != "GSM-7":
         raise ValueError("text contains characters that cannot be encoded as GSM-7")
-    if gsm:
-        size = len(text) + sum(1 for c in text if c in _GSM_EXTENSION)
-        single, multi, name = 160, 153, "GSM-7"
-    else:
-        size = len(text.encode("utf-16-le")) // 2
-        single, multi, name = 70, 67, "UCS-2"
-    parts = 1 if size <= single else math.ceil(size / multi)
-    return name, parts
+    return counted.encoding, counted.parts
 
 
 def utcnow() -> datetime:
