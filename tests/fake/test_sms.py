@@ -14,8 +14,9 @@ from telnyx_msg.testing._sms import encode, is_address, parse_datetime, sender_k
     [
         ("", "auto", ("GSM-7", 1)),
         ("Hello", "auto", ("GSM-7", 1)),
-        ("€" * 80, "auto", ("GSM-7", 1)),
-        ("€" * 81, "auto", ("GSM-7", 2)),
+        ("[" * 80, "auto", ("GSM-7", 1)),
+        ("[" * 81, "auto", ("GSM-7", 2)),
+        ("€" * 80, "auto", ("UCS-2", 2)),  # not in Telnyx's GSM 7-bit set
         ("`", "auto", ("UCS-2", 1)),
         ("Hello", "ucs2", ("UCS-2", 1)),
         ("a" * 459, "gsm7", ("GSM-7", 3)),
