@@ -98,8 +98,7 @@ class RedisDeliveryTracker:
         """
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            await _stop(listener, self.timeout)
         self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
             self._blocking.close()
@@ -177,7 +176,12 @@ class RedisDeliveryTracker:
         timeout = wait_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        await self._subscribe(timeout)
+        try:
+            await self._subscribe(timeout)
+        except TimeoutError:  # the caller's timeout ran out before Redis confirmed
+            raise TimeoutError(
+                f"no final status for message {message_id} within {timeout:g} s"
+            ) from None
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.setdefault(message_id, set()).add(waiter)
         try:
@@ -199,6 +203,8 @@ class RedisDeliveryTracker:
                     ) from None
                 waiter = self._rearm(message_id, waiter)
         finally:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # a failure that reached it while this call left otherwise
             pending = self._waiters.get(message_id)
             if pending is not None:
                 pending.discard(waiter)
@@ -228,11 +234,16 @@ class RedisDeliveryTracker:
                 self._listen(self._subscribed), name="telnyx_msg delivery tracker"
             )
         assert self._subscribed is not None
+        # timeout=0 still gets the subscription (it then reads a stored status once); a
+        # caller's timeout shorter than Redis's own bound raises TimeoutError, not "Redis down".
+        short = 0 < timeout < self.timeout
         try:
             await asyncio.wait_for(
-                asyncio.shield(self._subscribed), min(timeout, self.timeout) or self.timeout
+                asyncio.shield(self._subscribed), timeout if short else self.timeout
             )
         except asyncio.TimeoutError:
+            if short:
+                raise TimeoutError from None
             raise DeliveryTrackerUnavailableError(
                 f"Redis did not confirm SUBSCRIBE within {self.timeout:g} s"
             ) from None
@@ -296,6 +307,25 @@ class RedisDeliveryTracker:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(error)
+
+
+async def _stop(task: asyncio.Task[None], within: float) -> None:
+    """Cancel ``task`` and wait for it, at most about ``within`` seconds.
+
+    redis-py can swallow a cancellation that lands while a SUBSCRIBE is being confirmed (the
+    listener then keeps reading): cancel again until it ends, and give up rather than hang.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not task.done():
+        task.cancel()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            logger.warning("telnyx delivery tracker: its listener did not stop; left running")
+            return
+        await asyncio.wait({task}, timeout=min(0.05, remaining))
+    if not task.cancelled():
+        task.exception()  # retrieved: the listener reports its own failures to the waiters
 
 
 async def _close_pubsub(pubsub: Any) -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from telnyx_msg import (
@@ -289,3 +290,29 @@ async def test_record_needs_a_tracker_built_from_a_url(redis_url: str) -> None:
         await tracker.aclose()
     finally:
         await client.aclose()
+
+
+async def test_a_timeout_shorter_than_subscribing_is_a_timeout(redis_url: str) -> None:
+    """A first ``final_status`` whose timeout ends before Redis confirms the subscription
+    raises TimeoutError naming that timeout. It raised DeliveryTrackerUnavailableError "Redis
+    did not confirm SUBSCRIBE within 2 s" after 4 ms, with Redis healthy."""
+    with anyio.fail_after(10):  # leaving the block closes the tracker (see the next test)
+        async with RedisDeliveryTracker(redis_url, key_prefix=f"t:{uuid.uuid4().hex}:") as tracker:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"within 0\.001 s") as caught:
+                await tracker.final_status("m-1", timeout=0.001)
+            assert not isinstance(caught.value, DeliveryTrackerUnavailableError)
+            assert time.monotonic() - started < 1.0
+
+
+async def test_close_right_after_a_wait_that_gave_up_does_not_hang(redis_url: str) -> None:
+    """``aclose()`` just after a ``final_status`` gave up while its SUBSCRIBE was in flight
+    returns promptly. It hung forever: redis-py swallows a cancellation that lands while a
+    subscription is being confirmed, and the close waited for the listener without a bound."""
+    for delay in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.02):
+        tracker = RedisDeliveryTracker(redis_url, key_prefix=f"t:{uuid.uuid4().hex}:")
+        waiting = asyncio.create_task(tracker.final_status("m-1", timeout=0.001))
+        await asyncio.sleep(delay)
+        with anyio.fail_after(5):
+            await tracker.aclose()
+        await asyncio.gather(waiting, return_exceptions=True)
