@@ -136,7 +136,12 @@ async def bounded(
         async with time_limit(timeout):
             return await call
     except TimeoutError:  # before OSError: on Python 3.10 the builtin TimeoutError is one
-        raise error(f"Redis did not answer {what} within {timeout:g} s") from None
+        # The wait includes getting one of the pool's connections: with more concurrent
+        # calls than connections, a healthy Redis can be "slow" here too.
+        raise error(
+            f"Redis did not answer {what} within {timeout:g} s (waiting for a pooled "
+            "connection included: a frozen Redis, or more concurrent calls than the pool holds)"
+        ) from None
     except OSError as exc:
         raise error(f"Redis unreachable during {what}: {exc}") from exc
     except RuntimeError as exc:

@@ -130,6 +130,14 @@ class _Portal:
         the connections it owns) stayed in the parent, so nothing here may wait for it."""
         return self.started and os.getpid() != self.pid
 
+    def refuse_own_thread(self) -> None:
+        """A call from the loop thread itself would wait for that thread forever."""
+        if self.started and threading.get_ident() == self._thread:
+            raise RuntimeError(
+                "the blocking Client was called from its own event loop thread (e.g. in an "
+                "event hook); use the AsyncClient (client.async_client) there"
+            )
+
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
@@ -157,11 +165,7 @@ class _Portal:
                 "and use it only in requests, or in a post_fork hook; multiprocessing: in the "
                 "worker function)"
             )
-        if threading.get_ident() == self._thread:
-            raise RuntimeError(
-                "the blocking Client was called from its own event loop thread (e.g. in an "
-                "event hook); use the AsyncClient (client.async_client) there"
-            )
+        self.refuse_own_thread()
         done = _thread.allocate_lock()
         done.acquire()
         outcome: list[Any] = []
@@ -301,19 +305,35 @@ def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
 def _finalize(portal: _Portal, client: AsyncClient) -> None:
     if portal.stopped or portal.forked:  # a forked child has no loop thread to stop
         return
-    warnings.warn(
-        "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close()",
-        ResourceWarning,
-        stacklevel=1,
-    )
-    if not portal.started:  # never used: no thread, no connections
-        portal.stopped = True
-        return
-    with contextlib.suppress(Exception):
-        portal.portal.call(client.aclose)
-        _release_limiter(portal.portal, client)
-    with contextlib.suppress(Exception):
-        portal.stop()
+    try:
+        if not portal.started:  # never used: no thread, no connections
+            portal.stopped = True
+            return
+        with contextlib.suppress(Exception):
+            portal.portal.call(client.aclose)
+            _release_limiter(portal.portal, client)
+        with contextlib.suppress(Exception):
+            portal.stop()
+    finally:
+        # Warned after cleaning up: under -W error (pytest's filterwarnings = error) the
+        # warning raises, and the thread and session must not stay open because of it.
+        warnings.warn(
+            "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close()",
+            ResourceWarning,
+            stacklevel=1,
+        )
+
+
+class _Held:
+    """The portal's ``call`` for what outlives a method call (a page iterator, the outcomes of
+    ``send_many``), holding the :class:`Client` it came from: dropping the client would
+    otherwise close it under them (``Client(...).messages.send_many(items)``)."""
+
+    __slots__ = ("_client", "call")
+
+    def __init__(self, portal: _Portal, client: Client) -> None:
+        self.call = portal.call
+        self._client = client
 
 
 def _release_limiter(portal: BlockingPortal, client: AsyncClient) -> None:
@@ -332,6 +352,8 @@ class Client(ResourceTree[SyncMode]):
     accepted, because an aiohttp session belongs to the loop that created it. Event hooks run
     in the client's loop thread.
     """
+
+    _root: Client  # set on a view: the client whose loop thread it shares
 
     def __init__(
         self,
@@ -390,6 +412,21 @@ class Client(ResourceTree[SyncMode]):
         """The API root every path is joined to."""
         return self._async.base_url
 
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeouts of every call (``RequestOptions(timeout=...)`` overrides)."""
+        return self._async.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call is retried by default."""
+        return self._async.max_retries
+
+    @property
+    def rate_limits(self) -> Limiter | None:
+        """The client-side rate limiter of the sends (None: no client-side limits)."""
+        return self._async.rate_limits
+
     def with_options(
         self,
         *,
@@ -403,6 +440,9 @@ class Client(ResourceTree[SyncMode]):
             self._async.with_options(timeout=timeout, max_retries=max_retries, backoff=backoff),
             self._owner,
         )
+        # The client that owns the loop thread lives as long as its views: collected, it
+        # would close the thread they share (``Client(...).with_options(...)``).
+        view._root = getattr(self, "_root", self)
         return view
 
     def request(
@@ -427,6 +467,7 @@ class Client(ResourceTree[SyncMode]):
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is None or not finalizer.alive:
             return
+        self._owner.refuse_own_thread()  # before anything is torn down: the client stays usable
         finalizer.detach()
         owner = self._owner
         try:
@@ -460,7 +501,7 @@ class Client(ResourceTree[SyncMode]):
         ):  # (what is not a plain iterable goes as is, for the engine's own check)
             requests = _PulledInCaller(requests, inbox)
         return _iterate(
-            self._portal,
+            _Held(self._portal, self),
             self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
             inbox,
         )
@@ -481,7 +522,7 @@ class Client(ResourceTree[SyncMode]):
             raw: RawResponse[Any] = portal.call(run, request)
             if endpoint.paged:
                 pager = raw.parse
-                return raw._with_parse(lambda: SyncPager(pager(), portal))
+                return raw._with_parse(lambda: SyncPager(pager(), _Held(portal, self)))
             return raw
 
         describe_raw(raw_method, endpoint, name, "SyncPager")
@@ -495,7 +536,7 @@ class Client(ResourceTree[SyncMode]):
             def list_method(*args: Any, **kwargs: Any) -> SyncPager[Any]:
                 request = make_request(endpoint, args, kwargs, name)
                 self._check_open()
-                return SyncPager(AsyncPager(fetcher(request)), portal)
+                return SyncPager(AsyncPager(fetcher(request)), _Held(portal, self))
 
             method: Callable[..., Any] = list_method
         else:

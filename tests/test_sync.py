@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import gc
 import os
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -416,3 +418,98 @@ def test_forked_child_shares_the_limits_and_leaves_the_parents_connections_alone
     result = _run_script(tmp_path, FORK_LIMITS_SCRIPT, threaded_server, where)
     assert result.stdout.splitlines() == ["child: sent", "parent: ok"], result.stderr
     assert result.returncode == 0
+
+
+def test_views_pagers_and_outcomes_keep_their_client_alive() -> None:
+    """What a never-named client hands out keeps working: ``Client(...).with_options(...)``, a
+    list's pager and ``send_many``'s outcomes raised ClientClosedError on first use, because
+    the client was collected and its finalizer stopped the loop thread they share."""
+    from telnyx_msg.testing import DEFAULT_TOLL_FREE, serve_in_thread
+
+    send: telnyx_msg.SendMessageItem = {
+        "from_": DEFAULT_TOLL_FREE,
+        "to": "+13125550001",
+        "text": "hi",
+    }
+    with serve_in_thread() as fake, warnings_ignored(ResourceWarning):
+        key, url = fake.api_key, fake.base_url
+        view = telnyx_msg.Client(key, base_url=url).with_options(max_retries=5)
+        gc.collect()
+        assert view.messages.send(from_=DEFAULT_TOLL_FREE, to="+13125550001", text="hi").id
+        pager = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.list()
+        gc.collect()
+        assert [number.phone_number for number in pager]  # the fake's numbers
+        outcomes = telnyx_msg.Client(key, base_url=url).messages.send_many([send] * 3)
+        gc.collect()
+        assert [o.status for o in outcomes] == ["sent"] * 3
+        raw = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.with_raw_response
+        pages = raw.list().parse()
+        gc.collect()
+        assert [number.phone_number for number in pages]
+        del view, pager, outcomes, raw, pages
+        gc.collect()
+    assert _portal_threads() == []
+
+
+def test_an_unclosed_client_is_cleaned_up_even_when_its_warning_is_an_error() -> None:
+    """Under ``-W error`` (pytest's ``filterwarnings = error``) the "was not closed" warning
+    raises in the finalizer; it came before the cleanup, so the loop thread and the session
+    stayed open."""
+    from telnyx_msg.testing import DEFAULT_TOLL_FREE, serve_in_thread
+
+    with serve_in_thread() as fake:
+        client = telnyx_msg.Client(fake.api_key, base_url=fake.base_url)
+        client.messages.send(from_=DEFAULT_TOLL_FREE, to="+13125550001", text="hi")
+        assert _portal_threads()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            unraisable: list[Any] = []
+            old_hook = sys.unraisablehook
+            sys.unraisablehook = unraisable.append
+            try:
+                del client
+                gc.collect()
+            finally:
+                sys.unraisablehook = old_hook
+        assert _portal_threads() == []
+        assert any(isinstance(u.exc_value, ResourceWarning) for u in unraisable)
+
+
+@contextlib.contextmanager
+def warnings_ignored(category: type[Warning]) -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category)
+        yield
+
+
+def test_close_from_an_event_hook_is_refused_and_leaves_the_client_usable() -> None:
+    """``close()`` from the loop thread (an event hook) raises the documented RuntimeError
+    before tearing anything down. It raised "cannot join current thread" half-way: the
+    thread and session leaked, and a later ``close()`` did nothing."""
+    from telnyx_msg.testing import DEFAULT_TOLL_FREE, serve_in_thread
+
+    refused: list[BaseException] = []
+    holder: list[telnyx_msg.Client] = []
+
+    async def on_response(event: telnyx_msg.ResponseEvent) -> None:
+        try:
+            holder[0].close()
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    with serve_in_thread() as fake:
+        client = telnyx_msg.Client(
+            fake.api_key, base_url=fake.base_url, event_hooks={"response": [on_response]}
+        )
+        holder.append(client)
+        client.messages.send(from_=DEFAULT_TOLL_FREE, to="+13125550001", text="hi")
+        assert len(refused) == 1
+        assert "client.async_client" in str(refused[0])
+        client.messages.send(from_=DEFAULT_TOLL_FREE, to="+13125550001", text="again")
+        client.close()
+    assert _portal_threads() == []
+    assert (client.timeout, client.max_retries) == (
+        client.async_client.timeout,
+        client.async_client.max_retries,
+    )
+    assert client.rate_limits is client.async_client.rate_limits
