@@ -48,7 +48,7 @@ from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import ResourceTree, SyncMode
 from telnyx_msg._retry import Backoff
 from telnyx_msg._spec import Endpoint, describe, describe_raw
-from telnyx_msg._transport import Transport
+from telnyx_msg._transport import Transport, quiet_inherited
 from telnyx_msg.errors import (
     APIConnectionError,
     ClientClosedError,
@@ -279,12 +279,15 @@ def _quiet_inherited_loops() -> None:
     """In a forked child: the parent's client loops never run here, and what they own (an open
     aiohttp session) is collected at exit. Their reports of it ("Unclosed client session") are
     about the parent's resources, so they are not printed in the child."""
+    inherited: set[asyncio.AbstractEventLoop] = set()
     for portal in list(_PORTALS):
         if portal.started:
             portal._loop.set_exception_handler(lambda loop, context: None)
+            inherited.add(portal._loop)
         else:  # another thread may have held the lock at the fork: it never releases it here
             portal._starting = threading.Lock()
             portal.pid = os.getpid()
+    quiet_inherited(inherited)
 
 
 in_forked_child(_quiet_inherited_loops)

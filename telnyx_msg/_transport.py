@@ -288,6 +288,15 @@ def _connector_sockets() -> Iterator[Any]:
 on_fork_disown(_connector_sockets)
 
 
+def quiet_inherited(loops: set[asyncio.AbstractEventLoop]) -> None:
+    """In a forked child: the connectors of ``loops`` (which stayed in the parent, with their
+    connections) are marked closed, so that collecting them here reports nothing ("Unclosed
+    client session", "Unclosed connector": the parent's, not leaked by the child)."""
+    for connector in list(_CONNECTORS):
+        if connector._loop in loops:
+            connector._closed = True  # aiohttp's own flag: what close() would set
+
+
 async def _usable(protocol: Any) -> bool:
     """Whether a connection that has something to read (see ``_readable``) can still carry a
     request."""

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 
@@ -513,3 +514,39 @@ def test_close_from_an_event_hook_is_refused_and_leaves_the_client_usable() -> N
         client.async_client.max_retries,
     )
     assert client.rate_limits is client.async_client.rate_limits
+
+
+_FORK_CHILD = """
+import os, sys
+import telnyx_msg
+
+client = telnyx_msg.Client("k", base_url=sys.argv[1], rate_limits=None)
+client.messages.retrieve("m-1")
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # the child never touches the client; its interpreter exits normally
+_, status = os.waitpid(pid, 0)
+client.messages.retrieve("m-1")
+client.close()
+print("child status", status)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.anyio
+async def test_a_forked_child_does_not_report_the_parents_connections(api_server: Any) -> None:
+    """A child forked from a process whose Client has connections exits without "Unclosed
+    client session" / "Unclosed connector" reports (the parent's, not leaked by the child;
+    under -X dev also "Non-thread-safe operation" from the connector's finalizer)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json(id="m-1")})
+
+    server = await api_server(ok)
+    command = [sys.executable, "-X", "dev", "-W", "default", "-c", _FORK_CHILD, server.base_url]
+    result = await anyio.run_process(command, check=False)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert result.stdout.decode().strip() == "child status 0"
+    assert "Unclosed" not in err
+    assert "Exception ignored" not in err
