@@ -489,6 +489,13 @@ class Client(ResourceTree[SyncMode]):
     def __repr__(self) -> str:
         return f"Client(base_url={self._async.base_url!r})"
 
+    def __reduce__(self) -> Any:
+        # pickle (multiprocessing's spawn) met a lock deep inside and said only that.
+        raise TypeError(
+            "a telnyx_msg.Client cannot be pickled (it owns a thread and connections); "
+            "create one in each process, e.g. in the worker function"
+        )
+
     def _send_many(
         self,
         requests: Any,

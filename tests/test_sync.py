@@ -550,3 +550,15 @@ async def test_a_forked_child_does_not_report_the_parents_connections(api_server
     assert result.stdout.decode().strip() == "child status 0"
     assert "Unclosed" not in err
     assert "Exception ignored" not in err
+
+
+def test_pickling_a_client_says_what_to_do() -> None:
+    """multiprocessing (spawn) pickles arguments: a Client is refused with advice, not with
+    "cannot pickle '_thread.lock' object"."""
+    import pickle
+
+    with (
+        telnyx_msg.Client("k", rate_limits=None) as client,
+        pytest.raises(TypeError, match="create one in each process"),
+    ):
+        pickle.dumps(client)
