@@ -507,6 +507,37 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def _terminated_by_cancelling() -> Iterator[None]:
+    """SIGTERM cancels the running task, which then raises ``_Terminated`` here: raised from
+    the signal handler itself, it could land inside asyncio's socket write, which takes it for
+    a write error (and logs "Fatal write error") instead of letting it end the command."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated: list[bool] = []
+
+    def on_sigterm() -> None:
+        terminated.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, _terminated)  # back to the handler outside the loop
+
+
 def _in_flight(args: argparse.Namespace) -> str:
     """What a signal that ended ``send`` while its request was out leaves to do."""
     key = getattr(args, "in_flight_key", None)
@@ -546,7 +577,8 @@ async def _send(args: argparse.Namespace) -> int:
     async with AsyncClient(args.api_key, base_url=args.base_url, timeout=args.timeout) as client:
         args.in_flight_key = key  # main() prints it if a signal ends the command meanwhile
         try:
-            message = await client.messages.send(**fields)
+            with _terminated_by_cancelling():
+                message = await client.messages.send(**fields)
         except (APIConnectionError, APIStatusError, APIResponseValidationError) as exc:
             args.in_flight_key = None
             if isinstance(exc, APIResponseValidationError):
