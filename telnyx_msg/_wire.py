@@ -449,14 +449,11 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
     hook = converter.get_structure_hook(item_type)
     many = endpoint.many
 
-    def where(request: Any) -> At:
-        return At(endpoint.method, endpoint.build(request)[0])
-
     def finish(response: HttpResponse, request: Any) -> Any:
         try:
             doc = decode(response, endpoint)
         except APIResponseValidationError:
-            decode(response, where(request))  # raises again, naming the real path
+            decode(response, _called(endpoint, request))  # raises again, naming the real path
             raise
         try:
             if not response.body:
@@ -469,7 +466,7 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
                 return [hook(x, item_type) for x in doc]
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, where(request), exc) from exc
+            raise _shape_error(response, _called(endpoint, request), exc) from exc
 
     return finish
 
@@ -479,6 +476,11 @@ class At(NamedTuple):
 
     method: str
     path: str
+
+
+def _called(endpoint: Endpoint[Any, Any], request: Any) -> At:
+    """The method and path ``request`` was sent to (built again: only errors need it)."""
+    return At(endpoint.method, endpoint.build(request)[0])
 
 
 def page_parser(
@@ -495,18 +497,25 @@ def page_parser(
     def parse(
         request: Any, response: HttpResponse, number: int | None
     ) -> tuple[Page[T], list[Any]]:
-        where = At(endpoint.method, endpoint.build(request)[0])  # the path with its ids
-        doc = decode(response, where)
+        try:
+            doc = decode(response, endpoint)
+        except APIResponseValidationError:
+            decode(response, _called(endpoint, request))  # raises again, naming the real path
+            raise
         raw_list = doc.get("data") if isinstance(doc, dict) else None
         meta_raw = doc.get("meta") if isinstance(doc, dict) else None
         if not isinstance(raw_list, list) or not isinstance(meta_raw, (dict, type(None))):
             # Read as an empty page, it would silently end the iteration.
-            raise invalid(response, where, "unexpected page shape: expected {'data': [...]}")
+            raise invalid(
+                response,
+                _called(endpoint, request),
+                "unexpected page shape: expected {'data': [...]}",
+            )
         try:
             meta = PageMeta() if meta_raw is None else meta_hook(meta_raw, PageMeta)
             items = [hook(x, item_type) for x in raw_list]
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, where, exc) from exc
+            raise _shape_error(response, _called(endpoint, request), exc) from exc
         return Page(items, meta, number or request.page_number or 1), raw_list
 
     return parse
