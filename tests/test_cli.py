@@ -313,7 +313,9 @@ def test_mock_server_serves_both_clients() -> None:
             message = client.messages.send(from_=SENDER, to="+13125550001", text="hi")
             assert client.messages.retrieve(str(message.id)).id == message.id
     finally:
-        proc.terminate()
+        # Ctrl-C, as a user stops it: the server finishes what it answered, access log lines
+        # included (SIGTERM could end it between a response and its log line under load).
+        proc.send_signal(signal.SIGINT)
         _, log = proc.communicate(timeout=10)
     assert '"POST /v2/messages HTTP/1.1" 200' in log  # the access log, one line per request
     assert f'"GET /v2/messages/{message.id} HTTP/1.1" 200' in log
@@ -543,3 +545,22 @@ def test_mock_server_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[
         port = taken.getsockname()[1]
         assert main(["mock-server", "--port", str(port), "--quiet"]) == 2  # pick another --port
     assert "pass --port 0" in capsys.readouterr().err
+
+
+def test_main_escapes_what_stdout_cannot_encode_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process ``main()`` (a program calling it) escapes what an ASCII stdout cannot show
+    and gives the stream its own error handling back afterwards."""
+    body = json.dumps(
+        {"data": {"id": "évent-2", "event_type": "message.received", "payload": {"id": "m"}}},
+        ensure_ascii=False,
+    ).encode()
+    args, _ = _signed(tmp_path, body)
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(args) == 0
+    stdout.flush()
+    assert b"id=\\xe9vent-2" in raw.getvalue()
+    assert stdout.errors == "strict"

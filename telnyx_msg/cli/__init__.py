@@ -463,16 +463,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``telnyx-msg`` console script."""
-    for stream in (sys.stdout, sys.stderr):
-        # Ids, texts and numbers are printed as they are: a terminal or pipe that cannot show
-        # a character (LANG=C, PYTHONIOENCODING=ascii) gets an escape, not a traceback after
-        # the work is done (a valid webhook reported as failing, a sent message as an error).
-        if isinstance(stream, io.TextIOWrapper):
-            with contextlib.suppress(ValueError):  # a closed stream
-                stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        with _signals_restored():
+        with _signals_restored(), _escaped_output():
             return _run(args)
     except ValidationError as exc:
         flag = _SEND_FLAGS.get(exc.field, exc.field) if args.command == "send" else exc.field
@@ -497,6 +490,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _escaped_output() -> Iterator[None]:
+    """Ids, texts and numbers are printed as they are: a terminal or pipe that cannot show a
+    character (LANG=C, PYTHONIOENCODING=ascii) gets an escape, not a traceback after the work
+    is done (a valid webhook reported as failing, a sent message as an error). The streams'
+    own setting comes back afterwards: ``main()`` may be called from a program."""
+    saved = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError):  # a closed stream
+                saved.append((stream, stream.errors))
+                stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        for stream, errors in saved:
+            with contextlib.suppress(ValueError):
+                stream.reconfigure(errors=errors)
 
 
 def _silence_stdout() -> None:
