@@ -17,6 +17,7 @@ from typing import Any, Literal
 from attrs import frozen
 
 from telnyx_msg._bucket import QUEUE_SECONDS, sender_kind
+from telnyx_msg._bulk import pick_method
 from telnyx_msg._ratelimit import RateLimits
 from telnyx_msg._segments import MAX_PARTS, segments
 
@@ -78,7 +79,8 @@ def plan_bulk(
     for request in requests:
         sender = request.get("from_") or request.get("messaging_profile_id")
         text = request.get("text")
-        mms = bool(request.get("media_urls")) or isinstance(request.get("to"), list)
+        # MMS: media, or a list of recipients (the group MMS send_many picks for it).
+        mms = bool(request.get("media_urls")) or pick_method(request, "auto") == "send_group_mms"
         requested = request.get("encoding")
         encoding: Literal["auto", "gsm7", "ucs2"] = (
             requested if requested in ("gsm7", "ucs2") else "auto"
