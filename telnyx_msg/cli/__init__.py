@@ -683,7 +683,9 @@ async def _mock_server(args: argparse.Namespace) -> int:
         print(f"export TELNYX_API_KEY={fake.api_key}")
         print(f"export TELNYX_PUBLIC_KEY={fake.public_key}")
         print("# serving the fake Telnyx Messaging API; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C ends the serve loop
+        # Ctrl-C or SIGTERM (a service manager's stop) ends the serve loop; the server then
+        # closes as usual, finishing its answers and their access-log lines: exit 0.
+        with contextlib.suppress(asyncio.CancelledError, _Terminated), _terminated_by_cancelling():
             await asyncio.Event().wait()
     finally:
         await fake.close()
