@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from telnyx_msg._config import positive_seconds, wait_seconds
@@ -165,17 +166,18 @@ class RedisDeliveryTracker:
         return structure(json.loads(raw), Message)
 
     async def final_status(
-        self, message_id: str, *, timeout: float = DEFAULT_FINAL_STATUS_TIMEOUT
+        self, message_id: str, *, timeout: float | None = DEFAULT_FINAL_STATUS_TIMEOUT
     ) -> Message:
         """Wait for the final :class:`Message` of ``message_id``.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (default 600; it never waits
-        forever), and :class:`DeliveryTrackerUnavailableError` when Redis fails or the
-        notification connection is lost while waiting.
+        Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound, as
+        for :class:`DeliveryTracker`), and :class:`DeliveryTrackerUnavailableError` when Redis
+        fails or the notification connection is lost while waiting.
         """
-        timeout = wait_seconds("timeout", timeout)
+        if timeout is not None:
+            timeout = wait_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = math.inf if timeout is None else loop.time() + timeout
         try:
             await self._subscribe(timeout)
         except TimeoutError:  # the caller's timeout ran out before Redis confirmed
@@ -196,7 +198,9 @@ class RedisDeliveryTracker:
                         f"no final status for message {message_id} within {timeout:g} s"
                     )
                 try:
-                    await asyncio.wait_for(asyncio.shield(waiter), remaining)
+                    await asyncio.wait_for(
+                        asyncio.shield(waiter), None if timeout is None else remaining
+                    )
                 except asyncio.TimeoutError:
                     raise TimeoutError(
                         f"no final status for message {message_id} within {timeout:g} s"
@@ -226,7 +230,7 @@ class RedisDeliveryTracker:
         pending.add(fresh)
         return fresh
 
-    async def _subscribe(self, timeout: float) -> None:
+    async def _subscribe(self, timeout: float | None) -> None:
         """Start the listener (once) and wait until its SUBSCRIBE is confirmed."""
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.get_running_loop().create_future()
@@ -236,7 +240,7 @@ class RedisDeliveryTracker:
         assert self._subscribed is not None
         # timeout=0 still gets the subscription (it then reads a stored status once); a
         # caller's timeout shorter than Redis's own bound raises TimeoutError, not "Redis down".
-        short = 0 < timeout < self.timeout
+        short = timeout is not None and 0 < timeout < self.timeout
         try:
             await asyncio.wait_for(
                 asyncio.shield(self._subscribed), timeout if short else self.timeout

@@ -111,6 +111,27 @@ async def test_waiter_is_woken_by_another_tracker(
         await other.aclose()
 
 
+async def test_timeout_none_waits_without_a_bound_as_the_in_memory_tracker(
+    redis_url: str, tracker: RedisDeliveryTracker
+) -> None:
+    """``timeout=None`` means no bound, as for ``DeliveryTracker``: a service swapping one
+    tracker for the other keeps working (it was a ValidationError), and a status recorded later
+    still wakes the waiter."""
+    other = RedisDeliveryTracker(redis_url, key_prefix=tracker.key_prefix)
+    try:
+        waiting = asyncio.get_running_loop().create_task(
+            tracker.final_status("m-none", timeout=None)
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await other.handle(event("message.finalized", "m-none", "delivered"))
+        message = await asyncio.wait_for(waiting, 5)
+        assert message.to[0].status == "delivered"
+        assert tracker.waiting == 0
+    finally:
+        await other.aclose()
+
+
 WAITER = """
 import asyncio, sys
 from telnyx_msg import RedisDeliveryTracker
