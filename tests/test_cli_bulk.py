@@ -463,6 +463,27 @@ async def test_resume_refuses_a_changed_file(tmp_path: Path, capsys: Any) -> Non
         assert fake.stats.count("POST", "/messages") == 0
 
 
+@pytest.mark.anyio
+async def test_resume_of_a_results_file_that_does_not_exist_sends_nothing(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """`--resume` with a RESULTS that is not there (a typo, or the default name guessed wrong)
+    stops with exit 2: starting a new run instead sent every row of the finished run again."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 3)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source)) == 0
+        assert (tmp_path / "in.results.csv").is_file()  # the default: FILE's stem
+        fake.stats.reset()
+        typo = tmp_path / "in.csv.results.csv"
+        assert await bulk(fake, str(source), "--out", str(typo), "--resume") == 2
+        err = capsys.readouterr().err
+        assert "nothing to resume" in err
+        assert "drop --resume" in err
+        assert fake.stats.count("POST", "/messages") == 0
+        assert not typo.exists()
+
+
 def test_flag_combinations_are_usage_errors(tmp_path: Path) -> None:
     """--retry-unknown needs --resume; --resume and --overwrite exclude each other."""
     source = tmp_path / "in.csv"
@@ -1273,10 +1294,12 @@ async def test_chaos_random_signals_never_twice_then_exactly_once(tmp_path: Path
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, rows)
     async with slow_fake(0.15) as fake:
-        first = True
+        journal = out.with_name(out.name + ".journal")
         for _ in range(12):  # bounded: at most 12 interrupted runs
-            proc = await start_bulk(fake, source, out, *(() if first else ("--resume",)))
-            first = False
+            # As the CLI asks: --resume once a run has left something to resume (a run killed
+            # while starting leaves nothing, and --resume then stops with exit 2).
+            started = out.exists() or journal.exists()
+            proc = await start_bulk(fake, source, out, *(("--resume",) if started else ()))
             with contextlib.suppress(asyncio.TimeoutError):  # any moment, startup included
                 await asyncio.wait_for(proc.wait(), rng.uniform(0.1, 2.5))
             signum = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])

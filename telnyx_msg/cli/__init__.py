@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         metavar="RESULTS",
-        help="results file, .csv or .jsonl (default: FILE.results.csv)",
+        help="results file, .csv or .jsonl (default: FILE with .results.csv for its extension)",
     )
     bulk.add_argument(
         "--concurrency", type=_count, default=BULK_CONCURRENCY, help="sends in flight at most"

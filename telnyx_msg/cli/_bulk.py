@@ -142,13 +142,19 @@ def _first_attempt_cell(at: float | None) -> str:
     return "unknown" if at == UNREADABLE else stamp(at)
 
 
+def default_results(source: Path) -> Path:
+    """RESULTS without ``--out``: FILE's name with its extension replaced (``a.csv`` ->
+    ``a.results.csv``)."""
+    return source.with_name(source.stem + ".results.csv")
+
+
 class BulkRun:
     """One invocation of the bulk command over a checked table."""
 
     def __init__(self, args: argparse.Namespace, table: Table) -> None:
         self.args = args
         self.table = table
-        self.out: Path = args.out or table.path.with_name(table.path.stem + ".results.csv")
+        self.out: Path = args.out or default_results(table.path)
         # The file, not its spelling: two names for one RESULTS (a symlink, ../dir/x) must
         # share its lock and journal, and compaction replaces the file, not a symlink to it.
         real = Path(os.path.realpath(self.out))
@@ -208,6 +214,13 @@ class BulkRun:
             raise UsageError(
                 f"{self.out} already holds results of a run; pass --resume to continue it "
                 "(rows already sent or of unknown outcome are never sent again) or --overwrite "
+                "to start a new run"
+            )
+        if args.resume and not existing:
+            # A mistyped --out would otherwise start a new run: every row sent again.
+            raise UsageError(
+                f"nothing to resume: neither {self.out} nor its journal exists (check --out; "
+                f"without it RESULTS is {default_results(self.table.path)}); drop --resume "
                 "to start a new run"
             )
         source = fingerprint(self.table.path)
