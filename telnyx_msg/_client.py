@@ -444,6 +444,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
             response = await shared.transport.send(
                 wire.method, wire.url, wire.headers, wire.data, timeout
             )
+        except asyncio.CancelledError as exc:
+            # The caller gave up (a timeout around the call, a cancelled handler): the attempt
+            # still ends for the log and the hooks, so a gauge or span the request hook opened
+            # closes. The request may have been written: the outcome is unknown.
+            if log.isEnabledFor(logging.DEBUG):
+                _log_attempt(wire, None, attempt, started, exc)
+            if event is not None and hooks.response:
+                elapsed = time.perf_counter() - started
+                await call_hooks(hooks.response, ResponseEvent(event, None, elapsed, None, exc))
+            raise
         except TransportError as exc:
             error = transport_error(exc, wire)
             error.__cause__ = exc
@@ -823,7 +833,7 @@ def _log_attempt(
     response: HttpResponse | None,
     attempt: int,
     started: float,
-    exc: Exception | None,
+    exc: BaseException | None,
 ) -> None:
     log.debug(
         "%s %s -> %s attempt=%d elapsed=%.1fms request_id=%s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -70,6 +71,48 @@ async def test_response_hook_sees_transport_errors() -> None:
     assert len(responses) == 1
     assert responses[0].status is None
     assert responses[0].error is not None
+
+
+async def test_a_cancelled_attempt_still_ends_for_the_hooks_and_the_log(
+    api_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call cancelled during its attempt (a timeout around it, a cancelled web handler) still
+    gets its response event, carrying the CancelledError, and its debug line: a gauge or span
+    opened by the request hook must close. The client stays usable."""
+
+    async def slow(request: web.Request) -> web.Response:
+        if request.headers.get("Idempotency-Key") == "slow":
+            await asyncio.sleep(2)
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    opened: list[telnyx_msg.RequestEvent] = []
+    closed: list[telnyx_msg.ResponseEvent] = []
+    awaited: list[telnyx_msg.ResponseEvent] = []
+
+    async def on_response(event: telnyx_msg.ResponseEvent) -> None:
+        awaited.append(event)
+
+    caplog.set_level(logging.DEBUG, logger="telnyx_msg")
+    async with telnyx_msg.AsyncClient(
+        KEY,
+        base_url=server.base_url,
+        rate_limits=None,
+        event_hooks={"request": [opened.append], "response": [closed.append, on_response]},
+    ) as client:
+        options = telnyx_msg.RequestOptions(idempotency_key="slow")
+        send = client.messages.send(
+            from_="+18005550101", to="+18445550001", text="hi", options=options
+        )
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(send, 0.3)
+        assert len(opened) == len(closed) == len(awaited) == 1
+        assert closed[0].status is None
+        assert isinstance(closed[0].error, asyncio.CancelledError)
+        assert closed[0].request is opened[0]
+        assert "POST /messages -> CancelledError attempt=0" in caplog.text
+        await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
+        assert len(opened) == len(closed) == 2
 
 
 def test_bad_event_hooks() -> None:
