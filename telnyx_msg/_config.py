@@ -145,7 +145,7 @@ def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
                 "!#$%&'*+-.^_`|~",
             )
         if name.lower() == "authorization":
-            raise ConfigurationError("extra_headers must not set Authorization; use api_key")
+            raise ValidationError("extra_headers", "must not set Authorization; use api_key")
         field = f"extra_headers[{name}]"
         if not isinstance(item, str):
             raise ValidationError(field, f"must be a str, got {type(item).__name__}")

@@ -264,6 +264,15 @@ class _Paged(Request):
     page_number: int | None = field(
         default=None, kw_only=True, validator=v.positive_int, metadata={"wire": "page[number]"}
     )
+    # The definition caps page[size] only where a list uses its shared PageConsolidated
+    # parameter (below); elsewhere it states no maximum, so none is enforced here.
+    page_size: int | None = field(
+        default=None, kw_only=True, validator=v.positive_int, metadata={"wire": "page[size]"}
+    )
+
+
+@frozen(repr=False, eq=False)
+class _PageConsolidated(_Paged):
     page_size: int | None = field(
         default=None, kw_only=True, validator=v.page_size, metadata={"wire": "page[size]"}
     )
@@ -313,7 +322,7 @@ class UpdateHostedNumber(Request):
 
 
 @frozen(repr=False, eq=False)
-class ListOptOuts(_Paged):
+class ListOptOuts(_PageConsolidated):
     """``GET /messaging_optouts`` (§7); ``redaction_enabled`` hides recipient numbers."""
 
     filter: OptOutFilter | None = field(default=None, kw_only=True, validator=v.query_object)
@@ -406,7 +415,7 @@ _SHORTENER = v.object_with(("domain",))
 
 
 @frozen(repr=False, eq=False)
-class ListMessagingProfiles(_Paged):
+class ListMessagingProfiles(_PageConsolidated):
     """``GET /messaging_profiles``: ``filter={"name": "Acme"}`` or ``{"name": {"contains": …}}``."""
 
     filter: MessagingProfileFilter | None = field(
@@ -469,21 +478,21 @@ class UpdateMessagingProfile(_ProfileSettings):
 
 
 @frozen(repr=False, eq=False)
-class ListProfilePhoneNumbers(_Paged):
+class ListProfilePhoneNumbers(_PageConsolidated):
     """``GET /messaging_profiles/{id}/phone_numbers``: the profile's numbers."""
 
     id: str = field(validator=v.path_id)
 
 
 @frozen(repr=False, eq=False)
-class ListProfileShortCodes(_Paged):
+class ListProfileShortCodes(_PageConsolidated):
     """``GET /messaging_profiles/{id}/short_codes``: the profile's short codes."""
 
     id: str = field(validator=v.path_id)
 
 
 @frozen(repr=False, eq=False)
-class ListPhoneNumbersMessaging(_Paged):
+class ListPhoneNumbersMessaging(_PageConsolidated):
     """``GET /phone_numbers/messaging``: numbers with their messaging settings.
 
     ``filter`` keys: ``messaging_profile_id``, ``phone_number`` (exact; a comma-separated list
@@ -511,7 +520,7 @@ class UpdatePhoneNumberMessaging(Request):
 
 
 @frozen(repr=False, eq=False)
-class ListShortCodes(_Paged):
+class ListShortCodes(_PageConsolidated):
     """``GET /short_codes``: ``filter={"messaging_profile_id": "null"}`` lists unassigned ones."""
 
     filter: ShortCodeFilter | None = field(default=None, kw_only=True, validator=v.query_object)

@@ -4,10 +4,10 @@ A retry must never send a message twice. So a request is retried only when it pr
 reach Telnyx, when Telnyx said it did not process it, or when repeating it is harmless:
 
 =============================================  ==========================  ======================
-failure                                        GET / PUT / DELETE (and     POST without
-                                               hosted-number PATCH), or    Idempotency-Key
-                                               any call with an
-                                               Idempotency-Key
+failure                                        GET / PUT / DELETE /        POST without
+                                               PATCH (each sets absolute   Idempotency-Key
+                                               values), or any call with
+                                               an Idempotency-Key
 =============================================  ==========================  ======================
 connection refused / DNS / connect timeout     retried                     retried
 read timeout, connection reset after sending   retried                     raised, outcome_unknown

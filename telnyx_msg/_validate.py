@@ -28,7 +28,7 @@ SHORT_CODE_RE = re.compile(r"[0-9]{3,8}")
 _SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[Ee]\+?[0-9]{1,2}")
 ALPHANUMERIC_RE = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 WHATSAPP_USER_RE = re.compile(r"[A-Z]{2}\.[0-9]{5,40}")
-#: ``page[size]`` is 1-250 on every paged list of Telnyx's API definition.
+#: ``page[size]`` is 1-250 on the lists whose API definition uses ``PageConsolidated``.
 MAX_PAGE_SIZE = 250
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
@@ -182,7 +182,8 @@ def positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def page_size(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """A page size Telnyx accepts: 1 to 250 (``None`` = not sent, the server's 20)."""
+    """A page size of the lists the definition caps: 1 to 250 (``None`` = not sent, the
+    server's 20)."""
     positive_int(_, attribute, value)
     if value is not None and value > MAX_PAGE_SIZE:
         raise _fail(

@@ -132,7 +132,7 @@ def _extra() -> Any:
 
 
 class MessageStatus(str, enum.Enum):
-    """Recipient status (union of the values in docs/wire.md §4.1 and §3.11)."""
+    """Recipient status (union of the values in docs/wire.md §4.1, §4.2 and §3.11)."""
 
     SCHEDULED = "scheduled"
     QUEUED = "queued"

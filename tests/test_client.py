@@ -297,9 +297,12 @@ async def test_headers(api_server: Any) -> None:
 
 
 def test_authorization_cannot_be_overridden() -> None:
-    """extra_headers may not replace the Authorization header."""
-    with pytest.raises(telnyx_msg.ConfigurationError):
+    """extra_headers may not replace the Authorization header: a ValidationError naming
+    extra_headers, as for its other mistakes (it was a ConfigurationError, which a caller
+    catching ValidationError for bad options missed)."""
+    with pytest.raises(telnyx_msg.ValidationError, match="Authorization; use api_key") as info:
         RequestOptions(extra_headers={"authorization": "Bearer other"})
+    assert info.value.field == "extra_headers"
 
 
 @pytest.mark.anyio

@@ -719,13 +719,26 @@ async def test_sync_client_schedule_idempotency_key(server: Server) -> None:
 
 
 @pytest.mark.anyio
-async def test_page_size_over_250_fails_before_io() -> None:
-    """page_size is 1-250 (Telnyx's limit): 500 is a ValidationError naming page[size]."""
-    client = telnyx_msg.AsyncClient("k", base_url="http://127.0.0.1:9/v2", rate_limits=None)
+async def test_page_size_over_250_fails_before_io(api_server: Any) -> None:
+    """page_size is 1-250 where Telnyx's definition says so (messaging profiles, short codes,
+    opt-outs, numbers): 500 is a ValidationError naming page[size]. The hosted-number and
+    alphanumeric-sender lists state no maximum: a larger page is sent (it was refused)."""
+
+    async def empty(request: web.Request) -> web.Response:
+        return web.json_response({"data": [], "meta": {}})
+
+    server = await api_server(empty)
+    client = telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None)
     try:
         with pytest.raises(telnyx_msg.ValidationError, match=r"page\[size\].*at most 250"):
-            client.messaging_hosted_numbers.list(page_size=500)
-        client.messaging_hosted_numbers.list(page_size=250)  # the largest is fine
+            client.messaging_profiles.list(page_size=500)
+        with pytest.raises(telnyx_msg.ValidationError, match=r"page\[size\].*at most 250"):
+            client.short_codes.list(page_size=251)
+        client.messaging_profiles.list(page_size=250)  # the largest is fine
+        assert [n async for n in client.messaging_hosted_numbers.list(page_size=500)] == []
+        assert [a async for a in client.alphanumeric_sender_ids.list(page_size=1000)] == []
+        sizes = [r.query["page[size]"] for r in server.requests]
+        assert sizes == ["500", "1000"]
     finally:
         await client.aclose()
 

@@ -30,14 +30,20 @@ def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high
 
 
 def page(
-    items: Sequence[T], query: Mapping[str, str], *, default_size: int = DEFAULT_PAGE_SIZE
+    items: Sequence[T],
+    query: Mapping[str, str],
+    *,
+    default_size: int = DEFAULT_PAGE_SIZE,
+    capped: bool = True,
 ) -> tuple[Sequence[T], dict[str, int]]:
     """Slice ``items`` by ``page[number]``/``page[size]``; return the slice and Telnyx's meta.
 
-    ``total_pages`` is 0 for an empty collection; a page past the end is empty.
+    ``total_pages`` is 0 for an empty collection; a page past the end is empty. ``capped``:
+    the list's definition caps ``page[size]`` at 250 (the others state no maximum).
     """
     number = _int_param(query, "page[number]", 1, 1, 1_000_000_000)
-    size = _int_param(query, "page[size]", default_size, 1, max(MAX_PAGE_SIZE, default_size))
+    high = max(MAX_PAGE_SIZE, default_size) if capped else 1_000_000_000
+    size = _int_param(query, "page[size]", default_size, 1, high)
     start = (number - 1) * size
     meta = {
         "page_number": number,
@@ -48,7 +54,7 @@ def page(
     return items[start : start + size], meta
 
 
-def paged(items: Sequence[Any], query: Mapping[str, str], **kwargs: int) -> dict[str, Any]:
+def paged(items: Sequence[Any], query: Mapping[str, str], **kwargs: Any) -> dict[str, Any]:
     """The ``{"data": [...], "meta": {...}}`` document for one page of ``items``."""
     data, meta = page(items, query, **kwargs)
     return {"data": list(data), "meta": meta}

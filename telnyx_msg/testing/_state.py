@@ -340,7 +340,7 @@ class Account:
                 )
             items.sort(key=lambda r: r["phone_number"], reverse=sort == "desc")
         rendered = [self.render_number(r) for r in items]
-        return paged(rendered, query) if paginate else rendered
+        return paged(rendered, query, capped=False) if paginate else rendered
 
     def update_number(self, key: str, body: JSON) -> JSON:
         """``PATCH``: absent or null keeps a field; ``messaging_profile_id: ""`` unassigns."""
@@ -599,7 +599,7 @@ class Account:
             for r in self.alphanumeric.values()
             if wanted is None or r["messaging_profile_id"] == wanted
         ]
-        return paged(items, query)
+        return paged(items, query, capped=False)
 
     def alphanumeric_registered(self, sender: str, profile_id: str | None) -> bool:
         """True when ``sender`` is a registered alphanumeric id (of ``profile_id`` if given)."""
