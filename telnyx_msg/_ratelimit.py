@@ -907,7 +907,16 @@ class RateLimits:
                 lane.where = _IDLE
                 self._place(lane, now)
         else:
+            was_head = lane.where == _READY and self._head(lane) is waiter
             waiter.cancelled = True
+            if was_head:
+                # The lane waits in the ring of this waiter's account (MMS, say) while the
+                # next waiter may need another (SMS): place it anew, or that waiter waits for
+                # a token it will not use.
+                with contextlib.suppress(ValueError):
+                    waiter.account.ring.remove(lane)
+                lane.where = _IDLE
+                self._place(lane, now)
             self._unhold(lane, now)
         self._pump(now)
         self._cover()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from telnyx_msg._bucket import QUEUE_SECONDS, cubic_rate, drain_tokens
 from telnyx_msg._ratelimit import RateLimits, sender_kind
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.errors import ConfigurationError, RateLimitError
 
 T = TypeVar("T")
 
@@ -477,6 +477,34 @@ async def test_cancelled_waiter_gives_back_nothing_it_did_not_take(clock: Virtua
 
     await clock.run(body())
     assert times == pytest.approx({"b": T0 + 1, "d": T0 + 2})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timed_out", [False, True])
+async def test_a_cancelled_mms_wait_does_not_hold_the_senders_sms(
+    clock: VirtualClock, timed_out: bool
+) -> None:
+    """An MMS waiting for the MMS account lane, cancelled (or timed out), leaves its sender's
+    next SMS to the SMS lane: it waited for an MMS token it would not use (5 s here)."""
+    lim = limits(clock, account_mps={"SMS": 50.0, "MMS": 0.2})
+    times: dict[str, float] = {}
+
+    async def body() -> None:
+        await lim.acquire(TOLL_FREE, "MMS")
+        if timed_out:
+            with pytest.raises(RateLimitError):
+                await lim.acquire(TOLL_FREE, "MMS", timeout=1.0)
+        else:
+            mms = asyncio.ensure_future(lim.acquire(TOLL_FREE, "MMS"))
+            await clock.sleep(0.5)
+            mms.cancel()
+            await asyncio.gather(mms, return_exceptions=True)
+        start = clock.now
+        await lim.acquire(TOLL_FREE, "SMS", timeout=2.0)
+        times["sms"] = clock.now - start
+
+    await clock.run(body())
+    assert times["sms"] == pytest.approx(0.0)
 
 
 @pytest.mark.anyio
