@@ -341,7 +341,13 @@ def resolve_config(
     elif isinstance(account_mps, Mapping):
         rates = dict(DEFAULT_ACCOUNT_MPS)
         for key, value in account_mps.items():
-            rates[str(key).upper()] = _check_optional_rate(f"account_mps[{key!r}]", value)
+            kind = str(key).upper()
+            if kind not in DEFAULT_ACCOUNT_MPS:
+                raise ConfigurationError(
+                    f"account_mps: unknown message type {key!r} (known: "
+                    f"{', '.join(DEFAULT_ACCOUNT_MPS)})"
+                )
+            rates[kind] = _check_optional_rate(f"account_mps[{key!r}]", value)
     else:
         sms = _check_rate("account_mps", account_mps)
         rates = {"SMS": sms, "MMS": min(sms, DEFAULT_ACCOUNT_MPS["MMS"])}

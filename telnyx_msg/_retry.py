@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import timezone
@@ -168,15 +169,17 @@ def server_hint(
     return None
 
 
+_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_seconds(value: str) -> float | None:
-    """A header value in seconds (>= 0), or None when it is not a finite number."""
-    try:
-        parsed = float(value.strip())
-    except ValueError:
+    """A header value in seconds (>= 0): digits with an optional fraction (a negative one is
+    0), else None. ``float()`` alone would also read ``1_0``, ``1e3`` or ``infinity``."""
+    value = value.strip()
+    if _SECONDS.fullmatch(value) is None:
         return None
-    if math.isnan(parsed) or math.isinf(parsed):
-        return None
-    return max(parsed, 0.0)
+    parsed = float(value)  # inf for 400 digits
+    return max(parsed, 0.0) if math.isfinite(parsed) else None
 
 
 def _http_date_delay(value: str, now: Callable[[], float]) -> float | None:

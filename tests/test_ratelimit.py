@@ -175,6 +175,9 @@ def test_sender_kind(sender: str, kind: str) -> None:
         {"account_mps": math.inf},
         {"account_mps": True},
         {"per_kind_mps": {"longcode": 1.0}},
+        # Not a message type: it would never be used, and SMS stay at the default 50/s.
+        {"account_mps": {"SMS ": 5.0}},
+        {"account_mps": {"WHATSAPP": 5.0}},
         {"per_kind_mps": {"long_code": math.nan}},
         {"per_sender_mps": {"+18005550101": 0}},
         {"per_sender_mps": {"": 1.0}},
@@ -184,7 +187,8 @@ def test_sender_kind(sender: str, kind: str) -> None:
     ],
 )
 def test_bad_settings_raise_configuration_error(kwargs: dict[str, object]) -> None:
-    """Invalid rates, unknown kinds, burst < 1 and bad fractions fail at construction."""
+    """Invalid rates, unknown kinds or message types, burst < 1 and bad fractions fail at
+    construction."""
     with pytest.raises(ConfigurationError):
         RateLimits(**kwargs)  # type: ignore[arg-type]
 

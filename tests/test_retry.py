@@ -72,6 +72,14 @@ def test_backoff_envelope() -> None:
         ({"retry-after-ms": "junk", "retry-after": "9"}, 429, 9.0),
         ({"retry-after": "soon"}, 429, None),
         ({"retry-after": "nan"}, 429, None),
+        # Not the digits (and a fraction) the headers use: Python's float() reads these as
+        # numbers ("1_0" as 10 s), a server means nothing by them.
+        ({"retry-after": "1_0"}, 429, None),
+        ({"retry-after": "1e3"}, 429, None),
+        ({"retry-after": "infinity"}, 429, None),
+        ({"x-ratelimit-reset": "0x10"}, 429, None),
+        ({"retry-after": "9" * 400}, 429, None),
+        ({"x-ratelimit-reset": " 2.5 "}, 429, 2.5),
         ({"retry-after": ""}, 429, None),
         ({"x-ratelimit-reset": "3"}, 429, 3.0),
         ({"x-ratelimit-reset": "3"}, 503, None),
