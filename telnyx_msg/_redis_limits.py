@@ -110,12 +110,13 @@ end
 # KEYS: [account hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1'] [the meter, last]
 # ARGV: has_account, account rate, account burst, has_lane, lane rate (0: none), lane capacity,
 #   successes to add to the meter
-# Returns {1, '0'} after taking a token from each bucket, else {0, seconds to wait}: nothing
-# is taken while waiting. The successes are added either way.
+# Returns {1, '0'} after taking a token from each bucket, else {0, seconds to wait, 1 if the
+# account bucket is what it waits for}: nothing is taken while waiting. The successes are added
+# either way.
 _TAKE = (
     _PRELUDE
     + """
-local i, wait = 1, 0
+local i, wait, await_ = 1, 0, 0
 if tonumber(ARGV[7]) > 0 then meter(KEYS[#KEYS], tonumber(ARGV[7])) end
 local akey, atok, ats, arate, acap
 if ARGV[1] == '1' then
@@ -125,7 +126,8 @@ if ARGV[1] == '1' then
   arate = account_rate(akey, cfg)
   acap = math.max(1, burst * arate / cfg)
   atok, ats = load(akey, arate, acap)
-  wait = math.max(wait, wait_for(atok, ats, arate))
+  await_ = wait_for(atok, ats, arate)
+  wait = math.max(wait, await_)
 end
 local lkey, ltok, lts, lrate, lcap
 if ARGV[4] == '1' then
@@ -139,7 +141,10 @@ if ARGV[4] == '1' then
     if pause ~= nil and pause > now then wait = math.max(wait, pause - now) end
   end
 end
-if wait > 0 then return {0, fmt(wait)} end
+if wait > 0 then
+  if await_ > 0 and await_ >= wait then return {0, fmt(wait), 1} end
+  return {0, fmt(wait), 0}
+end
 if akey then store(akey, atok - 1, ats, arate, acap) end
 if lkey and lrate > 0 then store(lkey, ltok - 1, lts, lrate, lcap) end
 return {1, '0'}
@@ -203,6 +208,10 @@ class _Script:
 
 _TAKE_SCRIPT = _Script(_TAKE)
 _FEEDBACK_SCRIPT = _Script(_FEEDBACK)
+
+
+#: Marks an account's line among the per-sender ones (a sender is a str or None).
+_ACCOUNT = "account"
 
 
 def _num(value: float) -> str:
@@ -323,7 +332,8 @@ class RedisRateLimits:
         self._sleep: Callable[[float], Awaitable[object]] = (
             sleep if sleep is not None else asyncio.sleep
         )
-        self._local: dict[tuple[asyncio.AbstractEventLoop, str | None], _Turns] = {}
+        # The lines of this process, per loop: a sender's, or an account's (_ACCOUNT, key).
+        self._local: dict[tuple[asyncio.AbstractEventLoop, Any], _Turns] = {}
         self._throttle: tuple[float, float] | None = None  # (local time, block seconds)
         self._queue_full: dict[str, None] = {}
         # 2xx responses not yet added to the shared success meter (by the next round trip).
@@ -442,56 +452,100 @@ class RedisRateLimits:
             return
         if self._metered:
             keys.append(f"{self._prefix}meter")
-        local_key = (asyncio.get_running_loop(), sender)
-        turns = self._local.get(local_key)
-        if turns is None:
-            turns = self._local[local_key] = _Turns()
-        lock = turns.lock
-        turns.users += 1
-        failures = turns.failures
+        loop = asyncio.get_running_loop()
         deadline = None if timeout is None else self._clock() + timeout
+        own_key = (loop, sender)
+        own = self._turns(own_key)
+        line_key = (loop, (_ACCOUNT, account_key))
+        line: _Turns | None = None  # this caller's place in the account's line, while in it
         try:
-            if deadline is None:
-                await lock.acquire()
-            else:
-                try:
-                    async with time_limit(max(0.0, deadline - self._clock())):
-                        await lock.acquire()
-                except TimeoutError:
-                    raise wait_too_long(None, timeout or 0.0) from None
+            await self._enter(own, deadline, timeout)
             try:
-                if turns.failures != failures and turns.failure is not None:
-                    # Redis failed a caller ahead of this one: answer now, not after another
-                    # redis_timeout (with 50 sends waiting on a frozen Redis, the last would
-                    # wait 50 of them). A call that starts waiting after it tries again.
-                    message, cause = turns.failure
-                    raise RateLimiterUnavailableError(message) from cause
-                try:
-                    while True:
-                        await self._flush()
-                        successes = self._take_successes()
+                while True:
+                    await self._flush()
+                    successes = self._take_successes()
+                    try:
+                        granted, wait, by_account = await self._run(
+                            _TAKE_SCRIPT, keys, [*args, str(successes)]
+                        )
+                    except BaseException:
+                        self._keep_successes(successes)
+                        raise
+                    if granted:
+                        return
+                    if deadline is not None and self._clock() + wait > deadline:
+                        raise wait_too_long(wait, timeout or 0.0)
+                    if by_account and line is None:
+                        # Callers of other senders waiting for the same account token would
+                        # all wake together and all but one lose (with 1,000 senders, about
+                        # 90 round trips per token, enough to exhaust the Redis pool): in this
+                        # process they line up, and only the first asks Redis.
+                        turns = self._turns(line_key)
+                        started = self._clock()
                         try:
-                            granted, wait = await self._run(
-                                _TAKE_SCRIPT, keys, [*args, str(successes)]
-                            )
+                            await self._enter(turns, deadline, timeout)
                         except BaseException:
-                            self._keep_successes(successes)
+                            self._leave(turns, line_key, held=False)
                             raise
-                        if granted:
-                            return
-                        if deadline is not None and self._clock() + wait > deadline:
-                            raise wait_too_long(wait, timeout or 0.0)
+                        line = turns
+                        wait -= self._clock() - started  # after a wait in line: ask at once
+                    elif not by_account and line is not None:
+                        # Waiting for its own lane now: the next in line may have the account.
+                        self._leave(line, line_key, held=True)
+                        line = None
+                    if wait > 0:
                         await self._sleep(wait)
-                except RateLimiterUnavailableError as exc:  # this caller's own round trip
-                    turns.failures += 1
-                    turns.failure = (str(exc), exc.__cause__)
-                    raise
+            except RateLimiterUnavailableError as exc:  # this caller's own round trip
+                for failed in (own, line):
+                    if failed is not None:
+                        failed.failures += 1
+                        failed.failure = (str(exc), exc.__cause__)
+                raise
             finally:
-                lock.release()
+                if line is not None:
+                    self._leave(line, line_key, held=True)
+                own.lock.release()
         finally:
-            turns.users -= 1
-            if not turns.users:
-                self._local.pop(local_key, None)
+            own.users -= 1
+            if not own.users:
+                self._local.pop(own_key, None)
+
+    def _turns(self, key: tuple[asyncio.AbstractEventLoop, Any]) -> _Turns:
+        """The line of ``key`` in this process (a sender's, or an account's), counted in."""
+        turns = self._local.get(key)
+        if turns is None:
+            turns = self._local[key] = _Turns()
+        turns.users += 1
+        return turns
+
+    async def _enter(self, turns: _Turns, deadline: float | None, timeout: float | None) -> None:
+        """Wait for the turn of ``turns`` (first come, first served). Redis failing a caller
+        ahead meanwhile answers this one too: with 50 sends waiting on a frozen Redis, the
+        last would otherwise wait 50 ``redis_timeout``; a call that starts waiting after it
+        tries again."""
+        failures = turns.failures
+        if deadline is None:
+            await turns.lock.acquire()
+        else:
+            try:
+                async with time_limit(max(0.0, deadline - self._clock())):
+                    await turns.lock.acquire()
+            except TimeoutError:
+                raise wait_too_long(None, timeout or 0.0) from None
+        if turns.failures != failures and turns.failure is not None:
+            turns.lock.release()
+            message, cause = turns.failure
+            raise RateLimiterUnavailableError(message) from cause
+
+    def _leave(
+        self, turns: _Turns, key: tuple[asyncio.AbstractEventLoop, Any], *, held: bool
+    ) -> None:
+        """Give up the turn (if ``held``) and count this caller out of the line."""
+        if held:
+            turns.lock.release()
+        turns.users -= 1
+        if not turns.users:
+            self._local.pop(key, None)
 
     def on_response(
         self,
@@ -578,7 +632,8 @@ class RedisRateLimits:
 
     async def _run(
         self, script: _Script, keys: Sequence[str], args: Sequence[str]
-    ) -> tuple[bool, float]:
+    ) -> tuple[bool, float, bool]:
+        """Run ``script``: (granted, seconds to wait, whether the account lane is the wait)."""
         redis = self._redis
         try:
             try:
@@ -599,5 +654,6 @@ class RedisRateLimits:
                 f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); nothing was sent"
             ) from exc
         if isinstance(reply, list):
-            return int(reply[0]) == 1, float(_text(reply[1]))
-        return True, 0.0
+            by_account = len(reply) > 2 and int(reply[2]) == 1
+            return int(reply[0]) == 1, float(_text(reply[1])), by_account
+        return True, 0.0, False

@@ -247,6 +247,35 @@ async def test_fifo_within_a_process_and_cancellation(make: Any) -> None:
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_callers_waiting_for_the_account_line_up_instead_of_polling(
+    make: Any, redis_url: str
+) -> None:
+    """100 senders waiting for one account lane: a grant costs a few Redis round trips, not
+    one per waiter (they all woke together and all but one lost: with 1,000 senders about 90
+    round trips per token, which exhausted the Redis pool and failed healthy sends)."""
+    import redis.asyncio
+
+    limits = make(account_mps=100.0, burst=1)
+    observer = redis.asyncio.Redis.from_url(redis_url)
+
+    async def evalsha_calls() -> int:
+        stats = await observer.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    try:
+        await limits.acquire(TOLL_FREE)  # scripts loaded, connections made
+        before = await evalsha_calls()
+        senders = [f"+1800555{i:04d}" for i in range(100)]
+        await asyncio.wait_for(asyncio.gather(*(limits.acquire(s) for s in senders)), 20)
+        calls = await evalsha_calls() - before
+    finally:
+        await observer.aclose()
+    assert calls <= 5 * len(senders), calls
+    assert limits._local == {}
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_borrowed_client_is_not_closed(redis_url: str, prefix: str) -> None:
     """A client passed in stays open after aclose()."""
     import redis.asyncio
