@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
+from telnyx_msg import endpoints
 from telnyx_msg._bucket import QUEUE_SECONDS, sender_kind
 from telnyx_msg._bulk import pick_method
 from telnyx_msg._ratelimit import RateLimits
@@ -77,10 +78,19 @@ def plan_bulk(
     total_parts = 0
     too_long = 0
     for request in requests:
-        sender = request.get("from_") or request.get("messaging_profile_id")
         text = request.get("text")
-        # MMS: media, or a list of recipients (the group MMS send_many picks for it).
-        mms = bool(request.get("media_urls")) or pick_method(request, "auto") == "send_group_mms"
+        # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
+        # media or a group MMS; no sender lane for WhatsApp.
+        method = pick_method(request, "auto")
+        lane = getattr(endpoints, "send_message" if method == "send" else method).lane
+        message_type, sender = lane.of(
+            {
+                "from": request.get("from_"),
+                "messaging_profile_id": request.get("messaging_profile_id"),
+                "media_urls": request.get("media_urls"),
+            }
+        )
+        mms = message_type == "MMS"
         requested = request.get("encoding")
         encoding: Literal["auto", "gsm7", "ucs2"] = (
             requested if requested in ("gsm7", "ucs2") else "auto"

@@ -137,7 +137,9 @@ send_whatsapp = endpoint(
     rq.SendWhatsApp,
     m.WhatsAppMessage,
     send=True,
-    lane=Lane(message_type="SMS"),  # never media_urls: always the SMS account lane
+    # The SMS account lane only (never media_urls): Telnyx's per-number SMS queue, which the
+    # sender lanes model, is not where WhatsApp messages wait.
+    lane=Lane(message_type="SMS", sender_fields=()),
     accepts_idempotency_key=True,
     doc="Send a WhatsApp message; whatsapp_message is passed through as given.",
 )

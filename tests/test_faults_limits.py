@@ -132,6 +132,32 @@ async def test_long_rate_limit_wait_raises_at_once(api_server: Any) -> None:
     assert len(server.requests) == 1
 
 
+async def test_whatsapp_sends_are_not_paced_by_the_numbers_sms_lane() -> None:
+    """A WhatsApp send is limited by the account lane only: Telnyx's per-number SMS queue
+    (0.1/s for a long code after its burst) is not where WhatsApp messages wait. They were
+    paced by, and used up, the number's SMS lane."""
+    from telnyx_msg.testing import FakeTelnyx
+
+    number = "+13125550100"  # a long code: 1 SMS per 10 s once its lane is empty
+    limits = telnyx_msg.RateLimits(per_sender_mps={number: 0.1}, burst=1)
+    whatsapp = {"type": "text", "text": {"body": "hi"}}
+    async with (
+        FakeTelnyx() as fake,
+        telnyx_msg.AsyncClient(
+            fake.api_key, base_url=fake.base_url, rate_limits=limits, timeout=2.0
+        ) as client,
+    ):
+        for _ in range(3):
+            await client.messages.send_whatsapp(
+                from_=number, to="+13125550001", whatsapp_message=whatsapp
+            )
+        # The number's one SMS token is still there.
+        await client.messages.send(from_=number, to="+13125550001", text="hi")
+        with pytest.raises(telnyx_msg.RateLimitError):
+            await client.messages.send(from_=number, to="+13125550001", text="again")
+    assert len(fake.messages()) == 4
+
+
 async def test_queued_limiter_wait_ends_at_the_timeout() -> None:
     """A wait behind other waiters (not visible in the buckets) ends at the timeout with
     RateLimitError, and gives nothing back it did not take."""

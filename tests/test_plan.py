@@ -85,6 +85,17 @@ async def test_estimate_matches_the_limiter(rows: list[dict[str, object]]) -> No
     assert clock.now == pytest.approx(plan.seconds, abs=0.2)
 
 
+def test_whatsapp_items_are_planned_on_no_sender_lane() -> None:
+    """WhatsApp sends wait for the account lane only (as the client sends them): 2,000 from a
+    long code are not 20,000 s in its 0.1/s SMS queue, with a warning that they expire."""
+    whatsapp = {"type": "text", "text": {"body": "hi"}}
+    requests = [{"from_": LONG_CODE, "to": "+13125550001", "whatsapp_message": whatsapp}] * 2000
+    plan = plan_bulk(requests)
+    assert [lane.sender for lane in plan.lanes] == [None]
+    assert plan.seconds == pytest.approx((2000 - 50) / 50)  # the SMS account lane: 50/s
+    assert plan.warnings == ()
+
+
 def test_segments_follow_the_encoding_and_the_message_type() -> None:
     """A forced UCS-2 text counts 70/67 per part; MMS text is one part whatever its length
     (Telnyx does not split it); over 10 parts gets a warning. The plan counted 1 part for 100

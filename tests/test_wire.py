@@ -223,7 +223,7 @@ def test_send_at_datetime_is_sent_as_iso8601() -> None:
             ep.send_whatsapp,
             {"from_": FROM, "to": TO, "whatsapp_message": {"type": "text", "text": {"body": "x"}}},
             "/messages/whatsapp",
-            ("SMS", FROM),
+            ("SMS", None),
         ),
     ],
     ids=[
