@@ -74,10 +74,21 @@ async def test_default_page_size_is_20(api: Api) -> None:
     [{"page[size]": "0"}, {"page[size]": "251"}, {"page[number]": "0"}, {"page[number]": "x"}],
 )
 async def test_out_of_range_paging_is_400(api: Api, params: dict[str, str]) -> None:
-    """page[size] outside 1..250 or a bad page[number] is a 400."""
-    reply = await api.get("/messaging_hosted_numbers", params=params)
+    """page[size] outside 1..250 (where the definition caps it) or a bad page[number] is a
+    400."""
+    reply = await api.get("/messaging_profiles", params=params)
     assert reply.status == 400
     assert reply.body["errors"][0]["source"]["parameter"] in params
+
+
+async def test_lists_without_a_stated_maximum_serve_larger_pages(api: Api) -> None:
+    """The hosted-number and alphanumeric-sender lists state no page[size] maximum."""
+    for path in ("/messaging_hosted_numbers", "/alphanumeric_sender_ids"):
+        reply = await api.get(path, params={"page[size]": "500"})
+        assert reply.status == 200
+        assert reply.body["meta"]["page_size"] == 500
+    reply = await api.get("/messaging_hosted_numbers", params={"page[size]": "0"})
+    assert reply.status == 400
 
 
 async def test_percent_encoded_bracket_keys_are_decoded(api: Api) -> None:
