@@ -372,14 +372,28 @@ async def test_first_attempt_comes_from_the_journal_and_a_resend_keeps_the_first
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("slow_disk", [False, True])
 async def test_each_row_is_journaled_before_its_request_arrives(
-    tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
+    tmp_path: Path,
+    api_server: Callable[[Handler], Awaitable[ApiServer]],
+    monkeypatch: pytest.MonkeyPatch,
+    slow_disk: bool,
 ) -> None:
-    """When a request reaches the server, its row is already in the journal on disk."""
+    """When a request reaches the server, its row is already in the journal on disk; also on
+    a slow disk (each write 50 ms late), where a request not waiting for its line would be
+    out first (on a fast disk the write usually wins anyway)."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 30)
     journal = Journal(tmp_path / "out.csv.journal")
     missing: list[str] = []
+    if slow_disk:
+        write = Journal._write
+
+        def slow_write(self: Journal, data: bytes) -> None:
+            time.sleep(0.05)
+            write(self, data)
+
+        monkeypatch.setattr(Journal, "_write", slow_write)
 
     async def handler(request: Any) -> Any:
         key = request.headers["Idempotency-Key"]

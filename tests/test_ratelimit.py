@@ -547,19 +547,20 @@ async def test_cancelled_after_grant_returns_its_tokens(clock: VirtualClock) -> 
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("code", ["10011", None])
 @pytest.mark.parametrize(("reset", "blocked"), [(2.5, 2.5), (2.0, 1.1)])
 async def test_10011_decreases_rate_and_blocks_until_reset(
-    clock: VirtualClock, reset: float, blocked: float
+    clock: VirtualClock, reset: float, blocked: float, code: str | None
 ) -> None:
-    """429 10011: no grant until the reset (a whole-second value less its 0.9 s rounding
-    slack), then 0.7 x the rate."""
+    """429 10011 (or a 429 without a code): no grant until the reset (a whole-second value less
+    its 0.9 s rounding slack), then 0.7 x the rate."""
     lim = limits(clock, account_mps=10.0)
     times: list[float] = []
 
     async def body() -> None:
         for _ in range(10):
             await lim.acquire(None)
-        lim.on_response(None, status=429, code="10011", reset_after=reset)
+        lim.on_response(None, status=429, code=code, reset_after=reset)
         for _ in range(3):
             await lim.acquire(None)
             times.append(clock.now)

@@ -31,9 +31,18 @@ def threaded_server() -> Iterator[str]:
     ready = threading.Event()
     state: dict[str, Any] = {}
 
+    hits = {"unavailable": 0}
+
     async def handler(request: web.Request) -> web.Response:
         if request.path.endswith("/messages/slow"):
             await asyncio.sleep(5)
+        if request.path.endswith("/messages/unavailable"):  # its request id counts the hits
+            hits["unavailable"] += 1
+            return json_response(
+                {"errors": [{"code": "10001", "title": "Unavailable"}]},
+                status=503,
+                headers={"x-request-id": f"hit-{hits['unavailable']}"},
+            )
         if request.method == "GET" and request.path.endswith("/messaging_optouts"):
             return json_response(
                 {
@@ -81,6 +90,20 @@ def test_blocking_calls_from_plain_code(threaded_server: str) -> None:
         fast.close()  # a view's close leaves the client running
         assert client.messages.retrieve("m").id == message.id
     assert _portal_threads() == []
+
+
+def test_with_options_sets_the_views_retries(threaded_server: str) -> None:
+    """A view's max_retries applies to its calls, not to the client's (503 is retried)."""
+    fast = telnyx_msg.Backoff(initial=0.001, max=0.002)
+    with telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None, backoff=fast) as client:
+        view = client.with_options(max_retries=0)
+        assert view.max_retries == 0
+        with pytest.raises(telnyx_msg.APIStatusError) as once:
+            view.messages.retrieve("unavailable")
+        with pytest.raises(telnyx_msg.APIStatusError) as thrice:
+            client.messages.retrieve("unavailable")
+    assert once.value.request_id == "hit-1"
+    assert thrice.value.request_id == "hit-4"  # the client's default: 2 retries
 
 
 @pytest.mark.anyio
