@@ -292,7 +292,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         return view
 
     async def aclose(self) -> None:
-        """Close the HTTP session this client created (a session you passed in stays open)."""
+        """Close the HTTP session this client created (a session you passed in stays open).
+
+        Await it in the event loop that used the client (``async with`` does): awaited in
+        another one (a later ``asyncio.run(client.aclose())``), the client is closed but its
+        connections, which belong to the first loop, are left to the garbage collector.
+        """
         if self._is_view:
             return
         shared = self._shared
