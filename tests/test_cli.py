@@ -568,3 +568,41 @@ def test_main_escapes_what_stdout_cannot_encode_and_restores_it(
     stdout.flush()
     assert b"id=\\xe9vent-2" in raw.getvalue()
     assert stdout.errors == "strict"
+
+
+def test_webhook_verify_honours_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A delivery signed an hour ago: exit 1 with the default 300 s tolerance, exit 0 with
+    --tolerance 7200 (checking a saved delivery later is what the flag is for)."""
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": "e1",
+                "event_type": "message.received",
+                "payload": {"id": "m1", "direction": "inbound"},
+            }
+        }
+    ).encode()
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    timestamp = str(int(time.time()) - 3600)
+    signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    args = [
+        "webhook",
+        "verify",
+        str(path),
+        "--timestamp",
+        timestamp,
+        "--signature",
+        signature,
+        "--public-key",
+        public.decode(),
+    ]
+    assert main(args) == 1
+    assert "error:" in capsys.readouterr().err
+    assert main([*args, "--tolerance", "7200"]) == 0
+    assert "valid: message.received id=e1" in capsys.readouterr().out

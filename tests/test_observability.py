@@ -173,3 +173,34 @@ async def test_failing_bulk_run_logs_explain(
     assert "503" in retries[0].getMessage()
     assert "request_id=req-9" in caplog.text
     assert KEY not in caplog.text
+
+
+async def test_closing_during_a_backoff_sends_no_further_attempt(api_server: Any) -> None:
+    """aclose() while a call sleeps before its retry: the call raises ClientClosedError and no
+    further attempt starts (the request hook saw only the first one)."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return telnyx_error(503, "10001", "Unavailable")
+
+    server = await api_server(unavailable)
+    attempts: list[int] = []
+    answered = asyncio.Event()
+    client = telnyx_msg.AsyncClient(
+        "k",
+        base_url=server.base_url,
+        rate_limits=None,
+        max_retries=3,
+        backoff=Backoff(initial=0.5, max=0.5, jitter=0),
+        event_hooks={
+            "request": [lambda event: attempts.append(event.attempt)],
+            "response": [lambda event: answered.set()],
+        },
+    )
+    call = asyncio.ensure_future(client.messages.retrieve("m"))
+    await asyncio.wait_for(answered.wait(), 10)
+    await asyncio.sleep(0.1)  # the call is in its 0.5 s backoff now
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await call
+    assert attempts == [0]
+    assert len(server.requests) == 1

@@ -158,3 +158,12 @@ async def test_the_fake_counts_parts_as_segments_does(text: str, encoding: str) 
         )
     expected = telnyx_msg.segments(text, encoding)  # type: ignore[arg-type]
     assert (message.parts, message.encoding) == (expected.parts, expected.encoding)
+
+
+def test_delivery_is_never_before_the_run_ends() -> None:
+    """When the account rate (10/s) is the bottleneck, the last message leaves Telnyx when the
+    run ends (99 s), not when its fast toll-free lane alone would have drained it."""
+    requests = [{"from_": TOLL_FREE, "to": "+13125550002", "text": "hi"}] * 1000
+    plan = plan_bulk(requests, RateLimits(account_mps=10.0))
+    assert plan.seconds == pytest.approx(99)
+    assert plan.delivery_seconds == pytest.approx(99)

@@ -143,3 +143,25 @@ async def test_nested_resources_and_the_blocking_client(api_server: Any) -> None
         assert type(nested).__name__ == "AutorespConfigs"
         raw = await client.messages.with_raw_response.retrieve("m-9")
         assert raw.request_id == "sync-1"
+
+
+async def test_blocking_raw_list_reports_its_retries(api_server: Any) -> None:
+    """The blocking client's raw list (its parse() rewrapped as a SyncPager) keeps the
+    retry count and request id of the call."""
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return json_response({"errors": []}, status=503)
+        return json_response(optouts(1, 1), headers={"x-request-id": "list-9"})
+
+    server = await api_server(handler)
+
+    def blocking() -> tuple[Any, ...]:
+        with telnyx_msg.Client("k", base_url=server.base_url, backoff=FAST) as client:
+            raw = client.messaging_optouts.with_raw_response.list(page_size=1)
+            return raw.status, raw.request_id, raw.retries_taken, [o.to for o in raw.parse()]
+
+    assert await anyio.to_thread.run_sync(blocking) == (200, "list-9", 1, ["+18445550001"])

@@ -802,3 +802,44 @@ def test_tracker_bad_max_size() -> None:
     """max_size must be at least 1."""
     with pytest.raises(ValueError, match="max_size"):
         DeliveryTracker(max_size=0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "status",
+    [
+        "delivered",
+        "delivery_failed",
+        "sending_failed",
+        "delivery_unconfirmed",
+        "expired",
+        "cancelled",
+    ],
+)
+async def test_tracker_every_terminal_status_on_message_sent_is_final(status: str) -> None:
+    """Each documented terminal recipient status ends the wait, even on a message.sent."""
+    tracker = DeliveryTracker()
+    await tracker.handle(delivery("m1", status, "message.sent"))
+    assert (await tracker.final_status("m1", timeout=0)).to[0].status == status
+
+
+@pytest.mark.anyio
+async def test_tracker_group_with_a_recipient_without_status_is_not_final() -> None:
+    """A group message.sent is final only when every recipient is terminal: one recipient
+    without a status yet keeps the wait open."""
+    tracker = DeliveryTracker()
+    message = Message(
+        id="g1",
+        to=(
+            Recipient(phone_number="+15550001111", status="delivered"),
+            Recipient(phone_number="+15550002222", status=None),
+        ),
+    )
+    tracker.record(
+        WebhookEvent(
+            event_type=WebhookEventType.MESSAGE_SENT, id="evt-g1", occurred_at=None, payload=message
+        )
+    )
+    assert tracker.result("g1") is None
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("g1", timeout=0.01)

@@ -362,3 +362,72 @@ def test_one_shared_limiter_across_many_asyncio_runs_keeps_no_connection_open(
         asyncio.run(one_send())
     assert open_files() <= before + 1
     asyncio.run(limits.aclose())
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_an_idle_bucket_refills_only_up_to_its_burst(make: Any) -> None:
+    """After 0.4 s idle a 10/s bucket of burst 1 holds one token, not four."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=10.0, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    await asyncio.sleep(0.4)
+    await limits.acquire(None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert 0 < sleeps.delays[0] <= 0.1 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_the_longest_throttle_of_several_429s_wins(make: Any) -> None:
+    """Two 10011s before the next acquire: a 5 s reset then a 1 s one blocks about 4.1 s (the
+    longer), and so does the reverse order."""
+    for resets in ((5.0, 1.0), (1.0, 5.0)):
+        sleeps = Sleeps(stop=True)
+        limits = make(account_mps=10.0, sleep=sleeps, key_prefix=f"t:{time.monotonic_ns()}:")
+        await limits.acquire(None)
+        for reset in resets:
+            limits.on_response(None, status=429, code="10011", reset_after=reset)
+        with pytest.raises(Stop):
+            await limits.acquire(None)
+        assert 4.0 < sleeps.delays[0] <= 4.1 + 1 / 7 + 1e-6, resets
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_the_recovered_account_rate_never_exceeds_the_configured_rate(
+    make: Any, prefix: str
+) -> None:
+    """Long after a 10011 the CUBIC curve has passed W_max: the rate is capped at account_mps
+    (10/s, burst 1: the next token 0.1 s away), never the curve's value (~14/s after 10 s)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=10.0, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    seconds, _ = await limits._redis.time()
+    await limits._redis.hset(f"{prefix}acct:SMS", mapping={"wmax": "10", "tdec": str(seconds - 10)})
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert 0.09 < sleeps.delays[0] <= 0.1 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_caller_waiting_for_its_own_lane_leaves_the_account_line(make: Any) -> None:
+    """A caller that lined up for the account token but then waits for its own (slow) lane
+    gives its place up: a caller of another sender behind it gets the account token at once
+    instead of waiting for the slow lane (5 s here)."""
+    limits = make(account_mps=2.0, burst=1, per_sender_mps={TOLL_FREE: 0.2})
+    other_process = make(account_mps=None, per_sender_mps={TOLL_FREE: 0.2}, burst=1)
+    await limits.acquire(None)  # the account bucket is empty: the next token in 0.5 s
+    slow = asyncio.ensure_future(limits.acquire(TOLL_FREE))  # lines up for the account
+    await asyncio.sleep(0.1)
+    await other_process.acquire(TOLL_FREE)  # meanwhile another process drains its lane
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(limits.acquire(None), 2.0)
+        assert time.monotonic() - started < 1.5
+        assert not slow.done()
+    finally:
+        slow.cancel()
+        await asyncio.gather(slow, return_exceptions=True)

@@ -70,7 +70,7 @@ async def test_keys_carry_prefix_and_expiry(store: RedisReplayStore) -> None:
     await store.amark_if_new("a", 600.2)
     await store.amark("b", 0.1)
     client: Any = store._client
-    assert await client.ttl(store.key_prefix + "a") in (600, 601)
+    assert await client.ttl(store.key_prefix + "a") == 601  # rounded up, never down
     assert await client.ttl(store.key_prefix + "b") == 1
     assert await client.get(store.key_prefix + "a") == b"1"
 
@@ -375,3 +375,24 @@ def test_receiver_startup_refuses_a_store_it_cannot_await(redis_url: str) -> Non
             asyncio.run(app.startup())
     finally:
         client.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_fractional_ttl_is_rounded_up_never_down(redis_url: str) -> None:
+    """EX takes whole seconds: 600.2 s (verifier ttl) and 2.5 s (store ttl) become 601 and 3,
+    in both the async and the blocking form, so an id is never forgotten early."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisReplayStore(redis_url, key_prefix=prefix)
+    own = RedisReplayStore(redis_url, key_prefix=prefix + "own:", ttl=2.5)
+    try:
+        await store.amark_if_new("a", 600.2)
+        store.mark("b", 600.2)
+        await own.amark("c", 601)
+        client: Any = store._client
+        assert await client.ttl(prefix + "a") == 601
+        assert await client.ttl(prefix + "b") == 601
+        assert await client.ttl(prefix + "own:c") == 3
+    finally:
+        await store.aclose()
+        await own.aclose()

@@ -1102,3 +1102,19 @@ async def test_an_event_id_that_is_not_utf8_is_a_bad_payload(
             checked.unwrap(body, sign(body))
     finally:
         await store.aclose()
+
+
+async def test_a_dead_letter_is_acknowledged_in_the_same_transaction(redis_url: str) -> None:
+    """Moving an entry to the dead stream acknowledges it at once: nothing stays pending for a
+    takeover (claim_after is long here, so only the dead-letter transaction can clear it)."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=30, max_attempts=1, block=0.2
+    )
+    try:
+        await q.enqueue(event_body("evt-dl"), parsed("evt-dl"))
+        async with running(q, Recorder(failures=1)):
+            await wait_until(q.dead_letters)
+            assert await q.pending() == 0
+            assert await q._redis.xlen(q.stream) == 0
+    finally:
+        await q.aclose()
