@@ -325,12 +325,14 @@ def test_mock_server_serves_both_clients(signum: int) -> None:
     assert f'"GET /v2/messages/{message.id} HTTP/1.1" 200' in log
 
 
-def _signed(tmp_path: Path, body: bytes, *, tamper: bytes = b"") -> tuple[list[str], str]:
+def _signed(
+    tmp_path: Path, body: bytes, *, tamper: bytes = b"", age: int = 0
+) -> tuple[list[str], str]:
     key = Ed25519PrivateKey.generate()
     public = base64.b64encode(
         key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     ).decode()
-    timestamp = str(int(time.time()))
+    timestamp = str(int(time.time()) - age)
     signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
     path = tmp_path / "body.json"
     path.write_bytes(body + tamper)
@@ -585,23 +587,7 @@ def test_webhook_verify_honours_tolerance(
             }
         }
     ).encode()
-    key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    timestamp = str(int(time.time()) - 3600)
-    signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
-    path = tmp_path / "body.json"
-    path.write_bytes(body)
-    args = [
-        "webhook",
-        "verify",
-        str(path),
-        "--timestamp",
-        timestamp,
-        "--signature",
-        signature,
-        "--public-key",
-        public.decode(),
-    ]
+    args, _ = _signed(tmp_path, body, age=3600)
     assert main(args) == 1
     assert "error:" in capsys.readouterr().err
     assert main([*args, "--tolerance", "7200"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -26,19 +27,25 @@ def optouts(page: int, total: int) -> dict[str, Any]:
     }
 
 
-async def test_retrieve_reports_status_headers_request_id_and_retries(api_server: Any) -> None:
-    """A retried GET: retries_taken counts the retries; the result parses as the plain call's."""
+def unavailable_once(answer: Callable[[], web.Response]) -> Callable[..., Any]:
+    """A handler answering 503 to the first request (retried), then ``answer()``."""
     calls = 0
 
     async def handler(request: web.Request) -> web.Response:
         nonlocal calls
         calls += 1
-        if calls == 1:
-            return json_response({"errors": []}, status=503)
-        return json_response(
+        return json_response({"errors": []}, status=503) if calls == 1 else answer()
+
+    return handler
+
+
+async def test_retrieve_reports_status_headers_request_id_and_retries(api_server: Any) -> None:
+    """A retried GET: retries_taken counts the retries; the result parses as the plain call's."""
+    handler = unavailable_once(
+        lambda: json_response(
             {"data": message_json(id="m-7")}, headers={"x-request-id": "req-42", "x-extra": "yes"}
         )
-
+    )
     server = await api_server(handler)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, backoff=FAST) as client:
         raw: telnyx_msg.RawResponse[
@@ -50,7 +57,7 @@ async def test_retrieve_reports_status_headers_request_id_and_retries(api_server
         message = raw.parse()
         assert message.id == "m-7"
         assert raw.parse() is message  # parsed once
-        assert calls == 2
+        assert len(server.requests) == 2
         plain = await client.messages.retrieve("m-7")
         assert plain == message
         assert "RawResponse status=200 request_id='req-42' retries_taken=1" in repr(raw)
@@ -148,14 +155,9 @@ async def test_nested_resources_and_the_blocking_client(api_server: Any) -> None
 async def test_blocking_raw_list_reports_its_retries(api_server: Any) -> None:
     """The blocking client's raw list (its parse() rewrapped as a SyncPager) keeps the
     retry count and request id of the call."""
-    calls = 0
-
-    async def handler(request: web.Request) -> web.Response:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return json_response({"errors": []}, status=503)
-        return json_response(optouts(1, 1), headers={"x-request-id": "list-9"})
+    handler = unavailable_once(
+        lambda: json_response(optouts(1, 1), headers={"x-request-id": "list-9"})
+    )
 
     server = await api_server(handler)
 
