@@ -551,6 +551,26 @@ def _terminated_by_cancelling() -> Iterator[None]:
             signal.signal(signal.SIGTERM, _terminated)  # back to the handler outside the loop
 
 
+@contextlib.contextmanager
+def _cancelled_by(*signums: int) -> Iterator[None]:
+    """These signals cancel the running task, on every Python version (3.10's asyncio.run
+    lets Ctrl-C raise KeyboardInterrupt wherever the loop is instead)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = []
+    for signum in signums:
+        try:
+            loop.add_signal_handler(signum, task.cancel if task is not None else lambda: None)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
+            continue
+        handled.append(signum)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
 def _in_flight(args: argparse.Namespace) -> str:
     """What a signal that ended ``send`` while its request was out leaves to do."""
     key = getattr(args, "in_flight_key", None)
@@ -685,7 +705,10 @@ async def _mock_server(args: argparse.Namespace) -> int:
         print("# serving the fake Telnyx Messaging API; Ctrl-C to stop", flush=True)
         # Ctrl-C or SIGTERM (a service manager's stop) ends the serve loop; the server then
         # closes as usual, finishing its answers and their access-log lines: exit 0.
-        with contextlib.suppress(asyncio.CancelledError, _Terminated), _terminated_by_cancelling():
+        with (
+            contextlib.suppress(asyncio.CancelledError),
+            _cancelled_by(signal.SIGINT, signal.SIGTERM),
+        ):
             await asyncio.Event().wait()
     finally:
         await fake.close()
