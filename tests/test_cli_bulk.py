@@ -32,6 +32,7 @@ import pytest
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun, _resume_command
 from telnyx_msg.cli._journal import (
+    RESULT_FIELDS,
     Journal,
     Results,
     RunHeader,
@@ -1664,3 +1665,126 @@ def test_a_line_missing_cells_is_not_an_outcome(tmp_path: Path) -> None:
         handle.write('{"row": 3, "to": "+1", "status": "sent", "message_id": "m')
     statuses = jsonl.load().statuses
     assert [statuses.get(2), statuses.get(3)] == ["sent", None]
+
+
+@pytest.mark.anyio
+async def test_media_urls_cell_is_split_on_bars(tmp_path: Path) -> None:
+    """A media_urls cell lists URLs separated by '|' (spaces around them and empty entries
+    ignored): each URL is sent as its own list item."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(
+        f"from,to,media_urls\n{SENDER},+13125550001,https://x.test/a.png | https://x.test/b.png|\n"
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        sent = [r.json for r in fake.stats.requests if r.json]
+    assert [s["media_urls"] for s in sent] == [["https://x.test/a.png", "https://x.test/b.png"]]
+
+
+@pytest.mark.anyio
+async def test_boolean_cells_are_read_whatever_their_case(tmp_path: Path) -> None:
+    """Excel writes booleans as TRUE/FALSE: they mean true/false, in any case."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(
+        "from,to,text,use_profile_webhooks,auto_detect\n"
+        f"{SENDER},+13125550001,one,TRUE,False\n"
+        f"{SENDER},+13125550002,two,false,True\n"
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        sent = {r.json["to"]: r.json for r in fake.stats.requests if r.json}
+    assert (sent["+13125550001"]["use_profile_webhooks"], sent["+13125550001"]["auto_detect"]) == (
+        True,
+        False,
+    )
+    assert (sent["+13125550002"]["use_profile_webhooks"], sent["+13125550002"]["auto_detect"]) == (
+        False,
+        True,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_value_under_an_empty_header_rejects_its_row(tmp_path: Path) -> None:
+    """A column without a header is ignored while empty; a value in it rejects that row (the
+    cells are probably shifted), naming the column; the other rows are sent."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(
+        f"from,to,text,\n{SENDER},+13125550001,fine,\n{SENDER},+13125550002,shifted,oops\n"
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 1
+        assert [r.json["to"] for r in fake.stats.requests if r.json] == ["+13125550001"]
+    by_row = {int(r["row"]): r for r in results(out)}
+    assert by_row[2]["status"] == "sent"
+    assert by_row[3]["status"] == "rejected"
+    assert "column 4, which has no header" in by_row[3]["error"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "header",
+    ["from_,to,text", " From , To ,Text ", "from_ ;to; text"],
+    ids=["alias", "spaces", "semi"],
+)
+async def test_header_names_are_trimmed_and_from_underscore_means_from(
+    tmp_path: Path, header: str
+) -> None:
+    """Header names are matched after trimming spaces, and 'from_' (the keyword's name) is
+    'from'."""
+    delimiter = ";" if ";" in header else ","
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(f"{header}\n{delimiter.join([SENDER, '+13125550001', 'hi'])}\n")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        sent = [r.json for r in fake.stats.requests if r.json]
+    assert sent == [{"from": SENDER, "to": "+13125550001", "text": "hi"}]
+
+
+@pytest.mark.anyio
+async def test_a_header_without_text_or_media_urls_is_a_usage_error(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A header with neither 'text' nor 'media_urls' stops with exit 2 before any send, rather
+    than rejecting every row one by one."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(f"from,to,subject\n{SENDER},+13125550001,hello\n")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+        assert fake.stats.count("POST", "/messages") == 0
+    assert "needs a 'text' or a 'media_urls' column" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_results_saved_with_a_bom_and_an_added_column_are_read(tmp_path: Path) -> None:
+    """RESULTS saved by Excel as "CSV UTF-8" (a BOM) after someone added a column of notes:
+    its rows are still read, so a resume does not take them for unsent."""
+    path = tmp_path / "out.csv"
+    header = ",".join([*RESULT_FIELDS, "note"])
+    row = dict.fromkeys(RESULT_FIELDS, "")
+    row.update(row="2", to="+13125550001", status="sent", idempotency_key="telnyx-msg:ab:2")
+    line = ",".join([*(row[k] for k in RESULT_FIELDS), "called back"])
+    path.write_text("\ufeff" + header + "\r\n" + line + "\r\n", encoding="utf-8")
+    loaded = Results(path).load()
+    assert loaded.statuses.get(2) == "sent"
+    assert loaded.run_id == "ab"
+
+
+def test_a_row_sent_after_being_unknown_has_no_first_attempt_left(tmp_path: Path) -> None:
+    """A row recorded unknown (with its first attempt), then sent on a later line, is no longer
+    unknown: it must not keep an unknown first-attempt time."""
+    out = Results(tmp_path / "out.csv")
+    key = "telnyx-msg:ab:2"
+    out.append(
+        {
+            "row": 2,
+            "to": "+1",
+            "status": "unknown",
+            "idempotency_key": key,
+            "first_attempt": stamp(time.time() - 60),
+        }
+    )
+    out.append({"row": 2, "to": "+1", "status": "sent", "idempotency_key": key})
+    out.close()
+    loaded = out.load()
+    assert loaded.statuses.get(2) == "sent"
+    assert loaded.unknown_since == {}

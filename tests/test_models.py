@@ -1066,3 +1066,20 @@ async def test_profile_secret_never_in_a_repr() -> None:
     from telnyx_msg._requests import UpdateMessagingProfile
 
     assert "s3cret" not in repr(UpdateMessagingProfile(profile.id, v1_secret="s3cret-value"))
+
+
+@pytest.mark.parametrize(
+    ("field", "enum_name", "value"),
+    [
+        ("type", "MessageType", "RCS"),
+        ("type", "MessageType", "MMS"),
+        ("direction", "Direction", "inbound"),
+    ],
+)
+def test_documented_enum_values_become_members(field: str, enum_name: str, value: str) -> None:
+    """A value the enum documents (RCS is in the definition's message type) is structured to
+    its member, not left a plain string as an unknown value is."""
+    model = structure({"id": "m", field: value}, m.Message)
+    member = getattr(model, field)
+    assert isinstance(member, getattr(m, enum_name))
+    assert member.value == value

@@ -17,6 +17,7 @@ from telnyx_msg.testing import (
     FakeConfig,
     FakeTelnyx,
     SeedNumber,
+    Throughput,
 )
 
 from .helpers import Api, connect
@@ -423,3 +424,45 @@ async def test_strict_senders_refuse_unknown_numbers() -> None:
         assert refused.error_code == "40305"
         assert accepted.status == 200
         await fake.settle()
+
+
+def _in_seconds(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
+
+async def test_send_at_is_ignored_where_the_endpoint_does_not_schedule(api: Api) -> None:
+    """send_at is honoured by POST /messages and /messages/schedule only: a long-code send
+    carrying one is queued now, not scheduled."""
+    reply = await api.post(
+        "/messages/long_code",
+        {"from": DEFAULT_LONG_CODE, "to": TO, "text": "now", "send_at": _in_seconds(120)},
+    )
+    assert reply.status == 200
+    assert reply.body["data"]["to"][0]["status"] == "queued"
+    assert reply.body["data"]["cost"] is not None
+
+
+async def test_a_scheduled_message_released_into_a_full_sender_queue_still_goes_out() -> None:
+    """A scheduled message was accepted when scheduled: if its sender's queue is full when its
+    send_at comes, it is queued anyway (wait 0), and goes out
+    (it was left queued forever, with no cost)."""
+    config = FakeConfig(
+        throughput=Throughput(per_sender_mps={DEFAULT_TOLL_FREE: 0.05}, queue_depth=1)
+    )
+    async with FakeTelnyx(config=config) as fake, connect(fake) as api:
+        scheduled = await api.post(
+            "/messages/schedule",
+            {"from": DEFAULT_TOLL_FREE, "to": TO, "text": "later", "send_at": _in_seconds(1.0)},
+        )
+        assert scheduled.status == 200
+        message_id = scheduled.body["data"]["id"]
+        fills = [await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="q") for _ in range(3)]
+        assert [r.status for r in fills][-1] == 429  # the sender's queue is full
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if fake.message(message_id)["to"][0]["status"] in ("sent", "delivered"):
+                break
+        released = fake.message(message_id)
+        assert released["to"][0]["status"] in ("sent", "delivered")
+        assert released["wait_seconds"] == 0.0
+        assert released["cost"] is not None
