@@ -525,47 +525,41 @@ def _terminated_by_cancelling() -> Iterator[None]:
     """SIGTERM cancels the running task, which then raises ``_Terminated`` here: raised from
     the signal handler itself, it could land inside asyncio's socket write, which takes it for
     a write error (and logs "Fatal write error") instead of letting it end the command."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    terminated: list[bool] = []
-
-    def on_sigterm() -> None:
-        terminated.append(True)
-        if task is not None:
-            task.cancel()
-
     try:
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
-        yield
-        return
-    try:
-        yield
+        with _cancelled_by(signal.SIGTERM) as fired:
+            yield
     except asyncio.CancelledError:
-        if terminated:
+        if fired:
             raise _Terminated from None
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _terminated)  # back to the handler outside the loop
 
 
 @contextlib.contextmanager
-def _cancelled_by(*signums: int) -> Iterator[None]:
+def _cancelled_by(*signums: int) -> Iterator[list[int]]:
     """These signals cancel the running task, on every Python version (3.10's asyncio.run
-    lets Ctrl-C raise KeyboardInterrupt wherever the loop is instead)."""
+    lets Ctrl-C raise KeyboardInterrupt wherever the loop is instead). Yields the signals
+    received, so a caller can tell a signal's cancellation from another."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
+    fired: list[int] = []
+
+    def cancel(signum: int) -> None:
+        fired.append(signum)
+        if task is not None:
+            task.cancel()
+
     handled = []
     for signum in signums:
         try:
-            loop.add_signal_handler(signum, task.cancel if task is not None else lambda: None)
+            loop.add_signal_handler(signum, cancel, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
             continue
         handled.append(signum)
     try:
-        yield
+        yield fired
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
