@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from telnyx_msg import endpoints
 from telnyx_msg._bucket import QUEUE_SECONDS, sender_kind
 from telnyx_msg._bulk import pick_method
 from telnyx_msg._ratelimit import RateLimits
+from telnyx_msg._resources import Messages
 from telnyx_msg._segments import MAX_PARTS, segments
 
 __all__ = ["BulkPlan", "LanePlan", "plan_bulk"]
@@ -81,8 +81,7 @@ def plan_bulk(
         text = request.get("text")
         # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
         # media or a group MMS; no sender lane for WhatsApp.
-        method = pick_method(request, "auto")
-        lane = getattr(endpoints, "send_message" if method == "send" else method).lane
+        lane = getattr(Messages, pick_method(request, "auto")).endpoint.lane
         message_type, sender = lane.of(
             {
                 "from": request.get("from_"),

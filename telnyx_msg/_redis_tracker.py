@@ -178,12 +178,17 @@ class RedisDeliveryTracker:
             timeout = wait_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = math.inf if timeout is None else loop.time() + timeout
+        # Only a bounded wait times out: with timeout=None the deadline is inf, and _subscribe
+        # is bounded by Redis's own timeout (DeliveryTrackerUnavailableError).
+        late = (
+            ""
+            if timeout is None
+            else f"no final status for message {message_id} within {timeout:g} s"
+        )
         try:
             await self._subscribe(timeout)
         except TimeoutError:  # the caller's timeout ran out before Redis confirmed
-            raise TimeoutError(
-                f"no final status for message {message_id} within {timeout:g} s"
-            ) from None
+            raise TimeoutError(late) from None
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.setdefault(message_id, set()).add(waiter)
         try:
@@ -194,17 +199,13 @@ class RedisDeliveryTracker:
                     return known
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise TimeoutError(
-                        f"no final status for message {message_id} within {timeout:g} s"
-                    )
+                    raise TimeoutError(late)
                 try:
                     await asyncio.wait_for(
                         asyncio.shield(waiter), None if timeout is None else remaining
                     )
                 except asyncio.TimeoutError:
-                    raise TimeoutError(
-                        f"no final status for message {message_id} within {timeout:g} s"
-                    ) from None
+                    raise TimeoutError(late) from None
                 waiter = self._rearm(message_id, waiter)
         finally:
             if waiter.done() and not waiter.cancelled():
