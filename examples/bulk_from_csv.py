@@ -6,10 +6,11 @@
 Columns: ``from``, ``to``, ``text`` (and optionally ``media_urls``, separated by
 ``|``), in any letter case; Excel's "CSV UTF-8" (with a byte order mark) works.
 Outcomes name rows as a spreadsheet numbers them (the header is row 1), which stays
-right when a quoted cell spans several lines. The sample file's fifth row has a
-malformed number, to show a ``rejected`` outcome: it is refused before any request
-is made. The rows are read lazily, so the file may be any size. ``telnyx-msg bulk
-FILE.csv`` does the same with a progress line and a resumable results file.
+right when a quoted cell spans several lines. The sample file's row 6 (its fifth
+message) has a malformed number, to show a ``rejected`` outcome: it is refused
+before any request is made. The rows are read lazily, so the file may be any size.
+``telnyx-msg bulk FILE.csv`` does the same with a progress line and a resumable
+results file.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from telnyx_msg._sync import Client
     from telnyx_msg._tracker import DeliveryTracker
     from telnyx_msg.models import (
+        LinkClick,
         Message,
         Page,
         PageMeta,
@@ -104,6 +105,7 @@ __all__ = [
     "ErrorDetail",
     "InternalServerError",
     "InvalidSignatureError",
+    "LinkClick",
     "MemoryReplayStore",
     "Message",
     "MissingHeaderError",
@@ -155,6 +157,7 @@ __all__ = [
 # Loaded on first use, so `import telnyx_msg.webhooks` (a webhook-only service) and the CLI's
 # start-up do not pay for aiohttp, and the client's import does not build every model.
 _LAZY = {
+    "LinkClick": "telnyx_msg.models",
     "Message": "telnyx_msg.models",
     "Page": "telnyx_msg.models",
     "PageMeta": "telnyx_msg.models",

@@ -185,12 +185,13 @@ class RequestOptions:
     extra_query: Mapping[str, Any] | None = attrs.field(default=None, validator=_check_mapping)
 
 
-def resolve_api_key(api_key: str | None) -> str:
-    """The explicit key, else ``$TELNYX_API_KEY``; raise ConfigurationError if neither is set."""
+def resolve_api_key(api_key: str | None, option: str = "api_key=...") -> str:
+    """The explicit key, else ``$TELNYX_API_KEY``; raise ConfigurationError (naming ``option``,
+    e.g. the CLI's ``--api-key``) if neither is set."""
     key = api_key if api_key is not None else os.environ.get("TELNYX_API_KEY")
     if not key or not isinstance(key, str) or not key.strip():
         raise ConfigurationError(
-            "no API key: pass api_key=... or set the TELNYX_API_KEY environment variable"
+            f"no API key: pass {option} or set the TELNYX_API_KEY environment variable"
         )
     # A key read from a file or a mounted secret often ends with a newline: never part of a key.
     key = key.strip()

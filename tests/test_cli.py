@@ -130,6 +130,18 @@ async def test_send_command_reports_errors(capsys: pytest.CaptureFixture[str]) -
     assert "401" in capsys.readouterr().err
 
 
+def test_send_command_without_a_key_names_the_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key: a usage error naming --api-key (it named the Python argument api_key=...)."""
+    monkeypatch.delenv("TELNYX_API_KEY", raising=False)
+    argv = ["send", "--from", SENDER, "--to", "+13125550001", "--text", "hi"]
+    assert main([*argv, "--base-url", "http://127.0.0.1:9/v2"]) == 2
+    err = capsys.readouterr().err
+    assert "no API key: pass --api-key or set the TELNYX_API_KEY" in err
+    assert "api_key=" not in err
+
+
 @pytest.mark.anyio
 async def test_send_command_retries_a_lost_answer_without_sending_twice(
     capsys: pytest.CaptureFixture[str],
@@ -396,6 +408,21 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(saved) == 1
     err = capsys.readouterr().err
     assert "verifies without the file's final newline" in err
+
+
+@pytest.mark.parametrize("ending", [b"", b"\r\n"])
+def test_webhook_verify_names_crlf_line_endings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ending: bytes
+) -> None:
+    """A body saved through Windows (CRLF line endings, perhaps a final one): still invalid,
+    but the note says what changed (it said only "signature does not match")."""
+    body = json.dumps({"data": {"id": "e1", "payload": {"id": "m1"}}}, indent=2).encode()
+    args, _ = _signed(tmp_path, body)
+    Path(args[2]).write_bytes(body.replace(b"\n", b"\r\n") + ending)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "verifies with its CRLF line endings turned back into LF" in err
+    assert ("without its final newline" in err) == bool(ending)
 
 
 def test_webhook_verify_reads_stdin_and_names_an_unreadable_file(

@@ -121,9 +121,29 @@ async def test_one_result_per_row_numbered_as_a_spreadsheet(tmp_path: Path) -> N
         assert sorted(keys) == sorted(r["idempotency_key"] for r in records)
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["out.csv", "out.jsonl"])
+async def test_a_file_with_only_a_header_leaves_the_results_file_it_names(
+    tmp_path: Path, name: str
+) -> None:
+    """The summary's "results in RESULTS" is true with no row to send (RESULTS was never
+    created, and a second run was told that missing file "already holds results")."""
+    source, out = tmp_path / "in.csv", tmp_path / name
+    source.write_bytes(b"from,to,text\r\n")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        assert out.is_file()
+        assert results(out) == []
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+        assert fake.messages() == []
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
-    [((), "no API key"), (("--api-key", "k", "--base-url", "ftp://x"), "base_url must be")],
+    [
+        ((), "no API key: pass --api-key or set"),
+        (("--api-key", "k", "--base-url", "ftp://x"), "base_url must be"),
+    ],
 )
 def test_a_run_that_cannot_send_stops_before_creating_results(
     tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...], says: str
@@ -964,6 +984,37 @@ def slow_fake(latency: float) -> FakeTelnyx:
 
 
 @pytest.mark.anyio
+async def test_a_signal_while_the_file_is_read_stops_before_the_first_request(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while a big file is planned: no row is sent (the plan was read on the event
+    loop's thread, so the signal was handled only once sending had begun: 20 rows went out and
+    were recorded unknown), RESULTS exists, and --resume continues the run."""
+    source, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    write_rows(source, 200_000)  # about 1.5 s to read and plan
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out)
+        lock = out.with_name(out.name + ".lock")
+        for _ in range(3000):
+            if lock.exists() or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # past start-up: the signal handlers are in place
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 130, stderr
+        assert "interrupted while reading" in stderr.decode(), stderr
+        assert fake.messages() == []
+        assert results(out) == []  # its header only
+        resume = await start_bulk(fake, source, out, "--resume")
+        await wait_for_journal(out, 5, resume)
+        resume.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(resume.communicate(), 60)
+        assert resume.returncode == 130, stderr
+    assert results(out)[0]["row"] == "2"
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
     tmp_path: Path, signum: signal.Signals, code: int
@@ -1524,6 +1575,18 @@ async def test_utf16_without_a_byte_order_mark_is_a_usage_error(
         assert not out.exists()
         assert await bulk(fake, str(source), "--out", str(out), "--encoding", "utf-16-le") == 0
         assert [r.json["text"] for r in fake.stats.requests if r.json] == ["n\u00e4"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_read_as_utf8_names_the_encoding(tmp_path: Path, capsys: Any, codec: str) -> None:
+    """Without --encoding, a UTF-16 file without a BOM said "unknown column(s)
+    'f\\x00r\\x00o\\x00m\\x00'"; it names the encoding that reads it."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_bytes(f"from,to,text\n{SENDER},+13125550001,hi\n".encode(codec))
+    assert main(server_argv(source, out, "http://127.0.0.1:9")) == 2
+    err = capsys.readouterr().err
+    assert f"looks like UTF-16 without a byte order mark; pass --encoding {codec}" in err
+    assert not out.exists()
 
 
 @pytest.mark.anyio

@@ -442,7 +442,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         # Before RESULTS exists: a run that cannot send must not leave one behind (the
         # next try would then need --resume).
-        resolve_api_key(args.api_key)
+        resolve_api_key(args.api_key, "--api-key")
         resolve_base_url(args.base_url)
         if args.redis:
             asyncio.run(check_redis(args.redis))
@@ -575,6 +575,7 @@ async def _send(args: argparse.Namespace) -> int:
     from telnyx_msg._client import AsyncClient
     from telnyx_msg._config import RequestOptions
 
+    resolve_api_key(args.api_key, "--api-key")
     if args.from_ is None and args.messaging_profile_id is None:
         raise ValidationError("from", "give a sender (--from) or --messaging-profile-id")
     if args.text is None and not args.media_urls:
@@ -732,18 +733,37 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     try:
         event = verifier.unwrap(body, headers)
     except InvalidSignatureError:
-        # A saved body often gains a final newline (an editor, `echo`): say so, but stay
-        # strict: the signed bytes are what the file must hold.
+        # A saved body often gains a final newline (an editor, `echo`) or Windows line
+        # endings (a copy through Windows, git's autocrlf): say so, but stay strict: the
+        # signed bytes are what the file must hold.
         stripped = body.rstrip(b"\r\n")
-        if stripped != body:
+        unix = body.replace(b"\r\n", b"\n")
+        for changed, what in (
+            (
+                stripped,
+                "without the file's final newline, which is not part of what Telnyx "
+                "signed (an editor or `echo` adds one)",
+            ),
+            (
+                unix,
+                "with its CRLF line endings turned back into LF: the file was converted "
+                "after it was received (a copy through Windows, git's autocrlf)",
+            ),
+            (
+                unix.rstrip(b"\n"),
+                "with its CRLF line endings turned back into LF and without its final newline",
+            ),
+        ):
+            if changed == body:
+                continue
             with contextlib.suppress(TelnyxError):
-                verifier.unwrap(stripped, headers)
+                verifier.unwrap(changed, headers)
                 print(
-                    "note: the body verifies without the file's final newline, which is not "
-                    "part of what Telnyx signed (an editor or `echo` adds one); save the exact "
-                    "bytes, e.g. with printf '%s'",
+                    f"note: the body verifies {what}; save the exact bytes received, e.g. "
+                    "with printf '%s'",
                     file=sys.stderr,
                 )
+                break
         raise
     print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
     return 0

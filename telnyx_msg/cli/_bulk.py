@@ -175,6 +175,7 @@ class BulkRun:
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
         self.sending = False
+        self.planned = False  # every row read; False after a signal while reading the file
         self.shard_index: int = args.shard[0]
         self.shard_count: int = args.shard[1]
 
@@ -389,6 +390,8 @@ class BulkRun:
         def requests() -> Iterator[dict[str, Any]]:
             nonlocal pending
             for row, cells in self.table.rows():
+                if self.stopped:  # Ctrl-C while a big file is read: stop reading, send nothing
+                    return
                 if not self._pending(row):
                     continue
                 try:
@@ -403,6 +406,9 @@ class BulkRun:
         from telnyx_msg._ratelimit import RateLimits
 
         plan = plan_bulk(requests(), RateLimits(account_mps=self.args.account_mps))
+        if self.stopped:
+            return pending  # a partial plan would mislead; send() returns at once
+        self.planned = True
         lanes = len(plan.lanes)
         text = (
             f"plan: {_counted(plan.messages, 'message')} ({_counted(plan.segments, 'segment')}) "
@@ -480,7 +486,8 @@ class BulkRun:
             # The stop first: an exception here is lost in the event loop, and the run would go on.
             if self.sending and main is not None:
                 main.cancel()
-            _say(f"\n{signal.Signals(signum).name}: stopping; recording the rows in flight ...")
+            doing = "recording the rows in flight" if self.sending else "before the first request"
+            _say(f"\n{signal.Signals(signum).name}: stopping; {doing} ...")
 
         handled: list[int] = []
         for signum in _SIGNAL_EXIT:
@@ -716,7 +723,9 @@ async def run_bulk(args: argparse.Namespace) -> int:
 async def _run(run: BulkRun) -> int:
     args = run.args
     try:
-        total = run.plan()
+        # In a thread, so a signal while a big file is read is handled at once (on_signal runs
+        # on the loop) and the run stops before its first request.
+        total = await asyncio.to_thread(run.plan)
         run.begin()
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")
@@ -759,7 +768,9 @@ async def _run(run: BulkRun) -> int:
     if stopped is not None:
         flight = run.in_flight
         _say(
-            f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
+            f"interrupted while reading {args.file}: no row was sent"
+            if not run.planned
+            else f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
             f"({flight['unknown']} unknown, {flight['not_sent']} not sent); "
             f"{max(total - done, 0):,} row(s) not attempted yet"
         )

@@ -299,6 +299,10 @@ class Results:
                 latest.extend([-1] * (row + 1 - len(latest) + 1024))
             latest[row] = offset
         if not latest:
+            if not self.path.exists():  # no row had an outcome: "results in RESULTS" holds
+                self.path.write_text(
+                    "" if self._jsonl else ",".join(RESULT_FIELDS) + "\r\n", encoding="utf-8"
+                )
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self.path.open("rb") as source, tmp.open("wb") as out:

@@ -359,6 +359,13 @@ def open_table(
             break
     if codec == "utf-8-sig":
         codec = "utf-8"
+    if not skip and not codec.startswith(("utf-16", "utf-32")) and b"\x00" in head[:2]:
+        # "unknown column(s) 'f\x00r\x00o\x00m'" would not say what is wrong.
+        order = "le" if head[:1] != b"\x00" else "be"
+        raise TableError(
+            f"{path} holds NUL bytes: it looks like UTF-16 without a byte order mark; pass "
+            f"--encoding utf-16-{order}"
+        )
     if codec in ("utf-16", "utf-32"):  # no BOM: Python's codec would fail on the first read
         raise TableError(
             f"{path} does not start with a byte order mark, which --encoding {codec} needs to "
