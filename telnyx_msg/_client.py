@@ -161,7 +161,8 @@ class _Shared:
     webhooks: Webhooks
     hooks: EventHooks
     closed: bool = False
-    #: Tasks waiting in the rate limiter: ``aclose`` cancels them (they raise ClientClosedError).
+    #: Tasks waiting for the rate limiter or a retry: ``aclose`` cancels them (they raise
+    #: ClientClosedError).
     waiting: dict[asyncio.Task[Any], None] = attrs.Factory(dict)
     closing: set[asyncio.Task[Any]] = attrs.Factory(set)
     #: Whether ``limiter.acquire`` takes ``timeout=`` (limiters written before it was added
@@ -302,7 +303,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             return
         shared = self._shared
         shared.closed = True
-        for task in list(shared.waiting):  # nothing written yet: stop waiting for a token
+        for task in list(shared.waiting):  # nothing written now: stop waiting for a token/retry
             shared.closing.add(task)
             task.cancel()
         await shared.transport.aclose()
@@ -428,7 +429,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "retrying %s %s after %s in %.2f s (retry %d of %d)",
                 *(wire.method, wire.path, what, delay, attempt + 1, max_retries),
             )
-            await asyncio.sleep(delay)
+            await self._sleep_to_retry(delay, wire, reached)
             attempt += 1
 
     async def _attempt(
@@ -518,17 +519,48 @@ class AsyncClient(ResourceTree[AsyncMode]):
             else:
                 await limiter.acquire(lane, message_type)
         except asyncio.CancelledError:
-            if task is None or task not in shared.closing:
+            if not _cancelled_by_aclose(shared, task):
                 raise
-            shared.closing.discard(task)
-            if sys.version_info >= (3, 11):
-                task.uncancel()
             raise ClientClosedError(
                 "not sent: the client was closed while this call waited for the rate limiter"
             ) from None
         finally:
             if task is not None:
                 shared.waiting.pop(task, None)
+
+    async def _sleep_to_retry(self, delay: float, wire: WireRequest, reached: bool) -> None:
+        """Sleep before a retry, or until ``aclose``: a closing client neither waits out a
+        long Retry-After nor has the call cancelled as if its request were on the wire."""
+        shared = self._shared
+        task = asyncio.current_task()
+        if task is not None:
+            shared.waiting[task] = None
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            if not _cancelled_by_aclose(shared, task):
+                raise
+            method, path = wire.method, wire.path
+            closed = ClientClosedError(
+                f"{method} {path}: not sent, the client was closed while this call waited to retry",
+                method=method,
+                path=path,
+            )
+            raise (reached_earlier(closed) if reached else closed) from None
+        finally:
+            if task is not None:
+                shared.waiting.pop(task, None)
+
+
+def _cancelled_by_aclose(shared: _Shared, task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``aclose`` cancelled this wait (then the caller raises ClientClosedError: nothing
+    was written meanwhile); another cancellation, the caller's own, must propagate."""
+    if task is None or task not in shared.closing:
+        return False
+    shared.closing.discard(task)
+    if sys.version_info >= (3, 11):
+        task.uncancel()
+    return True
 
 
 def _check_writable(shared: _Shared, wire: WireRequest) -> None:
@@ -732,23 +764,32 @@ def _raw_call(
     # A send endpoint's path takes the account's and the sender's rate limits, as its method,
     # however it is spelled ("/messages/", "//messages").
     canonical = "/" + "/".join(segment for segment in segments if segment)
-    lane = next(
+    known = next(
         (
-            e.lane
+            e
             for e in vars(endpoints).values()
             if isinstance(e, Endpoint) and e.method == verb and e.path == canonical
         ),
         None,
     )
+    accepts_key = known is not None and known.accepts_idempotency_key  # the send paths
+    if verb == "POST" and not accepts_key and options and options.idempotency_key is not None:
+        # The key makes a POST retryable; where Telnyx does not deduplicate by it (a schedule,
+        # a new profile), a retry could act twice. The methods refuse it there too.
+        raise ValidationError(
+            "idempotency_key",
+            f"POST {canonical} does not accept an Idempotency-Key (Telnyx deduplicates sends "
+            "only); to send the header anyway, without retries, use extra_headers",
+        )
     return _RawCall(
         _RawEndpoint(
             verb,
             path,
             encode_pairs(params or {}),
             None if json is None else json_body(json),
-            lane,
+            None if known is None else known.lane,
             verb in IDEMPOTENT_METHODS,
-            lane is not None,  # a send path
+            accepts_key,
         ),
         options,
     )

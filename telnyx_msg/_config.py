@@ -66,24 +66,34 @@ def _check_seconds(name: str, value: float) -> None:
 
 @frozen(cache_hash=True)  # looked up per request by the transport
 class Timeout:
-    """Request timeouts in seconds: ``total`` for the whole attempt, ``connect`` for the socket.
+    """Per-attempt timeouts in seconds. ``connect`` bounds getting a connection (a pool slot,
+    DNS, TCP, TLS); ``total`` runs from then to the end of the response, so an attempt takes at
+    most ``connect + total``. ``connect`` defaults to 5 s, or ``total`` if that is shorter
+    (``Timeout(1.0)`` is ``timeout=1.0``).
 
     ``math.inf`` disables one explicitly; ``None`` is not accepted anywhere, because a silent
     "wait forever" is how clients hang in production.
     """
 
     total: float = 60.0
-    connect: float = 5.0
+    connect: float = attrs.field(
+        default=attrs.Factory(lambda self: _default_connect(self.total), takes_self=True)
+    )
 
     def __attrs_post_init__(self) -> None:
         _check_seconds("timeout.total", self.total)
         _check_seconds("timeout.connect", self.connect)
 
 
+def _default_connect(total: Any) -> Any:
+    # min() only of numbers: a wrong total is then reported by the total's own check.
+    return min(5.0, total) if isinstance(total, (int, float)) and total == total else 5.0
+
+
 DEFAULT_TIMEOUT = Timeout()
 
 
-def to_timeout(value: float | Timeout, *, connect: float = DEFAULT_TIMEOUT.connect) -> Timeout:
+def to_timeout(value: float | Timeout) -> Timeout:
     """Normalise a ``timeout=`` argument: a number is the total, with the default connect time."""
     if isinstance(value, Timeout):
         return value
@@ -93,7 +103,7 @@ def to_timeout(value: float | Timeout, *, connect: float = DEFAULT_TIMEOUT.conne
             "telnyx_msg.Timeout(total=..., connect=...), or math.inf to opt out explicitly"
         )
     _check_seconds("timeout", value)
-    return Timeout(total=float(value), connect=min(connect, float(value)))
+    return Timeout(total=float(value))
 
 
 def validate_idempotency_key(key: str) -> str:

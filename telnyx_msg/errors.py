@@ -114,8 +114,8 @@ class ClientClosedError(APIConnectionError):
     unless an earlier attempt of the same call may have reached Telnyx).
 
     Raised for calls made after ``aclose()``/``close()`` and for calls that were still waiting
-    (for a rate-limit token or a connection) when the client was closed. A closed client never
-    opens a new connection; create a new client.
+    (for a rate-limit token, a retry's backoff or a connection) when the client was closed. A
+    closed client never opens a new connection; create a new client.
     """
 
 
@@ -138,7 +138,7 @@ class APIResponseValidationError(TelnyxError):
         *,
         status: int,
         request_id: str | None = None,
-        body: Any = None,
+        body: str | None = None,
         method: str = "",
         path: str = "",
         field: str | None = None,

@@ -135,6 +135,10 @@ def test_timeout_values() -> None:
     assert client.with_options(timeout=2).timeout == Timeout(total=2.0, connect=2.0)
     assert telnyx_msg.AsyncClient("k").timeout == Timeout(60.0, 5.0)
     assert telnyx_msg.AsyncClient("k", timeout=Timeout(total=math.inf)).timeout.total == math.inf
+    # Timeout(1.0) is timeout=1.0: its connect limit was 5 s, so an attempt could take 6 s.
+    assert Timeout(1.0) == Timeout(total=1.0, connect=1.0) == client.with_options(timeout=1).timeout
+    assert Timeout(math.inf) == Timeout(math.inf, 5.0)
+    assert Timeout(2.0, connect=10.0).connect == 10.0
 
 
 @pytest.mark.parametrize("retries", [-1, None, 1.5, True])

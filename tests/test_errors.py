@@ -34,6 +34,26 @@ STATUS_CLASSES = [
 ]
 
 
+@pytest.mark.parametrize("json_body", [False, True])
+async def test_an_echoed_api_key_never_reaches_the_error(api_server: Any, json_body: bool) -> None:
+    """A proxy or gateway that echoes the request's Authorization header in its error page
+    (HTML or a JSON detail): the key is masked in the error's text and body (it was shown)."""
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers["Authorization"]
+        if json_body:
+            return telnyx_error(401, "10009", "Authentication failed", f"got {auth}")
+        return web.Response(status=401, text=f"<pre>bad credentials: {auth}</pre>")
+
+    server = await api_server(echo)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.AuthenticationError) as caught:
+            await client.messages.retrieve("m")
+    error = caught.value
+    assert "Bearer ***" in str(error)
+    assert KEY not in f"{error} {error!r} {error.body} {error.errors}"
+
+
 @pytest.mark.parametrize(("status", "code", "error_cls"), STATUS_CLASSES)
 async def test_status_maps_to_exception(
     api_server: Any, status: int, code: str, error_cls: type[telnyx_msg.APIStatusError]

@@ -108,6 +108,36 @@ async def test_request_to_a_send_path_takes_the_rate_limits(api_server: Any, spe
     assert len(server.requests) == 1
 
 
+async def test_request_takes_an_idempotency_key_only_where_telnyx_deduplicates(
+    api_server: Any,
+) -> None:
+    """A key makes a POST retryable: on a send path a 500 is retried with it (one message);
+    elsewhere (a schedule, a new profile) a retry could act twice, so the key is refused
+    before any request, as the methods refuse it (it was sent and retried: two schedules)."""
+    failures = [500]
+
+    async def flaky(request: web.Request) -> web.Response:
+        await request.read()
+        if failures:
+            return telnyx_error(failures.pop(), "10007", "Unexpected error")
+        return json_response({"data": message_json()})
+
+    server = await api_server(flaky)
+    body = {"from": "+18005550101", "to": "+18445550001", "text": "Hi"}
+    async with client_for(server, backoff=telnyx_msg.Backoff(initial=0.01)) as client:
+        await client.request(
+            "POST", "/messages", json=body, options=RequestOptions(idempotency_key="k-1")
+        )
+        assert len(server.requests) == 2
+        for path in ("/messages/schedule", "/messaging_profiles", "/not_modelled_yet"):
+            with pytest.raises(ValidationError, match="does not accept an Idempotency-Key") as e:
+                await client.request(
+                    "POST", path, json=body, options=RequestOptions(idempotency_key="k-2")
+                )
+            assert e.value.field == "idempotency_key"
+    assert len(server.requests) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [

@@ -264,6 +264,82 @@ async def test_close_while_waiting_for_a_pooled_connection(api_server: Any) -> N
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(("status", "reached"), [(503, False), (500, True)])
+async def test_close_ends_a_retry_backoff_at_once(
+    api_server: Any, status: int, reached: bool
+) -> None:
+    """aclose() while a call sleeps before its retry: ClientClosedError at once (it waited out
+    the whole backoff, up to a minute), "maybe sent" only if the failed attempt was ambiguous."""
+
+    async def failing(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"errors": []}, status=status)
+
+    server = await api_server(failing)
+    client = client_for(server, backoff=Backoff(initial=300, max=300, jitter=0, max_wait=300))
+    options = RequestOptions(idempotency_key="k-1")  # a 500 is retried only with a key
+    sending = client.messages.send(from_=SEND["from_"], to=SEND["to"], text="Hi", options=options)
+    waiting = asyncio.ensure_future(sending)
+    for _ in range(200):  # bounded (2 s)
+        if server.requests:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError, match="waited to retry") as caught:
+        await asyncio.wait_for(waiting, 10)
+    assert caught.value.outcome_unknown is reached
+    assert len(server.requests) == 1
+
+
+async def test_blocking_close_ends_a_retry_backoff_as_not_sent(api_server: Any) -> None:
+    """Client.close() while another thread's call waits to retry after a 503: that call raises
+    ClientClosedError (not sent); it was cancelled as if on the wire (APIConnectionError,
+    outcome unknown), and a blocking send_many yielded no not_sent outcome for it."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"errors": []}, status=503, headers={"Retry-After": "30"})
+
+    server = await api_server(unavailable)
+    client = telnyx_msg.Client("secret-key", base_url=server.base_url, rate_limits=None)
+    outcomes: list[telnyx_msg.SendOutcome] = []
+
+    def run() -> None:
+        outcomes.extend(client.messages.send_many([SEND], concurrency=1))
+
+    def send() -> None:
+        client.messages.send(**SEND)
+
+    calls = [threading.Thread(target=run), threading.Thread(target=send)]
+    errors: list[BaseException] = []
+    for call in calls:
+        call.run = _catching(call.run, errors)  # type: ignore[method-assign]
+        call.start()
+    for _ in range(500):  # bounded (5 s)
+        if len(server.requests) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await anyio.to_thread.run_sync(client.close)
+    for call in calls:
+        await anyio.to_thread.run_sync(call.join, 10)
+    assert [type(e) for e in errors] == [telnyx_msg.ClientClosedError] * 2, errors
+    assert not any(getattr(e, "outcome_unknown", True) for e in errors)
+    assert [o.status for o in outcomes] == ["not_sent"]
+    assert len(server.requests) == 2
+
+
+def _catching(run: Any, errors: list[BaseException]) -> Any:
+    def wrapped() -> None:
+        try:
+            run()
+        except BaseException as exc:  # recorded for the test to check
+            errors.append(exc)
+
+    return wrapped
+
+
 async def ok_handler(request: web.Request) -> web.Response:
     await request.read()
     return json_response({"data": message_json()})

@@ -109,6 +109,27 @@ async def test_blocking_client_takes_a_transport_too() -> None:
     assert await anyio.to_thread.run_sync(run) == message_json()["id"]
 
 
+async def test_one_transport_serves_client_after_client() -> None:
+    """As httpx's: a transport outlives the client that used it (the next client's call
+    failed with ClientClosedError "not sent, the client was closed"); a closed client still
+    refuses calls itself."""
+    transport = MockTransport(lambda request: MockResponse(json={"data": message_json()}))
+    first = client(transport)
+    async with first:
+        await first.messages.retrieve("m")
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await first.messages.retrieve("m")
+
+    def blocking() -> str:
+        with telnyx_msg.Client("k", transport=transport, rate_limits=None) as c:
+            return c.messages.retrieve("m").id
+
+    assert await anyio.to_thread.run_sync(blocking) == message_json()["id"]
+    async with client(transport) as second:
+        await second.messages.send(**SEND)
+    assert [r.method for r in transport.requests] == ["GET", "GET", "POST"]
+
+
 def test_session_and_transport_exclude_each_other() -> None:
     """Passing both is a configuration error."""
     import aiohttp

@@ -77,7 +77,6 @@ class MockTransport:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[MockRequest] = []  # every request, in order
-        self._closed = False
 
     @property
     def pool_size(self) -> int:
@@ -91,8 +90,9 @@ class MockTransport:
 
     @property
     def closed(self) -> bool:
-        """True once closed."""
-        return self._closed
+        """Never: it holds nothing to close, so it can serve one client after another (as
+        httpx's does); a closed client refuses calls itself."""
+        return False
 
     def other_loop(self) -> bool:
         """Never bound to a loop."""
@@ -111,8 +111,6 @@ class MockTransport:
         timeout: Timeout,
     ) -> HttpResponse:
         """Ask the handler; turn a :class:`MockTransportError` into a transport failure."""
-        if self._closed:
-            raise TransportError("the client is closed", reached=False, timeout=False, closed=True)
         request = MockRequest(method, url, CIMultiDictProxy(CIMultiDict(headers)), body or b"")
         self.requests.append(request)
         try:
@@ -129,5 +127,4 @@ class MockTransport:
         return HttpResponse(answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), payload)
 
     async def aclose(self) -> None:
-        """Refuse later requests."""
-        self._closed = True
+        """Nothing to release (the client's ``aclose`` calls it)."""
