@@ -10,7 +10,7 @@ no hooks the cost is one empty-tuple check per attempt. Events never carry the A
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from attrs import frozen
@@ -62,10 +62,20 @@ class EventHooks(NamedTuple):
             raise ConfigurationError(
                 f"event_hooks keys are 'request' and 'response', not {sorted(unknown)}"
             )
-        for name, entries in hooks.items():
-            if not all(callable(hook) for hook in entries):
+        checked: dict[str, tuple[Hook, ...]] = {}
+        for name, given in hooks.items():
+            entries: object = given  # what callers pass, whatever the annotation says
+            # One callable instead of a list, a str, or anything not iterable is refused; a
+            # generator is read once, here (checking it first would use it up).
+            listed = (
+                tuple(entries)
+                if isinstance(entries, Iterable) and not isinstance(entries, (str, bytes))
+                else None
+            )
+            if listed is None or callable(entries) or not all(callable(h) for h in listed):
                 raise ConfigurationError(f"event_hooks[{name!r}] must be a list of callables")
-        return cls(tuple(hooks.get("request", ())), tuple(hooks.get("response", ())))
+            checked[name] = listed
+        return cls(checked.get("request", ()), checked.get("response", ()))
 
 
 async def call_hooks(hooks: tuple[Hook, ...], event: Any) -> None:

@@ -468,7 +468,13 @@ class AsgiWebhookApp(WebhookReceiver):
 
     async def _read_body(self, headers: _AsgiHeaders, receive: Receive) -> bytes | None:
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+        # Only ASCII digits are a length ("²" passed isdigit(), then int() raised).
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdecimal()
+            and int(declared) > self.max_body_size
+        ):
             raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0

@@ -397,6 +397,33 @@ async def test_stop_before_sends_start_reports_them_not_sent(api_server: Any) ->
     assert len(server.requests) == 2
 
 
+async def test_stop_while_sends_wait_for_the_rate_limiter_reports_them_not_sent(
+    api_server: Any,
+) -> None:
+    """Sends still waiting for a rate-limit token when the run stops were never written: they
+    are not_sent (a --resume sends them), not unknown (which would hold them back)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    stopped: list[SendOutcome] = []
+    limits = telnyx_msg.RateLimits(account_mps=None, per_sender_mps={"+18005550101": 0.1})
+    async with client_for(server, rate_limits=limits) as client:
+        outcomes = client.messages.send_many(numbers(4), concurrency=4, on_stop=stopped.append)
+        first = await outcomes.__anext__()  # the burst's token; the others wait 10 s each
+        await asyncio.sleep(0.05)
+        await outcomes.aclose()
+    assert first.status == "sent"
+    assert sorted((o.index, o.status) for o in stopped) == [
+        (1, "not_sent"),
+        (2, "not_sent"),
+        (3, "not_sent"),
+    ]
+    assert len(server.requests) == 1
+
+
 async def test_blocking_send_many(api_server: Any) -> None:
     """The blocking facade's send_many is a plain iterator over the same outcomes."""
     server = await api_server(scripted)

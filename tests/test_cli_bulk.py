@@ -41,7 +41,7 @@ from telnyx_msg.cli._journal import (
     unstamp,
 )
 from telnyx_msg.cli._progress import Progress
-from telnyx_msg.cli._table import fingerprint, open_table
+from telnyx_msg.cli._table import TableError, fingerprint, open_table
 from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
 from tests.conftest import ApiServer, Handler, json_response, message_json
 
@@ -1851,3 +1851,64 @@ def test_a_row_sent_after_being_unknown_has_no_first_attempt_left(tmp_path: Path
     loaded = out.load()
     assert loaded.statuses.get(2) == "sent"
     assert loaded.unknown_since == {}
+
+
+def test_progress_line_shows_counts_rate_eta_and_bar() -> None:
+    """Half done in 10 s: 5.0/s, 10 s left, a half-filled bar, and no zero counts."""
+    progress = Progress(100, enabled=False)
+    for status in ["sent"] * 40 + ["rejected"] * 10:
+        progress.update(status)
+    line = progress.line(progress.started + 10, 120)
+    assert line == f"[{'#' * 15}{'.' * 15}] 50/100 sent 40 rejected 10  5.0/s  ETA 10s"
+
+
+def test_progress_line_when_done_has_a_full_bar_and_no_eta() -> None:
+    progress = Progress(4, enabled=False)
+    for status in ["sent", "unknown", "not_sent", "sent"]:
+        progress.update(status)
+    line = progress.line(progress.started + 2, 120)
+    assert line.startswith(f"[{'#' * 30}] 4/4 sent 2 unknown 1 not_sent 1  2.0/s  ETA -")
+
+
+def test_finish_draws_the_final_state(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, finish() redraws the final counts (not a stale frame) and ends the line."""
+    monkeypatch.setenv("COLUMNS", "120")
+    progress = Progress(3, enabled=True)
+    progress.update("sent")
+    progress.counts["sent"] += 2  # counted since the last frame was drawn
+    progress.finish()
+    err = capsys.readouterr().err
+    assert err.endswith("\x1b[K\n")
+    last_frame = err.rsplit("\r", 1)[1]
+    assert " 3/3 sent 3 " in last_frame
+
+
+def test_trailing_empty_cells_and_untitled_columns_are_accepted(tmp_path: Path) -> None:
+    """A header and rows ending in delimiters (two untitled, empty columns) read fine; only
+    a value under an untitled column, or a non-empty extra cell, rejects the row."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        f"from,to,text,,\n{SENDER},+13125550001,one,,\n{SENDER},+13125550002,two,,,,\n"
+        f"{SENDER},+13125550003,three,,x\n{SENDER},+13125550004,four,,,,y\n"
+    )
+    table = open_table(source)
+    parsed = list(table.rows())
+    assert table.request(parsed[0][1]) == {"from_": SENDER, "to": "+13125550001", "text": "one"}
+    assert table.request(parsed[1][1]) == {"from_": SENDER, "to": "+13125550002", "text": "two"}
+    with pytest.raises(ValueError, match="column 5, which has no header"):
+        table.request(parsed[2][1])
+    with pytest.raises(ValueError, match="7 cells but the header has 5"):
+        table.request(parsed[3][1])
+
+
+def test_swallowed_row_to_a_short_code_is_refused(tmp_path: Path) -> None:
+    """A stray quote that swallows rows sent to 6-digit short codes is still caught."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        f'from,to,text\n{SENDER},+13125550001,"oops\n{SENDER},123456,second\n'
+        f'{SENDER},654321,third"\n'
+    )
+    with pytest.raises(TableError, match="row 2: the text cell runs over several lines"):
+        list(open_table(source).rows())

@@ -109,6 +109,16 @@ async def test_blocking_client_takes_a_transport_too() -> None:
     assert await anyio.to_thread.run_sync(run) == message_json()["id"]
 
 
+async def test_blank_query_values_are_kept_and_empty_json_is_sent() -> None:
+    """``request.query`` keeps ``name=``; ``json={}`` answers the body ``{}``, not nothing."""
+    transport = MockTransport(lambda request: MockResponse(json={}))
+    options = telnyx_msg.RequestOptions(extra_query={"filter[x]": "", "y": "z"})
+    async with client(transport) as c:
+        raw = await c.messaging_optouts.with_raw_response.list(options=options)
+    assert raw.body == b"{}"
+    assert transport.requests[0].query == {"filter[x]": "", "y": "z"}
+
+
 async def test_one_transport_serves_client_after_client() -> None:
     """As httpx's: a transport outlives the client that used it (the next client's call
     failed with ClientClosedError "not sent, the client was closed"); a closed client still

@@ -11,6 +11,8 @@ from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg._retry import Backoff
+from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx
 from tests.conftest import json_response, message_json, telnyx_error
 
 pytestmark = pytest.mark.anyio
@@ -204,3 +206,42 @@ async def test_closing_during_a_backoff_sends_no_further_attempt(api_server: Any
         await call
     assert attempts == [0]
     assert len(server.requests) == 1
+
+
+class AsyncHook:
+    """A hook that is an object with an ``async def __call__`` (not a coroutine function)."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def __call__(self, event: object) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.anyio
+async def test_async_callable_object_hooks_are_awaited() -> None:
+    hook = AsyncHook()
+    async with FakeTelnyx() as fake, fake.client(event_hooks={"request": [hook]}) as client:
+        await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+    assert [type(e).__name__ for e in hook.events] == ["RequestEvent"]
+
+
+def test_a_non_callable_among_callable_hooks_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="callables"):
+        telnyx_msg.AsyncClient("k", event_hooks={"response": [print, "oops"]})  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("entries", [print, "hook", 3])
+def test_hooks_that_are_not_a_list_are_refused(entries: Any) -> None:
+    """One callable instead of a list (a bare TypeError before), a str, a number."""
+    with pytest.raises(ConfigurationError, match=r"event_hooks\['request'\] must be a list"):
+        telnyx_msg.AsyncClient("k", event_hooks={"request": entries})
+
+
+async def test_hooks_given_as_a_generator_all_run() -> None:
+    """A generator of hooks was used up by the check and the hooks silently dropped."""
+    hook = AsyncHook()
+    hooks = {"request": (h for h in [hook])}
+    async with FakeTelnyx() as fake, fake.client(event_hooks=hooks) as client:
+        await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
+    assert len(hook.events) == 1

@@ -53,3 +53,38 @@ def test_sync_with_the_blocking_client(pytester: pytest.Pytester) -> None:
     """A plain sync test gets a started fake and a blocking Client."""
     result = _run(pytester, "test_blocking.py", "", "-p", "no:asyncio")
     result.assert_outcomes(passed=1)
+
+
+PLUGIN_USE = """
+import json
+
+import pytest
+
+from telnyx_msg.testing import ApiRateLimit, FakeConfig
+
+pytest_plugins = ["telnyx_msg.testing.pytest_plugin"]
+
+
+@pytest.fixture
+def telnyx_fake_config():
+    return FakeConfig(api_rate_limit=ApiRateLimit(limit=7, window=60))
+
+
+def test_config_override(telnyx_fake):
+    assert telnyx_fake.config.api_rate_limit == ApiRateLimit(limit=7, window=60)
+
+
+def test_client_verifies_the_fakes_webhooks(telnyx_fake, telnyx_client):
+    body = json.dumps({"data": {"id": "e-1", "event_type": "call.initiated", "payload": {}}})
+    headers = telnyx_fake.sign_webhook(body.encode())
+    assert telnyx_client.webhooks.unwrap(body, headers).id == "e-1"
+"""
+
+
+def test_plugin_fixtures_honour_config_and_webhook_key(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TELNYX_PUBLIC_KEY", raising=False)
+    pytester.makepyfile(test_plugin_use=PLUGIN_USE)
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)

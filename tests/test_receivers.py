@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from telnyx_msg import RedisWebhookQueue
 from telnyx_msg._tracker import DeliveryTracker
+from telnyx_msg.errors import ConfigurationError
 from telnyx_msg.models import (
     LinkClick,
     Message,
@@ -843,3 +846,114 @@ async def test_tracker_group_with_a_recipient_without_status_is_not_final() -> N
     assert tracker.result("g1") is None
     with pytest.raises(TimeoutError):
         await tracker.final_status("g1", timeout=0.01)
+
+
+@pytest.mark.anyio
+async def test_asgi_body_of_exactly_max_body_size_is_accepted() -> None:
+    """max_body_size is the largest body accepted, declared or streamed."""
+    recorder = Recorder()
+    first, second = event_body(event_id="evt-1"), event_body(event_id="evt-2")
+    app = asgi_app(make_verifier(), {"message.finalized": recorder}, max_body_size=len(first))
+    declared = {**sign(first), "Content-Length": str(len(first))}
+    assert (await call_asgi(app, first, declared))[:2] == (200, b"handled")
+    chunks = [second[:10], second[10:]]
+    assert (await call_asgi(app, second, sign(second), chunks=chunks))[:2] == (200, b"handled")
+    await app.aclose()
+    assert [e.id for e in recorder.events] == ["evt-1", "evt-2"]
+
+
+@pytest.mark.anyio
+async def test_infinite_handler_timeout_is_accepted() -> None:
+    """handler_timeout=math.inf opts out of the timeout, as for every other duration."""
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(), {}, handler_timeout=math.inf)
+    assert handler.handler_timeout == math.inf
+    app = asgi_app(make_verifier(), {"message.finalized": recorder}, handler_timeout=math.inf)
+    body = event_body()
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
+    await app.aclose()
+
+
+@pytest.mark.anyio
+async def test_queue_with_a_default_handler_is_refused() -> None:
+    """With queue=, a default handler would never run: refused like handlers={...}."""
+    queue = RedisWebhookQueue("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(ConfigurationError, match="handlers"):
+            asgi_app(make_verifier(), {}, default=Recorder(), queue=queue)
+    finally:
+        await queue.aclose()
+
+
+@pytest.mark.anyio
+async def test_event_without_a_type_goes_to_the_default_handler() -> None:
+    """An event that names no event_type is handled by ``default``."""
+    fallback = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": Recorder()}, default=fallback)
+    body = json.dumps({"data": {"id": "untyped-1", "payload": {}}}).encode()
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
+    await app.aclose()
+    assert [(e.id, e.event_type) for e in fallback.events] == [("untyped-1", None)]
+
+
+@pytest.mark.anyio
+async def test_aclose_without_timeout_waits_for_the_running_handler() -> None:
+    """aclose() returns only once the running handler has finished (its event is safe)."""
+    recorder = Recorder(gated=True)
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    body = event_body()
+    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    await _started(recorder)
+    closing = asyncio.ensure_future(app.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    recorder.gate.set()
+    await asyncio.wait_for(closing, 5)
+    assert (await delivery)[:2] == (200, b"handled")
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_drain_waits_for_every_running_handler() -> None:
+    """drain() waits for all handlers, not just until the first one finishes."""
+    slow, quick = Recorder(gated=True), Recorder(gated=True)
+    app = asgi_app(make_verifier(), {"message.finalized": slow, "message.sent": quick})
+    bodies = [event_body(event_id="a"), event_body("message.sent", event_id="b")]
+    deliveries = [asyncio.ensure_future(call_asgi(app, b, sign(b))) for b in bodies]
+    await _started(slow)
+    await _started(quick)
+    quick.gate.set()
+    assert (await deliveries[1])[:2] == (200, b"handled")
+    draining = asyncio.ensure_future(app.drain())
+    await asyncio.sleep(0.05)
+    assert not draining.done()
+    assert app.pending == 1
+    slow.gate.set()
+    await asyncio.wait_for(draining, 5)
+    assert (await deliveries[0])[:2] == (200, b"handled")
+    await app.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("declared", ["\xb2", "\xb9\xb2"])
+async def test_a_content_length_of_non_ascii_digits_is_not_a_crash(declared: str) -> None:
+    """A Content-Length of "²" (the header's Latin-1 byte 0xb2) passed isdigit(), then int()
+    raised ValueError out of the ASGI app. It is no length: the body is checked as it arrives."""
+    app = asgi_app(make_verifier(), {"message.finalized": Recorder()}, max_body_size=50_000)
+    body = event_body()
+    status, text, _ = await call_asgi(app, body, {**sign(body), "Content-Length": declared})
+    await app.aclose()
+    assert (status, text) == (200, b"handled")
+
+
+@pytest.mark.anyio
+async def test_content_length_counts_bytes_of_a_non_ascii_answer() -> None:
+    """The ASGI answer's Content-Length is its UTF-8 byte count, also when the reply text
+    echoes non-ASCII header bytes."""
+    app = asgi_app(make_verifier(), {})
+    body = event_body()
+    headers = {**sign(body), "Telnyx-Timestamp": "17000000\xe9"}
+    status, text, sent = await call_asgi(app, body, headers)
+    assert status == 401
+    assert "\xe9".encode() in text
+    assert (b"content-length", str(len(text)).encode()) in sent[0]["headers"]

@@ -83,3 +83,14 @@ async def test_run_in_async_code_is_a_clear_error_and_nothing_else() -> None:
             fake.run(coroutine)
         # Closed: nothing left to warn about when it is collected.
         assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
+
+
+def test_thread_stops_when_the_fake_cannot_start() -> None:
+    """A fake that fails to start (its port is taken) raises, and leaves no thread behind."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError), serve_in_thread(port=port):
+            pass
+    assert [t for t in threading.enumerate() if t.name == "telnyx_msg-fake"] == []

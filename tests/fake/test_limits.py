@@ -172,3 +172,23 @@ def test_default_queue_depth_is_four_hours() -> None:
     queues = SenderQueues(Throughput())
     assert queues.depth(queues.rate("+13125550100", "long_code")) == pytest.approx(1440)
     assert queues.depth(queues.rate("+18005550101", "toll_free")) == pytest.approx(288_000)
+
+
+LONG_CODE = "+13125550100"
+
+
+def test_a_group_send_takes_one_slot_per_recipient() -> None:
+    """A group MMS to 3 recipients is 3 messages in its sender's lane."""
+    queues = SenderQueues(Throughput(per_sender_mps={LONG_CODE: 2.0}, account_mps={}))
+    assert queues.admit(LONG_CODE, "long_code", "MMS", 3, now=0.0) == 0.0
+    assert queues.admit(LONG_CODE, "long_code", "MMS", 1, now=0.0) == pytest.approx(1.5)
+
+
+def test_pruning_drained_lanes_keeps_a_busy_lane() -> None:
+    """Past 10,000 lanes the drained ones are dropped; a lane still backlogged is kept."""
+    queues = SenderQueues(Throughput(per_sender_mps={LONG_CODE: 1.0}, account_mps={}))
+    for _ in range(5):
+        queues.admit(LONG_CODE, "long_code", "SMS", 1, now=0.0)  # busy until t=5
+    for i in range(10_001):
+        queues.admit(f"+1{i:010d}", "short_code", "SMS", 1, now=1.0)
+    assert queues.admit(LONG_CODE, "long_code", "SMS", 1, now=1.0) == pytest.approx(4.0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
-from telnyx_msg.testing import DEFAULT_PROFILE_ID
+from telnyx_msg.testing import DEFAULT_PROFILE_ID, FakeTelnyx
+from telnyx_msg.testing._paging import in_range, page
 
-from .helpers import Api
+from .helpers import Api, connect
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +104,25 @@ async def test_percent_encoded_bracket_keys_are_decoded(api: Api) -> None:
         body = await response.json()
     assert body["meta"]["page_size"] == 1
     assert body["meta"]["page_number"] == 2
+
+
+@pytest.mark.parametrize(("count", "pages"), [(0, 0), (1, 1), (20, 1), (21, 2), (40, 2)])
+def test_total_pages(count: int, pages: int) -> None:
+    _, meta = page(list(range(count)), {"page[size]": "20"})
+    assert meta["total_pages"] == pages
+
+
+def test_date_filters_include_their_bounds() -> None:
+    moment = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert in_range(moment, moment, moment)
+    assert in_range(moment, None, None)
+    assert not in_range(moment, None, datetime(2024, 12, 31, tzinfo=timezone.utc))
+
+
+@pytest.mark.anyio
+async def test_blank_paging_parameters_mean_the_defaults() -> None:
+    """``page[size]=`` (a form left empty) is the default, not a 400."""
+    async with FakeTelnyx() as fake, connect(fake) as api:
+        reply = await api.get("/messaging_optouts", params={"page[size]": "", "page[number]": ""})
+    assert reply.status == 200
+    assert (reply.body["meta"]["page_number"], reply.body["meta"]["page_size"]) == (1, 20)

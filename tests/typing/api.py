@@ -221,6 +221,25 @@ async def send_many_items_are_checked(client: telnyx_msg.AsyncClient) -> None:
     group: telnyx_msg.SendGroupMmsItem = {"from_": FROM, "to": [TO, TO], "text": "g"}
     async for _ in client.messages.send_many([group]):
         pass
+    # Each method's required keys (a missing one is an error, so each ignore is needed).
+    whatsapp: telnyx_msg.SendWhatsAppItem = {"from_": FROM, "to": TO}  # type: ignore[typeddict-item]
+    alpha: telnyx_msg.SendAlphanumericItem = {  # type: ignore[typeddict-item]
+        "from_": "Acme",
+        "to": TO,
+        "messaging_profile_id": "p",
+    }
+    pool: telnyx_msg.SendNumberPoolItem = {"to": TO}  # type: ignore[typeddict-item]
+    mixed: list[telnyx_msg.SendItem] = [
+        {"to": TO, "text": "x"},
+        {"from_": FROM, "to": TO, "whatsapp_message": {"type": "text"}},
+        {"from_": FROM, "to": [TO, TO], "text": "g"},
+        {"messaging_profile_id": "p", "to": TO, "text": "x"},
+        whatsapp,
+        alpha,
+        pool,
+    ]
+    async for _ in client.messages.send_many(mixed):
+        pass
 
 
 async def webhooks_raw_responses_and_testing(
