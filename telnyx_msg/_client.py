@@ -507,60 +507,52 @@ class AsyncClient(ResourceTree[AsyncMode]):
         self, limiter: Limiter, lane: str | None, message_type: str, timeout: Timeout
     ) -> None:
         """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``."""
-        shared = self._shared
-        task = asyncio.current_task()
-        if task is not None:
-            shared.waiting[task] = None
-        try:
-            if shared.limiter_timeout:
-                await limiter.acquire(
-                    lane, message_type, timeout=None if timeout.total == math.inf else timeout.total
-                )
-            else:
-                await limiter.acquire(lane, message_type)
-        except asyncio.CancelledError:
-            if not _cancelled_by_aclose(shared, task):
-                raise
-            raise ClientClosedError(
+        if self._shared.limiter_timeout:
+            total = None if timeout.total == math.inf else timeout.total
+            waiting = limiter.acquire(lane, message_type, timeout=total)
+        else:
+            waiting = limiter.acquire(lane, message_type)
+        await self._wait(
+            waiting,
+            lambda: ClientClosedError(
                 "not sent: the client was closed while this call waited for the rate limiter"
-            ) from None
-        finally:
-            if task is not None:
-                shared.waiting.pop(task, None)
+            ),
+        )
 
     async def _sleep_to_retry(self, delay: float, wire: WireRequest, reached: bool) -> None:
         """Sleep before a retry, or until ``aclose``: a closing client neither waits out a
         long Retry-After nor has the call cancelled as if its request were on the wire."""
+
+        def closed() -> TelnyxError:
+            method, path = wire.method, wire.path
+            error = ClientClosedError(
+                f"{method} {path}: not sent, the client was closed while this call waited to retry",
+                method=method,
+                path=path,
+            )
+            return reached_earlier(error) if reached else error
+
+        await self._wait(asyncio.sleep(delay), closed)
+
+    async def _wait(self, waiting: Awaitable[None], closed: Callable[[], TelnyxError]) -> None:
+        """Await ``waiting`` (nothing is written meanwhile); ``aclose`` ends it with the
+        ``closed()`` error, while another cancellation (the caller's own) propagates."""
         shared = self._shared
         task = asyncio.current_task()
         if task is not None:
             shared.waiting[task] = None
         try:
-            await asyncio.sleep(delay)
+            await waiting
         except asyncio.CancelledError:
-            if not _cancelled_by_aclose(shared, task):
+            if task is None or task not in shared.closing:
                 raise
-            method, path = wire.method, wire.path
-            closed = ClientClosedError(
-                f"{method} {path}: not sent, the client was closed while this call waited to retry",
-                method=method,
-                path=path,
-            )
-            raise (reached_earlier(closed) if reached else closed) from None
+            shared.closing.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            raise closed() from None
         finally:
             if task is not None:
                 shared.waiting.pop(task, None)
-
-
-def _cancelled_by_aclose(shared: _Shared, task: asyncio.Task[Any] | None) -> bool:
-    """Whether ``aclose`` cancelled this wait (then the caller raises ClientClosedError: nothing
-    was written meanwhile); another cancellation, the caller's own, must propagate."""
-    if task is None or task not in shared.closing:
-        return False
-    shared.closing.discard(task)
-    if sys.version_info >= (3, 11):
-        task.uncancel()
-    return True
 
 
 def _check_writable(shared: _Shared, wire: WireRequest) -> None:
