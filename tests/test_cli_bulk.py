@@ -1032,6 +1032,12 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
         assert proc.returncode == code, stderr
         text = stderr.decode()
         assert "in flight were recorded" in text
+        flight = re.search(r"the (\d+) row\(s\) in flight were recorded \(([^)]*)\)", text)
+        assert flight is not None, text
+        counted = {
+            w: int(n) for n, w in re.findall(r"(\d+) (sent|rejected|unknown|not sent)", flight[2])
+        }
+        assert sum(counted.values()) == int(flight[1]), text  # the rows answered count too
         printed = re.search(r"resume with: (.*?)(?: \(add --retry-unknown|$)", text, re.M)
         assert printed is not None, text
         command = shlex.split(printed[1])

@@ -767,12 +767,17 @@ async def _run(run: BulkRun) -> int:
         return 1
     if stopped is not None:
         flight = run.in_flight
+        # Every status counted: rows answered while the run stopped are recorded sent too.
+        recorded = ", ".join(
+            f"{flight[s]} {s.replace('_', ' ')}"
+            for s in ("sent", "rejected", "unknown", "not_sent")
+            if flight[s]
+        )
         _say(
             f"interrupted while reading {args.file}: no row was sent"
             if not run.planned
             else f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
-            f"({flight['unknown']} unknown, {flight['not_sent']} not sent); "
-            f"{max(total - done, 0):,} row(s) not attempted yet"
+            f"({recorded or 'none'}); {max(total - done, 0):,} row(s) not attempted yet"
         )
         _say(
             f"resume with: {resume}"
