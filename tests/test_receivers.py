@@ -622,14 +622,20 @@ async def test_asgi_handler_failure_then_retry() -> None:
     assert len(recorder.events) == 1
 
 
-@pytest.mark.anyio
-async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
-    """The ASGI lifespan shutdown closes the receiver after its handlers finish."""
+async def _handler_running() -> tuple[Any, Recorder, asyncio.Future[Any]]:
+    """An ASGI receiver whose (gated) handler is running one delivery."""
     recorder = Recorder(gated=True)
     app = asgi_app(make_verifier(), {"message.finalized": recorder})
     body = event_body()
     delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
     await _started(recorder)
+    return app, recorder, delivery
+
+
+@pytest.mark.anyio
+async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
+    """The ASGI lifespan shutdown closes the receiver after its handlers finish."""
+    app, recorder, delivery = await _handler_running()
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[str] = []
 
@@ -899,11 +905,7 @@ async def test_event_without_a_type_goes_to_the_default_handler() -> None:
 @pytest.mark.anyio
 async def test_aclose_without_timeout_waits_for_the_running_handler() -> None:
     """aclose() returns only once the running handler has finished (its event is safe)."""
-    recorder = Recorder(gated=True)
-    app = asgi_app(make_verifier(), {"message.finalized": recorder})
-    body = event_body()
-    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
-    await _started(recorder)
+    app, recorder, delivery = await _handler_running()
     closing = asyncio.ensure_future(app.aclose())
     await asyncio.sleep(0.05)
     assert not closing.done()
