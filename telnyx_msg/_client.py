@@ -168,6 +168,10 @@ class _Shared:
     #: Whether ``limiter.acquire`` takes ``timeout=`` (limiters written before it was added
     #: still work, with unbounded waits).
     limiter_timeout: bool = True
+    #: The key as it would appear in a body echoing the request (a proxy's or gateway's page,
+    #: a misdirected base_url): masked before anything reads the body. Empty for a key shorter
+    #: than any real one (a test's "k"), which would mangle bodies instead.
+    echoed_key: bytes = attrs.field(default=b"", repr=False)
 
 
 class AsyncClient(ResourceTree[AsyncMode]):
@@ -238,6 +242,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             webhooks=Webhooks(webhook_public_key),
             hooks=EventHooks.from_mapping(event_hooks),
             limiter_timeout=_takes_timeout(rate_limits),
+            echoed_key=key.encode() if len(key) >= 8 else b"",
         )
         self._configure(to_timeout(timeout), check_retries(max_retries), backoff or Backoff())
 
@@ -466,6 +471,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
             cause: Exception | None = exc
         else:
             cause = None
+            echoed = shared.echoed_key
+            if echoed and echoed in response.body:  # never in an error, a log or a model
+                response = response._replace(body=response.body.replace(echoed, b"***"))
             if response.status >= 300:  # Telnyx does not redirect: a 3xx is not acceptance
                 error = status_error(response, wire)
             elif response.too_large:

@@ -1014,6 +1014,51 @@ async def test_a_signal_while_the_file_is_read_stops_before_the_first_request(
     assert results(out)[0]["row"] == "2"
 
 
+# The bulk command as on Windows: the event loop cannot install signal handlers, so Ctrl-C
+# reaches asyncio.run, which cancels the main task.
+WITHOUT_LOOP_SIGNAL_HANDLERS = """
+import signal, sys
+from asyncio import unix_events
+
+def unsupported(*args, **kwargs):
+    raise NotImplementedError
+
+unix_events._UnixSelectorEventLoop.add_signal_handler = unsupported
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from telnyx_msg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_while_the_file_is_read_without_loop_signal_handlers(
+    tmp_path: Path,
+) -> None:
+    """Where the loop cannot handle signals (Windows), Ctrl-C during the plan also stops the
+    plan's thread: the process read the rest of the file (and printed its plan) before it
+    could exit, and a second Ctrl-C did nothing."""
+    source, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    write_rows(source, 200_000)
+    async with FakeTelnyx() as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-c", WITHOUT_LOOP_SIGNAL_HANDLERS, "bulk", str(source)],
+            *["--out", str(out), "--api-key", fake.api_key, "--base-url", fake.base_url],
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        lock = out.with_name(out.name + ".lock")
+        for _ in range(3000):
+            if lock.exists() or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 130, stderr
+        assert b"plan:" not in stderr, stderr
+        assert fake.messages() == []
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
@@ -1583,7 +1628,7 @@ async def test_utf16_without_a_byte_order_mark_is_a_usage_error(
         assert [r.json["text"] for r in fake.stats.requests if r.json] == ["n\u00e4"]
 
 
-@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
 def test_utf16_read_as_utf8_names_the_encoding(tmp_path: Path, capsys: Any, codec: str) -> None:
     """Without --encoding, a UTF-16 file without a BOM said "unknown column(s)
     'f\\x00r\\x00o\\x00m\\x00'"; it names the encoding that reads it."""
@@ -1591,7 +1636,9 @@ def test_utf16_read_as_utf8_names_the_encoding(tmp_path: Path, capsys: Any, code
     source.write_bytes(f"from,to,text\n{SENDER},+13125550001,hi\n".encode(codec))
     assert main(server_argv(source, out, "http://127.0.0.1:9")) == 2
     err = capsys.readouterr().err
-    assert f"looks like UTF-16 without a byte order mark; pass --encoding {codec}" in err
+    assert (
+        f"looks like {codec[:6].upper()} without a byte order mark; pass --encoding {codec}" in err
+    )
     assert not out.exists()
 
 

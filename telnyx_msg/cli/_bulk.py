@@ -176,6 +176,9 @@ class BulkRun:
         self.stopped: list[int] = []
         self.sending = False
         self.planned = False  # every row read; False after a signal while reading the file
+        # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
+        # Windows): the plan's thread must stop too, or the interpreter waits for it at exit.
+        self.abandoned = False
         self.shard_index: int = args.shard[0]
         self.shard_count: int = args.shard[1]
 
@@ -390,7 +393,7 @@ class BulkRun:
         def requests() -> Iterator[dict[str, Any]]:
             nonlocal pending
             for row, cells in self.table.rows():
-                if self.stopped:  # Ctrl-C while a big file is read: stop reading, send nothing
+                if self.stopped or self.abandoned:  # Ctrl-C while a big file is read
                     return
                 if not self._pending(row):
                     continue
@@ -406,7 +409,7 @@ class BulkRun:
         from telnyx_msg._ratelimit import RateLimits
 
         plan = plan_bulk(requests(), RateLimits(account_mps=self.args.account_mps))
-        if self.stopped:
+        if self.stopped or self.abandoned:
             return pending  # a partial plan would mislead; send() returns at once
         self.planned = True
         lanes = len(plan.lanes)
@@ -725,7 +728,11 @@ async def _run(run: BulkRun) -> int:
     try:
         # In a thread, so a signal while a big file is read is handled at once (on_signal runs
         # on the loop) and the run stops before its first request.
-        total = await asyncio.to_thread(run.plan)
+        try:
+            total = await asyncio.to_thread(run.plan)
+        except asyncio.CancelledError:
+            run.abandoned = True
+            raise
         run.begin()
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")

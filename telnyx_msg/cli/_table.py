@@ -361,10 +361,11 @@ def open_table(
         codec = "utf-8"
     if not skip and not codec.startswith(("utf-16", "utf-32")) and b"\x00" in head[:2]:
         # "unknown column(s) 'f\x00r\x00o\x00m'" would not say what is wrong.
+        wide = "utf-32" if b"\x00\x00" in (head[:2], head[2:4]) else "utf-16"
         order = "le" if head[:1] != b"\x00" else "be"
         raise TableError(
-            f"{path} holds NUL bytes: it looks like UTF-16 without a byte order mark; pass "
-            f"--encoding utf-16-{order}"
+            f"{path} holds NUL bytes: it looks like {wide.upper()} without a byte order mark; "
+            f"pass --encoding {wide}-{order}"
         )
     if codec in ("utf-16", "utf-32"):  # no BOM: Python's codec would fail on the first read
         raise TableError(
