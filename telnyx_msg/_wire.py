@@ -529,12 +529,11 @@ def _shape_error(response: HttpResponse, op: Located, exc: Exception) -> APIResp
 
 def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
     """The typed error for a non-2xx response (see ``errors.status_error_class``)."""
-    raw = response.body
     body: Any
     try:
-        body = json.loads(raw) if raw else None
+        body = json.loads(response.body) if response.body else None
     except _UNREADABLE:
-        body = raw.decode("utf-8", "replace")
+        body = response.body.decode("utf-8", "replace")
     raw_errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(raw_errors, list):
         errors = [ErrorDetail.from_json(e) for e in raw_errors]
