@@ -342,11 +342,13 @@ class RedisWebhookQueue:
         ``handlers`` maps event types to async handlers; ``default`` gets the other types (with
         neither, the entry is acknowledged unhandled). ``consumer`` names this worker in the
         group (default: host, pid and a random suffix); a worker restarted under the same name
-        first finishes its own pending entries. When Redis is unreachable the worker logs, backs
-        off (up to 5 s) and retries; if Redis refuses its credentials before ever answering it,
-        ``run`` raises ``ConfigurationError`` (no retry would help). Cancelling ``run`` cancels
-        the handler in flight: its entry stays pending and is taken over after ``claim_after``.
-        It is never acknowledged unfinished.
+        first looks at its own pending entries (one whose lease from the last run has not
+        expired yet is taken over after ``claim_after``). After :meth:`stop` it starts no new
+        handler, and leaves the group if it holds no pending entry. When Redis is unreachable
+        the worker logs, backs off (up to 5 s) and retries; if Redis refuses its credentials
+        before ever answering it, ``run`` raises ``ConfigurationError`` (no retry would help).
+        Cancelling ``run`` cancels the handler in flight: its entry stays pending and is taken
+        over after ``claim_after``. It is never acknowledged unfinished.
         """
         from telnyx_msg._redis_worker import Worker
 

@@ -28,6 +28,13 @@ logger = logging.getLogger("telnyx_msg.webhooks")
 #: Longest pause between attempts while Redis is unreachable.
 MAX_BACKOFF = 5.0
 
+_LEAVE = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
+
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
 
@@ -68,12 +75,16 @@ class Worker:
         while not self.stopping:
             try:
                 entry = await self._next()
-            except WebhookQueueUnavailableError as exc:
+                self.failures, reached = 0, True
+                if entry is not None:
+                    await self._handle_entry(*entry)
+            except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # the retry loop
                 if not reached and refused_credentials(exc):
                     # A worker that only logs would look healthy to its supervisor.
                     raise credentials_error(exc, "worker") from exc
                 # A Redis that restarted without persistence has lost the group (NOGROUP):
-                # create it again before the next read.
+                # create it again before the next read. (Under OOM that write is refused too,
+                # so the worker reads nothing more until Redis takes writes again.)
                 self.q._group_ready = False
                 self.failures += 1
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
@@ -81,11 +92,36 @@ class Worker:
                     "telnyx webhook worker %s: %s; retrying in %.1f s", self.consumer, exc, delay
                 )
                 await self._pause(delay)
-                continue
-            self.failures = 0
-            reached = True
-            if entry is not None:
-                await self._handle_entry(*entry)
+        if reached:
+            await self._leave()
+
+    async def _leave(self) -> None:
+        """Remove this consumer from the group if it holds no pending entry (default names are
+        new on every start, so restarts would pile consumers up); with one, it stays (deleting
+        a consumer drops its pending entries, which would then never run)."""
+        q = self.q
+        with contextlib.suppress(WebhookQueueUnavailableError):
+            # One script: nothing can become pending between the check and the deletion.
+            await q._call(
+                self.redis.eval(_LEAVE, 1, q.stream, q.group, self.consumer), "XGROUP DELCONSUMER"
+            )
+
+    async def _unread(self, entry_id: str, attempts: int) -> None:
+        """Leave a read entry pending without counting the delivery: no handler ran for it."""
+        q = self.q
+        with contextlib.suppress(WebhookQueueUnavailableError):
+            await q._call(
+                self.redis.xclaim(
+                    q.stream,
+                    q.group,
+                    self.consumer,
+                    0,
+                    [entry_id],
+                    retrycount=max(0, attempts - 1),
+                    justid=True,
+                ),
+                "XCLAIM RETRYCOUNT",
+            )
 
     async def _next(self) -> tuple[str, dict[str, Any], int] | None:
         """The next entry and its delivery count: own history, then taken over, then new."""
@@ -169,6 +205,9 @@ class Worker:
 
     async def _handle_entry(self, entry_id: str, fields: dict[str, Any], attempts: int) -> None:
         q = self.q
+        if self.stopping:  # stopped while reading: stop() promises only the handler in flight
+            await self._unread(entry_id, attempts)
+            return
         event_id = _text(fields.get("event_id", b"")) or None
         try:
             try:
@@ -224,10 +263,14 @@ class Worker:
                 )
                 return
         except WebhookQueueUnavailableError as exc:
+            # Redis may serve reads while refusing writes (out of memory): each read counts a
+            # delivery, so one that ran no handler is uncounted, and the loop backs off rather
+            # than reading on (which would dead-letter the backlog as "never finishing").
             logger.warning(
                 "telnyx webhook worker %s: %s; entry %s left pending", self.consumer, exc, entry_id
             )
-            return
+            await self._unread(entry_id, attempts)
+            raise
         await self._run_handler(entry_id, fields, attempts, event)
 
     async def _run_handler(

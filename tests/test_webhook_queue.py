@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -1118,3 +1119,117 @@ async def test_a_dead_letter_is_acknowledged_in_the_same_transaction(redis_url: 
             assert await q._redis.xlen(q.stream) == 0
     finally:
         await q.aclose()
+
+
+async def test_redis_refusing_writes_counts_no_attempt_and_dead_letters_nothing(
+    redis_process: RedisProcess,
+) -> None:
+    """Out of memory (noeviction), Redis still serves reads but refuses the lease: the worker
+    backs off instead of pulling the backlog into its pending list, the refused deliveries do
+    not count as attempts, and once memory is back every event is handled once, none dead."""
+    q = RedisWebhookQueue(
+        redis_process.url,
+        stream=f"test:{uuid.uuid4().hex}",
+        claim_after=0.3,
+        max_attempts=2,
+        block=0.1,
+    )
+    try:
+        ids = [f"evt-oom-{n}" for n in range(5)]
+        for event_id in ids:
+            await q.enqueue(event_body(event_id), parsed(event_id))
+        await q._redis.config_set("maxmemory-policy", "noeviction")
+        await q._redis.config_set("maxmemory", "1")
+        recorder = Recorder()
+        async with running(q, recorder):
+            await asyncio.sleep(2.5)  # ~8 claim_after periods: far past max_attempts
+            assert recorder.calls == 0
+            assert await q.pending() <= 1  # backed off: the backlog was not read
+            await q._redis.config_set("maxmemory", "0")
+            await wait_until(lambda: len(recorder.events) == len(ids), timeout=30)
+            await wait_until(lambda: _zero_pending(q))
+        assert sorted(e.id or "" for e in recorder.events) == ids
+        assert recorder.calls == len(ids)
+        assert await q.dead_letters() == []
+    finally:
+        with contextlib.suppress(Exception):
+            await q._redis.config_set("maxmemory", "0")
+        await q.aclose()
+
+
+async def _blocked_in_read(q: RedisWebhookQueue) -> bool:
+    return any(c.get("cmd") == "xreadgroup" for c in await q._redis.client_list())
+
+
+async def test_stop_during_the_blocking_read_starts_no_handler(
+    redis_url: str,
+) -> None:
+    """stop() while the worker waits for new entries: an entry that arrives in that wait is
+    not started (stop promises only to finish the handler in flight). It stays pending, with
+    no delivery counted, and another worker handles it."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3, max_attempts=1, block=2.0
+    )
+    try:
+        first = Recorder()
+        task = asyncio.get_running_loop().create_task(q.run({}, default=first, consumer="one"))
+        await wait_until(lambda: _blocked_in_read(q))
+        q.stop()
+        await q.enqueue(event_body("evt-late"), parsed("evt-late"))
+        await asyncio.wait_for(task, 10)
+        assert first.calls == 0
+        assert await q.pending() == 1
+        second = Recorder()
+        async with running(q, second, consumer="two"):
+            await wait_until(lambda: second.events)
+            await wait_until(lambda: _zero_pending(q))
+        assert [e.id for e in second.events] == ["evt-late"]
+        assert await q.dead_letters() == []  # max_attempts=1: the unstarted read did not count
+    finally:
+        await q.aclose()
+
+
+async def test_cli_worker_second_signal_leaves_a_plain_handler_at_once(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """A plain handler's thread cannot be cancelled: a second signal exits (130) at once instead
+    of waiting for it and then dropping its result; the entry stays pending for another worker."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    await queue.enqueue(event_body("evt-thread"), parsed("evt-thread"))
+    proc = worker_process(redis_url, queue.stream, prefix, slow=60.0, handler="record_sync_slow")
+    try:
+        await wait_until(lambda: _has(redis, f"{prefix}:runs", "start:evt-thread"), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 20)  # the handler would sleep for 60 s
+    finally:
+        stderr = await finish(proc)
+    assert proc.returncode == 130, stderr
+    assert "cannot be stopped" in stderr, stderr
+    assert await queue.pending() == 1
+    assert await recorded(redis, f"{prefix}:runs") == ["start:evt-thread"]
+
+
+async def test_clean_stop_removes_the_consumer_without_pending_entries(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A worker that stops cleanly leaves no consumer behind in the group (default names are
+    new on every start, so restarts would pile them up); one with a pending entry stays."""
+    recorder = Recorder()
+    await queue.enqueue(event_body("evt-gone"), parsed("evt-gone"))
+    async with running(queue, recorder, consumer="leaving"):
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    redis = await raw(queue)
+    assert await redis.xinfo_consumers(queue.stream, queue.group) == []
+    held = Recorder()
+    held.gate.clear()
+    await queue.enqueue(event_body("evt-held"), parsed("evt-held"))
+    task = asyncio.get_running_loop().create_task(queue.run({}, default=held, consumer="staying"))
+    await asyncio.wait_for(held.entered.wait(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    consumers = await redis.xinfo_consumers(queue.stream, queue.group)
+    assert [c["name"] for c in consumers] in (["staying"], [b"staying"])

@@ -833,9 +833,19 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
     function = _import_handler(args.handler)
     is_async = inspect.iscoroutinefunction(function)
 
+    in_thread = False
+
     async def handler(event: WebhookEvent) -> None:
         # A plain function runs in a thread, so the claim heartbeat keeps running meanwhile.
-        result = await function(event) if is_async else await _in_thread(function, event)
+        nonlocal in_thread
+        if is_async:
+            result = await function(event)
+        else:
+            in_thread = True
+            try:
+                result = await _in_thread(function, event)
+            finally:
+                in_thread = False
         if inspect.isawaitable(result):
             await result
 
@@ -862,6 +872,16 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
                 flush=True,
             )
             queue.stop()
+        elif in_thread:
+            # Cancelling would only wait for the thread and then drop its result: leave now.
+            # The entry stays pending (its lease expires): another worker takes it over.
+            print(
+                "aborting: a plain handler's thread cannot be stopped; its entry stays pending "
+                "for another worker",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(130)
         else:  # the entry in flight stays pending: another worker takes it over
             task.cancel()
 
