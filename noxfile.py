@@ -16,13 +16,17 @@ TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "tests")
 TYPING_DEPS = nox.project.dependency_groups(PYPROJECT, "typing")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 DOCS_DEPS = nox.project.dependency_groups(PYPROJECT, "docs")
+# pytest-xdist processes: the suite spends much of its time waiting on sockets, subprocesses
+# and timers, so two cores nearly halve it; more than four mostly adds contention to the tests
+# that run load (pass `-n 0` after `--` to run in one process).
+PARALLEL = ["-n", str(min(4, os.cpu_count() or 1))]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The fast suite (everything not marked slow), warnings as errors."""
     session.install("-e", ".[redis]", *TEST_DEPS)
-    session.run("pytest", "-m", "not slow", "-q", *session.posargs)
+    session.run("pytest", "-m", "not slow", "-q", *PARALLEL, *session.posargs)
 
 
 # The tests of the parts that meet the event loop directly (transport and its timeouts, the
@@ -57,7 +61,7 @@ def uvloop(session: nox.Session) -> None:
     installed); pass test paths to run others."""
     session.install("-e", ".[redis]", *TEST_DEPS, "uvloop")
     session.run(
-        *("pytest", "-m", "not slow", "-q", *(session.posargs or UVLOOP_TESTS)),
+        *("pytest", "-m", "not slow", "-q", *PARALLEL, *(session.posargs or UVLOOP_TESTS)),
         env={"TELNYX_MSG_TEST_UVLOOP": "1"},
     )
 
@@ -81,7 +85,7 @@ def versions(session: nox.Session) -> None:
     """
     pins = LOWEST if session.python == "3.10" else []
     session.install("-e", ".[redis]", *TEST_DEPS, *pins)
-    session.run("pytest", "-m", "not slow", "-q", *session.posargs)
+    session.run("pytest", "-m", "not slow", "-q", *PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -89,7 +93,7 @@ def slow(session: nox.Session) -> None:
     """Long-running tests (Hypothesis at full strength, multi-process Redis, big runs)."""
     session.install("-e", ".[redis]", *TEST_DEPS)
     session.run(
-        "pytest", "-m", "slow", "-q", *session.posargs, success_codes=[0, 5]
+        "pytest", "-m", "slow", "-q", *PARALLEL, *session.posargs, success_codes=[0, 5]
     )  # 5: nothing collected is not a failure here
 
 

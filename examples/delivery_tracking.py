@@ -1,7 +1,8 @@
-"""Send a message and wait for its final delivery status, from verified webhooks.
+r"""Send a message and wait for its final delivery status, from verified webhooks.
 
     export TELNYX_API_KEY=KEY... TELNYX_PUBLIC_KEY=...  # or: telnyx-msg mock-server
-    python examples/delivery_tracking.py --to +18445550001 --public-url https://<tunnel>/webhooks/telnyx
+    python examples/delivery_tracking.py --to +18445550001 \
+        --public-url https://<tunnel>/webhooks/telnyx
 
 A local aiohttp receiver verifies the ``message.sent`` and ``message.finalized``
 webhooks and feeds them to a ``DeliveryTracker``; the message is sent with
@@ -61,7 +62,7 @@ async def main(
                 from_=from_, to=to, text=text, webhook_url=url
             )
             print(f"sent {message.id}; waiting for its final status")
-            final = await tracker.final_status(message.id or "", timeout=timeout)
+            final = await tracker.final_status(message.id, timeout=timeout)
         finally:
             await runner.cleanup()
     for recipient in final.to:

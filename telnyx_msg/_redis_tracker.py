@@ -20,6 +20,7 @@ from typing import Any
 from telnyx_msg._config import positive_seconds, wait_seconds
 from telnyx_msg._convert import structure
 from telnyx_msg._redis_common import (
+    MAX_CONNECTIONS,
     bounded,
     close_client,
     make_client,
@@ -29,6 +30,9 @@ from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableErro
 from telnyx_msg.models import Message, WebhookEvent
 
 __all__ = ["DEFAULT_FINAL_STATUS_TIMEOUT", "RedisDeliveryTracker"]
+
+#: An idle subscription is PINGed after this many ``timeout`` s without a message.
+_IDLE_PINGS = 5
 
 logger = logging.getLogger("telnyx_msg.webhooks")
 
@@ -82,6 +86,8 @@ class RedisDeliveryTracker:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Future[None] | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._failure: tuple[float, DeliveryTrackerUnavailableError] | None = None
 
     def __repr__(self) -> str:
         return f"RedisDeliveryTracker(key_prefix={self.key_prefix!r})"
@@ -108,8 +114,29 @@ class RedisDeliveryTracker:
     def _key(self, message_id: str) -> str:
         return f"{self.key_prefix}final:{message_id}"
 
-    async def _call(self, call: Any, what: str) -> Any:
-        return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
+    async def _call(self, call: Any, what: str, within: float | None = None) -> Any:
+        """``call`` bounded by ``within`` (default ``timeout``) once it has a connection slot.
+
+        Calls beyond the pool's connections (thousands of waiters woken together) queue here,
+        outside the bound: only time on a connection counts as Redis not answering. A call
+        that fails within ``timeout`` fails those queued behind it at once, so a frozen Redis
+        costs each caller about one ``timeout``, not one per round of the queue.
+        """
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(MAX_CONNECTIONS))
+        queued = loop.time()
+        async with self._slots[1]:
+            if self._failure is not None and self._failure[0] >= queued:
+                getattr(call, "close", lambda: None)()  # a coroutine never to be awaited
+                raise DeliveryTrackerUnavailableError(str(self._failure[1]))
+            limit = self.timeout if within is None else within
+            try:
+                return await bounded(call, limit, DeliveryTrackerUnavailableError, what)
+            except DeliveryTrackerUnavailableError as exc:
+                if limit >= self.timeout:  # not a caller's own shorter timeout
+                    self._failure = (loop.time(), exc)
+                raise
 
     async def handle(self, event: WebhookEvent) -> None:
         """Webhook handler: store a final status and wake every process waiting for it.
@@ -148,7 +175,7 @@ class RedisDeliveryTracker:
         """The pipeline that stores a final status and announces it, or None when ``event``
         does not carry one."""
         message = event.payload
-        if not isinstance(message, Message) or message.id is None:
+        if not isinstance(message, Message):
             return None
         if not _is_final(event.event_type, message):
             return None
@@ -160,7 +187,12 @@ class RedisDeliveryTracker:
 
     async def result(self, message_id: str) -> Message | None:
         """The final :class:`Message` if recorded (and not expired), else None."""
-        raw = await self._call(self._redis.get(self._key(message_id)), "GET of a final status")
+        return await self._result(message_id, None)
+
+    async def _result(self, message_id: str, within: float | None) -> Message | None:
+        raw = await self._call(
+            self._redis.get(self._key(message_id)), "GET of a final status", within
+        )
         if raw is None:
             return None
         return structure(json.loads(raw), Message)
@@ -194,7 +226,15 @@ class RedisDeliveryTracker:
         try:
             # Subscribed and registered first: a status stored after this read still wakes us.
             while True:
-                known = await self.result(message_id)
+                # A caller's timeout shorter than Redis's bound also bounds the read.
+                remaining = deadline - loop.time()
+                short = 0 < remaining < self.timeout
+                try:
+                    known = await self._result(message_id, remaining if short else None)
+                except DeliveryTrackerUnavailableError:
+                    if short and loop.time() >= deadline:
+                        raise TimeoutError(late) from None
+                    raise
                 if known is not None:
                     return known
                 remaining = deadline - loop.time()
@@ -277,14 +317,31 @@ class RedisDeliveryTracker:
                 self._fail_waiters(error)
                 return
             subscribed.set_result(None)
+            loop = asyncio.get_running_loop()
+            heard, pinged = loop.time(), None
             try:
                 while True:
                     # A read bounded below the socket timeout, so an idle channel is not
                     # mistaken for a dead connection; this is a blocking read, not a poll.
-                    item = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.timeout / 2
-                    )
-                    if item is None or item.get("type") != "message":
+                    item = await pubsub.get_message(timeout=self.timeout / 2)
+                    now = loop.time()
+                    if item is not None:
+                        heard, pinged = now, None
+                    elif pinged is not None and now - pinged > self.timeout:
+                        # A frozen Redis or a half-open connection carries nothing, with no
+                        # error: without this, every waiter of the process would wait on.
+                        raise ConnectionError(f"no answer to PING within {self.timeout:g} s")
+                    elif pinged is None and now - heard >= _IDLE_PINGS * self.timeout:
+                        await bounded(
+                            pubsub.ping(), self.timeout, DeliveryTrackerUnavailableError, "PING"
+                        )
+                        pinged = now
+                    kind = None if item is None else item.get("type")
+                    if kind == "subscribe":
+                        # A client= that reconnects by itself has subscribed again: what was
+                        # published meanwhile was missed, so every waiter reads its key again.
+                        self._wake_all()
+                    if item is None or kind != "message":
                         continue
                     data = item["data"]
                     message_id = data.decode() if isinstance(data, bytes) else str(data)
@@ -306,6 +363,12 @@ class RedisDeliveryTracker:
         await pubsub.subscribe(self.channel)
         while (await pubsub.get_message(timeout=self.timeout)) is None:
             pass  # each read waits up to timeout; the caller bounds the whole wait
+
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _fail_waiters(self, error: BaseException) -> None:
         for waiters in self._waiters.values():

@@ -70,7 +70,7 @@ class DeliveryTracker:
         already-final message are ignored.
         """
         message = event.payload
-        if not isinstance(message, Message) or message.id is None:
+        if not isinstance(message, Message):
             return
         if not _is_final(event.event_type, message):
             return

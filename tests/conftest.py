@@ -56,11 +56,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gc.collect()  # a pending task is reported when it is collected
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its controller reports them
+        workeroutput["asyncio_leaks"] = _LEAKS.found
+        return
     if _LEAKS.found:
         print(f"\nasyncio reported {len(_LEAKS.found)} lost task(s) or exception(s):")
         for message in _LEAKS.found[:20]:
             print(f"  {message}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: collect what a worker's asyncio logger reported."""
+    _LEAKS.found.extend(getattr(node, "workeroutput", {}).get("asyncio_leaks", []))
 
 
 @pytest.fixture

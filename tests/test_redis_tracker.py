@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import subprocess
 import sys
 import time
@@ -337,3 +338,101 @@ async def test_close_right_after_a_wait_that_gave_up_does_not_hang(redis_url: st
         with anyio.fail_after(5):
             await tracker.aclose()
         await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_a_burst_of_waiters_woken_together_all_get_their_status(
+    redis_url: str, tracker: RedisDeliveryTracker
+) -> None:
+    """Thousands of final_status calls woken together, their statuses recorded in a burst by
+    another tracker: every one returns. Waiting for one of the pool's connections is not Redis
+    failing to answer (it raised DeliveryTrackerUnavailableError for about half of them)."""
+    ids = [f"burst-{n}" for n in range(3000)]
+    waiting = [
+        asyncio.get_running_loop().create_task(tracker.final_status(i, timeout=120)) for i in ids
+    ]
+    other = RedisDeliveryTracker(redis_url, key_prefix=tracker.key_prefix)
+    try:
+        with anyio.fail_after(60):  # every waiter subscribed and registered
+            while tracker.waiting < len(ids):  # noqa: ASYNC110  # a count, not an event
+                await asyncio.sleep(0.05)
+        await asyncio.gather(
+            *(other.handle(event("message.finalized", i, "delivered")) for i in ids)
+        )
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 120)
+    finally:
+        await other.aclose()
+    failed = [r for r in results if not isinstance(r, Message)]
+    assert failed == []
+    assert [r.id for r in results if isinstance(r, Message)] == ids
+
+
+async def test_a_timeout_shorter_than_redis_s_is_kept_when_redis_freezes(
+    redis_process: RedisProcess,
+) -> None:
+    """Subscribed, then Redis freezes: final_status(timeout=0.3) raises TimeoutError at its own
+    timeout, not DeliveryTrackerUnavailableError after the tracker's 3 s."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=3.0)
+    try:
+        await tracker.handle(event("message.finalized", "m-known", "delivered"))
+        await tracker.final_status("m-known", timeout=5)  # subscribed from here on
+        redis_process.freeze()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            await tracker.final_status("m-frozen", timeout=0.3)
+        assert not isinstance(info.value, DeliveryTrackerUnavailableError)
+        assert time.monotonic() - started < 2.0
+    finally:
+        redis_process.thaw()
+        await tracker.aclose()
+
+
+async def test_a_waiter_learns_of_a_redis_that_froze_while_it_waited(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis freezes (or the connection goes half-open) while final_status waits with no
+    timeout: the idle subscription is PINGed, so the waiter raises instead of waiting forever."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=0.3)
+    try:
+        waiting = asyncio.get_running_loop().create_task(
+            tracker.final_status("m-idle", timeout=None)
+        )
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        redis_process.freeze()
+        with pytest.raises(DeliveryTrackerUnavailableError, match="PING"):
+            await asyncio.wait_for(waiting, 20)
+    finally:
+        redis_process.thaw()
+        await tracker.aclose()
+
+
+async def test_a_client_that_subscribes_again_by_itself_misses_no_status(redis_url: str) -> None:
+    """A client= whose connections retry (redis-py reconnects and subscribes again on its own):
+    a status published while it was disconnected still wakes the waiter."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    client = aioredis.from_url(
+        redis_url, retry=Retry(NoBackoff(), 3), retry_on_error=[RedisConnectionError]
+    )
+    admin = aioredis.from_url(redis_url)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    tracker = RedisDeliveryTracker(client=client, key_prefix=prefix)
+    try:
+        waiting = asyncio.get_running_loop().create_task(tracker.final_status("m-gap", timeout=10))
+        await asyncio.sleep(0.3)
+        assert tracker.waiting == 1
+        message = event("message.finalized", "m-gap", "delivered").payload
+        assert isinstance(message, Message)
+        pipe = admin.pipeline(transaction=True)  # one step: the publish reaches no subscriber
+        pipe.client_kill_filter(_type="pubsub")
+        pipe.set(f"{prefix}final:m-gap", json.dumps(message.to_dict()))
+        pipe.publish(tracker.channel, "m-gap")
+        assert (await pipe.execute())[2] == 0
+        assert (await asyncio.wait_for(waiting, 8)).id == "m-gap"
+    finally:
+        await tracker.aclose()
+        await client.aclose()
+        await admin.aclose()

@@ -71,6 +71,10 @@ class Event:
         return f'{{"data":{self.data_json},"meta":{meta}}}'.encode()
 
 
+#: Connections the fake opens to webhook receivers at once.
+CONNECTIONS = 100
+
+
 class Dispatcher:
     """Delivers events with retries and failover on its own ``aiohttp.ClientSession``."""
 
@@ -82,6 +86,8 @@ class Dispatcher:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
+        # Deliveries beyond the connection limit wait here, outside the receiver's timeout.
+        self._slots = asyncio.Semaphore(CONNECTIONS)  # made again by each start (its loop's)
 
     @property
     def pending(self) -> int:
@@ -92,8 +98,9 @@ class Dispatcher:
         """Open the delivery session (inside the running loop)."""
         self._session = aiohttp.ClientSession(
             headers={"User-Agent": "telnyx-msg-fake-webhooks"},
-            connector=aiohttp.TCPConnector(limit=100),
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS),
         )
+        self._slots = asyncio.Semaphore(CONNECTIONS)
 
     def submit(self, event: Event) -> asyncio.Task[bool]:
         """Deliver ``event`` in the background; the task is cancelled by :meth:`close`."""
@@ -122,23 +129,24 @@ class Dispatcher:
                 if retry:
                     await asyncio.sleep(settings.retry_delay * 2 ** (retry - 1))
                 number += 1
-                body = event.body(number, url)
-                headers = {"Content-Type": "application/json", **self.signer.headers(body)}
                 status: int | None = None
                 error: str | None = None
-                try:
-                    async with session.post(
-                        url,
-                        data=body,
-                        headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=settings.timeout),
-                    ) as response:
-                        status = response.status
-                        await response.read()
-                except asyncio.TimeoutError:
-                    error = "timeout"
-                except (aiohttp.ClientError, OSError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
+                async with self._slots:  # signed once it has a connection: a fresh timestamp
+                    body = event.body(number, url)
+                    headers = {"Content-Type": "application/json", **self.signer.headers(body)}
+                    try:
+                        async with session.post(
+                            url,
+                            data=body,
+                            headers=headers,
+                            timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                        ) as response:
+                            status = response.status
+                            await response.read()
+                    except asyncio.TimeoutError:
+                        error = "timeout"
+                    except (aiohttp.ClientError, OSError) as exc:
+                        error = f"{type(exc).__name__}: {exc}"
                 attempt = WebhookAttempt(
                     event.event_id, event.event_type, url, number, status, error
                 )
