@@ -114,7 +114,6 @@ class SendWhatsAppItem(_WhatsAppBase, total=False):
     options: RequestOptions
 
 
-#: Any ``send_many`` item.
 SendItem = Union[  # noqa: UP007  # a runtime alias: `X | Y` of TypedDicts fails on 3.10
     SendMessageItem,
     SendLongCodeItem,
@@ -124,3 +123,5 @@ SendItem = Union[  # noqa: UP007  # a runtime alias: `X | Y` of TypedDicts fails
     SendGroupMmsItem,
     SendWhatsAppItem,
 ]
+"""Any ``send_many`` item: one of the ``Send*Item`` dicts, each the keyword arguments of one
+send method (``send_many``'s ``method`` says which)."""

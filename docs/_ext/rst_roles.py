@@ -101,22 +101,51 @@ def _source_default(member: object) -> str | griffe.Expr | None:
     if not isinstance(member, griffe.Attribute) or member.value is None:
         return None
     value = member.value
+    if isinstance(value, griffe.ExprCall) and str(value.function).startswith("_"):
+        return None  # a private helper that builds the field: its value reads better
+    if "lambda" in str(value):  # computed from other fields: the docstring says how
+        return "..."
     if not (isinstance(value, griffe.ExprCall) and str(value.function).endswith(("field", "ib"))):
         return value
     keywords = {a.name: a.value for a in value.arguments if isinstance(a, griffe.ExprKeyword)}
     if "default" in keywords:
         return keywords["default"]
     if "factory" in keywords:
-        return f"{keywords['factory']}()"
+        factory = keywords["factory"]
+        # A lambda computed from other fields: the docstring says how; "..." as in stubs.
+        return "..." if "lambda" in str(factory) else f"{factory}()"
     return None
 
 
 def _runtime_default(value: Any) -> str:
+    import types
+
     import attrs
 
     if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
+        if value.takes_self:  # computed from other fields: the docstring says how
+            return "..."
         return f"{getattr(value.factory, '__name__', 'factory')}()"
+    if isinstance(value, types.MappingProxyType):
+        return repr(dict(value))
     return repr(value)
+
+
+_CONSTANT = re.compile(r"DEFAULT_[A-Z_]+")
+
+
+def _show_constant_defaults(function: griffe.Function) -> None:
+    """Show a parameter default written as a module's ``DEFAULT_*`` constant as its value
+    (``max_retries: int = 2``): the constant's name alone tells a reader nothing."""
+    module: Any = None
+    for parameter in function.parameters:
+        if parameter.default is None or not _CONSTANT.fullmatch(str(parameter.default)):
+            continue
+        if module is None:
+            module = importlib.import_module(function.module.path)
+        value = getattr(module, str(parameter.default), None)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            parameter.default = repr(value)
 
 
 def _attrs_init(obj: griffe.Class) -> griffe.Function | None:
@@ -213,6 +242,8 @@ class RestRoles(griffe.Extension):
                         if init is not None:
                             member.set_member("__init__", init)
                     walk(member)
+                elif isinstance(member, griffe.Function):
+                    _show_constant_defaults(member)
                 elif isinstance(member, griffe.Module):
                     walk(member)
 
