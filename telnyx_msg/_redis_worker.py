@@ -249,8 +249,11 @@ class Worker:
                         holder,
                         entry_id,
                     )
-                # Otherwise another worker is running this very entry (or the lease was just
-                # released): it is taken over after claim_after if it is still pending.
+                # Otherwise another worker is running this very entry (or died running it and
+                # its lease has not expired): it is taken over after claim_after if it is still
+                # pending. This read ran no handler, so it is not an attempt (a worker with a
+                # shorter claim_after would dead-letter the entry before the lease expires).
+                await self._unread(entry_id, attempts)
                 return
             if attempts > q.max_attempts:
                 await self._dead(

@@ -1233,3 +1233,21 @@ async def test_clean_stop_removes_the_consumer_without_pending_entries(
     await asyncio.gather(task, return_exceptions=True)
     consumers = await redis.xinfo_consumers(queue.stream, queue.group)
     assert [c["name"] for c in consumers] in (["staying"], [b"staying"])
+
+
+async def test_takeovers_while_another_holds_the_lease_count_no_attempt(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A worker whose claim_after is shorter than the lease of the worker that died running an
+    entry (settings differ across a rollout) takes it over again and again while the lease
+    lasts: those takeovers ran no handler, so they are not attempts. Once the lease expires the
+    handler runs; the entry is never dead-lettered as "delivered N times without finishing"."""
+    entry_id = await queue.enqueue(event_body("evt-lease"), parsed("evt-lease"))
+    redis = await raw(queue)
+    await redis.set(f"{queue.stream}:lease:evt-lease", f"dead-worker {entry_id}", px=2_500)
+    recorder = Recorder()
+    async with running(queue, recorder):  # claim_after 0.3 s, max_attempts 3
+        await wait_until(lambda: recorder.events, timeout=20)
+        await wait_until(lambda: _zero_pending(queue))
+    assert [e.id for e in recorder.events] == ["evt-lease"]
+    assert await queue.dead_letters() == []
