@@ -24,6 +24,7 @@ from telnyx_msg._redis_common import (
     bounded,
     close_client,
     make_client,
+    time_limit,
 )
 from telnyx_msg._tracker import _is_final
 from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableError
@@ -87,7 +88,8 @@ class RedisDeliveryTracker:
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Future[None] | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        self._failure: tuple[float, DeliveryTrackerUnavailableError] | None = None
+        self._no_answers = 0  # calls Redis did not answer (timeouts, lost connections)
+        self._no_answer = DeliveryTrackerUnavailableError("Redis did not answer")
 
     def __repr__(self) -> str:
         return f"RedisDeliveryTracker(key_prefix={self.key_prefix!r})"
@@ -115,28 +117,40 @@ class RedisDeliveryTracker:
         return f"{self.key_prefix}final:{message_id}"
 
     async def _call(self, call: Any, what: str, within: float | None = None) -> Any:
-        """``call`` bounded by ``within`` (default ``timeout``) once it has a connection slot.
+        """``call`` bounded by ``timeout`` once it has a connection slot; ``within`` (a caller's
+        own, shorter timeout) raises ``TimeoutError`` when it runs out first.
 
         Calls beyond the pool's connections (thousands of waiters woken together) queue here,
         outside the bound: only time on a connection counts as Redis not answering. A call
-        that fails within ``timeout`` fails those queued behind it at once, so a frozen Redis
-        costs each caller about one ``timeout``, not one per round of the queue.
+        that gets no answer fails those queued behind it at once, so a frozen Redis costs each
+        caller about one ``timeout``, not one per round of the queue.
         """
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:
             self._slots = (loop, asyncio.Semaphore(MAX_CONNECTIONS))
-        queued = loop.time()
-        async with self._slots[1]:
-            if self._failure is not None and self._failure[0] >= queued:
-                getattr(call, "close", lambda: None)()  # a coroutine never to be awaited
-                raise DeliveryTrackerUnavailableError(str(self._failure[1]))
-            limit = self.timeout if within is None else within
+        slots = self._slots[1]
+        seen = self._no_answers
+        try:
+            await slots.acquire()
+        except BaseException:
+            _discard(call)  # cancelled while queued: the coroutine never runs
+            raise
+        try:
+            if self._no_answers != seen:  # Redis stopped answering while this call waited
+                _discard(call)
+                raise DeliveryTrackerUnavailableError(str(self._no_answer))
             try:
-                return await bounded(call, limit, DeliveryTrackerUnavailableError, what)
+                if within is None:
+                    return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
+                async with time_limit(within):
+                    return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
             except DeliveryTrackerUnavailableError as exc:
-                if limit >= self.timeout:  # not a caller's own shorter timeout
-                    self._failure = (loop.time(), exc)
+                if _unanswered(exc):  # not an error reply: Redis answers those
+                    self._no_answers += 1
+                    self._no_answer = exc
                 raise
+        finally:
+            slots.release()
 
     async def handle(self, event: WebhookEvent) -> None:
         """Webhook handler: store a final status and wake every process waiting for it.
@@ -231,10 +245,8 @@ class RedisDeliveryTracker:
                 short = 0 < remaining < self.timeout
                 try:
                     known = await self._result(message_id, remaining if short else None)
-                except DeliveryTrackerUnavailableError:
-                    if short and loop.time() >= deadline:
-                        raise TimeoutError(late) from None
-                    raise
+                except TimeoutError:  # the caller's own timeout, before Redis's bound
+                    raise TimeoutError(late) from None
                 if known is not None:
                     return known
                 remaining = deadline - loop.time()
@@ -375,6 +387,23 @@ class RedisDeliveryTracker:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(error)
+
+
+def _discard(call: Any) -> None:
+    """Close a Redis client coroutine that will not be awaited (no "never awaited" warning)."""
+    close = getattr(call, "close", None)
+    if close is not None:
+        close()
+
+
+def _unanswered(error: DeliveryTrackerUnavailableError) -> bool:
+    """Whether ``error`` means Redis did not answer (a timeout, a lost connection), rather
+    than an error reply such as OOM, which shows Redis answering."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    cause = error.__cause__
+    return cause is None or isinstance(cause, (OSError, RedisConnectionError, RedisTimeoutError))
 
 
 async def _stop(task: asyncio.Task[None], within: float) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -436,3 +437,46 @@ async def test_a_client_that_subscribes_again_by_itself_misses_no_status(redis_u
         await tracker.aclose()
         await client.aclose()
         await admin.aclose()
+
+
+async def test_an_error_reply_does_not_fail_the_calls_queued_behind_it(
+    redis_process: RedisProcess,
+) -> None:
+    """A refused write (Redis out of memory answers an error) fails that call only: the reads
+    queued behind it still reach Redis, which answers them."""
+    tracker = RedisDeliveryTracker(redis_process.url)
+    redis = tracker._redis
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1")
+        reads = [tracker.result(f"m-oom-{n}") for n in range(1000)]
+        outcomes = await asyncio.gather(
+            tracker.handle(event("message.finalized", "m-oom", "delivered")),
+            *reads,
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], DeliveryTrackerUnavailableError)
+        assert "maxmemory" in str(outcomes[0])
+        assert [o for o in outcomes[1:] if o is not None] == []
+    finally:
+        await redis.config_set("maxmemory", "0")
+        await tracker.aclose()
+
+
+async def test_calls_cancelled_while_queued_leave_no_coroutine_unawaited(
+    tracker: RedisDeliveryTracker,
+) -> None:
+    """Callers cancelled while their call waits for a connection slot (their own timeouts, a
+    closed request) leave no "coroutine was never awaited" behind."""
+    tasks = [
+        asyncio.get_running_loop().create_task(tracker.result(f"m-c-{n}")) for n in range(1000)
+    ]
+    await asyncio.sleep(0)  # every call is now running or queued
+    for task in tasks[100:]:
+        task.cancel()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        del tasks
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []

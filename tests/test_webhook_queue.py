@@ -1224,15 +1224,18 @@ async def test_clean_stop_removes_the_consumer_without_pending_entries(
         await wait_until(lambda: _zero_pending(queue))
     redis = await raw(queue)
     assert await redis.xinfo_consumers(queue.stream, queue.group) == []
-    held = Recorder()
-    held.gate.clear()
+    failing = Recorder(failures=1)  # its entry stays pending for a retry
     await queue.enqueue(event_body("evt-held"), parsed("evt-held"))
-    task = asyncio.get_running_loop().create_task(queue.run({}, default=held, consumer="staying"))
-    await asyncio.wait_for(held.entered.wait(), 10)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    task = asyncio.get_running_loop().create_task(
+        queue.run({}, default=failing, consumer="staying")
+    )
+    await wait_until(lambda: failing.calls == 1)
+    await asyncio.sleep(0.05)  # the failure is logged and the lease released
+    queue.stop()
+    await asyncio.wait_for(task, 10)
     consumers = await redis.xinfo_consumers(queue.stream, queue.group)
     assert [c["name"] for c in consumers] in (["staying"], [b"staying"])
+    assert await queue.pending() == 1  # deleting the consumer would have dropped it
 
 
 async def test_takeovers_while_another_holds_the_lease_count_no_attempt(
