@@ -471,9 +471,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
             cause: Exception | None = exc
         else:
             cause = None
-            echoed = shared.echoed_key
-            if echoed and echoed in response.body:  # never in an error, a log or a model
-                response = response._replace(body=response.body.replace(echoed, b"***"))
+            if shared.echoed_key:  # never in an error, a log, an event or a model
+                response = _mask_key(response, shared.echoed_key)
             if response.status >= 300:  # Telnyx does not redirect: a 3xx is not acceptance
                 error = status_error(response, wire)
             elif response.too_large:
@@ -872,6 +871,18 @@ def _takes_timeout(limiter: Limiter | None) -> bool:
     return "timeout" in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
+
+
+def _mask_key(response: HttpResponse, key: bytes) -> HttpResponse:
+    """``response`` with the API key shown as ``***`` wherever a proxy or gateway echoed it
+    (the body, a header such as the request id)."""
+    if key in response.body:
+        response = response._replace(body=response.body.replace(key, b"***"))
+    text = key.decode()
+    if any(text in value for value in response.headers.values()):
+        headers = [(name, value.replace(text, "***")) for name, value in response.headers.items()]
+        response = response._replace(headers=fixed_headers(headers))
+    return response
 
 
 def _log_attempt(

@@ -138,6 +138,11 @@ def _check_timeout(_: Any, __: Any, value: float | Timeout | None) -> None:
         to_timeout(value)
 
 
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "upgrade", "te", "trailer"}
+)
+
+
 def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
     """Checked when the options are built: aiohttp would refuse these only inside the request
     (a bare TypeError or ValueError), and a name that is not a token costs a 400."""
@@ -156,6 +161,12 @@ def _check_headers(_: Any, __: Any, value: Mapping[str, str] | None) -> None:
             )
         if name.lower() == "authorization":
             raise ValidationError("extra_headers", "must not set Authorization; use api_key")
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValidationError(
+                "extra_headers",
+                f"must not set {name}: the client sets the headers that frame and route the "
+                "request (a stray one could drop the body or send it elsewhere)",
+            )
         field = f"extra_headers[{name}]"
         if not isinstance(item, str):
             raise ValidationError(field, f"must be a str, got {type(item).__name__}")
@@ -235,4 +246,11 @@ def resolve_base_url(base_url: str | None) -> str:
         raise ConfigurationError(f"base_url {url!r} is not a valid URL: {exc}") from None
     if not parts.hostname:
         raise ConfigurationError(f"base_url {url!r} has no host")
+    if "@" in parts.netloc or "\\" in url:
+        # Credentials would show in reprs and events (the API key authenticates); some URL
+        # parsers read a backslash as the end of the host.
+        raise ConfigurationError(
+            "base_url must not contain credentials (user:password@) or a backslash; the API "
+            "key is what authenticates"
+        )
     return url.rstrip("/")

@@ -21,7 +21,7 @@ import platform
 import select
 import sys
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -55,8 +55,15 @@ _LOOPBACK = frozenset({"localhost", "::1", "[::1]"})
 _READ_CHUNK = 64 * 1024
 
 
-def fixed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """Headers sent on every request, read-only and in the form aiohttp merges without a copy."""
+def _without_request(exc: BaseException) -> BaseException | None:
+    """``exc`` as a cause, unless it carries the request (aiohttp's ``request_info``, whose
+    headers hold the API key): error trackers serialize a whole exception chain."""
+    return None if getattr(exc, "request_info", None) is not None else exc
+
+
+def fixed_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    """Read-only, case-insensitive headers (those sent on every request are in the form aiohttp
+    merges without a copy)."""
     return CIMultiDictProxy(CIMultiDict(headers))
 
 
@@ -540,7 +547,7 @@ class AiohttpTransport:
                 ) from exc
             raise TransportError(
                 f"connection lost: {exc or type(exc).__name__}", reached=reached, timeout=False
-            ) from exc
+            ) from _without_request(exc)
         finally:
             if attempt is not None:
                 attempt.stop()

@@ -110,6 +110,11 @@ def test_an_empty_base_url_is_not_production(url: str, monkeypatch: pytest.Monke
         "http://127.0.0.1:8765:1/v2",
         "http://[::1/v2",
         "http://:8765/v2",
+        # Credentials in the URL would show in reprs and events (and the calls failed with a
+        # bare ValueError); a backslash is read as a different host by some parsers.
+        "http://user:secret@127.0.0.1:8765/v2",
+        "https://user@api.telnyx.com/v2",
+        "http://127.0.0.1\\@evil.example/v2",
     ],
 )
 def test_bad_base_url(url: str) -> None:
@@ -306,6 +311,19 @@ def test_authorization_cannot_be_overridden() -> None:
     catching ValidationError for bad options missed)."""
     with pytest.raises(telnyx_msg.ValidationError, match="Authorization; use api_key") as info:
         RequestOptions(extra_headers={"authorization": "Bearer other"})
+    assert info.value.field == "extra_headers"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Content-Length", "transfer-encoding", "Host", "Connection", "Upgrade", "TE", "Trailer"],
+)
+def test_headers_that_frame_the_request_are_refused(name: str) -> None:
+    """extra_headers may not set the headers that frame or route the request: Content-Length
+    "0" silently dropped the JSON body, Transfer-Encoding sent a body framed two ways (a
+    request-smuggling shape), Host sent it to another virtual host."""
+    with pytest.raises(telnyx_msg.ValidationError, match="frame") as info:
+        RequestOptions(extra_headers={name: "0"})
     assert info.value.field == "extra_headers"
 
 

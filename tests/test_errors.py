@@ -62,6 +62,66 @@ async def test_an_echoed_api_key_never_reaches_the_error(api_server: Any, answer
     assert KEY not in f"{error} {error!r} {error.body} {getattr(error, 'errors', '')}"
 
 
+async def test_an_api_key_echoed_in_a_header_is_masked(api_server: Any) -> None:
+    """A gateway that reflects the Authorization header into a response header: the key is
+    masked in the error (its request id), the response event and a raw response's headers."""
+
+    async def reflect(request: web.Request) -> web.Response:
+        auth = request.headers["Authorization"]
+        headers = {"X-Request-Id": auth, "X-Echo": f"you sent {auth}"}
+        return web.Response(status=401, text="denied", headers=headers)
+
+    seen: list[Any] = []
+
+    async def on_response(event: Any) -> None:
+        seen.append(event)
+
+    server = await api_server(reflect)
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, event_hooks={"response": [on_response]}
+    ) as client:
+        with pytest.raises(telnyx_msg.AuthenticationError) as caught:
+            await client.messages.retrieve("m")
+        with pytest.raises(telnyx_msg.AuthenticationError) as raw_caught:
+            await client.messages.with_raw_response.retrieve("m")
+    error: Any = caught.value
+    assert error.request_id == "Bearer ***"
+    texts = [f"{error} {error!r} {error.request_id}", f"{raw_caught.value!r}"]
+    texts += [f"{e!r} {e.request_id}" for e in seen]
+    assert [t for t in texts if KEY in t] == []
+
+
+async def test_no_exception_in_the_chain_carries_the_key() -> None:
+    """A response aiohttp cannot parse: the chained aiohttp exception held the request's
+    headers (Authorization included), which error trackers serialize with the chain."""
+    import asyncio
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with telnyx_msg.AsyncClient(
+            KEY, base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, max_retries=0
+        ) as client:
+            with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+                await client.messages.retrieve("m")
+    finally:
+        server.close()
+        await server.wait_closed()
+    chain: list[BaseException] = []
+    error: BaseException | None = caught.value
+    while error is not None and len(chain) < 10:
+        chain.append(error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    dumped = " ".join(f"{e!r} {vars(e)!r}" for e in chain)
+    assert KEY not in dumped
+
+
 @pytest.mark.parametrize(("status", "code", "error_cls"), STATUS_CLASSES)
 async def test_status_maps_to_exception(
     api_server: Any, status: int, code: str, error_cls: type[telnyx_msg.APIStatusError]
