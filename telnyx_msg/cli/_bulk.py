@@ -27,6 +27,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -677,7 +678,11 @@ async def check_redis(url: str, timeout: float = 5.0) -> None:
 
 
 def _masked(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``: the command goes to logs."""
+    """``url`` with its password (if any, also as redis-py's ``?password=``) shown as ``***``:
+    the command goes to logs."""
+    base, mark, query = url.partition("?")
+    if mark:
+        url = base + mark + re.sub(r"(?i)(^|&)(password=)[^&#]*", r"\1\2***", query)
     parts = urlsplit(url)
     if parts.password is None:
         return url

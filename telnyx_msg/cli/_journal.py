@@ -267,7 +267,9 @@ class Results:
             size = self.size()
             fresh = size == 0
             torn = not fresh and _last_byte(self.path) != b"\n"
-            self._handle = self.path.open("a", newline="", encoding="utf-8")
+            self._handle = open(  # noqa: SIM115  # kept open across appends
+                _private(self.path, os.O_WRONLY | os.O_APPEND), "a", newline="", encoding="utf-8"
+            )
             if torn:  # a crash cut the last line short: it must not swallow this one
                 self._handle.write("\n")
             if not self._jsonl:
@@ -275,6 +277,8 @@ class Results:
                 if fresh:
                     self._writer.writeheader()
         line = {k: record.get(k, "") for k in RESULT_FIELDS}
+        if not self._jsonl:
+            line.update({k: _inert(str(line[k])) for k in _FREE_TEXT})
         if self._jsonl:
             self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
@@ -305,7 +309,7 @@ class Results:
                 )
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with self.path.open("rb") as source, tmp.open("wb") as out:
+        with self.path.open("rb") as source, open(_private_new(tmp), "wb") as out:
             if not self._jsonl:
                 out.write((",".join(RESULT_FIELDS) + "\r\n").encode())
             for offset in latest:
@@ -401,7 +405,7 @@ class Journal:
         """Write a journal holding only ``header`` (atomically), then open it for appending."""
         self.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as out:
+        with open(_private_new(tmp), "wb") as out:
             out.write(header.line())
             out.flush()
             os.fsync(out.fileno())
@@ -412,7 +416,7 @@ class Journal:
     def open(self) -> None:
         """Open the journal for appending."""
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = _private(self.path, os.O_WRONLY | os.O_APPEND)
 
     async def record(self, row: int) -> None:
         """Return once the line for ``row`` is on stable storage (shared with other rows)."""
@@ -505,7 +509,10 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             return None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = _private(self.path, os.O_RDWR)
+        except OSError as exc:  # a symlink planted where the lock goes (ELOOP), say
+            return f"{self.path} cannot be opened as a plain file: {exc.strerror}"
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -532,3 +539,33 @@ def _sync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+#: Refuses to open through a symlink where the platform can (POSIX).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+#: RESULTS columns whose text comes from the input file or the server.
+_FREE_TEXT = ("to", "message_id", "code", "error")
+
+
+def _private(path: Path, flags: int) -> int:
+    """Open (creating it readable by its owner only: it holds phone numbers) ``path``, never
+    through a symlink someone planted there."""
+    return os.open(path, flags | os.O_CREAT | _NOFOLLOW, 0o600)
+
+
+def _private_new(path: Path) -> int:
+    """A new owner-only file at ``path``; whatever was there (a stale temporary file, a planted
+    symlink) is removed, not followed."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+
+
+def _inert(value: str) -> str:
+    """A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
+    made text with a leading ``'``; a phone number (``+`` and digits) stays as it is."""
+    number = value[:1] == "+" and value[1:].isascii() and value[1:].isdigit()
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not number:
+        return "'" + value
+    return value
