@@ -64,6 +64,9 @@ def create_app(
     # Built once; thread-safe, so one verifier serves every request thread.
     verifier = telnyx_msg.WebhookVerifier(key, replay_store=replay_store())
     app = Flask(__name__)
+    # Flask reads a body of any size before the signature can be checked: Telnyx's
+    # webhooks are a few KB, so anything over 1 MiB is refused (413) unread.
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
 
     @app.post(PATH)
     def telnyx_webhook() -> tuple[str, int]:

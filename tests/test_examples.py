@@ -617,3 +617,21 @@ async def test_setup_sender_moves_the_number_to_the_new_profile(fake: FakeTelnyx
     async with fake.client() as client:
         number = await client.phone_numbers.messaging.retrieve(DEFAULT_TOLL_FREE)
     assert number.messaging_profile_id == profile.id
+
+
+def test_flask_example_refuses_a_huge_body_unread() -> None:
+    """Flask reads a whole body before the signature can be checked: the example caps it at
+    1 MiB (413), so an unsigned 300 MiB POST cannot make each worker buffer it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from telnyx_msg.testing._webhooks import Signer
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    app = webhooks_flask.create_app(signer.public_key_b64)
+    client = app.test_client()
+    response = client.post(webhooks_flask.PATH, data=b"x" * (2 << 20))
+    assert response.status_code == 413
+    body = b'{"data": {}}'  # small: read and verified, not refused for its size
+    assert (
+        client.post(webhooks_flask.PATH, data=body, headers=signer.headers(body)).status_code != 413
+    )
