@@ -73,6 +73,18 @@ __all__ = [
 class TelnyxError(Exception):
     """Base class of every error raised by ``telnyx_msg``."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its message and attributes: Exception's own pickling calls __init__
+        # with the message alone, which the errors with fields cannot take.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[TelnyxError], args: tuple[Any, ...], state: dict[str, Any]) -> TelnyxError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(TelnyxError, ValueError):
     """The client or verifier was configured wrongly (missing API key, bad base URL, bad key)."""

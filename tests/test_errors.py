@@ -295,3 +295,34 @@ def test_every_redis_outage_is_one_catchable_family() -> None:
         # Importable without redis installed: they live with the other errors.
         assert getattr(errors, cls.__name__) is cls
     assert not issubclass(telnyx_msg.RedisUnavailableError, telnyx_msg.APIConnectionError)
+
+
+async def test_errors_survive_pickling(api_server: Any) -> None:
+    """Errors cross process boundaries (multiprocessing, concurrent.futures, task queues):
+    an APIStatusError came back as a TypeError, and a ValidationError could not be rebuilt."""
+    import pickle
+
+    async def not_found(request: web.Request) -> web.Response:
+        return telnyx_error(404, "10005", "Resource not found", "no such message")
+
+    server = await api_server(not_found)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.NotFoundError) as caught:
+            await client.messages.retrieve("m")
+    errors: list[Exception] = [
+        caught.value,
+        telnyx_msg.ValidationError("to", "must be E.164"),
+        telnyx_msg.ConfigurationError("no API key"),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert vars(copy) == vars(error)
+    assert copy_of(caught.value).code == "10005"
+
+
+def copy_of(error: Any) -> Any:
+    import pickle
+
+    return pickle.loads(pickle.dumps(error))
