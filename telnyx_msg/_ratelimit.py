@@ -770,12 +770,11 @@ class RateLimits:
                     if bucket is not None:
                         bucket.take(now)
                     self._grant(head)
-                    if head is me:
-                        lane.where = _PASSING
-                        lane.passer = head
-                    else:
-                        joined = self._place(lane, now)
-                        progress = progress or (joined is not None and joined is not account)
+                    # The lane stays closed until the granted caller's task runs (_release):
+                    # a caller arriving meanwhile would otherwise take the fast path, or be
+                    # granted, and proceed before it (FIFO within a lane).
+                    lane.where = _PASSING
+                    lane.passer = head
 
         next_event: float | None = None
         while timed and (timed[0][2].seq != timed[0][1] or timed[0][2].where != _TIMED):

@@ -86,6 +86,7 @@ class RedisDeliveryTracker:
             )
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._subscribed: asyncio.Future[None] | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._no_answers = 0  # calls Redis did not answer (timeouts, lost connections)
@@ -106,8 +107,8 @@ class RedisDeliveryTracker:
         ``final_status`` calls still waiting raise :class:`DeliveryTrackerUnavailableError`.
         """
         listener, self._listener = self._listener, None
-        if listener is not None:
-            await _stop(listener, self.timeout)
+        for task in [*self._closing, *([listener] if listener is not None else [])]:
+            await _stop(task, self.timeout)
         self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
             self._blocking.close()
@@ -285,7 +286,11 @@ class RedisDeliveryTracker:
 
     async def _subscribe(self, timeout: float | None) -> None:
         """Start the listener (once) and wait until its SUBSCRIBE is confirmed."""
-        if self._listener is None or self._listener.done():
+        if self._listener is None or self._listener.done() or self._subscribed is None:
+            if self._listener is not None and not self._listener.done():
+                # A dead listener still closing its connection: kept until it ends.
+                self._closing.add(self._listener)
+                self._listener.add_done_callback(self._closing.discard)
             self._subscribed = asyncio.get_running_loop().create_future()
             self._listener = asyncio.get_running_loop().create_task(
                 self._listen(self._subscribed), name="telnyx_msg delivery tracker"
@@ -366,6 +371,10 @@ class RedisDeliveryTracker:
                     f"lost the Redis subscription while waiting: {exc}"
                 )
                 error.__cause__ = exc
+                # Dead from here on, though still closing its connection: the next call
+                # (a caller retrying at once) starts a new listener.
+                if self._subscribed is subscribed:
+                    self._subscribed = None
                 self._fail_waiters(error)
         finally:
             await asyncio.shield(_close_pubsub(pubsub))

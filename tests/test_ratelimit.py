@@ -816,6 +816,35 @@ def test_random_schedules_keep_fifo_rates_and_progress(ops: list[Op]) -> None:
     _run_schedule(ops)
 
 
+def test_a_caller_never_overtakes_one_granted_before_it_in_its_lane() -> None:
+    """Found by the property above: an MMS waiter of sender a is granted by another task's
+    pump and has not run yet when a new SMS call of a arrives; the lane was open again, so the
+    new call took the fast path and proceeded first (same instant, order swapped). The lane
+    now stays closed until the granted caller's task has run."""
+    a_sms, a_mms, b_sms = (
+        ("a", 0.0, "send", "SMS"),
+        ("a", 1.0, "send", "MMS"),
+        ("b", 1.0, "send", "SMS"),
+    )
+    _run_schedule(
+        [
+            *[a_sms] * 5,
+            ("a", 0.0, "ok", "SMS"),
+            ("a", 1.0, "send", "SMS"),
+            a_mms,
+            ("b", 0.0, "40318", "SMS"),
+            ("a", 0.0, "10011", "SMS"),
+            a_mms,
+            ("a", 0.0, "cancel", "SMS"),
+            ("b", 0.0, "send", "SMS"),
+            b_sms,
+            ("a", 0.0, "10011", "SMS"),
+            b_sms,
+            ("a", 1.0, "send", "SMS"),
+        ]
+    )
+
+
 @pytest.mark.parametrize(
     ("reset_after", "pause"),
     [

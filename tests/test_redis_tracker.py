@@ -480,3 +480,31 @@ async def test_calls_cancelled_while_queued_leave_no_coroutine_unawaited(
         del tasks
         gc.collect()
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+async def test_a_wait_retried_at_once_after_a_lost_subscription_subscribes_again(
+    redis_url: str,
+) -> None:
+    """The subscription's connection drops (Redis healthy): the waiter raises, and a call made
+    at once after it (a caller retrying) subscribes anew and is woken by the status. It waited
+    out its timeout: the dying listener, still closing its connection, passed for a live one."""
+    import redis.asyncio as aioredis
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    tracker = RedisDeliveryTracker(redis_url, key_prefix=prefix, timeout=1.0)
+    other = RedisDeliveryTracker(redis_url, key_prefix=prefix)
+    admin = aioredis.from_url(redis_url)
+    try:
+        waiting = asyncio.get_running_loop().create_task(tracker.final_status("m-1", timeout=30))
+        await asyncio.sleep(0.3)
+        await admin.client_kill_filter(_type="pubsub")
+        with pytest.raises(DeliveryTrackerUnavailableError):
+            await asyncio.wait_for(waiting, 10)
+        retry = asyncio.get_running_loop().create_task(tracker.final_status("m-2", timeout=8))
+        await asyncio.sleep(0.3)
+        await other.handle(event("message.finalized", "m-2", "delivered"))
+        assert (await asyncio.wait_for(retry, 6)).id == "m-2"
+    finally:
+        await tracker.aclose()
+        await other.aclose()
+        await admin.aclose()
