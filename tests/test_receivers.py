@@ -959,3 +959,17 @@ async def test_content_length_counts_bytes_of_a_non_ascii_answer() -> None:
     assert status == 401
     assert "\xe9".encode() in text
     assert (b"content-length", str(len(text)).encode()) in sent[0]["headers"]
+
+
+@pytest.mark.anyio
+async def test_tracker_remembers_only_max_size_evicted_ids() -> None:
+    """The ids of dropped final statuses are remembered up to another max_size (oldest
+    forgotten first): memory stays bounded, and a forgotten one is waited for again."""
+    tracker = DeliveryTracker(max_size=1)
+    for message_id in ("a", "b", "c"):
+        tracker.record(delivery(message_id, "delivered"))
+    with pytest.raises(LookupError, match="max_size"):
+        await tracker.final_status("b", timeout=0)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("a", timeout=0.01)
+    assert tracker.waiting == 0

@@ -17,7 +17,8 @@ import pytest
 
 from telnyx_msg import _redis_limits
 from telnyx_msg._redis_limits import RedisRateLimits
-from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.errors import ConfigurationError, RateLimitError, RateLimiterUnavailableError
+from tests.redis_proc import RedisProcess
 
 TOLL_FREE = "+18005550101"
 TOLL_FREE_2 = "+18445550002"
@@ -431,3 +432,47 @@ async def test_a_caller_waiting_for_its_own_lane_leaves_the_account_line(make: A
     finally:
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_wait_longer_than_the_timeout_raises_at_once(make: Any) -> None:
+    """acquire(timeout=...) raises RateLimitError without sleeping when Redis says the wait is
+    longer than the timeout (the client passes the call's timeout)."""
+    sleeps = Sleeps(stop=False)
+    limits = make(account_mps=None, per_sender_mps={TOLL_FREE: 1.0}, burst=1.0, sleep=sleeps)
+    await limits.acquire(TOLL_FREE)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError):
+        await limits.acquire(TOLL_FREE, timeout=0.1)
+    assert sleeps.delays == []
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_429_whose_feedback_redis_failed_to_store_is_written_later(
+    tmp_path: Path, prefix: str
+) -> None:
+    """A 429 10011 recorded while Redis is down is not lost with the failed round trip: the
+    next acquire after Redis is back still blocks for the reset_after."""
+    proc = RedisProcess(tmp_path)
+    limits = RedisRateLimits_(proc.url, prefix)
+    try:
+        await limits.acquire(TOLL_FREE)  # scripts loaded, buckets exist
+        limits.on_response(TOLL_FREE, status=429, code="10011", reset_after=5.0)
+        proc.kill()
+        with pytest.raises(RateLimiterUnavailableError):
+            await limits.acquire(TOLL_FREE)
+        proc.start()
+        with pytest.raises(RateLimitError):
+            await limits.acquire(TOLL_FREE, timeout=1.0)
+    finally:
+        await limits.aclose()
+        proc.close()
+
+
+def RedisRateLimits_(url: str, key_prefix: str) -> Any:
+    from telnyx_msg._redis_limits import RedisRateLimits
+
+    return RedisRateLimits(url, key_prefix=key_prefix, account_mps=50.0, redis_timeout=0.5)

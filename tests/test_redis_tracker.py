@@ -508,3 +508,96 @@ async def test_a_wait_retried_at_once_after_a_lost_subscription_subscribes_again
         await tracker.aclose()
         await other.aclose()
         await admin.aclose()
+
+
+async def test_a_final_status_expires_after_ttl(redis_url: str) -> None:
+    """A stored final status is kept ``ttl`` seconds, not forever (one key per message)."""
+    t = RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:", ttl=3600)
+    try:
+        await t.handle(event("message.finalized", "m-ttl", "delivered"))
+        assert await t.result("m-ttl") is not None
+        ttl = await t._redis.ttl(t._key("m-ttl"))
+        assert 3500 <= ttl <= 3600
+    finally:
+        await t.aclose()
+
+
+async def test_a_tracker_subscribes_again_after_its_subscription_was_lost(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis restarts: the waiters of the moment fail (see test_lost_subscription_fails_waiters),
+    and a final_status called afterwards subscribes again, so it is woken by a status recorded
+    elsewhere instead of waiting out its timeout."""
+    t = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    other = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    try:
+        waiting = asyncio.get_running_loop().create_task(t.final_status("m-lost", timeout=60))
+        await asyncio.sleep(0.3)
+        redis_process.kill()
+        with pytest.raises(DeliveryTrackerUnavailableError):
+            await asyncio.wait_for(waiting, 10)
+        redis_process.start()
+        waiting = asyncio.get_running_loop().create_task(t.final_status("m-after", timeout=10))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await other.handle(event("message.finalized", "m-after", "delivered"))
+        assert (await asyncio.wait_for(waiting, 5)).id == "m-after"
+    finally:
+        await t.aclose()
+        await other.aclose()
+
+
+async def test_timeout_zero_still_returns_a_stored_status(tracker: RedisDeliveryTracker) -> None:
+    """final_status(id, timeout=0) on a fresh tracker still subscribes and reads once: a status
+    already stored is returned, not a TimeoutError."""
+    await tracker.handle(event("message.finalized", "m-zero", "delivered"))
+    assert (await tracker.final_status("m-zero", timeout=0)).id == "m-zero"
+
+
+async def test_a_notification_without_a_stored_status_does_not_spin(
+    redis_process: RedisProcess,
+) -> None:
+    """A wake-up that finds no stored status (a stray publish, a status that expired) re-arms
+    the waiter: it waits again instead of re-reading Redis in a loop."""
+    import redis.asyncio as aioredis
+
+    t = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    admin = aioredis.from_url(redis_process.url)
+    try:
+        waiting = asyncio.get_running_loop().create_task(t.final_status("m-stray", timeout=10))
+        await asyncio.sleep(0.3)
+        before = (await admin.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+        await admin.publish(t.channel, "m-stray")
+        await asyncio.sleep(0.5)
+        after = (await admin.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+        assert after - before <= 3
+        assert not waiting.done()
+        await t.handle(event("message.finalized", "m-stray", "delivered"))
+        assert (await asyncio.wait_for(waiting, 5)).id == "m-stray"
+    finally:
+        await t.aclose()
+        await admin.aclose()
+
+
+async def test_calls_queued_behind_a_frozen_redis_fail_together(
+    redis_process: RedisProcess,
+) -> None:
+    """More calls than connections on a frozen Redis: the ones queued for a connection fail as
+    soon as the first ones got no answer, so each caller waits about one timeout, not one per
+    round of the queue."""
+    import time
+
+    t = RedisDeliveryTracker(redis_process.url, timeout=1.0)
+    try:
+        await t.result("warm-up")
+        redis_process.freeze()
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(t.result(f"m-{n}") for n in range(250)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+        assert all(isinstance(r, DeliveryTrackerUnavailableError) for r in results)
+        assert elapsed < 1.7, elapsed
+    finally:
+        redis_process.thaw()
+        await t.aclose()

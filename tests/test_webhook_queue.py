@@ -1254,3 +1254,240 @@ async def test_takeovers_while_another_holds_the_lease_count_no_attempt(
         await wait_until(lambda: _zero_pending(queue))
     assert [e.id for e in recorder.events] == ["evt-lease"]
     assert await queue.dead_letters() == []
+
+
+async def test_a_worker_that_reached_redis_keeps_retrying_when_its_credentials_are_refused(
+    redis_url: str,
+) -> None:
+    """Credentials refused *after* the worker has talked to Redis (a password rotated, a user
+    disabled for a moment) are an outage like any other: the worker logs and retries, and
+    resumes once Redis takes them again. Only a worker refused before it ever reached Redis
+    stops with ConfigurationError."""
+    user = f"rotating-{uuid.uuid4().hex[:8]}"
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    await admin.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+    host = redis_url.removeprefix("redis://")
+    q = RedisWebhookQueue(
+        f"redis://{user}:pw@{host}",
+        stream=f"test:{uuid.uuid4().hex}",
+        claim_after=0.3,
+        block=0.2,
+        timeout=0.5,
+    )
+    recorder = Recorder()
+    try:
+        async with running(q, recorder) as task:
+            await q.enqueue(event_body("evt-before"), parsed("evt-before"))
+            await wait_until(lambda: recorder.events)
+            await admin.acl_setuser(user, enabled=False)  # AUTH now fails: WRONGPASS
+            await admin.client_kill_filter(user=user)  # its connections must log in again
+            await asyncio.sleep(1.5)
+            assert not task.done(), task.exception() if task.done() else None
+            await admin.acl_setuser(user, enabled=True)
+            fields = {
+                "body": event_body("evt-after"),
+                "event_id": "evt-after",
+                "event_type": "message.finalized",
+                "received_at": "0",
+            }
+            await admin.xadd(q.stream, fields)  # type: ignore[arg-type]  # bytes and str values
+            await wait_until(lambda: len(recorder.events) == 2, timeout=20)
+        assert [e.id for e in recorder.events] == ["evt-before", "evt-after"]
+    finally:
+        await q.aclose()
+        await admin.acl_deluser(user)
+        await admin.aclose()
+
+
+async def test_a_restarted_worker_retries_its_own_failed_entry_after_claim_after(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A worker restarted under its old name first runs the entries still pending with that
+    name; one whose handler fails is retried after claim_after (the documented pause before a
+    retry), not re-read from the worker's history at once (which also counted a delivery per
+    read and dead-lettered it within milliseconds)."""
+    calls: list[float] = []
+
+    async def fail_once(event: object) -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ValueError("first attempt fails")
+
+    await queue.enqueue(event_body("evt-own"), parsed("evt-own"))
+    redis = await raw(queue)
+    read = await redis.xreadgroup(queue.group, "same", {queue.stream: ">"}, count=1)
+    assert len(read[0][1]) == 1  # pending with "same", as if that worker had died
+    async with running(queue, fail_once, consumer="same"):
+        await wait_until(lambda: len(calls) == 2)
+        await wait_until(lambda: _zero_pending(queue))
+    assert calls[1] - calls[0] >= queue.claim_after * 0.9
+    assert await queue.dead_letters() == []
+
+
+async def test_handled_event_ids_are_remembered_for_handled_ttl(redis_url: str) -> None:
+    """The "done" key of a handled event id expires after handled_ttl *seconds* (a redelivery
+    within that window is skipped; milliseconds would forget it at once)."""
+    q = RedisWebhookQueue(
+        redis_url,
+        stream=f"test:{uuid.uuid4().hex}",
+        claim_after=0.3,
+        block=0.2,
+        handled_ttl=3600,
+    )
+    try:
+        recorder = Recorder()
+        await q.enqueue(event_body("evt-ttl"), parsed("evt-ttl"))
+        async with running(q, recorder):
+            await wait_until(lambda: recorder.events)
+            await wait_until(lambda: _zero_pending(q))
+        ttl = await q._redis.ttl(f"{q.stream}:done:evt-ttl")
+        assert 3500 <= ttl <= 3600
+    finally:
+        await q.aclose()
+
+
+async def test_the_dead_stream_is_trimmed_to_about_dead_maxlen(redis_url: str) -> None:
+    """dead_maxlen caps the dead stream (approximately: Redis trims whole nodes of 100)."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3, block=0.2, dead_maxlen=10
+    )
+    try:
+        await q.prepare()
+        pipe = q._redis.pipeline(transaction=False)
+        for n in range(300):
+            pipe.xadd(q.stream, {"body": b"not json", "event_id": f"bad-{n}".encode()})
+        await pipe.execute()
+        async with running(q, Recorder()):
+            await wait_until(lambda: _zero_pending(q), timeout=30)
+            await wait_until(lambda: _stream_empty(q), timeout=30)
+        assert 10 <= await q._redis.xlen(q.dead_stream) <= 200
+    finally:
+        await q.aclose()
+
+
+async def _stream_empty(q: RedisWebhookQueue) -> bool:
+    return bool(await q._redis.xlen(q.stream) == 0)
+
+
+async def test_entries_appended_before_the_group_existed_are_delivered(
+    queue: RedisWebhookQueue,
+) -> None:
+    """The consumer group starts at id 0: an entry already in the stream when the first worker
+    creates the group (appended by another producer, or before a group was destroyed) runs."""
+    recorder = Recorder()
+    redis = await raw(queue)
+    await redis.xadd(
+        queue.stream,
+        {
+            "body": event_body("evt-early"),
+            "event_id": "evt-early",
+            "event_type": "message.finalized",
+            "received_at": "0",
+        },
+    )
+    async with running(queue, recorder):
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+    assert [e.id for e in recorder.events] == ["evt-early"]
+
+
+async def test_an_idle_worker_whose_block_outlasts_timeout_reads_without_errors(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """block longer than timeout (a long poll with short Redis calls), and block below one
+    second: each read blocks ``block`` seconds on the server, not longer (BLOCK is in
+    milliseconds; 0 would block forever) and not into the socket timeout, so an idle worker
+    logs no failure and no backoff, and an entry appended meanwhile is handled."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3, block=0.5, timeout=0.25
+    )
+    recorder = Recorder()
+    try:
+        with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+            async with running(q, recorder):
+                await asyncio.sleep(2.5)
+                await q.enqueue(event_body("evt-idle"), parsed("evt-idle"))
+                await wait_until(lambda: recorder.events)
+        assert "retrying" not in caplog.text, caplog.text
+        assert [e.id for e in recorder.events] == ["evt-idle"]
+    finally:
+        await q.aclose()
+
+
+async def test_skipping_an_already_handled_event_leaves_no_lease(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A redelivery of a handled event takes the lease (one pipelined round trip) and then
+    skips the entry: the lease it took is released in the acknowledging transaction."""
+    recorder = Recorder()
+    redis = await raw(queue)
+    async with running(queue, recorder):
+        await queue.enqueue(event_body("evt-again"), parsed("evt-again"))
+        await wait_until(lambda: recorder.events)
+        await wait_until(lambda: _zero_pending(queue))
+        await queue.enqueue(event_body("evt-again"), parsed("evt-again"))
+        await wait_until(lambda: _stream_empty(queue))
+        assert await redis.exists(f"{queue.stream}:lease:evt-again") == 0
+    assert recorder.calls == 1
+
+
+async def test_a_failed_handler_is_retried_only_after_claim_after(redis_url: str) -> None:
+    """claim_after is also the pause before a failed handler runs again: the retry comes when
+    the entry has been idle that long, not at the next takeover scan."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=1.0, max_attempts=3, block=0.2
+    )
+    calls: list[float] = []
+
+    async def fail_once(event: object) -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ValueError("first attempt fails")
+
+    try:
+        await q.enqueue(event_body("evt-pause"), parsed("evt-pause"))
+        async with running(q, fail_once):
+            await wait_until(lambda: len(calls) == 2)
+            await wait_until(lambda: _zero_pending(q))
+        assert calls[1] - calls[0] >= 0.9 * q.claim_after
+        assert await q.dead_letters() == []
+    finally:
+        await q.aclose()
+
+
+async def test_a_copy_arriving_while_a_long_handler_runs_is_not_run_alongside(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A handler running for several claim_after periods keeps its event's lease alive (the
+    heartbeat renews it with the entry): a second copy of the event that arrives meanwhile is
+    acknowledged as a duplicate, never run at the same time as the first."""
+    slow = Recorder()
+    slow.gate.clear()
+    await queue.enqueue(event_body("evt-overlap"), parsed("evt-overlap"))
+    async with (
+        running(queue, slow, consumer="one"),
+        running(queue, slow, consumer="two"),
+    ):
+        await asyncio.wait_for(slow.entered.wait(), 10)
+        await asyncio.sleep(queue.claim_after * 3)  # far past the first lease's own expiry
+        await queue.enqueue(event_body("evt-overlap"), parsed("evt-overlap"))
+        await asyncio.sleep(queue.claim_after * 2)
+        assert slow.calls == 1
+        slow.gate.set()
+        await wait_until(lambda: _zero_pending(queue))
+        await wait_until(lambda: _stream_empty(queue))
+    assert slow.calls == 1
+    assert [e.id for e in slow.events] == ["evt-overlap"]
+
+
+async def test_stop_before_any_run_makes_the_next_run_return_at_once(
+    queue: RedisWebhookQueue,
+) -> None:
+    """stop() called before run() (a supervisor's signal that lands during startup): the next
+    run returns at once instead of starting to handle entries."""
+    recorder = Recorder()
+    await queue.enqueue(event_body("evt-unstarted"), parsed("evt-unstarted"))
+    queue.stop()
+    await asyncio.wait_for(queue.run({"message.finalized": recorder}), 5)
+    assert recorder.calls == 0
+    assert await queue.pending() == 0  # nothing was even read

@@ -313,3 +313,21 @@ async def test_waiting_for_a_connection_does_not_count_against_the_receiver(
         await fake.settle()
         assert [a.error for a in fake.stats.webhook_attempts if not a.ok] == []
         assert fake.stats.webhooks_delivered == receiver.arrivals == 600
+
+
+TO = "+18445550001"
+
+
+async def test_retries_back_off_from_retry_delay(receiver: Receiver) -> None:
+    """Between tries of one URL the fake waits retry_delay * 2**n, n = 0, 1, ...: with two
+    failures the third try comes retry_delay * (1 + 2) after the first, not * (2 + 4)."""
+    receiver.statuses["hook"] = [500, 500]
+    config = FakeConfig(webhooks=WebhookSettings(attempts=3, retry_delay=0.2, timeout=1.0))
+    async with FakeTelnyx(config=config) as fake:
+        fake.set_webhook_url(receiver.url())
+        started = time.monotonic()
+        await fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="hi")
+        elapsed = time.monotonic() - started
+        attempts = [(a.status, a.attempt) for a in fake.stats.webhook_attempts]
+    assert attempts == [(500, 1), (500, 2), (200, 3)]
+    assert 0.55 <= elapsed < 1.0, elapsed
