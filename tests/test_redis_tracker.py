@@ -227,17 +227,29 @@ async def test_frozen_redis_does_not_hang(redis_process: RedisProcess) -> None:
         await tracker.aclose()
 
 
-async def test_lost_subscription_fails_waiters(redis_process: RedisProcess) -> None:
-    """Redis dies while a final_status waits: it raises instead of waiting out its timeout."""
+async def test_lost_subscription_fails_waiters_and_the_next_call_subscribes_again(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis dies while a final_status waits: it raises instead of waiting out its timeout.
+    Once Redis is back, a final_status called afterwards subscribes again, so it is woken by a
+    status recorded elsewhere."""
     tracker = RedisDeliveryTracker(redis_process.url, timeout=0.5)
+    other = RedisDeliveryTracker(redis_process.url, timeout=0.5)
     try:
         waiting = asyncio.get_running_loop().create_task(tracker.final_status("m10", timeout=60))
         await asyncio.sleep(0.3)
         redis_process.kill()
         with pytest.raises(DeliveryTrackerUnavailableError):
             await asyncio.wait_for(waiting, 10)
+        redis_process.start()
+        waiting = asyncio.get_running_loop().create_task(tracker.final_status("m11", timeout=10))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await other.handle(event("message.finalized", "m11", "delivered"))
+        assert (await asyncio.wait_for(waiting, 5)).id == "m11"
     finally:
         await tracker.aclose()
+        await other.aclose()
 
 
 async def test_aclose_releases_waiters(redis_url: str) -> None:
@@ -520,31 +532,6 @@ async def test_a_final_status_expires_after_ttl(redis_url: str) -> None:
         assert 3500 <= ttl <= 3600
     finally:
         await t.aclose()
-
-
-async def test_a_tracker_subscribes_again_after_its_subscription_was_lost(
-    redis_process: RedisProcess,
-) -> None:
-    """Redis restarts: the waiters of the moment fail (see test_lost_subscription_fails_waiters),
-    and a final_status called afterwards subscribes again, so it is woken by a status recorded
-    elsewhere instead of waiting out its timeout."""
-    t = RedisDeliveryTracker(redis_process.url, timeout=0.5)
-    other = RedisDeliveryTracker(redis_process.url, timeout=0.5)
-    try:
-        waiting = asyncio.get_running_loop().create_task(t.final_status("m-lost", timeout=60))
-        await asyncio.sleep(0.3)
-        redis_process.kill()
-        with pytest.raises(DeliveryTrackerUnavailableError):
-            await asyncio.wait_for(waiting, 10)
-        redis_process.start()
-        waiting = asyncio.get_running_loop().create_task(t.final_status("m-after", timeout=10))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()
-        await other.handle(event("message.finalized", "m-after", "delivered"))
-        assert (await asyncio.wait_for(waiting, 5)).id == "m-after"
-    finally:
-        await t.aclose()
-        await other.aclose()
 
 
 async def test_timeout_zero_still_returns_a_stored_status(tracker: RedisDeliveryTracker) -> None:
