@@ -400,6 +400,12 @@ class _Terminated(BaseException):
     """SIGTERM outside the bulk run's own handling (e.g. while starting up)."""
 
 
+class _Interrupted(BaseException):
+    """SIGINT while ``send``'s request is out, turned from the task's cancellation: a
+    KeyboardInterrupt raised inside a task is left "never retrieved" by Python 3.10's asyncio,
+    which then logs it with a traceback."""
+
+
 def _terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
@@ -477,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TelnyxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         print(f"\ninterrupted{_in_flight(args)}", file=sys.stderr)
         return 130
     except _Terminated:
@@ -522,15 +528,17 @@ def _silence_stdout() -> None:
 
 @contextlib.contextmanager
 def _terminated_by_cancelling() -> Iterator[None]:
-    """SIGTERM cancels the running task, which then raises ``_Terminated`` here: raised from
-    the signal handler itself, it could land inside asyncio's socket write, which takes it for
-    a write error (and logs "Fatal write error") instead of letting it end the command."""
+    """SIGINT and SIGTERM cancel the running task, which then raises ``_Interrupted`` or
+    ``_Terminated`` here: raised from the signal handler itself, the error could land inside
+    asyncio's socket write, which takes it for a write error (and logs "Fatal write error"),
+    or inside a task step (Python 3.10 then logs the task's KeyboardInterrupt as never
+    retrieved), instead of just ending the command."""
     try:
-        with _cancelled_by(signal.SIGTERM) as fired:
+        with _cancelled_by(signal.SIGINT, signal.SIGTERM) as fired:
             yield
     except asyncio.CancelledError:
         if fired:
-            raise _Terminated from None
+            raise (_Interrupted if fired[0] == signal.SIGINT else _Terminated) from None
         raise
     finally:
         with contextlib.suppress(ValueError):  # not the main thread
