@@ -278,7 +278,7 @@ class Results:
                     self._writer.writeheader()
         line = {k: record.get(k, "") for k in RESULT_FIELDS}
         if not self._jsonl:
-            line.update({k: _inert(str(line[k])) for k in _FREE_TEXT})
+            line.update({k: _inert(line[k]) for k in _FREE_TEXT})
         if self._jsonl:
             self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
@@ -562,9 +562,12 @@ def _private_new(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
 
 
-def _inert(value: str) -> str:
+def _inert(value: Any) -> Any:
     """A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
-    made text with a leading ``'``; a phone number (``+`` and digits) stays as it is."""
+    made text with a leading ``'``; a phone number (``+`` and digits) stays as it is. Anything
+    but a str is written as it was (the CSV writer turns None into an empty cell)."""
+    if not isinstance(value, str):
+        return value
     number = value[:1] == "+" and value[1:].isascii() and value[1:].isdigit()
     if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not number:
         return "'" + value
