@@ -1,8 +1,8 @@
 r"""Send a message and wait for its final delivery status, from verified webhooks.
 
     export TELNYX_API_KEY=KEY... TELNYX_PUBLIC_KEY=...  # or: telnyx-msg mock-server
-    python examples/delivery_tracking.py --to +18445550001 \
-        --public-url https://<tunnel>/webhooks/telnyx
+    python examples/delivery_tracking.py --to +18445550001 --port 8080 \
+        --public-url https://<tunnel>/webhooks/telnyx   # tunnel to port 8080
 
 A local aiohttp receiver verifies the ``message.sent`` and ``message.finalized``
 webhooks and feeds them to a ``DeliveryTracker``; the message is sent with

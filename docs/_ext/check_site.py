@@ -1,4 +1,4 @@
-"""Check the built site's API reference: every exported name has an entry, and each exported
+"""Check the built site's API reference: every exported name has one entry, and each exported
 ``TypedDict`` (the bulk ``Send*Item`` types) lists exactly its keys, each marked required or
 optional as Python sees it.
 
@@ -42,7 +42,11 @@ def problems(site: Path) -> list[str]:
     ]
     if not items:
         found.append("no TypedDict is exported: nothing to check")
-    ids = set(re.findall(r'id="telnyx_msg\.([A-Za-z_][A-Za-z0-9_]*)"', page))
+    found_ids = re.findall(r'id="telnyx_msg\.([A-Za-z_][A-Za-z0-9_]*)"', page)
+    ids = set(found_ids)
+    twice = sorted({name for name in found_ids if found_ids.count(name) > 1})
+    if twice:
+        found.append(f"documented twice: {twice}")
     # A name mkdocstrings leaves out (an alias without a docstring, say) fails here; the
     # version is named in the page's text instead.
     absent = sorted(set(telnyx_msg.__all__) - ids - {"__version__"})

@@ -58,8 +58,16 @@ def _annotation(annotation: Any) -> str:
 
 
 def _signature(call: str, method: Any) -> str:
-    """``call(params) -> result``, one parameter per line when it is long, ``*`` kept."""
+    """``call(params) -> result``, one parameter per line when it is long, ``*`` kept.
+
+    An overloaded method shows its first overload (the ``AsyncClient`` one): the
+    implementation's own signature is typed ``Any`` for both modes.
+    """
     signature = inspect.signature(method)
+    overloads = typing.get_overloads(getattr(method, "__func__", method))
+    if overloads:
+        signature = inspect.signature(overloads[0])
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
     parts: list[str] = []
     star = False
     for param in signature.parameters.values():
@@ -127,13 +135,17 @@ def render_models() -> tuple[str, set[str]]:
     """Markdown for every response model (fields and types) and enum (values)."""
     import enum
 
+    import telnyx_msg
     from telnyx_msg import models
 
     out: list[str] = []
     seen: set[str] = set()
     for name in models.__all__:
         cls = getattr(models, name)
-        out += [f"### `{name}`", "", convert(inspect.cleandoc(cls.__doc__ or "")), ""]
+        # A model also exported from telnyx_msg is documented here only (api.md's
+        # ``::: telnyx_msg`` filters it out); this anchor is its telnyx_msg.NAME entry.
+        anchor = f'<a id="telnyx_msg.{name}"></a>' if name in telnyx_msg.__all__ else ""
+        out += [f"### `{name}`", "", anchor, "", convert(inspect.cleandoc(cls.__doc__ or "")), ""]
         if isinstance(cls, type) and issubclass(cls, enum.Enum):
             # An empty code span would show as two stray backticks: show the literal "".
             values = ", ".join(f"`{m.value}`" if m.value else '`""`' for m in cls)
