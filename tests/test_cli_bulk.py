@@ -138,6 +138,22 @@ async def test_a_file_with_only_a_header_leaves_the_results_file_it_names(
         assert fake.messages() == []
 
 
+@pytest.mark.anyio
+async def test_a_resume_summary_also_counts_every_run(tmp_path: Path, capsys: Any) -> None:
+    """A --resume with nothing left printed "0 rows: 0 sent, ..." alone, as if the file had
+    sent nothing: it also says what RESULTS records over every run."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        capsys.readouterr()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "this run: 0 rows: 0 sent, 0 rejected, 0 unknown, 0 not_sent",
+        f"all runs: 3 rows: 3 sent, 0 rejected, 0 unknown, 0 not_sent; results in {out}",
+    ]
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [

@@ -48,6 +48,7 @@ from telnyx_msg._redis_common import bounded, make_client
 from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
+    STATUSES,
     UNREADABLE,
     Journal,
     JournalError,
@@ -643,6 +644,11 @@ class BulkRun:
         return sum(self.statuses.count(s) for s in ("rejected", "unknown", "not_sent"))
 
 
+def _tally(rows: int, count: Callable[[str], int]) -> str:
+    """``2 rows: 2 sent, 0 rejected, 0 unknown, 0 not_sent``."""
+    return f"{_counted(rows, 'row')}: " + ", ".join(f"{count(s):,} {s}" for s in STATUSES)
+
+
 def _resume_command(run: BulkRun) -> str:
     """The command that continues ``run``, with the options that decide which rows are read
     and how fast they go (quoted for a POSIX shell); the API key stays in the environment."""
@@ -760,11 +766,14 @@ async def _run(run: BulkRun) -> int:
     stopped = stopped if stopped is not None else (run.stopped[0] if run.stopped else None)
     counts = run.counts
     done = sum(counts.values())
-    summary = f"{_counted(done, 'row')}: " + ", ".join(
-        f"{counts[s]:,} {s}" for s in ("sent", "rejected", "unknown", "not_sent")
-    )
+    summary = _tally(done, counts.__getitem__)
     if run.blank:
         summary += f"; {run.blank} blank row(s) skipped"
+    if args.resume:
+        # This run's counts alone read "0 rows" when nothing was left: say what RESULTS holds.
+        every = sum(run.statuses.count(s) for s in STATUSES)
+        _emit(f"this run: {summary}", sys.stdout)
+        summary = f"all runs: {_tally(every, run.statuses.count)}"
     _emit(f"{summary}; results in {run.out}", sys.stdout)
     resume = _resume_command(run)
     if failure is not None:
