@@ -18,6 +18,7 @@ again.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any
 import telnyx_msg
 from telnyx_msg.webhooks import SyncReplayStore
 
+logger = logging.getLogger(__name__)
 PATH = "webhooks/telnyx"
 
 
@@ -71,10 +73,15 @@ def create_view(
             event = verifier.unwrap(request.body, request.headers, mark_seen=False)
         except telnyx_msg.DuplicateWebhookError:
             return HttpResponse(status=200)  # processed before: Telnyx may stop
+        except telnyx_msg.WebhookPayloadError as exc:  # signed, but not an event
+            return HttpResponse(str(exc), status=400)
         except telnyx_msg.WebhookVerificationError as exc:
             return HttpResponse(str(exc), status=401)
         process(event)  # raises: Django answers 500 and Telnyx delivers it again
-        verifier.mark_seen(event)
+        try:
+            verifier.mark_seen(event)
+        except Exception:  # Redis down: it was processed; a 5xx would rerun it
+            logger.exception("could not mark webhook event %s seen", event.id)
         return HttpResponse(status=200)
 
     return telnyx_webhook

@@ -26,6 +26,7 @@ import telnyx_msg
 from telnyx_msg.webhooks import SyncReplayStore
 
 PATH = "/webhooks/telnyx"
+MAX_BODY = 1 << 20  # Telnyx's webhooks are a few KB
 
 
 def print_event(event: telnyx_msg.WebhookEvent) -> None:
@@ -64,22 +65,30 @@ def create_app(
     # Built once; thread-safe, so one verifier serves every request thread.
     verifier = telnyx_msg.WebhookVerifier(key, replay_store=replay_store())
     app = Flask(__name__)
-    # Flask reads a body of any size before the signature can be checked: Telnyx's
-    # webhooks are a few KB, so anything over 1 MiB is refused (413) unread.
-    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    # Flask reads a body of any size before the signature can be checked, so any
+    # body over MAX_BODY is refused (413) unread.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
 
     @app.post(PATH)
     def telnyx_webhook() -> tuple[str, int]:
+        body = request.get_data()
+        if len(body) == MAX_BODY:
+            # A chunked body (no Content-Length) is cut at the limit, not refused:
+            # reading on raises RequestEntityTooLarge (413) if there was more.
+            request.stream.read(1)
         try:
-            event = verifier.unwrap(
-                request.get_data(), request.headers, mark_seen=False
-            )
+            event = verifier.unwrap(body, request.headers, mark_seen=False)
         except telnyx_msg.DuplicateWebhookError:
             return "", 200  # processed before: answer 2xx so Telnyx stops
+        except telnyx_msg.WebhookPayloadError as exc:
+            return str(exc), 400  # signed, but not a webhook event
         except telnyx_msg.WebhookVerificationError as exc:
             return str(exc), 401
         process(event)  # raises: Flask answers 500 and Telnyx delivers it again
-        verifier.mark_seen(event)
+        try:
+            verifier.mark_seen(event)
+        except Exception:  # Redis down: it was processed; a 5xx would rerun it
+            app.logger.exception("could not mark webhook event %s seen", event.id)
         return "", 200
 
     return app

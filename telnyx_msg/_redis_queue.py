@@ -42,10 +42,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._config import positive_int, positive_seconds
+from telnyx_msg._handler import Handler
 from telnyx_msg._redis_common import (
     bounded,
     close_client,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisWebhookQueue", "WebhookQueueUnavailableError"]
 
-Handler = Callable[[WebhookEvent], Awaitable[None]]
 _BATCH = 100  # appends per pipelined round trip at most
 
 

@@ -13,8 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._convert import structure_event
-from telnyx_msg._redis_common import credentials_error, refused_credentials, time_limit
-from telnyx_msg._redis_queue import Handler, _fields, _text
+from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler
+from telnyx_msg._redis_common import credentials_error, refused_credentials
+from telnyx_msg._redis_queue import _fields, _text
 from telnyx_msg.errors import WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
 
@@ -285,22 +286,28 @@ class Worker:
         error: BaseException | None = None
         if handler is not None:
             done = asyncio.Event()
-            beat = asyncio.get_running_loop().create_task(self._heartbeat(entry_id, event.id, done))
+            loop = asyncio.get_running_loop()
+            beat = loop.create_task(self._heartbeat(entry_id, event.id, done))
+            # Its own task, so this worker tells its own cancellation (stop the run, entry left
+            # pending) and time limit from a CancelledError or TimeoutError the handler raised
+            # (a failure of this attempt, like any other exception).
+            task = loop.create_task(call_handler(handler, event))
             try:
-                async with time_limit(q.handler_timeout) as limit:  # in this task: no orphans
-                    await handler(event)
-            except TimeoutError as exc:
-                # The limit, or a timeout of the handler's own (an API call of its): only the
-                # first is reported as the limit, so a dead letter names the real cause. Asked
-                # of the limit itself: a clock comparison misjudges a limit that fired a
-                # millisecond early (uvloop's timers have millisecond resolution).
-                error = (
-                    TimeoutError(f"handler exceeded handler_timeout={q.handler_timeout:g} s")
-                    if limit.expired()
-                    else exc
-                )
-            except Exception as exc:
-                error = exc
+                finished, _ = await asyncio.wait({task}, timeout=q.handler_timeout)
+                if not finished:
+                    error = TimeoutError(
+                        f"handler exceeded handler_timeout={q.handler_timeout:g} s"
+                    )
+                    task.cancel()
+                    await asyncio.wait({task})  # it unwinds before the entry is released
+                elif task.cancelled():
+                    error = cancelled_by_handler()
+                else:
+                    error = task.exception()
+            except asyncio.CancelledError:
+                task.cancel()
+                await asyncio.wait({task})  # no orphan: it ends with the run
+                raise
             finally:
                 # Stopped between calls, never cancelled in one: a Redis command cancelled
                 # mid-reply can leave its pooled connection out of step for the next command.

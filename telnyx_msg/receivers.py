@@ -2,22 +2,24 @@
 
 They never lose an event. Telnyx redelivers only what was not answered 2xx, so a receiver
 answers 2xx only once the event is safe: after its handler returned. Each delivery is verified
-(:meth:`WebhookVerifier.aunwrap` with ``mark_seen=False``), then the handler for
-``event.event_type`` runs (in a task the receiver tracks), and the answer says how it went:
+(headers and timestamp before its body is read, then the signature and the replay store), then
+the handler for ``event.event_type`` runs (in a task the receiver tracks; an async function, or
+a plain one called on the event loop), and the answer says how it went:
 
 - 200: handled (the event id is then marked seen in the replay store), queued (with
   ``queue=``, below), a duplicate of an event already handled, or no handler for the event type;
 - 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
-- 500: the handler raised (logged on ``telnyx_msg.webhooks``; not marked seen, so Telnyx's
-  redelivery runs it again);
+- 500: the handler raised (a ``CancelledError`` of its own too; logged on
+  ``telnyx_msg.webhooks``; not marked seen, so Telnyx's redelivery runs it again);
 - 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen), the
   receiver is closed, ``max_pending`` handlers are already running, the replay store failed,
   or (with ``queue=``) Redis did not store the event in time.
 
-A redelivery that arrives while the same event is still being handled waits for that outcome:
-200 if the first copy's handler succeeded, else it runs the handler itself. Telnyx expects an
+A redelivery that arrives while the same event is still being handled (from the start of its
+replay-store check) waits for that outcome, at most ``handler_timeout``: 200 if the first
+copy's handler succeeded, else it runs the handler itself. Telnyx expects an
 answer within about 2 seconds and retries otherwise, so keep handlers short (hand slow work to
 a queue); a slow handler costs a redelivery, never an event.
 
@@ -44,6 +46,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telnyx_msg._config import positive_int, positive_seconds
+from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler
 from telnyx_msg._redis_common import credentials_error, refused_credentials
 from telnyx_msg.errors import (
     ConfigurationError,
@@ -68,7 +71,6 @@ __all__ = [
     "asgi_app",
 ]
 
-Handler = Callable[[WebhookEvent], Awaitable[None]]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -141,7 +143,8 @@ class WebhookReceiver:
         instead of answering every delivery 503 until Telnyx gives up on the events. An
         unreachable Redis is only logged: Redis may start after the app, and deliveries are
         answered 503 (Telnyx delivers them again) until it answers. The ASGI app runs this on
-        the ``lifespan`` startup; aiohttp: ``app.on_startup.append(handler.on_startup)``.
+        the ``lifespan`` startup; aiohttp: ``app.on_startup.append(handler.on_startup)``. A
+        receiver closed by :meth:`aclose` (a shutdown) accepts deliveries again after it.
         """
         checks: list[tuple[str, str, Callable[[], Awaitable[object]]]] = []
         if self.queue is not None:
@@ -152,6 +155,13 @@ class WebhookReceiver:
             checks.append(("replay store", "SET and EXISTS", lambda: store.aseen(probe)))
         for who, commands, check in checks:
             await _startup_check(who, commands, check)
+        if self._closed and not self._tasks:
+            # Served again after a shutdown (a test client per test, an in-process restart):
+            # it answered every delivery 503 "shutting down". Its event may belong to the
+            # loop that served it last.
+            self._closed = False
+            self._idle = asyncio.Event()
+            self._idle.set()
 
     async def drain(self) -> None:
         """Wait until every running handler has finished."""
@@ -182,12 +192,28 @@ class WebhookReceiver:
         key = event_type.value if isinstance(event_type, enum.Enum) else event_type
         return self._handlers.get(key, self._default)
 
+    def _refuse(self, headers: Mapping[str, str]) -> _Reply | None:
+        """The answer for a delivery refused on its headers alone, before its body is read: the
+        receiver is closed, or a header or the timestamp is bad (an unsigned flood costs no
+        buffered bodies)."""
+        if self._closed:
+            return _Reply(503, "receiver is shutting down")
+        try:
+            self.verifier._check_headers(headers)
+        except WebhookVerificationError as exc:
+            return _Reply(401, str(exc))
+        return None
+
     async def _answer(self, body: bytes, headers: Mapping[str, str]) -> _Reply:
         """Verify a delivery, run its handler, and say what to answer."""
         if self._closed:
             return _Reply(503, "receiver is shutting down")
         try:
-            event = await self.verifier.aunwrap(body, headers, mark_seen=False)
+            if self.queue is not None:
+                event = await self.verifier.aunwrap(body, headers, mark_seen=False)
+                return await self._enqueue(self.queue, body, event)
+            # The replay store is asked in _dispatch, once this delivery holds the event id.
+            event = self.verifier._event(body, headers)
         except DuplicateWebhookError:
             return _Reply(200, "duplicate, skipped")
         except WebhookPayloadError as exc:
@@ -197,8 +223,6 @@ class WebhookReceiver:
         except Exception:  # the replay store is down: let Telnyx retry later
             logger.exception("telnyx webhook: replay store check failed")
             return _Reply(503, "replay store unavailable")
-        if self.queue is not None:
-            return await self._enqueue(self.queue, body, event)
         handler = self._handler_for(event)
         if handler is None:
             return _Reply(200, "no handler for this event type")
@@ -217,16 +241,50 @@ class WebhookReceiver:
         """Run ``handler`` for ``event`` (one delivery per event id at a time)."""
         event_id = event.id
         while event_id is not None and event_id in self._in_flight:
-            # A redelivery while the first copy is being handled: its outcome decides.
-            if await asyncio.shield(self._in_flight[event_id]):
+            # A redelivery while the first copy is being handled: its outcome decides, within
+            # handler_timeout (a handler that ignores its cancellation holds no copy forever).
+            first = self._in_flight[event_id]
+            done, _ = await asyncio.wait({first}, timeout=self.handler_timeout)
+            if not done:
+                return _Reply(503, "an earlier delivery of this event is still being handled")
+            if first.result():
                 return _Reply(200, "duplicate, handled by an earlier delivery")
             if self._closed:
                 return _Reply(503, "receiver is shutting down")
         if len(self._tasks) >= self.max_pending:
             return _Reply(503, "too many webhook handlers running")
         outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if event_id is not None:
-            self._in_flight[event_id] = outcome
+        if event_id is None:
+            return await self._start(handler, event, outcome)
+        # Held from before the replay store is asked: a copy whose store check started before
+        # this one's handler marked the id (a slower Redis round trip) would otherwise find
+        # neither the mark nor this delivery, and run the handler again.
+        self._in_flight[event_id] = outcome
+        try:
+            seen = await self.verifier._aseen(event_id)
+        except BaseException as exc:
+            self._settle(event_id, outcome, handled=False)
+            if not isinstance(exc, Exception):
+                raise
+            logger.exception("telnyx webhook: replay store check failed")
+            return _Reply(503, "replay store unavailable")
+        if seen or self._closed:
+            self._settle(event_id, outcome, handled=seen)
+            if seen:
+                return _Reply(200, "duplicate, skipped")
+            return _Reply(503, "receiver is shutting down")
+        return await self._start(handler, event, outcome)
+
+    def _settle(self, event_id: str, outcome: asyncio.Future[bool], *, handled: bool) -> None:
+        """Release ``event_id`` held by a delivery that ran no handler."""
+        if self._in_flight.get(event_id) is outcome:
+            del self._in_flight[event_id]
+        outcome.set_result(handled)
+
+    async def _start(
+        self, handler: Handler, event: WebhookEvent, outcome: asyncio.Future[bool]
+    ) -> _Reply:
+        event_id = event.id
         # Its own task: a client that hangs up cannot cancel a handler half-way, and the
         # receiver can still wait for it on shutdown.
         task = asyncio.get_running_loop().create_task(
@@ -241,14 +299,23 @@ class WebhookReceiver:
         if not done:
             task.cancel()
             logger.error(
-                "telnyx webhook handler for %s event %s exceeded %g s; cancelled, not marked seen",
+                "telnyx webhook handler for %s event %s exceeded %g s; answered 503 and "
+                "cancelled it (not marked seen unless it finishes anyway)",
                 event.event_type,
                 event_id,
                 self.handler_timeout,
             )
             return _Reply(503, f"handler timed out after {self.handler_timeout:g} s")
-        if task.cancelled():  # by aclose(timeout)
-            return _Reply(503, "receiver is shutting down")
+        if task.cancelled():
+            if self._closed:  # by aclose(timeout)
+                return _Reply(503, "receiver is shutting down")
+            logger.error(
+                "telnyx webhook handler failed for %s event %s; not marked seen",
+                event.event_type,
+                event_id,
+                exc_info=cancelled_by_handler(),
+            )
+            return _Reply(500, "handler failed")
         if task.exception() is not None:
             return _Reply(500, "handler failed")
         return _Reply(200, "handled")
@@ -266,7 +333,7 @@ class WebhookReceiver:
 
     async def _run(self, handler: Handler, event: WebhookEvent) -> None:
         try:
-            await handler(event)
+            await call_handler(handler, event)
         except Exception:
             logger.exception(
                 "telnyx webhook handler failed for %s event %s; not marked seen",
@@ -340,6 +407,9 @@ class AiohttpWebhookHandler(WebhookReceiver):
 
         if request.method != "POST":
             return web.Response(status=405, text="POST only", headers={"Allow": "POST"})
+        refused = self._refuse(request.headers)
+        if refused is not None:
+            return web.Response(status=refused.status, text=refused.text)
         body = await request.read()
         reply = await self._answer(body, request.headers)
         return web.Response(status=reply.status, text=reply.text)
@@ -439,7 +509,7 @@ class AsgiWebhookApp(WebhookReceiver):
             handler_timeout=handler_timeout,
             queue=queue,
         )
-        self.max_body_size = max_body_size
+        self.max_body_size = positive_int("max_body_size", max_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 entry point."""
@@ -457,6 +527,10 @@ class AsgiWebhookApp(WebhookReceiver):
             await _respond(send, _Reply(405, "POST only"), [(b"allow", b"POST")])
             return
         headers = _AsgiHeaders(scope.get("headers") or ())
+        refused = self._refuse(headers)
+        if refused is not None:
+            await _respond(send, refused)
+            return
         try:
             body = await self._read_body(headers, receive)
         except _BodyTooLarge:

@@ -432,12 +432,18 @@ def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519Publi
         key = public_key
     elif isinstance(public_key, str) and "-----BEGIN" in public_key:
         key = _load_pem(public_key)
+    elif isinstance(public_key, (bytes, bytearray)) and b"-----BEGIN" in public_key:
+        key = _load_pem(public_key.decode("ascii", "replace"))  # a .pem file's bytes
     else:
         key = _load_raw_key(public_key)
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     _refuse_small_order(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
     return key
+
+
+#: DER SubjectPublicKeyInfo of an Ed25519 key, before its 32 key bytes (RFC 8410).
+_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 
 def _load_raw_key(public_key: str | bytes) -> Ed25519PublicKey:
@@ -456,6 +462,8 @@ def _load_raw_key(public_key: str | bytes) -> Ed25519PublicKey:
             "webhook public key must be base64 str or 32 raw bytes, "
             f"not {type(public_key).__name__}"
         )
+    if len(raw) == len(_SPKI_PREFIX) + 32 and raw.startswith(_SPKI_PREFIX):
+        raw = raw[len(_SPKI_PREFIX) :]  # the DER inside a PEM block, pasted without its lines
     if len(raw) != 32:
         raise ConfigurationError(f"webhook public key must be 32 bytes, got {len(raw)}")
     try:
@@ -485,7 +493,8 @@ class WebhookVerifier:
     """Verifies Telnyx webhook signatures and turns deliveries into :class:`WebhookEvent`.
 
     ``public_key``: the account's public key (Mission Control -> Keys & Credentials), base64 of
-    32 raw bytes, the raw bytes, or a PEM ``PUBLIC KEY`` block; a bad key raises
+    32 raw bytes, the raw bytes, or a PEM ``PUBLIC KEY`` block (str or bytes, or the base64
+    between its lines); a bad key raises
     ``ConfigurationError`` here. ``tolerance``:
     accepted ``|now - timestamp|`` in seconds. ``clock``: returns Unix seconds (default
     ``time.time``). ``replay_store``: remembers event ids for :attr:`replay_ttl` seconds and
@@ -517,6 +526,14 @@ class WebhookVerifier:
         #: Seconds an event id is remembered: a delivery first seen at ``t`` can still pass the
         #: timestamp check until ``t + 2 * tolerance``; one second more absorbs rounding.
         self.replay_ttl: float = 2 * tolerance + 1
+        store_ttl = getattr(replay_store, "ttl", None)  # MemoryReplayStore, RedisReplayStore
+        if isinstance(store_ttl, (int, float)) and store_ttl < self.replay_ttl:
+            raise ConfigurationError(
+                f"the replay store's ttl={store_ttl:g} s is shorter than the "
+                f"{self.replay_ttl:g} s a signed delivery stays replayable (2 * tolerance + 1): "
+                "a captured delivery would be accepted again once its id expired; raise the "
+                "ttl or leave it unset"
+            )
         self._clock = clock or time.time
         self._store = replay_store
         self._sync_store = replay_store if isinstance(replay_store, SyncReplayStore) else None
@@ -586,8 +603,31 @@ class WebhookVerifier:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _event(self, raw_body: RawBody, headers: WebhookHeaders) -> WebhookEvent:
+        """Verify and parse a delivery without asking the replay store (a receiver asks it
+        with :meth:`_aseen` once the delivery holds the event id)."""
+        return self._parse(self._verified_bytes(raw_body, headers))
+
+    async def _aseen(self, event_id: str) -> bool:
+        """Whether the replay store (if any) has ``event_id`` marked seen."""
+        return self._store is not None and await self._store.aseen(event_id)
+
     def _verified_bytes(self, raw_body: RawBody, headers: WebhookHeaders) -> bytes:
         """Run every check up to the signature; return the body as bytes."""
+        sig, timestamp = self._check_headers(headers)
+        body = _body_bytes(raw_body)
+        try:
+            self._key.verify(sig, timestamp.encode("ascii") + b"|" + body)
+        except InvalidSignature:
+            raise InvalidSignatureError(
+                "signature does not match the body and timestamp (wrong public key, "
+                "or the body was altered/re-serialised?)"
+            ) from None
+        return body
+
+    def _check_headers(self, headers: WebhookHeaders) -> tuple[bytes, str]:
+        """The checks that need no body: both headers once each, the timestamp in the window,
+        a well-formed signature. Returns the signature's bytes and the timestamp."""
         try:
             signatures, timestamps = _header_values(headers)
         except MissingHeaderError:
@@ -618,7 +658,9 @@ class WebhookVerifier:
             direction = "too old" if skew > 0 else "in the future"
             when = "ago" if skew > 0 else "ahead"
             raise TimestampError(
-                f"{TIMESTAMP_HEADER} is {direction}: {abs(skew):.0f} s {when} "
+                # Not rounded to whole seconds: "300 s ago (tolerance 300 s)" read as a pass.
+                f"{TIMESTAMP_HEADER} is {direction}: "
+                f"{f'{abs(skew):.3f}'.rstrip('0').rstrip('.')} s {when} "
                 f"(tolerance {self.tolerance:g} s)"
             )
 
@@ -634,16 +676,7 @@ class WebhookVerifier:
         # one accepted spelling.
         if len(sig) != 64 or base64.b64encode(sig) != signature.encode("ascii"):
             raise InvalidSignatureError(f"{SIGNATURE_HEADER} is not canonical base64 of 64 bytes")
-
-        body = _body_bytes(raw_body)
-        try:
-            self._key.verify(sig, timestamp.encode("ascii") + b"|" + body)
-        except InvalidSignature:
-            raise InvalidSignatureError(
-                "signature does not match the body and timestamp (wrong public key, "
-                "or the body was altered/re-serialised?)"
-            ) from None
-        return body
+        return sig, timestamp
 
     @staticmethod
     def _parse(body: bytes) -> WebhookEvent:

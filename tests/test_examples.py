@@ -353,8 +353,9 @@ async def _serve_and_deliver(
     fake: FakeTelnyx, port: int, path: str, *command: str
 ) -> tuple[telnyx_msg.Message, int | None, str, str]:
     """Run a receiver ``command`` serving ``path`` on ``port``, let the fake deliver its
-    webhooks to it (a send and an inbound message), check a GET (405) and an unsigned POST
-    (401), then Ctrl-C it; return the message sent, the exit code, stdout and stderr."""
+    webhooks to it (a send and an inbound message), check a GET (405), an unsigned POST (401)
+    and a signed non-event (400), then Ctrl-C it; return the message sent, the exit code,
+    stdout and stderr."""
     url = f"http://127.0.0.1:{port}{path}"
     env = {**os.environ, "TELNYX_PUBLIC_KEY": fake.public_key, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
@@ -376,6 +377,10 @@ async def _serve_and_deliver(
                 assert wrong_method.status == 405
             async with session.post(url, data=b"{}") as unsigned:
                 assert unsigned.status == 401
+            # Signed but not an event: 400 (the examples answered 401, as for a forgery).
+            array = b'["not an event"]'
+            async with session.post(url, data=array, headers=fake.sign_webhook(array)) as bad:
+                assert bad.status == 400
         process.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
     finally:
@@ -635,3 +640,62 @@ def test_flask_example_refuses_a_huge_body_unread() -> None:
     assert (
         client.post(webhooks_flask.PATH, data=body, headers=signer.headers(body)).status_code != 413
     )
+
+
+def test_flask_example_refuses_a_chunked_body_over_the_cap() -> None:
+    """A chunked body (no Content-Length) over MAX_CONTENT_LENGTH: Werkzeug cut it at 1 MiB and
+    the example answered a validly signed 2 MiB delivery "401 signature does not match"."""
+    import io
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from telnyx_msg.testing._webhooks import Signer
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    app = webhooks_flask.create_app(signer.public_key_b64)
+    body = b"x" * (2 << 20)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": webhooks_flask.PATH,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,  # how gunicorn passes a chunked body
+        "wsgi.errors": io.StringIO(),
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signer.headers(body).items()},
+    }
+    statuses: list[str] = []
+    b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["413 REQUEST ENTITY TOO LARGE"]
+
+
+def test_flask_example_answers_200_when_marking_seen_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Processed, then the replay store failed to mark it: the example answered 500, so
+    Telnyx delivered the event again and it was processed twice."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from telnyx_msg.testing._webhooks import Signer
+
+    class MarkFails(telnyx_msg.MemoryReplayStore):
+        def mark(self, event_id: str, ttl: float) -> None:
+            raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(webhooks_flask, "replay_store", MarkFails)
+    signer = Signer(Ed25519PrivateKey.generate())
+    processed: list[str | None] = []
+    app = webhooks_flask.create_app(signer.public_key_b64, process=lambda e: processed.append(e.id))
+    event = {
+        "record_type": "event",
+        "id": "evt-1",
+        "event_type": "message.sent",
+        "occurred_at": "2024-01-01T00:00:00Z",
+        "payload": {"id": "msg-1", "to": [{"phone_number": RECIPIENT, "status": "sent"}]},
+    }
+    body = json.dumps({"data": event}).encode()
+    response = app.test_client().post(webhooks_flask.PATH, data=body, headers=signer.headers(body))
+    assert response.status_code == 200
+    assert processed == ["evt-1"]

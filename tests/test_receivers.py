@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, MutableMapping
@@ -601,7 +602,7 @@ async def test_asgi_client_disconnect_sends_nothing() -> None:
     """If the client disconnects before the body arrives nothing is sent or run."""
     recorder = Recorder()
     app = asgi_app(make_verifier(), {"message.finalized": recorder})
-    status, _, sent = await call_asgi(app, b"", {}, disconnect=True)
+    status, _, sent = await call_asgi(app, b"", sign(b"{}"), disconnect=True)
     assert status is None
     assert sent == []
     assert app.pending == 0
@@ -973,3 +974,214 @@ async def test_tracker_remembers_only_max_size_evicted_ids() -> None:
     with pytest.raises(TimeoutError):
         await tracker.final_status("a", timeout=0.01)
     assert tracker.waiting == 0
+
+
+# --- handlers and copies that misbehave ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_plain_function_handler_is_called_once_and_answered_200() -> None:
+    """``tracker.record`` (a plain function) ran, then awaiting its None answered 500: every
+    redelivery ran it again. It is called on the loop and the delivery is handled."""
+    tracker = DeliveryTracker()
+    calls: list[str | None] = []
+
+    def record(event: WebhookEvent) -> None:
+        calls.append(event.id)
+        tracker.record(event)
+
+    app = asgi_app(make_verifier(), {"message.finalized": record})
+    body = event_body()
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"duplicate, skipped")
+    assert calls == ["evt-1"]
+    assert (await tracker.final_status("msg-1", timeout=1)).id == "msg-1"
+
+
+@pytest.mark.anyio
+async def test_a_handlers_own_cancelled_error_is_a_failure_not_a_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler raising CancelledError by itself was answered "503 receiver is shutting down"
+    with nothing logged; it is a failed handler (500, logged, not marked seen)."""
+    calls = 0
+
+    async def handler(event: WebhookEvent) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+
+    app = asgi_app(make_verifier(), {"message.finalized": handler})
+    body = event_body()
+    with caplog.at_level("ERROR", "telnyx_msg.webhooks"):
+        assert (await call_asgi(app, body, sign(body)))[:2] == (500, b"handler failed")
+    assert "CancelledError without being cancelled" in caplog.text
+    assert not app.closed
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
+    assert calls == 2
+
+
+async def _lifespan(app: AsgiWebhookApp) -> None:
+    """One ASGI lifespan: startup, then shutdown."""
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.anyio
+async def test_a_receiver_serves_again_after_a_shutdown_and_startup() -> None:
+    """A test client per test (startup, shutdown, startup) left the receiver answering every
+    delivery "503 receiver is shutting down" after the first shutdown."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    await _lifespan(app)
+    assert app.closed
+    incoming = [{"type": "lifespan.startup"}]
+    sent: list[str] = []
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(math.inf)  # the server runs until shut down
+        raise AssertionError
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message["type"])
+        started.set()
+
+    lifespan = asyncio.ensure_future(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    )
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        assert sent == ["lifespan.startup.complete"]
+        body = event_body()
+        assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
+        assert len(recorder.events) == 1
+    finally:
+        lifespan.cancel()
+
+
+class SlowSecondCheck:
+    """A replay store whose second ``aseen`` answers only when released, with what it read
+    when asked (a slower Redis round trip)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryReplayStore()
+        self.release = asyncio.Event()
+        self.checks = 0
+
+    async def aseen(self, event_id: str) -> bool:
+        self.checks += 1
+        seen = await self.inner.aseen(event_id)
+        if self.checks == 2:
+            await self.release.wait()
+        return seen
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        await self.inner.amark(event_id, ttl)
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        return await self.inner.amark_if_new(event_id, ttl)
+
+
+@pytest.mark.anyio
+async def test_a_copy_whose_store_check_lags_does_not_run_the_handler_again() -> None:
+    """Copy B asked the store before copy A's handler marked the id, and got its answer after
+    A had finished: B found neither the mark nor A in flight and ran the handler again (seen
+    with a Redis store behind a jittery link). A copy now holds the id during its check."""
+    store = SlowSecondCheck()
+    recorder = Recorder()
+    app = asgi_app(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    first = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    second = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    assert (await first)[:2] == (200, b"handled")
+    store.release.set()
+    assert (await asyncio.wait_for(second, 5))[0] == 200
+    assert recorder.started == 1
+
+
+@pytest.mark.anyio
+async def test_a_redelivery_waits_for_a_stubborn_first_copy_at_most_handler_timeout() -> None:
+    """A handler that ignores its cancellation held every redelivery until it ended; a
+    redelivery now gets 503 after handler_timeout, and 200 once the first copy succeeded."""
+    finish = asyncio.Event()
+    calls = 0
+
+    async def stubborn(event: WebhookEvent) -> None:
+        nonlocal calls
+        calls += 1
+        while not finish.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await finish.wait()
+
+    app = asgi_app(make_verifier(), {"message.finalized": stubborn}, handler_timeout=0.2)
+    body = event_body()
+    assert (await call_asgi(app, body, sign(body)))[0] == 503
+    try:
+        status, text, _ = await asyncio.wait_for(call_asgi(app, body, sign(body)), 5)
+    finally:
+        finish.set()  # else the handler outlives the test
+    assert (status, text) == (503, b"an earlier delivery of this event is still being handled")
+    await asyncio.wait_for(app.drain(), 5)
+    assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"duplicate, skipped")
+    assert calls == 1
+
+
+@pytest.mark.anyio
+async def test_asgi_refuses_an_unsigned_delivery_before_reading_its_body() -> None:
+    """Without the signature headers (or with a stale timestamp) the answer is 401 before the
+    body is read: a flood of unsigned near-1 MiB bodies was buffered in full first."""
+    app = asgi_app(make_verifier(), {})
+    reads = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    for headers in ({"content-length": "1000000"}, sign(b"{}", timestamp=NOW - 10_000)):
+        await app(http_scope(headers, "POST"), receive, send)
+    assert [m["status"] for m in sent if "status" in m] == [401, 401]
+    assert reads == 0
+
+
+@pytest.mark.anyio
+async def test_aiohttp_refuses_an_unsigned_delivery_before_reading_its_body() -> None:
+    """The aiohttp handler answers an unsigned POST whose body never comes at once."""
+    async with serve(aiohttp_handler(make_verifier(), {})) as url:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(
+                b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                b"Content-Type: application/json\r\n\r\n{"
+            )
+            status = await asyncio.wait_for(reader.readline(), 5)
+        finally:
+            writer.close()
+    assert status.startswith(b"HTTP/1.1 401")
+
+
+@pytest.mark.parametrize("size", [None, 0, -1, "1048576", 1.5, True])
+def test_a_bad_max_body_size_is_refused_at_construction(size: Any) -> None:
+    """max_body_size=None (or a str from the environment) failed every delivery with a
+    TypeError; 0 or -1 answered every one 413."""
+    with pytest.raises(ConfigurationError, match="max_body_size"):
+        asgi_app(make_verifier(), {}, max_body_size=size)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import telnyx_msg
 from telnyx_msg import RedisWebhookQueue, WebhookQueueUnavailableError
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Message, WebhookEvent
@@ -384,6 +386,51 @@ async def test_handlers_own_timeout_is_not_reported_as_the_limit(redis_url: str)
         assert letter["reason"] == "handler failed: TimeoutError('CRM API did not answer in 1 s')"
     finally:
         await q.aclose()
+
+
+async def test_a_handlers_own_cancelled_error_fails_the_attempt_not_the_worker(
+    queue: RedisWebhookQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CancelledError the handler raises (an operation it awaited was cancelled) ended
+    ``run`` silently, and the events behind it were never handled; it is one failed attempt."""
+    handled: list[str | None] = []
+
+    async def handler(event: WebhookEvent) -> None:
+        if event.id == "evt-bad" and "evt-bad" not in handled:
+            handled.append("evt-bad")
+            raise asyncio.CancelledError  # e.g. a gather whose child was cancelled
+        handled.append(event.id)
+
+    for event_id in ("evt-bad", "evt-good"):
+        await queue.enqueue(event_body(event_id), parsed(event_id))
+    with caplog.at_level(logging.ERROR, "telnyx_msg.webhooks"):
+        async with running(queue, handler) as task:
+            await wait_until(lambda: handled.count("evt-bad") == 2 and "evt-good" in handled)
+            await wait_until(lambda: _zero_pending(queue))
+            assert not task.done()
+    assert "CancelledError without being cancelled" in caplog.text
+    assert await queue.dead_letters() == []
+
+
+async def test_a_plain_function_handler_runs_once_and_is_acknowledged(
+    queue: RedisWebhookQueue,
+) -> None:
+    """``queue.run`` with a plain function (``DeliveryTracker.record``): it ran, then awaiting
+    its None failed the attempt, so it ran max_attempts times and was dead-lettered."""
+    tracker = telnyx_msg.DeliveryTracker()
+    calls: list[str | None] = []
+
+    def record(event: WebhookEvent) -> None:
+        calls.append(event.id)
+        tracker.record(event)
+
+    await queue.enqueue(event_body("evt-plain"), parsed("evt-plain"))
+    async with running(queue, record):
+        await wait_until(lambda: calls)
+        await wait_until(lambda: _zero_pending(queue))
+    assert calls == ["evt-plain"]
+    assert await queue.dead_letters() == []
+    assert (await tracker.final_status("msg-evt-plain", timeout=1)).id == "msg-evt-plain"
 
 
 async def test_unparseable_entry_goes_to_dead_letters(queue: RedisWebhookQueue) -> None:

@@ -264,10 +264,15 @@ async def webhooks_raw_responses_and_testing(
     def blocking_handler(event: telnyx_msg.WebhookEvent) -> None:
         pass
 
+    def wrong_handler(event: str) -> None:
+        pass
+
     handlers = {"message.received": on_received}
     assert_type(receivers.asgi_app(verifier, handlers), receivers.AsgiWebhookApp)
     assert_type(receivers.aiohttp_handler(verifier, handlers), receivers.AiohttpWebhookHandler)
-    receivers.asgi_app(verifier, {"message.received": blocking_handler})  # type: ignore[dict-item]
+    receivers.asgi_app(verifier, {"message.received": blocking_handler})  # called on the loop
+    receivers.asgi_app(verifier, {"message.received": tracker.record})
+    receivers.asgi_app(verifier, {"message.received": wrong_handler})  # type: ignore[dict-item]
 
     raw = await client.messages.with_raw_response.send(to=TO, from_=FROM, text="Hi")
     assert_type(raw, telnyx_msg.RawResponse[Message])
