@@ -84,9 +84,11 @@ def send_many(
     method: SendMethod,
     on_stop: Callable[[SendOutcome], None] | None,
     skip_optouts: bool,
+    reserve: Callable[[int], Callable[[], None]] | None = None,
 ) -> AsyncIterator[SendOutcome]:
     """``client.messages.send_many`` for an ``AsyncClient``: check the settings before any
-    I/O, size the pool (``grow_pool(n)`` returns the connections available), then run."""
+    I/O, size the pool (``grow_pool(n)`` returns the connections available), then run (with
+    ``reserve``: see :func:`run_send_many`)."""
     if isinstance(requests, (str, bytes, bytearray, Mapping)) or not isinstance(
         requests, (Iterable, AsyncIterable)
     ):
@@ -126,6 +128,7 @@ def send_many(
         method=method,
         on_stop=on_stop,
         load_optouts=load_optouts if skip_optouts else None,
+        reserve=reserve,
     )
 
 
@@ -192,11 +195,13 @@ async def run_send_many(
     method: SendMethod,
     on_stop: Callable[[SendOutcome], None] | None,
     load_optouts: Callable[[], Awaitable[set[tuple[str, str]]]] | None = None,
+    reserve: Callable[[int], Callable[[], None]] | None = None,
 ) -> AsyncIterator[SendOutcome]:
     """The engine behind ``messages.send_many`` (see the module docstring).
 
     ``load_optouts`` (when skipping opted-out recipients) returns ``(from, to)`` pairs; it is
-    awaited once, before the first send.
+    awaited once, before the first send. ``reserve(concurrency)`` holds that many pooled
+    connections for the run (returning their release): runs sharing a client add up.
     """
     if isinstance(requests, AsyncIterable):
         source: Any = requests.__aiter__()
@@ -259,6 +264,7 @@ async def run_send_many(
 
     if load_optouts is not None:
         optouts.update(await load_optouts())
+    release = reserve(concurrency) if reserve is not None else None
     try:
         while True:
             # Finished outcomes count against the window too: a slow consumer slows the input.
@@ -294,6 +300,8 @@ async def run_send_many(
             if fatal and outcome.error is fatal[0]:
                 raise fatal[0]
     finally:
+        if release is not None:
+            release()
         for _item, gate, _task in running.values():
             gate.stopped = True
         tasks = [task for _item, _gate, task in running.values()]

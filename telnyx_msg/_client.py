@@ -172,6 +172,8 @@ class _Shared:
     #: a misdirected base_url): masked before anything reads the body. Empty for a key shorter
     #: than any real one (a test's "k"), which would mangle bodies instead.
     echoed_key: bytes = attrs.field(default=b"", repr=False)
+    #: Pooled connections the running ``send_many`` runs hold between them (their concurrency).
+    bulk_connections: int = 0
 
 
 class AsyncClient(ResourceTree[AsyncMode]):
@@ -448,6 +450,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
         if hooks.request or hooks.response:
             event = RequestEvent(wire.method, wire.path, wire.url, attempt, wire.idempotency_key)
             await call_hooks(hooks.request, event)
+        gate = send_gate.get()
+        if gate is not None:
+            # From here on the request may reach Telnyx; not before: a request hook that
+            # raised (the bulk CLI's journal write on a full disk) stopped it unwritten.
+            gate.written = True
         started = time.perf_counter()
         response: HttpResponse | None = None
         error: TelnyxError | None = None
@@ -571,10 +578,8 @@ def _check_writable(shared: _Shared, wire: WireRequest) -> None:
             f"{method} {path}: not sent, the client was closed", method=method, path=path
         )
     gate = send_gate.get()
-    if gate is not None:
-        if gate.stopped:
-            raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
-        gate.written = True
+    if gate is not None and gate.stopped:
+        raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
 
 
 def _report(
@@ -604,6 +609,12 @@ class Core:
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
+
+    def release(self) -> tuple[Callable[[], Awaitable[None]], Limiter | None]:
+        """What closing an abandoned client takes: its transport's ``aclose`` and its limiter
+        (not the client, whose event hooks may hold the object holding the facade)."""
+        shared = self._client._shared
+        return shared.transport.aclose, shared.limiter
 
     def runner(self, endpoint: Endpoint[Any, T]) -> Callable[[Any], Awaitable[T]]:
         """``run(request) -> result`` for a non-paged endpoint."""
@@ -686,14 +697,28 @@ class Core:
         client."""
         from telnyx_msg import _bulk  # the engine sits on top of the client, not under it
 
+        shared = self._client._shared
+
+        def reserve(connections: int) -> Callable[[], None]:
+            # Runs at once on one client (threads sharing a blocking Client) add up: sized to
+            # the largest alone, their sends waited for connections and some ended not_sent.
+            shared.bulk_connections += connections
+            shared.transport.grow_pool(shared.bulk_connections)
+
+            def release() -> None:
+                shared.bulk_connections -= connections
+
+            return release
+
         return _bulk.send_many(
             self._client,
-            self._client._shared.transport.grow_pool,
+            shared.transport.grow_pool,
             requests,
             concurrency=concurrency,
             method=method,
             on_stop=on_stop,
             skip_optouts=skip_optouts,
+            reserve=reserve,
         )
 
 

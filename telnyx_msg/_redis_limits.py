@@ -647,11 +647,12 @@ class RedisRateLimits:
         except TimeoutError as exc:  # before OSError: on Python 3.10 the builtin one is one
             raise RateLimiterUnavailableError(
                 f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
-                f"nothing was sent"
+                f"this request was not sent"
             ) from exc
         except (self._redis_error, OSError) as exc:
             raise RateLimiterUnavailableError(
-                f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); nothing was sent"
+                f"rate limiter: Redis failed ({type(exc).__name__}: {exc}); this request was "
+                "not sent"
             ) from exc
         if isinstance(reply, list):
             by_account = len(reply) > 2 and int(reply[2]) == 1

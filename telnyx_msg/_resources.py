@@ -224,7 +224,8 @@ class Messages(Resource[M]):
         misspelled key); it is consumed lazily. ``method="auto"`` picks
         ``send_whatsapp`` for items with ``whatsapp_message``, ``send_group_mms`` when ``to``
         is a list, else ``send``. At most ``concurrency`` sends are in flight; the client's
-        connection pool grows to it (a session you passed in limits it to its connector's).
+        connection pool grows to it, or to the sum of the runs sharing the client at once (a
+        session you passed in limits it to its connector's).
         ``skip_optouts=True`` lists the account's opt-outs once and reports items to opted-out
         recipients (for a group MMS, any one of them) as ``not_sent`` without sending.
         Outcomes come in completion order; see ``docs/bulk-sending.md`` for the statuses and

@@ -62,6 +62,10 @@ __all__ = ["Client", "SyncPager"]
 
 T = TypeVar("T")
 
+#: Seconds ``close()`` from another thread gives the calls running then to end before it
+#: stops the loop (see ``_Portal.settle``).
+CLOSE_SETTLE = 5.0
+
 
 class _Portal:
     """Owns the loop thread (an anyio blocking portal); stopped by ``close()`` or, as a last
@@ -78,6 +82,7 @@ class _Portal:
         self.closing = False
         self.pid = os.getpid()
         self._starting = threading.Lock()
+        self._calls: set[asyncio.Task[None]] = set()  # running on the loop (its thread only)
         _PORTALS.add(self)
 
     def _start(self) -> None:
@@ -138,6 +143,18 @@ class _Portal:
                 "event hook); use the AsyncClient (client.async_client) there"
             )
 
+    def _refuse_stopped(self) -> None:
+        if self.stopped:  # a call posted now would be cut off by the stopping loop
+            raise ClientClosedError("this client is closed; create a new one")
+
+    async def settle(self, within: float) -> None:
+        """Wait up to ``within`` s for the calls running now to end: ``close()`` from another
+        thread lets them finish as the closed client has them end (a send_many step reports
+        its items, a pager step raises ``ClientClosedError``) rather than cut them off with
+        the loop."""
+        if self._calls:
+            await asyncio.wait(set(self._calls), timeout=within)
+
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
@@ -155,6 +172,7 @@ class _Portal:
         caller's thread runs the jobs the call posts there while it waits (see
         :class:`_PulledInCaller`).
         """
+        self._refuse_stopped()
         if not self.started:
             self._start()
         elif self.forked:
@@ -182,8 +200,16 @@ class _Portal:
                     inbox.put(_wake)
 
         loop = self._loop
+        calls = self._calls
+
+        def start() -> None:
+            task = loop.create_task(run())
+            tasks.append(task)
+            calls.add(task)
+            task.add_done_callback(calls.discard)
+
         try:
-            loop.call_soon_threadsafe(lambda: tasks.append(loop.create_task(run())))
+            loop.call_soon_threadsafe(start)
         except RuntimeError:  # the loop closed
             raise ClientClosedError("this client is closed; create a new one") from None
         try:
@@ -233,10 +259,14 @@ class _PulledInCaller:
     client's loop, which other threads' calls share.
     """
 
-    def __init__(self, source: Iterable[Any], inbox: Inbox) -> None:
+    def __init__(
+        self, source: Iterable[Any], inbox: Inbox, orphan: Callable[[int, Any], None]
+    ) -> None:
         self._source = source
         self._items: Iterator[Any] | None = None
         self._inbox = inbox
+        self._orphan = orphan
+        self._pulled = 0
 
     def __aiter__(self) -> _PulledInCaller:
         return self
@@ -252,11 +282,16 @@ class _PulledInCaller:
                 if self._items is None:
                     self._items = iter(self._source)
                 result: tuple[bool, Any] = (True, next(self._items))
+                self._pulled += 1
             except StopIteration:
                 result = (False, None)
             except Exception as exc:  # the input failed: the engine reports it as such
                 result = (False, exc)
-            loop.call_soon_threadsafe(_settle, future, result)
+            try:
+                loop.call_soon_threadsafe(_settle, future, result)
+            except RuntimeError:  # the client closed (its loop too) while the input was read
+                if result[0]:  # pulled, so owed an outcome, which the engine cannot give now
+                    self._orphan(self._pulled - 1, result[1])
 
         self._inbox.put(pull)
         more, value = await future
@@ -305,18 +340,26 @@ def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
     return asyncio.get_running_loop(), threading.get_ident()
 
 
-def _finalize(portal: _Portal, client: AsyncClient) -> None:
+def _finalize(
+    portal: _Portal, close: Callable[[], Awaitable[None]], limiter: Limiter | None
+) -> None:
+    """``Client`` collected unclosed: close its connections and stop its thread. Given what
+    that takes (``Core.release``), not the ``AsyncClient``: that holds the event hooks, and a
+    hook bound to an object holding the Client (``self.client = Client(event_hooks=...
+    [self.on_x])``) made the Client reachable from its own finalizer: never collected."""
     if portal.stopped or portal.forked:  # a forked child has no loop thread to stop
         return
     try:
         if not portal.started:  # never used: no thread, no connections
             portal.stopped = True
-            return
-        with contextlib.suppress(Exception):
-            portal.portal.call(client.aclose)
-            _release_limiter(portal.portal, client)
-        with contextlib.suppress(Exception):
-            portal.stop()
+        elif threading.get_ident() == portal._thread:
+            # Collected by a garbage collection that ran in the loop thread, which cannot wait
+            # for itself: another thread closes it.
+            threading.Thread(
+                target=_close_abandoned, args=(portal, close, limiter), daemon=True
+            ).start()
+        else:
+            _close_abandoned(portal, close, limiter)
     finally:
         # Warned after cleaning up: under -W error (pytest's filterwarnings = error) the
         # warning raises, and the thread and session must not stay open because of it.
@@ -339,10 +382,20 @@ class _Held:
         self._client = client
 
 
-def _release_limiter(portal: BlockingPortal, client: AsyncClient) -> None:
+def _close_abandoned(
+    portal: _Portal, close: Callable[[], Awaitable[None]], limiter: Limiter | None
+) -> None:
+    with contextlib.suppress(Exception):
+        portal.portal.call(close)
+        _release_limiter(portal.portal, limiter)
+    with contextlib.suppress(Exception):
+        portal.stop()
+
+
+def _release_limiter(portal: BlockingPortal, limiter: Limiter | None) -> None:
     """Let a shared limiter close what it opened in this client's loop before the loop stops
     (``RedisRateLimits`` keeps one Redis pool per loop)."""
-    release = getattr(client.rate_limits, "_release_loop", None)
+    release = getattr(limiter, "_release_loop", None)
     if release is not None:
         portal.call(release)
 
@@ -395,7 +448,7 @@ class Client(ResourceTree[SyncMode]):
             transport=transport,
         )
         self._setup(async_client, _Portal())
-        self._finalizer = weakref.finalize(self, _finalize, self._owner, async_client)
+        self._finalizer = weakref.finalize(self, _finalize, self._owner, *self._core.release())
 
     def _setup(self, async_client: AsyncClient, owner: _Portal) -> None:
         self._owner = owner
@@ -476,7 +529,8 @@ class Client(ResourceTree[SyncMode]):
         try:
             if owner.begin_close() and not owner.stopped and not owner.forked:
                 owner.portal.call(self._async.aclose)
-                _release_limiter(owner.portal, self._async)
+                _release_limiter(owner.portal, self._async.rate_limits)
+                owner.portal.call(owner.settle, CLOSE_SETTLE)
         finally:
             owner.stop()
 
@@ -509,7 +563,13 @@ class Client(ResourceTree[SyncMode]):
         if isinstance(requests, Iterable) and not isinstance(
             requests, (str, bytes, bytearray, Mapping, AsyncIterable)
         ):  # (what is not a plain iterable goes as is, for the engine's own check)
-            requests = _PulledInCaller(requests, inbox)
+
+            def orphan(index: int, item: Any) -> None:
+                if on_stop is not None:
+                    closed = ClientClosedError("not sent: the client was closed")
+                    on_stop(SendOutcome(index, item, "not_sent", error=closed))
+
+            requests = _PulledInCaller(requests, inbox, orphan)
         return _iterate(
             _Held(self._portal, self),
             self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),

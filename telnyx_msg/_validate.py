@@ -75,6 +75,9 @@ def _address(kinds: tuple[str, ...]) -> Validator:
         elif value.startswith("="):
             # ="+13125550001": how people keep a spreadsheet from changing a number.
             hint = "; that is a spreadsheet formula: save the cell's value, not the formula"
+        elif value.startswith("'"):
+            # '+13125550001: the other way, a text prefix some exports keep in the value.
+            hint = "; remove the leading ' (a spreadsheet's mark for text)"
         elif any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
             hint = "; remove spaces, dashes and parentheses"
         elif value[:1].isdigit() and "E.164 number" in kinds:

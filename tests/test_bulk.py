@@ -13,10 +13,13 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
+import telnyx_msg.testing
 from telnyx_msg import SendItem
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+
+FROM = "+18005550101"
 
 pytestmark = pytest.mark.anyio
 FAST = Backoff(initial=0.001, max=0.002)
@@ -505,3 +508,53 @@ async def test_skip_optouts_skips_a_group_mms_with_an_opted_out_recipient() -> N
     assert by_index[0].status == "not_sent"
     assert "+13125550042 opted out" in by_index[0].reason
     assert by_index[1].status == "sent", by_index[1].error
+
+
+async def test_a_request_hook_that_raises_leaves_the_item_not_sent() -> None:
+    """The bulk CLI journals each row in a request hook: on a full disk it raised, and the row
+    was reported unknown (then never sent by a plain resume) although no request was written.
+    The request may be written only after the request hooks ran."""
+
+    async def journal(event: telnyx_msg.RequestEvent) -> None:
+        if event.idempotency_key == "row-2":
+            raise OSError(28, "No space left on device")
+
+    async with telnyx_msg.testing.FakeTelnyx() as fake:
+        async with fake.client(event_hooks={"request": [journal]}) as client:
+            items: list[SendItem] = [
+                {"from_": FROM, "to": f"+1312555000{n}", "text": "Hi", "options": key(n)}
+                for n in (1, 2, 3)
+            ]
+            outcomes = [o async for o in client.messages.send_many(items)]
+        sent = {m["to"][0]["phone_number"] for m in fake.messages()}
+    by_to = {o.request["to"]: o.status for o in outcomes}
+    assert by_to == {"+13125550001": "sent", "+13125550002": "not_sent", "+13125550003": "sent"}
+    assert sent == {"+13125550001", "+13125550003"}
+
+
+def key(n: int) -> telnyx_msg.RequestOptions:
+    return telnyx_msg.RequestOptions(idempotency_key=f"row-{n}")
+
+
+async def test_concurrent_runs_on_one_client_each_get_their_connections() -> None:
+    """Two send_many runs at once on one client (threads sharing a blocking Client): the pool
+    grew to the larger concurrency only, so half the sends waited for a connection and those
+    waiting past the connect timeout ended not_sent. Runs at once add up."""
+    config = telnyx_msg.testing.FakeConfig(
+        faults=telnyx_msg.testing.Faults(latency=0.3, match=("POST *",))
+    )
+    async with telnyx_msg.testing.FakeTelnyx(config=config) as fake:
+        timeout = telnyx_msg.Timeout(10, connect=0.1)
+        async with fake.client(pool_size=10, timeout=timeout, rate_limits=None) as client:
+
+            async def run(first: int) -> list[str]:
+                items: list[SendItem] = [
+                    {"from_": FROM, "to": f"+1312555{n:04d}", "text": "Hi"}
+                    for n in range(first, first + 10)
+                ]
+                return [o.status async for o in client.messages.send_many(items, concurrency=10)]
+
+            statuses = await asyncio.gather(run(0), run(100))
+            assert client._shared.transport.pool_size == 20
+            assert client._shared.bulk_connections == 0  # released when the runs ended
+    assert [set(s) for s in statuses] == [{"sent"}, {"sent"}]

@@ -250,20 +250,22 @@ async def test_send_command_ended_while_sending_prints_the_key(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
-async def test_send_command_output_failure_names_the_sent_message(redirect: str) -> None:
-    """stdout on a full disk, or closed (the interpreter starts without file descriptor 1):
-    exit 1 and the sent message's id on stderr.
+@pytest.mark.parametrize(("redirect", "code"), [(">/dev/full", 3), (">&-", 3), ("| true", 141)])
+async def test_send_command_output_failure_names_the_sent_message(redirect: str, code: int) -> None:
+    """stdout on a full disk, closed (the interpreter starts without file descriptor 1), or a
+    pipe whose reader left: the sent message's id on stderr, and not exit 1 ("not accepted, a
+    plain rerun is safe"), which it was: a script retrying on 1 sent the message twice.
 
     It was a traceback, and the only record of the message's id was gone.
     """
     async with FakeTelnyx() as fake:
         command = [sys.executable, "-m", "telnyx_msg", *_send_argv(fake)]
-        argv = ["sh", "-c", f'"$@" {redirect}', "sh", *command]
+        # pipefail: the pipeline's status is the command's (`true` ends long before it writes).
+        argv = ["bash", "-c", f'set -o pipefail; "$@" {redirect}', "bash", *command]
         result = await anyio.run_process(argv, check=False)
         (sent,) = fake.messages()
     err = result.stderr.decode()
-    assert result.returncode == 1, err
+    assert result.returncode == code, err
     assert f"message {sent['id']} was sent, but writing it to stdout failed" in err
     assert "Traceback" not in err
 
@@ -619,3 +621,17 @@ def test_webhook_verify_honours_tolerance(
     assert "error:" in capsys.readouterr().err
     assert main([*args, "--tolerance", "7200"]) == 0
     assert "valid: message.received id=e1" in capsys.readouterr().out
+
+
+def test_a_signal_echo_is_not_a_second_stop() -> None:
+    """A signal repeated within SIGNAL_ECHO seconds (a wrapper such as ``timeout`` forwarding
+    the terminal's Ctrl-C) is the same stop request; one after it is a second request."""
+    from telnyx_msg.cli import SIGNAL_ECHO, StopSignals
+
+    stops = StopSignals()
+    assert stops.received()
+    assert not stops.received()  # the echo
+    assert stops.count == 1
+    time.sleep(SIGNAL_ECHO * 1.5)
+    assert stops.received()
+    assert stops.count == 2

@@ -18,6 +18,7 @@ import re
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 import time
 import zipfile
@@ -42,7 +43,7 @@ from telnyx_msg.cli._journal import (
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import TableError, fingerprint, open_table
-from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults
+from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults, serve_in_thread
 from tests.conftest import ApiServer, Handler, json_response, message_json
 
 SENDER = "+18005550101"
@@ -133,6 +134,7 @@ async def test_a_file_with_only_a_header_leaves_the_results_file_it_names(
     async with FakeTelnyx() as fake:
         assert await bulk(fake, str(source), "--out", str(out)) == 0
         assert out.is_file()
+        assert oct(out.stat().st_mode & 0o777) == "0o600"  # was 0644: later runs append to it
         assert results(out) == []
         assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
         assert fake.messages() == []
@@ -1076,6 +1078,26 @@ async def test_ctrl_c_while_the_file_is_read_without_loop_signal_handlers(
 
 
 @pytest.mark.anyio
+async def test_a_signal_echoed_by_a_wrapper_is_one_graceful_stop(tmp_path: Path) -> None:
+    """Ctrl-C under ``timeout 120 telnyx-msg bulk ...`` reaches the command twice, a millisecond
+    apart (the terminal signals the process group; timeout forwards it): the echo was taken
+    for a second Ctrl-C and the run exited at once, without its summary or resume command."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 150)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out)
+        await wait_for_journal(out, 20, proc)
+        proc.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.005)  # delivered apart (not merged by the kernel), as echoes are
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    # -2: the stop was over (handlers given back) before the echo came; it ended the exit.
+    assert proc.returncode in (130, -signal.SIGINT), stderr
+    assert "in flight were recorded" in stderr.decode(), stderr
+    assert "resume with: " in stderr.decode(), stderr
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
     tmp_path: Path, signum: signal.Signals, code: int
@@ -1103,7 +1125,12 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
         assert printed is not None, text
         command = shlex.split(printed[1])
         assert command[:3] == ["telnyx-msg", "bulk", str(source)]
-        assert command[-5:] == ["--encoding", "cp1252", "--concurrency", "20", "--resume"]
+        # --base-url too: pasted with a real key exported, a run against a fake or staging
+        # API resumed against Telnyx.
+        assert command[-7:] == [
+            *("--encoding", "cp1252", "--concurrency", "20"),
+            *("--base-url", fake.base_url, "--resume"),
+        ]
         records = results(out)
         assert len({r["row"] for r in records}) == len(records)
         assert max(per_recipient(fake).values()) == 1
@@ -1114,7 +1141,7 @@ async def test_signal_records_rows_in_flight_then_resume_is_exact(
         assert stopped, "no row was in flight at the signal"
         for record in stopped:  # each says why it is not sent
             assert record["error"].startswith("the run was stopped "), record
-        credentials = ["--api-key", fake.api_key, "--base-url", fake.base_url]
+        credentials = ["--api-key", fake.api_key]
         resume = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "telnyx_msg", *command[1:], "--retry-unknown", *credentials],
             stdout=asyncio.subprocess.DEVNULL,
@@ -2050,3 +2077,123 @@ async def test_results_and_journal_are_readable_by_their_owner_only(tmp_path: Pa
     assert made == ["out.csv", "out.csv.journal", "out.csv.lock"]
     modes = {name: oct(os.stat(tmp_path / name).st_mode & 0o777) for name in made}
     assert modes == dict.fromkeys(made, "0o600")
+
+
+# --- what a fifth user review found ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_resume_without_its_journal_is_refused(tmp_path: Path, capsys: Any) -> None:
+    """The journal alone records FILE's fingerprint and --shard. Without it, a resume made its
+    header up from today's FILE: another file "resumed" (200 rows recorded sent, none of the
+    new file sent), or an edited one sent rows to the wrong recipients."""
+    first, other, out = tmp_path / "feb.csv", tmp_path / "march.csv", tmp_path / "out.csv"
+    write_rows(first, 5)
+    other.write_text(first.read_text().replace("+1312555", "+1415555"))
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(first), "--out", str(out)) == 0
+        out.with_name(out.name + ".journal").unlink()
+        fake.stats.reset()
+        capsys.readouterr()
+        assert await bulk(fake, str(other), "--out", str(out), "--resume") == 2
+        assert fake.stats.count("POST", "/messages") == 0
+    assert "journal is missing" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_a_resume_reading_the_file_otherwise_is_refused(tmp_path: Path, capsys: Any) -> None:
+    """--resume --encoding latin-1 of a run that read cp1252 sent 'CafÃ©' where the first rows
+    had said 'Café', and --retry-unknown's resends (same keys, other bodies) were refused."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    source.write_bytes(source.read_text().replace("hello", "caf\u00e9").encode("cp1252"))
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), "--encoding", "cp1252") == 0
+        capsys.readouterr()
+        resume = ("--out", str(out), "--resume")
+        assert await bulk(fake, str(source), *resume, "--encoding", "latin-1") == 2
+        assert "with --encoding cp1252" in capsys.readouterr().err
+        assert await bulk(fake, str(source), *resume, "--encoding", "cp1252") == 0
+
+
+@pytest.mark.anyio
+async def test_a_rejected_resend_of_an_unknown_row_stays_unknown(tmp_path: Path) -> None:
+    """A --retry-unknown resend refused with a 4xx was recorded "rejected" (fix it, then send
+    it again), although the first attempt may have been accepted: Telnyx may have refused the
+    repeat, not the message. It stays unknown."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 4)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        crash_after(out, [r for r in results(out) if int(r["row"]) < 5], journaled=(5,))
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 1
+        fake.configure(faults=Faults(script=[422], match=("POST *",)))
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
+    latest = {int(r["row"]): r for r in results(out)}
+    assert latest[5]["status"] == "unknown"
+    assert latest[5]["code"] == "10015"
+
+
+@pytest.mark.anyio
+async def test_a_lock_that_cannot_be_created_is_not_another_run(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """RESULTS in a read-only folder (here: its lock cannot be created) was reported as "in
+    use by another telnyx-msg bulk ...; wait for it to end", for a run that does not exist."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 2)
+    (tmp_path / "out.csv.lock").mkdir()
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "cannot create or open" in err, err
+    assert "in use by another" not in err
+
+
+@pytest.mark.anyio
+async def test_overwrite_never_deletes_a_file_that_is_not_results(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """--overwrite with --out naming an unrelated file (contacts.txt) deleted it; without
+    --overwrite the same command is refused as "not a results file"."""
+    source, other = tmp_path / "in.csv", tmp_path / "contacts.txt"
+    write_rows(source, 2)
+    other.write_text("name,phone\nAda,+13125550000\n")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(other), "--overwrite") == 2
+        assert fake.messages() == []
+    assert other.read_text() == "name,phone\nAda,+13125550000\n"
+    assert "--overwrite replaces only a results file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64", "zlib", "rot13"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(tmp_path: Path, encoding: str) -> None:
+    """--encoding hex (a codec Python knows, but not of text) failed later with a traceback."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 2)
+    with pytest.raises(TableError, match=f"unknown encoding '{encoding}'"):
+        open_table(source, encoding)
+
+
+def test_a_json_input_is_named_as_such(tmp_path: Path) -> None:
+    """A .jsonl input was refused as "unknown column(s) '{\"from\": ...'"."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"from": "+18005550101", "to": "+13125550001", "text": "hi"}\n')
+    with pytest.raises(TableError, match="looks like JSON, not CSV"):
+        open_table(source)
+
+
+def test_bulk_runs_with_stderr_closed(tmp_path: Path) -> None:
+    """Started with stderr closed (``2>&-``, cron), bulk died on ``sys.stderr.isatty()`` with
+    no message, leaving a journal and no RESULTS."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    with serve_in_thread() as fake:
+        argv = [sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)]
+        argv += ["--api-key", fake.api_key, "--base-url", fake.base_url]  # no --no-progress
+        done = subprocess.run(
+            ["sh", "-c", 'exec "$@" 2>&-', "sh", *argv], capture_output=True, timeout=60
+        )
+    assert done.returncode == 0, done
+    assert b"3 rows: 3 sent" in done.stdout
+    assert {r["status"] for r in results(out)} == {"sent"}

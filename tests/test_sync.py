@@ -585,3 +585,94 @@ def test_pickling_a_client_says_what_to_do() -> None:
         pytest.raises(TypeError, match="create one in each process"),
     ):
         pickle.dumps(client)
+
+
+# --- close from another thread, collection with a hook cycle ------------------------------------
+
+
+def test_close_during_a_blocking_send_many_reports_every_pulled_item(threaded_server: str) -> None:
+    """Another thread closes the client while send_many reads a slow input (a database cursor):
+    the run raised ``RuntimeError: Event loop is closed`` from the input's thread and the item it
+    had just pulled got no outcome. Now every pulled item is yielded or reported to on_stop,
+    and the run ends with ClientClosedError, as the async client's does."""
+    client = telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None)
+    client.messages.retrieve("m1")  # the loop thread runs
+    pulled: list[int] = []
+
+    def rows() -> Iterator[telnyx_msg.SendItem]:
+        for n in range(20):
+            time.sleep(0.2)
+            pulled.append(n)
+            yield {"from_": "+18005550101", "to": f"+1844555{n:04d}", "text": "x"}
+
+    stops: list[telnyx_msg.SendOutcome] = []
+    yielded: list[telnyx_msg.SendOutcome] = []
+
+    def run() -> None:
+        for outcome in client.messages.send_many(rows(), concurrency=3, on_stop=stops.append):
+            yielded.append(outcome)
+
+    closer = threading.Timer(0.5, client.close)
+    closer.start()
+    try:
+        with pytest.raises(telnyx_msg.ClientClosedError):
+            run()
+    finally:
+        closer.join(10)
+    reported = sorted(o.index for o in [*yielded, *stops])
+    assert reported == pulled
+    assert {o.status for o in stops} <= {"not_sent", "unknown"}
+
+
+def test_a_client_whose_hook_holds_it_is_still_collected() -> None:
+    """``self.client = Client(event_hooks={"response": [self.on_response]})``, never closed:
+    the finalizer held the AsyncClient, which holds the hooks, which hold the object holding
+    the Client, so it was never collected and its thread and sockets stayed until exit."""
+
+    class Service:
+        def __init__(self) -> None:
+            self.client = telnyx_msg.Client(
+                "k",
+                base_url="http://127.0.0.1:9/v2",
+                rate_limits=None,
+                max_retries=0,
+                event_hooks={"response": [self.on_response]},
+            )
+            self.responses = 0
+
+        def on_response(self, event: telnyx_msg.ResponseEvent) -> None:
+            self.responses += 1
+
+    service = Service()
+    with pytest.raises(telnyx_msg.APIConnectionError):
+        service.client.messages.retrieve("m1")  # nothing listens on port 9
+    assert service.responses == 1
+    assert len(_portal_threads()) == 1
+    with pytest.warns(ResourceWarning, match="not closed"):  # noqa: PT031 - del then collect
+        del service
+        gc.collect()
+    assert _portal_threads() == []
+
+
+def test_a_client_collected_in_its_own_loop_thread_is_closed() -> None:
+    """A garbage collection that happens to run in the client's loop thread ran the finalizer
+    there: waiting for that thread from itself failed (silently), and the thread and session
+    were left behind. Another thread now closes it."""
+    client = telnyx_msg.Client(
+        "k", base_url="http://127.0.0.1:9/v2", rate_limits=None, max_retries=0
+    )
+    with pytest.raises(telnyx_msg.APIConnectionError):
+        client.messages.retrieve("m1")
+    finalizer = client._finalizer
+    portal = client._owner.portal
+
+    async def collect_here() -> None:
+        with pytest.warns(ResourceWarning, match="not closed"):
+            finalizer()  # what the collector runs, in this (the loop's) thread
+
+    portal.call(collect_here)
+    for _ in range(100):
+        if not _portal_threads():
+            break
+        time.sleep(0.05)
+    assert _portal_threads() == []

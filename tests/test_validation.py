@@ -131,6 +131,7 @@ async def test_send_rejects_bad_to(
         ("13125550000", "a spreadsheet drops the '+' of a column not formatted as text"),
         ("+1 (312) 555-0000", "remove spaces, dashes and parentheses"),
         ('="+13125550000"', "a spreadsheet formula: save the cell's value"),
+        ("'+13125550000", "remove the leading ' (a spreadsheet's mark for text)"),
     ],
 )
 async def test_a_number_a_spreadsheet_mangled_gets_a_hint(

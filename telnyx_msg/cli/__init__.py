@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +35,29 @@ from telnyx_msg.errors import (
     TelnyxError,
     ValidationError,
 )
+
+#: Seconds within which a repeated signal is the same stop request: a terminal's Ctrl-C
+#: reaches the whole process group, so under a wrapper that forwards it (``timeout``) the
+#: command receives it twice, a millisecond apart, and took the echo for a second request.
+SIGNAL_ECHO = 0.2
+
+
+class StopSignals:
+    """The stop requests a command received by signal (echoes not counted)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last = 0.0
+
+    def received(self) -> bool:
+        """Count a signal now; False when it echoes the last one counted."""
+        now = time.monotonic()
+        if self.count and now - self._last < SIGNAL_ECHO:
+            return False
+        self.count += 1
+        self._last = now
+        return True
+
 
 BULK_CONCURRENCY = 50  # bulk's default --concurrency
 BULK_ACCOUNT_MPS = 50.0  # bulk's default --account-mps
@@ -644,7 +668,10 @@ async def _send(args: argparse.Namespace) -> int:
             f"error: message {message.id} was sent, but writing it to stdout failed: {exc}",
             file=sys.stderr,
         )
-        return 1
+        # Not 1, which says "not accepted: rerun it", and a rerun would send it again.
+        if isinstance(exc, BrokenPipeError):
+            return 128 + signal.SIGPIPE  # the reader stopped early
+        return EXIT_UNKNOWN
     return 0
 
 
@@ -868,12 +895,12 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    stops = 0
+    stops = StopSignals()
 
     def on_signal() -> None:
-        nonlocal stops
-        stops += 1
-        if stops == 1:
+        if not stops.received():
+            return
+        if stops.count == 1:
             print(
                 "stopping after the handler in flight (signal again to abort it)",
                 file=sys.stderr,

@@ -45,7 +45,7 @@ from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._redis_common import bounded, make_client
-from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY
+from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY, StopSignals
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
     STATUSES,
@@ -176,6 +176,7 @@ class BulkRun:
         self.recorded = StatusTable()  # outcomes written by this invocation
         self.in_flight: Counter[str] = Counter()
         self.stopped: list[int] = []
+        self.signals = StopSignals()
         self.sending = False
         self.planned = False  # every row read; False after a signal while reading the file
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
@@ -208,11 +209,17 @@ class BulkRun:
                 "end (or stop it) before resuming, so no row is sent by both"
             )
         existing = self.results.exists() or self.journal.exists()
-        if existing and not args.overwrite:
+        if existing:
             try:
                 self.results.check()
             except ResultsError as exc:
-                # Not --overwrite: if this is a run's RESULTS, a new run would send every row again.
+                # Not --overwrite: if this is a run's RESULTS, a new run would send every row
+                # again. With it: a file that is no RESULTS (contacts.csv) is not ours to delete.
+                if args.overwrite:
+                    raise UsageError(
+                        f"{exc}; --overwrite replaces only a results file: delete it yourself "
+                        "if it is not needed, or give --out another name"
+                    ) from None
                 raise UsageError(
                     f"{exc}; if it is not a results file, give --out another name"
                 ) from None
@@ -231,23 +238,37 @@ class BulkRun:
             )
         source = fingerprint(self.table.path)
         shard = f"{self.shard_index}/{self.shard_count}"
+        reading = self.table.codec + ("+ignore" if args.ignore_unknown_columns else "")
         if not existing or args.overwrite:
-            self.header = RunHeader.new(source, shard)
+            self.header = RunHeader.new(source, shard, reading)
             return
         header, journaled = self.journal.read()
         since = header.results_at if header is not None else None
         loaded = self.results.load(since)
         self.statuses, self.unknown_since = loaded.statuses, loaded.unknown_since
         if header is None:
-            if loaded.run_id is None:
-                raise UsageError(
-                    f"cannot resume: {self.journal.path} is missing and {self.out} "
-                    "records no run id; use --overwrite with a new results file"
-                )
-            header = RunHeader(loaded.run_id, source, shard)
+            # Only the journal records FILE's fingerprint and --shard: made up from today's
+            # FILE, they would let a changed file (or another shard) resume, sending rows to
+            # the wrong recipients and recording them as sent.
+            raise UsageError(
+                f"cannot resume: {self.journal.path} is missing (or unreadable); it records "
+                f"{self.table.path}'s size and SHA-256 and the --shard of the run, without which "
+                "resuming could send the wrong rows. Restore it next to "
+                f"{self.out}, or start a new run (another --out) over the rows {self.out} does "
+                "not record as sent"
+            )
         if header.shard != shard:
             raise UsageError(
                 f"{self.out} records shard {header.shard}; resume it with --shard {header.shard}"
+            )
+        if header.reading is not None and header.reading != reading:
+            # Another decoding gives other texts: rows sent twice with different words, and
+            # --retry-unknown's resends refused (their keys used with another body).
+            encoding, _, ignore = header.reading.partition("+")
+            options = f"--encoding {encoding}" + (" --ignore-unknown-columns" if ignore else "")
+            raise UsageError(
+                f"{self.out} was begun reading {self.table.path} with {options}: resume it with "
+                "the same options, so every row reads as in the rows already sent"
             )
         if header.source != source:
             raise UsageError(
@@ -420,6 +441,12 @@ class BulkRun:
             f"over {_counted(lanes, 'sender lane')}, about {_duration(plan.seconds)} at the "
             "client's rate limits"
         )
+        if self.shard_count > 1:
+            # The account limit is shared with the other shards: alone is the best case.
+            text += (
+                f" if this shard ran alone (it shares the account limit with "
+                f"{self.shard_count - 1} other shard(s): up to {self.shard_count} times longer)"
+            )
         if plan.delivery_seconds > plan.seconds + 1:
             text += (
                 "; Telnyx's sender queues deliver the last after "
@@ -455,10 +482,11 @@ class BulkRun:
     ) -> str:
         status = outcome.status
         resent = self.statuses.get(row) == "unknown"
-        if status == "not_sent" and resent:
+        if status in ("not_sent", "rejected") and resent:
             # A --retry-unknown resend that did not go out says nothing of the first attempt,
             # which may have been accepted: still unknown, or a later plain --resume (past the
-            # key's 24 h) could send it twice.
+            # key's 24 h) could send it twice. A rejected one neither: Telnyx may have refused
+            # the repeat (its key already used with another body), not the message.
             status = "unknown"
         # The key's 24 h run from the first attempt that may have reached Telnyx.
         at = self.attempted.pop(row, None)
@@ -485,6 +513,8 @@ class BulkRun:
         main = asyncio.current_task()
 
         def on_signal(signum: int) -> None:
+            if not self.signals.received():
+                return
             if self.stopped:  # a second signal: leave now; the journal covers what is in flight
                 os._exit(_SIGNAL_EXIT.get(signal.Signals(signum), 1))
             self.stopped.append(signum)
@@ -666,6 +696,8 @@ def _resume_command(run: BulkRun) -> str:
         words += ["--shard", f"{run.shard_index}/{run.shard_count}"]
     if args.redis:  # the limits it shares with other processes, sharded or not
         words += ["--redis", _masked(args.redis)]
+    if args.base_url:  # a run against a fake or staging API must not resume against Telnyx
+        words += ["--base-url", args.base_url]
     return shlex.join([*words, "--resume"])
 
 
@@ -748,7 +780,9 @@ async def _run(run: BulkRun) -> int:
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")
         return 2
-    progress = Progress(total, enabled=not args.no_progress and sys.stderr.isatty())
+    # stderr is None when the command was started with it closed (2>&-).
+    tty = sys.stderr is not None and sys.stderr.isatty()
+    progress = Progress(total, enabled=not args.no_progress and tty)
     stopped: int | None = None
     failure: BaseException | None = None
     finished = False

@@ -114,16 +114,22 @@ class RunHeader:
     source: str
     shard: str = "1/1"
     results_at: int | None = None
+    reading: str | None = None
+    """How FILE is decoded: its codec, ``+ignore`` with --ignore-unknown-columns (None in a
+    journal written without it)."""
 
     @classmethod
-    def new(cls, source: str, shard: str = "1/1") -> RunHeader:
+    def new(cls, source: str, shard: str = "1/1", reading: str | None = None) -> RunHeader:
         """A fresh run over a file with fingerprint ``source``."""
-        return cls(uuid.uuid4().hex[:16], source, shard)
+        return cls(uuid.uuid4().hex[:16], source, shard, None, reading)
 
     def line(self) -> bytes:
         """The journal's first line."""
         at = "" if self.results_at is None else f" results={self.results_at}"
-        return f"{_MAGIC} run={self.run_id} source={self.source} shard={self.shard}{at}\n".encode()
+        reading = "" if self.reading is None else f" reading={self.reading}"
+        return (
+            f"{_MAGIC} run={self.run_id} source={self.source} shard={self.shard}{at}{reading}\n"
+        ).encode()
 
     @classmethod
     def parse(cls, line: str) -> RunHeader | None:
@@ -135,7 +141,8 @@ class RunHeader:
             return None
         at = fields.get("results", "")
         results_at = int(at) if at.isdigit() else None
-        return cls(fields["run"], fields["source"], fields.get("shard", "1/1"), results_at)
+        shard = fields.get("shard", "1/1")
+        return cls(fields["run"], fields["source"], shard, results_at, fields.get("reading"))
 
 
 class StatusTable:
@@ -304,9 +311,8 @@ class Results:
             latest[row] = offset
         if not latest:
             if not self.path.exists():  # no row had an outcome: "results in RESULTS" holds
-                self.path.write_text(
-                    "" if self._jsonl else ",".join(RESULT_FIELDS) + "\r\n", encoding="utf-8"
-                )
+                with open(_private(self.path, os.O_WRONLY), "w", encoding="utf-8") as out:
+                    out.write("" if self._jsonl else ",".join(RESULT_FIELDS) + "\r\n")
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self.path.open("rb") as source, open(_private_new(tmp), "wb") as out:
@@ -511,8 +517,9 @@ class RunLock:
             return None
         try:
             fd = _private(self.path, os.O_RDWR)
-        except OSError as exc:  # a symlink planted where the lock goes (ELOOP), say
-            return f"{self.path} cannot be opened as a plain file: {exc.strerror}"
+        except OSError as exc:  # a read-only folder; a symlink planted there (ELOOP), say
+            # Not "in use by another run": that sends its reader waiting for a run that is not.
+            raise ResultsError(f"cannot create or open {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

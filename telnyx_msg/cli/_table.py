@@ -330,9 +330,14 @@ def open_table(
 ) -> Table:
     """Check the header of ``path`` before anything is sent; raise :class:`TableError`."""
     try:
-        codec = codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
+        info = None
+    # hex, base64, zlib, rot13, ... are codecs too, but not of text: they failed later with
+    # a traceback. (_is_text_encoding is how Python's own str.encode tells them apart.)
+    if info is None or not getattr(info, "_is_text_encoding", True):
         raise TableError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)") from None
+    codec = info.name
     if str(path) == "-" or (path.exists() and not path.is_file()):
         # A pipe or stdin can be read once; a run reads its FILE to check it, to send, and to
         # resume after a crash (by row number, against the file's recorded SHA-256).
@@ -382,6 +387,12 @@ def open_table(
         raise TableError(f"{path}: row 1 (the header): {_TOO_LONG}") from None
     if not first.strip():
         raise TableError(f"{path}: the first line must be a header row (from,to,text,...)")
+    if first.lstrip().startswith(("{", "[")):
+        # Else "unknown column(s) '{"from":...'": RESULTS may be JSON Lines, the input is not.
+        raise TableError(
+            f"{path} looks like JSON, not CSV: bulk reads a CSV file whose first line is a "
+            "header row of send fields (from,to,text,...)"
+        )
     delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
     names = _normalise(next(csv.reader([first], delimiter=delimiter)))
     known = sorted(COLUMNS)
