@@ -58,7 +58,7 @@ from telnyx_msg._bucket import (
     resolve_config,
     sender_kind,
 )
-from telnyx_msg.errors import QUEUE_FULL_CODE, ErrorDetail, RateLimitError
+from telnyx_msg.errors import QUEUE_FULL_CODE, ConfigurationError, ErrorDetail, RateLimitError
 
 __all__ = ["LoopOwner", "RateLimits", "sender_kind", "wait_too_long"]
 
@@ -106,6 +106,11 @@ class _Forwarded(Generic[T]):
         if not self.result.cancelled():
             self._task = self.owner.create_task(make())
             self._task.add_done_callback(self._settle)
+
+    @property
+    def started(self) -> bool:
+        """Whether the owner loop has run the call at all (read from the caller's thread)."""
+        return self._task is not None
 
     def _settle(self, task: asyncio.Task[T]) -> None:
         try:
@@ -176,6 +181,16 @@ async def _await_owner(
                 wait = min(wait, deadline - here.time())
                 if wait <= 0:
                     call.cancel()
+                    if not call.started:
+                        # Not the rate limit: that loop never ran the call. This is what a
+                        # blocking Client called from code on the limiter's loop looks like.
+                        raise ConfigurationError(
+                            "the rate limiter's event loop (the first one that used it) did "
+                            f"not run this call within {timeout or 0.0:g} s: it is blocked, "
+                            "e.g. by a blocking telnyx_msg.Client called from code on that "
+                            "loop; use the AsyncClient there, or give the Client a RateLimits "
+                            "of its own. Nothing was sent."
+                        )
                     raise wait_too_long(None, timeout or 0.0)
             await asyncio.wait((future,), timeout=wait)
             if future.done():

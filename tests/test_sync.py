@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
+import telnyx_msg.testing
 from tests.conftest import json_response, message_json
 
 
@@ -302,6 +303,7 @@ def _run_script(tmp_path: Path, source: str, *args: str) -> subprocess.Completed
 FORK_SCRIPT = """
 import os, sys, time
 import telnyx_msg
+import telnyx_msg.testing
 
 url, mode = sys.argv[1], sys.argv[2]
 client = telnyx_msg.Client("k", base_url=url, rate_limits=None)
@@ -357,6 +359,7 @@ def test_forked_child_refuses_the_parents_client_and_leaves_its_connections_alon
 FORK_UNUSED_SCRIPT = """
 import os, sys, time
 import telnyx_msg
+import telnyx_msg.testing
 
 url, mode = sys.argv[1], sys.argv[2]
 client = telnyx_msg.Client("k", base_url=url)  # created at import, as under gunicorn --preload
@@ -403,6 +406,7 @@ def test_a_client_created_before_a_fork_and_used_after_it_works_in_each_process(
 FORK_LIMITS_SCRIPT = """
 import asyncio, os, sys, time
 import telnyx_msg
+import telnyx_msg.testing
 
 url, redis_url = sys.argv[1], sys.argv[2]
 if redis_url == "memory":
@@ -542,6 +546,7 @@ def test_close_from_an_event_hook_is_refused_and_leaves_the_client_usable() -> N
 _FORK_CHILD = """
 import os, sys
 import telnyx_msg
+import telnyx_msg.testing
 
 client = telnyx_msg.Client("k", base_url=sys.argv[1], rate_limits=None)
 client.messages.retrieve("m-1")
@@ -676,3 +681,23 @@ def test_a_client_collected_in_its_own_loop_thread_is_closed() -> None:
             break
         time.sleep(0.05)
     assert _portal_threads() == []
+
+
+def test_a_blocking_client_on_the_limiters_own_loop_gets_a_clear_error() -> None:
+    """One RateLimits shared by an AsyncClient (its loop owns the limiter) and a blocking
+    Client called from code on that loop (a notebook cell): the loop waits for the call, which
+    waits for the loop. It failed after its timeout as a 429 "the client-side rate limit would
+    hold this request longer than its timeout", which no rate limit had done."""
+    limits = telnyx_msg.RateLimits()
+    sender = "+18005550101"
+
+    async def main(base_url: str, key: str) -> None:
+        async with telnyx_msg.AsyncClient(key, base_url=base_url, rate_limits=limits) as owner:
+            await owner.messages.send(from_=sender, to="+18445550001", text="Hi")  # owns it
+            blocking = telnyx_msg.Client(key, base_url=base_url, rate_limits=limits, timeout=0.5)
+            with blocking, pytest.raises(telnyx_msg.ConfigurationError, match="it is blocked"):
+                blocking.messages.send(from_=sender, to="+18445550002", text="Hi")
+
+    with telnyx_msg.testing.serve_in_thread() as fake:
+        asyncio.run(main(fake.base_url, fake.api_key))
+        assert [m["to"][0]["phone_number"] for m in fake.messages()] == ["+18445550001"]
