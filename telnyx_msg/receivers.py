@@ -41,6 +41,7 @@ import asyncio
 import enum
 import inspect
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -171,7 +172,8 @@ class WebhookReceiver:
         """Refuse new deliveries (503), then wait for running handlers.
 
         After ``timeout`` seconds the remaining handlers are cancelled: their deliveries are
-        answered 503 and not marked seen, so Telnyx redelivers them.
+        answered 503 and not marked seen, so Telnyx redelivers them. A handler that ignores its
+        cancellation is waited for ``timeout`` more seconds at most, then left running.
         """
         self._closed = True
         if timeout is None:
@@ -183,7 +185,14 @@ class WebhookReceiver:
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+
+    def _shutdown_timeout(self) -> float | None:
+        # A handler running longer than handler_timeout has had its delivery answered 503
+        # already: a shutdown waits no longer for it (uvicorn waited on a handler that
+        # ignored its cancellation, and never exited).
+        return None if math.isinf(self.handler_timeout) else self.handler_timeout
 
     def _handler_for(self, event: WebhookEvent) -> Handler | None:
         event_type = event.event_type
@@ -419,8 +428,9 @@ class AiohttpWebhookHandler(WebhookReceiver):
         await self.startup()
 
     async def on_cleanup(self, app: web.Application) -> None:
-        """``aiohttp`` cleanup signal: close this receiver and wait for its handlers."""
-        await self.aclose()
+        """``aiohttp`` cleanup signal: close this receiver and wait for its handlers (at most
+        ``handler_timeout``)."""
+        await self.aclose(self._shutdown_timeout())
 
 
 def aiohttp_handler(
@@ -575,7 +585,7 @@ class AsgiWebhookApp(WebhookReceiver):
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.aclose()
+                await self.aclose(self._shutdown_timeout())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -1185,3 +1185,25 @@ def test_a_bad_max_body_size_is_refused_at_construction(size: Any) -> None:
     TypeError; 0 or -1 answered every one 413."""
     with pytest.raises(ConfigurationError, match="max_body_size"):
         asgi_app(make_verifier(), {}, max_body_size=size)
+
+
+@pytest.mark.anyio
+async def test_a_shutdown_waits_for_a_stubborn_handler_at_most_handler_timeout() -> None:
+    """A handler that ignores its cancellation kept the ASGI lifespan shutdown (and uvicorn's
+    exit) waiting forever; its delivery had been answered 503 at handler_timeout already."""
+    finish = asyncio.Event()
+
+    async def stubborn(event: WebhookEvent) -> None:
+        while not finish.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await finish.wait()
+
+    app = asgi_app(make_verifier(), {"message.finalized": stubborn}, handler_timeout=0.2)
+    body = event_body()
+    try:
+        assert (await call_asgi(app, body, sign(body)))[0] == 503
+        assert app.pending == 1
+        await asyncio.wait_for(_lifespan(app), 5)
+    finally:
+        finish.set()  # else the handler outlives the test
+    assert app.closed
