@@ -8,7 +8,7 @@ import base64
 import contextlib
 import json
 import math
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -633,10 +633,8 @@ async def _handler_running() -> tuple[Any, Recorder, asyncio.Future[Any]]:
     return app, recorder, delivery
 
 
-@pytest.mark.anyio
-async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
-    """The ASGI lifespan shutdown closes the receiver after its handlers finish."""
-    app, recorder, delivery = await _handler_running()
+async def _lifespan(app: AsgiWebhookApp, started: Callable[[], object] | None = None) -> None:
+    """One ASGI lifespan: startup (then ``started()``), then shutdown."""
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[str] = []
 
@@ -645,11 +643,18 @@ async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
 
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["type"])
-        if message["type"] == "lifespan.startup.complete":
-            asyncio.get_running_loop().call_later(0.02, recorder.gate.set)
+        if message["type"] == "lifespan.startup.complete" and started is not None:
+            started()
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.anyio
+async def test_asgi_lifespan_shutdown_drains_handlers() -> None:
+    """The ASGI lifespan shutdown closes the receiver after its handlers finish."""
+    app, recorder, delivery = await _handler_running()
+    await _lifespan(app, lambda: asyncio.get_running_loop().call_later(0.02, recorder.gate.set))
     assert (await delivery)[0] == 200
     assert len(recorder.events) == 1
     assert app.closed
@@ -1020,21 +1025,6 @@ async def test_a_handlers_own_cancelled_error_is_a_failure_not_a_shutdown(
     assert not app.closed
     assert (await call_asgi(app, body, sign(body)))[:2] == (200, b"handled")
     assert calls == 2
-
-
-async def _lifespan(app: AsgiWebhookApp) -> None:
-    """One ASGI lifespan: startup, then shutdown."""
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        return incoming.pop(0)
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message["type"])
-
-    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 @pytest.mark.anyio
