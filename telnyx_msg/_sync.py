@@ -83,6 +83,10 @@ class _Portal:
         self.pid = os.getpid()
         self._starting = threading.Lock()
         self._calls: set[asyncio.Task[None]] = set()  # running on the loop (its thread only)
+        self._inside: dict[int, int] = {}  # thread id -> how many calls it is waiting in
+        #: A thread that called ``close()`` while inside a call (its send_many input, a signal
+        #: handler): the loop stops when that call ends.
+        self.close_after: int | None = None
         _PORTALS.add(self)
 
     def _start(self) -> None:
@@ -155,6 +159,19 @@ class _Portal:
         if self._calls:
             await asyncio.wait(set(self._calls), timeout=within)
 
+    def inside_call(self) -> bool:
+        """Whether this thread is waiting in a call (running its send_many input, or a
+        signal handler): a ``close()`` from it must not wait for that call."""
+        return threading.get_ident() in self._inside
+
+    def finish_close(self) -> None:
+        """Let the running calls end (``settle``), then stop the loop thread."""
+        try:
+            with contextlib.suppress(Exception):
+                self.portal.call(self.settle, CLOSE_SETTLE)
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
@@ -212,25 +229,36 @@ class _Portal:
             loop.call_soon_threadsafe(start)
         except RuntimeError:  # the loop closed
             raise ClientClosedError("this client is closed; create a new one") from None
+        me = threading.get_ident()
+        inside = self._inside
+        inside[me] = inside.get(me, 0) + 1
         try:
-            while not (done.acquire(timeout=1.0) if inbox is None else _serve(inbox, done)):
-                if loop.is_closed() or (self.stopped and not loop.is_running()):
-                    if not tasks:  # queued as the loop stopped: it never ran
-                        raise ClientClosedError("not sent: the client was closed")
-                    raise _closed_during_call()
-        except BaseException:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
-            raise
-        ok, value = outcome.pop()
-        if ok:
-            return cast(T, value)
-        if isinstance(value, asyncio.CancelledError):  # the loop stopped under the call
-            raise _closed_during_call() from None
-        try:
-            raise value
+            try:
+                while not (done.acquire(timeout=1.0) if inbox is None else _serve(inbox, done)):
+                    if loop.is_closed() or (self.stopped and not loop.is_running()):
+                        if not tasks:  # queued as the loop stopped: it never ran
+                            raise ClientClosedError("not sent: the client was closed")
+                        raise _closed_during_call()
+            except BaseException:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+                raise
+            ok, value = outcome.pop()
+            if ok:
+                return cast(T, value)
+            if isinstance(value, asyncio.CancelledError):  # the loop stopped under the call
+                raise _closed_during_call() from None
+            try:
+                raise value
+            finally:
+                del value  # no reference cycle through the traceback
         finally:
-            del value  # no reference cycle through the traceback
+            depth = inside.pop(me) - 1
+            if depth:
+                inside[me] = depth
+            elif self.close_after == me:  # close() ran inside this call: finish it now
+                self.close_after = None
+                self.finish_close()
 
 
 #: Jobs a call posts for its caller's thread to run.
@@ -271,6 +299,16 @@ class _PulledInCaller:
     def __aiter__(self) -> _PulledInCaller:
         return self
 
+    def _deliver(
+        self, future: asyncio.Future[tuple[bool, Any]], result: tuple[bool, Any], index: int
+    ) -> None:
+        """Hand a pulled item to the engine (on the loop); if the engine stopped waiting (the
+        client closed meanwhile), it is reported here, not dropped."""
+        if not future.done():
+            future.set_result(result)
+        elif result[0]:
+            self._orphan(index, result[1])
+
     async def __anext__(self) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
@@ -287,11 +325,12 @@ class _PulledInCaller:
                 result = (False, None)
             except Exception as exc:  # the input failed: the engine reports it as such
                 result = (False, exc)
+            index = self._pulled - 1
             try:
-                loop.call_soon_threadsafe(_settle, future, result)
+                loop.call_soon_threadsafe(self._deliver, future, result, index)
             except RuntimeError:  # the client closed (its loop too) while the input was read
                 if result[0]:  # pulled, so owed an outcome, which the engine cannot give now
-                    self._orphan(self._pulled - 1, result[1])
+                    self._orphan(index, result[1])
 
         self._inbox.put(pull)
         more, value = await future
@@ -300,11 +339,6 @@ class _PulledInCaller:
         if value is not None:
             raise value
         raise StopAsyncIteration
-
-
-def _settle(future: asyncio.Future[tuple[bool, Any]], result: tuple[bool, Any]) -> None:
-    if not future.done():
-        future.set_result(result)
 
 
 _PORTALS: weakref.WeakSet[_Portal] = weakref.WeakSet()
@@ -526,13 +560,22 @@ class Client(ResourceTree[SyncMode]):
         self._owner.refuse_own_thread()  # before anything is torn down: the client stays usable
         finalizer.detach()
         owner = self._owner
-        try:
-            if owner.begin_close() and not owner.stopped and not owner.forked:
-                owner.portal.call(self._async.aclose)
-                _release_limiter(owner.portal, self._async.rate_limits)
-                owner.portal.call(owner.settle, CLOSE_SETTLE)
-        finally:
+        if not owner.begin_close() or owner.stopped or owner.forked:
             owner.stop()
+            return
+        try:
+            owner.portal.call(self._async.aclose)
+            _release_limiter(owner.portal, self._async.rate_limits)
+        except BaseException:
+            owner.stop()
+            raise
+        if owner.inside_call():
+            # From inside one of this thread's calls (its send_many input): that call can only
+            # end after this returns, so it ends first, as the closed client has it end (a
+            # send_many reports its items, ClientClosedError), and then the loop stops.
+            owner.close_after = threading.get_ident()
+            return
+        owner.finish_close()
 
     def __enter__(self) -> Client:
         return self

@@ -658,10 +658,8 @@ class WebhookVerifier:
             direction = "too old" if skew > 0 else "in the future"
             when = "ago" if skew > 0 else "ahead"
             raise TimestampError(
-                # Not rounded to whole seconds: "300 s ago (tolerance 300 s)" read as a pass.
-                f"{TIMESTAMP_HEADER} is {direction}: "
-                f"{f'{abs(skew):.3f}'.rstrip('0').rstrip('.')} s {when} "
-                f"(tolerance {self.tolerance:g} s)"
+                f"{TIMESTAMP_HEADER} is {direction}: {_beyond(abs(skew), self.tolerance)} s "
+                f"{when} (tolerance {self.tolerance:g} s)"
             )
 
         if len(signature) != _SIGNATURE_B64_LEN or not signature.isascii():
@@ -748,6 +746,16 @@ def _body_bytes(raw_body: RawBody) -> bytes:
     raise TypeError(
         f"raw_body must be bytes, bytearray, memoryview or str, not {type(raw_body).__name__}"
     )
+
+
+def _beyond(seconds: float, tolerance: float) -> str:
+    """``seconds`` to one decimal, or as many more as it takes not to read as within
+    ``tolerance`` ("300 s ago (tolerance 300 s)" for 300.4 s read as a pass)."""
+    for decimals in range(1, 10):
+        text = f"{seconds:.{decimals}f}".rstrip("0").rstrip(".")
+        if float(text) > tolerance:
+            return text
+    return repr(float(seconds))
 
 
 def _duplicate(event_id: str) -> DuplicateWebhookError:

@@ -2197,3 +2197,24 @@ def test_bulk_runs_with_stderr_closed(tmp_path: Path) -> None:
     assert done.returncode == 0, done
     assert b"3 rows: 3 sent" in done.stdout
     assert {r["status"] for r in results(out)} == {"sent"}
+
+
+@pytest.mark.anyio
+async def test_a_run_begun_by_an_older_version_is_pinned_at_its_first_resume(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A journal written before ``reading=`` existed kept none through every later resume, so
+    such a run could be resumed with any --encoding forever."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 3)
+    journal = out.with_name(out.name + ".journal")
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        first, rest = journal.read_text().split("\n", 1)
+        journal.write_text(re.sub(r" reading=\S+", "", first) + "\n" + rest)  # an older one's
+        assert await bulk(fake, str(source), "--out", str(out), "--resume") == 0
+        assert " reading=utf-8" in journal.read_text().split("\n", 1)[0]
+        capsys.readouterr()
+        resume = ("--out", str(out), "--resume", "--encoding", "latin-1")
+        assert await bulk(fake, str(source), *resume) == 2
+    assert "with --encoding utf-8" in capsys.readouterr().err

@@ -701,3 +701,35 @@ def test_a_blocking_client_on_the_limiters_own_loop_gets_a_clear_error() -> None
     with telnyx_msg.testing.serve_in_thread() as fake:
         asyncio.run(main(fake.base_url, fake.api_key))
         assert [m["to"][0]["phone_number"] for m in fake.messages()] == ["+18445550001"]
+
+
+def test_close_from_inside_the_send_many_input_ends_the_run_as_closed(
+    threaded_server: str,
+) -> None:
+    """The input generator closes the client (it runs in the thread iterating the outcomes,
+    inside that thread's call): close() waited 5 s for the very call it was running in, then
+    the run raised APIConnectionError "may have reached Telnyx" although nothing was in
+    flight. It returns at once; the run reports every pulled item and raises
+    ClientClosedError."""
+    client = telnyx_msg.Client("k", base_url=threaded_server, rate_limits=None)
+    pulled: list[int] = []
+
+    def rows() -> Iterator[telnyx_msg.SendItem]:
+        for n in range(5):
+            if n == 2:
+                client.close()
+            pulled.append(n)
+            yield {"from_": "+18005550101", "to": f"+1844555{n:04d}", "text": "x"}
+
+    stops: list[telnyx_msg.SendOutcome] = []
+    yielded: list[telnyx_msg.SendOutcome] = []
+
+    def run() -> None:
+        for outcome in client.messages.send_many(rows(), concurrency=1, on_stop=stops.append):
+            yielded.append(outcome)
+
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        run()
+    assert sorted(o.index for o in [*yielded, *stops]) == pulled == [0, 1, 2]
+    assert [o.status for o in yielded] == ["sent", "sent", "not_sent"]
+    assert _portal_threads() == []  # the loop stopped once the run ended

@@ -394,6 +394,7 @@ def test_skew_within_tolerance_accepted(private_key: Ed25519PrivateKey, skew: in
         (301, "too old: 301 s ago"),
         (-301, "in the future: 301 s ahead"),
         (300.5, "too old: 300.5 s ago (tolerance 300 s)"),  # not "300 s ago (tolerance 300 s)"
+        (300.0004, "too old: 300.0004 s ago (tolerance 300 s)"),
         (10**6, "too old: 1000000 s ago"),
     ],
 )

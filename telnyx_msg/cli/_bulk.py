@@ -276,7 +276,8 @@ class BulkRun:
                 f"row numbers, so resuming could send the wrong rows); restore the file, or "
                 f"start a new run with a new --out"
             )
-        self.header = header
+        # A journal begun without it (an older telnyx-msg) gets today's reading from now on.
+        self.header = header if header.reading is not None else evolve(header, reading=reading)
         # Journaled before its request could be written, and no outcome recorded since the
         # journal began: the process died with it in flight, so it may have reached Telnyx.
         # A journal without its start offset (written by an older version) cannot tell a
