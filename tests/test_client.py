@@ -403,3 +403,18 @@ async def test_many_clients_close_cleanly(api_server: Any) -> None:
         ) as client:
             await client.messages.retrieve("m")
     assert len(server.requests) == 50
+
+
+@pytest.mark.anyio
+async def test_an_explicit_base_url_wins_over_the_environment(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """base_url= given in code is used even when TELNYX_BASE_URL is set (as api_key= wins
+    over TELNYX_API_KEY): the environment only fills in what the code left out, so a test
+    pointed at a local server never reaches what a shell or CI variable names."""
+    server = await api_server(ok)
+    monkeypatch.setenv("TELNYX_BASE_URL", "http://127.0.0.1:9/elsewhere")
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        assert client.base_url == server.base_url
+        await client.messages.retrieve("m")
+    assert len(server.requests) == 1

@@ -289,3 +289,34 @@ async def test_aware_datetimes_and_enums_are_encoded(api_server: Any) -> None:
     }
     at = "2030-01-01T12:00:00+00:00"
     assert sent.query == {"at": at, "type": "SMS", "list": f"true,MMS,2,{at}"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        # None is "left out" for a parameter, but a list item cannot be left out (unchecked,
+        # it is an IndexError from inside the encoder)
+        ({"ids": ["a", None]}, "ids[1]"),
+        ({"filter": {"ids": [None]}}, "filter[ids][0]"),
+        # a bool is not a key (unchecked, it goes out as filter[True]=x)
+        ({"filter": {True: "x"}}, "filter"),
+    ],
+    ids=["none-in-list", "none-in-nested-list", "bool-key"],
+)
+async def test_query_values_a_list_or_mapping_cannot_hold_are_refused_before_io(
+    api_server: Any, params: dict[str, Any], field: str
+) -> None:
+    server = await api_server(answer)
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError) as caught:
+            await client.request("GET", "/something_new", params=params)
+        assert caught.value.field == field
+        with pytest.raises(ValidationError) as caught:
+            await client.messages.send(
+                from_="+18005550101",
+                to="+18445550001",
+                text="Hi",
+                options=RequestOptions(extra_query=params),
+            )
+        assert caught.value.field == field
+    assert server.requests == []

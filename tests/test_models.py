@@ -1083,3 +1083,75 @@ def test_documented_enum_values_become_members(field: str, enum_name: str, value
     member = getattr(model, field)
     assert isinstance(member, getattr(m, enum_name))
     assert member.value == value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "2024-01-01T12:00:00.5z",
+            datetime(2024, 1, 1, 12, 0, 0, 500_000, timezone.utc),
+        ),
+        (
+            "2024-03-10 08:15:30,25 -0130",
+            datetime(
+                2024,
+                3,
+                10,
+                8,
+                15,
+                30,
+                250_000,
+                timezone(-timedelta(hours=1, minutes=30)),
+            ),
+        ),
+        (
+            "2024-03-10T08:15:30,1 +0545",
+            datetime(
+                2024,
+                3,
+                10,
+                8,
+                15,
+                30,
+                100_000,
+                timezone(timedelta(hours=5, minutes=45)),
+            ),
+        ),
+        (
+            "2024-03-10T08:15:30.1234567 z",
+            datetime(2024, 3, 10, 8, 15, 30, 123_456, timezone.utc),
+        ),
+        ("2024-03-10 08:15z", datetime(2024, 3, 10, 8, 15, tzinfo=timezone.utc)),
+    ],
+)
+def test_parse_datetime_forms_fromisoformat_refuses(text: str, expected: datetime) -> None:
+    """Forms datetime.fromisoformat refuses on every Python (a lower-case z, a space before
+    the offset) go through the module's own parser, with the same meaning: a fraction is
+    read as a fraction of a second (".5" is 500 ms, not 5 µs), a negative offset is
+    negative and its minutes count. (On 3.11+ the property test above never reaches that
+    parser: fromisoformat reads everything iso_pairs draws.)"""
+    with pytest.raises(ValueError):
+        datetime.fromisoformat(text)
+    parsed = parse_datetime(text)
+    assert parsed == expected
+    assert parsed.utcoffset() == expected.utcoffset()
+    assert parsed.microsecond == expected.microsecond
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("2.5", 2.5), (3, 3.0), ("0", 0.0), (0.25, 0.25)])
+def test_a_number_where_a_float_is_documented_is_converted(value: Any, parsed: float) -> None:
+    """A float field takes an int or a numeric string (its value), as int fields take "3":
+    number pool weights sent as "2.5" must not be a ResponseShapeError."""
+    profile = structure(
+        {
+            **PROFILE,
+            "number_pool_settings": {"long_code_weight": value, "toll_free_weight": 1},
+        },
+        m.MessagingProfile,
+    )
+    assert profile.number_pool_settings is not None
+    weight = profile.number_pool_settings.long_code_weight
+    assert type(weight) is float
+    assert weight == parsed
+    assert profile.number_pool_settings.toll_free_weight == 1.0

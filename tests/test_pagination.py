@@ -207,3 +207,37 @@ async def test_a_page_repeating_any_earlier_page_stops(api_server: Any) -> None:
     assert items == [optout(1)["to"], optout(0)["to"]]
     assert pages == [1, 2]
     assert len(server.requests) == 6  # the third page of each listing is the repeat
+
+
+@pytest.mark.parametrize(("total", "sizes"), [(0, []), (6, [3, 3])])
+async def test_pages_skips_the_final_empty_page(
+    api_server: Any, total: int, sizes: list[int]
+) -> None:
+    """Without total_pages the listing ends on an empty page, which pages() does not yield:
+    an empty listing has no pages, and a full last page is not followed by an empty one."""
+    server = await api_server(paged_server(total, meta="partial"))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        pages = [page async for page in c.messaging_optouts.list(page_size=3).pages()]
+    assert [len(page.items) for page in pages] == sizes
+    assert len(server.requests) == len(sizes) + 1  # the empty page was still fetched
+
+
+async def test_a_repeated_page_is_spotted_whatever_its_key_order(
+    api_server: Any,
+) -> None:
+    """A server ignoring page[number] that serializes the same records with their keys in
+    another order (another replica, another JSON library) is still serving the same page:
+    the listing stops there instead of yielding the records again."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        record = optout(1)
+        if number % 2 == 0:
+            record = dict(reversed(record.items()))
+        return json_response({"data": [record], "meta": {"page_number": number}})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        items = await first_items(c.messaging_optouts.list())
+    assert items == [optout(1)["to"]]
+    assert len(server.requests) == 2

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telnyx_msg._bucket import QUEUE_SECONDS, cubic_rate, drain_tokens
+from telnyx_msg._bucket import (
+    MIN_DT,
+    QUEUE_SECONDS,
+    TokenBucket,
+    cubic_rate,
+    drain_tokens,
+    resolve_config,
+)
 from telnyx_msg._ratelimit import RateLimits, sender_kind
 from telnyx_msg.errors import ConfigurationError, RateLimitError
 
@@ -875,3 +882,143 @@ def test_reset_pause_is_one_formula_for_both_limiters(
     assert limits._throttle is not None
     assert limits._throttle[0] == 100.0
     assert limits._throttle[1] == pytest.approx(pause)
+
+
+# ---------------------------------------------------------------------- TokenBucket
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 3.0, 7.0, 20.0, 49.0, 1000.0])
+def test_a_bucket_grants_at_the_time_ready_at_names(rate: float) -> None:
+    """ready_at(now) is the earliest time a token can be taken: the bucket grants then (float
+    round-off of tokens + elapsed * rate lands just under 1: TOKEN_EPS absorbs it), not one
+    MIN_DT later, at the magnitudes of the default clock (time.monotonic: up to 30 days)."""
+    for start in (T0, 12_345.6789, 30 * 86_400 + 0.123):
+        bucket = TokenBucket(rate, 1.0, start)
+        now = start
+        for _ in range(50):
+            bucket.take(now)
+            now = bucket.ready_at(now)
+            assert bucket.available(now), (rate, start, now)
+
+
+def test_ready_at_is_later_than_now_when_no_token_is_available() -> None:
+    """A bucket a hair short of a token (here at Unix-epoch times, where float steps are
+    ~2.4e-7 s) reports a wait of at least MIN_DT: a wait of 0 would wake the waiter to find
+    no token, again and again, and a virtual clock would never move."""
+    now = 1_700_000_000.0
+    bucket = TokenBucket(10.0, 1.0, now)
+    bucket.limit_tokens(now, 1.0 - 1.1e-6)
+    assert not bucket.available(now)
+    assert bucket.ready_at(now) >= now + MIN_DT
+
+
+def test_give_back_never_fills_a_bucket_beyond_its_capacity() -> None:
+    """A token given back to a full bucket (a waiter cancelled after its grant, once the
+    bucket refilled) is dropped: the burst stays the configured capacity."""
+    bucket = TokenBucket(1.0, 2.0, T0)
+    bucket.take(T0)
+    bucket.give_back(T0 + 5)
+    assert bucket.tokens == 2.0
+    for _ in range(2):
+        assert bucket.available(T0 + 5)
+        bucket.take(T0 + 5)
+    assert not bucket.available(T0 + 5)
+
+
+def test_set_rate_lowers_the_tokens_to_the_new_capacity() -> None:
+    """After a decrease (10011) the bucket holds at most the new, smaller burst."""
+    bucket = TokenBucket(50.0, 50.0, T0)
+    bucket.set_rate(T0, 10.0, 10.0)
+    assert bucket.tokens == 10.0
+    granted = 0
+    while bucket.available(T0):
+        bucket.take(T0)
+        granted += 1
+    assert granted == 10
+
+
+def test_block_keeps_a_debt_and_never_shortens_an_earlier_block() -> None:
+    """block() empties the bucket but does not forgive tokens owed (taken beyond it), and a
+    second, shorter block does not end the first one early."""
+    bucket = TokenBucket(1.0, 1.0, T0)
+    for _ in range(4):
+        bucket.take(T0)  # 3 tokens of debt
+    bucket.block(T0, T0 + 10)
+    assert bucket.tokens == -3.0
+    assert bucket.ready_at(T0) == pytest.approx(T0 + 10 + 4)
+    bucket.block(T0 + 1, T0 + 5)
+    assert bucket.stamp == T0 + 10
+    assert not bucket.available(T0 + 9)
+    assert bucket.ready_at(T0 + 1) == pytest.approx(T0 + 10 + 4)
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+def test_a_queue_modelled_lane_holds_at_least_one_message() -> None:
+    """A sender lane's queue capacity is at least one message, however small its rate and
+    queue_fraction: below 1 the bucket could never hold a whole token and never grant."""
+    config = resolve_config(None, {"long_code": 0.0001}, None, None, 0.5)
+    spec = config.lane_spec(LONG_CODE)
+    assert spec is not None
+    assert spec.capacity == 1.0
+
+
+def test_queue_fraction_may_be_the_whole_queue() -> None:
+    """queue_fraction is in (0, 1]: 1 lets the client fill the whole 4 h server queue."""
+    config = resolve_config(None, None, None, None, 1)
+    spec = config.lane_spec(LONG_CODE)
+    assert spec is not None
+    assert spec.capacity == pytest.approx(0.1 * 4 * 3600)
+
+
+@pytest.mark.anyio
+async def test_a_fractional_account_rate_rounds_its_burst_up(
+    clock: VirtualClock,
+) -> None:
+    """Without burst=, a lane's burst is its rate rounded up: 2.5/s grants 3 at once."""
+    lim = limits(clock, account_mps=2.5)
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(4):
+            await lim.acquire(None)
+            times.append(clock.now)
+
+    await clock.run(body())
+    assert times[:3] == [T0] * 3
+    assert times[3] == pytest.approx(T0 + 1 / 2.5)
+
+
+@pytest.mark.anyio
+async def test_a_single_account_rate_below_fifteen_also_caps_mms(
+    clock: VirtualClock,
+) -> None:
+    """account_mps=10 is the account's limit: MMS get min(10, 15) = 10/s, not their 15/s
+    default on top of it."""
+    lim = limits(clock, account_mps=10.0)
+    mms: list[float] = []
+
+    async def body() -> None:
+        for _ in range(11):
+            await lim.acquire(None, "MMS")
+            mms.append(clock.now)
+
+    await clock.run(body())
+    assert mms[:10] == [T0] * 10
+    assert mms[10] == pytest.approx(T0 + 1 / 10)
+
+
+@pytest.mark.anyio
+async def test_message_types_are_matched_case_insensitively(
+    clock: VirtualClock,
+) -> None:
+    """ "mms" uses the MMS account lane, as "MMS" does (not the SMS one)."""
+    lim = limits(clock, account_mps={"SMS": 100.0, "MMS": 1.0})
+
+    async def body() -> float:
+        await lim.acquire(None, "mms")
+        await lim.acquire(None, "mms")
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1.0)

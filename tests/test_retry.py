@@ -14,7 +14,7 @@ from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg import RequestOptions
-from telnyx_msg._retry import Backoff, server_hint
+from telnyx_msg._retry import Backoff, server_hint, status_retryable
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
 from tests.redis_proc import _free_port
 
@@ -451,3 +451,23 @@ async def test_connection_refused_is_retried_for_sends(caplog: pytest.LogCapture
     attempts = [r for r in caplog.records if "POST /messages ->" in r.getMessage()]
     assert len(attempts) == 3
     assert "secret-key" not in caplog.text
+
+
+def test_a_jitter_above_one_never_makes_a_negative_delay() -> None:
+    """``jitter`` is validated only as >= 0: a value above 1 takes at most the whole delay off
+    (0-100 %), never more: a negative delay would retry at once, hammering the server."""
+    backoff = Backoff(jitter=3.0)
+    assert backoff.delay(0, lambda: 0.0) == 0.5
+    assert backoff.delay(0, lambda: 0.5) == 0.25
+    assert backoff.delay(0, lambda: 0.999) >= 0.0
+    rng = random.Random(11)
+    samples = [backoff.delay(n, rng.random) for n in range(5) for _ in range(200)]
+    assert all(0.0 <= s <= 8.0 for s in samples)
+
+
+def test_x_should_retry_is_read_with_surrounding_whitespace() -> None:
+    """The directive is compared trimmed and case-insensitively (a value a MockTransport or a
+    proxy hands over untrimmed still decides); any other value falls back to the status rows."""
+    assert status_retryable(400, None, False, " TRUE ") is True
+    assert status_retryable(503, None, True, "false\t") is False
+    assert status_retryable(503, None, True, " maybe ") is True

@@ -109,3 +109,14 @@ def test_parts_never_undercount(text: str) -> None:
         assert naive <= result.parts <= math.ceil(result.characters / (per_part - 1))
     if result.encoding == "UCS-2":
         assert result.characters == len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def test_only_characters_beyond_the_bmp_take_two_code_units() -> None:
+    """UTF-16 needs a surrogate pair only above U+FFFF: U+FFFF itself (the last BMP code
+    point) is one unit, U+10000 (the first supplementary one) two."""
+    assert segments("\uffff") == Segments("UCS-2", 1, 1)
+    assert segments("\ufffd" * 70) == Segments("UCS-2", 1, 70)
+    assert segments("\uffff" * 70) == Segments("UCS-2", 1, 70)
+    assert segments("\U00010000") == Segments("UCS-2", 1, 2)
+    for text in ("\uffff", "\U00010000"):
+        assert segments(text).characters == len(text.encode("utf-16-le")) // 2

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
@@ -988,3 +990,111 @@ async def test_list_filters_still_send_what_they_document(api_server: Any) -> No
     assert first["created_at[lte]"] == "2025-02-01T00:00:00Z"
     assert second["filter[phone_number][contains]"] == "555"
     assert second["sort[phone_number]"] == "desc"
+
+
+@pytest.mark.parametrize("short_code", ["123", "12345678"])
+async def test_short_codes_of_three_to_eight_digits_are_accepted(
+    client: telnyx_msg.AsyncClient, server: Server, short_code: str
+) -> None:
+    """Short codes are 3-8 digits (module docstring of _validate): both ends are sent."""
+    body = await accepted(
+        server, lambda: client.messages.send(to=short_code, from_=FROM, text="Hi")
+    )
+    assert body["to"] == short_code
+
+
+@pytest.mark.parametrize("short_code", ["12", "123456789"])
+async def test_short_codes_outside_three_to_eight_digits_are_rejected(
+    client: telnyx_msg.AsyncClient, server: Server, short_code: str
+) -> None:
+    await rejected(server, lambda: client.messages.send(to=short_code, from_=FROM, text="Hi"), "to")
+
+
+async def test_alphanumeric_sender_id_of_eleven_characters_is_the_longest(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
+    """11 characters is the carriers' limit for an alphanumeric sender id: "Acme Store1" is
+    sent, "Acme Store12" (12) is refused before I/O."""
+
+    def send(sender: str) -> Any:
+        return client.messages.send_with_alphanumeric_sender(
+            from_=sender, to=TO, text="Hi", messaging_profile_id=PROFILE
+        )
+
+    await rejected(server, lambda: send("Acme Store12"), "from")
+    body = await accepted(server, lambda: send("Acme Store1"))
+    assert body["from"] == "Acme Store1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"page_number": True}, "page[number]"), ({"page_size": True}, "page[size]")],
+)
+async def test_a_bool_is_not_a_page_number_or_size(
+    client: telnyx_msg.AsyncClient, server: Server, kwargs: dict[str, Any], field: str
+) -> None:
+    """bool is an int subclass: unchecked, True would go out as page[size]=true."""
+    with pytest.raises(telnyx_msg.ValidationError) as caught:
+        client.messaging_hosted_numbers.list(**kwargs)
+    assert caught.value.field == field
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"media_urls": ["https://"]}, "media_urls"),
+        ({"webhook_url": "http://"}, "webhook_url"),
+        ({"webhook_failover_url": "HTTPS://"}, "webhook_failover_url"),
+    ],
+)
+async def test_a_scheme_without_a_host_is_not_a_url(
+    client: telnyx_msg.AsyncClient, server: Server, kwargs: dict[str, Any], field: str
+) -> None:
+    """A scheme alone ("https://") names nothing Telnyx could fetch or call."""
+    error = await rejected(
+        server,
+        lambda: client.messages.send(to=TO, from_=FROM, text="Hi", **kwargs),
+        field,
+    )
+    assert "is not an http(s) URL" in str(error)
+
+
+@pytest.mark.parametrize("key", ["gt", "lt", "eq"])
+async def test_a_date_range_takes_only_gte_and_lte(
+    client: telnyx_msg.AsyncClient, server: Server, key: str
+) -> None:
+    """The definition's created_at filter has [gte] and [lte] only; another bound would be
+    ignored by the server (the listing silently unfiltered)."""
+    with pytest.raises(telnyx_msg.ValidationError) as caught:
+        client.messaging_optouts.list(created_at={key: "2025-01-01T00:00:00Z"})  # type: ignore[arg-type]
+    assert caught.value.field == "created_at"
+    assert server.requests == []
+
+
+async def test_a_required_settings_key_given_as_none_is_missing(
+    client: telnyx_msg.AsyncClient, server: Server
+) -> None:
+    """url_shortener_settings needs its domain: {"domain": None} is as missing as {} (unchecked, it
+    would go out as "domain": null)."""
+    error = await rejected(
+        server,
+        lambda: client.messaging_profiles.create(
+            name="n",
+            whitelisted_destinations=["US"],
+            url_shortener_settings={"domain": None},  # type: ignore[arg-type]
+        ),
+        "url_shortener_settings",
+    )
+    assert "needs the key(s) domain" in str(error)
+
+
+async def test_final_status_refuses_an_infinite_timeout() -> None:
+    """timeout=math.inf is refused like NaN (a finite number of seconds): ``None`` is the
+    one explicit "no bound"; an inf slipped through from a computed deadline would wait forever."""
+    tracker = telnyx_msg.DeliveryTracker()
+    with (
+        anyio.fail_after(5),
+        pytest.raises(telnyx_msg.ConfigurationError, match="timeout"),
+    ):
+        await tracker.final_status("msg-1", timeout=math.inf)

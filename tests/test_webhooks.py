@@ -1179,3 +1179,74 @@ def test_memory_store_rejects_bad_settings(kwargs: dict[str, Any], match: str) -
     """Non-positive sizes and ttls are configuration errors."""
     with pytest.raises(ConfigurationError, match=match):
         MemoryReplayStore(**kwargs)
+
+
+def test_memory_store_a_refreshed_id_is_evicted_as_the_newest() -> None:
+    """mark() on a known id moves it to the back of the eviction order, as a new id: when the
+    store is full the id marked longest ago goes first, not the one just refreshed (its old
+    position would keep it at the front: a handled event evicted first, its redelivery
+    accepted)."""
+    clock = FakeClock()
+    store = MemoryReplayStore(max_size=3, clock=clock)
+    for event_id in "ab":
+        store.mark(event_id, 100)
+        clock.now += 1
+    store.mark("a", 100)  # handled again: "a" is now the newest
+    for event_id in "cd":
+        clock.now += 1
+        assert store.mark_if_new(event_id, 100)
+    assert len(store) == 3
+    assert not store.seen("b")
+    assert all(store.seen(x) for x in "acd")
+
+
+@pytest.mark.parametrize("event_id", [12345, 1.5, True, ["e1"], {"id": "e1"}])
+def test_an_event_id_that_is_not_a_string_is_no_id(
+    private_key: Ed25519PrivateKey, event_id: object
+) -> None:
+    """A signed event whose id is not a string parses with ``id=None`` (as a link click, never
+    deduplicated): kept as is, it would fail inside the verifier with a bare
+    AttributeError (``int.isascii``), which no receiver answers as a bad delivery."""
+    verifier = _replay_verifier(private_key, MemoryReplayStore())
+    body = json.dumps(
+        {
+            "data": {
+                "event_type": "message.received",
+                "id": event_id,
+                "payload": {"id": "m1"},
+            }
+        }
+    ).encode()
+    for _ in range(2):
+        event = verifier.unwrap(body, sign(private_key, body))
+        assert event.id is None
+        assert event.event_type is WebhookEventType.MESSAGE_RECEIVED
+
+
+def test_a_link_click_in_the_event_envelope_keeps_its_payload(
+    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
+) -> None:
+    """Only the bare link-click record (no ``payload``) is read as a LinkClick from ``data``;
+    a delivery in the usual envelope (event_type, id, payload) is read as any event: its id
+    and its payload are kept, not replaced by a LinkClick of the envelope's empty fields."""
+    payload = {
+        "url": "https://example.com/x",
+        "message_id": "msg-9",
+        "to": "+18445550001",
+    }
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "link_clicked",
+                "event_type": "message.link_click",
+                "id": "evt-7",
+                "occurred_at": "2024-01-01T00:00:05.000+00:00",
+                "payload": payload,
+            }
+        }
+    ).encode()
+    event = verifier.unwrap(body, sign(private_key, body))
+    assert event.event_type is WebhookEventType.MESSAGE_LINK_CLICK
+    assert event.id == "evt-7"
+    assert event.payload == payload
+    assert event.record_type == "link_clicked"

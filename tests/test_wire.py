@@ -1134,3 +1134,48 @@ def test_an_unreadable_2xx_is_never_retried() -> None:
         finish(ep.send_message, response)
     assert failure(response, caught.value) == Failure(200, final=True)
     assert next_delay(failure(response, caught.value), 0, 2, True, NO_JITTER) is None
+
+
+def test_a_bare_error_object_with_only_a_title_is_read_as_one_error() -> None:
+    """The bare form (no ``errors`` list) is recognised by its ``title`` too, not only by a
+    ``code``: its title and detail reach the exception (not errors == [], losing them)."""
+    body = json.dumps({"title": "Invalid opt-out", "detail": "the number is not opted out"})
+    error = status_error(HttpResponse(422, headers(), body.encode()), send())
+    assert type(error) is UnprocessableEntityError
+    (detail,) = error.errors
+    assert (detail.code, detail.title) == (None, "Invalid opt-out")
+    assert detail.detail == "the number is not opted out"
+    assert error.title == "Invalid opt-out"
+
+
+def test_the_first_error_code_picks_the_class_and_the_retry() -> None:
+    """With several error objects, the first one's code decides (errors.status_error_class):
+    a 429 whose first error is 40318 is queue full (never retried) even when a later one is
+    10011, and the other way round it is an ordinary rate limit (retried)."""
+    full_first = {"errors": [{"code": "40318", "title": "Queue full"}, {"code": "10011"}]}
+    rate_first = {"errors": [{"code": "10011", "title": "Too many"}, {"code": "40318"}]}
+    response = HttpResponse(429, headers(), json.dumps(full_first).encode())
+    error = status_error(response, send())
+    assert type(error) is QueueFullError
+    assert next_delay(failure(response, error), 0, 2, True, NO_JITTER) is None
+
+    response = HttpResponse(429, headers(), json.dumps(rate_first).encode())
+    error = status_error(response, send())
+    assert type(error) is RateLimitError
+    assert next_delay(failure(response, error), 0, 2, True, NO_JITTER) == 0.5
+
+
+def test_a_hint_of_zero_gets_the_backoff_not_an_immediate_retry() -> None:
+    """``Retry-After: 0`` (or ``retry-after-ms: 0``) is a hint of 0 s: the retry still waits
+    the backoff, so a server saying "now" is not hammered (_retry.next_delay)."""
+    for hint in (
+        headers(Retry_After="0"),
+        headers(Retry_After_Ms="0"),
+        headers(Retry_After="-5"),
+    ):
+        response = HttpResponse(503, hint, b"")
+        error = status_error(response, retrieve())
+        assert error.retry_after == 0.0
+        assert failure(response, error) == Failure(503, hint=0.0)
+        assert next_delay(failure(response, error), 0, 2, True, NO_JITTER) == 0.5
+        assert next_delay(failure(response, error), 1, 2, True, NO_JITTER) == 1.0
