@@ -495,7 +495,8 @@ async def test_wsgi_webhook_examples_share_the_replay_window_through_redis(
                     statuses.append(answer.status)
         outputs, errors = [], []
         for process in processes:
-            process.send_signal(signal.SIGINT)
+            if process.returncode is None:  # else its stderr below says why it ended
+                process.send_signal(signal.SIGINT)
             out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
             outputs.append(out.decode())
             errors.append(err.decode())
@@ -505,6 +506,7 @@ async def test_wsgi_webhook_examples_share_the_replay_window_through_redis(
                 process.kill()
                 await process.wait()
     assert statuses == [200, 200, 200], errors
+    assert all(p.returncode in (0, -signal.SIGINT) for p in processes), errors
     line = "message.received msg-redelivered: 'once' "
     counts = [out.splitlines().count(line) for out in outputs]
     assert counts == ([1, 0] if shared else [1, 1]), outputs
