@@ -972,41 +972,36 @@ def test_queue_fraction_may_be_the_whole_queue() -> None:
     assert spec.capacity == pytest.approx(0.1 * 4 * 3600)
 
 
-@pytest.mark.anyio
-async def test_a_fractional_account_rate_rounds_its_burst_up(
-    clock: VirtualClock,
-) -> None:
-    """Without burst=, a lane's burst is its rate rounded up: 2.5/s grants 3 at once."""
-    lim = limits(clock, account_mps=2.5)
+async def grant_times(
+    clock: VirtualClock, lim: RateLimits, count: int, message_type: str = "SMS"
+) -> list[float]:
+    """The virtual times at which ``count`` account-lane acquires were granted."""
     times: list[float] = []
 
     async def body() -> None:
-        for _ in range(4):
-            await lim.acquire(None)
+        for _ in range(count):
+            await lim.acquire(None, message_type)
             times.append(clock.now)
 
     await clock.run(body())
-    assert times[:3] == [T0] * 3
-    assert times[3] == pytest.approx(T0 + 1 / 2.5)
+    return times
 
 
 @pytest.mark.anyio
-async def test_a_single_account_rate_below_fifteen_also_caps_mms(
-    clock: VirtualClock,
+@pytest.mark.parametrize(
+    ("mps", "message_type", "burst"),
+    [(2.5, "SMS", 3), (10.0, "MMS", 10)],
+    ids=["fractional-rate-burst-rounds-up", "single-rate-caps-mms"],
+)
+async def test_an_account_rate_sets_the_burst_and_caps_every_type(
+    clock: VirtualClock, mps: float, message_type: str, burst: int
 ) -> None:
-    """account_mps=10 is the account's limit: MMS get min(10, 15) = 10/s, not their 15/s
-    default on top of it."""
-    lim = limits(clock, account_mps=10.0)
-    mms: list[float] = []
-
-    async def body() -> None:
-        for _ in range(11):
-            await lim.acquire(None, "MMS")
-            mms.append(clock.now)
-
-    await clock.run(body())
-    assert mms[:10] == [T0] * 10
-    assert mms[10] == pytest.approx(T0 + 1 / 10)
+    """Without burst=, a lane's burst is its rate rounded up (2.5/s grants 3 at once). A single
+    account_mps is the account's limit for every type: MMS get min(10, 15) = 10/s at
+    account_mps=10, not their 15/s default on top of it."""
+    times = await grant_times(clock, limits(clock, account_mps=mps), burst + 1, message_type)
+    assert times[:burst] == [T0] * burst
+    assert times[burst] == pytest.approx(T0 + 1 / mps)
 
 
 @pytest.mark.anyio

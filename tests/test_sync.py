@@ -595,6 +595,20 @@ def test_pickling_a_client_says_what_to_do() -> None:
 # --- close from another thread, collection with a hook cycle ------------------------------------
 
 
+def _closed_run(
+    client: telnyx_msg.Client, rows: Iterator[telnyx_msg.SendItem], concurrency: int
+) -> tuple[list[telnyx_msg.SendOutcome], list[telnyx_msg.SendOutcome]]:
+    """Run a blocking send_many that the client's closing ends (ClientClosedError); return
+    the outcomes it yielded and those it reported to on_stop."""
+    yielded: list[telnyx_msg.SendOutcome] = []
+    stops: list[telnyx_msg.SendOutcome] = []
+    outcomes = client.messages.send_many(rows, concurrency=concurrency, on_stop=stops.append)
+    with pytest.raises(telnyx_msg.ClientClosedError):  # noqa: PT012 - the run is the statement
+        for outcome in outcomes:
+            yielded.append(outcome)
+    return yielded, stops
+
+
 def test_close_during_a_blocking_send_many_reports_every_pulled_item(threaded_server: str) -> None:
     """Another thread closes the client while send_many reads a slow input (a database cursor):
     the run raised ``RuntimeError: Event loop is closed`` from the input's thread and the item it
@@ -610,22 +624,13 @@ def test_close_during_a_blocking_send_many_reports_every_pulled_item(threaded_se
             pulled.append(n)
             yield {"from_": "+18005550101", "to": f"+1844555{n:04d}", "text": "x"}
 
-    stops: list[telnyx_msg.SendOutcome] = []
-    yielded: list[telnyx_msg.SendOutcome] = []
-
-    def run() -> None:
-        for outcome in client.messages.send_many(rows(), concurrency=3, on_stop=stops.append):
-            yielded.append(outcome)
-
     closer = threading.Timer(0.5, client.close)
     closer.start()
     try:
-        with pytest.raises(telnyx_msg.ClientClosedError):
-            run()
+        yielded, stops = _closed_run(client, rows(), concurrency=3)
     finally:
         closer.join(10)
-    reported = sorted(o.index for o in [*yielded, *stops])
-    assert reported == pulled
+    assert sorted(o.index for o in [*yielded, *stops]) == pulled
     # A send answered but not consumed yet is reported to on_stop too, as "sent".
     assert {o.status for o in stops} <= {"sent", "not_sent", "unknown"}
 
@@ -722,15 +727,7 @@ def test_close_from_inside_the_send_many_input_ends_the_run_as_closed(
             pulled.append(n)
             yield {"from_": "+18005550101", "to": f"+1844555{n:04d}", "text": "x"}
 
-    stops: list[telnyx_msg.SendOutcome] = []
-    yielded: list[telnyx_msg.SendOutcome] = []
-
-    def run() -> None:
-        for outcome in client.messages.send_many(rows(), concurrency=1, on_stop=stops.append):
-            yielded.append(outcome)
-
-    with pytest.raises(telnyx_msg.ClientClosedError):
-        run()
+    yielded, stops = _closed_run(client, rows(), concurrency=1)
     assert sorted(o.index for o in [*yielded, *stops]) == pulled == [0, 1, 2]
     assert [o.status for o in yielded] == ["sent", "sent", "not_sent"]
     assert _portal_threads() == []  # the loop stopped once the run ended
