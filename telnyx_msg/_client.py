@@ -33,7 +33,7 @@ from telnyx_msg._config import (
     to_timeout,
 )
 from telnyx_msg._events import EventHooks, Hook, RequestEvent, ResponseEvent, call_hooks
-from telnyx_msg._outcome import NotSentError, SendMethod, SendOutcome, send_gate
+from telnyx_msg._outcome import NotSentError, SendGate, SendMethod, SendOutcome, send_gate
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
@@ -413,12 +413,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
             try:
                 if limiter is not None:
                     await self._acquire(limiter, wire.sender, wire.message_type or "SMS", timeout)
-                _check_writable(shared, wire)
+                gate = _check_writable(shared, wire)
             except TelnyxError as exc:  # the limiter failed, or the client closed meanwhile
                 if reached:
                     reached_earlier(exc)
                 raise
-            response, error = await self._attempt(wire, attempt, timeout)
+            response, error = await self._attempt(wire, attempt, timeout, gate)
             if limiter is not None:
                 _report(limiter, wire, response, error)
             if error is None:
@@ -440,7 +440,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             attempt += 1
 
     async def _attempt(
-        self, wire: WireRequest, attempt: int, timeout: Timeout
+        self, wire: WireRequest, attempt: int, timeout: Timeout, gate: SendGate | None
     ) -> tuple[HttpResponse | None, TelnyxError | None]:
         """One round trip, observed by the event hooks and the debug log: the response and,
         unless it is a readable 2xx, the mapped error."""
@@ -450,7 +450,6 @@ class AsyncClient(ResourceTree[AsyncMode]):
         if hooks.request or hooks.response:
             event = RequestEvent(wire.method, wire.path, wire.url, attempt, wire.idempotency_key)
             await call_hooks(hooks.request, event)
-        gate = send_gate.get()
         if gate is not None:
             # From here on the request may reach Telnyx; not before: a request hook that
             # raised (the bulk CLI's journal write on a full disk) stopped it unwritten.
@@ -569,9 +568,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 shared.waiting.pop(task, None)
 
 
-def _check_writable(shared: _Shared, wire: WireRequest) -> None:
+def _check_writable(shared: _Shared, wire: WireRequest) -> SendGate | None:
     """Last check before the request is written: the client may have closed, or a bulk run
-    stopped, while this call waited for the limiter or a backoff."""
+    stopped, while this call waited for the limiter or a backoff. Returns the send's gate (a
+    ``send_many`` item's), which ``_attempt`` marks written after the request hooks."""
     method, path = wire.method, wire.path
     if shared.closed:
         raise ClientClosedError(
@@ -580,6 +580,7 @@ def _check_writable(shared: _Shared, wire: WireRequest) -> None:
     gate = send_gate.get()
     if gate is not None and gate.stopped:
         raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
+    return gate
 
 
 def _report(
