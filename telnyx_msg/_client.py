@@ -551,6 +551,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
         """Await ``waiting`` (nothing is written meanwhile); ``aclose`` ends it with the
         ``closed()`` error, while another cancellation (the caller's own) propagates."""
         shared = self._shared
+        if shared.closed:  # closed since this call began (its attempt failed as the
+            # session closed under it): no backoff to wait out, no token to take
+            if inspect.iscoroutine(waiting):
+                waiting.close()
+            raise closed()
         task = asyncio.current_task()
         if task is not None:
             shared.waiting[task] = None

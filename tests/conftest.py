@@ -133,6 +133,17 @@ class ApiServer:
             self.in_flight -= 1
 
 
+# Hypothesis example counts scale by TELNYX_MSG_TEST_EXAMPLES (a fraction): the versions
+# sessions rerun the whole suite on other interpreters and dependency floors, where the
+# property tests' full strength (run by `tests`) buys little beside their time.
+EXAMPLES_SCALE = float(os.environ.get("TELNYX_MSG_TEST_EXAMPLES", "1"))
+
+
+def examples(count: int) -> int:
+    """``count`` Hypothesis examples, scaled for the session (at least 20)."""
+    return max(20, round(count * EXAMPLES_SCALE))
+
+
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:

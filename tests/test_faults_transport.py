@@ -292,6 +292,36 @@ async def test_close_ends_a_retry_backoff_at_once(
     assert len(server.requests) == 1
 
 
+async def test_close_under_a_request_on_the_wire_ends_the_call_without_a_backoff(
+    api_server: Any,
+) -> None:
+    """aclose() while a retryable call's request is on the wire: the closing session cuts it
+    off, and the call raised only after sleeping its whole backoff (a blocking close() took
+    ~0.5 s per in-flight call's default backoff, up to a Retry-After's minute) before finding
+    the client closed. It ends at once now, "maybe sent"."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    client = client_for(server, backoff=Backoff(initial=300, max=300, jitter=0, max_wait=300))
+    waiting = asyncio.ensure_future(client.messages.retrieve("m-1"))  # a GET: retried
+    try:
+        for _ in range(200):  # bounded (2 s)
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        await client.aclose()
+        with pytest.raises(telnyx_msg.ClientClosedError, match="client was closed") as caught:
+            await asyncio.wait_for(waiting, 10)
+    finally:
+        release.set()
+    assert caught.value.outcome_unknown is True
+    assert len(server.requests) == 1
+
+
 async def test_blocking_close_ends_a_retry_backoff_as_not_sent(api_server: Any) -> None:
     """Client.close() while another thread's call waits to retry after a 503: that call raises
     ClientClosedError (not sent); it was cancelled as if on the wire (APIConnectionError,

@@ -22,12 +22,13 @@ from telnyx_msg import models as m
 from telnyx_msg._convert import parse_datetime, structure, structure_event
 from telnyx_msg._requests import SendMessage
 from telnyx_msg.models import Cost, Message, Recipient, Sender
+from tests.conftest import examples
 
 UTC = timezone.utc
 JSON = dict[str, Any]
 
 PROPERTY = settings(
-    max_examples=250,
+    max_examples=examples(250),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

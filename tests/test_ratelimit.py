@@ -24,6 +24,7 @@ from telnyx_msg._bucket import (
 )
 from telnyx_msg._ratelimit import RateLimits, sender_kind
 from telnyx_msg.errors import ConfigurationError, RateLimitError
+from tests.conftest import examples
 
 T = TypeVar("T")
 
@@ -816,7 +817,7 @@ def _run_schedule(ops: list[Op]) -> None:
         assert window_max(times, 2.0) <= math.ceil(rate) + 2.0 * rate + 1e-9
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OPS)
 def test_random_schedules_keep_fifo_rates_and_progress(ops: list[Op]) -> None:
     """Random arrivals, cancellations and feedback: FIFO per lane, rates kept, none starves."""

@@ -1166,6 +1166,7 @@ async def test_aiohttp_refuses_an_unsigned_delivery_before_reading_its_body() ->
             status = await asyncio.wait_for(reader.readline(), 5)
         finally:
             writer.close()
+            await writer.wait_closed()
     assert status.startswith(b"HTTP/1.1 401")
 
 

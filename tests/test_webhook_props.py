@@ -29,6 +29,7 @@ from telnyx_msg.errors import (
 )
 from telnyx_msg.models import WebhookEvent
 from telnyx_msg.webhooks import MemoryReplayStore, WebhookVerifier
+from tests.conftest import examples
 
 NOW = 1_700_000_000
 KEY = Ed25519PrivateKey.generate()
@@ -37,7 +38,9 @@ VERIFIER = WebhookVerifier(PUBLIC, clock=lambda: NOW)
 SIG = "telnyx-signature-ed25519"
 TS = "telnyx-timestamp"
 
-FAST = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 SLOW = settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -249,7 +252,7 @@ def _signed_documents(document: dict[str, Any]) -> None:
 
 # Generating nested documents is slow (~3 ms each), so the fast run uses 1,000 of them.
 test_signed_documents_parse_or_payload_error, test_signed_documents_10k = both(
-    given(document=_documents), _signed_documents, fast=settings(FAST, max_examples=1000)
+    given(document=_documents), _signed_documents, fast=settings(FAST, max_examples=examples(1000))
 )
 
 
