@@ -170,6 +170,8 @@ class Api:
                 if exc.status == 404
                 else ApiError(exc.status, "10015", "Bad Request", exc.reason)
             )
+            if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110)
+                headers["Allow"] = exc.headers["Allow"]
             response = self._error(error, headers)
         except Exception:
             _log.exception("fake Telnyx handler failed")
@@ -180,8 +182,8 @@ class Api:
                 handlers.discard(task)
         if response is not None:
             response.headers.update(headers)
-        if stats.requests.maxlen:
-            stats.requests.append(
+        if stats.request_log_size:
+            stats.record_request(
                 RecordedRequest(
                     request.method,
                     request.path,
@@ -208,7 +210,7 @@ class Api:
         resource = request.match_info.route.resource
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
         route = resource.canonical[len(PREFIX) :] if resource is not None else path
-        fake.stats.request_counts[(method, route)] += 1
+        fake.stats.record_route(method, route)
         raw = await request.read() if request.body_exists else b""
         _RAW.set(raw)
         _JSON.set(None)

@@ -117,6 +117,10 @@ def injected(status: int) -> ApiError:
     """A fault-injected error response for ``status``."""
     if status == 429:
         return too_many_requests()
+    if status == 401:
+        return unauthorized()
+    if status == 404:
+        return not_found("The requested resource")
     if status >= 500:
         return ApiError(status, "10007", "Unexpected error", "An unexpected error occurred.")
     return ApiError(status, "10015", "Bad Request", "Injected failure.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,16 +15,16 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 250
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_parameter(f"'{name}' must be an integer.", name) from None
+    if not _INTEGER.fullmatch(raw):  # int() would also take " 2", "+2", "1_0" and fullwidth digits
+        raise bad_parameter(f"'{name}' must be an integer.", name)
+    value = int(raw)
     if not low <= value <= high:
         raise bad_parameter(f"'{name}' must be between {low} and {high}.", name)
     return value

@@ -150,7 +150,7 @@ class Dispatcher:
                 attempt = WebhookAttempt(
                     event.event_id, event.event_type, url, number, status, error
                 )
-                self.stats.webhook_attempts.append(attempt)
+                self.stats.record_attempt(attempt)
                 if attempt.ok:
                     self.stats.webhooks_delivered += 1
                     return True

@@ -170,6 +170,7 @@ async def test_wrong_method_is_405_with_telnyx_body(api: Api) -> None:
     reply = await api.request("PUT", "/messages")
     assert reply.status == 405
     assert reply.body["errors"][0]["code"] == "10015"
+    assert "POST" in reply.headers["Allow"]  # RFC 9110: a 405 names the allowed methods
 
 
 async def test_invalid_json_is_400(api: Api) -> None:

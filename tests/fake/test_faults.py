@@ -221,6 +221,58 @@ async def test_counters_track_requests_and_concurrency() -> None:
         assert fake.stats.max_in_flight == 0
 
 
+@pytest.mark.parametrize(("status", "code"), [(401, "10009"), (404, "10005"), (429, "10011")])
+async def test_an_injected_error_has_the_code_the_fake_answers_that_status_with(
+    status: int, code: str
+) -> None:
+    """An injected 401 or 404 answered 10015 "Bad Request", a body neither Telnyx nor the fake
+    itself sends with that status: a test of a user's auth-failure handling saw the wrong code."""
+    faults = Faults(script=[status])
+    async with FakeTelnyx(config=FakeConfig(faults=faults)) as fake, connect(fake) as api:
+        reply = await api.get("/messaging_profiles")
+    assert reply.status == status
+    assert reply.error_code == code
+
+
+def test_stats_are_readable_while_a_fake_in_another_thread_records() -> None:
+    """Iterating fake.stats.requests (or webhook_attempts, request_counts) from the test
+    thread while serve_in_thread's fake handled traffic raised "deque mutated during
+    iteration" at random."""
+    import threading
+    import urllib.request
+
+    from telnyx_msg.testing import serve_in_thread
+
+    errors: list[BaseException] = []
+    with serve_in_thread(config=FakeConfig(request_log_size=50)) as fake:
+        stop = time.monotonic() + 1.5
+        auth = {"Authorization": f"Bearer {fake.api_key}"}
+
+        def traffic() -> None:
+            while time.monotonic() < stop:
+                request = urllib.request.Request(
+                    fake.base_url + "/messaging_profiles", headers=auth
+                )
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+
+        threads = [threading.Thread(target=traffic) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            while time.monotonic() < stop:
+                try:
+                    assert all(r.status == 200 for r in fake.stats.requests)
+                    assert all(n >= 1 for _, n in fake.stats.request_counts.items())
+                except RuntimeError as exc:
+                    errors.append(exc)
+        finally:
+            for thread in threads:
+                thread.join(10)
+        assert fake.stats.count("GET", "/messaging_profiles") > 50
+    assert not errors, f"{len(errors)} x {errors[0]!r}"
+
+
 async def test_request_log_is_bounded() -> None:
     """stats.requests keeps only the newest request_log_size requests."""
     async with FakeTelnyx(config=FakeConfig(request_log_size=3)) as fake, connect(fake) as api:

@@ -84,6 +84,16 @@ async def test_out_of_range_paging_is_400(api: Api, params: dict[str, str]) -> N
     assert reply.body["errors"][0]["source"]["parameter"] in params
 
 
+@pytest.mark.parametrize("raw", ["1_0", " 2", "+2", "\uff11", "2 "])
+async def test_page_parameters_are_plain_digits(api: Api, raw: str) -> None:
+    """Python's int() read "1_0" as page 10 and a fullwidth digit as 1, while "1.5" was a 400:
+    only digits are an integer on the wire."""
+    for name in ("page[number]", "page[size]"):
+        reply = await api.get("/messaging_profiles", params={name: raw})
+        assert reply.status == 400, (name, raw)
+        assert reply.body["errors"][0]["source"]["parameter"] == name
+
+
 async def test_lists_without_a_stated_maximum_serve_larger_pages(api: Api) -> None:
     """The hosted-number and alphanumeric-sender lists state no page[size] maximum."""
     for path in ("/messaging_hosted_numbers", "/alphanumeric_sender_ids"):
