@@ -21,7 +21,10 @@ one outcome:
   first send), or the run was stopped before the request was written.
 
 An input that raises (a malformed row, a dropped database cursor) ends the pulling: the items
-already pulled are still sent and yielded, then the iteration raises the input's exception.
+already pulled are still sent and yielded, then the iteration raises the input's exception. An
+async input is read by a task of its own, alongside the consumer's wait: a slow input does not
+hold back the outcomes of the sends already made (a producer waiting for one would deadlock);
+stopping cancels a read still waiting.
 
 Stopping: no new item is pulled once the consumer stops iterating. Closing the iterator
 (``await outcomes.aclose()``, ``contextlib.aclosing``, or cancelling the consuming task) cancels
@@ -226,6 +229,9 @@ async def run_send_many(
         # an outcome always finds a free slot to refill.
         del running[idx]
         ready.append(outcome)
+        wake_up()
+
+    def wake_up(_: object = None) -> None:
         if wake:
             waiter = wake.pop()
             if not waiter.done():
@@ -233,27 +239,25 @@ async def run_send_many(
 
     optouts: set[tuple[str, str]] = set()
 
-    async def send_one(idx: int, item: Mapping[str, Any], gate: SendGate) -> None:
+    async def send_one(idx: int, item: Mapping[str, Any], args: Any, gate: SendGate) -> None:
         send_gate.set(gate)  # this task runs in its own copy of the context
         try:
-            if type(item) is not dict and not isinstance(item, Mapping):
+            if type(args) is not dict and not isinstance(args, Mapping):
                 raise ValidationError(
-                    "request", f"must be a mapping of send arguments, got {type(item).__name__}"
+                    "request", f"must be a mapping of send arguments, got {type(args).__name__}"
                 )
-            opted_out = _opted_out(item, optouts) if optouts else None
+            opted_out = _opted_out(args, optouts) if optouts else None
             if opted_out:
-                sender = item.get("from_")
+                sender = args.get("from_")
                 skipped = OptedOutError(f"{opted_out} opted out of messages from {sender}; skipped")
                 outcome = SendOutcome(idx, item, "not_sent", error=skipped)
             else:
-                result = await senders[pick_method(item, method)](**item)
-                outcome = SendOutcome(idx, item, "sent", message=result)
-        except TypeError as exc:
-            if gate.written:
-                outcome = SendOutcome(idx, item, "unknown", error=exc)
-            else:  # an unknown or missing keyword: the caller's mistake, caught before any I/O
-                error = ValidationError("request", str(exc))
-                outcome = SendOutcome(idx, item, "rejected", error=error)
+                send = senders[pick_method(args, method)]
+                try:
+                    call = send(**args)  # binds the arguments only: nothing runs yet
+                except TypeError as exc:  # keys that are not names: caught before any I/O
+                    raise ValidationError("request", str(exc)) from None
+                outcome = SendOutcome(idx, item, "sent", message=await call)
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, _STOPS_THE_RUN) and not fatal:
                 fatal.append(exc)
@@ -265,43 +269,91 @@ async def run_send_many(
     if load_optouts is not None:
         optouts.update(await load_optouts())
     release = reserve(concurrency) if reserve is not None else None
+    room: list[asyncio.Future[None]] = []  # the feeder's wait for a free slot
+
+    def start(item: Any) -> None:
+        nonlocal index
+        gate = SendGate()
+        # Read now, not when its task starts: an input that refills one dict for every row
+        # would otherwise send its last row several times.
+        args = item.copy() if type(item) is dict else item
+        # A task per send (not a worker pool): items are pulled only as the consumer takes
+        # outcomes, which is what bounds a stalled run.
+        running[index] = (item, gate, loop.create_task(send_one(index, item, args, gate)))
+        index += 1
+
+    def ended(exc: Exception) -> None:
+        nonlocal exhausted
+        exhausted = True
+        if not isinstance(exc, (StopIteration, StopAsyncIteration)):
+            # The input failed (a bad row, a lost database cursor): the sends already
+            # started are healthy, so they finish and are yielded before this is raised.
+            drain.append(exc)
+
+    def pulling() -> bool:
+        # Finished outcomes count against the window too: a slow consumer slows the input.
+        return not (exhausted or fatal or drain) and len(running) + len(ready) < concurrency
+
+    async def feed() -> None:
+        # An async input is pulled by this task, alongside the consumer's wait for outcomes:
+        # a slow input (a queue consumer) does not hold back the items already sent.
+        nonlocal index
+        try:
+            while not (exhausted or fatal or drain):
+                if not pulling():
+                    slot = loop.create_future()
+                    room.append(slot)
+                    await slot
+                    continue
+                try:
+                    item = await source.__anext__()
+                except (StopAsyncIteration, Exception) as exc:
+                    ended(exc)
+                    break
+                if fatal or drain:  # pulled as the run began to stop: it meets that outage
+                    ready.append(SendOutcome(index, item, "not_sent", error=(fatal or drain)[0]))
+                    index += 1
+                    break
+                start(item)
+        finally:
+            wake_up()  # the consumer may be waiting for the input to end
+
+    feeder = loop.create_task(feed()) if is_async else None
     try:
         while True:
-            # Finished outcomes count against the window too: a slow consumer slows the input.
-            while not (exhausted or fatal or drain) and len(running) + len(ready) < concurrency:
+            while feeder is None and pulling():
                 try:
-                    item = await source.__anext__() if is_async else next(source)
-                except (StopIteration, StopAsyncIteration):
-                    exhausted = True
+                    item = next(source)
+                except (StopIteration, Exception) as exc:
+                    ended(exc)
                     break
-                except Exception as exc:
-                    # The input failed (a bad row, a lost database cursor): the sends already
-                    # started are healthy, so they finish and are yielded before this is raised.
-                    drain.append(exc)
-                    exhausted = True
-                    break
-                gate = SendGate()
-                # A task per send (not a worker pool): the pull above happens only when the
-                # consumer asks for more, which is what bounds a stalled run.
-                running[index] = (item, gate, loop.create_task(send_one(index, item, gate)))
-                index += 1
+                start(item)
             if not ready:
                 if fatal:
                     raise fatal[0]
-                if not running:
+                if not running and (feeder is None or feeder.done() or fatal or drain):
                     if drain:
                         raise drain[0]
                     return
                 waiter = loop.create_future()
                 wake.append(waiter)
-                await waiter
+                await waiter  # an outcome, or the input's end
+                if not ready:
+                    continue
             outcome = ready.popleft()
+            if room:  # a slot is free for the feeder
+                slot = room.pop()
+                if not slot.done():
+                    slot.set_result(None)
             yield outcome
             if fatal and outcome.error is fatal[0]:
                 raise fatal[0]
     finally:
         if release is not None:
             release()
+        if feeder is not None and not feeder.done():
+            feeder.cancel()  # at its pull or its wait for a slot: no item is half-taken
+            await asyncio.gather(feeder, return_exceptions=True)
         for _item, gate, _task in running.values():
             gate.stopped = True
         tasks = [task for _item, _gate, task in running.values()]

@@ -431,6 +431,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if delay is None:
                 raise reached_earlier(error) if reached else error
             reached = reached or getattr(error, "outcome_unknown", False)
+            if gate is not None:  # a send stopped before its retry was never processed
+                gate.written = reached  # unless an attempt so far may have been
             what = type(error).__name__ if response is None else response.status
             log.info(
                 "retrying %s %s after %s in %.2f s (retry %d of %d)",

@@ -502,8 +502,10 @@ class AiohttpTransport:
                         "the client is closed", reached=False, timeout=False, closed=True
                     ) from None
                 raise
-            if sys.version_info >= (3, 11) and task is not None:
-                task.uncancel()
+            # Our deadline's cancel is withdrawn; one the caller made in the same loop turn
+            # (its own timeout, a task.cancel()) still stands and wins.
+            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > 0:
+                raise
             raise TransportError(
                 f"timed out after {timeout.total:g} s waiting for the response",
                 reached=True,

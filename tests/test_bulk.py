@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -558,3 +559,169 @@ async def test_concurrent_runs_on_one_client_each_get_their_connections() -> Non
             assert client._shared.transport.pool_size == 20
             assert client._shared.bulk_connections == 0  # released when the runs ended
     assert [set(s) for s in statuses] == [{"sent"}, {"sent"}]
+
+
+async def test_stop_during_the_backoff_after_a_503_reports_not_sent(api_server: Any) -> None:
+    """The only attempt was answered 503 (Telnyx did not process it) and the send sleeps out a
+    Retry-After when the run stops: nothing was accepted, so it is not_sent (as it would be had
+    the retries run out, or had the client been closed), not unknown."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        await request.read()
+        response = telnyx_error(503, "10007", "Service unavailable")
+        response.headers["Retry-After"] = "5"
+        return response
+
+    server = await api_server(unavailable)
+    stopped: list[SendOutcome] = []
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        outcomes = client.messages.send_many(numbers(1), concurrency=1, on_stop=stopped.append)
+        step = asyncio.ensure_future(outcomes.__anext__())
+        for _ in range(200):  # bounded (2 s): the 503 has been answered
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        step.cancel()  # the consuming task is cancelled while the send waits to retry
+        await asyncio.gather(step, return_exceptions=True)
+        await outcomes.aclose()
+    assert len(server.requests) == 1
+    assert [(o.index, o.status) for o in stopped] == [(0, "not_sent")]
+
+
+async def test_stop_while_a_retry_waits_for_its_token_reports_not_sent(api_server: Any) -> None:
+    """docs/bulk-sending.md: stopping "cancels the sends still waiting for a rate-limit token
+    (not_sent: never written)". A retry after a 503 that waits for its sender lane's token is
+    such a send: its only attempt was not processed."""
+    answers = iter([503])
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        status = next(answers, 200)
+        if status == 503:
+            response = telnyx_error(503, "10007", "Service unavailable")
+            response.headers["Retry-After"] = "0"
+            return response
+        return json_response({"data": message_json()})
+
+    server = await api_server(handler)
+    stopped: list[SendOutcome] = []
+    limits = telnyx_msg.RateLimits(account_mps=None, per_sender_mps={FROM: 0.1})
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limits) as client:
+        outcomes = client.messages.send_many(numbers(1), concurrency=1, on_stop=stopped.append)
+        step = asyncio.ensure_future(outcomes.__anext__())
+        await asyncio.sleep(0.5)  # 503 answered; the retry waits ~10 s for the lane's token
+        step.cancel()
+        await asyncio.gather(step, return_exceptions=True)
+        await outcomes.aclose()
+    assert len(server.requests) == 1
+    assert [(o.index, o.status) for o in stopped] == [(0, "not_sent")]
+
+
+async def test_a_finished_outcome_is_not_held_back_by_a_slow_input(api_server: Any) -> None:
+    """An async input that yields its next item only later (a queue fed by a producer, or a
+    producer that waits for the previous outcome): the outcome of a finished send is yielded
+    while the engine waits for the input, not only once `concurrency` items have arrived or the
+    input has ended (that deadlocks a producer waiting for it)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    first_seen = asyncio.Event()
+    waited_in_vain: list[bool] = []
+
+    async def paced() -> AsyncIterator[SendItem]:
+        items = numbers(3)
+        yield next(items)
+        try:
+            await asyncio.wait_for(first_seen.wait(), 3.0)  # bounded: no hang on failure
+        except asyncio.TimeoutError:
+            waited_in_vain.append(True)
+        for item in items:
+            yield item
+
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        statuses = []
+        async for outcome in client.messages.send_many(paced(), concurrency=10):
+            statuses.append(outcome.status)
+            first_seen.set()
+    assert statuses == ["sent"] * 3
+    assert waited_in_vain == []
+
+
+async def test_a_refused_api_key_ends_the_run_without_waiting_for_a_slow_input(
+    api_server: Any,
+) -> None:
+    """A 401 ends the pulling: the run raises AuthenticationError once the sends in flight are
+    in, and does not wait for an idle async input's next item (a queue with nothing in it)."""
+
+    async def refused(request: web.Request) -> web.Response:
+        await request.read()
+        return telnyx_error(401, "10009", "Authentication failed")
+
+    server = await api_server(refused)
+    never = asyncio.Event()
+
+    async def idle_after_one() -> AsyncIterator[SendItem]:
+        yield next(numbers(1))
+        await asyncio.wait_for(never.wait(), 30)  # bounded: a hang fails, not blocks
+
+    outcomes: list[str] = []
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+
+        async def run() -> None:
+            async for outcome in client.messages.send_many(idle_after_one(), concurrency=5):
+                outcomes.append(outcome.status)
+
+        with pytest.raises(telnyx_msg.AuthenticationError):
+            await asyncio.wait_for(run(), 5)
+    assert outcomes == ["not_sent"]
+    assert len(server.requests) == 1
+
+
+async def test_an_item_is_read_when_pulled_not_when_its_send_starts(api_server: Any) -> None:
+    """A generator that refills one dict per row (a cursor or reader reusing its row object):
+    each pulled item goes out as it was when pulled; the engine pulling the next rows before
+    the earlier sends read theirs sent the last row `concurrency` times."""
+
+    async def ok(request: web.Request) -> web.Response:
+        body = await request.json()
+        return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+    server = await api_server(ok)
+
+    def rows(count: int) -> Iterator[SendItem]:
+        row: dict[str, Any] = {"from_": FROM, "text": "hi"}
+        for n in range(count):
+            row["to"] = f"+1844555{n:04d}"
+            yield row  # type: ignore[misc]
+
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        outcomes = [o async for o in client.messages.send_many(rows(5), concurrency=5)]
+    assert {o.status for o in outcomes} == {"sent"}
+    recipients = sorted(json.loads(r.body)["to"] for r in server.requests)
+    assert recipients == [f"+1844555{n:04d}" for n in range(5)]
+
+
+async def test_a_request_hook_raising_type_error_leaves_the_item_not_sent(api_server: Any) -> None:
+    """A TypeError from a request hook (or a custom limiter) before anything was written is not
+    the item's fault: not_sent, as for any other exception there, not rejected with a
+    ValidationError blaming the item."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+
+    def journal(event: Any) -> None:
+        raise TypeError("journal bug")
+
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, event_hooks={"request": [journal]}
+    ) as client:
+        outcomes = [o async for o in client.messages.send_many(numbers(1))]
+    assert server.requests == []
+    assert [(o.status, type(o.error)) for o in outcomes] == [("not_sent", TypeError)]

@@ -946,3 +946,38 @@ async def test_calls_stuck_among_many_finished_ones_still_time_out(api_server: A
         release.set()
     assert all(isinstance(o, telnyx_msg.APITimeoutError) for o in outcomes), outcomes[:3]
     assert all(o.outcome_unknown for o in outcomes if isinstance(o, telnyx_msg.APITimeoutError))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_caller_cancellation_in_the_same_turn_as_the_attempt_deadline_wins(
+    api_server: Any,
+) -> None:
+    """The caller's asyncio.timeout (or task.cancel()) that comes due in the same loop turn as
+    the client's own per-attempt deadline (a busy loop) still ends the call with the caller's
+    TimeoutError: it is not swallowed into APITimeoutError followed by more retries."""
+
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        if request.path.endswith("/warm"):
+            return json_response({"data": []})
+        await asyncio.wait_for(release.wait(), 5)
+        return json_response({"data": message_json()})
+
+    server = await api_server(stall)
+    async with client_for(
+        server, max_retries=3, timeout=telnyx_msg.Timeout(total=0.1, connect=0.5)
+    ) as client:
+        await client.request("GET", "/warm")  # a pooled connection, modules loaded
+
+        async def busy() -> None:
+            await asyncio.sleep(0.05)
+            time.sleep(0.2)  # noqa: ASYNC251  # both deadlines pass while the loop is blocked
+
+        blocker = asyncio.ensure_future(busy())
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.15):  # type: ignore[attr-defined,unused-ignore]
+                await client.messages.retrieve("m")
+        await blocker
+        release.set()
+    assert len(server.requests) == 2  # /warm and one attempt: no retry after the caller gave up
