@@ -412,6 +412,30 @@ def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "verifies without the file's final newline" in err
 
 
+def test_webhook_verify_escapes_control_characters_of_the_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signed body is the sender's text: an id with a newline or a terminal escape printed
+    as is forged a second "valid:" line or recoloured the terminal."""
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": "e1\x1b[31m\nvalid: forged",
+                "event_type": "message.received",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {"id": "m1", "direction": "inbound"},
+            }
+        }
+    ).encode()
+    args, _ = _signed(tmp_path, body)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "\x1b" not in out
+    assert "id=e1\\x1b[31m\\nvalid: forged" in out
+
+
 @pytest.mark.parametrize("ending", [b"", b"\r\n"])
 def test_webhook_verify_names_crlf_line_endings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], ending: bytes
@@ -635,3 +659,100 @@ def test_a_signal_echo_is_not_a_second_stop() -> None:
     time.sleep(SIGNAL_ECHO * 1.5)
     assert stops.received()
     assert stops.count == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("stdin", "error"),
+    [(b"\xef\xbb\xbfhello\r\n", None), ("hi".encode("utf-16-le"), "NUL characters")],
+)
+async def test_send_text_from_stdin_as_editors_save_it(stdin: bytes, error: str | None) -> None:
+    """`--text -` fed a file saved as "UTF-8 with BOM" (Notepad, PowerShell) sent U+FEFF as
+    the first character: invisible, but it made a GSM-7 message UCS-2 (70 characters a part
+    instead of 160). UTF-16 without a BOM decoded as UTF-8 with NULs and was sent so."""
+    async with FakeTelnyx() as fake:
+        command = [
+            sys.executable, "-m", "telnyx_msg", "send", "--api-key", fake.api_key,
+            "--base-url", fake.base_url, "--from", SENDER, "--to", "+13125550001",
+            "--text", "-", "--json",
+        ]  # fmt: skip
+        result = await anyio.run_process(command, input=stdin, check=False)
+        if error is not None:
+            assert result.returncode == 2
+            assert error in result.stderr.decode()
+            assert fake.messages() == []
+            return
+        assert result.returncode == 0, result.stderr.decode()
+        (sent,) = fake.messages()
+        assert sent["text"] == "hello"
+        assert json.loads(result.stdout)["encoding"] == "GSM-7"
+
+
+def _reading_stdin(pid: int) -> bool:
+    """Whether the process is blocked in read(0, ...) (Linux /proc/PID/syscall: "0 0x0 ...")."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().startswith("0 0x0 ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/syscall").exists(), reason="needs Linux /proc")
+def test_ctrl_c_while_send_waits_for_stdin_stops_it_and_claims_nothing_was_sent() -> None:
+    """`telnyx-msg send ... --text -` typed without a pipe waits for stdin. Ctrl-C there was
+    swallowed (asyncio.run only cancelled the task, blocked in a plain read); once the input
+    ended, it said "interrupted while sending. The message may have been accepted" and printed
+    a key, though no request had been made."""
+    env = {**os.environ, "TELNYX_API_KEY": "k", "TELNYX_BASE_URL": "http://127.0.0.1:9/v2"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "telnyx_msg",
+            "send",
+            "--from",
+            SENDER,
+            "--to",
+            "+13125550001",
+            "--text",
+            "-",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    try:
+        deadline = time.monotonic() + 30
+        while not _reading_stdin(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _reading_stdin(proc.pid), "never blocked reading stdin"
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.stdin.write(b"hello\n")  # what the user types next, then Ctrl-D
+            proc.stdin.close()
+            proc.wait(timeout=30)
+            pytest.fail(f"Ctrl-C did not stop the command; then: {proc.stderr.read()!r}")
+        err = proc.stderr.read().decode()
+        assert code == 130, err
+        assert "may have been accepted" not in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("count", [1, 2, 3])
+async def test_demo_with_a_small_count_succeeds(count: int) -> None:
+    """`telnyx-msg demo --count 1` (or 2) sent only to the two opted-out recipients and exited
+    1 with a summary in which nothing had failed."""
+    report = await run_demo(count=count, out=io.StringIO())
+    assert report.accepted >= 1
+    assert report.complete, report

@@ -454,6 +454,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "send":
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: print the key if sending
+        if args.text == "-":  # read before the loop runs: Ctrl-C must reach a blocked read
+            args.text = _stdin_text()
         return asyncio.run(_send(args))
     if args.command == "bulk":
         from telnyx_msg.cli._bulk import check_redis, run_bulk
@@ -612,8 +614,6 @@ async def _send(args: argparse.Namespace) -> int:
         raise ValidationError("from", "give a sender (--from) or --messaging-profile-id")
     if args.text is None and not args.media_urls:
         raise ValidationError("text", "give --text or --media-url")
-    if args.text == "-":
-        args.text = _stdin_text()
 
     fields: dict[str, Any] = {
         k: v
@@ -695,11 +695,16 @@ def _stdin_text() -> str:
         raise ValidationError("text", "--text - reads stdin, which is closed")
     raw = sys.stdin.buffer.read()
     try:
-        return raw.decode("utf-8").rstrip("\r\n")
+        # utf-8-sig: Notepad and PowerShell begin "UTF-8" files with a BOM, which would be
+        # sent as an invisible character (and make the whole message UCS-2)
+        text = raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as exc:
         raise ValidationError(
             "text", f"stdin is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
         ) from None
+    if "\x00" in text:
+        raise ValidationError("text", "stdin has NUL characters (UTF-16 text?); give it as UTF-8")
+    return text
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
@@ -800,8 +805,17 @@ def _webhook_verify(args: argparse.Namespace) -> int:
                 )
                 break
         raise
-    print(f"valid: {event.event_type} id={event.id} occurred_at={event.occurred_at}")
+    kind, event_id = _shown(str(event.event_type)), _shown(str(event.id))
+    print(f"valid: {kind} id={event_id} occurred_at={event.occurred_at}")
     return 0
+
+
+def _shown(text: str) -> str:
+    """``text`` with control characters escaped: a signed body is still someone else's text,
+    and an id holding a newline or a terminal escape could forge a second output line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _import_handler(spec: str) -> Any:
