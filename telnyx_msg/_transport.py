@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import math
 import platform
+import re
 import select
 import sys
 import weakref
@@ -548,7 +549,7 @@ class AiohttpTransport:
                     "the client is closed", reached=False, timeout=False, closed=True
                 ) from exc
             raise TransportError(
-                f"connection lost: {exc or type(exc).__name__}", reached=reached, timeout=False
+                f"connection lost: {_plain(exc)}", reached=reached, timeout=False
             ) from _without_request(exc)
         finally:
             if attempt is not None:
@@ -598,3 +599,13 @@ class AiohttpTransport:
         self._closed = True
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+# aiohttp's parser errors print as "<ContentLengthError: 400, message='...'>": the 400 is the
+# parser's own code, which read as if the server had answered 400.
+_PARSER_ERROR = re.compile(r"<\w+: \d{3}, message=(['\"])(.*?)\1>")
+
+
+def _plain(exc: BaseException) -> str:
+    """``exc``'s text for a "connection lost" message, without aiohttp's parser codes."""
+    return _PARSER_ERROR.sub(r"\2", str(exc)) or type(exc).__name__

@@ -459,7 +459,9 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
             if not response.body:
                 raise TypeError("the body is empty")
             if envelope == "data":
-                doc = doc.get("data") if type(doc) is dict else None  # None: the model says
+                if type(doc) is not dict:
+                    raise TypeError(f"expected a JSON object with 'data', got {type(doc).__name__}")
+                doc = doc.get("data")  # None when missing: the model's error names it
             if many:
                 if type(doc) is not list:
                     raise TypeError(f"expected a list under 'data', got {type(doc).__name__}")

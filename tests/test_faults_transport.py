@@ -981,3 +981,33 @@ async def test_caller_cancellation_in_the_same_turn_as_the_attempt_deadline_wins
         await blocker
         release.set()
     assert len(server.requests) == 2  # /warm and one attempt: no retry after the caller gave up
+
+
+async def test_a_body_cut_short_reads_as_a_lost_connection_not_a_400() -> None:
+    """A response body shorter than its Content-Length: APIConnectionError whose text came
+    from aiohttp as "<ContentLengthError: 400, message='...'>", read as if Telnyx answered
+    400. The parser's text stays; its code goes."""
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n"
+            b'\r\n{"data": {"id": "m1"'
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, max_retries=0
+        ) as client:
+            with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+                await client.messages.retrieve("m1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "connection lost" in str(caught.value)
+    assert "content length" in str(caught.value)
+    assert "400" not in str(caught.value)

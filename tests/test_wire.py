@@ -532,6 +532,13 @@ def test_a_bare_message_is_not_found_under_the_data_envelope() -> None:
     assert caught.value.field == "Message"
 
 
+@pytest.mark.parametrize(("body", "got"), [(b"[1, 2]", "got list"), (b'"x"', "got str")])
+def test_a_body_that_is_not_an_object_says_what_it_is(body: bytes, got: str) -> None:
+    """A 2xx JSON array said "expected a JSON object for Message, got NoneType"."""
+    with pytest.raises(APIResponseValidationError, match=f"with 'data', {got}"):
+        finish(ep.retrieve_message, ok(body))
+
+
 def test_group_messages_are_a_list() -> None:
     one = sample_json("message_send.json")["data"]
     two = {**one, "id": "4031938e-60e4-4235-a8dd-0b1c55a23e7a", "to": [{"phone_number": TO}]}
