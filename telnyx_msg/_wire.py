@@ -573,6 +573,8 @@ def transport_error(
             if wire.key_accepted  # only the sends take one
             else "."
         )
+    elif exc.reached:  # retried as far as allowed: the last attempt may have taken effect
+        note = " The request may have reached Telnyx (outcome unknown)."
     error_cls = APITimeoutError if exc.timeout else APIConnectionError
     return error_cls(
         f"{method} {path}: {exc}.{note}", method=method, path=path, outcome_unknown=exc.reached

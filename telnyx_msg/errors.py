@@ -276,6 +276,9 @@ class APIStatusError(TelnyxError):
     @property
     def hint(self) -> str | None:
         """One line on the likely cause and fix, for the errors users hit most."""
+        specific = HINTS.get(self.code or "") if self.code != "10015" else None
+        if specific:  # written for this code: better than naming the field it points at
+            return specific
         source = self.errors[0].source if self.errors else None
         if source and (self.code == "10015" or self.status in (400, 422)):
             # Name what this error points at: a body field (pointer) or a query parameter.

@@ -10,6 +10,13 @@ from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg._retry import Backoff
+from telnyx_msg.testing import (
+    FakeConfig,
+    FakeTelnyx,
+    MockResponse,
+    MockTransport,
+    MockTransportError,
+)
 from tests.conftest import json_response, telnyx_error
 
 pytestmark = pytest.mark.anyio
@@ -326,3 +333,54 @@ def copy_of(error: Any) -> Any:
     import pickle
 
     return pickle.loads(pickle.dumps(error))
+
+
+async def test_40305_hint_shown_for_the_fakes_own_40305() -> None:
+    """errors.md:217-220: 40305 has its own hint (number not on the account / profile / 10DLC).
+    The fake (like Telnyx) sends 40305 with source.pointer "/from", and the generic
+    "the field /from was rejected" hint replaces the 40305 one."""
+    async with FakeTelnyx(config=FakeConfig(strict_senders=True)) as fake, fake.client() as c:
+        with pytest.raises(telnyx_msg.UnprocessableEntityError) as info:
+            await c.messages.send(from_="+13125559999", to="+18445550001", text="Hi")
+    assert info.value.code == "40305"
+    assert info.value.hint == telnyx_msg.errors.HINTS["40305"]
+
+
+@pytest.mark.parametrize("code", ["40305", "40014"])
+async def test_code_hint_wins_over_source_pointer(code: str) -> None:
+    body = {"errors": [{"code": code, "title": "t", "source": {"pointer": "/from"}}]}
+    transport = MockTransport(lambda request: MockResponse(422, body))
+    async with telnyx_msg.AsyncClient(
+        "k", base_url="http://127.0.0.1:9/v2", transport=transport, rate_limits=None
+    ) as c:
+        with pytest.raises(telnyx_msg.APIStatusError) as info:
+            await c.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    assert info.value.hint == telnyx_msg.errors.HINTS[code]
+
+
+async def test_outcome_unknown_connection_error_message_says_so() -> None:
+    """errors.md:244-249: when the error raised at the end is outcome_unknown=True, "its message
+    says so". A keyed send whose every attempt was dropped after writing ends with
+    'POST /messages: <error>.' and no mention of the unknown outcome."""
+
+    def drop(request: object) -> MockResponse:
+        raise MockTransportError("connection lost", reached=True)
+
+    transport = MockTransport(drop)
+    async with telnyx_msg.AsyncClient(
+        "k",
+        base_url="http://127.0.0.1:9/v2",
+        transport=transport,
+        rate_limits=None,
+        backoff=telnyx_msg.Backoff(initial=0.001, max=0.002),
+    ) as c:
+        with pytest.raises(telnyx_msg.APIConnectionError) as info:
+            await c.messages.send(
+                from_="+18005550101",
+                to="+18445550001",
+                text="Hi",
+                options=telnyx_msg.RequestOptions(idempotency_key="order-42"),
+            )
+    assert len(transport.requests) == 3
+    assert info.value.outcome_unknown is True
+    assert "outcome unknown" in str(info.value) or "may have reached" in str(info.value)
