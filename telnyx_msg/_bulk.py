@@ -22,9 +22,10 @@ one outcome:
 
 An input that raises (a malformed row, a dropped database cursor) ends the pulling: the items
 already pulled are still sent and yielded, then the iteration raises the input's exception. An
-async input is read by a task of its own, alongside the consumer's wait: a slow input does not
-hold back the outcomes of the sends already made (a producer waiting for one would deadlock);
-stopping cancels a read still waiting.
+async input's read is awaited alongside the sends in flight: a slow input does not hold back
+their outcomes (a producer waiting for one would deadlock). Reads start only while the consumer
+asks for an outcome; stopping cancels one still pending (an item it produced anyway is reported
+``not_sent``).
 
 Stopping: no new item is pulled once the consumer stops iterating. Closing the iterator
 (``await outcomes.aclose()``, ``contextlib.aclosing``, or cancelling the consuming task) cancels
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -190,6 +192,18 @@ def pick_method(item: Mapping[str, Any], method: SendMethod) -> str:
     return "send"
 
 
+def _read(loop: asyncio.AbstractEventLoop, source: Any) -> asyncio.Task[Any]:
+    """A task reading ``source``'s next item; on 3.12+ started eagerly, so an input with an
+    item at hand answers without a loop iteration."""
+
+    async def read() -> Any:
+        return await source.__anext__()
+
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(read(), loop=loop, eager_start=True)
+    return loop.create_task(read())
+
+
 async def run_send_many(
     senders: Mapping[str, Callable[..., Awaitable[Any]]],
     requests: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
@@ -269,16 +283,20 @@ async def run_send_many(
     if load_optouts is not None:
         optouts.update(await load_optouts())
     release = reserve(concurrency) if reserve is not None else None
-    room: list[asyncio.Future[None]] = []  # the feeder's wait for a free slot
+    # An async input's read that sends in flight are waited for alongside, so a slow input (a
+    # queue consumer waiting for work) does not hold back their outcomes. Reads start only in
+    # the consumer's steps: nothing new is read once it stops iterating.
+    pull: asyncio.Task[Any] | None = None
 
     def start(item: Any) -> None:
         nonlocal index
         gate = SendGate()
         # Read now, not when its task starts: an input that refills one dict for every row
-        # would otherwise send its last row several times.
-        args = item.copy() if type(item) is dict else item
-        # A task per send (not a worker pool): items are pulled only as the consumer takes
-        # outcomes, which is what bounds a stalled run.
+        # would otherwise send its last row several times. (The outcome keeps the item itself:
+        # `outcome.request is item`.)
+        args = item.copy() if isinstance(item, dict) else item
+        # A task per send (not a worker pool): items are pulled only when the consumer asks
+        # for more, which is what bounds a stalled run.
         running[index] = (item, gate, loop.create_task(send_one(index, item, args, gate)))
         index += 1
 
@@ -290,70 +308,67 @@ async def run_send_many(
             # started are healthy, so they finish and are yielded before this is raised.
             drain.append(exc)
 
-    def pulling() -> bool:
-        # Finished outcomes count against the window too: a slow consumer slows the input.
-        return not (exhausted or fatal or drain) and len(running) + len(ready) < concurrency
-
-    async def feed() -> None:
-        # An async input is pulled by this task, alongside the consumer's wait for outcomes:
-        # a slow input (a queue consumer) does not hold back the items already sent.
+    def take(read: asyncio.Task[Any]) -> None:
         nonlocal index
-        try:
-            while not (exhausted or fatal or drain):
-                if not pulling():
-                    slot = loop.create_future()
-                    room.append(slot)
-                    await slot
-                    continue
-                try:
-                    item = await source.__anext__()
-                except (StopAsyncIteration, Exception) as exc:
-                    ended(exc)
-                    break
-                if fatal or drain:  # pulled as the run began to stop: it meets that outage
-                    ready.append(SendOutcome(index, item, "not_sent", error=(fatal or drain)[0]))
-                    index += 1
-                    break
-                start(item)
-        finally:
-            wake_up()  # the consumer may be waiting for the input to end
+        error = read.exception()  # the input's own CancelledError propagates from here
+        if isinstance(error, Exception):
+            ended(error)
+        elif error is not None:
+            raise error
+        elif fatal or drain:  # read as the run began to stop: it meets that outage
+            ready.append(SendOutcome(index, read.result(), "not_sent", error=(fatal or drain)[0]))
+            index += 1
+        else:
+            start(read.result())
 
-    feeder = loop.create_task(feed()) if is_async else None
     try:
         while True:
-            while feeder is None and pulling():
+            if pull is not None and pull.done():
+                read, pull = pull, None
+                take(read)
+            # Finished outcomes count against the window too: a slow consumer slows the input.
+            while pull is None and not (exhausted or fatal or drain):
+                if len(running) + len(ready) >= concurrency:
+                    break
+                if is_async and (running or ready):
+                    read = _read(loop, source)
+                    if not read.done():  # the input is waiting: so do the sends, meanwhile
+                        pull = read
+                        read.add_done_callback(wake_up)
+                        break
+                    take(read)  # (3.12+: an input with an item at hand answered at once)
+                    continue
                 try:
-                    item = next(source)
-                except (StopIteration, Exception) as exc:
+                    item = await source.__anext__() if is_async else next(source)
+                except (StopIteration, StopAsyncIteration, Exception) as exc:
                     ended(exc)
                     break
                 start(item)
             if not ready:
                 if fatal:
                     raise fatal[0]
-                if not running and (feeder is None or feeder.done() or fatal or drain):
+                if not running and (pull is None or drain):
                     if drain:
                         raise drain[0]
                     return
                 waiter = loop.create_future()
                 wake.append(waiter)
-                await waiter  # an outcome, or the input's end
-                if not ready:
-                    continue
+                await waiter  # an outcome, or the input's next item
+                continue
             outcome = ready.popleft()
-            if room:  # a slot is free for the feeder
-                slot = room.pop()
-                if not slot.done():
-                    slot.set_result(None)
             yield outcome
             if fatal and outcome.error is fatal[0]:
                 raise fatal[0]
     finally:
         if release is not None:
             release()
-        if feeder is not None and not feeder.done():
-            feeder.cancel()  # at its pull or its wait for a slot: no item is half-taken
-            await asyncio.gather(feeder, return_exceptions=True)
+        if pull is not None:
+            if not pull.done():
+                pull.cancel()
+                await asyncio.gather(pull, return_exceptions=True)
+            if not pull.cancelled() and pull.exception() is None:  # read, never sent
+                item = pull.result()
+                ready.append(SendOutcome(index, item, "not_sent", error=asyncio.CancelledError()))
         for _item, gate, _task in running.values():
             gate.stopped = True
         tasks = [task for _item, _gate, task in running.values()]

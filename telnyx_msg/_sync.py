@@ -295,45 +295,57 @@ class _PulledInCaller:
         self._inbox = inbox
         self._orphan = orphan
         self._pulled = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The caller stopped iterating (in its thread): a read still queued pulls nothing."""
+        self._stopped = True
 
     def __aiter__(self) -> _PulledInCaller:
         return self
 
     def _deliver(
-        self, future: asyncio.Future[tuple[bool, Any]], result: tuple[bool, Any], index: int
+        self, future: asyncio.Future[tuple[bool, Any, int]], result: tuple[bool, Any, int]
     ) -> None:
         """Hand a pulled item to the engine (on the loop); if the engine stopped waiting (the
         client closed meanwhile), it is reported here, not dropped."""
         if not future.done():
             future.set_result(result)
         elif result[0]:
-            self._orphan(index, result[1])
+            self._orphan(result[2], result[1])
 
     async def __anext__(self) -> Any:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+        future: asyncio.Future[tuple[bool, Any, int]] = loop.create_future()
 
         def pull() -> None:  # in the caller's thread
-            if future.done():  # the call was cancelled before this ran: pull nothing
+            if future.done() or self._stopped:  # nobody waits for it any more: pull nothing
                 return
+            index = self._pulled
             try:
                 if self._items is None:
                     self._items = iter(self._source)
-                result: tuple[bool, Any] = (True, next(self._items))
+                result: tuple[bool, Any, int] = (True, next(self._items), index)
                 self._pulled += 1
             except StopIteration:
-                result = (False, None)
+                result = (False, None, index)
             except Exception as exc:  # the input failed: the engine reports it as such
-                result = (False, exc)
-            index = self._pulled - 1
+                result = (False, exc, index)
             try:
-                loop.call_soon_threadsafe(self._deliver, future, result, index)
+                loop.call_soon_threadsafe(self._deliver, future, result)
             except RuntimeError:  # the client closed (its loop too) while the input was read
                 if result[0]:  # pulled, so owed an outcome, which the engine cannot give now
                     self._orphan(index, result[1])
 
         self._inbox.put(pull)
-        more, value = await future
+        try:
+            more, value, index = await future
+        except asyncio.CancelledError:
+            # Delivered in the very loop turn this read was cancelled in: still owed.
+            if future.done() and not future.cancelled() and future.result()[0]:
+                _, item, index = future.result()
+                self._orphan(index, item)
+            raise
         if more:
             return value
         if value is not None:
@@ -612,11 +624,15 @@ class Client(ResourceTree[SyncMode]):
                     closed = ClientClosedError("not sent: the client was closed")
                     on_stop(SendOutcome(index, item, "not_sent", error=closed))
 
-            requests = _PulledInCaller(requests, inbox, orphan)
+            requests = pulled = _PulledInCaller(requests, inbox, orphan)
+            stopping: Callable[[], None] | None = pulled.stop
+        else:
+            stopping = None
         return _iterate(
             _Held(self._portal, self),
             self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
             inbox,
+            stopping,
         )
 
     def _check_open(self) -> None:

@@ -328,11 +328,13 @@ async def _usable(protocol: Any) -> bool:
 _TLS_SETTLE_TURNS = 8
 
 
-def _cancelling(task: asyncio.Task[Any] | None) -> bool:
-    """Whether ``task`` itself was asked to cancel (unknown before Python 3.11: assume not)."""
+def _cancels(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of ``task`` are pending (unknown before Python 3.11: 0). Compared
+    with its count when a request began, as ``asyncio.timeout`` does: a task may carry one it
+    once caught without ``uncancel()``."""
     if sys.version_info >= (3, 11) and task is not None:
-        return task.cancelling() > 0
-    return False
+        return task.cancelling()
+    return 0
 
 
 class AiohttpTransport:
@@ -470,6 +472,7 @@ class AiohttpTransport:
                 # plain http:// request carries its proxy credentials itself.
                 headers = {**headers, **proxy_headers}
         task = asyncio.current_task()
+        cancels = _cancels(task)
         attempt = _Attempt(task, timeout.total, self._deadlines) if self._owns_session else None
         token = _ATTEMPT.set(attempt)
         try:
@@ -496,7 +499,7 @@ class AiohttpTransport:
                 if (
                     self.closed
                     and not (attempt is not None and attempt.acquired)
-                    and not _cancelling(task)
+                    and _cancels(task) <= cancels
                 ):
                     # aclose() closed the pool: aiohttp cancels the waits for a connection.
                     raise TransportError(
@@ -505,7 +508,7 @@ class AiohttpTransport:
                 raise
             # Our deadline's cancel is withdrawn; one the caller made in the same loop turn
             # (its own timeout, a task.cancel()) still stands and wins.
-            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > 0:
+            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > cancels:
                 raise
             raise TransportError(
                 f"timed out after {timeout.total:g} s waiting for the response",

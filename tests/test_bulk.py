@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -725,3 +726,151 @@ async def test_a_request_hook_raising_type_error_leaves_the_item_not_sent(api_se
         outcomes = [o async for o in client.messages.send_many(numbers(1))]
     assert server.requests == []
     assert [(o.status, type(o.error)) for o in outcomes] == [("not_sent", TypeError)]
+
+
+async def accept(request: web.Request) -> web.Response:
+    body = await request.json()
+    await asyncio.sleep(0.005)
+    return json_response(
+        {"data": message_json(to=[{"phone_number": body["to"], "status": "queued"}])}
+    )
+
+
+def sent_to(server: ApiServer) -> list[str]:
+    return [r.json["to"] for r in server.requests]
+
+
+async def test_async_input_not_pulled_after_a_break(api_server: Any) -> None:
+    """The consumer breaks after the first outcome (holding the iterator, not closed yet):
+    nothing more is pulled from the async input, nothing more is sent."""
+    server = await api_server(accept)
+    pulled: list[int] = []
+
+    async def rows() -> Any:
+        for n, item in enumerate(numbers(20)):
+            pulled.append(n)
+            yield item
+
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(rows(), concurrency=1)
+        async for _ in outcomes:
+            break
+        await asyncio.sleep(0.2)
+        assert pulled == [0]
+        assert len(server.requests) == 1
+        await outcomes.aclose()
+
+
+async def test_async_input_not_sent_ahead_of_a_consumer_that_stops(api_server: Any) -> None:
+    """concurrency=1, the loop body awaits (records the outcome), then stops: the one item is
+    the only send (a list input behaves so; an async input sent a second, unasked-for one)."""
+    server = await api_server(accept)
+    stopped: list[Any] = []
+
+    async def rows() -> Any:
+        for item in numbers(20):
+            yield item
+
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(rows(), concurrency=1, on_stop=stopped.append)
+        async with contextlib.aclosing(outcomes):
+            async for _ in outcomes:
+                await asyncio.sleep(0.05)
+                break
+    assert sent_to(server) == ["+18445550000"]
+    assert stopped == []
+
+
+async def test_blocking_break_pulls_no_row_and_loses_none(api_server: Any) -> None:
+    """Blocking Client, break after the first outcome: no further row is taken from the
+    caller's iterator (resuming with the rest must not skip one), and any row pulled has an
+    outcome. With the input read ahead, every break took one row, a third of them with no
+    outcome at all."""
+    server = await api_server(accept)
+
+    def run() -> list[tuple[int, int]]:
+        results = []
+        for _ in range(10):
+            with telnyx_msg.Client(
+                "k", base_url=server.base_url, backoff=FAST, rate_limits=None
+            ) as client:
+                rows = iter(list(numbers(10)))
+                got: list[Any] = []
+                for outcome in client.messages.send_many(rows, concurrency=1, on_stop=got.append):
+                    got.append(outcome)
+                    break
+                time.sleep(0.05)
+            results.append((10 - len(list(rows)), len(got)))
+        return results
+
+    results = await anyio.to_thread.run_sync(run)
+    assert all(pulled == outcomes for pulled, outcomes in results), results  # none lost
+    assert all(pulled == 1 for pulled, _ in results), results  # none taken after the break
+
+
+class FinishesItsRead:
+    """An async iterator (not a generator) whose read is shielded: cancelled mid-read, it
+    still completes the read and returns the row (a queue consumer that must not drop one)."""
+
+    def __init__(self, count: int) -> None:
+        self.rows = numbers(count)
+        self.pulled = 0
+
+    def __aiter__(self) -> FinishesItsRead:
+        return self
+
+    async def __anext__(self) -> Any:
+        async def fetch() -> Any:
+            await asyncio.sleep(0.03)
+            return next(self.rows, None)
+
+        task = asyncio.ensure_future(fetch())
+        try:
+            row = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            row = await task
+        if row is None:
+            raise StopAsyncIteration
+        self.pulled += 1
+        return row
+
+
+async def test_stop_while_an_input_read_outlives_its_cancel(api_server: Any) -> None:
+    """aclose() while a read of such an input is pending: the run ends (with the input read
+    ahead by a task of its own it hung, that task pulling and sending on), and no item is sent
+    after the stop."""
+    server = await api_server(accept)
+    source = FinishesItsRead(30)
+    stopped: list[Any] = []
+    consumed = 0
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(source, concurrency=2, on_stop=stopped.append)
+        async for _ in outcomes:
+            consumed += 1
+            if consumed == 2:
+                break
+        await asyncio.wait_for(outcomes.aclose(), 3)
+    assert len(server.requests) == consumed + sum(o.status != "not_sent" for o in stopped)
+    assert consumed + len(stopped) == source.pulled
+
+
+async def test_input_raising_cancelled_error_does_not_end_the_run_as_complete(
+    api_server: Any,
+) -> None:
+    """An async input whose read raises CancelledError (it awaited something another task
+    cancelled) did not end: the iteration must not finish as if it had (with the input read
+    ahead, 5 of 10 outcomes, then a normal end); the CancelledError propagates."""
+    server = await api_server(accept)
+
+    async def rows() -> Any:
+        for n, item in enumerate(numbers(10)):
+            if n == 5:
+                future = asyncio.get_running_loop().create_future()
+                future.cancel()
+                await future
+            yield item
+
+    async with client_for(server) as client:
+        with pytest.raises(asyncio.CancelledError):
+            async for _ in client.messages.send_many(rows(), concurrency=2):
+                pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import gc
 import gzip
@@ -1011,3 +1012,34 @@ async def test_a_body_cut_short_reads_as_a_lost_connection_not_a_400() -> None:
     assert "connection lost" in str(caught.value)
     assert "content length" in str(caught.value)
     assert "400" not in str(caught.value)
+
+
+async def test_timeout_in_a_task_that_once_swallowed_a_cancel(api_server: Any) -> None:
+    """A task whose cancelling() count is left at 1 (an earlier cancel caught without
+    uncancel(), as asyncio.timeout tolerates) gets the client's timeout as APITimeoutError,
+    not a bare CancelledError nobody asked for."""
+
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.wait_for(release.wait(), 5)
+        return json_response({})
+
+    server = await api_server(hang)
+    async with client_for(server, timeout=0.3, max_retries=0) as client:
+
+        async def job() -> BaseException | None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+            try:
+                await client.messages.send(**SEND)
+            except BaseException as exc:
+                return exc
+            return None
+
+        task = asyncio.create_task(job())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        error = await asyncio.wait_for(task, 5)
+        release.set()
+    assert isinstance(error, telnyx_msg.APITimeoutError), repr(error)
