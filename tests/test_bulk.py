@@ -874,3 +874,231 @@ async def test_input_raising_cancelled_error_does_not_end_the_run_as_complete(
         with pytest.raises(asyncio.CancelledError):
             async for _ in client.messages.send_many(rows(), concurrency=2):
                 pass
+
+
+async def test_a_400_is_rejected(api_server: Any) -> None:
+    """A 400 refuses the message for good: ``rejected``, like a 422, not ``not_sent``.
+    Guards against: ``status < 400`` -> ``<= 400`` (a 400 read as a redirect)."""
+
+    async def bad_request(request: web.Request) -> web.Response:
+        return telnyx_error(400, "10015", "Bad Request")
+
+    server = await api_server(bad_request)
+    async with client_for(server) as client:
+        outcomes = [
+            o
+            async for o in client.messages.send_many(
+                [{"from_": FROM, "to": "+18445550004", "text": "a"}]
+            )
+        ]
+    assert [o.status for o in outcomes] == ["rejected"]
+    assert isinstance(outcomes[0].error, telnyx_msg.APIStatusError)
+    assert outcomes[0].error.status == 400
+
+
+async def test_an_unreadable_2xx_body_is_sent_with_the_error(api_server: Any) -> None:
+    """Telnyx accepted it (2xx) but its answer cannot be read: ``sent``, message None, the
+    APIResponseValidationError in ``error``; never ``unknown`` (it must not be resent).
+    Guards against: APIResponseValidationError classified ``unknown``."""
+
+    async def garbled(request: web.Request) -> web.Response:
+        return web.Response(status=200, body=b"<html>ok</html>", content_type="text/html")
+
+    server = await api_server(garbled)
+    async with client_for(server) as client:
+        outcomes = [
+            o
+            async for o in client.messages.send_many(
+                [{"from_": FROM, "to": "+18445550004", "text": "a"}]
+            )
+        ]
+    assert [o.status for o in outcomes] == ["sent"]
+    assert outcomes[0].message is None
+    assert isinstance(outcomes[0].error, telnyx_msg.APIResponseValidationError)
+
+
+async def test_a_tuple_of_recipients_is_a_group_mms(api_server: Any) -> None:
+    """``to`` as a tuple routes like a list: a group MMS.
+    Guards against: only a list inferred as a group."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    item: SendItem = {"from_": FROM, "to": ("+18445550004", "+18445550005"), "text": "g"}
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many([item])]
+    assert [o.status for o in outcomes] == ["sent"], outcomes[0].error
+    assert [r.path for r in server.requests] == ["/v2/messages/group_mms"]
+
+
+async def test_skip_optouts_skips_a_group_given_as_a_tuple() -> None:
+    """A group MMS whose ``to`` is a tuple with an opted-out recipient is skipped too.
+    Guards against: only a list's recipients checked."""
+    from telnyx_msg.testing import FakeTelnyx
+
+    async with FakeTelnyx() as fake:
+        await fake.inject_inbound(from_="+13125550042", to=FROM, text="STOP")
+        items: list[SendItem] = [
+            {"from_": FROM, "to": ("+13125550041", "+13125550042"), "text": "hi"},
+        ]
+        async with fake.client(rate_limits=None) as client:
+            outcomes = [o async for o in client.messages.send_many(items, skip_optouts=True)]
+    assert outcomes[0].status == "not_sent"
+    assert "+13125550042 opted out" in outcomes[0].reason
+
+
+async def test_a_response_hook_failing_after_the_write_leaves_the_item_unknown() -> None:
+    """An error that is not the SDK's, raised after the request was written (a response hook
+    that fails): the message may have been accepted, so ``unknown``, never ``not_sent``.
+    Guards against: the fallback ignoring ``gate.written``."""
+
+    class HookFailed(Exception):
+        pass
+
+    async def explode(event: Any) -> None:
+        raise HookFailed("journal unavailable")
+
+    async with telnyx_msg.testing.FakeTelnyx() as fake:
+        async with fake.client(rate_limits=None, event_hooks={"response": [explode]}) as client:
+            outcomes = [
+                o
+                async for o in client.messages.send_many(
+                    [{"from_": FROM, "to": "+13125550001", "text": "Hi"}]
+                )
+            ]
+        accepted = len(fake.messages())
+    assert accepted == 1
+    assert [o.status for o in outcomes] == ["unknown"], outcomes[0].error
+
+
+async def test_closing_the_outcomes_does_not_wait_for_sends_on_the_wire(api_server: Any) -> None:
+    """The server holds requests 1 and 2 until the test lets them go; closing the iterator cancels
+    the sends on the wire (reported ``unknown``) instead of waiting for Telnyx's answers.
+    Guards against: the in-flight tasks not cancelled at the stop (``aclose`` waited for
+    the answers: here, forever)."""
+    release = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b"+18445550000" not in body:
+            await release.wait()
+        return json_response({"data": message_json()})
+
+    server = await api_server(hold)
+    stopped: list[SendOutcome] = []
+    items: list[SendItem] = [
+        {"from_": FROM, "to": f"+1844555000{n}", "text": "a"} for n in range(3)
+    ]
+    try:
+        async with client_for(server) as client:
+            outcomes = client.messages.send_many(items, concurrency=3, on_stop=stopped.append)
+            first = await outcomes.__anext__()  # item 0, answered at once
+            assert first.status == "sent"
+            for _ in range(1000):  # bounded (5 s)
+                if server.in_flight >= 2:
+                    break
+                await asyncio.sleep(0.005)
+            closing = asyncio.ensure_future(outcomes.aclose())
+            await asyncio.wait({closing}, timeout=5)  # a hang guard, not a speed bound
+            ended_before_the_answers = closing.done()
+            release.set()
+            await closing
+    finally:
+        release.set()
+    assert ended_before_the_answers
+    assert sorted(o.index for o in stopped) == [1, 2]
+    assert {o.status for o in stopped} == {"unknown"}
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return json_response({"data": message_json()})
+
+
+async def test_a_read_only_mapping_item_is_sent(api_server: Any) -> None:
+    """Any Mapping is a request (a ``MappingProxyType`` row, say), not only a dict.
+    Guards against: non-dict mappings rejected."""
+    from types import MappingProxyType
+
+    server = await api_server(_ok)
+    item = MappingProxyType({"from_": FROM, "to": "+18445550004", "text": "a"})
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many([item])]  # type: ignore[list-item]
+    assert [o.status for o in outcomes] == ["sent"], outcomes[0].error
+    assert len(server.requests) == 1
+
+
+async def test_a_key_that_is_not_a_name_is_rejected_before_io(api_server: Any) -> None:
+    """A request with a non-string key cannot be bound: ``rejected`` with a ValidationError
+    before any I/O (not ``not_sent`` with a bare TypeError).
+    Guards against: the TypeError not turned into a ValidationError."""
+    server = await api_server(_ok)
+    item: Any = {"from_": FROM, "to": "+18445550004", "text": "a", 1: "x"}
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many([item])]
+    assert [o.status for o in outcomes] == ["rejected"]
+    assert isinstance(outcomes[0].error, telnyx_msg.ValidationError)
+    assert server.requests == []
+
+
+async def test_an_async_input_that_ends_after_a_pause_ends_the_run(api_server: Any) -> None:
+    """An async input that yields nothing and ends a moment later: the consumer, waiting with
+    nothing in flight, is woken by the input's end (a run that missed that wake-up waited
+    forever)."""
+    server = await api_server(_ok)
+
+    async def nothing() -> AsyncIterator[SendItem]:
+        await asyncio.sleep(0.01)
+        empty: tuple[SendItem, ...] = ()
+        for item in empty:  # an async generator that yields nothing
+            yield item
+
+    async with client_for(server) as client:
+        run = asyncio.ensure_future(_collect(client.messages.send_many(nothing())))
+        await asyncio.wait({run}, timeout=5)  # a hang guard, not a speed bound
+        assert run.done()
+        assert run.result() == []
+
+
+async def _collect(outcomes: Any) -> list[Any]:
+    return [o async for o in outcomes]
+
+
+async def test_an_async_item_read_as_a_refused_key_ends_the_run_is_not_sent(
+    api_server: Any,
+) -> None:
+    """A 401 ends the pulling while another send is still in flight; the item the async input
+    hands over meanwhile is not sent (``not_sent``, the same AuthenticationError) and never
+    reaches the server. Guards against: ``if fatal or drain`` -> ``if fatal`` (it was sent)."""
+    refused = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b"+18445550000" in body:
+            return telnyx_error(401, "10009", "Authentication failed")
+        await asyncio.sleep(0.5)  # still in flight when item 2 is handed over (at ~0.05 s)
+        return json_response({"data": message_json()})
+
+    async def on_response(event: Any) -> None:
+        refused.set()
+
+    async def rows() -> Any:
+        yield {"from_": FROM, "to": "+18445550001", "text": "b"}
+        yield {"from_": FROM, "to": "+18445550000", "text": "a"}
+        await refused.wait()
+        await asyncio.sleep(0.05)  # the refusal has reached the run
+        yield {"from_": FROM, "to": "+18445550002", "text": "c"}
+
+    server = await api_server(handler)
+    outcomes: list[SendOutcome] = []
+    async with client_for(server, event_hooks={"response": [on_response]}) as client:
+
+        async def run() -> None:
+            async for outcome in client.messages.send_many(rows(), concurrency=3):
+                outcomes.append(outcome)
+
+        with pytest.raises(telnyx_msg.AuthenticationError):
+            await run()
+    statuses = {o.index: o.status for o in outcomes}
+    assert statuses == {0: "sent", 1: "not_sent", 2: "not_sent"}
+    assert len(server.requests) == 2

@@ -1043,3 +1043,95 @@ async def test_timeout_in_a_task_that_once_swallowed_a_cancel(api_server: Any) -
         error = await asyncio.wait_for(task, 5)
         release.set()
     assert isinstance(error, telnyx_msg.APITimeoutError), repr(error)
+
+
+async def test_a_caller_cancelling_a_pool_wait_as_the_client_closes_is_cancelled(
+    api_server: Any,
+) -> None:
+    """Pool of 1 held by a slow request; a second request waits for the connection. Its caller
+    cancels it in the loop turn the client starts closing: the caller's cancellation
+    wins (the task ends cancelled), it is not turned into ClientClosedError.
+    Guards against: ``and not _cancelling(task)`` dropped."""
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return json_response({"data": message_json()})
+
+    server = await api_server(slow)
+    client = telnyx_msg.AsyncClient("k", base_url=server.base_url, pool_size=1, rate_limits=None)
+    holder = asyncio.ensure_future(client.messages.retrieve("m1"))
+    for _ in range(1000):  # bounded (5 s)
+        if server.requests:
+            break
+        await asyncio.sleep(0.005)
+    waiter = asyncio.ensure_future(client.messages.retrieve("m2"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(server.requests) == 1  # the second waits for the pooled connection
+    closing = asyncio.create_task(client.aclose())
+    await asyncio.sleep(0)  # the close began: the transport refuses, the pool wait is woken
+    waiter.cancel()  # and the caller cancels in the same turn
+    await asyncio.gather(waiter, holder, closing, return_exceptions=True)
+    release.set()
+    assert waiter.cancelled(), waiter.exception()
+
+
+async def test_a_plain_body_exactly_at_the_cap_is_read(api_server: Any) -> None:
+    """A body with a Content-Length equal to ``max_response_size`` is read, not cut off.
+    Guards against: ``length > limit`` -> ``>=``."""
+    payload = json_response({"data": message_json()}).body
+    assert isinstance(payload, bytes)
+
+    async def plain(request: web.Request) -> web.Response:
+        return web.Response(body=payload, content_type="application/json")
+
+    server = await api_server(plain)
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, max_response_size=len(payload)
+    ) as client:
+        message = await client.messages.retrieve("m")
+    assert message.id
+
+
+async def test_localhost_is_never_proxied(api_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY pointing at a dead proxy, a ``localhost`` base URL still reaches the
+    local server directly. Guards against: the ``_LOOPBACK`` names proxied (only
+    127.x addresses were covered)."""
+    import socket
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as sock:  # a proxy address nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    url = server.base_url.replace("127.0.0.1", "localhost")
+    async with telnyx_msg.AsyncClient("k", base_url=url, rate_limits=None, max_retries=0) as client:
+        message = await client.messages.retrieve("m")
+    assert message.id
+    assert len(server.requests) == 1
+
+
+async def test_a_session_its_owner_closed_raises_client_closed(api_server: Any) -> None:
+    """A session passed in and closed by its owner: the call raises ClientClosedError (nothing
+    sent), not aiohttp's RuntimeError. Guards against: the closed-session check."""
+    import aiohttp
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    session = aiohttp.ClientSession()
+    await session.close()
+    client = telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, session=session
+    )
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await client.messages.retrieve("m")
+    await client.aclose()
+    assert server.requests == []

@@ -122,8 +122,8 @@ def test_segments_follow_the_encoding_and_the_message_type() -> None:
 
 @pytest.mark.parametrize(("messages", "exceeds"), [(10_080, False), (10_081, True)])
 def test_a_queue_filled_exactly_does_not_overflow(messages: int, exceeds: bool) -> None:
-    """0.7 msg/s for 4 h is 10,080 messages; the float product (10079.999...) flagged the
-    lane and warned that "about 0 would expire"."""
+    """0.7 msg/s for 4 h is 10,080 messages: one more overflows the queue by one. (The float
+    product rounding down is pinned by the 1.13 msg/s case below: 0.7 x 14,400 is exact.)"""
     limits = RateLimits(per_sender_mps={LONG_CODE: 0.7})
     plan = plan_bulk([{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * messages, limits)
     assert plan.lanes[0].exceeds_queue is exceeds
@@ -167,3 +167,61 @@ def test_delivery_is_never_before_the_run_ends() -> None:
     plan = plan_bulk(requests, RateLimits(account_mps=10.0))
     assert plan.seconds == pytest.approx(99)
     assert plan.delivery_seconds == pytest.approx(99)
+
+
+TOLL_FREE = "+18005550101"
+
+
+def test_mms_items_are_timed_on_the_mms_account_lane() -> None:
+    """1,000 MMS from a fast toll-free lane: the MMS account lane (15/s, burst 15) sets the
+    run, not the SMS one (50/s): (1000 - 15) / 15 s. Guards against: MMS counted as SMS."""
+    requests = [
+        {"from_": TOLL_FREE, "to": "+13125550002", "text": "hi", "media_urls": ["https://x/y.png"]}
+    ] * 1000
+    plan = plan_bulk(requests)
+    assert plan.seconds == pytest.approx((1000 - 15) / 15)
+
+
+def test_account_rate_is_the_sms_account_rate() -> None:
+    """``account_rate`` reports the SMS account lane (50/s by default; MMS is 15/s).
+    Guards against: account_rate read from the MMS lane."""
+    assert plan_bulk([]).account_rate == 50.0
+    assert plan_bulk([], RateLimits(account_mps={"SMS": 200, "MMS": 20})).account_rate == 200
+
+
+LONG_CODE = "+13125550100"
+
+
+@pytest.mark.parametrize(("messages", "exceeds"), [(16_272, False), (16_273, True)])
+def test_a_queue_filled_exactly_does_not_overflow_when_the_product_rounds_down(
+    messages: int, exceeds: bool
+) -> None:
+    """1.13 msg/s x 4 h is 16,272 messages but the float product is 16271.999...; the
+    existing 0.7 msg/s case multiplies to exactly 10080.0, so it never exercised the fix.
+    Guards against: ``+ 1e-6`` removed."""
+    limits = RateLimits(per_sender_mps={LONG_CODE: 1.13})
+    plan = plan_bulk([{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * messages, limits)
+    assert plan.lanes[0].exceeds_queue is exceeds
+    assert bool(plan.warnings) is exceeds
+
+
+def test_lane_segments_count_parts_not_messages() -> None:
+    """A lane's ``segments`` sums the parts of its messages (161 GSM-7 chars: 2 parts).
+    Guards against: per-lane parts counted as messages."""
+    plan = plan_bulk(
+        [{"from_": TOLL_FREE, "to": "+13125550002", "text": "x" * 161}] * 3
+        + [{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}] * 2
+    )
+    lanes = {lane.sender: lane for lane in plan.lanes}
+    assert (lanes[TOLL_FREE].messages, lanes[TOLL_FREE].segments) == (3, 6)
+    assert (lanes[LONG_CODE].messages, lanes[LONG_CODE].segments) == (2, 2)
+
+
+def test_lanes_are_listed_busiest_first() -> None:
+    """Lanes come most messages first, whatever the input order.
+    Guards against: ``most_common()`` replaced by insertion order."""
+    plan = plan_bulk(
+        [{"from_": LONG_CODE, "to": "+13125550002", "text": "hi"}]
+        + [{"from_": TOLL_FREE, "to": "+13125550002", "text": "hi"}] * 3
+    )
+    assert [lane.sender for lane in plan.lanes] == [TOLL_FREE, LONG_CODE]

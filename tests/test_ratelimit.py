@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from telnyx_msg import RateLimits
 from telnyx_msg._bucket import (
     MIN_DT,
     QUEUE_SECONDS,
@@ -22,7 +23,7 @@ from telnyx_msg._bucket import (
     drain_tokens,
     resolve_config,
 )
-from telnyx_msg._ratelimit import RateLimits, sender_kind
+from telnyx_msg._ratelimit import sender_kind
 from telnyx_msg.errors import ConfigurationError, RateLimitError
 from tests.conftest import examples
 
@@ -1018,3 +1019,196 @@ async def test_message_types_are_matched_case_insensitively(
         return clock.now
 
     assert await clock.run(body()) == pytest.approx(T0 + 1.0)
+
+
+def test_a_stopped_but_open_owner_loop_is_taken_over() -> None:
+    """The loop that first used the limiter was stopped (``run_until_complete`` returned) but
+    never closed: the next loop takes over instead of forwarding to a loop nobody runs.
+    Guards against: ``or not owner.is_running()`` dropped (forwarded three times to the
+    stopped loop, then RuntimeError "its event loop kept changing")."""
+    limits = RateLimits(account_mps=1000.0)
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(limits.acquire("+18005550101"))
+        assert not first.is_running()
+        assert not first.is_closed()
+
+        async def second() -> None:
+            await asyncio.wait_for(limits.acquire("+18005550101"), 5)
+
+        asyncio.run(second())
+    finally:
+        first.close()
+
+
+@pytest.mark.anyio
+async def test_a_caller_arriving_as_a_paused_unrated_lane_resumes_queues_behind_its_waiter() -> (
+    None
+):
+    """A number-pool lane (no bucket) with no account lane, paused 144 s by a 40318: the caller
+    that arrives the instant the pause ends, before the waiter's own task woke, goes after it
+    (FIFO within a lane). Guards against: ``and not lane.waiters`` dropped from the
+    no-bucket fast path (the newcomer returned at once, ahead of the waiter)."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=None)
+    order: list[str] = []
+
+    async def send(name: str) -> None:
+        await lim.acquire(PROFILE_ID)
+        order.append(name)
+
+    async def body() -> None:
+        lim.on_response(PROFILE_ID, status=429, code="40318", reset_after=None)
+        first = asyncio.create_task(send("first"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert order == []  # waiting out the pause, as the timer
+        clock.now = T0 + 144  # the pause is over; the waiter's sleep has not been woken yet
+        second = asyncio.create_task(send("second"))
+        await asyncio.gather(first, second)
+
+    await clock.run(body())
+    assert order == ["first", "second"]
+
+
+@pytest.mark.anyio
+async def test_a_wait_exactly_as_long_as_the_timeout_is_waited() -> None:
+    """``timeout``: only a wait *longer* than it fails at once; one second of wait with a
+    one-second timeout is granted. Guards against: ``eta > timeout`` -> ``>=``."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=1.0, burst=1.0)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        await lim.acquire(None, timeout=1.0)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1.0)
+
+
+@pytest.mark.anyio
+async def test_a_caller_whose_pump_grants_a_parked_waiter_first_resumes_after_it() -> None:
+    """Account 1/s, burst 2, both tokens taken. A (no sender) sleeps as the timer, B (another
+    lane) parks. Two seconds later, before A wakes, C arrives: its pump grants B, then C. C yields
+    once so B, granted first, resumes first. Guards against: the yield skipped when the
+    pump granted only one earlier waiter (``> before + 2``)."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=1.0, burst=2.0)
+    order: list[str] = []
+
+    async def send(name: str, sender: str | None) -> None:
+        await lim.acquire(sender)
+        order.append(name)
+
+    async def body() -> None:
+        await lim.acquire(None)
+        await lim.acquire(None)
+        a = asyncio.create_task(send("A", None))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        b = asyncio.create_task(send("B", PROFILE_ID))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert order == []
+        clock.now = T0 + 2.0  # two tokens; A's sleep is not woken yet
+        c = asyncio.create_task(send("C", "16fd2706-8baf-433b-82eb-8c7fada847db"))
+        await asyncio.gather(a, b, c)
+
+    await clock.run(body())
+    assert order.index("B") < order.index("C")
+
+
+@pytest.mark.anyio
+async def test_a_429_never_raises_an_account_rate_configured_below_the_floor() -> None:
+    """Account 0.2/s: the decrease floor is min(0.5, configured), so a 10011 keeps it at 0.2/s
+    (5 s apart), never lifts it to 0.5/s. Guards against: floor = MIN_RATE."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=0.2, burst=1.0)
+
+    async def body() -> list[float]:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        times = []
+        for _ in range(3):
+            await lim.acquire(None)
+            times.append(clock.now)
+        return times
+
+    times = await clock.run(body())
+    assert times[2] - times[1] == pytest.approx(5.0)
+
+
+def _uuid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+@pytest.mark.anyio
+async def test_a_paused_lane_is_not_forgotten_when_lanes_are_pruned() -> None:
+    """A number-pool lane paused 144 s by a 40318 keeps its pause when 1,024 other lanes make
+    the limiter prune idle ones. Guards against: pruning a lane still paused."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=None)
+
+    async def body() -> float:
+        lim.on_response(PROFILE_ID, status=429, code="40318", reset_after=None)
+        for n in range(1100):
+            await lim.acquire(_uuid(n))
+        assert clock.now == T0
+        await lim.acquire(PROFILE_ID)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 144)
+
+
+@pytest.mark.anyio
+async def test_a_lane_that_spent_its_tokens_is_not_forgotten_when_lanes_are_pruned() -> None:
+    """A strict 1 msg/s sender that just sent keeps its empty bucket when 1,024 other lanes make
+    the limiter prune idle ones: its next send waits 1 s. Guards against: pruning a
+    lane whose bucket is not full."""
+    sender = "+13125550100"
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=None, per_sender_mps={sender: 1.0})
+
+    async def body() -> float:
+        await lim.acquire(sender)
+        for n in range(1100):
+            await lim.acquire(_uuid(n))
+        await lim.acquire(sender)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 1.0)
+
+
+@pytest.mark.anyio
+async def test_a_waiter_cancelled_after_its_grant_gives_the_account_token_back() -> None:
+    """Account 1/s, burst 2, both tokens spent; W1 sleeps as the timer, W2 parks. At T0+2 (two
+    tokens) W1 is granted, then W2; W2's task is cancelled before it resumes: its token goes
+    back, so the next caller is served at once, at T0+2. Guards against: the account
+    token not given back."""
+    clock = VirtualClock(T0)
+    lim = limits(clock, account_mps=1.0, burst=2.0)
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def w1() -> None:
+        await lim.acquire(None)
+        tasks["w2"].cancel()  # granted by now, not yet resumed
+
+    async def w2() -> None:
+        await lim.acquire(None)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        await lim.acquire(None)
+        tasks["w1"] = asyncio.create_task(w1())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tasks["w2"] = asyncio.create_task(w2())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        clock.now = T0 + 2.0
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        assert tasks["w2"].cancelled()
+        await lim.acquire(None)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 2.0)
