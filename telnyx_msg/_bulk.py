@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import logging
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -72,6 +74,8 @@ from telnyx_msg.errors import (
     TelnyxError,
     ValidationError,
 )
+
+log = logging.getLogger("telnyx_msg")
 
 __all__ = ["run_send_many", "send_many"]
 
@@ -192,6 +196,11 @@ def pick_method(item: Mapping[str, Any], method: SendMethod) -> str:
     return "send"
 
 
+def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:
+    """A done-callback calling ``fn(idx)``."""
+    fn(idx)
+
+
 def _read(loop: asyncio.AbstractEventLoop, source: Any) -> asyncio.Task[Any]:
     """A task reading ``source``'s next item; on 3.12+ started eagerly, so an input with an
     item at hand answers without a loop iteration."""
@@ -230,7 +239,8 @@ async def run_send_many(
     # Outcomes in completion order, and the consumer's wake-up future while it waits for one.
     ready: collections.deque[SendOutcome] = collections.deque()
     wake: list[asyncio.Future[None]] = []
-    running: dict[int, tuple[Mapping[str, Any], SendGate, asyncio.Task[None]]] = {}
+    running: dict[int, tuple[Mapping[str, Any], SendGate, asyncio.Task[None] | None]] = {}
+    late: list[bool] = []  # set when a stop cut short by a new cancellation could not wait
     index = 0
     exhausted = False
     fatal: list[BaseException] = []  # an outage that stops the run (see the module docstring)
@@ -242,8 +252,31 @@ async def run_send_many(
         # Leaving `running` and queueing the outcome happen together, so a consumer woken by
         # an outcome always finds a free slot to refill.
         del running[idx]
+        if late:  # the stop could not wait for this send: it reports itself
+            deliver_late(outcome)
+            return
         ready.append(outcome)
         wake_up()
+
+    def deliver_late(outcome: SendOutcome) -> None:
+        if on_stop is not None:
+            try:
+                on_stop(outcome)
+            except Exception:  # nobody is left to raise it to
+                log.exception("on_stop raised for the outcome of item %d", outcome.index)
+
+    def unreported(idx: int) -> None:
+        if idx in running:  # its task was cancelled before it first ran: nothing was written
+            item = running[idx][0]
+            report(idx, SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
+
+    def read_unsent(read: asyncio.Future[Any], idx: int) -> None:
+        if not read.cancelled() and read.exception() is None:  # read, never sent
+            outcome = SendOutcome(idx, read.result(), "not_sent", error=asyncio.CancelledError())
+            if late:
+                deliver_late(outcome)
+            else:
+                ready.append(outcome)
 
     def wake_up(_: object = None) -> None:
         if wake:
@@ -287,6 +320,9 @@ async def run_send_many(
     # queue consumer waiting for work) does not hold back their outcomes. Reads start only in
     # the consumer's steps: nothing new is read once it stops iterating.
     pull: asyncio.Task[Any] | None = None
+    # The blocking facade's input is read in its caller's thread, which cannot take an
+    # outcome while it reads: awaited in the step, as a plain iterator's `next()` is.
+    inline = getattr(source, "read_in_caller", False)
 
     def start(item: Any) -> None:
         nonlocal index
@@ -296,9 +332,14 @@ async def run_send_many(
         # `outcome.request is item`.)
         args = item.copy() if isinstance(item, dict) else item
         # A task per send (not a worker pool): items are pulled only when the consumer asks
-        # for more, which is what bounds a stalled run.
-        running[index] = (item, gate, loop.create_task(send_one(index, item, args, gate)))
+        # for more, which is what bounds a stalled run. Entered before the task exists: an
+        # eager task factory runs a send rejected before I/O to its report at creation.
+        idx = index
         index += 1
+        running[idx] = (item, gate, None)
+        task = loop.create_task(send_one(idx, item, args, gate))
+        if idx in running:
+            running[idx] = (item, gate, task)
 
     def ended(exc: Exception) -> None:
         nonlocal exhausted
@@ -330,7 +371,7 @@ async def run_send_many(
             while pull is None and not (exhausted or fatal or drain):
                 if len(running) + len(ready) >= concurrency:
                     break
-                if is_async and (running or ready):
+                if is_async and (running or ready) and not inline:
                     read = _read(loop, source)
                     if not read.done():  # the input is waiting: so do the sends, meanwhile
                         pull = read
@@ -362,23 +403,34 @@ async def run_send_many(
     finally:
         if release is not None:
             release()
-        if pull is not None:
-            if not pull.done():
-                pull.cancel()
-                await asyncio.gather(pull, return_exceptions=True)
-            if not pull.cancelled() and pull.exception() is None:  # read, never sent
-                item = pull.result()
-                ready.append(SendOutcome(index, item, "not_sent", error=asyncio.CancelledError()))
         for _item, gate, _task in running.values():
             gate.stopped = True
-        tasks = [task for _item, _gate, task in running.values()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        waits: list[asyncio.Task[Any]] = [t for _i, _g, t in running.values() if t is not None]
+        if pull is not None:
+            waits.append(pull)
+        for waited in waits:
+            waited.cancel()
+        try:
+            if waits:
+                await asyncio.gather(*waits, return_exceptions=True)
+        except asyncio.CancelledError:
+            # Cancelled again while stopping (an anyio cancel scope cancels at every await):
+            # what has not ended reports itself through on_stop when it does.
+            late.append(True)
+            for idx, (_item, _gate, sending) in running.items():
+                if sending is not None:
+                    sending.add_done_callback(functools.partial(_call_with, unreported, idx))
+            if pull is not None:
+                pull.add_done_callback(functools.partial(read_unsent, idx=index))
+            for outcome in ready:
+                deliver_late(outcome)
+            ready.clear()
+            raise
         # A task cancelled before it first ran never reported: nothing was written.
-        for idx, (item, _gate, _task) in list(running.items()):
-            report(idx, SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
+        for idx in list(running):
+            unreported(idx)
+        if pull is not None:
+            read_unsent(pull, index)
         failed: list[Exception] = []
         while ready:
             outcome = ready.popleft()

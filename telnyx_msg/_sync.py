@@ -287,6 +287,10 @@ class _PulledInCaller:
     client's loop, which other threads' calls share.
     """
 
+    #: Tells the engine to await each read in its step (this thread cannot take an outcome
+    #: while it reads, so reading alongside the sends would only let a step end mid-read).
+    read_in_caller = True
+
     def __init__(
         self, source: Iterable[Any], inbox: Inbox, orphan: Callable[[int, Any], None]
     ) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
@@ -1102,3 +1104,117 @@ async def test_an_async_item_read_as_a_refused_key_ends_the_run_is_not_sent(
     statuses = {o.index: o.status for o in outcomes}
     assert statuses == {0: "sent", 1: "not_sent", 2: "not_sent"}
     assert len(server.requests) == 2
+
+
+def accept_after(delay: float) -> Any:
+    async def accept(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(delay)
+        return json_response(
+            {"data": message_json(to=[{"phone_number": body["to"], "status": "queued"}])}
+        )
+
+    return accept
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager task factories are 3.12+")
+async def test_eager_task_factory_item_rejected_before_io_does_not_hang(
+    api_server: Any,
+) -> None:
+    """Under asyncio.eager_task_factory a send that ends before its first suspension (a
+    non-mapping item: rejected before I/O) reports inside create_task, before `running` holds
+    it: its report raised KeyError and the run waited forever for it."""
+    server = await api_server(accept_after(0.005))
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        async with client_for(server) as client:
+            with anyio.fail_after(3):
+                outcomes = [
+                    o
+                    async for o in client.messages.send_many(
+                        ["oops", *numbers(2)],  # type: ignore[list-item]  # refused before I/O
+                        concurrency=5,
+                    )
+                ]
+    finally:
+        loop.set_task_factory(previous)
+    assert sorted((o.index, o.status) for o in outcomes) == [
+        (0, "rejected"),
+        (1, "sent"),
+        (2, "sent"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_anyio_cancel_scope_reports_every_pulled_item(api_server: Any, kind: str) -> None:
+    """The consumer is cancelled by an anyio cancel scope (a Starlette request, a task group)
+    while sends are in flight (and, for an async input, a read pending). anyio re-delivers the
+    cancel at every await, so the engine's `finally` was cut short at its first gather: no
+    on_stop call at all, two pulled items with no outcome."""
+    server = await api_server(accept_after(0.3))
+    pulled: list[int] = []
+
+    async def slow_rows() -> Any:
+        for n, item in enumerate(numbers(10)):
+            if n == 2:
+                await asyncio.sleep(0.5)
+            pulled.append(n)
+            yield item
+
+    def rows() -> Any:
+        for n, item in enumerate(numbers(10)):
+            pulled.append(n)
+            yield item
+
+    stopped: list[Any] = []
+    consumed: list[Any] = []
+    async with client_for(server) as client:
+        with anyio.move_on_after(0.1):
+            source = slow_rows() if kind == "async" else rows()
+            async for o in client.messages.send_many(source, concurrency=2, on_stop=stopped.append):
+                consumed.append(o)
+        await asyncio.sleep(0.5)
+    assert pulled == [0, 1]
+    assert sorted(o.index for o in consumed + stopped) == [0, 1]
+
+
+async def test_blocking_input_raising_keyboard_interrupt_loses_no_outcome(
+    api_server: Any,
+) -> None:
+    """Blocking Client: Ctrl-C lands while the caller's thread reads a slow input, and a send
+    finished meanwhile. The step that carried that send's outcome had completed; the caller's
+    thread raised KeyboardInterrupt from the input and dropped it: row 0 was sent, never
+    reported."""
+    server = await api_server(accept_after(0.05))
+
+    def run() -> tuple[list[int], list[int]]:
+        pulled: list[int] = []
+        got: list[int] = []
+
+        def rows() -> Any:
+            for n, item in enumerate(numbers(10)):
+                if n == 3:
+                    time.sleep(0.3)
+                    raise KeyboardInterrupt
+                pulled.append(n)
+                yield item
+
+        def consume(client: telnyx_msg.Client) -> None:
+            for outcome in client.messages.send_many(
+                rows(), concurrency=4, on_stop=lambda o: got.append(o.index)
+            ):
+                got.append(outcome.index)
+
+        client = telnyx_msg.Client("k", base_url=server.base_url, backoff=FAST, rate_limits=None)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                consume(client)
+        finally:
+            client.close()
+        return pulled, got
+
+    pulled, got = await anyio.to_thread.run_sync(run)
+    assert pulled == [0, 1, 2]
+    assert sorted(got) == pulled  # got [1, 2]: row 0's outcome lost
