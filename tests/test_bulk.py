@@ -878,6 +878,13 @@ async def test_input_raising_cancelled_error_does_not_end_the_run_as_complete(
                 pass
 
 
+async def _one_send(server: ApiServer) -> list[SendOutcome]:
+    """The outcomes of a send_many of one item against ``server``."""
+    async with client_for(server) as client:
+        item: SendItem = {"from_": FROM, "to": "+18445550004", "text": "a"}
+        return [o async for o in client.messages.send_many([item])]
+
+
 async def test_a_400_is_rejected(api_server: Any) -> None:
     """A 400 refuses the message for good: ``rejected``, like a 422, not ``not_sent``.
     Guards against: ``status < 400`` -> ``<= 400`` (a 400 read as a redirect)."""
@@ -885,14 +892,7 @@ async def test_a_400_is_rejected(api_server: Any) -> None:
     async def bad_request(request: web.Request) -> web.Response:
         return telnyx_error(400, "10015", "Bad Request")
 
-    server = await api_server(bad_request)
-    async with client_for(server) as client:
-        outcomes = [
-            o
-            async for o in client.messages.send_many(
-                [{"from_": FROM, "to": "+18445550004", "text": "a"}]
-            )
-        ]
+    outcomes = await _one_send(await api_server(bad_request))
     assert [o.status for o in outcomes] == ["rejected"]
     assert isinstance(outcomes[0].error, telnyx_msg.APIStatusError)
     assert outcomes[0].error.status == 400
@@ -906,14 +906,7 @@ async def test_an_unreadable_2xx_body_is_sent_with_the_error(api_server: Any) ->
     async def garbled(request: web.Request) -> web.Response:
         return web.Response(status=200, body=b"<html>ok</html>", content_type="text/html")
 
-    server = await api_server(garbled)
-    async with client_for(server) as client:
-        outcomes = [
-            o
-            async for o in client.messages.send_many(
-                [{"from_": FROM, "to": "+18445550004", "text": "a"}]
-            )
-        ]
+    outcomes = await _one_send(await api_server(garbled))
     assert [o.status for o in outcomes] == ["sent"]
     assert outcomes[0].message is None
     assert isinstance(outcomes[0].error, telnyx_msg.APIResponseValidationError)

@@ -383,19 +383,21 @@ async def test_fake_base_url_is_usable_for_any_listening_host(host: str, prefix:
         assert fake.message(message.id) is not None
 
 
+def _received_event(event_id: str) -> bytes:
+    """A message.received event body with ``event_id``."""
+    event = {
+        "record_type": "event",
+        "id": event_id,
+        "event_type": "message.received",
+        "occurred_at": "2024-01-01T00:00:00Z",
+        "payload": {"id": "m1", "direction": "inbound"},
+    }
+    return json.dumps({"data": event}).encode()
+
+
 def test_webhook_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`webhook verify` exits 0 for a valid signature and 1 for a tampered body."""
-    body = json.dumps(
-        {
-            "data": {
-                "record_type": "event",
-                "id": "e1",
-                "event_type": "message.received",
-                "occurred_at": "2024-01-01T00:00:00Z",
-                "payload": {"id": "m1", "direction": "inbound"},
-            }
-        }
-    ).encode()
+    body = _received_event("e1")
     args, _ = _signed(tmp_path, body)
     assert main(args) == 0
     assert "message.received" in capsys.readouterr().out
@@ -417,17 +419,7 @@ def test_webhook_verify_escapes_control_characters_of_the_event(
 ) -> None:
     """A signed body is the sender's text: an id with a newline or a terminal escape printed
     as is forged a second "valid:" line or recoloured the terminal."""
-    body = json.dumps(
-        {
-            "data": {
-                "record_type": "event",
-                "id": "e1\x1b[31m\nvalid: forged",
-                "event_type": "message.received",
-                "occurred_at": "2024-01-01T00:00:00Z",
-                "payload": {"id": "m1", "direction": "inbound"},
-            }
-        }
-    ).encode()
+    body = _received_event("e1\x1b[31m\nvalid: forged")
     args, _ = _signed(tmp_path, body)
     assert main(args) == 0
     out = capsys.readouterr().out
