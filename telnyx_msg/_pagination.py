@@ -121,13 +121,9 @@ class SyncPager(Generic[T]):
 
 
 def _iterate(
-    portal: Portal,
-    agen: AsyncIterator[Any],
-    inbox: Any = None,
-    stopping: Callable[[], None] | None = None,
+    portal: Portal, agen: AsyncIterator[Any], inbox: Any = None
 ) -> Generator[Any, None, None]:
-    """``agen`` as a plain iterator, each step a portal call (``inbox``: see ``_sync``);
-    ``stopping()`` runs in this thread when the iteration ends, before ``agen`` is closed."""
+    """``agen`` as a plain iterator, each step a portal call (``inbox``: see ``_sync``)."""
 
     async def step() -> tuple[bool, Any]:
         try:
@@ -142,8 +138,6 @@ def _iterate(
                 return
             yield value
     finally:
-        if stopping is not None:
-            stopping()
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(RuntimeError, ClientClosedError):  # closed first

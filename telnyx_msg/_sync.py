@@ -299,11 +299,6 @@ class _PulledInCaller:
         self._inbox = inbox
         self._orphan = orphan
         self._pulled = 0
-        self._stopped = False
-
-    def stop(self) -> None:
-        """The caller stopped iterating (in its thread): a read still queued pulls nothing."""
-        self._stopped = True
 
     def __aiter__(self) -> _PulledInCaller:
         return self
@@ -323,7 +318,7 @@ class _PulledInCaller:
         future: asyncio.Future[tuple[bool, Any, int]] = loop.create_future()
 
         def pull() -> None:  # in the caller's thread
-            if future.done() or self._stopped:  # nobody waits for it any more: pull nothing
+            if future.done():  # nobody waits for it any more (cancelled): pull nothing
                 return
             index = self._pulled
             try:
@@ -628,15 +623,11 @@ class Client(ResourceTree[SyncMode]):
                     closed = ClientClosedError("not sent: the client was closed")
                     on_stop(SendOutcome(index, item, "not_sent", error=closed))
 
-            requests = pulled = _PulledInCaller(requests, inbox, orphan)
-            stopping: Callable[[], None] | None = pulled.stop
-        else:
-            stopping = None
+            requests = _PulledInCaller(requests, inbox, orphan)
         return _iterate(
             _Held(self._portal, self),
             self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
             inbox,
-            stopping,
         )
 
     def _check_open(self) -> None:

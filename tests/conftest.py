@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -192,6 +193,25 @@ async def api_server() -> AsyncIterator[Callable[[Handler], Awaitable[ApiServer]
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def raw_reply(response: bytes) -> AsyncIterator[str]:
+    """A 127.0.0.1 server that answers each request with ``response`` verbatim, then closes
+    the connection (for replies aiohttp's own server would never send); yields its base URL."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(reply, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v2"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def message_json(**overrides: Any) -> dict[str, Any]:

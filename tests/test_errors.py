@@ -17,7 +17,7 @@ from telnyx_msg.testing import (
     MockTransport,
     MockTransportError,
 )
-from tests.conftest import json_response, telnyx_error
+from tests.conftest import json_response, raw_reply, telnyx_error
 
 pytestmark = pytest.mark.anyio
 
@@ -101,25 +101,13 @@ async def test_an_api_key_echoed_in_a_header_is_masked(api_server: Any) -> None:
 async def test_no_exception_in_the_chain_carries_the_key() -> None:
     """A response aiohttp cannot parse: the chained aiohttp exception held the request's
     headers (Authorization included), which error trackers serialize with the chain."""
-    import asyncio
-
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with telnyx_msg.AsyncClient(
-            KEY, base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, max_retries=0
-        ) as client:
-            with pytest.raises(telnyx_msg.APIConnectionError) as caught:
-                await client.messages.retrieve("m")
-    finally:
-        server.close()
-        await server.wait_closed()
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}"
+    async with (
+        raw_reply(reply) as base_url,
+        telnyx_msg.AsyncClient(KEY, base_url=base_url, rate_limits=None, max_retries=0) as client,
+    ):
+        with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+            await client.messages.retrieve("m")
     chain: list[BaseException] = []
     error: BaseException | None = caught.value
     while error is not None and len(chain) < 10:

@@ -38,7 +38,7 @@ import telnyx_msg
 from telnyx_msg import RequestOptions, Timeout
 from telnyx_msg._retry import Backoff
 from telnyx_msg._transport import _Connector
-from tests.conftest import ApiServer, json_response, message_json
+from tests.conftest import ApiServer, json_response, message_json, raw_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -989,26 +989,16 @@ async def test_a_body_cut_short_reads_as_a_lost_connection_not_a_400() -> None:
     from aiohttp as "<ContentLengthError: 400, message='...'>", read as if Telnyx answered
     400. The parser's text stays; its code goes."""
 
-    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n"
-            b'\r\n{"data": {"id": "m1"'
-        )
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(cut, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with telnyx_msg.AsyncClient(
-            "k", base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, max_retries=0
-        ) as client:
-            with pytest.raises(telnyx_msg.APIConnectionError) as caught:
-                await client.messages.retrieve("m1")
-    finally:
-        server.close()
-        await server.wait_closed()
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n"
+        b'\r\n{"data": {"id": "m1"'
+    )
+    async with (
+        raw_reply(reply) as base_url,
+        telnyx_msg.AsyncClient("k", base_url=base_url, rate_limits=None, max_retries=0) as client,
+    ):
+        with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+            await client.messages.retrieve("m1")
     assert "connection lost" in str(caught.value)
     assert "content length" in str(caught.value)
     assert "400" not in str(caught.value)

@@ -28,7 +28,7 @@ UTC = timezone.utc
 JSON = dict[str, Any]
 
 PROPERTY = settings(
-    max_examples=examples(250),
+    max_examples=examples(120),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

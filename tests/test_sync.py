@@ -33,10 +33,12 @@ def threaded_server() -> Iterator[str]:
     state: dict[str, Any] = {}
 
     hits = {"unavailable": 0}
+    release = asyncio.Event()  # set at teardown, so a slow request does not hold the cleanup
 
     async def handler(request: web.Request) -> web.Response:
         if request.path.endswith("/messages/slow"):
-            await asyncio.sleep(5)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(release.wait(), 5)
         if request.path.endswith("/messages/unavailable"):  # its request id counts the hits
             hits["unavailable"] += 1
             return json_response(
@@ -69,6 +71,7 @@ def threaded_server() -> Iterator[str]:
     asyncio.run_coroutine_threadsafe(start(), loop)
     assert ready.wait(10)
     yield state["url"]
+    loop.call_soon_threadsafe(release.set)
     asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
@@ -461,16 +464,15 @@ def test_views_pagers_and_outcomes_keep_their_client_alive() -> None:
     }
     with serve_in_thread() as fake, warnings_ignored(ResourceWarning):
         key, url = fake.api_key, fake.base_url
+        # (One collection for all four: each costs seconds in a long-running test process.)
         view = telnyx_msg.Client(key, base_url=url).with_options(max_retries=5)
+        pager = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.list()
+        outcomes = telnyx_msg.Client(key, base_url=url).messages.send_many([send] * 3)
+        raw = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.with_raw_response
         gc.collect()
         assert view.messages.send(from_=DEFAULT_TOLL_FREE, to="+13125550001", text="hi").id
-        pager = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.list()
-        gc.collect()
         assert [number.phone_number for number in pager]  # the fake's numbers
-        outcomes = telnyx_msg.Client(key, base_url=url).messages.send_many([send] * 3)
-        gc.collect()
         assert [o.status for o in outcomes] == ["sent"] * 3
-        raw = telnyx_msg.Client(key, base_url=url).messaging_hosted_numbers.with_raw_response
         pages = raw.list().parse()
         gc.collect()
         assert [number.phone_number for number in pages]
