@@ -11,9 +11,11 @@ a plain one called on the event loop), and the answer says how it went:
 - 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
+  415: a ``Content-Encoding`` other than ``identity`` (a compressed body);
 - 500: the handler raised (a ``CancelledError`` of its own too; logged on
   ``telnyx_msg.webhooks``; not marked seen, so Telnyx's redelivery runs it again);
-- 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen), the
+- 503: the handler ran longer than ``handler_timeout`` (it is cancelled, not marked seen; also
+  when the server gave up on the delivery before, as on a client hang-up), the
   receiver is closed, ``max_pending`` handlers are already running, the replay store failed,
   or (with ``queue=``) Redis did not store the event in time.
 
@@ -211,6 +213,12 @@ class WebhookReceiver:
             self.verifier._check_headers(headers)
         except WebhookVerificationError as exc:
             return _Reply(401, str(exc))
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # Telnyx signs the body it sends as is. aiohttp would verify the decoded bytes
+            # and an ASGI server the encoded ones: the same delivery accepted by one receiver
+            # and refused by the other. Neither is guessed.
+            return _Reply(415, "Content-Encoding is not accepted: send the signed body as is")
         return None
 
     async def _answer(self, body: bytes, headers: Mapping[str, str]) -> _Reply:
@@ -302,18 +310,21 @@ class WebhookReceiver:
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(lambda done: self._finished(done, event_id, outcome))
+        loop = task.get_loop()
+        deadline = loop.time() + self.handler_timeout
         # asyncio.wait neither cancels the handler if this delivery is cancelled nor re-raises
         # its exception (a handler's own TimeoutError is not the receiver's timeout).
-        done, _ = await asyncio.wait({task}, timeout=self.handler_timeout)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.handler_timeout)
+        except asyncio.CancelledError:
+            # The server gave up on this delivery (the client hung up, as Telnyx does after
+            # about 2 s): the handler goes on, but still no longer than handler_timeout.
+            if not task.done() and not math.isinf(deadline):
+                timer = loop.call_at(deadline, self._overran, task, event)
+                task.add_done_callback(lambda _: timer.cancel())
+            raise
         if not done:
-            task.cancel()
-            logger.error(
-                "telnyx webhook handler for %s event %s exceeded %g s; answered 503 and "
-                "cancelled it (not marked seen unless it finishes anyway)",
-                event.event_type,
-                event_id,
-                self.handler_timeout,
-            )
+            self._overran(task, event)
             return _Reply(503, f"handler timed out after {self.handler_timeout:g} s")
         if task.cancelled():
             if self._closed:  # by aclose(timeout)
@@ -328,6 +339,16 @@ class WebhookReceiver:
         if task.exception() is not None:
             return _Reply(500, "handler failed")
         return _Reply(200, "handled")
+
+    def _overran(self, task: asyncio.Task[None], event: WebhookEvent) -> None:
+        task.cancel()
+        logger.error(
+            "telnyx webhook handler for %s event %s exceeded handler_timeout (%g s); "
+            "cancelled it (not marked seen unless it finishes anyway)",
+            event.event_type,
+            event.id,
+            self.handler_timeout,
+        )
 
     def _finished(
         self, task: asyncio.Task[None], event_id: str | None, outcome: asyncio.Future[bool]

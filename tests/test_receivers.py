@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import json
 import math
 from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -140,9 +141,13 @@ async def serve(handler: AiohttpWebhookHandler) -> AsyncIterator[str]:
 
 
 async def post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: aiohttp.ClientTimeout | None = None,
 ) -> tuple[int, str]:
-    async with session.post(url, data=body, headers=headers) as response:
+    async with session.post(url, data=body, headers=headers, timeout=timeout) as response:
         return response.status, await response.text()
 
 
@@ -264,6 +269,78 @@ async def test_aiohttp_handler_timeout_is_503_and_cancels_it() -> None:
         assert await post(session, url, body, sign(body)) == (200, "handled")
     assert recorder.started == 2
     assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_handler_timeout_holds_after_the_client_hangs_up() -> None:
+    """aiohttp cancels a request whose client hung up (``handler_cancellation=True``; Telnyx
+    hangs up after about 2 s): the handler ran on unbounded, holding a ``max_pending`` slot
+    and its event id (every redelivery then waited and got 503), and a shutdown waited for it."""
+    store = MemoryReplayStore()
+    recorder = Recorder(gated=True)
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.3
+    )
+    app = web.Application()
+    app.router.add_post("/hooks", handler)
+    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    body = event_body()
+    try:
+        async with aiohttp.ClientSession() as session:
+            hang_up = aiohttp.ClientTimeout(total=0.1)
+            with pytest.raises(asyncio.TimeoutError):
+                await post(session, url, body, sign(body), timeout=hang_up)
+            assert recorder.started == 1
+            await asyncio.wait_for(handler.drain(), 5)  # cancelled at its timeout
+            assert not store.seen("evt-1")
+            recorder.gate.set()
+            assert await post(session, url, body, sign(body)) == (200, "handled")
+    finally:
+        await runner.cleanup()
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
+async def test_asgi_handler_timeout_holds_when_the_server_cancels_the_request() -> None:
+    """The same for an ASGI server that cancels the app when the client disconnects."""
+    recorder = Recorder(gated=True)
+    app = asgi_app(make_verifier(), {"message.finalized": recorder}, handler_timeout=0.3)
+    body = event_body()
+    request = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    for _ in range(200):  # bounded (2 s)
+        if recorder.started:
+            break
+        await asyncio.sleep(0.01)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert app.pending == 1
+    await asyncio.wait_for(app.drain(), 5)
+    assert app.pending == 0
+    assert recorder.events == []
+
+
+@pytest.mark.anyio
+async def test_both_receivers_refuse_an_encoded_body_alike() -> None:
+    """A gzip body signed over its plain JSON: aiohttp decoded it before verifying (200), an
+    ASGI server passed it encoded (401): one delivery, two verdicts. Both now answer 415,
+    before the body is read."""
+    body = event_body()
+    headers = {**sign(body), "Content-Encoding": "gzip"}
+    encoded = gzip.compress(body)
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder})
+    async with serve(handler) as url, aiohttp.ClientSession(auto_decompress=False) as session:
+        status, text = await post(session, url, encoded, headers)
+    assert (status, "Content-Encoding" in text) == (415, True)
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    assert (await call_asgi(app, encoded, headers))[0] == 415
+    assert recorder.started == 0
+    identity = {**sign(body), "Content-Encoding": "identity"}
+    assert (await call_asgi(app, body, identity))[0] == 200
 
 
 @pytest.mark.anyio
