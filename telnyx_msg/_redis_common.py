@@ -23,8 +23,9 @@ __all__ = [
     "bounded",
     "client_from_url",
     "close_client",
-    "credentials_error",
+    "config_error",
     "make_client",
+    "misconfigured",
     "time_limit",
 ]
 
@@ -160,29 +161,39 @@ async def bounded(
         raise
 
 
-def refused_credentials(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is Redis refusing the connection's credentials or ACL
-    (a configuration error, unlike an outage)."""
+def misconfigured(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is Redis refusing this connection's configuration: its
+    credentials or ACL, or a database number the server does not have (no retry heals
+    either, unlike an outage)."""
     try:
         from redis.exceptions import (
             AuthenticationError,
             AuthenticationWrongNumberOfArgsError,
             NoPermissionError,
+            ResponseError,
         )
     except ImportError:  # then nothing raised a redis-py error
         return False
 
     cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, ResponseError) and "DB index is out of range" in str(cause):
+        return True  # (SELECT on connect, for a URL's /N past the server's `databases`)
     return isinstance(
         cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
     )
 
 
-def credentials_error(
+def config_error(
     exc: BaseException, who: str, commands: str = "the stream commands"
 ) -> ConfigurationError:
-    """The error for Redis refusing ``who``'s credentials (see :func:`refused_credentials`):
-    no retry heals it, so it is a configuration error (callers raise it ``from exc``)."""
+    """The error for Redis refusing ``who``'s configuration (see :func:`misconfigured`): no
+    retry heals it (callers raise it ``from exc``)."""
+    reason = str(exc.__cause__ if exc.__cause__ is not None else exc).rstrip(".")
+    if "DB index is out of range" in reason:
+        return ConfigurationError(
+            f"Redis has no database for this {who} ({reason}): the URL's /N must be below "
+            "the server's `databases` setting (16 by default)"
+        )
     return ConfigurationError(
         f"Redis refused this {who}'s credentials ({str(exc).rstrip('.')}): check the user "
         f"and password in the URL, and that the user's ACL allows {commands}"

@@ -50,9 +50,9 @@ from telnyx_msg._handler import Handler
 from telnyx_msg._redis_common import (
     bounded,
     close_client,
-    credentials_error,
+    config_error,
     make_client,
-    refused_credentials,
+    misconfigured,
 )
 from telnyx_msg.errors import ConfigurationError, WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
@@ -86,7 +86,9 @@ def _existing_group(exc: Exception) -> None:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # Tolerant: an entry written by another producer (or re-added by hand) must not make a
+    # worker or a listing raise; the worker checks event_id strictly itself.
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _fields(raw: Mapping[Any, Any]) -> dict[str, Any]:
@@ -162,6 +164,7 @@ class RedisWebhookQueue:
         self._on_wire = False  # an append's round trip is in progress
         self._workers: set[Worker] = set()
         self._stop_next = False  # stop() before any run: the next run returns at once
+        self._ran = False  # (a stop() after a run ended is not a stop of the next one)
 
     def __repr__(self) -> str:
         return f"RedisWebhookQueue(stream={self.stream!r}, group={self.group!r})"
@@ -235,8 +238,8 @@ class RedisWebhookQueue:
                 self._group_ready = True
             return _text(redis.xadd(self.stream, _entry(body, event)))
         except (RedisError, OSError) as exc:
-            if refused_credentials(exc):
-                raise credentials_error(exc, "webhook queue") from exc
+            if misconfigured(exc):
+                raise config_error(exc, "webhook queue") from exc
             raise WebhookQueueUnavailableError(f"Redis failed XADD of a webhook: {exc}") from exc
 
     async def _append(self, body: bytes, event: WebhookEvent) -> str:
@@ -309,7 +312,12 @@ class RedisWebhookQueue:
 
     async def pending(self) -> int:
         """Entries delivered to a worker and not yet acknowledged."""
-        summary = await self._call(self._redis.xpending(self.stream, self.group), "XPENDING")
+        try:
+            summary = await self._call(self._redis.xpending(self.stream, self.group), "XPENDING")
+        except WebhookQueueUnavailableError as exc:
+            if "NOGROUP" in str(exc.__cause__):  # no worker or receiver has created it yet
+                return 0
+            raise
         return int(summary["pending"])
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
@@ -325,7 +333,7 @@ class RedisWebhookQueue:
     def stop(self) -> None:
         """Ask every :meth:`run` of this queue to return after its handler in flight (at most
         ``block`` s later); called before any ``run``, the next one returns at once."""
-        if not self._workers:
+        if not self._workers and not self._ran:
             self._stop_next = True
         for worker in self._workers:
             worker.stop()
@@ -346,7 +354,8 @@ class RedisWebhookQueue:
         expired yet is taken over after ``claim_after``). After :meth:`stop` it starts no new
         handler, and leaves the group if it holds no pending entry. When Redis is unreachable
         the worker logs, backs off (up to 5 s) and retries; if Redis refuses its credentials
-        before ever answering it, ``run`` raises ``ConfigurationError`` (no retry would help).
+        before ever answering it (or has no database of the URL's number), ``run`` raises
+        ``ConfigurationError`` (no retry would help).
         Cancelling ``run`` cancels the handler in flight: its entry stays pending and is taken
         over after ``claim_after``. It is never acknowledged unfinished.
         """
@@ -354,6 +363,7 @@ class RedisWebhookQueue:
 
         table = {(k.value if isinstance(k, enum.Enum) else str(k)): v for k, v in handlers.items()}
         worker = Worker(self, table, default, consumer or default_consumer())
+        self._ran = True
         if self._stop_next:
             self._stop_next = False
             return

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._convert import structure_event
 from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler
-from telnyx_msg._redis_common import credentials_error, refused_credentials
+from telnyx_msg._redis_common import config_error, misconfigured
 from telnyx_msg._redis_queue import _fields, _text
 from telnyx_msg.errors import WebhookQueueUnavailableError
 from telnyx_msg.models import WebhookEvent
@@ -80,9 +80,9 @@ class Worker:
                 if entry is not None:
                     await self._handle_entry(*entry)
             except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # the retry loop
-                if not reached and refused_credentials(exc):
+                if not reached and misconfigured(exc):
                     # A worker that only logs would look healthy to its supervisor.
-                    raise credentials_error(exc, "worker") from exc
+                    raise config_error(exc, "worker") from exc
                 # A Redis that restarted without persistence has lost the group (NOGROUP):
                 # create it again before the next read. (Under OOM that write is refused too,
                 # so the worker reads nothing more until Redis takes writes again.)
@@ -209,11 +209,12 @@ class Worker:
         if self.stopping:  # stopped while reading: stop() promises only the handler in flight
             await self._unread(entry_id, attempts)
             return
-        event_id = _text(fields.get("event_id", b"")) or None
+        raw_id = fields.get("event_id", b"")
         try:
             try:
+                event_id = (raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)) or None
                 event = _parse(fields.get("body"))
-            except ValueError as exc:
+            except ValueError as exc:  # (a UnicodeDecodeError of event_id too)
                 await self._dead(
                     entry_id, fields, attempts, f"not a webhook event: {exc}", leased=False
                 )
@@ -331,8 +332,14 @@ class Worker:
                 await self._dead(
                     entry_id, fields, attempts, f"handler failed: {error!r}", leased=True
                 )
-            elif event.id is not None:
-                await q._call(self.redis.delete(self._key("lease", event.id)), "DEL lease")
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                # The pause before the retry (claim_after) counts from this failure, not from
+                # the last heartbeat.
+                pipe.xclaim(q.stream, q.group, self.consumer, 0, [entry_id], justid=True)
+                if event.id is not None:
+                    pipe.delete(self._key("lease", event.id))
+                await q._call(pipe.execute(), "XCLAIM + DEL lease")
         except WebhookQueueUnavailableError as exc:
             logger.warning("telnyx webhook worker %s: %s", self.consumer, exc)
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler
-from telnyx_msg._redis_common import credentials_error, refused_credentials
+from telnyx_msg._redis_common import config_error, misconfigured
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -384,8 +384,8 @@ async def _startup_check(who: str, commands: str, check: Callable[[], Awaitable[
     except ConfigurationError:
         raise
     except Exception as exc:
-        if refused_credentials(exc):
-            raise credentials_error(exc, who, commands) from exc
+        if misconfigured(exc):
+            raise config_error(exc, who, commands) from exc
         logger.warning(
             "telnyx webhook receiver: the %s is unavailable at startup (%s); "
             "deliveries are answered 503 until it answers",

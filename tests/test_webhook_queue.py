@@ -1544,3 +1544,106 @@ async def test_stop_before_any_run_makes_the_next_run_return_at_once(
     await asyncio.wait_for(queue.run({"message.finalized": recorder}), 5)
     assert recorder.calls == 0
     assert await queue.pending() == 0  # nothing was even read
+
+
+async def test_a_database_the_server_does_not_have_is_a_configuration_error(
+    redis_url: str,
+) -> None:
+    """``redis://host/99`` on a Redis with 16 databases: the worker logged "DB index is out of
+    range; retrying" forever and the receiver started, answering every delivery 503."""
+    url = redis_url.rsplit("/", 1)[0] + "/99"
+    q = RedisWebhookQueue(url, stream=f"db-{uuid.uuid4().hex}", timeout=0.5, block=0.2)
+    try:
+        with pytest.raises(ConfigurationError, match="no database") as caught:
+            await asyncio.wait_for(q.run({}), 10)
+        assert "DB index is out of range" in str(caught.value)
+        answer = await lifespan_startup(asgi_app(verifier(), {}, queue=q))
+        assert answer["type"] == "lifespan.startup.failed"
+        assert "no database for this webhook queue" in answer["message"]
+    finally:
+        await q.aclose()
+
+
+async def test_entries_another_producer_wrote_badly_are_dead_lettered_and_listed(
+    queue: RedisWebhookQueue,
+) -> None:
+    """An entry whose event_id is not UTF-8 (another producer, or a dead letter re-added by
+    hand with XADD) made run() raise UnicodeDecodeError, and each worker that took it over
+    died the same way; a dead letter whose body is not UTF-8 made every dead_letters() raise."""
+    r = await raw(queue)
+    await queue.prepare()
+    await r.xadd(queue.stream, {"body": event_body("evt-x"), "event_id": b"\xffevt-x"})
+    await r.xadd(queue.stream, {"body": b"\xff\xfe garbage", "event_id": b"evt-bin"})
+    await queue.enqueue(event_body("evt-ok"), parsed("evt-ok"))
+    handled: list[str] = []
+
+    async def handler(event: WebhookEvent) -> None:
+        handled.append(str(event.id))
+
+    async with running(queue, handler) as task:
+        await wait_until(lambda: handled or task.done())
+        assert not task.done(), task.exception()
+    assert handled == ["evt-ok"]
+    letters = await queue.dead_letters()
+    assert [letter["reason"].split(":")[0] for letter in letters] == ["not a webhook event"] * 2
+    assert letters[1]["event_id"] == "evt-bin"
+    assert await queue.pending() == 0
+
+
+async def test_pending_before_any_worker_created_the_group_is_zero(redis_url: str) -> None:
+    """A fresh deployment (or a Redis restarted without persistence): no group yet. pending()
+    raised "Redis failed XPENDING: NOGROUP", which a monitor reads as an outage."""
+    q = RedisWebhookQueue(redis_url, stream=f"fresh-{uuid.uuid4().hex}")
+    try:
+        assert await q.pending() == 0
+        assert await q.dead_letters() == []
+    finally:
+        await q.aclose()
+
+
+async def test_a_stop_after_the_run_ended_does_not_stop_the_next_run(
+    queue: RedisWebhookQueue,
+) -> None:
+    """An idempotent shutdown hook calling stop() again after run() returned made the next
+    run() return at once, handling nothing (only a stop before any run means that)."""
+    handled: list[str] = []
+
+    async def handler(event: WebhookEvent) -> None:
+        handled.append(str(event.id))
+
+    async with running(queue, handler):
+        await asyncio.sleep(0.05)
+    queue.stop()
+    await queue.enqueue(event_body("evt-later"), parsed("evt-later"))
+    async with running(queue, handler) as task:
+        await wait_until(lambda: handled or task.done())
+    assert handled == ["evt-later"]
+
+
+async def test_a_handler_failing_late_is_retried_claim_after_after_its_failure(
+    redis_url: str,
+) -> None:
+    """claim_after is the pause before a failed handler is retried. The idle time XAUTOCLAIM
+    reads restarted at the last heartbeat (every claim_after / 3), so a handler failing after
+    most of claim_after was retried that much too early."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"pause-{uuid.uuid4().hex}", claim_after=1.5, block=0.1, max_attempts=3
+    )
+    failed_at: list[float] = []
+    retried_at: list[float] = []
+
+    async def fail_late(event: WebhookEvent) -> None:
+        if not failed_at:
+            await asyncio.sleep(1.4)  # after two heartbeats, before the third
+            failed_at.append(time.monotonic())
+            raise ValueError("the first attempt fails late")
+        retried_at.append(time.monotonic())
+
+    try:
+        await q.enqueue(event_body("evt-late"), parsed("evt-late"))
+        async with running(q, fail_late) as task:
+            await wait_until(lambda: retried_at or task.done())
+        pause = retried_at[0] - failed_at[0]
+        assert pause >= 0.95 * q.claim_after, f"retried {pause:.2f} s after the failure"
+    finally:
+        await q.aclose()
