@@ -196,6 +196,23 @@ def pick_method(item: Mapping[str, Any], method: SendMethod) -> str:
     return "send"
 
 
+def _snapshot(item: dict[Any, Any]) -> dict[Any, Any]:
+    """``item`` with its dicts and lists copied, all the way down (the rest is immutable or
+    not the SDK's to copy)."""
+    copy = item.copy()
+    for key, value in copy.items():  # (most values are strings: one check each)
+        if isinstance(value, (dict, list)):
+            copy[key] = _snapshot(value) if isinstance(value, dict) else _copied(value)
+    return copy
+
+
+def _copied(values: list[Any]) -> list[Any]:
+    return [
+        _snapshot(v) if isinstance(v, dict) else _copied(v) if isinstance(v, list) else v
+        for v in values
+    ]
+
+
 def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:
     """A done-callback calling ``fn(idx)``."""
     fn(idx)
@@ -327,10 +344,10 @@ async def run_send_many(
     def start(item: Any) -> None:
         nonlocal index
         gate = SendGate()
-        # Read now, not when its task starts: an input that refills one dict for every row
-        # would otherwise send its last row several times. (The outcome keeps the item itself:
-        # `outcome.request is item`.)
-        args = item.copy() if isinstance(item, dict) else item
+        # Read now, not when its task starts: an input that refills one dict (or one list in
+        # it: a group's `to`, `media_urls`) for every row would otherwise send its last row
+        # several times. (The outcome keeps the item itself: `outcome.request is item`.)
+        args = _snapshot(item) if isinstance(item, dict) else item
         # A task per send (not a worker pool): items are pulled only when the consumer asks
         # for more, which is what bounds a stalled run. Entered before the task exists: an
         # eager task factory runs a send rejected before I/O to its report at creation.

@@ -87,6 +87,7 @@ def plan_bulk(
                 "from": request.get("from_"),
                 "messaging_profile_id": request.get("messaging_profile_id"),
                 "media_urls": request.get("media_urls"),
+                "type": getattr(request.get("type"), "value", request.get("type")),
             }
         )
         mms = message_type == "MMS"

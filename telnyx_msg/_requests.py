@@ -140,7 +140,7 @@ class _Webhooks(Request):
 class _Content(_Webhooks):
     text: str | None = field(default=None, kw_only=True, validator=v.non_empty)
     media_urls: Sequence[str] | None = field(default=None, kw_only=True, validator=_MEDIA)
-    subject: str | None = field(default=None, kw_only=True)
+    subject: str | None = field(default=None, kw_only=True, validator=v.string)
 
     def __attrs_post_init__(self) -> None:
         if self.text is None and not self.media_urls:

@@ -34,9 +34,9 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 class Lane:
     """How a send is rate limited: its message type and the body fields naming its sender.
 
-    ``message_type`` is ``"SMS"``, ``"MMS"``, or None for "MMS when ``media_urls`` is set, else
-    SMS". The sender lane is the first non-empty of ``sender_fields`` (the ``from`` number, or
-    the messaging profile of a number-pool send).
+    ``message_type`` is ``"SMS"``, ``"MMS"``, or None for "MMS when ``media_urls`` is set or
+    ``type`` says MMS, else SMS". The sender lane is the first non-empty of ``sender_fields``
+    (the ``from`` number, or the messaging profile of a number-pool send).
     """
 
     message_type: Literal["SMS", "MMS"] | None = None
@@ -49,7 +49,9 @@ class Lane:
             sender = body.get(name)
             if sender:
                 break
-        message_type = self.message_type or ("MMS" if body.get("media_urls") else "SMS")
+        message_type = self.message_type or (
+            "MMS" if body.get("media_urls") or body.get("type") == "MMS" else "SMS"
+        )
         return message_type, sender
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -153,10 +154,14 @@ def mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def date_time(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """An aware ``datetime`` or an ISO 8601 string with a UTC offset or ``Z``."""
+    """An aware ``datetime`` or an RFC 3339 string (``2030-01-01T09:00:00Z``, or an offset
+    such as ``+02:00``), what the definition's ``format: date-time`` means."""
     problem = None if value is None else _date_time_problem(value)
     if problem is not None:
         raise _fail(attribute, problem)
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 
 def _date_time_problem(value: Any) -> str | None:
@@ -167,14 +172,16 @@ def _date_time_problem(value: Any) -> str | None:
     if isinstance(value, str):
         from telnyx_msg._convert import parse_datetime
 
-        stripped = value.strip()
         try:
-            parse_datetime(stripped)
+            parse_datetime(value.strip())
         except ValueError:
             return f"{value!r} is not an ISO 8601 date-time"
+        if _RFC3339.fullmatch(value):  # (the string goes out as given)
+            return None
+        stripped = value.strip()
         if not (stripped.endswith(("Z", "z")) or re.search(r"[+-]\d{2}:?\d{2}$", stripped)):
             return f"{value!r} has no UTC offset; add 'Z' or '+00:00'"
-        return None
+        return f"{value!r} is not an RFC 3339 date-time (like '2030-01-01T09:00:00Z')"
     return f"must be an aware datetime or ISO 8601 string, got {value!r}"
 
 
@@ -247,6 +254,12 @@ def _check_http_url(attribute: attrs.Attribute[Any], value: Any, alternative: st
         upload = " (upload a local file first)" if "media" in attribute.name else ""
         hint = f"; Telnyx needs a public URL{upload}" if local else ""
         raise _fail(attribute, f"{value!r} is not an http(s) URL{alternative}{hint}")
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:  # (an unclosed IPv6 bracket)
+        host = None
+    if not host or any(c.isspace() for c in host):
+        raise _fail(attribute, f"{value!r} has no valid host name{alternative}")
 
 
 def query_object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

@@ -708,6 +708,39 @@ async def test_an_item_is_read_when_pulled_not_when_its_send_starts(api_server: 
     assert recipients == [f"+1844555{n:04d}" for n in range(5)]
 
 
+async def test_lists_refilled_in_place_are_read_when_pulled_too(api_server: Any) -> None:
+    """The same for a list in the row (a group MMS's `to`, `media_urls`): only the dict was
+    copied, so every send carried the last row's list, and each outcome said `sent`."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    groups = [[f"+1844555{n:02d}01", f"+1844555{n:02d}02"] for n in range(5)]
+
+    def rows() -> Iterator[SendItem]:
+        row: dict[str, Any] = {"from_": FROM, "to": [], "media_urls": [], "text": "hi"}
+        for n, group in enumerate(groups):
+            row["to"][:] = group
+            row["media_urls"][:] = [f"https://cdn.example.com/{n}.png"]
+            yield row  # type: ignore[misc]
+
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        outcomes = [o async for o in client.messages.send_many(rows(), concurrency=5)]
+    assert {o.status for o in outcomes} == {"sent"}
+    sent = sorted((r.json["to"], r.json["media_urls"]) for r in server.requests)
+    assert sent == [(g, [f"https://cdn.example.com/{n}.png"]) for n, g in enumerate(groups)]
+
+    def blocking_run() -> set[str]:  # (in a thread: this loop serves the test server)
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as blocking:
+            return {o.status for o in blocking.messages.send_many(rows(), concurrency=5)}
+
+    assert await anyio.to_thread.run_sync(blocking_run) == {"sent"}
+    again = sorted(r.json["to"] for r in server.requests[len(groups) :])
+    assert again == groups
+
+
 async def test_a_request_hook_raising_type_error_leaves_the_item_not_sent(api_server: Any) -> None:
     """A TypeError from a request hook (or a custom limiter) before anything was written is not
     the item's fault: not_sent, as for any other exception there, not rejected with a

@@ -107,9 +107,10 @@ def test_segments_follow_the_encoding_and_the_message_type() -> None:
             {"from_": TOLL_FREE, "to": to, "text": "a" * 500, "media_urls": ["https://x.test/a"]},
             {"from_": TOLL_FREE, "to": [to, "+13125550003"], "text": "a" * 500},
             {"from_": TOLL_FREE, "to": to, "text": "a" * 1530},
+            {"from_": TOLL_FREE, "to": to, "text": "a" * 500, "type": "MMS"},  # (was 4 parts)
         ]
     )
-    assert plan.segments == 2 + 1 + 1 + 10
+    assert plan.segments == 2 + 1 + 1 + 10 + 1
     assert plan.warnings == ()
     plan = plan_bulk([{"from_": TOLL_FREE, "to": to, "text": "a" * 1531}] * 2)
     assert plan.segments == 22

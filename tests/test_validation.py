@@ -372,6 +372,9 @@ async def test_media_urls_bare_string_rejected(
         ({"media_urls": ["https://x.test/a.jpg", "ftp://x.test/b.jpg"]}, "media_urls", "ftp://"),
         ({"webhook_url": "example.com/hooks"}, "webhook_url", "not an http(s) URL"),
         ({"webhook_failover_url": ""}, "webhook_failover_url", "not an http(s) URL"),
+        ({"media_urls": ["https:///receipt.png"]}, "media_urls", "no valid host name"),
+        ({"media_urls": ["https://cdn example.com/a.png"]}, "media_urls", "no valid host name"),
+        ({"webhook_url": "https://[::1/hooks"}, "webhook_url", "no valid host name"),
     ],
 )
 async def test_urls_telnyx_must_fetch_or_call_are_http_urls(
@@ -431,22 +434,52 @@ async def test_group_mms_eight_recipients_accepted(
 
 @pytest.mark.parametrize(
     "send_at",
-    [datetime(2030, 1, 1, 12), "2030-01-01T12:00:00", "garbage", "2030-13-01T12:00:00Z", 5],
-    ids=["naive-datetime", "no-offset", "garbage", "bad-month", "int"],
+    [
+        datetime(2030, 1, 1, 12),
+        "2030-01-01T12:00:00",
+        "garbage",
+        "2030-13-01T12:00:00Z",
+        5,
+        # Not RFC 3339 (the definition's format date-time), and the string goes out as given:
+        # these were checked stripped or leniently, then sent padded or in another shape.
+        " 2030-01-01T12:00:00Z",
+        "2030-01-01T12:00:00Z\n",
+        "2030-01-01T12:00:00 Z",
+        "2030-01-01 12:00:00Z",
+        "20300101T120000Z",
+        "2030-01-01T12:00:00+0000",
+    ],
+    ids=[
+        "naive-datetime",
+        "no-offset",
+        "garbage",
+        "bad-month",
+        "int",
+        "leading-space",
+        "trailing-newline",
+        "space-before-z",
+        "space-separator",
+        "basic-format",
+        "offset-without-colon",
+    ],
 )
 @pytest.mark.parametrize("method", ["send", "schedule"])
 async def test_send_at_rejected(
     client: telnyx_msg.AsyncClient, server: Server, method: str, send_at: Any
 ) -> None:
-    """send_at must be an aware datetime or an ISO 8601 string with an offset."""
+    """send_at must be an aware datetime or an RFC 3339 string (with an offset or Z)."""
     send = getattr(client.messages, method)
     await rejected(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at), "send_at")
 
 
 @pytest.mark.parametrize(
     "send_at",
-    [datetime(2030, 1, 1, 12, tzinfo=timezone.utc), "2030-01-01T12:00:00Z"],
-    ids=["aware-datetime", "z-string"],
+    [
+        datetime(2030, 1, 1, 12, tzinfo=timezone.utc),
+        "2030-01-01T12:00:00Z",
+        "2030-01-01T14:00:00.250+02:00",
+    ],
+    ids=["aware-datetime", "z-string", "offset-and-fraction"],
 )
 @pytest.mark.parametrize("method", ["send", "schedule"])
 async def test_send_at_accepted(
@@ -456,7 +489,8 @@ async def test_send_at_accepted(
     send = getattr(client.messages, method)
     body = await accepted(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at))
     assert isinstance(body["send_at"], str)
-    assert parse_datetime(body["send_at"]) == datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    utc = parse_datetime(body["send_at"]).replace(microsecond=0)
+    assert utc == datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
     if isinstance(send_at, datetime):
         assert body["send_at"] == "2030-01-01T12:00:00+00:00"
 
@@ -491,6 +525,45 @@ async def test_good_enum_values(client: telnyx_msg.AsyncClient, server: Server) 
     )
     assert body["type"] == "SMS"
     assert body["encoding"] == "ucs2"
+
+
+@pytest.mark.parametrize("subject", [5, ["Receipt"], {"s": 1}, True])
+@pytest.mark.parametrize("method", ["send", "send_group_mms"])
+async def test_subject_is_a_string(
+    client: telnyx_msg.AsyncClient, server: Server, method: str, subject: Any
+) -> None:
+    """`subject` (a string in the definition) had no check: `subject=5` went out as 5."""
+    send = getattr(client.messages, method)
+    to = [TO] if method == "send_group_mms" else TO
+    await rejected(server, lambda: send(to=to, from_=FROM, text="Hi", subject=subject), "subject")
+
+
+async def test_an_explicit_mms_type_takes_the_mms_account_lane(server: Server) -> None:
+    """`type="MMS"` with text only is an MMS (the definition: "The protocol for sending the
+    message, either SMS or MMS"): it took the SMS account lane, whose rate is higher."""
+    taken: list[tuple[str | None, str]] = []
+
+    class Recording:
+        async def acquire(
+            self,
+            sender: str | None,
+            message_type: str = "SMS",
+            *,
+            timeout: float | None = None,  # noqa: ASYNC109  # the Limiter protocol's
+        ) -> None:
+            taken.append((sender, message_type))
+
+        def on_response(
+            self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
+        ) -> None:
+            return None
+
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=Recording()
+    ) as client:
+        await client.messages.send(to=TO, from_=FROM, text="Hi", type="MMS")
+        await client.messages.send(to=TO, from_=FROM, text="Hi", type="SMS")
+    assert taken == [(FROM, "MMS"), (FROM, "SMS")]
 
 
 # --- extra headers ----------------------------------------------------------------------------

@@ -245,11 +245,13 @@ def test_stats_are_readable_while_a_fake_in_another_thread_records() -> None:
 
     errors: list[BaseException] = []
     with serve_in_thread(config=FakeConfig(request_log_size=50)) as fake:
-        stop = time.monotonic() + 1.5
+        # Until the log has turned over three times (bounded: 10 s on a loaded machine).
+        stop = time.monotonic() + 10
+        done = threading.Event()
         auth = {"Authorization": f"Bearer {fake.api_key}"}
 
         def traffic() -> None:
-            while time.monotonic() < stop:
+            while time.monotonic() < stop and not done.is_set():
                 request = urllib.request.Request(
                     fake.base_url + "/messaging_profiles", headers=auth
                 )
@@ -260,13 +262,14 @@ def test_stats_are_readable_while_a_fake_in_another_thread_records() -> None:
         for thread in threads:
             thread.start()
         try:
-            while time.monotonic() < stop:
+            while time.monotonic() < stop and fake.stats.count("GET", "/messaging_profiles") < 150:
                 try:
                     assert all(r.status == 200 for r in fake.stats.requests)
                     assert all(n >= 1 for _, n in fake.stats.request_counts.items())
                 except RuntimeError as exc:
                     errors.append(exc)
         finally:
+            done.set()
             for thread in threads:
                 thread.join(10)
         assert fake.stats.count("GET", "/messaging_profiles") > 50
