@@ -21,6 +21,7 @@ from telnyx_msg._bulk import pick_method
 from telnyx_msg._ratelimit import RateLimits
 from telnyx_msg._resources import Messages
 from telnyx_msg._segments import MAX_PARTS, segments
+from telnyx_msg.errors import ValidationError
 
 __all__ = ["BulkPlan", "LanePlan", "plan_bulk"]
 
@@ -68,7 +69,8 @@ def plan_bulk(
 ) -> BulkPlan:
     """Estimate a ``send_many`` run over ``requests`` under ``rate_limits`` (default limits).
 
-    Reads every request once (pass a list, or a fresh iterable); does no I/O.
+    Reads every request once (pass a list, or a fresh iterable); does no I/O. An item it
+    cannot read (not a mapping, or a sender that is not a string) raises ``ValidationError``.
     """
     limits = rate_limits if rate_limits is not None else RateLimits()
     config = limits._config
@@ -77,7 +79,10 @@ def plan_bulk(
     by_type: Counter[str] = Counter()
     total_parts = 0
     too_long = 0
-    for request in requests:
+    for index, request in enumerate(requests):
+        if not isinstance(request, Mapping):  # (from untyped callers)
+            kind = type(request).__name__  # type: ignore[unreachable]
+            raise ValidationError("requests", f"item {index} is a {kind}, not a mapping")
         text = request.get("text")
         # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
         # media or a group MMS; no sender lane for WhatsApp.
@@ -90,6 +95,9 @@ def plan_bulk(
                 "type": getattr(request.get("type"), "value", request.get("type")),
             }
         )
+        if sender is not None and not isinstance(sender, str):
+            kind = type(sender).__name__
+            raise ValidationError("from", f"item {index}: must be a string, got {kind}")
         mms = message_type == "MMS"
         requested = request.get("encoding")
         encoding: Literal["auto", "gsm7", "ucs2"] = (

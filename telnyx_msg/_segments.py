@@ -24,6 +24,8 @@ from typing import Literal
 
 import attrs
 
+from telnyx_msg.errors import ValidationError
+
 __all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "MAX_PARTS", "Segments", "segments"]
 
 # Telnyx's GSM 7-bit set, one septet each (see the module docstring for the source).
@@ -68,6 +70,8 @@ def _split(sizes: list[int], single: int, multi: int) -> int:
 def segments(text: str, encoding: Literal["auto", "gsm7", "ucs2"] = "auto") -> Segments:
     """Count the SMS parts of ``text``: GSM-7 if it fits Telnyx's GSM 7-bit set (and
     ``encoding`` is not ``"ucs2"``), else UCS-2."""
+    if not isinstance(text, str):
+        raise ValidationError("text", f"must be a string, got {type(text).__name__}")
     if encoding == "ucs2":
         return _ucs2(text)
     if GSM7_BASIC.issuperset(text):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -226,3 +227,20 @@ def test_lanes_are_listed_busiest_first() -> None:
         + [{"from_": TOLL_FREE, "to": "+13125550002", "text": "hi"}] * 3
     )
     assert [lane.sender for lane in plan.lanes] == [TOLL_FREE, LONG_CODE]
+
+
+@pytest.mark.parametrize(
+    ("requests", "field", "says"),
+    [
+        (["+13125550002"], "requests", "item 0 is a str, not a mapping"),
+        ([{"from_": 18005550101, "to": "+13125550002", "text": "hi"}], "from", "got int"),
+    ],
+)
+def test_an_item_the_plan_cannot_read_is_a_validation_error(
+    requests: list[Any], field: str, says: str
+) -> None:
+    """A non-mapping item or a numeric sender raised a bare AttributeError or TypeError."""
+    with pytest.raises(telnyx_msg.ValidationError) as caught:
+        plan_bulk(requests)
+    assert caught.value.field == field
+    assert says in str(caught.value)

@@ -120,3 +120,12 @@ def test_only_characters_beyond_the_bmp_take_two_code_units() -> None:
     assert segments("\U00010000") == Segments("UCS-2", 1, 2)
     for text in ("\uffff", "\U00010000"):
         assert segments(text).characters == len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize("text", [None, b"hi", 5])
+def test_a_text_that_is_not_a_string_is_a_validation_error(text: object) -> None:
+    """segments(None) raised "'NoneType' object is not iterable"."""
+    from telnyx_msg.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="text: must be a string"):
+        segments(text)  # type: ignore[arg-type]
