@@ -37,7 +37,7 @@ from telnyx_msg._outcome import NotSentError, SendGate, SendMethod, SendOutcome,
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
-from telnyx_msg._retry import Backoff, next_delay, parse_seconds
+from telnyx_msg._retry import Backoff, check_backoff, next_delay, parse_seconds
 from telnyx_msg._spec import (
     IDEMPOTENT_METHODS,
     Endpoint,
@@ -246,7 +246,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             limiter_timeout=_takes_timeout(rate_limits),
             echoed_key=key.encode() if len(key) >= 8 else b"",
         )
-        self._configure(to_timeout(timeout), check_retries(max_retries), backoff or Backoff())
+        self._configure(to_timeout(timeout), check_retries(max_retries), check_backoff(backoff))
 
     def _configure(self, timeout: Timeout, max_retries: int, backoff: Backoff) -> None:
         self._timeout = timeout
@@ -283,7 +283,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         *,
         timeout: float | Timeout = DEFAULT,
         max_retries: int = DEFAULT,
-        backoff: Backoff = DEFAULT,
+        backoff: Backoff | None = DEFAULT,
     ) -> AsyncClient:
         """A cheap view with other defaults, sharing this client's session and rate limiter.
 
@@ -294,7 +294,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
         view._configure(
             self._timeout if timeout is DEFAULT else to_timeout(timeout),
             self._max_retries if max_retries is DEFAULT else check_retries(max_retries),
-            self._backoff if backoff is DEFAULT else backoff,
+            self._backoff if backoff is DEFAULT else check_backoff(backoff),
         )
         view._is_view = True
         return view
@@ -451,7 +451,12 @@ class AsyncClient(ResourceTree[AsyncMode]):
         event = None
         if hooks.request or hooks.response:
             event = RequestEvent(wire.method, wire.path, wire.url, attempt, wire.idempotency_key)
-            await call_hooks(hooks.request, event)
+            try:
+                await call_hooks(hooks.request, event)
+            except Exception as exc:  # nothing was sent; the hooks that saw the event see it end
+                if hooks.response:
+                    await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, exc))
+                raise
         if gate is not None:
             # From here on the request may reach Telnyx; not before: a request hook that
             # raised (the bulk CLI's journal write on a full disk) stopped it unwritten.
@@ -463,8 +468,17 @@ class AsyncClient(ResourceTree[AsyncMode]):
             response = await shared.transport.send(
                 wire.method, wire.url, wire.headers, wire.data, timeout
             )
-        except asyncio.CancelledError as exc:
-            # The caller gave up (a timeout around the call, a cancelled handler): the attempt
+        except TransportError as exc:
+            if shared.echoed_key and shared.echoed_key.decode() in str(exc):
+                # A reply aiohttp could not parse, echoing the request's headers: its text
+                # (here and in the aiohttp error it came from) holds the key.
+                exc = _masked_error(exc, shared.echoed_key.decode())
+            error = transport_error(exc, wire)
+            error.__cause__ = exc
+            cause: Exception | None = exc
+        except (asyncio.CancelledError, Exception) as exc:
+            # The caller gave up (a timeout around the call, a cancelled handler), or a
+            # transport failed in a way of its own (a MockTransport handler's bug): the attempt
             # still ends for the log and the hooks, so a gauge or span the request hook opened
             # closes. The request may have been written: the outcome is unknown.
             if log.isEnabledFor(logging.DEBUG):
@@ -473,10 +487,6 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 elapsed = time.perf_counter() - started
                 await call_hooks(hooks.response, ResponseEvent(event, None, elapsed, None, exc))
             raise
-        except TransportError as exc:
-            error = transport_error(exc, wire)
-            error.__cause__ = exc
-            cause: Exception | None = exc
         else:
             cause = None
             if shared.echoed_key:  # never in an error, a log, an event or a model
@@ -916,6 +926,19 @@ def _mask_key(response: HttpResponse, key: bytes) -> HttpResponse:
         headers = [(name, value.replace(text, "***")) for name, value in response.headers.items()]
         response = response._replace(headers=fixed_headers(headers))
     return response
+
+
+def _masked_error(exc: TransportError, key: str) -> TransportError:
+    """``exc`` with the key shown as ``***``, and without the chain that also holds it."""
+    masked = TransportError(
+        str(exc).replace(key, "***"),
+        reached=exc.reached,
+        timeout=exc.timeout,
+        closed=exc.closed,
+        final=exc.final,
+    )
+    masked.__suppress_context__ = True
+    return masked
 
 
 def _log_attempt(

@@ -184,6 +184,12 @@ def _check_mapping(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValidationError(attribute.name, f"must be a mapping, got {type(value).__name__}")
 
 
+def _copied(value: Any) -> Any:
+    """A mapping's own copy: the checks hold for what is sent, whatever the caller's dict
+    becomes later (httpx copies too)."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 @frozen(kw_only=True)
 class RequestOptions:
     """How one call is made (not what it sends): pass as ``options=`` to any method.
@@ -194,16 +200,22 @@ class RequestOptions:
     into the call's JSON body and query string, unchecked against the API (they win over the
     arguments of the same name); a value they cannot encode (NaN, a naive datetime, a set, an
     object) is a ``ValidationError`` before any I/O. ``extra_headers`` must map header names
-    (HTTP tokens) to one-line str values, checked here. Fields left ``None`` use the client's
-    settings.
+    (HTTP tokens) to one-line str values, checked here. The three mappings are copied: changing
+    yours afterwards changes nothing. Fields left ``None`` use the client's settings.
     """
 
     timeout: float | Timeout | None = attrs.field(default=None, validator=_check_timeout)
     max_retries: int | None = attrs.field(default=None, validator=_check_retries)
     idempotency_key: str | None = attrs.field(default=None, validator=_check_key)
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, validator=_check_headers)
-    extra_body: Mapping[str, Any] | None = attrs.field(default=None, validator=_check_mapping)
-    extra_query: Mapping[str, Any] | None = attrs.field(default=None, validator=_check_mapping)
+    extra_headers: Mapping[str, str] | None = attrs.field(
+        default=None, converter=_copied, validator=_check_headers
+    )
+    extra_body: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_copied, validator=_check_mapping
+    )
+    extra_query: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_copied, validator=_check_mapping
+    )
 
 
 def resolve_api_key(api_key: str | None, option: str = "api_key=...") -> str:

@@ -86,6 +86,10 @@ def plan_bulk(
         text = request.get("text")
         # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
         # media or a group MMS; no sender lane for WhatsApp.
+        for name in ("from_", "messaging_profile_id"):
+            if request.get(name) and not isinstance(request[name], str):
+                kind = type(request[name]).__name__
+                raise ValidationError(name, f"item {index}: must be a string, got {kind}")
         lane = getattr(Messages, pick_method(request, "auto")).endpoint.lane
         message_type, sender = lane.of(
             {
@@ -95,9 +99,6 @@ def plan_bulk(
                 "type": getattr(request.get("type"), "value", request.get("type")),
             }
         )
-        if sender is not None and not isinstance(sender, str):
-            kind = type(sender).__name__
-            raise ValidationError("from", f"item {index}: must be a string, got {kind}")
         mms = message_type == "MMS"
         requested = request.get("encoding")
         encoding: Literal["auto", "gsm7", "ucs2"] = (

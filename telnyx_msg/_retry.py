@@ -76,6 +76,18 @@ class Backoff:
         return base * (1.0 - min(self.jitter, 1.0) * rand())
 
 
+def check_backoff(value: Backoff | None) -> Backoff:
+    """A ``backoff=`` argument: a :class:`Backoff`, or None for the default; anything else is
+    a ConfigurationError now, not an AttributeError at the first retry."""
+    if value is None:
+        return Backoff()
+    if not isinstance(value, Backoff):
+        raise ConfigurationError(
+            f"backoff must be a telnyx_msg.Backoff(initial=..., max=...), got {value!r}"
+        )
+    return value
+
+
 class Failure(NamedTuple):
     """One failed attempt, as the policy sees it.
 

@@ -22,6 +22,7 @@ import attrs
 from attrs import frozen
 
 from telnyx_msg._validate import wire_name
+from telnyx_msg.errors import ValidationError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +49,9 @@ class Lane:
         for name in self.sender_fields:
             sender = body.get(name)
             if sender:
+                if not isinstance(sender, str):  # (client.request's json=, extra_body)
+                    kind = type(sender).__name__
+                    raise ValidationError(name, f"must be a string, got {kind}")
                 break
         message_type = self.message_type or (
             "MMS" if body.get("media_urls") or body.get("type") == "MMS" else "SMS"

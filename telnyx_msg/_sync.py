@@ -533,7 +533,7 @@ class Client(ResourceTree[SyncMode]):
         *,
         timeout: float | Timeout = DEFAULT,
         max_retries: int = DEFAULT,
-        backoff: Backoff = DEFAULT,
+        backoff: Backoff | None = DEFAULT,
     ) -> Client:
         """A cheap view with other defaults sharing this client's thread, session and limits."""
         view = Client.__new__(Client)

@@ -117,6 +117,39 @@ async def test_no_exception_in_the_chain_carries_the_key() -> None:
     assert KEY not in dumped
 
 
+async def test_a_reply_echoing_the_key_in_a_line_aiohttp_cannot_parse_is_masked() -> None:
+    """A broken proxy (or a wrong base_url) folding the request's headers into one malformed
+    header line: aiohttp's parser error quoted the line, so `Authorization: Bearer <key>` was
+    in the APIConnectionError, its chain and the ResponseEvent's error."""
+    import asyncio
+    import traceback
+
+    async def reflect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nEcho " + head.strip().replace(b"\r\n", b" | "))
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(reflect, "127.0.0.1", 0)
+    base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v2"
+    events: list[Any] = []
+    try:
+        async with telnyx_msg.AsyncClient(
+            KEY, base_url=base_url, max_retries=0, event_hooks={"response": [events.append]}
+        ) as client:
+            with pytest.raises(telnyx_msg.APIConnectionError) as caught:
+                await client.messages.retrieve("m-1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    text = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
+    assert "Bearer ***" in text  # (the echo itself is still shown, masked)
+    assert KEY not in text
+    assert len(events) == 1
+    assert KEY not in f"{events[0].error} {events[0]!r}"
+
+
 @pytest.mark.parametrize(("status", "code", "error_cls"), STATUS_CLASSES)
 async def test_status_maps_to_exception(
     api_server: Any, status: int, code: str, error_cls: type[telnyx_msg.APIStatusError]

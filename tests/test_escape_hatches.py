@@ -215,7 +215,7 @@ def _request_with(method: str = "POST", **kwargs: Any) -> Any:
         (_send_with(extra_query={5: "x"}), "extra_query"),
         # a lone surrogate cannot be percent-encoded: a bare UnicodeEncodeError
         (_request_with("GET", params={"filter": {"from": "caf\udce9"}}), "filter[from]"),
-        (_send_with(extra_body=_SELF), "self"),
+        (_send_with(extra_body=_SELF), "self.self"),  # (the options hold a copy of _SELF)
     ],
     ids=[
         "extra_body-nan",
@@ -319,4 +319,74 @@ async def test_query_values_a_list_or_mapping_cannot_hold_are_refused_before_io(
                 options=RequestOptions(extra_query=params),
             )
         assert caught.value.field == field
+    assert server.requests == []
+
+
+async def test_a_backoff_is_checked_when_the_client_or_view_is_made() -> None:
+    """`with_options(backoff=None)` (None means the default in the constructor) and
+    `AsyncClient(backoff="fast")` were accepted, then the first retry raised AttributeError
+    in place of the error being retried."""
+    from telnyx_msg.testing import MockResponse, MockTransport
+
+    calls = 0
+
+    def flaky(request: Any) -> MockResponse:
+        nonlocal calls
+        calls += 1
+        return MockResponse(status=503) if calls == 1 else MockResponse(json={"data": {"id": "m"}})
+
+    fast = telnyx_msg.Backoff(initial=0.01, max=0.01)
+    async with telnyx_msg.AsyncClient("k", transport=MockTransport(flaky), backoff=fast) as client:
+        view = client.with_options(backoff=None)
+        assert (await view.messages.retrieve("m")).id == "m"
+        assert calls == 2
+        for bad in ("fast", 0.5):
+            with pytest.raises(telnyx_msg.ConfigurationError, match="backoff must be"):
+                client.with_options(backoff=bad)  # type: ignore[arg-type]
+            with pytest.raises(telnyx_msg.ConfigurationError, match="backoff must be"):
+                telnyx_msg.AsyncClient("k", backoff=bad)  # type: ignore[arg-type]
+
+
+async def test_request_options_keep_their_own_copy_of_the_mappings(api_server: Any) -> None:
+    """The headers were checked when the options were built but kept by reference: an
+    Authorization added to the caller's dict afterwards went out (another account's key)."""
+    headers = {"X-Trace-Id": "abc"}
+    body = {"note": "before"}
+    options = RequestOptions(extra_headers=headers, extra_body=body)
+    headers["Authorization"] = "Bearer someone-elses-key"
+    headers["X-Trace-Id"] = "abc\r\nX-Injected: 1"
+    body["note"] = "after"
+    server = await api_server(answer)
+    async with telnyx_msg.AsyncClient("KEYmine0123", base_url=server.base_url) as client:
+        await client.request("POST", "/messages", json={"x": 1}, options=options)
+    sent = server.requests[0]
+    assert sent.headers["Authorization"] == "Bearer KEYmine0123"
+    assert sent.headers["X-Trace-Id"] == "abc"
+    assert sent.json == {"x": 1, "note": "before"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"from": 18005550101, "to": "+18445550001", "text": "Hi"},
+        {"from": ["+18005550101"], "to": "+18445550001", "text": "Hi"},
+        {"messaging_profile_id": {"id": "p"}, "to": "+18445550001", "text": "Hi"},
+    ],
+)
+async def test_a_send_whose_sender_is_not_a_string_is_a_validation_error(
+    api_server: Any, body: dict[str, Any]
+) -> None:
+    """client.request (or extra_body) on a send path: a sender that is not a string raised a
+    bare TypeError ("unhashable type: 'list'") inside the rate limiter."""
+    server = await api_server(answer)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
+        with pytest.raises(ValidationError, match="must be a string"):
+            await client.request("POST", "/messages", json=body)
+        with pytest.raises(ValidationError, match="must be a string"):
+            await client.messages.send(
+                from_="+18005550101",
+                to="+18445550001",
+                text="Hi",
+                options=RequestOptions(extra_body={"from": ["+18005550101"]}),
+            )
     assert server.requests == []

@@ -245,3 +245,43 @@ async def test_hooks_given_as_a_generator_all_run() -> None:
     async with FakeTelnyx() as fake, fake.client(event_hooks=hooks) as client:
         await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="Hi")
     assert len(hook.events) == 1
+
+
+async def test_every_request_event_gets_its_response_event_whatever_ends_the_attempt() -> None:
+    """A transport failing in a way of its own (a MockTransport handler's bug) or a later
+    request hook raising ended the attempt with no response event: a gauge or span the first
+    request hook opened never closed."""
+    from telnyx_msg.testing import MockResponse, MockTransport
+
+    def buggy(request: Any) -> MockResponse:
+        raise RuntimeError("handler bug")
+
+    started: list[Any] = []
+    ended: list[Any] = []
+    async with telnyx_msg.AsyncClient(
+        "k",
+        transport=MockTransport(buggy),
+        event_hooks={"request": [started.append], "response": [ended.append]},
+    ) as client:
+        with pytest.raises(RuntimeError, match="handler bug"):
+            await client.messages.retrieve("m-1")
+    assert [(e.status, type(e.error).__name__) for e in ended] == [(None, "RuntimeError")]
+
+    def refuse(event: Any) -> None:
+        raise ValueError("second request hook refuses")
+
+    ok = MockTransport(lambda request: MockResponse(json={"data": {"id": "m-1"}}))
+    started.clear()
+    ended.clear()
+    async with telnyx_msg.AsyncClient(
+        "k",
+        transport=ok,
+        event_hooks={"request": [started.append, refuse], "response": [ended.append]},
+    ) as client:
+        with pytest.raises(ValueError, match="refuses"):
+            await client.messages.retrieve("m-1")
+    assert len(started) == 1
+    assert [(e.request, e.status, type(e.error).__name__) for e in ended] == [
+        (started[0], None, "ValueError")
+    ]
+    assert ok.requests == []

@@ -233,7 +233,7 @@ def test_lanes_are_listed_busiest_first() -> None:
     ("requests", "field", "says"),
     [
         (["+13125550002"], "requests", "item 0 is a str, not a mapping"),
-        ([{"from_": 18005550101, "to": "+13125550002", "text": "hi"}], "from", "got int"),
+        ([{"from_": 18005550101, "to": "+13125550002", "text": "hi"}], "from_", "got int"),
     ],
 )
 def test_an_item_the_plan_cannot_read_is_a_validation_error(
