@@ -453,7 +453,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
             event = RequestEvent(wire.method, wire.path, wire.url, attempt, wire.idempotency_key)
             try:
                 await call_hooks(hooks.request, event)
-            except Exception as exc:  # nothing was sent; the hooks that saw the event see it end
+            except (asyncio.CancelledError, Exception) as exc:
+                # Nothing was sent; the hooks that saw the event see it end (also when the call
+                # was cancelled while a hook ran).
                 if hooks.response:
                     await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, exc))
                 raise

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import os
 import socket
 import time
@@ -73,6 +74,9 @@ def _entry(body: bytes, event: WebhookEvent) -> dict[str, Any]:
         "event_type": str(getattr(event.event_type, "value", event.event_type) or ""),
         "received_at": repr(time.time()),
     }
+
+
+logger = logging.getLogger("telnyx_msg.webhooks")
 
 
 def _existing_group(exc: Exception) -> None:
@@ -163,8 +167,7 @@ class RedisWebhookQueue:
         self._appender: asyncio.Task[None] | None = None
         self._on_wire = False  # an append's round trip is in progress
         self._workers: set[Worker] = set()
-        self._stop_next = False  # stop() before any run: the next run returns at once
-        self._ran = False  # (a stop() after a run ended is not a stop of the next one)
+        self._stop_next = False  # stop() with no run going: the next run returns at once
 
     def __repr__(self) -> str:
         return f"RedisWebhookQueue(stream={self.stream!r}, group={self.group!r})"
@@ -332,8 +335,10 @@ class RedisWebhookQueue:
 
     def stop(self) -> None:
         """Ask every :meth:`run` of this queue to return after its handler in flight (at most
-        ``block`` s later); called before any ``run``, the next one returns at once."""
-        if not self._workers and not self._ran:
+        ``block`` s later). Called while no ``run`` is going (before a run task's first step,
+        or again after a run returned), it applies to the next ``run``, which returns at once:
+        a stop that races a worker's start is never lost."""
+        if not self._workers:
             self._stop_next = True
         for worker in self._workers:
             worker.stop()
@@ -363,9 +368,13 @@ class RedisWebhookQueue:
 
         table = {(k.value if isinstance(k, enum.Enum) else str(k)): v for k, v in handlers.items()}
         worker = Worker(self, table, default, consumer or default_consumer())
-        self._ran = True
         if self._stop_next:
             self._stop_next = False
+            logger.info(
+                "telnyx webhook queue %s: run() returns at once: stop() was called while no "
+                "run was going",
+                self.stream,
+            )
             return
         self._workers.add(worker)
         try:

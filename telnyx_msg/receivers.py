@@ -213,8 +213,10 @@ class WebhookReceiver:
             self.verifier._check_headers(headers)
         except WebhookVerificationError as exc:
             return _Reply(401, str(exc))
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):
+        getall = getattr(headers, "getall", None)  # (every header line: aiohttp, ASGI)
+        lines = getall("content-encoding", []) if getall else [headers.get("content-encoding", "")]
+        codings = {part.strip().lower() for line in lines for part in line.split(",")}
+        if codings - {"", "identity"}:
             # Telnyx signs the body it sends as is. aiohttp would verify the decoded bytes
             # and an ASGI server the encoded ones: the same delivery accepted by one receiver
             # and refused by the other. Neither is guessed.

@@ -285,3 +285,28 @@ async def test_every_request_event_gets_its_response_event_whatever_ends_the_att
         (started[0], None, "ValueError")
     ]
     assert ok.requests == []
+
+
+async def test_a_call_cancelled_while_a_request_hook_runs_still_ends_the_event() -> None:
+    """The same when the caller's timeout cancels the call inside a later async request
+    hook (an audit write): the first hook's event had no end."""
+    from telnyx_msg.testing import MockResponse, MockTransport
+
+    started: list[Any] = []
+    ended: list[Any] = []
+
+    async def slow_hook(event: Any) -> None:
+        await asyncio.sleep(10)
+
+    ok = MockTransport(lambda request: MockResponse(json={"data": {"id": "m-1"}}))
+    async with telnyx_msg.AsyncClient(
+        "k",
+        transport=ok,
+        event_hooks={"request": [started.append, slow_hook], "response": [ended.append]},
+    ) as client:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.messages.retrieve("m-1"), 0.1)
+    assert [(e.request, e.status, type(e.error).__name__) for e in ended] == [
+        (started[0], None, "CancelledError")
+    ]
+    assert ok.requests == []

@@ -339,8 +339,11 @@ async def test_both_receivers_refuse_an_encoded_body_alike() -> None:
     app = asgi_app(make_verifier(), {"message.finalized": recorder})
     assert (await call_asgi(app, encoded, headers))[0] == 415
     assert recorder.started == 0
-    identity = {**sign(body), "Content-Encoding": "identity"}
-    assert (await call_asgi(app, body, identity))[0] == 200
+    for coding in ("identity", "Identity , ", "identity,identity"):  # (all mean "none")
+        headers = {**sign(body), "Content-Encoding": coding}
+        assert (await call_asgi(app, body, headers))[0] == 200, coding
+    repeated = [*sign(body).items(), ("Content-Encoding", "identity"), ("Content-Encoding", "gzip")]
+    assert (await call_asgi(app, encoded, repeated))[0] == 415
 
 
 @pytest.mark.anyio

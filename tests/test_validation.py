@@ -375,6 +375,8 @@ async def test_media_urls_bare_string_rejected(
         ({"media_urls": ["https:///receipt.png"]}, "media_urls", "no valid host name"),
         ({"media_urls": ["https://cdn example.com/a.png"]}, "media_urls", "no valid host name"),
         ({"webhook_url": "https://[::1/hooks"}, "webhook_url", "no valid host name"),
+        # urlsplit drops tabs and line breaks, so the host looked fine; the URL went out as is
+        ({"media_urls": ["https://cdn\n.example.com/a.png"]}, "media_urls", "control character"),
     ],
 )
 async def test_urls_telnyx_must_fetch_or_call_are_http_urls(
@@ -478,8 +480,9 @@ async def test_send_at_rejected(
         datetime(2030, 1, 1, 12, tzinfo=timezone.utc),
         "2030-01-01T12:00:00Z",
         "2030-01-01T14:00:00.250+02:00",
+        "2030-01-01t12:00:00z",  # (RFC 3339 allows lower case; Python's parser did not)
     ],
-    ids=["aware-datetime", "z-string", "offset-and-fraction"],
+    ids=["aware-datetime", "z-string", "offset-and-fraction", "lower-case-t-and-z"],
 )
 @pytest.mark.parametrize("method", ["send", "schedule"])
 async def test_send_at_accepted(
@@ -489,7 +492,7 @@ async def test_send_at_accepted(
     send = getattr(client.messages, method)
     body = await accepted(server, lambda: send(to=TO, from_=FROM, text="Hi", send_at=send_at))
     assert isinstance(body["send_at"], str)
-    utc = parse_datetime(body["send_at"]).replace(microsecond=0)
+    utc = parse_datetime(body["send_at"].upper()).replace(microsecond=0)
     assert utc == datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
     if isinstance(send_at, datetime):
         assert body["send_at"] == "2030-01-01T12:00:00+00:00"
@@ -1063,6 +1066,30 @@ async def test_list_filters_still_send_what_they_document(api_server: Any) -> No
     assert first["created_at[lte]"] == "2025-02-01T00:00:00Z"
     assert second["filter[phone_number][contains]"] == "555"
     assert second["sort[phone_number]"] == "desc"
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "2025-04-28 12:00:38.631252+00:00",  # the shape of Telnyx's own opt-out created_at
+        "2025-04-28T12:00:38+0000",
+    ],
+)
+async def test_the_optout_date_filter_takes_iso_8601_shapes_send_at_refuses(
+    api_server: Any, since: str
+) -> None:
+    """send_at's RFC 3339 rule (it goes out as given) is not the opt-out filter's: that one
+    is "ISO-8601 format" in the definition, whose own records use a space separator."""
+
+    async def empty_page(request: web.Request) -> web.Response:
+        return web.json_response({"data": [], "meta": {"total_pages": 1}})
+
+    server = await api_server(empty_page)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        await client.messaging_optouts.list(created_at={"gte": since}).first_page()
+        with pytest.raises(ValidationError, match="spaces around it"):
+            await client.messaging_optouts.list(created_at={"gte": f" {since}"}).first_page()
+    assert [r.query["created_at[gte]"] for r in server.requests] == [since]
 
 
 @pytest.mark.parametrize("short_code", ["123", "12345678"])

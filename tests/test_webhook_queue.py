@@ -1601,23 +1601,18 @@ async def test_pending_before_any_worker_created_the_group_is_zero(redis_url: st
         await q.aclose()
 
 
-async def test_a_stop_after_the_run_ended_does_not_stop_the_next_run(
-    queue: RedisWebhookQueue,
+async def test_a_stop_while_no_run_is_going_applies_to_the_next_run_every_time(
+    queue: RedisWebhookQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An idempotent shutdown hook calling stop() again after run() returned made the next
-    run() return at once, handling nothing (only a stop before any run means that)."""
-    handled: list[str] = []
-
-    async def handler(event: WebhookEvent) -> None:
-        handled.append(str(event.id))
-
-    async with running(queue, handler):
-        await asyncio.sleep(0.05)
-    queue.stop()
-    await queue.enqueue(event_body("evt-later"), parsed("evt-later"))
-    async with running(queue, handler) as task:
-        await wait_until(lambda: handled or task.done())
-    assert handled == ["evt-later"]
+    """A shutdown that calls stop() before the worker task's first step stops that run, in
+    every lifecycle of the queue (a flag that ignored such a stop once any run had ended left
+    the second lifecycle's `await task` hanging), and the run says why it returned at once."""
+    with caplog.at_level(logging.INFO, logger="telnyx_msg.webhooks"):
+        for _ in range(2):
+            task = asyncio.get_running_loop().create_task(queue.run({}))
+            queue.stop()  # before the task ran: never lost
+            await asyncio.wait_for(task, 5)
+    assert caplog.text.count("stop() was called while no run was going") == 2
 
 
 async def test_a_handler_failing_late_is_retried_claim_after_after_its_failure(
