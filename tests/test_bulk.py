@@ -19,6 +19,7 @@ from aiohttp import web
 import telnyx_msg
 import telnyx_msg.testing
 from telnyx_msg import SendItem
+from telnyx_msg._bulk import _snapshot
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
@@ -920,7 +921,7 @@ async def _one_send(server: ApiServer) -> list[SendOutcome]:
 
 async def test_a_400_is_rejected(api_server: Any) -> None:
     """A 400 refuses the message for good: ``rejected``, like a 422, not ``not_sent``.
-    Guards against: ``status < 400`` -> ``<= 400`` (a 400 read as a redirect)."""
+    Guards against ``status < 400`` -> ``<= 400`` (a 400 read as a redirect)."""
 
     async def bad_request(request: web.Request) -> web.Response:
         return telnyx_error(400, "10015", "Bad Request")
@@ -934,7 +935,7 @@ async def test_a_400_is_rejected(api_server: Any) -> None:
 async def test_an_unreadable_2xx_body_is_sent_with_the_error(api_server: Any) -> None:
     """Telnyx accepted it (2xx) but its answer cannot be read: ``sent``, message None, the
     APIResponseValidationError in ``error``; never ``unknown`` (it must not be resent).
-    Guards against: APIResponseValidationError classified ``unknown``."""
+    Guards against APIResponseValidationError classified ``unknown``."""
 
     async def garbled(request: web.Request) -> web.Response:
         return web.Response(status=200, body=b"<html>ok</html>", content_type="text/html")
@@ -947,7 +948,7 @@ async def test_an_unreadable_2xx_body_is_sent_with_the_error(api_server: Any) ->
 
 async def test_a_tuple_of_recipients_is_a_group_mms(api_server: Any) -> None:
     """``to`` as a tuple routes like a list: a group MMS.
-    Guards against: only a list inferred as a group."""
+    Guards against only a list inferred as a group."""
 
     async def ok(request: web.Request) -> web.Response:
         return json_response({"data": message_json()})
@@ -962,7 +963,7 @@ async def test_a_tuple_of_recipients_is_a_group_mms(api_server: Any) -> None:
 
 async def test_skip_optouts_skips_a_group_given_as_a_tuple() -> None:
     """A group MMS whose ``to`` is a tuple with an opted-out recipient is skipped too.
-    Guards against: only a list's recipients checked."""
+    Guards against only a list's recipients checked."""
     from telnyx_msg.testing import FakeTelnyx
 
     async with FakeTelnyx() as fake:
@@ -979,7 +980,7 @@ async def test_skip_optouts_skips_a_group_given_as_a_tuple() -> None:
 async def test_a_response_hook_failing_after_the_write_leaves_the_item_unknown() -> None:
     """An error that is not the SDK's, raised after the request was written (a response hook
     that fails): the message may have been accepted, so ``unknown``, never ``not_sent``.
-    Guards against: the fallback ignoring ``gate.written``."""
+    Guards against the fallback ignoring ``gate.written``."""
 
     class HookFailed(Exception):
         pass
@@ -1003,7 +1004,7 @@ async def test_a_response_hook_failing_after_the_write_leaves_the_item_unknown()
 async def test_closing_the_outcomes_does_not_wait_for_sends_on_the_wire(api_server: Any) -> None:
     """The server holds requests 1 and 2 until the test lets them go; closing the iterator cancels
     the sends on the wire (reported ``unknown``) instead of waiting for Telnyx's answers.
-    Guards against: the in-flight tasks not cancelled at the stop (``aclose`` waited for
+    Guards against the in-flight tasks not cancelled at the stop (``aclose`` waited for
     the answers: here, forever)."""
     release = asyncio.Event()
 
@@ -1045,7 +1046,7 @@ async def _ok(request: web.Request) -> web.Response:
 
 async def test_a_read_only_mapping_item_is_sent(api_server: Any) -> None:
     """Any Mapping is a request (a ``MappingProxyType`` row, say), not only a dict.
-    Guards against: non-dict mappings rejected."""
+    Guards against non-dict mappings rejected."""
     from types import MappingProxyType
 
     server = await api_server(_ok)
@@ -1059,7 +1060,7 @@ async def test_a_read_only_mapping_item_is_sent(api_server: Any) -> None:
 async def test_a_key_that_is_not_a_name_is_rejected_before_io(api_server: Any) -> None:
     """A request with a non-string key cannot be bound: ``rejected`` with a ValidationError
     before any I/O (not ``not_sent`` with a bare TypeError).
-    Guards against: the TypeError not turned into a ValidationError."""
+    Guards against the TypeError not turned into a ValidationError."""
     server = await api_server(_ok)
     item: Any = {"from_": FROM, "to": "+18445550004", "text": "a", 1: "x"}
     async with client_for(server) as client:
@@ -1244,3 +1245,19 @@ async def test_blocking_input_raising_keyboard_interrupt_loses_no_outcome(
     pulled, got = await anyio.to_thread.run_sync(run)
     assert pulled == [0, 1, 2]
     assert sorted(got) == pulled  # got [1, 2]: row 0's outcome lost
+
+
+def test_snapshot_copies_dicts_and_lists_nested_in_lists() -> None:
+    """A row refilled in place (a dict inside a list, a list inside a list: a WhatsApp
+    template's components) is read when pulled: its snapshot shares no mutable part.
+    Guards against _bulk.py _copied returning `[v for v in values]` (nested dicts/lists shared)."""
+    item: dict[str, Any] = {
+        "to": "+15550001111",
+        "whatsapp_message": {"template": {"components": [{"parameters": [{"text": "a"}]}]}},
+        "grid": [["x"]],
+    }
+    snap = _snapshot(item)
+    item["whatsapp_message"]["template"]["components"][0]["parameters"][0]["text"] = "b"
+    item["grid"][0].append("y")
+    assert snap["whatsapp_message"]["template"]["components"][0]["parameters"][0]["text"] == "a"
+    assert snap["grid"] == [["x"]]

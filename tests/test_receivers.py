@@ -1278,3 +1278,129 @@ async def test_a_shutdown_waits_for_a_stubborn_handler_at_most_handler_timeout()
     finally:
         finish.set()  # else the handler outlives the test
     assert app.closed
+
+
+class HeldCheck:
+    """A replay store whose ``aseen`` answers only once released."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryReplayStore()
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def aseen(self, event_id: str) -> bool:
+        self.asked.set()
+        await self.release.wait()
+        return await self.inner.aseen(event_id)
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        await self.inner.amark(event_id, ttl)
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        return await self.inner.amark_if_new(event_id, ttl)
+
+
+@pytest.mark.anyio
+async def test_a_shutdown_during_the_replay_store_check_runs_no_handler() -> None:
+    """aclose() while a delivery waits for its replay-store answer: that delivery is answered
+    503 (Telnyx redelivers) and its handler never starts after the shutdown returned.
+    Guards against receivers.py `if seen or self._closed:` -> `if seen:`."""
+    store = HeldCheck()
+    recorder = Recorder()
+    app = asgi_app(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    await asyncio.wait_for(store.asked.wait(), 2)
+    await asyncio.wait_for(app.aclose(), 2)
+    store.release.set()
+    status, text, _ = await asyncio.wait_for(delivery, 2)
+    assert (status, text) == (503, b"receiver is shutting down")
+    assert recorder.started == 0
+    assert app.pending == 0
+
+
+@pytest.mark.anyio
+async def test_a_closed_receiver_answers_503_before_reading_the_body() -> None:
+    """After aclose(), a delivery is refused on its headers alone: 503, body never read.
+    Guards against receivers.py _refuse `if self._closed:` -> `if False:`."""
+    app = asgi_app(make_verifier(), {"message.finalized": Recorder()})
+    await app.aclose()
+    body = event_body()
+    reads = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(http_scope(sign(body), "POST"), receive, send)
+    assert sent[0]["status"] == 503
+    assert sent[1]["body"] == b"receiver is shutting down"
+    assert reads == 0
+
+
+@pytest.mark.anyio
+async def test_aclose_timeout_waits_for_cancelled_handlers_to_unwind() -> None:
+    """aclose(timeout) cancels a handler still running after ``timeout`` and then waits for it
+    to unwind (its cleanup runs before the shutdown returns).
+    Guards against receivers.py aclose `if tasks: await asyncio.wait(...)` removed."""
+    entered = asyncio.Event()
+    cleaned = False
+
+    async def slow(event: WebhookEvent) -> None:
+        nonlocal cleaned
+        entered.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.05)  # e.g. a rollback over the network
+            cleaned = True
+
+    app = asgi_app(make_verifier(), {"message.finalized": slow})
+    body = event_body()
+    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    await asyncio.wait_for(entered.wait(), 2)
+    await asyncio.wait_for(app.aclose(timeout=0.1), 2)
+    assert cleaned
+    assert app.pending == 0
+    assert (await asyncio.wait_for(delivery, 2))[:2] == (503, b"receiver is shutting down")
+
+
+@pytest.mark.anyio
+async def test_startup_does_not_reopen_a_receiver_whose_handler_still_runs() -> None:
+    """A shutdown that gave up on a handler ignoring its cancellation leaves it running: a
+    startup then keeps the receiver closed (and drain() still waits for that handler), rather
+    than losing track of it.
+    Guards against startup() reopening on `if self._closed:` alone."""
+    finish = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def stubborn(event: WebhookEvent) -> None:
+        entered.set()
+        while not finish.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await finish.wait()
+
+    app = asgi_app(make_verifier(), {"message.finalized": stubborn}, handler_timeout=5)
+    body = event_body()
+    delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+    try:
+        await asyncio.wait_for(entered.wait(), 2)
+        await asyncio.wait_for(app.aclose(timeout=0.05), 2)
+        assert app.pending == 1
+        await app.startup()
+        assert app.closed
+        drained = asyncio.ensure_future(app.drain())
+        await asyncio.sleep(0.05)
+        assert not drained.done()
+    finally:
+        finish.set()
+    await asyncio.wait_for(drained, 2)
+    await asyncio.wait_for(delivery, 2)
+    await app.startup()
+    assert not app.closed

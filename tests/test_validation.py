@@ -8,7 +8,7 @@ import math
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
 
 import anyio
@@ -25,6 +25,7 @@ from telnyx_msg import (
     ValidationError,
 )
 from telnyx_msg._convert import parse_datetime
+from telnyx_msg._requests import CreateMessagingProfile, SendMessage
 from telnyx_msg.receivers import asgi_app
 from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 from tests.conftest import message_json
@@ -1198,3 +1199,57 @@ async def test_final_status_refuses_an_infinite_timeout() -> None:
         pytest.raises(telnyx_msg.ConfigurationError, match="timeout"),
     ):
         await tracker.final_status("msg-1", timeout=math.inf)
+
+
+def profile(**kwargs: Any) -> CreateMessagingProfile:
+    return CreateMessagingProfile(name="p", whitelisted_destinations=["US"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("alpha_sender", "TwelveLetter"),  # 12 characters: the first 11 match
+        ("alpha_sender", "Sender!"),
+        ("daily_spend_limit", "269.00 USD"),
+        ("daily_spend_limit", "10x"),
+    ],
+)
+def test_a_pattern_must_match_the_whole_value(field: str, value: str) -> None:
+    """A pattern field is checked in full: a valid prefix followed by junk is refused before
+    any request. Guards against `pattern` using `match` for `fullmatch`."""
+    with pytest.raises(ValidationError):
+        profile(**{field: value})
+
+
+@pytest.mark.parametrize("value", [123, 10.5, b"10.50"])
+def test_a_pattern_field_of_another_type_is_a_validation_error(value: object) -> None:
+    """A non-string for a pattern field raises ValidationError (a ValueError with the field
+    name), not a raw TypeError from the regex or len().
+    Guards against _validate.py pattern: the `string(instance, attribute, value)` call removed."""
+    with pytest.raises(ValidationError, match="daily_spend_limit"):
+        profile(daily_spend_limit=value)
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that does not know its offset: datetimes using it are naive by definition."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+def test_send_at_with_a_tzinfo_that_has_no_offset_is_refused() -> None:
+    """A datetime whose tzinfo returns no UTC offset is naive (Python's definition) and is
+    refused like one. Guards against dropping `or value.utcoffset() is None`."""
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        SendMessage(
+            to="+15550001111",
+            from_="+15550002222",
+            text="hi",
+            send_at=datetime(2030, 1, 1, 9, tzinfo=_NoOffset()),
+        )

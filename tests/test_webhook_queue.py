@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import telnyx_msg
 from telnyx_msg import RedisWebhookQueue, WebhookQueueUnavailableError
+from telnyx_msg._convert import structure_event
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Message, WebhookEvent
 from telnyx_msg.receivers import AiohttpWebhookHandler, aiohttp_handler, asgi_app
@@ -1641,4 +1642,94 @@ async def test_a_handler_failing_late_is_retried_claim_after_after_its_failure(
         pause = retried_at[0] - failed_at[0]
         assert pause >= 0.95 * q.claim_after, f"retried {pause:.2f} s after the failure"
     finally:
+        await q.aclose()
+
+
+def idless(n: int) -> tuple[bytes, WebhookEvent]:
+    document = json.loads(event_body(f"evt-{n}"))
+    del document["data"]["id"]
+    document["data"]["payload"]["id"] = f"msg-{n}"
+    body = json.dumps(document).encode()
+    return body, structure_event(document)
+
+
+async def test_events_without_an_id_are_each_handled(queue: RedisWebhookQueue) -> None:
+    """Events without an id are never deduplicated against each other: each is handled.
+    Guards against dropping `or None` from the event id read (every id-less
+    event then shares the lease and "done" key of the empty id, and all but one are skipped)."""
+    recorder = Recorder()
+    for n in range(3):
+        body, event = idless(n)
+        assert event.id is None
+        await queue.enqueue(body, event)
+    async with running(queue, recorder):
+        await wait_until(lambda: len(recorder.events) == 3, timeout=5)
+    ids = sorted(e.payload.id for e in recorder.events if isinstance(e.payload, Message))
+    assert ids == ["msg-0", "msg-1", "msg-2"]
+
+
+async def test_the_event_lease_expires_before_claim_after(queue: RedisWebhookQueue) -> None:
+    """The lease a worker takes on an event id lives less than claim_after, so the entry of a
+    worker that died can be run by the worker taking it over (not refused for a lease that
+    outlives the takeover).
+    Guards against _redis_worker.py _lease_ms `claim_after * 900` -> `claim_after * 1100`."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    await queue.enqueue(event_body("evt-lease"), parsed("evt-lease"))
+    async with running(queue, recorder):
+        await asyncio.wait_for(recorder.entered.wait(), 5)
+        ttl = await queue._redis.pttl(f"{queue.stream}:lease:evt-lease")
+        recorder.gate.set()
+        await wait_until(lambda: len(recorder.events) == 1, timeout=5)
+    assert 0 < ttl < queue.claim_after * 1000
+
+
+async def test_a_failed_handler_is_retried_about_claim_after_later(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A handler that failed is retried once claim_after has passed (the worker looks for
+    idle entries every claim_after / 4), not several claim_after later.
+    Guards against _redis_worker.py `next_claim = now + max(0.05, claim_after / 4)` ->
+    `now + claim_after * 4`."""
+    calls: list[float] = []
+
+    async def flaky(event: WebhookEvent) -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ValueError("first attempt fails")
+
+    await queue.enqueue(event_body("evt-retry"), parsed("evt-retry"))
+    async with running(queue, flaky):
+        await wait_until(lambda: len(calls) >= 2, timeout=5)
+    assert calls[1] - calls[0] >= queue.claim_after - 0.05
+    assert calls[1] - calls[0] < 1.15  # (the mutant: no sooner than 4 * claim_after = 1.2 s)
+
+
+async def test_dead_letters_returns_at_most_count(queue: RedisWebhookQueue) -> None:
+    """dead_letters(count) lists only the oldest ``count`` letters.
+    Guards against _redis_queue.py `xrange(self.dead_stream, count=count)` -> without count."""
+    for n in range(3):
+        await queue._redis.xadd(queue.dead_stream, {"reason": f"r{n}", "body": b"{}"})
+    letters = await queue.dead_letters(count=2)
+    assert [letter["reason"] for letter in letters] == ["r0", "r1"]
+    assert len(await queue.dead_letters()) == 3
+
+
+async def test_blocking_append_to_a_frozen_redis_fails_within_its_timeout(
+    redis_process: RedisProcess,
+) -> None:
+    """append() (the blocking form, for Flask/Django) raises WebhookQueueUnavailableError when
+    Redis accepts connections but never answers: it is bounded by the socket timeout only.
+    Guards against client_from_url without `socket_timeout=timeout`."""
+    q = RedisWebhookQueue(redis_process.url, stream=f"gaps:{uuid.uuid4().hex}", timeout=0.3)
+    try:
+        redis_process.freeze()
+        started = time.monotonic()
+        with pytest.raises(WebhookQueueUnavailableError):
+            await asyncio.wait_for(
+                asyncio.to_thread(q.append, event_body("evt-f"), parsed("evt-f")), 3
+            )
+        assert time.monotonic() - started < 2
+    finally:
+        redis_process.thaw()
         await q.aclose()
