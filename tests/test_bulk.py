@@ -1261,3 +1261,54 @@ def test_snapshot_copies_dicts_and_lists_nested_in_lists() -> None:
     item["grid"][0].append("y")
     assert snap["whatsapp_message"]["template"]["components"][0]["parameters"][0]["text"] == "a"
     assert snap["grid"] == [["x"]]
+
+
+async def test_a_send_whose_limiter_swallows_the_stop_is_still_not_written(
+    api_server: Any,
+) -> None:
+    """A custom limiter that catches the cancellation of a stopped run and returns (as some
+    libraries' waits do): the send then went on to write its request after the run had
+    stopped. The run's gate stops it at the last check before the network."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    waiting: list[str | None] = []
+
+    class Swallowing:
+        async def acquire(
+            self,
+            sender: str | None,
+            message_type: str = "SMS",
+            *,
+            timeout: float | None = None,  # noqa: ASYNC109  # the Limiter protocol's
+        ) -> None:
+            waiting.append(sender)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                return  # swallowed: the wrong thing to do, and the SDK must survive it
+
+        def on_response(
+            self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
+        ) -> None:
+            return None
+
+    stopped: list[SendOutcome] = []
+    items: list[SendItem] = [{"from_": FROM, "to": f"+1844555000{n}", "text": "hi"} for n in (1, 2)]
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=Swallowing()
+    ) as client:
+        outcomes = client.messages.send_many(items, concurrency=2, on_stop=stopped.append)
+        first = asyncio.ensure_future(outcomes.__anext__())
+        for _ in range(200):  # bounded (2 s)
+            if len(waiting) == 2:
+                break
+            await asyncio.sleep(0.01)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert server.requests == []
+    assert sorted(o.status for o in stopped) == ["not_sent", "not_sent"]
