@@ -200,8 +200,8 @@ def _snapshot(item: dict[Any, Any]) -> dict[Any, Any]:
     """``item`` with its dicts and lists copied, all the way down (the rest is immutable or
     not the SDK's to copy)."""
     copy = item.copy()
-    for key, value in copy.items():  # (most values are strings: one check each)
-        if isinstance(value, (dict, list)):
+    for key, value in copy.items():
+        if type(value) is not str and isinstance(value, (dict, list)):  # (most are strings)
             copy[key] = _snapshot(value) if isinstance(value, dict) else _copied(value)
     return copy
 
