@@ -36,6 +36,20 @@ end
 return -1
 """
 
+# After a failed attempt: restart the entry's idle time (the pause before the retry counts from
+# the failure) and release the event's lease, each only while this worker still holds it (a
+# worker that took the entry over meanwhile keeps both).
+_RELEASE = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 1 and p[1][2] == ARGV[2] then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+end
+if #KEYS > 1 and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return 0
+"""
+
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
 
@@ -333,13 +347,11 @@ class Worker:
                     entry_id, fields, attempts, f"handler failed: {error!r}", leased=True
                 )
             else:
-                pipe = self.redis.pipeline(transaction=False)
-                # The pause before the retry (claim_after) counts from this failure, not from
-                # the last heartbeat.
-                pipe.xclaim(q.stream, q.group, self.consumer, 0, [entry_id], justid=True)
-                if event.id is not None:
-                    pipe.delete(self._key("lease", event.id))
-                await q._call(pipe.execute(), "XCLAIM + DEL lease")
+                keys = [q.stream] if event.id is None else [q.stream, self._key("lease", event.id)]
+                args = [q.group, self.consumer, entry_id, f"{self.consumer} {entry_id}"]
+                await q._call(
+                    self.redis.eval(_RELEASE, len(keys), *keys, *args), "XCLAIM + DEL lease"
+                )
         except WebhookQueueUnavailableError as exc:
             logger.warning("telnyx webhook worker %s: %s", self.consumer, exc)
 

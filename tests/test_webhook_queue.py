@@ -1733,3 +1733,32 @@ async def test_blocking_append_to_a_frozen_redis_fails_within_its_timeout(
     finally:
         redis_process.thaw()
         await q.aclose()
+
+
+async def test_a_failure_leaves_the_lease_and_entry_of_a_worker_that_took_them_over(
+    redis_url: str,
+) -> None:
+    """A worker whose handler fails after another worker took its entry over (its heartbeat
+    stalled past claim_after) released the other worker's lease and claimed the entry back:
+    a third worker could then run the event while the second still did."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"takeover-{uuid.uuid4().hex}", claim_after=30, block=0.1
+    )
+    recorder = Recorder(failures=1)
+    recorder.gate.clear()
+    try:
+        await q.enqueue(event_body("evt-t"), parsed("evt-t"))
+        r = await raw(q)
+        async with running(q, recorder, consumer="a"):
+            await asyncio.wait_for(recorder.entered.wait(), 10)
+            ((entry_id, _),) = await r.xrange(q.stream)
+            lease = f"{q.stream}:lease:evt-t"
+            # What worker b's takeover does: the entry and the event's lease become b's.
+            await r.xclaim(q.stream, q.group, "b", 0, [entry_id], justid=True)
+            await r.set(lease, b"b " + entry_id)
+            recorder.gate.set()  # a's handler now fails (the stop waits for its aftermath)
+        assert await r.get(lease) == b"b " + entry_id
+        (pending,) = await r.xpending_range(q.stream, q.group, entry_id, entry_id, 1)
+        assert pending["consumer"] == b"b"
+    finally:
+        await q.aclose()
