@@ -83,13 +83,13 @@ def plan_bulk(
         if not isinstance(request, Mapping):  # (from untyped callers)
             kind = type(request).__name__  # type: ignore[unreachable]
             raise ValidationError("requests", f"item {index} is a {kind}, not a mapping")
-        text = request.get("text")
-        # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
-        # media or a group MMS; no sender lane for WhatsApp.
         for name in ("from_", "messaging_profile_id"):
             if request.get(name) and not isinstance(request[name], str):
                 kind = type(request[name]).__name__
                 raise ValidationError(name, f"item {index}: must be a string, got {kind}")
+        text = request.get("text")
+        # The lanes of the method send_many picks, as the request pipeline reads them: MMS for
+        # media or a group MMS; no sender lane for WhatsApp.
         lane = getattr(Messages, pick_method(request, "auto")).endpoint.lane
         message_type, sender = lane.of(
             {

@@ -217,9 +217,9 @@ class WebhookReceiver:
         lines = getall("content-encoding", []) if getall else [headers.get("content-encoding", "")]
         codings = {part.strip().lower() for line in lines for part in line.split(",")}
         if codings - {"", "identity"}:
-            # Telnyx signs the body it sends as is. aiohttp would verify the decoded bytes
-            # and an ASGI server the encoded ones: the same delivery accepted by one receiver
-            # and refused by the other. Neither is guessed.
+            # Which bytes did the signature cover? aiohttp would verify the decoded ones and an
+            # ASGI server the encoded ones: one delivery accepted by one receiver and refused
+            # by the other. Neither is guessed.
             return _Reply(415, "Content-Encoding is not accepted: send the signed body as is")
         return None
 
