@@ -214,6 +214,32 @@ async def raw_reply(response: bytes) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
+class RecordingLimiter:
+    """A custom rate limiter (the ``Limiter`` protocol) that records each ``acquire`` as
+    ``(sender, message_type)`` in ``taken``, then awaits :meth:`wait` (nothing by default)."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[str | None, str]] = []
+
+    async def acquire(
+        self,
+        sender: str | None,
+        message_type: str = "SMS",
+        *,
+        timeout: float | None = None,  # the Limiter protocol's
+    ) -> None:
+        self.taken.append((sender, message_type))
+        await self.wait()
+
+    async def wait(self) -> None:
+        """What a grant waits for; override to hold or misbehave."""
+
+    def on_response(
+        self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
+    ) -> None:
+        return None
+
+
 def message_json(**overrides: Any) -> dict[str, Any]:
     """A realistic outbound message payload (docs/wire.md §4.1)."""
     payload: dict[str, Any] = {

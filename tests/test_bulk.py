@@ -22,7 +22,7 @@ from telnyx_msg import SendItem
 from telnyx_msg._bulk import _snapshot
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
-from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+from tests.conftest import ApiServer, RecordingLimiter, json_response, message_json, telnyx_error
 
 FROM = "+18005550101"
 
@@ -1275,36 +1275,22 @@ async def test_a_send_whose_limiter_swallows_the_stop_is_still_not_written(
         return json_response({"data": message_json()})
 
     server = await api_server(ok)
-    waiting: list[str | None] = []
 
-    class Swallowing:
-        async def acquire(
-            self,
-            sender: str | None,
-            message_type: str = "SMS",
-            *,
-            timeout: float | None = None,  # noqa: ASYNC109  # the Limiter protocol's
-        ) -> None:
-            waiting.append(sender)
+    class Swallowing(RecordingLimiter):
+        async def wait(self) -> None:
             try:
                 await asyncio.sleep(30)
             except asyncio.CancelledError:
                 return  # swallowed: the wrong thing to do, and the SDK must survive it
 
-        def on_response(
-            self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
-        ) -> None:
-            return None
-
+    limiter = Swallowing()
     stopped: list[SendOutcome] = []
     items: list[SendItem] = [{"from_": FROM, "to": f"+1844555000{n}", "text": "hi"} for n in (1, 2)]
-    async with telnyx_msg.AsyncClient(
-        "k", base_url=server.base_url, rate_limits=Swallowing()
-    ) as client:
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limiter) as client:
         outcomes = client.messages.send_many(items, concurrency=2, on_stop=stopped.append)
         first = asyncio.ensure_future(outcomes.__anext__())
         for _ in range(200):  # bounded (2 s)
-            if len(waiting) == 2:
+            if len(limiter.taken) == 2:
                 break
             await asyncio.sleep(0.01)
         first.cancel()

@@ -28,7 +28,7 @@ from telnyx_msg._convert import parse_datetime
 from telnyx_msg._requests import CreateMessagingProfile, SendMessage
 from telnyx_msg.receivers import asgi_app
 from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
-from tests.conftest import message_json
+from tests.conftest import RecordingLimiter, message_json
 
 pytestmark = pytest.mark.anyio
 
@@ -545,29 +545,11 @@ async def test_subject_is_a_string(
 async def test_an_explicit_mms_type_takes_the_mms_account_lane(server: Server) -> None:
     """`type="MMS"` with text only is an MMS (the definition: "The protocol for sending the
     message, either SMS or MMS"): it took the SMS account lane, whose rate is higher."""
-    taken: list[tuple[str | None, str]] = []
-
-    class Recording:
-        async def acquire(
-            self,
-            sender: str | None,
-            message_type: str = "SMS",
-            *,
-            timeout: float | None = None,  # noqa: ASYNC109  # the Limiter protocol's
-        ) -> None:
-            taken.append((sender, message_type))
-
-        def on_response(
-            self, sender: str | None, *, status: int, code: str | None, reset_after: float | None
-        ) -> None:
-            return None
-
-    async with telnyx_msg.AsyncClient(
-        "k", base_url=server.base_url, rate_limits=Recording()
-    ) as client:
+    limiter = RecordingLimiter()
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limiter) as client:
         await client.messages.send(to=TO, from_=FROM, text="Hi", type="MMS")
         await client.messages.send(to=TO, from_=FROM, text="Hi", type="SMS")
-    assert taken == [(FROM, "MMS"), (FROM, "SMS")]
+    assert limiter.taken == [(FROM, "MMS"), (FROM, "SMS")]
 
 
 # --- extra headers ----------------------------------------------------------------------------
