@@ -161,6 +161,10 @@ async def bounded(
         raise
 
 
+#: What Redis answers a connection's SELECT of a database number past its ``databases``.
+_NO_DATABASE = "DB index is out of range"
+
+
 def misconfigured(exc: BaseException) -> bool:
     """Whether ``exc`` (or its cause) is Redis refusing this connection's configuration: its
     credentials or ACL, or a database number the server does not have (no retry heals
@@ -176,7 +180,7 @@ def misconfigured(exc: BaseException) -> bool:
         return False
 
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    if isinstance(cause, ResponseError) and "DB index is out of range" in str(cause):
+    if isinstance(cause, ResponseError) and _NO_DATABASE in str(cause):
         return True  # (SELECT on connect, for a URL's /N past the server's `databases`)
     return isinstance(
         cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
@@ -189,7 +193,7 @@ def config_error(
     """The error for Redis refusing ``who``'s configuration (see :func:`misconfigured`): no
     retry heals it (callers raise it ``from exc``)."""
     reason = str(exc.__cause__ if exc.__cause__ is not None else exc).rstrip(".")
-    if "DB index is out of range" in reason:
+    if _NO_DATABASE in reason:
         return ConfigurationError(
             f"Redis has no database for this {who} ({reason}): the URL's /N must be below "
             "the server's `databases` setting (16 by default)"

@@ -89,10 +89,10 @@ def _existing_group(exc: Exception) -> None:
         raise exc
 
 
-def _text(value: Any) -> str:
-    # Tolerant: an entry written by another producer (or re-added by hand) must not make a
-    # worker or a listing raise; the worker checks event_id strictly itself.
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+def _text(value: Any, errors: str = "replace") -> str:
+    # Tolerant by default: an entry written by another producer (or re-added by hand) must not
+    # make a worker or a listing raise; the worker reads event_id with errors="strict".
+    return value.decode(errors=errors) if isinstance(value, bytes) else str(value)
 
 
 def _fields(raw: Mapping[Any, Any]) -> dict[str, Any]:

@@ -226,7 +226,7 @@ class Worker:
         raw_id = fields.get("event_id", b"")
         try:
             try:
-                event_id = (raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)) or None
+                event_id = _text(raw_id, errors="strict") or None
                 event = _parse(fields.get("body"))
             except ValueError as exc:  # (a UnicodeDecodeError of event_id too)
                 await self._dead(
