@@ -50,6 +50,39 @@ end
 return 0
 """
 
+# While a handler runs: keep its entry from looking idle and renew the event's lease, each only
+# while this worker still holds it. Returns 0 once another worker took the entry over (this
+# worker's heartbeat could not reach Redis for claim_after): claiming it back would make the
+# entry change hands while both run.
+_BEAT = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then
+  return 0
+end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+if #KEYS > 1 and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+return 1
+"""
+
+# Dead-letter an entry this worker holds: copy it to the dead stream, release the event's lease
+# if it is this worker's, acknowledge and delete the entry. Returns 0, changing nothing, when
+# the entry is no longer this worker's (taken over, or already acknowledged by its new holder).
+_DEAD = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
+if #KEYS > 2 and redis.call('GET', KEYS[3]) == ARGV[4] then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"""
+
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
 
@@ -240,7 +273,7 @@ class Worker:
                 lease = self._key("lease", event_id)
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.exists(self._key("done", event_id))
-                pipe.set(lease, f"{self.consumer} {entry_id}", nx=True, px=self._lease_ms())
+                pipe.set(lease, self._holder(entry_id), nx=True, px=self._lease_ms())
                 pipe.get(lease)
                 found, created, value = await q._call(pipe.execute(), "EXISTS + SET NX + GET")
                 done, leased = bool(found), bool(created)
@@ -348,7 +381,7 @@ class Worker:
                 )
             else:
                 keys = [q.stream] if event.id is None else [q.stream, self._key("lease", event.id)]
-                args = [q.group, self.consumer, entry_id, f"{self.consumer} {entry_id}"]
+                args = [q.group, self.consumer, entry_id, self._holder(entry_id)]
                 await q._call(
                     self.redis.eval(_RELEASE, len(keys), *keys, *args), "XCLAIM + DEL lease"
                 )
@@ -364,18 +397,25 @@ class Worker:
                 await asyncio.wait_for(done.wait(), interval)
             if done.is_set():
                 return
+            keys = [q.stream] if event_id is None else [q.stream, self._key("lease", event_id)]
+            args = [q.group, self.consumer, entry_id, self._holder(entry_id), self._lease_ms()]
             try:
-                await q._call(
-                    self.redis.xclaim(q.stream, q.group, self.consumer, 0, [entry_id], justid=True),
-                    "XCLAIM heartbeat",
+                ours = await q._call(
+                    self.redis.eval(_BEAT, len(keys), *keys, *args), "XCLAIM + PEXPIRE heartbeat"
                 )
-                if event_id is not None:
-                    await q._call(
-                        self.redis.pexpire(self._key("lease", event_id), self._lease_ms()),
-                        "PEXPIRE",
-                    )
             except WebhookQueueUnavailableError as exc:
                 logger.warning("telnyx webhook worker %s: heartbeat failed: %s", self.consumer, exc)
+                continue
+            if not ours:
+                logger.warning(
+                    "telnyx webhook worker %s: entry %s (event %s) was taken over by another "
+                    "worker while its handler ran here (this worker could not reach Redis for "
+                    "claim_after); the event may be handled twice",
+                    self.consumer,
+                    entry_id,
+                    event_id or "-",
+                )
+                return
 
     async def _finish_handled(self, entry_id: str, event_id: str | None) -> None:
         """Record success; keeps trying (bounded) so a Redis blip does not cause a rerun."""
@@ -423,14 +463,24 @@ class Worker:
             "entry_id": entry_id,
             "failed_at": repr(time.time()),
         }
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(q.dead_stream, letter, maxlen=q.dead_maxlen, approximate=True)
         event_id = _text(fields.get("event_id", b""))
+        keys = [q.stream, q.dead_stream]
         if event_id and leased:
-            pipe.delete(self._key("lease", event_id))
-        pipe.xack(q.stream, q.group, entry_id)
-        pipe.xdel(q.stream, entry_id)
-        await q._call(pipe.execute(), "MULTI dead letter")
+            keys.append(self._key("lease", event_id))
+        args = [q.group, self.consumer, entry_id, self._holder(entry_id), q.dead_maxlen]
+        pairs = [part for item in letter.items() for part in item]
+        moved = await q._call(
+            self.redis.eval(_DEAD, len(keys), *keys, *args, *pairs), "XADD dead letter + XACK"
+        )
+        if not moved:
+            logger.warning(
+                "telnyx webhook entry %s (event %s) was taken over by another worker; left to it "
+                "rather than dead-lettered here: %s",
+                entry_id,
+                event_id or "-",
+                reason,
+            )
+            return
         logger.error(
             "telnyx webhook entry %s (event %s) moved to %s after %d attempt(s): %s",
             entry_id,
@@ -444,6 +494,10 @@ class Worker:
         # Shorter than claim_after: the lease of a dead worker has expired by the time its entry
         # can be taken over (the heartbeat renews both every claim_after / 3).
         return max(1, int(self.q.claim_after * 900))
+
+    def _holder(self, entry_id: str) -> str:
+        """The value of a lease this worker takes for ``entry_id``."""
+        return f"{self.consumer} {entry_id}"
 
     def _key(self, kind: str, event_id: str) -> str:
         return f"{self.q.stream}:{kind}:{event_id}"

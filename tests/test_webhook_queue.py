@@ -1762,3 +1762,58 @@ async def test_a_failure_leaves_the_lease_and_entry_of_a_worker_that_took_them_o
         assert pending["consumer"] == b"b"
     finally:
         await q.aclose()
+
+
+async def test_a_heartbeat_does_not_claim_back_an_entry_another_worker_took_over(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A worker whose entry was taken over (its heartbeat stalled past claim_after, then Redis
+    came back) kept claiming the entry back and renewing the other worker's lease every
+    claim_after / 3: the entry changed hands while both ran. Its heartbeat now renews only what
+    is still its own."""
+    slow = Recorder()
+    slow.gate.clear()
+    await queue.enqueue(event_body("evt-hb"), parsed("evt-hb"))
+    r = await raw(queue)
+    async with running(queue, slow, consumer="a"):
+        await asyncio.wait_for(slow.entered.wait(), 10)
+        ((entry_id, _),) = await r.xrange(queue.stream)
+        lease = f"{queue.stream}:lease:evt-hb"
+        # What worker b's takeover does: the entry and the event's lease become b's.
+        await r.xclaim(queue.stream, queue.group, "b", 0, [entry_id], justid=True)
+        await r.set(lease, b"b " + entry_id, px=5_000)
+        await asyncio.sleep(queue.claim_after)  # three of a's heartbeat periods
+        (pending,) = await r.xpending_range(queue.stream, queue.group, entry_id, entry_id, 1)
+        assert pending["consumer"] == b"b"
+        assert await r.pttl(lease) < 5_000 - queue.claim_after * 900
+        slow.gate.set()
+
+
+async def test_a_last_failure_after_a_takeover_leaves_the_entry_to_the_new_worker(
+    redis_url: str,
+) -> None:
+    """A worker whose last allowed attempt fails after another worker took the entry over
+    (and may still be running it) does not dead-letter it: that deleted the entry and the other
+    worker's lease from under it, and listed as dead an event the other worker then handled."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"takeover-{uuid.uuid4().hex}", claim_after=30, max_attempts=1, block=0.1
+    )
+    recorder = Recorder(failures=1)
+    recorder.gate.clear()
+    try:
+        await q.enqueue(event_body("evt-d"), parsed("evt-d"))
+        r = await raw(q)
+        async with running(q, recorder, consumer="a"):
+            await asyncio.wait_for(recorder.entered.wait(), 10)
+            ((entry_id, _),) = await r.xrange(q.stream)
+            lease = f"{q.stream}:lease:evt-d"
+            await r.xclaim(q.stream, q.group, "b", 0, [entry_id], justid=True)
+            await r.set(lease, b"b " + entry_id)
+            recorder.gate.set()  # a's one attempt fails (the stop waits for its aftermath)
+        assert await q.dead_letters() == []
+        assert await r.get(lease) == b"b " + entry_id
+        assert [e for e, _ in await r.xrange(q.stream)] == [entry_id]
+        (pending,) = await r.xpending_range(q.stream, q.group, entry_id, entry_id, 1)
+        assert pending["consumer"] == b"b"
+    finally:
+        await q.aclose()
