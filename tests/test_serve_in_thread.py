@@ -94,3 +94,24 @@ def test_thread_stops_when_the_fake_cannot_start() -> None:
         with pytest.raises(OSError), serve_in_thread(port=port):
             pass
     assert [t for t in threading.enumerate() if t.name == "telnyx_msg-fake"] == []
+
+
+def test_run_timing_out_cancels_the_coroutine_and_raises_timeout_error() -> None:
+    """``fake.run(coro, timeout)`` that times out raises the builtin TimeoutError (on 3.10 it
+    was concurrent.futures.TimeoutError, which ``except TimeoutError`` misses) and cancels the
+    coroutine, which ran on in the fake's thread (a timed-out inject went on delivering)."""
+    import asyncio
+
+    cancelled = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with serve_in_thread() as fake:
+        with pytest.raises(TimeoutError, match="not done within"):
+            fake.run(slow(), timeout=0.05)
+        assert cancelled.wait(5)

@@ -202,6 +202,12 @@ class Faults:
         for status in self.error_statuses:
             if not 400 <= status <= 599:
                 raise ValueError(f"error status {status} is not 4xx/5xx")
+        for pattern in self.match:
+            if "/v2/" in pattern or pattern.endswith("/v2"):
+                # Matched against the path without /v2: such a pattern would never match.
+                raise ValueError(
+                    f"match pattern {pattern!r}: leave out /v2 (e.g. 'POST /messages')"
+                )
 
     @property
     def active(self) -> bool:

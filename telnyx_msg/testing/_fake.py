@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import fnmatch
 import functools
@@ -162,10 +163,12 @@ class FakeTelnyx:
         self._port = int(runner.addresses[0][1])
         self._state = "running"
 
+    @_at_home
     async def close(self) -> None:
         """Stop serving; cancel every timer and webhook delivery; close the webhook session.
 
-        Idempotent. Leaves no task, timer, connection or session behind.
+        Idempotent. Leaves no task, timer, connection or session behind. Awaitable from any
+        loop: a fake served in a thread (``telnyx_fake``) closes on its own loop.
         """
         if self._state in ("new", "closed"):
             self._state = "closed"
@@ -330,6 +333,8 @@ class FakeTelnyx:
     def run(self, awaitable: Awaitable[R], timeout: float | None = 60.0) -> R:
         """Run one of the fake's coroutines to completion from synchronous code.
 
+        After ``timeout`` seconds it is cancelled and :class:`TimeoutError` raised.
+
         For a fake served in a thread (``serve_in_thread``, the ``telnyx_fake`` fixture):
         ``fake.run(fake.settle())``, ``fake.run(fake.inject_inbound(...))``.
         """
@@ -345,7 +350,12 @@ class FakeTelnyx:
         async def wrapper() -> R:
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(wrapper(), home).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(wrapper(), home)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
+            future.cancel()  # (it would run on, e.g. go on delivering webhooks)
+            raise TimeoutError(f"fake.run(): not done within {timeout} s") from None
 
     def _home_elsewhere(self) -> asyncio.AbstractEventLoop | None:
         """The fake's loop if the caller runs elsewhere (another loop or thread), else None."""

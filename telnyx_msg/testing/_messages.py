@@ -223,7 +223,7 @@ class Outbox:
             failover_url = failover_url or profile_failover
         send_at = self._send_at(body, rules, now)
         for recipient in recipients:
-            if (sender, recipient) in self.account.opt_outs:
+            if self.account.blocked(sender, recipient, profile_id):
                 raise opted_out(sender, recipient)
         wait = (
             0.0 if send_at is not None else self._admit(sender, kind, message_type, len(recipients))
@@ -585,11 +585,13 @@ class Outbox:
         }
         op = self.account.keyword_op(profile_id, text)
         if op == "stop":
-            self.account.add_opt_out(to, sender, text.strip().upper(), profile_id)
+            self.account.add_opt_out(to, sender, " ".join(text.split()).upper(), profile_id)
             data["autoresponse_type"] = "STOP"
         elif op == "start":
             self.account.remove_opt_out(to, sender)
             data["autoresponse_type"] = "START"
+        elif op == "info":
+            data["autoresponse_type"] = "HELP"
         kind = sender_kind(to, number["type"] if number else None) or "long_code"
         self.account.count(profile_id, to, kind, RECEIVED)
         message = Message(data, profile_id=profile_id, sender=sender, kind=kind)

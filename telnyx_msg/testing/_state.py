@@ -30,8 +30,10 @@ JSON = dict[str, Any]
 
 # Hours covered by each ``time_frame`` value (docs/wire.md §8.1).
 TIME_FRAMES = {"1h": 1, "3h": 3, "24h": 24, "3d": 72, "7d": 168, "30d": 720}
-STOP_WORDS = frozenset({"STOP", "END", "QUIT"})  # developers.telnyx.com/api/errors/40300
-START_WORDS = frozenset({"START"})
+# Telnyx's default keywords (developers.telnyx.com/docs/messaging/messages/advanced-opt-in-out).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
 _AUTORESP_OPS = ("start", "stop", "info")
 # Indexes of the metric counters.
 SENT, DELIVERED, FAILED, RECEIVED = range(4)
@@ -612,12 +614,13 @@ class Account:
     # -- opt-outs and keywords ---------------------------------------------------------------
 
     def keyword_op(self, profile_id: str | None, text: str) -> str | None:
-        """``"stop"``/``"start"`` when ``text`` is solely an opt-out/opt-in keyword."""
-        word = text.strip().upper()
+        """``"stop"``/``"start"``/``"info"`` when ``text`` is solely an opt-out, opt-in or help
+        keyword."""
+        word = " ".join(text.split()).upper()
         if not word:
             return None
         configs = self.autoresp.get(profile_id or "", {}).values()
-        for op, builtin in (("stop", STOP_WORDS), ("start", START_WORDS)):
+        for op, builtin in (("stop", STOP_WORDS), ("start", START_WORDS), ("info", HELP_WORDS)):
             if word in builtin or any(
                 c["op"] == op and word in (k.upper() for k in c["keywords"]) for c in configs
             ):
@@ -636,6 +639,16 @@ class Account:
             # Telnyx writes this one with a space separator (docs/wire.md §7).
             "created_at": str(self.wall()),
         }
+
+    def blocked(self, sender: str, recipient: str, profile_id: str | None) -> bool:
+        """True when ``recipient`` opted out of ``sender`` or, as Telnyx's block rules apply
+        per messaging profile, of any number of ``profile_id``."""
+        if (sender, recipient) in self.opt_outs:
+            return True
+        return profile_id is not None and any(
+            r["to"] == recipient and r["messaging_profile_id"] == profile_id
+            for r in self.opt_outs.values()
+        )
 
     def remove_opt_out(self, number: str, recipient: str) -> None:
         """Lift a block (the recipient sent START)."""

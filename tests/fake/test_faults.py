@@ -295,3 +295,11 @@ async def test_request_log_can_be_off() -> None:
         await api.get("/messaging_optouts")
         assert len(fake.stats.requests) == 0
         assert fake.stats.count("GET", "/messaging_optouts") == 1
+
+
+def test_a_match_pattern_with_v2_is_refused() -> None:
+    """Patterns are matched on the path without /v2: ``"POST /v2/messages"`` never matched
+    anything, silently."""
+    with pytest.raises(ValueError, match="leave out /v2"):
+        Faults(match=("POST /v2/messages",))
+    assert Faults(match=("POST /messages*",)).match == ("POST /messages*",)

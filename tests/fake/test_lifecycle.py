@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import telnyx_msg
 import telnyx_msg.testing
 from telnyx_msg.testing import (
     DEFAULT_API_KEY,
@@ -23,6 +24,7 @@ from telnyx_msg.testing import (
     SeedNumber,
     SeedProfile,
     Throughput,
+    serve_in_thread,
 )
 
 from .helpers import Receiver, connect
@@ -184,3 +186,15 @@ async def test_plugin_fixture_gives_a_running_fake(telnyx_fake: FakeTelnyx) -> N
     """The opt-in plugin's telnyx_fake fixture yields a started fake."""
     async with connect(telnyx_fake) as api:
         assert (await api.get("/messaging_hosted_numbers")).status == 200
+
+
+async def test_close_awaited_from_the_test_loop_closes_a_threaded_fake() -> None:
+    """docs/testing.md: "Await its coroutines from your test's loop" and "Cleanup: await
+    fake.close() stops the server". settle/inject_* hop to the fake's loop; close() does not and
+    crashes with "attached to a different loop" (a user simulating a Telnyx outage hits it)."""
+    with serve_in_thread() as fake:
+        async with fake.client(max_retries=0) as client:
+            await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="x")
+            await fake.close()  # RuntimeError: ... attached to a different loop
+            with pytest.raises(telnyx_msg.APIConnectionError):
+                await client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="x")

@@ -10,6 +10,7 @@ import time
 import pytest
 from cryptography.exceptions import InvalidSignature
 
+import telnyx_msg
 from telnyx_msg.testing import (
     DEFAULT_LONG_CODE,
     DEFAULT_PROFILE_ID,
@@ -197,7 +198,8 @@ async def test_inbound_message_is_delivered_and_retrievable(api: Api, receiver: 
 
 
 async def test_stop_opts_out_and_start_opts_back_in(api: Api) -> None:
-    """STOP blocks sends from that number to that recipient (409 40300); START lifts it."""
+    """STOP blocks sends to that recipient from every number of the profile (409 40300), as
+    Telnyx's block rules apply per messaging profile; START to that number lifts it."""
     await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="Stop")
     blocked = await api.post(
         "/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO, "text": "more?"}
@@ -205,8 +207,8 @@ async def test_stop_opts_out_and_start_opts_back_in(api: Api) -> None:
     assert blocked.status == 409
     error = blocked.body["errors"][0]
     assert (error["code"], error["title"]) == ("40300", "Blocked due to STOP message")
-    other_sender = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="fine")
-    assert other_sender.status == 200
+    other_sender = await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="same profile")
+    assert other_sender.status == 409
     await api.fake.inject_inbound(from_=TO, to=DEFAULT_LONG_CODE, text="START")
     allowed = await api.post(
         "/messages/long_code", {"from": DEFAULT_LONG_CODE, "to": TO, "text": "welcome back"}
@@ -331,3 +333,91 @@ async def test_retries_back_off_from_retry_delay(receiver: Receiver) -> None:
         attempts = [(a.status, a.attempt) for a in fake.stats.webhook_attempts]
     assert attempts == [(500, 1), (500, 2), (200, 3)]
     assert 0.55 <= elapsed < 1.0, elapsed
+
+
+HANDSET = "+18445550009"
+
+
+async def test_stop_blocks_every_number_of_the_profile() -> None:
+    """Telnyx: "Block rules operate at the messaging profile level. If a user opts out from one
+    number on your profile, they're opted out from all numbers on that profile."
+    (developers.telnyx.com/docs/messaging/messages/advanced-opt-in-out). The fake accepts the
+    send from another number of the same profile, so an app that 'falls back' to another sender
+    after a STOP passes its tests and fails (40300) in production."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        with pytest.raises(telnyx_msg.ConflictError) as info:
+            await client.messages.send(from_=DEFAULT_LONG_CODE, to=HANDSET, text="hi")
+        assert info.value.code == "40300"
+
+
+async def test_stop_blocks_number_pool_sends() -> None:
+    """Same rule through number_pool: the pool rotates to the profile's other number, and the
+    fake delivers to the opted-out handset."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        for _ in range(2):  # the pool holds the long code and the toll-free number
+            with pytest.raises(telnyx_msg.ConflictError):
+                await client.messages.send_number_pool(
+                    messaging_profile_id=DEFAULT_PROFILE_ID, to=HANDSET, text="hi"
+                )
+
+
+# -- Telnyx's default opt-out / opt-in keywords --------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["UNSUBSCRIBE", "CANCEL", "STOPALL", "STOP ALL", "stop all"])
+async def test_default_stop_keywords_opt_out(word: str) -> None:
+    """Telnyx's default stop keywords are STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END,
+    QUIT (same page as above, and support.telnyx.com "SMS Opt-Out Keywords"); the fake knows
+    only STOP, END and QUIT."""
+    async with FakeTelnyx() as fake:
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=word)
+        assert inbound.get("autoresponse_type") == "STOP"
+        assert [r["to"] for r in fake.opt_outs()] == [HANDSET]
+
+
+async def test_unstop_opts_back_in() -> None:
+    """Telnyx's default opt-in keywords are START and UNSTOP; the fake knows only START."""
+    async with FakeTelnyx() as fake:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="UNSTOP")
+        assert inbound.get("autoresponse_type") == "START"
+        assert fake.opt_outs() == []
+
+
+# -- the documented "nobody got a message twice" idiom counts inbound messages -------------
+
+
+def _duplicate_check_block() -> str:
+    """The code block of docs/testing.md that follows "To check that nobody got a message twice"."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent.parent / "docs" / "testing.md").read_text()
+    import re
+
+    match = re.search(r"nobody\s+got\s+a\s+message\s+twice", text)
+    assert match is not None
+    after = text[match.end() :]
+    return after.split("```python", 1)[1].split("```", 1)[0]
+
+
+async def test_documented_duplicate_check_ignores_inbound_messages() -> None:
+    """docs/testing.md runs ``Counter(m["to"][0]["phone_number"] for m in fake.messages())`` "to
+    check that nobody got a message twice". fake.messages() also holds inbound messages, whose
+    to[0] is the app's own number, so two replies from handsets make the check fail although
+    every recipient got exactly one message."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        for n in ("+18445550001", "+18445550002"):
+            await client.messages.send(from_=DEFAULT_TOLL_FREE, to=n, text="Reminder")
+            await fake.inject_inbound(from_=n, to=DEFAULT_TOLL_FREE, text="thanks")
+        exec(_duplicate_check_block(), {"fake": fake})  # the documented assertion
+
+
+@pytest.mark.parametrize("word", ["HELP", "info"])
+async def test_help_keywords_mark_the_inbound_message_and_opt_nobody_out(word: str) -> None:
+    """HELP and INFO are answered as help (``autoresponse_type: "HELP"``), not as an opt-out."""
+    async with FakeTelnyx() as fake:
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=word)
+        assert inbound.get("autoresponse_type") == "HELP"
+        assert fake.opt_outs() == []
