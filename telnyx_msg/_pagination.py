@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -140,5 +141,22 @@ def _iterate(
     finally:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
+
+            async def closing() -> BaseException | None:
+                # What aclose raises (an on_stop's error) is returned, to be raised below:
+                # only the portal's own refusals (the client closed first, a call from the
+                # loop thread) are suppressed.
+                if getattr(agen, "ag_running", False):
+                    return None  # a step the caller stopped waiting for still ends it
+                try:
+                    await aclose()
+                except Exception as exc:
+                    return exc
+                return None
+
+            error: BaseException | None = None
             with contextlib.suppress(RuntimeError, ClientClosedError):  # closed first
-                portal.call(aclose, inbox=inbox)
+                error = portal.call(closing, inbox=inbox)
+            active = sys.exc_info()[1]
+            if error is not None and (active is None or isinstance(active, GeneratorExit)):
+                raise error

@@ -12,10 +12,13 @@ import _thread
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import os
 import queue
+import sys
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import (
@@ -127,11 +130,21 @@ class _Portal:
                     started.set_exception(exc)
                 raise
 
-        self._thread_handle = threading.Thread(target=run, name="telnyx_msg-client", daemon=True)
-        self._thread_handle.start()
-        self.portal = started.result()
+        thread = threading.Thread(target=run, name="telnyx_msg-client", daemon=True)
+        try:
+            thread.start()
+            portal = started.result()
+            loop, ident = portal.call(_loop_and_thread)
+        except BaseException:
+            # Interrupted (Ctrl-C) while the thread starts: stop it, or it runs for the life
+            # of the process while the next call starts another one.
+            if thread.ident is not None:
+                threading.Thread(target=_stop_started, args=(started, thread), daemon=True).start()
+            raise
+        self._thread_handle = thread
+        self.portal = portal
         self.pid = os.getpid()
-        self._loop, self._thread = self.portal.call(_loop_and_thread)
+        self._loop, self._thread = loop, ident
 
     @property
     def forked(self) -> bool:
@@ -180,6 +193,18 @@ class _Portal:
                     self.portal.call(self.portal.stop)
                 self._thread_handle.join()
 
+    def _await_cancelled(
+        self, done: _thread.LockType, inbox: Inbox | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Wait (up to ``CLOSE_SETTLE`` s) for a call just cancelled to end."""
+        deadline = time.monotonic() + CLOSE_SETTLE
+        while time.monotonic() < deadline:
+            if loop.is_closed() or (self.stopped and not loop.is_running()):
+                return
+            if done.acquire(timeout=0.1) if inbox is None else _serve(inbox, done):
+                done.release()  # (the caller's bookkeeping does not read it again)
+                return
+
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any, inbox: Inbox | None = None) -> T:
         """Run ``fn(*args)`` on the loop thread and wait for its result (or exception).
 
@@ -206,7 +231,11 @@ class _Portal:
         outcome: list[Any] = []
         tasks: list[asyncio.Task[None]] = []
 
+        box = _CallerBox(inbox) if inbox is not None else None
+
         async def run() -> None:
+            if box is not None:
+                _CALLER.set(box)  # this task's context: what it calls can post to the caller
             try:
                 outcome.append((True, await fn(*args)))
             except BaseException as exc:  # handed to the caller's thread, raised there
@@ -242,6 +271,10 @@ class _Portal:
             except BaseException:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+                # Let the cancelled call end before the interrupt reaches the caller: a
+                # send_many step stops its sends and reports them to on_stop as it ends.
+                # Bounded; a second interrupt ends the wait.
+                self._await_cancelled(done, inbox, loop)
                 raise
             ok, value = outcome.pop()
             if ok:
@@ -253,6 +286,8 @@ class _Portal:
             finally:
                 del value  # no reference cycle through the traceback
         finally:
+            if box is not None:
+                box.close_and_run()  # what the call posted for this thread as it ended
             depth = inside.pop(me) - 1
             if depth:
                 inside[me] = depth
@@ -263,6 +298,42 @@ class _Portal:
 
 #: Jobs a call posts for its caller's thread to run.
 Inbox = queue.SimpleQueue[Callable[[], None]]
+
+
+class _CallerBox:
+    """The inbox of a caller waiting in ``_Portal.call``, while it waits: code running in
+    that call's task posts jobs for the caller's thread through it (``post``); once the caller
+    stopped waiting, ``post`` refuses and the job runs where it is."""
+
+    __slots__ = ("_inbox", "_lock", "_open")
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        self._lock = threading.Lock()
+        self._open = True
+
+    def post(self, job: Callable[[], None]) -> bool:
+        with self._lock:
+            if self._open:
+                self._inbox.put(job)
+            return self._open
+
+    def close_and_run(self) -> None:
+        """In the caller's thread as its call ends: no more posts; run what is left."""
+        with self._lock:
+            self._open = False
+        while True:
+            try:
+                job = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            job()
+
+
+#: The box of the caller waiting for the current task (set in ``_Portal.call``'s task).
+_CALLER: contextvars.ContextVar[_CallerBox | None] = contextvars.ContextVar(
+    "telnyx_msg_caller", default=None
+)
 
 
 def _serve(inbox: Inbox, done: _thread.LockType) -> bool:
@@ -379,6 +450,49 @@ def _closed_during_call() -> APIConnectionError:
         "the client was closed while this call ran; it may have reached Telnyx",
         outcome_unknown=True,
     )
+
+
+def _on_stop_in_caller(
+    on_stop: Callable[[SendOutcome], None], errors: list[Exception]
+) -> Callable[[SendOutcome], None]:
+    """``on_stop`` run in the thread iterating the outcomes (as the input is read there), not
+    in the client's loop thread, whenever that thread is waiting for the run; its errors are
+    kept for ``_raising``. When nobody waits (a stop that could not wait), it runs where the
+    engine calls it, as before."""
+
+    def in_caller(outcome: SendOutcome) -> None:
+        try:
+            on_stop(outcome)
+        except Exception as exc:
+            errors.append(exc)
+
+    def posted(outcome: SendOutcome) -> None:
+        box = _CALLER.get()
+        if box is None or not box.post(functools.partial(in_caller, outcome)):
+            on_stop(outcome)
+
+    return posted
+
+
+def _raising(outcomes: Iterator[SendOutcome], errors: list[Exception]) -> Iterator[SendOutcome]:
+    """``outcomes``, then the first error ``on_stop`` raised in the caller's thread (raised from
+    the stop, as the engine does; never in place of an exception already on its way)."""
+    try:
+        yield from outcomes
+    finally:
+        active = sys.exc_info()[1]
+        if errors and (active is None or isinstance(active, GeneratorExit)):
+            raise errors[0]
+
+
+def _stop_started(
+    started: concurrent.futures.Future[BlockingPortal], thread: threading.Thread
+) -> None:
+    """Stop a loop thread whose start-up its caller gave up waiting for."""
+    with contextlib.suppress(BaseException):
+        portal = started.result()
+        portal.call(portal.stop)
+    thread.join()
 
 
 def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
@@ -624,10 +738,16 @@ class Client(ResourceTree[SyncMode]):
                     on_stop(SendOutcome(index, item, "not_sent", error=closed))
 
             requests = _PulledInCaller(requests, inbox, orphan)
-        return _iterate(
-            _Held(self._portal, self),
-            self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
-            inbox,
+        errors: list[Exception] = []
+        if on_stop is not None:
+            on_stop = _on_stop_in_caller(on_stop, errors)
+        return _raising(
+            _iterate(
+                _Held(self._portal, self),
+                self._core.send_many(requests, concurrency, method, on_stop, skip_optouts),
+                inbox,
+            ),
+            errors,
         )
 
     def _check_open(self) -> None:

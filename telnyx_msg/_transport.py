@@ -547,10 +547,17 @@ class AiohttpTransport:
             # HttpProcessingError: a response aiohttp could not parse or decompress, which some
             # versions raise as is instead of wrapping it in a ClientError.
             reached = attempt is None or attempt.acquired
-            if (self._closed or session.closed) and not reached:
+            if self._closed or session.closed:
+                if not reached:
+                    raise TransportError(
+                        "the client is closed", reached=False, timeout=False, closed=True
+                    ) from exc
+                # Not the server: closing the client closed the connection under the request.
                 raise TransportError(
-                    "the client is closed", reached=False, timeout=False, closed=True
-                ) from exc
+                    "the client was closed while the request was on the wire",
+                    reached=True,
+                    timeout=False,
+                ) from _without_request(exc)
             raise TransportError(
                 f"connection lost: {_plain(exc)}", reached=reached, timeout=False
             ) from _without_request(exc)

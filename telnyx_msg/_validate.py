@@ -81,6 +81,9 @@ def _address(kinds: tuple[str, ...]) -> Validator:
             hint = "; remove the leading ' (a spreadsheet's mark for text)"
         elif any(c in value for c in " -().") and "alphanumeric sender ID" not in kinds:
             hint = "; remove spaces, dashes and parentheses"
+            if "E.164 number" in kinds and not value.startswith("+"):
+                # 555-0123 -> 5550123 would pass as a short code: not what was meant.
+                hint += ", and start with '+' and the country code, e.g. '+13125550001'"
         elif value[:1].isdigit() and "E.164 number" in kinds:
             hint = "; E.164 numbers start with '+' and the country code, e.g. '+13125550001'"
             if value.isdigit() and len(value) > 8:

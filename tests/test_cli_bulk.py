@@ -34,6 +34,7 @@ from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun, _resume_command
 from telnyx_msg.cli._journal import (
     RESULT_FIELDS,
+    CompactionError,
     Journal,
     Results,
     RunHeader,
@@ -2218,3 +2219,132 @@ async def test_a_run_begun_by_an_older_version_is_pinned_at_its_first_resume(
         resume = ("--out", str(out), "--resume", "--encoding", "latin-1")
         assert await bulk(fake, str(source), *resume) == 2
     assert "with --encoding utf-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "swallowed",
+    [
+        "{s},+13125550002,Hi Bob your code is 2222",  # a short row (no subject)
+        "{s},+13125550002",  # only up to its recipient
+        "MyShop,+13125550002,Hi Bob",  # the row's own (alphanumeric) sender
+    ],
+)
+def test_a_stray_quote_swallowing_short_rows_is_refused(tmp_path: Path, swallowed: str) -> None:
+    """Rows may leave trailing columns out (an optional subject): a stray quote swallowing such
+    rows went unnoticed (the check wanted as many cells as the header), and the first row's
+    recipient got the others' texts while they got nothing, exit 0."""
+    sender = "MyShop" if swallowed.startswith("MyShop") else SENDER
+    source = tmp_path / "in.csv"
+    source.write_text(
+        f'from,to,text,subject\n{sender},+13125550001,"Hi Ann your code is 1111\n'
+        f"{swallowed.format(s=SENDER)}\n"
+        f'{sender},+13125550003,Hi Cy: pizza 12"\n{sender},+13125550004,Hi Dee,Promo\n'
+    )
+    with pytest.raises(TableError, match="row 2: the text cell runs over several lines"):
+        list(open_table(source).rows())
+
+
+def test_a_multi_line_text_with_a_delimiter_and_a_number_is_text(tmp_path: Path) -> None:
+    """A text line such as "Questions, +18005550100" splits into a short row with a number under
+    `to`, but its sender cell is neither a number nor the row's sender: it is text."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        f'from,to,text,subject\n{SENDER},+13125550001,"Your order shipped.\n'
+        'Questions, +18005550100"\n'
+    )
+    ((row, cells),) = list(open_table(source).rows())
+    assert row == 2
+    assert cells[2] == "Your order shipped.\nQuestions, +18005550100"
+
+
+def test_a_file_changed_while_it_is_read_stops_the_read(tmp_path: Path) -> None:
+    """A FILE rewritten during a run (an export job, an editor's save) was read on: rows sent
+    twice, others skipped, rows stitched together across read chunks into a message with another
+    customer's text, exit 0. Every read now stops at a change."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 8_000)  # several read chunks
+    table = open_table(source)
+    rows = table.rows()
+    assert next(rows)[0] == 2
+    text = source.read_text()
+    lines = text.splitlines(keepends=True)
+    source.write_text(lines[0] + "".join(reversed(lines[1:])))  # same size, new content
+    with pytest.raises(TableError, match="changed while this run read it"):
+        list(rows)
+    with pytest.raises(TableError, match="changed while this run read it"):
+        list(table.rows())  # a later read (the resume pass, the recipients) too
+
+
+def test_a_file_replaced_after_its_check_is_not_read(tmp_path: Path) -> None:
+    """The check covers a file replaced (renamed over) after it was checked and before the
+    rows are read."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 5)
+    table = open_table(source)
+    replacement = tmp_path / "new.csv"
+    write_rows(replacement, 5, start=100)
+    replacement.replace(source)
+    with pytest.raises(TableError, match="changed while this run read it"):
+        list(table.rows())
+
+
+def test_a_compaction_that_fails_leaves_results_whole_and_no_partial_copy(tmp_path: Path) -> None:
+    """Rewriting RESULTS at the end of a run needs room for a second copy. On a full disk the
+    partial copy stayed (keeping the disk full for every --resume) and the error named no
+    file; now it is removed and the error says every outcome is kept and what to do."""
+    import resource
+
+    path = tmp_path / "out.csv"
+    out = Results(path)
+    for row in range(2, 400):
+        key = idempotency_key("ab", row)
+        out.append({"row": row, "to": "+13125550001", "status": "sent", "idempotency_key": key})
+    out.close()
+    before = path.read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, hard))  # writes past it: EFBIG
+    try:
+        with pytest.raises(CompactionError, match=r"every row's outcome is in .*--resume"):
+            out.compact()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert path.read_bytes() == before
+    assert not path.with_name("out.csv.tmp").exists()
+    out.compact()  # with room again, it finishes
+    assert Results(path).load().statuses.get(399) == "sent"
+
+
+def test_a_progress_line_on_a_terminal_that_went_away_stops_drawing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A terminal gone (a closed ssh session: EIO on every write) made the progress line raise
+    out of the send loop and out of the run's ending, so RESULTS was never compacted and the
+    summary never printed. The line is only a view: it stops being drawn."""
+
+    class GoneTerminal(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sys, "stderr", GoneTerminal())
+    progress = Progress(3, enabled=True)
+    progress.update("sent")
+    progress.finish()
+    assert not progress.enabled
+
+
+def test_a_cp1252_file_read_as_latin_1_is_rejected_per_row_not_sent_mangled(
+    tmp_path: Path,
+) -> None:
+    """latin-1 decodes every byte, so a cp1252 file read with it sent U+0093/U+0094/U+0080 (C1
+    control characters) where the curly quotes and the euro sign were, exit 0."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(
+        f"from,to,text\n{SENDER},+13125550001,\u201cHi\u201d 5\u20ac off\n".encode("cp1252")
+    )
+    ((_, cells),) = list(open_table(source, "latin-1").rows())
+    with pytest.raises(ValueError, match=r"U\+0093: the file is probably cp1252"):
+        open_table(source, "latin-1").request(cells)
+    ((_, cells),) = list(open_table(source, "cp1252").rows())
+    request = open_table(source, "cp1252").request(cells)
+    assert request is not None
+    assert request["text"] == "\u201cHi\u201d 5\u20ac off"

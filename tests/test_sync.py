@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from aiohttp import web
 
 import telnyx_msg
 import telnyx_msg.testing
+from telnyx_msg.testing import MockRequest, MockResponse, MockTransport
 from tests.conftest import json_response, message_json
 
 
@@ -733,3 +735,210 @@ def test_close_from_inside_the_send_many_input_ends_the_run_as_closed(
     assert sorted(o.index for o in [*yielded, *stops]) == pulled == [0, 1, 2]
     assert [o.status for o in yielded] == ["sent", "sent", "not_sent"]
     assert _portal_threads() == []  # the loop stopped once the run ended
+
+
+SENDER = "+18005550101"
+
+
+def _items(n: int) -> list[telnyx_msg.SendItem]:
+    return [{"from_": SENDER, "to": f"+1844555{i:04d}", "text": "x"} for i in range(n)]
+
+
+def _ok(request: MockRequest) -> MockResponse:
+    body = request.json()
+    return MockResponse(
+        json={
+            "data": {
+                "id": f"m-{body['to']}",
+                "to": [{"phone_number": body["to"], "status": "queued"}],
+            }
+        }
+    )
+
+
+def test_ctrl_c_during_blocking_send_many_reports_in_flight_sends_before_it_is_raised() -> None:
+    """Ctrl-C while a blocking send_many waits: the sends on the wire are cancelled and reported
+    to on_stop (the bulk guide's "Stopping") before the KeyboardInterrupt reaches the caller.
+    Guards against a race seen with a real SIGINT (about one run in four): the interrupt
+    reached ``except KeyboardInterrupt`` while on_stop was still empty, and the outcomes came
+    later from the loop thread; a script saving them there and resending "the rest" would send
+    those items twice. (In process, the race rarely shows: this is the guard.)"""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("interrupt_main targets the main thread")
+    in_flight = threading.Event()
+    seen: list[int] = []
+
+    async def handler(request: MockRequest) -> MockResponse:
+        seen.append(1)
+        if len(seen) == 5:
+            in_flight.set()
+        await asyncio.sleep(30)  # on the wire until cancelled
+        return _ok(request)
+
+    stopped: list[telnyx_msg.SendOutcome] = []
+
+    def interrupt() -> None:
+        if in_flight.wait(10):
+            _thread.interrupt_main()
+
+    client = telnyx_msg.Client("k", transport=MockTransport(handler), rate_limits=None)
+    with client:
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            for _ in client.messages.send_many(_items(5), concurrency=5, on_stop=stopped.append):
+                pass
+        reported_when_raised = len(stopped)
+        time.sleep(0.5)
+    assert len(stopped) == 5  # they are reported eventually (from the loop thread) ...
+    assert reported_when_raised == 5  # ... but not before Ctrl-C reached the caller
+
+
+def test_a_runtime_error_raised_by_on_stop_is_not_swallowed_by_the_blocking_client() -> None:
+    """The bulk guide: on_stop's first error "is then raised from the stop". The
+    AsyncClient raises it; the blocking Client's iterator swallowed it when it was a
+    RuntimeError (``_iterate`` suppresses RuntimeError around ``aclose``), e.g. the
+    RuntimeError an on_stop gets when it calls the blocking client (it runs in the loop
+    thread). The outcomes on_stop failed to record then vanish without a trace."""
+    calls: list[int] = []
+
+    def on_stop(outcome: telnyx_msg.SendOutcome) -> None:
+        calls.append(outcome.index)
+        raise RuntimeError("on_stop failed")
+
+    with telnyx_msg.Client("k", transport=MockTransport(_ok), rate_limits=None) as client:
+        outcomes = client.messages.send_many(_items(20), concurrency=10, on_stop=on_stop)
+        next(outcomes)
+        with pytest.raises(RuntimeError, match="on_stop failed"):
+            outcomes.close()
+    assert calls  # on_stop ran (and raised) for the outcomes left in the run
+
+
+def test_blocking_send_many_calls_on_stop_in_the_callers_thread() -> None:
+    """The blocking send_many reads its input in the caller's thread so that a thread-bound
+    input (a sqlite3 cursor) works; its on_stop, where a script records what the stop left
+    (often in that same database), runs in the client's hidden loop thread: sqlite3 refuses
+    ("SQLite objects created in a thread can only be used in that same thread"), and a
+    blocking-client call there raises RuntimeError. Nothing in the docs says so."""
+    database = sqlite3.connect(":memory:")
+    try:
+        database.execute("CREATE TABLE outcome (idx INTEGER, status TEXT)")
+
+        def record(outcome: telnyx_msg.SendOutcome) -> None:
+            database.execute("INSERT INTO outcome VALUES (?, ?)", (outcome.index, outcome.status))
+
+        with telnyx_msg.Client("k", transport=MockTransport(_ok), rate_limits=None) as client:
+            outcomes = client.messages.send_many(_items(20), concurrency=10, on_stop=record)
+            first = next(outcomes)
+            record(first)
+            outcomes.close()  # raised sqlite3.ProgrammingError
+        (count,) = database.execute("SELECT count(*) FROM outcome").fetchone()
+        assert count >= 2  # the consumed outcome plus those on_stop got
+    finally:
+        database.close()
+
+
+class _InterruptingPolicy(asyncio.DefaultEventLoopPolicy):
+    """Ctrl-C lands while the first call waits for the client's loop thread to start."""
+
+    armed = True
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        if _InterruptingPolicy.armed and threading.current_thread().name == "telnyx_msg-client":
+            _InterruptingPolicy.armed = False
+            _thread.interrupt_main()
+            time.sleep(0.3)  # the main thread is in Client's start-up wait meanwhile
+        return super().new_event_loop()
+
+
+def test_ctrl_c_while_the_loop_thread_starts_does_not_leak_a_loop_thread() -> None:
+    """Ctrl-C during a Client's first call (while it waits for its new loop thread: the first
+    anyio.run can take 100 ms) left that thread and its loop running for the life of the
+    process: the next call started a second loop thread, and close() stopped only that one."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("interrupt_main targets the main thread")
+    before = len(_portal_threads())
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_InterruptingPolicy())
+    try:
+        client = telnyx_msg.Client("k", transport=MockTransport(_ok), rate_limits=None)
+        with pytest.raises(KeyboardInterrupt):
+            client.messages.send(from_=SENDER, to="+18445550001", text="x")
+    finally:
+        asyncio.set_event_loop_policy(old)
+    assert client.messages.send(from_=SENDER, to="+18445550001", text="x").id
+    client.close()
+    for _ in range(50):
+        if len(_portal_threads()) == before:
+            break
+        time.sleep(0.02)
+    assert len(_portal_threads()) == before, "a loop thread outlived close()"
+
+
+def test_a_second_ctrl_c_while_the_stop_runs_still_raises_keyboard_interrupt() -> None:
+    """Guard for the fix above: Ctrl-C twice (the second while the cancelled run is still
+    stopping) raises KeyboardInterrupt, not ``RuntimeError: aclose(): asynchronous generator
+    is already running`` from closing the run under the stopping step."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("interrupt_main targets the main thread")
+    in_flight = threading.Event()
+    seen: list[int] = []
+
+    async def handler(request: MockRequest) -> MockResponse:
+        seen.append(1)
+        if len(seen) == 3:
+            in_flight.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            time.sleep(0.2)  # noqa: ASYNC251 - a slow stop: the second Ctrl-C lands meanwhile
+            raise
+        return _ok(request)
+
+    def interrupt_twice() -> None:
+        if in_flight.wait(10):
+            _thread.interrupt_main()
+            time.sleep(0.1)
+            _thread.interrupt_main()
+
+    stopped: list[telnyx_msg.SendOutcome] = []
+    with telnyx_msg.Client("k", transport=MockTransport(handler), rate_limits=None) as client:
+        threading.Thread(target=interrupt_twice, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            for _ in client.messages.send_many(_items(3), concurrency=3, on_stop=stopped.append):
+                pass
+    assert sorted(o.index for o in stopped) == [0, 1, 2]  # reported, if late
+
+
+def test_close_from_another_thread_says_the_client_closed_the_in_flight_call() -> None:
+    """close() from another thread while a send is on the wire: the send fails with
+    outcome_unknown=True as docs/errors.md says, but its message blames the server ("connection
+    lost: Server disconnected", or "Can not write request body"), sending whoever reads the log
+    to look for a Telnyx outage. The facade has the right message (``_closed_during_call``:
+    "the client was closed while this call ran"), and ``CLOSE_SETTLE`` means to let running
+    calls end first, but ``close()`` closes the transport before it settles."""
+    from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeConfig, Faults, serve_in_thread
+
+    with serve_in_thread(config=FakeConfig(throughput=None)) as fake:
+        client = telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=None)
+        client.messages.retrieve  # noqa: B018 - builds the method; nothing is sent
+        fake.configure(faults=Faults(latency=2.0))
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="x")
+            except telnyx_msg.TelnyxError as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=send)
+        worker.start()
+        for _ in range(100):
+            if fake.stats.in_flight:
+                break
+            time.sleep(0.02)
+        client.close()
+        worker.join(10)
+    assert len(errors) == 1
+    assert isinstance(errors[0], telnyx_msg.APIConnectionError)
+    assert errors[0].outcome_unknown
+    assert "closed" in str(errors[0]), str(errors[0])

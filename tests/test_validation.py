@@ -133,6 +133,8 @@ async def test_send_rejects_bad_to(
         ("1,31256E+10", "scientific notation"),
         ("13125550000", "a spreadsheet drops the '+' of a column not formatted as text"),
         ("+1 (312) 555-0000", "remove spaces, dashes and parentheses"),
+        # Without the '+' the hint's fix alone (5550123) would pass as a short code.
+        ("555-0123", "and start with '+' and the country code"),
         ('="+13125550000"', "a spreadsheet formula: save the cell's value"),
         ("'+13125550000", "remove the leading ' (a spreadsheet's mark for text)"),
     ],

@@ -50,6 +50,7 @@ from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
     STATUSES,
     UNREADABLE,
+    CompactionError,
     Journal,
     JournalError,
     Results,
@@ -815,6 +816,8 @@ async def _run(run: BulkRun) -> int:
         _say(f"error: {failure}")
         if finished:
             _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
+        elif isinstance(failure, CompactionError):  # said what happened and what to do
+            _say(f"Resume with: {resume}")
         else:
             _say(
                 f"stopped; {run.out} could not be finished: the rows in flight are in the "

@@ -39,6 +39,7 @@ from typing import IO, Any, NamedTuple
 from attrs import frozen
 
 __all__ = [
+    "CompactionError",
     "RESEND_WINDOW",
     "RESULT_FIELDS",
     "STATUSES",
@@ -96,6 +97,10 @@ def idempotency_key(run_id: str, row: int) -> str:
 
 class ResultsError(Exception):
     """RESULTS is not in the format this command writes: nothing may be sent."""
+
+
+class CompactionError(OSError):
+    """RESULTS holds every outcome but could not be rewritten to one line per row."""
 
 
 class JournalError(Exception):
@@ -315,17 +320,26 @@ class Results:
                     out.write("" if self._jsonl else ",".join(RESULT_FIELDS) + "\r\n")
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with self.path.open("rb") as source, open(_private_new(tmp), "wb") as out:
-            if not self._jsonl:
-                out.write((",".join(RESULT_FIELDS) + "\r\n").encode())
-            for offset in latest:
-                if offset >= 0:
-                    source.seek(offset)
-                    line = source.readline()
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with self.path.open("rb") as source, open(_private_new(tmp), "wb") as out:
+                if not self._jsonl:
+                    out.write((",".join(RESULT_FIELDS) + "\r\n").encode())
+                for offset in latest:
+                    if offset >= 0:
+                        source.seek(offset)
+                        line = source.readline()
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # a partial copy would keep a full disk full
+            raise CompactionError(
+                f"every row's outcome is in {self.path}, but rewriting it to one line per row "
+                f"failed: {exc.strerror or exc} (it needs about {self.path.stat().st_size:,} "
+                "bytes free); run the same command with --resume to finish it, nothing is "
+                "sent again"
+            ) from exc
         _sync_dir(self.path)
 
     def remove(self) -> None:
@@ -411,11 +425,15 @@ class Journal:
         """Write a journal holding only ``header`` (atomically), then open it for appending."""
         self.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(_private_new(tmp), "wb") as out:
-            out.write(header.line())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(_private_new(tmp), "wb") as out:
+                out.write(header.line())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         _sync_dir(self.path)
         self.open()
 

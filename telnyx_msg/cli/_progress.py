@@ -37,9 +37,7 @@ class Progress:
     def finish(self) -> None:
         """Draw the final state and end the line."""
         if self.enabled and (self._drawn or self.counts):
-            self._draw(time.monotonic())
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self._draw(time.monotonic(), end="\n")
 
     def line(self, now: float, width: int) -> str:
         """The progress text for a terminal ``width`` columns wide."""
@@ -62,9 +60,15 @@ class Progress:
             text = tail.strip()
         return text[: max(width - 1, 0)]
 
-    def _draw(self, now: float) -> None:
+    def _draw(self, now: float, end: str = "") -> None:
         width = shutil.get_terminal_size((80, 24)).columns
-        # \r returns to the line start; \x1b[K clears what a longer previous frame left.
-        sys.stderr.write("\r" + self.line(now, width) + "\x1b[K")
-        sys.stderr.flush()
+        try:
+            # \r returns to the line start; \x1b[K clears what a longer previous frame left.
+            sys.stderr.write("\r" + self.line(now, width) + "\x1b[K" + end)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            # The terminal went away (a closed ssh session, EIO): the progress line is only
+            # a view, and must not stop the sends or the run's own ending.
+            self.enabled = False
+            return
         self._drawn = True

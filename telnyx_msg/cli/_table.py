@@ -30,8 +30,9 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -104,10 +105,12 @@ class Table:
     #: or None for an unknown column ignored with ``--ignore-unknown-columns``.
     columns: tuple[str | None, ...]
     ignored: tuple[str, ...]  # unknown column names ignored with --ignore-unknown-columns
+    #: The file's (size, mtime, inode, device) when checked: every read stops at a change.
+    stamp: tuple[int, ...] | None = None
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """``(row number, cells)`` for every data row, in file order (blank rows included)."""
-        lines = _PhysicalLines(self.path, self.codec, self.skip)
+        lines = _PhysicalLines(self.path, self.codec, self.skip, self.stamp)
         # strict: a quote left open at the end of the file is an error, not one cell holding
         # every row after it (sent as one message, to the first row's recipient).
         reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
@@ -130,6 +133,14 @@ class Table:
             raise TableError(f"{self.path}: row {row + 1}: {_csv_problem(exc)}") from None
         except _LineTooLong:
             raise TableError(f"{self.path}: row {row + 1}: {_TOO_LONG}") from None
+        except _Changed:
+            # Read on, a rewritten file sends some rows twice, skips others and stitches
+            # rows together across the read chunks.
+            raise TableError(
+                f"{self.path} changed while this run read it (near row {row + 1}); stopped. "
+                "Leave FILE as it is until the run ends: to resume, restore it as it was; "
+                "to send the new file, start a new run with another --out"
+            ) from None
 
     def _check_swallowed(self, row: int, cells: list[str]) -> None:
         """Refuse a quoted cell that runs over lines reading like rows of this file.
@@ -140,14 +151,26 @@ class Table:
         """
         if "to" not in self.columns:
             return
-        at = self.columns.index("to")
+        at, width = self.columns.index("to"), len(self.columns)
+        # A short row leaves trailing columns out (allowed): it is told from text holding a
+        # delimiter and a number by its sender cell too, a number or the row's own sender.
+        sender = next((self.columns.index(n) for n in _SENDERS if n in self.columns), None)
         for position, cell in enumerate(cells):
             if "\n" not in cell and "\r" not in cell:
                 continue
             for line in cell.splitlines()[1:]:
                 parts = next(csv.reader([line], delimiter=self.delimiter), [])
-                if len(parts) == len(self.columns) and _LOOKS_LIKE_NUMBER.fullmatch(
-                    parts[at].strip()
+                if not (
+                    at < len(parts) <= width and _LOOKS_LIKE_NUMBER.fullmatch(parts[at].strip())
+                ):
+                    continue
+                if len(parts) == width or (
+                    sender is not None
+                    and sender < len(parts)
+                    and (
+                        _LOOKS_LIKE_NUMBER.fullmatch(value := parts[sender].strip())
+                        or (sender < len(cells) and value == cells[sender].strip() != "")
+                    )
                 ):
                     name = self.columns[position] or f"column {position + 1}"
                     raise TableError(
@@ -184,6 +207,13 @@ class Table:
                 continue
             if not name:
                 raise ValueError(f"a value in column {position + 1}, which has no header")
+            if (c1 := _C1.search(value)) is not None:
+                # What latin-1 makes of cp1252's curly quotes, dashes and euro sign: invisible
+                # in a message, never meant.
+                raise ValueError(
+                    f"{name}: holds the control character U+{ord(c1[0]):04X}: the file is "
+                    "probably cp1252 (Excel on Windows), pass --encoding cp1252"
+                )
             if name == "media_urls":
                 request["media_urls"] = [u.strip() for u in value.split("|") if u.strip()]
             elif name in BOOL_COLUMNS:
@@ -205,8 +235,10 @@ class _PhysicalLines:
     decoded line by line, so a decoding error names its exact line.
     """
 
-    def __init__(self, path: Path, codec: str, skip: int) -> None:
-        self.path, self.codec, self.skip = path, codec, skip
+    def __init__(
+        self, path: Path, codec: str, skip: int, stamp: tuple[int, ...] | None = None
+    ) -> None:
+        self.path, self.codec, self.skip, self.stamp = path, codec, skip, stamp
         self.line = 0
 
     def __iter__(self) -> Iterator[str]:
@@ -214,7 +246,8 @@ class _PhysicalLines:
             handle.seek(self.skip)
             decode = codecs.getdecoder(self.codec)
             wide = _WIDE_EOL.get(self.codec)
-            for raw in _byte_lines(handle) if wide is None else _wide_lines(handle, wide):
+            read = _watched(handle, self.path, self.stamp)
+            for raw in _byte_lines(read) if wide is None else _wide_lines(read, wide):
                 self.line += 1
                 try:
                     text = decode(raw)[0]
@@ -223,7 +256,34 @@ class _PhysicalLines:
                 yield text
 
 
+class _Changed(Exception):
+    pass
+
+
+def stamp(path: Path) -> tuple[int, ...]:
+    """What tells a rewritten or replaced file: its size, mtime, inode and device."""
+    info = path.stat()
+    return (info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+
+
+def _watched(handle: BinaryIO, path: Path, expected: tuple[int, ...] | None) -> Callable[[], bytes]:
+    """Read the next chunk of ``handle``; raise :class:`_Changed` once ``path`` is no longer
+    the file ``expected`` describes (checked after each read, so no changed byte is used)."""
+
+    def read() -> bytes:
+        chunk = handle.read(_CHUNK)
+        if expected is not None:
+            info = os.fstat(handle.fileno())
+            if (info.st_size, info.st_mtime_ns) != expected[:2] or stamp(path) != expected:
+                raise _Changed
+        return chunk
+
+    return read
+
+
 _LOOKS_LIKE_NUMBER = re.compile(r"\+?[1-9]\d{5,14}")
+_SENDERS = ("from", "messaging_profile_id")
+_C1 = re.compile("[\x80-\x9f]")
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -253,7 +313,7 @@ class _LineTooLong(Exception):
     pass
 
 
-def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
+def _byte_lines(read: Callable[[], bytes]) -> Iterator[bytes]:
     """Lines ending in ``\\n``, ``\\r\\n`` or a lone ``\\r``, read in bounded chunks.
 
     A lone carriage return ends a line in files saved as "CSV (Macintosh)" by older Excel for
@@ -261,7 +321,7 @@ def _byte_lines(handle: BinaryIO) -> Iterator[bytes]:
     character is ``\\r`` or ``\\n`` in the ASCII-compatible encodings this path reads.
     """
     buffer = bytearray()
-    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+    for chunk in iter(read, b""):
         # What is buffered holds no line end, except perhaps a final \r: scan from there.
         scan = max(len(buffer) - 1, 0)
         buffer += chunk
@@ -295,12 +355,12 @@ def _wide_eol(codec: str) -> _WideEol:
 _WIDE_EOL = {codec: _wide_eol(codec) for codec in _WIDE_BOMS.values()}
 
 
-def _wide_lines(handle: BinaryIO, eol: _WideEol) -> Iterator[bytes]:
-    """:func:`_byte_lines` for UTF-16 and UTF-32 (``handle`` at the start of a code unit)."""
+def _wide_lines(read: Callable[[], bytes], eol: _WideEol) -> Iterator[bytes]:
+    """:func:`_byte_lines` for UTF-16 and UTF-32 (``read`` at the start of a code unit)."""
     unit = len(eol.cr)
     buffer = bytearray()
     scan = 0  # the first code unit of the buffer not yet known to end no line
-    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+    for chunk in iter(read, b""):
         buffer += chunk
         start = 0
         while (match := eol.pattern.match(buffer, scan)) is not None:
@@ -414,7 +474,7 @@ def open_table(
     if not seen & {"text", "media_urls"}:
         raise TableError(f"{path}: needs a 'text' or a 'media_urls' column")
     columns = tuple(n if n in COLUMNS or not n else None for n in names)
-    return Table(path, codec, skip, delimiter, columns, tuple(unknown))
+    return Table(path, codec, skip, delimiter, columns, tuple(unknown), stamp(path))
 
 
 def _score(line: str, delimiter: str) -> tuple[int, int]:
