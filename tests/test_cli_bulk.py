@@ -2348,3 +2348,43 @@ def test_a_cp1252_file_read_as_latin_1_is_rejected_per_row_not_sent_mangled(
     request = open_table(source, "cp1252").request(cells)
     assert request is not None
     assert request["text"] == "\u201cHi\u201d 5\u20ac off"
+
+
+def test_excels_sep_line_is_named_not_read_as_a_header(tmp_path: Path) -> None:
+    """Excel's "sep=;" first line was reported as an unknown column 'sep=', with a hint to
+    ignore unknown columns."""
+    source = tmp_path / "in.csv"
+    source.write_text(f"sep=;\nfrom;to;text\n{SENDER};+13125550001;hi\n")
+    with pytest.raises(TableError, match="Excel's delimiter hint, not a header row"):
+        open_table(source)
+
+
+def test_a_nul_in_the_header_is_a_table_error(tmp_path: Path) -> None:
+    """Python 3.10's csv refuses a NUL in a line: a NUL in the header was a traceback there."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"from,to\x00,text\n+18005550101,+13125550001,hi\n")
+    with pytest.raises(TableError):
+        open_table(source)
+
+
+def test_a_control_character_in_a_cell_rejects_the_row(tmp_path: Path) -> None:
+    """A NUL (Python 3.11's csv passes it through) or another C0 control character is no
+    text: it was sent as it was."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(f"from,to,text\n{SENDER},+13125550001,hi\x00there\n".encode())
+    table = open_table(source)
+    try:
+        rows = list(table.rows())
+    except TableError as exc:  # Python 3.10: the csv module refuses the line
+        assert "NUL" in str(exc)  # noqa: PT017
+        return
+    with pytest.raises(ValueError, match="U\\+0000"):
+        table.request(rows[0][1])
+
+
+def test_a_cell_over_the_csv_field_limit_says_what_to_check(tmp_path: Path) -> None:
+    """csv's own "field larger than field limit (131072)" is said in terms of the file."""
+    source = tmp_path / "in.csv"
+    source.write_text(f'from,to,text\n{SENDER},+13125550001,"{"x" * 140_000}"\n')
+    with pytest.raises(TableError, match="row 2: a cell longer than 131,072 characters"):
+        list(open_table(source).rows())

@@ -207,6 +207,11 @@ class Table:
                 continue
             if not name:
                 raise ValueError(f"a value in column {position + 1}, which has no header")
+            if (c0 := _C0.search(value)) is not None:
+                raise ValueError(
+                    f"{name}: holds the control character U+{ord(c0[0]):04X} (a NUL or other "
+                    "byte no text has): is the file's encoding right?"
+                )
             if (c1 := _C1.search(value)) is not None:
                 # What latin-1 makes of cp1252's curly quotes, dashes and euro sign: invisible
                 # in a message, never meant.
@@ -284,6 +289,7 @@ def _watched(handle: BinaryIO, path: Path, expected: tuple[int, ...] | None) -> 
 _LOOKS_LIKE_NUMBER = re.compile(r"\+?[1-9]\d{5,14}")
 _SENDERS = ("from", "messaging_profile_id")
 _C1 = re.compile("[\x80-\x9f]")
+_C0 = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # control characters but tab and line ends
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -299,6 +305,13 @@ def _csv_problem(exc: csv.Error) -> str:
             f"{text}: a quote closes a cell but more text follows in it. Put the whole cell "
             'in quotes and write "" for each quote inside it'
         )
+    if "field larger than field limit" in text:
+        return (
+            "a cell longer than 131,072 characters (a quote opened and never closed swallows "
+            "the rows after it): check the quotes in this row"
+        )
+    if "line contains NUL" in text:
+        return "a NUL character: is this a CSV file? (save it as CSV from your spreadsheet)"
     return text
 
 
@@ -453,8 +466,17 @@ def open_table(
             f"{path} looks like JSON, not CSV: bulk reads a CSV file whose first line is a "
             "header row of send fields (from,to,text,...)"
         )
-    delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
-    names = _normalise(next(csv.reader([first], delimiter=delimiter)))
+    if re.fullmatch(r"sep=.", first.strip()):
+        # Excel's delimiter hint: not a header. Reading it as one would shift every row number.
+        raise TableError(
+            f"{path}: the first line {first.strip()!r} is Excel's delimiter hint, not a header "
+            "row: delete that line (the delimiter is detected from the header)"
+        )
+    try:
+        delimiter = max(_DELIMITERS, key=lambda d: _score(first, d))
+        names = _normalise(next(csv.reader([first], delimiter=delimiter)))
+    except csv.Error as exc:  # (Python 3.10 refuses a NUL in a line)
+        raise TableError(f"{path}: row 1 (the header): {_csv_problem(exc)}") from None
     known = sorted(COLUMNS)
     unknown = [n for n in names if n and n not in COLUMNS]
     if unknown and not ignore_unknown_columns:
