@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import sys
 import time
@@ -1298,3 +1299,48 @@ async def test_a_send_whose_limiter_swallows_the_stop_is_still_not_written(
             await first
     assert server.requests == []
     assert sorted(o.status for o in stopped) == ["not_sent", "not_sent"]
+
+
+KEY = "KEYtest"
+
+
+def test_each_send_many_item_type_is_its_send_methods_keyword_arguments() -> None:
+    """Guards against a regression (``to`` no longer required in SendNumberPoolItem), I05
+    (``media_urls`` a ``list[str]``, refusing the tuples the methods take) and I07 (``send_at`` no
+    longer a datetime): the item TypedDicts are only checked by mypy on a few literals. Each must
+    have exactly its method's keywords, the same required ones, and the same type (the method's,
+    less ``| None``)."""
+    import typing
+
+    from telnyx_msg import _requests
+
+    client = telnyx_msg.AsyncClient(KEY)
+    pairs: dict[str, Any] = {
+        "send": telnyx_msg.SendMessageItem,
+        "send_long_code": telnyx_msg.SendLongCodeItem,
+        "send_short_code": telnyx_msg.SendShortCodeItem,
+        "send_number_pool": telnyx_msg.SendNumberPoolItem,
+        "send_with_alphanumeric_sender": telnyx_msg.SendAlphanumericItem,
+        "send_group_mms": telnyx_msg.SendGroupMmsItem,
+        "send_whatsapp": telnyx_msg.SendWhatsAppItem,
+    }
+
+    def spelled(hint: Any) -> str:
+        text = hint.__name__ if isinstance(hint, type) else repr(hint)
+        for prefix in ("collections.abc.", "datetime.", "typing.", "telnyx_msg._config."):
+            text = text.replace(prefix, "")
+        return text
+
+    aliases = {
+        "MessageKind": spelled(_requests.MessageKind),
+        "Encoding": spelled(_requests.Encoding),
+    }
+    for name, item in pairs.items():
+        parameters = inspect.signature(getattr(client.messages, name)).parameters
+        required = {k for k, p in parameters.items() if p.default is inspect.Parameter.empty}
+        assert item.__required_keys__ | item.__optional_keys__ == set(parameters), name
+        assert item.__required_keys__ == required, name
+        hints = typing.get_type_hints(item)
+        for key, parameter in parameters.items():
+            declared = str(parameter.annotation).removesuffix(" | None")
+            assert spelled(hints[key]) == aliases.get(declared, declared), (name, key)

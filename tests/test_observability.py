@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from unittest import mock
 
 import pytest
 from aiohttp import web
@@ -310,3 +311,12 @@ async def test_a_call_cancelled_while_a_request_hook_runs_still_ends_the_event()
         (started[0], None, "CancelledError")
     ]
     assert ok.requests == []
+
+
+def test_one_mock_hook_instead_of_a_list_is_refused() -> None:
+    """Guards against a regression (the ``callable(entries)`` check dropped): a MagicMock given as
+    the hook itself, not in a list, is iterable (it iterates as empty), so it was taken as an empty
+    list: never called, and the test asserting on it failed for no clear reason."""
+    hook = mock.MagicMock()
+    with pytest.raises(telnyx_msg.ConfigurationError, match="list of callables"):
+        telnyx_msg.AsyncClient(KEY, event_hooks={"request": hook})

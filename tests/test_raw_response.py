@@ -167,3 +167,29 @@ async def test_blocking_raw_list_reports_its_retries(api_server: Any) -> None:
             return raw.status, raw.request_id, raw.retries_taken, [o.to for o in raw.parse()]
 
     assert await anyio.to_thread.run_sync(blocking) == (200, "list-9", 1, ["+18445550001"])
+
+
+@pytest.mark.anyio
+async def test_blocking_raw_list_keeps_the_response_headers_and_body(api_server: Any) -> None:
+    """Guards against a regression (``_with_parse`` drops the headers): the blocking client's raw
+    list (its parse() rewrapped for a SyncPager) must still carry the response's headers and body,
+    as the async one does (e.g. a rate-limit or tracing header)."""
+    import anyio.to_thread
+
+    from tests.conftest import json_response
+
+    async def handler(request: web.Request) -> web.Response:
+        body = {
+            "data": [{"from": "+18005550101", "to": "+18445550001"}],
+            "meta": {"total_pages": 1},
+        }
+        return json_response(body, headers={"x-request-id": "r-1", "x-trace": "t-9"})
+
+    server = await api_server(handler)
+
+    def run() -> tuple[str | None, str | None, bool]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            raw = client.messaging_optouts.with_raw_response.list(page_size=1)
+            return raw.request_id, raw.headers.get("X-Trace"), b"+18445550001" in raw.body
+
+    assert await anyio.to_thread.run_sync(run) == ("r-1", "t-9", True)

@@ -296,12 +296,16 @@ def _run_script(tmp_path: Path, source: str, *args: str) -> subprocess.Completed
     """Run ``source`` as a script in a fresh interpreter (a fork test's own process)."""
     script = tmp_path / "script.py"
     script.write_text(source)
+    # The code under test, not whatever copy of telnyx_msg the interpreter has installed.
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "PYTHONPATH": path},
     )
 
 
@@ -942,3 +946,289 @@ def test_close_from_another_thread_says_the_client_closed_the_in_flight_call() -
     assert isinstance(errors[0], telnyx_msg.APIConnectionError)
     assert errors[0].outcome_unknown
     assert "closed" in str(errors[0]), str(errors[0])
+
+
+def _optouts_server() -> Any:
+
+    from tests.conftest import json_response
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        data = [{"from": "+18005550101", "to": f"+1844555{number:04d}"}]
+        return json_response({"data": data, "meta": {"page_number": number, "total_pages": 5}})
+
+    return handler
+
+
+@pytest.mark.anyio
+async def test_closing_a_blocking_page_iterator_after_its_client_closed_is_quiet(
+    api_server: Any,
+) -> None:
+    """Guards against a regression (``ClientClosedError`` no longer suppressed in ``_iterate``'s
+    clean-up): a page iterator left half-read, closed (or collected) after its client was closed,
+    raised ClientClosedError from ``close()``, or as an "Exception ignored" when collected."""
+    import anyio.to_thread
+
+    server = await api_server(_optouts_server())
+
+    def run() -> str:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            pages = client.messaging_optouts.list(page_size=1).pages()
+            first = next(pages)
+        pages.close()  # after the client closed: nothing left to clean up, no error
+        return str(first.items[0].to)
+
+    assert await anyio.to_thread.run_sync(run) == "+18445550001"
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_closing_blocking_send_many_outcomes_stops_the_run_before_returning(
+    api_server: Any,
+) -> None:
+    """Guards against a regression (``_iterate`` no longer acloses the async generator): closing the
+    outcomes of a blocking send_many early (a ``break``, then ``close()``) must stop the run before
+    it returns: the sends still in flight are reported to on_stop by then. Without the aclose the
+    run was stopped only later, whenever the loop got to the collected generator."""
+    import anyio.to_thread
+
+    from tests.conftest import json_response, message_json
+
+    release = threading.Event()
+
+    async def first_fast_others_hang(request: web.Request) -> web.Response:
+        body = await request.json()
+        if not body["to"].endswith("0"):
+            for _ in range(500):  # bounded: 5 s at most
+                if release.is_set():
+                    break
+                await asyncio.sleep(0.01)
+        return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+    server = await api_server(first_fast_others_hang)
+    items: list[telnyx_msg.SendMessageItem] = [
+        {"from_": "+18005550101", "to": f"+1844555000{n}", "text": f"hi {n}"} for n in range(3)
+    ]
+
+    def run() -> tuple[int, list[tuple[int, str]]]:
+        stopped: list[Any] = []
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            outcomes = client.messages.send_many(items, concurrency=3, on_stop=stopped.append)
+            first = next(outcomes)
+            outcomes.close()
+            reported = sorted((o.index, o.status) for o in stopped)  # at once, no waiting
+            release.set()
+        return first.index, reported
+
+    try:
+        first, reported = await anyio.to_thread.run_sync(run)
+    finally:
+        release.set()
+    assert first == 0
+    assert reported == [(1, "unknown"), (2, "unknown")]
+
+
+_DISOWN_SCRIPT = r"""
+import os, socket, sys
+from telnyx_msg import _fork
+
+def devnulls():
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == os.devnull
+        except OSError:
+            pass
+    return n
+
+ours, peer = socket.socketpair()          # "a connection the parent made", and its far end
+before = devnulls()
+
+def failing_provider():
+    raise RuntimeError("a provider that fails")
+
+_fork.on_fork_disown(failing_provider)    # registered before ours: must not stop ours
+_fork.on_fork_disown(lambda: [None, ours])
+_fork.in_forked_child(lambda: 1 / 0)      # a callback that fails: must not stop the next
+_fork.in_forked_child(lambda: os.write(1, b"child: later callback ran\n"))
+
+pid = os.fork()
+if pid == 0:
+    # What a child's cleanup may do to an inherited connection (a TLS close_notify, a write):
+    # it must land in /dev/null, not in the parent's stream.
+    try:
+        os.write(ours.fileno(), b"child wrote this")
+    except OSError:
+        pass
+    os.write(1, f"child: extra devnull fds {devnulls() - before}\n".encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+peer.setblocking(False)
+try:
+    got = peer.recv(100)
+except BlockingIOError:
+    got = b""
+print("parent: received", got or b"nothing", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_after_a_fork_the_childs_copies_of_registered_sockets_go_to_dev_null(
+    tmp_path: Any,
+) -> None:
+    """Guards against a regression (no dup2 / no _disown), F04 (a failing provider stops the
+    others), F05 (the /dev/null fd leaks in the child) and F06 (a failing after-fork callback stops
+    the others): the _fork contract, exercised directly. The suite's fork tests pass without any
+    disowning in this environment (aiohttp's connectors are marked closed separately and redis-py
+    does not close the inherited connections there), so nothing else checks it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "disown.py"
+    script.write_text(_DISOWN_SCRIPT)
+    # The package under test (this checkout's), whatever the interpreter has installed.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(telnyx_msg.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert sorted(result.stdout.splitlines()) == [
+        "child: extra devnull fds 1",
+        "child: later callback ran",
+        "parent: received b'nothing'",
+    ], result.stderr
+    assert result.returncode == 0
+
+
+def _list_and_send_server() -> Any:
+
+    from tests.conftest import json_response, message_json
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/messaging_optouts"):
+            number = int(request.query.get("page[number]", "1"))
+            data = [{"from": "+18005550101", "to": f"+1844555{number:04d}"}]
+            return json_response({"data": data, "meta": {"page_number": number, "total_pages": 3}})
+        if request.method == "GET":
+            return json_response({"data": message_json(id=request.path.rsplit("/", 1)[-1])})
+        body = await request.json()
+        return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+    return handler
+
+
+@pytest.mark.anyio
+async def test_blocking_send_many_whose_input_lists_with_the_same_client(api_server: Any) -> None:
+    """Guards against a regression (``_Portal.call`` no longer keeps the count of calls a thread is
+    in): a blocking send_many whose input is read with the same client (send to every number a list
+    returns) makes calls inside the send_many's own call; the inner call's bookkeeping dropped the
+    outer one's, which then raised KeyError."""
+    import anyio.to_thread
+
+    server = await api_server(_list_and_send_server())
+
+    def run() -> list[tuple[int, str]]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            items = (
+                telnyx_msg.SendMessageItem(
+                    from_="+18005550101", to=optout.from_ or "", text=f"bye {optout.to}"
+                )
+                for optout in client.messaging_optouts.list(page_size=1)
+            )
+            outcomes = client.messages.send_many(items, concurrency=2)
+            return sorted((o.index, o.status) for o in outcomes)
+
+    assert await anyio.to_thread.run_sync(run) == [(0, "sent"), (1, "sent"), (2, "sent")]
+
+
+@pytest.mark.anyio
+async def test_a_call_cut_off_by_close_raises_apiconnectionerror_not_cancellederror(
+    api_server: Any,
+) -> None:
+    """Guards against a regression (the ``CancelledError`` -> APIConnectionError translation
+    dropped): a call still running when ``close()`` from another thread gives up waiting for it
+    (after CLOSE_SETTLE, 5 s) is cancelled by the stopping loop; its caller must get the documented
+    APIConnectionError(outcome_unknown=True), not a bare CancelledError (a BaseException that slips
+    past ``except Exception`` in a worker thread). Takes about 5 s."""
+    import anyio.to_thread
+
+    server = await api_server(_list_and_send_server())
+    hook_entered = threading.Event()
+
+    async def slow_hook(event: Any) -> None:  # runs on the client's loop, before the attempt
+        hook_entered.set()
+        await asyncio.sleep(20)  # never finishes on its own within the test
+
+    def run() -> BaseException | None:
+        client = telnyx_msg.Client(
+            "k", base_url=server.base_url, rate_limits=None, event_hooks={"request": [slow_hook]}
+        )
+        caught: list[BaseException] = []
+
+        def caller() -> None:
+            try:
+                client.messages.retrieve("m-1")
+            except BaseException as exc:  # what reaches the caller's thread, whatever it is
+                caught.append(exc)
+
+        thread = threading.Thread(target=caller)
+        thread.start()
+        assert hook_entered.wait(5)
+        client.close()  # waits CLOSE_SETTLE for the call, then stops the loop under it
+        thread.join(10)
+        return caught[0] if caught else None
+
+    error = await anyio.to_thread.run_sync(run)
+    assert isinstance(error, telnyx_msg.APIConnectionError), repr(error)
+    assert error.outcome_unknown is True
+
+
+@pytest.mark.anyio
+async def test_with_raw_response_of_a_raw_resource_is_still_raw(api_server: Any) -> None:
+    """Guards against a regression (``RawRunner`` no longer unwraps a raw runner):
+    ``with_raw_response`` asked again on a raw resource (e.g. a nested resource reached through a
+    raw one) raised AttributeError on the first call instead of staying raw ("raw of raw is still
+    raw")."""
+    server = await api_server(_list_and_send_server())
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+        # (Not in the types: ``Raw[Raw[...]]`` has no methods for mypy; at run time it is raw.)
+        twice: Any = client.messaging_optouts.with_raw_response.with_raw_response
+        raw = await twice.list(page_size=1)
+        assert isinstance(raw, telnyx_msg.RawResponse)
+        assert raw.status == 200
+        assert [o.to async for o in raw.parse()] == ["+18445550001", "+18445550002", "+18445550003"]
+
+
+@pytest.mark.anyio
+async def test_blocking_send_many_yields_each_outcome_without_a_one_second_stall(
+    api_server: Any,
+) -> None:
+    """Guards against a regression (a call no longer posts ``_wake`` to its caller's inbox): the
+    thread iterating a blocking send_many noticed each step's end only when its one-second wait for
+    input jobs timed out, so every outcome came a second late (10 items: 10 s instead of a fraction
+    of one). The bound here is loose (5 s for 10 items)."""
+    import time
+
+    import anyio.to_thread
+
+    server = await api_server(_list_and_send_server())
+    items: list[telnyx_msg.SendMessageItem] = [
+        {"from_": "+18005550101", "to": f"+184455500{n:02d}", "text": "x"} for n in range(10)
+    ]
+
+    def run() -> tuple[int, float]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            client.messages.retrieve("m-0")  # the loop thread runs
+            started = time.monotonic()
+            outcomes = client.messages.send_many(items, concurrency=1)
+            count = len([o for o in outcomes if o.status == "sent"])
+            return count, time.monotonic() - started
+
+    count, elapsed = await anyio.to_thread.run_sync(run)
+    assert count == 10
+    assert elapsed < 5.0, elapsed

@@ -1,0 +1,133 @@
+"""The in-memory DeliveryTracker: which webhook statuses are final, waiters, eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+
+from telnyx_msg._tracker import DEFAULT_FINAL_STATUS_TIMEOUT, DeliveryTracker
+from telnyx_msg.models import Message, Recipient, WebhookEvent, WebhookEventType
+
+
+def sent(message_id: str, *statuses: str | None) -> WebhookEvent:
+    """A message.sent whose recipients have ``statuses``."""
+    to = tuple(
+        Recipient(phone_number=f"+1555000{i:04d}", status=status)
+        for i, status in enumerate(statuses)
+    )
+    return WebhookEvent(
+        event_type=WebhookEventType.MESSAGE_SENT,
+        id=f"evt-{message_id}",
+        occurred_at=None,
+        payload=Message(id=message_id, to=to),
+    )
+
+
+def finalized(message_id: str) -> WebhookEvent:
+    return WebhookEvent(
+        event_type=WebhookEventType.MESSAGE_FINALIZED,
+        id=f"fin-{message_id}",
+        occurred_at=None,
+        payload=Message(
+            id=message_id, to=(Recipient(phone_number="+15550001111", status="delivered"),)
+        ),
+    )
+
+
+def test_message_sent_without_recipients_is_not_final() -> None:
+    """Guards against a regression (``bool(statuses)`` dropped): a message.sent with no recipient
+    status list is vacuously "all terminal" and resolved final_status with a message nobody got."""
+    tracker = DeliveryTracker()
+    tracker.record(sent("m0"))
+    assert tracker.result("m0") is None
+
+
+def test_group_message_sent_with_one_terminal_recipient_is_not_final() -> None:
+    """Guards against a regression (``all`` -> ``any``): a group message.sent where one recipient
+    already failed but the other is still ``sent`` must keep the wait open (its final status is
+    still to come)."""
+    tracker = DeliveryTracker()
+    tracker.record(sent("g1", "sending_failed", "sent"))
+    assert tracker.result("g1") is None
+    tracker.record(sent("g2", "sending_failed", "delivered"))
+    assert tracker.result("g2") is not None
+
+
+@pytest.mark.anyio
+async def test_a_redelivered_final_status_does_not_shorten_the_evicted_memory() -> None:
+    """Guards against a regression (``self._evicted.pop(message.id)`` dropped): a final status
+    redelivered after its eviction (Telnyx redelivers webhooks) left a stale entry among the evicted
+    ids, which pushed out an id that must still be remembered: awaiting it then waited out its whole
+    timeout instead of raising LookupError at once (the class docstring: the ids of dropped ones are
+    remembered, another max_size)."""
+    tracker = DeliveryTracker(max_size=2)
+    for message_id in ("x", "y", "a", "b", "c"):
+        tracker.record(finalized(message_id))
+    # final: b, c; evicted ids: y, a (x forgotten)
+    tracker.record(finalized("a"))  # a redelivery of an evicted final status
+    # final: c, a; evicted ids: y, b
+    assert tracker.result("a") is not None
+    with pytest.raises(LookupError, match="max_size"):
+        await tracker.final_status("y", timeout=0.05)
+
+
+def test_record_ignores_a_waiter_whose_loop_is_closed() -> None:
+    """Guards against a regression (the ``loop.is_closed()`` check dropped): a final_status left
+    waiting in a loop that was closed without finishing it (an abandoned worker loop) made record()
+    raise RuntimeError('Event loop is closed') in the webhook handler, and the status was not
+    delivered to the waiters after it."""
+    tracker = DeliveryTracker()
+    old = asyncio.new_event_loop()
+    task = old.create_task(tracker.final_status("m1", timeout=None))
+    old.run_until_complete(asyncio.sleep(0))
+    assert tracker.waiting == 1
+    old.close()  # closed with the task still pending (its waiter stays registered)
+
+    async def live() -> Message:
+        return await tracker.final_status("m1", timeout=5)
+
+    new = asyncio.new_event_loop()
+    try:
+        waiter = new.create_task(live())
+        new.run_until_complete(asyncio.sleep(0))
+        tracker.record(finalized("m1"))  # must not raise
+        assert new.run_until_complete(waiter).id == "m1"
+    finally:
+        new.close()
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+        del task
+
+
+@pytest.mark.anyio
+async def test_a_final_status_cancelled_as_its_event_arrives_logs_no_error() -> None:
+    """Guards against a regression (``_resolve`` without its ``waiter.done()`` check): a
+    final_status cancelled in the same loop turn as its event arrived had its future set after it
+    was cancelled: InvalidStateError, reported by the loop as "Exception in callback"."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        tracker = DeliveryTracker()
+        task = asyncio.ensure_future(tracker.final_status("m1", timeout=5))
+        await asyncio.sleep(0)
+        task.cancel()
+        tracker.record(finalized("m1"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(5):
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert errors == []
+    assert tracker.result("m1") is not None
+
+
+def test_final_status_waits_600_seconds_by_default() -> None:
+    """Guards against a regression (the default changed): the documented default wait of
+    final_status is 600 s (its docstring, the constant's comment)."""
+    default = inspect.signature(DeliveryTracker.final_status).parameters["timeout"].default
+    assert default == DEFAULT_FINAL_STATUS_TIMEOUT == 600.0
