@@ -50,15 +50,19 @@ end
 return 0
 """
 
-# While a handler runs: keep its entry from looking idle and renew the event's lease, each only
-# while this worker still holds it. Returns 0 once another worker took the entry over (this
-# worker's heartbeat could not reach Redis for claim_after): claiming it back would make the
-# entry change hands while both run.
-_BEAT = """
+# Returns 0 unless the entry ARGV[3] is pending for consumer ARGV[2] (in group ARGV[1]).
+_IF_STILL_OURS = """
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then
   return 0
 end
+"""
+
+# While a handler runs: keep its entry from looking idle and renew the event's lease, each only
+# while this worker still holds it. Returns 0 once another worker took the entry over (this
+# worker's heartbeat could not reach Redis for claim_after): claiming it back would make the
+# entry change hands while both run.
+_BEAT = _IF_STILL_OURS + """
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 if #KEYS > 1 and redis.call('GET', KEYS[2]) == ARGV[4] then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -69,11 +73,7 @@ return 1
 # Dead-letter an entry this worker holds: copy it to the dead stream, release the event's lease
 # if it is this worker's, acknowledge and delete the entry. Returns 0, changing nothing, when
 # the entry is no longer this worker's (taken over, or already acknowledged by its new holder).
-_DEAD = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then
-  return 0
-end
+_DEAD = _IF_STILL_OURS + """
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
 if #KEYS > 2 and redis.call('GET', KEYS[3]) == ARGV[4] then
   redis.call('DEL', KEYS[3])
