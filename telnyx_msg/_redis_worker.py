@@ -62,18 +62,23 @@ end
 # while this worker still holds it. Returns 0 once another worker took the entry over (this
 # worker's heartbeat could not reach Redis for claim_after): claiming it back would make the
 # entry change hands while both run.
-_BEAT = _IF_STILL_OURS + """
+_BEAT = (
+    _IF_STILL_OURS
+    + """
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 if #KEYS > 1 and redis.call('GET', KEYS[2]) == ARGV[4] then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 return 1
 """
+)
 
 # Dead-letter an entry this worker holds: copy it to the dead stream, release the event's lease
 # if it is this worker's, acknowledge and delete the entry. Returns 0, changing nothing, when
 # the entry is no longer this worker's (taken over, or already acknowledged by its new holder).
-_DEAD = _IF_STILL_OURS + """
+_DEAD = (
+    _IF_STILL_OURS
+    + """
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
 if #KEYS > 2 and redis.call('GET', KEYS[3]) == ARGV[4] then
   redis.call('DEL', KEYS[3])
@@ -82,6 +87,7 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
 """
+)
 
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
