@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import queue
 import sys
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["Client", "SyncPager"]
+
+_log = logging.getLogger("telnyx_msg")
 
 T = TypeVar("T")
 
@@ -468,8 +471,15 @@ def _on_stop_in_caller(
 
     def posted(outcome: SendOutcome) -> None:
         box = _CALLER.get()
-        if box is None or not box.post(functools.partial(in_caller, outcome)):
+        if box is None:
             on_stop(outcome)
+        elif not box.post(functools.partial(in_caller, outcome)):
+            # The caller stopped waiting (a second Ctrl-C, the 5 s bound): nobody reads what
+            # this call ends with any more, so an error here is logged, not lost.
+            try:
+                on_stop(outcome)
+            except Exception:
+                _log.exception("on_stop raised for the outcome of item %d", outcome.index)
 
     return posted
 
@@ -483,6 +493,11 @@ def _raising(outcomes: Iterator[SendOutcome], errors: list[Exception]) -> Iterat
         active = sys.exc_info()[1]
         if errors and (active is None or isinstance(active, GeneratorExit)):
             raise errors[0]
+        for error in errors:  # another exception is on its way (Ctrl-C): not lost silently
+            _log.error(
+                "on_stop raised for a stopped send",
+                exc_info=(type(error), error, error.__traceback__),
+            )
 
 
 def _stop_started(

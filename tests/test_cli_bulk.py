@@ -2388,3 +2388,25 @@ def test_a_cell_over_the_csv_field_limit_says_what_to_check(tmp_path: Path) -> N
     source.write_text(f'from,to,text\n{SENDER},+13125550001,"{"x" * 140_000}"\n')
     with pytest.raises(TableError, match="row 2: a cell longer than 131,072 characters"):
         list(open_table(source).rows())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # a brand signature under an alphanumeric sender
+        'from,to,text\nMyShop,+13125550001,"Your appointment is tomorrow at 10am.\n'
+        'MyShop, +18005550100"\n',
+        # two phone numbers on one line
+        'from,to,text\n+18005550101,+13125550001,"Our support lines:\n'
+        '+18005550100, +18005550199"\n',
+        # two order numbers on one line
+        'from,to,text,subject\n+18005550101,+13125550001,"Your orders shipped:\n'
+        '1234567, 7654321"\n',
+    ],
+)
+def test_a_legitimate_multi_line_text_is_read(tmp_path: Path, content: str) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(content)
+    ((row, cells),) = list(open_table(source).rows())
+    assert row == 2
+    assert "\n" in cells[2]

@@ -165,8 +165,12 @@ class Table:
                 ):
                     continue
                 if len(parts) == width or (
+                    # A short row as a CSV export writes it: no blank around its cells (text
+                    # such as "MyShop, +18005550100" or "1234567, 7654321" has one).
                     sender is not None
                     and sender < len(parts)
+                    and parts[at] == parts[at].strip()
+                    and parts[sender] == parts[sender].strip()
                     and (
                         _LOOKS_LIKE_NUMBER.fullmatch(value := parts[sender].strip())
                         or (sender < len(cells) and value == cells[sender].strip() != "")

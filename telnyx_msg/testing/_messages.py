@@ -588,7 +588,7 @@ class Outbox:
             self.account.add_opt_out(to, sender, " ".join(text.split()).upper(), profile_id)
             data["autoresponse_type"] = "STOP"
         elif op == "start":
-            self.account.remove_opt_out(to, sender)
+            self.account.remove_opt_out(to, sender, profile_id)
             data["autoresponse_type"] = "START"
         elif op == "info":
             data["autoresponse_type"] = "HELP"

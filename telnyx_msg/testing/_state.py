@@ -650,9 +650,14 @@ class Account:
             for r in self.opt_outs.values()
         )
 
-    def remove_opt_out(self, number: str, recipient: str) -> None:
-        """Lift a block (the recipient sent START)."""
+    def remove_opt_out(self, number: str, recipient: str, profile_id: str | None) -> None:
+        """Lift a block (the recipient sent START to ``number``): like STOP, for every number
+        of ``profile_id``."""
         self.opt_outs.pop((number, recipient), None)
+        if profile_id is not None:
+            for key, record in list(self.opt_outs.items()):
+                if record["to"] == recipient and record["messaging_profile_id"] == profile_id:
+                    del self.opt_outs[key]
 
     def list_opt_outs(self, query: Mapping[str, str]) -> JSON:
         """``GET /messaging_optouts`` with its filters and ``redaction_enabled``."""

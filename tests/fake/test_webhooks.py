@@ -421,3 +421,30 @@ async def test_help_keywords_mark_the_inbound_message_and_opt_nobody_out(word: s
         inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=word)
         assert inbound.get("autoresponse_type") == "HELP"
         assert fake.opt_outs() == []
+
+
+async def test_start_to_a_number_lifts_the_block_on_that_number() -> None:
+    """After STOPs to two numbers of a profile, a START to one of them lifts the block: it left
+    the other STOP's profile-wide block in place (409 on a send from that very number)."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        # Both numbers are in the default profile: the handset texts STOP to each, then START
+        # to the toll-free number.
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_LONG_CODE, text="STOP")
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="START")
+        assert inbound["autoresponse_type"] == "START"
+        message = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=HANDSET, text="hi")
+        assert message.id
+
+
+async def test_start_to_another_number_of_the_profile_lifts_the_profile_block() -> None:
+    """Block rules operate at the messaging profile level, both ways: a START to any number of
+    the profile lifts what a STOP to another of its numbers set (it lifted only its own record,
+    so the profile stayed blocked)."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_LONG_CODE, text="START")
+        try:
+            await client.messages.send(from_=DEFAULT_LONG_CODE, to=HANDSET, text="hi")
+        except telnyx_msg.ConflictError as exc:
+            pytest.fail(f"still blocked after START to a number of the profile: {exc}")
