@@ -44,7 +44,12 @@ from telnyx_msg.cli._journal import (
 )
 from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import TableError, fingerprint, open_table
-from telnyx_msg.testing import FakeConfig, FakeTelnyx, Faults, serve_in_thread
+from telnyx_msg.testing import (
+    FakeConfig,
+    FakeTelnyx,
+    Faults,
+    serve_in_thread,
+)
 from tests.conftest import ApiServer, Handler, json_response, message_json
 
 SENDER = "+18005550101"
@@ -2410,3 +2415,38 @@ def test_a_legitimate_multi_line_text_is_read(tmp_path: Path, content: str) -> N
     ((row, cells),) = list(open_table(source).rows())
     assert row == 2
     assert "\n" in cells[2]
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "sep=\t",  # Excel's hint for a tab-separated file: strip() dropped the tab
+        '"sep=;"',  # the hint as a spreadsheet writes it back, quoted
+        "sep=;;;",  # ... or followed by the empty cells of its row
+        "SEP=;",
+    ],
+)
+def test_excel_sep_line_is_named_whatever_its_form(tmp_path: Path, first_line: str) -> None:
+    """The CLI guide: "A first line `sep=;` (Excel's delimiter hint) stops it too: delete that
+    line". The other forms of the same hint got "unknown column(s) 'sep='", which does not say what
+    to do."""
+    delimiter = "\t" if first_line == "sep=\t" else ";"
+    path = tmp_path / "in.csv"
+    path.write_text(
+        f"{first_line}\n"
+        + delimiter.join(["from", "to", "text"])
+        + "\n"
+        + delimiter.join(["+18005550101", "+18445550001", "Hi"])
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TableError, match="delimiter hint"):
+        open_table(path)
+
+
+def test_a_real_sep_column_is_not_taken_for_the_hint(tmp_path: Path) -> None:
+    """A header naming a column `sep` is a header (an unknown column), not the hint."""
+    path = tmp_path / "in.csv"
+    path.write_text("sep\nfrom,to,text\n", encoding="utf-8")
+    with pytest.raises(TableError, match="unknown column"):
+        open_table(path)

@@ -470,10 +470,13 @@ def open_table(
             f"{path} looks like JSON, not CSV: bulk reads a CSV file whose first line is a "
             "header row of send fields (from,to,text,...)"
         )
-    if re.fullmatch(r"sep=.", first.strip()):
-        # Excel's delimiter hint: not a header. Reading it as one would shift every row number.
+    hint = first.rstrip("\r\n").strip(" ")
+    if re.fullmatch(r'"?sep=(.)"?\1*', hint, re.IGNORECASE):
+        # Excel's delimiter hint (``sep=<TAB>`` too, whose tab strip() would drop; quoted or
+        # followed by empty cells once a spreadsheet saved it back): not a header. Reading it
+        # as one would shift every row number.
         raise TableError(
-            f"{path}: the first line {first.strip()!r} is Excel's delimiter hint, not a header "
+            f"{path}: the first line {hint!r} is Excel's delimiter hint, not a header "
             "row: delete that line (the delimiter is detected from the header)"
         )
     try:
