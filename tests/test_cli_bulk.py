@@ -2450,3 +2450,23 @@ def test_a_real_sep_column_is_not_taken_for_the_hint(tmp_path: Path) -> None:
     path.write_text("sep\nfrom,to,text\n", encoding="utf-8")
     with pytest.raises(TableError, match="unknown column"):
         open_table(path)
+
+
+def test_a_run_logged_to_a_file_gets_plain_progress_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With stderr not a terminal (nohup, a log file) a multi-hour run printed nothing between
+    its plan and its summary. It logs a plain line at most every ``log_every`` seconds."""
+    progress = Progress(3, enabled=False, log_every=0.0)
+    progress.update("sent")
+    progress.update("rejected")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[-1].startswith("progress: 2/3 sent 1 rejected 1 ")
+    assert "\r" not in "".join(lines)
+    quiet = Progress(3, enabled=False, log_every=3600.0)
+    quiet.update("sent")
+    assert capsys.readouterr().err == ""
+    silent = Progress(3, enabled=False)  # --no-progress
+    silent.update("sent")
+    assert capsys.readouterr().err == ""

@@ -77,6 +77,8 @@ _DONE = frozenset({"sent", "unknown", "rejected"})
 #: A run stops after this many sends in a row (or twice --concurrency, if more) could not
 #: connect at all, each after its retries: every row is then not_sent, which --resume resends.
 UNREACHABLE_STOP = 100
+#: Seconds between the plain progress lines of a run whose stderr is not a terminal.
+_LOG_EVERY = 60.0
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _STOPPED = {  # the error cell of a row the run stopped in flight
     "unknown": "the run was stopped while this request may have been written",
@@ -784,7 +786,11 @@ async def _run(run: BulkRun) -> int:
         return 2
     # stderr is None when the command was started with it closed (2>&-).
     tty = sys.stderr is not None and sys.stderr.isatty()
-    progress = Progress(total, enabled=not args.no_progress and tty)
+    progress = Progress(
+        total,
+        enabled=not args.no_progress and tty,
+        log_every=None if args.no_progress or tty else _LOG_EVERY,
+    )
     stopped: int | None = None
     failure: BaseException | None = None
     finished = False

@@ -13,26 +13,37 @@ __all__ = ["Progress"]
 class Progress:
     """One line on stderr, redrawn at most 4 times a second: bar, counts, rate and ETA.
 
-    Disabled (nothing is written) when stderr is not a terminal, so a redirected log gets the
-    plan and the final summary only, not carriage-return frames.
+    When stderr is not a terminal (a log file, a pipe, nohup), no carriage-return frames:
+    with ``log_every`` seconds, a plain ``progress:`` line at most that often, so a long run's
+    log shows it is moving; without, nothing.
     """
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    def __init__(self, total: int, *, enabled: bool, log_every: float | None = None) -> None:
         self.total = total
         self.enabled = enabled
+        self.log_every = log_every
         self.counts: Counter[str] = Counter()
         self.started = time.monotonic()
-        self._shown = 0.0
+        self._shown = self._logged = self.started
         self._drawn = False
 
     def update(self, status: str) -> None:
-        """Count one outcome; redraw if due."""
+        """Count one outcome; redraw (or log) if due."""
         self.counts[status] += 1
         if self.enabled:
             now = time.monotonic()
             if now - self._shown >= 0.25:
                 self._shown = now
                 self._draw(now)
+        elif self.log_every is not None:
+            now = time.monotonic()
+            if now - self._logged >= self.log_every:
+                self._logged = now
+                text = self.line(now, 200).partition("] ")[2]
+                try:
+                    print(f"progress: {text}", file=sys.stderr, flush=True)
+                except (OSError, ValueError, AttributeError):  # (stderr closed: 2>&-)
+                    self.log_every = None
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
