@@ -1817,3 +1817,195 @@ async def test_a_last_failure_after_a_takeover_leaves_the_entry_to_the_new_worke
         assert pending["consumer"] == b"b"
     finally:
         await q.aclose()
+
+
+# --- the Redis webhook worker -------------------------------------------------------------------
+
+
+async def _wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+class _FailFirst:
+    """Fails its first call, records the events of the later ones."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.events: list[WebhookEvent] = []
+
+    async def __call__(self, event: WebhookEvent) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("first attempt fails")
+        self.events.append(event)
+
+
+async def _run(q: RedisWebhookQueue, handler: Any) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(q.run({"message.finalized": handler}))
+
+
+async def _stop(q: RedisWebhookQueue, task: asyncio.Task[None]) -> None:
+    q.stop()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+
+
+@pytest.mark.redis
+async def test_a_dead_lettered_event_enqueued_again_is_handled_at_once(
+    redis_url: str,
+) -> None:
+    """Guards against _DEAD keeping the event's lease: a copy of a dead-lettered event enqueued
+    again (the app replaying its dead letters, or a Telnyx redelivery) within the lease's life
+    was acknowledged as a "duplicate of a running entry" and never handled, although nothing
+    ran it any more."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=5, max_attempts=1, block=0.1
+    )
+    handler = _FailFirst()
+    task = await _run(q, handler)
+    try:
+        await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
+
+        async def one_letter() -> bool:
+            return len(await q.dead_letters()) == 1
+
+        await _wait_until(one_letter, 3)
+        assert await q._redis.exists(f"{q.stream}:lease:evt-replay") == 0
+        await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
+        await _wait_until(lambda: handler.events, 3)  # well before the 4.5 s lease would expire
+        assert [e.id for e in handler.events] == ["evt-replay"]
+    finally:
+        await _stop(q, task)
+        await q.aclose()
+
+
+@pytest.mark.redis
+async def test_a_copy_of_a_failed_event_runs_without_waiting_for_claim_after(
+    redis_url: str,
+) -> None:
+    """Guards against _RELEASE keeping the lease after a failed attempt: a second copy of the
+    event (a Telnyx redelivery) arriving after the failure was acknowledged as a duplicate and
+    the event waited for the first entry's retry, claim_after later."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=5, max_attempts=3, block=0.1
+    )
+    handler = _FailFirst()
+    task = await _run(q, handler)
+    try:
+        await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
+        await _wait_until(lambda: handler.calls == 1, 3)
+
+        async def released() -> bool:
+            return bool(await q._redis.exists(f"{q.stream}:lease:evt-copy") == 0)
+
+        await _wait_until(released, 2)
+        await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
+        await _wait_until(lambda: handler.events, 3)
+        assert [e.id for e in handler.events] == ["evt-copy"]
+    finally:
+        await _stop(q, task)
+        await q.aclose()
+
+
+@pytest.mark.redis
+async def test_a_last_failure_keeps_a_lease_another_entry_took(
+    redis_url: str,
+) -> None:
+    """Guards against _DEAD deleting the event's lease without comparing its holder: a worker
+    whose lease expired (its heartbeat stalled) while its handler ran, and whose last attempt
+    then failed, deleted the lease another worker had since taken for a second copy of the
+    event, so a third copy could run alongside that one."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=30, max_attempts=1, block=0.1
+    )
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def fail(event: WebhookEvent) -> None:
+        entered.set()
+        await gate.wait()
+        raise ValueError("last attempt fails")
+
+    task = await _run(q, fail)
+    try:
+        await q.enqueue(event_body("evt-lease2"), parsed("evt-lease2"))
+        await asyncio.wait_for(entered.wait(), 10)
+        lease = f"{q.stream}:lease:evt-lease2"
+        # What happens when this worker's lease expires and worker b takes it for a second
+        # copy of the event (another entry), which it is now running:
+        await q._redis.set(lease, b"b 9999999999999-0")
+        gate.set()
+
+        async def one_letter() -> bool:
+            return len(await q.dead_letters()) == 1
+
+        await _wait_until(one_letter, 5)
+        assert await q._redis.get(lease) == b"b 9999999999999-0"
+    finally:
+        await _stop(q, task)
+        await q.aclose()
+
+
+@pytest.mark.redis
+async def test_a_heartbeat_survives_a_redis_stall_shorter_than_claim_after(
+    redis_process: Any,
+) -> None:
+    """Guards against the heartbeat ending at its first failed beat: after a Redis stall
+    much shorter than claim_after (a failover, a slow fork), the running entry stopped being
+    renewed, looked idle and was taken over by another worker, which ran the event a second
+    time alongside the first."""
+    q = RedisWebhookQueue(
+        redis_process.url,
+        stream=f"m-{uuid.uuid4().hex}",
+        claim_after=2.0,
+        timeout=0.2,
+        block=0.1,
+    )
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    calls = 0
+
+    async def slow(event: WebhookEvent) -> None:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        await gate.wait()
+
+    first = asyncio.get_running_loop().create_task(q.run({"message.finalized": slow}, consumer="a"))
+    second: asyncio.Task[None] | None = None
+    try:
+        await q.enqueue(event_body("evt-stall"), parsed("evt-stall"))
+        await asyncio.wait_for(entered.wait(), 10)
+        second = asyncio.get_running_loop().create_task(
+            q.run({"message.finalized": slow}, consumer="b")
+        )
+        await asyncio.sleep(0.3)
+        redis_process.freeze()
+        try:
+            await asyncio.sleep(0.8)  # longer than a heartbeat period (claim_after / 3)
+        finally:
+            redis_process.thaw()
+        await asyncio.sleep(3.0)  # past claim_after after the last renewal before the stall
+        assert calls == 1
+        gate.set()
+
+        async def handled() -> bool:
+            return await q.pending() == 0
+
+        await _wait_until(handled, 10)
+        assert calls == 1
+    finally:
+        gate.set()
+        q.stop()
+        await asyncio.wait_for(
+            asyncio.gather(first, *([second] if second else []), return_exceptions=True), 10
+        )
+        await q.aclose()

@@ -448,3 +448,137 @@ async def test_start_to_another_number_of_the_profile_lifts_the_profile_block() 
             await client.messages.send(from_=DEFAULT_LONG_CODE, to=HANDSET, text="hi")
         except telnyx_msg.ConflictError as exc:
             pytest.fail(f"still blocked after START to a number of the profile: {exc}")
+
+
+OTHER_HANDSET = "+18445550008"
+
+
+# --- the fake: opt-out keywords and block rules -------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["END", "quit", "Stop"])
+async def test_every_default_stop_keyword_opts_out(word: str) -> None:
+    """Guards against STOP_WORDS losing END or QUIT: Telnyx's defaults are STOP, STOPALL,
+    STOP ALL, UNSUBSCRIBE, CANCEL, END, QUIT, and an app whose opt-out handling is tested only
+    against the fake must see every one of them block the handset."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=word)
+        assert inbound.get("autoresponse_type") == "STOP"
+        with pytest.raises(telnyx_msg.ConflictError):
+            await client.messages.send(from_=DEFAULT_TOLL_FREE, to=HANDSET, text="hi")
+
+
+async def test_a_help_op_keyword_is_help_not_an_opt_out() -> None:
+    """Guards against keyword_op ignoring the op of a profile's auto-response config: a custom
+    *info* keyword (AIDE) must be answered as HELP, never opt the handset out."""
+    async with FakeTelnyx() as fake:
+        await _autoresp(fake, "info", ["AIDE"])
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="aide")
+        assert inbound.get("autoresponse_type") == "HELP"
+        assert fake.opt_outs() == []
+
+
+async def test_lower_case_custom_stop_keywords_match_any_case() -> None:
+    """Guards against keyword_op comparing the upper-cased text with config keywords as
+    registered: a stop config created with ["arret"] must opt out a handset texting ARRET."""
+    async with FakeTelnyx() as fake:
+        await _autoresp(fake, "stop", ["arret"])
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="ARRET")
+        assert inbound.get("autoresponse_type") == "STOP"
+        assert [r["to"] for r in fake.opt_outs()] == [HANDSET]
+
+
+async def test_start_from_one_handset_does_not_lift_anothers_block() -> None:
+    """Guards against remove_opt_out dropping the recipient match: START from one handset
+    lifted every handset's opt-out on the profile, so the fake delivered to people who said
+    STOP."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        await fake.inject_inbound(from_=OTHER_HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        await fake.inject_inbound(from_=OTHER_HANDSET, to=DEFAULT_TOLL_FREE, text="START")
+        assert [r["to"] for r in fake.opt_outs()] == [HANDSET]
+        with pytest.raises(telnyx_msg.ConflictError):
+            await client.messages.send(from_=DEFAULT_LONG_CODE, to=HANDSET, text="hi")
+
+
+async def test_one_handsets_stop_does_not_block_other_handsets() -> None:
+    """Guards against blocked() dropping the recipient match: one STOP blocked every
+    recipient of the profile."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        message = await client.messages.send(from_=DEFAULT_LONG_CODE, to=OTHER_HANDSET, text="hi")
+        assert message.id
+
+
+async def test_a_group_mms_with_an_opted_out_member_is_refused() -> None:
+    """Guards against the send checking only its first recipient for an opt-out: a group MMS
+    whose second member texted STOP was delivered to that member."""
+    async with FakeTelnyx() as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_LONG_CODE, text="STOP")
+        with pytest.raises(telnyx_msg.ConflictError) as info:
+            await client.messages.send_group_mms(
+                from_=DEFAULT_LONG_CODE, to=[OTHER_HANDSET, HANDSET], text="party"
+            )
+        assert info.value.code == "40300"
+
+
+async def _autoresp(fake: FakeTelnyx, op: str, keywords: list[str]) -> None:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{fake.base_url}/messaging_profiles/{DEFAULT_PROFILE_ID}/autoresp_configs",
+            json={"op": op, "keywords": keywords, "country_code": "US"},
+            headers={"Authorization": f"Bearer {fake.api_key}"},
+        ) as reply,
+    ):
+        assert reply.status in (200, 201), await reply.text()
+
+
+async def test_a_stop_to_a_number_follows_it_to_another_profile() -> None:
+    """Guards against blocked() and remove_opt_out() relying only on the profile-wide rule:
+    a handset that texted STOP to a number stays blocked from that very number after the
+    number moves to another messaging profile, and its START to that number lifts it."""
+    from telnyx_msg.testing import FakeConfig, SeedProfile
+
+    config = FakeConfig(profiles=[SeedProfile(), SeedProfile(id="p2", name="Two")])
+    async with FakeTelnyx(config=config) as fake, fake.client() as client:
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="STOP")
+        await _request(
+            fake,
+            "PATCH",
+            f"/phone_numbers/{DEFAULT_TOLL_FREE}/messaging",
+            {"messaging_profile_id": "p2"},
+        )
+        with pytest.raises(telnyx_msg.ConflictError):
+            await client.messages.send(from_=DEFAULT_TOLL_FREE, to=HANDSET, text="hi")
+        await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text="START")
+        message = await client.messages.send(from_=DEFAULT_TOLL_FREE, to=HANDSET, text="hi")
+        assert message.id
+
+
+async def _request(fake: FakeTelnyx, method: str, path: str, body: object) -> None:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            fake.base_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {fake.api_key}"},
+        ) as reply,
+    ):
+        assert reply.status in (200, 201), await reply.text()
+
+
+@pytest.mark.parametrize("text", ["  stop  all ", "Stop\tAll"])
+async def test_stop_all_with_irregular_spacing_opts_out(text: str) -> None:
+    """Guards against keyword_op comparing the text without collapsing inner whitespace: a
+    handset's "STOP  ALL" (a double space, a tab from a paste) is the STOP ALL keyword, and the
+    fake must block it as it does "STOP ALL"."""
+    async with FakeTelnyx() as fake:
+        inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=text)
+        assert inbound.get("autoresponse_type") == "STOP"
+        assert [(r["to"], r["keyword"]) for r in fake.opt_outs()] == [(HANDSET, "STOP ALL")]
