@@ -38,6 +38,7 @@ from telnyx_msg.cli._journal import (
     Journal,
     Results,
     RunHeader,
+    StatusTable,
     idempotency_key,
     stamp,
     unstamp,
@@ -2470,3 +2471,243 @@ def test_a_run_logged_to_a_file_gets_plain_progress_lines(
     silent = Progress(3, enabled=False)  # --no-progress
     silent.update("sent")
     assert capsys.readouterr().err == ""
+
+
+CHUNK = 1 << 16  # how much the reader takes per read (telnyx_msg.cli._table._CHUNK)
+
+
+def _rows_up_to(
+    prefix_len: int, eol: str, *, encode: Callable[[str], bytes] = str.encode
+) -> tuple[bytes, int]:
+    """A from,to,text file whose line ending straddles byte ``prefix_len`` of the data
+    (``eol``'s first byte/unit ends the first read chunk). Returns the bytes and the data row
+    count."""
+    header = "from,to,text" + eol
+    rows: list[str] = []
+    n = 0
+    body = header
+    # Fill with rows until the next row would pass the boundary, then pad one row's text so
+    # that its line ending starts exactly at the end of the chunk.
+    while True:
+        line = f"{SENDER},+1312555{n % 10000:04d},hello {n}" + eol
+        if len(encode(body + line)) > prefix_len - 200:
+            break
+        body += line
+        rows.append(line)
+        n += 1
+    remaining = prefix_len - len(encode(body))
+    base = f"{SENDER},+1312555{n % 10000:04d},pad "
+    unit = len(encode("\n"))
+    pad_units = remaining // unit - len(base) - 1  # the last unit of the chunk is eol's first
+    body += base + "x" * pad_units + eol
+    n += 1
+    assert len(encode(body[: len(body) - len(eol)])) + unit == prefix_len
+    for _ in range(5):
+        body += f"{SENDER},+1312555{n % 10000:04d},after {n}" + eol
+        n += 1
+    return encode(body), n
+
+
+def test_crlf_split_across_read_chunks_is_one_line_end(tmp_path: Path) -> None:
+    """Guards against a CRLF whose CR ends one read chunk and whose LF starts the next being
+    read as two line ends: the LF became an extra blank row and every later row number shifted
+    by one (RESULTS and a --resume address rows by number, so row N's outcome would be filed
+    under another recipient's number)."""
+    data, count = _rows_up_to(CHUNK, "\r\n")
+    assert data[CHUNK - 1 : CHUNK + 1] == b"\r\n"
+    source = tmp_path / "in.csv"
+    source.write_bytes(data)
+    rows = list(open_table(source).rows())
+    assert [row for row, _ in rows] == list(range(2, count + 2))
+    assert all(len(cells) == 3 for _, cells in rows)
+
+
+def test_a_lone_cr_ending_a_read_chunk_still_ends_its_line(tmp_path: Path) -> None:
+    """Guards against a "CSV (Macintosh)" line end (a lone CR) that is the last byte of a read
+    chunk being missed once the next chunk shows no LF: two rows read as one (one recipient
+    gets nothing, or the file is refused)."""
+    data, count = _rows_up_to(CHUNK, "\r")
+    assert data[CHUNK - 1 : CHUNK] == b"\r"
+    assert data[CHUNK : CHUNK + 1] != b"\n"
+    source = tmp_path / "in.csv"
+    source.write_bytes(data)
+    rows = list(open_table(source).rows())
+    assert [row for row, _ in rows] == list(range(2, count + 2))
+    assert [cells[1] for _, cells in rows][-1] == f"+1312555{(count - 1) % 10000:04d}"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("eol", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_wide_line_end_split_across_read_chunks(tmp_path: Path, codec: str, eol: str) -> None:
+    """Guards against a UTF-16/UTF-32 ("Unicode Text" from Excel) line end at a read-chunk
+    boundary being misread: a CR LF split in two gave an extra blank row (every later row
+    number shifted), a lone CR at the end of a chunk was missed (two rows read as one)."""
+    bom = {
+        "utf-16-le": codecs.BOM_UTF16_LE,
+        "utf-16-be": codecs.BOM_UTF16_BE,
+        "utf-32-le": codecs.BOM_UTF32_LE,
+    }[codec]
+    unit = len("\n".encode(codec))
+    # The first read starts after the BOM: the CR's unit must be the chunk's last unit.
+    data, count = _rows_up_to(CHUNK, eol, encode=lambda s: s.encode(codec))
+    cr = "\r".encode(codec)
+    assert data[CHUNK - unit : CHUNK] == cr
+    source = tmp_path / "in.csv"
+    source.write_bytes(bom + data)
+    table = open_table(source)
+    assert table.codec == codec
+    rows = list(table.rows())
+    assert [row for row, _ in rows] == list(range(2, count + 2))
+    assert all(len(cells) == 3 for _, cells in rows)
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_mtime_is_not_read(tmp_path: Path) -> None:
+    """Guards against a FILE swapped after its check for another of the same size whose
+    modification time was kept (``cp -p``, ``rsync -a``, an archive restore) being read: only
+    its inode tells it apart, and its rows would go to other recipients."""
+    source = tmp_path / "in.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hello\n")
+    table = open_table(source)
+    replacement = tmp_path / "new.csv"
+    replacement.write_text(f"from,to,text\n{SENDER},+13125550009,hello\n")
+    info = source.stat()
+    os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
+    replacement.replace(source)
+    assert source.stat().st_size == info.st_size
+    assert source.stat().st_mtime_ns == info.st_mtime_ns
+    with pytest.raises(TableError, match="changed while this run read it"):
+        list(table.rows())
+
+
+def test_a_text_line_with_an_empty_sender_and_a_number_is_text(tmp_path: Path) -> None:
+    """Guards against a legitimate multi-line text being refused as a stray quote when its
+    line reads ",+1..." and the row itself has no sender (it sends with messaging_profile_id):
+    an empty sender cell is no sender to match."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        'from,to,text,messaging_profile_id\n,+13125550001,"Call us back on\n,+18005550100",prof-1\n'
+    )
+    ((row, cells),) = list(open_table(source).rows())
+    assert row == 2
+    assert cells[2] == "Call us back on\n,+18005550100"
+
+
+def test_compaction_keeps_a_row_whose_line_lacks_its_final_newline(tmp_path: Path) -> None:
+    """Guards against compaction gluing the next row onto a whole line that ends the file
+    without a newline (an editor that drops the final newline): the glued row lost its outcome,
+    so a --resume sent it again."""
+    out = tmp_path / "out.csv"
+    fields = ",".join(RESULT_FIELDS)
+    out.write_text(
+        f"{fields}\r\n"
+        "3,+13125550003,sent,m3,,,telnyx-msg:ab:3,\r\n"
+        "2,+13125550002,sent,m2,,,telnyx-msg:ab:2,",  # no final newline
+        newline="",
+    )
+    Results(out).compact()
+    with out.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    assert [(r["row"], r["message_id"]) for r in records] == [("2", "m2"), ("3", "m3")]
+    statuses = Results(out).load().statuses
+    assert [statuses.get(2), statuses.get(3)] == ["sent", "sent"]
+
+
+def test_status_table_answers_for_any_row(tmp_path: Path) -> None:
+    """Guards against looking up a row just past the table's current size crashing (IndexError)
+    instead of answering "no outcome": a resume of a big file with few recorded outcomes asks
+    for every row."""
+    table = StatusTable()
+    table.set(2, "sent")
+    assert table.get(2) == "sent"
+    assert all(table.get(row) is None for row in range(3, 5000))
+    assert table.count("sent") == 1
+
+
+def test_the_first_outcome_since_the_journal_began_counts_as_recent(tmp_path: Path) -> None:
+    """Guards against the outcome line that starts exactly where the journal began (RESULTS's
+    size then) being left out of ``recent``: after a crash, --resume would take that row, sent
+    and recorded, for one in flight and report it ``unknown``."""
+    results = Results(tmp_path / "out.csv")
+    results.append({"row": 2, "to": "+13125550002", "status": "not_sent"})
+    results.close()
+    since = results.size()
+    results.append({"row": 3, "to": "+13125550003", "status": "sent", "message_id": "m3"})
+    results.append({"row": 2, "to": "+13125550002", "status": "sent", "message_id": "m2"})
+    results.close()
+    loaded = results.load(since)
+    assert [loaded.recent.get(3), loaded.recent.get(2)] == ["sent", "sent"]
+    assert loaded.recent.get(4) is None
+    older = results.load(since + 1)
+    assert older.recent.get(3) is None  # a line starting before the offset is not recent
+
+
+def test_a_results_header_cut_short_by_a_crash_is_ours(tmp_path: Path) -> None:
+    """Guards against RESULTS whose header line a crash cut short (the first write of a run)
+    being taken for a foreign file: --resume refused ("saved by a spreadsheet?") a run that
+    only needs finishing, and the next outcome is read under the full header."""
+    results = Results(tmp_path / "out.csv")
+    results.path.write_text("row,to,sta")
+    results.check()
+    assert not results.exists()
+    results.append({"row": 2, "to": "+13125550002", "status": "sent", "message_id": "m2"})
+    results.close()
+    assert results.load().statuses.get(2) == "sent"
+
+
+def test_the_journal_header_keeps_where_results_stood(tmp_path: Path) -> None:
+    """Guards against the journal's record of RESULTS's size being lost when read back: without
+    it a --resume cannot tell a ``not_sent`` line the crashed run wrote from an older one, and
+    reports rows that were never sent as ``unknown``."""
+    from telnyx_msg.cli._journal import Journal, RunHeader
+
+    header = RunHeader("0123456789abcdef", "12:ab", "1/1", results_at=4096, reading="utf-8")
+    journal = Journal(tmp_path / "out.csv.journal")
+    journal.start(header)
+    journal.close()
+    read, rows = journal.read()
+    assert read == header
+    assert list(rows) == []
+
+
+@pytest.mark.anyio
+async def test_retry_unknown_never_resends_a_row_first_attempted_23_and_a_half_hours_ago(
+    tmp_path: Path,
+) -> None:
+    """Guards against the resend window reaching Telnyx's 24 h Idempotency-Key life (less the
+    hour kept for clock error): an unknown row first attempted 23.5 h ago that had reached
+    Telnyx would be sent a second time by --retry-unknown."""
+    import time
+
+    from telnyx_msg.cli._journal import stamp
+    from telnyx_msg.testing import FakeTelnyx
+    from tests.test_cli_bulk import bulk, crash_after, results, write_rows
+
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 2)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        records = {int(r["row"]): r for r in results(out)}
+        old = time.time() - 23.5 * 3600
+        records[3] |= {"status": "unknown", "message_id": "", "first_attempt": stamp(old)}
+        crash_after(out, list(records.values()), journaled=())
+        fake.stats.reset()
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 1
+        assert fake.stats.count("POST", "/messages") == 0
+    latest = {int(r["row"]): r for r in results(out)}
+    assert latest[3]["status"] == "unknown"
+    assert latest[3]["first_attempt"] == stamp(old)
+
+
+def test_appending_to_results_writes_its_header_once(tmp_path: Path) -> None:
+    """Guards against each invocation (every --resume) writing the column header again into
+    RESULTS: after a crash, before compaction, the file a user opens has header lines among
+    the outcomes, and a spreadsheet import reads them as rows."""
+    results = Results(tmp_path / "out.csv")
+    results.append({"row": 2, "to": "+13125550002", "status": "sent", "message_id": "m2"})
+    results.close()
+    again = Results(results.path)
+    again.append({"row": 3, "to": "+13125550003", "status": "sent", "message_id": "m3"})
+    again.close()
+    lines = results.path.read_text(encoding="utf-8").splitlines()
+    assert lines.count(",".join(RESULT_FIELDS)) == 1
+    assert len(lines) == 3

@@ -478,10 +478,14 @@ class Journal:
                         self._write(data)
                 except Exception as exc:
                     self.failed = exc
-                    batch.set_exception(
-                        JournalError(f"cannot write the journal {self.path}: {exc}")
-                    )
-                    batch.exception()  # retrieved here: waiters may all be gone
+                    error = JournalError(f"cannot write the journal {self.path}: {exc}")
+                    # The rows queued while a slow write ran in its thread fail too: else they
+                    # would wait for a flush that never comes.
+                    for waiting in (batch, self._batch):
+                        if waiting is not None and not waiting.done():
+                            waiting.set_exception(error)
+                            waiting.exception()  # retrieved here: waiters may all be gone
+                    self._batch, self._pending = None, []
                     return
                 batch.set_result(None)
         finally:
