@@ -102,6 +102,15 @@ async def raw(q: RedisWebhookQueue) -> Any:
     return q._redis
 
 
+async def take_over(
+    q: RedisWebhookQueue, entry_id: bytes, lease: str, px: int | None = None
+) -> None:
+    """What worker b's takeover does: the entry and the event's lease become b's."""
+    r = await raw(q)
+    await r.xclaim(q.stream, q.group, "b", 0, [entry_id], justid=True)
+    await r.set(lease, b"b " + entry_id, px=px)
+
+
 async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
     """Await ``predicate()`` (sync or async) until true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -1753,9 +1762,7 @@ async def test_a_failure_leaves_the_lease_and_entry_of_a_worker_that_took_them_o
             await asyncio.wait_for(recorder.entered.wait(), 10)
             ((entry_id, _),) = await r.xrange(q.stream)
             lease = f"{q.stream}:lease:evt-t"
-            # What worker b's takeover does: the entry and the event's lease become b's.
-            await r.xclaim(q.stream, q.group, "b", 0, [entry_id], justid=True)
-            await r.set(lease, b"b " + entry_id)
+            await take_over(q, entry_id, lease)
             recorder.gate.set()  # a's handler now fails (the stop waits for its aftermath)
         assert await r.get(lease) == b"b " + entry_id
         (pending,) = await r.xpending_range(q.stream, q.group, entry_id, entry_id, 1)
@@ -1779,9 +1786,7 @@ async def test_a_heartbeat_does_not_claim_back_an_entry_another_worker_took_over
         await asyncio.wait_for(slow.entered.wait(), 10)
         ((entry_id, _),) = await r.xrange(queue.stream)
         lease = f"{queue.stream}:lease:evt-hb"
-        # What worker b's takeover does: the entry and the event's lease become b's.
-        await r.xclaim(queue.stream, queue.group, "b", 0, [entry_id], justid=True)
-        await r.set(lease, b"b " + entry_id, px=5_000)
+        await take_over(queue, entry_id, lease, px=5_000)
         await asyncio.sleep(queue.claim_after)  # three of a's heartbeat periods
         (pending,) = await r.xpending_range(queue.stream, queue.group, entry_id, entry_id, 1)
         assert pending["consumer"] == b"b"
@@ -1807,8 +1812,7 @@ async def test_a_last_failure_after_a_takeover_leaves_the_entry_to_the_new_worke
             await asyncio.wait_for(recorder.entered.wait(), 10)
             ((entry_id, _),) = await r.xrange(q.stream)
             lease = f"{q.stream}:lease:evt-d"
-            await r.xclaim(q.stream, q.group, "b", 0, [entry_id], justid=True)
-            await r.set(lease, b"b " + entry_id)
+            await take_over(q, entry_id, lease)
             recorder.gate.set()  # a's one attempt fails (the stop waits for its aftermath)
         assert await q.dead_letters() == []
         assert await r.get(lease) == b"b " + entry_id
