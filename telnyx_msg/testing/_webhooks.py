@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -75,6 +76,19 @@ class Event:
 CONNECTIONS = 100
 
 
+# Names reserved for documentation (RFC 2606): samples copied from docs use them, and the
+# fake must not send the message's text and numbers to whoever answers for them.
+_RESERVED = ("example.com", "example.net", "example.org", "example", "invalid")
+
+
+def _documentation_host(url: str) -> str | None:
+    """The host of ``url`` when it is a documentation name (``example.com``, ``*.invalid``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if any(host == name or host.endswith("." + name) for name in _RESERVED):
+        return host
+    return None
+
+
 class Dispatcher:
     """Delivers events with retries and failover on its own ``aiohttp.ClientSession``."""
 
@@ -117,7 +131,9 @@ class Dispatcher:
     async def deliver(self, event: Event) -> bool:
         """Try each target URL ``attempts`` times; True once a receiver answered 2xx.
 
-        ``meta.attempt`` counts attempts across all URLs of the event, starting at 1.
+        ``meta.attempt`` counts attempts across all URLs of the event, starting at 1. A URL on a
+        documentation name (``example.com``, ``*.invalid``) is never contacted: it counts as one
+        failed attempt, recorded with the reason, and the next URL (the failover) is tried.
         """
         session = self._session
         if session is None:
@@ -125,6 +141,14 @@ class Dispatcher:
         settings = self._settings()
         number = 0
         for url in event.targets:
+            reserved = _documentation_host(url)
+            if reserved:
+                number += 1
+                error = f"not sent: {reserved} is reserved for documentation (RFC 2606)"
+                self.stats.record_attempt(
+                    WebhookAttempt(event.event_id, event.event_type, url, number, None, error)
+                )
+                continue
             for retry in range(settings.attempts):
                 if retry:
                     await asyncio.sleep(settings.retry_delay * 2 ** (retry - 1))

@@ -582,3 +582,27 @@ async def test_stop_all_with_irregular_spacing_opts_out(text: str) -> None:
         inbound = await fake.inject_inbound(from_=HANDSET, to=DEFAULT_TOLL_FREE, text=text)
         assert inbound.get("autoresponse_type") == "STOP"
         assert [(r["to"], r["keyword"]) for r in fake.opt_outs()] == [(HANDSET, "STOP ALL")]
+
+
+async def test_documentation_hosts_are_never_contacted(receiver: Receiver) -> None:
+    """A webhook_url copied from the docs (example.com) gets no POST carrying the message's text
+    and numbers: one failed attempt says why, and the failover URL still gets the event."""
+    config = FakeConfig(webhooks=WebhookSettings(attempts=3, retry_delay=0.0))
+    async with FakeTelnyx(config=config) as fake, connect(fake) as api:
+        for url in ("https://example.com/webhooks/telnyx", "http://hooks.example.invalid./x"):
+            fake.stats.reset()
+            await api.send(
+                from_=DEFAULT_TOLL_FREE,
+                to=TO,
+                text="x",
+                webhook_url=url,
+                webhook_failover_url=receiver.url(),
+            )
+            await fake.settle()
+            sent = [a for a in fake.stats.webhook_attempts if a.event_type == "message.sent"]
+            assert [(a.url, a.attempt, a.status) for a in sent] == [
+                (url, 1, None),
+                (receiver.url(), 2, 200),
+            ]
+            assert sent[0].error is not None
+            assert "reserved for documentation" in sent[0].error
