@@ -144,9 +144,9 @@ class Dispatcher:
             reserved = _documentation_host(url)
             if reserved:
                 number += 1
-                error = f"not sent: {reserved} is reserved for documentation (RFC 2606)"
+                why = f"not sent: {reserved} is reserved for documentation (RFC 2606)"
                 self.stats.record_attempt(
-                    WebhookAttempt(event.event_id, event.event_type, url, number, None, error)
+                    WebhookAttempt(event.event_id, event.event_type, url, number, None, why)
                 )
                 continue
             for retry in range(settings.attempts):
