@@ -65,17 +65,17 @@ def create_app(
     # Built once; thread-safe, so one verifier serves every request thread.
     verifier = telnyx_msg.WebhookVerifier(key, replay_store=replay_store())
     app = Flask(__name__)
-    # Flask reads a body of any size before the signature can be checked, so any
-    # body over MAX_BODY is refused (413) unread.
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    # Flask reads a body of any size before the signature can be checked, so a
+    # body declared over MAX_BODY is refused (413) unread.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
 
     @app.post(PATH)
     def telnyx_webhook() -> tuple[str, int]:
         body = request.get_data()
-        if len(body) == MAX_BODY:
-            # A chunked body (no Content-Length) is cut at the limit, not refused:
-            # reading on raises RequestEntityTooLarge (413) if there was more.
-            request.stream.read(1)
+        if len(body) > MAX_BODY:
+            # A chunked body (no Content-Length) is cut at MAX_CONTENT_LENGTH, not
+            # refused: one byte past MAX_BODY means there was more.
+            return "body too large", 413
         try:
             event = verifier.unwrap(body, request.headers, mark_seen=False)
         except telnyx_msg.DuplicateWebhookError:

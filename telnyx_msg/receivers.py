@@ -8,7 +8,8 @@ a plain one called on the event loop), and the answer says how it went:
 
 - 200: handled (the event id is then marked seen in the replay store), queued (with
   ``queue=``, below), a duplicate of an event already handled, or no handler for the event type;
-- 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``);
+- 400: signed correctly but not a webhook JSON document (``WebhookPayloadError``; logged
+  on ``telnyx_msg.webhooks`` at ERROR, as Telnyx drops the event after its retries);
 - 401: missing/repeated header, bad timestamp or bad signature (retrying cannot fix these);
 - 405: not a POST; 413: body over ``max_body_size`` (ASGI; aiohttp uses ``client_max_size``);
   415: a ``Content-Encoding`` other than ``identity`` (a compressed body);
@@ -236,6 +237,13 @@ class WebhookReceiver:
         except DuplicateWebhookError:
             return _Reply(200, "duplicate, skipped")
         except WebhookPayloadError as exc:
+            # Correctly signed, so it came from Telnyx: an event this SDK cannot read, which
+            # Telnyx drops after its retries. Say so (never with the body).
+            logger.error(
+                "telnyx webhook: a correctly signed delivery is not an event this SDK can "
+                "read; answered 400 (Telnyx retries it, then drops it): %s",
+                exc,
+            )
             return _Reply(400, str(exc))
         except WebhookVerificationError as exc:
             return _Reply(401, str(exc))

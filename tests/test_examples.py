@@ -701,3 +701,55 @@ def test_flask_example_answers_200_when_marking_seen_fails(
     response = app.test_client().post(webhooks_flask.PATH, data=body, headers=signer.headers(body))
     assert response.status_code == 200
     assert processed == ["evt-1"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_flask_example_accepts_a_body_of_exactly_the_cap(chunked: bool) -> None:
+    """A signed delivery of exactly MAX_BODY bytes is handled (under gunicorn it was answered
+    413, with or without Content-Length: the example read one byte past the cap to tell a cut
+    chunked body, and Werkzeug refuses that read); one byte more is still 413."""
+    import io
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from telnyx_msg.testing._webhooks import Signer
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    handled: list[str | None] = []
+    app = webhooks_flask.create_app(signer.public_key_b64, process=lambda e: handled.append(e.id))
+
+    def post(size: int, event_id: str) -> str:
+        event = {
+            "record_type": "event",
+            "id": event_id,
+            "event_type": "message.finalized",
+            "occurred_at": "2024-01-01T00:00:00Z",
+            "payload": {"id": "msg-1", "to": [{"phone_number": RECIPIENT, "status": "sent"}]},
+        }
+        compact = json.dumps({"data": event}).encode()
+        body = compact[:-1] + b" " * (size - len(compact)) + compact[-1:]
+        framing = (
+            {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+            if chunked
+            else {"CONTENT_LENGTH": str(len(body))}
+        )
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": webhooks_flask.PATH,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": io.StringIO(),
+            "CONTENT_TYPE": "application/json",
+            **framing,
+            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signer.headers(body).items()},
+        }
+        statuses: list[str] = []
+        b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+        return statuses[0]
+
+    assert post(webhooks_flask.MAX_BODY, "evt-at-cap") == "200 OK"
+    assert handled == ["evt-at-cap"]
+    assert post(webhooks_flask.MAX_BODY + 1, "evt-over") == "413 REQUEST ENTITY TOO LARGE"
+    assert handled == ["evt-at-cap"]

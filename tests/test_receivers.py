@@ -219,6 +219,29 @@ async def test_aiohttp_bad_payload_is_400() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_signed_event_refused_as_unreadable_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A delivery only Telnyx could sign, answered 400 because this SDK cannot read it (Telnyx
+    drops it after its retries: the event is lost), is logged at ERROR by both receivers,
+    without the body; it left no trace but the server's access log."""
+    unreadable = json.loads(event_body(event_id="evt-unreadable"))
+    unreadable["data"]["payload"] = None
+    body = json.dumps(unreadable).encode()
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": Recorder()})
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        status, _ = await post(session, url, body, sign(body))
+    app = asgi_app(make_verifier(), {"message.finalized": Recorder()})
+    asgi_status, _, _ = await call_asgi(app, body, sign(body))
+    await app.aclose()
+    assert (status, asgi_status) == (400, 400)
+    errors = [r for r in caplog.records if r.name == "telnyx_msg.webhooks" and r.levelno >= 40]
+    assert len(errors) == 2
+    assert all("answered 400" in r.getMessage() for r in errors)
+    assert all(body.decode() not in r.getMessage() for r in errors)
+
+
+@pytest.mark.anyio
 async def test_aiohttp_duplicate_gets_200_and_is_skipped() -> None:
     """A second delivery of a handled event id gets 200 without running the handler."""
     recorder = Recorder()
