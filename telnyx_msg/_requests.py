@@ -17,6 +17,7 @@ from attrs import field, frozen
 
 from telnyx_msg import _validate as v
 from telnyx_msg._config import RequestOptions
+from telnyx_msg._validate import NOT_GIVEN, NotGiven
 from telnyx_msg.errors import ValidationError
 from telnyx_msg.models import AutorespOp, MetricsTimeFrame, _fields_repr
 
@@ -433,11 +434,12 @@ class _ProfileSettings(Request):
     webhook_api_version: WebhookApiVersion | None = field(
         default=None, kw_only=True, validator=_API_VERSION
     )
-    number_pool_settings: NumberPoolSettingsParam | None = field(
-        default=None, kw_only=True, validator=_POOL
+    # The definition: "To disable this feature, set the object field to null", so None is sent.
+    number_pool_settings: NumberPoolSettingsParam | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(_POOL)
     )
-    url_shortener_settings: UrlShortenerSettingsParam | None = field(
-        default=None, kw_only=True, validator=_SHORTENER
+    url_shortener_settings: UrlShortenerSettingsParam | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(_SHORTENER)
     )
     alpha_sender: str | None = field(default=None, kw_only=True, validator=_ALPHA_SENDER)
     daily_spend_limit: str | None = field(default=None, kw_only=True, validator=_SPEND_LIMIT)

@@ -2,9 +2,10 @@
 
 The rule (documented once, here): a field named in the path template fills the path; every
 other field that is not ``None`` goes to the query string for GET and DELETE, and to the JSON body
-otherwise. Query values are encoded the way Telnyx expects (docs/wire.md §1.4): nested mappings
-become bracket keys (``filter[from]=…``), lists are comma-joined, booleans are ``true`` or
-``false``, and date-times are ISO 8601.
+otherwise. A field defaulting to ``NOT_GIVEN`` is the exception: left out it is not sent, and
+``None`` is sent as ``null``. Query values are encoded the way Telnyx expects (docs/wire.md
+§1.4): nested mappings become bracket keys (``filter[from]=…``), lists are comma-joined,
+booleans are ``true`` or ``false``, and date-times are ISO 8601.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import quote
 import attrs
 from attrs import frozen
 
-from telnyx_msg._validate import wire_name
+from telnyx_msg._validate import NOT_GIVEN, wire_name
 from telnyx_msg.errors import ValidationError
 
 P = ParamSpec("P")
@@ -65,6 +66,8 @@ class FieldPlan(NamedTuple):
     name: str
     wire: str
     location: Literal["path", "query", "body"]
+    #: ``None`` is sent as ``null`` (the field defaults to ``NOT_GIVEN``, which is not sent).
+    nullable: bool = False
 
 
 @frozen(eq=False)  # a spec is one operation: compared and hashed by identity
@@ -125,7 +128,9 @@ class Endpoint(Generic[P, R]):
                 location: Literal["path", "query", "body"] = "path"
             else:
                 location = "query" if in_query else "body"
-            plans.append(FieldPlan(field.name, wire_name(field), location))
+            nullable = field.default is NOT_GIVEN
+            assert not nullable or location == "body", f"{self.path}: null only in a body"
+            plans.append(FieldPlan(field.name, wire_name(field), location, nullable))
         missing = in_path - {p.name for p in plans}
         assert not missing, f"{self.path}: no request field for {missing}"
         assert self.json_body or in_query or all(p.location == "path" for p in plans), (
@@ -146,7 +151,9 @@ class Endpoint(Generic[P, R]):
         body: dict[str, Any] | None = {} if self.json_body else None
         for plan in self.fields:
             value = getattr(request, plan.name)
-            if value is None:
+            if value is None or value is NOT_GIVEN:
+                if value is None and plan.nullable:
+                    body[plan.wire] = None  # type: ignore[index]
                 continue
             if plan.location == "body":
                 body[plan.wire] = value if type(value) is str else json_value(value)  # type: ignore[index]

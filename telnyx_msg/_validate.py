@@ -35,6 +35,33 @@ MAX_PAGE_SIZE = 250
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 
+class NotGiven:
+    """The default of an argument whose ``None`` means JSON ``null``: left out, it is not sent.
+
+    Most arguments send nothing for ``None``; a few (a messaging profile's
+    ``number_pool_settings`` and ``url_shortener_settings``) are switched off by ``null``.
+    """
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN = NotGiven()
+
+
+def nullable(check: Validator) -> Validator:
+    """``check`` for an argument defaulting to :data:`NOT_GIVEN` (which it lets through)."""
+
+    def run(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not NOT_GIVEN:
+            check(instance, attribute, value)
+
+    return run
+
+
 def wire_name(attribute: attrs.Attribute[Any]) -> str:
     """The JSON name of a request field (trailing ``_`` dropped, or its ``wire`` metadata)."""
     wire = attribute.metadata.get("wire")

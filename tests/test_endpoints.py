@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -14,6 +15,7 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg import models as m
 from telnyx_msg._pagination import AsyncPager
+from telnyx_msg.testing import FakeTelnyx
 from tests.conftest import ApiServer, json_response, message_json
 
 pytestmark = pytest.mark.anyio
@@ -905,3 +907,53 @@ async def test_blocking_facade_same_operations(case: Case, api_server: Any) -> N
         assert case.check(result[0])
     else:
         assert case.check(result)
+
+
+POOL: Any = {"long_code_weight": 1, "toll_free_weight": 2, "skip_unhealthy": True}
+SHORTENER: Any = {"domain": "acme.link"}
+
+
+def _last_patch_body(fake: FakeTelnyx) -> Any:
+    patches = [r for r in fake.stats.requests if r.method == "PATCH"]
+    assert patches, "no PATCH was sent"
+    return patches[-1].json
+
+
+async def test_update_with_none_disables_the_number_pool() -> None:
+    """``number_pool_settings=None`` sends ``null`` and the profile's pool is off afterwards."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        profiles = client.messaging_profiles
+        created = await profiles.create(
+            name="Acme", whitelisted_destinations=["US"], number_pool_settings=POOL
+        )
+        assert created.number_pool_settings is not None
+        updated = await profiles.update(created.id, number_pool_settings=None)
+        body = _last_patch_body(fake)
+        assert body == {"number_pool_settings": None}, json.dumps(body)
+        assert updated.number_pool_settings is None
+        assert (await profiles.retrieve(created.id)).number_pool_settings is None
+
+
+async def test_update_with_none_disables_the_url_shortener() -> None:
+    """``url_shortener_settings=None`` sends ``null`` and the shortener is off afterwards."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        profiles = client.messaging_profiles
+        created = await profiles.create(
+            name="Acme", whitelisted_destinations=["US"], url_shortener_settings=SHORTENER
+        )
+        assert created.url_shortener_settings is not None
+        updated = await profiles.update(created.id, url_shortener_settings=None)
+        assert _last_patch_body(fake) == {"url_shortener_settings": None}
+        assert updated.url_shortener_settings is None
+
+
+async def test_update_without_the_argument_keeps_the_number_pool() -> None:
+    """Leaving the argument out still keeps the pool (an omitted PATCH field is unchanged)."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        profiles = client.messaging_profiles
+        created = await profiles.create(
+            name="Acme", whitelisted_destinations=["US"], number_pool_settings=POOL
+        )
+        updated = await profiles.update(created.id, name="Acme 2")
+        assert "number_pool_settings" not in _last_patch_body(fake)
+        assert updated.number_pool_settings == created.number_pool_settings

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from telnyx_msg._segments import MAX_PARTS
 from telnyx_msg.testing._config import FakeConfig, Throughput
 from telnyx_msg.testing._errors import (
     ApiError,
@@ -208,6 +209,11 @@ class Outbox:
             raise invalid(str(exc), "/encoding", status=400) from None
         if message_type == "MMS":
             parts = 1
+        elif parts > MAX_PARTS:
+            # The definition bounds a message's parts to 1-10: a longer SMS is not one message.
+            raise invalid(
+                f"The text needs {parts} parts; a message has at most {MAX_PARTS}.", "/text"
+            )
         profile_id = _optional_str(body, "messaging_profile_id")
         if profile_id is not None and profile_id not in self.account.profiles:
             raise invalid("Messaging profile not found.", "/messaging_profile_id")
@@ -545,6 +551,8 @@ class Outbox:
             raise ValueError(f"unknown messaging profile {profile_id!r}")
         webhook_url, failover_url = self.account.webhook_targets(profile_id)
         encoding, parts = encode(text)
+        if not media_urls and parts > MAX_PARTS:
+            raise ValueError(f"text needs {parts} parts; a message has at most {MAX_PARTS}")
         data: JSON = {
             "record_type": "message",
             "direction": "inbound",

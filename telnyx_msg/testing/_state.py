@@ -703,8 +703,13 @@ class Account:
         ):
             raise invalid("'keywords' must be a non-empty list of strings.", "/keywords")
         country = body.get("country_code")
-        if not isinstance(country, str) or len(country) != 2 or not country.isalpha():
-            raise invalid("'country_code' must be an ISO 3166-1 alpha-2 code.", "/country_code")
+        # "*" (every country) is the definition's own example of a config's country_code.
+        if not isinstance(country, str) or not (
+            country == "*" or (len(country) == 2 and country.isalpha())
+        ):
+            raise invalid(
+                "'country_code' must be an ISO 3166-1 alpha-2 code or '*'.", "/country_code"
+            )
         fields: JSON = {"op": op, "keywords": list(keywords), "country_code": country}
         resp_text = body.get("resp_text")
         if resp_text is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import telnyx_msg
 from telnyx_msg.testing import FakeTelnyx
 from telnyx_msg.testing._config import DEFAULT_LONG_CODE, DEFAULT_PROFILE_ID
 
@@ -80,3 +81,60 @@ async def test_group_mms_to_short_code_is_accepted(api: Api) -> None:
     )
     assert reply.status == 200
     assert [r["phone_number"] for r in reply.body["data"]["to"]] == ["+13125550001", "12345"]
+
+
+PARTS_TO = "+13125550001"
+# 153 GSM-7 characters per concatenated part: 1531 characters need 11 parts, 10000 need 66.
+TOO_LONG = ("x" * 1531, "x" * 10_000)
+
+
+@pytest.mark.parametrize("text", TOO_LONG, ids=("11-parts", "66-parts"))
+async def test_send_of_more_than_ten_parts_is_never_answered_with_parts_over_ten(
+    text: str,
+) -> None:
+    """An over-long SMS is refused with a 4xx error, or answered with at most 10 parts."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        status: int | None = None
+        try:
+            message = await client.messages.send(from_=DEFAULT_LONG_CODE, to=PARTS_TO, text=text)
+        except telnyx_msg.APIStatusError as exc:
+            status = exc.status
+        if status is not None:
+            assert 400 <= status < 500
+        else:
+            assert message.parts is not None
+            assert 1 <= message.parts <= 10, f"answered parts={message.parts}"
+
+
+async def test_inbound_of_more_than_ten_parts_is_never_stored_with_parts_over_ten() -> None:
+    """An injected inbound text that would need 11 parts is refused or kept within 10 parts."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        try:
+            inbound = await fake.inject_inbound(
+                from_=PARTS_TO, to=DEFAULT_LONG_CODE, text="x" * 1531
+            )
+        except ValueError:
+            return
+        message = await client.messages.retrieve(inbound["id"])
+        assert message.parts is not None
+        assert 1 <= message.parts <= 10, f"answered parts={message.parts}"
+
+
+async def test_create_update_and_list_a_wildcard_country_config() -> None:
+    """create, update and list all take ``country_code="*"`` and answer it unchanged."""
+    async with FakeTelnyx() as fake, fake.client(rate_limits=None, max_retries=0) as client:
+        configs = client.messaging_profiles.autoresp_configs
+        created = await configs.create(
+            DEFAULT_PROFILE_ID, op="stop", keywords=["STOP"], country_code="*"
+        )
+        assert created.country_code == "*"
+        updated = await configs.update(
+            created.id,
+            profile_id=DEFAULT_PROFILE_ID,
+            op="start",
+            keywords=["START", "BEGIN"],
+            country_code="*",
+        )
+        assert updated.country_code == "*"
+        listed = await configs.list(DEFAULT_PROFILE_ID, country_code="*")
+        assert [c.id for c in listed] == [created.id]
