@@ -53,7 +53,7 @@ else:
             return bool(self._scope.cancel_called)
 
     @contextlib.asynccontextmanager
-    async def time_limit(seconds: float) -> AsyncIterator[_Expiry]:
+    async def time_limit(seconds: float | None) -> AsyncIterator[_Expiry]:
         """``asyncio.timeout`` for Python 3.10, from anyio's cancel scope; raises TimeoutError.
 
         Not ``asyncio.wait_for``: it runs the call in a task of its own, whose failure is lost

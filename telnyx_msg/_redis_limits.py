@@ -26,7 +26,7 @@ from telnyx_msg._bucket import (
 )
 from telnyx_msg._config import positive_seconds
 from telnyx_msg._ratelimit import wait_too_long
-from telnyx_msg._redis_common import client_from_url, close_client, time_limit
+from telnyx_msg._redis_common import client_from_url, close_client, misconfigured, time_limit
 from telnyx_msg.errors import (
     QUEUE_FULL_CODE,
     ConfigurationError,
@@ -292,6 +292,7 @@ class RedisRateLimits:
         positive_seconds("redis_timeout", redis_timeout)
         try:
             import redis.asyncio as redis_asyncio
+            from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:
             raise ConfigurationError(
@@ -326,6 +327,7 @@ class RedisRateLimits:
         self._state_lock = threading.Lock()
         self._no_script: type[Exception] = NoScriptError
         self._redis_error: type[Exception] = RedisError
+        self._connection_error: type[Exception] = RedisConnectionError
         self._redis_timeout = float(redis_timeout)
         self._prefix = key_prefix
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
@@ -464,10 +466,18 @@ class RedisRateLimits:
                 while True:
                     await self._flush()
                     successes = self._take_successes()
+                    # A call timeout shorter than Redis's own bound also bounds the round trip
+                    # (a frozen Redis held send(timeout=0.5) for the whole redis_timeout).
+                    remaining = None if deadline is None else deadline - self._clock()
+                    short = remaining is not None and 0 < remaining < self._redis_timeout
                     try:
-                        granted, wait, by_account = await self._run(
-                            _TAKE_SCRIPT, keys, [*args, str(successes)]
-                        )
+                        async with time_limit(remaining if short else None):
+                            granted, wait, by_account = await self._run(
+                                _TAKE_SCRIPT, keys, [*args, str(successes)]
+                            )
+                    except TimeoutError:
+                        self._keep_successes(successes)
+                        raise wait_too_long(None, timeout or 0.0) from None
                     except BaseException:
                         self._keep_successes(successes)
                         raise
@@ -637,13 +647,14 @@ class RedisRateLimits:
         redis = self._redis
         try:
             try:
-                async with time_limit(self._redis_timeout):
-                    reply = await redis.evalsha(script.sha, len(keys), *keys, *args)
-            except self._no_script:
-                async with time_limit(self._redis_timeout):
-                    await redis.script_load(script.source)
-                async with time_limit(self._redis_timeout):
-                    reply = await redis.evalsha(script.sha, len(keys), *keys, *args)
+                reply = await self._eval(redis, script, keys, args)
+            except self._connection_error as exc:
+                if misconfigured(exc):  # (AuthenticationError is a ConnectionError)
+                    raise
+                # A pooled connection that a restarted Redis closed (redis-py drops it): once
+                # more, on a new connection, before calling Redis unavailable. At worst a token
+                # the lost reply had taken is wasted; nothing is sent twice.
+                reply = await self._eval(redis, script, keys, args)
         except TimeoutError as exc:  # before OSError: on Python 3.10 the builtin one is one
             raise RateLimiterUnavailableError(
                 f"rate limiter: Redis did not answer within {self._redis_timeout:g} s; "
@@ -658,3 +669,16 @@ class RedisRateLimits:
             by_account = len(reply) > 2 and int(reply[2]) == 1
             return int(reply[0]) == 1, float(_text(reply[1])), by_account
         return True, 0.0, False
+
+    async def _eval(
+        self, redis: Any, script: _Script, keys: Sequence[str], args: Sequence[str]
+    ) -> Any:
+        """``EVALSHA``, loading the script on ``NOSCRIPT``; each round trip bounded."""
+        try:
+            async with time_limit(self._redis_timeout):
+                return await redis.evalsha(script.sha, len(keys), *keys, *args)
+        except self._no_script:
+            async with time_limit(self._redis_timeout):
+                await redis.script_load(script.source)
+            async with time_limit(self._redis_timeout):
+                return await redis.evalsha(script.sha, len(keys), *keys, *args)

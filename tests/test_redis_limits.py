@@ -9,15 +9,17 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import telnyx_msg
 from telnyx_msg import _redis_limits
 from telnyx_msg._redis_limits import RedisRateLimits
 from telnyx_msg.errors import ConfigurationError, RateLimitError, RateLimiterUnavailableError
+from telnyx_msg.testing import serve_in_thread
 from tests.redis_proc import RedisProcess
 
 TOLL_FREE = "+18005550101"
@@ -478,3 +480,73 @@ def RedisRateLimits_(url: str, key_prefix: str) -> Any:
     from telnyx_msg._redis_limits import RedisRateLimits
 
     return RedisRateLimits(url, key_prefix=key_prefix, account_mps=50.0, redis_timeout=0.5)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server this test may freeze or restart."""
+    proc = RedisProcess(tmp_path)
+    yield proc
+    proc.close()
+
+
+@pytest.mark.redis
+def test_a_send_with_a_short_timeout_is_not_held_by_a_frozen_limiter_redis(
+    redis_process: RedisProcess,
+) -> None:
+    """A blocking Client send with ``timeout=0.5`` whose limiter Redis froze (SIGSTOP) ends
+    within its own timeout, nothing sent: the rate limiter waits "never longer than its
+    timeout". It waited out the limiter's whole ``redis_timeout`` (3 s here) instead."""
+    limits = telnyx_msg.RedisRateLimits(
+        redis_process.url, redis_timeout=3.0, key_prefix="review:frozen:"
+    )
+    with (
+        serve_in_thread() as fake,
+        telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=limits) as client,
+    ):
+        client.messages.send(from_=TOLL_FREE, to=TOLL_FREE_2, text="warm-up")
+        redis_process.freeze()
+        try:
+            started = time.monotonic()
+            with pytest.raises((telnyx_msg.RateLimitError, telnyx_msg.RateLimiterUnavailableError)):
+                client.messages.send(
+                    from_=TOLL_FREE,
+                    to=TOLL_FREE_2,
+                    text="frozen",
+                    options=telnyx_msg.RequestOptions(timeout=0.5),
+                )
+            elapsed = time.monotonic() - started
+        finally:
+            redis_process.thaw()
+        assert fake.stats.messages_sent == 1  # only the warm-up
+    assert elapsed < 0.5 + 0.75, f"send(timeout=0.5) took {elapsed:.2f} s"
+
+
+@pytest.mark.redis
+def test_send_many_right_after_a_redis_restart_sends_everything(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis restarted (and is answering again) between two bulk jobs of one process: the
+    next send_many sends every item. The limiter's first round trip used a pooled connection
+    the old Redis had closed, raised RateLimiterUnavailableError ("Connection closed by
+    server"), and send_many stopped with it although Redis was up."""
+    limits = telnyx_msg.RedisRateLimits(redis_process.url, key_prefix="review:restart:")
+    items = [
+        telnyx_msg.SendMessageItem(from_=TOLL_FREE, to=TOLL_FREE_2, text=f"m{i}") for i in range(5)
+    ]
+
+    async def main(base_url: str, api_key: str) -> list[str]:
+        async with telnyx_msg.AsyncClient(api_key, base_url=base_url, rate_limits=limits) as c:
+            await c.messages.send(from_=TOLL_FREE, to=TOLL_FREE_2, text="before the restart")
+            redis_process.kill()
+            redis_process.start()  # Redis is back before the next job starts
+            statuses: list[str] = [
+                o.status async for o in c.messages.send_many(items, concurrency=1)
+            ]
+        await limits.aclose()
+        return statuses
+
+    with serve_in_thread() as fake:
+        statuses = asyncio.run(asyncio.wait_for(main(fake.base_url, fake.api_key), 30))
+        assert fake.stats.messages_sent == 1 + len(items)
+    assert statuses == ["sent"] * len(items)
