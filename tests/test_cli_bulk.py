@@ -819,6 +819,72 @@ async def test_ragged_blank_and_multiline_rows(tmp_path: Path) -> None:
     assert "text" in by_row[5]["error"]
 
 
+def write_mixed_rows(source: Path) -> None:
+    """Two rows that can be sent and three that the send refuses without a request."""
+    source.write_text(
+        "from,to,text\n"
+        f"{SENDER},+13125550001,one\n"  # row 2
+        f"{SENDER},555-0123,two\n"  # row 3: not E.164
+        f"{SENDER},+13125550003,\n"  # row 4: no text
+        f"{SENDER},+13125550004,four,extra\n"  # row 5: a cell too many
+        f"{SENDER},+13125550005,five\n"  # row 6
+    )
+
+
+@pytest.mark.anyio
+async def test_the_plan_names_the_rows_that_will_be_rejected(tmp_path: Path, capsys: Any) -> None:
+    """Before anything is sent, the plan names the rows the send will refuse without a
+    request (found only in RESULTS afterwards), and does not count them as messages."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_mixed_rows(source)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 1
+        assert sorted(per_recipient(fake)) == ["+13125550001", "+13125550005"]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("plan: 2 messages (2 segments)")
+    assert err[1] == "warning: 3 rows will be rejected without a request (recorded `rejected`):"
+    assert err[2].startswith("  row 3: to: '555-0123' is not a valid E.164 number")
+    assert err[3] == "  row 4: text: a message needs text or media_urls"
+    assert err[4].startswith("  row 5: row has 4 cells but the header has 3")
+    assert {r["row"]: r["status"] for r in results(out)} == {
+        "2": "sent",
+        "3": "rejected",
+        "4": "rejected",
+        "5": "rejected",
+        "6": "sent",
+    }
+
+
+@pytest.mark.anyio
+async def test_a_dry_run_sends_nothing_writes_no_results_and_needs_no_key(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--dry-run prints the plan and the rows that would be rejected, sends nothing, leaves no
+    RESULTS (a later run is a new run, not a --resume), needs no API key, and exits 1 while a
+    row would be rejected, 0 once none would."""
+    monkeypatch.delenv("TELNYX_API_KEY", raising=False)
+    monkeypatch.delenv("TELNYX_BASE_URL", raising=False)
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_mixed_rows(source)
+    argv = ["bulk", str(source), "--out", str(out), "--dry-run", "--no-progress"]
+    assert await anyio.to_thread.run_sync(main, argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "dry run: nothing sent; 2 rows to send, 3 to be rejected\n"
+    assert "warning: 3 rows will be rejected" in captured.err
+    assert not out.exists()
+    assert not out.with_name(out.name + ".journal").exists()
+    write_rows(source, 3)
+    async with FakeTelnyx() as fake:
+        dry = [*argv, "--api-key", fake.api_key, "--base-url", fake.base_url]
+        assert await anyio.to_thread.run_sync(main, dry) == 0
+        assert list(fake.stats.requests) == []
+        assert (
+            capsys.readouterr().out == "dry run: nothing sent; 3 rows to send, 0 to be rejected\n"
+        )
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        assert len(per_recipient(fake)) == 3
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("name", "what"),

@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress line (it is drawn only on a terminal anyway)",
     )
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read FILE, print the plan and the rows that would be rejected, send nothing "
+        "(exit 0: every row can be sent, 1: some would be rejected)",
+    )
     _client_args(bulk)
 
     mock = commands.add_parser(
@@ -473,11 +479,12 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 2
         # Before RESULTS exists: a run that cannot send must not leave one behind (the
-        # next try would then need --resume).
-        resolve_api_key(args.api_key, "--api-key")
-        resolve_base_url(args.base_url)
-        if args.redis:
-            asyncio.run(check_redis(args.redis))
+        # next try would then need --resume). A dry run sends nothing: no key needed.
+        if not args.dry_run:
+            resolve_api_key(args.api_key, "--api-key")
+            resolve_base_url(args.base_url)
+            if args.redis:
+                asyncio.run(check_redis(args.redis))
         # Until the run installs its own handlers, SIGTERM ends it like Ctrl-C does.
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _terminated)

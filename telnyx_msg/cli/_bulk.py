@@ -69,6 +69,7 @@ from telnyx_msg.errors import (
     ConfigurationError,
     RedisUnavailableError,
     TelnyxError,
+    ValidationError,
 )
 
 __all__ = ["UsageError", "run_bulk"]
@@ -182,6 +183,7 @@ class BulkRun:
         self.signals = StopSignals()
         self.sending = False
         self.planned = False  # every row read; False after a signal while reading the file
+        self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
         # Windows): the plan's thread must stop too, or the interpreter waits for it at exit.
         self.abandoned = False
@@ -412,10 +414,20 @@ class BulkRun:
         return status not in _DONE
 
     def plan(self) -> int:
-        """Read the whole file once (decoding errors stop here), print the plan, count rows."""
+        """Read the whole file once (decoding errors stop here), print the plan and the rows
+        that will be rejected without a request, count rows."""
+        from telnyx_msg._bulk import pick_method
+        from telnyx_msg._client import make_request
         from telnyx_msg._plan import plan_bulk
+        from telnyx_msg._resources import Messages
 
         pending = 0
+        examples: list[str] = []  # the first few rejected rows, "row N: why"
+
+        def reject(row: int, why: Exception) -> None:
+            self.rejectable += 1
+            if len(examples) < _REJECTED_SHOWN:
+                examples.append(f"row {row}: {why}")
 
         def requests() -> Iterator[dict[str, Any]]:
             nonlocal pending
@@ -426,11 +438,21 @@ class BulkRun:
                     continue
                 try:
                     request = self.table.request(cells)
-                except ValueError:
+                except ValueError as exc:
                     pending += 1
+                    reject(row, exc)
                     continue
                 if request is not None:
                     pending += 1
+                    # The checks the send runs before any I/O, run now: a row they refuse is
+                    # not planned, and is shown before anything is sent.
+                    method = pick_method(request, "auto")
+                    endpoint = getattr(Messages, method).endpoint
+                    try:
+                        make_request(endpoint, (), dict(request), f"messages.{method}")
+                    except ValidationError as exc:
+                        reject(row, exc)
+                        continue
                     yield request
 
         from telnyx_msg._ratelimit import RateLimits
@@ -459,6 +481,16 @@ class BulkRun:
         _say(text)
         for warning in plan.warnings:
             _say(f"warning: {warning}")
+        if self.rejectable:
+            more = self.rejectable - len(examples)
+            _say(
+                f"warning: {_counted(self.rejectable, 'row')} will be rejected without a request "
+                "(recorded `rejected`):"
+            )
+            for example in examples:
+                _say(f"  {example}")
+            if more:
+                _say(f"  and {more} more")
         if self.table.ignored:
             _say(f"ignoring column(s): {', '.join(self.table.ignored)}")
         return pending
@@ -678,6 +710,10 @@ class BulkRun:
         return sum(self.statuses.count(s) for s in ("rejected", "unknown", "not_sent"))
 
 
+#: Rejected rows the plan names (the rest are counted).
+_REJECTED_SHOWN = 5
+
+
 def _tally(rows: int, count: Callable[[str], int]) -> str:
     """``2 rows: 2 sent, 0 rejected, 0 unknown, 0 not_sent``."""
     return f"{_counted(rows, 'row')}: " + ", ".join(f"{count(s):,} {s}" for s in STATUSES)
@@ -780,6 +816,16 @@ async def _run(run: BulkRun) -> int:
         except asyncio.CancelledError:
             run.abandoned = True
             raise
+        if args.dry_run:
+            if run.planned:
+                _emit(
+                    f"dry run: nothing sent; {_counted(total - run.rejectable, 'row')} to send, "
+                    f"{run.rejectable:,} to be rejected",
+                    sys.stdout,
+                )
+                return 1 if run.rejectable else 0
+            _say("interrupted while reading FILE: nothing sent")
+            return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1) if run.stopped else 130
         run.begin()
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")
