@@ -186,7 +186,9 @@ def build_request(
         base_url + path + ("?" + query if query else ""),
         headers,
         data,
-        op.idempotent or key is not None,
+        # A key makes a retry safe only where Telnyx deduplicates by it (the sends); on a
+        # client.request of another method it is just a header and changes no retry.
+        op.idempotent or (key is not None and op.accepts_idempotency_key),
         key,
         message_type,
         sender,

@@ -33,6 +33,7 @@ the method and the path only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -311,7 +312,7 @@ class APIStatusError(TelnyxError):
             if len(self.errors) > 1:
                 parts.append(f"(+{len(self.errors) - 1} more)")
         elif isinstance(self.body, str) and self.body:
-            parts.append(self.body[:200])
+            parts.append(_summary(self.body))
         if self.method:
             parts.append(f"on {self.method} {self.path}")
         if self.retry_after is not None:
@@ -323,6 +324,18 @@ class APIStatusError(TelnyxError):
         text = " ".join(parts)
         hint = self.hint
         return f"{text}\n  hint: {hint}" if hint else text
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _summary(text: str) -> str:
+    """A text error body on one line: an HTML page (a load balancer's or CDN's) by its title,
+    any text with its whitespace and line breaks collapsed, at most 200 characters."""
+    title = _HTML_TITLE.search(text[:65536])
+    if title is not None and title.group(1).strip():
+        text = title.group(1)
+    return " ".join(text.split())[:200]
 
 
 class BadRequestError(APIStatusError):

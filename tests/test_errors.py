@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from aiohttp import web
 
 import telnyx_msg
+from telnyx_msg import RequestOptions
 from telnyx_msg._retry import Backoff
 from telnyx_msg.testing import (
     FakeConfig,
@@ -17,7 +19,7 @@ from telnyx_msg.testing import (
     MockTransport,
     MockTransportError,
 )
-from tests.conftest import json_response, raw_reply, telnyx_error
+from tests.conftest import ApiServer, json_response, raw_reply, telnyx_error
 
 pytestmark = pytest.mark.anyio
 
@@ -405,3 +407,105 @@ async def test_outcome_unknown_connection_error_message_says_so() -> None:
     assert len(transport.requests) == 3
     assert info.value.outcome_unknown is True
     assert "outcome unknown" in str(info.value) or "may have reached" in str(info.value)
+
+
+FAST_BACKOFF = Backoff(initial=0.001, max=0.002)
+
+# What nginx answers when its upstream is down: the page a load balancer in front of an API
+# really sends (CRLF line ends included).
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+# A CDN's error page: a long head before anything that says what went wrong.
+CDN_503 = (
+    '<!DOCTYPE html>\n<!--[if lt IE 7]> <html class="no-js ie6 oldie" lang="en-US"> '
+    "<![endif]-->\n<head>\n"
+    + "".join(f'<meta name="m{i}" content="{"x" * 40}" />\n' for i in range(6))
+    + "<title>api.telnyx.com | 503: Service Unavailable</title>\n"
+    + "<style>body{margin:0}</style>\n</head>\n<body><h1>Service Unavailable</h1></body></html>\n"
+)
+
+
+async def _patch_with_key_attempts(server: ApiServer, key: str | None) -> int:
+    server.requests.clear()
+    options = RequestOptions(idempotency_key=key) if key else None
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, backoff=FAST_BACKOFF
+    ) as client:
+        with pytest.raises(telnyx_msg.InternalServerError):
+            await client.request("PATCH", "/not_modelled_yet/abc", json={"add": 1}, options=options)
+    return len(server.requests)
+
+
+async def test_an_idempotency_key_on_a_client_request_patch_does_not_make_it_retried(
+    api_server: Any,
+) -> None:
+    """docs/configuration.md: an idempotency key on a ``client.request`` that is not a POST
+    "sends it as the Idempotency-Key header, and it changes nothing about that call's
+    retries". Telnyx deduplicates sends only, so a PATCH to a path the SDK does not model that
+    got a 500 (it may have been applied) must not be repeated because a key rides along: with
+    the key the PATCH reached the server 3 times, without it once."""
+
+    async def failing(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"errors": [{"code": "10007", "title": "Unexpected error"}]}, 500)
+
+    server = await api_server(failing)
+    without_key = await _patch_with_key_attempts(server, None)
+    with_key = await _patch_with_key_attempts(server, "k-1")
+    assert without_key == 1
+    assert server.requests[0].headers.get("Idempotency-Key") == "k-1"  # still sent
+    assert with_key == without_key
+
+    # The blocking Client goes through the same pipeline.
+    server.requests.clear()
+
+    def blocking() -> None:
+        with telnyx_msg.Client(
+            KEY, base_url=server.base_url, rate_limits=None, backoff=FAST_BACKOFF
+        ) as client:
+            with pytest.raises(telnyx_msg.InternalServerError) as caught:
+                client.request(
+                    "PATCH",
+                    "/not_modelled_yet/abc",
+                    json={"add": 1},
+                    options=RequestOptions(idempotency_key="k-2"),
+                )
+            assert caught.value.outcome_unknown is True
+
+    await anyio.to_thread.run_sync(blocking)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "page", "says"),
+    [(502, NGINX_502, "502 Bad Gateway"), (503, CDN_503, "Service Unavailable")],
+)
+async def test_an_html_error_page_reads_as_one_line_that_says_what_failed(
+    api_server: Any, status: int, page: str, says: str
+) -> None:
+    """docs/errors.md: ``str(error)`` is one line with the status, the method and path (then
+    the hint line). A load balancer's HTML error page was pasted into it raw: nginx's 502 made
+    the message seven lines of markup with ``on GET /messages/m1`` stranded after the closing
+    ``</html>``, and a CDN's page was cut after 200 characters of ``<meta>`` tags, before the
+    title that says what went wrong. The page itself stays in ``error.body``."""
+
+    async def page_answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    server = await api_server(page_answer)
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
+        with pytest.raises(telnyx_msg.InternalServerError) as caught:
+            await client.messages.retrieve("m1")
+    error = caught.value
+    assert error.body == page
+    first_line = str(error).split("\n  hint:")[0]
+    assert "\n" not in first_line, repr(first_line)
+    assert "\r" not in first_line, repr(first_line)
+    assert first_line.startswith(f"{status} ")
+    assert says in first_line
+    assert "on GET /messages/m1" in first_line
