@@ -265,4 +265,12 @@ def resolve_base_url(base_url: str | None) -> str:
             "base_url must not contain credentials (user:password@) or a backslash; the API "
             "key is what authenticates"
         )
+    try:  # a host IDNA cannot encode (an empty label, a byte that was not UTF-8): failed late
+        from yarl import URL
+
+        URL(url).host  # noqa: B018  # encoding the host is the check
+    except ValueError as exc:  # UnicodeError included
+        raise ConfigurationError(
+            f"base_url {url!r} has a host that cannot be encoded: {exc}"
+        ) from None
     return url.rstrip("/")

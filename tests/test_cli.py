@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
@@ -748,3 +749,77 @@ async def test_demo_with_a_small_count_succeeds(count: int) -> None:
     report = await run_demo(count=count, out=io.StringIO())
     assert report.accepted >= 1
     assert report.complete, report
+
+
+@pytest.mark.anyio
+async def test_send_hung_up_while_sending_prints_the_key(api_server: Any) -> None:
+    """A closed terminal or a dropped ssh session (SIGHUP) while the request is out: the outcome
+    is unknown, so the key that settles it must reach stderr (a log file with `2>>send.log`),
+    as it does for Ctrl-C and SIGTERM. It died silently (exit 129, nothing written): the
+    only way to learn the outcome without sending twice was lost, and a rerun sends again."""
+    arrived, done = anyio.Event(), anyio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        arrived.set()
+        with anyio.move_on_after(30):
+            await done.wait()
+        return web.json_response({})
+
+    server = await api_server(stall)
+    command = [sys.executable, "-m", "telnyx_msg", "send", "--api-key", "k"]
+    command += ["--base-url", server.base_url, "--from", SENDER, "--to", "+13125550001"]
+    command += ["--text", "hello"]
+    async with await anyio.open_process(command) as proc:
+        with anyio.fail_after(20):
+            await arrived.wait()
+        proc.send_signal(signal.SIGHUP)
+        with anyio.fail_after(20):
+            code = await proc.wait()
+        assert proc.stderr is not None
+        err = b""
+        with anyio.move_on_after(5):
+            async for chunk in proc.stderr:
+                err += chunk
+    done.set()
+    text = err.decode()
+    assert code == 128 + signal.SIGHUP, text
+    key = re.search(r"--idempotency-key (\S+)", text)
+    assert key is not None, f"no key on stderr: {text!r}"
+    assert [r.headers["Idempotency-Key"] for r in server.requests] == [key.group(1)]
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://ex\u00e4mple..com/v2".encode(),  # a non-ASCII host IDNA cannot encode
+        b"http://\xff/v2",  # a byte that is not UTF-8 (a variable from a Latin-1 file)
+    ],
+)
+def test_send_base_url_with_an_unencodable_host_is_a_one_line_usage_error(
+    base_url: bytes,
+) -> None:
+    """`--base-url` (or TELNYX_BASE_URL) whose host cannot be encoded: a one-line error and
+    exit 2 before anything is sent, like every other malformed base URL. It was a Python
+    traceback (UnicodeError from deep in the transport) with exit 1."""
+    command = [sys.executable.encode(), b"-m", b"telnyx_msg", b"send", b"--api-key", b"k"]
+    command += [b"--base-url", base_url, b"--from", SENDER.encode(), b"--to", b"+13125550001"]
+    command += [b"--text", b"hello"]
+    result = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    err = result.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    assert result.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: "), err
+
+
+def test_mock_server_host_that_is_not_utf8_is_a_one_line_usage_error() -> None:
+    """`mock-server --host` with a byte that is not UTF-8: a one-line `cannot listen on`
+    error and exit 2, as for a host that does not resolve. It was a traceback (exit 1)."""
+    command = [sys.executable.encode(), b"-m", b"telnyx_msg", b"mock-server", b"--quiet"]
+    command += [b"--port", b"0", b"--host", b"\xff"]
+    result = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    err = result.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    assert result.returncode == 2, err
+    assert err.startswith("error: cannot listen on"), err

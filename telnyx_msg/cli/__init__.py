@@ -427,7 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminated(BaseException):
-    """SIGTERM outside the bulk run's own handling (e.g. while starting up)."""
+    """SIGTERM (or, for ``send``, SIGHUP: a closed terminal, a dropped ssh session) outside the
+    bulk run's own handling (e.g. while starting up)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: A closed terminal or a dropped ssh session ends ``send`` like SIGTERM: with the key printed.
+_SIGHUP: int | None = getattr(signal, "SIGHUP", None)  # not on Windows
 
 
 class _Interrupted(BaseException):
@@ -437,15 +446,16 @@ class _Interrupted(BaseException):
 
 
 def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated
+    raise _Terminated(signum)
 
 
 @contextlib.contextmanager
 def _signals_restored() -> Iterator[None]:
-    """Give SIGINT and SIGTERM back their handlers afterwards: ``main()`` called from a
+    """Give SIGINT, SIGTERM and SIGHUP back their handlers afterwards: ``main()`` called from a
     program (a test, a notebook, a service's job) must not leave ours, or asyncio's defaults,
     in charge of that program's signals."""
-    saved = [(signum, signal.getsignal(signum)) for signum in (signal.SIGINT, signal.SIGTERM)]
+    signums = [signal.SIGINT, signal.SIGTERM] + ([] if _SIGHUP is None else [_SIGHUP])
+    saved = [(signum, signal.getsignal(signum)) for signum in signums]
     try:
         yield
     finally:
@@ -460,6 +470,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "send":
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: print the key if sending
+            if _SIGHUP is not None and signal.getsignal(_SIGHUP) != signal.SIG_IGN:  # nohup
+                signal.signal(_SIGHUP, _terminated)
         if args.text == "-":  # read before the loop runs: Ctrl-C must reach a blocked read
             args.text = _stdin_text()
         return asyncio.run(_send(args))
@@ -519,9 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, _Interrupted):
         print(f"\ninterrupted{_in_flight(args)}", file=sys.stderr)
         return 130
-    except _Terminated:
-        print(f"\nterminated{_in_flight(args)}", file=sys.stderr)
-        return 143
+    except _Terminated as exc:
+        with contextlib.suppress(OSError):  # after a hangup the terminal may be gone
+            what = "hung up" if exc.signum == _SIGHUP else "terminated"
+            print(f"\n{what}{_in_flight(args)}", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # stdout closed early (`telnyx-msg demo | head`): stop quietly
         _silence_stdout()
         return 128 + signal.SIGPIPE
@@ -566,16 +580,22 @@ def _terminated_by_cancelling() -> Iterator[None]:
     asyncio's socket write, which takes it for a write error (and logs "Fatal write error"),
     or inside a task step (Python 3.10 then logs the task's KeyboardInterrupt as never
     retrieved), instead of just ending the command."""
+    # Only where ``send`` took SIGHUP over (``nohup`` ignores it, and then so do we).
+    hangup = (_SIGHUP,) if _SIGHUP and signal.getsignal(_SIGHUP) is _terminated else ()
     try:
-        with _cancelled_by(signal.SIGINT, signal.SIGTERM) as fired:
+        with _cancelled_by(signal.SIGINT, signal.SIGTERM, *hangup) as fired:
             yield
     except asyncio.CancelledError:
         if fired:
-            raise (_Interrupted if fired[0] == signal.SIGINT else _Terminated) from None
+            if fired[0] == signal.SIGINT:
+                raise _Interrupted from None
+            raise _Terminated(fired[0]) from None
         raise
     finally:
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _terminated)  # back to the handler outside the loop
+            for signum in hangup:
+                signal.signal(signum, _terminated)
 
 
 @contextlib.contextmanager
@@ -735,6 +755,8 @@ async def _mock_server(args: argparse.Namespace) -> int:
     )
     try:
         await fake.start()
+    except UnicodeError as exc:  # a --host that is not UTF-8 (or not a valid IDNA name)
+        raise ConfigurationError(f"cannot listen on {args.host!r}:{args.port} ({exc})") from None
     except OSError as exc:
         hint = "; pass --port 0 for any free port" if exc.errno == errno.EADDRINUSE else ""
         raise ConfigurationError(
