@@ -163,12 +163,13 @@ async def bounded(
 
 #: What Redis answers a connection's SELECT of a database number past its ``databases``.
 _NO_DATABASE = "DB index is out of range"
+_WRONG_TYPE = "WRONGTYPE"
 
 
 def misconfigured(exc: BaseException) -> bool:
     """Whether ``exc`` (or its cause) is Redis refusing this connection's configuration: its
-    credentials or ACL, or a database number the server does not have (no retry heals
-    either, unlike an outage)."""
+    credentials or ACL, a database number the server does not have, or a key of ours that
+    holds another kind of data (no retry heals these, unlike an outage)."""
     try:
         from redis.exceptions import (
             AuthenticationError,
@@ -182,6 +183,8 @@ def misconfigured(exc: BaseException) -> bool:
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     if isinstance(cause, ResponseError) and _NO_DATABASE in str(cause):
         return True  # (SELECT on connect, for a URL's /N past the server's `databases`)
+    if isinstance(cause, ResponseError) and str(cause).startswith(_WRONG_TYPE):
+        return True  # the stream's name taken by another kind of key: waiting never heals it
     return isinstance(
         cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
     )
@@ -193,6 +196,11 @@ def config_error(
     """The error for Redis refusing ``who``'s configuration (see :func:`misconfigured`): no
     retry heals it (callers raise it ``from exc``)."""
     reason = str(exc.__cause__ if exc.__cause__ is not None else exc).rstrip(".")
+    if reason.startswith(_WRONG_TYPE):
+        return ConfigurationError(
+            f"a Redis key this {who} uses holds another kind of data ({reason}): give the "
+            "queue a stream name nothing else in this Redis uses (stream=, --stream)"
+        )
     if _NO_DATABASE in reason:
         return ConfigurationError(
             f"Redis has no database for this {who} ({reason}): the URL's /N must be below "

@@ -930,6 +930,27 @@ async def test_worker_with_refused_credentials_stops(redis_url: str) -> None:
             await queue.aclose()
 
 
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_stream_name_taken_by_another_kind_of_key_stops_the_worker(
+    redis_url: str,
+) -> None:
+    """A worker whose stream name is already a plain key (another app's, a typo) raises
+    ConfigurationError (the CLI exits 2); it logged WRONGTYPE and retried forever."""
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    stream = f"taken-{uuid.uuid4().hex}"
+    await admin.set(stream, "someone else's value")
+    queue = RedisWebhookQueue(redis_url, stream=stream, timeout=1.0)
+    try:
+        with pytest.raises(ConfigurationError, match="holds another kind of data"):
+            await asyncio.wait_for(queue.run({}), 10)
+        assert await admin.get(stream) == b"someone else's value"
+    finally:
+        await queue.aclose()
+        await admin.delete(stream)
+        await admin.aclose()
+
+
 async def lifespan_startup(app: Any) -> dict[str, Any]:
     """Run the ASGI lifespan startup as a server does; return the app's answer."""
     messages = [{"type": "lifespan.startup"}]
