@@ -5,7 +5,9 @@ Every in-scope list is page-number paginated (docs/wire.md §2). The next page i
 requested + 1, whatever ``meta.page_number`` says (see :func:`next_page_number`). Iteration stops
 on an empty page, when the page just requested is ``>= meta.total_pages``, or when a page repeats
 any earlier one (a server ignoring ``page[number]``, or cycling through the same pages), so it
-always ends unless the server keeps inventing new records.
+always ends unless the server keeps inventing new records. A repeat that came with another
+``meta.total_results`` while ``meta.total_pages`` says pages remain is a listing shifted by new
+records: that page is skipped and the walk goes on.
 """
 
 from __future__ import annotations
@@ -45,6 +47,20 @@ def next_page_number(page: Page[Any], raw: list[Any]) -> int | None:
     return page.page_number + 1
 
 
+def _shifted(page: Page[Any], results_before: int | None) -> bool:
+    """Whether ``page``, a repeat of an earlier page that came with ``results_before`` as
+    ``meta.total_results``, is a shifted listing to walk on: the count changed since, and
+    ``meta.total_pages`` says pages remain (which bounds the walk)."""
+    meta = page.meta
+    return (
+        meta.total_pages is not None
+        and page.page_number < meta.total_pages
+        and meta.total_results is not None
+        and results_before is not None
+        and meta.total_results != results_before
+    )
+
+
 def _fingerprint(raw: list[Any]) -> bytes:
     """A digest of a page's raw data, to spot a page served again (it is decoded JSON)."""
     text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -74,15 +90,23 @@ class AsyncPager(Generic[T]):
         # Digests, not the pages: a long listing must not keep every record alive. Any earlier
         # page counts, not only the previous one: a server serving A, B, A, B... never repeats
         # the page just before, and with no empty page or total_pages it would never end.
-        seen: set[bytes] = set()
+        # Each digest maps to the meta.total_results that came with it: a page repeating an
+        # earlier one while total_results changed is a listing that shifted (records added at
+        # its front), not a server ignoring page[number]; its records were yielded already, so
+        # it is skipped and the walk goes on, still bounded by meta.total_pages.
+        seen: dict[bytes, int | None] = {}
         while True:
             page, raw = await self._fetch(number)
+            repeat = False
             if raw:
                 digest = _fingerprint(raw)
                 if digest in seen:
-                    return
-                seen.add(digest)
-            if page.items:
+                    if not _shifted(page, seen[digest]):
+                        return
+                    repeat = True
+                else:
+                    seen[digest] = page.meta.total_results
+            if page.items and not repeat:
                 yield page
             number = next_page_number(page, raw)
             if number is None:

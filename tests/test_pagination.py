@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
@@ -241,3 +242,76 @@ async def test_a_repeated_page_is_spotted_whatever_its_key_order(
         items = await first_items(c.messaging_optouts.list())
     assert items == [optout(1)["to"]]
     assert len(server.requests) == 2
+
+
+def newest_first_server(existing: int, page_size: int, arrivals: int) -> Any:
+    """Opt-outs listed newest first, paged by page[number] / page[size] with a full, truthful
+    meta; ``arrivals`` new opt-outs come in right after the first page is served (customers
+    replying STOP while the listing is walked)."""
+    records = [optout(n) for n in reversed(range(existing))]  # newest first
+    state = {"next": existing, "served": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        number = int(request.query.get("page[number]", "1"))
+        size = int(request.query.get("page[size]", str(page_size)))
+        start = (number - 1) * size
+        total = len(records)
+        body = {
+            "data": records[start : start + size],
+            "meta": {
+                "page_number": number,
+                "page_size": size,
+                "total_pages": -(-total // size),
+                "total_results": total,
+            },
+        }
+        state["served"] += 1
+        if state["served"] == 1:
+            for _ in range(arrivals):
+                records.insert(0, optout(state["next"]))
+                state["next"] += 1
+        return json_response(body)
+
+    return handler
+
+
+@pytest.mark.parametrize(("page_size", "arrivals"), [(1, 1), (2, 2), (5, 10)])
+async def test_records_arriving_during_the_walk_do_not_end_it(
+    api_server: Any, page_size: int, arrivals: int
+) -> None:
+    """Listing opt-outs while new ones arrive: every opt-out that existed when the listing
+    began is still yielded (once), however many pages the server says remain. Today a page
+    that shifted onto an earlier one is read as "the server ignores page[number]" and the
+    listing ends there, silently dropping every later record although meta.total_pages on
+    that very page says more pages exist."""
+    existing = 12
+    server = await api_server(newest_first_server(existing, page_size, arrivals))
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
+        seen: list[str] = []
+        with anyio.fail_after(10):
+            async for item in c.messaging_optouts.list(page_size=page_size):
+                assert item.to is not None
+                seen.append(item.to)
+                assert len(seen) < 100, "the listing does not end"
+    originals = [optout(n)["to"] for n in reversed(range(existing))]
+    assert [to for to in seen if to in originals] == originals
+
+
+async def test_blocking_walk_of_a_shifting_listing_is_complete(api_server: Any) -> None:
+    """The same through the blocking Client's plain ``for``: one new opt-out arriving while
+    opt-outs are listed one per page does not end the walk after the first record."""
+    existing = 6
+    server = await api_server(newest_first_server(existing, 1, 1))
+
+    def walk() -> list[str]:
+        with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
+            seen: list[str] = []
+            for item in client.messaging_optouts.list(page_size=1):
+                assert item.to is not None
+                seen.append(item.to)
+                assert len(seen) < 100, "the listing does not end"
+            return seen
+
+    with anyio.fail_after(10):
+        seen = await anyio.to_thread.run_sync(walk)
+    assert seen == [optout(n)["to"] for n in reversed(range(existing))]
