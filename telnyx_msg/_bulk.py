@@ -213,6 +213,12 @@ def _copied(values: list[Any]) -> list[Any]:
     ]
 
 
+def _as_pulled(item: Mapping[str, Any], args: Any) -> Mapping[str, Any]:
+    """An outcome's ``request``: the item itself, unless it changed since it was pulled (an
+    input refilling one dict per row), then what it was when pulled, i.e. what was sent."""
+    return item if args is item or args == item else args
+
+
 def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:
     """A done-callback calling ``fn(idx)``."""
     fn(idx)
@@ -256,7 +262,8 @@ async def run_send_many(
     # Outcomes in completion order, and the consumer's wake-up future while it waits for one.
     ready: collections.deque[SendOutcome] = collections.deque()
     wake: list[asyncio.Future[None]] = []
-    running: dict[int, tuple[Mapping[str, Any], SendGate, asyncio.Task[None] | None]] = {}
+    # Each send's item, its arguments as pulled (see `start`), gate and task.
+    running: dict[int, tuple[Mapping[str, Any], Any, SendGate, asyncio.Task[None] | None]] = {}
     late: list[bool] = []  # set when a stop cut short by a new cancellation could not wait
     index = 0
     exhausted = False
@@ -284,8 +291,8 @@ async def run_send_many(
 
     def unreported(idx: int) -> None:
         if idx in running:  # its task was cancelled before it first ran: nothing was written
-            item = running[idx][0]
-            report(idx, SendOutcome(idx, item, "not_sent", error=asyncio.CancelledError()))
+            request = _as_pulled(*running[idx][:2])
+            report(idx, SendOutcome(idx, request, "not_sent", error=asyncio.CancelledError()))
 
     def read_unsent(read: asyncio.Future[Any], idx: int) -> None:
         if not read.cancelled() and read.exception() is None:  # read, never sent
@@ -314,20 +321,21 @@ async def run_send_many(
             if opted_out:
                 sender = args.get("from_")
                 skipped = OptedOutError(f"{opted_out} opted out of messages from {sender}; skipped")
-                outcome = SendOutcome(idx, item, "not_sent", error=skipped)
+                outcome = SendOutcome(idx, _as_pulled(item, args), "not_sent", error=skipped)
             else:
                 send = senders[pick_method(args, method)]
                 try:
                     call = send(**args)  # binds the arguments only: nothing runs yet
                 except TypeError as exc:  # keys that are not names: caught before any I/O
                     raise ValidationError("request", str(exc)) from None
-                outcome = SendOutcome(idx, item, "sent", message=await call)
+                message = await call
+                outcome = SendOutcome(idx, _as_pulled(item, args), "sent", message=message)
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, _STOPS_THE_RUN) and not fatal:
                 fatal.append(exc)
             elif isinstance(exc, _ENDS_THE_PULLING) and not drain:
                 drain.append(exc)
-            outcome = SendOutcome(idx, item, classify(exc, gate), error=exc)
+            outcome = SendOutcome(idx, _as_pulled(item, args), classify(exc, gate), error=exc)
         report(idx, outcome)
 
     if load_optouts is not None:
@@ -346,17 +354,18 @@ async def run_send_many(
         gate = SendGate()
         # Read now, not when its task starts: an input that refills one dict (or one list in
         # it: a group's `to`, `media_urls`) for every row would otherwise send its last row
-        # several times. (The outcome keeps the item itself: `outcome.request is item`.)
+        # several times. (The outcome keeps the item itself, `outcome.request is item`, unless
+        # the input changed it meanwhile: then the item as pulled, see `_as_pulled`.)
         args = _snapshot(item) if isinstance(item, dict) else item
         # A task per send (not a worker pool): items are pulled only when the consumer asks
         # for more, which is what bounds a stalled run. Entered before the task exists: an
         # eager task factory runs a send rejected before I/O to its report at creation.
         idx = index
         index += 1
-        running[idx] = (item, gate, None)
+        running[idx] = (item, args, gate, None)
         task = loop.create_task(send_one(idx, item, args, gate))
         if idx in running:
-            running[idx] = (item, gate, task)
+            running[idx] = (item, args, gate, task)
 
     def ended(exc: Exception) -> None:
         nonlocal exhausted
@@ -420,9 +429,9 @@ async def run_send_many(
     finally:
         if release is not None:
             release()
-        for _item, gate, _task in running.values():
+        for _item, _args, gate, _task in running.values():
             gate.stopped = True
-        waits: list[asyncio.Task[Any]] = [t for _i, _g, t in running.values() if t is not None]
+        waits: list[asyncio.Task[Any]] = [t for *_, t in running.values() if t is not None]
         if pull is not None:
             waits.append(pull)
         for waited in waits:
@@ -434,7 +443,7 @@ async def run_send_many(
             # Cancelled again while stopping (an anyio cancel scope cancels at every await):
             # what has not ended reports itself through on_stop when it does.
             late.append(True)
-            for idx, (_item, _gate, sending) in running.items():
+            for idx, (*_, sending) in running.items():
                 if sending is not None:
                     sending.add_done_callback(functools.partial(_call_with, unreported, idx))
             if pull is not None:

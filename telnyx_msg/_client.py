@@ -533,8 +533,13 @@ class AsyncClient(ResourceTree[AsyncMode]):
     async def _acquire(
         self, limiter: Limiter, lane: str | None, message_type: str, timeout: Timeout
     ) -> None:
-        """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``."""
-        if self._shared.limiter_timeout:
+        """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``.
+
+        A ``send_many`` item waits as long as the limiter says: a bulk run paces itself
+        through a 429's pause (a full sender queue pauses its lane 144 s, past the default
+        timeout) rather than writing off the rest of its input as ``not_sent`` in a second.
+        """
+        if self._shared.limiter_timeout and send_gate.get() is None:
             total = None if timeout.total == math.inf else timeout.total
             waiting = limiter.acquire(lane, message_type, timeout=total)
         else:

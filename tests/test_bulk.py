@@ -1346,3 +1346,100 @@ def test_each_send_many_item_type_is_its_send_methods_keyword_arguments() -> Non
         for key, parameter in parameters.items():
             declared = str(parameter.annotation).removesuffix(" | None")
             assert spelled(hints[key]) == aliases.get(declared, declared), (name, key)
+
+
+def refilled_rows(count: int) -> Iterator[SendItem]:
+    """A reader that refills one dict per row (as the docs allow: each row is sent as pulled)."""
+    row: dict[str, Any] = {"from_": FROM, "text": "hi"}
+    for n in range(count):
+        row["to"] = f"+1844555{n:04d}"
+        yield row  # type: ignore[misc]
+
+
+async def test_an_outcome_names_the_recipient_its_item_was_sent_to(api_server: Any) -> None:
+    """An input refilling one dict per row: each outcome's ``request`` must say what that item
+    was when it was pulled and sent. It said the last row for every outcome, so a rejected
+    item was reported (and would be fixed or resent) under another recipient, one already
+    sent: resending the `not_sent`/`rejected` outcomes' requests messages the wrong person twice
+    and never the right one."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["to"].endswith("2"):
+            return telnyx_error(422, "40310", "Invalid 'to' address")
+        return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, backoff=FAST
+    ) as client:
+        outcomes = [o async for o in client.messages.send_many(refilled_rows(5), concurrency=5)]
+    sent_to = {json.loads(r.body)["to"] for r in server.requests}
+    assert sent_to == {f"+1844555{n:04d}" for n in range(5)}  # (each row went out as pulled)
+    by_index = {o.index: o for o in outcomes}
+    assert sorted(by_index) == [0, 1, 2, 3, 4]
+    assert by_index[2].status == "rejected"
+    assert by_index[2].request["to"] == "+18445550002"
+    assert [by_index[n].request["to"] for n in range(5)] == [f"+1844555{n:04d}" for n in range(5)]
+
+
+def test_a_blocking_outcome_names_the_recipient_its_item_was_sent_to() -> None:
+    """The same through the blocking ``Client`` (its input is read in the caller's thread)."""
+    with (
+        telnyx_msg.testing.serve_in_thread() as fake,
+        telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=None) as client,
+    ):
+        outcomes = list(client.messages.send_many(refilled_rows(4), concurrency=4))
+    assert {o.status for o in outcomes} == {"sent"}
+    assert sorted((o.index, o.request["to"]) for o in outcomes) == [
+        (n, f"+1844555{n:04d}") for n in range(4)
+    ]
+
+
+async def test_one_queue_full_answer_does_not_drain_the_rest_of_the_input(
+    api_server: Any,
+) -> None:
+    """One 429 ``40318`` (another process filled the sender's Telnyx queue) pauses that sender's
+    lane 144 s, longer than the default 60 s timeout, so every later item of that sender met a
+    client-side wait "longer than its timeout" and was reported ``not_sent`` at once: 2,000
+    items pulled and written off in a fraction of a second with 5 requests made. The docs
+    promise a run stops rather than draining its whole input as ``not_sent`` in a second;
+    whether it then waits or stops pulling, no more than the items already in flight may be
+    written off by the pause."""
+    answered = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal answered
+        body = await request.json()
+        answered += 1
+        if answered == 1:
+            return telnyx_error(429, "40318", "Message queue full")
+        return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+    server = await api_server(handler)
+    pulled = 0
+
+    def rows() -> Iterator[SendItem]:
+        nonlocal pulled
+        for n in range(2000):
+            pulled += 1
+            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+    outcomes: list[telnyx_msg.SendOutcome] = []
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, backoff=FAST) as client:
+        with anyio.move_on_after(3):  # (waiting is fine; this bounds the test)
+            try:
+                async for outcome in client.messages.send_many(rows(), concurrency=5):
+                    outcomes.append(outcome)  # (kept if the run stops)
+            except telnyx_msg.RateLimitError:  # (stopping the pulling is fine too)
+                pass
+    written_off = [
+        o
+        for o in outcomes
+        if o.status == "not_sent" and isinstance(o.error, telnyx_msg.RateLimitError)
+    ]
+    assert len(server.requests) < 10
+    assert len(written_off) <= 5 + 1, (
+        f"{len(written_off)} of {pulled} pulled items written off as not_sent "
+        f"after one queue-full answer: {written_off[-1].reason}"
+    )
