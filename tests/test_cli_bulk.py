@@ -2454,6 +2454,35 @@ def test_a_control_character_in_a_cell_rejects_the_row(tmp_path: Path) -> None:
         table.request(rows[0][1])
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("column", ["text", "media_urls"])
+async def test_a_lone_surrogate_from_an_odd_encoding_rejects_the_row_in_the_dry_run_too(
+    tmp_path: Path, capsys: Any, column: str
+) -> None:
+    """A codec given with --encoding (utf-7 here) can decode a lone surrogate, which no UTF-8
+    request carries: the row is rejected without a request, and the dry run says so
+    beforehand (it counted the row as one to send and exited 0, "every row can be sent")."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    # utf-7: "+-" is a literal "+", "+2AA-" decodes to the lone surrogate U+D800.
+    cells = ["hi +2AA- there", ""] if column == "text" else ["hi", "https://e.com/a+2AA-.png"]
+    source.write_bytes(
+        (
+            "from,to,text,media_urls\n"
+            f"+-18005550101,+-13125550001,{cells[0]},{cells[1]}\n"
+            "+-18005550101,+-13125550002,fine,\n"
+        ).encode("ascii")
+    )
+    common = ["bulk", str(source), "--out", str(out), "--encoding", "utf-7", "--no-progress"]
+    assert await anyio.to_thread.run_sync(main, [*common, "--dry-run"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "dry run: nothing sent; 1 row to send, 1 to be rejected\n"
+    assert f"  row 2: {column}: holds U+D800, half of a UTF-16 pair" in printed.err
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, *common[1:]) == 1
+        assert sorted(per_recipient(fake)) == ["+13125550002"]
+    assert {r["row"]: r["status"] for r in results(out)} == {"2": "rejected", "3": "sent"}
+
+
 def test_a_cell_over_the_csv_field_limit_says_what_to_check(tmp_path: Path) -> None:
     """csv's own "field larger than field limit (131072)" is said in terms of the file."""
     source = tmp_path / "in.csv"

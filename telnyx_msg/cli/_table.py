@@ -212,9 +212,13 @@ class Table:
             if not name:
                 raise ValueError(f"a value in column {position + 1}, which has no header")
             if (c0 := _C0.search(value)) is not None:
+                what = (
+                    "half of a UTF-16 pair, which no text carries alone"
+                    if c0[0] >= "\ud800"
+                    else "a control character (a NUL or other byte no text has)"
+                )
                 raise ValueError(
-                    f"{name}: holds the control character U+{ord(c0[0]):04X} (a NUL or other "
-                    "byte no text has): is the file's encoding right?"
+                    f"{name}: holds U+{ord(c0[0]):04X}, {what}: is the file's encoding right?"
                 )
             if (c1 := _C1.search(value)) is not None:
                 # What latin-1 makes of cp1252's curly quotes, dashes and euro sign: invisible
@@ -293,7 +297,9 @@ def _watched(handle: BinaryIO, path: Path, expected: tuple[int, ...] | None) -> 
 _LOOKS_LIKE_NUMBER = re.compile(r"\+?[1-9]\d{5,14}")
 _SENDERS = ("from", "messaging_profile_id")
 _C1 = re.compile("[\x80-\x9f]")
-_C0 = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # control characters but tab and line ends
+# Control characters but tab and line ends, and lone surrogates (which an --encoding such as
+# utf-7 can decode, and no UTF-8 request can carry).
+_C0 = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def _csv_problem(exc: csv.Error) -> str:
