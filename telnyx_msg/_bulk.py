@@ -214,9 +214,10 @@ def _copied(values: list[Any]) -> list[Any]:
 
 
 def _as_pulled(item: Mapping[str, Any], args: Any) -> Mapping[str, Any]:
-    """An outcome's ``request``: the item itself, unless it changed since it was pulled (an
-    input refilling one dict per row), then what it was when pulled, i.e. what was sent."""
-    return item if args is item or args == item else args
+    """An outcome's ``request``: a dict item as it was pulled, i.e. what was sent (its
+    snapshot), since an input refilling one dict per row changes it again after the outcome
+    was made; any other mapping is the item itself (it is not copied)."""
+    return args if isinstance(item, dict) else item
 
 
 def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:
@@ -354,8 +355,7 @@ async def run_send_many(
         gate = SendGate()
         # Read now, not when its task starts: an input that refills one dict (or one list in
         # it: a group's `to`, `media_urls`) for every row would otherwise send its last row
-        # several times. (The outcome keeps the item itself, `outcome.request is item`, unless
-        # the input changed it meanwhile: then the item as pulled, see `_as_pulled`.)
+        # several times. (The outcome keeps this copy, see `_as_pulled`.)
         args = _snapshot(item) if isinstance(item, dict) else item
         # A task per send (not a worker pool): items are pulled only when the consumer asks
         # for more, which is what bounds a stalled run. Entered before the task exists: an

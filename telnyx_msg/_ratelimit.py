@@ -71,6 +71,9 @@ _FORWARD_GRACE = 1.0
 _HANDOVERS = 3
 # How often a caller waiting on the owner loop checks that the loop still runs.
 _OWNER_POLL = 0.25
+# How long a call without a timeout (a send_many item) waits for the owner loop to start it
+# before calling that loop blocked: a running loop starts a posted call at its next turn.
+_OWNER_START = 5.0
 
 
 def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
@@ -160,6 +163,16 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _blocked_owner(seconds: float) -> str:
+    return (
+        "the rate limiter's event loop (the first one that used it) did "
+        f"not run this call within {seconds:g} s: it is blocked, "
+        "e.g. by a blocking telnyx_msg.Client called from code on that "
+        "loop; use the AsyncClient there, or give the Client a RateLimits "
+        "of its own. Nothing was sent."
+    )
+
+
 async def _await_owner(
     call: _Forwarded[T], deadline: float | None, timeout: float | None
 ) -> tuple[T] | None:
@@ -174,9 +187,15 @@ async def _await_owner(
     future = asyncio.wrap_future(call.result)
     # Given up on (deadline, owner gone), it may still end with an error nobody reads.
     future.add_done_callback(_retrieved)
+    # Without a deadline, a blocked owner loop must still be noticed: it never starts the call.
+    start_by = here.time() + _OWNER_START if deadline is None else None
     try:
         while True:
             wait = _OWNER_POLL
+            if start_by is not None and not call.started and here.time() >= start_by:
+                call.cancel()
+                if not call.started:
+                    raise ConfigurationError(_blocked_owner(_OWNER_START))
             if deadline is not None:
                 wait = min(wait, deadline - here.time())
                 if wait <= 0:
@@ -184,13 +203,7 @@ async def _await_owner(
                     if not call.started:
                         # Not the rate limit: that loop never ran the call. This is what a
                         # blocking Client called from code on the limiter's loop looks like.
-                        raise ConfigurationError(
-                            "the rate limiter's event loop (the first one that used it) did "
-                            f"not run this call within {timeout or 0.0:g} s: it is blocked, "
-                            "e.g. by a blocking telnyx_msg.Client called from code on that "
-                            "loop; use the AsyncClient there, or give the Client a RateLimits "
-                            "of its own. Nothing was sent."
-                        )
+                        raise ConfigurationError(_blocked_owner(timeout or 0.0))
                     raise wait_too_long(None, timeout or 0.0)
             await asyncio.wait((future,), timeout=wait)
             if future.done():

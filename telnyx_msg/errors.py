@@ -33,6 +33,7 @@ the method and the path only.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -334,7 +335,7 @@ def _summary(text: str) -> str:
     any text with its whitespace and line breaks collapsed, at most 200 characters."""
     title = _HTML_TITLE.search(text[:65536])
     if title is not None and title.group(1).strip():
-        text = title.group(1)
+        text = html.unescape(title.group(1))
     return " ".join(text.split())[:200]
 
 

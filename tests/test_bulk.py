@@ -66,7 +66,7 @@ async def test_outcomes_one_per_item_with_statuses(api_server: Any) -> None:
     assert sorted(o.index for o in outcomes) == list(range(200))
     by_index = {o.index: o for o in outcomes}
     for index, outcome in by_index.items():
-        assert outcome.request is items[index]
+        assert outcome.request == items[index]
         to = str(items[index]["to"])
         if index == 7:
             assert outcome.status == "rejected"
@@ -1443,3 +1443,89 @@ async def test_one_queue_full_answer_does_not_drain_the_rest_of_the_input(
         f"{len(written_off)} of {pulled} pulled items written off as not_sent "
         f"after one queue-full answer: {written_off[-1].reason}"
     )
+
+
+class Ambiguous:
+    """A value whose ``==`` raises, as ``pandas.NA`` does ("boolean value of NA is
+    ambiguous") and a numpy array compared with another does."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("boolean value of NA is ambiguous")
+
+
+async def test_send_many_reports_every_item_when_a_refilled_row_holds_an_uncomparable_value() -> (
+    None
+):
+    """An input refilling one dict per row (rows from a data frame, where a missing cell is
+    ``pandas.NA``): every pulled item gets exactly one outcome and the run ends. The outcome's
+    ``request`` compares the refilled dict with the item as pulled (``_as_pulled``); a value
+    whose ``==`` raised escaped the send's task, so that item never reported and the run
+    waited forever for it (ended here after 5 s), then raised TypeError."""
+    async with (
+        telnyx_msg.testing.FakeTelnyx() as fake,
+        fake.client(rate_limits=None, max_retries=0) as client,
+    ):
+        row: dict[str, Any] = {}
+
+        def rows() -> Iterator[telnyx_msg.SendItem]:
+            for n in range(3):
+                row.clear()
+                text: Any = Ambiguous() if n == 0 else f"m{n}"
+                row.update({"text": text, "from_": FROM, "to": f"+1844555000{n}"})
+                yield row  # type: ignore[misc]
+
+        seen: list[tuple[int, str]] = []
+
+        async def run() -> None:
+            seen.extend(
+                [
+                    (o.index, o.status)
+                    async for o in client.messages.send_many(rows(), concurrency=3)
+                ]
+            )
+
+        await asyncio.wait_for(run(), 5)
+    assert sorted(seen) == [(0, "rejected"), (1, "sent"), (2, "sent")]
+
+
+def _refilled_rows(count: int) -> Iterator[telnyx_msg.SendItem]:
+    """A reader that refills one dict per row (the docs allow it: each row is sent as pulled)."""
+    row: dict[str, Any] = {"from_": FROM, "text": "hi"}
+    for n in range(count):
+        row["to"] = f"+1844555{n:04d}"
+        yield row  # type: ignore[misc]
+
+
+async def test_a_kept_outcome_names_the_recipient_its_item_was_sent_to_at_any_concurrency(
+    api_server: Any,
+) -> None:
+    """An input refilling one dict per row, outcomes kept in a list (to resend the failed
+    ones later): each outcome's ``request`` still says what its item was when sent. 516b678
+    keeps the live dict as ``request`` when it has not changed *yet* when the outcome is made,
+    which at ``concurrency`` below the input's length is always: the next pull refills it, so
+    every kept outcome ended up naming the last row. Resending the rejected row 0 from its
+    outcome messaged +18445550003, already sent, and never +18445550000."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["to"] == "+18445550000":
+            return web.json_response(
+                {"errors": [{"code": "40310", "title": "Invalid 'to' address"}]}, status=400
+            )
+        return web.json_response(
+            {"data": {"id": f"m-{body['to']}", "record_type": "message", "to": []}}
+        )
+
+    server: ApiServer = await api_server(handler)
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
+        outcomes = [o async for o in client.messages.send_many(_refilled_rows(4), concurrency=1)]
+    assert sorted((o.index, o.status, o.request["to"]) for o in outcomes) == [
+        (0, "rejected", "+18445550000"),
+        (1, "sent", "+18445550001"),
+        (2, "sent", "+18445550002"),
+        (3, "sent", "+18445550003"),
+    ]

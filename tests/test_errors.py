@@ -509,3 +509,21 @@ async def test_an_html_error_page_reads_as_one_line_that_says_what_failed(
     assert first_line.startswith(f"{status} ")
     assert says in first_line
     assert "on GET /messages/m1" in first_line
+
+
+async def test_an_html_error_title_reads_with_its_entities_decoded(api_server: Any) -> None:
+    """An HTML error page's title is shown as the page shows it: ``&amp;`` is ``&`` and
+    ``&#8211;`` a dash. str(error) showed the raw markup ("Bad Gateway &amp; Proxy")."""
+
+    async def page(request: web.Request) -> web.Response:
+        await request.read()
+        html = "<html><head><title>Bad Gateway &amp; Proxy &#8211; edge</title></head></html>"
+        return web.Response(status=502, text=html, content_type="text/html")
+
+    server: ApiServer = await api_server(page)
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as info:
+            await client.messages.retrieve("m1")
+    assert "Bad Gateway & Proxy \u2013 edge" in str(info.value)

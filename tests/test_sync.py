@@ -1268,3 +1268,43 @@ def test_an_on_stop_error_during_ctrl_c_is_not_dropped_silently(caplog: Any) -> 
     chained = isinstance(info.value.__context__, ValueError)
     logged = any("could not record" in repr(r.exc_info) for r in caplog.records if r.exc_info)
     assert chained or logged
+
+
+def test_blocking_send_many_on_the_limiters_own_loop_ends_instead_of_hanging() -> None:
+    """One RateLimits shared by an AsyncClient (its loop owns the limiter) and a blocking
+    Client whose ``send_many`` is called from code on that loop (a notebook cell): the
+    limiter's loop waits for the call, which waits for the loop. ``messages.send`` gets the
+    clear "it is blocked" ConfigurationError after its timeout, and so did each send_many item
+    before 516b678; since then the item's limiter wait has no deadline at all and the run
+    hangs until something closes the client (here a watchdog, after 12 s)."""
+    limits = telnyx_msg.RateLimits()
+    result: dict[str, Any] = {}
+
+    async def main(base_url: str, key: str) -> None:
+        async with telnyx_msg.AsyncClient(key, base_url=base_url, rate_limits=limits) as owner:
+            await owner.messages.send(from_="+18005550101", to="+18445550001", text="Hi")  # owns it
+            blocking = telnyx_msg.Client(key, base_url=base_url, rate_limits=limits, timeout=0.5)
+            watchdog = threading.Timer(12.0, blocking.close)  # bounds the test, not the SDK
+            watchdog.start()
+            started = time.monotonic()
+            try:
+                with blocking:
+                    item: telnyx_msg.SendItem = {
+                        "from_": "+18005550101",
+                        "to": "+18445550002",
+                        "text": "Hi",
+                    }
+                    try:
+                        outcomes = list(blocking.messages.send_many([item]))
+                        result["errors"] = [o.error for o in outcomes]
+                    except telnyx_msg.TelnyxError as exc:
+                        result["errors"] = [exc]
+            finally:
+                watchdog.cancel()
+            result["elapsed"] = time.monotonic() - started
+
+    with telnyx_msg.testing.serve_in_thread() as fake:
+        asyncio.run(main(fake.base_url, fake.api_key))
+        assert [m["to"][0]["phone_number"] for m in fake.messages()] == ["+18445550001"]
+    assert result["elapsed"] < 7.5, f"send_many waited {result['elapsed']:.1f} s"
+    assert any(isinstance(e, telnyx_msg.ConfigurationError) for e in result["errors"]), result

@@ -582,6 +582,7 @@ def _terminated_by_cancelling() -> Iterator[None]:
     retrieved), instead of just ending the command."""
     # Only where ``send`` took SIGHUP over (``nohup`` ignores it, and then so do we).
     hangup = (_SIGHUP,) if _SIGHUP and signal.getsignal(_SIGHUP) is _terminated else ()
+    fired: list[int] = []
     try:
         with _cancelled_by(signal.SIGINT, signal.SIGTERM, *hangup) as fired:
             yield
@@ -592,10 +593,14 @@ def _terminated_by_cancelling() -> Iterator[None]:
             raise _Terminated(fired[0]) from None
         raise
     finally:
+        # Back to the handler outside the loop; but once a signal is ending the command, a
+        # repeat (`timeout` and a closing terminal send SIGHUP twice) is ignored: raised from
+        # the handler, it landed in asyncio's shutdown callbacks as a traceback.
+        after = signal.SIG_IGN if fired else _terminated
         with contextlib.suppress(ValueError):  # not the main thread
-            signal.signal(signal.SIGTERM, _terminated)  # back to the handler outside the loop
+            signal.signal(signal.SIGTERM, after)
             for signum in hangup:
-                signal.signal(signum, _terminated)
+                signal.signal(signum, after)
 
 
 @contextlib.contextmanager

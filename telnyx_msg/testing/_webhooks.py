@@ -83,7 +83,10 @@ _RESERVED = ("example.com", "example.net", "example.org", "example", "invalid")
 
 def _documentation_host(url: str) -> str | None:
     """The host of ``url`` when it is a documentation name (``example.com``, ``*.invalid``)."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:  # not a URL (an unclosed "["): the POST fails as such, as it did
+        return None
     if any(host == name or host.endswith("." + name) for name in _RESERVED):
         return host
     return None

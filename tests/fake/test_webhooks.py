@@ -606,3 +606,34 @@ async def test_documentation_hosts_are_never_contacted(receiver: Receiver) -> No
             ]
             assert sent[0].error is not None
             assert "reserved for documentation" in sent[0].error
+
+
+async def test_fake_records_a_webhook_url_aiohttp_cannot_parse_as_a_failed_attempt() -> None:
+    """A profile whose webhook URL is malformed (``http://[::1/hook``, created through
+    ``client.request``, which the fake accepts as it starts with ``http://``): an inbound
+    message's webhook counts failed attempts on it and then tries the failover, as before
+    8c57649. The documentation-host check's ``urlsplit`` raised ValueError "Invalid IPv6
+    URL" instead: ``inject_inbound`` raised it, and no attempt or failover happened."""
+    async with (
+        FakeTelnyx() as fake,
+        fake.client(rate_limits=None, max_retries=0) as client,
+    ):
+        body = await client.request(
+            "POST",
+            "/messaging_profiles",
+            json={
+                "name": "A",
+                "whitelisted_destinations": ["US"],
+                "webhook_url": "http://[::1/hook",
+                "webhook_failover_url": "http://127.0.0.1:9/hook",
+            },
+        )
+        await fake.inject_inbound(
+            from_="+18445550001",
+            to=DEFAULT_TOLL_FREE,
+            text="hi",
+            messaging_profile_id=body["data"]["id"],
+        )
+        urls = {attempt.url for attempt in fake.stats.webhook_attempts}
+    assert urls == {"http://[::1/hook", "http://127.0.0.1:9/hook"}
+    assert fake.stats.webhooks_failed == 1
