@@ -475,9 +475,13 @@ class RedisRateLimits:
                             granted, wait, by_account = await self._run(
                                 _TAKE_SCRIPT, keys, [*args, str(successes)]
                             )
-                    except TimeoutError:
+                    except TimeoutError as exc:
                         self._keep_successes(successes)
-                        raise wait_too_long(None, timeout or 0.0) from None
+                        # Redis, not the rate limit, held the call: say so (an outage).
+                        raise RateLimiterUnavailableError(
+                            f"rate limiter: Redis did not answer within this call's timeout "
+                            f"({timeout or 0.0:g} s); this request was not sent"
+                        ) from exc
                     except BaseException:
                         self._keep_successes(successes)
                         raise
