@@ -637,3 +637,27 @@ async def test_fake_records_a_webhook_url_aiohttp_cannot_parse_as_a_failed_attem
         urls = {attempt.url for attempt in fake.stats.webhook_attempts}
     assert urls == {"http://[::1/hook", "http://127.0.0.1:9/hook"}
     assert fake.stats.webhooks_failed == 1
+
+
+async def test_settle_waits_for_webhook_deliveries_to_a_slow_receiver(
+    receiver: Receiver,
+) -> None:
+    """``await fake.settle()`` returns only once message.sent and message.finalized have been
+    delivered, even when the receiver takes 0.3 s to answer each: a test asserting on the
+    received webhooks right after settle() must not see them missing."""
+    receiver.delay = 0.3
+    fake = FakeTelnyx(config=FakeConfig(delivery_delay=0.0))
+    await fake.start()
+    try:
+        async with connect(fake) as api:
+            await api.send(
+                from_=DEFAULT_TOLL_FREE, to="+18445550001", text="x", webhook_url=receiver.url()
+            )
+        await fake.settle(timeout=5.0)
+        assert fake.stats.webhooks_delivered == 2
+        assert [d.json()["data"]["event_type"] for d in receiver.received] == [
+            "message.sent",
+            "message.finalized",
+        ]
+    finally:
+        await fake.close()
