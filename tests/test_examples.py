@@ -647,8 +647,6 @@ def test_flask_example_refuses_a_huge_body_unread() -> None:
 def test_flask_example_refuses_a_chunked_body_over_the_cap() -> None:
     """A chunked body (no Content-Length) over MAX_CONTENT_LENGTH: Werkzeug cut it at 1 MiB and
     the example answered a validly signed 2 MiB delivery "401 signature does not match"."""
-    import io
-
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from telnyx_msg.testing._webhooks import Signer
@@ -656,6 +654,21 @@ def test_flask_example_refuses_a_chunked_body_over_the_cap() -> None:
     signer = Signer(Ed25519PrivateKey.generate())
     app = webhooks_flask.create_app(signer.public_key_b64)
     body = b"x" * (2 << 20)
+    assert (
+        wsgi_post(app, body, signer.headers(body), chunked=True) == "413 REQUEST ENTITY TOO LARGE"
+    )
+
+
+def wsgi_post(app: Any, body: bytes, headers: dict[str, str], *, chunked: bool) -> str:
+    """POST ``body`` to the Flask example's WSGI app as gunicorn hands it over (a chunked body
+    without Content-Length, ``wsgi.input_terminated``); returns the status line."""
+    import io
+
+    framing: dict[str, Any] = (
+        {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+        if chunked
+        else {"CONTENT_LENGTH": str(len(body))}
+    )
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": webhooks_flask.PATH,
@@ -663,14 +676,14 @@ def test_flask_example_refuses_a_chunked_body_over_the_cap() -> None:
         "SERVER_PORT": "80",
         "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,  # how gunicorn passes a chunked body
         "wsgi.errors": io.StringIO(),
-        "HTTP_TRANSFER_ENCODING": "chunked",
-        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signer.headers(body).items()},
+        "CONTENT_TYPE": "application/json",
+        **framing,
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()},
     }
     statuses: list[str] = []
     b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
-    assert statuses == ["413 REQUEST ENTITY TOO LARGE"]
+    return statuses[0]
 
 
 def test_flask_example_answers_200_when_marking_seen_fails(
@@ -708,7 +721,6 @@ def test_flask_example_accepts_a_body_of_exactly_the_cap(chunked: bool) -> None:
     """A signed delivery of exactly MAX_BODY bytes is handled (under gunicorn it was answered
     413, with or without Content-Length: the example read one byte past the cap to tell a cut
     chunked body, and Werkzeug refuses that read); one byte more is still 413."""
-    import io
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -728,26 +740,7 @@ def test_flask_example_accepts_a_body_of_exactly_the_cap(chunked: bool) -> None:
         }
         compact = json.dumps({"data": event}).encode()
         body = compact[:-1] + b" " * (size - len(compact)) + compact[-1:]
-        framing = (
-            {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
-            if chunked
-            else {"CONTENT_LENGTH": str(len(body))}
-        )
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": webhooks_flask.PATH,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": io.StringIO(),
-            "CONTENT_TYPE": "application/json",
-            **framing,
-            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signer.headers(body).items()},
-        }
-        statuses: list[str] = []
-        b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
-        return statuses[0]
+        return wsgi_post(app, body, signer.headers(body), chunked=chunked)
 
     assert post(webhooks_flask.MAX_BODY, "evt-at-cap") == "200 OK"
     assert handled == ["evt-at-cap"]

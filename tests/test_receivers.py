@@ -38,6 +38,7 @@ from telnyx_msg.receivers import (
     asgi_app,
 )
 from telnyx_msg.webhooks import MemoryReplayStore, WebhookVerifier
+from tests.redis_proc import unused_url
 
 NOW = 1_700_000_000
 KEY = Ed25519PrivateKey.generate()
@@ -1427,3 +1428,77 @@ async def test_startup_does_not_reopen_a_receiver_whose_handler_still_runs() -> 
     await asyncio.wait_for(delivery, 2)
     await app.startup()
     assert not app.closed
+
+
+async def _posted(app: AsgiWebhookApp, body: bytes) -> tuple[int | None, bytes]:
+    """One signed POST through the ASGI app: (status, response body)."""
+    status, text, _ = await call_asgi(app, body, sign(body))
+    return status, text
+
+
+@pytest.mark.anyio
+async def test_a_redelivery_behind_a_duplicate_check_is_answered_at_once() -> None:
+    """An event already handled arrives twice at once while the replay store is slow: the
+    first copy finds it seen (200), and the copy waiting behind it is answered 200 as soon as
+    that is known, not left waiting handler_timeout and then answered 503 (which makes Telnyx
+    deliver the already handled event yet again)."""
+    store = HeldCheck()
+    await store.inner.amark("evt-1", 3600)
+    calls: list[str] = []
+
+    async def handler(event: WebhookEvent) -> None:
+        calls.append(str(event.id))
+
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    app = asgi_app(verifier, {"message.finalized": handler}, handler_timeout=5.0)
+    body = event_body()
+    first = asyncio.ensure_future(_posted(app, body))
+    await asyncio.wait_for(store.asked.wait(), 2)
+    second = asyncio.ensure_future(_posted(app, body))
+    await asyncio.sleep(0.05)  # the second copy is now waiting for the first one's outcome
+    store.release.set()
+    assert await asyncio.wait_for(first, 2) == (200, b"duplicate, skipped")
+    status, _ = await asyncio.wait_for(second, 1.0)
+    assert status == 200
+    assert calls == []
+    await app.aclose()
+
+
+@pytest.mark.anyio
+async def test_every_copy_is_refused_while_the_queue_cannot_store_the_event() -> None:
+    """With queue= and a replay store, a delivery the queue could not store is answered 503,
+    and so is its redelivery: the event is not remembered as seen on arrival, so a redelivery
+    is never acknowledged 200 "duplicate" while nothing holds the event (it would be lost)."""
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=MemoryReplayStore())
+    queue = RedisWebhookQueue(unused_url(), timeout=0.5)
+    app = asgi_app(verifier, {}, queue=queue)
+    body = event_body(event_id="evt-queued")
+    try:
+        first = await asyncio.wait_for(_posted(app, body), 5)
+        again = await asyncio.wait_for(_posted(app, body), 5)
+    finally:
+        await app.aclose()
+        await queue.aclose()
+    assert first == (503, b"webhook queue unavailable")
+    assert again == (503, b"webhook queue unavailable")
+    assert not await verifier.replay_store.aseen("evt-queued")  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_the_default_handler_timeout_lets_a_handler_run_a_few_seconds() -> None:
+    """Without handler_timeout, a handler taking 2.5 s (a slow database write) is not
+    cancelled: the receiver waits up to its documented 10 s default and answers 200."""
+    done: list[str] = []
+
+    async def slow(event: WebhookEvent) -> None:
+        await asyncio.sleep(2.5)
+        done.append(str(event.id))
+
+    app = asgi_app(WebhookVerifier(PUBLIC, clock=lambda: NOW), {"message.finalized": slow})
+    assert app.handler_timeout == 10.0
+    assert await asyncio.wait_for(_posted(app, event_body(event_id="evt-slow")), 8) == (
+        200,
+        b"handled",
+    )
+    assert done == ["evt-slow"]
+    await app.aclose()
