@@ -131,19 +131,27 @@ class RedisDeliveryTracker:
             self._slots = (loop, asyncio.Semaphore(MAX_CONNECTIONS))
         slots = self._slots[1]
         seen = self._no_answers
+        # The caller's own timeout covers its wait for a connection too: behind a frozen Redis
+        # the calls ahead of it each hold theirs for their own (shorter) timeouts, which Redis
+        # not answering does not count, so the queue moves one round per such timeout.
+        deadline = None if within is None else loop.time() + within
         try:
-            await slots.acquire()
+            if within is None:
+                await slots.acquire()
+            else:
+                async with time_limit(within):
+                    await slots.acquire()
         except BaseException:
-            _discard(call)  # cancelled while queued: the coroutine never runs
+            _discard(call)  # cancelled (or out of time) while queued: the coroutine never runs
             raise
         try:
             if self._no_answers != seen:  # Redis stopped answering while this call waited
                 _discard(call)
                 raise DeliveryTrackerUnavailableError(str(self._no_answer))
             try:
-                if within is None:
+                if deadline is None:
                     return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
-                async with time_limit(within):
+                async with time_limit(max(0.0, deadline - loop.time())):
                     return await bounded(call, self.timeout, DeliveryTrackerUnavailableError, what)
             except DeliveryTrackerUnavailableError as exc:
                 if _unanswered(exc):  # not an error reply: Redis answers those

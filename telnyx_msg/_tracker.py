@@ -32,11 +32,13 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 def _is_final(event_type: object, message: Message) -> bool:
     if event_type == WebhookEventType.MESSAGE_FINALIZED:
         return True
-    # A message.sent whose recipients are all terminal already (e.g. sending_failed).
-    statuses = [str(r.status) for r in message.to if r.status is not None]
+    # A message.sent whose recipients (``to`` and ``cc``: each has a delivery status of its
+    # own) are all terminal already (e.g. sending_failed).
+    recipients = (*message.to, *message.cc)
+    statuses = [str(r.status) for r in recipients if r.status is not None]
     return (
         bool(statuses)
-        and len(statuses) == len(message.to)
+        and len(statuses) == len(recipients)
         and all(s in TERMINAL_STATUSES for s in statuses)
     )
 

@@ -595,3 +595,38 @@ async def test_calls_queued_behind_a_frozen_redis_fail_together(
     finally:
         redis_process.thaw()
         await t.aclose()
+
+
+async def test_many_short_waits_on_a_frozen_redis_each_end_at_their_own_timeout(
+    redis_process: RedisProcess,
+) -> None:
+    """600 senders each wait ``final_status(id, timeout=0.3)`` (shorter than the tracker's
+    3 s), and Redis freezes: each must get ``TimeoutError`` after about 0.3 s, as documented.
+    The calls queued for one of the pool's 100 connections waited outside their timeout, and the
+    ones ahead of them held their connections for a full 0.3 s each, so the last waiter gave up
+    after six rounds (about 1.8 s): a caller's timeout stretched by every other waiter."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=3.0)
+    loop = asyncio.get_running_loop()
+    ended: list[float] = []
+
+    async def wait(n: int) -> Exception | None:
+        try:
+            await tracker.final_status(f"m-{n}", timeout=0.3)
+        except Exception as exc:  # collected and checked below
+            return exc
+        finally:
+            ended.append(loop.time() - started)
+        return None
+
+    try:
+        with pytest.raises(TimeoutError):
+            await tracker.final_status("warm-up", timeout=0.2)  # subscribed from here on
+        redis_process.freeze()
+        started = loop.time()
+        results = await asyncio.wait_for(asyncio.gather(*(wait(n) for n in range(600))), 30)
+    finally:
+        redis_process.thaw()
+        await tracker.aclose()
+    assert all(isinstance(r, TimeoutError) for r in results), {type(r) for r in results}
+    assert not any(isinstance(r, DeliveryTrackerUnavailableError) for r in results)
+    assert max(ended) < 1.2, f"the last waiter gave up after {max(ended):.2f} s, not 0.3 s"

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+import telnyx_msg
 from telnyx_msg._tracker import DEFAULT_FINAL_STATUS_TIMEOUT, DeliveryTracker
 from telnyx_msg.models import Message, Recipient, WebhookEvent, WebhookEventType
+from telnyx_msg.receivers import aiohttp_handler
+from telnyx_msg.testing import FakeTelnyx
 
 
 def sent(message_id: str, *statuses: str | None) -> WebhookEvent:
@@ -131,3 +139,106 @@ def test_final_status_waits_600_seconds_by_default() -> None:
     final_status is 600 s (its docstring, the constant's comment)."""
     default = inspect.signature(DeliveryTracker.final_status).parameters["timeout"].default
     assert default == DEFAULT_FINAL_STATUS_TIMEOUT == 600.0
+
+
+SENDER = "+18005550101"
+TO = "+18445550001"
+CC = "+18445550002"
+
+
+def delivery_body(event_type: str, message_id: str, to_status: str, cc_status: str) -> bytes:
+    """A delivery webhook as Telnyx sends it, for a message with one ``to`` and one ``cc``."""
+    payload = {
+        "record_type": "message",
+        "id": message_id,
+        "direction": "outbound",
+        "type": "MMS",
+        "from": {"phone_number": SENDER, "carrier": "TELNYX LLC", "line_type": "VoIP"},
+        "to": [{"phone_number": TO, "status": to_status, "carrier": "", "line_type": ""}],
+        "cc": [{"phone_number": CC, "status": cc_status, "carrier": "", "line_type": ""}],
+        "text": "hi all",
+        "errors": [],
+    }
+    data = {
+        "record_type": "event",
+        "id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": "2024-01-01T00:00:00.000+00:00",
+        "payload": payload,
+    }
+    return json.dumps({"data": data, "meta": {"attempt": 1}}).encode()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelnyx]:
+    async with FakeTelnyx() as instance:
+        yield instance
+
+
+@pytest.mark.anyio
+async def test_cc_recipient_still_sent_keeps_the_wait_open_through_a_receiver(
+    fake: FakeTelnyx,
+) -> None:
+    """A ``message.sent`` whose ``to`` recipient failed but whose ``cc`` recipient is still
+    ``sent`` must not end ``final_status``: the user is owed the ``cc`` recipient's outcome,
+    which only the later ``message.finalized`` carries (it used to be dropped as a repeat, and
+    the wait returned ``cc[0].status == "sent"`` as the final state)."""
+    tracker = telnyx_msg.DeliveryTracker()
+    receiver = aiohttp_handler(
+        telnyx_msg.WebhookVerifier(fake.public_key),
+        {"message.sent": tracker.handle, "message.finalized": tracker.handle},
+    )
+    app = web.Application()
+    app.router.add_post("/hooks", receiver)
+    app.on_cleanup.append(receiver.on_cleanup)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    message_id = str(uuid.uuid4())
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in (
+                delivery_body("message.sent", message_id, "sending_failed", "sent"),
+                delivery_body("message.finalized", message_id, "sending_failed", "delivered"),
+            ):
+                headers = {"content-type": "application/json", **fake.sign_webhook(body)}
+                async with http.post(url, data=body, headers=headers) as answer:
+                    assert answer.status == 200, await answer.text()
+                if "message.sent" in body.decode():
+                    assert tracker.result(message_id) is None
+        final = await tracker.final_status(message_id, timeout=5)
+    finally:
+        await runner.cleanup()
+    assert [r.status for r in final.to] == ["sending_failed"]
+    assert [r.status for r in final.cc] == ["delivered"]
+
+
+def _event(event_type: WebhookEventType, message_id: str, cc_status: str) -> WebhookEvent:
+    return WebhookEvent(
+        event_type=event_type,
+        id=str(uuid.uuid4()),
+        occurred_at=None,
+        payload=Message(
+            id=message_id,
+            to=(Recipient(phone_number=TO, status="delivered"),),
+            cc=(Recipient(phone_number=CC, status=cc_status),),
+        ),
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_tracker_keeps_the_wait_open_for_a_cc_recipient(redis_url: str) -> None:
+    """The same across processes: the Redis tracker must not store a ``message.sent`` whose
+    ``cc`` recipient is still ``queued`` as the final status (``SET NX`` would then keep it and
+    drop the ``message.finalized`` with the recipient's real outcome for a day)."""
+    tracker = telnyx_msg.RedisDeliveryTracker(redis_url, key_prefix=f"t{uuid.uuid4().hex}:")
+    try:
+        await tracker.handle(_event(WebhookEventType.MESSAGE_SENT, "m-cc", "queued"))
+        assert await tracker.result("m-cc") is None
+        await tracker.handle(_event(WebhookEventType.MESSAGE_FINALIZED, "m-cc", "delivery_failed"))
+        final = await tracker.final_status("m-cc", timeout=5)
+        assert [r.status for r in final.cc] == ["delivery_failed"]
+    finally:
+        await tracker.aclose()
