@@ -459,6 +459,13 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if hooks.response:
                     await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, exc))
                 raise
+        if shared.transport.other_loop():
+            # Another loop opened the session while this call waited (in a request hook, for
+            # the rate limiter): checked again here, where nothing awaits before the send.
+            wrong_loop = _other_loop_error(wire.method, wire.path)
+            if event is not None and hooks.response:
+                await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, wrong_loop))
+            raise wrong_loop
         if gate is not None:
             # From here on the request may reach Telnyx; not before: a request hook that
             # raised (the bulk CLI's journal write on a full disk) stopped it unwritten.
@@ -521,13 +528,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 "this client is closed; create a new one", method=op.method, path=op.path
             )
         if shared.transport.other_loop():
-            raise ConfigurationError(
-                f"{op.method} {op.path}: this AsyncClient was first used in another "
-                "event loop (e.g. an earlier asyncio.run() that has ended, or the parent "
-                "process before a fork); its connections belong to that loop. Create the "
-                "client inside the loop that uses it (in your async main()), or use the "
-                "blocking telnyx_msg.Client, which keeps its own loop"
-            )
+            raise _other_loop_error(op.method, op.path)
         return shared
 
     async def _acquire(
@@ -590,6 +591,16 @@ class AsyncClient(ResourceTree[AsyncMode]):
         finally:
             if task is not None:
                 shared.waiting.pop(task, None)
+
+
+def _other_loop_error(method: str, path: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{method} {path}: this AsyncClient was first used in another "
+        "event loop (e.g. an earlier asyncio.run() that has ended, or the parent "
+        "process before a fork); its connections belong to that loop. Create the "
+        "client inside the loop that uses it (in your async main()), or use the "
+        "blocking telnyx_msg.Client, which keeps its own loop"
+    )
 
 
 def _check_writable(shared: _Shared, wire: WireRequest) -> SendGate | None:

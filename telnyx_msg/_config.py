@@ -249,6 +249,9 @@ def resolve_base_url(base_url: str | None) -> str:
             "$TELNYX_BASE_URL or Telnyx's API"
         )
     url = base_url or os.environ.get("TELNYX_BASE_URL") or DEFAULT_BASE_URL
+    # As for the key: a value read from a file often ends with a newline (one that is all
+    # whitespace stays, and is refused below).
+    url = url.strip() or url
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
         raise ConfigurationError(f"base_url must be an http(s) URL without query, got {url!r}")
     try:  # a port that is not a number (or > 65535), an unclosed "[": failed at the first call
@@ -268,9 +271,14 @@ def resolve_base_url(base_url: str | None) -> str:
     try:  # a host IDNA cannot encode (an empty label, a byte that was not UTF-8): failed late
         from yarl import URL
 
-        URL(url).host  # noqa: B018  # encoding the host is the check
+        parsed = URL(url)
+        parsed.host  # noqa: B018  # encoding the host is the check
     except ValueError as exc:  # UnicodeError included
         raise ConfigurationError(
             f"base_url {url!r} has a host that cannot be encoded: {exc}"
         ) from None
+    if not url.isascii():
+        # The transport takes URLs as already encoded: an IDN host goes out IDNA-encoded, and
+        # non-ASCII path text percent-encoded, as on the wire.
+        url = str(parsed)
     return url.rstrip("/")

@@ -538,7 +538,8 @@ def _finalize(
         # Warned after cleaning up: under -W error (pytest's filterwarnings = error) the
         # warning raises, and the thread and session must not stay open because of it.
         warnings.warn(
-            "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close()",
+            "telnyx_msg.Client was not closed; use `with Client() as client:` or client.close() "
+            "(closing a with_options() copy does not close the client it came from)",
             ResourceWarning,
             stacklevel=1,
         )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import math
 import os
 import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -418,3 +421,99 @@ async def test_an_explicit_base_url_wins_over_the_environment(
         assert client.base_url == server.base_url
         await client.messages.retrieve("m")
     assert len(server.requests) == 1
+
+
+@contextlib.contextmanager
+def _other_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """A second event loop running in its own thread (another asyncio.run in a worker thread)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+@pytest.mark.anyio
+async def test_a_client_whose_session_another_loop_made_meanwhile_sends_nothing(
+    api_server: Any,
+) -> None:
+    """One module-level AsyncClient used from two event loops at once (two threads each in
+    its own asyncio.run, e.g. a sync web framework's workers): whichever loop opens the session
+    first owns it, and a call of the other loop that passed the "first used in another event
+    loop" check before that (while it waited in a request hook or for the rate limiter) must
+    still stop with that ConfigurationError, before anything is written. It went out over the
+    other loop's pooled connection: the message was sent, and the caller got aiohttp's bare
+    ``RuntimeError: ... attached to a different loop`` (not a TelnyxError, not
+    outcome_unknown), so it would be sent again."""
+    server = await api_server(ok)
+    with _other_loop_thread() as second:
+
+        async def hook(event: telnyx_msg.RequestEvent) -> None:
+            if asyncio.get_running_loop() is second:
+                return
+
+            # While this call (on the test's loop) is in its hook, the other loop's call
+            # opens the client's session and completes.
+            async def send_b() -> None:
+                await client.messages.send(from_="+18005550101", to="+18445550001", text="B")
+
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(send_b(), second))
+
+        client = telnyx_msg.AsyncClient(
+            "KEY0123456789",
+            base_url=server.base_url,
+            rate_limits=None,
+            max_retries=0,
+            timeout=5.0,
+            event_hooks={"request": [hook]},
+        )
+        try:
+            with pytest.raises(telnyx_msg.ConfigurationError, match="another event loop"):
+                await client.messages.send(from_="+18005550101", to="+18445550001", text="A")
+        finally:
+            closing = asyncio.run_coroutine_threadsafe(client.aclose(), second)
+            await asyncio.wrap_future(closing)
+    assert [r.json["text"] for r in server.requests] == ["B"]
+
+
+@pytest.mark.anyio
+async def test_a_base_url_read_from_a_file_with_a_final_newline_works(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TELNYX_BASE_URL filled from a secret file or an env file often ends with a newline,
+    as TELNYX_API_KEY does; the key's surrounding whitespace is dropped (docs/configuration.md),
+    but the URL's was refused with "must be an http(s) URL without query", which it is, and
+    names no query: the same deployment worked for the key and failed on the URL."""
+    server = await api_server(ok)
+    monkeypatch.setenv("TELNYX_API_KEY", "KEY0123456789\n")
+    monkeypatch.setenv("TELNYX_BASE_URL", server.base_url + "\n")
+    async with telnyx_msg.AsyncClient(rate_limits=None, max_retries=0) as client:
+        assert client.base_url == server.base_url
+        await client.messages.retrieve("m")
+    assert [r.path for r in server.requests] == ["/v2/messages/m"]
+
+
+@pytest.mark.anyio
+async def test_an_internationalized_base_url_reaches_its_host(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """resolve_base_url accepts a host IDNA can encode (it checks exactly that), and a path
+    with non-ASCII text; the first call then died with a bare ``UnicodeEncodeError`` (not a
+    TelnyxError) for the host, and wrote the path's raw UTF-8 bytes on the wire (a 400 from
+    any HTTP server) for the path. A proxy on 127.0.0.1 stands in for the host: it must see
+    the host IDNA-encoded and the path percent-encoded."""
+    server = await api_server(ok)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v2"))
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", base_url="http://bücher.example/v2/ü", rate_limits=None, max_retries=0
+    ) as client:
+        await client.messages.retrieve("m")
+    assert [(r.headers["Host"], r.path) for r in server.requests] == [
+        ("xn--bcher-kva.example", "/v2/ü/messages/m")
+    ]
