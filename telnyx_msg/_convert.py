@@ -97,9 +97,12 @@ def _parse_datetime_slow(text: str) -> datetime:
 
 def _decimal(value: Any) -> Decimal:
     try:
-        return Decimal(value if type(value) is str else str(value))
+        amount = Decimal(value if type(value) is str else str(value))
     except InvalidOperation as exc:
         raise ValueError(f"not a decimal amount: {value!r}") from exc
+    if not amount.is_finite():  # NaN and Infinity are no amount of money
+        raise ValueError(f"not a decimal amount: {value!r}")
+    return amount
 
 
 def _structure_decimal(value: Any, _: type) -> Decimal:
@@ -116,7 +119,7 @@ def _is_mapping(tp: Any) -> bool:
     return get_origin(tp) is Mapping
 
 
-converter.register_structure_hook_func(_is_mapping, lambda v, _: v)
+converter.register_structure_hook_func(_is_mapping, lambda v, _: _mapping(v))  # checked
 
 
 # --- open enums -------------------------------------------------------------------------------
@@ -215,6 +218,14 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple([x if type(x) is str else _to_str(x) for x in value])
 
 
+def _list(value: Any) -> Any:
+    """A JSON list (a tuple too); an object or a string is a wrongly shaped response, not a
+    list of its keys or characters."""
+    if type(value) is list or isinstance(value, (list, tuple)):
+        return value
+    raise TypeError(f"expected a list, got {type(value).__name__}")
+
+
 def _mapping(value: Any) -> Any:
     if type(value) is dict or isinstance(value, Mapping):
         return value
@@ -283,7 +294,7 @@ def _tuple_hook(tp: Any) -> Callable[[Any, Any], Any]:
     def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
         if value is None:
             return ()
-        return tuple([item(x, item_type) for x in value])
+        return tuple([item(x, item_type) for x in _list(value)])
 
     return structure_tuple
 
@@ -296,7 +307,7 @@ def _recipients_hook(item: Callable[[Any, Any], Any]) -> Callable[[Any, Any], An
             return (models.Recipient(phone_number=value),)
         if type(value) is list and len(value) == 1:  # the usual single recipient
             return (item(value[0], models.Recipient),)
-        return tuple([item(x, models.Recipient) for x in value])
+        return tuple([item(x, models.Recipient) for x in _list(value)])
 
     return structure_recipients
 

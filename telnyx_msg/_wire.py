@@ -59,7 +59,15 @@ T = TypeVar("T")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "telnyx-request-id")
 # allow_nan=False: Python would write NaN and Infinity, which are not JSON (servers refuse them).
 _JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_JSON_DECODE = json.JSONDecoder().decode
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN and Infinity are not JSON (RFC 8259), though Python's json reads them: a NaN amount or
+# wait would parse, compare unequal to itself and fail any arithmetic far from here.
+_JSON_DECODE = json.JSONDecoder(parse_constant=_no_constant).decode
 #: What json raises on a body it cannot read (RecursionError: nested too deep).
 _UNREADABLE = (ValueError, RecursionError)
 
@@ -400,7 +408,7 @@ def decode(response: HttpResponse, op: Located) -> Any:
                 return _JSON_DECODE(body.decode("utf-8"))
             except ValueError:
                 pass  # e.g. UTF-16 without a BOM: json.loads below knows those
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)
     # json recurses once per nesting level: a body nested deeper than the interpreter's
     # recursion limit raises RecursionError, and is no more JSON we can read than any other.
     except _UNREADABLE as exc:

@@ -116,12 +116,26 @@ class _Model:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle and copy.deepcopy: ``extra`` is a read-only mappingproxy, which pickle
+        # cannot take; it travels as a dict and is wrapped again.
+        cls = type(self)
+        values = {name: getattr(self, name) for name in _names(cls, "init")}
+        values["extra"] = dict(values["extra"])
+        return (_rebuild, (cls, values))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-shaped dict of this model (wire names, ISO date-times, ``extra`` merged)."""
         from telnyx_msg._convert import converter
 
         result: dict[str, Any] = converter.unstructure(self)
         return result
+
+
+def _rebuild(cls: type[Any], values: dict[str, Any]) -> Any:
+    """A pickled model back (see ``_Model.__reduce__``)."""
+    extra = values.pop("extra")
+    return cls(**values, extra=MappingProxyType(extra) if extra else NO_EXTRA)
 
 
 def _extra() -> Any:

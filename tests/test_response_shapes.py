@@ -1,0 +1,171 @@
+"""Answers a server may give that the models must read right or refuse by name: pickling and
+copying parsed models, a field of the wrong shape, and the non-JSON NaN and Infinity (real
+aiohttp servers on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from tests.conftest import json_response, message_json
+
+pytestmark = pytest.mark.anyio
+
+
+def sent_message() -> dict[str, Any]:
+    """A send answer with a cost, a cost breakdown and a field this SDK does not model."""
+    return message_json(
+        id="m-pickle",
+        cost={"amount": "0.0051", "currency": "USD"},
+        cost_breakdown={
+            "carrier_fee": {"amount": "0.0011", "currency": "USD"},
+            "rate": {"amount": "0.0040", "currency": "USD"},
+        },
+        new_field={"nested": [1, 2]},
+    )
+
+
+async def test_a_sent_message_pickles_and_deep_copies(api_server: Any) -> None:
+    """AsyncClient: the Message of a send pickles, deep-copies, and keeps its extra fields."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"data": sent_message()})
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
+        message = await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    again = pickle.loads(pickle.dumps(message))
+    assert again == message
+    assert dict(again.extra) == {"new_field": {"nested": [1, 2]}}
+    assert again.cost is not None
+    assert str(again.cost.amount) == "0.0051"
+    copied = copy.deepcopy(message)
+    assert copied == message
+    assert copied.extra["new_field"] is not message.extra["new_field"]  # deep
+    with pytest.raises(TypeError):
+        again.extra["new_field"] = 1  # still read-only
+
+
+async def test_blocking_client_results_pickle(api_server: Any) -> None:
+    """Client (as in a multiprocessing worker): a retrieved message and a profile pickle."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.startswith("/v2/messaging_profiles/"):
+            return json_response(
+                {"data": {"id": "p-1", "name": "Acme", "features": {"x": True}, "later": 1}}
+            )
+        return json_response({"data": sent_message()})
+
+    server = await api_server(handler)
+
+    def blocking() -> tuple[bytes, bytes]:
+        with telnyx_msg.Client("k", base_url=server.base_url) as client:
+            message = client.messages.retrieve("m-pickle")
+            profile = client.messaging_profiles.retrieve("p-1")
+            return pickle.dumps(message), pickle.dumps(profile)
+
+    message_bytes, profile_bytes = await anyio.to_thread.run_sync(blocking)
+    message = pickle.loads(message_bytes)
+    assert message.id == "m-pickle"
+    assert message.to[0].phone_number == "+18445550001"
+    profile = pickle.loads(profile_bytes)
+    assert (profile.id, dict(profile.extra), profile.features) == ("p-1", {"later": 1}, {"x": True})
+
+
+async def answer(api_server: Any, data: dict[str, Any]) -> str:
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"data": data})
+
+    server = await api_server(handler)
+    return str(server.base_url)
+
+
+async def test_a_send_whose_body_field_is_not_an_object(api_server: Any) -> None:
+    """send: ``body`` is a list -> the error names Message.body and says it was accepted."""
+    base_url = await answer(api_server, message_json(body=["not", "an", "object"]))
+    async with telnyx_msg.AsyncClient("k", base_url=base_url) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    assert caught.value.field == "Message.body"
+    assert "Message.body" in str(caught.value)
+    assert "accepted" in str(caught.value)
+
+
+async def test_a_profile_whose_features_are_not_an_object(api_server: Any) -> None:
+    """retrieve: MessagingProfile.features as a string is blamed on ``features``."""
+    base_url = await answer(api_server, {"id": "p-1", "features": "ai_opt_out_detection"})
+    async with telnyx_msg.AsyncClient("k", base_url=base_url) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messaging_profiles.retrieve("p-1")
+    assert caught.value.field == "MessagingProfile.features"
+
+
+async def test_a_recipient_list_sent_as_an_object(api_server: Any) -> None:
+    """``to`` as one object (not a list): named, and not described as a list of strings."""
+    base_url = await answer(
+        api_server, message_json(to={"phone_number": "+18445550001", "status": "queued"})
+    )
+    async with telnyx_msg.AsyncClient("k", base_url=base_url) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.retrieve("m-1")
+    assert caught.value.field == "Message.to"
+    assert "got str" not in str(caught.value)
+    assert "list" in str(caught.value)
+
+
+def raw_json(text: str) -> web.Response:
+    return web.Response(body=text.encode(), content_type="application/json")
+
+
+async def test_a_nan_literal_in_a_send_answer_is_not_json(api_server: Any) -> None:
+    """send answered with ``"amount": NaN``: unreadable body, the send was accepted."""
+    body = json.dumps({"data": message_json(cost={"amount": "__NAN__", "currency": "USD"})})
+    body = body.replace('"__NAN__"', "NaN")
+
+    async def handler(request: web.Request) -> web.Response:
+        return raw_json(body)
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    assert "not JSON" in str(caught.value)
+    assert caught.value.accepted
+
+
+async def test_infinity_in_client_request_is_not_json(api_server: Any) -> None:
+    """client.request returns decoded JSON; ``Infinity`` is not JSON (blocking client)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return raw_json('{"data": {"wait_seconds": Infinity}}')
+
+    server = await api_server(handler)
+
+    def blocking() -> Any:
+        with telnyx_msg.Client("k", base_url=server.base_url) as client:
+            return client.request("GET", "/messages/m-1")
+
+    with pytest.raises(telnyx_msg.APIResponseValidationError):
+        await anyio.to_thread.run_sync(blocking)
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity", "sNaN"])
+async def test_a_non_finite_cost_amount_is_named(api_server: Any, amount: str) -> None:
+    """``cost.amount`` as the string "NaN" (etc.): the error names Message.cost.amount."""
+
+    async def handler(request: web.Request) -> web.Response:
+        data = message_json(cost={"amount": amount, "currency": "USD"})
+        return raw_json(json.dumps({"data": data}))
+
+    server = await api_server(handler)
+    async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.retrieve("m-1")
+    assert caught.value.field == "Message.cost.amount"
