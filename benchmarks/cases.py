@@ -581,11 +581,11 @@ def bulk_case(
     server: MockServer, name: str, rows: int, concurrency: int, workdir: str, first_number: int
 ) -> Sample:
     """Rows/s of ``telnyx-msg bulk`` (journal, results, keys) or of plain ``send_many``."""
-    import argparse
     import os
     from pathlib import Path
 
     import telnyx_msg
+    from telnyx_msg.cli import build_parser
     from telnyx_msg.cli._bulk import run_bulk
 
     numbers = [f"+1312{first_number + i:07d}" for i in range(rows)]
@@ -596,22 +596,13 @@ def bulk_case(
     sink = open(os.devnull, "w")  # noqa: SIM115  # closed below, after the run
 
     async def bulk() -> int:
-        args = argparse.Namespace(
-            file=source,
-            out=Path(workdir) / f"out-{first_number}.csv",
-            resume=False,
-            overwrite=False,
-            retry_unknown=False,
-            encoding="utf-8",
-            ignore_unknown_columns=False,
-            account_mps=fast,
-            concurrency=concurrency,
-            no_progress=True,
-            api_key=server.api_key,
-            base_url=server.base_url,
-            timeout=60.0,
-            shard=(1, 1),
-            redis=None,
+        # The command's own parser: its defaults follow every option the command gains.
+        args = build_parser().parse_args(
+            [
+                *("bulk", str(source), "--out", str(Path(workdir) / f"out-{first_number}.csv")),
+                *("--account-mps", str(fast), "--concurrency", str(concurrency)),
+                *("--api-key", server.api_key, "--base-url", server.base_url, "--no-progress"),
+            ]
         )
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             code = await run_bulk(args)
