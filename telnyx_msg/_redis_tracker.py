@@ -89,6 +89,7 @@ class RedisDeliveryTracker:
         self._closing: set[asyncio.Task[None]] = set()
         self._subscribed: asyncio.Future[None] | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._closed = False
         self._no_answers = 0  # calls Redis did not answer (timeouts, lost connections)
         self._no_answer = DeliveryTrackerUnavailableError("Redis did not answer")
 
@@ -104,8 +105,10 @@ class RedisDeliveryTracker:
     async def aclose(self) -> None:
         """Stop listening and close the Redis client if this tracker created it.
 
-        ``final_status`` calls still waiting raise :class:`DeliveryTrackerUnavailableError`.
+        ``final_status`` calls still waiting raise :class:`DeliveryTrackerUnavailableError`,
+        and so do later ones (a closed tracker starts no new listener).
         """
+        self._closed = True
         listener, self._listener = self._listener, None
         for task in [*self._closing, *([listener] if listener is not None else [])]:
             await _stop(task, self.timeout)
@@ -294,6 +297,8 @@ class RedisDeliveryTracker:
 
     async def _subscribe(self, timeout: float | None) -> None:
         """Start the listener (once) and wait until its SUBSCRIBE is confirmed."""
+        if self._closed:  # a listener started now would outlive aclose(): nothing stops it
+            raise DeliveryTrackerUnavailableError("the delivery tracker was closed")
         if self._listener is None or self._listener.done() or self._subscribed is None:
             if self._listener is not None and not self._listener.done():
                 # A dead listener still closing its connection: kept until it ends.

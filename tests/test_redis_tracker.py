@@ -269,6 +269,20 @@ async def test_aclose_releases_waiters(redis_url: str) -> None:
         await asyncio.wait_for(waiting, 5)
 
 
+async def test_a_closed_tracker_starts_no_new_listener(redis_url: str) -> None:
+    """final_status after aclose() raises at once that the tracker is closed; it started a new
+    pub/sub listener (a task and a Redis connection) that nothing would ever stop."""
+    tracker = RedisDeliveryTracker(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("m12", timeout=0.1)  # subscribed once
+    await tracker.aclose()
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    with pytest.raises(DeliveryTrackerUnavailableError, match="closed"):
+        await asyncio.wait_for(tracker.final_status("m12", timeout=5), 5)
+    assert {t for t in asyncio.all_tasks() if not t.done()} == before
+    assert tracker._listener is None
+
+
 # The first run ends without closing the tracker (the mistake under test): its connection is
 # reported unclosed when collected.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
