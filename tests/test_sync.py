@@ -761,6 +761,43 @@ def _ok(request: MockRequest) -> MockResponse:
     )
 
 
+class _StuckSends:
+    """A MockTransport handler whose sends hang until cancelled, then take ``stop`` seconds to
+    stop (``blocking``: holding the loop thread, as a slow synchronous hook would), and a
+    Ctrl-C (``times`` of them) for the main thread once ``count`` sends are on the wire."""
+
+    def __init__(self, count: int, *, stop: float = 0.0, blocking: bool = False) -> None:
+        self.count, self.stop, self.blocking = count, stop, blocking
+        self.seen = 0
+        self.in_flight = threading.Event()
+
+    async def __call__(self, request: MockRequest) -> MockResponse:
+        self.seen += 1
+        if self.seen == self.count:
+            self.in_flight.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if self.blocking:
+                time.sleep(self.stop)  # noqa: ASYNC251 - a slow stop holding the loop
+            elif self.stop:
+                await asyncio.sleep(self.stop)
+            raise
+        return _ok(request)
+
+    def interrupt_soon(self, times: int = 1) -> None:
+        """Start the Ctrl-C(s) in a thread (they wait for the sends to be on the wire)."""
+
+        def interrupt() -> None:
+            if self.in_flight.wait(10):
+                for n in range(times):
+                    if n:
+                        time.sleep(0.1)
+                    _thread.interrupt_main()
+
+        threading.Thread(target=interrupt, daemon=True).start()
+
+
 def test_ctrl_c_reaches_the_caller_only_after_on_stop_got_the_stopped_sends() -> None:
     """Ctrl-C while a blocking send_many waits: the sends on the wire are cancelled and reported
     to on_stop before the KeyboardInterrupt reaches the caller. It reached ``except
@@ -769,28 +806,11 @@ def test_ctrl_c_reaches_the_caller_only_after_on_stop_got_the_stopped_sends() ->
     and resending "the rest" would send those items twice."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("interrupt_main targets the main thread")
-    in_flight = threading.Event()
-    seen: list[int] = []
-
-    async def handler(request: MockRequest) -> MockResponse:
-        seen.append(1)
-        if len(seen) == 5:
-            in_flight.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.3)  # a send that takes a moment to stop
-            raise
-        return MockResponse(json={"data": {"id": "m"}})
-
-    def interrupt() -> None:
-        if in_flight.wait(10):
-            _thread.interrupt_main()
-
+    stuck = _StuckSends(5, stop=0.3)  # sends that take a moment to stop
     stopped: list[telnyx_msg.SendOutcome] = []
     items = _items(5)
-    with telnyx_msg.Client("k", transport=MockTransport(handler), rate_limits=None) as client:
-        threading.Thread(target=interrupt, daemon=True).start()
+    with telnyx_msg.Client("k", transport=MockTransport(stuck), rate_limits=None) as client:
+        stuck.interrupt_soon()
         with pytest.raises(KeyboardInterrupt):
             for _ in client.messages.send_many(items, concurrency=5, on_stop=stopped.append):
                 pass
@@ -885,29 +905,10 @@ def test_a_second_ctrl_c_while_the_stop_runs_still_raises_keyboard_interrupt() -
     is already running`` from closing the run under the stopping step."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("interrupt_main targets the main thread")
-    in_flight = threading.Event()
-    seen: list[int] = []
-
-    async def handler(request: MockRequest) -> MockResponse:
-        seen.append(1)
-        if len(seen) == 3:
-            in_flight.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            time.sleep(0.2)  # noqa: ASYNC251 - a slow stop: the second Ctrl-C lands meanwhile
-            raise
-        return _ok(request)
-
-    def interrupt_twice() -> None:
-        if in_flight.wait(10):
-            _thread.interrupt_main()
-            time.sleep(0.1)
-            _thread.interrupt_main()
-
+    stuck = _StuckSends(3, stop=0.2, blocking=True)  # the second Ctrl-C lands meanwhile
     stopped: list[telnyx_msg.SendOutcome] = []
-    with telnyx_msg.Client("k", transport=MockTransport(handler), rate_limits=None) as client:
-        threading.Thread(target=interrupt_twice, daemon=True).start()
+    with telnyx_msg.Client("k", transport=MockTransport(stuck), rate_limits=None) as client:
+        stuck.interrupt_soon(times=2)
         with pytest.raises(KeyboardInterrupt):
             for _ in client.messages.send_many(_items(3), concurrency=3, on_stop=stopped.append):
                 pass
@@ -1241,27 +1242,15 @@ def test_an_on_stop_error_during_ctrl_c_is_not_dropped_silently(caplog: Any) -> 
     line or a chained exception: a script believes on_stop recorded every stopped send."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("SIGINT targets the main thread")
-    in_flight = threading.Event()
-    seen: list[int] = []
-
-    async def handler(request: MockRequest) -> MockResponse:
-        seen.append(1)
-        if len(seen) == 3:
-            in_flight.set()
-        await asyncio.sleep(30)
-        return MockResponse(json={"data": {"id": "m"}})
+    stuck = _StuckSends(3)
 
     def on_stop(outcome: telnyx_msg.SendOutcome) -> None:
         raise ValueError(f"could not record item {outcome.index}")
 
-    def interrupt() -> None:
-        if in_flight.wait(10):
-            _thread.interrupt_main()
-
     items = _items(3)
     caplog.set_level(logging.ERROR)
-    with telnyx_msg.Client("k", transport=MockTransport(handler), rate_limits=None) as client:
-        threading.Thread(target=interrupt, daemon=True).start()
+    with telnyx_msg.Client("k", transport=MockTransport(stuck), rate_limits=None) as client:
+        stuck.interrupt_soon()
         with pytest.raises(KeyboardInterrupt) as info:
             for _ in client.messages.send_many(items, concurrency=3, on_stop=on_stop):
                 pass

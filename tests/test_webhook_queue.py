@@ -1847,42 +1847,6 @@ async def test_a_last_failure_after_a_takeover_leaves_the_entry_to_the_new_worke
 # --- the Redis webhook worker -------------------------------------------------------------------
 
 
-async def _wait_until(predicate: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-class _FailFirst:
-    """Fails its first call, records the events of the later ones."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.events: list[WebhookEvent] = []
-
-    async def __call__(self, event: WebhookEvent) -> None:
-        self.calls += 1
-        if self.calls == 1:
-            raise ValueError("first attempt fails")
-        self.events.append(event)
-
-
-async def _run(q: RedisWebhookQueue, handler: Any) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(q.run({"message.finalized": handler}))
-
-
-async def _stop(q: RedisWebhookQueue, task: asyncio.Task[None]) -> None:
-    q.stop()
-    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
-
-
 @pytest.mark.redis
 async def test_a_dead_lettered_event_enqueued_again_is_handled_at_once(
     redis_url: str,
@@ -1894,21 +1858,20 @@ async def test_a_dead_lettered_event_enqueued_again_is_handled_at_once(
     q = RedisWebhookQueue(
         redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=5, max_attempts=1, block=0.1
     )
-    handler = _FailFirst()
-    task = await _run(q, handler)
+    handler = Recorder(failures=1)
     try:
-        await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
+        async with running(q, handler):
+            await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
 
-        async def one_letter() -> bool:
-            return len(await q.dead_letters()) == 1
+            async def one_letter() -> bool:
+                return len(await q.dead_letters()) == 1
 
-        await _wait_until(one_letter, 3)
-        assert await q._redis.exists(f"{q.stream}:lease:evt-replay") == 0
-        await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
-        await _wait_until(lambda: handler.events, 3)  # well before the 4.5 s lease would expire
-        assert [e.id for e in handler.events] == ["evt-replay"]
+            await wait_until(one_letter, 3)
+            assert await q._redis.exists(f"{q.stream}:lease:evt-replay") == 0
+            await q.enqueue(event_body("evt-replay"), parsed("evt-replay"))
+            await wait_until(lambda: handler.events, 3)  # well before the 4.5 s lease would expire
+            assert [e.id for e in handler.events] == ["evt-replay"]
     finally:
-        await _stop(q, task)
         await q.aclose()
 
 
@@ -1922,21 +1885,20 @@ async def test_a_copy_of_a_failed_event_runs_without_waiting_for_claim_after(
     q = RedisWebhookQueue(
         redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=5, max_attempts=3, block=0.1
     )
-    handler = _FailFirst()
-    task = await _run(q, handler)
+    handler = Recorder(failures=1)
     try:
-        await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
-        await _wait_until(lambda: handler.calls == 1, 3)
+        async with running(q, handler):
+            await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
+            await wait_until(lambda: handler.calls == 1, 3)
 
-        async def released() -> bool:
-            return bool(await q._redis.exists(f"{q.stream}:lease:evt-copy") == 0)
+            async def released() -> bool:
+                return bool(await q._redis.exists(f"{q.stream}:lease:evt-copy") == 0)
 
-        await _wait_until(released, 2)
-        await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
-        await _wait_until(lambda: handler.events, 3)
-        assert [e.id for e in handler.events] == ["evt-copy"]
+            await wait_until(released, 2)
+            await q.enqueue(event_body("evt-copy"), parsed("evt-copy"))
+            await wait_until(lambda: handler.events, 3)
+            assert [e.id for e in handler.events] == ["evt-copy"]
     finally:
-        await _stop(q, task)
         await q.aclose()
 
 
@@ -1951,31 +1913,24 @@ async def test_a_last_failure_keeps_a_lease_another_entry_took(
     q = RedisWebhookQueue(
         redis_url, stream=f"m-{uuid.uuid4().hex}", claim_after=30, max_attempts=1, block=0.1
     )
-    gate = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def fail(event: WebhookEvent) -> None:
-        entered.set()
-        await gate.wait()
-        raise ValueError("last attempt fails")
-
-    task = await _run(q, fail)
+    handler = Recorder(failures=1)  # its last attempt fails, once let through
+    handler.gate.clear()
     try:
-        await q.enqueue(event_body("evt-lease2"), parsed("evt-lease2"))
-        await asyncio.wait_for(entered.wait(), 10)
-        lease = f"{q.stream}:lease:evt-lease2"
-        # What happens when this worker's lease expires and worker b takes it for a second
-        # copy of the event (another entry), which it is now running:
-        await q._redis.set(lease, b"b 9999999999999-0")
-        gate.set()
+        async with running(q, handler):
+            await q.enqueue(event_body("evt-lease2"), parsed("evt-lease2"))
+            await asyncio.wait_for(handler.entered.wait(), 10)
+            lease = f"{q.stream}:lease:evt-lease2"
+            # What happens when this worker's lease expires and worker b takes it for a second
+            # copy of the event (another entry), which it is now running:
+            await q._redis.set(lease, b"b 9999999999999-0")
+            handler.gate.set()
 
-        async def one_letter() -> bool:
-            return len(await q.dead_letters()) == 1
+            async def one_letter() -> bool:
+                return len(await q.dead_letters()) == 1
 
-        await _wait_until(one_letter, 5)
-        assert await q._redis.get(lease) == b"b 9999999999999-0"
+            await wait_until(one_letter, 5)
+            assert await q._redis.get(lease) == b"b 9999999999999-0"
     finally:
-        await _stop(q, task)
         await q.aclose()
 
 
@@ -2025,7 +1980,7 @@ async def test_a_heartbeat_survives_a_redis_stall_shorter_than_claim_after(
         async def handled() -> bool:
             return await q.pending() == 0
 
-        await _wait_until(handled, 10)
+        await wait_until(handled, 10)
         assert calls == 1
     finally:
         gate.set()
