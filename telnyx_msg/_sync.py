@@ -163,6 +163,11 @@ class _Portal:
                 "event hook); use the AsyncClient (client.async_client) there"
             )
 
+    @property
+    def ended(self) -> bool:
+        """Closed, and its loop thread has finished (or never started)."""
+        return self.stopped and not (self.started and self._thread_handle.is_alive())
+
     def _refuse_stopped(self) -> None:
         if self.stopped:  # a call posted now would be cut off by the stopping loop
             raise ClientClosedError("this client is closed; create a new one")
@@ -557,6 +562,29 @@ class _Held:
         self._client = client
 
 
+class _FetchedFirst:
+    """The portal of a raw list's pager: its first page came with the call, so it stays
+    readable once the client is closed (``raw.parse()`` after ``with Client()``, as for the
+    ``AsyncClient``); a later page raises ``ClientClosedError``, as any call would."""
+
+    __slots__ = ("_client", "_portal")
+
+    def __init__(self, portal: _Portal, client: Client) -> None:
+        self._portal = portal
+        self._client = client  # held, as by _Held
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, inbox: Inbox | None = None) -> T:
+        if self._portal.ended:  # nothing else runs the client's coroutines any more
+            coro = fn(*args)
+            try:
+                coro.send(None)  # type: ignore[attr-defined]  # runs until it would wait
+            except StopIteration as finished:
+                return cast("T", finished.value)
+            coro.close()  # type: ignore[attr-defined]
+            raise ClientClosedError("this client is closed; create a new one")
+        return self._portal.call(fn, *args, inbox=inbox)
+
+
 def _close_abandoned(
     portal: _Portal, close: Callable[[], Awaitable[None]], limiter: Limiter | None
 ) -> None:
@@ -782,7 +810,7 @@ class Client(ResourceTree[SyncMode]):
             raw: RawResponse[Any] = portal.call(run, request)
             if endpoint.paged:
                 pager = raw.parse
-                return raw._with_parse(lambda: SyncPager(pager(), _Held(portal, self)))
+                return raw._with_parse(lambda: SyncPager(pager(), _FetchedFirst(portal, self)))
             return raw
 
         describe_raw(raw_method, endpoint, name, "SyncPager")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -193,3 +194,31 @@ async def test_blocking_raw_list_keeps_the_response_headers_and_body(api_server:
             return raw.request_id, raw.headers.get("X-Trace"), b"+18445550001" in raw.body
 
     assert await anyio.to_thread.run_sync(run) == ("r-1", "t-9", True)
+
+
+async def test_blocking_raw_list_reads_its_fetched_page_after_the_client_closed(
+    api_server: Any,
+) -> None:
+    """``raw.parse()`` after ``with Client()`` gives the first page the call fetched (it is in
+    ``raw.body``), as the AsyncClient's raw list does; the next page, which needs the closed
+    client, raises ClientClosedError after that page's items, and nothing more is requested."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response(optouts(int(request.query.get("page[number]", "1")), 3))
+
+    server = await api_server(handler)
+
+    def blocking() -> tuple[list[str | None], list[str | None], str, list[str | None]]:
+        with telnyx_msg.Client("k", base_url=server.base_url) as client:
+            raw = client.messaging_optouts.with_raw_response.list(page_size=1)
+        first = [o.to for o in raw.parse().first_page().items]
+        seen: list[str | None] = []
+        with pytest.raises(telnyx_msg.ClientClosedError) as info:
+            seen.extend(o.to for o in raw.parse())
+        pages = [p.items[0].to for p in itertools.islice(raw.parse().pages(), 1)]
+        return first, seen, str(info.value), pages
+
+    first, seen, error, pages = await anyio.to_thread.run_sync(blocking)
+    assert first == seen == pages == ["+18445550001"]
+    assert "closed" in error
+    assert len(server.requests) == 1

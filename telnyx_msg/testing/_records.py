@@ -13,8 +13,9 @@ import attrs
 class RecordedRequest:
     """One API request as the fake saw it, and the fake's answer.
 
-    ``status`` is None when the fake dropped the request; ``answer`` is the response body it
-    sent (None when it sent none).
+    ``path`` is percent-decoded, as the fake routed it (``/v2/phone_numbers/+13125550100/
+    messaging`` for a request to ``.../%2B13125550100/...``); ``status`` is None when the fake
+    dropped the request; ``answer`` is the response body it sent (None when it sent none).
     """
 
     method: str
