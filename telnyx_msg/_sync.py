@@ -202,11 +202,17 @@ class _Portal:
                 self._thread_handle.join()
 
     def _await_cancelled(
-        self, done: _thread.LockType, inbox: Inbox | None, loop: asyncio.AbstractEventLoop
+        self,
+        done: _thread.LockType,
+        inbox: Inbox | None,
+        loop: asyncio.AbstractEventLoop,
+        outcome: list[Any],
     ) -> None:
         """Wait (up to ``CLOSE_SETTLE`` s) for a call just cancelled to end."""
         deadline = time.monotonic() + CLOSE_SETTLE
         while time.monotonic() < deadline:
+            if outcome:  # it had ended (the interrupt came as its wait took ``done``)
+                return
             if loop.is_closed() or (self.stopped and not loop.is_running()):
                 return
             if done.acquire(timeout=0.1) if inbox is None else _serve(inbox, done):
@@ -238,10 +244,12 @@ class _Portal:
         done.acquire()
         outcome: list[Any] = []
         tasks: list[asyncio.Task[None]] = []
+        ran: list[bool] = []
 
         box = _CallerBox(inbox) if inbox is not None else None
 
         async def run() -> None:
+            ran.append(True)
             if box is not None:
                 _CALLER.set(box)  # this task's context: what it calls can post to the caller
             try:
@@ -261,6 +269,15 @@ class _Portal:
             tasks.append(task)
             calls.add(task)
             task.add_done_callback(calls.discard)
+            task.add_done_callback(unstarted)
+
+        def unstarted(task: asyncio.Task[None]) -> None:
+            # Cancelled before its coroutine ran (Ctrl-C while the loop was busy, the loop
+            # stopping): run()'s finally never ran, so the caller is told here.
+            if not ran:
+                done.release()
+                if inbox is not None:
+                    inbox.put(_wake)
 
         try:
             loop.call_soon_threadsafe(start)
@@ -282,8 +299,10 @@ class _Portal:
                 # Let the cancelled call end before the interrupt reaches the caller: a
                 # send_many step stops its sends and reports them to on_stop as it ends.
                 # Bounded; a second interrupt ends the wait.
-                self._await_cancelled(done, inbox, loop)
+                self._await_cancelled(done, inbox, loop, outcome)
                 raise
+            if not outcome:  # cancelled before it ran: nothing was sent
+                raise ClientClosedError("not sent: the client was closed")
             ok, value = outcome.pop()
             if ok:
                 return cast(T, value)

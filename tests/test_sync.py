@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -249,6 +250,89 @@ def test_ctrl_c_while_waiting_cancels_the_call(threaded_server: str) -> None:
             time.sleep(0.02)
         assert client._owner.portal.call(tasks) == idle  # the request was cancelled
         assert client.messages.retrieve("m1").id
+
+
+def _sigint_main_thread() -> None:
+    """A real SIGINT, delivered to the main thread (as a terminal's Ctrl-C usually is)."""
+    main = threading.main_thread().ident
+    assert main is not None
+    signal.pthread_kill(main, signal.SIGINT)
+
+
+def test_ctrl_c_while_the_loop_is_busy_reaches_the_caller_when_the_loop_frees() -> None:
+    """A blocking send interrupted (Ctrl-C) while the client's shared loop is busy with another
+    thread's call (a plain-function event hook doing blocking work, which the docs allow) must
+    raise KeyboardInterrupt as soon as the loop can cancel it, send nothing, and leave the
+    client usable. The send's task was cancelled before its coroutine ever ran, so nothing
+    told the waiting caller it had ended: Ctrl-C took the whole 5 s close bound to arrive."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the SIGINT targets the main thread")
+
+    def slow_hook(event: telnyx_msg.RequestEvent) -> None:
+        if event.path.endswith("/busy"):
+            time.sleep(1.0)  # a slow, blocking metrics sink: holds the loop for 1 s
+
+    with telnyx_msg.testing.serve_in_thread() as fake:
+        client = telnyx_msg.Client(
+            fake.api_key, base_url=fake.base_url, event_hooks={"request": [slow_hook]}
+        )
+        with client:
+            client.messages.send(
+                from_=telnyx_msg.testing.DEFAULT_TOLL_FREE, to="+18445550001", text="warm up"
+            )
+
+            def busy() -> None:
+                with pytest.raises(telnyx_msg.NotFoundError):  # the fake has no such message
+                    client.request("GET", "/messages/busy")
+
+            other = threading.Thread(target=busy)
+            other.start()
+            time.sleep(0.2)  # the loop now runs the hook
+            timer = threading.Timer(0.2, _sigint_main_thread)
+            timer.start()
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                client.messages.send(
+                    from_=telnyx_msg.testing.DEFAULT_TOLL_FREE, to="+18445550002", text="x"
+                )
+            waited = time.monotonic() - started
+            other.join(10)
+            # The loop is free about 0.8 s after the call started.
+            assert waited < 2.5, f"KeyboardInterrupt reached the caller after {waited:.1f} s"
+            assert fake.stats.count("POST", "/messages") == 1  # the interrupted send never ran
+            assert client.messages.send(
+                from_=telnyx_msg.testing.DEFAULT_TOLL_FREE, to="+18445550003", text="y"
+            ).id
+
+
+def test_ctrl_c_landing_as_the_call_ends_reaches_the_caller_at_once() -> None:
+    """A KeyboardInterrupt that is raised just as a blocking call's result arrives (the
+    interrupt was pending while the caller waited, and Python raises it when the wait
+    returns) must reach the caller at once. The caller had already taken the call's "done"
+    signal, then waited for it again after cancelling the finished call: the 5 s close bound,
+    on every such Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("interrupt_main targets the main thread")
+    config = telnyx_msg.testing.FakeConfig(
+        faults=telnyx_msg.testing.Faults(latency=0.5, match=["POST /messages"])
+    )
+    with (
+        telnyx_msg.testing.serve_in_thread(config=config) as fake,
+        telnyx_msg.Client(fake.api_key, base_url=fake.base_url) as client,
+    ):
+        client.messaging_hosted_numbers.list().first_page()  # the loop thread runs
+        timer = threading.Timer(0.1, _thread.interrupt_main)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            client.messages.send(
+                from_=telnyx_msg.testing.DEFAULT_TOLL_FREE, to="+18445550002", text="x"
+            )
+        waited = time.monotonic() - started
+        assert waited < 2.0, f"KeyboardInterrupt reached the caller after {waited:.1f} s"
+        assert client.messages.send(
+            from_=telnyx_msg.testing.DEFAULT_TOLL_FREE, to="+18445550003", text="y"
+        ).id
 
 
 def test_close_while_threads_call_never_strands_a_caller(threaded_server: str) -> None:
