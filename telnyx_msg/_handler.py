@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+from telnyx_msg.errors import ConfigurationError
 from telnyx_msg.models import WebhookEvent
 
 #: An async function of the event, or a plain one (called on the event loop, so keep it quick:
 #: ``DeliveryTracker.record`` is; wrap blocking work in ``asyncio.to_thread``).
 Handler = Callable[[WebhookEvent], "Awaitable[None] | None"]
+
+
+def handler_table(handlers: Mapping[Any, Handler], default: Handler | None) -> dict[str, Handler]:
+    """``handlers`` keyed by plain event type strings (``WebhookEventType`` members hash by
+    name, not value), each of them and ``default`` checked by :func:`check_handler`."""
+    table = {
+        (key.value if isinstance(key, enum.Enum) else str(key)): value
+        for key, value in handlers.items()
+    }
+    for name, handler in table.items():
+        check_handler(handler, f"the handler for {name!r}")
+    if default is not None:
+        check_handler(default, "the default handler")
+    return table
+
+
+def check_handler(handler: object, what: str) -> None:
+    """Refuse, before any event, a handler that cannot be called with the event: found out
+    per event, every delivery would fail (and a queue would dead-letter its whole backlog)."""
+    if not callable(handler):
+        raise ConfigurationError(f"{what} is not callable: {handler!r}")
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # no signature to read (some builtins): found out per event
+        return
+    try:
+        signature.bind(None)
+    except TypeError as exc:
+        raise ConfigurationError(f"{what} must take one argument, the event ({exc})") from None
 
 
 async def call_handler(handler: Handler, event: WebhookEvent) -> None:

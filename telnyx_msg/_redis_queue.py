@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import socket
@@ -47,7 +46,7 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from telnyx_msg._config import positive_int, positive_seconds
-from telnyx_msg._handler import Handler
+from telnyx_msg._handler import Handler, handler_table
 from telnyx_msg._redis_common import (
     bounded,
     close_client,
@@ -360,13 +359,14 @@ class RedisWebhookQueue:
         handler, and leaves the group if it holds no pending entry. When Redis is unreachable
         the worker logs, backs off (up to 5 s) and retries; if Redis refuses its credentials
         before ever answering it (or has no database of the URL's number), ``run`` raises
-        ``ConfigurationError`` (no retry would help).
-        Cancelling ``run`` cancels the handler in flight: its entry stays pending and is taken
-        over after ``claim_after``. It is never acknowledged unfinished.
+        ``ConfigurationError`` (no retry would help), as it does at once for a handler that
+        cannot be called with one argument, the event. Cancelling ``run`` cancels the handler
+        in flight: its entry stays pending and is taken over after ``claim_after``. It is never
+        acknowledged unfinished.
         """
         from telnyx_msg._redis_worker import Worker
 
-        table = {(k.value if isinstance(k, enum.Enum) else str(k)): v for k, v in handlers.items()}
+        table = handler_table(handlers, default)
         worker = Worker(self, table, default, consumer or default_consumer())
         if self._stop_next:
             self._stop_next = False

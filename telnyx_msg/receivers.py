@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telnyx_msg._config import positive_int, positive_seconds
-from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler
+from telnyx_msg._handler import Handler, call_handler, cancelled_by_handler, handler_table
 from telnyx_msg._redis_common import config_error, misconfigured
 from telnyx_msg.errors import (
     ConfigurationError,
@@ -113,11 +113,7 @@ class WebhookReceiver:
         positive_int("max_pending", max_pending)
         positive_seconds("handler_timeout", handler_timeout, infinite=True)
         self.verifier = verifier
-        # WebhookEventType members hash by name, not value: normalise keys to plain strings.
-        self._handlers: dict[str, Handler] = {
-            (key.value if isinstance(key, enum.Enum) else str(key)): value
-            for key, value in handlers.items()
-        }
+        self._handlers = handler_table(handlers, default)
         self._default = default
         self.queue = queue
         self.max_pending = max_pending

@@ -677,6 +677,82 @@ async def _has(redis: Any, key: str, value: str) -> bool:
     return value in await recorded(redis, key)
 
 
+async def test_cli_worker_stops_on_sigterm_when_its_log_reader_is_gone(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """``... webhook worker 2>&1 | tee worker.log`` and ``tee`` is gone (the same Ctrl-C killed
+    it, a log collector restarted): the first SIGTERM still finishes the handler in flight,
+    acks it and exits 0. Its "stopping" notice failed with a broken pipe before the stop was
+    requested: the worker ran on until a second signal aborted the handler (exit 130)."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    proc = worker_process(redis_url, queue.stream, prefix, slow=1.5)
+    try:
+        assert proc.stderr is not None
+        assert b"worker handling" in await asyncio.to_thread(proc.stderr.readline)
+        await queue.enqueue(event_body("slow-pipe"), parsed("slow-pipe"))
+        await wait_until(lambda: _has(redis, f"{prefix}:started", "slow-pipe"), timeout=30)
+        proc.stderr.close()  # whatever read the worker's stderr is gone
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(proc.wait, 15)
+        assert proc.returncode == 0, "the first SIGTERM did not stop the worker"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(20)
+    assert await recorded(redis, f"{prefix}:handled") == ["slow-pipe"]
+    assert await queue.pending() == 0
+
+
+async def test_cli_worker_finishes_the_handler_in_flight_on_sighup(
+    queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """The terminal, tmux window or ssh session a worker runs in closes (SIGHUP): as on
+    SIGTERM, it finishes the handler in flight, acks the entry, leaves the group and exits 0.
+    It was killed mid-handler (side effects half done, the entry run again after
+    --claim-after, its consumer left in the group)."""
+    redis = await raw(queue)
+    prefix = f"rec:{uuid.uuid4().hex}"
+    proc = worker_process(redis_url, queue.stream, prefix, slow=1.5)
+    try:
+        await queue.enqueue(event_body("slow-hup"), parsed("slow-hup"))
+        await wait_until(lambda: _has(redis, f"{prefix}:started", "slow-hup"), timeout=30)
+        stderr = await finish(proc, signal.SIGHUP)
+        assert proc.returncode == 0, stderr
+    finally:
+        await finish(proc)
+    assert await recorded(redis, f"{prefix}:handled") == ["slow-hup"]
+    assert await queue.pending() == 0
+    assert await redis.xinfo_consumers(queue.stream, queue.group) == []
+
+
+async def test_handlers_that_cannot_take_the_event_are_refused_up_front(
+    queue: RedisWebhookQueue,
+) -> None:
+    """A handler that cannot be called with one argument, the event (``def handle():``, a
+    two-parameter function), is a ConfigurationError when the receiver is built or
+    ``queue.run`` starts, before any delivery: found out per event, every delivery failed (the
+    receiver answered 500 until Telnyx gave up; the queue dead-lettered its whole backlog)."""
+
+    def no_event() -> None:
+        pass
+
+    async def two(event: WebhookEvent, context: object) -> None:
+        pass
+
+    await queue.enqueue(event_body("evt-arity"), parsed("evt-arity"))
+    for handlers, default in (({"message.sent": no_event}, None), ({}, two)):
+        with pytest.raises(ConfigurationError, match="must take one argument, the event"):
+            aiohttp_handler(verifier(), handlers, default=default)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="must take one argument, the event"):
+            await queue.run(handlers, default=default)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="is not callable"):
+        await queue.run({"message.sent": "handle"})  # type: ignore[dict-item]
+    assert await queue.dead_letters() == []
+    assert await queue.pending() == 0
+
+
 async def test_worker_killed_mid_handler_is_taken_over_once(
     queue: RedisWebhookQueue, redis_url: str
 ) -> None:
@@ -762,16 +838,22 @@ async def test_receiver_answers_503_when_redis_is_out_of_memory(
 
 
 def test_cli_worker_rejects_a_bad_handler_spec(tmp_path: Path) -> None:
-    """--handler without ':', naming nothing importable, or in a module that fails to import
-    (a SyntaxError, an exception at import: a bare traceback and exit 1 before) exits 2 with a
-    clear error."""
+    """--handler without ':', naming nothing importable, in a module that fails to import
+    (a SyntaxError, an exception at import: a bare traceback and exit 1 before), or a function
+    that cannot take one argument, the event (it started, failed every event with a TypeError
+    and dead-lettered the whole backlog while looking healthy) exits 2 with a clear error."""
     (tmp_path / "broken_syntax.py").write_text("def handle(event):\n    return 1 +\n")
     (tmp_path / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "wrong_arity.py").write_text(
+        "def none():\n    pass\n\nasync def two(event, context):\n    pass\n"
+    )
     for spec, says in (
         ("nocolon", "MODULE:FUNCTION"),
         ("tests.webhook_worker_handlers:missing", "missing"),
         ("broken_syntax:handle", "SyntaxError"),
         ("broken_import:handle", "RuntimeError: boom at import"),
+        ("wrong_arity:none", "handler 'wrong_arity:none' must take one argument, the event"),
+        ("wrong_arity:two", "handler 'wrong_arity:two' must take one argument, the event"),
     ):
         result = subprocess.run(
             [
@@ -792,7 +874,7 @@ def test_cli_worker_rejects_a_bad_handler_spec(tmp_path: Path) -> None:
             timeout=60,
         )
         assert result.returncode == 2  # a usage error, before Redis is contacted
-        assert "error: cannot import handler" in result.stderr or "MODULE:FUNCTION" in says
+        assert "error: cannot import handler" in result.stderr or "import" not in says
         assert says in result.stderr
 
 

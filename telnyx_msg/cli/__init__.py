@@ -855,6 +855,8 @@ def _shown(text: str) -> str:
 def _import_handler(spec: str) -> Any:
     import importlib
 
+    from telnyx_msg._handler import check_handler
+
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigurationError(f"--handler must be MODULE:FUNCTION, got {spec!r}")
@@ -873,8 +875,7 @@ def _import_handler(spec: str) -> Any:
         raise ConfigurationError(
             f"cannot import handler {spec!r}: {type(exc).__name__}: {exc}"
         ) from exc
-    if not callable(target):
-        raise ConfigurationError(f"handler {spec!r} is not callable")
+    check_handler(target, f"handler {spec!r}")
     return target
 
 
@@ -945,30 +946,34 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
     assert task is not None
     stops = StopSignals()
 
+    def notice(text: str) -> None:
+        # Whatever read stderr may be gone (a pipe to a killed `tee`, a hung-up terminal):
+        # the signal must still act.
+        with contextlib.suppress(OSError, ValueError):
+            print(text, file=sys.stderr, flush=True)
+
     def on_signal() -> None:
         if not stops.received():
             return
         if stops.count == 1:
-            print(
-                "stopping after the handler in flight (signal again to abort it)",
-                file=sys.stderr,
-                flush=True,
-            )
             queue.stop()
+            notice("stopping after the handler in flight (signal again to abort it)")
         elif in_thread:
             # Cancelling would only wait for the thread and then drop its result: leave now.
             # The entry stays pending (its lease expires): another worker takes it over.
-            print(
+            notice(
                 "aborting: a plain handler's thread cannot be stopped; its entry stays pending "
-                "for another worker",
-                file=sys.stderr,
-                flush=True,
+                "for another worker"
             )
             os._exit(130)
         else:  # the entry in flight stays pending: another worker takes it over
             task.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # A hangup (the terminal or ssh session closed) stops it as SIGTERM does, unless ignored
+    # (nohup).
+    hangup = (_SIGHUP,) if _SIGHUP and signal.getsignal(_SIGHUP) != signal.SIG_IGN else ()
+    signums = (signal.SIGINT, signal.SIGTERM, *hangup)
+    for signum in signums:
         loop.add_signal_handler(signum, on_signal)
     print(
         f"worker handling {args.stream} (group {args.group}) with {args.handler}",
@@ -980,7 +985,7 @@ async def _webhook_worker(args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         return 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in signums:
             loop.remove_signal_handler(signum)
         await queue.aclose()
     return 0
