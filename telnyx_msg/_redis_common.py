@@ -1,5 +1,5 @@
-"""What the Redis webhook queue and the Redis delivery tracker share: how they
-build a client, and one bounded way to make a Redis call.
+"""What the Redis helpers share: how they build a client, one client per event loop
+(:class:`LoopClients`), and one bounded way to make a Redis call.
 
 Every call is bounded twice: by the client's socket timeouts (a dead peer) and by
 :func:`time_limit` (a frozen server whose socket still accepts bytes). Any failure becomes
@@ -8,11 +8,13 @@ the caller's ``RedisUnavailableError`` subclass, with the Redis exception as its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import sys
+import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from telnyx_msg._fork import on_fork_disown
@@ -20,6 +22,7 @@ from telnyx_msg.errors import ConfigurationError, RedisUnavailableError
 
 __all__ = [
     "MAX_CONNECTIONS",
+    "LoopClients",
     "bounded",
     "client_from_url",
     "close_client",
@@ -127,6 +130,102 @@ async def close_client(client: Any) -> None:
     """Close a client this package created (redis-py 5 names it ``aclose``)."""
     close = getattr(client, "aclose", None) or client.close
     await close()
+
+
+class LoopClients:
+    """One ``redis.asyncio`` client per event loop: its connections belong to the loop that
+    opened them, and a helper built once (at import, shared by blocking ``Client`` objects,
+    used through ``asyncio.run`` per request or a test client per test) meets several loops.
+
+    ``first`` goes to the first loop that asks, ``make()`` builds one for each other loop.
+    A loop's client is closed when ``asyncio.run`` (or anyio) shuts that loop down (a client
+    per call would leak its connections otherwise), by :meth:`release` (a blocking ``Client``
+    whose loop is about to stop), or by :meth:`aclose`. ``on_drop(loop)`` runs, under
+    ``lock``, whenever a loop's client is dropped.
+    """
+
+    def __init__(
+        self,
+        first: Any,
+        make: Callable[[], Any],
+        *,
+        lock: threading.Lock | None = None,
+        on_drop: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+    ) -> None:
+        self._unbound: Any = first
+        self._make = make
+        self._lock = lock if lock is not None else threading.Lock()
+        self._on_drop = on_drop
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._guards: dict[
+            asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None]]
+        ] = {}
+
+    def get(self) -> Any:
+        """The running loop's client."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(loop)
+                if client is None:
+                    if self._unbound is not None:
+                        client, self._unbound = self._unbound, None
+                    else:
+                        client = self._make()
+                    self._clients[loop] = client
+                    guard = self._close_at_shutdown(loop, client)
+                    # Held here: the loop keeps only weak references to both.
+                    self._guards[loop] = (guard, asyncio.ensure_future(guard.__anext__()))
+        return client
+
+    def _drop(self, loop: asyncio.AbstractEventLoop, client: Any | None = None) -> Any:
+        """Forget ``loop``'s client (only if it is ``client``, when given); return it."""
+        with self._lock:
+            if client is not None:  # the loop's guard, ending: nothing need hold it any more
+                self._guards.pop(loop, None)
+            mine = self._clients.get(loop)
+            if mine is None or (client is not None and mine is not client):
+                return None
+            del self._clients[loop]
+            if self._on_drop is not None:
+                self._on_drop(loop)
+        return mine
+
+    async def _close_at_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: Any
+    ) -> AsyncIterator[None]:
+        """Suspended for the loop's life: a loop's async generators are closed before it is."""
+        try:
+            yield
+        finally:
+            if self._drop(loop, client) is not None:
+                await close_client(client)
+
+    async def release(self) -> None:
+        """Close the running loop's client (its loop is about to stop)."""
+        client = self._drop(asyncio.get_running_loop())
+        if client is not None:
+            await close_client(client)
+
+    async def aclose(self) -> None:
+        """Close every client: the running loop's here, a running loop's in that loop."""
+        here = asyncio.get_running_loop()
+        with self._lock:
+            clients = dict(self._clients)
+            self._clients.clear()  # (each loop's guard ends with its loop, finding none)
+            unbound, self._unbound = self._unbound, None
+        if unbound is not None:
+            await close_client(unbound)
+        for loop, client in clients.items():
+            if loop is here:
+                await close_client(client)
+            elif loop.is_running():
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                )
+            # A client of a closed loop cannot be closed any more; its loop's shutdown (or a
+            # blocking Client's release) closed it.
 
 
 async def bounded(

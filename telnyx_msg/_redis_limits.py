@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from telnyx_msg._bucket import (
@@ -26,7 +26,7 @@ from telnyx_msg._bucket import (
 )
 from telnyx_msg._config import positive_seconds
 from telnyx_msg._ratelimit import wait_too_long
-from telnyx_msg._redis_common import client_from_url, close_client, misconfigured, time_limit
+from telnyx_msg._redis_common import LoopClients, client_from_url, misconfigured, time_limit
 from telnyx_msg.errors import (
     QUEUE_FULL_CODE,
     ConfigurationError,
@@ -301,30 +301,27 @@ class RedisRateLimits:
         self._config: LimitConfig = resolve_config(
             account_mps, per_kind_mps, per_sender_mps, burst, queue_fraction
         )
+        make: Callable[[], Any] | None = None
         if client is None:
             if not url:
                 raise ConfigurationError("RedisRateLimits needs a redis:// url or a client")
+            redis_url = url
 
             def make() -> Any:
-                return client_from_url(redis_asyncio, url, redis_timeout)
+                return client_from_url(redis_asyncio, redis_url, redis_timeout)
 
             try:
                 client = make()
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL: {exc}") from exc
-            self._owns_client = True
-            self._make: Callable[[], Any] | None = make
-        else:
-            self._owns_client = False
-            self._make = None
-        # The client built here goes to the first loop that asks; other loops get their own
-        # (redis.asyncio connections belong to the loop that opened them).
-        self._unbound: Any = client
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
-        self._guards: dict[
-            asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None]]
-        ] = {}
         self._state_lock = threading.Lock()
+        # A client per event loop when built from a url; a client= is used as it is.
+        self._clients = (
+            LoopClients(client, make, lock=self._state_lock, on_drop=self._forget_loop)
+            if make is not None
+            else None
+        )
+        self._client: Any = None if make is not None else client
         self._no_script: type[Exception] = NoScriptError
         self._redis_error: type[Exception] = RedisError
         self._connection_error: type[Exception] = RedisConnectionError
@@ -353,77 +350,23 @@ class RedisRateLimits:
 
     async def aclose(self) -> None:
         """Close the Redis connection pools, if this object created them."""
-        if not self._owns_client:
-            return
-        here = asyncio.get_running_loop()
-        with self._state_lock:
-            clients = dict(self._clients)
-            self._clients.clear()
-            unbound, self._unbound = self._unbound, None
-        if unbound is not None:
-            await close_client(unbound)
-        for loop, client in clients.items():
-            if loop is here:
-                await close_client(client)
-            elif loop.is_running():
-                await asyncio.wrap_future(
-                    asyncio.run_coroutine_threadsafe(close_client(client), loop)
-                )
-            # A client of a closed loop cannot be closed any more; its loop's client closed
-            # it (see _release_loop) if it was a blocking Client.
+        if self._clients is not None:
+            await self._clients.aclose()
 
     async def _release_loop(self) -> None:
         """Close the running loop's Redis pool: its loop is about to stop (blocking Client)."""
-        if not self._owns_client:
-            return
-        loop = asyncio.get_running_loop()
-        with self._state_lock:
-            client = self._clients.pop(loop, None)
-            for key in [k for k in self._local if k[0] is loop]:
-                del self._local[key]
-        if client is not None:
-            await close_client(client)
+        if self._clients is not None:
+            await self._clients.release()
+
+    def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The lines of a loop whose client was dropped (under ``_state_lock``)."""
+        for key in [k for k in self._local if k[0] is loop]:
+            del self._local[key]
 
     @property
     def _redis(self) -> Any:
         """The Redis client of the running loop."""
-        if self._make is None:
-            return self._unbound
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            with self._state_lock:
-                client = self._clients.get(loop)
-                if client is None:
-                    if self._unbound is not None:
-                        client, self._unbound = self._unbound, None
-                    else:
-                        client = self._make()
-                    self._clients[loop] = client
-                    guard = self._close_at_shutdown(loop, client)
-                    # Held here: the loop keeps only weak references to both.
-                    self._guards[loop] = (guard, asyncio.ensure_future(guard.__anext__()))
-        return client
-
-    async def _close_at_shutdown(
-        self, loop: asyncio.AbstractEventLoop, client: Any
-    ) -> AsyncIterator[None]:
-        """Suspended for the loop's life. ``asyncio.run`` (and anyio) close the async
-        generators of a loop before closing it: this one then closes the loop's Redis client,
-        whose connections would otherwise outlive the loop (a sync app that calls
-        ``asyncio.run`` per request with one shared limiter leaked a connection per call)."""
-        try:
-            yield
-        finally:
-            with self._state_lock:
-                mine = self._clients.get(loop) is client
-                if mine:
-                    del self._clients[loop]
-                self._guards.pop(loop, None)
-                for key in [k for k in self._local if k[0] is loop]:
-                    del self._local[key]
-            if mine:
-                await close_client(client)
+        return self._client if self._clients is None else self._clients.get()
 
     # ------------------------------------------------------------------ public API
 

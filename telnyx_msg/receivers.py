@@ -308,10 +308,13 @@ class WebhookReceiver:
         self, handler: Handler, event: WebhookEvent, outcome: asyncio.Future[bool]
     ) -> _Reply:
         event_id = event.id
+        # Set once the handler returned: handler_timeout bounds the handler, not the replay
+        # store's mark that follows it (a slow mark of a handled event is no timeout).
+        returned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Its own task: a client that hangs up cannot cancel a handler half-way, and the
         # receiver can still wait for it on shutdown.
         task = asyncio.get_running_loop().create_task(
-            self._run(handler, event), name=f"telnyx_msg webhook {event_id}"
+            self._run(handler, event, returned), name=f"telnyx_msg webhook {event_id}"
         )
         self._tasks.add(task)
         self._idle.clear()
@@ -326,11 +329,13 @@ class WebhookReceiver:
             # The server gave up on this delivery (the client hung up, as Telnyx does after
             # about 2 s): the handler goes on, but still no longer than handler_timeout.
             if not task.done() and not math.isinf(deadline):
-                timer = loop.call_at(deadline, self._overran, task, event)
+                timer = loop.call_at(deadline, self._overran, task, event, returned)
                 task.add_done_callback(lambda _: timer.cancel())
             raise
         if not done:
-            self._overran(task, event)
+            if returned.done():  # handled; only the mark is still running (it goes on)
+                return _Reply(200, "handled")
+            self._overran(task, event, returned)
             return _Reply(503, f"handler timed out after {self.handler_timeout:g} s")
         if task.cancelled():
             if self._closed:  # by aclose(timeout)
@@ -346,7 +351,11 @@ class WebhookReceiver:
             return _Reply(500, "handler failed")
         return _Reply(200, "handled")
 
-    def _overran(self, task: asyncio.Task[None], event: WebhookEvent) -> None:
+    def _overran(
+        self, task: asyncio.Task[None], event: WebhookEvent, returned: asyncio.Future[None]
+    ) -> None:
+        if returned.done():  # the handler returned in time: let its mark finish
+            return
         task.cancel()
         logger.error(
             "telnyx webhook handler for %s event %s exceeded handler_timeout (%g s); "
@@ -367,7 +376,9 @@ class WebhookReceiver:
         if not self._tasks:
             self._idle.set()
 
-    async def _run(self, handler: Handler, event: WebhookEvent) -> None:
+    async def _run(
+        self, handler: Handler, event: WebhookEvent, returned: asyncio.Future[None]
+    ) -> None:
         try:
             await call_handler(handler, event)
         except Exception:
@@ -377,6 +388,7 @@ class WebhookReceiver:
                 event.id,
             )
             raise
+        returned.set_result(None)
         try:
             await self.verifier.amark_seen(event)
         except Exception:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from telnyx_msg._config import positive_int, positive_seconds
 from telnyx_msg._convert import structure_event
-from telnyx_msg._redis_common import make_client
+from telnyx_msg._redis_common import LoopClients, make_client
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -212,14 +212,20 @@ class RedisReplayStore:
     the receivers (a ``redis.asyncio`` client); neither connects before its first use, and the
     blocking one is thread-safe and reconnects in a forked worker (gunicorn ``--preload``).
     Given a ``client``, it works with what that client is: a ``redis.asyncio`` one with
-    ``aunwrap`` and the receivers, a blocking ``redis.Redis`` with ``unwrap``. ``close()``
-    closes the blocking client it created, ``aclose()`` both (never a borrowed ``client``). ``ttl``
-    overrides the verifier's ttl, as for :class:`MemoryReplayStore`.
+    ``aunwrap`` and the receivers, a blocking ``redis.Redis`` with ``unwrap``. Built from a
+    ``url``, it serves any number of event loops (``asyncio.run`` per delivery, a Django async
+    view under WSGI, a test client per test): each loop gets its own asyncio client, closed
+    when that loop shuts down. ``close()`` closes the blocking client it created, ``aclose()``
+    both (never a borrowed ``client``). ``ttl`` overrides the verifier's ttl, as for
+    :class:`MemoryReplayStore`.
 
     Every Redis round trip is bounded by ``timeout`` seconds (default 1; also the socket and
     connect timeouts of the clients built from ``url``): Telnyx waits only about 2 s for a
     webhook answer, so a frozen Redis raises in time for the app to answer 5xx (Telnyx then
-    delivers again later). Redis errors propagate unchanged.
+    delivers again later). Redis errors propagate unchanged. A round trip that timed out may
+    still run when a stalled Redis wakes: an atomic ``unwrap`` (``mark_seen=True``) can then
+    have marked the id, and the redelivery is refused as a duplicate; with Redis, mark after
+    processing (``mark_seen=False``, then ``mark_seen(event)``), whose first step only reads.
     """
 
     def __init__(
@@ -236,16 +242,23 @@ class RedisReplayStore:
         self.key_prefix = key_prefix
         self._owns_client = client is None
         self._sync_client: Any = None
+        self._clients: LoopClients | None = None  # per event loop, when built from a url
         if client is not None and _is_blocking_redis(client):
             self._sync_client, client = client, None
         elif client is None:
-            client = make_client(url, None, owner="RedisReplayStore", socket_timeout=self.timeout)
+
+            def make() -> Any:
+                return make_client(url, None, owner="RedisReplayStore", socket_timeout=timeout)
+
+            self._clients = LoopClients(make(), make)
             self._sync_client = make_client(
                 url, None, owner="RedisReplayStore", socket_timeout=self.timeout, blocking=True
             )
-        self._client: Any = client  # None when given a blocking client
+        self._client: Any = client  # a client= passed in: used as it is, by its one loop
 
     def _asyncio(self) -> Any:
+        if self._clients is not None:
+            return self._clients.get()
         if self._client is None:
             raise ConfigurationError(
                 "this RedisReplayStore was given a blocking redis.Redis client, so it works "
@@ -313,8 +326,8 @@ class RedisReplayStore:
         """Close the Redis clients this store created."""
         if self._owns_client:
             self.close()
-            closer = getattr(self._client, "aclose", None) or self._client.close
-            await closer()
+        if self._clients is not None:
+            await self._clients.aclose()
 
 
 def _is_blocking_redis(client: Any) -> bool:

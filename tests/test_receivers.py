@@ -295,6 +295,38 @@ async def test_aiohttp_handler_timeout_is_503_and_cancels_it() -> None:
     assert len(recorder.events) == 1
 
 
+class SlowMarkStore(MemoryReplayStore):
+    """A replay store of the user's own whose write is slow, as a remote one's can be."""
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        await asyncio.sleep(0.4)
+        await super().amark(event_id, ttl)
+
+
+@pytest.mark.anyio
+async def test_handler_timeout_bounds_the_handler_not_the_mark_after_it() -> None:
+    """A handler that returns within handler_timeout, followed by a slow replay-store write
+    (a Redis stall just then), is answered 200 "handled" and runs once: the timeout had
+    cancelled the write, answered 503 "handler timed out" (logging that the handler overran),
+    left the event unmarked and run the handler again on Telnyx's redelivery."""
+    store = SlowMarkStore()
+    recorder = Recorder()
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.2
+    )
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+        assert await post(session, url, body, sign(body)) == (
+            200,
+            "duplicate, handled by an earlier delivery",
+        )
+        await handler.drain()
+        assert store.seen("evt-1")
+        assert await post(session, url, body, sign(body)) == (200, "duplicate, skipped")
+    assert len(recorder.events) == 1
+
+
 @pytest.mark.anyio
 async def test_handler_timeout_holds_after_the_client_hangs_up() -> None:
     """aiohttp cancels a request whose client hung up (``handler_cancellation=True``; Telnyx

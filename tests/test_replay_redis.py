@@ -69,7 +69,7 @@ async def test_keys_carry_prefix_and_expiry(store: RedisReplayStore) -> None:
     """Keys are key_prefix + id with an EX of the ttl rounded up."""
     await store.amark_if_new("a", 600.2)
     await store.amark("b", 0.1)
-    client: Any = store._client
+    client: Any = store._asyncio()
     assert await client.ttl(store.key_prefix + "a") == 601  # rounded up, never down
     assert await client.ttl(store.key_prefix + "b") == 1
     assert await client.get(store.key_prefix + "a") == b"1"
@@ -81,7 +81,7 @@ async def test_ids_expire(store: RedisReplayStore) -> None:
     """An id is forgotten after its ttl."""
     await store.amark("short", 1)
     assert await store.aseen("short")
-    client: Any = store._client
+    client: Any = store._asyncio()
     await client.pexpire(store.key_prefix + "short", 50)
     deadline = time.monotonic() + 2
     while await store.aseen("short"):
@@ -96,7 +96,7 @@ async def test_store_ttl_override(redis_url: str) -> None:
     replay_store = RedisReplayStore(redis_url, key_prefix=f"t:{uuid.uuid4().hex}:", ttl=86_400)
     try:
         await replay_store.amark_if_new("a", 601)
-        client: Any = replay_store._client
+        client: Any = replay_store._asyncio()
         assert await client.ttl(replay_store.key_prefix + "a") > 86_000
     finally:
         await replay_store.aclose()
@@ -391,10 +391,76 @@ async def test_a_fractional_ttl_is_rounded_up_never_down(redis_url: str) -> None
         await store.amark_if_new("a", 600.2)
         store.mark("b", 600.2)
         await own.amark("c", 601)
-        client: Any = store._client
+        client: Any = store._asyncio()
         assert await client.ttl(prefix + "a") == 601
         assert await client.ttl(prefix + "b") == 601
         assert await client.ttl(prefix + "own:c") == 3
     finally:
         await store.aclose()
         await own.aclose()
+
+
+@pytest.mark.redis
+def test_one_store_serves_aunwrap_from_successive_event_loops(redis_url: str) -> None:
+    """A verifier and its RedisReplayStore built once, at import, and ``aunwrap`` awaited
+    from one event loop after another (``asyncio.run`` per delivery, a Django async view under
+    WSGI): every delivery verifies, and each loop's connections close with it. Every second
+    one failed with ``RuntimeError: Event loop is closed`` (the pooled connection belonged to
+    the loop before), which the app answered 500."""
+    store = RedisReplayStore(redis_url, key_prefix=f"loops:{uuid.uuid4().hex}:")
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+
+    async def deliver(event_id: str) -> str:
+        body = event_body(event_id)
+        try:
+            event = await verifier.aunwrap(body, sign(body))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return f"ok {event.id}"
+
+    try:
+        outcomes = [asyncio.run(deliver(f"evt-loop-{i}")) for i in range(4)]
+        assert outcomes == [f"ok evt-loop-{i}" for i in range(4)]
+        assert store._clients is not None
+        assert not store._clients._clients  # each loop's client closed with its loop
+    finally:
+        store.close()
+
+
+@pytest.mark.redis
+def test_an_asgi_receiver_with_a_redis_store_serves_a_second_event_loop(redis_url: str) -> None:
+    """The ASGI receiver served by one event loop, then another (a test client per test, an
+    in-process restart) with a module-level verifier and RedisReplayStore: the first delivery
+    on the second loop is handled (200), not answered 503 "replay store unavailable"."""
+    store = RedisReplayStore(redis_url, key_prefix=f"loops:{uuid.uuid4().hex}:")
+    handled: list[str | None] = []
+
+    async def on_finalized(event: Any) -> None:
+        handled.append(event.id)
+
+    app = asgi_app(
+        WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store),
+        {"message.finalized": on_finalized},
+    )
+
+    async def one_delivery(event_id: str) -> int:
+        body = event_body(event_id)
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        headers = [(k.encode(), v.encode()) for k, v in sign(body).items()]
+        await app({"type": "http", "method": "POST", "headers": headers}, receive, send)
+        await app.drain()
+        status: int = sent[0]["status"]
+        return status
+
+    try:
+        assert [asyncio.run(one_delivery(f"evt-serve-{i}")) for i in range(2)] == [200, 200]
+    finally:
+        store.close()
+    assert handled == ["evt-serve-0", "evt-serve-1"]
