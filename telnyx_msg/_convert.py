@@ -640,6 +640,7 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
     occurred = data.get("occurred_at")
     event_id = data.get("id")
     record_type = data.get("record_type")
+    extra = {key: value for key, value in data.items() if key not in _EVENT_KEYS}
     return WebhookEvent(
         event_type=event_type,
         id=event_id if isinstance(event_id, str) else None,
@@ -648,4 +649,9 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
         record_type=record_type if isinstance(record_type, str) else None,
         meta=meta,
         raw=document,
+        extra=types.MappingProxyType(extra) if extra else models.NO_EXTRA,
     )
+
+
+# The keys of a webhook's ``data`` that WebhookEvent models; any other is kept on ``extra``.
+_EVENT_KEYS = frozenset({"record_type", "id", "event_type", "occurred_at", "payload"})

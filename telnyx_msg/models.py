@@ -732,7 +732,9 @@ class WebhookEvent:
     ``payload`` is a :class:`Message` for ``message.sent`` / ``message.finalized`` /
     ``message.received``, a :class:`LinkClick` for ``message.link_click`` (which carries no
     ``event_type``, ``id`` or ``payload`` on the wire), and the raw mapping for event types this
-    library does not know. ``raw`` is the whole decoded JSON document.
+    library does not know. ``raw`` is the whole decoded JSON document; ``extra`` holds the
+    fields of its ``data`` object this library does not model (a field Telnyx adds later), and
+    ``to_dict()`` gives that ``data`` object back, as for every model.
     """
 
     event_type: WebhookEventType | str | None
@@ -742,3 +744,32 @@ class WebhookEvent:
     record_type: str | None = None
     meta: WebhookMeta | None = None
     raw: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False, eq=False)
+    extra: Mapping[str, Any] = _extra()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As _Model's: the read-only mappings travel as dicts (pickle cannot take them).
+        values = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))}
+        values["extra"], values["raw"] = dict(self.extra), dict(self.raw)
+        return (_rebuild, (type(self), values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the event (the delivery's ``data`` object): wire names, ISO
+        date-times, the payload's own ``to_dict()``, ``extra`` merged. A link click, which has
+        no envelope on the wire, gives its click back."""
+        if isinstance(self.payload, LinkClick) and self.record_type == "link_clicked":
+            return self.payload.to_dict()
+        result: dict[str, Any] = {}
+        if self.record_type is not None:
+            result["record_type"] = self.record_type
+        if self.id is not None:
+            result["id"] = self.id
+        if self.event_type is not None:
+            result["event_type"] = str(getattr(self.event_type, "value", self.event_type))
+        if self.occurred_at is not None:
+            result["occurred_at"] = self.occurred_at.isoformat()
+        if isinstance(self.payload, _Model):
+            result["payload"] = self.payload.to_dict()
+        elif self.payload is not None:
+            result["payload"] = dict(self.payload)
+        result.update(self.extra)
+        return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from multidict import CIMultiDict, CIMultiDictProxy
 
+import telnyx_msg
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
@@ -27,6 +29,7 @@ from telnyx_msg.errors import (
     WebhookVerificationError,
 )
 from telnyx_msg.models import LinkClick, Message, WebhookEventType
+from telnyx_msg.testing import FakeTelnyx, serve_in_thread
 from telnyx_msg.webhooks import (
     MemoryReplayStore,
     SyncReplayStore,
@@ -1250,3 +1253,64 @@ def test_a_link_click_in_the_event_envelope_keeps_its_payload(
     assert event.id == "evt-7"
     assert event.payload == payload
     assert event.record_type == "link_clicked"
+
+
+# --- WebhookEvent follows the model rules: extra and to_dict ---------------------------------
+
+EXTENDED_DATA: dict[str, Any] = {
+    "record_type": "event",
+    "id": "evt-1",
+    "event_type": "message.sent",
+    "occurred_at": "2024-01-01T00:00:00+00:00",
+    "added_later": {"x": 1},
+    "payload": {
+        "id": "msg-1",
+        "to": [{"phone_number": "+18445550001", "status": "sent"}],
+    },
+}
+EXTENDED_BODY = json.dumps({"data": EXTENDED_DATA, "meta": {"attempt": 1}}).encode()
+
+
+def _check_extended(event: telnyx_msg.WebhookEvent) -> None:
+    """An envelope field Telnyx adds later is on ``extra``; ``to_dict()`` gives ``data`` back,
+    and the event pickles with both (a worker process handing it on)."""
+    assert pickle.loads(pickle.dumps(event)) == event
+    assert event.extra == {"added_later": {"x": 1}}
+    shape = event.to_dict()
+    assert shape["id"] == "evt-1"
+    assert shape["event_type"] == "message.sent"
+    assert shape["occurred_at"] == "2024-01-01T00:00:00+00:00"
+    assert shape["added_later"] == {"x": 1}
+    assert shape["payload"]["id"] == "msg-1"
+    assert shape["payload"]["to"][0] == {"phone_number": "+18445550001", "status": "sent"}
+
+
+def test_verifier_event_keeps_new_fields_and_gives_json_back() -> None:
+    """``WebhookVerifier.unwrap`` returns an event with ``extra`` (an envelope field Telnyx
+    adds later) and ``to_dict()`` (to store or forward the event), like every other model,
+    instead of raising ``AttributeError``."""
+    fake = FakeTelnyx()
+    verifier = telnyx_msg.WebhookVerifier(fake.public_key)
+    _check_extended(verifier.unwrap(EXTENDED_BODY, fake.sign_webhook(EXTENDED_BODY)))
+
+
+@pytest.mark.anyio
+async def test_async_client_event_has_extra_and_to_dict() -> None:
+    """``AsyncClient.webhooks.unwrap`` / ``aunwrap``: the same model rules."""
+    fake = FakeTelnyx()
+    async with telnyx_msg.AsyncClient("test-key", webhook_public_key=fake.public_key) as client:
+        _check_extended(client.webhooks.unwrap(EXTENDED_BODY, fake.sign_webhook(EXTENDED_BODY)))
+        _check_extended(
+            await client.webhooks.aunwrap(EXTENDED_BODY, fake.sign_webhook(EXTENDED_BODY))
+        )
+
+
+def test_blocking_client_event_has_extra_and_to_dict() -> None:
+    """The blocking ``Client.webhooks.unwrap``: the same model rules."""
+    with (
+        serve_in_thread() as fake,
+        telnyx_msg.Client(
+            fake.api_key, base_url=fake.base_url, webhook_public_key=fake.public_key
+        ) as client,
+    ):
+        _check_extended(client.webhooks.unwrap(EXTENDED_BODY, fake.sign_webhook(EXTENDED_BODY)))
