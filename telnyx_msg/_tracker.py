@@ -93,8 +93,14 @@ class DeliveryTracker:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_resolve, waiter, message)
 
-    def result(self, message_id: str) -> Message | None:
-        """The final :class:`Message` if already known (and not evicted), else None."""
+    async def result(self, message_id: str) -> Message | None:
+        """The final :class:`Message` if already known (and not evicted), else None, without
+        waiting (awaited, as ``RedisDeliveryTracker.result`` is; blocking code:
+        :meth:`result_nowait`)."""
+        return self.result_nowait(message_id)
+
+    def result_nowait(self, message_id: str) -> Message | None:
+        """:meth:`result` for blocking code (any thread)."""
         with self._lock:
             return self._final.get(message_id)
 

@@ -869,7 +869,7 @@ async def test_tracker_finalized_before_call_returns_at_once() -> None:
     await tracker.handle(delivery("m1", "delivery_failed"))
     message = await tracker.final_status("m1", timeout=0)
     assert message.to[0].status == "delivery_failed"
-    assert tracker.result("m1") is message
+    assert tracker.result_nowait("m1") is message
 
 
 @pytest.mark.anyio
@@ -909,9 +909,9 @@ async def test_tracker_bounded_memory() -> None:
     tracker = DeliveryTracker(max_size=2)
     for message_id in ("a", "b", "c"):
         tracker.record(delivery(message_id, "delivered"))
-    assert tracker.result("a") is None
-    assert tracker.result("b") is not None
-    assert tracker.result("c") is not None
+    assert tracker.result_nowait("a") is None
+    assert tracker.result_nowait("b") is not None
+    assert tracker.result_nowait("c") is not None
 
 
 @pytest.mark.anyio
@@ -926,7 +926,7 @@ async def test_tracker_ignores_other_payloads() -> None:
     )
     tracker.record(click)
     tracker.record(WebhookEvent(event_type="x", id="1", occurred_at=None, payload={"id": "m1"}))
-    assert tracker.result("m1") is None
+    assert tracker.result_nowait("m1") is None
 
 
 @pytest.mark.anyio
@@ -991,7 +991,7 @@ async def test_tracker_group_with_a_recipient_without_status_is_not_final() -> N
             event_type=WebhookEventType.MESSAGE_SENT, id="evt-g1", occurred_at=None, payload=message
         )
     )
-    assert tracker.result("g1") is None
+    assert tracker.result_nowait("g1") is None
     with pytest.raises(TimeoutError):
         await tracker.final_status("g1", timeout=0.01)
 

@@ -7,7 +7,7 @@ import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -50,7 +50,7 @@ def test_message_sent_without_recipients_is_not_final() -> None:
     status list is vacuously "all terminal" and resolved final_status with a message nobody got."""
     tracker = DeliveryTracker()
     tracker.record(sent("m0"))
-    assert tracker.result("m0") is None
+    assert tracker.result_nowait("m0") is None
 
 
 def test_group_message_sent_with_one_terminal_recipient_is_not_final() -> None:
@@ -59,9 +59,9 @@ def test_group_message_sent_with_one_terminal_recipient_is_not_final() -> None:
     still to come)."""
     tracker = DeliveryTracker()
     tracker.record(sent("g1", "sending_failed", "sent"))
-    assert tracker.result("g1") is None
+    assert tracker.result_nowait("g1") is None
     tracker.record(sent("g2", "sending_failed", "delivered"))
-    assert tracker.result("g2") is not None
+    assert tracker.result_nowait("g2") is not None
 
 
 @pytest.mark.anyio
@@ -77,7 +77,7 @@ async def test_a_redelivered_final_status_does_not_shorten_the_evicted_memory() 
     # final: b, c; evicted ids: y, a (x forgotten)
     tracker.record(finalized("a"))  # a redelivery of an evicted final status
     # final: c, a; evicted ids: y, b
-    assert tracker.result("a") is not None
+    assert tracker.result_nowait("a") is not None
     with pytest.raises(LookupError, match="max_size"):
         await tracker.final_status("y", timeout=0.05)
 
@@ -131,7 +131,7 @@ async def test_a_final_status_cancelled_as_its_event_arrives_logs_no_error() -> 
     finally:
         loop.set_exception_handler(previous)
     assert errors == []
-    assert tracker.result("m1") is not None
+    assert tracker.result_nowait("m1") is not None
 
 
 def test_final_status_waits_600_seconds_by_default() -> None:
@@ -206,7 +206,7 @@ async def test_cc_recipient_still_sent_keeps_the_wait_open_through_a_receiver(
                 async with http.post(url, data=body, headers=headers) as answer:
                     assert answer.status == 200, await answer.text()
                 if "message.sent" in body.decode():
-                    assert tracker.result(message_id) is None
+                    assert tracker.result_nowait(message_id) is None
         final = await tracker.final_status(message_id, timeout=5)
     finally:
         await runner.cleanup()
@@ -242,3 +242,39 @@ async def test_redis_tracker_keeps_the_wait_open_for_a_cc_recipient(redis_url: s
         assert [r.status for r in final.cc] == ["delivery_failed"]
     finally:
         await tracker.aclose()
+
+
+class TrackerInterface(Protocol):
+    """The interface both trackers share (code written against it takes either)."""
+
+    async def handle(self, event: WebhookEvent) -> None: ...
+
+    async def final_status(self, message_id: str, *, timeout: float | None = ...) -> Message: ...
+
+    async def result(self, message_id: str) -> Message | None: ...
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.anyio
+async def test_both_trackers_answer_await_result(kind: str, request: pytest.FixtureRequest) -> None:
+    """``await tracker.result(id)`` works on the in-memory ``DeliveryTracker`` as on a
+    ``RedisDeliveryTracker`` (it raised ``TypeError: object NoneType can't be used in 'await'
+    expression``): None before the final status is known, the final Message after; blocking
+    code has ``result_nowait``. Typed: both classes satisfy one interface under mypy."""
+    tracker: TrackerInterface
+    if kind == "memory":
+        tracker = memory = telnyx_msg.DeliveryTracker()
+    else:
+        redis_url: str = request.getfixturevalue("redis_url")
+        tracker = telnyx_msg.RedisDeliveryTracker(redis_url, key_prefix=f"t{uuid.uuid4().hex}:")
+    try:
+        assert await tracker.result("m-r") is None
+        await tracker.handle(_event(WebhookEventType.MESSAGE_FINALIZED, "m-r", "delivered"))
+        final = await tracker.result("m-r")
+        assert final is not None
+        assert final.id == "m-r"
+        if kind == "memory":
+            assert memory.result_nowait("m-r") == final
+    finally:
+        if isinstance(tracker, telnyx_msg.RedisDeliveryTracker):
+            await tracker.aclose()
