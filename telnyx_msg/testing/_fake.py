@@ -562,6 +562,8 @@ class FakeTelnyx:
 
     @staticmethod
     def _targets(message: Message) -> tuple[str, ...]:
+        if message.targets is not None:
+            return message.targets
         data = message.data
         return tuple(u for u in (data.get("webhook_url"), data.get("webhook_failover_url")) if u)
 

@@ -73,7 +73,7 @@ SEND_ENDPOINTS: dict[str, _Rules] = {
 class Message:
     """One stored message: its JSON document plus what the status machine needs."""
 
-    __slots__ = ("data", "failing", "kind", "profile_id", "send_at", "sender", "timer")
+    __slots__ = ("data", "failing", "kind", "profile_id", "send_at", "sender", "targets", "timer")
 
     def __init__(
         self,
@@ -84,8 +84,12 @@ class Message:
         kind: str,
         failing: frozenset[str] = frozenset(),
         send_at: datetime | None = None,
+        targets: tuple[str, ...] | None = None,
     ) -> None:
         self.data = data
+        # Webhook URLs in the order they are tried; None: the message's webhook_url, then
+        # its webhook_failover_url.
+        self.targets = targets
         self.profile_id = profile_id
         self.sender = sender
         self.kind = kind
@@ -223,8 +227,12 @@ class Outbox:
         use_profile = body.get("use_profile_webhooks", True)
         if not isinstance(use_profile, bool):
             raise invalid("'use_profile_webhooks' must be a boolean.", "/use_profile_webhooks")
+        # The message's own URLs are attempted first, then (use_profile_webhooks) the profile's.
+        own = tuple(u for u in (webhook_url, failover_url) if u)
+        targets = own
         if use_profile:
             profile_url, profile_failover = self.account.webhook_targets(profile_id)
+            targets += tuple(u for u in (profile_url, profile_failover) if u and u not in own)
             webhook_url = webhook_url or profile_url
             failover_url = failover_url or profile_failover
         send_at = self._send_at(body, rules, now)
@@ -284,7 +292,13 @@ class Outbox:
         }
         failing = frozenset(r for r in recipients if r in self.config.failing_numbers)
         message = Message(
-            data, profile_id=profile_id, sender=sender, kind=kind, failing=failing, send_at=send_at
+            data,
+            profile_id=profile_id,
+            sender=sender,
+            kind=kind,
+            failing=failing,
+            send_at=send_at,
+            targets=targets,
         )
         self._store(message)
         return message

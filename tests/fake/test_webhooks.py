@@ -88,6 +88,37 @@ async def test_profile_webhook_url_is_the_fallback(api: Api, receiver: Receiver)
     assert {d.path for d in deliveries} == {"profile"}
 
 
+@pytest.mark.parametrize("failover", [False, True])
+async def test_failing_message_urls_fall_back_to_the_profiles(
+    receiver: Receiver, failover: bool
+) -> None:
+    """``use_profile_webhooks`` (default true): the message's own webhooks are attempted
+    first, then the profile's (Telnyx's definition of the field). With the message's URLs
+    down, the profile's receiver gets the events; the fake sent every attempt to the message's
+    URL and dropped them."""
+    receiver.statuses["message"] = [500] * 20
+    receiver.statuses["message-failover"] = [500] * 20
+    async with FakeTelnyx(config=FakeConfig(webhooks=FAST)) as fake, connect(fake) as api:
+        fake.set_webhook_url(receiver.url("profile"))
+        await api.send(
+            from_=DEFAULT_TOLL_FREE,
+            to=TO,
+            text="x",
+            webhook_url=receiver.url("message"),
+            **({"webhook_failover_url": receiver.url("message-failover")} if failover else {}),
+        )
+        await fake.settle()
+        sent = [
+            d.path for d in receiver.received if d.json()["data"]["event_type"] == "message.sent"
+        ]
+        own = ["message"] * 3 + (["message-failover"] * 3 if failover else [])
+        assert sent == [*own, "profile"]
+        assert _events([d for d in receiver.received if d.path == "profile"]) == [
+            "message.sent",
+            "message.finalized",
+        ]
+
+
 async def test_no_url_means_no_webhooks(api: Api) -> None:
     """Without message or profile URLs no webhook is attempted."""
     await api.send(from_=DEFAULT_TOLL_FREE, to=TO, text="quiet")
