@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -455,6 +456,9 @@ def _load_public_key(public_key: str | bytes | Ed25519PublicKey) -> Ed25519Publi
     return key
 
 
+#: Base64 text (and the white space around it) given as bytes.
+_BASE64_TEXT = re.compile(rb"\s*[A-Za-z0-9+/]+={0,2}\s*")
+
 #: DER SubjectPublicKeyInfo of an Ed25519 key, before its 32 key bytes (RFC 8410).
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
@@ -470,6 +474,10 @@ def _load_raw_key(public_key: str | bytes) -> Ed25519PublicKey:
             raise ConfigurationError("webhook public key is not canonical base64")
     elif isinstance(public_key, (bytes, bytearray, memoryview)):
         raw = bytes(public_key)
+        der = len(raw) == len(_SPKI_PREFIX) + 32 and raw.startswith(_SPKI_PREFIX)
+        if len(raw) != 32 and not der and _BASE64_TEXT.fullmatch(raw):
+            # The base64 text as bytes (os.environb, a key file read in binary mode).
+            return _load_raw_key(raw.decode("ascii"))
     else:
         raise ConfigurationError(
             "webhook public key must be base64 str or 32 raw bytes, "
@@ -506,9 +514,9 @@ class WebhookVerifier:
     """Verifies Telnyx webhook signatures and turns deliveries into :class:`WebhookEvent`.
 
     ``public_key``: the account's public key (Mission Control -> Keys & Credentials), base64 of
-    32 raw bytes, the raw bytes, or a PEM ``PUBLIC KEY`` block (str or bytes, or the base64
-    between its lines); a bad key raises
-    ``ConfigurationError`` here. ``tolerance``:
+    32 raw bytes (str, or that text as bytes), the raw bytes, or a PEM ``PUBLIC KEY`` block
+    (str or bytes, or the base64 between its lines); a bad key raises ``ConfigurationError``
+    here. ``tolerance``:
     accepted ``|now - timestamp|`` in seconds. ``clock``: returns Unix seconds (default
     ``time.time``). ``replay_store``: remembers event ids for :attr:`replay_ttl` seconds and
     rejects repeats with ``DuplicateWebhookError``; off when ``None``. Events without an id

@@ -495,7 +495,9 @@ def test_public_key_of_wrong_type_is_configuration_error() -> None:
 
 
 def test_public_key_forms_are_equivalent(private_key: Ed25519PrivateKey) -> None:
-    """Base64 str (with a trailing newline), raw bytes, a PEM block and a key object verify."""
+    """Base64 str (with a trailing newline), the same text as bytes (``os.environb``, a key
+    file read in binary: it was refused as "must be 32 bytes, got 44"), raw bytes, a PEM block
+    and a key object verify."""
     public = private_key.public_key()
     raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
     pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -505,7 +507,8 @@ def test_public_key_forms_are_equivalent(private_key: Ed25519PrivateKey) -> None
     # were refused as "must be 32 bytes, got 113" / "got 44".
     der_b64 = "".join(pem.strip().splitlines()[1:-1])
     forms = (public_b64(private_key) + "\n", raw, pem, "\n" + pem + "\n", public)
-    for key in (*forms, pem.encode(), der_b64):
+    text_bytes = (public_b64(private_key) + "\n").encode()
+    for key in (*forms, pem.encode(), der_b64, text_bytes):
         WebhookVerifier(key, clock=lambda: NOW).verify(body, headers)
     other = Ed25519PrivateKey.generate().public_key()
     other_pem = other.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
