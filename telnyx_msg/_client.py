@@ -407,13 +407,17 @@ class AsyncClient(ResourceTree[AsyncMode]):
         wire = build_request(op, request, shared.base_url, shared.headers, limiter is not None)
         if wire.message_type is None:  # not a send: not rate limited
             limiter = None
+        gate = send_gate.get()  # a send_many item's: this call is that item's send
+        if gate is not None:
+            send_gate.set(None)  # a call an event hook makes meanwhile is not the item
         attempt = 0
         reached = False  # whether an attempt so far may have taken effect
         while True:
             try:
                 if limiter is not None:
-                    await self._acquire(limiter, wire.sender, wire.message_type or "SMS", timeout)
-                gate = _check_writable(shared, wire)
+                    lane, kind = wire.sender, wire.message_type or "SMS"
+                    await self._acquire(limiter, lane, kind, timeout, bounded=gate is None)
+                _check_writable(shared, wire, gate)
             except TelnyxError as exc:  # the limiter failed, or the client closed meanwhile
                 if reached:
                     reached_earlier(exc)
@@ -532,15 +536,22 @@ class AsyncClient(ResourceTree[AsyncMode]):
         return shared
 
     async def _acquire(
-        self, limiter: Limiter, lane: str | None, message_type: str, timeout: Timeout
+        self,
+        limiter: Limiter,
+        lane: str | None,
+        message_type: str,
+        timeout: Timeout,
+        *,
+        bounded: bool,
     ) -> None:
-        """Wait for the rate limiter, at most the call's total timeout, or until ``aclose``.
+        """Wait for the rate limiter, at most the call's total timeout (``bounded``), or until
+        ``aclose``.
 
         A ``send_many`` item waits as long as the limiter says: a bulk run paces itself
         through a 429's pause (a full sender queue pauses its lane 144 s, past the default
         timeout) rather than writing off the rest of its input as ``not_sent`` in a second.
         """
-        if self._shared.limiter_timeout and send_gate.get() is None:
+        if self._shared.limiter_timeout and bounded:
             total = None if timeout.total == math.inf else timeout.total
             waiting = limiter.acquire(lane, message_type, timeout=total)
         else:
@@ -603,19 +614,17 @@ def _other_loop_error(method: str, path: str) -> ConfigurationError:
     )
 
 
-def _check_writable(shared: _Shared, wire: WireRequest) -> SendGate | None:
+def _check_writable(shared: _Shared, wire: WireRequest, gate: SendGate | None) -> None:
     """Last check before the request is written: the client may have closed, or a bulk run
-    stopped, while this call waited for the limiter or a backoff. Returns the send's gate (a
-    ``send_many`` item's), which ``_attempt`` marks written after the request hooks."""
+    stopped (``gate``, a ``send_many`` item's, which ``_attempt`` marks written after the
+    request hooks), while this call waited for the limiter or a backoff."""
     method, path = wire.method, wire.path
     if shared.closed:
         raise ClientClosedError(
             f"{method} {path}: not sent, the client was closed", method=method, path=path
         )
-    gate = send_gate.get()
     if gate is not None and gate.stopped:
         raise NotSentError(f"{method} {path}: not sent, the bulk run was stopped")
-    return gate
 
 
 def _report(

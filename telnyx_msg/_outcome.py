@@ -70,8 +70,9 @@ class SendGate:
         self.written = False
 
 
-#: Set inside each send task: the client's request pipeline checks it after the rate limiter
-#: and before the network, so a stopped run never writes a request it has not written yet.
+#: Set inside each send task: the client's request pipeline takes it in the item's send (a call
+#: an event hook makes meanwhile does not see it) and checks it after the rate limiter and
+#: before the network, so a stopped run never writes a request it has not written yet.
 send_gate: contextvars.ContextVar[SendGate | None] = contextvars.ContextVar(
     "telnyx_msg_send_gate", default=None
 )

@@ -542,6 +542,33 @@ def key(n: int) -> telnyx_msg.RequestOptions:
     return telnyx_msg.RequestOptions(idempotency_key=f"row-{n}")
 
 
+async def test_a_send_made_by_an_items_event_hook_is_not_the_item() -> None:
+    """An item's request hook sends an alert itself, then raises (its metrics sink is down):
+    the item's own request was never written, so it is ``not_sent``. The hook's send took the
+    item's bulk-run state as its own (it marked the item written: ``unknown``, never resent)
+    and waited for the rate limiter without the call's timeout."""
+    client: telnyx_msg.AsyncClient
+    alerts: list[str] = []
+
+    async def alert_then_fail(event: telnyx_msg.RequestEvent) -> None:
+        if event.idempotency_key == "row-2" and not alerts:
+            alerts.append("sent")
+            await client.messages.send(from_=FROM, to="+13125550099", text="row 2 is going out")
+            raise OSError(28, "No space left on device")
+
+    async with telnyx_msg.testing.FakeTelnyx() as fake:
+        async with fake.client(event_hooks={"request": [alert_then_fail]}) as client:
+            items: list[SendItem] = [
+                {"from_": FROM, "to": f"+1312555000{n}", "text": "Hi", "options": key(n)}
+                for n in (1, 2, 3)
+            ]
+            outcomes = [o async for o in client.messages.send_many(items)]
+        sent = {m["to"][0]["phone_number"] for m in fake.messages()}
+    by_to = {o.request["to"]: o.status for o in outcomes}
+    assert by_to == {"+13125550001": "sent", "+13125550002": "not_sent", "+13125550003": "sent"}
+    assert sent == {"+13125550001", "+13125550003", "+13125550099"}
+
+
 async def test_concurrent_runs_on_one_client_each_get_their_connections() -> None:
     """Two send_many runs at once on one client (threads sharing a blocking Client): the pool
     grew to the larger concurrency only, so half the sends waited for a connection and those
