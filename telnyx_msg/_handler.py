@@ -35,7 +35,9 @@ def check_handler(handler: object, what: str) -> None:
     if not callable(handler):
         raise ConfigurationError(f"{what} is not callable: {handler!r}")
     try:
-        signature = inspect.signature(handler)
+        # The callable's own signature: a decorator's wrapper (functools.wraps) may take the
+        # event alone and supply what the function it wraps takes besides.
+        signature = inspect.signature(handler, follow_wrapped=False)
     except (TypeError, ValueError):  # no signature to read (some builtins): found out per event
         return
     try:

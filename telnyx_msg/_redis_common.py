@@ -139,9 +139,10 @@ class LoopClients:
 
     ``first`` goes to the first loop that asks, ``make()`` builds one for each other loop.
     A loop's client is closed when ``asyncio.run`` (or anyio) shuts that loop down (a client
-    per call would leak its connections otherwise), by :meth:`release` (a blocking ``Client``
-    whose loop is about to stop), or by :meth:`aclose`. ``on_drop(loop)`` runs, under
-    ``lock``, whenever a loop's client is dropped.
+    per call would leak its connections otherwise; a loop closed by hand without
+    ``loop.shutdown_asyncgens()`` leaves it to the garbage collector), by :meth:`release` (a
+    blocking ``Client`` whose loop is about to stop), or by :meth:`aclose`. ``on_drop(loop)``
+    runs, under ``lock``, whenever a loop's client is dropped.
     """
 
     def __init__(
@@ -157,6 +158,9 @@ class LoopClients:
         self._lock = lock if lock is not None else threading.Lock()
         self._on_drop = on_drop
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        # Clients aclose() asked another (running) loop to close: that loop's guard closes
+        # one still here when it shuts down (it may cancel the close it was asked for).
+        self._closing: dict[asyncio.AbstractEventLoop, Any] = {}
         self._guards: dict[
             asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None]]
         ] = {}
@@ -199,8 +203,21 @@ class LoopClients:
         try:
             yield
         finally:
-            if self._drop(loop, client) is not None:
+            mine = self._drop(loop, client) is not None
+            if not mine:
+                with self._lock:
+                    mine = self._closing.get(loop) is client
+                    if mine:
+                        del self._closing[loop]
+            if mine:
                 await close_client(client)
+
+    async def _close_here(self, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+        """Close ``loop``'s client in ``loop`` (which runs this), for :meth:`aclose`."""
+        await close_client(client)
+        with self._lock:
+            if self._closing.get(loop) is client:
+                del self._closing[loop]
 
     async def release(self) -> None:
         """Close the running loop's client (its loop is about to stop)."""
@@ -215,17 +232,33 @@ class LoopClients:
             clients = dict(self._clients)
             self._clients.clear()  # (each loop's guard ends with its loop, finding none)
             unbound, self._unbound = self._unbound, None
+            if self._on_drop is not None:
+                for loop in clients:
+                    self._on_drop(loop)
         if unbound is not None:
             await close_client(unbound)
         for loop, client in clients.items():
             if loop is here:
                 await close_client(client)
             elif loop.is_running():
-                await asyncio.wrap_future(
-                    asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                with self._lock:
+                    self._closing[loop] = client
+                closing = asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(self._close_here(loop, client), loop)
                 )
+                # That loop may cancel the close as it shuts down, or stop before running it:
+                # neither is this task's cancellation (its own still propagates from wait).
+                done, _ = await asyncio.wait({closing}, timeout=_CLOSE_ELSEWHERE)
+                if done and not closing.cancelled():
+                    closing.result()
             # A client of a closed loop cannot be closed any more; its loop's shutdown (or a
-            # blocking Client's release) closed it.
+            # blocking Client's release) closed it. A loop closed without
+            # ``loop.shutdown_asyncgens()`` (not by asyncio.run or anyio) leaves its client to
+            # the garbage collector.
+
+
+#: Seconds ``LoopClients.aclose`` waits for another loop to close its client.
+_CLOSE_ELSEWHERE = 5.0
 
 
 async def bounded(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import gzip
 import json
 import math
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -1534,3 +1535,43 @@ async def test_the_default_handler_timeout_lets_a_handler_run_a_few_seconds() ->
     )
     assert done == ["evt-slow"]
     await app.aclose()
+
+
+Injected = Callable[[WebhookEvent, list[str]], Awaitable[None]]
+
+
+def with_log(log: list[str]) -> Callable[[Injected], Callable[[WebhookEvent], Awaitable[None]]]:
+    """A dependency-injecting decorator, as apps write them: the wrapper takes the event and
+    passes its own ``log`` on; ``functools.wraps`` keeps the name, docstring (and
+    ``__wrapped__``) of the function it wraps."""
+
+    def decorate(fn: Injected) -> Callable[[WebhookEvent], Awaitable[None]]:
+        @functools.wraps(fn)
+        async def wrapper(event: WebhookEvent) -> None:
+            await fn(event, log)
+
+        return wrapper
+
+    return decorate
+
+
+@pytest.mark.anyio
+async def test_a_decorated_handler_that_injects_an_argument_is_accepted_and_runs() -> None:
+    """``aiohttp_handler(verifier, {"message.finalized": on_finalized})`` where
+    ``on_finalized`` is a decorated handler (the decorator supplies a second argument) builds
+    the receiver, and a signed delivery reaches the handler (200 "handled"). The up-front
+    check read the signature of the wrapped function (``inspect.signature`` follows
+    ``__wrapped__``) and refused a handler that works: ConfigurationError "must take one
+    argument, the event (missing a required argument: 'log')"."""
+    log: list[str] = []
+
+    @with_log(log)
+    async def on_finalized(event: WebhookEvent, log: list[str]) -> None:
+        log.append(str(event.id))
+
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": on_finalized})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+        await handler.drain()
+    assert log == ["evt-1"]

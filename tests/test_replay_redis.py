@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -464,3 +465,48 @@ def test_an_asgi_receiver_with_a_redis_store_serves_a_second_event_loop(redis_ur
     finally:
         store.close()
     assert handled == ["evt-serve-0", "evt-serve-1"]
+
+
+@pytest.mark.redis
+def test_aclose_returns_when_another_threads_loop_ends_meanwhile(redis_url: str) -> None:
+    """An app's shutdown awaits ``store.aclose()`` while a background thread's event loop that
+    used the same store is finishing (its last step still running). ``aclose`` must return:
+    that loop's client is closed in that loop, and when the loop cancels the close as it shuts
+    down, the CancelledError of that other loop's task came out of ``aclose`` in the caller's
+    (uncancelled) task, aborting the rest of its shutdown."""
+    store = RedisReplayStore(redis_url, key_prefix=f"found:{uuid.uuid4().hex}:")
+    used = threading.Event()
+    failures: list[BaseException] = []
+
+    def last_step() -> None:
+        time.sleep(0.3)  # blocking work: the loop is running, busy
+
+    def background() -> None:
+        async def work() -> None:
+            await store.aseen("evt-bg")
+            used.set()
+            last_step()
+
+        try:
+            asyncio.run(work())
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    try:
+        assert used.wait(10)
+        time.sleep(0.05)
+
+        async def shutdown() -> str:
+            try:
+                await asyncio.wait_for(store.aclose(), 10)
+            except BaseException as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return "closed"
+
+        assert asyncio.run(shutdown()) == "closed"
+    finally:
+        thread.join(10)
+        store.close()
+    assert not failures
