@@ -10,6 +10,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -1171,12 +1172,15 @@ async def test_a_signal_echoed_by_a_wrapper_is_one_graceful_stop(tmp_path: Path)
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
 async def test_signal_records_rows_in_flight_then_resume_is_exact(
     tmp_path: Path, signum: signal.Signals, code: int
 ) -> None:
-    """Ctrl-C / SIGTERM: in-flight rows recorded, exit 130/143, and the resume command it
-    prints (quoted, with the options that read the file) finishes the run exactly once."""
+    """Ctrl-C / SIGTERM / SIGHUP (a dropped ssh session, which killed the run silently):
+    in-flight rows recorded, exit 130/143/129, and the resume command it prints (quoted, with
+    the options that read the file) finishes the run exactly once."""
     source, out = tmp_path / "my campaign.csv", tmp_path / "out.csv"
     write_rows(source, 150)
     source.write_bytes(source.read_text().replace("hello", "h\u00e9llo").encode("cp1252"))
@@ -1603,6 +1607,65 @@ async def test_shards_send_every_row_once_and_resume_alone(
         assert "records shard 1/3" in capsys.readouterr().err
     assert main(["bulk", str(source), "--shard", "1/3", "--api-key", "k"]) == 2
     assert "--shard needs --redis" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_a_shard_another_process_sends_is_refused_before_anything_is_sent(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """Host A sends shard 2/3; host B (its own --out and disk: RESULTS' lock cannot see A)
+    starts shard 2/3 too, or splits the same file in 2: B stops with exit 2 before sending,
+    saying why. B sent every row of its shard again (each of those recipients got the message
+    twice), or, split otherwise, sent some rows twice and others never; all exited 0."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 300, start=7000)
+    (tmp_path / "b").mkdir()
+    async with slow_fake(0.3) as fake:
+        first = await start_bulk(
+            fake, source, tmp_path / "a.csv", "--shard", "2/3", "--redis", redis_url
+        )
+        try:
+            await wait_for_journal(tmp_path / "a.csv", 1, first)
+            for shard, says in (("2/3", "is being sent by another"), ("2/2", "split it in 3")):
+                out = tmp_path / "b" / f"{shard.replace('/', '-')}.csv"
+                argv = [str(source), "--out", str(out), "--shard", shard, "--redis", redis_url]
+                assert await bulk(fake, *argv) == 2
+                assert says in capsys.readouterr().err
+                assert not out.exists()
+        finally:
+            _, stderr = await asyncio.wait_for(first.communicate(), 60)
+        assert first.returncode == 0, stderr
+        assert len(per_recipient(fake)) == 100
+        assert max(per_recipient(fake).values()) == 1
+    # The claim ended with the run: nothing is left in Redis to refuse a later campaign.
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    digest = hashlib.sha256(fingerprint(source).encode()).hexdigest()[:32]
+    assert not admin.exists(f"telnyx-msg:bulk:{digest}")
+    admin.close()
+
+
+@pytest.mark.anyio
+async def test_a_killed_shard_is_resumed_at_once_and_not_restarted_anew(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """kill -9 of a shard: a new run of that shard (another --out) is refused while its claim
+    lasts, naming --resume; the --resume of its RESULTS takes the claim over at once and the
+    shard's rows are each sent once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 200, start=8000)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out, "--shard", "1/2", "--redis", redis_url)
+        await wait_for_journal(out, 20, proc)
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 60)
+        argv = [str(source), "--shard", "1/2", "--redis", redis_url]
+        assert await bulk(fake, *argv, "--out", str(tmp_path / "new.csv")) == 2
+        assert "resume it with --resume" in capsys.readouterr().err
+        assert await bulk(fake, *argv, "--out", str(out), "--resume", "--retry-unknown") == 0
+        assert len(per_recipient(fake)) == 100
+        assert max(per_recipient(fake).values()) == 1
 
 
 @pytest.mark.slow

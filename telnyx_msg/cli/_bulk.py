@@ -81,6 +81,9 @@ UNREACHABLE_STOP = 100
 #: Seconds between the plain progress lines of a run whose stderr is not a terminal.
 _LOG_EVERY = 60.0
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_SIGHUP: int | None = getattr(signal, "SIGHUP", None)  # not on Windows
+if _SIGHUP is not None:  # a closed terminal or dropped ssh session: stop as on SIGTERM
+    _SIGNAL_EXIT[signal.Signals(_SIGHUP)] = 129
 _STOPPED = {  # the error cell of a row the run stopped in flight
     "unknown": "the run was stopped while this request may have been written",
     "not_sent": "the run was stopped before this request was written",
@@ -544,7 +547,8 @@ class BulkRun:
         return status
 
     def catch_signals(self) -> list[int]:
-        """Turn SIGINT/SIGTERM into a graceful stop (in the main thread); returns the handled."""
+        """Turn SIGINT/SIGTERM/SIGHUP into a graceful stop (in the main thread); returns the
+        handled."""
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
 
@@ -562,6 +566,8 @@ class BulkRun:
 
         handled: list[int] = []
         for signum in _SIGNAL_EXIT:
+            if signum == _SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # nohup: a hangup is not a stop
             # Only the main thread can handle signals (not, e.g., a caller's worker thread).
             with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
                 loop.add_signal_handler(signum, on_signal, signum)
@@ -796,10 +802,30 @@ async def run_bulk(args: argparse.Namespace) -> int:
         run.lock.release()
         _say(f"error: {exc}")
         return 2
+    claim = None
+    if args.redis and not args.dry_run:
+        from telnyx_msg.cli._claim import ShardClaim, ShardTaken
+
+        claim = ShardClaim(
+            args.redis,
+            _masked(args.redis),
+            run.header.source,
+            run.shard_index,
+            run.shard_count,
+            run.run_id,
+        )
+        try:
+            await claim.acquire(str(table.path))
+        except (ShardTaken, TelnyxError) as exc:
+            run.lock.release()
+            _say(f"error: {exc}")
+            return 2
     handled = run.catch_signals()
     try:
         return await _run(run)
     finally:
+        if claim is not None:
+            await claim.release()
         run.lock.release()
         loop = asyncio.get_running_loop()
         for signum in handled:

@@ -1,0 +1,146 @@
+"""A sharded bulk run's claim on its shard, in the Redis the shards share.
+
+Each host has its own RESULTS and lock, so only that Redis can see a second process on the same
+shard of the same file (it would send the shard's rows twice) or one splitting the file into
+another number of shards (rows sent twice, others never). The claim is one hash per file
+content (its fingerprint): field ``n`` holds the shard count, field ``shard:I`` the run id of
+the process sending shard I and when its claim lapses. A run refreshes its claim while it
+lasts and gives it up at the end; a killed process's claim lapses after ``CLAIM_TTL`` seconds,
+and the same run (``--resume`` of its RESULTS, which keeps the run id) takes it over at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from typing import Any
+
+from telnyx_msg._redis_common import bounded, make_client
+from telnyx_msg.errors import RedisUnavailableError
+
+__all__ = ["CLAIM_TTL", "ShardClaim", "ShardTaken"]
+
+#: Seconds a shard's claim outlives its last refresh.
+CLAIM_TTL = 30.0
+_ROUND_TRIP = 5.0
+
+# KEYS[1] the file's hash; ARGV: shard count, shard field, run id, now (ms), ttl (ms).
+# Lapsed shard claims are dropped first; with none left, the count is free to choose again.
+_CLAIM = """
+local fields = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[4])
+for i = 1, #fields, 2 do
+  if fields[i] ~= 'n' then
+    local sep = string.find(fields[i + 1], '|', 1, true)
+    if not sep or tonumber(string.sub(fields[i + 1], sep + 1)) < now then
+      redis.call('HDEL', KEYS[1], fields[i])
+    end
+  end
+end
+if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
+local n = redis.call('HGET', KEYS[1], 'n')
+if n and n ~= ARGV[1] then return {'n', n} end
+local held = redis.call('HGET', KEYS[1], ARGV[2])
+if held then
+  local holder = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
+  if holder ~= ARGV[3] then return {'held', holder} end
+end
+redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[5])))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {'ok', ''}
+"""
+
+# KEYS[1] the file's hash; ARGV: shard field, run id.
+_RELEASE = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held and string.sub(held, 1, string.find(held, '|', 1, true) - 1) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class ShardTaken(Exception):
+    """Another process holds this shard, or splits the file into another number of shards."""
+
+
+class ShardClaim:
+    """Run ``run_id``'s claim on shard ``index``/``count`` of the file ``source`` (its
+    fingerprint), in the Redis at ``url`` (``shown``: the URL as error messages show it)."""
+
+    def __init__(
+        self, url: str, shown: str, source: str, index: int, count: int, run_id: str
+    ) -> None:
+        self._client: Any = make_client(
+            url, None, owner=f"--redis {shown}", socket_timeout=_ROUND_TRIP
+        )
+        self._key = "telnyx-msg:bulk:" + hashlib.sha256(source.encode()).hexdigest()[:32]
+        self._field = f"shard:{index}"
+        self._index, self._count, self._run_id = index, count, run_id
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def _claim(self) -> tuple[str, str]:
+        answer = await bounded(
+            self._client.eval(
+                _CLAIM,
+                1,
+                self._key,
+                str(self._count),
+                self._field,
+                self._run_id,
+                str(int(time.time() * 1000)),
+                str(int(CLAIM_TTL * 1000)),
+            ),
+            _ROUND_TRIP,
+            RedisUnavailableError,
+            "the shard claim",
+        )
+        what, value = (v.decode() if isinstance(v, bytes) else str(v) for v in answer)
+        return what, value
+
+    async def acquire(self, file: str) -> None:
+        """Claim the shard (and keep it claimed), or raise :class:`ShardTaken` saying why."""
+        what, value = await self._claim()
+        if what == "n":
+            await self.release()
+            raise ShardTaken(
+                f"the other shards sending {file} split it in {value} (--shard I/{value}), "
+                f"not {self._count}: rows would be sent twice and others never; use the same "
+                "N on every host"
+            )
+        if what == "held":
+            await self.release()
+            raise ShardTaken(
+                f"shard {self._index}/{self._count} of {file} is being sent by another "
+                f"telnyx-msg bulk (run {value}, perhaps on another host): two processes on one "
+                f"shard send its rows twice. If that run was killed, resume it with --resume "
+                f"on its RESULTS, or start again after {CLAIM_TTL:g} s"
+            )
+        self._refresher = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(CLAIM_TTL / 3)
+            # Redis down: the shared rate limiter stops the run; the claim then lapses.
+            with contextlib.suppress(Exception):
+                await self._claim()
+
+    async def release(self) -> None:
+        """Give the shard up and close the connection."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+            with contextlib.suppress(Exception):  # it lapses by itself
+                await bounded(
+                    self._client.eval(_RELEASE, 1, self._key, self._field, self._run_id),
+                    _ROUND_TRIP,
+                    RedisUnavailableError,
+                    "the shard claim",
+                )
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
