@@ -298,6 +298,16 @@ _NO_DATABASE = "DB index is out of range"
 _WRONG_TYPE = "WRONGTYPE"
 
 
+def _cross_slot(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Redis in cluster mode refusing keys in several hash slots
+    (redis-py's ``ClusterCrossSlotError``, whose text drops the ``CROSSSLOT`` code)."""
+    from redis.exceptions import ClusterCrossSlotError, ResponseError
+
+    if isinstance(exc, ClusterCrossSlotError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith("CROSSSLOT")
+
+
 def misconfigured(exc: BaseException) -> bool:
     """Whether ``exc`` (or its cause) is Redis refusing this connection's configuration: its
     credentials or ACL, a database number the server does not have, or a key of ours that
@@ -317,6 +327,8 @@ def misconfigured(exc: BaseException) -> bool:
         return True  # (SELECT on connect, for a URL's /N past the server's `databases`)
     if isinstance(cause, ResponseError) and str(cause).startswith(_WRONG_TYPE):
         return True  # the stream's name taken by another kind of key: waiting never heals it
+    if _cross_slot(cause):
+        return True  # Redis Cluster: the queue's transactions span slots, always refused
     return isinstance(
         cause, (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
     )
@@ -332,6 +344,12 @@ def config_error(
         return ConfigurationError(
             f"a Redis key this {who} uses holds another kind of data ({reason}): give the "
             "queue a stream name nothing else in this Redis uses (stream=, --stream)"
+        )
+    if _cross_slot(exc.__cause__ if exc.__cause__ is not None else exc):
+        return ConfigurationError(
+            f"this {who}'s Redis is in cluster mode ({reason}): Redis Cluster is not supported "
+            "(the queue updates keys in several hash slots at once); use a standalone Redis "
+            "primary (with replicas and Sentinel if needed)"
         )
     if _NO_DATABASE in reason:
         return ConfigurationError(

@@ -233,11 +233,9 @@ class RedisWebhookQueue:
 
         try:
             if not self._group_ready:
-                try:
-                    redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-                except ResponseError as exc:
-                    _existing_group(exc)
-                self._group_ready = True
+                pipe = redis.pipeline(transaction=False)
+                self._group_commands(pipe)
+                self._group_created(pipe.execute(raise_on_error=False), ResponseError)
             return _text(redis.xadd(self.stream, _entry(body, event)))
         except (RedisError, OSError) as exc:
             if misconfigured(exc):
@@ -301,10 +299,26 @@ class RedisWebhookQueue:
     async def _create_group(self) -> None:
         from redis.exceptions import ResponseError
 
-        try:
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            _existing_group(exc)
+        pipe = self._redis.pipeline(transaction=False)
+        self._group_commands(pipe)
+        self._group_created(await pipe.execute(raise_on_error=False), ResponseError)
+
+    def _group_commands(self, pipe: Any) -> None:
+        # EXISTS of two of the queue's keys first: a Redis in cluster mode refuses it
+        # (CROSSSLOT) as it would refuse every acknowledgement later, so a receiver's startup
+        # and a worker's first step fail (ConfigurationError) instead of queueing events no
+        # worker can finish. (A stream name with a hash tag keeps every key in one slot.)
+        pipe.exists(self.stream, self.dead_stream)
+        pipe.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+
+    def _group_created(self, results: list[Any], response_error: type[Exception]) -> None:
+        probe, created = results
+        if isinstance(probe, Exception):
+            raise probe
+        if isinstance(created, response_error):
+            _existing_group(created)
+        elif isinstance(created, Exception):
+            raise created
         self._group_ready = True
 
     async def _call(self, call: Awaitable[Any], what: str, extra: float = 0.0) -> Any:

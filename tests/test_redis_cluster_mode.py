@@ -1,0 +1,185 @@
+"""A Redis in cluster mode behind the webhook queue: refused at startup, never half-working.
+
+docs/deployment.md says Redis Cluster is not supported (the queue's ``MULTI`` and scripts span
+keys in several hash slots) and promises that misconfiguration shows at startup. A managed
+Redis with cluster mode on and a single shard accepts every single-key command the startup
+checks send, so before these tests the receivers started, answered Telnyx 200 "queued", and the
+workers then ran each event's handler ``max_attempts`` times (none of them could be
+acknowledged: ``CROSSSLOT``) and spun on its dead letter forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import telnyx_msg
+from telnyx_msg import RedisWebhookQueue
+from telnyx_msg.errors import ConfigurationError
+from telnyx_msg.models import WebhookEvent
+from telnyx_msg.receivers import asgi_app
+from telnyx_msg.webhooks import WebhookVerifier
+from tests.redis_proc import _free_port, _ping
+
+pytestmark = [pytest.mark.redis, pytest.mark.anyio]
+
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def sign(body: bytes) -> dict[str, str]:
+    timestamp = int(time.time())
+    signature = KEY.sign(f"{timestamp}|".encode() + body)
+    return {
+        "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+        "telnyx-timestamp": str(timestamp),
+        "content-type": "application/json",
+    }
+
+
+def event_body(event_id: str) -> bytes:
+    return json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": event_id,
+                "event_type": "message.finalized",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "payload": {
+                    "id": f"msg-{event_id}",
+                    "direction": "outbound",
+                    "to": [{"phone_number": "+15550001111", "status": "delivered"}],
+                },
+            },
+            "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
+        }
+    ).encode()
+
+
+def _start_cluster_node(binary: str, workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start one cluster-mode redis-server; a few tries (a free port can be taken meanwhile)."""
+    for attempt in range(3):
+        port = _free_port()
+        conf = workdir / f"nodes-{attempt}.conf"
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += [
+            "--dir",
+            str(workdir),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(conf),
+        ]
+        proc = subprocess.Popen(
+            [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _ping(port):
+                return port, proc
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    pytest.fail("redis-server (cluster mode) did not start")
+
+
+@pytest.fixture
+def cluster_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server in cluster mode that owns every hash slot (one shard, as a managed Redis
+    with cluster mode enabled): every single-key command works, multi-slot ones do not."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found")
+    port, proc = _start_cluster_node(binary, tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        admin = redis.Redis(port=port)
+        command: Any = admin.execute_command
+        command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        while b"cluster_state:ok" not in command("CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                pytest.fail("the one-node cluster did not become ready")
+            time.sleep(0.05)
+        admin.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def queue(cluster_url: str) -> AsyncIterator[RedisWebhookQueue]:
+    q = RedisWebhookQueue(
+        cluster_url,
+        stream=f"cluster:{uuid.uuid4().hex}",
+        claim_after=0.3,
+        max_attempts=3,
+        block=0.2,
+    )
+    yield q
+    await q.aclose()
+
+
+def verified(body: bytes) -> WebhookEvent:
+    return WebhookVerifier(PUBLIC).unwrap(body, sign(body))
+
+
+async def test_receiver_startup_refuses_a_redis_in_cluster_mode(queue: RedisWebhookQueue) -> None:
+    """The receiver's startup check refuses a Redis the queue cannot work on (cluster mode),
+    as it refuses wrong credentials: the app does not start, instead of answering Telnyx 200
+    "queued" for events that no worker can ever acknowledge."""
+    receiver = asgi_app(WebhookVerifier(PUBLIC), {}, queue=queue)
+    with pytest.raises(ConfigurationError, match=r"(?i)cluster"):
+        await receiver.startup()
+
+
+async def test_a_receiver_on_a_cluster_mode_redis_does_not_answer_200(
+    queue: RedisWebhookQueue,
+) -> None:
+    """Past a startup that only logged (or without one), a delivery is not acknowledged 2xx
+    into a queue whose workers cannot finish it: the append fails (the receiver answers 5xx)."""
+    body = event_body(f"evt-{uuid.uuid4().hex}")
+    with pytest.raises((ConfigurationError, telnyx_msg.WebhookQueueUnavailableError)):
+        await queue.enqueue(body, verified(body))
+
+
+async def test_a_worker_on_a_cluster_mode_redis_stops_without_running_handlers(
+    queue: RedisWebhookQueue, cluster_url: str
+) -> None:
+    """A worker whose Redis is in cluster mode stops with ConfigurationError (the CLI exits 2:
+    a supervisor sees it), before running any handler. Before, it ran the handler of an event
+    ``max_attempts`` times (duplicate side effects: three SMS replies to one inbound message)
+    and then retried its dead letter forever."""
+    admin = redis.Redis.from_url(cluster_url)
+    event_id = f"evt-{uuid.uuid4().hex}"
+    fields = {"body": event_body(event_id), "event_id": event_id, "event_type": "message.finalized"}
+    admin.xadd(queue.stream, fields)  # type: ignore[arg-type]
+    admin.close()
+    runs: list[str | None] = []
+
+    async def handler(event: WebhookEvent) -> None:
+        runs.append(event.id)
+
+    run = asyncio.ensure_future(queue.run({"message.finalized": handler}))
+    try:
+        done, _ = await asyncio.wait({run}, timeout=5)
+        assert run in done, f"the worker kept going on a cluster-mode Redis; handler ran {runs}"
+        assert isinstance(run.exception(), ConfigurationError)
+        assert runs == []
+    finally:
+        queue.stop()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
