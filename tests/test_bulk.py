@@ -527,11 +527,7 @@ async def test_a_request_hook_that_raises_leaves_the_item_not_sent() -> None:
 
     async with telnyx_msg.testing.FakeTelnyx() as fake:
         async with fake.client(event_hooks={"request": [journal]}) as client:
-            items: list[SendItem] = [
-                {"from_": FROM, "to": f"+1312555000{n}", "text": "Hi", "options": key(n)}
-                for n in (1, 2, 3)
-            ]
-            outcomes = [o async for o in client.messages.send_many(items)]
+            outcomes = [o async for o in client.messages.send_many(three_keyed_rows())]
         sent = {m["to"][0]["phone_number"] for m in fake.messages()}
     by_to = {o.request["to"]: o.status for o in outcomes}
     assert by_to == {"+13125550001": "sent", "+13125550002": "not_sent", "+13125550003": "sent"}
@@ -540,6 +536,13 @@ async def test_a_request_hook_that_raises_leaves_the_item_not_sent() -> None:
 
 def key(n: int) -> telnyx_msg.RequestOptions:
     return telnyx_msg.RequestOptions(idempotency_key=f"row-{n}")
+
+
+def three_keyed_rows() -> list[SendItem]:
+    """Rows to +13125550001..3, their Idempotency-Keys row-1..3."""
+    return [
+        {"from_": FROM, "to": f"+1312555000{n}", "text": "Hi", "options": key(n)} for n in (1, 2, 3)
+    ]
 
 
 async def test_a_send_made_by_an_items_event_hook_is_not_the_item() -> None:
@@ -558,11 +561,7 @@ async def test_a_send_made_by_an_items_event_hook_is_not_the_item() -> None:
 
     async with telnyx_msg.testing.FakeTelnyx() as fake:
         async with fake.client(event_hooks={"request": [alert_then_fail]}) as client:
-            items: list[SendItem] = [
-                {"from_": FROM, "to": f"+1312555000{n}", "text": "Hi", "options": key(n)}
-                for n in (1, 2, 3)
-            ]
-            outcomes = [o async for o in client.messages.send_many(items)]
+            outcomes = [o async for o in client.messages.send_many(three_keyed_rows())]
         sent = {m["to"][0]["phone_number"] for m in fake.messages()}
     by_to = {o.request["to"]: o.status for o in outcomes}
     assert by_to == {"+13125550001": "sent", "+13125550002": "not_sent", "+13125550003": "sent"}

@@ -11,8 +11,6 @@ acknowledged: ``CROSSSLOT``) and spun on its dead letter forever.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import shutil
 import subprocess
 import time
@@ -23,50 +21,16 @@ from typing import Any
 
 import pytest
 import redis
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import telnyx_msg
 from telnyx_msg import RedisWebhookQueue
 from telnyx_msg.errors import ConfigurationError
 from telnyx_msg.models import WebhookEvent
 from telnyx_msg.receivers import asgi_app
-from telnyx_msg.webhooks import WebhookVerifier
 from tests.redis_proc import _free_port, _ping
+from tests.test_webhook_queue import event_body, parsed, verifier
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
-
-KEY = Ed25519PrivateKey.generate()
-PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-
-
-def sign(body: bytes) -> dict[str, str]:
-    timestamp = int(time.time())
-    signature = KEY.sign(f"{timestamp}|".encode() + body)
-    return {
-        "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
-        "telnyx-timestamp": str(timestamp),
-        "content-type": "application/json",
-    }
-
-
-def event_body(event_id: str) -> bytes:
-    return json.dumps(
-        {
-            "data": {
-                "record_type": "event",
-                "id": event_id,
-                "event_type": "message.finalized",
-                "occurred_at": "2024-01-01T00:00:00Z",
-                "payload": {
-                    "id": f"msg-{event_id}",
-                    "direction": "outbound",
-                    "to": [{"phone_number": "+15550001111", "status": "delivered"}],
-                },
-            },
-            "meta": {"attempt": 1, "delivered_to": "https://example.com/hooks"},
-        }
-    ).encode()
 
 
 def _start_cluster_node(binary: str, workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
@@ -133,15 +97,11 @@ async def queue(cluster_url: str) -> AsyncIterator[RedisWebhookQueue]:
     await q.aclose()
 
 
-def verified(body: bytes) -> WebhookEvent:
-    return WebhookVerifier(PUBLIC).unwrap(body, sign(body))
-
-
 async def test_receiver_startup_refuses_a_redis_in_cluster_mode(queue: RedisWebhookQueue) -> None:
     """The receiver's startup check refuses a Redis the queue cannot work on (cluster mode),
     as it refuses wrong credentials: the app does not start, instead of answering Telnyx 200
     "queued" for events that no worker can ever acknowledge."""
-    receiver = asgi_app(WebhookVerifier(PUBLIC), {}, queue=queue)
+    receiver = asgi_app(verifier(), {}, queue=queue)
     with pytest.raises(ConfigurationError, match=r"(?i)cluster"):
         await receiver.startup()
 
@@ -151,9 +111,9 @@ async def test_a_receiver_on_a_cluster_mode_redis_does_not_answer_200(
 ) -> None:
     """Past a startup that only logged (or without one), a delivery is not acknowledged 2xx
     into a queue whose workers cannot finish it: the append fails (the receiver answers 5xx)."""
-    body = event_body(f"evt-{uuid.uuid4().hex}")
+    event_id = f"evt-{uuid.uuid4().hex}"
     with pytest.raises((ConfigurationError, telnyx_msg.WebhookQueueUnavailableError)):
-        await queue.enqueue(body, verified(body))
+        await queue.enqueue(event_body(event_id), parsed(event_id))
 
 
 async def test_a_worker_on_a_cluster_mode_redis_stops_without_running_handlers(
