@@ -33,6 +33,7 @@ import pytest
 
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun, _resume_command
+from telnyx_msg.cli._claim import CLAIM_TTL
 from telnyx_msg.cli._journal import (
     RESULT_FIELDS,
     CompactionError,
@@ -1666,6 +1667,80 @@ async def test_a_killed_shard_is_resumed_at_once_and_not_restarted_anew(
         assert await bulk(fake, *argv, "--out", str(out), "--resume", "--retry-unknown") == 0
         assert len(per_recipient(fake)) == 100
         assert max(per_recipient(fake).values()) == 1
+
+
+def journaled(out: Path) -> set[int]:
+    """The rows whose request the run at ``out`` was about to write."""
+    journal = Journal(out.with_name(out.name + ".journal"))
+    return {row for row, _ in journal.read()[1]} if journal.exists() else set()
+
+
+@pytest.mark.anyio
+async def test_a_host_whose_clock_runs_ahead_does_not_take_a_live_shard(
+    tmp_path: Path, redis_url: str, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host B's clock is a minute ahead of host A's (no NTP on one of them): B starting the
+    shard A is sending this very second must be refused (exit 2, "being sent by another"),
+    as it is when the clocks agree. The claim's expiry is written and judged with each
+    host's own clock, so B saw A's fresh claim as lapsed, took the shard and sent its rows a
+    second time (exit 0)."""
+    source = tmp_path / "in.csv"
+    write_rows(source, 200, start=7000)
+    async with slow_fake(0.3) as fake:
+        first = await start_bulk(
+            fake, source, tmp_path / "a.csv", "--shard", "1/2", "--redis", redis_url
+        )
+        try:
+            await wait_for_journal(tmp_path / "a.csv", 1, first)  # A holds its claim
+            real = time.time
+            with monkeypatch.context() as patched:  # this process is host B
+                patched.setattr(time, "time", lambda: real() + 60.0)
+                out = tmp_path / "b.csv"
+                argv = [str(source), "--out", str(out), "--shard", "1/2", "--redis", redis_url]
+                code = await bulk(fake, *argv)
+        finally:
+            _, stderr = await asyncio.wait_for(first.communicate(), 60)
+        assert first.returncode == 0, stderr
+        twice = sorted(to for to, n in per_recipient(fake).items() if n > 1)
+        assert (code, twice[:3], len(twice)) == (2, [], 0)
+        assert "is being sent by another" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_run_whose_claim_was_taken_over_sends_nothing_more(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Host A's run is paused past the claim's 30 s (Ctrl-Z, a suspended VM, Redis out of
+    reach for a while): host B then takes the shard, as documented. When A resumes it must
+    not write another request of the shard B now sends (it should stop, the rows it has not
+    sent recorded not_sent). A's refresh found its claim held by B and ignored that: A went
+    on sending every remaining row of the shard, which B sent too, and exited 0."""
+    source, out_a, out_b = tmp_path / "in.csv", tmp_path / "a.csv", tmp_path / "b.csv"
+    write_rows(source, 200, start=6000)
+    async with slow_fake(0.3) as fake:
+        first = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
+        try:
+            await wait_for_journal(out_a, 20, first)
+            first.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.5)
+            before = journaled(out_a)
+            await asyncio.sleep(CLAIM_TTL + 1.5)  # A's claim lapses
+            argv = [str(source), "--out", str(out_b), "--shard", "1/2", "--redis", redis_url]
+            second = asyncio.ensure_future(bulk(fake, *argv))
+            for _ in range(1000):  # B took the shard and is sending
+                if journaled(out_b) or second.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert journaled(out_b), "B did not start"
+        finally:
+            first.send_signal(signal.SIGCONT)
+            _, stderr = await asyncio.wait_for(first.communicate(), 60)
+        assert await asyncio.wait_for(second, 60) == 0
+        # Rows A wrote after B took the shard (the ones in flight at the pause excepted).
+        later = {int(r["row"]) for r in results(out_a) if r["status"] != "not_sent"} - before
+        assert (len(later), sorted(later)[:3]) == (0, []), stderr.decode()[-2000:]
+        assert first.returncode != 0
 
 
 @pytest.mark.slow

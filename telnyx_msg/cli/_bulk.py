@@ -185,6 +185,7 @@ class BulkRun:
         self.stopped: list[int] = []
         self.signals = StopSignals()
         self.sending = False
+        self.claim: Any = None  # a --redis run's ShardClaim, checked before each request
         self.planned = False  # every row read; False after a signal while reading the file
         self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
@@ -588,6 +589,8 @@ class BulkRun:
 
         async def journal_first(event: RequestEvent) -> None:
             # A request hook runs after the rate limiter and before the request is written.
+            if self.claim is not None:
+                self.claim.check()  # raises (the row is not_sent) once the shard is not ours
             row = rows_by_key.get(event.idempotency_key or "")
             if row is not None and event.attempt == 0:
                 self.attempted[row] = time.time()
@@ -820,6 +823,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
             run.lock.release()
             _say(f"error: {exc}")
             return 2
+        run.claim = claim
     handled = run.catch_signals()
     try:
         return await _run(run)

@@ -26,11 +26,13 @@ __all__ = ["CLAIM_TTL", "ShardClaim", "ShardTaken"]
 CLAIM_TTL = 30.0
 _ROUND_TRIP = 5.0
 
-# KEYS[1] the file's hash; ARGV: shard count, shard field, run id, now (ms), ttl (ms).
+# KEYS[1] the file's hash; ARGV: shard count, shard field, run id, ttl (ms).
 # Lapsed shard claims are dropped first; with none left, the count is free to choose again.
+# The time is Redis's own: the hosts' clocks need not agree.
 _CLAIM = """
 local fields = redis.call('HGETALL', KEYS[1])
-local now = tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 for i = 1, #fields, 2 do
   if fields[i] ~= 'n' then
     local sep = string.find(fields[i + 1], '|', 1, true)
@@ -47,8 +49,8 @@ if held then
   local holder = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
   if holder ~= ARGV[3] then return {'held', holder} end
 end
-redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[5])))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[4])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {'ok', ''}
 """
 
@@ -81,8 +83,12 @@ class ShardClaim:
         self._field = f"shard:{index}"
         self._index, self._count, self._run_id = index, count, run_id
         self._refresher: asyncio.Task[None] | None = None
+        # Until when (time.monotonic()) the claim surely holds, and why it no longer does.
+        self._until = 0.0
+        self._lost: str | None = None
 
     async def _claim(self) -> tuple[str, str]:
+        started = time.monotonic()
         answer = await bounded(
             self._client.eval(
                 _CLAIM,
@@ -91,7 +97,6 @@ class ShardClaim:
                 str(self._count),
                 self._field,
                 self._run_id,
-                str(int(time.time() * 1000)),
                 str(int(CLAIM_TTL * 1000)),
             ),
             _ROUND_TRIP,
@@ -99,11 +104,29 @@ class ShardClaim:
             "the shard claim",
         )
         what, value = (v.decode() if isinstance(v, bytes) else str(v) for v in answer)
+        if what == "ok":  # Redis set the expiry after `started`: it holds at least this long
+            self._until = started + CLAIM_TTL
         return what, value
+
+    def check(self) -> None:
+        """Raise :class:`ShardTaken` unless the claim still holds: called before each request,
+        so a run whose claim lapsed (paused, Redis out of reach) or was taken over writes no
+        further row of a shard another process may be sending."""
+        if self._lost is None and time.monotonic() >= self._until:
+            self._lost = f"its claim lapsed (not refreshed for {CLAIM_TTL:g} s)"
+        if self._lost is not None:
+            raise ShardTaken(
+                f"not sent: shard {self._index}/{self._count} is no longer this run's "
+                f"({self._lost}); another process may be sending it"
+            )
 
     async def acquire(self, file: str) -> None:
         """Claim the shard (and keep it claimed), or raise :class:`ShardTaken` saying why."""
-        what, value = await self._claim()
+        try:
+            what, value = await self._claim()
+        except BaseException:
+            await self.release()  # closes the connection
+            raise
         if what == "n":
             await self.release()
             raise ShardTaken(
@@ -126,7 +149,11 @@ class ShardClaim:
             await asyncio.sleep(CLAIM_TTL / 3)
             # Redis down: the shared rate limiter stops the run; the claim then lapses.
             with contextlib.suppress(Exception):
-                await self._claim()
+                what, value = await self._claim()
+                if what == "held":
+                    self._lost = f"run {value} took it over"
+                elif what == "n":
+                    self._lost = f"another run split the file in {value}"
 
     async def release(self) -> None:
         """Give the shard up and close the connection."""
