@@ -577,6 +577,7 @@ class AiohttpTransport:
         if found is None:
             found = None, None
             if host and host not in _LOOPBACK and not host.startswith("127."):
+                _refuse_https_proxy(url)
                 with contextlib.suppress(LookupError):
                     proxy, auth = get_env_proxy_for_url(url)
                     found = proxy, None if auth is None else {"Proxy-Authorization": auth.encode()}
@@ -609,6 +610,24 @@ class AiohttpTransport:
         self._closed = True
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+def _refuse_https_proxy(url: URL) -> None:
+    """aiohttp drops an ``https://`` proxy URL with a log warning and connects directly,
+    around the proxy the environment names: refuse instead, before anything is sent."""
+    from urllib.request import getproxies, proxy_bypass
+
+    proxy = getproxies().get(url.scheme, "")
+    if proxy.lower().startswith("https://") and not proxy_bypass(url.host or ""):
+        raise TransportError(
+            f"not sent: the {url.scheme.upper()}_PROXY environment variable names an https:// "
+            "proxy, which aiohttp cannot use (it would connect around the proxy). Use the "
+            "proxy's http:// URL (HTTPS still goes through it encrypted, with CONNECT), or "
+            "exclude the host with NO_PROXY",
+            reached=False,
+            timeout=False,
+            final=True,
+        )
 
 
 # aiohttp's parser errors print as "<ContentLengthError: 400, message='...'>": the 400 is the

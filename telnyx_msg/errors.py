@@ -327,6 +327,7 @@ class APIStatusError(TelnyxError):
         return f"{text}\n  hint: {hint}" if hint else text
 
 
+_HTML_TAG = re.compile(r"<[^>]*>")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -336,6 +337,8 @@ def _summary(text: str) -> str:
     title = _HTML_TITLE.search(text[:65536])
     if title is not None and title.group(1).strip():
         text = html.unescape(title.group(1))
+    elif text.lstrip().startswith("<"):  # a page without a title: its text, not its markup
+        text = html.unescape(_HTML_TAG.sub(" ", text[:65536]))
     return " ".join(text.split())[:200]
 
 

@@ -527,3 +527,33 @@ async def test_an_html_error_title_reads_with_its_entities_decoded(api_server: A
         with pytest.raises(telnyx_msg.APIStatusError) as info:
             await client.messages.retrieve("m1")
     assert "Bad Gateway & Proxy \u2013 edge" in str(info.value)
+
+
+async def test_an_html_error_page_without_a_title_reads_as_text_not_markup(
+    api_server: Any,
+) -> None:
+    """docs/migration.md promises a readable ``str(error)`` ("status [code] title ... on
+    METHOD path"). A gateway's or web server's HTML error page without a ``<title>`` (a wrong
+    base_url, a proxy's 404) is printed with its raw tags; the summary should be its text."""
+
+    async def html_404(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(
+            status=404,
+            text=(
+                "<!DOCTYPE html><html><body><h1>Not Found</h1>"
+                "<p>The requested URL was not found on this server.</p></body></html>"
+            ),
+            content_type="text/html",
+        )
+
+    server = await api_server(html_404)
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789abcdef", base_url=server.base_url, rate_limits=None
+    ) as client:
+        with pytest.raises(telnyx_msg.NotFoundError) as info:
+            await client.messages.retrieve("m")
+    text = str(info.value)
+    assert "Not Found" in text
+    assert "<" not in text, text
+    assert ">" not in text, text

@@ -1126,3 +1126,56 @@ async def test_a_session_its_owner_closed_raises_client_closed(api_server: Any) 
         await client.messages.retrieve("m")
     await client.aclose()
     assert server.requests == []
+
+
+_PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
+
+
+async def _proxy_answer(request: web.Request) -> web.Response:
+    await request.read()
+    return web.json_response({"data": {"id": "m", "to": []}})
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+async def test_an_https_proxy_url_is_not_silently_bypassed(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch, blocking: bool
+) -> None:
+    """docs/configuration.md: HTTPS_PROXY / HTTP_PROXY are honoured "as httpx and the official
+    SDK honour them". httpx (the official SDK) accepts an ``https://`` proxy URL; aiohttp cannot
+    use one and drops it with only a logging warning, so the client connects straight to the
+    API host, around the proxy the machine is configured to use. A migrating user must be told
+    that their proxy setting was not used (an error naming the proxy), not get a direct
+    connection (here: a DNS failure for the API host that says nothing about the proxy)."""
+    server = await api_server(_proxy_answer)
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    address = server.base_url.removesuffix("/v2").removeprefix("http://")
+    monkeypatch.setenv("HTTP_PROXY", f"https://{address}")
+    monkeypatch.setenv("HTTPS_PROXY", f"https://{address}")
+    settings: dict[str, Any] = {
+        "base_url": "http://api.telnyx.invalid/v2",
+        "rate_limits": None,
+        "max_retries": 0,
+        "timeout": 5.0,
+    }
+    error: telnyx_msg.TelnyxError | None = None
+    if blocking:
+
+        def call() -> telnyx_msg.TelnyxError | None:
+            with telnyx_msg.Client("KEY0123456789abcdef", **settings) as client:
+                try:
+                    client.messages.retrieve("m")
+                except telnyx_msg.TelnyxError as exc:
+                    return exc
+            return None
+
+        error = await anyio.to_thread.run_sync(call)
+    else:
+        async with telnyx_msg.AsyncClient("KEY0123456789abcdef", **settings) as client:
+            try:
+                await client.messages.retrieve("m")
+            except telnyx_msg.TelnyxError as exc:
+                error = exc
+    assert server.requests == []  # aiohttp cannot talk to an https:// proxy at all
+    assert error is not None
+    assert "proxy" in str(error).lower(), f"the error does not mention the proxy: {error}"
