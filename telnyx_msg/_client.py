@@ -37,7 +37,7 @@ from telnyx_msg._outcome import NotSentError, SendGate, SendMethod, SendOutcome,
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
-from telnyx_msg._retry import Backoff, check_backoff, next_delay, parse_seconds
+from telnyx_msg._retry import Backoff, check_backoff, next_delay, parse_seconds, server_hint
 from telnyx_msg._spec import (
     IDEMPOTENT_METHODS,
     Endpoint,
@@ -637,11 +637,16 @@ def _report(
         limiter.on_response(wire.sender, status=response.status, code=None, reset_after=None)
         return
     reset = response.headers.get("x-ratelimit-reset")
+    reset_after = None if reset is None else parse_seconds(reset)
+    if reset_after is None and response.status == 429:
+        # No x-ratelimit-reset: the wait the retry obeys (Retry-After, retry-after-ms) is the
+        # account's pause too, or the other sends keep arriving in the closed window.
+        reset_after = server_hint(response.headers, response.status)
     limiter.on_response(
         wire.sender,
         status=response.status,
         code=error.code if isinstance(error, APIStatusError) else None,
-        reset_after=None if reset is None else parse_seconds(reset),
+        reset_after=reset_after,
     )
 
 

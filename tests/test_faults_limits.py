@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from telnyx_msg._tracker import DeliveryTracker
 from telnyx_msg.models import Message, WebhookEvent
 from telnyx_msg.receivers import asgi_app
 from telnyx_msg.webhooks import RedisReplayStore, WebhookVerifier
-from tests.conftest import ApiServer, json_response, message_json, telnyx_error
+from tests.conftest import ApiServer, Handler, json_response, message_json, telnyx_error
 from tests.redis_proc import RedisProcess, _free_port
 
 pytestmark = pytest.mark.anyio
@@ -583,3 +584,52 @@ async def test_ratelimits_owner_handover_repeated(api_server: Any) -> None:
     with anyio.fail_after(300):
         counts = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
     assert counts == [24] * 40
+
+
+def _retry_after_items(n: int) -> list[telnyx_msg.SendMessageItem]:
+    return [
+        telnyx_msg.SendMessageItem(from_="+18005550101", to=f"+1844555{i:04d}", text="x")
+        for i in range(n)
+    ]
+
+
+async def _send_all_limited(
+    server: ApiServer, n: int, concurrency: int
+) -> collections.Counter[str]:
+    limits = telnyx_msg.RateLimits(account_mps=50.0)
+    async with telnyx_msg.AsyncClient(
+        "secret-key", base_url=server.base_url, rate_limits=limits, max_retries=5
+    ) as client:
+        items = _retry_after_items(n)
+        outcomes = [o async for o in client.messages.send_many(items, concurrency=concurrency)]
+    return collections.Counter(o.status for o in outcomes)
+
+
+async def test_a_429_with_retry_after_pauses_the_account_lane(
+    api_server: Callable[[Handler], Awaitable[ApiServer]],
+) -> None:
+    """A 429 ``10011`` that says how long to wait with ``Retry-After`` (the standard header,
+    which the SDK's own retry already obeys) must pause the account lane as
+    ``x-ratelimit-reset`` does: no new request reaches the server in the second after the
+    429 was answered. Today the limiter reads only ``x-ratelimit-reset``, so every other send
+    keeps arriving at ~35/s into the closed window (about 19 extra 429s in 0.6 s)."""
+    state: dict[str, float] = {"count": 0, "blocked_at": -1.0}
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        now = asyncio.get_running_loop().time()
+        state["count"] += 1
+        if state["count"] == 20:  # the 20th request closes the window for 2 s
+            state["blocked_at"] = now
+        if 0 <= state["blocked_at"] <= now < state["blocked_at"] + 2.0:
+            return telnyx_error(429, "10011", "Too many requests", headers={"Retry-After": "2"})
+        return json_response({"data": message_json()})
+
+    server = await api_server(handler)
+    statuses = await asyncio.wait_for(_send_all_limited(server, 60, concurrency=10), 60)
+    assert statuses == {"sent": 60}
+    start = state["blocked_at"]
+    # Requests sent after the first 429 came back (50 ms is ample on 127.0.0.1), within the
+    # second the server said to wait (the documented pause of a whole-second hint: 2 - 0.9 s).
+    during = [r.at for r in server.requests if start + 0.05 < r.at < start + 1.0]
+    assert len(during) <= 2, f"{len(during)} requests sent into the announced 2 s pause"
