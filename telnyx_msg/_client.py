@@ -641,7 +641,10 @@ def _report(
     if reset_after is None and response.status == 429:
         # No x-ratelimit-reset: the wait the retry obeys (Retry-After, retry-after-ms) is the
         # account's pause too, or the other sends keep arriving in the closed window.
-        reset_after = server_hint(response.headers, response.status)
+        hint = server_hint(response.headers, response.status)
+        # Not rounded up as x-ratelimit-reset's whole seconds are: the whole wait is the pause
+        # (nudged off a whole number, which the limiter would shorten by 0.9 s).
+        reset_after = hint if hint is None or not hint > 0 else math.nextafter(hint, math.inf)
     limiter.on_response(
         wire.sender,
         status=response.status,

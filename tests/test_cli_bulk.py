@@ -1743,6 +1743,77 @@ async def test_a_run_whose_claim_was_taken_over_sends_nothing_more(
         assert first.returncode != 0
 
 
+async def steal_the_claim(url: str, source: Path) -> None:
+    """Make another run (``intruder``) the holder of shard 1 of ``source``, for ten minutes of
+    Redis time."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        key = "telnyx-msg:bulk:" + hashlib.sha256(fingerprint(source).encode()).hexdigest()[:32]
+        assert await client.exists(key)
+        seconds, micros = await client.time()
+        until = seconds * 1000 + micros // 1000 + 600_000
+        await client.hset(key, "shard:1", f"intruder|{until}")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_run_whose_claim_was_taken_over_stops_promptly_and_says_why(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Another run takes the shard over while this one is sending (docs/cli.md: such a run
+    "writes no further request"). The user must be told, and the run must end once it
+    knows: within a refresh (10 s) plus a few seconds, exit non-zero, naming the shard.
+    Today it carries on through every remaining row of the shard at the rate limit (taking
+    tokens from the shared account limit the new owner sends with), recording each
+    ``not_sent``, and ends with only the usual tally (exit 1, no reason, no hint)."""
+    source, out = tmp_path / "in.csv", tmp_path / "a.csv"
+    write_rows(source, 400, start=5000)  # shard 1/2: 200 rows, 40 s at 5 messages/s
+    async with FakeTelnyx() as fake:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "telnyx_msg",
+            "bulk",
+            str(source),
+            "--out",
+            str(out),
+            "--api-key",
+            fake.api_key,
+            "--base-url",
+            fake.base_url,
+            "--no-progress",
+            "--account-mps",
+            "5",
+            "--shard",
+            "1/2",
+            "--redis",
+            redis_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            for _ in range(1000):  # the run holds its claim and sends
+                if len(fake.messages()) >= 3 or proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.01)
+            await steal_the_claim(redis_url, source)
+            stolen = time.monotonic()
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), 90)
+            ended = time.monotonic() - stolen
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    said = stdout.decode() + stderr.decode()
+    assert proc.returncode not in (0, None), said
+    assert "no longer this run's" in stderr.decode(), said
+    assert ended < 16.0, f"the run went on for {ended:.0f} s after losing its shard:\n{said}"
+
+
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_shards_share_the_account_limit(

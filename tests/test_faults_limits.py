@@ -633,3 +633,35 @@ async def test_a_429_with_retry_after_pauses_the_account_lane(
     # second the server said to wait (the documented pause of a whole-second hint: 2 - 0.9 s).
     during = [r.at for r in server.requests if start + 0.05 < r.at < start + 1.0]
     assert len(during) <= 2, f"{len(during)} requests sent into the announced 2 s pause"
+
+
+@pytest.mark.parametrize("hint", [{"Retry-After": "1"}, {"retry-after-ms": "1000"}])
+async def test_a_one_second_retry_after_pauses_the_lane_for_one_second(
+    api_server: Callable[[Handler], Awaitable[ApiServer]], hint: dict[str, str]
+) -> None:
+    """A gateway in front of the API answers 429 ``10011`` with ``Retry-After: 1`` (or
+    ``retry-after-ms: 1000``) and no ``x-ratelimit-reset``: the window is closed for 1 s. The
+    other sends of the run must wait that second (the CHANGELOG: "pauses the lane for that
+    long"); the limiter takes 0.9 s off a whole-second hint (a rule meant for
+    ``x-ratelimit-reset``, which Telnyx rounds up), so it paused 0.1 s and about 25 more
+    requests ran into the closed window, each a 429 and a retry."""
+    state = {"count": 0.0, "blocked_at": -1.0}
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        now = asyncio.get_running_loop().time()
+        state["count"] += 1
+        if state["count"] == 20:  # the 20th request closes the window for 1 s
+            state["blocked_at"] = now
+        if 0 <= state["blocked_at"] <= now < state["blocked_at"] + 1.0:
+            return telnyx_error(429, "10011", "Too many requests", headers=hint)
+        return json_response({"data": message_json()})
+
+    server = await api_server(handler)
+    statuses = await asyncio.wait_for(_send_all_limited(server, 60, concurrency=10), 60)
+    assert statuses == {"sent": 60}
+    start = state["blocked_at"]
+    # Requests sent after the first 429 came back (50 ms is ample on 127.0.0.1) and before
+    # the announced second was over.
+    during = [r.at for r in server.requests if start + 0.15 < r.at < start + 0.95]
+    assert len(during) <= 2, f"{len(during)} requests sent into the announced 1 s pause"

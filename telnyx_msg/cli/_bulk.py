@@ -657,6 +657,17 @@ class BulkRun:
                 try:
                     async for outcome in outcomes:
                         finished(outcome)
+                        lost = None if self.claim is None else self.claim.lost
+                        if lost is not None:
+                            # Every further row would be not_sent (and take a token of the
+                            # account limit the shard's new owner sends with): stop now; the
+                            # rows in flight are recorded by on_stop.
+                            raise ShardLost(
+                                f"shard {self.shard_index}/{self.shard_count} is no longer this "
+                                f"run's ({lost}); another process may be sending it: the rows "
+                                "this run did not send are recorded not_sent; check which rows "
+                                "that process sent before resuming this run"
+                            )
                         if journal.failed is not None:
                             raise JournalError(
                                 f"cannot write the journal {journal.path}: {journal.failed}"
@@ -836,6 +847,10 @@ async def run_bulk(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signum)
 
 
+class ShardLost(TelnyxError):
+    """A ``--redis`` run's shard claim was taken over or lapsed while it was sending."""
+
+
 async def _run(run: BulkRun) -> int:
     args = run.args
     try:
@@ -896,7 +911,9 @@ async def _run(run: BulkRun) -> int:
     resume = _resume_command(run)
     if failure is not None:
         _say(f"error: {failure}")
-        if finished:
+        if isinstance(failure, ShardLost) and finished:
+            _say("stopped; the rows in flight were recorded (another process has the shard)")
+        elif finished:
             _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
         elif isinstance(failure, CompactionError):  # said what happened and what to do
             _say(f"Resume with: {resume}")

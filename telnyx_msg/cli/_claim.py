@@ -108,6 +108,13 @@ class ShardClaim:
             self._until = started + CLAIM_TTL
         return what, value
 
+    @property
+    def lost(self) -> str | None:
+        """Why the claim no longer holds (taken over, lapsed), or None while it does."""
+        if self._lost is None and self._refresher is not None and time.monotonic() >= self._until:
+            self._lost = f"its claim lapsed (not refreshed for {CLAIM_TTL:g} s)"
+        return self._lost
+
     def check(self) -> None:
         """Raise :class:`ShardTaken` unless the claim still holds: called before each request,
         so a run whose claim lapsed (paused, Redis out of reach) or was taken over writes no
