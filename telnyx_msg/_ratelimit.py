@@ -76,9 +76,13 @@ _OWNER_POLL = 0.25
 _OWNER_START = 5.0
 
 
-def wait_too_long(retry_after: float | None, timeout: float) -> RateLimitError:
-    """The error for a client-side rate-limit wait longer than the call's timeout."""
-    when = "" if retry_after is None else f" (about {retry_after:.3g} s)"
+def wait_too_long(retry_after: float | None, timeout: float, waited: float = 0.0) -> RateLimitError:
+    """The error for a client-side rate-limit wait longer than the call's timeout.
+
+    ``retry_after`` is the wait from now; ``waited`` how long the call has already waited
+    (the message quotes the whole hold, which is what exceeds the timeout).
+    """
+    when = "" if retry_after is None else f" (about {waited + retry_after:.3g} s)"
     detail = (
         f"the client-side rate limit would hold this request longer than its timeout "
         f"({timeout:g} s){when}; nothing was sent"

@@ -431,7 +431,8 @@ class RedisRateLimits:
                     if granted:
                         return
                     if deadline is not None and self._clock() + wait > deadline:
-                        raise wait_too_long(wait, timeout or 0.0)
+                        waited = (timeout or 0.0) - (deadline - self._clock())
+                        raise wait_too_long(wait, timeout or 0.0, max(0.0, waited))
                     if by_account and line is None:
                         # Callers of other senders waiting for the same account token would
                         # all wake together and all but one lose (with 1,000 senders, about

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg import _redis_limits
 from telnyx_msg._redis_limits import RedisRateLimits
 from telnyx_msg.errors import ConfigurationError, RateLimitError, RateLimiterUnavailableError
 from telnyx_msg.testing import serve_in_thread
+from tests.conftest import ApiServer, Handler, json_response, message_json
 from tests.redis_proc import RedisProcess
 
 TOLL_FREE = "+18005550101"
@@ -550,3 +553,53 @@ def test_send_many_right_after_a_redis_restart_sends_everything(
         statuses = asyncio.run(asyncio.wait_for(main(fake.base_url, fake.api_key), 30))
         assert fake.stats.messages_sent == 1 + len(items)
     assert statuses == ["sent"] * len(items)
+
+
+SHORT_TIMEOUT = 1.2
+
+
+async def _accept(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_queued_sends_do_not_quote_a_wait_shorter_than_their_timeout(
+    api_server: Callable[[Handler], Awaitable[ApiServer]],
+    redis_url: str,
+) -> None:
+    """Six sends at once through a 2/s account with ``timeout=1.2``: three go out, and the
+    others fail with ``RateLimitError`` and nothing sent (docs/errors.md). The error says the
+    limiter "would hold this request longer than its timeout (1.2 s)"; the wait it quotes
+    beside that must not be shorter than that timeout (it is the wait left after the call
+    already waited most of its timeout, which reads as a contradiction)."""
+    server = await api_server(_accept)
+    limits = telnyx_msg.RedisRateLimits(
+        redis_url, account_mps=2.0, burst=1, key_prefix=f"tf:{uuid.uuid4().hex}:"
+    )
+    options = telnyx_msg.RequestOptions(timeout=SHORT_TIMEOUT)
+    try:
+        async with telnyx_msg.AsyncClient(
+            "secret-key", base_url=server.base_url, rate_limits=limits
+        ) as client:
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        client.messages.send(
+                            from_="+18005550101", to="+18445550001", text="Hello", options=options
+                        )
+                        for _ in range(6)
+                    ),
+                    return_exceptions=True,
+                ),
+                30,
+            )
+    finally:
+        await limits.aclose()
+    errors = [r for r in results if isinstance(r, telnyx_msg.RateLimitError)]
+    assert len(errors) == 6 - len(server.requests) >= 2
+    for error in errors:
+        quoted = re.search(r"\(about ([0-9.e+-]+) s\)", str(error))
+        if quoted is not None:
+            assert float(quoted.group(1)) >= SHORT_TIMEOUT, str(error)

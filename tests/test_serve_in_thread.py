@@ -115,3 +115,17 @@ def test_run_timing_out_cancels_the_coroutine_and_raises_timeout_error() -> None
         with pytest.raises(TimeoutError, match="not done within"):
             fake.run(slow(), timeout=0.05)
         assert cancelled.wait(5)
+
+
+def test_run_after_the_thread_stopped_says_so() -> None:
+    """Sync code calling ``fake.run(...)`` after leaving ``serve_in_thread`` gets an error
+    naming the real cause (the fake's thread/loop stopped), and the coroutine is closed."""
+    with serve_in_thread() as fake:
+        pass
+    coroutine = fake.settle()
+    with pytest.raises(RuntimeError) as caught:
+        fake.run(coroutine)
+    message = str(caught.value)
+    assert "await the coroutine" not in message, message
+    assert "stopped" in message, message
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED

@@ -342,6 +342,11 @@ class FakeTelnyx:
         if home is None:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()  # not "never awaited" on top of the error below
+            if self._home is not None and not self._home.is_running():
+                raise RuntimeError(
+                    "fake.run(): the fake's event loop has stopped (its serve_in_thread "
+                    "block or telnyx_fake fixture has ended)"
+                )
             raise RuntimeError(
                 "fake.run() is for synchronous code while the fake serves in "
                 "another thread; in async code, await the coroutine"
