@@ -119,12 +119,11 @@ class ShardClaim:
         """Raise :class:`ShardTaken` unless the claim still holds: called before each request,
         so a run whose claim lapsed (paused, Redis out of reach) or was taken over writes no
         further row of a shard another process may be sending."""
-        if self._lost is None and time.monotonic() >= self._until:
-            self._lost = f"its claim lapsed (not refreshed for {CLAIM_TTL:g} s)"
-        if self._lost is not None:
+        lost = self.lost
+        if lost is not None:
             raise ShardTaken(
                 f"not sent: shard {self._index}/{self._count} is no longer this run's "
-                f"({self._lost}); another process may be sending it"
+                f"({lost}); another process may be sending it"
             )
 
     async def acquire(self, file: str) -> None:
