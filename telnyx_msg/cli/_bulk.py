@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from attrs import evolve
@@ -71,6 +71,9 @@ from telnyx_msg.errors import (
     TelnyxError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from telnyx_msg.cli._claim import ShardClaim
 
 __all__ = ["UsageError", "run_bulk"]
 
@@ -185,7 +188,7 @@ class BulkRun:
         self.stopped: list[int] = []
         self.signals = StopSignals()
         self.sending = False
-        self.claim: Any = None  # a --redis run's ShardClaim, checked before each request
+        self.claim: ShardClaim | None = None  # a --redis run's, checked before each request
         self.planned = False  # every row read; False after a signal while reading the file
         self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
