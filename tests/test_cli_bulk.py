@@ -1816,6 +1816,45 @@ async def test_a_run_whose_claim_was_taken_over_stops_promptly_and_says_why(
 
 @pytest.mark.slow
 @pytest.mark.anyio
+async def test_a_run_whose_claim_lapsed_while_another_sent_the_shard_sends_nothing_more(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Host A's run is paused past the claim's 30 s (Ctrl-Z, a suspended VM) with requests on
+    the wire; host B then takes the shard, as documented, sends all of it and ends (releasing
+    the claim) before A wakes. docs/cli.md: "A run whose own claim lapsed (suspended for
+    longer, Redis out of reach) or was taken over writes no further request: it stops (exit 1,
+    saying so)". When A wakes, its refresher re-claims the shard (B's claim is gone, so Redis
+    says ok) before anything looks at the lapse, and A goes on sending the rest of the shard,
+    every row of which B had sent: each of those recipients gets the message twice, and A
+    exits 0."""
+    source, out_a, out_b = tmp_path / "in.csv", tmp_path / "a.csv", tmp_path / "b.csv"
+    write_rows(source, 80, start=4000)  # shard 1/2: 40 rows; A sends 20 at a time
+    latency = CLAIM_TTL + 6.0  # A's answers come after it wakes
+    async with slow_fake(latency) as fake_a, FakeTelnyx() as fake_b:
+        first = await start_bulk(fake_a, source, out_a, "--shard", "1/2", "--redis", redis_url)
+        try:
+            await wait_for_journal(out_a, 20, first)  # 20 requests on the wire
+            first.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.5)
+            before = journaled(out_a)
+            await asyncio.sleep(CLAIM_TTL + 1.0)  # A's claim lapses
+            argv = [str(source), "--out", str(out_b), "--shard", "1/2", "--redis", redis_url]
+            # B sends the whole shard and ends while A is still paused.
+            assert await asyncio.wait_for(bulk(fake_b, *argv), 30) == 0
+            assert len(per_recipient(fake_b)) == 40
+        finally:
+            first.send_signal(signal.SIGCONT)
+            _, stderr = await asyncio.wait_for(first.communicate(), 150)
+    said = stderr.decode()[-2000:]
+    # Rows A wrote after it woke: B had sent each of them already.
+    later = {int(r["row"]) for r in results(out_a) if r["status"] != "not_sent"} - before
+    assert (len(later), sorted(later)[:3]) == (0, []), said
+    assert first.returncode not in (0, None), said
+    assert "no longer this run's" in said, said
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
 async def test_shards_share_the_account_limit(
     tmp_path: Path, redis_url: str, api_server: Callable[[Handler], Awaitable[ApiServer]]
 ) -> None:

@@ -667,9 +667,10 @@ class BulkRun:
                             # rows in flight are recorded by on_stop.
                             raise ShardLost(
                                 f"shard {self.shard_index}/{self.shard_count} is no longer this "
-                                f"run's ({lost}); another process may be sending it: the rows "
-                                "this run did not send are recorded not_sent; check which rows "
-                                "that process sent before resuming this run"
+                                f"run's ({lost}); another process may be sending it: this run "
+                                "sends no further row (RESULTS records the rows it sent or had "
+                                "in flight); check which rows that process sent before "
+                                "resuming this run"
                             )
                         if journal.failed is not None:
                             raise JournalError(

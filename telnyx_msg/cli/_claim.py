@@ -24,6 +24,15 @@ __all__ = ["CLAIM_TTL", "ShardClaim", "ShardTaken"]
 
 #: Seconds a shard's claim outlives its last refresh.
 CLAIM_TTL = 30.0
+
+
+def _clock() -> float:
+    """Seconds that keep counting while the host is suspended (Linux's CLOCK_BOOTTIME; the
+    monotonic clock stops then), as Redis's clock does, which lapses the claim."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 _ROUND_TRIP = 5.0
 
 # KEYS[1] the file's hash; ARGV: shard count, shard field, run id, ttl (ms).
@@ -83,12 +92,12 @@ class ShardClaim:
         self._field = f"shard:{index}"
         self._index, self._count, self._run_id = index, count, run_id
         self._refresher: asyncio.Task[None] | None = None
-        # Until when (time.monotonic()) the claim surely holds, and why it no longer does.
+        # Until when (_clock()) the claim surely holds, and why it no longer does.
         self._until = 0.0
         self._lost: str | None = None
 
     async def _claim(self) -> tuple[str, str]:
-        started = time.monotonic()
+        started = _clock()
         answer = await bounded(
             self._client.eval(
                 _CLAIM,
@@ -111,7 +120,7 @@ class ShardClaim:
     @property
     def lost(self) -> str | None:
         """Why the claim no longer holds (taken over, lapsed), or None while it does."""
-        if self._lost is None and self._refresher is not None and time.monotonic() >= self._until:
+        if self._lost is None and self._refresher is not None and _clock() >= self._until:
             self._lost = f"its claim lapsed (not refreshed for {CLAIM_TTL:g} s)"
         return self._lost
 
@@ -153,6 +162,10 @@ class ShardClaim:
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(CLAIM_TTL / 3)
+            if self.lost is not None:
+                # Lapsed meanwhile (the process paused, its loop blocked): another run may have
+                # sent the shard and let it go since, so claiming it again would resend rows.
+                return
             # Redis down: the shared rate limiter stops the run; the claim then lapses.
             with contextlib.suppress(Exception):
                 what, value = await self._claim()
