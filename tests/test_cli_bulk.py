@@ -1642,8 +1642,7 @@ async def test_a_shard_another_process_sends_is_refused_before_anything_is_sent(
     import redis
 
     admin = redis.Redis.from_url(redis_url)
-    digest = hashlib.sha256(fingerprint(source).encode()).hexdigest()[:32]
-    assert not admin.exists(f"telnyx-msg:bulk:{digest}")
+    assert not admin.exists(claim_key(source))
     admin.close()
 
 
@@ -1750,7 +1749,7 @@ async def steal_the_claim(url: str, source: Path) -> None:
 
     client = redis.asyncio.Redis.from_url(url)
     try:
-        key = "telnyx-msg:bulk:" + hashlib.sha256(fingerprint(source).encode()).hexdigest()[:32]
+        key = claim_key(source)
         assert await client.exists(key)
         seconds, micros = await client.time()
         until = seconds * 1000 + micros // 1000 + 600_000
@@ -1851,6 +1850,191 @@ async def test_a_run_whose_claim_lapsed_while_another_sent_the_shard_sends_nothi
     assert (len(later), sorted(later)[:3]) == (0, []), said
     assert first.returncode not in (0, None), said
     assert "no longer this run's" in said, said
+
+
+def claim_key(source: Path) -> str:
+    """The Redis hash that holds the shard claims of ``source``'s content."""
+    return "telnyx-msg:bulk:" + hashlib.sha256(fingerprint(source).encode()).hexdigest()[:32]
+
+
+async def set_claims(url: str, source: Path, **fields: str) -> None:
+    """Write ``fields`` into ``source``'s claim hash; ``{past}`` / ``{future}`` in a value
+    become a Redis-clock time a minute ago / ten minutes ahead (milliseconds)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        seconds, micros = await client.time()
+        now = seconds * 1000 + micros // 1000
+        values = {
+            name: value.format(past=now - 60_000, future=now + 600_000)
+            for name, value in fields.items()
+        }
+        key = claim_key(source)
+        await client.hset(key, mapping=values)  # type: ignore[arg-type]
+        await client.pexpire(key, 600_000)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_campaign_resplit_after_every_claim_lapsed_is_not_refused(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """The hosts that sent a file in 2 shards were killed (kill -9, a reboot): their claims
+    lapse after 30 s, and the file is then free to be sent in another number of shards. A run
+    of shard 1/3 must start and send its rows, not be refused because the lapsed runs had
+    split the file in 2 (the only way out would be to wait for the whole hash to expire or
+    delete it by hand)."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 9, start=4000)
+    await set_claims(redis_url, source, n="2", **{"shard:1": "old-run|{past}"})
+    async with FakeTelnyx() as fake:
+        argv = [str(source), "--out", str(out), "--shard", "1/3", "--redis", redis_url]
+        code = await bulk(fake, *argv)
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert "split it in 2" not in err
+        assert len(per_recipient(fake)) == 3
+    assert [r["status"] for r in results(out)] == ["sent"] * 3
+
+
+@pytest.mark.anyio
+async def test_a_dry_run_beside_a_live_shard_is_not_refused(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """``--dry-run`` sends nothing, so it neither needs nor takes the shard: a dry run of the
+    shard another host is sending right now prints its plan (exit 0) instead of failing with
+    "is being sent by another", and it leaves that host's claim as it was."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 6, start=4100)
+    await set_claims(redis_url, source, n="2", **{"shard:1": "other-host|{future}"})
+    async with FakeTelnyx() as fake:
+        argv = [str(source), "--out", str(out), "--shard", "1/2", "--redis", redis_url]
+        code = await bulk(fake, *argv, "--dry-run")
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "being sent by another" not in captured.err
+        assert captured.out.startswith("dry run: nothing sent")
+        assert list(fake.stats.requests) == []
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        held = admin.hget(claim_key(source), "shard:1")
+        assert isinstance(held, bytes)
+        assert held.startswith(b"other-host|")
+    finally:
+        admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_run_whose_file_another_run_resplit_stops_promptly_and_says_why(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """While shard 1/2 is sending, another run re-splits the file (the claim hash now says 3
+    shards). Rows of this shard are now another run's too: the run must stop within a refresh
+    (10 s) plus a few seconds, say that the file was split otherwise, and must not print a
+    "Resume with" command (resuming would send rows the other split's shard sends)."""
+    source, out = tmp_path / "in.csv", tmp_path / "a.csv"
+    write_rows(source, 400, start=5500)  # shard 1/2: 200 rows, 40 s at 5 messages/s
+    async with FakeTelnyx() as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)),
+            *("--api-key", fake.api_key, "--base-url", fake.base_url, "--no-progress"),
+            *("--account-mps", "5", "--shard", "1/2", "--redis", redis_url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            for _ in range(1000):  # the run holds its claim and sends
+                if len(fake.messages()) >= 3 or proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.01)
+            await set_claims(redis_url, source, n="3")
+            changed = time.monotonic()
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), 90)
+            ended = time.monotonic() - changed
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    said = stdout.decode() + stderr.decode()
+    assert proc.returncode not in (0, None), said
+    assert "split the file in 3" in stderr.decode(), said
+    assert "Resume with" not in said, said
+    assert ended < 16.0, f"the run went on for {ended:.0f} s after its file was re-split:\n{said}"
+
+
+# The child ignores SIGHUP as nohup makes it, then runs the command.
+_NOHUP = (
+    "import runpy, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+    "sys.argv = ['telnyx-msg', *sys.argv[1:]]; "
+    "runpy.run_module('telnyx_msg', run_name='__main__')"
+)
+
+
+@pytest.mark.anyio
+async def test_a_run_started_under_nohup_goes_on_after_a_hangup(tmp_path: Path) -> None:
+    """``nohup telnyx-msg bulk ...`` is how a long run is made to survive the ssh session
+    that started it: the hangup it then gets must not stop it (SIGHUP stops only a run that
+    did not ask to ignore it). It sends every row and exits 0."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 80, start=4200)
+    async with slow_fake(0.3) as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", _NOHUP, "bulk", str(source), "--out", str(out)),
+            *("--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_for_journal(out, 10, proc)
+            proc.send_signal(signal.SIGHUP)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, stderr.decode()
+        assert len(per_recipient(fake)) == 80
+    assert {r["status"] for r in results(out)} == {"sent"}
+
+
+@pytest.mark.anyio
+async def test_a_killed_runs_claim_does_not_stay_in_redis_for_ever(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """kill -9 of a shard leaves its claim in the shared Redis: the claim's hash must carry
+    an expiry (the claim's 30 s), so a crashed campaign leaves nothing behind in that Redis
+    (one more key for every crashed run, never removed, otherwise)."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 200, start=4300)
+    async with slow_fake(0.3) as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)),
+            *("--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20"),
+            *("--shard", "1/2", "--redis", redis_url),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_for_journal(out, 5, proc)
+        finally:
+            proc.kill()
+            await proc.wait()
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        key = claim_key(source)
+        assert admin.exists(key)
+        left = admin.pttl(key)
+        assert isinstance(left, int)
+        assert 0 < left <= 30_000, left
+    finally:
+        admin.close()
 
 
 @pytest.mark.slow

@@ -557,3 +557,29 @@ async def test_an_html_error_page_without_a_title_reads_as_text_not_markup(
     assert "Not Found" in text
     assert "<" not in text, text
     assert ">" not in text, text
+
+
+async def test_an_untitled_html_error_page_reads_with_its_entities_decoded(
+    api_server: Any,
+) -> None:
+    """A web server's HTML error page without a ``<title>`` is summarised by its text:
+    ``&amp;`` and ``&ndash;`` must read as the characters they stand for, as they do for a
+    titled page, not as HTML source."""
+
+    async def html_502(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(
+            status=502,
+            text="<html><body><h1>Bad Gateway &amp; Proxy &ndash; edge</h1></body></html>",
+            content_type="text/html",
+        )
+
+    server = await api_server(html_502)
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789abcdef", base_url=server.base_url, rate_limits=None, max_retries=0
+    ) as client:
+        with pytest.raises(telnyx_msg.APIStatusError) as info:
+            await client.messages.retrieve("m")
+    text = str(info.value)
+    assert "Bad Gateway & Proxy \u2013 edge" in text, text
+    assert "&amp;" not in text, text

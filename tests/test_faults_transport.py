@@ -1179,3 +1179,30 @@ async def test_an_https_proxy_url_is_not_silently_bypassed(
     assert server.requests == []  # aiohttp cannot talk to an https:// proxy at all
     assert error is not None
     assert "proxy" in str(error).lower(), f"the error does not mention the proxy: {error}"
+
+
+async def test_an_https_proxy_is_not_refused_for_a_host_no_proxy_excludes(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY names an ``https://`` proxy (which aiohttp cannot use) but NO_PROXY
+    excludes the API host: no proxy is used for that host at all, so the call must go
+    straight to it and succeed, not be refused with the https:// proxy error (the NO_PROXY
+    exclusion is exactly the fix that error message recommends)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"data": {"id": "m", "to": []}})
+
+    server = await api_server(ok)
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    # 0.0.0.0 reaches this host's listeners on Linux, and is not skipped as loopback.
+    base_url = server.base_url.replace("127.0.0.1", "0.0.0.0")
+    monkeypatch.setenv("HTTP_PROXY", "https://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "0.0.0.0")
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789abcdef", base_url=base_url, rate_limits=None, max_retries=0, timeout=5.0
+    ) as client:
+        message = await client.messages.retrieve("m")
+    assert message.id == "m"
+    assert len(server.requests) == 1

@@ -329,6 +329,37 @@ async def test_handler_timeout_bounds_the_handler_not_the_mark_after_it() -> Non
 
 
 @pytest.mark.anyio
+async def test_a_slow_mark_after_a_hang_up_still_marks_the_handled_event() -> None:
+    """The client hangs up (aiohttp cancels the request) while a handler that returns in time
+    is followed by a replay-store write slower than ``handler_timeout``: the write still
+    completes, so Telnyx's redelivery is answered as a duplicate and the handler runs once.
+    Cancelled at the timeout as if the handler overran, it left the event unmarked."""
+    store = SlowMarkStore()
+    recorder = Recorder()
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.2
+    )
+    app = web.Application()
+    app.router.add_post("/hooks", handler)
+    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    body = event_body()
+    try:
+        async with aiohttp.ClientSession() as session:
+            hang_up = aiohttp.ClientTimeout(total=0.1)
+            with pytest.raises(asyncio.TimeoutError):
+                await post(session, url, body, sign(body), timeout=hang_up)
+            await asyncio.wait_for(handler.drain(), 5)
+            assert store.seen("evt-1")
+            assert await post(session, url, body, sign(body)) == (200, "duplicate, skipped")
+    finally:
+        await runner.cleanup()
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.anyio
 async def test_handler_timeout_holds_after_the_client_hangs_up() -> None:
     """aiohttp cancels a request whose client hung up (``handler_cancellation=True``; Telnyx
     hangs up after about 2 s): the handler ran on unbounded, holding a ``max_pending`` slot

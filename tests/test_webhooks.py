@@ -1317,3 +1317,20 @@ def test_blocking_client_event_has_extra_and_to_dict() -> None:
         ) as client,
     ):
         _check_extended(client.webhooks.unwrap(EXTENDED_BODY, fake.sign_webhook(EXTENDED_BODY)))
+
+
+def test_a_link_click_event_gives_its_click_back_as_telnyx_sent_it() -> None:
+    """A link click has no envelope on the wire (no event_type, id or payload): its
+    ``to_dict()`` must be the ``data`` object Telnyx sent (the click's own fields), not an
+    invented envelope ``{"record_type", "event_type": "message.link_click", "payload": ...}``
+    that a consumer reading the forwarded JSON as a Telnyx delivery would not recognise."""
+    key = Ed25519PrivateKey.generate()
+    verifier = WebhookVerifier(key.public_key(), clock=lambda: float(NOW))
+    event = verifier.unwrap(LINK_CLICK_BODY, sign(key, LINK_CLICK_BODY))
+    sent = json.loads(LINK_CLICK_BODY)["data"]
+    back = event.to_dict()
+    assert "event_type" not in back
+    assert "payload" not in back
+    assert back["url"] == sent["url"]
+    assert back["message_id"] == sent["message_id"]
+    assert back["record_type"] == "link_clicked"
