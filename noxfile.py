@@ -163,6 +163,7 @@ def package(session: nox.Session) -> None:
             "telnyx_msg.webhooks; md = m.metadata('telnyx_msg'); "
             "assert md['Version'] == telnyx_msg.__version__, md['Version']; "
             "assert md.get_all('Project-URL'), 'no project URLs'; "
+            "assert md.get_all('License-File') == ['LICENSE'], 'the MIT text does not ship'; "
             "assert 'Typing :: Typed' in md.get_all('Classifier'); "
             "print('ok', telnyx_msg.__version__)",
             external=True,
