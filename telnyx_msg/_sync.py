@@ -163,11 +163,6 @@ class _Portal:
                 "event hook); use the AsyncClient (client.async_client) there"
             )
 
-    @property
-    def ended(self) -> bool:
-        """Closed, and its loop thread has finished (or never started)."""
-        return self.stopped and not (self.started and self._thread_handle.is_alive())
-
     def _refuse_stopped(self) -> None:
         if self.stopped:  # a call posted now would be cut off by the stopping loop
             raise ClientClosedError("this client is closed; create a new one")
@@ -593,7 +588,9 @@ class _FetchedFirst:
         self._client = client  # held, as by _Held
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any, inbox: Inbox | None = None) -> T:
-        if self._portal.ended:  # nothing else runs the client's coroutines any more
+        # Stopped (by close(), maybe still stopping its loop thread in another thread): no
+        # call reaches that loop any more, so the first page is read here, as once it ended.
+        if self._portal.stopped:
             coro = fn(*args)
             try:
                 coro.send(None)  # type: ignore[attr-defined]  # runs until it would wait

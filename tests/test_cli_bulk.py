@@ -1742,6 +1742,31 @@ async def test_a_run_whose_claim_was_taken_over_sends_nothing_more(
         assert first.returncode != 0
 
 
+async def shard_after_a_claim_change(
+    source: Path, out: Path, redis_url: str, change: Awaitable[None]
+) -> tuple[int | None, str, float]:
+    """Run shard 1/2 of ``source`` at 5/s; once it sends, await ``change`` (to its claim in
+    Redis): the exit status, stderr, and the seconds the run went on after the change."""
+    async with FakeTelnyx() as fake:
+        proc = await start_bulk(
+            *(fake, source, out, "--no-progress", "--account-mps", "5", "--shard", "1/2"),
+            *("--redis", redis_url),
+        )
+        try:
+            for _ in range(1000):  # the run holds its claim and sends
+                if len(fake.messages()) >= 3 or proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.01)
+            await change
+            changed = time.monotonic()
+            _, stderr = await asyncio.wait_for(proc.communicate(), 90)
+            return proc.returncode, stderr.decode(), time.monotonic() - changed
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
 async def steal_the_claim(url: str, source: Path) -> None:
     """Make another run (``intruder``) the holder of shard 1 of ``source``, for ten minutes of
     Redis time."""
@@ -1771,45 +1796,11 @@ async def test_a_run_whose_claim_was_taken_over_stops_promptly_and_says_why(
     ``not_sent``, and ends with only the usual tally (exit 1, no reason, no hint)."""
     source, out = tmp_path / "in.csv", tmp_path / "a.csv"
     write_rows(source, 400, start=5000)  # shard 1/2: 200 rows, 40 s at 5 messages/s
-    async with FakeTelnyx() as fake:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "telnyx_msg",
-            "bulk",
-            str(source),
-            "--out",
-            str(out),
-            "--api-key",
-            fake.api_key,
-            "--base-url",
-            fake.base_url,
-            "--no-progress",
-            "--account-mps",
-            "5",
-            "--shard",
-            "1/2",
-            "--redis",
-            redis_url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            for _ in range(1000):  # the run holds its claim and sends
-                if len(fake.messages()) >= 3 or proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.01)
-            await steal_the_claim(redis_url, source)
-            stolen = time.monotonic()
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 90)
-            ended = time.monotonic() - stolen
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    said = stdout.decode() + stderr.decode()
-    assert proc.returncode not in (0, None), said
-    assert "no longer this run's" in stderr.decode(), said
+    code, said, ended = await shard_after_a_claim_change(
+        source, out, redis_url, steal_the_claim(redis_url, source)
+    )
+    assert code not in (0, None), said
+    assert "no longer this run's" in said, said
     assert ended < 16.0, f"the run went on for {ended:.0f} s after losing its shard:\n{said}"
 
 
@@ -1939,30 +1930,11 @@ async def test_a_run_whose_file_another_run_resplit_stops_promptly_and_says_why(
     "Resume with" command (resuming would send rows the other split's shard sends)."""
     source, out = tmp_path / "in.csv", tmp_path / "a.csv"
     write_rows(source, 400, start=5500)  # shard 1/2: 200 rows, 40 s at 5 messages/s
-    async with FakeTelnyx() as fake:
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)),
-            *("--api-key", fake.api_key, "--base-url", fake.base_url, "--no-progress"),
-            *("--account-mps", "5", "--shard", "1/2", "--redis", redis_url),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            for _ in range(1000):  # the run holds its claim and sends
-                if len(fake.messages()) >= 3 or proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.01)
-            await set_claims(redis_url, source, n="3")
-            changed = time.monotonic()
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 90)
-            ended = time.monotonic() - changed
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    said = stdout.decode() + stderr.decode()
-    assert proc.returncode not in (0, None), said
-    assert "split the file in 3" in stderr.decode(), said
+    code, said, ended = await shard_after_a_claim_change(
+        source, out, redis_url, set_claims(redis_url, source, n="3")
+    )
+    assert code not in (0, None), said
+    assert "split the file in 3" in said, said
     assert "Resume with" not in said, said
     assert ended < 16.0, f"the run went on for {ended:.0f} s after its file was re-split:\n{said}"
 

@@ -126,12 +126,15 @@ def make_verifier(store: Any = None) -> WebhookVerifier:
 
 
 @asynccontextmanager
-async def serve(handler: AiohttpWebhookHandler) -> AsyncIterator[str]:
-    """Serve ``handler`` on a real TCP port of 127.0.0.1; yields the webhook URL."""
+async def serve(
+    handler: AiohttpWebhookHandler, *, handler_cancellation: bool = False
+) -> AsyncIterator[str]:
+    """Serve ``handler`` on a real TCP port of 127.0.0.1; yields the webhook URL.
+    ``handler_cancellation``: aiohttp cancels a request whose client hung up."""
     app = web.Application()
     app.router.add_route("*", "/hooks", handler)
     app.on_cleanup.append(handler.on_cleanup)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, handler_cancellation=handler_cancellation)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -339,23 +342,17 @@ async def test_a_slow_mark_after_a_hang_up_still_marks_the_handled_event() -> No
     handler = aiohttp_handler(
         make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.2
     )
-    app = web.Application()
-    app.router.add_post("/hooks", handler)
-    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
     body = event_body()
-    try:
-        async with aiohttp.ClientSession() as session:
-            hang_up = aiohttp.ClientTimeout(total=0.1)
-            with pytest.raises(asyncio.TimeoutError):
-                await post(session, url, body, sign(body), timeout=hang_up)
-            await asyncio.wait_for(handler.drain(), 5)
-            assert store.seen("evt-1")
-            assert await post(session, url, body, sign(body)) == (200, "duplicate, skipped")
-    finally:
-        await runner.cleanup()
+    async with (
+        serve(handler, handler_cancellation=True) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        hang_up = aiohttp.ClientTimeout(total=0.1)
+        with pytest.raises(asyncio.TimeoutError):
+            await post(session, url, body, sign(body), timeout=hang_up)
+        await asyncio.wait_for(handler.drain(), 5)
+        assert store.seen("evt-1")
+        assert await post(session, url, body, sign(body)) == (200, "duplicate, skipped")
     assert len(recorder.events) == 1
 
 
@@ -369,25 +366,19 @@ async def test_handler_timeout_holds_after_the_client_hangs_up() -> None:
     handler = aiohttp_handler(
         make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.3
     )
-    app = web.Application()
-    app.router.add_post("/hooks", handler)
-    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
     body = event_body()
-    try:
-        async with aiohttp.ClientSession() as session:
-            hang_up = aiohttp.ClientTimeout(total=0.1)
-            with pytest.raises(asyncio.TimeoutError):
-                await post(session, url, body, sign(body), timeout=hang_up)
-            assert recorder.started == 1
-            await asyncio.wait_for(handler.drain(), 5)  # cancelled at its timeout
-            assert not store.seen("evt-1")
-            recorder.gate.set()
-            assert await post(session, url, body, sign(body)) == (200, "handled")
-    finally:
-        await runner.cleanup()
+    async with (
+        serve(handler, handler_cancellation=True) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        hang_up = aiohttp.ClientTimeout(total=0.1)
+        with pytest.raises(asyncio.TimeoutError):
+            await post(session, url, body, sign(body), timeout=hang_up)
+        assert recorder.started == 1
+        await asyncio.wait_for(handler.drain(), 5)  # cancelled at its timeout
+        assert not store.seen("evt-1")
+        recorder.gate.set()
+        assert await post(session, url, body, sign(body)) == (200, "handled")
     assert len(recorder.events) == 1
 
 
