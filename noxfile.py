@@ -26,7 +26,7 @@ PARALLEL = ["-n", str(min(4, os.cpu_count() or 1))]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The fast suite (everything not marked slow), warnings as errors."""
-    session.install("-e", ".[redis]", *TEST_DEPS)
+    session.install("-e", ".[redis,rich]", *TEST_DEPS)  # rich: the coloured progress line
     session.run("pytest", "-m", "not slow", "-q", *PARALLEL, *session.posargs)
 
 

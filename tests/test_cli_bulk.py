@@ -2454,8 +2454,38 @@ def test_finish_draws_the_final_state(
     progress.finish()
     err = capsys.readouterr().err
     assert err.endswith("\x1b[K\n")
-    last_frame = err.rsplit("\r", 1)[1]
+    last_frame = _COLOURS.sub("", err.rsplit("\r", 1)[1])
     assert " 3/3 sent 3 " in last_frame
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_the_progress_line_is_coloured_with_rich_unless_no_color(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the ``rich`` extra on a colour terminal, the progress line's bar and counts are
+    coloured (sent green, unknown yellow, not_sent red), its text unchanged; ``NO_COLOR``
+    keeps it plain."""
+    pytest.importorskip("rich")
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    frames = []
+    for no_color in (False, True):
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        progress = Progress(4, enabled=True)
+        progress.counts.update(["sent", "sent", "unknown"])
+        progress.update("not_sent")
+        progress.finish()
+        frames.append(capsys.readouterr().err.rsplit("\r", 1)[1])
+    coloured, plain = frames
+    assert "\x1b[32msent 2\x1b[0m" in coloured
+    assert "\x1b[33munknown 1\x1b[0m" in coloured
+    assert "\x1b[31mnot_sent 1\x1b[0m" in coloured
+    assert _COLOURS.sub("", coloured).split("  ")[0] == plain.split("  ")[0]
+    assert _COLOURS.search(plain) is None
 
 
 def test_trailing_empty_cells_and_untitled_columns_are_accepted(tmp_path: Path) -> None:

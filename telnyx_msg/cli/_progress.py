@@ -1,4 +1,6 @@
-"""The bulk command's progress line: drawn on a terminal only, fitted to its width."""
+"""The bulk command's progress line: drawn on a terminal only, fitted to its width, in colour
+when the ``rich`` extra is installed (``pip install 'telnyx_msg[rich]'``; ``NO_COLOR`` or a
+``TERM=dumb`` terminal keeps it plain)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,41 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 __all__ = ["Progress"]
+
+#: Colours of the progress line's parts (rich styles).
+_STYLES = (
+    (r"\[#+", "cyan"),
+    (r"\bsent \d+", "green"),
+    (r"\brejected \d+", "magenta"),
+    (r"\bunknown \d+", "yellow"),
+    (r"\bnot_sent \d+", "red"),
+)
+
+
+def _colouring() -> Callable[[str], str] | None:
+    """``colour(line)``: the line with ANSI colours by rich, or None (no rich, no colour)."""
+    try:
+        from rich.console import Console
+        from rich.text import Text
+    except ImportError:
+        return None
+    # Rendered to a string, then drawn as the plain line is: rich would wrap a long line.
+    console = Console(force_terminal=True, highlight=False, soft_wrap=True, width=1 << 16)
+    if console.no_color or console.color_system is None or console.is_dumb_terminal:
+        return None
+
+    def colour(line: str) -> str:
+        text = Text(line)
+        for pattern, style in _STYLES:
+            text.highlight_regex(pattern, style)
+        with console.capture() as captured:
+            console.print(text, end="")
+        return captured.get()
+
+    return colour
 
 
 class Progress:
@@ -26,6 +61,7 @@ class Progress:
         self.started = time.monotonic()
         self._shown = self._logged = self.started
         self._drawn = False
+        self._colour = _colouring() if enabled else None
 
     def update(self, status: str) -> None:
         """Count one outcome; redraw (or log) if due."""
@@ -75,7 +111,10 @@ class Progress:
         width = shutil.get_terminal_size((80, 24)).columns
         try:
             # \r returns to the line start; \x1b[K clears what a longer previous frame left.
-            sys.stderr.write("\r" + self.line(now, width) + "\x1b[K" + end)
+            line = self.line(now, width)
+            if self._colour is not None:
+                line = self._colour(line)
+            sys.stderr.write("\r" + line + "\x1b[K" + end)
             sys.stderr.flush()
         except (OSError, ValueError):
             # The terminal went away (a closed ssh session, EIO): the progress line is only
