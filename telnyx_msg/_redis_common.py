@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import re
 import sys
 import threading
 import weakref
@@ -87,7 +88,23 @@ def make_client(
     try:
         return client_from_url(module, url, socket_timeout)
     except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL for {owner}: {exc}") from exc
+        raise url_error(url, exc, f" for {owner}") from None
+
+
+def url_error(url: str, exc: ValueError, owner: str = "") -> ConfigurationError:
+    """``invalid Redis URL`` for ``exc``, never quoting the URL's credentials: a password with
+    an unescaped ``/``, ``?`` or ``#`` ends the URL's authority early, and urllib then names
+    the part of it before that character as the port."""
+    text = str(exc)
+    _, sep, rest = url.partition("://")
+    userinfo = rest.rpartition("@")[0] if sep else ""
+    secrets = [part for part in re.split(r"[:/?#]", userinfo) if part]
+    if any(secret in text for secret in secrets):
+        text = (
+            "it does not parse (a password holding /, ?, # or @ must be percent-encoded, "
+            "e.g. / as %2F)"
+        )
+    return ConfigurationError(f"invalid Redis URL{owner}: {text}")
 
 
 def client_from_url(aioredis: Any, url: str, timeout: float) -> Any:

@@ -26,7 +26,13 @@ from telnyx_msg._bucket import (
 )
 from telnyx_msg._config import positive_seconds
 from telnyx_msg._ratelimit import wait_too_long
-from telnyx_msg._redis_common import LoopClients, client_from_url, misconfigured, time_limit
+from telnyx_msg._redis_common import (
+    LoopClients,
+    client_from_url,
+    misconfigured,
+    time_limit,
+    url_error,
+)
 from telnyx_msg.errors import (
     QUEUE_FULL_CODE,
     ConfigurationError,
@@ -313,7 +319,7 @@ class RedisRateLimits:
             try:
                 client = make()
             except ValueError as exc:
-                raise ConfigurationError(f"invalid Redis URL: {exc}") from exc
+                raise url_error(redis_url, exc) from None
         self._state_lock = threading.Lock()
         # A client per event loop when built from a url; a client= is used as it is.
         self._clients = (

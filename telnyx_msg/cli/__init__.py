@@ -520,13 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
     except ValidationError as exc:
         flag = _SEND_FLAGS.get(exc.field, exc.field) if args.command == "send" else exc.field
-        print(f"error: {flag}: {exc.message}", file=sys.stderr)
+        print(safe_lines(f"error: {flag}: {exc.message}"), file=sys.stderr)
         return 2
     except ConfigurationError as exc:  # a missing key, a bad --handler: a usage error
-        print(f"error: {exc}", file=sys.stderr)
+        print(safe_lines(f"error: {exc}"), file=sys.stderr)
         return 2
     except TelnyxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(safe_lines(f"error: {exc}"), file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Interrupted):
         print(f"\ninterrupted{_in_flight(args)}", file=sys.stderr)
@@ -674,18 +674,18 @@ async def _send(args: argparse.Namespace) -> int:
         except (APIConnectionError, APIStatusError, APIResponseValidationError) as exc:
             args.in_flight_key = None
             if isinstance(exc, APIResponseValidationError):
-                print(f"error: {exc}\n{_settle(key, accepted=True)}", file=sys.stderr)
+                print(safe_lines(f"error: {exc}\n{_settle(key, accepted=True)}"), file=sys.stderr)
                 return EXIT_UNKNOWN
             if not exc.outcome_unknown:
                 raise
-            print(f"error: {exc}\n{_settle(key, accepted=False)}", file=sys.stderr)
+            print(safe_lines(f"error: {exc}\n{_settle(key, accepted=False)}"), file=sys.stderr)
             return EXIT_UNKNOWN
         args.in_flight_key = None
     if args.json:
         text = json.dumps(message.to_dict(), indent=2, default=str)
     else:
         statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
-        text = f"{message.id}  {statuses}"
+        text = _shown(f"{message.id}  {statuses}")
     out = sys.stdout
     try:
         if out is None:  # started with stdout closed
@@ -697,7 +697,7 @@ async def _send(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):  # nothing more may reach it, not even at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         print(
-            f"error: message {message.id} was sent, but writing it to stdout failed: {exc}",
+            _shown(f"error: message {message.id} was sent, but writing it to stdout failed: {exc}"),
             file=sys.stderr,
         )
         # Not 1, which says "not accepted: rerun it", and a rerun would send it again.
@@ -850,6 +850,13 @@ def _shown(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def safe_lines(text: str) -> str:
+    """``text`` (a message that may quote the API: an error's title and detail, a message id)
+    with its lines kept and any other control character escaped: whatever answers at the
+    base URL must not retitle, clear or rewrite the terminal."""
+    return "\n".join(_shown(line) for line in text.split("\n"))
 
 
 def _import_handler(spec: str) -> Any:

@@ -36,7 +36,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from attrs import evolve
 
@@ -45,7 +44,7 @@ from telnyx_msg._events import RequestEvent
 from telnyx_msg._items import SendItem
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._redis_common import bounded, make_client
-from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY, StopSignals
+from telnyx_msg.cli import BULK_ACCOUNT_MPS, BULK_CONCURRENCY, StopSignals, safe_lines
 from telnyx_msg.cli._journal import (
     RESEND_WINDOW,
     STATUSES,
@@ -111,7 +110,7 @@ def _emit(text: str, stream: Any) -> None:
     if stream is None:  # started with the stream closed
         return
     try:
-        print(text, file=stream, flush=True)
+        print(safe_lines(text), file=stream, flush=True)
     except (OSError, ValueError):
         # Pointed at /dev/null: the text left in the buffer and every later message (and the
         # interpreter's last flush) then go nowhere instead of failing again.
@@ -785,11 +784,16 @@ def _masked(url: str) -> str:
     base, mark, query = url.partition("?")
     if mark:
         url = base + mark + re.sub(r"(?i)(^|&)(password=)[^&#]*", r"\1\2***", query)
-    parts = urlsplit(url)
-    if parts.password is None:
+    # Split by hand, at the last "@": a password holding an unescaped /, ? or # ends
+    # urlsplit's netloc early, and the URL would then be shown as it is.
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if not (sep and at):
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    user, colon, _ = userinfo.partition(":")
+    if not colon and not re.search(r"[/?#]", userinfo):
+        return url  # a user name alone
+    return f"{scheme}://{user if colon else ''}:***@{after}"
 
 
 def _counted(n: int, noun: str) -> str:
