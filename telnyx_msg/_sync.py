@@ -601,6 +601,21 @@ class _FetchedFirst:
         return self._portal.call(fn, *args, inbox=inbox)
 
 
+def _first_page_only_once_stopped(pager: AsyncPager[T], portal: _Portal) -> AsyncPager[T]:
+    """``pager`` (a raw list's, seeded with its first page) whose later pages raise
+    ``ClientClosedError`` once the client is stopped: such a step runs in the caller's thread
+    (``_FetchedFirst``), where starting a request (its hooks, the transport's loop check) would
+    fail with another error, or run beside the loop thread still stopping."""
+    fetch = pager._fetch
+
+    async def guarded(number: int | None) -> Any:
+        if number is not None and portal.stopped:
+            raise ClientClosedError("this client is closed; create a new one")
+        return await fetch(number)
+
+    return AsyncPager(guarded)
+
+
 def _close_abandoned(
     portal: _Portal, close: Callable[[], Awaitable[None]], limiter: Limiter | None
 ) -> None:
@@ -826,7 +841,11 @@ class Client(ResourceTree[SyncMode]):
             raw: RawResponse[Any] = portal.call(run, request)
             if endpoint.paged:
                 pager = raw.parse
-                return raw._with_parse(lambda: SyncPager(pager(), _FetchedFirst(portal, self)))
+                return raw._with_parse(
+                    lambda: SyncPager(
+                        _first_page_only_once_stopped(pager(), portal), _FetchedFirst(portal, self)
+                    )
+                )
             return raw
 
         describe_raw(raw_method, endpoint, name, "SyncPager")

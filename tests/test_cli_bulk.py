@@ -2461,6 +2461,35 @@ def test_finish_draws_the_final_state(
 _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def test_a_rich_that_fails_to_import_leaves_the_progress_line_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``telnyx-msg bulk`` on a terminal with a ``rich`` whose import raises something other
+    than ImportError (here AttributeError, as a rich built for another Python can): the run
+    starts and draws its plain progress line, instead of dying with a traceback before the
+    first send (only ``--no-progress`` or a redirected stderr got past it)."""
+    package = tmp_path / "rich"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "console.py").write_text("raise AttributeError('broken rich install')\n")
+    (package / "text.py").write_text("")
+    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    progress = Progress(2, enabled=True)
+    progress.update("sent")
+    progress.update("sent")
+    progress.finish()
+
+    frame = capsys.readouterr().err.rsplit("\r", 1)[1]
+    assert " 2/2 sent 2 " in frame
+    assert "\x1b[3" not in frame  # plain: no colour codes
+
+
 def test_the_progress_line_is_coloured_with_rich_unless_no_color(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,8 @@ from aiohttp import web
 
 import telnyx_msg
 import telnyx_msg._sync
+from telnyx_msg._pagination import SyncPager
+from telnyx_msg.models import OptOut
 from telnyx_msg.testing import DEFAULT_TOLL_FREE, serve_in_thread
 from tests.conftest import json_response
 
@@ -422,3 +424,60 @@ def test_a_raw_lists_first_page_stays_readable_while_another_thread_closes(
         assert close_box == [None]
         assert during == ["+18445550001"], f"the first page was not readable: {during}"
     assert loop_thread_errors == []
+
+
+def _read(
+    raw: telnyx_msg.RawResponse[SyncPager[OptOut]],
+) -> tuple[list[str | None], BaseException | None]:
+    """The items a raw list's pager yields, and what it raised."""
+    items: list[str | None] = []
+    try:
+        for optout in raw.parse():
+            items.append(optout.to)
+    except BaseException as exc:  # what reaches the caller, whatever it is
+        return items, exc
+    return items, None
+
+
+def test_ctrl_c_in_close_behind_a_busy_loop_leaves_raw_lists_raising_client_closed() -> None:
+    """The loop is held by another thread's call (a blocking request hook); the main thread's
+    ``close()`` waits behind it and gets Ctrl-C, so the client is stopped while its
+    ``aclose`` has not run yet. Meanwhile a third thread reads a raw list fetched before: it
+    yields the first page, then must raise ``ClientClosedError`` (as every other call on the
+    stopped client does), not ``RuntimeError: no running event loop`` from the next page's
+    request being started in the reader's thread."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the SIGINT targets the main thread")
+    main = threading.get_ident()
+    hook = _BusyHook()
+    read: list[tuple[list[str | None], BaseException | None]] = []
+    with _paged_server(pages=3) as (url, release, _):
+        release.set()
+        client = telnyx_msg.Client(
+            "k", base_url=url, rate_limits=None, event_hooks={"request": [hook]}
+        )
+        raw = client.messaging_optouts.with_raw_response.list()
+        owner = client._owner
+        busy, _ = _in_thread(lambda: client.request("GET", "/messages/busy"))
+        assert hook.entered.wait(BOUND)
+        posted = _ready(client)
+
+        def interrupt_close_then_read() -> None:
+            _until(lambda: _ready(client) > posted, "close()'s aclose posted to the loop")
+            signal.pthread_kill(main, signal.SIGINT)
+            _until(lambda: owner.stopped, "close() stopping the client after Ctrl-C")
+            read.append(_read(raw))
+            hook.release.set()
+
+        helper = threading.Thread(target=interrupt_close_then_read, daemon=True)
+        helper.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.close()
+        finally:
+            hook.release.set()
+            helper.join(BOUND)
+            busy.join(BOUND)
+    ((items, error),) = read
+    assert items == ["+18445550001"]
+    assert isinstance(error, telnyx_msg.ClientClosedError), repr(error)

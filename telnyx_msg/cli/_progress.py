@@ -27,11 +27,12 @@ def _colouring() -> Callable[[str], str] | None:
     try:
         from rich.console import Console
         from rich.text import Text
-    except ImportError:
-        return None
-    # Rendered to a string, then drawn as the plain line is: rich would wrap a long line.
-    console = Console(force_terminal=True, highlight=False, soft_wrap=True, width=1 << 16)
-    if console.no_color or console.color_system is None or console.is_dumb_terminal:
+
+        # Rendered to a string, then drawn as the plain line is: rich would wrap a long line.
+        console = Console(force_terminal=True, highlight=False, soft_wrap=True, width=1 << 16)
+        if console.no_color or console.color_system is None or console.is_dumb_terminal:
+            return None
+    except Exception:  # not installed, or broken: the colour is only a nicety
         return None
 
     def colour(line: str) -> str:
@@ -113,7 +114,10 @@ class Progress:
             # \r returns to the line start; \x1b[K clears what a longer previous frame left.
             line = self.line(now, width)
             if self._colour is not None:
-                line = self._colour(line)
+                try:
+                    line = self._colour(line)
+                except Exception:  # a broken rich: the colour is only a nicety
+                    self._colour = None
             sys.stderr.write("\r" + line + "\x1b[K" + end)
             sys.stderr.flush()
         except (OSError, ValueError):
