@@ -3269,3 +3269,66 @@ def test_appending_to_results_writes_its_header_once(tmp_path: Path) -> None:
     lines = results.path.read_text(encoding="utf-8").splitlines()
     assert lines.count(",".join(RESULT_FIELDS)) == 1
     assert len(lines) == 3
+
+
+# --- RESULTS that others could read ---------------------------------------------------------
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root to make the planted files another user's (lchown)",
+)
+def test_bulk_does_not_write_outcomes_through_another_users_symlink(tmp_path: Path) -> None:
+    """Another user plants ``/tmp``-style ``shared/run.results.csv`` -> a world-readable,
+    header-only file in their own folder; ``bulk --out shared/run.results.csv`` must not put
+    one recipient's number into that file (refusing the path, or writing a new private file,
+    both do)."""
+    shared, mallory = tmp_path / "shared", tmp_path / "mallory"
+    shared.mkdir()
+    mallory.mkdir()
+    shared.chmod(0o1777)  # sticky and world-writable, like /tmp
+    mallory.chmod(0o777)
+    planted = mallory / "r.csv"
+    planted.write_text(",".join(RESULT_FIELDS) + "\r\n")
+    planted.chmod(0o666)
+    link = shared / "run.results.csv"
+    link.symlink_to(planted)
+    for path in (mallory, planted):
+        os.chown(path, NOBODY, NOBODY)
+    os.lchown(link, NOBODY, NOBODY)
+    source = tmp_path / "in.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n{SENDER},+13125550002,hi\n")
+    spy = os.open(planted, os.O_RDONLY)  # the other user keeps the file open
+    try:
+        with serve_in_thread() as fake:
+            argv = ["bulk", str(source), "--out", str(link), "--no-progress"]
+            main([*argv, "--api-key", fake.api_key, "--base-url", fake.base_url])
+        seen = os.read(spy, 1 << 16).decode("utf-8", "replace")
+    finally:
+        os.close(spy)
+    assert "+13125550001" not in seen, seen
+    assert "+13125550002" not in seen, seen
+
+
+def test_bulk_does_not_append_outcomes_to_a_world_readable_header_only_file(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A header-only RESULTS that others can read (planted in a shared folder, or made with a
+    022 umask) is not where the outcomes go: RESULTS is owner-only, so the numbers must land in
+    a file only its owner can read (a new one, or none: the run refused)."""
+    out = tmp_path / "run.results.csv"
+    out.write_text(",".join(RESULT_FIELDS) + "\r\n")
+    out.chmod(0o644)
+    source = tmp_path / "in.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
+    spy = os.open(out, os.O_RDONLY)  # a reader who opened it while it was world-readable
+    try:
+        with serve_in_thread() as fake:
+            argv = ["bulk", str(source), "--out", str(out), "--no-progress"]
+            main([*argv, "--api-key", fake.api_key, "--base-url", fake.base_url])
+        seen = os.read(spy, 1 << 16).decode("utf-8", "replace")
+    finally:
+        os.close(spy)
+    assert "+13125550001" not in seen, seen

@@ -198,6 +198,24 @@ class BulkRun:
 
     # -- before anything is sent ---------------------------------------------------------------
 
+    def _refuse_foreign(self) -> None:
+        """Refuse a RESULTS (or a symlink to it) that belongs to another user: it would get
+        this run's phone numbers and message ids (a link planted in a shared folder such as
+        /tmp)."""
+        uid = getattr(os, "geteuid", lambda: None)()
+        if uid is None:  # (Windows)
+            return
+        for path, stat in ((self.out, os.lstat), (self.results.path, os.stat)):
+            try:
+                owner = stat(path).st_uid
+            except OSError:
+                continue  # not there yet
+            if owner != uid:
+                raise UsageError(
+                    f"--out {path} belongs to another user (uid {owner}): RESULTS gets every "
+                    "row's number and message id; give a path of your own"
+                )
+
     def prepare(self) -> None:
         """Lock RESULTS, then check --resume / --overwrite against the files on disk (nothing
         else is written yet)."""
@@ -211,6 +229,7 @@ class BulkRun:
             )
         if not self.results.path.parent.is_dir():
             raise UsageError(f"the folder of {self.out} does not exist")
+        self._refuse_foreign()
         if self.out.resolve() == self.table.path.resolve():
             raise UsageError(f"--out {self.out} is FILE itself; results need a file of their own")
         holder = self.lock.acquire()
@@ -220,6 +239,10 @@ class BulkRun:
                 "end (or stop it) before resuming, so no row is sent by both"
             )
         existing = self.results.exists() or self.journal.exists()
+        if not existing and self.results.path.exists() and _shared_mode(self.results.path):
+            # A header alone (no records), readable by others (planted in a shared folder, a
+            # 022 umask): replaced by an owner-only file, not appended to.
+            self.results.path.unlink()
         if existing:
             try:
                 self.results.check()
@@ -794,6 +817,14 @@ def _masked(url: str) -> str:
     if not colon and not re.search(r"[/?#]", userinfo):
         return url  # a user name alone
     return f"{scheme}://{user if colon else ''}:***@{after}"
+
+
+def _shared_mode(path: Path) -> bool:
+    """Whether ``path`` is readable or writable by its group or others."""
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
 
 
 def _counted(n: int, noun: str) -> str:
