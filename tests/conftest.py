@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -143,6 +144,35 @@ EXAMPLES_SCALE = float(os.environ.get("TELNYX_MSG_TEST_EXAMPLES", "1"))
 def examples(count: int) -> int:
     """``count`` Hypothesis examples, scaled for the session (at least 20)."""
     return max(20, round(count * EXAMPLES_SCALE))
+
+
+@contextlib.contextmanager
+def serving_in_thread(handler: Handler) -> Iterator[str]:
+    """``handler`` for every path, served on 127.0.0.1 by a loop of its own thread (a blocking
+    caller, or ``main()`` running its own loop, cannot starve it); yields the ``/v2`` base URL."""
+    loop = asyncio.new_event_loop()
+    box: dict[str, Any] = {}
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        box["runner"] = runner
+        box["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}/v2"
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        yield str(box["url"])
+    finally:
+        if "runner" in box:
+            asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def json_response(

@@ -13,11 +13,7 @@ wipes the screen and ``ESC [1A`` rewrites the lines above, so a failure could re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from aiohttp import web
 from telnyx_msg import RedisDeliveryTracker, RedisRateLimits, RedisReplayStore, RedisWebhookQueue
 from telnyx_msg.cli import main
 from telnyx_msg.errors import ConfigurationError
+from tests.conftest import Handler, serving_in_thread
 
 SENDER = "+18005550101"
 #: A password as ``openssl rand -base64 12`` makes them, pasted into the URL unescaped.
@@ -92,44 +89,6 @@ async def test_redis_helpers_never_quote_part_of_the_password(build: Any, url: s
 #: Retitle the terminal, clear the screen, then print a fake success line in green.
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[32m\x1b[1Asent: all good\x1b[0m"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@contextlib.contextmanager
-def serving(handler: Handler) -> Iterator[str]:
-    """A real aiohttp server on 127.0.0.1 in its own thread (``main`` runs its own loop);
-    yields its base URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        box["runner"] = runner
-        box["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}/v2"
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(box["runner"].cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield str(box["url"])
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
 
 def _error(status: int) -> Handler:
     async def handler(request: web.Request) -> web.Response:
@@ -173,7 +132,7 @@ def _send_argv(base_url: str) -> list[str]:
 def test_send_escapes_control_characters_of_an_api_error(capsys: Any) -> None:
     """``send`` reports a 422 whose title and detail hold terminal escapes without writing
     a single ESC or BEL to stderr."""
-    with serving(_error(422)) as base_url:
+    with serving_in_thread(_error(422)) as base_url:
         assert main(_send_argv(base_url)) == 1
     captured = capsys.readouterr()
     assert "10015" in captured.err
@@ -193,7 +152,7 @@ def test_send_escapes_control_characters_of_an_accepted_message(capsys: Any) -> 
             body=json.dumps({"data": payload}).encode(), content_type="application/json"
         )
 
-    with serving(accept) as base_url:
+    with serving_in_thread(accept) as base_url:
         assert main(_send_argv(base_url)) == 0
     captured = capsys.readouterr()
     assert "40385f64-" in captured.out
@@ -209,7 +168,7 @@ def test_bulk_escapes_control_characters_of_the_error_that_stopped_it(
     its control characters."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
-    with serving(_error(401)) as base_url:
+    with serving_in_thread(_error(401)) as base_url:
         argv = ["bulk", str(source), "--out", str(out), "--api-key", "KEY0123456789"]
         code = main([*argv, "--base-url", base_url, "--no-progress"])
     assert code == 1

@@ -26,7 +26,7 @@ import telnyx_msg._sync
 from telnyx_msg._pagination import SyncPager
 from telnyx_msg.models import OptOut
 from telnyx_msg.testing import DEFAULT_TOLL_FREE, serve_in_thread
-from tests.conftest import json_response
+from tests.conftest import json_response, serving_in_thread
 
 BOUND = 10.0  # every wait for a state is bounded by this
 
@@ -304,10 +304,8 @@ def _paged_server(pages: int) -> Iterator[tuple[str, threading.Event, threading.
     """An opt-outs list of ``pages`` one-item pages on its own loop thread. Page 2's request is
     held on the server (on the wire) until the first event is set; the second is set once it
     arrived."""
-    loop = asyncio.new_event_loop()
     release = threading.Event()
     arrived = threading.Event()
-    state: dict[str, Any] = {}
 
     async def handler(request: web.Request) -> web.Response:
         number = int(request.query.get("page[number]", "1"))
@@ -317,26 +315,11 @@ def _paged_server(pages: int) -> Iterator[tuple[str, threading.Event, threading.
         data = [{"from": "+18005550101", "to": f"+1844555{number:04d}"}]
         return json_response({"data": data, "meta": {"page_number": number, "total_pages": pages}})
 
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        state["runner"] = runner
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}/v2"
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(BOUND)
-    try:
-        yield state["url"], release, arrived
-    finally:
-        release.set()
-        asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(BOUND)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(BOUND)
-        loop.close()
+    with serving_in_thread(handler) as url:
+        try:
+            yield url, release, arrived
+        finally:
+            release.set()  # before the server's cleanup, which waits for a held page
 
 
 def test_close_while_a_raw_lists_next_page_is_in_flight_raises_client_closed(
