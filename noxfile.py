@@ -124,7 +124,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the public-API typing checks; pyright
     (strict) over the public-API typing checks and the examples."""
-    session.install("-e", ".[redis]", *TYPING_DEPS)
+    session.install("-e", ".[redis,rich]", *TYPING_DEPS)  # rich: the progress line
     session.run("mypy", "--strict", "telnyx_msg", "tests", "examples", "benchmarks")
     session.run("pyright")
 
