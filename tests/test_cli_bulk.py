@@ -3281,19 +3281,19 @@ NOBODY = 65534
     reason="needs root to make the planted files another user's (lchown)",
 )
 def test_bulk_does_not_write_outcomes_through_another_users_symlink(tmp_path: Path) -> None:
-    """Another user plants ``/tmp``-style ``shared/run.results.csv`` -> a world-readable,
-    header-only file in their own folder; ``bulk --out shared/run.results.csv`` must not put
+    """Another user plants ``/tmp``-style ``common/run.results.csv`` -> a world-readable,
+    header-only file in their own folder; ``bulk --out common/run.results.csv`` must not put
     one recipient's number into that file (refusing the path, or writing a new private file,
     both do)."""
-    shared, mallory = tmp_path / "shared", tmp_path / "mallory"
-    shared.mkdir()
+    common, mallory = tmp_path / "common", tmp_path / "mallory"
+    common.mkdir()
     mallory.mkdir()
-    shared.chmod(0o1777)  # sticky and world-writable, like /tmp
+    common.chmod(0o1777)  # sticky and world-writable, like /tmp
     mallory.chmod(0o777)
     planted = mallory / "r.csv"
     planted.write_text(",".join(RESULT_FIELDS) + "\r\n")
     planted.chmod(0o666)
-    link = shared / "run.results.csv"
+    link = common / "run.results.csv"
     link.symlink_to(planted)
     for path in (mallory, planted):
         os.chown(path, NOBODY, NOBODY)
