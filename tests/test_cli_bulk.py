@@ -2480,10 +2480,15 @@ def test_a_rich_that_fails_to_import_leaves_the_progress_line_plain(
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.delenv("NO_COLOR", raising=False)
 
-    progress = Progress(2, enabled=True)
-    progress.update("sent")
-    progress.update("sent")
-    progress.finish()
+    try:
+        progress = Progress(2, enabled=True)
+        progress.update("sent")
+        progress.update("sent")
+        progress.finish()
+    finally:
+        # The broken modules go (monkeypatch then puts back a real rich that was imported).
+        for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+            del sys.modules[name]
 
     frame = capsys.readouterr().err.rsplit("\r", 1)[1]
     assert " 2/2 sent 2 " in frame
