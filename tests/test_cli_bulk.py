@@ -3337,3 +3337,15 @@ def test_bulk_does_not_append_outcomes_to_a_world_readable_header_only_file(
     finally:
         os.close(spy)
     assert "+13125550001" not in seen, seen
+
+
+def test_a_dry_run_leaves_a_world_readable_header_only_results_alone(tmp_path: Path) -> None:
+    """``--dry-run`` writes nothing but the lock: a header-only RESULTS others can read, which
+    the real run replaces by a private file, is still there after the dry run."""
+    out = tmp_path / "run.results.csv"
+    out.write_text(",".join(RESULT_FIELDS) + "\r\n")
+    out.chmod(0o644)
+    source = tmp_path / "in.csv"
+    source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
+    assert main(["bulk", str(source), "--out", str(out), "--dry-run", "--no-progress"]) == 0
+    assert out.read_bytes() == (",".join(RESULT_FIELDS) + "\r\n").encode()

@@ -239,7 +239,12 @@ class BulkRun:
                 "end (or stop it) before resuming, so no row is sent by both"
             )
         existing = self.results.exists() or self.journal.exists()
-        if not existing and self.results.path.exists() and _shared_mode(self.results.path):
+        if (
+            not existing
+            and not args.dry_run  # which writes nothing but the lock
+            and self.results.path.exists()
+            and _shared_mode(self.results.path)
+        ):
             # A header alone (no records), readable by others (planted in a shared folder, a
             # 022 umask): replaced by an owner-only file, not appended to.
             self.results.path.unlink()
