@@ -1984,13 +1984,7 @@ async def test_a_killed_runs_claim_does_not_stay_in_redis_for_ever(
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 200, start=4300)
     async with slow_fake(0.3) as fake:
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "telnyx_msg", "bulk", str(source), "--out", str(out)),
-            *("--api-key", fake.api_key, "--base-url", fake.base_url, "--concurrency", "20"),
-            *("--shard", "1/2", "--redis", redis_url),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_bulk(fake, source, out, "--shard", "1/2", "--redis", redis_url)
         try:
             await wait_for_journal(out, 5, proc)
         finally:

@@ -605,6 +605,24 @@ async def _send_all_limited(
     return collections.Counter(o.status for o in outcomes)
 
 
+def _closing_window(state: dict[str, float], hint: dict[str, str], seconds: float) -> Handler:
+    """Sends accepted, until the 20th request closes the window for ``seconds``: 429 ``10011``
+    with only ``hint`` (no x-ratelimit-reset). ``state["blocked_at"]``: when it closed."""
+    state.update(count=0.0, blocked_at=-1.0)
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        now = asyncio.get_running_loop().time()
+        state["count"] += 1
+        if state["count"] == 20:
+            state["blocked_at"] = now
+        if 0 <= state["blocked_at"] <= now < state["blocked_at"] + seconds:
+            return telnyx_error(429, "10011", "Too many requests", headers=hint)
+        return json_response({"data": message_json()})
+
+    return handler
+
+
 async def test_a_429_with_retry_after_pauses_the_account_lane(
     api_server: Callable[[Handler], Awaitable[ApiServer]],
 ) -> None:
@@ -613,19 +631,8 @@ async def test_a_429_with_retry_after_pauses_the_account_lane(
     ``x-ratelimit-reset`` does: no new request reaches the server in the second after the
     429 was answered. Today the limiter reads only ``x-ratelimit-reset``, so every other send
     keeps arriving at ~35/s into the closed window (about 19 extra 429s in 0.6 s)."""
-    state: dict[str, float] = {"count": 0, "blocked_at": -1.0}
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        now = asyncio.get_running_loop().time()
-        state["count"] += 1
-        if state["count"] == 20:  # the 20th request closes the window for 2 s
-            state["blocked_at"] = now
-        if 0 <= state["blocked_at"] <= now < state["blocked_at"] + 2.0:
-            return telnyx_error(429, "10011", "Too many requests", headers={"Retry-After": "2"})
-        return json_response({"data": message_json()})
-
-    server = await api_server(handler)
+    state: dict[str, float] = {}
+    server = await api_server(_closing_window(state, {"Retry-After": "2"}, 2.0))
     statuses = await asyncio.wait_for(_send_all_limited(server, 60, concurrency=10), 60)
     assert statuses == {"sent": 60}
     start = state["blocked_at"]
@@ -645,19 +652,8 @@ async def test_a_one_second_retry_after_pauses_the_lane_for_one_second(
     long"); the limiter takes 0.9 s off a whole-second hint (a rule meant for
     ``x-ratelimit-reset``, which Telnyx rounds up), so it paused 0.1 s and about 25 more
     requests ran into the closed window, each a 429 and a retry."""
-    state = {"count": 0.0, "blocked_at": -1.0}
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        now = asyncio.get_running_loop().time()
-        state["count"] += 1
-        if state["count"] == 20:  # the 20th request closes the window for 1 s
-            state["blocked_at"] = now
-        if 0 <= state["blocked_at"] <= now < state["blocked_at"] + 1.0:
-            return telnyx_error(429, "10011", "Too many requests", headers=hint)
-        return json_response({"data": message_json()})
-
-    server = await api_server(handler)
+    state: dict[str, float] = {}
+    server = await api_server(_closing_window(state, hint, 1.0))
     statuses = await asyncio.wait_for(_send_all_limited(server, 60, concurrency=10), 60)
     assert statuses == {"sent": 60}
     start = state["blocked_at"]
