@@ -311,6 +311,8 @@ class WebhookReceiver:
         # Set once the handler returned: handler_timeout bounds the handler, not the replay
         # store's mark that follows it (a slow mark of a handled event is no timeout).
         returned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Handled once the handler returned: a redelivery meanwhile is a duplicate at once.
+        returned.add_done_callback(lambda _: _handled(outcome))
         # Its own task: a client that hangs up cannot cancel a handler half-way, and the
         # receiver can still wait for it on shutdown.
         task = asyncio.get_running_loop().create_task(
@@ -394,6 +396,11 @@ class WebhookReceiver:
         except Exception:
             # Handled is handled: answering 5xx now would only make Telnyx redeliver it.
             logger.exception("telnyx webhook: could not mark event %s seen", event.id)
+
+
+def _handled(outcome: asyncio.Future[bool]) -> None:
+    if not outcome.done():
+        outcome.set_result(True)
 
 
 async def _startup_check(who: str, commands: str, check: Callable[[], Awaitable[object]]) -> None:
