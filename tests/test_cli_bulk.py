@@ -33,7 +33,7 @@ import pytest
 
 from telnyx_msg.cli import build_parser, main
 from telnyx_msg.cli._bulk import BulkRun, _resume_command
-from telnyx_msg.cli._claim import CLAIM_TTL
+from telnyx_msg.cli._claim import CLAIM_TTL, RECORD_TTL
 from telnyx_msg.cli._journal import (
     RESULT_FIELDS,
     CompactionError,
@@ -1668,6 +1668,88 @@ async def test_a_killed_shard_is_resumed_at_once_and_not_restarted_anew(
         assert max(per_recipient(fake).values()) == 1
 
 
+async def lapse_claims(url: str, source: Path) -> None:
+    """Make every shard claim of ``source`` lapsed, as 30 s after its run was killed."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url, decode_responses=True)
+    try:
+        key = claim_key(source)
+        for field, value in (await client.hgetall(key)).items():
+            if field != "n":
+                await client.hset(key, field, str(value).split("|")[0] + "|1")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_killed_shard_is_not_sent_again_by_a_new_run_once_its_claim_lapsed(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """kill -9 of host A's shard after it sent some rows; 30 s later its claim lapsed, and an
+    operator starts that shard again on host B (or beside a deleted RESULTS), as the refusal
+    once advised ("or start again after 30 s"). B has no RESULTS of A's run, so it sent every
+    row A had sent a second time (exit 0). It must be refused (exit 2, before any request),
+    naming --resume and --overwrite; A's --resume then sends each row once and frees the
+    shard."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 120, start=3000)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out, "--shard", "1/2", "--redis", redis_url)
+        await wait_for_journal(out, 20, proc)
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 60)
+        await lapse_claims(redis_url, source)
+        await asyncio.sleep(1.0)  # the requests A had on the wire (0.3 s each) are answered
+        sent_by_a = len(fake.messages())
+        argv = [str(source), "--shard", "1/2", "--redis", redis_url]
+        new = tmp_path / "host-b.csv"
+        assert await bulk(fake, *argv, "--out", str(new)) == 2
+        said = capsys.readouterr().err
+        assert "stopped before the end of the shard" in said, said
+        assert "--resume" in said, said
+        assert "--overwrite" in said, said
+        assert (len(fake.messages()), new.exists()) == (sent_by_a, False)
+        assert await bulk(fake, *argv, "--out", str(out), "--resume", "--retry-unknown") == 0
+        assert len(per_recipient(fake)) == 60
+        assert max(per_recipient(fake).values()) == 1
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        assert not admin.exists(claim_key(source))  # the resume went through: shard freed
+    finally:
+        admin.close()
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_shard_is_kept_for_its_resume_and_overwrite_sends_it_again(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """Ctrl-C of a shard run (exit 130) gives its claim up: at once, a new run of that shard
+    elsewhere sent the rows the interrupted run had sent again. The interrupted run keeps the
+    shard (its --resume takes it at once; a new run is refused), and ``--overwrite`` is the
+    explicit way to send the whole shard again."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 120, start=3200)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out, "--shard", "2/2", "--redis", redis_url)
+        await wait_for_journal(out, 20, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 130, stderr.decode()
+        argv = [str(source), "--shard", "2/2", "--redis", redis_url]
+        sent = len(fake.messages())
+        assert await bulk(fake, *argv, "--out", str(tmp_path / "b.csv")) == 2
+        assert "stopped before the end of the shard" in capsys.readouterr().err
+        assert len(fake.messages()) == sent
+        again = tmp_path / "again.csv"
+        assert await bulk(fake, *argv, "--out", str(again), "--overwrite") == 0
+        assert {r["status"] for r in results(again)} == {"sent"}
+        assert len(results(again)) == 60
+        assert len(per_recipient(fake)) == 60
+
+
 def journaled(out: Path) -> set[int]:
     """The rows whose request the run at ``out`` was about to write."""
     journal = Journal(out.with_name(out.name + ".journal"))
@@ -1711,7 +1793,7 @@ async def test_a_run_whose_claim_was_taken_over_sends_nothing_more(
     tmp_path: Path, redis_url: str
 ) -> None:
     """Host A's run is paused past the claim's 30 s (Ctrl-Z, a suspended VM, Redis out of
-    reach for a while): host B then takes the shard, as documented. When A resumes it must
+    reach for a while): host B then takes the shard (--overwrite). When A resumes it must
     not write another request of the shard B now sends (it should stop, the rows it has not
     sent recorded not_sent). A's refresh found its claim held by B and ignored that: A went
     on sending every remaining row of the shard, which B sent too, and exited 0."""
@@ -1725,7 +1807,9 @@ async def test_a_run_whose_claim_was_taken_over_sends_nothing_more(
             await asyncio.sleep(0.5)
             before = journaled(out_a)
             await asyncio.sleep(CLAIM_TTL + 1.5)  # A's claim lapses
+            # B sends the shard again, as --overwrite asks (a new run without it is refused).
             argv = [str(source), "--out", str(out_b), "--shard", "1/2", "--redis", redis_url]
+            argv.append("--overwrite")
             second = asyncio.ensure_future(bulk(fake, *argv))
             for _ in range(1000):  # B took the shard and is sending
                 if journaled(out_b) or second.done():
@@ -1810,7 +1894,7 @@ async def test_a_run_whose_claim_lapsed_while_another_sent_the_shard_sends_nothi
     tmp_path: Path, redis_url: str
 ) -> None:
     """Host A's run is paused past the claim's 30 s (Ctrl-Z, a suspended VM) with requests on
-    the wire; host B then takes the shard, as documented, sends all of it and ends (releasing
+    the wire; host B then takes the shard (--overwrite), sends all of it and ends (releasing
     the claim) before A wakes. docs/cli.md: "A run whose own claim lapsed (suspended for
     longer, Redis out of reach) or was taken over writes no further request: it stops (exit 1,
     saying so)". When A wakes, its refresher re-claims the shard (B's claim is gone, so Redis
@@ -1829,6 +1913,7 @@ async def test_a_run_whose_claim_lapsed_while_another_sent_the_shard_sends_nothi
             before = journaled(out_a)
             await asyncio.sleep(CLAIM_TTL + 1.0)  # A's claim lapses
             argv = [str(source), "--out", str(out_b), "--shard", "1/2", "--redis", redis_url]
+            argv.append("--overwrite")  # a new run without it is refused
             # B sends the whole shard and ends while A is still paused.
             assert await asyncio.wait_for(bulk(fake_b, *argv), 30) == 0
             assert len(per_recipient(fake_b)) == 40
@@ -1869,23 +1954,27 @@ async def set_claims(url: str, source: Path, **fields: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_campaign_resplit_after_every_claim_lapsed_is_not_refused(
+async def test_a_campaign_resplit_after_its_runs_stopped_is_refused_unless_overwritten(
     tmp_path: Path, redis_url: str, capsys: Any
 ) -> None:
-    """The hosts that sent a file in 2 shards were killed (kill -9, a reboot): their claims
-    lapse after 30 s, and the file is then free to be sent in another number of shards. A run
-    of shard 1/3 must start and send its rows, not be refused because the lapsed runs had
-    split the file in 2 (the only way out would be to wait for the whole hash to expire or
-    delete it by hand)."""
+    """The hosts that sent a file in 2 shards were killed (kill -9, a reboot) and their claims
+    lapsed. Split in 3, the file's rows those runs sent would be sent again: a run of shard 1/3
+    is refused (exit 2, naming --resume and --overwrite) rather than told the other shards are
+    live ("split it in 2"), and ``--overwrite`` sends it in 3 shards, as asked; the only way
+    out must not be to wait for the records to expire or delete them by hand."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 9, start=4000)
     await set_claims(redis_url, source, n="2", **{"shard:1": "old-run|{past}"})
     async with FakeTelnyx() as fake:
         argv = [str(source), "--out", str(out), "--shard", "1/3", "--redis", redis_url]
-        code = await bulk(fake, *argv)
+        assert await bulk(fake, *argv) == 2
         err = capsys.readouterr().err
-        assert code == 0, err
-        assert "split it in 2" not in err
+        assert "stopped before the end of their shard" in err, err
+        assert "--overwrite" in err, err
+        assert "split it in 2" not in err, err
+        assert list(fake.stats.requests) == []
+        code = await bulk(fake, *argv, "--overwrite")
+        assert code == 0, capsys.readouterr().err
         assert len(per_recipient(fake)) == 3
     assert [r["status"] for r in results(out)] == ["sent"] * 3
 
@@ -1979,8 +2068,9 @@ async def test_a_killed_runs_claim_does_not_stay_in_redis_for_ever(
     tmp_path: Path, redis_url: str
 ) -> None:
     """kill -9 of a shard leaves its claim in the shared Redis: the claim's hash must carry
-    an expiry (the claim's 30 s), so a crashed campaign leaves nothing behind in that Redis
-    (one more key for every crashed run, never removed, otherwise)."""
+    an expiry, so a crashed campaign leaves nothing behind in that Redis for ever (one more
+    key for every crashed run, never removed, otherwise). It outlives the claim's 30 s: it is
+    what refuses a new run that would send the killed run's rows again."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 200, start=4300)
     async with slow_fake(0.3) as fake:
@@ -1998,7 +2088,7 @@ async def test_a_killed_runs_claim_does_not_stay_in_redis_for_ever(
         assert admin.exists(key)
         left = admin.pttl(key)
         assert isinstance(left, int)
-        assert 0 < left <= 30_000, left
+        assert CLAIM_TTL * 1000 < left <= RECORD_TTL * 1000, left
     finally:
         admin.close()
 

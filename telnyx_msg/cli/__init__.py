@@ -249,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
         "less than 23 h ago: Telnyx keeps a key 24 h)",
     )
     bulk.add_argument(
-        "--overwrite", action="store_true", help="discard an existing RESULTS and start a new run"
+        "--overwrite",
+        action="store_true",
+        help="discard an existing RESULTS and start a new run, sending every row again (with "
+        "--redis, also a shard another run stopped before finishing)",
     )
     bulk.add_argument(
         "--encoding",

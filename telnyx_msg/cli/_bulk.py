@@ -188,6 +188,7 @@ class BulkRun:
         self.signals = StopSignals()
         self.sending = False
         self.claim: ShardClaim | None = None  # a --redis run's, checked before each request
+        self.completed = False  # went through every row (a --redis run then frees its shard)
         self.planned = False  # every row read; False after a signal while reading the file
         self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
@@ -871,6 +872,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
             run.shard_index,
             run.shard_count,
             run.run_id,
+            overwrite=args.overwrite,
         )
         try:
             await claim.acquire(str(table.path))
@@ -884,7 +886,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return await _run(run)
     finally:
         if claim is not None:
-            await claim.release()
+            await claim.release(finished=run.completed)
         run.lock.release()
         loop = asyncio.get_running_loop()
         for signum in handled:
@@ -991,6 +993,7 @@ async def _run(run: BulkRun) -> int:
             )
         )
         return _SIGNAL_EXIT.get(signal.Signals(stopped), 1)
+    run.completed = True  # every row of the shard has its line
     if run.undated:
         _say(
             f"warning: {run.undated} unknown row(s) resent had no first-attempt time in "

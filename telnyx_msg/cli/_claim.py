@@ -5,8 +5,11 @@ shard of the same file (it would send the shard's rows twice) or one splitting t
 another number of shards (rows sent twice, others never). The claim is one hash per file
 content (its fingerprint): field ``n`` holds the shard count, field ``shard:I`` the run id of
 the process sending shard I and when its claim lapses. A run refreshes its claim while it
-lasts and gives it up at the end; a killed process's claim lapses after ``CLAIM_TTL`` seconds,
-and the same run (``--resume`` of its RESULTS, which keeps the run id) takes it over at once.
+lasts. A run that went through its whole shard gives the shard up; one that stopped before
+(killed, interrupted, failed) leaves its record, lapsed, for ``RECORD_TTL`` seconds: that run
+(``--resume`` of its RESULTS, which keeps the run id) takes it over at once, and a new run is
+refused unless ``--overwrite`` says to send the shard again, since it would resend every row
+the stopped run sent (on another host, or beside a deleted RESULTS, nothing else can tell).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from typing import Any
 from telnyx_msg._redis_common import bounded, make_client
 from telnyx_msg.errors import RedisUnavailableError
 
-__all__ = ["CLAIM_TTL", "ShardClaim", "ShardTaken"]
+__all__ = ["CLAIM_TTL", "RECORD_TTL", "ShardClaim", "ShardTaken"]
 
 #: Seconds a shard's claim outlives its last refresh.
 CLAIM_TTL = 30.0
+#: Seconds Redis keeps the claims of a file after the last refresh: the record of a run that
+#: stopped before the end of its shard (a week: a crash found after a weekend is still caught).
+RECORD_TTL = 7 * 24 * 3600.0
 
 
 def _clock() -> float:
@@ -35,39 +41,57 @@ def _clock() -> float:
 _BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 _ROUND_TRIP = 5.0
 
-# KEYS[1] the file's hash; ARGV: shard count, shard field, run id, ttl (ms).
-# Lapsed shard claims are dropped first; with none left, the count is free to choose again.
-# The time is Redis's own: the hosts' clocks need not agree.
+# KEYS[1] the file's hash; ARGV: shard count, shard field, run id, claim ttl (ms), record ttl
+# (ms), "1" to send a shard again that another run left unfinished (--overwrite). A lapsed
+# field is a run that stopped before the end of its shard: only that run may take it, unless
+# forced; never while another run's claim is live. The time is Redis's own: the hosts' clocks
+# need not agree.
 _CLAIM = """
-local fields = redis.call('HGETALL', KEYS[1])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-for i = 1, #fields, 2 do
-  if fields[i] ~= 'n' then
-    local sep = string.find(fields[i + 1], '|', 1, true)
-    if not sep or tonumber(string.sub(fields[i + 1], sep + 1)) < now then
-      redis.call('HDEL', KEYS[1], fields[i])
+local function parse(value)
+  local sep = string.find(value, '|', 1, true)
+  if not sep then return value, 0 end
+  return string.sub(value, 1, sep - 1), tonumber(string.sub(value, sep + 1)) or 0
+end
+local n = redis.call('HGET', KEYS[1], 'n')
+if n and n ~= ARGV[1] then
+  local fields = redis.call('HGETALL', KEYS[1])
+  local stopped = false
+  for i = 1, #fields, 2 do
+    if fields[i] ~= 'n' then
+      local _, lease = parse(fields[i + 1])
+      if lease >= now then return {'n', n} end
+      stopped = true
     end
   end
+  if stopped and ARGV[6] ~= '1' then return {'n-stopped', n} end
+  redis.call('DEL', KEYS[1])
 end
-if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
-local n = redis.call('HGET', KEYS[1], 'n')
-if n and n ~= ARGV[1] then return {'n', n} end
 local held = redis.call('HGET', KEYS[1], ARGV[2])
 if held then
-  local holder = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
-  if holder ~= ARGV[3] then return {'held', holder} end
+  local holder, lease = parse(held)
+  if holder ~= ARGV[3] then
+    if lease >= now then return {'held', holder} end
+    if ARGV[6] ~= '1' then return {'stopped', holder} end
+  end
 end
 redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[4])))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {'ok', ''}
 """
 
-# KEYS[1] the file's hash; ARGV: shard field, run id.
+# KEYS[1] the file's hash; ARGV: shard field, run id, "1" if the run went through its shard.
+# A run that did not leaves its record lapsed (0): it may resume at once, no other run may start.
 _RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
-if held and string.sub(held, 1, string.find(held, '|', 1, true) - 1) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+local sep = held and (string.find(held, '|', 1, true) or (#held + 1))
+if held and string.sub(held, 1, sep - 1) == ARGV[2] then
+  if ARGV[3] == '1' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|0')
+  end
 end
 if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
 return 0
@@ -80,10 +104,19 @@ class ShardTaken(Exception):
 
 class ShardClaim:
     """Run ``run_id``'s claim on shard ``index``/``count`` of the file ``source`` (its
-    fingerprint), in the Redis at ``url`` (``shown``: the URL as error messages show it)."""
+    fingerprint), in the Redis at ``url`` (``shown``: the URL as error messages show it).
+    ``overwrite``: take a shard another run stopped before finishing (``--overwrite``)."""
 
     def __init__(
-        self, url: str, shown: str, source: str, index: int, count: int, run_id: str
+        self,
+        url: str,
+        shown: str,
+        source: str,
+        index: int,
+        count: int,
+        run_id: str,
+        *,
+        overwrite: bool = False,
     ) -> None:
         self._client: Any = make_client(
             url, None, owner=f"--redis {shown}", socket_timeout=_ROUND_TRIP
@@ -91,12 +124,13 @@ class ShardClaim:
         self._key = "telnyx-msg:bulk:" + hashlib.sha256(source.encode()).hexdigest()[:32]
         self._field = f"shard:{index}"
         self._index, self._count, self._run_id = index, count, run_id
+        self._overwrite = overwrite
         self._refresher: asyncio.Task[None] | None = None
         # Until when (_clock()) the claim surely holds, and why it no longer does.
         self._until = 0.0
         self._lost: str | None = None
 
-    async def _claim(self) -> tuple[str, str]:
+    async def _claim(self, overwrite: bool = False) -> tuple[str, str]:
         started = _clock()
         answer = await bounded(
             self._client.eval(
@@ -107,6 +141,8 @@ class ShardClaim:
                 self._field,
                 self._run_id,
                 str(int(CLAIM_TTL * 1000)),
+                str(int(RECORD_TTL * 1000)),
+                "1" if overwrite else "0",
             ),
             _ROUND_TRIP,
             RedisUnavailableError,
@@ -138,10 +174,11 @@ class ShardClaim:
     async def acquire(self, file: str) -> None:
         """Claim the shard (and keep it claimed), or raise :class:`ShardTaken` saying why."""
         try:
-            what, value = await self._claim()
+            what, value = await self._claim(self._overwrite)
         except BaseException:
             await self.release()  # closes the connection
             raise
+        shard = f"shard {self._index}/{self._count} of {file}"
         if what == "n":
             await self.release()
             raise ShardTaken(
@@ -149,13 +186,30 @@ class ShardClaim:
                 f"not {self._count}: rows would be sent twice and others never; use the same "
                 "N on every host"
             )
+        if what == "n-stopped":
+            await self.release()
+            raise ShardTaken(
+                f"{file} was split in {value} (--shard I/{value}) by runs that stopped before "
+                f"the end of their shard (killed, interrupted or failed): split in "
+                f"{self._count}, the rows they sent would be sent again. Resume those runs "
+                f"(--resume on each shard's RESULTS), or pass --overwrite to send the whole "
+                f"file again in {self._count} shards"
+            )
         if what == "held":
             await self.release()
             raise ShardTaken(
-                f"shard {self._index}/{self._count} of {file} is being sent by another "
-                f"telnyx-msg bulk (run {value}, perhaps on another host): two processes on one "
-                f"shard send its rows twice. If that run was killed, resume it with --resume "
-                f"on its RESULTS, or start again after {CLAIM_TTL:g} s"
+                f"{shard} is being sent by another telnyx-msg bulk (run {value}, perhaps on "
+                "another host): two processes on one shard send its rows twice. If that run "
+                "was killed, resume it with --resume on its RESULTS (which takes its claim "
+                "over at once)"
+            )
+        if what == "stopped":
+            await self.release()
+            raise ShardTaken(
+                f"{shard} was started by run {value}, which stopped before the end of the "
+                "shard (killed, interrupted or failed): a new run would send again every row "
+                "it sent. Resume it with --resume on its RESULTS (on the host that has them), "
+                "or pass --overwrite to send the whole shard again"
             )
         self._refresher = asyncio.create_task(self._refresh())
 
@@ -169,13 +223,14 @@ class ShardClaim:
             # Redis down: the shared rate limiter stops the run; the claim then lapses.
             with contextlib.suppress(Exception):
                 what, value = await self._claim()
-                if what == "held":
+                if what in ("held", "stopped"):
                     self._lost = f"run {value} took it over"
-                elif what == "n":
+                elif what in ("n", "n-stopped"):
                     self._lost = f"another run split the file in {value}"
 
-    async def release(self) -> None:
-        """Give the shard up and close the connection."""
+    async def release(self, finished: bool = False) -> None:
+        """Give the shard up (``finished``: the run went through it; otherwise the run may
+        resume it and no other run may start it) and close the connection."""
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,7 +238,9 @@ class ShardClaim:
             self._refresher = None
             with contextlib.suppress(Exception):  # it lapses by itself
                 await bounded(
-                    self._client.eval(_RELEASE, 1, self._key, self._field, self._run_id),
+                    self._client.eval(
+                        _RELEASE, 1, self._key, self._field, self._run_id, "1" if finished else "0"
+                    ),
                     _ROUND_TRIP,
                     RedisUnavailableError,
                     "the shard claim",
