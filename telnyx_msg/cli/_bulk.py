@@ -189,6 +189,7 @@ class BulkRun:
         self.sending = False
         self.claim: ShardClaim | None = None  # a --redis run's, checked before each request
         self.completed = False  # went through every row (a --redis run then frees its shard)
+        self.began = False  # begin() ran: RESULTS and the journal may record sends
         self.planned = False  # every row read; False after a signal while reading the file
         self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
@@ -349,6 +350,7 @@ class BulkRun:
 
     def begin(self) -> None:
         """Write what ``prepare`` decided: a fresh run's files, or a crash's unknown rows."""
+        self.began = True
         if self.args.overwrite:
             self.results.remove()
             self.journal.remove()
@@ -873,6 +875,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
             run.shard_count,
             run.run_id,
             overwrite=args.overwrite,
+            resume=args.resume,
         )
         try:
             await claim.acquire(str(table.path))
@@ -886,7 +889,10 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return await _run(run)
     finally:
         if claim is not None:
-            await claim.release(finished=run.completed)
+            # A new run that stopped before begin() sent nothing: the shard is as it found it.
+            # Not --overwrite's: the record it replaced protected another run's rows.
+            unused = not (args.resume or args.overwrite or run.began)
+            await claim.release(finished=run.completed, unused=unused)
         run.lock.release()
         loop = asyncio.get_running_loop()
         for signum in handled:

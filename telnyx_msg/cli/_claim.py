@@ -4,12 +4,16 @@ Each host has its own RESULTS and lock, so only that Redis can see a second proc
 shard of the same file (it would send the shard's rows twice) or one splitting the file into
 another number of shards (rows sent twice, others never). The claim is one hash per file
 content (its fingerprint): field ``n`` holds the shard count, field ``shard:I`` the run id of
-the process sending shard I and when its claim lapses. A run refreshes its claim while it
-lasts. A run that went through its whole shard gives the shard up; one that stopped before
-(killed, interrupted, failed) leaves its record, lapsed, for ``RECORD_TTL`` seconds: that run
-(``--resume`` of its RESULTS, which keeps the run id) takes it over at once, and a new run is
-refused unless ``--overwrite`` says to send the shard again, since it would resend every row
-the stopped run sent (on another host, or beside a deleted RESULTS, nothing else can tell).
+the last run of shard I and its state: live until a time (a run refreshes its claim while it
+lasts; a killed one's lapses after ``CLAIM_TTL`` seconds), ``0`` (stopped before the end of the
+shard) or ``done``. The hash lasts ``RECORD_TTL`` seconds after the last refresh.
+
+A stopped run's own ``--resume`` (its RESULTS keep the run id) takes the shard at once; a new
+run of it is refused unless ``--overwrite`` says to send it again, since it would resend every
+row the stopped run sent (on another host, or beside a deleted RESULTS, nothing else can tell).
+A done shard may be sent again by a new run (the same campaign, another day). A run whose
+shard another run has sent since (``--overwrite``, or a new run after it was done) may not
+resume: its remaining rows were sent by that run.
 """
 
 from __future__ import annotations
@@ -42,17 +46,19 @@ _BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 _ROUND_TRIP = 5.0
 
 # KEYS[1] the file's hash; ARGV: shard count, shard field, run id, claim ttl (ms), record ttl
-# (ms), "1" to send a shard again that another run left unfinished (--overwrite). A lapsed
-# field is a run that stopped before the end of its shard: only that run may take it, unless
-# forced; never while another run's claim is live. The time is Redis's own: the hosts' clocks
-# need not agree.
+# (ms), "1" to send again a shard another run stopped before its end (--overwrite), "1" for the
+# --resume of the run id. A field's state: its time (live until then, or lapsed: stopped) or
+# "done" (read as -1). Never taken while another run's claim is live. The time is Redis's own:
+# the hosts' clocks need not agree.
 _CLAIM = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function parse(value)
   local sep = string.find(value, '|', 1, true)
   if not sep then return value, 0 end
-  return string.sub(value, 1, sep - 1), tonumber(string.sub(value, sep + 1)) or 0
+  local state = string.sub(value, sep + 1)
+  if state == 'done' then return string.sub(value, 1, sep - 1), -1 end
+  return string.sub(value, 1, sep - 1), tonumber(state) or 0
 end
 local n = redis.call('HGET', KEYS[1], 'n')
 if n and n ~= ARGV[1] then
@@ -62,7 +68,7 @@ if n and n ~= ARGV[1] then
     if fields[i] ~= 'n' then
       local _, lease = parse(fields[i + 1])
       if lease >= now then return {'n', n} end
-      stopped = true
+      if lease >= 0 then stopped = true end
     end
   end
   if stopped and ARGV[6] ~= '1' then return {'n-stopped', n} end
@@ -73,7 +79,8 @@ if held then
   local holder, lease = parse(held)
   if holder ~= ARGV[3] then
     if lease >= now then return {'held', holder} end
-    if ARGV[6] ~= '1' then return {'stopped', holder} end
+    if ARGV[7] == '1' then return {'replaced', holder} end
+    if lease >= 0 and ARGV[6] ~= '1' then return {'stopped', holder} end
   end
 end
 redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[4])))
@@ -81,16 +88,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {'ok', ''}
 """
 
-# KEYS[1] the file's hash; ARGV: shard field, run id, "1" if the run went through its shard.
-# A run that did not leaves its record lapsed (0): it may resume at once, no other run may start.
+# KEYS[1] the file's hash; ARGV: shard field, run id, the run's end: "done" (it went through
+# the shard), "0" (stopped before: only its --resume may go on) or "" (a new run that sent
+# nothing: the field goes, as if it had never run).
 _RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 local sep = held and (string.find(held, '|', 1, true) or (#held + 1))
 if held and string.sub(held, 1, sep - 1) == ARGV[2] then
-  if ARGV[3] == '1' then
+  if ARGV[3] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
   else
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|0')
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
   end
 end
 if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
@@ -105,7 +113,8 @@ class ShardTaken(Exception):
 class ShardClaim:
     """Run ``run_id``'s claim on shard ``index``/``count`` of the file ``source`` (its
     fingerprint), in the Redis at ``url`` (``shown``: the URL as error messages show it).
-    ``overwrite``: take a shard another run stopped before finishing (``--overwrite``)."""
+    ``overwrite``: take a shard another run stopped before finishing (``--overwrite``);
+    ``resume``: the run is a ``--resume``."""
 
     def __init__(
         self,
@@ -117,6 +126,7 @@ class ShardClaim:
         run_id: str,
         *,
         overwrite: bool = False,
+        resume: bool = False,
     ) -> None:
         self._client: Any = make_client(
             url, None, owner=f"--redis {shown}", socket_timeout=_ROUND_TRIP
@@ -124,13 +134,13 @@ class ShardClaim:
         self._key = "telnyx-msg:bulk:" + hashlib.sha256(source.encode()).hexdigest()[:32]
         self._field = f"shard:{index}"
         self._index, self._count, self._run_id = index, count, run_id
-        self._overwrite = overwrite
+        self._overwrite, self._resume = overwrite, resume
         self._refresher: asyncio.Task[None] | None = None
         # Until when (_clock()) the claim surely holds, and why it no longer does.
         self._until = 0.0
         self._lost: str | None = None
 
-    async def _claim(self, overwrite: bool = False) -> tuple[str, str]:
+    async def _claim(self, overwrite: bool = False, resume: bool = True) -> tuple[str, str]:
         started = _clock()
         answer = await bounded(
             self._client.eval(
@@ -143,6 +153,7 @@ class ShardClaim:
                 str(int(CLAIM_TTL * 1000)),
                 str(int(RECORD_TTL * 1000)),
                 "1" if overwrite else "0",
+                "1" if resume else "0",
             ),
             _ROUND_TRIP,
             RedisUnavailableError,
@@ -174,7 +185,7 @@ class ShardClaim:
     async def acquire(self, file: str) -> None:
         """Claim the shard (and keep it claimed), or raise :class:`ShardTaken` saying why."""
         try:
-            what, value = await self._claim(self._overwrite)
+            what, value = await self._claim(self._overwrite, self._resume)
         except BaseException:
             await self.release()  # closes the connection
             raise
@@ -203,6 +214,13 @@ class ShardClaim:
                 "was killed, resume it with --resume on its RESULTS (which takes its claim "
                 "over at once)"
             )
+        if what == "replaced":
+            await self.release()
+            raise ShardTaken(
+                f"{shard} was sent by run {value} after this run stopped (--overwrite, or a "
+                "new run once this one was done): resuming would send this run's remaining "
+                "rows a second time. See that run's RESULTS for what it sent"
+            )
         if what == "stopped":
             await self.release()
             raise ShardTaken(
@@ -223,14 +241,15 @@ class ShardClaim:
             # Redis down: the shared rate limiter stops the run; the claim then lapses.
             with contextlib.suppress(Exception):
                 what, value = await self._claim()
-                if what in ("held", "stopped"):
+                if what in ("held", "stopped", "replaced"):
                     self._lost = f"run {value} took it over"
                 elif what in ("n", "n-stopped"):
                     self._lost = f"another run split the file in {value}"
 
-    async def release(self, finished: bool = False) -> None:
-        """Give the shard up (``finished``: the run went through it; otherwise the run may
-        resume it and no other run may start it) and close the connection."""
+    async def release(self, *, finished: bool = False, unused: bool = False) -> None:
+        """Give the shard up and close the connection. ``finished``: the run went through it
+        (a new run may send it again); ``unused``: a new run that sent nothing (the shard is
+        free again); otherwise the run stopped before its end: only its --resume goes on."""
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,7 +258,10 @@ class ShardClaim:
             with contextlib.suppress(Exception):  # it lapses by itself
                 await bounded(
                     self._client.eval(
-                        _RELEASE, 1, self._key, self._field, self._run_id, "1" if finished else "0"
+                        _RELEASE,
+                        1,
+                        *(self._key, self._field, self._run_id),
+                        "done" if finished else "" if unused else "0",
                     ),
                     _ROUND_TRIP,
                     RedisUnavailableError,
