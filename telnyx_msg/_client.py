@@ -7,6 +7,7 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import math
@@ -45,7 +46,13 @@ from telnyx_msg._spec import (
     describe,
     describe_raw,
 )
-from telnyx_msg._transport import USER_AGENT, AiohttpTransport, Transport, fixed_headers
+from telnyx_msg._transport import (
+    USER_AGENT,
+    AiohttpTransport,
+    Transport,
+    cancelled_unwritten,
+    fixed_headers,
+)
 from telnyx_msg._wire import (
     HttpResponse,
     Operation,
@@ -470,17 +477,28 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if event is not None and hooks.response:
                 await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, wrong_loop))
             raise wrong_loop
+        unwritten_token = None
         if gate is not None:
             # From here on the request may reach Telnyx; not before: a request hook that
-            # raised (the bulk CLI's journal write on a full disk) stopped it unwritten.
+            # raised (the bulk CLI's journal write on a full disk) stopped it unwritten. A
+            # cancel before the transport had a connection (waiting for a pooled one, TCP/TLS
+            # set-up) still wrote nothing: the transport says so.
+            earlier = gate.written
             gate.written = True
+            unwritten_token = cancelled_unwritten.set(
+                functools.partial(setattr, gate, "written", earlier)
+            )
         started = time.perf_counter()
         response: HttpResponse | None = None
         error: TelnyxError | None = None
         try:
-            response = await shared.transport.send(
-                wire.method, wire.url, wire.headers, wire.data, timeout
-            )
+            try:
+                response = await shared.transport.send(
+                    wire.method, wire.url, wire.headers, wire.data, timeout
+                )
+            finally:
+                if unwritten_token is not None:
+                    cancelled_unwritten.reset(unwritten_token)
         except TransportError as exc:
             if shared.echoed_key and shared.echoed_key.decode() in str(exc):
                 # A reply aiohttp could not parse, echoing the request's headers: its text

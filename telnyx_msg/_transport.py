@@ -22,7 +22,7 @@ import re
 import select
 import sys
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -213,6 +213,12 @@ _TIMER_SLACK = 0.001
 
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "telnyx_msg_attempt", default=None
+)
+
+#: Set by a caller around one ``send``: called when that send is cancelled before it got a
+#: connection (waiting for a pooled one, DNS, TCP/TLS set-up), i.e. nothing was written.
+cancelled_unwritten: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "telnyx_msg_cancelled_unwritten", default=None
 )
 
 
@@ -495,6 +501,10 @@ class AiohttpTransport:
                     attempt.stop()
                 return HttpResponse(resp.status, resp.headers, payload, too_large)
         except asyncio.CancelledError:
+            if attempt is not None and not attempt.acquired:
+                unwritten = cancelled_unwritten.get()
+                if unwritten is not None:
+                    unwritten()
             if attempt is None or not attempt.expired:
                 if (
                     self.closed

@@ -1,0 +1,130 @@
+"""send_many: a send stopped before it had a connection was never written, so it is not_sent.
+
+The docs promise that stopping a run reports the sends "on the wire" ``unknown`` (never to be
+resent automatically) and the ones that were never written ``not_sent`` (safe to resend). A
+send still waiting for a pooled connection, or still opening its TCP (or TLS) connection, has
+written nothing; reporting it ``unknown`` tells the user never to resend a message that
+Telnyx never saw, and there is no message id to reconcile it with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+
+import telnyx_msg
+from telnyx_msg import SendItem
+from telnyx_msg._outcome import SendOutcome
+from telnyx_msg._retry import Backoff
+from tests.conftest import ApiServer, json_response, message_json
+
+pytestmark = pytest.mark.anyio
+
+FROM = "+18005550101"
+FAST = Backoff(initial=0.001, max=0.002)
+
+
+def numbers(count: int) -> Iterator[SendItem]:
+    for n in range(count):
+        yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": f"hi {n}"}
+
+
+async def test_a_send_stopped_while_waiting_for_a_pooled_connection_is_not_sent(
+    api_server: Any,
+) -> None:
+    """A client shared by a bulk run and another call (a ``retrieve`` that holds the only
+    pooled connection): the run's send waits for that connection and writes nothing. Stopping
+    the run then must report it ``not_sent`` (resendable), not ``unknown``: nothing reached
+    the server."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        if request.method == "GET":  # the other call: holds its connection
+            await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server: ApiServer = await api_server(handler)
+    stopped: list[SendOutcome] = []
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, rate_limits=None, backoff=FAST, pool_size=1
+        ) as client:
+            other = asyncio.ensure_future(client.messages.retrieve("m-1"))
+            for _ in range(500):  # bounded (5 s): the other call holds the connection
+                if server.in_flight == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.in_flight == 1
+            outcomes = client.messages.send_many(numbers(1), concurrency=1, on_stop=stopped.append)
+            step = asyncio.ensure_future(outcomes.__anext__())
+            await asyncio.sleep(0.2)  # the send waits for the pooled connection
+            assert not step.done()
+            step.cancel()  # the stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
+            await outcomes.aclose()
+            release.set()
+            await other
+    finally:
+        release.set()
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert posts == []  # the item never reached the server
+    assert [(o.index, o.status) for o in stopped] == [(0, "not_sent")], [
+        (o.index, o.status, repr(o.error)) for o in stopped
+    ]
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="relies on Linux dropping SYNs to a full backlog"
+)
+async def test_sends_stopped_while_their_connection_opens_are_not_sent() -> None:
+    """The first sends of a run open their connections (TCP, and TLS against Telnyx, which
+    takes a while). A server whose accept backlog is full never completes the handshake, so
+    nothing can have been written; a timeout (cancel scope) around the run then must leave those
+    sends ``not_sent``, not ``unknown``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    stopped: list[SendOutcome] = []
+    got: list[SendOutcome] = []
+    try:
+        for _ in range(3):  # fill the accept queue: later SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, backoff=FAST
+        ) as client:
+            with anyio.move_on_after(0.5):
+                got.extend(
+                    [
+                        outcome
+                        async for outcome in client.messages.send_many(
+                            numbers(3), concurrency=3, on_stop=stopped.append
+                        )
+                    ]
+                )
+    finally:
+        listener.close()
+        for filler in fillers:
+            filler.close()
+    assert got == []
+    assert sorted((o.index, o.status) for o in stopped) == [
+        (0, "not_sent"),
+        (1, "not_sent"),
+        (2, "not_sent"),
+    ], [(o.index, o.status, repr(o.error)) for o in stopped]
