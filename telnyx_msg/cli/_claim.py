@@ -201,9 +201,9 @@ class ShardClaim:
             await self.release()
             raise ShardTaken(
                 f"{file} was split in {value} (--shard I/{value}) by runs that stopped before "
-                f"the end of their shard (killed, interrupted or failed): split in "
+                "the end of their shard (killed, interrupted or failed): split in "
                 f"{self._count}, the rows they sent would be sent again. Resume those runs "
-                f"(--resume on each shard's RESULTS), or pass --overwrite to send the whole "
+                "(--resume on each shard's RESULTS), or pass --overwrite to send the whole "
                 f"file again in {self._count} shards"
             )
         if what == "held":
