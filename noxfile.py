@@ -40,6 +40,7 @@ UVLOOP_TESTS = [
         "faults_limits",
         "sync",
         "bulk",
+        "bulk_stop_before_connection",
         "pagination",
         "escape_hatches",
         "raw_response",
