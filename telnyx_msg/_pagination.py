@@ -5,9 +5,10 @@ Every in-scope list is page-number paginated (docs/wire.md §2). The next page i
 requested + 1, whatever ``meta.page_number`` says (see :func:`next_page_number`). Iteration stops
 on an empty page, when the page just requested is ``>= meta.total_pages``, or when a page repeats
 any earlier one (a server ignoring ``page[number]``, or cycling through the same pages), so it
-always ends unless the server keeps inventing new records. A repeat that came with another
-``meta.total_results`` while ``meta.total_pages`` says pages remain is a listing shifted by new
-records: that page is skipped and the walk goes on.
+always ends unless the server keeps inventing new records. A repeat while ``meta.total_pages``
+says pages remain, served as the page asked for (``meta.page_number``) or with another
+``meta.total_results``, is a listing shifted by new records: that page is skipped and the walk
+goes on.
 """
 
 from __future__ import annotations
@@ -49,13 +50,18 @@ def next_page_number(page: Page[Any], raw: list[Any]) -> int | None:
 
 def _shifted(page: Page[Any], results_before: int | None) -> bool:
     """Whether ``page``, a repeat of an earlier page that came with ``results_before`` as
-    ``meta.total_results``, is a shifted listing to walk on: the count changed since, and
-    ``meta.total_pages`` says pages remain (which bounds the walk)."""
+    ``meta.total_results``, is a shifted listing to walk on: ``meta.total_pages`` says pages
+    remain (which bounds the walk), and the server did serve the page asked for (its
+    ``meta.page_number`` says so) or the count changed since. Records added at the front and
+    as many removed further on keep the count: a server ignoring ``page[number]`` would say it
+    served another page, not the one asked for."""
     meta = page.meta
+    if meta.total_pages is None or page.page_number >= meta.total_pages:
+        return False
+    if meta.page_number == page.page_number:
+        return True
     return (
-        meta.total_pages is not None
-        and page.page_number < meta.total_pages
-        and meta.total_results is not None
+        meta.total_results is not None
         and results_before is not None
         and meta.total_results != results_before
     )
@@ -91,9 +97,10 @@ class AsyncPager(Generic[T]):
         # page counts, not only the previous one: a server serving A, B, A, B... never repeats
         # the page just before, and with no empty page or total_pages it would never end.
         # Each digest maps to the meta.total_results that came with it: a page repeating an
-        # earlier one while total_results changed is a listing that shifted (records added at
-        # its front), not a server ignoring page[number]; its records were yielded already, so
-        # it is skipped and the walk goes on, still bounded by meta.total_pages.
+        # earlier one while total_results changed, or served as the page asked for, is a
+        # listing that shifted (records added at its front), not a server ignoring
+        # page[number]; its records were yielded already, so it is skipped and the walk goes
+        # on, still bounded by meta.total_pages (see _shifted).
         seen: dict[bytes, int | None] = {}
         while True:
             page, raw = await self._fetch(number)
