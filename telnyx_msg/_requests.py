@@ -428,9 +428,8 @@ class ListMessagingProfiles(_PageConsolidated):
 class _ProfileSettings(Request):
     enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     # The definition's webhook URLs are format "url" yet default to "" (and a profile
-    # created without them answers ""), so "" is accepted besides an http(s) URL.
-    webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
-    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+    # created without them answers ""), so "" is accepted besides an http(s) URL. They and
+    # alpha_sender are declared by the create and update requests (an update sends null).
     webhook_api_version: WebhookApiVersion | None = field(
         default=None, kw_only=True, validator=_API_VERSION
     )
@@ -441,7 +440,6 @@ class _ProfileSettings(Request):
     url_shortener_settings: UrlShortenerSettingsParam | NotGiven | None = field(
         default=NOT_GIVEN, kw_only=True, validator=v.nullable(_SHORTENER)
     )
-    alpha_sender: str | None = field(default=None, kw_only=True, validator=_ALPHA_SENDER)
     daily_spend_limit: str | None = field(default=None, kw_only=True, validator=_SPEND_LIMIT)
     daily_spend_limit_enabled: bool | None = field(default=None, kw_only=True, validator=v.boolean)
     mms_fall_back_to_sms: bool | None = field(default=None, kw_only=True, validator=v.boolean)
@@ -456,6 +454,9 @@ class CreateMessagingProfile(_ProfileSettings):
 
     name: str = field(kw_only=True, validator=v.string)
     whitelisted_destinations: Sequence[str] = field(kw_only=True, validator=_DESTINATIONS)
+    webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+    webhook_failover_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
+    alpha_sender: str | None = field(default=None, kw_only=True, validator=_ALPHA_SENDER)
     ai_assistant_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
     resource_group_id: str | None = field(default=None, kw_only=True, validator=_MAX_64)
     health_webhook_url: str | None = field(default=None, kw_only=True, validator=v.url_or_empty)
@@ -463,7 +464,9 @@ class CreateMessagingProfile(_ProfileSettings):
 
 @frozen(repr=False, eq=False)
 class UpdateMessagingProfile(_ProfileSettings):
-    """``PATCH /messaging_profiles/{id}``: only the fields given change.
+    """``PATCH /messaging_profiles/{id}``: only the fields given change; ``None`` for
+    ``alpha_sender``, ``ai_assistant_id``, ``webhook_url`` or ``webhook_failover_url`` removes
+    that setting (sent as ``null``).
 
     The definition's body also lists ``id``, ``record_type``, ``created_at`` and ``updated_at``,
     all read-only, so they are not arguments. Its ``default: false`` on four booleans describes
@@ -475,7 +478,20 @@ class UpdateMessagingProfile(_ProfileSettings):
     whitelisted_destinations: Sequence[str] | None = field(
         default=None, kw_only=True, validator=_DESTINATIONS
     )
-    ai_assistant_id: str | None = field(default=None, kw_only=True, validator=v.string)
+    # The definition types these four as string or null: null removes the setting (the only
+    # way for alpha_sender, whose pattern excludes ""), so None is sent as null here.
+    ai_assistant_id: str | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(v.string)
+    )
+    alpha_sender: str | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(_ALPHA_SENDER)
+    )
+    webhook_url: str | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(v.url_or_empty)
+    )
+    webhook_failover_url: str | NotGiven | None = field(
+        default=NOT_GIVEN, kw_only=True, validator=v.nullable(v.url_or_empty)
+    )
     v1_secret: str | None = field(default=None, kw_only=True, validator=v.string, repr=False)
 
 
