@@ -87,6 +87,7 @@ class RedisDeliveryTracker:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._reads: set[asyncio.Future[Message | None]] = set()  # outlived their caller
         self._subscribed: asyncio.Future[None] | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._closed = False
@@ -112,6 +113,8 @@ class RedisDeliveryTracker:
         listener, self._listener = self._listener, None
         for task in [*self._closing, *([listener] if listener is not None else [])]:
             await _stop(task, self.timeout)
+        if self._reads:  # each ends within Redis's bound (then closing the client ends it)
+            await asyncio.wait(self._reads, timeout=self.timeout)
         self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
             self._blocking.close()
@@ -243,12 +246,28 @@ class RedisDeliveryTracker:
             if timeout is None
             else f"no final status for message {message_id} within {timeout:g} s"
         )
+        subscribed = self._subscribed
+        if not (subscribed is not None and subscribed.done() and self._listener is not None):
+            # Not subscribed yet (a first wait, or the subscription was lost): a status stored
+            # already needs none, and setting one up (a connection of its own, several round
+            # trips) could outlast a short timeout. Read it first.
+            known = await self._stored(message_id, timeout, late)
+            if known is not None:
+                return known
+            if deadline - loop.time() <= 0:
+                raise TimeoutError(late)
         try:
-            await self._subscribe(timeout)
+            confirmed = await self._subscribe(None if timeout is None else deadline - loop.time())
         except TimeoutError:  # the caller's timeout ran out before Redis confirmed
             raise TimeoutError(late) from None
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.setdefault(message_id, set()).add(waiter)
+        if self._subscribed is not confirmed:
+            # The listener failed while this call resumed from the confirmation: it failed the
+            # waiters it knew, not this one, which nothing would ever wake.
+            waiter.set_exception(
+                DeliveryTrackerUnavailableError("lost the Redis subscription while waiting")
+            )
         try:
             # Subscribed and registered first: a status stored after this read still wakes us.
             while True:
@@ -280,6 +299,24 @@ class RedisDeliveryTracker:
                 if not pending:
                     del self._waiters[message_id]
 
+    async def _stored(self, message_id: str, timeout: float | None, late: str) -> Message | None:
+        """The status already stored, read within the caller's ``timeout`` (0: read once).
+
+        A short timeout stops the wait, not the read, which ends by itself within Redis's own
+        bound: a GET cancelled while its connection opens leaves that connection unclosed.
+        """
+        if self._closed:  # a read started now could outlive aclose() and its connection pool
+            raise DeliveryTrackerUnavailableError("the delivery tracker was closed")
+        read = asyncio.ensure_future(self._result(message_id, None))
+        self._reads.add(read)  # aclose() waits for it
+        read.add_done_callback(_forget(self._reads))
+        if timeout is None or not 0 < timeout < self.timeout:
+            return await asyncio.shield(read)  # a caller cancelled leaves the read to end
+        await asyncio.wait({read}, timeout=timeout)
+        if not read.done():
+            raise TimeoutError(late)
+        return read.result()
+
     @property
     def waiting(self) -> int:
         """Number of ``final_status`` calls of this tracker currently waiting."""
@@ -295,8 +332,9 @@ class RedisDeliveryTracker:
         pending.add(fresh)
         return fresh
 
-    async def _subscribe(self, timeout: float | None) -> None:
-        """Start the listener (once) and wait until its SUBSCRIBE is confirmed."""
+    async def _subscribe(self, timeout: float | None) -> asyncio.Future[None]:
+        """Start the listener (once) and wait until its SUBSCRIBE is confirmed; return that
+        confirmation (the listener replaces it when it fails)."""
         if self._closed:  # a listener started now would outlive aclose(): nothing stops it
             raise DeliveryTrackerUnavailableError("the delivery tracker was closed")
         if self._listener is None or self._listener.done() or self._subscribed is None:
@@ -309,8 +347,8 @@ class RedisDeliveryTracker:
                 self._listen(self._subscribed), name="telnyx_msg delivery tracker"
             )
         assert self._subscribed is not None
-        # timeout=0 still gets the subscription (it then reads a stored status once); a
-        # caller's timeout shorter than Redis's own bound raises TimeoutError, not "Redis down".
+        confirmed = self._subscribed
+        # A caller's timeout shorter than Redis's own bound raises TimeoutError, not "Redis down".
         short = timeout is not None and 0 < timeout < self.timeout
         try:
             await asyncio.wait_for(
@@ -322,6 +360,7 @@ class RedisDeliveryTracker:
             raise DeliveryTrackerUnavailableError(
                 f"Redis did not confirm SUBSCRIBE within {self.timeout:g} s"
             ) from None
+        return confirmed
 
     async def _listen(self, subscribed: asyncio.Future[None]) -> None:
         pubsub = self._redis.pubsub()
@@ -426,6 +465,18 @@ def _unanswered(error: DeliveryTrackerUnavailableError) -> bool:
 
     cause = error.__cause__
     return cause is None or isinstance(cause, (OSError, RedisConnectionError, RedisTimeoutError))
+
+
+def _forget(reads: set[asyncio.Future[Message | None]]) -> Any:
+    """A done callback: drop a finished read from ``reads``, its outcome retrieved (no one
+    awaits it any more: its caller timed out)."""
+
+    def done(read: asyncio.Future[Message | None]) -> None:
+        reads.discard(read)
+        if not read.cancelled():
+            read.exception()
+
+    return done
 
 
 async def _stop(task: asyncio.Task[None], within: float) -> None:
