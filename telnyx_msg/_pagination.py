@@ -101,18 +101,23 @@ class AsyncPager(Generic[T]):
         # listing that shifted (records added at its front), not a server ignoring
         # page[number]; its records were yielded already, so it is skipped and the walk goes
         # on, still bounded by meta.total_pages (see _shifted).
-        seen: dict[bytes, int | None] = {}
+        # A shift re-serves earlier pages in their order; a run of repeats going back (the
+        # same page again: a server ignoring page[number] while echoing it) ends the walk.
+        seen: dict[bytes, tuple[int | None, int]] = {}
+        after = -1  # which earlier page the page just before repeated (-1: it was new)
         while True:
             page, raw = await self._fetch(number)
             repeat = False
             if raw:
                 digest = _fingerprint(raw)
                 if digest in seen:
-                    if not _shifted(page, seen[digest]):
+                    results_before, order = seen[digest]
+                    if order <= after or not _shifted(page, results_before):
                         return
-                    repeat = True
+                    repeat, after = True, order
                 else:
-                    seen[digest] = page.meta.total_results
+                    seen[digest] = page.meta.total_results, len(seen)
+                    after = -1
             if page.items and not repeat:
                 yield page
             number = next_page_number(page, raw)

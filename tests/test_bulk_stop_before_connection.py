@@ -128,3 +128,65 @@ async def test_sends_stopped_while_their_connection_opens_are_not_sent() -> None
         (1, "not_sent"),
         (2, "not_sent"),
     ], [(o.index, o.status, repr(o.error)) for o in stopped]
+
+
+async def test_a_send_stopped_while_its_retry_waits_for_a_connection_stays_unknown(
+    api_server: Any,
+) -> None:
+    """The send's first attempt is read by the server, which then drops the connection (the
+    outcome is unknown); its retry waits for the only pooled connection, held by another
+    call. Stopping the run then reports the send ``unknown``, not ``not_sent``: the first
+    attempt may have been accepted."""
+    release, queued = asyncio.Event(), asyncio.Event()
+    posts: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        if request.method == "POST":
+            posts.append(1)
+            if len(posts) == 1:
+                await asyncio.wait_for(queued.wait(), 10)  # the other call waits meanwhile
+                assert request.transport is not None
+                request.transport.close()  # read, then the connection is lost
+                await asyncio.sleep(5)
+        else:  # the other call: holds the connection
+            await asyncio.wait_for(release.wait(), 10)
+        return json_response({"data": message_json()})
+
+    server: ApiServer = await api_server(handler)
+    stopped: list[SendOutcome] = []
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, rate_limits=None, backoff=FAST, pool_size=1
+        ) as client:
+            items: list[SendItem] = [
+                {
+                    "from_": "+18005550101",
+                    "to": "+18445550000",
+                    "text": "hi",
+                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
+                }
+            ]
+            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
+            step = asyncio.ensure_future(outcomes.__anext__())
+            for _ in range(500):  # bounded (5 s): the first attempt reaches the server
+                if posts:
+                    break
+                await asyncio.sleep(0.01)
+            other = asyncio.ensure_future(client.messages.retrieve("m-1"))  # queued first
+            await asyncio.sleep(0.2)
+            queued.set()
+            await asyncio.sleep(0.5)  # the retry now waits behind it for the connection
+            assert not step.done()
+            assert len(posts) == 1
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
+            await outcomes.aclose()
+            release.set()
+            await other
+    finally:
+        release.set()
+    assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
+        (o.index, o.status, repr(o.error)) for o in stopped
+    ]

@@ -1814,6 +1814,108 @@ async def test_a_stopped_run_replaced_by_overwrite_does_not_resend_the_shard_on_
         assert "was sent by run" in said, said
 
 
+@pytest.mark.anyio
+async def test_a_new_run_that_failed_before_sending_keeps_the_record_that_refuses_a_resume(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """Host A's run of shard 1/2 (a cp1252 export, read with --encoding cp1252) is killed after
+    sending some rows. Host B sends the whole shard again with --overwrite (exit 0): A's
+    --resume is now refused. Then someone on host C starts the same shard and forgets
+    --encoding: C stops reading the file (exit 2, "pass --encoding") before any request.
+    A's operator then finds the crash and resumes A, as the docs say to finish a stopped shard.
+    It must still be refused (exit 2, "was sent by run", no request): B sent every row.
+    Today C's failed start deletes B's record ("a new run that sent nothing leaves the shard
+    as it found it" removes the field instead of restoring B's), so A's --resume is accepted
+    and sends every row A had not reached a second time, under A's Idempotency-Keys (Telnyx
+    cannot tell them from B's): those recipients get the message twice."""
+    source = tmp_path / "contacts.csv"
+    out_a, out_b, out_c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    write_cp1252_rows(source, 120, start=5600, accented=110)  # shard 1/2: 60 rows
+    shard = [str(source), "--shard", "1/2", "--redis", redis_url]
+    cp1252 = ["--encoding", "cp1252"]
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out_a, *shard[1:], *cp1252)
+        await wait_for_journal(out_a, 20, proc)
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 60)
+        await lapse_claims(redis_url, source)  # as 30 s after the kill
+        await asyncio.sleep(1.0)  # the requests A had on the wire are answered
+        assert await bulk(fake, *shard, "--out", str(out_b), "--overwrite", *cp1252) == 0
+        assert len(per_recipient(fake)) == 60
+        capsys.readouterr()
+        sent = len(fake.messages())
+        assert await bulk(fake, *shard, "--out", str(out_c)) == 2
+        said = capsys.readouterr().err
+        assert "pass --encoding" in said, said
+        assert len(fake.messages()) == sent
+        code = await bulk(fake, *shard, "--out", str(out_a), "--resume", *cp1252)
+        said = capsys.readouterr().err
+        resent = len(fake.messages()) - sent
+        assert (code, resent) == (2, 0), f"A's --resume sent {resent} row(s) B had sent: {said}"
+        assert "was sent by run" in said, said
+
+
+@pytest.mark.anyio
+async def test_a_resplit_that_failed_before_sending_keeps_the_records_of_the_old_split(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """The file was sent in 2 shards (run-b and run-c went through theirs, after an earlier
+    run of shard 1 stopped). A new run splitting it in 3 fails before any request (no
+    --encoding for a cp1252 file). The records of the 2-way split must still be there, as
+    that run found them: they are what refuses the stopped run's --resume (its remaining rows
+    were sent by run-b). Today the new split's claim deletes them and its failed start removes
+    its own field, leaving nothing: the stopped run's --resume would send its rows again."""
+    source, out = tmp_path / "contacts.csv", tmp_path / "c.csv"
+    write_cp1252_rows(source, 30, start=5800, accented=25)
+    records = {"n": "2", "shard:1": "run-b|done", "shard:2": "run-c|done"}
+    await set_claims(redis_url, source, **records)
+    async with FakeTelnyx() as fake:
+        argv = [str(source), "--out", str(out), "--shard", "1/3", "--redis", redis_url]
+        assert await bulk(fake, *argv) == 2
+        said = capsys.readouterr().err
+        assert "pass --encoding" in said, said
+        assert list(fake.stats.requests) == []
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        left = await client.hgetall(claim_key(source))
+    finally:
+        await client.aclose()
+    assert left == records
+
+
+@pytest.mark.anyio
+async def test_a_stopped_run_of_a_file_resplit_since_does_not_resume(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """Host A's run of shard 1/2 is killed; the operator re-splits the file in 3 with
+    --overwrite (as the refusal offers) and those runs go through. A's --resume found the hash
+    split in 3 with every run done, took it as free and sent the rows of its shard it had not
+    reached, which the 3-way split had sent. It must be refused, naming the other split."""
+    source, out_a = tmp_path / "in.csv", tmp_path / "a.csv"
+    write_rows(source, 90, start=5900)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
+        await wait_for_journal(out_a, 10, proc)
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 60)
+        await lapse_claims(redis_url, source)
+        await asyncio.sleep(1.0)  # the requests A had on the wire are answered
+        for i in (1, 2, 3):
+            out = tmp_path / f"c{i}.csv"
+            argv = [str(source), "--out", str(out), "--shard", f"{i}/3", "--redis", redis_url]
+            assert await bulk(fake, *argv, "--overwrite") == 0, capsys.readouterr().err
+        assert len(per_recipient(fake)) == 90
+        capsys.readouterr()
+        sent = len(fake.messages())
+        argv = [str(source), "--out", str(out_a), "--shard", "1/2", "--redis", redis_url]
+        code = await bulk(fake, *argv, "--resume")
+        said = capsys.readouterr().err
+        assert (code, len(fake.messages()) - sent) == (2, 0), said
+        assert "has been split in 3" in said, said
+
+
 def journaled(out: Path) -> set[int]:
     """The rows whose request the run at ``out`` was about to write."""
     journal = Journal(out.with_name(out.name + ".journal"))

@@ -865,9 +865,10 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return 2
     claim = None
     if args.redis and not args.dry_run:
-        from telnyx_msg.cli._claim import ShardClaim, ShardTaken
+        from telnyx_msg.cli._claim import ShardClaim
 
-        claim = ShardClaim(
+        # Claimed once FILE was read (_run): a run that cannot read it claims nothing.
+        claim = run.claim = ShardClaim(
             args.redis,
             _masked(args.redis),
             run.header.source,
@@ -877,13 +878,6 @@ async def run_bulk(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             resume=args.resume,
         )
-        try:
-            await claim.acquire(str(table.path))
-        except (ShardTaken, TelnyxError) as exc:
-            run.lock.release()
-            _say(f"error: {exc}")
-            return 2
-        run.claim = claim
     handled = run.catch_signals()
     try:
         return await _run(run)
@@ -923,6 +917,14 @@ async def _run(run: BulkRun) -> int:
                 return 1 if run.rejectable else 0
             _say("interrupted while reading FILE: nothing sent")
             return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1) if run.stopped else 130
+        if run.claim is not None:
+            from telnyx_msg.cli._claim import ShardTaken
+
+            try:
+                await run.claim.acquire(str(run.table.path))
+            except (ShardTaken, TelnyxError) as exc:  # nothing claimed, nothing sent
+                _say(f"error: {exc}")
+                return 2
         run.begin()
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")

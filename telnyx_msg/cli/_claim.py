@@ -47,7 +47,8 @@ _ROUND_TRIP = 5.0
 
 # KEYS[1] the file's hash; ARGV: shard count, shard field, run id, claim ttl (ms), record ttl
 # (ms), "1" to send again a shard another run stopped before its end (--overwrite), "1" for the
-# --resume of the run id. A field's state: its time (live until then, or lapsed: stopped) or
+# --resume of the run id (refused once the file was split otherwise since: that split's runs
+# sent its rows). A field's state: its time (live until then, or lapsed: stopped) or
 # "done" (read as -1). Never taken while another run's claim is live. The time is Redis's own:
 # the hosts' clocks need not agree.
 _CLAIM = """
@@ -62,6 +63,7 @@ local function parse(value)
 end
 local n = redis.call('HGET', KEYS[1], 'n')
 if n and n ~= ARGV[1] then
+  if ARGV[7] == '1' then return {'resplit', n} end
   local fields = redis.call('HGETALL', KEYS[1])
   local stopped = false
   for i = 1, #fields, 2 do
@@ -85,17 +87,19 @@ if held then
 end
 redis.call('HSET', KEYS[1], 'n', ARGV[1], ARGV[2], ARGV[3] .. '|' .. (now + tonumber(ARGV[4])))
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {'ok', ''}
+return {'ok', held or ''}
 """
 
 # KEYS[1] the file's hash; ARGV: shard field, run id, the run's end: "done" (it went through
 # the shard), "0" (stopped before: only its --resume may go on) or "" (a new run that sent
-# nothing: the field goes, as if it had never run).
+# nothing: the field is put back as the run found it, ARGV[4], or goes if it had none).
 _RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 local sep = held and (string.find(held, '|', 1, true) or (#held + 1))
 if held and string.sub(held, 1, sep - 1) == ARGV[2] then
-  if ARGV[3] == '' then
+  if ARGV[3] == '' and ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  elseif ARGV[3] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
   else
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
@@ -139,6 +143,9 @@ class ShardClaim:
         # Until when (_clock()) the claim surely holds, and why it no longer does.
         self._until = 0.0
         self._lost: str | None = None
+        # The shard's record as the claim found it (another run's, done or stopped), put
+        # back by a new run that sent nothing: that run's records still hold.
+        self._found = ""
 
     async def _claim(self, overwrite: bool = False, resume: bool = True) -> tuple[str, str]:
         started = _clock()
@@ -186,6 +193,8 @@ class ShardClaim:
         """Claim the shard (and keep it claimed), or raise :class:`ShardTaken` saying why."""
         try:
             what, value = await self._claim(self._overwrite, self._resume)
+            if what == "ok":
+                self._found = value
         except BaseException:
             await self.release()  # closes the connection
             raise
@@ -205,6 +214,13 @@ class ShardClaim:
                 f"{self._count}, the rows they sent would be sent again. Resume those runs "
                 "(--resume on each shard's RESULTS), or pass --overwrite to send the whole "
                 f"file again in {self._count} shards"
+            )
+        if what == "resplit":
+            await self.release()
+            raise ShardTaken(
+                f"{file} has been split in {value} (--shard I/{value}) since this run's claim: "
+                "resuming it would send rows that split sends. See those runs' RESULTS for "
+                "what they sent"
             )
         if what == "held":
             await self.release()
@@ -243,7 +259,7 @@ class ShardClaim:
                 what, value = await self._claim()
                 if what in ("held", "stopped", "replaced"):
                     self._lost = f"run {value} took it over"
-                elif what in ("n", "n-stopped"):
+                elif what in ("n", "n-stopped", "resplit"):
                     self._lost = f"another run split the file in {value}"
 
     async def release(self, *, finished: bool = False, unused: bool = False) -> None:
@@ -262,6 +278,7 @@ class ShardClaim:
                         1,
                         *(self._key, self._field, self._run_id),
                         "done" if finished else "" if unused else "0",
+                        self._found,
                     ),
                     _ROUND_TRIP,
                     RedisUnavailableError,
