@@ -87,9 +87,9 @@ class RedisDeliveryTracker:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self._reads: set[asyncio.Future[Message | None]] = set()  # outlived their caller
         self._subscribed: asyncio.Future[None] | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # of the first use
         self._closed = False
         self._no_answers = 0  # calls Redis did not answer (timeouts, lost connections)
         self._no_answer = DeliveryTrackerUnavailableError("Redis did not answer")
@@ -113,8 +113,6 @@ class RedisDeliveryTracker:
         listener, self._listener = self._listener, None
         for task in [*self._closing, *([listener] if listener is not None else [])]:
             await _stop(task, self.timeout)
-        if self._reads:  # each ends within Redis's bound (then closing the client ends it)
-            await asyncio.wait(self._reads, timeout=self.timeout)
         self._fail_waiters(DeliveryTrackerUnavailableError("the delivery tracker was closed"))
         if self._owns_client:
             self._blocking.close()
@@ -132,7 +130,11 @@ class RedisDeliveryTracker:
         that gets no answer fails those queued behind it at once, so a frozen Redis costs each
         caller about one ``timeout``, not one per round of the queue.
         """
-        loop = asyncio.get_running_loop()
+        try:
+            loop = self._bind(what)
+        except ConfigurationError:
+            _discard(call)
+            raise
         if self._slots is None or self._slots[0] is not loop:
             self._slots = (loop, asyncio.Semaphore(MAX_CONNECTIONS))
         slots = self._slots[1]
@@ -246,18 +248,8 @@ class RedisDeliveryTracker:
             if timeout is None
             else f"no final status for message {message_id} within {timeout:g} s"
         )
-        subscribed = self._subscribed
-        if not (subscribed is not None and subscribed.done() and self._listener is not None):
-            # Not subscribed yet (a first wait, or the subscription was lost): a status stored
-            # already needs none, and setting one up (a connection of its own, several round
-            # trips) could outlast a short timeout. Read it first.
-            known = await self._stored(message_id, timeout, late)
-            if known is not None:
-                return known
-            if deadline - loop.time() <= 0:
-                raise TimeoutError(late)
         try:
-            confirmed = await self._subscribe(None if timeout is None else deadline - loop.time())
+            confirmed = await self._subscribe(timeout)
         except TimeoutError:  # the caller's timeout ran out before Redis confirmed
             raise TimeoutError(late) from None
         waiter: asyncio.Future[None] = loop.create_future()
@@ -299,23 +291,22 @@ class RedisDeliveryTracker:
                 if not pending:
                     del self._waiters[message_id]
 
-    async def _stored(self, message_id: str, timeout: float | None, late: str) -> Message | None:
-        """The status already stored, read within the caller's ``timeout`` (0: read once).
-
-        A short timeout stops the wait, not the read, which ends by itself within Redis's own
-        bound: a GET cancelled while its connection opens leaves that connection unclosed.
-        """
-        if self._closed:  # a read started now could outlive aclose() and its connection pool
-            raise DeliveryTrackerUnavailableError("the delivery tracker was closed")
-        read = asyncio.ensure_future(self._result(message_id, None))
-        self._reads.add(read)  # aclose() waits for it
-        read.add_done_callback(_forget(self._reads))
-        if timeout is None or not 0 < timeout < self.timeout:
-            return await asyncio.shield(read)  # a caller cancelled leaves the read to end
-        await asyncio.wait({read}, timeout=timeout)
-        if not read.done():
-            raise TimeoutError(late)
-        return read.result()
+    def _bind(self, what: str) -> asyncio.AbstractEventLoop:
+        """The running loop, which must be the loop of the tracker's first use: its
+        connections and its listener belong to that loop. Checked up front: a call from
+        another loop failed inside redis-py, which dropped the connection, so every other
+        ``asyncio.run`` worked and the ones between failed."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ConfigurationError(
+                f"{what}: this RedisDeliveryTracker was first used in another event loop (e.g. "
+                "an earlier asyncio.run() that has ended), whose Redis connections and listener "
+                "it keeps; create it inside the loop that uses it, or run every wait in one "
+                "asyncio.run (a blocking view records with tracker.record(event))"
+            )
+        return loop
 
     @property
     def waiting(self) -> int:
@@ -337,6 +328,7 @@ class RedisDeliveryTracker:
         confirmation (the listener replaces it when it fails)."""
         if self._closed:  # a listener started now would outlive aclose(): nothing stops it
             raise DeliveryTrackerUnavailableError("the delivery tracker was closed")
+        self._bind("SUBSCRIBE")
         if self._listener is None or self._listener.done() or self._subscribed is None:
             if self._listener is not None and not self._listener.done():
                 # A dead listener still closing its connection: kept until it ends.
@@ -465,18 +457,6 @@ def _unanswered(error: DeliveryTrackerUnavailableError) -> bool:
 
     cause = error.__cause__
     return cause is None or isinstance(cause, (OSError, RedisConnectionError, RedisTimeoutError))
-
-
-def _forget(reads: set[asyncio.Future[Message | None]]) -> Any:
-    """A done callback: drop a finished read from ``reads``, its outcome retrieved (no one
-    awaits it any more: its caller timed out)."""
-
-    def done(read: asyncio.Future[Message | None]) -> None:
-        reads.discard(read)
-        if not read.cancelled():
-            read.exception()
-
-    return done
 
 
 async def _stop(task: asyncio.Task[None], within: float) -> None:

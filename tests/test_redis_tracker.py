@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,6 @@ import pytest
 
 from telnyx_msg import (
     ConfigurationError,
-    DeliveryTracker,
     DeliveryTrackerUnavailableError,
     Message,
     RedisDeliveryTracker,
@@ -294,8 +292,14 @@ def test_use_from_a_second_asyncio_run_is_a_configuration_error(redis_url: str) 
     a bare "RuntimeError: Event loop is closed" from redis-py."""
     tracker = RedisDeliveryTracker(redis_url, key_prefix=f"t-{uuid.uuid4().hex}:")
     assert asyncio.run(tracker.result("m-1")) is None
-    with pytest.raises(ConfigurationError, match="another event loop"):
-        asyncio.run(tracker.result("m-1"))
+    # Every later run, not every other one: the failed call dropped the connection, and the
+    # next run's call worked on a fresh one (a script sending one message per asyncio.run
+    # failed on every second message).
+    for _ in range(3):
+        with pytest.raises(ConfigurationError, match="another event loop"):
+            asyncio.run(tracker.result("m-1"))
+        with pytest.raises(ConfigurationError, match="another event loop"):
+            asyncio.run(tracker.final_status("m-1", timeout=1))
     del tracker
     gc.collect()  # its first loop's connection is reported here, under the filters above
 
@@ -715,102 +719,3 @@ async def test_a_wait_started_as_the_subscription_drops_is_not_left_without_one(
         f"{len(left_behind)} final_status calls neither raised nor returned though the status "
         f"was recorded (no listener left to wake them): {left_behind}"
     )
-
-
-# A TCP proxy delaying every chunk by argv[2] seconds each way (a Redis in another region,
-# or a managed one over a VPN).
-PROXY = """
-import asyncio, sys
-
-async def pipe(reader, writer, delay):
-    loop = asyncio.get_running_loop()
-    queue = asyncio.Queue()
-    async def read():
-        while True:
-            data = await reader.read(65536)
-            await queue.put((loop.time() + delay, data))
-            if not data:
-                return
-    async def write():
-        while True:
-            at, data = await queue.get()
-            await asyncio.sleep(max(0.0, at - loop.time()))
-            if not data:
-                writer.close()
-                return
-            writer.write(data)
-            await writer.drain()
-    await asyncio.gather(read(), write(), return_exceptions=True)
-
-async def main():
-    target, delay = int(sys.argv[1]), float(sys.argv[2])
-    async def serve(client_reader, client_writer):
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
-        await asyncio.gather(
-            pipe(client_reader, server_writer, delay),
-            pipe(server_reader, client_writer, delay),
-            return_exceptions=True,
-        )
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"""
-
-
-@pytest.fixture
-def slow_redis_url(redis_url: str) -> Iterator[str]:
-    """``redis_url`` behind a proxy adding 10 ms each way (20 ms per round trip)."""
-    port = redis_url.rsplit(":", 1)[1].split("/")[0]
-    proxy = subprocess.Popen(
-        [sys.executable, "-c", PROXY, port, "0.01"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proxy.stdout is not None
-        listen = int(proxy.stdout.readline())
-        socket.create_connection(("127.0.0.1", listen), timeout=5).close()
-        yield f"redis://127.0.0.1:{listen}/0"
-    finally:
-        proxy.kill()
-        proxy.wait()
-        if proxy.stdout is not None:
-            proxy.stdout.close()
-
-
-async def test_a_short_wait_returns_a_status_recorded_before_it(slow_redis_url: str) -> None:
-    """The webhook arrived before the sender waits (its status is stored in Redis). The
-    sender's tracker is in use (its connections are open) but not subscribed yet: its first
-    wait, or its first after the subscription was lost. It asks ``final_status(id,
-    timeout=0.05)``; Redis is 20 ms away, so reading the stored status takes one round trip,
-    and ``timeout=0`` returns it, as the in-memory tracker does for any timeout.
-
-    With ``timeout=0.05`` it raised ``TimeoutError: no final status for message ... within
-    0.05 s``: the wait first sets up the pub/sub subscription (a new connection, its
-    handshake, SUBSCRIBE: 2 to 4 round trips depending on the redis-py version) and only then
-    reads the key, so a timeout shorter than that setup ends the call before the read. A
-    status that is there is reported as missing, and a longer timeout does worse than 0.
-    """
-    prefix = f"test:{uuid.uuid4().hex}:"
-    receiver = RedisDeliveryTracker(slow_redis_url, key_prefix=prefix)
-    sender = RedisDeliveryTracker(slow_redis_url, key_prefix=prefix)
-    try:
-        await receiver.handle(event("message.finalized", "m-early", "delivered"))
-        assert await sender.result("another message") is None  # the sender's pool is warm
-        started = time.monotonic()
-        assert await sender.result("m-early") is not None
-        one_read = time.monotonic() - started
-        assert one_read < 0.035, one_read  # the stored status is readable well within 0.05 s
-
-        async with RedisDeliveryTracker(slow_redis_url, key_prefix=prefix) as other:
-            assert (await other.final_status("m-early", timeout=0)).id == "m-early"
-
-        memory = DeliveryTracker()
-        await memory.handle(event("message.finalized", "m-early", "delivered"))
-        assert (await memory.final_status("m-early", timeout=0.05)).id == "m-early"
-
-        message = await asyncio.wait_for(sender.final_status("m-early", timeout=0.05), 5)
-        assert message.id == "m-early"
-    finally:
-        await receiver.aclose()
-        await sender.aclose()
