@@ -1916,6 +1916,102 @@ async def test_a_stopped_run_of_a_file_resplit_since_does_not_resume(
         assert "has been split in 3" in said, said
 
 
+async def claims(url: str, source: Path) -> dict[str, str]:
+    """The claim hash of ``source``'s content, as text."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url, decode_responses=True)
+    try:
+        found = await client.hgetall(claim_key(source))
+        return {str(k): str(v) for k, v in found.items()}
+    finally:
+        await client.aclose()
+
+
+async def interrupted_while_reading(
+    fake: FakeTelnyx, source: Path, out: Path, *extra: str
+) -> tuple[int | None, str]:
+    """Start the command, SIGINT it while it reads FILE; its exit status and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "telnyx_msg",
+        "bulk",
+        str(source),
+        "--out",
+        str(out),
+        "--api-key",
+        fake.api_key,
+        "--base-url",
+        fake.base_url,
+        "--no-progress",
+        *extra,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lock = out.with_name(out.name + ".lock")
+    for _ in range(3000):
+        if lock.exists() or proc.returncode is not None:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # past start-up: the signal handlers are in place, FILE is read
+    proc.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, stderr.decode()
+
+
+def quick_fake() -> FakeTelnyx:
+    return FakeTelnyx(config=FakeConfig(faults=Faults(latency=0.0), max_messages=20_000))
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_while_reading_leaves_the_shard_record_as_it_was(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Shard 1/2 of a file was sent by run A (its record: done). Today an operator starts a
+    new run of the shard, and presses Ctrl-C while the big file is still being read: exit 130,
+    "interrupted while reading", no request. That run sent nothing, so, as the docs say, it
+    "leaves the shard as it found it": A's done record, and a new run of the shard elsewhere
+    is accepted.
+
+    It claimed the shard after the signal anyway (the read returns early, and the flow goes
+    on to the claim and begin()), and gave it up as "stopped before the end of the shard":
+    A's record is replaced by the interrupted run's, and for a week every new run of the
+    shard is refused ("a new run would send again every row it sent": it sent none) unless
+    given --overwrite."""
+    source, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    write_rows(source, 200_000)  # about 1.5 s to read and plan
+    found = {"n": "2", "shard:1": "run-a|done"}
+    await set_claims(redis_url, source, **found)
+    shard = ["--shard", "1/2", "--redis", redis_url]
+    async with quick_fake() as fake:
+        code, said = await interrupted_while_reading(fake, source, out, *shard)
+        assert code == 130, said
+        assert "interrupted while reading" in said, said
+        assert fake.messages() == []
+        left = await claims(redis_url, source)
+        assert left == found, f"the run that sent nothing left {left}, not {found}: {said}"
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_while_reading_beside_a_live_shard_exits_as_interrupted(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Another host is sending shard 1/2; here the operator starts the same shard by mistake
+    and, seeing the plan take long, presses Ctrl-C while the file is read. The run sends
+    nothing and says it was interrupted (exit 130, as without --redis), not a refusal
+    found by a claim made after the Ctrl-C (exit 2, "is being sent by another")."""
+    source, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    write_rows(source, 200_000, start=1)
+    await set_claims(redis_url, source, n="2", **{"shard:1": "run-b|{future}"})
+    async with quick_fake() as fake:
+        code, said = await interrupted_while_reading(
+            fake, source, out, "--shard", "1/2", "--redis", redis_url
+        )
+        assert fake.messages() == []
+        assert (code, "interrupted while reading" in said) == (130, True), said
+
+
 def journaled(out: Path) -> set[int]:
     """The rows whose request the run at ``out`` was about to write."""
     journal = Journal(out.with_name(out.name + ".journal"))

@@ -189,7 +189,7 @@ class BulkRun:
         self.sending = False
         self.claim: ShardClaim | None = None  # a --redis run's, checked before each request
         self.completed = False  # went through every row (a --redis run then frees its shard)
-        self.began = False  # begin() ran: RESULTS and the journal may record sends
+        self.began = False  # send() began: a request may have been written
         self.planned = False  # every row read; False after a signal while reading the file
         self.rejectable = 0  # pending rows the plan found the send would refuse before I/O
         # The task awaiting the plan was cancelled (Ctrl-C without loop signal handlers, as on
@@ -350,7 +350,6 @@ class BulkRun:
 
     def begin(self) -> None:
         """Write what ``prepare`` decided: a fresh run's files, or a crash's unknown rows."""
-        self.began = True
         if self.args.overwrite:
             self.results.remove()
             self.journal.remove()
@@ -612,8 +611,9 @@ class BulkRun:
         """Send every pending row; return the signal number that stopped the run, if any."""
         from telnyx_msg._client import AsyncClient
 
-        if self.stopped:  # a signal arrived while planning: nothing was sent
+        if self.stopped:  # a signal arrived while planning or claiming: nothing was sent
             return self.stopped[0]
+        self.began = True
         self.sending = True
 
         rows_by_index: dict[int, int] = {}
@@ -883,7 +883,7 @@ async def run_bulk(args: argparse.Namespace) -> int:
         return await _run(run)
     finally:
         if claim is not None:
-            # A new run that stopped before begin() sent nothing: the shard is as it found it.
+            # A new run that stopped before send() sent nothing: the shard is as it found it.
             # Not --overwrite's: the record it replaced protected another run's rows.
             unused = not (args.resume or args.overwrite or run.began)
             await claim.release(finished=run.completed, unused=unused)
@@ -917,7 +917,7 @@ async def _run(run: BulkRun) -> int:
                 return 1 if run.rejectable else 0
             _say("interrupted while reading FILE: nothing sent")
             return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1) if run.stopped else 130
-        if run.claim is not None:
+        if run.claim is not None and not run.stopped:  # a signal while reading: no claim
             from telnyx_msg.cli._claim import ShardTaken
 
             try:
