@@ -486,7 +486,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             earlier = gate.written
             gate.written = True
             unwritten_token = cancelled_unwritten.set(
-                functools.partial(setattr, gate, "written", earlier)
+                [functools.partial(setattr, gate, "written", earlier)]
             )
         started = time.perf_counter()
         response: HttpResponse | None = None

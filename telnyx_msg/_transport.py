@@ -215,10 +215,13 @@ _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "telnyx_msg_attempt", default=None
 )
 
-#: Set by a caller around one ``send``: called when that send is cancelled before it got a
-#: connection (waiting for a pooled one, DNS, TCP/TLS set-up), i.e. nothing was written.
-cancelled_unwritten: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
-    "telnyx_msg_cancelled_unwritten", default=None
+#: Set by a caller around one ``send``: ``[callback]``, called when that send is cancelled before
+#: it got a connection (waiting for a pooled one, DNS, TCP/TLS set-up), i.e. nothing was written.
+#: Emptied once a send under it got a connection: a transport wrapping this one may send more
+#: than once (a failover), and a later send stopped while connecting wrote nothing, not the
+#: earlier one.
+cancelled_unwritten: contextvars.ContextVar[list[Callable[[], None]] | None] = (
+    contextvars.ContextVar("telnyx_msg_cancelled_unwritten", default=None)
 )
 
 
@@ -275,6 +278,9 @@ class _Connector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()
+            unwritten = cancelled_unwritten.get()
+            if unwritten:
+                unwritten.clear()  # from now on the request may be written
         return conn
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -503,8 +509,8 @@ class AiohttpTransport:
         except asyncio.CancelledError:
             if attempt is not None and not attempt.acquired:
                 unwritten = cancelled_unwritten.get()
-                if unwritten is not None:
-                    unwritten()
+                if unwritten:
+                    unwritten.pop()()
             if attempt is None or not attempt.expired:
                 if (
                     self.closed

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -21,9 +21,11 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
-from telnyx_msg import SendItem
+from telnyx_msg import SendItem, Timeout
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
+from telnyx_msg._transport import AiohttpTransport
+from telnyx_msg._wire import HttpResponse, TransportError
 from tests.conftest import ApiServer, json_response, message_json
 
 pytestmark = pytest.mark.anyio
@@ -187,6 +189,125 @@ async def test_a_send_stopped_while_its_retry_waits_for_a_connection_stays_unkno
             await other
     finally:
         release.set()
+    assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
+        (o.index, o.status, repr(o.error)) for o in stopped
+    ]
+
+
+class Failover:
+    """A user's transport: the SDK's ``AiohttpTransport``, trying a standby endpoint (same
+    Idempotency-Key, so Telnyx would not repeat an accepted message) when the primary dropped
+    the connection."""
+
+    def __init__(self, primary: str, standby: str) -> None:
+        self.inner = AiohttpTransport()
+        self.primary, self.standby = primary, standby
+
+    @property
+    def pool_size(self) -> int:
+        return self.inner.pool_size
+
+    @property
+    def max_response_size(self) -> int:
+        return self.inner.max_response_size
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def other_loop(self) -> bool:
+        return self.inner.other_loop()
+
+    def grow_pool(self, size: int) -> int:
+        return self.inner.grow_pool(size)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,  # noqa: ASYNC109  # the Transport protocol's signature
+    ) -> HttpResponse:
+        try:
+            return await self.inner.send(method, url, headers, body, timeout)
+        except TransportError as exc:
+            if not (exc.reached and "Idempotency-Key" in headers):
+                raise
+            standby = url.replace(self.primary, self.standby, 1)
+            return await self.inner.send(method, standby, headers, body, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="relies on Linux dropping SYNs to a full backlog"
+)
+async def test_a_custom_transport_stopped_after_it_wrote_the_request_reports_unknown(
+    api_server: Any,
+) -> None:
+    """The primary reads the POST and drops the connection (it may have accepted it); the
+    custom transport then connects to the standby, whose accept backlog is full. Stopping the
+    run now must report the send ``unknown`` (never resend it), not ``not_sent``."""
+    posts: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        posts.append(1)
+        assert request.transport is not None
+        request.transport.close()  # read, then the connection is lost
+        await asyncio.sleep(1)
+        return json_response({"data": message_json()})
+
+    server: ApiServer = await api_server(handler)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    standby = f"http://127.0.0.1:{listener.getsockname()[1]}/v2"
+    fillers: list[socket.socket] = []
+    stopped: list[SendOutcome] = []
+    try:
+        for _ in range(3):  # fill the standby's accept queue: later SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        transport = Failover(server.base_url, standby)
+        async with telnyx_msg.AsyncClient(
+            "k",
+            base_url=server.base_url,
+            transport=transport,
+            rate_limits=None,
+            max_retries=0,
+        ) as client:
+            items: list[SendItem] = [
+                {
+                    "from_": "+18005550101",
+                    "to": "+18445550000",
+                    "text": "hi",
+                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
+                }
+            ]
+            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
+            step = asyncio.ensure_future(outcomes.__anext__())
+            for _ in range(500):  # bounded (5 s): the primary reads the request
+                if posts:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the standby's connection is opening meanwhile
+            assert posts == [1]
+            assert not step.done()
+            step.cancel()  # the stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
+            await outcomes.aclose()
+    finally:
+        listener.close()
+        for filler in fillers:
+            filler.close()
     assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
         (o.index, o.status, repr(o.error)) for o in stopped
     ]
