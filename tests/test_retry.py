@@ -373,6 +373,28 @@ async def test_a_retry_after_a_possibly_processed_attempt_stays_outcome_unknown(
 
 
 @pytest.mark.anyio
+async def test_a_cancel_retried_after_a_lost_answer_says_it_may_have_worked(
+    api_server: Any,
+) -> None:
+    """``messages.cancel_scheduled``: the first DELETE is read and its answer lost (the
+    message was cancelled), the retry meets 422 "Only messages with status=scheduled can be
+    cancelled". The error is outcome_unknown, and its hint must not send the user hunting for
+    a rejected field ("a field or parameter was rejected"): the cancel most likely worked."""
+    refusal = "Only messages with status=scheduled can be cancelled."
+    server = await api_server(
+        _drop_then(lambda: telnyx_error(422, "10015", "Bad Request", refusal))
+    )
+    async with client_for(server, max_retries=1) as client:
+        with pytest.raises(telnyx_msg.UnprocessableEntityError) as caught:
+            await client.messages.cancel_scheduled("m-1")
+    assert len(server.requests) == 2
+    assert caught.value.outcome_unknown is True
+    hint = caught.value.hint or ""
+    assert "earlier attempt of this call may have succeeded" in hint, str(caught.value)
+    assert "rejected" not in hint
+
+
+@pytest.mark.anyio
 async def test_a_retry_that_cannot_connect_after_a_possibly_processed_attempt() -> None:
     """The first attempt is dropped after it was written, then the server is gone (connection
     refused): the error is a connect error, yet outcome_unknown, since the first may have been
