@@ -7,7 +7,6 @@ The retry rules are in :mod:`telnyx_msg._retry` (with the policy table); request
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import math
@@ -49,6 +48,7 @@ from telnyx_msg._spec import (
 from telnyx_msg._transport import (
     USER_AGENT,
     AiohttpTransport,
+    SendWindow,
     Transport,
     cancelled_unwritten,
     fixed_headers,
@@ -477,7 +477,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             if event is not None and hooks.response:
                 await call_hooks(hooks.response, ResponseEvent(event, None, 0.0, None, wrong_loop))
             raise wrong_loop
-        unwritten_token = None
+        unwritten_token = window = None
         if gate is not None:
             # From here on the request may reach Telnyx; not before: a request hook that
             # raised (the bulk CLI's journal write on a full disk) stopped it unwritten. A
@@ -485,9 +485,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
             # set-up) still wrote nothing: the transport says so.
             earlier = gate.written
             gate.written = True
-            unwritten_token = cancelled_unwritten.set(
-                [functools.partial(setattr, gate, "written", earlier)]
-            )
+            window = SendWindow()
+            unwritten_token = cancelled_unwritten.set(window)
         started = time.perf_counter()
         response: HttpResponse | None = None
         error: TelnyxError | None = None
@@ -496,6 +495,10 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 response = await shared.transport.send(
                     wire.method, wire.url, wire.headers, wire.data, timeout
                 )
+            except asyncio.CancelledError:
+                if gate is not None and window is not None and window.unwritten:
+                    gate.written = earlier  # stopped before any send under it connected
+                raise
             finally:
                 if unwritten_token is not None:
                     cancelled_unwritten.reset(unwritten_token)

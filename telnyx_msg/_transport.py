@@ -22,7 +22,7 @@ import re
 import select
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -215,13 +215,31 @@ _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "telnyx_msg_attempt", default=None
 )
 
-#: Set by a caller around one ``send``: ``[callback]``, called when that send is cancelled before
-#: it got a connection (waiting for a pooled one, DNS, TCP/TLS set-up), i.e. nothing was written.
-#: Emptied once a send under it got a connection: a transport wrapping this one may send more
-#: than once (a failover), and a later send stopped while connecting wrote nothing, not the
-#: earlier one.
-cancelled_unwritten: contextvars.ContextVar[list[Callable[[], None]] | None] = (
-    contextvars.ContextVar("telnyx_msg_cancelled_unwritten", default=None)
+
+class SendWindow:
+    """What the sends under one caller's ``send`` did: whether any got a connection (the
+    request may have been written), and whether one was cancelled before it had one.
+
+    Sticky, and decided by the caller once its ``send`` ended: a transport wrapping this one
+    may send more than once (a failover), in either order (a first try given up while it
+    connected, a second one written; or the reverse), and tasks started under it share it.
+    """
+
+    __slots__ = ("acquired", "stopped_unconnected")
+
+    def __init__(self) -> None:
+        self.acquired = False
+        self.stopped_unconnected = False
+
+    @property
+    def unwritten(self) -> bool:
+        """True when a send was cancelled before its connection and none ever had one."""
+        return self.stopped_unconnected and not self.acquired
+
+
+#: Set by a caller around one ``send`` (see :class:`SendWindow`).
+cancelled_unwritten: contextvars.ContextVar[SendWindow | None] = contextvars.ContextVar(
+    "telnyx_msg_cancelled_unwritten", default=None
 )
 
 
@@ -278,9 +296,9 @@ class _Connector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()
-            unwritten = cancelled_unwritten.get()
-            if unwritten:
-                unwritten.clear()  # from now on the request may be written
+            window = cancelled_unwritten.get()
+            if window is not None:
+                window.acquired = True  # from now on the request may be written
         return conn
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -508,9 +526,9 @@ class AiohttpTransport:
                 return HttpResponse(resp.status, resp.headers, payload, too_large)
         except asyncio.CancelledError:
             if attempt is not None and not attempt.acquired:
-                unwritten = cancelled_unwritten.get()
-                if unwritten:
-                    unwritten.pop()()
+                window = cancelled_unwritten.get()
+                if window is not None:
+                    window.stopped_unconnected = True
             if attempt is None or not attempt.expired:
                 if (
                     self.closed

@@ -311,3 +311,114 @@ async def test_a_custom_transport_stopped_after_it_wrote_the_request_reports_unk
     assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
         (o.index, o.status, repr(o.error)) for o in stopped
     ]
+
+
+class BudgetedFailover:
+    """A user's transport: the SDK's ``AiohttpTransport``, giving the primary endpoint
+    ``budget`` seconds, then trying a standby endpoint with the same request."""
+
+    def __init__(self, primary: str, standby: str, budget: float) -> None:
+        self.inner = AiohttpTransport()
+        self.primary, self.standby, self.budget = primary, standby, budget
+
+    @property
+    def pool_size(self) -> int:
+        return self.inner.pool_size
+
+    @property
+    def max_response_size(self) -> int:
+        return self.inner.max_response_size
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def other_loop(self) -> bool:
+        return self.inner.other_loop()
+
+    def grow_pool(self, size: int) -> int:
+        return self.inner.grow_pool(size)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,  # noqa: ASYNC109  # the Transport protocol's signature
+    ) -> HttpResponse:
+        try:
+            return await asyncio.wait_for(
+                self.inner.send(method, url, headers, body, timeout), self.budget
+            )
+        except asyncio.TimeoutError:  # Python 3.10: not the builtin
+            standby = url.replace(self.primary, self.standby, 1)
+            return await self.inner.send(method, standby, headers, body, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="relies on Linux dropping SYNs to a full backlog"
+)
+async def test_a_send_written_after_a_primary_gave_up_connecting_is_unknown_when_stopped(
+    api_server: Any,
+) -> None:
+    """The primary's accept backlog is full (its connection never opens), so the transport's
+    0.3 s budget for it runs out; the standby reads the POST and takes its time to answer.
+    Stopping the run then must report the send ``unknown``, not ``not_sent``."""
+    posts: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        posts.append(1)
+        await asyncio.sleep(2)
+        return json_response({"data": message_json()})
+
+    standby_server: ApiServer = await api_server(handler)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    primary = f"http://127.0.0.1:{listener.getsockname()[1]}/v2"
+    fillers: list[socket.socket] = []
+    stopped: list[SendOutcome] = []
+    try:
+        for _ in range(3):  # fill the primary's accept queue: later SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        transport = BudgetedFailover(primary, standby_server.base_url, budget=0.3)
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=primary, transport=transport, rate_limits=None, max_retries=0
+        ) as client:
+            items: list[SendItem] = [
+                {
+                    "from_": "+18005550101",
+                    "to": "+18445550000",
+                    "text": "hi",
+                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
+                }
+            ]
+            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
+            step = asyncio.ensure_future(outcomes.__anext__())
+            for _ in range(500):  # bounded (5 s): the standby reads the request
+                if posts:
+                    break
+                await asyncio.sleep(0.01)
+            assert posts == [1]  # Telnyx (the standby) has the message
+            assert not step.done()
+            step.cancel()  # the stop, while the standby's answer is pending
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
+            await outcomes.aclose()
+    finally:
+        listener.close()
+        for filler in fillers:
+            filler.close()
+    assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
+        (o.index, o.status, repr(o.error)) for o in stopped
+    ]
