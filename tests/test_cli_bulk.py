@@ -2012,6 +2012,25 @@ async def test_ctrl_c_while_reading_beside_a_live_shard_exits_as_interrupted(
         assert (code, "interrupted while reading" in said) == (130, True), said
 
 
+@pytest.mark.anyio
+async def test_ctrl_c_while_reading_with_overwrite_keeps_the_old_results(tmp_path: Path) -> None:
+    """``--overwrite`` over an earlier run's RESULTS, then Ctrl-C while the big FILE is still
+    read (the operator changed their mind): nothing is sent, and the earlier RESULTS (the
+    record of what that run sent) must stay as it was. It was deleted, with its journal,
+    while the run said "no row was sent"."""
+    small, big, out = tmp_path / "small.csv", tmp_path / "big.csv", tmp_path / "out.csv"
+    write_rows(small, 5, start=6100)
+    write_rows(big, 200_000, start=100_000)  # about 1.5 s to read and plan
+    async with quick_fake() as fake:
+        assert await bulk(fake, str(small), "--out", str(out)) == 0
+        before = out.read_bytes()
+        out.with_name(out.name + ".lock").unlink()  # so the signal waits for this run's lock
+        code, said = await interrupted_while_reading(fake, big, out, "--overwrite")
+        assert (code, "interrupted while reading" in said) == (130, True), said
+        assert len(fake.messages()) == 5
+    assert out.read_bytes() == before, said
+
+
 def journaled(out: Path) -> set[int]:
     """The rows whose request the run at ``out`` was about to write."""
     journal = Journal(out.with_name(out.name + ".journal"))

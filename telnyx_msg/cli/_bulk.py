@@ -917,6 +917,11 @@ async def _run(run: BulkRun) -> int:
                 return 1 if run.rejectable else 0
             _say("interrupted while reading FILE: nothing sent")
             return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1) if run.stopped else 130
+        if run.stopped and args.overwrite:
+            # Stopped before anything was decided: the RESULTS --overwrite would discard (the
+            # record of what an earlier run sent) stays as it was.
+            _say(f"interrupted while reading {args.file}: nothing sent; {run.out} left as it was")
+            return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1)
         if run.claim is not None and not run.stopped:  # a signal while reading: no claim
             from telnyx_msg.cli._claim import ShardTaken
 
