@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -37,6 +38,62 @@ FAST = Backoff(initial=0.001, max=0.002)
 def numbers(count: int) -> Iterator[SendItem]:
     for n in range(count):
         yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": f"hi {n}"}
+
+
+# One send with an Idempotency-Key: a transport may try it again, elsewhere, safely.
+KEYED: list[SendItem] = [
+    {
+        "from_": FROM,
+        "to": "+18445550000",
+        "text": "hi",
+        "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
+    }
+]
+
+
+@contextlib.contextmanager
+def stalled_base_url() -> Iterator[str]:
+    """A base URL on 127.0.0.1 whose accept queue is full: Linux drops the SYNs of further
+    connections, so a connection to it never opens (and nothing can be written)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+            fillers.append(filler)
+        time.sleep(0.1)  # the fillers are queued
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v2"
+    finally:
+        listener.close()
+        for filler in fillers:
+            filler.close()
+
+
+async def stop_keyed_send(
+    client: telnyx_msg.AsyncClient, posts: list[int], settle: float
+) -> list[SendOutcome]:
+    """Send ``KEYED`` with ``send_many``; once the server has read it (``posts``) and
+    ``settle`` seconds passed, stop the run: the outcomes ``on_stop`` received."""
+    stopped: list[SendOutcome] = []
+    outcomes = client.messages.send_many(KEYED, concurrency=1, on_stop=stopped.append)
+    step = asyncio.ensure_future(outcomes.__anext__())
+    for _ in range(500):  # bounded (5 s): the server reads the request
+        if posts:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(settle)
+    assert posts == [1]
+    assert not step.done()
+    step.cancel()  # the stop
+    with contextlib.suppress(asyncio.CancelledError):
+        await step
+    await outcomes.aclose()
+    return stopped
 
 
 async def test_a_send_stopped_while_waiting_for_a_pooled_connection_is_not_sent(
@@ -93,23 +150,11 @@ async def test_sends_stopped_while_their_connection_opens_are_not_sent() -> None
     takes a while). A server whose accept backlog is full never completes the handshake, so
     nothing can have been written; a timeout (cancel scope) around the run then must leave those
     sends ``not_sent``, not ``unknown``."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers: list[socket.socket] = []
     stopped: list[SendOutcome] = []
     got: list[SendOutcome] = []
-    try:
-        for _ in range(3):  # fill the accept queue: later SYNs are dropped
-            filler = socket.socket()
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(("127.0.0.1", port))
-            fillers.append(filler)
-        await asyncio.sleep(0.1)
+    with stalled_base_url() as base_url:
         async with telnyx_msg.AsyncClient(
-            "k", base_url=f"http://127.0.0.1:{port}/v2", rate_limits=None, backoff=FAST
+            "k", base_url=base_url, rate_limits=None, backoff=FAST
         ) as client:
             with anyio.move_on_after(0.5):
                 got.extend(
@@ -120,10 +165,6 @@ async def test_sends_stopped_while_their_connection_opens_are_not_sent() -> None
                         )
                     ]
                 )
-    finally:
-        listener.close()
-        for filler in fillers:
-            filler.close()
     assert got == []
     assert sorted((o.index, o.status) for o in stopped) == [
         (0, "not_sent"),
@@ -161,15 +202,7 @@ async def test_a_send_stopped_while_its_retry_waits_for_a_connection_stays_unkno
         async with telnyx_msg.AsyncClient(
             "k", base_url=server.base_url, rate_limits=None, backoff=FAST, pool_size=1
         ) as client:
-            items: list[SendItem] = [
-                {
-                    "from_": "+18005550101",
-                    "to": "+18445550000",
-                    "text": "hi",
-                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
-                }
-            ]
-            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
+            outcomes = client.messages.send_many(KEYED, concurrency=1, on_stop=stopped.append)
             step = asyncio.ensure_future(outcomes.__anext__())
             for _ in range(500):  # bounded (5 s): the first attempt reaches the server
                 if posts:
@@ -261,83 +294,25 @@ async def test_a_custom_transport_stopped_after_it_wrote_the_request_reports_unk
         return json_response({"data": message_json()})
 
     server: ApiServer = await api_server(handler)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    standby = f"http://127.0.0.1:{listener.getsockname()[1]}/v2"
-    fillers: list[socket.socket] = []
-    stopped: list[SendOutcome] = []
-    try:
-        for _ in range(3):  # fill the standby's accept queue: later SYNs are dropped
-            filler = socket.socket()
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(listener.getsockname())
-            fillers.append(filler)
-        await asyncio.sleep(0.1)
+    with stalled_base_url() as standby:
         transport = Failover(server.base_url, standby)
         async with telnyx_msg.AsyncClient(
-            "k",
-            base_url=server.base_url,
-            transport=transport,
-            rate_limits=None,
-            max_retries=0,
+            "k", base_url=server.base_url, transport=transport, rate_limits=None, max_retries=0
         ) as client:
-            items: list[SendItem] = [
-                {
-                    "from_": "+18005550101",
-                    "to": "+18445550000",
-                    "text": "hi",
-                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
-                }
-            ]
-            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
-            step = asyncio.ensure_future(outcomes.__anext__())
-            for _ in range(500):  # bounded (5 s): the primary reads the request
-                if posts:
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.3)  # the standby's connection is opening meanwhile
-            assert posts == [1]
-            assert not step.done()
-            step.cancel()  # the stop
-            with contextlib.suppress(asyncio.CancelledError):
-                await step
-            await outcomes.aclose()
-    finally:
-        listener.close()
-        for filler in fillers:
-            filler.close()
+            # The primary read the request; the standby's connection is opening meanwhile.
+            stopped = await stop_keyed_send(client, posts, settle=0.3)
     assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
         (o.index, o.status, repr(o.error)) for o in stopped
     ]
 
 
-class BudgetedFailover:
+class BudgetedFailover(Failover):
     """A user's transport: the SDK's ``AiohttpTransport``, giving the primary endpoint
     ``budget`` seconds, then trying a standby endpoint with the same request."""
 
     def __init__(self, primary: str, standby: str, budget: float) -> None:
-        self.inner = AiohttpTransport()
-        self.primary, self.standby, self.budget = primary, standby, budget
-
-    @property
-    def pool_size(self) -> int:
-        return self.inner.pool_size
-
-    @property
-    def max_response_size(self) -> int:
-        return self.inner.max_response_size
-
-    @property
-    def closed(self) -> bool:
-        return self.inner.closed
-
-    def other_loop(self) -> bool:
-        return self.inner.other_loop()
-
-    def grow_pool(self, size: int) -> int:
-        return self.inner.grow_pool(size)
+        super().__init__(primary, standby)
+        self.budget = budget
 
     async def send(
         self,
@@ -354,9 +329,6 @@ class BudgetedFailover:
         except asyncio.TimeoutError:  # Python 3.10: not the builtin
             standby = url.replace(self.primary, self.standby, 1)
             return await self.inner.send(method, standby, headers, body, timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.mark.skipif(
@@ -377,48 +349,13 @@ async def test_a_send_written_after_a_primary_gave_up_connecting_is_unknown_when
         return json_response({"data": message_json()})
 
     standby_server: ApiServer = await api_server(handler)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    primary = f"http://127.0.0.1:{listener.getsockname()[1]}/v2"
-    fillers: list[socket.socket] = []
-    stopped: list[SendOutcome] = []
-    try:
-        for _ in range(3):  # fill the primary's accept queue: later SYNs are dropped
-            filler = socket.socket()
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(listener.getsockname())
-            fillers.append(filler)
-        await asyncio.sleep(0.1)
+    with stalled_base_url() as primary:
         transport = BudgetedFailover(primary, standby_server.base_url, budget=0.3)
         async with telnyx_msg.AsyncClient(
             "k", base_url=primary, transport=transport, rate_limits=None, max_retries=0
         ) as client:
-            items: list[SendItem] = [
-                {
-                    "from_": "+18005550101",
-                    "to": "+18445550000",
-                    "text": "hi",
-                    "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
-                }
-            ]
-            outcomes = client.messages.send_many(iter(items), concurrency=1, on_stop=stopped.append)
-            step = asyncio.ensure_future(outcomes.__anext__())
-            for _ in range(500):  # bounded (5 s): the standby reads the request
-                if posts:
-                    break
-                await asyncio.sleep(0.01)
-            assert posts == [1]  # Telnyx (the standby) has the message
-            assert not step.done()
-            step.cancel()  # the stop, while the standby's answer is pending
-            with contextlib.suppress(asyncio.CancelledError):
-                await step
-            await outcomes.aclose()
-    finally:
-        listener.close()
-        for filler in fillers:
-            filler.close()
+            # Telnyx (the standby) has the message; its answer is pending.
+            stopped = await stop_keyed_send(client, posts, settle=0.0)
     assert [(o.index, o.status) for o in stopped] == [(0, "unknown")], [
         (o.index, o.status, repr(o.error)) for o in stopped
     ]

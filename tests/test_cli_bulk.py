@@ -1932,23 +1932,7 @@ async def interrupted_while_reading(
     fake: FakeTelnyx, source: Path, out: Path, *extra: str
 ) -> tuple[int | None, str]:
     """Start the command, SIGINT it while it reads FILE; its exit status and stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "telnyx_msg",
-        "bulk",
-        str(source),
-        "--out",
-        str(out),
-        "--api-key",
-        fake.api_key,
-        "--base-url",
-        fake.base_url,
-        "--no-progress",
-        *extra,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_bulk(fake, source, out, "--no-progress", *extra)
     lock = out.with_name(out.name + ".lock")
     for _ in range(3000):
         if lock.exists() or proc.returncode is not None:
