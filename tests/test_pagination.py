@@ -244,10 +244,13 @@ async def test_a_repeated_page_is_spotted_whatever_its_key_order(
     assert len(server.requests) == 2
 
 
-def newest_first_server(existing: int, page_size: int, arrivals: int) -> Any:
+def newest_first_server(
+    existing: int, page_size: int, arrivals: int, *, keep_total: bool = False, after: int = 1
+) -> Any:
     """Opt-outs listed newest first, paged by page[number] / page[size] with a full, truthful
-    meta; ``arrivals`` new opt-outs come in right after the first page is served (customers
-    replying STOP while the listing is walked)."""
+    meta; ``arrivals`` new opt-outs come in right after page ``after`` is served (customers
+    replying STOP while the listing is walked), and with ``keep_total`` as many of the oldest
+    go (opted back in), so ``meta.total_results`` does not change."""
     records = [optout(n) for n in reversed(range(existing))]  # newest first
     state = {"next": existing, "served": 0}
 
@@ -266,10 +269,12 @@ def newest_first_server(existing: int, page_size: int, arrivals: int) -> Any:
             },
         }
         state["served"] += 1
-        if state["served"] == 1:
+        if state["served"] == after:
             for _ in range(arrivals):
                 records.insert(0, optout(state["next"]))
                 state["next"] += 1
+                if keep_total:
+                    records.pop()
         return json_response(body)
 
     return handler

@@ -12,50 +12,15 @@ from aiohttp import web
 
 import telnyx_msg
 from tests.conftest import json_response
+from tests.test_pagination import newest_first_server, optout
 
 pytestmark = pytest.mark.anyio
 
 
-def optout(n: int) -> dict[str, Any]:
-    return {
-        "from": "+18005550101",
-        "to": f"+1844555{n:04d}",
-        "keyword": "STOP",
-        "created_at": "2025-04-28T12:00:38Z",
-    }
-
-
 def churning_server(existing: int, page_size: int, churn: int) -> Any:
-    """Opt-outs listed newest first, paged by page[number] / page[size] with a full, truthful
-    meta. Right after the first page is served, ``churn`` customers reply STOP (new opt-outs at
-    the front) and the ``churn`` oldest opt-outs are removed (at the end), so the listing has
-    as many records as before and ``meta.total_results`` does not change."""
-    records = [optout(n) for n in reversed(range(existing))]  # newest first
-    state = {"next": existing, "served": 0}
-
-    async def handler(request: web.Request) -> web.Response:
-        number = int(request.query.get("page[number]", "1"))
-        size = int(request.query.get("page[size]", str(page_size)))
-        start = (number - 1) * size
-        total = len(records)
-        body = {
-            "data": records[start : start + size],
-            "meta": {
-                "page_number": number,
-                "page_size": size,
-                "total_pages": -(-total // size),
-                "total_results": total,
-            },
-        }
-        state["served"] += 1
-        if state["served"] == 1:
-            for _ in range(churn):
-                records.insert(0, optout(state["next"]))
-                state["next"] += 1
-                records.pop()  # the oldest opt-out goes
-        return json_response(body)
-
-    return handler
+    """Right after the first page is served, ``churn`` customers reply STOP (new opt-outs at
+    the front) and the ``churn`` oldest opt-outs are removed: ``meta.total_results`` stays."""
+    return newest_first_server(existing, page_size, churn, keep_total=True)
 
 
 def expected_survivors(existing: int, churn: int) -> list[str]:
@@ -196,29 +161,7 @@ async def test_a_two_page_shift_keeping_the_total_is_still_walked(api_server: An
     as many old ones go (meta.total_results unchanged), make pages 3 and 4 repeat pages 1 and 2
     in order; they are skipped and every opt-out present for the whole walk is yielded."""
     existing, size = 12, 2
-    records = [optout(n) for n in reversed(range(existing))]  # newest first
-    served = {"n": 0}
-
-    async def handler(request: web.Request) -> web.Response:
-        number = int(request.query.get("page[number]", "1"))
-        start = (number - 1) * size
-        total = len(records)
-        body = {
-            "data": records[start : start + size],
-            "meta": {
-                "page_number": number,
-                "page_size": size,
-                "total_pages": -(-total // size),
-                "total_results": total,
-            },
-        }
-        served["n"] += 1
-        if served["n"] == 2:
-            for n in range(2 * size):
-                records.insert(0, optout(100 + n))
-                records.pop()
-        return json_response(body)
-
+    handler = newest_first_server(existing, size, 2 * size, keep_total=True, after=2)
     server = await api_server(handler)
     async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as c:
         with anyio.fail_after(20):
