@@ -161,7 +161,7 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
         return "unknown" if gate.written else "not_sent"
     if isinstance(error, APIConnectionError):
         return "unknown" if error.outcome_unknown else "not_sent"
-    if isinstance(error, AuthenticationError):
+    if isinstance(error, AuthenticationError) and not error.outcome_unknown:
         return "not_sent"  # the key was refused, not the message: send it once the key works
     if isinstance(error, APIStatusError):
         if error.outcome_unknown:

@@ -278,7 +278,14 @@ class APIStatusError(TelnyxError):
     @property
     def hint(self) -> str | None:
         """One line on the likely cause and fix, for the errors users hit most."""
-        if self.outcome_unknown and 400 <= self.status < 500 and self.status not in (408, 429):
+        specific = HINTS.get(self.code or "") if self.code != "10015" else None
+        if specific:  # written for this code: better than naming the field it points at
+            return specific
+        if (
+            self.outcome_unknown
+            and 400 <= self.status < 500
+            and self.status not in (401, 403, 408, 429)
+        ):
             # A retry's refusal after an attempt whose answer was lost: that attempt may have
             # done the work (a delete, a cancel), which is what this retry now runs into.
             return (
@@ -286,9 +293,6 @@ class APIStatusError(TelnyxError):
                 "this refusal may be the retry meeting its result: check the resource's state "
                 "(retrieve it) before acting on this error."
             )
-        specific = HINTS.get(self.code or "") if self.code != "10015" else None
-        if specific:  # written for this code: better than naming the field it points at
-            return specific
         source = self.errors[0].source if self.errors else None
         if source and (self.code == "10015" or self.status in (400, 422)):
             # Name what this error points at: a body field (pointer) or a query parameter.

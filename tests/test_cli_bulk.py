@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import pytest
@@ -2013,6 +2014,89 @@ async def test_ctrl_c_while_reading_with_overwrite_keeps_the_old_results(tmp_pat
         assert (code, "interrupted while reading" in said) == (130, True), said
         assert len(fake.messages()) == 5
     assert out.read_bytes() == before, said
+
+
+class SlowRedis:
+    """A TCP proxy in front of a real redis-server that holds each script call (the shard
+    claim's EVAL) for ``delay`` seconds, and says when one arrived."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        parts = urlsplit(target)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
+        self.delay = delay
+        self.evaluating = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        down = asyncio.ensure_future(self._pipe(up_reader, writer, hold=False))
+        self.tasks.add(down)
+        try:
+            await self._pipe(reader, up_writer, hold=True)
+        finally:
+            down.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await down
+            writer.close()
+            up_writer.close()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, hold: bool
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := await reader.read(65536):
+                if hold and b"EVAL" in chunk.upper():
+                    self.evaluating.set()
+                    await asyncio.sleep(self.delay)
+                writer.write(chunk)
+                await writer.drain()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_while_the_shard_is_claimed_with_overwrite_keeps_the_old_results(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """An earlier run sent 5 rows (its RESULTS say so). The operator starts ``--overwrite``
+    of the shard, then changes their mind and presses Ctrl-C while the run claims the shard
+    (before any request): nothing is sent, and the earlier RESULTS must stay as they were,
+    as they do when the Ctrl-C comes while FILE is read."""
+    first, again, out = tmp_path / "first.csv", tmp_path / "again.csv", tmp_path / "out.csv"
+    write_rows(first, 5, start=6100)
+    write_rows(again, 5, start=7100)
+    proxy = SlowRedis(redis_url, delay=2.0)
+    slow_url = await proxy.start()
+    try:
+        async with quick_fake() as fake:
+            assert await bulk(fake, str(first), "--out", str(out)) == 0
+            before = out.read_bytes()
+            shard = ["--overwrite", "--no-progress", "--shard", "1/1", "--redis", slow_url]
+            proc = await start_bulk(fake, again, out, *shard)
+            try:
+                await asyncio.wait_for(proxy.evaluating.wait(), 30)  # the claim is on its way
+                proc.send_signal(signal.SIGINT)
+                _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            said = stderr.decode()
+            assert len(fake.messages()) == 5, said  # the second run sent nothing
+            assert proc.returncode == 130, said
+    finally:
+        await proxy.close()
+    assert out.read_bytes() == before, (said, out.read_text())
 
 
 def journaled(out: Path) -> set[int]:

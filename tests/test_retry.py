@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
-from telnyx_msg import RequestOptions
+from telnyx_msg import RequestOptions, SendItem
+from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff, server_hint, status_retryable
 from tests.conftest import ApiServer, json_response, message_json, telnyx_error
 from tests.redis_proc import _free_port
@@ -493,3 +494,79 @@ def test_x_should_retry_is_read_with_surrounding_whitespace() -> None:
     assert status_retryable(400, None, False, " TRUE ") is True
     assert status_retryable(503, None, True, "false\t") is False
     assert status_retryable(503, None, True, " maybe ") is True
+
+
+def refused_after_a_500(posts: list[int]) -> Any:
+    """A first attempt that may have been accepted (500), then the key refused (401)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        posts.append(1)
+        if len(posts) == 1:  # may have been accepted
+            return telnyx_error(500, "10007", "Unexpected error")
+        return telnyx_error(401, "10009", "Authentication failed")
+
+    return handler
+
+
+async def collect(outcomes: AsyncIterator[SendOutcome], into: list[SendOutcome]) -> None:
+    """Each outcome into ``into`` as it arrives (kept when the iteration then raises)."""
+    async for outcome in outcomes:
+        into.append(outcome)  # an error ends the loop: keep what came
+
+
+def keyed_item() -> SendItem:
+    return {
+        "from_": "+18005550101",
+        "to": "+18445550000",
+        "text": "hi",
+        "options": telnyx_msg.RequestOptions(idempotency_key="k-1"),
+    }
+
+
+@pytest.mark.anyio
+async def test_a_refused_key_after_a_possibly_accepted_attempt_is_unknown(
+    api_server: Any,
+) -> None:
+    """The item's first attempt may have been accepted (500), its retry is refused (401):
+    ``send_many`` reports it ``unknown``, not ``not_sent`` (which the bulk CLI's --resume, or
+    the caller, resends: the recipient would get the message twice)."""
+    posts: list[int] = []
+    server: ApiServer = await api_server(refused_after_a_500(posts))
+    got: list[SendOutcome] = []
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, backoff=FAST
+    ) as client:
+        outcomes = client.messages.send_many(iter([keyed_item()]), concurrency=1)
+        with pytest.raises(telnyx_msg.AuthenticationError):
+            await collect(outcomes, got)
+    assert len(posts) == 2
+    assert [(o.index, o.status) for o in got] == [(0, "unknown")], [
+        (o.index, o.status, str(o.error)) for o in got
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_refused_key_after_a_possibly_accepted_attempt_hints_at_the_key(
+    api_server: Any,
+) -> None:
+    """The same send with ``messages.send``: the 401's hint still names the API key (the
+    thing to fix; the retry cannot have met the earlier attempt's result as a 401), while the
+    message says the outcome is unknown."""
+    posts: list[int] = []
+    server: ApiServer = await api_server(refused_after_a_500(posts))
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, backoff=FAST
+    ) as client:
+        with pytest.raises(telnyx_msg.AuthenticationError) as caught:
+            await client.messages.send(
+                from_="+18005550101",
+                to="+18445550000",
+                text="hi",
+                options=telnyx_msg.RequestOptions(idempotency_key="k-1"),
+            )
+    error = caught.value
+    assert len(posts) == 2
+    assert error.outcome_unknown
+    assert error.hint is not None
+    assert "API key" in error.hint, str(error)

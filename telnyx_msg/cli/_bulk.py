@@ -884,8 +884,9 @@ async def run_bulk(args: argparse.Namespace) -> int:
     finally:
         if claim is not None:
             # A new run that stopped before send() sent nothing: the shard is as it found it.
-            # Not --overwrite's: the record it replaced protected another run's rows.
-            unused = not (args.resume or args.overwrite or run.began)
+            # Not --overwrite's once it began: the record it replaced protected another run's
+            # rows (stopped before begin(), it replaced nothing: that record is put back).
+            unused = not (args.resume or run.began)
             await claim.release(finished=run.completed, unused=unused)
         run.lock.release()
         loop = asyncio.get_running_loop()
@@ -930,6 +931,9 @@ async def _run(run: BulkRun) -> int:
             except (ShardTaken, TelnyxError) as exc:  # nothing claimed, nothing sent
                 _say(f"error: {exc}")
                 return 2
+            if run.stopped and args.overwrite:  # a signal while claiming: as while reading
+                _say(f"interrupted: nothing sent; {run.out} left as it was")
+                return _SIGNAL_EXIT.get(signal.Signals(run.stopped[0]), 1)
         run.begin()
     except (TableError, UsageError, OSError) as exc:  # nothing sent yet
         _say(f"error: {exc}")
