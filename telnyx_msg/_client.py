@@ -50,8 +50,8 @@ from telnyx_msg._transport import (
     AiohttpTransport,
     SendWindow,
     Transport,
-    cancelled_unwritten,
     fixed_headers,
+    send_window,
 )
 from telnyx_msg._wire import (
     HttpResponse,
@@ -482,11 +482,11 @@ class AsyncClient(ResourceTree[AsyncMode]):
             # From here on the request may reach Telnyx; not before: a request hook that
             # raised (the bulk CLI's journal write on a full disk) stopped it unwritten. A
             # cancel before the transport had a connection (waiting for a pooled one, TCP/TLS
-            # set-up) still wrote nothing: the transport says so.
+            # set-up) still wrote nothing: the transport records that in the SendWindow.
             earlier = gate.written
             gate.written = True
             window = SendWindow()
-            unwritten_token = cancelled_unwritten.set(window)
+            unwritten_token = send_window.set(window)
         started = time.perf_counter()
         response: HttpResponse | None = None
         error: TelnyxError | None = None
@@ -501,7 +501,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 raise
             finally:
                 if unwritten_token is not None:
-                    cancelled_unwritten.reset(unwritten_token)
+                    send_window.reset(unwritten_token)
         except TransportError as exc:
             if shared.echoed_key and shared.echoed_key.decode() in str(exc):
                 # A reply aiohttp could not parse, echoing the request's headers: its text

@@ -238,8 +238,8 @@ class SendWindow:
 
 
 #: Set by a caller around one ``send`` (see :class:`SendWindow`).
-cancelled_unwritten: contextvars.ContextVar[SendWindow | None] = contextvars.ContextVar(
-    "telnyx_msg_cancelled_unwritten", default=None
+send_window: contextvars.ContextVar[SendWindow | None] = contextvars.ContextVar(
+    "telnyx_msg_send_window", default=None
 )
 
 
@@ -296,7 +296,7 @@ class _Connector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is not None:
             attempt.on_acquired()
-            window = cancelled_unwritten.get()
+            window = send_window.get()
             if window is not None:
                 window.acquired = True  # from now on the request may be written
         return conn
@@ -526,7 +526,7 @@ class AiohttpTransport:
                 return HttpResponse(resp.status, resp.headers, payload, too_large)
         except asyncio.CancelledError:
             if attempt is not None and not attempt.acquired:
-                window = cancelled_unwritten.get()
+                window = send_window.get()
                 if window is not None:
                     window.stopped_unconnected = True
             if attempt is None or not attempt.expired:
