@@ -2099,6 +2099,59 @@ async def test_ctrl_c_while_the_shard_is_claimed_with_overwrite_keeps_the_old_re
     assert out.read_bytes() == before, (said, out.read_text())
 
 
+@pytest.mark.anyio
+async def test_ctrl_c_while_an_overwrite_resplit_claims_keeps_the_stopped_runs_records(
+    tmp_path: Path, redis_url: str, capsys: Any
+) -> None:
+    """Run A sent part of shard 1/2 of a file and was interrupted (its record: stopped). An
+    operator starts ``--overwrite --shard 1/3`` of the file, then presses Ctrl-C while the run
+    claims its shard: exit 130, "nothing sent; RESULTS left as it was". The claim had already
+    dropped the file's records (the split changed) and the release of a run that "sent
+    nothing" deleted the rest, so A's stopped record was gone: a new run of shard 1/2 on host B
+    (no --overwrite) was accepted and sent every row A had sent a second time. As before the
+    Ctrl-C, it must be refused (exit 2, "stopped before the end of the shard"), before any
+    request."""
+    source, out_a = tmp_path / "in.csv", tmp_path / "a.csv"
+    write_rows(source, 120, start=5200)
+    async with slow_fake(0.3) as fake:
+        proc = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
+        await wait_for_journal(out_a, 20, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 130, stderr.decode()
+    argv = [str(source), "--shard", "1/2", "--redis", redis_url]
+    async with quick_fake() as fake:
+        # Before: a new run of shard 1/2 elsewhere is refused.
+        assert await bulk(fake, *argv, "--out", str(tmp_path / "b0.csv")) == 2
+        assert "stopped before the end of the shard" in capsys.readouterr().err
+        # The --overwrite resplit, interrupted while it claims its shard.
+        proxy = SlowRedis(redis_url, delay=2.0)
+        slow_url = await proxy.start()
+        try:
+            extra = ["--overwrite", "--no-progress", "--shard", "1/3", "--redis", slow_url]
+            proc = await start_bulk(fake, source, tmp_path / "c.csv", *extra)
+            try:
+                await asyncio.wait_for(proxy.evaluating.wait(), 30)
+                proc.send_signal(signal.SIGINT)
+                _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        finally:
+            await proxy.close()
+        said = stderr.decode()
+        assert proc.returncode == 130, said
+        assert "nothing sent" in said, said
+        assert fake.messages() == [], said
+        # After: host B's new run of shard 1/2 must still be refused.
+        code = await bulk(fake, *argv, "--out", str(tmp_path / "b1.csv"))
+        err = capsys.readouterr().err
+        assert (code, len(fake.messages())) == (2, 0), (
+            f"exit {code}; sent again {len(per_recipient(fake))} of the rows; {err}"
+        )
+
+
 def journaled(out: Path) -> set[int]:
     """The rows whose request the run at ``out`` was about to write."""
     journal = Journal(out.with_name(out.name + ".journal"))

@@ -884,9 +884,9 @@ async def run_bulk(args: argparse.Namespace) -> int:
     finally:
         if claim is not None:
             # A new run that stopped before send() sent nothing: the shard is as it found it.
-            # Not --overwrite's once it began: the record it replaced protected another run's
-            # rows (stopped before begin(), it replaced nothing: that record is put back).
-            unused = not (args.resume or run.began)
+            # Not --overwrite's, even unbegun: its claim may have dropped another split's
+            # records, which protected rows sent; its own stopped record stands for them.
+            unused = not (args.resume or args.overwrite or run.began)
             await claim.release(finished=run.completed, unused=unused)
         run.lock.release()
         loop = asyncio.get_running_loop()
