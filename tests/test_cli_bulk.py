@@ -1656,10 +1656,7 @@ async def test_a_killed_shard_is_resumed_at_once_and_not_restarted_anew(
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 200, start=8000)
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out, "--shard", "1/2", "--redis", redis_url)
-        await wait_for_journal(out, 20, proc)
-        proc.kill()
-        await asyncio.wait_for(proc.communicate(), 60)
+        await stop_shard_run(fake, source, out, "1/2", redis_url)
         argv = [str(source), "--shard", "1/2", "--redis", redis_url]
         assert await bulk(fake, *argv, "--out", str(tmp_path / "new.csv")) == 2
         assert "resume it with --resume" in capsys.readouterr().err
@@ -1668,18 +1665,39 @@ async def test_a_killed_shard_is_resumed_at_once_and_not_restarted_anew(
         assert max(per_recipient(fake).values()) == 1
 
 
+async def stop_shard_run(
+    fake: FakeTelnyx,
+    source: Path,
+    out: Path,
+    shard: str,
+    redis_url: str,
+    *extra: str,
+    rows: int = 20,
+    signum: int | None = None,
+    lapse: bool = False,
+) -> tuple[int | None, str]:
+    """Run shard ``shard`` of ``source`` until ``rows`` rows were journaled, then stop it with
+    ``signum`` (kill -9 when None): its exit status and stderr. ``lapse``: then make its claim
+    lapsed, as 30 s after a kill, once the requests it had on the wire (0.3 s each) were
+    answered."""
+    proc = await start_bulk(fake, source, out, "--shard", shard, "--redis", redis_url, *extra)
+    await wait_for_journal(out, rows, proc)
+    if signum is None:
+        proc.kill()
+    else:
+        proc.send_signal(signum)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    if lapse:
+        await lapse_claims(redis_url, source)
+        await asyncio.sleep(1.0)
+    return proc.returncode, stderr.decode()
+
+
 async def lapse_claims(url: str, source: Path) -> None:
     """Make every shard claim of ``source`` lapsed, as 30 s after its run was killed."""
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(url, decode_responses=True)
-    try:
-        key = claim_key(source)
-        for field, value in (await client.hgetall(key)).items():
-            if field != "n":
-                await client.hset(key, field, str(value).split("|")[0] + "|1")
-    finally:
-        await client.aclose()
+    found = await claims(url, source)
+    lapsed = {f: v.split("|")[0] + "|1" for f, v in found.items() if f != "n"}
+    await set_claims(url, source, **lapsed)
 
 
 @pytest.mark.anyio
@@ -1695,12 +1713,7 @@ async def test_a_killed_shard_is_not_sent_again_by_a_new_run_once_its_claim_laps
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 120, start=3000)
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out, "--shard", "1/2", "--redis", redis_url)
-        await wait_for_journal(out, 20, proc)
-        proc.kill()
-        await asyncio.wait_for(proc.communicate(), 60)
-        await lapse_claims(redis_url, source)
-        await asyncio.sleep(1.0)  # the requests A had on the wire (0.3 s each) are answered
+        await stop_shard_run(fake, source, out, "1/2", redis_url, lapse=True)
         sent_by_a = len(fake.messages())
         argv = [str(source), "--shard", "1/2", "--redis", redis_url]
         new = tmp_path / "host-b.csv"
@@ -1726,11 +1739,8 @@ async def test_an_interrupted_shard_is_kept_for_its_resume_and_overwrite_sends_i
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 120, start=3200)
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out, "--shard", "2/2", "--redis", redis_url)
-        await wait_for_journal(out, 20, proc)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 130, stderr.decode()
+        code, said = await stop_shard_run(fake, source, out, "2/2", redis_url, signum=signal.SIGINT)
+        assert code == 130, said
         argv = [str(source), "--shard", "2/2", "--redis", redis_url]
         sent = len(fake.messages())
         assert await bulk(fake, *argv, "--out", str(tmp_path / "b.csv")) == 2
@@ -1797,12 +1807,7 @@ async def test_a_stopped_run_replaced_by_overwrite_does_not_resend_the_shard_on_
     write_rows(source, 120, start=5300)  # shard 1/2: 60 rows
     argv = [str(source), "--shard", "1/2", "--redis", redis_url]
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
-        await wait_for_journal(out_a, 20, proc)
-        proc.kill()
-        await asyncio.wait_for(proc.communicate(), 60)
-        await lapse_claims(redis_url, source)  # as 30 s after the kill
-        await asyncio.sleep(1.0)  # the requests A had on the wire are answered
+        await stop_shard_run(fake, source, out_a, "1/2", redis_url, lapse=True)
         assert await bulk(fake, *argv, "--out", str(out_b)) == 2
         assert "--overwrite" in capsys.readouterr().err
         assert await bulk(fake, *argv, "--out", str(out_b), "--overwrite") == 0
@@ -1897,12 +1902,7 @@ async def test_a_stopped_run_of_a_file_resplit_since_does_not_resume(
     source, out_a = tmp_path / "in.csv", tmp_path / "a.csv"
     write_rows(source, 90, start=5900)
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
-        await wait_for_journal(out_a, 10, proc)
-        proc.kill()
-        await asyncio.wait_for(proc.communicate(), 60)
-        await lapse_claims(redis_url, source)
-        await asyncio.sleep(1.0)  # the requests A had on the wire are answered
+        await stop_shard_run(fake, source, out_a, "1/2", redis_url, rows=10, lapse=True)
         for i in (1, 2, 3):
             out = tmp_path / f"c{i}.csv"
             argv = [str(source), "--out", str(out), "--shard", f"{i}/3", "--redis", redis_url]
@@ -2114,11 +2114,10 @@ async def test_ctrl_c_while_an_overwrite_resplit_claims_keeps_the_stopped_runs_r
     source, out_a = tmp_path / "in.csv", tmp_path / "a.csv"
     write_rows(source, 120, start=5200)
     async with slow_fake(0.3) as fake:
-        proc = await start_bulk(fake, source, out_a, "--shard", "1/2", "--redis", redis_url)
-        await wait_for_journal(out_a, 20, proc)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 130, stderr.decode()
+        code, said = await stop_shard_run(
+            fake, source, out_a, "1/2", redis_url, signum=signal.SIGINT
+        )
+        assert code == 130, said
     argv = [str(source), "--shard", "1/2", "--redis", redis_url]
     async with quick_fake() as fake:
         # Before: a new run of shard 1/2 elsewhere is refused.
