@@ -1081,10 +1081,14 @@ async def test_closing_blocking_send_many_outcomes_stops_the_run_before_returnin
     from tests.conftest import json_response, message_json
 
     release = threading.Event()
+    # Both hanging sends must have reached the server before the run is closed: one still
+    # opening its connection when stopped is rightly not_sent, not unknown.
+    hanging: list[str] = []
 
     async def first_fast_others_hang(request: web.Request) -> web.Response:
         body = await request.json()
         if not body["to"].endswith("0"):
+            hanging.append(body["to"])
             for _ in range(500):  # bounded: 5 s at most
                 if release.is_set():
                     break
@@ -1101,6 +1105,10 @@ async def test_closing_blocking_send_many_outcomes_stops_the_run_before_returnin
         with telnyx_msg.Client("k", base_url=server.base_url, rate_limits=None) as client:
             outcomes = client.messages.send_many(items, concurrency=3, on_stop=stopped.append)
             first = next(outcomes)
+            for _ in range(500):  # bounded: 5 s at most
+                if len(hanging) == 2:
+                    break
+                time.sleep(0.01)
             outcomes.close()
             reported = sorted((o.index, o.status) for o in stopped)  # at once, no waiting
             release.set()
