@@ -388,14 +388,17 @@ async def test_stop_before_sends_start_reports_them_not_sent(api_server: Any) ->
 
     server = await api_server(ok)
     stopped: list[SendOutcome] = []
-    async with client_for(server) as client:
+    # The client has the second answer (not only the server the request): a plain response
+    # hook runs in the send's own step, so once it ran, send 1 has finished.
+    answered: list[int | None] = []
+    hooks = {"response": [lambda event: answered.append(event.status)]}
+    async with client_for(server, event_hooks=hooks) as client:
         outcomes = client.messages.send_many(numbers(10), concurrency=2, on_stop=stopped.append)
         first = await outcomes.__anext__()
-        for _ in range(200):  # bounded (2 s): let the second send finish too
-            if len(server.requests) == 2:
+        for _ in range(500):  # bounded (5 s): let the second send finish too
+            if len(answered) == 2:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
         # The refill schedules send 2 only (the finished, unconsumed send 1 still holds a slot
         # of the window); send 1 is returned before send 2 runs.
         second = await outcomes.__anext__()
@@ -605,14 +608,21 @@ async def test_stop_during_the_backoff_after_a_503_reports_not_sent(api_server: 
 
     server = await api_server(unavailable)
     stopped: list[SendOutcome] = []
-    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=None) as client:
+    # The client has read the 503 (the server having the request is not enough: stopped while
+    # the answer is on its way, the send is rightly unknown). A plain response hook runs in the
+    # send's own step, which goes on into the backoff.
+    answered: list[int | None] = []
+    hooks = {"response": [lambda event: answered.append(event.status)]}
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, event_hooks=hooks
+    ) as client:
         outcomes = client.messages.send_many(numbers(1), concurrency=1, on_stop=stopped.append)
         step = asyncio.ensure_future(outcomes.__anext__())
-        for _ in range(200):  # bounded (2 s): the 503 has been answered
-            if server.requests:
+        for _ in range(500):  # bounded (5 s): the 503 has been answered
+            if answered:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
+        assert answered == [503]
         step.cancel()  # the consuming task is cancelled while the send waits to retry
         await asyncio.gather(step, return_exceptions=True)
         await outcomes.aclose()
@@ -638,10 +648,19 @@ async def test_stop_while_a_retry_waits_for_its_token_reports_not_sent(api_serve
     server = await api_server(handler)
     stopped: list[SendOutcome] = []
     limits = telnyx_msg.RateLimits(account_mps=None, per_sender_mps={FROM: 0.1})
-    async with telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limits) as client:
+    answered: list[int | None] = []  # what the client read (see the test above)
+    hooks = {"response": [lambda event: answered.append(event.status)]}
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=limits, backoff=FAST, event_hooks=hooks
+    ) as client:
         outcomes = client.messages.send_many(numbers(1), concurrency=1, on_stop=stopped.append)
         step = asyncio.ensure_future(outcomes.__anext__())
-        await asyncio.sleep(0.5)  # 503 answered; the retry waits ~10 s for the lane's token
+        for _ in range(500):  # bounded (5 s): the 503 has been answered
+            if answered:
+                break
+            await asyncio.sleep(0.01)
+        assert answered == [503]
+        await asyncio.sleep(0.05)  # past the 1-2 ms backoff: the retry waits ~10 s for a token
         step.cancel()
         await asyncio.gather(step, return_exceptions=True)
         await outcomes.aclose()

@@ -277,15 +277,23 @@ async def test_close_ends_a_retry_backoff_at_once(
         return web.json_response({"errors": []}, status=status)
 
     server = await api_server(failing)
-    client = client_for(server, backoff=Backoff(initial=300, max=300, jitter=0, max_wait=300))
+    # The client has read the answer (the server having the request is not enough: closed
+    # while the answer is on its way, the call is rightly "maybe sent"). A plain response hook
+    # runs in the call's own step, which goes on into the backoff.
+    answered: list[int | None] = []
+    client = client_for(
+        server,
+        backoff=Backoff(initial=300, max=300, jitter=0, max_wait=300),
+        event_hooks={"response": [lambda event: answered.append(event.status)]},
+    )
     options = RequestOptions(idempotency_key="k-1")  # a 500 is retried only with a key
     sending = client.messages.send(from_=SEND["from_"], to=SEND["to"], text="Hi", options=options)
     waiting = asyncio.ensure_future(sending)
-    for _ in range(200):  # bounded (2 s)
-        if server.requests:
+    for _ in range(500):  # bounded (5 s)
+        if answered:
             break
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    assert answered == [status]
     await client.aclose()
     with pytest.raises(telnyx_msg.ClientClosedError, match="waited to retry") as caught:
         await asyncio.wait_for(waiting, 10)
@@ -333,7 +341,15 @@ async def test_blocking_close_ends_a_retry_backoff_as_not_sent(api_server: Any) 
         return web.json_response({"errors": []}, status=503, headers={"Retry-After": "30"})
 
     server = await api_server(unavailable)
-    client = telnyx_msg.Client("secret-key", base_url=server.base_url, rate_limits=None)
+    # Both calls have read their 503 (see test_close_ends_a_retry_backoff_at_once): the hook
+    # runs on the client's loop in the call's own step, which goes on into the backoff.
+    answered: list[int | None] = []
+    client = telnyx_msg.Client(
+        "secret-key",
+        base_url=server.base_url,
+        rate_limits=None,
+        event_hooks={"response": [lambda event: answered.append(event.status)]},
+    )
     outcomes: list[telnyx_msg.SendOutcome] = []
 
     def run() -> None:
@@ -348,10 +364,10 @@ async def test_blocking_close_ends_a_retry_backoff_as_not_sent(api_server: Any) 
         call.run = _catching(call.run, errors)  # type: ignore[method-assign]
         call.start()
     for _ in range(500):  # bounded (5 s)
-        if len(server.requests) == 2:
+        if len(answered) == 2:
             break
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    assert answered == [503, 503]
     await anyio.to_thread.run_sync(client.close)
     for call in calls:
         await anyio.to_thread.run_sync(call.join, 10)

@@ -193,7 +193,7 @@ async def test_closing_during_a_backoff_sends_no_further_attempt(api_server: Any
         base_url=server.base_url,
         rate_limits=None,
         max_retries=3,
-        backoff=Backoff(initial=0.5, max=0.5, jitter=0),
+        backoff=Backoff(initial=30, max=30, jitter=0),
         event_hooks={
             "request": [lambda event: attempts.append(event.attempt)],
             "response": [lambda event: answered.set()],
@@ -201,7 +201,7 @@ async def test_closing_during_a_backoff_sends_no_further_attempt(api_server: Any
     )
     call = asyncio.ensure_future(client.messages.retrieve("m"))
     await asyncio.wait_for(answered.wait(), 10)
-    await asyncio.sleep(0.1)  # the call is in its 0.5 s backoff now
+    await asyncio.sleep(0.1)  # the call is in its 30 s backoff now (a stalled loop cannot end it)
     await client.aclose()
     with pytest.raises(telnyx_msg.ClientClosedError):
         await call
