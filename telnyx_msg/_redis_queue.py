@@ -310,16 +310,26 @@ class RedisWebhookQueue:
         # worker can finish. (A stream name with a hash tag keeps every key in one slot.)
         pipe.exists(self.stream, self.dead_stream)
         pipe.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        # A Redis at maxmemory refuses XGROUP CREATE even for a group it has: the listing says
+        # so, and a worker started then can drain the backlog (its own steps still run).
+        pipe.xinfo_groups(self.stream)
 
     def _group_created(self, results: list[Any], response_error: type[Exception]) -> None:
-        probe, created = results
+        probe, created, groups = results
         if isinstance(probe, Exception):
             raise probe
-        if isinstance(created, response_error):
-            _existing_group(created)
-        elif isinstance(created, Exception):
-            raise created
+        if isinstance(created, Exception):
+            if not isinstance(created, response_error):
+                raise created
+            if not self._listed(groups):
+                _existing_group(created)
         self._group_ready = True
+
+    def _listed(self, groups: Any) -> bool:
+        """Whether an ``XINFO GROUPS`` reply (or its error: no stream, no ACL) has ours."""
+        if isinstance(groups, Exception):
+            return False
+        return any(_text(group.get("name", b"")) == self.group for group in groups)
 
     async def _call(self, call: Awaitable[Any], what: str, extra: float = 0.0) -> Any:
         return await bounded(call, self.timeout + extra, WebhookQueueUnavailableError, what)

@@ -73,18 +73,51 @@ return 1
 """
 )
 
-# Dead-letter an entry this worker holds: copy it to the dead stream, release the event's lease
-# if it is this worker's, acknowledge and delete the entry. Returns 0, changing nothing, when
+# Each script below that may add to Redis's memory writes something that cannot (XACK, XDEL,
+# XCLAIM) first: at maxmemory (noeviction) Redis refuses a script's first write that may grow
+# memory, never a later one (it cannot undo the earlier writes). So a backlog that filled Redis
+# still drains: entries are taken, handled, marked handled, acknowledged and deleted, while the
+# receivers' XADDs are refused (503, Telnyx delivers again later).
+
+# Take an entry just read: unless it was taken over meanwhile (then returns 0), restart its
+# idle time, read whether its event was handled, take the event's lease (a second copy or a
+# takeover may hold it) and read whose the lease is.
+_TAKE = (
+    _IF_STILL_OURS
+    + """
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+local done = redis.call('EXISTS', KEYS[2])
+local leased = redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[5])
+return {done, leased and 1 or 0, redis.call('GET', KEYS[3])}
+"""
+)
+
+# Acknowledge and delete an entry, release the event's lease (ARGV[3] == '1': KEYS[2]) and mark
+# the event handled for ARGV[4] seconds (when given: the last key).
+_FINISH = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[2])
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[#KEYS], '1', 'EX', ARGV[4])
+end
+return 1
+"""
+
+# Dead-letter an entry this worker holds: acknowledge and delete it, release the event's lease
+# if it is this worker's, copy the entry to the dead stream. Returns 0, changing nothing, when
 # the entry is no longer this worker's (taken over, or already acknowledged by its new holder).
 _DEAD = (
     _IF_STILL_OURS
     + """
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
 if #KEYS > 2 and redis.call('GET', KEYS[3]) == ARGV[4] then
   redis.call('DEL', KEYS[3])
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
 return 1
 """
 )
@@ -276,12 +309,19 @@ class Worker:
             if event_id is not None:
                 # One round trip: already handled? take the lease on this event id, and read
                 # whose it is (the entry id in it tells a second copy from a takeover).
-                lease = self._key("lease", event_id)
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.exists(self._key("done", event_id))
-                pipe.set(lease, self._holder(entry_id), nx=True, px=self._lease_ms())
-                pipe.get(lease)
-                found, created, value = await q._call(pipe.execute(), "EXISTS + SET NX + GET")
+                keys = [q.stream, self._key("done", event_id), self._key("lease", event_id)]
+                args = [q.group, self.consumer, entry_id, self._holder(entry_id), self._lease_ms()]
+                taken = await q._call(
+                    self.redis.eval(_TAKE, len(keys), *keys, *args), "EXISTS + SET NX lease"
+                )
+                if taken == 0:
+                    logger.info(
+                        "telnyx webhook entry %s was taken over by another worker after this "
+                        "one read it; left to it",
+                        entry_id,
+                    )
+                    return
+                found, created, value = taken
                 done, leased = bool(found), bool(created)
                 holder = None if leased else _lease_entry(value)
             if done:
@@ -447,16 +487,16 @@ class Worker:
 
     async def _finish(self, entry_id: str, event_id: str | None, *, release: str | None) -> None:
         """Mark ``event_id`` handled (if given), release the lease we hold on ``release`` (if
-        given), acknowledge and delete the entry, in one transaction."""
+        given), acknowledge and delete the entry, in one script (atomic)."""
         q = self.q
-        pipe = self.redis.pipeline(transaction=True)
-        if event_id is not None:
-            pipe.set(self._key("done", event_id), b"1", ex=max(1, round(q.handled_ttl)))
+        keys = [q.stream]
         if release is not None:
-            pipe.delete(self._key("lease", release))
-        pipe.xack(q.stream, q.group, entry_id)
-        pipe.xdel(q.stream, entry_id)
-        await q._call(pipe.execute(), "MULTI ack")
+            keys.append(self._key("lease", release))
+        if event_id is not None:
+            keys.append(self._key("done", event_id))
+        ttl = "" if event_id is None else str(max(1, round(q.handled_ttl)))
+        args = [q.group, entry_id, "0" if release is None else "1", ttl]
+        await q._call(self.redis.eval(_FINISH, len(keys), *keys, *args), "XACK + XDEL")
 
     async def _dead(
         self, entry_id: str, fields: dict[str, Any], attempts: int, reason: str, *, leased: bool

@@ -837,6 +837,55 @@ async def test_receiver_answers_503_when_redis_is_out_of_memory(
         await q.aclose()
 
 
+async def test_a_redis_at_maxmemory_still_drains_the_backlog_each_event_once(
+    redis_process: RedisProcess,
+) -> None:
+    """A backlog filled Redis to maxmemory (noeviction). Workers must still drain it, each event
+    handled once, a second copy skipped, a failing one dead-lettered: every step of a worker
+    writes, and a Redis at maxmemory refused the lease, the acknowledgement (a transaction with
+    the "handled" mark) and the dead letter, and a newly started worker's group creation. The
+    backlog then never shrank, every new delivery was answered 503 until someone added memory,
+    and the handler whose acknowledgement was refused ran again once they did."""
+    stream = f"test:{uuid.uuid4().hex}"
+    filler = RedisWebhookQueue(redis_process.url, stream=stream)
+    events = [f"evt-{n}" for n in range(8)]
+    try:
+        for event_id in [*events, "evt-0"]:  # evt-0 delivered twice
+            await filler.enqueue(event_body(event_id), parsed(event_id))
+        await filler.enqueue(event_body("evt-bad", "message.sent"), parsed("evt-bad"))
+        await filler._redis.config_set("maxmemory-policy", "noeviction")
+        await filler._redis.config_set("maxmemory", "1")
+        with pytest.raises(WebhookQueueUnavailableError, match="maxmemory"):
+            await filler.enqueue(event_body("evt-late"), parsed("evt-late"))
+
+        # A worker started now (its queue has not created the group yet).
+        q = RedisWebhookQueue(
+            redis_process.url, stream=stream, claim_after=0.3, max_attempts=1, block=0.2
+        )
+        recorder = Recorder()
+
+        async def failing(event: WebhookEvent) -> None:
+            raise ValueError("cannot handle it")
+
+        task = asyncio.get_running_loop().create_task(
+            q.run({"message.finalized": recorder, "message.sent": failing})
+        )
+        try:
+            await wait_until(lambda: _zero_pending(q))
+            await wait_until(lambda: _dead_count(q, 1))
+            assert await filler._redis.xlen(stream) == 0
+        finally:
+            q.stop()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+            await q.aclose()
+        assert sorted(e.id for e in recorder.events if e.id) == events
+        [letter] = await filler.dead_letters()
+        assert letter["event_id"] == "evt-bad"
+    finally:
+        await filler._redis.config_set("maxmemory", "0")
+        await filler.aclose()
+
+
 def test_cli_worker_rejects_a_bad_handler_spec(tmp_path: Path) -> None:
     """--handler without ':', naming nothing importable, in a module that fails to import
     (a SyntaxError, an exception at import: a bare traceback and exit 1 before), or a function
@@ -1287,40 +1336,41 @@ async def test_a_dead_letter_is_acknowledged_in_the_same_transaction(redis_url: 
         await q.aclose()
 
 
-async def test_redis_refusing_writes_counts_no_attempt_and_dead_letters_nothing(
+async def test_redis_refusing_the_lease_counts_no_attempt_and_dead_letters_nothing(
     redis_process: RedisProcess,
 ) -> None:
-    """Out of memory (noeviction), Redis still serves reads but refuses the lease: the worker
-    backs off instead of pulling the backlog into its pending list, the refused deliveries do
-    not count as attempts, and once memory is back every event is handled once, none dead."""
+    """Redis serves the worker's reads but refuses what comes next (here an ACL without the
+    scripts, granted later; a Redis at maxmemory no longer refuses it): the worker backs off,
+    the refused deliveries do not count as attempts (max_attempts would dead-letter the
+    backlog as "never finishing"), and once Redis takes them again every event is handled
+    once, none dead."""
+    admin = redis.asyncio.Redis.from_url(redis_process.url)
+    await admin.acl_setuser(
+        "worker", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-eval"]
+    )
+    url = redis_process.url.replace("redis://", "redis://worker:pw@")
     q = RedisWebhookQueue(
-        redis_process.url,
-        stream=f"test:{uuid.uuid4().hex}",
-        claim_after=0.3,
-        max_attempts=2,
-        block=0.1,
+        url, stream=f"test:{uuid.uuid4().hex}", claim_after=0.3, max_attempts=2, block=0.1
     )
     try:
-        ids = [f"evt-oom-{n}" for n in range(5)]
+        ids = [f"evt-refused-{n}" for n in range(5)]
         for event_id in ids:
             await q.enqueue(event_body(event_id), parsed(event_id))
-        await q._redis.config_set("maxmemory-policy", "noeviction")
-        await q._redis.config_set("maxmemory", "1")
         recorder = Recorder()
         async with running(q, recorder):
             await asyncio.sleep(2.5)  # ~8 claim_after periods: far past max_attempts
             assert recorder.calls == 0
-            assert await q.pending() <= 1  # backed off: the backlog was not read
-            await q._redis.config_set("maxmemory", "0")
+            rows = await admin.xpending_range(q.stream, q.group, "-", "+", 100)
+            assert {row["times_delivered"] for row in rows} <= {0, 1}  # no attempt counted
+            await admin.acl_setuser("worker", enabled=True, commands=["+eval"])
             await wait_until(lambda: len(recorder.events) == len(ids), timeout=30)
             await wait_until(lambda: _zero_pending(q))
         assert sorted(e.id or "" for e in recorder.events) == ids
         assert recorder.calls == len(ids)
         assert await q.dead_letters() == []
     finally:
-        with contextlib.suppress(Exception):
-            await q._redis.config_set("maxmemory", "0")
         await q.aclose()
+        await admin.aclose()
 
 
 async def _blocked_in_read(q: RedisWebhookQueue) -> bool:
