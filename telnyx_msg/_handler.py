@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import enum
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from telnyx_msg.errors import ConfigurationError
-from telnyx_msg.models import WebhookEvent
+from telnyx_msg.models import WebhookEvent, WebhookEventType
+
+logger = logging.getLogger("telnyx_msg.webhooks")
 
 #: An async function of the event, or a plain one (called on the event loop, so keep it quick:
 #: ``DeliveryTracker.record`` is; wrap blocking work in ``asyncio.to_thread``).
@@ -24,6 +27,17 @@ def handler_table(handlers: Mapping[Any, Handler], default: Handler | None) -> d
     }
     for name, handler in table.items():
         check_handler(handler, f"the handler for {name!r}")
+    known = {member.value for member in WebhookEventType}
+    unknown = [name for name in table if name not in known]
+    if unknown:
+        # Not an error: a type Telnyx adds later reaches its handler. A misspelt one would
+        # never run, and its events would be answered 200 and dropped without a word.
+        logger.warning(
+            "telnyx webhook: handlers for %s, which is not a messaging event type this SDK "
+            "knows (%s); check the spelling",
+            ", ".join(map(repr, unknown)),
+            ", ".join(sorted(known)),
+        )
     if default is not None:
         check_handler(default, "the default handler")
     return table

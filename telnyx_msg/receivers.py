@@ -46,6 +46,7 @@ import inspect
 import logging
 import math
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -124,6 +125,7 @@ class WebhookReceiver:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._quiet_until = -math.inf  # refusals are logged once a minute
 
     @property
     def pending(self) -> int:
@@ -200,6 +202,21 @@ class WebhookReceiver:
         key = event_type.value if isinstance(event_type, enum.Enum) else event_type
         return self._handlers.get(key, self._default)
 
+    def _unauthorized(self, exc: WebhookVerificationError) -> _Reply:
+        """A 401, logged at most once a minute: a wrong public key or a skewed clock refuses
+        every genuine delivery (Telnyx drops them after its retries), and the answer's text
+        reaches only Telnyx."""
+        now = time.monotonic()
+        if now >= self._quiet_until:
+            self._quiet_until = now + 60.0
+            logger.warning(
+                "telnyx webhook: delivery refused (401): %s (a wrong public key or a clock "
+                "off by more than the tolerance refuses every delivery; the next refusals "
+                "are not logged for 60 s)",
+                exc,
+            )
+        return _Reply(401, str(exc))
+
     def _refuse(self, headers: Mapping[str, str]) -> _Reply | None:
         """The answer for a delivery refused on its headers alone, before its body is read: the
         receiver is closed, or a header or the timestamp is bad (an unsigned flood costs no
@@ -209,7 +226,7 @@ class WebhookReceiver:
         try:
             self.verifier._check_headers(headers)
         except WebhookVerificationError as exc:
-            return _Reply(401, str(exc))
+            return self._unauthorized(exc)
         getall = getattr(headers, "getall", None)  # (every header line: aiohttp, ASGI)
         lines = getall("content-encoding", []) if getall else [headers.get("content-encoding", "")]
         codings = {part.strip().lower() for line in lines for part in line.split(",")}
@@ -242,7 +259,7 @@ class WebhookReceiver:
             )
             return _Reply(400, str(exc))
         except WebhookVerificationError as exc:
-            return _Reply(401, str(exc))
+            return self._unauthorized(exc)
         except Exception:  # the replay store is down: let Telnyx retry later
             logger.exception("telnyx webhook: replay store check failed")
             return _Reply(503, "replay store unavailable")

@@ -247,6 +247,46 @@ async def test_a_signed_event_refused_as_unreadable_is_logged(
 
 
 @pytest.mark.anyio
+async def test_refused_deliveries_are_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wrong public key (or a clock off by more than the tolerance) refuses every genuine
+    delivery with 401, and Telnyx drops them after its retries: the receiver logs a warning
+    with the reason, once a minute however many are refused (a forged flood does not flood
+    the log). The reason reached only Telnyx, in the 401's text."""
+    wrong_key = base64.b64encode(
+        Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+    app = asgi_app(WebhookVerifier(wrong_key, clock=lambda: NOW), {"message.finalized": Recorder()})
+    body = event_body()
+    stale = sign(body, timestamp=NOW - 3600)
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        answers = [(await call_asgi(app, body, headers))[0] for headers in [sign(body)] * 3]
+        answers.append((await call_asgi(app, body, stale))[0])
+    await app.aclose()
+    assert answers == [401] * 4
+    warnings = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
+    assert len(warnings) == 1, warnings
+    assert "401" in warnings[0]
+    assert "signature" in warnings[0]
+
+
+def test_a_handler_for_an_event_type_telnyx_does_not_send_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A misspelt event type (``message.finalised``) is a handler that never runs: every
+    ``message.finalized`` is answered 200 "no handler" and dropped, silently. The receivers and
+    the queue workers warn at construction, naming the types Telnyx sends (a type this SDK
+    does not know yet still reaches its handler)."""
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        asgi_app(make_verifier(), {"message.finalised": Recorder(), "message.sent": Recorder()})
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
+    assert "'message.finalised'" in warning
+    assert "message.finalized" in warning
+    assert "'message.sent'" not in warning
+
+
+@pytest.mark.anyio
 async def test_aiohttp_duplicate_gets_200_and_is_skipped() -> None:
     """A second delivery of a handled event id gets 200 without running the handler."""
     recorder = Recorder()
