@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import linecache
+import logging
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -34,6 +35,9 @@ from telnyx_msg.models import LinkClick, Message, WebhookEvent, WebhookMeta
 __all__ = ["ResponseShapeError", "converter", "parse_datetime", "structure", "structure_event"]
 
 T = TypeVar("T")
+U = TypeVar("U")
+
+logger = logging.getLogger("telnyx_msg.webhooks")
 
 converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
 
@@ -609,7 +613,11 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
     if not isinstance(data, Mapping):
         raise TypeError('webhook document has no "data" object')
     meta_raw = document.get("meta")
-    meta = _structure_meta(meta_raw, WebhookMeta) if isinstance(meta_raw, Mapping) else None
+    meta = (
+        _leniently(lambda: _structure_meta(meta_raw, WebhookMeta), None, "meta", data)
+        if isinstance(meta_raw, Mapping)
+        else None
+    )
     if data.get("record_type") == "link_clicked" and "payload" not in data:
         click = _structure_link_click(data, LinkClick)
         return WebhookEvent(
@@ -632,7 +640,13 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
         models.WebhookEventType.MESSAGE_FINALIZED,
         models.WebhookEventType.MESSAGE_RECEIVED,
     ):
-        payload = _structure_message(payload_raw, Message)
+        if isinstance(payload_raw, Mapping):
+            raw_payload = payload_raw
+            payload = _leniently(
+                lambda: _structure_message(raw_payload, Message), raw_payload, "payload", data
+            )
+        else:
+            payload = _structure_message(payload_raw, Message)  # raises: no payload at all
     elif isinstance(payload_raw, Mapping):
         payload = payload_raw
     else:
@@ -644,13 +658,37 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
     return WebhookEvent(
         event_type=event_type,
         id=event_id if isinstance(event_id, str) else None,
-        occurred_at=None if occurred is None else parse_datetime(occurred),
+        occurred_at=(
+            None
+            if occurred is None
+            else _leniently(lambda: parse_datetime(occurred), None, "occurred_at", data)
+        ),
         payload=payload,
         record_type=record_type if isinstance(record_type, str) else None,
         meta=meta,
         raw=document,
         extra=types.MappingProxyType(extra) if extra else models.NO_EXTRA,
     )
+
+
+def _leniently(read: Callable[[], T], fallback: U, what: str, data: Mapping[str, Any]) -> T | U:
+    """``read()``, or ``fallback`` (logged) when a part of a webhook event is not what this SDK
+    reads: Telnyx's schema requires none of an event's fields, and a correctly signed event
+    refused 400 is dropped by Telnyx after its retries. The handler gets the event, with the
+    raw mapping or None for that part (``event.raw`` has it all)."""
+    try:
+        return read()
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
+        logger.warning(
+            "telnyx webhook event %s (%s): its %s is not what this SDK reads (%s); the handler "
+            "gets %s",
+            data.get("id"),
+            data.get("event_type"),
+            what,
+            exc,
+            "the raw mapping" if fallback is not None else "None",
+        )
+        return fallback
 
 
 # The keys of a webhook's ``data`` that WebhookEvent models; any other is kept on ``extra``.

@@ -287,6 +287,36 @@ def test_a_handler_for_an_event_type_telnyx_does_not_send_is_warned_about(
 
 
 @pytest.mark.anyio
+async def test_a_signed_event_looser_than_the_model_reaches_its_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Telnyx's schema requires none of a message payload's fields. A correctly signed event
+    whose payload this SDK cannot read as a Message (no ``id``, a recipient without its
+    number), or whose ``occurred_at`` or ``meta`` it cannot read, reaches the handler with
+    the raw payload mapping (and None for what it could not read), logged at WARNING. It was
+    answered 400, and Telnyx dropped the event after its retries."""
+    loose = json.loads(event_body(event_id="evt-loose"))
+    del loose["data"]["payload"]["id"]
+    loose["data"]["payload"]["to"] = [{"status": "delivered"}]
+    loose["data"]["occurred_at"] = "yesterday"
+    loose["meta"]["attempt"] = "first"
+    body = json.dumps(loose).encode()
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.finalized": recorder})
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        status, text, _ = await call_asgi(app, body, sign(body))
+    await app.aclose()
+    assert (status, text) == (200, b"handled")
+    [event] = recorder.events
+    assert (event.id, event.event_type) == ("evt-loose", WebhookEventType.MESSAGE_FINALIZED)
+    assert event.payload == loose["data"]["payload"]
+    assert (event.occurred_at, event.meta) == (None, None)
+    assert event.raw == loose
+    warnings = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
+    assert any("evt-loose" in w and "payload" in w for w in warnings), warnings
+
+
+@pytest.mark.anyio
 async def test_aiohttp_duplicate_gets_200_and_is_skipped() -> None:
     """A second delivery of a handled event id gets 200 without running the handler."""
     recorder = Recorder()
