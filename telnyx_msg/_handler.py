@@ -21,6 +21,11 @@ Handler = Callable[[WebhookEvent], "Awaitable[None] | None"]
 def handler_table(handlers: Mapping[Any, Handler], default: Handler | None) -> dict[str, Handler]:
     """``handlers`` keyed by plain event type strings (``WebhookEventType`` members hash by
     name, not value), each of them and ``default`` checked by :func:`check_handler`."""
+    if not isinstance(handlers, Mapping):
+        raise ConfigurationError(
+            "handlers must be a mapping of event type to handler ({} for none: with default= "
+            f"or queue=), got {handlers!r}"
+        )
     table = {
         (key.value if isinstance(key, enum.Enum) else str(key)): value
         for key, value in handlers.items()

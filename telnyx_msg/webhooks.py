@@ -74,9 +74,10 @@ class _MultiValueHeaders(Protocol):
 
 
 #: What ``unwrap`` reads the headers from: any ``Mapping[str, str]`` (a dict, aiohttp's,
-#: Starlette's or Django's ``request.headers``) or Flask's ``request.headers``. Names match
-#: case-insensitively; a name given twice is refused.
-WebhookHeaders: TypeAlias = "Mapping[str, str] | _MultiValueHeaders"
+#: Starlette's or Django's ``request.headers``), Flask's ``request.headers``, or an ASGI
+#: scope's as a dict (``dict(scope["headers"])``: bytes). Names match case-insensitively; a
+#: name given twice is refused.
+WebhookHeaders: TypeAlias = "Mapping[str, str] | Mapping[bytes, bytes] | _MultiValueHeaders"
 
 _SIGNATURE_B64_LEN = 88  # base64 of 64 bytes, with "==" padding
 _MAX_TIMESTAMP_DIGITS = 12
@@ -396,7 +397,9 @@ def _header_values(headers: WebhookHeaders) -> tuple[list[str], list[str]]:
     signatures: list[str] = []
     timestamps: list[str] = []
     # One pass over a plain mapping: two keys differing only in case count as a repeat.
-    for key, value in cast("Mapping[str, Any]", headers).items():
+    for key, value in cast("Mapping[Any, Any]", headers).items():
+        if isinstance(key, bytes):  # dict(scope["headers"]) in an ASGI app
+            key = key.decode("latin-1")
         if not isinstance(key, str) or len(key) not in (16, 24) or not key.isascii():
             continue
         lowered = key.lower()

@@ -448,6 +448,26 @@ def test_webhook_verify_names_crlf_line_endings(
     assert ("without its final newline" in err) == bool(ending)
 
 
+def test_webhook_verify_names_a_byte_order_mark_and_a_delivery_saved_long_ago(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A body saved by an editor that adds a UTF-8 byte order mark, and a delivery saved a day
+    ago (past the 300 s window): both still fail, but the note says what to do (the first
+    said only that the signature does not match, the second only "too old")."""
+    body = _received_event("e1")
+    args, _ = _signed(tmp_path, body)
+    Path(args[2]).write_bytes(b"\xef\xbb\xbf" + body)
+    assert main(args) == 1
+    assert "verifies without the UTF-8 byte order mark" in capsys.readouterr().err
+    old, _ = _signed(tmp_path, body, age=86_400)
+    assert main(old) == 1
+    err = capsys.readouterr().err
+    assert "too old" in err
+    hint = re.search(r"--tolerance (\d+)", err)
+    assert hint is not None, err
+    assert main([*old, "--tolerance", hint.group(1)]) == 0
+
+
 def test_webhook_verify_reads_stdin_and_names_an_unreadable_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

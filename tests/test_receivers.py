@@ -271,6 +271,17 @@ async def test_refused_deliveries_are_logged_once_a_minute(
     assert "signature" in warnings[0]
 
 
+@pytest.mark.anyio
+async def test_handlers_that_are_not_a_mapping_are_a_configuration_error() -> None:
+    """``asgi_app(verifier, None)`` (the handlers left out, a queue meant) raised a bare
+    AttributeError from inside the receiver; a list of handlers did too."""
+    for handlers in (None, [Recorder()]):
+        with pytest.raises(ConfigurationError, match="handlers must be a mapping"):
+            asgi_app(make_verifier(), handlers)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="handlers must be a mapping"):
+            aiohttp_handler(make_verifier(), handlers)  # type: ignore[arg-type]
+
+
 def test_a_handler_for_an_event_type_telnyx_does_not_send_is_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

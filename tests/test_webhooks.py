@@ -682,6 +682,20 @@ def test_multidict_headers(private_key: Ed25519PrivateKey, verifier: WebhookVeri
         verifier.verify(body, CIMultiDictProxy(headers))
 
 
+def test_asgi_scope_headers_as_a_dict_of_bytes_verify(
+    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
+) -> None:
+    """``dict(scope["headers"])`` in an ASGI app (bytes names and values, lower case) verifies
+    like the text form; a repeated header stays refused. Bytes values were accepted and bytes
+    names were not: "missing required header", with both headers there."""
+    body = event_body()
+    signed = {k.encode(): v.encode() for k, v in sign(private_key, body).items()}
+    assert verifier.unwrap(body, signed).id == "evt-1"
+    twice = {**signed, b"Telnyx-Timestamp": signed[b"telnyx-timestamp"]}
+    with pytest.raises(WebhookVerificationError, match="repeated"):
+        verifier.unwrap(body, twice)
+
+
 def test_a_wsgi_environ_instead_of_headers_says_what_to_pass(
     private_key: Ed25519PrivateKey, verifier: WebhookVerifier
 ) -> None:

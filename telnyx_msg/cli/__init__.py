@@ -788,7 +788,7 @@ async def _mock_server(args: argparse.Namespace) -> int:
 
 
 def _webhook_verify(args: argparse.Namespace) -> int:
-    from telnyx_msg.errors import InvalidSignatureError
+    from telnyx_msg.errors import InvalidSignatureError, TimestampError
     from telnyx_msg.webhooks import WebhookVerifier
 
     key = args.public_key or os.environ.get("TELNYX_PUBLIC_KEY")
@@ -809,6 +809,14 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     headers = {"telnyx-timestamp": args.timestamp, "telnyx-signature-ed25519": args.signature}
     try:
         event = verifier.unwrap(body, headers)
+    except TimestampError as exc:
+        if "too old" in str(exc) and args.timestamp.isdigit():
+            age = math.ceil(time.time() - int(args.timestamp)) + 60
+            print(
+                f"note: to check the signature of a delivery saved earlier, add --tolerance {age}",
+                file=sys.stderr,
+            )
+        raise
     except InvalidSignatureError:
         # A saved body often gains a final newline (an editor, `echo`) or Windows line
         # endings (a copy through Windows, git's autocrlf): say so, but stay strict: the
@@ -816,6 +824,11 @@ def _webhook_verify(args: argparse.Namespace) -> int:
         stripped = body.rstrip(b"\r\n")
         unix = body.replace(b"\r\n", b"\n")
         for changed, what in (
+            (
+                body.removeprefix(b"\xef\xbb\xbf"),
+                "without the UTF-8 byte order mark at its start, which is not part of what "
+                "Telnyx signed (an editor such as Notepad adds one)",
+            ),
             (
                 stripped,
                 "without the file's final newline, which is not part of what Telnyx "
