@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import io
 import json
 import os
@@ -809,3 +810,72 @@ def test_mock_server_host_that_is_not_utf8_is_a_one_line_usage_error() -> None:
     assert "Traceback" not in err, err
     assert result.returncode == 2, err
     assert err.startswith("error: cannot listen on"), err
+
+
+def _writing_stdout(pid: int) -> bool:
+    """Whether the process is blocked in write(1, ...) (Linux /proc/PID/syscall)."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == "1" and fields[1] == "0x1"
+
+
+def _full_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is already full: a write to it blocks until someone reads."""
+    read_end, write_end = os.pipe()
+    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags)
+    return read_end, write_end
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/syscall").exists() or os.uname().machine != "x86_64",
+    reason="needs Linux /proc and x86-64 syscall numbers",
+)
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+async def test_signal_after_the_message_was_accepted_names_it(
+    signum: signal.Signals, code: int
+) -> None:
+    """Ctrl-C, SIGTERM or a hangup that reaches `send` after Telnyx accepted the message but
+    before its id was written (stdout slow to take it: a terminal paused with Ctrl-S, a
+    stalled pipe, or just a signal landing while the client closes) must still tell the user
+    the message was sent, naming it.
+
+    It printed only "interrupted" / "terminated" / "hung up": no id, no idempotency key, the
+    same words as a signal that came before anything was sent. The user, told neither that it
+    was sent nor a key to settle it with, runs the command again: the message is sent twice.
+    """
+    async with FakeTelnyx() as fake:
+        read_end, write_end = _full_pipe()
+        command = [sys.executable, "-m", "telnyx_msg", "send", "--api-key", fake.api_key]
+        command += ["--base-url", fake.base_url, "--from", SENDER, "--to", "+13125550001"]
+        command += ["--text", "hello"]
+        try:
+            proc = await anyio.open_process(command, stdout=write_end)
+        finally:
+            os.close(write_end)
+        async with proc:
+            with anyio.fail_after(30):
+                while not _writing_stdout(proc.pid):  # noqa: ASYNC110  # /proc, not an event
+                    await anyio.sleep(0.05)
+            (sent,) = fake.messages()  # accepted: only its id is left to write
+            proc.send_signal(signum)
+            with anyio.fail_after(20):
+                returncode = await proc.wait()
+            assert proc.stderr is not None
+            err = (await proc.stderr.receive()).decode()
+        os.close(read_end)
+    assert returncode == code, err
+    assert sent["id"] in err, err
+    assert "Traceback" not in err
+    assert len(fake.messages()) == 1

@@ -636,6 +636,12 @@ def _cancelled_by(*signums: int) -> Iterator[list[int]]:
 
 def _in_flight(args: argparse.Namespace) -> str:
     """What a signal that ended ``send`` while its request was out leaves to do."""
+    accepted = getattr(args, "accepted_id", None)
+    if accepted is not None:  # before its id reached stdout: the id must not be lost
+        return _shown(
+            f" after Telnyx accepted message {accepted}; it was sent: do not run the "
+            "command again (that would send it twice)"
+        )
     key = getattr(args, "in_flight_key", None)
     return "" if key is None else f" while sending.\n{_settle(key, accepted=False)}"
 
@@ -674,6 +680,7 @@ async def _send(args: argparse.Namespace) -> int:
         try:
             with _terminated_by_cancelling():
                 message = await client.messages.send(**fields)
+            args.accepted_id = message.id  # until it is written, a signal prints it instead
         except (APIConnectionError, APIStatusError, APIResponseValidationError) as exc:
             args.in_flight_key = None
             if isinstance(exc, APIResponseValidationError):
