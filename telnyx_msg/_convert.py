@@ -619,11 +619,11 @@ def structure_event(document: Mapping[str, Any]) -> WebhookEvent:
         else None
     )
     if data.get("record_type") == "link_clicked" and "payload" not in data:
-        click = _structure_link_click(data, LinkClick)
+        click = _leniently(lambda: _structure_link_click(data, LinkClick), data, "click", data)
         return WebhookEvent(
             event_type=models.WebhookEventType.MESSAGE_LINK_CLICK,
             id=data.get("id") if isinstance(data.get("id"), str) else None,
-            occurred_at=click.time_clicked,
+            occurred_at=click.time_clicked if isinstance(click, LinkClick) else None,
             payload=click,
             record_type="link_clicked",
             meta=meta,
@@ -683,7 +683,7 @@ def _leniently(read: Callable[[], T], fallback: U, what: str, data: Mapping[str,
             "telnyx webhook event %s (%s): its %s is not what this SDK reads (%s); the handler "
             "gets %s",
             data.get("id"),
-            data.get("event_type"),
+            data.get("event_type") or data.get("record_type"),
             what,
             exc,
             "the raw mapping" if fallback is not None else "None",

@@ -112,6 +112,11 @@ return 1
 _DEAD = (
     _IF_STILL_OURS
     + """
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'none' and kind ~= 'stream' then
+  -- Before any write: the entry stays as it was rather than be deleted with no dead letter.
+  return redis.error_reply('WRONGTYPE the dead-letter key ' .. KEYS[2] .. ' holds a ' .. kind)
+end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 if #KEYS > 2 and redis.call('GET', KEYS[3]) == ARGV[4] then

@@ -758,6 +758,12 @@ class WebhookEvent:
         no envelope on the wire, gives its click back."""
         if isinstance(self.payload, LinkClick) and self.record_type == "link_clicked":
             return self.payload.to_dict()
+        if (
+            self.event_type == WebhookEventType.MESSAGE_LINK_CLICK
+            and self.record_type == "link_clicked"
+            and isinstance(self.payload, Mapping)
+        ):  # a click this SDK could not read: its data object as received
+            return dict(self.payload)
         result: dict[str, Any] = {}
         if self.record_type is not None:
             result["record_type"] = self.record_type

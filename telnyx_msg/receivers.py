@@ -56,6 +56,7 @@ from telnyx_msg._redis_common import config_error, misconfigured
 from telnyx_msg.errors import (
     ConfigurationError,
     DuplicateWebhookError,
+    MissingHeaderError,
     WebhookPayloadError,
     WebhookVerificationError,
 )
@@ -125,7 +126,9 @@ class WebhookReceiver:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
-        self._quiet_until = -math.inf  # refusals are logged once a minute
+        # Refusals are logged once a minute, a request without Telnyx's headers (a probe, a
+        # scanner) apart from the others: it must not hide why Telnyx's own deliveries fail.
+        self._quiet_until = {True: -math.inf, False: -math.inf}
 
     @property
     def pending(self) -> int:
@@ -207,14 +210,22 @@ class WebhookReceiver:
         every genuine delivery (Telnyx drops them after its retries), and the answer's text
         reaches only Telnyx."""
         now = time.monotonic()
-        if now >= self._quiet_until:
-            self._quiet_until = now + 60.0
-            logger.warning(
-                "telnyx webhook: delivery refused (401): %s (a wrong public key or a clock "
-                "off by more than the tolerance refuses every delivery; the next refusals "
-                "are not logged for 60 s)",
-                exc,
-            )
+        unsigned = isinstance(exc, MissingHeaderError)
+        if now >= self._quiet_until[unsigned]:
+            self._quiet_until[unsigned] = now + 60.0
+            if unsigned:
+                logger.warning(
+                    "telnyx webhook: request refused (401): %s (not signed as Telnyx signs "
+                    "its deliveries; the next such refusals are not logged for 60 s)",
+                    exc,
+                )
+            else:
+                logger.warning(
+                    "telnyx webhook: delivery refused (401): %s (a wrong public key or a "
+                    "clock off by more than the tolerance refuses every delivery; the next "
+                    "refusals are not logged for 60 s)",
+                    exc,
+                )
         return _Reply(401, str(exc))
 
     def _refuse(self, headers: Mapping[str, str]) -> _Reply | None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -879,3 +880,33 @@ async def test_signal_after_the_message_was_accepted_names_it(
     assert sent["id"] in err, err
     assert "Traceback" not in err
     assert len(fake.messages()) == 1
+
+
+@pytest.mark.parametrize(
+    ("saved", "also"),
+    [
+        (lambda body: b"\xef\xbb\xbf" + body + b"\r\n", "final newline"),
+        (lambda body: b"\xef\xbb\xbf" + body + b"\n", "final newline"),
+        (lambda body: b"\xef\xbb\xbf" + body.replace(b"\n", b"\r\n") + b"\r\n", "CRLF"),
+    ],
+    ids=["bom-crlf", "bom-lf", "bom-crlf-everywhere"],
+)
+def test_webhook_verify_names_a_byte_order_mark_with_a_final_newline(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    saved: Callable[[bytes], bytes],
+    also: str,
+) -> None:
+    """A webhook body saved on Windows the usual ways (Windows PowerShell's
+    `Out-File -Encoding utf8` / `Set-Content -Encoding UTF8`, an editor set to "UTF-8 with
+    BOM") starts with a byte order mark *and* ends with a newline. The command has a note for
+    each of those changes alone, but for the two together it printed only "signature does not
+    match the body and timestamp (wrong public key, ...)": the user, told nothing about the
+    file, goes hunting for a key problem that is not there. The note must name both."""
+    body = _received_event("e1").replace(b", ", b",\n")  # several lines, as pretty-printed
+    args, _ = _signed(tmp_path, body)
+    Path(args[2]).write_bytes(saved(body))
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "byte order mark" in err, err
+    assert also in err, err

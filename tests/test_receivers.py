@@ -1678,3 +1678,65 @@ async def test_a_decorated_handler_that_injects_an_argument_is_accepted_and_runs
         assert await post(session, url, body, sign(body)) == (200, "handled")
         await handler.drain()
     assert log == ["evt-1"]
+
+
+@pytest.mark.anyio
+async def test_a_link_click_whose_time_clicked_cannot_be_read_reaches_its_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Telnyx's schema requires none of an event's fields, and a correctly signed event
+    answered 400 is dropped by Telnyx after its retries; so a message event whose payload,
+    occurred_at or meta this SDK cannot read now reaches its handler (the raw mapping / None,
+    logged at WARNING). A link click got none of that: one whose ``time_clicked`` is not the
+    ISO 8601 this SDK reads (or whose ``to`` is not a string) is still answered 400 "not a
+    Telnyx webhook event", and the click is lost. It must reach the ``message.link_click``
+    handler, its unreadable part logged."""
+    click = {
+        "record_type": "link_clicked",
+        "message_id": "7ee4241c-f127-47e5-9c34-3aac291f8058",
+        "to": "+18445550001",
+        "url": "https://example.com/offer",
+        "time_clicked": "2019-04-01 14:45:45.450 UTC",
+    }
+    body = json.dumps({"data": click}).encode()
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.link_click": recorder})
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        status, answer, _ = await call_asgi(app, body, sign(body))
+    await app.aclose()
+    assert status == 200, answer
+    [event] = recorder.events
+    assert event.event_type == WebhookEventType.MESSAGE_LINK_CLICK
+    assert event.record_type == "link_clicked"
+    assert event.to_dict() == click  # a click's data object, as for every link click
+    assert any("time_clicked" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+@pytest.mark.anyio
+async def test_an_unsigned_probe_does_not_hide_why_telnyx_deliveries_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The receiver is configured with the wrong public key, so every delivery Telnyx signs is
+    refused 401 ("signature does not match"). The warning that is logged once a minute exists
+    to say exactly that. But the minute's one warning goes to whatever 401 comes first: an
+    unsigned POST (a scanner, an uptime probe, someone trying the URL with curl) took it, the
+    log said only "missing required header telnyx-signature-ed25519" (with the advice to check
+    the public key or the clock), and the refusals of every genuine delivery in that minute
+    were not logged at all. A probe each minute hides the real cause for good, while Telnyx
+    drops the events after its retries."""
+    wrong_key = base64.b64encode(
+        Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+    recorder = Recorder()
+    app = asgi_app(WebhookVerifier(wrong_key, clock=lambda: NOW), {"message.finalized": recorder})
+    body = event_body()
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        probe, _, _ = await call_asgi(app, b"{}", {"Content-Type": "application/json"})
+        genuine = [(await call_asgi(app, body, sign(body)))[0] for _ in range(3)]
+    await app.aclose()
+    assert probe == 401
+    assert genuine == [401] * 3
+    assert recorder.events == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
+    assert any("signature does not match" in w for w in warnings), warnings
+    assert len(warnings) <= 2, warnings  # still no flood

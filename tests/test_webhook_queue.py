@@ -342,6 +342,26 @@ async def test_handler_failing_max_attempts_goes_to_dead_letters(queue: RedisWeb
     assert await (await raw(queue)).xlen(queue.stream) == 0
 
 
+async def test_a_dead_letter_key_of_another_type_loses_no_entry(queue: RedisWebhookQueue) -> None:
+    """The dead-letter key holds another kind of data (a string left by something else): the
+    failing entry stays in the stream (the dead-lettering acknowledges and deletes it, then
+    copies it: the copy's refusal came after the deletion, and the event was gone with no dead
+    letter), and once the key is freed it is dead-lettered."""
+    r = await raw(queue)
+    await r.set(queue.dead_stream, "not a stream")
+    recorder = Recorder(failures=100)
+    await queue.enqueue(event_body("evt-wt"), parsed("evt-wt"))
+    async with running(queue, recorder):
+        await wait_until(lambda: recorder.calls >= queue.max_attempts)
+        await asyncio.sleep(4 * queue.claim_after)  # dead-lettering tried and refused
+        assert await r.xlen(queue.stream) == 1
+        await r.delete(queue.dead_stream)
+        await wait_until(queue.dead_letters)
+    [letter] = await queue.dead_letters()
+    assert letter["event_id"] == "evt-wt"
+    assert await r.xlen(queue.stream) == 0
+
+
 async def test_stuck_handler_is_cancelled_after_handler_timeout(redis_url: str) -> None:
     """A handler over handler_timeout is cancelled and counts as a failed attempt."""
     q = RedisWebhookQueue(

@@ -828,14 +828,11 @@ def _webhook_verify(args: argparse.Namespace) -> int:
         # A saved body often gains a final newline (an editor, `echo`) or Windows line
         # endings (a copy through Windows, git's autocrlf): say so, but stay strict: the
         # signed bytes are what the file must hold.
-        stripped = body.rstrip(b"\r\n")
-        unix = body.replace(b"\r\n", b"\n")
-        for changed, what in (
-            (
-                body.removeprefix(b"\xef\xbb\xbf"),
-                "without the UTF-8 byte order mark at its start, which is not part of what "
-                "Telnyx signed (an editor such as Notepad adds one)",
-            ),
+        bom = "without the UTF-8 byte order mark at its start"
+        plain = body.removeprefix(b"\xef\xbb\xbf")  # an editor such as Notepad adds one
+        stripped = plain.rstrip(b"\r\n")
+        unix = plain.replace(b"\r\n", b"\n")
+        changes = [
             (
                 stripped,
                 "without the file's final newline, which is not part of what Telnyx "
@@ -850,7 +847,17 @@ def _webhook_verify(args: argparse.Namespace) -> int:
                 unix.rstrip(b"\n"),
                 "with its CRLF line endings turned back into LF and without its final newline",
             ),
-        ):
+        ]
+        if plain != body:  # Windows PowerShell and some editors add a final newline too
+            changes = [
+                (
+                    plain,
+                    f"{bom}, which is not part of what Telnyx signed (an editor such as "
+                    "Notepad adds one)",
+                ),
+                *[(changed, f"{bom} and {what}") for changed, what in changes],
+            ]
+        for changed, what in changes:
             if changed == body:
                 continue
             with contextlib.suppress(TelnyxError):
