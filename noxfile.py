@@ -8,6 +8,8 @@ import sys
 
 import nox
 
+# nox.project.dependency_groups (below) is new in 2025.2.9: an older nox says so, not a traceback.
+nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "typecheck", "tests", "slow", "package", "docs"]

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_CONNECTIONS",
     "LoopClients",
     "bounded",
+    "check_redis_version",
     "client_from_url",
     "close_client",
     "config_error",
@@ -37,6 +38,10 @@ __all__ = [
 #: webhooks, a send_many at concurrency 200) wait for a free one, within the call's timeout;
 #: redis-py's default pool would fail them at once ("Too many connections").
 MAX_CONNECTIONS = 100
+
+#: The lowest redis-py the ``redis`` extra allows (pyproject.toml): earlier 5.0.x releases hang
+#: on a frozen server past their socket timeouts, and 4.x builds no blocking client from a pool.
+MIN_REDIS = (5, 0, 4)
 
 T = TypeVar("T")
 
@@ -85,10 +90,24 @@ def make_client(
         raise ConfigurationError(
             f"{owner} needs the redis package: pip install 'telnyx_msg[redis]'"
         ) from exc
+    check_redis_version(owner)
     try:
         return client_from_url(module, url, socket_timeout)
     except ValueError as exc:
         raise url_error(url, exc, f" for {owner}") from None
+
+
+def check_redis_version(owner: str) -> None:
+    """A ``ConfigurationError`` naming the extra when the imported redis-py is older than it
+    allows (another package may have installed it): not a ``TypeError`` from redis-py, nor a
+    client that can hang past its timeouts."""
+    version = getattr(sys.modules.get("redis"), "__version__", None)
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version) if isinstance(version, str) else None
+    if found is not None and tuple(int(part or 0) for part in found.groups()) < MIN_REDIS:
+        raise ConfigurationError(
+            f"{owner} needs redis-py {'.'.join(map(str, MIN_REDIS))} or later (found {version}): "
+            "pip install 'telnyx_msg[redis]'"
+        )
 
 
 def url_error(url: str, exc: ValueError, owner: str = "") -> ConfigurationError:
@@ -119,10 +138,7 @@ def client_from_url(aioredis: Any, url: str, timeout: float) -> Any:
         socket_connect_timeout=timeout,
     )
     _POOLS.add(pool)
-    from_pool = getattr(aioredis.Redis, "from_pool", None)  # redis-py >= 5.0.1
-    if from_pool is not None:
-        return from_pool(pool)  # closing the client closes the pool
-    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
 
 
 _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()

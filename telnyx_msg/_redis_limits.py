@@ -28,6 +28,7 @@ from telnyx_msg._config import positive_seconds
 from telnyx_msg._ratelimit import wait_too_long
 from telnyx_msg._redis_common import (
     LoopClients,
+    check_redis_version,
     client_from_url,
     misconfigured,
     time_limit,
@@ -304,6 +305,7 @@ class RedisRateLimits:
             raise ConfigurationError(
                 "RedisRateLimits needs the redis package: pip install 'telnyx_msg[redis]'"
             ) from exc
+        check_redis_version("RedisRateLimits")
         self._config: LimitConfig = resolve_config(
             account_mps, per_kind_mps, per_sender_mps, burst, queue_fraction
         )

@@ -36,6 +36,25 @@ end
 return -1
 """
 
+# Delete the group's consumers other than ARGV[3] that hold no pending entry and have not read
+# for ARGV[2] ms: workers killed with -9 (a stopped one leaves by itself). Harmless to a live
+# one that is only idle: Redis creates a consumer again at its next read, even one it was
+# blocked in. Atomic, so nothing becomes pending between the check and the deletion.
+_REAP = """
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do
+    info[consumer[i]] = consumer[i + 1]
+  end
+  if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) and info['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
 # After a failed attempt: restart the entry's idle time (the pause before the retry counts from
 # the failure) and release the event's lease, each only while this worker still holds it (a
 # worker that took the entry over meanwhile keeps both).
@@ -167,7 +186,10 @@ class Worker:
         while not self.stopping:
             try:
                 entry = await self._next()
-                self.failures, reached = 0, True
+                self.failures = 0
+                if not reached:
+                    reached = True
+                    await self._reap()
                 if entry is not None:
                     await self._handle_entry(*entry)
             except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # the retry loop
@@ -196,6 +218,26 @@ class Worker:
             # One script: nothing can become pending between the check and the deletion.
             await q._call(
                 self.redis.eval(_LEAVE, 1, q.stream, q.group, self.consumer), "XGROUP DELCONSUMER"
+            )
+
+    async def _reap(self) -> None:
+        """Remove consumers left by workers killed with -9 (they cannot leave; default names
+        are new on every start, so restarts after kills would pile them up)."""
+        q = self.q
+        idle_ms = int(2 * (q.block + q.timeout) * 1000)  # a live worker reads every block s
+        try:
+            removed = await q._call(
+                self.redis.eval(_REAP, 1, q.stream, q.group, idle_ms, self.consumer),
+                "XGROUP DELCONSUMER of idle consumers",
+            )
+        except WebhookQueueUnavailableError as exc:  # tidying only: the loop goes on
+            logger.info("telnyx webhook worker %s: %s", self.consumer, exc)
+            return
+        if removed:
+            logger.info(
+                "telnyx webhook worker %s removed %d idle consumer(s) holding no entry",
+                self.consumer,
+                removed,
             )
 
     async def _unread(self, entry_id: str, attempts: int) -> None:

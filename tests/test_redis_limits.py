@@ -78,6 +78,30 @@ def test_missing_redis_package_is_a_configuration_error(monkeypatch: pytest.Monk
         RedisRateLimits("redis://127.0.0.1:1/0")
 
 
+@pytest.mark.parametrize(
+    "make_one",
+    [
+        lambda url: telnyx_msg.RedisRateLimits(url),
+        lambda url: telnyx_msg.RedisReplayStore(url),
+        lambda url: telnyx_msg.RedisWebhookQueue(url),
+        lambda url: telnyx_msg.RedisDeliveryTracker(url),
+    ],
+    ids=["RedisRateLimits", "RedisReplayStore", "RedisWebhookQueue", "RedisDeliveryTracker"],
+)
+def test_a_redis_older_than_the_extra_allows_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, make_one: Any
+) -> None:
+    """``pip install telnyx_msg`` next to a redis-py 4.6 another package pinned: every
+    Redis-backed class says what to install, typed and before connecting (port 1: nothing
+    listens). The blocking clients raised a bare TypeError from redis-py's constructor, and
+    RedisRateLimits was accepted with a client that can hang past its timeouts."""
+    import redis
+
+    monkeypatch.setattr(redis, "__version__", "4.6.0")
+    with pytest.raises(ConfigurationError, match=r"4\.6\.0.*telnyx_msg\[redis\]"):
+        make_one("redis://127.0.0.1:1/0")
+
+
 def test_url_or_client_is_required() -> None:
     """A missing or malformed URL is a configuration error."""
     with pytest.raises(ConfigurationError):

@@ -342,6 +342,38 @@ async def test_handler_failing_max_attempts_goes_to_dead_letters(queue: RedisWeb
     assert await (await raw(queue)).xlen(queue.stream) == 0
 
 
+async def test_consumers_of_killed_workers_are_removed_by_the_next_start(redis_url: str) -> None:
+    """Workers killed with -9 (OOM kills, a node lost) cannot leave the consumer group, and each
+    start has a new default name: the group piled up a consumer per kill, for ever. A worker
+    that starts removes the consumers that hold no pending entry and have not read for a while;
+    one that holds an entry stays (deleting it would drop that entry)."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=30, block=0.2, timeout=0.5
+    )
+    r = await raw(q)
+    try:
+        await q.enqueue(event_body("evt-held"), parsed("evt-held"))
+        for dead in ("dead-1", "dead-2"):
+            await r.xgroup_createconsumer(q.stream, q.group, dead)
+        await r.xreadgroup(q.group, "busy", {q.stream: ">"}, count=1)  # killed holding it
+        await asyncio.sleep(2 * (q.block + q.timeout) + 0.2)
+
+        async def consumers() -> set[str]:
+            return {c["name"].decode() for c in await r.xinfo_consumers(q.stream, q.group)}
+
+        assert await consumers() == {"dead-1", "dead-2", "busy"}
+        async with running(q, Recorder(), consumer="live"):
+            await wait_until(lambda: _without(consumers, "dead-1", "dead-2"))
+            assert await consumers() == {"busy", "live"}
+        assert await q.pending() == 1  # busy's entry, for a takeover after claim_after
+    finally:
+        await q.aclose()
+
+
+async def _without(consumers: Any, *names: str) -> bool:
+    return not set(names) & await consumers()
+
+
 async def test_a_dead_letter_key_of_another_type_loses_no_entry(queue: RedisWebhookQueue) -> None:
     """The dead-letter key holds another kind of data (a string left by something else): the
     failing entry stays in the stream (the dead-lettering acknowledges and deletes it, then
