@@ -733,9 +733,10 @@ class WebhookEvent:
     ``message.received``, a :class:`LinkClick` for ``message.link_click`` (which carries no
     ``event_type``, ``id`` or ``payload`` on the wire), and the raw mapping for event types this
     library does not know, or for a payload or click it cannot read (``occurred_at`` and
-    ``meta`` it cannot read are None; each is logged at WARNING). ``raw`` is the whole decoded JSON document; ``extra`` holds the
-    fields of its ``data`` object this library does not model (a field Telnyx adds later), and
-    ``to_dict()`` gives that ``data`` object back, as for every model.
+    ``meta`` it cannot read are None; each is logged at WARNING). ``raw`` is the whole decoded
+    JSON document; ``extra`` holds the fields of its ``data`` object this library does not model
+    (a field Telnyx adds later), and ``to_dict()`` gives that ``data`` object back, as for every
+    model.
     """
 
     event_type: WebhookEventType | str | None
