@@ -146,6 +146,18 @@ return 1
 """
 )
 
+# Hand an entry this worker read while stopping (it ran no handler) to consumer ARGV[4], idle
+# for ARGV[5] ms so the next takeover scan of any worker takes it at once, its delivery count
+# kept (ARGV[6]); only while it is still this worker's.
+_HAND_OVER = (
+    _IF_STILL_OURS
+    + """
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[3], 'IDLE', ARGV[5], 'RETRYCOUNT',
+           ARGV[6], 'JUSTID')
+return 1
+"""
+)
+
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
 
 
@@ -170,6 +182,8 @@ class Worker:
         self.failures = 0
         self.stopping = False
         self.wake = asyncio.Event()
+        # Entries read while stopping (no handler ran): handed to another worker on leaving.
+        self.returned: list[tuple[str, int]] = []
 
     def stop(self) -> None:
         self.stopping = True
@@ -215,6 +229,8 @@ class Worker:
         a consumer drops its pending entries, which would then never run)."""
         q = self.q
         with contextlib.suppress(WebhookQueueUnavailableError):
+            await self._hand_over()
+        with contextlib.suppress(WebhookQueueUnavailableError):
             # One script: nothing can become pending between the check and the deletion.
             await q._call(
                 self.redis.eval(_LEAVE, 1, q.stream, q.group, self.consumer), "XGROUP DELCONSUMER"
@@ -239,6 +255,27 @@ class Worker:
                 self.consumer,
                 removed,
             )
+
+    async def _hand_over(self) -> None:
+        """Give the entries read while stopping to the most recently active other consumer of
+        the group, idle for ``claim_after``: a live worker takes them over at its next scan
+        (not ``claim_after`` later), and this consumer, holding none, can leave the group.
+        With no other consumer they stay this one's, ready to be taken over at once."""
+        q = self.q
+        if not self.returned:
+            return
+        consumers = await q._call(self.redis.xinfo_consumers(q.stream, q.group), "XINFO CONSUMERS")
+        others = [c for c in consumers if _text(c.get("name", b"")) != self.consumer]
+        target = (
+            _text(min(others, key=lambda c: int(c.get("idle", 0)))["name"])
+            if others
+            else self.consumer
+        )
+        idle = str(max(1, int(q.claim_after * 1000)))
+        for entry_id, attempts in self.returned:
+            args = [q.group, self.consumer, entry_id, target, idle, str(max(0, attempts - 1))]
+            await q._call(self.redis.eval(_HAND_OVER, 1, q.stream, *args), "XCLAIM hand-over")
+        self.returned.clear()
 
     async def _unread(self, entry_id: str, attempts: int) -> None:
         """Leave a read entry pending without counting the delivery: no handler ran for it."""
@@ -341,6 +378,7 @@ class Worker:
         q = self.q
         if self.stopping:  # stopped while reading: stop() promises only the handler in flight
             await self._unread(entry_id, attempts)
+            self.returned.append((entry_id, attempts))  # handed to another worker on leaving
             return
         raw_id = fields.get("event_id", b"")
         try:

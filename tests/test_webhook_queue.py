@@ -2173,3 +2173,61 @@ async def test_a_heartbeat_survives_a_redis_stall_shorter_than_claim_after(
             asyncio.gather(first, *([second] if second else []), return_exceptions=True), 10
         )
         await q.aclose()
+
+
+async def _consumers(q: RedisWebhookQueue) -> list[str]:
+    rows: list[dict[str, Any]] = await q._redis.xinfo_consumers(q.stream, q.group)
+    return [
+        name.decode() if isinstance(name, bytes) else str(name)
+        for name in (row["name"] for row in rows)
+    ]
+
+
+async def test_a_stop_under_traffic_leaves_no_consumer_behind(redis_url: str) -> None:
+    """On SIGTERM the worker (docs/deployment.md) "leaves the consumer group if it holds no
+    pending entry, so restarts under new names do not pile consumers up". A worker stopped
+    while it waits in its blocking read, with webhooks still arriving, reads one more entry
+    that it does not run: it kept that entry and so stayed in the group for good (a ghost
+    consumer per such restart, `XINFO CONSUMERS` growing), and the event waited a full
+    ``claim_after`` (30 s by default) although another worker was live and idle. The entry
+    must go to a live worker, and the stopped worker must leave the group."""
+    stream = f"test:{uuid.uuid4().hex}"
+    live_q = RedisWebhookQueue(redis_url, stream=stream, claim_after=10.0, block=0.2)
+    old_q = RedisWebhookQueue(redis_url, stream=stream, claim_after=10.0, block=1.0)
+    live = Recorder()
+    live.gate.clear()  # the live worker is busy with a first event while the other stops
+    old = Recorder()
+    loop = asyncio.get_running_loop()
+    live_task = old_task = None
+    try:
+        await live_q.enqueue(event_body("evt-busy"), parsed("evt-busy"))
+        live_task = loop.create_task(live_q.run({}, default=live, consumer="live"))
+        await asyncio.wait_for(live.entered.wait(), 10)
+        old_task = loop.create_task(old_q.run({}, default=old, consumer="old"))
+        await wait_until(lambda: _has_consumer(old_q, "old"))
+        await asyncio.sleep(0.2)  # in its blocking XREADGROUP now
+        old_q.stop()  # SIGTERM
+        await live_q.enqueue(event_body("evt-late"), parsed("evt-late"))  # still arriving
+        await asyncio.wait_for(old_task, 10)
+        assert old.calls == 0  # stop() starts no new handler (documented)
+        assert "old" not in await _consumers(old_q)
+        live.gate.set()
+        # Not lost, and not held back for claim_after while a worker was free.
+        await wait_until(
+            lambda: [e.id for e in live.events] == ["evt-busy", "evt-late"],
+            timeout=8,
+        )
+        await wait_until(lambda: _zero_pending(live_q))
+    finally:
+        live_q.stop()
+        old_q.stop()
+        live.gate.set()
+        tasks = [t for t in (live_task, old_task) if t is not None]
+        if tasks:
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        await live_q.aclose()
+        await old_q.aclose()
+
+
+async def _has_consumer(q: RedisWebhookQueue, name: str) -> bool:
+    return name in await _consumers(q)
