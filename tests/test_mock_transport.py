@@ -150,3 +150,21 @@ def test_session_and_transport_exclude_each_other() -> None:
             transport=MockTransport(lambda r: MockResponse()),
             session=aiohttp.ClientSession.__new__(aiohttp.ClientSession),
         )
+
+
+async def test_int_retry_after_header_is_a_clear_type_error() -> None:
+    """A handler writing ``headers={"Retry-After": 1}`` (an int, as users often do) gets a
+    TypeError naming the header, as httpx's Response does, not an AttributeError ('int' object
+    has no attribute 'strip') from deep inside the client's retry parsing."""
+
+    def handler(request: MockRequest) -> MockResponse:
+        return MockResponse(
+            status=429,
+            json={"errors": [{"code": "10011", "title": "Too many requests"}]},
+            headers={"Retry-After": 1},  # type: ignore[dict-item]
+        )
+
+    transport = MockTransport(handler)
+    async with telnyx_msg.AsyncClient("k", transport=transport, max_retries=1) as client:
+        with pytest.raises(TypeError, match="Retry-After"):
+            await client.messages.retrieve("m-1")

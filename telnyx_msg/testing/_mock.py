@@ -42,14 +42,26 @@ class MockRequest:
         return jsonlib.loads(self.body) if self.body else None
 
 
+def _check_headers(_instance: object, _attribute: object, headers: Mapping[str, str]) -> None:
+    # As httpx's Response does: a non-str name or value (``{"Retry-After": 1}``) is refused
+    # here, naming the header, not deep inside the client's response handling.
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(
+                f"MockResponse headers must map str to str; {name!r} is "
+                f"{type(value).__name__} {value!r} (write it as a string)"
+            )
+
+
 @frozen
 class MockResponse:
-    """What a handler answers: ``status``, a ``json`` document (or raw ``body``), ``headers``."""
+    """What a handler answers: ``status``, a ``json`` document (or raw ``body``), ``headers``
+    (names and values ``str``)."""
 
     status: int = 200
     json: Any = None
     body: bytes = b""
-    headers: Mapping[str, str] = field(factory=dict)
+    headers: Mapping[str, str] = field(factory=dict, validator=_check_headers)
 
 
 class MockTransportError(Exception):
