@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -108,6 +109,39 @@ async def bulk(fake: FakeTelnyx, *args: str) -> int:
 
 
 # --- results, resume, overwrite -----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_resume_of_results_with_a_mistyped_row_number_stays_small(tmp_path: Path) -> None:
+    """A 4-row run whose RESULTS had one ``row`` cell mistyped into 5,000,000 resumes with
+    a few MB at most (it peaked at 87 MB here, and at 1.2 GB then MemoryError for 10^8), and
+    keeps the mistyped line."""
+    far_row = 5_000_000  # 87 MB peak before the fix, ~1 MB after
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 4)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out)) == 0
+        records = results(out)
+        assert [r["row"] for r in records] == ["2", "3", "4", "5"]
+        records[1]["row"] = str(far_row)  # the spreadsheet edit
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+        sent_before = len(fake.messages())
+
+        tracemalloc.start()
+        try:
+            code = await bulk(fake, str(source), "--out", str(out), "--resume")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+        assert code == 0
+        assert peak < 8_000_000, f"--resume of a 4-row run peaked at {peak / 1e6:.1f} MB"
+        # Row 3 has no line: resent under its own Idempotency-Key, so nothing new is sent.
+        assert len(fake.messages()) == sent_before
+        assert [r["row"] for r in results(out)] == ["2", "3", "4", "5", str(far_row)]
 
 
 @pytest.mark.anyio

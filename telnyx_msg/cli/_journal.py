@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import itertools
 import json
 import os
 import time
@@ -151,25 +152,53 @@ class RunHeader:
 
 
 class StatusTable:
-    """The latest status of each row, one byte per row (bounded memory for big files)."""
+    """The latest status of each row, one byte per row (bounded memory for big files).
+
+    Rows come in about ascending order; a row number far beyond those seen (a ``row`` cell
+    mistyped in a spreadsheet) is kept apart, so memory follows the rows recorded, not the
+    largest number written."""
 
     def __init__(self) -> None:
         self._codes = bytearray()
+        self._far: dict[int, int] = {}
 
     def get(self, row: int) -> str | None:
         """The row's latest status, or None."""
-        code = self._codes[row] if row < len(self._codes) else 0
+        code = self._codes[row] if row < len(self._codes) else self._far.get(row, 0)
         return STATUSES[code - 1] if code else None
 
     def set(self, row: int, status: str) -> None:
         """Record the row's latest status."""
+        code = STATUSES.index(status) + 1
         if row >= len(self._codes):
-            self._codes.extend(bytes(row + 1 - len(self._codes) + 1024))
-        self._codes[row] = STATUSES.index(status) + 1
+            if not _near(row, len(self._codes)):
+                self._far[row] = code
+                return
+            self._codes.extend(bytes(_grown(row, len(self._codes)) - len(self._codes)))
+            for moved in [r for r in self._far if r < len(self._codes)]:
+                self._codes[moved] = self._far.pop(moved)
+        self._codes[row] = code
 
     def count(self, status: str) -> int:
         """How many rows have ``status`` now."""
-        return self._codes.count(STATUSES.index(status) + 1)
+        code = STATUSES.index(status) + 1
+        return self._codes.count(code) + sum(1 for c in self._far.values() if c == code)
+
+
+def _near(row: int, size: int) -> bool:
+    """Whether growing a per-row table of ``size`` slots to ``row`` stays within a small
+    multiple of what it holds (else ``row`` is kept apart, in a dict)."""
+    return row < 2 * size + _DENSE_SLACK
+
+
+def _grown(row: int, size: int) -> int:
+    """The new size of a per-row table of ``size`` slots that must hold ``row``: doubled at
+    least, so rows kept apart are moved in only a logarithmic number of times."""
+    return max(row + 1 + 1024, 2 * size)
+
+
+#: Slots a per-row table may grow by beyond twice its size for one row.
+_DENSE_SLACK = 1 << 16
 
 
 class Loaded(NamedTuple):
@@ -309,12 +338,18 @@ class Results:
         """Rewrite the file with the latest line of each row, in row order (atomic replace)."""
         self.close()
         latest = array("q")
+        far: dict[int, int] = {}  # rows far beyond the others (see StatusTable)
         for offset, record in self._scan():
             row = int(record["row"])
             if row >= len(latest):
-                latest.extend([-1] * (row + 1 - len(latest) + 1024))
+                if not _near(row, len(latest)):
+                    far[row] = offset
+                    continue
+                latest.extend([-1] * (_grown(row, len(latest)) - len(latest)))
+                for moved in [r for r in far if r < len(latest)]:
+                    latest[moved] = far.pop(moved)
             latest[row] = offset
-        if not latest:
+        if not latest and not far:
             if not self.path.exists():  # no row had an outcome: "results in RESULTS" holds
                 with open(_private(self.path, os.O_WRONLY), "w", encoding="utf-8") as out:
                     out.write("" if self._jsonl else ",".join(RESULT_FIELDS) + "\r\n")
@@ -324,7 +359,8 @@ class Results:
             with self.path.open("rb") as source, open(_private_new(tmp), "wb") as out:
                 if not self._jsonl:
                     out.write((",".join(RESULT_FIELDS) + "\r\n").encode())
-                for offset in latest:
+                offsets = itertools.chain(latest, (far[row] for row in sorted(far)))
+                for offset in offsets:
                     if offset >= 0:
                         source.seek(offset)
                         line = source.readline()
