@@ -179,6 +179,7 @@ class Worker:
         self.history: str | None = "0"  # own pending entries first (restart under one name)
         self.claim_cursor = "0-0"
         self.next_claim = 0.0
+        self.next_reap = 0.0  # first at the first step, then every reap_every()
         self.failures = 0
         self.stopping = False
         self.wake = asyncio.Event()
@@ -200,9 +201,13 @@ class Worker:
         while not self.stopping:
             try:
                 entry = await self._next()
-                self.failures = 0
-                if not reached:
-                    reached = True
+                self.failures, reached = 0, True
+                now = asyncio.get_running_loop().time()
+                if now >= self.next_reap:
+                    # Not only at the start: a worker killed with an entry in flight holds it
+                    # until it is taken over (claim_after later), and a worker stopped with
+                    # deliveries arriving may be handed one; both hold nothing only then.
+                    self.next_reap = now + self._reap_every()
                     await self._reap()
                 if entry is not None:
                     await self._handle_entry(*entry)
@@ -236,11 +241,19 @@ class Worker:
                 self.redis.eval(_LEAVE, 1, q.stream, q.group, self.consumer), "XGROUP DELCONSUMER"
             )
 
+    def _reap_every(self) -> float:
+        q = self.q
+        return max(q.claim_after, 2 * (q.block + q.timeout))
+
     async def _reap(self) -> None:
         """Remove consumers left by workers killed with -9 (they cannot leave; default names
-        are new on every start, so restarts after kills would pile them up)."""
+        are new on every start, so restarts after kills would pile them up) or stopped holding
+        an entry handed to them, once they hold none."""
         q = self.q
-        idle_ms = int(2 * (q.block + q.timeout) * 1000)  # a live worker reads every block s
+        # Redis 7.0 counts idle time from a consumer's last read that returned entries: a live
+        # but quiet worker may be removed too, which is harmless (its next read, even one it
+        # is blocked in, creates it again; it holds no entry to lose).
+        idle_ms = int(2 * (q.block + q.timeout) * 1000)
         try:
             removed = await q._call(
                 self.redis.eval(_REAP, 1, q.stream, q.group, idle_ms, self.consumer),

@@ -168,3 +168,37 @@ async def test_int_retry_after_header_is_a_clear_type_error() -> None:
     async with telnyx_msg.AsyncClient("k", transport=transport, max_retries=1) as client:
         with pytest.raises(TypeError, match="Retry-After"):
             await client.messages.retrieve("m-1")
+
+
+async def test_headers_as_a_list_of_pairs_still_reach_the_client() -> None:
+    """A handler answering ``headers=[("Retry-After", "0"), ...]`` (the list-of-pairs form
+    httpx's Response takes, and which worked until MockResponse began validating headers) now
+    fails at construction with ``AttributeError: 'list' object has no attribute 'items'``
+    from the validator, neither working nor naming what is wrong. The answer must reach the
+    client, its 429 retried as with a dict."""
+    answers = iter(
+        [
+            MockResponse(
+                status=429,
+                json={"errors": [{"code": "10011", "title": "Too many requests"}]},
+                headers=[("Retry-After", "0"), ("x-request-id", "r-1")],  # type: ignore[arg-type]
+            ),
+            MockResponse(json={"data": {"id": "m-1", "to": []}}),
+        ]
+    )
+
+    def handler(request: MockRequest) -> MockResponse:
+        return next(answers)
+
+    transport = MockTransport(handler)
+    async with telnyx_msg.AsyncClient("k", transport=transport, max_retries=1) as client:
+        message = await client.messages.retrieve("m-1")
+    assert message.id == "m-1"
+    assert len(transport.requests) == 2
+
+
+def test_a_non_string_value_in_a_list_of_pairs_names_the_header() -> None:
+    """The check added for ``{"Retry-After": 1}`` holds for the pairs form too: a TypeError
+    naming the header, not an AttributeError about ``items``."""
+    with pytest.raises(TypeError, match="Retry-After"):
+        MockResponse(headers=[("Retry-After", 1)])  # type: ignore[arg-type]

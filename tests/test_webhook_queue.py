@@ -2231,3 +2231,92 @@ async def test_a_stop_under_traffic_leaves_no_consumer_behind(redis_url: str) ->
 
 async def _has_consumer(q: RedisWebhookQueue, name: str) -> bool:
     return name in await _consumers(q)
+
+
+async def _consumer_names(q: RedisWebhookQueue) -> set[str]:
+    rows: list[dict[str, Any]] = await q._redis.xinfo_consumers(q.stream, q.group)
+    return {
+        name.decode() if isinstance(name, bytes) else str(name)
+        for name in (row["name"] for row in rows)
+    }
+
+
+async def test_a_worker_killed_holding_an_entry_is_removed_once_its_entry_is_taken_over(
+    redis_url: str,
+) -> None:
+    """docs/deployment.md, kill -9: "A killed worker cannot leave the consumer group; the next
+    worker to start removes it once it holds no entry". A worker is OOM-killed (kill -9) while
+    its handler runs, the usual case, and the supervisor restarts one at once: the new worker
+    looks for dead consumers only at its start, when the killed one still holds its entry in
+    flight, and never again. It takes that entry over after claim_after and handles it; the
+    dead consumer, now holding nothing, stayed in the group for good (until some later start,
+    which a single long-running worker never has)."""
+    q = RedisWebhookQueue(
+        redis_url, stream=f"test:{uuid.uuid4().hex}", claim_after=1.0, block=0.2, timeout=0.5
+    )
+    recorder = Recorder()
+    try:
+        await q.enqueue(event_body("evt-inflight"), parsed("evt-inflight"))
+        # The killed worker read it (its handler was running when kill -9 came).
+        await q._redis.xreadgroup(q.group, "killed", {q.stream: ">"}, count=1)
+        async with running(q, recorder, consumer="restarted"):
+            await wait_until(lambda: [e.id for e in recorder.events] == ["evt-inflight"])
+            # Twice block + timeout (1.4 s) after its last read, and holding no entry: the
+            # killed consumer must go while the restarted worker runs.
+            assert await _settled(q, {"restarted"}, timeout=6) == {"restarted"}
+    finally:
+        await q.aclose()
+
+
+async def _settled(q: RedisWebhookQueue, expected: set[str], timeout: float) -> set[str]:
+    """The group's consumers once they are ``expected``, or as they are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await _consumer_names(q)
+        if found == expected or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+async def test_workers_stopped_together_under_traffic_leave_no_consumer_behind(
+    redis_url: str,
+) -> None:
+    """docs/deployment.md, SIGTERM: the worker "leaves the consumer group if it holds no
+    pending entry, so restarts under new names do not pile consumers up"; the changelog: a
+    worker stopped while deliveries arrive hands the entry it read to another worker "and
+    leaves the group". A deploy stops all workers at once (systemctl stop, a scale-down) while
+    webhooks arrive: each reads one more entry and hands it to the other stopping worker, so
+    neither leaves. The next workers take both entries over at once, as promised, but the two
+    stopped consumers, holding nothing now, stayed in the group for good (the new workers
+    tidy the group only at their start, when the entries were still held)."""
+    stream = f"test:{uuid.uuid4().hex}"
+    settings: dict[str, Any] = {"stream": stream, "claim_after": 5.0, "block": 1.0, "timeout": 0.5}
+    first, second, after = (RedisWebhookQueue(redis_url, **settings) for _ in range(3))
+    loop = asyncio.get_running_loop()
+    old = Recorder()
+    tasks = [
+        loop.create_task(q.run({}, default=old, consumer=name))
+        for q, name in ((first, "old-1"), (second, "old-2"))
+    ]
+    new = Recorder()
+    try:
+        await asyncio.sleep(0.3)  # both wait in their blocking XREADGROUP
+        first.stop()  # SIGTERM to every worker of the deploy
+        second.stop()
+        for event_id in ("evt-late-1", "evt-late-2"):  # webhooks still arriving
+            await first.enqueue(event_body(event_id), parsed(event_id))
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert old.calls == 0  # stop() starts no new handler (documented)
+        async with running(after, new, consumer="new"):
+            await wait_until(
+                lambda: sorted(e.id or "" for e in new.events) == ["evt-late-1", "evt-late-2"],
+                timeout=5,
+            )
+            # claim_after + twice block + timeout, and some margin.
+            assert await _settled(after, {"new"}, timeout=10) == {"new"}
+    finally:
+        for q in (first, second):
+            q.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        for q in (first, second, after):
+            await q.aclose()

@@ -43,9 +43,11 @@ class MockRequest:
 
 
 def _check_headers(_instance: object, _attribute: object, headers: Mapping[str, str]) -> None:
-    # As httpx's Response does: a non-str name or value (``{"Retry-After": 1}``) is refused
-    # here, naming the header, not deep inside the client's response handling.
-    for name, value in headers.items():
+    # A non-str name or value (``{"Retry-After": 1}``) is refused here, naming the header, not
+    # deep inside the client's response handling. A mapping or (name, value) pairs, as the
+    # multidict built from them (and httpx's Response) take.
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in pairs:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(
                 f"MockResponse headers must map str to str; {name!r} is "
