@@ -161,6 +161,7 @@ class StatusTable:
     def __init__(self) -> None:
         self._codes = bytearray()
         self._far: dict[int, int] = {}
+        self._top = -1  # the highest row in _far (-1: none)
 
     def get(self, row: int) -> str | None:
         """The row's latest status, or None."""
@@ -170,14 +171,11 @@ class StatusTable:
     def set(self, row: int, status: str) -> None:
         """Record the row's latest status."""
         code = STATUSES.index(status) + 1
-        if row >= len(self._codes):
-            if not _near(row, len(self._codes)):
-                self._far[row] = code
-                return
-            self._codes.extend(bytes(_grown(row, len(self._codes)) - len(self._codes)))
-            for moved in [r for r in self._far if r < len(self._codes)]:
-                self._codes[moved] = self._far.pop(moved)
-        self._codes[row] = code
+        if row < len(self._codes):
+            self._codes[row] = code
+        else:
+            self._far[row] = code
+            self._top = _settle(self._codes, self._far, row, max(self._top, row), b"\0")
 
     def count(self, status: str) -> int:
         """How many rows have ``status`` now."""
@@ -185,10 +183,28 @@ class StatusTable:
         return self._codes.count(code) + sum(1 for c in self._far.values() if c == code)
 
 
-def _near(row: int, size: int) -> bool:
+def _settle(table: Any, far: dict[int, int], row: int, top: int, blank: Any) -> int:
+    """After ``row`` was put in ``far`` (the rows kept apart from a per-row ``table``): grow
+    ``table`` when ``row``, or the highest row kept apart, is near enough for what it and
+    ``far`` hold, and move in the rows kept apart that it then covers. Rows in descending
+    order (a RESULTS sorted by a spreadsheet) end in the table after a few of them, not each
+    one in ``far``. ``top`` is the highest row in ``far``; returns it after the move (-1 when
+    none is left: the rows left are above every moved one)."""
+    size = len(table)
+    reach = top if _near(top, size, len(far)) else row if _near(row, size, len(far)) else -1
+    if reach < 0:
+        return top
+    table.extend(blank * (_grown(reach, size) - size))
+    for moved in [r for r in far if r < len(table)]:
+        table[moved] = far.pop(moved)
+    return top if far else -1
+
+
+def _near(row: int, size: int, held: int) -> bool:
     """Whether growing a per-row table of ``size`` slots to ``row`` stays within a small
-    multiple of what it holds (else ``row`` is kept apart, in a dict)."""
-    return row < 2 * size + _DENSE_SLACK
+    multiple of what it holds and of the ``held`` rows kept apart (else ``row`` is kept apart,
+    in a dict, which costs as much as some tens of slots)."""
+    return row < 2 * size + _DENSE_SLACK + _HELD_SLOTS * held
 
 
 def _grown(row: int, size: int) -> int:
@@ -199,6 +215,8 @@ def _grown(row: int, size: int) -> int:
 
 #: Slots a per-row table may grow by beyond twice its size for one row.
 _DENSE_SLACK = 1 << 16
+#: Slots a per-row table may grow by for each row kept apart.
+_HELD_SLOTS = 32
 
 
 class Loaded(NamedTuple):
@@ -339,16 +357,14 @@ class Results:
         self.close()
         latest = array("q")
         far: dict[int, int] = {}  # rows far beyond the others (see StatusTable)
+        top = -1
         for offset, record in self._scan():
             row = int(record["row"])
-            if row >= len(latest):
-                if not _near(row, len(latest)):
-                    far[row] = offset
-                    continue
-                latest.extend([-1] * (_grown(row, len(latest)) - len(latest)))
-                for moved in [r for r in far if r < len(latest)]:
-                    latest[moved] = far.pop(moved)
-            latest[row] = offset
+            if row < len(latest):
+                latest[row] = offset
+            else:
+                far[row] = offset
+                top = _settle(latest, far, row, max(top, row), array("q", [-1]))
         if not latest and not far:
             if not self.path.exists():  # no row had an outcome: "results in RESULTS" holds
                 with open(_private(self.path, os.O_WRONLY), "w", encoding="utf-8") as out:
