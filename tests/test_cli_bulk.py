@@ -2881,6 +2881,11 @@ def test_a_line_missing_cells_is_not_an_outcome(tmp_path: Path) -> None:
     )
     statuses = Results(out).load().statuses
     assert [statuses.get(row) for row in (2, 3, 4, 5)] == ["sent", None, "unknown", None]
+    # A row cell of other digits (a spreadsheet's superscript) is no outcome either: int()
+    # refused what str.isdigit() let through, and --resume ended in a ValueError traceback.
+    with out.open("a", encoding="utf-8") as handle:
+        handle.write("\u00b2,+1,sent,m6,,,telnyx-msg:ab:6,2026-12-05T12:40:18Z\r\n")
+    assert Results(out).load().statuses.count("sent") == 1
     jsonl = Results(tmp_path / "out.jsonl")
     jsonl.append({"row": 2, "status": "sent"})
     jsonl.close()

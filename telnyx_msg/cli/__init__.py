@@ -101,7 +101,8 @@ _SEND_FLAGS = {
 def _shard(text: str) -> tuple[int, int]:
     """``I/N`` with 1 <= I <= N."""
     index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+    digits = index.isascii() and count.isascii() and index.isdigit() and count.isdigit()
+    if not (digits and 1 <= int(index) <= int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 1 <= I <= N (e.g. 2/3)")
     return int(index), int(count)
 
@@ -817,7 +818,7 @@ def _webhook_verify(args: argparse.Namespace) -> int:
     try:
         event = verifier.unwrap(body, headers)
     except TimestampError as exc:
-        if "too old" in str(exc) and args.timestamp.isdigit():
+        if "too old" in str(exc) and args.timestamp.isascii() and args.timestamp.isdigit():
             age = math.ceil(time.time() - int(args.timestamp)) + 60
             print(
                 f"note: to check the signature of a delivery saved earlier, add --tolerance {age}",

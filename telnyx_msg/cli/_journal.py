@@ -146,7 +146,7 @@ class RunHeader:
         if "run" not in fields or "source" not in fields:
             return None
         at = fields.get("results", "")
-        results_at = int(at) if at.isdigit() else None
+        results_at = int(at) if _digits(at) else None
         shard = fields.get("shard", "1/1")
         return cls(fields["run"], fields["source"], shard, results_at, fields.get("reading"))
 
@@ -198,6 +198,11 @@ def _settle(table: Any, far: dict[int, int], row: int, top: int, blank: Any) -> 
     for moved in [r for r in far if r < len(table)]:
         table[moved] = far.pop(moved)
     return top if far else -1
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²`` and other digits ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _near(row: int, size: int, held: int) -> bool:
@@ -290,7 +295,7 @@ class Results:
                 if (
                     isinstance(record, dict)
                     and record.get("status") in STATUSES
-                    and str(record.get("row", "")).isdigit()
+                    and _digits(str(record.get("row", "")))
                 ):
                     yield start, {k: str(record.get(k) or "") for k in RESULT_FIELDS}
 
@@ -464,7 +469,7 @@ class Journal:
                 handle.readline()
                 for line in handle:
                     parts = line.split()
-                    if len(parts) != 2 or not parts[1].isdigit():
+                    if len(parts) != 2 or not _digits(parts[1]):
                         continue
                     if parts[0] == "w":
                         yield int(parts[1]), at
