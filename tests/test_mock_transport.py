@@ -161,7 +161,7 @@ async def test_int_retry_after_header_is_a_clear_type_error() -> None:
         return MockResponse(
             status=429,
             json={"errors": [{"code": "10011", "title": "Too many requests"}]},
-            headers={"Retry-After": 1},  # type: ignore[dict-item]
+            headers={"Retry-After": 1},  # type: ignore[arg-type]
         )
 
     transport = MockTransport(handler)
@@ -181,7 +181,7 @@ async def test_headers_as_a_list_of_pairs_still_reach_the_client() -> None:
             MockResponse(
                 status=429,
                 json={"errors": [{"code": "10011", "title": "Too many requests"}]},
-                headers=[("Retry-After", "0"), ("x-request-id", "r-1")],  # type: ignore[arg-type]
+                headers=[("Retry-After", "0"), ("x-request-id", "r-1")],
             ),
             MockResponse(json={"data": {"id": "m-1", "to": []}}),
         ]
@@ -201,4 +201,24 @@ def test_a_non_string_value_in_a_list_of_pairs_names_the_header() -> None:
     """The check added for ``{"Retry-After": 1}`` holds for the pairs form too: a TypeError
     naming the header, not an AttributeError about ``items``."""
     with pytest.raises(TypeError, match="Retry-After"):
-        MockResponse(headers=[("Retry-After", 1)])  # type: ignore[arg-type]
+        MockResponse(headers=[("Retry-After", 1)])  # type: ignore[list-item]
+
+
+async def test_headers_as_pairs_from_zip_reach_the_client() -> None:
+    """``headers=zip(names, values)`` passes the str check, which iterates the pairs, and the
+    transport then builds the response headers from the spent iterator: the request id (and a
+    Retry-After) silently disappear. Before the check they reached the client; now the pairs
+    must either reach it or be refused at construction."""
+    names, values = ["x-request-id"], ["r-1"]
+
+    def handler(request: MockRequest) -> MockResponse:
+        return MockResponse(
+            status=422,
+            json={"errors": [{"code": "10015", "title": "Bad request"}]},
+            headers=zip(names, values, strict=True),
+        )
+
+    async with telnyx_msg.AsyncClient("k", transport=MockTransport(handler)) as client:
+        with pytest.raises(telnyx_msg.errors.APIStatusError) as caught:
+            await client.messages.retrieve("m-1")
+    assert caught.value.request_id == "r-1"

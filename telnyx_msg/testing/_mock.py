@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json as jsonlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -42,7 +42,11 @@ class MockRequest:
         return jsonlib.loads(self.body) if self.body else None
 
 
-def _check_headers(_instance: object, _attribute: object, headers: Mapping[str, str]) -> None:
+def _check_headers(
+    _instance: object,
+    _attribute: object,
+    headers: Mapping[str, str] | tuple[tuple[str, str], ...],
+) -> None:
     # A non-str name or value (``{"Retry-After": 1}``) is refused here, naming the header, not
     # deep inside the client's response handling. A mapping or (name, value) pairs, as the
     # multidict built from them (and httpx's Response) take.
@@ -55,6 +59,14 @@ def _check_headers(_instance: object, _attribute: object, headers: Mapping[str, 
             )
 
 
+def _pairs_once(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> Mapping[str, str] | tuple[tuple[str, str], ...]:
+    # A one-pass iterable of pairs (``zip``, a generator) is read once here: the check below
+    # would otherwise use it up, and the response would reach the client without headers.
+    return headers if isinstance(headers, Mapping) else tuple(headers)
+
+
 @frozen
 class MockResponse:
     """What a handler answers: ``status``, a ``json`` document (or raw ``body``), ``headers``
@@ -63,7 +75,9 @@ class MockResponse:
     status: int = 200
     json: Any = None
     body: bytes = b""
-    headers: Mapping[str, str] = field(factory=dict, validator=_check_headers)
+    headers: Mapping[str, str] | tuple[tuple[str, str], ...] = field(
+        factory=dict, converter=_pairs_once, validator=_check_headers
+    )
 
 
 class MockTransportError(Exception):
