@@ -216,8 +216,8 @@ class Worker:
                     # A worker that only logs would look healthy to its supervisor.
                     raise config_error(exc, "worker") from exc
                 # A Redis that restarted without persistence has lost the group (NOGROUP):
-                # create it again before the next read. (Under OOM that write is refused too,
-                # so the worker reads nothing more until Redis takes writes again.)
+                # create it again before the next read. (At maxmemory Redis refuses to create
+                # a group; one it still has is found in its listing, and the worker goes on.)
                 self.q._group_ready = False
                 self.failures += 1
                 delay = min(MAX_BACKOFF, 0.1 * 2 ** min(self.failures, 8)) * random.uniform(0.5, 1)
@@ -459,9 +459,10 @@ class Worker:
                 )
                 return
         except WebhookQueueUnavailableError as exc:
-            # Redis may serve reads while refusing writes (out of memory): each read counts a
-            # delivery, so one that ran no handler is uncounted, and the loop backs off rather
-            # than reading on (which would dead-letter the backlog as "never finishing").
+            # Redis may serve reads while refusing the lease (an outage mid-step, an ACL): each
+            # read counts a delivery, so one that ran no handler is uncounted, and the loop
+            # backs off rather than reading on (which would dead-letter the backlog as "never
+            # finishing").
             logger.warning(
                 "telnyx webhook worker %s: %s; entry %s left pending", self.consumer, exc, entry_id
             )
