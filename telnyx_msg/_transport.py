@@ -178,6 +178,13 @@ class _Deadlines:
             queue.clear()
             queue.extend(live)
 
+    def close(self) -> None:
+        """Cancel the timer: armed for a finished request's deadline, it kept a closed
+        transport's state alive on the loop until then (the request timeout, 60 s)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle, self.when, self.queues, self.running = None, math.inf, {}, 0
+
     def _arm(self, when: float) -> None:
         assert self.loop is not None
         if self.handle is not None:
@@ -644,6 +651,7 @@ class AiohttpTransport:
         self._closed = True
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
+        self._deadlines.close()
 
 
 def _refuse_https_proxy(url: URL) -> None:

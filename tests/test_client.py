@@ -517,3 +517,27 @@ async def test_an_internationalized_base_url_reaches_its_host(
     assert [(r.headers["Host"], r.path) for r in server.requests] == [
         ("xn--bcher-kva.example", "/v2/ü/messages/m")
     ]
+
+
+def _sdk_timers(loop: asyncio.AbstractEventLoop) -> int:
+    """Timers on the loop whose callback is an SDK object's method (CPython's timer heap)."""
+    scheduled: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
+    count = 0
+    for handle in scheduled:
+        owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+        if not handle.cancelled() and type(owner).__module__.startswith("telnyx_msg"):
+            count += 1
+    return count
+
+
+@pytest.mark.anyio
+async def test_a_closed_client_leaves_no_timer_on_the_loop(api_server: Any) -> None:
+    """After ``async with AsyncClient(...)`` exits, nothing of the client is still scheduled
+    on the event loop (a timer left behind keeps the closed client's state alive until it
+    fires, the request timeout later)."""
+    server = await api_server(ok)
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        async with telnyx_msg.AsyncClient("k", base_url=server.base_url) as client:
+            await client.messages.retrieve("m")
+    assert _sdk_timers(loop) == 0
