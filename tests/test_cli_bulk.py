@@ -2047,6 +2047,23 @@ async def interrupted_while_reading(
     return proc.returncode, stderr.decode()
 
 
+async def interrupted_while_claiming(
+    fake: FakeTelnyx, proxy: SlowRedis, source: Path, out: Path, *extra: str
+) -> tuple[int | None, str]:
+    """Start the command, SIGINT it while its shard claim is held up by ``proxy``; its exit
+    status and stderr."""
+    proc = await start_bulk(fake, source, out, *extra)
+    try:
+        await asyncio.wait_for(proxy.evaluating.wait(), 30)  # the claim is on its way
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, stderr.decode()
+
+
 def quick_fake() -> FakeTelnyx:
     return FakeTelnyx(config=FakeConfig(faults=Faults(latency=0.0), max_messages=20_000))
 
@@ -2184,18 +2201,9 @@ async def test_ctrl_c_while_the_shard_is_claimed_with_overwrite_keeps_the_old_re
             assert await bulk(fake, str(first), "--out", str(out)) == 0
             before = out.read_bytes()
             shard = ["--overwrite", "--no-progress", "--shard", "1/1", "--redis", slow_url]
-            proc = await start_bulk(fake, again, out, *shard)
-            try:
-                await asyncio.wait_for(proxy.evaluating.wait(), 30)  # the claim is on its way
-                proc.send_signal(signal.SIGINT)
-                _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-            said = stderr.decode()
+            returncode, said = await interrupted_while_claiming(fake, proxy, again, out, *shard)
             assert len(fake.messages()) == 5, said  # the second run sent nothing
-            assert proc.returncode == 130, said
+            assert returncode == 130, said
     finally:
         await proxy.close()
     assert out.read_bytes() == before, (said, out.read_text())
@@ -2230,19 +2238,12 @@ async def test_ctrl_c_while_an_overwrite_resplit_claims_keeps_the_stopped_runs_r
         slow_url = await proxy.start()
         try:
             extra = ["--overwrite", "--no-progress", "--shard", "1/3", "--redis", slow_url]
-            proc = await start_bulk(fake, source, tmp_path / "c.csv", *extra)
-            try:
-                await asyncio.wait_for(proxy.evaluating.wait(), 30)
-                proc.send_signal(signal.SIGINT)
-                _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            returncode, said = await interrupted_while_claiming(
+                fake, proxy, source, tmp_path / "c.csv", *extra
+            )
         finally:
             await proxy.close()
-        said = stderr.decode()
-        assert proc.returncode == 130, said
+        assert returncode == 130, said
         assert "nothing sent" in said, said
         assert fake.messages() == [], said
         # After: host B's new run of shard 1/2 must still be refused.
