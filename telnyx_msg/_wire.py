@@ -387,6 +387,13 @@ def _with_extras(
     return query, body
 
 
+def kept_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """An error's copy of the response headers, picklable so the error still crosses a process
+    boundary: aiohttp's read-only proxy is not, its ``copy()`` (still case-insensitive) is."""
+    copy = getattr(headers, "copy", None)
+    return copy() if callable(copy) else dict(headers)
+
+
 def request_id(headers: Mapping[str, str]) -> str | None:
     """Telnyx's id of the request, from whichever header carries it."""
     for name in _REQUEST_ID_HEADERS:
@@ -430,6 +437,7 @@ def invalid(
         method=op.method,
         path=op.path,
         field=field,
+        headers=kept_headers(response.headers),
     )
 
 
@@ -441,6 +449,7 @@ def too_large(response: HttpResponse, op: Located, limit: int) -> APIResponseVal
         request_id=request_id(response.headers),
         method=op.method,
         path=op.path,
+        headers=kept_headers(response.headers),
     )
 
 
@@ -564,6 +573,7 @@ def status_error(response: HttpResponse, wire: WireRequest) -> APIStatusError:
         path=wire.path,
         retry_after=server_hint(response.headers, status),
         outcome_unknown=status_outcome_unknown(status, wire.method),
+        headers=kept_headers(response.headers),
     )
 
 

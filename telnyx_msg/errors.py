@@ -156,8 +156,10 @@ class APIResponseValidationError(TelnyxError):
         method: str = "",
         path: str = "",
         field: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status = status
+        self.headers: Mapping[str, str] = {} if headers is None else headers
         self.request_id = request_id
         self.body = body
         self.method = method
@@ -166,6 +168,11 @@ class APIResponseValidationError(TelnyxError):
         where = f"{method} {path} answered {status}: " if method else ""
         rid = f" (request_id={request_id})" if request_id else ""
         super().__init__(f"{where}{message}; the request was accepted{rid}")
+
+    @property
+    def status_code(self) -> int:
+        """Alias of ``status`` (the official SDK's name)."""
+        return self.status
 
 
 class RedisUnavailableError(TelnyxError):
@@ -232,7 +239,8 @@ class APIStatusError(TelnyxError):
     redirect (3xx: the client does not follow redirects, see ``hint``).
 
     ``errors`` holds Telnyx's error objects, ``code`` the first one's code, ``request_id`` the
-    response's request id header when present, and ``body`` the decoded body (or raw text).
+    response's request id header when present, ``headers`` all its headers (case-insensitive),
+    and ``body`` the decoded body (or raw text).
     ``outcome_unknown`` is True when the call may have taken effect anyway: a 5xx other than 503
     to anything but a GET, also after retries with an idempotency key (an earlier attempt may
     have been accepted; resending with the same key within 24 h is safe).
@@ -249,8 +257,10 @@ class APIStatusError(TelnyxError):
         path: str = "",
         retry_after: float | None = None,
         outcome_unknown: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status = status
+        self.headers: Mapping[str, str] = {} if headers is None else headers
         self.errors = list(errors)
         self.request_id = request_id
         self.body = body

@@ -583,3 +583,44 @@ async def test_an_untitled_html_error_page_reads_with_its_entities_decoded(
     text = str(info.value)
     assert "Bad Gateway & Proxy \u2013 edge" in text, text
     assert "&amp;" not in text, text
+
+
+async def test_an_error_keeps_the_response_headers(api_server: Any) -> None:
+    """The official SDK's ``exc.response.headers`` has a home: a 429's rate-limit headers (or
+    any other) are on ``exc.headers``, case-insensitively, and still there after the error
+    crossed a process boundary (pickled)."""
+
+    async def limited(request: web.Request) -> web.Response:
+        headers = {"x-ratelimit-limit": "200", "x-ratelimit-remaining": "0"}
+        return telnyx_error(
+            429, "10011", "Too many requests", headers=headers | {"x-ratelimit-reset": "120"}
+        )
+
+    server = await api_server(limited)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.RateLimitError) as caught:
+            await client.messages.retrieve("m")
+    for error in (caught.value, copy_of(caught.value)):
+        assert error.headers["X-RateLimit-Limit"] == "200"
+        assert error.headers.get("x-ratelimit-remaining") == "0"
+        assert error.retry_after == 120
+
+
+async def test_an_unreadable_2xx_error_has_status_code_and_headers(api_server: Any) -> None:
+    """A migrated ``except (APIStatusError, APIResponseValidationError) as exc:
+    log(exc.status_code)`` must not become an AttributeError when a proxy answers a send with
+    a 200 HTML page: that error has ``status_code`` and ``headers`` like the status errors."""
+
+    async def portal(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="<html><title>Portal</title></html>", content_type="text/html")
+
+    server = await api_server(portal)
+    async with telnyx_msg.AsyncClient(
+        KEY, base_url=server.base_url, max_retries=0, rate_limits=None
+    ) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    for error in (caught.value, copy_of(caught.value)):
+        assert error.status == error.status_code == 200
+        assert error.headers["content-type"].startswith("text/html")
