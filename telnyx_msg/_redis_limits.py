@@ -415,14 +415,16 @@ class RedisRateLimits:
             await self._enter(own, deadline, timeout)
             try:
                 while True:
-                    await self._flush()
-                    successes = self._take_successes()
-                    # A call timeout shorter than Redis's own bound also bounds the round trip
-                    # (a frozen Redis held send(timeout=0.5) for the whole redis_timeout).
+                    # A call timeout shorter than Redis's own bound also bounds the round trips
+                    # (a frozen Redis held send(timeout=0.5) for the whole redis_timeout), the
+                    # write of an earlier 429's feedback included.
                     remaining = None if deadline is None else deadline - self._clock()
                     short = remaining is not None and 0 < remaining < self._redis_timeout
+                    successes = 0
                     try:
                         async with time_limit(remaining if short else None):
+                            await self._flush()
+                            successes = self._take_successes()
                             granted, wait, by_account = await self._run(
                                 _TAKE_SCRIPT, keys, [*args, str(successes)]
                             )

@@ -185,6 +185,9 @@ class Worker:
         self.wake = asyncio.Event()
         # Entries read while stopping (no handler ran): handed to another worker on leaving.
         self.returned: list[tuple[str, int]] = []
+        # (entry id, event id) of handlers that succeeded while Redis did not answer the
+        # acknowledgement: finished before anything else once Redis answers again.
+        self.unfinished: list[tuple[str, str | None]] = []
 
     def stop(self) -> None:
         self.stopping = True
@@ -200,6 +203,7 @@ class Worker:
         reached = False  # whether Redis ever answered this worker
         while not self.stopping:
             try:
+                await self._finish_owed()
                 entry = await self._next()
                 self.failures, reached = 0, True
                 now = asyncio.get_running_loop().time()
@@ -233,6 +237,8 @@ class Worker:
         new on every start, so restarts would pile consumers up); with one, it stays (deleting
         a consumer drops its pending entries, which would then never run)."""
         q = self.q
+        with contextlib.suppress(WebhookQueueUnavailableError):
+            await self._finish_owed()
         with contextlib.suppress(WebhookQueueUnavailableError):
             await self._hand_over()
         with contextlib.suppress(WebhookQueueUnavailableError):
@@ -573,16 +579,32 @@ class Worker:
                 return
             except WebhookQueueUnavailableError as exc:  # noqa: PERF203  # a retry loop
                 if asyncio.get_running_loop().time() + delay > deadline:
+                    # Not dropped: this worker's own next XAUTOCLAIM would take the handled
+                    # entry back and run it again. Finished first once Redis answers.
+                    self.unfinished.append((entry_id, event_id))
                     logger.error(
                         "telnyx webhook worker %s: could not acknowledge handled entry "
-                        "%s (%s); another worker will take it over",
+                        "%s yet (%s); it is acknowledged before anything else once Redis "
+                        "answers (a worker that took it over meanwhile may run it again)",
                         self.consumer,
                         entry_id,
                         exc,
                     )
-                    return
+                    raise
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+
+    async def _finish_owed(self) -> None:
+        """Acknowledge the handled entries whose acknowledgement Redis did not answer."""
+        while self.unfinished:
+            entry_id, event_id = self.unfinished[0]
+            await self._finish(entry_id, event_id, release=event_id)
+            del self.unfinished[0]
+            logger.info(
+                "telnyx webhook worker %s acknowledged handled entry %s after Redis answered again",
+                self.consumer,
+                entry_id,
+            )
 
     async def _finish(self, entry_id: str, event_id: str | None, *, release: str | None) -> None:
         """Mark ``event_id`` handled (if given), release the lease we hold on ``release`` (if

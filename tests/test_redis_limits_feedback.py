@@ -6,14 +6,19 @@ round trip is bounded even on a borrowed client without socket timeouts."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from aiohttp import web
 
+import telnyx_msg
 from telnyx_msg._redis_limits import RedisRateLimits
 from telnyx_msg.errors import RateLimiterUnavailableError
+from tests.conftest import ApiServer, Handler, json_response, message_json, telnyx_error
 from tests.redis_proc import RedisProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
@@ -213,3 +218,68 @@ async def test_a_frozen_redis_behind_a_borrowed_client_fails_within_redis_timeou
     finally:
         await limits.aclose()
         await client.aclose()
+
+
+SENDER = "+18005550101"
+RECIPIENT = "+18445550002"
+REDIS_TIMEOUT = 3.0
+CALL_TIMEOUT = 0.5
+
+
+def pause_redis(url: str, seconds: float) -> None:
+    """``CLIENT PAUSE``: Redis holds every client's commands for ``seconds`` (a stall)."""
+    admin = redis.Redis.from_url(url)
+    try:
+        admin.client_pause(int(seconds * 1000), all=True)
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "title"), [("40318", "Message queue full"), ("10011", "Too many requests")]
+)
+async def test_a_short_send_timeout_bounds_the_write_of_an_earlier_429_feedback(
+    api_server: Callable[[Handler], Awaitable[ApiServer]],
+    redis_process: RedisProcess,
+    code: str,
+    title: str,
+) -> None:
+    """A send got a 429 (its sender's queue full, or the account throttled); Redis then stalls
+    and the next send, with ``timeout=0.5``, must end within about its own timeout with
+    ``RateLimiterUnavailableError`` and nothing sent (docs/rate-limits.md: "A timeout shorter
+    than redis_timeout also bounds the round trip"). It was held for the whole
+    ``redis_timeout`` (3 s) while the limiter wrote the 429's feedback, and the error blamed a
+    3 s Redis bound the caller never asked for."""
+    answers = iter([telnyx_error(429, code, title)])
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return next(answers, None) or json_response({"data": message_json()})
+
+    server = await api_server(handler)
+    limits = telnyx_msg.RedisRateLimits(
+        redis_process.url, redis_timeout=REDIS_TIMEOUT, key_prefix=f"found:{uuid.uuid4().hex}:"
+    )
+    no_retry = telnyx_msg.RequestOptions(max_retries=0)
+    short = telnyx_msg.RequestOptions(timeout=CALL_TIMEOUT, max_retries=0)
+    try:
+        async with telnyx_msg.AsyncClient(
+            "secret-key", base_url=server.base_url, rate_limits=limits
+        ) as client:
+            with pytest.raises(telnyx_msg.APIStatusError):
+                await client.messages.send(
+                    from_=SENDER, to=RECIPIENT, text="refused", options=no_retry
+                )
+            pause_redis(redis_process.url, REDIS_TIMEOUT + 1.0)
+            started = time.monotonic()
+            with pytest.raises(telnyx_msg.RateLimiterUnavailableError) as caught:
+                await client.messages.send(
+                    from_=SENDER, to=RECIPIENT, text="stalled", options=short
+                )
+            elapsed = time.monotonic() - started
+    finally:
+        await limits.aclose()
+    assert len(server.requests) == 1  # only the refused one: nothing sent while Redis stalled
+    assert elapsed < CALL_TIMEOUT + 0.75, (
+        f"send(timeout={CALL_TIMEOUT}) took {elapsed:.2f} s: {caught.value}"
+    )

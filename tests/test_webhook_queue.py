@@ -2320,3 +2320,49 @@ async def test_workers_stopped_together_under_traffic_leave_no_consumer_behind(
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         for q in (first, second, after):
             await q.aclose()
+
+
+FROZEN_CLAIM_AFTER = 1.0
+FROZEN_FOR = 2.5
+
+
+async def test_a_handled_event_is_not_run_again_after_redis_froze_past_claim_after(
+    redis_process: RedisProcess,
+) -> None:
+    """One worker; its handler returns, and Redis freezes (a stall, a partition, a failover)
+    before the acknowledgement, for longer than ``claim_after``; then it answers again with the
+    entry still pending. No worker died, so this is not "the one window" of docs/webhooks.md:
+    the handler must run once. The worker gave up acknowledging after ``claim_after``, then
+    took its own handled entry over with XAUTOCLAIM and ran the handler a second time (an
+    auto-reply SMS sent twice)."""
+    queue = RedisWebhookQueue(
+        redis_process.url, claim_after=FROZEN_CLAIM_AFTER, timeout=0.3, block=0.3, max_attempts=5
+    )
+    calls: list[str | None] = []
+    first_done = asyncio.Event()
+    again = asyncio.Event()
+
+    async def handler(event: WebhookEvent) -> None:
+        calls.append(event.id)
+        if len(calls) > 1:
+            again.set()
+        else:
+            # Redis stops answering as this handler returns, for longer than claim_after.
+            pause = redis.Redis.from_url(redis_process.url)
+            pause.client_pause(int(FROZEN_FOR * 1000), all=True)
+            pause.close()
+            first_done.set()
+
+    worker = asyncio.create_task(queue.run({"message.finalized": handler}))
+    try:
+        await queue.enqueue(event_body("evt-once"), parsed("evt-once"))
+        await asyncio.wait_for(first_done.wait(), 10)
+        # Redis is back after FROZEN_FOR; give the worker a few claim periods to settle.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(again.wait(), FROZEN_FOR + 4 * FROZEN_CLAIM_AFTER)
+        assert calls == ["evt-once"], f"the handler ran {len(calls)} times for one event"
+        assert await queue.pending() == 0  # and the handled entry was acknowledged
+    finally:
+        queue.stop()
+        await asyncio.wait_for(worker, 10)
+        await queue.aclose()
