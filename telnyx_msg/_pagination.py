@@ -163,6 +163,10 @@ def _iterate(
     """``agen`` as a plain iterator, each step a portal call (``inbox``: see ``_sync``)."""
 
     async def step() -> tuple[bool, Any]:
+        if getattr(agen, "ag_frame", False) is None:
+            # Finished without this loop seeing it end: its event loop closed it as it shut
+            # down (the client was closed mid-walk; a raw list's pager steps on after that).
+            raise ClientClosedError("this client is closed; create a new one")
         try:
             return True, await agen.__anext__()
         except StopAsyncIteration:

@@ -93,6 +93,9 @@ class _Portal:
         #: A thread that called ``close()`` while inside a call (its send_many input, a signal
         #: handler): the loop stops when that call ends.
         self.close_after: int | None = None
+        #: Set once ``stop()`` finished (the loop thread ended): what a ``close()`` racing the
+        #: one that does the work waits for.
+        self.closed = threading.Event()
         _PORTALS.add(self)
 
     def _start(self) -> None:
@@ -191,10 +194,22 @@ class _Portal:
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
-            if self.started and not self.forked:  # a forked child must not wait for the parent
-                with contextlib.suppress(RuntimeError):  # the portal already stopped
-                    self.portal.call(self.portal.stop)
-                self._thread_handle.join()
+            try:
+                if self.started and not self.forked:  # a forked child must not wait for the parent
+                    with contextlib.suppress(RuntimeError):  # the portal already stopped
+                        self.portal.call(self.portal.stop)
+                    self._thread_handle.join()
+            finally:
+                self.closed.set()
+
+    def wait_closed(self) -> None:
+        """For a ``close()`` that found another one under way: wait (bounded) until that one
+        stopped the loop thread, unless this thread is one the closing waits for."""
+        if self.forked or self.inside_call():
+            return
+        if self.started and threading.get_ident() == self._thread:
+            return
+        self.closed.wait(2 * CLOSE_SETTLE + 5.0)
 
     def _await_cancelled(
         self,
@@ -755,7 +770,10 @@ class Client(ResourceTree[SyncMode]):
     def close(self) -> None:
         """Close the HTTP session and stop the loop thread (a view's close does nothing)."""
         finalizer = getattr(self, "_finalizer", None)
-        if finalizer is None or not finalizer.alive:
+        if finalizer is None:
+            return
+        if not finalizer.alive:  # closed already, or another thread is closing it now
+            self._owner.wait_closed()
             return
         self._owner.refuse_own_thread()  # before anything is torn down: the client stays usable
         finalizer.detach()

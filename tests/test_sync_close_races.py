@@ -464,3 +464,116 @@ def test_ctrl_c_in_close_behind_a_busy_loop_leaves_raw_lists_raising_client_clos
     ((items, error),) = read
     assert items == ["+18445550001"]
     assert isinstance(error, telnyx_msg.ClientClosedError), repr(error)
+
+
+PAGES = 3
+
+
+async def _three_optout_pages(request: web.Request) -> web.Response:
+    """``GET /messaging_optouts``: ``PAGES`` pages of one opt-out each."""
+    number = int(request.query.get("page[number]", "1"))
+    data = [{"from": "+18005550101", "to": f"+1844555{number:04d}"}]
+    meta = {"page_number": number, "total_pages": PAGES, "total_results": PAGES}
+    return json_response({"data": data, "meta": meta})
+
+
+@pytest.fixture
+def three_pages_url() -> Iterator[str]:
+    with serving_in_thread(_three_optout_pages) as base_url:
+        yield base_url
+
+
+def _walk(items: Iterator[str | None], on_first: Callable[[], None]) -> list[str | None]:
+    seen: list[str | None] = []
+    for to in items:
+        seen.append(to)
+        if len(seen) == 1:
+            on_first()
+    return seen
+
+
+def test_raw_list_walk_cut_by_close_raises_instead_of_ending_short(three_pages_url: str) -> None:
+    """Iterating ``raw.parse()`` (a raw list), the client is closed after the first page's
+    item: the next page must raise ``ClientClosedError``. The walk instead ended normally with
+    one of the three opt-outs, so the caller takes a truncated listing for the whole one."""
+    client = telnyx_msg.Client("k", base_url=three_pages_url, rate_limits=None)
+    raw = client.messaging_optouts.with_raw_response.list()
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        _walk((o.to for o in raw.parse()), client.close)
+
+
+def test_raw_list_pages_cut_by_close_in_another_thread_raise(three_pages_url: str) -> None:
+    """The same through ``.pages()`` with the close in another thread (an app's shutdown
+    while a worker thread pages through the opt-outs): after page 1 the walk must raise
+    ``ClientClosedError``, as the plain ``list().pages()`` walk does (checked first)."""
+    outcomes: dict[str, BaseException | list[int]] = {}
+    for kind in ("plain", "raw"):
+        client = telnyx_msg.Client("k", base_url=three_pages_url, rate_limits=None)
+        if kind == "raw":
+            pages = client.messaging_optouts.with_raw_response.list().parse().pages()
+        else:
+            pages = client.messaging_optouts.list().pages()
+        numbers: list[int] = []
+
+        def close_in_other_thread(client: telnyx_msg.Client = client) -> None:
+            closer = threading.Thread(target=client.close)
+            closer.start()
+            closer.join(BOUND)
+            assert not closer.is_alive(), "close() hung"
+
+        try:
+            for page in pages:
+                numbers.append(page.page_number)
+                if len(numbers) == 1:
+                    close_in_other_thread()
+        except telnyx_msg.TelnyxError as exc:
+            outcomes[kind] = exc
+        else:
+            outcomes[kind] = numbers
+    assert isinstance(outcomes["plain"], telnyx_msg.ClientClosedError), outcomes
+    assert isinstance(outcomes["raw"], telnyx_msg.ClientClosedError), (
+        f"raw pager ended quietly after pages {outcomes['raw']} of {PAGES}"
+    )
+
+
+ROUNDS = 20
+
+
+def _loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "telnyx_msg-client"]
+
+
+def test_every_concurrent_close_returns_only_once_the_client_is_closed() -> None:
+    """Two threads call ``close()`` together (20 rounds): each must return only once the
+    client's loop thread has stopped. The second one returned at once while the first was
+    still closing, with the ``telnyx_msg-client`` thread still running."""
+    early: list[str] = []
+    with serve_in_thread() as fake:
+        for round_ in range(ROUNDS):
+            before = set(_loop_threads())  # another test's, if any: not this client's
+            client = telnyx_msg.Client(fake.api_key, base_url=fake.base_url)
+            client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="hi")
+            barrier = threading.Barrier(2)
+
+            def closer(
+                client: telnyx_msg.Client = client,
+                round_: int = round_,
+                barrier: threading.Barrier = barrier,
+                before: set[threading.Thread] = before,
+            ) -> None:
+                barrier.wait(BOUND)
+                client.close()
+                alive = [t for t in _loop_threads() if t not in before]
+                if alive:
+                    early.append(f"round {round_}: close() returned, {alive} still running")
+
+            threads = [threading.Thread(target=closer) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(BOUND)
+            assert not any(t.is_alive() for t in threads), "close() hung"
+            deadline = time.monotonic() + BOUND
+            while _loop_threads() and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert early == []
