@@ -160,9 +160,19 @@ on_fork_disown(_pool_sockets)
 
 
 async def close_client(client: Any) -> None:
-    """Close a client this package created (redis-py 5 names it ``aclose``)."""
+    """Close a client this package created (redis-py 5 names it ``aclose``).
+
+    Connections opened in an event loop that has ended (a queue or tracker used in one
+    ``asyncio.run``, closed in the next) cannot be closed from another: they are dropped,
+    and their sockets go with the garbage, rather than ``aclose`` raising "Event loop is
+    closed".
+    """
     close = getattr(client, "aclose", None) or client.close
-    await close()
+    try:
+        await close()
+    except RuntimeError as exc:
+        if "loop" not in str(exc):  # "Event loop is closed", "... attached to a different loop"
+            raise
 
 
 class LoopClients:

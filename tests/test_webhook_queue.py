@@ -2366,3 +2366,40 @@ async def test_a_handled_event_is_not_run_again_after_redis_froze_past_claim_aft
         queue.stop()
         await asyncio.wait_for(worker, 10)
         await queue.aclose()
+
+
+LATER_LOOP_SCRIPT = """
+import asyncio, sys, uuid
+sys.path.insert(0, sys.argv[2])
+from telnyx_msg import RedisDeliveryTracker, RedisWebhookQueue
+from tests.test_webhook_queue import event_body, parsed
+prefix = f"later:{uuid.uuid4().hex}:"
+queue = RedisWebhookQueue(sys.argv[1], stream=prefix + "stream")
+tracker = RedisDeliveryTracker(sys.argv[1], key_prefix=prefix)
+
+async def use():
+    await queue.enqueue(event_body("evt-later"), parsed("evt-later"))
+    assert await tracker.result("no-such-message") is None
+
+asyncio.run(use())
+for closable in (queue, tracker):
+    asyncio.run(closable.aclose())
+print("closed")
+"""
+
+
+def test_a_queue_or_tracker_closes_in_a_later_loop_than_the_one_it_ran_in(redis_url: str) -> None:
+    """A script uses a module-level queue and tracker in one ``asyncio.run`` and closes them
+    in the next (an exit hook): ``aclose`` drops the connections of the ended loop rather than
+    raising ``RuntimeError: Event loop is closed``. (In a child process: the sockets the ended
+    loop left open are the garbage collector's, with ResourceWarnings this suite makes errors.)"""
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", LATER_LOOP_SCRIPT, redis_url, root],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "closed"
