@@ -30,6 +30,7 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from telnyx_msg import models
+from telnyx_msg.errors import printable
 from telnyx_msg.models import LinkClick, Message, WebhookEvent, WebhookMeta
 
 __all__ = ["ResponseShapeError", "converter", "parse_datetime", "structure", "structure_event"]
@@ -682,8 +683,8 @@ def _leniently(read: Callable[[], T], fallback: U, what: str, data: Mapping[str,
         logger.warning(
             "telnyx webhook event %s (%s): its %s is not what this SDK reads (%s); the handler "
             "gets %s",
-            data.get("id"),
-            data.get("event_type") or data.get("record_type"),
+            printable(data.get("id")),
+            printable(data.get("event_type") or data.get("record_type")),
             what,
             exc,
             "the raw mapping" if fallback is not None else "None",

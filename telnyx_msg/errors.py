@@ -473,3 +473,13 @@ class DuplicateWebhookError(WebhookVerificationError):
     def __init__(self, message: str, *, event_id: str = "") -> None:
         super().__init__(message)
         self.event_id = event_id
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with control characters escaped, for an output or log line showing
+    someone else's text (a signed webhook body): an id holding a newline or a terminal escape
+    must not forge a second line or rewrite a terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -125,7 +125,8 @@ class _Model:
         return (_rebuild, (cls, values))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-shaped dict of this model (wire names, ISO date-times, ``extra`` merged)."""
+        """The JSON-shaped dict of this model (wire names, ISO date-times, ``extra`` merged);
+        fields that are None (absent or null in the response) are left out."""
         from telnyx_msg._convert import converter
 
         result: dict[str, Any] = converter.unstructure(self)

@@ -910,3 +910,53 @@ def test_webhook_verify_names_a_byte_order_mark_with_a_final_newline(
     err = capsys.readouterr().err
     assert "byte order mark" in err, err
     assert also in err, err
+
+
+def _signed_verify_argv(tmp_path: Path, body: bytes) -> list[str]:
+    """`webhook verify` arguments for ``body`` signed now with a fresh Ed25519 key."""
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(
+        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+    timestamp = str(int(time.time()))
+    signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    return [
+        "webhook",
+        "verify",
+        str(path),
+        "--timestamp",
+        timestamp,
+        "--signature",
+        signature,
+        "--public-key",
+        public,
+    ]
+
+
+def test_webhook_verify_escapes_the_event_id_on_stderr_too(tmp_path: Path) -> None:
+    """A signed body is the sender's text: `webhook verify` escapes the event id it prints on
+    stdout, but when the payload is not one the SDK reads (no message id), the warning it
+    prints on stderr carried the id raw: a terminal escape recoloured the terminal and a
+    newline forged a second "valid:" line (in `2>&1` output, a log, a CI job)."""
+    event = {
+        "record_type": "event",
+        "id": "e1\x1b[31m\nvalid: forged",
+        "event_type": "message.received",
+        "occurred_at": "2024-01-01T00:00:00Z",
+        "payload": {"direction": "inbound"},  # no id: the SDK hands the raw mapping over
+    }
+    body = json.dumps({"data": event}).encode()
+    proc = subprocess.run(
+        [sys.executable, "-m", "telnyx_msg", *_signed_verify_argv(tmp_path, body)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout
+    assert "\x1b" not in proc.stderr, proc.stderr
+    valid = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("valid:")]
+    assert len(valid) == 1, valid

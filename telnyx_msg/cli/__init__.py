@@ -34,6 +34,7 @@ from telnyx_msg.errors import (
     ConfigurationError,
     TelnyxError,
     ValidationError,
+    printable,
 )
 
 #: Seconds within which a repeated signal is the same stop request: a terminal's Ctrl-C
@@ -639,7 +640,7 @@ def _in_flight(args: argparse.Namespace) -> str:
     """What a signal that ended ``send`` while its request was out leaves to do."""
     accepted = getattr(args, "accepted_id", None)
     if accepted is not None:  # before its id reached stdout: the id must not be lost
-        return _shown(
+        return printable(
             f" after Telnyx accepted message {accepted}; it was sent: do not run the "
             "command again (that would send it twice)"
         )
@@ -696,7 +697,7 @@ async def _send(args: argparse.Namespace) -> int:
         text = json.dumps(message.to_dict(), indent=2, default=str)
     else:
         statuses = ", ".join(f"{r.phone_number} {r.status}" for r in message.to)
-        text = _shown(f"{message.id}  {statuses}")
+        text = printable(f"{message.id}  {statuses}")
     out = sys.stdout
     try:
         if out is None:  # started with stdout closed
@@ -708,7 +709,9 @@ async def _send(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):  # nothing more may reach it, not even at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         print(
-            _shown(f"error: message {message.id} was sent, but writing it to stdout failed: {exc}"),
+            printable(
+                f"error: message {message.id} was sent, but writing it to stdout failed: {exc}"
+            ),
             file=sys.stderr,
         )
         # Not 1, which says "not accepted: rerun it", and a rerun would send it again.
@@ -870,24 +873,16 @@ def _webhook_verify(args: argparse.Namespace) -> int:
                 )
                 break
         raise
-    kind, event_id = _shown(str(event.event_type)), _shown(str(event.id))
+    kind, event_id = printable(str(event.event_type)), printable(str(event.id))
     print(f"valid: {kind} id={event_id} occurred_at={event.occurred_at}")
     return 0
-
-
-def _shown(text: str) -> str:
-    """``text`` with control characters escaped: a signed body is still someone else's text,
-    and an id holding a newline or a terminal escape could forge a second output line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def safe_lines(text: str) -> str:
     """``text`` (a message that may quote the API: an error's title and detail, a message id)
     with its lines kept and any other control character escaped: whatever answers at the
     base URL must not retitle, clear or rewrite the terminal."""
-    return "\n".join(_shown(line) for line in text.split("\n"))
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def _import_handler(spec: str) -> Any:
