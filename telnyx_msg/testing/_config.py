@@ -82,12 +82,20 @@ def _steps(value: Iterable[FaultStep]) -> tuple[FaultStep, ...]:
     return tuple(value)
 
 
+def _not_a_str(value: Iterable[str]) -> Iterable[str]:
+    # A bare str is an Iterable[str] too: ("POST /messages") without its trailing comma would
+    # become its characters, and the option would silently match or fail nothing.
+    if isinstance(value, str):
+        raise TypeError(f"expected a collection of strings, not the str {value!r}: ({value!r},)")
+    return value
+
+
 def _strings(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
+    return frozenset(_not_a_str(value))
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
+    return tuple(_not_a_str(value))
 
 
 def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import aiohttp
 import pytest
 
-from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeConfig, FakeTelnyx, Faults
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeConfig, FakeTelnyx, Faults, SeedNumber
 
 from .helpers import Api, connect
 
@@ -303,3 +304,23 @@ def test_a_match_pattern_with_v2_is_refused() -> None:
     with pytest.raises(ValueError, match="leave out /v2"):
         Faults(match=("POST /v2/messages",))
     assert Faults(match=("POST /messages*",)).match == ("POST /messages*",)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Faults(
+            script=[503], match="POST /messages"
+        ),  # ("POST /messages") without its comma
+        lambda: Faults(script=[503], match="POST /messages*"),
+        lambda: FakeConfig(failing_numbers="+18445550001"),
+        lambda: SeedNumber(phone_number="+13125550199", tags="vip"),
+    ],
+)
+def test_one_string_where_a_collection_goes_is_refused(build: Callable[[], object]) -> None:
+    """``Faults(match=("POST /messages"))`` (the trailing comma forgotten) was split into its
+    characters: the fault fired on no request, or with a ``*`` among them on every one, and
+    ``failing_numbers="+1..."`` failed no message, so a resilience test passed without the
+    fault it is about. A bare string is refused, showing the one-item tuple to write."""
+    with pytest.raises(TypeError, match=r"not the str .*: \('"):
+        build()
