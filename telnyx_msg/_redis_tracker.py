@@ -26,7 +26,7 @@ from telnyx_msg._redis_common import (
     make_client,
     time_limit,
 )
-from telnyx_msg._tracker import _is_final
+from telnyx_msg._tracker import _is_final, unreadable_error, unreadable_final
 from telnyx_msg.errors import ConfigurationError, DeliveryTrackerUnavailableError
 from telnyx_msg.models import Message, WebhookEvent
 
@@ -43,6 +43,10 @@ logger = logging.getLogger("telnyx_msg.webhooks")
 DEFAULT_FINAL_STATUS_TIMEOUT = 600.0
 
 _RECORD = "SET + PUBLISH of a final status"
+
+#: Stored instead of the message's JSON (which starts with ``{``) for a ``message.finalized``
+#: whose payload could not be read: waiting for it raises at once rather than timing out.
+_UNREADABLE = "unreadable"
 
 
 class RedisDeliveryTracker:
@@ -206,19 +210,27 @@ class RedisDeliveryTracker:
         """The pipeline that stores a final status and announces it, or None when ``event``
         does not carry one."""
         message = event.payload
-        if not isinstance(message, Message):
-            return None
-        if not _is_final(event.event_type, message):
-            return None
-        body = json.dumps(message.to_dict(), separators=(",", ":"))
+        if isinstance(message, Message):
+            if not _is_final(event.event_type, message):
+                return None
+            message_id, body = message.id, json.dumps(message.to_dict(), separators=(",", ":"))
+        else:
+            unreadable = unreadable_final(event)
+            if unreadable is None:
+                return None
+            message_id, body = unreadable, _UNREADABLE
         pipe = redis.pipeline(transaction=True)
-        pipe.set(self._key(message.id), body, nx=True, ex=max(1, round(self.ttl)))
-        pipe.publish(self.channel, message.id)
+        pipe.set(self._key(message_id), body, nx=True, ex=max(1, round(self.ttl)))
+        pipe.publish(self.channel, message_id)
         return pipe
 
     async def result(self, message_id: str) -> Message | None:
-        """The final :class:`Message` if recorded (and not expired), else None."""
-        return await self._result(message_id, None)
+        """The final :class:`Message` if recorded (and not expired), else None (also when it
+        arrived unreadable: ``final_status`` then raises ``LookupError``)."""
+        try:
+            return await self._result(message_id, None)
+        except LookupError:
+            return None
 
     async def _result(self, message_id: str, within: float | None) -> Message | None:
         raw = await self._call(
@@ -226,6 +238,8 @@ class RedisDeliveryTracker:
         )
         if raw is None:
             return None
+        if raw in (_UNREADABLE, _UNREADABLE.encode()):
+            raise unreadable_error(message_id)
         return structure(json.loads(raw), Message)
 
     async def final_status(
@@ -234,8 +248,9 @@ class RedisDeliveryTracker:
         """Wait for the final :class:`Message` of ``message_id``.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound, as
-        for :class:`DeliveryTracker`), and :class:`DeliveryTrackerUnavailableError` when Redis
-        fails or the notification connection is lost while waiting.
+        for :class:`DeliveryTracker`), :class:`DeliveryTrackerUnavailableError` when Redis
+        fails or the notification connection is lost while waiting, and ``LookupError`` at once
+        when the status arrived as a ``message.finalized`` whose payload could not be read.
         """
         if timeout is not None:
             timeout = wait_seconds("timeout", timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from telnyx_msg._config import positive_int, wait_seconds
 from telnyx_msg.models import Message, MessageStatus, WebhookEvent, WebhookEventType
@@ -27,6 +28,26 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
         MessageStatus.CANCELLED,
     )
 )
+
+
+def unreadable_final(event: WebhookEvent) -> str | None:
+    """The message id of a ``message.finalized`` whose payload this SDK could not read (the
+    handlers got it as a raw mapping, with a WARNING saying why), else None."""
+    payload = event.payload
+    if event.event_type != WebhookEventType.MESSAGE_FINALIZED or not isinstance(payload, Mapping):
+        return None
+    message_id = payload.get("id")
+    return message_id if isinstance(message_id, str) and message_id else None
+
+
+def unreadable_error(message_id: str) -> LookupError:
+    """What waiting for a final status that arrived unreadable raises, at once: the webhook
+    was acknowledged, so Telnyx will not send it again, and waiting on would only time out."""
+    return LookupError(
+        f"the final status of message {message_id} arrived, but its payload is not one this "
+        "SDK reads (a WARNING on the telnyx_msg.webhooks logger says why; your handlers got "
+        "it as a raw mapping); look the message up with messages.retrieve"
+    )
 
 
 def _is_final(event_type: object, message: Message) -> bool:
@@ -58,6 +79,7 @@ class DeliveryTracker:
         self.max_size = positive_int("max_size", max_size)
         self._final: OrderedDict[str, Message] = OrderedDict()
         self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._unreadable: OrderedDict[str, None] = OrderedDict()  # (up to max_size ids)
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._lock = threading.Lock()
 
@@ -68,17 +90,21 @@ class DeliveryTracker:
     def record(self, event: WebhookEvent) -> None:
         """Record a delivery event; resolves waiters when it carries the final status.
 
-        Events without a :class:`Message` payload, non-final updates and repeats of an
-        already-final message are ignored.
+        Non-final updates, repeats of an already-final message and events without a
+        :class:`Message` payload are ignored, except a ``message.finalized`` whose payload could
+        not be read: waiting for that message raises ``LookupError`` instead of timing out.
         """
         message = event.payload
         if not isinstance(message, Message):
+            unreadable = unreadable_final(event)
+            if unreadable is not None:
+                self._fail(unreadable)
             return
         if not _is_final(event.event_type, message):
             return
         with self._lock:
-            if message.id in self._final:
-                return
+            if message.id in self._final or message.id in self._unreadable:
+                return  # the first final status wins, as in Redis
             self._final[message.id] = message
             self._evicted.pop(message.id, None)
             while len(self._final) > self.max_size:
@@ -92,6 +118,20 @@ class DeliveryTracker:
             loop = waiter.get_loop()
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_resolve, waiter, message)
+
+    def _fail(self, message_id: str) -> None:
+        """A final status arrived unreadable: its waiters (and later ones) raise at once."""
+        with self._lock:
+            if message_id in self._final or message_id in self._unreadable:
+                return
+            self._unreadable[message_id] = None
+            if len(self._unreadable) > self.max_size:
+                self._unreadable.popitem(last=False)
+            waiters = self._waiters.pop(message_id, ())
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_reject, waiter, unreadable_error(message_id))
 
     async def result(self, message_id: str) -> Message | None:
         """The final :class:`Message` if already known (and not evicted), else None, without
@@ -110,7 +150,8 @@ class DeliveryTracker:
         """Wait for the final :class:`Message` of ``message_id`` (terminal ``to[].status``).
 
         Raises ``TimeoutError`` after ``timeout`` seconds (default 600; ``None``: no bound),
-        and ``LookupError`` at once when that status arrived but was dropped by ``max_size``.
+        and ``LookupError`` at once when that status arrived but was dropped by ``max_size``,
+        or arrived as a ``message.finalized`` whose payload this SDK could not read.
         """
         if timeout is not None:
             timeout = wait_seconds("timeout", timeout)
@@ -119,6 +160,8 @@ class DeliveryTracker:
             known = self._final.get(message_id)
             if known is not None:
                 return known
+            if message_id in self._unreadable:
+                raise unreadable_error(message_id)
             if message_id in self._evicted:
                 raise LookupError(
                     f"the final status of message {message_id} arrived but was dropped to stay "
@@ -146,6 +189,11 @@ class DeliveryTracker:
 def _resolve(waiter: asyncio.Future[Message], message: Message) -> None:
     if not waiter.done():
         waiter.set_result(message)
+
+
+def _reject(waiter: asyncio.Future[Message], error: BaseException) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)
 
 
 def _discard(

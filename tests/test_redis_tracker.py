@@ -719,3 +719,28 @@ async def test_a_wait_started_as_the_subscription_drops_is_not_left_without_one(
         f"{len(left_behind)} final_status calls neither raised nor returned though the status "
         f"was recorded (no listener left to wake them): {left_behind}"
     )
+
+
+async def test_an_unreadable_final_status_fails_waiters_in_other_processes_at_once(
+    redis_url: str, tracker: RedisDeliveryTracker
+) -> None:
+    """The receiver's tracker records a ``message.finalized`` whose payload could not be read
+    (acknowledged: Telnyx never sends it again); a sender's tracker waiting for that message
+    raises ``LookupError`` at once, and so does a later wait, instead of a ``TimeoutError``
+    after the whole timeout. ``result`` has no message to give: None."""
+    from tests.test_tracker import unreadable_finalized
+
+    sender = RedisDeliveryTracker(redis_url, key_prefix=tracker.key_prefix)
+    try:
+        waiting = asyncio.ensure_future(sender.final_status("m-unreadable", timeout=60))
+        with anyio.fail_after(10):
+            while sender.waiting == 0:  # noqa: ASYNC110  # a count, not an event
+                await asyncio.sleep(0.01)
+        await tracker.handle(unreadable_finalized("m-unreadable"))
+        with pytest.raises(LookupError, match="its payload is not one this SDK reads"):
+            await asyncio.wait_for(waiting, 10)
+        with pytest.raises(LookupError):
+            await sender.final_status("m-unreadable", timeout=60)
+        assert await sender.result("m-unreadable") is None
+    finally:
+        await sender.aclose()

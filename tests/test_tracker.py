@@ -278,3 +278,50 @@ async def test_both_trackers_answer_await_result(kind: str, request: pytest.Fixt
     finally:
         if isinstance(tracker, telnyx_msg.RedisDeliveryTracker):
             await tracker.aclose()
+
+
+def unreadable_finalized(message_id: str) -> WebhookEvent:
+    """A verified ``message.finalized`` whose recipient has a status but no ``phone_number``:
+    the SDK cannot read the payload as a Message and hands it over as the raw mapping."""
+    from tests.test_webhook_queue import sign, verifier
+
+    payload = {
+        "record_type": "message",
+        "id": message_id,
+        "direction": "outbound",
+        "to": [{"status": "delivered"}],
+    }
+    body = json.dumps(
+        {
+            "data": {
+                "record_type": "event",
+                "id": str(uuid.uuid4()),
+                "event_type": "message.finalized",
+                "occurred_at": "2024-01-01T00:00:01Z",
+                "payload": payload,
+            }
+        }
+    ).encode()
+    event = verifier().unwrap(body, sign(body))
+    assert not isinstance(event.payload, Message)
+    return event
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_final_status_fails_its_waiters_at_once() -> None:
+    """A ``message.finalized`` the receiver acknowledged (so Telnyx never sends it again) but
+    whose payload the SDK could not read: ``final_status`` raises ``LookupError`` saying so,
+    for a waiter already waiting and for a later one, instead of waiting out its timeout
+    (600 s by default) and blaming a status that never came; a readable final status that
+    arrives afterwards does not change the first one's verdict."""
+    tracker = DeliveryTracker()
+    early = asyncio.ensure_future(tracker.final_status("m-unreadable", timeout=60))
+    await asyncio.sleep(0)
+    await tracker.handle(unreadable_finalized("m-unreadable"))
+    with pytest.raises(LookupError, match="arrived, but its payload is not one this SDK reads"):
+        await asyncio.wait_for(early, 5)
+    await tracker.handle(finalized("m-unreadable"))
+    with pytest.raises(LookupError, match=r"messages\.retrieve"):
+        await tracker.final_status("m-unreadable", timeout=60)
+    assert tracker.result_nowait("m-unreadable") is None
+    assert tracker.waiting == 0
