@@ -423,7 +423,11 @@ def decode(response: HttpResponse, op: Located) -> Any:
 
 
 def invalid(
-    response: HttpResponse, op: Located, message: str, field: str | None = None
+    response: HttpResponse,
+    op: Located,
+    message: str,
+    field: str | None = None,
+    resource_id: str | None = None,
 ) -> APIResponseValidationError:
     """The error for a 2xx whose body cannot be read (the request was accepted).
 
@@ -438,6 +442,7 @@ def invalid(
         path=op.path,
         field=field,
         headers=kept_headers(response.headers),
+        resource_id=resource_id,
     )
 
 
@@ -487,7 +492,10 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
                 return [hook(x, item_type) for x in doc]
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, _called(endpoint, request), exc) from exc
+            found = doc.get("id") if type(doc) is dict else None  # the data object, if any
+            raise _shape_error(
+                response, _called(endpoint, request), exc, found if type(found) is str else None
+            ) from exc
 
     return finish
 
@@ -542,9 +550,15 @@ def page_parser(
     return parse
 
 
-def _shape_error(response: HttpResponse, op: Located, exc: Exception) -> APIResponseValidationError:
+def _shape_error(
+    response: HttpResponse, op: Located, exc: Exception, resource_id: str | None = None
+) -> APIResponseValidationError:
     return invalid(
-        response, op, f"unexpected response shape: {exc}", field=getattr(exc, "path", None)
+        response,
+        op,
+        f"unexpected response shape: {exc}",
+        getattr(exc, "path", None),
+        resource_id,
     )
 
 

@@ -139,8 +139,10 @@ class APIResponseValidationError(TelnyxError):
     The request was **accepted** (``accepted`` is always True; ``outcome_unknown`` is False): a
     send was taken by Telnyx even though its answer could not be parsed, so do not resend it;
     look the message up (``messages.retrieve``, delivery webhooks) if you need it. ``status``,
-    ``request_id``, ``body`` (raw text, possibly cut short), ``method``, ``path`` and ``field``
-    (the missing or malformed field, when known) describe what arrived.
+    ``headers``, ``request_id``, ``body`` (raw text, possibly cut short), ``method``, ``path``
+    and ``field`` (the missing or malformed field, when known) describe what arrived;
+    ``resource_id`` is the ``data.id`` the body carried, when it could be read (for a send, the
+    accepted message's id: the link to its webhooks and ``messages.retrieve``).
     """
 
     accepted = True
@@ -157,8 +159,10 @@ class APIResponseValidationError(TelnyxError):
         path: str = "",
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
+        resource_id: str | None = None,
     ) -> None:
         self.status = status
+        self.resource_id = resource_id
         self.headers: Mapping[str, str] = {} if headers is None else headers
         self.request_id = request_id
         self.body = body

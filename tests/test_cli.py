@@ -205,6 +205,27 @@ async def test_send_command_accepted_but_unreadable_exits_3_with_the_key(
 
 
 @pytest.mark.anyio
+async def test_send_command_accepted_with_an_odd_answer_names_the_message(
+    api_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Telnyx answers 200 naming the message, with a field the SDK cannot read: the error
+    says the message's id (to look it up or match its webhooks), as well as the key."""
+
+    async def odd(request: web.Request) -> web.Response:
+        await request.read()
+        body = {"data": {"id": "m-accepted", "to": [{"status": "queued"}]}}
+        return web.json_response(body)
+
+    server = await api_server(odd)
+    argv = ["send", "--api-key", "k", "--base-url", server.base_url]
+    argv += ["--from", SENDER, "--to", "+13125550001", "--text", "hello"]
+    code = await anyio.to_thread.run_sync(main, argv)
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Its id: m-accepted" in err
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("key", ["", "  "])
 async def test_send_command_refuses_an_empty_key(
     key: str, capsys: pytest.CaptureFixture[str]

@@ -3942,3 +3942,27 @@ def test_a_dry_run_leaves_a_world_readable_header_only_results_alone(tmp_path: P
     source.write_text(f"from,to,text\n{SENDER},+13125550001,hi\n")
     assert main(["bulk", str(source), "--out", str(out), "--dry-run", "--no-progress"]) == 0
     assert out.read_bytes() == (",".join(RESULT_FIELDS) + "\r\n").encode()
+
+
+@pytest.mark.anyio
+async def test_a_sent_row_keeps_the_id_of_an_answer_it_could_not_fully_read(
+    tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]]
+) -> None:
+    """Telnyx accepted the row (``sent``, never resent) and its answer names the message, but
+    one field of it is not what the SDK reads (a recipient without ``phone_number``). RESULTS
+    still records ``message_id``, the row's only link to its delivery webhooks and
+    ``messages.retrieve``; it was written empty, with the id in no cell."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 1)
+    message_id = "40385f64-5717-4562-b3fc-2c963f66afa6"
+
+    async def handler(request: Any) -> Any:
+        await request.read()
+        data = message_json(id=message_id)
+        data["to"] = [{"status": "queued"}]
+        return json_response({"data": data})
+
+    server = await api_server(handler)
+    assert await anyio.to_thread.run_sync(main, server_argv(source, out, server.base_url)) == 0
+    (row,) = results(out)
+    assert (row["status"], row["message_id"]) == ("sent", message_id)

@@ -624,3 +624,22 @@ async def test_an_unreadable_2xx_error_has_status_code_and_headers(api_server: A
     for error in (caught.value, copy_of(caught.value)):
         assert error.status == error.status_code == 200
         assert error.headers["content-type"].startswith("text/html")
+
+
+async def test_an_accepted_send_with_an_unreadable_answer_names_its_message(
+    api_server: Any,
+) -> None:
+    """A 2xx whose ``data`` has its id but a field the SDK cannot read: the message was
+    accepted, and ``resource_id`` gives its id (the link to its webhooks and
+    ``messages.retrieve``) without parsing the raw, possibly cut short, ``body``."""
+
+    async def odd(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"data": {"id": "m-accepted", "to": [{"status": "queued"}]}})
+
+    server = await api_server(odd)
+    async with telnyx_msg.AsyncClient(KEY, base_url=server.base_url, rate_limits=None) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    assert caught.value.field == "Message.to.phone_number"
+    assert caught.value.resource_id == copy_of(caught.value).resource_id == "m-accepted"

@@ -686,7 +686,11 @@ async def _send(args: argparse.Namespace) -> int:
         except (APIConnectionError, APIStatusError, APIResponseValidationError) as exc:
             args.in_flight_key = None
             if isinstance(exc, APIResponseValidationError):
-                print(safe_lines(f"error: {exc}\n{_settle(key, accepted=True)}"), file=sys.stderr)
+                found = f"Its id: {printable(exc.resource_id)}\n" if exc.resource_id else ""
+                print(
+                    safe_lines(f"error: {exc}\n{found}{_settle(key, accepted=True)}"),
+                    file=sys.stderr,
+                )
                 return EXIT_UNKNOWN
             if not exc.outcome_unknown:
                 raise

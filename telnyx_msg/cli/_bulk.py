@@ -138,12 +138,19 @@ def _record(
         "row": row,
         "to": " ".join(to.split()),
         "status": status,
-        "message_id": message.id if message is not None and message.id else "",
+        "message_id": message.id if message is not None and message.id else _accepted_id(err),
         "code": (err.code or "") if isinstance(err, APIStatusError) else "",
         "error": "" if err is None else " ".join(str(err).split()),
         "idempotency_key": key,
         "first_attempt": _first_attempt_cell(first_attempt),
     }
+
+
+def _accepted_id(error: BaseException | str | None) -> str:
+    """The id of a message Telnyx accepted with an answer that could not be read: the row's
+    only link to its delivery webhooks and ``messages.retrieve``."""
+    found = getattr(error, "resource_id", None)
+    return found if isinstance(found, str) else ""
 
 
 def _first_attempt_cell(at: float | None) -> str:
