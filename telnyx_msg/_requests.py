@@ -374,7 +374,7 @@ class _AutorespBody(Request):
     op: Op | AutorespOp = field(kw_only=True, validator=_OP)
     keywords: Sequence[str] = field(kw_only=True, validator=v.str_list(1))
     country_code: str = field(kw_only=True, validator=v.non_empty)
-    resp_text: str | None = field(default=None, kw_only=True)
+    resp_text: str | None = field(default=None, kw_only=True, validator=v.string)
 
 
 @frozen(repr=False, eq=False)
@@ -411,8 +411,21 @@ class UpdateAutorespConfig(_AutorespBody):
 _DESTINATIONS = v.str_list(item=v.pattern(r"[A-Z]{2}|\*", "an ISO 3166-1 alpha-2 code or '*'"))
 _ALPHA_SENDER = v.pattern(r"[A-Za-z0-9 ]{1,11}", "1-11 letters, digits or spaces")
 _SPEND_LIMIT = v.pattern(r"[0-9]+(?:\.[0-9]+)?", "a decimal amount such as '269.00'")
-_POOL = v.object_with(("long_code_weight", "toll_free_weight", "skip_unhealthy"))
-_SHORTENER = v.object_with(("domain",))
+_POOL = v.settings_object(
+    ("long_code_weight", "toll_free_weight", "skip_unhealthy"),
+    long_code_weight="number",
+    toll_free_weight="number",
+    skip_unhealthy="boolean",
+    sticky_sender="boolean",
+    geomatch="boolean",
+)
+_SHORTENER = v.settings_object(
+    ("domain",),
+    domain="string",
+    prefix="string",
+    replace_blacklist_only="boolean",
+    send_webhooks="boolean",
+)
 
 
 @frozen(repr=False, eq=False)

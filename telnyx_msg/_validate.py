@@ -14,6 +14,7 @@ code. No spaces, dashes, or parentheses"):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -329,6 +330,35 @@ def bounds(*, date_times: bool) -> Validator:
             problem = _date_time_problem(item, rfc3339=False) if date_times else None
             if problem is not None:
                 raise ValidationError(f"{wire_name(attribute)}[{key}]", problem)
+
+    return check
+
+
+_JSON_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "number": (
+        "a number",
+        lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x),
+    ),
+    "boolean": ("true or false", lambda x: isinstance(x, bool)),
+    "string": ("a string", lambda x: isinstance(x, str)),
+}
+
+
+def settings_object(required: tuple[str, ...], **kinds: str) -> Validator:
+    """A JSON object of a request body (``number_pool_settings``): the ``required`` keys
+    present, and each key of ``kinds`` (``"number"``, ``"boolean"``, ``"string"``) of that
+    JSON type when given."""
+    present = object_with(required)
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        present(instance, attribute, value)
+        if value is None:
+            return
+        for key, kind in kinds.items():
+            item = value.get(key)
+            described, ok = _JSON_KINDS[kind]
+            if item is not None and not ok(item):
+                raise _fail(attribute, f"[{key}] must be {described}, got {item!r}")
 
     return check
 

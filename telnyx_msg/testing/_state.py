@@ -57,6 +57,22 @@ _PROFILE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "smart_encoding": (bool, False),
     "ai_assistant_id": (str, True),
 }
+# JSON types of the members of NumberPoolSettings and UrlShortenerSettings.
+_SETTINGS_MEMBERS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "number_pool_settings": {
+        "long_code_weight": (int, float),
+        "toll_free_weight": (int, float),
+        "skip_unhealthy": bool,
+        "sticky_sender": bool,
+        "geomatch": bool,
+    },
+    "url_shortener_settings": {
+        "domain": str,
+        "prefix": str,
+        "replace_blacklist_only": bool,
+        "send_webhooks": bool,
+    },
+}
 _CREATE_ONLY = {"resource_group_id": (str, True), "health_webhook_url": (str, True)}
 _UPDATE_ONLY = {"v1_secret": (str, False)}
 _DESTINATION = re.compile(r"[A-Z]{2}|\*")  # "*" = every destination (the description's reading)
@@ -210,6 +226,14 @@ class Account:
         shortener = fields.get("url_shortener_settings")
         if shortener is not None and not isinstance(shortener.get("domain"), str):
             raise invalid("'url_shortener_settings' needs a domain.", "/url_shortener_settings")
+        for key, kinds in _SETTINGS_MEMBERS.items():
+            settings = fields.get(key) or {}
+            for member, kind in kinds.items():
+                item = settings.get(member)
+                if item is not None and not (
+                    isinstance(item, kind) and (kind is bool or not isinstance(item, bool))
+                ):
+                    raise invalid(f"'{key}.{member}' has the wrong type.", f"/{key}/{member}")
         return fields
 
     def create_profile(self, body: JSON) -> JSON:
