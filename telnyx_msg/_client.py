@@ -609,16 +609,21 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 waiting.close()
             raise closed()
         task = asyncio.current_task()
+        cancels = 0
         if task is not None:
             shared.waiting[task] = None
+            if sys.version_info >= (3, 11):
+                cancels = task.cancelling()
         try:
             await waiting
         except asyncio.CancelledError:
             if task is None or task not in shared.closing:
                 raise
             shared.closing.discard(task)
-            if sys.version_info >= (3, 11):
-                task.uncancel()
+            # aclose()'s cancel is withdrawn; one the caller made in the same loop turn (its
+            # own timeout, a task.cancel()) still stands and wins.
+            if sys.version_info >= (3, 11) and task.uncancel() > cancels:
+                raise
             raise closed() from None
         finally:
             if task is not None:

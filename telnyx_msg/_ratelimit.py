@@ -604,6 +604,11 @@ class RateLimits:
     async def _wait_at_most(self, waiter: _Waiter, timeout: float) -> None:
         """``_wait``, cancelled (and undone) after ``timeout`` seconds, in the caller's task."""
         task = asyncio.current_task()
+        # The caller's own cancellations so far (as asyncio.timeout counts them): one that
+        # comes due in the turn this wait times out is the caller's, and wins.
+        cancels = 0
+        if sys.version_info >= (3, 11) and task is not None:
+            cancels = task.cancelling()
         expired: list[bool] = []
 
         def expire() -> None:
@@ -617,8 +622,8 @@ class RateLimits:
         except asyncio.CancelledError:
             if not expired:
                 raise
-            if sys.version_info >= (3, 11) and task is not None:
-                task.uncancel()
+            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > cancels:
+                raise
             raise wait_too_long(None, timeout) from None
         finally:
             handle.cancel()

@@ -38,7 +38,7 @@ import telnyx_msg
 from telnyx_msg import RequestOptions, Timeout
 from telnyx_msg._retry import Backoff
 from telnyx_msg._transport import _Connector
-from tests.conftest import ApiServer, json_response, message_json, raw_reply
+from tests.conftest import ApiServer, RecordingLimiter, json_response, message_json, raw_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -1222,3 +1222,161 @@ async def test_an_https_proxy_is_not_refused_for_a_host_no_proxy_excludes(
         message = await client.messages.retrieve("m")
     assert message.id == "m"
     assert len(server.requests) == 1
+
+
+# --- a caller's cancellation in the loop turn the SDK cancels the same task ------------------
+# The limiter's own timeout and aclose() cancel a waiting task themselves; a cancellation the
+# caller makes in that same turn (asyncio.timeout, task.cancel(), a TaskGroup) must still win,
+# as it does for the per-attempt deadline and the pool wait above.
+
+
+async def _client_with_a_queue(api_server: Any) -> tuple[telnyx_msg.AsyncClient, list[Any]]:
+    """A client whose account lane (10/s, burst 1) is used up, with two sends queued ahead:
+    the next send's own wait looks short (0.1 s) but lasts 0.3 s, past its 0.2 s timeout."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    client = telnyx_msg.AsyncClient(
+        "k",
+        base_url=server.base_url,
+        rate_limits=telnyx_msg.RateLimits(account_mps=10.0, burst=1),
+        timeout=telnyx_msg.Timeout(total=0.2, connect=0.2),
+        max_retries=0,
+    )
+    await client.messages.send(**SEND)  # takes the only token
+    ahead = [asyncio.ensure_future(client.messages.send(**SEND)) for _ in range(2)]
+    await asyncio.sleep(0)
+    return client, ahead
+
+
+async def _block_the_loop() -> None:
+    await asyncio.sleep(0.05)
+    time.sleep(0.45)  # noqa: ASYNC251  # both deadlines pass while the loop is blocked
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_the_callers_timeout_in_the_same_turn_as_the_limiter_timeout_wins(
+    api_server: Any,
+) -> None:
+    """The caller's asyncio.timeout(0.25) and the send's 0.2 s limiter bound pass in the same
+    loop turn: the caller gets its TimeoutError, not the limiter's RateLimitError."""
+    client, ahead = await _client_with_a_queue(api_server)
+    async with client:
+        blocker = asyncio.ensure_future(_block_the_loop())
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.25):  # type: ignore[attr-defined,unused-ignore]
+                    await client.messages.send(**SEND)
+        finally:
+            await blocker
+            await asyncio.gather(*ahead, return_exceptions=True)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_a_task_cancel_in_the_same_turn_as_the_limiter_timeout_is_not_swallowed(
+    api_server: Any,
+) -> None:
+    """A worker that treats RateLimitError as "try again later" is cancelled (its server shuts
+    down) in the turn its send's limiter wait times out: the task must end cancelled, not
+    carry on into its next send as if nobody had asked it to stop."""
+    client, ahead = await _client_with_a_queue(api_server)
+    attempts: list[str] = []
+
+    async def send_once() -> None:
+        try:
+            await client.messages.send(**SEND)
+            attempts.append("sent")
+        except telnyx_msg.RateLimitError:
+            attempts.append("rate limited")
+            await asyncio.sleep(0.05)
+
+    async def worker() -> None:
+        for _ in range(3):  # bounded
+            await send_once()
+
+    async with client:
+        task = asyncio.ensure_future(worker())
+        asyncio.get_running_loop().call_later(0.25, task.cancel)
+        blocker = asyncio.ensure_future(_block_the_loop())
+        try:
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+        finally:
+            await blocker
+            await asyncio.gather(*ahead, return_exceptions=True)
+    assert task.cancelled(), f"the cancelled worker carried on: {attempts}"
+
+
+class _Held(RecordingLimiter):
+    """A limiter whose grant never comes (a sender paused for minutes by a 40318)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forever = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.forever.wait()
+
+
+async def _cancel_as_the_client_closes(client: telnyx_msg.AsyncClient, waiter: Any) -> None:
+    closing = asyncio.create_task(client.aclose())
+    await asyncio.sleep(0)  # the close began: it cancelled the waits it knows of
+    waiter.cancel()  # and the caller cancels in the same turn
+    await asyncio.wait_for(asyncio.gather(waiter, closing, return_exceptions=True), 10)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_a_caller_cancelling_a_rate_limit_wait_as_the_client_closes_is_cancelled(
+    api_server: Any,
+) -> None:
+    """A send waits for a rate-limit token; its caller cancels it in the turn aclose() runs.
+    The task must end cancelled (the caller asked for it), not with ClientClosedError, which
+    a worker loop catching TelnyxError would take as "retry later" and keep running."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return json_response({"data": message_json()})
+
+    server = await api_server(ok)
+    limiter = _Held()
+    client = telnyx_msg.AsyncClient("k", base_url=server.base_url, rate_limits=limiter)
+    waiter = asyncio.ensure_future(client.messages.send(**SEND))
+    for _ in range(500):  # bounded (5 s)
+        if limiter.taken:
+            break
+        await asyncio.sleep(0.01)
+    assert limiter.taken  # waiting for its token
+    await _cancel_as_the_client_closes(client, waiter)
+    assert not server.requests
+    assert waiter.cancelled(), repr(waiter.exception())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_a_caller_cancelling_a_retry_backoff_as_the_client_closes_is_cancelled(
+    api_server: Any,
+) -> None:
+    """A call sleeps before its retry (a 503); its caller cancels it in the turn aclose()
+    runs. The task must end cancelled, not with ClientClosedError."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.json_response({"errors": []}, status=503)
+
+    server = await api_server(unavailable)
+    answered: list[int | None] = []
+    client = telnyx_msg.AsyncClient(
+        "k",
+        base_url=server.base_url,
+        rate_limits=None,
+        backoff=Backoff(initial=300, max=300, jitter=0, max_wait=300),
+        event_hooks={"response": [lambda event: answered.append(event.status)]},
+    )
+    waiter = asyncio.ensure_future(client.messages.send(**SEND))
+    for _ in range(500):  # bounded (5 s)
+        if answered:
+            break
+        await asyncio.sleep(0.01)
+    assert answered == [503]
+    await asyncio.sleep(0.01)  # the call went on into its 300 s backoff
+    await _cancel_as_the_client_closes(client, waiter)
+    assert len(server.requests) == 1
+    assert waiter.cancelled(), repr(waiter.exception())
