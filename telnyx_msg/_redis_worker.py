@@ -237,8 +237,18 @@ class Worker:
         new on every start, so restarts would pile consumers up); with one, it stays (deleting
         a consumer drops its pending entries, which would then never run)."""
         q = self.q
-        with contextlib.suppress(WebhookQueueUnavailableError):
+        try:
             await self._finish_owed()
+        except WebhookQueueUnavailableError as exc:
+            # Stopping is bounded: no waiting for Redis here. The entries stay pending, and
+            # another worker takes them over after claim_after and runs them again.
+            logger.error(
+                "telnyx webhook worker %s: stopped owing the acknowledgement of handled "
+                "entries %s (%s); another worker will run them again",
+                self.consumer,
+                ", ".join(entry for entry, _ in self.unfinished),
+                exc,
+            )
         with contextlib.suppress(WebhookQueueUnavailableError):
             await self._hand_over()
         with contextlib.suppress(WebhookQueueUnavailableError):

@@ -96,6 +96,9 @@ class _Portal:
         #: Set once ``stop()`` finished (the loop thread ended): what a ``close()`` racing the
         #: one that does the work waits for.
         self.closed = threading.Event()
+        #: The thread whose ``close()`` does the work: a ``close()`` from a signal handler that
+        #: interrupted it runs on top of it, so must not wait for it.
+        self.closer: int | None = None
         _PORTALS.add(self)
 
     def _start(self) -> None:
@@ -205,7 +208,7 @@ class _Portal:
     def wait_closed(self) -> None:
         """For a ``close()`` that found another one under way: wait (bounded) until that one
         stopped the loop thread, unless this thread is one the closing waits for."""
-        if self.forked or self.inside_call():
+        if self.forked or self.inside_call() or threading.get_ident() == self.closer:
             return
         if self.started and threading.get_ident() == self._thread:
             return
@@ -778,6 +781,7 @@ class Client(ResourceTree[SyncMode]):
         self._owner.refuse_own_thread()  # before anything is torn down: the client stays usable
         finalizer.detach()
         owner = self._owner
+        owner.closer = threading.get_ident()
         if not owner.begin_close() or owner.stopped or owner.forked:
             owner.stop()
             return

@@ -124,6 +124,8 @@ class DeliveryTracker:
         with self._lock:
             if message_id in self._final or message_id in self._unreadable:
                 return
+            if message_id in self._evicted:  # a readable one came first (and was dropped)
+                return
             self._unreadable[message_id] = None
             if len(self._unreadable) > self.max_size:
                 self._unreadable.popitem(last=False)

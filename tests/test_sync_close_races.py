@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, cast
 
 import pytest
@@ -577,3 +578,67 @@ def test_every_concurrent_close_returns_only_once_the_client_is_closed() -> None
             while _loop_threads() and time.monotonic() < deadline:
                 time.sleep(0.01)
     assert early == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM / setitimer")
+def test_close_in_a_signal_handler_during_close_returns_at_once() -> None:
+    """The main thread is in ``close()`` (held by a call from another thread: a plain request
+    hook keeps the loop busy for a second) when SIGALRM arrives; the handler calls
+    ``close()`` again. The handler's ``close()`` must return at once, and the first
+    ``close()`` must finish as soon as the loop is free (about 1 s). Instead the handler's
+    ``close()`` waits for the ``close()`` it interrupted: it sits out its whole 15 s bound,
+    and the shutdown takes 15 s instead of 1 s."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold_loop(event: telnyx_msg.RequestEvent) -> None:
+        # A plain-function hook (the docs allow blocking work in one): the loop thread is
+        # busy with this request until ``release``.
+        if not release.is_set():
+            entered.set()
+            release.wait(BOUND)
+
+    handler_took: list[float] = []
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        started = time.monotonic()
+        client.close()
+        handler_took.append(time.monotonic() - started)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with serve_in_thread() as fake:
+            client = telnyx_msg.Client(
+                fake.api_key, base_url=fake.base_url, event_hooks={"request": [hold_loop]}
+            )
+            errors: list[BaseException] = []
+
+            def send() -> None:
+                try:
+                    client.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="hi")
+                except telnyx_msg.TelnyxError as exc:
+                    errors.append(exc)
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            assert entered.wait(BOUND), "the request never reached the hook"
+            freer = threading.Timer(1.0, release.set)
+            freer.start()
+            signal.setitimer(signal.ITIMER_REAL, 0.3)  # arrives while close() below runs
+            started = time.monotonic()
+            client.close()
+            close_took = time.monotonic() - started
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            freer.join(BOUND)
+            sender.join(BOUND)
+            assert not sender.is_alive()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        release.set()
+    assert len(handler_took) == 1, "the signal did not arrive during close()"
+    assert handler_took[0] < 2.0, (
+        f"close() in the signal handler took {handler_took[0]:.1f} s (waiting for the close() "
+        "it interrupted, in its own thread)"
+    )
+    assert close_took < 5.0, f"the interrupted close() took {close_took:.1f} s"

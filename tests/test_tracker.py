@@ -325,3 +325,16 @@ async def test_an_unreadable_final_status_fails_its_waiters_at_once() -> None:
         await tracker.final_status("m-unreadable", timeout=60)
     assert tracker.result_nowait("m-unreadable") is None
     assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_copy_of_an_evicted_final_status_still_says_it_was_dropped() -> None:
+    """A final status recorded and then dropped by ``max_size``, followed by an unreadable
+    ``message.finalized`` for the same message: the first status won, so waiting for it says
+    it was dropped (raise ``max_size``), not that it arrived unreadable."""
+    tracker = DeliveryTracker(max_size=1)
+    await tracker.handle(finalized("m-first"))
+    await tracker.handle(finalized("m-second"))  # drops m-first
+    await tracker.handle(unreadable_finalized("m-first"))
+    with pytest.raises(LookupError, match="dropped to stay within max_size"):
+        await tracker.final_status("m-first", timeout=1)
