@@ -13,9 +13,9 @@ from telnyx_msg.models import WebhookEvent, WebhookEventType
 
 logger = logging.getLogger("telnyx_msg.webhooks")
 
-#: An async function of the event, or a plain one (called on the event loop, so keep it quick:
-#: ``DeliveryTracker.record`` is; wrap blocking work in ``asyncio.to_thread``).
 Handler = Callable[[WebhookEvent], "Awaitable[None] | None"]
+"""An async function of the event, or a plain one (called on the event loop, so keep it quick:
+``DeliveryTracker.record`` is; wrap blocking work in ``asyncio.to_thread``)."""
 
 
 def handler_table(handlers: Mapping[Any, Handler], default: Handler | None) -> dict[str, Handler]:

@@ -61,8 +61,11 @@ __all__ = [
 ]
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
+"""The header holding the base64 Ed25519 signature of ``timestamp|body``."""
 TIMESTAMP_HEADER = "telnyx-timestamp"
+"""The header holding the delivery's Unix timestamp (seconds), part of what is signed."""
 DEFAULT_TOLERANCE = 300
+"""Seconds a delivery's timestamp may differ from the clock (either way) and still verify."""
 
 RawBody: TypeAlias = bytes | bytearray | memoryview | str
 
@@ -73,11 +76,11 @@ class _MultiValueHeaders(Protocol):
     def getlist(self, key: str) -> list[str]: ...
 
 
-#: What ``unwrap`` reads the headers from: any ``Mapping[str, str]`` (a dict, aiohttp's,
-#: Starlette's or Django's ``request.headers``), Flask's ``request.headers``, or an ASGI
-#: scope's as a dict (``dict(scope["headers"])``: bytes). Names match case-insensitively; a
-#: name given twice is refused.
 WebhookHeaders: TypeAlias = "Mapping[str, str] | Mapping[bytes, bytes] | _MultiValueHeaders"
+"""What ``unwrap`` reads the headers from: any ``Mapping[str, str]`` (a dict, aiohttp's,
+Starlette's or Django's ``request.headers``), Flask's ``request.headers`` (read by its
+``getlist``), or an ASGI scope's as a dict (``dict(scope["headers"])``: bytes). Names match
+case-insensitively; a name given twice is refused."""
 
 _SIGNATURE_B64_LEN = 88  # base64 of 64 bytes, with "==" padding
 _MAX_TIMESTAMP_DIGITS = 12
@@ -547,9 +550,10 @@ class WebhookVerifier:
                 f"tolerance must be a number of seconds >= 0, got {tolerance!r}"
             )
         self.tolerance = tolerance
-        #: Seconds an event id is remembered: a delivery first seen at ``t`` can still pass the
-        #: timestamp check until ``t + 2 * tolerance``; one second more absorbs rounding.
+        """Seconds a delivery's timestamp may differ from the clock, either way."""
         self.replay_ttl: float = 2 * tolerance + 1
+        """Seconds an event id is remembered: a delivery first seen at ``t`` can still pass the
+        timestamp check until ``t + 2 * tolerance``; one second more absorbs rounding."""
         store_ttl = getattr(replay_store, "ttl", None)  # MemoryReplayStore, RedisReplayStore
         if isinstance(store_ttl, (int, float)) and store_ttl < self.replay_ttl:
             raise ConfigurationError(

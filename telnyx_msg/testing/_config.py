@@ -31,24 +31,28 @@ __all__ = [
     "WebhookSettings",
 ]
 
-#: The Bearer key a default ``FakeTelnyx()`` accepts.
+# The string after each name is its entry in the API reference (griffe reads those, not
+# ``#:`` comments).
 DEFAULT_API_KEY = "test-key"
-#: Id of the seeded messaging profile every default number belongs to.
+"""The Bearer key a default ``FakeTelnyx()`` accepts."""
 DEFAULT_PROFILE_ID = "40017a5e-6c0d-4f5e-9b3a-2f1e0d9c8b7a"
-#: ``organization_id`` stamped on every record.
+"""Id of the seeded messaging profile every default number belongs to."""
 DEFAULT_ORGANIZATION_ID = "b1a4c2d0-9e8f-4a7b-8c6d-5e4f3a2b1c0d"
-#: Seeded hosted numbers, one of each kind, all on :data:`DEFAULT_PROFILE_ID`.
+"""``organization_id`` stamped on every record."""
 DEFAULT_LONG_CODE = "+13125550100"
+"""The seeded hosted ``long-code`` number, on :data:`DEFAULT_PROFILE_ID`."""
 DEFAULT_TOLL_FREE = "+18005550101"
+"""The seeded hosted ``toll-free`` number, on :data:`DEFAULT_PROFILE_ID`."""
 DEFAULT_SHORT_CODE = "55501"
-#: A recipient that always ends in ``delivery_failed`` (default ``FakeConfig.failing_numbers``).
+"""The seeded hosted ``short-code`` number, on :data:`DEFAULT_PROFILE_ID`."""
 FAILING_NUMBER = "+13125550666"
+"""A recipient that always ends in ``delivery_failed`` (default ``FakeConfig.failing_numbers``)."""
 
-#: One scripted fault: an HTTP status to answer with, or ``"ok"`` (answer normally), ``"drop"``
-#: (read the body, then abort the connection without processing), ``"drop_after"`` (process the
-#: request, then abort instead of answering) or ``"stall"`` (process, then hold the answer for
-#: ``Faults.stall_seconds``).
 FaultStep: TypeAlias = int | Literal["ok", "drop", "drop_after", "stall"]
+"""One scripted fault: an HTTP status to answer with, or ``"ok"`` (answer normally), ``"drop"``
+(read the body, then abort the connection without processing), ``"drop_after"`` (process the
+request, then abort instead of answering) or ``"stall"`` (process, then hold the answer for
+``Faults.stall_seconds``)."""
 
 _KINDS = ("long_code", "toll_free", "short_code", "alphanumeric")
 _NUMBER_TYPES = ("long-code", "toll-free", "short-code")
