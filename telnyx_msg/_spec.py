@@ -22,7 +22,7 @@ from urllib.parse import quote
 import attrs
 from attrs import frozen
 
-from telnyx_msg._validate import NOT_GIVEN, wire_name
+from telnyx_msg._validate import NOT_GIVEN, SHORT_CODE_RE, wire_name
 from telnyx_msg.errors import ValidationError
 
 P = ParamSpec("P")
@@ -43,6 +43,9 @@ class Lane:
 
     message_type: Literal["SMS", "MMS"] | None = None
     sender_fields: tuple[str, ...] = ("from", "messaging_profile_id")
+    #: The endpoint sends from a short code: a ``from`` written ``"+55501"`` is that short
+    #: code's lane (``"55501"``), not an E.164 long code's.
+    short_code: bool = False
 
     def of(self, body: Mapping[str, Any]) -> tuple[str, str | None]:
         """``(message_type, sender)`` of a send's JSON body."""
@@ -53,6 +56,8 @@ class Lane:
                 if not isinstance(sender, str):  # (client.request's json=, extra_body)
                     kind = type(sender).__name__
                     raise ValidationError(name, f"must be a string, got {kind}")
+                if self.short_code and sender[:1] == "+" and SHORT_CODE_RE.fullmatch(sender[1:]):
+                    sender = sender[1:]
                 break
         message_type = self.message_type or (
             "MMS" if body.get("media_urls") or body.get("type") == "MMS" else "SMS"

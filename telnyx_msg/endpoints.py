@@ -121,6 +121,7 @@ send_short_code = endpoint(
     rq.SendShortCode,
     m.Message,
     send=True,
+    lane=Lane(short_code=True),
     accepts_idempotency_key=True,
     doc="Send an SMS or MMS from a short code.",
 )
