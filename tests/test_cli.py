@@ -933,29 +933,6 @@ def test_webhook_verify_names_a_byte_order_mark_with_a_final_newline(
     assert also in err, err
 
 
-def _signed_verify_argv(tmp_path: Path, body: bytes) -> list[str]:
-    """`webhook verify` arguments for ``body`` signed now with a fresh Ed25519 key."""
-    key = Ed25519PrivateKey.generate()
-    public = base64.b64encode(
-        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    ).decode()
-    timestamp = str(int(time.time()))
-    signature = base64.b64encode(key.sign(timestamp.encode() + b"|" + body)).decode()
-    path = tmp_path / "body.json"
-    path.write_bytes(body)
-    return [
-        "webhook",
-        "verify",
-        str(path),
-        "--timestamp",
-        timestamp,
-        "--signature",
-        signature,
-        "--public-key",
-        public,
-    ]
-
-
 def test_webhook_verify_escapes_the_event_id_on_stderr_too(tmp_path: Path) -> None:
     """A signed body is the sender's text: `webhook verify` escapes the event id it prints on
     stdout, but when the payload is not one the SDK reads (no message id), the warning it
@@ -970,7 +947,7 @@ def test_webhook_verify_escapes_the_event_id_on_stderr_too(tmp_path: Path) -> No
     }
     body = json.dumps({"data": event}).encode()
     proc = subprocess.run(
-        [sys.executable, "-m", "telnyx_msg", *_signed_verify_argv(tmp_path, body)],
+        [sys.executable, "-m", "telnyx_msg", *_signed(tmp_path, body)[0]],
         capture_output=True,
         text=True,
         timeout=60,
