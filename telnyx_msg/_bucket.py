@@ -281,8 +281,13 @@ class LimitConfig:
 
     def lane_spec(self, sender: str) -> LaneSpec | None:
         """The sender lane's bucket, or None when that sender has no rate of its own."""
-        if sender in self.sender_mps:
-            rate = self.sender_mps[sender]
+        # A short code's lane is its digits; a rate set for it as written "+55501" (the form a
+        # send_short_code caller may use) is that lane's too.
+        key = sender
+        if key not in self.sender_mps and SHORT_CODE_RE.fullmatch(sender):
+            key = "+" + sender
+        if key in self.sender_mps:
+            rate = self.sender_mps[key]
             if rate is None:
                 return None
             return LaneSpec(rate, _burst_for(rate, self.burst), queue_model=False)

@@ -318,6 +318,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
         shared = self._shared
         shared.closed = True
         for task in list(shared.waiting):  # nothing written now: stop waiting for a token/retry
+            if task in shared.closing:  # an aclose() racing this one cancelled it already
+                continue
             shared.closing.add(task)
             task.cancel()
         await shared.transport.aclose()

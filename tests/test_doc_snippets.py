@@ -32,10 +32,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -420,3 +422,43 @@ def test_fragments_pass_mypy_strict_in_their_context(tmp_path: Path) -> None:
     ]
     assert problems == [], "\n".join(problems) + err
     assert status == 0
+
+
+# --- docs/_ext/nobreak.py ---------------------------------------------------------------
+
+NOBREAK_HOOK = ROOT / "docs" / "_ext" / "nobreak.py"
+
+# The JSON example of wire.md's schedule notes, as mkdocs renders it in a paragraph.
+WIRE_JSON = (
+    "<p>A body such as <code>{&quot;to&quot;:&quot;+15550002&quot;,&quot;from&quot;:"
+    "&quot;+15550001&quot;,&quot;send_at&quot;:&quot;2030-01-01T12:00:00+00:00&quot;,"
+    "&quot;text&quot;:&quot;hi&quot;}</code> is refused.</p>"
+)
+
+
+def _nobreak_hook() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("nobreak", NOBREAK_HOOK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _unbreakable(html: str) -> list[str]:
+    return [
+        re.sub(r"&[a-z]+;", "x", s) for s in re.findall(r'<span class="nobr">([^<]*)</span>', html)
+    ]
+
+
+def test_a_long_hyphenated_code_span_stays_breakable() -> None:
+    """wire.md's 81-character JSON example (no spaces, hyphens only in its date) must still
+    wrap on a phone: made one unbreakable run, it stuck out 300 px past the text column of a
+    375 px screen and the whole wire page scrolled sideways (it wrapped before the hook). No
+    run the hook makes unbreakable may be wider than a phone's line of code (about 40
+    characters), while an option name such as ``--ignore-unknown-columns`` still is one."""
+    on_page_content = _nobreak_hook().on_page_content
+    runs = _unbreakable(on_page_content(WIRE_JSON))
+    assert all(len(run) <= 40 for run in runs), runs
+    option = on_page_content("<p><code>[--ignore-unknown-columns]</code></p>")
+    assert any("--ignore-unknown-columns" in run for run in _unbreakable(option)), option

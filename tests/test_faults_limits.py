@@ -183,6 +183,36 @@ async def test_a_short_code_send_takes_the_short_code_lane_however_written(
     assert len(fake.messages()) == 3
 
 
+async def _accepted_send(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
+
+
+@pytest.mark.parametrize("sender", ["+55501", "55501"])
+async def test_per_sender_rate_keyed_as_written_applies_to_send_short_code(
+    api_server: Any, sender: str
+) -> None:
+    """``per_sender_mps={"+55501": 0.5}`` is a strict 0.5/s bucket for the sender the caller
+    writes as ``from_="+55501"`` (rate-limits.md: a rate in per_sender_mps is a strict token
+    bucket "for a sender you do not want queued at Telnyx at all"): the second of two
+    back-to-back sends must wait about 2 s, so with a 0.5 s timeout it raises RateLimitError
+    and is not sent. The key as written must keep working whichever spelling of the short
+    code the caller configured."""
+    server = await api_server(_accepted_send)
+    limits = telnyx_msg.RateLimits(per_sender_mps={sender: 0.5}, burst=1)
+    async with telnyx_msg.AsyncClient(
+        "secret-key",
+        base_url=server.base_url,
+        rate_limits=limits,
+        timeout=telnyx_msg.Timeout(total=0.5),
+        max_retries=0,
+    ) as client:
+        await client.messages.send_short_code(from_=sender, to="+18445550001", text="one")
+        with pytest.raises(telnyx_msg.RateLimitError):
+            await client.messages.send_short_code(from_=sender, to="+18445550001", text="two")
+    assert len(server.requests) == 1, "the per-sender rate was not applied"
+
+
 async def test_queued_limiter_wait_ends_at_the_timeout() -> None:
     """A wait behind other waiters (not visible in the buckets) ends at the timeout with
     RateLimitError, and gives nothing back it did not take."""

@@ -1380,3 +1380,68 @@ async def test_a_caller_cancelling_a_retry_backoff_as_the_client_closes_is_cance
     await _cancel_as_the_client_closes(client, waiter)
     assert len(server.requests) == 1
     assert waiter.cancelled(), repr(waiter.exception())
+
+
+async def _accepted(request: web.Request) -> web.Response:
+    await request.read()
+    return json_response({"data": message_json()})
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_two_concurrent_acloses_end_a_token_wait_with_client_closed_error(
+    api_server: Any,
+) -> None:
+    """A send waiting for a token, when two aclose() calls run in the same loop turn, raises
+    ClientClosedError (not sent), as with one aclose(): nobody cancelled the caller's task,
+    so it must not end with a bare CancelledError (which the caller reads as "I was
+    cancelled" and which kills a worker loop that handles ClientClosedError)."""
+    server = await api_server(_accepted)
+    client = telnyx_msg.AsyncClient(
+        "secret-key",
+        base_url=server.base_url,
+        rate_limits=telnyx_msg.RateLimits(account_mps=0.2, burst=1),  # a 5 s wait
+        backoff=Backoff(initial=0.001, max=0.002),
+    )
+    await client.messages.send(**SEND)  # takes the only token
+    waiting = asyncio.ensure_future(client.messages.send(**SEND))
+    await asyncio.sleep(0.05)
+    await asyncio.gather(client.aclose(), client.aclose())
+    done, _ = await asyncio.wait({waiting}, timeout=10)
+    assert done, "the waiting send did not end"
+    assert not waiting.cancelled(), "the send ended with a bare CancelledError"
+    assert isinstance(waiting.exception(), telnyx_msg.ClientClosedError)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_two_concurrent_acloses_end_a_backoff_with_client_closed_error(
+    api_server: Any,
+) -> None:
+    """A send sleeping before its retry (503, long backoff), when two aclose() calls run in
+    the same loop turn, raises ClientClosedError, not a bare CancelledError."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=503)
+
+    server = await api_server(unavailable)
+    answered = asyncio.Event()
+    client = telnyx_msg.AsyncClient(
+        "secret-key",
+        base_url=server.base_url,
+        rate_limits=None,
+        backoff=Backoff(initial=30.0, max=30.0),
+        max_retries=1,
+        event_hooks={"response": [lambda event: answered.set()]},
+    )
+    options = telnyx_msg.RequestOptions(idempotency_key="order-42")
+    waiting = asyncio.ensure_future(
+        client.messages.send(from_=SEND["from_"], to=SEND["to"], text="Hello", options=options)
+    )
+    await asyncio.wait_for(answered.wait(), 10)  # the 503 was read: the backoff is next
+    await asyncio.sleep(0.05)
+    await asyncio.gather(client.aclose(), client.aclose())
+    done, _ = await asyncio.wait({waiting}, timeout=10)
+    assert done, "the waiting send did not end"
+    assert not waiting.cancelled(), "the send ended with a bare CancelledError"
+    assert isinstance(waiting.exception(), telnyx_msg.ClientClosedError)

@@ -18,8 +18,16 @@ _CODE = re.compile(r"<code>([^<]*-[^<]*)</code>")  # plain text only: no markup 
 _WORD = re.compile(r"\S*-\S*")
 
 
+_LONGEST = 40  # characters: a longer run would stick out of a phone's line of code
+
+
+def _nobr(word: re.Match[str]) -> str:
+    text = word.group(0)
+    return text if len(text) > _LONGEST else f'<span class="nobr">{text}</span>'
+
+
 def _unbroken(code: re.Match[str]) -> str:
-    words = _WORD.sub(lambda w: f'<span class="nobr">{w.group(0)}</span>', code.group(1))
+    words = _WORD.sub(_nobr, code.group(1))
     return f"<code>{words}</code>"
 
 
