@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -109,10 +110,11 @@ def send_many(
         )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
-    if method != "auto" and method not in SEND_METHODS:
+    if not isinstance(method, str) or (method != "auto" and method not in SEND_METHODS):
         raise ValidationError(
             "method", f"{method!r} is not 'auto' or one of {', '.join(sorted(SEND_METHODS))}"
         )
+    check_on_stop(on_stop)
     # The client's own pool grows to the concurrency: more sends than pooled connections would
     # queue for a connection, and a wait longer than the connect timeout ends a send not_sent
     # for no fault of Telnyx's.
@@ -139,6 +141,19 @@ def send_many(
         load_optouts=load_optouts if skip_optouts else None,
         reserve=reserve,
     )
+
+
+def check_on_stop(on_stop: object) -> None:
+    """Refuse an ``on_stop`` that cannot receive outcomes: it is called, never awaited, so an
+    ``async def`` one would get none of them (only a "never awaited" warning)."""
+    if on_stop is None:
+        return
+    if not callable(on_stop) or inspect.iscoroutinefunction(on_stop):
+        raise ValidationError(
+            "on_stop",
+            "must be a plain function taking a SendOutcome (it is called, not awaited), got "
+            f"{'an async function' if callable(on_stop) else type(on_stop).__name__}",
+        )
 
 
 # What stops the run at once (the sends in flight cannot finish), and what ends the pulling
@@ -214,10 +229,24 @@ def _copied(values: list[Any]) -> list[Any]:
 
 
 def _as_pulled(item: Mapping[str, Any], args: Any) -> Mapping[str, Any]:
-    """An outcome's ``request``: a dict item as it was pulled, i.e. what was sent (its
-    snapshot), since an input refilling one dict per row changes it again after the outcome
-    was made; any other mapping is the item itself (it is not copied)."""
-    return args if isinstance(item, dict) else item
+    """An outcome's ``request``: a mapping item as it was pulled, i.e. what was sent (its
+    snapshot), since an input refilling one row per item changes it again after the outcome
+    was made; anything else (rejected: not a mapping) is the item itself."""
+    return args if isinstance(args, dict) else item
+
+
+def _read_item(item: Any) -> Any:
+    """The send arguments of a pulled item, read now: a dict, or any other mapping (a
+    ``ChainMap`` over defaults, a ``MappingProxyType``), copied all the way down; anything
+    else as it is (its send rejects it, or meets what reading it raises)."""
+    if isinstance(item, dict):
+        return _snapshot(item)
+    if isinstance(item, Mapping):
+        try:
+            return _snapshot(dict(item))
+        except Exception:  # a mapping that cannot be read: its send reads (and fails) again
+            return item
+    return item
 
 
 def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:
@@ -356,7 +385,7 @@ async def run_send_many(
         # Read now, not when its task starts: an input that refills one dict (or one list in
         # it: a group's `to`, `media_urls`) for every row would otherwise send its last row
         # several times. (The outcome keeps this copy, see `_as_pulled`.)
-        args = _snapshot(item) if isinstance(item, dict) else item
+        args = _read_item(item)
         # A task per send (not a worker pool): items are pulled only when the consumer asks
         # for more, which is what bounds a stalled run. Entered before the task exists: an
         # eager task factory runs a send rejected before I/O to its report at creation.

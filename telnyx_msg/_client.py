@@ -779,6 +779,8 @@ class Core:
         from telnyx_msg import _bulk  # the engine sits on top of the client, not under it
 
         shared = self._client._shared
+        if shared.closed:  # refused at the call, as the blocking Client does: nothing pulled
+            raise ClientClosedError("this client is closed; create a new one")
 
         def reserve(connections: int) -> Callable[[], None]:
             # Runs at once on one client (threads sharing a blocking Client) add up: sized to

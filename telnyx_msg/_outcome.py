@@ -38,8 +38,8 @@ SEND_METHODS = frozenset(SendMethod.__args__) - {"auto"}  # type: ignore[attr-de
 class SendOutcome:
     """The fate of one input item of ``send_many``.
 
-    ``index`` is its position in the input, ``request`` the mapping as sent (for a dict, the
-    copy taken when it was pulled), ``status`` one of ``sent`` /
+    ``index`` is its position in the input, ``request`` the mapping as sent (the copy taken
+    when it was pulled), ``status`` one of ``sent`` /
     ``rejected`` / ``unknown`` / ``not_sent``, ``message`` the accepted message (for ``sent``),
     ``error`` the exception behind any other status.
     """

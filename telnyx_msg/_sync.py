@@ -837,6 +837,9 @@ class Client(ResourceTree[SyncMode]):
             requests = _PulledInCaller(requests, inbox, orphan)
         errors: list[Exception] = []
         if on_stop is not None:
+            from telnyx_msg._bulk import check_on_stop
+
+            check_on_stop(on_stop)  # before it is wrapped in a plain function
             on_stop = _on_stop_in_caller(on_stop, errors)
         return _raising(
             _iterate(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import gc
 import inspect
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+import types
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -23,7 +26,14 @@ from telnyx_msg import SendItem
 from telnyx_msg._bulk import _snapshot
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
-from tests.conftest import ApiServer, RecordingLimiter, json_response, message_json, telnyx_error
+from tests.conftest import (
+    ApiServer,
+    RecordingLimiter,
+    json_response,
+    message_json,
+    serving_in_thread,
+    telnyx_error,
+)
 
 FROM = "+18005550101"
 
@@ -1574,3 +1584,157 @@ async def test_a_kept_outcome_names_the_recipient_its_item_was_sent_to_at_any_co
         (2, "sent", "+18445550002"),
         (3, "sent", "+18445550003"),
     ]
+
+
+# --- what real programs feed send_many: refilled mappings, an async on_stop, a closed client --
+
+
+async def _accepted(request: web.Request) -> web.Response:
+    return json_response({"data": message_json()})
+
+
+def _recipients(server: ApiServer) -> list[str]:
+    return sorted(str(r.json["to"]) for r in server.requests)
+
+
+def chained_rows(count: int) -> Iterator[Mapping[str, Any]]:
+    """Rows layered over shared defaults with ``ChainMap``, the row dict refilled per row."""
+    defaults = {"from_": FROM, "text": "hi"}
+    row: dict[str, Any] = {}
+    for n in range(count):
+        row["to"] = f"+1844555{n:04d}"
+        yield collections.ChainMap(row, defaults)
+
+
+def proxied_rows(count: int) -> Iterator[Mapping[str, Any]]:
+    """Rows handed out read-only (``MappingProxyType``) over one dict refilled per row."""
+    row: dict[str, Any] = {"from_": FROM, "text": "hi"}
+    for n in range(count):
+        row["to"] = f"+1844555{n:04d}"
+        yield types.MappingProxyType(row)
+
+
+ROWS = {"chainmap": chained_rows, "mappingproxy": proxied_rows}
+EXPECTED = [f"+1844555{n:04d}" for n in range(4)]
+
+
+@pytest.mark.parametrize("kind", sorted(ROWS))
+async def test_a_refilled_non_dict_mapping_sends_each_row_once(api_server: Any, kind: str) -> None:
+    """A ``Mapping`` item that is not a dict (a ``ChainMap`` of a row over defaults, a
+    read-only ``MappingProxyType``) over a row the input refills is read when pulled, as a
+    dict item is: each row is sent once, to its own recipient, and each outcome's ``request``
+    names that recipient. (It was read when the send task started: the last row was sent four
+    times, the other three never, and all four outcomes said ``sent``.)"""
+    server = await api_server(_accepted)
+    async with client_for(server) as client:
+        outcomes = [
+            o
+            async for o in client.messages.send_many(
+                ROWS[kind](4),  # type: ignore[arg-type]
+                concurrency=4,
+            )
+        ]
+    assert _recipients(server) == EXPECTED
+    assert sorted(o.request["to"] for o in outcomes) == EXPECTED
+
+
+@pytest.mark.parametrize("kind", sorted(ROWS))
+def test_blocking_a_refilled_non_dict_mapping_sends_each_row_once(kind: str) -> None:
+    """The same through the blocking ``Client``: each refilled row reaches Telnyx once."""
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(json.loads(await request.read())["to"])
+        return json_response({"data": message_json()})
+
+    with (
+        serving_in_thread(record) as base_url,
+        telnyx_msg.Client("k", base_url=base_url, rate_limits=None) as client,
+    ):
+        outcomes = list(
+            client.messages.send_many(ROWS[kind](4), concurrency=4)  # type: ignore[arg-type]
+        )
+    assert sorted(seen) == EXPECTED
+    assert sorted(o.request["to"] for o in outcomes) == EXPECTED
+
+
+def _rows(count: int) -> Iterator[telnyx_msg.SendItem]:
+    for n in range(count):
+        yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+
+async def test_an_async_on_stop_is_refused_before_any_io(api_server: Any) -> None:
+    """``on_stop`` is called, never awaited: an ``async def`` one (natural next to an
+    ``AsyncClient``, to write to a database) received none of the stopped sends' outcomes and
+    only left "coroutine was never awaited" warnings behind. It is refused at the call with a
+    ``ValidationError`` naming ``on_stop``, before any request, as a bad ``concurrency`` is."""
+    server = await api_server(_accepted)
+    got: list[SendOutcome] = []
+
+    async def record(outcome: SendOutcome) -> None:
+        got.append(outcome)
+
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="on_stop"):
+            client.messages.send_many(_rows(3), on_stop=record)  # type: ignore[arg-type]
+    gc.collect()
+    assert server.requests == []
+
+
+def test_blocking_an_async_on_stop_is_refused_before_any_io() -> None:
+    """The same through the blocking ``Client``."""
+    seen: list[str] = []
+
+    async def record_request(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return json_response({"data": message_json()})
+
+    async def record(outcome: SendOutcome) -> None:
+        raise AssertionError("never called")
+
+    with (
+        serving_in_thread(record_request) as base_url,
+        telnyx_msg.Client("k", base_url=base_url, rate_limits=None) as client,
+        pytest.raises(telnyx_msg.ValidationError, match="on_stop"),
+    ):
+        client.messages.send_many(_rows(3), on_stop=record)  # type: ignore[arg-type]
+    gc.collect()
+    assert seen == []
+
+
+async def test_send_many_on_a_closed_client_pulls_nothing(api_server: Any) -> None:
+    """``send_many`` on an ``AsyncClient`` already closed raises ``ClientClosedError`` without
+    pulling a single item, as the blocking ``Client`` does. (It pulled ``concurrency`` items,
+    yielded the first as ``not_sent``, raised, and the others were reported only to an
+    ``on_stop``: without one they were consumed from the input with no outcome at all.)"""
+    server = await api_server(_accepted)
+    pulled: list[int] = []
+
+    def counted() -> Iterator[telnyx_msg.SendItem]:
+        for n in range(10):
+            pulled.append(n)
+            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+    client = client_for(server)
+    await client.aclose()
+    yielded: list[SendOutcome] = []
+
+    async def consume() -> None:
+        yielded.extend([o async for o in client.messages.send_many(counted(), concurrency=5)])
+
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await consume()
+    assert pulled == []
+    assert yielded == []
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("method", [["send"], {"send": 1}])
+async def test_an_unhashable_method_is_a_validation_error(api_server: Any, method: Any) -> None:
+    """``method=["send"]`` (a list where a name belongs) is a ``ValidationError`` naming
+    ``method``, like any other wrong method, not a bare ``TypeError: unhashable type``."""
+    server = await api_server(_accepted)
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="method"):
+            client.messages.send_many(_rows(1), method=method)
+    assert server.requests == []
