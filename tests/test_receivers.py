@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import functools
 import gzip
@@ -1740,3 +1741,280 @@ async def test_an_unsigned_probe_does_not_hide_why_telnyx_deliveries_are_refused
     warnings = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
     assert any("signature does not match" in w for w in warnings), warnings
     assert len(warnings) <= 2, warnings  # still no flood
+
+
+# --- found by a mutation round: handlers, redeliveries, the replay store, shutdown ----------
+
+
+@pytest.mark.anyio
+async def test_a_builtin_method_without_a_signature_is_accepted_as_a_handler() -> None:
+    """Kills the mutants of ``check_handler`` that refuse a callable whose signature cannot
+    be read (``except (TypeError, ValueError): return`` turned into a ConfigurationError, or
+    narrowed to ``except TypeError`` so the ValueError escapes). ``recent.append`` of a
+    ``collections.deque`` (keep the last events for a debug page) is a valid one-argument
+    handler, but ``inspect.signature`` cannot read it (ValueError on CPython 3.10-3.12): the
+    receiver must still be built and run it, not refuse it at construction."""
+    recent: collections.deque[WebhookEvent] = collections.deque(maxlen=10)
+    handler = aiohttp_handler(make_verifier(), {}, default=recent.append)
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+    assert [event.id for event in recent] == ["evt-1"]
+
+
+@pytest.mark.anyio
+async def test_a_plain_handler_returning_an_awaitable_that_is_no_coroutine_is_awaited() -> None:
+    """Kills the mutant of ``call_handler`` that awaits only coroutines
+    (``inspect.iscoroutine`` for ``inspect.isawaitable``). A plain function that hands the
+    event to a thread with ``loop.run_in_executor`` returns an ``asyncio.Future``: the answer
+    must wait for it, and its failure must be a 500 with the event not marked seen (Telnyx
+    redelivers it). Not awaited, the delivery was answered 200 while the work still ran, and a
+    failure of that work lost the event."""
+    store = MemoryReplayStore()
+    attempts: list[str | None] = []
+
+    def save(event: WebhookEvent) -> None:  # blocking work, in a thread
+        attempts.append(event.id)
+        if len(attempts) == 1:
+            raise RuntimeError("database unavailable (on purpose)")
+
+    def handle(event: WebhookEvent) -> Awaitable[None]:
+        return asyncio.get_running_loop().run_in_executor(None, save, event)
+
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": handle})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (500, "handler failed")
+        assert not store.seen("evt-1")
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+        assert store.seen("evt-1")
+    assert attempts == ["evt-1", "evt-1"]
+
+
+@pytest.mark.anyio
+async def test_two_redeliveries_waiting_on_a_failed_first_copy_run_the_handler_once() -> None:
+    """Kills the mutant of ``WebhookReceiver._dispatch`` that checks for a copy in flight
+    once (``if``) instead of until none is (``while``). Telnyx retries a slow delivery, so two
+    redeliveries can wait on the first copy; when its handler fails, one of them runs the
+    handler and the other must wait for *that* run and be answered 200 without running it:
+    checked once, both ran the handler at the same time, and the event was handled twice."""
+    store = MemoryReplayStore()
+    recorder = Recorder(gated=True, failures=1)
+    handler = aiohttp_handler(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        first = asyncio.ensure_future(post(session, url, body, sign(body)))
+        await _started(recorder)
+        copies = [asyncio.ensure_future(post(session, url, body, sign(body))) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert not any(copy.done() for copy in copies)
+        recorder.gate.set()
+        assert await asyncio.wait_for(first, 5) == (500, "handler failed")
+        answers = sorted(await asyncio.wait_for(asyncio.gather(*copies), 5))
+    assert answers == [(200, "duplicate, handled by an earlier delivery"), (200, "handled")]
+    assert recorder.started == 2
+    assert len(recorder.events) == 1
+    assert store.seen("evt-1")
+
+
+class StoreDownOnce(MemoryReplayStore):
+    """A replay store whose first check fails (a Redis blip), then answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    async def aseen(self, event_id: str) -> bool:
+        self.checks += 1
+        if self.checks == 1:
+            raise ConnectionError("store down (on purpose)")
+        return await super().aseen(event_id)
+
+
+@pytest.mark.anyio
+async def test_a_failed_replay_store_check_does_not_hold_the_event_for_its_redelivery() -> None:
+    """Kills the mutant of ``WebhookReceiver._dispatch`` that, when the replay-store check
+    raises, answers 503 without releasing the event id it holds (``_settle`` dropped). The
+    delivery is answered 503 so that Telnyx redelivers it once the store is back; that
+    redelivery must run the handler (200), not wait ``handler_timeout`` for a copy that ran
+    nothing and be answered 503 "still being handled", on every retry, until Telnyx drops the
+    event."""
+    store = StoreDownOnce()
+    recorder = Recorder()
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=2
+    )
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        assert await post(session, url, body, sign(body)) == (503, "replay store unavailable")
+        answer = await asyncio.wait_for(post(session, url, body, sign(body)), 1.5)
+        assert answer == (200, "handled")
+    assert len(recorder.events) == 1
+    assert store.seen("evt-1")
+
+
+@pytest.mark.anyio
+async def test_a_link_click_whose_body_arrives_during_shutdown_runs_no_handler() -> None:
+    """Kills the mutant of ``WebhookReceiver._answer`` without its ``self._closed`` check.
+    The receiver was open when the request's headers arrived and was shut down (``aclose``
+    returned) while its body was still being read. A link click has no event id, so no
+    replay-store check catches the shutdown later: without the check its handler started
+    after the shutdown had returned (a handler using resources already closed) and the
+    delivery was answered 200. It must be answered 503 (Telnyx redelivers) and run nothing."""
+    recorder = Recorder()
+    app = asgi_app(make_verifier(), {"message.link_click": recorder})
+    incoming = [{"type": "http.request", "body": LINK_CLICK, "more_body": False}]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            await app.aclose()  # the shutdown, while the body is on its way
+            return incoming.pop(0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(http_scope(sign(LINK_CLICK)), receive, send)
+    assert sent[0]["status"] == 503
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"receiver is shutting down"
+    await asyncio.sleep(0.05)
+    assert recorder.started == 0
+    assert app.pending == 0
+
+
+@pytest.mark.anyio
+async def test_a_delivery_cancelled_during_its_replay_store_check_stays_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kills the mutant of ``WebhookReceiver._dispatch`` that treats every exception of the
+    replay-store check alike (the ``if not isinstance(exc, Exception): raise`` dropped). A
+    server cancels a request whose client hung up, or on shutdown: cancelled while it waits
+    for the store, the delivery must end cancelled, release its event id, and log nothing.
+    Swallowed, the cancellation turned into a 503 sent to a client that was gone, the server
+    waited on a request that would not stop, and an ERROR "replay store check failed" blamed
+    a store that had not failed."""
+    store = HeldCheck()
+    recorder = Recorder()
+    app = asgi_app(make_verifier(store), {"message.finalized": recorder})
+    body = event_body()
+    with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+        delivery = asyncio.ensure_future(call_asgi(app, body, sign(body)))
+        await asyncio.wait_for(store.asked.wait(), 2)
+        delivery.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(delivery, 2)
+    assert [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"] == []
+    assert recorder.started == 0
+    store.release.set()
+    assert (await asyncio.wait_for(call_asgi(app, body, sign(body)), 2))[:2] == (200, b"handled")
+    await app.aclose()
+    assert len(recorder.events) == 1
+
+
+class HeldMarkStore(MemoryReplayStore):
+    """A replay store whose write (the mark after a handled event) waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        await self.release.wait()
+        await super().amark(event_id, ttl)
+
+
+@pytest.mark.anyio
+async def test_a_redelivery_during_a_slow_mark_is_a_duplicate_at_once() -> None:
+    """Kills the mutant of ``WebhookReceiver._start`` without the callback that settles the
+    outcome once the handler returned. The handler returned (the delivery was answered 200),
+    but the replay-store write after it is slow: a redelivery meanwhile is handled already and
+    must be answered 200 at once. Without it, the redelivery waited for the write, up to
+    ``handler_timeout``, and was answered 503 "still being handled" for an event that was."""
+    store = HeldMarkStore()
+    recorder = Recorder()
+    handler = aiohttp_handler(
+        make_verifier(store), {"message.finalized": recorder}, handler_timeout=0.3
+    )
+    body = event_body()
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        try:
+            assert await post(session, url, body, sign(body)) == (200, "handled")
+            assert await post(session, url, body, sign(body)) == (
+                200,
+                "duplicate, handled by an earlier delivery",
+            )
+        finally:
+            store.release.set()
+        await asyncio.wait_for(handler.drain(), 5)
+    assert store.seen("evt-1")
+    assert recorder.started == 1
+
+
+@pytest.mark.anyio
+async def test_a_handler_that_fails_after_a_hang_up_is_not_logged_as_overrunning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kills the mutant of ``WebhookReceiver._start`` that leaves the ``handler_timeout``
+    timer of a hung-up delivery running after its handler finished. The client hung up
+    (aiohttp cancels the request), then the handler failed at once: the failure is logged, and
+    nothing else. With the timer left running, ``handler_timeout`` later an ERROR said the
+    handler "exceeded handler_timeout" and was cancelled: a wrong reason in the log of an
+    event Telnyx will redeliver."""
+    recorder = Recorder(gated=True, failures=1)
+    handler = aiohttp_handler(make_verifier(), {"message.finalized": recorder}, handler_timeout=0.3)
+    body = event_body()
+    async with (
+        serve(handler, handler_cancellation=True) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        with caplog.at_level("WARNING", logger="telnyx_msg.webhooks"):
+            hang_up = aiohttp.ClientTimeout(total=0.1)
+            with pytest.raises(asyncio.TimeoutError):
+                await post(session, url, body, sign(body), timeout=hang_up)
+            await asyncio.sleep(0.05)  # the server sees the hang-up
+            assert handler.pending == 1
+            recorder.gate.set()
+            await asyncio.wait_for(handler.drain(), 5)
+            await asyncio.sleep(0.5)  # past handler_timeout
+        assert await post(session, url, body, sign(body)) == (200, "handled")
+    logged = [r.getMessage() for r in caplog.records if r.name == "telnyx_msg.webhooks"]
+    assert len(logged) == 1, logged
+    assert "handler failed" in logged[0]
+    assert len(recorder.events) == 1
+
+
+class PrefixedKeyStore:
+    """A replay store of the user's own, keyed like ``RedisReplayStore``
+    (``key_prefix + event_id``): it takes the ``str`` ids the protocol promises."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def aseen(self, event_id: str) -> bool:
+        return "wh:" + event_id in self.keys
+
+    async def amark(self, event_id: str, ttl: float) -> None:
+        self.keys.add("wh:" + event_id)
+
+    async def amark_if_new(self, event_id: str, ttl: float) -> bool:
+        new = "wh:" + event_id not in self.keys
+        self.keys.add("wh:" + event_id)
+        return new
+
+
+@pytest.mark.anyio
+async def test_a_link_click_never_reaches_the_replay_store() -> None:
+    """Kills the mutant of ``WebhookReceiver._dispatch`` that sends an event without an id
+    (a link click) through the replay-store check like the others. A store keyed by
+    ``key_prefix + event_id``, as ``RedisReplayStore`` is, raised TypeError on the ``None`` id:
+    every link click was answered 503 "replay store unavailable" until Telnyx gave up on it.
+    Link clicks are never deduplicated: each one runs its handler (200 "handled")."""
+    store = PrefixedKeyStore()
+    recorder = Recorder()
+    handler = aiohttp_handler(make_verifier(store), {"message.link_click": recorder})
+    async with serve(handler) as url, aiohttp.ClientSession() as session:
+        for _ in range(2):
+            assert await post(session, url, LINK_CLICK, sign(LINK_CLICK)) == (200, "handled")
+    assert len(recorder.events) == 2
+    assert store.keys == set()

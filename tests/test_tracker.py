@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
+import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -280,7 +283,7 @@ async def test_both_trackers_answer_await_result(kind: str, request: pytest.Fixt
             await tracker.aclose()
 
 
-def unreadable_finalized(message_id: str) -> WebhookEvent:
+def unreadable_finalized(message_id: str, event_type: str = "message.finalized") -> WebhookEvent:
     """A verified ``message.finalized`` whose recipient has a status but no ``phone_number``:
     the SDK cannot read the payload as a Message and hands it over as the raw mapping."""
     from tests.test_webhook_queue import sign, verifier
@@ -296,7 +299,7 @@ def unreadable_finalized(message_id: str) -> WebhookEvent:
             "data": {
                 "record_type": "event",
                 "id": str(uuid.uuid4()),
-                "event_type": "message.finalized",
+                "event_type": event_type,
                 "occurred_at": "2024-01-01T00:00:01Z",
                 "payload": payload,
             }
@@ -338,3 +341,150 @@ async def test_an_unreadable_copy_of_an_evicted_final_status_still_says_it_was_d
     await tracker.handle(unreadable_finalized("m-first"))
     with pytest.raises(LookupError, match="dropped to stay within max_size"):
         await tracker.final_status("m-first", timeout=1)
+
+
+# --- found by a mutation round: waiters, threads, unreadable ids, memory --------------------
+
+
+async def until_waiting(tracker: DeliveryTracker, count: int) -> None:
+    for _ in range(100):
+        if tracker.waiting == count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"waiting={tracker.waiting}, expected {count}")
+
+
+@pytest.mark.anyio
+async def test_a_waiter_that_times_out_leaves_the_other_waiters_of_its_message_waiting() -> None:
+    """Kills the mutant of ``_discard`` that drops every waiter of the message id instead of
+    the one that gave up. Two ``final_status`` calls for one message (a request handler and a
+    report, say) with different timeouts: the shorter one timing out must not unregister the
+    other, which would then never be woken by the final status and time out too."""
+    tracker = DeliveryTracker()
+    patient = asyncio.ensure_future(tracker.final_status("m-two", timeout=30))
+    await until_waiting(tracker, 1)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("m-two", timeout=0.01)
+    assert tracker.waiting == 1
+    tracker.record(finalized("m-two"))
+    final = await asyncio.wait_for(patient, 5)
+    assert final.id == "m-two"
+    assert tracker.waiting == 0
+
+
+def _record_from_a_thread(tracker: DeliveryTracker, event: WebhookEvent) -> threading.Timer:
+    """``tracker.record(event)`` in another thread, 0.2 s from now (the loop asleep by then)."""
+    thread = threading.Timer(0.2, tracker.record, args=(event,))
+    thread.start()
+    return thread
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("readable", [True, False], ids=["final", "unreadable-final"])
+async def test_record_from_another_thread_wakes_the_waiting_loop_at_once(readable: bool) -> None:
+    """Kills the mutants that resolve (``record``) or reject (``_fail``) a waiter with
+    ``loop.call_soon`` instead of ``loop.call_soon_threadsafe``. ``record`` is documented to be
+    callable from any thread (a WSGI receiver's worker thread) and to wake waiters in their own
+    loop: ``call_soon`` from another thread does not wake a loop asleep in its selector, so the
+    waiter only saw its status when something else woke the loop (here: its own timeout, 3 s
+    later)."""
+    tracker = DeliveryTracker()
+    waiter = asyncio.ensure_future(tracker.final_status("m-thread", timeout=3))
+    await until_waiting(tracker, 1)
+    started = time.monotonic()
+    thread = _record_from_a_thread(
+        tracker, finalized("m-thread") if readable else unreadable_finalized("m-thread")
+    )
+    try:
+        if readable:
+            assert (await waiter).id == "m-thread"
+        else:
+            with pytest.raises(LookupError, match="not one this SDK reads"):
+                await waiter
+        assert time.monotonic() - started < 2
+    finally:
+        thread.join(5)
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_message_sent_does_not_fail_the_wait() -> None:
+    """Kills the mutant of ``unreadable_final`` that counts an unreadable event of any type
+    as an unreadable *final* status. A ``message.sent`` whose payload the SDK could not read
+    says nothing final (the ``message.finalized`` follows): the waiter must go on waiting and
+    get the final status, not raise ``LookupError`` at once."""
+    tracker = DeliveryTracker()
+    waiter = asyncio.ensure_future(tracker.final_status("m-sent", timeout=30))
+    await until_waiting(tracker, 1)
+    await tracker.handle(unreadable_finalized("m-sent", "message.sent"))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    await tracker.handle(finalized("m-sent"))
+    assert (await asyncio.wait_for(waiter, 5)).id == "m-sent"
+
+
+@pytest.mark.anyio
+async def test_the_ids_of_unreadable_final_statuses_are_bounded_oldest_forgotten_first() -> None:
+    """Kills the mutants of ``_fail`` that keep every unreadable id (no bound) or forget the
+    newest instead of the oldest. Like the dropped ids, the ids of unreadable final statuses are
+    remembered up to ``max_size`` (memory stays bounded in a long-running receiver), the oldest
+    forgotten first: the newest still raises ``LookupError`` at once; a forgotten one is waited
+    for again."""
+    tracker = DeliveryTracker(max_size=2)
+    for message_id in ("u-a", "u-b", "u-c"):
+        await tracker.handle(unreadable_finalized(message_id))
+    for message_id in ("u-b", "u-c"):
+        with pytest.raises(LookupError, match="not one this SDK reads"):
+            await tracker.final_status(message_id, timeout=5)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("u-a", timeout=0.01)
+    assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_a_final_status_cancelled_as_its_unreadable_event_arrives_logs_no_error() -> None:
+    """Kills the mutant of ``_reject`` without its ``waiter.done()`` check: a final_status
+    cancelled in the same loop turn as an unreadable ``message.finalized`` arrived had the
+    exception set on its cancelled future: InvalidStateError, reported by the loop as
+    "Exception in callback" (the twin of the guard ``_resolve`` has)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        tracker = DeliveryTracker()
+        task = asyncio.ensure_future(tracker.final_status("m-cancel", timeout=5))
+        await until_waiting(tracker, 1)
+        task.cancel()
+        await tracker.handle(unreadable_finalized("m-cancel"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(5):
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert errors == []
+    with pytest.raises(LookupError):
+        await tracker.final_status("m-cancel", timeout=5)
+
+
+@pytest.mark.anyio
+async def test_waits_that_time_out_leave_no_memory_behind() -> None:
+    """Kills the mutant of ``_discard`` that keeps an empty waiter list under the message id
+    when its last waiter gives up. ``waiting`` still said 0, but every message whose wait timed
+    out (a final status that never came) left an entry behind: a long-running service that
+    awaits each message it sends leaked without bound. Measured with tracemalloc, on the
+    allocations made by the tracker's own module."""
+    tracker = DeliveryTracker()
+    here = tracemalloc.Filter(True, inspect.getfile(DeliveryTracker))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces([here])
+        for n in range(2000):
+            with pytest.raises(TimeoutError):
+                await tracker.final_status(f"m-never-{n}", timeout=0)
+        after = tracemalloc.take_snapshot().filter_traces([here])
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert tracker.waiting == 0
+    assert grown < 20_000, f"{grown} bytes kept after 2000 timed-out waits"
