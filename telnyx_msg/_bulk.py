@@ -148,7 +148,18 @@ def check_on_stop(on_stop: object) -> None:
     ``async def`` one would get none of them (only a "never awaited" warning)."""
     if on_stop is None:
         return
-    if not callable(on_stop) or inspect.iscoroutinefunction(on_stop):
+    target = on_stop
+    while isinstance(target, functools.partial):
+        target = target.func
+    # An object whose __call__ is async def is no more awaited than an async def function.
+    call = (
+        None if isinstance(target, type) else inspect.getattr_static(type(target), "__call__", None)
+    )
+    if (
+        not callable(on_stop)
+        or inspect.iscoroutinefunction(target)
+        or inspect.iscoroutinefunction(call)
+    ):
         raise ValidationError(
             "on_stop",
             "must be a plain function taking a SendOutcome (it is called, not awaited), got "
@@ -239,14 +250,12 @@ def _read_item(item: Any) -> Any:
     """The send arguments of a pulled item, read now: a dict, or any other mapping (a
     ``ChainMap`` over defaults, a ``MappingProxyType``), copied all the way down; anything
     else as it is (its send rejects it, or meets what reading it raises)."""
-    if isinstance(item, dict):
-        return _snapshot(item)
-    if isinstance(item, Mapping):
-        try:
-            return _snapshot(dict(item))
-        except Exception:  # a mapping that cannot be read: its send reads (and fails) again
-            return item
-    return item
+    if not isinstance(item, Mapping):
+        return item
+    try:
+        return _snapshot(item if isinstance(item, dict) else dict(item))
+    except Exception:  # cannot be read, or copied (it contains itself): its send fails on it
+        return item
 
 
 def _call_with(fn: Callable[[int], None], idx: int, _done: object) -> None:

@@ -783,6 +783,8 @@ class Core:
             raise ClientClosedError("this client is closed; create a new one")
 
         def reserve(connections: int) -> Callable[[], None]:
+            if shared.closed:  # closed since the call, before the run began: nothing pulled
+                raise ClientClosedError("this client is closed; create a new one")
             # Runs at once on one client (threads sharing a blocking Client) add up: sized to
             # the largest alone, their sends waited for connections and some ended not_sent.
             shared.bulk_connections += connections

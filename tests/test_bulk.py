@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import gc
 import inspect
 import json
@@ -1738,3 +1739,94 @@ async def test_an_unhashable_method_is_a_validation_error(api_server: Any, metho
         with pytest.raises(telnyx_msg.ValidationError, match="method"):
             client.messages.send_many(_rows(1), method=method)
     assert server.requests == []
+
+
+async def test_a_client_closed_before_the_first_outcome_pulls_nothing(api_server: Any) -> None:
+    """``outcomes = client.messages.send_many(rows)``, then the client is closed (the
+    ``async with`` block that made it ends) before the outcomes are read: reading them raises
+    ``ClientClosedError`` and not one row was taken from the input, as when the client was
+    closed before the call. (It pulled ``concurrency`` rows, yielded the first ``not_sent``,
+    raised, and the other rows were consumed from the input with no outcome at all: a queue
+    consumer's messages were gone.)"""
+    server = await api_server(_accepted)
+    pulled: list[int] = []
+
+    def counted() -> Iterator[telnyx_msg.SendItem]:
+        for n in range(10):
+            pulled.append(n)
+            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+    async with client_for(server) as client:
+        outcomes = client.messages.send_many(counted(), concurrency=5)
+    yielded: list[SendOutcome] = []
+
+    async def consume() -> None:
+        yielded.extend([o async for o in outcomes])
+
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        await consume()
+    assert server.requests == []
+    assert (pulled, [o.index for o in yielded]) == ([], [])
+
+
+class _AsyncRecorder:
+    """An ``on_stop`` written as an object whose ``__call__`` is ``async def``."""
+
+    def __init__(self) -> None:
+        self.got: list[SendOutcome] = []
+
+    async def __call__(self, outcome: SendOutcome) -> None:
+        self.got.append(outcome)
+
+
+@pytest.mark.parametrize("wrap", ["instance", "partial"])
+async def test_an_on_stop_object_with_an_async_call_is_refused(api_server: Any, wrap: str) -> None:
+    """An ``on_stop`` whose ``__call__`` is ``async def`` (a recorder object next to an
+    ``AsyncClient``, or a ``functools.partial`` of one) is called and never awaited, as an
+    ``async def`` function is: it would receive none of the stopped sends' outcomes. It is
+    refused at the call with a ``ValidationError`` naming ``on_stop``, as an ``async def``
+    function is. (It was accepted, and every outcome meant for it was lost.)"""
+    server = await api_server(_accepted)
+    recorder = _AsyncRecorder()
+    on_stop: Any = recorder if wrap == "instance" else functools.partial(recorder)
+    rows = [{"from_": FROM, "to": "+18445550000", "text": "hi"}]
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="on_stop"):
+            client.messages.send_many(rows, on_stop=on_stop)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+async def test_a_dict_item_that_cannot_be_copied_is_rejected_alone(api_server: Any) -> None:
+    """One malformed row (its ``media_urls`` list contains itself) is that row's ``rejected``
+    outcome, as the same row wrapped in a ``ChainMap`` is, and the other rows are sent. (The
+    copy taken when the dict was pulled recursed without end: the run raised
+    ``RecursionError``, the bad row got no outcome, the row in flight was stopped and the
+    rest were never sent.)"""
+    server = await api_server(_accepted)
+    looped: list[Any] = ["https://example.com/a.jpg"]
+    looped.append(looped)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for n in range(4):
+            row: dict[str, Any] = {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+            if n == 1:
+                row["media_urls"] = looped
+            yield row
+
+    stopped: list[SendOutcome] = []
+    async with client_for(server) as client:
+        outcomes = [
+            o
+            async for o in client.messages.send_many(
+                rows(),  # type: ignore[arg-type]
+                concurrency=4,
+                on_stop=stopped.append,
+            )
+        ]
+    assert stopped == []
+    assert sorted((o.index, o.status) for o in outcomes) == [
+        (0, "sent"),
+        (1, "rejected"),
+        (2, "sent"),
+        (3, "sent"),
+    ]
