@@ -155,6 +155,8 @@ def check_on_stop(on_stop: object) -> None:
     call = (
         None if isinstance(target, type) else inspect.getattr_static(type(target), "__call__", None)
     )
+    if isinstance(call, (staticmethod, classmethod)):  # (its function is what is called)
+        call = call.__func__
     if (
         not callable(on_stop)
         or inspect.iscoroutinefunction(target)
@@ -223,20 +225,27 @@ def pick_method(item: Mapping[str, Any], method: SendMethod) -> str:
 
 
 def _snapshot(item: dict[Any, Any]) -> dict[Any, Any]:
-    """``item`` with its dicts and lists copied, all the way down (the rest is immutable or
-    not the SDK's to copy)."""
+    """``item`` with its mappings (as dicts) and lists copied, all the way down (the rest is
+    immutable or not the SDK's to copy)."""
     copy = item.copy()
     for key, value in copy.items():
-        if type(value) is not str and isinstance(value, (dict, list)):  # (most are strings)
-            copy[key] = _snapshot(value) if isinstance(value, dict) else _copied(value)
+        if type(value) is not str and isinstance(value, (Mapping, list)):  # (most are strings)
+            copy[key] = _copied_value(value)
     return copy
 
 
+def _copied_value(value: Any) -> Any:
+    # Any mapping, not only a dict: a whatsapp_message (a Mapping) given as a ChainMap or a
+    # read-only view over a body the input refills is read now, as the row itself is.
+    if isinstance(value, dict):
+        return _snapshot(value)
+    if isinstance(value, Mapping):
+        return _snapshot(dict(value))
+    return _copied(value) if isinstance(value, list) else value
+
+
 def _copied(values: list[Any]) -> list[Any]:
-    return [
-        _snapshot(v) if isinstance(v, dict) else _copied(v) if isinstance(v, list) else v
-        for v in values
-    ]
+    return [_copied_value(v) for v in values]
 
 
 def _as_pulled(item: Mapping[str, Any], args: Any) -> Mapping[str, Any]:

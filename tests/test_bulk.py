@@ -12,8 +12,8 @@ import json
 import sys
 import time
 import types
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import aiohttp
 import anyio
@@ -27,6 +27,7 @@ from telnyx_msg import SendItem
 from telnyx_msg._bulk import _snapshot
 from telnyx_msg._outcome import SendOutcome
 from telnyx_msg._retry import Backoff
+from telnyx_msg.testing import DEFAULT_LONG_CODE, FakeTelnyx, serve_in_thread
 from tests.conftest import (
     ApiServer,
     RecordingLimiter,
@@ -1779,7 +1780,17 @@ class _AsyncRecorder:
         self.got.append(outcome)
 
 
-@pytest.mark.parametrize("wrap", ["instance", "partial"])
+class _StaticAsyncRecorder:
+    """An ``on_stop`` object whose ``__call__`` is an ``async def`` held as a staticmethod."""
+
+    got: ClassVar[list[SendOutcome]] = []
+
+    @staticmethod
+    async def __call__(outcome: SendOutcome) -> None:
+        _StaticAsyncRecorder.got.append(outcome)
+
+
+@pytest.mark.parametrize("wrap", ["instance", "partial", "static"])
 async def test_an_on_stop_object_with_an_async_call_is_refused(api_server: Any, wrap: str) -> None:
     """An ``on_stop`` whose ``__call__`` is ``async def`` (a recorder object next to an
     ``AsyncClient``, or a ``functools.partial`` of one) is called and never awaited, as an
@@ -1788,7 +1799,12 @@ async def test_an_on_stop_object_with_an_async_call_is_refused(api_server: Any, 
     function is. (It was accepted, and every outcome meant for it was lost.)"""
     server = await api_server(_accepted)
     recorder = _AsyncRecorder()
-    on_stop: Any = recorder if wrap == "instance" else functools.partial(recorder)
+    wraps = {
+        "instance": recorder,
+        "partial": functools.partial(recorder),
+        "static": _StaticAsyncRecorder(),
+    }
+    on_stop: Any = wraps[wrap]
     rows = [{"from_": FROM, "to": "+18445550000", "text": "hi"}]
     async with client_for(server) as client:
         with pytest.raises(telnyx_msg.ValidationError, match="on_stop"):
@@ -1830,3 +1846,63 @@ async def test_a_dict_item_that_cannot_be_copied_is_rejected_alone(api_server: A
         (2, "sent"),
         (3, "sent"),
     ]
+
+
+WRAPS: dict[str, Callable[[dict[str, Any]], Mapping[str, Any]]] = {
+    "ChainMap": collections.ChainMap,
+    "MappingProxyType": types.MappingProxyType,
+}
+
+
+def _whatsapp_rows(wrap: Callable[[dict[str, Any]], Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Four WhatsApp rows whose ``whatsapp_message`` (typed ``Mapping[str, Any]``) is a view
+    over one body the input refills for every row."""
+    body: dict[str, Any] = {"type": "text"}
+    for n in range(4):
+        body["text"] = {"body": f"row {n}"}
+        yield {
+            "from_": DEFAULT_LONG_CODE,
+            "to": f"+1844555{n:04d}",
+            "whatsapp_message": wrap(body),
+        }
+
+
+def _whatsapp_bodies(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((m["to"][0]["phone_number"], m["body"]["text"]["body"]) for m in messages)
+
+
+WHATSAPP_EXPECTED = [(f"+1844555{n:04d}", f"row {n}") for n in range(4)]
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPS))
+async def test_a_refilled_nested_mapping_sends_each_rows_own_body(kind: str) -> None:
+    """A row's ``whatsapp_message`` given as a ``ChainMap``/``MappingProxyType`` over a body
+    the input refills is read when the row is pulled, as a top-level mapping is: every
+    recipient gets its own row's text. (Only dicts and lists inside a row were copied: all four
+    recipients got the last row's text, each reported ``sent``.)"""
+    async with FakeTelnyx() as fake:
+        async with fake.client(rate_limits=None) as client:
+            outcomes = [
+                o
+                async for o in client.messages.send_many(
+                    _whatsapp_rows(WRAPS[kind]),  # type: ignore[arg-type]
+                    concurrency=4,
+                )
+            ]
+        assert sorted((o.index, o.status) for o in outcomes) == [(n, "sent") for n in range(4)]
+        assert _whatsapp_bodies(fake.messages()) == WHATSAPP_EXPECTED
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPS))
+def test_blocking_a_refilled_nested_mapping_sends_each_rows_own_body(kind: str) -> None:
+    """The same through the blocking ``Client``: each recipient gets its own row's text."""
+    with serve_in_thread() as fake:
+        with telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=None) as client:
+            outcomes = list(
+                client.messages.send_many(
+                    _whatsapp_rows(WRAPS[kind]),  # type: ignore[arg-type]
+                    concurrency=4,
+                )
+            )
+        assert sorted((o.index, o.status) for o in outcomes) == [(n, "sent") for n in range(4)]
+        assert _whatsapp_bodies(fake.messages()) == WHATSAPP_EXPECTED
