@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ from telnyx_msg import RedisWebhookQueue, WebhookQueueUnavailableError
 from telnyx_msg._convert import structure_event
 from telnyx_msg.errors import ConfigurationError, TelnyxError
 from telnyx_msg.models import Message, WebhookEvent
-from telnyx_msg.receivers import AiohttpWebhookHandler, aiohttp_handler, asgi_app
-from telnyx_msg.webhooks import WebhookVerifier
+from telnyx_msg.receivers import AiohttpWebhookHandler, AsgiWebhookApp, aiohttp_handler, asgi_app
+from telnyx_msg.webhooks import MemoryReplayStore, RedisReplayStore, WebhookVerifier
 from tests.redis_proc import RedisProcess, unused_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
@@ -2403,3 +2403,188 @@ def test_a_queue_or_tracker_closes_in_a_later_loop_than_the_one_it_ran_in(redis_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "closed"
+
+
+# --- queue= with a replay store: a seen id is acknowledged, a failed store answers 503 -------
+
+Reply = tuple[int, str]
+Deliver = Callable[[bytes], Awaitable[Reply]]
+
+
+@pytest.fixture
+def store_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """The replay store's redis-server, which the test may kill or freeze."""
+    proc = RedisProcess(tmp_path)
+    yield proc
+    proc.close()
+
+
+async def stream_length(q: RedisWebhookQueue) -> int:
+    """How many entries the queue's stream holds (0 when it does not exist)."""
+    client: Any = q._redis
+    length: int = await client.xlen(q.stream)
+    return length
+
+
+async def asgi_call(app: AsgiWebhookApp, body: bytes) -> Reply:
+    """One signed POST through the ASGI app, as an ASGI server makes it."""
+    headers = sign(body)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/hooks",
+        "raw_path": b"/hooks",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    incoming: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status: int = sent[0]["status"]
+    text = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    return status, text
+
+
+@asynccontextmanager
+async def receiver(
+    kind: str, verifier: WebhookVerifier, q: RedisWebhookQueue
+) -> AsyncIterator[Deliver]:
+    """A receiver of ``kind`` ("aiohttp": a real server on 127.0.0.1; "asgi": the app) with
+    ``queue=q``; yields a function that delivers one signed body and returns the answer."""
+    if kind == "asgi":
+        app = asgi_app(verifier, {}, queue=q)
+        try:
+
+            async def deliver_asgi(body: bytes) -> Reply:
+                return await asgi_call(app, body)
+
+            yield deliver_asgi
+        finally:
+            await app.aclose()
+        return
+    handler: AiohttpWebhookHandler = aiohttp_handler(verifier, {}, queue=q)
+    web_app = web.Application()
+    web_app.router.add_post("/hooks", handler)
+    web_app.on_cleanup.append(handler.on_cleanup)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def deliver_http(body: bytes) -> Reply:
+                async with session.post(
+                    url, data=body, headers=sign(body), timeout=aiohttp.ClientTimeout(total=10)
+                ) as response:
+                    return response.status, await response.text()
+
+            yield deliver_http
+    finally:
+        await runner.cleanup()
+
+
+RECEIVERS = pytest.mark.parametrize("kind", ["aiohttp", "asgi"])
+
+
+# --- R22: an event id the replay store has already seen ---------------------------------------
+
+
+@RECEIVERS
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
+async def test_a_delivery_already_seen_is_acknowledged_and_not_queued_again(
+    kind: str, store_kind: str, queue: RedisWebhookQueue, redis_url: str
+) -> None:
+    """A delivery whose event id the replay store already holds is answered 200 ``duplicate,
+    skipped`` (Telnyx stops redelivering it) and nothing is appended, so the workers do not
+    run its handler a second time. A new event through the same receiver is still queued, and
+    the queue path does not write the replay store."""
+    store: MemoryReplayStore | RedisReplayStore = (
+        MemoryReplayStore()
+        if store_kind == "memory"
+        else RedisReplayStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
+    )
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    seen = event_body("evt-seen")
+    await verifier.amark_seen(verifier.unwrap(seen, sign(seen), mark_seen=False))
+    try:
+        async with receiver(kind, verifier, queue) as deliver:
+            assert await deliver(seen) == (200, "duplicate, skipped")
+            assert await stream_length(queue) == 0
+            assert await deliver(seen) == (200, "duplicate, skipped")
+            assert await stream_length(queue) == 0
+            fresh = event_body("evt-fresh")
+            assert await deliver(fresh) == (200, "queued")
+            assert await stream_length(queue) == 1
+        assert await store.aseen("evt-seen")
+        assert not await store.aseen("evt-fresh")
+    finally:
+        if isinstance(store, RedisReplayStore):
+            await store.aclose()
+
+
+# --- R24: the replay store's Redis fails ----------------------------------------------------
+
+
+@RECEIVERS
+async def test_a_replay_store_whose_redis_is_down_is_answered_503_then_queued_on_redelivery(
+    kind: str, queue: RedisWebhookQueue, store_redis: RedisProcess
+) -> None:
+    """The replay store's Redis is killed while the queue's is up: the delivery is answered
+    503 ``replay store unavailable`` (Telnyx delivers again), not 200 with the event dropped
+    and not a 500, and nothing is appended. Once that Redis is back, the redelivery is queued."""
+    store = RedisReplayStore(store_redis.url, timeout=0.5)
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    body = event_body("evt-outage")
+    try:
+        async with receiver(kind, verifier, queue) as deliver:
+            assert await deliver(event_body("evt-before")) == (200, "queued")
+            store_redis.kill()
+            started = time.monotonic()
+            assert await deliver(body) == (503, "replay store unavailable")
+            assert time.monotonic() - started < 3.0
+            assert await stream_length(queue) == 1  # only evt-before
+            store_redis.start()
+            assert await deliver(body) == (200, "queued")
+            assert await stream_length(queue) == 2
+    finally:
+        await store.aclose()
+
+
+@RECEIVERS
+async def test_a_frozen_replay_store_is_answered_503_within_its_timeout(
+    kind: str, queue: RedisWebhookQueue, store_redis: RedisProcess
+) -> None:
+    """The replay store's Redis accepts connections but never answers (SIGSTOP): the delivery
+    is answered 503 ``replay store unavailable`` about the store's ``timeout`` later (before
+    Telnyx's own deadline), and nothing is appended."""
+    store = RedisReplayStore(store_redis.url, timeout=0.5)
+    verifier = WebhookVerifier(PUBLIC, clock=lambda: NOW, replay_store=store)
+    try:
+        async with receiver(kind, verifier, queue) as deliver:
+            assert await deliver(event_body("evt-warm")) == (200, "queued")
+            store_redis.freeze()
+            try:
+                started = time.monotonic()
+                reply = await deliver(event_body("evt-frozen"))
+                elapsed = time.monotonic() - started
+            finally:
+                store_redis.thaw()
+            assert reply == (503, "replay store unavailable")
+            assert elapsed < 2.0
+            assert await stream_length(queue) == 1
+    finally:
+        await store.aclose()
