@@ -1906,3 +1906,87 @@ def test_blocking_a_refilled_nested_mapping_sends_each_rows_own_body(kind: str) 
             )
         assert sorted((o.index, o.status) for o in outcomes) == [(n, "sent") for n in range(4)]
         assert _whatsapp_bodies(fake.messages()) == WHATSAPP_EXPECTED
+
+
+@pytest.mark.parametrize("on_stop", ["log.txt", 42, ["outcomes"]])
+async def test_an_on_stop_that_is_not_callable_is_refused_before_any_io(
+    api_server: Any, on_stop: object
+) -> None:
+    """Mutant: ``check_on_stop`` without its ``not callable(on_stop)`` test.
+
+    An ``on_stop`` that cannot be called at all (a file name, a list meant to collect the
+    outcomes) is refused at the call with a ``ValidationError`` naming ``on_stop`` and the
+    value's type, before any row is pulled or sent, not discovered only when a stop happens
+    (when the stopped sends' outcomes would be lost to a ``TypeError``)."""
+    server = await api_server(_accepted)
+    pulled: list[int] = []
+
+    def rows() -> Any:
+        for n in range(3):
+            pulled.append(n)
+            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+    async with client_for(server) as client:
+        with pytest.raises(telnyx_msg.ValidationError, match="on_stop") as info:
+            client.messages.send_many(rows(), on_stop=on_stop)  # type: ignore[arg-type]
+    assert type(on_stop).__name__ in str(info.value)
+    assert pulled == []
+    assert server.requests == []
+
+
+class _BrokenRow(Mapping[str, Any]):
+    """A mapping row whose values cannot be read (a lazy view over a closed cursor)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("cursor closed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("from_", "to", "text"))
+
+    def __len__(self) -> int:
+        return 3
+
+
+async def test_a_mapping_row_that_cannot_be_read_is_its_own_outcome(api_server: Any) -> None:
+    """Mutant: ``_read_item`` catching only ``RecursionError`` (not any ``Exception``).
+
+    A mapping row whose reading raises (here ``RuntimeError``) ends as that row's own outcome,
+    not sent, and the other rows are still sent and reported; the error does not escape and
+    end the whole run with the rows after it never sent."""
+    server = await api_server(_accepted)
+    rows: list[Any] = [
+        {"from_": FROM, "to": "+18445550000", "text": "hi"},
+        _BrokenRow(),
+        {"from_": FROM, "to": "+18445550002", "text": "hi"},
+    ]
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many(rows, concurrency=1)]
+    by_index = {o.index: o for o in outcomes}
+    assert sorted(by_index) == [0, 1, 2]
+    assert (by_index[0].status, by_index[2].status) == ("sent", "sent")
+    assert by_index[1].status != "sent"
+    assert isinstance(by_index[1].error, RuntimeError)
+    assert sorted(str(r.json["to"]) for r in server.requests) == ["+18445550000", "+18445550002"]
+
+
+async def test_send_many_on_a_closed_client_raises_at_the_call(api_server: Any) -> None:
+    """Mutant: ``Core.send_many`` without its ``if shared.closed`` check at the call.
+
+    ``send_many`` on an ``AsyncClient`` already closed raises ``ClientClosedError`` from the
+    call itself, as the blocking ``Client`` does, not only once the returned iterator is
+    read (a caller that builds the run in one place and reads it elsewhere learns at once),
+    and no row is pulled."""
+    server = await api_server(_accepted)
+    pulled: list[int] = []
+
+    def rows() -> Iterator[telnyx_msg.SendItem]:
+        for n in range(3):
+            pulled.append(n)
+            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
+
+    client = client_for(server)
+    await client.aclose()
+    with pytest.raises(telnyx_msg.ClientClosedError):
+        client.messages.send_many(rows())
+    assert pulled == []
+    assert server.requests == []

@@ -1445,3 +1445,40 @@ async def test_two_concurrent_acloses_end_a_backoff_with_client_closed_error(
     assert done, "the waiting send did not end"
     assert not waiting.cancelled(), "the send ended with a bare CancelledError"
     assert isinstance(waiting.exception(), telnyx_msg.ClientClosedError)
+
+
+SENT_ONCE: dict[str, Any] = {"from_": "+18005550101", "to": "+18445550100", "text": "hi"}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no cancellation count")
+async def test_close_during_a_token_wait_in_a_task_that_once_swallowed_a_cancel(
+    api_server: Any,
+) -> None:
+    """Mutant: the token wait's ``cancels = task.cancelling()`` replaced by ``cancels = 0``.
+
+    A task whose ``cancelling()`` count was left at 1 (an earlier cancel caught without
+    ``uncancel()``) waits for a rate-limit token when the client is closed: the send raises
+    ``ClientClosedError`` (not sent), as in any other task, not a bare ``CancelledError``
+    that nobody asked for."""
+    server = await api_server(_accepted)
+    limits = telnyx_msg.RateLimits(account_mps=0.5, burst=1)
+    client = client_for(server, rate_limits=limits)
+    await client.messages.send(**SENT_ONCE)
+
+    async def job() -> BaseException | None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        try:
+            await client.messages.send(**SENT_ONCE)
+        except BaseException as exc:  # what the send ended with
+            return exc
+        return None
+
+    task = asyncio.create_task(job())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0.1)  # now waiting for the token
+    await client.aclose()
+    error = await asyncio.wait_for(task, 10)
+    assert isinstance(error, telnyx_msg.ClientClosedError), repr(error)
+    assert len(server.requests) == 1
