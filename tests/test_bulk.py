@@ -1704,33 +1704,6 @@ def test_blocking_an_async_on_stop_is_refused_before_any_io() -> None:
     assert seen == []
 
 
-async def test_send_many_on_a_closed_client_pulls_nothing(api_server: Any) -> None:
-    """``send_many`` on an ``AsyncClient`` already closed raises ``ClientClosedError`` without
-    pulling a single item, as the blocking ``Client`` does. (It pulled ``concurrency`` items,
-    yielded the first as ``not_sent``, raised, and the others were reported only to an
-    ``on_stop``: without one they were consumed from the input with no outcome at all.)"""
-    server = await api_server(_accepted)
-    pulled: list[int] = []
-
-    def counted() -> Iterator[telnyx_msg.SendItem]:
-        for n in range(10):
-            pulled.append(n)
-            yield {"from_": FROM, "to": f"+1844555{n:04d}", "text": "hi"}
-
-    client = client_for(server)
-    await client.aclose()
-    yielded: list[SendOutcome] = []
-
-    async def consume() -> None:
-        yielded.extend([o async for o in client.messages.send_many(counted(), concurrency=5)])
-
-    with pytest.raises(telnyx_msg.ClientClosedError):
-        await consume()
-    assert pulled == []
-    assert yielded == []
-    assert server.requests == []
-
-
 @pytest.mark.parametrize("method", [["send"], {"send": 1}])
 async def test_an_unhashable_method_is_a_validation_error(api_server: Any, method: Any) -> None:
     """``method=["send"]`` (a list where a name belongs) is a ``ValidationError`` naming
