@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from telnyx_msg._config import positive_int, wait_seconds
 from telnyx_msg.models import Message, MessageStatus, WebhookEvent, WebhookEventType
@@ -113,11 +114,7 @@ class DeliveryTracker:
                 if len(self._evicted) > self.max_size:
                     self._evicted.popitem(last=False)
             waiters = self._waiters.pop(message.id, ())
-        for waiter in waiters:
-            # The waiter's loop may run in another thread: resolve it there.
-            loop = waiter.get_loop()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve, waiter, message)
+        _wake(waiters, _resolve, message)
 
     def _fail(self, message_id: str) -> None:
         """A final status arrived unreadable: its waiters (and later ones) raise at once."""
@@ -130,10 +127,7 @@ class DeliveryTracker:
             if len(self._unreadable) > self.max_size:
                 self._unreadable.popitem(last=False)
             waiters = self._waiters.pop(message_id, ())
-        for waiter in waiters:
-            loop = waiter.get_loop()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_reject, waiter, unreadable_error(message_id))
+        _wake(waiters, _reject, unreadable_error(message_id))
 
     async def result(self, message_id: str) -> Message | None:
         """The final :class:`Message` if already known (and not evicted), else None, without
@@ -186,6 +180,19 @@ class DeliveryTracker:
         """Number of ``final_status`` calls currently waiting."""
         with self._lock:
             return sum(len(w) for w in self._waiters.values())
+
+
+def _wake(
+    waiters: Iterable[asyncio.Future[Message]],
+    settle: Callable[[asyncio.Future[Message], Any], None],
+    value: Any,
+) -> None:
+    """``settle(waiter, value)`` for each waiter, in the waiter's own loop (``record`` may run
+    in another thread: a WSGI view's)."""
+    for waiter in waiters:
+        loop = waiter.get_loop()
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle, waiter, value)
 
 
 def _resolve(waiter: asyncio.Future[Message], message: Message) -> None:

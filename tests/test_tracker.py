@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 import aiohttp
@@ -112,16 +113,26 @@ def test_record_ignores_a_waiter_whose_loop_is_closed() -> None:
         del task
 
 
-@pytest.mark.anyio
-async def test_a_final_status_cancelled_as_its_event_arrives_logs_no_error() -> None:
-    """Guards against a regression (``_resolve`` without its ``waiter.done()`` check): a
-    final_status cancelled in the same loop turn as its event arrived had its future set after it
-    was cancelled: InvalidStateError, reported by the loop as "Exception in callback"."""
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[dict[str, Any]]]:
+    """What the running loop reports through its exception handler ("Exception in
+    callback") meanwhile."""
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
+        yield errors
+    finally:
+        loop.set_exception_handler(previous)
+
+
+@pytest.mark.anyio
+async def test_a_final_status_cancelled_as_its_event_arrives_logs_no_error() -> None:
+    """Guards against a regression (``_resolve`` without its ``waiter.done()`` check): a
+    final_status cancelled in the same loop turn as its event arrived had its future set after it
+    was cancelled: InvalidStateError, reported by the loop as "Exception in callback"."""
+    with loop_errors() as errors:
         tracker = DeliveryTracker()
         task = asyncio.ensure_future(tracker.final_status("m1", timeout=5))
         await asyncio.sleep(0)
@@ -131,8 +142,6 @@ async def test_a_final_status_cancelled_as_its_event_arrives_logs_no_error() -> 
             await task
         for _ in range(5):
             await asyncio.sleep(0)
-    finally:
-        loop.set_exception_handler(previous)
     assert errors == []
     assert tracker.result_nowait("m1") is not None
 
@@ -446,11 +455,7 @@ async def test_a_final_status_cancelled_as_its_unreadable_event_arrives_logs_no_
     cancelled in the same loop turn as an unreadable ``message.finalized`` arrived had the
     exception set on its cancelled future: InvalidStateError, reported by the loop as
     "Exception in callback" (the twin of the guard ``_resolve`` has)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    try:
+    with loop_errors() as errors:
         tracker = DeliveryTracker()
         task = asyncio.ensure_future(tracker.final_status("m-cancel", timeout=5))
         await until_waiting(tracker, 1)
@@ -460,8 +465,6 @@ async def test_a_final_status_cancelled_as_its_unreadable_event_arrives_logs_no_
             await task
         for _ in range(5):
             await asyncio.sleep(0)
-    finally:
-        loop.set_exception_handler(previous)
     assert errors == []
     with pytest.raises(LookupError):
         await tracker.final_status("m-cancel", timeout=5)
