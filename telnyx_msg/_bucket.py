@@ -41,6 +41,7 @@ __all__ = [
     "LaneSpec",
     "LimitConfig",
     "RateMeter",
+    "RequestSpec",
     "TokenBucket",
     "cubic_rate",
     "drain_tokens",
@@ -256,6 +257,32 @@ class AccountSpec:
 
 
 @attrs.frozen
+class RequestSpec:
+    """The adaptive request lane every limited message type shares once a 429 ``10011`` came.
+
+    Telnyx's ``10011`` limit counts the account's requests of every message type, so one lane
+    learns it (the SMS and MMS lanes each adapting to the whole success rate aimed, together,
+    above it). Before its first decrease the lane assumes ``rate`` (the highest account rate)
+    and its bucket size scales as ``burst x r / rate`` at rate ``r`` (so traffic of one type
+    adapts exactly as that type's own lane would); recovered to ``ceiling`` (the sum of the
+    account rates) it can no longer bind and is dropped.
+    """
+
+    rate: float
+    burst: float
+    ceiling: float
+
+    @property
+    def floor(self) -> float:
+        """The lowest rate a decrease sets: ``min(MIN_RATE, rate)``."""
+        return min(MIN_RATE, self.rate)
+
+    def capacity_for(self, rate: float) -> float:
+        """The bucket size at ``rate``."""
+        return max(1.0, self.burst * rate / self.rate)
+
+
+@attrs.frozen
 class LaneSpec:
     """A sender lane's bucket: ``queue_model`` lanes have ``capacity`` = fraction x 4 h x rate."""
 
@@ -273,6 +300,7 @@ class LimitConfig:
     sender_mps: Mapping[str, float | None]
     burst: float | None
     queue_fraction: float
+    requests: RequestSpec | None = None  # None: no account lane, nothing adapts
 
     def account_key(self, message_type: str) -> str:
         """The account lane a message type uses (its own, else the SMS lane)."""
@@ -375,7 +403,13 @@ def resolve_config(
             raise ConfigurationError(f"per_sender_mps keys must be non-empty strings, not {key!r}")
         senders[key] = _check_optional_rate(f"per_sender_mps[{key!r}]", value)
 
+    limited = [spec for spec in accounts.values() if spec is not None]
+    requests = None
+    if limited:
+        top = max(limited, key=lambda spec: spec.rate)
+        requests = RequestSpec(top.rate, top.burst, sum(spec.rate for spec in limited))
     return LimitConfig(
+        requests=requests,
         accounts=MappingProxyType(accounts),
         kind_mps=MappingProxyType(kinds),
         sender_mps=MappingProxyType(senders),

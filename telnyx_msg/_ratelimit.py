@@ -7,9 +7,10 @@ How it works (the public contract is in :class:`RateLimits` and ``docs/rate-limi
   ("ready"); otherwise it sits in a heap keyed by the time its own bucket will have a token
   ("timed"). A waiter therefore never holds an account token while it waits for its lane.
 - ``_pump(now)`` moves due lanes from the heap to the rings, then serves each ring round-robin
-  while its account bucket has a token: it takes one token from both buckets, marks the head
-  granted and resolves its future. It leaves ``_next_event``: the earliest time more could be
-  granted.
+  while its account bucket (and, after a 429 ``10011``, the request bucket all account lanes
+  share) has a token: it takes one token from each bucket, marks the head granted and resolves
+  its future. Account lanes take turns at the shared bucket. It leaves ``_next_event``: the
+  earliest time more could be granted.
 - There are no background tasks. Waiters take turns as the timer: a waiter that cannot be
   granted either parks on a future, or, if no waiter is already sleeping until ``_next_event``,
   sleeps (with the injected ``sleep``) until then and pumps when it wakes. A waiter that leaves
@@ -46,11 +47,11 @@ from telnyx_msg._bucket import (
     DECREASE_COOLDOWN,
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
-    MIN_RATE,
     QUEUE_SECONDS,
     AccountSpec,
     LimitConfig,
     RateMeter,
+    RequestSpec,
     TokenBucket,
     cubic_rate,
     drain_tokens,
@@ -321,22 +322,25 @@ _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
 
 
 class _Account:
-    """The account lane of one message type: adaptive bucket plus the ring of ready lanes."""
+    """The account lane of one message type: its bucket plus the ring of ready lanes."""
 
-    __slots__ = ("bucket", "burst", "configured", "cooldown_until", "decreased_at", "ring", "wmax")
+    __slots__ = ("bucket", "ring")
 
     def __init__(self, spec: AccountSpec | None, now: float) -> None:
         self.bucket = None if spec is None else TokenBucket(spec.rate, spec.burst, now)
-        self.configured = 0.0 if spec is None else spec.rate
-        self.burst = 0.0 if spec is None else spec.burst
         self.ring: collections.deque[_Lane] = collections.deque()
-        self.wmax = 0.0
-        self.decreased_at: float | None = None
-        self.cooldown_until = -math.inf
 
-    def capacity_for(self, rate: float) -> float:
-        """The bucket size at ``rate``: the configured burst, scaled down with the rate."""
-        return max(1.0, self.burst * rate / self.configured)
+
+class _Adaptive:
+    """The request rate learnt from 429 ``10011``; its bucket is ``RateLimits._shared``."""
+
+    __slots__ = ("cooldown_until", "decreased_at", "spec", "wmax")
+
+    def __init__(self, spec: RequestSpec) -> None:
+        self.spec = spec
+        self.wmax = 0.0
+        self.decreased_at = 0.0
+        self.cooldown_until = -math.inf
 
 
 class _Lane:
@@ -357,11 +361,21 @@ class _Lane:
 class _Waiter:
     """One pending ``acquire`` call."""
 
-    __slots__ = ("account", "cancelled", "future", "granted", "lane", "order", "sleep_until")
+    __slots__ = (
+        "account",
+        "cancelled",
+        "future",
+        "granted",
+        "lane",
+        "order",
+        "shared",
+        "sleep_until",
+    )
 
     def __init__(self, lane: _Lane, account: _Account) -> None:
         self.lane = lane
         self.account = account
+        self.shared: TokenBucket | None = None  # the request bucket it took a token from
         self.granted = False
         self.order = 0  # the grant's sequence number
         self.cancelled = False
@@ -410,16 +424,19 @@ class RateLimits:
 
     **Feedback** (``on_response`` after each response):
 
-    - 2xx: the account rate recovers (CUBIC) towards its configured value:
-      ``rate = min(configured, 0.4 (t - K)^3 + W_max)``, ``K = cbrt(W_max x 0.3 / 0.4)``,
-      ``t`` = seconds since the last decrease.
-    - 429 code ``10011`` (or no code): every account lane's rate is multiplied by 0.7
-      (not below ``min(0.5, configured)``; at most once per ``max(1 s, reset_after)``),
-      ``W_max`` = the rate before, or the measured success rate if lower (EWMA over 0.5 s
-      slots, weight 0.8), and the bucket is emptied and blocked for ``reset_after`` seconds
+    - 429 code ``10011`` (or no code): Telnyx's request limit counts every message type, so
+      all sends of limited types (an account lane that is not ``None``) now also take a token
+      from one shared **request bucket**. Its rate is multiplied by 0.7 (not below
+      ``min(0.5, R)``; at most once per ``max(1 s, reset_after)``), ``R`` being the highest
+      account rate, the rate assumed before the first decrease; ``W_max`` = the rate before,
+      or the measured success rate of all sends if lower (EWMA over 0.5 s slots, weight
+      0.8). The bucket is emptied and blocked for ``reset_after`` seconds
       (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number, since
       whole seconds are rounded up and the window resets within the last second before the
-      stated time. The bucket size scales with the rate.
+      stated time. Its size is ``burst x rate / R``. The account lanes take turns at it.
+    - 2xx: the request rate recovers (CUBIC): ``rate = 0.4 (t - K)^3 + W_max``,
+      ``K = cbrt(W_max x 0.3 / 0.4)``, ``t`` = seconds since the last decrease; at the sum of
+      the account rates it can no longer bind and the request bucket is dropped.
     - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server
       has drained ``m = max(1, 1 % x 4 h x rate)`` messages, i.e. for ``m / rate`` seconds
       (``max(1/rate, 144 s)``), then paces at ``rate``; a lane without a rate pauses 144 s.
@@ -455,6 +472,12 @@ class RateLimits:
         now = self._clock()
         self._accounts = {key: _Account(spec, now) for key, spec in self._config.accounts.items()}
         self._account_list = list(self._accounts.values())
+        self._turn = 0  # the account lane served first at the shared request bucket
+        requests = self._config.requests
+        self._adaptive = None if requests is None else _Adaptive(requests)
+        # The request bucket every limited account lane shares: None until the first 10011,
+        # and again once it has recovered to the sum of the account rates.
+        self._shared: TokenBucket | None = None
         self._by_type: dict[str, _Account] = {}  # message type as given -> its account lane
         self._lanes: dict[str | None, _Lane] = {}
         self._prune_at = 1024
@@ -515,33 +538,34 @@ class RateLimits:
                 self._config.account_key(message_type)
             ]
         now = self._clock()
-        if (
-            lane.bucket is None
-            and account.bucket is None
-            and not lane.waiters
-            and now >= lane.paused_until
-        ):
+        bucket = account.bucket
+        if bucket is None and lane.bucket is None and not lane.waiters and now >= lane.paused_until:
             return
+        shared = self._shared if bucket is not None else None
         if (
             lane.where == _IDLE
             and not lane.waiters
             and not account.ring
             and now >= lane.paused_until
             and not (self._timed and self._timed[0][0] <= now)
+            and (shared is None or not any(other.ring for other in self._account_list))
         ):
             # Nobody this call could overtake (no waiter in its lane, no lane waiting for the
-            # account, no lane due from the heap): take the tokens without queueing, exactly
-            # what a pump would grant, minus the waiter and ring bookkeeping.
+            # account or the shared request bucket, no lane due from the heap): take the tokens
+            # without queueing, exactly what a pump would grant, minus the bookkeeping.
             lane_bucket = lane.bucket
-            bucket = account.bucket
-            if (lane_bucket is None or lane_bucket.available(now)) and (
-                bucket is None or bucket.available(now)
+            if (
+                (lane_bucket is None or lane_bucket.available(now))
+                and (bucket is None or bucket.available(now))
+                and (shared is None or shared.available(now))
             ):
-                # available() brought both up to date at `now`: taking is a subtraction.
+                # available() brought them up to date at `now`: taking is a subtraction.
                 if lane_bucket is not None:
                     lane_bucket.tokens -= 1.0
                 if bucket is not None:
                     bucket.tokens -= 1.0
+                if shared is not None:
+                    shared.tokens -= 1.0
                 self._grants += 1
                 return
         waiter = _Waiter(lane, account)
@@ -576,7 +600,7 @@ class RateLimits:
         pauses ``sender``'s lane. Other statuses are ignored."""
         if (
             self._unlimited
-            or (200 <= status < 300 and not self._account_list)
+            or (200 <= status < 300 and self._adaptive is None)
             or (status >= 300 and status != 429)
         ):
             return
@@ -629,9 +653,10 @@ class RateLimits:
             handle.cancel()
 
     def _eta(self, lane: _Lane, account: _Account, now: float) -> float:
-        """Seconds until both buckets of a waiter could grant: a lower bound of its wait."""
+        """Seconds until every bucket of a waiter could grant: a lower bound of its wait."""
         at = max(now, lane.paused_until)
-        for bucket in (lane.bucket, account.bucket):
+        shared = self._shared if account.bucket is not None else None
+        for bucket in (lane.bucket, account.bucket, shared):
             if bucket is not None and not bucket.available(now):
                 at = max(at, bucket.ready_at(now))
         return at - now
@@ -653,38 +678,41 @@ class RateLimits:
     # ------------------------------------------------------------------ feedback
 
     def _recover(self, now: float) -> bool:
-        changed = False
-        for account in self._account_list:
-            bucket = account.bucket
-            if bucket is None or account.decreased_at is None:
-                continue
-            rate = cubic_rate(account.wmax, now - account.decreased_at)
-            if rate >= account.configured:
-                rate = account.configured
-                account.decreased_at = None
-            if rate > bucket.rate:
-                bucket.set_rate(now, rate, account.capacity_for(rate))
-                changed = True
-        return changed
+        adaptive = self._adaptive
+        bucket = self._shared
+        if adaptive is None or bucket is None:
+            return False
+        rate = cubic_rate(adaptive.wmax, now - adaptive.decreased_at)
+        if rate >= adaptive.spec.ceiling:
+            # The account lanes together cannot exceed it now: nothing left to learn.
+            self._shared = None
+            return True
+        if rate > bucket.rate:
+            bucket.set_rate(now, rate, adaptive.spec.capacity_for(rate))
+            return True
+        return False
 
     def _throttle(self, now: float, reset_after: float | None) -> None:
+        adaptive = self._adaptive
+        if adaptive is None:
+            return
         pause = reset_pause(reset_after)
-        goodput = self._goodput.measure(now)
-        for account in self._account_list:
-            bucket = account.bucket
+        spec = adaptive.spec
+        bucket = self._shared
+        if bucket is None or now >= adaptive.cooldown_until:
+            current = spec.rate if bucket is None else bucket.rate
+            goodput = self._goodput.measure(now)
+            if goodput > 0:
+                current = min(current, goodput)
+            rate = max(spec.floor, current * BETA)
+            adaptive.wmax = current
+            adaptive.decreased_at = now
+            adaptive.cooldown_until = now + max(DECREASE_COOLDOWN, pause)
             if bucket is None:
-                continue
-            if now >= account.cooldown_until:
-                current = bucket.rate
-                if goodput > 0:
-                    current = min(current, goodput)
-                floor = min(MIN_RATE, account.configured)
-                rate = max(floor, current * BETA)
-                account.wmax = current
-                account.decreased_at = now
-                account.cooldown_until = now + max(DECREASE_COOLDOWN, pause)
-                bucket.set_rate(now, rate, account.capacity_for(rate))
-            bucket.block(now, now + pause)
+                bucket = self._shared = TokenBucket(rate, spec.capacity_for(rate), now)
+            else:
+                bucket.set_rate(now, rate, spec.capacity_for(rate))
+        bucket.block(now, now + pause)
 
     def _queue_full(self, sender: str, now: float) -> None:
         lane = self._lanes.get(sender)
@@ -777,13 +805,22 @@ class RateLimits:
         for lane in due:
             self._place(lane, now)
 
+        accounts = self._account_list
+        shared_bucket = self._shared
         progress = True
         while progress:
             progress = False
-            for account in self._account_list:
+            start = self._turn
+            for step in range(len(accounts)):
+                account = accounts[(start + step) % len(accounts)]
                 ring = account.ring
                 bucket = account.bucket
-                while ring and (bucket is None or bucket.available(now)):
+                shared = shared_bucket if bucket is not None else None
+                while (
+                    ring
+                    and (bucket is None or bucket.available(now))
+                    and (shared is None or shared.available(now))
+                ):
                     lane = ring.popleft()
                     lane.where = _IDLE
                     head = self._head(lane)
@@ -806,21 +843,32 @@ class RateLimits:
                         lane_bucket.take(now)
                     if bucket is not None:
                         bucket.take(now)
+                    if shared is not None:
+                        shared.take(now)
+                        head.shared = shared
                     self._grant(head)
                     # The lane stays closed until the granted caller's task runs (_release):
                     # a caller arriving meanwhile would otherwise take the fast path, or be
                     # granted, and proceed before it (FIFO within a lane).
                     lane.where = _PASSING
                     lane.passer = head
+                    if shared is not None:
+                        # One grant per account lane per turn at the shared bucket: the next
+                        # token goes to the next account lane with waiters.
+                        self._turn = (start + step + 1) % len(accounts)
+                        progress = True
+                        break
 
         next_event: float | None = None
         while timed and (timed[0][2].seq != timed[0][1] or timed[0][2].where != _TIMED):
             heappop(timed)
         if timed:
             next_event = timed[0][0]
-        for account in self._account_list:
+        for account in accounts:
             if account.ring and account.bucket is not None:
                 at = account.bucket.ready_at(now)
+                if shared_bucket is not None:
+                    at = max(at, shared_bucket.ready_at(now))
                 if next_event is None or at < next_event:
                     next_event = at
         self._next_event = next_event
@@ -935,6 +983,8 @@ class RateLimits:
                 lane.bucket.give_back(now)
             if waiter.account.bucket is not None:
                 waiter.account.bucket.give_back(now)
+            if waiter.shared is not None and waiter.shared is self._shared:
+                waiter.shared.give_back(now)
             if lane.where == _PASSING and lane.passer is waiter:
                 lane.passer = None
                 lane.where = _IDLE

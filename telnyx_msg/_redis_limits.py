@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_REDIS_TIMEOUT", "RedisRateLimits"]
 #: unavailable. A healthy Redis answers in about a millisecond.
 DEFAULT_REDIS_TIMEOUT = 1.0
 
-# Shared by both scripts: server time, the bucket refill and the adaptive (CUBIC) account rate.
+# Shared by both scripts: server time, the bucket refill and the adaptive (CUBIC) request rate.
 # Numbers are stored with %.17g: Lua's default conversion keeps only 14 digits.
 _PRELUDE = """
 local BETA, C, EPS, MIN_DT, MIN_RATE, COOLDOWN = 0.7, 0.4, 1e-6, 1e-6, 0.5, 1.0
@@ -57,13 +57,16 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 
 local function fmt(x) return string.format('%.17g', x) end
 
-local function account_rate(key, cfg)
+-- The shared request bucket's rate (RequestSpec in _bucket): nil before the first 429 10011
+-- and once recovered to the ceiling (the sum of the account rates), when it cannot bind.
+local function request_rate(key, ref, ceiling)
   local v = redis.call('HMGET', key, 'wmax', 'tdec')
   local wmax, tdec = tonumber(v[1]), tonumber(v[2])
-  if wmax == nil or tdec == nil then return cfg end
+  if wmax == nil or tdec == nil then return nil end
   local k = (wmax * (1 - BETA) / C) ^ (1 / 3)
   local rate = C * (now - tdec - k) ^ 3 + wmax
-  return math.max(math.min(MIN_RATE, cfg), math.min(cfg, rate))
+  if rate >= ceiling then return nil end
+  return math.max(math.min(MIN_RATE, ref), rate)
 end
 
 local function load(key, rate, cap)
@@ -114,27 +117,35 @@ local function meter(key, add)
 end
 """
 
-# KEYS: [account hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1'] [the meter, last]
+# KEYS: [account hash, request hash if ARGV[1] == '1'] [lane hash if ARGV[4] == '1']
+#   [the meter, last]
 # ARGV: has_account, account rate, account burst, has_lane, lane rate (0: none), lane capacity,
-#   successes to add to the meter
+#   successes to add to the meter, then the request bucket's reference rate, burst and ceiling
 # Returns {1, '0'} after taking a token from each bucket, else {0, seconds to wait, 1 if the
-# account bucket is what it waits for}: nothing is taken while waiting. The successes are added
-# either way.
+# account or request bucket is what it waits for}: nothing is taken while waiting. The
+# successes are added either way.
 _TAKE = (
     _PRELUDE
     + """
 local i, wait, await_ = 1, 0, 0
 if tonumber(ARGV[7]) > 0 then meter(KEYS[#KEYS], tonumber(ARGV[7])) end
 local akey, atok, ats, arate, acap
+local rkey, rtok, rts, rrate, rcap
 if ARGV[1] == '1' then
   akey = KEYS[i]
-  i = i + 1
-  local cfg, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
-  arate = account_rate(akey, cfg)
-  acap = math.max(1, burst * arate / cfg)
+  arate, acap = tonumber(ARGV[2]), tonumber(ARGV[3])
   atok, ats = load(akey, arate, acap)
   await_ = wait_for(atok, ats, arate)
-  wait = math.max(wait, await_)
+  local ref, burst = tonumber(ARGV[8]), tonumber(ARGV[9])
+  rrate = request_rate(KEYS[i + 1], ref, tonumber(ARGV[10]))
+  if rrate ~= nil then
+    rkey = KEYS[i + 1]
+    rcap = math.max(1, burst * rrate / ref)
+    rtok, rts = load(rkey, rrate, rcap)
+    await_ = math.max(await_, wait_for(rtok, rts, rrate))
+  end
+  wait = await_
+  i = i + 2
 end
 local lkey, ltok, lts, lrate, lcap
 if ARGV[4] == '1' then
@@ -153,13 +164,15 @@ if wait > 0 then
   return {0, fmt(wait), 0}
 end
 if akey then store(akey, atok - 1, ats, arate, acap) end
+if rkey then store(rkey, rtok - 1, rts, rrate, rcap) end
 if lkey and lrate > 0 then store(lkey, ltok - 1, lts, lrate, lcap) end
 return {1, '0'}
 """
 )
 
-# ARGV[1] == 'throttle': KEYS = account hashes, then the meter; ARGV[2] = block seconds,
-#   ARGV[3] = successes to add to the meter first; then rate, burst per account hash.
+# ARGV[1] == 'throttle': KEYS = the request hash, the meter; ARGV[2] = block seconds,
+#   ARGV[3] = successes to add to the meter first; ARGV[4..6] = the request bucket's reference
+#   rate, burst and ceiling.
 # ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
 #   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
 _FEEDBACK = (
@@ -167,24 +180,27 @@ _FEEDBACK = (
     + """
 if ARGV[1] == 'throttle' then
   local pause = tonumber(ARGV[2])
-  local goodput = meter(KEYS[#KEYS], tonumber(ARGV[3]))
-  for j = 1, #KEYS - 1 do
-    local key = KEYS[j]
-    local cfg, burst = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
-    local rate = account_rate(key, cfg)
-    local cap = math.max(1, burst * rate / cfg)
-    local tok, ts = load(key, rate, cap)
-    local cool = tonumber(redis.call('HGET', key, 'cool'))
-    if cool == nil or now >= cool then
-      local wmax = rate
-      if goodput > 0 then wmax = math.min(rate, goodput) end
-      redis.call('HSET', key, 'wmax', fmt(wmax), 'tdec', fmt(now),
-                 'cool', fmt(now + math.max(COOLDOWN, pause)))
-      rate = math.max(math.min(MIN_RATE, cfg), wmax * BETA)
-      cap = math.max(1, burst * rate / cfg)
-    end
-    store(key, math.min(tok, 0, cap), math.max(ts, now + pause), rate, cap)
+  local goodput = meter(KEYS[2], tonumber(ARGV[3]))
+  local key = KEYS[1]
+  local ref, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local rate = request_rate(key, ref, tonumber(ARGV[6]))
+  local cool = tonumber(redis.call('HGET', key, 'cool'))
+  if rate == nil then
+    -- No request bucket yet (or it had recovered): a new one, at the highest account rate.
+    redis.call('DEL', key)
+    rate, cool = ref, nil
   end
+  local cap = math.max(1, burst * rate / ref)
+  local tok, ts = load(key, rate, cap)
+  if cool == nil or now >= cool then
+    local wmax = rate
+    if goodput > 0 then wmax = math.min(rate, goodput) end
+    redis.call('HSET', key, 'wmax', fmt(wmax), 'tdec', fmt(now),
+               'cool', fmt(now + math.max(COOLDOWN, pause)))
+    rate = math.max(math.min(MIN_RATE, ref), wmax * BETA)
+    cap = math.max(1, burst * rate / ref)
+  end
+  store(key, math.min(tok, 0, cap), math.max(ts, now + pause), rate, cap)
   return 1
 end
 local key = KEYS[1]
@@ -251,11 +267,12 @@ class RedisRateLimits:
     Same arguments, lanes, defaults and feedback formulas as ``RateLimits`` (give every
     process the same settings). Differences, all because the state is remote:
 
-    - Each ``acquire`` runs one atomic script that takes a token from the account lane and the
-      sender lane together, or takes nothing and returns how long to wait; the caller sleeps
-      that long and asks again. Within a process, calls for one lane are FIFO; across
-      processes there is no FIFO (whoever asks first after a refill wins).
-    - The account rate after a 429 ``10011`` recovers with time (the CUBIC curve is evaluated
+    - Each ``acquire`` runs one atomic script that takes a token from the account lane (and the
+      request bucket, after a ``10011``) and the sender lane together, or takes nothing and
+      returns how long to wait; the caller sleeps that long and asks again. Within a process,
+      calls for one lane are FIFO; across processes there is no FIFO (whoever asks first after
+      a refill wins).
+    - The request rate after a 429 ``10011`` recovers with time (the CUBIC curve is evaluated
       at each ``acquire``), not per success. The success meter that can lower ``W_max`` is
       shared: each process counts its 2xx responses and adds them at its next round trip, so
       the decrease uses the successes/s of all processes together.
@@ -276,9 +293,10 @@ class RedisRateLimits:
     ``url`` is a ``redis://`` URL; or pass ``client`` (a ``redis.asyncio.Redis``), which is
     then not closed by :meth:`aclose`. ``clock`` (default ``time.monotonic``) only ages a
     recorded ``reset_after``; ``sleep`` (default ``asyncio.sleep``) waits between attempts.
-    Keys: ``{key_prefix}acct:{SMS|MMS}``, ``{key_prefix}lane:{sender}`` and
-    ``{key_prefix}meter``; each expires a minute after its bucket would be full again (the
-    meter a minute after the last success was added).
+    Keys: ``{key_prefix}acct:{SMS|MMS}``, ``{key_prefix}requests`` (the shared request bucket,
+    after a ``10011``), ``{key_prefix}lane:{sender}`` and ``{key_prefix}meter``; each expires
+    a minute after its bucket would be full again (the meter a minute after the last success
+    was added).
     """
 
     def __init__(
@@ -345,7 +363,14 @@ class RedisRateLimits:
         self._queue_full: dict[str, None] = {}
         # 2xx responses not yet added to the shared success meter (by the next round trip).
         self._successes = 0
-        self._metered = any(spec is not None for spec in self._config.accounts.values())
+        requests = self._config.requests
+        self._metered = requests is not None
+        # The request bucket's reference rate, burst and ceiling, as both scripts take them.
+        self._requests_args = (
+            []
+            if requests is None
+            else [_num(requests.rate), _num(requests.burst), _num(requests.ceiling)]
+        )
 
     def __repr__(self) -> str:
         return f"RedisRateLimits(key_prefix={self._prefix!r})"
@@ -393,7 +418,7 @@ class RedisRateLimits:
         if account is None:
             args += ["0", "0", "0"]
         else:
-            keys.append(f"{self._prefix}acct:{account_key}")
+            keys += [f"{self._prefix}acct:{account_key}", f"{self._prefix}requests"]
             args += ["1", _num(account.rate), _num(account.burst)]
         if sender is None:
             args += ["0", "0", "0"]
@@ -403,6 +428,7 @@ class RedisRateLimits:
             args += ["1", "0", "0"] if spec is None else ["1", _num(spec.rate), _num(spec.capacity)]
         if not keys:
             return
+        requests = self._requests_args
         if self._metered:
             keys.append(f"{self._prefix}meter")
         loop = asyncio.get_running_loop()
@@ -426,7 +452,7 @@ class RedisRateLimits:
                             await self._flush()
                             successes = self._take_successes()
                             granted, wait, by_account = await self._run(
-                                _TAKE_SCRIPT, keys, [*args, str(successes)]
+                                _TAKE_SCRIPT, keys, [*args, str(successes), *requests]
                             )
                     except TimeoutError as exc:
                         self._keep_successes(successes)
@@ -552,13 +578,9 @@ class RedisRateLimits:
             if throttle is not None and self._metered:
                 at, pause = throttle
                 successes = self._take_successes()
-                keys: list[str] = []
-                args = ["throttle", _num(max(0.0, pause - (self._clock() - at))), str(successes)]
-                for key, spec in self._config.accounts.items():
-                    if spec is not None:
-                        keys.append(f"{self._prefix}acct:{key}")
-                        args += [_num(spec.rate), _num(spec.burst)]
-                keys.append(f"{self._prefix}meter")
+                keys = [f"{self._prefix}requests", f"{self._prefix}meter"]
+                block = _num(max(0.0, pause - (self._clock() - at)))
+                args = ["throttle", block, str(successes), *self._requests_args]
                 try:
                     await self._run(_FEEDBACK_SCRIPT, keys, args)
                 except BaseException:

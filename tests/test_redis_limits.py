@@ -175,6 +175,23 @@ async def test_10011_decreases_the_rate(make: Any) -> None:
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_after_a_10011_sms_and_mms_share_one_request_rate(make: Any) -> None:
+    """Telnyx's 10011 limit counts every message type: after it, an MMS waits for the token an
+    SMS just took (1/7 s at 0.7 x 10/s). When each type's lane adapted on its own, the MMS lane
+    had refilled meanwhile and the two together went at twice the learnt rate."""
+    limits = make(account_mps=10.0, burst=1)
+    await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    await limits.acquire(None)  # writes the throttle, waits ~1/7 s for the request token
+    sleeps = Sleeps(stop=True)
+    other = make(account_mps=10.0, burst=1, sleep=sleeps)
+    with pytest.raises(Stop):
+        await other.acquire(None, "MMS")
+    assert 0.1 < sleeps.delays[0] <= 1 / 7 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_10011_decreases_from_the_successes_of_every_process(make: Any, prefix: str) -> None:
     """Two processes succeeding at about 10/s each under a 100/s setting: a 429 sets W_max to
     the shared success rate (about 20/s), not the 100/s the buckets allowed, as the local
@@ -193,7 +210,7 @@ async def test_10011_decreases_from_the_successes_of_every_process(make: Any, pr
     await asyncio.gather(succeed(first), succeed(second))
     first.on_response(None, status=429, code="10011", reset_after=None)
     await first.acquire(None)  # writes the throttle
-    wmax = float(await first._redis.hget(f"{prefix}acct:SMS", "wmax"))
+    wmax = float(await first._redis.hget(f"{prefix}requests", "wmax"))
     assert 12.0 < wmax < 26.0
     assert 59_000 < await first._redis.pttl(f"{prefix}meter") <= 60_500
     # The new rate (0.7 x W_max) holds for every process: the next token is about 1/14 s away.
@@ -431,8 +448,9 @@ async def test_the_longest_throttle_of_several_429s_wins(make: Any) -> None:
 async def test_the_recovered_account_rate_never_exceeds_the_configured_rate(
     make: Any, prefix: str
 ) -> None:
-    """Long after a 10011 the CUBIC curve has passed W_max: the rate is capped at account_mps
-    (10/s, burst 1: the next token 0.1 s away), never the curve's value (~14/s after 10 s)."""
+    """4 s after a 10011 the request bucket's CUBIC curve has passed W_max (~13/s, below its
+    20/s ceiling, so it still exists): the SMS rate stays capped at account_mps (10/s, burst 1:
+    the next token 0.1 s away), never the curve's value."""
     # The wait is 0.1 s less the time between the two acquires: a try that took 10 ms or more
     # (this process or Redis paused on a loaded machine) cannot tell 0.1 s from 1/14 s, and
     # is made again on fresh keys.
@@ -444,7 +462,7 @@ async def test_the_recovered_account_rate_never_exceeds_the_configured_rate(
         await limits.acquire(None)
         seconds, _ = await limits._redis.time()
         await limits._redis.hset(
-            f"{keys}acct:SMS", mapping={"wmax": "10", "tdec": str(seconds - 10)}
+            f"{keys}requests", mapping={"wmax": "10", "tdec": str(seconds - 4)}
         )
         with pytest.raises(Stop):
             await limits.acquire(None)
