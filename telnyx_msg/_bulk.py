@@ -8,9 +8,10 @@ send task (rate limited by the client's limiter, retried by the client's safe-re
 and outcomes are yielded in completion order. Every input item the run pulled gets exactly
 one outcome:
 
-- ``sent``: Telnyx accepted it (2xx); ``message`` is the result. When the 2xx body could not be
-  read (``APIResponseValidationError``) the message was still accepted: ``sent`` with
-  ``message=None`` and that error in ``error``.
+- ``sent``: Telnyx accepted it (2xx); ``message`` is the result. When the fields of Telnyx's
+  2xx answer could not be read (``APIResponseValidationError`` with ``accepted``) the message
+  was still accepted: ``sent`` with ``message=None`` and that error in ``error``. A 2xx that
+  is not Telnyx's envelope (an HTML page from a proxy) is ``unknown``.
 - ``rejected``: refused for good: a 4xx (after retries) or a ``ValidationError`` before I/O.
 - ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
   never resent — reconcile with delivery webhooks or ``messages.retrieve``.
@@ -180,7 +181,8 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     if isinstance(error, ValidationError):
         return "rejected"
     if isinstance(error, APIResponseValidationError):
-        return "sent"  # Telnyx answered 2xx: accepted, only its answer was unreadable
+        # Telnyx's envelope: accepted, only its fields were unreadable; else maybe not Telnyx's
+        return "sent" if error.accepted else "unknown"
     if isinstance(error, RateLimiterUnavailableError):
         # The limiter is consulted before a request is written; a retry's earlier attempt
         # may have reached Telnyx, though.

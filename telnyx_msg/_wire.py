@@ -419,7 +419,9 @@ def decode(response: HttpResponse, op: Located) -> Any:
     # json recurses once per nesting level: a body nested deeper than the interpreter's
     # recursion limit raises RecursionError, and is no more JSON we can read than any other.
     except _UNREADABLE as exc:
-        raise invalid(response, op, f"the body is not JSON: {response.body[:200]!r}") from exc
+        raise invalid(
+            response, op, f"the body is not JSON: {response.body[:200]!r}", accepted=False
+        ) from exc
 
 
 def invalid(
@@ -428,8 +430,10 @@ def invalid(
     message: str,
     field: str | None = None,
     resource_id: str | None = None,
+    *,
+    accepted: bool,
 ) -> APIResponseValidationError:
-    """The error for a 2xx whose body cannot be read (the request was accepted).
+    """The error for a 2xx whose body cannot be read; ``accepted``: it is Telnyx's envelope.
 
     ``field`` is the model path the structuring blamed (``Message.to.phone_number``).
     """
@@ -443,6 +447,7 @@ def invalid(
         field=field,
         headers=kept_headers(response.headers),
         resource_id=resource_id,
+        accepted=accepted,
     )
 
 
@@ -455,6 +460,7 @@ def too_large(response: HttpResponse, op: Located, limit: int) -> APIResponseVal
         method=op.method,
         path=op.path,
         headers=kept_headers(response.headers),
+        accepted=False,  # not read, so not known to be Telnyx's envelope
     )
 
 
@@ -479,6 +485,9 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
         except APIResponseValidationError:
             decode(response, _called(endpoint, request))  # raises again, naming the real path
             raise
+        # Telnyx's envelope around a result that could not be read: the request was accepted.
+        # Any other body may be a proxy's or a wrong base_url's (an HTML page answering 200).
+        enveloped = False
         try:
             if not response.body:
                 raise TypeError("the body is empty")
@@ -489,12 +498,18 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
             if many:
                 if type(doc) is not list:
                     raise TypeError(f"expected a list under 'data', got {type(doc).__name__}")
+                enveloped = True
                 return [hook(x, item_type) for x in doc]
+            enveloped = type(doc) is dict
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
             found = doc.get("id") if type(doc) is dict else None  # the data object, if any
             raise _shape_error(
-                response, _called(endpoint, request), exc, found if type(found) is str else None
+                response,
+                _called(endpoint, request),
+                exc,
+                found if type(found) is str else None,
+                accepted=enveloped,
             ) from exc
 
     return finish
@@ -539,19 +554,25 @@ def page_parser(
                 response,
                 _called(endpoint, request),
                 "unexpected page shape: expected {'data': [...]}",
+                accepted=False,
             )
         try:
             meta = PageMeta() if meta_raw is None else meta_hook(meta_raw, PageMeta)
             items = [hook(x, item_type) for x in raw_list]
         except _SHAPE_ERRORS as exc:
-            raise _shape_error(response, _called(endpoint, request), exc) from exc
+            raise _shape_error(response, _called(endpoint, request), exc, accepted=True) from exc
         return Page(items, meta, number or request.page_number or 1), raw_list
 
     return parse
 
 
 def _shape_error(
-    response: HttpResponse, op: Located, exc: Exception, resource_id: str | None = None
+    response: HttpResponse,
+    op: Located,
+    exc: Exception,
+    resource_id: str | None = None,
+    *,
+    accepted: bool,
 ) -> APIResponseValidationError:
     return invalid(
         response,
@@ -559,6 +580,7 @@ def _shape_error(
         f"unexpected response shape: {exc}",
         getattr(exc, "path", None),
         resource_id,
+        accepted=accepted,
     )
 
 

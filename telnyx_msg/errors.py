@@ -14,7 +14,7 @@
     │   ├── RateLimitError 429        .retry_after (seconds or None), .code ("10011" or "40318")
     │   │   └── QueueFullError        429 with error code 40318 (the sender's queue is full)
     │   └── InternalServerError 5xx
-    ├── APIResponseValidationError    a 2xx (accepted) whose body is unreadable or not the
+    ├── APIResponseValidationError    a 2xx whose body is unreadable or not the
     │                                 documented shape; .status .request_id .body
     ├── RedisUnavailableError         a Redis the SDK relies on failed or did not answer in time
     │   ├── RateLimiterUnavailableError   the shared rate limiter's; nothing was sent
@@ -134,11 +134,16 @@ class ClientClosedError(APIConnectionError):
 
 
 class APIResponseValidationError(TelnyxError):
-    """Telnyx answered 2xx, but the body is unreadable or not the documented shape.
+    """A 2xx answer whose body is unreadable or not the documented shape.
 
-    The request was **accepted** (``accepted`` is always True; ``outcome_unknown`` is False): a
-    send was taken by Telnyx even though its answer could not be parsed, so do not resend it;
-    look the message up (``messages.retrieve``, delivery webhooks) if you need it. ``status``,
+    When the body is Telnyx's envelope (a JSON object with a ``data`` object) whose fields could
+    not all be read, the request was **accepted** (``accepted`` True, ``outcome_unknown``
+    False): a send was taken by Telnyx, so do not resend it; look the message up
+    (``messages.retrieve``, delivery webhooks) if you need it. Any other 2xx body (not JSON, an
+    HTML page, empty, larger than ``max_response_size``, JSON without that envelope) may not be
+    Telnyx's answer at all (a proxy, a captive portal, a wrong ``base_url``), so whether the
+    request was accepted is unknown: ``accepted`` False, ``outcome_unknown`` True (resend only
+    with the same idempotency key). ``status``,
     ``headers``, ``request_id``, ``body`` (raw text, possibly cut short), ``method``, ``path``
     and ``field`` (the missing or malformed field, when known) describe what arrived;
     ``resource_id`` is the ``data.id`` the body carried, when it could be read (for a send, the
@@ -160,8 +165,11 @@ class APIResponseValidationError(TelnyxError):
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
         resource_id: str | None = None,
+        accepted: bool = True,
     ) -> None:
         self.status = status
+        self.accepted = accepted
+        self.outcome_unknown = not accepted
         self.resource_id = resource_id
         self.headers: Mapping[str, str] = {} if headers is None else headers
         self.request_id = request_id
@@ -171,7 +179,13 @@ class APIResponseValidationError(TelnyxError):
         self.field = field
         where = f"{method} {path} answered {status}: " if method else ""
         rid = f" (request_id={request_id})" if request_id else ""
-        super().__init__(f"{where}{message}; the request was accepted{rid}")
+        outcome = (
+            "the request was accepted"
+            if accepted
+            else "not Telnyx's answer shape, so the request may or may not have been accepted "
+            "(a proxy or a wrong base_url answers like this)"
+        )
+        super().__init__(f"{where}{message}; {outcome}{rid}")
 
     @property
     def status_code(self) -> int:

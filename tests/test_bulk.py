@@ -991,17 +991,35 @@ async def test_a_400_is_rejected(api_server: Any) -> None:
 
 
 async def test_an_unreadable_2xx_body_is_sent_with_the_error(api_server: Any) -> None:
-    """Telnyx accepted it (2xx) but its answer cannot be read: ``sent``, message None, the
-    APIResponseValidationError in ``error``; never ``unknown`` (it must not be resent).
+    """Telnyx accepted it (its 2xx envelope names the message) but a field cannot be read:
+    ``sent``, message None, the APIResponseValidationError in ``error``; never ``unknown``.
     Guards against APIResponseValidationError classified ``unknown``."""
 
     async def garbled(request: web.Request) -> web.Response:
-        return web.Response(status=200, body=b"<html>ok</html>", content_type="text/html")
+        return json_response({"data": {"id": "m-1", "parts": "one"}})
 
     outcomes = await _one_send(await api_server(garbled))
     assert [o.status for o in outcomes] == ["sent"]
     assert outcomes[0].message is None
     assert isinstance(outcomes[0].error, telnyx_msg.APIResponseValidationError)
+    assert outcomes[0].error.resource_id == "m-1"
+
+
+async def test_a_2xx_html_page_is_unknown_not_sent(api_server: Any) -> None:
+    """A proxy, a captive portal or a wrong base_url answering 200 with an HTML page: nothing
+    says Telnyx accepted the message, so it is ``unknown`` (never resent; reconcile), not
+    ``sent``, which told a user whose every send hit a portal that all were accepted.
+    Guards against every APIResponseValidationError classified ``sent``."""
+
+    async def portal(request: web.Request) -> web.Response:
+        return web.Response(status=200, body=b"<html>Log in</html>", content_type="text/html")
+
+    outcomes = await _one_send(await api_server(portal))
+    assert [o.status for o in outcomes] == ["unknown"]
+    error = outcomes[0].error
+    assert isinstance(error, telnyx_msg.APIResponseValidationError)
+    assert (error.accepted, error.outcome_unknown) == (False, True)
+    assert "may or may not have been accepted" in str(error)
 
 
 async def test_a_tuple_of_recipients_is_a_group_mms(api_server: Any) -> None:

@@ -427,7 +427,7 @@ async def test_send_many_stops_when_the_client_is_closed(api_server: Any) -> Non
 
 async def test_gzip_bomb_is_cut_off(api_server: Any) -> None:
     """A 2xx whose body inflates past max_response_size raises APIResponseValidationError
-    (accepted) without inflating it in memory."""
+    (not read, so its acceptance is unknown) without inflating it in memory."""
     bomb = gzip.compress(b"{" + b" " * (200 * 1024 * 1024), compresslevel=9)
 
     async def gzipped(request: web.Request) -> web.Response:
@@ -451,7 +451,8 @@ async def test_gzip_bomb_is_cut_off(api_server: Any) -> None:
         finally:
             tracemalloc.stop()
     assert peak < 40 * 1024 * 1024
-    assert caught.value.accepted is True
+    assert caught.value.accepted is False  # never read: not known to be Telnyx's answer
+    assert caught.value.outcome_unknown is True
     assert caught.value.status == 200
     assert caught.value.request_id == "req-9"
     assert "max_response_size" in str(caught.value)
@@ -470,11 +471,24 @@ async def test_oversized_plain_body_is_cut_off(api_server: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b'{"data": {"id": "abc", "to": [', b"<html>oops</html>", b"", b'{"data": null}']
+    ("body", "accepted"),
+    [
+        (b'{"data": {"id": "abc", "to": [', False),
+        (b"<html>oops</html>", False),
+        (b"", False),
+        (b'{"data": null}', False),
+        (b'{"data": []}', False),
+        (b'{"data": {"id": "abc", "parts": "one"}}', True),
+    ],
 )
-async def test_unreadable_2xx_is_response_validation_error(api_server: Any, body: bytes) -> None:
+async def test_unreadable_2xx_is_response_validation_error(
+    api_server: Any, body: bytes, accepted: bool
+) -> None:
     """A 2xx send answer that cannot be parsed: APIResponseValidationError with status,
-    request id, body and method/path; send_many reports it sent (accepted)."""
+    request id, body and method/path. Telnyx's envelope (a ``data`` object) whose fields could
+    not be read was accepted: send_many reports it sent. Any other body (cut short, an HTML
+    page, empty, no ``data`` object) may be a proxy's or a wrong base_url's: whether it was
+    accepted is unknown, and send_many says so (``unknown``, not resent) instead of ``sent``."""
 
     async def odd(request: web.Request) -> web.Response:
         await request.read()
@@ -498,10 +512,11 @@ async def test_unreadable_2xx_is_response_validation_error(api_server: Any, body
         "POST",
         "/messages",
     )
-    assert error.accepted is True
-    assert error.outcome_unknown is False
+    assert error.accepted is accepted
+    assert error.outcome_unknown is not accepted
     assert error.body == body.decode()
-    assert [(o.status, o.message) for o in outcomes] == [("sent", None)]
+    status = "sent" if accepted else "unknown"
+    assert [(o.status, o.message) for o in outcomes] == [(status, None)]
     assert isinstance(outcomes[0].error, telnyx_msg.APIResponseValidationError)
     assert len(server.requests) == 2
 

@@ -688,7 +688,7 @@ async def _send(args: argparse.Namespace) -> int:
             if isinstance(exc, APIResponseValidationError):
                 found = f"Its id: {printable(exc.resource_id)}\n" if exc.resource_id else ""
                 print(
-                    safe_lines(f"error: {exc}\n{found}{_settle(key, accepted=True)}"),
+                    safe_lines(f"error: {exc}\n{found}{_settle(key, accepted=exc.accepted)}"),
                     file=sys.stderr,
                 )
                 return EXIT_UNKNOWN
