@@ -684,9 +684,13 @@ class RateLimits:
             return False
         rate = cubic_rate(adaptive.wmax, now - adaptive.decreased_at)
         if rate >= adaptive.spec.ceiling:
-            # The account lanes together cannot exceed it now: nothing left to learn.
-            self._shared = None
-            return True
+            if bucket.stamp <= now and now >= adaptive.cooldown_until:
+                # The account lanes together cannot exceed it now: nothing left to learn.
+                self._shared = None
+                return True
+            # Still blocked until the window resets (x-ratelimit-reset), or a 429 answering a
+            # request already in flight may still come: keep the bucket (and its cooldown).
+            rate = adaptive.spec.ceiling
         if rate > bucket.rate:
             bucket.set_rate(now, rate, adaptive.spec.capacity_for(rate))
             return True

@@ -60,12 +60,17 @@ local function fmt(x) return string.format('%.17g', x) end
 -- The shared request bucket's rate (RequestSpec in _bucket): nil before the first 429 10011
 -- and once recovered to the ceiling (the sum of the account rates), when it cannot bind.
 local function request_rate(key, ref, ceiling)
-  local v = redis.call('HMGET', key, 'wmax', 'tdec')
+  local v = redis.call('HMGET', key, 'wmax', 'tdec', 'ts', 'cool')
   local wmax, tdec = tonumber(v[1]), tonumber(v[2])
   if wmax == nil or tdec == nil then return nil end
   local k = (wmax * (1 - BETA) / C) ^ (1 / 3)
   local rate = C * (now - tdec - k) ^ 3 + wmax
-  if rate >= ceiling then return nil end
+  if rate >= ceiling then
+    -- Dropped only once its block (until the window resets) and its cooldown are over.
+    local ts, cool = tonumber(v[3]), tonumber(v[4])
+    if (ts == nil or ts <= now) and (cool == nil or cool <= now) then return nil end
+    rate = ceiling
+  end
   return math.max(math.min(MIN_RATE, ref), rate)
 end
 

@@ -646,6 +646,76 @@ async def test_the_request_rate_recovers_to_the_sum_of_the_account_rates(
 
 
 @pytest.mark.anyio
+async def test_a_late_success_does_not_lift_a_10011_block_before_the_reset(
+    clock: VirtualClock,
+) -> None:
+    """Defaults (SMS 50/s, MMS 15/s). A 429 10011 says the window resets in 30.5 s; 7 s later a
+    request that was already in flight answers 201. The request rate's CUBIC curve has then
+    passed the sum of the account rates (65/s), but the window has not reset: a send must
+    still wait until T0 + 30.5, so ``acquire(timeout=5)`` raises RateLimitError with that
+    wait. (The bucket was dropped with its block and the send went out into the window.)"""
+    lim = limits(clock)
+
+    async def body() -> None:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=30.5)
+        await clock.sleep(7.0)
+        lim.on_response(None, status=201, code=None, reset_after=None)  # in flight before
+        with pytest.raises(RateLimitError) as info:
+            await lim.acquire(None, timeout=5.0)
+        assert info.value.retry_after is not None
+        assert 23.5 - 1e-6 <= info.value.retry_after <= 24.0
+
+    await clock.run(body())
+
+
+@pytest.mark.anyio
+async def test_successes_of_an_unlimited_type_do_not_lift_the_block(clock: VirtualClock) -> None:
+    """``account_mps={"SMS": 20, "MMS": None}``: MMS sends are not limited and keep
+    succeeding. A 10011 with a 30.5 s reset keeps SMS sends blocked for all of it (the MMS
+    2xx recovered the request rate to its 20/s ceiling within seconds, and dropping the
+    bucket then let SMS sends resume about 5 s after the 429)."""
+    lim = limits(clock, account_mps={"SMS": 20.0, "MMS": None})
+    sms_times: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=30.5)
+        while clock.now < T0 + 10:
+            await lim.acquire(None, "MMS")
+            lim.on_response(None, status=200, code=None, reset_after=None)
+            await clock.sleep(0.1)
+        await lim.acquire(None, "SMS")
+        sms_times.append(clock.now)
+
+    await clock.run(body())
+    assert sms_times[0] >= T0 + 30.5 - 1e-6
+
+
+@pytest.mark.anyio
+async def test_a_429_in_the_cooldown_after_a_fast_recovery_does_not_decrease_again(
+    clock: VirtualClock,
+) -> None:
+    """``{"SMS": 1, "MMS": None}``: after a 10011 the request rate (0.7/s) is back at its
+    1/s ceiling within 0.95 s, inside the 1 s cooldown. A 429 answering a request already in
+    flight (0.97 s) must not decrease it again: the next token is 1 s after that 429 (at
+    1/s), not 1/0.7 s (a new bucket at 0.7/s, as if it were a fresh throttle)."""
+    lim = limits(clock, account_mps={"SMS": 1.0, "MMS": None}, burst=1)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        await clock.sleep(0.95)
+        lim.on_response(None, status=200, code=None, reset_after=None)
+        await clock.sleep(0.02)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        await lim.acquire(None)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 0.97 + 1.0)
+
+
+@pytest.mark.anyio
 async def test_rate_recovers_on_successes(clock: VirtualClock) -> None:
     """After a decrease, successes bring the rate back to 10/s along the CUBIC curve."""
     lim = limits(clock, account_mps=10.0, burst=1)

@@ -192,6 +192,28 @@ async def test_after_a_10011_sms_and_mms_share_one_request_rate(make: Any) -> No
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_the_request_bucket_stays_blocked_until_the_reset(make: Any) -> None:
+    """``account_mps=1`` (SMS and MMS 1/s, so the request rate's ceiling is 2/s). A 10011 says
+    the window resets in 30.5 s. 2.5 s later no process may send yet: the request rate's
+    CUBIC curve (evaluated with time in Redis) has passed its 2/s ceiling, but the bucket is
+    still blocked for about 28 s (the script took the curve alone as "recovered" and granted
+    the send at once, into the window the 429 said was used up)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=1.0, sleep=sleeps)
+    await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=30.5)
+    with pytest.raises(Stop):
+        await limits.acquire(None)  # writes the throttle, then must wait ~30.5 s
+    assert 30.0 < sleeps.delays[0] <= 30.5 + 1 / 0.7 + 1e-6
+    await asyncio.sleep(2.5)
+    other = make(account_mps=1.0, sleep=sleeps)
+    with pytest.raises(Stop):
+        await other.acquire(None, "MMS")
+    assert 27.0 < sleeps.delays[1] <= 28.0 + 1 / 0.7 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_10011_decreases_from_the_successes_of_every_process(make: Any, prefix: str) -> None:
     """Two processes succeeding at about 10/s each under a 100/s setting: a 429 sets W_max to
     the shared success rate (about 20/s), not the 100/s the buckets allowed, as the local
