@@ -181,6 +181,8 @@ class _Shared:
     echoed_key: bytes = attrs.field(default=b"", repr=False)
     #: Pooled connections the running ``send_many`` runs hold between them (their concurrency).
     bulk_connections: int = 0
+    #: The largest 2xx body read (``max_response_size``), also for a transport passed in.
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
 
 
 class AsyncClient(ResourceTree[AsyncMode]):
@@ -252,6 +254,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             hooks=EventHooks.from_mapping(event_hooks),
             limiter_timeout=_takes_timeout(rate_limits),
             echoed_key=key.encode() if len(key) >= 8 else b"",
+            max_response_size=max_response_size,
         )
         self._configure(to_timeout(timeout), check_retries(max_retries), check_backoff(backoff))
 
@@ -529,15 +532,20 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 response = _mask_key(response, shared.echoed_key)
             if response.status >= 300:  # Telnyx does not redirect: a 3xx is not acceptance
                 error = status_error(response, wire)
-            elif response.too_large:
-                error = too_large(response, wire, shared.transport.max_response_size)
+            elif response.too_large or len(response.body) > shared.max_response_size:
+                # A transport passed in (MockTransport) reads whatever it is given: the
+                # client's limit still applies, as with its own aiohttp transport.
+                error = too_large(response, wire, shared.max_response_size)
         if log.isEnabledFor(logging.DEBUG):
             _log_attempt(wire, response, attempt, started, cause)
         if event is not None and hooks.response:
             status = None if response is None else response.status
             rid = None if response is None else request_id(response.headers)
             elapsed = time.perf_counter() - started
-            await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, cause))
+            # A transport failure reaches the hooks as the public error the call raises
+            # (APIConnectionError, APITimeoutError), not the transport's internal one.
+            ended = error if cause is not None else None
+            await call_hooks(hooks.response, ResponseEvent(event, status, elapsed, rid, ended))
         return response, error
 
     def _settings(self, options: RequestOptions | None) -> tuple[Timeout, int]:

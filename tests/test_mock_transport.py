@@ -222,3 +222,47 @@ async def test_headers_as_pairs_from_zip_reach_the_client() -> None:
         with pytest.raises(telnyx_msg.errors.APIStatusError) as caught:
             await client.messages.retrieve("m-1")
     assert caught.value.request_id == "r-1"
+
+
+def _big_message(request: MockRequest) -> MockResponse:
+    padding = "x" * 4000
+    return MockResponse(json={"data": {"id": "m-1", "to": [], "text": padding}})
+
+
+async def test_an_oversized_2xx_from_a_mock_transport_raises_as_in_production() -> None:
+    """docs/testing.md promises that with ``MockTransport`` "validation, rate limits, retries,
+    parsing and errors all run as in production", and ``max_response_size`` documents that a
+    bigger 2xx raises ``APIResponseValidationError``. A unit test of how an application copes
+    with that error must see it: a 4 KB answer to a client with ``max_response_size=1024``
+    raises, naming the limit the client was given."""
+    transport = MockTransport(_big_message)
+    async with telnyx_msg.AsyncClient(
+        "test", transport=transport, max_response_size=1024
+    ) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
+            await client.messages.retrieve("m-1")
+    assert "1024" in str(raised.value)
+    assert not raised.value.accepted
+    assert len(transport.requests) == 1  # a 2xx that was too large is not retried
+
+
+def test_the_blocking_client_applies_the_limit_with_a_mock_transport() -> None:
+    """The same through the blocking ``Client`` and a raw response: the limit is the client's,
+    whatever transport answers."""
+    with (
+        telnyx_msg.Client(
+            "test", transport=MockTransport(_big_message), max_response_size=1024
+        ) as client,
+        pytest.raises(telnyx_msg.APIResponseValidationError),
+    ):
+        client.messages.with_raw_response.retrieve("m-1")
+
+
+async def test_an_answer_within_the_limit_still_parses() -> None:
+    """A response under the limit is read as before (guards the fix against refusing
+    everything)."""
+    async with telnyx_msg.AsyncClient(
+        "test", transport=MockTransport(_big_message), max_response_size=100_000
+    ) as client:
+        message = await client.messages.retrieve("m-1")
+    assert message.id == "m-1"

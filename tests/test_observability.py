@@ -13,7 +13,7 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg._retry import Backoff
 from telnyx_msg.errors import ConfigurationError
-from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx
+from telnyx_msg.testing import DEFAULT_TOLL_FREE, FakeTelnyx, MockTransport, MockTransportError
 from tests.conftest import json_response, message_json, telnyx_error
 
 pytestmark = pytest.mark.anyio
@@ -320,3 +320,97 @@ def test_one_mock_hook_instead_of_a_list_is_refused() -> None:
     hook = mock.MagicMock()
     with pytest.raises(telnyx_msg.ConfigurationError, match="list of callables"):
         telnyx_msg.AsyncClient(KEY, event_hooks={"request": hook})
+
+
+async def test_a_timed_out_attempt_reaches_the_response_hook_as_api_timeout_error(
+    api_server: Any,
+) -> None:
+    """A metrics or tracing hook classifies failed attempts with the SDK's public errors
+    (``isinstance(event.error, telnyx_msg.APITimeoutError)`` to count timeouts): the event of
+    an attempt that timed out carries an ``APITimeoutError`` like the one the call raises, not
+    ``telnyx_msg._wire.TransportError``, a private class no public name matches."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.json_response({"data": {"id": "m-1"}})
+
+    server = await api_server(slow)
+    ended: list[telnyx_msg.ResponseEvent] = []
+    async with telnyx_msg.AsyncClient(
+        KEY,
+        base_url=server.base_url,
+        timeout=0.3,
+        max_retries=0,
+        rate_limits=None,
+        event_hooks={"response": [ended.append]},
+    ) as client:
+        with pytest.raises(telnyx_msg.APITimeoutError) as raised:
+            await client.messages.retrieve("m-1")
+    assert len(ended) == 1
+    assert ended[0].status is None
+    error = ended[0].error
+    assert isinstance(error, telnyx_msg.APITimeoutError), type(error)
+    assert type(error) is type(raised.value)
+    assert KEY not in repr(error)
+
+
+async def test_a_refused_connection_reaches_the_response_hook_as_api_connection_error() -> None:
+    """The same for a connection that could not be made (nothing listens on the port), on
+    every attempt a retry makes: each response event carries an ``APIConnectionError``."""
+    ended: list[telnyx_msg.ResponseEvent] = []
+    async with telnyx_msg.AsyncClient(
+        KEY,
+        base_url="http://127.0.0.1:9/v2",
+        max_retries=1,
+        backoff=telnyx_msg.Backoff(initial=0.001, max=0.001),
+        rate_limits=None,
+        event_hooks={"response": [ended.append]},
+    ) as client:
+        with pytest.raises(telnyx_msg.APIConnectionError):
+            await client.messages.retrieve("m-1")
+    assert [e.request.attempt for e in ended] == [0, 1]
+    for event in ended:
+        assert isinstance(event.error, telnyx_msg.APIConnectionError), type(event.error)
+
+
+async def test_a_mock_transport_failure_reaches_the_hook_as_the_public_error() -> None:
+    """Unit tests with ``MockTransport`` see the same: a simulated read timeout on a send
+    without an idempotency key ends the call with ``APITimeoutError(outcome_unknown=True)``,
+    and the hook's event carries that error, so a hook can count unknown outcomes."""
+
+    def handler(request: Any) -> Any:
+        raise MockTransportError("read timed out", reached=True, timeout=True)
+
+    ended: list[telnyx_msg.ResponseEvent] = []
+    async with telnyx_msg.AsyncClient(
+        KEY,
+        transport=MockTransport(handler),
+        rate_limits=None,
+        event_hooks={"response": [ended.append]},
+    ) as client:
+        with pytest.raises(telnyx_msg.APITimeoutError) as raised:
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="Hi")
+    assert raised.value.outcome_unknown
+    assert len(ended) == 1
+    error = ended[0].error
+    assert isinstance(error, telnyx_msg.APITimeoutError), type(error)
+    assert error.outcome_unknown
+
+
+def test_the_blocking_client_hooks_see_the_public_error_too() -> None:
+    """With the blocking ``Client`` (hooks run on its loop thread) the event carries the same
+    public ``APIConnectionError`` the call raises in the caller's thread."""
+    ended: list[telnyx_msg.ResponseEvent] = []
+    with (
+        telnyx_msg.Client(
+            KEY,
+            base_url="http://127.0.0.1:9/v2",
+            max_retries=0,
+            rate_limits=None,
+            event_hooks={"response": [ended.append]},
+        ) as client,
+        pytest.raises(telnyx_msg.APIConnectionError),
+    ):
+        client.messaging_optouts.list().first_page()
+    assert len(ended) == 1
+    assert isinstance(ended[0].error, telnyx_msg.APIConnectionError), type(ended[0].error)

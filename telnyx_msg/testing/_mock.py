@@ -113,7 +113,8 @@ class MockTransport:
 
     @property
     def max_response_size(self) -> int:
-        """The response size cap (not applied: the handler's answer is taken as is)."""
+        """The default response size cap; the client applies its own ``max_response_size``
+        to the handler's answers."""
         return DEFAULT_MAX_RESPONSE_SIZE
 
     @property
