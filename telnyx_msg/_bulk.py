@@ -13,8 +13,9 @@ one outcome:
   was still accepted: ``sent`` with ``message=None`` and that error in ``error``. A 2xx that
   is not Telnyx's envelope (an HTML page from a proxy) is ``unknown``.
 - ``rejected``: refused for good: a 4xx (after retries) or a ``ValidationError`` before I/O.
-- ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504); it is
-  never resent — reconcile with delivery webhooks or ``messages.retrieve``.
+- ``unknown``: it may have reached Telnyx (timeout or drop after sending, 500/502/504, a 2xx
+  that is not Telnyx's answer); it is never resent — reconcile with delivery webhooks or
+  ``messages.retrieve``.
 - ``not_sent``: provably not accepted: connection refused, 408/429/503 after retries, queue full,
   the API key refused (401, which also stops the run), a redirect (3xx: a wrong ``base_url``; a
   303 is ``unknown``), the recipient opted out of this sender

@@ -501,6 +501,9 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
                 enveloped = True
                 return [hook(x, item_type) for x in doc]
             enveloped = type(doc) is dict
+            if envelope == "bare" and enveloped:
+                # No envelope to recognise: Telnyx's bare answer names what it returns.
+                enveloped = type(doc.get("id")) is str
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
             found = doc.get("id") if type(doc) is dict else None  # the data object, if any

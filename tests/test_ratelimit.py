@@ -1344,3 +1344,298 @@ async def test_a_waiter_cancelled_after_its_grant_gives_the_account_token_back()
         return clock.now
 
     assert await clock.run(body()) == pytest.approx(T0 + 2.0)
+
+
+# ---------------------------------------------------------------------- the shared request bucket
+
+SMS_1, SMS_2 = "+13125550101", "+13125550102"
+MMS_1, MMS_2 = "+13125550201", "+13125550202"
+
+
+@pytest.mark.anyio
+async def test_sms_and_mms_of_different_senders_take_turns_at_the_request_bucket(
+    clock: VirtualClock,
+) -> None:
+    """After a 10011, an SMS sender and an MMS sender kept busy share the request rate in
+    turns: MMS is not starved while SMS keeps a caller waiting (one sender each, so the turn
+    comes from the account lanes, not from FIFO within one lane)."""
+    lim = limits(clock, account_mps=10.0, burst=1, per_sender_mps={SMS_1: None, MMS_1: None})
+    kinds: list[str] = []
+
+    async def send(sender: str, kind: str) -> None:
+        for _ in range(6):
+            await lim.acquire(sender, kind)
+            kinds.append(kind)
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await asyncio.gather(send(SMS_1, "SMS"), send(MMS_1, "MMS"))
+
+    await clock.run(body())
+    assert kinds[:8].count("MMS") == 4, kinds
+
+
+@pytest.mark.anyio
+async def test_lanes_due_together_alternate_sms_and_mms_at_the_request_bucket(
+    clock: VirtualClock,
+) -> None:
+    """Two SMS and two MMS senders become due at the same moment while the request bucket
+    holds several tokens: the tokens go SMS, MMS, SMS, MMS (one per account lane per turn),
+    not first to every SMS sender."""
+    senders = {SMS_1: 1.0, SMS_2: 1.0, MMS_1: 1.0, MMS_2: 1.0}
+    lim = limits(clock, account_mps=10.0, per_sender_mps=senders)
+    order: list[str] = []
+
+    async def one(sender: str, kind: str) -> None:
+        await lim.acquire(sender, kind)
+        order.append(kind)
+
+    async def body() -> None:
+        for sender in senders:  # each strict 1/s lane spends its token: due again at T0 + 1
+            await lim.acquire(sender, "MMS" if sender in (MMS_1, MMS_2) else "SMS")
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await asyncio.gather(
+            one(SMS_1, "SMS"), one(SMS_2, "SMS"), one(MMS_1, "MMS"), one(MMS_2, "MMS")
+        )
+
+    await clock.run(body())
+    assert clock.now == pytest.approx(T0 + 1.0)
+    assert all(a != b for a, b in itertools.pairwise(order)), order
+
+
+@pytest.mark.anyio
+async def test_sends_that_find_a_token_waiting_still_count_against_the_request_rate(
+    clock: VirtualClock,
+) -> None:
+    """After a 10011 cut the request rate to 7/s and a 2 s lull filled the request bucket
+    (7 tokens), a sender sending every 0.1 s for 5 s gets 7 + 5 x 7 = 42 sends, not 50: a
+    send that finds a token waiting (nobody queued) takes it, so the learnt rate still holds
+    once the bucket is drained."""
+    lim = limits(clock, account_mps=10.0, per_sender_mps={SMS_1: None})
+    grants: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await clock.sleep(2.0)
+        while clock.now < T0 + 7 - 1e-9:
+            await lim.acquire(SMS_1)
+            grants.append(clock.now)
+            await clock.sleep(0.1)
+
+    await clock.run(body())
+    assert len(grants) <= 7 + 5 * 7 + 1, len(grants)
+
+
+@pytest.mark.anyio
+async def test_a_grant_cancelled_before_it_resumed_gives_the_request_token_back(
+    clock: VirtualClock,
+) -> None:
+    """After a 10011 (7/s, empty), W1 and W2 are granted the two tokens there are at
+    T0 + 2/7; W2 is cancelled before it resumes, so its request token goes back and the next
+    caller is served at once, not 1/7 s later."""
+    lim = limits(clock, account_mps=10.0)
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def w1() -> None:
+        await lim.acquire(None)
+        tasks["w2"].cancel()  # granted by now, not yet resumed
+
+    async def w2() -> None:
+        await lim.acquire(None)
+
+    async def body() -> float:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        tasks["w1"] = asyncio.create_task(w1())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        tasks["w2"] = asyncio.create_task(w2())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        clock.now = T0 + 2 / 7 + 1e-9
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        assert tasks["w2"].cancelled()
+        await lim.acquire(None)
+        return clock.now
+
+    assert await clock.run(body()) == pytest.approx(T0 + 2 / 7)
+
+
+@pytest.mark.anyio
+async def test_the_request_rate_still_binds_between_the_highest_and_the_summed_rate(
+    clock: VirtualClock,
+) -> None:
+    """SMS and MMS at 10/s each; a 10011 with no measured success rate sets W_max = 10/s. From
+    T0 + 2 to T0 + 4 the CUBIC request rate climbs from 10 to about 13/s: SMS and MMS together
+    stay near that (about 23 sends), not 10/s each (40): the bucket is dropped only at the sum
+    of the account rates (20/s), not at the highest one."""
+    lim = limits(clock, account_mps=10.0, burst=1, per_sender_mps={SMS_1: None, MMS_1: None})
+    grants: list[float] = []
+
+    async def send(sender: str, kind: str) -> None:
+        while clock.now < T0 + 4:
+            await lim.acquire(sender, kind)
+            grants.append(clock.now)
+            lim.on_response(sender, status=200, code=None, reset_after=None)
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await asyncio.gather(send(SMS_1, "SMS"), send(MMS_1, "MMS"))
+
+    await clock.run(body())
+    window = [t for t in grants if T0 + 2 <= t <= T0 + 4]
+    assert len(window) <= 30, len(window)
+
+
+@pytest.mark.anyio
+async def test_a_longer_reset_in_the_cooldown_is_not_lifted_by_a_late_success(
+    clock: VirtualClock,
+) -> None:
+    """A 10011 with a 2.5 s reset (cooldown 2.5 s), then, within the cooldown, another 10011
+    saying the window resets in 30.5 s. A request already in flight answers 201 at T0 + 7,
+    past the cooldown, when the CUBIC rate has passed the sum of the account rates: sends must
+    still wait for T0 + 2 + 30.5 (the bucket is kept while blocked), so ``acquire(timeout=5)``
+    raises RateLimitError."""
+    lim = limits(clock)
+
+    async def body() -> None:
+        await lim.acquire(None)
+        lim.on_response(None, status=429, code="10011", reset_after=2.5)
+        await clock.sleep(2.0)
+        lim.on_response(None, status=429, code="10011", reset_after=30.5)
+        await clock.sleep(5.0)
+        lim.on_response(None, status=201, code=None, reset_after=None)  # in flight before
+        with pytest.raises(RateLimitError) as info:
+            await lim.acquire(None, timeout=5.0)
+        assert info.value.retry_after is not None
+        assert info.value.retry_after == pytest.approx(T0 + 32.5 - clock.now, abs=0.1)
+
+    await clock.run(body())
+
+
+@pytest.mark.anyio
+async def test_a_10011_decreases_from_the_highest_account_rate(clock: VirtualClock) -> None:
+    """Defaults (SMS 50/s, MMS 15/s): the first 10011, with no success rate measured yet,
+    lowers the request rate to 0.7 x 50 = 35/s, so SMS alone goes on at 35/s, not at
+    0.7 x 15 = 10.5/s (the lowest account rate)."""
+    lim = limits(clock, per_sender_mps={SMS_1: None})
+    grants: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        while clock.now < T0 + 2:
+            await lim.acquire(SMS_1)
+            grants.append(clock.now)
+
+    await clock.run(body())
+    assert len(grants) == pytest.approx(70, abs=2)
+
+
+@pytest.mark.anyio
+async def test_after_a_10011_the_request_bucket_holds_its_burst_scaled_to_the_rate(
+    clock: VirtualClock,
+) -> None:
+    """Defaults (SMS 50/s, burst 50). After a 10011 (35/s) and a 10 s lull with no answers
+    (so no recovery), 60 SMS sends at once: 35 go at once (burst x 35 / 50), not 50."""
+    lim = limits(clock, per_sender_mps={SMS_1: None})
+    at_once = 0
+
+    async def one() -> None:
+        nonlocal at_once
+        await lim.acquire(SMS_1)
+        if clock.now == T0 + 10:
+            at_once += 1
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await clock.sleep(10.0)
+        await asyncio.gather(*(one() for _ in range(60)))
+
+    await clock.run(body())
+    assert at_once == 35
+
+
+@pytest.mark.anyio
+async def test_a_10011_under_half_a_message_per_second_still_binds_both_types(
+    clock: VirtualClock,
+) -> None:
+    """``account_mps=0.2`` (SMS and MMS 0.2/s each). After a 10011 the request rate cannot go
+    below 0.2/s, and it holds SMS and MMS together to 0.2/s (about 4 sends in 20 s), not to a
+    0.5/s floor above the 0.4/s the two lanes allow (8 sends)."""
+    lim = limits(clock, account_mps=0.2, burst=1, per_sender_mps={SMS_1: None, MMS_1: None})
+    grants: list[float] = []
+
+    async def send(sender: str, kind: str) -> None:
+        while clock.now < T0 + 20:
+            await lim.acquire(sender, kind)
+            grants.append(clock.now)
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await asyncio.gather(send(SMS_1, "SMS"), send(MMS_1, "MMS"))
+
+    await clock.run(body())
+    assert len([t for t in grants if t <= T0 + 20]) <= 5, grants
+
+
+@pytest.mark.anyio
+async def test_an_unlimited_type_paced_by_its_sender_lane_ignores_the_request_bucket(
+    clock: VirtualClock,
+) -> None:
+    """``account_mps={"SMS": 10, "MMS": None}``: MMS is not account-limited, so after a 10011
+    an MMS sender with a strict 5/s lane keeps its 5/s (about 20 sends in 4 s) while SMS sends
+    keep the request bucket busy; it does not queue for request tokens with them."""
+    lim = limits(
+        clock,
+        account_mps={"SMS": 10.0, "MMS": None},
+        burst=1,
+        per_sender_mps={SMS_1: None, MMS_1: 5.0},
+    )
+    mms: list[float] = []
+
+    async def send(sender: str, kind: str, out: list[float]) -> None:
+        while clock.now < T0 + 4:
+            await lim.acquire(sender, kind)
+            out.append(clock.now)
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await asyncio.gather(send(SMS_1, "SMS", []), send(MMS_1, "MMS", mms))
+
+    await clock.run(body())
+    assert len(mms) >= 19, len(mms)
+
+
+@pytest.mark.anyio
+async def test_an_unlimited_type_takes_no_request_tokens_from_the_limited_one(
+    clock: VirtualClock,
+) -> None:
+    """``account_mps={"SMS": 10, "MMS": None}``. After a 10011 and a 1 s lull the request
+    bucket holds 7 tokens. 20 MMS sends (not account-limited, a 100/s sender lane) then 7 SMS
+    sends, all at T0 + 1: the 7 SMS go at once, the MMS having taken none of their tokens."""
+    lim = limits(
+        clock,
+        account_mps={"SMS": 10.0, "MMS": None},
+        per_sender_mps={SMS_1: None, MMS_1: 100.0},
+    )
+    sms: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(SMS_1)
+        lim.on_response(SMS_1, status=429, code="10011", reset_after=None)
+        await clock.sleep(1.0)
+        for _ in range(20):
+            await lim.acquire(MMS_1, "MMS")
+        for _ in range(7):
+            await lim.acquire(SMS_1)
+            sms.append(clock.now)
+
+    await clock.run(body())
+    assert sms == pytest.approx([T0 + 1] * 7)

@@ -679,3 +679,171 @@ async def test_queued_sends_do_not_quote_a_wait_shorter_than_their_timeout(
         quoted = re.search(r"\(about ([0-9.e+-]+) s\)", str(error))
         if quoted is not None:
             assert float(quoted.group(1)) >= SHORT_TIMEOUT, str(error)
+
+
+ONE_SMS_TYPE = {"SMS": 1.0, "MMS": None}  # the request rate's ceiling is then 1/s
+
+
+async def _redis_now(limits: Any) -> float:
+    seconds, micros = await limits._redis.time()
+    return float(seconds) + float(micros) / 1e6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_longer_reset_within_the_cooldown_keeps_every_process_blocked(
+    make: Any,
+) -> None:
+    """A 10011 with a 2.5 s reset, then (within its 2.5 s cooldown) one saying the window resets
+    in 30.5 s. 2.7 s later the cooldown is over and the CUBIC curve is past the 1/s ceiling,
+    but the window is not: another process must still wait about 28 s, not send at once."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=2.5)
+    with pytest.raises(Stop):
+        await limits.acquire(None)  # writes the first throttle
+    limits.on_response(None, status=429, code="10011", reset_after=30.5)
+    with pytest.raises(Stop):
+        await limits.acquire(None)  # writes the second: blocked ~30.5 s, cooldown unchanged
+    assert 29.5 < sleeps.delays[1] <= 30.5 + 1 / 0.7 + 0.05
+    await asyncio.sleep(2.7)
+    other_sleeps = Sleeps(stop=True)
+    other = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=other_sleeps)
+    with pytest.raises(Stop):
+        await other.acquire(None)
+    assert 26.5 < other_sleeps.delays[0] <= 30.0
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_429_within_the_cooldown_after_the_curve_passed_the_ceiling_decreases_nothing(
+    make: Any, prefix: str
+) -> None:
+    """The request bucket's curve is far past its 1/s ceiling, its block is over, but its
+    cooldown runs 5 s more: a 10011 answering a request already in flight must not start a
+    new bucket at 0.7/s (next send 1/0.7 s away), only empty it at 1/s (1 s away)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    now = await _redis_now(limits)
+    await limits._redis.hset(
+        f"{prefix}requests",
+        mapping={
+            "wmax": "1",
+            "tdec": repr(now - 5),
+            "tok": "0",
+            "ts": repr(now - 1),
+            "cool": repr(now + 5),
+        },
+    )
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert 0.9 < sleeps.delays[0] <= 1.05
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_decrease_while_blocked_starts_from_the_ceiling_not_the_curve(
+    make: Any, prefix: str
+) -> None:
+    """The curve (10 s after the last decrease) is far past the 1/s ceiling but the bucket is
+    still blocked for 0.3 s, and the cooldown is over: a 10011 decreases from the ceiling
+    (0.7/s: the next send 0.3 + 1/0.7 s away), not from the curve's ~300/s (which would leave
+    the request rate unlimited once the block ends)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    now = await _redis_now(limits)
+    await limits._redis.hset(
+        f"{prefix}requests",
+        mapping={
+            "wmax": "1",
+            "tdec": repr(now - 10),
+            "tok": "0",
+            "ts": repr(now + 0.3),
+            "cool": repr(now - 1),
+        },
+    )
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert 1.5 < sleeps.delays[0] <= 0.3 + 1 / 0.7 + 0.05
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_the_request_bucket_still_binds_above_the_highest_account_rate(
+    make: Any, prefix: str
+) -> None:
+    """SMS and MMS at 1/s each (ceiling 2/s). 1.5 s after a decrease from W_max = 1/s the
+    curve is at about 1.08/s: above the highest account rate, below the sum. An MMS of another
+    process waits for the request token an SMS just took (~0.92 s), not sends at once: the
+    request bucket is dropped only at the sum of the account rates."""
+    limits = make(account_mps=1.0, burst=1)
+    await limits.acquire(None)
+    now = await _redis_now(limits)
+    await limits._redis.hset(
+        f"{prefix}requests",
+        mapping={
+            "wmax": "1",
+            "tdec": repr(now - 1.5),
+            "tok": "0",
+            "ts": repr(now),
+            "cool": repr(now - 0.5),
+        },
+    )
+    sleeps = Sleeps(stop=True)
+    other = make(account_mps=1.0, burst=1, sleep=sleeps)
+    with pytest.raises(Stop):
+        await other.acquire(None, "MMS")
+    assert 0.8 < sleeps.delays[0] <= 1 / 1.08 + 0.05
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_second_10011_within_the_cooldown_does_not_decrease_again(make: Any) -> None:
+    """Two 10011 answers to requests sent together (written one after the other, within the
+    1 s cooldown) decrease the request rate once: 0.7/s (the next send 1/0.7 s away), not
+    0.7 x 0.7 (floored at 0.5/s: 2 s away)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=1.0, burst=1, sleep=sleeps)
+    await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await limits.acquire(None)
+    assert sleeps.delays[1] <= 1 / 0.7 + 0.05
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_the_request_bucket_holds_burst_scaled_to_its_rate(make: Any, prefix: str) -> None:
+    """``account_mps=10`` (burst 10). Right after a decrease to 7/s the request bucket holds at
+    most 7 tokens (burst x 7 / 10), whatever was stored: 7 sends go at once, then they wait;
+    not 9 (all the SMS account lane had left)."""
+    sleeps = Sleeps(stop=True)
+    limits = make(account_mps=10.0, sleep=sleeps)
+    await limits.acquire(None)
+    now = await _redis_now(limits)
+    await limits._redis.hset(
+        f"{prefix}requests",
+        mapping={
+            "wmax": "10",
+            "tdec": repr(now),
+            "tok": "100",
+            "ts": repr(now - 0.001),
+            "cool": repr(now + 1),
+        },
+    )
+    sent = 0
+    for _ in range(20):
+        try:
+            await limits.acquire(None)
+        except Stop:
+            break
+        sent += 1
+    assert sent == 7

@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 
 import telnyx_msg
+from telnyx_msg import AsyncClient
+from telnyx_msg.errors import APIResponseValidationError
 from tests.conftest import json_response, message_json
 
 pytestmark = pytest.mark.anyio
@@ -170,3 +172,94 @@ async def test_a_non_finite_cost_amount_is_named(api_server: Any, amount: str) -
         with pytest.raises(telnyx_msg.APIResponseValidationError) as caught:
             await client.messages.retrieve("m-1")
     assert caught.value.field == "Message.cost.amount"
+
+
+ID = "40385f64-5717-4562-b3fc-2c963f66afa6"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload", [{"data": None}, {"status": "ok"}, {}])
+async def test_a_cancel_answered_by_json_that_is_not_a_message_is_not_reported_accepted(
+    api_server: Any, payload: Any
+) -> None:
+    """``messages.cancel_scheduled`` (Telnyx answers the bare Message) answered 200 by JSON
+    that names no message (a gateway's ``{"status": "ok"}``, ``{"data": null}``, ``{}``):
+    nothing shows Telnyx cancelled anything, so the error must not say "the request was
+    accepted" (the caller would take the scheduled message as cancelled, and it goes out)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response(payload)
+
+    server = await api_server(handler)
+    async with AsyncClient("k", base_url=server.base_url, max_retries=0) as client:
+        with pytest.raises(APIResponseValidationError) as info:
+            await client.messages.cancel_scheduled(ID)
+    assert info.value.outcome_unknown is True
+    assert info.value.accepted is False
+    assert "the request was accepted" not in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_a_cancel_answered_by_a_message_with_an_odd_field_is_accepted(
+    api_server: Any,
+) -> None:
+    """The bare Message Telnyx answers a cancel with, naming its id but with a field the SDK
+    cannot read: the cancel was accepted (and ``resource_id`` names the message)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"id": ID, "record_type": "message", "to": 5})
+
+    server = await api_server(handler)
+    async with AsyncClient("k", base_url=server.base_url, max_retries=0) as client:
+        with pytest.raises(APIResponseValidationError) as info:
+            await client.messages.cancel_scheduled(ID)
+    assert info.value.accepted is True
+    assert info.value.resource_id == ID
+
+
+@pytest.mark.anyio
+async def test_a_list_in_telnyx_envelope_with_an_unreadable_item_is_telnyx_answer(
+    api_server: Any,
+) -> None:
+    """``messages.retrieve_group_messages`` answered ``{"data": [...]}`` with an item the SDK
+    cannot read: that is Telnyx's envelope, so the error says the request was answered by
+    Telnyx (``accepted``), not that the answer may be a proxy's."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response({"data": [{"id": ID, "to": 5}]})
+
+    server = await api_server(handler)
+    async with AsyncClient("k", base_url=server.base_url, max_retries=0) as client:
+        with pytest.raises(APIResponseValidationError) as info:
+            await client.messages.retrieve_group_messages(ID)
+    assert info.value.accepted is True
+    assert info.value.outcome_unknown is False
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("payload", "telnyx"),
+    [
+        ({"data": None}, False),
+        ({"status": "ok"}, False),
+        ({"data": [{"id": "p1", "enabled": "yes"}]}, True),
+    ],
+)
+async def test_a_page_says_whether_it_was_telnyx_answer(
+    api_server: Any, payload: Any, telnyx: bool
+) -> None:
+    """A list page answered 200 with JSON that has no ``data`` list may be anyone's answer
+    (``outcome_unknown``, the message never says "the request was accepted"); Telnyx's page
+    envelope with an item the SDK cannot read is Telnyx's answer (``accepted``)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return json_response(payload)
+
+    server = await api_server(handler)
+    async with AsyncClient("k", base_url=server.base_url, max_retries=0) as client:
+        with pytest.raises(APIResponseValidationError) as info:
+            async for _ in client.messaging_profiles.list():
+                pass
+    assert info.value.accepted is telnyx
+    assert info.value.outcome_unknown is not telnyx
+    assert ("the request was accepted" in str(info.value)) is telnyx
