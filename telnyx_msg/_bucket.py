@@ -262,11 +262,11 @@ class RequestSpec:
 
     Telnyx's ``10011`` limit counts the account's requests of every message type, so one lane
     learns it (the SMS and MMS lanes each adapting to the whole success rate aimed, together,
-    above it). Before its first decrease the lane assumes ``rate`` (the highest account rate)
-    and its bucket size scales as ``burst x r / rate`` at rate ``r`` (so traffic of the type
-    with that rate adapts exactly as its own lane did); recovered to ``ceiling`` (the sum of
-    the account rates) it can no longer bind and is dropped, once its block and cooldown are
-    over.
+    above it). Its first decrease starts from the highest rate of the account lanes in use
+    (else ``rate``, the highest account rate), so traffic of one type adapts as its own lane
+    did; its bucket size scales as ``burst x r / rate`` at rate ``r``; recovered to ``ceiling``
+    (the sum of the account rates) it can no longer bind and is dropped, once its block and
+    cooldown are over.
     """
 
     rate: float

@@ -48,6 +48,7 @@ from telnyx_msg._bucket import (
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
     QUEUE_SECONDS,
+    TOKEN_EPS,
     AccountSpec,
     LimitConfig,
     RateMeter,
@@ -424,15 +425,15 @@ class RateLimits:
 
     **Feedback** (``on_response`` after each response):
 
-    - 429 code ``10011`` (or no code): Telnyx's request limit counts every message type, so
-      all sends of limited types (an account lane that is not ``None``) now also take a token
-      from one shared **request bucket**. Its rate is multiplied by 0.7 (not below
-      ``min(0.5, R)``; at most once per ``max(1 s, reset_after)``), ``R`` being the highest
-      account rate, the rate assumed before the first decrease; ``W_max`` = the rate before,
-      or the measured success rate of all sends if lower (EWMA over 0.5 s slots, weight
-      0.8). The bucket is emptied and blocked for ``reset_after`` seconds
-      (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number, since
-      whole seconds are rounded up and the window resets within the last second before the
+    - 429 code ``10011`` (or no code): Telnyx's request limit counts every message type, so all
+      sends of limited types (an account lane that is not ``None``) now also take a token from
+      one shared **request bucket**. Its rate is multiplied by 0.7 (not below ``min(0.5, R)``;
+      at most once per ``max(1 s, reset_after)``), ``R`` being the highest account rate;
+      ``W_max`` = the rate before (for the first decrease: the highest rate of the account lanes
+      in use, i.e. not full, else ``R``), or the measured success rate of all sends if lower
+      (EWMA over 0.5 s slots, weight 0.8). The bucket is emptied and blocked for ``reset_after``
+      seconds (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number,
+      since whole seconds are rounded up and the window resets within the last second before the
       stated time. Its size is ``burst x rate / R``. The account lanes take turns at it.
     - 2xx: the request rate recovers (CUBIC): ``rate = 0.4 (t - K)^3 + W_max``,
       ``K = cbrt(W_max x 0.3 / 0.4)``, ``t`` = seconds since the last decrease; at the sum of
@@ -704,7 +705,7 @@ class RateLimits:
         spec = adaptive.spec
         bucket = self._shared
         if bucket is None or now >= adaptive.cooldown_until:
-            current = spec.rate if bucket is None else bucket.rate
+            current = self._rate_in_use(now, spec) if bucket is None else bucket.rate
             goodput = self._goodput.measure(now)
             if goodput > 0:
                 current = min(current, goodput)
@@ -717,6 +718,18 @@ class RateLimits:
             else:
                 bucket.set_rate(now, rate, spec.capacity_for(rate))
         bucket.block(now, now + pause)
+
+    def _rate_in_use(self, now: float, spec: RequestSpec) -> float:
+        """The request rate before the first decrease: the highest rate of the account lanes
+        in use (not full: they sent within about burst/rate seconds), else the highest."""
+        rates = []
+        for account in self._account_list:
+            bucket = account.bucket
+            if bucket is not None:
+                bucket.refill(now)
+                if bucket.tokens < bucket.capacity - TOKEN_EPS:
+                    rates.append(bucket.rate)
+        return max(rates) if rates else spec.rate
 
     def _queue_full(self, sender: str, now: float) -> None:
         lane = self._lanes.get(sender)

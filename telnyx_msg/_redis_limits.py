@@ -175,9 +175,9 @@ return {1, '0'}
 """
 )
 
-# ARGV[1] == 'throttle': KEYS = the request hash, the meter; ARGV[2] = block seconds,
-#   ARGV[3] = successes to add to the meter first; ARGV[4..6] = the request bucket's reference
-#   rate, burst and ceiling.
+# ARGV[1] == 'throttle': KEYS = the request hash, the meter, then the account hashes;
+#   ARGV[2] = block seconds, ARGV[3] = successes to add to the meter first; ARGV[4..6] = the
+#   request bucket's reference rate, burst and ceiling; then rate, burst per account hash.
 # ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
 #   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
 _FEEDBACK = (
@@ -191,9 +191,16 @@ if ARGV[1] == 'throttle' then
   local rate = request_rate(key, ref, tonumber(ARGV[6]))
   local cool = tonumber(redis.call('HGET', key, 'cool'))
   if rate == nil then
-    -- No request bucket yet (or it had recovered): a new one, at the highest account rate.
+    -- No request bucket yet (or it had recovered): a new one, at the highest rate of the
+    -- account lanes in use (not full: they sent lately), else the highest account rate.
     redis.call('DEL', key)
-    rate, cool = ref, nil
+    rate, cool = 0, nil
+    for j = 3, #KEYS do
+      local arate, aburst = tonumber(ARGV[1 + 2 * j]), tonumber(ARGV[2 + 2 * j])
+      local tok = load(KEYS[j], arate, aburst)
+      if tok < aburst - EPS then rate = math.max(rate, arate) end
+    end
+    if rate == 0 then rate = ref end
   end
   local cap = math.max(1, burst * rate / ref)
   local tok, ts = load(key, rate, cap)
@@ -586,6 +593,10 @@ class RedisRateLimits:
                 keys = [f"{self._prefix}requests", f"{self._prefix}meter"]
                 block = _num(max(0.0, pause - (self._clock() - at)))
                 args = ["throttle", block, str(successes), *self._requests_args]
+                for key, spec in self._config.accounts.items():
+                    if spec is not None:
+                        keys.append(f"{self._prefix}acct:{key}")
+                        args += [_num(spec.rate), _num(spec.burst)]
                 try:
                     await self._run(_FEEDBACK_SCRIPT, keys, args)
                 except BaseException:

@@ -1536,6 +1536,31 @@ async def test_a_10011_decreases_from_the_highest_account_rate(clock: VirtualClo
 
 
 @pytest.mark.anyio
+async def test_mms_alone_slows_to_seven_tenths_of_its_rate_after_a_10011(
+    clock: VirtualClock,
+) -> None:
+    """Defaults (MMS 15/s). An app sending only MMS starts with its burst of 15 and gets a 429
+    10011 0.1 s later (before a 0.5 s slot of successes was measured): its sends then go at
+    0.7 x 15 = 10.5/s, as the MMS lane alone adapted. (Starting from the highest account rate,
+    SMS's 50/s, gave 35/s, which never binds MMS: they kept going at the throttled 15/s.)"""
+    lim = limits(clock)
+    times: list[float] = []
+
+    async def body() -> None:
+        for _ in range(15):
+            await lim.acquire(None, "MMS")
+        await clock.sleep(0.1)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        for _ in range(10):
+            await lim.acquire(None, "MMS")
+            times.append(clock.now)
+
+    await clock.run(body())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([1 / 10.5] * len(gaps), rel=1e-6)
+
+
+@pytest.mark.anyio
 async def test_after_a_10011_the_request_bucket_holds_its_burst_scaled_to_the_rate(
     clock: VirtualClock,
 ) -> None:

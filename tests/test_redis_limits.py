@@ -214,6 +214,25 @@ async def test_the_request_bucket_stays_blocked_until_the_reset(make: Any) -> No
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_mms_alone_slows_to_seven_tenths_of_its_rate_after_a_10011(make: Any) -> None:
+    """Defaults (SMS 50/s, MMS 15/s), only MMS sent: the first 10011, before any success was
+    measured, sets the request rate to 0.7 x 15 = 10.5/s (the rate of the account lane in
+    use), so the next MMS waits about 1/10.5 s. (Starting from SMS's 50/s gave 35/s, which
+    never holds back 15/s of MMS.)"""
+    limits = make()
+    for _ in range(15):
+        await limits.acquire(None, "MMS")
+    limits.on_response(None, status=429, code="10011", reset_after=None)
+    sleeps = Sleeps(stop=True)
+    other = make(sleep=sleeps)
+    other.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await other.acquire(None, "MMS")
+    assert 0.075 < sleeps.delays[0] <= 1 / 10.5 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_10011_decreases_from_the_successes_of_every_process(make: Any, prefix: str) -> None:
     """Two processes succeeding at about 10/s each under a 100/s setting: a 429 sets W_max to
     the shared success rate (about 20/s), not the 100/s the buckets allowed, as the local
