@@ -25,6 +25,7 @@ __all__ = [
     "BETA",
     "CUBIC_C",
     "DECREASE_COOLDOWN",
+    "IN_USE_SECONDS",
     "DEFAULT_ACCOUNT_MPS",
     "DEFAULT_KIND_MPS",
     "DEFAULT_QUEUE_FRACTION",
@@ -78,6 +79,10 @@ BETA = 0.7
 CUBIC_C = 0.4
 MIN_RATE = 0.5
 DECREASE_COOLDOWN = 1.0  # at most one decrease per second (once per round trip, as TCP does)
+# An account lane that granted a token this recently is "in use": a first 10011 starts the
+# request rate from the highest rate of those lanes (a 429 answers a request of the last
+# round trips).
+IN_USE_SECONDS = 2.0
 METER_SLOT = 0.5  # the measured success rate is an EWMA over 0.5 s slots ...
 METER_SMOOTHING = 0.8  # ... weighting the newest slot 0.8 (botocore adaptive mode)
 MAX_RESET_AFTER = 300.0  # an x-ratelimit-reset beyond this is treated as this
@@ -262,11 +267,11 @@ class RequestSpec:
 
     Telnyx's ``10011`` limit counts the account's requests of every message type, so one lane
     learns it (the SMS and MMS lanes each adapting to the whole success rate aimed, together,
-    above it). Its first decrease starts from the highest rate of the account lanes in use
-    (else ``rate``, the highest account rate), so traffic of one type adapts as its own lane
-    did; its bucket size scales as ``burst x r / rate`` at rate ``r``; recovered to ``ceiling``
-    (the sum of the account rates) it can no longer bind and is dropped, once its block and
-    cooldown are over.
+    above it). Its first decrease starts from the highest rate of the account lanes in use (that
+    granted within ``IN_USE_SECONDS``; else ``rate``, the highest account rate), so traffic of
+    one type adapts as its own lane did; its bucket size scales as ``burst x r / rate`` at rate
+    ``r``; recovered to ``ceiling`` (the sum of the account rates) it can no longer bind and is
+    dropped, once its block and cooldown are over.
     """
 
     rate: float

@@ -530,11 +530,14 @@ class AsyncClient(ResourceTree[AsyncMode]):
             cause = None
             if shared.echoed_key:  # never in an error, a log, an event or a model
                 response = _mask_key(response, shared.echoed_key)
+            if not response.too_large and len(response.body) > shared.max_response_size:
+                # A transport passed in (MockTransport) reads whatever it is given: the
+                # client's limit still applies, as with its own aiohttp transport (which
+                # drops the body, of any status).
+                response = response._replace(body=b"", too_large=True)
             if response.status >= 300:  # Telnyx does not redirect: a 3xx is not acceptance
                 error = status_error(response, wire)
-            elif response.too_large or len(response.body) > shared.max_response_size:
-                # A transport passed in (MockTransport) reads whatever it is given: the
-                # client's limit still applies, as with its own aiohttp transport.
+            elif response.too_large:
                 error = too_large(response, wire, shared.max_response_size)
         if log.isEnabledFor(logging.DEBUG):
             _log_attempt(wire, response, attempt, started, cause)

@@ -34,7 +34,8 @@ class RequestEvent:
 @frozen
 class ResponseEvent:
     """The end of one attempt: ``status`` (None when no response came), time taken, request id,
-    and the transport ``error`` when there was no response."""
+    and, when there was no response, the ``error`` it ended with (``APIConnectionError`` or
+    ``APITimeoutError``; a ``CancelledError``, or what a transport or request hook raised)."""
 
     request: RequestEvent
     status: int | None

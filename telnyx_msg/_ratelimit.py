@@ -47,8 +47,8 @@ from telnyx_msg._bucket import (
     DECREASE_COOLDOWN,
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
+    IN_USE_SECONDS,
     QUEUE_SECONDS,
-    TOKEN_EPS,
     AccountSpec,
     LimitConfig,
     RateMeter,
@@ -325,11 +325,12 @@ _UNRATED_PAUSE = DRAIN_FRACTION * QUEUE_SECONDS
 class _Account:
     """The account lane of one message type: its bucket plus the ring of ready lanes."""
 
-    __slots__ = ("bucket", "ring")
+    __slots__ = ("bucket", "granted_at", "ring")
 
     def __init__(self, spec: AccountSpec | None, now: float) -> None:
         self.bucket = None if spec is None else TokenBucket(spec.rate, spec.burst, now)
         self.ring: collections.deque[_Lane] = collections.deque()
+        self.granted_at = -math.inf  # its last grant (see _rate_in_use)
 
 
 class _Adaptive:
@@ -430,7 +431,7 @@ class RateLimits:
       one shared **request bucket**. Its rate is multiplied by 0.7 (not below ``min(0.5, R)``;
       at most once per ``max(1 s, reset_after)``), ``R`` being the highest account rate;
       ``W_max`` = the rate before (for the first decrease: the highest rate of the account lanes
-      in use, i.e. not full, else ``R``), or the measured success rate of all sends if lower
+      that sent within 2 s, else ``R``), or the measured success rate of all sends if lower
       (EWMA over 0.5 s slots, weight 0.8). The bucket is emptied and blocked for ``reset_after``
       seconds (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number,
       since whole seconds are rounded up and the window resets within the last second before the
@@ -565,6 +566,7 @@ class RateLimits:
                     lane_bucket.tokens -= 1.0
                 if bucket is not None:
                     bucket.tokens -= 1.0
+                    account.granted_at = now
                 if shared is not None:
                     shared.tokens -= 1.0
                 self._grants += 1
@@ -721,14 +723,12 @@ class RateLimits:
 
     def _rate_in_use(self, now: float, spec: RequestSpec) -> float:
         """The request rate before the first decrease: the highest rate of the account lanes
-        in use (not full: they sent within about burst/rate seconds), else the highest."""
-        rates = []
-        for account in self._account_list:
-            bucket = account.bucket
-            if bucket is not None:
-                bucket.refill(now)
-                if bucket.tokens < bucket.capacity - TOKEN_EPS:
-                    rates.append(bucket.rate)
+        in use (that granted within ``IN_USE_SECONDS``), else the highest account rate."""
+        rates = [
+            account.bucket.rate
+            for account in self._account_list
+            if account.bucket is not None and now - account.granted_at <= IN_USE_SECONDS
+        ]
         return max(rates) if rates else spec.rate
 
     def _queue_full(self, sender: str, now: float) -> None:
@@ -860,6 +860,7 @@ class RateLimits:
                         lane_bucket.take(now)
                     if bucket is not None:
                         bucket.take(now)
+                        account.granted_at = now
                     if shared is not None:
                         shared.take(now)
                         head.shared = shared

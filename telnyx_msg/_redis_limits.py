@@ -18,6 +18,7 @@ from typing import Any
 from telnyx_msg._bucket import (
     DEFAULT_QUEUE_FRACTION,
     DRAIN_FRACTION,
+    IN_USE_SECONDS,
     QUEUE_SECONDS,
     LimitConfig,
     drain_tokens,
@@ -177,11 +178,13 @@ return {1, '0'}
 
 # ARGV[1] == 'throttle': KEYS = the request hash, the meter, then the account hashes;
 #   ARGV[2] = block seconds, ARGV[3] = successes to add to the meter first; ARGV[4..6] = the
-#   request bucket's reference rate, burst and ceiling; then rate, burst per account hash.
+#   request bucket's reference rate, burst and ceiling; then rate, burst per account hash
+#   (the burst is not used).
 # ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
 #   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
 _FEEDBACK = (
     _PRELUDE
+    + f"local IN_USE = {IN_USE_SECONDS!r}\n"
     + """
 if ARGV[1] == 'throttle' then
   local pause = tonumber(ARGV[2])
@@ -192,13 +195,15 @@ if ARGV[1] == 'throttle' then
   local cool = tonumber(redis.call('HGET', key, 'cool'))
   if rate == nil then
     -- No request bucket yet (or it had recovered): a new one, at the highest rate of the
-    -- account lanes in use (not full: they sent lately), else the highest account rate.
+    -- account lanes in use (a token taken within IN_USE seconds: ts, which only a take
+    -- writes), else the highest account rate.
     redis.call('DEL', key)
     rate, cool = 0, nil
     for j = 3, #KEYS do
-      local arate, aburst = tonumber(ARGV[1 + 2 * j]), tonumber(ARGV[2 + 2 * j])
-      local tok = load(KEYS[j], arate, aburst)
-      if tok < aburst - EPS then rate = math.max(rate, arate) end
+      local taken = tonumber(redis.call('HGET', KEYS[j], 'ts'))
+      if taken ~= nil and now - taken <= IN_USE then
+        rate = math.max(rate, tonumber(ARGV[1 + 2 * j]))
+      end
     end
     if rate == 0 then rate = ref end
   end

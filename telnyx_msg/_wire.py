@@ -502,8 +502,9 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
                 return [hook(x, item_type) for x in doc]
             enveloped = type(doc) is dict
             if envelope == "bare" and enveloped:
-                # No envelope to recognise: Telnyx's bare answer names what it returns.
-                enveloped = type(doc.get("id")) is str
+                # No envelope to recognise: Telnyx's bare answer names what it returns, or
+                # (the profile metrics, which have no id) holds its list under "data".
+                enveloped = type(doc.get("id")) is str or type(doc.get("data")) is list
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
             found = doc.get("id") if type(doc) is dict else None  # the data object, if any

@@ -138,12 +138,12 @@ class APIResponseValidationError(TelnyxError):
 
     When the body is Telnyx's envelope (a JSON object with a ``data`` object; for the answers
     Telnyx sends without one, such as ``messages.cancel_scheduled``'s, an object naming its
-    ``id``) whose fields could not all be read, the request was **accepted** (``accepted`` True,
-    ``outcome_unknown`` False): a send was taken by Telnyx, so do not resend it; look the
-    message up (``messages.retrieve``, delivery webhooks) if you need it. Any other 2xx body
-    (not JSON, an HTML page, empty, larger than ``max_response_size``, JSON without that
-    envelope) may not be Telnyx's answer at all (a proxy, a captive portal, a wrong
-    ``base_url``), so whether the request was accepted is unknown: ``accepted`` False,
+    ``id`` or holding a ``data`` list) whose fields could not all be read, the request was
+    **accepted** (``accepted`` True, ``outcome_unknown`` False): a send was taken by Telnyx, so
+    do not resend it; look the message up (``messages.retrieve``, delivery webhooks) if you need
+    it. Any other 2xx body (not JSON, an HTML page, empty, larger than ``max_response_size``,
+    JSON without that envelope) may not be Telnyx's answer at all (a proxy, a captive portal, a
+    wrong ``base_url``), so whether the request was accepted is unknown: ``accepted`` False,
     ``outcome_unknown`` True (resend only with the same idempotency key). ``status``,
     ``headers``, ``request_id``, ``body`` (raw text, possibly cut short), ``method``, ``path``
     and ``field`` (the missing or malformed field, when known) describe what arrived;

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio.to_thread
 import pytest
+from aiohttp import web
 
 import telnyx_msg
 from telnyx_msg.testing import MockRequest, MockResponse, MockTransport, MockTransportError
-from tests.conftest import message_json
+from tests.conftest import ApiServer, Handler, message_json
 
 pytestmark = pytest.mark.anyio
 
@@ -266,3 +268,49 @@ async def test_an_answer_within_the_limit_still_parses() -> None:
     ) as client:
         message = await client.messages.retrieve("m-1")
     assert message.id == "m-1"
+
+
+# A Telnyx error body of about 4 KB (a long detail), over a 1 KB max_response_size.
+BIG_ERROR: dict[str, Any] = {
+    "errors": [{"code": "40300", "title": "Blocked due to STOP message", "detail": "x" * 4000}]
+}
+
+
+async def _status_error(client: telnyx_msg.AsyncClient) -> telnyx_msg.APIStatusError:
+    with pytest.raises(telnyx_msg.APIStatusError) as raised:
+        await client.messages.retrieve("m-1")
+    return raised.value
+
+
+async def test_an_oversized_error_body_from_a_mock_transport_is_dropped_as_in_production(
+    api_server: Any,
+) -> None:
+    """docs/errors.md: a body larger than ``max_response_size`` gives, for a 4xx/5xx, "the status
+    error without a body"; the CHANGELOG says the limit now also holds for a transport passed
+    in (``MockTransport``), so a unit test sees what production does. The same 4 KB 422 answer
+    must give the same error through a real server and through ``MockTransport``: no body and
+    no error code read from it. (The mock path still parses the whole body, so a unit test sees
+    code 40300 where production sees none.)"""
+
+    async def answer(_: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=422, body=json.dumps(BIG_ERROR).encode(), content_type="application/json"
+        )
+
+    handler: Handler = answer
+    server: ApiServer = await api_server(handler)
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", base_url=server.base_url, rate_limits=None, max_response_size=1024
+    ) as client:
+        real = await _status_error(client)
+
+    def mock(_: MockRequest) -> MockResponse:
+        return MockResponse(status=422, json=BIG_ERROR)
+
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", transport=MockTransport(mock), rate_limits=None, max_response_size=1024
+    ) as client:
+        mocked = await _status_error(client)
+
+    assert (real.status, real.body, real.code) == (422, None, None)  # production, for reference
+    assert (mocked.status, mocked.body, mocked.code) == (real.status, real.body, real.code)

@@ -1664,3 +1664,31 @@ async def test_an_unlimited_type_takes_no_request_tokens_from_the_limited_one(
 
     await clock.run(body())
     assert sms == pytest.approx([T0 + 1] * 7)
+
+
+@pytest.mark.anyio
+async def test_an_mms_sent_a_fifth_of_a_second_before_a_10011_is_in_use(
+    clock: VirtualClock,
+) -> None:
+    """Defaults (SMS 50/s, MMS 15/s). docs/rate-limits.md: before the first decrease the request
+    rate is "the highest rate of the account lanes in use (those whose bucket is not full:
+    they sent within about a second)", so "one type sending alone adapts as its own lane did
+    (MMS alone from 15/s to 10.5/s, not from 50/s to 35/s, which would not hold it back)".
+    An app that sent one MMS and got its 429 10011 0.2 s later (no success measured yet) sent
+    within the last second, yet its MMS bucket (15 tokens, one taken) had refilled after 1/15 s:
+    no lane counts as in use, the request rate drops from 50/s to 35/s, and the next MMS go
+    out at 35/s (then the MMS lane's 15/s), not at 10.5/s."""
+    lim = limits(clock)
+    times: list[float] = []
+
+    async def body() -> None:
+        await lim.acquire(None, "MMS")
+        await clock.sleep(0.2)
+        lim.on_response(None, status=429, code="10011", reset_after=None)
+        for _ in range(10):
+            await lim.acquire(None, "MMS")
+            times.append(clock.now)
+
+    await clock.run(body())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([1 / 10.5] * len(gaps), rel=1e-6)

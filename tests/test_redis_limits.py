@@ -233,6 +233,23 @@ async def test_mms_alone_slows_to_seven_tenths_of_its_rate_after_a_10011(make: A
 
 @pytest.mark.redis
 @pytest.mark.anyio
+async def test_an_mms_sent_a_fifth_of_a_second_before_a_10011_is_in_use(make: Any) -> None:
+    """One MMS sent 0.2 s before the first 10011 (its 15-token bucket already full again):
+    the MMS lane is still in use (it took a token within 2 s), so the request rate starts
+    from 15/s and drops to 10.5/s, and the next MMS waits about 1/10.5 s, not 1/35 s."""
+    limits = make()
+    await limits.acquire(None, "MMS")
+    await asyncio.sleep(0.2)
+    sleeps = Sleeps(stop=True)
+    other = make(sleep=sleeps)
+    other.on_response(None, status=429, code="10011", reset_after=None)
+    with pytest.raises(Stop):
+        await other.acquire(None, "MMS")
+    assert 0.075 < sleeps.delays[0] <= 1 / 10.5 + 1e-6
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
 async def test_10011_decreases_from_the_successes_of_every_process(make: Any, prefix: str) -> None:
     """Two processes succeeding at about 10/s each under a 100/s setting: a 429 sets W_max to
     the shared success rate (about 20/s), not the 100/s the buckets allowed, as the local

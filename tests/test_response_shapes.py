@@ -16,6 +16,7 @@ from aiohttp import web
 import telnyx_msg
 from telnyx_msg import AsyncClient
 from telnyx_msg.errors import APIResponseValidationError
+from telnyx_msg.testing import MockRequest, MockResponse, MockTransport
 from tests.conftest import json_response, message_json
 
 pytestmark = pytest.mark.anyio
@@ -263,3 +264,37 @@ async def test_a_page_says_whether_it_was_telnyx_answer(
     assert info.value.accepted is telnyx
     assert info.value.outcome_unknown is not telnyx
     assert ("the request was accepted" in str(info.value)) is telnyx
+
+
+async def test_profile_metrics_with_one_odd_field_is_still_telnyxs_answer() -> None:
+    """``messaging_profile_metrics.list`` answers ``{"data": [...], "meta": {...}}`` with no
+    ``id`` (the metrics are free-form objects). Since f44dc52 a bare-answer 2xx counts as
+    Telnyx's only when it names a string ``id``, so a genuine metrics answer with one value the
+    SDK cannot read (``errors`` as a percentage string) is reported as "not Telnyx's answer
+    shape ... a proxy or a wrong base_url answers like this", ``outcome_unknown`` True: for a
+    GET of Telnyx's own answer. It should say the request was accepted, as for every other
+    endpoint whose envelope Telnyx answered."""
+    body = {
+        "data": [
+            {
+                "record_type": "messaging_profile_metrics",
+                "messaging_profile_id": "4000eba1-a0c0-4563-9925-b25e842a7cb6",
+                "phone_numbers": 3,
+                "outbound": {"sent": 10, "delivered": 9, "errors": "10%"},
+                "inbound": {"received": 2},
+            }
+        ],
+        "meta": {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": 1},
+    }
+
+    def handler(_: MockRequest) -> MockResponse:
+        return MockResponse(json=body)
+
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", transport=MockTransport(handler), rate_limits=None
+    ) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
+            await client.messaging_profile_metrics.list(time_frame="7d")
+    assert raised.value.accepted
+    assert not raised.value.outcome_unknown
+    assert "proxy" not in str(raised.value)
