@@ -368,6 +368,49 @@ def test_mock_server_serves_both_clients(signum: int) -> None:
     assert f'"GET /v2/messages/{message.id} HTTP/1.1" 200' in log
 
 
+def test_mock_server_api_rate_limit_answers_10011_beyond_it() -> None:
+    """`mock-server --api-rate-limit 3`: a burst of requests gets 429 code 10011 with the
+    `x-ratelimit-reset` header beyond 3 per second, as an account request limit does, so
+    several `telnyx-msg bulk` processes can be watched sharing one limit (it had no option for
+    that: only a script of your own could configure the fake's limit)."""
+    argv = ["mock-server", "--port", "0", "--quiet", "--api-rate-limit", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telnyx_msg", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        settings: dict[str, str] = {}
+        deadline = time.monotonic() + 20
+        while len(settings) < 3 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "=" in line:
+                name, value = line.strip().removeprefix("export ").split("=", 1)
+                settings[name] = value
+        with telnyx_msg.Client(
+            settings["TELNYX_API_KEY"],
+            base_url=settings["TELNYX_BASE_URL"],
+            max_retries=0,
+            rate_limits=None,
+        ) as client:
+            answers: list[int | str] = []
+            for _ in range(12):  # within about a second: at least 3 beyond 3 per window
+                try:
+                    client.messaging_profiles.list().first_page()
+                    answers.append(200)
+                except telnyx_msg.RateLimitError as exc:
+                    reset = "reset" if "x-ratelimit-reset" in exc.headers else "no reset"
+                    answers.append(f"{exc.code} {reset}")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, log = proc.communicate(timeout=10)
+    assert proc.returncode == 0, log
+    assert answers.count("10011 reset") >= 3, answers
+    assert set(answers) == {200, "10011 reset"}, answers
+
+
 def _signed(
     tmp_path: Path, body: bytes, *, tamper: bytes = b"", age: int = 0
 ) -> tuple[list[str], str]:
@@ -559,6 +602,8 @@ def test_webhook_verify_output_problems_are_not_tracebacks(
         (["send", "--to", "+13125550001", "--timeout", "0"], "--timeout: must be a finite"),
         (["mock-server", "--port", "70000"], "--port: must be 0-65535"),
         (["mock-server", "--latency", "-1"], "--latency: must be a finite number >= 0"),
+        (["mock-server", "--api-rate-limit", "0"], "--api-rate-limit: must be at least 1"),
+        (["mock-server", "--api-rate-limit", "2.5"], "--api-rate-limit: '2.5' is not a whole"),
         (
             ["webhook", "worker", "--redis", "r", "--handler", "m:f", "--max-attempts", "0"],
             "at least 1",

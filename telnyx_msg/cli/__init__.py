@@ -137,6 +137,17 @@ def _non_negative(text: str) -> float:
     return _positive(text, zero=True)
 
 
+def _requests_per_second(text: str) -> int:
+    """A whole number of requests >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _port(text: str) -> int:
     """A TCP port, 0 (any free one) to 65535 (argparse type)."""
     try:
@@ -319,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="added to every response, to try interrupting and resuming a bulk run",
+    )
+    mock.add_argument(
+        "--api-rate-limit",
+        type=_requests_per_second,
+        default=None,
+        metavar="N",
+        help="answer 429 (code 10011) beyond N requests per 1-second window, as an account "
+        "request limit does, to watch the client adapt (default: no limit)",
     )
     mock.add_argument("--quiet", action="store_true", help="no access log")
 
@@ -758,9 +777,12 @@ def _stdin_text() -> str:
 
 
 async def _mock_server(args: argparse.Namespace) -> int:
-    from telnyx_msg.testing import DEFAULT_API_KEY, FakeConfig, FakeTelnyx, Faults
+    from telnyx_msg.testing import DEFAULT_API_KEY, ApiRateLimit, FakeConfig, FakeTelnyx, Faults
 
-    config = FakeConfig(faults=Faults(latency=args.latency), max_messages=1_000_000)
+    limit = None if args.api_rate_limit is None else ApiRateLimit(limit=args.api_rate_limit)
+    config = FakeConfig(
+        faults=Faults(latency=args.latency), max_messages=1_000_000, api_rate_limit=limit
+    )
     access = None
     if not args.quiet:
         access = logging.getLogger("telnyx_msg.mock_server")
