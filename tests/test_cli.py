@@ -331,25 +331,34 @@ async def test_send_command_not_sent_exits_1(capsys: pytest.CaptureFixture[str])
     assert "--idempotency-key" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_mock_server_serves_both_clients(signum: int) -> None:
-    """`mock-server` prints a base URL, key and public key that the blocking client works with;
-    Ctrl-C and SIGTERM (a service manager's stop) both shut it down cleanly, exit 0."""
+def _start_mock_server(*options: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`telnyx-msg mock-server --port 0 *options` in a child process, and the settings its
+    export lines give (waits at most 20 s for them)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0"],
+        [sys.executable, "-m", "telnyx_msg", "mock-server", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
+    settings: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while len(settings) < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break  # it exited (a usage error): the caller's asserts say so
+        if "=" in line:
+            name, value = line.strip().removeprefix("export ").split("=", 1)
+            settings[name] = value
+    return proc, settings
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_mock_server_serves_both_clients(signum: int) -> None:
+    """`mock-server` prints a base URL, key and public key that the blocking client works with;
+    Ctrl-C and SIGTERM (a service manager's stop) both shut it down cleanly, exit 0."""
+    proc, settings = _start_mock_server()
     try:
-        assert proc.stdout is not None
-        settings: dict[str, str] = {}
-        deadline = time.monotonic() + 20
-        while len(settings) < 3 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "=" in line:
-                name, value = line.strip().removeprefix("export ").split("=", 1)
-                settings[name] = value
         assert settings["TELNYX_BASE_URL"].startswith("http://127.0.0.1:")
         assert len(base64.b64decode(settings["TELNYX_PUBLIC_KEY"])) == 32
         with telnyx_msg.Client(
@@ -373,22 +382,8 @@ def test_mock_server_api_rate_limit_answers_10011_beyond_it() -> None:
     `x-ratelimit-reset` header beyond 3 per second, as an account request limit does, so
     several `telnyx-msg bulk` processes can be watched sharing one limit (it had no option for
     that: only a script of your own could configure the fake's limit)."""
-    argv = ["mock-server", "--port", "0", "--quiet", "--api-rate-limit", "3"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "telnyx_msg", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, settings = _start_mock_server("--quiet", "--api-rate-limit", "3")
     try:
-        assert proc.stdout is not None
-        settings: dict[str, str] = {}
-        deadline = time.monotonic() + 20
-        while len(settings) < 3 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "=" in line:
-                name, value = line.strip().removeprefix("export ").split("=", 1)
-                settings[name] = value
         with telnyx_msg.Client(
             settings["TELNYX_API_KEY"],
             base_url=settings["TELNYX_BASE_URL"],

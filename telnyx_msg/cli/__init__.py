@@ -137,17 +137,6 @@ def _non_negative(text: str) -> float:
     return _positive(text, zero=True)
 
 
-def _requests_per_second(text: str) -> int:
-    """A whole number of requests >= 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _port(text: str) -> int:
     """A TCP port, 0 (any free one) to 65535 (argparse type)."""
     try:
@@ -333,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument(
         "--api-rate-limit",
-        type=_requests_per_second,
+        type=_count,
         default=None,
         metavar="N",
         help="answer 429 (code 10011) beyond N requests per 1-second window, as an account "
