@@ -179,7 +179,7 @@ return {1, '0'}
 # ARGV[1] == 'throttle': KEYS = the request hash, the meter, then the account hashes;
 #   ARGV[2] = block seconds, ARGV[3] = successes to add to the meter first; ARGV[4..6] = the
 #   request bucket's reference rate, burst and ceiling; then rate, burst per account hash
-#   (the burst is not used).
+#   (the burst is not used); last, the seconds since the 429 came.
 # ARGV[1] == 'queue_full': KEYS[1] = lane hash; ARGV[2] = rate (0: none), ARGV[3] = capacity,
 #   ARGV[4] = messages to drain, ARGV[5] = pause of a lane without a rate.
 _FEEDBACK = (
@@ -188,6 +188,9 @@ _FEEDBACK = (
     + """
 if ARGV[1] == 'throttle' then
   local pause = tonumber(ARGV[2])
+  -- Seconds since the 429 came (it is written at the next acquire): the lanes in use are
+  -- those that took a token within IN_USE seconds of the 429, not of this write.
+  local age = math.max(0, tonumber(ARGV[#ARGV]))
   local goodput = meter(KEYS[2], tonumber(ARGV[3]))
   local key = KEYS[1]
   local ref, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -201,7 +204,7 @@ if ARGV[1] == 'throttle' then
     rate, cool = 0, nil
     for j = 3, #KEYS do
       local taken = tonumber(redis.call('HGET', KEYS[j], 'ts'))
-      if taken ~= nil and now - taken <= IN_USE then
+      if taken ~= nil and now - taken <= IN_USE + age then
         rate = math.max(rate, tonumber(ARGV[1 + 2 * j]))
       end
     end
@@ -596,12 +599,14 @@ class RedisRateLimits:
                 at, pause = throttle
                 successes = self._take_successes()
                 keys = [f"{self._prefix}requests", f"{self._prefix}meter"]
-                block = _num(max(0.0, pause - (self._clock() - at)))
+                age = max(0.0, self._clock() - at)
+                block = _num(max(0.0, pause - age))
                 args = ["throttle", block, str(successes), *self._requests_args]
                 for key, spec in self._config.accounts.items():
                     if spec is not None:
                         keys.append(f"{self._prefix}acct:{key}")
                         args += [_num(spec.rate), _num(spec.burst)]
+                args.append(_num(age))
                 try:
                     await self._run(_FEEDBACK_SCRIPT, keys, args)
                 except BaseException:

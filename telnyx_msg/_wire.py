@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
+import attrs
+
 from telnyx_msg._config import RequestOptions
 from telnyx_msg._retry import Failure, server_hint, status_outcome_unknown
 from telnyx_msg._spec import Endpoint, Lane, encode_query, query_string
@@ -478,6 +480,11 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
     item_type = endpoint.response
     hook = converter.get_structure_hook(item_type)
     many = endpoint.many
+    # A bare answer's sign of being Telnyx's: its "id", or (the profile metrics, which have
+    # none) its "data" list; only the model that holds a "data" list may show the latter.
+    bare_list = (
+        envelope == "bare" and attrs.has(item_type) and "data" in attrs.fields_dict(item_type)
+    )
 
     def finish(response: HttpResponse, request: Any) -> Any:
         try:
@@ -504,7 +511,9 @@ def finisher(endpoint: Endpoint[Any, T]) -> Callable[[HttpResponse, Any], T]:
             if envelope == "bare" and enveloped:
                 # No envelope to recognise: Telnyx's bare answer names what it returns, or
                 # (the profile metrics, which have no id) holds its list under "data".
-                enveloped = type(doc.get("id")) is str or type(doc.get("data")) is list
+                enveloped = type(doc.get("id")) is str or (
+                    bare_list and type(doc.get("data")) is list
+                )
             return hook(doc, item_type)
         except _SHAPE_ERRORS as exc:
             found = doc.get("id") if type(doc) is dict else None  # the data object, if any

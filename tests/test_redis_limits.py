@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import subprocess
@@ -22,7 +23,7 @@ from telnyx_msg import _redis_limits
 from telnyx_msg._redis_limits import RedisRateLimits
 from telnyx_msg.errors import ConfigurationError, RateLimitError, RateLimiterUnavailableError
 from telnyx_msg.testing import serve_in_thread
-from tests.conftest import ApiServer, Handler, json_response, message_json
+from tests.conftest import ApiServer, Handler, json_response, message_json, telnyx_error
 from tests.redis_proc import RedisProcess
 
 TOLL_FREE = "+18005550101"
@@ -870,3 +871,48 @@ async def test_the_request_bucket_holds_burst_scaled_to_its_rate(make: Any, pref
             break
         sent += 1
     assert sent == 7
+
+
+MMS_FROM, MMS_TO, MMS_MEDIA = "+18445550001", "+13125550001", ["https://example.com/a.png"]
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_mms_alone_adapts_from_15_per_s_when_the_retry_waits_the_reset(
+    api_server: Any, redis_url: str
+) -> None:
+    """CHANGELOG / docs/rate-limits.md: the first decrease after a 429 10011 starts from the
+    highest rate of the account lanes "that sent within the last 2 s" (MMS alone: 15/s to
+    10.5/s), local and Redis. With ``RedisRateLimits`` the 429 is written to Redis only at the
+    process's next ``acquire``, and the 2 s are counted from that moment: an app sending MMS
+    alone whose 429 came 10 ms after its send, with ``x-ratelimit-reset: 3``, retries (and so
+    writes the 429) 3 s later, its MMS lane no longer counts as in use and the request rate
+    starts from SMS's 50/s: 35/s, which never holds 15/s of MMS back (the next MMS go out
+    1/35 s apart, not 1/10.5 s). ``RateLimits`` gives 10.5/s for the same exchange."""
+    arrivals: list[float] = []
+
+    async def answer(_: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            return telnyx_error(429, "10011", headers={"x-ratelimit-reset": "3"})
+        return json_response({"data": message_json(type="MMS")})
+
+    handler: Handler = answer
+    server: ApiServer = await api_server(handler)
+    limits = RedisRateLimits(redis_url, key_prefix=f"found:{uuid.uuid4().hex}:")
+    try:
+        async with telnyx_msg.AsyncClient(
+            "KEY0123456789", base_url=server.base_url, rate_limits=limits
+        ) as client:
+            await client.messages.send(
+                from_=MMS_FROM, to=MMS_TO, media_urls=MMS_MEDIA
+            )  # 429, then the retry 3 s later: 200
+            for _ in range(4):
+                await client.messages.send(from_=MMS_FROM, to=MMS_TO, media_urls=MMS_MEDIA)
+    finally:
+        await limits.aclose()
+    assert len(arrivals) == 6
+    gaps = [b - a for a, b in itertools.pairwise(arrivals[2:])]
+    # From 10.5/s (recovering along its CUBIC curve) the request bucket, emptied by the 429,
+    # lets one MMS out every 80-95 ms; from 35/s, every 25-29 ms.
+    assert min(gaps) > 0.06, [round(gap, 3) for gap in gaps]

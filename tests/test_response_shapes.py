@@ -17,7 +17,7 @@ import telnyx_msg
 from telnyx_msg import AsyncClient
 from telnyx_msg.errors import APIResponseValidationError
 from telnyx_msg.testing import MockRequest, MockResponse, MockTransport
-from tests.conftest import json_response, message_json
+from tests.conftest import ApiServer, Handler, json_response, message_json
 
 pytestmark = pytest.mark.anyio
 
@@ -298,3 +298,43 @@ async def test_profile_metrics_with_one_odd_field_is_still_telnyxs_answer() -> N
     assert raised.value.accepted
     assert not raised.value.outcome_unknown
     assert "proxy" not in str(raised.value)
+
+
+async def test_a_data_list_answering_cancel_scheduled_is_not_telnyx_s(api_server: Any) -> None:
+    """docs/errors.md: a 2xx is Telnyx's envelope (so the request was accepted) when, for a bare
+    answer such as ``messages.cancel_scheduled``'s, it names its ``id``, "or the profile
+    metrics' object with a ``data`` list". The data-list rule is applied to every bare answer,
+    so a gateway or wrong ``base_url`` answering the cancel's DELETE with ``{"data": []}``
+    (an empty JSON list page) says the cancel was accepted (``accepted`` True,
+    ``outcome_unknown`` False): the app believes the scheduled message cancelled while Telnyx
+    may never have seen the request and will send it. Telnyx's cancel answer is the message
+    object itself, never a ``data`` list, so this must be ``outcome_unknown``."""
+
+    async def answer(_: web.Request) -> web.StreamResponse:
+        return json_response({"data": []})
+
+    handler: Handler = answer
+    server: ApiServer = await api_server(handler)
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", base_url=server.base_url, rate_limits=None
+    ) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
+            await client.messages.cancel_scheduled("40385f64-5717-4562-b3fc-2c963f66afa6")
+    assert (raised.value.accepted, raised.value.outcome_unknown) == (False, True)
+
+
+async def test_the_profile_metrics_data_list_is_still_telnyx_s(api_server: Any) -> None:
+    """Guard for the fix of the test above: the profile metrics' own bare answer with a
+    ``data`` list whose items cannot be read stays accepted (Telnyx's envelope)."""
+
+    async def answer(_: web.Request) -> web.StreamResponse:
+        return json_response({"data": [7], "meta": {}})
+
+    handler: Handler = answer
+    server: ApiServer = await api_server(handler)
+    async with telnyx_msg.AsyncClient(
+        "KEY0123456789", base_url=server.base_url, rate_limits=None
+    ) as client:
+        with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
+            await client.messaging_profile_metrics.list()
+    assert (raised.value.accepted, raised.value.outcome_unknown) == (True, False)
