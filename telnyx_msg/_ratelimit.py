@@ -275,8 +275,19 @@ class LoopOwner:
                 return
         if owner is None:
             callback()
-        else:
+            return
+        try:
             owner.call_soon_threadsafe(callback)
+        except RuntimeError:
+            # The owner loop closed since other() saw it running (its client closed): this
+            # loop takes over, or the feedback is dropped. Never an error: on_response runs
+            # after Telnyx answered, and a send that raised would be sent again.
+            owner = self.other()
+            if owner is None:
+                callback()
+            else:
+                with contextlib.suppress(RuntimeError):
+                    owner.call_soon_threadsafe(callback)
 
     async def forward(
         self,

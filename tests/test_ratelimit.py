@@ -7,6 +7,7 @@ import bisect
 import heapq
 import itertools
 import math
+import threading
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
@@ -1171,6 +1172,43 @@ def test_a_stopped_but_open_owner_loop_is_taken_over() -> None:
         asyncio.run(second())
     finally:
         first.close()
+
+
+class _ClosingLoop(asyncio.SelectorEventLoop):
+    """An event loop that closes in the instant between a caller seeing it run and posting to
+    it (what a blocking Client closing in another thread does): the post raises "closed"."""
+
+    closing = False
+
+    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.closing:
+            raise RuntimeError("Event loop is closed")
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_feedback_posted_as_the_owner_loop_closes_never_raises() -> None:
+    """``on_response`` runs after Telnyx answered: when the loop that owns the limiter (a
+    blocking Client's, closing in another thread) closes just as the feedback is posted to it,
+    the feedback is applied here or dropped, never raised (a 2xx send that raised
+    RuntimeError "Event loop is closed" would be sent again by its caller)."""
+    limits = RateLimits(account_mps=1000.0)
+    owner = _ClosingLoop()
+    thread = threading.Thread(target=owner.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(limits.acquire(None), owner).result(5)
+        owner.closing = True
+
+        async def report() -> None:
+            limits.on_response(None, status=200, code=None, reset_after=None)
+            limits.on_response(None, status=429, code="10011", reset_after=None)
+
+        asyncio.run(report())
+    finally:
+        owner.closing = False
+        owner.call_soon_threadsafe(owner.stop)
+        thread.join(5)
+        owner.close()
 
 
 @pytest.mark.anyio
