@@ -266,12 +266,13 @@ class RequestSpec:
     """The adaptive request lane every limited message type shares once a 429 ``10011`` came.
 
     Telnyx's ``10011`` limit counts the account's requests of every message type, so one lane
-    learns it (the SMS and MMS lanes each adapting to the whole success rate aimed, together,
-    above it). Its first decrease starts from the highest rate of the account lanes in use (that
-    granted within ``IN_USE_SECONDS``; else ``rate``, the highest account rate), so traffic of
-    one type adapts as its own lane did; its bucket size scales as ``burst x r / rate`` at rate
-    ``r``; recovered to ``ceiling`` (the sum of the account rates) it can no longer bind and is
-    dropped, once its block and cooldown are over.
+    learns it (when the SMS and MMS lanes each adapted to the whole success rate, together they
+    aimed above it). Its first decrease (and the first after it was dropped) starts from the
+    highest rate of the account lanes in use (that granted within ``IN_USE_SECONDS``; else
+    ``rate``, the highest account rate), so traffic of one type adapts as its own lane did; its
+    bucket size scales as ``max(1, burst x r / rate)`` at rate ``r``; recovered to ``ceiling``
+    (the sum of the account rates) it can no longer bind and is dropped, once its block and
+    cooldown are over.
     """
 
     rate: float

@@ -402,7 +402,7 @@ class RateLimits:
     ``await acquire(sender, message_type)`` returns when one message may be sent. Each send
     takes one token from the account lane of its message type (``"SMS"``, ``"MMS"``) and one
     from the lane of its sender (the ``from`` value, or the messaging profile id of a
-    number-pool send; ``sender=None`` uses only the account lane).
+    number-pool send; ``sender=None`` has no sender rate, but such calls share one FIFO lane).
 
     **Account lanes** are token buckets: ``account_mps`` messages/s (SMS; MMS defaults to
     ``min(account_mps, 15)``; pass a mapping such as ``{"SMS": 200, "MMS": 50}`` to set each
@@ -437,19 +437,21 @@ class RateLimits:
 
     **Feedback** (``on_response`` after each response):
 
-    - 429 code ``10011`` (or no code): Telnyx's request limit counts every message type, so all
-      sends of limited types (an account lane that is not ``None``) now also take a token from
-      one shared **request bucket**. Its rate is multiplied by 0.7 (not below ``min(0.5, R)``;
-      at most once per ``max(1 s, reset_after)``), ``R`` being the highest account rate;
-      ``W_max`` = the rate before (for the first decrease: the highest rate of the account lanes
-      that sent within 2 s, else ``R``), or the measured success rate of all sends if lower
-      (EWMA over 0.5 s slots, weight 0.8). The bucket is emptied and blocked for ``reset_after``
-      seconds (``x-ratelimit-reset``; capped at 300 s), less 0.9 s when it is a whole number,
-      since whole seconds are rounded up and the window resets within the last second before the
-      stated time. Its size is ``burst x rate / R``. The account lanes take turns at it.
+    - 429 code ``10011`` (or any other 429 but ``40318``): Telnyx's request limit counts
+      every message type, so all sends of limited types (an account lane that is not
+      ``None``) now also take a token from one shared **request bucket**. Its rate is
+      multiplied by 0.7 (not below ``min(0.5, R)``; at most once per ``max(1 s, the block
+      below)``), ``R`` being the highest account rate; ``W_max`` = the rate before (for the
+      first decrease: the highest rate of the account lanes that sent within 2 s, else ``R``),
+      or the measured success rate of all sends if lower (EWMA over 0.5 s slots, weight 0.8).
+      The bucket is emptied and blocked for ``reset_after`` seconds (``x-ratelimit-reset``;
+      capped at 300 s), less 0.9 s when it is a whole number, since whole seconds are rounded
+      up and the window resets within the last second before the stated time. Its size is
+      ``burst x rate / R``, at least 1. The account lanes take turns at it.
     - 2xx: the request rate recovers (CUBIC): ``rate = 0.4 (t - K)^3 + W_max``,
       ``K = cbrt(W_max x 0.3 / 0.4)``, ``t`` = seconds since the last decrease; at the sum of
-      the account rates it can no longer bind and the request bucket is dropped.
+      the account rates it can no longer bind and the request bucket is dropped (once its
+      block and cooldown are over).
     - 429 code ``40318`` (the sender's queue is full): that lane alone pauses until the server
       has drained ``m = max(1, 1 % x 4 h x rate)`` messages, i.e. for ``m / rate`` seconds
       (``max(1/rate, 144 s)``), then paces at ``rate``; a lane without a rate pauses 144 s.

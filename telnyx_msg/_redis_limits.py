@@ -289,9 +289,9 @@ class RedisRateLimits:
 
     - Each ``acquire`` runs one atomic script that takes a token from the account lane (and the
       request bucket, after a ``10011``) and the sender lane together, or takes nothing and
-      returns how long to wait; the caller sleeps that long and asks again. Within a process,
-      calls for one lane are FIFO; across processes there is no FIFO (whoever asks first after
-      a refill wins).
+      returns how long to wait; the caller sleeps that long and asks again. Within a process
+      (per event loop), calls for one lane are FIFO; across processes there is no FIFO
+      (whoever asks first after a refill wins).
     - The request rate after a 429 ``10011`` recovers with time (the CUBIC curve is evaluated
       at each ``acquire``), not per success. The success meter that can lower ``W_max`` is
       shared: each process counts its 2xx responses and adds them at its next round trip, so
