@@ -708,9 +708,22 @@ async def test_queued_sends_do_not_quote_a_wait_shorter_than_their_timeout(
 ONE_SMS_TYPE = {"SMS": 1.0, "MMS": None}  # the request rate's ceiling is then 1/s
 
 
-async def _redis_now(limits: Any) -> float:
+async def _seed_request_bucket(
+    limits: Any, prefix: str, *, wmax: str, tok: str, tdec: float, ts: float, cool: float
+) -> None:
+    """Store the request bucket's state, its times as offsets (s) from Redis's clock now."""
     seconds, micros = await limits._redis.time()
-    return float(seconds) + float(micros) / 1e6
+    now = float(seconds) + float(micros) / 1e6
+    await limits._redis.hset(
+        f"{prefix}requests",
+        mapping={
+            "wmax": wmax,
+            "tdec": repr(now + tdec),
+            "tok": tok,
+            "ts": repr(now + ts),
+            "cool": repr(now + cool),
+        },
+    )
 
 
 @pytest.mark.redis
@@ -750,17 +763,7 @@ async def test_a_429_within_the_cooldown_after_the_curve_passed_the_ceiling_decr
     sleeps = Sleeps(stop=True)
     limits = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=sleeps)
     await limits.acquire(None)
-    now = await _redis_now(limits)
-    await limits._redis.hset(
-        f"{prefix}requests",
-        mapping={
-            "wmax": "1",
-            "tdec": repr(now - 5),
-            "tok": "0",
-            "ts": repr(now - 1),
-            "cool": repr(now + 5),
-        },
-    )
+    await _seed_request_bucket(limits, prefix, wmax="1", tok="0", tdec=-5, ts=-1, cool=5)
     limits.on_response(None, status=429, code="10011", reset_after=None)
     with pytest.raises(Stop):
         await limits.acquire(None)
@@ -779,17 +782,7 @@ async def test_a_decrease_while_blocked_starts_from_the_ceiling_not_the_curve(
     sleeps = Sleeps(stop=True)
     limits = make(account_mps=ONE_SMS_TYPE, burst=1, sleep=sleeps)
     await limits.acquire(None)
-    now = await _redis_now(limits)
-    await limits._redis.hset(
-        f"{prefix}requests",
-        mapping={
-            "wmax": "1",
-            "tdec": repr(now - 10),
-            "tok": "0",
-            "ts": repr(now + 0.3),
-            "cool": repr(now - 1),
-        },
-    )
+    await _seed_request_bucket(limits, prefix, wmax="1", tok="0", tdec=-10, ts=0.3, cool=-1)
     limits.on_response(None, status=429, code="10011", reset_after=None)
     with pytest.raises(Stop):
         await limits.acquire(None)
@@ -807,17 +800,7 @@ async def test_the_request_bucket_still_binds_above_the_highest_account_rate(
     request bucket is dropped only at the sum of the account rates."""
     limits = make(account_mps=1.0, burst=1)
     await limits.acquire(None)
-    now = await _redis_now(limits)
-    await limits._redis.hset(
-        f"{prefix}requests",
-        mapping={
-            "wmax": "1",
-            "tdec": repr(now - 1.5),
-            "tok": "0",
-            "ts": repr(now),
-            "cool": repr(now - 0.5),
-        },
-    )
+    await _seed_request_bucket(limits, prefix, wmax="1", tok="0", tdec=-1.5, ts=0, cool=-0.5)
     sleeps = Sleeps(stop=True)
     other = make(account_mps=1.0, burst=1, sleep=sleeps)
     with pytest.raises(Stop):
@@ -852,17 +835,7 @@ async def test_the_request_bucket_holds_burst_scaled_to_its_rate(make: Any, pref
     sleeps = Sleeps(stop=True)
     limits = make(account_mps=10.0, sleep=sleeps)
     await limits.acquire(None)
-    now = await _redis_now(limits)
-    await limits._redis.hset(
-        f"{prefix}requests",
-        mapping={
-            "wmax": "10",
-            "tdec": repr(now),
-            "tok": "100",
-            "ts": repr(now - 0.001),
-            "cool": repr(now + 1),
-        },
-    )
+    await _seed_request_bucket(limits, prefix, wmax="10", tok="100", tdec=0, ts=-0.001, cool=1)
     sent = 0
     for _ in range(20):
         try:
