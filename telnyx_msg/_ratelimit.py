@@ -30,6 +30,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import itertools
 import math
@@ -76,6 +77,24 @@ _OWNER_POLL = 0.25
 # How long a call without a timeout (a send_many item) waits for the owner loop to start it
 # before calling that loop blocked: a running loop starts a posted call at its next turn.
 _OWNER_START = 5.0
+
+
+def _left(deadline: float | None) -> float | None:
+    """The seconds left until ``deadline`` on the running loop's clock (None: no deadline)."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - asyncio.get_running_loop().time())
+
+
+class _HandedOver(Exception):
+    """A waiter's loop lost the limiter to another loop while it waited (see ``acquire``)."""
+
+
+def _go_on_if_granted(waiter: _Waiter) -> None:
+    """For a waiter another loop dropped (see ``RateLimits._drop_waiters``): its tokens were
+    taken if it was granted, so it goes on; else it must ask again."""
+    if not waiter.granted:
+        raise _HandedOver
 
 
 def wait_too_long(retry_after: float | None, timeout: float, waited: float = 0.0) -> RateLimitError:
@@ -232,6 +251,11 @@ class LoopOwner:
     state changes and future wake-ups happen in the owner's thread. When the owner loop has
     stopped or closed (its client was closed), the next caller's loop takes over after
     ``on_switch`` drops the waiters the old loop left behind.
+
+    A loop that stopped may run again after the takeover (asyncio cancels the tasks left when
+    it closes; a user may run a loop they stopped): code it resumes must not touch the state.
+    So everything that runs after a suspension checks :meth:`owns` with :attr:`lock` held,
+    which a takeover holds while it switches.
     """
 
     def __init__(self, on_switch: Callable[[], None] | None = None) -> None:
@@ -239,6 +263,15 @@ class LoopOwner:
         self._lock = threading.Lock()
         self._on_switch = on_switch
         self._pid = os.getpid()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held by a takeover: hold it while checking :meth:`owns` and changing the state."""
+        return self._lock
+
+    def owns(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` still owns the state (call with :attr:`lock` held)."""
+        return self._loop is loop
 
     def other(self) -> asyncio.AbstractEventLoop | None:
         """The owner loop when it is not the caller's (forward to it), else None."""
@@ -277,7 +310,7 @@ class LoopOwner:
             callback()
             return
         try:
-            owner.call_soon_threadsafe(callback)
+            owner.call_soon_threadsafe(self._run_posted, callback)
         except RuntimeError:
             # The owner loop closed since other() saw it running (its client closed): this
             # loop takes over, or the feedback is dropped. Never an error: on_response runs
@@ -287,25 +320,38 @@ class LoopOwner:
                 callback()
             else:
                 with contextlib.suppress(RuntimeError):
-                    owner.call_soon_threadsafe(callback)
+                    owner.call_soon_threadsafe(self._run_posted, callback)
+
+    def _run_posted(self, callback: Callable[[], object]) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._loop is loop:
+                callback()
+                return
+        # This loop stopped while the callback was queued, and another took over: hand it on.
+        self.post(callback)
 
     async def forward(
         self,
         owner: asyncio.AbstractEventLoop,
-        make: Callable[[], Coroutine[Any, Any, T]],
+        make: Callable[[float | None], Coroutine[Any, Any, T]],
         timeout: float | None,
     ) -> T:
-        """Run ``make()`` on ``owner`` and wait for it here (cancelling it if this call is).
+        """Run ``make(timeout)`` on ``owner`` and wait for it here (cancelling it if this call
+        is).
 
         When the owner loop stops meanwhile (its client closed), its tasks are cancelled, or
         a call posted while it shut down never runs (the wait polls the owner to notice): the
-        call then waits for that loop to stop and runs again under the next owner.
+        call then waits for that loop to stop and runs again under the next owner, with the
+        rest of ``timeout``.
         """
         here = asyncio.get_running_loop()
-        deadline = None if timeout is None else here.time() + timeout + _FORWARD_GRACE
+        ends = None if timeout is None else here.time() + timeout
+        deadline = None if ends is None else ends + _FORWARD_GRACE
         for _ in range(_HANDOVERS):
+            left = _left(ends)
             try:
-                call = _Forwarded(owner, make)
+                call = _Forwarded(owner, functools.partial(make, left))
             except RuntimeError:  # the owner loop closed just now
                 pass
             else:
@@ -318,7 +364,7 @@ class LoopOwner:
                 await asyncio.sleep(0.01)
             next_owner = self.other()
             if next_owner is None:
-                return await make()
+                return await make(_left(ends))
             owner = next_owner
         raise RuntimeError("rate limiter: its event loop kept changing; giving up")
 
@@ -541,7 +587,7 @@ class RateLimits:
         owner = self._owner.other()
         if owner is not None:
             await self._owner.forward(
-                owner, lambda: self.acquire(sender, message_type, timeout=timeout), timeout
+                owner, lambda left: self.acquire(sender, message_type, timeout=left), timeout
             )
             return
         lane = self._lanes.get(sender)
@@ -591,17 +637,26 @@ class RateLimits:
         before = self._grants
         self._pump(now, waiter)
         if not waiter.granted:
-            if timeout is None:
-                await self._wait(waiter)
-                return
-            eta = self._eta(lane, account, now)
-            if eta > timeout:
-                self._abandon(waiter)
-                raise wait_too_long(eta, timeout)
-            await self._wait_at_most(waiter, timeout)
+            deadline = None
+            if timeout is not None:
+                eta = self._eta(lane, account, now)
+                if eta > timeout:
+                    self._abandon(waiter)
+                    raise wait_too_long(eta, timeout)
+                deadline = asyncio.get_running_loop().time() + timeout
+            try:
+                if timeout is None:
+                    await self._wait(waiter)
+                else:
+                    await self._wait_at_most(waiter, timeout)
+            except _HandedOver:
+                # This loop stopped while the call waited, another loop took the limiter over
+                # and forgot the waiter, and this loop runs again: ask anew.
+                await self.acquire(sender, message_type, timeout=_left(deadline))
             return
         if waiter.order > before + 1:
             await self._let_earlier_go_first(waiter)
+            return
         self._release(waiter)
 
     def on_response(
@@ -950,14 +1005,13 @@ class RateLimits:
         return at
 
     async def _wait(self, waiter: _Waiter) -> None:
+        """Wait until ``waiter`` is granted; raise :class:`_HandedOver` if it was dropped."""
         loop = asyncio.get_running_loop()
+        owner = self._owner
         try:
-            while True:
-                waiter.sleep_until = None
-                before = self._grants
-                until = self._role(waiter)
-                if waiter.granted:
-                    break
+            before = self._grants
+            until = self._role(waiter)
+            while not waiter.granted:
                 if until is None:
                     future: asyncio.Future[None] = loop.create_future()
                     waiter.future = future
@@ -966,17 +1020,26 @@ class RateLimits:
                         await future
                     finally:
                         waiter.future = None
-                        self._parked.pop(waiter, None)
                 else:
                     waiter.sleep_until = until
                     heappush(self._sleepers, (until, next(self._seq), waiter))
                     await self._sleep(max(0.0, until - self._clock()))
+                with owner.lock:
+                    if not owner.owns(loop):
+                        _go_on_if_granted(waiter)
+                        return
+                    self._parked.pop(waiter, None)
+                    waiter.sleep_until = None
+                    before = self._grants
+                    until = self._role(waiter)
             if waiter.order > before + 1:
                 await asyncio.sleep(0)  # see _let_earlier_go_first
         except BaseException:
-            self._abandon(waiter)
+            with owner.lock:
+                if owner.owns(loop):
+                    self._abandon(waiter)
             raise
-        self._release(waiter)
+        self._release_owned(waiter, loop)
 
     async def _let_earlier_go_first(self, waiter: _Waiter) -> None:
         """Yield once when the pump that granted this waiter granted others before it.
@@ -985,11 +1048,25 @@ class RateLimits:
         running, would proceed before them. Its lane is ``_PASSING`` meanwhile, so none of
         the waiters behind it is granted (and resumed) before it.
         """
+        loop = asyncio.get_running_loop()
+        owner = self._owner
         try:
             await asyncio.sleep(0)
         except BaseException:
-            self._abandon(waiter)
+            with owner.lock:
+                if owner.owns(loop):
+                    self._abandon(waiter)
             raise
+        self._release_owned(waiter, loop)
+
+    def _release_owned(self, waiter: _Waiter, loop: asyncio.AbstractEventLoop) -> None:
+        """``_release`` after a suspension: only while ``loop`` still owns the state."""
+        owner = self._owner
+        with owner.lock:
+            if owner.owns(loop):
+                self._release(waiter)
+                return
+        _go_on_if_granted(waiter)
 
     def _release(self, waiter: _Waiter) -> None:
         """A granted waiter returns: let its lane serve the next waiter."""

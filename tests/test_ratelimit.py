@@ -8,6 +8,7 @@ import heapq
 import itertools
 import math
 import threading
+import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from telnyx_msg._bucket import (
     drain_tokens,
     resolve_config,
 )
-from telnyx_msg._ratelimit import sender_kind
+from telnyx_msg._ratelimit import LoopOwner, sender_kind
 from telnyx_msg.errors import ConfigurationError, RateLimitError
 from tests.conftest import examples
 
@@ -1209,6 +1210,133 @@ def test_feedback_posted_as_the_owner_loop_closes_never_raises() -> None:
         owner.call_soon_threadsafe(owner.stop)
         thread.join(5)
         owner.close()
+
+
+def test_a_wait_on_a_stopped_loop_that_was_taken_over_ends_when_that_loop_runs_again() -> None:
+    """A loop that owned the limiter stopped (``run_until_complete`` returned) with a call
+    still waiting; another loop took the limiter over, which forgets that waiter. When the
+    first loop runs again, the call asks anew (and is granted) instead of waiting for a grant
+    nobody will give. Guards against: a woken waiter the new owner dropped parking forever."""
+    limits = RateLimits(account_mps=20.0, burst=1)
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(limits.acquire(None))  # the only token
+        waiting = first.create_task(limits.acquire(None))
+        first.run_until_complete(asyncio.sleep(0))  # it waits for the next token
+        assert not waiting.done()
+        asyncio.run(asyncio.wait_for(limits.acquire(None), 5))  # takes over; granted
+        first.run_until_complete(asyncio.wait_for(waiting, 5))
+    finally:
+        first.close()
+
+
+def test_a_grant_given_before_its_loop_stopped_is_kept_after_a_takeover() -> None:
+    """A waiter was granted its token just before its loop stopped, so its task had not run
+    yet; another loop took the limiter over meanwhile. When the first loop runs again, the call
+    returns with the token it was granted (it is not charged a second one: that sender's next
+    token comes 5 s later). Guards against: a granted call asking anew after a takeover."""
+    pacing = {LONG_CODE: 0.2, "+447700900124": 0.2}
+    limits = RateLimits(account_mps=None, per_sender_mps=pacing, burst=1)
+    first = asyncio.new_event_loop()
+    try:
+        for sender in pacing:
+            first.run_until_complete(limits.acquire(sender))  # each lane's only token
+
+        async def stop_when_granted() -> None:
+            await limits.acquire(LONG_CODE)
+            asyncio.get_running_loop().stop()  # before the other grant's task resumes
+
+        woken = first.create_task(stop_when_granted())
+        parked = first.create_task(limits.acquire("+447700900124"))
+        first.run_forever()  # about 5 s: one wake grants both lanes' next tokens
+        assert woken.done()
+        assert not parked.done()
+        asyncio.run(limits.acquire(None))  # another loop takes the limiter over
+        first.run_until_complete(asyncio.wait_for(parked, 2))
+    finally:
+        first.close()
+
+
+def test_feedback_queued_on_a_loop_that_stops_is_applied_by_the_next_owner() -> None:
+    """Feedback posted to the owner loop from another thread is still queued when that loop
+    stops; another loop, running in its own thread, takes the limiter over. When the first
+    loop runs again, the feedback is handed to the new owner's thread instead of changing
+    the state from this one while the owner uses it (the clock is read where it is applied).
+    Guards against: a posted callback run on whatever loop it was queued on."""
+    threads: list[int] = []
+
+    def clock() -> float:
+        threads.append(threading.get_ident())
+        return time.monotonic()
+
+    limits = RateLimits(account_mps=1000.0, clock=clock)
+    first = asyncio.new_event_loop()
+    owner_up = threading.Event()
+    owner_done = threading.Event()
+    owner_thread: list[int] = []
+
+    def post_then_stop() -> None:
+        reporter = threading.Thread(
+            target=limits.on_response, args=(None,), kwargs=_THROTTLED, daemon=True
+        )
+        reporter.start()
+        reporter.join(5)
+        first.stop()  # the posted feedback is queued behind this turn: it has not run
+
+    async def own() -> None:
+        await limits.acquire(None)
+        owner_thread.append(threading.get_ident())
+        owner_up.set()
+        await asyncio.to_thread(owner_done.wait, 5)
+
+    try:
+        first.run_until_complete(limits.acquire(None))
+        first.call_soon(post_then_stop)
+        first.run_forever()
+        second = threading.Thread(target=asyncio.run, args=(own(),), daemon=True)
+        second.start()
+        assert owner_up.wait(5)
+        handed_over = len(threads)
+        first.run_until_complete(asyncio.sleep(0.1))
+        owner_done.set()
+        second.join(5)
+        assert threads[handed_over:], "the feedback was not applied"
+        assert set(threads[handed_over:]) == set(owner_thread)
+    finally:
+        owner_done.set()
+        first.close()
+
+
+def test_a_call_forwarded_again_after_a_handover_gets_only_the_rest_of_its_timeout() -> None:
+    """A call forwarded to an owner loop that stops before running it runs under the next
+    owner with what is left of its timeout (the wait already counts against it), not the
+    whole timeout again. Guards against: ``make()`` re-run with the caller's full timeout."""
+    owner = LoopOwner()
+    stopped = asyncio.new_event_loop()
+    timeouts: list[float | None] = []
+
+    async def call(timeout: float | None) -> str:
+        timeouts.append(timeout)
+        return "ran"
+
+    async def own() -> None:
+        assert owner.other() is None
+
+    async def forward() -> str:
+        return await owner.forward(stopped, call, 2.0)
+
+    try:
+        stopped.run_until_complete(own())  # owns it, then stops without closing
+        assert asyncio.run(forward()) == "ran"
+    finally:
+        stopped.close()
+    assert len(timeouts) == 1
+    left = timeouts[0]
+    assert left is not None
+    assert left <= 2.0 - 0.25  # it waited at least one poll of the stopped owner
+
+
+_THROTTLED: dict[str, Any] = {"status": 429, "code": "10011", "reset_after": None}
 
 
 @pytest.mark.anyio

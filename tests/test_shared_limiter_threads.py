@@ -1,17 +1,21 @@
 """One RateLimits shared by blocking Clients in threads, against a fake allowing 20 req/s.
 
-Guards (passes on the current code): no message lost or sent twice while the client whose
-loop owns the limiter is closed mid-run, and a short timeout during a long 10011 block fails
-at once with retry_after and sends nothing.
+Guards: no message lost or sent twice while the client whose loop owns the limiter is closed
+mid-run; a short timeout during a long 10011 block fails at once with retry_after and sends
+nothing; once another Client's loop has taken the limiter over, the closed Client's loop (which
+asyncio runs once more to cancel its tasks) no longer touches the limiter's state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import random
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -122,3 +126,107 @@ def test_short_timeout_during_long_block_fails_at_once(media: bool) -> None:
             assert caught.value.retry_after is not None
             assert 25.0 < caught.value.retry_after <= 30.0
             assert fake.stats.count("POST", "/messages") == posts
+
+
+class _PausingLoop(asyncio.SelectorEventLoop):
+    """Pauses (not running, not closed) after its first ``run_until_complete`` returns, i.e.
+    between the end of the Client's portal and asyncio's cancelling of the tasks left."""
+
+    def __init__(self, pause: threading.Event | None, resume: threading.Event) -> None:
+        super().__init__()
+        self._pause = pause
+        self._resume = resume
+        self._runs = 0
+
+    def run_until_complete(self, future: Any) -> Any:
+        self._runs += 1
+        try:
+            return super().run_until_complete(future)
+        finally:
+            if self._pause is not None and self._runs == 1:
+                self._pause.set()
+                self._resume.wait(10)
+
+
+class _Policy(asyncio.DefaultEventLoopPolicy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.pause_next = False
+        self.loops: list[_PausingLoop] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = _PausingLoop(self.paused if self.pause_next else None, self.resume)
+        if self.pause_next:
+            self.loops.append(loop)
+        self.pause_next = False
+        return loop
+
+
+@pytest.fixture
+def policy() -> Iterator[_Policy]:
+    old = asyncio.get_event_loop_policy()
+    new = _Policy()
+    asyncio.set_event_loop_policy(new)
+    try:
+        yield new
+    finally:
+        new.resume.set()
+        asyncio.set_event_loop_policy(old)
+
+
+def test_old_owner_loop_runs_no_limiter_code_after_the_handover(policy: _Policy) -> None:
+    """A send forwarded to the owner Client's loop is waiting on the limiter when that Client
+    is closed: the sender's loop takes over and sends, and the closed Client's loop thread, as
+    it cancels the forwarded task during its shutdown, must not touch the limiter's state."""
+    threads: list[tuple[int, float]] = []
+
+    def clock() -> float:  # the limiter reads the clock whenever it touches its state
+        now = time.monotonic()
+        threads.append((threading.get_ident(), now))
+        return now
+
+    limits = telnyx_msg.RateLimits(account_mps=0.5, burst=1, clock=clock)
+    with serve_in_thread() as fake:
+        policy.pause_next = True
+        owner = telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=limits)
+        other = telnyx_msg.Client(fake.api_key, base_url=fake.base_url, rate_limits=limits)
+        try:
+            owner.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550000", text="owner")
+            owner_thread = threads[-1][0]
+            owner_loop = policy.loops[0]
+            results: list[object] = []
+
+            def send_other() -> None:
+                try:
+                    results.append(
+                        other.messages.send(from_=DEFAULT_TOLL_FREE, to="+18445550001", text="x")
+                    )
+                except Exception as exc:  # reported by the assertion below
+                    results.append(exc)
+
+            sender = threading.Thread(target=send_other)
+            sender.start()
+            time.sleep(0.3)  # forwarded to the owner loop, waiting there for a token
+            closer = threading.Thread(target=owner.close)
+            closer.start()
+            assert policy.paused.wait(5)  # the owner loop stopped; its shutdown has not run
+            deadline = time.monotonic() + 3
+            while limits._owner._loop is owner_loop and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert limits._owner._loop is not owner_loop, "the other loop did not take over"
+            handed_over = len(threads)
+            policy.resume.set()  # the old loop cancels its tasks now
+            closer.join(10)
+            sender.join(10)
+            assert not closer.is_alive()
+            assert not sender.is_alive()
+            assert len(results) == 1, results
+            assert isinstance(results[0], telnyx_msg.Message), results
+            late = [t for t, _ in threads[handed_over:] if t == owner_thread]
+            assert not late, "the closed Client's loop thread ran limiter code after the handover"
+        finally:
+            policy.resume.set()
+            owner.close()
+            other.close()
