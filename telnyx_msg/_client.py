@@ -37,7 +37,14 @@ from telnyx_msg._outcome import NotSentError, SendGate, SendMethod, SendOutcome,
 from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
-from telnyx_msg._retry import Backoff, check_backoff, next_delay, parse_seconds, server_hint
+from telnyx_msg._retry import (
+    Backoff,
+    check_backoff,
+    free_retry,
+    next_delay,
+    parse_seconds,
+    server_hint,
+)
 from telnyx_msg._spec import (
     IDEMPOTENT_METHODS,
     Endpoint,
@@ -424,6 +431,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             send_gate.set(None)  # a call an event hook makes meanwhile is not the item
         attempt = 0
         reached = False  # whether an attempt so far may have taken effect
+        free = 0  # a send_many item's 429s not counted against max_retries (see _retry)
         while True:
             try:
                 if limiter is not None:
@@ -441,9 +449,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 if attempts is not None:
                     attempts.append(attempt)
                 return response  # type: ignore[return-value]  # no error: a 2xx response
-            delay = next_delay(
-                failure(response, error), attempt, max_retries, wire.retry_safe, self._backoff
-            )
+            failed = failure(response, error)
+            free += free_retry(failed, gate is not None, max_retries, free)
+            delay = next_delay(failed, attempt - free, max_retries, wire.retry_safe, self._backoff)
             if delay is None:
                 raise reached_earlier(error) if reached else error
             reached = reached or getattr(error, "outcome_unknown", False)
@@ -452,7 +460,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             what = type(error).__name__ if response is None else response.status
             log.info(
                 "retrying %s %s after %s in %.2f s (retry %d of %d)",
-                *(wire.method, wire.path, what, delay, attempt + 1, max_retries),
+                *(wire.method, wire.path, what, delay, attempt + 1, max_retries + free),
             )
             await self._sleep_to_retry(delay, wire, reached)
             attempt += 1

@@ -19,6 +19,11 @@ other 4xx                                      raised                      raise
 3xx (redirects are not followed)               raised                      raised
 =============================================  ==========================  ======================
 
+A ``send_many`` item (with ``max_retries`` above 0) also retries up to
+``BULK_THROTTLE_RETRIES`` answers 429 other than ``40318`` beyond ``max_retries``: Telnyx did
+not process them, the client's rate limiter slows down and paces the retry, and a bulk run would
+rather wait out a limit its limiter is converging to than end messages ``not_sent``.
+
 When the retries run out, the last error is raised. ``outcome_unknown`` says whether the call
 may have taken effect, whatever its retry safety: True after a 5xx other than 503 (or a 303) to
 anything but a GET, and after a connection lost once the request was written (see ``errors``), in
@@ -103,6 +108,22 @@ class Failure(NamedTuple):
     hint: float | None = None
     should_retry: str | None = None
     final: bool = False
+
+
+BULK_THROTTLE_RETRIES = 8
+
+
+def free_retry(failure: Failure, bulk: bool, max_retries: int, free: int) -> bool:
+    """Whether a failed attempt is one of the ``BULK_THROTTLE_RETRIES`` 429s (other than queue
+    full) of a ``send_many`` item that do not count against ``max_retries``; ``free`` is how
+    many it already had."""
+    return (
+        bulk
+        and max_retries > 0
+        and free < BULK_THROTTLE_RETRIES
+        and failure.status == 429
+        and failure.code != QUEUE_FULL_CODE
+    )
 
 
 def next_delay(

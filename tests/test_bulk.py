@@ -129,6 +129,44 @@ async def test_keyed_sends_retry_a_500_and_stay_unknown(api_server: Any) -> None
         assert outcome.status == "not_sent", status
 
 
+async def test_an_item_throttled_more_often_than_max_retries_is_still_sent(
+    api_server: Any,
+) -> None:
+    """A ``send_many`` item answered 429 ``10011`` more often than ``max_retries`` allows (the
+    client's limiter is still slowing down to the account's limit) is retried until sent, up to
+    8 such answers beyond ``max_retries``: Telnyx processed none of them. One answered 429
+    for ever ends ``not_sent`` after 1 + 2 + 8 attempts; a single ``send`` still gives up after
+    ``max_retries``, and ``max_retries=0`` still turns retries off. Guards against: an item
+    ending ``not_sent`` (to be resent by hand) while the limiter converges."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    async def throttling(request: web.Request) -> web.Response:
+        to = (await request.json())["to"]
+        seen[to] += 1
+        if to.endswith("9") or seen[to] <= 6:
+            return telnyx_error(429, "10011", "Too many requests")
+        return json_response({"data": message_json(to=[{"phone_number": to, "status": "queued"}])})
+
+    server = await api_server(throttling)
+    async with client_for(server) as client:
+        outcomes = [o async for o in client.messages.send_many(numbers(1))]
+        assert [o.status for o in outcomes] == ["sent"]
+        assert seen["+18445550000"] == 7
+        never: SendItem = {"from_": "+18005550101", "to": "+18445550009", "text": "hi"}
+        (outcome,) = [o async for o in client.messages.send_many([never])]
+        assert outcome.status == "not_sent"
+        assert isinstance(outcome.error, telnyx_msg.RateLimitError)
+        assert seen["+18445550009"] == 11
+        with pytest.raises(telnyx_msg.RateLimitError):
+            await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
+        assert seen["+18445550001"] == 3
+    async with client_for(server, max_retries=0) as client:
+        single: SendItem = {"from_": "+18005550101", "to": "+18445550002", "text": "hi"}
+        (outcome,) = [o async for o in client.messages.send_many([single])]
+        assert outcome.status == "not_sent"
+        assert seen["+18445550002"] == 1
+
+
 async def test_input_is_consumed_lazily(api_server: Any) -> None:
     """Only as many items are pulled as the window needs; stopping pulls no more."""
     server = await api_server(scripted)
