@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -612,6 +613,39 @@ async def test_unreachable_api_stops_the_run_and_resume_sends_every_row_once(
         final = results(out)
         assert {r["status"] for r in final} == {"sent"}
         assert len(final) == len(fake.messages()) == 40
+
+
+@pytest.mark.anyio
+async def test_a_captive_portal_stops_the_run_and_retry_unknown_sends_every_row_once(
+    tmp_path: Path, api_server: Callable[[Handler], Awaitable[ApiServer]], capsys: Any
+) -> None:
+    """Behind a captive portal (every request answered 200 with its HTML sign-in page) each row
+    is ``unknown`` (not Telnyx's answer), so after a run of them the run stops instead of
+    marking the whole file unknown, says what is in the way and exits 1; the rest is untouched,
+    and ``--resume --retry-unknown`` once Telnyx is reachable sends every row exactly once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 300)
+
+    async def portal(request: Any) -> Any:
+        return web.Response(
+            text="<html><body>Sign in to Wi-Fi</body></html>", content_type="text/html"
+        )
+
+    server = await api_server(portal)
+    argv = server_argv(source, out, server.base_url, "--concurrency", "5")
+    assert await anyio.to_thread.run_sync(main, argv) == 1
+    err = capsys.readouterr().err
+    assert "captive portal" in err
+    assert "--retry-unknown" in err
+    tried = results(out)
+    assert 100 <= len(tried) <= 110
+    assert {r["status"] for r in tried} == {"unknown"}
+    assert len(server.requests) == len(tried)
+    async with FakeTelnyx() as fake:
+        assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
+        final = results(out)
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(final) == len(fake.messages()) == 300
 
 
 @pytest.mark.anyio

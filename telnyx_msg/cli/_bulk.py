@@ -64,6 +64,7 @@ from telnyx_msg.cli._progress import Progress
 from telnyx_msg.cli._table import Table, TableError, fingerprint, open_table
 from telnyx_msg.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     ConfigurationError,
     RedisUnavailableError,
@@ -77,8 +78,24 @@ if TYPE_CHECKING:
 __all__ = ["UsageError", "run_bulk"]
 
 _DONE = frozenset({"sent", "unknown", "rejected"})
+
+
+def _unreachable(error: BaseException | None) -> str | None:
+    """How a send's error shows Telnyx is out of reach, or None (see ``UNREACHABLE_STOP``)."""
+    if isinstance(error, APIConnectionError) and not error.outcome_unknown:
+        return "could not connect; Telnyx or the network looks down"
+    if isinstance(error, APIResponseValidationError) and not error.accepted:
+        return (
+            "were answered by something other than Telnyx; a captive portal, a proxy or a "
+            "wrong --base-url is in the way"
+        )
+    return None
+
+
 #: A run stops after this many sends in a row (or twice --concurrency, if more) could not
-#: connect at all, each after its retries: every row is then not_sent, which --resume resends.
+#: connect at all, each after its retries (every row is then not_sent, which --resume resends),
+#: or got a 2xx that is not Telnyx's answer (unknown: --resume --retry-unknown resends them
+#: with their idempotency keys).
 UNREACHABLE_STOP = 100
 #: Seconds between the plain progress lines of a run whose stderr is not a terminal.
 _LOG_EVERY = 60.0
@@ -714,17 +731,15 @@ class BulkRun:
                                 f"cannot write the journal {journal.path}: {journal.failed}"
                             )
                         error = outcome.error
-                        if isinstance(error, APIConnectionError) and not error.outcome_unknown:
-                            unreachable += 1
-                        else:
-                            unreachable = 0
-                        if not down and unreachable >= give_up_after:
+                        why = _unreachable(error)
+                        unreachable = 0 if why is None else unreachable + 1
+                        if why is not None and not down and unreachable >= give_up_after:
                             # Telnyx (or the network) is down: going on would only mark the rest
-                            # of the file not_sent, hammering a dead endpoint for hours. The rows
-                            # in flight finish (not_sent too, most likely); no more are pulled.
-                            down.append(f"{unreachable} sends in a row could not connect ({error})")
+                            # of the file not_sent (or unknown, behind a captive portal), for
+                            # hours. The rows in flight finish; no more are pulled.
+                            down.append(f"{unreachable} sends in a row {why} ({error})")
                     if down:
-                        raise APIConnectionError(f"{down[0]}; Telnyx or the network looks down")
+                        raise APIConnectionError(down[0])
                 finally:
                     # Stops the sends in flight now; their outcomes reach on_stop.
                     await outcomes.aclose()
@@ -979,12 +994,17 @@ async def _run(run: BulkRun) -> int:
         summary = f"all runs: {_tally(every, run.statuses.count)}"
     _emit(f"{summary}; results in {run.out}", sys.stdout)
     resume = _resume_command(run)
+    unknown_hint = (
+        " (add --retry-unknown to resend the unknown rows with their original Idempotency-Key)"
+        if run.statuses.count("unknown")
+        else ""
+    )
     if failure is not None:
         _say(f"error: {failure}")
         if isinstance(failure, ShardLost) and finished:
             _say("stopped; the rows in flight were recorded (another process has the shard)")
         elif finished:
-            _say(f"stopped; the rows in flight were recorded. Resume with: {resume}")
+            _say(f"stopped; the rows in flight were recorded. Resume with: {resume}{unknown_hint}")
         elif isinstance(failure, CompactionError):  # said what happened and what to do
             _say(f"Resume with: {resume}")
         else:
@@ -1007,15 +1027,7 @@ async def _run(run: BulkRun) -> int:
             else f"interrupted: the {sum(flight.values())} row(s) in flight were recorded "
             f"({recorded or 'none'}); {max(total - done, 0):,} row(s) not attempted yet"
         )
-        _say(
-            f"resume with: {resume}"
-            + (
-                " (add --retry-unknown to resend the unknown rows with their original "
-                "Idempotency-Key)"
-                if run.statuses.count("unknown")
-                else ""
-            )
-        )
+        _say(f"resume with: {resume}{unknown_hint}")
         return _SIGNAL_EXIT.get(signal.Signals(stopped), 1)
     run.completed = True  # every row of the shard has its line
     if run.undated:
