@@ -97,6 +97,11 @@ def _go_on_if_granted(waiter: _Waiter) -> None:
         raise _HandedOver
 
 
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def wait_too_long(retry_after: float | None, timeout: float, waited: float = 0.0) -> RateLimitError:
     """The error for a client-side rate-limit wait longer than the call's timeout.
 
@@ -744,6 +749,13 @@ class RateLimits:
             account.ring.clear()
         self._timed.clear()
         self._sleepers.clear()
+        # A parked waiter is woken only by this state: wake it in its own loop's thread (when
+        # that loop runs again), so that it notices it was dropped and asks anew.
+        for waiter in self._parked:
+            future = waiter.future
+            if future is not None:
+                with contextlib.suppress(RuntimeError):  # its loop closed: so did its task
+                    future.get_loop().call_soon_threadsafe(_wake, future)
         self._parked.clear()
 
     # ------------------------------------------------------------------ feedback
@@ -1025,7 +1037,8 @@ class RateLimits:
                     heappush(self._sleepers, (until, next(self._seq), waiter))
                     await self._sleep(max(0.0, until - self._clock()))
                 with owner.lock:
-                    if not owner.owns(loop):
+                    # Dropped: by a takeover, even if this loop has taken the limiter back since.
+                    if not owner.owns(loop) or waiter.cancelled:
                         _go_on_if_granted(waiter)
                         return
                     self._parked.pop(waiter, None)
