@@ -267,11 +267,16 @@ class LoopOwner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._on_switch = on_switch
-        self._pid = os.getpid()
+        self._pid = self._lock_pid = os.getpid()
 
     @property
     def lock(self) -> threading.Lock:
         """Held by a takeover: hold it while checking :meth:`owns` and changing the state."""
+        if self._lock_pid != os.getpid():
+            # A forked child: a thread of the parent may have held it, and never releases it
+            # here (the loop itself may go on in the child when it forked from a task).
+            self._lock_pid = os.getpid()
+            self._lock = threading.Lock()
         return self._lock
 
     def owns(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -288,11 +293,10 @@ class LoopOwner:
             # A forked child: the owner loop looks alive but its thread stayed in the parent
             # (as may a thread that held the lock). Start over here, without its waiters.
             self._pid = os.getpid()
-            self._lock = threading.Lock()
             if owner is not None and self._on_switch is not None:
                 self._on_switch()
             self._loop = owner = None
-        with self._lock:
+        with self.lock:
             owner = self._loop
             if owner is None or owner is loop or owner.is_closed() or not owner.is_running():
                 if owner is not None and owner is not loop and self._on_switch is not None:
@@ -308,7 +312,7 @@ class LoopOwner:
         except RuntimeError:  # no running loop: called from plain code
             owner = self._loop
             if owner is None or owner.is_closed() or not owner.is_running():
-                with self._lock:
+                with self.lock:
                     callback()
                 return
         if owner is None:
@@ -329,7 +333,7 @@ class LoopOwner:
 
     def _run_posted(self, callback: Callable[[], object]) -> None:
         loop = asyncio.get_running_loop()
-        with self._lock:
+        with self.lock:
             if self._loop is loop:
                 callback()
                 return

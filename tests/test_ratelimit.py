@@ -7,6 +7,9 @@ import bisect
 import heapq
 import itertools
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Coroutine
@@ -1393,6 +1396,65 @@ def test_a_call_forwarded_again_after_a_handover_gets_only_the_rest_of_its_timeo
     left = timeouts[0]
     assert left is not None
     assert left <= 2.0 - 0.25  # it waited at least one poll of the stopped owner
+
+
+FORK_IN_A_TASK_SCRIPT = r"""
+import asyncio, os, sys, threading, time
+from telnyx_msg import RateLimits
+
+limits = RateLimits(account_mps=20.0, burst=1)
+
+
+async def main() -> None:
+    await limits.acquire(None)  # the only token
+    waiting = asyncio.create_task(limits.acquire(None))
+    await asyncio.sleep(0)  # it sleeps until the next token
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another thread inside the limiter's lock as the process forks
+        with limits._owner.lock:
+            held.set()
+            release.wait(10)
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the loop goes on here (asyncio only forgets that it runs: no wait_for)
+        await waiting
+        os.write(1, b"child: granted\n")
+        os._exit(0)
+    release.set()
+    await waiting
+    deadline = time.monotonic() + 10
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            print("parent: the child hung", flush=True)
+            break
+        await asyncio.sleep(0.01)
+    print("parent: ok", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_from_a_task_goes_on_waiting_in_the_child() -> None:
+    """A process forks from a task while a call waits on the limiter and another thread is
+    inside the limiter's lock (a takeover); the child's loop goes on, and its call is granted
+    (that thread, and its hold on the lock, stayed in the parent). Guards against: the child
+    blocking for ever on the parent's lock when its waiter wakes."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_IN_A_TASK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "child: granted" in done.stdout, done.stdout + done.stderr
+    assert "parent: ok" in done.stdout
+    assert "hung" not in done.stdout
 
 
 _THROTTLED: dict[str, Any] = {"status": 429, "code": "10011", "reset_after": None}
