@@ -40,6 +40,8 @@ UVLOOP_TESTS = [
         "client",
         "faults_transport",
         "faults_limits",
+        "ratelimit",
+        "shared_limiter_threads",
         "sync",
         "bulk",
         "bulk_stop_before_connection",
