@@ -413,8 +413,8 @@ _ALPHA_SENDER = v.pattern(r"[A-Za-z0-9 ]{1,11}", "1-11 letters, digits or spaces
 _SPEND_LIMIT = v.pattern(r"[0-9]+(?:\.[0-9]+)?", "a decimal amount such as '269.00'")
 _POOL = v.settings_object(
     ("long_code_weight", "toll_free_weight", "skip_unhealthy"),
-    long_code_weight="number",
-    toll_free_weight="number",
+    long_code_weight="weight",
+    toll_free_weight="weight",
     skip_unhealthy="boolean",
     sticky_sender="boolean",
     geomatch="boolean",

@@ -339,6 +339,11 @@ _JSON_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "a number",
         lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x),
     ),
+    # Telnyx's definition of the number pool weights: "a non-negative number".
+    "weight": (
+        "a number >= 0",
+        lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf,
+    ),
     "boolean": ("true or false", lambda x: isinstance(x, bool)),
     "string": ("a string", lambda x: isinstance(x, str)),
 }
@@ -346,8 +351,8 @@ _JSON_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 
 def settings_object(required: tuple[str, ...], **kinds: str) -> Validator:
     """A JSON object of a request body (``number_pool_settings``): the ``required`` keys
-    present, and each key of ``kinds`` (``"number"``, ``"boolean"``, ``"string"``) of that
-    JSON type when given."""
+    present, and each key of ``kinds`` (``"number"``, ``"weight"`` (a number >= 0),
+    ``"boolean"``, ``"string"``) of that JSON type when given."""
     present = object_with(required)
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

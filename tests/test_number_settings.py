@@ -140,6 +140,17 @@ async def test_bulk_update_unassign_sends_empty_string(
             "number_pool_settings",
         ),
         (
+            lambda c: c.messaging_profiles.update(
+                PROFILE,
+                number_pool_settings={
+                    "long_code_weight": -1,
+                    "toll_free_weight": 1,
+                    "skip_unhealthy": True,
+                },
+            ),
+            "number_pool_settings",
+        ),
+        (
             lambda c: c.messaging_profiles.create(
                 name="A", whitelisted_destinations=["US"], url_shortener_settings={"prefix": "x"}
             ),
