@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import subprocess
 import sys
 import time
+import tracemalloc
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,6 +28,7 @@ from telnyx_msg import (
 )
 from telnyx_msg.models import Recipient, WebhookEvent, WebhookEventType
 from tests.redis_proc import RedisProcess, unused_url
+from tests.test_tracker import unreadable_finalized
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
@@ -744,3 +747,155 @@ async def test_an_unreadable_final_status_fails_waiters_in_other_processes_at_on
         assert await sender.result("m-unreadable") is None
     finally:
         await sender.aclose()
+
+
+@pytest.fixture
+async def decoding_tracker(redis_url: str) -> AsyncIterator[RedisDeliveryTracker]:
+    """A tracker given a ``client=`` that decodes replies to ``str`` (``decode_responses``)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+    tracker = RedisDeliveryTracker(client=client, key_prefix=f"t{uuid.uuid4().hex}:")
+    try:
+        yield tracker
+    finally:
+        await tracker.aclose()
+        await client.aclose()
+
+
+async def test_a_decoding_client_reads_statuses_and_unreadable_ones(
+    decoding_tracker: RedisDeliveryTracker,
+) -> None:
+    """Guards against: the unreadable marker compared only as ``bytes``. With a ``client=``
+    built with ``decode_responses=True`` (common in apps that share one client), Redis
+    answers ``str``: a final status still comes back as a Message (woken by the published
+    id, a ``str`` too), and an unreadable ``message.finalized`` still makes ``final_status``
+    raise ``LookupError`` at once and ``result`` return None, rather than a
+    ``JSONDecodeError`` from inside the tracker."""
+    waiter = asyncio.ensure_future(decoding_tracker.final_status("m-dec", timeout=5))
+    for _ in range(200):
+        if decoding_tracker.waiting:
+            break
+        await asyncio.sleep(0.01)
+    await decoding_tracker.handle(event("message.finalized", "m-dec", "delivered"))
+    assert (await asyncio.wait_for(waiter, 5)).id == "m-dec"
+    await decoding_tracker.handle(unreadable_finalized("m-dec-bad"))
+    with pytest.raises(LookupError, match="not one this SDK reads"):
+        await decoding_tracker.final_status("m-dec-bad", timeout=5)
+    assert await decoding_tracker.result("m-dec-bad") is None
+
+
+async def test_redis_waits_that_time_out_leave_no_memory_behind(
+    tracker: RedisDeliveryTracker,
+) -> None:
+    """Guards against: ``final_status`` keeping an empty waiter set under the message id when
+    its last waiter gives up (the twin of the in-memory tracker's guarded leak). ``waiting``
+    still said 0, but every message whose wait timed out (a status that never came, or a
+    ``timeout=0`` check) left an entry behind: a sender that checks each message it sends
+    leaked without bound. Measured with tracemalloc, on the allocations made by the
+    tracker's own module."""
+    await tracker.result("warm-up")
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("m-warm-up", timeout=0)  # subscribes
+    here = tracemalloc.Filter(True, inspect.getfile(RedisDeliveryTracker))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces([here])
+        for n in range(500):
+            with pytest.raises(TimeoutError):
+                await tracker.final_status(f"m-never-{n}", timeout=0)
+        after = tracemalloc.take_snapshot().filter_traces([here])
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert tracker.waiting == 0
+    assert grown < 20_000, f"{grown} bytes kept after 500 timed-out waits"
+
+
+async def test_a_final_status_wakes_only_the_waiters_of_its_message(
+    redis_url: str,
+    tracker: RedisDeliveryTracker,
+) -> None:
+    """Guards against: the listener waking every waiter of the process on any published id.
+    The notification names its message: with many sends in flight, one delivery webhook
+    must cost one read of one key, not a GET from every waiting ``final_status`` (thousands
+    of waiters made every webhook a burst of thousands of Redis calls). Counted with
+    Redis's own command statistics."""
+    import redis.asyncio
+
+    waiters = [
+        asyncio.ensure_future(tracker.final_status(f"m-crowd-{n}", timeout=10)) for n in range(50)
+    ]
+    try:
+        for _ in range(500):
+            if tracker.waiting == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert tracker.waiting == 50
+        await asyncio.sleep(0.1)  # the 50 first reads are done
+        async with redis.asyncio.Redis.from_url(redis_url) as admin:
+
+            async def gets() -> int:
+                stats = await admin.info("commandstats")
+                return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+            before = await gets()
+            await tracker.handle(event("message.finalized", "m-crowd-7", "delivered"))
+            assert (await asyncio.wait_for(waiters[7], 5)).id == "m-crowd-7"
+            await asyncio.sleep(0.2)
+            woken = await gets() - before
+        assert woken <= 3, f"one final status made {woken} GETs"
+        assert tracker.waiting == 49
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def test_a_first_wait_on_a_frozen_redis_ends_at_the_caller_s_timeout(
+    redis_process: RedisProcess,
+) -> None:
+    """Guards against: ``_subscribe`` waiting for the SUBSCRIBE confirmation up to the
+    tracker's own ``timeout`` even when the caller's is shorter. A tracker's first
+    ``final_status(id, timeout=0.3)`` against a Redis that froze (process stopped, network
+    black hole) must raise ``TimeoutError`` after about 0.3 s, as the caller asked, not
+    ``DeliveryTrackerUnavailableError`` after the tracker's 3 s."""
+    tracker = RedisDeliveryTracker(redis_process.url, timeout=3.0)
+    redis_process.freeze()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"within 0\.3 s") as info:
+            await tracker.final_status("m-frozen", timeout=0.3)
+        assert not isinstance(info.value, DeliveryTrackerUnavailableError)
+        assert time.monotonic() - started < 2.0
+    finally:
+        redis_process.thaw()
+        await tracker.aclose()
+
+
+async def test_aclose_closes_the_connection_record_opened(redis_url: str) -> None:
+    """Guards against: ``aclose`` not closing the blocking client that ``record`` (a Flask or
+    Django view's call) connects. The docs: ``aclose`` closes the clients the tracker
+    created; a connection left open stays on the Redis server (counted against
+    ``maxclients``) for every tracker an app creates and closes."""
+    import redis.asyncio
+
+    async with redis.asyncio.Redis.from_url(redis_url) as admin:
+
+        async def clients() -> int:
+            return len(await admin.client_list())
+
+        before = await clients()
+        tracker = RedisDeliveryTracker(redis_url, key_prefix=f"t{uuid.uuid4().hex}:")
+        try:
+            await asyncio.to_thread(
+                tracker.record, event("message.finalized", "m-view", "delivered")
+            )
+            assert (await tracker.final_status("m-view", timeout=5)).id == "m-view"
+        finally:
+            await tracker.aclose()
+        for _ in range(100):
+            if await clients() == before:
+                break
+            await asyncio.sleep(0.02)
+        assert await clients() == before

@@ -491,3 +491,243 @@ async def test_waits_that_time_out_leave_no_memory_behind() -> None:
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert tracker.waiting == 0
     assert grown < 20_000, f"{grown} bytes kept after 2000 timed-out waits"
+
+
+# --- edges found by mutation testing ------------------------------------------------------
+
+TERMINAL = ["delivered", "delivery_failed", "sending_failed", "delivery_unconfirmed", "expired"]
+NOT_TERMINAL = ["queued", "sending", "sent"]
+
+
+def delivery(event_type: WebhookEventType, message_id: str, *statuses: str | None) -> WebhookEvent:
+    """A delivery webhook for a group message whose recipients have ``statuses`` (one ``to``,
+    the rest ``cc``), with the statuses in its text so tests can tell two copies apart."""
+    recipients = [
+        Recipient(phone_number=f"+1844555{i:04d}", status=status)
+        for i, status in enumerate(statuses)
+    ]
+    return WebhookEvent(
+        event_type=event_type,
+        id=str(uuid.uuid4()),
+        occurred_at=None,
+        payload=Message(
+            id=message_id,
+            text=",".join(str(s) for s in statuses),
+            to=tuple(recipients[:1]),
+            cc=tuple(recipients[1:]),
+        ),
+    )
+
+
+# --- which webhook ends the wait -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [*TERMINAL, "cancelled"])
+def test_a_message_sent_whose_recipients_are_all_terminal_is_final(status: str) -> None:
+    """Guards against: a terminal status dropped from ``TERMINAL_STATUSES`` (mutants removing
+    ``delivery_unconfirmed``, ``expired`` or ``cancelled`` survived the suite). A
+    ``message.sent`` whose every recipient is already in a final state ends the wait (the
+    documented rule); without it the wait hangs on until the ``message.finalized``, and runs
+    to its timeout if that one is lost."""
+    tracker = DeliveryTracker()
+    tracker.record(sent(f"m-{status}", status))
+    final = tracker.result_nowait(f"m-{status}")
+    assert final is not None
+    assert [r.status for r in final.to] == [status]
+
+
+@pytest.mark.parametrize("status", NOT_TERMINAL)
+def test_a_message_sent_with_a_recipient_not_yet_final_is_not_final(status: str) -> None:
+    """The other half of the rule above: a ``message.sent`` with any recipient still
+    ``queued``/``sending``/``sent`` does not end the wait. Guards against: a non-terminal
+    status counted as terminal."""
+    tracker = DeliveryTracker()
+    tracker.record(delivery(WebhookEventType.MESSAGE_SENT, "m-open", "delivered", status))
+    assert tracker.result_nowait("m-open") is None
+
+
+def test_a_message_sent_with_a_recipient_without_status_is_not_final() -> None:
+    """Guards against: ``len(statuses) == len(recipients)`` dropped from ``_is_final``. A group
+    ``message.sent`` where one recipient already has a terminal status but another has none
+    yet says nothing final about that one: the wait must go on, not return a Message whose
+    ``cc`` recipient has no outcome (and, first status winning, keep it over the real
+    ``message.finalized``)."""
+    tracker = DeliveryTracker()
+    tracker.record(delivery(WebhookEventType.MESSAGE_SENT, "m-none", "delivered", None))
+    assert tracker.result_nowait("m-none") is None
+    tracker.record(
+        delivery(WebhookEventType.MESSAGE_FINALIZED, "m-none", "delivered", "delivery_failed")
+    )
+    final = tracker.result_nowait("m-none")
+    assert final is not None
+    assert [r.status for r in final.cc] == ["delivery_failed"]
+
+
+@pytest.mark.anyio
+async def test_message_finalized_ends_the_wait_whatever_its_recipient_statuses() -> None:
+    """Guards against: ``message.finalized`` no longer final by itself (only through its
+    recipients' statuses). The docs: ``final_status`` resolves on ``message.finalized``;
+    Telnyx sends nothing after it, so one whose recipient status this SDK does not count as
+    terminal (here ``read``, a status of the API's enum) must still end the wait, not let
+    it run to its timeout."""
+    tracker = DeliveryTracker()
+    waiter = asyncio.ensure_future(tracker.final_status("m-read", timeout=5))
+    await until_waiting(tracker, 1)
+    tracker.record(delivery(WebhookEventType.MESSAGE_FINALIZED, "m-read", "read"))
+    final = await asyncio.wait_for(waiter, 1)
+    assert [r.status for r in final.to] == ["read"]
+
+
+# --- the first final status wins ----------------------------------------------------------
+
+
+def test_the_first_final_status_is_kept_in_memory_too() -> None:
+    """Guards against: ``message.id in self._final`` dropped from ``record`` (the last final
+    status wins). The docs: later events for a message that is already final are ignored,
+    as in Redis (``SET NX``): a ``message.sent`` already all ``sending_failed`` is the answer;
+    a later copy (a redelivered or a ``message.finalized`` with other content) must not
+    replace what ``result``/``final_status`` return, or two processes would disagree."""
+    tracker = DeliveryTracker()
+    tracker.record(delivery(WebhookEventType.MESSAGE_SENT, "m-first", "sending_failed"))
+    tracker.record(delivery(WebhookEventType.MESSAGE_FINALIZED, "m-first", "delivery_failed"))
+    final = tracker.result_nowait("m-first")
+    assert final is not None
+    assert final.text == "sending_failed"
+
+
+# --- what is remembered of dropped and unreadable statuses --------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_most_recently_dropped_ids_are_the_ones_remembered() -> None:
+    """Guards against: the memory of evicted ids forgetting its newest id instead of its
+    oldest (``popitem(last=True)``). The class docstring: the ids of dropped statuses are
+    remembered (another ``max_size``), so awaiting one raises ``LookupError`` at once; the id
+    dropped last is the one most likely to be awaited next, and must not wait out its whole
+    timeout instead."""
+    tracker = DeliveryTracker(max_size=2)
+    for message_id in ("a", "b", "c", "d", "e"):
+        tracker.record(finalized(message_id))
+    # kept: d, e; dropped and remembered: b, c; forgotten: a
+    for message_id in ("b", "c"):
+        with pytest.raises(LookupError, match="dropped to stay within max_size"):
+            await tracker.final_status(message_id, timeout=0.05)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status("a", timeout=0.01)
+    assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_the_memory_of_dropped_ids_is_bounded() -> None:
+    """Guards against: the bound on remembered evicted ids dropped (they piled up forever).
+    A long-running receiver with ``max_size`` set records far more final statuses than it
+    keeps: its memory must stay bounded by ``max_size`` (twice, with the dropped ids), not
+    grow with every message it ever saw. Measured with tracemalloc, on the allocations made
+    by the tracker's own module."""
+    tracker = DeliveryTracker(max_size=10)
+    events = [finalized(f"m-{n}") for n in range(5000)]
+    here = tracemalloc.Filter(True, inspect.getfile(DeliveryTracker))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces([here])
+        for one in events:
+            tracker.record(one)
+        after = tracemalloc.take_snapshot().filter_traces([here])
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert grown < 20_000, f"{grown} bytes kept after 5000 final statuses with max_size=10"
+
+
+@pytest.mark.anyio
+async def test_a_garbled_copy_of_a_known_final_status_does_not_push_out_an_unreadable_id() -> None:
+    """Guards against: ``message_id in self._final`` dropped from ``_fail``. A final status
+    already known, then an unreadable ``message.finalized`` for the same message (the first
+    status won, so the copy is ignored): under the mutant the copy took a place among the
+    remembered unreadable ids and pushed out a real one, whose waiter then ran to its
+    timeout instead of raising ``LookupError`` at once; and once the readable status was
+    dropped by ``max_size``, waiting for it blamed an unreadable payload, not ``max_size``."""
+    tracker = DeliveryTracker(max_size=1)
+    await tracker.handle(unreadable_finalized("m-garbled"))
+    await tracker.handle(finalized("m-known"))
+    await tracker.handle(unreadable_finalized("m-known"))  # a copy of a status already final
+    with pytest.raises(LookupError, match="not one this SDK reads"):
+        await tracker.final_status("m-garbled", timeout=0.5)
+    await tracker.handle(finalized("m-later"))  # drops m-known
+    with pytest.raises(LookupError, match="dropped to stay within max_size"):
+        await tracker.final_status("m-known", timeout=0.5)
+
+
+# --- waiters ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_waiting_counts_every_waiting_call() -> None:
+    """Guards against: ``waiting`` counting message ids instead of ``final_status`` calls.
+    Two calls waiting for one message (a request handler and a report, say) are two
+    waiting calls, as the property's docstring says."""
+    tracker = DeliveryTracker()
+    first = asyncio.ensure_future(tracker.final_status("m-both", timeout=5))
+    second = asyncio.ensure_future(tracker.final_status("m-both", timeout=5))
+    other = asyncio.ensure_future(tracker.final_status("m-other", timeout=5))
+    await until_waiting(tracker, 3)
+    tracker.record(finalized("m-both"))
+    tracker.record(finalized("m-other"))
+    assert [m.id for m in await asyncio.gather(first, second, other)] == [
+        "m-both",
+        "m-both",
+        "m-other",
+    ]
+    assert tracker.waiting == 0
+
+
+def test_a_final_status_frees_the_waiters_of_a_loop_that_is_gone() -> None:
+    """Guards against: ``record`` waking the waiters of a message without unregistering them
+    (``self._waiters.get`` instead of ``pop``). A ``final_status`` left behind in an event
+    loop closed without finishing it never runs its own clean-up: the final status is the
+    last chance to let go of it, or every such waiter stays in memory (and in ``waiting``)
+    for the life of the process."""
+    tracker = DeliveryTracker()
+    old = asyncio.new_event_loop()
+    task = old.create_task(tracker.final_status("m-gone", timeout=None))
+    old.run_until_complete(asyncio.sleep(0))
+    assert tracker.waiting == 1
+    old.close()  # closed with the task still pending
+    try:
+        tracker.record(finalized("m-gone"))
+        assert tracker.waiting == 0
+        assert tracker.result_nowait("m-gone") is not None
+    finally:
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+        del task
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf"), True, "5"])
+@pytest.mark.anyio
+async def test_final_status_refuses_a_timeout_that_is_not_a_duration(timeout: object) -> None:
+    """Guards against: ``final_status`` not validating ``timeout``. A negative, NaN, infinite,
+    boolean or string timeout is a mistake in the caller's code, which gets a
+    ``ConfigurationError`` naming ``timeout`` (as every duration setting does), not a
+    ``TimeoutError`` that looks like a missing delivery report, nor a ``TypeError`` from
+    inside asyncio."""
+    tracker = DeliveryTracker()
+    with pytest.raises(telnyx_msg.ConfigurationError, match="timeout"):
+        await tracker.final_status("m-bad", timeout=timeout)  # type: ignore[arg-type]
+    assert tracker.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_final_status_without_an_id_takes_no_place() -> None:
+    """Guards against: ``unreadable_final`` accepting an empty message id. An unreadable
+    ``message.finalized`` whose payload has no usable id names no message anyone can await;
+    it must not take a place among the remembered unreadable ids (``max_size`` of them) and
+    push out a real one, whose waiter would then run to its timeout instead of raising
+    ``LookupError`` at once."""
+    tracker = DeliveryTracker(max_size=1)
+    await tracker.handle(unreadable_finalized("m-unreadable"))
+    await tracker.handle(unreadable_finalized(""))
+    with pytest.raises(LookupError, match="not one this SDK reads"):
+        await tracker.final_status("m-unreadable", timeout=0.5)
+
+
+# --- Redis --------------------------------------------------------------------------------
