@@ -30,6 +30,9 @@ R = TypeVar("R")
 
 Envelope = Literal["data", "bare", "none"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+# A short code written with a "+": the shortest international phone numbers (country code and
+# subscriber number, e.g. Niue's +683 NNNN) have 7 digits.
+_TOO_SHORT_FOR_E164 = re.compile(r"\+[0-9]{3,6}")
 
 
 @frozen
@@ -44,7 +47,8 @@ class Lane:
     message_type: Literal["SMS", "MMS"] | None = None
     sender_fields: tuple[str, ...] = ("from", "messaging_profile_id")
     #: The endpoint sends from a short code: a ``from`` written ``"+55501"`` is that short
-    #: code's lane (``"55501"``), not an E.164 long code's.
+    #: code's lane (``"55501"``), not an E.164 long code's. Other sends take that lane for a
+    #: ``from`` of "+" and 3 to 6 digits, too short for any phone number.
     short_code: bool = False
 
     def of(self, body: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -56,7 +60,11 @@ class Lane:
                 if not isinstance(sender, str):  # (client.request's json=, extra_body)
                     kind = type(sender).__name__
                     raise ValidationError(name, f"must be a string, got {kind}")
-                if self.short_code and sender[:1] == "+" and SHORT_CODE_RE.fullmatch(sender[1:]):
+                if sender[:1] == "+" and (
+                    SHORT_CODE_RE.fullmatch(sender[1:])
+                    if self.short_code
+                    else _TOO_SHORT_FOR_E164.fullmatch(sender)
+                ):
                     sender = sender[1:]
                 break
         message_type = self.message_type or (
