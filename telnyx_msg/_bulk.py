@@ -18,9 +18,9 @@ one outcome:
   ``messages.retrieve``.
 - ``not_sent``: provably not accepted: connection refused, 408/429/503 after retries, queue full,
   the API key refused (401, which also stops the run), a redirect (3xx: a wrong ``base_url``; a
-  303 is ``unknown``), the recipient opted out of this sender
-  (with ``skip_optouts=True``: the account's opt-outs are listed once, page by page, before the
-  first send), or the run was stopped before the request was written.
+  303 is ``unknown``), a proxy's or captive portal's sign-in (407, 511), the recipient opted
+  out of this sender (with ``skip_optouts=True``: the account's opt-outs are listed once, page
+  by page, before the first send), or the run was stopped before the request was written.
 
 An input that raises (a malformed row, a dropped database cursor) ends the pulling: the items
 already pulled are still sent and yielded, then the iteration raises the input's exception. An
@@ -197,8 +197,10 @@ def classify(error: BaseException, gate: SendGate) -> OutcomeStatus:
     if isinstance(error, APIStatusError):
         if error.outcome_unknown:
             return "unknown"
-        if error.status < 400:
-            return "not_sent"  # a redirect (not followed): the URL was refused, not the message
+        if error.status < 400 or error.status == 407:
+            # A redirect (not followed), or a proxy asking for its own login: the URL was
+            # refused, not the message
+            return "not_sent"
         if isinstance(error, RateLimitError) or error.status >= 500 or error.status == 408:
             return "not_sent"  # Telnyx said it did not process it (or it is a 503)
         return "rejected"

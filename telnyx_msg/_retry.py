@@ -14,7 +14,8 @@ read timeout, connection reset after sending   retried                     raise
 429 code 10011 (or no code)                    retried, honouring hints    retried, honouring hints
 429 code 40318 (queue full)                    QueueFullError, no retry    QueueFullError, no retry
 408, 503                                       retried                     retried
-500, 502, 504 and other 5xx                    retried                     raised, outcome_unknown
+500, 502, 504 and other 5xx but 511           retried                     raised, outcome_unknown
+511 (a captive portal's, never Telnyx's)       retried                     raised
 other 4xx                                      raised                      raised
 3xx (redirects are not followed)               raised                      raised
 =============================================  ==========================  ======================
@@ -170,12 +171,13 @@ def status_retryable(
 
 def status_outcome_unknown(status: int, method: str) -> bool:
     """A 5xx other than 503 to a call that changes something: Telnyx may have acted on it.
+    Not a 511 (Network Authentication Required): a captive portal's answer, never an origin's.
     Also a 303 (See Other), which a server sends after it acted on a POST.
 
     Retry safety does not enter into it: an idempotency key makes a retry harmless, but when
     the last retry also failed the message may still have been accepted by an earlier attempt.
     """
-    return ((status >= 500 and status != 503) or status == 303) and method != "GET"
+    return ((status >= 500 and status not in (503, 511)) or status == 303) and method != "GET"
 
 
 def server_hint(

@@ -26,7 +26,7 @@ import time
 import tracemalloc
 import zipfile
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -643,6 +643,111 @@ async def test_a_captive_portal_stops_the_run_and_retry_unknown_sends_every_row_
     assert len(server.requests) == len(tried)
     async with FakeTelnyx() as fake:
         assert await bulk(fake, str(source), "--out", str(out), "--resume", "--retry-unknown") == 0
+        final = results(out)
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(final) == len(fake.messages()) == 300
+
+
+_PORTAL_PAGE = "<html><body>Sign in to the network to continue</body></html>"
+
+
+@contextlib.asynccontextmanager
+async def portal_answering(status: int) -> AsyncIterator[tuple[str, list[str]]]:
+    """A 127.0.0.1 server answering every request ``status`` with an HTML page (a 3xx also
+    with a Location to its sign-in page); yields its /v2 base URL and the paths it was sent."""
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append(request.path)
+        headers = {"Location": "http://portal.invalid/login"} if 300 <= status < 400 else None
+        return web.Response(
+            status=status, text=_PORTAL_PAGE, content_type="text/html", headers=headers
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v2", seen
+    finally:
+        await runner.cleanup()
+
+
+async def run_bulk(source: Path, out: Path, base_url: str, api_key: str, *extra: str) -> int:
+    argv = ["bulk", str(source), "--out", str(out), "--api-key", api_key]
+    argv += ["--base-url", base_url, "--no-progress", *extra]
+    code: int = await anyio.to_thread.run_sync(main, argv)
+    return code
+
+
+@pytest.mark.anyio
+async def test_a_proxy_asking_for_authentication_leaves_every_row_resendable(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A proxy that wants its own login answers 407 with its HTML page: the message never
+    left the network, so the rows it refused must be ``not_sent`` (``--resume`` resends
+    them), not ``rejected`` (refused for good by Telnyx, never resent); and as for a portal's
+    200 page, the run stops after 100 such rows instead of writing off the whole file.
+    Once the proxy lets requests through, ``--resume`` sends every row exactly once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 300)
+    async with portal_answering(407) as (base_url, seen):
+        assert await run_bulk(source, out, base_url, "k", "--concurrency", "5") == 1
+    capsys.readouterr()
+    tried = results(out)
+    assert {r["status"] for r in tried} == {"not_sent"}, tried[0]
+    assert 100 <= len(tried) <= 110
+    assert len(seen) == len(tried)
+    async with FakeTelnyx() as fake:
+        assert await run_bulk(source, out, fake.base_url, fake.api_key, "--resume") == 0
+        final = results(out)
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(final) == len(fake.messages()) == 300
+
+
+@pytest.mark.anyio
+async def test_a_captive_portal_answering_511_stops_the_run(tmp_path: Path, capsys: Any) -> None:
+    """511 Network Authentication Required is the status made for captive portals (an origin
+    server never sends it): like a portal's 200 page, 100 such rows in a row stop the run
+    (exit 1) instead of marking every row of the file, and once the network is open
+    ``--resume --retry-unknown`` sends every row exactly once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 300)
+    async with portal_answering(511) as (base_url, _):
+        assert await run_bulk(source, out, base_url, "k", "--concurrency", "50") == 1
+    capsys.readouterr()
+    tried = results(out)
+    assert {r["status"] for r in tried} <= {"not_sent", "unknown"}
+    assert 100 <= len(tried) <= 150, f"{len(tried)} of 300 rows were tried"
+    async with FakeTelnyx() as fake:
+        argv = ("--resume", "--retry-unknown")
+        assert await run_bulk(source, out, fake.base_url, fake.api_key, *argv) == 0
+        final = results(out)
+        assert {r["status"] for r in final} == {"sent"}
+        assert len(final) == len(fake.messages()) == 300
+
+
+@pytest.mark.anyio
+async def test_a_portal_redirecting_to_its_sign_in_page_stops_the_run(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A captive portal that redirects every request to its sign-in page (302): each row is
+    ``not_sent`` (redirects are not followed), and as for a portal's 200 page the run stops
+    after 100 of them in a row instead of going through the whole file; ``--resume`` then
+    sends every row exactly once."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 300)
+    async with portal_answering(302) as (base_url, _):
+        assert await run_bulk(source, out, base_url, "k", "--concurrency", "5") == 1
+    capsys.readouterr()
+    tried = results(out)
+    assert {r["status"] for r in tried} == {"not_sent"}
+    assert 100 <= len(tried) <= 110, f"{len(tried)} of 300 rows were tried"
+    async with FakeTelnyx() as fake:
+        assert await run_bulk(source, out, fake.base_url, fake.api_key, "--resume") == 0
         final = results(out)
         assert {r["status"] for r in final} == {"sent"}
         assert len(final) == len(fake.messages()) == 300

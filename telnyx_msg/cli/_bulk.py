@@ -89,6 +89,16 @@ def _unreachable(error: BaseException | None) -> str | None:
             "were answered by something other than Telnyx; a captive portal, a proxy or a "
             "wrong --base-url is in the way"
         )
+    if (
+        isinstance(error, APIStatusError)
+        and not error.outcome_unknown
+        and (error.status < 400 or error.status in (407, 511))
+    ):
+        # A redirect (to a portal's sign-in page), a proxy's or a captive portal's login.
+        return (
+            "were answered by a redirect, a proxy or a captive portal asking to sign in; "
+            "something other than Telnyx is in the way"
+        )
     return None
 
 
