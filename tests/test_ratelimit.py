@@ -1215,24 +1215,6 @@ def test_feedback_posted_as_the_owner_loop_closes_never_raises() -> None:
         owner.close()
 
 
-def test_a_wait_on_a_stopped_loop_that_was_taken_over_ends_when_that_loop_runs_again() -> None:
-    """A loop that owned the limiter stopped (``run_until_complete`` returned) with a call
-    still waiting; another loop took the limiter over, which forgets that waiter. When the
-    first loop runs again, the call asks anew (and is granted) instead of waiting for a grant
-    nobody will give. Guards against: a woken waiter the new owner dropped parking forever."""
-    limits = RateLimits(account_mps=20.0, burst=1)
-    first = asyncio.new_event_loop()
-    try:
-        first.run_until_complete(limits.acquire(None))  # the only token
-        waiting = first.create_task(limits.acquire(None))
-        first.run_until_complete(asyncio.sleep(0))  # it waits for the next token
-        assert not waiting.done()
-        asyncio.run(asyncio.wait_for(limits.acquire(None), 5))  # takes over; granted
-        first.run_until_complete(asyncio.wait_for(waiting, 5))
-    finally:
-        first.close()
-
-
 def _close_left(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel what is left on ``loop`` (as asyncio.run does), then close it."""
     left = [task for task in asyncio.all_tasks(loop) if not task.done()]
@@ -1243,51 +1225,35 @@ def _close_left(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-def test_a_parked_call_on_a_stopped_loop_that_was_taken_over_ends_when_that_loop_runs_again() -> (
-    None
-):
-    """Two calls wait on the loop that owns the limiter (one sleeps until the next token, the
-    other is parked behind it) when that loop stops; another loop takes the limiter over, which
-    forgets both waiters. When the first loop runs again, both calls ask anew and are granted
-    (at 20/s, within a second). Guards against: the parked call, whose wake-up only the old
-    state could give, waiting forever."""
+@pytest.mark.parametrize(
+    ("calls", "take_back"),
+    [(1, False), (2, False), (1, True)],
+    ids=["sleeping", "sleeping-and-parked", "loop-took-it-back"],
+)
+def test_calls_waiting_on_a_loop_that_lost_the_limiter_end_when_it_runs_again(
+    calls: int, take_back: bool
+) -> None:
+    """A loop that owned the limiter stopped (``run_until_complete`` returned) with calls
+    still waiting (one sleeps until the next token, a second is parked behind it); another
+    loop took the limiter over, which forgets their waiters. When the first loop runs again
+    (after taking the limiter back with a new call, or not), the calls ask anew and are
+    granted (at 20/s, within a second) instead of waiting for a grant nobody will give.
+    Guards against: a dropped waiter woken by its sleep parking for ever; a parked one, whose
+    wake-up only the old state could give, never woken; a dropped waiter taken for a live
+    one because its loop owns the limiter again."""
     limits = RateLimits(account_mps=20.0, burst=1)
     first = asyncio.new_event_loop()
     try:
         first.run_until_complete(limits.acquire(None))  # the only token
-        sleeping = first.create_task(limits.acquire(None))
-        parked = first.create_task(limits.acquire(None))
-        first.run_until_complete(asyncio.sleep(0))  # both wait for the next token
-        assert not sleeping.done()
-        assert not parked.done()
+        waiting = [first.create_task(limits.acquire(None)) for _ in range(calls)]
+        first.run_until_complete(asyncio.sleep(0))  # they wait for the next token
+        assert not any(task.done() for task in waiting)
         asyncio.run(asyncio.wait_for(limits.acquire(None), 5))  # takes over; granted
-        _, pending = first.run_until_complete(asyncio.wait({sleeping, parked}, timeout=3))
-        assert sleeping not in pending
-        assert parked not in pending, "the parked call still waits 3 s after its loop resumed"
-        assert parked.exception() is None
-    finally:
-        _close_left(first)
-
-
-def test_a_call_waiting_on_a_loop_that_lost_the_limiter_and_took_it_back_ends() -> None:
-    """A call waits on the loop that owns the limiter when that loop stops; another loop
-    takes the limiter over (forgetting that waiter) and stops too; then the first loop runs
-    again and takes the limiter back with a new call. The old call must ask anew and be
-    granted (at 20/s, within a second). Guards against: the old call's waiter, which the
-    takeover forgot, being treated as live because its loop owns the limiter again, so it
-    waits for a grant nobody will give."""
-    limits = RateLimits(account_mps=20.0, burst=1)
-    first = asyncio.new_event_loop()
-    try:
-        first.run_until_complete(limits.acquire(None))  # the only token
-        waiting = first.create_task(limits.acquire(None))
-        first.run_until_complete(asyncio.sleep(0))  # it waits for the next token
-        assert not waiting.done()
-        asyncio.run(asyncio.wait_for(limits.acquire(None), 5))  # takes over; granted
-        first.run_until_complete(asyncio.wait_for(limits.acquire(None), 5))  # takes it back
-        _, pending = first.run_until_complete(asyncio.wait({waiting}, timeout=3))
-        assert not pending, "the call still waits 3 s after its loop took the limiter back"
-        assert waiting.exception() is None
+        if take_back:
+            first.run_until_complete(asyncio.wait_for(limits.acquire(None), 5))
+        _, pending = first.run_until_complete(asyncio.wait(waiting, timeout=3))
+        assert not pending, f"{len(pending)} call(s) still wait 3 s after their loop resumed"
+        assert all(task.exception() is None for task in waiting)
     finally:
         _close_left(first)
 
