@@ -38,6 +38,7 @@ from telnyx_msg._pagination import AsyncPager
 from telnyx_msg._raw import RawResponse
 from telnyx_msg._resources import AsyncMode, ResourceTree
 from telnyx_msg._retry import (
+    BULK_THROTTLE_RETRIES,
     Backoff,
     check_backoff,
     free_retry,
@@ -451,7 +452,8 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 return response  # type: ignore[return-value]  # no error: a 2xx response
             failed = failure(response, error)
             free += free_retry(failed, gate is not None, max_retries, free)
-            delay = next_delay(failed, attempt - free, max_retries, wire.retry_safe, self._backoff)
+            # The free 429s extend the allowance; the backoff still grows with every retry.
+            delay = next_delay(failed, attempt, max_retries + free, wire.retry_safe, self._backoff)
             if delay is None:
                 raise reached_earlier(error) if reached else error
             reached = reached or getattr(error, "outcome_unknown", False)
@@ -459,8 +461,9 @@ class AsyncClient(ResourceTree[AsyncMode]):
                 gate.written = reached  # unless an attempt so far may have been
             what = type(error).__name__ if response is None else response.status
             log.info(
-                "retrying %s %s after %s in %.2f s (retry %d of %d)",
-                *(wire.method, wire.path, what, delay, attempt + 1, max_retries + free),
+                "retrying %s %s after %s in %.2f s (retry %d of %d%s)",
+                *(wire.method, wire.path, what, delay, attempt + 1, max_retries),
+                f" plus up to {BULK_THROTTLE_RETRIES} after 429s in send_many" if free else "",
             )
             await self._sleep_to_retry(delay, wire, reached)
             attempt += 1

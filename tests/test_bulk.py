@@ -8,7 +8,9 @@ import contextlib
 import functools
 import gc
 import inspect
+import itertools
 import json
+import logging
 import sys
 import time
 import types
@@ -130,7 +132,7 @@ async def test_keyed_sends_retry_a_500_and_stay_unknown(api_server: Any) -> None
 
 
 async def test_an_item_throttled_more_often_than_max_retries_is_still_sent(
-    api_server: Any,
+    api_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A ``send_many`` item answered 429 ``10011`` more often than ``max_retries`` allows (the
     client's limiter is still slowing down to the account's limit) is retried until sent, up to
@@ -148,10 +150,12 @@ async def test_an_item_throttled_more_often_than_max_retries_is_still_sent(
         return json_response({"data": message_json(to=[{"phone_number": to, "status": "queued"}])})
 
     server = await api_server(throttling)
+    caplog.set_level(logging.INFO, "telnyx_msg")
     async with client_for(server) as client:
         outcomes = [o async for o in client.messages.send_many(numbers(1))]
         assert [o.status for o in outcomes] == ["sent"]
         assert seen["+18445550000"] == 7
+        assert "(retry 6 of 2 plus up to 8 after 429s in send_many)" in caplog.text
         never: SendItem = {"from_": "+18005550101", "to": "+18445550009", "text": "hi"}
         (outcome,) = [o async for o in client.messages.send_many([never])]
         assert outcome.status == "not_sent"
@@ -165,6 +169,41 @@ async def test_an_item_throttled_more_often_than_max_retries_is_still_sent(
         (outcome,) = [o async for o in client.messages.send_many([single])]
         assert outcome.status == "not_sent"
         assert seen["+18445550002"] == 1
+
+
+async def test_a_throttled_send_many_item_backs_off_as_a_single_send_does(
+    api_server: Any,
+) -> None:
+    """A ``send_many`` item answered 429 without a wait hint is retried after the documented
+    exponential backoff, ``min(initial * 2**n, max)`` before retry ``n + 1``, as a single
+    ``send`` is, also for the 429s it does not count against ``max_retries``. Guards against:
+    those retries coming after half the initial delay every time (never growing), so a
+    throttled run hit an account already over its limit far more often than a single send
+    and spent its extra retries within a couple of seconds."""
+    backoff = Backoff(initial=0.04, max=1.0, jitter=0.0)  # no jitter: exact lower bounds
+    arrived: dict[str, list[float]] = collections.defaultdict(list)
+
+    async def four_429s(request: web.Request) -> web.Response:
+        to = (await request.json())["to"]
+        arrived[to].append(asyncio.get_running_loop().time())
+        if len(arrived[to]) <= 4:
+            return telnyx_error(429, "10011", "Too many requests")
+        return json_response({"data": message_json(to=[{"phone_number": to, "status": "queued"}])})
+
+    server = await api_server(four_429s)
+    item: SendItem = {"from_": "+18005550101", "to": "+18445550002", "text": "hi"}
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, rate_limits=None, backoff=backoff, max_retries=5
+    ) as client:
+        await client.messages.send(from_="+18005550101", to="+18445550001", text="hi")
+        (outcome,) = [o async for o in client.messages.send_many([item])]
+    assert outcome.status == "sent", outcome
+    expected = [min(backoff.initial * 2**n, backoff.max) for n in range(4)]
+    for to in ("+18445550001", "+18445550002"):
+        times = arrived[to]
+        waits = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert len(waits) == 4
+        assert all(w >= e * 0.9 for w, e in zip(waits, expected, strict=True)), (to, waits)
 
 
 async def test_input_is_consumed_lazily(api_server: Any) -> None:

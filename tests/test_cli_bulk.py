@@ -656,10 +656,11 @@ async def run_bulk(source: Path, out: Path, base_url: str, api_key: str, *extra:
     [
         (200, "unknown", ("--resume", "--retry-unknown")),
         (302, "not_sent", ("--resume",)),
+        (303, "unknown", ("--resume", "--retry-unknown")),
         (407, "not_sent", ("--resume",)),
         (511, "not_sent", ("--resume",)),
     ],
-    ids=["200-page", "302-to-sign-in", "407-proxy-login", "511-network-login"],
+    ids=["200-page", "302-to-sign-in", "303-to-sign-in", "407-proxy-login", "511-network-login"],
 )
 async def test_a_captive_portal_or_proxy_stops_the_run_and_resume_sends_every_row_once(
     tmp_path: Path, capsys: Any, status: int, recorded: str, resume: tuple[str, ...]
@@ -668,8 +669,9 @@ async def test_a_captive_portal_or_proxy_stops_the_run_and_resume_sends_every_ro
     sign-in page with 200, a redirect to it, 407 Proxy Authentication Required, 511 Network
     Authentication Required) the run stops after 100 such rows in a row (or twice
     --concurrency) instead of marking the whole file, says what is in the way and exits 1.
-    A 200 page may have come after the request went on, so its rows are ``unknown`` (the
-    hint names --retry-unknown); the others never reached Telnyx: ``not_sent`` (a 407 was
+    A 200 page or a 303 (See Other, sent after acting on a POST) may have come after the
+    request went on, so their rows are ``unknown`` (the hint names --retry-unknown; a 303
+    portal never stopped the run); the others never reached Telnyx: ``not_sent`` (a 407 was
     ``rejected``, never resent). Once Telnyx is reachable, resuming sends every row once."""
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 300)

@@ -89,12 +89,11 @@ def _unreachable(error: BaseException | None) -> str | None:
             "were answered by something other than Telnyx; a captive portal, a proxy or a "
             "wrong --base-url is in the way"
         )
-    if (
-        isinstance(error, APIStatusError)
-        and not error.outcome_unknown
-        and (error.status < 400 or error.status in (407, 511))
+    if isinstance(error, APIStatusError) and (
+        error.status < 400 or (error.status in (407, 511) and not error.outcome_unknown)
     ):
-        # A redirect (to a portal's sign-in page), a proxy's or a captive portal's login.
+        # A redirect (to a portal's sign-in page; Telnyx never redirects, so a 303, unknown
+        # as it is, is not Telnyx either), a proxy's or a captive portal's login.
         return (
             "were answered by a redirect, a proxy or a captive portal asking to sign in; "
             "something other than Telnyx is in the way"
