@@ -204,8 +204,9 @@ class LoopClients:
         # Clients aclose() asked another (running) loop to close: that loop's guard closes
         # one still here when it shuts down (it may cancel the close it was asked for).
         self._closing: dict[asyncio.AbstractEventLoop, Any] = {}
+        # Each loop's shutdown guard, with the client it closes.
         self._guards: dict[
-            asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None]]
+            asyncio.AbstractEventLoop, tuple[AsyncIterator[None], asyncio.Future[None], Any]
         ] = {}
 
     def get(self) -> Any:
@@ -223,14 +224,23 @@ class LoopClients:
                     self._clients[loop] = client
                     guard = self._close_at_shutdown(loop, client)
                     # Held here: the loop keeps only weak references to both.
-                    self._guards[loop] = (guard, asyncio.ensure_future(guard.__anext__()))
+                    # (A guard this replaces, of a client aclose() closed, ends with it.)
+                    self._guards[loop] = (
+                        guard,
+                        asyncio.ensure_future(guard.__anext__()),
+                        client,
+                    )
         return client
 
     def _drop(self, loop: asyncio.AbstractEventLoop, client: Any | None = None) -> Any:
         """Forget ``loop``'s client (only if it is ``client``, when given); return it."""
         with self._lock:
             if client is not None:  # the loop's guard, ending: nothing need hold it any more
-                self._guards.pop(loop, None)
+                guarded = self._guards.get(loop)
+                # Only its own: a replaced guard (its client closed by aclose(), the loop
+                # used again) ends after the new one is in place, and must leave it there.
+                if guarded is not None and guarded[2] is client:
+                    del self._guards[loop]
             mine = self._clients.get(loop)
             if mine is None or (client is not None and mine is not client):
                 return None

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from telnyx_msg._bucket import (
     resolve_config,
 )
 from telnyx_msg._config import positive_seconds
+from telnyx_msg._fork import in_forked_child
 from telnyx_msg._ratelimit import wait_too_long
 from telnyx_msg._redis_common import (
     LoopClients,
@@ -361,6 +363,7 @@ class RedisRateLimits:
             except ValueError as exc:
                 raise url_error(redis_url, exc) from None
         self._state_lock = threading.Lock()
+        _LIMITERS.add(self)
         # A client per event loop when built from a url; a client= is used as it is.
         self._clients = (
             LoopClients(client, make, lock=self._state_lock, on_drop=self._forget_loop)
@@ -394,6 +397,13 @@ class RedisRateLimits:
 
     def __repr__(self) -> str:
         return f"RedisRateLimits(key_prefix={self._prefix!r})"
+
+    def _new_lock(self) -> None:
+        """In a forked child: a thread of the parent may have held the lock, and never
+        releases it here (the child's first acquire or response would block for ever)."""
+        self._state_lock = threading.Lock()
+        if self._clients is not None:
+            self._clients._lock = self._state_lock
 
     async def __aenter__(self) -> RedisRateLimits:
         return self
@@ -688,3 +698,14 @@ class RedisRateLimits:
                 await redis.script_load(script.source)
             async with time_limit(self._redis_timeout):
                 return await redis.evalsha(script.sha, len(keys), *keys, *args)
+
+
+_LIMITERS: weakref.WeakSet[RedisRateLimits] = weakref.WeakSet()
+
+
+def _new_locks() -> None:
+    for limits in list(_LIMITERS):
+        limits._new_lock()
+
+
+in_forked_child(_new_locks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import web
 
 import telnyx_msg
@@ -889,3 +891,88 @@ async def test_redis_mms_alone_adapts_from_15_per_s_when_the_retry_waits_the_res
     # From 10.5/s (recovering along its CUBIC curve) the request bucket, emptied by the 429,
     # lets one MMS out every 80-95 ms; from 35/s, every 25-29 ms.
     assert min(gaps) > 0.06, [round(gap, 3) for gap in gaps]
+
+
+FORK_WHILE_HELD_SCRIPT = r"""
+import asyncio, os, sys, threading, time
+from telnyx_msg import RedisRateLimits
+
+limits = RedisRateLimits(sys.argv[1], key_prefix=sys.argv[2], account_mps=100.0)
+held, release = threading.Event(), threading.Event()
+
+
+def hold() -> None:  # a parent thread inside the limiter (recording a response) as it forks
+    with limits._state_lock:
+        held.set()
+        release.wait(10)
+
+
+threading.Thread(target=hold, daemon=True).start()
+held.wait(5)
+pid = os.fork()
+if pid == 0:  # a pre-forked worker: its own event loop, the limiter made before the fork
+    asyncio.run(limits.acquire("+18005550101"))
+    os.write(1, b"child: granted\n")
+    os._exit(0)
+release.set()
+deadline = time.monotonic() + 10
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        print("parent: the child hung", flush=True)
+        break
+    time.sleep(0.01)
+asyncio.run(limits.acquire("+18005550101"))
+print("parent: ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_a_parent_thread_was_inside_the_limiter_can_use_it(
+    redis_process: RedisProcess, prefix: str
+) -> None:
+    """A RedisRateLimits made before a fork (gunicorn --preload) while another thread of the
+    parent was inside it (clients on other threads report their responses under its lock):
+    the child's first acquire, on the child's own event loop, is granted. Guards against:
+    the child blocking for ever on the lock that parent thread held (it never releases it in
+    the child), as RateLimits did before its lock was replaced in forked children."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_WHILE_HELD_SCRIPT, redis_process.url, prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.splitlines() == ["child: granted", "parent: ok"], done.stdout + done.stderr
+
+
+def test_a_limiter_used_again_after_aclose_in_the_same_loop_closes_its_connections(
+    redis_process: RedisProcess, prefix: str
+) -> None:
+    """``async with limits:`` twice in one event loop (a long-running worker closing the
+    limiter after each job): once the second block has closed it, no connection of the
+    limiter stays open. The loop's new Redis client was forgotten right after it was made
+    (the first client's shutdown guard, replaced, took the new one's guard with it), so the
+    connection it opened was never closed by ``aclose()``."""
+    limits = RedisRateLimits(redis_process.url, key_prefix=prefix)
+    check = redis.Redis(port=redis_process.port)
+    check.client_setname("check")
+
+    def open_connections() -> int:
+        return sum(1 for client in check.client_list() if client.get("name") != "check")
+
+    async def main() -> list[int]:
+        left: list[int] = []
+        for _ in range(2):
+            async with limits:
+                await limits.acquire(TOLL_FREE)
+                await asyncio.sleep(0.05)  # what the loop runs meanwhile has run
+            await asyncio.sleep(0.05)
+            left.append(open_connections())
+        return left
+
+    try:
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == [0, 0]
+    finally:
+        check.close()
