@@ -15,6 +15,7 @@ import sys
 import time
 import types
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
@@ -38,6 +39,7 @@ from tests.conftest import (
     serving_in_thread,
     telnyx_error,
 )
+from tests.redis_proc import RedisProcess
 
 FROM = "+18005550101"
 
@@ -2058,3 +2060,233 @@ async def test_send_many_on_a_closed_client_raises_at_the_call(api_server: Any) 
         client.messages.send_many(rows())
     assert pulled == []
     assert server.requests == []
+
+
+# --- edges found by mutation testing ----------------------------------------------------------
+
+
+def _item(n: int, **extra: Any) -> SendItem:
+    row: SendItem = {"from_": FROM, "to": f"+1844555{n:04d}", "text": f"hi {n}"}
+    row.update(extra)  # type: ignore[typeddict-item]
+    return row
+
+
+async def _accepted_to(request: web.Request) -> web.Response:
+    body = await request.json()
+    return json_response({"data": message_json(to=[{"phone_number": body["to"]}])})
+
+
+@pytest.mark.redis
+async def test_limiter_outage_on_the_retry_of_a_possibly_accepted_send_is_unknown(
+    api_server: Any, tmp_path: Path
+) -> None:
+    """An item with an idempotency key is answered 500 (Telnyx may have accepted it; retried
+    with the same key), and the limiter's Redis dies before the retry: the retry never gets a
+    token, but the first attempt may have been accepted, so the outcome is ``unknown`` (the
+    error says ``outcome_unknown``), not ``not_sent``. Guards against: a message that Telnyx
+    may have taken reported as safe to send again (sent twice when the user resends it)."""
+    redis = RedisProcess(tmp_path)
+
+    async def failing_then_dead(request: web.Request) -> web.Response:
+        await request.read()
+        redis.kill()  # the limiter's Redis goes down while Telnyx answers
+        return telnyx_error(500, "10001", "Internal")
+
+    server = await api_server(failing_then_dead)
+    limits = telnyx_msg.RedisRateLimits(redis.url)
+    keyed = _item(1, options=telnyx_msg.RequestOptions(idempotency_key="k-1"))
+    seen: list[telnyx_msg.SendOutcome] = []
+    try:
+        async with telnyx_msg.AsyncClient(
+            "k", base_url=server.base_url, backoff=FAST, rate_limits=limits
+        ) as client:
+            outcomes = client.messages.send_many([keyed])
+            seen.append(await anext(outcomes))
+            with pytest.raises(telnyx_msg.RateLimiterUnavailableError):
+                await anext(outcomes)
+    finally:
+        await limits.aclose()
+        redis.close()
+    assert len(server.requests) == 1
+    assert [o.status for o in seen] == ["unknown"], [(o.status, o.reason) for o in seen]
+    assert isinstance(seen[0].error, telnyx_msg.RateLimiterUnavailableError)
+    assert seen[0].error.outcome_unknown
+
+
+class SlowToStop(RecordingLimiter):
+    """A limiter that holds the second send and, when that wait is cancelled, takes 0.3 s to
+    let go whatever cancels it meanwhile (as a limiter finishing the release of a lease over
+    the network does)."""
+
+    async def wait(self) -> None:
+        if len(self.taken) != 2:
+            return
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 0.3
+            for _ in range(100):  # bounded: each pass sleeps or is cancelled again
+                if loop.time() >= deadline:
+                    break
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(deadline - loop.time())
+            raise
+
+
+async def test_a_stop_cancelled_again_still_reports_every_pulled_item(api_server: Any) -> None:
+    """An anyio cancel scope ends a consumer that is busy between outcomes: one outcome waits
+    unconsumed and one send is still ending when the stop is itself cancelled (anyio cancels
+    every await), so the stop cannot wait. Both must still reach ``on_stop``: the waiting one
+    at once, the other when its send ends (``not_sent``: it never got a token). Guards
+    against: a pulled item with no outcome at all after a cancelled stop (the late path
+    queueing outcomes no one will read, or dropping the unconsumed ones)."""
+    server = await api_server(_accepted_to)
+    limiter = SlowToStop()
+    consumed: list[telnyx_msg.SendOutcome] = []
+    stopped: list[telnyx_msg.SendOutcome] = []
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, backoff=FAST, rate_limits=limiter
+    ) as client:
+        with anyio.move_on_after(0.5):
+            outcomes = client.messages.send_many(
+                [_item(0), _item(1), _item(2)], concurrency=3, on_stop=stopped.append
+            )
+            async with contextlib.aclosing(outcomes):
+                async for outcome in outcomes:
+                    consumed.append(outcome)
+                    await asyncio.sleep(30)  # busy: the next outcome waits for it
+        for _ in range(100):  # bounded: 2 s
+            if len(consumed) + len(stopped) == 3:
+                break
+            await asyncio.sleep(0.02)
+    assert len(consumed) == 1
+    assert sorted(o.index for o in consumed + stopped) == [0, 1, 2]
+    by_index = {o.index: o.status for o in consumed + stopped}
+    assert by_index == {0: "sent", 1: "not_sent", 2: "sent"}
+    assert len(server.requests) == 2
+
+
+async def test_a_send_that_never_started_reports_when_the_stop_is_cancelled(
+    api_server: Any,
+) -> None:
+    """The consumer leaves the loop at its second outcome just as its task is cancelled (its
+    own timeout expiring then): the send the run had just started for the third item never
+    ran, and the stop, cancelled too, cannot wait. That item still gets exactly one outcome,
+    ``not_sent`` through ``on_stop``, and nothing is written for it. Guards against: a pulled
+    item with no outcome when a stop is cancelled before its send task first ran."""
+    server = await api_server(_accepted_to)
+    consumed: list[telnyx_msg.SendOutcome] = []
+    stopped: list[telnyx_msg.SendOutcome] = []
+
+    async def consume(client: telnyx_msg.AsyncClient) -> None:
+        rows = [_item(0), _item(1), _item(2), _item(3)]
+        outcomes = client.messages.send_many(rows, concurrency=2, on_stop=stopped.append)
+        async with contextlib.aclosing(outcomes):
+            async for outcome in outcomes:
+                consumed.append(outcome)
+                if len(consumed) == 1:
+                    await asyncio.sleep(0.3)  # meanwhile the other send finishes too
+                    continue
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()  # cancelled as it stops: the stop's own wait is cut short
+                break
+
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, backoff=FAST, rate_limits=None
+    ) as client:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.ensure_future(consume(client)), 5)
+        for _ in range(100):  # bounded: 2 s
+            if len(consumed) + len(stopped) == 3:
+                break
+            await asyncio.sleep(0.02)
+    assert sorted(o.index for o in consumed) == [0, 1]
+    assert [(o.index, o.status) for o in stopped] == [(2, "not_sent")]
+    assert sorted(r.json["to"] for r in server.requests) == ["+18445550000", "+18445550001"]
+
+
+async def test_breaking_out_after_a_slow_async_input_ended_raises_nothing(
+    api_server: Any,
+) -> None:
+    """An async input (a queue consumer) yields one row, then ends after a pause, while the
+    consumer of the outcomes is busy with the first outcome; the consumer then breaks out.
+    Closing the run raises nothing and reports nothing more: the input's end is not an item.
+    Guards against: the stop reading the result of an input read that ended (or failed)
+    instead of produced an item, which raised RuntimeError (StopAsyncIteration inside the
+    generator) out of ``aclose()``."""
+    server = await api_server(_accepted_to)
+
+    async def rows() -> AsyncIterator[SendItem]:
+        yield _item(0)
+        await asyncio.sleep(0.1)
+
+    consumed: list[telnyx_msg.SendOutcome] = []
+    stopped: list[telnyx_msg.SendOutcome] = []
+    async with telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, backoff=FAST, rate_limits=None
+    ) as client:
+        outcomes = client.messages.send_many(rows(), concurrency=2, on_stop=stopped.append)
+        async with contextlib.aclosing(outcomes):
+            async for outcome in outcomes:
+                consumed.append(outcome)
+                await asyncio.sleep(0.3)  # busy: meanwhile the input ends
+                break
+    assert [(o.index, o.status) for o in consumed] == [(0, "sent")]
+    assert stopped == []
+    assert len(server.requests) == 1
+
+
+class HoldsThird(RecordingLimiter):
+    """A limiter that grants at once, except the third send's token (held until cancelled)."""
+
+    async def wait(self) -> None:
+        if len(self.taken) == 3:
+            await asyncio.sleep(30)
+
+
+async def test_the_item_that_met_the_closed_client_is_yielded_before_the_run_raises(
+    api_server: Any,
+) -> None:
+    """The client is closed while the consumer is busy: one outcome (``sent``) is already
+    waiting, and the send still waiting for its token meets ``ClientClosedError``. Without
+    ``on_stop``, the iteration yields both (the closed one ``not_sent``) and only then raises
+    ``ClientClosedError``; nothing further is pulled. Guards against: the run raising at the
+    first outcome after the close, leaving the item that met it with no outcome the caller
+    can see (it is pulled, never sent, and never reported)."""
+
+    async def second_slow(request: web.Request) -> web.Response:
+        if (await request.json())["to"].endswith("1"):
+            await asyncio.sleep(0.1)
+        return await _accepted_to(request)
+
+    server = await api_server(second_slow)
+    pulled: list[int] = []
+
+    def rows() -> Any:
+        for n in range(10):
+            pulled.append(n)
+            yield _item(n)
+
+    consumed: list[telnyx_msg.SendOutcome] = []
+    client = telnyx_msg.AsyncClient(
+        "k", base_url=server.base_url, backoff=FAST, rate_limits=HoldsThird()
+    )
+
+    async def consume() -> None:
+        async for outcome in client.messages.send_many(rows(), concurrency=3):
+            consumed.append(outcome)
+            if len(consumed) == 1:
+                await asyncio.sleep(0.3)  # busy: the second send is accepted meanwhile
+                await client.aclose()  # the app shuts down
+
+    try:
+        with pytest.raises(telnyx_msg.ClientClosedError):
+            await asyncio.wait_for(consume(), 5)
+    finally:
+        await client.aclose()
+    assert [(o.index, o.status) for o in consumed] == [(0, "sent"), (1, "sent"), (2, "not_sent")]
+    assert isinstance(consumed[2].error, telnyx_msg.ClientClosedError)
+    assert pulled == [0, 1, 2]
+    assert len(server.requests) == 2
