@@ -2134,23 +2134,34 @@ class SlowToStop(RecordingLimiter):
             raise
 
 
-async def test_a_stop_cancelled_again_still_reports_every_pulled_item(api_server: Any) -> None:
+@pytest.mark.parametrize("on_stop_raises", [False, True])
+async def test_a_stop_cancelled_again_still_reports_every_pulled_item(
+    api_server: Any, caplog: pytest.LogCaptureFixture, on_stop_raises: bool
+) -> None:
     """An anyio cancel scope ends a consumer that is busy between outcomes: one outcome waits
     unconsumed and one send is still ending when the stop is itself cancelled (anyio cancels
     every await), so the stop cannot wait. Both must still reach ``on_stop``: the waiting one
-    at once, the other when its send ends (``not_sent``: it never got a token). Guards
+    at once, the other when its send ends (``not_sent``: it never got a token), also when
+    ``on_stop`` raises for the first (logged: nobody is left to raise it to). Guards
     against: a pulled item with no outcome at all after a cancelled stop (the late path
-    queueing outcomes no one will read, or dropping the unconsumed ones)."""
+    queueing outcomes no one will read, or dropping the unconsumed ones, or an ``on_stop``
+    error escaping it and skipping the rest)."""
     server = await api_server(_accepted_to)
     limiter = SlowToStop()
     consumed: list[telnyx_msg.SendOutcome] = []
     stopped: list[telnyx_msg.SendOutcome] = []
+
+    def on_stop(outcome: telnyx_msg.SendOutcome) -> None:
+        stopped.append(outcome)
+        if on_stop_raises and len(stopped) == 1:
+            raise RuntimeError("the caller's on_stop failed")
+
     async with telnyx_msg.AsyncClient(
         "k", base_url=server.base_url, backoff=FAST, rate_limits=limiter
     ) as client:
         with anyio.move_on_after(0.5):
             outcomes = client.messages.send_many(
-                [_item(0), _item(1), _item(2)], concurrency=3, on_stop=stopped.append
+                [_item(0), _item(1), _item(2)], concurrency=3, on_stop=on_stop
             )
             async with contextlib.aclosing(outcomes):
                 async for outcome in outcomes:
@@ -2160,6 +2171,7 @@ async def test_a_stop_cancelled_again_still_reports_every_pulled_item(api_server
             if len(consumed) + len(stopped) == 3:
                 break
             await asyncio.sleep(0.02)
+    assert ("on_stop raised" in caplog.text) == on_stop_raises
     assert len(consumed) == 1
     assert sorted(o.index for o in consumed + stopped) == [0, 1, 2]
     by_index = {o.index: o.status for o in consumed + stopped}
