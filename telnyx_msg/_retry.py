@@ -26,8 +26,8 @@ not process them, the client's rate limiter slows down and paces the retry, and 
 rather wait out a limit its limiter is converging to than end messages ``not_sent``.
 
 When the retries run out, the last error is raised. ``outcome_unknown`` says whether the call
-may have taken effect, whatever its retry safety: True after a 5xx other than 503 (or a 303) to
-anything but a GET, and after a connection lost once the request was written (see ``errors``), in
+may have taken effect, whatever its retry safety: True after a 5xx other than 503 and 511 (or a
+303) to anything but a GET, and after a connection lost once the request was written (see ``errors``), in
 the last attempt or any earlier one (``_wire.reached_earlier``).
 
 A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
@@ -171,7 +171,7 @@ def status_retryable(
 
 def status_outcome_unknown(status: int, method: str) -> bool:
     """A 5xx other than 503 to a call that changes something: Telnyx may have acted on it.
-    Not a 511 (Network Authentication Required): a captive portal's answer, never an origin's.
+    Not a 511 (Network Authentication Required): a captive portal's answer, never Telnyx's.
     Also a 303 (See Other), which a server sends after it acted on a POST.
 
     Retry safety does not enter into it: an idempotency key makes a retry harmless, but when
