@@ -27,8 +27,8 @@ rather wait out a limit its limiter is converging to than end messages ``not_sen
 
 When the retries run out, the last error is raised. ``outcome_unknown`` says whether the call
 may have taken effect, whatever its retry safety: True after a 5xx other than 503 and 511 (or a
-303) to anything but a GET, and after a connection lost once the request was written (see ``errors``), in
-the last attempt or any earlier one (``_wire.reached_earlier``).
+303) to anything but a GET, and after a connection lost once the request was written (see
+``errors``), in the last attempt or any earlier one (``_wire.reached_earlier``).
 
 A response header ``x-should-retry: true`` or ``false`` overrides the status rows (not the
 transport rows): the server that saw the request knows whether repeating it is safe. This is the

@@ -259,10 +259,10 @@ class APIStatusError(TelnyxError):
 
     ``errors`` holds Telnyx's error objects, ``code`` the first one's code, ``request_id`` the
     response's request id header when present, ``headers`` all its headers (case-insensitive),
-    and ``body`` the decoded body (or raw text).
-    ``outcome_unknown`` is True when the call may have taken effect anyway: a 5xx other than 503
-    and 511 (or a 303) to anything but a GET, also after retries with an idempotency key (an earlier attempt may
-    have been accepted; resending with the same key within 24 h is safe).
+    and ``body`` the decoded body (or raw text). ``outcome_unknown`` is True when the call may
+    have taken effect anyway: a 5xx other than 503 and 511 (or a 303) to anything but a GET,
+    also after retries with an idempotency key (an earlier attempt may have been accepted;
+    resending with the same key within 24 h is safe).
     """
 
     def __init__(
