@@ -463,7 +463,7 @@ class AsyncClient(ResourceTree[AsyncMode]):
             log.info(
                 "retrying %s %s after %s in %.2f s (retry %d of %d%s)",
                 *(wire.method, wire.path, what, delay, attempt + 1, max_retries),
-                f" plus up to {BULK_THROTTLE_RETRIES} after 429s in send_many" if free else "",
+                f" + up to {BULK_THROTTLE_RETRIES} for 429s" if free else "",
             )
             await self._sleep_to_retry(delay, wire, reached)
             attempt += 1

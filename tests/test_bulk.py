@@ -157,7 +157,7 @@ async def test_an_item_throttled_more_often_than_max_retries_is_still_sent(
         outcomes = [o async for o in client.messages.send_many(numbers(1))]
         assert [o.status for o in outcomes] == ["sent"]
         assert seen["+18445550000"] == 7
-        assert "(retry 6 of 2 plus up to 8 after 429s in send_many)" in caplog.text
+        assert "(retry 6 of 2 + up to 8 for 429s)" in caplog.text
         never: SendItem = {"from_": "+18005550101", "to": "+18445550009", "text": "hi"}
         (outcome,) = [o async for o in client.messages.send_many([never])]
         assert outcome.status == "not_sent"
