@@ -923,6 +923,14 @@ async def run_bulk(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in handled:
             loop.remove_signal_handler(signum)
+        if run.stopped:
+            # Ending on a signal: a repeat now (an echo through `timeout`) would be raised as
+            # KeyboardInterrupt wherever asyncio's shutdown is, which can end it in
+            # "Event loop stopped before Future completed" (exit 1). main() puts the handlers
+            # back once the command has returned.
+            with contextlib.suppress(ValueError):  # not the main thread
+                for signum in handled:
+                    signal.signal(signum, signal.SIG_IGN)
 
 
 class ShardLost(TelnyxError):
