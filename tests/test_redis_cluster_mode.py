@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -33,10 +34,26 @@ from tests.test_webhook_queue import event_body, parsed, verifier
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
 
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 above it, so at most 55535) is free too: an
+    ephemeral port above that made redis-server refuse to start ("port number too high")."""
+    for _ in range(200):  # bounded: about one ephemeral port in six is above 55535
+        port = _free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free port pair for a cluster-mode redis-server")
+
+
 def _start_cluster_node(binary: str, workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
     """Start one cluster-mode redis-server; a few tries (a free port can be taken meanwhile)."""
     for attempt in range(3):
-        port = _free_port()
+        port = _free_cluster_port()
         conf = workdir / f"nodes-{attempt}.conf"
         args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += [
