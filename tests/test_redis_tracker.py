@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import json
 import subprocess
 import sys
 import time
-import tracemalloc
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,7 +26,7 @@ from telnyx_msg import (
 )
 from telnyx_msg.models import Recipient, WebhookEvent, WebhookEventType
 from tests.redis_proc import RedisProcess, unused_url
-from tests.test_tracker import unreadable_finalized
+from tests.test_tracker import bytes_kept_by_timed_out_waits, unreadable_finalized
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
@@ -797,17 +795,7 @@ async def test_redis_waits_that_time_out_leave_no_memory_behind(
     await tracker.result("warm-up")
     with pytest.raises(TimeoutError):
         await tracker.final_status("m-warm-up", timeout=0)  # subscribes
-    here = tracemalloc.Filter(True, inspect.getfile(RedisDeliveryTracker))
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot().filter_traces([here])
-        for n in range(500):
-            with pytest.raises(TimeoutError):
-                await tracker.final_status(f"m-never-{n}", timeout=0)
-        after = tracemalloc.take_snapshot().filter_traces([here])
-    finally:
-        tracemalloc.stop()
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    grown = await bytes_kept_by_timed_out_waits(tracker, 500)
     assert tracker.waiting == 0
     assert grown < 20_000, f"{grown} bytes kept after 500 timed-out waits"
 
