@@ -22,7 +22,7 @@ from urllib.parse import quote
 import attrs
 from attrs import frozen
 
-from telnyx_msg._validate import NOT_GIVEN, SHORT_CODE_RE, wire_name
+from telnyx_msg._validate import NOT_GIVEN, PLUS_SHORT_CODE_RE, SHORT_CODE_RE, wire_name
 from telnyx_msg.errors import ValidationError
 
 P = ParamSpec("P")
@@ -30,9 +30,6 @@ R = TypeVar("R")
 
 Envelope = Literal["data", "bare", "none"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
-# A short code written with a "+": the shortest international phone numbers (country code and
-# subscriber number, e.g. Niue's +683 NNNN) have 7 digits.
-_TOO_SHORT_FOR_E164 = re.compile(r"\+[0-9]{3,6}")
 
 
 @frozen
@@ -63,7 +60,7 @@ class Lane:
                 if sender[:1] == "+" and (
                     SHORT_CODE_RE.fullmatch(sender[1:])
                     if self.short_code
-                    else _TOO_SHORT_FOR_E164.fullmatch(sender)
+                    else PLUS_SHORT_CODE_RE.fullmatch(sender)
                 ):
                     sender = sender[1:]
                 break

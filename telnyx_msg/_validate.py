@@ -27,6 +27,9 @@ from telnyx_msg.errors import ValidationError
 
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 SHORT_CODE_RE = re.compile(r"[0-9]{3,8}")
+# A short code written with a "+": the shortest international phone numbers (country code and
+# subscriber number, e.g. Niue's +683 NNNN) have 7 digits.
+PLUS_SHORT_CODE_RE = re.compile(r"\+[0-9]{3,6}")
 _SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[Ee]\+?[0-9]{1,2}")
 ALPHANUMERIC_RE = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 WHATSAPP_USER_RE = re.compile(r"[A-Z]{2}\.[0-9]{5,40}")

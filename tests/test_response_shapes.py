@@ -300,7 +300,21 @@ async def test_profile_metrics_with_one_odd_field_is_still_telnyxs_answer() -> N
     assert "proxy" not in str(raised.value)
 
 
-async def test_a_data_list_answering_cancel_scheduled_is_not_telnyx_s(api_server: Any) -> None:
+@pytest.mark.parametrize(
+    ("body", "call", "accepted"),
+    [
+        (
+            {"data": []},
+            lambda c: c.messages.cancel_scheduled("40385f64-5717-4562-b3fc-2c963f66afa6"),
+            False,
+        ),
+        ({"data": [7], "meta": {}}, lambda c: c.messaging_profile_metrics.list(), True),
+    ],
+    ids=["cancel-answered-a-data-list", "profile-metrics-data-list"],
+)
+async def test_a_bare_data_list_is_telnyx_s_only_for_the_profile_metrics(
+    api_server: Any, body: dict[str, Any], call: Any, accepted: bool
+) -> None:
     """docs/errors.md: a 2xx is Telnyx's envelope (so the request was accepted) when, for a bare
     answer such as ``messages.cancel_scheduled``'s, it names its ``id``, "or the profile
     metrics' object with a ``data`` list". The data-list rule is applied to every bare answer,
@@ -308,10 +322,12 @@ async def test_a_data_list_answering_cancel_scheduled_is_not_telnyx_s(api_server
     (an empty JSON list page) says the cancel was accepted (``accepted`` True,
     ``outcome_unknown`` False): the app believes the scheduled message cancelled while Telnyx
     may never have seen the request and will send it. Telnyx's cancel answer is the message
-    object itself, never a ``data`` list, so this must be ``outcome_unknown``."""
+    object itself, never a ``data`` list, so this must be ``outcome_unknown``.
+    The profile metrics' own bare answer with a ``data`` list whose items cannot be read
+    stays accepted (Telnyx's envelope): the guard for that fix."""
 
     async def answer(_: web.Request) -> web.StreamResponse:
-        return json_response({"data": []})
+        return json_response(body)
 
     handler: Handler = answer
     server: ApiServer = await api_server(handler)
@@ -319,22 +335,5 @@ async def test_a_data_list_answering_cancel_scheduled_is_not_telnyx_s(api_server
         "KEY0123456789", base_url=server.base_url, rate_limits=None
     ) as client:
         with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
-            await client.messages.cancel_scheduled("40385f64-5717-4562-b3fc-2c963f66afa6")
-    assert (raised.value.accepted, raised.value.outcome_unknown) == (False, True)
-
-
-async def test_the_profile_metrics_data_list_is_still_telnyx_s(api_server: Any) -> None:
-    """Guard for the fix of the test above: the profile metrics' own bare answer with a
-    ``data`` list whose items cannot be read stays accepted (Telnyx's envelope)."""
-
-    async def answer(_: web.Request) -> web.StreamResponse:
-        return json_response({"data": [7], "meta": {}})
-
-    handler: Handler = answer
-    server: ApiServer = await api_server(handler)
-    async with telnyx_msg.AsyncClient(
-        "KEY0123456789", base_url=server.base_url, rate_limits=None
-    ) as client:
-        with pytest.raises(telnyx_msg.APIResponseValidationError) as raised:
-            await client.messaging_profile_metrics.list()
-    assert (raised.value.accepted, raised.value.outcome_unknown) == (True, False)
+            await call(client)
+    assert (raised.value.accepted, raised.value.outcome_unknown) == (accepted, not accepted)

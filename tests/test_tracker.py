@@ -431,6 +431,19 @@ async def test_an_unreadable_message_sent_does_not_fail_the_wait() -> None:
     assert (await asyncio.wait_for(waiter, 5)).id == "m-sent"
 
 
+async def remembered_and_forgotten(
+    tracker: DeliveryTracker, remembered: tuple[str, ...], why: str, forgotten: str
+) -> None:
+    """Waiting for a ``remembered`` id raises ``LookupError`` (matching ``why``) at once; the
+    ``forgotten`` one is waited for again (and times out); no waiter is left behind."""
+    for message_id in remembered:
+        with pytest.raises(LookupError, match=why):
+            await tracker.final_status(message_id, timeout=5)
+    with pytest.raises(TimeoutError):
+        await tracker.final_status(forgotten, timeout=0.01)
+    assert tracker.waiting == 0
+
+
 @pytest.mark.anyio
 async def test_the_ids_of_unreadable_final_statuses_are_bounded_oldest_forgotten_first() -> None:
     """Kills the mutants of ``_fail`` that keep every unreadable id (no bound) or forget the
@@ -441,12 +454,7 @@ async def test_the_ids_of_unreadable_final_statuses_are_bounded_oldest_forgotten
     tracker = DeliveryTracker(max_size=2)
     for message_id in ("u-a", "u-b", "u-c"):
         await tracker.handle(unreadable_finalized(message_id))
-    for message_id in ("u-b", "u-c"):
-        with pytest.raises(LookupError, match="not one this SDK reads"):
-            await tracker.final_status(message_id, timeout=5)
-    with pytest.raises(TimeoutError):
-        await tracker.final_status("u-a", timeout=0.01)
-    assert tracker.waiting == 0
+    await remembered_and_forgotten(tracker, ("u-b", "u-c"), "not one this SDK reads", "u-a")
 
 
 @pytest.mark.anyio
@@ -615,12 +623,7 @@ async def test_the_most_recently_dropped_ids_are_the_ones_remembered() -> None:
     for message_id in ("a", "b", "c", "d", "e"):
         tracker.record(finalized(message_id))
     # kept: d, e; dropped and remembered: b, c; forgotten: a
-    for message_id in ("b", "c"):
-        with pytest.raises(LookupError, match="dropped to stay within max_size"):
-            await tracker.final_status(message_id, timeout=0.05)
-    with pytest.raises(TimeoutError):
-        await tracker.final_status("a", timeout=0.01)
-    assert tracker.waiting == 0
+    await remembered_and_forgotten(tracker, ("b", "c"), "dropped to stay within max_size", "a")
 
 
 @pytest.mark.anyio
